@@ -1,0 +1,232 @@
+//! Runs a scan: chooses the benchmark, selects the profile's rules, evaluates them
+//! in parallel over one shared set of facts, and scores the result.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rayon::prelude::*;
+use time::OffsetDateTime;
+
+use crate::content::{self, Benchmark, Rule};
+use crate::error::AgentError;
+use crate::facts::{kv, Facts};
+use crate::model::{Outcome, Profile, Severity, Status};
+
+/// What to scan and how.
+#[derive(Debug, Clone)]
+pub struct ScanConfig {
+    pub root: PathBuf,
+    /// Our benchmark ID, or `None` to choose from the root's os-release.
+    pub benchmark: Option<String>,
+    pub profile: Profile,
+    /// Rule IDs reported `exempted` instead of evaluated.
+    pub exempt: BTreeSet<String>,
+}
+
+/// The outcome of one rule in a scan.
+#[derive(Debug, Clone)]
+pub struct RuleResult {
+    pub rule: &'static Rule,
+    pub status: Status,
+    pub evidence: Vec<String>,
+}
+
+/// Counts and score of a scan.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Summary {
+    /// passed ÷ (passed + failed + error) × 100, one decimal; 0 when nothing was scored.
+    pub score: f64,
+    pub passed: usize,
+    pub failed: usize,
+    pub error: usize,
+    pub not_applicable: usize,
+    pub not_checked: usize,
+    pub exempted: usize,
+    /// Failed rules per severity: critical, high, medium, low.
+    pub failed_by_severity: [usize; 4],
+}
+
+/// Identity of the scanned system.
+#[derive(Debug, Clone)]
+pub struct HostInfo {
+    pub hostname: String,
+    pub os: String,
+}
+
+/// A finished scan.
+#[derive(Debug, Clone)]
+pub struct ScanReport {
+    pub benchmark: &'static Benchmark,
+    pub profile: Profile,
+    pub root: PathBuf,
+    pub live: bool,
+    pub host: HostInfo,
+    pub started_at: OffsetDateTime,
+    pub finished_at: OffsetDateTime,
+    pub duration_ms: u64,
+    pub results: Vec<RuleResult>,
+    pub summary: Summary,
+}
+
+/// Scores a list of statuses per SPEC §4.
+pub fn summarize<'a>(results: impl IntoIterator<Item = (Status, Severity)>) -> Summary {
+    let mut s = Summary::default();
+    for (status, sev) in results {
+        match status {
+            Status::Pass => s.passed += 1,
+            Status::Fail => {
+                s.failed += 1;
+                s.failed_by_severity[match sev {
+                    Severity::Critical => 0,
+                    Severity::High => 1,
+                    Severity::Medium => 2,
+                    Severity::Low => 3,
+                }] += 1;
+            }
+            Status::Error => s.error += 1,
+            Status::NotApplicable => s.not_applicable += 1,
+            Status::NotChecked => s.not_checked += 1,
+            Status::Exempted => s.exempted += 1,
+        }
+    }
+    let scored = s.passed + s.failed + s.error;
+    if scored > 0 {
+        s.score = (s.passed as f64 * 1000.0 / scored as f64).round() / 10.0;
+    }
+    s
+}
+
+/// Checks that the root is a directory and says whether it is the live system.
+pub fn open_root(root: &Path) -> Result<(PathBuf, bool), AgentError> {
+    let bad = |reason: String| AgentError::BadRoot { path: root.display().to_string(), reason };
+    let meta = std::fs::metadata(root).map_err(|e| bad(e.to_string()))?;
+    if !meta.is_dir() {
+        return Err(bad("it is not a directory".into()));
+    }
+    let canon = root.canonicalize().map_err(|e| bad(e.to_string()))?;
+    std::fs::read_dir(&canon).map_err(|e| bad(e.to_string()))?;
+    let live = canon == Path::new("/");
+    Ok((canon, live))
+}
+
+/// The os-release of the root: (ID, VERSION_ID, PRETTY_NAME, file read).
+pub fn os_release(facts: &Facts) -> Option<(String, String, String, String)> {
+    for path in ["/etc/os-release", "/usr/lib/os-release"] {
+        if let Ok(Some(text)) = facts.read(path) {
+            let s = kv::parse(&text, path, kv::Separator::Equals);
+            let get = |k: &str| kv::last(&s, k, false).map(|x| x.value.clone()).unwrap_or_default();
+            return Some((get("ID"), get("VERSION_ID"), get("PRETTY_NAME"), path.to_string()));
+        }
+    }
+    None
+}
+
+/// Chooses the benchmark: the one named, or the one whose OS matches os-release.
+pub fn choose_benchmark(facts: &Facts, requested: Option<&str>) -> Result<&'static Benchmark, AgentError> {
+    let all = content::benchmarks()?;
+    let names = || all.iter().map(|b| b.id.as_str()).collect::<Vec<_>>().join(", ");
+    if let Some(id) = requested {
+        return all.iter().find(|b| b.id == id).ok_or_else(|| AgentError::UnknownBenchmark(id.to_string(), names()));
+    }
+    let (id, version, pretty, src) = os_release(facts).ok_or(AgentError::NoOsRelease)?;
+    all.iter()
+        .find(|b| b.os_id == id && b.os_versions.iter().any(|v| v == &version))
+        .ok_or_else(|| AgentError::UnsupportedOs {
+            os: if pretty.is_empty() { format!("{id} {version}") } else { pretty },
+            source_file: src,
+            supported: names(),
+        })
+}
+
+fn host_info(facts: &Facts) -> HostInfo {
+    let hostname = if facts.is_live() {
+        facts.read_runtime("/proc/sys/kernel/hostname").ok().flatten()
+    } else {
+        None
+    }
+    .or_else(|| facts.read("/etc/hostname").ok().flatten())
+    .map(|h| h.trim().to_string())
+    .filter(|h| !h.is_empty())
+    .unwrap_or_else(|| "unknown".into());
+    let os = os_release(facts).map(|o| if o.2.is_empty() { format!("{} {}", o.0, o.1) } else { o.2 }).unwrap_or_default();
+    HostInfo { hostname, os }
+}
+
+/// Evaluates one rule. Manual rules are `not_checked`; an offline root adds a note
+/// to rules whose outcome could not consider runtime state.
+pub fn evaluate(rule: &'static Rule, facts: &Facts) -> RuleResult {
+    let outcome = match &rule.check {
+        None => Outcome::new(Status::NotChecked, vec!["manual recommendation: review by hand; never counted as passed".into()]),
+        Some(check) => {
+            let mut o = check.eval(facts);
+            if o.evidence.is_empty() {
+                o.evidence.push("the check produced no evidence".into());
+            }
+            o
+        }
+    };
+    RuleResult { rule, status: outcome.status, evidence: outcome.evidence }
+}
+
+/// Runs a scan of `facts` against `benchmark` at `profile`.
+pub fn scan_with(facts: &Facts, benchmark: &'static Benchmark, profile: Profile, exempt: &BTreeSet<String>) -> ScanReport {
+    let started_at = OffsetDateTime::now_utc();
+    let t0 = Instant::now();
+    let rules: Vec<&'static Rule> = benchmark.rules.iter().filter(|r| r.in_profile(profile)).collect();
+    let results: Vec<RuleResult> = rules
+        .par_iter()
+        .map(|rule| {
+            if exempt.contains(&rule.id) {
+                RuleResult { rule, status: Status::Exempted, evidence: vec!["exempted by the operator".into()] }
+            } else {
+                evaluate(rule, facts)
+            }
+        })
+        .collect();
+    let summary = summarize(results.iter().map(|r| (r.status, r.rule.severity)));
+    ScanReport {
+        benchmark,
+        profile,
+        root: facts.root().to_path_buf(),
+        live: facts.is_live(),
+        host: host_info(facts),
+        started_at,
+        finished_at: OffsetDateTime::now_utc(),
+        duration_ms: t0.elapsed().as_millis() as u64,
+        results,
+        summary,
+    }
+}
+
+/// Opens the root, chooses the benchmark and runs the scan.
+pub fn scan(cfg: &ScanConfig) -> Result<ScanReport, AgentError> {
+    let (root, live) = open_root(&cfg.root)?;
+    let facts = Facts::new(&root, live);
+    let benchmark = choose_benchmark(&facts, cfg.benchmark.as_deref())?;
+    for id in &cfg.exempt {
+        if !benchmark.rules.iter().any(|r| &r.id == id) {
+            return Err(AgentError::UnknownExemption(id.clone(), benchmark.id.clone()));
+        }
+    }
+    let mut report = scan_with(&facts, benchmark, cfg.profile, &cfg.exempt);
+    report.root = cfg.root.clone();
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn score_excludes_unscored_statuses() {
+        use Severity::*;
+        use Status::*;
+        let s = summarize([(Pass, Low), (Pass, Low), (Fail, Critical), (Error, Low), (NotApplicable, Low), (NotChecked, Low), (Exempted, High)]);
+        assert_eq!(s.score, 50.0);
+        assert_eq!((s.passed, s.failed, s.error, s.not_applicable, s.not_checked, s.exempted), (2, 1, 1, 1, 1, 1));
+        assert_eq!(s.failed_by_severity, [1, 0, 0, 0]);
+        assert_eq!(summarize([(Pass, Low), (Fail, Low), (Fail, Low)]).score, 33.3);
+        assert_eq!(summarize([]).score, 0.0);
+    }
+}

@@ -1,0 +1,372 @@
+//! Fact probes: everything a rule may know about the scanned system, read natively
+//! and rooted at the scan root (`/` for a live host, or an image's root).
+//!
+//! Every fact is read at most once per scan ([`Facts::memo`]) and shared by all the
+//! rules that need it. Paths given to probes are as seen *inside* the root, e.g.
+//! `/etc/ssh/sshd_config`; symlinks are resolved inside the root, never outside it.
+
+pub mod accounts;
+pub mod kv;
+pub mod modules;
+pub mod mounts;
+pub mod packages;
+pub mod sysctl;
+pub mod units;
+pub mod walk;
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// The largest file a probe will read as configuration text.
+pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
+/// Symlinks followed while resolving one path before it counts as a loop.
+const MAX_SYMLINK_HOPS: usize = 40;
+
+/// Why a fact could not be read. Cheap to clone so a cached failure can be shared.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FactError {
+    /// The file exists but reading it failed (permissions, I/O error).
+    #[error("cannot read {path}: {reason}")]
+    Unreadable { path: String, reason: String },
+    /// The file is larger than any configuration file should be.
+    #[error("{path} is {size} bytes, larger than the {limit}-byte limit for a configuration file")]
+    TooLarge { path: String, size: u64, limit: u64 },
+    /// Resolving the path went round in a symlink loop.
+    #[error("symlink loop while resolving {path}")]
+    SymlinkLoop { path: String },
+    /// A runtime-only fact asked for while scanning an offline root.
+    #[error("{what} is a runtime fact, not available when scanning an offline root")]
+    RuntimeOnly { what: String },
+    /// The content could not be understood.
+    #[error("cannot parse {path}: {reason}")]
+    Malformed { path: String, reason: String },
+}
+
+/// The kind of a filesystem object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    File,
+    Dir,
+    Symlink,
+    Other,
+}
+
+/// Ownership and mode of a file, as `stat` reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileMeta {
+    /// The path inside the root that was finally examined (after symlinks).
+    pub path: String,
+    pub kind: FileKind,
+    /// Permission bits including setuid, setgid and sticky (`mode & 0o7777`).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+}
+
+impl FileMeta {
+    fn from_metadata(path: String, m: &fs::Metadata) -> FileMeta {
+        let ft = m.file_type();
+        let kind = if ft.is_symlink() {
+            FileKind::Symlink
+        } else if ft.is_dir() {
+            FileKind::Dir
+        } else if ft.is_file() {
+            FileKind::File
+        } else {
+            FileKind::Other
+        };
+        FileMeta { path, kind, mode: m.permissions().mode() & 0o7777, uid: m.uid(), gid: m.gid(), size: m.size() }
+    }
+}
+
+type MemoCell = Arc<OnceLock<Arc<dyn Any + Send + Sync>>>;
+
+/// The facts of one scan, rooted at one directory.
+pub struct Facts {
+    root: PathBuf,
+    live: bool,
+    memo: Mutex<HashMap<(TypeId, String), MemoCell>>,
+}
+
+impl Facts {
+    /// Facts of the tree at `root`. `live` says whether `/proc`, `/sys` and `/run`
+    /// under the root describe a running system (true for `/`, and for test fixtures
+    /// that supply them).
+    pub fn new(root: &Path, live: bool) -> Facts {
+        Facts { root: root.to_path_buf(), live, memo: Mutex::new(HashMap::new()) }
+    }
+
+    /// The scan root on the host.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Whether runtime facts (/proc, /sys, /run) describe a running system.
+    pub fn is_live(&self) -> bool {
+        self.live
+    }
+
+    /// Computes a fact once per scan under `key` and shares it. Concurrent callers
+    /// of the same key wait for the first computation.
+    pub fn memo<T: Any + Send + Sync>(&self, key: &str, compute: impl FnOnce() -> T) -> Arc<T> {
+        let cell = {
+            let mut map = self.memo.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry((TypeId::of::<T>(), key.to_string())).or_default().clone()
+        };
+        let value = cell.get_or_init(|| Arc::new(compute()) as Arc<dyn Any + Send + Sync>).clone();
+        match value.downcast::<T>() {
+            Ok(v) => v,
+            // The cell is keyed by T's TypeId, so it only ever holds a T.
+            Err(_) => unreachable!("fact cache cell keyed by TypeId holds another type"),
+        }
+    }
+
+    /// Resolves `path` (as seen inside the root) to a host path, following symlinks
+    /// inside the root. With `follow_last` false the final component is not followed.
+    pub fn resolve(&self, path: &str, follow_last: bool) -> Result<PathBuf, FactError> {
+        let mut pending: Vec<String> = components(path).into_iter().rev().collect();
+        let mut current: Vec<String> = Vec::new();
+        let mut hops = 0;
+        while let Some(part) = pending.pop() {
+            match part.as_str() {
+                "" | "." => continue,
+                ".." => {
+                    current.pop();
+                    continue;
+                }
+                _ => {}
+            }
+            let candidate = self.host_of(&current).join(&part);
+            let is_last = pending.is_empty();
+            match fs::symlink_metadata(&candidate) {
+                Ok(m) if m.file_type().is_symlink() && (follow_last || !is_last) => {
+                    hops += 1;
+                    if hops > MAX_SYMLINK_HOPS {
+                        return Err(FactError::SymlinkLoop { path: path.to_string() });
+                    }
+                    let target = fs::read_link(&candidate).map_err(|e| unreadable(path, &e))?;
+                    let target = target.to_string_lossy().into_owned();
+                    if target.starts_with('/') {
+                        current.clear();
+                    }
+                    for c in components(&target).into_iter().rev() {
+                        pending.push(c);
+                    }
+                }
+                Ok(_) => current.push(part),
+                Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(20) => {
+                    // Missing (or a file used as a directory): the rest cannot exist.
+                    current.push(part);
+                    while let Some(rest) = pending.pop() {
+                        current.push(rest);
+                    }
+                }
+                Err(e) => return Err(unreadable(path, &e)),
+            }
+        }
+        Ok(self.host_of(&current))
+    }
+
+    fn host_of(&self, parts: &[String]) -> PathBuf {
+        let mut p = self.root.clone();
+        for c in parts {
+            p.push(c);
+        }
+        p
+    }
+
+    /// Reads a text file inside the root. `Ok(None)` when it does not exist. Bytes that
+    /// are not UTF-8 are replaced, never fatal. Files over [`MAX_CONFIG_BYTES`] are an error.
+    pub fn read(&self, path: &str) -> Result<Option<Arc<str>>, FactError> {
+        let r = self.memo(&format!("file:{path}"), || self.read_uncached(path));
+        (*r).clone()
+    }
+
+    fn read_uncached(&self, path: &str) -> Result<Option<Arc<str>>, FactError> {
+        let host = self.resolve(path, true)?;
+        let file = match fs::File::open(&host) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(20) => return Ok(None),
+            Err(e) => return Err(unreadable(path, &e)),
+        };
+        let meta = file.metadata().map_err(|e| unreadable(path, &e))?;
+        if meta.is_dir() {
+            return Err(FactError::Unreadable { path: path.to_string(), reason: "it is a directory".into() });
+        }
+        if meta.len() > MAX_CONFIG_BYTES {
+            return Err(FactError::TooLarge { path: path.to_string(), size: meta.len(), limit: MAX_CONFIG_BYTES });
+        }
+        let mut buf = Vec::new();
+        file.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut buf).map_err(|e| unreadable(path, &e))?;
+        if buf.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(FactError::TooLarge { path: path.to_string(), size: buf.len() as u64, limit: MAX_CONFIG_BYTES });
+        }
+        Ok(Some(Arc::from(String::from_utf8_lossy(&buf).as_ref())))
+    }
+
+    /// Reads a runtime file (/proc, /sys, /run). An offline root gives
+    /// [`FactError::RuntimeOnly`].
+    pub fn read_runtime(&self, path: &str) -> Result<Option<Arc<str>>, FactError> {
+        if !self.live {
+            return Err(FactError::RuntimeOnly { what: path.to_string() });
+        }
+        self.read(path)
+    }
+
+    /// `stat` of a path inside the root, following symlinks. `Ok(None)` if missing.
+    pub fn stat(&self, path: &str) -> Result<Option<FileMeta>, FactError> {
+        self.meta(path, true)
+    }
+
+    /// `lstat` of a path inside the root. `Ok(None)` if missing.
+    pub fn lstat(&self, path: &str) -> Result<Option<FileMeta>, FactError> {
+        self.meta(path, false)
+    }
+
+    fn meta(&self, path: &str, follow: bool) -> Result<Option<FileMeta>, FactError> {
+        let host = self.resolve(path, follow)?;
+        match fs::symlink_metadata(&host) {
+            Ok(m) => Ok(Some(FileMeta::from_metadata(self.inner_path(&host), &m))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(20) => Ok(None),
+            Err(e) => Err(unreadable(path, &e)),
+        }
+    }
+
+    /// The target of a symlink inside the root, as written in the link.
+    pub fn read_link(&self, path: &str) -> Result<Option<String>, FactError> {
+        let host = self.resolve(path, false)?;
+        match fs::read_link(&host) {
+            Ok(t) => Ok(Some(t.to_string_lossy().into_owned())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::InvalidInput => Ok(None),
+            Err(e) if e.raw_os_error() == Some(20) => Ok(None),
+            Err(e) => Err(unreadable(path, &e)),
+        }
+    }
+
+    /// Names in a directory inside the root, sorted. `Ok(empty)` if it does not exist.
+    pub fn list_dir(&self, path: &str) -> Result<Vec<String>, FactError> {
+        let host = self.resolve(path, true)?;
+        let rd = match fs::read_dir(&host) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(20) => return Ok(Vec::new()),
+            Err(e) => return Err(unreadable(path, &e)),
+        };
+        let mut names = Vec::new();
+        for entry in rd {
+            let entry = entry.map_err(|e| unreadable(path, &e))?;
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Files in `dir` whose names end with `suffix` (empty for all), as inside paths,
+    /// sorted by name — the order in which drop-in directories are read.
+    pub fn dir_files(&self, dir: &str, suffix: &str) -> Result<Vec<String>, FactError> {
+        let dir = dir.trim_end_matches('/');
+        Ok(self
+            .list_dir(dir)?
+            .into_iter()
+            .filter(|n| n.ends_with(suffix) && !n.starts_with('.'))
+            .map(|n| format!("{dir}/{n}"))
+            .collect())
+    }
+
+    /// Paths inside the root matching a glob pattern such as `/etc/ssh/ssh_host_*_key`.
+    pub fn glob(&self, pattern: &str) -> Result<Vec<String>, FactError> {
+        let host_pattern = format!("{}{}", self.root.display().to_string().trim_end_matches('/'), pattern);
+        let paths = glob::glob(&host_pattern)
+            .map_err(|e| FactError::Malformed { path: pattern.to_string(), reason: e.to_string() })?;
+        let mut out: Vec<String> = paths.filter_map(Result::ok).map(|p| self.inner_path(&p)).collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Converts a host path under the root back to the path seen inside the root.
+    pub fn inner_path(&self, host: &Path) -> String {
+        match host.strip_prefix(&self.root) {
+            Ok(rel) => format!("/{}", rel.display()),
+            Err(_) => host.display().to_string(),
+        }
+    }
+}
+
+fn components(path: &str) -> Vec<String> {
+    Path::new(path)
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+            Component::ParentDir => Some("..".to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn unreadable(path: &str, e: &io::Error) -> FactError {
+    FactError::Unreadable { path: path.to_string(), reason: e.to_string() }
+}
+
+/// Strips a `#` comment and surrounding whitespace from a configuration line.
+pub fn strip_comment(line: &str) -> &str {
+    match line.find('#') {
+        Some(i) => line[..i].trim(),
+        None => line.trim(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn absolute_symlinks_resolve_inside_the_root() {
+        let t = tempfile::tempdir().unwrap();
+        fs::create_dir_all(t.path().join("etc/real")).unwrap();
+        fs::write(t.path().join("etc/real/f"), "inside").unwrap();
+        symlink("/etc/real", t.path().join("etc/link")).unwrap();
+        let facts = Facts::new(t.path(), false);
+        assert_eq!(facts.read("/etc/link/f").unwrap().as_deref(), Some("inside"));
+        let m = facts.stat("/etc/link").unwrap().unwrap();
+        assert_eq!(m.path, "/etc/real");
+        assert_eq!(m.kind, FileKind::Dir);
+    }
+
+    #[test]
+    fn symlink_loops_are_errors_not_hangs() {
+        let t = tempfile::tempdir().unwrap();
+        symlink("/b", t.path().join("a")).unwrap();
+        symlink("/a", t.path().join("b")).unwrap();
+        let facts = Facts::new(t.path(), false);
+        assert!(matches!(facts.read("/a"), Err(FactError::SymlinkLoop { .. })));
+    }
+
+    #[test]
+    fn dotdot_cannot_escape_the_root() {
+        let t = tempfile::tempdir().unwrap();
+        fs::create_dir_all(t.path().join("etc")).unwrap();
+        symlink("../../../../etc/hostname", t.path().join("etc/esc")).unwrap();
+        let facts = Facts::new(t.path(), false);
+        let host = facts.resolve("/etc/esc", true).unwrap();
+        assert!(host.starts_with(t.path()), "{host:?} escaped the root");
+    }
+
+    #[test]
+    fn oversized_and_garbage_files() {
+        let t = tempfile::tempdir().unwrap();
+        let f = fs::File::create(t.path().join("big")).unwrap();
+        f.set_len(MAX_CONFIG_BYTES + 10).unwrap();
+        fs::write(t.path().join("garbage"), [0xff, 0xfe, b'a', 0, 0x80]).unwrap();
+        let facts = Facts::new(t.path(), false);
+        assert!(matches!(facts.read("/big"), Err(FactError::TooLarge { .. })));
+        assert!(facts.read("/garbage").unwrap().unwrap().contains('a'));
+        assert_eq!(facts.read("/missing").unwrap(), None);
+        assert!(matches!(facts.read_runtime("/proc/modules"), Err(FactError::RuntimeOnly { .. })));
+    }
+}

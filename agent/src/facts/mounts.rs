@@ -1,0 +1,144 @@
+//! Mounts: the live mount table (/proc/self/mountinfo), /etc/fstab, and systemd
+//! `.mount` units such as tmp.mount.
+
+use std::sync::Arc;
+
+use super::kv::parse_ini;
+use super::units::UNIT_DIRS;
+use super::{strip_comment, FactError, Facts};
+
+/// A mount, live or configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub target: String,
+    pub source: String,
+    pub fstype: String,
+    pub options: Vec<String>,
+    /// Where this mount was found (`/proc/self/mountinfo:12`, `/etc/fstab:3`, a unit file).
+    pub origin: String,
+}
+
+impl Mount {
+    pub fn has_option(&self, opt: &str) -> bool {
+        self.options.iter().any(|o| o == opt)
+    }
+    pub fn describe(&self) -> String {
+        format!("{}: {} on {} type {} ({})", self.origin, self.source, self.target, self.fstype, self.options.join(","))
+    }
+}
+
+/// The live mount table; [`FactError::RuntimeOnly`] offline.
+pub fn live(facts: &Facts) -> Arc<Result<Vec<Mount>, FactError>> {
+    facts.memo("mountinfo", || {
+        let path = "/proc/self/mountinfo";
+        let text = facts.read_runtime(path)?.unwrap_or_default();
+        let mut out = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let Some((left, right)) = line.split_once(" - ") else { continue };
+            let l: Vec<&str> = left.split_whitespace().collect();
+            let r: Vec<&str> = right.split_whitespace().collect();
+            if l.len() < 6 || r.len() < 2 {
+                continue;
+            }
+            let mut options: Vec<String> = l[5].split(',').map(String::from).collect();
+            if let Some(sup) = r.get(2) {
+                options.extend(sup.split(',').map(String::from));
+            }
+            out.push(Mount {
+                target: unescape(l[4]),
+                source: unescape(r[1]),
+                fstype: r[0].to_string(),
+                options,
+                origin: format!("{path}:{}", n + 1),
+            });
+        }
+        Ok(out)
+    })
+}
+
+/// /etc/fstab entries (missing file: none).
+pub fn fstab(facts: &Facts) -> Arc<Result<Vec<Mount>, FactError>> {
+    facts.memo("fstab", || {
+        let Some(text) = facts.read("/etc/fstab")? else { return Ok(Vec::new()) };
+        let mut out = Vec::new();
+        for (n, raw) in text.lines().enumerate() {
+            let f: Vec<&str> = strip_comment(raw).split_whitespace().collect();
+            if f.len() < 3 {
+                continue;
+            }
+            out.push(Mount {
+                target: unescape(f[1]),
+                source: unescape(f[0]),
+                fstype: f[2].to_string(),
+                options: f.get(3).unwrap_or(&"defaults").split(',').map(String::from).collect(),
+                origin: format!("/etc/fstab:{}", n + 1),
+            });
+        }
+        Ok(out)
+    })
+}
+
+/// The systemd mount unit for `target` (e.g. tmp.mount for /tmp), if one exists and
+/// is not masked. Its options come from the [Mount] section.
+pub fn mount_unit(facts: &Facts, target: &str) -> Result<Option<Mount>, FactError> {
+    let name = format!("{}.mount", unit_name(target));
+    for dir in UNIT_DIRS {
+        let path = format!("{dir}/{name}");
+        if facts.read_link(&path)?.as_deref() == Some("/dev/null") {
+            return Ok(None);
+        }
+        if let Some(text) = facts.read(&path)? {
+            let s = parse_ini(&text, &path, "Mount");
+            let get = |k: &str| s.iter().rev().find(|x| x.key == k).map(|x| x.value.clone()).unwrap_or_default();
+            return Ok(Some(Mount {
+                target: target.to_string(),
+                source: get("What"),
+                fstype: get("Type"),
+                options: get("Options").split(',').filter(|o| !o.is_empty()).map(String::from).collect(),
+                origin: path,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// systemd's unit name for a mount point: `/var/log` → `var-log`, `/` → `-`.
+pub fn unit_name(target: &str) -> String {
+    let t = target.trim_matches('/');
+    if t.is_empty() {
+        "-".into()
+    } else {
+        t.replace('-', "\\x2d").replace('/', "-")
+    }
+}
+
+/// Decodes the octal escapes used in mountinfo and fstab (`\040` for a space).
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() + 0 && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            let v = (b[i + 1] - b'0') as u32 * 64 + (b[i + 2] - b'0') as u32 * 8 + (b[i + 3] - b'0') as u32;
+            out.push(v as u8);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_escapes() {
+        assert_eq!(unit_name("/var/log/audit"), "var-log-audit");
+        assert_eq!(unit_name("/tmp"), "tmp");
+        assert_eq!(unescape("/mnt/a\\040b"), "/mnt/a b");
+        assert_eq!(unescape("\\04"), "\\04");
+    }
+}

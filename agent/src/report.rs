@@ -1,0 +1,252 @@
+//! Output of `check` and `rules`: the JSON document (a public boundary: tools and
+//! the collector read it) and the human-readable text table.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use time::format_description::well_known::Rfc3339;
+
+use crate::content::{Benchmark, Rule};
+use crate::engine::ScanReport;
+use crate::model::Status;
+
+#[derive(Serialize)]
+pub struct BenchmarkDto<'a> {
+    pub id: &'a str,
+    pub title: &'a str,
+    pub version: &'a str,
+}
+
+#[derive(Serialize)]
+pub struct HostDto<'a> {
+    pub hostname: &'a str,
+    pub os: &'a str,
+}
+
+#[derive(Serialize)]
+pub struct SeverityCounts {
+    pub critical: usize,
+    pub high: usize,
+    pub medium: usize,
+    pub low: usize,
+}
+
+#[derive(Serialize)]
+pub struct SummaryDto {
+    pub score: f64,
+    pub passed: usize,
+    pub failed: usize,
+    pub error: usize,
+    pub not_applicable: usize,
+    pub not_checked: usize,
+    pub exempted: usize,
+    pub failed_by_severity: SeverityCounts,
+}
+
+/// One rule's fields, with `status` and `evidence` in scan results only.
+#[derive(Serialize)]
+pub struct RuleDto<'a> {
+    pub id: &'a str,
+    pub title: &'a str,
+    pub section: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<&'static str>,
+    pub severity: &'static str,
+    pub level: u8,
+    pub automated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profiles: Option<Vec<&'static str>>,
+    pub description: &'a str,
+    pub remediation: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<&'a [String]>,
+}
+
+impl<'a> RuleDto<'a> {
+    fn of(rule: &'a Rule) -> RuleDto<'a> {
+        RuleDto {
+            id: &rule.id,
+            title: &rule.title,
+            section: &rule.section,
+            status: None,
+            severity: rule.severity.as_str(),
+            level: rule.level,
+            automated: rule.automated,
+            profiles: None,
+            description: &rule.description,
+            remediation: &rule.remediation,
+            evidence: None,
+        }
+    }
+}
+
+/// The JSON document of `check --format json`.
+#[derive(Serialize)]
+pub struct ScanDto<'a> {
+    pub benchmark: BenchmarkDto<'a>,
+    pub profile: &'static str,
+    pub root: String,
+    pub live: bool,
+    pub host: HostDto<'a>,
+    pub started_at: String,
+    pub finished_at: String,
+    pub duration_ms: u64,
+    pub summary: SummaryDto,
+    pub results: Vec<RuleDto<'a>>,
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+impl<'a> From<&'a ScanReport> for ScanDto<'a> {
+    fn from(r: &'a ScanReport) -> Self {
+        let s = &r.summary;
+        ScanDto {
+            benchmark: BenchmarkDto { id: &r.benchmark.id, title: &r.benchmark.title, version: &r.benchmark.version },
+            profile: r.profile.name(),
+            root: r.root.display().to_string(),
+            live: r.live,
+            host: HostDto { hostname: &r.host.hostname, os: &r.host.os },
+            started_at: rfc3339(r.started_at),
+            finished_at: rfc3339(r.finished_at),
+            duration_ms: r.duration_ms,
+            summary: SummaryDto {
+                score: s.score,
+                passed: s.passed,
+                failed: s.failed,
+                error: s.error,
+                not_applicable: s.not_applicable,
+                not_checked: s.not_checked,
+                exempted: s.exempted,
+                failed_by_severity: SeverityCounts {
+                    critical: s.failed_by_severity[0],
+                    high: s.failed_by_severity[1],
+                    medium: s.failed_by_severity[2],
+                    low: s.failed_by_severity[3],
+                },
+            },
+            results: r
+                .results
+                .iter()
+                .map(|res| RuleDto { status: Some(res.status.as_str()), evidence: Some(&res.evidence), ..RuleDto::of(res.rule) })
+                .collect(),
+        }
+    }
+}
+
+/// The scan as one pretty JSON document.
+pub fn scan_json(r: &ScanReport) -> String {
+    serde_json::to_string_pretty(&ScanDto::from(r)).unwrap_or_default() + "\n"
+}
+
+/// Every rule of the benchmark (optionally only a profile's) as JSON.
+pub fn rules_json(b: &Benchmark, rules: &[&Rule]) -> String {
+    #[derive(Serialize)]
+    struct RulesDto<'a> {
+        benchmark: BenchmarkDto<'a>,
+        rules: Vec<RuleDto<'a>>,
+    }
+    let dto = RulesDto {
+        benchmark: BenchmarkDto { id: &b.id, title: &b.title, version: &b.version },
+        rules: rules
+            .iter()
+            .map(|r| RuleDto { profiles: Some(r.profiles().iter().map(|p| p.name()).collect()), ..RuleDto::of(r) })
+            .collect(),
+    };
+    serde_json::to_string_pretty(&dto).unwrap_or_default() + "\n"
+}
+
+fn paint(s: &str, code: &str, colour: bool) -> String {
+    if colour {
+        format!("\x1b[{code}m{s}\x1b[0m")
+    } else {
+        s.to_string()
+    }
+}
+
+fn status_label(s: Status, colour: bool) -> String {
+    let (text, code) = match s {
+        Status::Pass => ("PASS", "32"),
+        Status::Fail => ("FAIL", "31;1"),
+        Status::Error => ("ERROR", "35"),
+        Status::NotApplicable => ("N/A", "2"),
+        Status::NotChecked => ("MANUAL", "33"),
+        Status::Exempted => ("EXEMPT", "36"),
+    };
+    paint(&format!("{text:<6}"), code, colour)
+}
+
+/// A readable table grouped by section, summary last.
+pub fn scan_text(r: &ScanReport, colour: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} {} — {} — host {} ({}) — root {}{}",
+        r.benchmark.title,
+        r.benchmark.version,
+        r.profile,
+        r.host.hostname,
+        r.host.os,
+        r.root.display(),
+        if r.live { "" } else { " (offline root: runtime state not examined)" }
+    );
+    let mut section = "";
+    for res in &r.results {
+        if res.rule.section != section {
+            section = &res.rule.section;
+            let _ = writeln!(out, "\n{}", paint(section, "1", colour));
+        }
+        let _ = writeln!(out, "  {} {:<10} {:<8} {}", status_label(res.status, colour), res.rule.id, res.rule.severity.as_str(), res.rule.title);
+        if matches!(res.status, Status::Fail | Status::Error) {
+            for e in res.evidence.iter().take(5) {
+                let _ = writeln!(out, "         {}", paint(e, "2", colour));
+            }
+            if res.evidence.len() > 5 {
+                let _ = writeln!(out, "         … and {} more", res.evidence.len() - 5);
+            }
+        }
+    }
+    let s = &r.summary;
+    let _ = writeln!(
+        out,
+        "\nScore {:.1}% — {} passed, {} failed, {} error, {} not applicable, {} manual, {} exempted \
+         — failed by severity: {} critical, {} high, {} medium, {} low — {} ms",
+        s.score,
+        s.passed,
+        s.failed,
+        s.error,
+        s.not_applicable,
+        s.not_checked,
+        s.exempted,
+        s.failed_by_severity[0],
+        s.failed_by_severity[1],
+        s.failed_by_severity[2],
+        s.failed_by_severity[3],
+        r.duration_ms
+    );
+    out
+}
+
+/// `rules --format text`.
+pub fn rules_text(b: &Benchmark, rules: &[&Rule]) -> String {
+    let mut out = format!("{} {} — {} recommendations\n", b.title, b.version, rules.len());
+    let mut section = "";
+    for r in rules {
+        if r.section != section {
+            section = &r.section;
+            let _ = writeln!(out, "\n{section}");
+        }
+        let profiles: Vec<&str> = r.profiles().iter().map(|p| p.name()).collect();
+        let _ = writeln!(
+            out,
+            "  {:<10} {:<8} {:<6} {}  [{}]",
+            r.id,
+            r.severity.as_str(),
+            if r.automated { "auto" } else { "manual" },
+            r.title,
+            profiles.join(", ")
+        );
+    }
+    out
+}

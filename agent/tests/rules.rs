@@ -1,0 +1,202 @@
+//! Table-driven rule tests: every fixture case in `tests/fixtures/<benchmark>/*.toml`
+//! builds a small root tree, evaluates one rule on it and compares the status (and,
+//! when given, a piece of the evidence). A second test demands that every automated
+//! rule has at least one passing and one failing fixture.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::os::unix::fs::{chown, symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use rampart_agent::content;
+use rampart_agent::engine::evaluate;
+use rampart_agent::facts::Facts;
+use rampart_agent::model::Status;
+use serde::Deserialize;
+
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct Tree {
+    #[serde(default)]
+    live: Option<bool>,
+    #[serde(default)]
+    files: BTreeMap<String, String>,
+    #[serde(default)]
+    dirs: Vec<String>,
+    #[serde(default)]
+    symlinks: BTreeMap<String, String>,
+    #[serde(default)]
+    meta: BTreeMap<String, Meta>,
+    /// Paths of the base tree this case leaves out.
+    #[serde(default)]
+    remove: Vec<String>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct Meta {
+    mode: Option<String>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Case {
+    rule: String,
+    expect: String,
+    /// A substring that must appear in one evidence line.
+    evidence: Option<String>,
+    /// What the case shows, for failure messages.
+    #[serde(default)]
+    note: String,
+    #[serde(flatten)]
+    tree: Tree,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FixtureFile {
+    #[serde(default)]
+    base: Tree,
+    #[serde(default)]
+    case: Vec<Case>,
+}
+
+/// Files every fixture root starts with, so that checks which name users and groups
+/// have databases to read. A case or a file's `base` may override or remove them.
+fn default_tree() -> Tree {
+    let mut t = Tree::default();
+    t.files.insert("/etc/passwd".into(), "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n".into());
+    t.files.insert("/etc/group".into(), "root:x:0:\ndaemon:x:1:\nshadow:x:42:\nadm:x:4:\n".into());
+    t.files.insert("/etc/shadow".into(), "root:$y$j9T$abc$def:19500:0:99999:7:::\ndaemon:*:19500:0:99999:7:::\n".into());
+    t.files.insert("/etc/os-release".into(), "ID=debian\nVERSION_ID=\"12\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n".into());
+    t
+}
+
+fn merge(mut a: Tree, b: &Tree) -> Tree {
+    for r in &b.remove {
+        a.files.remove(r);
+        a.symlinks.remove(r);
+        a.meta.remove(r);
+        a.dirs.retain(|d| d != r);
+    }
+    a.live = b.live.or(a.live);
+    a.files.extend(b.files.clone());
+    a.dirs.extend(b.dirs.clone());
+    a.symlinks.extend(b.symlinks.clone());
+    a.meta.extend(b.meta.clone());
+    a
+}
+
+fn host(root: &Path, inner: &str) -> PathBuf {
+    root.join(inner.trim_start_matches('/'))
+}
+
+fn build(root: &Path, t: &Tree) {
+    for d in &t.dirs {
+        fs::create_dir_all(host(root, d)).unwrap();
+    }
+    for (p, text) in &t.files {
+        let h = host(root, p);
+        fs::create_dir_all(h.parent().unwrap()).unwrap();
+        fs::write(&h, text).unwrap();
+    }
+    for (p, target) in &t.symlinks {
+        let h = host(root, p);
+        fs::create_dir_all(h.parent().unwrap()).unwrap();
+        symlink(target, &h).unwrap();
+    }
+    for (p, m) in &t.meta {
+        let h = host(root, p);
+        if !h.exists() {
+            fs::create_dir_all(h.parent().unwrap()).unwrap();
+            fs::write(&h, "").unwrap();
+        }
+        if m.uid.is_some() || m.gid.is_some() {
+            chown(&h, m.uid, m.gid).unwrap_or_else(|e| panic!("chown {p}: {e} (these tests run as root)"));
+        }
+        if let Some(mode) = &m.mode {
+            let mode = u32::from_str_radix(mode, 8).unwrap_or_else(|_| panic!("bad mode {mode} for {p}"));
+            fs::set_permissions(&h, fs::Permissions::from_mode(mode)).unwrap();
+        }
+    }
+}
+
+struct Loaded {
+    benchmark: String,
+    file: String,
+    base: Tree,
+    cases: Vec<Case>,
+}
+
+fn fixtures() -> Vec<Loaded> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut out = Vec::new();
+    for bdir in fs::read_dir(&dir).unwrap().flatten() {
+        let benchmark = bdir.file_name().to_string_lossy().into_owned();
+        let mut files: Vec<_> = fs::read_dir(bdir.path()).unwrap().flatten().map(|e| e.path()).collect();
+        files.sort();
+        for f in files.into_iter().filter(|f| f.extension().is_some_and(|e| e == "toml")) {
+            let text = fs::read_to_string(&f).unwrap();
+            let parsed: FixtureFile = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            out.push(Loaded { benchmark: benchmark.clone(), file: f.display().to_string(), base: parsed.base, cases: parsed.case });
+        }
+    }
+    out
+}
+
+#[test]
+fn every_fixture_case_gives_its_expected_status() {
+    let mut failures = Vec::new();
+    let mut count = 0;
+    for f in fixtures() {
+        let b = content::benchmark(&f.benchmark).unwrap().unwrap_or_else(|| panic!("{}: unknown benchmark", f.file));
+        for case in &f.cases {
+            count += 1;
+            let rule = b.rules.iter().find(|r| r.id == case.rule).unwrap_or_else(|| panic!("{}: no rule {}", f.file, case.rule));
+            let expect = Status::parse(&case.expect).unwrap_or_else(|| panic!("{}: bad status {}", f.file, case.expect));
+            let tmp = tempfile::tempdir().unwrap();
+            let tree = merge(merge(default_tree(), &f.base), &case.tree);
+            build(tmp.path(), &tree);
+            let facts = Facts::new(tmp.path(), tree.live.unwrap_or(false));
+            let got = evaluate(rule, &facts);
+            let ev_ok = case.evidence.as_ref().is_none_or(|want| got.evidence.iter().any(|e| e.contains(want.as_str())));
+            if got.status != expect || !ev_ok || got.evidence.is_empty() {
+                failures.push(format!(
+                    "{} rule {} ({}): expected {expect}{}, got {} with evidence {:?}",
+                    f.file,
+                    case.rule,
+                    case.note,
+                    case.evidence.as_ref().map(|e| format!(" with evidence containing {e:?}")).unwrap_or_default(),
+                    got.status,
+                    got.evidence
+                ));
+            }
+        }
+    }
+    assert!(count > 0, "no fixture cases found");
+    assert!(failures.is_empty(), "{} of {count} cases failed:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn every_automated_rule_has_a_passing_and_a_failing_fixture() {
+    let mut seen: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for f in fixtures() {
+        for c in &f.cases {
+            seen.entry((f.benchmark.clone(), c.rule.clone())).or_default().insert(c.expect.clone());
+        }
+    }
+    let mut missing = Vec::new();
+    for b in content::benchmarks().unwrap() {
+        for r in b.rules.iter().filter(|r| r.automated) {
+            let s = seen.get(&(b.id.clone(), r.id.clone()));
+            for want in ["pass", "fail"] {
+                if !s.is_some_and(|s| s.contains(want)) {
+                    missing.push(format!("{} {}: no {want} fixture", b.id, r.id));
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "{} gaps:\n{}", missing.len(), missing.join("\n"));
+}
