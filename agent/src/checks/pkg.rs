@@ -1,17 +1,139 @@
-//! `pkg.*` checks. (Family not written yet.)
+//! `pkg.*` checks: installed packages (dpkg database) and systemd services.
 
 use serde::Deserialize;
 
-use crate::facts::Facts;
-use crate::model::Outcome;
+use crate::facts::packages::{compare_versions, packages, Packages};
+use crate::facts::units::{unit, UnitState};
+use crate::facts::{FactError, Facts};
+use crate::model::{Outcome, Status};
 
 /// The `pkg.*` check kinds.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", deny_unknown_fields)]
-pub enum Check {}
+pub enum Check {
+    /// The packages are installed (all of them, or with `any = true` at least one).
+    #[serde(rename = "pkg.installed")]
+    Installed {
+        packages: Vec<String>,
+        #[serde(default)]
+        any: bool,
+    },
+    /// None of the packages is installed — or, when one must stay as a dependency,
+    /// every unit in `services` is masked, or neither enabled nor running.
+    #[serde(rename = "pkg.absent")]
+    Absent {
+        packages: Vec<String>,
+        #[serde(default)]
+        services: Vec<String>,
+    },
+    /// The package is installed at `version` or newer (dpkg ordering).
+    #[serde(rename = "pkg.min_version")]
+    MinVersion { package: String, version: String },
+    /// The unit is enabled (or static, when `allow_static`) and, on a live system,
+    /// running. With `if_installed`, not applicable when that package is absent.
+    #[serde(rename = "pkg.service_enabled")]
+    ServiceEnabled {
+        unit: String,
+        if_installed: Option<String>,
+        #[serde(default)]
+        allow_static: bool,
+    },
+    /// None of the units is enabled or running (missing or masked units pass).
+    #[serde(rename = "pkg.service_disabled")]
+    ServiceDisabled {
+        units: Vec<String>,
+        if_installed: Option<String>,
+    },
+}
 
 impl Check {
-    pub fn eval(&self, _facts: &Facts) -> Outcome {
-        match *self {}
+    pub fn eval(&self, facts: &Facts) -> Outcome {
+        match self.eval_inner(facts) {
+            Ok(o) => o,
+            Err(e) => e.into(),
+        }
+    }
+
+    fn eval_inner(&self, facts: &Facts) -> Result<Outcome, FactError> {
+        let pk = packages(facts);
+        let pk = pk.as_ref().as_ref().map_err(Clone::clone)?;
+        Ok(match self {
+            Check::Installed { packages, any } => {
+                let ev: Vec<String> = packages.iter().map(|p| pk.describe(p)).collect();
+                let n = packages.iter().filter(|p| pk.is_installed(p)).count();
+                let ok = if *any { n > 0 } else { n == packages.len() };
+                Outcome::new(if ok { Status::Pass } else { Status::Fail }, ev)
+            }
+            Check::Absent { packages, services } => {
+                let present: Vec<&String> = packages.iter().filter(|p| pk.is_installed(p)).collect();
+                if present.is_empty() {
+                    return Ok(Outcome::new(Status::Pass, packages.iter().map(|p| pk.describe(p)).collect()));
+                }
+                let mut ev: Vec<String> = present.iter().map(|p| pk.describe(p)).collect();
+                if services.is_empty() {
+                    return Ok(Outcome::new(Status::Fail, ev));
+                }
+                let mut running = false;
+                for s in services {
+                    let u = unit(facts, s);
+                    let u = u.as_ref().as_ref().map_err(Clone::clone)?;
+                    running |= is_on(u);
+                    ev.push(u.describe());
+                }
+                if running {
+                    Outcome::new(Status::Fail, ev)
+                } else {
+                    ev.push("kept installed, but none of its services is enabled or running".into());
+                    Outcome::new(Status::Pass, ev)
+                }
+            }
+            Check::MinVersion { package, version } => match pk.version(package) {
+                None => Outcome::fail(pk.describe(package)),
+                Some(v) if compare_versions(v, version).is_ge() => {
+                    Outcome::pass(format!("{}, at least {version}", pk.describe(package)))
+                }
+                Some(_) => Outcome::fail(format!("{}, older than {version}", pk.describe(package))),
+            },
+            Check::ServiceEnabled { unit: name, if_installed, allow_static } => {
+                if let Some(o) = not_installed(pk, if_installed) {
+                    return Ok(o);
+                }
+                let u = unit(facts, name);
+                let u = u.as_ref().as_ref().map_err(Clone::clone)?;
+                let enabled = u.exists() && !u.masked && (u.enabled() || (*allow_static && u.is_static));
+                let status = match (enabled, u.active) {
+                    (true, Some(false)) => Status::Fail,
+                    (true, _) => Status::Pass,
+                    (false, _) => Status::Fail,
+                };
+                Outcome::new(status, vec![u.describe()])
+            }
+            Check::ServiceDisabled { units, if_installed } => {
+                if let Some(o) = not_installed(pk, if_installed) {
+                    return Ok(o);
+                }
+                let mut ev = Vec::new();
+                let mut on = false;
+                for s in units {
+                    let u = unit(facts, s);
+                    let u = u.as_ref().as_ref().map_err(Clone::clone)?;
+                    on |= is_on(u);
+                    ev.push(u.describe());
+                }
+                Outcome::new(if on { Status::Fail } else { Status::Pass }, ev)
+            }
+        })
+    }
+}
+
+/// Enabled, or running now.
+pub fn is_on(u: &UnitState) -> bool {
+    !u.masked && (u.enabled() || u.active == Some(true))
+}
+
+fn not_installed(pk: &Packages, pkg: &Option<String>) -> Option<Outcome> {
+    match pkg {
+        Some(p) if !pk.is_installed(p) => Some(Outcome::not_applicable(pk.describe(p))),
+        _ => None,
     }
 }
