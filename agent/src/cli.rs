@@ -14,7 +14,11 @@ use crate::model::Profile;
 use crate::report;
 
 #[derive(Debug, Parser)]
-#[command(name = "rampart-agent", version, about = "Checks this host (or a root filesystem) against CIS benchmarks")]
+#[command(
+    name = "rampart-agent",
+    version,
+    about = "Checks this host (or a root filesystem) against CIS benchmarks"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -71,7 +75,10 @@ pub struct RulesArgs {
 
 fn parse_profile(s: &str) -> Result<Profile, String> {
     Profile::parse(s).ok_or_else(|| {
-        format!("unknown profile `{s}`; expected one of {}", Profile::ALL.map(|p| p.name()).join(", "))
+        format!(
+            "unknown profile `{s}`; expected one of {}",
+            Profile::ALL.map(|p| p.name()).join(", ")
+        )
     })
 }
 
@@ -96,7 +103,10 @@ pub fn run(cli: Cli) -> Result<i32, AgentError> {
 
 fn emit(output: Option<&PathBuf>, text: &str) -> Result<(), AgentError> {
     match output {
-        Some(p) => std::fs::write(p, text).map_err(|e| AgentError::Output { path: p.display().to_string(), source: e }),
+        Some(p) => std::fs::write(p, text).map_err(|e| AgentError::Output {
+            path: p.display().to_string(),
+            source: e,
+        }),
         None => {
             let mut out = std::io::stdout().lock();
             // A closed pipe (`| head`) is not an error worth reporting.
@@ -112,12 +122,19 @@ fn check(a: CheckArgs) -> Result<i32, AgentError> {
         root: a.root,
         benchmark: benchmark_arg(&a.benchmark),
         profile: a.profile,
-        exempt: a.exempt.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect::<BTreeSet<_>>(),
+        exempt: a
+            .exempt
+            .iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect::<BTreeSet<_>>(),
     };
     let r = engine::scan(&cfg)?;
     let text = match a.format {
         Format::Json => report::scan_json(&r),
-        Format::Text => report::scan_text(&r, a.output.is_none() && std::io::stdout().is_terminal()),
+        Format::Text => {
+            report::scan_text(&r, a.output.is_none() && std::io::stdout().is_terminal())
+        }
     };
     emit(a.output.as_ref(), &text)?;
     Ok(match a.fail_under {
@@ -128,9 +145,20 @@ fn check(a: CheckArgs) -> Result<i32, AgentError> {
 
 fn rules(a: RulesArgs) -> Result<i32, AgentError> {
     let all = content::benchmarks()?;
-    let names = all.iter().map(|b| b.id.as_str()).collect::<Vec<_>>().join(", ");
-    let b = all.iter().find(|b| b.id == a.benchmark).ok_or_else(|| AgentError::UnknownBenchmark(a.benchmark.clone(), names))?;
-    let rules: Vec<_> = b.rules.iter().filter(|r| a.profile.is_none_or(|p| r.in_profile(p))).collect();
+    let names = all
+        .iter()
+        .map(|b| b.id.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let b = all
+        .iter()
+        .find(|b| b.id == a.benchmark)
+        .ok_or_else(|| AgentError::UnknownBenchmark(a.benchmark.clone(), names))?;
+    let rules: Vec<_> = b
+        .rules
+        .iter()
+        .filter(|r| a.profile.is_none_or(|p| r.in_profile(p)))
+        .collect();
     let text = match a.format {
         Format::Json => report::rules_json(b, &rules),
         Format::Text => report::rules_text(b, &rules),

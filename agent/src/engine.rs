@@ -99,7 +99,10 @@ pub fn summarize<'a>(results: impl IntoIterator<Item = (Status, Severity)>) -> S
 
 /// Checks that the root is a directory and says whether it is the live system.
 pub fn open_root(root: &Path) -> Result<(PathBuf, bool), AgentError> {
-    let bad = |reason: String| AgentError::BadRoot { path: root.display().to_string(), reason };
+    let bad = |reason: String| AgentError::BadRoot {
+        path: root.display().to_string(),
+        reason,
+    };
     let meta = std::fs::metadata(root).map_err(|e| bad(e.to_string()))?;
     if !meta.is_dir() {
         return Err(bad("it is not a directory".into()));
@@ -115,25 +118,49 @@ pub fn os_release(facts: &Facts) -> Option<(String, String, String, String)> {
     for path in ["/etc/os-release", "/usr/lib/os-release"] {
         if let Ok(Some(text)) = facts.read(path) {
             let s = kv::parse(&text, path, kv::Separator::Equals);
-            let get = |k: &str| kv::last(&s, k, false).map(|x| x.value.clone()).unwrap_or_default();
-            return Some((get("ID"), get("VERSION_ID"), get("PRETTY_NAME"), path.to_string()));
+            let get = |k: &str| {
+                kv::last(&s, k, false)
+                    .map(|x| x.value.clone())
+                    .unwrap_or_default()
+            };
+            return Some((
+                get("ID"),
+                get("VERSION_ID"),
+                get("PRETTY_NAME"),
+                path.to_string(),
+            ));
         }
     }
     None
 }
 
 /// Chooses the benchmark: the one named, or the one whose OS matches os-release.
-pub fn choose_benchmark(facts: &Facts, requested: Option<&str>) -> Result<&'static Benchmark, AgentError> {
+pub fn choose_benchmark(
+    facts: &Facts,
+    requested: Option<&str>,
+) -> Result<&'static Benchmark, AgentError> {
     let all = content::benchmarks()?;
-    let names = || all.iter().map(|b| b.id.as_str()).collect::<Vec<_>>().join(", ");
+    let names = || {
+        all.iter()
+            .map(|b| b.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     if let Some(id) = requested {
-        return all.iter().find(|b| b.id == id).ok_or_else(|| AgentError::UnknownBenchmark(id.to_string(), names()));
+        return all
+            .iter()
+            .find(|b| b.id == id)
+            .ok_or_else(|| AgentError::UnknownBenchmark(id.to_string(), names()));
     }
     let (id, version, pretty, src) = os_release(facts).ok_or(AgentError::NoOsRelease)?;
     all.iter()
         .find(|b| b.os_id == id && b.os_versions.iter().any(|v| v == &version))
         .ok_or_else(|| AgentError::UnsupportedOs {
-            os: if pretty.is_empty() { format!("{id} {version}") } else { pretty },
+            os: if pretty.is_empty() {
+                format!("{id} {version}")
+            } else {
+                pretty
+            },
             source_file: src,
             supported: names(),
         })
@@ -141,7 +168,10 @@ pub fn choose_benchmark(facts: &Facts, requested: Option<&str>) -> Result<&'stat
 
 fn host_info(facts: &Facts) -> HostInfo {
     let hostname = if facts.is_live() {
-        facts.read_runtime("/proc/sys/kernel/hostname").ok().flatten()
+        facts
+            .read_runtime("/proc/sys/kernel/hostname")
+            .ok()
+            .flatten()
     } else {
         None
     }
@@ -149,7 +179,15 @@ fn host_info(facts: &Facts) -> HostInfo {
     .map(|h| h.trim().to_string())
     .filter(|h| !h.is_empty())
     .unwrap_or_else(|| "unknown".into());
-    let os = os_release(facts).map(|o| if o.2.is_empty() { format!("{} {}", o.0, o.1) } else { o.2 }).unwrap_or_default();
+    let os = os_release(facts)
+        .map(|o| {
+            if o.2.is_empty() {
+                format!("{} {}", o.0, o.1)
+            } else {
+                o.2
+            }
+        })
+        .unwrap_or_default();
     HostInfo { hostname, os }
 }
 
@@ -157,7 +195,10 @@ fn host_info(facts: &Facts) -> HostInfo {
 /// to rules whose outcome could not consider runtime state.
 pub fn evaluate(rule: &'static Rule, facts: &Facts) -> RuleResult {
     let outcome = match &rule.check {
-        None => Outcome::new(Status::NotChecked, vec!["manual recommendation: review by hand; never counted as passed".into()]),
+        None => Outcome::new(
+            Status::NotChecked,
+            vec!["manual recommendation: review by hand; never counted as passed".into()],
+        ),
         Some(check) => {
             let mut o = check.eval(facts);
             if o.evidence.is_empty() {
@@ -166,19 +207,36 @@ pub fn evaluate(rule: &'static Rule, facts: &Facts) -> RuleResult {
             o
         }
     };
-    RuleResult { rule, status: outcome.status, evidence: outcome.evidence }
+    RuleResult {
+        rule,
+        status: outcome.status,
+        evidence: outcome.evidence,
+    }
 }
 
 /// Runs a scan of `facts` against `benchmark` at `profile`.
-pub fn scan_with(facts: &Facts, benchmark: &'static Benchmark, profile: Profile, exempt: &BTreeSet<String>) -> ScanReport {
+pub fn scan_with(
+    facts: &Facts,
+    benchmark: &'static Benchmark,
+    profile: Profile,
+    exempt: &BTreeSet<String>,
+) -> ScanReport {
     let started_at = OffsetDateTime::now_utc();
     let t0 = Instant::now();
-    let rules: Vec<&'static Rule> = benchmark.rules.iter().filter(|r| r.in_profile(profile)).collect();
+    let rules: Vec<&'static Rule> = benchmark
+        .rules
+        .iter()
+        .filter(|r| r.in_profile(profile))
+        .collect();
     let results: Vec<RuleResult> = rules
         .par_iter()
         .map(|rule| {
             if exempt.contains(&rule.id) {
-                RuleResult { rule, status: Status::Exempted, evidence: vec!["exempted by the operator".into()] }
+                RuleResult {
+                    rule,
+                    status: Status::Exempted,
+                    evidence: vec!["exempted by the operator".into()],
+                }
             } else {
                 evaluate(rule, facts)
             }
@@ -206,7 +264,10 @@ pub fn scan(cfg: &ScanConfig) -> Result<ScanReport, AgentError> {
     let benchmark = choose_benchmark(&facts, cfg.benchmark.as_deref())?;
     for id in &cfg.exempt {
         if !benchmark.rules.iter().any(|r| &r.id == id) {
-            return Err(AgentError::UnknownExemption(id.clone(), benchmark.id.clone()));
+            return Err(AgentError::UnknownExemption(
+                id.clone(),
+                benchmark.id.clone(),
+            ));
         }
     }
     let mut report = scan_with(&facts, benchmark, cfg.profile, &cfg.exempt);
@@ -222,11 +283,32 @@ mod tests {
     fn score_excludes_unscored_statuses() {
         use Severity::*;
         use Status::*;
-        let s = summarize([(Pass, Low), (Pass, Low), (Fail, Critical), (Error, Low), (NotApplicable, Low), (NotChecked, Low), (Exempted, High)]);
+        let s = summarize([
+            (Pass, Low),
+            (Pass, Low),
+            (Fail, Critical),
+            (Error, Low),
+            (NotApplicable, Low),
+            (NotChecked, Low),
+            (Exempted, High),
+        ]);
         assert_eq!(s.score, 50.0);
-        assert_eq!((s.passed, s.failed, s.error, s.not_applicable, s.not_checked, s.exempted), (2, 1, 1, 1, 1, 1));
+        assert_eq!(
+            (
+                s.passed,
+                s.failed,
+                s.error,
+                s.not_applicable,
+                s.not_checked,
+                s.exempted
+            ),
+            (2, 1, 1, 1, 1, 1)
+        );
         assert_eq!(s.failed_by_severity, [1, 0, 0, 0]);
-        assert_eq!(summarize([(Pass, Low), (Fail, Low), (Fail, Low)]).score, 33.3);
+        assert_eq!(
+            summarize([(Pass, Low), (Fail, Low), (Fail, Low)]).score,
+            33.3
+        );
         assert_eq!(summarize([]).score, 0.0);
     }
 }

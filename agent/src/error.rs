@@ -20,7 +20,11 @@ pub enum AgentError {
     BadRoot { path: String, reason: String },
     /// The root's os-release names a system we have no benchmark for.
     #[error("unsupported operating system {os} (from {source_file}); supported: {supported}; use --benchmark to force one")]
-    UnsupportedOs { os: String, source_file: String, supported: String },
+    UnsupportedOs {
+        os: String,
+        source_file: String,
+        supported: String,
+    },
     /// The root has no os-release to choose a benchmark from.
     #[error("cannot tell the operating system: no /etc/os-release or /usr/lib/os-release under the root; use --benchmark")]
     NoOsRelease,
@@ -35,5 +39,8 @@ pub enum AgentError {
     Content(#[from] ContentError),
     /// Writing the output failed.
     #[error("cannot write {path}: {source}")]
-    Output { path: String, source: std::io::Error },
+    Output {
+        path: String,
+        source: std::io::Error,
+    },
 }

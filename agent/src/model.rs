@@ -89,10 +89,22 @@ pub enum Role {
 
 impl Profile {
     pub const ALL: [Profile; 4] = [
-        Profile { role: Role::Server, level: 1 },
-        Profile { role: Role::Server, level: 2 },
-        Profile { role: Role::Workstation, level: 1 },
-        Profile { role: Role::Workstation, level: 2 },
+        Profile {
+            role: Role::Server,
+            level: 1,
+        },
+        Profile {
+            role: Role::Server,
+            level: 2,
+        },
+        Profile {
+            role: Role::Workstation,
+            level: 1,
+        },
+        Profile {
+            role: Role::Workstation,
+            level: 2,
+        },
     ];
 
     /// Parses `level1-server`, `level2-workstation`, …

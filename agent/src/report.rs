@@ -103,11 +103,18 @@ impl<'a> From<&'a ScanReport> for ScanDto<'a> {
     fn from(r: &'a ScanReport) -> Self {
         let s = &r.summary;
         ScanDto {
-            benchmark: BenchmarkDto { id: &r.benchmark.id, title: &r.benchmark.title, version: &r.benchmark.version },
+            benchmark: BenchmarkDto {
+                id: &r.benchmark.id,
+                title: &r.benchmark.title,
+                version: &r.benchmark.version,
+            },
             profile: r.profile.name(),
             root: r.root.display().to_string(),
             live: r.live,
-            host: HostDto { hostname: &r.host.hostname, os: &r.host.os },
+            host: HostDto {
+                hostname: &r.host.hostname,
+                os: &r.host.os,
+            },
             started_at: rfc3339(r.started_at),
             finished_at: rfc3339(r.finished_at),
             duration_ms: r.duration_ms,
@@ -129,7 +136,11 @@ impl<'a> From<&'a ScanReport> for ScanDto<'a> {
             results: r
                 .results
                 .iter()
-                .map(|res| RuleDto { status: Some(res.status.as_str()), evidence: Some(&res.evidence), ..RuleDto::of(res.rule) })
+                .map(|res| RuleDto {
+                    status: Some(res.status.as_str()),
+                    evidence: Some(&res.evidence),
+                    ..RuleDto::of(res.rule)
+                })
                 .collect(),
         }
     }
@@ -148,10 +159,17 @@ pub fn rules_json(b: &Benchmark, rules: &[&Rule]) -> String {
         rules: Vec<RuleDto<'a>>,
     }
     let dto = RulesDto {
-        benchmark: BenchmarkDto { id: &b.id, title: &b.title, version: &b.version },
+        benchmark: BenchmarkDto {
+            id: &b.id,
+            title: &b.title,
+            version: &b.version,
+        },
         rules: rules
             .iter()
-            .map(|r| RuleDto { profiles: Some(r.profiles().iter().map(|p| p.name()).collect()), ..RuleDto::of(r) })
+            .map(|r| RuleDto {
+                profiles: Some(r.profiles().iter().map(|p| p.name()).collect()),
+                ..RuleDto::of(r)
+            })
             .collect(),
     };
     serde_json::to_string_pretty(&dto).unwrap_or_default() + "\n"
@@ -189,7 +207,11 @@ pub fn scan_text(r: &ScanReport, colour: bool) -> String {
         r.host.hostname,
         r.host.os,
         r.root.display(),
-        if r.live { "" } else { " (offline root: runtime state not examined)" }
+        if r.live {
+            ""
+        } else {
+            " (offline root: runtime state not examined)"
+        }
     );
     let mut section = "";
     for res in &r.results {
@@ -197,7 +219,14 @@ pub fn scan_text(r: &ScanReport, colour: bool) -> String {
             section = &res.rule.section;
             let _ = writeln!(out, "\n{}", paint(section, "1", colour));
         }
-        let _ = writeln!(out, "  {} {:<10} {:<8} {}", status_label(res.status, colour), res.rule.id, res.rule.severity.as_str(), res.rule.title);
+        let _ = writeln!(
+            out,
+            "  {} {:<10} {:<8} {}",
+            status_label(res.status, colour),
+            res.rule.id,
+            res.rule.severity.as_str(),
+            res.rule.title
+        );
         if matches!(res.status, Status::Fail | Status::Error) {
             for e in res.evidence.iter().take(5) {
                 let _ = writeln!(out, "         {}", paint(e, "2", colour));
@@ -230,7 +259,12 @@ pub fn scan_text(r: &ScanReport, colour: bool) -> String {
 
 /// `rules --format text`.
 pub fn rules_text(b: &Benchmark, rules: &[&Rule]) -> String {
-    let mut out = format!("{} {} — {} recommendations\n", b.title, b.version, rules.len());
+    let mut out = format!(
+        "{} {} — {} recommendations\n",
+        b.title,
+        b.version,
+        rules.len()
+    );
     let mut section = "";
     for r in rules {
         if r.section != section {

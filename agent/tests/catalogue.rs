@@ -30,7 +30,10 @@ fn catalogue() -> Vec<BTreeMap<String, String>> {
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut lines = text.lines();
     let head = fields(lines.next().unwrap());
-    lines.filter(|l| !l.is_empty()).map(|l| head.iter().cloned().zip(fields(l)).collect()).collect()
+    lines
+        .filter(|l| !l.is_empty())
+        .map(|l| head.iter().cloned().zip(fields(l)).collect())
+        .collect()
 }
 
 fn level_of(s: &str) -> Option<u8> {
@@ -40,8 +43,13 @@ fn level_of(s: &str) -> Option<u8> {
 #[test]
 fn content_matches_the_catalogue() {
     for (bench, distro, total, manual) in [("debian-12", "debian-12", 310, 21)] {
-        let b = content::benchmark(bench).unwrap().expect("benchmark compiled in");
-        let rows: Vec<_> = catalogue().into_iter().filter(|r| r["distro"] == distro).collect();
+        let b = content::benchmark(bench)
+            .unwrap()
+            .expect("benchmark compiled in");
+        let rows: Vec<_> = catalogue()
+            .into_iter()
+            .filter(|r| r["distro"] == distro)
+            .collect();
         assert_eq!(rows.len(), total, "catalogue rows for {distro}");
         let mut problems = Vec::new();
         for row in &rows {
@@ -60,13 +68,24 @@ fn content_matches_the_catalogue() {
                 }
             }
             if (rule.server, rule.workstation) != (server, workstation) {
-                problems.push(format!("{id}: profiles {:?}/{:?}, catalogue {}", rule.server, rule.workstation, row["profiles"]));
+                problems.push(format!(
+                    "{id}: profiles {:?}/{:?}, catalogue {}",
+                    rule.server, rule.workstation, row["profiles"]
+                ));
             }
             if rule.automated != (row["automated"] == "yes") {
-                problems.push(format!("{id}: automated {} but catalogue says {}", rule.automated, row["automated"]));
+                problems.push(format!(
+                    "{id}: automated {} but catalogue says {}",
+                    rule.automated, row["automated"]
+                ));
             }
-            if rule.severity.as_str() != row["proposed_severity"] && rule.severity_reason.is_none() {
-                problems.push(format!("{id}: severity {} differs from {} without a reason", rule.severity.as_str(), row["proposed_severity"]));
+            if rule.severity.as_str() != row["proposed_severity"] && rule.severity_reason.is_none()
+            {
+                problems.push(format!(
+                    "{id}: severity {} differs from {} without a reason",
+                    rule.severity.as_str(),
+                    row["proposed_severity"]
+                ));
             }
         }
         for r in &b.rules {
@@ -74,7 +93,16 @@ fn content_matches_the_catalogue() {
                 problems.push(format!("{}: not in the catalogue", r.id));
             }
         }
-        assert_eq!(b.rules.iter().filter(|r| !r.automated).count(), manual, "manual rules of {bench}");
-        assert!(problems.is_empty(), "{bench}: {} problems:\n{}", problems.len(), problems.join("\n"));
+        assert_eq!(
+            b.rules.iter().filter(|r| !r.automated).count(),
+            manual,
+            "manual rules of {bench}"
+        );
+        assert!(
+            problems.is_empty(),
+            "{bench}: {} problems:\n{}",
+            problems.len(),
+            problems.join("\n")
+        );
     }
 }

@@ -67,10 +67,22 @@ struct FixtureFile {
 /// have databases to read. A case or a file's `base` may override or remove them.
 fn default_tree() -> Tree {
     let mut t = Tree::default();
-    t.files.insert("/etc/passwd".into(), "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n".into());
-    t.files.insert("/etc/group".into(), "root:x:0:\ndaemon:x:1:\nshadow:x:42:\nadm:x:4:\n".into());
-    t.files.insert("/etc/shadow".into(), "root:$y$j9T$abc$def:19500:0:99999:7:::\ndaemon:*:19500:0:99999:7:::\n".into());
-    t.files.insert("/etc/os-release".into(), "ID=debian\nVERSION_ID=\"12\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n".into());
+    t.files.insert(
+        "/etc/passwd".into(),
+        "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n".into(),
+    );
+    t.files.insert(
+        "/etc/group".into(),
+        "root:x:0:\ndaemon:x:1:\nshadow:x:42:\nadm:x:4:\n".into(),
+    );
+    t.files.insert(
+        "/etc/shadow".into(),
+        "root:$y$j9T$abc$def:19500:0:99999:7:::\ndaemon:*:19500:0:99999:7:::\n".into(),
+    );
+    t.files.insert(
+        "/etc/os-release".into(),
+        "ID=debian\nVERSION_ID=\"12\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n".into(),
+    );
     t
 }
 
@@ -114,10 +126,12 @@ fn build(root: &Path, t: &Tree) {
             fs::write(&h, "").unwrap();
         }
         if m.uid.is_some() || m.gid.is_some() {
-            chown(&h, m.uid, m.gid).unwrap_or_else(|e| panic!("chown {p}: {e} (these tests run as root)"));
+            chown(&h, m.uid, m.gid)
+                .unwrap_or_else(|e| panic!("chown {p}: {e} (these tests run as root)"));
         }
         if let Some(mode) = &m.mode {
-            let mode = u32::from_str_radix(mode, 8).unwrap_or_else(|_| panic!("bad mode {mode} for {p}"));
+            let mode =
+                u32::from_str_radix(mode, 8).unwrap_or_else(|_| panic!("bad mode {mode} for {p}"));
             fs::set_permissions(&h, fs::Permissions::from_mode(mode)).unwrap();
         }
     }
@@ -135,12 +149,25 @@ fn fixtures() -> Vec<Loaded> {
     let mut out = Vec::new();
     for bdir in fs::read_dir(&dir).unwrap().flatten() {
         let benchmark = bdir.file_name().to_string_lossy().into_owned();
-        let mut files: Vec<_> = fs::read_dir(bdir.path()).unwrap().flatten().map(|e| e.path()).collect();
+        let mut files: Vec<_> = fs::read_dir(bdir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
         files.sort();
-        for f in files.into_iter().filter(|f| f.extension().is_some_and(|e| e == "toml")) {
+        for f in files
+            .into_iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "toml"))
+        {
             let text = fs::read_to_string(&f).unwrap();
-            let parsed: FixtureFile = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
-            out.push(Loaded { benchmark: benchmark.clone(), file: f.display().to_string(), base: parsed.base, cases: parsed.case });
+            let parsed: FixtureFile =
+                toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            out.push(Loaded {
+                benchmark: benchmark.clone(),
+                file: f.display().to_string(),
+                base: parsed.base,
+                cases: parsed.case,
+            });
         }
     }
     out
@@ -151,24 +178,37 @@ fn every_fixture_case_gives_its_expected_status() {
     let mut failures = Vec::new();
     let mut count = 0;
     for f in fixtures() {
-        let b = content::benchmark(&f.benchmark).unwrap().unwrap_or_else(|| panic!("{}: unknown benchmark", f.file));
+        let b = content::benchmark(&f.benchmark)
+            .unwrap()
+            .unwrap_or_else(|| panic!("{}: unknown benchmark", f.file));
         for case in &f.cases {
             count += 1;
-            let rule = b.rules.iter().find(|r| r.id == case.rule).unwrap_or_else(|| panic!("{}: no rule {}", f.file, case.rule));
-            let expect = Status::parse(&case.expect).unwrap_or_else(|| panic!("{}: bad status {}", f.file, case.expect));
+            let rule = b
+                .rules
+                .iter()
+                .find(|r| r.id == case.rule)
+                .unwrap_or_else(|| panic!("{}: no rule {}", f.file, case.rule));
+            let expect = Status::parse(&case.expect)
+                .unwrap_or_else(|| panic!("{}: bad status {}", f.file, case.expect));
             let tmp = tempfile::tempdir().unwrap();
             let tree = merge(merge(default_tree(), &f.base), &case.tree);
             build(tmp.path(), &tree);
             let facts = Facts::new(tmp.path(), tree.live.unwrap_or(false));
             let got = evaluate(rule, &facts);
-            let ev_ok = case.evidence.as_ref().is_none_or(|want| got.evidence.iter().any(|e| e.contains(want.as_str())));
+            let ev_ok = case
+                .evidence
+                .as_ref()
+                .is_none_or(|want| got.evidence.iter().any(|e| e.contains(want.as_str())));
             if got.status != expect || !ev_ok || got.evidence.is_empty() {
                 failures.push(format!(
                     "{} rule {} ({}): expected {expect}{}, got {} with evidence {:?}",
                     f.file,
                     case.rule,
                     case.note,
-                    case.evidence.as_ref().map(|e| format!(" with evidence containing {e:?}")).unwrap_or_default(),
+                    case.evidence
+                        .as_ref()
+                        .map(|e| format!(" with evidence containing {e:?}"))
+                        .unwrap_or_default(),
                     got.status,
                     got.evidence
                 ));
@@ -176,7 +216,12 @@ fn every_fixture_case_gives_its_expected_status() {
         }
     }
     assert!(count > 0, "no fixture cases found");
-    assert!(failures.is_empty(), "{} of {count} cases failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {count} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -184,7 +229,9 @@ fn every_automated_rule_has_a_passing_and_a_failing_fixture() {
     let mut seen: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
     for f in fixtures() {
         for c in &f.cases {
-            seen.entry((f.benchmark.clone(), c.rule.clone())).or_default().insert(c.expect.clone());
+            seen.entry((f.benchmark.clone(), c.rule.clone()))
+                .or_default()
+                .insert(c.expect.clone());
         }
     }
     let mut missing = Vec::new();
@@ -198,5 +245,10 @@ fn every_automated_rule_has_a_passing_and_a_failing_fixture() {
             }
         }
     }
-    assert!(missing.is_empty(), "{} gaps:\n{}", missing.len(), missing.join("\n"));
+    assert!(
+        missing.is_empty(),
+        "{} gaps:\n{}",
+        missing.len(),
+        missing.join("\n")
+    );
 }

@@ -1,5 +1,5 @@
-//! `rampart-collector`: placeholder binary until the collector issue lands.
+//! `rampart-collector`: the server is not built yet (see the collector issue).
 fn main() {
-    eprintln!("rampart-collector: not built yet; see the open collector issue");
+    eprintln!("rampart-collector: the server is not built yet; only its policy core exists");
     std::process::exit(2);
 }

@@ -7,13 +7,18 @@ use std::sync::OnceLock;
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace")
+        .to_path_buf()
 }
 
 /// Path of a workspace binary built by `cargo build` (debug profile, or the one
 /// named by `RAMPART_PROFILE`).
 pub fn binary(name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"));
     let profile = std::env::var("RAMPART_PROFILE").unwrap_or_else(|_| "debug".into());
     let p = target.join(profile).join(name);
     if !p.exists() {
@@ -29,7 +34,10 @@ pub fn binary(name: &str) -> PathBuf {
 
 /// Runs `rampart-agent` with `args`.
 pub fn agent(args: &[&str]) -> Output {
-    Command::new(binary("rampart-agent")).args(args).output().expect("run rampart-agent")
+    Command::new(binary("rampart-agent"))
+        .args(args)
+        .output()
+        .expect("run rampart-agent")
 }
 
 /// Runs the agent and parses its standard output as JSON, insisting on `code`.
@@ -42,7 +50,8 @@ pub fn agent_json(args: &[&str], code: i32) -> serde_json::Value {
         out.status.code(),
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("rampart-agent {args:?} printed no JSON: {e}"))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("rampart-agent {args:?} printed no JSON: {e}"))
 }
 
 /// The real Debian 12 root (debootstrap, cached; see tests/fixtures/build-debian-root.sh).
@@ -57,20 +66,36 @@ pub fn debian_root() -> &'static Path {
             .arg(workspace().join("tests/fixtures/build-debian-root.sh"))
             .output()
             .expect("run build-debian-root.sh");
-        assert!(out.status.success(), "building the Debian 12 root failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "building the Debian 12 root failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
     })
 }
 
 /// The results of a scan document as (id → (status, evidence)).
-pub fn statuses(scan: &serde_json::Value) -> std::collections::BTreeMap<String, (String, Vec<String>)> {
+pub fn statuses(
+    scan: &serde_json::Value,
+) -> std::collections::BTreeMap<String, (String, Vec<String>)> {
     scan["results"]
         .as_array()
         .expect("results array")
         .iter()
         .map(|r| {
-            let ev = r["evidence"].as_array().map(|a| a.iter().filter_map(|e| e.as_str().map(String::from)).collect()).unwrap_or_default();
-            (r["id"].as_str().unwrap().to_string(), (r["status"].as_str().unwrap().to_string(), ev))
+            let ev = r["evidence"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|e| e.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (
+                r["id"].as_str().unwrap().to_string(),
+                (r["status"].as_str().unwrap().to_string(), ev),
+            )
         })
         .collect()
 }

@@ -9,10 +9,26 @@ use std::path::Path;
 
 use rampart_tests::{agent_json, debian_root, statuses};
 
-const PROFILES: [&str; 4] = ["level1-server", "level2-server", "level1-workstation", "level2-workstation"];
+const PROFILES: [&str; 4] = [
+    "level1-server",
+    "level2-server",
+    "level1-workstation",
+    "level2-workstation",
+];
 
 fn scan(root: &Path, profile: &str) -> serde_json::Value {
-    agent_json(&["check", "--root", root.to_str().unwrap(), "--profile", profile, "--format", "json"], 0)
+    agent_json(
+        &[
+            "check",
+            "--root",
+            root.to_str().unwrap(),
+            "--profile",
+            profile,
+            "--format",
+            "json",
+        ],
+        0,
+    )
 }
 
 #[test]
@@ -20,18 +36,32 @@ fn every_profile_scans_without_errors() {
     let root = debian_root();
     for profile in PROFILES {
         let v = scan(root, profile);
-        assert_eq!(v["benchmark"]["id"], "debian-12", "chosen from the root's os-release");
+        assert_eq!(
+            v["benchmark"]["id"], "debian-12",
+            "chosen from the root's os-release"
+        );
         assert_eq!(v["live"], false);
         let listed = agent_json(&["rules", "--profile", profile, "--format", "json"], 0);
-        assert_eq!(v["results"].as_array().unwrap().len(), listed["rules"].as_array().unwrap().len(), "{profile}");
+        assert_eq!(
+            v["results"].as_array().unwrap().len(),
+            listed["rules"].as_array().unwrap().len(),
+            "{profile}"
+        );
         let errors: Vec<String> = statuses(&v)
             .into_iter()
             .filter(|(_, (s, _))| s == "error")
             .map(|(id, (_, ev))| format!("{id}: {ev:?}"))
             .collect();
-        assert!(errors.is_empty(), "{profile}: rules ended in error:\n{}", errors.join("\n"));
+        assert!(
+            errors.is_empty(),
+            "{profile}: rules ended in error:\n{}",
+            errors.join("\n")
+        );
         let s = &v["summary"];
-        assert!(s["passed"].as_u64().unwrap() > 0 && s["failed"].as_u64().unwrap() > 0, "{profile}: {s}");
+        assert!(
+            s["passed"].as_u64().unwrap() > 0 && s["failed"].as_u64().unwrap() > 0,
+            "{profile}: {s}"
+        );
     }
 }
 
@@ -51,7 +81,9 @@ impl Oracle<'_> {
     }
 
     fn installed(&self, pkg: &str) -> bool {
-        self.dpkg.get(pkg).is_some_and(|s| s.ends_with(" installed"))
+        self.dpkg
+            .get(pkg)
+            .is_some_and(|s| s.ends_with(" installed"))
     }
 
     fn perms(&self, p: &str, max: u32, groups: &[u32]) -> Option<&'static str> {
@@ -65,7 +97,11 @@ impl Oracle<'_> {
         let mut files = vec!["/etc/ssh/sshd_config".to_string()];
         // Debian's sshd_config includes sshd_config.d/*.conf first.
         let mut d: Vec<_> = fs::read_dir(self.path("/etc/ssh/sshd_config.d"))
-            .map(|r| r.flatten().map(|e| format!("/etc/ssh/sshd_config.d/{}", e.file_name().to_string_lossy())).collect())
+            .map(|r| {
+                r.flatten()
+                    .map(|e| format!("/etc/ssh/sshd_config.d/{}", e.file_name().to_string_lossy()))
+                    .collect()
+            })
             .unwrap_or_default();
         d.sort();
         files.splice(0..0, d.into_iter().filter(|f| f.ends_with(".conf")));
@@ -86,7 +122,12 @@ fn dpkg_status(root: &Path) -> BTreeMap<String, String> {
     let text = fs::read_to_string(root.join("var/lib/dpkg/status")).unwrap();
     let mut out = BTreeMap::new();
     for stanza in text.split("\n\n") {
-        let get = |k: &str| stanza.lines().find_map(|l| l.strip_prefix(k)).map(|v| v.trim().to_string());
+        let get = |k: &str| {
+            stanza
+                .lines()
+                .find_map(|l| l.strip_prefix(k))
+                .map(|v| v.trim().to_string())
+        };
         if let (Some(p), Some(s)) = (get("Package:"), get("Status:")) {
             out.insert(p, s);
         }
@@ -97,9 +138,17 @@ fn dpkg_status(root: &Path) -> BTreeMap<String, String> {
 #[test]
 fn rules_agree_with_the_roots_own_files() {
     let root = debian_root();
-    let o = Oracle { root, dpkg: dpkg_status(root) };
+    let o = Oracle {
+        root,
+        dpkg: dpkg_status(root),
+    };
     let mut expect: Vec<(&str, &'static str, String)> = Vec::new();
-    let shadow_gid = o.read("/etc/group").lines().find(|l| l.starts_with("shadow:")).and_then(|l| l.split(':').nth(2)?.parse().ok()).unwrap_or(0);
+    let shadow_gid = o
+        .read("/etc/group")
+        .lines()
+        .find(|l| l.starts_with("shadow:"))
+        .and_then(|l| l.split(':').nth(2)?.parse().ok())
+        .unwrap_or(0);
     for (id, path, max, groups) in [
         ("7.1.1", "/etc/passwd", 0o644, vec![0]),
         ("7.1.2", "/etc/passwd-", 0o644, vec![0]),
@@ -151,40 +200,119 @@ fn rules_agree_with_the_roots_own_files() {
             expect.push((id, "pass", format!("{pkgs:?} not installed")));
         }
     }
-    for (id, pkgs) in [("5.2.1", &["sudo"][..]), ("6.3.1", &["aide", "aide-common"]), ("6.2.1.1", &["auditd", "audispd-plugins"]), ("5.3.1.3", &["libpam-pwquality"])] {
-        let s = if pkgs.iter().all(|p| o.installed(p)) { "pass" } else { "fail" };
+    for (id, pkgs) in [
+        ("5.2.1", &["sudo"][..]),
+        ("6.3.1", &["aide", "aide-common"]),
+        ("6.2.1.1", &["auditd", "audispd-plugins"]),
+        ("5.3.1.3", &["libpam-pwquality"]),
+    ] {
+        let s = if pkgs.iter().all(|p| o.installed(p)) {
+            "pass"
+        } else {
+            "fail"
+        };
         expect.push((id, s, format!("{pkgs:?} installed?")));
     }
-    let passwd: Vec<Vec<String>> = o.read("/etc/passwd").lines().map(|l| l.split(':').map(String::from).collect()).collect();
+    let passwd: Vec<Vec<String>> = o
+        .read("/etc/passwd")
+        .lines()
+        .map(|l| l.split(':').map(String::from).collect())
+        .collect();
     let uid0 = passwd.iter().filter(|f| f[2] == "0").count();
-    expect.push(("5.4.2.1", if uid0 == 1 { "pass" } else { "fail" }, "UID 0 accounts".into()));
-    expect.push(("7.2.1", if passwd.iter().all(|f| f[1] == "x") { "pass" } else { "fail" }, "shadowed passwords".into()));
+    expect.push((
+        "5.4.2.1",
+        if uid0 == 1 { "pass" } else { "fail" },
+        "UID 0 accounts".into(),
+    ));
+    expect.push((
+        "7.2.1",
+        if passwd.iter().all(|f| f[1] == "x") {
+            "pass"
+        } else {
+            "fail"
+        },
+        "shadowed passwords".into(),
+    ));
     let uids: Vec<&String> = passwd.iter().map(|f| &f[2]).collect();
     let dup = |v: &[&String]| v.iter().enumerate().any(|(i, a)| v[..i].contains(a));
-    expect.push(("7.2.5", if dup(&uids) { "fail" } else { "pass" }, "duplicate UIDs".into()));
+    expect.push((
+        "7.2.5",
+        if dup(&uids) { "fail" } else { "pass" },
+        "duplicate UIDs".into(),
+    ));
     let names: Vec<&String> = passwd.iter().map(|f| &f[0]).collect();
-    expect.push(("7.2.7", if dup(&names) { "fail" } else { "pass" }, "duplicate user names".into()));
-    let empty_pw = o.read("/etc/shadow").lines().any(|l| l.split(':').nth(1) == Some(""));
-    expect.push(("7.2.2", if empty_pw { "fail" } else { "pass" }, "empty shadow passwords".into()));
+    expect.push((
+        "7.2.7",
+        if dup(&names) { "fail" } else { "pass" },
+        "duplicate user names".into(),
+    ));
+    let empty_pw = o
+        .read("/etc/shadow")
+        .lines()
+        .any(|l| l.split(':').nth(1) == Some(""));
+    expect.push((
+        "7.2.2",
+        if empty_pw { "fail" } else { "pass" },
+        "empty shadow passwords".into(),
+    ));
     // sshd: OpenSSH's defaults when unset are PermitRootLogin prohibit-password and MaxAuthTries 6.
-    let prl = o.sshd("PermitRootLogin").unwrap_or_else(|| "prohibit-password".into());
-    expect.push(("5.1.20", if prl == "no" { "pass" } else { "fail" }, format!("PermitRootLogin {prl}")));
-    let mat: u32 = o.sshd("MaxAuthTries").and_then(|v| v.parse().ok()).unwrap_or(6);
-    expect.push(("5.1.16", if mat <= 4 { "pass" } else { "fail" }, format!("MaxAuthTries {mat}")));
+    let prl = o
+        .sshd("PermitRootLogin")
+        .unwrap_or_else(|| "prohibit-password".into());
+    expect.push((
+        "5.1.20",
+        if prl == "no" { "pass" } else { "fail" },
+        format!("PermitRootLogin {prl}"),
+    ));
+    let mat: u32 = o
+        .sshd("MaxAuthTries")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6);
+    expect.push((
+        "5.1.16",
+        if mat <= 4 { "pass" } else { "fail" },
+        format!("MaxAuthTries {mat}"),
+    ));
     let pam = o.sshd("UsePAM").unwrap_or_else(|| "no".into());
-    expect.push(("5.1.22", if pam.eq_ignore_ascii_case("yes") { "pass" } else { "fail" }, format!("UsePAM {pam}")));
-    let pe = o.sshd("PermitEmptyPasswords").unwrap_or_else(|| "no".into());
-    expect.push(("5.1.19", if pe == "no" { "pass" } else { "fail" }, format!("PermitEmptyPasswords {pe}")));
+    expect.push((
+        "5.1.22",
+        if pam.eq_ignore_ascii_case("yes") {
+            "pass"
+        } else {
+            "fail"
+        },
+        format!("UsePAM {pam}"),
+    ));
+    let pe = o
+        .sshd("PermitEmptyPasswords")
+        .unwrap_or_else(|| "no".into());
+    expect.push((
+        "5.1.19",
+        if pe == "no" { "pass" } else { "fail" },
+        format!("PermitEmptyPasswords {pe}"),
+    ));
 
     let results = statuses(&scan(root, "level2-server"));
     let mut wrong = Vec::new();
     for (id, want, why) in &expect {
         match results.get(*id) {
             Some((got, _)) if got == want => {}
-            Some((got, ev)) => wrong.push(format!("{id}: expected {want} ({why}), got {got}: {ev:?}")),
+            Some((got, ev)) => {
+                wrong.push(format!("{id}: expected {want} ({why}), got {got}: {ev:?}"))
+            }
             None => wrong.push(format!("{id}: not in the level2-server results")),
         }
     }
-    assert!(expect.len() >= 30, "only {} rules cross-checked", expect.len());
-    assert!(wrong.is_empty(), "{} of {} rules disagree with the root's files:\n{}", wrong.len(), expect.len(), wrong.join("\n"));
+    assert!(
+        expect.len() >= 30,
+        "only {} rules cross-checked",
+        expect.len()
+    );
+    assert!(
+        wrong.is_empty(),
+        "{} of {} rules disagree with the root's files:\n{}",
+        wrong.len(),
+        expect.len(),
+        wrong.join("\n")
+    );
 }

@@ -48,7 +48,13 @@ pub enum Check {
 impl Check {
     pub fn eval(&self, facts: &Facts) -> Outcome {
         match self {
-            Check::Perms { paths, max_mode, owner, group, missing } => {
+            Check::Perms {
+                paths,
+                max_mode,
+                owner,
+                group,
+                missing,
+            } => {
                 let max = match max_mode.as_deref().map(parse_mode).transpose() {
                     Ok(m) => m,
                     Err(e) => return Outcome::error(e),
@@ -66,7 +72,10 @@ impl Check {
                 if found.is_empty() {
                     Outcome::pass(format!("{} not present", paths.join(", ")))
                 } else {
-                    Outcome::new(Status::Fail, found.into_iter().map(|p| format!("{p} exists")).collect())
+                    Outcome::new(
+                        Status::Fail,
+                        found.into_iter().map(|p| format!("{p} exists")).collect(),
+                    )
                 }
             }
         }
@@ -75,7 +84,8 @@ impl Check {
 
 /// Parses an octal mode such as `0640`.
 pub fn parse_mode(s: &str) -> Result<u32, String> {
-    u32::from_str_radix(s.trim_start_matches("0o"), 8).map_err(|_| format!("`{s}` is not an octal mode"))
+    u32::from_str_radix(s.trim_start_matches("0o"), 8)
+        .map_err(|_| format!("`{s}` is not an octal mode"))
 }
 
 /// Paths matching `pattern` inside the root (a plain path matches itself if it exists).
@@ -83,13 +93,19 @@ pub fn expand(facts: &Facts, pattern: &str) -> Result<Vec<String>, FactError> {
     if pattern.contains(['*', '?', '[']) {
         facts.glob(pattern)
     } else {
-        Ok(facts.lstat(pattern)?.map(|_| vec![pattern.to_string()]).unwrap_or_default())
+        Ok(facts
+            .lstat(pattern)?
+            .map(|_| vec![pattern.to_string()])
+            .unwrap_or_default())
     }
 }
 
 /// Whether `id` (with its name `name`) is in an allow list of names or numbers.
 pub fn id_allowed(allowed: &[String], id: u32, name: &str) -> bool {
-    allowed.is_empty() || allowed.iter().any(|a| a == name || a.parse::<u32>().ok() == Some(id))
+    allowed.is_empty()
+        || allowed
+            .iter()
+            .any(|a| a == name || a.parse::<u32>().ok() == Some(id))
 }
 
 /// `path: mode 0644, owner root, group root` for evidence.
@@ -102,7 +118,13 @@ pub fn describe_meta(m: &FileMeta, acc: Option<&Accounts>) -> String {
 }
 
 /// Judges one file's metadata against the limits; returns failures.
-pub fn judge(m: &FileMeta, max: Option<u32>, owner: &[String], group: &[String], acc: Option<&Accounts>) -> Vec<String> {
+pub fn judge(
+    m: &FileMeta,
+    max: Option<u32>,
+    owner: &[String],
+    group: &[String],
+    acc: Option<&Accounts>,
+) -> Vec<String> {
     let mut bad = Vec::new();
     let (u, g) = match acc {
         Some(a) => (a.user_name(m.uid), a.group_name(m.gid)),
@@ -110,19 +132,37 @@ pub fn judge(m: &FileMeta, max: Option<u32>, owner: &[String], group: &[String],
     };
     if let Some(max) = max {
         if m.mode & !max != 0 {
-            bad.push(format!("{}: mode {:04o} is looser than {:04o}", m.path, m.mode, max));
+            bad.push(format!(
+                "{}: mode {:04o} is looser than {:04o}",
+                m.path, m.mode, max
+            ));
         }
     }
     if !id_allowed(owner, m.uid, &u) {
-        bad.push(format!("{}: owner {u} is not {}", m.path, owner.join(" or ")));
+        bad.push(format!(
+            "{}: owner {u} is not {}",
+            m.path,
+            owner.join(" or ")
+        ));
     }
     if !id_allowed(group, m.gid, &g) {
-        bad.push(format!("{}: group {g} is not {}", m.path, group.join(" or ")));
+        bad.push(format!(
+            "{}: group {g} is not {}",
+            m.path,
+            group.join(" or ")
+        ));
     }
     bad
 }
 
-fn perms(facts: &Facts, paths: &[String], max: Option<u32>, owner: &[String], group: &[String], missing: Missing) -> Outcome {
+fn perms(
+    facts: &Facts,
+    paths: &[String],
+    max: Option<u32>,
+    owner: &[String],
+    group: &[String],
+    missing: Missing,
+) -> Outcome {
     let acc = accounts(facts);
     let acc = acc.as_ref().as_ref().ok();
     let mut failures = Vec::new();

@@ -97,7 +97,8 @@ impl<'de> Deserialize<'de> for Check {
             .ok_or_else(|| D::Error::custom("a check needs a `kind`"))?
             .to_string();
         let family = kind.split('.').next().unwrap_or_default();
-        let e = |err: toml::de::Error| D::Error::custom(format!("check `{kind}`: {}", err.message()));
+        let e =
+            |err: toml::de::Error| D::Error::custom(format!("check `{kind}`: {}", err.message()));
         Ok(match family {
             "all" | "any" => {
                 #[derive(Deserialize)]
@@ -132,7 +133,11 @@ impl<'de> Deserialize<'de> for Check {
             "sysctl" => Check::Sysctl(sysctl::Check::deserialize(value).map_err(e)?),
             "time" => Check::Time(time::Check::deserialize(value).map_err(e)?),
             "users" => Check::Users(users::Check::deserialize(value).map_err(e)?),
-            other => return Err(D::Error::custom(format!("unknown check family `{other}` in kind `{kind}`"))),
+            other => {
+                return Err(D::Error::custom(format!(
+                    "unknown check family `{other}` in kind `{kind}`"
+                )))
+            }
         })
     }
 }

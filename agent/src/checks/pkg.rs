@@ -65,9 +65,13 @@ impl Check {
                 Outcome::new(if ok { Status::Pass } else { Status::Fail }, ev)
             }
             Check::Absent { packages, services } => {
-                let present: Vec<&String> = packages.iter().filter(|p| pk.is_installed(p)).collect();
+                let present: Vec<&String> =
+                    packages.iter().filter(|p| pk.is_installed(p)).collect();
                 if present.is_empty() {
-                    return Ok(Outcome::new(Status::Pass, packages.iter().map(|p| pk.describe(p)).collect()));
+                    return Ok(Outcome::new(
+                        Status::Pass,
+                        packages.iter().map(|p| pk.describe(p)).collect(),
+                    ));
                 }
                 let mut ev: Vec<String> = present.iter().map(|p| pk.describe(p)).collect();
                 if services.is_empty() {
@@ -83,7 +87,9 @@ impl Check {
                 if running {
                     Outcome::new(Status::Fail, ev)
                 } else {
-                    ev.push("kept installed, but none of its services is enabled or running".into());
+                    ev.push(
+                        "kept installed, but none of its services is enabled or running".into(),
+                    );
                     Outcome::new(Status::Pass, ev)
                 }
             }
@@ -94,13 +100,18 @@ impl Check {
                 }
                 Some(_) => Outcome::fail(format!("{}, older than {version}", pk.describe(package))),
             },
-            Check::ServiceEnabled { unit: name, if_installed, allow_static } => {
+            Check::ServiceEnabled {
+                unit: name,
+                if_installed,
+                allow_static,
+            } => {
                 if let Some(o) = not_installed(pk, if_installed) {
                     return Ok(o);
                 }
                 let u = unit(facts, name);
                 let u = u.as_ref().as_ref().map_err(Clone::clone)?;
-                let enabled = u.exists() && !u.masked && (u.enabled() || (*allow_static && u.is_static));
+                let enabled =
+                    u.exists() && !u.masked && (u.enabled() || (*allow_static && u.is_static));
                 let status = match (enabled, u.active) {
                     (true, Some(false)) => Status::Fail,
                     (true, _) => Status::Pass,
@@ -108,7 +119,10 @@ impl Check {
                 };
                 Outcome::new(status, vec![u.describe()])
             }
-            Check::ServiceDisabled { units, if_installed } => {
+            Check::ServiceDisabled {
+                units,
+                if_installed,
+            } => {
                 if let Some(o) = not_installed(pk, if_installed) {
                     return Ok(o);
                 }

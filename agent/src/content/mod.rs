@@ -33,7 +33,11 @@ pub enum ContentError {
     Syntax { file: String, reason: String },
     /// A rule breaks a content invariant (duplicate ID, missing text, …).
     #[error("{file}: rule {id}: {reason}")]
-    Invalid { file: String, id: String, reason: String },
+    Invalid {
+        file: String,
+        id: String,
+        reason: String,
+    },
 }
 
 /// A benchmark: its identity and its rules, ordered by recommendation number.
@@ -86,7 +90,10 @@ impl Rule {
 
     /// The profiles that include this rule.
     pub fn profiles(&self) -> Vec<Profile> {
-        Profile::ALL.into_iter().filter(|p| self.in_profile(*p)).collect()
+        Profile::ALL
+            .into_iter()
+            .filter(|p| self.in_profile(*p))
+            .collect()
     }
 }
 
@@ -133,7 +140,9 @@ struct RawProfiles {
 /// All compiled-in benchmarks, parsed and validated once.
 pub fn benchmarks() -> Result<&'static [Benchmark], ContentError> {
     static ALL: OnceLock<Result<Vec<Benchmark>, ContentError>> = OnceLock::new();
-    ALL.get_or_init(|| SOURCES.iter().map(|s| load(s)).collect()).as_deref().map_err(Clone::clone)
+    ALL.get_or_init(|| SOURCES.iter().map(|s| load(s)).collect())
+        .as_deref()
+        .map_err(Clone::clone)
 }
 
 /// The benchmark with our identifier `id`.
@@ -143,7 +152,10 @@ pub fn benchmark(id: &str) -> Result<Option<&'static Benchmark>, ContentError> {
 
 /// Parses and validates one benchmark's files.
 pub fn load(files: &[Source]) -> Result<Benchmark, ContentError> {
-    let syntax = |file: &str, e: toml::de::Error| ContentError::Syntax { file: file.to_string(), reason: e.to_string() };
+    let syntax = |file: &str, e: toml::de::Error| ContentError::Syntax {
+        file: file.to_string(),
+        reason: e.to_string(),
+    };
     let (head_name, head_text) = files.first().copied().unwrap_or(("benchmark.toml", ""));
     let head: RawBenchmark = toml::from_str(head_text).map_err(|e| syntax(head_name, e))?;
     let mut rules = Vec::new();
@@ -151,14 +163,26 @@ pub fn load(files: &[Source]) -> Result<Benchmark, ContentError> {
     for (file, text) in &files[1..] {
         let raw: RawFile = toml::from_str(text).map_err(|e| syntax(file, e))?;
         for r in raw.rule {
-            let invalid = |reason: &str| ContentError::Invalid { file: file.to_string(), id: r.id.clone(), reason: reason.to_string() };
-            if !r.id.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())) {
+            let invalid = |reason: &str| ContentError::Invalid {
+                file: file.to_string(),
+                id: r.id.clone(),
+                reason: reason.to_string(),
+            };
+            if !r
+                .id
+                .split('.')
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+            {
                 return Err(invalid("the ID is not a dotted recommendation number"));
             }
             if !seen.insert(r.id.clone()) {
                 return Err(invalid("duplicate rule ID"));
             }
-            for (what, text) in [("title", &r.title), ("description", &r.description), ("remediation", &r.remediation)] {
+            for (what, text) in [
+                ("title", &r.title),
+                ("description", &r.description),
+                ("remediation", &r.remediation),
+            ] {
                 if text.trim().len() < 10 {
                     return Err(invalid(&format!("the {what} is missing or too short")));
                 }
@@ -168,14 +192,22 @@ pub fn load(files: &[Source]) -> Result<Benchmark, ContentError> {
                 (false, true) => return Err(invalid("a manual rule must not have a check")),
                 _ => {}
             }
-            let levels: Vec<u8> = [r.profiles.server, r.profiles.workstation].into_iter().flatten().collect();
+            let levels: Vec<u8> = [r.profiles.server, r.profiles.workstation]
+                .into_iter()
+                .flatten()
+                .collect();
             if levels.is_empty() || levels.iter().any(|l| !(1..=2).contains(l)) {
-                return Err(invalid("profiles must give a level 1 or 2 for server and/or workstation"));
+                return Err(invalid(
+                    "profiles must give a level 1 or 2 for server and/or workstation",
+                ));
             }
             if levels.iter().min() != Some(&r.level) {
-                return Err(invalid("`level` must be the lowest level among its profiles"));
+                return Err(invalid(
+                    "`level` must be the lowest level among its profiles",
+                ));
             }
-            let section = section_of(&head.sections, &r.id).ok_or_else(|| invalid("no section title covers this ID"))?;
+            let section = section_of(&head.sections, &r.id)
+                .ok_or_else(|| invalid("no section title covers this ID"))?;
             rules.push(Rule {
                 section,
                 title: r.title.trim().to_string(),
@@ -206,7 +238,9 @@ pub fn load(files: &[Source]) -> Result<Benchmark, ContentError> {
 
 /// The numeric sort key of a dotted ID: `1.10` after `1.9`.
 pub fn id_key(id: &str) -> Vec<u32> {
-    id.split('.').map(|p| p.parse().unwrap_or(u32::MAX)).collect()
+    id.split('.')
+        .map(|p| p.parse().unwrap_or(u32::MAX))
+        .collect()
 }
 
 fn section_of(sections: &BTreeMap<String, String>, id: &str) -> Option<String> {
@@ -250,18 +284,41 @@ mod tests {
     fn rejects_malformed_content() {
         let check = "automated=true\ncheck={kind='file.absent', paths=['/x']}";
         let cases: Vec<(String, &str)> = vec![
-            (rule("1.1", check) + &rule("1.1", check), "duplicate rule ID"),
-            (rule("1.2", "automated=true\ncheck={kind='file.nonsense'}"), "file.nonsense"),
-            (rule("1.3", "automated=true\ncheck={kind='bogus.thing'}"), "unknown check family"),
+            (
+                rule("1.1", check) + &rule("1.1", check),
+                "duplicate rule ID",
+            ),
+            (
+                rule("1.2", "automated=true\ncheck={kind='file.nonsense'}"),
+                "file.nonsense",
+            ),
+            (
+                rule("1.3", "automated=true\ncheck={kind='bogus.thing'}"),
+                "unknown check family",
+            ),
             (rule("1.4", "automated=true"), "needs a check"),
-            (rule("1.5", "automated=false\ncheck={kind='file.absent', paths=['/x']}"), "must not have a check"),
-            (rule("1.6", check).replace("A title long enough", ""), "title is missing"),
+            (
+                rule(
+                    "1.5",
+                    "automated=false\ncheck={kind='file.absent', paths=['/x']}",
+                ),
+                "must not have a check",
+            ),
+            (
+                rule("1.6", check).replace("A title long enough", ""),
+                "title is missing",
+            ),
             (rule("x.1", check), "dotted recommendation number"),
             (rule("2.1", check), "no section title"),
-            (rule("1.7", check).replace("server=1", ""), "profiles must give"),
+            (
+                rule("1.7", check).replace("server=1", ""),
+                "profiles must give",
+            ),
         ];
         for (text, want) in cases {
-            let err = load(&[HEAD, ("r.toml", leak(text.clone()))]).expect_err(&text).to_string();
+            let err = load(&[HEAD, ("r.toml", leak(text.clone()))])
+                .expect_err(&text)
+                .to_string();
             assert!(err.contains(want), "expected {want:?} in {err:?}");
         }
     }
@@ -272,7 +329,10 @@ mod tests {
         let b = load(&[HEAD, ("r.toml", leak(text))]).unwrap();
         let r = &b.rules[0];
         let names: Vec<&str> = r.profiles().iter().map(|p| p.name()).collect();
-        assert_eq!(names, ["level1-server", "level2-server", "level2-workstation"]);
+        assert_eq!(
+            names,
+            ["level1-server", "level2-server", "level2-workstation"]
+        );
         assert_eq!(r.section, "Setup");
     }
 }

@@ -32,7 +32,9 @@ pub struct Shadow {
 impl Shadow {
     /// A usable password hash is set (not empty, not locked with `!`/`*`).
     pub fn has_password(&self) -> bool {
-        !self.password.is_empty() && !self.password.starts_with('!') && !self.password.starts_with('*')
+        !self.password.is_empty()
+            && !self.password.starts_with('!')
+            && !self.password.starts_with('*')
     }
     /// The account is locked (`!` or `*` prefix).
     pub fn is_locked(&self) -> bool {
@@ -77,11 +79,15 @@ impl Accounts {
     }
     /// A user name for evidence, or the number when unknown.
     pub fn user_name(&self, uid: u32) -> String {
-        self.user_by_uid(uid).map(|u| u.name.clone()).unwrap_or_else(|| uid.to_string())
+        self.user_by_uid(uid)
+            .map(|u| u.name.clone())
+            .unwrap_or_else(|| uid.to_string())
     }
     /// A group name for evidence, or the number when unknown.
     pub fn group_name(&self, gid: u32) -> String {
-        self.group_by_gid(gid).map(|g| g.name.clone()).unwrap_or_else(|| gid.to_string())
+        self.group_by_gid(gid)
+            .map(|g| g.name.clone())
+            .unwrap_or_else(|| gid.to_string())
     }
 }
 
@@ -93,13 +99,19 @@ pub fn accounts(facts: &Facts) -> Arc<Result<Accounts, FactError>> {
 
 fn load(facts: &Facts) -> Result<Accounts, FactError> {
     let mut acc = Accounts::default();
-    let passwd = facts.read("/etc/passwd")?.ok_or_else(|| FactError::Unreadable {
-        path: "/etc/passwd".into(),
-        reason: "the file does not exist".into(),
-    })?;
+    let passwd = facts
+        .read("/etc/passwd")?
+        .ok_or_else(|| FactError::Unreadable {
+            path: "/etc/passwd".into(),
+            reason: "the file does not exist".into(),
+        })?;
     for (n, line) in data_lines(&passwd) {
         let f: Vec<&str> = line.split(':').collect();
-        match (f.len(), f.get(2).and_then(|v| v.parse().ok()), f.get(3).and_then(|v| v.parse().ok())) {
+        match (
+            f.len(),
+            f.get(2).and_then(|v| v.parse().ok()),
+            f.get(3).and_then(|v| v.parse().ok()),
+        ) {
             (7, Some(uid), Some(gid)) => acc.users.push(User {
                 name: f[0].into(),
                 password: f[1].into(),
@@ -109,14 +121,17 @@ fn load(facts: &Facts) -> Result<Accounts, FactError> {
                 shell: f[6].into(),
                 line: n,
             }),
-            _ => acc.malformed.push(format!("/etc/passwd:{n}: not a valid passwd entry")),
+            _ => acc
+                .malformed
+                .push(format!("/etc/passwd:{n}: not a valid passwd entry")),
         }
     }
     if let Some(shadow) = facts.read("/etc/shadow")? {
         for (n, line) in data_lines(&shadow) {
             let f: Vec<&str> = line.split(':').collect();
             if f.len() < 8 {
-                acc.malformed.push(format!("/etc/shadow:{n}: not a valid shadow entry"));
+                acc.malformed
+                    .push(format!("/etc/shadow:{n}: not a valid shadow entry"));
                 continue;
             }
             let num = |i: usize| f.get(i).and_then(|v| v.trim().parse::<i64>().ok());
@@ -132,20 +147,28 @@ fn load(facts: &Facts) -> Result<Accounts, FactError> {
             });
         }
     }
-    let group = facts.read("/etc/group")?.ok_or_else(|| FactError::Unreadable {
-        path: "/etc/group".into(),
-        reason: "the file does not exist".into(),
-    })?;
+    let group = facts
+        .read("/etc/group")?
+        .ok_or_else(|| FactError::Unreadable {
+            path: "/etc/group".into(),
+            reason: "the file does not exist".into(),
+        })?;
     for (n, line) in data_lines(&group) {
         let f: Vec<&str> = line.split(':').collect();
         match (f.len(), f.get(2).and_then(|v| v.parse().ok())) {
             (4, Some(gid)) => acc.groups.push(Group {
                 name: f[0].into(),
                 gid,
-                members: f[3].split(',').filter(|m| !m.is_empty()).map(String::from).collect(),
+                members: f[3]
+                    .split(',')
+                    .filter(|m| !m.is_empty())
+                    .map(String::from)
+                    .collect(),
                 line: n,
             }),
-            _ => acc.malformed.push(format!("/etc/group:{n}: not a valid group entry")),
+            _ => acc
+                .malformed
+                .push(format!("/etc/group:{n}: not a valid group entry")),
         }
     }
     Ok(acc)
@@ -153,13 +176,22 @@ fn load(facts: &Facts) -> Result<Accounts, FactError> {
 
 /// Non-empty, non-comment lines with their 1-based numbers.
 pub fn data_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
-    text.lines().enumerate().map(|(i, l)| (i + 1, l.trim_end())).filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim_end()))
+        .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
 }
 
 /// /etc/shells entries.
 pub fn shells(facts: &Facts) -> Result<Vec<String>, FactError> {
     Ok(facts
         .read("/etc/shells")?
-        .map(|t| t.lines().map(super::strip_comment).filter(|l| !l.is_empty()).map(String::from).collect())
+        .map(|t| {
+            t.lines()
+                .map(super::strip_comment)
+                .filter(|l| !l.is_empty())
+                .map(String::from)
+                .collect()
+        })
         .unwrap_or_default())
 }

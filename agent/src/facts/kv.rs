@@ -47,7 +47,11 @@ pub fn parse(text: &str, path: &str, sep: Separator) -> Vec<Setting> {
                 None => (line, ""),
             },
         };
-        out.push(Setting { key: key.to_string(), value: unquote(value).to_string(), source: format!("{path}:{}", n + 1) });
+        out.push(Setting {
+            key: key.to_string(),
+            value: unquote(value).to_string(),
+            source: format!("{path}:{}", n + 1),
+        });
     }
     out
 }
@@ -81,7 +85,9 @@ pub fn parse_ini(text: &str, path: &str, section: &str) -> Vec<Setting> {
 
 fn unquote(v: &str) -> &str {
     let b = v.as_bytes();
-    if b.len() >= 2 && ((b[0] == b'"' && b[b.len() - 1] == b'"') || (b[0] == b'\'' && b[b.len() - 1] == b'\'')) {
+    if b.len() >= 2
+        && ((b[0] == b'"' && b[b.len() - 1] == b'"') || (b[0] == b'\'' && b[b.len() - 1] == b'\''))
+    {
         &v[1..v.len() - 1]
     } else {
         v
@@ -123,7 +129,13 @@ pub fn read_with_dropins(
 /// The last value of `key` over settings read in order (later wins), compared
 /// with `key_eq` (case-insensitive when `ci`).
 pub fn last<'a>(settings: &'a [Setting], key: &str, ci: bool) -> Option<&'a Setting> {
-    settings.iter().rev().find(|s| if ci { s.key.eq_ignore_ascii_case(key) } else { s.key == key })
+    settings.iter().rev().find(|s| {
+        if ci {
+            s.key.eq_ignore_ascii_case(key)
+        } else {
+            s.key == key
+        }
+    })
 }
 
 #[cfg(test)]
@@ -132,7 +144,11 @@ mod tests {
 
     #[test]
     fn parses_both_separators_and_comments() {
-        let s = parse("PASS_MAX_DAYS\t365 # yearly\n# x\nUMASK 027\n", "/etc/login.defs", Separator::Whitespace);
+        let s = parse(
+            "PASS_MAX_DAYS\t365 # yearly\n# x\nUMASK 027\n",
+            "/etc/login.defs",
+            Separator::Whitespace,
+        );
         assert_eq!(s.len(), 2);
         assert_eq!(s[0].value, "365");
         assert_eq!(s[1].source, "/etc/login.defs:3");
@@ -142,7 +158,11 @@ mod tests {
 
     #[test]
     fn ini_sections() {
-        let s = parse_ini("[Journal]\nStorage=persistent\n[Other]\nStorage=volatile\n", "/j", "Journal");
+        let s = parse_ini(
+            "[Journal]\nStorage=persistent\n[Other]\nStorage=volatile\n",
+            "/j",
+            "Journal",
+        );
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].value, "persistent");
     }

@@ -81,7 +81,14 @@ impl FileMeta {
         } else {
             FileKind::Other
         };
-        FileMeta { path, kind, mode: m.permissions().mode() & 0o7777, uid: m.uid(), gid: m.gid(), size: m.size() }
+        FileMeta {
+            path,
+            kind,
+            mode: m.permissions().mode() & 0o7777,
+            uid: m.uid(),
+            gid: m.gid(),
+            size: m.size(),
+        }
     }
 }
 
@@ -99,7 +106,11 @@ impl Facts {
     /// under the root describe a running system (true for `/`, and for test fixtures
     /// that supply them).
     pub fn new(root: &Path, live: bool) -> Facts {
-        Facts { root: root.to_path_buf(), live, memo: Mutex::new(HashMap::new()) }
+        Facts {
+            root: root.to_path_buf(),
+            live,
+            memo: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The scan root on the host.
@@ -117,9 +128,13 @@ impl Facts {
     pub fn memo<T: Any + Send + Sync>(&self, key: &str, compute: impl FnOnce() -> T) -> Arc<T> {
         let cell = {
             let mut map = self.memo.lock().unwrap_or_else(|p| p.into_inner());
-            map.entry((TypeId::of::<T>(), key.to_string())).or_default().clone()
+            map.entry((TypeId::of::<T>(), key.to_string()))
+                .or_default()
+                .clone()
         };
-        let value = cell.get_or_init(|| Arc::new(compute()) as Arc<dyn Any + Send + Sync>).clone();
+        let value = cell
+            .get_or_init(|| Arc::new(compute()) as Arc<dyn Any + Send + Sync>)
+            .clone();
         match value.downcast::<T>() {
             Ok(v) => v,
             // The cell is keyed by T's TypeId, so it only ever holds a T.
@@ -148,7 +163,9 @@ impl Facts {
                 Ok(m) if m.file_type().is_symlink() && (follow_last || !is_last) => {
                     hops += 1;
                     if hops > MAX_SYMLINK_HOPS {
-                        return Err(FactError::SymlinkLoop { path: path.to_string() });
+                        return Err(FactError::SymlinkLoop {
+                            path: path.to_string(),
+                        });
                     }
                     let target = fs::read_link(&candidate).map_err(|e| unreadable(path, &e))?;
                     let target = target.to_string_lossy().into_owned();
@@ -192,20 +209,35 @@ impl Facts {
         let host = self.resolve(path, true)?;
         let file = match fs::File::open(&host) {
             Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(20) => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(20) => {
+                return Ok(None)
+            }
             Err(e) => return Err(unreadable(path, &e)),
         };
         let meta = file.metadata().map_err(|e| unreadable(path, &e))?;
         if meta.is_dir() {
-            return Err(FactError::Unreadable { path: path.to_string(), reason: "it is a directory".into() });
+            return Err(FactError::Unreadable {
+                path: path.to_string(),
+                reason: "it is a directory".into(),
+            });
         }
         if meta.len() > MAX_CONFIG_BYTES {
-            return Err(FactError::TooLarge { path: path.to_string(), size: meta.len(), limit: MAX_CONFIG_BYTES });
+            return Err(FactError::TooLarge {
+                path: path.to_string(),
+                size: meta.len(),
+                limit: MAX_CONFIG_BYTES,
+            });
         }
         let mut buf = Vec::new();
-        file.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut buf).map_err(|e| unreadable(path, &e))?;
+        file.take(MAX_CONFIG_BYTES + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| unreadable(path, &e))?;
         if buf.len() as u64 > MAX_CONFIG_BYTES {
-            return Err(FactError::TooLarge { path: path.to_string(), size: buf.len() as u64, limit: MAX_CONFIG_BYTES });
+            return Err(FactError::TooLarge {
+                path: path.to_string(),
+                size: buf.len() as u64,
+                limit: MAX_CONFIG_BYTES,
+            });
         }
         Ok(Some(Arc::from(String::from_utf8_lossy(&buf).as_ref())))
     }
@@ -214,7 +246,9 @@ impl Facts {
     /// [`FactError::RuntimeOnly`].
     pub fn read_runtime(&self, path: &str) -> Result<Option<Arc<str>>, FactError> {
         if !self.live {
-            return Err(FactError::RuntimeOnly { what: path.to_string() });
+            return Err(FactError::RuntimeOnly {
+                what: path.to_string(),
+            });
         }
         self.read(path)
     }
@@ -233,7 +267,9 @@ impl Facts {
         let host = self.resolve(path, follow)?;
         match fs::symlink_metadata(&host) {
             Ok(m) => Ok(Some(FileMeta::from_metadata(self.inner_path(&host), &m))),
-            Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(20) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(20) => {
+                Ok(None)
+            }
             Err(e) => Err(unreadable(path, &e)),
         }
     }
@@ -243,7 +279,12 @@ impl Facts {
         let host = self.resolve(path, false)?;
         match fs::read_link(&host) {
             Ok(t) => Ok(Some(t.to_string_lossy().into_owned())),
-            Err(e) if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::InvalidInput => Ok(None),
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    || e.kind() == io::ErrorKind::InvalidInput =>
+            {
+                Ok(None)
+            }
             Err(e) if e.raw_os_error() == Some(20) => Ok(None),
             Err(e) => Err(unreadable(path, &e)),
         }
@@ -254,7 +295,9 @@ impl Facts {
         let host = self.resolve(path, true)?;
         let rd = match fs::read_dir(&host) {
             Ok(rd) => rd,
-            Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(20) => return Ok(Vec::new()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(20) => {
+                return Ok(Vec::new())
+            }
             Err(e) => return Err(unreadable(path, &e)),
         };
         let mut names = Vec::new();
@@ -280,10 +323,19 @@ impl Facts {
 
     /// Paths inside the root matching a glob pattern such as `/etc/ssh/ssh_host_*_key`.
     pub fn glob(&self, pattern: &str) -> Result<Vec<String>, FactError> {
-        let host_pattern = format!("{}{}", self.root.display().to_string().trim_end_matches('/'), pattern);
-        let paths = glob::glob(&host_pattern)
-            .map_err(|e| FactError::Malformed { path: pattern.to_string(), reason: e.to_string() })?;
-        let mut out: Vec<String> = paths.filter_map(Result::ok).map(|p| self.inner_path(&p)).collect();
+        let host_pattern = format!(
+            "{}{}",
+            self.root.display().to_string().trim_end_matches('/'),
+            pattern
+        );
+        let paths = glob::glob(&host_pattern).map_err(|e| FactError::Malformed {
+            path: pattern.to_string(),
+            reason: e.to_string(),
+        })?;
+        let mut out: Vec<String> = paths
+            .filter_map(Result::ok)
+            .map(|p| self.inner_path(&p))
+            .collect();
         out.sort();
         Ok(out)
     }
@@ -309,7 +361,10 @@ fn components(path: &str) -> Vec<String> {
 }
 
 fn unreadable(path: &str, e: &io::Error) -> FactError {
-    FactError::Unreadable { path: path.to_string(), reason: e.to_string() }
+    FactError::Unreadable {
+        path: path.to_string(),
+        reason: e.to_string(),
+    }
 }
 
 /// Strips a `#` comment and surrounding whitespace from a configuration line.
@@ -332,7 +387,10 @@ mod tests {
         fs::write(t.path().join("etc/real/f"), "inside").unwrap();
         symlink("/etc/real", t.path().join("etc/link")).unwrap();
         let facts = Facts::new(t.path(), false);
-        assert_eq!(facts.read("/etc/link/f").unwrap().as_deref(), Some("inside"));
+        assert_eq!(
+            facts.read("/etc/link/f").unwrap().as_deref(),
+            Some("inside")
+        );
         let m = facts.stat("/etc/link").unwrap().unwrap();
         assert_eq!(m.path, "/etc/real");
         assert_eq!(m.kind, FileKind::Dir);
@@ -344,7 +402,10 @@ mod tests {
         symlink("/b", t.path().join("a")).unwrap();
         symlink("/a", t.path().join("b")).unwrap();
         let facts = Facts::new(t.path(), false);
-        assert!(matches!(facts.read("/a"), Err(FactError::SymlinkLoop { .. })));
+        assert!(matches!(
+            facts.read("/a"),
+            Err(FactError::SymlinkLoop { .. })
+        ));
     }
 
     #[test]
@@ -364,9 +425,15 @@ mod tests {
         f.set_len(MAX_CONFIG_BYTES + 10).unwrap();
         fs::write(t.path().join("garbage"), [0xff, 0xfe, b'a', 0, 0x80]).unwrap();
         let facts = Facts::new(t.path(), false);
-        assert!(matches!(facts.read("/big"), Err(FactError::TooLarge { .. })));
+        assert!(matches!(
+            facts.read("/big"),
+            Err(FactError::TooLarge { .. })
+        ));
         assert!(facts.read("/garbage").unwrap().unwrap().contains('a'));
         assert_eq!(facts.read("/missing").unwrap(), None);
-        assert!(matches!(facts.read_runtime("/proc/modules"), Err(FactError::RuntimeOnly { .. })));
+        assert!(matches!(
+            facts.read_runtime("/proc/modules"),
+            Err(FactError::RuntimeOnly { .. })
+        ));
     }
 }

@@ -6,7 +6,13 @@ use std::sync::Arc;
 
 use super::{strip_comment, FactError, Facts};
 
-const MODPROBE_DIRS: [&str; 5] = ["/etc/modprobe.d", "/run/modprobe.d", "/usr/local/lib/modprobe.d", "/lib/modprobe.d", "/usr/lib/modprobe.d"];
+const MODPROBE_DIRS: [&str; 5] = [
+    "/etc/modprobe.d",
+    "/run/modprobe.d",
+    "/usr/local/lib/modprobe.d",
+    "/lib/modprobe.d",
+    "/usr/lib/modprobe.d",
+];
 
 /// `usb-storage` and `usb_storage` are the same module.
 pub fn canonical(name: &str) -> String {
@@ -33,7 +39,9 @@ pub fn modprobe_config(facts: &Facts) -> Arc<Result<ModprobeConfig, FactError>> 
         }
         let mut cfg = ModprobeConfig::default();
         for path in by_name.into_values() {
-            let Some(text) = facts.read(&path)? else { continue };
+            let Some(text) = facts.read(&path)? else {
+                continue;
+            };
             for (n, raw) in text.lines().enumerate() {
                 let line = strip_comment(raw);
                 let mut words = line.split_whitespace();
@@ -41,9 +49,14 @@ pub fn modprobe_config(facts: &Facts) -> Arc<Result<ModprobeConfig, FactError>> 
                 match (words.next(), words.next()) {
                     (Some("install"), Some(m)) => {
                         let cmd = words.collect::<Vec<_>>().join(" ");
-                        cfg.install.entry(canonical(m)).or_default().push((src, cmd));
+                        cfg.install
+                            .entry(canonical(m))
+                            .or_default()
+                            .push((src, cmd));
                     }
-                    (Some("blacklist"), Some(m)) => cfg.blacklist.entry(canonical(m)).or_default().push(src),
+                    (Some("blacklist"), Some(m)) => {
+                        cfg.blacklist.entry(canonical(m)).or_default().push(src)
+                    }
                     _ => {}
                 }
             }
@@ -56,7 +69,11 @@ pub fn modprobe_config(facts: &Facts) -> Arc<Result<ModprobeConfig, FactError>> 
 pub fn loaded(facts: &Facts) -> Arc<Result<BTreeSet<String>, FactError>> {
     facts.memo("proc-modules", || {
         let text = facts.read_runtime("/proc/modules")?.unwrap_or_default();
-        Ok(text.lines().filter_map(|l| l.split_whitespace().next()).map(canonical).collect())
+        Ok(text
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .map(canonical)
+            .collect())
     })
 }
 
@@ -75,7 +92,11 @@ pub fn kernel_modules(facts: &Facts) -> Arc<Result<KernelModules, FactError>> {
     facts.memo("kernel-modules", || {
         let mut km = KernelModules::default();
         let running = if facts.is_live() {
-            facts.read_runtime("/proc/sys/kernel/osrelease").ok().flatten().map(|v| v.trim().to_string())
+            facts
+                .read_runtime("/proc/sys/kernel/osrelease")
+                .ok()
+                .flatten()
+                .map(|v| v.trim().to_string())
         } else {
             None
         };
@@ -87,7 +108,9 @@ pub fn kernel_modules(facts: &Facts) -> Arc<Result<KernelModules, FactError>> {
             let base = format!("/lib/modules/{k}");
             if let Some(dep) = facts.read(&format!("{base}/modules.dep"))? {
                 for line in dep.lines() {
-                    let Some((obj, _)) = line.split_once(':') else { continue };
+                    let Some((obj, _)) = line.split_once(':') else {
+                        continue;
+                    };
                     let file = obj.rsplit('/').next().unwrap_or(obj);
                     let name = file.split(".ko").next().unwrap_or(file);
                     km.available.insert(canonical(name), obj.to_string());
@@ -96,7 +119,8 @@ pub fn kernel_modules(facts: &Facts) -> Arc<Result<KernelModules, FactError>> {
             if let Some(b) = facts.read(&format!("{base}/modules.builtin"))? {
                 for line in b.lines() {
                     let file = line.rsplit('/').next().unwrap_or(line);
-                    km.builtin.insert(canonical(file.split(".ko").next().unwrap_or(file)));
+                    km.builtin
+                        .insert(canonical(file.split(".ko").next().unwrap_or(file)));
                 }
             }
         }

@@ -23,7 +23,14 @@ impl Mount {
         self.options.iter().any(|o| o == opt)
     }
     pub fn describe(&self) -> String {
-        format!("{}: {} on {} type {} ({})", self.origin, self.source, self.target, self.fstype, self.options.join(","))
+        format!(
+            "{}: {} on {} type {} ({})",
+            self.origin,
+            self.source,
+            self.target,
+            self.fstype,
+            self.options.join(",")
+        )
     }
 }
 
@@ -34,7 +41,9 @@ pub fn live(facts: &Facts) -> Arc<Result<Vec<Mount>, FactError>> {
         let text = facts.read_runtime(path)?.unwrap_or_default();
         let mut out = Vec::new();
         for (n, line) in text.lines().enumerate() {
-            let Some((left, right)) = line.split_once(" - ") else { continue };
+            let Some((left, right)) = line.split_once(" - ") else {
+                continue;
+            };
             let l: Vec<&str> = left.split_whitespace().collect();
             let r: Vec<&str> = right.split_whitespace().collect();
             if l.len() < 6 || r.len() < 2 {
@@ -59,7 +68,9 @@ pub fn live(facts: &Facts) -> Arc<Result<Vec<Mount>, FactError>> {
 /// /etc/fstab entries (missing file: none).
 pub fn fstab(facts: &Facts) -> Arc<Result<Vec<Mount>, FactError>> {
     facts.memo("fstab", || {
-        let Some(text) = facts.read("/etc/fstab")? else { return Ok(Vec::new()) };
+        let Some(text) = facts.read("/etc/fstab")? else {
+            return Ok(Vec::new());
+        };
         let mut out = Vec::new();
         for (n, raw) in text.lines().enumerate() {
             let f: Vec<&str> = strip_comment(raw).split_whitespace().collect();
@@ -70,7 +81,12 @@ pub fn fstab(facts: &Facts) -> Arc<Result<Vec<Mount>, FactError>> {
                 target: unescape(f[1]),
                 source: unescape(f[0]),
                 fstype: f[2].to_string(),
-                options: f.get(3).unwrap_or(&"defaults").split(',').map(String::from).collect(),
+                options: f
+                    .get(3)
+                    .unwrap_or(&"defaults")
+                    .split(',')
+                    .map(String::from)
+                    .collect(),
                 origin: format!("/etc/fstab:{}", n + 1),
             });
         }
@@ -89,12 +105,22 @@ pub fn mount_unit(facts: &Facts, target: &str) -> Result<Option<Mount>, FactErro
         }
         if let Some(text) = facts.read(&path)? {
             let s = parse_ini(&text, &path, "Mount");
-            let get = |k: &str| s.iter().rev().find(|x| x.key == k).map(|x| x.value.clone()).unwrap_or_default();
+            let get = |k: &str| {
+                s.iter()
+                    .rev()
+                    .find(|x| x.key == k)
+                    .map(|x| x.value.clone())
+                    .unwrap_or_default()
+            };
             return Ok(Some(Mount {
                 target: target.to_string(),
                 source: get("What"),
                 fstype: get("Type"),
-                options: get("Options").split(',').filter(|o| !o.is_empty()).map(String::from).collect(),
+                options: get("Options")
+                    .split(',')
+                    .filter(|o| !o.is_empty())
+                    .map(String::from)
+                    .collect(),
                 origin: path,
             }));
         }
@@ -118,8 +144,13 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() + 0 && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            let v = (b[i + 1] - b'0') as u32 * 64 + (b[i + 2] - b'0') as u32 * 8 + (b[i + 3] - b'0') as u32;
+        if b[i] == b'\\'
+            && i + 3 < b.len() + 0
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') as u32 * 64
+                + (b[i + 2] - b'0') as u32 * 8
+                + (b[i + 3] - b'0') as u32;
             out.push(v as u8);
             i += 4;
         } else {

@@ -46,7 +46,10 @@ pub fn packages(facts: &Facts) -> Arc<Result<Packages, FactError>> {
 /// Parses dpkg's status file: stanzas separated by blank lines; a package counts as
 /// installed when its Status ends in `installed` (not `config-files`, not `half-installed`).
 pub fn parse_status(text: &str, source: &str) -> Packages {
-    let mut pkgs = Packages { source: source.to_string(), ..Default::default() };
+    let mut pkgs = Packages {
+        source: source.to_string(),
+        ..Default::default()
+    };
     for stanza in text.split("\n\n") {
         let (mut name, mut status, mut version) = (None, None, None);
         for line in stanza.lines() {
@@ -60,7 +63,8 @@ pub fn parse_status(text: &str, source: &str) -> Packages {
         }
         if let (Some(n), Some(s)) = (name, status) {
             if s.split_whitespace().last() == Some("installed") {
-                pkgs.installed.insert(n.to_string(), version.unwrap_or("").to_string());
+                pkgs.installed
+                    .insert(n.to_string(), version.unwrap_or("").to_string());
             }
         }
     }
@@ -81,7 +85,9 @@ pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
     }
     let (ea, ua, ra) = split(a);
     let (eb, ub, rb) = split(b);
-    ea.cmp(&eb).then_with(|| cmp_part(ua, ub)).then_with(|| cmp_part(ra, rb))
+    ea.cmp(&eb)
+        .then_with(|| cmp_part(ua, ub))
+        .then_with(|| cmp_part(ra, rb))
 }
 
 fn cmp_part(a: &str, b: &str) -> std::cmp::Ordering {

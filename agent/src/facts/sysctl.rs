@@ -7,7 +7,13 @@ use super::kv::Setting;
 use super::{strip_comment, FactError, Facts};
 
 /// Directories of sysctl drop-ins, highest precedence first.
-const DIRS: [&str; 5] = ["/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d"];
+const DIRS: [&str; 5] = [
+    "/etc/sysctl.d",
+    "/run/sysctl.d",
+    "/usr/local/lib/sysctl.d",
+    "/usr/lib/sysctl.d",
+    "/lib/sysctl.d",
+];
 
 /// Every persisted sysctl assignment in reading order (later assignments win).
 pub fn persisted(facts: &Facts) -> Arc<Result<Vec<Setting>, FactError>> {
@@ -22,13 +28,20 @@ pub fn persisted(facts: &Facts) -> Arc<Result<Vec<Setting>, FactError>> {
         let mut files: Vec<String> = by_name.into_values().collect();
         // /etc/sysctl.conf is read last unless a drop-in already links to it (Debian's 99-sysctl.conf).
         let conf_host = facts.resolve("/etc/sysctl.conf", true)?;
-        let already = files.iter().any(|f| facts.resolve(f, true).map(|h| h == conf_host).unwrap_or(false));
+        let already = files.iter().any(|f| {
+            facts
+                .resolve(f, true)
+                .map(|h| h == conf_host)
+                .unwrap_or(false)
+        });
         if !already {
             files.push("/etc/sysctl.conf".to_string());
         }
         let mut out = Vec::new();
         for path in files {
-            let Some(text) = facts.read(&path)? else { continue };
+            let Some(text) = facts.read(&path)? else {
+                continue;
+            };
             for (n, raw) in text.lines().enumerate() {
                 let line = strip_comment(raw);
                 let line = line.trim_start_matches('-');
@@ -68,5 +81,7 @@ pub fn persisted_value(facts: &Facts, key: &str) -> Result<Option<Setting>, Fact
 /// kernel; [`FactError::RuntimeOnly`] when scanning an offline root.
 pub fn runtime_value(facts: &Facts, key: &str) -> Result<Option<String>, FactError> {
     let path = format!("/proc/sys/{}", key.replace('.', "/"));
-    Ok(facts.read_runtime(&path)?.map(|v| v.split_whitespace().collect::<Vec<_>>().join(" ")))
+    Ok(facts
+        .read_runtime(&path)?
+        .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" ")))
 }

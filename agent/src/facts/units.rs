@@ -1,7 +1,7 @@
 //! systemd units: whether a unit exists, is enabled, masked, and (live) active —
 //! read from unit directories and `.wants` links, never by asking systemctl.
 
-use super::{FactError, FileKind, Facts};
+use super::{FactError, Facts, FileKind};
 
 /// Unit directories in systemd's order of precedence.
 pub const UNIT_DIRS: [&str; 6] = [
@@ -61,7 +61,8 @@ impl UnitState {
 
 /// Whether systemd manages the live system (its runtime directory exists).
 pub fn systemd_running(facts: &Facts) -> bool {
-    facts.is_live() && matches!(facts.lstat("/run/systemd/system"), Ok(Some(m)) if m.kind == FileKind::Dir)
+    facts.is_live()
+        && matches!(facts.lstat("/run/systemd/system"), Ok(Some(m)) if m.kind == FileKind::Dir)
 }
 
 /// The state of `name` (e.g. `ssh.service`), read once per scan.
@@ -70,7 +71,14 @@ pub fn unit(facts: &Facts, name: &str) -> std::sync::Arc<Result<UnitState, FactE
 }
 
 fn load(facts: &Facts, name: &str) -> Result<UnitState, FactError> {
-    let mut st = UnitState { name: name.to_string(), path: None, masked: false, enabled_by: vec![], is_static: false, active: None };
+    let mut st = UnitState {
+        name: name.to_string(),
+        path: None,
+        masked: false,
+        enabled_by: vec![],
+        is_static: false,
+        active: None,
+    };
     for dir in UNIT_DIRS {
         let p = format!("{dir}/{name}");
         if let Some(m) = facts.lstat(&p)? {
@@ -90,7 +98,12 @@ fn load(facts: &Facts, name: &str) -> Result<UnitState, FactError> {
             }
         }
     }
-    for dir in ["/etc/systemd/system", "/run/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system"] {
+    for dir in [
+        "/etc/systemd/system",
+        "/run/systemd/system",
+        "/lib/systemd/system",
+        "/usr/lib/systemd/system",
+    ] {
         for sub in facts.list_dir(dir)? {
             if sub.ends_with(".wants") || sub.ends_with(".requires") {
                 let link = format!("{dir}/{sub}/{name}");

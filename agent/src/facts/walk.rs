@@ -15,10 +15,43 @@ use super::{mounts, FactError, Facts, FileKind, FileMeta};
 
 /// Filesystem types that are never walked: pseudo, runtime and network filesystems.
 const SKIP_FSTYPES: &[&str] = &[
-    "proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "securityfs", "debugfs", "tracefs",
-    "pstore", "bpf", "configfs", "mqueue", "hugetlbfs", "autofs", "binfmt_misc", "fusectl", "efivarfs",
-    "rpc_pipefs", "nfsd", "nfs", "nfs4", "cifs", "smb3", "smbfs", "ceph", "glusterfs", "fuse", "fuse.sshfs",
-    "9p", "virtiofs", "nsfs", "ramfs", "squashfs", "iso9660", "selinuxfs", "tmpfs",
+    "proc",
+    "sysfs",
+    "devtmpfs",
+    "devpts",
+    "cgroup",
+    "cgroup2",
+    "securityfs",
+    "debugfs",
+    "tracefs",
+    "pstore",
+    "bpf",
+    "configfs",
+    "mqueue",
+    "hugetlbfs",
+    "autofs",
+    "binfmt_misc",
+    "fusectl",
+    "efivarfs",
+    "rpc_pipefs",
+    "nfsd",
+    "nfs",
+    "nfs4",
+    "cifs",
+    "smb3",
+    "smbfs",
+    "ceph",
+    "glusterfs",
+    "fuse",
+    "fuse.sshfs",
+    "9p",
+    "virtiofs",
+    "nsfs",
+    "ramfs",
+    "squashfs",
+    "iso9660",
+    "selinuxfs",
+    "tmpfs",
 ];
 
 /// Paths never walked in an offline root: they are a running system's, not the image's.
@@ -53,7 +86,8 @@ pub struct WalkResult {
 impl WalkResult {
     fn merge(mut self, o: WalkResult) -> WalkResult {
         self.world_writable_files.extend(o.world_writable_files);
-        self.world_writable_dirs_without_sticky.extend(o.world_writable_dirs_without_sticky);
+        self.world_writable_dirs_without_sticky
+            .extend(o.world_writable_dirs_without_sticky);
         self.unowned.extend(o.unowned);
         self.ungrouped.extend(o.ungrouped);
         self.suid_sgid.extend(o.suid_sgid);
@@ -97,8 +131,10 @@ pub fn walk(facts: &Facts) -> Arc<Result<WalkResult, FactError>> {
             uids: acc.users.iter().map(|u| u.uid).collect(),
             gids: acc.groups.iter().map(|g| g.gid).collect(),
         };
-        let root_meta = fs::symlink_metadata(facts.root())
-            .map_err(|e| FactError::Unreadable { path: "/".into(), reason: e.to_string() })?;
+        let root_meta = fs::symlink_metadata(facts.root()).map_err(|e| FactError::Unreadable {
+            path: "/".into(),
+            reason: e.to_string(),
+        })?;
         let mut r = walk_dir(&ctx, facts.root().to_path_buf(), root_meta.dev(), 0);
         r.skipped = skipped;
         Ok(r)
@@ -108,7 +144,10 @@ pub fn walk(facts: &Facts) -> Arc<Result<WalkResult, FactError>> {
 fn walk_dir(ctx: &Ctx, dir: PathBuf, _dev: u64, depth: usize) -> WalkResult {
     let mut res = WalkResult::default();
     if depth > MAX_DEPTH {
-        res.errors.push(format!("{}: deeper than {MAX_DEPTH} levels, not walked further", inner(ctx, &dir)));
+        res.errors.push(format!(
+            "{}: deeper than {MAX_DEPTH} levels, not walked further",
+            inner(ctx, &dir)
+        ));
         return res;
     }
     let rd = match fs::read_dir(&dir) {
@@ -135,7 +174,14 @@ fn walk_dir(ctx: &Ctx, dir: PathBuf, _dev: u64, depth: usize) -> WalkResult {
             } else {
                 FileKind::Other
             };
-            FileMeta { path: inner(ctx, &path), kind, mode, uid: m.uid(), gid: m.gid(), size: m.size() }
+            FileMeta {
+                path: inner(ctx, &path),
+                kind,
+                mode,
+                uid: m.uid(),
+                gid: m.gid(),
+                size: m.size(),
+            }
         };
         if !ctx.uids.contains(&m.uid()) {
             res.unowned.push(meta());

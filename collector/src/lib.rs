@@ -1,0 +1,7 @@
+//! `rampart-collector`: receives scans from agents, scores them, enforces the
+//! organisation's policy and gates VM handover. This crate so far holds the pure
+//! policy core (settings, score, enforcement, schedule); transport, storage and the
+//! REST API arrive with the collector issue.
+
+pub mod policy;
+pub mod schedule;

@@ -1,0 +1,383 @@
+//! Settings, score and enforcement (SPEC §4) as pure functions.
+
+use std::collections::BTreeSet;
+
+/// How results are enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Record only; never block.
+    #[default]
+    Audit,
+    /// Record, and alert where block mode would have blocked.
+    Warn,
+    /// Block handover of a VM whose completed scan breaks the policy.
+    Block,
+}
+
+impl Mode {
+    pub fn parse(s: &str) -> Option<Mode> {
+        Some(match s {
+            "audit" => Mode::Audit,
+            "warn" => Mode::Warn,
+            "block" => Mode::Block,
+            _ => return None,
+        })
+    }
+}
+
+/// Organisation settings (admin only), with SPEC §4's defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub scanning_enabled: bool,
+    pub mode: Mode,
+    pub profile: String,
+    /// 0–100.
+    pub min_score: f64,
+    pub block_on_critical: bool,
+    pub block_on_high: bool,
+    pub scan_on_provision: bool,
+    pub schedule_enabled: bool,
+    /// Standard 5-field crontab expression.
+    pub schedule_cron: String,
+    pub ssh_user: String,
+    pub exempt_rules: BTreeSet<String>,
+    pub exempt_projects: BTreeSet<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            scanning_enabled: true,
+            mode: Mode::Audit,
+            profile: "level1-server".into(),
+            min_score: 70.0,
+            block_on_critical: true,
+            block_on_high: false,
+            scan_on_provision: true,
+            schedule_enabled: false,
+            schedule_cron: "0 3 * * *".into(),
+            ssh_user: "ubuntu".into(),
+            exempt_rules: BTreeSet::new(),
+            exempt_projects: BTreeSet::new(),
+        }
+    }
+}
+
+/// Why settings were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("minimum score {0} is not between 0 and 100")]
+    MinScore(String),
+    #[error("unknown profile `{0}`; expected level1-server, level2-server, level1-workstation or level2-workstation")]
+    Profile(String),
+    #[error("schedule `{0}` is not a 5-field crontab expression: {1}")]
+    Cron(String, String),
+}
+
+impl Settings {
+    /// Checks every field; the first problem is returned.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if !(0.0..=100.0).contains(&self.min_score) || self.min_score.is_nan() {
+            return Err(SettingsError::MinScore(self.min_score.to_string()));
+        }
+        if ![
+            "level1-server",
+            "level2-server",
+            "level1-workstation",
+            "level2-workstation",
+        ]
+        .contains(&self.profile.as_str())
+        {
+            return Err(SettingsError::Profile(self.profile.clone()));
+        }
+        crate::schedule::parse(&self.schedule_cron)
+            .map_err(|e| SettingsError::Cron(self.schedule_cron.clone(), e))?;
+        Ok(())
+    }
+}
+
+/// Counts of one scan, as the agent reported them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub passed: u32,
+    pub failed: u32,
+    pub error: u32,
+    pub not_applicable: u32,
+    pub failed_critical: u32,
+    pub failed_high: u32,
+}
+
+/// passed ÷ (passed + failed + error) × 100, rounded to one decimal; `None` when no
+/// rule was scored.
+pub fn score(c: &Counts) -> Option<f64> {
+    let scored = c.passed + c.failed + c.error;
+    (scored > 0).then(|| (c.passed as f64 * 1000.0 / scored as f64).round() / 10.0)
+}
+
+/// What enforcement decided for a completed scan.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Verdict {
+    /// Handover is blocked (block mode only).
+    pub blocked: bool,
+    /// An alert is due (warn mode, where block mode would have blocked).
+    pub alert: bool,
+    /// Every reason the policy was broken, in words.
+    pub reasons: Vec<String>,
+}
+
+/// Applies the policy to a completed scan of a VM in `project`.
+pub fn enforce(s: &Settings, c: &Counts, project: Option<&str>) -> Verdict {
+    if project.is_some_and(|p| s.exempt_projects.contains(p)) {
+        return Verdict::default();
+    }
+    let mut reasons = Vec::new();
+    if s.block_on_critical && c.failed_critical > 0 {
+        reasons.push(format!(
+            "{} critical CIS check(s) failed",
+            c.failed_critical
+        ));
+    }
+    if s.block_on_high && c.failed_high > 0 {
+        reasons.push(format!("{} high CIS check(s) failed", c.failed_high));
+    }
+    match score(c) {
+        Some(sc) if sc < s.min_score => reasons.push(format!(
+            "score {sc:.1}% is below the minimum of {}%",
+            trim(s.min_score)
+        )),
+        None if s.min_score > 0.0 => reasons.push("no rule could be scored".into()),
+        _ => {}
+    }
+    let broken = !reasons.is_empty();
+    Verdict {
+        blocked: broken && s.mode == Mode::Block,
+        alert: broken && s.mode == Mode::Warn,
+        reasons,
+    }
+}
+
+fn trim(v: f64) -> String {
+    if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(passed: u32, failed: u32, error: u32, crit: u32, high: u32) -> Counts {
+        Counts {
+            passed,
+            failed,
+            error,
+            not_applicable: 5,
+            failed_critical: crit,
+            failed_high: high,
+        }
+    }
+
+    #[test]
+    fn score_table() {
+        for (c, want) in [
+            (counts(7, 3, 0, 0, 0), Some(70.0)),
+            (counts(2, 1, 0, 0, 0), Some(66.7)),
+            (counts(1, 0, 1, 0, 0), Some(50.0)),
+            (counts(0, 0, 0, 0, 0), None),
+            (counts(10, 0, 0, 0, 0), Some(100.0)),
+        ] {
+            assert_eq!(score(&c), want, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn enforcement_table() {
+        let block = Settings {
+            mode: Mode::Block,
+            ..Settings::default()
+        };
+        let block_high = Settings {
+            block_on_high: true,
+            ..block.clone()
+        };
+        let no_crit = Settings {
+            block_on_critical: false,
+            ..block.clone()
+        };
+        let warn = Settings {
+            mode: Mode::Warn,
+            ..Settings::default()
+        };
+        let audit = Settings::default();
+        let mut exempt = block.clone();
+        exempt.exempt_projects.insert("lab".into());
+        let cases: Vec<(&str, &Settings, Counts, Option<&str>, bool, bool, Vec<&str>)> = vec![
+            (
+                "clean pass",
+                &block,
+                counts(9, 1, 0, 0, 0),
+                None,
+                false,
+                false,
+                vec![],
+            ),
+            (
+                "critical blocks",
+                &block,
+                counts(97, 3, 0, 3, 0),
+                None,
+                true,
+                false,
+                vec!["3 critical CIS check(s) failed"],
+            ),
+            (
+                "critical off",
+                &no_crit,
+                counts(97, 3, 0, 3, 0),
+                None,
+                false,
+                false,
+                vec![],
+            ),
+            (
+                "high off by default",
+                &block,
+                counts(97, 3, 0, 0, 2),
+                None,
+                false,
+                false,
+                vec![],
+            ),
+            (
+                "high on",
+                &block_high,
+                counts(97, 3, 0, 0, 2),
+                None,
+                true,
+                false,
+                vec!["2 high CIS check(s) failed"],
+            ),
+            (
+                "low score",
+                &block,
+                counts(642, 358, 0, 0, 0),
+                None,
+                true,
+                false,
+                vec!["score 64.2% is below the minimum of 70%"],
+            ),
+            (
+                "all reasons",
+                &block_high,
+                counts(5, 5, 0, 1, 1),
+                None,
+                true,
+                false,
+                vec![
+                    "1 critical CIS check(s) failed",
+                    "1 high CIS check(s) failed",
+                    "score 50.0% is below the minimum of 70%",
+                ],
+            ),
+            (
+                "exactly the minimum passes",
+                &block,
+                counts(7, 3, 0, 0, 0),
+                None,
+                false,
+                false,
+                vec![],
+            ),
+            (
+                "errors count against the score",
+                &block,
+                counts(6, 0, 4, 0, 0),
+                None,
+                true,
+                false,
+                vec!["score 60.0% is below the minimum of 70%"],
+            ),
+            (
+                "warn alerts, never blocks",
+                &warn,
+                counts(1, 1, 0, 1, 0),
+                None,
+                false,
+                true,
+                vec![
+                    "1 critical CIS check(s) failed",
+                    "score 50.0% is below the minimum of 70%",
+                ],
+            ),
+            (
+                "audit records only",
+                &audit,
+                counts(1, 1, 0, 1, 0),
+                None,
+                false,
+                false,
+                vec![
+                    "1 critical CIS check(s) failed",
+                    "score 50.0% is below the minimum of 70%",
+                ],
+            ),
+            (
+                "exempt project",
+                &exempt,
+                counts(1, 1, 0, 1, 0),
+                Some("lab"),
+                false,
+                false,
+                vec![],
+            ),
+            (
+                "other project",
+                &exempt,
+                counts(1, 1, 0, 1, 0),
+                Some("prod"),
+                true,
+                false,
+                vec![
+                    "1 critical CIS check(s) failed",
+                    "score 50.0% is below the minimum of 70%",
+                ],
+            ),
+        ];
+        for (name, s, c, project, blocked, alert, reasons) in cases {
+            let v = enforce(s, &c, project);
+            assert_eq!((v.blocked, v.alert), (blocked, alert), "{name}");
+            assert_eq!(v.reasons, reasons, "{name}");
+        }
+    }
+
+    #[test]
+    fn settings_validation() {
+        assert_eq!(Settings::default().validate(), Ok(()));
+        assert!(matches!(
+            Settings {
+                min_score: 101.0,
+                ..Settings::default()
+            }
+            .validate(),
+            Err(SettingsError::MinScore(_))
+        ));
+        assert!(matches!(
+            Settings {
+                profile: "level3".into(),
+                ..Settings::default()
+            }
+            .validate(),
+            Err(SettingsError::Profile(_))
+        ));
+        assert!(matches!(
+            Settings {
+                schedule_cron: "0 0 3 * * *".into(),
+                ..Settings::default()
+            }
+            .validate(),
+            Err(SettingsError::Cron(..))
+        ));
+    }
+}
