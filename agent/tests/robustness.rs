@@ -1,0 +1,113 @@
+//! Every rule survives hostile trees: each absolute path named anywhere in the
+//! agent's sources or content is replaced by garbage bytes, a symlink loop, a
+//! directory, or a file nobody may read; a "live" tree may lack /proc altogether.
+//! No rule may panic, and every result carries evidence.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::Path;
+
+use rampart_agent::content;
+use rampart_agent::engine::evaluate;
+use rampart_agent::facts::Facts;
+use rampart_agent::model::Status;
+
+/// Absolute paths quoted in the sources and content (globs and templates skipped).
+fn named_paths() -> BTreeSet<String> {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut out = BTreeSet::new();
+    let mut stack = vec![base.join("src"), base.join("content")];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let text = fs::read_to_string(&p).unwrap_or_default();
+            for piece in text.split(['"', '\'', '`', ' ', '(', ')', ',', '[', ']', '=']) {
+                let ok = piece.len() > 2
+                    && piece.starts_with('/')
+                    && ["/etc/", "/proc/", "/sys/", "/var/", "/boot/", "/lib/", "/usr/", "/run/", "/root/"]
+                        .iter()
+                        .any(|pre| piece.starts_with(pre))
+                    && !piece.contains(['*', '?', '{', '}', '<', '>', '$', '\\', '\n', ':', ';', '#', '|'])
+                    && !piece.ends_with('/');
+                if ok {
+                    out.insert(piece.trim_end_matches('.').to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Poison {
+    Garbage,
+    Loop,
+    Directory,
+    Huge,
+}
+
+fn build(root: &Path, paths: &BTreeSet<String>, poison: Poison) {
+    for p in paths {
+        let h = root.join(p.trim_start_matches('/'));
+        if h.exists() || fs::symlink_metadata(&h).is_ok() {
+            continue;
+        }
+        if fs::create_dir_all(h.parent().unwrap()).is_err() {
+            continue; // a parent is already a poisoned file
+        }
+        let _ = match poison {
+            Poison::Garbage => fs::write(&h, (0..3000u32).map(|i| (i * 131 % 256) as u8).collect::<Vec<u8>>()),
+            Poison::Loop => symlink(p, &h),
+            Poison::Directory => fs::create_dir_all(&h),
+            Poison::Huge => fs::File::create(&h).and_then(|f| f.set_len(64 * 1024 * 1024)),
+        };
+    }
+}
+
+#[test]
+fn no_rule_panics_on_hostile_trees() {
+    let paths = named_paths();
+    assert!(paths.len() > 20, "found only {} paths", paths.len());
+    let mut problems = Vec::new();
+    for b in content::benchmarks().unwrap() {
+        for (poison, live) in [
+            (Poison::Garbage, true),
+            (Poison::Garbage, false),
+            (Poison::Loop, true),
+            (Poison::Directory, false),
+            (Poison::Huge, true),
+        ] {
+            let t = tempfile::tempdir().unwrap();
+            build(t.path(), &paths, poison);
+            let facts = Facts::new(t.path(), live);
+            for rule in &b.rules {
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| evaluate(rule, &facts)));
+                match r {
+                    Err(_) => problems.push(format!("{} {}: panicked on {poison:?} (live {live})", b.id, rule.id)),
+                    Ok(res) if res.evidence.iter().all(|e| e.trim().is_empty()) => {
+                        problems.push(format!("{} {}: no evidence on {poison:?}", b.id, rule.id))
+                    }
+                    Ok(res) if res.status == Status::Pass && !rule.automated => {
+                        problems.push(format!("{} {}: manual rule passed", b.id, rule.id))
+                    }
+                    Ok(_) => {}
+                }
+            }
+        }
+        // A live tree without /proc, /sys or /run at all.
+        let t = tempfile::tempdir().unwrap();
+        fs::create_dir_all(t.path().join("etc")).unwrap();
+        let facts = Facts::new(t.path(), true);
+        for rule in &b.rules {
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| evaluate(rule, &facts))).is_err() {
+                problems.push(format!("{} {}: panicked on an empty live tree", b.id, rule.id));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
