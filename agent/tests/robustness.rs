@@ -29,10 +29,15 @@ fn named_paths() -> BTreeSet<String> {
             for piece in text.split(['"', '\'', '`', ' ', '(', ')', ',', '[', ']', '=']) {
                 let ok = piece.len() > 2
                     && piece.starts_with('/')
-                    && ["/etc/", "/proc/", "/sys/", "/var/", "/boot/", "/lib/", "/usr/", "/run/", "/root/"]
-                        .iter()
-                        .any(|pre| piece.starts_with(pre))
-                    && !piece.contains(['*', '?', '{', '}', '<', '>', '$', '\\', '\n', ':', ';', '#', '|'])
+                    && [
+                        "/etc/", "/proc/", "/sys/", "/var/", "/boot/", "/lib/", "/usr/", "/run/",
+                        "/root/",
+                    ]
+                    .iter()
+                    .any(|pre| piece.starts_with(pre))
+                    && !piece.contains([
+                        '*', '?', '{', '}', '<', '>', '$', '\\', '\n', ':', ';', '#', '|',
+                    ])
                     && !piece.ends_with('/');
                 if ok {
                     out.insert(piece.trim_end_matches('.').to_string());
@@ -61,7 +66,12 @@ fn build(root: &Path, paths: &BTreeSet<String>, poison: Poison) {
             continue; // a parent is already a poisoned file
         }
         let _ = match poison {
-            Poison::Garbage => fs::write(&h, (0..3000u32).map(|i| (i * 131 % 256) as u8).collect::<Vec<u8>>()),
+            Poison::Garbage => fs::write(
+                &h,
+                (0..3000u32)
+                    .map(|i| (i * 131 % 256) as u8)
+                    .collect::<Vec<u8>>(),
+            ),
             Poison::Loop => symlink(p, &h),
             Poison::Directory => fs::create_dir_all(&h),
             Poison::Huge => fs::File::create(&h).and_then(|f| f.set_len(64 * 1024 * 1024)),
@@ -86,9 +96,14 @@ fn no_rule_panics_on_hostile_trees() {
             build(t.path(), &paths, poison);
             let facts = Facts::new(t.path(), live);
             for rule in &b.rules {
-                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| evaluate(rule, &facts)));
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    evaluate(rule, &facts)
+                }));
                 match r {
-                    Err(_) => problems.push(format!("{} {}: panicked on {poison:?} (live {live})", b.id, rule.id)),
+                    Err(_) => problems.push(format!(
+                        "{} {}: panicked on {poison:?} (live {live})",
+                        b.id, rule.id
+                    )),
                     Ok(res) if res.evidence.iter().all(|e| e.trim().is_empty()) => {
                         problems.push(format!("{} {}: no evidence on {poison:?}", b.id, rule.id))
                     }
@@ -104,8 +119,13 @@ fn no_rule_panics_on_hostile_trees() {
         fs::create_dir_all(t.path().join("etc")).unwrap();
         let facts = Facts::new(t.path(), true);
         for rule in &b.rules {
-            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| evaluate(rule, &facts))).is_err() {
-                problems.push(format!("{} {}: panicked on an empty live tree", b.id, rule.id));
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| evaluate(rule, &facts)))
+                .is_err()
+            {
+                problems.push(format!(
+                    "{} {}: panicked on an empty live tree",
+                    b.id, rule.id
+                ));
             }
         }
     }

@@ -3,5 +3,6 @@
 //! policy core (settings, score, enforcement, schedule); transport, storage and the
 //! REST API arrive with the collector issue.
 
+pub mod ca;
 pub mod policy;
 pub mod schedule;

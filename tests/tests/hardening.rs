@@ -16,7 +16,11 @@ fn write(root: &Path, p: &str, text: &str, mode: u32) {
 }
 
 fn chmod(root: &Path, p: &str, mode: u32) {
-    fs::set_permissions(root.join(p.trim_start_matches('/')), fs::Permissions::from_mode(mode)).unwrap();
+    fs::set_permissions(
+        root.join(p.trim_start_matches('/')),
+        fs::Permissions::from_mode(mode),
+    )
+    .unwrap();
 }
 
 fn edit(root: &Path, p: &str, f: impl Fn(&str) -> String) {
@@ -45,10 +49,22 @@ fn harden(root: &Path) {
          net.ipv4.tcp_syncookies = 1\nnet.ipv6.conf.all.accept_ra = 0\nnet.ipv6.conf.default.accept_ra = 0\n",
         0o644,
     );
-    write(root, "/etc/security/limits.d/60-cis.conf", "* hard core 0\n", 0o644);
+    write(
+        root,
+        "/etc/security/limits.d/60-cis.conf",
+        "* hard core 0\n",
+        0o644,
+    );
     // Filesystem modules blocked (1.1.1.x).
     let mut modprobe = String::new();
-    for m in ["cramfs", "freevxfs", "hfs", "hfsplus", "jffs2", "usb-storage"] {
+    for m in [
+        "cramfs",
+        "freevxfs",
+        "hfs",
+        "hfsplus",
+        "jffs2",
+        "usb-storage",
+    ] {
         modprobe.push_str(&format!("install {m} /bin/false\nblacklist {m}\n"));
     }
     write(root, "/etc/modprobe.d/60-cis.conf", &modprobe, 0o644);
@@ -62,7 +78,12 @@ fn harden(root: &Path) {
     for p in ["/etc/issue", "/etc/issue.net", "/etc/motd"] {
         let h = root.join(p.trim_start_matches('/'));
         let _ = fs::remove_file(&h);
-        write(root, p, "Authorised use only. Activity on this system is monitored.\n", 0o644);
+        write(
+            root,
+            p,
+            "Authorised use only. Activity on this system is monitored.\n",
+            0o644,
+        );
     }
     // SSH server (5.1.x).
     write(
@@ -75,15 +96,32 @@ fn harden(root: &Path) {
     chmod(root, "/etc/ssh/sshd_config", 0o600);
     // cron (2.4.1.x).
     chmod(root, "/etc/crontab", 0o600);
-    for d in ["/etc/cron.hourly", "/etc/cron.daily", "/etc/cron.weekly", "/etc/cron.monthly", "/etc/cron.d"] {
+    for d in [
+        "/etc/cron.hourly",
+        "/etc/cron.daily",
+        "/etc/cron.weekly",
+        "/etc/cron.monthly",
+        "/etc/cron.d",
+    ] {
         chmod(root, d, 0o700);
     }
     // sudo (5.2.2, 5.2.3).
-    write(root, "/etc/sudoers.d/60-cis", "Defaults use_pty\nDefaults logfile=\"/var/log/sudo.log\"\n", 0o440);
+    write(
+        root,
+        "/etc/sudoers.d/60-cis",
+        "Defaults use_pty\nDefaults logfile=\"/var/log/sudo.log\"\n",
+        0o440,
+    );
     // Password ageing (5.4.1.1).
     edit(root, "/etc/login.defs", |t| {
         t.lines()
-            .map(|l| if l.starts_with("PASS_MAX_DAYS") { "PASS_MAX_DAYS\t365".to_string() } else { l.to_string() })
+            .map(|l| {
+                if l.starts_with("PASS_MAX_DAYS") {
+                    "PASS_MAX_DAYS\t365".to_string()
+                } else {
+                    l.to_string()
+                }
+            })
             .collect::<Vec<_>>()
             .join("\n")
             + "\n"
@@ -98,11 +136,27 @@ fn hardening_flips_exactly_the_rules_concerned() {
     let original = debian_root();
     let tmp = tempfile::tempdir().unwrap();
     let copy = tmp.path().join("root");
-    let st = Command::new("cp").args(["-a", "--reflink=auto"]).arg(original).arg(&copy).status().unwrap();
+    let st = Command::new("cp")
+        .args(["-a", "--reflink=auto"])
+        .arg(original)
+        .arg(&copy)
+        .status()
+        .unwrap();
     assert!(st.success(), "copying the Debian root failed");
     harden(&copy);
     let scan = |root: &Path| {
-        statuses(&agent_json(&["check", "--root", root.to_str().unwrap(), "--profile", "level1-server", "--format", "json"], 0))
+        statuses(&agent_json(
+            &[
+                "check",
+                "--root",
+                root.to_str().unwrap(),
+                "--profile",
+                "level1-server",
+                "--format",
+                "json",
+            ],
+            0,
+        ))
     };
     let before = scan(original);
     let after = scan(&copy);
@@ -118,7 +172,9 @@ fn hardening_flips_exactly_the_rules_concerned() {
         if !EXPECTED_FLIPS.contains(&id.as_str()) {
             problems.push(format!("{id} changed unexpectedly: {b} -> {a} {ev:?}"));
         } else if (b.as_str(), a.as_str()) != ("fail", "pass") {
-            problems.push(format!("{id}: expected fail -> pass, got {b} -> {a} {ev:?}"));
+            problems.push(format!(
+                "{id}: expected fail -> pass, got {b} -> {a} {ev:?}"
+            ));
         }
     }
     for id in EXPECTED_FLIPS {

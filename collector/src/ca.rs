@@ -1,0 +1,387 @@
+//! The collector's certificate authority: created on first start in the data
+//! directory (key file mode 0600), it signs agents' CSRs and the collector's own
+//! server certificate. Agents pin it by the SHA-256 fingerprint of its DER.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+};
+use time::{Duration, OffsetDateTime};
+
+/// Why the CA could not act.
+#[derive(Debug, thiserror::Error)]
+pub enum CaError {
+    /// Reading or writing the CA files failed.
+    #[error("CA file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The CA files exist but cannot be used.
+    #[error("CA material in {path} is unusable: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    /// An agent's certificate signing request is malformed or its signature is wrong.
+    #[error("invalid certificate signing request: {0}")]
+    BadCsr(String),
+    /// Certificate generation failed.
+    #[error("cannot issue certificate: {0}")]
+    Issue(String),
+}
+
+/// An issued certificate.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub der: Vec<u8>,
+    pub pem: String,
+    pub serial: String,
+    pub not_after: OffsetDateTime,
+}
+
+/// The CA: its key and certificate.
+pub struct Ca {
+    issuer: Issuer<'static, KeyPair>,
+    cert_der: Vec<u8>,
+    cert_pem: String,
+    key_pem: String,
+}
+
+const KEY_FILE: &str = "ca.key";
+const CERT_FILE: &str = "ca.crt";
+
+/// The URI SAN that names an agent in its certificate.
+pub fn agent_uri(agent_id: &str) -> String {
+    format!("urn:rampart:agent:{agent_id}")
+}
+
+impl Ca {
+    /// Loads the CA from `dir`, creating it on first start.
+    pub fn open_or_create(dir: &Path) -> Result<Ca, CaError> {
+        let key_path = dir.join(KEY_FILE);
+        let cert_path = dir.join(CERT_FILE);
+        if key_path.exists() || cert_path.exists() {
+            return Ca::load(&key_path, &cert_path);
+        }
+        let ca = Ca::generate()?;
+        fs::create_dir_all(dir).map_err(|e| CaError::Io {
+            path: dir.into(),
+            source: e,
+        })?;
+        write_private(&key_path, ca.key_pem.as_bytes())?;
+        fs::write(&cert_path, &ca.cert_pem).map_err(|e| CaError::Io {
+            path: cert_path.clone(),
+            source: e,
+        })?;
+        Ok(ca)
+    }
+
+    fn generate() -> Result<Ca, CaError> {
+        let key = KeyPair::generate().map_err(|e| CaError::Issue(e.to_string()))?;
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, "Rampart collector CA");
+        dn.push(DnType::OrganizationName, "Rampart");
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - Duration::hours(1);
+        params.not_after = now + Duration::days(3650);
+        params.serial_number = Some(random_serial()?);
+        let cert = params
+            .self_signed(&key)
+            .map_err(|e| CaError::Issue(e.to_string()))?;
+        let key_pem = key.serialize_pem();
+        Ok(Ca {
+            cert_der: cert.der().to_vec(),
+            cert_pem: cert.pem(),
+            issuer: Issuer::new(params, key),
+            key_pem,
+        })
+    }
+
+    fn load(key_path: &Path, cert_path: &Path) -> Result<Ca, CaError> {
+        let read = |p: &Path| {
+            fs::read_to_string(p).map_err(|e| CaError::Io {
+                path: p.into(),
+                source: e,
+            })
+        };
+        let corrupt = |p: &Path, r: String| CaError::Corrupt {
+            path: p.into(),
+            reason: r,
+        };
+        let key =
+            KeyPair::from_pem(&read(key_path)?).map_err(|e| corrupt(key_path, e.to_string()))?;
+        let cert_pem = read(cert_path)?;
+        let der =
+            pem_der(&cert_pem).ok_or_else(|| corrupt(cert_path, "no CERTIFICATE block".into()))?;
+        let key_pem = key.serialize_pem();
+        let issuer = Issuer::from_ca_cert_der(&der.clone().into(), key)
+            .map_err(|e| corrupt(cert_path, e.to_string()))?;
+        Ok(Ca {
+            issuer,
+            cert_der: der,
+            cert_pem,
+            key_pem,
+        })
+    }
+
+    /// The CA certificate, DER.
+    pub fn cert_der(&self) -> &[u8] {
+        &self.cert_der
+    }
+
+    /// The CA certificate, PEM.
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// SHA-256 of the CA certificate's DER, lowercase hex: what agents pin.
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&self.cert_der)
+    }
+
+    /// Signs an agent's CSR. Only the CSR's public key is used: subject, SAN, usages
+    /// and validity are the collector's choice, never the requester's.
+    pub fn sign_agent(
+        &self,
+        csr_der: &[u8],
+        agent_id: &str,
+        validity: Duration,
+    ) -> Result<Issued, CaError> {
+        let csr = CertificateSigningRequestParams::from_der(&csr_der.to_vec().into())
+            .map_err(|e| CaError::BadCsr(e.to_string()))?;
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, agent_id);
+        dn.push(DnType::OrganizationName, "Rampart agents");
+        params.distinguished_name = dn;
+        params.subject_alt_names = vec![SanType::URI(
+            agent_uri(agent_id)
+                .try_into()
+                .map_err(|e: rcgen::Error| CaError::Issue(e.to_string()))?,
+        )];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        self.finish(params, &csr.public_key, validity)
+    }
+
+    /// Issues the collector's own server certificate for `names` (DNS names or IPs).
+    pub fn issue_server(
+        &self,
+        names: &[String],
+        validity: Duration,
+    ) -> Result<(Issued, KeyPair), CaError> {
+        let key = KeyPair::generate().map_err(|e| CaError::Issue(e.to_string()))?;
+        let mut params =
+            CertificateParams::new(names.to_vec()).map_err(|e| CaError::Issue(e.to_string()))?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "Rampart collector");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let issued = self.finish(params, &key, validity)?;
+        Ok((issued, key))
+    }
+
+    fn finish(
+        &self,
+        mut params: CertificateParams,
+        public_key: &impl rcgen::PublicKeyData,
+        validity: Duration,
+    ) -> Result<Issued, CaError> {
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - Duration::minutes(5);
+        params.not_after = now + validity;
+        let serial = random_serial()?;
+        let serial_hex = serial.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        params.serial_number = Some(serial);
+        params.use_authority_key_identifier_extension = true;
+        let cert = params
+            .signed_by(public_key, &self.issuer)
+            .map_err(|e| CaError::Issue(e.to_string()))?;
+        Ok(Issued {
+            der: cert.der().to_vec(),
+            pem: cert.pem(),
+            serial: serial_hex,
+            not_after: params.not_after,
+        })
+    }
+}
+
+/// SHA-256 of `der`, lowercase hex.
+pub fn fingerprint(der: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, der)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn random_serial() -> Result<SerialNumber, CaError> {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 16];
+    ring::rand::SystemRandom::new()
+        .fill(&mut b)
+        .map_err(|_| CaError::Issue("no randomness".into()))?;
+    b[0] &= 0x7f; // positive
+    Ok(SerialNumber::from_slice(&b))
+}
+
+fn pem_der(pem: &str) -> Option<Vec<u8>> {
+    let body: String = pem
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    base64_decode(&body)
+}
+
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let bytes: Vec<u8> = s
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+        .collect();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let mut acc = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            acc |= val(*c)? << (18 - 6 * i);
+        }
+        let n = chunk.len();
+        if n < 2 {
+            return None;
+        }
+        out.push((acc >> 16) as u8);
+        if n > 2 {
+            out.push((acc >> 8) as u8);
+        }
+        if n > 3 {
+            out.push(acc as u8);
+        }
+    }
+    Some(out)
+}
+
+fn write_private(path: &Path, data: &[u8]) -> Result<(), CaError> {
+    let io = |e| CaError::Io {
+        path: path.into(),
+        source: e,
+    };
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    f.write_all(data).map_err(io)?;
+    f.sync_all().map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn csr(key: &KeyPair, sans: Vec<String>) -> Vec<u8> {
+        let mut p = CertificateParams::new(sans).unwrap();
+        p.distinguished_name.push(DnType::CommonName, "evil");
+        p.serialize_request(key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn created_once_then_reloaded_with_private_key_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Ca::open_or_create(dir.path()).unwrap();
+        let mode = fs::metadata(dir.path().join(KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+        let b = Ca::open_or_create(dir.path()).unwrap();
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        assert_eq!(a.fingerprint().len(), 64);
+        // Certificates issued after a reload chain to the same CA.
+        let key = KeyPair::generate().unwrap();
+        let issued = b
+            .sign_agent(&csr(&key, vec![]), "agent-1", Duration::days(30))
+            .unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&issued.der).unwrap();
+        let (_, ca_cert) = x509_parser::parse_x509_certificate(a.cert_der()).unwrap();
+        assert!(cert.verify_signature(Some(ca_cert.public_key())).is_ok());
+    }
+
+    #[test]
+    fn agent_certificates_ignore_what_the_csr_asks_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::open_or_create(dir.path()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let issued = ca
+            .sign_agent(
+                &csr(&key, vec!["collector.example".into()]),
+                "agent-7",
+                Duration::days(30),
+            )
+            .unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&issued.der).unwrap();
+        let cn = cert
+            .subject()
+            .iter_common_name()
+            .next()
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(cn, "agent-7");
+        let san = cert.subject_alternative_name().unwrap().unwrap();
+        let names: Vec<String> = san
+            .value
+            .general_names
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(names, vec!["URI(urn:rampart:agent:agent-7)".to_string()]);
+        assert_eq!(
+            cert.public_key().subject_public_key.data.as_ref(),
+            rcgen::PublicKeyData::der_bytes(&key)
+        );
+        let days = (issued.not_after - OffsetDateTime::now_utc()).whole_days();
+        assert!((29..=30).contains(&days));
+    }
+
+    #[test]
+    fn garbage_csr_and_corrupt_files_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::open_or_create(dir.path()).unwrap();
+        assert!(matches!(
+            ca.sign_agent(b"not a csr", "a", Duration::days(1)),
+            Err(CaError::BadCsr(_))
+        ));
+        fs::write(dir.path().join(CERT_FILE), "garbage").unwrap();
+        assert!(matches!(
+            Ca::open_or_create(dir.path()),
+            Err(CaError::Corrupt { .. })
+        ));
+    }
+}
