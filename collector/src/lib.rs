@@ -6,3 +6,4 @@
 pub mod ca;
 pub mod policy;
 pub mod schedule;
+pub mod store;

@@ -1,0 +1,131 @@
+//! The behaviour every [`Store`] backend must show. `run` takes a function that
+//! opens the *same* store again, to check that synced data survives a reopen.
+
+use super::*;
+
+fn scan(id: &str, agent: &str, project: Option<&str>, status: ScanStatus) -> ScanRecord {
+    ScanRecord {
+        id: id.into(),
+        agent_id: agent.into(),
+        project: project.map(String::from),
+        status,
+        trigger: "manual".into(),
+        profile: "level1-server".into(),
+        created_at_ms: 1,
+        started_at_ms: None,
+        finished_at_ms: None,
+        last_progress_ms: 1,
+        score: None,
+        passed: 0,
+        failed: 0,
+        error: 0,
+        not_applicable: 0,
+        not_checked: 0,
+        exempted: 0,
+        failed_by_severity: [0; 4],
+        blocked: false,
+        block_reasons: vec![],
+        released_by: None,
+        released_at_ms: None,
+        failure_reason: None,
+    }
+}
+
+fn token(hash: &str, expires: i64, max_uses: u32) -> TokenRecord {
+    TokenRecord {
+        id: format!("t-{hash}"),
+        hash: hash.into(),
+        project: Some("web".into()),
+        created_by: "admin".into(),
+        created_at_ms: 0,
+        expires_at_ms: expires,
+        max_uses,
+        uses: 0,
+        revoked: false,
+    }
+}
+
+/// Runs the suite; `open` must return the same store each time (reopened).
+pub fn run<S: Store>(open: &dyn Fn() -> S) {
+    {
+        let s = open();
+        // Tokens: uses are counted atomically, expiry and exhaustion are told apart.
+        s.put_token(&token("h1", 1000, 2)).unwrap();
+        assert!(matches!(s.use_token("h1", 10).unwrap(), TokenUse::Accepted(t) if t.uses == 1));
+        assert!(matches!(s.use_token("h1", 10).unwrap(), TokenUse::Accepted(t) if t.uses == 2));
+        assert_eq!(s.use_token("h1", 10).unwrap(), TokenUse::UsedUp);
+        assert_eq!(s.use_token("nope", 10).unwrap(), TokenUse::Unknown);
+        s.put_token(&token("h2", 1000, 5)).unwrap();
+        assert_eq!(s.use_token("h2", 1000).unwrap(), TokenUse::Expired);
+        let mut revoked = token("h3", 1000, 5);
+        revoked.revoked = true;
+        s.put_token(&revoked).unwrap();
+        assert_eq!(s.use_token("h3", 1).unwrap(), TokenUse::Revoked);
+
+        // Scans: newest first, filtered, paginated with a total.
+        for (i, (status, project)) in [
+            (ScanStatus::Completed, Some("web")),
+            (ScanStatus::Failed, Some("db")),
+            (ScanStatus::Completed, Some("db")),
+            (ScanStatus::Pending, None),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            s.put_scan(&scan(&format!("s{i:03}"), "a1", project, status))
+                .unwrap();
+        }
+        let (all, total) = s.scans(&ScanFilter::default(), 0, 10).unwrap();
+        assert_eq!(total, 4);
+        assert_eq!(
+            all.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(),
+            ["s003", "s002", "s001", "s000"]
+        );
+        let (page, total) = s.scans(&ScanFilter::default(), 1, 2).unwrap();
+        assert_eq!(
+            (
+                page.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(),
+                total
+            ),
+            (vec!["s002", "s001"], 4)
+        );
+        let f = ScanFilter {
+            status: Some(ScanStatus::Completed),
+            project: Some("db".into()),
+            agent_id: None,
+        };
+        let (only, total) = s.scans(&f, 0, 10).unwrap();
+        assert_eq!((only.len(), total, only[0].id.as_str()), (1, 1, "s002"));
+
+        // Results are idempotent on (scan, rule).
+        let r = |id: &str, st: &str| ResultRecord {
+            rule_id: id.into(),
+            status: st.into(),
+            evidence: vec![format!("{id} {st}")],
+        };
+        s.put_results("s000", &[r("1.1", "pass"), r("1.2", "fail")])
+            .unwrap();
+        s.put_results("s000", &[r("1.2", "fail"), r("1.3", "pass")])
+            .unwrap();
+        s.put_results("s001", &[r("1.1", "fail")]).unwrap();
+        let got = s.results("s000").unwrap();
+        assert_eq!(
+            got.iter().map(|x| x.rule_id.as_str()).collect::<Vec<_>>(),
+            ["1.1", "1.2", "1.3"]
+        );
+        assert_eq!(s.results("s001").unwrap().len(), 1);
+        assert!(
+            s.results("s00").unwrap().is_empty(),
+            "prefixes of scan IDs do not leak"
+        );
+
+        s.put_meta("k", b"v").unwrap();
+        s.sync().unwrap();
+    }
+    // Everything synced is there after a reopen.
+    let s = open();
+    assert_eq!(s.get_meta("k").unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(s.scans(&ScanFilter::default(), 0, 100).unwrap().1, 4);
+    assert_eq!(s.results("s000").unwrap().len(), 3);
+    assert!(matches!(s.use_token("h1", 10).unwrap(), TokenUse::UsedUp));
+}

@@ -1,0 +1,182 @@
+//! Storage behind one trait. sled (embedded, on disk) is the default backend; a
+//! server database can implement [`Store`] for fleets that outgrow one collector.
+//! Every backend must pass [`conformance::run`].
+//!
+//! Records here are the on-disk format: they derive `Serialize` on purpose.
+
+pub mod conformance;
+pub mod sled_store;
+
+use serde::{Deserialize, Serialize};
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend failed (I/O, corruption).
+    #[error("storage backend: {0}")]
+    Backend(String),
+    /// A stored record could not be decoded.
+    #[error("stored record {key} is unreadable: {reason}")]
+    Decode { key: String, reason: String },
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// An enrolled agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentRecord {
+    pub id: String,
+    pub hostname: String,
+    #[serde(default)]
+    pub ip_addresses: Vec<String>,
+    #[serde(default)]
+    pub provider: String,
+    #[serde(default)]
+    pub instance_id: String,
+    #[serde(default)]
+    pub os: String,
+    /// Terraform project, from the enrollment token.
+    pub project: Option<String>,
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub enrolled_at_ms: i64,
+    pub last_seen_ms: i64,
+    pub cert_serial: String,
+    pub cert_not_after_ms: i64,
+    pub revoked: bool,
+}
+
+/// A bootstrap token; only its SHA-256 is stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub id: String,
+    pub hash: String,
+    pub project: Option<String>,
+    pub created_by: String,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+    pub max_uses: u32,
+    pub uses: u32,
+    pub revoked: bool,
+}
+
+/// What happened when a token was presented.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TokenUse {
+    /// Accepted; the use was counted.
+    Accepted(TokenRecord),
+    Unknown,
+    Expired,
+    UsedUp,
+    Revoked,
+}
+
+/// Scan lifecycle states (SPEC §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScanStatus {
+    Pending,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl ScanStatus {
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            ScanStatus::Completed | ScanStatus::Failed | ScanStatus::Cancelled
+        )
+    }
+}
+
+/// A scan of one agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScanRecord {
+    /// Time-ordered: sorting IDs sorts scans by creation.
+    pub id: String,
+    pub agent_id: String,
+    pub project: Option<String>,
+    pub status: ScanStatus,
+    /// `provision`, `schedule` or `manual`.
+    pub trigger: String,
+    pub profile: String,
+    pub created_at_ms: i64,
+    pub started_at_ms: Option<i64>,
+    pub finished_at_ms: Option<i64>,
+    pub last_progress_ms: i64,
+    pub score: Option<f64>,
+    pub passed: u32,
+    pub failed: u32,
+    pub error: u32,
+    pub not_applicable: u32,
+    pub not_checked: u32,
+    pub exempted: u32,
+    /// Failed counts: critical, high, medium, low.
+    pub failed_by_severity: [u32; 4],
+    pub blocked: bool,
+    pub block_reasons: Vec<String>,
+    pub released_by: Option<String>,
+    pub released_at_ms: Option<i64>,
+    pub failure_reason: Option<String>,
+}
+
+/// One rule's result in a scan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultRecord {
+    pub rule_id: String,
+    pub status: String,
+    pub evidence: Vec<String>,
+}
+
+/// A filter over scans.
+#[derive(Debug, Clone, Default)]
+pub struct ScanFilter {
+    pub status: Option<ScanStatus>,
+    pub project: Option<String>,
+    pub agent_id: Option<String>,
+}
+
+impl ScanFilter {
+    pub fn matches(&self, s: &ScanRecord) -> bool {
+        self.status.is_none_or(|st| s.status == st)
+            && self
+                .project
+                .as_ref()
+                .is_none_or(|p| s.project.as_ref() == Some(p))
+            && self.agent_id.as_ref().is_none_or(|a| &s.agent_id == a)
+    }
+}
+
+/// The storage contract. Writes are durable when [`Store::sync`] returns.
+pub trait Store: Send + Sync + 'static {
+    fn put_agent(&self, a: &AgentRecord) -> Result<()>;
+    fn agent(&self, id: &str) -> Result<Option<AgentRecord>>;
+    fn agents(&self) -> Result<Vec<AgentRecord>>;
+
+    fn put_token(&self, t: &TokenRecord) -> Result<()>;
+    /// Atomically checks a token (by hash) and counts one use if it is valid at `now_ms`.
+    fn use_token(&self, hash: &str, now_ms: i64) -> Result<TokenUse>;
+    fn tokens(&self) -> Result<Vec<TokenRecord>>;
+
+    fn put_scan(&self, s: &ScanRecord) -> Result<()>;
+    fn scan(&self, id: &str) -> Result<Option<ScanRecord>>;
+    /// Matching scans, newest first, `offset` skipped, at most `limit`; and the total.
+    fn scans(
+        &self,
+        filter: &ScanFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<ScanRecord>, usize)>;
+
+    /// Upserts results: a rule's result is stored once per scan, whatever is resent.
+    fn put_results(&self, scan_id: &str, results: &[ResultRecord]) -> Result<()>;
+    fn results(&self, scan_id: &str) -> Result<Vec<ResultRecord>>;
+
+    fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    fn put_meta(&self, key: &str, value: &[u8]) -> Result<()>;
+
+    /// Makes every write so far durable (survives a crash of the process or the host).
+    fn sync(&self) -> Result<()>;
+}

@@ -1,0 +1,204 @@
+//! The sled backend. sled's `flush` writes with `sync_file_range`, which is not a
+//! durability barrier, so [`SledStore::sync`] also `fsync`s every file of the database.
+
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::{
+    AgentRecord, Result, ResultRecord, ScanFilter, ScanRecord, Store, StoreError, TokenRecord,
+    TokenUse,
+};
+
+/// sled under a directory.
+pub struct SledStore {
+    dir: PathBuf,
+    db: sled::Db,
+    agents: sled::Tree,
+    tokens: sled::Tree,
+    scans: sled::Tree,
+    results: sled::Tree,
+    meta: sled::Tree,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(backend)
+}
+
+fn decode<T: DeserializeOwned>(key: &[u8], v: &[u8]) -> Result<T> {
+    serde_json::from_slice(v).map_err(|e| StoreError::Decode {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason: e.to_string(),
+    })
+}
+
+impl SledStore {
+    /// Opens (or creates) the database in `dir`.
+    pub fn open(dir: &Path) -> Result<SledStore> {
+        let db = sled::Config::new().path(dir).open().map_err(backend)?;
+        let t = |name: &str| db.open_tree(name).map_err(backend);
+        Ok(SledStore {
+            dir: dir.to_path_buf(),
+            agents: t("agents")?,
+            tokens: t("tokens")?,
+            scans: t("scans")?,
+            results: t("results")?,
+            meta: t("meta")?,
+            db,
+        })
+    }
+
+    fn all<T: DeserializeOwned>(tree: &sled::Tree) -> Result<Vec<T>> {
+        tree.iter()
+            .map(|kv| kv.map_err(backend).and_then(|(k, v)| decode(&k, &v)))
+            .collect()
+    }
+
+    fn get<T: DeserializeOwned>(tree: &sled::Tree, key: &str) -> Result<Option<T>> {
+        tree.get(key)
+            .map_err(backend)?
+            .map(|v| decode(key.as_bytes(), &v))
+            .transpose()
+    }
+}
+
+fn fsync_dir(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let ft = entry.file_type()?;
+        if ft.is_dir() {
+            fsync_dir(&entry.path())?;
+        } else if ft.is_file() {
+            std::fs::File::open(entry.path())?.sync_all()?;
+        }
+    }
+    std::fs::File::open(dir)?.sync_all()
+}
+
+impl Store for SledStore {
+    fn put_agent(&self, a: &AgentRecord) -> Result<()> {
+        self.agents
+            .insert(a.id.as_bytes(), encode(a)?)
+            .map_err(backend)?;
+        Ok(())
+    }
+    fn agent(&self, id: &str) -> Result<Option<AgentRecord>> {
+        Self::get(&self.agents, id)
+    }
+    fn agents(&self) -> Result<Vec<AgentRecord>> {
+        Self::all(&self.agents)
+    }
+
+    fn put_token(&self, t: &TokenRecord) -> Result<()> {
+        self.tokens
+            .insert(t.hash.as_bytes(), encode(t)?)
+            .map_err(backend)?;
+        Ok(())
+    }
+    fn use_token(&self, hash: &str, now_ms: i64) -> Result<TokenUse> {
+        loop {
+            let Some(old) = self.tokens.get(hash).map_err(backend)? else {
+                return Ok(TokenUse::Unknown);
+            };
+            let mut t: TokenRecord = decode(hash.as_bytes(), &old)?;
+            if t.revoked {
+                return Ok(TokenUse::Revoked);
+            }
+            if now_ms >= t.expires_at_ms {
+                return Ok(TokenUse::Expired);
+            }
+            if t.uses >= t.max_uses {
+                return Ok(TokenUse::UsedUp);
+            }
+            t.uses += 1;
+            let new = encode(&t)?;
+            // Compare-and-swap so that concurrent enrollments cannot overspend a token.
+            if self
+                .tokens
+                .compare_and_swap(hash, Some(old), Some(new))
+                .map_err(backend)?
+                .is_ok()
+            {
+                return Ok(TokenUse::Accepted(t));
+            }
+        }
+    }
+    fn tokens(&self) -> Result<Vec<TokenRecord>> {
+        Self::all(&self.tokens)
+    }
+
+    fn put_scan(&self, s: &ScanRecord) -> Result<()> {
+        self.scans
+            .insert(s.id.as_bytes(), encode(s)?)
+            .map_err(backend)?;
+        Ok(())
+    }
+    fn scan(&self, id: &str) -> Result<Option<ScanRecord>> {
+        Self::get(&self.scans, id)
+    }
+    fn scans(
+        &self,
+        filter: &ScanFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<ScanRecord>, usize)> {
+        let mut total = 0;
+        let mut page = Vec::new();
+        for kv in self.scans.iter().rev() {
+            let (k, v) = kv.map_err(backend)?;
+            let s: ScanRecord = decode(&k, &v)?;
+            if !filter.matches(&s) {
+                continue;
+            }
+            if total >= offset && page.len() < limit {
+                page.push(s);
+            }
+            total += 1;
+        }
+        Ok((page, total))
+    }
+
+    fn put_results(&self, scan_id: &str, results: &[ResultRecord]) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for r in results {
+            batch.insert(format!("{scan_id}\0{}", r.rule_id).as_bytes(), encode(r)?);
+        }
+        self.results.apply_batch(batch).map_err(backend)
+    }
+    fn results(&self, scan_id: &str) -> Result<Vec<ResultRecord>> {
+        self.results
+            .scan_prefix(format!("{scan_id}\0"))
+            .map(|kv| kv.map_err(backend).and_then(|(k, v)| decode(&k, &v)))
+            .collect()
+    }
+
+    fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.meta.get(key).map_err(backend)?.map(|v| v.to_vec()))
+    }
+    fn put_meta(&self, key: &str, value: &[u8]) -> Result<()> {
+        self.meta.insert(key, value).map_err(backend)?;
+        Ok(())
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.db.flush().map_err(backend)?;
+        fsync_dir(&self.dir).map_err(backend)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sled_passes_the_conformance_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        super::super::conformance::run(&|| SledStore::open(&path).unwrap());
+    }
+}
