@@ -218,6 +218,51 @@ impl Ca {
     }
 }
 
+impl Ca {
+    /// A CRL listing `revoked` (serial numbers in hex), valid for `validity`.
+    pub fn crl(
+        &self,
+        revoked: &[String],
+        number: u64,
+        validity: Duration,
+    ) -> Result<Vec<u8>, CaError> {
+        let now = OffsetDateTime::now_utc();
+        let mut certs = Vec::new();
+        for serial in revoked {
+            let bytes =
+                hex_decode(serial).ok_or_else(|| CaError::Issue(format!("bad serial {serial}")))?;
+            certs.push(rcgen::RevokedCertParams {
+                serial_number: SerialNumber::from_slice(&bytes),
+                revocation_time: now,
+                reason_code: Some(rcgen::RevocationReason::CessationOfOperation),
+                invalidity_date: None,
+            });
+        }
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: now - Duration::minutes(5),
+            next_update: now + validity,
+            crl_number: SerialNumber::from_slice(&number.to_be_bytes()),
+            issuing_distribution_point: None,
+            revoked_certs: certs,
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        let crl = params
+            .signed_by(&self.issuer)
+            .map_err(|e| CaError::Issue(e.to_string()))?;
+        Ok(crl.der().to_vec())
+    }
+}
+
+fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 /// SHA-256 of `der`, lowercase hex.
 pub fn fingerprint(der: &[u8]) -> String {
     ring::digest::digest(&ring::digest::SHA256, der)

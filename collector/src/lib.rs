@@ -3,7 +3,9 @@
 //! policy core (settings, score, enforcement, schedule); transport, storage and the
 //! REST API arrive with the collector issue.
 
+pub mod auth;
 pub mod ca;
+pub mod config;
 pub mod policy;
 pub mod schedule;
 pub mod store;

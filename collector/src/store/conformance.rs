@@ -119,6 +119,37 @@ pub fn run<S: Store>(open: &dyn Fn() -> S) {
             "prefixes of scan IDs do not leak"
         );
 
+        // Users by token hash; the audit log appends in order and lists newest first.
+        let u = UserRecord {
+            name: "ann".into(),
+            role: "admin".into(),
+            token_hash: "th".into(),
+            created_at_ms: 0,
+        };
+        s.put_user(&u).unwrap();
+        assert_eq!(s.user_by_token_hash("th").unwrap(), Some(u));
+        assert_eq!(s.user_by_token_hash("other").unwrap(), None);
+        let entry = |a: &str| AuditRecord {
+            seq: 0,
+            at_ms: 1,
+            actor: "ann".into(),
+            action: a.into(),
+            target: None,
+            detail: String::new(),
+        };
+        assert_eq!(s.append_audit(&entry("one")).unwrap(), 1);
+        assert_eq!(s.append_audit(&entry("two")).unwrap(), 2);
+        let (log, total) = s.audit(0, 10).unwrap();
+        assert_eq!(
+            (
+                log.iter()
+                    .map(|e| (e.seq, e.action.as_str()))
+                    .collect::<Vec<_>>(),
+                total
+            ),
+            (vec![(2, "two"), (1, "one")], 2)
+        );
+
         s.put_meta("k", b"v").unwrap();
         s.sync().unwrap();
     }
@@ -128,4 +159,16 @@ pub fn run<S: Store>(open: &dyn Fn() -> S) {
     assert_eq!(s.scans(&ScanFilter::default(), 0, 100).unwrap().1, 4);
     assert_eq!(s.results("s000").unwrap().len(), 3);
     assert!(matches!(s.use_token("h1", 10).unwrap(), TokenUse::UsedUp));
+    assert_eq!(
+        s.append_audit(&AuditRecord {
+            seq: 0,
+            at_ms: 2,
+            actor: "x".into(),
+            action: "three".into(),
+            target: None,
+            detail: String::new()
+        })
+        .unwrap(),
+        3
+    );
 }

@@ -149,6 +149,33 @@ impl ScanFilter {
     }
 }
 
+/// A person or pipeline that calls the REST API; only the token's SHA-256 is stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub name: String,
+    /// `viewer`, `user`, `provisioner` or `admin`.
+    pub role: String,
+    pub token_hash: String,
+    pub created_at_ms: i64,
+}
+
+/// One entry of the append-only audit log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Position in the log, from 1; assigned by the store.
+    #[serde(default)]
+    pub seq: u64,
+    pub at_ms: i64,
+    /// Who acted: a user name, `agent:<id>`, or `system`.
+    pub actor: String,
+    /// What happened, e.g. `scan.release`, `settings.change`, `enrollment.refused`.
+    pub action: String,
+    /// What it happened to (scan, agent, token ID), if anything.
+    pub target: Option<String>,
+    /// Details in words or JSON.
+    pub detail: String,
+}
+
 /// The storage contract. Writes are durable when [`Store::sync`] returns.
 pub trait Store: Send + Sync + 'static {
     fn put_agent(&self, a: &AgentRecord) -> Result<()>;
@@ -173,6 +200,15 @@ pub trait Store: Send + Sync + 'static {
     /// Upserts results: a rule's result is stored once per scan, whatever is resent.
     fn put_results(&self, scan_id: &str, results: &[ResultRecord]) -> Result<()>;
     fn results(&self, scan_id: &str) -> Result<Vec<ResultRecord>>;
+
+    fn put_user(&self, u: &UserRecord) -> Result<()>;
+    fn user_by_token_hash(&self, hash: &str) -> Result<Option<UserRecord>>;
+    fn users(&self) -> Result<Vec<UserRecord>>;
+
+    /// Appends to the audit log and returns the entry's sequence number.
+    fn append_audit(&self, entry: &AuditRecord) -> Result<u64>;
+    /// Audit entries from the newest, `offset` skipped, at most `limit`; and the total.
+    fn audit(&self, offset: usize, limit: usize) -> Result<(Vec<AuditRecord>, usize)>;
 
     fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>>;
     fn put_meta(&self, key: &str, value: &[u8]) -> Result<()>;

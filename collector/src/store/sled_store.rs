@@ -7,8 +7,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{
-    AgentRecord, Result, ResultRecord, ScanFilter, ScanRecord, Store, StoreError, TokenRecord,
-    TokenUse,
+    AgentRecord, AuditRecord, Result, ResultRecord, ScanFilter, ScanRecord, Store, StoreError,
+    TokenRecord, TokenUse, UserRecord,
 };
 
 /// sled under a directory.
@@ -20,6 +20,9 @@ pub struct SledStore {
     scans: sled::Tree,
     results: sled::Tree,
     meta: sled::Tree,
+    users: sled::Tree,
+    audit: sled::Tree,
+    audit_lock: std::sync::Mutex<()>,
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -49,6 +52,9 @@ impl SledStore {
             scans: t("scans")?,
             results: t("results")?,
             meta: t("meta")?,
+            users: t("users")?,
+            audit: t("audit")?,
+            audit_lock: std::sync::Mutex::new(()),
             db,
         })
     }
@@ -175,6 +181,52 @@ impl Store for SledStore {
             .scan_prefix(format!("{scan_id}\0"))
             .map(|kv| kv.map_err(backend).and_then(|(k, v)| decode(&k, &v)))
             .collect()
+    }
+
+    fn put_user(&self, u: &UserRecord) -> Result<()> {
+        self.users
+            .insert(u.token_hash.as_bytes(), encode(u)?)
+            .map_err(backend)?;
+        Ok(())
+    }
+    fn user_by_token_hash(&self, hash: &str) -> Result<Option<UserRecord>> {
+        Self::get(&self.users, hash)
+    }
+    fn users(&self) -> Result<Vec<UserRecord>> {
+        Self::all(&self.users)
+    }
+
+    fn append_audit(&self, entry: &AuditRecord) -> Result<u64> {
+        // The sequence is one past the last key; a lock keeps concurrent appends apart.
+        let _guard = self.audit_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let next = match self.audit.last().map_err(backend)? {
+            Some((k, _)) => {
+                u64::from_be_bytes(
+                    k.as_ref()
+                        .try_into()
+                        .map_err(|_| backend("bad audit key"))?,
+                ) + 1
+            }
+            None => 1,
+        };
+        let mut e = entry.clone();
+        e.seq = next;
+        self.audit
+            .insert(next.to_be_bytes(), encode(&e)?)
+            .map_err(backend)?;
+        Ok(next)
+    }
+    fn audit(&self, offset: usize, limit: usize) -> Result<(Vec<AuditRecord>, usize)> {
+        let total = self.audit.len();
+        let page = self
+            .audit
+            .iter()
+            .rev()
+            .skip(offset)
+            .take(limit)
+            .map(|kv| kv.map_err(backend).and_then(|(k, v)| decode(&k, &v)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((page, total))
     }
 
     fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {

@@ -1,0 +1,120 @@
+//! Collector configuration: a TOML file, parsed and validated without side effects.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// Everything the collector needs to start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Data directory (CA, database).
+    pub data_dir: PathBuf,
+    /// Agents' gRPC port (mutual TLS).
+    pub grpc_listen: SocketAddr,
+    /// REST API port.
+    pub rest_listen: SocketAddr,
+    /// Names (DNS or IP) in the collector's server certificate.
+    pub server_names: Vec<String>,
+    /// Lifetime of agents' client certificates.
+    pub agent_cert_days: i64,
+    /// A running scan with no progress for this long fails.
+    pub scan_timeout_secs: u64,
+    /// The window over which scheduled scans of a fleet are spread.
+    pub schedule_window_secs: i64,
+    /// Largest gRPC message accepted from an agent.
+    pub max_message_bytes: usize,
+    /// Most messages per second accepted from one agent stream.
+    pub max_messages_per_sec: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("/var/lib/rampart-collector"),
+            grpc_listen: "0.0.0.0:8443".parse().expect("static address"),
+            rest_listen: "0.0.0.0:8080".parse().expect("static address"),
+            server_names: vec!["localhost".into(), "127.0.0.1".into()],
+            agent_cert_days: 30,
+            scan_timeout_secs: 600,
+            schedule_window_secs: 3600,
+            max_message_bytes: 4 * 1024 * 1024,
+            max_messages_per_sec: 200,
+        }
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+}
+
+impl Config {
+    /// Parses TOML text; `path` is only for messages.
+    pub fn parse(text: &str, path: &std::path::Path) -> Result<Config, ConfigError> {
+        let c: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            path: path.into(),
+            reason: e.to_string(),
+        })?;
+        c.validate().map_err(|reason| ConfigError::Invalid {
+            path: path.into(),
+            reason,
+        })?;
+        Ok(c)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=397).contains(&self.agent_cert_days) {
+            return Err(format!(
+                "agent_cert_days {} must be between 1 and 397",
+                self.agent_cert_days
+            ));
+        }
+        if self.server_names.is_empty() {
+            return Err("server_names must name at least one DNS name or IP".into());
+        }
+        if self.scan_timeout_secs < 5 {
+            return Err("scan_timeout_secs must be at least 5".into());
+        }
+        if self.max_message_bytes < 64 * 1024 {
+            return Err("max_message_bytes must be at least 65536".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn parse_and_validate() {
+        let c = Config::parse(
+            "grpc_listen = \"127.0.0.1:0\"\nagent_cert_days = 7\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.agent_cert_days, 7);
+        assert_eq!(c.scan_timeout_secs, 600);
+        for (bad, want) in [
+            ("agent_cert_days = 0", "between 1 and 397"),
+            ("grpc_listen = \"nowhere\"", "grpc_listen"),
+            ("colour = 1", "unknown field"),
+            ("server_names = []", "server_names"),
+        ] {
+            let e = Config::parse(bad, Path::new("c.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want) && e.contains("c.toml"), "{bad}: {e}");
+        }
+    }
+}
