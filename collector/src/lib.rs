@@ -3,6 +3,7 @@
 //! policy core (settings, score, enforcement, schedule); transport, storage and the
 //! REST API arrive with the collector issue.
 
+pub mod app;
 pub mod auth;
 pub mod ca;
 pub mod config;

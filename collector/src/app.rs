@@ -1,0 +1,747 @@
+//! The collector's domain: enrollment, the scan lifecycle, scoring and enforcement,
+//! the handover gate, releases, settings and agent revocation. Transport layers
+//! (gRPC, REST) call these operations; they never touch the store directly.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::auth::{self, Role};
+use crate::ca::Ca;
+use crate::config::Config;
+use crate::policy::{self, Counts, Mode, Settings};
+use crate::store::{
+    AgentRecord, AuditRecord, ResultRecord, ScanFilter, ScanRecord, ScanStatus, Store, StoreError, TokenRecord, TokenUse, UserRecord,
+};
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Errors of domain operations, each mapped to a gRPC status or HTTP code by its caller.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The request names something that does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The request is malformed or not allowed in the current state.
+    #[error("{0}")]
+    Invalid(String),
+    /// Credentials were refused.
+    #[error("{0}")]
+    Refused(String),
+    /// Issuing a certificate failed.
+    #[error(transparent)]
+    Ca(#[from] crate::ca::CaError),
+}
+
+pub type Result<T> = std::result::Result<T, AppError>;
+
+/// What the collector tells a connected agent to do. The agent chooses nothing else.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Settings { scanning_enabled: bool, profile: String, exempt_rules: Vec<String>, schedule_cron: String, schedule_offset_s: u32 },
+    Scan { scan_id: String, profile: String, exempt_rules: Vec<String> },
+    Cancel { scan_id: String },
+}
+
+/// Rule metadata of one content version, as the agent sent it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Catalog {
+    pub content_version: String,
+    pub benchmark_id: String,
+    pub benchmark_title: String,
+    pub benchmark_version: String,
+    pub rules: BTreeMap<String, CatalogRule>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CatalogRule {
+    pub title: String,
+    pub section: String,
+    pub description: String,
+    pub remediation: String,
+    pub severity: String,
+    pub level: u32,
+    pub automated: bool,
+}
+
+/// The on-disk form of settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SettingsRecord {
+    pub scanning_enabled: bool,
+    pub mode: String,
+    pub profile: String,
+    pub min_score: f64,
+    pub block_on_critical: bool,
+    pub block_on_high: bool,
+    pub scan_on_provision: bool,
+    pub schedule_enabled: bool,
+    pub schedule_cron: String,
+    pub ssh_user: String,
+    pub exempt_rules: Vec<String>,
+    pub exempt_projects: Vec<String>,
+}
+
+impl From<&Settings> for SettingsRecord {
+    fn from(s: &Settings) -> Self {
+        SettingsRecord {
+            scanning_enabled: s.scanning_enabled,
+            mode: match s.mode {
+                Mode::Audit => "audit",
+                Mode::Warn => "warn",
+                Mode::Block => "block",
+            }
+            .into(),
+            profile: s.profile.clone(),
+            min_score: s.min_score,
+            block_on_critical: s.block_on_critical,
+            block_on_high: s.block_on_high,
+            scan_on_provision: s.scan_on_provision,
+            schedule_enabled: s.schedule_enabled,
+            schedule_cron: s.schedule_cron.clone(),
+            ssh_user: s.ssh_user.clone(),
+            exempt_rules: s.exempt_rules.iter().cloned().collect(),
+            exempt_projects: s.exempt_projects.iter().cloned().collect(),
+        }
+    }
+}
+
+impl TryFrom<&SettingsRecord> for Settings {
+    type Error = String;
+    fn try_from(r: &SettingsRecord) -> std::result::Result<Self, String> {
+        let s = Settings {
+            scanning_enabled: r.scanning_enabled,
+            mode: Mode::parse(&r.mode).ok_or_else(|| format!("mode `{}` is not audit, warn or block", r.mode))?,
+            profile: r.profile.clone(),
+            min_score: r.min_score,
+            block_on_critical: r.block_on_critical,
+            block_on_high: r.block_on_high,
+            scan_on_provision: r.scan_on_provision,
+            schedule_enabled: r.schedule_enabled,
+            schedule_cron: r.schedule_cron.clone(),
+            ssh_user: r.ssh_user.clone(),
+            exempt_rules: r.exempt_rules.iter().cloned().collect(),
+            exempt_projects: r.exempt_projects.iter().cloned().collect(),
+        };
+        s.validate().map_err(|e| e.to_string())?;
+        Ok(s)
+    }
+}
+
+/// The answer of the handover gate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gate {
+    pub allowed: bool,
+    /// `allowed`, `released`, `exempt`, `pending`, `blocked`, `failed`.
+    pub state: &'static str,
+    pub reasons: Vec<String>,
+    pub agent_id: String,
+    pub scan_id: Option<String>,
+}
+
+/// A successful enrollment.
+#[derive(Debug, Clone)]
+pub struct Enrolled {
+    pub agent_id: String,
+    pub cert_der: Vec<u8>,
+    pub not_after_ms: i64,
+    pub provision_scan: Option<String>,
+}
+
+/// Counters for /metrics.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub enrollments_total: std::sync::atomic::AtomicU64,
+    pub enrollments_refused_total: std::sync::atomic::AtomicU64,
+    pub results_total: std::sync::atomic::AtomicU64,
+    pub scans_completed_total: std::sync::atomic::AtomicU64,
+    pub streams_rejected_total: std::sync::atomic::AtomicU64,
+}
+
+/// The collector's state shared by every transport.
+pub struct App {
+    pub store: Arc<dyn Store>,
+    pub ca: Ca,
+    pub config: Config,
+    settings: RwLock<Settings>,
+    sessions: Mutex<HashMap<String, mpsc::Sender<Command>>>,
+    catalogs: Mutex<HashMap<String, Arc<Catalog>>>,
+    pub metrics: Metrics,
+    /// Called after a revocation so the TLS layer refuses the certificate.
+    on_revoke: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
+}
+
+const SETTINGS_KEY: &str = "settings";
+
+fn bump(c: &std::sync::atomic::AtomicU64, n: u64) {
+    c.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+}
+
+impl App {
+    pub fn new(store: Arc<dyn Store>, ca: Ca, config: Config) -> Result<App> {
+        let settings = match store.get_meta(SETTINGS_KEY)? {
+            Some(bytes) => {
+                let rec: SettingsRecord = serde_json::from_slice(&bytes)
+                    .map_err(|e| AppError::Invalid(format!("stored settings are unreadable: {e}")))?;
+                Settings::try_from(&rec).map_err(AppError::Invalid)?
+            }
+            None => Settings::default(),
+        };
+        Ok(App {
+            store,
+            ca,
+            config,
+            settings: RwLock::new(settings),
+            sessions: Mutex::new(HashMap::new()),
+            catalogs: Mutex::new(HashMap::new()),
+            metrics: Metrics::default(),
+            on_revoke: Mutex::new(None),
+        })
+    }
+
+    pub fn set_on_revoke(&self, f: Box<dyn Fn() + Send + Sync>) {
+        *self.on_revoke.lock().unwrap_or_else(|p| p.into_inner()) = Some(f);
+    }
+
+    pub fn settings(&self) -> Settings {
+        self.settings.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn audit(&self, actor: &str, action: &str, target: Option<&str>, detail: impl Into<String>) -> Result<()> {
+        let detail = detail.into();
+        tracing::info!(actor, action, target, %detail, "audit");
+        self.store.append_audit(&AuditRecord {
+            seq: 0,
+            at_ms: now_ms(),
+            actor: actor.into(),
+            action: action.into(),
+            target: target.map(String::from),
+            detail,
+        })?;
+        Ok(())
+    }
+
+    // ---- users and tokens ----
+
+    /// Creates a user and returns its API token (shown once).
+    pub fn add_user(&self, name: &str, role: Role, actor: &str) -> Result<String> {
+        if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c)) {
+            return Err(AppError::Invalid(format!("user name `{name}` must be 1-64 characters of letters, digits, - _ . @")));
+        }
+        let token = auth::new_secret("rpt_");
+        self.store.put_user(&UserRecord { name: name.into(), role: role.as_str().into(), token_hash: auth::hash_secret(&token), created_at_ms: now_ms() })?;
+        self.audit(actor, "user.create", Some(name), format!("role {}", role.as_str()))?;
+        self.store.sync()?;
+        Ok(token)
+    }
+
+    /// The user and role behind an API token.
+    pub fn authenticate(&self, token: &str) -> Result<Option<(String, Role)>> {
+        Ok(self.store.user_by_token_hash(&auth::hash_secret(token))?.and_then(|u| Role::parse(&u.role).map(|r| (u.name, r))))
+    }
+
+    /// Creates an enrollment token; returns (token ID, secret, expiry).
+    pub fn create_token(&self, project: Option<&str>, ttl_secs: i64, max_uses: u32, actor: &str) -> Result<(String, String, i64)> {
+        if !(60..=366 * 86400).contains(&ttl_secs) {
+            return Err(AppError::Invalid(format!("ttl_seconds {ttl_secs} must be between 60 and 31622400")));
+        }
+        if !(1..=100_000).contains(&max_uses) {
+            return Err(AppError::Invalid(format!("max_uses {max_uses} must be between 1 and 100000")));
+        }
+        let secret = auth::new_secret("rpe_");
+        let id = auth::new_id("tok-");
+        let expires = now_ms() + ttl_secs * 1000;
+        self.store.put_token(&TokenRecord {
+            id: id.clone(),
+            hash: auth::hash_secret(&secret),
+            project: project.map(String::from),
+            created_by: actor.into(),
+            created_at_ms: now_ms(),
+            expires_at_ms: expires,
+            max_uses,
+            uses: 0,
+            revoked: false,
+        })?;
+        self.audit(actor, "token.create", Some(&id), format!("project {:?}, {max_uses} use(s), expires in {ttl_secs} s", project))?;
+        self.store.sync()?;
+        Ok((id, secret, expires))
+    }
+
+    /// Test hook: a token that expires `ttl_ms` from now (may be under a minute).
+    #[doc(hidden)]
+    pub fn create_token_unchecked(&self, project: Option<&str>, ttl_ms: i64, max_uses: u32) -> Result<String> {
+        let secret = auth::new_secret("rpe_");
+        self.store.put_token(&TokenRecord {
+            id: auth::new_id("tok-"),
+            hash: auth::hash_secret(&secret),
+            project: project.map(String::from),
+            created_by: "test".into(),
+            created_at_ms: now_ms(),
+            expires_at_ms: now_ms() + ttl_ms,
+            max_uses,
+            uses: 0,
+            revoked: false,
+        })?;
+        self.store.sync()?;
+        Ok(secret)
+    }
+
+    // ---- enrollment ----
+
+    pub fn enroll(&self, token: &str, csr_der: &[u8], hostname: &str, labels: BTreeMap<String, String>, peer: &str) -> Result<Enrolled> {
+        let refuse = |why: &str| -> AppError {
+            bump(&self.metrics.enrollments_refused_total, 1);
+            let _ = self.audit("system", "enrollment.refused", None, format!("{why} (host {hostname:?} from {peer})"));
+            let _ = self.store.sync();
+            AppError::Refused(why.to_string())
+        };
+        if hostname.len() > 255 || labels.len() > 32 || labels.iter().any(|(k, v)| k.len() > 64 || v.len() > 256) {
+            return Err(refuse("hostname or labels exceed their size limits"));
+        }
+        let tok = match self.store.use_token(&auth::hash_secret(token), now_ms())? {
+            TokenUse::Accepted(t) => t,
+            TokenUse::Unknown => return Err(refuse("unknown enrollment token")),
+            TokenUse::Expired => return Err(refuse("enrollment token has expired")),
+            TokenUse::UsedUp => return Err(refuse("enrollment token has no uses left")),
+            TokenUse::Revoked => return Err(refuse("enrollment token was revoked")),
+        };
+        let agent_id = auth::new_id("ag-");
+        let validity = time::Duration::days(self.config.agent_cert_days);
+        let issued = match self.ca.sign_agent(csr_der, &agent_id, validity) {
+            Ok(i) => i,
+            Err(e) => return Err(refuse(&e.to_string())),
+        };
+        let now = now_ms();
+        let project = tok.project.clone().or_else(|| labels.get("project").cloned());
+        let not_after_ms = issued.not_after.unix_timestamp() * 1000;
+        self.store.put_agent(&AgentRecord {
+            id: agent_id.clone(),
+            hostname: hostname.into(),
+            ip_addresses: vec![],
+            provider: String::new(),
+            instance_id: String::new(),
+            os: String::new(),
+            project: project.clone(),
+            labels,
+            enrolled_at_ms: now,
+            last_seen_ms: now,
+            cert_serial: issued.serial.clone(),
+            cert_not_after_ms: not_after_ms,
+            revoked: false,
+        })?;
+        self.audit(&format!("agent:{agent_id}"), "agent.enroll", Some(&agent_id), format!("host {hostname:?}, project {project:?}, token {}", tok.id))?;
+        bump(&self.metrics.enrollments_total, 1);
+        let s = self.settings();
+        let provision_scan =
+            if s.scan_on_provision { self.create_scan(&agent_id, "provision", "system")?.map(|sc| sc.id) } else { None };
+        self.store.sync()?;
+        Ok(Enrolled { agent_id, cert_der: issued.der, not_after_ms, provision_scan })
+    }
+
+    /// Renews an agent's certificate from a new CSR.
+    pub fn renew(&self, agent_id: &str, csr_der: &[u8]) -> Result<(Vec<u8>, i64)> {
+        let mut a = self.agent(agent_id)?;
+        let issued = self.ca.sign_agent(csr_der, agent_id, time::Duration::days(self.config.agent_cert_days))?;
+        a.cert_serial = issued.serial;
+        a.cert_not_after_ms = issued.not_after.unix_timestamp() * 1000;
+        self.store.put_agent(&a)?;
+        self.audit(&format!("agent:{agent_id}"), "agent.renew", Some(agent_id), "client certificate renewed")?;
+        self.store.sync()?;
+        Ok((issued.der, a.cert_not_after_ms))
+    }
+
+    pub fn agent(&self, id: &str) -> Result<AgentRecord> {
+        self.store.agent(id)?.ok_or_else(|| AppError::NotFound(format!("agent {id}")))
+    }
+
+    /// Serial numbers of revoked agents' certificates (for the CRL).
+    pub fn revoked_serials(&self) -> Result<Vec<String>> {
+        Ok(self.store.agents()?.into_iter().filter(|a| a.revoked).map(|a| a.cert_serial).collect())
+    }
+
+    pub fn revoke_agent(&self, id: &str, actor: &str) -> Result<AgentRecord> {
+        let mut a = self.agent(id)?;
+        a.revoked = true;
+        self.store.put_agent(&a)?;
+        self.audit(actor, "agent.revoke", Some(id), format!("certificate {} revoked", a.cert_serial))?;
+        self.store.sync()?;
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        if let Some(f) = self.on_revoke.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            f();
+        }
+        Ok(a)
+    }
+
+    // ---- sessions ----
+
+    /// Registers a connected agent's command channel.
+    pub fn attach(&self, agent_id: &str, tx: mpsc::Sender<Command>) {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).insert(agent_id.into(), tx);
+    }
+
+    pub fn detach(&self, agent_id: &str, tx: &mpsc::Sender<Command>) {
+        let mut s = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        if s.get(agent_id).is_some_and(|cur| cur.same_channel(tx)) {
+            s.remove(agent_id);
+        }
+    }
+
+    fn send(&self, agent_id: &str, cmd: Command) -> bool {
+        let tx = self.sessions.lock().unwrap_or_else(|p| p.into_inner()).get(agent_id).cloned();
+        tx.is_some_and(|tx| tx.try_send(cmd).is_ok())
+    }
+
+    pub fn connected(&self) -> Vec<String> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect()
+    }
+
+    /// The settings command for an agent.
+    pub fn settings_command(&self, agent_id: &str) -> Command {
+        let s = self.settings();
+        let window = chrono::Duration::seconds(self.config.schedule_window_secs);
+        Command::Settings {
+            scanning_enabled: s.scanning_enabled,
+            profile: s.profile.clone(),
+            exempt_rules: s.exempt_rules.iter().cloned().collect(),
+            schedule_cron: if s.schedule_enabled { s.schedule_cron.clone() } else { String::new() },
+            schedule_offset_s: crate::schedule::agent_offset(agent_id, window).num_seconds() as u32,
+        }
+    }
+
+    /// Scan requests an agent should receive when it connects: its pending scans.
+    pub fn pending_commands(&self, agent_id: &str) -> Result<Vec<Command>> {
+        let f = ScanFilter { status: Some(ScanStatus::Pending), project: None, agent_id: Some(agent_id.into()) };
+        let (scans, _) = self.store.scans(&f, 0, 100)?;
+        Ok(scans.into_iter().rev().map(|s| self.scan_command(&s)).collect())
+    }
+
+    fn scan_command(&self, s: &ScanRecord) -> Command {
+        Command::Scan { scan_id: s.id.clone(), profile: s.profile.clone(), exempt_rules: self.settings().exempt_rules.iter().cloned().collect() }
+    }
+
+    pub fn touch(&self, agent_id: &str, update: impl FnOnce(&mut AgentRecord)) -> Result<()> {
+        let mut a = self.agent(agent_id)?;
+        a.last_seen_ms = now_ms();
+        update(&mut a);
+        self.store.put_agent(&a)?;
+        Ok(())
+    }
+
+    // ---- catalogs ----
+
+    pub fn has_catalog(&self, version: &str) -> Result<bool> {
+        Ok(self.catalog(version)?.is_some())
+    }
+
+    pub fn catalog(&self, version: &str) -> Result<Option<Arc<Catalog>>> {
+        if let Some(c) = self.catalogs.lock().unwrap_or_else(|p| p.into_inner()).get(version) {
+            return Ok(Some(c.clone()));
+        }
+        let Some(bytes) = self.store.get_meta(&format!("catalog:{version}"))? else { return Ok(None) };
+        let c: Catalog = serde_json::from_slice(&bytes).map_err(|e| AppError::Invalid(format!("stored catalog {version}: {e}")))?;
+        let c = Arc::new(c);
+        self.catalogs.lock().unwrap_or_else(|p| p.into_inner()).insert(version.into(), c.clone());
+        Ok(Some(c))
+    }
+
+    pub fn put_catalog(&self, c: Catalog) -> Result<()> {
+        let bytes = serde_json::to_vec(&c).map_err(|e| AppError::Invalid(e.to_string()))?;
+        self.store.put_meta(&format!("catalog:{}", c.content_version), &bytes)?;
+        self.store.sync()?;
+        self.catalogs.lock().unwrap_or_else(|p| p.into_inner()).insert(c.content_version.clone(), Arc::new(c));
+        Ok(())
+    }
+
+    // ---- scans ----
+
+    /// Creates a pending scan for an agent and asks it to run, unless scanning is off
+    /// or its project is exempt (then `None`).
+    pub fn create_scan(&self, agent_id: &str, trigger: &str, actor: &str) -> Result<Option<ScanRecord>> {
+        let a = self.agent(agent_id)?;
+        let s = self.settings();
+        if a.revoked {
+            return Err(AppError::Invalid(format!("agent {agent_id} is revoked")));
+        }
+        if !s.scanning_enabled || a.project.as_ref().is_some_and(|p| s.exempt_projects.contains(p)) {
+            return Ok(None);
+        }
+        let now = now_ms();
+        let rec = ScanRecord {
+            id: format!("sc-{now:013}-{}", &auth::new_id("")[..8]),
+            agent_id: agent_id.into(),
+            project: a.project.clone(),
+            status: ScanStatus::Pending,
+            trigger: trigger.into(),
+            profile: s.profile.clone(),
+            created_at_ms: now,
+            started_at_ms: None,
+            finished_at_ms: None,
+            last_progress_ms: now,
+            score: None,
+            passed: 0,
+            failed: 0,
+            error: 0,
+            not_applicable: 0,
+            not_checked: 0,
+            exempted: 0,
+            failed_by_severity: [0; 4],
+            blocked: false,
+            block_reasons: vec![],
+            released_by: None,
+            released_at_ms: None,
+            failure_reason: None,
+        };
+        self.store.put_scan(&rec)?;
+        self.audit(actor, "scan.create", Some(&rec.id), format!("{trigger} scan of agent {agent_id}"))?;
+        self.store.sync()?;
+        self.send(agent_id, self.scan_command(&rec));
+        Ok(Some(rec))
+    }
+
+    fn own_scan(&self, agent_id: &str, scan_id: &str) -> Result<ScanRecord> {
+        let s = self.store.scan(scan_id)?.ok_or_else(|| AppError::Invalid(format!("unknown scan {scan_id}")))?;
+        if s.agent_id != agent_id {
+            return Err(AppError::Invalid(format!("scan {scan_id} belongs to another agent")));
+        }
+        Ok(s)
+    }
+
+    pub fn scan_started(&self, agent_id: &str, scan_id: &str) -> Result<()> {
+        let mut s = self.own_scan(agent_id, scan_id)?;
+        match s.status {
+            ScanStatus::Pending => {
+                s.status = ScanStatus::Running;
+                s.started_at_ms = Some(now_ms());
+            }
+            ScanStatus::Running => {} // a resend after reconnecting
+            _ => return Ok(()),       // already final: nothing to change
+        }
+        s.last_progress_ms = now_ms();
+        self.store.put_scan(&s)?;
+        self.store.sync()?;
+        Ok(())
+    }
+
+    /// Stores a batch durably; returns once it is on disk.
+    pub fn record_results(&self, agent_id: &str, scan_id: &str, results: &[ResultRecord]) -> Result<()> {
+        let mut s = self.own_scan(agent_id, scan_id)?;
+        if s.status.is_final() {
+            return Ok(()); // late resend of a finished scan: already durable
+        }
+        for r in results {
+            if !["pass", "fail", "error", "not_applicable", "not_checked", "exempted"].contains(&r.status.as_str()) {
+                return Err(AppError::Invalid(format!("result for {} has unknown status {:?}", r.rule_id, r.status)));
+            }
+            if r.rule_id.is_empty() || r.rule_id.len() > 32 || r.evidence.len() > 1000 {
+                return Err(AppError::Invalid(format!("result {:?} exceeds its limits", r.rule_id)));
+            }
+        }
+        self.store.put_results(scan_id, results)?;
+        if s.status == ScanStatus::Pending {
+            s.status = ScanStatus::Running;
+            s.started_at_ms = Some(now_ms());
+        }
+        s.last_progress_ms = now_ms();
+        self.store.put_scan(&s)?;
+        self.store.sync()?;
+        bump(&self.metrics.results_total, results.len() as u64);
+        Ok(())
+    }
+
+    /// Completes a scan: counts, score and enforcement from the stored results.
+    pub fn scan_finished(&self, agent_id: &str, scan_id: &str, expected: u32, content_version: &str) -> Result<ScanRecord> {
+        let mut s = self.own_scan(agent_id, scan_id)?;
+        if s.status.is_final() {
+            return Ok(s);
+        }
+        let results = self.store.results(scan_id)?;
+        if results.len() as u32 != expected {
+            s.status = ScanStatus::Failed;
+            s.failure_reason = Some(format!("the agent reported {expected} results but {} arrived", results.len()));
+        } else {
+            let catalog = self.catalog(content_version)?;
+            let severity = |id: &str| catalog.as_ref().and_then(|c| c.rules.get(id)).map(|r| r.severity.clone()).unwrap_or_else(|| "medium".into());
+            let (mut c, mut na, mut nc, mut ex) = (Counts::default(), 0, 0, 0);
+            let mut sev = [0u32; 4];
+            for r in &results {
+                match r.status.as_str() {
+                    "pass" => c.passed += 1,
+                    "fail" => {
+                        c.failed += 1;
+                        match severity(&r.rule_id).as_str() {
+                            "critical" => sev[0] += 1,
+                            "high" => sev[1] += 1,
+                            "low" => sev[3] += 1,
+                            _ => sev[2] += 1,
+                        }
+                    }
+                    "error" => c.error += 1,
+                    "not_applicable" => na += 1,
+                    "not_checked" => nc += 1,
+                    _ => ex += 1,
+                }
+            }
+            c.failed_critical = sev[0];
+            c.failed_high = sev[1];
+            c.not_applicable = na;
+            let settings = self.settings();
+            let verdict = policy::enforce(&settings, &c, s.project.as_deref());
+            s.status = ScanStatus::Completed;
+            s.score = policy::score(&c);
+            (s.passed, s.failed, s.error, s.not_applicable, s.not_checked, s.exempted) = (c.passed, c.failed, c.error, na, nc, ex);
+            s.failed_by_severity = sev;
+            s.blocked = verdict.blocked;
+            s.block_reasons = verdict.reasons.clone();
+            if verdict.alert {
+                self.audit("system", "policy.warn", Some(scan_id), format!("would block: {}", verdict.reasons.join("; ")))?;
+            }
+            bump(&self.metrics.scans_completed_total, 1);
+        }
+        s.finished_at_ms = Some(now_ms());
+        s.last_progress_ms = now_ms();
+        self.store.put_scan(&s)?;
+        self.store.sync()?;
+        Ok(s)
+    }
+
+    pub fn scan_failed(&self, agent_id: &str, scan_id: &str, reason: &str) -> Result<()> {
+        let mut s = self.own_scan(agent_id, scan_id)?;
+        if s.status.is_final() {
+            return Ok(());
+        }
+        s.status = ScanStatus::Failed;
+        s.failure_reason = Some(format!("the agent reported: {}", reason.chars().take(500).collect::<String>()));
+        s.finished_at_ms = Some(now_ms());
+        self.store.put_scan(&s)?;
+        self.store.sync()?;
+        Ok(())
+    }
+
+    /// Fails running or pending-but-started scans that made no progress within the timeout.
+    pub fn expire_stalled(&self) -> Result<usize> {
+        let limit = now_ms() - self.config.scan_timeout_secs as i64 * 1000;
+        let f = ScanFilter { status: Some(ScanStatus::Running), ..Default::default() };
+        let (running, _) = self.store.scans(&f, 0, usize::MAX)?;
+        let mut n = 0;
+        for mut s in running.into_iter().filter(|s| s.last_progress_ms < limit) {
+            s.status = ScanStatus::Failed;
+            s.failure_reason = Some(format!("no progress from the agent for {} s", self.config.scan_timeout_secs));
+            s.finished_at_ms = Some(now_ms());
+            self.store.put_scan(&s)?;
+            n += 1;
+        }
+        if n > 0 {
+            self.store.sync()?;
+        }
+        Ok(n)
+    }
+
+    pub fn cancel_scan(&self, scan_id: &str, actor: &str) -> Result<ScanRecord> {
+        let mut s = self.store.scan(scan_id)?.ok_or_else(|| AppError::NotFound(format!("scan {scan_id}")))?;
+        if s.status.is_final() {
+            return Err(AppError::Invalid(format!("scan {scan_id} is already {:?}", s.status).to_lowercase()));
+        }
+        s.status = ScanStatus::Cancelled;
+        s.finished_at_ms = Some(now_ms());
+        self.store.put_scan(&s)?;
+        self.audit(actor, "scan.cancel", Some(scan_id), "cancelled")?;
+        self.store.sync()?;
+        self.send(&s.agent_id, Command::Cancel { scan_id: scan_id.into() });
+        Ok(s)
+    }
+
+    // ---- handover ----
+
+    /// Finds an agent by its ID or its cloud instance ID.
+    pub fn find_agent(&self, id: &str) -> Result<AgentRecord> {
+        if let Some(a) = self.store.agent(id)? {
+            return Ok(a);
+        }
+        self.store
+            .agents()?
+            .into_iter()
+            .find(|a| !a.instance_id.is_empty() && a.instance_id == id)
+            .ok_or_else(|| AppError::NotFound(format!("agent or instance {id}")))
+    }
+
+    pub fn latest_scan(&self, agent_id: &str) -> Result<Option<ScanRecord>> {
+        let f = ScanFilter { agent_id: Some(agent_id.into()), ..Default::default() };
+        Ok(self.store.scans(&f, 0, 1)?.0.into_iter().next())
+    }
+
+    pub fn handover(&self, id: &str) -> Result<Gate> {
+        let a = self.find_agent(id)?;
+        let s = self.settings();
+        let gate = |allowed, state, reasons: Vec<String>, scan: Option<&ScanRecord>| Gate {
+            allowed,
+            state,
+            reasons,
+            agent_id: a.id.clone(),
+            scan_id: scan.map(|s| s.id.clone()),
+        };
+        if a.project.as_ref().is_some_and(|p| s.exempt_projects.contains(p)) {
+            return Ok(gate(true, "exempt", vec![format!("project {} is exempt from scanning", a.project.clone().unwrap_or_default())], None));
+        }
+        if !s.scanning_enabled {
+            return Ok(gate(true, "allowed", vec!["CIS scanning is disabled".into()], None));
+        }
+        let Some(scan) = self.latest_scan(&a.id)? else {
+            return Ok(gate(false, "pending", vec!["no scan has been made yet".into()], None));
+        };
+        Ok(match scan.status {
+            ScanStatus::Pending | ScanStatus::Running => gate(false, "pending", vec![format!("scan {} is {}", scan.id, if scan.status == ScanStatus::Pending { "pending" } else { "running" })], Some(&scan)),
+            ScanStatus::Failed => gate(false, "failed", vec![format!("scan {} failed: {}", scan.id, scan.failure_reason.clone().unwrap_or_default())], Some(&scan)),
+            ScanStatus::Cancelled => gate(false, "pending", vec![format!("scan {} was cancelled; no completed scan", scan.id)], Some(&scan)),
+            ScanStatus::Completed if scan.blocked && scan.released_by.is_some() => gate(
+                true,
+                "released",
+                vec![format!("released by {} despite: {}", scan.released_by.clone().unwrap_or_default(), scan.block_reasons.join("; "))],
+                Some(&scan),
+            ),
+            ScanStatus::Completed if scan.blocked => gate(false, "blocked", scan.block_reasons.clone(), Some(&scan)),
+            ScanStatus::Completed => gate(true, "allowed", vec![], Some(&scan)),
+        })
+    }
+
+    /// Releases a blocked scan (admin); recorded with the admin's identity and time.
+    pub fn release(&self, scan_id: &str, actor: &str) -> Result<ScanRecord> {
+        let mut s = self.store.scan(scan_id)?.ok_or_else(|| AppError::NotFound(format!("scan {scan_id}")))?;
+        if !s.blocked {
+            return Err(AppError::Invalid(format!("scan {scan_id} is not blocked")));
+        }
+        if s.released_by.is_some() {
+            return Err(AppError::Invalid(format!("scan {scan_id} was already released")));
+        }
+        s.released_by = Some(actor.into());
+        s.released_at_ms = Some(now_ms());
+        self.store.put_scan(&s)?;
+        self.audit(actor, "scan.release", Some(scan_id), format!("handover of agent {} released despite: {}", s.agent_id, s.block_reasons.join("; ")))?;
+        self.store.sync()?;
+        Ok(s)
+    }
+
+    // ---- settings ----
+
+    pub fn update_settings(&self, new: Settings, actor: &str) -> Result<Settings> {
+        new.validate().map_err(|e| AppError::Invalid(e.to_string()))?;
+        let old = self.settings();
+        let rec = SettingsRecord::from(&new);
+        let bytes = serde_json::to_vec(&rec).map_err(|e| AppError::Invalid(e.to_string()))?;
+        self.store.put_meta(SETTINGS_KEY, &bytes)?;
+        let old_json = serde_json::to_string(&SettingsRecord::from(&old)).unwrap_or_default();
+        let new_json = serde_json::to_string(&rec).unwrap_or_default();
+        self.audit(actor, "settings.change", None, format!("old {old_json} new {new_json}"))?;
+        self.store.sync()?;
+        *self.settings.write().unwrap_or_else(|p| p.into_inner()) = new;
+        for agent in self.connected() {
+            self.send(&agent, self.settings_command(&agent));
+        }
+        Ok(self.settings())
+    }
+}
