@@ -13,12 +13,16 @@ use crate::ca::Ca;
 use crate::config::Config;
 use crate::policy::{self, Counts, Mode, Settings};
 use crate::store::{
-    AgentRecord, AuditRecord, ResultRecord, ScanFilter, ScanRecord, ScanStatus, Store, StoreError, TokenRecord, TokenUse, UserRecord,
+    AgentRecord, AuditRecord, ResultRecord, ScanFilter, ScanRecord, ScanStatus, Store, StoreError,
+    TokenRecord, TokenUse, UserRecord,
 };
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// Errors of domain operations, each mapped to a gRPC status or HTTP code by its caller.
@@ -45,9 +49,21 @@ pub type Result<T> = std::result::Result<T, AppError>;
 /// What the collector tells a connected agent to do. The agent chooses nothing else.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    Settings { scanning_enabled: bool, profile: String, exempt_rules: Vec<String>, schedule_cron: String, schedule_offset_s: u32 },
-    Scan { scan_id: String, profile: String, exempt_rules: Vec<String> },
-    Cancel { scan_id: String },
+    Settings {
+        scanning_enabled: bool,
+        profile: String,
+        exempt_rules: Vec<String>,
+        schedule_cron: String,
+        schedule_offset_s: u32,
+    },
+    Scan {
+        scan_id: String,
+        profile: String,
+        exempt_rules: Vec<String>,
+    },
+    Cancel {
+        scan_id: String,
+    },
 }
 
 /// Rule metadata of one content version, as the agent sent it.
@@ -117,7 +133,8 @@ impl TryFrom<&SettingsRecord> for Settings {
     fn try_from(r: &SettingsRecord) -> std::result::Result<Self, String> {
         let s = Settings {
             scanning_enabled: r.scanning_enabled,
-            mode: Mode::parse(&r.mode).ok_or_else(|| format!("mode `{}` is not audit, warn or block", r.mode))?,
+            mode: Mode::parse(&r.mode)
+                .ok_or_else(|| format!("mode `{}` is not audit, warn or block", r.mode))?,
             profile: r.profile.clone(),
             min_score: r.min_score,
             block_on_critical: r.block_on_critical,
@@ -187,8 +204,9 @@ impl App {
     pub fn new(store: Arc<dyn Store>, ca: Ca, config: Config) -> Result<App> {
         let settings = match store.get_meta(SETTINGS_KEY)? {
             Some(bytes) => {
-                let rec: SettingsRecord = serde_json::from_slice(&bytes)
-                    .map_err(|e| AppError::Invalid(format!("stored settings are unreadable: {e}")))?;
+                let rec: SettingsRecord = serde_json::from_slice(&bytes).map_err(|e| {
+                    AppError::Invalid(format!("stored settings are unreadable: {e}"))
+                })?;
                 Settings::try_from(&rec).map_err(AppError::Invalid)?
             }
             None => Settings::default(),
@@ -210,10 +228,19 @@ impl App {
     }
 
     pub fn settings(&self) -> Settings {
-        self.settings.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
-    pub fn audit(&self, actor: &str, action: &str, target: Option<&str>, detail: impl Into<String>) -> Result<()> {
+    pub fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        target: Option<&str>,
+        detail: impl Into<String>,
+    ) -> Result<()> {
         let detail = detail.into();
         tracing::info!(actor, action, target, %detail, "audit");
         self.store.append_audit(&AuditRecord {
@@ -231,28 +258,58 @@ impl App {
 
     /// Creates a user and returns its API token (shown once).
     pub fn add_user(&self, name: &str, role: Role, actor: &str) -> Result<String> {
-        if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c)) {
-            return Err(AppError::Invalid(format!("user name `{name}` must be 1-64 characters of letters, digits, - _ . @")));
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
+        {
+            return Err(AppError::Invalid(format!(
+                "user name `{name}` must be 1-64 characters of letters, digits, - _ . @"
+            )));
         }
         let token = auth::new_secret("rpt_");
-        self.store.put_user(&UserRecord { name: name.into(), role: role.as_str().into(), token_hash: auth::hash_secret(&token), created_at_ms: now_ms() })?;
-        self.audit(actor, "user.create", Some(name), format!("role {}", role.as_str()))?;
+        self.store.put_user(&UserRecord {
+            name: name.into(),
+            role: role.as_str().into(),
+            token_hash: auth::hash_secret(&token),
+            created_at_ms: now_ms(),
+        })?;
+        self.audit(
+            actor,
+            "user.create",
+            Some(name),
+            format!("role {}", role.as_str()),
+        )?;
         self.store.sync()?;
         Ok(token)
     }
 
     /// The user and role behind an API token.
     pub fn authenticate(&self, token: &str) -> Result<Option<(String, Role)>> {
-        Ok(self.store.user_by_token_hash(&auth::hash_secret(token))?.and_then(|u| Role::parse(&u.role).map(|r| (u.name, r))))
+        Ok(self
+            .store
+            .user_by_token_hash(&auth::hash_secret(token))?
+            .and_then(|u| Role::parse(&u.role).map(|r| (u.name, r))))
     }
 
     /// Creates an enrollment token; returns (token ID, secret, expiry).
-    pub fn create_token(&self, project: Option<&str>, ttl_secs: i64, max_uses: u32, actor: &str) -> Result<(String, String, i64)> {
+    pub fn create_token(
+        &self,
+        project: Option<&str>,
+        ttl_secs: i64,
+        max_uses: u32,
+        actor: &str,
+    ) -> Result<(String, String, i64)> {
         if !(60..=366 * 86400).contains(&ttl_secs) {
-            return Err(AppError::Invalid(format!("ttl_seconds {ttl_secs} must be between 60 and 31622400")));
+            return Err(AppError::Invalid(format!(
+                "ttl_seconds {ttl_secs} must be between 60 and 31622400"
+            )));
         }
         if !(1..=100_000).contains(&max_uses) {
-            return Err(AppError::Invalid(format!("max_uses {max_uses} must be between 1 and 100000")));
+            return Err(AppError::Invalid(format!(
+                "max_uses {max_uses} must be between 1 and 100000"
+            )));
         }
         let secret = auth::new_secret("rpe_");
         let id = auth::new_id("tok-");
@@ -268,14 +325,27 @@ impl App {
             uses: 0,
             revoked: false,
         })?;
-        self.audit(actor, "token.create", Some(&id), format!("project {:?}, {max_uses} use(s), expires in {ttl_secs} s", project))?;
+        self.audit(
+            actor,
+            "token.create",
+            Some(&id),
+            format!(
+                "project {:?}, {max_uses} use(s), expires in {ttl_secs} s",
+                project
+            ),
+        )?;
         self.store.sync()?;
         Ok((id, secret, expires))
     }
 
     /// Test hook: a token that expires `ttl_ms` from now (may be under a minute).
     #[doc(hidden)]
-    pub fn create_token_unchecked(&self, project: Option<&str>, ttl_ms: i64, max_uses: u32) -> Result<String> {
+    pub fn create_token_unchecked(
+        &self,
+        project: Option<&str>,
+        ttl_ms: i64,
+        max_uses: u32,
+    ) -> Result<String> {
         let secret = auth::new_secret("rpe_");
         self.store.put_token(&TokenRecord {
             id: auth::new_id("tok-"),
@@ -294,14 +364,29 @@ impl App {
 
     // ---- enrollment ----
 
-    pub fn enroll(&self, token: &str, csr_der: &[u8], hostname: &str, labels: BTreeMap<String, String>, peer: &str) -> Result<Enrolled> {
+    pub fn enroll(
+        &self,
+        token: &str,
+        csr_der: &[u8],
+        hostname: &str,
+        labels: BTreeMap<String, String>,
+        peer: &str,
+    ) -> Result<Enrolled> {
         let refuse = |why: &str| -> AppError {
             bump(&self.metrics.enrollments_refused_total, 1);
-            let _ = self.audit("system", "enrollment.refused", None, format!("{why} (host {hostname:?} from {peer})"));
+            let _ = self.audit(
+                "system",
+                "enrollment.refused",
+                None,
+                format!("{why} (host {hostname:?} from {peer})"),
+            );
             let _ = self.store.sync();
             AppError::Refused(why.to_string())
         };
-        if hostname.len() > 255 || labels.len() > 32 || labels.iter().any(|(k, v)| k.len() > 64 || v.len() > 256) {
+        if hostname.len() > 255
+            || labels.len() > 32
+            || labels.iter().any(|(k, v)| k.len() > 64 || v.len() > 256)
+        {
             return Err(refuse("hostname or labels exceed their size limits"));
         }
         let tok = match self.store.use_token(&auth::hash_secret(token), now_ms())? {
@@ -318,7 +403,10 @@ impl App {
             Err(e) => return Err(refuse(&e.to_string())),
         };
         let now = now_ms();
-        let project = tok.project.clone().or_else(|| labels.get("project").cloned());
+        let project = tok
+            .project
+            .clone()
+            .or_else(|| labels.get("project").cloned());
         let not_after_ms = issued.not_after.unix_timestamp() * 1000;
         self.store.put_agent(&AgentRecord {
             id: agent_id.clone(),
@@ -335,44 +423,88 @@ impl App {
             cert_not_after_ms: not_after_ms,
             revoked: false,
         })?;
-        self.audit(&format!("agent:{agent_id}"), "agent.enroll", Some(&agent_id), format!("host {hostname:?}, project {project:?}, token {}", tok.id))?;
+        self.audit(
+            &format!("agent:{agent_id}"),
+            "agent.enroll",
+            Some(&agent_id),
+            format!("host {hostname:?}, project {project:?}, token {}", tok.id),
+        )?;
         bump(&self.metrics.enrollments_total, 1);
         let s = self.settings();
-        let provision_scan =
-            if s.scan_on_provision { self.create_scan(&agent_id, "provision", "system")?.map(|sc| sc.id) } else { None };
+        let provision_scan = if s.scan_on_provision {
+            self.create_scan(&agent_id, "provision", "system")?
+                .map(|sc| sc.id)
+        } else {
+            None
+        };
         self.store.sync()?;
-        Ok(Enrolled { agent_id, cert_der: issued.der, not_after_ms, provision_scan })
+        Ok(Enrolled {
+            agent_id,
+            cert_der: issued.der,
+            not_after_ms,
+            provision_scan,
+        })
     }
 
     /// Renews an agent's certificate from a new CSR.
     pub fn renew(&self, agent_id: &str, csr_der: &[u8]) -> Result<(Vec<u8>, i64)> {
         let mut a = self.agent(agent_id)?;
-        let issued = self.ca.sign_agent(csr_der, agent_id, time::Duration::days(self.config.agent_cert_days))?;
+        let issued = self.ca.sign_agent(
+            csr_der,
+            agent_id,
+            time::Duration::days(self.config.agent_cert_days),
+        )?;
         a.cert_serial = issued.serial;
         a.cert_not_after_ms = issued.not_after.unix_timestamp() * 1000;
         self.store.put_agent(&a)?;
-        self.audit(&format!("agent:{agent_id}"), "agent.renew", Some(agent_id), "client certificate renewed")?;
+        self.audit(
+            &format!("agent:{agent_id}"),
+            "agent.renew",
+            Some(agent_id),
+            "client certificate renewed",
+        )?;
         self.store.sync()?;
         Ok((issued.der, a.cert_not_after_ms))
     }
 
     pub fn agent(&self, id: &str) -> Result<AgentRecord> {
-        self.store.agent(id)?.ok_or_else(|| AppError::NotFound(format!("agent {id}")))
+        self.store
+            .agent(id)?
+            .ok_or_else(|| AppError::NotFound(format!("agent {id}")))
     }
 
     /// Serial numbers of revoked agents' certificates (for the CRL).
     pub fn revoked_serials(&self) -> Result<Vec<String>> {
-        Ok(self.store.agents()?.into_iter().filter(|a| a.revoked).map(|a| a.cert_serial).collect())
+        Ok(self
+            .store
+            .agents()?
+            .into_iter()
+            .filter(|a| a.revoked)
+            .map(|a| a.cert_serial)
+            .collect())
     }
 
     pub fn revoke_agent(&self, id: &str, actor: &str) -> Result<AgentRecord> {
         let mut a = self.agent(id)?;
         a.revoked = true;
         self.store.put_agent(&a)?;
-        self.audit(actor, "agent.revoke", Some(id), format!("certificate {} revoked", a.cert_serial))?;
+        self.audit(
+            actor,
+            "agent.revoke",
+            Some(id),
+            format!("certificate {} revoked", a.cert_serial),
+        )?;
         self.store.sync()?;
-        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
-        if let Some(f) = self.on_revoke.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        if let Some(f) = self
+            .on_revoke
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
             f();
         }
         Ok(a)
@@ -382,7 +514,10 @@ impl App {
 
     /// Registers a connected agent's command channel.
     pub fn attach(&self, agent_id: &str, tx: mpsc::Sender<Command>) {
-        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).insert(agent_id.into(), tx);
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(agent_id.into(), tx);
     }
 
     pub fn detach(&self, agent_id: &str, tx: &mpsc::Sender<Command>) {
@@ -393,12 +528,22 @@ impl App {
     }
 
     fn send(&self, agent_id: &str, cmd: Command) -> bool {
-        let tx = self.sessions.lock().unwrap_or_else(|p| p.into_inner()).get(agent_id).cloned();
+        let tx = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(agent_id)
+            .cloned();
         tx.is_some_and(|tx| tx.try_send(cmd).is_ok())
     }
 
     pub fn connected(&self) -> Vec<String> {
-        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect()
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect()
     }
 
     /// The settings command for an agent.
@@ -409,20 +554,36 @@ impl App {
             scanning_enabled: s.scanning_enabled,
             profile: s.profile.clone(),
             exempt_rules: s.exempt_rules.iter().cloned().collect(),
-            schedule_cron: if s.schedule_enabled { s.schedule_cron.clone() } else { String::new() },
+            schedule_cron: if s.schedule_enabled {
+                s.schedule_cron.clone()
+            } else {
+                String::new()
+            },
             schedule_offset_s: crate::schedule::agent_offset(agent_id, window).num_seconds() as u32,
         }
     }
 
     /// Scan requests an agent should receive when it connects: its pending scans.
     pub fn pending_commands(&self, agent_id: &str) -> Result<Vec<Command>> {
-        let f = ScanFilter { status: Some(ScanStatus::Pending), project: None, agent_id: Some(agent_id.into()) };
+        let f = ScanFilter {
+            status: Some(ScanStatus::Pending),
+            project: None,
+            agent_id: Some(agent_id.into()),
+        };
         let (scans, _) = self.store.scans(&f, 0, 100)?;
-        Ok(scans.into_iter().rev().map(|s| self.scan_command(&s)).collect())
+        Ok(scans
+            .into_iter()
+            .rev()
+            .map(|s| self.scan_command(&s))
+            .collect())
     }
 
     fn scan_command(&self, s: &ScanRecord) -> Command {
-        Command::Scan { scan_id: s.id.clone(), profile: s.profile.clone(), exempt_rules: self.settings().exempt_rules.iter().cloned().collect() }
+        Command::Scan {
+            scan_id: s.id.clone(),
+            profile: s.profile.clone(),
+            exempt_rules: self.settings().exempt_rules.iter().cloned().collect(),
+        }
     }
 
     pub fn touch(&self, agent_id: &str, update: impl FnOnce(&mut AgentRecord)) -> Result<()> {
@@ -440,21 +601,44 @@ impl App {
     }
 
     pub fn catalog(&self, version: &str) -> Result<Option<Arc<Catalog>>> {
-        if let Some(c) = self.catalogs.lock().unwrap_or_else(|p| p.into_inner()).get(version) {
+        if let Some(c) = self
+            .catalogs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(version)
+        {
             return Ok(Some(c.clone()));
         }
-        let Some(bytes) = self.store.get_meta(&format!("catalog:{version}"))? else { return Ok(None) };
-        let c: Catalog = serde_json::from_slice(&bytes).map_err(|e| AppError::Invalid(format!("stored catalog {version}: {e}")))?;
+        let Some(bytes) = self.store.get_meta(&format!("catalog:{version}"))? else {
+            return Ok(None);
+        };
+        let c: Catalog = serde_json::from_slice(&bytes)
+            .map_err(|e| AppError::Invalid(format!("stored catalog {version}: {e}")))?;
         let c = Arc::new(c);
-        self.catalogs.lock().unwrap_or_else(|p| p.into_inner()).insert(version.into(), c.clone());
+        self.catalogs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(version.into(), c.clone());
         Ok(Some(c))
+    }
+
+    /// The rule metadata a scan was made with (the newest catalog the collector has
+    /// for the scan's benchmark content), for titles and severities in views.
+    pub fn catalog_for_scan(&self, s: &ScanRecord) -> Option<Arc<Catalog>> {
+        s.content_version
+            .as_deref()
+            .and_then(|v| self.catalog(v).ok().flatten())
     }
 
     pub fn put_catalog(&self, c: Catalog) -> Result<()> {
         let bytes = serde_json::to_vec(&c).map_err(|e| AppError::Invalid(e.to_string()))?;
-        self.store.put_meta(&format!("catalog:{}", c.content_version), &bytes)?;
+        self.store
+            .put_meta(&format!("catalog:{}", c.content_version), &bytes)?;
         self.store.sync()?;
-        self.catalogs.lock().unwrap_or_else(|p| p.into_inner()).insert(c.content_version.clone(), Arc::new(c));
+        self.catalogs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(c.content_version.clone(), Arc::new(c));
         Ok(())
     }
 
@@ -462,13 +646,22 @@ impl App {
 
     /// Creates a pending scan for an agent and asks it to run, unless scanning is off
     /// or its project is exempt (then `None`).
-    pub fn create_scan(&self, agent_id: &str, trigger: &str, actor: &str) -> Result<Option<ScanRecord>> {
+    pub fn create_scan(
+        &self,
+        agent_id: &str,
+        trigger: &str,
+        actor: &str,
+    ) -> Result<Option<ScanRecord>> {
         let a = self.agent(agent_id)?;
         let s = self.settings();
         if a.revoked {
             return Err(AppError::Invalid(format!("agent {agent_id} is revoked")));
         }
-        if !s.scanning_enabled || a.project.as_ref().is_some_and(|p| s.exempt_projects.contains(p)) {
+        if !s.scanning_enabled
+            || a.project
+                .as_ref()
+                .is_some_and(|p| s.exempt_projects.contains(p))
+        {
             return Ok(None);
         }
         let now = now_ms();
@@ -496,18 +689,29 @@ impl App {
             released_by: None,
             released_at_ms: None,
             failure_reason: None,
+            content_version: None,
         };
         self.store.put_scan(&rec)?;
-        self.audit(actor, "scan.create", Some(&rec.id), format!("{trigger} scan of agent {agent_id}"))?;
+        self.audit(
+            actor,
+            "scan.create",
+            Some(&rec.id),
+            format!("{trigger} scan of agent {agent_id}"),
+        )?;
         self.store.sync()?;
         self.send(agent_id, self.scan_command(&rec));
         Ok(Some(rec))
     }
 
     fn own_scan(&self, agent_id: &str, scan_id: &str) -> Result<ScanRecord> {
-        let s = self.store.scan(scan_id)?.ok_or_else(|| AppError::Invalid(format!("unknown scan {scan_id}")))?;
+        let s = self
+            .store
+            .scan(scan_id)?
+            .ok_or_else(|| AppError::Invalid(format!("unknown scan {scan_id}")))?;
         if s.agent_id != agent_id {
-            return Err(AppError::Invalid(format!("scan {scan_id} belongs to another agent")));
+            return Err(AppError::Invalid(format!(
+                "scan {scan_id} belongs to another agent"
+            )));
         }
         Ok(s)
     }
@@ -529,17 +733,37 @@ impl App {
     }
 
     /// Stores a batch durably; returns once it is on disk.
-    pub fn record_results(&self, agent_id: &str, scan_id: &str, results: &[ResultRecord]) -> Result<()> {
+    pub fn record_results(
+        &self,
+        agent_id: &str,
+        scan_id: &str,
+        results: &[ResultRecord],
+    ) -> Result<()> {
         let mut s = self.own_scan(agent_id, scan_id)?;
         if s.status.is_final() {
             return Ok(()); // late resend of a finished scan: already durable
         }
         for r in results {
-            if !["pass", "fail", "error", "not_applicable", "not_checked", "exempted"].contains(&r.status.as_str()) {
-                return Err(AppError::Invalid(format!("result for {} has unknown status {:?}", r.rule_id, r.status)));
+            if ![
+                "pass",
+                "fail",
+                "error",
+                "not_applicable",
+                "not_checked",
+                "exempted",
+            ]
+            .contains(&r.status.as_str())
+            {
+                return Err(AppError::Invalid(format!(
+                    "result for {} has unknown status {:?}",
+                    r.rule_id, r.status
+                )));
             }
             if r.rule_id.is_empty() || r.rule_id.len() > 32 || r.evidence.len() > 1000 {
-                return Err(AppError::Invalid(format!("result {:?} exceeds its limits", r.rule_id)));
+                return Err(AppError::Invalid(format!(
+                    "result {:?} exceeds its limits",
+                    r.rule_id
+                )));
             }
         }
         self.store.put_results(scan_id, results)?;
@@ -555,18 +779,34 @@ impl App {
     }
 
     /// Completes a scan: counts, score and enforcement from the stored results.
-    pub fn scan_finished(&self, agent_id: &str, scan_id: &str, expected: u32, content_version: &str) -> Result<ScanRecord> {
+    pub fn scan_finished(
+        &self,
+        agent_id: &str,
+        scan_id: &str,
+        expected: u32,
+        content_version: &str,
+    ) -> Result<ScanRecord> {
         let mut s = self.own_scan(agent_id, scan_id)?;
         if s.status.is_final() {
             return Ok(s);
         }
         let results = self.store.results(scan_id)?;
+        s.content_version = Some(content_version.to_string());
         if results.len() as u32 != expected {
             s.status = ScanStatus::Failed;
-            s.failure_reason = Some(format!("the agent reported {expected} results but {} arrived", results.len()));
+            s.failure_reason = Some(format!(
+                "the agent reported {expected} results but {} arrived",
+                results.len()
+            ));
         } else {
             let catalog = self.catalog(content_version)?;
-            let severity = |id: &str| catalog.as_ref().and_then(|c| c.rules.get(id)).map(|r| r.severity.clone()).unwrap_or_else(|| "medium".into());
+            let severity = |id: &str| {
+                catalog
+                    .as_ref()
+                    .and_then(|c| c.rules.get(id))
+                    .map(|r| r.severity.clone())
+                    .unwrap_or_else(|| "medium".into())
+            };
             let (mut c, mut na, mut nc, mut ex) = (Counts::default(), 0, 0, 0);
             let mut sev = [0u32; 4];
             for r in &results {
@@ -594,12 +834,24 @@ impl App {
             let verdict = policy::enforce(&settings, &c, s.project.as_deref());
             s.status = ScanStatus::Completed;
             s.score = policy::score(&c);
-            (s.passed, s.failed, s.error, s.not_applicable, s.not_checked, s.exempted) = (c.passed, c.failed, c.error, na, nc, ex);
+            (
+                s.passed,
+                s.failed,
+                s.error,
+                s.not_applicable,
+                s.not_checked,
+                s.exempted,
+            ) = (c.passed, c.failed, c.error, na, nc, ex);
             s.failed_by_severity = sev;
             s.blocked = verdict.blocked;
             s.block_reasons = verdict.reasons.clone();
             if verdict.alert {
-                self.audit("system", "policy.warn", Some(scan_id), format!("would block: {}", verdict.reasons.join("; ")))?;
+                self.audit(
+                    "system",
+                    "policy.warn",
+                    Some(scan_id),
+                    format!("would block: {}", verdict.reasons.join("; ")),
+                )?;
             }
             bump(&self.metrics.scans_completed_total, 1);
         }
@@ -616,7 +868,10 @@ impl App {
             return Ok(());
         }
         s.status = ScanStatus::Failed;
-        s.failure_reason = Some(format!("the agent reported: {}", reason.chars().take(500).collect::<String>()));
+        s.failure_reason = Some(format!(
+            "the agent reported: {}",
+            reason.chars().take(500).collect::<String>()
+        ));
         s.finished_at_ms = Some(now_ms());
         self.store.put_scan(&s)?;
         self.store.sync()?;
@@ -626,12 +881,18 @@ impl App {
     /// Fails running or pending-but-started scans that made no progress within the timeout.
     pub fn expire_stalled(&self) -> Result<usize> {
         let limit = now_ms() - self.config.scan_timeout_secs as i64 * 1000;
-        let f = ScanFilter { status: Some(ScanStatus::Running), ..Default::default() };
+        let f = ScanFilter {
+            status: Some(ScanStatus::Running),
+            ..Default::default()
+        };
         let (running, _) = self.store.scans(&f, 0, usize::MAX)?;
         let mut n = 0;
         for mut s in running.into_iter().filter(|s| s.last_progress_ms < limit) {
             s.status = ScanStatus::Failed;
-            s.failure_reason = Some(format!("no progress from the agent for {} s", self.config.scan_timeout_secs));
+            s.failure_reason = Some(format!(
+                "no progress from the agent for {} s",
+                self.config.scan_timeout_secs
+            ));
             s.finished_at_ms = Some(now_ms());
             self.store.put_scan(&s)?;
             n += 1;
@@ -643,16 +904,26 @@ impl App {
     }
 
     pub fn cancel_scan(&self, scan_id: &str, actor: &str) -> Result<ScanRecord> {
-        let mut s = self.store.scan(scan_id)?.ok_or_else(|| AppError::NotFound(format!("scan {scan_id}")))?;
+        let mut s = self
+            .store
+            .scan(scan_id)?
+            .ok_or_else(|| AppError::NotFound(format!("scan {scan_id}")))?;
         if s.status.is_final() {
-            return Err(AppError::Invalid(format!("scan {scan_id} is already {:?}", s.status).to_lowercase()));
+            return Err(AppError::Invalid(
+                format!("scan {scan_id} is already {:?}", s.status).to_lowercase(),
+            ));
         }
         s.status = ScanStatus::Cancelled;
         s.finished_at_ms = Some(now_ms());
         self.store.put_scan(&s)?;
         self.audit(actor, "scan.cancel", Some(scan_id), "cancelled")?;
         self.store.sync()?;
-        self.send(&s.agent_id, Command::Cancel { scan_id: scan_id.into() });
+        self.send(
+            &s.agent_id,
+            Command::Cancel {
+                scan_id: scan_id.into(),
+            },
+        );
         Ok(s)
     }
 
@@ -671,7 +942,10 @@ impl App {
     }
 
     pub fn latest_scan(&self, agent_id: &str) -> Result<Option<ScanRecord>> {
-        let f = ScanFilter { agent_id: Some(agent_id.into()), ..Default::default() };
+        let f = ScanFilter {
+            agent_id: Some(agent_id.into()),
+            ..Default::default()
+        };
         Ok(self.store.scans(&f, 0, 1)?.0.into_iter().next())
     }
 
@@ -685,43 +959,111 @@ impl App {
             agent_id: a.id.clone(),
             scan_id: scan.map(|s| s.id.clone()),
         };
-        if a.project.as_ref().is_some_and(|p| s.exempt_projects.contains(p)) {
-            return Ok(gate(true, "exempt", vec![format!("project {} is exempt from scanning", a.project.clone().unwrap_or_default())], None));
+        if a.project
+            .as_ref()
+            .is_some_and(|p| s.exempt_projects.contains(p))
+        {
+            return Ok(gate(
+                true,
+                "exempt",
+                vec![format!(
+                    "project {} is exempt from scanning",
+                    a.project.clone().unwrap_or_default()
+                )],
+                None,
+            ));
         }
         if !s.scanning_enabled {
-            return Ok(gate(true, "allowed", vec!["CIS scanning is disabled".into()], None));
+            return Ok(gate(
+                true,
+                "allowed",
+                vec!["CIS scanning is disabled".into()],
+                None,
+            ));
         }
         let Some(scan) = self.latest_scan(&a.id)? else {
-            return Ok(gate(false, "pending", vec!["no scan has been made yet".into()], None));
+            return Ok(gate(
+                false,
+                "pending",
+                vec!["no scan has been made yet".into()],
+                None,
+            ));
         };
         Ok(match scan.status {
-            ScanStatus::Pending | ScanStatus::Running => gate(false, "pending", vec![format!("scan {} is {}", scan.id, if scan.status == ScanStatus::Pending { "pending" } else { "running" })], Some(&scan)),
-            ScanStatus::Failed => gate(false, "failed", vec![format!("scan {} failed: {}", scan.id, scan.failure_reason.clone().unwrap_or_default())], Some(&scan)),
-            ScanStatus::Cancelled => gate(false, "pending", vec![format!("scan {} was cancelled; no completed scan", scan.id)], Some(&scan)),
+            ScanStatus::Pending | ScanStatus::Running => gate(
+                false,
+                "pending",
+                vec![format!(
+                    "scan {} is {}",
+                    scan.id,
+                    if scan.status == ScanStatus::Pending {
+                        "pending"
+                    } else {
+                        "running"
+                    }
+                )],
+                Some(&scan),
+            ),
+            ScanStatus::Failed => gate(
+                false,
+                "failed",
+                vec![format!(
+                    "scan {} failed: {}",
+                    scan.id,
+                    scan.failure_reason.clone().unwrap_or_default()
+                )],
+                Some(&scan),
+            ),
+            ScanStatus::Cancelled => gate(
+                false,
+                "pending",
+                vec![format!("scan {} was cancelled; no completed scan", scan.id)],
+                Some(&scan),
+            ),
             ScanStatus::Completed if scan.blocked && scan.released_by.is_some() => gate(
                 true,
                 "released",
-                vec![format!("released by {} despite: {}", scan.released_by.clone().unwrap_or_default(), scan.block_reasons.join("; "))],
+                vec![format!(
+                    "released by {} despite: {}",
+                    scan.released_by.clone().unwrap_or_default(),
+                    scan.block_reasons.join("; ")
+                )],
                 Some(&scan),
             ),
-            ScanStatus::Completed if scan.blocked => gate(false, "blocked", scan.block_reasons.clone(), Some(&scan)),
+            ScanStatus::Completed if scan.blocked => {
+                gate(false, "blocked", scan.block_reasons.clone(), Some(&scan))
+            }
             ScanStatus::Completed => gate(true, "allowed", vec![], Some(&scan)),
         })
     }
 
     /// Releases a blocked scan (admin); recorded with the admin's identity and time.
     pub fn release(&self, scan_id: &str, actor: &str) -> Result<ScanRecord> {
-        let mut s = self.store.scan(scan_id)?.ok_or_else(|| AppError::NotFound(format!("scan {scan_id}")))?;
+        let mut s = self
+            .store
+            .scan(scan_id)?
+            .ok_or_else(|| AppError::NotFound(format!("scan {scan_id}")))?;
         if !s.blocked {
             return Err(AppError::Invalid(format!("scan {scan_id} is not blocked")));
         }
         if s.released_by.is_some() {
-            return Err(AppError::Invalid(format!("scan {scan_id} was already released")));
+            return Err(AppError::Invalid(format!(
+                "scan {scan_id} was already released"
+            )));
         }
         s.released_by = Some(actor.into());
         s.released_at_ms = Some(now_ms());
         self.store.put_scan(&s)?;
-        self.audit(actor, "scan.release", Some(scan_id), format!("handover of agent {} released despite: {}", s.agent_id, s.block_reasons.join("; ")))?;
+        self.audit(
+            actor,
+            "scan.release",
+            Some(scan_id),
+            format!(
+                "handover of agent {} released despite: {}",
+                s.agent_id,
+                s.block_reasons.join("; ")
+            ),
+        )?;
         self.store.sync()?;
         Ok(s)
     }
@@ -729,14 +1071,20 @@ impl App {
     // ---- settings ----
 
     pub fn update_settings(&self, new: Settings, actor: &str) -> Result<Settings> {
-        new.validate().map_err(|e| AppError::Invalid(e.to_string()))?;
+        new.validate()
+            .map_err(|e| AppError::Invalid(e.to_string()))?;
         let old = self.settings();
         let rec = SettingsRecord::from(&new);
         let bytes = serde_json::to_vec(&rec).map_err(|e| AppError::Invalid(e.to_string()))?;
         self.store.put_meta(SETTINGS_KEY, &bytes)?;
         let old_json = serde_json::to_string(&SettingsRecord::from(&old)).unwrap_or_default();
         let new_json = serde_json::to_string(&rec).unwrap_or_default();
-        self.audit(actor, "settings.change", None, format!("old {old_json} new {new_json}"))?;
+        self.audit(
+            actor,
+            "settings.change",
+            None,
+            format!("old {old_json} new {new_json}"),
+        )?;
         self.store.sync()?;
         *self.settings.write().unwrap_or_else(|p| p.into_inner()) = new;
         for agent in self.connected() {

@@ -1,5 +1,143 @@
-//! `rampart-collector`: the server is not built yet (see the collector issue).
-fn main() {
-    eprintln!("rampart-collector: the server is not built yet; only its policy core exists");
-    std::process::exit(2);
+//! `rampart-collector`: parse flags, init logging, build, serve, drain on shutdown.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use rampart_collector::auth::Role;
+use rampart_collector::server;
+
+#[derive(Parser)]
+#[command(
+    name = "rampart-collector",
+    version,
+    about = "Collects, scores and gates Rampart scans"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve agents (gRPC, mutual TLS) and the REST API.
+    Serve {
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        grpc_listen: Option<SocketAddr>,
+        #[arg(long)]
+        rest_listen: Option<SocketAddr>,
+    },
+    /// Manage API users (while the collector is stopped).
+    User {
+        #[command(subcommand)]
+        action: UserCmd,
+    },
+    /// Manage enrollment tokens (while the collector is stopped).
+    Token {
+        #[command(subcommand)]
+        action: TokenCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Create a user and print its API token once.
+    Add {
+        name: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        data: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Create an enrollment token and print it once.
+    Create {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        project: Option<String>,
+        #[arg(long, default_value_t = 86400)]
+        ttl_seconds: i64,
+        #[arg(long, default_value_t = 1)]
+        max_uses: u32,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match Cli::parse().command {
+        Cmd::Serve {
+            data,
+            config,
+            grpc_listen,
+            rest_listen,
+        } => {
+            let mut cfg = server::load_config(config.as_deref(), data.as_deref())?;
+            cfg.grpc_listen = grpc_listen.unwrap_or(cfg.grpc_listen);
+            cfg.rest_listen = rest_listen.unwrap_or(cfg.rest_listen);
+            let grpc = tokio::net::TcpListener::bind(cfg.grpc_listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.grpc_listen))?;
+            let rest = tokio::net::TcpListener::bind(cfg.rest_listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.rest_listen))?;
+            let c = server::build(cfg)?;
+            if let Some(t) = &c.first_admin_token {
+                println!("admin token (shown once): {t}");
+            }
+            println!("ca fingerprint: {}", c.app.ca.fingerprint());
+            println!("grpc listening on {}", grpc.local_addr()?);
+            println!("rest listening on {}", rest.local_addr()?);
+            let shutdown = async {
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+                }
+            };
+            server::run(c, grpc, rest, shutdown).await
+        }
+        Cmd::User {
+            action: UserCmd::Add { name, role, data },
+        } => {
+            let role = Role::parse(&role).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "unknown role `{role}`; expected viewer, user, provisioner or admin"
+                )
+            })?;
+            let c = server::build(server::load_config(None, Some(&data))?)?;
+            println!("{}", c.app.add_user(&name, role, "cli")?);
+            Ok(())
+        }
+        Cmd::Token {
+            action:
+                TokenCmd::Create {
+                    data,
+                    project,
+                    ttl_seconds,
+                    max_uses,
+                },
+        } => {
+            let c = server::build(server::load_config(None, Some(&data))?)?;
+            let (_, token, _) =
+                c.app
+                    .create_token(project.as_deref(), ttl_seconds, max_uses, "cli")?;
+            println!("{token}");
+            Ok(())
+        }
+    }
 }

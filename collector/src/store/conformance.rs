@@ -28,6 +28,7 @@ fn scan(id: &str, agent: &str, project: Option<&str>, status: ScanStatus) -> Sca
         released_by: None,
         released_at_ms: None,
         failure_reason: None,
+        content_version: None,
     }
 }
 

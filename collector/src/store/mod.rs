@@ -120,6 +120,9 @@ pub struct ScanRecord {
     pub released_by: Option<String>,
     pub released_at_ms: Option<i64>,
     pub failure_reason: Option<String>,
+    /// The agent's content version the results belong to.
+    #[serde(default)]
+    pub content_version: Option<String>,
 }
 
 /// One rule's result in a scan.

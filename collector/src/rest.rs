@@ -1,0 +1,527 @@
+//! The REST API under `/api/v1`: every request carries a bearer token; no token is
+//! 401, the wrong role is 403 (SPEC §4 roles). DTOs here are the API's own types.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use crate::app::{App, AppError, SettingsRecord};
+use crate::auth::Role;
+use crate::policy::Settings;
+use crate::store::{AgentRecord, ScanFilter, ScanRecord, ScanStatus};
+
+/// An API error: a status code and a message in words.
+#[derive(Debug)]
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::NotFound(m) => ApiError(StatusCode::NOT_FOUND, format!("{m} not found")),
+            AppError::Invalid(m) => ApiError(StatusCode::UNPROCESSABLE_ENTITY, m),
+            AppError::Refused(m) => ApiError(StatusCode::FORBIDDEN, m),
+            AppError::Ca(e) => ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            AppError::Store(e) => {
+                tracing::error!(error = %e, "store failure");
+                ApiError(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage is unavailable".into(),
+                )
+            }
+        }
+    }
+}
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+/// The authenticated caller.
+pub struct Caller {
+    pub name: String,
+    pub role: Role,
+}
+
+impl Caller {
+    fn require(&self, role: Role) -> Result<(), ApiError> {
+        if self.role >= role {
+            Ok(())
+        } else {
+            Err(ApiError(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "this needs the {} role; {} has {}",
+                    role.as_str(),
+                    self.name,
+                    self.role.as_str()
+                ),
+            ))
+        }
+    }
+}
+
+impl FromRequestParts<Arc<App>> for Caller {
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &Arc<App>,
+    ) -> Result<Self, Self::Rejection> {
+        let unauth = |m: &str| ApiError(StatusCode::UNAUTHORIZED, m.into());
+        let h = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| unauth("missing bearer token"))?;
+        let token = h
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| unauth("malformed Authorization header"))?;
+        let (name, role) = app
+            .authenticate(token.trim())?
+            .ok_or_else(|| unauth("unknown token"))?;
+        Ok(Caller { name, role })
+    }
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/enrollment-tokens", post(create_token))
+        .route("/api/v1/scans", get(list_scans).post(manual_scan))
+        .route("/api/v1/scans/{id}", get(get_scan))
+        .route("/api/v1/scans/{id}/release", post(release))
+        .route("/api/v1/scans/{id}/cancel", post(cancel))
+        .route("/api/v1/handover/{id}", get(handover))
+        .route("/api/v1/settings", get(get_settings).put(put_settings))
+        .route("/api/v1/agents", get(list_agents))
+        .route("/api/v1/agents/{id}/revoke", post(revoke_agent))
+        .route("/api/v1/ca", get(ca))
+        .with_state(app)
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
+    let m = &app.metrics;
+    let body = format!(
+        "# TYPE rampart_enrollments_total counter\nrampart_enrollments_total {}\n\
+         # TYPE rampart_enrollments_refused_total counter\nrampart_enrollments_refused_total {}\n\
+         # TYPE rampart_results_total counter\nrampart_results_total {}\n\
+         # TYPE rampart_scans_completed_total counter\nrampart_scans_completed_total {}\n\
+         # TYPE rampart_streams_rejected_total counter\nrampart_streams_rejected_total {}\n\
+         # TYPE rampart_agents_connected gauge\nrampart_agents_connected {}\n",
+        m.enrollments_total.load(Ordering::Relaxed),
+        m.enrollments_refused_total.load(Ordering::Relaxed),
+        m.results_total.load(Ordering::Relaxed),
+        m.scans_completed_total.load(Ordering::Relaxed),
+        m.streams_rejected_total.load(Ordering::Relaxed),
+        app.connected().len(),
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenRequest {
+    project: Option<String>,
+    #[serde(default = "default_ttl")]
+    ttl_seconds: i64,
+    #[serde(default = "default_uses")]
+    max_uses: u32,
+}
+fn default_ttl() -> i64 {
+    86400
+}
+fn default_uses() -> u32 {
+    1
+}
+
+#[derive(Serialize)]
+struct TokenResponse {
+    id: String,
+    token: String,
+    expires_at_ms: i64,
+    ca_fingerprint: String,
+}
+
+async fn create_token(
+    State(app): State<Arc<App>>,
+    c: Caller,
+    Json(r): Json<TokenRequest>,
+) -> ApiResult<TokenResponse> {
+    c.require(Role::Provisioner)?;
+    let (id, token, expires_at_ms) =
+        app.create_token(r.project.as_deref(), r.ttl_seconds, r.max_uses, &c.name)?;
+    Ok(Json(TokenResponse {
+        id,
+        token,
+        expires_at_ms,
+        ca_fingerprint: app.ca.fingerprint(),
+    }))
+}
+
+/// A scan as the API shows it.
+#[derive(Serialize)]
+pub struct ScanDto {
+    id: String,
+    agent_id: String,
+    hostname: Option<String>,
+    project: Option<String>,
+    status: ScanStatus,
+    trigger: String,
+    profile: String,
+    created_at_ms: i64,
+    started_at_ms: Option<i64>,
+    finished_at_ms: Option<i64>,
+    score: Option<f64>,
+    passed: u32,
+    failed: u32,
+    error: u32,
+    not_applicable: u32,
+    not_checked: u32,
+    exempted: u32,
+    failed_by_severity: SeverityDto,
+    blocked: bool,
+    block_reasons: Vec<String>,
+    released_by: Option<String>,
+    released_at_ms: Option<i64>,
+    failure_reason: Option<String>,
+}
+
+#[derive(Serialize)]
+struct SeverityDto {
+    critical: u32,
+    high: u32,
+    medium: u32,
+    low: u32,
+}
+
+fn scan_dto(app: &App, s: ScanRecord) -> ScanDto {
+    let hostname = app
+        .store
+        .agent(&s.agent_id)
+        .ok()
+        .flatten()
+        .map(|a| a.hostname);
+    ScanDto {
+        hostname,
+        failed_by_severity: SeverityDto {
+            critical: s.failed_by_severity[0],
+            high: s.failed_by_severity[1],
+            medium: s.failed_by_severity[2],
+            low: s.failed_by_severity[3],
+        },
+        id: s.id,
+        agent_id: s.agent_id,
+        project: s.project,
+        status: s.status,
+        trigger: s.trigger,
+        profile: s.profile,
+        created_at_ms: s.created_at_ms,
+        started_at_ms: s.started_at_ms,
+        finished_at_ms: s.finished_at_ms,
+        score: s.score,
+        passed: s.passed,
+        failed: s.failed,
+        error: s.error,
+        not_applicable: s.not_applicable,
+        not_checked: s.not_checked,
+        exempted: s.exempted,
+        blocked: s.blocked,
+        block_reasons: s.block_reasons,
+        released_by: s.released_by,
+        released_at_ms: s.released_at_ms,
+        failure_reason: s.failure_reason,
+    }
+}
+
+#[derive(Deserialize)]
+struct ScanQuery {
+    status: Option<String>,
+    project: Option<String>,
+    agent_id: Option<String>,
+    #[serde(default)]
+    page: usize,
+    per_page: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct ScanPage {
+    scans: Vec<ScanDto>,
+    total: usize,
+    page: usize,
+    per_page: usize,
+}
+
+fn parse_status(s: &str) -> Result<ScanStatus, ApiError> {
+    Ok(match s {
+        "pending" => ScanStatus::Pending,
+        "running" => ScanStatus::Running,
+        "completed" => ScanStatus::Completed,
+        "failed" => ScanStatus::Failed,
+        "cancelled" => ScanStatus::Cancelled,
+        _ => {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("status `{s}` is not pending, running, completed, failed or cancelled"),
+            ))
+        }
+    })
+}
+
+async fn list_scans(
+    State(app): State<Arc<App>>,
+    c: Caller,
+    Query(q): Query<ScanQuery>,
+) -> ApiResult<ScanPage> {
+    c.require(Role::Provisioner)?;
+    let per_page = q.per_page.unwrap_or(50).clamp(1, 500);
+    let filter = ScanFilter {
+        status: q.status.as_deref().map(parse_status).transpose()?,
+        project: q.project,
+        agent_id: q.agent_id,
+    };
+    let (scans, total) = app
+        .store
+        .scans(&filter, q.page.saturating_mul(per_page), per_page)
+        .map_err(AppError::from)?;
+    Ok(Json(ScanPage {
+        scans: scans.into_iter().map(|s| scan_dto(&app, s)).collect(),
+        total,
+        page: q.page,
+        per_page,
+    }))
+}
+
+#[derive(Serialize)]
+struct ResultDto {
+    id: String,
+    status: String,
+    title: Option<String>,
+    section: Option<String>,
+    severity: Option<String>,
+    remediation: Option<String>,
+    evidence: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct ScanDetail {
+    scan: ScanDto,
+    results: Vec<ResultDto>,
+}
+
+async fn get_scan(
+    State(app): State<Arc<App>>,
+    c: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<ScanDetail> {
+    c.require(Role::Provisioner)?;
+    let s = app
+        .store
+        .scan(&id)
+        .map_err(AppError::from)?
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("scan {id} not found")))?;
+    let results = app.store.results(&id).map_err(AppError::from)?;
+    let cat = app.catalog_for_scan(&s);
+    let results = results
+        .into_iter()
+        .map(|r| {
+            let meta = cat.as_ref().and_then(|c| c.rules.get(&r.rule_id));
+            ResultDto {
+                title: meta.map(|m| m.title.clone()),
+                section: meta.map(|m| m.section.clone()),
+                severity: meta.map(|m| m.severity.clone()),
+                remediation: meta.map(|m| m.remediation.clone()),
+                id: r.rule_id,
+                status: r.status,
+                evidence: r.evidence,
+            }
+        })
+        .collect();
+    Ok(Json(ScanDetail {
+        scan: scan_dto(&app, s),
+        results,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManualScan {
+    agent_id: Option<String>,
+    project: Option<String>,
+}
+
+async fn manual_scan(
+    State(app): State<Arc<App>>,
+    c: Caller,
+    Json(r): Json<ManualScan>,
+) -> Result<(StatusCode, Json<Vec<ScanDto>>), ApiError> {
+    c.require(Role::Provisioner)?;
+    let agents: Vec<String> = match (r.agent_id, r.project) {
+        (Some(a), None) => vec![app.find_agent(&a)?.id],
+        (None, Some(p)) => app
+            .store
+            .agents()
+            .map_err(AppError::from)?
+            .into_iter()
+            .filter(|a| a.project.as_ref() == Some(&p) && !a.revoked)
+            .map(|a| a.id)
+            .collect(),
+        _ => {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                "give exactly one of agent_id or project".into(),
+            ))
+        }
+    };
+    let mut out = Vec::new();
+    for a in agents {
+        if let Some(s) = app.create_scan(&a, "manual", &c.name)? {
+            out.push(scan_dto(&app, s));
+        }
+    }
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+async fn release(
+    State(app): State<Arc<App>>,
+    c: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<ScanDto> {
+    c.require(Role::Admin)?;
+    let s = app.release(&id, &c.name)?;
+    Ok(Json(scan_dto(&app, s)))
+}
+
+async fn cancel(
+    State(app): State<Arc<App>>,
+    c: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<ScanDto> {
+    c.require(Role::Admin)?;
+    let s = app.cancel_scan(&id, &c.name)?;
+    Ok(Json(scan_dto(&app, s)))
+}
+
+#[derive(Serialize)]
+struct GateDto {
+    agent_id: String,
+    allowed: bool,
+    state: &'static str,
+    reasons: Vec<String>,
+    scan_id: Option<String>,
+}
+
+async fn handover(
+    State(app): State<Arc<App>>,
+    c: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<GateDto> {
+    c.require(Role::Provisioner)?;
+    let g = app.handover(&id)?;
+    Ok(Json(GateDto {
+        agent_id: g.agent_id,
+        allowed: g.allowed,
+        state: g.state,
+        reasons: g.reasons,
+        scan_id: g.scan_id,
+    }))
+}
+
+async fn get_settings(State(app): State<Arc<App>>, c: Caller) -> ApiResult<SettingsRecord> {
+    c.require(Role::Admin)?;
+    Ok(Json(SettingsRecord::from(&app.settings())))
+}
+
+async fn put_settings(
+    State(app): State<Arc<App>>,
+    c: Caller,
+    Json(r): Json<SettingsRecord>,
+) -> ApiResult<SettingsRecord> {
+    c.require(Role::Admin)?;
+    let s = Settings::try_from(&r).map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e))?;
+    let s = app.update_settings(s, &c.name)?;
+    Ok(Json(SettingsRecord::from(&s)))
+}
+
+#[derive(Serialize)]
+struct AgentDto {
+    id: String,
+    hostname: String,
+    ip_addresses: Vec<String>,
+    provider: String,
+    instance_id: String,
+    os: String,
+    project: Option<String>,
+    enrolled_at_ms: i64,
+    last_seen_ms: i64,
+    cert_not_after_ms: i64,
+    revoked: bool,
+    connected: bool,
+}
+
+fn agent_dto(a: AgentRecord, connected: bool) -> AgentDto {
+    AgentDto {
+        id: a.id,
+        hostname: a.hostname,
+        ip_addresses: a.ip_addresses,
+        provider: a.provider,
+        instance_id: a.instance_id,
+        os: a.os,
+        project: a.project,
+        enrolled_at_ms: a.enrolled_at_ms,
+        last_seen_ms: a.last_seen_ms,
+        cert_not_after_ms: a.cert_not_after_ms,
+        revoked: a.revoked,
+        connected,
+    }
+}
+
+async fn list_agents(State(app): State<Arc<App>>, c: Caller) -> ApiResult<Vec<AgentDto>> {
+    c.require(Role::Admin)?;
+    let connected = app.connected();
+    Ok(Json(
+        app.store
+            .agents()
+            .map_err(AppError::from)?
+            .into_iter()
+            .map(|a| {
+                let on = connected.contains(&a.id);
+                agent_dto(a, on)
+            })
+            .collect(),
+    ))
+}
+
+async fn revoke_agent(
+    State(app): State<Arc<App>>,
+    c: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<AgentDto> {
+    c.require(Role::Admin)?;
+    Ok(Json(agent_dto(app.revoke_agent(&id, &c.name)?, false)))
+}
+
+#[derive(Serialize)]
+struct CaDto {
+    fingerprint: String,
+    certificate_pem: String,
+}
+
+async fn ca(State(app): State<Arc<App>>, c: Caller) -> ApiResult<CaDto> {
+    c.require(Role::Provisioner)?;
+    Ok(Json(CaDto {
+        fingerprint: app.ca.fingerprint(),
+        certificate_pem: app.ca.cert_pem().to_string(),
+    }))
+}

@@ -1,0 +1,182 @@
+//! Starting the collector: open the data directory, build the app, and serve gRPC
+//! (agents) and REST (people, pipelines) on listeners the caller bound, until the
+//! shutdown future resolves.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rampart_proto::v1::agent_channel_server::AgentChannelServer;
+use rampart_proto::v1::enrollment_server::EnrollmentServer;
+use tokio::net::TcpListener;
+
+use crate::app::{now_ms, App};
+use crate::auth::Role;
+use crate::ca::Ca;
+use crate::config::Config;
+use crate::grpc::{ChannelService, EnrollmentService};
+use crate::store::sled_store::SledStore;
+use crate::tls::TlsState;
+
+/// A built collector, ready to serve.
+pub struct Collector {
+    pub app: Arc<App>,
+    pub tls: Arc<TlsState>,
+    /// The first admin's token, when this start created it (shown once).
+    pub first_admin_token: Option<String>,
+}
+
+/// Opens (or initialises) the data directory: CA, database, first admin.
+pub fn build(config: Config) -> anyhow::Result<Collector> {
+    let dir = config.data_dir.clone();
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| anyhow::anyhow!("cannot create data directory {}: {e}", dir.display()))?;
+    let ca = Ca::open_or_create(&dir.join("ca"))?;
+    let store = Arc::new(SledStore::open(&dir.join("db"))?);
+    let app = Arc::new(App::new(store, ca, config.clone())?);
+    let first_admin_token = if app.store.users()?.is_empty() {
+        Some(app.add_user("admin", Role::Admin, "system")?)
+    } else {
+        None
+    };
+    let crl = app.ca.crl(
+        &app.revoked_serials()?,
+        now_ms() as u64,
+        time::Duration::days(3650),
+    )?;
+    let tls = Arc::new(TlsState::new(&app.ca, &config.server_names, crl)?);
+    let (weak_app, tls2) = (Arc::downgrade(&app), tls.clone());
+    app.set_on_revoke(Box::new(move || {
+        let Some(app) = weak_app.upgrade() else {
+            return;
+        };
+        match app
+            .revoked_serials()
+            .map_err(anyhow::Error::from)
+            .and_then(|s| {
+                Ok(app
+                    .ca
+                    .crl(&s, now_ms() as u64, time::Duration::days(3650))?)
+            }) {
+            Ok(crl) => {
+                if let Err(e) = tls2.rebuild(crl) {
+                    tracing::error!(error = %e, "cannot rebuild TLS after revocation");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot issue CRL after revocation"),
+        }
+    }));
+    Ok(Collector {
+        app,
+        tls,
+        first_admin_token,
+    })
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn run(
+    c: Collector,
+    grpc: TcpListener,
+    rest: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
+    let max = c.app.config.max_message_bytes;
+    let grpc_server = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .add_service(
+            EnrollmentServer::new(EnrollmentService { app: c.app.clone() })
+                .max_decoding_message_size(max),
+        )
+        .add_service(
+            AgentChannelServer::new(ChannelService { app: c.app.clone() })
+                .max_decoding_message_size(max),
+        )
+        .serve_with_incoming_shutdown(
+            crate::tls::incoming(grpc, c.tls.clone()),
+            wait(stop_tx.subscribe()),
+        );
+    let rest_server = axum::serve(rest, crate::rest::router(c.app.clone()))
+        .with_graceful_shutdown(wait(stop_tx.subscribe()));
+    let app = c.app.clone();
+    let mut stop_bg = stop_tx.subscribe();
+    let background = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        let mut last_schedule = chrono::Utc::now();
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop_bg.recv() => break,
+            }
+            let app = app.clone();
+            let now = chrono::Utc::now();
+            let since = last_schedule;
+            last_schedule = now;
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Err(e) = app.expire_stalled() {
+                    tracing::error!(error = %e, "expiring stalled scans failed");
+                }
+                if let Err(e) = scheduled_scans(&app, since, now) {
+                    tracing::error!(error = %e, "scheduled scans failed");
+                }
+            })
+            .await;
+        }
+    });
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(());
+    });
+    let (g, r) = tokio::join!(grpc_server, rest_server);
+    background.abort();
+    g?;
+    r?;
+    Ok(())
+}
+
+async fn wait(mut rx: tokio::sync::broadcast::Receiver<()>) {
+    let _ = rx.recv().await;
+}
+
+/// Creates the scans whose (per-agent offset) schedule time fell in `(since, now]`.
+fn scheduled_scans(
+    app: &App,
+    since: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<()> {
+    let s = app.settings();
+    if !s.schedule_enabled || !s.scanning_enabled {
+        return Ok(());
+    }
+    let sched = crate::schedule::parse(&s.schedule_cron).map_err(anyhow::Error::msg)?;
+    let window = chrono::Duration::seconds(app.config.schedule_window_secs);
+    for a in app.store.agents()? {
+        if a.revoked {
+            continue;
+        }
+        if sched
+            .next_for_agent(&a.id, since, window)
+            .is_some_and(|t| t <= now)
+        {
+            app.create_scan(&a.id, "schedule", "system")?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads a config file, or the defaults with `data_dir` when none is given.
+pub fn load_config(path: Option<&Path>, data_dir: Option<&Path>) -> anyhow::Result<Config> {
+    let mut c = match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", p.display()))?;
+            Config::parse(&text, p)?
+        }
+        None => Config::default(),
+    };
+    if let Some(d) = data_dir {
+        c.data_dir = d.to_path_buf();
+    }
+    Ok(c)
+}
