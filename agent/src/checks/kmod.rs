@@ -128,7 +128,7 @@ fn directive(line: &str, source: &str) -> Option<Directive> {
         module: canonical(module),
         rest: rest.to_string(),
         source: source.to_string(),
-        text: trimmed.to_string(),
+        text: trimmed.split_whitespace().collect::<Vec<_>>().join(" "),
     })
 }
 
