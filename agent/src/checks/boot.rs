@@ -33,6 +33,7 @@ pub enum Check {
     },
     /// Every kernel (`linux`) line of grub.cfg carries each of `params`
     /// (`name=value`, the last occurrence on a line counting, or a bare `name`).
+    /// memtest86+ entries are not kernels and are skipped.
     /// No grub.cfg: not applicable.
     #[serde(rename = "boot.kernel_param")]
     KernelParam {
@@ -50,13 +51,17 @@ pub enum Check {
         enforce_only: bool,
     },
     /// A login banner file shows no operating system identification: no `\m \r \s \v`
-    /// escapes (any case) and no mention of the os-release `ID`. With `require_text`
-    /// the file must exist and hold text; otherwise a missing file passes.
+    /// escapes (any case) and no mention (any case) of the os-release `ID` or of any
+    /// of `names`. With `require_text` the file must exist and hold text; otherwise a
+    /// missing file passes.
     #[serde(rename = "boot.banner")]
     Banner {
         path: String,
         #[serde(default)]
         require_text: bool,
+        /// Further operating system names to look for (the benchmark's distribution).
+        #[serde(default)]
+        names: Vec<String>,
     },
     /// A dconf setting as seen through `profile` (`gdm` for the login screen, `user`
     /// for sessions). Not applicable when gdm3 is not installed.
@@ -90,7 +95,11 @@ impl Check {
             Check::GrubPassword { config } => grub_password(facts, config),
             Check::KernelParam { params, config } => kernel_param(facts, params, config),
             Check::ApparmorProfiles { enforce_only } => apparmor(facts, *enforce_only),
-            Check::Banner { path, require_text } => banner(facts, path, *require_text),
+            Check::Banner {
+                path,
+                require_text,
+                names,
+            } => banner(facts, path, *require_text, names),
             Check::GdmSetting {
                 profile,
                 key,
@@ -214,10 +223,17 @@ pub fn parse_grub(text: &str, path: &str) -> GrubCfg {
         let Some(cmd) = words.first() else { continue };
         match cmd.as_str() {
             "linux" | "linux16" | "linuxefi" => {
-                cfg.kernels.push(KernelLine {
-                    source,
-                    args: words[1..].to_vec(),
-                });
+                // memtest86+ is booted with `linux16`/`linux` too, but it is not Linux.
+                let image = words
+                    .get(1)
+                    .map(|w| w.rsplit('/').next().unwrap_or(w))
+                    .unwrap_or("");
+                if !image.starts_with("memtest") {
+                    cfg.kernels.push(KernelLine {
+                        source,
+                        args: words[1..].to_vec(),
+                    });
+                }
             }
             "set" => {
                 if let Some(v) = words.get(1).and_then(|w| w.strip_prefix("superusers=")) {
@@ -619,7 +635,12 @@ pub fn os_id(facts: &Facts) -> Result<Option<String>, FactError> {
     Ok(None)
 }
 
-fn banner(facts: &Facts, path: &str, require_text: bool) -> Result<Outcome, FactError> {
+fn banner(
+    facts: &Facts,
+    path: &str,
+    require_text: bool,
+    names: &[String],
+) -> Result<Outcome, FactError> {
     let Some(text) = facts.read(path)? else {
         return Ok(if require_text {
             Outcome::fail(format!("{path} does not exist: no warning banner is shown"))
@@ -634,7 +655,16 @@ fn banner(facts: &Facts, path: &str, require_text: bool) -> Result<Outcome, Fact
             Outcome::pass(format!("{path} is empty"))
         });
     }
-    let id = os_id(facts)?;
+    let mut os_names: Vec<String> = names
+        .iter()
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+        .collect();
+    if let Some(id) = os_id(facts)? {
+        if !os_names.contains(&id) {
+            os_names.push(id);
+        }
+    }
     let mut failures = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let b = line.as_bytes();
@@ -653,14 +683,13 @@ fn banner(facts: &Facts, path: &str, require_text: bool) -> Result<Outcome, Fact
                 escapes.join(" ")
             ));
         }
-        if let Some(id) = &id {
-            if line.to_ascii_lowercase().contains(id.as_str()) {
-                failures.push(format!(
-                    "{path}:{}: {} names the operating system ({id})",
-                    n + 1,
-                    line.trim()
-                ));
-            }
+        let lower = line.to_ascii_lowercase();
+        if let Some(id) = os_names.iter().find(|n| lower.contains(n.as_str())) {
+            failures.push(format!(
+                "{path}:{}: {} names the operating system ({id})",
+                n + 1,
+                line.trim()
+            ));
         }
     }
     let lines = text.lines().filter(|l| !l.trim().is_empty()).count();

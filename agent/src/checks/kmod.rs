@@ -331,6 +331,11 @@ fn judge_module(facts: &Facts, module: &str) -> Result<(bool, Vec<String>), Fact
             )
         };
         ev.push(format!("module {m} is not available: {kernels}"));
+        if let Some(r) = &k.running {
+            if !k.versions.iter().any(|(v, _)| v == r) {
+                ev.push(format!("the running kernel {r} has no /lib/modules/{r} in this root: it cannot load modules from here"));
+            }
+        }
         return Ok((!failed, ev));
     }
     if let Some(av) = available {

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::facts::kv::{parse_ini, read_with_dropins};
 use crate::facts::packages::packages;
 use crate::facts::{strip_comment, FactError, Facts};
-use crate::model::Outcome;
+use crate::model::{Outcome, Status};
 
 /// Directories of sysctl drop-ins, highest precedence first.
 const DIRS: [&str; 5] = [
@@ -318,8 +318,6 @@ fn values(facts: &Facts, keys: &[String], allowed: &[String]) -> Result<Outcome,
                     "{key} does not exist in the running kernel (/proc/sys)"
                 )),
             }
-        } else {
-            found.push(format!("{key}: runtime value not examined (offline root)"));
         }
         match persisted_value(entries, key) {
             Persisted::Set {
@@ -346,7 +344,12 @@ fn values(facts: &Facts, keys: &[String], allowed: &[String]) -> Result<Outcome,
     if parts.is_empty() {
         return Ok(Outcome::error("no kernel parameters named by the check"));
     }
-    Ok(Outcome::all(parts))
+    let mut out = Outcome::all(parts);
+    if !facts.is_live() && out.status != Status::NotApplicable {
+        out.evidence
+            .push("runtime values (/proc/sys) not examined: offline root".into());
+    }
+    Ok(out)
 }
 
 /// A pam_limits line that sets the hard core limit.
