@@ -181,9 +181,15 @@ pub fn kernels(facts: &Facts) -> Arc<Result<Kernels, FactError>> {
         }
         let mut versions: BTreeSet<String> = BTreeSet::new();
         for v in facts.list_dir("/lib/modules")? {
-            if facts
-                .stat(&format!("/lib/modules/{v}"))?
-                .is_some_and(|m| m.kind == FileKind::Dir)
+            // A kernel is installed when its directory has modules.dep or a kernel/
+            // tree; leftovers of removed kernels (e.g. an empty updates/) are not.
+            let base = format!("/lib/modules/{v}");
+            let is_dir = |p: &str| -> Result<bool, FactError> {
+                Ok(facts.stat(p)?.is_some_and(|m| m.kind == FileKind::Dir))
+            };
+            if is_dir(&base)?
+                && (facts.stat(&format!("{base}/modules.dep"))?.is_some()
+                    || is_dir(&format!("{base}/kernel"))?)
             {
                 versions.insert(v);
             }
@@ -241,46 +247,66 @@ pub fn is_noop_command(cmd: &str) -> bool {
 }
 
 /// fnmatch(3) without flags: `*`, `?`, `[...]` (with `!`/`^` negation and ranges).
+/// Iterative, backtracking only to the last `*`, so hostile patterns stay cheap.
 pub fn fnmatch(pattern: &str, name: &str) -> bool {
-    fn go(p: &[char], n: &[char]) -> bool {
-        match p.first() {
-            None => n.is_empty(),
-            Some('*') => (0..=n.len()).any(|i| go(&p[1..], &n[i..])),
-            Some('?') => !n.is_empty() && go(&p[1..], &n[1..]),
-            Some('[') => {
-                let Some(c) = n.first() else { return false };
-                let mut i = 1;
-                let negate = matches!(p.get(1), Some('!') | Some('^'));
-                if negate {
-                    i += 1;
-                }
-                let mut matched = false;
-                let mut first = true;
-                while i < p.len() && (first || p[i] != ']') {
-                    first = false;
-                    if i + 2 < p.len() && p[i + 1] == '-' && p[i + 2] != ']' {
-                        matched |= p[i] <= *c && *c <= p[i + 2];
-                        i += 3;
-                    } else {
-                        matched |= p[i] == *c;
-                        i += 1;
-                    }
-                }
-                if i >= p.len() {
-                    // No closing bracket: a literal `[`.
-                    return *c == '[' && go(&p[1..], &n[1..]);
-                }
-                matched != negate && go(&p[i + 1..], &n[1..])
-            }
-            Some(ch) => n.first() == Some(ch) && go(&p[1..], &n[1..]),
-        }
-    }
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
-    if p.len() > 256 || n.len() > 256 {
-        return pattern == name;
+    let (mut pi, mut ni) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        let step = match p.get(pi) {
+            Some('*') => {
+                star = Some((pi, ni));
+                pi += 1;
+                continue;
+            }
+            Some('?') => Some(pi + 1),
+            Some('[') => match bracket(&p, pi, n[ni]) {
+                Some((true, next)) => Some(next),
+                Some((false, _)) => None,
+                None if n[ni] == '[' => Some(pi + 1),
+                None => None,
+            },
+            Some(c) if *c == n[ni] => Some(pi + 1),
+            _ => None,
+        };
+        match (step, star) {
+            (Some(next), _) => {
+                pi = next;
+                ni += 1;
+            }
+            (None, Some((sp, sn))) => {
+                pi = sp + 1;
+                ni = sn + 1;
+                star = Some((sp, sn + 1));
+            }
+            (None, None) => return false,
+        }
     }
-    go(&p, &n)
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// Matches `c` against the bracket expression starting at `p[start]` (`[`): whether
+/// it matched and the index after `]`, or `None` when there is no closing `]`.
+fn bracket(p: &[char], start: usize, c: char) -> Option<(bool, usize)> {
+    let mut i = start + 1;
+    let negate = matches!(p.get(i), Some('!') | Some('^'));
+    if negate {
+        i += 1;
+    }
+    let mut matched = false;
+    let mut first = true;
+    while i < p.len() && (first || p[i] != ']') {
+        first = false;
+        if i + 2 < p.len() && p[i + 1] == '-' && p[i + 2] != ']' {
+            matched |= p[i] <= c && c <= p[i + 2];
+            i += 3;
+        } else {
+            matched |= p[i] == c;
+            i += 1;
+        }
+    }
+    (i < p.len()).then_some((matched != negate, i + 1))
 }
 
 /// Judges whether `module` can be loaded; `label` names it in the evidence.
@@ -490,5 +516,11 @@ mod tests {
         assert!(!fnmatch("hfs", "hfsplus"));
         assert!(fnmatch("a[", "a["));
         assert!(!fnmatch("a[", "ab"));
+        assert!(fnmatch("*fs", "cramfs"));
+        assert!(fnmatch("c*a*s", "cramfs"));
+        assert!(!fnmatch("c*x*s", "cramfs"));
+        assert!(fnmatch("", "") && !fnmatch("", "a") && fnmatch("**", ""));
+        let hostile = format!("{}b", "*a".repeat(200));
+        assert!(!fnmatch(&hostile, &"a".repeat(300)));
     }
 }
