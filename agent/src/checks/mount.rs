@@ -119,7 +119,13 @@ fn persisted(facts: &Facts, path: &str) -> Result<Persisted, FactError> {
             fs_entry = Some(m.clone());
         }
     }
-    let unit_mount = if u.enabled() {
+    // A unit file in /etc or /run replaces the unit the fstab generator would write,
+    // so with an fstab entry its [Mount] section is what mounts the path.
+    let unit_overrides = u
+        .path
+        .as_deref()
+        .is_some_and(|p| p.starts_with("/etc/") || p.starts_with("/run/"));
+    let unit_mount = if u.enabled() || (unit_overrides && fs_entry.is_some()) {
         match mount_unit(facts, path)? {
             Some(mut m) => {
                 let dirs: Vec<String> = DROPIN_BASES
@@ -152,10 +158,6 @@ fn persisted(facts: &Facts, path: &str) -> Result<Persisted, FactError> {
         }
         None
     };
-    let unit_overrides = u
-        .path
-        .as_deref()
-        .is_some_and(|p| p.starts_with("/etc/") || p.starts_with("/run/"));
     Ok(match (fs_entry, unit_mount) {
         (Some(_), Some(um)) if unit_overrides => Persisted::Unit(um),
         (Some(fe), _) => Persisted::Fstab(fe),

@@ -147,23 +147,33 @@ pub fn persisted(facts: &Facts) -> Arc<Result<Vec<Entry>, FactError>> {
         if !already {
             files.push("/etc/sysctl.conf".to_string());
         }
-        let mut merged: Vec<Entry> = Vec::new();
+        let mut all = Vec::new();
         for path in files {
-            let Some(text) = facts.read(&path)? else {
-                continue;
-            };
-            for e in parse_sysctl(&text, &path) {
-                if let Some(i) = merged.iter().position(|m| m.key == e.key) {
-                    if merged[i].value == e.value {
-                        continue;
-                    }
-                    merged.remove(i);
-                }
-                merged.push(e);
+            if let Some(text) = facts.read(&path)? {
+                all.extend(parse_sysctl(&text, &path));
             }
         }
-        Ok(merged)
+        Ok(merge(all))
     })
+}
+
+/// Merges entries read in order as systemd-sysctl does: a repeated key with the same
+/// value keeps its first place; with another value the old entry is dropped and the
+/// new one goes to the end.
+pub fn merge(entries: impl IntoIterator<Item = Entry>) -> Vec<Entry> {
+    let mut slots: Vec<Option<Entry>> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for e in entries {
+        if let Some(&i) = index.get(&e.key) {
+            if slots[i].as_ref().is_some_and(|old| old.value == e.value) {
+                continue;
+            }
+            slots[i] = None;
+        }
+        index.insert(e.key.clone(), slots.len());
+        slots.push(Some(e));
+    }
+    slots.into_iter().flatten().collect()
 }
 
 /// Glob match where `*` and `?` do not cross a `/`.
@@ -493,19 +503,7 @@ mod tests {
     }
 
     fn merged(files: &[(&str, &str)]) -> Vec<Entry> {
-        let mut merged: Vec<Entry> = Vec::new();
-        for (p, t) in files {
-            for e in parse_sysctl(t, p) {
-                if let Some(i) = merged.iter().position(|m| m.key == e.key) {
-                    if merged[i].value == e.value {
-                        continue;
-                    }
-                    merged.remove(i);
-                }
-                merged.push(e);
-            }
-        }
-        merged
+        merge(files.iter().flat_map(|(p, t)| parse_sysctl(t, p)))
     }
 
     #[test]
