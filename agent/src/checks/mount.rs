@@ -1,17 +1,313 @@
-//! `mount.*` checks. (Family not written yet.)
+//! `mount.*` checks: separate mounts and their options.
+//!
+//! On a live system the mount table (/proc/self/mountinfo) says what is mounted now;
+//! what is mounted at boot comes from /etc/fstab and systemd `.mount` units. A unit
+//! file in /etc or /run overrides the fstab generator; one in /lib or /usr/lib is
+//! overridden by an fstab entry. A masked `<path>.mount` stops either from mounting.
+//! `noauto` fstab entries are not mounted at boot. /dev/shm is always mounted by the
+//! init system (nosuid,nodev) unless fstab or a unit says otherwise.
 
 use serde::Deserialize;
 
-use crate::facts::Facts;
-use crate::model::Outcome;
+use crate::facts::kv::{parse_ini, read_with_dropins};
+use crate::facts::mounts::{fstab, live, mount_unit, unit_name, Mount};
+use crate::facts::units::unit;
+use crate::facts::{FactError, Facts};
+use crate::model::{Outcome, Status};
 
 /// The `mount.*` check kinds.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", deny_unknown_fields)]
-pub enum Check {}
+pub enum Check {
+    /// `path` is its own mount: in the live mount table (live), or configured to be
+    /// mounted at boot by /etc/fstab or an enabled mount unit (offline). A masked
+    /// mount unit for the path fails either way.
+    #[serde(rename = "mount.separate")]
+    Separate { path: String },
+    /// When `path` is a separate mount, it carries `option` (e.g. `nodev`) in the live
+    /// mount table (live) and in its fstab entry or mount unit. Not a separate mount:
+    /// not applicable.
+    #[serde(rename = "mount.option")]
+    HasOption { path: String, option: String },
+}
 
 impl Check {
-    pub fn eval(&self, _facts: &Facts) -> Outcome {
-        match *self {}
+    pub fn eval(&self, facts: &Facts) -> Outcome {
+        let r = match self {
+            Check::Separate { path } => separate(facts, &norm(path)),
+            Check::HasOption { path, option } => has_option(facts, &norm(path), option),
+        };
+        r.unwrap_or_else(Outcome::from)
+    }
+}
+
+fn norm(path: &str) -> String {
+    let t = path.trim_end_matches('/');
+    if t.is_empty() {
+        "/".into()
+    } else {
+        t.to_string()
+    }
+}
+
+/// What is configured to mount `path` at boot.
+#[derive(Debug, Clone)]
+enum Persisted {
+    /// An fstab entry (the last one for the path).
+    Fstab(Mount),
+    /// An enabled mount unit, with its effective options.
+    Unit(Mount),
+    /// Mounted by the init system itself with these options (/dev/shm).
+    InitDefault(Vec<String>),
+    /// The mount unit is masked: nothing mounts the path at boot.
+    Masked(String),
+    /// Nothing: the reasons, for evidence.
+    Nothing(Vec<String>),
+}
+
+impl Persisted {
+    fn options(&self) -> Option<&[String]> {
+        match self {
+            Persisted::Fstab(m) | Persisted::Unit(m) => Some(&m.options),
+            Persisted::InitDefault(o) => Some(o),
+            _ => None,
+        }
+    }
+    fn mounts_at_boot(&self) -> bool {
+        self.options().is_some()
+    }
+    fn describe(&self, path: &str) -> Vec<String> {
+        match self {
+            Persisted::Fstab(m) => vec![format!("configured at boot: {}", m.describe())],
+            Persisted::Unit(m) => vec![format!("configured at boot by mount unit: {}", m.describe())],
+            Persisted::InitDefault(o) => vec![format!(
+                "no /etc/fstab entry or mount unit for {path}: the init system mounts it at boot as tmpfs ({})",
+                o.join(",")
+            )],
+            Persisted::Masked(d) => vec![format!("{d}: {path} is not mounted at boot")],
+            Persisted::Nothing(r) => r.clone(),
+        }
+    }
+}
+
+const DROPIN_BASES: [&str; 5] = [
+    "/etc/systemd/system",
+    "/run/systemd/system",
+    "/usr/local/lib/systemd/system",
+    "/lib/systemd/system",
+    "/usr/lib/systemd/system",
+];
+
+fn persisted(facts: &Facts, path: &str) -> Result<Persisted, FactError> {
+    let name = format!("{}.mount", unit_name(path));
+    let u = unit(facts, &name);
+    let u = u.as_ref().as_ref().map_err(Clone::clone)?;
+    if u.masked {
+        return Ok(Persisted::Masked(u.describe()));
+    }
+    let mut notes = Vec::new();
+    let entries = fstab(facts);
+    let entries = entries.as_ref().as_ref().map_err(Clone::clone)?;
+    let mut fs_entry = None;
+    for m in entries
+        .iter()
+        .filter(|m| norm(&m.target) == path && m.fstype != "swap")
+    {
+        if m.has_option("noauto") {
+            notes.push(format!("{} has noauto: not mounted at boot", m.describe()));
+        } else {
+            fs_entry = Some(m.clone());
+        }
+    }
+    // A unit file in /etc or /run replaces the unit the fstab generator would write,
+    // so with an fstab entry its [Mount] section is what mounts the path.
+    let unit_overrides = u
+        .path
+        .as_deref()
+        .is_some_and(|p| p.starts_with("/etc/") || p.starts_with("/run/"));
+    let unit_mount = if u.enabled() || (unit_overrides && fs_entry.is_some()) {
+        match mount_unit(facts, path)? {
+            Some(mut m) => {
+                let dirs: Vec<String> = DROPIN_BASES
+                    .iter()
+                    .map(|b| format!("{b}/{name}.d"))
+                    .collect();
+                let dirs: Vec<&str> = dirs.iter().map(String::as_str).collect();
+                for (p, text) in read_with_dropins(facts, &[], &dirs, ".conf")? {
+                    if let Some(s) = parse_ini(&text, &p, "Mount")
+                        .iter()
+                        .rev()
+                        .find(|s| s.key == "Options")
+                    {
+                        m.options = s
+                            .value
+                            .split(',')
+                            .filter(|o| !o.is_empty())
+                            .map(String::from)
+                            .collect();
+                        m.origin = format!("{} (Options from {})", m.origin, s.source);
+                    }
+                }
+                Some(m)
+            }
+            None => None,
+        }
+    } else {
+        if u.exists() {
+            notes.push(u.describe());
+        }
+        None
+    };
+    Ok(match (fs_entry, unit_mount) {
+        (Some(_), Some(um)) if unit_overrides => Persisted::Unit(um),
+        (Some(fe), _) => Persisted::Fstab(fe),
+        (None, Some(um)) => Persisted::Unit(um),
+        (None, None) if path == "/dev/shm" => {
+            Persisted::InitDefault(vec!["nosuid".into(), "nodev".into()])
+        }
+        (None, None) => {
+            notes.push(format!(
+                "no /etc/fstab entry and no enabled {name} unit mounts {path} at boot"
+            ));
+            Persisted::Nothing(notes)
+        }
+    })
+}
+
+/// The live mount of `path` (the last one: later mounts cover earlier ones).
+fn live_mount(facts: &Facts, path: &str) -> Result<Option<Mount>, FactError> {
+    let table = live(facts);
+    let table = table.as_ref().as_ref().map_err(Clone::clone)?;
+    Ok(table
+        .iter()
+        .rev()
+        .find(|m| norm(&m.target) == path)
+        .cloned())
+}
+
+fn separate(facts: &Facts, path: &str) -> Result<Outcome, FactError> {
+    let p = persisted(facts, path)?;
+    let mut ev = Vec::new();
+    let masked = matches!(p, Persisted::Masked(_));
+    if facts.is_live() {
+        match live_mount(facts, path)? {
+            Some(m) => ev.push(format!("{path} is mounted: {}", m.describe())),
+            None => {
+                ev.push(format!(
+                    "{path} is not a separate mount (not in /proc/self/mountinfo)"
+                ));
+                ev.extend(p.describe(path));
+                return Ok(Outcome::new(Status::Fail, ev));
+            }
+        }
+        ev.extend(p.describe(path));
+        return Ok(Outcome::new(
+            if masked { Status::Fail } else { Status::Pass },
+            ev,
+        ));
+    }
+    ev.extend(p.describe(path));
+    ev.push("runtime mount table not examined: offline root".into());
+    Ok(Outcome::new(
+        if p.mounts_at_boot() {
+            Status::Pass
+        } else {
+            Status::Fail
+        },
+        ev,
+    ))
+}
+
+/// Whether mount options `opts` (applied left to right, as mount(8) does) end up
+/// setting `option` (`nodev`, `nosuid`, `noexec`).
+pub fn option_in_effect(opts: &[String], option: &str) -> bool {
+    let opposite = option.strip_prefix("no");
+    let mut on = false;
+    for o in opts {
+        let o = o.trim();
+        if o == option {
+            on = true;
+        } else if Some(o) == opposite || o == "defaults" {
+            on = false;
+        } else if matches!(o, "user" | "users") && matches!(option, "nodev" | "nosuid" | "noexec") {
+            on = true;
+        } else if matches!(o, "owner" | "group") && matches!(option, "nodev" | "nosuid") {
+            on = true;
+        }
+    }
+    on
+}
+
+fn has_option(facts: &Facts, path: &str, option: &str) -> Result<Outcome, FactError> {
+    let p = persisted(facts, path)?;
+    let mut ev = Vec::new();
+    let mut failures = Vec::new();
+    if facts.is_live() {
+        let Some(m) = live_mount(facts, path)? else {
+            return Ok(Outcome::not_applicable(format!(
+                "{path} is not a separate mount (not in /proc/self/mountinfo); the option rule does not apply"
+            )));
+        };
+        if m.has_option(option) {
+            ev.push(format!(
+                "{option} is set on the live mount: {}",
+                m.describe()
+            ));
+        } else {
+            failures.push(format!(
+                "{option} is missing from the live mount: {}",
+                m.describe()
+            ));
+        }
+    } else if !p.mounts_at_boot() {
+        let mut ev = vec![format!(
+            "{path} is not a separate mount at boot; the option rule does not apply"
+        )];
+        ev.extend(p.describe(path));
+        return Ok(Outcome::new(Status::NotApplicable, ev));
+    }
+    match (&p, p.options()) {
+        (_, Some(opts)) if option_in_effect(opts, option) => ev.extend(
+            p.describe(path)
+                .into_iter()
+                .map(|l| format!("{option} is configured: {l}")),
+        ),
+        (_, Some(_)) => failures.extend(
+            p.describe(path)
+                .into_iter()
+                .map(|l| format!("{option} is not configured: {l}")),
+        ),
+        (Persisted::Masked(_), None) => failures.extend(p.describe(path)),
+        (_, None) => {
+            ev.extend(p.describe(path));
+            ev.push(format!(
+                "nothing persisted to judge for {path}; only the live mount was judged"
+            ));
+        }
+    }
+    if !facts.is_live() {
+        ev.push("runtime mount table not examined: offline root".into());
+    }
+    Ok(Outcome::from_findings(failures, ev))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> Vec<String> {
+        s.split(',').map(String::from).collect()
+    }
+
+    #[test]
+    fn options_apply_left_to_right() {
+        assert!(option_in_effect(&v("defaults,nodev"), "nodev"));
+        assert!(!option_in_effect(&v("nodev,defaults"), "nodev"));
+        assert!(!option_in_effect(&v("nodev,dev"), "nodev"));
+        assert!(option_in_effect(&v("rw,user"), "noexec"));
+        assert!(!option_in_effect(&v("rw,user,exec"), "noexec"));
+        assert!(option_in_effect(&v("owner"), "nosuid"));
+        assert!(!option_in_effect(&v("owner"), "noexec"));
+        assert!(!option_in_effect(&v("rw,relatime"), "nosuid"));
     }
 }

@@ -1,17 +1,564 @@
-//! `sysctl.*` checks. (Family not written yet.)
+//! `sysctl.*` checks: kernel parameters (runtime and persisted) and core dump limits.
+//!
+//! Persisted kernel parameters are read as systemd-sysctl applies them at boot:
+//! `*.conf` files from the sysctl.d directories sorted by name (an earlier directory
+//! hides the same name in a later one; /etc/sysctl.conf last unless a drop-in links
+//! to it); for one key the last assignment wins; an explicit assignment always beats
+//! a glob (`net.ipv4.conf.*.rp_filter`); a bare `-key` line excludes the key from
+//! globs. `a/b/c` and `a.b.c` name the same key.
+
+use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::facts::Facts;
-use crate::model::Outcome;
+use crate::facts::kv::{parse_ini, read_with_dropins};
+use crate::facts::packages::packages;
+use crate::facts::{strip_comment, FactError, Facts};
+use crate::model::{Outcome, Status};
+
+/// Directories of sysctl drop-ins, highest precedence first.
+const DIRS: [&str; 5] = [
+    "/etc/sysctl.d",
+    "/run/sysctl.d",
+    "/usr/local/lib/sysctl.d",
+    "/usr/lib/sysctl.d",
+    "/lib/sysctl.d",
+];
 
 /// The `sysctl.*` check kinds.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", deny_unknown_fields)]
-pub enum Check {}
+pub enum Check {
+    /// Every key in `keys` has one of the `allowed` values both at runtime
+    /// (/proc/sys, live only) and in the persisted configuration. IPv6 keys
+    /// (`net.ipv6.*`) are not applicable when IPv6 is disabled.
+    #[serde(rename = "sysctl.value")]
+    Value {
+        keys: Vec<String>,
+        allowed: Vec<String>,
+    },
+    /// pam_limits gives every user a hard core-file size limit of 0: the effective
+    /// `*` entry for `hard`/`-` `core` in limits.conf and limits.d is 0, and no
+    /// user or group entry raises it.
+    #[serde(rename = "sysctl.core_limit")]
+    CoreLimit {},
+    /// When systemd-coredump is installed, coredump.conf (with drop-ins) sets
+    /// `Storage=none` and `ProcessSizeMax=0`. Not installed: not applicable.
+    #[serde(rename = "sysctl.systemd_coredump")]
+    SystemdCoredump {},
+}
 
 impl Check {
-    pub fn eval(&self, _facts: &Facts) -> Outcome {
-        match *self {}
+    pub fn eval(&self, facts: &Facts) -> Outcome {
+        let r = match self {
+            Check::Value { keys, allowed } => values(facts, keys, allowed),
+            Check::CoreLimit {} => core_limit(facts),
+            Check::SystemdCoredump {} => systemd_coredump(facts),
+        };
+        r.unwrap_or_else(Outcome::from)
+    }
+}
+
+/// One line of persisted sysctl configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The key in slash form (`net/ipv4/ip_forward`), as systemd normalises it.
+    pub key: String,
+    /// `None` for a `-key` exclusion line.
+    pub value: Option<String>,
+    /// `path:line`.
+    pub source: String,
+}
+
+impl Entry {
+    fn is_glob(&self) -> bool {
+        self.key.contains(['*', '?', '['])
+    }
+}
+
+/// systemd's normalisation to slash form: if the first separator is a dot, dots and
+/// slashes swap; if it is a slash, the key is already in slash form.
+pub fn to_slash(key: &str) -> String {
+    match key.find(['.', '/']) {
+        Some(i) if key.as_bytes()[i] == b'.' => key
+            .chars()
+            .map(|c| {
+                if c == '.' {
+                    '/'
+                } else if c == '/' {
+                    '.'
+                } else {
+                    c
+                }
+            })
+            .collect(),
+        _ => key.to_string(),
+    }
+}
+
+/// Parses one sysctl configuration file.
+pub fn parse_sysctl(text: &str, path: &str) -> Vec<Entry> {
+    let mut out = Vec::new();
+    for (n, raw) in text.lines().enumerate() {
+        let line = strip_comment(raw);
+        if line.is_empty() || line.starts_with(';') {
+            continue;
+        }
+        let (key, value) = match line.split_once('=') {
+            Some((k, v)) => (
+                k.trim(),
+                Some(v.split_whitespace().collect::<Vec<_>>().join(" ")),
+            ),
+            None if line.starts_with('-') => (line, None),
+            None => continue,
+        };
+        let key = key.strip_prefix('-').unwrap_or(key).trim();
+        if key.is_empty() {
+            continue;
+        }
+        out.push(Entry {
+            key: to_slash(key),
+            value,
+            source: format!("{path}:{}", n + 1),
+        });
+    }
+    out
+}
+
+/// The merged persisted configuration: per key, only its last entry, in the order
+/// systemd-sysctl would apply them.
+pub fn persisted(facts: &Facts) -> Arc<Result<Vec<Entry>, FactError>> {
+    facts.memo("sysctl-entries", || {
+        let mut by_name = std::collections::BTreeMap::new();
+        for dir in DIRS {
+            for path in facts.dir_files(dir, ".conf")? {
+                let name = path.rsplit('/').next().unwrap_or_default().to_string();
+                by_name.entry(name).or_insert(path);
+            }
+        }
+        let mut files: Vec<String> = by_name.into_values().collect();
+        let conf_host = facts.resolve("/etc/sysctl.conf", true)?;
+        let already = files.iter().any(|f| {
+            facts
+                .resolve(f, true)
+                .map(|h| h == conf_host)
+                .unwrap_or(false)
+        });
+        if !already {
+            files.push("/etc/sysctl.conf".to_string());
+        }
+        let mut all = Vec::new();
+        for path in files {
+            if let Some(text) = facts.read(&path)? {
+                all.extend(parse_sysctl(&text, &path));
+            }
+        }
+        Ok(merge(all))
+    })
+}
+
+/// Merges entries read in order as systemd-sysctl does: a repeated key with the same
+/// value keeps its first place; with another value the old entry is dropped and the
+/// new one goes to the end.
+pub fn merge(entries: impl IntoIterator<Item = Entry>) -> Vec<Entry> {
+    let mut slots: Vec<Option<Entry>> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for e in entries {
+        if let Some(&i) = index.get(&e.key) {
+            if slots[i].as_ref().is_some_and(|old| old.value == e.value) {
+                continue;
+            }
+            slots[i] = None;
+        }
+        index.insert(e.key.clone(), slots.len());
+        slots.push(Some(e));
+    }
+    slots.into_iter().flatten().collect()
+}
+
+/// Glob match where `*` and `?` do not cross a `/`.
+fn glob_match(pattern: &str, key: &str) -> bool {
+    let p: Vec<&str> = pattern.split('/').collect();
+    let k: Vec<&str> = key.split('/').collect();
+    p.len() == k.len() && p.iter().zip(&k).all(|(p, k)| super::kmod::fnmatch(p, k))
+}
+
+/// What the persisted configuration sets `key` (slash form) to at boot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Persisted {
+    /// Set to `value` by `entry`; `glob` when through a glob pattern.
+    Set {
+        value: String,
+        source: String,
+        glob: Option<String>,
+    },
+    /// Not set by any file (a `-key` exclusion is given as the reason).
+    Unset(Option<String>),
+}
+
+/// The persisted value of `key` (dotted or slash form).
+pub fn persisted_value(entries: &[Entry], key: &str) -> Persisted {
+    let key = to_slash(key);
+    if let Some(e) = entries.iter().find(|e| e.key == key) {
+        return match &e.value {
+            Some(v) => Persisted::Set {
+                value: v.clone(),
+                source: e.source.clone(),
+                glob: None,
+            },
+            None => Persisted::Unset(Some(format!(
+                "{}: -{} excludes it from glob assignments",
+                e.source,
+                dotted(&key)
+            ))),
+        };
+    }
+    entries
+        .iter()
+        .filter(|e| e.is_glob() && e.value.is_some() && glob_match(&e.key, &key))
+        .next_back()
+        .map(|e| Persisted::Set {
+            value: e.value.clone().unwrap_or_default(),
+            source: e.source.clone(),
+            glob: Some(dotted(&e.key)),
+        })
+        .unwrap_or(Persisted::Unset(None))
+}
+
+/// Slash form back to the usual dotted form.
+fn dotted(slash: &str) -> String {
+    slash
+        .chars()
+        .map(|c| {
+            if c == '/' {
+                '.'
+            } else if c == '.' {
+                '/'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// The runtime value of `key` from /proc/sys (live only); `None` if the key does not exist.
+fn runtime(facts: &Facts, key: &str) -> Result<Option<String>, FactError> {
+    let path = format!("/proc/sys/{}", to_slash(key));
+    Ok(facts
+        .read_runtime(&path)?
+        .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" ")))
+}
+
+fn value_ok(value: &str, allowed: &[String]) -> bool {
+    allowed.iter().any(|a| {
+        let a = a.trim();
+        match (a.parse::<i64>(), value.parse::<i64>()) {
+            (Ok(x), Ok(y)) => x == y,
+            _ => a == value,
+        }
+    })
+}
+
+/// Why IPv6 is off on this host, if it is.
+pub fn ipv6_disabled(facts: &Facts) -> Result<Option<String>, FactError> {
+    let r = facts.memo("ipv6-disabled", || -> Result<Option<String>, FactError> {
+        let entries = persisted(facts);
+        let entries = entries.as_ref().as_ref().map_err(Clone::clone)?;
+        let persisted_off = ["net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"]
+            .iter()
+            .all(|k| matches!(persisted_value(entries, k), Persisted::Set { value, .. } if value == "1"));
+        if facts.is_live() {
+            if let Some(cmd) = facts.read_runtime("/proc/cmdline")? {
+                let last = cmd.split_whitespace().filter_map(|t| t.strip_prefix("ipv6.disable=")).next_back();
+                if last == Some("1") {
+                    return Ok(Some("IPv6 is disabled: the running kernel was booted with ipv6.disable=1 (/proc/cmdline)".into()));
+                }
+            }
+            if facts.stat("/proc/sys/net/ipv6")?.is_none() {
+                return Ok(Some("IPv6 is disabled: /proc/sys/net/ipv6 does not exist in the running kernel".into()));
+            }
+            let runtime_off = ["net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"]
+                .iter()
+                .all(|k| matches!(runtime(facts, k), Ok(Some(v)) if v == "1"));
+            if runtime_off && persisted_off {
+                return Ok(Some(
+                    "IPv6 is disabled: net.ipv6.conf.{all,default}.disable_ipv6 = 1 at runtime and in sysctl configuration"
+                        .into(),
+                ));
+            }
+            return Ok(None);
+        }
+        if let Some(cfg) = super::boot::grub_config(facts, super::boot::GRUB_CFG)? {
+            if !cfg.kernels.is_empty() && cfg.kernels.iter().all(|k| k.param("ipv6.disable") == Some("1")) {
+                return Ok(Some(format!("IPv6 is disabled: every kernel line of {} has ipv6.disable=1", cfg.path)));
+            }
+        }
+        if persisted_off {
+            return Ok(Some("IPv6 is disabled: net.ipv6.conf.{all,default}.disable_ipv6 = 1 in sysctl configuration".into()));
+        }
+        Ok(None)
+    });
+    (*r).clone()
+}
+
+fn values(facts: &Facts, keys: &[String], allowed: &[String]) -> Result<Outcome, FactError> {
+    let entries = persisted(facts);
+    let entries = entries.as_ref().as_ref().map_err(Clone::clone)?;
+    let want = allowed.join(" or ");
+    let mut parts = Vec::new();
+    for key in keys {
+        let key = key.trim();
+        if key.starts_with("net.ipv6.") {
+            if let Some(why) = ipv6_disabled(facts)? {
+                parts.push(Outcome::not_applicable(format!("{key}: {why}")));
+                continue;
+            }
+        }
+        let mut failures = Vec::new();
+        let mut found = Vec::new();
+        if facts.is_live() {
+            match runtime(facts, key)? {
+                Some(v) if value_ok(&v, allowed) => {
+                    found.push(format!("{key} = {v} at runtime (/proc/sys)"))
+                }
+                Some(v) => failures.push(format!(
+                    "{key} = {v} at runtime (/proc/sys), expected {want}"
+                )),
+                None => failures.push(format!(
+                    "{key} does not exist in the running kernel (/proc/sys)"
+                )),
+            }
+        }
+        match persisted_value(entries, key) {
+            Persisted::Set {
+                value,
+                source,
+                glob,
+            } => {
+                let via = glob.map(|g| format!(" (through {g})")).unwrap_or_default();
+                if value_ok(&value, allowed) {
+                    found.push(format!("{source}: {key} = {value}{via}"));
+                } else {
+                    failures.push(format!("{source}: {key} = {value}{via}, expected {want}"));
+                }
+            }
+            Persisted::Unset(why) => {
+                failures.push(format!(
+                    "{key} is not set in any sysctl configuration file (expected {want})"
+                ));
+                failures.extend(why);
+            }
+        }
+        parts.push(Outcome::from_findings(failures, found));
+    }
+    if parts.is_empty() {
+        return Ok(Outcome::error("no kernel parameters named by the check"));
+    }
+    let mut out = Outcome::all(parts);
+    if !facts.is_live() && out.status != Status::NotApplicable {
+        out.evidence
+            .push("runtime values (/proc/sys) not examined: offline root".into());
+    }
+    Ok(out)
+}
+
+/// A pam_limits line that sets the hard core limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct CoreLine {
+    domain: String,
+    value: String,
+    source: String,
+}
+
+fn core_limit(facts: &Facts) -> Result<Outcome, FactError> {
+    let mut files = vec!["/etc/security/limits.conf".to_string()];
+    files.extend(facts.dir_files("/etc/security/limits.d", ".conf")?);
+    let mut lines = Vec::new();
+    for path in &files {
+        let Some(text) = facts.read(path)? else {
+            continue;
+        };
+        lines.extend(parse_core_lines(&text, path));
+    }
+    let wildcard = lines.iter().rev().find(|l| l.domain == "*");
+    let mut failures = Vec::new();
+    let mut found = Vec::new();
+    match wildcard {
+        Some(l) if is_zero(&l.value) => {
+            found.push(format!("{}: * hard core {}", l.source, l.value))
+        }
+        Some(l) => failures.push(format!(
+            "{}: * hard core {} (expected 0)",
+            l.source, l.value
+        )),
+        None => failures.push(format!(
+            "no `* hard core 0` entry in {} or /etc/security/limits.d/*.conf",
+            files[0]
+        )),
+    }
+    for l in lines
+        .iter()
+        .filter(|l| l.domain != "*" && !is_zero(&l.value))
+    {
+        failures.push(format!(
+            "{}: {} hard core {} raises the limit for {}",
+            l.source, l.domain, l.value, l.domain
+        ));
+    }
+    Ok(Outcome::from_findings(failures, found))
+}
+
+fn is_zero(v: &str) -> bool {
+    v.parse::<u64>() == Ok(0)
+}
+
+fn parse_core_lines(text: &str, path: &str) -> Vec<CoreLine> {
+    let mut out = Vec::new();
+    for (n, raw) in text.lines().enumerate() {
+        let f: Vec<&str> = strip_comment(raw).split_whitespace().collect();
+        if f.len() != 4 {
+            continue;
+        }
+        if f[2].eq_ignore_ascii_case("core") && (f[1] == "hard" || f[1] == "-") {
+            out.push(CoreLine {
+                domain: f[0].to_string(),
+                value: f[3].to_string(),
+                source: format!("{path}:{}", n + 1),
+            });
+        }
+    }
+    out
+}
+
+fn systemd_coredump(facts: &Facts) -> Result<Outcome, FactError> {
+    let pk = packages(facts);
+    let pk = pk.as_ref().as_ref().map_err(Clone::clone)?;
+    if !pk.is_installed("systemd-coredump") {
+        return Ok(Outcome::not_applicable(pk.describe("systemd-coredump")));
+    }
+    let files = read_with_dropins(
+        facts,
+        &[
+            "/etc/systemd/coredump.conf",
+            "/run/systemd/coredump.conf",
+            "/usr/local/lib/systemd/coredump.conf",
+            "/usr/lib/systemd/coredump.conf",
+        ],
+        &[
+            "/etc/systemd/coredump.conf.d",
+            "/run/systemd/coredump.conf.d",
+            "/usr/local/lib/systemd/coredump.conf.d",
+            "/usr/lib/systemd/coredump.conf.d",
+        ],
+        ".conf",
+    )?;
+    let mut settings = Vec::new();
+    for (path, text) in &files {
+        settings.extend(parse_ini(text, path, "Coredump"));
+    }
+    let mut failures = Vec::new();
+    let mut found = vec![pk.describe("systemd-coredump")];
+    for (key, default, ok) in [
+        (
+            "Storage",
+            "external",
+            (|v: &str| v == "none") as fn(&str) -> bool,
+        ),
+        ("ProcessSizeMax", "2G", |v: &str| {
+            let digits: String = v.chars().take_while(|c| c.is_ascii_digit()).collect();
+            !digits.is_empty() && digits.parse::<u64>() == Ok(0)
+        }),
+    ] {
+        match settings.iter().rev().find(|s| s.key == key) {
+            Some(s) if ok(&s.value) => found.push(s.describe()),
+            Some(s) => failures.push(format!(
+                "{} (expected {})",
+                s.describe(),
+                if key == "Storage" { "none" } else { "0" }
+            )),
+            None => failures.push(format!(
+                "{key} is not set in coredump.conf; default {default}"
+            )),
+        }
+    }
+    Ok(Outcome::from_findings(failures, found))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_keys() {
+        assert_eq!(to_slash("net.ipv4.ip_forward"), "net/ipv4/ip_forward");
+        assert_eq!(to_slash("net/ipv4/ip_forward"), "net/ipv4/ip_forward");
+        assert_eq!(
+            to_slash("net.ipv4.conf.eth0/100.rp_filter"),
+            "net/ipv4/conf/eth0.100/rp_filter"
+        );
+        assert_eq!(
+            dotted("net/ipv4/conf/eth0.100/rp_filter"),
+            "net.ipv4.conf.eth0/100.rp_filter"
+        );
+    }
+
+    fn merged(files: &[(&str, &str)]) -> Vec<Entry> {
+        merge(files.iter().flat_map(|(p, t)| parse_sysctl(t, p)))
+    }
+
+    #[test]
+    fn explicit_beats_glob_and_exclusions_block_globs() {
+        let e = merged(&[
+            (
+                "/usr/lib/sysctl.d/50-default.conf",
+                "net.ipv4.conf.default.rp_filter = 2\nnet.ipv4.conf.*.rp_filter = 2\n-net.ipv4.conf.all.rp_filter\n",
+            ),
+            ("/etc/sysctl.d/60-x.conf", "net.ipv4.conf.default.rp_filter=1 # strict\n"),
+        ]);
+        assert!(
+            matches!(persisted_value(&e, "net.ipv4.conf.default.rp_filter"),
+            Persisted::Set { ref value, .. } if value == "1")
+        );
+        assert!(matches!(
+            persisted_value(&e, "net.ipv4.conf.all.rp_filter"),
+            Persisted::Unset(Some(_))
+        ));
+        assert!(
+            matches!(persisted_value(&e, "net.ipv4.conf.eth0.rp_filter"),
+            Persisted::Set { ref value, glob: Some(_), .. } if value == "2")
+        );
+        let e = merged(&[(
+            "/etc/sysctl.d/a.conf",
+            "net.ipv4.conf.*.send_redirects = 0\n",
+        )]);
+        assert!(
+            matches!(persisted_value(&e, "net.ipv4.conf.all.send_redirects"),
+            Persisted::Set { ref value, .. } if value == "0")
+        );
+        assert!(matches!(
+            persisted_value(&e, "net.ipv4.conf.all.x.send_redirects"),
+            Persisted::Unset(None)
+        ));
+    }
+
+    #[test]
+    fn later_assignment_wins() {
+        let e = merged(&[
+            ("/a.conf", "kernel.randomize_va_space = 2\n"),
+            ("/b.conf", "kernel/randomize_va_space=0\n"),
+        ]);
+        assert!(matches!(persisted_value(&e, "kernel.randomize_va_space"),
+            Persisted::Set { ref value, ref source, .. } if value == "0" && source == "/b.conf:1"));
+    }
+
+    #[test]
+    fn core_lines() {
+        let l = parse_core_lines(
+            "* hard core 0\n*\tsoft core 0\n@dev - core unlimited\nbad line\n",
+            "/l",
+        );
+        assert_eq!(l.len(), 2);
+        assert_eq!(l[1].domain, "@dev");
+        assert!(is_zero("0") && !is_zero("unlimited"));
     }
 }
