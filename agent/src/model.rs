@@ -179,7 +179,11 @@ impl Outcome {
             if rank(p.status) > rank(status) {
                 status = p.status;
             }
-            evidence.extend(p.evidence);
+            for e in p.evidence {
+                if !evidence.contains(&e) {
+                    evidence.push(e);
+                }
+            }
         }
         if status != Status::Pass && status != Status::Fail && status != Status::Error {
             status = Status::NotApplicable;

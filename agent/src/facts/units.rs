@@ -4,13 +4,12 @@
 use super::{FactError, Facts, FileKind};
 
 /// Unit directories in systemd's order of precedence.
-pub const UNIT_DIRS: [&str; 6] = [
+pub const UNIT_DIRS: [&str; 5] = [
     "/etc/systemd/system",
     "/run/systemd/system",
     "/usr/local/lib/systemd/system",
     "/lib/systemd/system",
     "/usr/lib/systemd/system",
-    "/usr/share/systemd",
 ];
 
 /// What is known of one unit.
