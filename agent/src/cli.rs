@@ -30,6 +30,46 @@ pub enum Command {
     Check(CheckArgs),
     /// List the benchmark content.
     Rules(RulesArgs),
+    /// Obtain a client certificate from a collector with a bootstrap token.
+    Enroll(EnrollArgs),
+    /// Run as a daemon: stay connected to the collector, scan when asked.
+    Run(RunArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EnrollArgs {
+    /// The collector's agent port, https://HOST:PORT.
+    #[arg(long)]
+    pub collector: String,
+    /// The bootstrap token from the collector's API.
+    #[arg(long)]
+    pub token: String,
+    /// SHA-256 fingerprint of the collector's CA certificate (the pin).
+    #[arg(long)]
+    pub ca_fingerprint: String,
+    /// Labels such as project=web (repeatable).
+    #[arg(long = "label", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+    #[arg(long, default_value = crate::daemon::config::DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    #[arg(long, default_value = crate::daemon::config::DEFAULT_STATE)]
+    pub state_dir: PathBuf,
+    /// The root that `run` scans (`/` on a VM).
+    #[arg(long, default_value = "/")]
+    pub root: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[arg(long, default_value = crate::daemon::config::DEFAULT_CONFIG)]
+    pub config: PathBuf,
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("label `{s}` is not key=value")),
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -98,7 +138,44 @@ pub fn run(cli: Cli) -> Result<i32, AgentError> {
     match cli.command {
         Command::Check(a) => check(a),
         Command::Rules(a) => rules(a),
+        Command::Enroll(a) => daemon_runtime(async move {
+            let id = crate::daemon::enroll(crate::daemon::EnrollArgs {
+                collector: a.collector,
+                token: a.token,
+                ca_fingerprint: a.ca_fingerprint,
+                labels: a.labels.into_iter().collect(),
+                config_path: a.config,
+                state_dir: a.state_dir,
+                root: a.root,
+            })
+            .await?;
+            println!("enrolled as {id}");
+            Ok(())
+        }),
+        Command::Run(a) => {
+            daemon_runtime(async move { crate::daemon::session::run(&a.config).await })
+        }
     }
+}
+
+fn daemon_runtime(
+    f: impl std::future::Future<Output = Result<(), crate::daemon::DaemonError>>,
+) -> Result<i32, AgentError> {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .try_init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| AgentError::Daemon(format!("cannot start the runtime: {e}")))?;
+    rt.block_on(f)
+        .map_err(|e| AgentError::Daemon(e.to_string()))?;
+    Ok(exit::OK)
 }
 
 fn emit(output: Option<&PathBuf>, text: &str) -> Result<(), AgentError> {

@@ -37,6 +37,9 @@ pub enum AgentError {
     /// The compiled-in content is invalid (a build defect).
     #[error("benchmark content is invalid: {0}")]
     Content(#[from] ContentError),
+    /// Enrollment or the daemon failed.
+    #[error("{0}")]
+    Daemon(String),
     /// Writing the output failed.
     #[error("cannot write {path}: {source}")]
     Output {

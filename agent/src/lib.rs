@@ -4,6 +4,7 @@
 pub mod checks;
 pub mod cli;
 pub mod content;
+pub mod daemon;
 pub mod engine;
 pub mod error;
 pub mod facts;

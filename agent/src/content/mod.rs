@@ -145,6 +145,21 @@ pub fn benchmarks() -> Result<&'static [Benchmark], ContentError> {
         .map_err(Clone::clone)
 }
 
+/// Identifies the compiled-in content: a hash of every content file. Rule
+/// metadata travels to the collector once per content version.
+pub fn content_version(benchmark_id: &str) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for files in SOURCES {
+        for (name, text) in *files {
+            for b in name.bytes().chain(text.bytes()) {
+                h ^= b as u64;
+                h = h.wrapping_mul(0x100000001b3);
+            }
+        }
+    }
+    format!("{benchmark_id}@{}+{h:016x}", env!("CARGO_PKG_VERSION"))
+}
+
 /// The benchmark with our identifier `id`.
 pub fn benchmark(id: &str) -> Result<Option<&'static Benchmark>, ContentError> {
     Ok(benchmarks()?.iter().find(|b| b.id == id))

@@ -1,0 +1,514 @@
+//! One connection to the collector, and the reconnect loop around it.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rampart_proto::v1::agent_channel_client::AgentChannelClient;
+use rampart_proto::v1::{
+    agent_message, collector_message, AgentMessage, CollectorMessage, Hello, RenewRequest,
+    ResultBatch, RuleCatalog, RuleInfo, RuleResult, RuleStatus, ScanFailed, ScanFinished,
+    ScanStarted, Severity,
+};
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Streaming;
+
+use super::config::AgentConfig;
+use super::spool::{Spool, SpooledResult, SpooledScan};
+use super::{identity, new_key_and_csr, tls, AgentState, DaemonError, Identity};
+use crate::content;
+use crate::engine;
+use crate::facts::Facts;
+use crate::model::{Profile, Severity as Sev, Status};
+
+/// Maps a gRPC status to a daemon error that names the cause.
+pub fn status_error(s: tonic::Status) -> DaemonError {
+    use tonic::Code::*;
+    match s.code() {
+        PermissionDenied | Unauthenticated | InvalidArgument | NotFound => {
+            DaemonError::Refused(s.message().to_string())
+        }
+        _ => {
+            let mut msg = s.message().to_string();
+            let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&s);
+            while let Some(e) = src {
+                msg.push_str(": ");
+                msg.push_str(&e.to_string());
+                src = e.source();
+            }
+            DaemonError::Unreachable(msg)
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Why a session ended without an error.
+enum End {
+    Stop,
+    Reload,
+}
+
+struct Signals {
+    term: Signal,
+    hup: Signal,
+    int: Signal,
+}
+
+/// Runs the daemon until SIGTERM/SIGINT. SIGHUP reloads the configuration.
+pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
+    let sig = |k| {
+        signal(k).map_err(|e| DaemonError::Config(format!("cannot install signal handler: {e}")))
+    };
+    let mut signals = Signals {
+        term: sig(SignalKind::terminate())?,
+        hup: sig(SignalKind::hangup())?,
+        int: sig(SignalKind::interrupt())?,
+    };
+    let mut backoff = Backoff::new();
+    loop {
+        let cfg = AgentConfig::load(config_path).map_err(|e| DaemonError::Config(e.to_string()))?;
+        let spool = Spool::open(&cfg.state_dir.join("spool"), cfg.spool_max_scans)
+            .map_err(|e| DaemonError::Config(e.to_string()))?;
+        let started = std::time::Instant::now();
+        match session(&cfg, &spool, &mut signals).await {
+            Ok(End::Stop) => {
+                tracing::info!("stopping");
+                return Ok(());
+            }
+            Ok(End::Reload) => {
+                tracing::info!(config = %config_path.display(), "reloading configuration");
+                backoff.reset();
+                continue;
+            }
+            Err(e) => {
+                if started.elapsed() > Duration::from_secs(60) {
+                    backoff.reset();
+                }
+                let wait = backoff.next();
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "collector session ended");
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = signals.term.recv() => return Ok(()),
+                    _ = signals.int.recv() => return Ok(()),
+                    _ = signals.hup.recv() => backoff.reset(),
+                }
+            }
+        }
+    }
+}
+
+/// Exponential backoff from 1 s to 60 s with ±25 % jitter.
+struct Backoff {
+    attempt: u32,
+    seed: u64,
+}
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff {
+            attempt: 0,
+            seed: now_ms() as u64 ^ (std::process::id() as u64) << 32,
+        }
+    }
+    fn reset(&mut self) {
+        self.attempt = 0;
+    }
+    fn next(&mut self) -> Duration {
+        let base = 1000u64.saturating_mul(1 << self.attempt.min(6)).min(60_000);
+        self.attempt += 1;
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        let jitter = (self.seed % 500) as i64 - 250; // per mille
+        Duration::from_millis((base as i64 + base as i64 * jitter / 1000).max(100) as u64)
+    }
+}
+
+struct Link {
+    tx: mpsc::Sender<AgentMessage>,
+    inbound: Streaming<CollectorMessage>,
+    /// Scan requests that arrived while something else was going on.
+    queue: VecDeque<(String, String, Vec<String>)>,
+    cancelled: BTreeSet<String>,
+    /// A renewed identity waiting to be saved.
+    renewal: Option<(Vec<u8>, Vec<u8>, i64)>,
+    pending_key: Option<Vec<u8>>,
+}
+
+fn send_err() -> DaemonError {
+    DaemonError::Unreachable("the stream to the collector closed".into())
+}
+
+impl Link {
+    async fn send(&self, body: agent_message::Body) -> Result<(), DaemonError> {
+        self.tx
+            .send(AgentMessage { body: Some(body) })
+            .await
+            .map_err(|_| send_err())
+    }
+
+    async fn next(&mut self) -> Result<collector_message::Body, DaemonError> {
+        loop {
+            let m = self
+                .inbound
+                .message()
+                .await
+                .map_err(status_error)?
+                .ok_or_else(send_err)?;
+            if let Some(b) = m.body {
+                return Ok(b);
+            }
+        }
+    }
+
+    /// Handles a message that is not the one being waited for.
+    fn side(&mut self, b: collector_message::Body) {
+        match b {
+            collector_message::Body::ScanRequest(r) => {
+                self.queue.push_back((r.scan_id, r.profile, r.exempt_rules))
+            }
+            collector_message::Body::Cancel(c) => {
+                self.queue.retain(|q| q.0 != c.scan_id);
+                self.cancelled.insert(c.scan_id);
+            }
+            collector_message::Body::Renew(r) => {
+                if let Some(key) = self.pending_key.take() {
+                    self.renewal = Some((r.certificate_der, key, r.not_after_unix));
+                }
+            }
+            collector_message::Body::Settings(s) => {
+                tracing::info!(profile = %s.profile, scanning_enabled = s.scanning_enabled, "settings received");
+            }
+            _ => {}
+        }
+    }
+
+    async fn wait_ack(
+        &mut self,
+        scan_id: &str,
+        seq: u64,
+        finished: bool,
+    ) -> Result<(), DaemonError> {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(60), self.next()).await {
+                Err(_) => {
+                    return Err(DaemonError::Unreachable(format!(
+                        "no acknowledgement for scan {scan_id} within 60 s"
+                    )))
+                }
+                Ok(r) => match r? {
+                    collector_message::Body::Ack(a)
+                        if a.scan_id == scan_id && a.batch_seq == seq && a.finished == finished =>
+                    {
+                        return Ok(())
+                    }
+                    other => self.side(other),
+                },
+            }
+        }
+    }
+
+    /// Sends one spooled scan and waits until every part is acknowledged.
+    async fn send_scan(&mut self, s: &SpooledScan, batch: usize) -> Result<(), DaemonError> {
+        if let Some(reason) = &s.failure {
+            self.send(agent_message::Body::ScanFailed(ScanFailed {
+                scan_id: s.scan_id.clone(),
+                reason: reason.clone(),
+            }))
+            .await?;
+            return self.wait_ack(&s.scan_id, 0, true).await;
+        }
+        self.send(agent_message::Body::ScanStarted(ScanStarted {
+            scan_id: s.scan_id.clone(),
+            benchmark_id: s.benchmark_id.clone(),
+            profile: s.profile.clone(),
+            content_version: s.content_version.clone(),
+            started_at_unix_ms: s.started_at_ms,
+            rule_count: s.results.len() as u32,
+        }))
+        .await?;
+        let delay = std::env::var("RAMPART_AGENT_BATCH_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0u64);
+        for (i, chunk) in s.results.chunks(batch.max(1)).enumerate() {
+            let seq = i as u64 + 1;
+            let results = chunk
+                .iter()
+                .map(|r| RuleResult {
+                    rule_id: r.id.clone(),
+                    status: wire_status(&r.status) as i32,
+                    evidence: r.evidence.clone(),
+                })
+                .collect();
+            self.send(agent_message::Body::Results(ResultBatch {
+                scan_id: s.scan_id.clone(),
+                batch_seq: seq,
+                results,
+            }))
+            .await?;
+            self.wait_ack(&s.scan_id, seq, false).await?;
+            if delay > 0 {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+            }
+        }
+        self.send(agent_message::Body::ScanFinished(ScanFinished {
+            scan_id: s.scan_id.clone(),
+            finished_at_unix_ms: s.finished_at_ms,
+            result_count: s.results.len() as u32,
+            duration_ms: s.duration_ms,
+        }))
+        .await?;
+        self.wait_ack(&s.scan_id, 0, true).await
+    }
+}
+
+fn wire_status(s: &str) -> RuleStatus {
+    match Status::parse(s) {
+        Some(Status::Pass) => RuleStatus::Pass,
+        Some(Status::Fail) => RuleStatus::Fail,
+        Some(Status::Error) => RuleStatus::Error,
+        Some(Status::NotApplicable) => RuleStatus::NotApplicable,
+        Some(Status::NotChecked) => RuleStatus::NotChecked,
+        Some(Status::Exempted) => RuleStatus::Exempted,
+        None => RuleStatus::Unspecified,
+    }
+}
+
+fn wire_severity(s: Sev) -> Severity {
+    match s {
+        Sev::Low => Severity::Low,
+        Sev::Medium => Severity::Medium,
+        Sev::High => Severity::High,
+        Sev::Critical => Severity::Critical,
+    }
+}
+
+/// The benchmark this agent scans with, and its content version.
+fn benchmark_of(root: &Path) -> Result<(&'static content::Benchmark, String), String> {
+    let (root, live) = engine::open_root(root).map_err(|e| e.to_string())?;
+    let facts = Facts::new(&root, live);
+    let b = engine::choose_benchmark(&facts, None).map_err(|e| e.to_string())?;
+    Ok((b, content::content_version(&b.id)))
+}
+
+fn catalog(b: &content::Benchmark, version: &str) -> RuleCatalog {
+    RuleCatalog {
+        content_version: version.to_string(),
+        benchmark_id: b.id.clone(),
+        benchmark_title: b.title.clone(),
+        benchmark_version: b.version.clone(),
+        rules: b
+            .rules
+            .iter()
+            .map(|r| RuleInfo {
+                id: r.id.clone(),
+                title: r.title.clone(),
+                section: r.section.clone(),
+                description: r.description.clone(),
+                remediation: r.remediation.clone(),
+                severity: wire_severity(r.severity) as i32,
+                level: r.level as u32,
+                automated: r.automated,
+            })
+            .collect(),
+    }
+}
+
+/// Runs a scan the collector asked for. Only the profile and exemptions come from
+/// the request; both are validated against the compiled-in content.
+fn do_scan(root: PathBuf, scan_id: String, profile: String, exempt: Vec<String>) -> SpooledScan {
+    let started = now_ms();
+    let mut out = SpooledScan {
+        scan_id,
+        benchmark_id: String::new(),
+        profile: profile.clone(),
+        content_version: String::new(),
+        started_at_ms: started,
+        finished_at_ms: started,
+        duration_ms: 0,
+        failure: None,
+        results: vec![],
+    };
+    let Some(p) = Profile::parse(&profile) else {
+        out.failure = Some(format!("unknown profile `{profile}`"));
+        return out;
+    };
+    let (root, live) = match engine::open_root(&root) {
+        Ok(r) => r,
+        Err(e) => {
+            out.failure = Some(e.to_string());
+            return out;
+        }
+    };
+    let facts = Facts::new(&root, live);
+    let b = match engine::choose_benchmark(&facts, None) {
+        Ok(b) => b,
+        Err(e) => {
+            out.failure = Some(e.to_string());
+            return out;
+        }
+    };
+    let known: BTreeSet<String> = exempt
+        .into_iter()
+        .filter(|id| b.rules.iter().any(|r| &r.id == id))
+        .collect();
+    let report = engine::scan_with(&facts, b, p, &known);
+    out.benchmark_id = b.id.clone();
+    out.content_version = content::content_version(&b.id);
+    out.finished_at_ms = now_ms();
+    out.duration_ms = report.duration_ms;
+    out.results = report
+        .results
+        .iter()
+        .map(|r| SpooledResult {
+            id: r.rule.id.clone(),
+            status: r.status.as_str().into(),
+            evidence: r.evidence.clone(),
+        })
+        .collect();
+    out
+}
+
+async fn session(
+    cfg: &AgentConfig,
+    spool: &Spool,
+    signals: &mut Signals,
+) -> Result<End, DaemonError> {
+    let id = Identity::load(&cfg.state_dir)?;
+    let tls_cfg = tls::client_config(
+        &cfg.ca_fingerprint,
+        Some((vec![id.cert_der.clone()], id.key_der.clone())),
+    )
+    .map_err(DaemonError::Config)?;
+    let channel = tls::channel(&cfg.collector, tls_cfg).map_err(DaemonError::Config)?;
+    let mut client = AgentChannelClient::new(channel).max_decoding_message_size(16 * 1024 * 1024);
+    let (tx, rx) = mpsc::channel(64);
+    let (bench, version) = benchmark_of(&cfg.root).map_err(DaemonError::Config)?;
+    let facts = Facts::new(Path::new("/"), true);
+    let who = identity::detect(&facts);
+    tx.send(AgentMessage {
+        body: Some(agent_message::Body::Hello(Hello {
+            agent_id: id.state.agent_id.clone(),
+            hostname: who.hostname,
+            ip_addresses: who.ip_addresses,
+            provider: who.provider,
+            instance_id: who.instance_id,
+            region: who.region,
+            os: who.os,
+            agent_version: env!("CARGO_PKG_VERSION").into(),
+            content_version: version.clone(),
+            labels: cfg.labels.clone().into_iter().collect(),
+            spooled_scans: spool.list().map(|l| l.len() as u32).unwrap_or(0),
+        })),
+    })
+    .await
+    .map_err(|_| send_err())?;
+    let inbound = client
+        .connect(ReceiverStream::new(rx))
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    let mut link = Link {
+        tx,
+        inbound,
+        queue: VecDeque::new(),
+        cancelled: BTreeSet::new(),
+        renewal: None,
+        pending_key: None,
+    };
+    // The collector answers hello with CatalogWanted (if needed), then settings.
+    loop {
+        let b = tokio::time::timeout(Duration::from_secs(30), link.next())
+            .await
+            .map_err(|_| {
+                DaemonError::Unreachable("no settings from the collector within 30 s".into())
+            })??;
+        match b {
+            collector_message::Body::CatalogWanted(_) => {
+                link.send(agent_message::Body::Catalog(catalog(bench, &version)))
+                    .await?
+            }
+            collector_message::Body::Settings(_) => {
+                link.side(b);
+                break;
+            }
+            other => link.side(other),
+        }
+    }
+    tracing::info!(agent_id = %id.state.agent_id, collector = %cfg.collector, "connected");
+    maybe_renew(&mut link, &id.state).await?;
+    for s in spool
+        .list()
+        .map_err(|e| DaemonError::Config(e.to_string()))?
+    {
+        link.send_scan(&s, cfg.batch_size).await?;
+        spool
+            .remove(&s.scan_id)
+            .map_err(|e| DaemonError::Config(e.to_string()))?;
+        tracing::info!(scan_id = %s.scan_id, "spooled scan delivered");
+    }
+    let mut renew_tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        save_renewal(&mut link, cfg)?;
+        while let Some((scan_id, profile, exempt)) = link.queue.pop_front() {
+            if link.cancelled.contains(&scan_id) {
+                continue;
+            }
+            tracing::info!(%scan_id, %profile, "scan requested");
+            let root = cfg.root.clone();
+            let scan = tokio::task::spawn_blocking(move || do_scan(root, scan_id, profile, exempt))
+                .await
+                .map_err(|e| DaemonError::Config(format!("scan task failed: {e}")))?;
+            if let Err(e) = spool.put(&scan) {
+                tracing::error!(error = %e, scan_id = %scan.scan_id, "scan not spooled");
+            }
+            link.send_scan(&scan, cfg.batch_size).await?;
+            let _ = spool.remove(&scan.scan_id);
+            tracing::info!(scan_id = %scan.scan_id, results = scan.results.len(), "scan delivered");
+        }
+        tokio::select! {
+            b = link.next() => { let b = b?; link.side(b); }
+            _ = renew_tick.tick() => {
+                let state = Identity::load(&cfg.state_dir)?.state;
+                maybe_renew(&mut link, &state).await?;
+            }
+            _ = signals.term.recv() => return Ok(End::Stop),
+            _ = signals.int.recv() => return Ok(End::Stop),
+            _ = signals.hup.recv() => return Ok(End::Reload),
+        }
+    }
+}
+
+/// Asks for a new certificate when less than a third of a 30-day life is left.
+async fn maybe_renew(link: &mut Link, state: &AgentState) -> Result<(), DaemonError> {
+    let left = state.cert_not_after_unix - now_ms() / 1000;
+    if left > 10 * 86400 || link.pending_key.is_some() {
+        return Ok(());
+    }
+    let (key, csr) = new_key_and_csr(&state.agent_id)?;
+    link.pending_key = Some(key);
+    tracing::info!(seconds_left = left, "renewing the client certificate");
+    link.send(agent_message::Body::Renew(RenewRequest { csr_der: csr }))
+        .await
+}
+
+fn save_renewal(link: &mut Link, cfg: &AgentConfig) -> Result<(), DaemonError> {
+    if let Some((cert, key, not_after)) = link.renewal.take() {
+        let mut id = Identity::load(&cfg.state_dir)?;
+        id.cert_der = cert;
+        id.key_der = key;
+        id.state.cert_not_after_unix = not_after;
+        id.save(&cfg.state_dir)?;
+        tracing::info!(not_after_unix = not_after, "client certificate renewed");
+    }
+    Ok(())
+}
