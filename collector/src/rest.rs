@@ -108,6 +108,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/agents", get(list_agents))
         .route("/api/v1/agents/{id}/revoke", post(revoke_agent))
         .route("/api/v1/ca", get(ca))
+        .route("/api/v1/users", post(create_user))
+        .route("/api/v1/audit", get(audit))
         .with_state(app)
 }
 
@@ -524,4 +526,53 @@ async fn ca(State(app): State<Arc<App>>, c: Caller) -> ApiResult<CaDto> {
         fingerprint: app.ca.fingerprint(),
         certificate_pem: app.ca.cert_pem().to_string(),
     }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserRequest {
+    name: String,
+    role: String,
+}
+
+#[derive(Serialize)]
+struct UserResponse {
+    name: String,
+    role: String,
+    /// Shown once; only its hash is stored.
+    token: String,
+}
+
+async fn create_user(State(app): State<Arc<App>>, c: Caller, Json(r): Json<UserRequest>) -> Result<(StatusCode, Json<UserResponse>), ApiError> {
+    c.require(Role::Admin)?;
+    let role = Role::parse(&r.role).ok_or_else(|| ApiError(StatusCode::UNPROCESSABLE_ENTITY, format!("role `{}` is not viewer, user, provisioner or admin", r.role)))?;
+    let token = app.add_user(&r.name, role, &c.name)?;
+    Ok((StatusCode::CREATED, Json(UserResponse { name: r.name, role: role.as_str().into(), token })))
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    #[serde(default)]
+    page: usize,
+    per_page: Option<usize>,
+    action: Option<String>,
+    actor: Option<String>,
+}
+
+#[derive(Serialize)]
+struct AuditPage {
+    entries: Vec<crate::store::AuditRecord>,
+    total: usize,
+}
+
+async fn audit(State(app): State<Arc<App>>, c: Caller, Query(q): Query<AuditQuery>) -> ApiResult<AuditPage> {
+    c.require(Role::Admin)?;
+    let per_page = q.per_page.unwrap_or(100).clamp(1, 1000);
+    let (all, _) = app.store.audit(0, usize::MAX).map_err(AppError::from)?;
+    let matching: Vec<_> = all
+        .into_iter()
+        .filter(|e| q.action.as_ref().is_none_or(|a| &e.action == a) && q.actor.as_ref().is_none_or(|a| &e.actor == a))
+        .collect();
+    let total = matching.len();
+    Ok(Json(AuditPage { entries: matching.into_iter().skip(q.page.saturating_mul(per_page)).take(per_page).collect(), total }))
 }
