@@ -8,14 +8,17 @@
 //! `/etc/iptables/rules.v4`/`rules.v6`; the evidence says so. Rules about open ports
 //! compare those files with the sockets listening on a live system.
 //!
-//! A firewall is *in use* when:
-//! - ufw: the package is installed and `ENABLED=yes` in /etc/ufw/ufw.conf, or
-//!   ufw.service is enabled or running;
-//! - nftables: the package is installed and nftables.service is enabled or running;
-//! - iptables: iptables-persistent is installed, netfilter-persistent.service is
-//!   enabled or running, and /etc/iptables/rules.v4 or rules.v6 exists.
+//! A firewall is *chosen* when the system is configured to start it, and *in use*
+//! when it is chosen and its package is installed. Chosen means:
+//! - ufw: `ENABLED=yes` in /etc/ufw/ufw.conf, or ufw.service enabled or running;
+//! - nftables: nftables.service enabled or running;
+//! - iptables: netfilter-persistent.service enabled or running, and
+//!   /etc/iptables/rules.v4 or rules.v6 exists;
 //!
-//! Checks about one firewall are not applicable unless it is in use.
+//! and the packages are ufw, nftables and iptables-persistent. Checks about one
+//! firewall are not applicable unless it is chosen, so that a chosen firewall whose
+//! package is missing is reported by its own rules rather than hidden; 4.1.1 counts
+//! the firewalls in use.
 
 mod ipt;
 mod nft;
@@ -132,11 +135,11 @@ impl Check {
                 let d = d.as_ref().as_ref().map_err(Clone::clone)?;
                 let st = d.state(*firewall);
                 let mut ev = st.evidence.clone();
-                if st.in_use {
+                if st.chosen {
                     ev.insert(
                         0,
                         format!(
-                            "{} is also in use and would compete with the chosen firewall",
+                            "{} is also configured to start and would compete with the chosen firewall",
                             firewall.name()
                         ),
                     );
@@ -201,11 +204,21 @@ impl Check {
 // Which firewall is in use
 // ---------------------------------------------------------------------------
 
-/// Whether one firewall is in use, and why.
+/// Whether one firewall is chosen and installed, and why.
 #[derive(Debug, Clone, Default)]
 pub struct FwState {
-    pub in_use: bool,
+    /// The system is configured to start it.
+    pub chosen: bool,
+    /// Its package is installed.
+    pub installed: bool,
     pub evidence: Vec<String>,
+}
+
+impl FwState {
+    /// Chosen and installed.
+    pub fn in_use(&self) -> bool {
+        self.chosen && self.installed
+    }
 }
 
 /// What was found about every covered firewall.
@@ -229,7 +242,13 @@ impl Detection {
     pub fn in_use(&self) -> Vec<Firewall> {
         Firewall::ALL
             .into_iter()
-            .filter(|f| self.state(*f).in_use)
+            .filter(|f| self.state(*f).in_use())
+            .collect()
+    }
+    pub fn chosen(&self) -> Vec<Firewall> {
+        Firewall::ALL
+            .into_iter()
+            .filter(|f| self.state(*f).chosen)
             .collect()
     }
 }
@@ -238,9 +257,10 @@ const UFW_CONF: &str = "/etc/ufw/ufw.conf";
 const UFW_DEFAULTS: &str = "/etc/default/ufw";
 const IPT_RULES_V4: &str = "/etc/iptables/rules.v4";
 const IPT_RULES_V6: &str = "/etc/iptables/rules.v6";
-const PERSISTED_NOTE: &str = "the ruleset loaded in the kernel was not read (that needs netlink); judged the rules persisted for boot";
+const PERSISTED_NOTE: &str =
+    "the ruleset loaded in the kernel was not read (that needs netlink); judged the rules persisted for boot";
 
-/// Which firewalls are in use, read once per scan.
+/// Which firewalls are chosen and installed, read once per scan.
 pub fn detection(facts: &Facts) -> Arc<Result<Detection, FactError>> {
     facts.memo("firewall-detection", || {
         let pk = packages(facts);
@@ -252,43 +272,40 @@ pub fn detection(facts: &Facts) -> Arc<Result<Detection, FactError>> {
         };
         let mut d = Detection::default();
 
+        d.ufw.installed = pk.is_installed("ufw");
         d.ufw.evidence.push(pk.describe("ufw"));
-        if pk.is_installed("ufw") {
-            let enabled = ufw_setting(facts, UFW_CONF, "ENABLED")?;
-            let conf_on = enabled
-                .as_ref()
-                .is_some_and(|s| s.value.eq_ignore_ascii_case("yes"));
-            d.ufw.evidence.push(match &enabled {
-                Some(s) => s.describe(),
-                None => format!("{UFW_CONF}: ENABLED not set; default no"),
-            });
-            let (on, desc) = unit_on("ufw.service")?;
-            d.ufw.evidence.push(desc);
-            d.ufw.in_use = conf_on || on;
-        }
+        let enabled = ufw_setting(facts, UFW_CONF, "ENABLED")?;
+        let conf_on = enabled
+            .as_ref()
+            .is_some_and(|s| s.value.eq_ignore_ascii_case("yes"));
+        d.ufw.evidence.push(match &enabled {
+            Some(s) => s.describe(),
+            None => format!("{UFW_CONF}: ENABLED not set; default no"),
+        });
+        let (on, desc) = unit_on("ufw.service")?;
+        d.ufw.evidence.push(desc);
+        d.ufw.chosen = conf_on || on;
 
+        d.nftables.installed = pk.is_installed("nftables");
         d.nftables.evidence.push(pk.describe("nftables"));
-        if pk.is_installed("nftables") {
-            let (on, desc) = unit_on("nftables.service")?;
-            d.nftables.evidence.push(desc);
-            d.nftables.in_use = on;
-        }
+        let (on, desc) = unit_on("nftables.service")?;
+        d.nftables.evidence.push(desc);
+        d.nftables.chosen = on;
 
+        d.iptables.installed = pk.is_installed("iptables-persistent");
         d.iptables.evidence.push(pk.describe("iptables-persistent"));
-        if pk.is_installed("iptables-persistent") {
-            let (on, desc) = unit_on("netfilter-persistent.service")?;
-            d.iptables.evidence.push(desc);
-            let mut rules = false;
-            for p in [IPT_RULES_V4, IPT_RULES_V6] {
-                let exists = facts.stat(p)?.is_some();
-                rules |= exists;
-                d.iptables.evidence.push(format!(
-                    "{p} {}",
-                    if exists { "exists" } else { "not found" }
-                ));
-            }
-            d.iptables.in_use = on && rules;
+        let (on, desc) = unit_on("netfilter-persistent.service")?;
+        d.iptables.evidence.push(desc);
+        let mut rules = false;
+        for p in [IPT_RULES_V4, IPT_RULES_V6] {
+            let exists = facts.stat(p)?.is_some();
+            rules |= exists;
+            d.iptables.evidence.push(format!(
+                "{p} {}",
+                if exists { "exists" } else { "not found" }
+            ));
         }
+        d.iptables.chosen = on && rules;
 
         let (on, desc) = unit_on("firewalld.service")?;
         if on {
@@ -300,15 +317,15 @@ pub fn detection(facts: &Facts) -> Arc<Result<Detection, FactError>> {
     })
 }
 
-/// `None` when `fw` is in use, else a not-applicable outcome saying why.
+/// `None` when `fw` is chosen, else a not-applicable outcome saying why.
 fn gate(facts: &Facts, fw: Firewall) -> Result<Option<Outcome>, FactError> {
     let d = detection(facts);
     let d = d.as_ref().as_ref().map_err(Clone::clone)?;
-    if d.state(fw).in_use {
+    if d.state(fw).chosen {
         return Ok(None);
     }
-    let used: Vec<&str> = d.in_use().iter().map(|f| f.name()).collect();
-    let reason = if used.is_empty() {
+    let chosen: Vec<&str> = d.chosen().iter().map(|f| f.name()).collect();
+    let reason = if chosen.is_empty() {
         format!(
             "{} is not in use; no host firewall is in use (see 4.1.1)",
             fw.name()
@@ -316,7 +333,7 @@ fn gate(facts: &Facts, fw: Firewall) -> Result<Option<Outcome>, FactError> {
     } else {
         format!(
             "the firewall in use is {}, not {}",
-            used.join(" and "),
+            chosen.join(" and "),
             fw.name()
         )
     };
@@ -348,7 +365,14 @@ fn single(facts: &Facts) -> Result<Outcome, FactError> {
         }
     };
     for fw in Firewall::ALL {
-        ev.extend(d.state(fw).evidence.iter().cloned());
+        let st = d.state(fw);
+        if st.chosen && !st.installed {
+            ev.push(format!(
+                "{} is configured to start, but its package is not installed",
+                fw.name()
+            ));
+        }
+        ev.extend(st.evidence.iter().cloned());
     }
     ev.extend(d.others.iter().cloned());
     Ok(Outcome::new(status, ev))
