@@ -211,13 +211,16 @@ pub struct FwState {
     pub chosen: bool,
     /// Its package is installed.
     pub installed: bool,
+    /// Chosen, installed and set to filter: for ufw, `ENABLED=yes` *and* ufw.service
+    /// enabled or running (either alone loads no rules at boot).
+    pub active: bool,
     pub evidence: Vec<String>,
 }
 
 impl FwState {
-    /// Chosen and installed.
+    /// Whether this firewall filters traffic (what 4.1.1 counts).
     pub fn in_use(&self) -> bool {
-        self.chosen && self.installed
+        self.active
     }
 }
 
@@ -280,17 +283,20 @@ pub fn detection(facts: &Facts) -> Arc<Result<Detection, FactError>> {
             .is_some_and(|s| s.value.eq_ignore_ascii_case("yes"));
         d.ufw.evidence.push(match &enabled {
             Some(s) => s.describe(),
+            None if facts.read(UFW_CONF)?.is_none() => format!("{UFW_CONF} not found"),
             None => format!("{UFW_CONF}: ENABLED not set; default no"),
         });
         let (on, desc) = unit_on("ufw.service")?;
         d.ufw.evidence.push(desc);
         d.ufw.chosen = conf_on || on;
+        d.ufw.active = d.ufw.installed && conf_on && on;
 
         d.nftables.installed = pk.is_installed("nftables");
         d.nftables.evidence.push(pk.describe("nftables"));
         let (on, desc) = unit_on("nftables.service")?;
         d.nftables.evidence.push(desc);
         d.nftables.chosen = on;
+        d.nftables.active = d.nftables.installed && on;
 
         d.iptables.installed = pk.is_installed("iptables-persistent");
         d.iptables.evidence.push(pk.describe("iptables-persistent"));
@@ -306,6 +312,7 @@ pub fn detection(facts: &Facts) -> Arc<Result<Detection, FactError>> {
             ));
         }
         d.iptables.chosen = on && rules;
+        d.iptables.active = d.iptables.installed && d.iptables.chosen;
 
         let (on, desc) = unit_on("firewalld.service")?;
         if on {
@@ -369,6 +376,11 @@ fn single(facts: &Facts) -> Result<Outcome, FactError> {
         if st.chosen && !st.installed {
             ev.push(format!(
                 "{} is configured to start, but its package is not installed",
+                fw.name()
+            ));
+        } else if st.chosen && !st.active {
+            ev.push(format!(
+                "{} is installed but does not filter: it needs ENABLED=yes and ufw.service enabled",
                 fw.name()
             ));
         }

@@ -288,9 +288,6 @@ fn is_loopback_name(s: &str) -> bool {
     if s.eq_ignore_ascii_case("localhost") || s.eq_ignore_ascii_case("loopback-only") {
         return true;
     }
-    if s.to_ascii_lowercase().starts_with("localhost.") && s.ends_with('.') {
-        return true;
-    }
     let s = s.split('/').next().unwrap_or(s);
     s.parse::<IpAddr>()
         .map(|a| is_loopback(&a))
@@ -437,6 +434,7 @@ fn postfix(facts: &Facts, ports: &[u16]) -> Result<MtaFinding, FactError> {
             None,
         )),
     }
+    let uses_inet = smtp_services.iter().any(|(_, host)| host.is_none());
     for (line, host) in smtp_services {
         match host {
             Some(h) if is_loopback_name(&h) => f.found.push(format!("{line} (bound to loopback)")),
@@ -447,7 +445,11 @@ fn postfix(facts: &Facts, ports: &[u16]) -> Result<MtaFinding, FactError> {
             None => f.exposed.push(format!("{line} (uses inet_interfaces)")),
         }
     }
-    if inet_loopback {
+    if !uses_inet {
+        f.found.push(format!(
+            "{inet_line} (not used: every SMTP service names its address)"
+        ));
+    } else if inet_loopback {
         f.found.push(format!("{inet_line} (loopback only)"));
     } else {
         f.exposed.push(format!(
@@ -685,7 +687,6 @@ mod tests {
             "127.1.2.3",
             "[::1]",
             "::1",
-            "localhost.localdomain.",
         ] {
             assert!(is_loopback_name(s), "{s}");
         }
@@ -695,6 +696,7 @@ mod tests {
             "$myhostname",
             "mail.example.com",
             "10.0.0.1",
+            "localhost.example.com",
             "::",
             "",
         ] {

@@ -259,6 +259,9 @@ fn timesyncd_servers(facts: &Facts) -> Result<Outcome, FactError> {
     let mut ev: Vec<String> = l.lines.iter().map(Setting::describe).collect();
     if files.is_empty() {
         ev.push("/etc/systemd/timesyncd.conf and its drop-in directories: no file found".into());
+    } else {
+        let read: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+        ev.push(format!("read {}", read.join(", ")));
     }
     if l.ntp.is_empty() && l.fallback.is_empty() {
         ev.insert(
