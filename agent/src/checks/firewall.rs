@@ -71,13 +71,14 @@ pub enum Check {
     /// Exactly one of ufw, nftables and iptables is in use.
     #[serde(rename = "firewall.single")]
     Single {},
-    /// Evaluates `check` when `firewall` is in use; not applicable otherwise.
+    /// Evaluates `check` when `firewall` is the chosen one (configured to start);
+    /// not applicable otherwise.
     #[serde(rename = "firewall.when_in_use")]
     WhenInUse {
         firewall: Firewall,
         check: Box<super::Check>,
     },
-    /// `firewall` is not in use (it would conflict with the one that is).
+    /// `firewall` is not configured to start (it would conflict with the chosen one).
     #[serde(rename = "firewall.inactive")]
     Inactive { firewall: Firewall },
     /// ufw is switched on: `ENABLED=yes` and ufw.service enabled (and, live, running).
@@ -145,7 +146,13 @@ impl Check {
                     );
                     Outcome::new(Status::Fail, ev)
                 } else {
-                    ev.insert(0, format!("{} is not in use", firewall.name()));
+                    ev.insert(
+                        0,
+                        format!(
+                            "{} is not in use (not configured to start)",
+                            firewall.name()
+                        ),
+                    );
                     Outcome::new(Status::Pass, ev)
                 }
             }
@@ -751,6 +758,7 @@ fn judge_ports(
         }
     }
     found.push("rules without a destination port are not counted as covering a port".into());
+    found.push(PERSISTED_NOTE.into());
     Outcome::from_findings(failures, found)
 }
 
@@ -1144,4 +1152,98 @@ fn ipt_open_ports(facts: &Facts, family: IpFamily) -> Result<Outcome, FactError>
         covering,
         ipt_file(family),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root(files: &[(&str, &str)], links: &[(&str, &str)]) -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        for (p, c) in files {
+            let h = t.path().join(p.trim_start_matches('/'));
+            std::fs::create_dir_all(h.parent().unwrap()).unwrap();
+            std::fs::write(h, c).unwrap();
+        }
+        for (p, target) in links {
+            let h = t.path().join(p.trim_start_matches('/'));
+            std::fs::create_dir_all(h.parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(target, h).unwrap();
+        }
+        t
+    }
+
+    const NFT_UNIT: &str = "[Service]\nExecStart=/usr/sbin/nft -f /etc/nftables.conf\n[Install]\nWantedBy=sysinit.target\n";
+    const WANTS: (&str, &str) = (
+        "/etc/systemd/system/sysinit.target.wants/nftables.service",
+        "/lib/systemd/system/nftables.service",
+    );
+
+    #[test]
+    fn nftables_open_ports_follow_jumps_and_sets() {
+        let conf = "table inet f {\n chain svc { tcp dport { 22, 8000-8100 } accept }\n \
+                    chain input { type filter hook input priority 0; policy drop; jump svc }\n}\n";
+        let tcp =
+            "h\n 0: 00000000:0016 00000000:0000 0A x\n 1: 00000000:1F90 00000000:0000 0A x\n \
+                   2: 00000000:0050 00000000:0000 0A x\n";
+        let t = root(
+            &[
+                (
+                    "/var/lib/dpkg/status",
+                    "Package: nftables\nStatus: install ok installed\nVersion: 1\n",
+                ),
+                ("/lib/systemd/system/nftables.service", NFT_UNIT),
+                ("/etc/nftables.conf", conf),
+                ("/proc/net/tcp", tcp),
+            ],
+            &[WANTS],
+        );
+        let facts = Facts::new(t.path(), true);
+        let c = Check::OpenPorts {
+            firewall: Firewall::Nftables,
+            family: None,
+        };
+        let o = c.eval(&facts);
+        assert_eq!(o.status, Status::Fail, "{:?}", o.evidence);
+        assert!(
+            o.evidence[0].starts_with("tcp port 80 "),
+            "{:?}",
+            o.evidence
+        );
+        assert!(o
+            .evidence
+            .iter()
+            .any(|e| e.starts_with("tcp port 8080 ") && e.contains("has a rule")));
+    }
+
+    #[test]
+    fn iptables_checks_need_a_family() {
+        let t = root(
+            &[
+                (
+                    "/var/lib/dpkg/status",
+                    "Package: iptables-persistent\nStatus: install ok installed\nVersion: 1\n",
+                ),
+                (
+                    "/lib/systemd/system/netfilter-persistent.service",
+                    "[Install]\nWantedBy=multi-user.target\n",
+                ),
+                (
+                    "/etc/iptables/rules.v4",
+                    "*filter\n:INPUT DROP [0:0]\nCOMMIT\n",
+                ),
+            ],
+            &[(
+                "/etc/systemd/system/multi-user.target.wants/netfilter-persistent.service",
+                "/lib/systemd/system/netfilter-persistent.service",
+            )],
+        );
+        let facts = Facts::new(t.path(), false);
+        let o = Check::DefaultDeny {
+            firewall: Firewall::Iptables,
+            family: None,
+        }
+        .eval(&facts);
+        assert_eq!(o.status, Status::Error);
+    }
 }

@@ -220,6 +220,11 @@ pub fn parse(text: &str, path: &str) -> Ruleset {
             }
             continue;
         }
+        // `iptables-save -c` puts packet counters before each rule: `[12:3456] -A …`.
+        let line = match line.strip_prefix('[') {
+            Some(rest) => rest.split_once(']').map(|(_, r)| r.trim()).unwrap_or(line),
+            None => line,
+        };
         let w = words(line);
         let (cmd, chain) = match (w.first().map(String::as_str), w.get(1)) {
             (Some("-A" | "--append" | "-I" | "--insert"), Some(c)) => (w[0].as_str(), c.clone()),
@@ -374,6 +379,15 @@ mod tests {
         assert!(!rs.rules[0].accepts_loopback_in());
         assert!(!rs.rules[1].accepts_loopback_in());
         assert!(!rs.rules[2].drops_source(&["127.0.0.0/8"]));
+    }
+
+    #[test]
+    fn counters_before_rules() {
+        let rs = parse(
+            "*filter\n:INPUT DROP [10:600]\n[3:180] -A INPUT -i lo -j ACCEPT\n",
+            "/r",
+        );
+        assert!(rs.rules[0].accepts_loopback_in());
     }
 
     #[test]
