@@ -1,17 +1,734 @@
-//! `net.*` checks. (Family not written yet.)
+//! `net.*` checks: sockets listening on the running system, read natively from
+//! `/proc/net/{tcp,tcp6,udp,udp6}`, and the listening configuration of mail transfer
+//! agents (postfix, exim4, sendmail, OpenSMTPD) as persisted in their config files.
+//!
+//! The socket table is shared with the firewall family ([`listeners`]): rules that
+//! demand a firewall rule for every open port compare it with the persisted rules.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::facts::Facts;
+use crate::facts::packages::packages;
+use crate::facts::{FactError, Facts};
 use crate::model::Outcome;
 
 /// The `net.*` check kinds.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", deny_unknown_fields)]
-pub enum Check {}
+pub enum Check {
+    /// No mail transfer agent accepts connections from the network on `ports`
+    /// (default 25, 465, 587): on a live system no TCP socket on those ports listens
+    /// on a non-loopback address, and the configuration of every installed MTA
+    /// (postfix `inet_interfaces` and master.cf, exim4 `local_interfaces`, sendmail
+    /// `DaemonPortOptions`, OpenSMTPD `listen on`) binds loopback only.
+    #[serde(rename = "net.mta_local_only")]
+    MtaLocalOnly {
+        #[serde(default = "default_mta_ports")]
+        ports: Vec<u16>,
+    },
+}
+
+fn default_mta_ports() -> Vec<u16> {
+    vec![25, 465, 587]
+}
 
 impl Check {
-    pub fn eval(&self, _facts: &Facts) -> Outcome {
-        match *self {}
+    pub fn eval(&self, facts: &Facts) -> Outcome {
+        match self {
+            Check::MtaLocalOnly { ports } => match mta_local_only(facts, ports) {
+                Ok(o) => o,
+                Err(e) => e.into(),
+            },
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Socket table
+// ---------------------------------------------------------------------------
+
+/// Transport protocol of a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+/// A socket waiting for traffic: a TCP socket in LISTEN state, or an unconnected
+/// UDP socket (what `ss -lu` lists).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub proto: Proto,
+    pub addr: IpAddr,
+    pub port: u16,
+    /// The /proc/net file it was read from.
+    pub source: &'static str,
+}
+
+impl Listener {
+    /// Bound to a loopback address (127.0.0.0/8, ::1, or ::ffff:127.0.0.0/104).
+    pub fn is_loopback(&self) -> bool {
+        is_loopback(&self.addr)
+    }
+
+    /// An IPv6 socket bound to `::`, which also accepts IPv4 unless IPV6_V6ONLY is set.
+    pub fn is_v6_wildcard(&self) -> bool {
+        matches!(self.addr, IpAddr::V6(a) if a.is_unspecified())
+    }
+
+    /// `tcp 0.0.0.0:25 (/proc/net/tcp)`.
+    pub fn describe(&self) -> String {
+        let addr = match self.addr {
+            IpAddr::V4(a) => a.to_string(),
+            IpAddr::V6(a) => format!("[{a}]"),
+        };
+        format!(
+            "{} {addr}:{} ({})",
+            self.proto.as_str(),
+            self.port,
+            self.source
+        )
+    }
+}
+
+/// Whether an address is a loopback address, including IPv4-mapped loopback.
+pub fn is_loopback(addr: &IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(a) => a.is_loopback(),
+        IpAddr::V6(a) => a.is_loopback() || a.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+    }
+}
+
+const SOCKET_TABLES: [(&str, Proto, bool); 4] = [
+    ("/proc/net/tcp", Proto::Tcp, false),
+    ("/proc/net/tcp6", Proto::Tcp, true),
+    ("/proc/net/udp", Proto::Udp, false),
+    ("/proc/net/udp6", Proto::Udp, true),
+];
+
+/// Every listening socket of the running system, read once per scan. An offline root
+/// gives [`FactError::RuntimeOnly`]; a missing table (no IPv6) is simply empty.
+pub fn listeners(facts: &Facts) -> Arc<Result<Vec<Listener>, FactError>> {
+    facts.memo("net-listeners", || {
+        let mut out = Vec::new();
+        for (path, proto, v6) in SOCKET_TABLES {
+            if let Some(text) = facts.read_runtime(path)? {
+                out.extend(parse_proc_net(&text, proto, v6, path));
+            }
+        }
+        out.sort_by(|a, b| (a.port, a.proto, a.addr).cmp(&(b.port, b.proto, b.addr)));
+        out.dedup();
+        Ok(out)
+    })
+}
+
+/// Parses one /proc/net socket table. Lines that do not parse are skipped.
+pub fn parse_proc_net(text: &str, proto: Proto, v6: bool, source: &'static str) -> Vec<Listener> {
+    let mut out = Vec::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 4 {
+            continue;
+        }
+        let Some((addr, port)) = parse_endpoint(f[1], v6) else {
+            continue;
+        };
+        let Some((_, rem_port)) = parse_endpoint(f[2], v6) else {
+            continue;
+        };
+        let listening = match proto {
+            // TCP_LISTEN
+            Proto::Tcp => f[3].eq_ignore_ascii_case("0A"),
+            // TCP_CLOSE with no peer: an unconnected datagram socket.
+            Proto::Udp => f[3] == "07" && rem_port == 0,
+        };
+        if listening {
+            out.push(Listener {
+                proto,
+                addr,
+                port,
+                source,
+            });
+        }
+    }
+    out
+}
+
+/// `0100007F:0019` → 127.0.0.1:25. The address words are printed in host byte order.
+fn parse_endpoint(s: &str, v6: bool) -> Option<(IpAddr, u16)> {
+    let (a, p) = s.split_once(':')?;
+    let port = u16::from_str_radix(p, 16).ok()?;
+    let word = |h: &str| u32::from_str_radix(h, 16).ok().map(u32::to_ne_bytes);
+    let addr = if v6 {
+        if a.len() != 32 || !a.is_ascii() {
+            return None;
+        }
+        let mut b = [0u8; 16];
+        for i in 0..4 {
+            b[i * 4..i * 4 + 4].copy_from_slice(&word(&a[i * 8..i * 8 + 8])?);
+        }
+        IpAddr::V6(Ipv6Addr::from(b))
+    } else {
+        if a.len() != 8 {
+            return None;
+        }
+        IpAddr::V4(Ipv4Addr::from(word(a)?))
+    };
+    Some((addr, port))
+}
+
+// ---------------------------------------------------------------------------
+// Mail transfer agents
+// ---------------------------------------------------------------------------
+
+/// Packages whose daemon can listen for SMTP, and the parser of their configuration.
+const MTA_PACKAGES: [&str; 5] = [
+    "postfix",
+    "exim4-daemon-light",
+    "exim4-daemon-heavy",
+    "sendmail-bin",
+    "opensmtpd",
+];
+
+/// What the configuration of one MTA says: `exposed` lists the reasons it would
+/// accept mail from the network; `found` the lines read.
+#[derive(Debug, Default)]
+struct MtaFinding {
+    exposed: Vec<String>,
+    found: Vec<String>,
+}
+
+fn mta_local_only(facts: &Facts, ports: &[u16]) -> Result<Outcome, FactError> {
+    let pk = packages(facts);
+    let pk = pk.as_ref().as_ref().map_err(Clone::clone)?;
+    let mut failures = Vec::new();
+    let mut found = Vec::new();
+
+    let port_list = ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if facts.is_live() {
+        let ls = listeners(facts);
+        let ls = ls.as_ref().as_ref().map_err(Clone::clone)?;
+        let mut any = false;
+        for l in ls
+            .iter()
+            .filter(|l| l.proto == Proto::Tcp && ports.contains(&l.port))
+        {
+            any = true;
+            if l.is_loopback() {
+                found.push(format!("listening on loopback only: {}", l.describe()));
+            } else {
+                failures.push(format!(
+                    "listening on a non-loopback address: {}",
+                    l.describe()
+                ));
+            }
+        }
+        if !any {
+            found.push(format!(
+                "no TCP socket listens on port {port_list} (/proc/net/tcp, /proc/net/tcp6)"
+            ));
+        }
+    } else {
+        found.push(
+            "offline root: listening sockets not examined; judging the MTA configuration".into(),
+        );
+    }
+
+    let installed: Vec<&str> = MTA_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| pk.is_installed(p))
+        .collect();
+    if installed.is_empty() {
+        found.push(format!(
+            "no MTA daemon package ({}) is installed ({})",
+            MTA_PACKAGES.join(", "),
+            pk.source
+        ));
+    }
+    let mut judged_exim = false;
+    for p in &installed {
+        let f = match *p {
+            "postfix" => postfix(facts, ports)?,
+            "exim4-daemon-light" | "exim4-daemon-heavy" if !judged_exim => {
+                judged_exim = true;
+                exim(facts)?
+            }
+            "sendmail-bin" => sendmail(facts, ports)?,
+            "opensmtpd" => opensmtpd(facts, ports)?,
+            _ => continue,
+        };
+        found.push(pk.describe(p));
+        failures.extend(f.exposed);
+        found.extend(f.found);
+    }
+    Ok(Outcome::from_findings(failures, found))
+}
+
+/// Whether a configured address or host name means loopback. Unknown names count as
+/// non-loopback: only what is certainly local passes.
+fn is_loopback_name(s: &str) -> bool {
+    let s = s.trim().trim_start_matches('[').trim_end_matches(']');
+    let s = s.split('%').next().unwrap_or(s);
+    if s.eq_ignore_ascii_case("localhost") || s.eq_ignore_ascii_case("loopback-only") {
+        return true;
+    }
+    let s = s.split('/').next().unwrap_or(s);
+    s.parse::<IpAddr>()
+        .map(|a| is_loopback(&a))
+        .unwrap_or(false)
+}
+
+/// Port numbers of the SMTP service names MTAs use.
+fn smtp_port(name: &str) -> Option<u16> {
+    match name.to_ascii_lowercase().as_str() {
+        "smtp" => Some(25),
+        "submission" => Some(587),
+        "submissions" | "smtps" | "urd" => Some(465),
+        n => n.parse().ok(),
+    }
+}
+
+/// Logical lines of a postfix file: `#` comments only at line start; lines starting
+/// with whitespace continue the previous one. Returns (line number, text).
+fn postfix_logical_lines(text: &str) -> Vec<(usize, String)> {
+    let mut out: Vec<(usize, String)> = Vec::new();
+    for (n, raw) in text.lines().enumerate() {
+        let t = raw.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        if raw.starts_with([' ', '\t']) {
+            if let Some(last) = out.last_mut() {
+                last.1.push(' ');
+                last.1.push_str(t);
+                continue;
+            }
+        }
+        out.push((n + 1, t.to_string()));
+    }
+    out
+}
+
+/// Expands `$name` and `${name}` references from main.cf parameters (a few levels).
+fn postfix_expand(
+    value: &str,
+    params: &std::collections::HashMap<String, String>,
+    depth: u8,
+) -> String {
+    if depth > 8 || !value.contains('$') {
+        return value.to_string();
+    }
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let (name, tail) = if let Some(inner) = after.strip_prefix('{') {
+            match inner.find('}') {
+                Some(j) => (&inner[..j], &inner[j + 1..]),
+                None => (inner, ""),
+            }
+        } else if let Some(inner) = after.strip_prefix('(') {
+            match inner.find(')') {
+                Some(j) => (&inner[..j], &inner[j + 1..]),
+                None => (inner, ""),
+            }
+        } else {
+            let end = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            (&after[..end], &after[end..])
+        };
+        match params.get(name) {
+            Some(v) => out.push_str(&postfix_expand(v, params, depth + 1)),
+            // An unknown parameter (e.g. $myhostname left at its default) is kept as
+            // written and then judged not to be loopback.
+            None => {
+                out.push('$');
+                out.push_str(name);
+            }
+        }
+        rest = tail;
+    }
+    out.push_str(rest);
+    out
+}
+
+fn postfix(facts: &Facts, ports: &[u16]) -> Result<MtaFinding, FactError> {
+    let mut f = MtaFinding::default();
+    let main = "/etc/postfix/main.cf";
+    let Some(text) = facts.read(main)? else {
+        f.found.push(format!(
+            "{main} not found: postfix is not configured and does not start"
+        ));
+        return Ok(f);
+    };
+    let mut params = std::collections::HashMap::new();
+    let mut inet: Option<(String, String)> = None;
+    for (n, line) in postfix_logical_lines(&text) {
+        if let Some((k, v)) = line.split_once('=') {
+            let (k, v) = (k.trim().to_string(), v.trim().to_string());
+            if k == "inet_interfaces" {
+                inet = Some((format!("{main}:{n}: inet_interfaces = {v}"), v.clone()));
+            }
+            params.insert(k, v);
+        }
+    }
+    let (inet_line, inet_value) = match &inet {
+        Some((l, v)) => (l.clone(), postfix_expand(v, &params, 0)),
+        None => (
+            format!("{main}: inet_interfaces not set; postfix default is all"),
+            "all".to_string(),
+        ),
+    };
+    let items: Vec<&str> = inet_value
+        .split([',', ' ', '\t'])
+        .filter(|s| !s.is_empty())
+        .collect();
+    let inet_loopback = !items.is_empty() && items.iter().all(|i| is_loopback_name(i));
+
+    // master.cf decides which SMTP services listen at all, and may bind a service to
+    // an explicit host instead of inet_interfaces.
+    let master = "/etc/postfix/master.cf";
+    let mut smtp_services: Vec<(String, Option<String>)> = Vec::new();
+    match facts.read(master)? {
+        Some(mt) => {
+            for (n, line) in postfix_logical_lines(&mt) {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                if fields.len() < 2 || fields[1] != "inet" {
+                    continue;
+                }
+                let service = fields[0];
+                let (host, port) = match service.rsplit_once(':') {
+                    Some((h, p)) => (Some(h.to_string()), p),
+                    None => (None, service),
+                };
+                if smtp_port(port).is_some_and(|p| ports.contains(&p)) {
+                    smtp_services.push((format!("{master}:{n}: {line}"), host));
+                }
+            }
+            if smtp_services.is_empty() {
+                f.found.push(format!("{master}: no inet service on port {ports:?}; postfix accepts no SMTP from the network"));
+                f.found.push(inet_line);
+                return Ok(f);
+            }
+        }
+        None => smtp_services.push((
+            format!("{master} not found; assuming the default smtp inet service"),
+            None,
+        )),
+    }
+    let uses_inet = smtp_services.iter().any(|(_, host)| host.is_none());
+    for (line, host) in smtp_services {
+        match host {
+            Some(h) if is_loopback_name(&h) => f.found.push(format!("{line} (bound to loopback)")),
+            Some(h) => f
+                .exposed
+                .push(format!("{line}: bound to {h}, not loopback")),
+            None if inet_loopback => f.found.push(format!("{line} (uses inet_interfaces)")),
+            None => f.exposed.push(format!("{line} (uses inet_interfaces)")),
+        }
+    }
+    if !uses_inet {
+        f.found.push(format!(
+            "{inet_line} (not used: every SMTP service names its address)"
+        ));
+    } else if inet_loopback {
+        f.found.push(format!("{inet_line} (loopback only)"));
+    } else {
+        f.exposed.push(format!(
+            "{inet_line}: not loopback-only (effective value: {inet_value})"
+        ));
+    }
+    Ok(f)
+}
+
+/// Splits an exim list: `<X` at the start sets the separator, else `:` with `::`
+/// standing for a literal colon.
+fn exim_list(value: &str) -> Vec<String> {
+    let v = value.trim();
+    if let Some(rest) = v.strip_prefix('<') {
+        let mut chars = rest.chars();
+        if let Some(sep) = chars.next() {
+            if !sep.is_alphanumeric() && !sep.is_whitespace() {
+                return chars
+                    .as_str()
+                    .split(sep)
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+            }
+        }
+    }
+    v.replace("::", "\u{1}")
+        .split(':')
+        .map(|s| s.replace('\u{1}', ":").trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// An exim interface item may carry a port: `127.0.0.1.25` or `[::1]:25`.
+fn exim_item_is_loopback(item: &str) -> bool {
+    if is_loopback_name(item) {
+        return true;
+    }
+    if let Some(rest) = item.strip_prefix('[') {
+        if let Some((a, _)) = rest.split_once(']') {
+            return is_loopback_name(a);
+        }
+    }
+    match item.rsplit_once('.') {
+        Some((a, p)) if p.chars().all(|c| c.is_ascii_digit()) && !p.is_empty() => a
+            .parse::<IpAddr>()
+            .map(|a| is_loopback(&a))
+            .unwrap_or(false),
+        _ => false,
+    }
+}
+
+fn exim(facts: &Facts) -> Result<MtaFinding, FactError> {
+    let mut f = MtaFinding::default();
+    let judge = |f: &mut MtaFinding, line: String, items: Vec<String>| {
+        if items.is_empty() {
+            f.exposed
+                .push(format!("{line}: empty, exim listens on every interface"));
+        } else if items.iter().all(|i| exim_item_is_loopback(i)) {
+            f.found.push(format!("{line} (loopback only)"));
+        } else {
+            f.exposed.push(format!("{line}: not loopback-only"));
+        }
+    };
+    // A hand-written /etc/exim4/exim4.conf replaces the Debian-generated configuration.
+    let custom = "/etc/exim4/exim4.conf";
+    if let Some(text) = facts.read(custom)? {
+        let mut last = None;
+        for (n, raw) in text.lines().enumerate() {
+            let t = raw.trim();
+            if t.starts_with("begin ") {
+                break; // main options end where the first driver section begins
+            }
+            if let Some((k, v)) = t.split_once('=') {
+                if k.trim() == "local_interfaces" {
+                    last = Some((
+                        format!("{custom}:{}: local_interfaces = {}", n + 1, v.trim()),
+                        v.trim().to_string(),
+                    ));
+                }
+            }
+        }
+        match last {
+            Some((line, v)) => judge(&mut f, line, exim_list(&v)),
+            None => f.exposed.push(format!(
+                "{custom}: local_interfaces not set; exim default is every interface"
+            )),
+        }
+        return Ok(f);
+    }
+    let conf = "/etc/exim4/update-exim4.conf.conf";
+    let Some(text) = facts.read(conf)? else {
+        f.exposed.push(format!(
+            "{conf} not found: cannot confirm exim4 listens on loopback only"
+        ));
+        return Ok(f);
+    };
+    let settings = crate::facts::kv::parse(&text, conf, crate::facts::kv::Separator::Equals);
+    match crate::facts::kv::last(&settings, "dc_local_interfaces", false) {
+        Some(s) => {
+            let items = s
+                .value
+                .split(';')
+                .map(|i| i.trim().to_string())
+                .filter(|i| !i.is_empty())
+                .collect();
+            judge(&mut f, s.describe(), items)
+        }
+        None => f.exposed.push(format!(
+            "{conf}: dc_local_interfaces not set; exim listens on every interface"
+        )),
+    }
+    Ok(f)
+}
+
+fn sendmail(facts: &Facts, ports: &[u16]) -> Result<MtaFinding, FactError> {
+    let mut f = MtaFinding::default();
+    let cf = "/etc/mail/sendmail.cf";
+    let Some(text) = facts.read(cf)? else {
+        f.exposed.push(format!(
+            "{cf} not found: cannot confirm sendmail listens on loopback only"
+        ));
+        return Ok(f);
+    };
+    let mut daemons = 0;
+    for (n, raw) in text.lines().enumerate() {
+        let Some(opts) = raw.strip_prefix("O DaemonPortOptions=") else {
+            continue;
+        };
+        daemons += 1;
+        let mut port = 25;
+        let mut addr = None;
+        for kv in opts.split(',') {
+            if let Some((k, v)) = kv.split_once('=') {
+                match k.trim().to_ascii_lowercase().as_str() {
+                    "port" => port = smtp_port(v.trim()).unwrap_or(0),
+                    "addr" => addr = Some(v.trim().to_string()),
+                    _ => {}
+                }
+            }
+        }
+        let line = format!("{cf}:{}: {}", n + 1, raw.trim());
+        if !ports.contains(&port) {
+            f.found
+                .push(format!("{line} (not an SMTP port checked here)"));
+        } else if addr.as_deref().is_some_and(is_loopback_name) {
+            f.found.push(format!("{line} (loopback only)"));
+        } else {
+            f.exposed.push(format!("{line}: not bound to loopback"));
+        }
+    }
+    if daemons == 0 {
+        f.exposed.push(format!(
+            "{cf}: no DaemonPortOptions; sendmail listens on port 25 of every interface"
+        ));
+    }
+    Ok(f)
+}
+
+fn opensmtpd(facts: &Facts, ports: &[u16]) -> Result<MtaFinding, FactError> {
+    let mut f = MtaFinding::default();
+    let conf = "/etc/smtpd.conf";
+    let Some(text) = facts.read(conf)? else {
+        f.found
+            .push(format!("{conf} not found: OpenSMTPD does not start"));
+        return Ok(f);
+    };
+    let mut any = false;
+    for (n, raw) in text.lines().enumerate() {
+        let line = crate::facts::strip_comment(raw);
+        let w: Vec<&str> = line.split_whitespace().collect();
+        if w.len() < 3 || w[0] != "listen" || w[1] != "on" || w[2] == "socket" {
+            continue;
+        }
+        any = true;
+        let mut port = if w.contains(&"smtps") { 465 } else { 25 };
+        if let Some(i) = w.iter().position(|t| *t == "port") {
+            port = w.get(i + 1).and_then(|p| smtp_port(p)).unwrap_or(0);
+        }
+        let desc = format!("{conf}:{}: {line}", n + 1);
+        if !ports.contains(&port) {
+            f.found
+                .push(format!("{desc} (not an SMTP port checked here)"));
+        } else if w[2] == "lo" || w[2] == "lo0" || is_loopback_name(w[2]) {
+            f.found.push(format!("{desc} (loopback only)"));
+        } else {
+            f.exposed.push(format!("{desc}: not loopback"));
+        }
+    }
+    if !any {
+        f.found
+            .push(format!("{conf}: no `listen on` network directive"));
+    }
+    Ok(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_net_tables() {
+        // Little-endian words, as on x86 and arm64 where these tests run.
+        let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+   0: 0100007F:0019 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1\n\
+   1: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2 1\n\
+   2: 0F02000A:0016 0100000A:C350 01 00000000:00000000 00:00000000 00000000     0        0 3 1\n\
+   garbage line\n";
+        let l = parse_proc_net(tcp, Proto::Tcp, false, "/proc/net/tcp");
+        assert_eq!(l.len(), 2);
+        assert_eq!(l[0].describe(), "tcp 127.0.0.1:25 (/proc/net/tcp)");
+        assert!(l[0].is_loopback());
+        assert!(!l[1].is_loopback());
+        let tcp6 = "header\n 0: 00000000000000000000000001000000:0019 00000000000000000000000000000000:0000 0A x\n \
+ 1: 00000000000000000000000000000000:0050 00000000000000000000000000000000:0000 0A x\n \
+ 2: 0000000000000000FFFF00000100007F:024B 00000000000000000000000000000000:0000 0A x\n";
+        let l = parse_proc_net(tcp6, Proto::Tcp, true, "/proc/net/tcp6");
+        assert_eq!(l.len(), 3);
+        assert_eq!(l[0].describe(), "tcp [::1]:25 (/proc/net/tcp6)");
+        assert!(l[0].is_loopback());
+        assert!(l[1].is_v6_wildcard() && !l[1].is_loopback());
+        assert!(l[2].is_loopback(), "v4-mapped loopback");
+        let udp = "h\n 1: 00000000:0044 00000000:0000 07 x\n 2: 00000000:0045 0100000A:0035 07 x\n 3: 00000000:0046 00000000:0000 01 x\n";
+        let l = parse_proc_net(udp, Proto::Udp, false, "/proc/net/udp");
+        assert_eq!(l.len(), 1);
+        assert_eq!(l[0].port, 68);
+    }
+
+    #[test]
+    fn loopback_names() {
+        for s in [
+            "localhost",
+            "loopback-only",
+            "127.0.0.1",
+            "127.1.2.3",
+            "[::1]",
+            "::1",
+        ] {
+            assert!(is_loopback_name(s), "{s}");
+        }
+        for s in [
+            "all",
+            "0.0.0.0",
+            "$myhostname",
+            "mail.example.com",
+            "10.0.0.1",
+            "localhost.example.com",
+            "::",
+            "",
+        ] {
+            assert!(!is_loopback_name(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn exim_lists() {
+        assert_eq!(exim_list("127.0.0.1 : ::::1"), vec!["127.0.0.1", "::1"]);
+        assert_eq!(exim_list("<; 127.0.0.1 ; ::1"), vec!["127.0.0.1", "::1"]);
+        assert!(exim_item_is_loopback("127.0.0.1.587"));
+        assert!(exim_item_is_loopback("[::1]:25"));
+        assert!(!exim_item_is_loopback("0.0.0.0.25"));
+    }
+
+    #[test]
+    fn postfix_lines_and_expansion() {
+        let l = postfix_logical_lines(
+            "# c\ninet_interfaces = localhost,\n   $extra\nx = y # not a comment\n",
+        );
+        assert_eq!(l[0], (2, "inet_interfaces = localhost, $extra".to_string()));
+        assert_eq!(l[1].1, "x = y # not a comment");
+        let mut p = std::collections::HashMap::new();
+        p.insert("extra".to_string(), "${more}".to_string());
+        p.insert("more".to_string(), "[::1]".to_string());
+        assert_eq!(
+            postfix_expand("localhost, $extra", &p, 0),
+            "localhost, [::1]"
+        );
+        assert_eq!(postfix_expand("$myhostname", &p, 0), "$myhostname");
+        p.insert("loop".to_string(), "$loop".to_string());
+        let _ = postfix_expand("$loop", &p, 0); // terminates
     }
 }
