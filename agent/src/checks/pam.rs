@@ -247,15 +247,14 @@ fn su_wheel(facts: &Facts) -> Result<Outcome, FactError> {
         // A missing group makes pam_wheel refuse su for all users: the intent is met.
         return Ok(Outcome::new(Status::Pass, ev));
     };
-    let primary: Vec<&str> = acc.users.iter().filter(|u| u.gid == group.gid).map(|u| u.name.as_str()).collect();
+    // root passes pam_rootok before pam_wheel is reached, so root itself does not count.
+    let is_root = |name: &str| acc.user(name).is_some_and(|u| u.uid == 0);
+    let primary: Vec<&str> =
+        acc.users.iter().filter(|u| u.gid == group.gid && u.uid != 0).map(|u| u.name.as_str()).collect();
+    let members: Vec<&str> = group.members.iter().map(String::as_str).filter(|m| !is_root(m)).collect();
     let mut failures = Vec::new();
-    if !group.members.is_empty() {
-        failures.push(format!(
-            "/etc/group:{}: group {} has members {}",
-            group.line,
-            group.name,
-            group.members.join(",")
-        ));
+    if !members.is_empty() {
+        failures.push(format!("/etc/group:{}: group {} has members {}", group.line, group.name, members.join(",")));
     }
     if !primary.is_empty() {
         failures.push(format!("group {} is the primary group of {}", group.name, primary.join(", ")));
