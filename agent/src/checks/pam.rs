@@ -32,7 +32,11 @@ pub enum Check {
     /// No line calling `module` in the expanded stacks of `services` carries any of
     /// `args` (`name` or `name=…`).
     #[serde(rename = "pam.arg_absent")]
-    ArgAbsent { services: Vec<String>, module: String, args: Vec<String> },
+    ArgAbsent {
+        services: Vec<String>,
+        module: String,
+        args: Vec<String>,
+    },
     /// Every line calling `module` for `type` in `service` carries one of `any_of`;
     /// there must be at least one such line.
     #[serde(rename = "pam.arg_present")]
@@ -79,16 +83,30 @@ impl Check {
 
     fn eval_inner(&self, facts: &Facts) -> Result<Outcome, FactError> {
         Ok(match self {
-            Check::Module { service, module, kind, args } => {
+            Check::Module {
+                service,
+                module,
+                kind,
+                args,
+            } => {
                 let st = stack(facts, service);
                 let st = st.as_ref().as_ref().map_err(Clone::clone)?;
                 let lines = st.module_lines(module, Some(kind));
-                let hit = lines.iter().find(|l| args.iter().all(|a| l.arg(a).is_some()));
-                let want = if args.is_empty() { String::new() } else { format!(" with {}", args.join(" ")) };
+                let hit = lines
+                    .iter()
+                    .find(|l| args.iter().all(|a| l.arg(a).is_some()));
+                let want = if args.is_empty() {
+                    String::new()
+                } else {
+                    format!(" with {}", args.join(" "))
+                };
                 let mut out = match hit {
                     Some(l) => Outcome::pass(describe_line(l)),
                     None => {
-                        let mut ev = vec![format!("no {kind} line calls {module}{want} in {}", where_(st))];
+                        let mut ev = vec![format!(
+                            "no {kind} line calls {module}{want} in {}",
+                            where_(st)
+                        )];
                         ev.extend(lines.iter().map(|l| describe_line(l)));
                         Outcome::new(Status::Fail, ev)
                     }
@@ -96,7 +114,11 @@ impl Check {
                 out.evidence.extend(st.notes.iter().cloned());
                 out
             }
-            Check::ArgAbsent { services, module, args } => {
+            Check::ArgAbsent {
+                services,
+                module,
+                args,
+            } => {
                 let mut failures = Vec::new();
                 let mut found = Vec::new();
                 for s in services {
@@ -117,7 +139,12 @@ impl Check {
                 }
                 Outcome::from_findings(failures, found)
             }
-            Check::ArgPresent { service, module, kind, any_of } => {
+            Check::ArgPresent {
+                service,
+                module,
+                kind,
+                any_of,
+            } => {
                 let st = stack(facts, service);
                 let st = st.as_ref().as_ref().map_err(Clone::clone)?;
                 let lines = st.module_lines(module, Some(kind));
@@ -132,14 +159,29 @@ impl Check {
                     if any_of.iter().any(|a| l.arg(a).is_some()) {
                         found.push(describe_line(l));
                     } else {
-                        failures.push(format!("{}: lacks {}", describe_line(l), any_of.join(" or ")));
+                        failures.push(format!(
+                            "{}: lacks {}",
+                            describe_line(l),
+                            any_of.join(" or ")
+                        ));
                     }
                 }
                 Outcome::from_findings(failures, found)
             }
-            Check::Option { service, module, kind, option, min, max, also_allow, present } => {
+            Check::Option {
+                service,
+                module,
+                kind,
+                option,
+                min,
+                max,
+                also_allow,
+                present,
+            } => {
                 let Some(m) = Module::from_name(module) else {
-                    return Ok(Outcome::error(format!("pam.option does not know the settings of {module}")));
+                    return Ok(Outcome::error(format!(
+                        "pam.option does not know the settings of {module}"
+                    )));
                 };
                 let st = stack(facts, service);
                 let st = st.as_ref().as_ref().map_err(Clone::clone)?;
@@ -219,7 +261,9 @@ fn su_wheel(facts: &Facts) -> Result<Outcome, FactError> {
         .iter()
         .filter(|l| {
             let c = l.control.to_ascii_lowercase();
-            (c == "required" || c == "requisite") && l.arg("use_uid").is_some() && l.arg("deny").is_none()
+            (c == "required" || c == "requisite")
+                && l.arg("use_uid").is_some()
+                && l.arg("deny").is_none()
         })
         .collect();
     let Some(line) = usable.first() else {
@@ -234,33 +278,65 @@ fn su_wheel(facts: &Facts) -> Result<Outcome, FactError> {
     let acc = accounts(facts);
     let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
     let mut ev = vec![describe_line(line)];
-    let group = match line.arg("group").and_then(|a| a.split_once('=')).map(|(_, g)| g.to_string()) {
+    let group = match line
+        .arg("group")
+        .and_then(|a| a.split_once('='))
+        .map(|(_, g)| g.to_string())
+    {
         Some(g) => acc.group(&g),
         None => {
-            ev.push("no group= argument: pam_wheel uses the group wheel, else the GID 0 group".into());
+            ev.push(
+                "no group= argument: pam_wheel uses the group wheel, else the GID 0 group".into(),
+            );
             acc.group("wheel").or_else(|| acc.group_by_gid(0))
         }
     };
     let Some(group) = group else {
         let name = line.arg("group").unwrap_or("wheel");
-        ev.insert(0, format!("the group of {name} does not exist in /etc/group, so pam_wheel denies everyone"));
+        ev.insert(
+            0,
+            format!(
+                "the group of {name} does not exist in /etc/group, so pam_wheel denies everyone"
+            ),
+        );
         // A missing group makes pam_wheel refuse su for all users: the intent is met.
         return Ok(Outcome::new(Status::Pass, ev));
     };
     // root passes pam_rootok before pam_wheel is reached, so root itself does not count.
     let is_root = |name: &str| acc.user(name).is_some_and(|u| u.uid == 0);
-    let primary: Vec<&str> =
-        acc.users.iter().filter(|u| u.gid == group.gid && u.uid != 0).map(|u| u.name.as_str()).collect();
-    let members: Vec<&str> = group.members.iter().map(String::as_str).filter(|m| !is_root(m)).collect();
+    let primary: Vec<&str> = acc
+        .users
+        .iter()
+        .filter(|u| u.gid == group.gid && u.uid != 0)
+        .map(|u| u.name.as_str())
+        .collect();
+    let members: Vec<&str> = group
+        .members
+        .iter()
+        .map(String::as_str)
+        .filter(|m| !is_root(m))
+        .collect();
     let mut failures = Vec::new();
     if !members.is_empty() {
-        failures.push(format!("/etc/group:{}: group {} has members {}", group.line, group.name, members.join(",")));
+        failures.push(format!(
+            "/etc/group:{}: group {} has members {}",
+            group.line,
+            group.name,
+            members.join(",")
+        ));
     }
     if !primary.is_empty() {
-        failures.push(format!("group {} is the primary group of {}", group.name, primary.join(", ")));
+        failures.push(format!(
+            "group {} is the primary group of {}",
+            group.name,
+            primary.join(", ")
+        ));
     }
     if failures.is_empty() {
-        ev.push(format!("/etc/group:{}: group {} has no members", group.line, group.name));
+        ev.push(format!(
+            "/etc/group:{}: group {} has no members",
+            group.line, group.name
+        ));
         Ok(Outcome::new(Status::Pass, ev))
     } else {
         failures.extend(ev);

@@ -16,7 +16,9 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use self::script::{commands, expand, literal, root_test, Applies, Command, Cond};
+use self::script::{
+    commands, expand, expand_lossy, literal, root_test, Applies, Command, Cond, UNKNOWN,
+};
 use crate::checks::file::parse_mode;
 use crate::checks::pam::stack::stack;
 use crate::facts::accounts::shells;
@@ -82,7 +84,10 @@ impl Check {
                     .map(|s| format!("/etc/shells lists {s}"))
                     .collect();
                 Ok(if bad.is_empty() {
-                    Outcome::pass(format!("/etc/shells lists no nologin shell ({})", list.join(", ")))
+                    Outcome::pass(format!(
+                        "/etc/shells lists no nologin shell ({})",
+                        list.join(", ")
+                    ))
                 } else {
                     Outcome::new(Status::Fail, bad)
                 })
@@ -100,7 +105,10 @@ fn system_shell_files(facts: &Facts) -> Result<Vec<String>, FactError> {
 }
 
 /// Condition reader for root: uid tests, and `[ -d DIR ]` / `[ -e DIR ]` against the root.
-fn root_cond<'a>(facts: &'a Facts, vars: &'a BTreeMap<String, String>) -> impl Fn(&[String]) -> Cond + 'a {
+fn root_cond<'a>(
+    facts: &'a Facts,
+    vars: &'a BTreeMap<String, String>,
+) -> impl Fn(&[String]) -> Cond + 'a {
     move |words: &[String]| {
         let c = root_test(words);
         if c != Cond::Unknown {
@@ -128,9 +136,10 @@ fn root_cond<'a>(facts: &'a Facts, vars: &'a BTreeMap<String, String>) -> impl F
     }
 }
 
-/// A PATH value root may get, and where it was set.
+/// A PATH value root may get, and where it was set. Parts that cannot be evaluated
+/// statically are wrapped in [`UNKNOWN`] markers.
 struct PathValue {
-    value: Result<String, String>,
+    value: String,
     source: String,
     maybe: bool,
 }
@@ -147,18 +156,31 @@ fn root_path(facts: &Facts) -> Result<Outcome, FactError> {
             if let Some(v) = l.strip_prefix("PATH=") {
                 let v = v.trim().trim_matches(['"', '\'']).to_string();
                 vars.insert("PATH".into(), v.clone());
-                values.push(PathValue { value: Ok(v), source: format!("/etc/environment:{}", i + 1), maybe: false });
+                values.push(PathValue {
+                    value: v,
+                    source: format!("/etc/environment:{}", i + 1),
+                    maybe: false,
+                });
             }
         }
     }
     let defs = crate::checks::users::login_defs(facts);
     let defs = defs.as_ref().as_ref().map_err(Clone::clone)?;
     if let Some(s) = kv::last(defs, "ENV_SUPATH", false) {
-        let v = s.value.strip_prefix("PATH=").unwrap_or(&s.value).to_string();
+        let v = s
+            .value
+            .strip_prefix("PATH=")
+            .unwrap_or(&s.value)
+            .to_string();
         vars.insert("PATH".into(), v.clone());
-        values.push(PathValue { value: Ok(v), source: format!("{} (ENV_SUPATH)", s.source), maybe: false });
+        values.push(PathValue {
+            value: v,
+            source: format!("{} (ENV_SUPATH)", s.source),
+            maybe: false,
+        });
     }
-    vars.entry("PATH".into()).or_insert_with(|| BUILTIN_SUPATH.to_string());
+    vars.entry("PATH".into())
+        .or_insert_with(|| BUILTIN_SUPATH.to_string());
     let mut files = system_shell_files(facts)?;
     for f in ["/root/.bash_profile", "/root/.bash_login", "/root/.profile"] {
         if facts.read(f)?.is_some() {
@@ -173,18 +195,22 @@ fn root_path(facts: &Facts) -> Result<Outcome, FactError> {
         let snapshot = vars.clone();
         let cmds = commands(&text, &root_cond(facts, &snapshot));
         for c in cmds.iter().filter(|c| c.applies != Applies::No) {
-            for raw in path_assignments(c) {
-                let value = expand(&raw, &vars);
-                if let Ok(v) = &value {
-                    vars.insert("PATH".into(), v.clone());
+            for (name, raw) in assignments(c) {
+                let value = expand_lossy(&raw, &vars);
+                vars.insert(name.clone(), value.clone());
+                if name == "PATH" {
+                    values.push(PathValue {
+                        value,
+                        source: format!("{f}:{}", c.line),
+                        maybe: c.applies == Applies::Maybe,
+                    });
                 }
-                values.push(PathValue { value, source: format!("{f}:{}", c.line), maybe: c.applies == Applies::Maybe });
             }
         }
     }
     if values.is_empty() {
         values.push(PathValue {
-            value: Ok(BUILTIN_SUPATH.to_string()),
+            value: BUILTIN_SUPATH.to_string(),
             source: "no PATH assignment found; login's built-in root PATH".into(),
             maybe: false,
         });
@@ -193,20 +219,23 @@ fn root_path(facts: &Facts) -> Result<Outcome, FactError> {
     let mut found = Vec::new();
     let mut judged: BTreeMap<String, Option<String>> = BTreeMap::new();
     for pv in &values {
-        let note = if pv.maybe { " (in a conditional block; judged as if it applies)" } else { "" };
-        let v = match &pv.value {
-            Ok(v) => v,
-            Err(what) => {
-                found.push(format!("{}: PATH uses {what}, which cannot be evaluated statically; not judged{note}", pv.source));
-                continue;
-            }
+        let note = if pv.maybe {
+            " (in a conditional block; judged as if it applies)"
+        } else {
+            ""
         };
+        let v = &pv.value;
         let mut bad = Vec::new();
+        let mut unknown = Vec::new();
         let entries: Vec<&str> = v.split(':').collect();
         if v.is_empty() || entries.iter().any(|e| e.is_empty()) {
             bad.push("has an empty entry (the current directory)".to_string());
         }
         for e in entries.iter().filter(|e| !e.is_empty()) {
+            if e.contains(UNKNOWN) {
+                unknown.push(e.replace(UNKNOWN, ""));
+                continue;
+            }
             if !e.starts_with('/') {
                 bad.push(format!("entry {e} is relative"));
                 continue;
@@ -223,7 +252,14 @@ fn root_path(facts: &Facts) -> Result<Outcome, FactError> {
                 bad.push(why);
             }
         }
-        let line = format!("{}: PATH={v}{note}", pv.source);
+        let shown = v.replace(UNKNOWN, "");
+        let mut line = format!("{}: PATH={shown}{note}", pv.source);
+        if !unknown.is_empty() {
+            line.push_str(&format!(
+                " (entries {} cannot be evaluated statically and are not judged)",
+                unknown.join(", ")
+            ));
+        }
         if bad.is_empty() {
             found.push(line);
         } else {
@@ -233,35 +269,29 @@ fn root_path(facts: &Facts) -> Result<Outcome, FactError> {
     Ok(Outcome::from_findings(failures, found))
 }
 
-/// Names the assignment words of PATH in a command (`PATH=…`, `export PATH=…`).
-fn path_assignments(c: &Command) -> Vec<String> {
+/// The variable assignments of a command (`A=…`, `export A=…`), as (name, raw value).
+fn assignments(c: &Command) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut words = c.words.iter();
     let first = c.words.first().map(String::as_str).unwrap_or("");
-    if ["export", "readonly", "declare", "typeset", "local"].contains(&first) {
+    let builtin = ["export", "readonly", "declare", "typeset", "local"].contains(&first);
+    if builtin {
         words.next();
-        for w in words {
-            if let Some(v) = w.strip_prefix("PATH=") {
-                out.push(v.to_string());
-            }
-        }
-    } else {
-        for w in words {
-            match w.split_once('=') {
-                Some((name, v)) if is_name(name) => {
-                    if name == "PATH" {
-                        out.push(v.to_string());
-                    }
-                }
-                _ => break,
-            }
+    }
+    for w in words {
+        match w.split_once('=') {
+            Some((name, v)) if is_name(name) => out.push((name.to_string(), v.to_string())),
+            _ if builtin => {}
+            _ => break,
         }
     }
     out
 }
 
 fn is_name(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !s.starts_with(|c: char| c.is_ascii_digit())
+    !s.is_empty()
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !s.starts_with(|c: char| c.is_ascii_digit())
 }
 
 /// `None` when the directory is fine for root's PATH, else why not.
@@ -270,7 +300,10 @@ fn judge_dir(facts: &Facts, dir: &str) -> Result<Option<String>, FactError> {
         None => Some(format!("{dir} does not exist")),
         Some(m) if m.kind != FileKind::Dir => Some(format!("{dir} is not a directory")),
         Some(m) if m.uid != 0 => Some(format!("{dir} is owned by UID {}", m.uid)),
-        Some(m) if m.mode & 0o022 != 0 => Some(format!("{dir} has mode {:04o} (group or world writable)", m.mode)),
+        Some(m) if m.mode & 0o022 != 0 => Some(format!(
+            "{dir} has mode {:04o} (group or world writable)",
+            m.mode
+        )),
         Some(_) => None,
     })
 }
@@ -286,15 +319,18 @@ struct TmoutFile {
 fn tmout(facts: &Facts, max: i64) -> Result<Outcome, FactError> {
     let mut per_file: Vec<(String, TmoutFile)> = Vec::new();
     for f in system_shell_files(facts)? {
-        let Some(text) = facts.read(&f)? else { continue };
+        let Some(text) = facts.read(&f)? else {
+            continue;
+        };
         let mut tf = TmoutFile::default();
         for c in commands(&text, &|_| Cond::Unknown) {
             let first = c.words[0].as_str();
-            let (builtin, rest) = if ["export", "readonly", "declare", "typeset", "local"].contains(&first) {
-                (Some(first), &c.words[1..])
-            } else {
-                (None, &c.words[..])
-            };
+            let (builtin, rest) =
+                if ["export", "readonly", "declare", "typeset", "local"].contains(&first) {
+                    (Some(first), &c.words[1..])
+                } else {
+                    (None, &c.words[..])
+                };
             let mut flags = String::new();
             for w in rest {
                 if builtin.is_some() && w.starts_with('-') {
@@ -344,8 +380,12 @@ fn tmout(facts: &Facts, max: i64) -> Result<Outcome, FactError> {
                     good_here = true;
                     found.push(format!("{f}:{line}: TMOUT={n}"));
                 }
-                Some(n) => invalid.push(format!("{f}:{line}: TMOUT={n} is not between 1 and {max}")),
-                None => invalid.push(format!("{f}:{line}: TMOUT={raw} is not a plain number of seconds")),
+                Some(n) => {
+                    invalid.push(format!("{f}:{line}: TMOUT={n} is not between 1 and {max}"))
+                }
+                None => invalid.push(format!(
+                    "{f}:{line}: TMOUT={raw} is not a plain number of seconds"
+                )),
             }
         }
         if good_here {
@@ -367,7 +407,9 @@ fn tmout(facts: &Facts, max: i64) -> Result<Outcome, FactError> {
     let mut failures = invalid;
     if !good_file {
         if per_file.is_empty() {
-            failures.push("TMOUT is not set in /etc/profile, /etc/profile.d/*.sh or /etc/bash.bashrc".into());
+            failures.push(
+                "TMOUT is not set in /etc/profile, /etc/profile.d/*.sh or /etc/bash.bashrc".into(),
+            );
         } else if incomplete.is_empty() && failures.is_empty() {
             failures.push("no file sets TMOUT to a valid value".into());
         }
@@ -393,7 +435,9 @@ pub fn parse_umask(s: &str) -> Result<u32, String> {
     let mut seen = 0;
     for clause in s.split(',') {
         let Some((who, perms)) = clause.split_once('=') else {
-            return Err(format!("symbolic umask {s} is relative to the current mask"));
+            return Err(format!(
+                "symbolic umask {s} is relative to the current mask"
+            ));
         };
         let mut bits = 0;
         for p in perms.chars() {
@@ -452,7 +496,10 @@ fn judge_umasks(settings: &[UmaskSetting], want: u32) -> (Vec<String>, Vec<Strin
     for s in settings {
         match &s.mask {
             Ok(m) if m & want == want => good.push(format!("{}: umask {:04o}", s.source, m)),
-            Ok(m) => failures.push(format!("{}: umask {:04o} is looser than {:04o}", s.source, m, want)),
+            Ok(m) => failures.push(format!(
+                "{}: umask {:04o} is looser than {:04o}",
+                s.source, m, want
+            )),
             Err(why) => failures.push(format!("{}: {why}", s.source)),
         }
     }
@@ -464,21 +511,36 @@ fn default_umask(facts: &Facts, want: u32) -> Result<Outcome, FactError> {
     let defs = crate::checks::users::login_defs(facts);
     let defs = defs.as_ref().as_ref().map_err(Clone::clone)?;
     if let Some(s) = kv::last(defs, "UMASK", false) {
-        settings.push(UmaskSetting { source: format!("{} (UMASK)", s.source), mask: parse_umask(&s.value) });
+        settings.push(UmaskSetting {
+            source: format!("{} (UMASK)", s.source),
+            mask: parse_umask(&s.value),
+        });
     }
     for svc in ["common-session", "common-session-noninteractive"] {
         let st = stack(facts, svc);
         let st = st.as_ref().as_ref().map_err(Clone::clone)?;
         for l in st.module_lines("pam_umask.so", Some("session")) {
-            if let Some(v) = l.arg("umask").and_then(|a| a.split_once('=')).map(|(_, v)| v) {
-                settings.push(UmaskSetting { source: format!("{} (pam_umask)", l.source), mask: parse_umask(v) });
+            if let Some(v) = l
+                .arg("umask")
+                .and_then(|a| a.split_once('='))
+                .map(|(_, v)| v)
+            {
+                settings.push(UmaskSetting {
+                    source: format!("{} (pam_umask)", l.source),
+                    mask: parse_umask(v),
+                });
             }
         }
     }
     for f in system_shell_files(facts)? {
-        let Some(text) = facts.read(&f)? else { continue };
+        let Some(text) = facts.read(&f)? else {
+            continue;
+        };
         for (line, arg) in umask_commands(&text) {
-            settings.push(UmaskSetting { source: format!("{f}:{line}"), mask: parse_umask(&arg) });
+            settings.push(UmaskSetting {
+                source: format!("{f}:{line}"),
+                mask: parse_umask(&arg),
+            });
         }
     }
     let (mut failures, good) = judge_umasks(&settings, want);
@@ -488,7 +550,9 @@ fn default_umask(facts: &Facts, want: u32) -> Result<Outcome, FactError> {
                 .into(),
         );
     } else if good.is_empty() {
-        failures.push(format!("no setting makes the default umask {want:04o} or stricter"));
+        failures.push(format!(
+            "no setting makes the default umask {want:04o} or stricter"
+        ));
     }
     Ok(Outcome::from_findings(failures, good))
 }
@@ -500,7 +564,10 @@ fn umask_in_files(facts: &Facts, files: &[String], want: u32) -> Result<Outcome,
         let Some(text) = facts.read(f)? else { continue };
         read.push(f.clone());
         for (line, arg) in umask_commands(&text) {
-            settings.push(UmaskSetting { source: format!("{f}:{line}"), mask: parse_umask(&arg) });
+            settings.push(UmaskSetting {
+                source: format!("{f}:{line}"),
+                mask: parse_umask(&arg),
+            });
         }
     }
     let (failures, mut good) = judge_umasks(&settings, want);
@@ -530,12 +597,25 @@ mod tests {
     }
 
     #[test]
-    fn path_words() {
-        let c = Command { line: 1, words: vec!["export".into(), "PATH=/a:$PATH".into()], applies: Applies::Yes };
-        assert_eq!(path_assignments(&c), vec!["/a:$PATH"]);
-        let c = Command { line: 1, words: vec!["A=1".into(), "PATH=/x".into(), "cmd".into()], applies: Applies::Yes };
-        assert_eq!(path_assignments(&c), vec!["/x"]);
-        let c = Command { line: 1, words: vec!["echo".into(), "PATH=/x".into()], applies: Applies::Yes };
-        assert!(path_assignments(&c).is_empty());
+    fn assignment_words() {
+        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+        let c = Command {
+            line: 1,
+            words: vec!["export".into(), "-n".into(), "PATH=/a:$PATH".into()],
+            applies: Applies::Yes,
+        };
+        assert_eq!(assignments(&c), vec![pair("PATH", "/a:$PATH")]);
+        let c = Command {
+            line: 1,
+            words: vec!["A=1".into(), "PATH=/x".into(), "cmd".into()],
+            applies: Applies::Yes,
+        };
+        assert_eq!(assignments(&c), vec![pair("A", "1"), pair("PATH", "/x")]);
+        let c = Command {
+            line: 1,
+            words: vec!["echo".into(), "PATH=/x".into()],
+            applies: Applies::Yes,
+        };
+        assert!(assignments(&c).is_empty());
     }
 }

@@ -86,17 +86,29 @@ pub enum Check {
     /// /etc/default/useradd `KEY=value` is a number within `min`..=`max`; `default`
     /// when unset.
     #[serde(rename = "users.useradd_default")]
-    UseraddDefault { key: String, min: Option<i64>, max: Option<i64>, default: Option<String> },
+    UseraddDefault {
+        key: String,
+        min: Option<i64>,
+        max: Option<i64>,
+        default: Option<String>,
+    },
     /// For every /etc/shadow entry with a usable password, `field` is set and within
     /// `min`..=`max`.
     #[serde(rename = "users.shadow_field")]
-    ShadowField { field: ShadowField, min: Option<i64>, max: Option<i64> },
+    ShadowField {
+        field: ShadowField,
+        min: Option<i64>,
+        max: Option<i64>,
+    },
     /// No /etc/shadow last-change date lies after today.
     #[serde(rename = "users.shadow_no_future_change")]
     ShadowNoFutureChange,
     /// Only the `allowed` names hold ID 0 of the kind `what`.
     #[serde(rename = "users.id_zero")]
-    IdZero { what: ZeroWhat, allowed: Vec<String> },
+    IdZero {
+        what: ZeroWhat,
+        allowed: Vec<String>,
+    },
     /// root has a password set or is locked (its shadow password is not empty).
     #[serde(rename = "users.root_password")]
     RootPassword,
@@ -130,7 +142,12 @@ pub enum Check {
     /// `private` files are no looser than `private_mode`; other dot files no looser
     /// than `max_mode`; every dot file is owned by the user and their primary group.
     #[serde(rename = "users.dot_files")]
-    DotFiles { forbidden: Vec<String>, private: Vec<String>, private_mode: String, max_mode: String },
+    DotFiles {
+        forbidden: Vec<String>,
+        private: Vec<String>,
+        private_mode: String,
+        max_mode: String,
+    },
     /// A sudo Defaults option (across /etc/sudoers and its includes) is as `want`
     /// says. Not applicable when sudo is not installed.
     #[serde(rename = "users.sudo_defaults")]
@@ -154,11 +171,20 @@ impl Check {
 
     fn eval_inner(&self, facts: &Facts) -> Result<Outcome, FactError> {
         match self {
-            Check::LoginDefs { key, allowed, min, max, default } => {
+            Check::LoginDefs {
+                key,
+                allowed,
+                min,
+                max,
+                default,
+            } => {
                 let defs = login_defs(facts);
                 let defs = defs.as_ref().as_ref().map_err(Clone::clone)?;
                 let (value, desc) = match kv::last(defs, key, false) {
-                    Some(s) => (Some(s.value.clone()), format!("{}: {} {}", s.source, s.key, s.value)),
+                    Some(s) => (
+                        Some(s.value.clone()),
+                        format!("{}: {} {}", s.source, s.key, s.value),
+                    ),
                     None => (
                         default.clone(),
                         match default {
@@ -169,20 +195,37 @@ impl Check {
                 };
                 Ok(judge(value.as_deref(), &desc, allowed, *min, *max))
             }
-            Check::UseraddDefault { key, min, max, default } => {
+            Check::UseraddDefault {
+                key,
+                min,
+                max,
+                default,
+            } => {
                 let path = "/etc/default/useradd";
                 let text = facts.read(path)?;
                 let mut found: Option<(String, String)> = None;
                 if let Some(t) = text.as_deref() {
                     for (i, line) in t.lines().enumerate() {
-                        if let Some(v) = line.strip_prefix(key.as_str()).and_then(|r| r.strip_prefix('=')) {
-                            found = Some((v.trim().trim_matches('"').to_string(), format!("{path}:{}: {}", i + 1, line.trim())));
+                        if let Some(v) = line
+                            .strip_prefix(key.as_str())
+                            .and_then(|r| r.strip_prefix('='))
+                        {
+                            found = Some((
+                                v.trim().trim_matches('"').to_string(),
+                                format!("{path}:{}: {}", i + 1, line.trim()),
+                            ));
                         }
                     }
                 }
                 let (value, desc) = match found {
                     Some((v, d)) => (Some(v), d),
-                    None => (default.clone(), format!("{key} not set in {path}; useradd default {}", default.as_deref().unwrap_or("none"))),
+                    None => (
+                        default.clone(),
+                        format!(
+                            "{key} not set in {path}; useradd default {}",
+                            default.as_deref().unwrap_or("none")
+                        ),
+                    ),
                 };
                 Ok(judge(value.as_deref(), &desc, &[], *min, *max))
             }
@@ -207,8 +250,12 @@ impl Check {
                     };
                     let bad = match v {
                         None => Some("empty".to_string()),
-                        Some(v) if min.is_some_and(|lo| v < lo) => Some(format!("{v}, below {}", min.unwrap_or_default())),
-                        Some(v) if max.is_some_and(|hi| v > hi) => Some(format!("{v}, above {}", max.unwrap_or_default())),
+                        Some(v) if min.is_some_and(|lo| v < lo) => {
+                            Some(format!("{v}, below {}", min.unwrap_or_default()))
+                        }
+                        Some(v) if max.is_some_and(|hi| v > hi) => {
+                            Some(format!("{v}, above {}", max.unwrap_or_default()))
+                        }
                         Some(_) => None,
                     };
                     if let Some(b) = bad {
@@ -217,7 +264,9 @@ impl Check {
                 }
                 let range = range_text(*min, *max);
                 let mut out = if failures.is_empty() {
-                    Outcome::pass(format!("all {n} accounts with a password in /etc/shadow have {name} {range}"))
+                    Outcome::pass(format!(
+                        "all {n} accounts with a password in /etc/shadow have {name} {range}"
+                    ))
                 } else {
                     Outcome::new(Status::Fail, cap(failures))
                 };
@@ -234,11 +283,20 @@ impl Check {
                     .filter(|s| s.last_change.is_some_and(|d| d > today))
                     .map(|s| {
                         let d = s.last_change.unwrap_or_default();
-                        format!("/etc/shadow:{}: {} last changed on day {d} ({}), after today ({})", s.line, s.name, date_of(d), date_of(today))
+                        format!(
+                            "/etc/shadow:{}: {} last changed on day {d} ({}), after today ({})",
+                            s.line,
+                            s.name,
+                            date_of(d),
+                            date_of(today)
+                        )
                     })
                     .collect();
                 Ok(if failures.is_empty() {
-                    Outcome::pass(format!("no /etc/shadow last-change date is after today ({})", date_of(today)))
+                    Outcome::pass(format!(
+                        "no /etc/shadow last-change date is after today ({})",
+                        date_of(today)
+                    ))
                 } else {
                     Outcome::new(Status::Fail, cap(failures))
                 })
@@ -251,22 +309,38 @@ impl Check {
                         .users
                         .iter()
                         .filter(|u| u.uid == 0)
-                        .map(|u| (u.name.clone(), format!("/etc/passwd:{}: {} has UID 0", u.line, u.name)))
+                        .map(|u| {
+                            (
+                                u.name.clone(),
+                                format!("/etc/passwd:{}: {} has UID 0", u.line, u.name),
+                            )
+                        })
                         .collect(),
                     ZeroWhat::PrimaryGid => acc
                         .users
                         .iter()
                         .filter(|u| u.gid == 0)
-                        .map(|u| (u.name.clone(), format!("/etc/passwd:{}: {} has primary GID 0", u.line, u.name)))
+                        .map(|u| {
+                            (
+                                u.name.clone(),
+                                format!("/etc/passwd:{}: {} has primary GID 0", u.line, u.name),
+                            )
+                        })
                         .collect(),
                     ZeroWhat::GroupGid => acc
                         .groups
                         .iter()
                         .filter(|g| g.gid == 0)
-                        .map(|g| (g.name.clone(), format!("/etc/group:{}: group {} has GID 0", g.line, g.name)))
+                        .map(|g| {
+                            (
+                                g.name.clone(),
+                                format!("/etc/group:{}: group {} has GID 0", g.line, g.name),
+                            )
+                        })
                         .collect(),
                 };
-                let (ok, bad): (Vec<_>, Vec<_>) = holders.into_iter().partition(|(n, _)| allowed.contains(n));
+                let (ok, bad): (Vec<_>, Vec<_>) =
+                    holders.into_iter().partition(|(n, _)| allowed.contains(n));
                 let mut out = Outcome::from_findings(
                     bad.into_iter().map(|(_, d)| d).collect(),
                     ok.into_iter().map(|(_, d)| d).collect(),
@@ -282,11 +356,16 @@ impl Check {
                 let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
                 Ok(match acc.shadow_of("root") {
                     None => Outcome::fail("root has no /etc/shadow entry"),
-                    Some(s) if s.password.is_empty() => {
-                        Outcome::fail(format!("/etc/shadow:{}: root has an empty password", s.line))
+                    Some(s) if s.password.is_empty() => Outcome::fail(format!(
+                        "/etc/shadow:{}: root has an empty password",
+                        s.line
+                    )),
+                    Some(s) if s.is_locked() => {
+                        Outcome::pass(format!("/etc/shadow:{}: root is locked", s.line))
                     }
-                    Some(s) if s.is_locked() => Outcome::pass(format!("/etc/shadow:{}: root is locked", s.line)),
-                    Some(s) => Outcome::pass(format!("/etc/shadow:{}: root has a password set", s.line)),
+                    Some(s) => {
+                        Outcome::pass(format!("/etc/shadow:{}: root has a password set", s.line))
+                    }
                 })
             }
             Check::SystemShells { exempt } => {
@@ -296,10 +375,17 @@ impl Check {
                 let uid_min = uid_min(facts)?;
                 let mut failures = Vec::new();
                 let mut n = 0;
-                for u in acc.users.iter().filter(|u| (u.uid < uid_min || u.uid == 65534) && !exempt.contains(&u.name)) {
+                for u in acc
+                    .users
+                    .iter()
+                    .filter(|u| (u.uid < uid_min || u.uid == 65534) && !exempt.contains(&u.name))
+                {
                     n += 1;
                     if valid.contains(&u.shell) {
-                        failures.push(format!("/etc/passwd:{}: system account {} (UID {}) has login shell {}", u.line, u.name, u.uid, u.shell));
+                        failures.push(format!(
+                            "/etc/passwd:{}: system account {} (UID {}) has login shell {}",
+                            u.line, u.name, u.uid, u.shell
+                        ));
                     }
                 }
                 let mut out = if failures.is_empty() {
@@ -319,10 +405,17 @@ impl Check {
                 let valid = valid_shells(facts)?;
                 let mut failures = Vec::new();
                 let mut n = 0;
-                for u in acc.users.iter().filter(|u| u.name != "root" && !valid.contains(&u.shell)) {
+                for u in acc
+                    .users
+                    .iter()
+                    .filter(|u| u.name != "root" && !valid.contains(&u.shell))
+                {
                     n += 1;
                     match acc.shadow_of(&u.name) {
-                        None => failures.push(format!("/etc/passwd:{}: {} (shell {}) has no /etc/shadow entry", u.line, u.name, u.shell)),
+                        None => failures.push(format!(
+                            "/etc/passwd:{}: {} (shell {}) has no /etc/shadow entry",
+                            u.line, u.name, u.shell
+                        )),
                         Some(s) if !s.is_locked() => failures.push(format!(
                             "/etc/shadow:{}: {} (shell {}) is not locked",
                             s.line, u.name, u.shell
@@ -331,7 +424,9 @@ impl Check {
                     }
                 }
                 Ok(if failures.is_empty() {
-                    Outcome::pass(format!("all {n} accounts without a valid login shell are locked"))
+                    Outcome::pass(format!(
+                        "all {n} accounts without a valid login shell are locked"
+                    ))
                 } else {
                     Outcome::new(Status::Fail, cap(failures))
                 })
@@ -344,12 +439,22 @@ impl Check {
                     .iter()
                     .filter(|u| u.password != "x")
                     .map(|u| {
-                        let what = if u.password.is_empty() { "is empty".to_string() } else { "is not x".to_string() };
-                        format!("/etc/passwd:{}: the password field of {} {what}", u.line, u.name)
+                        let what = if u.password.is_empty() {
+                            "is empty".to_string()
+                        } else {
+                            "is not x".to_string()
+                        };
+                        format!(
+                            "/etc/passwd:{}: the password field of {} {what}",
+                            u.line, u.name
+                        )
                     })
                     .collect();
                 let mut out = if failures.is_empty() {
-                    Outcome::pass(format!("all {} /etc/passwd entries use shadowed passwords (x)", acc.users.len()))
+                    Outcome::pass(format!(
+                        "all {} /etc/passwd entries use shadowed passwords (x)",
+                        acc.users.len()
+                    ))
                 } else {
                     Outcome::new(Status::Fail, cap(failures))
                 };
@@ -366,14 +471,27 @@ impl Check {
                     .shadow
                     .iter()
                     .filter(|s| s.password.is_empty())
-                    .map(|s| format!("/etc/shadow:{}: {} has an empty password field", s.line, s.name))
+                    .map(|s| {
+                        format!(
+                            "/etc/shadow:{}: {} has an empty password field",
+                            s.line, s.name
+                        )
+                    })
                     .collect();
                 let mut out = if failures.is_empty() {
-                    Outcome::pass(format!("none of the {} /etc/shadow entries has an empty password field", acc.shadow.len()))
+                    Outcome::pass(format!(
+                        "none of the {} /etc/shadow entries has an empty password field",
+                        acc.shadow.len()
+                    ))
                 } else {
                     Outcome::new(Status::Fail, cap(failures))
                 };
-                out.evidence.extend(acc.malformed.iter().filter(|m| m.starts_with("/etc/shadow")).cloned());
+                out.evidence.extend(
+                    acc.malformed
+                        .iter()
+                        .filter(|m| m.starts_with("/etc/shadow"))
+                        .cloned(),
+                );
                 Ok(out)
             }
             Check::PrimaryGroupsExist => {
@@ -383,10 +501,18 @@ impl Check {
                     .users
                     .iter()
                     .filter(|u| acc.group_by_gid(u.gid).is_none())
-                    .map(|u| format!("/etc/passwd:{}: {} has primary GID {}, which is not in /etc/group", u.line, u.name, u.gid))
+                    .map(|u| {
+                        format!(
+                            "/etc/passwd:{}: {} has primary GID {}, which is not in /etc/group",
+                            u.line, u.name, u.gid
+                        )
+                    })
                     .collect();
                 let mut out = if failures.is_empty() {
-                    Outcome::pass(format!("the primary groups of all {} users exist in /etc/group", acc.users.len()))
+                    Outcome::pass(format!(
+                        "the primary groups of all {} users exist in /etc/group",
+                        acc.users.len()
+                    ))
                 } else {
                     Outcome::new(Status::Fail, cap(failures))
                 };
@@ -397,14 +523,23 @@ impl Check {
                 let acc = accounts(facts);
                 let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
                 let Some(g) = acc.group(group) else {
-                    return Ok(Outcome::pass(format!("there is no group {group} in /etc/group")));
+                    return Ok(Outcome::pass(format!(
+                        "there is no group {group} in /etc/group"
+                    )));
                 };
                 let mut failures = Vec::new();
                 if !g.members.is_empty() {
-                    failures.push(format!("/etc/group:{}: group {group} lists members {}", g.line, g.members.join(",")));
+                    failures.push(format!(
+                        "/etc/group:{}: group {group} lists members {}",
+                        g.line,
+                        g.members.join(",")
+                    ));
                 }
                 for u in acc.users.iter().filter(|u| u.gid == g.gid) {
-                    failures.push(format!("/etc/passwd:{}: {} has {group} (GID {}) as primary group", u.line, u.name, g.gid));
+                    failures.push(format!(
+                        "/etc/passwd:{}: {} has {group} (GID {}) as primary group",
+                        u.line, u.name, g.gid
+                    ));
                 }
                 Ok(if failures.is_empty() {
                     Outcome::pass(format!(
@@ -427,7 +562,12 @@ impl Check {
                 };
                 home_dirs(facts, max)
             }
-            Check::DotFiles { forbidden, private, private_mode, max_mode } => {
+            Check::DotFiles {
+                forbidden,
+                private,
+                private_mode,
+                max_mode,
+            } => {
                 let (pm, mm) = match (parse_mode(private_mode), parse_mode(max_mode)) {
                     (Ok(a), Ok(b)) => (a, b),
                     (Err(e), _) | (_, Err(e)) => return Ok(Outcome::error(e)),
@@ -474,7 +614,10 @@ impl Check {
 pub fn login_defs(facts: &Facts) -> Arc<Result<Vec<Setting>, FactError>> {
     facts.memo("login-defs", || {
         let path = "/etc/login.defs";
-        Ok(facts.read(path)?.map(|t| kv::parse(&t, path, Separator::Whitespace)).unwrap_or_default())
+        Ok(facts
+            .read(path)?
+            .map(|t| kv::parse(&t, path, Separator::Whitespace))
+            .unwrap_or_default())
     })
 }
 
@@ -482,7 +625,9 @@ pub fn login_defs(facts: &Facts) -> Arc<Result<Vec<Setting>, FactError>> {
 pub fn uid_min(facts: &Facts) -> Result<u32, FactError> {
     let defs = login_defs(facts);
     let defs = defs.as_ref().as_ref().map_err(Clone::clone)?;
-    Ok(kv::last(defs, "UID_MIN", false).and_then(|s| s.value.parse().ok()).unwrap_or(1000))
+    Ok(kv::last(defs, "UID_MIN", false)
+        .and_then(|s| s.value.parse().ok())
+        .unwrap_or(1000))
 }
 
 /// Login shells from /etc/shells, without nologin and false shells.
@@ -499,10 +644,19 @@ pub fn valid_shells(facts: &Facts) -> Result<Vec<String>, FactError> {
 
 /// Users whose shell is a valid login shell.
 pub fn interactive_users<'a>(acc: &'a Accounts, valid: &[String]) -> Vec<&'a User> {
-    acc.users.iter().filter(|u| valid.contains(&u.shell)).collect()
+    acc.users
+        .iter()
+        .filter(|u| valid.contains(&u.shell))
+        .collect()
 }
 
-fn judge(value: Option<&str>, desc: &str, allowed: &[String], min: Option<i64>, max: Option<i64>) -> Outcome {
+fn judge(
+    value: Option<&str>,
+    desc: &str,
+    allowed: &[String],
+    min: Option<i64>,
+    max: Option<i64>,
+) -> Outcome {
     let Some(v) = value else {
         return Outcome::fail(desc.to_string());
     };
@@ -563,22 +717,49 @@ fn unique(acc: &Accounts, what: UniqueWhat) -> Outcome {
         UniqueWhat::GroupName => ("group name", "/etc/group"),
     };
     match what {
-        UniqueWhat::Uid => acc.users.iter().for_each(|u| seen.entry(u.uid.to_string()).or_default().push(format!("{} (line {})", u.name, u.line))),
-        UniqueWhat::UserName => acc.users.iter().for_each(|u| seen.entry(u.name.clone()).or_default().push(format!("line {}", u.line))),
-        UniqueWhat::Gid => acc.groups.iter().for_each(|g| seen.entry(g.gid.to_string()).or_default().push(format!("{} (line {})", g.name, g.line))),
-        UniqueWhat::GroupName => acc.groups.iter().for_each(|g| seen.entry(g.name.clone()).or_default().push(format!("line {}", g.line))),
+        UniqueWhat::Uid => acc.users.iter().for_each(|u| {
+            seen.entry(u.uid.to_string())
+                .or_default()
+                .push(format!("{} (line {})", u.name, u.line))
+        }),
+        UniqueWhat::UserName => acc.users.iter().for_each(|u| {
+            seen.entry(u.name.clone())
+                .or_default()
+                .push(format!("line {}", u.line))
+        }),
+        UniqueWhat::Gid => acc.groups.iter().for_each(|g| {
+            seen.entry(g.gid.to_string())
+                .or_default()
+                .push(format!("{} (line {})", g.name, g.line))
+        }),
+        UniqueWhat::GroupName => acc.groups.iter().for_each(|g| {
+            seen.entry(g.name.clone())
+                .or_default()
+                .push(format!("line {}", g.line))
+        }),
     }
     let failures: Vec<String> = seen
         .iter()
         .filter(|(_, v)| v.len() > 1)
-        .map(|(k, v)| format!("{file}: {label} {k} appears {} times: {}", v.len(), v.join(", ")))
+        .map(|(k, v)| {
+            format!(
+                "{file}: {label} {k} appears {} times: {}",
+                v.len(),
+                v.join(", ")
+            )
+        })
         .collect();
     let mut out = if failures.is_empty() {
         Outcome::pass(format!("all {} {label}s in {file} are unique", seen.len()))
     } else {
         Outcome::new(Status::Fail, cap(failures))
     };
-    out.evidence.extend(acc.malformed.iter().filter(|m| m.starts_with(file)).cloned());
+    out.evidence.extend(
+        acc.malformed
+            .iter()
+            .filter(|m| m.starts_with(file))
+            .cloned(),
+    );
     out
 }
 
@@ -588,14 +769,19 @@ fn home_dirs(facts: &Facts, max: u32) -> Result<Outcome, FactError> {
     let valid = valid_shells(facts)?;
     let users = interactive_users(acc, &valid);
     if users.is_empty() {
-        return Ok(Outcome::not_applicable("no user has a login shell listed in /etc/shells"));
+        return Ok(Outcome::not_applicable(
+            "no user has a login shell listed in /etc/shells",
+        ));
     }
     let mut failures = Vec::new();
     let mut found = Vec::new();
     for u in users {
         let who = format!("{} (UID {})", u.name, u.uid);
         if !u.home.starts_with('/') {
-            failures.push(format!("{who}: home directory {:?} is not an absolute path", u.home));
+            failures.push(format!(
+                "{who}: home directory {:?} is not an absolute path",
+                u.home
+            ));
             continue;
         }
         let Some(m) = facts.stat(&u.home)? else {
@@ -613,7 +799,10 @@ fn home_dirs(facts: &Facts, max: u32) -> Result<Outcome, FactError> {
             bad.push(format!("has mode {:04o}, looser than {:04o}", m.mode, max));
         }
         if bad.is_empty() {
-            found.push(format!("{who}: {} mode {:04o}, owner {}", u.home, m.mode, u.name));
+            found.push(format!(
+                "{who}: {} mode {:04o}, owner {}",
+                u.home, m.mode, u.name
+            ));
         } else {
             failures.push(format!("{who}: {} {}", u.home, bad.join(", ")));
         }
@@ -621,13 +810,21 @@ fn home_dirs(facts: &Facts, max: u32) -> Result<Outcome, FactError> {
     Ok(Outcome::from_findings(cap(failures), cap(found)))
 }
 
-fn dot_files(facts: &Facts, forbidden: &[String], private: &[String], pm: u32, mm: u32) -> Result<Outcome, FactError> {
+fn dot_files(
+    facts: &Facts,
+    forbidden: &[String],
+    private: &[String],
+    pm: u32,
+    mm: u32,
+) -> Result<Outcome, FactError> {
     let acc = accounts(facts);
     let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
     let valid = valid_shells(facts)?;
     let users = interactive_users(acc, &valid);
     if users.is_empty() {
-        return Ok(Outcome::not_applicable("no user has a login shell listed in /etc/shells"));
+        return Ok(Outcome::not_applicable(
+            "no user has a login shell listed in /etc/shells",
+        ));
     }
     let mut failures = Vec::new();
     let mut checked = 0usize;
@@ -664,7 +861,11 @@ fn dot_files(facts: &Facts, forbidden: &[String], private: &[String], pm: u32, m
                 bad.push(format!("owner {} is not {}", acc.user_name(m.uid), u.name));
             }
             if m.gid != u.gid {
-                bad.push(format!("group {} is not {}", acc.group_name(m.gid), acc.group_name(u.gid)));
+                bad.push(format!(
+                    "group {} is not {}",
+                    acc.group_name(m.gid),
+                    acc.group_name(u.gid)
+                ));
             }
             if !bad.is_empty() {
                 failures.push(format!("{p}: {}", bad.join(", ")));
@@ -674,7 +875,11 @@ fn dot_files(facts: &Facts, forbidden: &[String], private: &[String], pm: u32, m
     Ok(if failures.is_empty() {
         Outcome::pass(format!(
             "{checked} dot files in {} have acceptable ownership and modes; no {}",
-            if homes.is_empty() { "no existing home directory".to_string() } else { homes.join(", ") },
+            if homes.is_empty() {
+                "no existing home directory".to_string()
+            } else {
+                homes.join(", ")
+            },
             forbidden.join(" or ")
         ))
     } else {
@@ -688,7 +893,10 @@ fn sudo_missing(facts: &Facts) -> Result<Option<Outcome>, FactError> {
     if pk.is_installed("sudo") || pk.is_installed("sudo-ldap") {
         Ok(None)
     } else {
-        Ok(Some(Outcome::not_applicable(format!("{}; sudo-ldap is not installed either", pk.describe("sudo")))))
+        Ok(Some(Outcome::not_applicable(format!(
+            "{}; sudo-ldap is not installed either",
+            pk.describe("sudo")
+        ))))
     }
 }
 
@@ -698,20 +906,36 @@ fn sudo_defaults(facts: &Facts, option: &str, want: Want) -> Result<Outcome, Fac
     let mut failures = Vec::new();
     let mut found = Vec::new();
     match (want, s.global(option)) {
-        (Want::On, None) => failures.push(format!("Defaults {option} is not set in {}; sudo 1.9.13 leaves it off", s.files.join(", "))),
-        (Want::On, Some(d)) if d.op != Op::On => failures.push(format!("{}: {option} is not turned on", d.describe())),
-        (Want::Value, None) => failures.push(format!("Defaults {option}=... is not set in {}", s.files.join(", "))),
+        (Want::On, None) => failures.push(format!(
+            "Defaults {option} is not set in {}; sudo 1.9.13 leaves it off",
+            s.files.join(", ")
+        )),
+        (Want::On, Some(d)) if d.op != Op::On => {
+            failures.push(format!("{}: {option} is not turned on", d.describe()))
+        }
+        (Want::Value, None) => failures.push(format!(
+            "Defaults {option}=... is not set in {}",
+            s.files.join(", ")
+        )),
         (Want::Value, Some(d)) => match &d.op {
             Op::Value(v) if !v.is_empty() => found.push(d.describe()),
             _ => failures.push(format!("{}: {option} has no value", d.describe())),
         },
-        (Want::NotOff, None) => found.push(format!("Defaults !{option} is not set; sudo's default keeps it on")),
-        (Want::NotOff, Some(d)) if d.op == Op::Off => failures.push(format!("{}: {option} is turned off", d.describe())),
+        (Want::NotOff, None) => found.push(format!(
+            "Defaults !{option} is not set; sudo's default keeps it on"
+        )),
+        (Want::NotOff, Some(d)) if d.op == Op::Off => {
+            failures.push(format!("{}: {option} is turned off", d.describe()))
+        }
         (_, Some(d)) => found.push(d.describe()),
     }
     for d in s.bound(option) {
         if d.op == Op::Off {
-            failures.push(format!("{}: {option} is turned off for {}", d.describe(), d.binding.as_deref().unwrap_or("")));
+            failures.push(format!(
+                "{}: {option} is turned off for {}",
+                d.describe(),
+                d.binding.as_deref().unwrap_or("")
+            ));
         } else {
             found.push(d.describe());
         }
@@ -731,7 +955,10 @@ fn sudo_timeout(facts: &Facts, max: f64) -> Result<Outcome, FactError> {
             Op::Off => Ok(format!("{} (0: always ask)", d.describe())),
             Op::On => Err(format!("{}: no value given", d.describe())),
             Op::Value(v) => match v.parse::<f64>() {
-                Ok(n) if n < 0.0 => Err(format!("{}: a negative timeout never expires", d.describe())),
+                Ok(n) if n < 0.0 => Err(format!(
+                    "{}: a negative timeout never expires",
+                    d.describe()
+                )),
                 Ok(n) if n > max => Err(format!("{}: {n} minutes is above {max}", d.describe())),
                 Ok(_) => Ok(d.describe()),
                 Err(_) => Err(format!("{}: {v} is not a number of minutes", d.describe())),
@@ -741,7 +968,11 @@ fn sudo_timeout(facts: &Facts, max: f64) -> Result<Outcome, FactError> {
     match s.global("timestamp_timeout") {
         None => found.push(format!(
             "timestamp_timeout not set in {}; sudo's default of 15 minutes applies",
-            if s.files.is_empty() { "/etc/sudoers".to_string() } else { s.files.join(", ") }
+            if s.files.is_empty() {
+                "/etc/sudoers".to_string()
+            } else {
+                s.files.join(", ")
+            }
         )),
         Some(d) => match judge(d) {
             Ok(x) => found.push(x),
@@ -763,7 +994,8 @@ fn sudo_timeout(facts: &Facts, max: f64) -> Result<Outcome, FactError> {
 fn has_tag(text: &str, tag: &str) -> bool {
     let mut rest = text;
     while let Some(i) = rest.find(tag) {
-        let before_ok = i == 0 || !rest.as_bytes()[i - 1].is_ascii_alphanumeric() && rest.as_bytes()[i - 1] != b'_';
+        let before_ok = i == 0
+            || !rest.as_bytes()[i - 1].is_ascii_alphanumeric() && rest.as_bytes()[i - 1] != b'_';
         let after = rest[i + tag.len()..].trim_start();
         if before_ok && after.starts_with(':') {
             return true;
@@ -780,7 +1012,10 @@ mod tests {
     #[test]
     fn tags() {
         assert!(has_tag("%admin ALL=(ALL) NOPASSWD: ALL", "NOPASSWD"));
-        assert!(has_tag("bob ALL = (root) NOEXEC:NOPASSWD :/bin/ls", "NOPASSWD"));
+        assert!(has_tag(
+            "bob ALL = (root) NOEXEC:NOPASSWD :/bin/ls",
+            "NOPASSWD"
+        ));
         assert!(!has_tag("Cmnd_Alias NOPASSWDX = /bin/ls", "NOPASSWD"));
         assert!(!has_tag("bob ALL=(ALL) PASSWD: ALL", "NOPASSWD"));
     }

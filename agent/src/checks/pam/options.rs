@@ -62,9 +62,15 @@ impl Module {
 
     fn is_flag(self, option: &str) -> bool {
         match self {
-            Module::Faillock => {
-                ["even_deny_root", "audit", "silent", "no_log_info", "local_users_only", "nodelay"].contains(&option)
-            }
+            Module::Faillock => [
+                "even_deny_root",
+                "audit",
+                "silent",
+                "no_log_info",
+                "local_users_only",
+                "nodelay",
+            ]
+            .contains(&option),
             Module::Pwquality => ["enforce_for_root", "local_users_only"].contains(&option),
             Module::Pwhistory => ["enforce_for_root", "debug", "use_authtok"].contains(&option),
         }
@@ -131,7 +137,9 @@ fn parse_conf(text: &str, path: &str) -> Vec<Set> {
         if line.is_empty() {
             continue;
         }
-        let end = line.find(|c: char| c.is_whitespace() || c == '=').unwrap_or(line.len());
+        let end = line
+            .find(|c: char| c.is_whitespace() || c == '=')
+            .unwrap_or(line.len());
         let name = &line[..end];
         let mut rest = &line[end..];
         let mut eq = false;
@@ -145,20 +153,32 @@ fn parse_conf(text: &str, path: &str) -> Vec<Set> {
                 rest = r.trim_start();
             }
         }
-        out.push(Set { name: name.to_string(), value: rest.to_string(), from: format!("{path}:{}", i + 1) });
+        out.push(Set {
+            name: name.to_string(),
+            value: rest.to_string(),
+            from: format!("{path}:{}", i + 1),
+        });
     }
     out
 }
 
 /// Reads the settings that apply to `line` in order (files, then arguments).
 /// Returns the settings and remarks for evidence.
-fn settings(facts: &Facts, module: Module, line: &PamLine) -> Result<(Vec<Set>, Vec<String>), FactError> {
+fn settings(
+    facts: &Facts,
+    module: Module,
+    line: &PamLine,
+) -> Result<(Vec<Set>, Vec<String>), FactError> {
     let mut sets = Vec::new();
     let mut notes = Vec::new();
     let arg_from = format!("argument on {}", line.source);
     match module {
         Module::Faillock => {
-            let conf = line.args.iter().find_map(|a| a.strip_prefix("conf=")).unwrap_or("/etc/security/faillock.conf");
+            let conf = line
+                .args
+                .iter()
+                .find_map(|a| a.strip_prefix("conf="))
+                .unwrap_or("/etc/security/faillock.conf");
             match facts.read(conf)? {
                 Some(t) => sets.extend(parse_conf(&t, conf)),
                 None if conf != "/etc/security/faillock.conf" => {
@@ -167,11 +187,17 @@ fn settings(facts: &Facts, module: Module, line: &PamLine) -> Result<(Vec<Set>, 
                 None => {}
             }
             for a in &line.args {
-                if a.starts_with("conf=") || ["preauth", "authfail", "authsucc"].contains(&a.as_str()) {
+                if a.starts_with("conf=")
+                    || ["preauth", "authfail", "authsucc"].contains(&a.as_str())
+                {
                     continue;
                 }
                 let (n, v) = a.split_once('=').unwrap_or((a, ""));
-                sets.push(Set { name: n.to_string(), value: v.to_string(), from: arg_from.clone() });
+                sets.push(Set {
+                    name: n.to_string(),
+                    value: v.to_string(),
+                    from: arg_from.clone(),
+                });
             }
         }
         Module::Pwquality => {
@@ -192,32 +218,51 @@ fn settings(facts: &Facts, module: Module, line: &PamLine) -> Result<(Vec<Set>, 
                         notes.push(format!("{}: unknown setting {}; libpwquality stops reading its configuration here", s.from, s.name));
                         break 'files;
                     }
-                    if Module::Pwquality.default(&name).is_some() && s.value.parse::<i64>().is_err() {
+                    if Module::Pwquality.default(&name).is_some() && s.value.parse::<i64>().is_err()
+                    {
                         notes.push(format!("{}: {} = {} is not a number; libpwquality stops reading its configuration here", s.from, s.name, s.value));
                         break 'files;
                     }
-                    sets.push(Set { name, value: s.value, from: s.from });
+                    sets.push(Set {
+                        name,
+                        value: s.value,
+                        from: s.from,
+                    });
                 }
             }
             for a in &line.args {
                 let (n, v) = a.split_once('=').unwrap_or((a, ""));
                 let n = n.to_ascii_lowercase();
                 if Module::is_pwquality_setting(&n) {
-                    sets.push(Set { name: n, value: v.to_string(), from: arg_from.clone() });
+                    sets.push(Set {
+                        name: n,
+                        value: v.to_string(),
+                        from: arg_from.clone(),
+                    });
                 }
             }
         }
         Module::Pwhistory => {
             let pk = packages(facts);
             let new_enough = match pk.as_ref() {
-                Ok(p) => p.version("libpam-modules").is_some_and(|v| compare_versions(v, "1.5.3").is_ge()),
+                Ok(p) => p
+                    .version("libpam-modules")
+                    .is_some_and(|v| compare_versions(v, "1.5.3").is_ge()),
                 Err(_) => false,
             };
-            let conf = line.args.iter().find_map(|a| a.strip_prefix("conf=")).unwrap_or("/etc/security/pwhistory.conf");
+            let conf = line
+                .args
+                .iter()
+                .find_map(|a| a.strip_prefix("conf="))
+                .unwrap_or("/etc/security/pwhistory.conf");
             if new_enough {
                 if let Some(t) = facts.read(conf)? {
                     for s in parse_conf(&t, conf) {
-                        sets.push(Set { name: s.name.to_ascii_lowercase(), value: s.value, from: s.from });
+                        sets.push(Set {
+                            name: s.name.to_ascii_lowercase(),
+                            value: s.value,
+                            from: s.from,
+                        });
                     }
                 }
             } else if let Some(t) = facts.read(conf)? {
@@ -229,7 +274,11 @@ fn settings(facts: &Facts, module: Module, line: &PamLine) -> Result<(Vec<Set>, 
             }
             for a in &line.args {
                 let (n, v) = a.split_once('=').unwrap_or((a, ""));
-                sets.push(Set { name: n.to_ascii_lowercase(), value: v.to_string(), from: arg_from.clone() });
+                sets.push(Set {
+                    name: n.to_ascii_lowercase(),
+                    value: v.to_string(),
+                    from: arg_from.clone(),
+                });
             }
         }
     }
@@ -243,7 +292,9 @@ fn leading_int(s: &str) -> Option<i64> {
         Some(r) => (true, r),
         None => (false, t.strip_prefix('+').unwrap_or(t)),
     };
-    let end = digits.find(|c: char| !c.is_ascii_digit()).unwrap_or(digits.len());
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
     if end == 0 {
         return None;
     }
@@ -252,7 +303,12 @@ fn leading_int(s: &str) -> Option<i64> {
 }
 
 /// Resolves `option` for one module line. `Ok((resolved, notes))`.
-pub fn resolve(facts: &Facts, module: Module, line: &PamLine, option: &str) -> Result<(Resolved, Vec<String>), FactError> {
+pub fn resolve(
+    facts: &Facts,
+    module: Module,
+    line: &PamLine,
+    option: &str,
+) -> Result<(Resolved, Vec<String>), FactError> {
     let (sets, notes) = settings(facts, module, line)?;
     let option_lc = option.to_ascii_lowercase();
     let matches = |s: &Set| match module {
@@ -263,8 +319,18 @@ pub fn resolve(facts: &Facts, module: Module, line: &PamLine, option: &str) -> R
         let hit = sets.iter().rev().find(|s| matches(s));
         return Ok((
             match hit {
-                Some(s) => Resolved { value: Some(1), raw: Some(s.name.clone()), from: s.from.clone(), explicit: true },
-                None => Resolved { value: Some(0), raw: None, from: "default".into(), explicit: false },
+                Some(s) => Resolved {
+                    value: Some(1),
+                    raw: Some(s.name.clone()),
+                    from: s.from.clone(),
+                    explicit: true,
+                },
+                None => Resolved {
+                    value: Some(0),
+                    raw: None,
+                    from: "default".into(),
+                    explicit: false,
+                },
             },
             notes,
         ));
@@ -296,13 +362,27 @@ pub fn resolve(facts: &Facts, module: Module, line: &PamLine, option: &str) -> R
                 from = s.from.clone();
                 explicit = true;
             }
-            None => notes.push(format!("{}: {} = {} is not a valid number; {} ignores it", s.from, s.name, s.value, module.name())),
+            None => notes.push(format!(
+                "{}: {} = {} is not a valid number; {} ignores it",
+                s.from,
+                s.name,
+                s.value,
+                module.name()
+            )),
         }
     }
     if module == Module::Pwquality && option_lc == "minlen" {
         value = value.map(|v| v.max(6));
     }
-    Ok((Resolved { value, raw, from, explicit }, notes))
+    Ok((
+        Resolved {
+            value,
+            raw,
+            from,
+            explicit,
+        },
+        notes,
+    ))
 }
 
 /// `option = value (where)` or `option not set; pam_x default N` for evidence.
@@ -311,8 +391,12 @@ pub fn describe(module: Module, option: &str, r: &Resolved) -> String {
         (Some(raw), true) if raw == option => format!("{option} set ({})", r.from),
         (Some(raw), true) => format!("{option} = {raw} ({})", r.from),
         _ => match r.value {
-            Some(0) if module.is_flag(&option.to_ascii_lowercase()) => format!("{option} not set ({} default: off)", module.name()),
-            Some(v) if r.from == "default" => format!("{option} not set; {} default {v}", module.name()),
+            Some(0) if module.is_flag(&option.to_ascii_lowercase()) => {
+                format!("{option} not set ({} default: off)", module.name())
+            }
+            Some(v) if r.from == "default" => {
+                format!("{option} not set; {} default {v}", module.name())
+            }
             Some(v) => format!("{option} {} = {v}", r.from),
             None => format!("{option} not set"),
         },
@@ -325,9 +409,23 @@ mod tests {
 
     #[test]
     fn conf_lines() {
-        let s = parse_conf("deny=4\n  unlock_time = 900 # x\neven_deny_root\n#deny=1\nfoo bar\n", "/f");
-        let v: Vec<(&str, &str)> = s.iter().map(|x| (x.name.as_str(), x.value.as_str())).collect();
-        assert_eq!(v, vec![("deny", "4"), ("unlock_time", "900"), ("even_deny_root", ""), ("foo", "bar")]);
+        let s = parse_conf(
+            "deny=4\n  unlock_time = 900 # x\neven_deny_root\n#deny=1\nfoo bar\n",
+            "/f",
+        );
+        let v: Vec<(&str, &str)> = s
+            .iter()
+            .map(|x| (x.name.as_str(), x.value.as_str()))
+            .collect();
+        assert_eq!(
+            v,
+            vec![
+                ("deny", "4"),
+                ("unlock_time", "900"),
+                ("even_deny_root", ""),
+                ("foo", "bar")
+            ]
+        );
         assert_eq!(s[1].from, "/f:2");
     }
 

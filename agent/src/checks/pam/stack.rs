@@ -40,12 +40,18 @@ impl PamLine {
 
     /// The argument `name` or `name=...`, if present (case-sensitive).
     pub fn arg(&self, name: &str) -> Option<&str> {
-        self.args.iter().map(String::as_str).find(|a| arg_is(a, name))
+        self.args
+            .iter()
+            .map(String::as_str)
+            .find(|a| arg_is(a, name))
     }
 
     /// `path:line: type control module args` for evidence.
     pub fn describe(&self) -> String {
-        let mut s = format!("{}: {} {} {}", self.source, self.kind, self.control, self.module);
+        let mut s = format!(
+            "{}: {} {} {}",
+            self.source, self.kind, self.control, self.module
+        );
         for a in &self.args {
             s.push(' ');
             s.push_str(a);
@@ -73,7 +79,10 @@ pub struct Stack {
 impl Stack {
     /// Lines calling `module`, optionally only of type `kind`.
     pub fn module_lines(&self, module: &str, kind: Option<&str>) -> Vec<&PamLine> {
-        self.lines.iter().filter(|l| l.is(module) && kind.is_none_or(|k| l.kind == k)).collect()
+        self.lines
+            .iter()
+            .filter(|l| l.is(module) && kind.is_none_or(|k| l.kind == k))
+            .collect()
     }
 
     /// The path of the service file.
@@ -93,7 +102,10 @@ fn service_path(name: &str) -> String {
 /// The expanded stack of a service (e.g. `common-auth`, `su`), read once per scan.
 pub fn stack(facts: &Facts, service: &str) -> Arc<Result<Stack, FactError>> {
     facts.memo(&format!("pam-stack:{service}"), || {
-        let mut st = Stack { service: service.to_string(), ..Default::default() };
+        let mut st = Stack {
+            service: service.to_string(),
+            ..Default::default()
+        };
         let path = service_path(service);
         match facts.read(&path)? {
             None => st.notes.push(format!("{path} does not exist")),
@@ -124,25 +136,47 @@ fn expand(
                 st.notes.push(format!("{source}: @include without a file"));
                 continue;
             };
-            include(facts, st, name, only, &source, &format!("@include {name}"), &via, depth)?;
+            include(
+                facts,
+                st,
+                name,
+                only,
+                &source,
+                &format!("@include {name}"),
+                &via,
+                depth,
+            )?;
             continue;
         }
         let kind_raw = first.strip_prefix('-').unwrap_or(first);
         let kind = kind_raw.to_ascii_lowercase();
         if !["auth", "account", "password", "session"].contains(&kind.as_str()) {
-            st.notes.push(format!("{source}: unknown module type {first}; libpam makes this stack fail"));
+            st.notes.push(format!(
+                "{source}: unknown module type {first}; libpam makes this stack fail"
+            ));
             continue;
         }
         if only.is_some_and(|o| o != kind) {
             continue;
         }
         let (Some(control), Some(module)) = (toks.get(1), toks.get(2)) else {
-            st.notes.push(format!("{source}: incomplete line; libpam makes this stack fail"));
+            st.notes.push(format!(
+                "{source}: incomplete line; libpam makes this stack fail"
+            ));
             continue;
         };
         let c = control.to_ascii_lowercase();
         if c == "include" || c == "substack" {
-            include(facts, st, module, Some(&kind), &source, &format!("{c} {module}"), &via, depth)?;
+            include(
+                facts,
+                st,
+                module,
+                Some(&kind),
+                &source,
+                &format!("{c} {module}"),
+                &via,
+                depth,
+            )?;
             continue;
         }
         st.lines.push(PamLine {
@@ -174,7 +208,9 @@ fn include(
     }
     let path = service_path(name);
     match facts.read(&path)? {
-        None => st.notes.push(format!("{source}: {how}: {path} does not exist; libpam makes this stack fail")),
+        None => st.notes.push(format!(
+            "{source}: {how}: {path} does not exist; libpam makes this stack fail"
+        )),
         Some(text) => {
             let v = match via {
                 Some(v) => format!("{v}, {how}"),
@@ -267,7 +303,16 @@ mod tests {
         let l = logical_lines("# c\nauth required pam_x.so a \\\n  b # tail\n\n");
         assert_eq!(l, vec![(2, "auth required pam_x.so a    b".to_string())]);
         let t = tokens("auth [success=1 default=ignore] pam_unix.so [arg with space\\]] x");
-        assert_eq!(t, vec!["auth", "[success=1 default=ignore]", "pam_unix.so", "[arg with space]]", "x"]);
+        assert_eq!(
+            t,
+            vec![
+                "auth",
+                "[success=1 default=ignore]",
+                "pam_unix.so",
+                "[arg with space]]",
+                "x"
+            ]
+        );
     }
 
     #[test]
@@ -277,16 +322,35 @@ mod tests {
         fs::create_dir_all(&d).unwrap();
         fs::write(d.join("su"), "auth sufficient pam_rootok.so\n@include common-auth\npassword include common-password\n")
             .unwrap();
-        fs::write(d.join("common-auth"), "AUTH required pam_unix.so nullok\naccount required pam_x.so\n").unwrap();
-        fs::write(d.join("common-password"), "password required /lib/security/pam_pwquality.so\nauth required pam_y.so\n")
-            .unwrap();
+        fs::write(
+            d.join("common-auth"),
+            "AUTH required pam_unix.so nullok\naccount required pam_x.so\n",
+        )
+        .unwrap();
+        fs::write(
+            d.join("common-password"),
+            "password required /lib/security/pam_pwquality.so\nauth required pam_y.so\n",
+        )
+        .unwrap();
         let facts = Facts::new(t.path(), false);
         let st = stack(&facts, "su");
         let st = st.as_ref().as_ref().unwrap();
         let mods: Vec<&str> = st.lines.iter().map(|l| l.module_name()).collect();
-        assert_eq!(mods, vec!["pam_rootok.so", "pam_unix.so", "pam_x.so", "pam_pwquality.so"]);
+        assert_eq!(
+            mods,
+            vec![
+                "pam_rootok.so",
+                "pam_unix.so",
+                "pam_x.so",
+                "pam_pwquality.so"
+            ]
+        );
         assert_eq!(st.lines[1].kind, "auth");
-        assert!(st.lines[1].via.as_ref().unwrap().contains("@include common-auth"));
+        assert!(st.lines[1]
+            .via
+            .as_ref()
+            .unwrap()
+            .contains("@include common-auth"));
         assert_eq!(st.lines[1].arg("nullok"), Some("nullok"));
     }
 }

@@ -77,7 +77,9 @@ pub fn commands(text: &str, cond: &dyn Fn(&[String]) -> Cond) -> Vec<Command> {
                     _ => break,
                 }
             }
-            let Some(first) = words.first().cloned() else { continue };
+            let Some(first) = words.first().cloned() else {
+                continue;
+            };
             match first.as_str() {
                 "if" => {
                     let c = cond(&words[1..]);
@@ -106,17 +108,28 @@ pub fn commands(text: &str, cond: &dyn Fn(&[String]) -> Cond) -> Vec<Command> {
                     continue;
                 }
                 "for" | "while" | "until" | "case" | "select" => {
-                    frames.push(Frame { current: Applies::Maybe, taken: false, maybe_taken: true, opaque: true });
+                    frames.push(Frame {
+                        current: Applies::Maybe,
+                        taken: false,
+                        maybe_taken: true,
+                        opaque: true,
+                    });
                     continue;
                 }
                 _ => {}
             }
-            let applies = frames.iter().fold(Applies::Yes, |acc, f| match (acc, f.current) {
-                (Applies::No, _) | (_, Applies::No) => Applies::No,
-                (Applies::Maybe, _) | (_, Applies::Maybe) => Applies::Maybe,
-                _ => Applies::Yes,
+            let applies = frames
+                .iter()
+                .fold(Applies::Yes, |acc, f| match (acc, f.current) {
+                    (Applies::No, _) | (_, Applies::No) => Applies::No,
+                    (Applies::Maybe, _) | (_, Applies::Maybe) => Applies::Maybe,
+                    _ => Applies::Yes,
+                });
+            out.push(Command {
+                line,
+                words,
+                applies,
             });
-            out.push(Command { line, words, applies });
         }
     }
     out
@@ -128,7 +141,12 @@ fn frame_for(c: Cond, taken: bool, maybe_taken: bool) -> Frame {
         Cond::False => Applies::No,
         Cond::Unknown => Applies::Maybe,
     };
-    Frame { current, taken, maybe_taken, opaque: false }
+    Frame {
+        current,
+        taken,
+        maybe_taken,
+        opaque: false,
+    }
 }
 
 /// Logical lines split into commands of words (quotes kept), numbered by the line
@@ -299,9 +317,36 @@ fn copy_subst(chars: &[char], mut i: usize, word: &mut String) -> usize {
     i
 }
 
+/// Marks a part of an expanded value that could not be evaluated statically.
+pub const UNKNOWN: char = '\u{1}';
+
 /// Expands a word: removes quotes and substitutes `$NAME` / `${NAME}` from `vars`.
 /// `Err(name)` names the first thing that cannot be expanded statically.
 pub fn expand(word: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
+    expand_inner(word, vars, false)
+}
+
+/// Like [`expand`], but puts `UNKNOWN`-delimited placeholders (e.g. `\u{1}$FOO\u{1}`)
+/// where a variable or substitution cannot be evaluated, instead of failing.
+pub fn expand_lossy(word: &str, vars: &BTreeMap<String, String>) -> String {
+    expand_inner(word, vars, true).unwrap_or_default()
+}
+
+fn expand_inner(
+    word: &str,
+    vars: &BTreeMap<String, String>,
+    lossy: bool,
+) -> Result<String, String> {
+    let unknown = |what: String, out: &mut String| -> Result<(), String> {
+        if lossy {
+            out.push(UNKNOWN);
+            out.push_str(&what);
+            out.push(UNKNOWN);
+            Ok(())
+        } else {
+            Err(what)
+        }
+    };
     let chars: Vec<char> = word.chars().collect();
     let mut out = String::new();
     let mut i = 0;
@@ -327,19 +372,37 @@ pub fn expand(word: &str, vars: &BTreeMap<String, String>) -> Result<String, Str
                 }
                 i += 2;
             }
-            '`' => return Err("a command substitution".into()),
+            '`' => {
+                let end = chars[i + 1..]
+                    .iter()
+                    .position(|c| *c == '`')
+                    .map(|p| i + 2 + p)
+                    .unwrap_or(chars.len());
+                unknown(chars[i..end].iter().collect(), &mut out)?;
+                i = end;
+            }
             '$' => {
                 let rest: String = chars[i + 1..].iter().collect();
                 if rest.starts_with('(') {
-                    return Err("a command substitution".into());
+                    let mut sub = String::new();
+                    let end = copy_subst(&chars, i, &mut sub);
+                    unknown(sub, &mut out)?;
+                    i = end;
+                    continue;
                 }
                 let (name, len) = if let Some(r) = rest.strip_prefix('{') {
                     match r.find('}') {
                         Some(end) => (r[..end].to_string(), end + 2),
-                        None => return Err(format!("${rest}")),
+                        None => {
+                            unknown(format!("${rest}"), &mut out)?;
+                            break;
+                        }
                     }
                 } else {
-                    let n: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                    let n: String = rest
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
                     let l = n.len();
                     (n, l)
                 };
@@ -349,11 +412,12 @@ pub fn expand(word: &str, vars: &BTreeMap<String, String>) -> Result<String, Str
                     continue;
                 }
                 if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                    return Err(format!("${{{name}}}"));
-                }
-                match vars.get(&name) {
-                    Some(v) => out.push_str(v),
-                    None => return Err(format!("${name}")),
+                    unknown(format!("${{{name}}}"), &mut out)?;
+                } else {
+                    match vars.get(&name) {
+                        Some(v) => out.push_str(v),
+                        None => unknown(format!("${name}"), &mut out)?,
+                    }
                 }
                 i += 1 + len;
             }
@@ -398,7 +462,9 @@ mod tests {
     use super::*;
 
     fn vars(p: &[(&str, &str)]) -> BTreeMap<String, String> {
-        p.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        p.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -414,7 +480,8 @@ mod tests {
     fn root_branches() {
         let text = "if [ \"$(id -u)\" -eq 0 ]; then\n PATH=/root\nelse\n PATH=/user\nfi\nif [ -n x ]; then\n A=1\nfi\nB=2\n";
         let c = commands(text, &|w| root_test(w));
-        let got: Vec<(String, Applies)> = c.iter().map(|c| (c.words[0].clone(), c.applies)).collect();
+        let got: Vec<(String, Applies)> =
+            c.iter().map(|c| (c.words[0].clone(), c.applies)).collect();
         assert_eq!(
             got,
             vec![
@@ -424,7 +491,10 @@ mod tests {
                 ("B=2".into(), Applies::Yes)
             ]
         );
-        let c = commands("if [ $UID != 0 ]; then X=1; elif true; then Y=1; else Z=1; fi", &|w| root_test(w));
+        let c = commands(
+            "if [ $UID != 0 ]; then X=1; elif true; then Y=1; else Z=1; fi",
+            &|w| root_test(w),
+        );
         let got: Vec<Applies> = c.iter().map(|c| c.applies).collect();
         assert_eq!(got, vec![Applies::No, Applies::Maybe, Applies::Maybe]);
     }
@@ -439,5 +509,7 @@ mod tests {
         assert!(expand("${PATH:+$PATH:}/x", &v).is_err());
         assert!(expand("$(pwd)", &v).is_err());
         assert_eq!(literal("'027'").unwrap(), "027");
+        let l = expand_lossy("\"$FOO/bin:$(x):$PATH\"", &v);
+        assert_eq!(l, "\u{1}$FOO\u{1}/bin:\u{1}$(x)\u{1}:/bin");
     }
 }

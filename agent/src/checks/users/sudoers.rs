@@ -62,12 +62,18 @@ pub struct Sudoers {
 impl Sudoers {
     /// The last global setting of `name` (later entries override earlier ones).
     pub fn global(&self, name: &str) -> Option<&DefaultsEntry> {
-        self.defaults.iter().rev().find(|d| d.binding.is_none() && d.name == name)
+        self.defaults
+            .iter()
+            .rev()
+            .find(|d| d.binding.is_none() && d.name == name)
     }
 
     /// Settings of `name` bound to users, hosts, commands or run-as users.
     pub fn bound(&self, name: &str) -> Vec<&DefaultsEntry> {
-        self.defaults.iter().filter(|d| d.binding.is_some() && d.name == name).collect()
+        self.defaults
+            .iter()
+            .filter(|d| d.binding.is_some() && d.name == name)
+            .collect()
     }
 }
 
@@ -103,13 +109,23 @@ fn resolve_path(from: &str, p: &str) -> String {
     }
 }
 
-fn parse(facts: &Facts, s: &mut Sudoers, path: &str, text: &str, depth: usize) -> Result<(), FactError> {
+fn parse(
+    facts: &Facts,
+    s: &mut Sudoers,
+    path: &str,
+    text: &str,
+    depth: usize,
+) -> Result<(), FactError> {
     for (n, line) in logical_lines(text) {
         let source = format!("{path}:{n}");
         let trimmed = line.trim();
         let directive = ["@includedir", "#includedir", "@include", "#include"]
             .iter()
-            .find(|d| trimmed.strip_prefix(**d).is_some_and(|r| r.starts_with([' ', '\t'])));
+            .find(|d| {
+                trimmed
+                    .strip_prefix(**d)
+                    .is_some_and(|r| r.starts_with([' ', '\t']))
+            });
         if let Some(d) = directive {
             let arg = trimmed[d.len()..].trim();
             if depth + 1 > MAX_DEPTH {
@@ -134,7 +150,9 @@ fn parse(facts: &Facts, s: &mut Sudoers, path: &str, text: &str, depth: usize) -
                         s.files.push(target.clone());
                         parse(facts, s, &target, &t, depth + 1)?;
                     }
-                    None => s.notes.push(format!("{source}: included file {target} does not exist")),
+                    None => s
+                        .notes
+                        .push(format!("{source}: included file {target} does not exist")),
                 }
             }
             continue;
@@ -152,7 +170,10 @@ fn parse(facts: &Facts, s: &mut Sudoers, path: &str, text: &str, depth: usize) -
                 }
                 Some(c) if c == ' ' || c == '\t' => (None, rest),
                 _ => {
-                    s.rules.push(RuleLine { source, text: body.to_string() });
+                    s.rules.push(RuleLine {
+                        source,
+                        text: body.to_string(),
+                    });
                     continue;
                 }
             };
@@ -171,7 +192,10 @@ fn parse(facts: &Facts, s: &mut Sudoers, path: &str, text: &str, depth: usize) -
             }
             continue;
         }
-        s.rules.push(RuleLine { source, text: body.to_string() });
+        s.rules.push(RuleLine {
+            source,
+            text: body.to_string(),
+        });
     }
     Ok(())
 }
@@ -271,13 +295,15 @@ mod tests {
 
     #[test]
     fn options_and_comments() {
-        assert_eq!(split_options(" env_reset, logfile=\"/var/log/a,b\" ,!lecture"), vec![
-            "env_reset",
-            "logfile=\"/var/log/a,b\"",
-            "!lecture"
-        ]);
+        assert_eq!(
+            split_options(" env_reset, logfile=\"/var/log/a,b\" ,!lecture"),
+            vec!["env_reset", "logfile=\"/var/log/a,b\"", "!lecture"]
+        );
         assert_eq!(parse_option("!use_pty"), ("use_pty".to_string(), Op::Off));
-        assert_eq!(parse_option("timestamp_timeout = 5"), ("timestamp_timeout".to_string(), Op::Value("5".into())));
+        assert_eq!(
+            parse_option("timestamp_timeout = 5"),
+            ("timestamp_timeout".to_string(), Op::Value("5".into()))
+        );
         assert_eq!(strip_comment("Defaults use_pty # why"), "Defaults use_pty ");
         assert_eq!(strip_comment("#1000 ALL=(ALL) ALL"), "#1000 ALL=(ALL) ALL");
     }
@@ -292,16 +318,30 @@ mod tests {
             "Defaults\tenv_reset\nDefaults:alice !use_pty\n@includedir /etc/sudoers.d\n%sudo ALL=(ALL:ALL) ALL\n",
         )
         .unwrap();
-        fs::write(d.join("10-pty"), "Defaults use_pty,\\\n  logfile=/var/log/sudo.log\n#includedir x\n").unwrap();
+        fs::write(
+            d.join("10-pty"),
+            "Defaults use_pty,\\\n  logfile=/var/log/sudo.log\n#includedir x\n",
+        )
+        .unwrap();
         fs::write(d.join("README"), "Defaults !use_pty\n").unwrap();
         fs::write(d.join("skip.conf"), "Defaults !use_pty\n").unwrap();
         fs::write(d.join("old~"), "Defaults !use_pty\n").unwrap();
         let facts = Facts::new(t.path(), false);
         let s = sudoers(&facts);
         let s = s.as_ref().as_ref().unwrap();
-        assert_eq!(s.files, vec!["/etc/sudoers", "/etc/sudoers.d/10-pty", "/etc/sudoers.d/README"]);
+        assert_eq!(
+            s.files,
+            vec![
+                "/etc/sudoers",
+                "/etc/sudoers.d/10-pty",
+                "/etc/sudoers.d/README"
+            ]
+        );
         assert_eq!(s.global("use_pty").unwrap().op, Op::Off);
-        assert_eq!(s.global("logfile").unwrap().op, Op::Value("/var/log/sudo.log".into()));
+        assert_eq!(
+            s.global("logfile").unwrap().op,
+            Op::Value("/var/log/sudo.log".into())
+        );
         assert_eq!(s.bound("use_pty").len(), 1);
         assert_eq!(s.rules.len(), 1);
     }
