@@ -241,7 +241,8 @@ fn judge_keyword(
     let Some(default) = default_of(keyword) else {
         return Outcome::error(format!("no OpenSSH default is known for {keyword}"));
     };
-    let (value, describe) = match cfg.global(keyword) {
+    let effective = cfg.effective(keyword);
+    let (value, describe) = match effective {
         Some(d) => (d.args.join(" "), d.describe()),
         None => (
             default.to_string(),
@@ -255,7 +256,19 @@ fn judge_keyword(
         Ok(detail) => found.push(with_detail(describe, &detail)),
         Err(reason) => failures.push(format!("{describe}: {reason}")),
     }
-    for d in cfg.in_match(keyword) {
+    if let (Some(e), Some(g)) = (effective, cfg.global(keyword)) {
+        if e.match_all {
+            found.push(format!(
+                "{} is overridden for every connection by the Match all block",
+                g.describe()
+            ));
+        }
+    }
+    for d in cfg
+        .in_match(keyword)
+        .into_iter()
+        .filter(|d| not_same(*d, effective))
+    {
         match judge(&d.args.join(" ")) {
             Ok(detail) => found.push(with_detail(d.describe(), &detail)),
             Err(reason) => failures.push(format!(
@@ -265,6 +278,11 @@ fn judge_keyword(
         }
     }
     Outcome::from_findings(failures, found)
+}
+
+/// Whether `d` is not the directive `e` (by identity).
+fn not_same(d: &Directive, e: Option<&Directive>) -> bool {
+    e.is_none_or(|e| !std::ptr::eq(d, e))
 }
 
 fn with_detail(describe: String, detail: &str) -> String {
@@ -462,7 +480,14 @@ fn judge_max_startups(
 }
 
 fn any_set(cfg: &SshdConfig, keywords: &[String]) -> Outcome {
-    let global: Vec<&Directive> = keywords.iter().flat_map(|k| cfg.all_global(k)).collect();
+    let global: Vec<&Directive> = keywords
+        .iter()
+        .flat_map(|k| {
+            let mut v = cfg.all_global(k);
+            v.extend(cfg.in_match(k).into_iter().filter(|d| d.match_all));
+            v
+        })
+        .collect();
     if !global.is_empty() {
         return Outcome::new(Status::Pass, global.iter().map(|d| d.describe()).collect());
     }
@@ -494,14 +519,19 @@ fn banner(facts: &Facts, cfg: &SshdConfig) -> Result<Outcome, FactError> {
     let mut failures = Vec::new();
     let mut found = Vec::new();
     let mut entries: Vec<(String, String)> = Vec::new();
-    match cfg.global("Banner") {
+    let effective = cfg.effective("Banner");
+    match effective {
         Some(d) => entries.push((d.value().to_string(), d.describe())),
         None => failures.push(format!(
             "Banner not set in {}; OpenSSH default none (no banner)",
             config_where(cfg)
         )),
     }
-    for d in cfg.in_match("Banner") {
+    for d in cfg
+        .in_match("Banner")
+        .into_iter()
+        .filter(|d| not_same(*d, effective))
+    {
         entries.push((d.value().to_string(), d.describe()));
     }
     for (value, describe) in entries {

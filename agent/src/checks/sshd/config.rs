@@ -32,6 +32,8 @@ pub struct Directive {
     pub source: String,
     /// The `Match` criteria (and where the block starts) when inside a Match block.
     pub within: Option<String>,
+    /// Whether the Match block is `Match all` (it applies to every connection).
+    pub match_all: bool,
 }
 
 impl Directive {
@@ -81,6 +83,15 @@ impl SshdConfig {
             .find(|d| d.within.is_none() && d.is(keyword))
     }
 
+    /// The value every connection gets: the first one set in a `Match all` block
+    /// (Match values override global ones), else the global one.
+    pub fn effective(&self, keyword: &str) -> Option<&Directive> {
+        self.directives
+            .iter()
+            .find(|d| d.match_all && d.is(keyword))
+            .or_else(|| self.global(keyword))
+    }
+
     /// Every global occurrence (for keywords whose values accumulate).
     pub fn all_global(&self, keyword: &str) -> Vec<&Directive> {
         self.directives
@@ -109,7 +120,7 @@ fn load(facts: &Facts) -> Result<SshdConfig, FactError> {
         Some(text) => {
             cfg.main_exists = true;
             cfg.files.push(MAIN.to_string());
-            parse_file(facts, &mut cfg, MAIN, &text, None, 0)?;
+            parse_file(facts, &mut cfg, MAIN, &text, (None, false), 0)?;
         }
         None => cfg.notes.push(format!(
             "{MAIN} does not exist: only compiled-in defaults apply"
@@ -123,10 +134,10 @@ fn parse_file(
     cfg: &mut SshdConfig,
     path: &str,
     text: &str,
-    inherited: Option<String>,
+    inherited: (Option<String>, bool),
     depth: usize,
 ) -> Result<(), FactError> {
-    let mut within = inherited;
+    let (mut within, mut match_all) = inherited;
     for (i, raw) in text.split('\n').enumerate() {
         let source = format!("{path}:{}", i + 1);
         let Some((keyword, args)) = split_line(raw) else {
@@ -139,6 +150,7 @@ fn parse_file(
         };
         if keyword.eq_ignore_ascii_case("match") {
             within = Some(format!("Match {} at {source}", args.join(" ")));
+            match_all = args.len() == 1 && args[0].eq_ignore_ascii_case("all");
             continue;
         }
         if keyword.eq_ignore_ascii_case("include") {
@@ -159,7 +171,14 @@ fn parse_file(
                         continue;
                     };
                     cfg.files.push(file.clone());
-                    parse_file(facts, cfg, &file, &inc, within.clone(), depth + 1)?;
+                    parse_file(
+                        facts,
+                        cfg,
+                        &file,
+                        &inc,
+                        (within.clone(), match_all),
+                        depth + 1,
+                    )?;
                 }
             }
             continue;
@@ -175,6 +194,7 @@ fn parse_file(
             args,
             source,
             within: within.clone(),
+            match_all,
         });
     }
     Ok(())
