@@ -586,6 +586,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn umask_garbage() {
+        for s in [
+            "",
+            "=",
+            ",",
+            "u=",
+            "a=rwxrwx",
+            "u=r,,g=",
+            "0",
+            "7777",
+            "77777",
+            "é=r",
+            "u=rwx,g=rx,o=,a+",
+        ] {
+            let _ = parse_umask(s);
+        }
+    }
+
+    #[test]
     fn umask_values() {
         assert_eq!(parse_umask("027"), Ok(0o027));
         assert_eq!(parse_umask("0077"), Ok(0o077));

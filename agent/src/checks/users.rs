@@ -15,7 +15,7 @@ use serde::Deserialize;
 use self::sudoers::{sudoers, Op};
 use crate::checks::file::parse_mode;
 use crate::facts::accounts::{accounts, shells, Accounts, User};
-use crate::facts::kv::{self, Separator, Setting};
+use crate::facts::kv::{self, Setting};
 use crate::facts::packages::packages;
 use crate::facts::{FactError, Facts, FileKind};
 use crate::model::{Outcome, Status};
@@ -616,9 +616,38 @@ pub fn login_defs(facts: &Facts) -> Arc<Result<Vec<Setting>, FactError>> {
         let path = "/etc/login.defs";
         Ok(facts
             .read(path)?
-            .map(|t| kv::parse(&t, path, Separator::Whitespace))
+            .map(|t| parse_login_defs(&t, path))
             .unwrap_or_default())
     })
+}
+
+/// Parses login.defs as the shadow suite does: `NAME value`, lines starting with `#`
+/// are comments, the value runs to the end of the line (a `#` later on the line is
+/// part of it) with double quotes stripped.
+pub fn parse_login_defs(text: &str, path: &str) -> Vec<Setting> {
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim_end();
+        let name_start = line.trim_start_matches([' ', '\t']);
+        if name_start.is_empty() || name_start.starts_with('#') {
+            continue;
+        }
+        let Some(end) = name_start.find([' ', '\t']) else {
+            continue;
+        };
+        let name = &name_start[..end];
+        let value = name_start[end..].trim_start_matches([' ', '\t', '"']);
+        let value = match value.find('"') {
+            Some(q) => &value[..q],
+            None => value,
+        };
+        out.push(Setting {
+            key: name.to_string(),
+            value: value.to_string(),
+            source: format!("{path}:{}", i + 1),
+        });
+    }
+    out
 }
 
 /// UID_MIN from /etc/login.defs (default 1000).
@@ -632,7 +661,13 @@ pub fn uid_min(facts: &Facts) -> Result<u32, FactError> {
 
 /// Login shells from /etc/shells, without nologin and false shells.
 pub fn valid_shells(facts: &Facts) -> Result<Vec<String>, FactError> {
-    Ok(shells(facts)?
+    // Without /etc/shells, glibc's getusershell() offers /bin/sh and /bin/csh.
+    let list = if facts.read("/etc/shells")?.is_some() {
+        shells(facts)?
+    } else {
+        vec!["/bin/sh".to_string(), "/bin/csh".to_string()]
+    };
+    Ok(list
         .into_iter()
         .filter(|s| s.starts_with('/'))
         .filter(|s| {
@@ -1008,6 +1043,36 @@ fn has_tag(text: &str, tag: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn login_defs_like_shadow() {
+        let s = parse_login_defs(
+            "# c\nPASS_MAX_DAYS\t365\nUMASK 027 # why\nENV_PATH \"PATH=/bin\"\nLONE\n",
+            "/l",
+        );
+        let v: Vec<(&str, &str)> = s
+            .iter()
+            .map(|x| (x.key.as_str(), x.value.as_str()))
+            .collect();
+        assert_eq!(
+            v,
+            vec![
+                ("PASS_MAX_DAYS", "365"),
+                ("UMASK", "027 # why"),
+                ("ENV_PATH", "PATH=/bin")
+            ]
+        );
+    }
+
+    #[test]
+    fn login_defs_garbage() {
+        for s in [
+            "", "\"", "A\"", "A \"", "A \"\"", "\tA\t\t", "é ü", "# A 1", "A  \"x",
+        ] {
+            let _ = parse_login_defs(s, "/l");
+            let _ = has_tag(s, "NOPASSWD");
+        }
+    }
 
     #[test]
     fn tags() {

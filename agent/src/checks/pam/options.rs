@@ -430,6 +430,26 @@ mod tests {
     }
 
     #[test]
+    fn conf_garbage() {
+        for s in [
+            "",
+            "=",
+            "==",
+            "= =",
+            "\u{0}",
+            "é = ü",
+            "a=\n=b",
+            "#=#",
+            "   =x",
+            "deny=99999999999999999999999",
+        ] {
+            for x in parse_conf(s, "/f") {
+                let _ = leading_int(&x.value);
+            }
+        }
+    }
+
+    #[test]
     fn ints() {
         assert_eq!(leading_int("5abc"), Some(5));
         assert_eq!(leading_int(" 12"), Some(12));

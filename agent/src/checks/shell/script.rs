@@ -392,7 +392,7 @@ fn expand_inner(
                 }
                 let (name, len) = if let Some(r) = rest.strip_prefix('{') {
                     match r.find('}') {
-                        Some(end) => (r[..end].to_string(), end + 2),
+                        Some(end) => (r[..end].to_string(), r[..end].chars().count() + 2),
                         None => {
                             unknown(format!("${rest}"), &mut out)?;
                             break;
@@ -497,6 +497,67 @@ mod tests {
         );
         let got: Vec<Applies> = c.iter().map(|c| c.applies).collect();
         assert_eq!(got, vec![Applies::No, Applies::Maybe, Applies::Maybe]);
+    }
+
+    const NASTY: &[&str] = &[
+        "",
+        " ",
+        "\t\t",
+        "#",
+        "\\",
+        "\\\\\n",
+        "\"",
+        "'",
+        "\"unterminated",
+        "'unterminated",
+        "${",
+        "${}",
+        "$(",
+        "$((",
+        "`",
+        "[",
+        "[[]]",
+        "]",
+        "=",
+        "==",
+        "a=b=c",
+        "PATH=${PATH",
+        "é\u{0}ü=\u{1}",
+        "if",
+        "fi",
+        "else",
+        "elif",
+        "then fi else",
+        "umask",
+        "umask -S",
+        "Defaults",
+        "Defaults:",
+        "@include",
+        "#include",
+        "Match",
+        "Include",
+        "a\\\n\\\n",
+        "x\u{feff}y",
+        "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 ${𝔘} $𝔘 \"𝔘\"",
+        "9999999999999999999999999999",
+        "-",
+        "--",
+        "+",
+        "^",
+        "!",
+    ];
+
+    #[test]
+    fn garbage_never_panics() {
+        let v = vars(&[("PATH", "/bin")]);
+        for a in NASTY {
+            for b in NASTY {
+                let t = format!("{a}{b}\n{b} {a}");
+                let _ = commands(&t, &|w| root_test(w));
+                let _ = expand(&t, &v);
+                let _ = expand_lossy(&t, &v);
+            }
+        }
     }
 
     #[test]

@@ -457,6 +457,68 @@ mod tests {
         assert_eq!(split_line("Banner \"unterminated"), None);
     }
 
+    const NASTY: &[&str] = &[
+        "",
+        " ",
+        "\t\t",
+        "#",
+        "\\",
+        "\\\\\n",
+        "\"",
+        "'",
+        "\"unterminated",
+        "'unterminated",
+        "${",
+        "${}",
+        "$(",
+        "$((",
+        "`",
+        "[",
+        "[[]]",
+        "]",
+        "=",
+        "==",
+        "a=b=c",
+        "PATH=${PATH",
+        "é\u{0}ü=\u{1}",
+        "if",
+        "fi",
+        "else",
+        "elif",
+        "then fi else",
+        "umask",
+        "umask -S",
+        "Defaults",
+        "Defaults:",
+        "@include",
+        "#include",
+        "Match",
+        "Include",
+        "a\\\n\\\n",
+        "x\u{feff}y",
+        "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 ${𝔘} $𝔘 \"𝔘\"",
+        "9999999999999999999999999999",
+        "-",
+        "--",
+        "+",
+        "^",
+        "!",
+    ];
+
+    #[test]
+    fn garbage_never_panics() {
+        for a in NASTY {
+            for b in NASTY {
+                let t = format!("{a} {b}{a}");
+                let _ = split_line(&t);
+                let _ = fnmatch(a, b);
+                let _ = fnmatch(&t, b);
+                let _ = crate::checks::sshd::convtime(&t);
+                let _ = crate::checks::sshd::assemble(&t, "a,b", "a,b,c");
+            }
+        }
+    }
+
     #[test]
     fn fnmatch_basics() {
         assert!(fnmatch("*.conf", "50-cloud.conf"));

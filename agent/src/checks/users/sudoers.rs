@@ -293,6 +293,69 @@ mod tests {
     use super::*;
     use std::fs;
 
+    const NASTY: &[&str] = &[
+        "",
+        " ",
+        "\t\t",
+        "#",
+        "\\",
+        "\\\\\n",
+        "\"",
+        "'",
+        "\"unterminated",
+        "'unterminated",
+        "${",
+        "${}",
+        "$(",
+        "$((",
+        "`",
+        "[",
+        "[[]]",
+        "]",
+        "=",
+        "==",
+        "a=b=c",
+        "PATH=${PATH",
+        "é\u{0}ü=\u{1}",
+        "if",
+        "fi",
+        "else",
+        "elif",
+        "then fi else",
+        "umask",
+        "umask -S",
+        "Defaults",
+        "Defaults:",
+        "@include",
+        "#include",
+        "Match",
+        "Include",
+        "a\\\n\\\n",
+        "x\u{feff}y",
+        "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 ${𝔘} $𝔘 \"𝔘\"",
+        "9999999999999999999999999999",
+        "-",
+        "--",
+        "+",
+        "^",
+        "!",
+    ];
+
+    #[test]
+    fn garbage_never_panics() {
+        for a in NASTY {
+            for b in NASTY {
+                let t = format!("{a} {b}\n{b}{a}");
+                for (_, l) in logical_lines(&t) {
+                    let _ = strip_comment(&l);
+                    for o in split_options(&l) {
+                        let _ = parse_option(&o);
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn options_and_comments() {
         assert_eq!(
