@@ -1,17 +1,640 @@
-//! `shell.*` checks. (Family not written yet.)
+//! `shell.*` checks: the login shell environment, read statically from the files
+//! shells and PAM read at login (see [`script`] for how shell files are read).
+//!
+//! Root's PATH is reconstructed without running a shell: the PATH assignments that
+//! can apply to root are followed in login order — /etc/environment (pam_env, no
+//! expansion), `ENV_SUPATH` of /etc/login.defs, /etc/profile, /etc/profile.d/*.sh,
+//! /etc/bash.bashrc, the first of /root/.bash_profile, .bash_login and .profile,
+//! then /root/.bashrc — expanding `$PATH` to the value so far and `$HOME` to /root.
+//! Branches of `if [ "$(id -u)" -eq 0 ]`-style tests are resolved for root, and
+//! `[ -d DIR ]` tests against the scanned root; other conditional assignments are
+//! judged as if they applied. Every value root may end up with is judged.
+
+pub mod script;
+
+use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::facts::Facts;
-use crate::model::Outcome;
+use self::script::{
+    commands, expand, expand_lossy, literal, root_test, Applies, Command, Cond, UNKNOWN,
+};
+use crate::checks::file::parse_mode;
+use crate::checks::pam::stack::stack;
+use crate::facts::accounts::shells;
+use crate::facts::{kv, FactError, Facts, FileKind};
+use crate::model::{Outcome, Status};
+
+/// The PATH login(1) gives root when nothing else sets one (shadow's built-in).
+const BUILTIN_SUPATH: &str = "/sbin:/bin:/usr/sbin:/usr/bin";
 
 /// The `shell.*` check kinds.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", deny_unknown_fields)]
-pub enum Check {}
+pub enum Check {
+    /// Every PATH root may get has no empty, `.` or relative entry, and every entry
+    /// is an existing directory owned by root and not writable by group or others.
+    #[serde(rename = "shell.root_path")]
+    RootPath,
+    /// TMOUT is set to 1..=`max` seconds, readonly and exported, in /etc/profile,
+    /// /etc/profile.d/*.sh or /etc/bash.bashrc, and never set to anything else there.
+    #[serde(rename = "shell.tmout")]
+    Tmout { max: i64 },
+    /// The default umask is at least as strict as `mask` (octal): set that strictly
+    /// in /etc/login.defs UMASK, a pam_umask argument, /etc/profile,
+    /// /etc/profile.d/*.sh or /etc/bash.bashrc, and set looser in none of them.
+    #[serde(rename = "shell.default_umask")]
+    DefaultUmask { mask: String },
+    /// No `umask` command in `files` sets a mask looser than `mask` (none set passes).
+    #[serde(rename = "shell.umask_in_files")]
+    UmaskInFiles { files: Vec<String>, mask: String },
+    /// /etc/shells lists no nologin shell.
+    #[serde(rename = "shell.shells_no_nologin")]
+    ShellsNoNologin,
+}
 
 impl Check {
-    pub fn eval(&self, _facts: &Facts) -> Outcome {
-        match *self {}
+    pub fn eval(&self, facts: &Facts) -> Outcome {
+        match self.eval_inner(facts) {
+            Ok(o) => o,
+            Err(e) => e.into(),
+        }
+    }
+
+    fn eval_inner(&self, facts: &Facts) -> Result<Outcome, FactError> {
+        match self {
+            Check::RootPath => root_path(facts),
+            Check::Tmout { max } => tmout(facts, *max),
+            Check::DefaultUmask { mask } => match parse_mode(mask) {
+                Ok(m) => default_umask(facts, m),
+                Err(e) => Ok(Outcome::error(e)),
+            },
+            Check::UmaskInFiles { files, mask } => match parse_mode(mask) {
+                Ok(m) => umask_in_files(facts, files, m),
+                Err(e) => Ok(Outcome::error(e)),
+            },
+            Check::ShellsNoNologin => {
+                let list = shells(facts)?;
+                if facts.read("/etc/shells")?.is_none() {
+                    return Ok(Outcome::pass("/etc/shells does not exist"));
+                }
+                let bad: Vec<String> = list
+                    .iter()
+                    .filter(|s| s.rsplit('/').next().unwrap_or("").contains("nologin"))
+                    .map(|s| format!("/etc/shells lists {s}"))
+                    .collect();
+                Ok(if bad.is_empty() {
+                    Outcome::pass(format!(
+                        "/etc/shells lists no nologin shell ({})",
+                        list.join(", ")
+                    ))
+                } else {
+                    Outcome::new(Status::Fail, bad)
+                })
+            }
+        }
+    }
+}
+
+/// The system-wide shell start-up files, in the order a login shell reads them.
+fn system_shell_files(facts: &Facts) -> Result<Vec<String>, FactError> {
+    let mut files = vec!["/etc/profile".to_string()];
+    files.extend(facts.dir_files("/etc/profile.d", ".sh")?);
+    files.push("/etc/bash.bashrc".to_string());
+    Ok(files)
+}
+
+/// Condition reader for root: uid tests, and `[ -d DIR ]` / `[ -e DIR ]` against the root.
+fn root_cond<'a>(
+    facts: &'a Facts,
+    vars: &'a BTreeMap<String, String>,
+) -> impl Fn(&[String]) -> Cond + 'a {
+    move |words: &[String]| {
+        let c = root_test(words);
+        if c != Cond::Unknown {
+            return c;
+        }
+        // [ -d "$HOME/bin" ] / test -d …
+        let w: Vec<&str> = words.iter().map(String::as_str).collect();
+        let core: Vec<&str> = match w.as_slice() {
+            ["[", rest @ .., "]"] => rest.to_vec(),
+            ["test", rest @ ..] => rest.to_vec(),
+            _ => return Cond::Unknown,
+        };
+        if let [op @ ("-d" | "-e"), arg] = core.as_slice() {
+            if let Ok(p) = expand(arg, vars) {
+                if p.starts_with('/') {
+                    return match facts.stat(&p) {
+                        Ok(Some(m)) if *op == "-e" || m.kind == FileKind::Dir => Cond::True,
+                        Ok(_) => Cond::False,
+                        Err(_) => Cond::Unknown,
+                    };
+                }
+            }
+        }
+        Cond::Unknown
+    }
+}
+
+/// A PATH value root may get, and where it was set. Parts that cannot be evaluated
+/// statically are wrapped in [`UNKNOWN`] markers.
+struct PathValue {
+    value: String,
+    source: String,
+    maybe: bool,
+}
+
+fn root_path(facts: &Facts) -> Result<Outcome, FactError> {
+    let mut vars: BTreeMap<String, String> = BTreeMap::new();
+    vars.insert("HOME".into(), "/root".into());
+    let mut values: Vec<PathValue> = Vec::new();
+    // pam_env's /etc/environment: KEY=VALUE, no expansion.
+    if let Some(t) = facts.read("/etc/environment")? {
+        for (i, line) in t.lines().enumerate() {
+            let l = line.trim();
+            let l = l.strip_prefix("export ").unwrap_or(l).trim();
+            if let Some(v) = l.strip_prefix("PATH=") {
+                let v = v.trim().trim_matches(['"', '\'']).to_string();
+                vars.insert("PATH".into(), v.clone());
+                values.push(PathValue {
+                    value: v,
+                    source: format!("/etc/environment:{}", i + 1),
+                    maybe: false,
+                });
+            }
+        }
+    }
+    let defs = crate::checks::users::login_defs(facts);
+    let defs = defs.as_ref().as_ref().map_err(Clone::clone)?;
+    if let Some(s) = kv::last(defs, "ENV_SUPATH", false) {
+        let v = s
+            .value
+            .strip_prefix("PATH=")
+            .unwrap_or(&s.value)
+            .to_string();
+        vars.insert("PATH".into(), v.clone());
+        values.push(PathValue {
+            value: v,
+            source: format!("{} (ENV_SUPATH)", s.source),
+            maybe: false,
+        });
+    }
+    vars.entry("PATH".into())
+        .or_insert_with(|| BUILTIN_SUPATH.to_string());
+    let mut files = system_shell_files(facts)?;
+    for f in ["/root/.bash_profile", "/root/.bash_login", "/root/.profile"] {
+        if facts.read(f)?.is_some() {
+            files.push(f.to_string());
+            break;
+        }
+    }
+    files.push("/root/.bashrc".to_string());
+    for f in &files {
+        let Some(text) = facts.read(f)? else { continue };
+        // Conditions are read with the variables as they stand when the file starts.
+        let snapshot = vars.clone();
+        let cmds = commands(&text, &root_cond(facts, &snapshot));
+        for c in cmds.iter().filter(|c| c.applies != Applies::No) {
+            for (name, raw) in assignments(c) {
+                let value = expand_lossy(&raw, &vars);
+                vars.insert(name.clone(), value.clone());
+                if name == "PATH" {
+                    values.push(PathValue {
+                        value,
+                        source: format!("{f}:{}", c.line),
+                        maybe: c.applies == Applies::Maybe,
+                    });
+                }
+            }
+        }
+    }
+    if values.is_empty() {
+        values.push(PathValue {
+            value: BUILTIN_SUPATH.to_string(),
+            source: "no PATH assignment found; login's built-in root PATH".into(),
+            maybe: false,
+        });
+    }
+    let mut failures = Vec::new();
+    let mut found = Vec::new();
+    let mut judged: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for pv in &values {
+        let note = if pv.maybe {
+            " (in a conditional block; judged as if it applies)"
+        } else {
+            ""
+        };
+        let v = &pv.value;
+        let mut bad = Vec::new();
+        let mut unknown = Vec::new();
+        let entries: Vec<&str> = v.split(':').collect();
+        if v.is_empty() || entries.iter().any(|e| e.is_empty()) {
+            bad.push("has an empty entry (the current directory)".to_string());
+        }
+        for e in entries.iter().filter(|e| !e.is_empty()) {
+            if e.contains(UNKNOWN) {
+                unknown.push(e.replace(UNKNOWN, ""));
+                continue;
+            }
+            if !e.starts_with('/') {
+                bad.push(format!("entry {e} is relative"));
+                continue;
+            }
+            let verdict = match judged.get(*e) {
+                Some(v) => v.clone(),
+                None => {
+                    let v = judge_dir(facts, e)?;
+                    judged.insert(e.to_string(), v.clone());
+                    v
+                }
+            };
+            if let Some(why) = verdict {
+                bad.push(why);
+            }
+        }
+        let shown = v.replace(UNKNOWN, "");
+        let mut line = format!("{}: PATH={shown}{note}", pv.source);
+        if !unknown.is_empty() {
+            line.push_str(&format!(
+                " (entries {} cannot be evaluated statically and are not judged)",
+                unknown.join(", ")
+            ));
+        }
+        if bad.is_empty() {
+            found.push(line);
+        } else {
+            failures.push(format!("{line}: {}", bad.join("; ")));
+        }
+    }
+    Ok(Outcome::from_findings(failures, found))
+}
+
+/// The variable assignments of a command (`A=…`, `export A=…`), as (name, raw value).
+fn assignments(c: &Command) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut words = c.words.iter();
+    let first = c.words.first().map(String::as_str).unwrap_or("");
+    let builtin = ["export", "readonly", "declare", "typeset", "local"].contains(&first);
+    if builtin {
+        words.next();
+    }
+    for w in words {
+        match w.split_once('=') {
+            Some((name, v)) if is_name(name) => out.push((name.to_string(), v.to_string())),
+            _ if builtin => {}
+            _ => break,
+        }
+    }
+    out
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+}
+
+/// `None` when the directory is fine for root's PATH, else why not.
+fn judge_dir(facts: &Facts, dir: &str) -> Result<Option<String>, FactError> {
+    Ok(match facts.stat(dir)? {
+        None => Some(format!("{dir} does not exist")),
+        Some(m) if m.kind != FileKind::Dir => Some(format!("{dir} is not a directory")),
+        Some(m) if m.uid != 0 => Some(format!("{dir} is owned by UID {}", m.uid)),
+        Some(m) if m.mode & 0o022 != 0 => Some(format!(
+            "{dir} has mode {:04o} (group or world writable)",
+            m.mode
+        )),
+        Some(_) => None,
+    })
+}
+
+/// One TMOUT-related command found in a file.
+#[derive(Default)]
+struct TmoutFile {
+    assignments: Vec<(usize, String)>,
+    readonly: bool,
+    exported: bool,
+}
+
+fn tmout(facts: &Facts, max: i64) -> Result<Outcome, FactError> {
+    let mut per_file: Vec<(String, TmoutFile)> = Vec::new();
+    for f in system_shell_files(facts)? {
+        let Some(text) = facts.read(&f)? else {
+            continue;
+        };
+        let mut tf = TmoutFile::default();
+        for c in commands(&text, &|_| Cond::Unknown) {
+            let first = c.words[0].as_str();
+            let (builtin, rest) =
+                if ["export", "readonly", "declare", "typeset", "local"].contains(&first) {
+                    (Some(first), &c.words[1..])
+                } else {
+                    (None, &c.words[..])
+                };
+            let mut flags = String::new();
+            for w in rest {
+                if builtin.is_some() && w.starts_with('-') {
+                    flags.push_str(&w[1..]);
+                    continue;
+                }
+                let (name, value) = match w.split_once('=') {
+                    Some((n, v)) => (n, Some(v)),
+                    None => (w.as_str(), None),
+                };
+                if builtin.is_none() && value.is_none() {
+                    break; // a command word, not an assignment
+                }
+                if name != "TMOUT" {
+                    continue;
+                }
+                if let Some(v) = value {
+                    tf.assignments.push((c.line, v.to_string()));
+                }
+                match builtin {
+                    Some("export") => tf.exported = true,
+                    Some("readonly") => {
+                        tf.readonly = true;
+                        tf.exported |= flags.contains('x');
+                    }
+                    Some("declare" | "typeset" | "local") => {
+                        tf.readonly |= flags.contains('r');
+                        tf.exported |= flags.contains('x');
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if !tf.assignments.is_empty() || tf.readonly || tf.exported {
+            per_file.push((f, tf));
+        }
+    }
+    let mut invalid = Vec::new();
+    let mut incomplete = Vec::new();
+    let mut found = Vec::new();
+    let mut good_file = false;
+    for (f, tf) in &per_file {
+        let mut good_here = false;
+        for (line, raw) in &tf.assignments {
+            match literal(raw).and_then(|v| v.parse::<i64>().ok()) {
+                Some(n) if (1..=max).contains(&n) => {
+                    good_here = true;
+                    found.push(format!("{f}:{line}: TMOUT={n}"));
+                }
+                Some(n) => {
+                    invalid.push(format!("{f}:{line}: TMOUT={n} is not between 1 and {max}"))
+                }
+                None => invalid.push(format!(
+                    "{f}:{line}: TMOUT={raw} is not a plain number of seconds"
+                )),
+            }
+        }
+        if good_here {
+            if tf.readonly && tf.exported {
+                good_file = true;
+                found.push(format!("{f}: TMOUT is made readonly and exported"));
+            } else {
+                let mut miss = Vec::new();
+                if !tf.readonly {
+                    miss.push("readonly");
+                }
+                if !tf.exported {
+                    miss.push("exported");
+                }
+                incomplete.push(format!("{f}: TMOUT is set but not {}", miss.join(" or ")));
+            }
+        }
+    }
+    let mut failures = invalid;
+    if !good_file {
+        if per_file.is_empty() {
+            failures.push(
+                "TMOUT is not set in /etc/profile, /etc/profile.d/*.sh or /etc/bash.bashrc".into(),
+            );
+        } else if incomplete.is_empty() && failures.is_empty() {
+            failures.push("no file sets TMOUT to a valid value".into());
+        }
+        failures.extend(incomplete);
+    }
+    Ok(Outcome::from_findings(failures, found))
+}
+
+/// A umask setting found somewhere.
+struct UmaskSetting {
+    source: String,
+    /// The mask, or why it cannot be read.
+    mask: Result<u32, String>,
+}
+
+/// Parses a umask argument: octal (`027`, `0027`) or symbolic (`u=rwx,g=rx,o=`).
+pub fn parse_umask(s: &str) -> Result<u32, String> {
+    if !s.is_empty() && s.len() <= 4 && s.chars().all(|c| ('0'..='7').contains(&c)) {
+        return u32::from_str_radix(s, 8).map_err(|e| e.to_string());
+    }
+    // Symbolic: every class must be given with '='; the mask is what is not allowed.
+    let mut mask = 0o777u32;
+    let mut seen = 0;
+    for clause in s.split(',') {
+        let Some((who, perms)) = clause.split_once('=') else {
+            return Err(format!(
+                "symbolic umask {s} is relative to the current mask"
+            ));
+        };
+        let mut bits = 0;
+        for p in perms.chars() {
+            bits |= match p {
+                'r' => 4,
+                'w' => 2,
+                'x' => 1,
+                _ => return Err(format!("cannot read umask {s}")),
+            };
+        }
+        let whos: Vec<u32> = match who {
+            "a" | "" => vec![6, 3, 0],
+            w => {
+                let mut v = Vec::new();
+                for c in w.chars() {
+                    match c {
+                        'u' => v.push(6),
+                        'g' => v.push(3),
+                        'o' => v.push(0),
+                        'a' => v.extend([6, 3, 0]),
+                        _ => return Err(format!("cannot read umask {s}")),
+                    }
+                }
+                v
+            }
+        };
+        for shift in whos {
+            mask &= !(0o7 << shift);
+            mask |= (0o7 & !bits) << shift;
+            seen |= 0o7 << shift;
+        }
+    }
+    if seen != 0o777 {
+        return Err(format!("symbolic umask {s} leaves some classes unchanged"));
+    }
+    Ok(mask)
+}
+
+/// `umask` commands in a shell file: (line, argument).
+fn umask_commands(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for c in commands(text, &|_| Cond::Unknown) {
+        if c.words[0] != "umask" {
+            continue;
+        }
+        if let Some(arg) = c.words[1..].iter().find(|w| !w.starts_with('-')) {
+            out.push((c.line, literal(arg).unwrap_or_else(|| arg.clone())));
+        }
+    }
+    out
+}
+
+fn judge_umasks(settings: &[UmaskSetting], want: u32) -> (Vec<String>, Vec<String>) {
+    let mut failures = Vec::new();
+    let mut good = Vec::new();
+    for s in settings {
+        match &s.mask {
+            Ok(m) if m & want == want => good.push(format!("{}: umask {:04o}", s.source, m)),
+            Ok(m) => failures.push(format!(
+                "{}: umask {:04o} is looser than {:04o}",
+                s.source, m, want
+            )),
+            Err(why) => failures.push(format!("{}: {why}", s.source)),
+        }
+    }
+    (failures, good)
+}
+
+fn default_umask(facts: &Facts, want: u32) -> Result<Outcome, FactError> {
+    let mut settings = Vec::new();
+    let defs = crate::checks::users::login_defs(facts);
+    let defs = defs.as_ref().as_ref().map_err(Clone::clone)?;
+    if let Some(s) = kv::last(defs, "UMASK", false) {
+        settings.push(UmaskSetting {
+            source: format!("{} (UMASK)", s.source),
+            mask: parse_umask(&s.value),
+        });
+    }
+    for svc in ["common-session", "common-session-noninteractive"] {
+        let st = stack(facts, svc);
+        let st = st.as_ref().as_ref().map_err(Clone::clone)?;
+        for l in st.module_lines("pam_umask.so", Some("session")) {
+            if let Some(v) = l
+                .arg("umask")
+                .and_then(|a| a.split_once('='))
+                .map(|(_, v)| v)
+            {
+                settings.push(UmaskSetting {
+                    source: format!("{} (pam_umask)", l.source),
+                    mask: parse_umask(v),
+                });
+            }
+        }
+    }
+    for f in system_shell_files(facts)? {
+        let Some(text) = facts.read(&f)? else {
+            continue;
+        };
+        for (line, arg) in umask_commands(&text) {
+            settings.push(UmaskSetting {
+                source: format!("{f}:{line}"),
+                mask: parse_umask(&arg),
+            });
+        }
+    }
+    let (mut failures, good) = judge_umasks(&settings, want);
+    if good.is_empty() && failures.is_empty() {
+        failures.push(
+            "no default umask is set in /etc/login.defs, pam_umask, /etc/profile, /etc/profile.d/*.sh or /etc/bash.bashrc"
+                .into(),
+        );
+    } else if good.is_empty() {
+        failures.push(format!(
+            "no setting makes the default umask {want:04o} or stricter"
+        ));
+    }
+    Ok(Outcome::from_findings(failures, good))
+}
+
+fn umask_in_files(facts: &Facts, files: &[String], want: u32) -> Result<Outcome, FactError> {
+    let mut settings = Vec::new();
+    let mut read = Vec::new();
+    for f in files {
+        let Some(text) = facts.read(f)? else { continue };
+        read.push(f.clone());
+        for (line, arg) in umask_commands(&text) {
+            settings.push(UmaskSetting {
+                source: format!("{f}:{line}"),
+                mask: parse_umask(&arg),
+            });
+        }
+    }
+    let (failures, mut good) = judge_umasks(&settings, want);
+    if settings.is_empty() {
+        good.push(if read.is_empty() {
+            format!("none of {} exists", files.join(", "))
+        } else {
+            format!("no umask command in {}", read.join(", "))
+        });
+    }
+    Ok(Outcome::from_findings(failures, good))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn umask_garbage() {
+        for s in [
+            "",
+            "=",
+            ",",
+            "u=",
+            "a=rwxrwx",
+            "u=r,,g=",
+            "0",
+            "7777",
+            "77777",
+            "é=r",
+            "u=rwx,g=rx,o=,a+",
+        ] {
+            let _ = parse_umask(s);
+        }
+    }
+
+    #[test]
+    fn umask_values() {
+        assert_eq!(parse_umask("027"), Ok(0o027));
+        assert_eq!(parse_umask("0077"), Ok(0o077));
+        assert_eq!(parse_umask("u=rwx,g=rx,o="), Ok(0o027));
+        assert_eq!(parse_umask("a=rx"), Ok(0o222));
+        assert!(parse_umask("g-w").is_err());
+        assert!(parse_umask("u=rwx").is_err());
+        assert!(parse_umask("99").is_err());
+    }
+
+    #[test]
+    fn assignment_words() {
+        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+        let c = Command {
+            line: 1,
+            words: vec!["export".into(), "-n".into(), "PATH=/a:$PATH".into()],
+            applies: Applies::Yes,
+        };
+        assert_eq!(assignments(&c), vec![pair("PATH", "/a:$PATH")]);
+        let c = Command {
+            line: 1,
+            words: vec!["A=1".into(), "PATH=/x".into(), "cmd".into()],
+            applies: Applies::Yes,
+        };
+        assert_eq!(assignments(&c), vec![pair("A", "1"), pair("PATH", "/x")]);
+        let c = Command {
+            line: 1,
+            words: vec!["echo".into(), "PATH=/x".into()],
+            applies: Applies::Yes,
+        };
+        assert!(assignments(&c).is_empty());
     }
 }

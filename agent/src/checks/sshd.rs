@@ -1,17 +1,730 @@
-//! `sshd.*` checks. (Family not written yet.)
+//! `sshd.*` checks: the OpenSSH server's effective configuration, read statically
+//! (see [`config`]) with OpenSSH 9.2's compiled-in defaults for unset keywords, and
+//! the permissions of its configuration and host key files.
+//!
+//! Every check is not applicable when the `openssh-server` package is not installed.
+//! A keyword's global value is its first occurrence outside `Match` blocks; a value
+//! set inside a `Match` block that is weaker than required fails the check too, since
+//! it applies to the connections the block matches.
+
+pub mod config;
 
 use serde::Deserialize;
 
-use crate::facts::Facts;
-use crate::model::Outcome;
+use self::config::{fnmatch, glob_in_root, sshd_config, Directive, SshdConfig};
+use crate::checks::file::{describe_meta, parse_mode};
+use crate::facts::accounts::accounts;
+use crate::facts::packages::packages;
+use crate::facts::{FactError, Facts, FileKind};
+use crate::model::{Outcome, Status};
+
+/// The package whose presence makes these checks applicable.
+const PACKAGE: &str = "openssh-server";
+
+/// OpenSSH 9.2 default cipher list (myproposal.h, KEX_SERVER_ENCRYPT).
+const DEFAULT_CIPHERS: &str =
+    "chacha20-poly1305@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr,aes128-gcm@openssh.com,aes256-gcm@openssh.com";
+/// OpenSSH 9.2 default MAC list (KEX_SERVER_MAC).
+const DEFAULT_MACS: &str =
+    "umac-64-etm@openssh.com,umac-128-etm@openssh.com,hmac-sha2-256-etm@openssh.com,\
+hmac-sha2-512-etm@openssh.com,hmac-sha1-etm@openssh.com,umac-64@openssh.com,umac-128@openssh.com,\
+hmac-sha2-256,hmac-sha2-512,hmac-sha1";
+/// OpenSSH 9.2 default key exchange list (KEX_SERVER_KEX).
+const DEFAULT_KEX: &str =
+    "sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org,\
+ecdh-sha2-nistp256,ecdh-sha2-nistp384,ecdh-sha2-nistp521,diffie-hellman-group-exchange-sha256,\
+diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,diffie-hellman-group14-sha256";
+/// Every cipher OpenSSH 9.2 (built with OpenSSL) supports; patterns expand against it.
+const ALL_CIPHERS: &str =
+    "3des-cbc,aes128-cbc,aes192-cbc,aes256-cbc,aes128-ctr,aes192-ctr,aes256-ctr,\
+aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com";
+/// Every MAC OpenSSH 9.2 supports.
+const ALL_MACS: &str = "hmac-sha1,hmac-sha1-96,hmac-sha2-256,hmac-sha2-512,hmac-md5,hmac-md5-96,\
+umac-64@openssh.com,umac-128@openssh.com,hmac-sha1-etm@openssh.com,hmac-sha1-96-etm@openssh.com,\
+hmac-sha2-256-etm@openssh.com,hmac-sha2-512-etm@openssh.com,hmac-md5-etm@openssh.com,\
+hmac-md5-96-etm@openssh.com,umac-64-etm@openssh.com,umac-128-etm@openssh.com";
+/// Every key exchange method OpenSSH 9.2 supports.
+const ALL_KEX: &str =
+    "diffie-hellman-group1-sha1,diffie-hellman-group14-sha1,diffie-hellman-group14-sha256,\
+diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,diffie-hellman-group-exchange-sha1,\
+diffie-hellman-group-exchange-sha256,ecdh-sha2-nistp256,ecdh-sha2-nistp384,ecdh-sha2-nistp521,\
+curve25519-sha256,curve25519-sha256@libssh.org,sntrup761x25519-sha512@openssh.com";
+
+/// Host keys sshd loads when no `HostKey` is configured.
+const DEFAULT_HOST_KEYS: &[&str] = &[
+    "/etc/ssh/ssh_host_rsa_key",
+    "/etc/ssh/ssh_host_ecdsa_key",
+    "/etc/ssh/ssh_host_ed25519_key",
+];
+
+/// OpenSSH 9.2's compiled-in value of a keyword (lower case), as `sshd -T` shows it.
+pub fn default_of(keyword: &str) -> Option<&'static str> {
+    Some(match keyword.to_ascii_lowercase().as_str() {
+        "permitrootlogin" => "prohibit-password",
+        "maxauthtries" => "6",
+        "logingracetime" => "120",
+        "clientaliveinterval" => "0",
+        "clientalivecountmax" => "3",
+        "usepam" => "no",
+        "disableforwarding" => "no",
+        "gssapiauthentication" => "no",
+        "hostbasedauthentication" => "no",
+        "ignorerhosts" => "yes",
+        "permitemptypasswords" => "no",
+        "permituserenvironment" => "no",
+        "loglevel" => "INFO",
+        "maxsessions" => "10",
+        "maxstartups" => "10:30:100",
+        "banner" => "none",
+        "x11forwarding" => "no",
+        "allowtcpforwarding" => "yes",
+        "allowagentforwarding" => "yes",
+        "passwordauthentication" => "yes",
+        "pubkeyauthentication" => "yes",
+        "kbdinteractiveauthentication" => "yes",
+        "ciphers" => DEFAULT_CIPHERS,
+        "macs" => DEFAULT_MACS,
+        "kexalgorithms" => DEFAULT_KEX,
+        _ => return None,
+    })
+}
+
+/// Which files an `sshd.files` check judges.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FileSet {
+    /// `/etc/ssh/sshd_config`, every file it includes and `/etc/ssh/sshd_config.d/*.conf`.
+    Config,
+    /// Private host keys: `/etc/ssh/ssh_host_*_key` and every configured `HostKey`.
+    PrivateKeys,
+    /// Public host keys: the `.pub` companions of the private ones.
+    PublicKeys,
+}
+
+/// One acceptable (group, mode) combination for `sshd.files`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModeRule {
+    /// Allowed groups (names or numeric IDs).
+    pub group: Vec<String>,
+    /// Octal: bits outside it must be clear.
+    pub max_mode: String,
+}
 
 /// The `sshd.*` check kinds.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", deny_unknown_fields)]
-pub enum Check {}
+pub enum Check {
+    /// The effective value of `keyword` (first global occurrence, else the OpenSSH
+    /// default) is one of `allowed` (case-insensitive unless `case_sensitive`), and/or
+    /// a number within `min`..=`max` (`time`: a sshd time value such as `1m30s`, in
+    /// seconds). Values set inside Match blocks are judged the same way.
+    #[serde(rename = "sshd.option")]
+    Option {
+        keyword: String,
+        #[serde(default)]
+        allowed: Vec<String>,
+        min: Option<i64>,
+        max: Option<i64>,
+        #[serde(default)]
+        time: bool,
+        #[serde(default)]
+        case_sensitive: bool,
+    },
+    /// The effective algorithm list of `keyword` (Ciphers, MACs, KexAlgorithms),
+    /// after sshd's `+`/`-`/`^` and wildcard rules, contains none of `forbidden`.
+    #[serde(rename = "sshd.algorithms")]
+    Algorithms {
+        keyword: String,
+        forbidden: Vec<String>,
+    },
+    /// MaxStartups `begin:rate:full` is no looser than the limits: begin and full at
+    /// most the given values, and the early-drop rate at least `rate` (when begin < full).
+    #[serde(rename = "sshd.max_startups")]
+    MaxStartups { begin: u32, rate: u32, full: u32 },
+    /// At least one of `keywords` is set globally (e.g. AllowUsers/AllowGroups/...).
+    #[serde(rename = "sshd.any_set")]
+    AnySet { keywords: Vec<String> },
+    /// `Banner` names an existing file whose text reveals no system details
+    /// (`\m`, `\r`, `\s`, `\v` escapes, or the os-release ID).
+    #[serde(rename = "sshd.banner")]
+    Banner,
+    /// Ownership and mode of sshd's configuration or host key files: owner in
+    /// `owner`, and the (group, mode) pair matching one of `modes`.
+    #[serde(rename = "sshd.files")]
+    Files {
+        set: FileSet,
+        owner: Vec<String>,
+        modes: Vec<ModeRule>,
+    },
+}
 
 impl Check {
-    pub fn eval(&self, _facts: &Facts) -> Outcome {
-        match *self {}
+    pub fn eval(&self, facts: &Facts) -> Outcome {
+        match self.eval_inner(facts) {
+            Ok(o) => o,
+            Err(e) => e.into(),
+        }
+    }
+
+    fn eval_inner(&self, facts: &Facts) -> Result<Outcome, FactError> {
+        let pk = packages(facts);
+        let pk = pk.as_ref().as_ref().map_err(Clone::clone)?;
+        if !pk.is_installed(PACKAGE) {
+            return Ok(Outcome::not_applicable(pk.describe(PACKAGE)));
+        }
+        let cfg = sshd_config(facts);
+        let cfg = cfg.as_ref().as_ref().map_err(Clone::clone)?;
+        let mut out = match self {
+            Check::Option {
+                keyword,
+                allowed,
+                min,
+                max,
+                time,
+                case_sensitive,
+            } => {
+                let judge = |v: &str| judge_value(v, allowed, *min, *max, *time, *case_sensitive);
+                judge_keyword(cfg, keyword, judge)
+            }
+            Check::Algorithms { keyword, forbidden } => {
+                let all = match keyword.to_ascii_lowercase().as_str() {
+                    "ciphers" => ALL_CIPHERS,
+                    "macs" => ALL_MACS,
+                    "kexalgorithms" => ALL_KEX,
+                    _ => {
+                        return Ok(Outcome::error(format!(
+                            "sshd.algorithms: unsupported keyword {keyword}"
+                        )))
+                    }
+                };
+                let default = default_of(keyword).unwrap_or_default();
+                let judge = |v: &str| {
+                    let list = assemble(v, default, all)?;
+                    let bad: Vec<&String> = list
+                        .iter()
+                        .filter(|a| forbidden.iter().any(|f| f == *a))
+                        .collect();
+                    if bad.is_empty() {
+                        Ok(format!("effective list {}", list.join(",")))
+                    } else {
+                        Err(format!(
+                            "weak algorithms enabled: {}",
+                            bad.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")
+                        ))
+                    }
+                };
+                judge_keyword(cfg, keyword, judge)
+            }
+            Check::MaxStartups { begin, rate, full } => {
+                let judge = |v: &str| judge_max_startups(v, *begin, *rate, *full);
+                judge_keyword(cfg, "MaxStartups", judge)
+            }
+            Check::AnySet { keywords } => any_set(cfg, keywords),
+            Check::Banner => banner(facts, cfg)?,
+            Check::Files { set, owner, modes } => files(facts, cfg, *set, owner, modes)?,
+        };
+        out.evidence.extend(cfg.notes.iter().cloned());
+        Ok(out)
+    }
+}
+
+/// Judges the global value (or default) and every Match-block value of `keyword`.
+/// `judge` returns Ok(detail) when the value is acceptable, Err(reason) otherwise.
+fn judge_keyword(
+    cfg: &SshdConfig,
+    keyword: &str,
+    judge: impl Fn(&str) -> Result<String, String>,
+) -> Outcome {
+    let mut failures = Vec::new();
+    let mut found = Vec::new();
+    let Some(default) = default_of(keyword) else {
+        return Outcome::error(format!("no OpenSSH default is known for {keyword}"));
+    };
+    let effective = cfg.effective(keyword);
+    let (value, describe) = match effective {
+        Some(d) => (d.args.join(" "), d.describe()),
+        None => (
+            default.to_string(),
+            format!(
+                "{keyword} not set in {}; OpenSSH default {default}",
+                config_where(cfg)
+            ),
+        ),
+    };
+    match judge(&value) {
+        Ok(detail) => found.push(with_detail(describe, &detail)),
+        Err(reason) => failures.push(format!("{describe}: {reason}")),
+    }
+    if let (Some(e), Some(g)) = (effective, cfg.global(keyword)) {
+        if e.match_all {
+            found.push(format!(
+                "{} is overridden for every connection by the Match all block",
+                g.describe()
+            ));
+        }
+    }
+    for d in cfg
+        .in_match(keyword)
+        .into_iter()
+        .filter(|d| not_same(*d, effective))
+    {
+        match judge(&d.args.join(" ")) {
+            Ok(detail) => found.push(with_detail(d.describe(), &detail)),
+            Err(reason) => failures.push(format!(
+                "{}: {reason} for the connections this Match block covers",
+                d.describe()
+            )),
+        }
+    }
+    Outcome::from_findings(failures, found)
+}
+
+/// Whether `d` is not the directive `e` (by identity).
+fn not_same(d: &Directive, e: Option<&Directive>) -> bool {
+    e.is_none_or(|e| !std::ptr::eq(d, e))
+}
+
+fn with_detail(describe: String, detail: &str) -> String {
+    if detail.is_empty() {
+        describe
+    } else {
+        format!("{describe} ({detail})")
+    }
+}
+
+fn config_where(cfg: &SshdConfig) -> String {
+    if cfg.files.len() > 1 {
+        format!(
+            "{} or its {} included file(s)",
+            config::MAIN,
+            cfg.files.len() - 1
+        )
+    } else {
+        config::MAIN.to_string()
+    }
+}
+
+fn judge_value(
+    v: &str,
+    allowed: &[String],
+    min: Option<i64>,
+    max: Option<i64>,
+    time: bool,
+    case_sensitive: bool,
+) -> Result<String, String> {
+    if !allowed.is_empty() {
+        let ok = allowed.iter().any(|a| {
+            if case_sensitive {
+                a == v
+            } else {
+                a.eq_ignore_ascii_case(v)
+            }
+        });
+        if !ok {
+            return Err(format!("{v} is not {}", allowed.join(" or ")));
+        }
+    }
+    if min.is_some() || max.is_some() {
+        let n = if time {
+            convtime(v)
+        } else {
+            v.parse::<i64>().ok()
+        };
+        let Some(n) = n else {
+            return Err(format!(
+                "{v} is not a valid {}",
+                if time { "time value" } else { "number" }
+            ));
+        };
+        if let Some(lo) = min {
+            if n < lo {
+                return Err(format!("{n} is below {lo}"));
+            }
+        }
+        if let Some(hi) = max {
+            if n > hi {
+                return Err(format!("{n} is above {hi}"));
+            }
+        }
+        if time && v.parse::<i64>().is_err() {
+            return Ok(format!("{n} seconds"));
+        }
+    }
+    Ok(String::new())
+}
+
+/// sshd's `convtime`: `90`, `1m30s`, `2h`, `1w`; `None` when invalid or overflowing.
+pub fn convtime(s: &str) -> Option<i64> {
+    if s.is_empty() {
+        return None;
+    }
+    let mut total: i64 = 0;
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        let n: i64 = s[start..i].parse().ok()?;
+        let mult = match b.get(i) {
+            None => 1,
+            Some(c) => {
+                i += 1;
+                match c.to_ascii_lowercase() {
+                    b's' => 1,
+                    b'm' => 60,
+                    b'h' => 3600,
+                    b'd' => 86400,
+                    b'w' => 604800,
+                    _ => return None,
+                }
+            }
+        };
+        total = total.checked_add(n.checked_mul(mult)?)?;
+        if total > i32::MAX as i64 {
+            return None;
+        }
+    }
+    Some(total)
+}
+
+/// sshd's `kex_assemble_names`: `+list` appends to the default, `-list` removes
+/// matching names from it, `^list` puts names first, anything else replaces it;
+/// wildcards expand against every supported algorithm.
+pub fn assemble(value: &str, default: &str, all: &str) -> Result<Vec<String>, String> {
+    let split = |s: &str| -> Vec<String> {
+        s.split(',')
+            .filter(|x| !x.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    let def = split(default);
+    let all = split(all);
+    let cat = |a: Vec<String>, b: Vec<String>| -> Vec<String> {
+        let mut out = a;
+        for x in b {
+            if !out.contains(&x) {
+                out.push(x);
+            }
+        }
+        out
+    };
+    let list = if let Some(rest) = value.strip_prefix('-') {
+        let pats = split(rest);
+        return Ok(def
+            .into_iter()
+            .filter(|d| !pats.iter().any(|p| fnmatch(p, d)))
+            .collect());
+    } else if let Some(rest) = value.strip_prefix('+') {
+        cat(def, split(rest))
+    } else if let Some(rest) = value.strip_prefix('^') {
+        cat(split(rest), def)
+    } else {
+        split(value)
+    };
+    let mut out: Vec<String> = Vec::new();
+    for pat in list {
+        if pat.starts_with('!') {
+            return Err(format!(
+                "negated pattern {pat} is invalid here; sshd refuses to start"
+            ));
+        }
+        for a in &all {
+            if fnmatch(&pat, a) && !out.contains(a) {
+                out.push(a.clone());
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(format!(
+            "{value} names no supported algorithm; sshd refuses to start"
+        ));
+    }
+    Ok(out)
+}
+
+fn judge_max_startups(
+    v: &str,
+    begin_max: u32,
+    rate_min: u32,
+    full_max: u32,
+) -> Result<String, String> {
+    let nums: Vec<Option<u32>> = v.split(':').map(|p| p.trim().parse().ok()).collect();
+    let (begin, rate, full) = match nums.as_slice() {
+        [Some(b)] => (*b, 30, *b),
+        [Some(b), Some(r), Some(f)] => (*b, *r, *f),
+        _ => return Err(format!("{v} is not a valid MaxStartups value")),
+    };
+    let mut why = Vec::new();
+    if begin > begin_max {
+        why.push(format!("start {begin} is above {begin_max}"));
+    }
+    if full > full_max {
+        why.push(format!("full {full} is above {full_max}"));
+    }
+    if begin < full && rate < rate_min {
+        why.push(format!("rate {rate}% is below {rate_min}%"));
+    }
+    if why.is_empty() {
+        Ok(format!(
+            "{begin}:{rate}:{full} is no looser than {begin_max}:{rate_min}:{full_max}"
+        ))
+    } else {
+        Err(why.join(", "))
+    }
+}
+
+fn any_set(cfg: &SshdConfig, keywords: &[String]) -> Outcome {
+    let global: Vec<&Directive> = keywords
+        .iter()
+        .flat_map(|k| {
+            let mut v = cfg.all_global(k);
+            v.extend(cfg.in_match(k).into_iter().filter(|d| d.match_all));
+            v
+        })
+        .collect();
+    if !global.is_empty() {
+        return Outcome::new(Status::Pass, global.iter().map(|d| d.describe()).collect());
+    }
+    let matched: Vec<&Directive> = keywords.iter().flat_map(|k| cfg.in_match(k)).collect();
+    let mut ev = vec![format!(
+        "none of {} is set outside Match blocks in {}",
+        keywords.join(", "),
+        config_where(cfg)
+    )];
+    ev.extend(matched.iter().map(|d| {
+        format!(
+            "{} applies only to the connections its Match block covers",
+            d.describe()
+        )
+    }));
+    Outcome::new(Status::Fail, ev)
+}
+
+fn banner(facts: &Facts, cfg: &SshdConfig) -> Result<Outcome, FactError> {
+    let os_id = facts
+        .read("/etc/os-release")?
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                l.strip_prefix("ID=")
+                    .map(|v| v.trim().trim_matches(['"', '\'']).to_string())
+            })
+        })
+        .filter(|s| !s.is_empty());
+    let mut failures = Vec::new();
+    let mut found = Vec::new();
+    let mut entries: Vec<(String, String)> = Vec::new();
+    let effective = cfg.effective("Banner");
+    match effective {
+        Some(d) => entries.push((d.value().to_string(), d.describe())),
+        None => failures.push(format!(
+            "Banner not set in {}; OpenSSH default none (no banner)",
+            config_where(cfg)
+        )),
+    }
+    for d in cfg
+        .in_match("Banner")
+        .into_iter()
+        .filter(|d| not_same(*d, effective))
+    {
+        entries.push((d.value().to_string(), d.describe()));
+    }
+    for (value, describe) in entries {
+        if value.eq_ignore_ascii_case("none") {
+            failures.push(format!("{describe}: no banner is shown"));
+            continue;
+        }
+        match facts.read(&value)? {
+            None => failures.push(format!("{describe}: {value} does not exist")),
+            Some(text) => {
+                let mut bad: Vec<String> = ["\\m", "\\r", "\\s", "\\v"]
+                    .iter()
+                    .filter(|e| text.contains(**e))
+                    .map(|e| e.to_string())
+                    .collect();
+                if let Some(id) = &os_id {
+                    if text.to_lowercase().contains(&id.to_lowercase()) {
+                        bad.push(format!("the OS name \"{id}\""));
+                    }
+                }
+                if text.trim().is_empty() {
+                    failures.push(format!("{describe}: {value} is empty"));
+                } else if bad.is_empty() {
+                    found.push(format!("{describe}: {value} reveals no system details"));
+                } else {
+                    failures.push(format!(
+                        "{describe}: {value} reveals system details: {}",
+                        bad.join(", ")
+                    ));
+                }
+            }
+        }
+    }
+    Ok(Outcome::from_findings(failures, found))
+}
+
+fn files(
+    facts: &Facts,
+    cfg: &SshdConfig,
+    set: FileSet,
+    owner: &[String],
+    modes: &[ModeRule],
+) -> Result<Outcome, FactError> {
+    let mut paths: Vec<String> = Vec::new();
+    let push = |p: String, paths: &mut Vec<String>| {
+        if !paths.contains(&p) {
+            paths.push(p);
+        }
+    };
+    match set {
+        FileSet::Config => {
+            for f in &cfg.files {
+                push(f.clone(), &mut paths);
+            }
+            if cfg.main_exists && !cfg.files.iter().any(|f| f == config::MAIN) {
+                push(config::MAIN.to_string(), &mut paths);
+            }
+            for f in glob_in_root(facts, "/etc/ssh/sshd_config.d/*.conf")? {
+                push(f, &mut paths);
+            }
+        }
+        FileSet::PrivateKeys | FileSet::PublicKeys => {
+            let mut keys: Vec<String> = glob_in_root(facts, "/etc/ssh/ssh_host_*_key")?;
+            let configured: Vec<String> = cfg
+                .all_global("HostKey")
+                .iter()
+                .map(|d| d.value().to_string())
+                .collect();
+            if configured.is_empty() {
+                keys.extend(DEFAULT_HOST_KEYS.iter().map(|s| s.to_string()));
+            } else {
+                keys.extend(configured);
+            }
+            for k in keys {
+                let p = if set == FileSet::PublicKeys {
+                    format!("{k}.pub")
+                } else {
+                    k
+                };
+                push(p, &mut paths);
+            }
+        }
+    }
+    let acc = accounts(facts);
+    let acc = acc.as_ref().as_ref().ok();
+    let mut rules = Vec::new();
+    for r in modes {
+        match parse_mode(&r.max_mode) {
+            Ok(m) => rules.push((r.group.clone(), m)),
+            Err(e) => return Ok(Outcome::error(e)),
+        }
+    }
+    let mut failures = Vec::new();
+    let mut found = Vec::new();
+    for p in &paths {
+        let Some(m) = facts.stat(p)? else { continue };
+        if m.kind != FileKind::File {
+            continue;
+        }
+        let desc = describe_meta(&m, acc);
+        let (user, group) = match acc {
+            Some(a) => (a.user_name(m.uid), a.group_name(m.gid)),
+            None => (m.uid.to_string(), m.gid.to_string()),
+        };
+        let mut bad = Vec::new();
+        if !crate::checks::file::id_allowed(owner, m.uid, &user) {
+            bad.push(format!("owner is not {}", owner.join(" or ")));
+        }
+        let group_ok = rules
+            .iter()
+            .find(|(g, _)| crate::checks::file::id_allowed(g, m.gid, &group));
+        match group_ok {
+            None => bad.push(format!(
+                "group is not {}",
+                rules
+                    .iter()
+                    .map(|(g, _)| g.join("/"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            )),
+            Some((_, max)) if m.mode & !max != 0 => bad.push(format!(
+                "mode {:04o} is looser than {:04o} for group {group}",
+                m.mode, max
+            )),
+            _ => {}
+        }
+        if bad.is_empty() {
+            found.push(desc);
+        } else {
+            failures.push(format!("{desc}: {}", bad.join("; ")));
+        }
+    }
+    if failures.is_empty() && found.is_empty() {
+        let what = match set {
+            FileSet::Config => "no sshd configuration file exists",
+            FileSet::PrivateKeys => "no private host key file exists",
+            FileSet::PublicKeys => "no public host key file exists",
+        };
+        return Ok(Outcome::not_applicable(what));
+    }
+    Ok(Outcome::from_findings(failures, found))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn convtime_like_sshd() {
+        assert_eq!(convtime("60"), Some(60));
+        assert_eq!(convtime("1m"), Some(60));
+        assert_eq!(convtime("1m30s"), Some(90));
+        assert_eq!(convtime("2H"), Some(7200));
+        assert_eq!(convtime("1x"), None);
+        assert_eq!(convtime(""), None);
+        assert_eq!(convtime("-5"), None);
+        assert_eq!(convtime("99999999999999999999"), None);
+        assert_eq!(convtime("3550w"), Some(3550 * 604800));
+        assert_eq!(convtime("3551w"), None);
+    }
+
+    #[test]
+    fn algorithm_lists() {
+        let l = assemble("+aes128-cbc", DEFAULT_CIPHERS, ALL_CIPHERS).unwrap();
+        assert!(l.contains(&"aes128-cbc".to_string()) && l.len() == 7);
+        let l = assemble("-umac-64*", DEFAULT_MACS, ALL_MACS).unwrap();
+        assert!(!l.iter().any(|m| m.starts_with("umac-64")) && l.len() == 8);
+        let l = assemble("aes*", DEFAULT_CIPHERS, ALL_CIPHERS).unwrap();
+        assert!(l.contains(&"aes256-cbc".to_string()) && !l.contains(&"3des-cbc".to_string()));
+        let l = assemble("^aes256-ctr", DEFAULT_CIPHERS, ALL_CIPHERS).unwrap();
+        assert_eq!(l[0], "aes256-ctr");
+        assert_eq!(l.len(), 6);
+        assert!(assemble("!aes", DEFAULT_CIPHERS, ALL_CIPHERS).is_err());
+        assert!(assemble("bogus", DEFAULT_CIPHERS, ALL_CIPHERS).is_err());
+    }
+
+    #[test]
+    fn max_startups() {
+        assert!(judge_max_startups("10:30:60", 10, 30, 60).is_ok());
+        assert!(judge_max_startups("10:30:100", 10, 30, 60).is_err());
+        assert!(judge_max_startups("5:50:20", 10, 30, 60).is_ok());
+        assert!(judge_max_startups("10:10:60", 10, 30, 60).is_err());
+        assert!(judge_max_startups("8", 10, 30, 60).is_ok());
+        assert!(judge_max_startups("x", 10, 30, 60).is_err());
+    }
+
+    #[test]
+    fn values() {
+        assert!(judge_value("No", &["no".into()], None, None, false, false).is_ok());
+        assert!(judge_value("No", &["no".into()], None, None, false, true).is_err());
+        assert!(judge_value("1m", &[], Some(1), Some(60), true, false).is_ok());
+        assert!(judge_value("2m", &[], Some(1), Some(60), true, false).is_err());
+        assert!(judge_value("0", &[], Some(1), Some(60), true, false).is_err());
+        assert!(judge_value("five", &[], None, Some(4), false, false).is_err());
     }
 }

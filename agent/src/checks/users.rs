@@ -1,17 +1,1095 @@
-//! `users.*` checks. (Family not written yet.)
+//! `users.*` checks: the account databases (/etc/passwd, /etc/shadow, /etc/group),
+//! the shadow suite's defaults (/etc/login.defs, /etc/default/useradd), interactive
+//! users' home directories and dot files, and sudo's policy (see [`sudoers`]).
+//!
+//! "Interactive" users are those whose login shell is listed in /etc/shells and is
+//! not a nologin or false shell, whatever their UID (root included).
+
+pub mod sudoers;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::facts::Facts;
-use crate::model::Outcome;
+use self::sudoers::{sudoers, Op};
+use crate::checks::file::parse_mode;
+use crate::facts::accounts::{accounts, shells, Accounts, User};
+use crate::facts::kv::{self, Setting};
+use crate::facts::packages::packages;
+use crate::facts::{FactError, Facts, FileKind};
+use crate::model::{Outcome, Status};
+
+/// Most evidence lines listed for one finding kind before summarising.
+const MAX_LINES: usize = 50;
+
+/// A numeric /etc/shadow field.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ShadowField {
+    MinDays,
+    MaxDays,
+    WarnDays,
+    Inactive,
+}
+
+/// Which ID 0 holders a `users.id_zero` check looks at.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ZeroWhat {
+    /// Users with UID 0.
+    Uid,
+    /// Users whose primary GID is 0.
+    PrimaryGid,
+    /// Groups with GID 0.
+    GroupGid,
+}
+
+/// What must be unique for `users.unique`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum UniqueWhat {
+    Uid,
+    Gid,
+    UserName,
+    GroupName,
+}
+
+/// What a `users.sudo_defaults` check demands of a Defaults option.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Want {
+    /// A flag turned on globally and not turned off for any user, host or command.
+    On,
+    /// An option given a value globally and not turned off afterwards.
+    Value,
+    /// A flag that is on by default and must not be turned off anywhere.
+    NotOff,
+}
 
 /// The `users.*` check kinds.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", deny_unknown_fields)]
-pub enum Check {}
+pub enum Check {
+    /// /etc/login.defs `key` (last occurrence wins, case-sensitive) is one of
+    /// `allowed` and/or a number within `min`..=`max`. When unset, `default` (the
+    /// shadow suite's built-in value) is judged.
+    #[serde(rename = "users.login_defs")]
+    LoginDefs {
+        key: String,
+        #[serde(default)]
+        allowed: Vec<String>,
+        min: Option<i64>,
+        max: Option<i64>,
+        default: Option<String>,
+    },
+    /// /etc/default/useradd `KEY=value` is a number within `min`..=`max`; `default`
+    /// when unset.
+    #[serde(rename = "users.useradd_default")]
+    UseraddDefault {
+        key: String,
+        min: Option<i64>,
+        max: Option<i64>,
+        default: Option<String>,
+    },
+    /// For every /etc/shadow entry with a usable password, `field` is set and within
+    /// `min`..=`max`.
+    #[serde(rename = "users.shadow_field")]
+    ShadowField {
+        field: ShadowField,
+        min: Option<i64>,
+        max: Option<i64>,
+    },
+    /// No /etc/shadow last-change date lies after today.
+    #[serde(rename = "users.shadow_no_future_change")]
+    ShadowNoFutureChange,
+    /// Only the `allowed` names hold ID 0 of the kind `what`.
+    #[serde(rename = "users.id_zero")]
+    IdZero {
+        what: ZeroWhat,
+        allowed: Vec<String>,
+    },
+    /// root has a password set or is locked (its shadow password is not empty).
+    #[serde(rename = "users.root_password")]
+    RootPassword,
+    /// Accounts with a UID below UID_MIN (or 65534), other than `exempt`, do not
+    /// have a shell listed in /etc/shells.
+    #[serde(rename = "users.system_shells")]
+    SystemShells { exempt: Vec<String> },
+    /// Every account except root whose shell is not a valid login shell is locked.
+    #[serde(rename = "users.nologin_locked")]
+    NologinLocked,
+    /// Every /etc/passwd password field is `x` (the hash lives in /etc/shadow).
+    #[serde(rename = "users.passwd_shadowed")]
+    PasswdShadowed,
+    /// No /etc/shadow entry has an empty password field.
+    #[serde(rename = "users.shadow_no_empty")]
+    ShadowNoEmpty,
+    /// Every primary GID in /etc/passwd exists in /etc/group.
+    #[serde(rename = "users.primary_groups_exist")]
+    PrimaryGroupsExist,
+    /// `group` lists no members and is nobody's primary group (passes if absent).
+    #[serde(rename = "users.group_empty")]
+    GroupEmpty { group: String },
+    /// No UID, GID, user name or group name appears twice.
+    #[serde(rename = "users.unique")]
+    Unique { what: UniqueWhat },
+    /// Each interactive user's home directory exists, is a directory owned by the
+    /// user, and has a mode no looser than `max_mode`.
+    #[serde(rename = "users.home_dirs")]
+    HomeDirs { max_mode: String },
+    /// In each interactive user's home directory: none of `forbidden` exists; the
+    /// `private` files are no looser than `private_mode`; other dot files no looser
+    /// than `max_mode`; every dot file is owned by the user and their primary group.
+    #[serde(rename = "users.dot_files")]
+    DotFiles {
+        forbidden: Vec<String>,
+        private: Vec<String>,
+        private_mode: String,
+        max_mode: String,
+    },
+    /// A sudo Defaults option (across /etc/sudoers and its includes) is as `want`
+    /// says. Not applicable when sudo is not installed.
+    #[serde(rename = "users.sudo_defaults")]
+    SudoDefaults { option: String, want: Want },
+    /// sudo's timestamp_timeout is between 0 and `max` minutes everywhere it is set
+    /// (unset: the default of 15 minutes). Not applicable without sudo.
+    #[serde(rename = "users.sudo_timeout")]
+    SudoTimeout { max: f64 },
+    /// No sudoers rule carries `tag` (e.g. NOPASSWD). Not applicable without sudo.
+    #[serde(rename = "users.sudo_no_tag")]
+    SudoNoTag { tag: String },
+}
 
 impl Check {
-    pub fn eval(&self, _facts: &Facts) -> Outcome {
-        match *self {}
+    pub fn eval(&self, facts: &Facts) -> Outcome {
+        match self.eval_inner(facts) {
+            Ok(o) => o,
+            Err(e) => e.into(),
+        }
+    }
+
+    fn eval_inner(&self, facts: &Facts) -> Result<Outcome, FactError> {
+        match self {
+            Check::LoginDefs {
+                key,
+                allowed,
+                min,
+                max,
+                default,
+            } => {
+                let defs = login_defs(facts);
+                let defs = defs.as_ref().as_ref().map_err(Clone::clone)?;
+                let (value, desc) = match kv::last(defs, key, false) {
+                    Some(s) => (
+                        Some(s.value.clone()),
+                        format!("{}: {} {}", s.source, s.key, s.value),
+                    ),
+                    None => (
+                        default.clone(),
+                        match default {
+                            Some(d) => format!("{key} not set in /etc/login.defs; default {d}"),
+                            None => format!("{key} not set in /etc/login.defs"),
+                        },
+                    ),
+                };
+                Ok(judge(value.as_deref(), &desc, allowed, *min, *max))
+            }
+            Check::UseraddDefault {
+                key,
+                min,
+                max,
+                default,
+            } => {
+                let path = "/etc/default/useradd";
+                let text = facts.read(path)?;
+                let mut found: Option<(String, String)> = None;
+                if let Some(t) = text.as_deref() {
+                    for (i, line) in t.lines().enumerate() {
+                        if let Some(v) = line
+                            .strip_prefix(key.as_str())
+                            .and_then(|r| r.strip_prefix('='))
+                        {
+                            found = Some((
+                                v.trim().trim_matches('"').to_string(),
+                                format!("{path}:{}: {}", i + 1, line.trim()),
+                            ));
+                        }
+                    }
+                }
+                let (value, desc) = match found {
+                    Some((v, d)) => (Some(v), d),
+                    None => (
+                        default.clone(),
+                        format!(
+                            "{key} not set in {path}; useradd default {}",
+                            default.as_deref().unwrap_or("none")
+                        ),
+                    ),
+                };
+                Ok(judge(value.as_deref(), &desc, &[], *min, *max))
+            }
+            Check::ShadowField { field, min, max } => {
+                let acc = accounts(facts);
+                let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
+                let name = match field {
+                    ShadowField::MinDays => "minimum days",
+                    ShadowField::MaxDays => "maximum days",
+                    ShadowField::WarnDays => "warning days",
+                    ShadowField::Inactive => "inactive days",
+                };
+                let mut failures = Vec::new();
+                let mut n = 0;
+                for s in acc.shadow.iter().filter(|s| s.has_password()) {
+                    n += 1;
+                    let v = match field {
+                        ShadowField::MinDays => s.min_days,
+                        ShadowField::MaxDays => s.max_days,
+                        ShadowField::WarnDays => s.warn_days,
+                        ShadowField::Inactive => s.inactive,
+                    };
+                    let bad = match v {
+                        None => Some("empty".to_string()),
+                        Some(v) if min.is_some_and(|lo| v < lo) => {
+                            Some(format!("{v}, below {}", min.unwrap_or_default()))
+                        }
+                        Some(v) if max.is_some_and(|hi| v > hi) => {
+                            Some(format!("{v}, above {}", max.unwrap_or_default()))
+                        }
+                        Some(_) => None,
+                    };
+                    if let Some(b) = bad {
+                        failures.push(format!("/etc/shadow:{}: {}: {name} {b}", s.line, s.name));
+                    }
+                }
+                let range = range_text(*min, *max);
+                let mut out = if failures.is_empty() {
+                    Outcome::pass(format!(
+                        "all {n} accounts with a password in /etc/shadow have {name} {range}"
+                    ))
+                } else {
+                    Outcome::new(Status::Fail, cap(failures))
+                };
+                out.evidence.extend(acc.malformed.iter().cloned());
+                Ok(out)
+            }
+            Check::ShadowNoFutureChange => {
+                let acc = accounts(facts);
+                let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
+                let today = today_days();
+                let failures: Vec<String> = acc
+                    .shadow
+                    .iter()
+                    .filter(|s| s.last_change.is_some_and(|d| d > today))
+                    .map(|s| {
+                        let d = s.last_change.unwrap_or_default();
+                        format!(
+                            "/etc/shadow:{}: {} last changed on day {d} ({}), after today ({})",
+                            s.line,
+                            s.name,
+                            date_of(d),
+                            date_of(today)
+                        )
+                    })
+                    .collect();
+                Ok(if failures.is_empty() {
+                    Outcome::pass(format!(
+                        "no /etc/shadow last-change date is after today ({})",
+                        date_of(today)
+                    ))
+                } else {
+                    Outcome::new(Status::Fail, cap(failures))
+                })
+            }
+            Check::IdZero { what, allowed } => {
+                let acc = accounts(facts);
+                let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
+                let holders: Vec<(String, String)> = match what {
+                    ZeroWhat::Uid => acc
+                        .users
+                        .iter()
+                        .filter(|u| u.uid == 0)
+                        .map(|u| {
+                            (
+                                u.name.clone(),
+                                format!("/etc/passwd:{}: {} has UID 0", u.line, u.name),
+                            )
+                        })
+                        .collect(),
+                    ZeroWhat::PrimaryGid => acc
+                        .users
+                        .iter()
+                        .filter(|u| u.gid == 0)
+                        .map(|u| {
+                            (
+                                u.name.clone(),
+                                format!("/etc/passwd:{}: {} has primary GID 0", u.line, u.name),
+                            )
+                        })
+                        .collect(),
+                    ZeroWhat::GroupGid => acc
+                        .groups
+                        .iter()
+                        .filter(|g| g.gid == 0)
+                        .map(|g| {
+                            (
+                                g.name.clone(),
+                                format!("/etc/group:{}: group {} has GID 0", g.line, g.name),
+                            )
+                        })
+                        .collect(),
+                };
+                let (ok, bad): (Vec<_>, Vec<_>) =
+                    holders.into_iter().partition(|(n, _)| allowed.contains(n));
+                let mut out = Outcome::from_findings(
+                    bad.into_iter().map(|(_, d)| d).collect(),
+                    ok.into_iter().map(|(_, d)| d).collect(),
+                );
+                if out.evidence.is_empty() {
+                    out.evidence.push("no entry holds ID 0".into());
+                }
+                out.evidence.extend(acc.malformed.iter().cloned());
+                Ok(out)
+            }
+            Check::RootPassword => {
+                let acc = accounts(facts);
+                let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
+                Ok(match acc.shadow_of("root") {
+                    None => Outcome::fail("root has no /etc/shadow entry"),
+                    Some(s) if s.password.is_empty() => Outcome::fail(format!(
+                        "/etc/shadow:{}: root has an empty password",
+                        s.line
+                    )),
+                    Some(s) if s.is_locked() => {
+                        Outcome::pass(format!("/etc/shadow:{}: root is locked", s.line))
+                    }
+                    Some(s) => {
+                        Outcome::pass(format!("/etc/shadow:{}: root has a password set", s.line))
+                    }
+                })
+            }
+            Check::SystemShells { exempt } => {
+                let acc = accounts(facts);
+                let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
+                let valid = valid_shells(facts)?;
+                let uid_min = uid_min(facts)?;
+                let mut failures = Vec::new();
+                let mut n = 0;
+                for u in acc
+                    .users
+                    .iter()
+                    .filter(|u| (u.uid < uid_min || u.uid == 65534) && !exempt.contains(&u.name))
+                {
+                    n += 1;
+                    if valid.contains(&u.shell) {
+                        failures.push(format!(
+                            "/etc/passwd:{}: system account {} (UID {}) has login shell {}",
+                            u.line, u.name, u.uid, u.shell
+                        ));
+                    }
+                }
+                let mut out = if failures.is_empty() {
+                    Outcome::pass(format!(
+                        "none of the {n} system accounts (UID below {uid_min}, other than {}) has a shell listed in /etc/shells",
+                        exempt.join(", ")
+                    ))
+                } else {
+                    Outcome::new(Status::Fail, cap(failures))
+                };
+                out.evidence.extend(acc.malformed.iter().cloned());
+                Ok(out)
+            }
+            Check::NologinLocked => {
+                let acc = accounts(facts);
+                let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
+                let valid = valid_shells(facts)?;
+                let mut failures = Vec::new();
+                let mut n = 0;
+                for u in acc
+                    .users
+                    .iter()
+                    .filter(|u| u.name != "root" && !valid.contains(&u.shell))
+                {
+                    n += 1;
+                    match acc.shadow_of(&u.name) {
+                        None => failures.push(format!(
+                            "/etc/passwd:{}: {} (shell {}) has no /etc/shadow entry",
+                            u.line, u.name, u.shell
+                        )),
+                        Some(s) if !s.is_locked() => failures.push(format!(
+                            "/etc/shadow:{}: {} (shell {}) is not locked",
+                            s.line, u.name, u.shell
+                        )),
+                        Some(_) => {}
+                    }
+                }
+                Ok(if failures.is_empty() {
+                    Outcome::pass(format!(
+                        "all {n} accounts without a valid login shell are locked"
+                    ))
+                } else {
+                    Outcome::new(Status::Fail, cap(failures))
+                })
+            }
+            Check::PasswdShadowed => {
+                let acc = accounts(facts);
+                let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
+                let failures: Vec<String> = acc
+                    .users
+                    .iter()
+                    .filter(|u| u.password != "x")
+                    .map(|u| {
+                        let what = if u.password.is_empty() {
+                            "is empty".to_string()
+                        } else {
+                            "is not x".to_string()
+                        };
+                        format!(
+                            "/etc/passwd:{}: the password field of {} {what}",
+                            u.line, u.name
+                        )
+                    })
+                    .collect();
+                let mut out = if failures.is_empty() {
+                    Outcome::pass(format!(
+                        "all {} /etc/passwd entries use shadowed passwords (x)",
+                        acc.users.len()
+                    ))
+                } else {
+                    Outcome::new(Status::Fail, cap(failures))
+                };
+                out.evidence.extend(acc.malformed.iter().cloned());
+                Ok(out)
+            }
+            Check::ShadowNoEmpty => {
+                let acc = accounts(facts);
+                let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
+                if facts.read("/etc/shadow")?.is_none() {
+                    return Ok(Outcome::fail("/etc/shadow does not exist"));
+                }
+                let failures: Vec<String> = acc
+                    .shadow
+                    .iter()
+                    .filter(|s| s.password.is_empty())
+                    .map(|s| {
+                        format!(
+                            "/etc/shadow:{}: {} has an empty password field",
+                            s.line, s.name
+                        )
+                    })
+                    .collect();
+                let mut out = if failures.is_empty() {
+                    Outcome::pass(format!(
+                        "none of the {} /etc/shadow entries has an empty password field",
+                        acc.shadow.len()
+                    ))
+                } else {
+                    Outcome::new(Status::Fail, cap(failures))
+                };
+                out.evidence.extend(
+                    acc.malformed
+                        .iter()
+                        .filter(|m| m.starts_with("/etc/shadow"))
+                        .cloned(),
+                );
+                Ok(out)
+            }
+            Check::PrimaryGroupsExist => {
+                let acc = accounts(facts);
+                let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
+                let failures: Vec<String> = acc
+                    .users
+                    .iter()
+                    .filter(|u| acc.group_by_gid(u.gid).is_none())
+                    .map(|u| {
+                        format!(
+                            "/etc/passwd:{}: {} has primary GID {}, which is not in /etc/group",
+                            u.line, u.name, u.gid
+                        )
+                    })
+                    .collect();
+                let mut out = if failures.is_empty() {
+                    Outcome::pass(format!(
+                        "the primary groups of all {} users exist in /etc/group",
+                        acc.users.len()
+                    ))
+                } else {
+                    Outcome::new(Status::Fail, cap(failures))
+                };
+                out.evidence.extend(acc.malformed.iter().cloned());
+                Ok(out)
+            }
+            Check::GroupEmpty { group } => {
+                let acc = accounts(facts);
+                let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
+                let Some(g) = acc.group(group) else {
+                    return Ok(Outcome::pass(format!(
+                        "there is no group {group} in /etc/group"
+                    )));
+                };
+                let mut failures = Vec::new();
+                if !g.members.is_empty() {
+                    failures.push(format!(
+                        "/etc/group:{}: group {group} lists members {}",
+                        g.line,
+                        g.members.join(",")
+                    ));
+                }
+                for u in acc.users.iter().filter(|u| u.gid == g.gid) {
+                    failures.push(format!(
+                        "/etc/passwd:{}: {} has {group} (GID {}) as primary group",
+                        u.line, u.name, g.gid
+                    ));
+                }
+                Ok(if failures.is_empty() {
+                    Outcome::pass(format!(
+                        "/etc/group:{}: group {group} (GID {}) has no members and is nobody's primary group",
+                        g.line, g.gid
+                    ))
+                } else {
+                    Outcome::new(Status::Fail, cap(failures))
+                })
+            }
+            Check::Unique { what } => {
+                let acc = accounts(facts);
+                let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
+                Ok(unique(acc, *what))
+            }
+            Check::HomeDirs { max_mode } => {
+                let max = match parse_mode(max_mode) {
+                    Ok(m) => m,
+                    Err(e) => return Ok(Outcome::error(e)),
+                };
+                home_dirs(facts, max)
+            }
+            Check::DotFiles {
+                forbidden,
+                private,
+                private_mode,
+                max_mode,
+            } => {
+                let (pm, mm) = match (parse_mode(private_mode), parse_mode(max_mode)) {
+                    (Ok(a), Ok(b)) => (a, b),
+                    (Err(e), _) | (_, Err(e)) => return Ok(Outcome::error(e)),
+                };
+                dot_files(facts, forbidden, private, pm, mm)
+            }
+            Check::SudoDefaults { option, want } => {
+                if let Some(o) = sudo_missing(facts)? {
+                    return Ok(o);
+                }
+                sudo_defaults(facts, option, *want)
+            }
+            Check::SudoTimeout { max } => {
+                if let Some(o) = sudo_missing(facts)? {
+                    return Ok(o);
+                }
+                sudo_timeout(facts, *max)
+            }
+            Check::SudoNoTag { tag } => {
+                if let Some(o) = sudo_missing(facts)? {
+                    return Ok(o);
+                }
+                let s = sudoers(facts);
+                let s = s.as_ref().as_ref().map_err(Clone::clone)?;
+                let failures: Vec<String> = s
+                    .rules
+                    .iter()
+                    .filter(|r| has_tag(&r.text, tag))
+                    .map(|r| format!("{}: {}", r.source, r.text))
+                    .collect();
+                let mut out = if failures.is_empty() {
+                    Outcome::pass(format!("no rule in {} carries {tag}", s.files.join(", ")))
+                } else {
+                    Outcome::new(Status::Fail, cap(failures))
+                };
+                out.evidence.extend(s.notes.iter().cloned());
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// The settings of /etc/login.defs, read once per scan (empty when missing).
+pub fn login_defs(facts: &Facts) -> Arc<Result<Vec<Setting>, FactError>> {
+    facts.memo("login-defs", || {
+        let path = "/etc/login.defs";
+        Ok(facts
+            .read(path)?
+            .map(|t| parse_login_defs(&t, path))
+            .unwrap_or_default())
+    })
+}
+
+/// Parses login.defs as the shadow suite does: `NAME value`, lines starting with `#`
+/// are comments, the value runs to the end of the line (a `#` later on the line is
+/// part of it) with double quotes stripped.
+pub fn parse_login_defs(text: &str, path: &str) -> Vec<Setting> {
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim_end();
+        let name_start = line.trim_start_matches([' ', '\t']);
+        if name_start.is_empty() || name_start.starts_with('#') {
+            continue;
+        }
+        let Some(end) = name_start.find([' ', '\t']) else {
+            continue;
+        };
+        let name = &name_start[..end];
+        let value = name_start[end..].trim_start_matches([' ', '\t', '"']);
+        let value = match value.find('"') {
+            Some(q) => &value[..q],
+            None => value,
+        };
+        out.push(Setting {
+            key: name.to_string(),
+            value: value.to_string(),
+            source: format!("{path}:{}", i + 1),
+        });
+    }
+    out
+}
+
+/// UID_MIN from /etc/login.defs (default 1000).
+pub fn uid_min(facts: &Facts) -> Result<u32, FactError> {
+    let defs = login_defs(facts);
+    let defs = defs.as_ref().as_ref().map_err(Clone::clone)?;
+    Ok(kv::last(defs, "UID_MIN", false)
+        .and_then(|s| s.value.parse().ok())
+        .unwrap_or(1000))
+}
+
+/// Login shells from /etc/shells, without nologin and false shells.
+pub fn valid_shells(facts: &Facts) -> Result<Vec<String>, FactError> {
+    // Without /etc/shells, glibc's getusershell() offers /bin/sh and /bin/csh.
+    let list = if facts.read("/etc/shells")?.is_some() {
+        shells(facts)?
+    } else {
+        vec!["/bin/sh".to_string(), "/bin/csh".to_string()]
+    };
+    Ok(list
+        .into_iter()
+        .filter(|s| s.starts_with('/'))
+        .filter(|s| {
+            let base = s.rsplit('/').next().unwrap_or("");
+            !base.contains("nologin") && base != "false"
+        })
+        .collect())
+}
+
+/// Users whose shell is a valid login shell.
+pub fn interactive_users<'a>(acc: &'a Accounts, valid: &[String]) -> Vec<&'a User> {
+    acc.users
+        .iter()
+        .filter(|u| valid.contains(&u.shell))
+        .collect()
+}
+
+fn judge(
+    value: Option<&str>,
+    desc: &str,
+    allowed: &[String],
+    min: Option<i64>,
+    max: Option<i64>,
+) -> Outcome {
+    let Some(v) = value else {
+        return Outcome::fail(desc.to_string());
+    };
+    if !allowed.is_empty() && !allowed.iter().any(|a| a == v) {
+        return Outcome::fail(format!("{desc}: {v} is not {}", allowed.join(" or ")));
+    }
+    if min.is_some() || max.is_some() {
+        let Ok(n) = v.parse::<i64>() else {
+            return Outcome::fail(format!("{desc}: {v} is not a number"));
+        };
+        if min.is_some_and(|lo| n < lo) || max.is_some_and(|hi| n > hi) {
+            return Outcome::fail(format!("{desc}: {n} is not {}", range_text(min, max)));
+        }
+    }
+    Outcome::pass(desc.to_string())
+}
+
+fn range_text(min: Option<i64>, max: Option<i64>) -> String {
+    match (min, max) {
+        (Some(a), Some(b)) => format!("between {a} and {b}"),
+        (Some(a), None) => format!("at least {a}"),
+        (None, Some(b)) => format!("at most {b}"),
+        (None, None) => "set".into(),
+    }
+}
+
+fn cap(mut lines: Vec<String>) -> Vec<String> {
+    if lines.len() > MAX_LINES {
+        let more = lines.len() - MAX_LINES;
+        lines.truncate(MAX_LINES);
+        lines.push(format!("... and {more} more"));
+    }
+    lines
+}
+
+/// Days since the epoch, today (UTC).
+fn today_days() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| (d.as_secs() / 86400) as i64)
+        .unwrap_or(0)
+}
+
+fn date_of(days: i64) -> String {
+    let days = days.clamp(-100_000, 2_000_000);
+    match time::OffsetDateTime::UNIX_EPOCH.checked_add(time::Duration::days(days)) {
+        Some(d) => d.date().to_string(),
+        None => format!("day {days}"),
+    }
+}
+
+fn unique(acc: &Accounts, what: UniqueWhat) -> Outcome {
+    let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let (label, file) = match what {
+        UniqueWhat::Uid => ("UID", "/etc/passwd"),
+        UniqueWhat::Gid => ("GID", "/etc/group"),
+        UniqueWhat::UserName => ("user name", "/etc/passwd"),
+        UniqueWhat::GroupName => ("group name", "/etc/group"),
+    };
+    match what {
+        UniqueWhat::Uid => acc.users.iter().for_each(|u| {
+            seen.entry(u.uid.to_string())
+                .or_default()
+                .push(format!("{} (line {})", u.name, u.line))
+        }),
+        UniqueWhat::UserName => acc.users.iter().for_each(|u| {
+            seen.entry(u.name.clone())
+                .or_default()
+                .push(format!("line {}", u.line))
+        }),
+        UniqueWhat::Gid => acc.groups.iter().for_each(|g| {
+            seen.entry(g.gid.to_string())
+                .or_default()
+                .push(format!("{} (line {})", g.name, g.line))
+        }),
+        UniqueWhat::GroupName => acc.groups.iter().for_each(|g| {
+            seen.entry(g.name.clone())
+                .or_default()
+                .push(format!("line {}", g.line))
+        }),
+    }
+    let failures: Vec<String> = seen
+        .iter()
+        .filter(|(_, v)| v.len() > 1)
+        .map(|(k, v)| {
+            format!(
+                "{file}: {label} {k} appears {} times: {}",
+                v.len(),
+                v.join(", ")
+            )
+        })
+        .collect();
+    let mut out = if failures.is_empty() {
+        Outcome::pass(format!("all {} {label}s in {file} are unique", seen.len()))
+    } else {
+        Outcome::new(Status::Fail, cap(failures))
+    };
+    out.evidence.extend(
+        acc.malformed
+            .iter()
+            .filter(|m| m.starts_with(file))
+            .cloned(),
+    );
+    out
+}
+
+fn home_dirs(facts: &Facts, max: u32) -> Result<Outcome, FactError> {
+    let acc = accounts(facts);
+    let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
+    let valid = valid_shells(facts)?;
+    let users = interactive_users(acc, &valid);
+    if users.is_empty() {
+        return Ok(Outcome::not_applicable(
+            "no user has a login shell listed in /etc/shells",
+        ));
+    }
+    let mut failures = Vec::new();
+    let mut found = Vec::new();
+    for u in users {
+        let who = format!("{} (UID {})", u.name, u.uid);
+        if !u.home.starts_with('/') {
+            failures.push(format!(
+                "{who}: home directory {:?} is not an absolute path",
+                u.home
+            ));
+            continue;
+        }
+        let Some(m) = facts.stat(&u.home)? else {
+            failures.push(format!("{who}: home directory {} does not exist", u.home));
+            continue;
+        };
+        let mut bad = Vec::new();
+        if m.kind != FileKind::Dir {
+            bad.push("is not a directory".to_string());
+        }
+        if m.uid != u.uid {
+            bad.push(format!("is owned by {}", acc.user_name(m.uid)));
+        }
+        if m.mode & !max != 0 {
+            bad.push(format!("has mode {:04o}, looser than {:04o}", m.mode, max));
+        }
+        if bad.is_empty() {
+            found.push(format!(
+                "{who}: {} mode {:04o}, owner {}",
+                u.home, m.mode, u.name
+            ));
+        } else {
+            failures.push(format!("{who}: {} {}", u.home, bad.join(", ")));
+        }
+    }
+    Ok(Outcome::from_findings(cap(failures), cap(found)))
+}
+
+fn dot_files(
+    facts: &Facts,
+    forbidden: &[String],
+    private: &[String],
+    pm: u32,
+    mm: u32,
+) -> Result<Outcome, FactError> {
+    let acc = accounts(facts);
+    let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
+    let valid = valid_shells(facts)?;
+    let users = interactive_users(acc, &valid);
+    if users.is_empty() {
+        return Ok(Outcome::not_applicable(
+            "no user has a login shell listed in /etc/shells",
+        ));
+    }
+    let mut failures = Vec::new();
+    let mut checked = 0usize;
+    let mut homes = Vec::new();
+    for u in users {
+        if !u.home.starts_with('/') || u.home == "/" {
+            continue;
+        }
+        match facts.stat(&u.home)? {
+            Some(m) if m.kind == FileKind::Dir => {}
+            _ => continue,
+        }
+        homes.push(u.home.clone());
+        for name in facts.list_dir(&u.home)? {
+            if !name.starts_with('.') || name == "." || name == ".." {
+                continue;
+            }
+            let p = format!("{}/{name}", u.home.trim_end_matches('/'));
+            let Some(m) = facts.lstat(&p)? else { continue };
+            if forbidden.contains(&name) {
+                failures.push(format!("{p}: {name} must not exist (user {})", u.name));
+                continue;
+            }
+            if m.kind != FileKind::File {
+                continue;
+            }
+            checked += 1;
+            let limit = if private.contains(&name) { pm } else { mm };
+            let mut bad = Vec::new();
+            if m.mode & !limit != 0 {
+                bad.push(format!("mode {:04o} is looser than {:04o}", m.mode, limit));
+            }
+            if m.uid != u.uid {
+                bad.push(format!("owner {} is not {}", acc.user_name(m.uid), u.name));
+            }
+            if m.gid != u.gid {
+                bad.push(format!(
+                    "group {} is not {}",
+                    acc.group_name(m.gid),
+                    acc.group_name(u.gid)
+                ));
+            }
+            if !bad.is_empty() {
+                failures.push(format!("{p}: {}", bad.join(", ")));
+            }
+        }
+    }
+    Ok(if failures.is_empty() {
+        Outcome::pass(format!(
+            "{checked} dot files in {} have acceptable ownership and modes; no {}",
+            if homes.is_empty() {
+                "no existing home directory".to_string()
+            } else {
+                homes.join(", ")
+            },
+            forbidden.join(" or ")
+        ))
+    } else {
+        Outcome::new(Status::Fail, cap(failures))
+    })
+}
+
+fn sudo_missing(facts: &Facts) -> Result<Option<Outcome>, FactError> {
+    let pk = packages(facts);
+    let pk = pk.as_ref().as_ref().map_err(Clone::clone)?;
+    if pk.is_installed("sudo") || pk.is_installed("sudo-ldap") {
+        Ok(None)
+    } else {
+        Ok(Some(Outcome::not_applicable(format!(
+            "{}; sudo-ldap is not installed either",
+            pk.describe("sudo")
+        ))))
+    }
+}
+
+fn sudo_defaults(facts: &Facts, option: &str, want: Want) -> Result<Outcome, FactError> {
+    let s = sudoers(facts);
+    let s = s.as_ref().as_ref().map_err(Clone::clone)?;
+    let mut failures = Vec::new();
+    let mut found = Vec::new();
+    match (want, s.global(option)) {
+        (Want::On, None) => failures.push(format!(
+            "Defaults {option} is not set in {}; sudo 1.9.13 leaves it off",
+            s.files.join(", ")
+        )),
+        (Want::On, Some(d)) if d.op != Op::On => {
+            failures.push(format!("{}: {option} is not turned on", d.describe()))
+        }
+        (Want::Value, None) => failures.push(format!(
+            "Defaults {option}=... is not set in {}",
+            s.files.join(", ")
+        )),
+        (Want::Value, Some(d)) => match &d.op {
+            Op::Value(v) if !v.is_empty() => found.push(d.describe()),
+            _ => failures.push(format!("{}: {option} has no value", d.describe())),
+        },
+        (Want::NotOff, None) => found.push(format!(
+            "Defaults !{option} is not set; sudo's default keeps it on"
+        )),
+        (Want::NotOff, Some(d)) if d.op == Op::Off => {
+            failures.push(format!("{}: {option} is turned off", d.describe()))
+        }
+        (_, Some(d)) => found.push(d.describe()),
+    }
+    for d in s.bound(option) {
+        if d.op == Op::Off {
+            failures.push(format!(
+                "{}: {option} is turned off for {}",
+                d.describe(),
+                d.binding.as_deref().unwrap_or("")
+            ));
+        } else {
+            found.push(d.describe());
+        }
+    }
+    let mut out = Outcome::from_findings(failures, found);
+    out.evidence.extend(s.notes.iter().cloned());
+    Ok(out)
+}
+
+fn sudo_timeout(facts: &Facts, max: f64) -> Result<Outcome, FactError> {
+    let s = sudoers(facts);
+    let s = s.as_ref().as_ref().map_err(Clone::clone)?;
+    let mut failures = Vec::new();
+    let mut found = Vec::new();
+    let judge = |d: &sudoers::DefaultsEntry| -> Result<String, String> {
+        match &d.op {
+            Op::Off => Ok(format!("{} (0: always ask)", d.describe())),
+            Op::On => Err(format!("{}: no value given", d.describe())),
+            Op::Value(v) => match v.parse::<f64>() {
+                Ok(n) if n < 0.0 => Err(format!(
+                    "{}: a negative timeout never expires",
+                    d.describe()
+                )),
+                Ok(n) if n > max => Err(format!("{}: {n} minutes is above {max}", d.describe())),
+                Ok(_) => Ok(d.describe()),
+                Err(_) => Err(format!("{}: {v} is not a number of minutes", d.describe())),
+            },
+        }
+    };
+    match s.global("timestamp_timeout") {
+        None => found.push(format!(
+            "timestamp_timeout not set in {}; sudo's default of 15 minutes applies",
+            if s.files.is_empty() {
+                "/etc/sudoers".to_string()
+            } else {
+                s.files.join(", ")
+            }
+        )),
+        Some(d) => match judge(d) {
+            Ok(x) => found.push(x),
+            Err(x) => failures.push(x),
+        },
+    }
+    for d in s.bound("timestamp_timeout") {
+        match judge(d) {
+            Ok(x) => found.push(x),
+            Err(x) => failures.push(x),
+        }
+    }
+    let mut out = Outcome::from_findings(failures, found);
+    out.evidence.extend(s.notes.iter().cloned());
+    Ok(out)
+}
+
+/// Whether a sudoers rule carries the tag (`NOPASSWD:`), as a whole word.
+fn has_tag(text: &str, tag: &str) -> bool {
+    let mut rest = text;
+    while let Some(i) = rest.find(tag) {
+        let before_ok = i == 0
+            || !rest.as_bytes()[i - 1].is_ascii_alphanumeric() && rest.as_bytes()[i - 1] != b'_';
+        let after = rest[i + tag.len()..].trim_start();
+        if before_ok && after.starts_with(':') {
+            return true;
+        }
+        rest = &rest[i + tag.len()..];
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_defs_like_shadow() {
+        let s = parse_login_defs(
+            "# c\nPASS_MAX_DAYS\t365\nUMASK 027 # why\nENV_PATH \"PATH=/bin\"\nLONE\n",
+            "/l",
+        );
+        let v: Vec<(&str, &str)> = s
+            .iter()
+            .map(|x| (x.key.as_str(), x.value.as_str()))
+            .collect();
+        assert_eq!(
+            v,
+            vec![
+                ("PASS_MAX_DAYS", "365"),
+                ("UMASK", "027 # why"),
+                ("ENV_PATH", "PATH=/bin")
+            ]
+        );
+    }
+
+    #[test]
+    fn login_defs_garbage() {
+        for s in [
+            "", "\"", "A\"", "A \"", "A \"\"", "\tA\t\t", "é ü", "# A 1", "A  \"x",
+        ] {
+            let _ = parse_login_defs(s, "/l");
+            let _ = has_tag(s, "NOPASSWD");
+        }
+    }
+
+    #[test]
+    fn tags() {
+        assert!(has_tag("%admin ALL=(ALL) NOPASSWD: ALL", "NOPASSWD"));
+        assert!(has_tag(
+            "bob ALL = (root) NOEXEC:NOPASSWD :/bin/ls",
+            "NOPASSWD"
+        ));
+        assert!(!has_tag("Cmnd_Alias NOPASSWDX = /bin/ls", "NOPASSWD"));
+        assert!(!has_tag("bob ALL=(ALL) PASSWD: ALL", "NOPASSWD"));
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(date_of(0), "1970-01-01");
+        assert_eq!(date_of(19723), "2024-01-01");
+        assert!(today_days() > 19723);
+        assert!(!date_of(i64::MAX).is_empty());
     }
 }

@@ -22,7 +22,7 @@ macro_rules! content {
 
 /// Every benchmark compiled into the agent: `benchmark.toml` first, then rule files.
 const SOURCES: &[&[Source]] = &[content!("debian-12":
-    "benchmark.toml", "1.toml", "2.toml", "3.toml", "4.toml", "5.toml", "6.toml", "7.toml")];
+    "benchmark.toml", "1.toml", "2.toml", "3.toml", "4.toml", "5.toml", "6.toml", "7.toml", "7-2.toml")];
 
 /// Why content could not be loaded. Content ships inside the binary, so this is
 /// caught by the test suite, never by an operator.

@@ -1,0 +1,460 @@
+//! The effective settings of PAM modules that read a configuration file as well as
+//! their arguments, resolved the way each module does:
+//!
+//! - pam_faillock (Linux-PAM 1.5.2): `/etc/security/faillock.conf` (or `conf=`), later
+//!   lines win, then the module arguments; names are case-sensitive;
+//!   `root_unlock_time` defaults to `unlock_time`; `never` means 0.
+//! - pam_pwquality (libpwquality 1.4.5): `/etc/security/pwquality.conf.d/*.conf` in
+//!   name order, then `/etc/security/pwquality.conf` (so the main file wins over the
+//!   drop-ins), then the module arguments; names are case-insensitive; a bad line
+//!   stops the reading of the configuration; `minlen` is never below 6.
+//! - pam_pwhistory: Debian 12 ships Linux-PAM 1.5.2, whose pam_pwhistory has only
+//!   module arguments; `/etc/security/pwhistory.conf` is read first only when the
+//!   installed libpam-modules is 1.5.3 or newer.
+
+use super::stack::PamLine;
+use crate::facts::packages::{compare_versions, packages};
+use crate::facts::{FactError, Facts};
+
+/// A module whose options can be resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Module {
+    Faillock,
+    Pwquality,
+    Pwhistory,
+}
+
+impl Module {
+    pub fn from_name(name: &str) -> Option<Module> {
+        match name {
+            "pam_faillock.so" => Some(Module::Faillock),
+            "pam_pwquality.so" => Some(Module::Pwquality),
+            "pam_pwhistory.so" => Some(Module::Pwhistory),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Module::Faillock => "pam_faillock",
+            Module::Pwquality => "pam_pwquality",
+            Module::Pwhistory => "pam_pwhistory",
+        }
+    }
+
+    /// The compiled-in default of a numeric option (None: a flag, off by default).
+    fn default(self, option: &str) -> Option<i64> {
+        Some(match (self, option) {
+            (Module::Faillock, "deny") => 3,
+            (Module::Faillock, "unlock_time") => 600,
+            (Module::Faillock, "fail_interval") => 900,
+            (Module::Pwquality, "difok") => 1,
+            (Module::Pwquality, "minlen") => 8,
+            (Module::Pwquality, "dcredit" | "ucredit" | "lcredit" | "ocredit") => 0,
+            (Module::Pwquality, "minclass" | "maxrepeat" | "maxclassrepeat" | "maxsequence") => 0,
+            (Module::Pwquality, "gecoscheck" | "usersubstr") => 0,
+            (Module::Pwquality, "dictcheck" | "usercheck" | "enforcing" | "retry") => 1,
+            (Module::Pwhistory, "remember") => 10,
+            (Module::Pwhistory, "retry") => 1,
+            _ => return None,
+        })
+    }
+
+    fn is_flag(self, option: &str) -> bool {
+        match self {
+            Module::Faillock => [
+                "even_deny_root",
+                "audit",
+                "silent",
+                "no_log_info",
+                "local_users_only",
+                "nodelay",
+            ]
+            .contains(&option),
+            Module::Pwquality => ["enforce_for_root", "local_users_only"].contains(&option),
+            Module::Pwhistory => ["enforce_for_root", "debug", "use_authtok"].contains(&option),
+        }
+    }
+
+    fn is_pwquality_setting(name: &str) -> bool {
+        [
+            "difok",
+            "minlen",
+            "dcredit",
+            "ucredit",
+            "lcredit",
+            "ocredit",
+            "minclass",
+            "maxrepeat",
+            "maxclassrepeat",
+            "maxsequence",
+            "gecoscheck",
+            "dictcheck",
+            "usercheck",
+            "usersubstr",
+            "enforcing",
+            "badwords",
+            "dictpath",
+            "retry",
+            "enforce_for_root",
+            "local_users_only",
+        ]
+        .contains(&name)
+    }
+}
+
+/// An option's effective value on one module line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// For numeric options the number; for flags 1 (set) or 0 (not set).
+    pub value: Option<i64>,
+    /// The raw text when set explicitly.
+    pub raw: Option<String>,
+    /// Where it came from: `file:line`, `argument`, or `default`.
+    pub from: String,
+    /// Whether it was set explicitly (file or argument), not left to the default.
+    pub explicit: bool,
+}
+
+/// One `name value` setting with its origin.
+#[derive(Debug, Clone)]
+struct Set {
+    name: String,
+    value: String,
+    from: String,
+}
+
+/// Parses a faillock.conf / pwquality.conf style file: `#` comments, `name`,
+/// `name value` or `name = value`.
+fn parse_conf(text: &str, path: &str) -> Vec<Set> {
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = match raw.find('#') {
+            Some(p) => &raw[..p],
+            None => raw,
+        };
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let end = line
+            .find(|c: char| c.is_whitespace() || c == '=')
+            .unwrap_or(line.len());
+        let name = &line[..end];
+        let mut rest = &line[end..];
+        let mut eq = false;
+        if let Some(r) = rest.strip_prefix('=') {
+            eq = true;
+            rest = r;
+        }
+        rest = rest.trim_start();
+        if !eq {
+            if let Some(r) = rest.strip_prefix('=') {
+                rest = r.trim_start();
+            }
+        }
+        out.push(Set {
+            name: name.to_string(),
+            value: rest.to_string(),
+            from: format!("{path}:{}", i + 1),
+        });
+    }
+    out
+}
+
+/// Reads the settings that apply to `line` in order (files, then arguments).
+/// Returns the settings and remarks for evidence.
+fn settings(
+    facts: &Facts,
+    module: Module,
+    line: &PamLine,
+) -> Result<(Vec<Set>, Vec<String>), FactError> {
+    let mut sets = Vec::new();
+    let mut notes = Vec::new();
+    let arg_from = format!("argument on {}", line.source);
+    match module {
+        Module::Faillock => {
+            let conf = line
+                .args
+                .iter()
+                .find_map(|a| a.strip_prefix("conf="))
+                .unwrap_or("/etc/security/faillock.conf");
+            match facts.read(conf)? {
+                Some(t) => sets.extend(parse_conf(&t, conf)),
+                None if conf != "/etc/security/faillock.conf" => {
+                    notes.push(format!("{conf} does not exist; pam_faillock fails"));
+                }
+                None => {}
+            }
+            for a in &line.args {
+                if a.starts_with("conf=")
+                    || ["preauth", "authfail", "authsucc"].contains(&a.as_str())
+                {
+                    continue;
+                }
+                let (n, v) = a.split_once('=').unwrap_or((a, ""));
+                sets.push(Set {
+                    name: n.to_string(),
+                    value: v.to_string(),
+                    from: arg_from.clone(),
+                });
+            }
+        }
+        Module::Pwquality => {
+            let dir = "/etc/security/pwquality.conf.d";
+            let mut files: Vec<String> = facts
+                .list_dir(dir)?
+                .into_iter()
+                .filter(|n| n.find(".conf").is_some_and(|p| p + 5 == n.len()))
+                .map(|n| format!("{dir}/{n}"))
+                .collect();
+            files.sort();
+            files.push("/etc/security/pwquality.conf".to_string());
+            'files: for f in files {
+                let Some(t) = facts.read(&f)? else { continue };
+                for s in parse_conf(&t, &f) {
+                    let name = s.name.to_ascii_lowercase();
+                    if !Module::is_pwquality_setting(&name) {
+                        notes.push(format!("{}: unknown setting {}; libpwquality stops reading its configuration here", s.from, s.name));
+                        break 'files;
+                    }
+                    if Module::Pwquality.default(&name).is_some() && s.value.parse::<i64>().is_err()
+                    {
+                        notes.push(format!("{}: {} = {} is not a number; libpwquality stops reading its configuration here", s.from, s.name, s.value));
+                        break 'files;
+                    }
+                    sets.push(Set {
+                        name,
+                        value: s.value,
+                        from: s.from,
+                    });
+                }
+            }
+            for a in &line.args {
+                let (n, v) = a.split_once('=').unwrap_or((a, ""));
+                let n = n.to_ascii_lowercase();
+                if Module::is_pwquality_setting(&n) {
+                    sets.push(Set {
+                        name: n,
+                        value: v.to_string(),
+                        from: arg_from.clone(),
+                    });
+                }
+            }
+        }
+        Module::Pwhistory => {
+            let pk = packages(facts);
+            let new_enough = match pk.as_ref() {
+                Ok(p) => p
+                    .version("libpam-modules")
+                    .is_some_and(|v| compare_versions(v, "1.5.3").is_ge()),
+                Err(_) => false,
+            };
+            let conf = line
+                .args
+                .iter()
+                .find_map(|a| a.strip_prefix("conf="))
+                .unwrap_or("/etc/security/pwhistory.conf");
+            if new_enough {
+                if let Some(t) = facts.read(conf)? {
+                    for s in parse_conf(&t, conf) {
+                        sets.push(Set {
+                            name: s.name.to_ascii_lowercase(),
+                            value: s.value,
+                            from: s.from,
+                        });
+                    }
+                }
+            } else if let Some(t) = facts.read(conf)? {
+                if !parse_conf(&t, conf).is_empty() {
+                    notes.push(format!(
+                        "{conf} has settings, but pam_pwhistory of Linux-PAM 1.5.2 (Debian 12) does not read it; only module arguments count"
+                    ));
+                }
+            }
+            for a in &line.args {
+                let (n, v) = a.split_once('=').unwrap_or((a, ""));
+                sets.push(Set {
+                    name: n.to_ascii_lowercase(),
+                    value: v.to_string(),
+                    from: arg_from.clone(),
+                });
+            }
+        }
+    }
+    Ok((sets, notes))
+}
+
+/// Leading digits as C's `strtol`/`sscanf("%u")` read them (after blanks and a sign).
+fn leading_int(s: &str) -> Option<i64> {
+    let t = s.trim_start();
+    let (neg, digits) = match t.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    if end == 0 {
+        return None;
+    }
+    let n: i64 = digits[..end].parse().unwrap_or(i64::MAX);
+    Some(if neg { -n } else { n })
+}
+
+/// Resolves `option` for one module line. `Ok((resolved, notes))`.
+pub fn resolve(
+    facts: &Facts,
+    module: Module,
+    line: &PamLine,
+    option: &str,
+) -> Result<(Resolved, Vec<String>), FactError> {
+    let (sets, notes) = settings(facts, module, line)?;
+    let option_lc = option.to_ascii_lowercase();
+    let matches = |s: &Set| match module {
+        Module::Faillock => s.name == option,
+        _ => s.name == option_lc,
+    };
+    if module.is_flag(&option_lc) {
+        let hit = sets.iter().rev().find(|s| matches(s));
+        return Ok((
+            match hit {
+                Some(s) => Resolved {
+                    value: Some(1),
+                    raw: Some(s.name.clone()),
+                    from: s.from.clone(),
+                    explicit: true,
+                },
+                None => Resolved {
+                    value: Some(0),
+                    raw: None,
+                    from: "default".into(),
+                    explicit: false,
+                },
+            },
+            notes,
+        ));
+    }
+    // Numeric: apply in order, keeping the previous value when one does not parse.
+    let mut value = module.default(&option_lc);
+    let mut raw = None;
+    let mut from = "default".to_string();
+    let mut explicit = false;
+    let mut notes = notes;
+    if module == Module::Faillock && option == "root_unlock_time" {
+        let (u, _) = resolve(facts, module, line, "unlock_time")?;
+        value = u.value;
+        from = format!("not set; defaults to unlock_time ({})", u.from);
+    }
+    for s in sets.iter().filter(|s| matches(s)) {
+        let parsed = match (module, option_lc.as_str()) {
+            (Module::Faillock, "unlock_time" | "root_unlock_time") if s.value == "never" => Some(0),
+            // sscanf("%hu") wraps a negative deny into a huge one.
+            (Module::Faillock, "deny") => leading_int(&s.value).map(|n| n.rem_euclid(65536)),
+            (Module::Faillock, _) => leading_int(&s.value).filter(|n| *n >= 0),
+            (Module::Pwquality, _) => s.value.parse::<i64>().ok(),
+            (Module::Pwhistory, _) => leading_int(&s.value).or(Some(0)).map(|n| n.clamp(0, 400)),
+        };
+        match parsed {
+            Some(n) => {
+                value = Some(n);
+                raw = Some(s.value.clone());
+                from = s.from.clone();
+                explicit = true;
+            }
+            None => notes.push(format!(
+                "{}: {} = {} is not a valid number; {} ignores it",
+                s.from,
+                s.name,
+                s.value,
+                module.name()
+            )),
+        }
+    }
+    if module == Module::Pwquality && option_lc == "minlen" {
+        value = value.map(|v| v.max(6));
+    }
+    Ok((
+        Resolved {
+            value,
+            raw,
+            from,
+            explicit,
+        },
+        notes,
+    ))
+}
+
+/// `option = value (where)` or `option not set; pam_x default N` for evidence.
+pub fn describe(module: Module, option: &str, r: &Resolved) -> String {
+    match (&r.raw, r.explicit) {
+        (Some(raw), true) if raw == option => format!("{option} set ({})", r.from),
+        (Some(raw), true) => format!("{option} = {raw} ({})", r.from),
+        _ => match r.value {
+            Some(0) if module.is_flag(&option.to_ascii_lowercase()) => {
+                format!("{option} not set ({} default: off)", module.name())
+            }
+            Some(v) if r.from == "default" => {
+                format!("{option} not set; {} default {v}", module.name())
+            }
+            Some(v) => format!("{option} {} = {v}", r.from),
+            None => format!("{option} not set"),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conf_lines() {
+        let s = parse_conf(
+            "deny=4\n  unlock_time = 900 # x\neven_deny_root\n#deny=1\nfoo bar\n",
+            "/f",
+        );
+        let v: Vec<(&str, &str)> = s
+            .iter()
+            .map(|x| (x.name.as_str(), x.value.as_str()))
+            .collect();
+        assert_eq!(
+            v,
+            vec![
+                ("deny", "4"),
+                ("unlock_time", "900"),
+                ("even_deny_root", ""),
+                ("foo", "bar")
+            ]
+        );
+        assert_eq!(s[1].from, "/f:2");
+    }
+
+    #[test]
+    fn conf_garbage() {
+        for s in [
+            "",
+            "=",
+            "==",
+            "= =",
+            "\u{0}",
+            "é = ü",
+            "a=\n=b",
+            "#=#",
+            "   =x",
+            "deny=99999999999999999999999",
+        ] {
+            for x in parse_conf(s, "/f") {
+                let _ = leading_int(&x.value);
+            }
+        }
+    }
+
+    #[test]
+    fn ints() {
+        assert_eq!(leading_int("5abc"), Some(5));
+        assert_eq!(leading_int(" 12"), Some(12));
+        assert_eq!(leading_int("x"), None);
+        assert_eq!(leading_int("-3"), Some(-3));
+        assert_eq!(leading_int("999999999999999999999999"), Some(i64::MAX));
+    }
+}
