@@ -301,9 +301,9 @@ impl App {
         max_uses: u32,
         actor: &str,
     ) -> Result<(String, String, i64)> {
-        if !(60..=366 * 86400).contains(&ttl_secs) {
+        if !(1..=366 * 86400).contains(&ttl_secs) {
             return Err(AppError::Invalid(format!(
-                "ttl_seconds {ttl_secs} must be between 60 and 31622400"
+                "ttl_seconds {ttl_secs} must be between 1 and 31622400"
             )));
         }
         if !(1..=100_000).contains(&max_uses) {

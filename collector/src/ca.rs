@@ -83,7 +83,16 @@ impl Ca {
         let key = KeyPair::generate().map_err(|e| CaError::Issue(e.to_string()))?;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, "Rampart collector CA");
+        // A unique name per collector, so that a certificate from another
+        // collector's CA is reported as an unknown issuer, not a bad signature.
+        let serial = random_serial()?;
+        let tag: String = serial
+            .as_ref()
+            .iter()
+            .take(4)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        dn.push(DnType::CommonName, format!("Rampart collector CA {tag}"));
         dn.push(DnType::OrganizationName, "Rampart");
         params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));

@@ -47,6 +47,17 @@ impl From<AppError> for ApiError {
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
+/// Parses a request body after the caller's role was checked, so that a caller
+/// without the role learns only that (403), whatever the body holds.
+fn body<T: serde::de::DeserializeOwned>(bytes: &axum::body::Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("invalid request body: {e}"),
+        )
+    })
+}
+
 /// The authenticated caller.
 pub struct Caller {
     pub name: String,
@@ -159,9 +170,10 @@ struct TokenResponse {
 async fn create_token(
     State(app): State<Arc<App>>,
     c: Caller,
-    Json(r): Json<TokenRequest>,
+    raw: axum::body::Bytes,
 ) -> ApiResult<TokenResponse> {
     c.require(Role::Provisioner)?;
+    let r: TokenRequest = body(&raw)?;
     let (id, token, expires_at_ms) =
         app.create_token(r.project.as_deref(), r.ttl_seconds, r.max_uses, &c.name)?;
     Ok(Json(TokenResponse {
@@ -366,9 +378,10 @@ struct ManualScan {
 async fn manual_scan(
     State(app): State<Arc<App>>,
     c: Caller,
-    Json(r): Json<ManualScan>,
+    raw: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<Vec<ScanDto>>), ApiError> {
     c.require(Role::Provisioner)?;
+    let r: ManualScan = body(&raw)?;
     let agents: Vec<String> = match (r.agent_id, r.project) {
         (Some(a), None) => vec![app.find_agent(&a)?.id],
         (None, Some(p)) => app
@@ -448,9 +461,10 @@ async fn get_settings(State(app): State<Arc<App>>, c: Caller) -> ApiResult<Setti
 async fn put_settings(
     State(app): State<Arc<App>>,
     c: Caller,
-    Json(r): Json<SettingsRecord>,
+    raw: axum::body::Bytes,
 ) -> ApiResult<SettingsRecord> {
     c.require(Role::Admin)?;
+    let r: SettingsRecord = body(&raw)?;
     let s = Settings::try_from(&r).map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e))?;
     let s = app.update_settings(s, &c.name)?;
     Ok(Json(SettingsRecord::from(&s)))
@@ -543,11 +557,31 @@ struct UserResponse {
     token: String,
 }
 
-async fn create_user(State(app): State<Arc<App>>, c: Caller, Json(r): Json<UserRequest>) -> Result<(StatusCode, Json<UserResponse>), ApiError> {
+async fn create_user(
+    State(app): State<Arc<App>>,
+    c: Caller,
+    raw: axum::body::Bytes,
+) -> Result<(StatusCode, Json<UserResponse>), ApiError> {
     c.require(Role::Admin)?;
-    let role = Role::parse(&r.role).ok_or_else(|| ApiError(StatusCode::UNPROCESSABLE_ENTITY, format!("role `{}` is not viewer, user, provisioner or admin", r.role)))?;
+    let r: UserRequest = body(&raw)?;
+    let role = Role::parse(&r.role).ok_or_else(|| {
+        ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "role `{}` is not viewer, user, provisioner or admin",
+                r.role
+            ),
+        )
+    })?;
     let token = app.add_user(&r.name, role, &c.name)?;
-    Ok((StatusCode::CREATED, Json(UserResponse { name: r.name, role: role.as_str().into(), token })))
+    Ok((
+        StatusCode::CREATED,
+        Json(UserResponse {
+            name: r.name,
+            role: role.as_str().into(),
+            token,
+        }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -565,14 +599,28 @@ struct AuditPage {
     total: usize,
 }
 
-async fn audit(State(app): State<Arc<App>>, c: Caller, Query(q): Query<AuditQuery>) -> ApiResult<AuditPage> {
+async fn audit(
+    State(app): State<Arc<App>>,
+    c: Caller,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<AuditPage> {
     c.require(Role::Admin)?;
     let per_page = q.per_page.unwrap_or(100).clamp(1, 1000);
     let (all, _) = app.store.audit(0, usize::MAX).map_err(AppError::from)?;
     let matching: Vec<_> = all
         .into_iter()
-        .filter(|e| q.action.as_ref().is_none_or(|a| &e.action == a) && q.actor.as_ref().is_none_or(|a| &e.actor == a))
+        .filter(|e| {
+            q.action.as_ref().is_none_or(|a| &e.action == a)
+                && q.actor.as_ref().is_none_or(|a| &e.actor == a)
+        })
         .collect();
     let total = matching.len();
-    Ok(Json(AuditPage { entries: matching.into_iter().skip(q.page.saturating_mul(per_page)).take(per_page).collect(), total }))
+    Ok(Json(AuditPage {
+        entries: matching
+            .into_iter()
+            .skip(q.page.saturating_mul(per_page))
+            .take(per_page)
+            .collect(),
+        total,
+    }))
 }

@@ -120,18 +120,31 @@ pub mod cluster {
             if let Some(v) = f() {
                 return v;
             }
-            assert!(Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {secs} s waiting for {what}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
 
     /// A free loopback port (bound and released).
     pub fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
     }
 
     /// A minimal HTTP/1.1 client: (status, JSON body or Null).
-    pub fn http(method: &str, addr: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> (u16, Value) {
+    pub fn http(
+        method: &str,
+        addr: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
         let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let body = body.map(|b| b.to_string()).unwrap_or_default();
@@ -149,8 +162,14 @@ pub mod cluster {
         s.read_to_end(&mut raw).unwrap();
         let text = String::from_utf8_lossy(&raw);
         let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let status: u16 = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-        let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
+        let status: u16 = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let chunked = head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked");
         let payload = if chunked {
             let mut out = String::new();
             let mut r = rest;
@@ -166,7 +185,10 @@ pub mod cluster {
         } else {
             rest.to_string()
         };
-        (status, serde_json::from_str(&payload).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_str(&payload).unwrap_or(Value::Null),
+        )
     }
 
     /// A running `rampart-collector serve`.
@@ -185,21 +207,44 @@ pub mod cluster {
         pub fn start(data: &Path, ports: Option<(u16, u16)>, admin: Option<&str>) -> Collector {
             let (g, r) = ports.unwrap_or_else(|| (free_port(), free_port()));
             let mut child = Command::new(binary("rampart-collector"))
-                .args(["serve", "--data", data.to_str().unwrap(), "--grpc-listen", &format!("127.0.0.1:{g}"), "--rest-listen", &format!("127.0.0.1:{r}")])
+                .args([
+                    "serve",
+                    "--data",
+                    data.to_str().unwrap(),
+                    "--grpc-listen",
+                    &format!("127.0.0.1:{g}"),
+                    "--rest-listen",
+                    &format!("127.0.0.1:{r}"),
+                ])
                 .env("RUST_LOG", "info")
                 .stdout(Stdio::piped())
-                .stderr(Stdio::from(std::fs::OpenOptions::new().create(true).append(true).open(data.with_extension("log")).unwrap()))
+                .stderr(Stdio::from(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(data.with_extension("log"))
+                        .unwrap(),
+                ))
                 .spawn()
                 .expect("spawn rampart-collector");
             let mut out = BufReader::new(child.stdout.take().unwrap());
-            let (mut admin_tok, mut fp, mut grpc, mut rest) = (admin.map(String::from), None, None, None);
+            let (mut admin_tok, mut fp, mut grpc, mut rest) =
+                (admin.map(String::from), None, None, None);
             let mut line = String::new();
             while rest.is_none() {
                 line.clear();
                 if out.read_line(&mut line).unwrap() == 0 {
-                    panic!("collector exited early; see {}", data.with_extension("log").display());
+                    panic!(
+                        "collector exited early; see {}",
+                        data.with_extension("log").display()
+                    );
                 }
-                let v = line.trim().rsplit(' ').next().unwrap_or_default().to_string();
+                let v = line
+                    .trim()
+                    .rsplit(' ')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
                 if line.starts_with("admin token") {
                     admin_tok = Some(v);
                 } else if line.starts_with("ca fingerprint") {
@@ -229,7 +274,13 @@ pub mod cluster {
             (p(&self.grpc), p(&self.rest))
         }
 
-        pub fn api(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+        pub fn api(
+            &self,
+            method: &str,
+            path: &str,
+            token: Option<&str>,
+            body: Option<Value>,
+        ) -> (u16, Value) {
             http(method, &self.rest, path, token, body.as_ref())
         }
 
@@ -241,12 +292,20 @@ pub mod cluster {
         }
 
         pub fn enrollment_token(&self, project: &str, uses: u32, ttl: i64) -> String {
-            let v = self.admin("POST", "/api/v1/enrollment-tokens", Some(serde_json::json!({"project": project, "max_uses": uses, "ttl_seconds": ttl})));
+            let v = self.admin(
+                "POST",
+                "/api/v1/enrollment-tokens",
+                Some(serde_json::json!({"project": project, "max_uses": uses, "ttl_seconds": ttl})),
+            );
             v["token"].as_str().unwrap().to_string()
         }
 
         pub fn user(&self, name: &str, role: &str) -> String {
-            let v = self.admin("POST", "/api/v1/users", Some(serde_json::json!({"name": name, "role": role})));
+            let v = self.admin(
+                "POST",
+                "/api/v1/users",
+                Some(serde_json::json!({"name": name, "role": role})),
+            );
             v["token"].as_str().unwrap().to_string()
         }
 
@@ -282,13 +341,23 @@ pub mod cluster {
     impl Agent {
         pub fn new(dir: &Path) -> Agent {
             std::fs::create_dir_all(dir).unwrap();
-            Agent { dir: dir.to_path_buf(), child: None }
+            Agent {
+                dir: dir.to_path_buf(),
+                child: None,
+            }
         }
         pub fn config(&self) -> PathBuf {
             self.dir.join("agent.toml")
         }
         /// Runs `enroll`; returns (exit success, stdout+stderr).
-        pub fn enroll(&self, url: &str, token: &str, fingerprint: &str, root: &Path, labels: &[&str]) -> (bool, String) {
+        pub fn enroll(
+            &self,
+            url: &str,
+            token: &str,
+            fingerprint: &str,
+            root: &Path,
+            labels: &[&str],
+        ) -> (bool, String) {
             let mut args = vec![
                 "enroll".to_string(),
                 "--collector".into(),
@@ -308,18 +377,36 @@ pub mod cluster {
                 args.push("--label".into());
                 args.push(l.to_string());
             }
-            let out = Command::new(binary("rampart-agent")).args(&args).output().unwrap();
-            (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+            let out = Command::new(binary("rampart-agent"))
+                .args(&args)
+                .output()
+                .unwrap();
+            (
+                out.status.success(),
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+            )
         }
         pub fn agent_id(&self) -> String {
-            let v: Value = serde_json::from_slice(&std::fs::read(self.dir.join("state/agent.json")).unwrap()).unwrap();
+            let v: Value =
+                serde_json::from_slice(&std::fs::read(self.dir.join("state/agent.json")).unwrap())
+                    .unwrap();
             v["agent_id"].as_str().unwrap().to_string()
         }
         /// Starts `run`, logging to `agent.log`.
         pub fn run(&mut self, envs: &[(&str, &str)]) {
-            let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("agent.log")).unwrap();
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.dir.join("agent.log"))
+                .unwrap();
             let mut c = Command::new(binary("rampart-agent"));
-            c.args(["run", "--config", self.config().to_str().unwrap()]).stdout(Stdio::null()).stderr(Stdio::from(log));
+            c.args(["run", "--config", self.config().to_str().unwrap()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::from(log));
             for (k, v) in envs {
                 c.env(k, v);
             }
@@ -331,7 +418,9 @@ pub mod cluster {
         /// SIGTERM and wait: the daemon must stop cleanly.
         pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
             let mut c = self.child.take()?;
-            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
                 if let Ok(Some(st)) = c.try_wait() {

@@ -17,9 +17,14 @@ fn fixture_root(dir: &Path, critical: bool) {
         fs::create_dir_all(h.parent().unwrap()).unwrap();
         fs::write(h, t).unwrap();
     };
-    w("etc/os-release", "ID=debian\nVERSION_ID=\"12\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n");
+    w(
+        "etc/os-release",
+        "ID=debian\nVERSION_ID=\"12\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n",
+    );
     w("etc/hostname", "fixture\n");
-    let mut passwd = "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n".to_string();
+    let mut passwd =
+        "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
+            .to_string();
     let mut shadow = "root:!:19500:0:99999:7:::\ndaemon:*:19500:0:99999:7:::\n".to_string();
     if critical {
         passwd.push_str("toor:x:0:0::/root:/bin/bash\nguest:x:1001:1001::/home/guest:/bin/bash\n");
@@ -27,17 +32,33 @@ fn fixture_root(dir: &Path, critical: bool) {
     }
     w("etc/passwd", &passwd);
     w("etc/shadow", &shadow);
-    w("etc/group", "root:x:0:\ndaemon:x:1:\nshadow:x:42:\nguest:x:1001:\n");
-    w("var/lib/dpkg/status", "Package: sudo\nStatus: install ok installed\nVersion: 1.9.13p3-1+deb12u1\n\n");
-    w("etc/login.defs", "PASS_MAX_DAYS 99999\nPASS_WARN_AGE 7\nUMASK 022\n");
+    w(
+        "etc/group",
+        "root:x:0:\ndaemon:x:1:\nshadow:x:42:\nguest:x:1001:\n",
+    );
+    w(
+        "var/lib/dpkg/status",
+        "Package: sudo\nStatus: install ok installed\nVersion: 1.9.13p3-1+deb12u1\n\n",
+    );
+    w(
+        "etc/login.defs",
+        "PASS_MAX_DAYS 99999\nPASS_WARN_AGE 7\nUMASK 022\n",
+    );
 }
 
 fn scans_of(c: &Collector, agent: &str) -> Vec<Value> {
-    c.admin("GET", &format!("/api/v1/scans?agent_id={agent}"), None)["scans"].as_array().unwrap().clone()
+    c.admin("GET", &format!("/api/v1/scans?agent_id={agent}"), None)["scans"]
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 fn completed_scan(c: &Collector, agent: &str, secs: u64) -> Value {
-    wait_for("a completed scan", secs, || scans_of(c, agent).into_iter().find(|s| s["status"] == "completed"))
+    wait_for("a completed scan", secs, || {
+        scans_of(c, agent)
+            .into_iter()
+            .find(|s| s["status"] == "completed")
+    })
 }
 
 #[test]
@@ -51,7 +72,9 @@ fn enroll_scan_on_provision_gate_release_and_roles() {
     let mut a = Agent::new(&t.path().join("agent"));
     let (ok, out) = a.enroll(&c.url(), &token, &c.fingerprint, &root, &["project=web"]);
     assert!(ok, "enroll failed: {out}");
-    let key_mode = fs::metadata(a.dir.join("state/agent.key")).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777).unwrap();
+    let key_mode = fs::metadata(a.dir.join("state/agent.key"))
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+        .unwrap();
     assert_eq!(key_mode, 0o600);
     a.run(&[]);
     let id = a.agent_id();
@@ -60,47 +83,101 @@ fn enroll_scan_on_provision_gate_release_and_roles() {
     assert_eq!(scan["project"], "web");
 
     // The collector's score is the one the agent computes locally on the same root.
-    let local = agent_json(&["check", "--root", root.to_str().unwrap(), "--format", "json"], 0);
-    assert_eq!(scan["score"], local["summary"]["score"], "collector {scan} vs local {}", local["summary"]);
+    let local = agent_json(
+        &[
+            "check",
+            "--root",
+            root.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        0,
+    );
+    assert_eq!(
+        scan["score"], local["summary"]["score"],
+        "collector {scan} vs local {}",
+        local["summary"]
+    );
     for k in ["passed", "failed", "error", "not_applicable", "not_checked"] {
         assert_eq!(scan[k], local["summary"][k], "{k}");
     }
-    assert_eq!(scan["failed_by_severity"]["critical"], local["summary"]["failed_by_severity"]["critical"]);
+    assert_eq!(
+        scan["failed_by_severity"]["critical"],
+        local["summary"]["failed_by_severity"]["critical"]
+    );
     let crit = scan["failed_by_severity"]["critical"].as_u64().unwrap();
     assert!(crit >= 2, "the fixture has two critical failures: {scan}");
-    let detail = c.admin("GET", &format!("/api/v1/scans/{}", scan["id"].as_str().unwrap()), None);
-    let by_id: std::collections::BTreeMap<String, String> =
-        detail["results"].as_array().unwrap().iter().map(|r| (r["id"].as_str().unwrap().to_string(), r["status"].as_str().unwrap().to_string())).collect();
+    let detail = c.admin(
+        "GET",
+        &format!("/api/v1/scans/{}", scan["id"].as_str().unwrap()),
+        None,
+    );
+    let by_id: std::collections::BTreeMap<String, String> = detail["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_string(),
+                r["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
     for (rid, (st, _)) in statuses(&local) {
         assert_eq!(by_id.get(&rid), Some(&st), "rule {rid}");
     }
-    assert!(detail["results"].as_array().unwrap().iter().any(|r| r["title"].is_string() && r["severity"] == "critical"), "rule metadata joined");
+    assert!(
+        detail["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["title"].is_string() && r["severity"] == "critical"),
+        "rule metadata joined"
+    );
 
     // Block mode: critical failures block the handover, with the reason in words.
     let gate = c.admin("GET", &format!("/api/v1/handover/{id}"), None);
     assert_eq!(gate["allowed"], false, "{gate}");
     assert_eq!(gate["state"], "blocked");
     let reasons = gate["reasons"].to_string();
-    assert!(reasons.contains(&format!("{crit} critical CIS check(s) failed")), "{reasons}");
+    assert!(
+        reasons.contains(&format!("{crit} critical CIS check(s) failed")),
+        "{reasons}"
+    );
 
     // Roles: no token 401, viewer 403, provisioner may read but not release.
     let viewer = c.user("vera", "viewer");
     let prov = c.user("pipeline", "provisioner");
     assert_eq!(c.api("GET", "/api/v1/scans", None, None).0, 401);
-    assert_eq!(c.api("GET", "/api/v1/scans", Some("rpt_wrong"), None).0, 401);
+    assert_eq!(
+        c.api("GET", "/api/v1/scans", Some("rpt_wrong"), None).0,
+        401
+    );
     assert_eq!(c.api("GET", "/api/v1/scans", Some(&viewer), None).0, 403);
-    assert_eq!(c.api("GET", &format!("/api/v1/handover/{id}"), Some(&prov), None).0, 200);
+    assert_eq!(
+        c.api("GET", &format!("/api/v1/handover/{id}"), Some(&prov), None)
+            .0,
+        200
+    );
     let release = format!("/api/v1/scans/{}/release", scan["id"].as_str().unwrap());
     let (code, body) = c.api("POST", &release, Some(&prov), None);
     assert_eq!(code, 403, "{body}");
-    assert_eq!(c.api("PUT", "/api/v1/settings", Some(&prov), Some(json!({}))).0, 403);
+    assert_eq!(
+        c.api("PUT", "/api/v1/settings", Some(&prov), Some(json!({})))
+            .0,
+        403
+    );
 
     // An admin release opens the gate and is recorded with who and when.
     let released = c.admin("POST", &release, None);
     assert_eq!(released["released_by"], "admin");
     assert!(released["released_at_ms"].as_i64().unwrap() > 0);
     let gate = c.admin("GET", &format!("/api/v1/handover/{id}"), None);
-    assert_eq!((gate["allowed"].clone(), gate["state"].clone()), (json!(true), json!("released")), "{gate}");
+    assert_eq!(
+        (gate["allowed"].clone(), gate["state"].clone()),
+        (json!(true), json!("released")),
+        "{gate}"
+    );
     let audit = c.admin("GET", "/api/v1/audit?action=scan.release", None);
     assert_eq!(audit["total"], 1);
     assert_eq!(audit["entries"][0]["actor"], "admin");
@@ -121,14 +198,20 @@ fn collector_killed_mid_stream_loses_and_duplicates_nothing() {
     let token = c.enrollment_token("web", 1, 3600);
     let mut a = Agent::new(&t.path().join("agent"));
     assert!(a.enroll(&c.url(), &token, &c.fingerprint, &root, &[]).0);
-    let cfg = fs::read_to_string(a.config()).unwrap().replace("batch_size = 100", "batch_size = 3");
+    let cfg = fs::read_to_string(a.config())
+        .unwrap()
+        .replace("batch_size = 100", "batch_size = 3");
     fs::write(a.config(), cfg).unwrap();
     a.run(&[("RAMPART_AGENT_BATCH_DELAY_MS", "120")]);
     let id = a.agent_id();
     let scan_id = wait_for("results arriving", 60, || {
-        let s = scans_of(&c, &id).into_iter().find(|s| s["status"] == "running")?;
+        let s = scans_of(&c, &id)
+            .into_iter()
+            .find(|s| s["status"] == "running")?;
         let sid = s["id"].as_str()?.to_string();
-        let n = c.admin("GET", &format!("/api/v1/scans/{sid}"), None)["results"].as_array()?.len();
+        let n = c.admin("GET", &format!("/api/v1/scans/{sid}"), None)["results"]
+            .as_array()?
+            .len();
         (n > 0).then_some(sid)
     });
     let (ports, admin) = (c.ports(), c.admin.clone());
@@ -139,18 +222,45 @@ fn collector_killed_mid_stream_loses_and_duplicates_nothing() {
         let s = c.admin("GET", &format!("/api/v1/scans/{scan_id}"), None);
         (s["scan"]["status"] == "completed").then_some(s)
     });
-    let ids: Vec<String> = done["results"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();
+    let ids: Vec<String> = done["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
     let mut unique = ids.clone();
     unique.sort();
     unique.dedup();
     assert_eq!(ids.len(), unique.len(), "a result was stored twice");
-    let expected = agent_json(&["rules", "--profile", "level1-server", "--format", "json"], 0)["rules"].as_array().unwrap().len();
+    let expected = agent_json(
+        &["rules", "--profile", "level1-server", "--format", "json"],
+        0,
+    )["rules"]
+        .as_array()
+        .unwrap()
+        .len();
     assert_eq!(ids.len(), expected, "every rule exactly once");
-    let local = statuses(&agent_json(&["check", "--root", root.to_str().unwrap(), "--format", "json"], 0));
+    let local = statuses(&agent_json(
+        &[
+            "check",
+            "--root",
+            root.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        0,
+    ));
     for r in done["results"].as_array().unwrap() {
-        assert_eq!(local[r["id"].as_str().unwrap()].0, r["status"].as_str().unwrap());
+        assert_eq!(
+            local[r["id"].as_str().unwrap()].0,
+            r["status"].as_str().unwrap()
+        );
     }
-    assert!(a.log().contains("collector session ended"), "the agent saw the collector go away: {}", a.log());
+    assert!(
+        a.log().contains("collector session ended"),
+        "the agent saw the collector go away: {}",
+        a.log()
+    );
 }
 
 #[test]
@@ -169,16 +279,27 @@ fn refusals_are_clear() {
     // A token past its uses, an unknown token, an expired token.
     let mut first = Agent::new(&t.path().join("first"));
     assert!(first.enroll(&c.url(), &token, &c.fingerprint, &root, &[]).0);
-    let (ok, out) = Agent::new(&t.path().join("second")).enroll(&c.url(), &token, &c.fingerprint, &root, &[]);
+    let (ok, out) =
+        Agent::new(&t.path().join("second")).enroll(&c.url(), &token, &c.fingerprint, &root, &[]);
     assert!(!ok && out.contains("no uses left"), "{out}");
-    let (ok, out) = Agent::new(&t.path().join("unknown")).enroll(&c.url(), "rpe_nope", &c.fingerprint, &root, &[]);
+    let (ok, out) = Agent::new(&t.path().join("unknown")).enroll(
+        &c.url(),
+        "rpe_nope",
+        &c.fingerprint,
+        &root,
+        &[],
+    );
     assert!(!ok && out.contains("unknown enrollment token"), "{out}");
     let short = c.enrollment_token("web", 5, 1);
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let (ok, out) = Agent::new(&t.path().join("late")).enroll(&c.url(), &short, &c.fingerprint, &root, &[]);
+    let (ok, out) =
+        Agent::new(&t.path().join("late")).enroll(&c.url(), &short, &c.fingerprint, &root, &[]);
     assert!(!ok && out.contains("expired"), "{out}");
     let refused = c.admin("GET", "/api/v1/audit?action=enrollment.refused", None);
-    assert_eq!(refused["total"], 3, "every refused attempt is recorded: {refused}");
+    assert_eq!(
+        refused["total"], 3,
+        "every refused attempt is recorded: {refused}"
+    );
 
     // A revoked agent is refused at the TLS handshake.
     let id = first.agent_id();
@@ -190,18 +311,41 @@ fn refusals_are_clear() {
     });
     assert!(log.to_lowercase().contains("revoked"), "{log}");
     let agents = c.admin("GET", "/api/v1/agents", None);
-    assert!(agents.as_array().unwrap().iter().all(|a| a["connected"] == false), "{agents}");
+    assert!(
+        agents
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["connected"] == false),
+        "{agents}"
+    );
 
     // A certificate from another collector's CA is refused.
     let other = Collector::start(&t.path().join("other"), None, None);
     let mut stranger = Agent::new(&t.path().join("stranger"));
-    assert!(stranger.enroll(&other.url(), &other.enrollment_token("web", 1, 3600), &other.fingerprint, &root, &[]).0);
-    let cfg = fs::read_to_string(stranger.config()).unwrap().replace(&other.url(), &c.url()).replace(&other.fingerprint, &c.fingerprint);
+    assert!(
+        stranger
+            .enroll(
+                &other.url(),
+                &other.enrollment_token("web", 1, 3600),
+                &other.fingerprint,
+                &root,
+                &[]
+            )
+            .0
+    );
+    let cfg = fs::read_to_string(stranger.config())
+        .unwrap()
+        .replace(&other.url(), &c.url())
+        .replace(&other.fingerprint, &c.fingerprint);
     fs::write(stranger.config(), cfg).unwrap();
     stranger.run(&[]);
     let log = wait_for("the stranger to be refused", 30, || {
         let l = stranger.log();
         l.contains("collector session ended").then_some(l)
     });
-    assert!(log.contains("UnknownCA") || log.contains("BadCertificate") || log.contains("unknown ca"), "{log}");
+    assert!(
+        log.contains("UnknownCA") || log.contains("BadCertificate") || log.contains("unknown ca"),
+        "{log}"
+    );
 }

@@ -89,6 +89,7 @@ pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
                 continue;
             }
             Err(e) => {
+                let e = explain(&cfg, e).await;
                 if started.elapsed() > Duration::from_secs(60) {
                     backoff.reset();
                 }
@@ -102,6 +103,25 @@ pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
                 }
             }
         }
+    }
+}
+
+/// Adds what the TLS layer said to a connection failure, when it said something.
+async fn explain(cfg: &AgentConfig, e: DaemonError) -> DaemonError {
+    let DaemonError::Unreachable(msg) = &e else {
+        return e;
+    };
+    let Ok(id) = Identity::load(&cfg.state_dir) else {
+        return e;
+    };
+    let Ok(tls_cfg) =
+        tls::client_config(&cfg.ca_fingerprint, Some((vec![id.cert_der], id.key_der)))
+    else {
+        return e;
+    };
+    match tls::diagnose(&cfg.collector, tls_cfg).await {
+        Some(why) => DaemonError::Unreachable(format!("{msg} ({why})")),
+        None => e,
     }
 }
 

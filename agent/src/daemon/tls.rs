@@ -156,3 +156,36 @@ pub fn channel(url: &str, cfg: ClientConfig) -> Result<Channel, String> {
         },
     )))
 }
+
+/// After a failed connection, finds out what the TLS layer said: with TLS 1.3 a
+/// refused client certificate only shows as a closed connection at the first
+/// request, so this does one handshake and one read to catch the server's alert.
+pub async fn diagnose(url: &str, cfg: ClientConfig) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let hostport = url
+        .trim_start_matches("https://")
+        .trim_end_matches('/')
+        .to_string();
+    let host = hostport
+        .rsplit_once(':')
+        .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']').to_string())?;
+    let name = ServerName::try_from(host).ok()?;
+    let fut = async {
+        let tcp = TcpStream::connect(&hostport)
+            .await
+            .map_err(|e| format!("TCP connect to {hostport}: {e}"))?;
+        let mut tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS handshake: {e}"))?;
+        let mut b = [0u8; 1];
+        match tokio::time::timeout(std::time::Duration::from_secs(2), tls.read(&mut b)).await {
+            Ok(Err(e)) => Err(format!("TLS: {e}")),
+            _ => Ok(()),
+        }
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(5), fut).await {
+        Ok(Err(e)) => Some(e),
+        _ => None,
+    }
+}
