@@ -466,7 +466,8 @@ pub fn legacy_directive(text: &str) -> Option<(String, &str)> {
 /// `name(k="v" k2="v2")` → (lower-case name, [(lower-case key, value)]).
 pub fn rainer_object(text: &str) -> Option<(String, Vec<(String, String)>)> {
     let open = text.find('(')?;
-    let name = text[..open].trim();
+    // `*.* action(...)` and `if … then action(...)`: the object is the last word.
+    let name = text[..open].split_whitespace().last()?;
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return None;
     }
