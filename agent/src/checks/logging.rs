@@ -192,11 +192,57 @@ pub fn journald_settings(facts: &Facts) -> Arc<Result<(Vec<Setting>, Vec<String>
         let mut settings = Vec::new();
         let mut read = Vec::new();
         for (path, text) in files {
-            settings.extend(kv::parse_ini(&text, &path, "Journal"));
+            settings.extend(parse_unit_ini(&text, &path, "Journal"));
             read.push(path);
         }
         Ok((settings, read))
     })
+}
+
+/// Reads one section of a systemd configuration file as systemd does: only lines
+/// starting with `#` or `;` are comments (a `#` later in a line belongs to the
+/// value), a trailing backslash continues the line, names and sections are
+/// case-sensitive.
+pub fn parse_unit_ini(text: &str, path: &str, section: &str) -> Vec<Setting> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut pending = String::new();
+    let mut start = 0;
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if pending.is_empty() {
+            if line.starts_with('#') || line.starts_with(';') {
+                continue;
+            }
+            start = n + 1;
+        }
+        if let Some(body) = line.strip_suffix('\\') {
+            pending.push_str(body);
+            pending.push(' ');
+            continue;
+        }
+        pending.push_str(line);
+        let full = std::mem::take(&mut pending);
+        let full = full.trim();
+        if full.is_empty() {
+            continue;
+        }
+        if full.starts_with('[') && full.ends_with(']') {
+            current = full[1..full.len() - 1].to_string();
+            continue;
+        }
+        if current != section {
+            continue;
+        }
+        if let Some((k, v)) = full.split_once('=') {
+            out.push(Setting {
+                key: k.trim().to_string(),
+                value: v.trim().to_string(),
+                source: format!("{path}:{start}"),
+            });
+        }
+    }
+    out
 }
 
 /// systemd's boolean spellings.
@@ -527,10 +573,7 @@ pub fn split_statements(text: &str, path: &str) -> Vec<Statement> {
             if c == '"' && (i == 0 || chars[i - 1] != '\\') {
                 in_quote = !in_quote;
             }
-            if !in_quote && c == '#' && depth == 0 && line.trim().is_empty() {
-                break;
-            }
-            if !in_quote && c == '#' && depth > 0 {
+            if !in_quote && c == '#' {
                 break;
             }
             if !in_quote {
@@ -619,19 +662,18 @@ fn rsyslog_file_mode(facts: &Facts, max: u32) -> Result<Outcome, FactError> {
 /// Network input modules: loading one lets rsyslog receive logs from other hosts.
 const NET_INPUTS: [&str; 5] = ["imtcp", "imudp", "imrelp", "imptcp", "imgssapi"];
 /// Legacy directives that start a network listener.
-const NET_LISTENERS: [&str; 7] = [
+const NET_LISTENERS: [&str; 6] = [
     "inputtcpserverrun",
     "udpserverrun",
     "inputudpserverrun",
     "inputrelpserverrun",
     "inputptcpserverrun",
     "inputgssserverrun",
-    "inputtcpmaxsessions",
 ];
 
 fn module_name(v: &str) -> String {
-    let base = v
-        .trim()
+    let first = v.split_whitespace().next().unwrap_or("");
+    let base = first
         .trim_matches('"')
         .rsplit('/')
         .next()
@@ -844,7 +886,7 @@ mod tests {
         assert_eq!(
             texts,
             vec![
-                "$FileCreateMode 0640 # trailing",
+                "$FileCreateMode 0640",
                 "module(load=\"imtcp\" MaxSessions=\"5\")",
                 "input(type=\"imudp\" port=\"514\")",
                 "*.* /var/log/syslog"
@@ -873,6 +915,19 @@ mod tests {
             Some("/etc/rsyslog.d/*.conf")
         );
         assert_eq!(include_target("*.* /var/log/syslog"), None);
+    }
+
+    #[test]
+    fn systemd_ini_comments_and_continuations() {
+        let s = parse_unit_ini(
+            "[Journal]\n# ForwardToSyslog=yes\nForwardToSyslog=no # off\nStorage=\\\n  persistent\n[Upload]\nURL=x\n",
+            "/j",
+            "Journal",
+        );
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].value, "no # off");
+        assert_eq!(s[1].value, "persistent");
+        assert_eq!(s[1].source, "/j:4");
     }
 
     #[test]
