@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use self::rules::{find, ruleset, task_never, Atom, Found, Kind, Requirement, RuleSet};
+use self::rules::{canonical, find, ruleset, task_never, Atom, Found, Kind, Requirement, RuleSet};
 use super::file::{describe_meta, judge, parse_mode};
 use super::logging::{uid_min, MAX_LISTED};
 use crate::facts::accounts::accounts;
@@ -502,6 +502,20 @@ fn suggest(missing: &[Atom]) -> Vec<String> {
         .collect()
 }
 
+/// A requirement's atoms, with its path resolved as the rules' paths are.
+fn atoms_of(facts: &Facts, r: &Requirement, uid_min: u32) -> Result<Vec<Atom>, FactError> {
+    let mut atoms = r.atoms(uid_min).map_err(|reason| FactError::Malformed {
+        path: "content".into(),
+        reason,
+    })?;
+    for a in &mut atoms {
+        if let Some(p) = &a.path {
+            a.path = Some(canonical(facts, p));
+        }
+    }
+    Ok(atoms)
+}
+
 fn judge_requirements(
     facts: &Facts,
     reqs: &[Requirement],
@@ -526,10 +540,7 @@ fn judge_requirements(
         ));
     }
     for r in reqs {
-        let atoms = r.atoms(min).map_err(|reason| FactError::Malformed {
-            path: "content".into(),
-            reason,
-        })?;
+        let atoms = atoms_of(facts, r, min)?;
         for a in atoms {
             match find(set, &a) {
                 Found::Covered(rule) => {
@@ -808,10 +819,7 @@ fn privileged(facts: &Facts, filters: &[String]) -> Result<Outcome, FactError> {
             filters: filters.to_vec(),
             compare: vec![],
         };
-        let atoms = req.atoms(min).map_err(|reason| FactError::Malformed {
-            path: "content".into(),
-            reason,
-        })?;
+        let atoms = atoms_of(facts, &req, min)?;
         let mut ok = true;
         for a in &atoms {
             match find(set, a) {

@@ -137,7 +137,8 @@ pub fn logger(facts: &Facts) -> Arc<Result<LoggerChoice, FactError>> {
         if let Ok(pk) = packages(facts).as_ref() {
             evidence.push(pk.describe("rsyslog"));
         }
-        let on = !u.masked && (u.enabled() || u.active == Some(true));
+        // A dangling `.wants` link (package removed, not purged) does not count.
+        let on = u.exists() && !u.masked && (u.enabled() || u.active == Some(true));
         let logger = if on {
             Logger::Rsyslog
         } else {

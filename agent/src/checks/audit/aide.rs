@@ -597,7 +597,7 @@ pub fn scheduled(facts: &Facts) -> Result<(bool, Vec<String>), FactError> {
         if u.exists() {
             ev.push(u.describe());
         }
-        if u.enabled() && u.active != Some(false) {
+        if u.exists() && u.enabled() && u.active != Some(false) {
             return Ok((true, ev));
         }
     }
@@ -637,7 +637,7 @@ pub fn scheduled(facts: &Facts) -> Result<(bool, Vec<String>), FactError> {
     }
     let cron = unit(facts, "cron.service");
     let cron = cron.as_ref().as_ref().map_err(Clone::clone)?;
-    let cron_on = cron.enabled() && cron.active != Some(false);
+    let cron_on = cron.exists() && cron.enabled() && cron.active != Some(false);
     ev.extend(hits);
     ev.push(cron.describe());
     if !cron_on {

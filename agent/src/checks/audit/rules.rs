@@ -278,7 +278,7 @@ pub fn ruleset(facts: &Facts) -> std::sync::Arc<Result<RuleSet, FactError>> {
                 match parse_line(line) {
                     Ok((kind, prepend)) => {
                         let r = AuditRule {
-                            kind,
+                            kind: canonical_kind(facts, kind),
                             source,
                             text: line.to_string(),
                         };
@@ -296,6 +296,60 @@ pub fn ruleset(facts: &Facts) -> std::sync::Arc<Result<RuleSet, FactError>> {
         set.rules = prepended.into_iter().chain(appended).collect();
         Ok(set)
     })
+}
+
+/// The path as the kernel resolves it when the rule is loaded: symlinks in the
+/// directories leading to it followed (inside the scanned root), so `/bin/kmod`
+/// and `/usr/bin/kmod` on a merged-/usr system are the same file.
+pub fn canonical(facts: &Facts, path: &str) -> String {
+    let p = normalise_path(path);
+    let (dir, name) = match p.rsplit_once('/') {
+        Some(("", n)) => ("/", n),
+        Some((d, n)) => (d, n),
+        None => return p,
+    };
+    if name.is_empty() {
+        return p;
+    }
+    match facts.resolve(dir, true) {
+        Ok(host) => {
+            let d = facts.inner_path(&host);
+            let d = d.trim_end_matches('/');
+            normalise_path(&format!("{d}/{name}"))
+        }
+        Err(_) => p,
+    }
+}
+
+fn canonical_kind(facts: &Facts, kind: Kind) -> Kind {
+    match kind {
+        Kind::Watch { path, perms } => Kind::Watch {
+            path: canonical(facts, &path),
+            perms,
+        },
+        Kind::Rule {
+            list,
+            action,
+            syscalls,
+            mut filters,
+            compares,
+        } => {
+            for f in filters
+                .iter_mut()
+                .filter(|f| f.field == "path" || f.field == "dir")
+            {
+                f.value = canonical(facts, &f.value);
+            }
+            Kind::Rule {
+                list,
+                action,
+                syscalls,
+                filters,
+                compares,
+            }
+        }
+        other => other,
+    }
 }
 
 /// Splits a token such as `-Farch=b64` into option and attached argument.
