@@ -22,6 +22,16 @@ use crate::facts::walk::walk;
 use crate::facts::{FactError, Facts, FileKind, FileMeta};
 use crate::model::{Outcome, Status};
 
+/// One auditd.conf setting and what it must be.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfRequirement {
+    pub key: String,
+    #[serde(default)]
+    pub allowed: Vec<String>,
+    pub min: Option<u64>,
+}
+
 /// What of the audit log location a [`Check::LogFiles`] judges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -44,16 +54,11 @@ pub enum Check {
         value: Option<String>,
         min: Option<u64>,
     },
-    /// The effective value of an auditd.conf key (last line wins, keys and values
-    /// case-insensitive, auditd's default when unset) is one of `allowed`, or a
-    /// number of at least `min`.
+    /// Each auditd.conf setting meets its requirement: the effective value (last
+    /// line wins, keys and values case-insensitive, auditd's default when unset) is
+    /// one of `allowed`, or a number of at least `min`.
     #[serde(rename = "audit.auditd_conf")]
-    AuditdConf {
-        key: String,
-        #[serde(default)]
-        allowed: Vec<String>,
-        min: Option<u64>,
-    },
+    AuditdConf { settings: Vec<ConfRequirement> },
     /// The rules in /etc/audit/rules.d audit everything each requirement names.
     #[serde(rename = "audit.rules")]
     Rules { require: Vec<Requirement> },
@@ -152,7 +157,7 @@ impl Check {
             Check::KernelParam { name, value, min } => {
                 kernel_param(facts, name, value.as_deref(), *min)
             }
-            Check::AuditdConf { key, allowed, min } => auditd_conf_check(facts, key, allowed, *min),
+            Check::AuditdConf { settings } => auditd_conf_check(facts, settings),
             Check::Rules { require } => judge_requirements(facts, require, Vec::new()),
             Check::RulesSudoLog { perms } => sudo_log(facts, perms),
             Check::RulesPrivileged { filters } => privileged(facts, filters),
@@ -390,25 +395,35 @@ fn auditd_value(facts: &Facts, key: &str) -> Result<Option<(Option<String>, Stri
     }))
 }
 
-fn auditd_conf_check(
-    facts: &Facts,
-    key: &str,
-    allowed: &[String],
-    min: Option<u64>,
-) -> Result<Outcome, FactError> {
-    let Some((value, line)) = auditd_value(facts, key)? else {
+fn auditd_conf_check(facts: &Facts, settings: &[ConfRequirement]) -> Result<Outcome, FactError> {
+    let c = auditd_conf(facts);
+    let Some((_, notes)) = c.as_ref().as_ref().map_err(Clone::clone)? else {
         return Ok(Outcome::fail(format!(
             "{AUDITD_CONF} not found (auditd is not installed or not configured)"
         )));
     };
-    let mut ev = vec![line];
-    let c = auditd_conf(facts);
-    if let Some((_, notes)) = c.as_ref().as_ref().ok().and_then(|x| x.as_ref()) {
-        ev.extend(notes.iter().cloned());
+    let mut bad = Vec::new();
+    let mut good = Vec::new();
+    for req in settings {
+        let (ok, lines) = judge_setting(facts, req)?;
+        if ok {
+            good.extend(lines);
+        } else {
+            bad.extend(lines);
+        }
     }
+    good.extend(notes.iter().cloned());
+    Ok(Outcome::from_findings(bad, good))
+}
+
+/// Judges one setting of an existing auditd.conf: (met, evidence).
+fn judge_setting(facts: &Facts, req: &ConfRequirement) -> Result<(bool, Vec<String>), FactError> {
+    let key = req.key.as_str();
+    let Some((value, line)) = auditd_value(facts, key)? else {
+        return Ok((false, vec![format!("{AUDITD_CONF} not found")]));
+    };
     let Some(v) = value else {
-        ev.push(format!("{key} must be set"));
-        return Ok(Outcome::new(Status::Fail, ev));
+        return Ok((false, vec![line, format!("{key} must be set")]));
     };
     let mut shown = v.clone();
     if key.eq_ignore_ascii_case("log_group") {
@@ -418,27 +433,29 @@ fn auditd_conf_check(
             }
         }
     }
-    let ok_allowed = allowed.is_empty() || allowed.iter().any(|a| a.eq_ignore_ascii_case(&shown));
-    let ok_min = match min {
+    let ok_allowed =
+        req.allowed.is_empty() || req.allowed.iter().any(|a| a.eq_ignore_ascii_case(&shown));
+    let ok_min = match req.min {
         Some(m) => v.chars().all(|c| c.is_ascii_digit()) && v.parse::<u64>().is_ok_and(|n| n >= m),
         None => true,
     };
     if ok_allowed && ok_min {
-        Ok(Outcome::new(Status::Pass, ev))
-    } else {
-        let mut need = Vec::new();
-        if !allowed.is_empty() {
-            need.push(format!("one of {}", allowed.join(", ")));
-        }
-        if let Some(m) = min {
-            need.push(format!("a number of at least {m}"));
-        }
-        ev.push(format!(
-            "{key} is {shown}; it must be {}",
-            need.join(" and ")
-        ));
-        Ok(Outcome::new(Status::Fail, ev))
+        return Ok((true, vec![line]));
     }
+    let mut need = Vec::new();
+    if !req.allowed.is_empty() {
+        need.push(format!("one of {}", req.allowed.join(", ")));
+    }
+    if let Some(m) = req.min {
+        need.push(format!("a number of at least {m}"));
+    }
+    Ok((
+        false,
+        vec![
+            line,
+            format!("{key} is {shown}; it must be {}", need.join(" and ")),
+        ],
+    ))
 }
 
 // ---------------------------------------------------------------------------
@@ -897,11 +914,16 @@ fn log_files(
     let mut good = vec![line];
     let mut bad = Vec::new();
     if !log_group.is_empty() {
-        let o = auditd_conf_check(facts, "log_group", log_group, None)?;
-        if o.status == Status::Pass {
-            good.extend(o.evidence);
+        let req = ConfRequirement {
+            key: "log_group".into(),
+            allowed: log_group.to_vec(),
+            min: None,
+        };
+        let (ok, lines) = judge_setting(facts, &req)?;
+        if ok {
+            good.extend(lines);
         } else {
-            bad.extend(o.evidence);
+            bad.extend(lines);
         }
     }
     let Some(dmeta) = facts.stat(&dir)? else {
