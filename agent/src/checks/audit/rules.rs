@@ -686,9 +686,9 @@ pub fn implies(q: &Filter, r: &Filter) -> bool {
         Some(match op {
             Op::Eq => (v, v),
             Op::Ge => (v, i128::MAX),
-            Op::Gt => (v + 1, i128::MAX),
+            Op::Gt => (v.saturating_add(1), i128::MAX),
             Op::Le => (i128::MIN, v),
-            Op::Lt => (i128::MIN, v - 1),
+            Op::Lt => (i128::MIN, v.saturating_sub(1)),
             _ => return None,
         })
     };
@@ -700,6 +700,67 @@ pub fn implies(q: &Filter, r: &Filter) -> bool {
         },
         // q excludes one value: only r excluding the same value is implied.
         (None, _) => false,
+    }
+}
+
+/// Whether every event meeting all of `qs` also meets `r`. Numeric filters on the
+/// same field are combined, so `auid>=1000 auid!=unset` implies `auid<4294967295`
+/// (IDs are 32-bit, `unset` being the largest).
+pub fn implied_by(qs: &[Filter], r: &Filter) -> bool {
+    let same: Vec<&Filter> = qs.iter().filter(|q| q.field == r.field).collect();
+    if same.iter().any(|q| implies(q, r)) {
+        return true;
+    }
+    let Some(rv) = num(&r.value) else {
+        return false;
+    };
+    let (mut lo, mut hi) = if ID_FIELDS.contains(&r.field.as_str()) {
+        (0i128, 4294967295i128)
+    } else {
+        (i128::MIN, i128::MAX)
+    };
+    let mut excluded = Vec::new();
+    for q in &same {
+        let Some(v) = num(&q.value) else { return false };
+        match q.op {
+            Op::Eq => {
+                lo = lo.max(v);
+                hi = hi.min(v);
+            }
+            Op::Ge => lo = lo.max(v),
+            Op::Gt => lo = lo.max(v.saturating_add(1)),
+            Op::Le => hi = hi.min(v),
+            Op::Lt => hi = hi.min(v.saturating_sub(1)),
+            Op::Ne => excluded.push(v),
+            _ => return false,
+        }
+    }
+    // Exclusions at the edges of the range narrow it.
+    while lo <= hi {
+        if excluded.contains(&lo) || excluded.contains(&hi) {
+            if lo == hi {
+                return true; // nothing is left: vacuous
+            }
+            if excluded.contains(&lo) {
+                lo += 1;
+            } else {
+                hi -= 1;
+            }
+            continue;
+        }
+        break;
+    }
+    if lo > hi {
+        return true; // nothing is required on this field: vacuous
+    }
+    match r.op {
+        Op::Eq => lo == rv && hi == rv,
+        Op::Ne => rv < lo || rv > hi || excluded.contains(&rv),
+        Op::Ge => lo >= rv,
+        Op::Gt => lo > rv,
+        Op::Le => hi <= rv,
+        Op::Lt => hi < rv,
+        _ => false,
     }
 }
 
@@ -759,7 +820,7 @@ pub fn covers(r: &Kind, a: &Atom) -> bool {
                     "perm" => {
                         f.op == Op::Eq && superset(&f.value, a.perms.as_deref().unwrap_or("rwxa"))
                     }
-                    _ => a.filters.iter().any(|q| implies(q, f)),
+                    _ => implied_by(&a.filters, f),
                 };
                 if !ok {
                     return false;
@@ -905,6 +966,13 @@ mod tests {
         assert!(implies(&f("auid=0"), &f("auid!=unset")));
         assert!(!implies(&f("auid>=1000"), &f("auid!=unset")));
         assert!(!implies(&f("auid>=1000"), &f("uid>=1000")));
+        let q = [f("auid>=1000"), f("auid!=unset")];
+        assert!(implied_by(&q, &f("auid<4294967295")));
+        assert!(implied_by(&q, &f("auid<=4294967294")));
+        assert!(implied_by(&q, &f("auid!=-1")));
+        assert!(!implied_by(&q, &f("auid<4294967294")));
+        assert!(!implied_by(&[f("auid>=1000")], &f("auid<4294967295")));
+        assert!(!implied_by(&q, &f("uid=0")));
     }
 
     #[test]
