@@ -1245,6 +1245,53 @@ fn unowned(facts: &Facts, s: &WalkScope) -> Result<Outcome, FactError> {
 mod tests {
     use super::*;
 
+    /// Garbage of every shape must never panic a parser.
+    fn garbage() -> Vec<String> {
+        let alphabet: Vec<char> = "-aFSwpke=!<>&,/ \t#@()[]{}*+?.$^|\\\"'0123456789xé\u{0}~:;%"
+            .chars()
+            .collect();
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut out = Vec::new();
+        for len in 0..400 {
+            let mut s = String::new();
+            for _ in 0..(len % 60) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                s.push(alphabet[(seed % alphabet.len() as u64) as usize]);
+            }
+            out.push(s);
+        }
+        out.push("-a always,exit -F a0=170141183460469231731687303715884105727 -F a1>170141183460469231731687303715884105727".into());
+        out.push("-F auid<-170141183460469231731687303715884105727".into());
+        out
+    }
+
+    #[test]
+    fn parsers_survive_garbage() {
+        let q = rules::parse_filter("auid>=1000").unwrap();
+        for g in garbage() {
+            if let Ok((kind, _)) = rules::parse_line(&g) {
+                if let Kind::Rule { filters, .. } = &kind {
+                    for f in filters {
+                        let _ = rules::implied_by(std::slice::from_ref(&q), f);
+                        let _ = rules::implied_by(std::slice::from_ref(f), &q);
+                    }
+                }
+            }
+            let _ = parse_auditd_conf(&g);
+            let _ = split_commas(&g);
+            let _ = strip_sudo_comment(&g);
+            let _ = wildcard(&g, "/a/b");
+            let _ = rules::version_cmp(&g, "10-x.rules");
+            if let Some(r) = regex::Regex::new(&g) {
+                let _ = r.matches_prefix("/usr/sbin/auditctl");
+                let _ = r.matches_full(&g);
+            }
+            let _ = aide::runs_aide_check(&g);
+        }
+    }
+
     #[test]
     fn wildcards() {
         assert!(wildcard("/run/user/*", "/run/user/1000/x"));

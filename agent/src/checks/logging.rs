@@ -951,6 +951,30 @@ mod tests {
     }
 
     #[test]
+    fn parsers_survive_garbage() {
+        let alphabet: Vec<char> = "$#()\"=/*. \nimtcp\\é\u{0}[]".chars().collect();
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        for len in 0..400 {
+            let mut s = String::new();
+            for _ in 0..(len % 80) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                s.push(alphabet[(seed % alphabet.len() as u64) as usize]);
+            }
+            for st in split_statements(&s, "/g") {
+                let _ = rainer_object(&st.text);
+                let _ = legacy_directive(&st.text);
+                let _ = include_target(&st.text);
+                let _ = module_name(&st.text);
+            }
+            let _ = parse_unit_ini(&s, "/g", "Journal");
+            let _ = parse_size(&s);
+            let _ = var_log_class(&s);
+        }
+    }
+
+    #[test]
     fn log_classes() {
         assert_eq!(var_log_class("wtmp.1").mask, 0o113);
         assert_eq!(var_log_class("auth.log").mask, 0o137);

@@ -511,10 +511,22 @@ pub fn verdict<'a>(conf: &'a AideConf, path: &str) -> Verdict<'a> {
     nodes.dedup();
     let deepest = nodes.first().cloned();
     for node in &nodes {
-        for r in usable
-            .iter()
-            .filter(|r| r.kind != SelKind::Negative && node_of(&r.pattern) == *node)
-        {
+        let top = Some(node) == deepest.as_ref();
+        // In the deepest node equals rules are tried before regular ones; above it
+        // only regular rules apply.
+        let in_node = |k: SelKind| {
+            usable
+                .iter()
+                .filter(move |r| r.kind == k && node_of(&r.pattern) == *node)
+        };
+        let candidates: Vec<&&Selection> = if top {
+            in_node(SelKind::Equals)
+                .chain(in_node(SelKind::Regular))
+                .collect()
+        } else {
+            in_node(SelKind::Regular).collect()
+        };
+        for r in candidates {
             let Some(re) = &r.regex else { continue };
             let hit = match r.kind {
                 SelKind::Equals => {
@@ -719,6 +731,70 @@ mod tests {
         assert!(runs_aide_check("nice aide -C >/dev/null"));
         assert!(!runs_aide_check("aide --init"));
         assert!(!runs_aide_check("echo --check aide"));
+    }
+
+    #[test]
+    fn config_end_to_end_and_garbage() {
+        let t = tempfile::tempdir().unwrap();
+        let etc = t.path().join("etc/aide");
+        std::fs::create_dir_all(etc.join("aide.conf.d")).unwrap();
+        std::fs::write(
+            etc.join("aide.conf"),
+            "@@define TOOLS /usr/sbin\n@@ifhost otherhost\n/ E\n@@else\nT = p+i+n+u+g+s+b+acl+xattrs+sha512\n@@endif\n\
+             @@include /etc/aide/aide.conf.d ^[a-z]+$\n@@{TOOLS}/auditctl$ f T\n/usr/sbin d R\n\
+             /usr/sbin/augenrules T\n",
+        )
+        .unwrap();
+        std::fs::write(
+            etc.join("aide.conf.d/extra"),
+            "=/usr/sbin/ R\n!/usr/sbin/autrace$\n",
+        )
+        .unwrap();
+        std::fs::write(etc.join("aide.conf.d/skip.me"), "/ T\n").unwrap();
+        let facts = Facts::new(t.path(), false);
+        let c = aide_conf(&facts);
+        let conf = c.as_ref().as_ref().unwrap();
+        assert_eq!(conf.files.len(), 2, "{:?}", conf.files);
+        // Equals rules of the deepest node come before its regular rules.
+        match verdict(conf, "/usr/sbin/auditctl") {
+            Verdict::Rule(r) => assert_eq!(r.pattern, "/usr/sbin/"),
+            _ => panic!("auditctl not selected"),
+        }
+        // A deeper node wins.
+        match verdict(conf, "/usr/sbin/augenrules") {
+            Verdict::Rule(r) => {
+                assert!(r.attrs.contains("sha512") && r.attrs.contains("b"), "{r:?}")
+            }
+            _ => panic!("augenrules not selected"),
+        }
+        match verdict(conf, "/usr/sbin/ausearch") {
+            Verdict::Rule(r) => assert_eq!(r.pattern, "/usr/sbin/"),
+            _ => panic!("ausearch not selected"),
+        }
+        assert!(matches!(
+            verdict(conf, "/usr/sbin/autrace"),
+            Verdict::Excluded(_)
+        ));
+
+        let alphabet: Vec<char> = "@/=!-+ RHXEpbf0d,\\()[]*.$^{}%\n#é".chars().collect();
+        let mut seed: u64 = 0x1234_5678_9abc_def1;
+        for len in 0..200 {
+            let mut g = String::new();
+            for _ in 0..(len % 90) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                g.push(alphabet[(seed % alphabet.len() as u64) as usize]);
+            }
+            std::fs::write(etc.join("aide.conf"), &g).unwrap();
+            let facts = Facts::new(t.path(), false);
+            if let Ok(conf) = aide_conf(&facts).as_ref() {
+                let _ = verdict(conf, "/usr/sbin/auditctl");
+            }
+            let _ = node_of(&g);
+            let _ = decode_url(&g);
+            let _ = expand(&g, &builtin_groups());
+        }
     }
 
     #[test]
