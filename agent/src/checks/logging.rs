@@ -65,6 +65,11 @@ pub enum Check {
     /// starts no network listener.
     #[serde(rename = "logging.rsyslog_no_network_input")]
     RsyslogNoNetworkInput {},
+    /// When journald is set up to ship logs (systemd-journal-remote installed, or
+    /// `URL=` in journal-upload.conf), the systemd-journal-remote package is
+    /// installed; not applicable when journald ships nothing.
+    #[serde(rename = "logging.journal_upload_package")]
+    JournalUploadPackage {},
     /// Every regular file under /var/log is within the per-file allowances of mode,
     /// owner and group (see [`var_log_class`]).
     #[serde(rename = "logging.var_log_perms")]
@@ -114,6 +119,7 @@ impl Check {
             }
             Check::RsyslogNoNetworkInput {} => rsyslog_no_network_input(facts)?,
             Check::VarLogPerms {} => var_log_perms(facts)?,
+            Check::JournalUploadPackage {} => journal_upload_package(facts)?,
         })
     }
 }
@@ -405,6 +411,56 @@ fn journald_check(facts: &Facts, key: &str, want: &str) -> Result<Outcome, FactE
         if ok { Status::Pass } else { Status::Fail },
         ev,
     ))
+}
+
+/// Drop-in directories of journal-upload.conf, in systemd's order of precedence.
+const UPLOAD_DROPINS: [&str; 5] = [
+    "/etc/systemd/journal-upload.conf.d",
+    "/run/systemd/journal-upload.conf.d",
+    "/usr/local/lib/systemd/journal-upload.conf.d",
+    "/usr/lib/systemd/journal-upload.conf.d",
+    "/lib/systemd/journal-upload.conf.d",
+];
+
+fn journal_upload_package(facts: &Facts) -> Result<Outcome, FactError> {
+    let pk = packages(facts);
+    let pk = pk.as_ref().as_ref().map_err(Clone::clone)?;
+    let pkg = "systemd-journal-remote";
+    if pk.is_installed(pkg) {
+        return Ok(Outcome::pass(pk.describe(pkg)));
+    }
+    let dirs: Vec<&str> = UPLOAD_DROPINS
+        .iter()
+        .copied()
+        .filter(|d| facts.is_live() || !d.starts_with("/run/"))
+        .collect();
+    let files =
+        kv::read_with_dropins(facts, &["/etc/systemd/journal-upload.conf"], &dirs, ".conf")?;
+    let mut url: Option<Setting> = None;
+    for (path, text) in &files {
+        for st in parse_unit_ini(text, path, "Upload")
+            .into_iter()
+            .filter(|s| s.key == "URL")
+        {
+            url = if st.value.is_empty() { None } else { Some(st) };
+        }
+    }
+    Ok(match url {
+        Some(st) => Outcome::new(
+            Status::Fail,
+            vec![
+                format!("{}: URL={}", st.source, st.value),
+                format!(
+                    "{}: journal upload is configured but cannot run",
+                    pk.describe(pkg)
+                ),
+            ],
+        ),
+        None => Outcome::not_applicable(format!(
+            "{} and no journal upload URL is configured: journald ships no logs to a remote host",
+            pk.describe(pkg)
+        )),
+    })
 }
 
 // ---------------------------------------------------------------------------
