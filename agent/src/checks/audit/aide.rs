@@ -1,0 +1,806 @@
+//! AIDE: its configuration (selection rules and attribute groups, as AIDE reads
+//! /etc/aide/aide.conf with its includes and macros) and whether a periodic check
+//! is scheduled (systemd timer or cron).
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use super::regex::Regex;
+use crate::facts::units::unit;
+use crate::facts::{FactError, Facts, FileKind};
+
+pub const AIDE_CONF: &str = "/etc/aide/aide.conf";
+
+/// A selection line.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    pub kind: SelKind,
+    pub pattern: String,
+    pub regex: Option<Regex>,
+    /// Restricted to file types that exclude regular files.
+    pub not_for_files: bool,
+    /// Expanded attributes (empty for negative rules).
+    pub attrs: BTreeSet<String>,
+    /// Names in the expression that are neither attributes nor known groups.
+    pub unknown: Vec<String>,
+    pub source: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SelKind {
+    Regular,
+    Equals,
+    Negative,
+}
+
+/// The parsed AIDE configuration.
+#[derive(Debug, Clone, Default)]
+pub struct AideConf {
+    pub rules: Vec<Selection>,
+    pub files: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+/// Attributes AIDE knows by name.
+const ATTRS: &[&str] = &[
+    "p",
+    "i",
+    "l",
+    "n",
+    "u",
+    "g",
+    "s",
+    "b",
+    "m",
+    "a",
+    "c",
+    "S",
+    "I",
+    "ftype",
+    "fstype",
+    "acl",
+    "selinux",
+    "xattrs",
+    "e2fsattrs",
+    "caps",
+    "md5",
+    "sha1",
+    "sha256",
+    "sha512",
+    "sha512_256",
+    "sha3_256",
+    "sha3_512",
+    "rmd160",
+    "tiger",
+    "haval",
+    "gost",
+    "crc32",
+    "crc32b",
+    "whirlpool",
+    "stribog256",
+    "stribog512",
+    "ANF",
+    "ARF",
+    "growing",
+    "compressed",
+];
+
+/// AIDE's predefined groups (0.18, as Debian builds it).
+fn builtin_groups() -> HashMap<String, BTreeSet<String>> {
+    let set = |s: &str| s.split('+').map(String::from).collect::<BTreeSet<String>>();
+    let x = "acl+selinux+xattrs+e2fsattrs+caps";
+    let h = "md5+sha1+sha256+sha512+rmd160+tiger+crc32+haval+gost+whirlpool+stribog256+stribog512";
+    let mut g = HashMap::new();
+    g.insert("X".to_string(), set(x));
+    g.insert("H".to_string(), set(h));
+    g.insert(
+        "R".to_string(),
+        set(&format!("p+ftype+i+l+n+u+g+s+m+c+md5+{x}")),
+    );
+    g.insert("L".to_string(), set(&format!("p+ftype+i+l+n+u+g+{x}")));
+    g.insert(
+        ">".to_string(),
+        set(&format!("p+ftype+l+u+g+i+n+s+growing+{x}")),
+    );
+    g.insert("E".to_string(), BTreeSet::new());
+    g
+}
+
+/// Configuration options that look like group definitions (`name=value`).
+fn is_option(name: &str) -> bool {
+    name.contains('_') || matches!(name, "database" | "verbose" | "grouped" | "gzip_dbout")
+}
+
+/// Expands an attribute expression (`p+i+R-m`) with the groups known so far.
+fn expand(
+    expr: &str,
+    groups: &HashMap<String, BTreeSet<String>>,
+) -> (BTreeSet<String>, Vec<String>) {
+    let mut out = BTreeSet::new();
+    let mut unknown = Vec::new();
+    let mut op = '+';
+    let mut name = String::new();
+    let apply = |op: char, name: &str, out: &mut BTreeSet<String>, unknown: &mut Vec<String>| {
+        if name.is_empty() {
+            return;
+        }
+        let items: BTreeSet<String> = if let Some(g) = groups.get(name) {
+            g.clone()
+        } else if ATTRS.contains(&name) {
+            std::iter::once(name.to_string()).collect()
+        } else {
+            unknown.push(name.to_string());
+            BTreeSet::new()
+        };
+        if op == '+' {
+            out.extend(items);
+        } else {
+            for i in items {
+                out.remove(&i);
+            }
+        }
+    };
+    for c in expr.chars() {
+        if c == '+' || c == '-' {
+            apply(op, &name, &mut out, &mut unknown);
+            name.clear();
+            op = c;
+        } else if !c.is_whitespace() {
+            name.push(c);
+        }
+    }
+    apply(op, &name, &mut out, &mut unknown);
+    (out, unknown)
+}
+
+/// AIDE's node for a rule: the literal prefix, cut at the last `/` when a regex
+/// character follows.
+fn node_of(pattern: &str) -> String {
+    let mut lit = String::new();
+    let mut chars = pattern.chars().peekable();
+    let mut cut = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(e) => lit.push(e),
+                None => break,
+            },
+            '(' | '^' | '$' | '*' | '[' | '?' | '.' | '+' | '|' | '{' => {
+                cut = true;
+                break;
+            }
+            c => lit.push(c),
+        }
+    }
+    if cut {
+        match lit.rfind('/') {
+            Some(0) | None => "/".into(),
+            Some(i) => lit[..i].to_string(),
+        }
+    } else {
+        let t = lit.trim_end_matches('/');
+        if t.is_empty() {
+            "/".into()
+        } else {
+            t.to_string()
+        }
+    }
+}
+
+fn depth(node: &str) -> usize {
+    node.split('/').filter(|c| !c.is_empty()).count()
+}
+
+fn node_contains(node: &str, path: &str) -> bool {
+    node == "/" || node == path || path.strip_prefix(node).is_some_and(|r| r.starts_with('/'))
+}
+
+/// Reads the AIDE configuration once per scan.
+pub fn aide_conf(facts: &Facts) -> Arc<Result<AideConf, FactError>> {
+    facts.memo("aide-conf", || {
+        let mut st = State {
+            conf: AideConf::default(),
+            groups: builtin_groups(),
+            vars: HashMap::new(),
+            cond: Vec::new(),
+            seen: HashSet::new(),
+        };
+        let hostname = facts
+            .read("/etc/hostname")
+            .ok()
+            .flatten()
+            .map(|h| h.trim().split('.').next().unwrap_or("").to_string())
+            .unwrap_or_default();
+        st.vars.insert("HOSTNAME".into(), hostname);
+        read_file(facts, AIDE_CONF, 0, &mut st)?;
+        Ok(st.conf)
+    })
+}
+
+struct State {
+    conf: AideConf,
+    groups: HashMap<String, BTreeSet<String>>,
+    vars: HashMap<String, String>,
+    /// Nested @@if states: (this branch active, some branch taken).
+    cond: Vec<(bool, bool)>,
+    seen: HashSet<String>,
+}
+
+impl State {
+    fn active(&self) -> bool {
+        self.cond.iter().all(|(a, _)| *a)
+    }
+    fn subst(&self, s: &str) -> String {
+        let mut out = String::new();
+        let mut rest = s;
+        while let Some(i) = rest.find("@@{") {
+            out.push_str(&rest[..i]);
+            match rest[i + 3..].find('}') {
+                Some(j) => {
+                    let name = &rest[i + 3..i + 3 + j];
+                    out.push_str(self.vars.get(name).map(String::as_str).unwrap_or(""));
+                    rest = &rest[i + 3 + j + 1..];
+                }
+                None => {
+                    out.push_str(&rest[i..]);
+                    rest = "";
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+const MAX_DEPTH: usize = 16;
+
+fn read_file(facts: &Facts, path: &str, level: usize, st: &mut State) -> Result<(), FactError> {
+    if level > MAX_DEPTH || !st.seen.insert(path.to_string()) {
+        st.conf.notes.push(format!(
+            "{path}: include loop or nesting deeper than {MAX_DEPTH}; not read again"
+        ));
+        return Ok(());
+    }
+    let Some(text) = facts.read(path)? else {
+        if level > 0 {
+            st.conf
+                .notes
+                .push(format!("{path}: included but not found"));
+        }
+        return Ok(());
+    };
+    st.conf.files.push(path.to_string());
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let source = format!("{path}:{}", n + 1);
+        if let Some(m) = line.strip_prefix("@@") {
+            macro_line(facts, m, &source, level, st)?;
+            continue;
+        }
+        if !st.active() {
+            continue;
+        }
+        let line = st.subst(line);
+        let first = line.chars().next().unwrap_or(' ');
+        if matches!(first, '/' | '=' | '!' | '-') {
+            selection(&line, &source, st);
+        } else if let Some((name, expr)) = line.split_once('=') {
+            let name = name.trim();
+            if !is_option(name)
+                && !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric())
+            {
+                let (attrs, unknown) = expand(expr.trim(), &st.groups);
+                if !unknown.is_empty() {
+                    st.conf.notes.push(format!(
+                        "{source}: unknown names {} in group {name}",
+                        unknown.join(", ")
+                    ));
+                }
+                st.groups.insert(name.to_string(), attrs);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn macro_line(
+    facts: &Facts,
+    m: &str,
+    source: &str,
+    level: usize,
+    st: &mut State,
+) -> Result<(), FactError> {
+    let m = m.trim();
+    let (word, rest) = m.split_once(char::is_whitespace).unwrap_or((m, ""));
+    let rest = rest.trim();
+    match word {
+        "if" | "ifdef" | "ifndef" | "ifhost" | "ifnhost" => {
+            let v = if st.active() {
+                eval_cond(facts, word, rest, st)
+            } else {
+                false
+            };
+            st.cond.push((v, v));
+        }
+        "else" => {
+            if let Some((a, taken)) = st.cond.last_mut() {
+                *a = !*taken;
+                *taken = true;
+            }
+        }
+        "endif" => {
+            st.cond.pop();
+        }
+        _ if !st.active() => {}
+        "define" => {
+            let (k, v) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+            let v = st.subst(v.trim());
+            st.vars.insert(k.to_string(), v);
+        }
+        "undef" => {
+            st.vars.remove(rest);
+        }
+        "include" | "x_include" => {
+            let rest = st.subst(rest);
+            let args: Vec<&str> = rest.split_whitespace().collect();
+            let Some(target) = args.first() else {
+                return Ok(());
+            };
+            if let Some(re) = args.get(1) {
+                let Some(re) = Regex::new(re) else {
+                    st.conf.notes.push(format!(
+                        "{source}: include pattern {re} not understood; not followed"
+                    ));
+                    return Ok(());
+                };
+                for name in facts.list_dir(target)? {
+                    let p = format!("{}/{name}", target.trim_end_matches('/'));
+                    let Some(meta) = facts.stat(&p)? else {
+                        continue;
+                    };
+                    if meta.kind != FileKind::File || !re.matches_prefix(&name) {
+                        continue;
+                    }
+                    if word == "x_include" && meta.mode & 0o111 != 0 {
+                        st.conf.notes.push(format!("{p}: executable include (its output is the config); not run, not judged"));
+                        continue;
+                    }
+                    read_file(facts, &p, level + 1, st)?;
+                }
+            } else {
+                read_file(facts, target, level + 1, st)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn eval_cond(facts: &Facts, word: &str, rest: &str, st: &State) -> bool {
+    match word {
+        "ifdef" => st.vars.contains_key(rest),
+        "ifndef" => !st.vars.contains_key(rest),
+        "ifhost" => st.vars.get("HOSTNAME").is_some_and(|h| h == rest),
+        "ifnhost" => st.vars.get("HOSTNAME").is_none_or(|h| h != rest),
+        _ => {
+            let (neg, expr) = match rest.strip_prefix("not ") {
+                Some(e) => (true, e.trim()),
+                None => (false, rest),
+            };
+            let (f, arg) = expr.split_once(char::is_whitespace).unwrap_or((expr, ""));
+            let arg = st.subst(arg.trim());
+            let v = match f {
+                "defined" => st.vars.contains_key(arg.as_str()),
+                "hostname" => st.vars.get("HOSTNAME").is_some_and(|h| *h == arg),
+                "exists" => facts.lstat(&arg).ok().flatten().is_some(),
+                _ => false,
+            };
+            v != neg
+        }
+    }
+}
+
+fn selection(line: &str, source: &str, st: &mut State) {
+    let toks: Vec<&str> = line.split_whitespace().collect();
+    let Some(first) = toks.first() else { return };
+    let (kind, pattern) = if let Some(p) = first.strip_prefix('!') {
+        (SelKind::Negative, p)
+    } else if let Some(p) = first.strip_prefix('-') {
+        (SelKind::Negative, p)
+    } else if let Some(p) = first.strip_prefix('=') {
+        (SelKind::Equals, p)
+    } else {
+        (SelKind::Regular, *first)
+    };
+    let pattern = decode_url(pattern);
+    let (restriction, expr) = match (kind, toks.len()) {
+        (SelKind::Negative, 2) => (Some(toks[1]), None),
+        (SelKind::Negative, _) => (None, None),
+        (_, 2) => (None, Some(toks[1])),
+        (_, n) if n >= 3 => (Some(toks[1]), Some(toks[2])),
+        _ => {
+            st.conf.notes.push(format!(
+                "{source}: {line}: selection line without attributes"
+            ));
+            return;
+        }
+    };
+    // A file-type restriction that leaves out regular files (`d`, `l`, …).
+    let not_for_files = restriction.is_some_and(|r| {
+        let types = r.split('=').next().unwrap_or("");
+        !types.is_empty() && types != "0" && !types.split(',').any(|t| t == "f")
+    });
+    let (attrs, unknown) = match expr {
+        Some(e) => expand(e, &st.groups),
+        None => (BTreeSet::new(), Vec::new()),
+    };
+    let regex = Regex::new(&pattern);
+    if regex.is_none() {
+        st.conf.notes.push(format!(
+            "{source}: pattern {pattern} not understood; rule ignored"
+        ));
+    }
+    st.conf.rules.push(Selection {
+        kind,
+        pattern,
+        regex,
+        not_for_files,
+        attrs,
+        unknown,
+        source: source.to_string(),
+        text: line.to_string(),
+    });
+}
+
+/// `%20` style escapes in AIDE paths.
+fn decode_url(s: &str) -> String {
+    let b = s.as_bytes();
+    let hex = |c: u8| (c as char).to_digit(16);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// What AIDE does with one regular file.
+pub enum Verdict<'a> {
+    /// Added with the attributes of this rule.
+    Rule(&'a Selection),
+    /// Excluded by a negative rule.
+    Excluded(&'a Selection),
+    /// No rule selects it.
+    NotSelected,
+}
+
+/// The rule AIDE applies to regular file `path`: any matching negative rule
+/// excludes it; otherwise the deepest node with a matching rule decides, the first
+/// matching rule in that node winning (equals rules only in the deepest node).
+pub fn verdict<'a>(conf: &'a AideConf, path: &str) -> Verdict<'a> {
+    let usable: Vec<&Selection> = conf
+        .rules
+        .iter()
+        .filter(|r| r.regex.is_some() && !r.not_for_files)
+        .collect();
+    for r in &usable {
+        if r.kind == SelKind::Negative && r.regex.as_ref().is_some_and(|x| x.matches_prefix(path)) {
+            return Verdict::Excluded(r);
+        }
+    }
+    let mut nodes: Vec<String> = usable
+        .iter()
+        .filter(|r| r.kind != SelKind::Negative)
+        .map(|r| node_of(&r.pattern))
+        .filter(|n| node_contains(n, path))
+        .collect();
+    nodes.sort_by_key(|n| std::cmp::Reverse(depth(n)));
+    nodes.dedup();
+    let deepest = nodes.first().cloned();
+    for node in &nodes {
+        let top = Some(node) == deepest.as_ref();
+        // In the deepest node equals rules are tried before regular ones; above it
+        // only regular rules apply.
+        let in_node = |k: SelKind| {
+            usable
+                .iter()
+                .filter(move |r| r.kind == k && node_of(&r.pattern) == *node)
+        };
+        let candidates: Vec<&&Selection> = if top {
+            in_node(SelKind::Equals)
+                .chain(in_node(SelKind::Regular))
+                .collect()
+        } else {
+            in_node(SelKind::Regular).collect()
+        };
+        for r in candidates {
+            let Some(re) = &r.regex else { continue };
+            let hit = match r.kind {
+                SelKind::Equals => {
+                    Some(node) == deepest.as_ref()
+                        && (re.matches_full(path)
+                            || (r.pattern.ends_with('/')
+                                && path.rsplit_once('/').is_some_and(|(d, _)| d == node)))
+                }
+                _ => re.matches_prefix(path),
+            };
+            if hit {
+                return Verdict::Rule(r);
+            }
+        }
+    }
+    Verdict::NotSelected
+}
+
+// ---------------------------------------------------------------------------
+// Periodic checks
+
+/// Timers that run AIDE's check.
+const TIMERS: [&str; 2] = ["dailyaidecheck.timer", "aidecheck.timer"];
+
+/// Where periodic AIDE runs can be scheduled: crontab-format files (with a user
+/// field), per-user crontabs, and run-parts script directories.
+const SYSTEM_CRONTABS: [&str; 1] = ["/etc/crontab"];
+const CRON_D: &str = "/etc/cron.d";
+const USER_CRONTABS: &str = "/var/spool/cron/crontabs";
+const SCRIPT_DIRS: [&str; 4] = [
+    "/etc/cron.hourly",
+    "/etc/cron.daily",
+    "/etc/cron.weekly",
+    "/etc/cron.monthly",
+];
+
+/// Names cron and run-parts accept (Debian ignores files with dots).
+fn run_parts_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Whether a command line runs an AIDE check (`aide --check`, `aide -C`,
+/// `aide.wrapper --update`, `aide $AIDEARGS`).
+pub fn runs_aide_check(cmd: &str) -> bool {
+    let toks: Vec<&str> = cmd
+        .split(|c: char| c.is_whitespace() || c == ';' || c == '&' || c == '|')
+        .collect();
+    let mut seen_aide = false;
+    for t in toks {
+        let t = t.trim_matches(|c| c == '"' || c == '\'' || c == '(' || c == ')' || c == '`');
+        if t.is_empty() {
+            continue;
+        }
+        let base = t.rsplit('/').next().unwrap_or(t);
+        if base == "aide" || base == "aide.wrapper" {
+            seen_aide = true;
+            continue;
+        }
+        if seen_aide
+            && (matches!(
+                t,
+                "--check" | "-C" | "--update" | "-u" | "$AIDEARGS" | "${AIDEARGS}"
+            ) || t.starts_with("--check")
+                || t.starts_with("--update"))
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// Finds a scheduled AIDE check: (found, evidence).
+pub fn scheduled(facts: &Facts) -> Result<(bool, Vec<String>), FactError> {
+    let mut ev = Vec::new();
+    for t in TIMERS {
+        let u = unit(facts, t);
+        let u = u.as_ref().as_ref().map_err(Clone::clone)?;
+        if u.exists() {
+            ev.push(u.describe());
+        }
+        if u.exists() && u.enabled() && u.active != Some(false) {
+            return Ok((true, ev));
+        }
+    }
+    if ev.is_empty() {
+        ev.push(format!("no {} unit found", TIMERS.join(" or ")));
+    }
+    let mut hits = Vec::new();
+    for f in SYSTEM_CRONTABS {
+        crontab(facts, f, true, &mut hits)?;
+    }
+    for f in facts.dir_files(CRON_D, "")? {
+        if run_parts_name(f.rsplit('/').next().unwrap_or("")) {
+            crontab(facts, &f, true, &mut hits)?;
+        }
+    }
+    for f in facts.dir_files(USER_CRONTABS, "")? {
+        crontab(facts, &f, false, &mut hits)?;
+    }
+    for d in SCRIPT_DIRS {
+        for f in facts.dir_files(d, "")? {
+            if !run_parts_name(f.rsplit('/').next().unwrap_or("")) {
+                continue;
+            }
+            if let Some(text) = facts.read(&f)? {
+                for (n, l) in text.lines().enumerate() {
+                    let l = l.trim();
+                    if !l.starts_with('#') && runs_aide_check(l) {
+                        hits.push(format!("{f}:{}: {l}", n + 1));
+                    }
+                }
+            }
+        }
+    }
+    if hits.is_empty() {
+        ev.push("no cron entry runs aide --check".into());
+        return Ok((false, ev));
+    }
+    let cron = unit(facts, "cron.service");
+    let cron = cron.as_ref().as_ref().map_err(Clone::clone)?;
+    let cron_on = cron.exists() && cron.enabled() && cron.active != Some(false);
+    ev.extend(hits);
+    ev.push(cron.describe());
+    if !cron_on {
+        ev.push("cron is not enabled, so the cron entry does not run".into());
+    }
+    Ok((cron_on, ev))
+}
+
+fn crontab(
+    facts: &Facts,
+    path: &str,
+    has_user: bool,
+    hits: &mut Vec<String>,
+) -> Result<(), FactError> {
+    let Some(text) = facts.read(path)? else {
+        return Ok(());
+    };
+    for (n, raw) in text.lines().enumerate() {
+        let l = raw.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let toks: Vec<&str> = l.split_whitespace().collect();
+        // Environment assignments are not jobs.
+        if toks
+            .first()
+            .is_some_and(|t| t.contains('=') && !t.starts_with('@'))
+            && toks.len() < 6
+        {
+            continue;
+        }
+        let skip = if toks.first().is_some_and(|t| t.starts_with('@')) {
+            1
+        } else {
+            5
+        } + usize::from(has_user);
+        if toks.len() <= skip {
+            continue;
+        }
+        let cmd = toks[skip..].join(" ");
+        if runs_aide_check(&cmd) {
+            hits.push(format!("{path}:{}: {l}", n + 1));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expressions_and_groups() {
+        let g = builtin_groups();
+        let (a, u) = expand("p+i+n+u+g+s+b+acl+xattrs+sha512", &g);
+        assert!(u.is_empty());
+        assert_eq!(a.len(), 10);
+        let (a, _) = expand("R+b+sha512-m", &g);
+        assert!(a.contains("acl") && a.contains("b") && !a.contains("m"));
+        let (_, u) = expand("Bogus+p", &g);
+        assert_eq!(u, vec!["Bogus"]);
+    }
+
+    #[test]
+    fn nodes() {
+        assert_eq!(node_of("/sbin/auditctl"), "/sbin/auditctl");
+        assert_eq!(node_of("/usr/s?bin/auditctl"), "/usr");
+        assert_eq!(node_of("/var/log/.*\\.log$"), "/var/log");
+        assert_eq!(node_of("/"), "/");
+        assert_eq!(node_of("/etc/"), "/etc");
+    }
+
+    #[test]
+    fn cron_commands() {
+        assert!(runs_aide_check(
+            "/usr/bin/aide --config /etc/aide/aide.conf --check"
+        ));
+        assert!(runs_aide_check("aide.wrapper --update"));
+        assert!(runs_aide_check("nice aide -C >/dev/null"));
+        assert!(!runs_aide_check("aide --init"));
+        assert!(!runs_aide_check("echo --check aide"));
+    }
+
+    #[test]
+    fn config_end_to_end_and_garbage() {
+        let t = tempfile::tempdir().unwrap();
+        let etc = t.path().join("etc/aide");
+        std::fs::create_dir_all(etc.join("aide.conf.d")).unwrap();
+        std::fs::write(
+            etc.join("aide.conf"),
+            "@@define TOOLS /usr/sbin\n@@ifhost otherhost\n/ E\n@@else\nT = p+i+n+u+g+s+b+acl+xattrs+sha512\n@@endif\n\
+             @@include /etc/aide/aide.conf.d ^[a-z]+$\n@@{TOOLS}/auditctl$ f T\n/usr/sbin d R\n\
+             /usr/sbin/augenrules T\n",
+        )
+        .unwrap();
+        std::fs::write(
+            etc.join("aide.conf.d/extra"),
+            "=/usr/sbin/ R\n!/usr/sbin/autrace$\n",
+        )
+        .unwrap();
+        std::fs::write(etc.join("aide.conf.d/skip.me"), "/ T\n").unwrap();
+        let facts = Facts::new(t.path(), false);
+        let c = aide_conf(&facts);
+        let conf = c.as_ref().as_ref().unwrap();
+        assert_eq!(conf.files.len(), 2, "{:?}", conf.files);
+        // Equals rules of the deepest node come before its regular rules.
+        match verdict(conf, "/usr/sbin/auditctl") {
+            Verdict::Rule(r) => assert_eq!(r.pattern, "/usr/sbin/"),
+            _ => panic!("auditctl not selected"),
+        }
+        // A deeper node wins.
+        match verdict(conf, "/usr/sbin/augenrules") {
+            Verdict::Rule(r) => {
+                assert!(r.attrs.contains("sha512") && r.attrs.contains("b"), "{r:?}")
+            }
+            _ => panic!("augenrules not selected"),
+        }
+        match verdict(conf, "/usr/sbin/ausearch") {
+            Verdict::Rule(r) => assert_eq!(r.pattern, "/usr/sbin/"),
+            _ => panic!("ausearch not selected"),
+        }
+        assert!(matches!(
+            verdict(conf, "/usr/sbin/autrace"),
+            Verdict::Excluded(_)
+        ));
+
+        let alphabet: Vec<char> = "@/=!-+ RHXEpbf0d,\\()[]*.$^{}%\n#é".chars().collect();
+        let mut seed: u64 = 0x1234_5678_9abc_def1;
+        for len in 0..200 {
+            let mut g = String::new();
+            for _ in 0..(len % 90) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                g.push(alphabet[(seed % alphabet.len() as u64) as usize]);
+            }
+            std::fs::write(etc.join("aide.conf"), &g).unwrap();
+            let facts = Facts::new(t.path(), false);
+            if let Ok(conf) = aide_conf(&facts).as_ref() {
+                let _ = verdict(conf, "/usr/sbin/auditctl");
+            }
+            let _ = node_of(&g);
+            let _ = decode_url(&g);
+            let _ = expand(&g, &builtin_groups());
+        }
+    }
+
+    #[test]
+    fn url_decoding() {
+        assert_eq!(decode_url("/a%20b"), "/a b");
+        assert_eq!(decode_url("/a%2"), "/a%2");
+        assert_eq!(decode_url("%"), "%");
+    }
+}
