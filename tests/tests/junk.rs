@@ -43,7 +43,13 @@ async fn send_junk(c: &Collector, state: &Path, msgs: Vec<AgentMessage>) -> toni
 }
 
 fn hello(agent_id: &str) -> AgentMessage {
-    AgentMessage { body: Some(agent_message::Body::Hello(Hello { agent_id: agent_id.into(), hostname: "junk".into(), ..Default::default() })) }
+    AgentMessage {
+        body: Some(agent_message::Body::Hello(Hello {
+            agent_id: agent_id.into(),
+            hostname: "junk".into(),
+            ..Default::default()
+        })),
+    }
 }
 
 #[test]
@@ -60,14 +66,27 @@ fn junk_is_refused_and_others_carry_on() {
     good.run(&[]);
     let good_id = good.agent_id();
     wait_for("the good agent to connect", 30, || {
-        c.admin("GET", "/api/v1/agents", None).as_array()?.iter().any(|a| a["id"] == good_id.as_str() && a["connected"] == true).then_some(())
+        c.admin("GET", "/api/v1/agents", None)
+            .as_array()?
+            .iter()
+            .any(|a| a["id"] == good_id.as_str() && a["connected"] == true)
+            .then_some(())
     });
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let bad_state = bad.dir.join("state");
     let bad_id = bad.agent_id();
     let cases = vec![
-        ("no hello first", vec![AgentMessage { body: Some(agent_message::Body::Results(ResultBatch { scan_id: "x".into(), batch_seq: 1, results: vec![] })) }]),
+        (
+            "no hello first",
+            vec![AgentMessage {
+                body: Some(agent_message::Body::Results(ResultBatch {
+                    scan_id: "x".into(),
+                    batch_seq: 1,
+                    results: vec![],
+                })),
+            }],
+        ),
         ("empty message", vec![AgentMessage { body: None }]),
         ("someone else's ID", vec![hello("ag-0000000000000000")]),
         (
@@ -78,27 +97,61 @@ fn junk_is_refused_and_others_carry_on() {
                     body: Some(agent_message::Body::Results(ResultBatch {
                         scan_id: "sc-forged".into(),
                         batch_seq: 1,
-                        results: vec![RuleResult { rule_id: "1.1.1.1".into(), status: 1, evidence: vec![] }],
+                        results: vec![RuleResult {
+                            rule_id: "1.1.1.1".into(),
+                            status: 1,
+                            evidence: vec![],
+                        }],
                     })),
                 },
             ],
         ),
-        ("an oversized hello", vec![AgentMessage { body: Some(agent_message::Body::Hello(Hello { agent_id: bad_id.clone(), hostname: "h".repeat(5000), ..Default::default() })) }]),
+        (
+            "an oversized hello",
+            vec![AgentMessage {
+                body: Some(agent_message::Body::Hello(Hello {
+                    agent_id: bad_id.clone(),
+                    hostname: "h".repeat(5000),
+                    ..Default::default()
+                })),
+            }],
+        ),
     ];
     for (what, msgs) in cases {
         let status = rt.block_on(send_junk(&c, &bad_state, msgs));
-        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{what}: {status:?}");
+        assert_eq!(
+            status.code(),
+            tonic::Code::InvalidArgument,
+            "{what}: {status:?}"
+        );
     }
     // A message above the size limit is refused by the transport.
-    let huge = AgentMessage { body: Some(agent_message::Body::Hello(Hello { agent_id: bad_id.clone(), hostname: "h".repeat(5 * 1024 * 1024), ..Default::default() })) };
+    let huge = AgentMessage {
+        body: Some(agent_message::Body::Hello(Hello {
+            agent_id: bad_id.clone(),
+            hostname: "h".repeat(5 * 1024 * 1024),
+            ..Default::default()
+        })),
+    };
     let status = rt.block_on(send_junk(&c, &bad_state, vec![huge]));
     assert_ne!(status.code(), tonic::Code::Ok);
 
     // The good agent never noticed: it still answers a manual scan.
-    let scans = c.admin("POST", "/api/v1/scans", Some(json!({ "agent_id": good_id })));
+    let scans = c.admin(
+        "POST",
+        "/api/v1/scans",
+        Some(json!({ "agent_id": good_id })),
+    );
     let sid = scans[0]["id"].as_str().unwrap().to_string();
-    wait_for("the manual scan", 30, || (c.admin("GET", &format!("/api/v1/scans/{sid}"), None)["scan"]["status"] == "completed").then_some(()));
-    assert!(!good.log().contains("collector session ended"), "{}", good.log());
+    wait_for("the manual scan", 30, || {
+        (c.admin("GET", &format!("/api/v1/scans/{sid}"), None)["scan"]["status"] == "completed")
+            .then_some(())
+    });
+    assert!(
+        !good.log().contains("collector session ended"),
+        "{}",
+        good.log()
+    );
     let metrics = rampart_tests::cluster::http("GET", &c.rest, "/metrics", None, None);
     let _ = metrics;
 }
