@@ -316,7 +316,13 @@ async fn run_session(
                     Ok(Some(m)) => m,
                     Ok(None) => break,
                     Err(e) => {
+                        // A message that cannot be decoded (too large, not protobuf) is
+                        // junk: say so; a cancelled stream is the agent going away.
                         tracing::info!(%agent_id, error = %e, "agent stream ended");
+                        if e.code() != tonic::Code::Cancelled {
+                            app.metrics.streams_rejected_total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let _ = out.send(Err(Status::invalid_argument(format!("unreadable message: {}", e.message())))).await;
+                        }
                         break;
                     }
                 };

@@ -20,14 +20,22 @@ pub fn binary(name: &str) -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace().join("target"));
     let profile = std::env::var("RAMPART_PROFILE").unwrap_or_else(|_| "debug".into());
-    let p = target.join(profile).join(name);
-    if !p.exists() {
+    let p = target.join(&profile).join(name);
+    // Build once per test process so a test never runs a stale binary.
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.iter().any(|b| b == name) {
+        let mut args = vec!["build", "--quiet", "-p", name];
+        if profile == "release" {
+            args.push("--release");
+        }
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "-p", name])
+            .args(&args)
             .current_dir(workspace())
             .status()
             .expect("run cargo build");
         assert!(status.success(), "cargo build -p {name} failed");
+        built.push(name.to_string());
     }
     p
 }

@@ -212,9 +212,9 @@ fn hardening_flips_exactly_the_rules_concerned() {
     for (id, b, a, ev) in &changed {
         match EXPECTED_FLIPS.iter().find(|(x, _)| x == id) {
             None => problems.push(format!("{id} changed unexpectedly: {b} -> {a} {ev:?}")),
-            Some((_, want)) if (b.as_str(), a.as_str()) != (*want, "pass") => {
-                problems.push(format!("{id}: expected {want} -> pass, got {b} -> {a} {ev:?}"))
-            }
+            Some((_, want)) if (b.as_str(), a.as_str()) != (*want, "pass") => problems.push(
+                format!("{id}: expected {want} -> pass, got {b} -> {a} {ev:?}"),
+            ),
             Some(_) => {}
         }
     }
