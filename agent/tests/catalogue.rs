@@ -42,7 +42,11 @@ fn level_of(s: &str) -> Option<u8> {
 
 #[test]
 fn content_matches_the_catalogue() {
-    for (bench, distro, total, manual) in [("debian-12", "debian-12", 310, 21)] {
+    for (bench, distro, total, manual) in [
+        ("debian-12", "debian-12", 310, 21),
+        ("ubuntu-22.04", "ubuntu-22.04", 300, 19),
+        ("ubuntu-24.04", "ubuntu-24.04", 312, 21),
+    ] {
         let b = content::benchmark(bench)
             .unwrap()
             .expect("benchmark compiled in");

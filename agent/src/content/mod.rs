@@ -21,8 +21,15 @@ macro_rules! content {
 }
 
 /// Every benchmark compiled into the agent: `benchmark.toml` first, then rule files.
-const SOURCES: &[&[Source]] = &[content!("debian-12":
-    "benchmark.toml", "1.toml", "2.toml", "3.toml", "4.toml", "5.toml", "6.toml", "7.toml", "7-2.toml")];
+/// Base benchmarks come before those that inherit from them.
+const SOURCES: &[&[Source]] = &[
+    content!("debian-12":
+        "benchmark.toml", "1.toml", "2.toml", "3.toml", "4.toml", "5.toml", "6.toml", "7.toml", "7-2.toml"),
+    content!("ubuntu-22.04":
+        "benchmark.toml", "1.toml", "2.toml", "3.toml", "4.toml", "5.toml", "6.toml", "7.toml"),
+    content!("ubuntu-24.04":
+        "benchmark.toml", "1.toml", "2.toml", "3.toml", "4.toml", "5.toml", "6.toml", "7.toml"),
+];
 
 /// Why content could not be loaded. Content ships inside the binary, so this is
 /// caught by the test suite, never by an operator.
@@ -52,6 +59,8 @@ pub struct Benchmark {
     pub os_versions: Vec<String>,
     /// Section number → title.
     pub sections: BTreeMap<String, String>,
+    /// The benchmark that rules with `from` inherit from.
+    pub base: Option<String>,
     pub rules: Vec<Rule>,
 }
 
@@ -76,6 +85,10 @@ pub struct Rule {
     pub automated: bool,
     /// `None` for manual recommendations.
     pub check: Option<Check>,
+    /// The base benchmark's rule this one inherits from, if any.
+    pub inherited_from: Option<String>,
+    /// Whether the check itself is the base rule's (so are its fixtures).
+    pub inherits_check: bool,
 }
 
 impl Rule {
@@ -106,6 +119,8 @@ struct RawBenchmark {
     os_id: String,
     os_versions: Vec<String>,
     sections: BTreeMap<String, String>,
+    /// The benchmark whose rules `from` refers to.
+    base: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -119,14 +134,16 @@ struct RawFile {
 #[serde(deny_unknown_fields)]
 struct RawRule {
     id: String,
-    title: String,
-    description: String,
-    remediation: String,
-    severity: Severity,
+    /// Inherit every field not given here from this rule of the base benchmark.
+    from: Option<String>,
+    title: Option<String>,
+    description: Option<String>,
+    remediation: Option<String>,
+    severity: Option<Severity>,
     severity_reason: Option<String>,
     level: u8,
     profiles: RawProfiles,
-    automated: bool,
+    automated: Option<bool>,
     check: Option<Check>,
 }
 
@@ -140,7 +157,14 @@ struct RawProfiles {
 /// All compiled-in benchmarks, parsed and validated once.
 pub fn benchmarks() -> Result<&'static [Benchmark], ContentError> {
     static ALL: OnceLock<Result<Vec<Benchmark>, ContentError>> = OnceLock::new();
-    ALL.get_or_init(|| SOURCES.iter().map(|s| load(s)).collect())
+    ALL.get_or_init(|| {
+        let mut out: Vec<Benchmark> = Vec::new();
+        for s in SOURCES {
+            let b = load(s, &out)?;
+            out.push(b);
+        }
+        Ok(out)
+    })
         .as_deref()
         .map_err(Clone::clone)
 }
@@ -166,13 +190,20 @@ pub fn benchmark(id: &str) -> Result<Option<&'static Benchmark>, ContentError> {
 }
 
 /// Parses and validates one benchmark's files.
-pub fn load(files: &[Source]) -> Result<Benchmark, ContentError> {
+pub fn load(files: &[Source], loaded: &[Benchmark]) -> Result<Benchmark, ContentError> {
     let syntax = |file: &str, e: toml::de::Error| ContentError::Syntax {
         file: file.to_string(),
         reason: e.to_string(),
     };
     let (head_name, head_text) = files.first().copied().unwrap_or(("benchmark.toml", ""));
     let head: RawBenchmark = toml::from_str(head_text).map_err(|e| syntax(head_name, e))?;
+    let base = match &head.base {
+        Some(id) => Some(loaded.iter().find(|b| &b.id == id).ok_or_else(|| ContentError::Syntax {
+            file: head_name.to_string(),
+            reason: format!("base benchmark `{id}` is not loaded before this one"),
+        })?),
+        None => None,
+    };
     let mut rules = Vec::new();
     let mut seen = HashSet::new();
     for (file, text) in &files[1..] {
@@ -193,16 +224,46 @@ pub fn load(files: &[Source]) -> Result<Benchmark, ContentError> {
             if !seen.insert(r.id.clone()) {
                 return Err(invalid("duplicate rule ID"));
             }
+            let parent = match &r.from {
+                Some(from) => {
+                    let b = base.ok_or_else(|| invalid("`from` needs a `base` benchmark in benchmark.toml"))?;
+                    Some(b.rules.iter().find(|x| &x.id == from).ok_or_else(|| {
+                        invalid(&format!("`from` names {from}, which is not a rule of {}", b.id))
+                    })?)
+                }
+                None => None,
+            };
+            let pick = |own: &Option<String>, inherited: Option<&String>| -> String {
+                own.clone().or_else(|| inherited.cloned()).unwrap_or_default()
+            };
+            let title = pick(&r.title, parent.map(|p| &p.title));
+            let description = pick(&r.description, parent.map(|p| &p.description));
+            let remediation = pick(&r.remediation, parent.map(|p| &p.remediation));
+            let severity = r
+                .severity
+                .or(parent.map(|p| p.severity))
+                .ok_or_else(|| invalid("the severity is missing"))?;
+            let automated = r
+                .automated
+                .or(parent.map(|p| p.automated))
+                .ok_or_else(|| invalid("`automated` is missing"))?;
+            let check = match (&r.check, r.automated) {
+                (Some(c), _) => Some(c.clone()),
+                // A rule made manual here does not inherit the base's check.
+                (None, Some(false)) => None,
+                (None, _) => parent.and_then(|p| p.check.clone()),
+            };
+            let severity_reason = r.severity_reason.clone().or_else(|| parent.and_then(|p| p.severity_reason.clone()));
             for (what, text) in [
-                ("title", &r.title),
-                ("description", &r.description),
-                ("remediation", &r.remediation),
+                ("title", &title),
+                ("description", &description),
+                ("remediation", &remediation),
             ] {
                 if text.trim().len() < 10 {
                     return Err(invalid(&format!("the {what} is missing or too short")));
                 }
             }
-            match (r.automated, r.check.is_some()) {
+            match (automated, check.is_some()) {
                 (true, false) => return Err(invalid("an automated rule needs a check")),
                 (false, true) => return Err(invalid("a manual rule must not have a check")),
                 _ => {}
@@ -225,16 +286,18 @@ pub fn load(files: &[Source]) -> Result<Benchmark, ContentError> {
                 .ok_or_else(|| invalid("no section title covers this ID"))?;
             rules.push(Rule {
                 section,
-                title: r.title.trim().to_string(),
-                description: r.description.trim().to_string(),
-                remediation: r.remediation.trim().to_string(),
-                severity: r.severity,
-                severity_reason: r.severity_reason,
+                title: title.trim().to_string(),
+                description: description.trim().to_string(),
+                remediation: remediation.trim().to_string(),
+                severity,
+                severity_reason,
                 level: r.level,
                 server: r.profiles.server,
                 workstation: r.profiles.workstation,
-                automated: r.automated,
-                check: r.check,
+                automated,
+                check,
+                inherited_from: r.from.clone(),
+                inherits_check: parent.is_some() && r.check.is_none() && automated,
                 id: r.id,
             });
         }
@@ -247,6 +310,7 @@ pub fn load(files: &[Source]) -> Result<Benchmark, ContentError> {
         os_id: head.os_id,
         os_versions: head.os_versions,
         sections: head.sections,
+        base: head.base,
         rules,
     })
 }
@@ -331,7 +395,7 @@ mod tests {
             ),
         ];
         for (text, want) in cases {
-            let err = load(&[HEAD, ("r.toml", leak(text.clone()))])
+            let err = load(&[HEAD, ("r.toml", leak(text.clone()))], &[])
                 .expect_err(&text)
                 .to_string();
             assert!(err.contains(want), "expected {want:?} in {err:?}");
@@ -339,9 +403,29 @@ mod tests {
     }
 
     #[test]
+    fn derived_benchmarks_inherit_and_override() {
+        let base = load(&[HEAD, ("r.toml", leak(rule("1.1", "automated=true\ncheck={kind='file.absent', paths=['/x']}")))], &[]).unwrap();
+        let head = (
+            "benchmark.toml",
+            "id='u'\ntitle='U'\nversion='1'\nos_id='ubuntu'\nos_versions=['24.04']\nbase='t'\n[sections]\n'1'='Setup'\n'2'='Other'\n",
+        );
+        let rules = "[[rule]]\nid='2.1'\nfrom='1.1'\nlevel=2\nprofiles={server=2}\n\n\
+                     [[rule]]\nid='2.2'\nfrom='1.1'\nlevel=1\nprofiles={server=1}\nautomated=false\ntitle='A different title here'\n";
+        let b = load(&[head, ("r.toml", rules)], std::slice::from_ref(&base)).unwrap();
+        let (a, m) = (&b.rules[0], &b.rules[1]);
+        assert_eq!((a.title.as_str(), a.level, a.automated, a.check.is_some()), ("A title long enough", 2, true, true));
+        assert_eq!(a.inherited_from.as_deref(), Some("1.1"));
+        assert_eq!((m.title.as_str(), m.automated, m.check.is_some()), ("A different title here", false, false));
+        let bad = "[[rule]]\nid='2.3'\nfrom='9.9'\nlevel=1\nprofiles={server=1}\n";
+        let e = load(&[head, ("r.toml", bad)], std::slice::from_ref(&base)).unwrap_err().to_string();
+        assert!(e.contains("not a rule of t"), "{e}");
+        assert!(load(&[head, ("r.toml", bad)], &[]).unwrap_err().to_string().contains("base benchmark"));
+    }
+
+    #[test]
     fn profiles_include_lower_levels() {
         let text = rule("1.1", "automated=false").replace("server=1", "server=1, workstation=2");
-        let b = load(&[HEAD, ("r.toml", leak(text))]).unwrap();
+        let b = load(&[HEAD, ("r.toml", leak(text))], &[]).unwrap();
         let r = &b.rules[0];
         let names: Vec<&str> = r.profiles().iter().map(|p| p.name()).collect();
         assert_eq!(
