@@ -34,6 +34,8 @@ pub enum Command {
     Enroll(EnrollArgs),
     /// Run as a daemon: stay connected to the collector, scan when asked.
     Run(RunArgs),
+    /// Print the coverage document (docs/COVERAGE.md) of the compiled-in content.
+    Coverage,
 }
 
 #[derive(Debug, clap::Args)]
@@ -152,6 +154,10 @@ pub fn run(cli: Cli) -> Result<i32, AgentError> {
             println!("enrolled as {id}");
             Ok(())
         }),
+        Command::Coverage => {
+            emit(None, &report::coverage_markdown(content::benchmarks()?))?;
+            Ok(exit::OK)
+        }
         Command::Run(a) => {
             daemon_runtime(async move { crate::daemon::session::run(&a.config).await })
         }
