@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 command -v musl-gcc >/dev/null || need_apt+=(musl-tools)
+command -v curl >/dev/null || need_apt+=(curl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
@@ -13,5 +14,5 @@ fi
 rustup target list --installed 2>/dev/null | grep -q x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
 # A real Debian 12 root for the scan tests, built once and cached.
 export RAMPART_DEBIAN_ROOT=$(bash tests/fixtures/build-debian-root.sh)
-cargo build --release --locked -p rampart-agent
+cargo build --workspace --locked
 cargo test --workspace --locked

@@ -295,26 +295,48 @@ pub fn coverage_markdown(benchmarks: &[Benchmark]) -> String {
     );
     for b in benchmarks {
         let _ = writeln!(out, "\n## {} {} (`{}`)\n", b.title, b.version, b.id);
-        let _ = writeln!(out, "| section | recommendations | automated | implemented | manual |");
+        let _ = writeln!(
+            out,
+            "| section | recommendations | automated | implemented | manual |"
+        );
         let _ = writeln!(out, "|---|---:|---:|---:|---:|");
-        let mut sections: Vec<&str> = b.rules.iter().map(|r| r.id.split('.').next().unwrap_or("")).collect();
+        let mut sections: Vec<&str> = b
+            .rules
+            .iter()
+            .map(|r| r.id.split('.').next().unwrap_or(""))
+            .collect();
         sections.dedup();
         let mut totals = [0usize; 4];
         for sec in sections {
-            let rules: Vec<&Rule> = b.rules.iter().filter(|r| r.id.split('.').next() == Some(sec)).collect();
+            let rules: Vec<&Rule> = b
+                .rules
+                .iter()
+                .filter(|r| r.id.split('.').next() == Some(sec))
+                .collect();
             let row = [
                 rules.len(),
                 rules.iter().filter(|r| r.automated).count(),
-                rules.iter().filter(|r| r.automated && r.check.is_some()).count(),
+                rules
+                    .iter()
+                    .filter(|r| r.automated && r.check.is_some())
+                    .count(),
                 rules.iter().filter(|r| !r.automated).count(),
             ];
             for (t, v) in totals.iter_mut().zip(row) {
                 *t += v;
             }
             let title = b.sections.get(sec).map(String::as_str).unwrap_or("");
-            let _ = writeln!(out, "| {sec} {title} | {} | {} | {} | {} |", row[0], row[1], row[2], row[3]);
+            let _ = writeln!(
+                out,
+                "| {sec} {title} | {} | {} | {} | {} |",
+                row[0], row[1], row[2], row[3]
+            );
         }
-        let _ = writeln!(out, "| **total** | **{}** | **{}** | **{}** | **{}** |", totals[0], totals[1], totals[2], totals[3]);
+        let _ = writeln!(
+            out,
+            "| **total** | **{}** | **{}** | **{}** | **{}** |",
+            totals[0], totals[1], totals[2], totals[3]
+        );
     }
     out
 }

@@ -66,7 +66,9 @@ struct FixtureFile {
 /// Files every fixture root starts with, so that checks which name users and groups
 /// have databases to read. A case or a file's `base` may override or remove them.
 fn default_tree(benchmark: &str) -> Tree {
-    let b = content::benchmark(benchmark).unwrap().unwrap_or_else(|| panic!("unknown benchmark {benchmark}"));
+    let b = content::benchmark(benchmark)
+        .unwrap()
+        .unwrap_or_else(|| panic!("unknown benchmark {benchmark}"));
     let mut t = Tree::default();
     t.files.insert(
         "/etc/passwd".into(),
@@ -88,7 +90,10 @@ fn default_tree(benchmark: &str) -> Tree {
     };
     t.files.insert(
         "/etc/os-release".into(),
-        format!("ID={}\nVERSION_ID=\"{version}\"\nPRETTY_NAME=\"{pretty}\"\n", b.os_id),
+        format!(
+            "ID={}\nVERSION_ID=\"{version}\"\nPRETTY_NAME=\"{pretty}\"\n",
+            b.os_id
+        ),
     );
     t
 }
@@ -194,7 +199,15 @@ struct Run<'a> {
 fn runs(files: &[Loaded]) -> Vec<Run<'_>> {
     let mut out: Vec<Run> = files
         .iter()
-        .flat_map(|f| f.cases.iter().map(move |c| Run { benchmark: f.benchmark.clone(), rule: c.rule.clone(), file: f.file.clone(), base: &f.base, case: c }))
+        .flat_map(|f| {
+            f.cases.iter().map(move |c| Run {
+                benchmark: f.benchmark.clone(),
+                rule: c.rule.clone(),
+                file: f.file.clone(),
+                base: &f.base,
+                case: c,
+            })
+        })
         .collect();
     for b in content::benchmarks().unwrap() {
         let Some(base) = &b.base else { continue };
@@ -202,7 +215,13 @@ fn runs(files: &[Loaded]) -> Vec<Run<'_>> {
             let from = r.inherited_from.as_deref().unwrap_or_default();
             for f in files.iter().filter(|f| &f.benchmark == base) {
                 for c in f.cases.iter().filter(|c| c.rule == from) {
-                    out.push(Run { benchmark: b.id.clone(), rule: r.id.clone(), file: format!("{} (inherited by {} {})", f.file, b.id, r.id), base: &f.base, case: c });
+                    out.push(Run {
+                        benchmark: b.id.clone(),
+                        rule: r.id.clone(),
+                        file: format!("{} (inherited by {} {})", f.file, b.id, r.id),
+                        base: &f.base,
+                        case: c,
+                    });
                 }
             }
         }
@@ -216,30 +235,49 @@ fn every_fixture_case_gives_its_expected_status() {
     let mut failures = Vec::new();
     let all = runs(&files);
     for run in &all {
-        let b = content::benchmark(&run.benchmark).unwrap().unwrap_or_else(|| panic!("{}: unknown benchmark", run.file));
+        let b = content::benchmark(&run.benchmark)
+            .unwrap()
+            .unwrap_or_else(|| panic!("{}: unknown benchmark", run.file));
         let case = run.case;
-        let rule = b.rules.iter().find(|r| r.id == run.rule).unwrap_or_else(|| panic!("{}: no rule {}", run.file, run.rule));
-        let expect = Status::parse(&case.expect).unwrap_or_else(|| panic!("{}: bad status {}", run.file, case.expect));
+        let rule = b
+            .rules
+            .iter()
+            .find(|r| r.id == run.rule)
+            .unwrap_or_else(|| panic!("{}: no rule {}", run.file, run.rule));
+        let expect = Status::parse(&case.expect)
+            .unwrap_or_else(|| panic!("{}: bad status {}", run.file, case.expect));
         let tmp = tempfile::tempdir().unwrap();
         let tree = merge(merge(default_tree(&run.benchmark), run.base), &case.tree);
         build(tmp.path(), &tree);
         let facts = Facts::new(tmp.path(), tree.live.unwrap_or(false));
         let got = evaluate(rule, &facts);
-        let ev_ok = case.evidence.as_ref().is_none_or(|want| got.evidence.iter().any(|e| e.contains(want.as_str())));
+        let ev_ok = case
+            .evidence
+            .as_ref()
+            .is_none_or(|want| got.evidence.iter().any(|e| e.contains(want.as_str())));
         if got.status != expect || !ev_ok || got.evidence.is_empty() {
             failures.push(format!(
                 "{} rule {} ({}): expected {expect}{}, got {} with evidence {:?}",
                 run.file,
                 run.rule,
                 case.note,
-                case.evidence.as_ref().map(|e| format!(" with evidence containing {e:?}")).unwrap_or_default(),
+                case.evidence
+                    .as_ref()
+                    .map(|e| format!(" with evidence containing {e:?}"))
+                    .unwrap_or_default(),
                 got.status,
                 got.evidence
             ));
         }
     }
     assert!(!all.is_empty(), "no fixture cases found");
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), all.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        all.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -247,7 +285,9 @@ fn every_automated_rule_has_a_passing_and_a_failing_fixture() {
     let files = fixtures();
     let mut seen: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
     for run in runs(&files) {
-        seen.entry((run.benchmark.clone(), run.rule.clone())).or_default().insert(run.case.expect.clone());
+        seen.entry((run.benchmark.clone(), run.rule.clone()))
+            .or_default()
+            .insert(run.case.expect.clone());
     }
     let mut missing = Vec::new();
     for b in content::benchmarks().unwrap() {
@@ -260,5 +300,10 @@ fn every_automated_rule_has_a_passing_and_a_failing_fixture() {
             }
         }
     }
-    assert!(missing.is_empty(), "{} gaps:\n{}", missing.len(), missing.join("\n"));
+    assert!(
+        missing.is_empty(),
+        "{} gaps:\n{}",
+        missing.len(),
+        missing.join("\n")
+    );
 }

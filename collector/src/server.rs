@@ -124,11 +124,22 @@ pub async fn run(
             .await;
         }
     });
+    let mut stopped = stop_tx.subscribe();
     tokio::spawn(async move {
         shutdown.await;
+        tracing::info!("shutting down");
         let _ = stop_tx.send(());
     });
-    let (g, r) = tokio::join!(grpc_server, rest_server);
+    // Connected agents hold long-lived streams: drain for a bounded time, then stop.
+    // Nothing is lost: results are acknowledged only once durable.
+    let servers = async { tokio::join!(grpc_server, rest_server) };
+    let (g, r) = tokio::select! {
+        res = servers => res,
+        _ = async { let _ = stopped.recv().await; tokio::time::sleep(Duration::from_secs(5)).await } => {
+            tracing::info!("drain timed out; closing remaining connections");
+            (Ok(()), Ok(()))
+        }
+    };
     background.abort();
     g?;
     r?;

@@ -165,8 +165,8 @@ pub fn benchmarks() -> Result<&'static [Benchmark], ContentError> {
         }
         Ok(out)
     })
-        .as_deref()
-        .map_err(Clone::clone)
+    .as_deref()
+    .map_err(Clone::clone)
 }
 
 /// Identifies the compiled-in content: a hash of every content file. Rule
@@ -198,10 +198,17 @@ pub fn load(files: &[Source], loaded: &[Benchmark]) -> Result<Benchmark, Content
     let (head_name, head_text) = files.first().copied().unwrap_or(("benchmark.toml", ""));
     let head: RawBenchmark = toml::from_str(head_text).map_err(|e| syntax(head_name, e))?;
     let base = match &head.base {
-        Some(id) => Some(loaded.iter().find(|b| &b.id == id).ok_or_else(|| ContentError::Syntax {
-            file: head_name.to_string(),
-            reason: format!("base benchmark `{id}` is not loaded before this one"),
-        })?),
+        Some(id) => {
+            Some(
+                loaded
+                    .iter()
+                    .find(|b| &b.id == id)
+                    .ok_or_else(|| ContentError::Syntax {
+                        file: head_name.to_string(),
+                        reason: format!("base benchmark `{id}` is not loaded before this one"),
+                    })?,
+            )
+        }
         None => None,
     };
     let mut rules = Vec::new();
@@ -226,15 +233,22 @@ pub fn load(files: &[Source], loaded: &[Benchmark]) -> Result<Benchmark, Content
             }
             let parent = match &r.from {
                 Some(from) => {
-                    let b = base.ok_or_else(|| invalid("`from` needs a `base` benchmark in benchmark.toml"))?;
+                    let b = base.ok_or_else(|| {
+                        invalid("`from` needs a `base` benchmark in benchmark.toml")
+                    })?;
                     Some(b.rules.iter().find(|x| &x.id == from).ok_or_else(|| {
-                        invalid(&format!("`from` names {from}, which is not a rule of {}", b.id))
+                        invalid(&format!(
+                            "`from` names {from}, which is not a rule of {}",
+                            b.id
+                        ))
                     })?)
                 }
                 None => None,
             };
             let pick = |own: &Option<String>, inherited: Option<&String>| -> String {
-                own.clone().or_else(|| inherited.cloned()).unwrap_or_default()
+                own.clone()
+                    .or_else(|| inherited.cloned())
+                    .unwrap_or_default()
             };
             let title = pick(&r.title, parent.map(|p| &p.title));
             let description = pick(&r.description, parent.map(|p| &p.description));
@@ -253,7 +267,10 @@ pub fn load(files: &[Source], loaded: &[Benchmark]) -> Result<Benchmark, Content
                 (None, Some(false)) => None,
                 (None, _) => parent.and_then(|p| p.check.clone()),
             };
-            let severity_reason = r.severity_reason.clone().or_else(|| parent.and_then(|p| p.severity_reason.clone()));
+            let severity_reason = r
+                .severity_reason
+                .clone()
+                .or_else(|| parent.and_then(|p| p.severity_reason.clone()));
             for (what, text) in [
                 ("title", &title),
                 ("description", &description),
@@ -404,7 +421,20 @@ mod tests {
 
     #[test]
     fn derived_benchmarks_inherit_and_override() {
-        let base = load(&[HEAD, ("r.toml", leak(rule("1.1", "automated=true\ncheck={kind='file.absent', paths=['/x']}")))], &[]).unwrap();
+        let base = load(
+            &[
+                HEAD,
+                (
+                    "r.toml",
+                    leak(rule(
+                        "1.1",
+                        "automated=true\ncheck={kind='file.absent', paths=['/x']}",
+                    )),
+                ),
+            ],
+            &[],
+        )
+        .unwrap();
         let head = (
             "benchmark.toml",
             "id='u'\ntitle='U'\nversion='1'\nos_id='ubuntu'\nos_versions=['24.04']\nbase='t'\n[sections]\n'1'='Setup'\n'2'='Other'\n",
@@ -413,13 +443,24 @@ mod tests {
                      [[rule]]\nid='2.2'\nfrom='1.1'\nlevel=1\nprofiles={server=1}\nautomated=false\ntitle='A different title here'\n";
         let b = load(&[head, ("r.toml", rules)], std::slice::from_ref(&base)).unwrap();
         let (a, m) = (&b.rules[0], &b.rules[1]);
-        assert_eq!((a.title.as_str(), a.level, a.automated, a.check.is_some()), ("A title long enough", 2, true, true));
+        assert_eq!(
+            (a.title.as_str(), a.level, a.automated, a.check.is_some()),
+            ("A title long enough", 2, true, true)
+        );
         assert_eq!(a.inherited_from.as_deref(), Some("1.1"));
-        assert_eq!((m.title.as_str(), m.automated, m.check.is_some()), ("A different title here", false, false));
+        assert_eq!(
+            (m.title.as_str(), m.automated, m.check.is_some()),
+            ("A different title here", false, false)
+        );
         let bad = "[[rule]]\nid='2.3'\nfrom='9.9'\nlevel=1\nprofiles={server=1}\n";
-        let e = load(&[head, ("r.toml", bad)], std::slice::from_ref(&base)).unwrap_err().to_string();
+        let e = load(&[head, ("r.toml", bad)], std::slice::from_ref(&base))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not a rule of t"), "{e}");
-        assert!(load(&[head, ("r.toml", bad)], &[]).unwrap_err().to_string().contains("base benchmark"));
+        assert!(load(&[head, ("r.toml", bad)], &[])
+            .unwrap_err()
+            .to_string()
+            .contains("base benchmark"));
     }
 
     #[test]
