@@ -26,7 +26,11 @@ fn fields(line: &str) -> Vec<String> {
 }
 
 fn catalogue() -> Vec<BTreeMap<String, String>> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/cis/catalogue.csv");
+    // CI lays shared/ beside the clone; RAMPART_SHARED names it elsewhere.
+    let shared = std::env::var_os("RAMPART_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    let path = shared.join("cis/catalogue.csv");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut lines = text.lines();
     let head = fields(lines.next().unwrap());

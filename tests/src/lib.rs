@@ -213,17 +213,31 @@ pub mod cluster {
         /// Starts a collector on `data`; `admin` is needed when the data directory
         /// already exists (the token is shown only on first start).
         pub fn start(data: &Path, ports: Option<(u16, u16)>, admin: Option<&str>) -> Collector {
+            Collector::start_with(data, ports, admin, None)
+        }
+
+        /// Like `start`, with a configuration file of `config` (TOML) when given.
+        pub fn start_with(
+            data: &Path,
+            ports: Option<(u16, u16)>,
+            admin: Option<&str>,
+            config: Option<&str>,
+        ) -> Collector {
             let (g, r) = ports.unwrap_or_else(|| (free_port(), free_port()));
+            let mut args = vec![
+                "serve".to_string(),
+                "--data".into(),
+                data.display().to_string(),
+            ];
+            args.extend(["--grpc-listen".into(), format!("127.0.0.1:{g}")]);
+            args.extend(["--rest-listen".into(), format!("127.0.0.1:{r}")]);
+            if let Some(text) = config {
+                let path = data.with_extension("toml");
+                std::fs::write(&path, text).unwrap();
+                args.extend(["--config".into(), path.display().to_string()]);
+            }
             let mut child = Command::new(binary("rampart-collector"))
-                .args([
-                    "serve",
-                    "--data",
-                    data.to_str().unwrap(),
-                    "--grpc-listen",
-                    &format!("127.0.0.1:{g}"),
-                    "--rest-listen",
-                    &format!("127.0.0.1:{r}"),
-                ])
+                .args(&args)
                 .env("RUST_LOG", "info")
                 .stdout(Stdio::piped())
                 .stderr(Stdio::from(

@@ -349,3 +349,148 @@ fn refusals_are_clear() {
         "{log}"
     );
 }
+
+#[test]
+fn certificates_renew_sighup_reloads_and_stalled_scans_fail() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    fixture_root(&root, false);
+    let c = Collector::start_with(
+        &t.path().join("collector"),
+        None,
+        None,
+        Some("agent_cert_days = 1\nscan_timeout_secs = 5\n"),
+    );
+    let token = c.enrollment_token("web", 1, 3600);
+    let mut a = Agent::new(&t.path().join("agent"));
+    assert!(a.enroll(&c.url(), &token, &c.fingerprint, &root, &[]).0);
+    let state = |a: &Agent| -> Value {
+        serde_json::from_slice(&fs::read(a.dir.join("state/agent.json")).unwrap()).unwrap()
+    };
+    let first_cert = fs::read(a.dir.join("state/agent.crt")).unwrap();
+    let first_expiry = state(&a)["cert_not_after_unix"].as_i64().unwrap();
+    // Renew when less than two days are left: at once, with one-day certificates.
+    let cfg = fs::read_to_string(a.config()).unwrap().replace(
+        "batch_size = 100",
+        "batch_size = 60\nrenew_before_secs = 172800",
+    );
+    fs::write(a.config(), cfg).unwrap();
+    a.run(&[]);
+    let id = a.agent_id();
+    completed_scan(&c, &id, 60);
+    wait_for("the renewed certificate", 60, || {
+        (fs::read(a.dir.join("state/agent.crt")).ok()? != first_cert).then_some(())
+    });
+    assert!(state(&a)["cert_not_after_unix"].as_i64().unwrap() >= first_expiry);
+    assert_eq!(
+        c.admin("GET", "/api/v1/audit?action=agent.renew", None)["total"],
+        1
+    );
+
+    // SIGHUP: the agent reloads and reconnects, now with the renewed certificate.
+    let pid = a.child.as_ref().unwrap().id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    wait_for("a reconnect after SIGHUP", 30, || {
+        let l = a.log();
+        (l.contains("reloading configuration") && l.matches(" connected ").count() >= 2)
+            .then_some(())
+    });
+    let agents = c.admin("GET", "/api/v1/agents", None);
+    assert!(
+        agents
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["id"] == id.as_str() && x["connected"] == true),
+        "{agents}"
+    );
+
+    // Twelve seconds between batches is longer than the 5 s progress timeout.
+    assert!(a.stop().unwrap().success());
+    a.run(&[("RAMPART_AGENT_BATCH_DELAY_MS", "12000")]);
+    wait_for("the agent to reconnect", 30, || {
+        c.admin("GET", "/api/v1/agents", None)
+            .as_array()?
+            .iter()
+            .any(|x| x["connected"] == true)
+            .then_some(())
+    });
+    c.admin("POST", "/api/v1/scans", Some(json!({ "agent_id": id })));
+    let failed = wait_for("the stalled scan to fail", 60, || {
+        scans_of(&c, &id)
+            .into_iter()
+            .find(|s| s["status"] == "failed")
+    });
+    assert!(
+        failed["failure_reason"]
+            .as_str()
+            .unwrap()
+            .contains("no progress from the agent for 5 s"),
+        "{failed}"
+    );
+}
+
+#[test]
+fn cli_manages_users_and_tokens_while_stopped() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("collector");
+    let mut c = Collector::start(&data, None, None);
+    let (ports, admin) = (c.ports(), c.admin.clone());
+    c.kill9();
+    drop(c);
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(rampart_tests::binary("rampart-collector"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let viewer = run(&[
+        "user",
+        "add",
+        "vic",
+        "--role",
+        "viewer",
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    let enroll = run(&[
+        "token",
+        "create",
+        "--data",
+        data.to_str().unwrap(),
+        "--project",
+        "ops",
+    ]);
+    let bad = std::process::Command::new(rampart_tests::binary("rampart-collector"))
+        .args([
+            "user",
+            "add",
+            "x",
+            "--role",
+            "root",
+            "--data",
+            data.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("unknown role"));
+    let c = Collector::start(&data, Some(ports), Some(&admin));
+    assert_eq!(c.api("GET", "/api/v1/scans", Some(&viewer), None).0, 403);
+    let root = t.path().join("root");
+    fixture_root(&root, false);
+    let a = Agent::new(&t.path().join("agent"));
+    let (ok, out) = a.enroll(&c.url(), &enroll, &c.fingerprint, &root, &[]);
+    assert!(ok, "{out}");
+    let agents = c.admin("GET", "/api/v1/agents", None);
+    assert_eq!(agents[0]["project"], "ops");
+}

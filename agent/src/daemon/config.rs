@@ -32,6 +32,10 @@ pub struct AgentConfig {
     /// Most finished scans kept while the collector is unreachable.
     #[serde(default = "default_spool_scans")]
     pub spool_max_scans: usize,
+    /// Renew the client certificate when less than this is left (default: a third of
+    /// its lifetime).
+    #[serde(default)]
+    pub renew_before_secs: Option<i64>,
 }
 
 fn default_state() -> PathBuf {
@@ -136,6 +140,9 @@ fn toml_string(c: &AgentConfig) -> String {
         c.batch_size,
         c.spool_max_scans
     );
+    if let Some(r) = c.renew_before_secs {
+        out.push_str(&format!("renew_before_secs = {r}\n"));
+    }
     if !c.labels.is_empty() {
         out.push_str("\n[labels]\n");
         for (k, v) in &c.labels {

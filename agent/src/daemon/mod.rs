@@ -51,6 +51,9 @@ fn state_err(path: &Path, e: impl std::fmt::Display) -> DaemonError {
 pub struct AgentState {
     pub agent_id: String,
     pub cert_not_after_unix: i64,
+    /// When the current certificate was received (its lifetime starts about then).
+    #[serde(default)]
+    pub cert_received_unix: i64,
 }
 
 /// The agent's identity on disk.
@@ -166,6 +169,10 @@ pub async fn enroll(mut a: EnrollArgs) -> Result<String, DaemonError> {
         state: AgentState {
             agent_id: resp.agent_id.clone(),
             cert_not_after_unix: resp.not_after_unix,
+            cert_received_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0),
         },
         cert_der: resp.certificate_der,
         key_der,
@@ -180,6 +187,7 @@ pub async fn enroll(mut a: EnrollArgs) -> Result<String, DaemonError> {
         labels: a.labels,
         batch_size: 100,
         spool_max_scans: 50,
+        renew_before_secs: None,
     };
     if let Some(parent) = a.config_path.parent() {
         fs::create_dir_all(parent).map_err(|e| state_err(parent, e))?;

@@ -465,7 +465,7 @@ async fn session(
         }
     }
     tracing::info!(agent_id = %id.state.agent_id, collector = %cfg.collector, "connected");
-    maybe_renew(&mut link, &id.state).await?;
+    maybe_renew(&mut link, &id.state, cfg.renew_before_secs).await?;
     for s in spool
         .list()
         .map_err(|e| DaemonError::Config(e.to_string()))?
@@ -476,9 +476,9 @@ async fn session(
             .map_err(|e| DaemonError::Config(e.to_string()))?;
         tracing::info!(scan_id = %s.scan_id, "spooled scan delivered");
     }
-    let mut renew_tick = tokio::time::interval(Duration::from_secs(3600));
+    let hour = Duration::from_secs(3600);
+    let mut renew_tick = tokio::time::interval_at(tokio::time::Instant::now() + hour, hour);
     loop {
-        save_renewal(&mut link, cfg)?;
         while let Some((scan_id, profile, exempt)) = link.queue.pop_front() {
             if link.cancelled.contains(&scan_id) {
                 continue;
@@ -495,11 +495,12 @@ async fn session(
             let _ = spool.remove(&scan.scan_id);
             tracing::info!(scan_id = %scan.scan_id, results = scan.results.len(), "scan delivered");
         }
+        save_renewal(&mut link, cfg)?;
         tokio::select! {
             b = link.next() => { let b = b?; link.side(b); }
             _ = renew_tick.tick() => {
                 let state = Identity::load(&cfg.state_dir)?.state;
-                maybe_renew(&mut link, &state).await?;
+                maybe_renew(&mut link, &state, cfg.renew_before_secs).await?;
             }
             _ = signals.term.recv() => return Ok(End::Stop),
             _ = signals.int.recv() => return Ok(End::Stop),
@@ -508,10 +509,20 @@ async fn session(
     }
 }
 
-/// Asks for a new certificate when less than a third of a 30-day life is left.
-async fn maybe_renew(link: &mut Link, state: &AgentState) -> Result<(), DaemonError> {
+/// Asks for a new certificate when less than a third of its lifetime is left (or
+/// less than `before` seconds, when configured).
+async fn maybe_renew(
+    link: &mut Link,
+    state: &AgentState,
+    before: Option<i64>,
+) -> Result<(), DaemonError> {
     let left = state.cert_not_after_unix - now_ms() / 1000;
-    if left > 10 * 86400 || link.pending_key.is_some() {
+    let lifetime = if state.cert_received_unix > 0 {
+        state.cert_not_after_unix - state.cert_received_unix
+    } else {
+        30 * 86400
+    };
+    if left > before.unwrap_or(lifetime / 3) || link.pending_key.is_some() {
         return Ok(());
     }
     let (key, csr) = new_key_and_csr(&state.agent_id)?;
@@ -527,6 +538,7 @@ fn save_renewal(link: &mut Link, cfg: &AgentConfig) -> Result<(), DaemonError> {
         id.cert_der = cert;
         id.key_der = key;
         id.state.cert_not_after_unix = not_after;
+        id.state.cert_received_unix = now_ms() / 1000;
         id.save(&cfg.state_dir)?;
         tracing::info!(not_after_unix = not_after, "client certificate renewed");
     }
