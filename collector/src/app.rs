@@ -1093,3 +1093,104 @@ impl App {
         Ok(self.settings())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sled_store::SledStore;
+
+    fn app(dir: &std::path::Path) -> App {
+        let store = Arc::new(SledStore::open(&dir.join("db")).unwrap());
+        let ca = Ca::open_or_create(&dir.join("ca")).unwrap();
+        App::new(store, ca, Config::default()).unwrap()
+    }
+
+    fn agent(app: &App, id: &str, project: Option<&str>, instance: &str) {
+        app.store
+            .put_agent(&AgentRecord {
+                id: id.into(),
+                hostname: format!("{id}.example"),
+                ip_addresses: vec![],
+                provider: "aws".into(),
+                instance_id: instance.into(),
+                os: String::new(),
+                project: project.map(String::from),
+                labels: BTreeMap::new(),
+                enrolled_at_ms: 0,
+                last_seen_ms: 0,
+                cert_serial: "01".into(),
+                cert_not_after_ms: 0,
+                revoked: false,
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn gate_by_instance_id_exempt_projects_and_disabled_scanning() {
+        let d = tempfile::tempdir().unwrap();
+        let app = app(d.path());
+        agent(&app, "ag-1", Some("web"), "i-0abc");
+        agent(&app, "ag-2", Some("lab"), "i-0def");
+        let g = app.handover("i-0abc").unwrap();
+        assert_eq!(
+            (g.allowed, g.state, g.agent_id.as_str()),
+            (false, "pending", "ag-1")
+        );
+        let scan = app.create_scan("ag-1", "manual", "test").unwrap().unwrap();
+        assert_eq!(
+            app.handover("ag-1").unwrap().reasons,
+            vec![format!("scan {} is pending", scan.id)]
+        );
+        assert!(matches!(
+            app.handover("i-missing"),
+            Err(AppError::NotFound(_))
+        ));
+        let mut s = app.settings();
+        s.exempt_projects.insert("lab".into());
+        app.update_settings(s, "admin").unwrap();
+        assert!(
+            app.create_scan("ag-2", "manual", "test").unwrap().is_none(),
+            "exempt projects are never scanned"
+        );
+        let g = app.handover("i-0def").unwrap();
+        assert_eq!((g.allowed, g.state), (true, "exempt"));
+        let mut s = app.settings();
+        s.scanning_enabled = false;
+        app.update_settings(s, "admin").unwrap();
+        assert!(app.create_scan("ag-1", "manual", "test").unwrap().is_none());
+        assert_eq!(app.handover("ag-1").unwrap().state, "allowed");
+        // Every settings change is audited with old and new values.
+        let (log, _) = app.store.audit(0, 10).unwrap();
+        let change = log.iter().find(|e| e.action == "settings.change").unwrap();
+        assert!(change.detail.contains("old ") && change.detail.contains("new "));
+    }
+
+    #[test]
+    fn scheduled_scans_follow_the_crontab_and_the_agent_offset() {
+        let d = tempfile::tempdir().unwrap();
+        let app = app(d.path());
+        agent(&app, "ag-1", None, "");
+        let mut s = app.settings();
+        s.schedule_enabled = true;
+        s.schedule_cron = "0 3 * * *".into();
+        app.update_settings(s, "admin").unwrap();
+        let window = chrono::Duration::seconds(app.config.schedule_window_secs);
+        let due = crate::schedule::parse("0 3 * * *")
+            .unwrap()
+            .next_for_agent("ag-1", chrono::Utc::now(), window)
+            .unwrap();
+        let count = |app: &App| app.store.scans(&ScanFilter::default(), 0, 100).unwrap().1;
+        crate::server::scheduled_scans_for_test(
+            &app,
+            due - chrono::Duration::seconds(10),
+            due - chrono::Duration::seconds(1),
+        )
+        .unwrap();
+        assert_eq!(count(&app), 0, "not yet due");
+        crate::server::scheduled_scans_for_test(&app, due - chrono::Duration::seconds(1), due)
+            .unwrap();
+        assert_eq!(count(&app), 1, "due exactly at the agent's offset");
+        let (scans, _) = app.store.scans(&ScanFilter::default(), 0, 1).unwrap();
+        assert_eq!(scans[0].trigger, "schedule");
+    }
+}

@@ -191,3 +191,13 @@ pub fn load_config(path: Option<&Path>, data_dir: Option<&Path>) -> anyhow::Resu
     }
     Ok(c)
 }
+
+/// [`scheduled_scans`] for the app's unit tests.
+#[doc(hidden)]
+pub fn scheduled_scans_for_test(
+    app: &App,
+    since: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<()> {
+    scheduled_scans(app, since, now)
+}
