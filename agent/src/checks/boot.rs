@@ -746,16 +746,33 @@ const IDENTIFYING_COMMANDS: [&str; 6] = [
     "/proc/version",
 ];
 
-/// Whether run-parts (`--lsbsysinit`, as pam_motd calls it) runs a file of this name.
+/// Whether run-parts (`--lsbsysinit`, as pam_motd calls it) runs a file of this
+/// name: Debian's cron-script names (`[A-Za-z0-9_-]+`), or LSB hierarchical names
+/// (`_?([a-z0-9_.]+-)+[a-z0-9]+`), never dpkg's leftovers.
 fn run_parts_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.starts_with('.')
+    if [".dpkg-old", ".dpkg-dist", ".dpkg-new", ".dpkg-tmp"]
+        .iter()
+        .any(|s| name.ends_with(s))
+    {
+        return false;
+    }
+    let cron = !name.is_empty()
         && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-        && ![".dpkg-old", ".dpkg-dist", ".dpkg-new", ".dpkg-tmp"]
-            .iter()
-            .any(|s| name.ends_with(s))
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if cron {
+        return true;
+    }
+    let lsb = name.strip_prefix('_').unwrap_or(name);
+    let Some((groups, last)) = lsb.rsplit_once('-') else {
+        return false;
+    };
+    let low = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    !last.is_empty()
+        && last.bytes().all(low)
+        && groups
+            .split('-')
+            .all(|g| !g.is_empty() && g.bytes().all(|b| low(b) || b == b'_' || b == b'.'))
 }
 
 /// pam_motd lines that run the update-motd scripts (no `noupdate` argument).
@@ -890,6 +907,9 @@ mod tests {
     #[test]
     fn run_parts_names_and_identifying_lines() {
         assert!(run_parts_name("00-header") && run_parts_name("50-landscape-sysinfo"));
+        assert!(run_parts_name("_my.site-motd") && run_parts_name("local.d-banner"));
+        assert!(!run_parts_name("10-info.sh") && !run_parts_name("README.txt"));
+        assert!(!run_parts_name(""));
         assert!(
             !run_parts_name(".hidden") && !run_parts_name("x.dpkg-old") && !run_parts_name("a b")
         );
