@@ -413,6 +413,9 @@ fn kernel_param(facts: &Facts, params: &[String], path: &str) -> Result<Outcome,
 // ---------------------------------------------------------------------------------
 // AppArmor
 
+/// Profiles named one by one in evidence; the rest are counted.
+const MAX_LISTED: usize = 20;
+
 /// File names under /etc/apparmor.d that apparmor_parser skips.
 fn apparmor_ignored(name: &str) -> bool {
     const SUFFIXES: [&str; 13] = [
@@ -513,13 +516,19 @@ fn apparmor_live(facts: &Facts, enforce_only: bool) -> Result<Outcome, FactError
     } else {
         "enforce or complain"
     };
-    for (name, mode) in profiles
+    let weak: Vec<&(String, String)> = profiles
         .iter()
         .filter(|(_, m)| !mode_ok(m, enforce_only))
-        .take(20)
-    {
+        .collect();
+    for (name, mode) in weak.iter().take(MAX_LISTED) {
         failures.push(format!(
             "{path}: profile {name} is in {mode} mode, not {want}"
+        ));
+    }
+    if weak.len() > MAX_LISTED {
+        failures.push(format!(
+            "{} more profiles are in a mode other than {want} (first {MAX_LISTED} listed)",
+            weak.len() - MAX_LISTED
         ));
     }
     let names: BTreeSet<&str> = profiles.iter().map(|(n, _)| n.as_str()).collect();
@@ -617,12 +626,20 @@ fn apparmor_offline(facts: &Facts, enforce_only: bool) -> Result<Outcome, FactEr
     } else {
         "enforce or complain"
     };
+    let mut weak = Vec::new();
     for (path, flags) in &profiles {
         for bad in ["unconfined", "complain"] {
             if flags.contains(bad) && !mode_ok(bad, enforce_only) {
-                failures.push(format!("{path}: a profile loads in {bad} mode, not {want}"));
+                weak.push(format!("{path}: a profile loads in {bad} mode, not {want}"));
             }
         }
+    }
+    let more = weak.len().saturating_sub(MAX_LISTED);
+    failures.extend(weak.into_iter().take(MAX_LISTED));
+    if more > 0 {
+        failures.push(format!(
+            "{more} more policy files load a profile in a mode other than {want} (first {MAX_LISTED} listed)"
+        ));
     }
     found.push(
         "runtime state (loaded profiles, confined processes) not examined: offline root".into(),
