@@ -667,10 +667,12 @@ pub fn apport(facts: &Facts) -> Result<Apport, FactError> {
         for level in ["2", "3", "4", "5"] {
             let dir = format!("/etc/rc{level}.d");
             for name in facts.list_dir(&dir)? {
-                let is_start = name.len() > 3
-                    && name.starts_with('S')
-                    && name[1..3].bytes().all(|b| b.is_ascii_digit())
-                    && &name[3..] == "apport";
+                let b = name.as_bytes();
+                let is_start = b.len() == 9
+                    && b[0] == b'S'
+                    && b[1].is_ascii_digit()
+                    && b[2].is_ascii_digit()
+                    && &b[3..] == b"apport";
                 if is_start {
                     links.push(format!("{dir}/{name}"));
                 }
@@ -892,6 +894,16 @@ mod tests {
             &[],
         );
         let facts = Facts::new(gone.path(), false);
+        assert_eq!(Check::ApportDisabled {}.eval(&facts).status, Status::Pass);
+        // Odd names in the rc directories are not start links (and do not panic).
+        let odd = tree(
+            &[APPORT_PKG, init, ("/etc/default/apport", "enabled=0\n")],
+            &[
+                ("/etc/rc2.d/S1\u{e9}apport", "../init.d/apport"),
+                ("/etc/rc3.d/K01apport", "../init.d/apport"),
+            ],
+        );
+        let facts = Facts::new(odd.path(), false);
         assert_eq!(Check::ApportDisabled {}.eval(&facts).status, Status::Pass);
     }
 
