@@ -63,6 +63,19 @@ pub enum Check {
         #[serde(default)]
         names: Vec<String>,
     },
+    /// Ubuntu's dynamic message of the day reveals no operating system details.
+    /// pam_motd (a `pam_motd.so` line without `noupdate` in /etc/pam.d/login or
+    /// sshd) runs the executable scripts of /etc/update-motd.d at every login and
+    /// shows their output (/run/motd.dynamic). Scripts that print the distribution,
+    /// release or kernel (uname, lsb_release, os-release, lsb-release, /proc/version,
+    /// or the os-release `ID` or one of `names` in their text) fail; on a live
+    /// system the last generated /run/motd.dynamic is judged too. No pam_motd that
+    /// runs the scripts: pass.
+    #[serde(rename = "boot.dynamic_motd")]
+    DynamicMotd {
+        #[serde(default)]
+        names: Vec<String>,
+    },
     /// A dconf setting as seen through `profile` (`gdm` for the login screen, `user`
     /// for sessions). Not applicable when gdm3 is not installed.
     #[serde(rename = "boot.gdm_setting")]
@@ -100,6 +113,7 @@ impl Check {
                 require_text,
                 names,
             } => banner(facts, path, *require_text, names),
+            Check::DynamicMotd { names } => dynamic_motd(facts, names),
             Check::GdmSetting {
                 profile,
                 key,
@@ -399,6 +413,9 @@ fn kernel_param(facts: &Facts, params: &[String], path: &str) -> Result<Outcome,
 // ---------------------------------------------------------------------------------
 // AppArmor
 
+/// Profiles named one by one in evidence; the rest are counted.
+const MAX_LISTED: usize = 20;
+
 /// File names under /etc/apparmor.d that apparmor_parser skips.
 fn apparmor_ignored(name: &str) -> bool {
     const SUFFIXES: [&str; 13] = [
@@ -499,13 +516,19 @@ fn apparmor_live(facts: &Facts, enforce_only: bool) -> Result<Outcome, FactError
     } else {
         "enforce or complain"
     };
-    for (name, mode) in profiles
+    let weak: Vec<&(String, String)> = profiles
         .iter()
         .filter(|(_, m)| !mode_ok(m, enforce_only))
-        .take(20)
-    {
+        .collect();
+    for (name, mode) in weak.iter().take(MAX_LISTED) {
         failures.push(format!(
             "{path}: profile {name} is in {mode} mode, not {want}"
+        ));
+    }
+    if weak.len() > MAX_LISTED {
+        failures.push(format!(
+            "{} more profiles are in a mode other than {want} (first {MAX_LISTED} listed)",
+            weak.len() - MAX_LISTED
         ));
     }
     let names: BTreeSet<&str> = profiles.iter().map(|(n, _)| n.as_str()).collect();
@@ -603,12 +626,20 @@ fn apparmor_offline(facts: &Facts, enforce_only: bool) -> Result<Outcome, FactEr
     } else {
         "enforce or complain"
     };
+    let mut weak = Vec::new();
     for (path, flags) in &profiles {
         for bad in ["unconfined", "complain"] {
             if flags.contains(bad) && !mode_ok(bad, enforce_only) {
-                failures.push(format!("{path}: a profile loads in {bad} mode, not {want}"));
+                weak.push(format!("{path}: a profile loads in {bad} mode, not {want}"));
             }
         }
+    }
+    let more = weak.len().saturating_sub(MAX_LISTED);
+    failures.extend(weak.into_iter().take(MAX_LISTED));
+    if more > 0 {
+        failures.push(format!(
+            "{more} more policy files load a profile in a mode other than {want} (first {MAX_LISTED} listed)"
+        ));
     }
     found.push(
         "runtime state (loaded profiles, confined processes) not examined: offline root".into(),
@@ -635,6 +666,57 @@ pub fn os_id(facts: &Facts) -> Result<Option<String>, FactError> {
     Ok(None)
 }
 
+/// The operating system names a banner must not mention: `names` and the
+/// os-release `ID`, lower case.
+fn os_names(facts: &Facts, names: &[String]) -> Result<Vec<String>, FactError> {
+    let mut out: Vec<String> = names
+        .iter()
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+        .collect();
+    if let Some(id) = os_id(facts)? {
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+/// Lines of banner text that identify the system: `\m \r \s \v` escapes (with
+/// `escapes`) or an operating system name.
+fn identifying_lines(text: &str, path: &str, names: &[String], escapes: bool) -> Vec<String> {
+    let mut failures = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let b = line.as_bytes();
+        let found: Vec<String> = b
+            .windows(2)
+            .filter(|w| {
+                escapes
+                    && w[0] == b'\\'
+                    && matches!(w[1].to_ascii_lowercase(), b'm' | b'r' | b's' | b'v')
+            })
+            .map(|w| format!("\\{}", w[1] as char))
+            .collect();
+        if !found.is_empty() {
+            failures.push(format!(
+                "{path}:{}: {} shows system information ({})",
+                n + 1,
+                line.trim(),
+                found.join(" ")
+            ));
+        }
+        let lower = line.to_ascii_lowercase();
+        if let Some(id) = names.iter().find(|n| lower.contains(n.as_str())) {
+            failures.push(format!(
+                "{path}:{}: {} names the operating system ({id})",
+                n + 1,
+                line.trim()
+            ));
+        }
+    }
+    failures
+}
+
 fn banner(
     facts: &Facts,
     path: &str,
@@ -655,43 +737,8 @@ fn banner(
             Outcome::pass(format!("{path} is empty"))
         });
     }
-    let mut os_names: Vec<String> = names
-        .iter()
-        .map(|n| n.trim().to_ascii_lowercase())
-        .filter(|n| !n.is_empty())
-        .collect();
-    if let Some(id) = os_id(facts)? {
-        if !os_names.contains(&id) {
-            os_names.push(id);
-        }
-    }
-    let mut failures = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let b = line.as_bytes();
-        let escapes: Vec<String> = b
-            .windows(2)
-            .filter(|w| {
-                w[0] == b'\\' && matches!(w[1].to_ascii_lowercase(), b'm' | b'r' | b's' | b'v')
-            })
-            .map(|w| format!("\\{}", w[1] as char))
-            .collect();
-        if !escapes.is_empty() {
-            failures.push(format!(
-                "{path}:{}: {} shows system information ({})",
-                n + 1,
-                line.trim(),
-                escapes.join(" ")
-            ));
-        }
-        let lower = line.to_ascii_lowercase();
-        if let Some(id) = os_names.iter().find(|n| lower.contains(n.as_str())) {
-            failures.push(format!(
-                "{path}:{}: {} names the operating system ({id})",
-                n + 1,
-                line.trim()
-            ));
-        }
-    }
+    let os_names = os_names(facts, names)?;
+    let failures = identifying_lines(&text, path, &os_names, true);
     let lines = text.lines().filter(|l| !l.trim().is_empty()).count();
     let found = vec![format!(
         "{path}: {lines} line(s) of text without operating system identification"
@@ -701,6 +748,153 @@ fn banner(
     } else {
         Outcome::new(Status::Fail, failures)
     })
+}
+
+const UPDATE_MOTD_DIR: &str = "/etc/update-motd.d";
+const MOTD_DYNAMIC: &str = "/run/motd.dynamic";
+
+/// Words in an update-motd script that mean it prints system identification.
+const IDENTIFYING_COMMANDS: [&str; 6] = [
+    "uname",
+    "lsb_release",
+    "lsb-release",
+    "os-release",
+    "distrib_",
+    "/proc/version",
+];
+
+/// Whether run-parts (`--lsbsysinit`, as pam_motd calls it) runs a file of this
+/// name: Debian's cron-script names (`[A-Za-z0-9_-]+`), or LSB hierarchical names
+/// (`_?([a-z0-9_.]+-)+[a-z0-9]+`), never dpkg's leftovers.
+fn run_parts_name(name: &str) -> bool {
+    if [".dpkg-old", ".dpkg-dist", ".dpkg-new", ".dpkg-tmp"]
+        .iter()
+        .any(|s| name.ends_with(s))
+    {
+        return false;
+    }
+    let cron = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if cron {
+        return true;
+    }
+    let lsb = name.strip_prefix('_').unwrap_or(name);
+    let Some((groups, last)) = lsb.rsplit_once('-') else {
+        return false;
+    };
+    let low = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    !last.is_empty()
+        && last.bytes().all(low)
+        && groups
+            .split('-')
+            .all(|g| !g.is_empty() && g.bytes().all(|b| low(b) || b == b'_' || b == b'.'))
+}
+
+/// pam_motd lines that run the update-motd scripts (no `noupdate` argument).
+fn pam_motd_updaters(facts: &Facts) -> Result<Vec<String>, FactError> {
+    let mut out = Vec::new();
+    for path in ["/etc/pam.d/login", "/etc/pam.d/sshd"] {
+        let Some(text) = facts.read(path)? else {
+            continue;
+        };
+        for (n, raw) in text.lines().enumerate() {
+            let line = strip_comment(raw);
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let Some(i) = words
+                .iter()
+                .position(|w| w.rsplit('/').next() == Some("pam_motd.so"))
+            else {
+                continue;
+            };
+            if !words[i + 1..].contains(&"noupdate") {
+                out.push(format!("{path}:{}: {}", n + 1, words.join(" ")));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn dynamic_motd(facts: &Facts, names: &[String]) -> Result<Outcome, FactError> {
+    let updaters = pam_motd_updaters(facts)?;
+    if updaters.is_empty() {
+        return Ok(Outcome::pass(format!(
+            "no pam_motd line in /etc/pam.d/login or /etc/pam.d/sshd runs the scripts of {UPDATE_MOTD_DIR} (absent, or with noupdate): no dynamic message of the day is generated"
+        )));
+    }
+    let os_names = os_names(facts, names)?;
+    let mut failures = Vec::new();
+    let mut found = updaters
+        .iter()
+        .map(|u| format!("{u}: runs the scripts of {UPDATE_MOTD_DIR} at login"))
+        .collect::<Vec<_>>();
+    let mut judged = 0;
+    for name in facts.list_dir(UPDATE_MOTD_DIR)? {
+        if !run_parts_name(&name) {
+            continue;
+        }
+        let path = format!("{UPDATE_MOTD_DIR}/{name}");
+        let Some(m) = facts.stat(&path)? else {
+            continue;
+        };
+        if m.kind != FileKind::File || m.mode & 0o111 == 0 {
+            continue;
+        }
+        judged += 1;
+        let text = facts.read(&path)?.unwrap_or_default();
+        let mut hits: BTreeSet<String> = BTreeSet::new();
+        for line in text.lines() {
+            let t = line.trim();
+            if t.starts_with('#') {
+                continue;
+            }
+            let lower = t.to_ascii_lowercase();
+            let words = IDENTIFYING_COMMANDS
+                .iter()
+                .copied()
+                .chain(os_names.iter().map(String::as_str));
+            for w in words {
+                if lower.contains(w) {
+                    hits.insert(w.to_string());
+                }
+            }
+        }
+        if hits.is_empty() {
+            found.push(format!(
+                "{path} (mode {:04o}) prints no operating system identification",
+                m.mode
+            ));
+        } else {
+            failures.push(format!(
+                "{path} (mode {:04o}) runs at login and prints system identification (uses {})",
+                m.mode,
+                hits.into_iter().collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+    if judged == 0 {
+        found.push(format!("no executable script in {UPDATE_MOTD_DIR}"));
+    }
+    if facts.is_live() {
+        match facts.read_runtime(MOTD_DYNAMIC)? {
+            Some(text) => {
+                let bad = identifying_lines(&text, MOTD_DYNAMIC, &os_names, false);
+                if bad.is_empty() {
+                    found.push(format!(
+                        "{MOTD_DYNAMIC} (the last generated message) names no operating system"
+                    ));
+                }
+                failures.extend(bad);
+            }
+            None => found.push(format!("{MOTD_DYNAMIC} does not exist")),
+        }
+    } else {
+        found.push(format!(
+            "{MOTD_DYNAMIC} (generated at login) not examined: offline root; the scripts that generate it were judged"
+        ));
+    }
+    Ok(Outcome::from_findings(failures, found))
 }
 
 #[cfg(test)]
@@ -725,6 +919,31 @@ mod tests {
         assert_eq!(cfg.superusers.as_ref().unwrap().1, ["root", "admin"]);
         assert_eq!(cfg.passwords.len(), 2);
         assert_eq!(cfg.kernels[0].source, "/boot/grub/grub.cfg:3");
+    }
+
+    #[test]
+    fn run_parts_names_and_identifying_lines() {
+        assert!(run_parts_name("00-header") && run_parts_name("50-landscape-sysinfo"));
+        assert!(run_parts_name("_my.site-motd") && run_parts_name("local.d-banner"));
+        assert!(!run_parts_name("10-info.sh") && !run_parts_name("README.txt"));
+        assert!(!run_parts_name(""));
+        assert!(
+            !run_parts_name(".hidden") && !run_parts_name("x.dpkg-old") && !run_parts_name("a b")
+        );
+        let names = vec!["ubuntu".to_string()];
+        let bad = identifying_lines(
+            "Welcome to Ubuntu 22.04 LTS\nAuthorised use only\n",
+            "/m",
+            &names,
+            false,
+        );
+        assert_eq!(bad.len(), 1);
+        assert!(bad[0].starts_with("/m:1:"));
+        assert!(identifying_lines("kernel \\r\n", "/m", &names, false).is_empty());
+        assert_eq!(
+            identifying_lines("kernel \\r\n", "/m", &names, true).len(),
+            1
+        );
     }
 
     #[test]

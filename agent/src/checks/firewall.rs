@@ -19,6 +19,12 @@
 //! firewall are not applicable unless it is chosen, so that a chosen firewall whose
 //! package is missing is reported by its own rules rather than hidden; 4.1.1 counts
 //! the firewalls in use.
+//!
+//! Where ufw is the distribution's default firewall (Ubuntu installs it everywhere
+//! and enables ufw.service whether or not the firewall is switched on), ufw checks
+//! take `ufw_default = true`: ufw's rules then apply when `ENABLED=yes`, or when
+//! neither nftables nor iptables is chosen (so a host with no firewall at all fails
+//! them), and not when ufw is merely preinstalled next to another chosen firewall.
 
 mod ipt;
 mod nft;
@@ -77,13 +83,20 @@ pub enum Check {
     WhenInUse {
         firewall: Firewall,
         check: Box<super::Check>,
+        /// ufw only: ufw is the distribution's default firewall (see the module docs).
+        #[serde(default)]
+        ufw_default: bool,
     },
     /// `firewall` is not configured to start (it would conflict with the chosen one).
     #[serde(rename = "firewall.inactive")]
     Inactive { firewall: Firewall },
     /// ufw is switched on: `ENABLED=yes` and ufw.service enabled (and, live, running).
     #[serde(rename = "firewall.ufw_enabled")]
-    UfwEnabled {},
+    UfwEnabled {
+        /// ufw is the distribution's default firewall (see the module docs).
+        #[serde(default)]
+        ufw_default: bool,
+    },
     /// Default-deny policies: ufw incoming/outgoing/routed deny or reject (routed may
     /// be disabled); nftables input/forward/output base chains with policy drop for
     /// IPv4 and IPv6; iptables INPUT/FORWARD/OUTPUT policy DROP for `family`.
@@ -91,6 +104,9 @@ pub enum Check {
     DefaultDeny {
         firewall: Firewall,
         family: Option<IpFamily>,
+        /// ufw only: ufw is the distribution's default firewall (see the module docs).
+        #[serde(default)]
+        ufw_default: bool,
     },
     /// Loopback traffic is accepted on lo, and traffic claiming a loopback source
     /// (127.0.0.0/8, ::1) arriving elsewhere is dropped.
@@ -98,6 +114,9 @@ pub enum Check {
     Loopback {
         firewall: Firewall,
         family: Option<IpFamily>,
+        /// ufw only: ufw is the distribution's default firewall (see the module docs).
+        #[serde(default)]
+        ufw_default: bool,
     },
     /// Every port listening on a non-loopback address has a rule naming it
     /// (live only; not applicable on an offline root).
@@ -105,6 +124,9 @@ pub enum Check {
     OpenPorts {
         firewall: Firewall,
         family: Option<IpFamily>,
+        /// ufw only: ufw is the distribution's default firewall (see the module docs).
+        #[serde(default)]
+        ufw_default: bool,
     },
     /// The nftables ruleset defines at least one table.
     #[serde(rename = "firewall.nft_tables")]
@@ -123,8 +145,8 @@ impl Check {
     }
 
     fn eval_inner(&self, facts: &Facts) -> Result<Outcome, FactError> {
-        if let Some(fw) = self.gated_on() {
-            if let Some(na) = gate(facts, fw)? {
+        if let Some((fw, ufw_default)) = self.gated_on() {
+            if let Some(na) = gate(facts, fw, ufw_default)? {
                 return Ok(na);
             }
         }
@@ -156,8 +178,10 @@ impl Check {
                     Outcome::new(Status::Pass, ev)
                 }
             }
-            Check::UfwEnabled {} => ufw_enabled(facts)?,
-            Check::DefaultDeny { firewall, family } => match firewall {
+            Check::UfwEnabled { .. } => ufw_enabled(facts)?,
+            Check::DefaultDeny {
+                firewall, family, ..
+            } => match firewall {
                 Firewall::Ufw => ufw_default_deny(facts)?,
                 Firewall::Nftables => nft_default_deny(facts)?,
                 Firewall::Iptables => match ipt_family(facts, *family)? {
@@ -165,7 +189,9 @@ impl Check {
                     Ok(f) => ipt_default_deny(facts, f)?,
                 },
             },
-            Check::Loopback { firewall, family } => match firewall {
+            Check::Loopback {
+                firewall, family, ..
+            } => match firewall {
                 Firewall::Ufw => ufw_loopback(facts)?,
                 Firewall::Nftables => nft_loopback(facts)?,
                 Firewall::Iptables => match ipt_family(facts, *family)? {
@@ -173,7 +199,9 @@ impl Check {
                     Ok(f) => ipt_loopback(facts, f)?,
                 },
             },
-            Check::OpenPorts { firewall, family } => {
+            Check::OpenPorts {
+                firewall, family, ..
+            } => {
                 if !facts.is_live() {
                     return Ok(Outcome::not_applicable(
                         "offline root: listening sockets are runtime state, so there is nothing to compare the rules with",
@@ -193,16 +221,33 @@ impl Check {
         })
     }
 
-    /// The firewall a check is about, when it is not applicable without it.
-    fn gated_on(&self) -> Option<Firewall> {
+    /// The firewall a check is about, when it is not applicable without it, and
+    /// whether ufw is the distribution's default firewall.
+    fn gated_on(&self) -> Option<(Firewall, bool)> {
         match self {
             Check::Single {} | Check::Inactive { .. } => None,
-            Check::WhenInUse { firewall, .. }
-            | Check::DefaultDeny { firewall, .. }
-            | Check::Loopback { firewall, .. }
-            | Check::OpenPorts { firewall, .. } => Some(*firewall),
-            Check::UfwEnabled {} => Some(Firewall::Ufw),
-            Check::NftTables {} | Check::NftBaseChains { .. } => Some(Firewall::Nftables),
+            Check::WhenInUse {
+                firewall,
+                ufw_default,
+                ..
+            }
+            | Check::DefaultDeny {
+                firewall,
+                ufw_default,
+                ..
+            }
+            | Check::Loopback {
+                firewall,
+                ufw_default,
+                ..
+            }
+            | Check::OpenPorts {
+                firewall,
+                ufw_default,
+                ..
+            } => Some((*firewall, *ufw_default)),
+            Check::UfwEnabled { ufw_default } => Some((Firewall::Ufw, *ufw_default)),
+            Check::NftTables {} | Check::NftBaseChains { .. } => Some((Firewall::Nftables, false)),
         }
     }
 }
@@ -239,6 +284,8 @@ pub struct Detection {
     pub iptables: FwState,
     /// Firewalls this benchmark does not cover that are enabled (firewalld).
     pub others: Vec<String>,
+    /// `ENABLED=yes` in /etc/ufw/ufw.conf: ufw was switched on (`ufw enable`).
+    pub ufw_switched_on: bool,
 }
 
 impl Detection {
@@ -296,6 +343,7 @@ pub fn detection(facts: &Facts) -> Arc<Result<Detection, FactError>> {
         let (on, desc) = unit_on("ufw.service")?;
         d.ufw.evidence.push(desc);
         d.ufw.chosen = conf_on || on;
+        d.ufw_switched_on = conf_on;
         d.ufw.active = d.ufw.installed && conf_on && on;
 
         d.nftables.installed = pk.is_installed("nftables");
@@ -331,10 +379,28 @@ pub fn detection(facts: &Facts) -> Arc<Result<Detection, FactError>> {
     })
 }
 
-/// `None` when `fw` is chosen, else a not-applicable outcome saying why.
-fn gate(facts: &Facts, fw: Firewall) -> Result<Option<Outcome>, FactError> {
+/// `None` when `fw` is chosen, else a not-applicable outcome saying why. With
+/// `ufw_default` (ufw only), ufw applies when it is switched on or when no other
+/// firewall is chosen.
+fn gate(facts: &Facts, fw: Firewall, ufw_default: bool) -> Result<Option<Outcome>, FactError> {
     let d = detection(facts);
     let d = d.as_ref().as_ref().map_err(Clone::clone)?;
+    if fw == Firewall::Ufw && ufw_default {
+        let others: Vec<&str> = [Firewall::Nftables, Firewall::Iptables]
+            .into_iter()
+            .filter(|f| d.state(*f).chosen)
+            .map(|f| f.name())
+            .collect();
+        if d.ufw_switched_on || others.is_empty() {
+            return Ok(None);
+        }
+        let mut ev = vec![format!(
+            "the firewall chosen is {}; ufw is not switched on (ENABLED is not yes), so its rules do not apply",
+            others.join(" and ")
+        )];
+        ev.extend(d.state(fw).evidence.iter().cloned());
+        return Ok(Some(Outcome::new(Status::NotApplicable, ev)));
+    }
     if d.state(fw).chosen {
         return Ok(None);
     }
@@ -1202,6 +1268,7 @@ mod tests {
         let c = Check::OpenPorts {
             firewall: Firewall::Nftables,
             family: None,
+            ufw_default: false,
         };
         let o = c.eval(&facts);
         assert_eq!(o.status, Status::Fail, "{:?}", o.evidence);
@@ -1214,6 +1281,53 @@ mod tests {
             .evidence
             .iter()
             .any(|e| e.starts_with("tcp port 8080 ") && e.contains("has a rule")));
+    }
+
+    const UFW_UNIT: &str = "[Service]\nExecStart=/lib/ufw/ufw-init start quiet\n[Install]\nWantedBy=multi-user.target\n";
+
+    #[test]
+    fn ufw_as_the_default_firewall() {
+        let ufw_on = Check::UfwEnabled { ufw_default: true };
+        let ufw_plain = Check::UfwEnabled { ufw_default: false };
+        // Nothing chosen, ufw not even installed: Ubuntu's default firewall applies.
+        let t = root(
+            &[(
+                "/var/lib/dpkg/status",
+                "Package: base-files\nStatus: install ok installed\nVersion: 1\n",
+            )],
+            &[],
+        );
+        let facts = Facts::new(t.path(), false);
+        assert_eq!(ufw_on.eval(&facts).status, Status::Fail);
+        assert_eq!(ufw_plain.eval(&facts).status, Status::NotApplicable);
+        // Preinstalled ufw (service enabled, ENABLED=no) next to a chosen nftables.
+        let t = root(
+            &[
+                (
+                    "/var/lib/dpkg/status",
+                    "Package: ufw\nStatus: install ok installed\nVersion: 1\n\nPackage: nftables\nStatus: install ok installed\nVersion: 1\n",
+                ),
+                ("/lib/systemd/system/nftables.service", NFT_UNIT),
+                ("/lib/systemd/system/ufw.service", UFW_UNIT),
+                ("/etc/ufw/ufw.conf", "ENABLED=no\n"),
+            ],
+            &[
+                WANTS,
+                (
+                    "/etc/systemd/system/multi-user.target.wants/ufw.service",
+                    "/lib/systemd/system/ufw.service",
+                ),
+            ],
+        );
+        let facts = Facts::new(t.path(), false);
+        let o = ufw_on.eval(&facts);
+        assert_eq!(o.status, Status::NotApplicable, "{:?}", o.evidence);
+        assert!(o.evidence[0].contains("the firewall chosen is nftables"));
+        assert_eq!(ufw_plain.eval(&facts).status, Status::Fail);
+        // Switched on with `ufw enable`: ufw applies even next to nftables.
+        std::fs::write(t.path().join("etc/ufw/ufw.conf"), "ENABLED=yes\n").unwrap();
+        let facts = Facts::new(t.path(), false);
+        assert_eq!(ufw_on.eval(&facts).status, Status::Pass);
     }
 
     #[test]
@@ -1242,6 +1356,7 @@ mod tests {
         let o = Check::DefaultDeny {
             firewall: Firewall::Iptables,
             family: None,
+            ufw_default: false,
         }
         .eval(&facts);
         assert_eq!(o.status, Status::Error);

@@ -6,13 +6,23 @@
 //! to it); for one key the last assignment wins; an explicit assignment always beats
 //! a glob (`net.ipv4.conf.*.rp_filter`); a bare `-key` line excludes the key from
 //! globs. `a/b/c` and `a.b.c` name the same key.
+//!
+//! With `ufw_sysctl`, the file ufw applies when it starts (`IPT_SYSCTL` in
+//! /etc/default/ufw, normally /etc/ufw/sysctl.conf) also counts when ufw is switched
+//! on: ufw-init runs `sysctl -p` on it after loading its rules, overriding what
+//! systemd-sysctl set earlier in boot.
+//!
+//! Ubuntu's apport takes over crash handling when apport.service starts: it pipes
+//! `kernel.core_pattern` to itself and sets `fs.suid_dumpable = 2`.
 
 use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::facts::kv::{parse_ini, read_with_dropins};
+use crate::checks::pkg::is_on;
+use crate::facts::kv::{self, parse_ini, read_with_dropins};
 use crate::facts::packages::packages;
+use crate::facts::units::unit;
 use crate::facts::{strip_comment, FactError, Facts};
 use crate::model::{Outcome, Status};
 
@@ -36,6 +46,9 @@ pub enum Check {
     Value {
         keys: Vec<String>,
         allowed: Vec<String>,
+        /// Also read the sysctl file ufw applies when it is switched on.
+        #[serde(default)]
+        ufw_sysctl: bool,
     },
     /// pam_limits gives every user a hard core-file size limit of 0: the effective
     /// `*` entry for `hard`/`-` `core` in limits.conf and limits.d is 0, and no
@@ -46,14 +59,31 @@ pub enum Check {
     /// `Storage=none` and `ProcessSizeMax=0`. Not installed: not applicable.
     #[serde(rename = "sysctl.systemd_coredump")]
     SystemdCoredump {},
+    /// apport is not installed, or it is switched off: the last `enabled=` of
+    /// /etc/default/apport is 0 (apport treats a missing file or line as enabled),
+    /// apport.service (native, or generated from /etc/init.d/apport) is neither
+    /// enabled nor running, and (live) kernel.core_pattern does not pipe to apport.
+    #[serde(rename = "sysctl.apport_disabled")]
+    ApportDisabled {},
+    /// apport will not raise fs.suid_dumpable to 2 at boot: not installed, or its
+    /// service is not enabled, or the service runs /etc/init.d/apport (which honours
+    /// `enabled=0`) and apport is switched off in /etc/default/apport.
+    #[serde(rename = "sysctl.apport_dumpable")]
+    ApportDumpable {},
 }
 
 impl Check {
     pub fn eval(&self, facts: &Facts) -> Outcome {
         let r = match self {
-            Check::Value { keys, allowed } => values(facts, keys, allowed),
+            Check::Value {
+                keys,
+                allowed,
+                ufw_sysctl,
+            } => values(facts, keys, allowed, *ufw_sysctl),
             Check::CoreLimit {} => core_limit(facts),
             Check::SystemdCoredump {} => systemd_coredump(facts),
+            Check::ApportDisabled {} => apport_disabled(facts),
+            Check::ApportDumpable {} => apport_dumpable(facts),
         };
         r.unwrap_or_else(Outcome::from)
     }
@@ -301,9 +331,74 @@ pub fn ipv6_disabled(facts: &Facts) -> Result<Option<String>, FactError> {
     (*r).clone()
 }
 
-fn values(facts: &Facts, keys: &[String], allowed: &[String]) -> Result<Outcome, FactError> {
+/// The entries of the sysctl file ufw applies when it starts, when ufw is switched
+/// on (installed, `ENABLED=yes`, ufw.service enabled or running); with the reason.
+pub fn ufw_sysctl_entries(facts: &Facts) -> Result<Option<(String, Vec<Entry>)>, FactError> {
+    let r = facts.memo(
+        "ufw-sysctl-entries",
+        || -> Result<Option<(String, Vec<Entry>)>, FactError> {
+            let pk = packages(facts);
+            let pk = pk.as_ref().as_ref().map_err(Clone::clone)?;
+            if !pk.is_installed("ufw") {
+                return Ok(None);
+            }
+            let conf = "/etc/ufw/ufw.conf";
+            let Some(text) = facts.read(conf)? else {
+                return Ok(None);
+            };
+            let settings = kv::parse(&text, conf, kv::Separator::Equals);
+            let Some(enabled) = kv::last(&settings, "ENABLED", false) else {
+                return Ok(None);
+            };
+            if !enabled.value.eq_ignore_ascii_case("yes") {
+                return Ok(None);
+            }
+            let u = unit(facts, "ufw.service");
+            let u = u.as_ref().as_ref().map_err(Clone::clone)?;
+            if !is_on(u) {
+                return Ok(None);
+            }
+            let defaults = "/etc/default/ufw";
+            let file = match facts.read(defaults)? {
+                Some(t) => {
+                    let d = kv::parse(&t, defaults, kv::Separator::Equals);
+                    match kv::last(&d, "IPT_SYSCTL", false) {
+                        Some(s) => s.value.clone(),
+                        None => return Ok(None),
+                    }
+                }
+                None => return Ok(None),
+            };
+            if file.is_empty() {
+                return Ok(None);
+            }
+            let entries = match facts.read(&file)? {
+                Some(t) => parse_sysctl(&t, &file),
+                None => return Ok(None),
+            };
+            let why = format!(
+                "ufw is switched on ({}) and applies {file} (IPT_SYSCTL in {defaults}) when it starts, after sysctl.d",
+                enabled.describe()
+            );
+            Ok(Some((why, merge(entries))))
+        },
+    );
+    (*r).clone()
+}
+
+fn values(
+    facts: &Facts,
+    keys: &[String],
+    allowed: &[String],
+    ufw_sysctl: bool,
+) -> Result<Outcome, FactError> {
     let entries = persisted(facts);
     let entries = entries.as_ref().as_ref().map_err(Clone::clone)?;
+    let ufw = if ufw_sysctl {
+        ufw_sysctl_entries(facts)?
+    } else {
+        None
+    };
     let want = allowed.join(" or ");
     let mut parts = Vec::new();
     for key in keys {
@@ -329,7 +424,23 @@ fn values(facts: &Facts, keys: &[String], allowed: &[String]) -> Result<Outcome,
                 )),
             }
         }
-        match persisted_value(entries, key) {
+        let base = persisted_value(entries, key);
+        let (effective, note) = match &ufw {
+            Some((why, ufw_entries)) => match persisted_value(ufw_entries, key) {
+                p @ Persisted::Set { .. } => {
+                    let overridden = match &base {
+                        Persisted::Set { value, source, .. } => {
+                            format!("; it overrides {source}: {key} = {value}")
+                        }
+                        Persisted::Unset(_) => String::new(),
+                    };
+                    (p, Some(format!("{why}{overridden}")))
+                }
+                Persisted::Unset(_) => (base, None),
+            },
+            None => (base, None),
+        };
+        match effective {
             Persisted::Set {
                 value,
                 source,
@@ -341,6 +452,7 @@ fn values(facts: &Facts, keys: &[String], allowed: &[String]) -> Result<Outcome,
                 } else {
                     failures.push(format!("{source}: {key} = {value}{via}, expected {want}"));
                 }
+                found.extend(note);
             }
             Persisted::Unset(why) => {
                 failures.push(format!(
@@ -484,6 +596,188 @@ fn systemd_coredump(facts: &Facts) -> Result<Outcome, FactError> {
     Ok(Outcome::from_findings(failures, found))
 }
 
+// ---------------------------------------------------------------------------------
+// apport
+
+const APPORT_DEFAULTS: &str = "/etc/default/apport";
+const APPORT_INIT: &str = "/etc/init.d/apport";
+
+/// What is known about apport on the root.
+#[derive(Debug, Clone)]
+pub struct Apport {
+    pub installed: bool,
+    pub package: String,
+    /// The effective `enabled=` of /etc/default/apport is 0.
+    pub switched_off: bool,
+    pub setting: String,
+    /// apport.service starts at boot (native unit enabled, or rc links of the init
+    /// script), and is not masked.
+    pub service_enabled: bool,
+    /// Live: the service has run in this boot.
+    pub service_active: Option<bool>,
+    /// The service runs /etc/init.d/apport, which honours `enabled=0`.
+    pub honours_setting: bool,
+    pub service: Vec<String>,
+    /// Live: kernel.core_pattern, when it pipes crashes to apport.
+    pub core_pattern: Option<String>,
+}
+
+/// The last `enabled=` of /etc/default/apport as the init script sources it.
+fn apport_setting(facts: &Facts) -> Result<(bool, String), FactError> {
+    let Some(text) = facts.read(APPORT_DEFAULTS)? else {
+        return Ok((
+            false,
+            format!("{APPORT_DEFAULTS} does not exist: apport treats that as enabled"),
+        ));
+    };
+    let settings = kv::parse(&text, APPORT_DEFAULTS, kv::Separator::Equals);
+    Ok(match kv::last(&settings, "enabled", false) {
+        Some(s) => (s.value.trim() == "0", s.describe()),
+        None => (
+            false,
+            format!("{APPORT_DEFAULTS} has no enabled= line: apport's default is enabled"),
+        ),
+    })
+}
+
+/// Reads apport's package, setting, service and (live) crash handler.
+pub fn apport(facts: &Facts) -> Result<Apport, FactError> {
+    let pk = packages(facts);
+    let pk = pk.as_ref().as_ref().map_err(Clone::clone)?;
+    let (switched_off, setting) = apport_setting(facts)?;
+    let u = unit(facts, "apport.service");
+    let u = u.as_ref().as_ref().map_err(Clone::clone)?;
+    let mut service = Vec::new();
+    let native = u.path.is_some() && !u.masked;
+    let (service_enabled, honours_setting) = if u.masked {
+        service.push(u.describe());
+        (false, true)
+    } else if native {
+        let path = u.path.clone().unwrap_or_default();
+        let text = facts.read(&path)?.unwrap_or_default();
+        let runs_init = text
+            .lines()
+            .any(|l| l.trim_start().starts_with("ExecStart") && l.contains(APPORT_INIT));
+        service.push(u.describe());
+        (u.enabled(), runs_init)
+    } else if facts.stat(APPORT_INIT)?.is_some() {
+        // No unit file: systemd generates apport.service from the init script and
+        // starts it when an rc link S??apport exists.
+        let mut links = Vec::new();
+        for level in ["2", "3", "4", "5"] {
+            let dir = format!("/etc/rc{level}.d");
+            for name in facts.list_dir(&dir)? {
+                let b = name.as_bytes();
+                let is_start = b.len() == 9
+                    && b[0] == b'S'
+                    && b[1].is_ascii_digit()
+                    && b[2].is_ascii_digit()
+                    && &b[3..] == b"apport";
+                if is_start {
+                    links.push(format!("{dir}/{name}"));
+                }
+            }
+        }
+        service.push(if links.is_empty() {
+            format!("{APPORT_INIT} exists with no start links in /etc/rc[2-5].d: apport.service is not enabled")
+        } else {
+            format!(
+                "{APPORT_INIT} is started at boot through {} (apport.service generated from the init script)",
+                links.join(", ")
+            )
+        });
+        (!links.is_empty(), true)
+    } else {
+        service.push(u.describe());
+        (false, true)
+    };
+    let mut core_pattern = None;
+    if facts.is_live() {
+        if let Some(p) = facts.read_runtime("/proc/sys/kernel/core_pattern")? {
+            let p = p.trim().to_string();
+            if p.starts_with('|') && p.contains("apport") {
+                core_pattern = Some(p);
+            }
+        }
+    }
+    Ok(Apport {
+        installed: pk.is_installed("apport"),
+        package: pk.describe("apport"),
+        switched_off,
+        setting,
+        service_enabled,
+        service_active: if u.masked { Some(false) } else { u.active },
+        honours_setting,
+        service,
+        core_pattern,
+    })
+}
+
+fn apport_disabled(facts: &Facts) -> Result<Outcome, FactError> {
+    let a = apport(facts)?;
+    if !a.installed && a.core_pattern.is_none() {
+        return Ok(Outcome::pass(a.package));
+    }
+    let mut failures = Vec::new();
+    let mut found = vec![a.package.clone()];
+    if a.switched_off {
+        found.push(a.setting.clone());
+    } else {
+        failures.push(format!("{}: apport is switched on", a.setting));
+    }
+    let svc = a.service.join("; ");
+    if a.service_enabled {
+        failures.push(format!("{svc}: apport.service starts at boot"));
+    } else if a.service_active == Some(true) {
+        failures.push(format!("{svc}: apport.service is running"));
+    } else {
+        found.push(svc);
+    }
+    match &a.core_pattern {
+        Some(p) => failures.push(format!(
+            "/proc/sys/kernel/core_pattern = {p}: crashes are handed to apport now"
+        )),
+        None if facts.is_live() => {
+            found.push("/proc/sys/kernel/core_pattern does not pipe to apport".into())
+        }
+        None => found.push(
+            "runtime state (apport.service running, kernel.core_pattern) not examined: offline root"
+                .into(),
+        ),
+    }
+    Ok(Outcome::from_findings(failures, found))
+}
+
+fn apport_dumpable(facts: &Facts) -> Result<Outcome, FactError> {
+    let a = apport(facts)?;
+    if !a.installed {
+        return Ok(Outcome::pass(format!(
+            "{}: nothing raises fs.suid_dumpable at start",
+            a.package
+        )));
+    }
+    let svc = a.service.join("; ");
+    if !a.service_enabled {
+        return Ok(Outcome::pass(format!(
+            "{svc}: apport does not start at boot, so it does not set fs.suid_dumpable"
+        )));
+    }
+    if a.honours_setting && a.switched_off {
+        return Ok(Outcome::pass(format!(
+            "{svc}; {}: the init script exits without touching fs.suid_dumpable",
+            a.setting
+        )));
+    }
+    let why = if a.honours_setting {
+        format!("{}, so the init script", a.setting)
+    } else {
+        "the service runs apport --start, which does not read /etc/default/apport, and".into()
+    };
+    Ok(Outcome::fail(format!(
+        "{svc}: {why} sets fs.suid_dumpable = 2 at boot (and pipes core dumps to apport)"
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -549,6 +843,140 @@ mod tests {
         ]);
         assert!(matches!(persisted_value(&e, "kernel.randomize_va_space"),
             Persisted::Set { ref value, ref source, .. } if value == "0" && source == "/b.conf:1"));
+    }
+
+    fn tree(files: &[(&str, &str)], links: &[(&str, &str)]) -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        for (p, c) in files {
+            let h = t.path().join(p.trim_start_matches('/'));
+            std::fs::create_dir_all(h.parent().unwrap()).unwrap();
+            std::fs::write(h, c).unwrap();
+        }
+        for (p, target) in links {
+            let h = t.path().join(p.trim_start_matches('/'));
+            std::fs::create_dir_all(h.parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(target, h).unwrap();
+        }
+        t
+    }
+
+    const APPORT_PKG: (&str, &str) = (
+        "/var/lib/dpkg/status",
+        "Package: apport\nStatus: install ok installed\nVersion: 2.20.11\n\nPackage: ufw\nStatus: install ok installed\nVersion: 0.36\n",
+    );
+
+    #[test]
+    fn apport_through_the_init_script_honours_enabled() {
+        let init = ("/etc/init.d/apport", "#!/bin/sh\n");
+        let rc = ("/etc/rc2.d/S01apport", "../init.d/apport");
+        let on = tree(
+            &[APPORT_PKG, init, ("/etc/default/apport", "enabled=1\n")],
+            &[rc],
+        );
+        let facts = Facts::new(on.path(), false);
+        assert_eq!(Check::ApportDisabled {}.eval(&facts).status, Status::Fail);
+        assert_eq!(Check::ApportDumpable {}.eval(&facts).status, Status::Fail);
+        let off = tree(
+            &[
+                APPORT_PKG,
+                init,
+                ("/etc/default/apport", "enabled=1\nenabled=\"0\"\n"),
+            ],
+            &[rc],
+        );
+        let facts = Facts::new(off.path(), false);
+        let o = Check::ApportDisabled {}.eval(&facts);
+        assert_eq!(o.status, Status::Fail, "{:?}", o.evidence);
+        assert!(o.evidence[0].contains("S01apport"), "{:?}", o.evidence);
+        assert_eq!(Check::ApportDumpable {}.eval(&facts).status, Status::Pass);
+        let gone = tree(
+            &[APPORT_PKG, init, ("/etc/default/apport", "enabled=0\n")],
+            &[],
+        );
+        let facts = Facts::new(gone.path(), false);
+        assert_eq!(Check::ApportDisabled {}.eval(&facts).status, Status::Pass);
+        // Odd names in the rc directories are not start links (and do not panic).
+        let odd = tree(
+            &[APPORT_PKG, init, ("/etc/default/apport", "enabled=0\n")],
+            &[
+                ("/etc/rc2.d/S1\u{e9}apport", "../init.d/apport"),
+                ("/etc/rc3.d/K01apport", "../init.d/apport"),
+            ],
+        );
+        let facts = Facts::new(odd.path(), false);
+        assert_eq!(Check::ApportDisabled {}.eval(&facts).status, Status::Pass);
+    }
+
+    #[test]
+    fn apport_native_unit_ignores_the_setting() {
+        let unit = (
+            "/lib/systemd/system/apport.service",
+            "[Service]\nExecStart=/usr/share/apport/apport --start\n[Install]\nWantedBy=multi-user.target\n",
+        );
+        let wants = (
+            "/etc/systemd/system/multi-user.target.wants/apport.service",
+            "/lib/systemd/system/apport.service",
+        );
+        let t = tree(
+            &[APPORT_PKG, unit, ("/etc/default/apport", "enabled=0\n")],
+            &[wants],
+        );
+        let facts = Facts::new(t.path(), false);
+        let o = Check::ApportDumpable {}.eval(&facts);
+        assert_eq!(o.status, Status::Fail, "{:?}", o.evidence);
+        assert!(o.evidence[0].contains("apport --start"));
+        let masked = tree(
+            &[APPORT_PKG, unit, ("/etc/default/apport", "enabled=0\n")],
+            &[("/etc/systemd/system/apport.service", "/dev/null")],
+        );
+        let facts = Facts::new(masked.path(), false);
+        assert_eq!(Check::ApportDisabled {}.eval(&facts).status, Status::Pass);
+        assert_eq!(Check::ApportDumpable {}.eval(&facts).status, Status::Pass);
+    }
+
+    #[test]
+    fn ufw_sysctl_file_overrides_when_ufw_is_on() {
+        let files = [
+            APPORT_PKG,
+            (
+                "/lib/systemd/system/ufw.service",
+                "[Install]\nWantedBy=multi-user.target\n",
+            ),
+            ("/etc/ufw/ufw.conf", "ENABLED=yes\n"),
+            ("/etc/default/ufw", "IPT_SYSCTL=/etc/ufw/sysctl.conf\n"),
+            ("/etc/ufw/sysctl.conf", "net/ipv4/conf/all/log_martians=0\n"),
+            (
+                "/etc/sysctl.d/60-net.conf",
+                "net.ipv4.conf.all.log_martians = 1\n",
+            ),
+        ];
+        let wants = (
+            "/etc/systemd/system/multi-user.target.wants/ufw.service",
+            "/lib/systemd/system/ufw.service",
+        );
+        let t = tree(&files, &[wants]);
+        let facts = Facts::new(t.path(), false);
+        let check = |ufw_sysctl| Check::Value {
+            keys: vec!["net.ipv4.conf.all.log_martians".into()],
+            allowed: vec!["1".into()],
+            ufw_sysctl,
+        };
+        let o = check(true).eval(&facts);
+        assert_eq!(o.status, Status::Fail, "{:?}", o.evidence);
+        assert!(
+            o.evidence[0].starts_with("/etc/ufw/sysctl.conf:1"),
+            "{:?}",
+            o.evidence
+        );
+        assert!(o
+            .evidence
+            .iter()
+            .any(|e| e.contains("overrides /etc/sysctl.d/60-net.conf:1")));
+        assert_eq!(check(false).eval(&facts).status, Status::Pass);
+        // Switched off: ufw does not apply its file.
+        std::fs::write(t.path().join("etc/ufw/ufw.conf"), "ENABLED=no\n").unwrap();
+        let facts = Facts::new(t.path(), false);
+        assert_eq!(check(true).eval(&facts).status, Status::Pass);
     }
 
     #[test]
