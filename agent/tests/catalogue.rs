@@ -101,16 +101,16 @@ fn content_matches_the_catalogue() {
                 problems.push(format!("{}: not in the catalogue", r.id));
             }
         }
-        assert_eq!(
-            b.rules.iter().filter(|r| !r.automated).count(),
-            manual,
-            "manual rules of {bench}"
-        );
         assert!(
             problems.is_empty(),
             "{bench}: {} problems:\n{}",
             problems.len(),
             problems.join("\n")
+        );
+        assert_eq!(
+            b.rules.iter().filter(|r| !r.automated).count(),
+            manual,
+            "manual rules of {bench}"
         );
     }
 }
