@@ -509,8 +509,8 @@ fn ipv6_enabled(facts: &Facts) -> Result<(bool, String), FactError> {
             }
         }
     }
-    let all = sysctl::persisted_value(facts, "net.ipv6.conf.all.disable_ipv6")?;
-    let def = sysctl::persisted_value(facts, "net.ipv6.conf.default.disable_ipv6")?;
+    let all = sysctl::persisted_setting(facts, "net.ipv6.conf.all.disable_ipv6")?;
+    let def = sysctl::persisted_setting(facts, "net.ipv6.conf.default.disable_ipv6")?;
     if let (Some(a), Some(d)) = (&all, &def) {
         if a.value == "1" && d.value == "1" {
             return Ok((
@@ -689,7 +689,7 @@ fn ip_forwarding(facts: &Facts) -> Result<(bool, String), FactError> {
         }
     }
     for key in ["net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"] {
-        if let Some(s) = sysctl::persisted_value(facts, key)? {
+        if let Some(s) = sysctl::persisted_setting(facts, key)? {
             on |= s.value == "1";
             lines.push(s.describe());
         }
