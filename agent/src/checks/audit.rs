@@ -90,7 +90,9 @@ pub enum Check {
         log_group: Vec<String>,
     },
     /// A periodic AIDE check is scheduled: an enabled dailyaidecheck/aidecheck
-    /// timer, or a cron entry running `aide --check` with cron enabled.
+    /// timer, or a cron entry running `aide --check` with cron enabled. The packaged
+    /// daily check (dailyaidecheck, or aide-common's cron.daily script) does not
+    /// count when /etc/default/aide sets CRON_DAILY_RUN to anything but `yes`.
     #[serde(rename = "audit.aide_scheduled")]
     AideScheduled {},
     /// AIDE's configuration selects each file (or its /usr-merged twin) with a rule

@@ -20,7 +20,7 @@ use crate::facts::walk::walk;
 use crate::facts::{FactError, Facts, FileKind, FileMeta};
 use crate::model::{Outcome, Status};
 
-/// The two loggers a CIS Debian host can use.
+/// The two loggers a CIS Debian or Ubuntu host can use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Logger {
@@ -282,10 +282,12 @@ fn parse_size(v: &str) -> Option<u64> {
     Some((n * mult) as u64)
 }
 
-/// How journald understands one key: its kind and Debian 12's default.
+/// How journald understands one key: its kind and Debian 12's default (Ubuntu
+/// 22.04 and 24.04 build systemd from the same packaging and share them).
 fn journald_key(key: &str) -> (KeyKind, Option<&'static str>) {
     match key {
-        // Debian patches systemd to keep forwarding to syslog on by default.
+        // Debian's packaging (and so Ubuntu's) patches systemd to keep forwarding
+        // to syslog on by default.
         "ForwardToSyslog" => (KeyKind::Bool, Some("yes")),
         "ForwardToKMsg" | "ForwardToConsole" => (KeyKind::Bool, Some("no")),
         "ForwardToWall" => (KeyKind::Bool, Some("yes")),

@@ -28,14 +28,31 @@ use crate::model::{Outcome, Status};
 /// The PATH login(1) gives root when nothing else sets one (shadow's built-in).
 const BUILTIN_SUPATH: &str = "/sbin:/bin:/usr/sbin:/usr/bin";
 
+/// How `shell.root_path` judges a PATH entry that does not exist.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingDir {
+    /// A missing directory fails, as the CIS audit reads it.
+    #[default]
+    Fail,
+    /// A missing directory passes (and is reported) when every existing directory
+    /// above it is owned by root and not writable by group or others, so that only
+    /// root could create it; otherwise it fails.
+    SafeParent,
+}
+
 /// The `shell.*` check kinds.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", deny_unknown_fields)]
 pub enum Check {
     /// Every PATH root may get has no empty, `.` or relative entry, and every entry
     /// is an existing directory owned by root and not writable by group or others.
+    /// `missing` says how entries that do not exist are judged (default: they fail).
     #[serde(rename = "shell.root_path")]
-    RootPath,
+    RootPath {
+        #[serde(default)]
+        missing: MissingDir,
+    },
     /// TMOUT is set to 1..=`max` seconds, readonly and exported, in /etc/profile,
     /// /etc/profile.d/*.sh or /etc/bash.bashrc, and never set to anything else there.
     #[serde(rename = "shell.tmout")]
@@ -63,7 +80,7 @@ impl Check {
 
     fn eval_inner(&self, facts: &Facts) -> Result<Outcome, FactError> {
         match self {
-            Check::RootPath => root_path(facts),
+            Check::RootPath { missing } => root_path(facts, *missing),
             Check::Tmout { max } => tmout(facts, *max),
             Check::DefaultUmask { mask } => match parse_mode(mask) {
                 Ok(m) => default_umask(facts, m),
@@ -144,7 +161,7 @@ struct PathValue {
     maybe: bool,
 }
 
-fn root_path(facts: &Facts) -> Result<Outcome, FactError> {
+fn root_path(facts: &Facts, missing: MissingDir) -> Result<Outcome, FactError> {
     let mut vars: BTreeMap<String, String> = BTreeMap::new();
     vars.insert("HOME".into(), "/root".into());
     let mut values: Vec<PathValue> = Vec::new();
@@ -217,7 +234,7 @@ fn root_path(facts: &Facts) -> Result<Outcome, FactError> {
     }
     let mut failures = Vec::new();
     let mut found = Vec::new();
-    let mut judged: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let mut judged: BTreeMap<String, Verdict> = BTreeMap::new();
     for pv in &values {
         let note = if pv.maybe {
             " (in a conditional block; judged as if it applies)"
@@ -227,6 +244,7 @@ fn root_path(facts: &Facts) -> Result<Outcome, FactError> {
         let v = &pv.value;
         let mut bad = Vec::new();
         let mut unknown = Vec::new();
+        let mut remarks = Vec::new();
         let entries: Vec<&str> = v.split(':').collect();
         if v.is_empty() || entries.iter().any(|e| e.is_empty()) {
             bad.push("has an empty entry (the current directory)".to_string());
@@ -243,13 +261,23 @@ fn root_path(facts: &Facts) -> Result<Outcome, FactError> {
             let verdict = match judged.get(*e) {
                 Some(v) => v.clone(),
                 None => {
-                    let v = judge_dir(facts, e)?;
+                    let v = match judge_dir(facts, e)? {
+                        None => Verdict::Ok,
+                        Some(why)
+                            if missing == MissingDir::SafeParent && why.ends_with(MISSING) =>
+                        {
+                            safe_parent(facts, e)?
+                        }
+                        Some(why) => Verdict::Bad(why),
+                    };
                     judged.insert(e.to_string(), v.clone());
                     v
                 }
             };
-            if let Some(why) = verdict {
-                bad.push(why);
+            match verdict {
+                Verdict::Ok => {}
+                Verdict::Remark(r) => remarks.push(r),
+                Verdict::Bad(why) => bad.push(why),
             }
         }
         let shown = v.replace(UNKNOWN, "");
@@ -259,6 +287,9 @@ fn root_path(facts: &Facts) -> Result<Outcome, FactError> {
                 " (entries {} cannot be evaluated statically and are not judged)",
                 unknown.join(", ")
             ));
+        }
+        if !remarks.is_empty() {
+            line.push_str(&format!(" ({})", remarks.join("; ")));
         }
         if bad.is_empty() {
             found.push(line);
@@ -294,10 +325,50 @@ fn is_name(s: &str) -> bool {
         && !s.starts_with(|c: char| c.is_ascii_digit())
 }
 
+/// How one PATH entry was judged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Verdict {
+    Ok,
+    /// Acceptable, with something worth reporting.
+    Remark(String),
+    Bad(String),
+}
+
+/// The ending of [`judge_dir`]'s reason for a directory that does not exist.
+const MISSING: &str = " does not exist";
+
+/// A missing PATH directory under `MissingDir::SafeParent`: acceptable when every
+/// existing directory above it is owned by root and not writable by group or others.
+fn safe_parent(facts: &Facts, dir: &str) -> Result<Verdict, FactError> {
+    let mut nearest: Option<String> = None;
+    let mut cur = dir.trim_end_matches('/');
+    while let Some((parent, _)) = cur.rsplit_once('/') {
+        let p = if parent.is_empty() { "/" } else { parent };
+        if facts.stat(p)?.is_some() {
+            if nearest.is_none() {
+                nearest = Some(p.to_string());
+            }
+            if let Some(why) = judge_dir(facts, p)? {
+                return Ok(Verdict::Bad(format!(
+                    "{dir}{MISSING} and could be created by others: {why}"
+                )));
+            }
+        }
+        if p == "/" {
+            break;
+        }
+        cur = parent;
+    }
+    Ok(Verdict::Remark(format!(
+        "{dir}{MISSING}; only root can create it under {}",
+        nearest.unwrap_or_else(|| "/".into())
+    )))
+}
+
 /// `None` when the directory is fine for root's PATH, else why not.
 fn judge_dir(facts: &Facts, dir: &str) -> Result<Option<String>, FactError> {
     Ok(match facts.stat(dir)? {
-        None => Some(format!("{dir} does not exist")),
+        None => Some(format!("{dir}{MISSING}")),
         Some(m) if m.kind != FileKind::Dir => Some(format!("{dir} is not a directory")),
         Some(m) if m.uid != 0 => Some(format!("{dir} is owned by UID {}", m.uid)),
         Some(m) if m.mode & 0o022 != 0 => Some(format!(
@@ -613,6 +684,48 @@ mod tests {
         assert!(parse_umask("g-w").is_err());
         assert!(parse_umask("u=rwx").is_err());
         assert!(parse_umask("99").is_err());
+    }
+
+    #[test]
+    fn missing_path_dirs_under_a_safe_parent() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        for d in ["usr/bin", "opt/open"] {
+            std::fs::create_dir_all(t.path().join(d)).unwrap();
+        }
+        std::fs::set_permissions(
+            t.path().join("opt/open"),
+            std::fs::Permissions::from_mode(0o777),
+        )
+        .unwrap();
+        std::fs::create_dir_all(t.path().join("etc")).unwrap();
+        std::fs::write(
+            t.path().join("etc/environment"),
+            "PATH=\"/usr/bin:/snap/bin\"\n",
+        )
+        .unwrap();
+        let facts = Facts::new(t.path(), false);
+        let strict = root_path(&facts, MissingDir::Fail).unwrap();
+        assert_eq!(strict.status, Status::Fail, "{:?}", strict.evidence);
+        let lenient = root_path(&facts, MissingDir::SafeParent).unwrap();
+        assert_eq!(lenient.status, Status::Pass, "{:?}", lenient.evidence);
+        assert!(lenient
+            .evidence
+            .iter()
+            .any(|e| e.contains("only root can create it under /")));
+        std::fs::write(
+            t.path().join("etc/environment"),
+            "PATH=\"/usr/bin:/opt/open/bin\"\n",
+        )
+        .unwrap();
+        let facts = Facts::new(t.path(), false);
+        let o = root_path(&facts, MissingDir::SafeParent).unwrap();
+        assert_eq!(o.status, Status::Fail, "{:?}", o.evidence);
+        assert!(o
+            .evidence
+            .iter()
+            .any(|e| e.contains("could be created by others")));
     }
 
     #[test]

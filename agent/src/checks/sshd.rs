@@ -1,6 +1,13 @@
 //! `sshd.*` checks: the OpenSSH server's effective configuration, read statically
-//! (see [`config`]) with OpenSSH 9.2's compiled-in defaults for unset keywords, and
+//! (see [`config`]) with OpenSSH's compiled-in defaults for unset keywords (9.2, as
+//! Debian 12 ships it, unless a check names another release with `openssh`), and
 //! the permissions of its configuration and host key files.
+//!
+//! The releases the benchmarks meet differ only in the default key exchange list:
+//! OpenSSH 8.9 (Ubuntu 22.04) still puts the curve25519 and ECDH methods before
+//! sntrup761x25519, which 9.0 moved first; 9.2 and 9.6 (Ubuntu 24.04) share every
+//! default list and support the same algorithms (myproposal.h, cipher.c, mac.c,
+//! kex.c of the V_8_9_P1, V_9_2_P1 and V_9_6_P1 tags).
 //!
 //! Every check is not applicable when the `openssh-server` package is not installed.
 //! A keyword's global value is its first occurrence outside `Match` blocks; a value
@@ -29,21 +36,27 @@ const DEFAULT_MACS: &str =
     "umac-64-etm@openssh.com,umac-128-etm@openssh.com,hmac-sha2-256-etm@openssh.com,\
 hmac-sha2-512-etm@openssh.com,hmac-sha1-etm@openssh.com,umac-64@openssh.com,umac-128@openssh.com,\
 hmac-sha2-256,hmac-sha2-512,hmac-sha1";
-/// OpenSSH 9.2 default key exchange list (KEX_SERVER_KEX).
+/// OpenSSH 9.2 (and 9.6) default key exchange list (KEX_SERVER_KEX).
 const DEFAULT_KEX: &str =
     "sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org,\
 ecdh-sha2-nistp256,ecdh-sha2-nistp384,ecdh-sha2-nistp521,diffie-hellman-group-exchange-sha256,\
 diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,diffie-hellman-group14-sha256";
-/// Every cipher OpenSSH 9.2 (built with OpenSSL) supports; patterns expand against it.
+/// OpenSSH 8.9 default key exchange list (KEX_SERVER_KEX): the same methods as
+/// 9.2, with sntrup761x25519 after the ECDH ones.
+const DEFAULT_KEX_8_9: &str = "curve25519-sha256,curve25519-sha256@libssh.org,\
+ecdh-sha2-nistp256,ecdh-sha2-nistp384,ecdh-sha2-nistp521,sntrup761x25519-sha512@openssh.com,\
+diffie-hellman-group-exchange-sha256,diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,\
+diffie-hellman-group14-sha256";
+/// Every cipher OpenSSH 8.9 to 9.6 (built with OpenSSL) supports; patterns expand against it.
 const ALL_CIPHERS: &str =
     "3des-cbc,aes128-cbc,aes192-cbc,aes256-cbc,aes128-ctr,aes192-ctr,aes256-ctr,\
 aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com";
-/// Every MAC OpenSSH 9.2 supports.
+/// Every MAC OpenSSH 8.9 to 9.6 supports.
 const ALL_MACS: &str = "hmac-sha1,hmac-sha1-96,hmac-sha2-256,hmac-sha2-512,hmac-md5,hmac-md5-96,\
 umac-64@openssh.com,umac-128@openssh.com,hmac-sha1-etm@openssh.com,hmac-sha1-96-etm@openssh.com,\
 hmac-sha2-256-etm@openssh.com,hmac-sha2-512-etm@openssh.com,hmac-md5-etm@openssh.com,\
 hmac-md5-96-etm@openssh.com,umac-64-etm@openssh.com,umac-128-etm@openssh.com";
-/// Every key exchange method OpenSSH 9.2 supports.
+/// Every key exchange method OpenSSH 8.9 to 9.6 supports.
 const ALL_KEX: &str =
     "diffie-hellman-group1-sha1,diffie-hellman-group14-sha1,diffie-hellman-group14-sha256,\
 diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,diffie-hellman-group-exchange-sha1,\
@@ -57,8 +70,38 @@ const DEFAULT_HOST_KEYS: &[&str] = &[
     "/etc/ssh/ssh_host_ed25519_key",
 ];
 
+/// An OpenSSH release whose compiled-in defaults a check assumes.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub enum Openssh {
+    /// 8.9p1 (Ubuntu 22.04).
+    #[serde(rename = "8.9")]
+    V8_9,
+    /// 9.2p1 (Debian 12); the default.
+    #[default]
+    #[serde(rename = "9.2")]
+    V9_2,
+    /// 9.6p1 (Ubuntu 24.04).
+    #[serde(rename = "9.6")]
+    V9_6,
+}
+
+impl Openssh {
+    fn label(self) -> &'static str {
+        match self {
+            Openssh::V8_9 => "8.9",
+            Openssh::V9_2 => "9.2",
+            Openssh::V9_6 => "9.6",
+        }
+    }
+}
+
 /// OpenSSH 9.2's compiled-in value of a keyword (lower case), as `sshd -T` shows it.
 pub fn default_of(keyword: &str) -> Option<&'static str> {
+    default_in(keyword, Openssh::V9_2)
+}
+
+/// The compiled-in value of a keyword in the given OpenSSH release.
+pub fn default_in(keyword: &str, release: Openssh) -> Option<&'static str> {
     Some(match keyword.to_ascii_lowercase().as_str() {
         "permitrootlogin" => "prohibit-password",
         "maxauthtries" => "6",
@@ -84,6 +127,7 @@ pub fn default_of(keyword: &str) -> Option<&'static str> {
         "kbdinteractiveauthentication" => "yes",
         "ciphers" => DEFAULT_CIPHERS,
         "macs" => DEFAULT_MACS,
+        "kexalgorithms" if release == Openssh::V8_9 => DEFAULT_KEX_8_9,
         "kexalgorithms" => DEFAULT_KEX,
         _ => return None,
     })
@@ -133,10 +177,13 @@ pub enum Check {
     },
     /// The effective algorithm list of `keyword` (Ciphers, MACs, KexAlgorithms),
     /// after sshd's `+`/`-`/`^` and wildcard rules, contains none of `forbidden`.
+    /// `openssh` names the release whose default list applies (`"8.9"`, `"9.2"`,
+    /// `"9.6"`; 9.2 when omitted).
     #[serde(rename = "sshd.algorithms")]
     Algorithms {
         keyword: String,
         forbidden: Vec<String>,
+        openssh: Option<Openssh>,
     },
     /// MaxStartups `begin:rate:full` is no looser than the limits: begin and full at
     /// most the given values, and the early-drop rate at least `rate` (when begin < full).
@@ -185,9 +232,13 @@ impl Check {
                 case_sensitive,
             } => {
                 let judge = |v: &str| judge_value(v, allowed, *min, *max, *time, *case_sensitive);
-                judge_keyword(cfg, keyword, judge)
+                judge_keyword(cfg, keyword, None, judge)
             }
-            Check::Algorithms { keyword, forbidden } => {
+            Check::Algorithms {
+                keyword,
+                forbidden,
+                openssh,
+            } => {
                 let all = match keyword.to_ascii_lowercase().as_str() {
                     "ciphers" => ALL_CIPHERS,
                     "macs" => ALL_MACS,
@@ -198,7 +249,7 @@ impl Check {
                         )))
                     }
                 };
-                let default = default_of(keyword).unwrap_or_default();
+                let default = default_in(keyword, openssh.unwrap_or_default()).unwrap_or_default();
                 let judge = |v: &str| {
                     let list = assemble(v, default, all)?;
                     let bad: Vec<&String> = list
@@ -214,11 +265,11 @@ impl Check {
                         ))
                     }
                 };
-                judge_keyword(cfg, keyword, judge)
+                judge_keyword(cfg, keyword, *openssh, judge)
             }
             Check::MaxStartups { begin, rate, full } => {
                 let judge = |v: &str| judge_max_startups(v, *begin, *rate, *full);
-                judge_keyword(cfg, "MaxStartups", judge)
+                judge_keyword(cfg, "MaxStartups", None, judge)
             }
             Check::AnySet { keywords } => any_set(cfg, keywords),
             Check::Banner => banner(facts, cfg)?,
@@ -231,23 +282,29 @@ impl Check {
 
 /// Judges the global value (or default) and every Match-block value of `keyword`.
 /// `judge` returns Ok(detail) when the value is acceptable, Err(reason) otherwise.
+/// `release` names the OpenSSH release whose default applies (9.2 when `None`; the
+/// evidence then names no release).
 fn judge_keyword(
     cfg: &SshdConfig,
     keyword: &str,
+    release: Option<Openssh>,
     judge: impl Fn(&str) -> Result<String, String>,
 ) -> Outcome {
     let mut failures = Vec::new();
     let mut found = Vec::new();
-    let Some(default) = default_of(keyword) else {
+    let Some(default) = default_in(keyword, release.unwrap_or_default()) else {
         return Outcome::error(format!("no OpenSSH default is known for {keyword}"));
     };
+    let which = release
+        .map(|r| format!("OpenSSH {} default", r.label()))
+        .unwrap_or_else(|| "OpenSSH default".to_string());
     let effective = cfg.effective(keyword);
     let (value, describe) = match effective {
         Some(d) => (d.args.join(" "), d.describe()),
         None => (
             default.to_string(),
             format!(
-                "{keyword} not set in {}; OpenSSH default {default}",
+                "{keyword} not set in {}; {which} {default}",
                 config_where(cfg)
             ),
         ),
@@ -706,6 +763,43 @@ mod tests {
         assert_eq!(l.len(), 6);
         assert!(assemble("!aes", DEFAULT_CIPHERS, ALL_CIPHERS).is_err());
         assert!(assemble("bogus", DEFAULT_CIPHERS, ALL_CIPHERS).is_err());
+    }
+
+    #[test]
+    fn release_defaults() {
+        // Only the key exchange list differs between the releases: same methods,
+        // another order.
+        for kw in [
+            "Ciphers",
+            "MACs",
+            "PermitRootLogin",
+            "MaxStartups",
+            "UsePAM",
+        ] {
+            assert_eq!(default_in(kw, Openssh::V8_9), default_of(kw));
+            assert_eq!(default_in(kw, Openssh::V9_6), default_of(kw));
+        }
+        let old = default_in("KexAlgorithms", Openssh::V8_9).unwrap();
+        assert!(old.starts_with("curve25519-sha256,"));
+        let mut a: Vec<&str> = old.split(',').collect();
+        let mut b: Vec<&str> = DEFAULT_KEX.split(',').collect();
+        a.sort();
+        b.sort();
+        assert_eq!(a, b);
+        assert_eq!(
+            default_in("KexAlgorithms", Openssh::V9_6),
+            Some(DEFAULT_KEX)
+        );
+        let l = assemble("^diffie-hellman-group14-sha256", old, ALL_KEX).unwrap();
+        assert_eq!(l[0], "diffie-hellman-group14-sha256");
+        assert_eq!(l[1], "curve25519-sha256");
+        #[derive(Deserialize)]
+        struct W {
+            v: Openssh,
+        }
+        let w: W = toml::from_str("v = \"8.9\"").unwrap();
+        assert_eq!(w.v, Openssh::V8_9);
+        assert!(toml::from_str::<W>("v = \"9.0\"").is_err());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use self::sudoers::{sudoers, Op};
 use crate::checks::file::parse_mode;
 use crate::facts::accounts::{accounts, shells, Accounts, User};
 use crate::facts::kv::{self, Setting};
-use crate::facts::packages::packages;
+use crate::facts::packages::{compare_versions, packages};
 use crate::facts::{FactError, Facts, FileKind};
 use crate::model::{Outcome, Status};
 
@@ -60,6 +60,8 @@ pub enum UniqueWhat {
 #[serde(rename_all = "snake_case")]
 pub enum Want {
     /// A flag turned on globally and not turned off for any user, host or command.
+    /// Left unset, it passes only when the installed sudo turns it on by default
+    /// (use_pty from sudo 1.9.14 on, e.g. Ubuntu 24.04's 1.9.15).
     On,
     /// An option given a value globally and not turned off afterwards.
     Value,
@@ -110,8 +112,13 @@ pub enum Check {
         allowed: Vec<String>,
     },
     /// root has a password set or is locked (its shadow password is not empty).
+    /// With `require_password`, a locked root fails too: root must have a usable
+    /// password (`passwd -S` status P).
     #[serde(rename = "users.root_password")]
-    RootPassword,
+    RootPassword {
+        #[serde(default)]
+        require_password: bool,
+    },
     /// Accounts with a UID below UID_MIN (or 65534), other than `exempt`, do not
     /// have a shell listed in /etc/shells.
     #[serde(rename = "users.system_shells")]
@@ -351,7 +358,7 @@ impl Check {
                 out.evidence.extend(acc.malformed.iter().cloned());
                 Ok(out)
             }
-            Check::RootPassword => {
+            Check::RootPassword { require_password } => {
                 let acc = accounts(facts);
                 let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
                 Ok(match acc.shadow_of("root") {
@@ -359,6 +366,11 @@ impl Check {
                     Some(s) if s.password.is_empty() => Outcome::fail(format!(
                         "/etc/shadow:{}: root has an empty password",
                         s.line
+                    )),
+                    Some(s) if s.is_locked() && *require_password => Outcome::fail(format!(
+                        "/etc/shadow:{}: root is locked (password field starts with {}), so it has no usable password",
+                        s.line,
+                        &s.password[..1]
                     )),
                     Some(s) if s.is_locked() => {
                         Outcome::pass(format!("/etc/shadow:{}: root is locked", s.line))
@@ -935,16 +947,48 @@ fn sudo_missing(facts: &Facts) -> Result<Option<Outcome>, FactError> {
     }
 }
 
+/// Flags whose compiled-in default sudo turned on in a given release.
+const SUDO_ON_SINCE: &[(&str, &str)] = &[("use_pty", "1.9.14")];
+
+/// The installed sudo (or sudo-ldap) version, and the release from which `option`
+/// is on by default (if it ever became so).
+fn sudo_version_and_default(
+    facts: &Facts,
+    option: &str,
+) -> Result<(Option<String>, Option<&'static str>), FactError> {
+    let pk = packages(facts);
+    let pk = pk.as_ref().as_ref().map_err(Clone::clone)?;
+    let version = pk
+        .version("sudo")
+        .or_else(|| pk.version("sudo-ldap"))
+        .map(String::from);
+    let since = SUDO_ON_SINCE
+        .iter()
+        .find(|(o, _)| *o == option)
+        .map(|(_, v)| *v);
+    Ok((version, since))
+}
+
 fn sudo_defaults(facts: &Facts, option: &str, want: Want) -> Result<Outcome, FactError> {
     let s = sudoers(facts);
     let s = s.as_ref().as_ref().map_err(Clone::clone)?;
     let mut failures = Vec::new();
     let mut found = Vec::new();
     match (want, s.global(option)) {
-        (Want::On, None) => failures.push(format!(
-            "Defaults {option} is not set in {}; sudo 1.9.13 leaves it off",
-            s.files.join(", ")
-        )),
+        (Want::On, None) => {
+            let (version, since) = sudo_version_and_default(facts, option)?;
+            match (version, since) {
+                (Some(v), Some(since)) if compare_versions(&v, since).is_ge() => found.push(format!(
+                    "Defaults {option} is not set in {}; sudo {v} turns it on by default (since {since})",
+                    s.files.join(", ")
+                )),
+                (v, _) => failures.push(format!(
+                    "Defaults {option} is not set in {}; sudo {} leaves it off",
+                    s.files.join(", "),
+                    v.as_deref().unwrap_or("(version unknown)")
+                )),
+            }
+        }
         (Want::On, Some(d)) if d.op != Op::On => {
             failures.push(format!("{}: {option} is not turned on", d.describe()))
         }
@@ -1043,6 +1087,92 @@ fn has_tag(text: &str, tag: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn root_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        for (p, text) in files {
+            let h = t.path().join(p.trim_start_matches('/'));
+            std::fs::create_dir_all(h.parent().unwrap()).unwrap();
+            std::fs::write(h, text).unwrap();
+        }
+        t
+    }
+
+    fn sudo(version: &str) -> String {
+        format!("Package: sudo\nStatus: install ok installed\nVersion: {version}\n")
+    }
+
+    #[test]
+    fn use_pty_default_follows_the_sudo_release() {
+        let check = Check::SudoDefaults {
+            option: "use_pty".into(),
+            want: Want::On,
+        };
+        for (version, want) in [
+            ("1.9.13p3-1+deb12u1", Status::Fail),
+            ("1.9.9-1ubuntu2.4", Status::Fail),
+            ("1.9.15p5-3ubuntu5", Status::Pass),
+        ] {
+            let t = root_with(&[
+                ("/var/lib/dpkg/status", &sudo(version)),
+                ("/etc/sudoers", "Defaults env_reset\n"),
+            ]);
+            let o = check.eval(&Facts::new(t.path(), false));
+            assert_eq!(o.status, want, "{version}: {:?}", o.evidence);
+            assert!(
+                o.evidence.iter().any(|e| e.contains(version)),
+                "{:?}",
+                o.evidence
+            );
+        }
+        // Turned off explicitly, it fails whatever the release.
+        let t = root_with(&[
+            ("/var/lib/dpkg/status", &sudo("1.9.15p5-3ubuntu5")),
+            ("/etc/sudoers", "Defaults !use_pty\n"),
+        ]);
+        assert_eq!(
+            check.eval(&Facts::new(t.path(), false)).status,
+            Status::Fail
+        );
+        // Flags without a changed default keep failing when unset.
+        let check = Check::SudoDefaults {
+            option: "requiretty".into(),
+            want: Want::On,
+        };
+        let t = root_with(&[
+            ("/var/lib/dpkg/status", &sudo("1.9.15p5-3ubuntu5")),
+            ("/etc/sudoers", "Defaults env_reset\n"),
+        ]);
+        assert_eq!(
+            check.eval(&Facts::new(t.path(), false)).status,
+            Status::Fail
+        );
+    }
+
+    #[test]
+    fn root_password_required_or_locked() {
+        let shadow = |pw: &str| format!("root:{pw}:19500:0:99999:7:::\n");
+        let passwd = "root:x:0:0:root:/root:/bin/bash\n";
+        for (pw, require, want) in [
+            ("$y$j9T$abc$def", false, Status::Pass),
+            ("$y$j9T$abc$def", true, Status::Pass),
+            ("!", false, Status::Pass),
+            ("*", true, Status::Fail),
+            ("!$y$j9T$abc$def", true, Status::Fail),
+            ("", false, Status::Fail),
+        ] {
+            let t = root_with(&[
+                ("/etc/passwd", passwd),
+                ("/etc/group", "root:x:0:\n"),
+                ("/etc/shadow", &shadow(pw)),
+            ]);
+            let o = Check::RootPassword {
+                require_password: require,
+            }
+            .eval(&Facts::new(t.path(), false));
+            assert_eq!(o.status, want, "{pw:?} {require}: {:?}", o.evidence);
+        }
+    }
 
     #[test]
     fn login_defs_like_shadow() {

@@ -600,9 +600,43 @@ pub fn runs_aide_check(cmd: &str) -> bool {
     false
 }
 
+/// The settings file of Debian's and Ubuntu's packaged daily check (the
+/// dailyaidecheck service and the aide-common cron.daily script read it).
+const AIDE_DEFAULTS: &str = "/etc/default/aide";
+
+/// `Some(line)` when /etc/default/aide turns the packaged daily run off: its
+/// (last) CRON_DAILY_RUN is anything but `yes`. Unset means yes.
+fn daily_run_off(facts: &Facts) -> Result<Option<String>, FactError> {
+    let Some(text) = facts.read(AIDE_DEFAULTS)? else {
+        return Ok(None);
+    };
+    let mut last = None;
+    for (n, raw) in text.lines().enumerate() {
+        let l = raw.trim();
+        let l = l.strip_prefix("export ").unwrap_or(l).trim_start();
+        if let Some(v) = l.strip_prefix("CRON_DAILY_RUN=") {
+            let v = v.split('#').next().unwrap_or("").trim();
+            let v = v.trim_matches(|c| c == '"' || c == '\'');
+            last = Some((n + 1, v.to_string()));
+        }
+    }
+    Ok(match last {
+        Some((n, v)) if v != "yes" => Some(format!("{AIDE_DEFAULTS}:{n}: CRON_DAILY_RUN={v}")),
+        _ => None,
+    })
+}
+
+/// Whether a cron.daily script is the packaged one that obeys /etc/default/aide.
+fn obeys_defaults(text: &str) -> bool {
+    text.contains("CRON_DAILY_RUN")
+        || text.contains(AIDE_DEFAULTS)
+        || text.contains("dailyaidecheck")
+}
+
 /// Finds a scheduled AIDE check: (found, evidence).
 pub fn scheduled(facts: &Facts) -> Result<(bool, Vec<String>), FactError> {
     let mut ev = Vec::new();
+    let off = daily_run_off(facts)?;
     for t in TIMERS {
         let u = unit(facts, t);
         let u = u.as_ref().as_ref().map_err(Clone::clone)?;
@@ -610,7 +644,12 @@ pub fn scheduled(facts: &Facts) -> Result<(bool, Vec<String>), FactError> {
             ev.push(u.describe());
         }
         if u.exists() && u.enabled() && u.active != Some(false) {
-            return Ok((true, ev));
+            match (&off, t) {
+                (Some(line), "dailyaidecheck.timer") => ev.push(format!(
+                    "{line}: dailyaidecheck exits without checking, so the timer does not count"
+                )),
+                _ => return Ok((true, ev)),
+            }
         }
     }
     if ev.is_empty() {
@@ -634,11 +673,20 @@ pub fn scheduled(facts: &Facts) -> Result<(bool, Vec<String>), FactError> {
                 continue;
             }
             if let Some(text) = facts.read(&f)? {
+                let mut hit = false;
                 for (n, l) in text.lines().enumerate() {
                     let l = l.trim();
                     if !l.starts_with('#') && runs_aide_check(l) {
-                        hits.push(format!("{f}:{}: {l}", n + 1));
+                        match &off {
+                            Some(_) if obeys_defaults(&text) => hit = true,
+                            _ => hits.push(format!("{f}:{}: {l}", n + 1)),
+                        }
                     }
+                }
+                if let (true, Some(line)) = (hit, &off) {
+                    ev.push(format!(
+                        "{f} runs aide, but {line} makes it exit without checking"
+                    ));
                 }
             }
         }
@@ -720,6 +768,30 @@ mod tests {
         assert_eq!(node_of("/var/log/.*\\.log$"), "/var/log");
         assert_eq!(node_of("/"), "/");
         assert_eq!(node_of("/etc/"), "/etc");
+    }
+
+    #[test]
+    fn packaged_daily_run_switch() {
+        let t = tempfile::tempdir().unwrap();
+        let facts = Facts::new(t.path(), false);
+        assert_eq!(daily_run_off(&facts).unwrap(), None);
+        std::fs::create_dir_all(t.path().join("etc/default")).unwrap();
+        for (text, off) in [
+            ("#CRON_DAILY_RUN=yes\nCOMMAND=update\n", false),
+            ("CRON_DAILY_RUN=yes\n", false),
+            ("CRON_DAILY_RUN=\"yes\" # on\n", false),
+            ("CRON_DAILY_RUN=no\n", true),
+            ("CRON_DAILY_RUN=yes\nexport CRON_DAILY_RUN='no'\n", true),
+            ("CRON_DAILY_RUN=true\n", true),
+        ] {
+            std::fs::write(t.path().join("etc/default/aide"), text).unwrap();
+            let facts = Facts::new(t.path(), false);
+            assert_eq!(daily_run_off(&facts).unwrap().is_some(), off, "{text:?}");
+        }
+        assert!(obeys_defaults(
+            "if [ \"$CRON_DAILY_RUN\" != yes ]; then exit 0; fi"
+        ));
+        assert!(!obeys_defaults("/usr/bin/aide --check"));
     }
 
     #[test]

@@ -1,20 +1,27 @@
 //! The effective settings of PAM modules that read a configuration file as well as
 //! their arguments, resolved the way each module does:
 //!
-//! - pam_faillock (Linux-PAM 1.5.2): `/etc/security/faillock.conf` (or `conf=`), later
-//!   lines win, then the module arguments; names are case-sensitive;
-//!   `root_unlock_time` defaults to `unlock_time`; `never` means 0.
-//! - pam_pwquality (libpwquality 1.4.5): `/etc/security/pwquality.conf.d/*.conf` in
-//!   name order, then `/etc/security/pwquality.conf` (so the main file wins over the
-//!   drop-ins), then the module arguments; names are case-insensitive; a bad line
+//! - pam_faillock (Linux-PAM 1.4.0 to 1.5.3 alike): `/etc/security/faillock.conf`
+//!   (or `conf=`), later lines win, then the module arguments; names are
+//!   case-sensitive; `root_unlock_time` defaults to `unlock_time`; `never` means 0;
+//!   times above 604800 seconds (7 days) are rejected and the previous value kept.
+//! - pam_pwquality (libpwquality 1.4.4 and 1.4.5 alike): `/etc/security/pwquality.conf.d/*.conf`
+//!   in name order, then `/etc/security/pwquality.conf` (so the main file wins over
+//!   the drop-ins), then the module arguments; names are case-insensitive; a bad line
 //!   stops the reading of the configuration; `minlen` is never below 6.
-//! - pam_pwhistory: Debian 12 ships Linux-PAM 1.5.2, whose pam_pwhistory has only
-//!   module arguments; `/etc/security/pwhistory.conf` is read first only when the
-//!   installed libpam-modules is 1.5.3 or newer.
+//! - pam_pwhistory: before Linux-PAM 1.5.3 (Debian 12 ships 1.5.2, Ubuntu 22.04
+//!   1.4.0) it has only module arguments. From 1.5.3 on (Ubuntu 24.04) it first reads
+//!   `/etc/security/pwhistory.conf` (or `conf=`), where the first line naming a
+//!   setting wins and names are case-insensitive, then the arguments. Which applies
+//!   is decided by the installed libpam-modules version.
 
 use super::stack::PamLine;
 use crate::facts::packages::{compare_versions, packages};
 use crate::facts::{FactError, Facts};
+
+/// pam_faillock's MAX_TIME_INTERVAL: the longest unlock_time, root_unlock_time or
+/// fail_interval it accepts, in seconds.
+const FAILLOCK_MAX_TIME: i64 = 604800;
 
 /// A module whose options can be resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +129,8 @@ struct Set {
     name: String,
     value: String,
     from: String,
+    /// Given as a module argument (not read from a configuration file).
+    arg: bool,
 }
 
 /// Parses a faillock.conf / pwquality.conf style file: `#` comments, `name`,
@@ -157,6 +166,7 @@ fn parse_conf(text: &str, path: &str) -> Vec<Set> {
             name: name.to_string(),
             value: rest.to_string(),
             from: format!("{path}:{}", i + 1),
+            arg: false,
         });
     }
     out
@@ -197,6 +207,7 @@ fn settings(
                     name: n.to_string(),
                     value: v.to_string(),
                     from: arg_from.clone(),
+                    arg: true,
                 });
             }
         }
@@ -227,6 +238,7 @@ fn settings(
                         name,
                         value: s.value,
                         from: s.from,
+                        arg: false,
                     });
                 }
             }
@@ -238,18 +250,20 @@ fn settings(
                         name: n,
                         value: v.to_string(),
                         from: arg_from.clone(),
+                        arg: true,
                     });
                 }
             }
         }
         Module::Pwhistory => {
             let pk = packages(facts);
-            let new_enough = match pk.as_ref() {
-                Ok(p) => p
-                    .version("libpam-modules")
-                    .is_some_and(|v| compare_versions(v, "1.5.3").is_ge()),
-                Err(_) => false,
+            let installed = match pk.as_ref() {
+                Ok(p) => p.version("libpam-modules").map(String::from),
+                Err(_) => None,
             };
+            let new_enough = installed
+                .as_deref()
+                .is_some_and(|v| compare_versions(v, "1.5.3").is_ge());
             let conf = line
                 .args
                 .iter()
@@ -257,18 +271,28 @@ fn settings(
                 .unwrap_or("/etc/security/pwhistory.conf");
             if new_enough {
                 if let Some(t) = facts.read(conf)? {
+                    // pam_modutil_search_key: the first line naming a setting wins.
+                    let mut seen = std::collections::HashSet::new();
                     for s in parse_conf(&t, conf) {
-                        sets.push(Set {
-                            name: s.name.to_ascii_lowercase(),
-                            value: s.value,
-                            from: s.from,
-                        });
+                        let name = s.name.to_ascii_lowercase();
+                        if seen.insert(name.clone()) {
+                            sets.push(Set { name, ..s });
+                        } else {
+                            notes.push(format!(
+                                "{}: {} is set again; pam_pwhistory uses the first line naming it",
+                                s.from, s.name
+                            ));
+                        }
                     }
                 }
             } else if let Some(t) = facts.read(conf)? {
                 if !parse_conf(&t, conf).is_empty() {
+                    let which = match &installed {
+                        Some(v) => format!("libpam-modules {v} is installed"),
+                        None => "libpam-modules is not installed".to_string(),
+                    };
                     notes.push(format!(
-                        "{conf} has settings, but pam_pwhistory of Linux-PAM 1.5.2 (Debian 12) does not read it; only module arguments count"
+                        "{conf} has settings, but pam_pwhistory before Linux-PAM 1.5.3 does not read it ({which}); only module arguments count"
                     ));
                 }
             }
@@ -278,6 +302,7 @@ fn settings(
                     name: n.to_ascii_lowercase(),
                     value: v.to_string(),
                     from: arg_from.clone(),
+                    arg: true,
                 });
             }
         }
@@ -351,9 +376,18 @@ pub fn resolve(
             (Module::Faillock, "unlock_time" | "root_unlock_time") if s.value == "never" => Some(0),
             // sscanf("%hu") wraps a negative deny into a huge one.
             (Module::Faillock, "deny") => leading_int(&s.value).map(|n| n.rem_euclid(65536)),
+            // Times longer than MAX_TIME_INTERVAL (7 days) are refused.
+            (Module::Faillock, "unlock_time" | "root_unlock_time" | "fail_interval") => {
+                leading_int(&s.value).filter(|n| (0..=FAILLOCK_MAX_TIME).contains(n))
+            }
             (Module::Faillock, _) => leading_int(&s.value).filter(|n| *n >= 0),
             (Module::Pwquality, _) => s.value.parse::<i64>().ok(),
-            (Module::Pwhistory, _) => leading_int(&s.value).or(Some(0)).map(|n| n.clamp(0, 400)),
+            // Arguments go through strtol and are clamped; pwhistory.conf values
+            // through sscanf("%u"), a bad one being ignored.
+            (Module::Pwhistory, _) if s.arg => {
+                leading_int(&s.value).or(Some(0)).map(|n| n.clamp(0, 400))
+            }
+            (Module::Pwhistory, _) => leading_int(&s.value),
         };
         match parsed {
             Some(n) => {
@@ -362,13 +396,22 @@ pub fn resolve(
                 from = s.from.clone();
                 explicit = true;
             }
-            None => notes.push(format!(
-                "{}: {} = {} is not a valid number; {} ignores it",
-                s.from,
-                s.name,
-                s.value,
-                module.name()
-            )),
+            None => {
+                let too_long = module == Module::Faillock
+                    && leading_int(&s.value).is_some_and(|n| n > FAILLOCK_MAX_TIME);
+                let why = if too_long {
+                    format!("is longer than {FAILLOCK_MAX_TIME} seconds (7 days)")
+                } else {
+                    "is not a valid number".to_string()
+                };
+                notes.push(format!(
+                    "{}: {} = {} {why}; {} ignores it",
+                    s.from,
+                    s.name,
+                    s.value,
+                    module.name()
+                ))
+            }
         }
     }
     if module == Module::Pwquality && option_lc == "minlen" {
@@ -406,6 +449,7 @@ pub fn describe(module: Module, option: &str, r: &Resolved) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::facts::Facts;
 
     #[test]
     fn conf_lines() {
@@ -447,6 +491,97 @@ mod tests {
                 let _ = leading_int(&x.value);
             }
         }
+    }
+
+    fn line(args: &[&str]) -> PamLine {
+        PamLine {
+            kind: "password".into(),
+            control: "requisite".into(),
+            module: "pam_pwhistory.so".into(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            source: "/etc/pam.d/common-password:1".into(),
+            via: None,
+        }
+    }
+
+    fn root_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        for (p, text) in files {
+            let h = t.path().join(p.trim_start_matches('/'));
+            std::fs::create_dir_all(h.parent().unwrap()).unwrap();
+            std::fs::write(h, text).unwrap();
+        }
+        t
+    }
+
+    const PAM_153: &str =
+        "Package: libpam-modules\nStatus: install ok installed\nVersion: 1.5.3-5ubuntu5\n";
+    const PAM_140: &str =
+        "Package: libpam-modules\nStatus: install ok installed\nVersion: 1.4.0-11ubuntu2\n";
+
+    #[test]
+    fn pwhistory_conf_first_line_wins() {
+        let t = root_with(&[
+            ("/var/lib/dpkg/status", PAM_153),
+            (
+                "/etc/security/pwhistory.conf",
+                "Remember = 5\nremember = 24\n",
+            ),
+        ]);
+        let f = Facts::new(t.path(), false);
+        let (r, notes) =
+            resolve(&f, Module::Pwhistory, &line(&["use_authtok"]), "remember").unwrap();
+        assert_eq!(r.value, Some(5));
+        assert!(notes.iter().any(|n| n.contains("uses the first line")));
+        // Arguments still come after the file.
+        let (r, _) = resolve(&f, Module::Pwhistory, &line(&["remember=24"]), "remember").unwrap();
+        assert_eq!(r.value, Some(24));
+        // A bad number in the file is ignored; the default stays.
+        let t = root_with(&[
+            ("/var/lib/dpkg/status", PAM_153),
+            ("/etc/security/pwhistory.conf", "remember = many\n"),
+        ]);
+        let f = Facts::new(t.path(), false);
+        let (r, _) = resolve(&f, Module::Pwhistory, &line(&[]), "remember").unwrap();
+        assert_eq!((r.value, r.explicit), (Some(10), false));
+    }
+
+    #[test]
+    fn pwhistory_conf_needs_pam_153() {
+        let t = root_with(&[
+            ("/var/lib/dpkg/status", PAM_140),
+            (
+                "/etc/security/pwhistory.conf",
+                "remember = 24\nenforce_for_root\n",
+            ),
+        ]);
+        let f = Facts::new(t.path(), false);
+        let (r, notes) = resolve(&f, Module::Pwhistory, &line(&[]), "remember").unwrap();
+        assert_eq!(r.value, Some(10));
+        assert!(notes
+            .iter()
+            .any(|n| n.contains("1.4.0-11ubuntu2 is installed")));
+        let (r, _) = resolve(&f, Module::Pwhistory, &line(&[]), "enforce_for_root").unwrap();
+        assert_eq!(r.value, Some(0));
+    }
+
+    #[test]
+    fn faillock_times_over_a_week_are_ignored() {
+        let t = root_with(&[(
+            "/etc/security/faillock.conf",
+            "unlock_time = 900\nunlock_time = 700000\n",
+        )]);
+        let f = Facts::new(t.path(), false);
+        let mut l = line(&["authfail"]);
+        l.module = "pam_faillock.so".into();
+        let (r, notes) = resolve(&f, Module::Faillock, &l, "unlock_time").unwrap();
+        assert_eq!(r.value, Some(900));
+        assert!(notes.iter().any(|n| n.contains("longer than 604800")));
+        let (r, _) = resolve(&f, Module::Faillock, &l, "root_unlock_time").unwrap();
+        assert_eq!(r.value, Some(900));
+        l.args.push("unlock_time=604800".into());
+        let (r, _) = resolve(&f, Module::Faillock, &l, "unlock_time").unwrap();
+        assert_eq!(r.value, Some(604800));
     }
 
     #[test]

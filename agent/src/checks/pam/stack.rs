@@ -1,7 +1,7 @@
-//! Reading PAM service files (/etc/pam.d) as libpam does on Debian: `#` comments,
-//! backslash line continuations, `[...]` controls and arguments, a leading `-` on
-//! the type, `include` and `substack` (lines of one type from another file), and
-//! Debian's `@include` (every line of another file).
+//! Reading PAM service files (/etc/pam.d) as libpam does on Debian and Ubuntu:
+//! `#` comments, backslash line continuations, `[...]` controls and arguments, a
+//! leading `-` on the type, `include` and `substack` (lines of one type from another
+//! file), and Debian's `@include` (every line of another file).
 
 use std::sync::Arc;
 

@@ -1,5 +1,6 @@
 //! A static reader of OpenSSH's server configuration, following sshd 9.2
-//! (Debian 12) without running it:
+//! (Debian 12) without running it; sshd 8.9 (Ubuntu 22.04) and 9.6 (Ubuntu 24.04)
+//! read their configuration the same way:
 //!
 //! - lines are `Keyword args…` or `Keyword=args…`; keywords are case-insensitive;
 //!   a `#` at the start of a word starts a comment; arguments may be quoted;
