@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use self::rules::{canonical, find, ruleset, task_never, Atom, Found, Kind, Requirement, RuleSet};
+use self::rules::{
+    canonical, find, loaded, ruleset, task_never, Atom, Found, Kind, Requirement, RuleSet,
+};
 use super::file::{describe_meta, judge, parse_mode};
 use super::logging::{uid_min, MAX_LISTED};
 use crate::facts::accounts::accounts;
@@ -582,7 +584,32 @@ fn judge_requirements(
     for b in &set.bad {
         good.push(format!("not understood: {b}"));
     }
-    good.push(NOT_LOADED.into());
+    // On the live host the rules must also be loaded in the kernel.
+    match loaded(facts).as_ref() {
+        Ok(live) => {
+            let mut not_loaded = Vec::new();
+            for r in reqs {
+                for a in atoms_of(facts, r, min)? {
+                    if !matches!(find(live, &a), Found::Covered(_)) {
+                        not_loaded.push(a);
+                    }
+                }
+            }
+            if not_loaded.is_empty() {
+                good.push("the required rules are also loaded in the kernel (auditctl -l)".into());
+            } else {
+                for line in suggest(&not_loaded) {
+                    bad.push(format!(
+                        "not loaded in the kernel (auditctl -l): {}",
+                        line.trim_start_matches("missing: ")
+                    ));
+                }
+            }
+        }
+        Err(why) => good.push(format!(
+            "judged the rules in /etc/audit/rules.d as augenrules loads them; {why}"
+        )),
+    }
     let mut o = Outcome::from_findings(bad, good);
     if !lead.is_empty() {
         lead.append(&mut o.evidence);

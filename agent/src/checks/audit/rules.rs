@@ -251,6 +251,92 @@ pub fn version_cmp(a: &str, b: &str) -> Ordering {
     (ab.len() - i).cmp(&(bb.len() - j)).then_with(|| a.cmp(b))
 }
 
+/// The fixed program that lists the rules loaded in the kernel, and its fixed
+/// argument. It is the only way to read them without netlink; nothing else is run.
+const AUDITCTL: [&str; 2] = ["/sbin/auditctl", "/usr/sbin/auditctl"];
+
+/// Parses `auditctl -l` output into a rule set (`No rules` gives an empty one).
+pub fn parse_loaded(text: &str) -> RuleSet {
+    let mut set = RuleSet {
+        files: vec!["auditctl -l".into()],
+        ..Default::default()
+    };
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line == "No rules" {
+            continue;
+        }
+        let source = format!("loaded rule {}", n + 1);
+        match parse_line(line) {
+            Ok((kind, _)) => set.rules.push(AuditRule {
+                kind,
+                source,
+                text: line.to_string(),
+            }),
+            Err(why) => set.bad.push(format!("{source}: {line} ({why})")),
+        }
+    }
+    set
+}
+
+/// The rules loaded in the kernel, on the live host only: `Ok(None)` with the reason
+/// when they cannot be read (offline root, auditctl absent, no permission).
+pub fn loaded(facts: &Facts) -> std::sync::Arc<Result<RuleSet, String>> {
+    facts.memo("audit-loaded-rules", || {
+        if !facts.is_live() || facts.root() != std::path::Path::new("/") {
+            return Err(
+                "the rules loaded in the kernel were not examined (not the live host)".into(),
+            );
+        }
+        let Some(bin) = AUDITCTL.iter().find(|p| std::path::Path::new(p).is_file()) else {
+            return Err(
+                "the rules loaded in the kernel were not examined (auditctl is not installed)"
+                    .into(),
+            );
+        };
+        let mut child = std::process::Command::new(bin)
+            .arg("-l")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run {bin} -l: {e}"))?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) => break,
+                Ok(None) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!("{bin} -l did not answer within 5 s"));
+                }
+            }
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|e| format!("{bin} -l: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{bin} -l failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        let mut set = parse_loaded(&String::from_utf8_lossy(&out.stdout));
+        set.rules = set
+            .rules
+            .into_iter()
+            .map(|r| AuditRule {
+                kind: canonical_kind(facts, r.kind),
+                ..r
+            })
+            .collect();
+        Ok(set)
+    })
+}
+
 /// Reads /etc/audit/rules.d once per scan.
 pub fn ruleset(facts: &Facts) -> std::sync::Arc<Result<RuleSet, FactError>> {
     facts.memo("audit-rules", || {
@@ -877,6 +963,16 @@ pub fn task_never(set: &RuleSet) -> Option<&AuditRule> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auditctl_listing_parses_like_rule_files() {
+        let set = parse_loaded(
+            "-w /etc/group -p wa -k identity\n-a always,exit -F arch=b64 -S adjtimex,settimeofday -F key=time-change\n-e 2\nbogus line\n",
+        );
+        assert_eq!(set.rules.len(), 3);
+        assert_eq!(set.bad.len(), 1);
+        assert!(parse_loaded("No rules\n").rules.is_empty());
+    }
 
     fn set(text: &str) -> RuleSet {
         let mut s = RuleSet::default();
