@@ -40,6 +40,8 @@ def main():
         check=True, capture_output=True, text=True).stdout.strip()
     cases = [
         (f"debian-12 root, level2-server", [binary, "check", "--root", root, "--profile", "level2-server", "--format", "json"]),
+        ("same root as ubuntu-22.04, level2", [binary, "check", "--root", root, "--profile", "level2-server", "--format", "json", "--benchmark", "ubuntu-22.04"]),
+        ("same root as ubuntu-24.04, level2", [binary, "check", "--root", root, "--profile", "level2-server", "--format", "json", "--benchmark", "ubuntu-24.04"]),
         ("live host, level2-server", [binary, "check", "--profile", "level2-server", "--format", "json", "--benchmark", "debian-12"]),
     ]
     print(f"binary {binary}: {os.path.getsize(binary) / 1e6:.2f} MB")
