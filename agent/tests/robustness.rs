@@ -56,14 +56,29 @@ enum Poison {
     Huge,
 }
 
+/// Whether `h` (under `root`) can be created without going through a symlink or a
+/// file: poisoned paths must never lead the test outside its temporary root.
+fn safe_to_create(root: &Path, h: &Path) -> bool {
+    let Ok(rel) = h.strip_prefix(root) else {
+        return false;
+    };
+    let mut cur = root.to_path_buf();
+    for c in rel.components() {
+        cur.push(c);
+        match fs::symlink_metadata(&cur) {
+            Ok(m) if m.file_type().is_symlink() || (cur != h && !m.is_dir()) => return false,
+            Ok(_) if cur == h => return false, // already there
+            _ => {}
+        }
+    }
+    true
+}
+
 fn build(root: &Path, paths: &BTreeSet<String>, poison: Poison) {
     for p in paths {
         let h = root.join(p.trim_start_matches('/'));
-        if h.exists() || fs::symlink_metadata(&h).is_ok() {
+        if !safe_to_create(root, &h) || fs::create_dir_all(h.parent().unwrap()).is_err() {
             continue;
-        }
-        if fs::create_dir_all(h.parent().unwrap()).is_err() {
-            continue; // a parent is already a poisoned file
         }
         let _ = match poison {
             Poison::Garbage => fs::write(
@@ -72,7 +87,8 @@ fn build(root: &Path, paths: &BTreeSet<String>, poison: Poison) {
                     .map(|i| (i * 131 % 256) as u8)
                     .collect::<Vec<u8>>(),
             ),
-            Poison::Loop => symlink(p, &h),
+            // A relative link to itself: a loop, and harmless if ever followed.
+            Poison::Loop => symlink(h.file_name().unwrap(), &h),
             Poison::Directory => fs::create_dir_all(&h),
             Poison::Huge => fs::File::create(&h).and_then(|f| f.set_len(64 * 1024 * 1024)),
         };

@@ -113,30 +113,44 @@ fn merge(mut a: Tree, b: &Tree) -> Tree {
     a
 }
 
-fn host(root: &Path, inner: &str) -> PathBuf {
-    root.join(inner.trim_start_matches('/'))
+/// The host path of `p` inside `root`, with every symlink on the way resolved inside
+/// the root: nothing the harness writes may land outside its temporary root, even
+/// when a fixture's symlinks point at absolute paths.
+fn inside(root: &Path, p: &str) -> PathBuf {
+    Facts::new(root, false)
+        .resolve(p, true)
+        .unwrap_or_else(|e| panic!("fixture path {p}: {e}"))
+}
+
+/// Like [`inside`] for the parent, keeping the last component itself unresolved.
+fn inside_parent(root: &Path, p: &str) -> PathBuf {
+    let (dir, name) = p.rsplit_once('/').unwrap_or(("", p));
+    let parent = inside(root, if dir.is_empty() { "/" } else { dir });
+    fs::create_dir_all(&parent).unwrap();
+    parent.join(name)
 }
 
 fn build(root: &Path, t: &Tree) {
     for d in &t.dirs {
-        fs::create_dir_all(host(root, d)).unwrap();
+        fs::create_dir_all(inside(root, d)).unwrap();
     }
     for (p, text) in &t.files {
-        let h = host(root, p);
-        fs::create_dir_all(h.parent().unwrap()).unwrap();
-        fs::write(&h, text).unwrap();
+        fs::write(inside(root, p), text)
+            .unwrap_or_else(|_| fs::write(inside_parent(root, p), text).unwrap());
     }
     for (p, target) in &t.symlinks {
-        let h = host(root, p);
-        fs::create_dir_all(h.parent().unwrap()).unwrap();
-        symlink(target, &h).unwrap();
+        symlink(target, inside_parent(root, p)).unwrap();
     }
     for (p, m) in &t.meta {
-        let h = host(root, p);
-        if !h.exists() {
+        let h = inside(root, p);
+        if fs::symlink_metadata(&h).is_err() {
             fs::create_dir_all(h.parent().unwrap()).unwrap();
             fs::write(&h, "").unwrap();
         }
+        assert!(
+            h.starts_with(root),
+            "fixture path {p} resolves outside the root"
+        );
         if m.uid.is_some() || m.gid.is_some() {
             chown(&h, m.uid, m.gid)
                 .unwrap_or_else(|e| panic!("chown {p}: {e} (these tests run as root)"));
