@@ -136,15 +136,8 @@ fn directive(line: &str, source: &str) -> Option<Directive> {
 /// Every directive of the root's modprobe configuration, in kmod's reading order.
 pub fn modprobe_directives(facts: &Facts) -> Arc<Result<Vec<Directive>, FactError>> {
     facts.memo("kmod-modprobe-directives", || {
-        let mut by_name = BTreeMap::new();
-        for dir in MODPROBE_DIRS {
-            for path in facts.dir_files(dir, ".conf")? {
-                let name = path.rsplit('/').next().unwrap_or_default().to_string();
-                by_name.entry(name).or_insert(path);
-            }
-        }
         let mut out = Vec::new();
-        for path in by_name.into_values() {
+        for path in crate::facts::kv::dropin_files(facts, &MODPROBE_DIRS, ".conf")? {
             // A directory named *.conf is not a configuration file.
             if facts.stat(&path)?.is_some_and(|m| m.kind == FileKind::Dir) {
                 continue;

@@ -111,19 +111,26 @@ pub fn read_with_dropins(
             break;
         }
     }
-    let mut by_name: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
-    for dir in dropin_dirs {
-        for path in facts.dir_files(dir, suffix)? {
-            let name = path.rsplit('/').next().unwrap_or_default().to_string();
-            by_name.entry(name).or_insert(path);
-        }
-    }
-    for path in by_name.into_values() {
+    for path in dropin_files(facts, dropin_dirs, suffix)? {
         if let Some(t) = facts.read(&path)? {
             out.push((path, t));
         }
     }
     Ok(out)
+}
+
+/// Files ending in `suffix` across drop-in directories, in systemd's (and kmod's)
+/// order: sorted by file name, a name in an earlier directory hiding the same name
+/// in a later one.
+pub fn dropin_files(facts: &Facts, dirs: &[&str], suffix: &str) -> Result<Vec<String>, FactError> {
+    let mut by_name: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    for dir in dirs {
+        for path in facts.dir_files(dir, suffix)? {
+            let name = path.rsplit('/').next().unwrap_or_default().to_string();
+            by_name.entry(name).or_insert(path);
+        }
+    }
+    Ok(by_name.into_values().collect())
 }
 
 /// The last value of `key` over settings read in order (later wins), compared

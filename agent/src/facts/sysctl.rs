@@ -88,14 +88,7 @@ pub fn parse_sysctl(text: &str, path: &str) -> Vec<Entry> {
 /// systemd-sysctl would apply them.
 pub fn persisted(facts: &Facts) -> Arc<Result<Vec<Entry>, FactError>> {
     facts.memo("sysctl-entries", || {
-        let mut by_name = std::collections::BTreeMap::new();
-        for dir in DIRS {
-            for path in facts.dir_files(dir, ".conf")? {
-                let name = path.rsplit('/').next().unwrap_or_default().to_string();
-                by_name.entry(name).or_insert(path);
-            }
-        }
-        let mut files: Vec<String> = by_name.into_values().collect();
+        let mut files = super::kv::dropin_files(facts, &DIRS, ".conf")?;
         let conf_host = facts.resolve("/etc/sysctl.conf", true)?;
         let already = files.iter().any(|f| {
             facts
