@@ -162,7 +162,12 @@ async fn main() -> anyhow::Result<()> {
             if !db.is_dir() {
                 anyhow::bail!("no collector database at {}", db.display());
             }
-            let store = SledStore::open(&db)?;
+            let store = SledStore::open(&db).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot open {} ({e}); stop the collector first: it locks its database",
+                    db.display()
+                )
+            })?;
             let n = audit_chain::verify_store(&store)?;
             println!("OK: audit chain intact, {n} entries");
             Ok(())

@@ -72,6 +72,11 @@ fn the_audit_log_is_a_verifiable_hash_chain() {
     // While the collector runs, its database is locked: verify refuses, not hangs.
     let locked = verify(&data);
     assert!(!locked.status.success(), "{}", text(&locked));
+    assert!(
+        text(&locked).contains("stop the collector first"),
+        "{}",
+        text(&locked)
+    );
 
     c.kill9();
     let ok = verify(&data);
