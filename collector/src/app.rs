@@ -250,6 +250,9 @@ impl App {
             action: action.into(),
             target: target.map(String::from),
             detail,
+            // Chained by the store.
+            prev_hash: String::new(),
+            hash: String::new(),
         })?;
         Ok(())
     }

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use rampart_collector::auth::Role;
 use rampart_collector::server;
+use rampart_collector::store::audit_chain;
+use rampart_collector::store::sled_store::SledStore;
 
 #[derive(Parser)]
 #[command(
@@ -40,6 +42,20 @@ enum Cmd {
     Token {
         #[command(subcommand)]
         action: TokenCmd,
+    },
+    /// Inspect the audit log (while the collector is stopped).
+    Audit {
+        #[command(subcommand)]
+        action: AuditCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Check the audit log's hash chain; exits non-zero naming the first broken entry.
+    Verify {
+        #[arg(long)]
+        data: PathBuf,
     },
 }
 
@@ -137,6 +153,23 @@ async fn main() -> anyhow::Result<()> {
                 c.app
                     .create_token(project.as_deref(), ttl_seconds, max_uses, "cli")?;
             println!("{token}");
+            Ok(())
+        }
+        Cmd::Audit {
+            action: AuditCmd::Verify { data },
+        } => {
+            let db = data.join("db");
+            if !db.is_dir() {
+                anyhow::bail!("no collector database at {}", db.display());
+            }
+            let store = SledStore::open(&db).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot open {} ({e}); stop the collector first: it locks its database",
+                    db.display()
+                )
+            })?;
+            let n = audit_chain::verify_store(&store)?;
+            println!("OK: audit chain intact, {n} entries");
             Ok(())
         }
     }

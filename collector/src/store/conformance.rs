@@ -137,6 +137,9 @@ pub fn run<S: Store>(open: &dyn Fn() -> S) {
             action: a.into(),
             target: None,
             detail: String::new(),
+            // Whatever the caller puts here, the store chains the entry itself.
+            prev_hash: "forged".into(),
+            hash: "forged".into(),
         };
         assert_eq!(s.append_audit(&entry("one")).unwrap(), 1);
         assert_eq!(s.append_audit(&entry("two")).unwrap(), 2);
@@ -150,6 +153,25 @@ pub fn run<S: Store>(open: &dyn Fn() -> S) {
             ),
             (vec![(2, "two"), (1, "one")], 2)
         );
+        // The log is a hash chain: the first entry starts from GENESIS, each next one
+        // carries the hash of the one before, and the whole log verifies.
+        assert_eq!(log[1].prev_hash, audit_chain::GENESIS);
+        assert_eq!(log[1].hash, audit_chain::entry_hash(&log[1]));
+        assert_eq!(log[0].prev_hash, log[1].hash);
+        assert_eq!(log[0].hash, audit_chain::entry_hash(&log[0]));
+        assert_eq!(audit_chain::verify_store(&s).unwrap(), 2);
+        // Concurrent appends still form one unbroken chain.
+        std::thread::scope(|sc| {
+            for t in 0..4 {
+                let s = &s;
+                sc.spawn(move || {
+                    for i in 0..10 {
+                        s.append_audit(&entry(&format!("c{t}.{i}"))).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(audit_chain::verify_store(&s).unwrap(), 42);
 
         s.put_meta("k", b"v").unwrap();
         s.sync().unwrap();
@@ -160,16 +182,26 @@ pub fn run<S: Store>(open: &dyn Fn() -> S) {
     assert_eq!(s.scans(&ScanFilter::default(), 0, 100).unwrap().1, 4);
     assert_eq!(s.results("s000").unwrap().len(), 3);
     assert!(matches!(s.use_token("h1", 10).unwrap(), TokenUse::UsedUp));
+    // After a reopen the chain continues from the last entry.
     assert_eq!(
         s.append_audit(&AuditRecord {
             seq: 0,
             at_ms: 2,
             actor: "x".into(),
             action: "three".into(),
-            target: None,
-            detail: String::new()
+            target: Some("t".into()),
+            detail: "d".into(),
+            prev_hash: String::new(),
+            hash: String::new(),
         })
         .unwrap(),
-        3
+        43
     );
+    let (log, total) = s.audit(0, 2).unwrap();
+    assert_eq!(
+        (total, log[0].seq, log[0].action.as_str()),
+        (43, 43, "three")
+    );
+    assert_eq!(log[0].prev_hash, log[1].hash);
+    assert_eq!(audit_chain::verify_store(&s).unwrap(), 43);
 }

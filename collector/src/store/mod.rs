@@ -4,6 +4,7 @@
 //!
 //! Records here are the on-disk format: they derive `Serialize` on purpose.
 
+pub mod audit_chain;
 pub mod conformance;
 pub mod sled_store;
 
@@ -162,7 +163,7 @@ pub struct UserRecord {
     pub created_at_ms: i64,
 }
 
-/// One entry of the append-only audit log.
+/// One entry of the append-only, hash-chained audit log (see [`audit_chain`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditRecord {
     /// Position in the log, from 1; assigned by the store.
@@ -177,6 +178,13 @@ pub struct AuditRecord {
     pub target: Option<String>,
     /// Details in words or JSON.
     pub detail: String,
+    /// SHA-256 (hex) of the entry before, [`audit_chain::GENESIS`] for the first;
+    /// assigned by the store.
+    #[serde(default)]
+    pub prev_hash: String,
+    /// SHA-256 (hex) of this entry, `prev_hash` included; assigned by the store.
+    #[serde(default)]
+    pub hash: String,
 }
 
 /// The storage contract. Writes are durable when [`Store::sync`] returns.
@@ -208,7 +216,9 @@ pub trait Store: Send + Sync + 'static {
     fn user_by_token_hash(&self, hash: &str) -> Result<Option<UserRecord>>;
     fn users(&self) -> Result<Vec<UserRecord>>;
 
-    /// Appends to the audit log and returns the entry's sequence number.
+    /// Appends to the audit log and returns the entry's sequence number. The store
+    /// assigns `seq`, `prev_hash` and `hash` with [`audit_chain::seal`], atomically
+    /// with respect to other appends, whatever the caller put in them.
     fn append_audit(&self, entry: &AuditRecord) -> Result<u64>;
     /// Audit entries from the newest, `offset` skipped, at most `limit`; and the total.
     fn audit(&self, offset: usize, limit: usize) -> Result<(Vec<AuditRecord>, usize)>;

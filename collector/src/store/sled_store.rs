@@ -7,8 +7,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{
-    AgentRecord, AuditRecord, Result, ResultRecord, ScanFilter, ScanRecord, Store, StoreError,
-    TokenRecord, TokenUse, UserRecord,
+    audit_chain, AgentRecord, AuditRecord, Result, ResultRecord, ScanFilter, ScanRecord, Store,
+    StoreError, TokenRecord, TokenUse, UserRecord,
 };
 
 /// sled under a directory.
@@ -38,6 +38,15 @@ fn decode<T: DeserializeOwned>(key: &[u8], v: &[u8]) -> Result<T> {
         key: String::from_utf8_lossy(key).into_owned(),
         reason: e.to_string(),
     })
+}
+
+/// Audit keys are big-endian sequence numbers; errors name them as `audit/<seq>`.
+fn decode_audit(key: &[u8], v: &[u8]) -> Result<AuditRecord> {
+    let name = match <[u8; 8]>::try_from(key) {
+        Ok(b) => format!("audit/{}", u64::from_be_bytes(b)),
+        Err(_) => format!("audit/{}", String::from_utf8_lossy(key)),
+    };
+    decode(name.as_bytes(), v)
 }
 
 impl SledStore {
@@ -197,20 +206,20 @@ impl Store for SledStore {
     }
 
     fn append_audit(&self, entry: &AuditRecord) -> Result<u64> {
-        // The sequence is one past the last key; a lock keeps concurrent appends apart.
+        // The sequence is one past the last key and the entry chains onto the last
+        // entry's hash; a lock keeps concurrent appends apart.
         let _guard = self.audit_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let next = match self.audit.last().map_err(backend)? {
-            Some((k, _)) => {
-                u64::from_be_bytes(
-                    k.as_ref()
-                        .try_into()
-                        .map_err(|_| backend("bad audit key"))?,
-                ) + 1
+        let (next, last) = match self.audit.last().map_err(backend)? {
+            Some((k, v)) => {
+                let key: [u8; 8] = k
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| backend("bad audit key"))?;
+                (u64::from_be_bytes(key) + 1, Some(decode_audit(&k, &v)?))
             }
-            None => 1,
+            None => (1, None),
         };
-        let mut e = entry.clone();
-        e.seq = next;
+        let e = audit_chain::seal(entry, next, last.as_ref());
         self.audit
             .insert(next.to_be_bytes(), encode(&e)?)
             .map_err(backend)?;
@@ -224,7 +233,7 @@ impl Store for SledStore {
             .rev()
             .skip(offset)
             .take(limit)
-            .map(|kv| kv.map_err(backend).and_then(|(k, v)| decode(&k, &v)))
+            .map(|kv| kv.map_err(backend).and_then(|(k, v)| decode_audit(&k, &v)))
             .collect::<Result<Vec<_>>>()?;
         Ok((page, total))
     }
