@@ -9,6 +9,7 @@ pub mod ca;
 pub mod config;
 pub mod grpc;
 pub mod policy;
+pub mod report;
 pub mod rest;
 pub mod schedule;
 pub mod server;

@@ -1,6 +1,7 @@
 //! The REST API under `/api/v1`: every request carries a bearer token; no token is
 //! 401, the wrong role is 403 (SPEC §4 roles). DTOs here are the API's own types.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -112,6 +113,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/enrollment-tokens", post(create_token))
         .route("/api/v1/scans", get(list_scans).post(manual_scan))
         .route("/api/v1/scans/{id}", get(get_scan))
+        .route("/api/v1/scans/{id}/report.html", get(report_html))
+        .route("/api/v1/scans/{id}/report.json", get(report_json))
+        .route("/api/v1/overview", get(overview))
         .route("/api/v1/scans/{id}/release", post(release))
         .route("/api/v1/scans/{id}/cancel", post(cancel))
         .route("/api/v1/handover/{id}", get(handover))
@@ -622,5 +626,192 @@ async fn audit(
             .take(per_page)
             .collect(),
         total,
+    }))
+}
+
+// ---- reports and overview ----
+
+/// Renders one scan's report with `render`; the body, its content type and the
+/// attachment's file name.
+fn scan_report(
+    app: &App,
+    id: &str,
+    ext: &str,
+    content_type: &'static str,
+    render: impl FnOnce(&crate::report::ReportInput) -> String,
+) -> Result<Response, ApiError> {
+    let s = app
+        .store
+        .scan(id)
+        .map_err(AppError::from)?
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("scan {id} not found")))?;
+    let agent = app.store.agent(&s.agent_id).map_err(AppError::from)?;
+    let results = app.store.results(id).map_err(AppError::from)?;
+    let cat = app.catalog_for_scan(&s);
+    let input = crate::report::ReportInput {
+        scan: &s,
+        agent: agent.as_ref(),
+        catalog: cat.as_deref(),
+        results: &results,
+    };
+    let body = render(&input);
+    let name = crate::report::file_name(&crate::report::host_label(&s, agent.as_ref()), &s.id, ext);
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+            (
+                header::HeaderName::from_static("x-content-type-options"),
+                "nosniff".to_string(),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+async fn report_html(
+    State(app): State<Arc<App>>,
+    c: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    c.require(Role::Provisioner)?;
+    let now = crate::app::now_ms();
+    let mut resp = scan_report(&app, &id, "html", "text/html; charset=utf-8", |i| {
+        crate::report::html(i, now)
+    })?;
+    // The report's own inline style and script only; nothing is ever loaded.
+    resp.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:",
+        ),
+    );
+    Ok(resp)
+}
+
+async fn report_json(
+    State(app): State<Arc<App>>,
+    c: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    c.require(Role::Provisioner)?;
+    let now = crate::app::now_ms();
+    scan_report(&app, &id, "json", "application/json", |i| {
+        serde_json::to_string_pretty(&crate::report::json(i, now)).unwrap_or_default()
+    })
+}
+
+#[derive(Serialize)]
+struct RecentScanDto {
+    id: String,
+    agent_id: String,
+    host: String,
+    hostname: Option<String>,
+    ip_addresses: Vec<String>,
+    provider: Option<String>,
+    project: Option<String>,
+    score: Option<f64>,
+    score_band: Option<crate::report::Band>,
+    status: ScanStatus,
+    critical_failures: u32,
+    created_at_ms: i64,
+    finished_at_ms: Option<i64>,
+    blocked: bool,
+    released: bool,
+    can_release: bool,
+}
+
+#[derive(Serialize)]
+struct OverviewDto {
+    /// Mean score of each VM's latest completed scan; null when none.
+    average_score: Option<f64>,
+    average_score_band: Option<crate::report::Band>,
+    /// VMs with at least one completed scan.
+    vms_scanned: usize,
+    /// VMs whose latest scan is blocked and not released.
+    vms_blocked: usize,
+    /// Percentage of completed scans meeting the minimum score; null when none.
+    pass_rate: Option<f64>,
+    min_score: f64,
+    completed_scans: usize,
+    recent_scans: Vec<RecentScanDto>,
+}
+
+async fn overview(State(app): State<Arc<App>>, c: Caller) -> ApiResult<OverviewDto> {
+    c.require(Role::Provisioner)?;
+    let (all, _) = app
+        .store
+        .scans(&ScanFilter::default(), 0, usize::MAX)
+        .map_err(AppError::from)?;
+    let min_score = app.settings().min_score;
+    // Scans come newest first: the first seen per agent is its latest.
+    let mut latest: HashMap<&str, &ScanRecord> = HashMap::new();
+    let mut latest_completed: HashMap<&str, f64> = HashMap::new();
+    let (mut completed, mut meeting) = (0usize, 0usize);
+    for s in &all {
+        latest.entry(s.agent_id.as_str()).or_insert(s);
+        if s.status == ScanStatus::Completed {
+            completed += 1;
+            let score = s.score.unwrap_or(0.0);
+            if score >= min_score {
+                meeting += 1;
+            }
+            latest_completed.entry(s.agent_id.as_str()).or_insert(score);
+        }
+    }
+    let average_score = (!latest_completed.is_empty())
+        .then(|| latest_completed.values().sum::<f64>() / latest_completed.len() as f64)
+        .map(|v| (v * 10.0).round() / 10.0);
+    let vms_blocked = latest
+        .values()
+        .filter(|s| s.blocked && s.released_by.is_none())
+        .count();
+    let mut agents: HashMap<String, AgentRecord> = HashMap::new();
+    let recent_scans = all
+        .iter()
+        .take(20)
+        .map(|s| {
+            if !agents.contains_key(&s.agent_id) {
+                if let Ok(Some(a)) = app.store.agent(&s.agent_id) {
+                    agents.insert(s.agent_id.clone(), a);
+                }
+            }
+            let a = agents.get(&s.agent_id);
+            let released = s.released_by.is_some();
+            RecentScanDto {
+                id: s.id.clone(),
+                agent_id: s.agent_id.clone(),
+                host: crate::report::host_label(s, a),
+                hostname: a.map(|a| a.hostname.clone()),
+                ip_addresses: a.map(|a| a.ip_addresses.clone()).unwrap_or_default(),
+                provider: a.map(|a| a.provider.clone()),
+                project: s.project.clone(),
+                score: s.score,
+                score_band: s.score.map(crate::report::Band::of),
+                status: s.status,
+                critical_failures: s.failed_by_severity[0],
+                created_at_ms: s.created_at_ms,
+                finished_at_ms: s.finished_at_ms,
+                blocked: s.blocked,
+                released,
+                can_release: c.role >= Role::Admin && s.blocked && !released,
+            }
+        })
+        .collect();
+    Ok(Json(OverviewDto {
+        average_score,
+        average_score_band: average_score.map(crate::report::Band::of),
+        vms_scanned: latest_completed.len(),
+        vms_blocked,
+        pass_rate: (completed > 0)
+            .then(|| ((meeting as f64 / completed as f64) * 1000.0).round() / 10.0),
+        min_score,
+        completed_scans: completed,
+        recent_scans,
     }))
 }

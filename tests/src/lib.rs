@@ -199,6 +199,87 @@ pub mod cluster {
         )
     }
 
+    /// A raw HTTP response: status, headers (names lower-cased), body bytes.
+    pub struct RawResponse {
+        pub status: u16,
+        pub headers: Vec<(String, String)>,
+        pub body: Vec<u8>,
+    }
+
+    impl RawResponse {
+        /// The first header of that (case-insensitive) name.
+        pub fn header(&self, name: &str) -> Option<&str> {
+            let name = name.to_ascii_lowercase();
+            self.headers
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.as_str())
+        }
+
+        pub fn text(&self) -> String {
+            String::from_utf8_lossy(&self.body).into_owned()
+        }
+    }
+
+    /// A GET (or other body-less request) returning the raw response, for non-JSON
+    /// bodies such as reports.
+    pub fn http_raw(method: &str, addr: &str, path: &str, token: Option<&str>) -> RawResponse {
+        let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n"
+        );
+        if let Some(t) = token {
+            req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap();
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or(raw.len());
+        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+        let rest = raw.get(split + 4..).unwrap_or(&[]);
+        let mut lines = head.split("\r\n");
+        let status: u16 = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let chunked = headers
+            .iter()
+            .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+        let body = if chunked {
+            let mut out = Vec::new();
+            let mut r = rest;
+            while let Some(eol) = r.windows(2).position(|w| w == b"\r\n") {
+                let size = String::from_utf8_lossy(&r[..eol]);
+                let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                let start = eol + 2;
+                let end = (start + n).min(r.len());
+                out.extend_from_slice(&r[start..end]);
+                r = r.get(end + 2..).unwrap_or(&[]);
+            }
+            out
+        } else {
+            rest.to_vec()
+        };
+        RawResponse {
+            status,
+            headers,
+            body,
+        }
+    }
+
     /// A running `rampart-collector serve`.
     pub struct Collector {
         child: Child,

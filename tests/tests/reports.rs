@@ -1,0 +1,285 @@
+//! Per-scan reports and the overview against a real collector and agent: both report
+//! formats as downloads (content type, file name, every rule of the scan, no external
+//! assets, agent text escaped), the overview's figures before and after a release, and
+//! the role matrix of the three endpoints.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+use rampart_tests::cluster::{http_raw, wait_for, Agent, Collector, RawResponse};
+use serde_json::{json, Value};
+
+/// Planted in /etc/motd: the motd rule quotes the file's lines as evidence.
+const HOSTILE: &str = "<script>alert('rampart')</script><img src=\"https://evil.example/x.png\">";
+
+/// A small Debian 12 tree with critical failures (a second UID 0 account and an
+/// account with an empty password), as in collector.rs, plus a hostile /etc/motd.
+fn fixture_root(dir: &Path) {
+    let w = |p: &str, t: &str| {
+        let h = dir.join(p);
+        fs::create_dir_all(h.parent().unwrap()).unwrap();
+        fs::write(h, t).unwrap();
+    };
+    w(
+        "etc/os-release",
+        "ID=debian\nVERSION_ID=\"12\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n",
+    );
+    w("etc/hostname", "fixture\n");
+    w(
+        "etc/passwd",
+        "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n\
+         toor:x:0:0::/root:/bin/bash\nguest:x:1001:1001::/home/guest:/bin/bash\n",
+    );
+    w(
+        "etc/shadow",
+        "root:!:19500:0:99999:7:::\ndaemon:*:19500:0:99999:7:::\n\
+         toor:!:19500:0:99999:7:::\nguest::19500:0:99999:7:::\n",
+    );
+    w(
+        "etc/group",
+        "root:x:0:\ndaemon:x:1:\nshadow:x:42:\nguest:x:1001:\n",
+    );
+    w(
+        "var/lib/dpkg/status",
+        "Package: sudo\nStatus: install ok installed\nVersion: 1.9.13p3-1+deb12u1\n\n",
+    );
+    w(
+        "etc/login.defs",
+        "PASS_MAX_DAYS 99999\nPASS_WARN_AGE 7\nUMASK 022\n",
+    );
+    w("etc/motd", &format!("Welcome {HOSTILE} to debian\n"));
+}
+
+fn get(c: &Collector, path: &str, token: Option<&str>) -> RawResponse {
+    http_raw("GET", &c.rest, path, token)
+}
+
+/// `src=` / `href=` attributes (quoted or not) whose value points off the document.
+fn external_refs(html: &str) -> Vec<String> {
+    let lower = html.to_ascii_lowercase();
+    let mut found = Vec::new();
+    for attr in ["src=", "href="] {
+        let mut from = 0;
+        while let Some(i) = lower[from..].find(attr) {
+            let at = from + i + attr.len();
+            let v = lower[at..].trim_start_matches(['"', '\'']);
+            if v.starts_with("http:") || v.starts_with("https:") || v.starts_with("//") {
+                found.push(lower[at..(at + 60).min(lower.len())].to_string());
+            }
+            from = at;
+        }
+    }
+    if lower.contains("@import") || lower.contains("url(http") || lower.contains("url(//") {
+        found.push("css import or url()".into());
+    }
+    found
+}
+
+#[test]
+fn reports_overview_and_roles() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    fixture_root(&root);
+    let c = Collector::start(&t.path().join("collector"), None, None);
+    c.set_settings(|s| s["mode"] = json!("block"));
+    let token = c.enrollment_token("web", 1, 3600);
+    let mut a = Agent::new(&t.path().join("agent"));
+    let (ok, out) = a.enroll(&c.url(), &token, &c.fingerprint, &root, &[]);
+    assert!(ok, "enroll failed: {out}");
+    a.run(&[]);
+    let agent_id = a.agent_id();
+    let scan = wait_for("the provision scan to complete", 60, || {
+        c.admin("GET", &format!("/api/v1/scans?agent_id={agent_id}"), None)["scans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["status"] == "completed")
+            .cloned()
+    });
+    let sid = scan["id"].as_str().unwrap().to_string();
+    assert_eq!(scan["blocked"], true, "critical failures block: {scan}");
+    let detail = c.admin("GET", &format!("/api/v1/scans/{sid}"), None);
+    let results: BTreeMap<String, Value> = detail["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["id"].as_str().unwrap().to_string(), r.clone()))
+        .collect();
+    assert!(results.len() > 50, "a full profile: {}", results.len());
+    let agents = c.admin("GET", "/api/v1/agents", None);
+    let hostname = agents[0]["hostname"].as_str().unwrap().to_string();
+    let safe_host: String = hostname
+        .chars()
+        .map(|ch| {
+            if ch.is_ascii_alphanumeric() || "._-".contains(ch) {
+                ch
+            } else {
+                '_'
+            }
+        })
+        .collect();
+
+    // ---- HTML, as admin.
+    let html_path = format!("/api/v1/scans/{sid}/report.html");
+    let r = get(&c, &html_path, Some(&c.admin));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(
+        r.header("content-disposition"),
+        Some(format!("attachment; filename=\"rampart-{safe_host}-{sid}.html\"").as_str())
+    );
+    let html = r.text();
+    assert!(html.starts_with("<!DOCTYPE html>"), "{}", &html[..100]);
+    assert!(html.contains(&hostname), "host name shown");
+    for id in results.keys() {
+        assert!(
+            html.contains(&format!(">{id}<")),
+            "rule {id} missing from HTML"
+        );
+    }
+    assert!(html.contains(&format!("{:.1}%", scan["score"].as_f64().unwrap())));
+    let band = if scan["score"].as_f64().unwrap() >= 90.0 {
+        "green"
+    } else if scan["score"].as_f64().unwrap() >= 70.0 {
+        "amber"
+    } else {
+        "red"
+    };
+    assert!(html.contains(&format!("band-{band}")), "colour band {band}");
+    for reason in scan["block_reasons"].as_array().unwrap() {
+        assert!(html.contains(reason.as_str().unwrap()), "reason {reason}");
+    }
+    assert!(html.contains("@media print"), "print CSS");
+    let ext = external_refs(&html);
+    assert!(ext.is_empty(), "external references: {ext:?}");
+    // The motd evidence quotes the hostile line; the report shows it, escaped.
+    assert!(
+        results
+            .values()
+            .any(|r| r["evidence"].to_string().contains("<script>alert")),
+        "the fixture's motd must reach the evidence for this test to mean anything"
+    );
+    assert!(
+        !html.contains("<script>alert"),
+        "unescaped evidence in HTML"
+    );
+    assert!(!html.contains("<img"), "unescaped evidence in HTML");
+    assert!(html.contains("&lt;script&gt;alert("));
+    assert_eq!(
+        html.matches("<script").count(),
+        1,
+        "only the report's own filter"
+    );
+
+    // ---- JSON, as admin.
+    let json_path = format!("/api/v1/scans/{sid}/report.json");
+    let r = get(&c, &json_path, Some(&c.admin));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(
+        r.header("content-disposition"),
+        Some(format!("attachment; filename=\"rampart-{safe_host}-{sid}.json\"").as_str())
+    );
+    let doc: Value = serde_json::from_slice(&r.body).expect("JSON report parses");
+    for k in [
+        "id", "score", "passed", "failed", "blocked", "profile", "status",
+    ] {
+        assert_eq!(doc["scan"][k], scan[k], "scan field {k}");
+    }
+    assert_eq!(
+        doc["scan"]["failed_by_severity"],
+        scan["failed_by_severity"]
+    );
+    assert_eq!(doc["host"]["hostname"], json!(hostname));
+    assert!(
+        doc["benchmark"]["title"].is_string(),
+        "{}",
+        doc["benchmark"]
+    );
+    let rules = doc["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), results.len());
+    for rule in rules {
+        let id = rule["id"].as_str().unwrap();
+        let api = &results[id];
+        assert_eq!(rule["status"], api["status"], "rule {id}");
+        assert_eq!(rule["evidence"], api["evidence"], "rule {id}");
+        for k in ["title", "section", "severity", "remediation", "description"] {
+            assert!(rule[k].is_string(), "rule {id} lacks {k}: {rule}");
+        }
+    }
+
+    // ---- Overview.
+    let ov = c.admin("GET", "/api/v1/overview", None);
+    assert_eq!(ov["vms_scanned"], 1, "{ov}");
+    assert_eq!(ov["vms_blocked"], 1, "{ov}");
+    assert_eq!(ov["average_score"], scan["score"], "{ov}");
+    let meets = scan["score"].as_f64().unwrap() >= 70.0;
+    assert_eq!(ov["pass_rate"], json!(if meets { 100.0 } else { 0.0 }));
+    let recent = ov["recent_scans"].as_array().unwrap();
+    let mine = recent
+        .iter()
+        .find(|s| s["id"] == json!(sid))
+        .expect("listed");
+    assert_eq!(mine["host"], json!(hostname));
+    assert_eq!(mine["status"], "completed");
+    assert_eq!(mine["score"], scan["score"]);
+    assert_eq!(
+        mine["critical_failures"],
+        scan["failed_by_severity"]["critical"]
+    );
+    assert!(mine["provider"].is_string());
+    assert!(mine["created_at_ms"].as_i64().unwrap() > 0);
+    assert_eq!(mine["can_release"], true, "admin may release: {mine}");
+
+    // ---- Roles.
+    let viewer = c.user("vera", "viewer");
+    let user = c.user("ursula", "user");
+    let prov = c.user("pipeline", "provisioner");
+    let paths = [html_path.as_str(), json_path.as_str(), "/api/v1/overview"];
+    for p in paths {
+        assert_eq!(get(&c, p, None).status, 401, "{p} without a token");
+        assert_eq!(get(&c, p, Some("rpt_wrong")).status, 401, "{p} bad token");
+        assert_eq!(get(&c, p, Some(&viewer)).status, 403, "{p} as viewer");
+        assert_eq!(get(&c, p, Some(&user)).status, 403, "{p} as user");
+        assert_eq!(get(&c, p, Some(&prov)).status, 200, "{p} as provisioner");
+    }
+    for p in [
+        "/api/v1/scans/nosuchscan/report.html",
+        "/api/v1/scans/nosuchscan/report.json",
+    ] {
+        assert_eq!(get(&c, p, Some(&c.admin)).status, 404, "{p}");
+        assert_eq!(get(&c, p, Some(&prov)).status, 404, "{p}");
+        assert_eq!(get(&c, p, Some(&viewer)).status, 403, "{p} role first");
+    }
+    let (_, ov) = c.api("GET", "/api/v1/overview", Some(&prov), None);
+    let mine = ov["recent_scans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == json!(sid))
+        .unwrap()
+        .clone();
+    assert_eq!(mine["can_release"], false, "a provisioner may not release");
+
+    // ---- After a release: nothing blocked, and the report says who released.
+    c.admin("POST", &format!("/api/v1/scans/{sid}/release"), None);
+    let ov = c.admin("GET", "/api/v1/overview", None);
+    assert_eq!(ov["vms_blocked"], 0, "{ov}");
+    let mine = ov["recent_scans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == json!(sid))
+        .unwrap()
+        .clone();
+    assert_eq!(mine["can_release"], false, "already released");
+    let html = get(&c, &html_path, Some(&prov)).text();
+    assert!(html.contains("Released by <b>admin</b>"), "release shown");
+    let doc: Value = serde_json::from_slice(&get(&c, &json_path, Some(&prov)).body).unwrap();
+    assert_eq!(doc["scan"]["released_by"], "admin");
+    assert!(doc["scan"]["released_at_ms"].as_i64().unwrap() > 0);
+
+    let st = a.stop().expect("agent was running");
+    assert!(st.success(), "agent exit {st:?}: {}", a.log());
+}
