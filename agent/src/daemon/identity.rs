@@ -336,6 +336,16 @@ mod tests {
         dir
     }
 
+    /// (case, DMI files, instance data, provider, instance ID, region)
+    type Case<'a> = (
+        &'a str,
+        &'a [(&'a str, &'a str)],
+        Option<&'a str>,
+        &'a str,
+        &'a str,
+        &'a str,
+    );
+
     fn detect_in(root: &Path) -> Identity {
         detect(&Facts::new(root, true))
     }
@@ -356,7 +366,7 @@ mod tests {
         let none_ci = ci("unknown", "none", "iid-datasource-none", "");
         let aws_only_ci = ci("aws", "ec2", "i-0aaaabbbbccccdddd", "ap-south-1");
         // (case, DMI files, instance data, provider, instance ID, region)
-        let cases: Vec<(&str, &[(&str, &str)], Option<&str>, &str, &str, &str)> = vec![
+        let cases: Vec<Case> = vec![
             (
                 "aws nitro, DMI only",
                 NITRO,
