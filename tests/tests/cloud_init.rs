@@ -365,3 +365,106 @@ fn every_template_has_the_same_body() {
         assert_eq!(body(p), aws, "{p} differs from aws below its header");
     }
 }
+
+/// A small Debian 12 tree with critical failures (a second UID 0 account, an empty
+/// password), so that block mode blocks the handover.
+fn blocking_root(dir: &Path) {
+    let w = |p: &str, t: &str| {
+        let h = dir.join(p);
+        std::fs::create_dir_all(h.parent().unwrap()).unwrap();
+        std::fs::write(h, t).unwrap();
+    };
+    w(
+        "etc/os-release",
+        "ID=debian\nVERSION_ID=\"12\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n",
+    );
+    w("etc/hostname", "fixture\n");
+    w(
+        "etc/passwd",
+        "root:x:0:0:root:/root:/bin/bash\ntoor:x:0:0::/root:/bin/bash\nguest:x:1001:1001::/home/guest:/bin/bash\n",
+    );
+    w(
+        "etc/shadow",
+        "root:!:19500:0:99999:7:::\ntoor:!:19500:0:99999:7:::\nguest::19500:0:99999:7:::\n",
+    );
+    w("etc/group", "root:x:0:\nshadow:x:42:\nguest:x:1001:\n");
+}
+
+fn wait_handover(
+    c: &rampart_tests::cluster::Collector,
+    token: &str,
+    vm: &str,
+    timeout: u32,
+) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg(workspace().join("cloud-init/terraform/wait-handover.sh"))
+        .env("RAMPART_API", format!("http://{}", c.rest))
+        .env("RAMPART_TOKEN", token)
+        .env("RAMPART_VM", vm)
+        .env("RAMPART_TIMEOUT", timeout.to_string())
+        .env("RAMPART_INTERVAL", "1");
+    cmd
+}
+
+/// The Terraform example's poller against a real collector: a refused token fails at
+/// once, an unknown VM times out, a blocked VM keeps it waiting until an admin releases it.
+#[test]
+fn wait_handover_polls_the_real_gate_until_released() {
+    use rampart_tests::cluster::{wait_for, Agent, Collector};
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    blocking_root(&root);
+    let c = Collector::start(&t.path().join("collector"), None, None);
+    c.set_settings(|s| s["mode"] = serde_json::json!("block"));
+    let prov = c.user("pipeline", "provisioner");
+
+    let out = wait_handover(&c, "rpt_wrong", "i-0123", 30)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refused the token"));
+
+    let out = wait_handover(&c, &prov, "i-0123", 1).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(stderr.contains("timed out"), "{stderr}");
+
+    let token = c.enrollment_token("web", 1, 3600);
+    let mut a = Agent::new(&t.path().join("agent"));
+    let (ok, log) = a.enroll(&c.url(), &token, &c.fingerprint, &root, &["project=web"]);
+    assert!(ok, "enroll: {log}");
+    a.run(&[]);
+    let id = a.agent_id();
+    let mut poller = wait_handover(&c, &prov, &id, 120)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let gate = wait_for("a blocked gate", 60, || {
+        let g = c.admin("GET", &format!("/api/v1/handover/{id}"), None);
+        (g["state"] == "blocked").then_some(g)
+    });
+    // Blocked: the poller is still waiting (it polls every second).
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(
+        poller.try_wait().unwrap().is_none(),
+        "poller stopped while blocked"
+    );
+    let scan = gate["scan_id"].as_str().unwrap();
+    c.admin("POST", &format!("/api/v1/scans/{scan}/release"), None);
+    let status = wait_for("the poller to finish", 30, || poller.try_wait().unwrap());
+    let out = poller.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("may be handed over (released)"), "{stdout}");
+    assert!(
+        stdout.contains("blocked"),
+        "it saw the blocked state: {stdout}"
+    );
+    assert!(!stdout.contains(&prov), "the token is never printed");
+    a.stop();
+}
