@@ -7,6 +7,7 @@ need_apt=()
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 command -v musl-gcc >/dev/null || need_apt+=(musl-tools)
 command -v curl >/dev/null || need_apt+=(curl)
+command -v cloud-init >/dev/null || need_apt+=(cloud-init)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null

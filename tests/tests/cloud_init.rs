@@ -1,0 +1,470 @@
+//! The cloud-init templates in `cloud-init/`: each renders the way Terraform's
+//! templatefile() would, passes `cloud-init schema`, and its bootstrap script really
+//! downloads, verifies, installs, enrolls and starts (run against stubs in a temp dir).
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use rampart_tests::workspace;
+
+const PROVIDERS: [&str; 6] = ["nocloud", "aws", "azure", "gcp", "vmware", "proxmox"];
+const TOKEN: &str = "rpt_enroll_0123456789abcdef";
+
+fn sample_vars() -> BTreeMap<&'static str, String> {
+    BTreeMap::from([
+        ("download_base", "https://collector.example:8443".to_string()),
+        ("agent_sha256", String::new()),
+        ("collector_url", "https://collector.example:7443".to_string()),
+        (
+            "ca_fingerprint",
+            "5f:1a:00:9c:3e:aa:bb:cc:dd:ee:ff:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33:44"
+                .to_string(),
+        ),
+        ("enrollment_token", TOKEN.to_string()),
+        ("terraform_project", "web".to_string()),
+        ("labels", "env=prod,team=a".to_string()),
+    ])
+}
+
+fn template(provider: &str) -> PathBuf {
+    workspace()
+        .join("cloud-init")
+        .join(provider)
+        .join("user-data.yaml.tftpl")
+}
+
+/// Renders like templatefile(): `${name}` is replaced; any other `${` or a `%{`
+/// directive would be an error in Terraform (or a shell expansion it would eat), so
+/// it is one here.
+fn render(text: &str, vars: &BTreeMap<&str, String>) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let end = after.find('}').expect("unclosed ${ in template");
+        let name = &after[..end];
+        let value = vars
+            .get(name)
+            .unwrap_or_else(|| panic!("template uses ${{{name}}}, which is not a known variable"));
+        out.push_str(value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    assert!(!out.contains("%{"), "templatefile directives are not used");
+    out
+}
+
+fn cloud_init_schema(file: &Path) -> std::process::Output {
+    match Command::new("cloud-init")
+        .args(["schema", "--config-file"])
+        .arg(file)
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+            "the `cloud-init` command is missing: install the Debian package \
+             (apt-get install -y cloud-init; scripts/test.sh does this)"
+        ),
+        Err(e) => panic!("cannot run cloud-init: {e}"),
+    }
+}
+
+#[test]
+fn every_template_renders_and_passes_cloud_init_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let vars = sample_vars();
+    for p in PROVIDERS {
+        let text = std::fs::read_to_string(template(p)).expect(p);
+        assert!(text.starts_with("#cloud-config\n"), "{p}");
+        assert!(
+            workspace()
+                .join("cloud-init")
+                .join(p)
+                .join("README.md")
+                .is_file(),
+            "{p} has a README"
+        );
+        let rendered = render(&text, &vars);
+        let file = dir.path().join(format!("{p}.yaml"));
+        std::fs::write(&file, &rendered).unwrap();
+        let out = cloud_init_schema(&file);
+        assert!(
+            out.status.success(),
+            "{p}: cloud-init schema rejected it:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The token appears once: in the root-only file on tmpfs, nowhere else.
+        assert_eq!(rendered.matches(TOKEN).count(), 1, "{p}");
+        let at = rendered.find(TOKEN).unwrap();
+        let entry = &rendered[rendered[..at].rfind("- path:").unwrap()..at];
+        assert!(
+            entry.contains("path: /run/rampart-bootstrap/token"),
+            "{p}: {entry}"
+        );
+        assert!(entry.contains("permissions: '0600'"), "{p}: {entry}");
+        assert!(entry.contains("owner: root:root"), "{p}: {entry}");
+        assert!(rendered.contains("After=network-online.target"), "{p}");
+        assert!(
+            rendered.contains("systemctl start --no-block rampart-agent.service"),
+            "{p}"
+        );
+    }
+}
+
+#[test]
+fn the_schema_check_rejects_a_broken_template() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = render(
+        &std::fs::read_to_string(template("nocloud")).unwrap(),
+        &sample_vars(),
+    );
+    let broken = text.replace("runcmd:\n  - [", "runcmd:\n  bad: [");
+    assert_ne!(broken, text);
+    let file = dir.path().join("broken.yaml");
+    std::fs::write(&file, broken).unwrap();
+    assert!(!cloud_init_schema(&file).status.success());
+}
+
+#[test]
+#[should_panic(expected = "not a known variable")]
+fn an_unknown_placeholder_is_an_error() {
+    render("a: ${nope}\n", &sample_vars());
+}
+
+/// The bootstrap script of a rendered template, with its absolute paths moved under `t`.
+fn bootstrap_script(rendered: &str, t: &Path) -> String {
+    let start = rendered
+        .find("      #!/bin/sh\n")
+        .expect("bootstrap script");
+    let end = rendered.find("\nruncmd:").expect("runcmd");
+    let mut script: String = rendered[start..end]
+        .lines()
+        .map(|l| l.strip_prefix("      ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    script.push('\n');
+    let t = t.display();
+    script
+        .replace("/run/rampart-bootstrap/", &format!("{t}/run/"))
+        .replace(
+            "/usr/local/bin/rampart-agent",
+            &format!("{t}/bin/rampart-agent"),
+        )
+        .replace("/etc/rampart/agent.toml", &format!("{t}/etc/agent.toml"))
+        .replace("install -o root -g root ", "install ")
+}
+
+fn write_exec(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    /// A temp dir with stub `curl` (serves `srv/`), `systemctl` (logs), the "agent" to
+    /// download (logs its arguments and the token file's mode) and its .sha256.
+    fn new(sha_file: Option<&str>) -> Sandbox {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path();
+        for d in ["stubs", "srv", "run", "bin", "etc"] {
+            std::fs::create_dir_all(t.join(d)).unwrap();
+        }
+        let agent = format!(
+            "#!/bin/sh\nstat -c %a {t}/run/token > {t}/token.mode\nprintf '%s\\n' \"$@\" > {t}/enroll.args\n",
+            t = t.display()
+        );
+        std::fs::write(t.join("srv/rampart-agent"), &agent).unwrap();
+        let sha = Command::new("sha256sum")
+            .arg(t.join("srv/rampart-agent"))
+            .output()
+            .unwrap();
+        let real = String::from_utf8(sha.stdout).unwrap();
+        let real = real.split_whitespace().next().unwrap().to_string();
+        let sha_text = sha_file.map_or(format!("{real}  rampart-agent\n"), str::to_string);
+        std::fs::write(t.join("srv/rampart-agent.sha256"), sha_text).unwrap();
+        write_exec(
+            &t.join("stubs/curl"),
+            &format!(
+                "#!/bin/sh\nout=; url=\nwhile [ $# -gt 0 ]; do case $1 in -o) out=$2; shift;; -*) ;; *) url=$1;; esac; shift; done\n\
+                 echo \"$url\" >> {t}/curl.log\ncp {t}/srv/\"$(basename \"$url\")\" \"$out\"\n",
+                t = t.display()
+            ),
+        );
+        write_exec(
+            &t.join("stubs/systemctl"),
+            &format!("#!/bin/sh\necho \"$*\" >> {}/systemctl.log\n", t.display()),
+        );
+        Sandbox { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn run(&self, vars: &BTreeMap<&str, String>) -> std::process::Output {
+        let t = self.path();
+        let rendered = render(&std::fs::read_to_string(template("aws")).unwrap(), vars);
+        // What cloud-init's write_files would have done.
+        std::fs::write(t.join("run/token"), format!("{TOKEN}\n")).unwrap();
+        std::fs::set_permissions(t.join("run/token"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+        let script = bootstrap_script(&rendered, t);
+        write_exec(&t.join("bootstrap"), &script);
+        let path = format!(
+            "{}:{}",
+            t.join("stubs").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        Command::new("sh")
+            .arg(t.join("bootstrap"))
+            .env("PATH", path)
+            .output()
+            .unwrap()
+    }
+
+    fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path().join(name)).unwrap_or_default()
+    }
+}
+
+#[test]
+fn bootstrap_script_is_valid_sh() {
+    let rendered = render(
+        &std::fs::read_to_string(template("aws")).unwrap(),
+        &sample_vars(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bootstrap");
+    std::fs::write(&file, bootstrap_script(&rendered, dir.path())).unwrap();
+    let out = Command::new("sh").arg("-n").arg(&file).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn bootstrap_downloads_verifies_installs_enrolls_and_starts() {
+    let sb = Sandbox::new(None);
+    let out = sb.run(&sample_vars());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains(TOKEN) && !String::from_utf8_lossy(&out.stdout).contains(TOKEN));
+    assert_eq!(
+        sb.read("curl.log"),
+        "https://collector.example:8443/download/rampart-agent\n\
+         https://collector.example:8443/download/rampart-agent.sha256\n"
+    );
+    let bin = sb.path().join("bin/rampart-agent");
+    assert_eq!(
+        std::fs::metadata(&bin).unwrap().permissions().mode() & 0o777,
+        0o755
+    );
+    let args: Vec<String> = sb.read("enroll.args").lines().map(String::from).collect();
+    let v = sample_vars();
+    let want: Vec<String> = [
+        "enroll",
+        "--collector",
+        &v["collector_url"],
+        "--ca-fingerprint",
+        &v["ca_fingerprint"],
+        "--token",
+        TOKEN,
+        "--label",
+        "project=web",
+        "--label",
+        "env=prod",
+        "--label",
+        "team=a",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    assert_eq!(args, want);
+    assert_eq!(sb.read("token.mode").trim(), "600");
+    assert!(!sb.path().join("run/token").exists(), "token file deleted");
+    assert_eq!(
+        sb.read("systemctl.log"),
+        "daemon-reload\nenable rampart-agent.service\nstart --no-block rampart-agent.service\n"
+    );
+}
+
+#[test]
+fn bootstrap_refuses_a_binary_whose_sha256_does_not_match() {
+    let bad = format!("{}  rampart-agent\n", "0".repeat(64));
+    for (sha_file, pinned) in [
+        (Some(bad.as_str()), String::new()),
+        (Some("not a hash\n"), String::new()),
+        (None, "1".repeat(64)),
+    ] {
+        let sb = Sandbox::new(sha_file);
+        let mut vars = sample_vars();
+        vars.insert("agent_sha256", pinned.clone());
+        let out = sb.run(&vars);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{sha_file:?} {pinned}");
+        assert!(stderr.contains("rampart-bootstrap:"), "{stderr}");
+        assert!(!sb.path().join("bin/rampart-agent").exists());
+        assert!(sb.read("enroll.args").is_empty());
+        assert!(sb.read("systemctl.log").is_empty());
+        assert!(
+            !sb.path().join("run/token").exists(),
+            "token file deleted on failure"
+        );
+    }
+    // A pinned hash that matches (in upper case) is accepted.
+    let sb = Sandbox::new(None);
+    let real = sb.read("srv/rampart-agent.sha256");
+    let mut vars = sample_vars();
+    vars.insert(
+        "agent_sha256",
+        real.split_whitespace().next().unwrap().to_uppercase(),
+    );
+    let out = sb.run(&vars);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn bootstrap_skips_enrollment_when_already_enrolled() {
+    let sb = Sandbox::new(None);
+    std::fs::write(sb.path().join("etc/agent.toml"), "collector = \"x\"\n").unwrap();
+    let out = sb.run(&sample_vars());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(sb.read("enroll.args").is_empty());
+    assert!(!sb.path().join("run/token").exists());
+    assert!(sb.read("systemctl.log").contains("start --no-block"));
+}
+
+/// The bootstrap runs above against the AWS template; the others carry the same body
+/// (only their three header lines differ), so they are covered too.
+#[test]
+fn every_template_has_the_same_body() {
+    let body = |p: &str| {
+        let text = std::fs::read_to_string(template(p)).unwrap();
+        text.lines().skip(3).collect::<Vec<_>>().join("\n")
+    };
+    let aws = body("aws");
+    assert!(aws.contains("write_files:"));
+    for p in PROVIDERS {
+        assert_eq!(body(p), aws, "{p} differs from aws below its header");
+    }
+}
+
+/// A small Debian 12 tree with critical failures (a second UID 0 account, an empty
+/// password), so that block mode blocks the handover.
+fn blocking_root(dir: &Path) {
+    let w = |p: &str, t: &str| {
+        let h = dir.join(p);
+        std::fs::create_dir_all(h.parent().unwrap()).unwrap();
+        std::fs::write(h, t).unwrap();
+    };
+    w(
+        "etc/os-release",
+        "ID=debian\nVERSION_ID=\"12\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n",
+    );
+    w("etc/hostname", "fixture\n");
+    w(
+        "etc/passwd",
+        "root:x:0:0:root:/root:/bin/bash\ntoor:x:0:0::/root:/bin/bash\nguest:x:1001:1001::/home/guest:/bin/bash\n",
+    );
+    w(
+        "etc/shadow",
+        "root:!:19500:0:99999:7:::\ntoor:!:19500:0:99999:7:::\nguest::19500:0:99999:7:::\n",
+    );
+    w("etc/group", "root:x:0:\nshadow:x:42:\nguest:x:1001:\n");
+}
+
+fn wait_handover(
+    c: &rampart_tests::cluster::Collector,
+    token: &str,
+    vm: &str,
+    timeout: u32,
+) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg(workspace().join("cloud-init/terraform/wait-handover.sh"))
+        .env("RAMPART_API", format!("http://{}", c.rest))
+        .env("RAMPART_TOKEN", token)
+        .env("RAMPART_VM", vm)
+        .env("RAMPART_TIMEOUT", timeout.to_string())
+        .env("RAMPART_INTERVAL", "1");
+    cmd
+}
+
+/// The Terraform example's poller against a real collector: a refused token fails at
+/// once, an unknown VM times out, a blocked VM keeps it waiting until an admin releases it.
+#[test]
+fn wait_handover_polls_the_real_gate_until_released() {
+    use rampart_tests::cluster::{wait_for, Agent, Collector};
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    blocking_root(&root);
+    let c = Collector::start(&t.path().join("collector"), None, None);
+    c.set_settings(|s| s["mode"] = serde_json::json!("block"));
+    let prov = c.user("pipeline", "provisioner");
+
+    let out = wait_handover(&c, "rpt_wrong", "i-0123", 30)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refused the token"));
+
+    let out = wait_handover(&c, &prov, "i-0123", 1).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(stderr.contains("timed out"), "{stderr}");
+
+    let token = c.enrollment_token("web", 1, 3600);
+    let mut a = Agent::new(&t.path().join("agent"));
+    let (ok, log) = a.enroll(&c.url(), &token, &c.fingerprint, &root, &["project=web"]);
+    assert!(ok, "enroll: {log}");
+    a.run(&[]);
+    let id = a.agent_id();
+    let mut poller = wait_handover(&c, &prov, &id, 120)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let gate = wait_for("a blocked gate", 60, || {
+        let g = c.admin("GET", &format!("/api/v1/handover/{id}"), None);
+        (g["state"] == "blocked").then_some(g)
+    });
+    // Blocked: the poller is still waiting (it polls every second).
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(
+        poller.try_wait().unwrap().is_none(),
+        "poller stopped while blocked"
+    );
+    let scan = gate["scan_id"].as_str().unwrap();
+    c.admin("POST", &format!("/api/v1/scans/{scan}/release"), None);
+    let status = wait_for("the poller to finish", 30, || poller.try_wait().unwrap());
+    let out = poller.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("may be handed over (released)"), "{stdout}");
+    assert!(
+        stdout.contains("blocked"),
+        "it saw the blocked state: {stdout}"
+    );
+    assert!(!stdout.contains(&prov), "the token is never printed");
+    a.stop();
+}
