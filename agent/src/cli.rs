@@ -43,9 +43,17 @@ pub struct EnrollArgs {
     /// The collector's agent port, https://HOST:PORT.
     #[arg(long)]
     pub collector: String,
-    /// The bootstrap token from the collector's API.
+    /// The bootstrap token from the collector's API (visible to local users in the
+    /// process list while enrolling: prefer --token-file).
+    #[arg(
+        long,
+        required_unless_present = "token_file",
+        conflicts_with = "token_file"
+    )]
+    pub token: Option<String>,
+    /// A root-only file holding the bootstrap token (first line).
     #[arg(long)]
-    pub token: String,
+    pub token_file: Option<PathBuf>,
     /// SHA-256 fingerprint of the collector's CA certificate (the pin).
     #[arg(long)]
     pub ca_fingerprint: String,
@@ -141,9 +149,25 @@ pub fn run(cli: Cli) -> Result<i32, AgentError> {
         Command::Check(a) => check(a),
         Command::Rules(a) => rules(a),
         Command::Enroll(a) => daemon_runtime(async move {
+            let token = match (&a.token, &a.token_file) {
+                (Some(t), _) => t.clone(),
+                (None, Some(f)) => std::fs::read_to_string(f)
+                    .map_err(|e| {
+                        crate::daemon::DaemonError::Config(format!(
+                            "cannot read token file {}: {e}",
+                            f.display()
+                        ))
+                    })?
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string(),
+                (None, None) => String::new(),
+            };
             let id = crate::daemon::enroll(crate::daemon::EnrollArgs {
                 collector: a.collector,
-                token: a.token,
+                token,
                 ca_fingerprint: a.ca_fingerprint,
                 labels: a.labels.into_iter().collect(),
                 config_path: a.config,

@@ -177,7 +177,7 @@ impl Sandbox {
             std::fs::create_dir_all(t.join(d)).unwrap();
         }
         let agent = format!(
-            "#!/bin/sh\nstat -c %a {t}/run/token > {t}/token.mode\nprintf '%s\\n' \"$@\" > {t}/enroll.args\n",
+            "#!/bin/sh\nstat -c %a {t}/run/token > {t}/token.mode\nprintf '%s\\n' \"$@\" > {t}/enroll.args\nhead -n 1 {t}/run/token > {t}/token.seen\n",
             t = t.display()
         );
         std::fs::write(t.join("srv/rampart-agent"), &agent).unwrap();
@@ -270,14 +270,23 @@ fn bootstrap_downloads_verifies_installs_enrolls_and_starts() {
     );
     let args: Vec<String> = sb.read("enroll.args").lines().map(String::from).collect();
     let v = sample_vars();
+    // The token reaches the agent through its root-only file, never the command line.
+    assert_eq!(sb.read("token.seen").trim(), TOKEN);
+    let token_path = args
+        .iter()
+        .skip_while(|a| *a != "--token-file")
+        .nth(1)
+        .cloned()
+        .unwrap_or_default();
+    assert!(token_path.ends_with("/token"), "{args:?}");
     let want: Vec<String> = [
         "enroll",
         "--collector",
         &v["collector_url"],
         "--ca-fingerprint",
         &v["ca_fingerprint"],
-        "--token",
-        TOKEN,
+        "--token-file",
+        &token_path,
         "--label",
         "project=web",
         "--label",
