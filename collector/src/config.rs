@@ -13,7 +13,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Agents' gRPC port (mutual TLS).
     pub grpc_listen: SocketAddr,
-    /// REST API port.
+    /// REST API port. Plain HTTP: it listens on loopback by default; expose it through
+    /// a TLS-terminating proxy (TLS on this port is not built yet).
     pub rest_listen: SocketAddr,
     /// Names (DNS or IP) in the collector's server certificate.
     pub server_names: Vec<String>,
@@ -34,7 +35,7 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from("/var/lib/rampart-collector"),
             grpc_listen: "0.0.0.0:8443".parse().expect("static address"),
-            rest_listen: "0.0.0.0:8080".parse().expect("static address"),
+            rest_listen: "127.0.0.1:8080".parse().expect("static address"),
             server_names: vec!["localhost".into(), "127.0.0.1".into()],
             agent_cert_days: 30,
             scan_timeout_secs: 600,
