@@ -24,6 +24,9 @@ pub struct Config {
     pub scan_timeout_secs: u64,
     /// The window over which scheduled scans of a fleet are spread.
     pub schedule_window_secs: i64,
+    /// Files served unauthenticated under `/download/` (agent binary, packages) with
+    /// SHA-256 sums; default `<data_dir>/download`.
+    pub download_dir: Option<PathBuf>,
     /// Largest gRPC message accepted from an agent.
     pub max_message_bytes: usize,
     /// Most messages per second accepted from one agent stream.
@@ -40,6 +43,7 @@ impl Default for Config {
             agent_cert_days: 30,
             scan_timeout_secs: 600,
             schedule_window_secs: 3600,
+            download_dir: None,
             max_message_bytes: 4 * 1024 * 1024,
             max_messages_per_sec: 200,
         }
@@ -59,6 +63,13 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// Where `/download/` files come from.
+    pub fn download_dir(&self) -> PathBuf {
+        self.download_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("download"))
+    }
+
     /// Parses TOML text; `path` is only for messages.
     pub fn parse(text: &str, path: &std::path::Path) -> Result<Config, ConfigError> {
         let c: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {

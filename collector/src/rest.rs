@@ -109,6 +109,7 @@ impl FromRequestParts<Arc<App>> for Caller {
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/download/{name}", get(download))
         .route("/metrics", get(metrics))
         .route("/api/v1/enrollment-tokens", post(create_token))
         .route("/api/v1/scans", get(list_scans).post(manual_scan))
@@ -814,4 +815,51 @@ async fn overview(State(app): State<Arc<App>>, c: Caller) -> ApiResult<OverviewD
         completed_scans: completed,
         recent_scans,
     }))
+}
+
+/// Serves the agent's binaries and packages to VMs at first boot (no token: they have
+/// none yet, and nothing here is secret), with `NAME.sha256` computed from the file.
+async fn download(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let valid = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-+".contains(c));
+    if !valid {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("`{name}` is not a download name"),
+        ));
+    }
+    let dir = app.config.download_dir();
+    let (file, sum) = match name.strip_suffix(".sha256") {
+        Some(base) => (base.to_string(), true),
+        None => (name.clone(), false),
+    };
+    let path = dir.join(&file);
+    let bytes = tokio::fs::read(&path).await.map_err(|_| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!("{name} is not available for download"),
+        )
+    })?;
+    if sum {
+        let body = format!("{}  {file}\n", crate::ca::fingerprint(&bytes));
+        return Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response());
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file}\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
 }

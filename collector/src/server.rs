@@ -33,6 +33,13 @@ pub fn build(config: Config) -> anyhow::Result<Collector> {
     std::fs::create_dir_all(&dir)
         .map_err(|e| anyhow::anyhow!("cannot create data directory {}: {e}", dir.display()))?;
     let ca = Ca::open_or_create(&dir.join("ca"))?;
+    let downloads = config.download_dir();
+    std::fs::create_dir_all(&downloads).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create download directory {}: {e}",
+            downloads.display()
+        )
+    })?;
     let store = Arc::new(SledStore::open(&dir.join("db"))?);
     let app = Arc::new(App::new(store, ca, config.clone())?);
     let first_admin_token = if app.store.users()?.is_empty() {

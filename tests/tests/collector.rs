@@ -494,3 +494,45 @@ fn cli_manages_users_and_tokens_while_stopped() {
     let agents = c.admin("GET", "/api/v1/agents", None);
     assert_eq!(agents[0]["project"], "ops");
 }
+
+#[test]
+fn downloads_are_served_with_checksums() {
+    use rampart_tests::cluster::http_raw;
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("collector");
+    let c = Collector::start(&data, None, None);
+    let payload: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    fs::write(data.join("download/rampart-agent"), &payload).unwrap();
+    let r = http_raw("GET", &c.rest, "/download/rampart-agent", None);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, payload);
+    assert_eq!(r.header("content-type"), Some("application/octet-stream"));
+    let sum = http_raw("GET", &c.rest, "/download/rampart-agent.sha256", None);
+    assert_eq!(sum.status, 200);
+    let expect = std::process::Command::new("sha256sum")
+        .arg(data.join("download/rampart-agent"))
+        .output()
+        .unwrap();
+    let expect = String::from_utf8_lossy(&expect.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        String::from_utf8_lossy(&sum.body),
+        format!("{expect}  rampart-agent\n")
+    );
+    assert_eq!(
+        http_raw("GET", &c.rest, "/download/missing", None).status,
+        404
+    );
+    // Nothing outside the download directory: not the CA key, whatever the spelling.
+    for bad in [
+        "/download/..%2Fca%2Fca.key",
+        "/download/.hidden",
+        "/download/%2e%2e",
+    ] {
+        let st = http_raw("GET", &c.rest, bad, None).status;
+        assert!(st == 400 || st == 404, "{bad}: {st}");
+    }
+}
