@@ -13,6 +13,12 @@ MUSL = "x86_64-unknown-linux-musl"
 
 
 def build():
+    # The static agent needs the musl target and musl-gcc (ring compiles C).
+    installed = subprocess.run(["rustup", "target", "list", "--installed"], capture_output=True, text=True).stdout
+    if MUSL not in installed:
+        subprocess.run(["rustup", "target", "add", MUSL], check=True)
+    if subprocess.run(["sh", "-c", "command -v musl-gcc"], capture_output=True).returncode != 0:
+        sys.exit("bench needs musl-gcc: apt-get install musl-tools")
     subprocess.run(["cargo", "build", "--release", "--locked", "-p", "rampart-agent", "--target", MUSL],
                    cwd=ROOT, check=True)
     return os.path.join(ROOT, "target", MUSL, "release", "rampart-agent")

@@ -5,14 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 need_apt=()
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
-command -v musl-gcc >/dev/null || need_apt+=(musl-tools)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v cloud-init >/dev/null || need_apt+=(cloud-init)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
-rustup target list --installed 2>/dev/null | grep -q x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
 # A real Debian 12 root for the scan tests, built once and cached.
 export RAMPART_DEBIAN_ROOT=$(bash tests/fixtures/build-debian-root.sh)
 cargo build --workspace --locked
