@@ -12,6 +12,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 # A real Debian 12 root for the scan tests, built once and cached.
-export RAMPART_DEBIAN_ROOT=$(bash tests/fixtures/build-debian-root.sh)
+root=$(bash tests/fixtures/build-debian-root.sh)
+export RAMPART_DEBIAN_ROOT=$root
 cargo build --workspace --locked
 cargo test --workspace --locked
