@@ -1224,20 +1224,7 @@ fn ipt_open_ports(facts: &Facts, family: IpFamily) -> Result<Outcome, FactError>
 mod tests {
     use super::*;
 
-    fn root(files: &[(&str, &str)], links: &[(&str, &str)]) -> tempfile::TempDir {
-        let t = tempfile::tempdir().unwrap();
-        for (p, c) in files {
-            let h = t.path().join(p.trim_start_matches('/'));
-            std::fs::create_dir_all(h.parent().unwrap()).unwrap();
-            std::fs::write(h, c).unwrap();
-        }
-        for (p, target) in links {
-            let h = t.path().join(p.trim_start_matches('/'));
-            std::fs::create_dir_all(h.parent().unwrap()).unwrap();
-            std::os::unix::fs::symlink(target, h).unwrap();
-        }
-        t
-    }
+    use crate::checks::test_tree as root;
 
     const NFT_UNIT: &str = "[Service]\nExecStart=/usr/sbin/nft -f /etc/nftables.conf\n[Install]\nWantedBy=sysinit.target\n";
     const WANTS: (&str, &str) = (

@@ -192,3 +192,21 @@ pub(crate) const NASTY_INPUTS: &[&str] = &[
     "^",
     "!",
 ];
+
+/// A temporary root holding `files` (path, text) and `links` (path, target), for the
+/// check modules' unit tests.
+#[cfg(test)]
+pub(crate) fn test_tree(files: &[(&str, &str)], links: &[(&str, &str)]) -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    for (p, text) in files {
+        let h = t.path().join(p.trim_start_matches('/'));
+        std::fs::create_dir_all(h.parent().unwrap()).unwrap();
+        std::fs::write(h, text).unwrap();
+    }
+    for (p, target) in links {
+        let h = t.path().join(p.trim_start_matches('/'));
+        std::fs::create_dir_all(h.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(target, h).unwrap();
+    }
+    t
+}

@@ -648,20 +648,7 @@ mod tests {
             Persisted::Set { ref value, ref source, .. } if value == "0" && source == "/b.conf:1"));
     }
 
-    fn tree(files: &[(&str, &str)], links: &[(&str, &str)]) -> tempfile::TempDir {
-        let t = tempfile::tempdir().unwrap();
-        for (p, c) in files {
-            let h = t.path().join(p.trim_start_matches('/'));
-            std::fs::create_dir_all(h.parent().unwrap()).unwrap();
-            std::fs::write(h, c).unwrap();
-        }
-        for (p, target) in links {
-            let h = t.path().join(p.trim_start_matches('/'));
-            std::fs::create_dir_all(h.parent().unwrap()).unwrap();
-            std::os::unix::fs::symlink(target, h).unwrap();
-        }
-        t
-    }
+    use crate::checks::test_tree as tree;
 
     const APPORT_PKG: (&str, &str) = (
         "/var/lib/dpkg/status",

@@ -1089,13 +1089,7 @@ mod tests {
     use super::*;
 
     fn root_with(files: &[(&str, &str)]) -> tempfile::TempDir {
-        let t = tempfile::tempdir().unwrap();
-        for (p, text) in files {
-            let h = t.path().join(p.trim_start_matches('/'));
-            std::fs::create_dir_all(h.parent().unwrap()).unwrap();
-            std::fs::write(h, text).unwrap();
-        }
-        t
+        crate::checks::test_tree(files, &[])
     }
 
     fn sudo(version: &str) -> String {
