@@ -668,32 +668,8 @@ impl App {
             return Ok(None);
         }
         let now = now_ms();
-        let rec = ScanRecord {
-            id: format!("sc-{now:013}-{}", &auth::new_id("")[..8]),
-            agent_id: agent_id.into(),
-            project: a.project.clone(),
-            status: ScanStatus::Pending,
-            trigger: trigger.into(),
-            profile: s.profile.clone(),
-            created_at_ms: now,
-            started_at_ms: None,
-            finished_at_ms: None,
-            last_progress_ms: now,
-            score: None,
-            passed: 0,
-            failed: 0,
-            error: 0,
-            not_applicable: 0,
-            not_checked: 0,
-            exempted: 0,
-            failed_by_severity: [0; 4],
-            blocked: false,
-            block_reasons: vec![],
-            released_by: None,
-            released_at_ms: None,
-            failure_reason: None,
-            content_version: None,
-        };
+        let id = format!("sc-{now:013}-{}", &auth::new_id("")[..8]);
+        let rec = ScanRecord::pending(id, agent_id, a.project.clone(), trigger, &s.profile, now);
         self.store.put_scan(&rec)?;
         self.audit(
             actor,

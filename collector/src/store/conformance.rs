@@ -4,32 +4,16 @@
 use super::*;
 
 fn scan(id: &str, agent: &str, project: Option<&str>, status: ScanStatus) -> ScanRecord {
-    ScanRecord {
-        id: id.into(),
-        agent_id: agent.into(),
-        project: project.map(String::from),
-        status,
-        trigger: "manual".into(),
-        profile: "level1-server".into(),
-        created_at_ms: 1,
-        started_at_ms: None,
-        finished_at_ms: None,
-        last_progress_ms: 1,
-        score: None,
-        passed: 0,
-        failed: 0,
-        error: 0,
-        not_applicable: 0,
-        not_checked: 0,
-        exempted: 0,
-        failed_by_severity: [0; 4],
-        blocked: false,
-        block_reasons: vec![],
-        released_by: None,
-        released_at_ms: None,
-        failure_reason: None,
-        content_version: None,
-    }
+    let mut s = ScanRecord::pending(
+        id.into(),
+        agent,
+        project.map(String::from),
+        "manual",
+        "level1-server",
+        1,
+    );
+    s.status = status;
+    s
 }
 
 fn token(hash: &str, expires: i64, max_uses: u32) -> TokenRecord {

@@ -126,6 +126,45 @@ pub struct ScanRecord {
     pub content_version: Option<String>,
 }
 
+impl ScanRecord {
+    /// A new pending scan: nothing counted, nothing decided yet.
+    pub fn pending(
+        id: String,
+        agent_id: &str,
+        project: Option<String>,
+        trigger: &str,
+        profile: &str,
+        now_ms: i64,
+    ) -> ScanRecord {
+        ScanRecord {
+            id,
+            agent_id: agent_id.into(),
+            project,
+            status: ScanStatus::Pending,
+            trigger: trigger.into(),
+            profile: profile.into(),
+            created_at_ms: now_ms,
+            started_at_ms: None,
+            finished_at_ms: None,
+            last_progress_ms: now_ms,
+            score: None,
+            passed: 0,
+            failed: 0,
+            error: 0,
+            not_applicable: 0,
+            not_checked: 0,
+            exempted: 0,
+            failed_by_severity: [0; 4],
+            blocked: false,
+            block_reasons: vec![],
+            released_by: None,
+            released_at_ms: None,
+            failure_reason: None,
+            content_version: None,
+        }
+    }
+}
+
 /// One rule's result in a scan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResultRecord {
