@@ -467,66 +467,18 @@ fn single(facts: &Facts) -> Result<Outcome, FactError> {
 // IPv6 status
 // ---------------------------------------------------------------------------
 
-/// Whether IPv6 is enabled, with the evidence. Unknown counts as enabled, so that
-/// IPv6 rules are demanded unless IPv6 is known to be off.
+/// Whether IPv6 is enabled, with the evidence: `sysctl::ipv6_disabled` is the one
+/// definition of "IPv6 is off" (unknown counts as on).
 fn ipv6_enabled(facts: &Facts) -> Result<(bool, String), FactError> {
-    if facts.is_live() {
-        if let Some(v) = facts.read_runtime("/sys/module/ipv6/parameters/disable")? {
-            if v.trim() == "1" {
-                return Ok((
-                    false,
-                    "IPv6 is disabled: /sys/module/ipv6/parameters/disable = 1".into(),
-                ));
-            }
-        }
-        let all = sysctl::runtime_value(facts, "net.ipv6.conf.all.disable_ipv6")?;
-        let def = sysctl::runtime_value(facts, "net.ipv6.conf.default.disable_ipv6")?;
-        if all.as_deref() == Some("1") && def.as_deref() == Some("1") {
-            return Ok((
-                false,
-                "IPv6 is disabled: net.ipv6.conf.all/default.disable_ipv6 = 1 (/proc/sys)".into(),
-            ));
-        }
-        return Ok((true, "IPv6 is enabled on the running system".into()));
-    }
-    let mut grub = vec!["/etc/default/grub".to_string()];
-    grub.extend(facts.dir_files("/etc/default/grub.d", ".cfg")?);
-    for path in grub {
-        let Some(text) = facts.read(&path)? else {
-            continue;
-        };
-        for s in kv::parse(&text, &path, kv::Separator::Equals) {
-            if s.key.starts_with("GRUB_CMDLINE_LINUX")
-                && s.value.split_whitespace().any(|w| w == "ipv6.disable=1")
-            {
-                return Ok((
-                    false,
-                    format!(
-                        "IPv6 is disabled on the kernel command line: {}",
-                        s.describe()
-                    ),
-                ));
-            }
-        }
-    }
-    let all = sysctl::persisted_setting(facts, "net.ipv6.conf.all.disable_ipv6")?;
-    let def = sysctl::persisted_setting(facts, "net.ipv6.conf.default.disable_ipv6")?;
-    if let (Some(a), Some(d)) = (&all, &def) {
-        if a.value == "1" && d.value == "1" {
-            return Ok((
-                false,
-                format!(
-                    "IPv6 is disabled by sysctl: {}; {}",
-                    a.describe(),
-                    d.describe()
-                ),
-            ));
-        }
-    }
-    Ok((
-        true,
-        "IPv6 is not disabled in the persisted configuration (kernel command line, sysctl)".into(),
-    ))
+    Ok(match crate::checks::sysctl::ipv6_disabled(facts)? {
+        Some(why) => (false, why),
+        None if facts.is_live() => (true, "IPv6 is enabled on the running system".into()),
+        None => (
+            true,
+            "IPv6 is not disabled in the persisted configuration (kernel command line, sysctl)"
+                .into(),
+        ),
+    })
 }
 
 /// The family an iptables check is about, or the outcome when it cannot apply.

@@ -91,12 +91,16 @@ fn value_ok(value: &str, allowed: &[String]) -> bool {
     })
 }
 
-/// Why IPv6 is off on this host, if it is.
+/// Why IPv6 is off on this host, if it is: the one definition every IPv6 rule uses
+/// (sysctl keys, ip6tables, nftables). Unknown counts as on, so IPv6 rules are demanded
+/// unless IPv6 is known to be off. A runtime-only switch does not count: it is gone at
+/// the next boot, so the persisted configuration must agree.
 pub fn ipv6_disabled(facts: &Facts) -> Result<Option<String>, FactError> {
     let r = facts.memo("ipv6-disabled", || -> Result<Option<String>, FactError> {
         let entries = persisted(facts);
         let entries = entries.as_ref().as_ref().map_err(Clone::clone)?;
-        let persisted_off = ["net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"]
+        let keys = ["net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"];
+        let persisted_off = keys
             .iter()
             .all(|k| matches!(persisted_value(entries, k), Persisted::Set { value, .. } if value == "1"));
         if facts.is_live() {
@@ -106,12 +110,15 @@ pub fn ipv6_disabled(facts: &Facts) -> Result<Option<String>, FactError> {
                     return Ok(Some("IPv6 is disabled: the running kernel was booted with ipv6.disable=1 (/proc/cmdline)".into()));
                 }
             }
+            if let Some(v) = facts.read_runtime("/sys/module/ipv6/parameters/disable")? {
+                if v.trim() == "1" {
+                    return Ok(Some("IPv6 is disabled: /sys/module/ipv6/parameters/disable = 1".into()));
+                }
+            }
             if facts.stat("/proc/sys/net/ipv6")?.is_none() {
                 return Ok(Some("IPv6 is disabled: /proc/sys/net/ipv6 does not exist in the running kernel".into()));
             }
-            let runtime_off = ["net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"]
-                .iter()
-                .all(|k| matches!(runtime(facts, k), Ok(Some(v)) if v == "1"));
+            let runtime_off = keys.iter().all(|k| matches!(runtime(facts, k), Ok(Some(v)) if v == "1"));
             if runtime_off && persisted_off {
                 return Ok(Some(
                     "IPv6 is disabled: net.ipv6.conf.{all,default}.disable_ipv6 = 1 at runtime and in sysctl configuration"
@@ -120,10 +127,17 @@ pub fn ipv6_disabled(facts: &Facts) -> Result<Option<String>, FactError> {
             }
             return Ok(None);
         }
+        // Offline: the boot loader's generated configuration is what boots; without one,
+        // the settings it is generated from.
         if let Some(cfg) = super::boot::grub_config(facts, super::boot::GRUB_CFG)? {
             if !cfg.kernels.is_empty() && cfg.kernels.iter().all(|k| k.param("ipv6.disable") == Some("1")) {
-                return Ok(Some(format!("IPv6 is disabled: every kernel line of {} has ipv6.disable=1", cfg.path)));
+                return Ok(Some(format!(
+                    "IPv6 is disabled on the kernel command line: every kernel line of {} has ipv6.disable=1",
+                    cfg.path
+                )));
             }
+        } else if let Some(line) = grub_defaults_disable_ipv6(facts)? {
+            return Ok(Some(format!("IPv6 is disabled on the kernel command line: {line}")));
         }
         if persisted_off {
             return Ok(Some("IPv6 is disabled: net.ipv6.conf.{all,default}.disable_ipv6 = 1 in sysctl configuration".into()));
@@ -131,6 +145,31 @@ pub fn ipv6_disabled(facts: &Facts) -> Result<Option<String>, FactError> {
         Ok(None)
     });
     (*r).clone()
+}
+
+/// The /etc/default/grub (or grub.d) line that puts ipv6.disable=1 on the kernel command
+/// line, if any. Later settings of the same key win, as when grub-mkconfig sources them.
+fn grub_defaults_disable_ipv6(facts: &Facts) -> Result<Option<String>, FactError> {
+    let mut files = vec!["/etc/default/grub".to_string()];
+    files.extend(facts.dir_files("/etc/default/grub.d", ".cfg")?);
+    let mut last: std::collections::BTreeMap<String, (bool, String)> = Default::default();
+    for path in files {
+        let Some(text) = facts.read(&path)? else {
+            continue;
+        };
+        for s in kv::parse(&text, &path, kv::Separator::Equals) {
+            if s.key == "GRUB_CMDLINE_LINUX" || s.key == "GRUB_CMDLINE_LINUX_DEFAULT" {
+                let on = s
+                    .value
+                    .split_whitespace()
+                    .filter_map(|w| w.strip_prefix("ipv6.disable="))
+                    .next_back()
+                    == Some("1");
+                last.insert(s.key.clone(), (on, s.describe()));
+            }
+        }
+    }
+    Ok(last.into_values().find(|(on, _)| *on).map(|(_, line)| line))
 }
 
 /// The entries of the sysctl file ufw applies when it starts, when ufw is switched
