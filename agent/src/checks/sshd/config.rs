@@ -342,88 +342,9 @@ fn has_wildcard(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
 
-/// Shell-style matching of one path component: `*`, `?`, `[abc]`, `[a-z]`, `[!x]`.
-pub fn fnmatch(pattern: &str, name: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    fn go(p: &[char], n: &[char]) -> bool {
-        let (mut pi, mut ni) = (0usize, 0usize);
-        let (mut star_p, mut star_n): (Option<usize>, usize) = (None, 0);
-        while ni < n.len() {
-            if pi < p.len() {
-                match p[pi] {
-                    '*' => {
-                        star_p = Some(pi);
-                        star_n = ni;
-                        pi += 1;
-                        continue;
-                    }
-                    '?' => {
-                        pi += 1;
-                        ni += 1;
-                        continue;
-                    }
-                    '[' => {
-                        if let Some((matched, len)) = class(&p[pi..], n[ni]) {
-                            if matched {
-                                pi += len;
-                                ni += 1;
-                                continue;
-                            }
-                        } else if n[ni] == '[' {
-                            pi += 1;
-                            ni += 1;
-                            continue;
-                        }
-                    }
-                    c if c == n[ni] => {
-                        pi += 1;
-                        ni += 1;
-                        continue;
-                    }
-                    _ => {}
-                }
-            }
-            match star_p {
-                Some(sp) => {
-                    pi = sp + 1;
-                    star_n += 1;
-                    ni = star_n;
-                }
-                None => return false,
-            }
-        }
-        p[pi..].iter().all(|&c| c == '*')
-    }
-    fn class(p: &[char], c: char) -> Option<(bool, usize)> {
-        let mut i = 1;
-        let negate = matches!(p.get(1), Some('!') | Some('^'));
-        if negate {
-            i += 1;
-        }
-        let mut matched = false;
-        let mut first = true;
-        while i < p.len() {
-            if p[i] == ']' && !first {
-                return Some((matched != negate, i + 1));
-            }
-            first = false;
-            if i + 2 < p.len() && p[i + 1] == '-' && p[i + 2] != ']' {
-                if p[i] <= c && c <= p[i + 2] {
-                    matched = true;
-                }
-                i += 3;
-            } else {
-                if p[i] == c {
-                    matched = true;
-                }
-                i += 1;
-            }
-        }
-        None
-    }
-    go(&p, &n)
-}
+/// Shell-style matching of one path component (glob(3) for Include): the one
+/// implementation in `facts`.
+pub use crate::facts::fnmatch;
 
 #[cfg(test)]
 mod tests {
