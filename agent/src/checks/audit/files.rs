@@ -1,0 +1,289 @@
+//! Privileged programs covered by audit rules, audit log file permissions, and AIDE's coverage of the audit tools.
+
+use super::*;
+
+// ---------------------------------------------------------------------------
+// Privileged commands
+
+/// The mount holding `path`: live mounts when live, else /etc/fstab.
+pub(super) fn mount_table(facts: &Facts) -> Result<Vec<Mount>, FactError> {
+    let m = if facts.is_live() {
+        mounts::live(facts)
+    } else {
+        mounts::fstab(facts)
+    };
+    Ok(m.as_ref().as_ref().map_err(Clone::clone)?.clone())
+}
+
+pub(super) fn mount_of<'a>(table: &'a [Mount], path: &str) -> Option<&'a Mount> {
+    table
+        .iter()
+        .filter(|m| {
+            m.target == "/"
+                || path == m.target
+                || path.starts_with(&format!("{}/", m.target.trim_end_matches('/')))
+        })
+        .max_by_key(|m| m.target.len())
+}
+
+pub(super) fn privileged(facts: &Facts, filters: &[String]) -> Result<Outcome, FactError> {
+    let w = walk(facts);
+    let w = w.as_ref().as_ref().map_err(Clone::clone)?;
+    let table = mount_table(facts)?;
+    let mut files: Vec<&FileMeta> = Vec::new();
+    let mut skipped = 0;
+    for m in &w.suid_sgid {
+        match mount_of(&table, &m.path) {
+            Some(mt) if mt.has_option("nosuid") || mt.has_option("noexec") => skipped += 1,
+            _ => files.push(m),
+        }
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    if files.is_empty() {
+        return Ok(Outcome::pass(format!(
+            "no setuid or setgid files found on filesystems mounted with setuid and exec allowed ({} entries walked)",
+            w.entries
+        )));
+    }
+    let set = match rules_or_fail(facts)? {
+        Ok(s) => s,
+        Err(o) => return Ok(o),
+    };
+    let set = set.as_ref().as_ref().map_err(Clone::clone)?;
+    let min = uid_min(facts)?;
+    let mut bad = Vec::new();
+    let mut covered = 0;
+    for f in &files {
+        let req = Requirement {
+            path: Some(f.path.clone()),
+            perms: Some("x".into()),
+            syscalls: vec![],
+            arch: vec![],
+            filters: filters.to_vec(),
+            compare: vec![],
+        };
+        let atoms = atoms_of(facts, &req, min)?;
+        let mut ok = true;
+        for a in &atoms {
+            match find(set, a) {
+                Found::Covered(_) => {}
+                Found::Suppressed { by, .. } => {
+                    ok = false;
+                    bad.push(format!("{}: suppressed by {}", f.path, by.describe()));
+                    break;
+                }
+                Found::Missing => {
+                    ok = false;
+                    bad.push(format!(
+                        "{} (mode {:04o}): missing: {}",
+                        f.path,
+                        f.mode,
+                        a.suggest()
+                    ));
+                    break;
+                }
+            }
+        }
+        if ok {
+            covered += 1;
+        }
+    }
+    let n_bad = bad.len();
+    if n_bad > MAX_LISTED {
+        let more = n_bad - MAX_LISTED;
+        bad.truncate(MAX_LISTED);
+        bad.push(format!("… and {more} more"));
+    }
+    let mut good = vec![format!(
+        "{} setuid/setgid files found, {covered} with an execution audit rule{}",
+        files.len(),
+        if skipped > 0 {
+            format!("; {skipped} on nosuid/noexec mounts not counted")
+        } else {
+            String::new()
+        }
+    )];
+    good.push(NOT_LOADED.into());
+    Ok(Outcome::from_findings(bad, good))
+}
+
+// ---------------------------------------------------------------------------
+// Audit log files
+
+pub(super) fn log_files(
+    facts: &Facts,
+    target: LogTarget,
+    max: Option<u32>,
+    owner: &[String],
+    group: &[String],
+    log_group: &[String],
+) -> Result<Outcome, FactError> {
+    let pk = packages(facts);
+    let pk = pk.as_ref().as_ref().map_err(Clone::clone)?;
+    if !pk.is_installed("auditd") {
+        return Ok(Outcome::not_applicable(format!(
+            "{}: there are no audit logs to judge",
+            pk.describe("auditd")
+        )));
+    }
+    let (file, line) = auditd_value(facts, "log_file")?.unwrap_or((
+        Some("/var/log/audit/audit.log".into()),
+        format!("{AUDITD_CONF} not found; auditd default log_file"),
+    ));
+    let file = file.unwrap_or_else(|| "/var/log/audit/audit.log".into());
+    let dir = match file.rsplit_once('/') {
+        Some(("", _)) | None => "/".to_string(),
+        Some((d, _)) => d.to_string(),
+    };
+    let acc = accounts(facts);
+    let acc = acc.as_ref().as_ref().ok();
+    let mut good = vec![line];
+    let mut bad = Vec::new();
+    if !log_group.is_empty() {
+        let req = ConfRequirement {
+            key: "log_group".into(),
+            allowed: log_group.to_vec(),
+            min: None,
+        };
+        let (ok, lines) = judge_setting(facts, &req)?;
+        if ok {
+            good.extend(lines);
+        } else {
+            bad.extend(lines);
+        }
+    }
+    let Some(dmeta) = facts.stat(&dir)? else {
+        return Ok(Outcome::not_applicable(format!(
+            "audit log directory {dir} does not exist (auditd has not run)"
+        )));
+    };
+    match target {
+        LogTarget::Directory => {
+            let b = judge(&dmeta, max, owner, group, acc);
+            if b.is_empty() {
+                good.push(describe_meta(&dmeta, acc));
+            }
+            bad.extend(b);
+        }
+        LogTarget::Files => {
+            let mut files = Vec::new();
+            collect_files(facts, &dir, 0, &mut files)?;
+            if files.is_empty() && bad.is_empty() {
+                return Ok(Outcome::not_applicable(format!(
+                    "no audit log files in {dir} yet"
+                )));
+            }
+            for m in &files {
+                let b = judge(m, max, owner, group, acc);
+                if b.is_empty() {
+                    good.push(describe_meta(m, acc));
+                }
+                bad.extend(b);
+            }
+        }
+    }
+    Ok(Outcome::from_findings(bad, good))
+}
+
+pub(super) fn collect_files(
+    facts: &Facts,
+    dir: &str,
+    depth: usize,
+    out: &mut Vec<FileMeta>,
+) -> Result<(), FactError> {
+    if depth > 4 {
+        return Ok(());
+    }
+    for name in facts.list_dir(dir)? {
+        let p = format!("{}/{name}", dir.trim_end_matches('/'));
+        let Some(m) = facts.lstat(&p)? else { continue };
+        match m.kind {
+            FileKind::File => out.push(m),
+            FileKind::Dir => collect_files(facts, &p, depth + 1, out)?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// AIDE rules
+
+/// The same file under the other half of the /usr merge (`/sbin/x` ↔ `/usr/sbin/x`).
+pub(super) fn usrmerge_twin(p: &str) -> Option<String> {
+    for d in ["/sbin/", "/bin/", "/lib/"] {
+        if let Some(rest) = p.strip_prefix(d) {
+            return Some(format!("/usr{d}{rest}"));
+        }
+        if let Some(rest) = p.strip_prefix(&format!("/usr{d}")) {
+            return Some(format!("{d}{rest}"));
+        }
+    }
+    None
+}
+
+pub(super) fn aide_rules(
+    facts: &Facts,
+    paths: &[String],
+    attributes: &[String],
+) -> Result<Outcome, FactError> {
+    let c = aide::aide_conf(facts);
+    let conf = c.as_ref().as_ref().map_err(Clone::clone)?;
+    if conf.files.is_empty() {
+        return Ok(Outcome::fail(format!(
+            "{} not found: AIDE is not installed or not configured",
+            aide::AIDE_CONF
+        )));
+    }
+    let mut bad = Vec::new();
+    let mut good = Vec::new();
+    for p in paths {
+        let mut tried = Vec::new();
+        let mut ok_line = None;
+        for cand in std::iter::once(p.clone()).chain(usrmerge_twin(p)) {
+            match aide::verdict(conf, &cand) {
+                aide::Verdict::Rule(r) => {
+                    let lacking: Vec<&str> = attributes
+                        .iter()
+                        .filter(|a| !r.attrs.contains(a.as_str()))
+                        .map(String::as_str)
+                        .collect();
+                    if lacking.is_empty() {
+                        ok_line = Some(format!("{cand}: selected by {}: {}", r.source, r.text));
+                        break;
+                    }
+                    let unk = if r.unknown.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; unknown names {}", r.unknown.join(", "))
+                    };
+                    tried.push(format!(
+                        "{cand}: selected by {}: {} — lacks {}{unk}",
+                        r.source,
+                        r.text,
+                        lacking.join("+")
+                    ));
+                }
+                aide::Verdict::Excluded(r) => {
+                    tried.push(format!("{cand}: excluded by {}: {}", r.source, r.text))
+                }
+                aide::Verdict::NotSelected => {
+                    tried.push(format!("{cand}: no AIDE rule selects it"))
+                }
+            }
+        }
+        match ok_line {
+            Some(l) => good.push(l),
+            None => bad.extend(tried),
+        }
+    }
+    if !bad.is_empty() {
+        bad.push(format!(
+            "each audit tool needs a rule with {}",
+            attributes.join("+")
+        ));
+        bad.extend(conf.notes.iter().cloned());
+    }
+    good.push(format!("read {}", conf.files.join(", ")));
+    Ok(Outcome::from_findings(bad, good))
+}
