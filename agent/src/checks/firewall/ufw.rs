@@ -1,0 +1,308 @@
+//! ufw: its switches, default policies and the rules it persists.
+
+use super::*;
+
+// ---------------------------------------------------------------------------
+// ufw
+// ---------------------------------------------------------------------------
+
+pub(super) fn ufw_setting(
+    facts: &Facts,
+    path: &str,
+    key: &str,
+) -> Result<Option<Setting>, FactError> {
+    let Some(text) = facts.read(path)? else {
+        return Ok(None);
+    };
+    let s = kv::parse(&text, path, kv::Separator::Equals);
+    Ok(kv::last(&s, key, false).cloned())
+}
+
+/// ufw's rules files: (IPv4 ruleset, IPv6 ruleset, files read).
+pub(super) fn ufw_rules(
+    facts: &Facts,
+) -> Arc<Result<(ipt::Ruleset, ipt::Ruleset, Vec<String>), FactError>> {
+    facts.memo("ufw-rules", || {
+        let mut read = Vec::new();
+        let mut load = |names: [&str; 3]| -> Result<ipt::Ruleset, FactError> {
+            let mut rs = ipt::Ruleset::default();
+            for n in names {
+                for dir in ["/etc/ufw", "/lib/ufw"] {
+                    let p = format!("{dir}/{n}");
+                    if let Some(t) = facts.read(&p)? {
+                        let part = ipt::parse(&t, &p);
+                        rs.chains.extend(part.chains);
+                        rs.rules.extend(part.rules);
+                        read.push(p);
+                        break;
+                    }
+                }
+            }
+            Ok(rs)
+        };
+        let v4 = load(["before.rules", "user.rules", "after.rules"])?;
+        let v6 = load(["before6.rules", "user6.rules", "after6.rules"])?;
+        Ok((v4, v6, read))
+    })
+}
+
+pub(super) fn ufw_enabled(facts: &Facts) -> Result<Outcome, FactError> {
+    let mut failures = Vec::new();
+    let mut found = Vec::new();
+    match ufw_setting(facts, UFW_CONF, "ENABLED")? {
+        Some(s) if s.value.eq_ignore_ascii_case("yes") => found.push(s.describe()),
+        Some(s) => failures.push(format!("{}: ufw is not enabled", s.describe())),
+        None => failures.push(format!("{UFW_CONF}: ENABLED not set; default no")),
+    }
+    let u = unit(facts, "ufw.service");
+    let u = u.as_ref().as_ref().map_err(Clone::clone)?;
+    if u.enabled() && u.active != Some(false) {
+        found.push(u.describe());
+    } else {
+        failures.push(u.describe());
+    }
+    found.push(format!(
+        "whether ufw reports `Status: active` was not read: {PERSISTED_NOTE}"
+    ));
+    Ok(Outcome::from_findings(failures, found))
+}
+
+pub(super) fn ufw_default_deny(facts: &Facts) -> Result<Outcome, FactError> {
+    let mut failures = Vec::new();
+    let mut found = Vec::new();
+    let deny = |v: &str| v.eq_ignore_ascii_case("DROP") || v.eq_ignore_ascii_case("REJECT");
+    for (key, what) in [
+        ("DEFAULT_INPUT_POLICY", "incoming"),
+        ("DEFAULT_OUTPUT_POLICY", "outgoing"),
+    ] {
+        match ufw_setting(facts, UFW_DEFAULTS, key)? {
+            Some(s) if deny(&s.value) => found.push(s.describe()),
+            Some(s) => failures.push(format!(
+                "{}: {what} traffic is allowed by default",
+                s.describe()
+            )),
+            None => failures.push(format!("{UFW_DEFAULTS}: {key} not set")),
+        }
+    }
+    match ufw_setting(facts, UFW_DEFAULTS, "DEFAULT_FORWARD_POLICY")? {
+        Some(s) if deny(&s.value) => found.push(s.describe()),
+        Some(s) => {
+            let (routing, why) = ip_forwarding(facts)?;
+            if routing {
+                failures.push(format!(
+                    "{}: routed traffic is allowed by default and {why}",
+                    s.describe()
+                ));
+            } else {
+                found.push(format!(
+                    "{}: routed traffic is disabled because {why}",
+                    s.describe()
+                ));
+            }
+        }
+        None => failures.push(format!("{UFW_DEFAULTS}: DEFAULT_FORWARD_POLICY not set")),
+    }
+    let (v6, why) = ipv6_enabled(facts)?;
+    if v6 {
+        match ufw_setting(facts, UFW_DEFAULTS, "IPV6")? {
+            Some(s) if s.value.eq_ignore_ascii_case("no") => failures.push(format!(
+                "{}: ufw leaves IPv6 unfiltered while {why}",
+                s.describe()
+            )),
+            _ => {}
+        }
+    }
+    Ok(Outcome::from_findings(failures, found))
+}
+
+/// Whether the system forwards packets (then ufw's routed policy matters).
+pub(super) fn ip_forwarding(facts: &Facts) -> Result<(bool, String), FactError> {
+    if facts.is_live() {
+        let v4 = sysctl::runtime_value(facts, "net.ipv4.ip_forward")?;
+        let v6 = sysctl::runtime_value(facts, "net.ipv6.conf.all.forwarding")?;
+        let on = v4.as_deref() == Some("1") || v6.as_deref() == Some("1");
+        return Ok((
+            on,
+            format!(
+                "/proc/sys: net.ipv4.ip_forward = {}, net.ipv6.conf.all.forwarding = {}",
+                v4.as_deref().unwrap_or("absent"),
+                v6.as_deref().unwrap_or("absent")
+            ),
+        ));
+    }
+    // ufw applies its own sysctl file when it starts.
+    let mut lines = Vec::new();
+    let mut on = false;
+    if let Some(text) = facts.read("/etc/ufw/sysctl.conf")? {
+        for s in kv::parse(&text, "/etc/ufw/sysctl.conf", kv::Separator::Equals) {
+            let k = sysctl::normalize(&s.key);
+            if (k == "net.ipv4.ip_forward"
+                || k == "net.ipv6.conf.all.forwarding"
+                || k == "net.ipv6.conf.default.forwarding")
+                && s.value == "1"
+            {
+                on = true;
+                lines.push(s.describe());
+            }
+        }
+    }
+    for key in ["net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"] {
+        if let Some(s) = sysctl::persisted_setting(facts, key)? {
+            on |= s.value == "1";
+            lines.push(s.describe());
+        }
+    }
+    if lines.is_empty() {
+        lines.push("no persisted setting enables IP forwarding (kernel default 0)".into());
+    }
+    Ok((on, lines.join("; ")))
+}
+
+pub(super) const UFW_IN: [&str; 2] = ["ufw-before-input", "ufw-user-input"];
+pub(super) const UFW_OUT: [&str; 2] = ["ufw-before-output", "ufw-user-output"];
+pub(super) const UFW6_IN: [&str; 2] = ["ufw6-before-input", "ufw6-user-input"];
+pub(super) const UFW6_OUT: [&str; 2] = ["ufw6-before-output", "ufw6-user-output"];
+
+pub(super) fn ufw_loopback(facts: &Facts) -> Result<Outcome, FactError> {
+    let rules = ufw_rules(facts);
+    let (v4, v6, read) = rules.as_ref().as_ref().map_err(Clone::clone)?;
+    let mut failures = Vec::new();
+    let mut found = Vec::new();
+    if read.is_empty() {
+        failures.push("no ufw rules file found in /etc/ufw".into());
+    }
+    let (v6_on, why) = ipv6_enabled(facts)?;
+    let mut families = vec![("IPv4", v4, UFW_IN, UFW_OUT, "127.0.0.0/8")];
+    if v6_on {
+        if ufw_setting(facts, UFW_DEFAULTS, "IPV6")?
+            .is_some_and(|s| s.value.eq_ignore_ascii_case("no"))
+        {
+            failures.push(format!(
+                "{UFW_DEFAULTS}: IPV6=no, so ufw sets no IPv6 loopback rules while {why}"
+            ));
+        } else {
+            families.push(("IPv6", v6, UFW6_IN, UFW6_OUT, "::1/128"));
+        }
+    } else {
+        found.push(format!("{why}; IPv6 loopback rules not required"));
+    }
+    for (fam, rs, ins, outs, src) in families {
+        let in_rules: Vec<&ipt::Rule> = rs
+            .rules
+            .iter()
+            .filter(|r| ins.contains(&r.chain.as_str()))
+            .collect();
+        let out_rules: Vec<&ipt::Rule> = rs
+            .rules
+            .iter()
+            .filter(|r| outs.contains(&r.chain.as_str()))
+            .collect();
+        judge_rule(
+            &mut failures,
+            &mut found,
+            in_rules.iter().find(|r| r.accepts_loopback_in()),
+            || format!("{fam}: no rule accepts incoming traffic on lo (`ufw allow in on lo`)"),
+        );
+        judge_rule(
+            &mut failures,
+            &mut found,
+            out_rules.iter().find(|r| r.accepts_loopback_out()),
+            || format!("{fam}: no rule accepts outgoing traffic on lo (`ufw allow out on lo`)"),
+        );
+        judge_rule(
+            &mut failures,
+            &mut found,
+            in_rules.iter().find(|r| r.drops_source(&[src])),
+            || {
+                format!(
+                    "{fam}: no rule denies incoming traffic from {src} (`ufw deny in from {src}`)"
+                )
+            },
+        );
+    }
+    found.push(PERSISTED_NOTE.into());
+    Ok(Outcome::from_findings(failures, found))
+}
+
+pub(super) fn judge_rule(
+    failures: &mut Vec<String>,
+    found: &mut Vec<String>,
+    rule: Option<&&ipt::Rule>,
+    missing: impl Fn() -> String,
+) {
+    match rule {
+        Some(r) => found.push(r.source.clone()),
+        None => failures.push(missing()),
+    }
+}
+
+/// The non-loopback listening sockets, grouped by (protocol, port).
+pub(super) fn open_ports(
+    ls: &[Listener],
+    include: impl Fn(&Listener) -> bool,
+) -> Vec<((Proto, u16), Vec<&Listener>)> {
+    let mut out: Vec<((Proto, u16), Vec<&Listener>)> = Vec::new();
+    for l in ls.iter().filter(|l| !l.is_loopback() && include(l)) {
+        match out.iter_mut().find(|(k, _)| *k == (l.proto, l.port)) {
+            Some((_, v)) => v.push(l),
+            None => out.push(((l.proto, l.port), vec![l])),
+        }
+    }
+    out
+}
+
+/// Pass when each open port is covered; evidence names the covering rule.
+pub(super) fn judge_ports(
+    ports: Vec<((Proto, u16), Vec<&Listener>)>,
+    covering: impl Fn(Proto, u16) -> Option<String>,
+    rules_desc: &str,
+) -> Outcome {
+    let mut failures = Vec::new();
+    let mut found = Vec::new();
+    if ports.is_empty() {
+        found.push(
+            "no socket listens on a non-loopback address (/proc/net/tcp, tcp6, udp, udp6)".into(),
+        );
+    }
+    for ((proto, port), socks) in ports {
+        let what = socks
+            .iter()
+            .map(|l| l.describe())
+            .collect::<Vec<_>>()
+            .join(", ");
+        match covering(proto, port) {
+            Some(rule) => found.push(format!(
+                "{} port {port} ({what}) has a rule: {rule}",
+                proto.as_str()
+            )),
+            None => failures.push(format!(
+                "{} port {port} ({what}) has no rule naming it in {rules_desc}",
+                proto.as_str()
+            )),
+        }
+    }
+    found.push("rules without a destination port are not counted as covering a port".into());
+    found.push(PERSISTED_NOTE.into());
+    Outcome::from_findings(failures, found)
+}
+
+pub(super) fn ufw_open_ports(facts: &Facts) -> Result<Outcome, FactError> {
+    let rules = ufw_rules(facts);
+    let (v4, v6, _) = rules.as_ref().as_ref().map_err(Clone::clone)?;
+    let ls = listeners(facts);
+    let ls = ls.as_ref().as_ref().map_err(Clone::clone)?;
+    let chains = [UFW_IN[0], UFW_IN[1], UFW6_IN[0], UFW6_IN[1]];
+    let covering = |proto: Proto, port: u16| {
+        v4.rules
+            .iter()
+            .chain(v6.rules.iter())
+            .filter(|r| chains.contains(&r.chain.as_str()))
+            .find(|r| r.covers_port(proto.as_str(), port))
+            .map(|r| r.source.clone())
+    };
+    Ok(judge_ports(
+        open_ports(ls, |_| true),
+        covering,
+        "/etc/ufw/user.rules, user6.rules, before.rules or before6.rules",
+    ))
+}

@@ -1,0 +1,294 @@
+//! journald: its configuration with drop-ins, upload and forwarding.
+
+use super::*;
+
+// ---------------------------------------------------------------------------
+// journald
+
+/// Drop-in directories of journald.conf, in systemd's order of precedence.
+pub(super) const JOURNALD_DROPINS: [&str; 5] = [
+    "/etc/systemd/journald.conf.d",
+    "/run/systemd/journald.conf.d",
+    "/usr/local/lib/systemd/journald.conf.d",
+    "/usr/lib/systemd/journald.conf.d",
+    "/lib/systemd/journald.conf.d",
+];
+
+/// The `[Journal]` settings of journald in reading order (later wins), with the
+/// files read.
+pub fn journald_settings(facts: &Facts) -> Arc<Result<(Vec<Setting>, Vec<String>), FactError>> {
+    facts.memo("logging-journald", || {
+        let dirs: Vec<&str> = JOURNALD_DROPINS
+            .iter()
+            .copied()
+            .filter(|d| facts.is_live() || !d.starts_with("/run/"))
+            .collect();
+        let files = kv::read_with_dropins(facts, &["/etc/systemd/journald.conf"], &dirs, ".conf")?;
+        let mut settings = Vec::new();
+        let mut read = Vec::new();
+        for (path, text) in files {
+            settings.extend(parse_unit_ini(&text, &path, "Journal"));
+            read.push(path);
+        }
+        Ok((settings, read))
+    })
+}
+
+/// Reads one section of a systemd configuration file as systemd does: only lines
+/// starting with `#` or `;` are comments (a `#` later in a line belongs to the
+/// value), a trailing backslash continues the line, names and sections are
+/// case-sensitive.
+pub fn parse_unit_ini(text: &str, path: &str, section: &str) -> Vec<Setting> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut pending = String::new();
+    let mut start = 0;
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if pending.is_empty() {
+            if line.starts_with('#') || line.starts_with(';') {
+                continue;
+            }
+            start = n + 1;
+        }
+        if let Some(body) = line.strip_suffix('\\') {
+            pending.push_str(body);
+            pending.push(' ');
+            continue;
+        }
+        pending.push_str(line);
+        let full = std::mem::take(&mut pending);
+        let full = full.trim();
+        if full.is_empty() {
+            continue;
+        }
+        if full.starts_with('[') && full.ends_with(']') {
+            current = full[1..full.len() - 1].to_string();
+            continue;
+        }
+        if current != section {
+            continue;
+        }
+        if let Some((k, v)) = full.split_once('=') {
+            out.push(Setting {
+                key: k.trim().to_string(),
+                value: v.trim().to_string(),
+                source: format!("{path}:{start}"),
+            });
+        }
+    }
+    out
+}
+
+/// systemd's boolean spellings.
+pub fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "yes" | "y" | "true" | "t" | "on" => Some(true),
+        "0" | "no" | "n" | "false" | "f" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// A size such as `512`, `4K`, `1.5M` (systemd's parse_size suffixes).
+pub(super) fn parse_size(v: &str) -> Option<u64> {
+    let v = v.trim();
+    let split = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let mult: f64 = match unit.trim() {
+        "" | "B" => 1.0,
+        "K" => 1024.0,
+        "M" => 1024.0 * 1024.0,
+        "G" => 1024.0 * 1024.0 * 1024.0,
+        "T" => 1024f64.powi(4),
+        "P" => 1024f64.powi(5),
+        "E" => 1024f64.powi(6),
+        _ => return None,
+    };
+    Some((n * mult) as u64)
+}
+
+/// How journald understands one key: its kind and Debian 12's default (Ubuntu
+/// 22.04 and 24.04 build systemd from the same packaging and share them).
+pub(super) fn journald_key(key: &str) -> (KeyKind, Option<&'static str>) {
+    match key {
+        // Debian's packaging (and so Ubuntu's) patches systemd to keep forwarding
+        // to syslog on by default.
+        "ForwardToSyslog" => (KeyKind::Bool, Some("yes")),
+        "ForwardToKMsg" | "ForwardToConsole" => (KeyKind::Bool, Some("no")),
+        "ForwardToWall" => (KeyKind::Bool, Some("yes")),
+        "Compress" => (KeyKind::BoolOrSize, Some("yes")),
+        "Seal" => (KeyKind::Bool, Some("yes")),
+        "Storage" => (
+            KeyKind::Enum(&["volatile", "persistent", "auto", "none"]),
+            Some("auto"),
+        ),
+        _ => (KeyKind::Text, None),
+    }
+}
+
+#[derive(Clone, Copy)]
+pub(super) enum KeyKind {
+    Bool,
+    BoolOrSize,
+    Enum(&'static [&'static str]),
+    Text,
+}
+
+/// Normalises one assignment; `None` when journald would reject it (and keep the
+/// previous value).
+pub(super) fn journald_value(kind: KeyKind, v: &str) -> Option<String> {
+    match kind {
+        KeyKind::Bool => parse_bool(v).map(|b| if b { "yes" } else { "no" }.to_string()),
+        KeyKind::BoolOrSize => match parse_bool(v) {
+            Some(b) => Some(if b { "yes" } else { "no" }.to_string()),
+            None => parse_size(v).map(|_| "yes".to_string()),
+        },
+        KeyKind::Enum(vals) => vals.iter().find(|x| **x == v).map(|x| x.to_string()),
+        KeyKind::Text => Some(v.to_string()),
+    }
+}
+
+/// The effective value of `key` with evidence lines.
+pub fn journald_effective(
+    facts: &Facts,
+    key: &str,
+) -> Result<(Option<String>, Vec<String>), FactError> {
+    let s = journald_settings(facts);
+    let (settings, read) = s.as_ref().as_ref().map_err(Clone::clone)?;
+    let (kind, default) = journald_key(key);
+    let mut ev = Vec::new();
+    let mut value: Option<(String, &Setting)> = None;
+    for st in settings.iter().filter(|s| s.key == key) {
+        // An empty assignment resets the key to its default.
+        if st.value.is_empty() {
+            value = None;
+            continue;
+        }
+        match journald_value(kind, &st.value) {
+            Some(v) => value = Some((v, st)),
+            None => ev.push(format!(
+                "{}: {}={} is not a valid value; journald ignores it",
+                st.source, key, st.value
+            )),
+        }
+    }
+    if read.is_empty() {
+        ev.push("no journald.conf or drop-in found".into());
+    }
+    Ok(match value {
+        Some((v, st)) => {
+            ev.insert(0, format!("{}: {}={}", st.source, key, st.value));
+            (Some(v), ev)
+        }
+        None => {
+            let d = default
+                .map(|d| format!("default {d}"))
+                .unwrap_or_else(|| "no default".into());
+            ev.insert(
+                0,
+                format!(
+                    "{key} not set in {}; {d}",
+                    files_read(read, "journald.conf")
+                ),
+            );
+            (default.map(String::from), ev)
+        }
+    })
+}
+
+pub(super) fn files_read(read: &[String], what: &str) -> String {
+    if read.is_empty() {
+        format!("any {what}")
+    } else {
+        read.join(", ")
+    }
+}
+
+pub(super) fn journald_check(facts: &Facts, key: &str, want: &str) -> Result<Outcome, FactError> {
+    let (kind, _) = journald_key(key);
+    let want_n = journald_value(kind, want).unwrap_or_else(|| want.to_string());
+    let (value, mut ev) = journald_effective(facts, key)?;
+    let ok = match value.as_deref() {
+        Some(v) if v == want_n => true,
+        // Storage=auto keeps the journal on disk exactly when /var/log/journal exists.
+        Some("auto") if key == "Storage" && want_n == "persistent" => {
+            match facts.stat("/var/log/journal")? {
+                Some(m) if m.kind == FileKind::Dir => {
+                    ev.push(
+                        "Storage=auto with /var/log/journal present: the journal is kept on disk"
+                            .into(),
+                    );
+                    true
+                }
+                _ => {
+                    ev.push(
+                        "Storage=auto without /var/log/journal: the journal is kept in memory only"
+                            .into(),
+                    );
+                    false
+                }
+            }
+        }
+        _ => false,
+    };
+    if !ok {
+        ev.push(format!("{key} must be {want_n}"));
+    }
+    Ok(Outcome::new(
+        if ok { Status::Pass } else { Status::Fail },
+        ev,
+    ))
+}
+
+/// Drop-in directories of journal-upload.conf, in systemd's order of precedence.
+pub(super) const UPLOAD_DROPINS: [&str; 5] = [
+    "/etc/systemd/journal-upload.conf.d",
+    "/run/systemd/journal-upload.conf.d",
+    "/usr/local/lib/systemd/journal-upload.conf.d",
+    "/usr/lib/systemd/journal-upload.conf.d",
+    "/lib/systemd/journal-upload.conf.d",
+];
+
+pub(super) fn journal_upload_package(facts: &Facts) -> Result<Outcome, FactError> {
+    let pk = packages(facts);
+    let pk = pk.as_ref().as_ref().map_err(Clone::clone)?;
+    let pkg = "systemd-journal-remote";
+    if pk.is_installed(pkg) {
+        return Ok(Outcome::pass(pk.describe(pkg)));
+    }
+    let dirs: Vec<&str> = UPLOAD_DROPINS
+        .iter()
+        .copied()
+        .filter(|d| facts.is_live() || !d.starts_with("/run/"))
+        .collect();
+    let files =
+        kv::read_with_dropins(facts, &["/etc/systemd/journal-upload.conf"], &dirs, ".conf")?;
+    let mut url: Option<Setting> = None;
+    for (path, text) in &files {
+        for st in parse_unit_ini(text, path, "Upload")
+            .into_iter()
+            .filter(|s| s.key == "URL")
+        {
+            url = if st.value.is_empty() { None } else { Some(st) };
+        }
+    }
+    Ok(match url {
+        Some(st) => Outcome::new(
+            Status::Fail,
+            vec![
+                format!("{}: URL={}", st.source, st.value),
+                format!(
+                    "{}: journal upload is configured but cannot run",
+                    pk.describe(pkg)
+                ),
+            ],
+        ),
+        None => Outcome::not_applicable(format!(
+            "{} and no journal upload URL is configured: journald ships no logs to a remote host",
+            pk.describe(pkg)
+        )),
+    })
+}
