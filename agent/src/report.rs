@@ -442,3 +442,45 @@ pub fn coverage_markdown(benchmarks: &[Benchmark]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::Facts;
+    use crate::model::Profile;
+
+    #[test]
+    fn report_document_holds_every_rule_once_with_its_profiles() {
+        let b = crate::content::benchmark("debian-12").unwrap().unwrap();
+        let t = tempfile::tempdir().unwrap();
+        let profile = Profile::parse("level1-server").unwrap();
+        let exempt: std::collections::BTreeSet<String> = [b
+            .rules
+            .iter()
+            .find(|r| r.in_profile(profile))
+            .unwrap()
+            .id
+            .clone()]
+        .into();
+        let r = crate::engine::scan_with(&Facts::new(t.path(), false), b, profile, &exempt);
+        let doc = scan_doc(&r, None, r.finished_at);
+        assert_eq!(doc.rules.len(), b.rules.len());
+        let ids: std::collections::HashSet<&str> =
+            doc.rules.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids.len(), b.rules.len());
+        for (d, rule) in doc.rules.iter().zip(&b.rules) {
+            assert_eq!(d.status.is_some(), rule.in_profile(profile), "{}", rule.id);
+            assert_eq!(d.profiles.len(), rule.profiles().len(), "{}", rule.id);
+        }
+        let exempted = doc.rules.iter().find(|d| exempt.contains(&d.id)).unwrap();
+        assert_eq!(exempted.status, Some(rampart_report::Status::Exempted));
+        let arf = rampart_report::arf(&doc);
+        let outside = b.rules.iter().filter(|r| !r.in_profile(profile)).count();
+        assert_eq!(arf.matches("<rule-result ").count(), b.rules.len());
+        assert_eq!(
+            arf.matches("<result>notselected</result>").count(),
+            outside + exempt.len()
+        );
+        assert_eq!(doc.counts.failed as usize, r.summary.failed);
+    }
+}
