@@ -579,9 +579,6 @@ mod tests {
             assert!(rest.find(&format!("<result>{want}</result>")) < rest.find("</rule-result>"));
         }
         assert!(x.contains("xccdf_org.rampart_benchmark_debian12"));
-        assert!(
-            x.contains("<ai:hostname>") == false,
-            "web-<1> is no host name"
-        );
+        assert!(!x.contains("<ai:hostname>"), "web-<1> is no host name");
     }
 }
