@@ -7,6 +7,9 @@ need_apt=()
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v cloud-init >/dev/null || need_apt+=(cloud-init)
+command -v oscap >/dev/null || need_apt+=(openscap-scanner)
+[ -f /usr/share/openscap/schemas/arf/1.1/asset-reporting-format_1.1.0.xsd ] || need_apt+=(openscap-common)
+command -v xmllint >/dev/null || need_apt+=(libxml2-utils)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null

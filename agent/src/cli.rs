@@ -88,6 +88,19 @@ pub enum Format {
     Json,
 }
 
+/// What `check` writes.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum CheckFormat {
+    /// A table grouped by section (colour on a terminal).
+    Text,
+    /// The full JSON document.
+    Json,
+    /// One self-contained HTML report, the collector's.
+    Html,
+    /// SCAP Asset Reporting Format 1.1 with an XCCDF 1.2 TestResult.
+    Arf,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
     /// Root of the system to scan (a mounted image or chroot); `/` is the live host.
@@ -102,8 +115,9 @@ pub struct CheckArgs {
     /// Recommendation IDs to skip, comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub exempt: Vec<String>,
+    /// Output: text, json, html (self-contained report) or arf (SCAP ARF 1.1 XML).
     #[arg(long, value_enum, default_value = "text")]
-    pub format: Format,
+    pub format: CheckFormat,
     /// Write the report to this file instead of standard output.
     #[arg(long)]
     pub output: Option<PathBuf>,
@@ -237,11 +251,19 @@ fn check(a: CheckArgs) -> Result<i32, AgentError> {
             .collect::<BTreeSet<_>>(),
     };
     let r = engine::scan(&cfg)?;
+    let doc = || {
+        let identity = r
+            .live
+            .then(|| crate::daemon::identity::detect(&crate::facts::Facts::new(&r.root, true)));
+        report::scan_doc(&r, identity.as_ref(), time::OffsetDateTime::now_utc())
+    };
     let text = match a.format {
-        Format::Json => report::scan_json(&r),
-        Format::Text => {
+        CheckFormat::Json => report::scan_json(&r),
+        CheckFormat::Text => {
             report::scan_text(&r, a.output.is_none() && std::io::stdout().is_terminal())
         }
+        CheckFormat::Html => rampart_report::html(&doc()),
+        CheckFormat::Arf => rampart_report::arf(&doc()),
     };
     emit(a.output.as_ref(), &text)?;
     Ok(match a.fail_under {

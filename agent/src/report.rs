@@ -1,5 +1,6 @@
 //! Output of `check` and `rules`: the JSON document (a public boundary: tools and
-//! the collector read it) and the human-readable text table.
+//! the collector read it), the human-readable text table, and the document of the
+//! HTML and ARF reports, which `rampart-report` renders exactly as the collector does.
 
 use std::fmt::Write as _;
 
@@ -149,6 +150,107 @@ impl<'a> From<&'a ScanReport> for ScanDto<'a> {
 /// The scan as one pretty JSON document.
 pub fn scan_json(r: &ScanReport) -> String {
     serde_json::to_string_pretty(&ScanDto::from(r)).unwrap_or_default() + "\n"
+}
+
+fn unix_ms(t: time::OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// The report document of a scan (`check --format html|arf`): every rule of the
+/// benchmark with the profiles that select it; the scanned profile's rules with their
+/// result. `identity` adds what the daemon would tell a collector (live host only).
+pub fn scan_doc(
+    r: &ScanReport,
+    identity: Option<&crate::daemon::identity::Identity>,
+    generated_at: time::OffsetDateTime,
+) -> rampart_report::Doc {
+    use rampart_report as rr;
+    let results: std::collections::HashMap<&str, &crate::engine::RuleResult> = r
+        .results
+        .iter()
+        .map(|res| (res.rule.id.as_str(), res))
+        .collect();
+    let rules = r
+        .benchmark
+        .rules
+        .iter()
+        .map(|rule| {
+            let res = results.get(rule.id.as_str());
+            rr::Rule {
+                id: rule.id.clone(),
+                title: rule.title.clone(),
+                section: rule.section.clone(),
+                severity: rule.severity.as_str().to_string(),
+                description: rule.description.clone(),
+                remediation: rule.remediation.clone(),
+                profiles: rule
+                    .profiles()
+                    .iter()
+                    .map(|p| p.name().to_string())
+                    .collect(),
+                status: res.and_then(|x| rr::Status::parse(x.status.as_str())),
+                evidence: res.map(|x| x.evidence.clone()).unwrap_or_default(),
+            }
+        })
+        .collect();
+    let s = &r.summary;
+    let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+    let id = identity.cloned().unwrap_or_default();
+    let pick = |a: &str, b: &str| {
+        if a.trim().is_empty() {
+            b.to_string()
+        } else {
+            a.to_string()
+        }
+    };
+    rr::Doc {
+        scan_id: String::new(),
+        host: rr::Host {
+            name: pick(&id.hostname, &r.host.hostname),
+            ip_addresses: id.ip_addresses.clone(),
+            provider: id.provider.clone(),
+            instance_id: id.instance_id.clone(),
+            os: pick(&id.os, &r.host.os),
+            agent_id: String::new(),
+        },
+        benchmark: rr::Benchmark {
+            id: r.benchmark.id.clone(),
+            title: r.benchmark.title.clone(),
+            version: r.benchmark.version.clone(),
+        },
+        profile: r.profile.name().to_string(),
+        profiles: crate::model::Profile::ALL
+            .iter()
+            .map(|p| p.name().to_string())
+            .collect(),
+        status: "completed".into(),
+        started_ms: Some(unix_ms(r.started_at)),
+        finished_ms: Some(unix_ms(r.finished_at)),
+        generated_ms: unix_ms(generated_at),
+        score: Some(s.score),
+        counts: rr::Counts {
+            passed: n(s.passed),
+            failed: n(s.failed),
+            error: n(s.error),
+            not_applicable: n(s.not_applicable),
+            not_checked: n(s.not_checked),
+            exempted: n(s.exempted),
+            failed_by_severity: s.failed_by_severity.map(n),
+        },
+        handover: None,
+        details: vec![(
+            "Root".into(),
+            if r.live {
+                r.root.display().to_string()
+            } else {
+                format!(
+                    "{} (offline root: runtime state not examined)",
+                    r.root.display()
+                )
+            },
+        )],
+        rules,
+    }
 }
 
 /// Every rule of the benchmark (optionally only a profile's) as JSON.
@@ -339,4 +441,46 @@ pub fn coverage_markdown(benchmarks: &[Benchmark]) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::Facts;
+    use crate::model::Profile;
+
+    #[test]
+    fn report_document_holds_every_rule_once_with_its_profiles() {
+        let b = crate::content::benchmark("debian-12").unwrap().unwrap();
+        let t = tempfile::tempdir().unwrap();
+        let profile = Profile::parse("level1-server").unwrap();
+        let exempt: std::collections::BTreeSet<String> = [b
+            .rules
+            .iter()
+            .find(|r| r.in_profile(profile))
+            .unwrap()
+            .id
+            .clone()]
+        .into();
+        let r = crate::engine::scan_with(&Facts::new(t.path(), false), b, profile, &exempt);
+        let doc = scan_doc(&r, None, r.finished_at);
+        assert_eq!(doc.rules.len(), b.rules.len());
+        let ids: std::collections::HashSet<&str> =
+            doc.rules.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids.len(), b.rules.len());
+        for (d, rule) in doc.rules.iter().zip(&b.rules) {
+            assert_eq!(d.status.is_some(), rule.in_profile(profile), "{}", rule.id);
+            assert_eq!(d.profiles.len(), rule.profiles().len(), "{}", rule.id);
+        }
+        let exempted = doc.rules.iter().find(|d| exempt.contains(&d.id)).unwrap();
+        assert_eq!(exempted.status, Some(rampart_report::Status::Exempted));
+        let arf = rampart_report::arf(&doc);
+        let outside = b.rules.iter().filter(|r| !r.in_profile(profile)).count();
+        assert_eq!(arf.matches("<rule-result ").count(), b.rules.len());
+        assert_eq!(
+            arf.matches("<result>notselected</result>").count(),
+            outside + exempt.len()
+        );
+        assert_eq!(doc.counts.failed as usize, r.summary.failed);
+    }
 }

@@ -1,14 +1,17 @@
-//! Per-scan reports (SPEC §4 "Reports, per scan"): one self-contained HTML file and
-//! the full JSON document. Both are pure functions of a scan record, its stored
-//! results, the rule catalogue the agent sent and the agent's record.
+//! Per-scan reports (SPEC §4 "Reports, per scan"): the HTML file and the ARF document,
+//! rendered by `rampart-report` (the one implementation the agent's `check` uses too)
+//! from [`doc`], and the full JSON document. All are pure functions of a scan record,
+//! its stored results, the rule catalogue the agent sent and the agent's record.
 //!
 //! Every string that comes from an agent or a catalogue (host name, evidence, which
-//! quotes file contents, titles, remediation) is untrusted: the HTML escapes all of it.
+//! quotes file contents, titles, remediation) is untrusted: the renderers escape it.
 
-use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
+use rampart_report as rr;
 use serde::Serialize;
+
+pub use rampart_report::{cmp_rule_ids, Band};
 
 use crate::app::Catalog;
 use crate::store::{AgentRecord, ResultRecord, ScanRecord, ScanStatus};
@@ -19,53 +22,6 @@ pub struct ReportInput<'a> {
     pub agent: Option<&'a AgentRecord>,
     pub catalog: Option<&'a Catalog>,
     pub results: &'a [ResultRecord],
-}
-
-/// The colour band of a score (SPEC §4 overview): green ≥ 90, amber ≥ 70, red below.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Band {
-    Green,
-    Amber,
-    Red,
-}
-
-impl Band {
-    pub fn of(score: f64) -> Band {
-        if score >= 90.0 {
-            Band::Green
-        } else if score >= 70.0 {
-            Band::Amber
-        } else {
-            Band::Red
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Band::Green => "green",
-            Band::Amber => "amber",
-            Band::Red => "red",
-        }
-    }
-}
-
-/// Escapes text for HTML element content and double- or single-quoted attributes.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + s.len() / 8);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            // Control characters other than tab/newline have no business in a report.
-            c if c.is_control() && c != '\n' && c != '\t' => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// The host a scan belongs to, as people know it: host name, else first address,
@@ -102,13 +58,6 @@ pub fn file_name(host: &str, scan_id: &str, ext: &str) -> String {
     format!("rampart-{host}-{}.{ext}", clean(scan_id))
 }
 
-/// Formats milliseconds since the epoch as UTC, e.g. `2026-11-27 05:14:38 UTC`.
-pub fn format_ms(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-        .unwrap_or_else(|| format!("{ms} ms"))
-}
-
 fn status_str(s: ScanStatus) -> &'static str {
     match s {
         ScanStatus::Pending => "pending",
@@ -116,51 +65,6 @@ fn status_str(s: ScanStatus) -> &'static str {
         ScanStatus::Completed => "completed",
         ScanStatus::Failed => "failed",
         ScanStatus::Cancelled => "cancelled",
-    }
-}
-
-/// Failures first, then errors, then passes, then the rest.
-fn status_rank(s: &str) -> u8 {
-    match s {
-        "fail" => 0,
-        "error" => 1,
-        "pass" => 2,
-        "not_checked" => 3,
-        "not_applicable" => 4,
-        "exempted" => 5,
-        _ => 6,
-    }
-}
-
-fn severity_rank(s: &str) -> u8 {
-    match s {
-        "critical" => 0,
-        "high" => 1,
-        "medium" => 2,
-        "low" => 3,
-        _ => 4,
-    }
-}
-
-/// Orders CIS IDs numerically, component by component (`1.2.10` after `1.2.9`).
-pub fn cmp_rule_ids(a: &str, b: &str) -> Ordering {
-    let mut x = a.split('.');
-    let mut y = b.split('.');
-    loop {
-        match (x.next(), y.next()) {
-            (None, None) => return Ordering::Equal,
-            (None, Some(_)) => return Ordering::Less,
-            (Some(_), None) => return Ordering::Greater,
-            (Some(p), Some(q)) => {
-                let o = match (p.parse::<u64>(), q.parse::<u64>()) {
-                    (Ok(m), Ok(n)) => m.cmp(&n),
-                    _ => p.cmp(q),
-                };
-                if o != Ordering::Equal {
-                    return o;
-                }
-            }
-        }
     }
 }
 
@@ -197,38 +101,114 @@ fn rows(input: &ReportInput) -> Vec<RuleRow> {
         .collect()
 }
 
-/// Rules grouped by section (sections in the order of their first rule ID), failures
-/// first within a section, then by severity, then by ID.
-pub fn grouped(input: &ReportInput) -> Vec<(String, Vec<RuleRow>)> {
-    let mut by: BTreeMap<String, Vec<RuleRow>> = BTreeMap::new();
-    for r in rows(input) {
-        let s = r
-            .section
-            .clone()
-            .filter(|s| !s.trim().is_empty())
-            .unwrap_or_else(|| "Other".to_string());
-        by.entry(s).or_default().push(r);
-    }
-    let mut groups: Vec<(String, Vec<RuleRow>)> = by.into_iter().collect();
-    for (_, rs) in &mut groups {
-        rs.sort_by(|a, b| {
-            status_rank(&a.status)
-                .cmp(&status_rank(&b.status))
-                .then_with(|| {
-                    severity_rank(a.severity.as_deref().unwrap_or(""))
-                        .cmp(&severity_rank(b.severity.as_deref().unwrap_or("")))
-                })
-                .then_with(|| cmp_rule_ids(&a.id, &b.id))
+/// The report document of a scan: every rule of the catalogue (rules without a
+/// result were outside the scanned profile), plus any result the catalogue lacks.
+pub fn doc(input: &ReportInput, generated_at_ms: i64) -> rr::Doc {
+    let s = input.scan;
+    let results: BTreeMap<&str, &ResultRecord> = input
+        .results
+        .iter()
+        .map(|r| (r.rule_id.as_str(), r))
+        .collect();
+    let rule = |id: &str, meta: Option<&crate::app::CatalogRule>| {
+        let result = results.get(id);
+        let mut evidence = result.map(|r| r.evidence.clone()).unwrap_or_default();
+        let status = result.map(|r| {
+            rr::Status::parse(&r.status).unwrap_or_else(|| {
+                evidence.insert(0, format!("unrecognised status `{}`", r.status));
+                rr::Status::Error
+            })
         });
-    }
-    let first = |rs: &[RuleRow]| -> String {
-        rs.iter()
-            .map(|r| r.id.clone())
-            .min_by(|a, b| cmp_rule_ids(a, b))
-            .unwrap_or_default()
+        rr::Rule {
+            id: id.to_string(),
+            title: meta.map(|m| m.title.clone()).unwrap_or_default(),
+            section: meta.map(|m| m.section.clone()).unwrap_or_default(),
+            severity: meta.map(|m| m.severity.clone()).unwrap_or_default(),
+            description: meta.map(|m| m.description.clone()).unwrap_or_default(),
+            remediation: meta.map(|m| m.remediation.clone()).unwrap_or_default(),
+            // The agent reports every rule of the profile it scanned, and only those.
+            profiles: if status.is_some() {
+                vec![s.profile.clone()]
+            } else {
+                Vec::new()
+            },
+            status,
+            evidence,
+        }
     };
-    groups.sort_by(|(_, a), (_, b)| cmp_rule_ids(&first(a), &first(b)));
-    groups
+    let mut rules: Vec<rr::Rule> = input
+        .catalog
+        .map(|c| c.rules.iter().map(|(id, m)| rule(id, Some(m))).collect())
+        .unwrap_or_default();
+    for id in results.keys() {
+        if !input.catalog.is_some_and(|c| c.rules.contains_key(*id)) {
+            rules.push(rule(id, None));
+        }
+    }
+    rules.sort_by(|a, b| cmp_rule_ids(&a.id, &b.id));
+    let agent = input.agent;
+    let mut details = Vec::new();
+    if let Some(p) = &s.project {
+        details.push(("Project".to_string(), p.clone()));
+    }
+    details.push(("Trigger".to_string(), s.trigger.clone()));
+    details.push(("Created".to_string(), rr::format_ms(s.created_at_ms)));
+    if let Some(r) = &s.failure_reason {
+        details.push(("Failure".to_string(), r.clone()));
+    }
+    rr::Doc {
+        scan_id: s.id.clone(),
+        host: rr::Host {
+            name: agent.map(|a| a.hostname.clone()).unwrap_or_default(),
+            ip_addresses: agent.map(|a| a.ip_addresses.clone()).unwrap_or_default(),
+            provider: agent.map(|a| a.provider.clone()).unwrap_or_default(),
+            instance_id: agent.map(|a| a.instance_id.clone()).unwrap_or_default(),
+            os: agent.map(|a| a.os.clone()).unwrap_or_default(),
+            agent_id: s.agent_id.clone(),
+        },
+        benchmark: input
+            .catalog
+            .map(|c| rr::Benchmark {
+                id: c.benchmark_id.clone(),
+                title: c.benchmark_title.clone(),
+                version: c.benchmark_version.clone(),
+            })
+            .unwrap_or_default(),
+        profile: s.profile.clone(),
+        profiles: vec![s.profile.clone()],
+        status: status_str(s.status).to_string(),
+        started_ms: s.started_at_ms,
+        finished_ms: s.finished_at_ms,
+        generated_ms: generated_at_ms,
+        score: s.score,
+        counts: rr::Counts {
+            passed: s.passed,
+            failed: s.failed,
+            error: s.error,
+            not_applicable: s.not_applicable,
+            not_checked: s.not_checked,
+            exempted: s.exempted,
+            failed_by_severity: s.failed_by_severity,
+        },
+        handover: Some(rr::Handover {
+            blocked: s.blocked,
+            reasons: s.block_reasons.clone(),
+            released_by: s.released_by.clone(),
+            released_at_ms: s.released_at_ms,
+        }),
+        details,
+        rules,
+    }
+}
+
+/// The self-contained HTML report.
+pub fn html(input: &ReportInput, generated_at_ms: i64) -> String {
+    rr::html(&doc(input, generated_at_ms))
+}
+
+/// The SCAP ARF 1.1 report.
+pub fn arf(input: &ReportInput, generated_at_ms: i64) -> String {
+    rr::arf(&doc(input, generated_at_ms))
 }
 
 // ---------------------------------------------------------------- JSON
@@ -359,306 +339,6 @@ pub fn json(input: &ReportInput, generated_at_ms: i64) -> serde_json::Value {
     serde_json::to_value(report).unwrap_or(serde_json::Value::Null)
 }
 
-// ---------------------------------------------------------------- HTML
-
-const CSS: &str = r#"
-:root{--green:#1e7b34;--amber:#b26a00;--red:#b3261e;--grey:#5f6368;--line:#d9dce1}
-*{box-sizing:border-box}
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;color:#1f2328;margin:0;background:#f6f7f9}
-main{max-width:1100px;margin:0 auto;padding:24px;background:#fff}
-h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:2px solid var(--line);padding-bottom:4px}
-.sub{color:var(--grey);margin:0 0 16px}
-.meta{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px;margin:0 0 16px}
-.meta dt{color:var(--grey)}.meta dd{margin:0}
-.score{display:inline-block;font-size:28px;font-weight:700;padding:6px 16px;border-radius:8px;color:#fff}
-.band-green{background:var(--green)}.band-amber{background:var(--amber)}.band-red{background:var(--red)}.band-none{background:var(--grey)}
-.counts{display:flex;flex-wrap:wrap;gap:8px;margin:12px 0}
-.counts span{border:1px solid var(--line);border-radius:6px;padding:4px 10px}
-.alert{border-left:4px solid var(--red);background:#fdecea;padding:8px 12px;margin:12px 0}
-.ok{border-left:4px solid var(--green);background:#e8f5ec;padding:8px 12px;margin:12px 0}
-table{width:100%;border-collapse:collapse;margin:4px 0 12px}
-th,td{text-align:left;vertical-align:top;border-bottom:1px solid var(--line);padding:6px 8px}
-th{background:#f0f2f5;font-weight:600}
-td.id{white-space:nowrap;font-family:ui-monospace,Menlo,Consolas,monospace}
-.st{font-weight:700;text-transform:uppercase;font-size:12px;white-space:nowrap}
-.st-fail{color:var(--red)}.st-error{color:var(--amber)}.st-pass{color:var(--green)}
-.st-not_applicable,.st-not_checked,.st-exempted{color:var(--grey)}
-.sev-critical{color:var(--red);font-weight:700}.sev-high{color:var(--red)}
-pre{white-space:pre-wrap;word-break:break-word;margin:0;font:12px/1.4 ui-monospace,Menlo,Consolas,monospace;background:#f6f8fa;padding:4px 6px;border-radius:4px}
-details summary{cursor:pointer;color:var(--grey)}
-.filter{margin:16px 0}.filter label{margin-right:12px}
-footer{color:var(--grey);font-size:12px;margin-top:32px}
-@media print{
- body{background:#fff;font-size:11px}main{max-width:none;padding:0}
- .filter{display:none}
- .score,.band-green,.band-amber,.band-red{-webkit-print-color-adjust:exact;print-color-adjust:exact}
- tr{break-inside:avoid}h2{break-after:avoid}
- details>*{display:block}details summary{display:none}
- tr.hidden{display:table-row}
-}
-tr.hidden{display:none}
-"#;
-
-/// A small progressive enhancement: checkboxes that hide rows by status. Without
-/// JavaScript the checkboxes do nothing and every row stays visible.
-const SCRIPT: &str = r#"
-(function(){
- var boxes=document.querySelectorAll('.filter input[type=checkbox]');
- function apply(){
-  var on={};boxes.forEach(function(b){on[b.value]=b.checked;});
-  document.querySelectorAll('tr[data-status]').forEach(function(r){
-   r.classList.toggle('hidden',on[r.getAttribute('data-status')]===false);
-  });
- }
- boxes.forEach(function(b){b.addEventListener('change',apply);});
- document.querySelector('.filter').hidden=false;
-})();
-"#;
-
-fn status_label(s: &str) -> &str {
-    match s {
-        "fail" => "fail",
-        "pass" => "pass",
-        "error" => "error",
-        "not_applicable" => "n/a",
-        "not_checked" => "not checked",
-        "exempted" => "exempted",
-        other => other,
-    }
-}
-
-/// A CSS class suffix for a status: only known values, never agent text.
-fn status_class(s: &str) -> &'static str {
-    match s {
-        "fail" => "fail",
-        "pass" => "pass",
-        "error" => "error",
-        "not_applicable" => "not_applicable",
-        "not_checked" => "not_checked",
-        "exempted" => "exempted",
-        _ => "other",
-    }
-}
-
-fn severity_class(s: &str) -> &'static str {
-    match s {
-        "critical" => "critical",
-        "high" => "high",
-        "medium" => "medium",
-        "low" => "low",
-        _ => "other",
-    }
-}
-
-/// The HTML report: one self-contained document, no external assets.
-pub fn html(input: &ReportInput, generated_at_ms: i64) -> String {
-    use std::fmt::Write;
-    let s = input.scan;
-    let e = escape;
-    let host = host_label(s, input.agent);
-    let mut o = String::with_capacity(64 * 1024);
-    let _ = write!(
-        o,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>Rampart CIS report: {} ({})</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n",
-        e(&host),
-        e(&s.id)
-    );
-    let _ = writeln!(o, "<h1>CIS compliance report: {}</h1>", e(&host));
-    let bench = input
-        .catalog
-        .map(|c| {
-            if c.benchmark_version.is_empty() {
-                c.benchmark_title.clone()
-            } else {
-                format!("{} {}", c.benchmark_title, c.benchmark_version)
-            }
-        })
-        .unwrap_or_else(|| "unknown benchmark (no rule catalogue received)".into());
-    let _ = writeln!(
-        o,
-        "<p class=\"sub\">{} · profile {}</p>",
-        e(&bench),
-        e(&s.profile)
-    );
-
-    // Score.
-    match s.score {
-        Some(v) => {
-            let b = Band::of(v);
-            let _ = writeln!(
-                o,
-                "<p><span class=\"score band-{}\" data-band=\"{}\">{v:.1}%</span></p>",
-                b.as_str(),
-                b.as_str()
-            );
-        }
-        None => {
-            let _ = writeln!(
-                o,
-                "<p><span class=\"score band-none\" data-band=\"none\">no score</span></p>"
-            );
-        }
-    }
-
-    // Identity.
-    o.push_str("<dl class=\"meta\">\n");
-    let mut meta = |k: &str, v: &str| {
-        let _ = writeln!(o, "<dt>{}</dt><dd>{}</dd>", e(k), e(v));
-    };
-    if let Some(a) = input.agent {
-        meta("Host name", &a.hostname);
-        meta("IP addresses", &a.ip_addresses.join(", "));
-        meta("Provider", &a.provider);
-        if !a.instance_id.is_empty() {
-            meta("Instance", &a.instance_id);
-        }
-        if !a.os.is_empty() {
-            meta("Operating system", &a.os);
-        }
-    }
-    meta("Agent", &s.agent_id);
-    if let Some(p) = &s.project {
-        meta("Project", p);
-    }
-    meta("Benchmark", &bench);
-    meta("Profile", &s.profile);
-    meta("Scan", &s.id);
-    meta("Status", status_str(s.status));
-    meta("Trigger", &s.trigger);
-    meta("Created", &format_ms(s.created_at_ms));
-    if let Some(t) = s.finished_at_ms {
-        meta("Finished", &format_ms(t));
-    }
-    if let Some(r) = &s.failure_reason {
-        meta("Failure", r);
-    }
-    o.push_str("</dl>\n");
-
-    // Counts.
-    let _ = writeln!(
-        o,
-        "<div class=\"counts\"><span>passed <b>{}</b></span><span>failed <b>{}</b></span>\
-         <span>error <b>{}</b></span><span>not applicable <b>{}</b></span>\
-         <span>not checked <b>{}</b></span><span>exempted <b>{}</b></span>\
-         <span>failed critical <b>{}</b></span><span>failed high <b>{}</b></span>\
-         <span>failed medium <b>{}</b></span><span>failed low <b>{}</b></span></div>",
-        s.passed,
-        s.failed,
-        s.error,
-        s.not_applicable,
-        s.not_checked,
-        s.exempted,
-        s.failed_by_severity[0],
-        s.failed_by_severity[1],
-        s.failed_by_severity[2],
-        s.failed_by_severity[3]
-    );
-
-    // Handover.
-    if s.blocked {
-        o.push_str("<div class=\"alert\"><b>Handover blocked</b><ul>\n");
-        for r in &s.block_reasons {
-            let _ = writeln!(o, "<li>{}</li>", e(r));
-        }
-        o.push_str("</ul>");
-        match (&s.released_by, s.released_at_ms) {
-            (Some(who), when) => {
-                let _ = write!(
-                    o,
-                    "<p>Released by <b>{}</b>{}.</p>",
-                    e(who),
-                    when.map(|t| format!(" on {}", e(&format_ms(t))))
-                        .unwrap_or_default()
-                );
-            }
-            _ => o.push_str("<p>Not released.</p>"),
-        }
-        o.push_str("</div>\n");
-    } else if s.status == ScanStatus::Completed {
-        o.push_str("<div class=\"ok\">Handover not blocked by this scan.</div>\n");
-    }
-
-    // Filter (hidden until the script runs).
-    o.push_str("<div class=\"filter\" hidden>Show: ");
-    for (v, l) in [
-        ("fail", "fail"),
-        ("error", "error"),
-        ("pass", "pass"),
-        ("not_checked", "not checked"),
-        ("not_applicable", "n/a"),
-        ("exempted", "exempted"),
-    ] {
-        let _ = write!(
-            o,
-            "<label><input type=\"checkbox\" value=\"{v}\" checked> {l}</label>"
-        );
-    }
-    o.push_str("</div>\n");
-
-    // Rules.
-    let groups = grouped(input);
-    if groups.is_empty() {
-        o.push_str("<p>No rule results were recorded for this scan.</p>\n");
-    }
-    for (section, rules) in &groups {
-        let fails = rules.iter().filter(|r| r.status == "fail").count();
-        let _ = writeln!(
-            o,
-            "<section>\n<h2>{} <small>({} rule(s), {} failed)</small></h2>",
-            e(section),
-            rules.len(),
-            fails
-        );
-        o.push_str(
-            "<table>\n<thead><tr><th>ID</th><th>Rule</th><th>Status</th><th>Severity</th>\
-             <th>Evidence</th><th>Remediation</th></tr></thead>\n<tbody>\n",
-        );
-        for r in rules {
-            let sev = r.severity.as_deref().unwrap_or("");
-            let _ = write!(
-                o,
-                "<tr data-status=\"{}\" data-rule=\"{}\"><td class=\"id\">{}</td><td>{}</td>\
-                 <td class=\"st st-{}\">{}</td><td class=\"sev-{}\">{}</td><td>",
-                status_class(&r.status),
-                e(&r.id),
-                e(&r.id),
-                e(r.title.as_deref().unwrap_or("(no title in catalogue)")),
-                status_class(&r.status),
-                e(status_label(&r.status)),
-                severity_class(sev),
-                e(if sev.is_empty() { "–" } else { sev }),
-            );
-            if r.evidence.is_empty() {
-                o.push('–');
-            } else {
-                let _ = write!(o, "<pre>{}</pre>", e(&r.evidence.join("\n")));
-            }
-            o.push_str("</td><td>");
-            match r.remediation.as_deref() {
-                Some(rem) if !rem.trim().is_empty() => {
-                    let _ = write!(
-                        o,
-                        "<details{}><summary>remediation</summary><pre>{}</pre></details>",
-                        if r.status == "fail" { " open" } else { "" },
-                        e(rem.trim())
-                    );
-                }
-                _ => o.push('–'),
-            }
-            o.push_str("</td></tr>\n");
-        }
-        o.push_str("</tbody>\n</table>\n</section>\n");
-    }
-    let _ = writeln!(
-        o,
-        "<footer>Generated by Rampart on {}.</footer>\n</main>\n<script>{SCRIPT}</script>\n</body>\n</html>",
-        e(&format_ms(generated_at_ms))
-    );
-    o
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -782,7 +462,6 @@ mod tests {
         assert!(h.contains("failed &lt;b&gt;"));
         // The only script element is the report's own filter.
         assert_eq!(h.matches("<script").count(), 1);
-        assert_eq!(escape("a\u{7}b"), "a\u{FFFD}b");
     }
 
     #[test]
@@ -862,5 +541,44 @@ mod tests {
             "rampart-a_b_c__d-x.json"
         );
         assert_eq!(file_name("..", "x", "json"), "rampart-host-x.json");
+    }
+
+    #[test]
+    fn arf_has_every_catalogue_rule_once_with_its_status() {
+        let (s, a, mut c, mut r) = (scan(Some(50.0)), agent(), catalog(), results());
+        c.rules.insert("6.1".into(), rule("Maintenance", "low"));
+        r.push(ResultRecord {
+            rule_id: "7.7".into(),
+            status: "bogus".into(),
+            evidence: vec![],
+        });
+        let input = ReportInput {
+            scan: &s,
+            agent: Some(&a),
+            catalog: Some(&c),
+            results: &r,
+        };
+        let d = doc(&input, 0);
+        let ids: Vec<&str> = d.rules.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["1.1.1", "1.1.2", "1.1.10", "5.4.1", "6.1", "7.7"]);
+        // Outside the profile: no status; an unknown status is an error that says so.
+        assert_eq!(d.rules[4].status, None);
+        assert_eq!(d.rules[5].status, Some(rampart_report::Status::Error));
+        assert!(d.rules[5].evidence[0].contains("bogus"));
+        let x = arf(&input, 0);
+        for (id, want) in [
+            ("1.1.10", "fail"),
+            ("1.1.1", "pass"),
+            ("6.1", "notselected"),
+            ("7.7", "error"),
+        ] {
+            let tag = format!("<rule-result idref=\"xccdf_org.rampart_rule_{id}\"");
+            assert_eq!(x.matches(&tag).count(), 1, "{id}");
+            let rest = &x[x.find(&tag).unwrap()..];
+            assert!(rest.contains(&format!("<result>{want}</result>")), "{id}");
+            assert!(rest.find(&format!("<result>{want}</result>")) < rest.find("</rule-result>"));
+        }
+        assert!(x.contains("xccdf_org.rampart_benchmark_debian12"));
+        assert!(!x.contains("<ai:hostname>"), "web-<1> is no host name");
     }
 }

@@ -116,6 +116,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/scans/{id}", get(get_scan))
         .route("/api/v1/scans/{id}/report.html", get(report_html))
         .route("/api/v1/scans/{id}/report.json", get(report_json))
+        .route("/api/v1/scans/{id}/report.arf.xml", get(report_arf))
         .route("/api/v1/overview", get(overview))
         .route("/api/v1/scans/{id}/release", post(release))
         .route("/api/v1/scans/{id}/cancel", post(cancel))
@@ -704,6 +705,19 @@ async fn report_json(
     let now = crate::app::now_ms();
     scan_report(&app, &id, "json", "application/json", |i| {
         serde_json::to_string_pretty(&crate::report::json(i, now)).unwrap_or_default()
+    })
+}
+
+/// The SCAP ARF 1.1 report: an XML download.
+async fn report_arf(
+    State(app): State<Arc<App>>,
+    c: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    c.require(Role::Provisioner)?;
+    let now = crate::app::now_ms();
+    scan_report(&app, &id, "arf.xml", "application/xml", |i| {
+        crate::report::arf(i, now)
     })
 }
 

@@ -1,13 +1,15 @@
-//! Per-scan reports and the overview against a real collector and agent: both report
-//! formats as downloads (content type, file name, every rule of the scan, no external
-//! assets, agent text escaped), the overview's figures before and after a release, and
-//! the role matrix of the three endpoints.
+//! Per-scan reports and the overview against a real collector and agent: the three
+//! report formats as downloads (content type, file name, every rule of the scan, no
+//! external assets, agent text escaped; the ARF accepted by the published schemas and
+//! by OpenSCAP), the HTML the same as `rampart-agent check --format html` writes, the
+//! overview's figures before and after a release, and the role matrix of the endpoints.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
 use rampart_tests::cluster::{http_raw, wait_for, Agent, Collector, RawResponse};
+use rampart_tests::scap::{check_arf, rule_result, xccdf_status};
 use serde_json::{json, Value};
 
 /// Planted in /etc/motd: the motd rule quotes the file's lines as evidence.
@@ -209,6 +211,72 @@ fn reports_overview_and_roles() {
         }
     }
 
+    // ---- ARF, as admin: every rule with its status; schemas and OpenSCAP accept it.
+    let arf_path = format!("/api/v1/scans/{sid}/report.arf.xml");
+    let r = get(&c, &arf_path, Some(&c.admin));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/xml"));
+    assert_eq!(
+        r.header("content-disposition"),
+        Some(format!("attachment; filename=\"rampart-{safe_host}-{sid}.arf.xml\"").as_str())
+    );
+    let xml = r.text();
+    for (id, api) in &results {
+        let want = xccdf_status(api["status"].as_str().unwrap());
+        assert_eq!(rule_result(&xml, id).as_deref(), Some(want), "rule {id}");
+    }
+    assert!(
+        xml.contains(&format!("<target>{hostname}</target>")),
+        "target"
+    );
+    assert!(!xml.contains("<script>alert"), "unescaped evidence in ARF");
+    let arf_file = t.path().join("collector.arf.xml");
+    fs::write(&arf_file, &r.body).unwrap();
+    let oscap_html = check_arf(&arf_file, t.path()).unwrap_or_else(|e| panic!("{e}"));
+    let failed = results
+        .iter()
+        .find(|(_, r)| r["status"] == "fail")
+        .map(|(id, _)| id.clone())
+        .expect("the fixture fails rules");
+    assert!(
+        oscap_html.contains(&format!("xccdf_org.rampart_rule_{failed}")),
+        "oscap's report shows failed rule {failed}"
+    );
+
+    // ---- One HTML implementation: `check --format html` on the same root gives the
+    // same sections and the same rows (ID, title, status, severity) in the same order.
+    let out = rampart_tests::agent(&[
+        "check",
+        "--root",
+        root.to_str().unwrap(),
+        "--format",
+        "html",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let skeleton = |h: &str| -> Vec<String> {
+        h.lines()
+            .filter(|l| l.starts_with("<h2>") || l.starts_with("<tr data-status="))
+            .map(|l| match l.find("class=\"sev-") {
+                Some(i) => l[..i + l[i..].find("</td>").unwrap_or(0)].to_string(),
+                None => l.to_string(),
+            })
+            .collect()
+    };
+    let (served, local) = (
+        skeleton(&html),
+        skeleton(&String::from_utf8_lossy(&out.stdout)),
+    );
+    assert!(
+        served.len() > results.len(),
+        "sections and rows: {}",
+        served.len()
+    );
+    assert_eq!(served, local, "collector and agent HTML differ");
+
     // ---- Overview.
     let ov = c.admin("GET", "/api/v1/overview", None);
     assert_eq!(ov["vms_scanned"], 1, "{ov}");
@@ -236,7 +304,12 @@ fn reports_overview_and_roles() {
     let viewer = c.user("vera", "viewer");
     let user = c.user("ursula", "user");
     let prov = c.user("pipeline", "provisioner");
-    let paths = [html_path.as_str(), json_path.as_str(), "/api/v1/overview"];
+    let paths = [
+        html_path.as_str(),
+        json_path.as_str(),
+        arf_path.as_str(),
+        "/api/v1/overview",
+    ];
     for p in paths {
         assert_eq!(get(&c, p, None).status, 401, "{p} without a token");
         assert_eq!(get(&c, p, Some("rpt_wrong")).status, 401, "{p} bad token");
@@ -247,6 +320,7 @@ fn reports_overview_and_roles() {
     for p in [
         "/api/v1/scans/nosuchscan/report.html",
         "/api/v1/scans/nosuchscan/report.json",
+        "/api/v1/scans/nosuchscan/report.arf.xml",
     ] {
         assert_eq!(get(&c, p, Some(&c.admin)).status, 404, "{p}");
         assert_eq!(get(&c, p, Some(&prov)).status, 404, "{p}");

@@ -49,6 +49,12 @@ fn every_endpoint_checks_every_role() {
             None,
             Role::Provisioner,
         ),
+        (
+            "GET",
+            "/api/v1/scans/sc-none/report.arf.xml",
+            None,
+            Role::Provisioner,
+        ),
         ("GET", "/api/v1/overview", None, Role::Provisioner),
         ("GET", "/api/v1/handover/ag-none", None, Role::Provisioner),
         (
