@@ -1,7 +1,13 @@
 //! The REST API under `/api/v1`: every request carries a bearer token; no token is
-//! 401, the wrong role is 403 (SPEC §4 roles). DTOs here are the API's own types.
+//! 401, the wrong role is 403 (SPEC §4 roles). DTOs here are the API's own types, and
+//! what the OpenAPI document (`openapi`) describes: each handler carries its
+//! `#[utoipa::path]`, and a unit test fails for a route without one.
 
-use std::collections::HashMap;
+mod accounts;
+mod openapi;
+mod overview;
+mod settings;
+
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -9,22 +15,31 @@ use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::app::{App, AppError, SettingsRecord};
 use crate::auth::Role;
 use crate::policy::Settings;
-use crate::store::{AgentRecord, ScanFilter, ScanRecord, ScanStatus};
+use crate::store::{AgentRecord, AuditRecord, ScanFilter, ScanRecord, ScanStatus};
+use settings::SettingsDto;
 
 /// An API error: a status code and a message in words.
 #[derive(Debug)]
 pub struct ApiError(StatusCode, String);
 
+/// The body of every error response.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, in words.
+    error: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+        (self.0, Json(ErrorBody { error: self.1 })).into_response()
     }
 }
 
@@ -33,6 +48,7 @@ impl From<AppError> for ApiError {
         match e {
             AppError::NotFound(m) => ApiError(StatusCode::NOT_FOUND, format!("{m} not found")),
             AppError::Invalid(m) => ApiError(StatusCode::UNPROCESSABLE_ENTITY, m),
+            AppError::Conflict(m) => ApiError(StatusCode::CONFLICT, m),
             AppError::Refused(m) => ApiError(StatusCode::FORBIDDEN, m),
             AppError::Ca(e) => ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
             AppError::Store(e) => {
@@ -57,6 +73,13 @@ fn body<T: serde::de::DeserializeOwned>(bytes: &axum::body::Bytes) -> Result<T, 
             format!("invalid request body: {e}"),
         )
     })
+}
+
+/// Parses a query string after the caller's role was checked (as [`body`] does).
+fn query<T: serde::de::DeserializeOwned>(uri: &axum::http::Uri) -> Result<T, ApiError> {
+    Query::try_from_uri(uri)
+        .map(|Query(q)| q)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))
 }
 
 /// The authenticated caller.
@@ -108,15 +131,22 @@ impl FromRequestParts<Arc<App>> for Caller {
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/download/{name}", get(download))
         .route("/metrics", get(metrics))
-        .route("/api/v1/enrollment-tokens", post(create_token))
+        .route(
+            "/api/v1/enrollment-tokens",
+            get(accounts::list_tokens).post(accounts::create_token),
+        )
+        .route(
+            "/api/v1/enrollment-tokens/{id}",
+            delete(accounts::revoke_token),
+        )
         .route("/api/v1/scans", get(list_scans).post(manual_scan))
         .route("/api/v1/scans/{id}", get(get_scan))
         .route("/api/v1/scans/{id}/report.html", get(report_html))
         .route("/api/v1/scans/{id}/report.json", get(report_json))
-        .route("/api/v1/overview", get(overview))
+        .route("/api/v1/overview", get(overview::overview))
         .route("/api/v1/scans/{id}/release", post(release))
         .route("/api/v1/scans/{id}/cancel", post(cancel))
         .route("/api/v1/handover/{id}", get(handover))
@@ -124,11 +154,49 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/agents", get(list_agents))
         .route("/api/v1/agents/{id}/revoke", post(revoke_agent))
         .route("/api/v1/ca", get(ca))
-        .route("/api/v1/users", post(create_user))
+        .route(
+            "/api/v1/users",
+            get(accounts::list_users).post(accounts::create_user),
+        )
+        .route("/api/v1/users/{name}", delete(accounts::revoke_user))
         .route("/api/v1/audit", get(audit))
+        .route("/api/v1/openapi.json", get(openapi::document))
+        .route("/api/v1/docs", get(openapi::page))
+        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
+        .method_not_allowed_fallback(|| async {
+            ApiError(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed on this endpoint".into(),
+            )
+        })
         .with_state(app)
 }
 
+/// Liveness
+///
+/// `ok` while the collector serves. No token needed.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "Serving", body = String, content_type = "text/plain; charset=utf-8")),
+    security(())
+)]
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Prometheus metrics
+///
+/// The collector's counters in the Prometheus text format. No token needed.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Counters and gauges", body = String,
+        content_type = "text/plain; version=0.0.4")),
+    security(())
+)]
 async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
     let m = &app.metrics;
     let body = format!(
@@ -148,55 +216,39 @@ async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TokenRequest {
-    project: Option<String>,
-    #[serde(default = "default_ttl")]
-    ttl_seconds: i64,
-    #[serde(default = "default_uses")]
-    max_uses: u32,
-}
-fn default_ttl() -> i64 {
-    86400
-}
-fn default_uses() -> u32 {
-    1
+/// A scan's state (SPEC §4 lifecycle).
+#[derive(Serialize, ToSchema, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub enum ScanStatusDto {
+    Pending,
+    Running,
+    Completed,
+    /// The scanner failed; not a compliance failure.
+    Failed,
+    Cancelled,
 }
 
-#[derive(Serialize)]
-struct TokenResponse {
-    id: String,
-    token: String,
-    expires_at_ms: i64,
-    ca_fingerprint: String,
-}
-
-async fn create_token(
-    State(app): State<Arc<App>>,
-    c: Caller,
-    raw: axum::body::Bytes,
-) -> ApiResult<TokenResponse> {
-    c.require(Role::Provisioner)?;
-    let r: TokenRequest = body(&raw)?;
-    let (id, token, expires_at_ms) =
-        app.create_token(r.project.as_deref(), r.ttl_seconds, r.max_uses, &c.name)?;
-    Ok(Json(TokenResponse {
-        id,
-        token,
-        expires_at_ms,
-        ca_fingerprint: app.ca.fingerprint(),
-    }))
+impl From<ScanStatus> for ScanStatusDto {
+    fn from(s: ScanStatus) -> Self {
+        match s {
+            ScanStatus::Pending => ScanStatusDto::Pending,
+            ScanStatus::Running => ScanStatusDto::Running,
+            ScanStatus::Completed => ScanStatusDto::Completed,
+            ScanStatus::Failed => ScanStatusDto::Failed,
+            ScanStatus::Cancelled => ScanStatusDto::Cancelled,
+        }
+    }
 }
 
 /// A scan as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ScanDto {
     id: String,
     agent_id: String,
     hostname: Option<String>,
     project: Option<String>,
-    status: ScanStatus,
+    status: ScanStatusDto,
+    /// `provision`, `schedule` or `manual`.
     trigger: String,
     profile: String,
     created_at_ms: i64,
@@ -217,7 +269,8 @@ pub struct ScanDto {
     failure_reason: Option<String>,
 }
 
-#[derive(Serialize)]
+/// Failed rules by severity.
+#[derive(Serialize, ToSchema)]
 struct SeverityDto {
     critical: u32,
     high: u32,
@@ -243,7 +296,7 @@ fn scan_dto(app: &App, s: ScanRecord) -> ScanDto {
         id: s.id,
         agent_id: s.agent_id,
         project: s.project,
-        status: s.status,
+        status: s.status.into(),
         trigger: s.trigger,
         profile: s.profile,
         created_at_ms: s.created_at_ms,
@@ -264,17 +317,26 @@ fn scan_dto(app: &App, s: ScanRecord) -> ScanDto {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ScanQuery {
+    /// Only scans in this state.
+    #[param(value_type = Option<ScanStatusDto>)]
     status: Option<String>,
+    /// Only scans of this Terraform project.
     project: Option<String>,
+    /// Only scans of this agent.
     agent_id: Option<String>,
+    /// Page number, from 0.
     #[serde(default)]
     page: usize,
+    /// Scans per page, 1-500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     per_page: Option<usize>,
 }
 
-#[derive(Serialize)]
+/// One page of scans, newest first.
+#[derive(Serialize, ToSchema)]
 struct ScanPage {
     scans: Vec<ScanDto>,
     total: usize,
@@ -298,12 +360,27 @@ fn parse_status(s: &str) -> Result<ScanStatus, ApiError> {
     })
 }
 
+/// List scans
+///
+/// Newest first, filtered and paginated. Needs the provisioner role.
+#[utoipa::path(
+    get,
+    path = "/api/v1/scans",
+    tag = "scans",
+    params(ScanQuery),
+    responses(
+        (status = 200, description = "One page of scans", body = ScanPage),
+        (status = 400, description = "Invalid query", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn list_scans(
     State(app): State<Arc<App>>,
     c: Caller,
-    Query(q): Query<ScanQuery>,
+    uri: axum::http::Uri,
 ) -> ApiResult<ScanPage> {
     c.require(Role::Provisioner)?;
+    let q: ScanQuery = query(&uri)?;
     let per_page = q.per_page.unwrap_or(50).clamp(1, 500);
     let filter = ScanFilter {
         status: q.status.as_deref().map(parse_status).transpose()?,
@@ -322,9 +399,12 @@ async fn list_scans(
     }))
 }
 
-#[derive(Serialize)]
+/// One rule's result, with the rule's metadata when the agent sent its catalog.
+#[derive(Serialize, ToSchema)]
 struct ResultDto {
+    /// Rule ID.
     id: String,
+    /// `pass`, `fail`, `error`, `not_applicable`, `not_checked` or `exempted`.
     status: String,
     title: Option<String>,
     section: Option<String>,
@@ -333,12 +413,27 @@ struct ResultDto {
     evidence: Vec<String>,
 }
 
-#[derive(Serialize)]
+/// A scan and every rule's result.
+#[derive(Serialize, ToSchema)]
 struct ScanDetail {
     scan: ScanDto,
     results: Vec<ResultDto>,
 }
 
+/// One scan with its results
+///
+/// Needs the provisioner role.
+#[utoipa::path(
+    get,
+    path = "/api/v1/scans/{id}",
+    tag = "scans",
+    params(("id" = String, Path, description = "Scan ID", min_length = 1)),
+    responses(
+        (status = 200, description = "The scan and its results", body = ScanDetail),
+        (status = 404, description = "No scan has that ID", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn get_scan(
     State(app): State<Arc<App>>,
     c: Caller,
@@ -373,13 +468,33 @@ async fn get_scan(
     }))
 }
 
-#[derive(Deserialize)]
+/// Exactly one of the two.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ManualScan {
+    /// Scan this agent (agent ID or cloud instance ID).
     agent_id: Option<String>,
+    /// Scan every agent of this Terraform project that is not revoked.
     project: Option<String>,
 }
 
+/// Start scans by hand
+///
+/// Scans of exempt projects, or while scanning is disabled, are not created.
+/// Needs the provisioner role.
+#[utoipa::path(
+    post,
+    path = "/api/v1/scans",
+    tag = "scans",
+    request_body = ManualScan,
+    responses(
+        (status = 201, description = "The scans created (maybe none)", body = Vec<ScanDto>),
+        (status = 400, description = "Neither or both of agent_id and project", body = ErrorBody),
+        (status = 404, description = "No such agent", body = ErrorBody),
+        (status = 422, description = "Invalid body, or the agent is revoked", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn manual_scan(
     State(app): State<Arc<App>>,
     c: Caller,
@@ -413,6 +528,21 @@ async fn manual_scan(
     Ok((StatusCode::CREATED, Json(out)))
 }
 
+/// Release a blocked handover
+///
+/// Recorded with the admin's name and the time. Needs the admin role.
+#[utoipa::path(
+    post,
+    path = "/api/v1/scans/{id}/release",
+    tag = "handover",
+    params(("id" = String, Path, description = "Scan ID", min_length = 1)),
+    responses(
+        (status = 200, description = "The scan, released", body = ScanDto),
+        (status = 404, description = "No scan has that ID", body = ErrorBody),
+        (status = 422, description = "The scan is not blocked, or was released", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn release(
     State(app): State<Arc<App>>,
     c: Caller,
@@ -423,6 +553,21 @@ async fn release(
     Ok(Json(scan_dto(&app, s)))
 }
 
+/// Cancel a pending or running scan
+///
+/// Needs the admin role.
+#[utoipa::path(
+    post,
+    path = "/api/v1/scans/{id}/cancel",
+    tag = "scans",
+    params(("id" = String, Path, description = "Scan ID", min_length = 1)),
+    responses(
+        (status = 200, description = "The scan, cancelled", body = ScanDto),
+        (status = 404, description = "No scan has that ID", body = ErrorBody),
+        (status = 422, description = "The scan has already ended", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn cancel(
     State(app): State<Arc<App>>,
     c: Caller,
@@ -433,15 +578,31 @@ async fn cancel(
     Ok(Json(scan_dto(&app, s)))
 }
 
-#[derive(Serialize)]
+/// Whether a VM may be handed over now, and why (not).
+#[derive(Serialize, ToSchema)]
 struct GateDto {
     agent_id: String,
     allowed: bool,
+    /// `allowed`, `released`, `exempt`, `pending`, `blocked` or `failed`.
     state: &'static str,
     reasons: Vec<String>,
     scan_id: Option<String>,
 }
 
+/// The handover gate
+///
+/// Needs the provisioner role.
+#[utoipa::path(
+    get,
+    path = "/api/v1/handover/{id}",
+    tag = "handover",
+    params(("id" = String, Path, description = "Agent ID or cloud instance ID", min_length = 1)),
+    responses(
+        (status = 200, description = "The gate's answer", body = GateDto),
+        (status = 404, description = "No such agent or instance", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn handover(
     State(app): State<Arc<App>>,
     c: Caller,
@@ -458,24 +619,50 @@ async fn handover(
     }))
 }
 
-async fn get_settings(State(app): State<Arc<App>>, c: Caller) -> ApiResult<SettingsRecord> {
+/// The settings
+///
+/// Needs the admin role.
+#[utoipa::path(
+    get,
+    path = "/api/v1/settings",
+    tag = "settings",
+    responses((status = 200, description = "Every setting", body = SettingsDto)),
+    security(("bearer" = []))
+)]
+async fn get_settings(State(app): State<Arc<App>>, c: Caller) -> ApiResult<SettingsDto> {
     c.require(Role::Admin)?;
-    Ok(Json(SettingsRecord::from(&app.settings())))
+    Ok(Json(SettingsRecord::from(&app.settings()).into()))
 }
 
+/// Change the settings
+///
+/// Audited with the old and new values; connected agents get the new settings.
+/// Needs the admin role.
+#[utoipa::path(
+    put,
+    path = "/api/v1/settings",
+    tag = "settings",
+    request_body = SettingsDto,
+    responses(
+        (status = 200, description = "The settings now in force", body = SettingsDto),
+        (status = 422, description = "Invalid body or setting", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn put_settings(
     State(app): State<Arc<App>>,
     c: Caller,
     raw: axum::body::Bytes,
-) -> ApiResult<SettingsRecord> {
+) -> ApiResult<SettingsDto> {
     c.require(Role::Admin)?;
-    let r: SettingsRecord = body(&raw)?;
+    let r = SettingsRecord::from(body::<SettingsDto>(&raw)?);
     let s = Settings::try_from(&r).map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e))?;
     let s = app.update_settings(s, &c.name)?;
-    Ok(Json(SettingsRecord::from(&s)))
+    Ok(Json(SettingsRecord::from(&s).into()))
 }
 
-#[derive(Serialize)]
+/// An enrolled agent.
+#[derive(Serialize, ToSchema)]
 struct AgentDto {
     id: String,
     hostname: String,
@@ -508,6 +695,16 @@ fn agent_dto(a: AgentRecord, connected: bool) -> AgentDto {
     }
 }
 
+/// List agents
+///
+/// Needs the admin role.
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents",
+    tag = "agents",
+    responses((status = 200, description = "Every enrolled agent", body = Vec<AgentDto>)),
+    security(("bearer" = []))
+)]
 async fn list_agents(State(app): State<Arc<App>>, c: Caller) -> ApiResult<Vec<AgentDto>> {
     c.require(Role::Admin)?;
     let connected = app.connected();
@@ -524,6 +721,21 @@ async fn list_agents(State(app): State<Arc<App>>, c: Caller) -> ApiResult<Vec<Ag
     ))
 }
 
+/// Revoke an agent
+///
+/// Its certificate is refused from now on and its connection dropped. Revoking a
+/// revoked agent changes nothing. Needs the admin role.
+#[utoipa::path(
+    post,
+    path = "/api/v1/agents/{id}/revoke",
+    tag = "agents",
+    params(("id" = String, Path, description = "Agent ID", min_length = 1)),
+    responses(
+        (status = 200, description = "The agent, revoked", body = AgentDto),
+        (status = 404, description = "No agent has that ID", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn revoke_agent(
     State(app): State<Arc<App>>,
     c: Caller,
@@ -533,12 +745,24 @@ async fn revoke_agent(
     Ok(Json(agent_dto(app.revoke_agent(&id, &c.name)?, false)))
 }
 
-#[derive(Serialize)]
+/// The collector's CA, which agents pin.
+#[derive(Serialize, ToSchema)]
 struct CaDto {
+    /// SHA-256 of the certificate (DER), hex.
     fingerprint: String,
     certificate_pem: String,
 }
 
+/// The CA certificate
+///
+/// Needs the provisioner role.
+#[utoipa::path(
+    get,
+    path = "/api/v1/ca",
+    tag = "enrollment",
+    responses((status = 200, description = "The CA certificate and its fingerprint", body = CaDto)),
+    security(("bearer" = []))
+)]
 async fn ca(State(app): State<Arc<App>>, c: Caller) -> ApiResult<CaDto> {
     c.require(Role::Provisioner)?;
     Ok(Json(CaDto {
@@ -547,69 +771,84 @@ async fn ca(State(app): State<Arc<App>>, c: Caller) -> ApiResult<CaDto> {
     }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UserRequest {
-    name: String,
-    role: String,
-}
-
-#[derive(Serialize)]
-struct UserResponse {
-    name: String,
-    role: String,
-    /// Shown once; only its hash is stored.
-    token: String,
-}
-
-async fn create_user(
-    State(app): State<Arc<App>>,
-    c: Caller,
-    raw: axum::body::Bytes,
-) -> Result<(StatusCode, Json<UserResponse>), ApiError> {
-    c.require(Role::Admin)?;
-    let r: UserRequest = body(&raw)?;
-    let role = Role::parse(&r.role).ok_or_else(|| {
-        ApiError(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!(
-                "role `{}` is not viewer, user, provisioner or admin",
-                r.role
-            ),
-        )
-    })?;
-    let token = app.add_user(&r.name, role, &c.name)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(UserResponse {
-            name: r.name,
-            role: role.as_str().into(),
-            token,
-        }),
-    ))
-}
-
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AuditQuery {
+    /// Page number, from 0.
     #[serde(default)]
     page: usize,
+    /// Entries per page, 1-1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     per_page: Option<usize>,
+    /// Only entries of this action, e.g. `scan.release`.
     action: Option<String>,
+    /// Only entries of this actor.
     actor: Option<String>,
 }
 
-#[derive(Serialize)]
+/// One entry of the append-only, hash-chained audit log.
+#[derive(Serialize, ToSchema)]
+struct AuditEntryDto {
+    /// Position in the log, from 1.
+    seq: u64,
+    at_ms: i64,
+    /// A user name, `agent:<id>`, `cli` or `system`.
+    actor: String,
+    /// What happened, e.g. `scan.release`, `user.revoke`, `enrollment.refused`.
+    action: String,
+    /// What it happened to (scan, agent, token ID, user name), if anything.
+    target: Option<String>,
+    detail: String,
+    /// SHA-256 (hex) of the entry before.
+    prev_hash: String,
+    /// SHA-256 (hex) of this entry, `prev_hash` included.
+    hash: String,
+}
+
+impl From<AuditRecord> for AuditEntryDto {
+    fn from(e: AuditRecord) -> Self {
+        AuditEntryDto {
+            seq: e.seq,
+            at_ms: e.at_ms,
+            actor: e.actor,
+            action: e.action,
+            target: e.target,
+            detail: e.detail,
+            prev_hash: e.prev_hash,
+            hash: e.hash,
+        }
+    }
+}
+
+/// One page of the audit log, newest first.
+#[derive(Serialize, ToSchema)]
 struct AuditPage {
-    entries: Vec<crate::store::AuditRecord>,
+    entries: Vec<AuditEntryDto>,
+    /// Entries matching the filters.
     total: usize,
 }
 
+/// The audit log
+///
+/// Newest first, filtered and paginated. Needs the admin role.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit",
+    tag = "audit",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "One page of entries", body = AuditPage),
+        (status = 400, description = "Invalid query", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn audit(
     State(app): State<Arc<App>>,
     c: Caller,
-    Query(q): Query<AuditQuery>,
+    uri: axum::http::Uri,
 ) -> ApiResult<AuditPage> {
     c.require(Role::Admin)?;
+    let q: AuditQuery = query(&uri)?;
     let per_page = q.per_page.unwrap_or(100).clamp(1, 1000);
     let (all, _) = app.store.audit(0, usize::MAX).map_err(AppError::from)?;
     let matching: Vec<_> = all
@@ -625,6 +864,7 @@ async fn audit(
             .into_iter()
             .skip(q.page.saturating_mul(per_page))
             .take(per_page)
+            .map(AuditEntryDto::from)
             .collect(),
         total,
     }))
@@ -675,6 +915,20 @@ fn scan_report(
         .into_response())
 }
 
+/// The scan's HTML report
+///
+/// Self-contained, as an attachment. Needs the provisioner role.
+#[utoipa::path(
+    get,
+    path = "/api/v1/scans/{id}/report.html",
+    tag = "reports",
+    params(("id" = String, Path, description = "Scan ID", min_length = 1)),
+    responses(
+        (status = 200, description = "The report", body = String, content_type = "text/html; charset=utf-8"),
+        (status = 404, description = "No scan has that ID", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn report_html(
     State(app): State<Arc<App>>,
     c: Caller,
@@ -695,6 +949,21 @@ async fn report_html(
     Ok(resp)
 }
 
+/// The scan's JSON report
+///
+/// Full structured data with every rule's details, as an attachment. Needs the
+/// provisioner role.
+#[utoipa::path(
+    get,
+    path = "/api/v1/scans/{id}/report.json",
+    tag = "reports",
+    params(("id" = String, Path, description = "Scan ID", min_length = 1)),
+    responses(
+        (status = 200, description = "The report", body = Object, content_type = "application/json"),
+        (status = 404, description = "No scan has that ID", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn report_json(
     State(app): State<Arc<App>>,
     c: Caller,
@@ -707,118 +976,24 @@ async fn report_json(
     })
 }
 
-#[derive(Serialize)]
-struct RecentScanDto {
-    id: String,
-    agent_id: String,
-    host: String,
-    hostname: Option<String>,
-    ip_addresses: Vec<String>,
-    provider: Option<String>,
-    project: Option<String>,
-    score: Option<f64>,
-    score_band: Option<crate::report::Band>,
-    status: ScanStatus,
-    critical_failures: u32,
-    created_at_ms: i64,
-    finished_at_ms: Option<i64>,
-    blocked: bool,
-    released: bool,
-    can_release: bool,
-}
-
-#[derive(Serialize)]
-struct OverviewDto {
-    /// Mean score of each VM's latest completed scan; null when none.
-    average_score: Option<f64>,
-    average_score_band: Option<crate::report::Band>,
-    /// VMs with at least one completed scan.
-    vms_scanned: usize,
-    /// VMs whose latest scan is blocked and not released.
-    vms_blocked: usize,
-    /// Percentage of completed scans meeting the minimum score; null when none.
-    pass_rate: Option<f64>,
-    min_score: f64,
-    completed_scans: usize,
-    recent_scans: Vec<RecentScanDto>,
-}
-
-async fn overview(State(app): State<Arc<App>>, c: Caller) -> ApiResult<OverviewDto> {
-    c.require(Role::Provisioner)?;
-    let (all, _) = app
-        .store
-        .scans(&ScanFilter::default(), 0, usize::MAX)
-        .map_err(AppError::from)?;
-    let min_score = app.settings().min_score;
-    // Scans come newest first: the first seen per agent is its latest.
-    let mut latest: HashMap<&str, &ScanRecord> = HashMap::new();
-    let mut latest_completed: HashMap<&str, f64> = HashMap::new();
-    let (mut completed, mut meeting) = (0usize, 0usize);
-    for s in &all {
-        latest.entry(s.agent_id.as_str()).or_insert(s);
-        if s.status == ScanStatus::Completed {
-            completed += 1;
-            let score = s.score.unwrap_or(0.0);
-            if score >= min_score {
-                meeting += 1;
-            }
-            latest_completed.entry(s.agent_id.as_str()).or_insert(score);
-        }
-    }
-    let average_score = (!latest_completed.is_empty())
-        .then(|| latest_completed.values().sum::<f64>() / latest_completed.len() as f64)
-        .map(|v| (v * 10.0).round() / 10.0);
-    let vms_blocked = latest
-        .values()
-        .filter(|s| s.blocked && s.released_by.is_none())
-        .count();
-    let mut agents: HashMap<String, AgentRecord> = HashMap::new();
-    let recent_scans = all
-        .iter()
-        .take(20)
-        .map(|s| {
-            if !agents.contains_key(&s.agent_id) {
-                if let Ok(Some(a)) = app.store.agent(&s.agent_id) {
-                    agents.insert(s.agent_id.clone(), a);
-                }
-            }
-            let a = agents.get(&s.agent_id);
-            let released = s.released_by.is_some();
-            RecentScanDto {
-                id: s.id.clone(),
-                agent_id: s.agent_id.clone(),
-                host: crate::report::host_label(s, a),
-                hostname: a.map(|a| a.hostname.clone()),
-                ip_addresses: a.map(|a| a.ip_addresses.clone()).unwrap_or_default(),
-                provider: a.map(|a| a.provider.clone()),
-                project: s.project.clone(),
-                score: s.score,
-                score_band: s.score.map(crate::report::Band::of),
-                status: s.status,
-                critical_failures: s.failed_by_severity[0],
-                created_at_ms: s.created_at_ms,
-                finished_at_ms: s.finished_at_ms,
-                blocked: s.blocked,
-                released,
-                can_release: c.role >= Role::Admin && s.blocked && !released,
-            }
-        })
-        .collect();
-    Ok(Json(OverviewDto {
-        average_score,
-        average_score_band: average_score.map(crate::report::Band::of),
-        vms_scanned: latest_completed.len(),
-        vms_blocked,
-        pass_rate: (completed > 0)
-            .then(|| ((meeting as f64 / completed as f64) * 1000.0).round() / 10.0),
-        min_score,
-        completed_scans: completed,
-        recent_scans,
-    }))
-}
-
+/// Download an agent binary or package
+///
 /// Serves the agent's binaries and packages to VMs at first boot (no token: they have
 /// none yet, and nothing here is secret), with `NAME.sha256` computed from the file.
+#[utoipa::path(
+    get,
+    path = "/download/{name}",
+    tag = "operations",
+    params(("name" = String, Path, description = "File name, or the file name and `.sha256`",
+        pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,127}$")),
+    responses(
+        (status = 200, description = "The file", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 200, description = "Its SHA-256, as `sha256sum` prints it", body = String, content_type = "text/plain; charset=utf-8"),
+        (status = 400, description = "Not a download name", body = ErrorBody),
+        (status = 404, description = "No such file", body = ErrorBody),
+    ),
+    security(())
+)]
 async fn download(
     State(app): State<Arc<App>>,
     Path(name): Path<String>,

@@ -146,6 +146,38 @@ impl Store for SledStore {
     fn tokens(&self) -> Result<Vec<TokenRecord>> {
         Self::all(&self.tokens)
     }
+    fn revoke_token(&self, id: &str) -> Result<Option<TokenRecord>> {
+        // Tokens are keyed by hash: find the ID, then compare-and-swap so that an
+        // enrollment counting a use at the same moment is neither lost nor let through.
+        loop {
+            let found = self.tokens.iter().find_map(|kv| match kv {
+                Err(e) => Some(Err(backend(e))),
+                Ok((k, v)) => match decode::<TokenRecord>(&k, &v) {
+                    Err(e) => Some(Err(e)),
+                    Ok(t) if t.id == id => Some(Ok((k, v, t))),
+                    Ok(_) => None,
+                },
+            });
+            let Some((key, old, before)) = found.transpose()? else {
+                return Ok(None);
+            };
+            if before.revoked {
+                return Ok(Some(before));
+            }
+            let after = TokenRecord {
+                revoked: true,
+                ..before.clone()
+            };
+            if self
+                .tokens
+                .compare_and_swap(&key, Some(old), Some(encode(&after)?))
+                .map_err(backend)?
+                .is_ok()
+            {
+                return Ok(Some(before));
+            }
+        }
+    }
 
     fn put_scan(&self, s: &ScanRecord) -> Result<()> {
         self.scans
