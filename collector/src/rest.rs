@@ -976,6 +976,20 @@ async fn report_json(
     })
 }
 
+/// Raw bytes, as the schema of a binary download.
+struct Binary;
+
+impl utoipa::PartialSchema for Binary {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .content_media_type("application/octet-stream")
+            .into()
+    }
+}
+
+impl ToSchema for Binary {}
+
 /// Download an agent binary or package
 ///
 /// Serves the agent's binaries and packages to VMs at first boot (no token: they have
@@ -987,8 +1001,11 @@ async fn report_json(
     params(("name" = String, Path, description = "File name, or the file name and `.sha256`",
         pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,127}$")),
     responses(
-        (status = 200, description = "The file", body = Vec<u8>, content_type = "application/octet-stream"),
-        (status = 200, description = "Its SHA-256, as `sha256sum` prints it", body = String, content_type = "text/plain; charset=utf-8"),
+        (status = 200, description = "The file, or with `.sha256` its SHA-256 as `sha256sum` prints it",
+            content(
+                (Binary = "application/octet-stream"),
+                (String = "text/plain; charset=utf-8"),
+            )),
         (status = 400, description = "Not a download name", body = ErrorBody),
         (status = 404, description = "No such file", body = ErrorBody),
     ),
