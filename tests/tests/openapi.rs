@@ -29,7 +29,10 @@ fn fixture_root(dir: &Path) {
         "etc/passwd",
         "root:x:0:0:root:/root:/bin/bash\ntoor:x:0:0::/root:/bin/bash\n",
     );
-    w("etc/shadow", "root:!:19500:0:99999:7:::\ntoor:!:19500:0:99999:7:::\n");
+    w(
+        "etc/shadow",
+        "root:!:19500:0:99999:7:::\ntoor:!:19500:0:99999:7:::\n",
+    );
     w("etc/group", "root:x:0:\nshadow:x:42:\n");
 }
 
@@ -61,14 +64,23 @@ fn the_document_and_its_page_need_no_token() {
 
     let page = http_raw("GET", &c.rest, "/api/v1/docs", None);
     assert_eq!(page.status, 200);
-    assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
     let csp = page.header("content-security-policy").unwrap();
     assert!(csp.starts_with("default-src 'none'"), "{csp}");
     let html = page.text();
     assert!(html.contains("<script id=\"openapi\" type=\"application/json\">"));
-    assert!(html.contains("\"/api/v1/users/{name}\""), "the document is embedded");
+    assert!(
+        html.contains("\"/api/v1/users/{name}\""),
+        "the document is embedded"
+    );
     for external in ["http:", "https:", "src=", "@import", "url("] {
-        assert!(!html.contains(external), "the page loads nothing: {external}");
+        assert!(
+            !html.contains(external),
+            "the page loads nothing: {external}"
+        );
     }
 
     // Unknown endpoints and methods answer with the error body too.
@@ -164,13 +176,25 @@ parameters = {{ "path.name" = {{ dictionary = "download", probability = 0.5 }} }
     let mut child = Command::new(&st)
         .arg("--config-file")
         .arg(&config)
-        .args(["run", &format!("{base}/api/v1/openapi.json"), "--url", &base])
+        .args([
+            "run",
+            &format!("{base}/api/v1/openapi.json"),
+            "--url",
+            &base,
+        ])
         .args(["--header", &format!("Authorization: Bearer {}", c.admin)])
         .args([
             "--checks",
             "not_a_server_error,status_code_conformance,response_schema_conformance",
         ])
-        .args(["--max-examples", "40", "--workers", "1", "--seed", "20261127"])
+        .args([
+            "--max-examples",
+            "100",
+            "--workers",
+            "1",
+            "--seed",
+            "20261127",
+        ])
         .args(["--generation-database", "none", "--request-timeout", "10"])
         .args(["--no-color", "--max-failures", "20"])
         .current_dir(&dir)
@@ -213,7 +237,11 @@ parameters = {{ "path.name" = {{ dictionary = "download", probability = 0.5 }} }
     // collector is still whole.
     let (code, v) = c.api("GET", "/api/v1/settings", Some(&c.admin), None);
     assert_eq!(code, 200, "{v}");
-    let audit = c.admin("GET", "/api/v1/audit?action=user.revoke&per_page=1000", None);
+    let audit = c.admin(
+        "GET",
+        "/api/v1/audit?action=user.revoke&per_page=1000",
+        None,
+    );
     assert!(
         audit["entries"]
             .as_array()
@@ -222,8 +250,5 @@ parameters = {{ "path.name" = {{ dictionary = "download", probability = 0.5 }} }
             .all(|e| e["target"] != "admin"),
         "{audit}"
     );
-    assert_eq!(
-        http_raw("GET", &c.rest, "/healthz", None).text(),
-        "ok\n"
-    );
+    assert_eq!(http_raw("GET", &c.rest, "/healthz", None).text(), "ok\n");
 }
