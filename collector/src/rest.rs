@@ -64,6 +64,37 @@ impl From<AppError> for ApiError {
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
+/// Turns axum's own plain-text rejections (a path segment that is not UTF-8, a body
+/// over the limit) into the API's error body, keeping status and headers: every error
+/// of this API is an [`ErrorBody`].
+async fn json_errors(resp: Response) -> Response {
+    let status = resp.status();
+    let json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if json || !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let text = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    let mut out = ApiError(status, text).into_response();
+    for (k, v) in &parts.headers {
+        if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
+            out.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    out
+}
+
 /// Parses a request body after the caller's role was checked, so that a caller
 /// without the role learns only that (403), whatever the body holds.
 fn body<T: serde::de::DeserializeOwned>(bytes: &axum::body::Bytes) -> Result<T, ApiError> {
@@ -124,7 +155,7 @@ impl FromRequestParts<Arc<App>> for Caller {
             .ok_or_else(|| unauth("malformed Authorization header"))?;
         let (name, role) = app
             .authenticate(token.trim())?
-            .ok_or_else(|| unauth("unknown token"))?;
+            .ok_or_else(|| unauth("unknown or revoked token"))?;
         Ok(Caller { name, role })
     }
 }
@@ -169,6 +200,7 @@ pub fn router(app: Arc<App>) -> Router {
                 "method not allowed on this endpoint".into(),
             )
         })
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(app)
 }
 

@@ -67,8 +67,9 @@ use super::ErrorBody;
 )]
 struct ApiDoc;
 
-/// Adds the bearer scheme, and to every operation that needs a token the answers
-/// every such operation can give: 401, 403 and 503.
+/// Adds the bearer scheme; to every operation that needs a token the answers every
+/// such operation can give (401, 403, 503); to every operation with a path parameter
+/// the 400 for one that is not UTF-8, and with a body the 413 for one over the limit.
 struct CommonResponses;
 
 impl Modify for CommonResponses {
@@ -110,14 +111,27 @@ impl Modify for CommonResponses {
                     .security
                     .as_ref()
                     .is_some_and(|s| s.iter().any(|r| *r != open));
-                if !needs_token {
-                    continue;
-                }
-                for (code, what) in [
-                    ("401", "No token, or an unknown or revoked one"),
-                    ("403", "The caller's role is below the operation's"),
-                    ("503", "Storage is unavailable"),
-                ] {
+                let has_path_param = op
+                    .parameters
+                    .iter()
+                    .flatten()
+                    .any(|p| p.parameter_in == utoipa::openapi::path::ParameterIn::Path);
+                let answers = [
+                    (needs_token, "401", "No token, or an unknown or revoked one"),
+                    (
+                        needs_token,
+                        "403",
+                        "The caller's role is below the operation's",
+                    ),
+                    (needs_token, "503", "Storage is unavailable"),
+                    (has_path_param, "400", "A path parameter is not valid UTF-8"),
+                    (
+                        op.request_body.is_some(),
+                        "413",
+                        "The body is over the 2 MiB limit",
+                    ),
+                ];
+                for (code, what) in answers.into_iter().filter(|a| a.0).map(|a| (a.1, a.2)) {
                     op.responses
                         .responses
                         .entry(code.into())

@@ -328,7 +328,7 @@ mod tests {
                 }
             })
         };
-        let failures = (0..100).filter(|_| s.sync().is_err()).count();
+        let failures = (0..50).filter(|_| s.sync().is_err()).count();
         stop.store(true, Ordering::Relaxed);
         churner.join().unwrap();
         assert_eq!(failures, 0, "sync failed while files came and went");
