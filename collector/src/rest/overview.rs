@@ -8,7 +8,8 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{ApiResult, Caller, ScanStatusDto};
+use super::scans::ScanStatusDto;
+use super::{ApiResult, Caller};
 use crate::app::{App, AppError};
 use crate::auth::Role;
 use crate::report::Band;

@@ -1,10 +1,60 @@
-//! The settings as the API shows and takes them (SPEC §4 settings).
+//! The settings as the API shows and takes them (SPEC §4 settings; admin only).
 
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::ToSchema;
 
-use crate::app::SettingsRecord;
+use super::{body, ApiError, ApiResult, Caller, ErrorBody};
+use crate::app::{App, SettingsRecord};
+use crate::auth::Role;
+use crate::policy::Settings;
+
+/// The settings
+///
+/// Needs the admin role.
+#[utoipa::path(
+    get,
+    path = "/api/v1/settings",
+    tag = "settings",
+    responses((status = 200, description = "Every setting", body = SettingsDto)),
+    security(("bearer" = []))
+)]
+pub(super) async fn get_settings(State(app): State<Arc<App>>, c: Caller) -> ApiResult<SettingsDto> {
+    c.require(Role::Admin)?;
+    Ok(Json(SettingsRecord::from(&app.settings()).into()))
+}
+
+/// Change the settings
+///
+/// Audited with the old and new values; connected agents get the new settings.
+/// Needs the admin role.
+#[utoipa::path(
+    put,
+    path = "/api/v1/settings",
+    tag = "settings",
+    request_body = SettingsDto,
+    responses(
+        (status = 200, description = "The settings now in force", body = SettingsDto),
+        (status = 422, description = "Invalid body or setting", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn put_settings(
+    State(app): State<Arc<App>>,
+    c: Caller,
+    raw: axum::body::Bytes,
+) -> ApiResult<SettingsDto> {
+    c.require(Role::Admin)?;
+    let r = SettingsRecord::from(body::<SettingsDto>(&raw)?);
+    let s = Settings::try_from(&r).map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e))?;
+    let s = app.update_settings(s, &c.name)?;
+    Ok(Json(SettingsRecord::from(&s).into()))
+}
 
 /// Every setting; a `PUT` gives them all.
 #[derive(Serialize, Deserialize, ToSchema)]
