@@ -8,13 +8,15 @@ use std::sync::{Arc, Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::auth::{self, Role};
+mod accounts;
+
+use crate::auth;
 use crate::ca::Ca;
 use crate::config::Config;
 use crate::policy::{self, Counts, Mode, Settings};
 use crate::store::{
     AgentRecord, AuditRecord, ResultRecord, ScanFilter, ScanRecord, ScanStatus, Store, StoreError,
-    TokenRecord, TokenUse, UserRecord,
+    TokenUse,
 };
 
 /// Milliseconds since the Unix epoch, now.
@@ -36,6 +38,9 @@ pub enum AppError {
     /// The request is malformed or not allowed in the current state.
     #[error("{0}")]
     Invalid(String),
+    /// The request conflicts with what exists (a name taken, the last admin).
+    #[error("{0}")]
+    Conflict(String),
     /// Credentials were refused.
     #[error("{0}")]
     Refused(String),
@@ -192,6 +197,9 @@ pub struct App {
     pub metrics: Metrics,
     /// Called after a revocation so the TLS layer refuses the certificate.
     on_revoke: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
+    /// Serialises changes to users, so that checks such as "not the last admin"
+    /// hold when the change is written.
+    accounts: Mutex<()>,
 }
 
 const SETTINGS_KEY: &str = "settings";
@@ -220,6 +228,7 @@ impl App {
             catalogs: Mutex::new(HashMap::new()),
             metrics: Metrics::default(),
             on_revoke: Mutex::new(None),
+            accounts: Mutex::new(()),
         })
     }
 
@@ -255,114 +264,6 @@ impl App {
             hash: String::new(),
         })?;
         Ok(())
-    }
-
-    // ---- users and tokens ----
-
-    /// Creates a user and returns its API token (shown once).
-    pub fn add_user(&self, name: &str, role: Role, actor: &str) -> Result<String> {
-        if name.is_empty()
-            || name.len() > 64
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
-        {
-            return Err(AppError::Invalid(format!(
-                "user name `{name}` must be 1-64 characters of letters, digits, - _ . @"
-            )));
-        }
-        let token = auth::new_secret("rpt_");
-        self.store.put_user(&UserRecord {
-            name: name.into(),
-            role: role.as_str().into(),
-            token_hash: auth::hash_secret(&token),
-            created_at_ms: now_ms(),
-        })?;
-        self.audit(
-            actor,
-            "user.create",
-            Some(name),
-            format!("role {}", role.as_str()),
-        )?;
-        self.store.sync()?;
-        Ok(token)
-    }
-
-    /// The user and role behind an API token.
-    pub fn authenticate(&self, token: &str) -> Result<Option<(String, Role)>> {
-        Ok(self
-            .store
-            .user_by_token_hash(&auth::hash_secret(token))?
-            .and_then(|u| Role::parse(&u.role).map(|r| (u.name, r))))
-    }
-
-    /// Creates an enrollment token; returns (token ID, secret, expiry).
-    pub fn create_token(
-        &self,
-        project: Option<&str>,
-        ttl_secs: i64,
-        max_uses: u32,
-        actor: &str,
-    ) -> Result<(String, String, i64)> {
-        if !(1..=366 * 86400).contains(&ttl_secs) {
-            return Err(AppError::Invalid(format!(
-                "ttl_seconds {ttl_secs} must be between 1 and 31622400"
-            )));
-        }
-        if !(1..=100_000).contains(&max_uses) {
-            return Err(AppError::Invalid(format!(
-                "max_uses {max_uses} must be between 1 and 100000"
-            )));
-        }
-        let secret = auth::new_secret("rpe_");
-        let id = auth::new_id("tok-");
-        let expires = now_ms() + ttl_secs * 1000;
-        self.store.put_token(&TokenRecord {
-            id: id.clone(),
-            hash: auth::hash_secret(&secret),
-            project: project.map(String::from),
-            created_by: actor.into(),
-            created_at_ms: now_ms(),
-            expires_at_ms: expires,
-            max_uses,
-            uses: 0,
-            revoked: false,
-        })?;
-        self.audit(
-            actor,
-            "token.create",
-            Some(&id),
-            format!(
-                "project {:?}, {max_uses} use(s), expires in {ttl_secs} s",
-                project
-            ),
-        )?;
-        self.store.sync()?;
-        Ok((id, secret, expires))
-    }
-
-    /// Test hook: a token that expires `ttl_ms` from now (may be under a minute).
-    #[doc(hidden)]
-    pub fn create_token_unchecked(
-        &self,
-        project: Option<&str>,
-        ttl_ms: i64,
-        max_uses: u32,
-    ) -> Result<String> {
-        let secret = auth::new_secret("rpe_");
-        self.store.put_token(&TokenRecord {
-            id: auth::new_id("tok-"),
-            hash: auth::hash_secret(&secret),
-            project: project.map(String::from),
-            created_by: "test".into(),
-            created_at_ms: now_ms(),
-            expires_at_ms: now_ms() + ttl_ms,
-            max_uses,
-            uses: 0,
-            revoked: false,
-        })?;
-        self.store.sync()?;
-        Ok(secret)
     }
 
     // ---- enrollment ----
@@ -487,8 +388,13 @@ impl App {
             .collect())
     }
 
+    /// Revokes an agent's certificate and drops its connection; revoking a revoked
+    /// agent changes nothing.
     pub fn revoke_agent(&self, id: &str, actor: &str) -> Result<AgentRecord> {
         let mut a = self.agent(id)?;
+        if a.revoked {
+            return Ok(a);
+        }
         a.revoked = true;
         self.store.put_agent(&a)?;
         self.audit(

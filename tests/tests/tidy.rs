@@ -71,7 +71,10 @@ fn every_source_file_starts_with_a_module_doc() {
         })
         .map(|f| f.display().to_string())
         .collect();
-    assert!(missing.is_empty(), "files without a `//!` module doc: {missing:#?}");
+    assert!(
+        missing.is_empty(),
+        "files without a `//!` module doc: {missing:#?}"
+    );
 }
 
 #[test]
@@ -80,7 +83,9 @@ fn every_member_uses_the_workspace_lints() {
         let path = workspace().join(&m).join("Cargo.toml");
         let v: toml::Value = toml::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!(
-            v.get("lints").and_then(|l| l.get("workspace")).and_then(|w| w.as_bool()),
+            v.get("lints")
+                .and_then(|l| l.get("workspace"))
+                .and_then(|w| w.as_bool()),
             Some(true),
             "{} lacks `[lints] workspace = true` (unsafe_code = forbid comes from there)",
             path.display()
@@ -140,10 +145,19 @@ fn dependency_tree_has_one_crypto_provider_and_allowed_licences() {
         .iter()
         .filter(|p| linked.contains(p["id"].as_str().unwrap()))
         .collect();
-    let names: Vec<&str> = packages.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = packages
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
     assert!(names.contains(&"ring"), "ring is not in the tree");
-    let forbidden: Vec<&&str> = names.iter().filter(|n| FORBIDDEN_CRATES.contains(n)).collect();
-    assert!(forbidden.is_empty(), "forbidden crates in the tree: {forbidden:?}");
+    let forbidden: Vec<&&str> = names
+        .iter()
+        .filter(|n| FORBIDDEN_CRATES.contains(n))
+        .collect();
+    assert!(
+        forbidden.is_empty(),
+        "forbidden crates in the tree: {forbidden:?}"
+    );
 
     let mut bad = Vec::new();
     for p in &packages {
@@ -159,12 +173,18 @@ fn dependency_tree_has_one_crypto_provider_and_allowed_licences() {
                     .filter(|id| !ALLOWED_LICENCES.contains(&id.as_str()))
                     .collect();
                 if !unknown.is_empty() {
-                    bad.push(format!("{name}: {expr} (not allowed: {})", unknown.join(", ")));
+                    bad.push(format!(
+                        "{name}: {expr} (not allowed: {})",
+                        unknown.join(", ")
+                    ));
                 }
             }
         }
     }
-    assert!(bad.is_empty(), "dependencies outside the licence allow-list: {bad:#?}");
+    assert!(
+        bad.is_empty(),
+        "dependencies outside the licence allow-list: {bad:#?}"
+    );
 }
 
 /// Lines of the agent's sources that contain `needle`, as `path:line`.
@@ -187,7 +207,10 @@ fn agent_lines_with(needle: &str) -> Vec<String> {
 fn the_agent_never_listens() {
     for needle in ["TcpListener", "UdpSocket", "UnixListener", ".bind("] {
         let hits = agent_lines_with(needle);
-        assert!(hits.is_empty(), "the agent must not listen, found `{needle}` at {hits:?}");
+        assert!(
+            hits.is_empty(),
+            "the agent must not listen, found `{needle}` at {hits:?}"
+        );
     }
 }
 

@@ -46,6 +46,15 @@ pub fn run<S: Store>(open: &dyn Fn() -> S) {
         revoked.revoked = true;
         s.put_token(&revoked).unwrap();
         assert_eq!(s.use_token("h3", 1).unwrap(), TokenUse::Revoked);
+        // Revocation by ID: the record as it was is returned, and the token is refused.
+        let before = s.revoke_token("t-h2").unwrap().unwrap();
+        assert!(!before.revoked && before.hash == "h2");
+        assert_eq!(s.use_token("h2", 1).unwrap(), TokenUse::Revoked);
+        assert!(
+            s.revoke_token("t-h2").unwrap().unwrap().revoked,
+            "idempotent"
+        );
+        assert_eq!(s.revoke_token("t-none").unwrap(), None);
 
         // Scans: newest first, filtered, paginated with a total.
         for (i, (status, project)) in [
@@ -110,6 +119,7 @@ pub fn run<S: Store>(open: &dyn Fn() -> S) {
             role: "admin".into(),
             token_hash: "th".into(),
             created_at_ms: 0,
+            revoked: false,
         };
         s.put_user(&u).unwrap();
         assert_eq!(s.user_by_token_hash("th").unwrap(), Some(u));

@@ -200,6 +200,10 @@ pub struct UserRecord {
     pub role: String,
     pub token_hash: String,
     pub created_at_ms: i64,
+    /// A revoked user's token is refused; the record stays so that the audit log's
+    /// actor names keep meaning one identity.
+    #[serde(default)]
+    pub revoked: bool,
 }
 
 /// One entry of the append-only, hash-chained audit log (see [`audit_chain`]).
@@ -236,6 +240,9 @@ pub trait Store: Send + Sync + 'static {
     /// Atomically checks a token (by hash) and counts one use if it is valid at `now_ms`.
     fn use_token(&self, hash: &str, now_ms: i64) -> Result<TokenUse>;
     fn tokens(&self) -> Result<Vec<TokenRecord>>;
+    /// Atomically marks the token with that ID revoked (with respect to
+    /// [`Store::use_token`]); returns the record as it was before, `None` if unknown.
+    fn revoke_token(&self, id: &str) -> Result<Option<TokenRecord>>;
 
     fn put_scan(&self, s: &ScanRecord) -> Result<()>;
     fn scan(&self, id: &str) -> Result<Option<ScanRecord>>;

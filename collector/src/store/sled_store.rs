@@ -83,14 +83,23 @@ impl SledStore {
 }
 
 fn fsync_dir(dir: &Path) -> std::io::Result<()> {
+    // sled creates and removes files as it works (snapshots, blobs): one that is gone
+    // between listing and opening holds nothing left to make durable.
+    let gone = |r: std::io::Result<()>| match r {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        r => r,
+    };
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
-        let ft = entry.file_type()?;
-        if ft.is_dir() {
-            fsync_dir(&entry.path())?;
-        } else if ft.is_file() {
-            std::fs::File::open(entry.path())?.sync_all()?;
-        }
+        gone(entry.file_type().and_then(|ft| {
+            if ft.is_dir() {
+                fsync_dir(&entry.path())
+            } else if ft.is_file() {
+                std::fs::File::open(entry.path())?.sync_all()
+            } else {
+                Ok(())
+            }
+        }))?;
     }
     std::fs::File::open(dir)?.sync_all()
 }
@@ -145,6 +154,38 @@ impl Store for SledStore {
     }
     fn tokens(&self) -> Result<Vec<TokenRecord>> {
         Self::all(&self.tokens)
+    }
+    fn revoke_token(&self, id: &str) -> Result<Option<TokenRecord>> {
+        // Tokens are keyed by hash: find the ID, then compare-and-swap so that an
+        // enrollment counting a use at the same moment is neither lost nor let through.
+        loop {
+            let found = self.tokens.iter().find_map(|kv| match kv {
+                Err(e) => Some(Err(backend(e))),
+                Ok((k, v)) => match decode::<TokenRecord>(&k, &v) {
+                    Err(e) => Some(Err(e)),
+                    Ok(t) if t.id == id => Some(Ok((k, v, t))),
+                    Ok(_) => None,
+                },
+            });
+            let Some((key, old, before)) = found.transpose()? else {
+                return Ok(None);
+            };
+            if before.revoked {
+                return Ok(Some(before));
+            }
+            let after = TokenRecord {
+                revoked: true,
+                ..before.clone()
+            };
+            if self
+                .tokens
+                .compare_and_swap(&key, Some(old), Some(encode(&after)?))
+                .map_err(backend)?
+                .is_ok()
+            {
+                return Ok(Some(before));
+            }
+        }
     }
 
     fn put_scan(&self, s: &ScanRecord) -> Result<()> {
@@ -261,5 +302,35 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");
         super::super::conformance::run(&|| SledStore::open(&path).unwrap());
+    }
+
+    /// sled creates and removes files as it works (snapshots, blobs): `sync` must not
+    /// fail when one goes between listing the directory and opening the file.
+    #[test]
+    fn sync_tolerates_files_vanishing_under_it() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        let s = SledStore::open(&db).unwrap();
+        let churn = db.join("churn");
+        std::fs::create_dir_all(&churn).unwrap();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let churner = {
+            let (stop, churn) = (stop.clone(), churn.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    for i in 0..20 {
+                        let _ = std::fs::write(churn.join(format!("f{i}")), b"x");
+                    }
+                    for i in 0..20 {
+                        let _ = std::fs::remove_file(churn.join(format!("f{i}")));
+                    }
+                }
+            })
+        };
+        let failures = (0..50).filter(|_| s.sync().is_err()).count();
+        stop.store(true, Ordering::Relaxed);
+        churner.join().unwrap();
+        assert_eq!(failures, 0, "sync failed while files came and went");
     }
 }

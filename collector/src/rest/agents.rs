@@ -1,0 +1,126 @@
+//! Enrolled agents (list, revoke) and the CA they pin.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{ApiResult, Caller, ErrorBody};
+use crate::app::{App, AppError};
+use crate::auth::Role;
+use crate::store::AgentRecord;
+
+/// An enrolled agent.
+#[derive(Serialize, ToSchema)]
+pub(super) struct AgentDto {
+    id: String,
+    hostname: String,
+    ip_addresses: Vec<String>,
+    provider: String,
+    instance_id: String,
+    os: String,
+    project: Option<String>,
+    enrolled_at_ms: i64,
+    last_seen_ms: i64,
+    cert_not_after_ms: i64,
+    revoked: bool,
+    connected: bool,
+}
+
+fn agent_dto(a: AgentRecord, connected: bool) -> AgentDto {
+    AgentDto {
+        id: a.id,
+        hostname: a.hostname,
+        ip_addresses: a.ip_addresses,
+        provider: a.provider,
+        instance_id: a.instance_id,
+        os: a.os,
+        project: a.project,
+        enrolled_at_ms: a.enrolled_at_ms,
+        last_seen_ms: a.last_seen_ms,
+        cert_not_after_ms: a.cert_not_after_ms,
+        revoked: a.revoked,
+        connected,
+    }
+}
+
+/// List agents
+///
+/// Needs the admin role.
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents",
+    tag = "agents",
+    responses((status = 200, description = "Every enrolled agent", body = Vec<AgentDto>)),
+    security(("bearer" = []))
+)]
+pub(super) async fn list_agents(
+    State(app): State<Arc<App>>,
+    c: Caller,
+) -> ApiResult<Vec<AgentDto>> {
+    c.require(Role::Admin)?;
+    let connected = app.connected();
+    Ok(Json(
+        app.store
+            .agents()
+            .map_err(AppError::from)?
+            .into_iter()
+            .map(|a| {
+                let on = connected.contains(&a.id);
+                agent_dto(a, on)
+            })
+            .collect(),
+    ))
+}
+
+/// Revoke an agent
+///
+/// Its certificate is refused from now on and its connection dropped. Revoking a
+/// revoked agent changes nothing. Needs the admin role.
+#[utoipa::path(
+    post,
+    path = "/api/v1/agents/{id}/revoke",
+    tag = "agents",
+    params(("id" = String, Path, description = "Agent ID", min_length = 1)),
+    responses(
+        (status = 200, description = "The agent, revoked", body = AgentDto),
+        (status = 404, description = "No agent has that ID", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn revoke_agent(
+    State(app): State<Arc<App>>,
+    c: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<AgentDto> {
+    c.require(Role::Admin)?;
+    Ok(Json(agent_dto(app.revoke_agent(&id, &c.name)?, false)))
+}
+
+/// The collector's CA, which agents pin.
+#[derive(Serialize, ToSchema)]
+pub(super) struct CaDto {
+    /// SHA-256 of the certificate (DER), hex.
+    fingerprint: String,
+    certificate_pem: String,
+}
+
+/// The CA certificate
+///
+/// Needs the provisioner role.
+#[utoipa::path(
+    get,
+    path = "/api/v1/ca",
+    tag = "enrollment",
+    responses((status = 200, description = "The CA certificate and its fingerprint", body = CaDto)),
+    security(("bearer" = []))
+)]
+pub(super) async fn ca(State(app): State<Arc<App>>, c: Caller) -> ApiResult<CaDto> {
+    c.require(Role::Provisioner)?;
+    Ok(Json(CaDto {
+        fingerprint: app.ca.fingerprint(),
+        certificate_pem: app.ca.cert_pem().to_string(),
+    }))
+}

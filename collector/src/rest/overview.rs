@@ -1,0 +1,158 @@
+//! The overview (SPEC §4 views): the fleet's figures and the most recent scans.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::scans::ScanStatusDto;
+use super::{ApiResult, Caller};
+use crate::app::{App, AppError};
+use crate::auth::Role;
+use crate::report::Band;
+use crate::store::{AgentRecord, ScanFilter, ScanRecord, ScanStatus};
+
+/// The colour band of a score: green ≥ 90, amber ≥ 70, red below.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum BandDto {
+    Green,
+    Amber,
+    Red,
+}
+
+impl From<Band> for BandDto {
+    fn from(b: Band) -> Self {
+        match b {
+            Band::Green => BandDto::Green,
+            Band::Amber => BandDto::Amber,
+            Band::Red => BandDto::Red,
+        }
+    }
+}
+
+/// A scan among the 20 most recent (SPEC §4 overview).
+#[derive(Serialize, ToSchema)]
+pub(super) struct RecentScanDto {
+    id: String,
+    agent_id: String,
+    host: String,
+    hostname: Option<String>,
+    ip_addresses: Vec<String>,
+    provider: Option<String>,
+    project: Option<String>,
+    score: Option<f64>,
+    score_band: Option<BandDto>,
+    status: ScanStatusDto,
+    critical_failures: u32,
+    created_at_ms: i64,
+    finished_at_ms: Option<i64>,
+    blocked: bool,
+    released: bool,
+    can_release: bool,
+}
+
+/// The fleet at a glance.
+#[derive(Serialize, ToSchema)]
+pub(super) struct OverviewDto {
+    /// Mean score of each VM's latest completed scan; null when none.
+    average_score: Option<f64>,
+    average_score_band: Option<BandDto>,
+    /// VMs with at least one completed scan.
+    vms_scanned: usize,
+    /// VMs whose latest scan is blocked and not released.
+    vms_blocked: usize,
+    /// Percentage of completed scans meeting the minimum score; null when none.
+    pass_rate: Option<f64>,
+    min_score: f64,
+    completed_scans: usize,
+    recent_scans: Vec<RecentScanDto>,
+}
+
+/// The overview
+///
+/// Average score, VMs scanned and blocked, pass rate, and the 20 most recent scans.
+/// Needs the provisioner role.
+#[utoipa::path(
+    get,
+    path = "/api/v1/overview",
+    tag = "scans",
+    responses((status = 200, description = "The overview", body = OverviewDto)),
+    security(("bearer" = []))
+)]
+pub(super) async fn overview(State(app): State<Arc<App>>, c: Caller) -> ApiResult<OverviewDto> {
+    c.require(Role::Provisioner)?;
+    let (all, _) = app
+        .store
+        .scans(&ScanFilter::default(), 0, usize::MAX)
+        .map_err(AppError::from)?;
+    let min_score = app.settings().min_score;
+    // Scans come newest first: the first seen per agent is its latest.
+    let mut latest: HashMap<&str, &ScanRecord> = HashMap::new();
+    let mut latest_completed: HashMap<&str, f64> = HashMap::new();
+    let (mut completed, mut meeting) = (0usize, 0usize);
+    for s in &all {
+        latest.entry(s.agent_id.as_str()).or_insert(s);
+        if s.status == ScanStatus::Completed {
+            completed += 1;
+            let score = s.score.unwrap_or(0.0);
+            if score >= min_score {
+                meeting += 1;
+            }
+            latest_completed.entry(s.agent_id.as_str()).or_insert(score);
+        }
+    }
+    let average_score = (!latest_completed.is_empty())
+        .then(|| latest_completed.values().sum::<f64>() / latest_completed.len() as f64)
+        .map(|v| (v * 10.0).round() / 10.0);
+    let vms_blocked = latest
+        .values()
+        .filter(|s| s.blocked && s.released_by.is_none())
+        .count();
+    let mut agents: HashMap<String, AgentRecord> = HashMap::new();
+    let recent_scans = all
+        .iter()
+        .take(20)
+        .map(|s| {
+            if !agents.contains_key(&s.agent_id) {
+                if let Ok(Some(a)) = app.store.agent(&s.agent_id) {
+                    agents.insert(s.agent_id.clone(), a);
+                }
+            }
+            let a = agents.get(&s.agent_id);
+            let released = s.released_by.is_some();
+            RecentScanDto {
+                id: s.id.clone(),
+                agent_id: s.agent_id.clone(),
+                host: crate::report::host_label(s, a),
+                hostname: a.map(|a| a.hostname.clone()),
+                ip_addresses: a.map(|a| a.ip_addresses.clone()).unwrap_or_default(),
+                provider: a.map(|a| a.provider.clone()),
+                project: s.project.clone(),
+                score: s.score,
+                score_band: s.score.map(|v| Band::of(v).into()),
+                status: s.status.into(),
+                critical_failures: s.failed_by_severity[0],
+                created_at_ms: s.created_at_ms,
+                finished_at_ms: s.finished_at_ms,
+                blocked: s.blocked,
+                released,
+                can_release: c.role >= Role::Admin && s.blocked && !released,
+            }
+        })
+        .collect();
+    Ok(Json(OverviewDto {
+        average_score,
+        average_score_band: average_score.map(|v| Band::of(v).into()),
+        vms_scanned: latest_completed.len(),
+        vms_blocked,
+        pass_rate: (completed > 0)
+            .then(|| ((meeting as f64 / completed as f64) * 1000.0).round() / 10.0),
+        min_score,
+        completed_scans: completed,
+        recent_scans,
+    }))
+}
