@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 command -v curl >/dev/null || need_apt+=(curl)
+command -v openssl >/dev/null || need_apt+=(openssl)
 command -v cloud-init >/dev/null || need_apt+=(cloud-init)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq

@@ -13,9 +13,15 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Agents' gRPC port (mutual TLS).
     pub grpc_listen: SocketAddr,
-    /// REST API port. Plain HTTP: it listens on loopback by default; expose it through
-    /// a TLS-terminating proxy (TLS on this port is not built yet).
+    /// REST API port. Plain HTTP on loopback by default; with `rest_tls` it serves
+    /// HTTPS with a certificate from the collector's CA.
     pub rest_listen: SocketAddr,
+    /// Serve REST over HTTPS (certificate for `server_names`, issued by the CA;
+    /// `GET /ca.pem` hands out the CA certificate).
+    pub rest_tls: bool,
+    /// Allow plain HTTP REST on a non-loopback address (behind a TLS-terminating
+    /// proxy, say). Off: such a configuration is refused at start-up.
+    pub rest_plaintext_on_network: bool,
     /// Names (DNS or IP) in the collector's server certificate.
     pub server_names: Vec<String>,
     /// Lifetime of agents' client certificates.
@@ -39,6 +45,8 @@ impl Default for Config {
             data_dir: PathBuf::from("/var/lib/rampart-collector"),
             grpc_listen: "0.0.0.0:8443".parse().expect("static address"),
             rest_listen: "127.0.0.1:8080".parse().expect("static address"),
+            rest_tls: false,
+            rest_plaintext_on_network: false,
             server_names: vec!["localhost".into(), "127.0.0.1".into()],
             agent_cert_days: 30,
             scan_timeout_secs: 600,
@@ -99,7 +107,20 @@ impl Config {
         if self.max_message_bytes < 64 * 1024 {
             return Err("max_message_bytes must be at least 65536".into());
         }
-        Ok(())
+        self.check_rest_exposure(self.rest_listen)
+    }
+
+    /// Plain HTTP on a non-loopback address would carry API tokens in clear:
+    /// refused unless `rest_tls` is on or the operator opted out explicitly.
+    pub fn check_rest_exposure(&self, addr: SocketAddr) -> Result<(), String> {
+        if addr.ip().is_loopback() || self.rest_tls || self.rest_plaintext_on_network {
+            return Ok(());
+        }
+        Err(format!(
+            "REST listener {addr} is not on loopback and rest_tls is off: set \
+             rest_tls = true, or rest_plaintext_on_network = true if a TLS-terminating \
+             proxy is in front"
+        ))
     }
 }
 
@@ -117,11 +138,24 @@ mod tests {
         .unwrap();
         assert_eq!(c.agent_cert_days, 7);
         assert_eq!(c.scan_timeout_secs, 600);
+        assert!(!c.rest_tls);
+        for ok in [
+            "rest_listen = \"[::1]:8080\"",
+            "rest_listen = \"0.0.0.0:8080\"\nrest_tls = true",
+            "rest_listen = \"0.0.0.0:8080\"\nrest_plaintext_on_network = true",
+        ] {
+            Config::parse(ok, Path::new("c.toml")).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
         for (bad, want) in [
             ("agent_cert_days = 0", "between 1 and 397"),
             ("grpc_listen = \"nowhere\"", "grpc_listen"),
             ("colour = 1", "unknown field"),
             ("server_names = []", "server_names"),
+            ("rest_listen = \"0.0.0.0:8080\"", "rest_tls"),
+            (
+                "rest_listen = \"192.0.2.1:8080\"",
+                "rest_plaintext_on_network",
+            ),
         ] {
             let e = Config::parse(bad, Path::new("c.toml"))
                 .unwrap_err()

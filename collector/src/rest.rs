@@ -111,6 +111,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/download/{name}", get(download))
         .route("/metrics", get(metrics))
+        .route("/ca.pem", get(ca_pem))
         .route("/api/v1/enrollment-tokens", post(create_token))
         .route("/api/v1/scans", get(list_scans).post(manual_scan))
         .route("/api/v1/scans/{id}", get(get_scan))
@@ -862,4 +863,14 @@ async fn download(
         bytes,
     )
         .into_response())
+}
+
+/// The CA certificate for bootstrapping (no token: a VM checks its SHA-256 against
+/// a pinned fingerprint, then trusts it for HTTPS to this port).
+async fn ca_pem(State(app): State<Arc<App>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/x-pem-file")],
+        app.ca.cert_pem().to_string(),
+    )
+        .into_response()
 }
