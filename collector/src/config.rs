@@ -37,6 +37,14 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// Most messages per second accepted from one agent stream.
     pub max_messages_per_sec: u32,
+    /// The REST API's address as people reach it, for links in webhook alerts;
+    /// default `http(s)://<first server name>:<rest port>`.
+    pub public_url: Option<String>,
+    /// Wait before the second webhook attempt; doubled for each next one (at most
+    /// an hour).
+    pub webhook_backoff_ms: u64,
+    /// Attempts per webhook delivery before it is given up.
+    pub webhook_max_attempts: u32,
 }
 
 impl Default for Config {
@@ -54,6 +62,9 @@ impl Default for Config {
             download_dir: None,
             max_message_bytes: 4 * 1024 * 1024,
             max_messages_per_sec: 200,
+            public_url: None,
+            webhook_backoff_ms: 10_000,
+            webhook_max_attempts: 6,
         }
     }
 }
@@ -107,7 +118,40 @@ impl Config {
         if self.max_message_bytes < 64 * 1024 {
             return Err("max_message_bytes must be at least 65536".into());
         }
+        if !(10..=3_600_000).contains(&self.webhook_backoff_ms) {
+            return Err("webhook_backoff_ms must be between 10 and 3600000".into());
+        }
+        if !(1..=20).contains(&self.webhook_max_attempts) {
+            return Err("webhook_max_attempts must be between 1 and 20".into());
+        }
+        if let Some(u) = &self.public_url {
+            if !(u.starts_with("https://") || u.starts_with("http://")) {
+                return Err(format!(
+                    "public_url `{u}` must start with http:// or https://"
+                ));
+            }
+        }
         self.check_rest_exposure(self.rest_listen)
+    }
+
+    /// The base of links to the REST API (no trailing slash).
+    pub fn public_base(&self) -> String {
+        match &self.public_url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => {
+                let scheme = if self.rest_tls { "https" } else { "http" };
+                let host = self
+                    .server_names
+                    .first()
+                    .map_or("localhost", |h| h.as_str());
+                let host = if host.contains(':') {
+                    format!("[{host}]")
+                } else {
+                    host.to_string()
+                };
+                format!("{scheme}://{host}:{}", self.rest_listen.port())
+            }
+        }
     }
 
     /// Plain HTTP on a non-loopback address would carry API tokens in clear:
@@ -151,6 +195,9 @@ mod tests {
             ("grpc_listen = \"nowhere\"", "grpc_listen"),
             ("colour = 1", "unknown field"),
             ("server_names = []", "server_names"),
+            ("webhook_backoff_ms = 0", "webhook_backoff_ms"),
+            ("webhook_max_attempts = 0", "webhook_max_attempts"),
+            ("public_url = \"ftp://x\"", "public_url"),
             ("rest_listen = \"0.0.0.0:8080\"", "rest_tls"),
             (
                 "rest_listen = \"192.0.2.1:8080\"",

@@ -124,6 +124,7 @@ pub async fn run(
                 .await
         }
     };
+    let webhooks = tokio::spawn(crate::webhook::run(c.app.clone(), stop_tx.subscribe()));
     let app = c.app.clone();
     let mut stop_bg = stop_tx.subscribe();
     let background = tokio::spawn(async move {
@@ -166,6 +167,7 @@ pub async fn run(
         }
     };
     background.abort();
+    webhooks.abort();
     g?;
     r?;
     Ok(())
