@@ -67,7 +67,7 @@ fn cancelled_after_ms(log: &str, scan_id: &str) -> Option<u64> {
 fn cancel_stops_a_running_scan_and_a_pending_one_never_runs() {
     let t = tempfile::tempdir().unwrap();
     let root = t.path().join("root");
-    big_root(&root, 200);
+    big_root(&root, 400);
     let c = Collector::start(&t.path().join("collector"), None, None);
     c.set_settings(|s| s["scan_on_provision"] = json!(false));
     let mut a = Agent::new(&t.path().join("agent"));
@@ -117,6 +117,7 @@ fn cancel_stops_a_running_scan_and_a_pending_one_never_runs() {
     assert!(!done["results"].as_array().unwrap().is_empty());
     let ran_ms = done["scan"]["finished_at_ms"].as_u64().unwrap()
         - done["scan"]["started_at_ms"].as_u64().unwrap();
+    eprintln!("the cancelled scan stopped after {stopped_ms} ms; a full scan ran {ran_ms} ms");
     assert!(
         stopped_ms < ran_ms,
         "the cancelled scan ran {stopped_ms} ms, a full one {ran_ms} ms"
