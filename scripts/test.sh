@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 command -v curl >/dev/null || need_apt+=(curl)
+command -v openssl >/dev/null || need_apt+=(openssl)
 command -v cloud-init >/dev/null || need_apt+=(cloud-init)
 command -v oscap >/dev/null || need_apt+=(openscap-scanner)
 [ -f /usr/share/openscap/schemas/arf/1.1/asset-reporting-format_1.1.0.xsd ] || need_apt+=(openscap-common)

@@ -13,6 +13,7 @@ mod openapi;
 mod overview;
 mod scans;
 mod settings;
+mod webhook;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -172,6 +173,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(healthz))
         .route("/download/{name}", get(download))
         .route("/metrics", get(metrics))
+        .route("/ca.pem", get(ca_pem))
         .route(
             "/api/v1/enrollment-tokens",
             get(accounts::list_tokens).post(accounts::create_token),
@@ -199,6 +201,7 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/api/v1/users/{name}", delete(accounts::revoke_user))
         .route("/api/v1/audit", get(audit))
+        .route("/api/v1/webhook/deliveries", get(webhook::deliveries))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api/v1/docs", get(openapi::page))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
@@ -467,4 +470,23 @@ async fn download(
         bytes,
     )
         .into_response())
+}
+
+/// The CA certificate, for bootstrapping
+///
+/// No token: a new VM fetches it once, checks its SHA-256 against the fingerprint it
+/// was given, then trusts it for HTTPS to this port and for enrollment.
+#[utoipa::path(
+    get,
+    path = "/ca.pem",
+    tag = "enrollment",
+    responses((status = 200, description = "The collector's CA certificate (PEM)", body = String, content_type = "application/x-pem-file")),
+    security(())
+)]
+async fn ca_pem(State(app): State<Arc<App>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/x-pem-file")],
+        app.ca.cert_pem().to_string(),
+    )
+        .into_response()
 }

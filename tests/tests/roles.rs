@@ -109,6 +109,7 @@ fn every_endpoint_checks_every_role() {
         ),
         ("DELETE", "/api/v1/users/{name}", None, Role::Admin, 404),
         ("GET", "/api/v1/audit", None, Role::Admin, 200),
+        ("GET", "/api/v1/webhook/deliveries", None, Role::Admin, 200),
     ];
     // Documentation, health, metrics and downloads need no token at all.
     let open: Vec<(&str, &str, u16)> = vec![
@@ -117,6 +118,7 @@ fn every_endpoint_checks_every_role() {
         ("GET", "/download/{name}", 404),
         ("GET", "/api/v1/openapi.json", 200),
         ("GET", "/api/v1/docs", 200),
+        ("GET", "/ca.pem", 200),
     ];
     let concrete = |p: &str| p.replace("{id}", "none").replace("{name}", "nobody");
     let mut wrong = Vec::new();

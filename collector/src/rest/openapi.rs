@@ -51,6 +51,8 @@ use super::ErrorBody;
         super::accounts::list_users,
         super::accounts::revoke_user,
         super::audit::audit,
+        super::webhook::deliveries,
+        super::ca_pem,
     ),
     components(schemas(ErrorBody)),
     modifiers(&CommonResponses),

@@ -87,6 +87,18 @@ pub(super) struct SettingsDto {
     exempt_rules: Vec<String>,
     /// Terraform projects never scanned and never blocked.
     exempt_projects: Vec<String>,
+    /// Where warn-mode alerts are posted (http or https URL); empty: nowhere.
+    #[serde(default)]
+    webhook_url: String,
+    /// Write-only key that signs each alert (HMAC-SHA256, 16-512 bytes). Absent
+    /// leaves the stored one unchanged; `""` removes it. Never shown.
+    #[serde(default, skip_serializing)]
+    #[schema(write_only)]
+    webhook_secret: Option<String>,
+    /// Read-only: whether a webhook secret is set (ignored in a `PUT`).
+    #[serde(default)]
+    #[schema(read_only)]
+    webhook_secret_set: bool,
 }
 
 fn enum_schema(values: &[&str]) -> ObjectBuilder {
@@ -123,6 +135,9 @@ impl From<SettingsRecord> for SettingsDto {
             ssh_user: r.ssh_user,
             exempt_rules: r.exempt_rules,
             exempt_projects: r.exempt_projects,
+            webhook_url: r.webhook_url,
+            webhook_secret: None,
+            webhook_secret_set: r.webhook_secret_set,
         }
     }
 }
@@ -142,6 +157,9 @@ impl From<SettingsDto> for SettingsRecord {
             ssh_user: d.ssh_user,
             exempt_rules: d.exempt_rules,
             exempt_projects: d.exempt_projects,
+            webhook_url: d.webhook_url,
+            webhook_secret: d.webhook_secret,
+            webhook_secret_set: false,
         }
     }
 }
