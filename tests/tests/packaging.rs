@@ -34,7 +34,9 @@ fn version() -> String {
     let text = std::fs::read_to_string(workspace().join("Cargo.toml")).unwrap();
     let ws = &text[text.find("[workspace.package]").unwrap()..];
     let line = ws.lines().find(|l| l.starts_with("version = ")).unwrap();
-    line.trim_start_matches("version = ").trim_matches('"').into()
+    line.trim_start_matches("version = ")
+        .trim_matches('"')
+        .into()
 }
 
 fn file(name: &str) -> PathBuf {
@@ -97,7 +99,10 @@ fn debs_have_their_metadata_files_and_conffiles() {
     assert_eq!(deb_field(&agent, "Depends"), "");
     assert_eq!(deb_field(&agent, "Pre-Depends"), "");
     let files = deb_files(&agent);
-    assert!(files.iter().all(|(_, owner)| owner == "root/root"), "{files:?}");
+    assert!(
+        files.iter().all(|(_, owner)| owner == "root/root"),
+        "{files:?}"
+    );
     let paths: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
     for want in [
         "/usr/bin/rampart-agent",
@@ -171,7 +176,10 @@ fn rpms_have_their_metadata_files_and_config_files() {
     ] {
         assert!(list.lines().any(|l| l == want), "agent .rpm lacks {want}");
     }
-    assert_eq!(rpm_q(&agent, &["-c"]).trim(), "/etc/sysconfig/rampart-agent");
+    assert_eq!(
+        rpm_q(&agent, &["-c"]).trim(),
+        "/etc/sysconfig/rampart-agent"
+    );
     assert_eq!(
         rpm_q(&agent, &["-L"]).trim(),
         "/usr/share/licenses/rampart-agent/LICENSE"
@@ -197,7 +205,10 @@ fn rpms_have_their_metadata_files_and_config_files() {
         format!("/usr/share/rampart-collector/download/rampart-agent-{v}-1.x86_64.rpm"),
         "/usr/share/rampart-collector/download/install.sh".into(),
     ] {
-        assert!(list.lines().any(|l| l == want), "collector .rpm lacks {want}");
+        assert!(
+            list.lines().any(|l| l == want),
+            "collector .rpm lacks {want}"
+        );
     }
     assert_eq!(rpm_q(&coll, &["-c"]).trim(), "/etc/rampart/collector.toml");
     let scripts = rpm_q(&coll, &["--scripts"]);
@@ -243,7 +254,11 @@ fn the_packaged_agent_is_static_and_the_same_everywhere() {
         .arg(file("rampart-agent_VER_amd64.deb"))
         .arg(&deb_root));
     let bin = std::fs::read(deb_root.join("usr/bin/rampart-agent")).unwrap();
-    assert_eq!(elf_dynamic_bits(&bin), (false, 0), "the agent is not static");
+    assert_eq!(
+        elf_dynamic_bits(&bin),
+        (false, 0),
+        "the agent is not static"
+    );
     // The same binary is served for download, by the collector's package too.
     assert!(std::fs::read(file("rampart-agent")).unwrap() == bin);
     let coll_root = t.path().join("coll");
@@ -264,7 +279,8 @@ fn the_packaged_agent_is_static_and_the_same_everywhere() {
     let parsed = rampart_collector::config::Config::parse(&conf, Path::new("collector.toml"));
     assert!(parsed.is_ok(), "{parsed:?}");
     // It runs, and its man page is there.
-    let version_out = run(&mut Command::new(deb_root.join("usr/bin/rampart-agent")).arg("--version"));
+    let version_out =
+        run(&mut Command::new(deb_root.join("usr/bin/rampart-agent")).arg("--version"));
     assert_eq!(version_out.trim(), format!("rampart-agent {}", version()));
     // SHA256SUMS lists every output.
     let sums = std::fs::read_to_string(file("SHA256SUMS")).unwrap();
@@ -315,7 +331,11 @@ fn exposure(root: &Path, unit: &str) -> (f64, String) {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let line = text
         .lines()
         .find(|l| l.contains("Overall exposure level"))
@@ -346,10 +366,17 @@ fn units_verify_cleanly_in_a_debian_root_and_are_hardened() {
     let (agent, agent_text) = exposure(&root, "rampart-agent.service");
     let (coll, coll_text) = exposure(&root, "rampart-collector.service");
     println!("systemd-analyze security --offline=yes exposure: rampart-agent.service {agent}, rampart-collector.service {coll}");
-    assert!(agent < 5.0, "the agent's exposure is {agent}:\n{agent_text}");
-    assert!(coll < 5.0, "the collector's exposure is {coll}:\n{coll_text}");
+    assert!(
+        agent < 5.0,
+        "the agent's exposure is {agent}:\n{agent_text}"
+    );
+    assert!(
+        coll < 5.0,
+        "the collector's exposure is {coll}:\n{coll_text}"
+    );
     // What the agent keeps: read access everywhere, write only to its state.
-    let unit = std::fs::read_to_string(root.join("lib/systemd/system/rampart-agent.service")).unwrap();
+    let unit =
+        std::fs::read_to_string(root.join("lib/systemd/system/rampart-agent.service")).unwrap();
     for want in [
         "ProtectSystem=strict",
         "ProtectHome=read-only",
@@ -382,10 +409,7 @@ fn verify_reports_a_broken_unit() {
             "nobinary",
             good.replace("/usr/bin/rampart-agent run", "/usr/bin/rampart-agnet run"),
         ),
-        (
-            "nosection",
-            good.replace("[Install]", "[Instal]"),
-        ),
+        ("nosection", good.replace("[Install]", "[Instal]")),
     ] {
         assert_ne!(broken, good, "{name}");
         let unit = format!("rampart-broken-{name}.service");
