@@ -7,6 +7,11 @@ need_apt=()
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v cloud-init >/dev/null || need_apt+=(cloud-init)
+# The packaging test builds the static agent (musl-gcc), .rpm packages (rpmbuild) and
+# checks binaries (objdump); packaging/build.sh also adds the Rust musl target.
+command -v musl-gcc >/dev/null || need_apt+=(musl-tools)
+command -v rpmbuild >/dev/null || need_apt+=(rpm)
+command -v objdump >/dev/null || need_apt+=(binutils)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
