@@ -293,7 +293,8 @@ fn the_packaged_agent_is_static_and_the_same_everywhere() {
     assert!(out.status.success(), "{out:?}");
 }
 
-/// A copy of the Debian 12 root (never the cache itself) with both .debs unpacked in it.
+/// A copy of the Debian 12 root (never the cache itself) with both .debs installed in
+/// it by its own dpkg (`chroot ROOT dpkg -i`), maintainer scripts and all.
 fn root_with_packages() -> tempfile::TempDir {
     let t = tempfile::tempdir().unwrap();
     let root = t.path().join("root");
@@ -301,13 +302,82 @@ fn root_with_packages() -> tempfile::TempDir {
         .args(["-a", "--reflink=auto"])
         .arg(debian_root())
         .arg(&root));
+    let mut dpkg = Command::new("chroot");
+    dpkg.arg(&root).args(["dpkg", "-i"]);
     for deb in [
         "rampart-agent_VER_amd64.deb",
         "rampart-collector_VER_amd64.deb",
     ] {
-        run(Command::new("dpkg-deb").arg("-x").arg(file(deb)).arg(&root));
+        let f = file(deb);
+        let name = f.file_name().unwrap().to_str().unwrap().to_string();
+        std::fs::copy(&f, root.join("tmp").join(&name)).unwrap();
+        dpkg.arg(format!("/tmp/{name}"));
     }
+    run(&mut dpkg);
     t
+}
+
+fn chroot(root: &Path, args: &[&str]) -> String {
+    run(Command::new("chroot").arg(root).args(args))
+}
+
+/// What the maintainer scripts did: the collector's user and data directory, its first
+/// admin's token in a root-only file, both units enabled, the conffiles registered; and
+/// removal and purge undo what they should.
+#[test]
+fn debs_install_and_purge_in_a_debian_root() {
+    use std::os::unix::fs::MetadataExt;
+    let t = root_with_packages();
+    let root = t.path().join("root");
+    let passwd = chroot(&root, &["getent", "passwd", "rampart-collector"]);
+    assert!(
+        passwd
+            .trim()
+            .ends_with(":/var/lib/rampart-collector:/usr/sbin/nologin"),
+        "{passwd}"
+    );
+    let uid: u32 = passwd.split(':').nth(2).unwrap().parse().unwrap();
+    let data = std::fs::metadata(root.join("var/lib/rampart-collector")).unwrap();
+    assert_eq!((data.uid(), data.mode() & 0o777), (uid, 0o700));
+    let ca = std::fs::metadata(root.join("var/lib/rampart-collector/ca")).unwrap();
+    assert_eq!(ca.uid(), uid, "the collector's files belong to its user");
+    let token = root.join("etc/rampart/collector-admin-token");
+    let meta = std::fs::metadata(&token).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (0, 0o600));
+    let text = std::fs::read_to_string(&token).unwrap();
+    assert!(text.starts_with("rpt_") && text.trim().len() > 20, "{text}");
+    for unit in ["rampart-agent.service", "rampart-collector.service"] {
+        let wants = root
+            .join("etc/systemd/system/multi-user.target.wants")
+            .join(unit);
+        assert!(wants.symlink_metadata().is_ok(), "{unit} is not enabled");
+    }
+    let conf = chroot(
+        &root,
+        &[
+            "dpkg-query",
+            "-W",
+            "-f",
+            "${Conffiles}",
+            "rampart-collector",
+        ],
+    );
+    assert!(conf.contains("/etc/rampart/collector.toml"), "{conf}");
+    // An enrolled agent's files go on purge; the collector's data stays.
+    std::fs::write(root.join("etc/rampart/agent.toml"), "x = 1\n").unwrap();
+    std::fs::create_dir_all(root.join("var/lib/rampart")).unwrap();
+    chroot(
+        &root,
+        &["dpkg", "--purge", "rampart-agent", "rampart-collector"],
+    );
+    assert!(!root.join("etc/rampart/agent.toml").exists());
+    assert!(!root.join("var/lib/rampart").exists());
+    assert!(!root.join("etc/rampart/collector-admin-token").exists());
+    assert!(!root.join("etc/rampart/collector.toml").exists());
+    assert!(root.join("var/lib/rampart-collector/db").exists());
+    assert!(!root
+        .join("etc/systemd/system/multi-user.target.wants/rampart-agent.service")
+        .exists());
 }
 
 /// `systemd-analyze verify --root=ROOT UNIT`: its whole output (stdout and stderr).
