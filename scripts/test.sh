@@ -12,6 +12,11 @@ command -v oscap >/dev/null || need_apt+=(openscap-scanner)
 [ -f /usr/share/openscap/schemas/arf/1.1/asset-reporting-format_1.1.0.xsd ] || need_apt+=(openscap-common)
 command -v xmllint >/dev/null || need_apt+=(libxml2-utils)
 /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)
+# The packaging test builds the static agent (musl-gcc), .rpm packages (rpmbuild) and
+# checks binaries (objdump); packaging/build.sh also adds the Rust musl target.
+command -v musl-gcc >/dev/null || need_apt+=(musl-tools)
+command -v rpmbuild >/dev/null || need_apt+=(rpm)
+command -v objdump >/dev/null || need_apt+=(binutils)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
