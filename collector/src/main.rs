@@ -141,7 +141,7 @@ async fn main() -> anyhow::Result<()> {
                     "unknown role `{role}`; expected viewer, user, provisioner or admin"
                 )
             })?;
-            let c = server::build(server::load_config(None, Some(&data))?)?;
+            let c = server::build_for_cli(server::load_config(None, Some(&data))?)?;
             println!("{}", c.app.add_user(&name, role, "cli")?);
             Ok(())
         }
@@ -154,7 +154,7 @@ async fn main() -> anyhow::Result<()> {
                     max_uses,
                 },
         } => {
-            let c = server::build(server::load_config(None, Some(&data))?)?;
+            let c = server::build_for_cli(server::load_config(None, Some(&data))?)?;
             let (_, token, _) =
                 c.app
                     .create_token(project.as_deref(), ttl_seconds, max_uses, "cli")?;

@@ -29,6 +29,17 @@ pub struct Collector {
 
 /// Opens (or initialises) the data directory: CA, database, first admin.
 pub fn build(config: Config) -> anyhow::Result<Collector> {
+    build_with(config, true)
+}
+
+/// Opens (or initialises) the data directory for an administrative command (`user add`,
+/// `token create`): no first admin is created behind the operator's back, so that
+/// `user add admin` on a fresh directory makes the one admin whose token it prints.
+pub fn build_for_cli(config: Config) -> anyhow::Result<Collector> {
+    build_with(config, false)
+}
+
+fn build_with(config: Config, first_admin: bool) -> anyhow::Result<Collector> {
     let dir = config.data_dir.clone();
     std::fs::create_dir_all(&dir)
         .map_err(|e| anyhow::anyhow!("cannot create data directory {}: {e}", dir.display()))?;
@@ -42,7 +53,7 @@ pub fn build(config: Config) -> anyhow::Result<Collector> {
     })?;
     let store = Arc::new(SledStore::open(&dir.join("db"))?);
     let app = Arc::new(App::new(store, ca, config.clone())?);
-    let first_admin_token = if app.store.users()?.is_empty() {
+    let first_admin_token = if first_admin && app.store.users()?.is_empty() {
         Some(app.add_user("admin", Role::Admin, "system")?)
     } else {
         None

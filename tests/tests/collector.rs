@@ -538,3 +538,36 @@ fn downloads_are_served_with_checksums() {
         assert!(st == 400 || st == 404, "{bad}: {st}");
     }
 }
+
+#[test]
+fn user_add_on_a_fresh_directory_makes_the_only_admin() {
+    // What the collector package's postinst does before the service first starts: the
+    // token it prints must be the one admin, not a second one beside an unseen first.
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("collector");
+    let out = std::process::Command::new(rampart_tests::binary("rampart-collector"))
+        .args(["user", "add", "admin", "--role", "admin", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(token.starts_with("rpt_"), "{token}");
+    let c = Collector::start(&data, None, Some(&token));
+    assert_eq!(
+        c.admin, token,
+        "the collector made a first admin of its own"
+    );
+    let users = c.admin("GET", "/api/v1/users", None);
+    let names: Vec<&str> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["admin"], "{users}");
+}
