@@ -7,12 +7,35 @@ need_apt=()
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v cloud-init >/dev/null || need_apt+=(cloud-init)
-if [ ${#need_apt[@]} -gt 0 ]; then
+# The VM test (tests/tests/vm.rs): guestfwd relays, the NoCloud seed disk.
+command -v socat >/dev/null || need_apt+=(socat)
+command -v mkfs.vfat >/dev/null || need_apt+=(dosfstools)
+command -v mcopy >/dev/null || need_apt+=(mtools)
+command -v mkfs.ext4 >/dev/null || need_apt+=(e2fsprogs)
+# qemu-system-x86 comes from bookworm-backports: these machines carry qemu-utils 10 from
+# there, which bookworm's qemu-system-x86 7.2 conflicts with.
+need_qemu=
+command -v qemu-system-x86_64 >/dev/null || need_qemu=1
+command -v qemu-img >/dev/null || need_qemu=1
+if [ -n "$need_qemu" ] && ! grep -rqs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/; then
+  printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+    "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" >/etc/apt/sources.list.d/bookworm-backports.sources
+fi
+if [ ${#need_apt[@]} -gt 0 ] || [ -n "$need_qemu" ]; then
   apt-get update -qq
+fi
+if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+if [ -n "$need_qemu" ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports \
+    qemu-system-x86 qemu-utils >/dev/null
 fi
 # A real Debian 12 root for the scan tests, built once and cached.
 root=$(bash tests/fixtures/build-debian-root.sh)
 export RAMPART_DEBIAN_ROOT=$root
+# A bootable Debian 12 VM image with cloud-init for the VM test, built once and cached.
+vm_image=$(bash tests/fixtures/build-vm-image.sh)
+export RAMPART_VM_IMAGE=$vm_image
 cargo build --workspace --locked
 cargo test --workspace --locked
