@@ -15,7 +15,7 @@ const TOKEN: &str = "rpt_enroll_0123456789abcdef";
 fn sample_vars() -> BTreeMap<&'static str, String> {
     BTreeMap::from([
         ("download_base", "https://collector.example:8443".to_string()),
-        ("agent_sha256", String::new()),
+        ("install_sh_sha256", String::new()),
         ("collector_url", "https://collector.example:7443".to_string()),
         (
             "ca_fingerprint",
@@ -107,11 +107,9 @@ fn every_template_renders_and_passes_cloud_init_schema() {
         );
         assert!(entry.contains("permissions: '0600'"), "{p}: {entry}");
         assert!(entry.contains("owner: root:root"), "{p}: {entry}");
-        assert!(rendered.contains("After=network-online.target"), "{p}");
-        assert!(
-            rendered.contains("systemctl start --no-block rampart-agent.service"),
-            "{p}"
-        );
+        // The agent comes from the collector's download path, through install.sh.
+        assert!(rendered.contains("$REST/download/install.sh\""), "{p}");
+        assert!(rendered.contains("--token-file \"$TOKEN_FILE\""), "{p}");
     }
 }
 
@@ -135,7 +133,7 @@ fn an_unknown_placeholder_is_an_error() {
     render("a: ${nope}\n", &sample_vars());
 }
 
-/// The bootstrap script of a rendered template, with its absolute paths moved under `t`.
+/// The bootstrap script of a rendered template, with its token path moved under `t`.
 fn bootstrap_script(rendered: &str, t: &Path) -> String {
     let start = rendered
         .find("      #!/bin/sh\n")
@@ -147,15 +145,7 @@ fn bootstrap_script(rendered: &str, t: &Path) -> String {
         .collect::<Vec<_>>()
         .join("\n");
     script.push('\n');
-    let t = t.display();
-    script
-        .replace("/run/rampart-bootstrap/", &format!("{t}/run/"))
-        .replace(
-            "/usr/local/bin/rampart-agent",
-            &format!("{t}/bin/rampart-agent"),
-        )
-        .replace("/etc/rampart/agent.toml", &format!("{t}/etc/agent.toml"))
-        .replace("install -o root -g root ", "install ")
+    script.replace("/run/rampart-bootstrap/", &format!("{}/run/", t.display()))
 }
 
 fn write_exec(path: &Path, text: &str) {
@@ -163,45 +153,100 @@ fn write_exec(path: &Path, text: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
+/// The DER bytes behind the sandbox's `ca.pem` (any bytes do: only their hash counts).
+const CA_DER: &[u8] = b"not really DER, but the pin is the SHA-256 of these bytes";
+const CA_PEM: &str = "-----BEGIN CERTIFICATE-----\nbm90IHJlYWxseSBERVIsIGJ1dCB0aGUgcGlu\r\nIGlzIHRoZSBTSEEtMjU2IG9mIHRoZXNlIGJ5dGVz\n-----END CERTIFICATE-----\n";
+const VERSION: &str = "9.9.9";
+
+/// The pin of `CA_DER`, the way an operator pastes it: upper case with colons.
+fn ca_pin() -> String {
+    let hex = rampart_collector::ca::fingerprint(CA_DER).to_uppercase();
+    hex.as_bytes()
+        .chunks(2)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    rampart_collector::ca::fingerprint(bytes)
+}
+
 struct Sandbox {
     dir: tempfile::TempDir,
 }
 
 impl Sandbox {
-    /// A temp dir with stub `curl` (serves `srv/`), `systemctl` (logs), the "agent" to
-    /// download (logs its arguments and the token file's mode) and its .sha256.
-    fn new(sha_file: Option<&str>) -> Sandbox {
+    /// A temp dir with a stub `curl` that serves `srv/` (the collector's `/ca.pem` and
+    /// `/download/`: the real install.sh and a fake agent .deb) and logs how each URL was
+    /// trusted, a `dpkg` that "installs" a stub agent under `dest/`, and a `systemctl`
+    /// that logs. install.sh runs for real, rooted at `dest/` (RAMPART_DEST).
+    fn new() -> Sandbox {
         let dir = tempfile::tempdir().unwrap();
         let t = dir.path();
-        for d in ["stubs", "srv", "run", "bin", "etc"] {
+        for d in ["stubs", "srv", "run", "dest/var/lib/dpkg", "dest/usr/bin"] {
             std::fs::create_dir_all(t.join(d)).unwrap();
         }
-        let agent = format!(
-            "#!/bin/sh\nstat -c %a {t}/run/token > {t}/token.mode\nprintf '%s\\n' \"$@\" > {t}/enroll.args\nhead -n 1 {t}/run/token > {t}/token.seen\n",
-            t = t.display()
+        std::fs::write(t.join("dest/var/lib/dpkg/status"), "").unwrap();
+        std::fs::write(t.join("srv/ca.pem"), CA_PEM).unwrap();
+        let install = std::fs::read_to_string(workspace().join("packaging/install.sh"))
+            .unwrap()
+            .replace("@VERSION@", VERSION);
+        let sb = Sandbox { dir };
+        sb.serve("install.sh", install.as_bytes());
+        sb.serve(
+            &format!("rampart-agent_{VERSION}_amd64.deb"),
+            b"a Debian package",
         );
-        std::fs::write(t.join("srv/rampart-agent"), &agent).unwrap();
-        let sha = Command::new("sha256sum")
-            .arg(t.join("srv/rampart-agent"))
-            .output()
-            .unwrap();
-        let real = String::from_utf8(sha.stdout).unwrap();
-        let real = real.split_whitespace().next().unwrap().to_string();
-        let sha_text = sha_file.map_or(format!("{real}  rampart-agent\n"), str::to_string);
-        std::fs::write(t.join("srv/rampart-agent.sha256"), sha_text).unwrap();
+        let t = t.display();
         write_exec(
-            &t.join("stubs/curl"),
+            &sb.path().join("stubs/curl"),
             &format!(
-                "#!/bin/sh\nout=; url=\nwhile [ $# -gt 0 ]; do case $1 in -o) out=$2; shift;; -*) ;; *) url=$1;; esac; shift; done\n\
-                 echo \"$url\" >> {t}/curl.log\ncp {t}/srv/\"$(basename \"$url\")\" \"$out\"\n",
-                t = t.display()
+                r#"#!/bin/sh
+out=; url=; how=verified-by-system-store
+while [ $# -gt 0 ]; do
+  case $1 in
+    -o) out=$2; shift;;
+    -k) how=insecure;;
+    --cacert) if cmp -s "$2" {t}/srv/ca.pem; then how=pinned-ca; else how=other-ca; fi; shift;;
+    --connect-timeout|--retry|--retry-delay|--max-time|--proto) shift;;
+    -*) ;;
+    *) url=$1;;
+  esac
+  shift
+done
+echo "$how $url" >> {t}/curl.log
+cp {t}/srv/"$(basename "$url")" "$out"
+"#
             ),
         );
         write_exec(
-            &t.join("stubs/systemctl"),
-            &format!("#!/bin/sh\necho \"$*\" >> {}/systemctl.log\n", t.display()),
+            &sb.path().join("stubs/dpkg"),
+            &format!(
+                "#!/bin/sh\necho \"dpkg $1 $(basename \"$2\")\" >> {t}/dpkg.log\n\
+                 cmp -s \"$2\" {t}/srv/rampart-agent_{VERSION}_amd64.deb || exit 1\n\
+                 cat > {t}/dest/usr/bin/rampart-agent <<'EOF'\n#!/bin/sh\n\
+                 stat -c %a {t}/run/token > {t}/token.mode\n\
+                 printf '%s\\n' \"$@\" > {t}/enroll.args\n\
+                 head -n 1 {t}/run/token > {t}/token.seen\nEOF\n\
+                 chmod 755 {t}/dest/usr/bin/rampart-agent\n"
+            ),
         );
-        Sandbox { dir }
+        write_exec(
+            &sb.path().join("stubs/systemctl"),
+            &format!("#!/bin/sh\necho \"$*\" >> {t}/systemctl.log\n"),
+        );
+        sb
+    }
+
+    /// Puts a file in the download dir with its `.sha256`, as the collector serves it.
+    fn serve(&self, name: &str, bytes: &[u8]) {
+        std::fs::write(self.path().join("srv").join(name), bytes).unwrap();
+        std::fs::write(
+            self.path().join("srv").join(format!("{name}.sha256")),
+            format!("{}  {name}\n", sha256_hex(bytes)),
+        )
+        .unwrap();
     }
 
     fn path(&self) -> &Path {
@@ -225,6 +270,9 @@ impl Sandbox {
         Command::new("sh")
             .arg(t.join("bootstrap"))
             .env("PATH", path)
+            .env("RAMPART_DEST", t.join("dest"))
+            .env("RAMPART_RETRY_DELAY", "0")
+            .env("RAMPART_TRIES", "2")
             .output()
             .unwrap()
     }
@@ -232,6 +280,12 @@ impl Sandbox {
     fn read(&self, name: &str) -> String {
         std::fs::read_to_string(self.path().join(name)).unwrap_or_default()
     }
+}
+
+fn pinned_vars() -> BTreeMap<&'static str, String> {
+    let mut v = sample_vars();
+    v.insert("ca_fingerprint", ca_pin());
+    v
 }
 
 #[test]
@@ -251,40 +305,45 @@ fn bootstrap_script_is_valid_sh() {
     );
 }
 
+/// The whole first boot against stubs: pinned CA, install.sh checked and run, the
+/// package downloaded over the pinned CA and checked, enrollment with the token file,
+/// enable and a non-blocking start.
 #[test]
-fn bootstrap_downloads_verifies_installs_enrolls_and_starts() {
-    let sb = Sandbox::new(None);
-    let out = sb.run(&sample_vars());
+fn bootstrap_pins_the_ca_runs_install_sh_which_installs_enrolls_and_starts() {
+    let sb = Sandbox::new();
+    let out = sb.run(&pinned_vars());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains(TOKEN) && !String::from_utf8_lossy(&out.stdout).contains(TOKEN));
+    let base = "https://collector.example:8443";
     assert_eq!(
         sb.read("curl.log"),
-        "https://collector.example:8443/download/rampart-agent\n\
-         https://collector.example:8443/download/rampart-agent.sha256\n"
+        format!(
+            "insecure {base}/ca.pem\n\
+             pinned-ca {base}/download/install.sh\n\
+             pinned-ca {base}/download/install.sh.sha256\n\
+             insecure {base}/ca.pem\n\
+             pinned-ca {base}/download/rampart-agent_{VERSION}_amd64.deb\n\
+             pinned-ca {base}/download/rampart-agent_{VERSION}_amd64.deb.sha256\n"
+        )
     );
-    let bin = sb.path().join("bin/rampart-agent");
     assert_eq!(
-        std::fs::metadata(&bin).unwrap().permissions().mode() & 0o777,
-        0o755
+        sb.read("dpkg.log"),
+        format!("dpkg -i rampart-agent_{VERSION}_amd64.deb\n")
     );
     let args: Vec<String> = sb.read("enroll.args").lines().map(String::from).collect();
-    let v = sample_vars();
+    let v = pinned_vars();
     // The token reaches the agent through its root-only file, never the command line.
     assert_eq!(sb.read("token.seen").trim(), TOKEN);
-    let token_path = args
-        .iter()
-        .skip_while(|a| *a != "--token-file")
-        .nth(1)
-        .cloned()
-        .unwrap_or_default();
-    assert!(token_path.ends_with("/token"), "{args:?}");
+    assert_eq!(sb.read("token.mode").trim(), "600");
+    let token_path = format!("{}/run/token", sb.path().display());
+    let pin = v["ca_fingerprint"].replace(':', "").to_lowercase();
     let want: Vec<String> = [
         "enroll",
         "--collector",
         &v["collector_url"],
         "--ca-fingerprint",
-        &v["ca_fingerprint"],
+        &pin,
         "--token-file",
         &token_path,
         "--label",
@@ -298,7 +357,6 @@ fn bootstrap_downloads_verifies_installs_enrolls_and_starts() {
     .map(|s| s.to_string())
     .collect();
     assert_eq!(args, want);
-    assert_eq!(sb.read("token.mode").trim(), "600");
     assert!(!sb.path().join("run/token").exists(), "token file deleted");
     assert_eq!(
         sb.read("systemctl.log"),
@@ -306,35 +364,59 @@ fn bootstrap_downloads_verifies_installs_enrolls_and_starts() {
     );
 }
 
+/// Each refusal stops before anything is installed, and the token file is gone.
 #[test]
-fn bootstrap_refuses_a_binary_whose_sha256_does_not_match() {
-    let bad = format!("{}  rampart-agent\n", "0".repeat(64));
-    for (sha_file, pinned) in [
-        (Some(bad.as_str()), String::new()),
-        (Some("not a hash\n"), String::new()),
-        (None, "1".repeat(64)),
-    ] {
-        let sb = Sandbox::new(sha_file);
-        let mut vars = sample_vars();
-        vars.insert("agent_sha256", pinned.clone());
+fn bootstrap_refuses_a_wrong_ca_or_install_sh() {
+    let zeros = format!("{}  install.sh\n", "0".repeat(64));
+    let cases: [(&str, Box<dyn Fn(&Sandbox, &mut BTreeMap<&str, String>)>); 4] = [
+        (
+            "is not the pinned",
+            Box::new(|_, v| {
+                v.insert("ca_fingerprint", "ab".repeat(32));
+            }),
+        ),
+        (
+            "SHA-256 mismatch for install.sh",
+            Box::new(move |sb, _| {
+                std::fs::write(sb.path().join("srv/install.sh.sha256"), &zeros).unwrap();
+            }),
+        ),
+        (
+            "holds no SHA-256",
+            Box::new(|sb, _| {
+                std::fs::write(sb.path().join("srv/install.sh.sha256"), "nope\n").unwrap();
+            }),
+        ),
+        (
+            "not the pinned install_sh_sha256",
+            Box::new(|_, v| {
+                v.insert("install_sh_sha256", "1".repeat(64));
+            }),
+        ),
+    ];
+    for (why, setup) in cases {
+        let sb = Sandbox::new();
+        let mut vars = pinned_vars();
+        setup(&sb, &mut vars);
         let out = sb.run(&vars);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{sha_file:?} {pinned}");
-        assert!(stderr.contains("rampart-bootstrap:"), "{stderr}");
-        assert!(!sb.path().join("bin/rampart-agent").exists());
-        assert!(sb.read("enroll.args").is_empty());
-        assert!(sb.read("systemctl.log").is_empty());
+        assert!(!out.status.success(), "{why}: {stderr}");
+        assert!(stderr.contains("rampart-bootstrap:"), "{why}: {stderr}");
+        assert!(stderr.contains(why), "{why}: {stderr}");
+        assert!(sb.read("dpkg.log").is_empty(), "{why}");
+        assert!(sb.read("enroll.args").is_empty(), "{why}");
+        assert!(sb.read("systemctl.log").is_empty(), "{why}");
         assert!(
             !sb.path().join("run/token").exists(),
-            "token file deleted on failure"
+            "{why}: token file deleted on failure"
         );
     }
-    // A pinned hash that matches (in upper case) is accepted.
-    let sb = Sandbox::new(None);
-    let real = sb.read("srv/rampart-agent.sha256");
-    let mut vars = sample_vars();
+    // A pinned install.sh hash that matches (in upper case) is accepted.
+    let sb = Sandbox::new();
+    let mut vars = pinned_vars();
+    let real = sb.read("srv/install.sh.sha256");
     vars.insert(
-        "agent_sha256",
+        "install_sh_sha256",
         real.split_whitespace().next().unwrap().to_uppercase(),
     );
     let out = sb.run(&vars);
@@ -347,9 +429,14 @@ fn bootstrap_refuses_a_binary_whose_sha256_does_not_match() {
 
 #[test]
 fn bootstrap_skips_enrollment_when_already_enrolled() {
-    let sb = Sandbox::new(None);
-    std::fs::write(sb.path().join("etc/agent.toml"), "collector = \"x\"\n").unwrap();
-    let out = sb.run(&sample_vars());
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.path().join("dest/etc/rampart")).unwrap();
+    std::fs::write(
+        sb.path().join("dest/etc/rampart/agent.toml"),
+        "collector = \"x\"\n",
+    )
+    .unwrap();
+    let out = sb.run(&pinned_vars());
     assert!(
         out.status.success(),
         "{}",

@@ -1,6 +1,6 @@
 //! `mount.*` checks: separate mounts and their options.
 //!
-//! On a live system the mount table (/proc/self/mountinfo) says what is mounted now;
+//! On a live system the mount table (/proc/1/mountinfo) says what is mounted now;
 //! what is mounted at boot comes from /etc/fstab and systemd `.mount` units. A unit
 //! file in /etc or /run overrides the fstab generator; one in /lib or /usr/lib is
 //! overridden by an fstab entry. A masked `<path>.mount` stops either from mounting.
@@ -194,7 +194,7 @@ fn separate(facts: &Facts, path: &str) -> Result<Outcome, FactError> {
             Some(m) => ev.push(format!("{path} is mounted: {}", m.describe())),
             None => {
                 ev.push(format!(
-                    "{path} is not a separate mount (not in /proc/self/mountinfo)"
+                    "{path} is not a separate mount (not in the live mount table)"
                 ));
                 ev.extend(p.describe(path));
                 return Ok(Outcome::new(Status::Fail, ev));
@@ -245,7 +245,7 @@ fn has_option(facts: &Facts, path: &str, option: &str) -> Result<Outcome, FactEr
     if facts.is_live() {
         let Some(m) = live_mount(facts, path)? else {
             return Ok(Outcome::not_applicable(format!(
-                "{path} is not a separate mount (not in /proc/self/mountinfo); the option rule does not apply"
+                "{path} is not a separate mount (not in the live mount table); the option rule does not apply"
             )));
         };
         if m.has_option(option) {

@@ -1,4 +1,4 @@
-//! Mounts: the live mount table (/proc/self/mountinfo), /etc/fstab, and systemd
+//! Mounts: the live mount table (/proc/1/mountinfo), /etc/fstab, and systemd
 //! `.mount` units such as tmp.mount.
 
 use std::sync::Arc;
@@ -14,7 +14,7 @@ pub struct Mount {
     pub source: String,
     pub fstype: String,
     pub options: Vec<String>,
-    /// Where this mount was found (`/proc/self/mountinfo:12`, `/etc/fstab:3`, a unit file).
+    /// Where this mount was found (`/proc/1/mountinfo:12`, `/etc/fstab:3`, a unit file).
     pub origin: String,
 }
 
@@ -35,10 +35,20 @@ impl Mount {
 }
 
 /// The live mount table; [`FactError::RuntimeOnly`] offline.
+///
+/// PID 1's table, not our own: under systemd's sandboxing (ProtectSystem=,
+/// ProtectHome=, PrivateTmp=) the agent has a mount namespace of its own, whose bind
+/// mounts would pass for separate partitions. Our own is the fallback where PID 1's
+/// cannot be read.
 pub fn live(facts: &Facts) -> Arc<Result<Vec<Mount>, FactError>> {
     facts.memo("mountinfo", || {
-        let path = "/proc/self/mountinfo";
-        let text = facts.read_runtime(path)?.unwrap_or_default();
+        let (path, text) = match facts.read_runtime("/proc/1/mountinfo") {
+            Ok(Some(text)) => ("/proc/1/mountinfo", text),
+            _ => {
+                let path = "/proc/self/mountinfo";
+                (path, facts.read_runtime(path)?.unwrap_or_default())
+            }
+        };
         let mut out = Vec::new();
         for (n, line) in text.lines().enumerate() {
             let Some((left, right)) = line.split_once(" - ") else {
