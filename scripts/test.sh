@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 command -v curl >/dev/null || need_apt+=(curl)
+command -v openssl >/dev/null || need_apt+=(openssl)
 command -v cloud-init >/dev/null || need_apt+=(cloud-init)
 # The VM test (tests/tests/vm.rs): guestfwd relays, the NoCloud seed disk.
 command -v socat >/dev/null || need_apt+=(socat)

@@ -102,6 +102,16 @@ pub struct SettingsRecord {
     pub ssh_user: String,
     pub exempt_rules: Vec<String>,
     pub exempt_projects: Vec<String>,
+    /// Where warn-mode alerts go (http or https); empty: nowhere.
+    #[serde(default)]
+    pub webhook_url: String,
+    /// Write-only, never serialised (kept under its own key on disk). In a request:
+    /// absent leaves it unchanged, `""` removes it.
+    #[serde(default, skip_serializing)]
+    pub webhook_secret: Option<String>,
+    /// Read-only: whether a webhook secret is set.
+    #[serde(default)]
+    pub webhook_secret_set: bool,
 }
 
 impl From<&Settings> for SettingsRecord {
@@ -124,6 +134,9 @@ impl From<&Settings> for SettingsRecord {
             ssh_user: s.ssh_user.clone(),
             exempt_rules: s.exempt_rules.iter().cloned().collect(),
             exempt_projects: s.exempt_projects.iter().cloned().collect(),
+            webhook_url: s.webhook_url.clone(),
+            webhook_secret: None,
+            webhook_secret_set: s.webhook_secret.is_some(),
         }
     }
 }
@@ -145,6 +158,8 @@ impl TryFrom<&SettingsRecord> for Settings {
             ssh_user: r.ssh_user.clone(),
             exempt_rules: r.exempt_rules.iter().cloned().collect(),
             exempt_projects: r.exempt_projects.iter().cloned().collect(),
+            webhook_url: r.webhook_url.clone(),
+            webhook_secret: r.webhook_secret.clone().map(policy::WebhookSecret),
         };
         s.validate().map_err(|e| e.to_string())?;
         Ok(s)
@@ -192,9 +207,12 @@ pub struct App {
     pub metrics: Metrics,
     /// Called after a revocation so the TLS layer refuses the certificate.
     on_revoke: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
+    /// Wakes the webhook sender when a delivery is queued.
+    pub webhook_wake: tokio::sync::Notify,
 }
 
 const SETTINGS_KEY: &str = "settings";
+const WEBHOOK_SECRET_KEY: &str = "webhook_secret";
 
 fn bump(c: &std::sync::atomic::AtomicU64, n: u64) {
     c.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
@@ -202,7 +220,7 @@ fn bump(c: &std::sync::atomic::AtomicU64, n: u64) {
 
 impl App {
     pub fn new(store: Arc<dyn Store>, ca: Ca, config: Config) -> Result<App> {
-        let settings = match store.get_meta(SETTINGS_KEY)? {
+        let mut settings = match store.get_meta(SETTINGS_KEY)? {
             Some(bytes) => {
                 let rec: SettingsRecord = serde_json::from_slice(&bytes).map_err(|e| {
                     AppError::Invalid(format!("stored settings are unreadable: {e}"))
@@ -211,6 +229,10 @@ impl App {
             }
             None => Settings::default(),
         };
+        settings.webhook_secret = store
+            .get_meta(WEBHOOK_SECRET_KEY)?
+            .filter(|k| !k.is_empty())
+            .map(|k| policy::WebhookSecret(String::from_utf8_lossy(&k).into_owned()));
         Ok(App {
             store,
             ca,
@@ -220,6 +242,7 @@ impl App {
             catalogs: Mutex::new(HashMap::new()),
             metrics: Metrics::default(),
             on_revoke: Mutex::new(None),
+            webhook_wake: tokio::sync::Notify::new(),
         })
     }
 
@@ -831,6 +854,7 @@ impl App {
                     Some(scan_id),
                     format!("would block: {}", verdict.reasons.join("; ")),
                 )?;
+                crate::webhook::enqueue(self, &settings, &s)?;
             }
             bump(&self.metrics.scans_completed_total, 1);
         }
@@ -838,6 +862,7 @@ impl App {
         s.last_progress_ms = now_ms();
         self.store.put_scan(&s)?;
         self.store.sync()?;
+        self.webhook_wake.notify_one();
         Ok(s)
     }
 
@@ -1049,20 +1074,41 @@ impl App {
 
     // ---- settings ----
 
-    pub fn update_settings(&self, new: Settings, actor: &str) -> Result<Settings> {
+    /// Replaces the settings. `webhook_secret: None` leaves the stored secret as it
+    /// is; an empty one removes it.
+    pub fn update_settings(&self, mut new: Settings, actor: &str) -> Result<Settings> {
         new.validate()
             .map_err(|e| AppError::Invalid(e.to_string()))?;
         let old = self.settings();
+        new.webhook_secret = match new.webhook_secret.take() {
+            None => old.webhook_secret.clone(),
+            Some(k) if k.0.is_empty() => None,
+            Some(k) => Some(k),
+        };
+        if !new.webhook_url.is_empty() && new.webhook_secret.is_none() {
+            return Err(AppError::Invalid(
+                "webhook_url needs a webhook_secret to sign deliveries".into(),
+            ));
+        }
         let rec = SettingsRecord::from(&new);
         let bytes = serde_json::to_vec(&rec).map_err(|e| AppError::Invalid(e.to_string()))?;
         self.store.put_meta(SETTINGS_KEY, &bytes)?;
+        let secret = new.webhook_secret.as_ref().map(|k| k.0.as_bytes());
+        self.store
+            .put_meta(WEBHOOK_SECRET_KEY, secret.unwrap_or_default())?;
+        // The secret itself never reaches the audit log: only that it changed.
         let old_json = serde_json::to_string(&SettingsRecord::from(&old)).unwrap_or_default();
         let new_json = serde_json::to_string(&rec).unwrap_or_default();
+        let secret_note = if old.webhook_secret != new.webhook_secret {
+            "; webhook_secret (changed)"
+        } else {
+            ""
+        };
         self.audit(
             actor,
             "settings.change",
             None,
-            format!("old {old_json} new {new_json}"),
+            format!("old {old_json} new {new_json}{secret_note}"),
         )?;
         self.store.sync()?;
         *self.settings.write().unwrap_or_else(|p| p.into_inner()) = new;

@@ -13,9 +13,15 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Agents' gRPC port (mutual TLS).
     pub grpc_listen: SocketAddr,
-    /// REST API port. Plain HTTP: it listens on loopback by default; expose it through
-    /// a TLS-terminating proxy (TLS on this port is not built yet).
+    /// REST API port. Plain HTTP on loopback by default; with `rest_tls` it serves
+    /// HTTPS with a certificate from the collector's CA.
     pub rest_listen: SocketAddr,
+    /// Serve REST over HTTPS (certificate for `server_names`, issued by the CA;
+    /// `GET /ca.pem` hands out the CA certificate).
+    pub rest_tls: bool,
+    /// Allow plain HTTP REST on a non-loopback address (behind a TLS-terminating
+    /// proxy, say). Off: such a configuration is refused at start-up.
+    pub rest_plaintext_on_network: bool,
     /// Names (DNS or IP) in the collector's server certificate.
     pub server_names: Vec<String>,
     /// Lifetime of agents' client certificates.
@@ -31,6 +37,14 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// Most messages per second accepted from one agent stream.
     pub max_messages_per_sec: u32,
+    /// The REST API's address as people reach it, for links in webhook alerts;
+    /// default `http(s)://<first server name>:<rest port>`.
+    pub public_url: Option<String>,
+    /// Wait before the second webhook attempt; doubled for each next one (at most
+    /// an hour).
+    pub webhook_backoff_ms: u64,
+    /// Attempts per webhook delivery before it is given up.
+    pub webhook_max_attempts: u32,
 }
 
 impl Default for Config {
@@ -39,6 +53,8 @@ impl Default for Config {
             data_dir: PathBuf::from("/var/lib/rampart-collector"),
             grpc_listen: "0.0.0.0:8443".parse().expect("static address"),
             rest_listen: "127.0.0.1:8080".parse().expect("static address"),
+            rest_tls: false,
+            rest_plaintext_on_network: false,
             server_names: vec!["localhost".into(), "127.0.0.1".into()],
             agent_cert_days: 30,
             scan_timeout_secs: 600,
@@ -46,6 +62,9 @@ impl Default for Config {
             download_dir: None,
             max_message_bytes: 4 * 1024 * 1024,
             max_messages_per_sec: 200,
+            public_url: None,
+            webhook_backoff_ms: 10_000,
+            webhook_max_attempts: 6,
         }
     }
 }
@@ -99,7 +118,53 @@ impl Config {
         if self.max_message_bytes < 64 * 1024 {
             return Err("max_message_bytes must be at least 65536".into());
         }
-        Ok(())
+        if !(10..=3_600_000).contains(&self.webhook_backoff_ms) {
+            return Err("webhook_backoff_ms must be between 10 and 3600000".into());
+        }
+        if !(1..=20).contains(&self.webhook_max_attempts) {
+            return Err("webhook_max_attempts must be between 1 and 20".into());
+        }
+        if let Some(u) = &self.public_url {
+            if !(u.starts_with("https://") || u.starts_with("http://")) {
+                return Err(format!(
+                    "public_url `{u}` must start with http:// or https://"
+                ));
+            }
+        }
+        self.check_rest_exposure(self.rest_listen)
+    }
+
+    /// The base of links to the REST API (no trailing slash).
+    pub fn public_base(&self) -> String {
+        match &self.public_url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => {
+                let scheme = if self.rest_tls { "https" } else { "http" };
+                let host = self
+                    .server_names
+                    .first()
+                    .map_or("localhost", |h| h.as_str());
+                let host = if host.contains(':') {
+                    format!("[{host}]")
+                } else {
+                    host.to_string()
+                };
+                format!("{scheme}://{host}:{}", self.rest_listen.port())
+            }
+        }
+    }
+
+    /// Plain HTTP on a non-loopback address would carry API tokens in clear:
+    /// refused unless `rest_tls` is on or the operator opted out explicitly.
+    pub fn check_rest_exposure(&self, addr: SocketAddr) -> Result<(), String> {
+        if addr.ip().is_loopback() || self.rest_tls || self.rest_plaintext_on_network {
+            return Ok(());
+        }
+        Err(format!(
+            "REST listener {addr} is not on loopback and rest_tls is off: set \
+             rest_tls = true, or rest_plaintext_on_network = true if a TLS-terminating \
+             proxy is in front"
+        ))
     }
 }
 
@@ -117,11 +182,27 @@ mod tests {
         .unwrap();
         assert_eq!(c.agent_cert_days, 7);
         assert_eq!(c.scan_timeout_secs, 600);
+        assert!(!c.rest_tls);
+        for ok in [
+            "rest_listen = \"[::1]:8080\"",
+            "rest_listen = \"0.0.0.0:8080\"\nrest_tls = true",
+            "rest_listen = \"0.0.0.0:8080\"\nrest_plaintext_on_network = true",
+        ] {
+            Config::parse(ok, Path::new("c.toml")).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
         for (bad, want) in [
             ("agent_cert_days = 0", "between 1 and 397"),
             ("grpc_listen = \"nowhere\"", "grpc_listen"),
             ("colour = 1", "unknown field"),
             ("server_names = []", "server_names"),
+            ("webhook_backoff_ms = 0", "webhook_backoff_ms"),
+            ("webhook_max_attempts = 0", "webhook_max_attempts"),
+            ("public_url = \"ftp://x\"", "public_url"),
+            ("rest_listen = \"0.0.0.0:8080\"", "rest_tls"),
+            (
+                "rest_listen = \"192.0.2.1:8080\"",
+                "rest_plaintext_on_network",
+            ),
         ] {
             let e = Config::parse(bad, Path::new("c.toml"))
                 .unwrap_err()

@@ -104,6 +104,7 @@ async fn main() -> anyhow::Result<()> {
             let mut cfg = server::load_config(config.as_deref(), data.as_deref())?;
             cfg.grpc_listen = grpc_listen.unwrap_or(cfg.grpc_listen);
             cfg.rest_listen = rest_listen.unwrap_or(cfg.rest_listen);
+            cfg.validate().map_err(anyhow::Error::msg)?;
             let grpc = tokio::net::TcpListener::bind(cfg.grpc_listen)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.grpc_listen))?;
@@ -116,7 +117,12 @@ async fn main() -> anyhow::Result<()> {
             }
             println!("ca fingerprint: {}", c.app.ca.fingerprint());
             println!("grpc listening on {}", grpc.local_addr()?);
-            println!("rest listening on {}", rest.local_addr()?);
+            let scheme = if c.app.config.rest_tls {
+                "https"
+            } else {
+                "http"
+            };
+            println!("rest listening on {scheme} {}", rest.local_addr()?);
             let shutdown = async {
                 let mut term =
                     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();

@@ -42,6 +42,21 @@ pub struct Settings {
     pub ssh_user: String,
     pub exempt_rules: BTreeSet<String>,
     pub exempt_projects: BTreeSet<String>,
+    /// Where warn-mode alerts are delivered (http or https); empty: nowhere.
+    pub webhook_url: String,
+    /// The key that signs deliveries (HMAC-SHA256).
+    pub webhook_secret: Option<WebhookSecret>,
+}
+
+/// A webhook signing key. It is kept in clear (it must sign), so it is never shown:
+/// `Debug` prints a placeholder.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookSecret(pub String);
+
+impl std::fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebhookSecret(..)")
+    }
 }
 
 impl Default for Settings {
@@ -59,6 +74,8 @@ impl Default for Settings {
             ssh_user: "ubuntu".into(),
             exempt_rules: BTreeSet::new(),
             exempt_projects: BTreeSet::new(),
+            webhook_url: String::new(),
+            webhook_secret: None,
         }
     }
 }
@@ -72,6 +89,10 @@ pub enum SettingsError {
     Profile(String),
     #[error("schedule `{0}` is not a 5-field crontab expression: {1}")]
     Cron(String, String),
+    #[error("webhook_url `{0}` {1}")]
+    WebhookUrl(String, &'static str),
+    #[error("webhook_secret must be 16 to 512 bytes")]
+    WebhookSecret,
 }
 
 impl Settings {
@@ -92,8 +113,40 @@ impl Settings {
         }
         crate::schedule::parse(&self.schedule_cron)
             .map_err(|e| SettingsError::Cron(self.schedule_cron.clone(), e))?;
+        if !self.webhook_url.is_empty() {
+            check_webhook_url(&self.webhook_url)
+                .map_err(|why| SettingsError::WebhookUrl(self.webhook_url.clone(), why))?;
+        }
+        // An empty secret in a request means "remove it".
+        if let Some(WebhookSecret(k)) = &self.webhook_secret {
+            if !k.is_empty() && !(16..=512).contains(&k.len()) {
+                return Err(SettingsError::WebhookSecret);
+            }
+        }
         Ok(())
     }
+}
+
+/// An absolute http or https URL with a host, no credentials and no fragment.
+fn check_webhook_url(url: &str) -> Result<(), &'static str> {
+    if url.len() > 2048 {
+        return Err("is longer than 2048 characters");
+    }
+    if url.contains('#') || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must not contain a fragment, spaces or control characters");
+    }
+    let uri: hyper::Uri = url.parse().map_err(|_| "is not a URL")?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err("must start with http:// or https://");
+    }
+    let authority = uri.authority().ok_or("has no host")?;
+    if authority.as_str().contains('@') {
+        return Err("must not carry credentials (user:password@)");
+    }
+    if authority.host().is_empty() {
+        return Err("has no host");
+    }
+    Ok(())
 }
 
 /// Counts of one scan, as the agent reported them.
@@ -177,6 +230,41 @@ mod tests {
             failed_critical: crit,
             failed_high: high,
         }
+    }
+
+    #[test]
+    fn webhook_settings_are_checked() {
+        let with = |url: &str, secret: Option<&str>| Settings {
+            webhook_url: url.into(),
+            webhook_secret: secret.map(|k| WebhookSecret(k.into())),
+            ..Settings::default()
+        };
+        for ok in [
+            with("", None),
+            with(
+                "https://hooks.example/rampart?x=1",
+                Some("0123456789abcdef"),
+            ),
+            with("http://127.0.0.1:9000/hook", Some("")),
+        ] {
+            assert_eq!(ok.validate(), Ok(()), "{ok:?}");
+        }
+        for (bad, want) in [
+            (with("ftp://x/", None), "http:// or https://"),
+            (with("hooks.example/x", None), "not a URL"),
+            (with("https://u:p@hooks.example/", None), "credentials"),
+            (with("https://hooks.example/#x", None), "fragment"),
+            (with("http://", None), "not a URL"),
+            (with("https://h.example/", Some("short")), "16 to 512"),
+        ] {
+            let e = bad.validate().unwrap_err().to_string();
+            assert!(e.contains(want), "{bad:?}: {e}");
+        }
+        assert_eq!(
+            format!("{:?}", with("", Some("0123456789abcdef"))).contains("0123456789abcdef"),
+            false,
+            "Debug never shows the secret"
+        );
     }
 
     #[test]

@@ -111,6 +111,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/download/{name}", get(download))
         .route("/metrics", get(metrics))
+        .route("/ca.pem", get(ca_pem))
         .route("/api/v1/enrollment-tokens", post(create_token))
         .route("/api/v1/scans", get(list_scans).post(manual_scan))
         .route("/api/v1/scans/{id}", get(get_scan))
@@ -126,6 +127,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/ca", get(ca))
         .route("/api/v1/users", post(create_user))
         .route("/api/v1/audit", get(audit))
+        .route("/api/v1/webhook/deliveries", get(webhook_deliveries))
         .with_state(app)
 }
 
@@ -862,4 +864,75 @@ async fn download(
         bytes,
     )
         .into_response())
+}
+
+/// The CA certificate for bootstrapping (no token: a VM checks its SHA-256 against
+/// a pinned fingerprint, then trusts it for HTTPS to this port).
+async fn ca_pem(State(app): State<Arc<App>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/x-pem-file")],
+        app.ca.cert_pem().to_string(),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageQuery {
+    #[serde(default)]
+    page: usize,
+    per_page: Option<usize>,
+}
+
+/// One webhook delivery attempt.
+#[derive(Serialize)]
+struct AttemptDto {
+    delivery_id: String,
+    scan_id: String,
+    attempt: u32,
+    at_ms: i64,
+    /// The receiver's HTTP status, when it answered.
+    http_status: Option<u16>,
+    /// Why the attempt failed (connection, TLS, timeout, non-2xx), if it did.
+    error: Option<String>,
+    /// `delivered`, `retrying` (see `next_attempt_ms`) or `failed` (given up).
+    outcome: &'static str,
+    next_attempt_ms: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct AttemptPage {
+    attempts: Vec<AttemptDto>,
+    total: usize,
+}
+
+async fn webhook_deliveries(
+    State(app): State<Arc<App>>,
+    c: Caller,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<AttemptPage> {
+    c.require(Role::Admin)?;
+    let per_page = q.per_page.unwrap_or(100).clamp(1, 1000);
+    let (page, total) = app
+        .store
+        .attempts(q.page.saturating_mul(per_page), per_page)
+        .map_err(AppError::from)?;
+    let attempts = page
+        .into_iter()
+        .map(|a| AttemptDto {
+            outcome: match a.state {
+                crate::store::DeliveryState::Delivered => "delivered",
+                crate::store::DeliveryState::Pending => "retrying",
+                crate::store::DeliveryState::Failed => "failed",
+            },
+            delivery_id: a.delivery_id,
+            scan_id: a.scan_id,
+            attempt: a.attempt,
+            at_ms: a.at_ms,
+            http_status: a.http_status,
+            error: a.error,
+            next_attempt_ms: a.next_attempt_ms,
+        })
+        .collect();
+    Ok(Json(AttemptPage { attempts, total }))
 }

@@ -104,8 +104,27 @@ pub async fn run(
             crate::tls::incoming(grpc, c.tls.clone()),
             wait(stop_tx.subscribe()),
         );
-    let rest_server = axum::serve(rest, crate::rest::router(c.app.clone()))
-        .with_graceful_shutdown(wait(stop_tx.subscribe()));
+    let rest_addr = rest.local_addr()?;
+    c.app
+        .config
+        .check_rest_exposure(rest_addr)
+        .map_err(anyhow::Error::msg)?;
+    let router = crate::rest::router(c.app.clone());
+    let rest_stop = wait(stop_tx.subscribe());
+    let rest_tls = c.app.config.rest_tls.then(|| c.tls.clone());
+    let rest_server = async move {
+        if let Some(tls) = rest_tls {
+            let listener = crate::tls::RestListener::new(rest, tls)?;
+            axum::serve(listener, router)
+                .with_graceful_shutdown(rest_stop)
+                .await
+        } else {
+            axum::serve(rest, router)
+                .with_graceful_shutdown(rest_stop)
+                .await
+        }
+    };
+    let webhooks = tokio::spawn(crate::webhook::run(c.app.clone(), stop_tx.subscribe()));
     let app = c.app.clone();
     let mut stop_bg = stop_tx.subscribe();
     let background = tokio::spawn(async move {
@@ -148,6 +167,7 @@ pub async fn run(
         }
     };
     background.abort();
+    webhooks.abort();
     g?;
     r?;
     Ok(())

@@ -2,7 +2,11 @@
 //! at the TLS layer (enrollment has none yet) but checked against a CRL, so a
 //! revoked agent is refused at the handshake. The configuration is rebuilt on
 //! revocation; each new connection uses the current one.
+//!
+//! The REST port, when `rest_tls` is on, serves the same server certificate
+//! (issued by the collector's CA for `server_names`) without client certificates.
 
+use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -16,6 +20,7 @@ use tokio::sync::mpsc;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
 
 use crate::ca::{Ca, CaError};
 
@@ -34,6 +39,7 @@ pub struct TlsState {
     key_der: Vec<u8>,
     ca_der: Vec<u8>,
     current: RwLock<Arc<ServerConfig>>,
+    rest: Arc<ServerConfig>,
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -48,11 +54,23 @@ impl TlsState {
             CertificateDer::from(issued.der),
             CertificateDer::from(ca.cert_der().to_vec()),
         ];
+        let key_der = key.serialize_der();
+        let mut rest = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Config(e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(
+                chain.clone(),
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_der.clone())),
+            )
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+        rest.alpn_protocols = vec![b"http/1.1".to_vec()];
         let state = TlsState {
             chain,
-            key_der: key.serialize_der(),
+            key_der,
             ca_der: ca.cert_der().to_vec(),
             current: RwLock::new(Arc::new(placeholder())),
+            rest: Arc::new(rest),
         };
         state.rebuild(crl)?;
         Ok(state)
@@ -107,12 +125,51 @@ fn placeholder() -> ServerConfig {
 }
 
 /// Accepted, handshaken TLS connections for tonic's `serve_with_incoming`.
-/// Handshakes run concurrently, each bounded by a timeout; failures are logged and
-/// counted, never fatal.
 pub fn incoming(
     listener: TcpListener,
     tls: Arc<TlsState>,
-) -> ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>> {
+) -> impl Stream<Item = Result<TlsStream<TcpStream>, std::io::Error>> {
+    ReceiverStream::new(handshakes(listener, move || tls.acceptor())).map(|(s, _)| Ok(s))
+}
+
+/// The REST port over TLS, for `axum::serve`.
+pub struct RestListener {
+    local: SocketAddr,
+    rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+}
+
+impl RestListener {
+    pub fn new(listener: TcpListener, tls: Arc<TlsState>) -> std::io::Result<RestListener> {
+        let local = listener.local_addr()?;
+        let acceptor = TlsAcceptor::from(tls.rest.clone());
+        let rx = handshakes(listener, move || acceptor.clone());
+        Ok(RestListener { local, rx })
+    }
+}
+
+impl axum::serve::Listener for RestListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.rx.recv().await {
+            Some(c) => c,
+            // The accept loop only ends when this listener is dropped.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        Ok(self.local)
+    }
+}
+
+/// Accepts connections and runs their handshakes concurrently, each bounded by a
+/// timeout; failures are logged, never fatal.
+fn handshakes(
+    listener: TcpListener,
+    acceptor: impl Fn() -> TlsAcceptor + Send + 'static,
+) -> mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)> {
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
         loop {
@@ -127,12 +184,12 @@ pub fn incoming(
             if tx.is_closed() {
                 break;
             }
-            let acceptor = tls.acceptor();
+            let acceptor = acceptor();
             let tx = tx.clone();
             tokio::spawn(async move {
                 match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
                     Ok(Ok(stream)) => {
-                        let _ = tx.send(Ok(stream)).await;
+                        let _ = tx.send((stream, peer)).await;
                     }
                     Ok(Err(e)) => tracing::warn!(%peer, error = %e, "tls handshake refused"),
                     Err(_) => tracing::warn!(%peer, "tls handshake timed out"),
@@ -140,5 +197,5 @@ pub fn incoming(
             });
         }
     });
-    ReceiverStream::new(rx)
+    rx
 }

@@ -303,6 +303,52 @@ pub mod cluster {
         }
     }
 
+    /// An HTTPS request through curl, trusting only `cacert`: (status, JSON body or
+    /// Null). Panics when curl cannot complete the request (TLS failures included).
+    pub fn https(
+        method: &str,
+        addr: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        cacert: &Path,
+    ) -> (u16, Value) {
+        let mut c = Command::new("curl");
+        c.args([
+            "-sS",
+            "--max-time",
+            "30",
+            "-X",
+            method,
+            "-w",
+            "\n%{http_code}",
+        ])
+        .arg("--cacert")
+        .arg(cacert);
+        if let Some(t) = token {
+            c.args(["-H", &format!("Authorization: Bearer {t}")]);
+        }
+        if let Some(b) = body {
+            c.args(["-H", "Content-Type: application/json", "--data-binary"])
+                .arg(b.to_string());
+        }
+        let out = c
+            .arg(format!("https://{addr}{path}"))
+            .output()
+            .expect("run curl");
+        assert!(
+            out.status.success(),
+            "curl {method} https://{addr}{path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (payload, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+        (
+            code.trim().parse().unwrap_or(0),
+            serde_json::from_str(payload).unwrap_or(Value::Null),
+        )
+    }
+
     /// A running `rampart-collector serve`.
     pub struct Collector {
         child: Child,
@@ -311,6 +357,9 @@ pub mod cluster {
         pub rest: String,
         pub admin: String,
         pub fingerprint: String,
+        /// With `rest_tls`: the CA certificate fetched from `/ca.pem` (after checking
+        /// its fingerprint), which the API calls trust.
+        pub rest_ca: Option<PathBuf>,
     }
 
     impl Collector {
@@ -356,6 +405,7 @@ pub mod cluster {
             let mut out = BufReader::new(child.stdout.take().unwrap());
             let (mut admin_tok, mut fp, mut grpc, mut rest) =
                 (admin.map(String::from), None, None, None);
+            let mut tls = false;
             let mut line = String::new();
             while rest.is_none() {
                 line.clear();
@@ -378,17 +428,43 @@ pub mod cluster {
                 } else if line.starts_with("grpc listening") {
                     grpc = Some(v);
                 } else if line.starts_with("rest listening") {
+                    tls = line.starts_with("rest listening on https ");
                     rest = Some(v);
                 }
             }
-            Collector {
+            let mut c = Collector {
                 child,
                 data: data.to_path_buf(),
                 grpc: grpc.unwrap(),
                 rest: rest.unwrap(),
                 admin: admin_tok.expect("admin token"),
                 fingerprint: fp.expect("fingerprint"),
+                rest_ca: None,
+            };
+            if tls {
+                let pem = c.fetch_ca_pem();
+                assert_eq!(pem_fingerprint(&pem), c.fingerprint, "/ca.pem");
+                let path = data.with_extension("ca.pem");
+                std::fs::write(&path, pem).unwrap();
+                c.rest_ca = Some(path);
             }
+            c
+        }
+
+        /// `GET /ca.pem` without verifying the server (as a bootstrap does, before
+        /// it checks the fingerprint).
+        pub fn fetch_ca_pem(&self) -> String {
+            let out = Command::new("curl")
+                .args(["-sS", "--fail", "--max-time", "30", "--insecure"])
+                .arg(format!("https://{}/ca.pem", self.rest))
+                .output()
+                .expect("run curl");
+            assert!(
+                out.status.success(),
+                "GET /ca.pem: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).expect("PEM is text")
         }
 
         pub fn url(&self) -> String {
@@ -407,7 +483,10 @@ pub mod cluster {
             token: Option<&str>,
             body: Option<Value>,
         ) -> (u16, Value) {
-            http(method, &self.rest, path, token, body.as_ref())
+            match &self.rest_ca {
+                Some(ca) => https(method, &self.rest, path, token, body.as_ref(), ca),
+                None => http(method, &self.rest, path, token, body.as_ref()),
+            }
         }
 
         /// An API call as admin that must succeed.
@@ -456,6 +535,37 @@ pub mod cluster {
         fn drop(&mut self) {
             self.kill9();
         }
+    }
+
+    /// The SHA-256 of a PEM certificate's DER, as `openssl` computes it (lowercase
+    /// hex, the format `rampart-agent enroll --ca-fingerprint` takes).
+    pub fn pem_fingerprint(pem: &str) -> String {
+        let mut child = Command::new("openssl")
+            .args(["x509", "-outform", "DER"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run openssl");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(pem.as_bytes())
+            .unwrap();
+        let der = child.wait_with_output().unwrap();
+        assert!(der.status.success(), "openssl could not read the PEM");
+        let mut sum = Command::new("sha256sum")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run sha256sum");
+        sum.stdin.take().unwrap().write_all(&der.stdout).unwrap();
+        let out = sum.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// An agent's files: config and state directory.

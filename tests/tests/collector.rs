@@ -359,8 +359,10 @@ fn certificates_renew_sighup_reloads_and_stalled_scans_fail() {
         &t.path().join("collector"),
         None,
         None,
-        Some("agent_cert_days = 1\nscan_timeout_secs = 5\n"),
+        // REST over HTTPS here: renewal and reloads do not depend on the REST port.
+        Some("agent_cert_days = 1\nscan_timeout_secs = 5\nrest_tls = true\n"),
     );
+    assert!(c.rest_ca.is_some());
     let token = c.enrollment_token("web", 1, 3600);
     let mut a = Agent::new(&t.path().join("agent"));
     assert!(a.enroll(&c.url(), &token, &c.fingerprint, &root, &[]).0);

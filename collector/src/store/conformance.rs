@@ -157,6 +157,49 @@ pub fn run<S: Store>(open: &dyn Fn() -> S) {
         });
         assert_eq!(audit_chain::verify_store(&s).unwrap(), 42);
 
+        // Webhook deliveries: only pending ones are listed; attempts newest first.
+        let delivery = |id: &str, state: DeliveryState| DeliveryRecord {
+            id: id.into(),
+            scan_id: "s000".into(),
+            url: "http://127.0.0.1:9/hook".into(),
+            body: "{}".into(),
+            created_at_ms: 1,
+            attempts: 0,
+            state,
+            next_attempt_ms: Some(1),
+        };
+        s.put_delivery(&delivery("wh-1", DeliveryState::Pending))
+            .unwrap();
+        s.put_delivery(&delivery("wh-2", DeliveryState::Pending))
+            .unwrap();
+        s.put_delivery(&delivery("wh-2", DeliveryState::Delivered))
+            .unwrap();
+        s.put_delivery(&delivery("wh-3", DeliveryState::Failed))
+            .unwrap();
+        let pending = s.pending_deliveries().unwrap();
+        assert_eq!(
+            pending.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+            ["wh-1"]
+        );
+        for (at, n) in [(10, 1), (20, 2), (40, 3)] {
+            s.append_attempt(&AttemptRecord {
+                delivery_id: "wh-1".into(),
+                scan_id: "s000".into(),
+                attempt: n,
+                at_ms: at,
+                http_status: Some(500),
+                error: None,
+                state: DeliveryState::Pending,
+                next_attempt_ms: Some(at * 2),
+            })
+            .unwrap();
+        }
+        let (page, total) = s.attempts(1, 5).unwrap();
+        assert_eq!(
+            (page.iter().map(|a| a.attempt).collect::<Vec<_>>(), total),
+            (vec![2, 1], 3)
+        );
+
         s.put_meta("k", b"v").unwrap();
         s.sync().unwrap();
     }
@@ -166,6 +209,8 @@ pub fn run<S: Store>(open: &dyn Fn() -> S) {
     assert_eq!(s.scans(&ScanFilter::default(), 0, 100).unwrap().1, 4);
     assert_eq!(s.results("s000").unwrap().len(), 3);
     assert!(matches!(s.use_token("h1", 10).unwrap(), TokenUse::UsedUp));
+    assert_eq!(s.pending_deliveries().unwrap().len(), 1);
+    assert_eq!(s.attempts(0, 10).unwrap().1, 3);
     // After a reopen the chain continues from the last entry.
     assert_eq!(
         s.append_audit(&AuditRecord {

@@ -226,6 +226,51 @@ pub struct AuditRecord {
     pub hash: String,
 }
 
+/// Where a webhook delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Waiting for its next attempt.
+    Pending,
+    /// A 2xx answer arrived.
+    Delivered,
+    /// Every attempt failed; no more are made.
+    Failed,
+}
+
+/// One alert to deliver to the webhook: the exact body that is signed and sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    /// Time-ordered.
+    pub id: String,
+    pub scan_id: String,
+    pub url: String,
+    pub body: String,
+    pub created_at_ms: i64,
+    pub attempts: u32,
+    pub state: DeliveryState,
+    /// When the next attempt is due (pending only).
+    pub next_attempt_ms: Option<i64>,
+}
+
+/// One delivery attempt and what came of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    pub delivery_id: String,
+    pub scan_id: String,
+    /// From 1.
+    pub attempt: u32,
+    pub at_ms: i64,
+    /// The HTTP status, when an answer arrived.
+    pub http_status: Option<u16>,
+    /// Why no usable answer arrived (connection, TLS, timeout, non-2xx).
+    pub error: Option<String>,
+    /// The delivery's state after this attempt.
+    pub state: DeliveryState,
+    /// When the next attempt is due, if there is one.
+    pub next_attempt_ms: Option<i64>,
+}
+
 /// The storage contract. Writes are durable when [`Store::sync`] returns.
 pub trait Store: Send + Sync + 'static {
     fn put_agent(&self, a: &AgentRecord) -> Result<()>;
@@ -261,6 +306,13 @@ pub trait Store: Send + Sync + 'static {
     fn append_audit(&self, entry: &AuditRecord) -> Result<u64>;
     /// Audit entries from the newest, `offset` skipped, at most `limit`; and the total.
     fn audit(&self, offset: usize, limit: usize) -> Result<(Vec<AuditRecord>, usize)>;
+
+    fn put_delivery(&self, d: &DeliveryRecord) -> Result<()>;
+    /// Deliveries still pending, oldest first.
+    fn pending_deliveries(&self) -> Result<Vec<DeliveryRecord>>;
+    fn append_attempt(&self, a: &AttemptRecord) -> Result<()>;
+    /// Attempts from the newest, `offset` skipped, at most `limit`; and the total.
+    fn attempts(&self, offset: usize, limit: usize) -> Result<(Vec<AttemptRecord>, usize)>;
 
     fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>>;
     fn put_meta(&self, key: &str, value: &[u8]) -> Result<()>;

@@ -7,8 +7,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{
-    audit_chain, AgentRecord, AuditRecord, Result, ResultRecord, ScanFilter, ScanRecord, Store,
-    StoreError, TokenRecord, TokenUse, UserRecord,
+    audit_chain, AgentRecord, AttemptRecord, AuditRecord, DeliveryRecord, DeliveryState, Result,
+    ResultRecord, ScanFilter, ScanRecord, Store, StoreError, TokenRecord, TokenUse, UserRecord,
 };
 
 /// sled under a directory.
@@ -22,6 +22,8 @@ pub struct SledStore {
     meta: sled::Tree,
     users: sled::Tree,
     audit: sled::Tree,
+    deliveries: sled::Tree,
+    attempts: sled::Tree,
     audit_lock: std::sync::Mutex<()>,
 }
 
@@ -63,6 +65,8 @@ impl SledStore {
             meta: t("meta")?,
             users: t("users")?,
             audit: t("audit")?,
+            deliveries: t("webhook_deliveries")?,
+            attempts: t("webhook_attempts")?,
             audit_lock: std::sync::Mutex::new(()),
             db,
         })
@@ -236,6 +240,39 @@ impl Store for SledStore {
             .map(|kv| kv.map_err(backend).and_then(|(k, v)| decode_audit(&k, &v)))
             .collect::<Result<Vec<_>>>()?;
         Ok((page, total))
+    }
+
+    fn put_delivery(&self, d: &DeliveryRecord) -> Result<()> {
+        self.deliveries
+            .insert(d.id.as_bytes(), encode(d)?)
+            .map_err(backend)?;
+        Ok(())
+    }
+    fn pending_deliveries(&self) -> Result<Vec<DeliveryRecord>> {
+        let all: Vec<DeliveryRecord> = Self::all(&self.deliveries)?;
+        Ok(all
+            .into_iter()
+            .filter(|d| d.state == DeliveryState::Pending)
+            .collect())
+    }
+    fn append_attempt(&self, a: &AttemptRecord) -> Result<()> {
+        // Time first, so that iteration order is the order attempts were made.
+        let key = format!("{:013}\0{}\0{:04}", a.at_ms, a.delivery_id, a.attempt);
+        self.attempts
+            .insert(key.as_bytes(), encode(a)?)
+            .map_err(backend)?;
+        Ok(())
+    }
+    fn attempts(&self, offset: usize, limit: usize) -> Result<(Vec<AttemptRecord>, usize)> {
+        let page = self
+            .attempts
+            .iter()
+            .rev()
+            .skip(offset)
+            .take(limit)
+            .map(|kv| kv.map_err(backend).and_then(|(k, v)| decode(&k, &v)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((page, self.attempts.len()))
     }
 
     fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {

@@ -1,0 +1,326 @@
+//! Warn-mode alerts to a webhook (SPEC §4 enforcement). When a scan completes in
+//! warn mode and the policy would have blocked it, a delivery is queued in the store
+//! together with the scan, so an acknowledged alert survives a crash. A sender task
+//! posts each delivery's exact JSON body with an HMAC-SHA256 signature, retries with
+//! exponential backoff up to `webhook_max_attempts`, and records every attempt.
+//!
+//! Headers: `X-Rampart-Signature: sha256=<hex HMAC of the body>`,
+//! `X-Rampart-Timestamp` (Unix seconds of the attempt), `X-Rampart-Delivery` (the
+//! delivery ID, the same on every retry: receivers deduplicate on it),
+//! `X-Rampart-Event`.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use tokio::net::TcpStream;
+
+use crate::app::{now_ms, App, Result};
+use crate::policy::Settings;
+use crate::store::{AttemptRecord, DeliveryRecord, DeliveryState, ScanRecord};
+
+/// The event a warn-mode alert reports.
+pub const EVENT: &str = "scan.would_block";
+/// Each attempt (connect, TLS, request, answer) must finish within this.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest wait between two attempts.
+const MAX_BACKOFF_MS: u64 = 3_600_000;
+
+/// The JSON body of an alert: a wire format, kept stable.
+#[derive(Serialize)]
+struct AlertBody<'a> {
+    event: &'a str,
+    delivery_id: &'a str,
+    scan_id: &'a str,
+    agent_id: &'a str,
+    host: &'a str,
+    project: Option<&'a str>,
+    score: Option<f64>,
+    mode: &'a str,
+    reasons: &'a [String],
+    link: String,
+    finished_at_ms: Option<i64>,
+}
+
+/// Queues an alert for a completed scan when a webhook is configured; the caller
+/// syncs the store with the scan. Nothing is sent here.
+pub fn enqueue(app: &App, settings: &Settings, scan: &ScanRecord) -> Result<()> {
+    if settings.webhook_url.is_empty() {
+        return Ok(());
+    }
+    let host = app
+        .store
+        .agent(&scan.agent_id)?
+        .map(|a| a.hostname)
+        .unwrap_or_default();
+    let now = now_ms();
+    let id = format!("wh-{now:013}-{}", &crate::auth::new_id("")[..8]);
+    let body = AlertBody {
+        event: EVENT,
+        delivery_id: &id,
+        scan_id: &scan.id,
+        agent_id: &scan.agent_id,
+        host: &host,
+        project: scan.project.as_deref(),
+        score: scan.score,
+        mode: "warn",
+        reasons: &scan.block_reasons,
+        link: format!("{}/api/v1/scans/{}", app.config.public_base(), scan.id),
+        finished_at_ms: scan.finished_at_ms.or(Some(now)),
+    };
+    let body = serde_json::to_string(&body)
+        .map_err(|e| crate::app::AppError::Invalid(format!("alert body: {e}")))?;
+    app.store.put_delivery(&DeliveryRecord {
+        id: id.clone(),
+        scan_id: scan.id.clone(),
+        url: settings.webhook_url.clone(),
+        body,
+        created_at_ms: now,
+        attempts: 0,
+        state: DeliveryState::Pending,
+        next_attempt_ms: Some(now),
+    })?;
+    tracing::info!(delivery_id = %id, scan_id = %scan.id, "webhook delivery queued");
+    Ok(())
+}
+
+/// `sha256=<hex>`: HMAC-SHA256 of `body` under `secret`.
+pub fn signature(secret: &[u8], body: &[u8]) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+    let tag = ring::hmac::sign(&key, body);
+    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
+/// The wait after failed attempt `n` (from 1): `base`, then doubled, capped.
+pub fn backoff_ms(base_ms: u64, n: u32) -> u64 {
+    let factor = 1u64 << n.saturating_sub(1).min(30);
+    base_ms.saturating_mul(factor).min(MAX_BACKOFF_MS)
+}
+
+/// Sends due deliveries until `stop` fires. Pending deliveries from before a
+/// restart are picked up at once.
+pub async fn run(app: Arc<App>, mut stop: tokio::sync::broadcast::Receiver<()>) {
+    loop {
+        let next = match tokio::task::spawn_blocking({
+            let app = app.clone();
+            move || app.store.pending_deliveries()
+        })
+        .await
+        {
+            Ok(Ok(pending)) => send_due(&app, pending).await,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot read webhook deliveries");
+                Some(now_ms() + 5_000)
+            }
+            Err(_) => Some(now_ms() + 5_000),
+        };
+        let wait = next.map_or(Duration::from_secs(3600), |t| {
+            Duration::from_millis((t - now_ms()).max(0) as u64)
+        });
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = app.webhook_wake.notified() => {}
+            _ = stop.recv() => return,
+        }
+    }
+}
+
+/// Attempts every due delivery; returns when the next one is due.
+async fn send_due(app: &Arc<App>, pending: Vec<DeliveryRecord>) -> Option<i64> {
+    let mut next: Option<i64> = None;
+    for mut d in pending {
+        let due = d.next_attempt_ms.unwrap_or(0);
+        if due > now_ms() {
+            next = Some(next.map_or(due, |n| n.min(due)));
+            continue;
+        }
+        let secret = app.settings().webhook_secret.map(|k| k.0);
+        let at_ms = now_ms();
+        let outcome = match &secret {
+            Some(k) => attempt(&d, k.as_bytes(), at_ms).await,
+            None => Err("not sent: no webhook_secret is set to sign it".into()),
+        };
+        d.attempts += 1;
+        let (http_status, error) = match outcome {
+            Ok(code) if (200..300).contains(&code) => (Some(code), None),
+            Ok(code) => (Some(code), Some(format!("HTTP {code}"))),
+            Err(e) => (None, Some(e)),
+        };
+        if error.is_none() {
+            d.state = DeliveryState::Delivered;
+            d.next_attempt_ms = None;
+        } else if d.attempts >= app.config.webhook_max_attempts {
+            d.state = DeliveryState::Failed;
+            d.next_attempt_ms = None;
+        } else {
+            let wait = backoff_ms(app.config.webhook_backoff_ms, d.attempts) as i64;
+            d.next_attempt_ms = Some(now_ms() + wait);
+        }
+        tracing::info!(
+            delivery_id = %d.id,
+            scan_id = %d.scan_id,
+            attempt = d.attempts,
+            http_status,
+            error = error.as_deref().unwrap_or(""),
+            state = ?d.state,
+            "webhook attempt"
+        );
+        let rec = AttemptRecord {
+            delivery_id: d.id.clone(),
+            scan_id: d.scan_id.clone(),
+            attempt: d.attempts,
+            at_ms,
+            http_status,
+            error,
+            state: d.state,
+            next_attempt_ms: d.next_attempt_ms,
+        };
+        let store = app.store.clone();
+        let d2 = d.clone();
+        let saved = tokio::task::spawn_blocking(move || {
+            store.append_attempt(&rec)?;
+            store.put_delivery(&d2)?;
+            store.sync()
+        })
+        .await;
+        if !matches!(saved, Ok(Ok(()))) {
+            tracing::error!(delivery_id = %d.id, "cannot record a webhook attempt");
+        }
+        if let Some(t) = d.next_attempt_ms {
+            next = Some(next.map_or(t, |n| n.min(t)));
+        }
+    }
+    next
+}
+
+/// One POST of the delivery's body; the HTTP status, or why there was none.
+async fn attempt(
+    d: &DeliveryRecord,
+    secret: &[u8],
+    at_ms: i64,
+) -> std::result::Result<u16, String> {
+    match tokio::time::timeout(ATTEMPT_TIMEOUT, post(d, secret, at_ms)).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs())),
+    }
+}
+
+async fn post(d: &DeliveryRecord, secret: &[u8], at_ms: i64) -> std::result::Result<u16, String> {
+    let uri: hyper::Uri = d.url.parse().map_err(|e| format!("bad URL: {e}"))?;
+    let https = uri.scheme_str() == Some("https");
+    let host = uri.host().ok_or("URL has no host")?.to_string();
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let bare_host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let tcp = TcpStream::connect((bare_host.as_str(), port))
+        .await
+        .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
+    let path = uri
+        .path_and_query()
+        .map_or("/".to_string(), |p| p.as_str().to_string());
+    let authority = uri.authority().map_or(host.clone(), |a| a.to_string());
+    let req = hyper::Request::post(path)
+        .header(hyper::header::HOST, authority)
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .header(
+            hyper::header::USER_AGENT,
+            concat!("rampart-collector/", env!("CARGO_PKG_VERSION")),
+        )
+        .header("x-rampart-event", EVENT)
+        .header("x-rampart-delivery", d.id.as_str())
+        .header("x-rampart-timestamp", (at_ms / 1000).to_string())
+        .header("x-rampart-signature", signature(secret, d.body.as_bytes()))
+        .body(Full::new(Bytes::from(d.body.clone())))
+        .map_err(|e| format!("cannot build the request: {e}"))?;
+    if https {
+        let name = rustls::pki_types::ServerName::try_from(bare_host.clone())
+            .map_err(|e| format!("bad host name {host}: {e}"))?;
+        let tls = tokio_rustls::TlsConnector::from(client_config()?)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS with {host}: {e}"))?;
+        send(TokioIo::new(tls), req).await
+    } else {
+        send(TokioIo::new(tcp), req).await
+    }
+}
+
+async fn send<I>(io: I, req: hyper::Request<Full<Bytes>>) -> std::result::Result<u16, String>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| format!("HTTP handshake: {e}"))?;
+    let driver = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let res = sender
+        .send_request(req)
+        .await
+        .map_err(|e| format!("request failed: {e}"));
+    let out = match res {
+        Ok(r) => {
+            let code = r.status().as_u16();
+            // Drain a bounded amount of the answer so the exchange completes.
+            let _ = tokio::time::timeout(Duration::from_secs(2), r.into_body().collect()).await;
+            Ok(code)
+        }
+        Err(e) => Err(e),
+    };
+    driver.abort();
+    out
+}
+
+/// rustls with the system's trusted roots (read once).
+fn client_config() -> std::result::Result<Arc<rustls::ClientConfig>, String> {
+    static CONFIG: OnceLock<std::result::Result<Arc<rustls::ClientConfig>, String>> =
+        OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            let found = rustls_native_certs::load_native_certs();
+            for cert in found.certs {
+                let _ = roots.add(cert);
+            }
+            if roots.is_empty() {
+                return Err("no trusted root certificates found on this system".into());
+            }
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let cfg = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| e.to_string())?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            Ok(Arc::new(cfg))
+        })
+        .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_is_hmac_sha256_hex() {
+        // RFC 4231 test case 2.
+        assert_eq!(
+            signature(b"Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_a_cap() {
+        let got: Vec<u64> = (1..=5).map(|n| backoff_ms(1000, n)).collect();
+        assert_eq!(got, [1000, 2000, 4000, 8000, 16000]);
+        assert_eq!(backoff_ms(1_000_000, 10), MAX_BACKOFF_MS);
+        assert_eq!(backoff_ms(10, 1000), MAX_BACKOFF_MS);
+    }
+}
