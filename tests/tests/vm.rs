@@ -1,83 +1,165 @@
-//! A real Debian 12 VM under qemu (tests/src/vm.rs): boots the cached image with a
-//! NoCloud seed, and its cloud-init reaches this host's loopback services through the
-//! restricted user network, and nothing else.
+//! A real Debian 12 VM under qemu (tests/src/vm.rs) provisioned the way a fleet is: the
+//! generic NoCloud template (cloud-init/nocloud/) as its user-data fetches the pinned CA
+//! and install.sh from a collector on this host (REST over TLS), installs the agent's
+//! .deb, enrolls and starts it; the collector then shows the VM by its host name with a
+//! completed scan, and the handover gate answers for it. The VM is powered off at the end.
+//!
+//! The guest reaches nothing but the collector's two loopback ports (see tests/src/vm.rs).
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
 
+use rampart_tests::cluster::{free_port, Collector};
 use rampart_tests::vm::{self, Vm, VmConfig, HOST_IP};
+use rampart_tests::{render_template, workspace};
+use serde_json::Value;
 
-/// A loopback HTTP listener that records the request lines it is sent.
-fn recorder() -> (u16, Arc<Mutex<Vec<String>>>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let s = seen.clone();
-    std::thread::spawn(move || {
-        for conn in l.incoming().flatten() {
-            let mut line = String::new();
-            let mut r = BufReader::new(&conn);
-            if r.read_line(&mut line).is_ok() {
-                s.lock().unwrap().push(line.trim().to_string());
-            }
-            let _ = (&conn).write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nok\n");
-        }
-    });
-    (port, seen)
+/// Runs `packaging/build.sh` into `target/packages` (incremental, shared with
+/// tests/tests/packaging.rs) and returns that directory.
+fn packages() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = workspace().join("target/packages");
+        let out = Command::new("bash")
+            .arg(workspace().join("packaging/build.sh"))
+            .arg(&dir)
+            .output()
+            .expect("run packaging/build.sh");
+        assert!(
+            out.status.success(),
+            "packaging/build.sh failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    })
+}
+
+/// The SHA-256 that packaging/build.sh recorded for `name` in SHA256SUMS.
+fn recorded_sha256(dir: &Path, name: &str) -> String {
+    let sums = std::fs::read_to_string(dir.join("SHA256SUMS")).expect("SHA256SUMS");
+    sums.lines()
+        .find_map(|l| {
+            let (sum, file) = l.split_once("  ")?;
+            (file.trim() == name).then(|| sum.to_string())
+        })
+        .unwrap_or_else(|| panic!("SHA256SUMS lists no {name}"))
+}
+
+/// The agent the collector knows by this host name, if any.
+fn agent_named(c: &Collector, host: &str) -> Option<Value> {
+    let agents = c.admin("GET", "/api/v1/agents", None);
+    agents
+        .as_array()?
+        .iter()
+        .find(|a| a["hostname"] == host)
+        .cloned()
 }
 
 #[test]
-fn a_vm_boots_from_a_nocloud_seed_and_reaches_only_forwarded_loopback_ports() {
+fn a_debian_12_vm_installs_the_agent_via_cloud_init_enrolls_and_is_scanned() {
     let image = vm::image();
+    let packages = packages();
     let t = tempfile::tempdir().unwrap();
-    let (port, seen) = recorder();
-    // A listener the guest is not given: it must not be reachable.
-    let (hidden, hidden_seen) = recorder();
-    let host = format!("rampart-vm-{}", std::process::id());
-    let user_data = format!(
-        "#cloud-config\nruncmd:\n  - [sh, -c, 'curl -fsS -m 60 \"http://{HOST_IP}:{port}/hello/$(hostname)\"; \
-         if curl -fsS -m 5 http://{HOST_IP}:{hidden}/ ; then r=reached; else r=unreachable; fi; \
-         curl -fsS -m 60 \"http://{HOST_IP}:{port}/hidden/$r\"']\n"
+    let (grpc, rest) = (free_port(), free_port());
+    let config = format!(
+        "rest_tls = true\nserver_names = [\"localhost\", \"127.0.0.1\", \"{HOST_IP}\"]\n\
+         download_dir = \"{}\"\n",
+        packages.display()
     );
+    let c = Collector::start_with(
+        &t.path().join("collector"),
+        Some((grpc, rest)),
+        None,
+        Some(&config),
+    );
+    assert!(c.rest_ca.is_some(), "the collector serves REST over TLS");
+    let token = c.enrollment_token("vm-test", 1, 3600);
+
+    // A host name of this run only: the collector must show this VM, not an old one.
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let host = format!("rampart-vm-{}-{nanos:x}", std::process::id());
+    let vars = BTreeMap::from([
+        ("download_base", format!("https://{HOST_IP}:{rest}")),
+        (
+            "install_sh_sha256",
+            recorded_sha256(packages, "install.sh"),
+        ),
+        ("collector_url", format!("https://{HOST_IP}:{grpc}")),
+        ("ca_fingerprint", c.fingerprint.clone()),
+        ("enrollment_token", token),
+        ("terraform_project", "vm-test".to_string()),
+        ("labels", "suite=vm".to_string()),
+    ]);
+    let template = workspace().join("cloud-init/nocloud/user-data.yaml.tftpl");
+    let user_data = render_template(&std::fs::read_to_string(template).unwrap(), &vars);
     let seed = vm::nocloud_seed(t.path(), &user_data, &host, &host);
+
     let mut vm = Vm::boot(&VmConfig {
         image,
         seed: &seed,
-        forwards: &[port],
+        forwards: &[rest, grpc],
         dir: t.path(),
         memory_mb: 1024,
         cpus: 2,
     });
-    println!("serial console: {}", vm.serial_log().display());
-    let hello = format!("GET /hello/{host} ");
-    vm.wait_for("the guest's first request", 600, || {
-        seen.lock()
-            .unwrap()
-            .iter()
-            .any(|l| l.starts_with(&hello))
-            .then_some(())
+    println!("vm {host}: serial console in {}", vm.serial_log().display());
+
+    let agent = vm.wait_for("the VM's agent to enroll", 600, || {
+        agent_named(&c, &host)
+    });
+    let enrolled = vm.started.elapsed().as_secs();
+    println!("boot to enrolled: {enrolled} s");
+    assert_eq!(agent["project"], "vm-test", "{agent}");
+    assert_eq!(agent["revoked"], false, "{agent}");
+    let id = agent["id"].as_str().expect("agent id").to_string();
+
+    // Enrollment creates a scan (scan on provision); the agent runs it.
+    let scan = vm.wait_for("a completed scan of the VM", 600, || {
+        let scans = c.admin("GET", &format!("/api/v1/scans?agent_id={id}"), None);
+        let scans = scans["scans"].as_array()?.clone();
+        if let Some(f) = scans.iter().find(|s| s["status"] == "failed") {
+            panic!("the VM's scan failed: {f}");
+        }
+        scans.into_iter().find(|s| s["status"] == "completed")
     });
     println!(
-        "boot to first request: {} s",
-        vm.started.elapsed().as_secs()
+        "boot to scan complete: {} s (score {}, {} passed, {} failed)",
+        vm.started.elapsed().as_secs(),
+        scan["score"],
+        scan["passed"],
+        scan["failed"]
     );
-    let verdict = vm.wait_for("the guest's verdict on the hidden port", 120, || {
-        seen.lock()
-            .unwrap()
-            .iter()
-            .find_map(|l| l.strip_prefix("GET /hidden/").map(|v| v.to_string()))
-    });
-    assert!(verdict.starts_with("unreachable "), "{verdict}");
-    assert!(hidden_seen.lock().unwrap().is_empty());
-    let clean = vm.power_off(120);
+    assert_eq!(scan["hostname"], host.as_str(), "{scan}");
+    assert!(scan["score"].is_number(), "{scan}");
+    assert!(scan["passed"].as_u64().unwrap() > 0, "{scan}");
+
+    // The handover gate answers for the VM (audit mode, the default: allowed).
+    let gate = c.admin("GET", &format!("/api/v1/handover/{id}"), None);
+    assert!(gate["allowed"].is_boolean(), "{gate}");
+    assert!(gate["state"].is_string(), "{gate}");
+    if gate["allowed"] == false {
+        assert!(
+            !gate["reasons"].as_array().unwrap().is_empty(),
+            "a closed gate says why: {gate}"
+        );
+    }
+    println!("handover gate: {gate}");
+
+    let clean = vm.power_off(180);
     println!(
-        "powered off after {} s (clean: {clean})",
+        "powered off {} s after boot (by the guest: {clean})",
         vm.started.elapsed().as_secs()
     );
     assert!(
         clean,
-        "the guest did not power off on the ACPI button\n{}",
+        "the guest did not power off on the ACPI power button\n{}",
         vm.serial_tail(40)
     );
 }
