@@ -86,7 +86,8 @@ pub fn debian_root() -> &'static Path {
 }
 
 /// Renders a cloud-init template the way Terraform's templatefile() would: `${name}` is
-/// replaced by its value; an unknown name, an unclosed `${` or a `%{` directive panics.
+/// replaced by its value. Any other `${` or a `%{` directive would be an error in
+/// Terraform (or a shell expansion it would eat), so it panics here.
 pub fn render_template(text: &str, vars: &std::collections::BTreeMap<&str, String>) -> String {
     let mut out = String::new();
     let mut rest = text;

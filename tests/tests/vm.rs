@@ -87,10 +87,7 @@ fn a_debian_12_vm_installs_the_agent_via_cloud_init_enrolls_and_is_scanned() {
     let host = format!("rampart-vm-{}-{nanos:x}", std::process::id());
     let vars = BTreeMap::from([
         ("download_base", format!("https://{HOST_IP}:{rest}")),
-        (
-            "install_sh_sha256",
-            recorded_sha256(packages, "install.sh"),
-        ),
+        ("install_sh_sha256", recorded_sha256(packages, "install.sh")),
         ("collector_url", format!("https://{HOST_IP}:{grpc}")),
         ("ca_fingerprint", c.fingerprint.clone()),
         ("enrollment_token", token),
@@ -111,9 +108,7 @@ fn a_debian_12_vm_installs_the_agent_via_cloud_init_enrolls_and_is_scanned() {
     });
     println!("vm {host}: serial console in {}", vm.serial_log().display());
 
-    let agent = vm.wait_for("the VM's agent to enroll", 600, || {
-        agent_named(&c, &host)
-    });
+    let agent = vm.wait_for("the VM's agent to enroll", 600, || agent_named(&c, &host));
     let enrolled = vm.started.elapsed().as_secs();
     println!("boot to enrolled: {enrolled} s");
     assert_eq!(agent["project"], "vm-test", "{agent}");
