@@ -37,6 +37,14 @@ usage() {
   exit 2
 }
 
+WORK=$(mktemp -d)
+cleanup() {
+  if [ -n "$TOKEN_FILE" ]; then rm -f "$TOKEN_FILE"; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+
 while [ $# -gt 0 ]; do
   case $1 in
     --rest) REST=${2:?--rest needs a value}; shift ;;
@@ -50,14 +58,6 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-
-WORK=$(mktemp -d)
-cleanup() {
-  if [ -n "$TOKEN_FILE" ]; then rm -f "$TOKEN_FILE"; fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
 
 [ "$VERSION" != '@''VERSION@' ] || fail "this is the unbuilt install.sh: use the one the collector serves"
 case $REST in https://?*) ;; *) fail "--rest must be https://HOST:PORT (got '$REST')" ;; esac

@@ -8,6 +8,11 @@ command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v cloud-init >/dev/null || need_apt+=(cloud-init)
+# The packaging test builds the static agent (musl-gcc), .rpm packages (rpmbuild) and
+# checks binaries (objdump); packaging/build.sh also adds the Rust musl target.
+command -v musl-gcc >/dev/null || need_apt+=(musl-tools)
+command -v rpmbuild >/dev/null || need_apt+=(rpm)
+command -v objdump >/dev/null || need_apt+=(binutils)
 # The VM test (tests/tests/vm.rs): guestfwd relays, the NoCloud seed disk.
 command -v socat >/dev/null || need_apt+=(socat)
 command -v mkfs.vfat >/dev/null || need_apt+=(dosfstools)

@@ -19,7 +19,7 @@ provider "aws" {
 locals {
   user_data = templatefile("${path.module}/../aws/user-data.yaml.tftpl", {
     download_base     = var.download_base
-    agent_sha256      = var.agent_sha256
+    install_sh_sha256 = var.install_sh_sha256
     collector_url     = var.collector_url
     ca_fingerprint    = var.ca_fingerprint
     enrollment_token  = var.enrollment_token

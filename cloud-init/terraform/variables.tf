@@ -22,17 +22,17 @@ variable "name" {
 }
 
 variable "download_base" {
-  description = "https://COLLECTOR[:PORT] serving /download/rampart-agent and its .sha256."
+  description = "The collector's REST port with TLS, https://HOST:PORT: serves /ca.pem and /download/install.sh."
   type        = string
 }
 
-variable "agent_sha256" {
-  description = "Expected SHA-256 of the agent binary; \"\" trusts the .sha256 file."
+variable "install_sh_sha256" {
+  description = "Expected SHA-256 of the collector's install.sh; \"\" trusts its .sha256 (fetched over the pinned CA)."
   type        = string
   default     = ""
   validation {
-    condition     = can(regex("^([0-9a-fA-F]{64})?$", var.agent_sha256))
-    error_message = "agent_sha256 is 64 hex digits or empty."
+    condition     = can(regex("^([0-9a-fA-F]{64})?$", var.install_sh_sha256))
+    error_message = "install_sh_sha256 is 64 hex digits or empty."
   }
 }
 

@@ -177,7 +177,7 @@ impl Sandbox {
             &format!("rampart-agent_{VERSION}_amd64.deb"),
             b"a Debian package",
         );
-        let t = t.display();
+        let t = sb.path().display();
         write_exec(
             &sb.path().join("stubs/curl"),
             &format!(
@@ -349,7 +349,7 @@ fn bootstrap_refuses_a_wrong_ca_or_install_sh() {
     let zeros = format!("{}  install.sh\n", "0".repeat(64));
     let cases: [(&str, Box<dyn Fn(&Sandbox, &mut BTreeMap<&str, String>)>); 4] = [
         (
-            "is not the pinned",
+            ", not the pinned abab",
             Box::new(|_, v| {
                 v.insert("ca_fingerprint", "ab".repeat(32));
             }),

@@ -34,7 +34,9 @@ fn version() -> String {
     let text = std::fs::read_to_string(workspace().join("Cargo.toml")).unwrap();
     let ws = &text[text.find("[workspace.package]").unwrap()..];
     let line = ws.lines().find(|l| l.starts_with("version = ")).unwrap();
-    line.trim_start_matches("version = ").trim_matches('"').into()
+    line.trim_start_matches("version = ")
+        .trim_matches('"')
+        .into()
 }
 
 fn file(name: &str) -> PathBuf {
@@ -97,7 +99,10 @@ fn debs_have_their_metadata_files_and_conffiles() {
     assert_eq!(deb_field(&agent, "Depends"), "");
     assert_eq!(deb_field(&agent, "Pre-Depends"), "");
     let files = deb_files(&agent);
-    assert!(files.iter().all(|(_, owner)| owner == "root/root"), "{files:?}");
+    assert!(
+        files.iter().all(|(_, owner)| owner == "root/root"),
+        "{files:?}"
+    );
     let paths: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
     for want in [
         "/usr/bin/rampart-agent",
@@ -171,7 +176,10 @@ fn rpms_have_their_metadata_files_and_config_files() {
     ] {
         assert!(list.lines().any(|l| l == want), "agent .rpm lacks {want}");
     }
-    assert_eq!(rpm_q(&agent, &["-c"]).trim(), "/etc/sysconfig/rampart-agent");
+    assert_eq!(
+        rpm_q(&agent, &["-c"]).trim(),
+        "/etc/sysconfig/rampart-agent"
+    );
     assert_eq!(
         rpm_q(&agent, &["-L"]).trim(),
         "/usr/share/licenses/rampart-agent/LICENSE"
@@ -197,7 +205,10 @@ fn rpms_have_their_metadata_files_and_config_files() {
         format!("/usr/share/rampart-collector/download/rampart-agent-{v}-1.x86_64.rpm"),
         "/usr/share/rampart-collector/download/install.sh".into(),
     ] {
-        assert!(list.lines().any(|l| l == want), "collector .rpm lacks {want}");
+        assert!(
+            list.lines().any(|l| l == want),
+            "collector .rpm lacks {want}"
+        );
     }
     assert_eq!(rpm_q(&coll, &["-c"]).trim(), "/etc/rampart/collector.toml");
     let scripts = rpm_q(&coll, &["--scripts"]);
@@ -243,7 +254,11 @@ fn the_packaged_agent_is_static_and_the_same_everywhere() {
         .arg(file("rampart-agent_VER_amd64.deb"))
         .arg(&deb_root));
     let bin = std::fs::read(deb_root.join("usr/bin/rampart-agent")).unwrap();
-    assert_eq!(elf_dynamic_bits(&bin), (false, 0), "the agent is not static");
+    assert_eq!(
+        elf_dynamic_bits(&bin),
+        (false, 0),
+        "the agent is not static"
+    );
     // The same binary is served for download, by the collector's package too.
     assert!(std::fs::read(file("rampart-agent")).unwrap() == bin);
     let coll_root = t.path().join("coll");
@@ -264,7 +279,8 @@ fn the_packaged_agent_is_static_and_the_same_everywhere() {
     let parsed = rampart_collector::config::Config::parse(&conf, Path::new("collector.toml"));
     assert!(parsed.is_ok(), "{parsed:?}");
     // It runs, and its man page is there.
-    let version_out = run(&mut Command::new(deb_root.join("usr/bin/rampart-agent")).arg("--version"));
+    let version_out =
+        run(&mut Command::new(deb_root.join("usr/bin/rampart-agent")).arg("--version"));
     assert_eq!(version_out.trim(), format!("rampart-agent {}", version()));
     // SHA256SUMS lists every output.
     let sums = std::fs::read_to_string(file("SHA256SUMS")).unwrap();
@@ -277,7 +293,8 @@ fn the_packaged_agent_is_static_and_the_same_everywhere() {
     assert!(out.status.success(), "{out:?}");
 }
 
-/// A copy of the Debian 12 root (never the cache itself) with both .debs unpacked in it.
+/// A copy of the Debian 12 root (never the cache itself) with both .debs installed in
+/// it by its own dpkg (`chroot ROOT dpkg -i`), maintainer scripts and all.
 fn root_with_packages() -> tempfile::TempDir {
     let t = tempfile::tempdir().unwrap();
     let root = t.path().join("root");
@@ -285,13 +302,82 @@ fn root_with_packages() -> tempfile::TempDir {
         .args(["-a", "--reflink=auto"])
         .arg(debian_root())
         .arg(&root));
+    let mut dpkg = Command::new("chroot");
+    dpkg.arg(&root).args(["dpkg", "-i"]);
     for deb in [
         "rampart-agent_VER_amd64.deb",
         "rampart-collector_VER_amd64.deb",
     ] {
-        run(Command::new("dpkg-deb").arg("-x").arg(file(deb)).arg(&root));
+        let f = file(deb);
+        let name = f.file_name().unwrap().to_str().unwrap().to_string();
+        std::fs::copy(&f, root.join("tmp").join(&name)).unwrap();
+        dpkg.arg(format!("/tmp/{name}"));
     }
+    run(&mut dpkg);
     t
+}
+
+fn chroot(root: &Path, args: &[&str]) -> String {
+    run(Command::new("chroot").arg(root).args(args))
+}
+
+/// What the maintainer scripts did: the collector's user and data directory, its first
+/// admin's token in a root-only file, both units enabled, the conffiles registered; and
+/// removal and purge undo what they should.
+#[test]
+fn debs_install_and_purge_in_a_debian_root() {
+    use std::os::unix::fs::MetadataExt;
+    let t = root_with_packages();
+    let root = t.path().join("root");
+    let passwd = chroot(&root, &["getent", "passwd", "rampart-collector"]);
+    assert!(
+        passwd
+            .trim()
+            .ends_with(":/var/lib/rampart-collector:/usr/sbin/nologin"),
+        "{passwd}"
+    );
+    let uid: u32 = passwd.split(':').nth(2).unwrap().parse().unwrap();
+    let data = std::fs::metadata(root.join("var/lib/rampart-collector")).unwrap();
+    assert_eq!((data.uid(), data.mode() & 0o777), (uid, 0o700));
+    let ca = std::fs::metadata(root.join("var/lib/rampart-collector/ca")).unwrap();
+    assert_eq!(ca.uid(), uid, "the collector's files belong to its user");
+    let token = root.join("etc/rampart/collector-admin-token");
+    let meta = std::fs::metadata(&token).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (0, 0o600));
+    let text = std::fs::read_to_string(&token).unwrap();
+    assert!(text.starts_with("rpt_") && text.trim().len() > 20, "{text}");
+    for unit in ["rampart-agent.service", "rampart-collector.service"] {
+        let wants = root
+            .join("etc/systemd/system/multi-user.target.wants")
+            .join(unit);
+        assert!(wants.symlink_metadata().is_ok(), "{unit} is not enabled");
+    }
+    let conf = chroot(
+        &root,
+        &[
+            "dpkg-query",
+            "-W",
+            "-f",
+            "${Conffiles}",
+            "rampart-collector",
+        ],
+    );
+    assert!(conf.contains("/etc/rampart/collector.toml"), "{conf}");
+    // An enrolled agent's files go on purge; the collector's data stays.
+    std::fs::write(root.join("etc/rampart/agent.toml"), "x = 1\n").unwrap();
+    std::fs::create_dir_all(root.join("var/lib/rampart")).unwrap();
+    chroot(
+        &root,
+        &["dpkg", "--purge", "rampart-agent", "rampart-collector"],
+    );
+    assert!(!root.join("etc/rampart/agent.toml").exists());
+    assert!(!root.join("var/lib/rampart").exists());
+    assert!(!root.join("etc/rampart/collector-admin-token").exists());
+    assert!(!root.join("etc/rampart/collector.toml").exists());
+    assert!(root.join("var/lib/rampart-collector/db").exists());
+    assert!(!root
+        .join("etc/systemd/system/multi-user.target.wants/rampart-agent.service")
+        .exists());
 }
 
 /// `systemd-analyze verify --root=ROOT UNIT`: its whole output (stdout and stderr).
@@ -315,7 +401,11 @@ fn exposure(root: &Path, unit: &str) -> (f64, String) {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let line = text
         .lines()
         .find(|l| l.contains("Overall exposure level"))
@@ -346,10 +436,17 @@ fn units_verify_cleanly_in_a_debian_root_and_are_hardened() {
     let (agent, agent_text) = exposure(&root, "rampart-agent.service");
     let (coll, coll_text) = exposure(&root, "rampart-collector.service");
     println!("systemd-analyze security --offline=yes exposure: rampart-agent.service {agent}, rampart-collector.service {coll}");
-    assert!(agent < 5.0, "the agent's exposure is {agent}:\n{agent_text}");
-    assert!(coll < 5.0, "the collector's exposure is {coll}:\n{coll_text}");
+    assert!(
+        agent < 5.0,
+        "the agent's exposure is {agent}:\n{agent_text}"
+    );
+    assert!(
+        coll < 5.0,
+        "the collector's exposure is {coll}:\n{coll_text}"
+    );
     // What the agent keeps: read access everywhere, write only to its state.
-    let unit = std::fs::read_to_string(root.join("lib/systemd/system/rampart-agent.service")).unwrap();
+    let unit =
+        std::fs::read_to_string(root.join("lib/systemd/system/rampart-agent.service")).unwrap();
     for want in [
         "ProtectSystem=strict",
         "ProtectHome=read-only",
@@ -382,10 +479,7 @@ fn verify_reports_a_broken_unit() {
             "nobinary",
             good.replace("/usr/bin/rampart-agent run", "/usr/bin/rampart-agnet run"),
         ),
-        (
-            "nosection",
-            good.replace("[Install]", "[Instal]"),
-        ),
+        ("nosection", good.replace("[Install]", "[Instal]")),
     ] {
         assert_ne!(broken, good, "{name}");
         let unit = format!("rampart-broken-{name}.service");

@@ -182,4 +182,36 @@ mod tests {
         assert_eq!(unescape("/mnt/a\\040b"), "/mnt/a b");
         assert_eq!(unescape("\\04"), "\\04");
     }
+
+    /// PID 1's table wins over our own (a sandboxed unit's bind mounts); our own is
+    /// the fallback.
+    #[test]
+    fn the_live_table_is_pid_1s() {
+        let t = tempfile::tempdir().unwrap();
+        let w = |p: &str, text: &str| {
+            let h = t.path().join(p);
+            std::fs::create_dir_all(h.parent().unwrap()).unwrap();
+            std::fs::write(h, text).unwrap();
+        };
+        w(
+            "proc/self/mountinfo",
+            "30 1 0:40 / / rw - ext4 /dev/sda1 rw\n31 30 0:40 /home /home ro - ext4 /dev/sda1 rw\n",
+        );
+        let targets = |facts: &Facts| -> Vec<String> {
+            let m = live(facts);
+            let m = m.as_ref().as_ref().unwrap();
+            m.iter()
+                .map(|m| format!("{} {}", m.target, m.origin))
+                .collect()
+        };
+        assert_eq!(
+            targets(&Facts::new(t.path(), true)),
+            ["/ /proc/self/mountinfo:1", "/home /proc/self/mountinfo:2"]
+        );
+        w("proc/1/mountinfo", "30 1 0:40 / / rw - ext4 /dev/sda1 rw\n");
+        assert_eq!(
+            targets(&Facts::new(t.path(), true)),
+            ["/ /proc/1/mountinfo:1"]
+        );
+    }
 }

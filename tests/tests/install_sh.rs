@@ -1,0 +1,432 @@
+//! `packaging/install.sh`, the agent installer the collector serves, run by `sh` (dash
+//! on Debian) against stubs in a temporary directory: curl serves a fake collector's
+//! `/ca.pem` and `/download/`, dpkg, rpm and systemctl log, and the "agent" logs how it
+//! was enrolled. Everything it installs lands under `dest/` (RAMPART_DEST).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use rampart_tests::workspace;
+
+const VERSION: &str = "9.9.9";
+const TOKEN: &str = "rpt_enroll_fedcba9876543210";
+const REST: &str = "https://collector.example:8080";
+const GRPC: &str = "https://collector.example:8443";
+const CA_DER: &[u8] = b"not really DER, but the pin is the SHA-256 of these bytes";
+const CA_PEM: &str = "-----BEGIN CERTIFICATE-----\nbm90IHJlYWxseSBERVIsIGJ1dCB0aGUgcGlu\nIGlzIHRoZSBTSEEtMjU2IG9mIHRoZXNlIGJ5dGVz\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    rampart_collector::ca::fingerprint(bytes)
+}
+
+fn write_exec(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The agent the stub package managers "install": logs its enroll arguments, the token
+/// file's mode and first line; fails while `enroll.fail` holds a positive count.
+fn agent_stub(t: &Path) -> String {
+    let t = t.display();
+    format!(
+        "#!/bin/sh\nn=$(cat {t}/enroll.fail 2>/dev/null || echo 0)\n\
+         if [ \"$n\" -gt 0 ]; then echo $((n - 1)) > {t}/enroll.fail; echo 'collector unreachable' >&2; exit 1; fi\n\
+         stat -c %a \"$7\" > {t}/token.mode\nhead -n 1 \"$7\" > {t}/token.seen\n\
+         printf '%s\\n' \"$@\" > {t}/enroll.args\n"
+    )
+}
+
+struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    fn new() -> Sandbox {
+        let sb = Sandbox {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let t = sb.path();
+        for d in ["stubs", "srv", "run", "dest"] {
+            std::fs::create_dir_all(t.join(d)).unwrap();
+        }
+        std::fs::write(t.join("srv/ca.pem"), CA_PEM).unwrap();
+        sb.serve(
+            &format!("rampart-agent_{VERSION}_amd64.deb"),
+            b"a Debian package",
+        );
+        sb.serve(
+            &format!("rampart-agent-{VERSION}-1.x86_64.rpm"),
+            b"an RPM package",
+        );
+        sb.serve("rampart-agent", agent_stub(t).as_bytes());
+        sb.serve(
+            "rampart-agent.service",
+            std::fs::read_to_string(workspace().join("packaging/systemd/rampart-agent.service"))
+                .unwrap()
+                .as_bytes(),
+        );
+        std::fs::write(
+            t.join("install.sh"),
+            std::fs::read_to_string(workspace().join("packaging/install.sh"))
+                .unwrap()
+                .replace("@VERSION@", VERSION),
+        )
+        .unwrap();
+        let agent = agent_stub(t);
+        let t = t.display();
+        // curl fails while `curl.fail` holds a positive count (an unreachable collector).
+        write_exec(
+            &sb.path().join("stubs/curl"),
+            &format!(
+                r#"#!/bin/sh
+n=$(cat {t}/curl.fail 2>/dev/null || echo 0)
+if [ "$n" -gt 0 ]; then echo $((n - 1)) > {t}/curl.fail; echo "curl: (7) Failed to connect" >&2; exit 7; fi
+out=; url=; how=verified-by-system-store
+while [ $# -gt 0 ]; do
+  case $1 in
+    -o) out=$2; shift;;
+    -k) how=insecure;;
+    --cacert) if cmp -s "$2" {t}/srv/ca.pem; then how=pinned-ca; else how=other-ca; fi; shift;;
+    --connect-timeout|--max-time|--proto) shift;;
+    -*) ;;
+    *) url=$1;;
+  esac
+  shift
+done
+echo "$how $url" >> {t}/curl.log
+[ -f {t}/srv/"$(basename "$url")" ] || {{ echo "curl: (22) 404" >&2; exit 22; }}
+cp {t}/srv/"$(basename "$url")" "$out"
+"#
+            ),
+        );
+        for pm in ["dpkg", "rpm"] {
+            write_exec(
+                &sb.path().join("stubs").join(pm),
+                &format!(
+                    "#!/bin/sh\nfor a; do last=$a; done\necho \"{pm} $1 $(basename \"$last\")\" >> {t}/pm.log\n\
+                     mkdir -p {t}/dest/usr/bin\ncat > {t}/dest/usr/bin/rampart-agent <<'EOF'\n{agent}EOF\n\
+                     chmod 755 {t}/dest/usr/bin/rampart-agent\n"
+                ),
+            );
+        }
+        write_exec(
+            &sb.path().join("stubs/systemctl"),
+            &format!("#!/bin/sh\necho \"$*\" >> {t}/systemctl.log\n"),
+        );
+        std::fs::write(sb.path().join("run/token"), format!("{TOKEN}\n")).unwrap();
+        std::fs::set_permissions(
+            sb.path().join("run/token"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        sb
+    }
+
+    fn serve(&self, name: &str, bytes: &[u8]) {
+        let srv = self.path().join("srv");
+        std::fs::write(srv.join(name), bytes).unwrap();
+        std::fs::write(
+            srv.join(format!("{name}.sha256")),
+            format!("{}  {name}\n", sha256_hex(bytes)),
+        )
+        .unwrap();
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn token_file(&self) -> String {
+        self.path().join("run/token").display().to_string()
+    }
+
+    /// The usual arguments: flags for everything.
+    fn args(&self) -> Vec<String> {
+        let pin = sha256_hex(CA_DER).to_uppercase();
+        [
+            "--rest",
+            REST,
+            "--collector",
+            GRPC,
+            "--ca-fingerprint",
+            &pin,
+            "--token-file",
+            &self.token_file(),
+            "--label",
+            "project=web",
+            "--label",
+            "env=prod",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    fn run(&self, args: &[String], env: &[(&str, &str)]) -> Output {
+        let path = format!(
+            "{}:{}",
+            self.path().join("stubs").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut cmd = Command::new("sh");
+        cmd.arg(self.path().join("install.sh"))
+            .args(args)
+            .env("PATH", path)
+            .env("RAMPART_DEST", self.path().join("dest"))
+            .env("RAMPART_RETRY_DELAY", "0")
+            .env("RAMPART_TRIES", "3");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!all.contains(TOKEN), "install.sh printed the token: {all}");
+        assert!(
+            !self.path().join("run/token").exists(),
+            "the token file outlived install.sh: {all}"
+        );
+        out
+    }
+
+    fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path().join(name)).unwrap_or_default()
+    }
+
+    fn enroll_args(&self) -> Vec<String> {
+        self.read("enroll.args").lines().map(String::from).collect()
+    }
+}
+
+fn ok(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    stderr
+}
+
+fn want_enroll(sb: &Sandbox, labels: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "enroll",
+        "--collector",
+        GRPC,
+        "--ca-fingerprint",
+        &sha256_hex(CA_DER),
+        "--token-file",
+        &sb.token_file(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for l in labels {
+        v.push("--label".into());
+        v.push(l.to_string());
+    }
+    v
+}
+
+#[test]
+fn install_sh_is_posix_sh() {
+    let out = Command::new("sh")
+        .arg("-n")
+        .arg(workspace().join("packaging/install.sh"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn on_a_dpkg_host_it_installs_the_deb_over_the_pinned_ca() {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.path().join("dest/var/lib/dpkg")).unwrap();
+    std::fs::write(sb.path().join("dest/var/lib/dpkg/status"), "").unwrap();
+    ok(&sb.run(&sb.args(), &[]));
+    let deb = format!("rampart-agent_{VERSION}_amd64.deb");
+    assert_eq!(
+        sb.read("curl.log"),
+        format!(
+            "insecure {REST}/ca.pem\npinned-ca {REST}/download/{deb}\npinned-ca {REST}/download/{deb}.sha256\n"
+        )
+    );
+    assert_eq!(sb.read("pm.log"), format!("dpkg -i {deb}\n"));
+    assert_eq!(
+        sb.enroll_args(),
+        want_enroll(&sb, &["project=web", "env=prod"])
+    );
+    assert_eq!(sb.read("token.seen").trim(), TOKEN);
+    assert_eq!(sb.read("token.mode").trim(), "600");
+    assert_eq!(
+        sb.read("systemctl.log"),
+        "daemon-reload\nenable rampart-agent.service\nstart --no-block rampart-agent.service\n"
+    );
+}
+
+#[test]
+fn on_an_rpm_host_it_installs_the_rpm_and_takes_its_settings_from_the_environment() {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.path().join("dest/var/lib/rpm")).unwrap();
+    let pin = sha256_hex(CA_DER);
+    let token = sb.token_file();
+    ok(&sb.run(
+        &[],
+        &[
+            ("RAMPART_REST", &format!("{REST}/")),
+            ("RAMPART_COLLECTOR", GRPC),
+            ("RAMPART_CA_FINGERPRINT", &pin),
+            ("RAMPART_TOKEN_FILE", &token),
+            ("RAMPART_LABELS", "project=db,,team=a"),
+        ],
+    ));
+    assert_eq!(
+        sb.read("pm.log"),
+        format!("rpm -U rampart-agent-{VERSION}-1.x86_64.rpm\n")
+    );
+    assert_eq!(
+        sb.enroll_args(),
+        want_enroll(&sb, &["project=db", "team=a"])
+    );
+    assert!(sb.read("systemctl.log").contains("start --no-block"));
+}
+
+#[test]
+fn without_a_package_manager_it_installs_the_static_binary_and_its_unit() {
+    let sb = Sandbox::new();
+    ok(&sb.run(&sb.args(), &[]));
+    assert_eq!(sb.read("pm.log"), "");
+    let bin = sb.path().join("dest/usr/local/bin/rampart-agent");
+    assert_eq!(
+        std::fs::metadata(&bin).unwrap().permissions().mode() & 0o777,
+        0o755
+    );
+    let unit = sb.read("dest/etc/systemd/system/rampart-agent.service");
+    assert!(
+        unit.contains(
+            "\nExecStart=/usr/local/bin/rampart-agent run --config /etc/rampart/agent.toml\n"
+        ),
+        "{unit}"
+    );
+    assert!(unit.contains("ProtectSystem=strict"));
+    assert_eq!(
+        sb.enroll_args(),
+        want_enroll(&sb, &["project=web", "env=prod"])
+    );
+    assert!(sb.read("curl.log").contains(
+        "pinned-ca https://collector.example:8080/download/rampart-agent.service.sha256"
+    ));
+}
+
+#[test]
+fn it_retries_while_the_collector_is_unreachable_and_then_gives_up() {
+    // Unreachable for two attempts, then up: installed.
+    let sb = Sandbox::new();
+    std::fs::write(sb.path().join("curl.fail"), "2").unwrap();
+    std::fs::write(sb.path().join("enroll.fail"), "2").unwrap();
+    let stderr = ok(&sb.run(&sb.args(), &[]));
+    assert!(stderr.contains("attempt 2 of 3"), "{stderr}");
+    assert!(
+        stderr.contains("enrollment failed (attempt 2 of 3)"),
+        "{stderr}"
+    );
+    assert!(!sb.enroll_args().is_empty());
+    // Unreachable for longer than the tries: a clear failure, nothing installed.
+    let sb = Sandbox::new();
+    std::fs::write(sb.path().join("curl.fail"), "100").unwrap();
+    let out = sb.run(&sb.args(), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("cannot fetch https://collector.example:8080/ca.pem"),
+        "{stderr}"
+    );
+    assert!(sb.read("systemctl.log").is_empty());
+    // Enrollment that keeps failing stops too, before the unit is started.
+    let sb = Sandbox::new();
+    std::fs::write(sb.path().join("enroll.fail"), "100").unwrap();
+    let out = sb.run(&sb.args(), &[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("enrollment failed 3 times"));
+    assert!(sb.read("systemctl.log").is_empty());
+}
+
+#[test]
+fn it_refuses_a_wrong_ca_a_bad_download_and_bad_arguments() {
+    let deb = format!("rampart-agent_{VERSION}_amd64.deb");
+    type Setup = Box<dyn Fn(&Sandbox, &mut Vec<String>)>;
+    let cases: Vec<(&str, Setup)> = vec![
+        ("has fingerprint", Box::new(|_, a| a[5] = "ab".repeat(32))),
+        (
+            "SHA-256 mismatch for rampart-agent_",
+            Box::new(move |sb, _| {
+                std::fs::write(sb.path().join("srv").join(&deb), "tampered").unwrap();
+            }),
+        ),
+        (
+            "holds no SHA-256",
+            Box::new(|sb, _| {
+                std::fs::write(sb.path().join("srv/rampart-agent.sha256"), "<html>").unwrap();
+            }),
+        ),
+        (
+            "--rest must be https://",
+            Box::new(|_, a| a[1] = "http://collector.example:8080".into()),
+        ),
+        (
+            "--ca-fingerprint must be a SHA-256",
+            Box::new(|_, a| a[5] = "abc".into()),
+        ),
+        (
+            "unknown argument: --tokn",
+            Box::new(|_, a| a.push("--tokn".into())),
+        ),
+        (
+            "this is the unbuilt install.sh",
+            Box::new(|sb, _| {
+                std::fs::copy(
+                    workspace().join("packaging/install.sh"),
+                    sb.path().join("install.sh"),
+                )
+                .unwrap();
+            }),
+        ),
+    ];
+    for (why, setup) in cases {
+        let sb = Sandbox::new();
+        if why.contains("mismatch") {
+            std::fs::create_dir_all(sb.path().join("dest/var/lib/dpkg")).unwrap();
+            std::fs::write(sb.path().join("dest/var/lib/dpkg/status"), "").unwrap();
+        }
+        let mut args = sb.args();
+        setup(&sb, &mut args);
+        let out = sb.run(&args, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{why}: {stderr}");
+        assert!(stderr.contains(why), "{why}: {stderr}");
+        assert_eq!(sb.read("pm.log"), "", "{why}");
+        assert!(
+            !sb.path().join("dest/usr/local/bin/rampart-agent").exists(),
+            "{why}"
+        );
+        assert!(sb.enroll_args().is_empty(), "{why}");
+        assert!(sb.read("systemctl.log").is_empty(), "{why}");
+        if why == "has fingerprint" {
+            assert!(
+                !sb.read("curl.log").contains("pinned-ca"),
+                "nothing is fetched once the CA is refused"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_enrolled_host_is_not_enrolled_again() {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.path().join("dest/etc/rampart")).unwrap();
+    std::fs::write(sb.path().join("dest/etc/rampart/agent.toml"), "x = 1\n").unwrap();
+    let stderr = ok(&sb.run(&sb.args(), &[]));
+    assert!(stderr.contains("already enrolled"), "{stderr}");
+    assert!(sb.enroll_args().is_empty());
+    assert!(sb.read("systemctl.log").contains("start --no-block"));
+}
