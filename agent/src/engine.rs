@@ -214,7 +214,8 @@ pub fn evaluate(rule: &'static Rule, facts: &Facts) -> RuleResult {
     }
 }
 
-/// Runs a scan of `facts` against `benchmark` at `profile`.
+/// Runs a scan of `facts` against `benchmark` at `profile`. When `facts` is
+/// cancelled midway the report is incomplete; callers check [`Facts::cancelled`].
 pub fn scan_with(
     facts: &Facts,
     benchmark: &'static Benchmark,
@@ -231,7 +232,14 @@ pub fn scan_with(
     let results: Vec<RuleResult> = rules
         .par_iter()
         .map(|rule| {
-            if exempt.contains(&rule.id) {
+            // Checked between rules: a cancelled scan evaluates nothing more.
+            if facts.cancelled() {
+                RuleResult {
+                    rule,
+                    status: Status::Error,
+                    evidence: vec!["not evaluated: the scan was cancelled".into()],
+                }
+            } else if exempt.contains(&rule.id) {
                 RuleResult {
                     rule,
                     status: Status::Exempted,
@@ -278,6 +286,44 @@ pub fn scan(cfg: &ScanConfig) -> Result<ScanReport, AgentError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    #[test]
+    fn a_cancelled_scan_stops_walking_and_evaluating() {
+        let files: Vec<(String, &str)> = (0..50)
+            .map(|i| (format!("srv/d{}/f{i}", i % 5), ""))
+            .chain([
+                (
+                    "etc/os-release".to_string(),
+                    "ID=debian\nVERSION_ID=\"12\"\n",
+                ),
+                ("etc/passwd".to_string(), "root:x:0:0::/root:/bin/sh\n"),
+                ("etc/group".to_string(), "root:x:0:\n"),
+            ])
+            .collect();
+        let refs: Vec<(&str, &str)> = files.iter().map(|(p, t)| (p.as_str(), *t)).collect();
+        let t = crate::checks::test_tree(&refs, &[]);
+        let flag = Arc::new(AtomicBool::new(false));
+        let facts = Facts::with_cancel(t.path(), false, flag.clone());
+        let b = choose_benchmark(&facts, None).unwrap();
+        // Not cancelled: the walk sees every entry.
+        let whole = Facts::new(t.path(), false);
+        let w = crate::facts::walk::walk(&whole);
+        assert!(w.as_ref().as_ref().unwrap().entries >= 50);
+        flag.store(true, Ordering::SeqCst);
+        assert!(facts.cancelled());
+        let w = crate::facts::walk::walk(&facts);
+        let w = w.as_ref().as_ref().unwrap();
+        assert_eq!(w.entries, 0);
+        assert!(
+            w.errors.iter().any(|e| e.contains("scan cancelled")),
+            "{w:?}"
+        );
+        let report = scan_with(&facts, b, Profile::ALL[0], &BTreeSet::new());
+        assert!(report.results.iter().all(|r| r.status == Status::Error
+            && r.evidence == ["not evaluated: the scan was cancelled"]));
+    }
 
     #[test]
     fn score_excludes_unscored_statuses() {

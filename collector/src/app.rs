@@ -1191,6 +1191,38 @@ mod tests {
     }
 
     #[test]
+    fn a_cancelled_scan_accepts_no_more_results() {
+        let d = tempfile::tempdir().unwrap();
+        let app = app(d.path());
+        agent(&app, "ag-1", None, "");
+        let scan = app.create_scan("ag-1", "manual", "test").unwrap().unwrap();
+        app.scan_started("ag-1", &scan.id).unwrap();
+        let c = app.cancel_scan(&scan.id, "ann").unwrap();
+        assert_eq!(c.status, ScanStatus::Cancelled);
+        let r = ResultRecord {
+            rule_id: "1.1.1".into(),
+            status: "pass".into(),
+            evidence: vec![],
+        };
+        // A late batch and finish from the agent are acknowledged but change nothing.
+        app.record_results("ag-1", &scan.id, &[r]).unwrap();
+        app.scan_started("ag-1", &scan.id).unwrap();
+        let s = app.scan_finished("ag-1", &scan.id, 1, "v1").unwrap();
+        assert_eq!(s.status, ScanStatus::Cancelled);
+        assert!(app.store.results(&scan.id).unwrap().is_empty());
+        assert!(matches!(
+            app.cancel_scan(&scan.id, "ann"),
+            Err(AppError::Invalid(m)) if m.contains("already cancelled")
+        ));
+        let (log, _) = app.store.audit(0, 10).unwrap();
+        assert!(log.iter().any(|e| e.action == "scan.cancel"
+            && e.actor == "ann"
+            && e.target.as_deref() == Some(scan.id.as_str())));
+        // Nor is it sent again to an agent that connects.
+        assert!(app.pending_commands("ag-1").unwrap().is_empty());
+    }
+
+    #[test]
     fn scheduled_scans_follow_the_crontab_and_the_agent_offset() {
         let d = tempfile::tempdir().unwrap();
         let app = app(d.path());

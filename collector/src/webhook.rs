@@ -8,6 +8,10 @@
 //! `X-Rampart-Timestamp` (Unix seconds of the attempt), `X-Rampart-Delivery` (the
 //! delivery ID, the same on every retry: receivers deduplicate on it),
 //! `X-Rampart-Event`.
+//!
+//! A delivery goes to the URL configured when it was queued; it is signed with the
+//! secret configured when it is sent. Delivery is at least once: an attempt in
+//! flight when the collector dies is made again after the restart.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;

@@ -70,6 +70,7 @@ fn every_endpoint_checks_every_role() {
         ("GET", "/api/v1/agents", None, Role::Admin),
         ("POST", "/api/v1/agents/ag-none/revoke", None, Role::Admin),
         ("GET", "/api/v1/audit", None, Role::Admin),
+        ("GET", "/api/v1/webhook/deliveries", None, Role::Admin),
     ];
     let mut wrong = Vec::new();
     for (method, path, body, need) in &table {

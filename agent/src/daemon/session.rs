@@ -2,6 +2,8 @@
 
 use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rampart_proto::v1::agent_channel_client::AgentChannelClient;
@@ -344,8 +346,15 @@ fn catalog(b: &content::Benchmark, version: &str) -> RuleCatalog {
 }
 
 /// Runs a scan the collector asked for. Only the profile and exemptions come from
-/// the request; both are validated against the compiled-in content.
-fn do_scan(root: PathBuf, scan_id: String, profile: String, exempt: Vec<String>) -> SpooledScan {
+/// the request; both are validated against the compiled-in content. Once `cancel`
+/// is set the scan stops early and its result means nothing.
+fn do_scan(
+    root: PathBuf,
+    scan_id: String,
+    profile: String,
+    exempt: Vec<String>,
+    cancel: Arc<AtomicBool>,
+) -> SpooledScan {
     let started = now_ms();
     let mut out = SpooledScan {
         scan_id,
@@ -369,7 +378,7 @@ fn do_scan(root: PathBuf, scan_id: String, profile: String, exempt: Vec<String>)
             return out;
         }
     };
-    let facts = Facts::new(&root, live);
+    let facts = Facts::with_cancel(&root, live, cancel);
     let b = match engine::choose_benchmark(&facts, None) {
         Ok(b) => b,
         Err(e) => {
@@ -484,12 +493,19 @@ async fn session(
                 continue;
             }
             tracing::info!(%scan_id, %profile, "scan requested");
-            let root = cfg.root.clone();
-            let scan = tokio::task::spawn_blocking(move || do_scan(root, scan_id, profile, exempt))
-                .await
-                .map_err(|e| DaemonError::Config(format!("scan task failed: {e}")))?;
+            let request = (scan_id, profile, exempt);
+            let (scan, lost) = run_scan(&mut link, &cfg.root, bench, &version, request).await?;
+            let Some(scan) = scan else {
+                if let Some(e) = lost {
+                    return Err(e);
+                }
+                continue;
+            };
             if let Err(e) = spool.put(&scan) {
                 tracing::error!(error = %e, scan_id = %scan.scan_id, "scan not spooled");
+            }
+            if let Some(e) = lost {
+                return Err(e);
             }
             link.send_scan(&scan, cfg.batch_size).await?;
             let _ = spool.remove(&scan.scan_id);
@@ -505,6 +521,72 @@ async fn session(
             _ = signals.term.recv() => return Ok(End::Stop),
             _ = signals.int.recv() => return Ok(End::Stop),
             _ = signals.hup.recv() => return Ok(End::Reload),
+        }
+    }
+}
+
+/// While a scan runs, the agent says so again this often: the collector counts it as
+/// progress (a long filesystem walk is not a stalled scan).
+const SCAN_PROGRESS_EVERY: Duration = Duration::from_secs(15);
+
+/// Runs a requested scan while still listening to the collector: a cancel for this
+/// scan stops the work (between rules and inside the filesystem walk) and nothing is
+/// sent for it. Returns the scan unless it was cancelled, and the error that ended
+/// the stream meanwhile, if any (the scan is finished first so it can be spooled).
+async fn run_scan(
+    link: &mut Link,
+    root: &Path,
+    bench: &content::Benchmark,
+    version: &str,
+    (scan_id, profile, exempt): (String, String, Vec<String>),
+) -> Result<(Option<SpooledScan>, Option<DaemonError>), DaemonError> {
+    let rule_count = Profile::parse(&profile).map_or(0, |p| {
+        bench.rules.iter().filter(|r| r.in_profile(p)).count() as u32
+    });
+    let started = ScanStarted {
+        scan_id: scan_id.clone(),
+        benchmark_id: bench.id.clone(),
+        profile: profile.clone(),
+        content_version: version.to_string(),
+        started_at_unix_ms: now_ms(),
+        rule_count,
+    };
+    let cancel = Arc::new(AtomicBool::new(false));
+    let mut lost = link
+        .send(agent_message::Body::ScanStarted(started.clone()))
+        .await
+        .err();
+    let t0 = std::time::Instant::now();
+    let mut task = tokio::task::spawn_blocking({
+        let (root, id, cancel) = (root.to_path_buf(), scan_id.clone(), cancel.clone());
+        move || do_scan(root, id, profile, exempt, cancel)
+    });
+    let mut progress = tokio::time::interval_at(
+        tokio::time::Instant::now() + SCAN_PROGRESS_EVERY,
+        SCAN_PROGRESS_EVERY,
+    );
+    loop {
+        tokio::select! {
+            done = &mut task => {
+                let scan = done.map_err(|e| DaemonError::Config(format!("scan task failed: {e}")))?;
+                if cancel.load(Ordering::SeqCst) {
+                    tracing::info!(%scan_id, elapsed_ms = t0.elapsed().as_millis() as u64, "scan cancelled; nothing is sent");
+                    return Ok((None, lost));
+                }
+                return Ok((Some(scan), lost));
+            }
+            b = link.next(), if lost.is_none() => match b {
+                Ok(collector_message::Body::Cancel(c)) if c.scan_id == scan_id => {
+                    tracing::info!(%scan_id, "cancelling the running scan");
+                    cancel.store(true, Ordering::SeqCst);
+                    link.cancelled.insert(c.scan_id);
+                }
+                Ok(other) => link.side(other),
+                Err(e) => lost = Some(e),
+            },
+            _ = progress.tick(), if lost.is_none() => {
+                lost = link.send(agent_message::Body::ScanStarted(started.clone())).await.err();
+            }
         }
     }
 }

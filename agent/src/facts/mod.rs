@@ -20,6 +20,7 @@ use std::fs;
 use std::io::{self, Read};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// The largest file a probe will read as configuration text.
@@ -99,6 +100,7 @@ pub struct Facts {
     root: PathBuf,
     live: bool,
     memo: Mutex<HashMap<(TypeId, String), MemoCell>>,
+    cancel: Arc<AtomicBool>,
 }
 
 impl Facts {
@@ -106,11 +108,23 @@ impl Facts {
     /// under the root describe a running system (true for `/`, and for test fixtures
     /// that supply them).
     pub fn new(root: &Path, live: bool) -> Facts {
+        Facts::with_cancel(root, live, Arc::new(AtomicBool::new(false)))
+    }
+
+    /// Like [`Facts::new`], for a scan that stops early once `cancel` is set: the
+    /// engine checks it between rules and the filesystem walk in every directory.
+    pub fn with_cancel(root: &Path, live: bool, cancel: Arc<AtomicBool>) -> Facts {
         Facts {
             root: root.to_path_buf(),
             live,
             memo: Mutex::new(HashMap::new()),
+            cancel,
         }
+    }
+
+    /// Whether the scan was cancelled; what it computes from now on is discarded.
+    pub fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
     }
 
     /// The scan root on the host.

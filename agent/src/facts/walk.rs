@@ -99,6 +99,7 @@ impl WalkResult {
 }
 
 struct Ctx<'a> {
+    facts: &'a Facts,
     root: &'a Path,
     skip: HashSet<PathBuf>,
     uids: HashSet<u32>,
@@ -126,6 +127,7 @@ pub fn walk(facts: &Facts) -> Arc<Result<WalkResult, FactError>> {
             }
         }
         let ctx = Ctx {
+            facts,
             root: facts.root(),
             skip,
             uids: acc.users.iter().map(|u| u.uid).collect(),
@@ -143,6 +145,12 @@ pub fn walk(facts: &Facts) -> Arc<Result<WalkResult, FactError>> {
 
 fn walk_dir(ctx: &Ctx, dir: PathBuf, _dev: u64, depth: usize) -> WalkResult {
     let mut res = WalkResult::default();
+    // A cancelled scan stops walking; its partial result is discarded with the scan.
+    if ctx.facts.cancelled() {
+        res.errors
+            .push(format!("{}: scan cancelled", inner(ctx, &dir)));
+        return res;
+    }
     if depth > MAX_DEPTH {
         res.errors.push(format!(
             "{}: deeper than {MAX_DEPTH} levels, not walked further",
@@ -159,6 +167,11 @@ fn walk_dir(ctx: &Ctx, dir: PathBuf, _dev: u64, depth: usize) -> WalkResult {
     };
     let mut subdirs = Vec::new();
     for entry in rd.flatten() {
+        if res.entries % 4096 == 4095 && ctx.facts.cancelled() {
+            res.errors
+                .push(format!("{}: scan cancelled", inner(ctx, &dir)));
+            break;
+        }
         let path = entry.path();
         let Ok(m) = entry.metadata() else { continue };
         res.entries += 1;
