@@ -202,6 +202,11 @@ impl Vm {
         }
     }
 
+    /// qemu's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// Where the guest's serial console is logged.
     pub fn serial_log(&self) -> &Path {
         &self.serial

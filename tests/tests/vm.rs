@@ -158,3 +158,32 @@ fn a_debian_12_vm_installs_the_agent_via_cloud_init_enrolls_and_is_scanned() {
         vm.serial_tail(40)
     );
 }
+
+#[test]
+fn a_dropped_vm_leaves_no_qemu_behind() {
+    let image = vm::image();
+    let t = tempfile::tempdir().unwrap();
+    let seed = vm::nocloud_seed(t.path(), "#cloud-config\n", "drop-test", "drop-test");
+    let mut vm = Vm::boot(&VmConfig {
+        image,
+        seed: &seed,
+        forwards: &[free_port()],
+        dir: t.path(),
+        memory_mb: 256,
+        cpus: 1,
+    });
+    let pid = vm.pid().expect("qemu runs");
+    // qemu answers on its QMP socket once it is up; then a panic unwinds through Drop.
+    vm.wait_for("qemu to start", 60, || {
+        t.path().join("qmp.sock").exists().then_some(())
+    });
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let _vm = vm;
+        panic!("a failing test");
+    }));
+    assert!(unwound.is_err());
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "qemu {pid} outlived its Vm"
+    );
+}
