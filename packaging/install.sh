@@ -113,6 +113,20 @@ get() {
   [ "$got" = "$want" ] || fail "SHA-256 mismatch for $1: got $got, want $want"
 }
 
+# retry DESCRIPTION COMMAND...: the package manager may be busy at first boot
+# (unattended-upgrades, cloud-init's own package installs).
+retry() {
+  what=$1
+  shift
+  n=0
+  until "$@" >&2; do
+    n=$((n + 1))
+    [ "$n" -lt "$TRIES" ] || fail "$what failed $n times; giving up"
+    say "$what failed (attempt $n of $TRIES; is another package manager running?); retrying in ${DELAY}s"
+    sleep "$DELAY"
+  done
+}
+
 # 1. Trust the collector's CA, pinned by its fingerprint.
 fetch "$REST/ca.pem" "$WORK/ca.pem" insecure || fail "cannot fetch $REST/ca.pem"
 got=$(pem_fingerprint "$WORK/ca.pem")
@@ -136,13 +150,15 @@ case $METHOD in
   deb)
     pkg=rampart-agent_${VERSION}_amd64.deb
     get "$pkg"
-    DEBIAN_FRONTEND=noninteractive dpkg -i "$WORK/$pkg" >&2 || fail "dpkg -i $pkg failed"
+    DEBIAN_FRONTEND=noninteractive
+    export DEBIAN_FRONTEND
+    retry "dpkg -i $pkg" dpkg -i "$WORK/$pkg"
     AGENT=/usr/bin/rampart-agent
     ;;
   rpm)
     pkg=rampart-agent-${VERSION}-1.x86_64.rpm
     get "$pkg"
-    rpm -U --replacepkgs "$WORK/$pkg" >&2 || fail "rpm -U $pkg failed"
+    retry "rpm -U $pkg" rpm -U --replacepkgs "$WORK/$pkg"
     AGENT=/usr/bin/rampart-agent
     ;;
   binary)

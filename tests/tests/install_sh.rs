@@ -105,6 +105,8 @@ cp {t}/srv/"$(basename "$url")" "$out"
                 &sb.path().join("stubs").join(pm),
                 &format!(
                     "#!/bin/sh\nfor a; do last=$a; done\necho \"{pm} $1 $(basename \"$last\")\" >> {t}/pm.log\n\
+                     n=$(cat {t}/pm.fail 2>/dev/null || echo 0)\n\
+                     if [ \"$n\" -gt 0 ]; then echo $((n - 1)) > {t}/pm.fail; echo \"{pm}: lock held\" >&2; exit 2; fi\n\
                      mkdir -p {t}/dest/usr/bin\ncat > {t}/dest/usr/bin/rampart-agent <<'EOF'\n{agent}EOF\n\
                      chmod 755 {t}/dest/usr/bin/rampart-agent\n"
                 ),
@@ -324,8 +326,17 @@ fn it_retries_while_the_collector_is_unreachable_and_then_gives_up() {
     let sb = Sandbox::new();
     std::fs::write(sb.path().join("curl.fail"), "2").unwrap();
     std::fs::write(sb.path().join("enroll.fail"), "2").unwrap();
+    std::fs::create_dir_all(sb.path().join("dest/var/lib/dpkg")).unwrap();
+    std::fs::write(sb.path().join("dest/var/lib/dpkg/status"), "").unwrap();
+    // dpkg's lock is held at first (unattended-upgrades): retried too.
+    std::fs::write(sb.path().join("pm.fail"), "1").unwrap();
     let stderr = ok(&sb.run(&sb.args(), &[]));
     assert!(stderr.contains("attempt 2 of 3"), "{stderr}");
+    assert!(
+        stderr.contains("dpkg -i rampart-agent_9.9.9_amd64.deb failed (attempt 1 of 3"),
+        "{stderr}"
+    );
+    assert_eq!(sb.read("pm.log").lines().count(), 2);
     assert!(
         stderr.contains("enrollment failed (attempt 2 of 3)"),
         "{stderr}"
