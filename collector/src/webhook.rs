@@ -320,6 +320,52 @@ mod tests {
         );
     }
 
+    fn delivery(url: &str) -> DeliveryRecord {
+        DeliveryRecord {
+            id: "wh-1".into(),
+            scan_id: "sc-1".into(),
+            url: url.into(),
+            body: "{}".into(),
+            created_at_ms: 0,
+            attempts: 0,
+            state: DeliveryState::Pending,
+            next_attempt_ms: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn failed_attempts_say_why() {
+        // Nothing listens: a connection error naming the address.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let e = attempt(&delivery(&format!("http://127.0.0.1:{port}/")), b"k", 0)
+            .await
+            .unwrap_err();
+        assert!(
+            e.contains(&format!("cannot connect to 127.0.0.1:{port}")),
+            "{e}"
+        );
+        // https to something that is not TLS: the TLS layer's words (or, on a host
+        // without a trust store, that there is none).
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            while let Ok((mut s, _)) = l.accept().await {
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await;
+            }
+        });
+        let e = attempt(&delivery(&format!("https://{addr}/")), b"k", 0)
+            .await
+            .unwrap_err();
+        assert!(
+            e.starts_with("TLS with") || e.contains("trusted root"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn backoff_doubles_up_to_a_cap() {
         let got: Vec<u64> = (1..=5).map(|n| backoff_ms(1000, n)).collect();
