@@ -17,9 +17,33 @@ command -v xmllint >/dev/null || need_apt+=(libxml2-utils)
 command -v musl-gcc >/dev/null || need_apt+=(musl-tools)
 command -v rpmbuild >/dev/null || need_apt+=(rpm)
 command -v objdump >/dev/null || need_apt+=(binutils)
-if [ ${#need_apt[@]} -gt 0 ]; then
+# The VM test (tests/tests/vm.rs): guestfwd relays, the NoCloud seed disk.
+command -v socat >/dev/null || need_apt+=(socat)
+command -v mkfs.vfat >/dev/null || need_apt+=(dosfstools)
+command -v mcopy >/dev/null || need_apt+=(mtools)
+command -v mkfs.ext4 >/dev/null || need_apt+=(e2fsprogs)
+# qemu-system-x86 comes from bookworm-backports: these machines carry qemu-utils 10 from
+# there, which bookworm's qemu-system-x86 7.2 conflicts with.
+need_qemu=
+command -v qemu-system-x86_64 >/dev/null || need_qemu=1
+command -v qemu-img >/dev/null || need_qemu=1
+if [ -n "$need_qemu" ] && ! grep -rqs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/; then
+  # The same mirror as the machine's own bookworm source.
+  mirror=${DEBIAN_MIRROR:-$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.sources 2>/dev/null \
+    | grep -oE 'https?://[^ ]+/debian/?' | grep -v security | head -n1)}
+  [ -n "$mirror" ] || { echo "no Debian mirror found in the apt sources; set DEBIAN_MIRROR" >&2; exit 1; }
+  printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+    "$mirror" >/etc/apt/sources.list.d/bookworm-backports.sources
+fi
+if [ ${#need_apt[@]} -gt 0 ] || [ -n "$need_qemu" ]; then
   apt-get update -qq
+fi
+if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+if [ -n "$need_qemu" ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports \
+    qemu-system-x86 qemu-utils >/dev/null
 fi
 # A real Debian 12 root for the scan tests, built once and cached.
 root=$(bash tests/fixtures/build-debian-root.sh)
@@ -34,5 +58,8 @@ if ! "$st_venv/bin/schemathesis" --version >/dev/null 2>&1; then
   "$st_venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$st_version"
 fi
 export RAMPART_SCHEMATHESIS=$st_venv/bin/schemathesis
+# A bootable Debian 12 VM image with cloud-init for the VM test, built once and cached.
+vm_image=$(bash tests/fixtures/build-vm-image.sh)
+export RAMPART_VM_IMAGE=$vm_image
 cargo build --workspace --locked
 cargo test --workspace --locked

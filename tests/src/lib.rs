@@ -6,6 +6,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 pub mod scap;
+pub mod vm;
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
@@ -83,6 +84,28 @@ pub fn debian_root() -> &'static Path {
         );
         PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
     })
+}
+
+/// Renders a cloud-init template the way Terraform's templatefile() would: `${name}` is
+/// replaced by its value. Any other `${` or a `%{` directive would be an error in
+/// Terraform (or a shell expansion it would eat), so it panics here.
+pub fn render_template(text: &str, vars: &std::collections::BTreeMap<&str, String>) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let end = after.find('}').expect("unclosed ${ in template");
+        let name = &after[..end];
+        let value = vars
+            .get(name)
+            .unwrap_or_else(|| panic!("template uses ${{{name}}}, which is not a known variable"));
+        out.push_str(value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    assert!(!out.contains("%{"), "templatefile directives are not used");
+    out
 }
 
 /// The results of a scan document as (id → (status, evidence)).

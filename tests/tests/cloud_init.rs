@@ -7,6 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use rampart_tests::render_template as render;
 use rampart_tests::workspace;
 
 const PROVIDERS: [&str; 6] = ["nocloud", "aws", "azure", "gcp", "vmware", "proxmox"];
@@ -33,28 +34,6 @@ fn template(provider: &str) -> PathBuf {
         .join("cloud-init")
         .join(provider)
         .join("user-data.yaml.tftpl")
-}
-
-/// Renders like templatefile(): `${name}` is replaced; any other `${` or a `%{`
-/// directive would be an error in Terraform (or a shell expansion it would eat), so
-/// it is one here.
-fn render(text: &str, vars: &BTreeMap<&str, String>) -> String {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(i) = rest.find("${") {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 2..];
-        let end = after.find('}').expect("unclosed ${ in template");
-        let name = &after[..end];
-        let value = vars
-            .get(name)
-            .unwrap_or_else(|| panic!("template uses ${{{name}}}, which is not a known variable"));
-        out.push_str(value);
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    assert!(!out.contains("%{"), "templatefile directives are not used");
-    out
 }
 
 fn cloud_init_schema(file: &Path) -> std::process::Output {
