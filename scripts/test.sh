@@ -28,10 +28,7 @@ need_qemu=
 command -v qemu-system-x86_64 >/dev/null || need_qemu=1
 command -v qemu-img >/dev/null || need_qemu=1
 if [ -n "$need_qemu" ] && ! grep -rqs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/; then
-  # The same mirror as the machine's own bookworm source.
-  mirror=${DEBIAN_MIRROR:-$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.sources 2>/dev/null \
-    | grep -oE 'https?://[^ ]+/debian/?' | grep -v security | head -n1)}
-  [ -n "$mirror" ] || { echo "no Debian mirror found in the apt sources; set DEBIAN_MIRROR" >&2; exit 1; }
+  mirror=$(bash tests/fixtures/debian-mirror.sh)
   printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
     "$mirror" >/etc/apt/sources.list.d/bookworm-backports.sources
 fi

@@ -8,6 +8,27 @@ use std::sync::OnceLock;
 pub mod scap;
 pub mod vm;
 
+/// Runs `packaging/build.sh` once per test process into `target/packages` (incremental:
+/// the packaging and VM tests share its output) and returns that directory.
+pub fn packages() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = workspace().join("target/packages");
+        let out = Command::new("bash")
+            .arg(workspace().join("packaging/build.sh"))
+            .arg(&dir)
+            .output()
+            .expect("run packaging/build.sh");
+        assert!(
+            out.status.success(),
+            "packaging/build.sh failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    })
+}
+
 /// The workspace root.
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -5,30 +5,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
-use rampart_tests::{debian_root, workspace};
-
-/// Runs `packaging/build.sh` once per test process into `target/packages` (incremental:
-/// with nothing changed it only asks cargo) and returns that directory.
-fn packages() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = workspace().join("target/packages");
-        let out = Command::new("bash")
-            .arg(workspace().join("packaging/build.sh"))
-            .arg(&dir)
-            .output()
-            .expect("run packaging/build.sh");
-        assert!(
-            out.status.success(),
-            "packaging/build.sh failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir
-    })
-}
+use rampart_tests::{debian_root, packages, workspace};
 
 fn version() -> String {
     let text = std::fs::read_to_string(workspace().join("Cargo.toml")).unwrap();

@@ -7,36 +7,13 @@
 //! The guest reaches nothing but the collector's two loopback ports (see tests/src/vm.rs).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rampart_tests::cluster::{free_port, Collector};
 use rampart_tests::vm::{self, Vm, VmConfig, HOST_IP};
-use rampart_tests::{render_template, workspace};
+use rampart_tests::{packages, render_template, workspace};
 use serde_json::Value;
-
-/// Runs `packaging/build.sh` into `target/packages` (incremental, shared with
-/// tests/tests/packaging.rs) and returns that directory.
-fn packages() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = workspace().join("target/packages");
-        let out = Command::new("bash")
-            .arg(workspace().join("packaging/build.sh"))
-            .arg(&dir)
-            .output()
-            .expect("run packaging/build.sh");
-        assert!(
-            out.status.success(),
-            "packaging/build.sh failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir
-    })
-}
 
 /// The SHA-256 that packaging/build.sh recorded for `name` in SHA256SUMS.
 fn recorded_sha256(dir: &Path, name: &str) -> String {
