@@ -64,7 +64,7 @@ scan_id=$(echo "$scan" | json id | head -1)
 cat <<EOF2
 
 Rampart demo is running (data in $demo).
-  collector REST API  $api      (web UI and reports come with the next issues)
+  collector REST API  $api      (documented at $api/docs)
   agent gRPC port     https://$grpc   CA fingerprint $fp
   admin token         $admin   (also in $demo/admin-token)
   agent               $agent_id, scanning / of this machine
@@ -76,5 +76,9 @@ Look at:
   curl -s -H "Authorization: Bearer $admin" $api/scans/$scan_id
   curl -s -H "Authorization: Bearer $admin" $api/handover/$agent_id
   curl -s -H "Authorization: Bearer $admin" $api/settings
+Reports of this scan (HTML, SCAP ARF 1.1, JSON):
+  curl -s -H "Authorization: Bearer $admin" -o report.html $api/scans/$scan_id/report.html
+  curl -s -H "Authorization: Bearer $admin" -o report.arf.xml $api/scans/$scan_id/report.arf.xml
+  curl -s -H "Authorization: Bearer $admin" -o report.json $api/scans/$scan_id/report.json
 Logs: $demo/collector.log, $demo/agent.log.  Stop: scripts/demo.sh stop
 EOF2
