@@ -46,21 +46,6 @@ fn fixture_root(dir: &Path, critical: bool) {
     );
 }
 
-fn scans_of(c: &Collector, agent: &str) -> Vec<Value> {
-    c.admin("GET", &format!("/api/v1/scans?agent_id={agent}"), None)["scans"]
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
-fn completed_scan(c: &Collector, agent: &str, secs: u64) -> Value {
-    wait_for("a completed scan", secs, || {
-        scans_of(c, agent)
-            .into_iter()
-            .find(|s| s["status"] == "completed")
-    })
-}
-
 #[test]
 fn enroll_scan_on_provision_gate_release_and_roles() {
     let t = tempfile::tempdir().unwrap();
@@ -78,7 +63,7 @@ fn enroll_scan_on_provision_gate_release_and_roles() {
     assert_eq!(key_mode, 0o600);
     a.run(&[]);
     let id = a.agent_id();
-    let scan = completed_scan(&c, &id, 60);
+    let scan = c.completed_scan(&id, 60);
     assert_eq!(scan["trigger"], "provision");
     assert_eq!(scan["project"], "web");
 
@@ -205,7 +190,8 @@ fn collector_killed_mid_stream_loses_and_duplicates_nothing() {
     a.run(&[("RAMPART_AGENT_BATCH_DELAY_MS", "120")]);
     let id = a.agent_id();
     let scan_id = wait_for("results arriving", 60, || {
-        let s = scans_of(&c, &id)
+        let s = c
+            .scans_of(&id)
             .into_iter()
             .find(|s| s["status"] == "running")?;
         let sid = s["id"].as_str()?.to_string();
@@ -379,7 +365,7 @@ fn certificates_renew_sighup_reloads_and_stalled_scans_fail() {
     fs::write(a.config(), cfg).unwrap();
     a.run(&[]);
     let id = a.agent_id();
-    completed_scan(&c, &id, 60);
+    c.completed_scan(&id, 60);
     wait_for("the renewed certificate", 60, || {
         (fs::read(a.dir.join("state/agent.crt")).ok()? != first_cert).then_some(())
     });
@@ -423,7 +409,7 @@ fn certificates_renew_sighup_reloads_and_stalled_scans_fail() {
     });
     c.admin("POST", "/api/v1/scans", Some(json!({ "agent_id": id })));
     let failed = wait_for("the stalled scan to fail", 60, || {
-        scans_of(&c, &id)
+        c.scans_of(&id)
             .into_iter()
             .find(|s| s["status"] == "failed")
     });

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rampart_tests::cluster::{http_raw, wait_for, Agent, Collector};
+use rampart_tests::cluster::{http_raw, Agent, Collector};
 use serde_json::{json, Value};
 
 /// A small Debian 12 tree with a critical failure (a second UID 0 account), so that
@@ -125,14 +125,7 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     assert!(ok, "enroll failed: {out}");
     a.run(&[]);
     let agent_id = a.agent_id();
-    let scan = wait_for("the provision scan to complete", 60, || {
-        c.admin("GET", &format!("/api/v1/scans?agent_id={agent_id}"), None)["scans"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["status"] == "completed")
-            .cloned()
-    });
+    let scan = c.completed_scan(&agent_id, 60);
     assert_eq!(scan["blocked"], true, "{scan}");
     let scan_id = scan["id"].as_str().unwrap().to_string();
     // No agent stays connected during the run: a scan completing in warn mode would

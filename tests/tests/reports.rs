@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
-use rampart_tests::cluster::{http_raw, wait_for, Agent, Collector, RawResponse};
+use rampart_tests::cluster::{http_raw, Agent, Collector, RawResponse};
 use rampart_tests::scap::{check_arf, rule_result, xccdf_status};
 use serde_json::{json, Value};
 
@@ -91,14 +91,7 @@ fn reports_overview_and_roles() {
     assert!(ok, "enroll failed: {out}");
     a.run(&[]);
     let agent_id = a.agent_id();
-    let scan = wait_for("the provision scan to complete", 60, || {
-        c.admin("GET", &format!("/api/v1/scans?agent_id={agent_id}"), None)["scans"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["status"] == "completed")
-            .cloned()
-    });
+    let scan = c.completed_scan(&agent_id, 60);
     let sid = scan["id"].as_str().unwrap().to_string();
     assert_eq!(scan["blocked"], true, "critical failures block: {scan}");
     let detail = c.admin("GET", &format!("/api/v1/scans/{sid}"), None);
