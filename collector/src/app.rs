@@ -2,21 +2,27 @@
 //! the handover gate, releases, settings and agent revocation. Transport layers
 //! (gRPC, REST) call these operations; they never touch the store directly.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 mod accounts;
+mod enrollment;
+
+pub use crate::catalog::{Catalog, CatalogRule};
+pub use enrollment::{labels_of, Refusal};
 
 use crate::auth;
 use crate::ca::Ca;
+use crate::catalog::Catalogs;
 use crate::config::Config;
+use crate::limits::RateLimiter;
 use crate::policy::{self, Counts, Mode, Settings};
 use crate::store::{
     AgentRecord, AuditRecord, ResultRecord, ScanFilter, ScanRecord, ScanStatus, Store, StoreError,
-    TokenUse,
 };
 
 /// Milliseconds since the Unix epoch, now.
@@ -47,6 +53,9 @@ pub enum AppError {
     /// Issuing a certificate failed.
     #[error(transparent)]
     Ca(#[from] crate::ca::CaError),
+    /// The caller went over a rate limit; it may retry later.
+    #[error("{0}")]
+    Limited(String),
 }
 
 pub type Result<T> = std::result::Result<T, AppError>;
@@ -69,27 +78,6 @@ pub enum Command {
     Cancel {
         scan_id: String,
     },
-}
-
-/// Rule metadata of one content version, as the agent sent it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Catalog {
-    pub content_version: String,
-    pub benchmark_id: String,
-    pub benchmark_title: String,
-    pub benchmark_version: String,
-    pub rules: BTreeMap<String, CatalogRule>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CatalogRule {
-    pub title: String,
-    pub section: String,
-    pub description: String,
-    pub remediation: String,
-    pub severity: String,
-    pub level: u32,
-    pub automated: bool,
 }
 
 /// The on-disk form of settings.
@@ -182,6 +170,16 @@ pub struct Gate {
     pub scan_id: Option<String>,
 }
 
+/// What a hello says about the VM now.
+#[derive(Debug, Clone, Default)]
+pub struct HelloInfo {
+    pub hostname: String,
+    pub ip_addresses: Vec<String>,
+    pub os: String,
+    /// Compared with the enrolled one, never stored.
+    pub instance_id: String,
+}
+
 /// A successful enrollment.
 #[derive(Debug, Clone)]
 pub struct Enrolled {
@@ -199,6 +197,69 @@ pub struct Metrics {
     pub results_total: std::sync::atomic::AtomicU64,
     pub scans_completed_total: std::sync::atomic::AtomicU64,
     pub streams_rejected_total: std::sync::atomic::AtomicU64,
+    /// Refused enrollments by reason, in [`Refusal::ALL`] order.
+    pub enrollments_refused_by_reason: [std::sync::atomic::AtomicU64; 6],
+    /// Agent streams ended because they went over a limit.
+    pub agent_limit_refusals_total: std::sync::atomic::AtomicU64,
+}
+
+impl Metrics {
+    /// The refusal counters in the Prometheus text format.
+    pub fn render_refusals(&self) -> String {
+        let mut out = String::from(
+            "# HELP rampart_enrollment_refusals_total Enrollments refused, by reason.\n\
+             # TYPE rampart_enrollment_refusals_total counter\n",
+        );
+        for (i, r) in Refusal::ALL.iter().enumerate() {
+            out.push_str(&format!(
+                "rampart_enrollment_refusals_total{{reason=\"{}\"}} {}\n",
+                r.as_str(),
+                self.enrollments_refused_by_reason[i].load(std::sync::atomic::Ordering::Relaxed)
+            ));
+        }
+        out.push_str(&format!(
+            "# HELP rampart_agent_limit_refusals_total Agent streams ended for going over a rate limit.\n\
+             # TYPE rampart_agent_limit_refusals_total counter\n\
+             rampart_agent_limit_refusals_total {}\n",
+            self.agent_limit_refusals_total.load(std::sync::atomic::Ordering::Relaxed)
+        ));
+        out
+    }
+
+    pub fn refusal(&self, why: Refusal) {
+        if let Some(i) = Refusal::ALL.iter().position(|r| *r == why) {
+            bump(&self.enrollments_refused_by_reason[i], 1);
+        }
+    }
+}
+
+/// A connected agent's stream, as the app sees it.
+struct Live {
+    tx: mpsc::Sender<Command>,
+    /// Ends the stream (revocation, or a newer stream of the same agent).
+    end: Arc<StreamEnd>,
+    /// A command could not be queued: the stream re-reads pending scans.
+    resync: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Tells a stream to end, and why.
+#[derive(Default)]
+pub struct StreamEnd {
+    pub notify: tokio::sync::Notify,
+    pub reason: Mutex<Option<String>>,
+}
+
+impl StreamEnd {
+    pub fn end(&self, reason: String) {
+        *self.reason.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+        self.notify.notify_one();
+    }
+    pub fn reason(&self) -> Option<String> {
+        self.reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
 }
 
 /// The collector's state shared by every transport.
@@ -207,8 +268,14 @@ pub struct App {
     pub ca: Ca,
     pub config: Config,
     settings: RwLock<Settings>,
-    sessions: Mutex<HashMap<String, mpsc::Sender<Command>>>,
-    catalogs: Mutex<HashMap<String, Arc<Catalog>>>,
+    sessions: Mutex<HashMap<String, Live>>,
+    catalogs: Catalogs,
+    /// Revoked agents, kept in memory so every message checks it cheaply.
+    revoked: RwLock<HashSet<String>>,
+    enroll_global: RateLimiter,
+    enroll_per_source: RateLimiter,
+    renewals: RateLimiter,
+    agent_messages: RateLimiter,
     pub metrics: Metrics,
     /// Called after a revocation so the TLS layer refuses the certificate.
     on_revoke: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
@@ -241,13 +308,35 @@ impl App {
             .get_meta(WEBHOOK_SECRET_KEY)?
             .filter(|k| !k.is_empty())
             .map(|k| policy::WebhookSecret(String::from_utf8_lossy(&k).into_owned()));
+        let revoked = store
+            .agents()?
+            .into_iter()
+            .filter(|a| a.revoked)
+            .map(|a| a.id)
+            .collect();
+        let catalogs = Catalogs::builtin().map_err(AppError::Invalid)?;
+        let lim = config.limits.clone();
+        let per_sec = config.max_messages_per_sec;
         Ok(App {
             store,
             ca,
-            config,
             settings: RwLock::new(settings),
             sessions: Mutex::new(HashMap::new()),
-            catalogs: Mutex::new(HashMap::new()),
+            catalogs,
+            revoked: RwLock::new(revoked),
+            enroll_global: RateLimiter::new(
+                lim.enroll_per_second,
+                Duration::from_secs(1),
+                lim.enroll_per_second,
+            ),
+            enroll_per_source: RateLimiter::new(
+                lim.enroll_per_source_per_minute,
+                Duration::from_secs(60),
+                lim.enroll_per_source_per_minute,
+            ),
+            renewals: RateLimiter::new(1, Duration::from_secs(lim.renew_interval_secs.max(1)), 1),
+            agent_messages: RateLimiter::new(per_sec, Duration::from_secs(1), per_sec),
+            config,
             metrics: Metrics::default(),
             on_revoke: Mutex::new(None),
             accounts: Mutex::new(()),
@@ -289,110 +378,7 @@ impl App {
         Ok(())
     }
 
-    // ---- enrollment ----
-
-    pub fn enroll(
-        &self,
-        token: &str,
-        csr_der: &[u8],
-        hostname: &str,
-        labels: BTreeMap<String, String>,
-        peer: &str,
-    ) -> Result<Enrolled> {
-        let refuse = |why: &str| -> AppError {
-            bump(&self.metrics.enrollments_refused_total, 1);
-            let _ = self.audit(
-                "system",
-                "enrollment.refused",
-                None,
-                format!("{why} (host {hostname:?} from {peer})"),
-            );
-            let _ = self.store.sync();
-            AppError::Refused(why.to_string())
-        };
-        if hostname.len() > 255
-            || labels.len() > 32
-            || labels.iter().any(|(k, v)| k.len() > 64 || v.len() > 256)
-        {
-            return Err(refuse("hostname or labels exceed their size limits"));
-        }
-        let tok = match self.store.use_token(&auth::hash_secret(token), now_ms())? {
-            TokenUse::Accepted(t) => t,
-            TokenUse::Unknown => return Err(refuse("unknown enrollment token")),
-            TokenUse::Expired => return Err(refuse("enrollment token has expired")),
-            TokenUse::UsedUp => return Err(refuse("enrollment token has no uses left")),
-            TokenUse::Revoked => return Err(refuse("enrollment token was revoked")),
-        };
-        let agent_id = auth::new_id("ag-");
-        let validity = time::Duration::days(self.config.agent_cert_days);
-        let issued = match self.ca.sign_agent(csr_der, &agent_id, validity) {
-            Ok(i) => i,
-            Err(e) => return Err(refuse(&e.to_string())),
-        };
-        let now = now_ms();
-        let project = tok
-            .project
-            .clone()
-            .or_else(|| labels.get("project").cloned());
-        let not_after_ms = issued.not_after.unix_timestamp() * 1000;
-        self.store.put_agent(&AgentRecord {
-            id: agent_id.clone(),
-            hostname: hostname.into(),
-            ip_addresses: vec![],
-            provider: String::new(),
-            instance_id: String::new(),
-            os: String::new(),
-            project: project.clone(),
-            labels,
-            enrolled_at_ms: now,
-            last_seen_ms: now,
-            cert_serial: issued.serial.clone(),
-            cert_not_after_ms: not_after_ms,
-            revoked: false,
-        })?;
-        self.audit(
-            &format!("agent:{agent_id}"),
-            "agent.enroll",
-            Some(&agent_id),
-            format!("host {hostname:?}, project {project:?}, token {}", tok.id),
-        )?;
-        bump(&self.metrics.enrollments_total, 1);
-        let s = self.settings();
-        let provision_scan = if s.scan_on_provision {
-            self.create_scan(&agent_id, "provision", "system")?
-                .map(|sc| sc.id)
-        } else {
-            None
-        };
-        self.store.sync()?;
-        Ok(Enrolled {
-            agent_id,
-            cert_der: issued.der,
-            not_after_ms,
-            provision_scan,
-        })
-    }
-
-    /// Renews an agent's certificate from a new CSR.
-    pub fn renew(&self, agent_id: &str, csr_der: &[u8]) -> Result<(Vec<u8>, i64)> {
-        let mut a = self.agent(agent_id)?;
-        let issued = self.ca.sign_agent(
-            csr_der,
-            agent_id,
-            time::Duration::days(self.config.agent_cert_days),
-        )?;
-        a.cert_serial = issued.serial;
-        a.cert_not_after_ms = issued.not_after.unix_timestamp() * 1000;
-        self.store.put_agent(&a)?;
-        self.audit(
-            &format!("agent:{agent_id}"),
-            "agent.renew",
-            Some(agent_id),
-            "client certificate renewed",
-        )?;
-        self.store.sync()?;
-        Ok((issued.der, a.cert_not_after_ms))
-    }
+    // ---- agents ----
 
     pub fn agent(&self, id: &str) -> Result<AgentRecord> {
         self.store
@@ -414,12 +400,30 @@ impl App {
     /// Revokes an agent's certificate and drops its connection; revoking a revoked
     /// agent changes nothing.
     pub fn revoke_agent(&self, id: &str, actor: &str) -> Result<AgentRecord> {
-        let mut a = self.agent(id)?;
-        if a.revoked {
+        let mut was_revoked = false;
+        let a = self
+            .store
+            .update_agent(id, &mut |a| {
+                was_revoked = a.revoked;
+                a.revoked = true;
+            })?
+            .ok_or_else(|| AppError::NotFound(format!("agent {id}")))?;
+        self.revoked
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string());
+        // Its live stream ends now, whatever it is doing.
+        if let Some(live) = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id)
+        {
+            live.end.end(format!("agent {id} is revoked"));
+        }
+        if was_revoked {
             return Ok(a);
         }
-        a.revoked = true;
-        self.store.put_agent(&a)?;
         self.audit(
             actor,
             "agent.revoke",
@@ -427,10 +431,6 @@ impl App {
             format!("certificate {} revoked", a.cert_serial),
         )?;
         self.store.sync()?;
-        self.sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
         if let Some(f) = self
             .on_revoke
             .lock()
@@ -444,29 +444,67 @@ impl App {
 
     // ---- sessions ----
 
-    /// Registers a connected agent's command channel.
-    pub fn attach(&self, agent_id: &str, tx: mpsc::Sender<Command>) {
-        self.sessions
-            .lock()
+    /// Whether the agent was revoked (an in-memory set, updated on revocation).
+    pub fn is_revoked(&self, agent_id: &str) -> bool {
+        self.revoked
+            .read()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(agent_id.into(), tx);
+            .contains(agent_id)
+    }
+
+    /// Refuses a revoked agent.
+    pub fn ensure_live(&self, agent_id: &str) -> Result<()> {
+        if self.is_revoked(agent_id) {
+            return Err(AppError::Refused(format!("agent {agent_id} is revoked")));
+        }
+        Ok(())
+    }
+
+    /// Takes one message from the agent's per-second budget (all its streams).
+    pub fn allow_message(&self, agent_id: &str) -> bool {
+        self.agent_messages.allow(agent_id)
+    }
+
+    /// Registers a connected agent's stream. An agent has one live stream: an
+    /// older one is told to end. A revoked agent is refused.
+    pub fn attach(
+        &self,
+        agent_id: &str,
+        tx: mpsc::Sender<Command>,
+        end: Arc<StreamEnd>,
+        resync: Arc<std::sync::atomic::AtomicBool>,
+    ) -> Result<()> {
+        let mut s = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        // Checked under the sessions lock, which revocation also takes.
+        self.ensure_live(agent_id)?;
+        if let Some(old) = s.insert(agent_id.into(), Live { tx, end, resync }) {
+            old.end
+                .end(format!("agent {agent_id} opened a newer stream"));
+        }
+        Ok(())
     }
 
     pub fn detach(&self, agent_id: &str, tx: &mpsc::Sender<Command>) {
         let mut s = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        if s.get(agent_id).is_some_and(|cur| cur.same_channel(tx)) {
+        if s.get(agent_id).is_some_and(|cur| cur.tx.same_channel(tx)) {
             s.remove(agent_id);
         }
     }
 
+    /// Queues a command for a connected agent. When its queue is full the command
+    /// is not lost: scans are in the store, and the stream re-reads them.
     fn send(&self, agent_id: &str, cmd: Command) -> bool {
-        let tx = self
-            .sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(agent_id)
-            .cloned();
-        tx.is_some_and(|tx| tx.try_send(cmd).is_ok())
+        let s = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(live) = s.get(agent_id) else {
+            return false;
+        };
+        match live.tx.try_send(cmd) {
+            Ok(()) => true,
+            Err(_) => {
+                live.resync.store(true, std::sync::atomic::Ordering::SeqCst);
+                false
+            }
+        }
     }
 
     pub fn connected(&self) -> Vec<String> {
@@ -518,40 +556,38 @@ impl App {
         }
     }
 
-    pub fn touch(&self, agent_id: &str, update: impl FnOnce(&mut AgentRecord)) -> Result<()> {
-        let mut a = self.agent(agent_id)?;
-        a.last_seen_ms = now_ms();
-        update(&mut a);
-        self.store.put_agent(&a)?;
+    /// Records what a hello says that may change over a VM's life (host name,
+    /// addresses, OS); identity (instance ID, provider, project, labels) was fixed at
+    /// enrollment and stays. A hello that differs in identity is logged, not applied.
+    pub fn hello(&self, agent_id: &str, h: &HelloInfo) -> Result<()> {
+        let mut claimed_other = None;
+        self.store
+            .update_agent(agent_id, &mut |a| {
+                a.last_seen_ms = now_ms();
+                a.hostname = h.hostname.clone();
+                a.ip_addresses = h.ip_addresses.clone();
+                a.os = h.os.clone();
+                claimed_other = (!h.instance_id.is_empty() && h.instance_id != a.instance_id)
+                    .then(|| a.instance_id.clone());
+            })?
+            .ok_or_else(|| AppError::NotFound(format!("agent {agent_id}")))?;
+        if let Some(enrolled) = claimed_other {
+            tracing::warn!(
+                %agent_id,
+                claimed = %crate::limits::echo(&h.instance_id),
+                %enrolled,
+                "hello claims another instance ID than the one enrolled; ignored"
+            );
+        }
         Ok(())
     }
 
     // ---- catalogs ----
 
-    pub fn has_catalog(&self, version: &str) -> Result<bool> {
-        Ok(self.catalog(version)?.is_some())
-    }
-
+    /// The collector's own rule metadata for an agent's content version (never what
+    /// an agent sent).
     pub fn catalog(&self, version: &str) -> Result<Option<Arc<Catalog>>> {
-        if let Some(c) = self
-            .catalogs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(version)
-        {
-            return Ok(Some(c.clone()));
-        }
-        let Some(bytes) = self.store.get_meta(&format!("catalog:{version}"))? else {
-            return Ok(None);
-        };
-        let c: Catalog = serde_json::from_slice(&bytes)
-            .map_err(|e| AppError::Invalid(format!("stored catalog {version}: {e}")))?;
-        let c = Arc::new(c);
-        self.catalogs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(version.into(), c.clone());
-        Ok(Some(c))
+        Ok(self.catalogs.for_version(version))
     }
 
     /// The rule metadata a scan was made with (the newest catalog the collector has
@@ -560,18 +596,6 @@ impl App {
         s.content_version
             .as_deref()
             .and_then(|v| self.catalog(v).ok().flatten())
-    }
-
-    pub fn put_catalog(&self, c: Catalog) -> Result<()> {
-        let bytes = serde_json::to_vec(&c).map_err(|e| AppError::Invalid(e.to_string()))?;
-        self.store
-            .put_meta(&format!("catalog:{}", c.content_version), &bytes)?;
-        self.store.sync()?;
-        self.catalogs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(c.content_version.clone(), Arc::new(c));
-        Ok(())
     }
 
     // ---- scans ----
@@ -595,6 +619,17 @@ impl App {
                 .is_some_and(|p| s.exempt_projects.contains(p))
         {
             return Ok(None);
+        }
+        // One pending scan per agent at most: a scan that has not started yet will
+        // run with the settings of its time anyway.
+        let pending = ScanFilter {
+            status: Some(ScanStatus::Pending),
+            project: None,
+            agent_id: Some(agent_id.into()),
+        };
+        if let Some(p) = self.store.scans(&pending, 0, 1)?.0.into_iter().next() {
+            self.send(agent_id, self.scan_command(&p));
+            return Ok(Some(p));
         }
         let now = now_ms();
         let id = format!("sc-{now:013}-{}", &auth::new_id("")[..8]);
@@ -645,34 +680,22 @@ impl App {
         &self,
         agent_id: &str,
         scan_id: &str,
+        content_version: &str,
         results: &[ResultRecord],
     ) -> Result<()> {
         let mut s = self.own_scan(agent_id, scan_id)?;
         if s.status.is_final() {
             return Ok(()); // late resend of a finished scan: already durable
         }
-        for r in results {
-            if ![
-                "pass",
-                "fail",
-                "error",
-                "not_applicable",
-                "not_checked",
-                "exempted",
-            ]
-            .contains(&r.status.as_str())
-            {
-                return Err(AppError::Invalid(format!(
-                    "result for {} has unknown status {:?}",
-                    r.rule_id, r.status
-                )));
-            }
-            if r.rule_id.is_empty() || r.rule_id.len() > 32 || r.evidence.len() > 1000 {
-                return Err(AppError::Invalid(format!(
-                    "result {:?} exceeds its limits",
-                    r.rule_id
-                )));
-            }
+        if let Some(why) = self.check_results(&s, content_version, results)? {
+            // The agent's content does not match the collector's: the scan fails with
+            // the reason, and the batch is acknowledged so that it is not resent.
+            s.status = ScanStatus::Failed;
+            s.failure_reason = Some(why);
+            s.finished_at_ms = Some(now_ms());
+            self.store.put_scan(&s)?;
+            self.store.sync()?;
+            return Ok(());
         }
         self.store.put_results(scan_id, results)?;
         if s.status == ScanStatus::Pending {
@@ -684,6 +707,64 @@ impl App {
         self.store.sync()?;
         bump(&self.metrics.results_total, results.len() as u64);
         Ok(())
+    }
+
+    /// Checks a batch against the scan. Over a bound (batch size, evidence): an error
+    /// that ends the stream. A rule outside the scan's profile of the benchmark the
+    /// collector knows, or a status that rule cannot have: `Some(reason)`, and the
+    /// scan fails with it.
+    fn check_results(
+        &self,
+        s: &ScanRecord,
+        content_version: &str,
+        results: &[ResultRecord],
+    ) -> Result<Option<String>> {
+        use crate::limits::{echo, RESULTS_PER_BATCH};
+        if results.len() > RESULTS_PER_BATCH {
+            return Err(AppError::Invalid(format!(
+                "a batch of {} results; at most {RESULTS_PER_BATCH} are accepted",
+                results.len()
+            )));
+        }
+        for r in results {
+            crate::limits::result(&r.rule_id, &r.evidence).map_err(|e| AppError::Invalid(e.0))?;
+        }
+        let Some(catalog) = self.catalog(content_version)? else {
+            return Ok(Some(format!(
+                "the agent's content `{}` is no benchmark this collector knows",
+                echo(content_version)
+            )));
+        };
+        for r in results {
+            let Some(rule) = catalog.rules.get(&r.rule_id) else {
+                return Ok(Some(format!(
+                    "rule {} is not in benchmark {} as this collector knows it",
+                    echo(&r.rule_id),
+                    catalog.benchmark_id
+                )));
+            };
+            if !rule.profiles.iter().any(|p| *p == s.profile) {
+                return Ok(Some(format!(
+                    "rule {} is not in profile {} of benchmark {}",
+                    r.rule_id, s.profile, catalog.benchmark_id
+                )));
+            }
+            let ok = match r.status.as_str() {
+                // A manual recommendation is never passed or failed.
+                "not_checked" => !rule.automated,
+                "pass" | "fail" | "error" => rule.automated,
+                "not_applicable" | "exempted" => true,
+                _ => false,
+            };
+            if !ok {
+                return Ok(Some(format!(
+                    "rule {} cannot have status {}",
+                    r.rule_id,
+                    echo(&r.status)
+                )));
+            }
+        }
+        Ok(None)
     }
 
     /// Completes a scan: counts, score and enforcement from the stored results.
@@ -700,14 +781,31 @@ impl App {
         }
         let results = self.store.results(scan_id)?;
         s.content_version = Some(content_version.to_string());
+        let catalog = self.catalog(content_version)?;
+        let wanted: Vec<&str> = catalog
+            .as_ref()
+            .map(|c| c.profile_rules(&s.profile))
+            .unwrap_or_default();
+        let missing = wanted
+            .iter()
+            .filter(|id| !results.iter().any(|r| r.rule_id == **id))
+            .count();
         if results.len() as u32 != expected {
             s.status = ScanStatus::Failed;
             s.failure_reason = Some(format!(
                 "the agent reported {expected} results but {} arrived",
                 results.len()
             ));
+        } else if wanted.is_empty() || missing > 0 {
+            // A scan counts only when it covers its whole profile.
+            s.status = ScanStatus::Failed;
+            s.failure_reason = Some(format!(
+                "the scan covers {} of the {} rules of profile {}",
+                wanted.len() - missing,
+                wanted.len(),
+                s.profile
+            ));
         } else {
-            let catalog = self.catalog(content_version)?;
             let severity = |id: &str| {
                 catalog
                     .as_ref()
@@ -839,16 +937,29 @@ impl App {
 
     // ---- handover ----
 
-    /// Finds an agent by its ID or its cloud instance ID.
+    /// Finds an agent by its ID or by the cloud instance ID it enrolled with. An
+    /// instance ID names at most one live agent (enrollment refuses a second); should
+    /// stored data hold two, the answer is a conflict, never a guess.
     pub fn find_agent(&self, id: &str) -> Result<AgentRecord> {
         if let Some(a) = self.store.agent(id)? {
             return Ok(a);
         }
-        self.store
+        if id.is_empty() {
+            return Err(AppError::NotFound("agent or instance".into()));
+        }
+        let mut found: Vec<AgentRecord> = self
+            .store
             .agents()?
             .into_iter()
-            .find(|a| !a.instance_id.is_empty() && a.instance_id == id)
-            .ok_or_else(|| AppError::NotFound(format!("agent or instance {id}")))
+            .filter(|a| !a.revoked && a.instance_id == id)
+            .collect();
+        match found.len() {
+            0 => Err(AppError::NotFound(format!("agent or instance {id}"))),
+            1 => Ok(found.remove(0)),
+            n => Err(AppError::Conflict(format!(
+                "instance {id} is claimed by {n} agents; revoke all but one"
+            ))),
+        }
     }
 
     pub fn latest_scan(&self, agent_id: &str) -> Result<Option<ScanRecord>> {
@@ -1046,7 +1157,7 @@ mod tests {
                 instance_id: instance.into(),
                 os: String::new(),
                 project: project.map(String::from),
-                labels: BTreeMap::new(),
+                labels: Default::default(),
                 enrolled_at_ms: 0,
                 last_seen_ms: 0,
                 cert_serial: "01".into(),
@@ -1111,7 +1222,8 @@ mod tests {
             evidence: vec![],
         };
         // A late batch and finish from the agent are acknowledged but change nothing.
-        app.record_results("ag-1", &scan.id, &[r]).unwrap();
+        app.record_results("ag-1", &scan.id, "debian-12@test", &[r])
+            .unwrap();
         app.scan_started("ag-1", &scan.id).unwrap();
         let s = app.scan_finished("ag-1", &scan.id, 1, "v1").unwrap();
         assert_eq!(s.status, ScanStatus::Cancelled);

@@ -35,7 +35,7 @@ pub struct Config {
     pub download_dir: Option<PathBuf>,
     /// Largest gRPC message accepted from an agent.
     pub max_message_bytes: usize,
-    /// Most messages per second accepted from one agent stream.
+    /// Most messages per second accepted from one agent, over all its streams.
     pub max_messages_per_sec: u32,
     /// The REST API's address as people reach it, for links in webhook alerts;
     /// default `http(s)://<first server name>:<rest port>`.
@@ -45,6 +45,8 @@ pub struct Config {
     pub webhook_backoff_ms: u64,
     /// Attempts per webhook delivery before it is given up.
     pub webhook_max_attempts: u32,
+    /// Rates that bound callers (see `limits`).
+    pub limits: crate::limits::Limits,
 }
 
 impl Default for Config {
@@ -65,6 +67,7 @@ impl Default for Config {
             public_url: None,
             webhook_backoff_ms: 10_000,
             webhook_max_attempts: 6,
+            limits: crate::limits::Limits::default(),
         }
     }
 }
@@ -124,6 +127,7 @@ impl Config {
         if !(1..=20).contains(&self.webhook_max_attempts) {
             return Err("webhook_max_attempts must be between 1 and 20".into());
         }
+        self.limits.validate()?;
         if let Some(u) = &self.public_url {
             if !(u.starts_with("https://") || u.starts_with("http://")) {
                 return Err(format!(

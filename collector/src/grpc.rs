@@ -2,24 +2,23 @@
 //! are converted to the domain here, at the edge; junk is answered with
 //! INVALID_ARGUMENT and the stream is closed, without affecting other agents.
 
-use std::collections::BTreeMap;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use rampart_proto::v1::agent_channel_server::AgentChannel;
 use rampart_proto::v1::enrollment_server::Enrollment;
 use rampart_proto::v1::{
-    agent_message, collector_message, Ack, AgentMessage, AgentSettings, CancelScan, CatalogWanted,
+    agent_message, collector_message, Ack, AgentMessage, AgentSettings, CancelScan,
     CollectorMessage, EnrollRequest, EnrollResponse, RenewResponse, RuleStatus, ScanRequest,
-    Severity,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::app::{App, AppError, Catalog, CatalogRule, Command};
+use crate::app::{labels_of, App, AppError, Command, HelloInfo, StreamEnd};
+use crate::limits::{self, echo, EnrollClaims, HelloClaims};
 use crate::store::ResultRecord;
 
 fn status_of(e: AppError) -> Status {
@@ -29,6 +28,7 @@ fn status_of(e: AppError) -> Status {
         AppError::Conflict(m) => Status::failed_precondition(m),
         AppError::NotFound(m) => Status::not_found(format!("{m} not found")),
         AppError::Ca(e) => Status::invalid_argument(e.to_string()),
+        AppError::Limited(m) => Status::resource_exhausted(m),
         AppError::Store(e) => {
             tracing::error!(error = %e, "store failure");
             Status::unavailable("the collector cannot store data right now")
@@ -47,15 +47,24 @@ impl Enrollment for EnrollmentService {
         &self,
         req: Request<EnrollRequest>,
     ) -> Result<Response<EnrollResponse>, Status> {
+        // The source address, without the port: rate limits are per source.
         let peer = req
             .remote_addr()
-            .map(|a| a.to_string())
+            .map(|a| a.ip().to_string())
             .unwrap_or_else(|| "unknown".into());
         let r = req.into_inner();
-        let labels: BTreeMap<String, String> = r.labels.into_iter().collect();
+        let labels = labels_of(r.labels);
         let app = self.app.clone();
         let enrolled = tokio::task::spawn_blocking(move || {
-            app.enroll(&r.token, &r.csr_der, &r.hostname, labels, &peer)
+            let claims = EnrollClaims {
+                token: &r.token,
+                csr_der: &r.csr_der,
+                hostname: &r.hostname,
+                instance_id: &r.instance_id,
+                provider: &r.provider,
+                labels: &labels,
+            };
+            app.enroll(&claims, &peer)
         })
         .await
         .map_err(|_| Status::internal("enrollment task failed"))?
@@ -135,15 +144,6 @@ fn status_name(s: i32) -> Result<&'static str, Status> {
     })
 }
 
-fn severity_name(s: i32) -> &'static str {
-    match Severity::try_from(s) {
-        Ok(Severity::Critical) => "critical",
-        Ok(Severity::High) => "high",
-        Ok(Severity::Low) => "low",
-        _ => "medium",
-    }
-}
-
 type Out = mpsc::Sender<Result<CollectorMessage, Status>>;
 
 struct Session {
@@ -162,36 +162,48 @@ impl Session {
         if first && !matches!(body, agent_message::Body::Hello(_)) {
             return Err(Status::invalid_argument("the first message must be hello"));
         }
+        // Every message: a revoked agent is refused, whatever its stream.
+        app.ensure_live(&self.agent_id).map_err(status_of)?;
         match body {
             agent_message::Body::Hello(h) => {
+                if !first {
+                    return Err(Status::invalid_argument(
+                        "hello may be sent once, as the first message of a stream",
+                    ));
+                }
                 if h.agent_id != self.agent_id {
                     return Err(Status::invalid_argument(format!(
                         "hello names agent {} but the certificate is {}",
-                        h.agent_id, self.agent_id
+                        echo(&h.agent_id),
+                        self.agent_id
                     )));
                 }
-                if h.hostname.len() > 255 || h.ip_addresses.len() > 64 || h.labels.len() > 32 {
-                    return Err(Status::invalid_argument("hello exceeds its size limits"));
-                }
-                self.content_version = h.content_version.clone();
-                app.touch(&self.agent_id, |a| {
-                    a.hostname = h.hostname.clone();
-                    a.ip_addresses = h.ip_addresses.clone();
-                    a.provider = h.provider.clone();
-                    a.instance_id = h.instance_id.clone();
-                    a.os = h.os.clone();
-                    for (k, v) in &h.labels {
-                        a.labels.insert(k.clone(), v.clone());
-                    }
+                let labels = labels_of(h.labels.clone());
+                limits::hello(&HelloClaims {
+                    hostname: &h.hostname,
+                    ip_addresses: &h.ip_addresses,
+                    provider: &h.provider,
+                    instance_id: &h.instance_id,
+                    region: &h.region,
+                    os: &h.os,
+                    agent_version: &h.agent_version,
+                    content_version: &h.content_version,
+                    labels: &labels,
                 })
+                .map_err(|e| Status::invalid_argument(format!("hello: {e}")))?;
+                self.content_version = h.content_version.clone();
+                app.hello(
+                    &self.agent_id,
+                    &HelloInfo {
+                        hostname: h.hostname,
+                        ip_addresses: h.ip_addresses,
+                        os: h.os,
+                        instance_id: h.instance_id,
+                    },
+                )
                 .map_err(status_of)?;
-                let mut out = Vec::new();
-                if !app.has_catalog(&h.content_version).map_err(status_of)? {
-                    out.push(msg(collector_message::Body::CatalogWanted(CatalogWanted {
-                        content_version: h.content_version,
-                    })));
-                }
-                out.push(command_message(app.settings_command(&self.agent_id)));
+                // Rule metadata is the collector's own: no catalog is ever asked for.
+                let mut out = vec![command_message(app.settings_command(&self.agent_id))];
                 out.extend(
                     app.pending_commands(&self.agent_id)
                         .map_err(status_of)?
@@ -200,44 +212,24 @@ impl Session {
                 );
                 Ok(out)
             }
-            agent_message::Body::Catalog(c) => {
-                if c.rules.len() > 5000 {
-                    return Err(Status::invalid_argument("catalog has too many rules"));
-                }
-                let rules = c
-                    .rules
-                    .into_iter()
-                    .map(|r| {
-                        (
-                            r.id,
-                            CatalogRule {
-                                title: r.title,
-                                section: r.section,
-                                description: r.description,
-                                remediation: r.remediation,
-                                severity: severity_name(r.severity).into(),
-                                level: r.level,
-                                automated: r.automated,
-                            },
-                        )
-                    })
-                    .collect();
-                app.put_catalog(Catalog {
-                    content_version: c.content_version,
-                    benchmark_id: c.benchmark_id,
-                    benchmark_title: c.benchmark_title,
-                    benchmark_version: c.benchmark_version,
-                    rules,
-                })
-                .map_err(status_of)?;
-                Ok(vec![])
-            }
+            // Rule metadata from an agent is never used (see `catalog`): ignored, so
+            // that an agent of an older build that still sends one is not cut off.
+            agent_message::Body::Catalog(_) => Ok(vec![]),
             agent_message::Body::ScanStarted(s) => {
+                limits::scan_id(&s.scan_id).map_err(|e| Status::invalid_argument(e.0))?;
                 app.scan_started(&self.agent_id, &s.scan_id)
                     .map_err(status_of)?;
                 Ok(vec![])
             }
             agent_message::Body::Results(b) => {
+                limits::scan_id(&b.scan_id).map_err(|e| Status::invalid_argument(e.0))?;
+                if b.results.len() > limits::RESULTS_PER_BATCH {
+                    return Err(Status::invalid_argument(format!(
+                        "a batch of {} results; at most {} are accepted",
+                        b.results.len(),
+                        limits::RESULTS_PER_BATCH
+                    )));
+                }
                 let results = b
                     .results
                     .into_iter()
@@ -249,7 +241,7 @@ impl Session {
                         })
                     })
                     .collect::<Result<Vec<_>, Status>>()?;
-                app.record_results(&self.agent_id, &b.scan_id, &results)
+                app.record_results(&self.agent_id, &b.scan_id, &self.content_version, &results)
                     .map_err(status_of)?;
                 Ok(vec![msg(collector_message::Body::Ack(Ack {
                     scan_id: b.scan_id,
@@ -258,6 +250,7 @@ impl Session {
                 }))])
             }
             agent_message::Body::ScanFinished(f) => {
+                limits::scan_id(&f.scan_id).map_err(|e| Status::invalid_argument(e.0))?;
                 let s = app
                     .scan_finished(
                         &self.agent_id,
@@ -274,6 +267,7 @@ impl Session {
                 }))])
             }
             agent_message::Body::ScanFailed(f) => {
+                limits::scan_id(&f.scan_id).map_err(|e| Status::invalid_argument(e.0))?;
                 app.scan_failed(&self.agent_id, &f.scan_id, &f.reason)
                     .map_err(status_of)?;
                 Ok(vec![msg(collector_message::Body::Ack(Ack {
@@ -301,14 +295,14 @@ async fn run_session(
     out: Out,
 ) {
     let (cmd_tx, mut cmd_rx) = mpsc::channel::<Command>(64);
+    let end = Arc::new(StreamEnd::default());
+    let resync = Arc::new(AtomicBool::new(false));
     let mut session = Session {
         app: app.clone(),
         agent_id: agent_id.clone(),
         content_version: String::new(),
     };
     let max_rate = app.config.max_messages_per_sec;
-    let mut window = Instant::now();
-    let mut count = 0u32;
     let mut first = true;
     loop {
         tokio::select! {
@@ -321,33 +315,36 @@ async fn run_session(
                         // junk: say so; a cancelled stream is the agent going away.
                         tracing::info!(%agent_id, error = %e, "agent stream ended");
                         if e.code() != tonic::Code::Cancelled {
-                            app.metrics.streams_rejected_total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            app.metrics.streams_rejected_total.fetch_add(1, Ordering::Relaxed);
                             let _ = out.send(Err(Status::invalid_argument(format!("unreadable message: {}", e.message())))).await;
                         }
                         break;
                     }
                 };
-                if window.elapsed() > Duration::from_secs(1) {
-                    window = Instant::now();
-                    count = 0;
-                }
-                count += 1;
-                if count > max_rate {
-                    let _ = out.send(Err(Status::resource_exhausted(format!("more than {max_rate} messages per second")))).await;
+                // The budget is the agent's, over all its streams.
+                if !app.allow_message(&agent_id) {
+                    app.metrics.agent_limit_refusals_total.fetch_add(1, Ordering::Relaxed);
+                    let _ = out.send(Err(Status::resource_exhausted(format!("agent {agent_id} sent more than {max_rate} messages per second")))).await;
                     break;
                 }
-                let app2 = app.clone();
                 let was_first = first;
                 first = false;
                 // Storage syncs to disk: keep it off the async workers.
-                let (s, r) = tokio::task::spawn_blocking(move || { let r = session.handle(m, was_first); (session, r) })
-                    .await
-                    .unwrap_or_else(|_| (Session { app: app2, agent_id: agent_id.clone(), content_version: String::new() }, Err(Status::internal("handler failed"))));
+                let (s, r) = match tokio::task::spawn_blocking(move || { let r = session.handle(m, was_first); (session, r) }).await {
+                    Ok(x) => x,
+                    Err(_) => {
+                        let _ = out.send(Err(Status::internal("handler failed"))).await;
+                        break;
+                    }
+                };
                 session = s;
                 match r {
                     Ok(replies) => {
                         if was_first {
-                            app.attach(&agent_id, cmd_tx.clone());
+                            if let Err(e) = app.attach(&agent_id, cmd_tx.clone(), end.clone(), resync.clone()) {
+                                let _ = out.send(Err(status_of(e))).await;
+                                break;
+                            }
                         }
                         for reply in replies {
                             if out.send(Ok(reply)).await.is_err() {
@@ -356,7 +353,7 @@ async fn run_session(
                         }
                     }
                     Err(status) => {
-                        app.metrics.streams_rejected_total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        app.metrics.streams_rejected_total.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(%agent_id, code = ?status.code(), message = status.message(), "agent stream rejected");
                         let _ = out.send(Err(status)).await;
                         break;
@@ -366,6 +363,25 @@ async fn run_session(
             Some(cmd) = cmd_rx.recv() => {
                 if out.send(Ok(command_message(cmd))).await.is_err() {
                     break;
+                }
+            }
+            _ = end.notify.notified() => {
+                let why = end.reason().unwrap_or_else(|| "the stream was ended".into());
+                tracing::info!(%agent_id, reason = %why, "agent stream ended by the collector");
+                let _ = out.send(Err(Status::permission_denied(why))).await;
+                break;
+            }
+        }
+        // Commands that did not fit in the queue: the pending scans are re-read.
+        if resync.swap(false, Ordering::SeqCst) {
+            let (app2, id2) = (app.clone(), agent_id.clone());
+            if let Ok(Ok(cmds)) =
+                tokio::task::spawn_blocking(move || app2.pending_commands(&id2)).await
+            {
+                for c in cmds {
+                    if out.send(Ok(command_message(c))).await.is_err() {
+                        break;
+                    }
                 }
             }
         }
@@ -388,11 +404,12 @@ impl AgentChannel for ChannelService {
             .first()
             .and_then(|c| agent_id_of(c))
             .ok_or_else(|| Status::unauthenticated("the client certificate names no agent"))?;
-        let agent = self
-            .app
-            .agent(&agent_id)
+        let (app, id) = (self.app.clone(), agent_id.clone());
+        let agent = tokio::task::spawn_blocking(move || app.agent(&id))
+            .await
+            .map_err(|_| Status::internal("lookup failed"))?
             .map_err(|_| Status::unauthenticated(format!("agent {agent_id} is not enrolled")))?;
-        if agent.revoked {
+        if agent.revoked || self.app.is_revoked(&agent_id) {
             return Err(Status::permission_denied(format!(
                 "agent {agent_id} is revoked"
             )));

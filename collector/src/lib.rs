@@ -6,8 +6,10 @@
 pub mod app;
 pub mod auth;
 pub mod ca;
+pub mod catalog;
 pub mod config;
 pub mod grpc;
+pub mod limits;
 pub mod policy;
 pub mod report;
 pub mod rest;

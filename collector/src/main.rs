@@ -155,9 +155,13 @@ async fn main() -> anyhow::Result<()> {
                 },
         } => {
             let c = server::build_for_cli(server::load_config(None, Some(&data))?)?;
-            let (_, token, _) =
-                c.app
-                    .create_token(project.as_deref(), ttl_seconds, max_uses, "cli")?;
+            let (_, token, _) = c.app.create_token(
+                project.as_deref(),
+                ttl_seconds,
+                max_uses,
+                "cli",
+                Role::Admin,
+            )?;
             println!("{token}");
             Ok(())
         }

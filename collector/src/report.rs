@@ -400,6 +400,7 @@ mod tests {
             severity: severity.into(),
             level: 1,
             automated: true,
+            profiles: vec!["level1-server".into()],
         }
     }
 

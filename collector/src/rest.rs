@@ -58,6 +58,7 @@ impl From<AppError> for ApiError {
             AppError::Invalid(m) => ApiError(StatusCode::UNPROCESSABLE_ENTITY, m),
             AppError::Conflict(m) => ApiError(StatusCode::CONFLICT, m),
             AppError::Refused(m) => ApiError(StatusCode::FORBIDDEN, m),
+            AppError::Limited(m) => ApiError(StatusCode::TOO_MANY_REQUESTS, m),
             AppError::Ca(e) => ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
             AppError::Store(e) => {
                 tracing::error!(error = %e, "store failure");
@@ -255,7 +256,7 @@ async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
         m.scans_completed_total.load(Ordering::Relaxed),
         m.streams_rejected_total.load(Ordering::Relaxed),
         app.connected().len(),
-    );
+    ) + &m.render_refusals();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 

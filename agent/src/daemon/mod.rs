@@ -146,7 +146,8 @@ pub async fn enroll(mut a: EnrollArgs) -> Result<String, DaemonError> {
         return Err(DaemonError::Config("the enrollment token is empty".into()));
     }
     let facts = crate::facts::Facts::new(Path::new("/"), true);
-    let host = identity::detect(&facts).hostname;
+    let who = identity::detect(&facts);
+    let host = who.hostname.clone();
     let (key_der, csr_der) = new_key_and_csr(&host)?;
     let cfg = tls::client_config(&pin, None).map_err(DaemonError::Config)?;
     let channel = tls::channel(&a.collector, cfg).map_err(DaemonError::Config)?;
@@ -156,6 +157,8 @@ pub async fn enroll(mut a: EnrollArgs) -> Result<String, DaemonError> {
             csr_der,
             hostname: host,
             labels: a.labels.clone().into_iter().collect(),
+            instance_id: who.instance_id,
+            provider: who.provider,
         })
         .await
         .map_err(session::status_error)?

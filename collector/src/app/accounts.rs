@@ -105,13 +105,35 @@ impl App {
     }
 
     /// Creates an enrollment token; returns (token ID, secret, expiry).
+    /// Agents take their project from the token alone, so a token for a project
+    /// that is exempt from scanning (never scanned, never blocked) is an admin's to
+    /// make.
     pub fn create_token(
         &self,
         project: Option<&str>,
         ttl_secs: i64,
         max_uses: u32,
         actor: &str,
+        actor_role: Role,
     ) -> Result<(String, String, i64)> {
+        if let Some(p) = project {
+            if p.is_empty()
+                || p.len() > 128
+                || !p
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c))
+            {
+                return Err(AppError::Invalid(format!(
+                    "project `{}` must be 1 to 128 letters, digits, `.`, `_`, `-` or `/`",
+                    crate::limits::echo(p)
+                )));
+            }
+            if actor_role < Role::Admin && self.settings().exempt_projects.contains(p) {
+                return Err(AppError::Refused(format!(
+                    "project {p} is exempt from scanning: only an admin may create its tokens"
+                )));
+            }
+        }
         if !(1..=366 * 86400).contains(&ttl_secs) {
             return Err(AppError::Invalid(format!(
                 "ttl_seconds {ttl_secs} must be between 1 and 31622400"
@@ -297,7 +319,9 @@ mod tests {
     fn revoking_tokens_is_audited_once() {
         let d = tempfile::tempdir().unwrap();
         let app = app(d.path());
-        let (id, _, _) = app.create_token(Some("web"), 3600, 2, "ann").unwrap();
+        let (id, _, _) = app
+            .create_token(Some("web"), 3600, 2, "ann", Role::Provisioner)
+            .unwrap();
         let t = app.revoke_token(&id, "root").unwrap();
         assert!(t.revoked && t.project.as_deref() == Some("web"));
         assert!(app.revoke_token(&id, "root").unwrap().revoked);

@@ -55,7 +55,8 @@ pub(super) struct TokenResponse {
     request_body = TokenRequest,
     responses(
         (status = 200, description = "The new token, with its secret", body = TokenResponse),
-        (status = 422, description = "Invalid body, lifetime or number of uses", body = ErrorBody),
+        (status = 403, description = "The project is exempt from scanning and the caller is not an admin", body = ErrorBody),
+        (status = 422, description = "Invalid body, project, lifetime or number of uses", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -66,8 +67,13 @@ pub(super) async fn create_token(
 ) -> ApiResult<TokenResponse> {
     c.require(Role::Provisioner)?;
     let r: TokenRequest = body(&raw)?;
-    let (id, token, expires_at_ms) =
-        app.create_token(r.project.as_deref(), r.ttl_seconds, r.max_uses, &c.name)?;
+    let (id, token, expires_at_ms) = app.create_token(
+        r.project.as_deref(),
+        r.ttl_seconds,
+        r.max_uses,
+        &c.name,
+        c.role,
+    )?;
     Ok(Json(TokenResponse {
         id,
         token,

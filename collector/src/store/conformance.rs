@@ -30,6 +30,24 @@ fn token(hash: &str, expires: i64, max_uses: u32) -> TokenRecord {
     }
 }
 
+fn agent(id: &str) -> AgentRecord {
+    AgentRecord {
+        id: id.into(),
+        hostname: "h".into(),
+        ip_addresses: vec![],
+        provider: String::new(),
+        instance_id: String::new(),
+        os: String::new(),
+        project: None,
+        labels: Default::default(),
+        enrolled_at_ms: 0,
+        last_seen_ms: 0,
+        cert_serial: "01".into(),
+        cert_not_after_ms: 0,
+        revoked: false,
+    }
+}
+
 /// Runs the suite; `open` must return the same store each time (reopened).
 pub fn run<S: Store>(open: &dyn Fn() -> S) {
     {
@@ -55,6 +73,36 @@ pub fn run<S: Store>(open: &dyn Fn() -> S) {
             "idempotent"
         );
         assert_eq!(s.revoke_token("t-none").unwrap(), None);
+        assert_eq!(
+            s.token("h1").unwrap().unwrap().uses,
+            2,
+            "a look counts no use"
+        );
+        assert_eq!(s.token("none").unwrap(), None);
+
+        // Agents: an update is atomic, so a revocation racing other writers holds.
+        s.put_agent(&agent("ag-1")).unwrap();
+        assert_eq!(s.update_agent("ag-none", &mut |_| {}).unwrap(), None);
+        std::thread::scope(|t| {
+            for i in 0..4 {
+                let s = &s;
+                t.spawn(move || {
+                    for n in 0..50 {
+                        s.update_agent("ag-1", &mut |a| {
+                            a.last_seen_ms = i * 1000 + n;
+                            if i == 0 && n == 25 {
+                                a.revoked = true;
+                            }
+                        })
+                        .unwrap();
+                    }
+                });
+            }
+        });
+        assert!(
+            s.agent("ag-1").unwrap().unwrap().revoked,
+            "no writer undid the revocation"
+        );
 
         // Scans: newest first, filtered, paginated with a total.
         for (i, (status, project)) in [

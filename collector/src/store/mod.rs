@@ -278,10 +278,20 @@ pub struct AttemptRecord {
 /// The storage contract. Writes are durable when [`Store::sync`] returns.
 pub trait Store: Send + Sync + 'static {
     fn put_agent(&self, a: &AgentRecord) -> Result<()>;
+    /// Atomically applies `change` to the stored agent (compare-and-swap: a change
+    /// made meanwhile by another writer is never undone; `change` may run again on
+    /// the fresher record). Returns the record as written, `None` if unknown.
+    fn update_agent(
+        &self,
+        id: &str,
+        change: &mut dyn FnMut(&mut AgentRecord),
+    ) -> Result<Option<AgentRecord>>;
     fn agent(&self, id: &str) -> Result<Option<AgentRecord>>;
     fn agents(&self) -> Result<Vec<AgentRecord>>;
 
     fn put_token(&self, t: &TokenRecord) -> Result<()>;
+    /// The token with that hash, as it is (no use counted).
+    fn token(&self, hash: &str) -> Result<Option<TokenRecord>>;
     /// Atomically checks a token (by hash) and counts one use if it is valid at `now_ms`.
     fn use_token(&self, hash: &str, now_ms: i64) -> Result<TokenUse>;
     fn tokens(&self) -> Result<Vec<TokenRecord>>;

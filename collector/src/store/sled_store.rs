@@ -115,6 +115,28 @@ impl Store for SledStore {
             .map_err(backend)?;
         Ok(())
     }
+    fn update_agent(
+        &self,
+        id: &str,
+        change: &mut dyn FnMut(&mut AgentRecord),
+    ) -> Result<Option<AgentRecord>> {
+        loop {
+            let Some(old) = self.agents.get(id).map_err(backend)? else {
+                return Ok(None);
+            };
+            let mut a: AgentRecord = decode(id.as_bytes(), &old)?;
+            change(&mut a);
+            let new = encode(&a)?;
+            if self
+                .agents
+                .compare_and_swap(id, Some(old), Some(new))
+                .map_err(backend)?
+                .is_ok()
+            {
+                return Ok(Some(a));
+            }
+        }
+    }
     fn agent(&self, id: &str) -> Result<Option<AgentRecord>> {
         Self::get(&self.agents, id)
     }
@@ -127,6 +149,9 @@ impl Store for SledStore {
             .insert(t.hash.as_bytes(), encode(t)?)
             .map_err(backend)?;
         Ok(())
+    }
+    fn token(&self, hash: &str) -> Result<Option<TokenRecord>> {
+        Self::get(&self.tokens, hash)
     }
     fn use_token(&self, hash: &str, now_ms: i64) -> Result<TokenUse> {
         loop {

@@ -1,0 +1,361 @@
+//! Enrollment and certificate renewal: the only ways to obtain an agent identity.
+//!
+//! Enroll is reachable by anyone on the network, so the order matters: rate limits,
+//! then sizes, then the CSR (its signature), then the token is looked at without
+//! spending it; a use is spent only when everything else holds. A refusal for an
+//! unknown token or a malformed request is counted and logged (a short prefix of
+//! what was sent, never the whole), not written to the audit log: only refusals of a
+//! real token are audited, so nobody without a token can grow the log.
+
+use std::collections::BTreeMap;
+
+use super::{bump, now_ms, App, AppError, Enrolled, Result};
+use crate::auth;
+use crate::limits::{self, echo, EnrollClaims};
+use crate::store::{AgentRecord, TokenRecord, TokenUse};
+
+/// Why an enrollment was refused, for the refusal counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Refusal {
+    RateLimited,
+    Invalid,
+    BadCsr,
+    UnknownToken,
+    TokenUnusable,
+    InstanceTaken,
+}
+
+impl Refusal {
+    pub const ALL: [Refusal; 6] = [
+        Refusal::RateLimited,
+        Refusal::Invalid,
+        Refusal::BadCsr,
+        Refusal::UnknownToken,
+        Refusal::TokenUnusable,
+        Refusal::InstanceTaken,
+    ];
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::RateLimited => "rate_limited",
+            Refusal::Invalid => "invalid",
+            Refusal::BadCsr => "bad_csr",
+            Refusal::UnknownToken => "unknown_token",
+            Refusal::TokenUnusable => "token_unusable",
+            Refusal::InstanceTaken => "instance_taken",
+        }
+    }
+}
+
+/// The SHA-256 of the CSR's public key, once its signature is verified.
+fn csr_key(csr_der: &[u8]) -> std::result::Result<String, String> {
+    use x509_parser::prelude::FromDer;
+    // rcgen verifies the CSR's self-signature.
+    rcgen::CertificateSigningRequestParams::from_der(&csr_der.to_vec().into())
+        .map_err(|e| format!("invalid certificate signing request: {e}"))?;
+    let (_, csr) = x509_parser::certification_request::X509CertificationRequest::from_der(csr_der)
+        .map_err(|e| format!("invalid certificate signing request: {e}"))?;
+    Ok(crate::ca::fingerprint(
+        csr.certification_request_info.subject_pki.raw,
+    ))
+}
+
+fn enroll_key(token_id: &str, key: &str) -> String {
+    format!("enroll-key:{token_id}:{key}")
+}
+
+impl App {
+    fn refuse_enroll(&self, why: Refusal, peer: &str, message: String) -> AppError {
+        bump(&self.metrics.enrollments_refused_total, 1);
+        self.metrics.refusal(why);
+        tracing::warn!(%peer, reason = why.as_str(), message = %message, "enrollment refused");
+        match why {
+            Refusal::RateLimited => AppError::Limited(message),
+            Refusal::Invalid | Refusal::BadCsr => AppError::Invalid(message),
+            Refusal::InstanceTaken => AppError::Conflict(message),
+            _ => AppError::Refused(message),
+        }
+    }
+
+    /// Enrolls an agent: a client certificate for the CSR's key, bound to a new agent
+    /// ID, the token's project and the instance ID claimed now (never changed later).
+    /// Retrying with the same token and the same key returns the same agent (a fresh
+    /// certificate) without spending another use.
+    pub fn enroll(&self, req: &EnrollClaims<'_>, peer_ip: &str) -> Result<Enrolled> {
+        let lim = &self.config.limits;
+        if !self.enroll_global.allow("") {
+            return Err(self.refuse_enroll(
+                Refusal::RateLimited,
+                peer_ip,
+                format!(
+                    "too many enrollments: at most {} per second are accepted; retry later",
+                    lim.enroll_per_second
+                ),
+            ));
+        }
+        if !self.enroll_per_source.allow(peer_ip) {
+            return Err(self.refuse_enroll(
+                Refusal::RateLimited,
+                peer_ip,
+                format!(
+                    "too many enrollments from {peer_ip}: at most {} per minute are accepted; retry later",
+                    lim.enroll_per_source_per_minute
+                ),
+            ));
+        }
+        if let Err(e) = limits::enroll(req) {
+            return Err(self.refuse_enroll(Refusal::Invalid, peer_ip, e.0));
+        }
+        let key =
+            csr_key(req.csr_der).map_err(|m| self.refuse_enroll(Refusal::BadCsr, peer_ip, m))?;
+        let hash = auth::hash_secret(req.token);
+        let Some(tok) = self.store.token(&hash)? else {
+            return Err(self.refuse_enroll(
+                Refusal::UnknownToken,
+                peer_ip,
+                "unknown enrollment token".into(),
+            ));
+        };
+        let now = now_ms();
+        let unusable = if tok.revoked {
+            Some("enrollment token was revoked")
+        } else if now >= tok.expires_at_ms {
+            Some("enrollment token has expired")
+        } else {
+            None
+        };
+        if let Some(why) = unusable {
+            return Err(self.refuse_known_token(&tok, why, req, peer_ip));
+        }
+        // A retry of an enrollment that succeeded (its answer lost): same agent.
+        if let Some(agent_id) = self.store.get_meta(&enroll_key(&tok.id, &key))? {
+            let agent_id = String::from_utf8_lossy(&agent_id).into_owned();
+            return self.reissue(&agent_id, req.csr_der, peer_ip);
+        }
+        if !req.instance_id.is_empty() {
+            if let Some(other) = self.live_agent_with_instance(req.instance_id)? {
+                return Err(self.refuse_enroll(
+                    Refusal::InstanceTaken,
+                    peer_ip,
+                    format!(
+                        "instance {} is already enrolled as agent {}; an admin must revoke that agent first",
+                        echo(req.instance_id),
+                        other.id
+                    ),
+                ));
+            }
+        }
+        let tok = match self.store.use_token(&hash, now)? {
+            TokenUse::Accepted(t) => t,
+            TokenUse::Unknown => {
+                return Err(self.refuse_enroll(
+                    Refusal::UnknownToken,
+                    peer_ip,
+                    "unknown enrollment token".into(),
+                ))
+            }
+            TokenUse::Expired => {
+                return Err(self.refuse_known_token(
+                    &tok,
+                    "enrollment token has expired",
+                    req,
+                    peer_ip,
+                ))
+            }
+            TokenUse::UsedUp => {
+                return Err(self.refuse_known_token(
+                    &tok,
+                    "enrollment token has no uses left",
+                    req,
+                    peer_ip,
+                ))
+            }
+            TokenUse::Revoked => {
+                return Err(self.refuse_known_token(
+                    &tok,
+                    "enrollment token was revoked",
+                    req,
+                    peer_ip,
+                ))
+            }
+        };
+        let agent_id = auth::new_id("ag-");
+        let validity = time::Duration::days(self.config.agent_cert_days);
+        let issued = self.ca.sign_agent(req.csr_der, &agent_id, validity)?;
+        let not_after_ms = issued.not_after.unix_timestamp() * 1000;
+        // The project comes from the token alone; labels are fixed here.
+        let project = tok.project.clone();
+        self.store.put_agent(&AgentRecord {
+            id: agent_id.clone(),
+            hostname: req.hostname.into(),
+            ip_addresses: vec![],
+            provider: req.provider.into(),
+            instance_id: req.instance_id.into(),
+            os: String::new(),
+            project: project.clone(),
+            labels: req.labels.clone(),
+            enrolled_at_ms: now,
+            last_seen_ms: now,
+            cert_serial: issued.serial.clone(),
+            cert_not_after_ms: not_after_ms,
+            revoked: false,
+        })?;
+        self.store
+            .put_meta(&enroll_key(&tok.id, &key), agent_id.as_bytes())?;
+        self.audit(
+            &format!("agent:{agent_id}"),
+            "agent.enroll",
+            Some(&agent_id),
+            format!(
+                "host {}, instance {}, project {:?}, token {}, from {peer_ip}",
+                echo(req.hostname),
+                echo(req.instance_id),
+                project,
+                tok.id
+            ),
+        )?;
+        bump(&self.metrics.enrollments_total, 1);
+        let s = self.settings();
+        let provision_scan = if s.scan_on_provision {
+            self.create_scan(&agent_id, "provision", "system")?
+                .map(|sc| sc.id)
+        } else {
+            None
+        };
+        self.store.sync()?;
+        Ok(Enrolled {
+            agent_id,
+            cert_der: issued.der,
+            not_after_ms,
+            provision_scan,
+        })
+    }
+
+    /// A refusal of a token that exists: audited (it names the token, never its
+    /// secret), as only a token holder can cause one.
+    fn refuse_known_token(
+        &self,
+        tok: &TokenRecord,
+        why: &str,
+        req: &EnrollClaims<'_>,
+        peer_ip: &str,
+    ) -> AppError {
+        let _ = self.audit(
+            "system",
+            "enrollment.refused",
+            Some(&tok.id),
+            format!("{why} (host {} from {peer_ip})", echo(req.hostname)),
+        );
+        let _ = self.store.sync();
+        self.refuse_enroll(Refusal::TokenUnusable, peer_ip, why.into())
+    }
+
+    /// A fresh certificate for an agent whose enrollment is retried with its key.
+    fn reissue(&self, agent_id: &str, csr_der: &[u8], peer_ip: &str) -> Result<Enrolled> {
+        let a = self.agent(agent_id)?;
+        if a.revoked {
+            return Err(self.refuse_enroll(
+                Refusal::TokenUnusable,
+                peer_ip,
+                format!("agent {agent_id} was revoked"),
+            ));
+        }
+        let issued = self.ca.sign_agent(
+            csr_der,
+            agent_id,
+            time::Duration::days(self.config.agent_cert_days),
+        )?;
+        let not_after_ms = issued.not_after.unix_timestamp() * 1000;
+        let serial = issued.serial.clone();
+        let written = self.store.update_agent(agent_id, &mut |a| {
+            if !a.revoked {
+                a.cert_serial = serial.clone();
+                a.cert_not_after_ms = not_after_ms;
+            }
+        })?;
+        if written.is_none_or(|a| a.revoked) {
+            return Err(AppError::Refused(format!("agent {agent_id} was revoked")));
+        }
+        self.audit(
+            &format!("agent:{agent_id}"),
+            "agent.reenroll",
+            Some(agent_id),
+            format!("enrollment retried with the same key from {peer_ip}; certificate reissued"),
+        )?;
+        self.store.sync()?;
+        Ok(Enrolled {
+            agent_id: agent_id.into(),
+            cert_der: issued.der,
+            not_after_ms,
+            provision_scan: None,
+        })
+    }
+
+    /// The live (not revoked) agent enrolled with this instance ID, if any.
+    pub fn live_agent_with_instance(&self, instance_id: &str) -> Result<Option<AgentRecord>> {
+        Ok(self
+            .store
+            .agents()?
+            .into_iter()
+            .find(|a| !a.revoked && a.instance_id == instance_id))
+    }
+
+    /// Renews an agent's certificate from a new CSR: at most once per
+    /// `limits.renew_interval_secs`, never for a revoked agent.
+    pub fn renew(&self, agent_id: &str, csr_der: &[u8]) -> Result<(Vec<u8>, i64)> {
+        self.ensure_live(agent_id)?;
+        if csr_der.len() > limits::CSR_BYTES {
+            return Err(AppError::Invalid(format!(
+                "the CSR is {} bytes; at most {} are accepted",
+                csr_der.len(),
+                limits::CSR_BYTES
+            )));
+        }
+        if !self.renewals.allow(agent_id) {
+            return Err(AppError::Limited(format!(
+                "agent {agent_id} renewed its certificate less than {} s ago",
+                self.config.limits.renew_interval_secs
+            )));
+        }
+        let issued = self.ca.sign_agent(
+            csr_der,
+            agent_id,
+            time::Duration::days(self.config.agent_cert_days),
+        )?;
+        let not_after_ms = issued.not_after.unix_timestamp() * 1000;
+        let serial = issued.serial.clone();
+        let mut old_serial = String::new();
+        let written = self.store.update_agent(agent_id, &mut |a| {
+            old_serial = a.cert_serial.clone();
+            if !a.revoked {
+                a.cert_serial = serial.clone();
+                a.cert_not_after_ms = not_after_ms;
+            }
+        })?;
+        match written {
+            None => return Err(AppError::NotFound(format!("agent {agent_id}"))),
+            Some(a) if a.revoked => {
+                return Err(AppError::Refused(format!("agent {agent_id} is revoked")))
+            }
+            Some(_) => {}
+        }
+        self.audit(
+            &format!("agent:{agent_id}"),
+            "agent.renew",
+            Some(agent_id),
+            format!("client certificate renewed (serial {old_serial} replaced by {serial})"),
+        )?;
+        self.store.sync()?;
+        Ok((issued.der, not_after_ms))
+    }
+}
+
+/// The labels of an Enroll request as a map (the first of a repeated key wins).
+pub fn labels_of(pairs: impl IntoIterator<Item = (String, String)>) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    for (k, v) in pairs {
+        m.entry(k).or_insert(v);
+    }
+    m
+}

@@ -1,0 +1,349 @@
+//! Bounds on everything an agent, or anyone on the network, sends: one place, one
+//! validation function per message kind, applied before anything is logged, stored
+//! or parsed further. A value over its bound is a clear error to that caller alone
+//! (gRPC `INVALID_ARGUMENT` or `RESOURCE_EXHAUSTED` naming the field and the bound).
+//!
+//! The tunable rates live in [`Limits`] (`[limits]` in the collector's config); the
+//! byte and count bounds are constants: they describe the protocol, not a deployment.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+/// Largest Enroll request (a token, a CSR, a host name and labels fit in 16 KiB).
+pub const ENROLL_MESSAGE_BYTES: usize = 16 * 1024;
+/// Largest enrollment token.
+pub const TOKEN_BYTES: usize = 128;
+/// Largest certificate signing request (DER).
+pub const CSR_BYTES: usize = 8 * 1024;
+/// Largest host name (DNS allows 253).
+pub const HOSTNAME_BYTES: usize = 253;
+/// Largest cloud instance ID.
+pub const INSTANCE_ID_BYTES: usize = 128;
+/// Largest provider, region, OS name, agent and content version string.
+pub const SHORT_FIELD_BYTES: usize = 128;
+/// Most IP addresses in a hello, and the longest one.
+pub const IP_ADDRESSES: usize = 32;
+pub const IP_ADDRESS_BYTES: usize = 64;
+/// Most labels, the longest key and the longest value.
+pub const LABELS: usize = 32;
+pub const LABEL_KEY_BYTES: usize = 64;
+pub const LABEL_VALUE_BYTES: usize = 256;
+/// Longest scan and rule IDs.
+pub const SCAN_ID_BYTES: usize = 64;
+pub const RULE_ID_BYTES: usize = 32;
+/// Most evidence lines of one result, the longest line, and all lines together.
+pub const EVIDENCE_LINES: usize = 1000;
+pub const EVIDENCE_LINE_BYTES: usize = 4096;
+pub const EVIDENCE_BYTES: usize = 64 * 1024;
+/// Most results in one batch.
+pub const RESULTS_PER_BATCH: usize = 2000;
+/// Longest failure reason kept from an agent.
+pub const REASON_BYTES: usize = 500;
+/// How much of a refused value is ever echoed into a log line or an error.
+pub const ECHO_BYTES: usize = 64;
+
+/// Tunable rates (`[limits]` in the collector's config).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Enrollment attempts per minute from one source address.
+    pub enroll_per_source_per_minute: u32,
+    /// Enrollment attempts per second from everyone together.
+    pub enroll_per_second: u32,
+    /// Certificate renewals of one agent: at most one per this many seconds.
+    pub renew_interval_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            enroll_per_source_per_minute: 30,
+            enroll_per_second: 50,
+            renew_interval_secs: 600,
+        }
+    }
+}
+
+impl Limits {
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, v) in [
+            (
+                "enroll_per_source_per_minute",
+                self.enroll_per_source_per_minute,
+            ),
+            ("enroll_per_second", self.enroll_per_second),
+        ] {
+            if v == 0 {
+                return Err(format!("limits.{name} must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A bound that was exceeded, in words.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct Exceeded(pub String);
+
+/// At most [`ECHO_BYTES`] of an untrusted string, control characters escaped, for
+/// log lines and error messages.
+pub fn echo(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if out.len() >= ECHO_BYTES {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn field(name: &str, v: &str, max: usize) -> Result<(), Exceeded> {
+    if v.len() > max {
+        return Err(Exceeded(format!(
+            "{name} is {} bytes; at most {max} are accepted",
+            v.len()
+        )));
+    }
+    Ok(())
+}
+
+fn labels(l: &BTreeMap<String, String>) -> Result<(), Exceeded> {
+    if l.len() > LABELS {
+        return Err(Exceeded(format!(
+            "{} labels; at most {LABELS} are accepted",
+            l.len()
+        )));
+    }
+    for (k, v) in l {
+        field("a label key", k, LABEL_KEY_BYTES)?;
+        if k.is_empty()
+            || !k
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c))
+        {
+            return Err(Exceeded(format!(
+                "label key `{}` must be letters, digits, `.`, `_`, `-` or `/`",
+                echo(k)
+            )));
+        }
+        field(&format!("label {}", echo(k)), v, LABEL_VALUE_BYTES)?;
+        if v.chars().any(char::is_control) {
+            return Err(Exceeded(format!(
+                "label {} holds control characters",
+                echo(k)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// What an Enroll request claims, before any of it is used.
+pub struct EnrollClaims<'a> {
+    pub token: &'a str,
+    pub csr_der: &'a [u8],
+    pub hostname: &'a str,
+    pub instance_id: &'a str,
+    pub provider: &'a str,
+    pub labels: &'a BTreeMap<String, String>,
+}
+
+pub fn enroll(e: &EnrollClaims<'_>) -> Result<(), Exceeded> {
+    field("the token", e.token, TOKEN_BYTES)?;
+    if e.csr_der.len() > CSR_BYTES {
+        return Err(Exceeded(format!(
+            "the CSR is {} bytes; at most {CSR_BYTES} are accepted",
+            e.csr_der.len()
+        )));
+    }
+    field("the host name", e.hostname, HOSTNAME_BYTES)?;
+    field("the instance ID", e.instance_id, INSTANCE_ID_BYTES)?;
+    field("the provider", e.provider, SHORT_FIELD_BYTES)?;
+    for (name, v) in [
+        ("the host name", e.hostname),
+        ("the instance ID", e.instance_id),
+        ("the provider", e.provider),
+    ] {
+        if v.chars().any(char::is_control) {
+            return Err(Exceeded(format!("{name} holds control characters")));
+        }
+    }
+    labels(e.labels)
+}
+
+/// What a hello claims.
+pub struct HelloClaims<'a> {
+    pub hostname: &'a str,
+    pub ip_addresses: &'a [String],
+    pub provider: &'a str,
+    pub instance_id: &'a str,
+    pub region: &'a str,
+    pub os: &'a str,
+    pub agent_version: &'a str,
+    pub content_version: &'a str,
+    pub labels: &'a BTreeMap<String, String>,
+}
+
+pub fn hello(h: &HelloClaims<'_>) -> Result<(), Exceeded> {
+    field("hostname", h.hostname, HOSTNAME_BYTES)?;
+    field("instance_id", h.instance_id, INSTANCE_ID_BYTES)?;
+    for (name, v) in [
+        ("provider", h.provider),
+        ("region", h.region),
+        ("os", h.os),
+        ("agent_version", h.agent_version),
+        ("content_version", h.content_version),
+    ] {
+        field(name, v, SHORT_FIELD_BYTES)?;
+    }
+    if h.ip_addresses.len() > IP_ADDRESSES {
+        return Err(Exceeded(format!(
+            "{} IP addresses; at most {IP_ADDRESSES} are accepted",
+            h.ip_addresses.len()
+        )));
+    }
+    for ip in h.ip_addresses {
+        field("an IP address", ip, IP_ADDRESS_BYTES)?;
+    }
+    labels(h.labels)
+}
+
+/// One result as it arrives.
+pub fn result(rule_id: &str, evidence: &[String]) -> Result<(), Exceeded> {
+    if rule_id.is_empty() {
+        return Err(Exceeded("a result has no rule ID".into()));
+    }
+    field("a rule ID", rule_id, RULE_ID_BYTES)?;
+    if evidence.len() > EVIDENCE_LINES {
+        return Err(Exceeded(format!(
+            "result {} has {} evidence lines; at most {EVIDENCE_LINES} are accepted",
+            echo(rule_id),
+            evidence.len()
+        )));
+    }
+    let mut total = 0;
+    for line in evidence {
+        if line.len() > EVIDENCE_LINE_BYTES {
+            return Err(Exceeded(format!(
+                "result {} has an evidence line of {} bytes; at most {EVIDENCE_LINE_BYTES} are accepted",
+                echo(rule_id),
+                line.len()
+            )));
+        }
+        total += line.len();
+    }
+    if total > EVIDENCE_BYTES {
+        return Err(Exceeded(format!(
+            "result {} has {total} bytes of evidence; at most {EVIDENCE_BYTES} are accepted",
+            echo(rule_id)
+        )));
+    }
+    Ok(())
+}
+
+/// A scan ID as it arrives from an agent.
+pub fn scan_id(id: &str) -> Result<(), Exceeded> {
+    field("the scan ID", id, SCAN_ID_BYTES)
+}
+
+/// Token buckets by key: `rate` tokens per `per`, bursts up to `burst`. Keys idle
+/// for a while are forgotten so the table stays small.
+pub struct RateLimiter {
+    rate: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    pub fn new(count: u32, per: Duration, burst: u32) -> RateLimiter {
+        RateLimiter {
+            rate: f64::from(count) / per.as_secs_f64(),
+            burst: f64::from(burst.max(1)),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one token for `key`; false when none is left.
+    pub fn allow(&self, key: &str) -> bool {
+        self.allow_at(key, Instant::now())
+    }
+
+    fn allow_at(&self, key: &str, now: Instant) -> bool {
+        let mut b = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if b.len() > 100_000 {
+            let rate = self.rate;
+            let burst = self.burst;
+            b.retain(|_, (tokens, at)| {
+                *tokens + now.duration_since(*at).as_secs_f64() * rate < burst
+            });
+        }
+        let (tokens, at) = b.entry(key.to_string()).or_insert((self.burst, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echo_cuts_and_escapes() {
+        assert_eq!(echo("a\nb"), "a\\nb");
+        let long = "x".repeat(10_000);
+        assert!(echo(&long).len() < ECHO_BYTES + 8);
+    }
+
+    #[test]
+    fn bounds_name_the_field() {
+        let l = BTreeMap::new();
+        let big = "h".repeat(300);
+        let e = enroll(&EnrollClaims {
+            token: "t",
+            csr_der: &[],
+            hostname: &big,
+            instance_id: "",
+            provider: "",
+            labels: &l,
+        })
+        .unwrap_err();
+        assert!(e.0.contains("host name is 300 bytes"), "{e}");
+        let mut l = BTreeMap::new();
+        l.insert("a b".to_string(), "v".to_string());
+        let e = labels(&l).unwrap_err();
+        assert!(e.0.contains("label key `a b`"), "{e}");
+        let e = result("1.1", &["x".repeat(5000)]).unwrap_err();
+        assert!(e.0.contains("evidence line of 5000 bytes"), "{e}");
+        let e = result("1.1", &vec!["x".repeat(4000); 20]).unwrap_err();
+        assert!(e.0.contains("80000 bytes of evidence"), "{e}");
+        assert!(result("", &[]).is_err());
+        assert!(result("1.1.1", &["ok".into()]).is_ok());
+    }
+
+    #[test]
+    fn rate_limiter_refills() {
+        let r = RateLimiter::new(2, Duration::from_secs(1), 2);
+        let t0 = Instant::now();
+        assert!(r.allow_at("a", t0));
+        assert!(r.allow_at("a", t0));
+        assert!(!r.allow_at("a", t0), "the burst is spent");
+        assert!(r.allow_at("b", t0), "keys are apart");
+        assert!(r.allow_at("a", t0 + Duration::from_millis(600)));
+        assert!(!r.allow_at("a", t0 + Duration::from_millis(600)));
+    }
+}
