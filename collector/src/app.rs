@@ -167,6 +167,8 @@ pub struct Gate {
     pub state: &'static str,
     pub reasons: Vec<String>,
     pub agent_id: String,
+    pub instance_id: String,
+    pub hostname: String,
     pub scan_id: Option<String>,
 }
 
@@ -978,6 +980,8 @@ impl App {
             state,
             reasons,
             agent_id: a.id.clone(),
+            instance_id: a.instance_id.clone(),
+            hostname: a.hostname.clone(),
             scan_id: scan.map(|s| s.id.clone()),
         };
         if a.project

@@ -105,7 +105,7 @@ pub async fn run(
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .add_service(
             EnrollmentServer::new(EnrollmentService { app: c.app.clone() })
-                .max_decoding_message_size(max),
+                .max_decoding_message_size(crate::limits::ENROLL_MESSAGE_BYTES),
         )
         .add_service(
             AgentChannelServer::new(ChannelService { app: c.app.clone() })

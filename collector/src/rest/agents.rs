@@ -22,6 +22,8 @@ pub(super) struct AgentDto {
     instance_id: String,
     os: String,
     project: Option<String>,
+    /// Fixed at enrollment, like the instance ID and the project.
+    labels: std::collections::BTreeMap<String, String>,
     enrolled_at_ms: i64,
     last_seen_ms: i64,
     cert_not_after_ms: i64,
@@ -38,6 +40,7 @@ fn agent_dto(a: AgentRecord, connected: bool) -> AgentDto {
         instance_id: a.instance_id,
         os: a.os,
         project: a.project,
+        labels: a.labels,
         enrolled_at_ms: a.enrolled_at_ms,
         last_seen_ms: a.last_seen_ms,
         cert_not_after_ms: a.cert_not_after_ms,

@@ -380,6 +380,11 @@ pub(super) async fn cancel(
 #[derive(Serialize, ToSchema)]
 pub(super) struct GateDto {
     agent_id: String,
+    /// The cloud instance ID the agent enrolled with (empty if none): a pipeline
+    /// checks that the answer is about the VM it made.
+    instance_id: String,
+    /// The agent's host name.
+    hostname: String,
     allowed: bool,
     /// `allowed`, `released`, `exempt`, `pending`, `blocked` or `failed`.
     state: &'static str,
@@ -398,6 +403,7 @@ pub(super) struct GateDto {
     responses(
         (status = 200, description = "The gate's answer", body = GateDto),
         (status = 404, description = "No such agent or instance", body = ErrorBody),
+        (status = 409, description = "The instance ID is claimed by more than one live agent", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -410,6 +416,8 @@ pub(super) async fn handover(
     let g = app.handover(&id)?;
     Ok(Json(GateDto {
         agent_id: g.agent_id,
+        instance_id: g.instance_id,
+        hostname: g.hostname,
         allowed: g.allowed,
         state: g.state,
         reasons: g.reasons,
