@@ -212,8 +212,52 @@ pub fn router(app: Arc<App>) -> Router {
                 "method not allowed on this endpoint".into(),
             )
         })
+        .layer(axum::middleware::from_fn(off_the_workers))
         .layer(axum::middleware::map_response(json_errors))
         .with_state(app)
+}
+
+/// The largest request body accepted, and how long a client may take to send it.
+const BODY_BYTES: usize = 2 * 1024 * 1024;
+const BODY_SECS: u64 = 30;
+
+/// Handlers read and write the store, which blocks (sled, fsync). The request body
+/// is read here first, bounded in size and time, on the async workers; then the
+/// handler runs where blocking is allowed (`block_in_place`), so that no store work
+/// holds up the workers that every other connection shares, and no slow client
+/// holds a thread while it trickles its body.
+async fn off_the_workers(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    let (parts, body) = req.into_parts();
+    let bytes = match tokio::time::timeout(
+        std::time::Duration::from_secs(BODY_SECS),
+        axum::body::to_bytes(body, BODY_BYTES),
+    )
+    .await
+    {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => {
+            return ApiError(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the request body is over {BODY_BYTES} bytes, or could not be read"),
+            )
+            .into_response()
+        }
+        Err(_) => {
+            return ApiError(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the request body did not arrive within {BODY_SECS} s"),
+            )
+            .into_response()
+        }
+    };
+    let req = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
+    let handle = Handle::current();
+    if handle.runtime_flavor() == RuntimeFlavor::MultiThread {
+        tokio::task::block_in_place(|| handle.block_on(next.run(req)))
+    } else {
+        next.run(req).await
+    }
 }
 
 /// Liveness
