@@ -276,14 +276,27 @@ impl Session {
                     finished: true,
                 }))])
             }
-            agent_message::Body::Renew(r) => {
-                let (der, not_after_ms) =
-                    app.renew(&self.agent_id, &r.csr_der).map_err(status_of)?;
-                Ok(vec![msg(collector_message::Body::Renew(RenewResponse {
-                    certificate_der: der,
-                    not_after_unix: not_after_ms / 1000,
-                }))])
-            }
+            agent_message::Body::Renew(r) => match app.renew(&self.agent_id, &r.csr_der) {
+                Ok((der, not_after_ms)) => {
+                    Ok(vec![msg(collector_message::Body::Renew(RenewResponse {
+                        certificate_der: der,
+                        not_after_unix: not_after_ms / 1000,
+                        refused: String::new(),
+                    }))])
+                }
+                // Over the renewal rate: said on the stream, which goes on.
+                Err(AppError::Limited(why)) => {
+                    app.metrics
+                        .agent_limit_refusals_total
+                        .fetch_add(1, Ordering::Relaxed);
+                    Ok(vec![msg(collector_message::Body::Renew(RenewResponse {
+                        certificate_der: vec![],
+                        not_after_unix: 0,
+                        refused: why,
+                    }))])
+                }
+                Err(e) => Err(status_of(e)),
+            },
         }
     }
 }

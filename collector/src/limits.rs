@@ -34,10 +34,9 @@ pub const LABEL_VALUE_BYTES: usize = 256;
 /// Longest scan and rule IDs.
 pub const SCAN_ID_BYTES: usize = 64;
 pub const RULE_ID_BYTES: usize = 32;
-/// Most evidence lines of one result, the longest line, and all lines together.
-pub const EVIDENCE_LINES: usize = 1000;
-pub const EVIDENCE_LINE_BYTES: usize = 4096;
-pub const EVIDENCE_BYTES: usize = 64 * 1024;
+/// Most evidence lines of one result, the longest line, and all lines together
+/// (the agent trims to these before sending).
+pub use rampart_proto::bounds::{EVIDENCE_BYTES, EVIDENCE_LINES, EVIDENCE_LINE_BYTES};
 /// Most results in one batch.
 pub const RESULTS_PER_BATCH: usize = 2000;
 /// Longest failure reason kept from an agent.

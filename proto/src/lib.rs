@@ -12,3 +12,14 @@ pub const PROTOCOL_PACKAGE: &str = "rampart.v1";
 pub mod v1 {
     tonic::include_proto!("rampart.v1");
 }
+
+/// Bounds of the protocol that both sides must know: the collector refuses a result
+/// over them, so the agent trims its evidence to fit before sending.
+pub mod bounds {
+    /// Most evidence lines of one result.
+    pub const EVIDENCE_LINES: usize = 1000;
+    /// Longest evidence line, in bytes.
+    pub const EVIDENCE_LINE_BYTES: usize = 4096;
+    /// All evidence lines of one result together, in bytes.
+    pub const EVIDENCE_BYTES: usize = 64 * 1024;
+}

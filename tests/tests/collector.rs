@@ -281,10 +281,24 @@ fn refusals_are_clear() {
     let (ok, out) =
         Agent::new(&t.path().join("late")).enroll(&c.url(), &short, &c.fingerprint, &root, &[]);
     assert!(!ok && out.contains("expired"), "{out}");
+    // Refusals of a real token are audited; an unknown token is only counted (a
+    // stranger must not be able to grow the audit log).
     let refused = c.admin("GET", "/api/v1/audit?action=enrollment.refused", None);
     assert_eq!(
-        refused["total"], 3,
-        "every refused attempt is recorded: {refused}"
+        refused["total"], 2,
+        "every refused use of a real token is recorded: {refused}"
+    );
+    let metrics = String::from_utf8_lossy(
+        &std::process::Command::new("curl")
+            .args(["-s", &format!("http://{}/metrics", c.rest)])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
+    assert!(
+        metrics.contains("rampart_enrollment_refusals_total{reason=\"unknown_token\"} 1"),
+        "{metrics}"
     );
 
     // A revoked agent is refused at the TLS handshake.

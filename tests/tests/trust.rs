@@ -609,14 +609,22 @@ fn what_an_agent_sends_is_bounded() {
                 .any(|b| matches!(b, collector_message::Body::Renew(_))),
             "{got:?}"
         );
+        // Too soon: refused in words, and the stream goes on.
         s.send(renew()).await;
-        let st = s.status(30).await;
-        assert_eq!(
-            st.code(),
-            tonic::Code::ResourceExhausted,
-            "{st:?}\n{}",
-            c.log()
+        let got = s.drain(5).await;
+        let refused = got.iter().find_map(|b| match b {
+            collector_message::Body::Renew(r) => Some(r.clone()),
+            _ => None,
+        });
+        let r = refused.expect("an answer to the second renewal");
+        assert!(r.certificate_der.is_empty(), "no second certificate");
+        assert!(
+            r.refused.contains("renewed its certificate less than"),
+            "{r:?}"
         );
+        s.send(msg(agent_message::Body::Catalog(RuleCatalog::default())))
+            .await;
+        assert!(s.next(2).await.is_none(), "the stream is still open");
     });
 }
 

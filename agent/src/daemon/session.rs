@@ -201,6 +201,12 @@ impl Link {
                 self.queue.retain(|q| q.0 != c.scan_id);
                 self.cancelled.insert(c.scan_id);
             }
+            collector_message::Body::Renew(r) if !r.refused.is_empty() => {
+                // Not now (e.g. renewed a moment ago): the current certificate stays
+                // and the next check tries again.
+                self.pending_key = None;
+                tracing::warn!(reason = %r.refused, "certificate renewal refused");
+            }
             collector_message::Body::Renew(r) => {
                 if let Some(key) = self.pending_key.take() {
                     self.renewal = Some((r.certificate_der, key, r.not_after_unix));
@@ -268,7 +274,7 @@ impl Link {
                 .map(|r| RuleResult {
                     rule_id: r.id.clone(),
                     status: wire_status(&r.status) as i32,
-                    evidence: r.evidence.clone(),
+                    evidence: fit_evidence(&r.evidence),
                 })
                 .collect();
             self.send(agent_message::Body::Results(ResultBatch {
@@ -312,6 +318,34 @@ fn wire_severity(s: Sev) -> Severity {
         Sev::High => Severity::High,
         Sev::Critical => Severity::Critical,
     }
+}
+
+/// Evidence trimmed to the protocol's bounds (lines cut at a character boundary,
+/// the rest summarised in a last line), so the collector never refuses a scan for
+/// its size.
+fn fit_evidence(evidence: &[String]) -> Vec<String> {
+    use rampart_proto::bounds::{EVIDENCE_BYTES, EVIDENCE_LINES, EVIDENCE_LINE_BYTES};
+    const NOTE: usize = 64;
+    let mut out = Vec::new();
+    let mut total = 0;
+    for (i, line) in evidence.iter().enumerate() {
+        let mut l = line.clone();
+        if l.len() > EVIDENCE_LINE_BYTES {
+            let mut cut = EVIDENCE_LINE_BYTES - NOTE;
+            while !l.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            l.truncate(cut);
+            l.push_str(" … (line cut)");
+        }
+        if out.len() + 1 >= EVIDENCE_LINES || total + l.len() + NOTE > EVIDENCE_BYTES {
+            out.push(format!("… and {} more line(s)", evidence.len() - i));
+            return out;
+        }
+        total += l.len();
+        out.push(l);
+    }
+    out
 }
 
 /// The benchmark this agent scans with, and its content version.
@@ -625,4 +659,33 @@ fn save_renewal(link: &mut Link, cfg: &AgentConfig) -> Result<(), DaemonError> {
         tracing::info!(not_after_unix = not_after, "client certificate renewed");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fit_evidence;
+    use rampart_proto::bounds::{EVIDENCE_BYTES, EVIDENCE_LINES, EVIDENCE_LINE_BYTES};
+
+    fn within(e: &[String]) -> bool {
+        e.len() <= EVIDENCE_LINES
+            && e.iter().all(|l| l.len() <= EVIDENCE_LINE_BYTES)
+            && e.iter().map(String::len).sum::<usize>() <= EVIDENCE_BYTES
+    }
+
+    #[test]
+    fn evidence_is_trimmed_to_the_protocol_bounds() {
+        let small = vec!["a".to_string(), "b".to_string()];
+        assert_eq!(fit_evidence(&small), small, "untouched when it fits");
+        for e in [
+            vec!["é".repeat(5000)],
+            vec!["x".repeat(4000); 40],
+            vec!["y".to_string(); 5000],
+        ] {
+            let f = fit_evidence(&e);
+            assert!(within(&f), "{} lines", f.len());
+            assert!(!within(&e));
+        }
+        let f = fit_evidence(&vec!["y".to_string(); 5000]);
+        assert!(f.last().unwrap().contains("more line(s)"), "{:?}", f.last());
+    }
 }
