@@ -361,7 +361,8 @@ fn bootstrap_pins_the_ca_runs_install_sh_which_installs_enrolls_and_starts() {
 #[test]
 fn bootstrap_refuses_a_wrong_ca_or_install_sh() {
     let zeros = format!("{}  install.sh\n", "0".repeat(64));
-    let cases: [(&str, Box<dyn Fn(&Sandbox, &mut BTreeMap<&str, String>)>); 4] = [
+    type Setup = Box<dyn Fn(&Sandbox, &mut BTreeMap<&str, String>)>;
+    let cases: [(&str, Setup); 4] = [
         (
             ", not the pinned abab",
             Box::new(|_, v| {
@@ -845,7 +846,6 @@ fn terraform_variables_are_validated() {
     ];
     let pin = "ab".repeat(32);
     let colons = vec!["AB"; 32].join(":");
-    #[allow(clippy::type_complexity)]
     let table: [(&str, usize, &[&str], &[&str]); 8] = [
         (
             "download_base",
@@ -946,6 +946,8 @@ fn wait_handover_refuses_plain_http_off_the_machine() {
             .env("RAMPART_API", api)
             .env("RAMPART_TOKEN", "rpt_secret")
             .env("RAMPART_VM", "i-0123")
+            .env("RAMPART_TIMEOUT", "1")
+            .env("RAMPART_INTERVAL", "1")
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(2), "{api}");
