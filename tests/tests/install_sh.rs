@@ -672,3 +672,73 @@ mod first_boot_tls {
         }
     }
 }
+
+/// The real collector (REST over TLS, serving the agent from its download directory):
+/// install.sh pins its CA, trusts the rebuilt copy alone, downloads and enrolls. A man in
+/// the middle who relays that genuine `/ca.pem` with his own CA appended is refused.
+#[test]
+fn the_real_collector_is_pinned_and_a_relay_with_an_extra_ca_is_refused() {
+    use rampart_tests::cluster::Collector;
+    use rampart_tests::tls::{Ca, WebServer};
+    let t = tempfile::tempdir().unwrap();
+    let sb = Sandbox::new();
+    let dl = t.path().join("download");
+    std::fs::create_dir_all(&dl).unwrap();
+    std::fs::write(dl.join("rampart-agent"), agent_stub(sb.path())).unwrap();
+    std::fs::copy(
+        sb.path().join("srv/rampart-agent.service"),
+        dl.join("rampart-agent.service"),
+    )
+    .unwrap();
+    let config = format!(
+        "rest_tls = true\nserver_names = [\"127.0.0.1\"]\ndownload_dir = \"{}\"\n",
+        dl.display()
+    );
+    let c = Collector::start_with(&t.path().join("collector"), None, None, Some(&config));
+    std::fs::remove_file(sb.path().join("stubs/curl")).unwrap();
+    let mut args = sb.args();
+    args[1] = format!("https://{}", c.rest);
+    args[5] = c.fingerprint.clone();
+    ok(&sb.run(&args, &[]));
+    assert_eq!(sb.enroll_args()[4], c.fingerprint);
+    assert_eq!(sb.read("token.seen").trim(), TOKEN);
+
+    // The relay: the collector's own /ca.pem, then the attacker's CA, which signed the
+    // relay's server certificate; it serves its own agent.
+    let attacker = Ca::new(&t.path().join("mitm"), "mitm-ca");
+    let genuine = c.fetch_ca_pem();
+    let sb = Sandbox::new();
+    let www = t.path().join("www");
+    std::fs::create_dir_all(www.join("download")).unwrap();
+    std::fs::write(www.join("ca.pem"), format!("{genuine}{}", attacker.pem())).unwrap();
+    let thief = format!("#!/bin/sh\ntouch {}/pwned\n", sb.path().display());
+    for (name, bytes) in [
+        ("rampart-agent", thief.into_bytes()),
+        (
+            "rampart-agent.service",
+            std::fs::read(dl.join("rampart-agent.service")).unwrap(),
+        ),
+    ] {
+        std::fs::write(
+            www.join("download").join(format!("{name}.sha256")),
+            format!("{}  {name}\n", sha256_hex(&bytes)),
+        )
+        .unwrap();
+        std::fs::write(www.join("download").join(name), bytes).unwrap();
+    }
+    let (cert, key) = attacker.issue_loopback_server("relay");
+    let relay = WebServer::start(&www, &cert, &key);
+    std::fs::remove_file(sb.path().join("stubs/curl")).unwrap();
+    let mut args = sb.args();
+    args[1] = relay.url();
+    args[5] = c.fingerprint.clone();
+    let out = sb.run(&args, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("is not exactly one PEM certificate"),
+        "{stderr}"
+    );
+    assert!(!sb.path().join("pwned").exists(), "the relay's agent ran");
+    assert!(sb.enroll_args().is_empty());
+}
