@@ -8,11 +8,13 @@
 # Every option can come from the environment instead: RAMPART_REST, RAMPART_COLLECTOR,
 # RAMPART_CA_FINGERPRINT, RAMPART_TOKEN_FILE, RAMPART_LABELS ("k=v,k=v"), and
 # RAMPART_METHOD (--method: auto, deb, rpm or binary; auto picks dpkg, then rpm, then
-# the static binary).
+# the static binary). Each --label reaches the agent verbatim, as one argument.
 #
-# Trust: /ca.pem is fetched once without verification and accepted only if its SHA-256
-# (of the DER certificate) equals the pinned fingerprint; every later download is
-# verified against that CA (curl --cacert), and each file against its .sha256.
+# Trust: /ca.pem is fetched once without verification and accepted only if it is
+# exactly one PEM certificate (nothing else but whitespace) whose DER has the pinned
+# SHA-256. The only trust anchor from then on is a PEM rebuilt from that DER alone:
+# curl --cacert (and an empty --capath) or wget --ca-certificate (and an empty
+# --ca-directory), never the system store. Each file is checked against its .sha256.
 # The token file is deleted whatever happens; the token is never printed.
 set -eu
 umask 077
@@ -27,10 +29,9 @@ REST=${RAMPART_REST:-}
 COLLECTOR=${RAMPART_COLLECTOR:-}
 FINGERPRINT=${RAMPART_CA_FINGERPRINT:-}
 TOKEN_FILE=${RAMPART_TOKEN_FILE:-}
-LABELS=${RAMPART_LABELS:-}
 METHOD=${RAMPART_METHOD:-auto}
 
-say() { echo "rampart-install: $*" >&2; }
+say() { printf 'rampart-install: %s\n' "$*" >&2; }
 fail() { say "$*"; exit 1; }
 usage() {
   sed -n '2,12s/^# \{0,1\}//p' "$0" >&2
@@ -44,6 +45,17 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
+NL='
+'
+# The labels, one a line: RAMPART_LABELS split on commas, then each --label as given.
+: > "$WORK/labels"
+add_label() {
+  case $1 in *"$NL"*) fail "a label cannot contain a newline" ;; esac
+  printf '%s\n' "$1" >> "$WORK/labels"
+}
+case ${RAMPART_LABELS:-} in *"$NL"*) fail "RAMPART_LABELS cannot contain a newline" ;; esac
+printf '%s' "${RAMPART_LABELS:-}" | tr ',' '\n' >> "$WORK/labels"
+echo >> "$WORK/labels"
 
 while [ $# -gt 0 ]; do
   case $1 in
@@ -51,7 +63,7 @@ while [ $# -gt 0 ]; do
     --collector) COLLECTOR=${2:?--collector needs a value}; shift ;;
     --ca-fingerprint) FINGERPRINT=${2:?--ca-fingerprint needs a value}; shift ;;
     --token-file) TOKEN_FILE=${2:?--token-file needs a value}; shift ;;
-    --label) LABELS="$LABELS${LABELS:+,}${2:?--label needs a value}"; shift ;;
+    --label) add_label "${2?--label needs a value}"; shift ;;
     --method) METHOD=${2:?--method needs a value}; shift ;;
     -h|--help) usage ;;
     *) say "unknown argument: $1"; usage ;;
@@ -68,7 +80,12 @@ printf '%s' "$PIN" | grep -Eq '^[0-9a-f]{64}$' \
   || fail "--ca-fingerprint must be a SHA-256 (64 hex digits, colons allowed)"
 [ -n "$TOKEN_FILE" ] || fail "--token-file is required"
 case $METHOD in auto|deb|rpm|binary) ;; *) fail "--method must be auto, deb, rpm or binary" ;; esac
-case $LABELS in *"'"*|*'"'*) fail "labels must not contain quotes" ;; esac
+
+# The only trust anchor for every verified download: the rebuilt CA (see pin_ca), and an
+# empty directory in place of the system's CA directory. The environment variables
+# cover TLS libraries that would otherwise load their default store as well.
+mkdir "$WORK/no-other-ca"
+CA_MAX_BYTES=65536
 
 # fetch URL FILE [insecure]: bounded retries while the collector is unreachable.
 fetch() {
@@ -76,16 +93,20 @@ fetch() {
   while :; do
     if command -v curl >/dev/null 2>&1; then
       if [ "${3:-}" = insecure ]; then
-        curl -fsS --proto '=https' -k --connect-timeout 10 --max-time 300 -o "$2" "$1" && return 0
+        curl -fsSg --proto '=https' -k --max-filesize "$CA_MAX_BYTES" --connect-timeout 10 \
+          --max-time 300 -o "$2" "$1" && return 0
       else
-        curl -fsS --proto '=https' --cacert "$WORK/ca.pem" --connect-timeout 10 --max-time 300 \
-          -o "$2" "$1" && return 0
+        SSL_CERT_FILE="$WORK/ca.pem" SSL_CERT_DIR="$WORK/no-other-ca" \
+          curl -fsSg --proto '=https' --cacert "$WORK/ca.pem" --capath "$WORK/no-other-ca" \
+          --connect-timeout 10 --max-time 300 -o "$2" "$1" && return 0
       fi
     elif command -v wget >/dev/null 2>&1; then
       if [ "${3:-}" = insecure ]; then
         wget -q --https-only --no-check-certificate --timeout=10 -O "$2" "$1" && return 0
       else
-        wget -q --https-only --ca-certificate="$WORK/ca.pem" --timeout=10 -O "$2" "$1" && return 0
+        SSL_CERT_FILE="$WORK/ca.pem" SSL_CERT_DIR="$WORK/no-other-ca" \
+          wget -q --https-only --ca-certificate="$WORK/ca.pem" \
+          --ca-directory="$WORK/no-other-ca" --timeout=10 -O "$2" "$1" && return 0
       fi
     else
       fail "neither curl nor wget is installed"
@@ -97,10 +118,35 @@ fetch() {
   done
 }
 
-# SHA-256 of the first certificate of a PEM file, over its DER bytes.
-pem_fingerprint() {
-  awk '/-----BEGIN CERTIFICATE-----/ { f = 1; next } /-----END CERTIFICATE-----/ { if (f) exit } f' "$1" \
-    | tr -d '\r' | base64 -d 2>/dev/null | sha256sum | awk '{ print $1 }'
+# pin_ca FETCHED: accepts the file fetched from /ca.pem only if it is exactly one PEM
+# certificate (whitespace aside: no second certificate, no other block, no trailing
+# data) whose DER has the pinned SHA-256, and writes $WORK/ca.pem afresh from that DER
+# alone. Needs only awk, tr, base64, fold and sha256sum.
+pin_ca() {
+  what="the CA served at $REST/ca.pem"
+  [ "$(wc -c < "$1")" -le "$CA_MAX_BYTES" ] || fail "$what is larger than $CA_MAX_BYTES bytes"
+  [ "$(tr -d 'A-Za-z0-9+/= \t\r\n-' < "$1" | wc -c)" -eq 0 ] \
+    || fail "$what holds bytes that cannot be part of a PEM certificate"
+  awk '
+    { sub(/\r$/, ""); sub(/^[ \t]+/, ""); sub(/[ \t]+$/, "") }
+    $0 == "" { next }
+    $0 == "-----BEGIN CERTIFICATE-----" { if (inside || n) bad = 1; inside = 1; n++; next }
+    $0 == "-----END CERTIFICATE-----" { if (!inside) bad = 1; inside = 0; next }
+    inside && /^[A-Za-z0-9+\/=]+$/ { print; next }
+    { bad = 1 }
+    END { exit (bad || inside || n != 1) }
+  ' "$1" > "$WORK/ca.b64" \
+    || fail "$what is not exactly one PEM certificate (a second certificate or trailing data is refused)"
+  base64 -d < "$WORK/ca.b64" > "$WORK/ca.der" 2>/dev/null && [ -s "$WORK/ca.der" ] \
+    || fail "$what is not valid base64"
+  got=$(sha256sum "$WORK/ca.der" | awk '{ print $1 }')
+  [ "$got" = "$PIN" ] || fail "$what has fingerprint $got, not the pinned $PIN"
+  {
+    echo '-----BEGIN CERTIFICATE-----'
+    base64 < "$WORK/ca.der" | tr -d '\n' | fold -w 64
+    echo
+    echo '-----END CERTIFICATE-----'
+  } > "$WORK/ca.pem"
 }
 
 # get NAME: downloads /download/NAME and checks it against /download/NAME.sha256.
@@ -127,10 +173,9 @@ retry() {
   done
 }
 
-# 1. Trust the collector's CA, pinned by its fingerprint.
-fetch "$REST/ca.pem" "$WORK/ca.pem" insecure || fail "cannot fetch $REST/ca.pem"
-got=$(pem_fingerprint "$WORK/ca.pem")
-[ "$got" = "$PIN" ] || fail "the CA served at $REST/ca.pem has fingerprint $got, not the pinned $PIN"
+# 1. Trust the collector's CA, pinned by its fingerprint, and nothing else.
+fetch "$REST/ca.pem" "$WORK/ca.fetched" insecure || fail "cannot fetch $REST/ca.pem"
+pin_ca "$WORK/ca.fetched"
 
 # 2. Download, verify and install the agent.
 case $(uname -m) in
@@ -179,13 +224,11 @@ if [ -s "$DEST/etc/rampart/agent.toml" ]; then
   say "already enrolled ($DEST/etc/rampart/agent.toml exists); not enrolling again"
 else
   [ -s "$TOKEN_FILE" ] || fail "no enrollment token in $TOKEN_FILE"
+  # Each label is one argument, exactly as given: never split again, globbed or evaluated.
   set --
-  old_ifs=$IFS
-  IFS=,
-  for l in $LABELS; do
+  while IFS= read -r l; do
     if [ -n "$l" ]; then set -- "$@" --label "$l"; fi
-  done
-  IFS=$old_ifs
+  done < "$WORK/labels"
   n=0
   # The collector may come up after the VM: bounded retries.
   until "$DEST$AGENT" enroll --collector "$COLLECTOR" --ca-fingerprint "$PIN" \

@@ -21,9 +21,16 @@ variable "name" {
   default = "rampart-example"
 }
 
+# Every value below reaches the VM's first-boot script (base64-encoded, and checked again
+# there); these validations refuse anything but the plain forms the collector produces.
+
 variable "download_base" {
   description = "The collector's REST port with TLS, https://HOST:PORT: serves /ca.pem and /download/install.sh."
   type        = string
+  validation {
+    condition     = can(regex("^https://([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\\[[0-9A-Fa-f:.]+\\])(:[0-9]{1,5})?/?$", var.download_base))
+    error_message = "The download_base must be https://HOST[:PORT] (a DNS name, an IPv4 address or a [bracketed] IPv6 address; no path, no credentials)."
+  }
 }
 
 variable "install_sh_sha256" {
@@ -32,18 +39,26 @@ variable "install_sh_sha256" {
   default     = ""
   validation {
     condition     = can(regex("^([0-9a-fA-F]{64})?$", var.install_sh_sha256))
-    error_message = "install_sh_sha256 is 64 hex digits or empty."
+    error_message = "The install_sh_sha256 is 64 hex digits or empty."
   }
 }
 
 variable "collector_url" {
   description = "The collector's agent port, https://HOST:PORT."
   type        = string
+  validation {
+    condition     = can(regex("^https://([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\\[[0-9A-Fa-f:.]+\\])(:[0-9]{1,5})?/?$", var.collector_url))
+    error_message = "The collector_url must be https://HOST[:PORT] (a DNS name, an IPv4 address or a [bracketed] IPv6 address; no path, no credentials)."
+  }
 }
 
 variable "ca_fingerprint" {
-  description = "SHA-256 fingerprint of the collector's CA certificate."
+  description = "SHA-256 fingerprint of the collector's CA certificate: 64 hex digits, or 32 hex pairs joined by colons."
   type        = string
+  validation {
+    condition     = can(regex("^[0-9A-Fa-f]{64}$|^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$", var.ca_fingerprint))
+    error_message = "The ca_fingerprint must be a SHA-256: 64 hex digits, colons between pairs allowed."
+  }
 }
 
 variable "enrollment_token" {
@@ -51,28 +66,43 @@ variable "enrollment_token" {
   type        = string
   sensitive   = true
   validation {
-    condition     = !can(regex("['\n]", var.enrollment_token))
-    error_message = "The token cannot contain a quote or a newline."
+    condition     = can(regex("^[A-Za-z0-9_-]{8,256}$", var.enrollment_token))
+    error_message = "The token is one word of letters, digits, _ and - (as the collector prints it)."
   }
 }
 
 variable "terraform_project" {
   type = string
   validation {
-    condition     = !can(regex("['\n,]", var.terraform_project))
-    error_message = "The project cannot contain a quote, a comma or a newline."
+    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", var.terraform_project))
+    error_message = "The terraform_project is 1 to 63 letters, digits, _ . and -, starting with a letter or digit."
   }
 }
 
 variable "labels" {
-  description = "More agent labels; keys and values cannot contain a quote, a comma or a newline."
+  description = "More agent labels. Keys: letters, digits, _ . / - (up to 63, starting with a letter or digit); values: letters, digits, _ . : / @ + - (up to 255)."
   type        = map(string)
   default     = {}
+  validation {
+    condition     = alltrue([
+      for k, v in var.labels :
+      can(regex("^[A-Za-z0-9][A-Za-z0-9_./-]{0,62}$", k)) && can(regex("^[A-Za-z0-9_.:/@+-]{0,255}$", v))
+    ])
+    error_message = "Label keys are letters, digits, _ . / - (up to 63, starting with a letter or digit); values letters, digits, _ . : / @ + - (up to 255): no spaces, quotes, commas or shell characters."
+  }
+  validation {
+    condition     = !contains(keys(var.labels), "project")
+    error_message = "Set the project with terraform_project, not as a label."
+  }
 }
 
 variable "collector_api" {
-  description = "The collector's REST base URL, e.g. https://collector.example:8443."
+  description = "The collector's REST base URL, e.g. https://collector.example:8443 (http:// only on loopback)."
   type        = string
+  validation {
+    condition     = can(regex("^(https://([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\\[[0-9A-Fa-f:.]+\\])|http://(localhost|127\\.[0-9]+\\.[0-9]+\\.[0-9]+|\\[::1\\]))(:[0-9]{1,5})?/?$", var.collector_api))
+    error_message = "The collector_api must be https://HOST[:PORT], or http:// to localhost, 127.x.x.x or [::1] only."
+  }
 }
 
 variable "collector_api_cacert" {

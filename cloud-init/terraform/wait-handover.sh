@@ -18,6 +18,24 @@ set -eu
 : "${RAMPART_VM:?RAMPART_VM is not set}"
 timeout=${RAMPART_TIMEOUT:-1800}
 interval=${RAMPART_INTERVAL:-10}
+# Plain http only to this machine (localhost, 127.x.x.x, [::1]): the token crosses it.
+api_host=${RAMPART_API#http://}
+api_host=${api_host%%/*}
+case "$RAMPART_API" in
+  https://?*) ;;
+  http://*)
+    case "$api_host" in
+      localhost|localhost:[0-9]*|\[::1\]|\[::1\]:[0-9]*) ;;
+      127.*) case "${api_host%:[0-9]*}" in *[!0-9.]*) api_host= ;; esac ;;
+      *) api_host= ;;
+    esac
+    ;;
+  *) api_host= ;;
+esac
+[ -n "$api_host" ] || {
+  echo "wait-handover: RAMPART_API must be https://, or http:// to loopback only" >&2
+  exit 2
+}
 case "$RAMPART_VM" in
   *[!A-Za-z0-9._:-]*) echo "wait-handover: RAMPART_VM has unexpected characters" >&2; exit 2 ;;
 esac
@@ -27,7 +45,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 trap 'exit 1' INT TERM HUP
 ( umask 077; printf 'Authorization: Bearer %s\n' "$RAMPART_TOKEN" > "$work/header" )
-set -- -sS --connect-timeout 10 --max-time 30 -H "@$work/header" -o "$work/body" -w '%{http_code}'
+set -- -sSg --connect-timeout 10 --max-time 30 -H "@$work/header" -o "$work/body" -w '%{http_code}'
 if [ -n "${RAMPART_CACERT:-}" ]; then set -- "$@" --cacert "$RAMPART_CACERT"; fi
 url="${RAMPART_API%/}/api/v1/handover/$RAMPART_VM"
 

@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 
 pub mod cluster;
 pub mod scap;
+pub mod tls;
 pub mod vm;
 
 /// Runs `packaging/build.sh` once per test process into `target/packages` (incremental:
@@ -108,9 +109,32 @@ pub fn debian_root() -> &'static Path {
     })
 }
 
+/// Standard base64 with padding, as Terraform's base64encode() writes it.
+pub fn base64(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ABC[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 /// Renders a cloud-init template the way Terraform's templatefile() would: `${name}` is
-/// replaced by its value. Any other `${` or a `%{` directive would be an error in
-/// Terraform (or a shell expansion it would eat), so it panics here.
+/// replaced by its value, `${base64encode(name)}` by its base64. Any other `${` or a `%{`
+/// directive would be an error in Terraform (or a shell expansion it would eat), so it
+/// panics here.
 pub fn render_template(text: &str, vars: &std::collections::BTreeMap<&str, String>) -> String {
     let mut out = String::new();
     let mut rest = text;
@@ -118,11 +142,22 @@ pub fn render_template(text: &str, vars: &std::collections::BTreeMap<&str, Strin
         out.push_str(&rest[..i]);
         let after = &rest[i + 2..];
         let end = after.find('}').expect("unclosed ${ in template");
-        let name = &after[..end];
+        let expr = &after[..end];
+        let (name, encode) = match expr
+            .strip_prefix("base64encode(")
+            .and_then(|e| e.strip_suffix(')'))
+        {
+            Some(inner) => (inner, true),
+            None => (expr, false),
+        };
         let value = vars
             .get(name)
-            .unwrap_or_else(|| panic!("template uses ${{{name}}}, which is not a known variable"));
-        out.push_str(value);
+            .unwrap_or_else(|| panic!("template uses ${{{expr}}}, which is not a known variable"));
+        if encode {
+            out.push_str(&base64(value.as_bytes()));
+        } else {
+            out.push_str(value);
+        }
         rest = &after[end + 1..];
     }
     out.push_str(rest);

@@ -1,6 +1,11 @@
 //! The cloud-init templates in `cloud-init/`: each renders the way Terraform's
 //! templatefile() would, passes `cloud-init schema`, and its bootstrap script really
-//! downloads, verifies, installs, enrolls and starts (run against stubs in a temp dir).
+//! downloads, verifies, installs, enrolls and starts (run against stubs in a temp dir,
+//! and with the real curl against `openssl s_server` for the first-boot trust: a man in
+//! the middle who serves extra certificates beside the genuine CA gets nothing run).
+//! The Terraform example's variables are checked structurally (no `terraform` binary
+//! here): every input variable that reaches the template has a validation whose regex
+//! accepts good values and refuses hostile ones.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -135,6 +140,8 @@ fn write_exec(path: &Path, text: &str) {
 /// The DER bytes behind the sandbox's `ca.pem` (any bytes do: only their hash counts).
 const CA_DER: &[u8] = b"not really DER, but the pin is the SHA-256 of these bytes";
 const CA_PEM: &str = "-----BEGIN CERTIFICATE-----\nbm90IHJlYWxseSBERVIsIGJ1dCB0aGUgcGlu\r\nIGlzIHRoZSBTSEEtMjU2IG9mIHRoZXNlIGJ5dGVz\n-----END CERTIFICATE-----\n";
+/// The trust anchor the scripts must rebuild from `CA_DER` alone (64-column base64).
+const CA_REBUILT: &str = "-----BEGIN CERTIFICATE-----\nbm90IHJlYWxseSBERVIsIGJ1dCB0aGUgcGluIGlzIHRoZSBTSEEtMjU2IG9mIHRo\nZXNlIGJ5dGVz\n-----END CERTIFICATE-----\n";
 const VERSION: &str = "9.9.9";
 
 /// The pin of `CA_DER`, the way an operator pastes it: upper case with colons.
@@ -168,6 +175,7 @@ impl Sandbox {
         }
         std::fs::write(t.join("dest/var/lib/dpkg/status"), "").unwrap();
         std::fs::write(t.join("srv/ca.pem"), CA_PEM).unwrap();
+        std::fs::write(t.join("ca.rebuilt"), CA_REBUILT).unwrap();
         let install = std::fs::read_to_string(workspace().join("packaging/install.sh"))
             .unwrap()
             .replace("@VERSION@", VERSION);
@@ -182,18 +190,24 @@ impl Sandbox {
             &sb.path().join("stubs/curl"),
             &format!(
                 r#"#!/bin/sh
-out=; url=; how=verified-by-system-store
+out=; url=; how=verified-by-system-store; cacert=; capath=
 while [ $# -gt 0 ]; do
   case $1 in
     -o) out=$2; shift;;
     -k) how=insecure;;
-    --cacert) if cmp -s "$2" {t}/srv/ca.pem; then how=pinned-ca; else how=other-ca; fi; shift;;
-    --connect-timeout|--retry|--retry-delay|--max-time|--proto) shift;;
+    --cacert) cacert=$2; shift;;
+    --capath) capath=$2; shift;;
+    --connect-timeout|--retry|--retry-delay|--max-time|--proto|--max-filesize) shift;;
     -*) ;;
     *) url=$1;;
   esac
   shift
 done
+# "pinned-ca": the CA rebuilt from the pinned DER alone, and an empty --capath.
+if [ -n "$cacert" ]; then
+  how=other-ca
+  if cmp -s "$cacert" {t}/ca.rebuilt && [ -d "$capath" ] && [ -z "$(ls -A "$capath")" ]; then how=pinned-ca; fi
+fi
 echo "$how $url" >> {t}/curl.log
 cp {t}/srv/"$(basename "$url")" "$out"
 "#
@@ -347,7 +361,8 @@ fn bootstrap_pins_the_ca_runs_install_sh_which_installs_enrolls_and_starts() {
 #[test]
 fn bootstrap_refuses_a_wrong_ca_or_install_sh() {
     let zeros = format!("{}  install.sh\n", "0".repeat(64));
-    let cases: [(&str, Box<dyn Fn(&Sandbox, &mut BTreeMap<&str, String>)>); 4] = [
+    type Setup = Box<dyn Fn(&Sandbox, &mut BTreeMap<&str, String>)>;
+    let cases: [(&str, Setup); 4] = [
         (
             ", not the pinned abab",
             Box::new(|_, v| {
@@ -542,4 +557,403 @@ fn wait_handover_polls_the_real_gate_until_released() {
     );
     assert!(!stdout.contains(&prov), "the token is never printed");
     a.stop();
+}
+
+/// Labels and the project reach `rampart-agent enroll` verbatim, one argument each,
+/// whatever they hold (values that would end a shell quote or the YAML block included):
+/// the rendered user-data stays valid, and nothing in a value ever runs.
+#[test]
+fn hostile_labels_and_project_reach_the_agent_verbatim_and_never_run() {
+    let sb = Sandbox::new();
+    let t = sb.path().display().to_string();
+    let project = format!("web';touch {t}/pwned-project;'");
+    let labels = [
+        format!("a=$(touch {t}/pwned-cmd)"),
+        format!("b=x';touch {t}/pwned-quote;'y"),
+        format!("c=`touch {t}/pwned-tick`"),
+        "d=two words \"and\" a \\ backslash".to_string(),
+        "e=*".to_string(),
+    ];
+    let mut vars = pinned_vars();
+    vars.insert("terraform_project", project.clone());
+    vars.insert("labels", labels.join(","));
+    let out = sb.run(&vars);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let args: Vec<String> = sb.read("enroll.args").lines().map(String::from).collect();
+    let mut want = vec!["--label".to_string(), format!("project={project}")];
+    for l in &labels {
+        want.extend(["--label".to_string(), l.clone()]);
+    }
+    assert_eq!(args[7..], want[..]);
+    for f in ["pwned-project", "pwned-cmd", "pwned-quote", "pwned-tick"] {
+        assert!(!sb.path().join(f).exists(), "{f}: a value was executed");
+    }
+    // A value with a newline and YAML cannot add a key to the cloud-config.
+    let mut vars = pinned_vars();
+    vars.insert(
+        "labels",
+        "a=b\nruncmd:\n  - [touch, /tmp/rampart-pwned]".to_string(),
+    );
+    let rendered = render(&std::fs::read_to_string(template("aws")).unwrap(), &vars);
+    assert!(!rendered.contains("rampart-pwned"), "{rendered}");
+    assert_eq!(rendered.matches("\nruncmd:").count(), 1);
+    let file = sb.path().join("hostile.yaml");
+    std::fs::write(&file, &rendered).unwrap();
+    assert!(cloud_init_schema(&file).status.success());
+    // ... and it reaches install.sh as one label, which refuses it by name.
+    let out = sb.run(&vars);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("a label cannot contain a newline"),
+        "{stderr}"
+    );
+}
+
+mod first_boot_tls {
+    //! The rendered bootstrap with the real curl against `openssl s_server`: only the
+    //! pinned CA is ever trusted.
+
+    use super::*;
+    use rampart_tests::tls::{Ca, WebServer};
+
+    struct Cas {
+        _dir: tempfile::TempDir,
+        genuine: Ca,
+        attacker: Ca,
+    }
+
+    fn cas() -> Cas {
+        let dir = tempfile::tempdir().unwrap();
+        Cas {
+            genuine: Ca::new(dir.path(), "collector-ca"),
+            attacker: Ca::new(dir.path(), "mitm-ca"),
+            _dir: dir,
+        }
+    }
+
+    fn pin_of(ca: &Ca) -> String {
+        sha256_hex(&ca.der())
+    }
+
+    impl Sandbox {
+        /// Serves `/ca.pem` and `/download/` (`install.sh` as given, the agent's .deb,
+        /// their sums) over TLS with a server certificate `issuer` signed; the stub curl
+        /// goes, so the bootstrap and install.sh run the real curl.
+        fn serve_over_tls(&self, issuer: &Ca, ca_pem: &str, install_sh: &str) -> WebServer {
+            let www = self.path().join("www");
+            std::fs::create_dir_all(www.join("download")).unwrap();
+            std::fs::write(www.join("ca.pem"), ca_pem).unwrap();
+            let deb = format!("rampart-agent_{VERSION}_amd64.deb");
+            let deb_bytes = std::fs::read(self.path().join("srv").join(&deb)).unwrap();
+            for (name, bytes) in [("install.sh", install_sh.as_bytes()), (&deb, &deb_bytes)] {
+                std::fs::write(www.join("download").join(name), bytes).unwrap();
+                std::fs::write(
+                    www.join("download").join(format!("{name}.sha256")),
+                    format!("{}  {name}\n", sha256_hex(bytes)),
+                )
+                .unwrap();
+            }
+            std::fs::remove_file(self.path().join("stubs/curl")).unwrap();
+            let (cert, key) = issuer.issue_loopback_server("server");
+            WebServer::start(&www, &cert, &key)
+        }
+    }
+
+    fn tls_vars(server: &WebServer, pinned: &Ca) -> BTreeMap<&'static str, String> {
+        let mut v = sample_vars();
+        v.insert("download_base", server.url());
+        v.insert("ca_fingerprint", pin_of(pinned));
+        v
+    }
+
+    /// A man in the middle answers for the collector with the genuine CA and its own
+    /// (and variants): the bootstrap refuses before it downloads anything; its install.sh
+    /// never runs, and the token is deleted unread.
+    #[test]
+    fn a_man_in_the_middle_serving_extra_certificates_gets_nothing_run() {
+        let cas = cas();
+        let (g, a) = (cas.genuine.pem(), cas.attacker.pem());
+        let one = "is not exactly one PEM certificate";
+        let cases = [
+            ("genuine CA, then the attacker's", format!("{g}{a}"), one),
+            (
+                "the attacker's CA, then the genuine one",
+                format!("{a}{g}"),
+                one,
+            ),
+            (
+                "genuine CA, then trailing data",
+                format!("{g}trailing garbage\n"),
+                one,
+            ),
+            ("the genuine CA twice", format!("{g}{g}"), one),
+            ("the attacker's CA alone", a.clone(), "has fingerprint"),
+        ];
+        for (what, ca_pem, why) in cases {
+            let sb = Sandbox::new();
+            let t = sb.path().display();
+            let evil =
+                format!("#!/bin/sh\ntouch {t}/pwned\ncat {t}/run/token > {t}/stolen-token\n");
+            let server = sb.serve_over_tls(&cas.attacker, &ca_pem, &evil);
+            let out = sb.run(&tls_vars(&server, &cas.genuine));
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{what}: {stderr}");
+            assert!(stderr.contains("rampart-bootstrap:"), "{what}: {stderr}");
+            assert!(stderr.contains(why), "{what}: {stderr}");
+            assert!(!stderr.contains(TOKEN), "{what}");
+            assert!(!sb.path().join("pwned").exists(), "{what}: install.sh ran");
+            assert!(
+                !sb.path().join("stolen-token").exists(),
+                "{what}: token stolen"
+            );
+            assert!(sb.read("dpkg.log").is_empty(), "{what}");
+            assert!(sb.read("enroll.args").is_empty(), "{what}");
+            assert!(!sb.path().join("run/token").exists(), "{what}: token kept");
+        }
+    }
+
+    /// The genuine collector over real TLS: the bootstrap and install.sh both trust the
+    /// CA rebuilt from the pinned DER (served with CRLF line ends), and the agent enrolls.
+    #[test]
+    fn the_genuine_collector_is_trusted_through_the_pinned_ca_alone() {
+        let cas = cas();
+        let sb = Sandbox::new();
+        let install = std::fs::read_to_string(workspace().join("packaging/install.sh"))
+            .unwrap()
+            .replace("@VERSION@", VERSION);
+        let served = format!("\n{}\n", cas.genuine.pem().replace('\n', "\r\n"));
+        let server = sb.serve_over_tls(&cas.genuine, &served, &install);
+        let out = sb.run(&tls_vars(&server, &cas.genuine));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert_eq!(
+            sb.read("dpkg.log"),
+            format!("dpkg -i rampart-agent_{VERSION}_amd64.deb\n")
+        );
+        let args: Vec<String> = sb.read("enroll.args").lines().map(String::from).collect();
+        assert_eq!(args[4], pin_of(&cas.genuine));
+        assert_eq!(sb.read("token.seen").trim(), TOKEN);
+    }
+}
+
+/// The `variable "NAME" { … }` blocks of a Terraform file, by name. A small structural
+/// parse (no `terraform` binary here): strings (with their escapes) and `#` comments are
+/// skipped, and every brace must balance.
+fn tf_variables(text: &str) -> BTreeMap<String, String> {
+    let mut blocks = BTreeMap::new();
+    let b = text.as_bytes();
+    let (mut i, mut depth, mut start, mut name) = (0, 0usize, 0, None::<String>);
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                i += 1;
+                while b[i] != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'{' => {
+                if depth == 0 {
+                    let head = text[..i].rsplit('\n').next().unwrap().trim();
+                    name = head
+                        .strip_prefix("variable \"")
+                        .and_then(|h| h.strip_suffix('"'))
+                        .map(String::from);
+                    start = i;
+                }
+                depth += 1;
+            }
+            b'}' => {
+                depth = depth.checked_sub(1).expect("unbalanced }");
+                if depth == 0 {
+                    if let Some(n) = name.take() {
+                        blocks.insert(n, text[start..=i].to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    assert_eq!(depth, 0, "unbalanced {{");
+    blocks
+}
+
+/// The regexes of a block's validation conditions, HCL string escapes undone.
+fn validation_regexes(block: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for cond in block.split("validation {").skip(1) {
+        let cond = &cond[..cond.find("error_message").expect("error_message")];
+        assert!(cond.contains("condition"), "{cond}");
+        for part in cond.split("regex(\"").skip(1) {
+            let (mut re, mut chars) = (String::new(), part.chars());
+            while let Some(c) = chars.next() {
+                match c {
+                    '"' => break,
+                    '\\' => match chars.next() {
+                        Some('n') => re.push('\n'),
+                        Some(e) => re.push(e),
+                        None => panic!("dangling escape"),
+                    },
+                    c => re.push(c),
+                }
+            }
+            out.push(re);
+        }
+    }
+    out
+}
+
+/// Whether Terraform's regex() would match the whole of `value` (RE2; these patterns
+/// use only what POSIX ERE shares with it, so `grep -Ez` decides: one NUL-ended record,
+/// a newline is an ordinary, unmatched character).
+fn matches(re: &str, value: &str) -> bool {
+    use std::io::Write;
+    let mut child = Command::new("grep")
+        .args(["-Ezq", "--", re])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut record = value.as_bytes().to_vec();
+    record.push(0);
+    child.stdin.take().unwrap().write_all(&record).unwrap();
+    child.wait().unwrap().success()
+}
+
+/// Every variable of the Terraform example that reaches the VM has a validation that
+/// accepts the collector's own forms and refuses shell, YAML and URL tricks.
+#[test]
+fn terraform_variables_are_validated() {
+    let text =
+        std::fs::read_to_string(workspace().join("cloud-init/terraform/variables.tf")).unwrap();
+    let vars = tf_variables(&text);
+    let hostile = [
+        "$(touch /tmp/pwned)",
+        "a;b",
+        "`id`",
+        "two words",
+        "it's",
+        "a\"b",
+        "a,b",
+        "a\nb",
+        "",
+    ];
+    let pin = "ab".repeat(32);
+    let colons = vec!["AB"; 32].join(":");
+    let table: [(&str, usize, &[&str], &[&str]); 8] = [
+        (
+            "download_base",
+            0,
+            &[
+                "https://collector.example:8443",
+                "https://10.0.0.5:8443/",
+                "https://[fd00::5]:8443",
+            ],
+            &[
+                "http://collector.example:8443",
+                "https://user@c.example",
+                "https://c.example/x'",
+            ],
+        ),
+        (
+            "collector_url",
+            0,
+            &["https://collector.example:7443"],
+            &["http://c.example"],
+        ),
+        ("ca_fingerprint", 0, &[&pin, &colons], &["ab", "zz"]),
+        (
+            "enrollment_token",
+            0,
+            &["rpt_enroll_0123456789abcdef"],
+            &["short"],
+        ),
+        ("terraform_project", 0, &["web", "team-a.prod_1"], &["-web"]),
+        ("labels", 0, &["env", "team/a"], &["-x"]),
+        ("labels", 1, &["prod", "a:b/c@d+e", ""], &[]),
+        (
+            "collector_api",
+            0,
+            &[
+                "https://c.example:8443",
+                "http://127.0.0.1:8080",
+                "http://localhost:80",
+                "http://[::1]:80",
+            ],
+            &[
+                "http://c.example:8080",
+                "http://127.0.0.1.evil.example",
+                "ftp://c.example",
+            ],
+        ),
+    ];
+    for (var, idx, good, bad) in table {
+        let block = vars
+            .get(var)
+            .unwrap_or_else(|| panic!("variable {var} missing"));
+        let res = validation_regexes(block);
+        let re = res
+            .get(idx)
+            .unwrap_or_else(|| panic!("{var}: no validation regex #{idx}"));
+        for g in good {
+            assert!(matches(re, g), "{var} refuses {g:?} ({re})");
+        }
+        let also_hostile = if var == "labels" && idx == 1 {
+            &hostile[..8]
+        } else {
+            &hostile[..]
+        };
+        for b in bad.iter().chain(also_hostile) {
+            assert!(!matches(re, b), "{var} accepts {b:?} ({re})");
+        }
+    }
+    assert!(
+        vars["labels"].contains("!contains(keys(var.labels), \"project\")"),
+        "a label cannot override the project"
+    );
+    assert!(!validation_regexes(&vars["install_sh_sha256"]).is_empty());
+    // The template receives every value but the token base64-encoded.
+    let tpl = std::fs::read_to_string(template("aws")).unwrap();
+    for v in [
+        "download_base",
+        "install_sh_sha256",
+        "collector_url",
+        "ca_fingerprint",
+        "terraform_project",
+        "labels",
+    ] {
+        assert!(tpl.contains(&format!("'${{base64encode({v})}}'")), "{v}");
+        assert!(!tpl.contains(&format!("${{{v}}}")), "{v} is placed raw");
+    }
+}
+
+/// The handover poller sends its token only over https, or plain http to this machine.
+#[test]
+fn wait_handover_refuses_plain_http_off_the_machine() {
+    for api in [
+        "http://collector.example:8080",
+        "http://127.0.0.1.evil.example",
+        "ftp://x",
+    ] {
+        let out = Command::new("sh")
+            .arg(workspace().join("cloud-init/terraform/wait-handover.sh"))
+            .env("RAMPART_API", api)
+            .env("RAMPART_TOKEN", "rpt_secret")
+            .env("RAMPART_VM", "i-0123")
+            .env("RAMPART_TIMEOUT", "1")
+            .env("RAMPART_INTERVAL", "1")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{api}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("must be https://"),
+            "{api}"
+        );
+    }
 }
