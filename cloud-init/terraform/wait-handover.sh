@@ -9,8 +9,8 @@
 #   RAMPART_CACERT     optional CA bundle for the REST endpoint's certificate
 #
 # Exit 0: allowed (passed, released, exempt, or scanning disabled). Exit 1: still not
-# allowed at the deadline (pending scan, blocked, ...). Exit 2: bad configuration or the
-# token is refused. The token is read from the environment and given to curl in a file,
+# allowed at the deadline (pending scan, blocked, ...). Exit 2: bad configuration, the
+# token is refused, or the answer is about another VM than RAMPART_VM. The token is read from the environment and given to curl in a file,
 # never on a command line, and never printed.
 set -eu
 : "${RAMPART_API:?RAMPART_API is not set}"
@@ -56,6 +56,13 @@ while :; do
   body=$(cat "$work/body" 2>/dev/null || true)
   case "$code" in
     200)
+      # The answer must be about the VM asked for: its agent ID or the instance ID
+      # it enrolled with (fixed at enrollment). Anything else is not trusted.
+      if ! printf '%s' "$body" | grep -Fq "\"agent_id\":\"$RAMPART_VM\"" &&
+         ! printf '%s' "$body" | grep -Fq "\"instance_id\":\"$RAMPART_VM\""; then
+        echo "wait-handover: the collector answered for another VM than $RAMPART_VM; refusing" >&2
+        exit 2
+      fi
       state=$(printf '%s' "$body" | sed -n 's/.*"state":"\([^"]*\)".*/\1/p')
       reasons=$(printf '%s' "$body" | sed -n 's/.*"reasons":\[\([^]]*\)\].*/\1/p')
       if printf '%s' "$body" | grep -q '"allowed":true'; then
@@ -69,6 +76,7 @@ while :; do
       exit 2
       ;;
     404) last="not enrolled yet" ;;
+    409) last="the instance ID is claimed by more than one agent; an admin must revoke the impostor" ;;
     000) last="collector unreachable: $(head -c 200 "$work/err")" ;;
     *) last="HTTP $code" ;;
   esac

@@ -933,6 +933,67 @@ fn terraform_variables_are_validated() {
     }
 }
 
+/// The poller trusts an answer only when it is about the VM it asked for.
+#[test]
+fn wait_handover_refuses_an_answer_about_another_vm() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("api/v1/handover");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("i-0123"),
+        r#"{"agent_id":"ag-1","instance_id":"i-other","hostname":"x","allowed":true,"state":"allowed","reasons":[],"scan_id":null}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("i-0456"),
+        r#"{"agent_id":"ag-2","instance_id":"i-0456","hostname":"x","allowed":true,"state":"allowed","reasons":[],"scan_id":null}"#,
+    )
+    .unwrap();
+    let port = rampart_tests::cluster::free_port();
+    let mut server = Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+        ])
+        .current_dir(t.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let run = |vm: &str| {
+        Command::new("sh")
+            .arg(workspace().join("cloud-init/terraform/wait-handover.sh"))
+            .env("RAMPART_API", format!("http://127.0.0.1:{port}"))
+            .env("RAMPART_TOKEN", "rpt_secret")
+            .env("RAMPART_VM", vm)
+            .env("RAMPART_TIMEOUT", "20")
+            .env("RAMPART_INTERVAL", "1")
+            .output()
+            .unwrap()
+    };
+    // Wait for the server, with the good answer.
+    let mut ok = run("i-0456");
+    for _ in 0..20 {
+        if ok.status.code() == Some(0) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        ok = run("i-0456");
+    }
+    let other = run("i-0123");
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(ok.status.code(), Some(0), "{ok:?}");
+    assert_eq!(other.status.code(), Some(2), "{other:?}");
+    assert!(
+        String::from_utf8_lossy(&other.stderr).contains("answered for another VM"),
+        "{other:?}"
+    );
+}
+
 /// The handover poller sends its token only over https, or plain http to this machine.
 #[test]
 fn wait_handover_refuses_plain_http_off_the_machine() {
