@@ -46,7 +46,11 @@ pub enum AppError {
     Refused(String),
     /// Issuing a certificate failed.
     #[error(transparent)]
-    Ca(#[from] crate::ca::CaError),
+    Ca(crate::ca::CaError),
+    /// A dependency the collector needs (its random number generator) failed:
+    /// nothing was issued; the caller may retry (HTTP 503, gRPC UNAVAILABLE).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 pub type Result<T> = std::result::Result<T, AppError>;
@@ -323,7 +327,7 @@ impl App {
             TokenUse::UsedUp => return Err(refuse("enrollment token has no uses left")),
             TokenUse::Revoked => return Err(refuse("enrollment token was revoked")),
         };
-        let agent_id = auth::new_id("ag-");
+        let agent_id = auth::new_id("ag-")?;
         let validity = time::Duration::days(self.config.agent_cert_days);
         let issued = match self.ca.sign_agent(csr_der, &agent_id, validity) {
             Ok(i) => i,
@@ -597,7 +601,7 @@ impl App {
             return Ok(None);
         }
         let now = now_ms();
-        let id = format!("sc-{now:013}-{}", &auth::new_id("")[..8]);
+        let id = format!("sc-{now:013}-{}", &auth::new_id("")?[..8]);
         let rec = ScanRecord::pending(id, agent_id, a.project.clone(), trigger, &s.profile, now);
         self.store.put_scan(&rec)?;
         self.audit(

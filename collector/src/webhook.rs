@@ -61,7 +61,7 @@ pub fn enqueue(app: &App, settings: &Settings, scan: &ScanRecord) -> Result<()> 
         .map(|a| a.hostname)
         .unwrap_or_default();
     let now = now_ms();
-    let id = format!("wh-{now:013}-{}", &crate::auth::new_id("")[..8]);
+    let id = format!("wh-{now:013}-{}", &crate::auth::new_id("")?[..8]);
     let body = AlertBody {
         event: EVENT,
         delivery_id: &id,
