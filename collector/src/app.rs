@@ -385,6 +385,7 @@ impl App {
             agent_id,
             time::Duration::days(self.config.agent_cert_days),
         )?;
+        let (old_serial, old_not_after_ms) = (a.cert_serial.clone(), a.cert_not_after_ms);
         a.cert_serial = issued.serial;
         a.cert_not_after_ms = issued.not_after.unix_timestamp() * 1000;
         self.store.put_agent(&a)?;
@@ -395,6 +396,11 @@ impl App {
             "client certificate renewed",
         )?;
         self.store.sync()?;
+        // The replaced certificate goes on the CRL (issue 10 #18).
+        self.ca.supersede(&old_serial, old_not_after_ms / 1000)?;
+        if let Some(f) = self.on_revoke.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            f();
+        }
         Ok((issued.der, a.cert_not_after_ms))
     }
 
