@@ -7,6 +7,7 @@ pub mod app;
 pub mod auth;
 pub mod ca;
 pub mod config;
+pub mod datadir;
 pub mod grpc;
 pub mod policy;
 pub mod report;
