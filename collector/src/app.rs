@@ -1013,8 +1013,12 @@ impl App {
         self.store
             .put_meta(WEBHOOK_SECRET_KEY, secret.unwrap_or_default())?;
         // The secret itself never reaches the audit log: only that it changed.
-        let old_json = serde_json::to_string(&SettingsRecord::from(&old)).unwrap_or_default();
-        let new_json = serde_json::to_string(&rec).unwrap_or_default();
+        // Nor does the webhook URL, which often carries a token: it is redacted.
+        let redacted = |mut r: SettingsRecord| {
+            r.webhook_url = policy::redact_url(&r.webhook_url);
+            serde_json::to_string(&r).unwrap_or_default()
+        };
+        let (old_json, new_json) = (redacted(SettingsRecord::from(&old)), redacted(rec.clone()));
         let secret_note = if old.webhook_secret != new.webhook_secret {
             "; webhook_secret (changed)"
         } else {

@@ -45,6 +45,9 @@ pub struct Config {
     pub webhook_backoff_ms: u64,
     /// Attempts per webhook delivery before it is given up.
     pub webhook_max_attempts: u32,
+    /// Allow webhook receivers on loopback addresses (this host). Off: such URLs
+    /// are refused in settings and deliveries that resolve to them fail.
+    pub webhook_allow_loopback: bool,
 }
 
 impl Default for Config {
@@ -65,6 +68,7 @@ impl Default for Config {
             public_url: None,
             webhook_backoff_ms: 10_000,
             webhook_max_attempts: 6,
+            webhook_allow_loopback: false,
         }
     }
 }
