@@ -187,7 +187,12 @@ pub fn refusal_words(ip: IpAddr, kind: &str) -> String {
     } else {
         ""
     };
-    format!("points at {ip}, a {kind} address, which webhooks may not reach{hint}")
+    let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("points at {ip}, {article} {kind} address, which webhooks may not reach{hint}")
 }
 
 /// What kind of address `ip` is, when webhooks may not be delivered to it: the
@@ -426,7 +431,7 @@ mod tests {
                 None => assert_eq!(got, Ok(()), "{url}"),
                 Some(kind) => {
                     let e = got.unwrap_err().to_string();
-                    assert!(e.contains(&format!("a {kind} address")), "{url}: {e}");
+                    assert!(e.contains(&format!(" {kind} address")), "{url}: {e}");
                     assert!(!e.contains("/x") && !e.contains("meta-data"), "{e}");
                     assert_eq!(
                         e.contains("webhook_allow_loopback = true"),
