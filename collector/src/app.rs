@@ -398,7 +398,12 @@ impl App {
         self.store.sync()?;
         // The replaced certificate goes on the CRL (issue 10 #18).
         self.ca.supersede(&old_serial, old_not_after_ms / 1000)?;
-        if let Some(f) = self.on_revoke.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        if let Some(f) = self
+            .on_revoke
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
             f();
         }
         Ok((issued.der, a.cert_not_after_ms))

@@ -584,8 +584,15 @@ mod tests {
         let expired_long_ago = OffsetDateTime::now_utc().unix_timestamp() - 3 * 86_400;
         ca.supersede("0badc0de", expired_long_ago).unwrap();
         let reloaded = Ca::open_or_create(dir.path()).unwrap();
-        assert_eq!(reloaded.superseded_serials().unwrap(), [old.serial.clone()]);
-        let got = crl_serials(&reloaded.crl(&["0a0b".into()], 2, Duration::days(1)).unwrap());
+        assert_eq!(
+            reloaded.superseded_serials().unwrap(),
+            std::slice::from_ref(&old.serial)
+        );
+        let got = crl_serials(
+            &reloaded
+                .crl(&["0a0b".into()], 2, Duration::days(1))
+                .unwrap(),
+        );
         let want = |s: &str| s.trim_start_matches("00").to_string();
         assert!(got.iter().any(|s| want(s) == want(&old.serial)), "{got:?}");
         assert!(got.iter().any(|s| s == "0a0b"), "{got:?}");

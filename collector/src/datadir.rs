@@ -140,6 +140,9 @@ mod tests {
         assert_eq!(mode(&open.join("download")), 0o755);
         // A path that cannot be a directory is a clear error.
         let e = prepare(&fresh.join("f")).unwrap_err();
-        assert!(e.to_string().contains("cannot create data directory"), "{e}");
+        assert!(
+            e.to_string().contains("cannot create data directory"),
+            "{e}"
+        );
     }
 }

@@ -166,7 +166,12 @@ pub fn check_webhook_destination(url: &str, allow_loopback: bool) -> Result<(), 
         .parse::<hyper::Uri>()
         .ok()
         .and_then(|u| u.host().map(String::from))
-        .and_then(|h| h.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok())
+        .and_then(|h| {
+            h.trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>()
+                .ok()
+        })
     else {
         return Ok(());
     };
@@ -413,8 +418,16 @@ mod tests {
             ("http://[::1]:80/x", false, Some("loopback")),
             ("http://[::1]:80/x", true, None),
             ("http://[::ffff:127.0.0.1]/x", false, Some("loopback")),
-            ("http://169.254.169.254/latest/meta-data/", false, Some("link-local")),
-            ("http://169.254.169.254/latest/meta-data/", true, Some("link-local")),
+            (
+                "http://169.254.169.254/latest/meta-data/",
+                false,
+                Some("link-local"),
+            ),
+            (
+                "http://169.254.169.254/latest/meta-data/",
+                true,
+                Some("link-local"),
+            ),
             ("http://[fe80::1]/x", true, Some("link-local")),
             ("http://[fd00:ec2::254]/x", false, Some("cloud metadata")),
             ("http://100.100.100.200/x", false, Some("cloud metadata")),
@@ -449,24 +462,35 @@ mod tests {
         let r = redact_url(slack);
         assert!(r.starts_with("https://hooks.slack.com/…(sha256 "), "{r}");
         assert!(!r.contains("services") && !r.contains("secret"), "{r}");
-        assert_ne!(r, redact_url("https://hooks.slack.com/services/T000/B000/other"));
+        assert_ne!(
+            r,
+            redact_url("https://hooks.slack.com/services/T000/B000/other")
+        );
         assert_eq!(r, redact_url(slack));
         assert_eq!(
-            redact_url("http://[::1]:8080/hook?token=abc").split('…').next(),
+            redact_url("http://[::1]:8080/hook?token=abc")
+                .split('…')
+                .next(),
             Some("http://[::1]:8080/")
         );
         assert!(!redact_url("http://h.example/?token=abc").contains("abc"));
         assert_eq!(redact_url("https://h.example"), "https://h.example/");
         assert_eq!(redact_url(""), "");
         let odd = redact_url("not a url with a secret");
-        assert!(odd.starts_with("(unreadable URL") && !odd.contains("secret"), "{odd}");
+        assert!(
+            odd.starts_with("(unreadable URL") && !odd.contains("secret"),
+            "{odd}"
+        );
         // Errors about a URL show it redacted.
         let bad = Settings {
             webhook_url: "ftp://x.example/secret-token".into(),
             ..Settings::default()
         };
         let e = bad.validate().unwrap_err().to_string();
-        assert!(e.contains("ftp://x.example/…") && !e.contains("secret-token"), "{e}");
+        assert!(
+            e.contains("ftp://x.example/…") && !e.contains("secret-token"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -441,9 +441,15 @@ mod tests {
         );
         // Without the loopback opt-in, neither a literal loopback address nor a
         // name that resolves to one is contacted.
-        for url in [format!("http://{addr}/"), format!("http://localhost:{}/", addr.port())] {
+        for url in [
+            format!("http://{addr}/"),
+            format!("http://localhost:{}/", addr.port()),
+        ] {
             let e = attempt(&delivery(&url), b"k", 0, false).await.unwrap_err();
-            assert!(e.starts_with("refused: ") && e.contains("a loopback address"), "{e}");
+            assert!(
+                e.starts_with("refused: ") && e.contains("a loopback address"),
+                "{e}"
+            );
         }
     }
 

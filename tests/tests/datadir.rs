@@ -69,7 +69,10 @@ fn serve_under_umask_000_keeps_its_data_private() {
     let mut line = String::new();
     loop {
         line.clear();
-        assert!(out.read_line(&mut line).unwrap() > 0, "collector exited early");
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "collector exited early"
+        );
         if line.starts_with("admin token") {
             admin = line.trim().rsplit(' ').next().unwrap().to_string();
         }
@@ -89,7 +92,11 @@ fn serve_under_umask_000_keeps_its_data_private() {
         "/api/v1/enrollment-tokens",
         json!({"project": "web", "max_uses": 1, "ttl_seconds": 600}),
     );
-    api("POST", "/api/v1/users", json!({"name": "ops", "role": "viewer"}));
+    api(
+        "POST",
+        "/api/v1/users",
+        json!({"name": "ops", "role": "viewer"}),
+    );
     let mut s = http("GET", &rest, "/api/v1/settings", Some(&admin), None).1;
     s["webhook_url"] = json!("https://hooks.example.com/rampart");
     s["webhook_secret"] = json!("a-webhook-secret-0123456789");
@@ -128,8 +135,11 @@ fn cli_commands_under_umask_000_keep_their_data_private() {
     // A data directory left open by an older version is narrowed at the next start,
     // and the log says so.
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::set_permissions(data.join("ca/ca.crt"), std::fs::Permissions::from_mode(0o644))
-        .unwrap();
+    std::fs::set_permissions(
+        data.join("ca/ca.crt"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
     let out = under_umask_000(&["token", "create", "--data", data.to_str().unwrap()])
         .output()
         .unwrap();

@@ -100,7 +100,11 @@ fn a_renewed_agents_old_certificate_is_refused() {
         (id.cert_der != old.cert_der).then_some(id)
     });
     a.stop();
-    assert!(a.log().contains("client certificate renewed"), "{}", a.log());
+    assert!(
+        a.log().contains("client certificate renewed"),
+        "{}",
+        a.log()
+    );
 
     rt.block_on(hello_with(&c, &old))
         .expect_err("the replaced certificate must be refused");

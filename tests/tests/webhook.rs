@@ -367,11 +367,19 @@ fn warn_mode_alert_is_signed_retried_with_backoff_and_visible() {
     // the audit log, which show it redacted. Only the settings show it, to admins.
     assert!(!c.log().contains(SECRET));
     let log = c.log();
-    assert!(!log.contains(PATH_TOKEN) && !log.contains("pathToken"), "{log}");
-    let audit = c.admin("GET", "/api/v1/audit?per_page=1000", None).to_string();
+    assert!(
+        !log.contains(PATH_TOKEN) && !log.contains("pathToken"),
+        "{log}"
+    );
+    let audit = c
+        .admin("GET", "/api/v1/audit?per_page=1000", None)
+        .to_string();
     assert!(!audit.contains("pathToken"), "{audit}");
     let host = url.split('/').nth(2).unwrap();
-    assert!(audit.contains(&format!("http://{host}/…(sha256 ")), "{audit}");
+    assert!(
+        audit.contains(&format!("http://{host}/…(sha256 ")),
+        "{audit}"
+    );
     assert!(log.contains(&format!("http://{host}/…(sha256 ")), "{log}");
 }
 
@@ -463,7 +471,7 @@ fn receivers_on_this_host_and_metadata_addresses_are_refused_by_default() {
         let (code, v) = c.api("PUT", "/api/v1/settings", Some(&c.admin), Some(put));
         assert_eq!(code, 422, "{bad}: {v}");
         let e = v["error"].as_str().unwrap();
-        assert!(e.contains(&kind), "{bad}: {e}");
+        assert!(e.contains(kind), "{bad}: {e}");
         assert!(!e.contains("pathToken"), "{e}");
         assert_eq!(
             e.contains("webhook_allow_loopback = true"),
