@@ -52,10 +52,14 @@ pub enum AppError {
     Refused(String),
     /// Issuing a certificate failed.
     #[error(transparent)]
-    Ca(#[from] crate::ca::CaError),
+    Ca(crate::ca::CaError),
     /// The caller went over a rate limit; it may retry later.
     #[error("{0}")]
     Limited(String),
+    /// A dependency the collector needs (its random number generator) failed:
+    /// nothing was issued; the caller may retry (HTTP 503, gRPC UNAVAILABLE).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 pub type Result<T> = std::result::Result<T, AppError>;
@@ -433,6 +437,12 @@ impl App {
             format!("certificate {} revoked", a.cert_serial),
         )?;
         self.store.sync()?;
+        self.revocations_changed();
+        Ok(a)
+    }
+
+    /// Tells the TLS layer that the set of refused certificates changed.
+    pub(crate) fn revocations_changed(&self) {
         if let Some(f) = self
             .on_revoke
             .lock()
@@ -441,7 +451,6 @@ impl App {
         {
             f();
         }
-        Ok(a)
     }
 
     // ---- sessions ----
@@ -634,7 +643,7 @@ impl App {
             return Ok(Some(p));
         }
         let now = now_ms();
-        let id = format!("sc-{now:013}-{}", &auth::new_id("")[..8]);
+        let id = format!("sc-{now:013}-{}", &auth::new_id("")?[..8]);
         let rec = ScanRecord::pending(id, agent_id, a.project.clone(), trigger, &s.profile, now);
         self.store.put_scan(&rec)?;
         self.audit(
@@ -1118,8 +1127,12 @@ impl App {
         self.store
             .put_meta(WEBHOOK_SECRET_KEY, secret.unwrap_or_default())?;
         // The secret itself never reaches the audit log: only that it changed.
-        let old_json = serde_json::to_string(&SettingsRecord::from(&old)).unwrap_or_default();
-        let new_json = serde_json::to_string(&rec).unwrap_or_default();
+        // Nor does the webhook URL, which often carries a token: it is redacted.
+        let redacted = |mut r: SettingsRecord| {
+            r.webhook_url = policy::redact_url(&r.webhook_url);
+            serde_json::to_string(&r).unwrap_or_default()
+        };
+        let (old_json, new_json) = (redacted(SettingsRecord::from(&old)), redacted(rec.clone()));
         let secret_note = if old.webhook_secret != new.webhook_secret {
             "; webhook_secret (changed)"
         } else {

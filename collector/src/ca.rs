@@ -1,11 +1,17 @@
 //! The collector's certificate authority: created on first start in the data
 //! directory (key file mode 0600), it signs agents' CSRs and the collector's own
 //! server certificate. Agents pin it by the SHA-256 fingerprint of its DER.
+//!
+//! It also remembers every agent certificate replaced by a renewal
+//! (`superseded-serials`, append-only, one `<serial hex> <not after, Unix s>` per
+//! line): every CRL it signs lists them until they expire, so an old certificate
+//! is refused at the TLS handshake as soon as its replacement is issued.
 
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
@@ -31,6 +37,18 @@ pub enum CaError {
     /// Certificate generation failed.
     #[error("cannot issue certificate: {0}")]
     Issue(String),
+    /// The random number generator failed, so no serial number could be drawn.
+    #[error("cannot issue certificate: {0}")]
+    Random(#[from] crate::auth::RandomError),
+}
+
+impl From<CaError> for crate::app::AppError {
+    fn from(e: CaError) -> Self {
+        match e {
+            CaError::Random(r) => r.into(),
+            e => crate::app::AppError::Ca(e),
+        }
+    }
 }
 
 /// An issued certificate.
@@ -48,10 +66,17 @@ pub struct Ca {
     cert_der: Vec<u8>,
     cert_pem: String,
     key_pem: String,
+    /// `<dir>/superseded-serials`.
+    superseded_path: PathBuf,
+    /// Serialises appends to the superseded list.
+    superseded_lock: Mutex<()>,
 }
 
 const KEY_FILE: &str = "ca.key";
 const CERT_FILE: &str = "ca.crt";
+const SUPERSEDED_FILE: &str = "superseded-serials";
+/// A superseded certificate stays on the CRL this long after it expires (clock skew).
+const SUPERSEDED_GRACE_SECS: i64 = 86_400;
 
 /// The URI SAN that names an agent in its certificate.
 pub fn agent_uri(agent_id: &str) -> String {
@@ -63,23 +88,21 @@ impl Ca {
     pub fn open_or_create(dir: &Path) -> Result<Ca, CaError> {
         let key_path = dir.join(KEY_FILE);
         let cert_path = dir.join(CERT_FILE);
+        let superseded_path = dir.join(SUPERSEDED_FILE);
         if key_path.exists() || cert_path.exists() {
-            return Ca::load(&key_path, &cert_path);
+            return Ca::load(&key_path, &cert_path, superseded_path);
         }
-        let ca = Ca::generate()?;
+        let ca = Ca::generate(superseded_path)?;
         fs::create_dir_all(dir).map_err(|e| CaError::Io {
             path: dir.into(),
             source: e,
         })?;
         write_private(&key_path, ca.key_pem.as_bytes())?;
-        fs::write(&cert_path, &ca.cert_pem).map_err(|e| CaError::Io {
-            path: cert_path.clone(),
-            source: e,
-        })?;
+        write_private(&cert_path, ca.cert_pem.as_bytes())?;
         Ok(ca)
     }
 
-    fn generate() -> Result<Ca, CaError> {
+    fn generate(superseded_path: PathBuf) -> Result<Ca, CaError> {
         let key = KeyPair::generate().map_err(|e| CaError::Issue(e.to_string()))?;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
@@ -114,10 +137,12 @@ impl Ca {
             cert_pem: cert.pem(),
             issuer: Issuer::new(params, key),
             key_pem,
+            superseded_path,
+            superseded_lock: Mutex::new(()),
         })
     }
 
-    fn load(key_path: &Path, cert_path: &Path) -> Result<Ca, CaError> {
+    fn load(key_path: &Path, cert_path: &Path, superseded_path: PathBuf) -> Result<Ca, CaError> {
         let read = |p: &Path| {
             fs::read_to_string(p).map_err(|e| CaError::Io {
                 path: p.into(),
@@ -141,6 +166,8 @@ impl Ca {
             cert_der: der,
             cert_pem,
             key_pem,
+            superseded_path,
+            superseded_lock: Mutex::new(()),
         })
     }
 
@@ -228,7 +255,81 @@ impl Ca {
 }
 
 impl Ca {
-    /// A CRL listing `revoked` (serial numbers in hex), valid for `validity`.
+    /// Records that the agent certificate `serial` (hex), valid until
+    /// `not_after_unix`, was replaced by a renewal: every CRL signed from now on
+    /// lists it until it expires. The record is synced to disk before this returns.
+    pub fn supersede(&self, serial: &str, not_after_unix: i64) -> Result<(), CaError> {
+        if serial.is_empty() || hex_decode(serial).is_none() {
+            return Err(CaError::Issue(format!(
+                "superseded serial `{}` is not hex",
+                serial.chars().take(80).collect::<String>()
+            )));
+        }
+        let path = &self.superseded_path;
+        let io = |e| CaError::Io {
+            path: path.clone(),
+            source: e,
+        };
+        let _guard = self
+            .superseded_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(io)?;
+        // A line torn by a crash is completed by a newline, so it stays one bad line.
+        let torn = f.metadata().map_err(io)?.len() > 0 && !last_byte_is_newline(path);
+        let line = format!(
+            "{}{serial} {not_after_unix}\n",
+            if torn { "\n" } else { "" }
+        );
+        f.write_all(line.as_bytes()).map_err(io)?;
+        f.sync_all().map_err(io)
+    }
+
+    /// Serial numbers (hex) of superseded certificates that have not expired yet.
+    /// A line torn by a crash (no valid serial) is skipped: the renewal that wrote
+    /// it failed, so its certificate is still the agent's current one.
+    pub fn superseded_serials(&self) -> Result<Vec<String>, CaError> {
+        let text = match fs::read_to_string(&self.superseded_path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(CaError::Io {
+                    path: self.superseded_path.clone(),
+                    source: e,
+                })
+            }
+        };
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let mut out = Vec::new();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let mut parts = line.split_whitespace();
+            let (Some(serial), Some(not_after), None) = (parts.next(), parts.next(), parts.next())
+            else {
+                tracing::warn!(path = %self.superseded_path.display(), "skipping a torn line");
+                continue;
+            };
+            let Ok(not_after) = not_after.parse::<i64>() else {
+                tracing::warn!(path = %self.superseded_path.display(), "skipping a torn line");
+                continue;
+            };
+            if hex_decode(serial).is_none() {
+                tracing::warn!(path = %self.superseded_path.display(), "skipping a torn line");
+                continue;
+            }
+            if not_after.saturating_add(SUPERSEDED_GRACE_SECS) >= now {
+                out.push(serial.to_ascii_lowercase());
+            }
+        }
+        Ok(out)
+    }
+
+    /// A CRL listing `revoked` (serial numbers in hex) and every superseded
+    /// certificate that has not expired, valid for `validity`.
     pub fn crl(
         &self,
         revoked: &[String],
@@ -236,8 +337,12 @@ impl Ca {
         validity: Duration,
     ) -> Result<Vec<u8>, CaError> {
         let now = OffsetDateTime::now_utc();
+        let mut serials: Vec<String> = revoked.iter().map(|s| s.to_ascii_lowercase()).collect();
+        serials.extend(self.superseded_serials()?);
+        serials.sort();
+        serials.dedup();
         let mut certs = Vec::new();
-        for serial in revoked {
+        for serial in &serials {
             let bytes =
                 hex_decode(serial).ok_or_else(|| CaError::Issue(format!("bad serial {serial}")))?;
             certs.push(rcgen::RevokedCertParams {
@@ -281,12 +386,24 @@ pub fn fingerprint(der: &[u8]) -> String {
         .collect()
 }
 
+fn last_byte_is_newline(path: &Path) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut b = [0u8; 1];
+    fs::File::open(path)
+        .and_then(|mut f| {
+            f.seek(SeekFrom::End(-1))?;
+            f.read_exact(&mut b)
+        })
+        .is_ok_and(|()| b[0] == b'\n')
+}
+
 fn random_serial() -> Result<SerialNumber, CaError> {
-    use ring::rand::SecureRandom;
-    let mut b = [0u8; 16];
-    ring::rand::SystemRandom::new()
-        .fill(&mut b)
-        .map_err(|_| CaError::Issue("no randomness".into()))?;
+    serial_from(crate::auth::system_random())
+}
+
+/// A positive 127-bit serial number; fails, issuing nothing, when `rng` does.
+fn serial_from(rng: &dyn crate::auth::RandomSource) -> Result<SerialNumber, CaError> {
+    let mut b = crate::auth::random_bytes::<16>(rng)?;
     b[0] &= 0x7f; // positive
     Ok(SerialNumber::from_slice(&b))
 }
@@ -437,5 +554,85 @@ mod tests {
             Ca::open_or_create(dir.path()),
             Err(CaError::Corrupt { .. })
         ));
+    }
+
+    /// The serial numbers (lowercase hex) a CRL lists.
+    fn crl_serials(der: &[u8]) -> Vec<String> {
+        let (_, crl) = x509_parser::parse_x509_crl(der).unwrap();
+        crl.iter_revoked_certificates()
+            .map(|r| r.raw_serial().iter().map(|b| format!("{b:02x}")).collect())
+            .collect()
+    }
+
+    #[test]
+    fn superseded_certificates_stay_on_every_crl_until_they_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::open_or_create(dir.path()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let old = ca
+            .sign_agent(&csr(&key, vec![]), "agent-1", Duration::days(30))
+            .unwrap();
+        let new = ca
+            .sign_agent(&csr(&key, vec![]), "agent-1", Duration::days(30))
+            .unwrap();
+        let crl = ca.crl(&[], 1, Duration::days(1)).unwrap();
+        assert!(crl_serials(&crl).is_empty());
+        // Renewal: the old certificate is superseded, and listed from now on, also
+        // after a restart (the list is on disk), beside revoked serials.
+        ca.supersede(&old.serial, old.not_after.unix_timestamp())
+            .unwrap();
+        let expired_long_ago = OffsetDateTime::now_utc().unix_timestamp() - 3 * 86_400;
+        ca.supersede("0badc0de", expired_long_ago).unwrap();
+        let reloaded = Ca::open_or_create(dir.path()).unwrap();
+        assert_eq!(
+            reloaded.superseded_serials().unwrap(),
+            std::slice::from_ref(&old.serial)
+        );
+        let got = crl_serials(
+            &reloaded
+                .crl(&["0a0b".into()], 2, Duration::days(1))
+                .unwrap(),
+        );
+        let want = |s: &str| s.trim_start_matches("00").to_string();
+        assert!(got.iter().any(|s| want(s) == want(&old.serial)), "{got:?}");
+        assert!(got.iter().any(|s| s == "0a0b"), "{got:?}");
+        assert!(!got.iter().any(|s| want(s) == want(&new.serial)), "{got:?}");
+        assert!(!got.iter().any(|s| s == "0badc0de"), "expired: {got:?}");
+        let mode = fs::metadata(dir.path().join(SUPERSEDED_FILE))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+        // Nonsense is refused, and a line torn by a crash neither hides the others
+        // nor stops the CA.
+        assert!(matches!(ca.supersede("zz", 0), Err(CaError::Issue(_))));
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(SUPERSEDED_FILE))
+            .unwrap();
+        f.write_all(b"0a1").unwrap();
+        ca.supersede(&new.serial, new.not_after.unix_timestamp())
+            .unwrap();
+        assert_eq!(
+            ca.superseded_serials().unwrap(),
+            [old.serial.clone(), new.serial.clone()]
+        );
+    }
+
+    #[test]
+    fn a_failing_generator_issues_no_serial() {
+        struct Zeros;
+        impl crate::auth::RandomSource for Zeros {
+            fn fill(&self, buf: &mut [u8]) -> Result<(), crate::auth::RandomError> {
+                buf.fill(0);
+                Err(crate::auth::RandomError)
+            }
+        }
+        assert!(matches!(serial_from(&Zeros), Err(CaError::Random(_))));
+        assert!(serial_from(crate::auth::system_random()).is_ok());
+        // It reaches callers as "unavailable", not as a bad request.
+        let e = crate::app::AppError::from(CaError::Random(crate::auth::RandomError));
+        assert!(matches!(e, crate::app::AppError::Unavailable(_)), "{e:?}");
     }
 }

@@ -47,6 +47,9 @@ pub struct Config {
     pub webhook_max_attempts: u32,
     /// Rates that bound callers (see `limits`).
     pub limits: crate::limits::Limits,
+    /// Allow webhook receivers on loopback addresses (this host). Off: such URLs
+    /// are refused in settings and deliveries that resolve to them fail.
+    pub webhook_allow_loopback: bool,
 }
 
 impl Default for Config {
@@ -68,6 +71,7 @@ impl Default for Config {
             webhook_backoff_ms: 10_000,
             webhook_max_attempts: 6,
             limits: crate::limits::Limits::default(),
+            webhook_allow_loopback: false,
         }
     }
 }

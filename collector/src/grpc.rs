@@ -29,6 +29,7 @@ fn status_of(e: AppError) -> Status {
         AppError::NotFound(m) => Status::not_found(format!("{m} not found")),
         AppError::Ca(e) => Status::invalid_argument(e.to_string()),
         AppError::Limited(m) => Status::resource_exhausted(m),
+        AppError::Unavailable(m) => Status::unavailable(m),
         AppError::Store(e) => {
             tracing::error!(error = %e, "store failure");
             Status::unavailable("the collector cannot store data right now")

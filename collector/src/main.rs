@@ -88,6 +88,8 @@ enum TokenCmd {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Before anything is written: files and directories are the collector's alone.
+    rampart_collector::datadir::restrict_umask();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(

@@ -1,6 +1,11 @@
-//! Settings, score and enforcement (SPEC §4) as pure functions.
+//! Settings, score and enforcement (SPEC §4) as pure functions, and the rules for
+//! webhook URLs: their shape, where they may point (never loopback unless the
+//! collector's config allows it, never link-local or cloud metadata, unspecified,
+//! multicast or broadcast addresses) and how they are shown in logs and the audit
+//! log (redacted: a webhook URL often carries a credential in its path).
 
 use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// How results are enforced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -89,8 +94,12 @@ pub enum SettingsError {
     Profile(String),
     #[error("schedule `{0}` is not a 5-field crontab expression: {1}")]
     Cron(String, String),
+    /// The URL (shown redacted) is malformed.
     #[error("webhook_url `{0}` {1}")]
     WebhookUrl(String, &'static str),
+    /// The URL (shown redacted) names an address webhooks may not reach.
+    #[error("webhook_url `{url}` {why}")]
+    WebhookDestination { url: String, why: String },
     #[error("webhook_secret must be 16 to 512 bytes")]
     WebhookSecret,
 }
@@ -115,7 +124,7 @@ impl Settings {
             .map_err(|e| SettingsError::Cron(self.schedule_cron.clone(), e))?;
         if !self.webhook_url.is_empty() {
             check_webhook_url(&self.webhook_url)
-                .map_err(|why| SettingsError::WebhookUrl(self.webhook_url.clone(), why))?;
+                .map_err(|why| SettingsError::WebhookUrl(redact_url(&self.webhook_url), why))?;
         }
         // An empty secret in a request means "remove it".
         if let Some(WebhookSecret(k)) = &self.webhook_secret {
@@ -147,6 +156,137 @@ fn check_webhook_url(url: &str) -> Result<(), &'static str> {
         return Err("has no host");
     }
     Ok(())
+}
+
+/// Refuses a webhook URL whose host is a literal IP address webhooks may not reach
+/// (see [`ip_refusal`]). Host names are checked at delivery time, after they are
+/// resolved, so that a name cannot be pointed at such an address later.
+pub fn check_webhook_destination(url: &str, allow_loopback: bool) -> Result<(), SettingsError> {
+    let Some(ip) = url
+        .parse::<hyper::Uri>()
+        .ok()
+        .and_then(|u| u.host().map(String::from))
+        .and_then(|h| {
+            h.trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>()
+                .ok()
+        })
+    else {
+        return Ok(());
+    };
+    match ip_refusal(ip, allow_loopback) {
+        None => Ok(()),
+        Some(kind) => Err(SettingsError::WebhookDestination {
+            url: redact_url(url),
+            why: refusal_words(ip, kind),
+        }),
+    }
+}
+
+/// Why an address may not receive webhooks, in words, with the way out when there
+/// is one.
+pub fn refusal_words(ip: IpAddr, kind: &str) -> String {
+    let hint = if kind == "loopback" {
+        " (set webhook_allow_loopback = true in the collector's config to allow a receiver on this host)"
+    } else {
+        ""
+    };
+    let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("points at {ip}, {article} {kind} address, which webhooks may not reach{hint}")
+}
+
+/// What kind of address `ip` is, when webhooks may not be delivered to it: the
+/// collector's own host (`loopback`, unless `allow_loopback`), link-local addresses
+/// and cloud metadata services (`link-local`, `cloud metadata`), and addresses that
+/// are not one host (`unspecified`, `multicast`, `broadcast`). Private networks are
+/// allowed: receivers often live there.
+pub fn ip_refusal(ip: IpAddr, allow_loopback: bool) -> Option<&'static str> {
+    let ip = match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    };
+    let kind = match ip {
+        IpAddr::V4(v4) => v4_kind(v4),
+        IpAddr::V6(v6) => v6_kind(v6),
+    }?;
+    (!(kind == "loopback" && allow_loopback)).then_some(kind)
+}
+
+fn v4_kind(ip: Ipv4Addr) -> Option<&'static str> {
+    const ALIBABA_METADATA: Ipv4Addr = Ipv4Addr::new(100, 100, 100, 200);
+    Some(if ip.is_loopback() {
+        "loopback"
+    } else if ip.is_link_local() {
+        // 169.254.0.0/16, with 169.254.169.254 (AWS, GCP, Azure, OpenStack metadata).
+        "link-local"
+    } else if ip == ALIBABA_METADATA {
+        "cloud metadata"
+    } else if ip.octets()[0] == 0 {
+        // 0.0.0.0/8: "this host on this network".
+        "unspecified"
+    } else if ip.is_multicast() {
+        "multicast"
+    } else if ip.is_broadcast() {
+        "broadcast"
+    } else {
+        return None;
+    })
+}
+
+fn v6_kind(ip: Ipv6Addr) -> Option<&'static str> {
+    // fd00:ec2::254: the AWS metadata service over IPv6.
+    const AWS_METADATA: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254);
+    let first = ip.segments()[0];
+    Some(if ip.is_loopback() {
+        "loopback"
+    } else if ip.is_unspecified() {
+        "unspecified"
+    } else if first & 0xffc0 == 0xfe80 {
+        "link-local"
+    } else if ip == AWS_METADATA {
+        "cloud metadata"
+    } else if ip.is_multicast() {
+        "multicast"
+    } else {
+        return None;
+    })
+}
+
+/// A webhook URL as it may be shown in logs, errors and the audit log: scheme, host
+/// and port, with the path and query (where services put their tokens) replaced by
+/// `…` and the first 8 hex digits of the whole URL's SHA-256, so that a change is
+/// still visible. User information is never shown.
+pub fn redact_url(url: &str) -> String {
+    if url.is_empty() {
+        return String::new();
+    }
+    let tag: String = ring::digest::digest(&ring::digest::SHA256, url.as_bytes())
+        .as_ref()
+        .iter()
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let Ok(uri) = url.parse::<hyper::Uri>() else {
+        return format!("(unreadable URL, sha256 {tag}…)");
+    };
+    let (Some(scheme), Some(host)) = (uri.scheme_str(), uri.host()) else {
+        return format!("(unreadable URL, sha256 {tag}…)");
+    };
+    let port = uri.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let scheme: String = scheme.chars().take(10).collect();
+    let host: String = host.chars().take(255).collect();
+    match uri.path_and_query().map(|p| p.as_str()) {
+        None | Some("" | "/") => format!("{scheme}://{host}{port}/"),
+        Some(_) => format!("{scheme}://{host}{port}/…(sha256 {tag})"),
+    }
 }
 
 /// Counts of one scan, as the agent reported them.
@@ -263,6 +403,93 @@ mod tests {
         assert!(
             !format!("{:?}", with("", Some("0123456789abcdef"))).contains("0123456789abcdef"),
             "Debug never shows the secret"
+        );
+    }
+
+    #[test]
+    fn webhook_destinations_table() {
+        for (url, allow_loopback, want) in [
+            ("https://hooks.example/x", false, None),
+            ("http://10.1.2.3:8080/x", false, None),
+            ("http://192.168.1.5/x", false, None),
+            ("http://127.0.0.1:9000/x", false, Some("loopback")),
+            ("http://127.0.0.1:9000/x", true, None),
+            ("http://127.9.9.9/x", false, Some("loopback")),
+            ("http://[::1]:80/x", false, Some("loopback")),
+            ("http://[::1]:80/x", true, None),
+            ("http://[::ffff:127.0.0.1]/x", false, Some("loopback")),
+            (
+                "http://169.254.169.254/latest/meta-data/",
+                false,
+                Some("link-local"),
+            ),
+            (
+                "http://169.254.169.254/latest/meta-data/",
+                true,
+                Some("link-local"),
+            ),
+            ("http://[fe80::1]/x", true, Some("link-local")),
+            ("http://[fd00:ec2::254]/x", false, Some("cloud metadata")),
+            ("http://100.100.100.200/x", false, Some("cloud metadata")),
+            ("http://0.0.0.0:80/x", true, Some("unspecified")),
+            ("http://[::]/x", false, Some("unspecified")),
+            ("http://224.0.0.1/x", false, Some("multicast")),
+            ("http://[ff02::1]/x", false, Some("multicast")),
+            ("http://255.255.255.255/x", false, Some("broadcast")),
+            // Names are checked when resolved, at delivery time.
+            ("http://localhost:9000/x", false, None),
+        ] {
+            let got = check_webhook_destination(url, allow_loopback);
+            match want {
+                None => assert_eq!(got, Ok(()), "{url}"),
+                Some(kind) => {
+                    let e = got.unwrap_err().to_string();
+                    assert!(e.contains(&format!(" {kind} address")), "{url}: {e}");
+                    assert!(!e.contains("/x") && !e.contains("meta-data"), "{e}");
+                    assert_eq!(
+                        e.contains("webhook_allow_loopback = true"),
+                        kind == "loopback",
+                        "{e}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn webhook_urls_are_redacted() {
+        let slack = "https://hooks.slack.com/services/T000/B000/XXXXsecretXXXX";
+        let r = redact_url(slack);
+        assert!(r.starts_with("https://hooks.slack.com/…(sha256 "), "{r}");
+        assert!(!r.contains("services") && !r.contains("secret"), "{r}");
+        assert_ne!(
+            r,
+            redact_url("https://hooks.slack.com/services/T000/B000/other")
+        );
+        assert_eq!(r, redact_url(slack));
+        assert_eq!(
+            redact_url("http://[::1]:8080/hook?token=abc")
+                .split('…')
+                .next(),
+            Some("http://[::1]:8080/")
+        );
+        assert!(!redact_url("http://h.example/?token=abc").contains("abc"));
+        assert_eq!(redact_url("https://h.example"), "https://h.example/");
+        assert_eq!(redact_url(""), "");
+        let odd = redact_url("not a url with a secret");
+        assert!(
+            odd.starts_with("(unreadable URL") && !odd.contains("secret"),
+            "{odd}"
+        );
+        // Errors about a URL show it redacted.
+        let bad = Settings {
+            webhook_url: "ftp://x.example/secret-token".into(),
+            ..Settings::default()
+        };
+        let e = bad.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("ftp://x.example/…") && !e.contains("secret-token"),
+            "{e}"
         );
     }
 

@@ -60,6 +60,7 @@ impl From<AppError> for ApiError {
             AppError::Refused(m) => ApiError(StatusCode::FORBIDDEN, m),
             AppError::Limited(m) => ApiError(StatusCode::TOO_MANY_REQUESTS, m),
             AppError::Ca(e) => ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            AppError::Unavailable(m) => ApiError(StatusCode::SERVICE_UNAVAILABLE, m),
             AppError::Store(e) => {
                 tracing::error!(error = %e, "store failure");
                 ApiError(

@@ -41,8 +41,7 @@ pub fn build_for_cli(config: Config) -> anyhow::Result<Collector> {
 
 fn build_with(config: Config, first_admin: bool) -> anyhow::Result<Collector> {
     let dir = config.data_dir.clone();
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| anyhow::anyhow!("cannot create data directory {}: {e}", dir.display()))?;
+    crate::datadir::prepare(&dir)?;
     let ca = Ca::open_or_create(&dir.join("ca"))?;
     let downloads = config.download_dir();
     std::fs::create_dir_all(&downloads).map_err(|e| {

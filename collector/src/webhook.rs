@@ -4,15 +4,25 @@
 //! posts each delivery's exact JSON body with an HMAC-SHA256 signature, retries with
 //! exponential backoff up to `webhook_max_attempts`, and records every attempt.
 //!
-//! Headers: `X-Rampart-Signature: sha256=<hex HMAC of the body>`,
-//! `X-Rampart-Timestamp` (Unix seconds of the attempt), `X-Rampart-Delivery` (the
-//! delivery ID, the same on every retry: receivers deduplicate on it),
-//! `X-Rampart-Event`.
+//! Headers: `X-Rampart-Timestamp` (Unix seconds of the attempt),
+//! `X-Rampart-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">` (the
+//! timestamp header's exact digits, a dot, then the body's bytes: a receiver that
+//! checks the signature and refuses timestamps older than a few minutes cannot be
+//! fed a replayed alert), `X-Rampart-Delivery` (the delivery ID, the same on every
+//! retry: receivers deduplicate on it), `X-Rampart-Event`.
 //!
 //! A delivery goes to the URL configured when it was queued; it is signed with the
 //! secret configured when it is sent. Delivery is at least once: an attempt in
 //! flight when the collector dies is made again after the restart.
+//!
+//! Each attempt resolves the URL's host once, drops the addresses webhooks may not
+//! reach ([`crate::policy::ip_refusal`]: loopback unless `webhook_allow_loopback`,
+//! link-local and cloud metadata, unspecified, multicast) and connects only to an
+//! address it checked, so a name re-pointed between check and connection (DNS
+//! rebinding) cannot reach them. A host left with no address is a failed attempt
+//! that says why. The URL itself never reaches the log: it may carry a credential.
 
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -61,7 +71,7 @@ pub fn enqueue(app: &App, settings: &Settings, scan: &ScanRecord) -> Result<()> 
         .map(|a| a.hostname)
         .unwrap_or_default();
     let now = now_ms();
-    let id = format!("wh-{now:013}-{}", &crate::auth::new_id("")[..8]);
+    let id = format!("wh-{now:013}-{}", &crate::auth::new_id("")?[..8]);
     let body = AlertBody {
         event: EVENT,
         delivery_id: &id,
@@ -91,10 +101,14 @@ pub fn enqueue(app: &App, settings: &Settings, scan: &ScanRecord) -> Result<()> 
     Ok(())
 }
 
-/// `sha256=<hex>`: HMAC-SHA256 of `body` under `secret`.
-pub fn signature(secret: &[u8], body: &[u8]) -> String {
+/// `sha256=<hex>`: HMAC-SHA256 under `secret` of the timestamp's decimal digits,
+/// a `.`, and `body`.
+pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
-    let tag = ring::hmac::sign(&key, body);
+    let mut ctx = ring::hmac::Context::with_key(&key);
+    ctx.update(format!("{timestamp}.").as_bytes());
+    ctx.update(body);
+    let tag = ctx.sign();
     let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256={hex}")
 }
@@ -145,7 +159,10 @@ async fn send_due(app: &Arc<App>, pending: Vec<DeliveryRecord>) -> Option<i64> {
         let secret = app.settings().webhook_secret.map(|k| k.0);
         let at_ms = now_ms();
         let outcome = match &secret {
-            Some(k) => attempt(&d, k.as_bytes(), at_ms).await,
+            Some(k) => {
+                let allow_loopback = app.config.webhook_allow_loopback;
+                attempt(&d, k.as_bytes(), at_ms, allow_loopback).await
+            }
             None => Err("not sent: no webhook_secret is set to sign it".into()),
         };
         d.attempts += 1;
@@ -206,14 +223,20 @@ async fn attempt(
     d: &DeliveryRecord,
     secret: &[u8],
     at_ms: i64,
+    allow_loopback: bool,
 ) -> std::result::Result<u16, String> {
-    match tokio::time::timeout(ATTEMPT_TIMEOUT, post(d, secret, at_ms)).await {
+    match tokio::time::timeout(ATTEMPT_TIMEOUT, post(d, secret, at_ms, allow_loopback)).await {
         Ok(r) => r,
         Err(_) => Err(format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs())),
     }
 }
 
-async fn post(d: &DeliveryRecord, secret: &[u8], at_ms: i64) -> std::result::Result<u16, String> {
+async fn post(
+    d: &DeliveryRecord,
+    secret: &[u8],
+    at_ms: i64,
+    allow_loopback: bool,
+) -> std::result::Result<u16, String> {
     let uri: hyper::Uri = d.url.parse().map_err(|e| format!("bad URL: {e}"))?;
     let https = uri.scheme_str() == Some("https");
     let host = uri.host().ok_or("URL has no host")?.to_string();
@@ -222,9 +245,11 @@ async fn post(d: &DeliveryRecord, secret: &[u8], at_ms: i64) -> std::result::Res
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_string();
-    let tcp = TcpStream::connect((bare_host.as_str(), port))
+    let addrs = resolve(&bare_host, port, allow_loopback).await?;
+    let tcp = connect(&addrs)
         .await
         .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
+    let timestamp = at_ms / 1000;
     let path = uri
         .path_and_query()
         .map_or("/".to_string(), |p| p.as_str().to_string());
@@ -238,8 +263,11 @@ async fn post(d: &DeliveryRecord, secret: &[u8], at_ms: i64) -> std::result::Res
         )
         .header("x-rampart-event", EVENT)
         .header("x-rampart-delivery", d.id.as_str())
-        .header("x-rampart-timestamp", (at_ms / 1000).to_string())
-        .header("x-rampart-signature", signature(secret, d.body.as_bytes()))
+        .header("x-rampart-timestamp", timestamp.to_string())
+        .header(
+            "x-rampart-signature",
+            signature(secret, timestamp, d.body.as_bytes()),
+        )
         .body(Full::new(Bytes::from(d.body.clone())))
         .map_err(|e| format!("cannot build the request: {e}"))?;
     if https {
@@ -253,6 +281,47 @@ async fn post(d: &DeliveryRecord, secret: &[u8], at_ms: i64) -> std::result::Res
     } else {
         send(TokioIo::new(tcp), req).await
     }
+}
+
+/// The addresses of `host` a webhook may be delivered to; an error naming the first
+/// refused address when none is left.
+async fn resolve(
+    host: &str,
+    port: u16,
+    allow_loopback: bool,
+) -> std::result::Result<Vec<SocketAddr>, String> {
+    let found: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .collect();
+    let (allowed, refused): (Vec<SocketAddr>, Vec<SocketAddr>) = found
+        .into_iter()
+        .partition(|a| crate::policy::ip_refusal(a.ip(), allow_loopback).is_none());
+    if !allowed.is_empty() {
+        return Ok(allowed);
+    }
+    match refused.first() {
+        Some(a) => {
+            let kind = crate::policy::ip_refusal(a.ip(), allow_loopback).unwrap_or("refused");
+            Err(format!(
+                "refused: {host} {}",
+                crate::policy::refusal_words(a.ip(), kind)
+            ))
+        }
+        None => Err(format!("cannot resolve {host}: no addresses")),
+    }
+}
+
+/// Connects to the first of `addrs` that answers.
+async fn connect(addrs: &[SocketAddr]) -> std::io::Result<TcpStream> {
+    let mut last = None;
+    for a in addrs {
+        match TcpStream::connect(a).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no address to connect to")))
 }
 
 async fn send<I>(io: I, req: hyper::Request<Full<Bytes>>) -> std::result::Result<u16, String>
@@ -312,12 +381,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn signature_is_hmac_sha256_hex() {
-        // RFC 4231 test case 2.
+    fn signature_is_hmac_sha256_hex_of_timestamp_dot_body() {
+        // RFC 4231 test case 2's key and text after "1234.", checked with openssl.
         assert_eq!(
-            signature(b"Jefe", b"what do ya want for nothing?"),
-            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+            signature(b"Jefe", 1234, b"what do ya want for nothing?"),
+            "sha256=154f07c6e9ad786e2586347b51e84859e53243b0f97c8e62de76b4eccb597f00"
         );
+        assert_ne!(signature(b"k", 1, b"x"), signature(b"k", 2, b"x"));
     }
 
     fn delivery(url: &str) -> DeliveryRecord {
@@ -340,9 +410,14 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let e = attempt(&delivery(&format!("http://127.0.0.1:{port}/")), b"k", 0)
-            .await
-            .unwrap_err();
+        let e = attempt(
+            &delivery(&format!("http://127.0.0.1:{port}/")),
+            b"k",
+            0,
+            true,
+        )
+        .await
+        .unwrap_err();
         assert!(
             e.contains(&format!("cannot connect to 127.0.0.1:{port}")),
             "{e}"
@@ -357,13 +432,25 @@ mod tests {
                 let _ = s.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await;
             }
         });
-        let e = attempt(&delivery(&format!("https://{addr}/")), b"k", 0)
+        let e = attempt(&delivery(&format!("https://{addr}/")), b"k", 0, true)
             .await
             .unwrap_err();
         assert!(
             e.starts_with("TLS with") || e.contains("trusted root"),
             "{e}"
         );
+        // Without the loopback opt-in, neither a literal loopback address nor a
+        // name that resolves to one is contacted.
+        for url in [
+            format!("http://{addr}/"),
+            format!("http://localhost:{}/", addr.port()),
+        ] {
+            let e = attempt(&delivery(&url), b"k", 0, false).await.unwrap_err();
+            assert!(
+                e.starts_with("refused: ") && e.contains("a loopback address"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! Warn-mode alerts (SPEC §4): a scan that block mode would have blocked is posted to
-//! the webhook, signed with HMAC-SHA256, retried with growing waits until the receiver
-//! accepts it, and every attempt is visible in the API. Block and audit modes, and
-//! scans that break no rule, send nothing. A queued delivery survives `kill -9`.
+//! the webhook, signed with HMAC-SHA256 over the timestamp and the body, retried with
+//! growing waits until the receiver accepts it, and every attempt is visible in the
+//! API. Block and audit modes, and scans that break no rule, send nothing. A queued
+//! delivery survives `kill -9`. The URL (a credential, often) is never in the log or
+//! the audit log, and receivers on this host (loopback, by address or by name) or on
+//! link-local and metadata addresses are refused unless the config allows loopback.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -16,6 +19,10 @@ use rampart_tests::cluster::{wait_for, Agent, Collector};
 use serde_json::{json, Value};
 
 const SECRET: &str = "hook-secret-0123456789";
+/// A path segment standing for the token a chat service puts in its webhook URLs.
+const PATH_TOKEN: &str = "T0001/B0002/pathToken5ecret";
+/// The receivers here run on 127.0.0.1: the collector must be told to allow that.
+const ALLOW_LOOPBACK: &str = "webhook_allow_loopback = true\n";
 
 /// A Debian 12 tree with a second UID 0 account and an empty password: two
 /// critical failures, which block mode would block on.
@@ -66,7 +73,10 @@ impl Received {
 /// request (from 0), else 200.
 fn receiver(fail: impl Fn(usize) -> bool + Send + 'static) -> (String, Arc<Mutex<Vec<Received>>>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hooks/rampart?team=ops", l.local_addr().unwrap());
+    let url = format!(
+        "http://{}/hooks/{PATH_TOKEN}?team=ops",
+        l.local_addr().unwrap()
+    );
     let got = Arc::new(Mutex::new(Vec::new()));
     let seen = got.clone();
     std::thread::spawn(move || {
@@ -76,7 +86,10 @@ fn receiver(fail: impl Fn(usize) -> bool + Send + 'static) -> (String, Arc<Mutex
             let mut headers = Vec::new();
             let mut line = String::new();
             r.read_line(&mut line).unwrap_or(0);
-            assert!(line.starts_with("POST /hooks/rampart?team=ops "), "{line}");
+            assert!(
+                line.starts_with(&format!("POST /hooks/{PATH_TOKEN}?team=ops ")),
+                "{line}"
+            );
             loop {
                 line.clear();
                 if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
@@ -171,7 +184,7 @@ fn warn_mode_alert_is_signed_retried_with_backoff_and_visible() {
         &t.path().join("collector"),
         None,
         None,
-        Some("webhook_backoff_ms = 400\n"),
+        Some(&format!("webhook_backoff_ms = 400\n{ALLOW_LOOPBACK}")),
     );
     let (url, got) = receiver(|n| n < 3);
     c.set_settings(|s| {
@@ -241,19 +254,26 @@ fn warn_mode_alert_is_signed_retried_with_backoff_and_visible() {
     assert!(delivery.starts_with("wh-"), "{delivery}");
     assert_eq!(body["delivery_id"], delivery.as_str());
     for r in got_now.iter() {
-        // Every retry is the same delivery with the same bytes, signed over them.
+        // Every retry is the same delivery with the same bytes, signed over its
+        // timestamp header, a dot and the body: an old alert replayed with a fresh
+        // timestamp does not verify.
         assert_eq!(r.header("x-rampart-delivery"), delivery);
         assert_eq!(r.body, first.body);
         assert_eq!(r.header("content-type"), "application/json");
+        let ts = r.header("x-rampart-timestamp");
+        let signed = [format!("{ts}.").as_bytes(), &r.body].concat();
         assert_eq!(
             r.header("x-rampart-signature"),
-            format!("sha256={}", openssl_hmac(SECRET, &r.body))
+            format!("sha256={}", openssl_hmac(SECRET, &signed))
         );
-        assert_ne!(
-            r.header("x-rampart-signature"),
-            format!("sha256={}", openssl_hmac("another-secret-0000", &r.body))
-        );
-        let ts: i64 = r.header("x-rampart-timestamp").parse().unwrap();
+        for forged in [
+            openssl_hmac("another-secret-0000", &signed),
+            openssl_hmac(SECRET, &r.body),
+            openssl_hmac(SECRET, &[b"1700000000.", r.body.as_slice()].concat()),
+        ] {
+            assert_ne!(r.header("x-rampart-signature"), format!("sha256={forged}"));
+        }
+        let ts: i64 = ts.parse().unwrap();
         assert!(ts > 1_700_000_000, "{ts}");
     }
     // Waits grow: 400 ms, 800 ms, 1600 ms.
@@ -343,15 +363,32 @@ fn warn_mode_alert_is_signed_retried_with_backoff_and_visible() {
     assert_eq!(scans.len(), 5, "{scans:?}");
     assert!(scans[..4].iter().all(|s| s == scan_id.as_str()));
     assert_eq!(scans[4], marker["id"]);
-    // The secret never reaches the log.
+    // The secret never reaches the log; nor does the URL's path, in the log or in
+    // the audit log, which show it redacted. Only the settings show it, to admins.
     assert!(!c.log().contains(SECRET));
+    let log = c.log();
+    assert!(
+        !log.contains(PATH_TOKEN) && !log.contains("pathToken"),
+        "{log}"
+    );
+    let audit = c
+        .admin("GET", "/api/v1/audit?per_page=1000", None)
+        .to_string();
+    assert!(!audit.contains("pathToken"), "{audit}");
+    let host = url.split('/').nth(2).unwrap();
+    assert!(
+        audit.contains(&format!("http://{host}/…(sha256 ")),
+        "{audit}"
+    );
+    assert!(log.contains(&format!("http://{host}/…(sha256 ")), "{log}");
 }
 
 #[test]
 fn a_queued_delivery_survives_kill_9() {
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("collector");
-    let config = "webhook_backoff_ms = 1500\n";
+    let config = format!("webhook_backoff_ms = 1500\n{ALLOW_LOOPBACK}");
+    let config = config.as_str();
     let mut c = Collector::start_with(&data, None, None, Some(config));
     let accept = Arc::new(AtomicBool::new(false));
     let refused = Arc::new(AtomicUsize::new(0));
@@ -402,4 +439,65 @@ fn a_queued_delivery_survives_kill_9() {
     let n = last["attempt"].as_u64().unwrap() as usize;
     assert!(n >= 2 && n <= before + 1, "{page}");
     assert_eq!(page["total"].as_u64().unwrap() as usize, n);
+}
+
+#[test]
+fn receivers_on_this_host_and_metadata_addresses_are_refused_by_default() {
+    let t = tempfile::tempdir().unwrap();
+    let c = Collector::start_with(
+        &t.path().join("collector"),
+        None,
+        None,
+        Some("webhook_max_attempts = 1\n"),
+    );
+    let (url, got) = receiver(|_| false);
+    let port = url.split(':').nth(2).unwrap().split('/').next().unwrap();
+    let mut s = c.admin("GET", "/api/v1/settings", None);
+    s["mode"] = json!("warn");
+    s["webhook_secret"] = json!(SECRET);
+    // Literal addresses are refused when set, with the reason and (for loopback) the
+    // way to allow it; the URL's path is not echoed.
+    for (bad, kind) in [
+        (url.clone(), "a loopback address"),
+        (url.replace("127.0.0.1", "[::1]"), "a loopback address"),
+        (
+            format!("http://169.254.169.254/latest/meta-data/{PATH_TOKEN}"),
+            "a link-local address",
+        ),
+        (format!("http://0.0.0.0:{port}/x"), "an unspecified address"),
+    ] {
+        let mut put = s.clone();
+        put["webhook_url"] = json!(bad);
+        let (code, v) = c.api("PUT", "/api/v1/settings", Some(&c.admin), Some(put));
+        assert_eq!(code, 422, "{bad}: {v}");
+        let e = v["error"].as_str().unwrap();
+        assert!(e.contains(kind), "{bad}: {e}");
+        assert!(!e.contains("pathToken"), "{e}");
+        assert_eq!(
+            e.contains("webhook_allow_loopback = true"),
+            kind.contains("loopback"),
+            "{e}"
+        );
+    }
+    // A name is checked when it is resolved: "localhost" is accepted as a setting,
+    // but the delivery is refused after resolution, and the attempt says why.
+    let by_name = url.replace("127.0.0.1", "localhost");
+    s["webhook_url"] = json!(by_name);
+    c.admin("PUT", "/api/v1/settings", Some(s));
+    let (_agent, _) = enrolled_agent(&c, t.path());
+    let page = wait_for("the refused attempt in the API", 60, || {
+        let p = attempts(&c);
+        (p["total"] == 1).then_some(p)
+    });
+    let a = &page["attempts"][0];
+    assert_eq!(a["outcome"], "failed", "{page}");
+    assert!(a["http_status"].is_null(), "{page}");
+    let e = a["error"].as_str().unwrap();
+    assert!(
+        e.starts_with("refused: localhost points at ") && e.contains("a loopback address"),
+        "{e}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(got.lock().unwrap().len(), 0, "the receiver was contacted");
+    assert!(!c.log().contains("pathToken"), "{}", c.log());
 }

@@ -30,7 +30,7 @@ impl App {
                 if u.revoked { " (revoked)" } else { "" }
             )));
         }
-        let token = auth::new_secret("rpt_");
+        let token = auth::new_secret("rpt_")?;
         self.store.put_user(&UserRecord {
             name: name.into(),
             role: role.as_str().into(),
@@ -144,8 +144,8 @@ impl App {
                 "max_uses {max_uses} must be between 1 and 100000"
             )));
         }
-        let secret = auth::new_secret("rpe_");
-        let id = auth::new_id("tok-");
+        let secret = auth::new_secret("rpe_")?;
+        let id = auth::new_id("tok-")?;
         let expires = now_ms() + ttl_secs * 1000;
         self.store.put_token(&TokenRecord {
             id: id.clone(),
@@ -215,9 +215,9 @@ impl App {
         ttl_ms: i64,
         max_uses: u32,
     ) -> Result<String> {
-        let secret = auth::new_secret("rpe_");
+        let secret = auth::new_secret("rpe_")?;
         self.store.put_token(&TokenRecord {
-            id: auth::new_id("tok-"),
+            id: auth::new_id("tok-")?,
             hash: auth::hash_secret(&secret),
             project: project.map(String::from),
             created_by: "test".into(),

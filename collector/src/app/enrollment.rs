@@ -146,6 +146,8 @@ impl App {
                 ));
             }
         }
+        // Everything that can fail is done before the use is spent.
+        let agent_id = auth::new_id("ag-")?;
         let tok = match self.store.use_token(&hash, now)? {
             TokenUse::Accepted(t) => t,
             TokenUse::Unknown => {
@@ -180,7 +182,6 @@ impl App {
                 ))
             }
         };
-        let agent_id = auth::new_id("ag-");
         let validity = time::Duration::days(self.config.agent_cert_days);
         let issued = self.ca.sign_agent(req.csr_der, &agent_id, validity)?;
         let not_after_ms = issued.not_after.unix_timestamp() * 1000;
@@ -268,7 +269,9 @@ impl App {
         )?;
         let not_after_ms = issued.not_after.unix_timestamp() * 1000;
         let serial = issued.serial.clone();
+        let mut old = (String::new(), 0);
         let written = self.store.update_agent(agent_id, &mut |a| {
+            old = (a.cert_serial.clone(), a.cert_not_after_ms);
             if !a.revoked {
                 a.cert_serial = serial.clone();
                 a.cert_not_after_ms = not_after_ms;
@@ -277,6 +280,7 @@ impl App {
         if written.is_none_or(|a| a.revoked) {
             return Err(AppError::Refused(format!("agent {agent_id} was revoked")));
         }
+        self.supersede(&old.0, old.1)?;
         self.audit(
             &format!("agent:{agent_id}"),
             "agent.reenroll",
@@ -326,8 +330,10 @@ impl App {
         let not_after_ms = issued.not_after.unix_timestamp() * 1000;
         let serial = issued.serial.clone();
         let mut old_serial = String::new();
+        let mut old_not_after_ms = 0;
         let written = self.store.update_agent(agent_id, &mut |a| {
             old_serial = a.cert_serial.clone();
+            old_not_after_ms = a.cert_not_after_ms;
             if !a.revoked {
                 a.cert_serial = serial.clone();
                 a.cert_not_after_ms = not_after_ms;
@@ -347,7 +353,19 @@ impl App {
             format!("client certificate renewed (serial {old_serial} replaced by {serial})"),
         )?;
         self.store.sync()?;
+        // The replaced certificate goes on the CRL.
+        self.supersede(&old_serial, old_not_after_ms)?;
         Ok((issued.der, not_after_ms))
+    }
+
+    /// Puts a replaced certificate on the CRL and rebuilds the TLS layer's view.
+    fn supersede(&self, serial: &str, not_after_ms: i64) -> Result<()> {
+        if serial.is_empty() {
+            return Ok(());
+        }
+        self.ca.supersede(serial, not_after_ms / 1000)?;
+        self.revocations_changed();
+        Ok(())
     }
 }
 

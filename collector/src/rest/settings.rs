@@ -31,8 +31,11 @@ pub(super) async fn get_settings(State(app): State<Arc<App>>, c: Caller) -> ApiR
 
 /// Change the settings
 ///
-/// Audited with the old and new values; connected agents get the new settings.
-/// Needs the admin role.
+/// Audited with the old and new values (the webhook URL redacted); connected agents
+/// get the new settings. A webhook URL whose host is a loopback (unless the
+/// collector's config sets `webhook_allow_loopback`), link-local, cloud metadata,
+/// unspecified, multicast or broadcast address is refused; host names are checked
+/// when each delivery resolves them. Needs the admin role.
 #[utoipa::path(
     put,
     path = "/api/v1/settings",
@@ -52,6 +55,8 @@ pub(super) async fn put_settings(
     c.require(Role::Admin)?;
     let r = SettingsRecord::from(body::<SettingsDto>(&raw)?);
     let s = Settings::try_from(&r).map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e))?;
+    crate::policy::check_webhook_destination(&s.webhook_url, app.config.webhook_allow_loopback)
+        .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     let s = app.update_settings(s, &c.name)?;
     Ok(Json(SettingsRecord::from(&s).into()))
 }
@@ -87,7 +92,8 @@ pub(super) struct SettingsDto {
     exempt_rules: Vec<String>,
     /// Terraform projects never scanned and never blocked.
     exempt_projects: Vec<String>,
-    /// Where warn-mode alerts are posted (http or https URL); empty: nowhere.
+    /// Where warn-mode alerts are posted (http or https URL); empty: nowhere. Shown
+    /// in full only here: logs and the audit log show it redacted.
     #[serde(default)]
     webhook_url: String,
     /// Write-only key that signs each alert (HMAC-SHA256, 16-512 bytes). Absent

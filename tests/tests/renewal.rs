@@ -1,0 +1,128 @@
+//! Renewing an agent's certificate revokes the one it replaces (issue 10 #18): after
+//! the real agent daemon renews, its old certificate and key are refused at the TLS
+//! handshake, also after the collector restarts, while the new one is accepted.
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use rampart_agent::daemon::{tls, Identity};
+use rampart_proto::v1::agent_channel_client::AgentChannelClient;
+use rampart_proto::v1::{agent_message, AgentMessage, Hello};
+use rampart_tests::cluster::{wait_for, Agent, Collector};
+use tokio_stream::wrappers::ReceiverStream;
+
+fn root(dir: &Path) {
+    fs::create_dir_all(dir.join("etc")).unwrap();
+    fs::write(dir.join("etc/os-release"), "ID=debian\nVERSION_ID=\"12\"\n").unwrap();
+    fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/bash\n").unwrap();
+    fs::write(dir.join("etc/group"), "root:x:0:\n").unwrap();
+}
+
+/// Opens a stream with `id`'s certificate and key and says hello: `Ok` once the
+/// collector answers, else the error (a refused handshake, a status).
+async fn hello_with(c: &Collector, id: &Identity) -> Result<(), String> {
+    let cfg = tls::client_config(
+        &c.fingerprint,
+        Some((vec![id.cert_der.clone()], id.key_der.clone())),
+    )?;
+    let ch = tls::channel(&c.url(), cfg)?;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(AgentMessage {
+        body: Some(agent_message::Body::Hello(Hello {
+            agent_id: id.state.agent_id.clone(),
+            hostname: "renewal".into(),
+            ..Default::default()
+        })),
+    })
+    .await
+    .unwrap();
+    let exchange = async {
+        let mut inbound = AgentChannelClient::new(ch)
+            .connect(ReceiverStream::new(rx))
+            .await
+            .map_err(|s| format!("{s:?}"))?
+            .into_inner();
+        match inbound.message().await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err("stream closed without an answer".to_string()),
+            Err(s) => Err(format!("{s:?}")),
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), exchange)
+        .await
+        .map_err(|_| "no answer within 20 s".to_string())?
+}
+
+/// What the TLS layer says to `id`'s certificate (the server's alert), if anything.
+async fn tls_refusal(c: &Collector, id: &Identity) -> String {
+    let cfg = tls::client_config(
+        &c.fingerprint,
+        Some((vec![id.cert_der.clone()], id.key_der.clone())),
+    )
+    .unwrap();
+    tls::diagnose(&c.url(), cfg)
+        .await
+        .unwrap_or_else(|| "no TLS refusal".into())
+}
+
+#[test]
+fn a_renewed_agents_old_certificate_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path().join("root");
+    root(&r);
+    let data = t.path().join("collector");
+    let mut c = Collector::start(&data, None, None);
+    let mut a = Agent::new(&t.path().join("agent"));
+    let tok = c.enrollment_token("web", 1, 3600);
+    let (ok, out) = a.enroll(&c.url(), &tok, &c.fingerprint, &r, &[]);
+    assert!(ok, "{out}");
+    let state = a.dir.join("state");
+    let old = Identity::load(&state).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // The enrolled certificate works before the renewal.
+    rt.block_on(hello_with(&c, &old))
+        .expect("the enrolled certificate is accepted");
+
+    // The daemon renews at once when told to renew with ten years left.
+    let mut cfg = fs::read_to_string(a.config()).unwrap();
+    cfg = cfg
+        .lines()
+        .filter(|l| !l.starts_with("renew_before_secs"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    // Top-level keys must come before any table.
+    let cfg = format!("renew_before_secs = 315360000\n{cfg}");
+    fs::write(a.config(), cfg).unwrap();
+    a.run(&[]);
+    let new = wait_for("the agent to save a renewed certificate", 60, || {
+        let id = Identity::load(&state).ok()?;
+        (id.cert_der != old.cert_der).then_some(id)
+    });
+    a.stop();
+    assert!(
+        a.log().contains("client certificate renewed"),
+        "{}",
+        a.log()
+    );
+
+    rt.block_on(hello_with(&c, &old))
+        .expect_err("the replaced certificate must be refused");
+    let refused = rt.block_on(tls_refusal(&c, &old));
+    rt.block_on(hello_with(&c, &new))
+        .expect("the renewed certificate is accepted");
+
+    // The old serial is on the CRL for good: a restart does not forget it.
+    let (ports, admin) = (c.ports(), c.admin.clone());
+    c.kill9();
+    let c = Collector::start(&data, Some(ports), Some(&admin));
+    rt.block_on(hello_with(&c, &old))
+        .expect_err("the replaced certificate must stay refused after a restart");
+    let after_restart = rt.block_on(tls_refusal(&c, &old));
+    rt.block_on(hello_with(&c, &new))
+        .expect("the renewed certificate is accepted after a restart");
+    // The collector says why, in the TLS alert the client sees.
+    for e in [&refused, &after_restart] {
+        assert!(e.to_lowercase().contains("revoked"), "{e}");
+    }
+}
