@@ -88,7 +88,7 @@ fn metrics_need_a_token_off_loopback() {
         Some(&json!({"name": "prometheus", "role": "viewer"})),
         &c.ca,
     );
-    assert_eq!(viewer.0, 200, "{}", viewer.1);
+    assert_eq!(viewer.0, 201, "{}", viewer.1);
     let viewer = viewer.1["token"].as_str().unwrap().to_string();
 
     let (code, v) = https("GET", &c.rest, "/metrics", None, None, &c.ca);
