@@ -205,13 +205,25 @@ impl Config {
             ("rest_header_timeout_secs", self.rest_header_timeout_secs),
             ("rest_request_timeout_secs", self.rest_request_timeout_secs),
             ("rest_max_connections", self.rest_max_connections as u64),
-            ("rest_max_connections_per_ip", self.rest_max_connections_per_ip as u64),
+            (
+                "rest_max_connections_per_ip",
+                self.rest_max_connections_per_ip as u64,
+            ),
             ("grpc_max_connections", self.grpc_max_connections as u64),
-            ("grpc_max_unauthenticated_per_ip", self.grpc_max_unauthenticated_per_ip as u64),
+            (
+                "grpc_max_unauthenticated_per_ip",
+                self.grpc_max_unauthenticated_per_ip as u64,
+            ),
             ("grpc_unauthenticated_secs", self.grpc_unauthenticated_secs),
-            ("grpc_max_streams_per_connection", u64::from(self.grpc_max_streams_per_connection)),
+            (
+                "grpc_max_streams_per_connection",
+                u64::from(self.grpc_max_streams_per_connection),
+            ),
             ("grpc_request_timeout_secs", self.grpc_request_timeout_secs),
-            ("max_concurrent_downloads", self.max_concurrent_downloads as u64),
+            (
+                "max_concurrent_downloads",
+                self.max_concurrent_downloads as u64,
+            ),
             ("server_cert_check_secs", self.server_cert_check_secs),
         ];
         for (name, v) in at_least_one {
@@ -338,7 +350,10 @@ mod tests {
             ("webhook_max_attempts = 0", "webhook_max_attempts"),
             ("public_url = \"ftp://x\"", "public_url"),
             ("rest_header_timeout_secs = 0", "rest_header_timeout_secs"),
-            ("grpc_max_streams_per_connection = 0", "grpc_max_streams_per_connection"),
+            (
+                "grpc_max_streams_per_connection = 0",
+                "grpc_max_streams_per_connection",
+            ),
             ("max_concurrent_downloads = 0", "max_concurrent_downloads"),
             ("server_cert_lifetime_secs = 5", "server_cert_lifetime_secs"),
             (

@@ -169,6 +169,9 @@ mod tests {
             Err(DownloadError::NotFound(_))
         ));
         std::fs::create_dir(dir.path().join("sub")).unwrap();
-        assert!(matches!(d.open("sub").await, Err(DownloadError::NotFound(_))));
+        assert!(matches!(
+            d.open("sub").await,
+            Err(DownloadError::NotFound(_))
+        ));
     }
 }

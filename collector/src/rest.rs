@@ -517,7 +517,9 @@ async fn download(
         ));
     }
     let refused = |e: DownloadError| match e {
-        DownloadError::NotFound(_) => ApiError(StatusCode::NOT_FOUND, e.to_string()).into_response(),
+        DownloadError::NotFound(_) => {
+            ApiError(StatusCode::NOT_FOUND, e.to_string()).into_response()
+        }
         DownloadError::Busy(_) => (
             [(header::RETRY_AFTER, "5")],
             ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
@@ -545,12 +547,11 @@ async fn download(
     let slot = opened.slot;
     // The slot goes with the body: freed when the last chunk is sent or the client
     // goes away.
-    let chunks = tokio_util::io::ReaderStream::with_capacity(opened.file, 64 * 1024).map(
-        move |chunk| {
+    let chunks =
+        tokio_util::io::ReaderStream::with_capacity(opened.file, 64 * 1024).map(move |chunk| {
             let _ = &slot;
             chunk
-        },
-    );
+        });
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),

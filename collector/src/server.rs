@@ -17,11 +17,11 @@ use crate::app::{now_ms, App};
 use crate::auth::Role;
 use crate::ca::Ca;
 use crate::config::Config;
-use crate::grpc::{ChannelService, EnrollmentService};
-use crate::store::sled_store::SledStore;
 use crate::downloads::Downloads;
+use crate::grpc::{ChannelService, EnrollmentService};
 use crate::net::{grpc_incoming, serve_rest, ConnStats, GrpcLimits, RestLimits};
 use crate::rest::RestContext;
+use crate::store::sled_store::SledStore;
 use crate::tls::TlsState;
 
 /// A built collector, ready to serve.

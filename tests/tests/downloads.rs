@@ -27,9 +27,11 @@ fn collector_pid(data: &Path) -> u32 {
             .split(|b| *b == 0)
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
-        if args.first().is_some_and(|a| a.ends_with("rampart-collector"))
+        if args
+            .first()
+            .is_some_and(|a| a.ends_with("rampart-collector"))
             && args.iter().any(|a| a == "serve")
-            && args.iter().any(|a| *a == want)
+            && args.contains(&want)
         {
             return pid;
         }
@@ -122,10 +124,7 @@ fn slow_readers_of_a_large_file_are_streamed_and_capped() {
     assert_eq!(busy.status, 503, "{}", busy.text());
     assert_eq!(busy.header("retry-after"), Some("5"));
     let v: serde_json::Value = serde_json::from_slice(&busy.body).unwrap();
-    assert!(
-        v["error"].as_str().unwrap().contains("retry"),
-        "{v}"
-    );
+    assert!(v["error"].as_str().unwrap().contains("retry"), "{v}");
     // The sum is known: answered without a slot.
     let again = http_raw("GET", &c.rest, "/download/agent.bin.sha256", None);
     assert_eq!((again.status, again.text()), (200, sum.text()));
@@ -134,12 +133,26 @@ fn slow_readers_of_a_large_file_are_streamed_and_capped() {
     drop(held);
     let got = t.path().join("got.bin");
     let out = Command::new("curl")
-        .args(["-sS", "--fail", "--retry", "5", "--retry-delay", "1", "--max-time", "60", "-o"])
+        .args([
+            "-sS",
+            "--fail",
+            "--retry",
+            "5",
+            "--retry-delay",
+            "1",
+            "--max-time",
+            "60",
+            "-o",
+        ])
         .arg(&got)
         .arg(format!("http://{}/download/agent.bin", c.rest))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = Command::new("sha256sum").arg(&got).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with(&want));
 }

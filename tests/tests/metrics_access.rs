@@ -48,8 +48,16 @@ fn on_network(dir: &Path) -> OnNetwork {
     let mut line = String::new();
     loop {
         line.clear();
-        assert!(out.read_line(&mut line).unwrap() > 0, "collector exited early");
-        let last = line.trim().rsplit(' ').next().unwrap_or_default().to_string();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "collector exited early"
+        );
+        let last = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .unwrap_or_default()
+            .to_string();
         if line.starts_with("admin token") {
             admin = Some(last);
         } else if line.starts_with("ca fingerprint") {
@@ -104,9 +112,16 @@ fn metrics_need_a_token_off_loopback() {
         .arg(format!("https://{}/metrics", c.rest))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("rampart_server_certificate_expiry_seconds "), "{text}");
+    assert!(
+        text.contains("rampart_server_certificate_expiry_seconds "),
+        "{text}"
+    );
     // Health stays open.
     let (code, _) = https("GET", &c.rest, "/healthz", None, None, &c.ca);
     assert_eq!(code, 200);

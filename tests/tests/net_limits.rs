@@ -122,9 +122,15 @@ fn a_rest_client_that_never_finishes_its_request_is_cut_off() {
     assert_eq!((r.status, r.text().as_str()), (200, "ok\n"));
 
     let took = closed_within(&mut slow, started, 15);
-    assert!(took.is_some(), "the half-sent request is still open after 15 s");
+    assert!(
+        took.is_some(),
+        "the half-sent request is still open after 15 s"
+    );
     let took = closed_within(&mut idle, started, 15);
-    assert!(took.is_some(), "the idle connection is still open after 15 s");
+    assert!(
+        took.is_some(),
+        "the idle connection is still open after 15 s"
+    );
     let mut raw = Vec::new();
     let _ = body.read_to_end(&mut raw);
     let text = String::from_utf8_lossy(&raw);
@@ -147,7 +153,9 @@ fn a_rest_client_that_never_finishes_its_request_is_cut_off() {
     let _ = over.read_to_end(&mut raw);
     let text = String::from_utf8_lossy(&raw);
     assert!(
-        text.starts_with("HTTP/1.1 503") && text.contains("retry-after") && text.contains("\"error\""),
+        text.starts_with("HTTP/1.1 503")
+            && text.contains("retry-after")
+            && text.contains("\"error\""),
         "over the cap: {text}"
     );
     drop(held);
@@ -216,7 +224,10 @@ fn connections_over_the_caps_are_closed_and_a_connected_agent_carries_on() {
     let a1 = tls_connect(&c, None).expect("first unauthenticated connection");
     let a2 = tls_connect(&c, None).expect("second unauthenticated connection");
     let a3 = tls_connect(&c, None);
-    assert!(a3.is_err(), "a third unauthenticated connection was accepted");
+    assert!(
+        a3.is_err(),
+        "a third unauthenticated connection was accepted"
+    );
     // The agent (authenticated) does not count against its address; one more
     // authenticated connection fits in all (agent, a1, b1), a further one does not.
     drop(a2);
@@ -306,7 +317,11 @@ fn more_streams_than_the_limit_on_one_connection_are_refused() {
         .chunks(6)
         .find(|p| u16::from_be_bytes([p[0], p[1]]) == 3)
         .map(|p| u32::from_be_bytes([p[2], p[3], p[4], p[5]]));
-    assert_eq!(max_streams, Some(4), "SETTINGS_MAX_CONCURRENT_STREAMS in {settings:?}");
+    assert_eq!(
+        max_streams,
+        Some(4),
+        "SETTINGS_MAX_CONCURRENT_STREAMS in {settings:?}"
+    );
     s.write_all(&frame(4, 1, 0, &[])).unwrap();
     // Five Enroll calls whose bodies never come.
     let mut block = vec![0x83, 0x87]; // :method POST, :scheme https
@@ -325,7 +340,10 @@ fn more_streams_than_the_limit_on_one_connection_are_refused() {
         if kind == 3 {
             break (stream, u32::from_be_bytes(payload[..4].try_into().unwrap()));
         }
-        assert_ne!(kind, 7, "GOAWAY instead of refusing one stream: {payload:?}");
+        assert_ne!(
+            kind, 7,
+            "GOAWAY instead of refusing one stream: {payload:?}"
+        );
     };
     // Stream 9 is the fifth; 7 is REFUSED_STREAM.
     assert_eq!(refused, (9, 7), "(stream, error code) of the reset");

@@ -63,7 +63,11 @@ fn the_server_certificate_is_renewed_without_a_restart() {
         Some("rest_tls = true\nserver_cert_lifetime_secs = 20\nserver_cert_check_secs = 1\n"),
     );
     let first = leaf(&c, &c.grpc, b"h2");
-    assert_eq!(leaf(&c, &c.rest, b"http/1.1"), first, "both ports, one certificate");
+    assert_eq!(
+        leaf(&c, &c.rest, b"http/1.1"),
+        first,
+        "both ports, one certificate"
+    );
     let (code, v) = c.api("GET", "/api/v1/settings", Some(&c.admin), None);
     assert_eq!(code, 200, "{v}");
 
