@@ -2,7 +2,8 @@
 //! finishes its headers (or its body) is cut off while others are served; a TLS
 //! connection to the agents' port without a client certificate lives only briefly;
 //! connections over the caps are closed while a connected agent carries on; more
-//! HTTP/2 streams than the limit on one connection are refused.
+//! HTTP/2 streams than the limit on one connection are refused, and a call that
+//! never sends its request is ended.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -296,9 +297,14 @@ fn read_frame(s: &mut Tls) -> Option<(u8, u8, u32, Vec<u8>)> {
 }
 
 #[test]
-fn more_streams_than_the_limit_on_one_connection_are_refused() {
+fn more_streams_than_the_limit_on_one_connection_are_refused_and_stalled_calls_end() {
     let t = tempfile::tempdir().unwrap();
-    let c = Collector::start(&t.path().join("collector"), None, None);
+    let c = Collector::start_with(
+        &t.path().join("collector"),
+        None,
+        None,
+        Some("grpc_request_timeout_secs = 2\n"),
+    );
     let mut s = tls_connect(&c, None).expect("handshake");
     s.sock
         .set_read_timeout(Some(Duration::from_secs(20)))
@@ -347,4 +353,15 @@ fn more_streams_than_the_limit_on_one_connection_are_refused() {
     };
     // Stream 9 is the fifth; 7 is REFUSED_STREAM.
     assert_eq!(refused, (9, 7), "(stream, error code) of the reset");
+    // The four admitted Enroll calls never send their requests: each is ended by
+    // the collector (DEADLINE_EXCEEDED in a trailers-only answer, END_STREAM).
+    let mut open = vec![1u32, 3, 5, 7];
+    while !open.is_empty() {
+        let Some((kind, flags, stream, _)) = read_frame(&mut s) else {
+            panic!("streams {open:?} still open after 20 s of silence");
+        };
+        if (kind == 1 && flags & 1 == 1) || kind == 3 {
+            open.retain(|&id| id != stream);
+        }
+    }
 }
