@@ -67,6 +67,9 @@ pub struct Config {
     /// handshaken, or enrolling) per source address (IPv6: per /64) at most; more
     /// are closed at once.
     pub grpc_max_unauthenticated_per_ip: usize,
+    /// Connections to the agents' port with one agent's client certificate at most
+    /// (it needs one); more are closed after the handshake.
+    pub grpc_max_connections_per_agent: usize,
     /// How long a connection without a client certificate may stay open: it may
     /// only enroll, which takes a moment.
     pub grpc_unauthenticated_secs: u64,
@@ -134,6 +137,7 @@ impl Default for Config {
             rest_max_connections_per_ip: 64,
             grpc_max_connections: 10_000,
             grpc_max_unauthenticated_per_ip: 32,
+            grpc_max_connections_per_agent: 4,
             grpc_unauthenticated_secs: 30,
             grpc_max_streams_per_connection: 4,
             grpc_request_timeout_secs: 30,
@@ -213,6 +217,10 @@ impl Config {
             (
                 "grpc_max_unauthenticated_per_ip",
                 self.grpc_max_unauthenticated_per_ip as u64,
+            ),
+            (
+                "grpc_max_connections_per_agent",
+                self.grpc_max_connections_per_agent as u64,
             ),
             ("grpc_unauthenticated_secs", self.grpc_unauthenticated_secs),
             (

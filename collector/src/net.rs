@@ -1,5 +1,6 @@
-//! Connections, before any request is read: how many each port holds (in all, and
-//! per source address for the ones nobody has authenticated), how long a TLS
+//! Connections, before any request is read: how many each port holds (in all, per
+//! source address for the ones nobody has authenticated, per agent for the ones a
+//! client certificate authenticated), how long a TLS
 //! handshake may take, how long a REST client may take to send its request headers
 //! (and sit idle between requests), and how long a connection to the agents' port
 //! without a client certificate may live. Exceeding a bound closes (or, on plain
@@ -58,52 +59,70 @@ fn source_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Caps on open connections: in all, and per source.
+/// What a connection is counted under besides the total.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    /// Not authenticated (yet): its source address (see [`source_key`]).
+    Source(IpAddr),
+    /// Authenticated by a client certificate naming this agent.
+    Agent(String),
+}
+
+type Counts = (usize, HashMap<Key, usize>);
+
+/// Caps on open connections: in all, per source while not authenticated, and per
+/// agent once authenticated.
 #[derive(Debug)]
 pub struct Gate {
     max_total: usize,
     max_per_source: usize,
-    state: Mutex<(usize, HashMap<IpAddr, usize>)>,
+    max_per_agent: usize,
+    state: Mutex<Counts>,
 }
 
 impl Gate {
-    pub fn new(max_total: usize, max_per_source: usize) -> Arc<Gate> {
+    pub fn new(max_total: usize, max_per_source: usize, max_per_agent: usize) -> Arc<Gate> {
         Arc::new(Gate {
             max_total,
             max_per_source,
+            max_per_agent,
             state: Mutex::new((0, HashMap::new())),
         })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Admits a connection from `source` unless a cap is reached; it counts until
     /// the slot is dropped.
     pub fn admit(self: &Arc<Self>, source: IpAddr) -> Option<Slot> {
-        let key = source_key(source);
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let key = Key::Source(source_key(source));
+        let mut st = self.lock();
         let from_source = st.1.get(&key).copied().unwrap_or(0);
         if st.0 >= self.max_total || from_source >= self.max_per_source {
             return None;
         }
         st.0 += 1;
-        st.1.insert(key, from_source + 1);
+        st.1.insert(key.clone(), from_source + 1);
         Some(Slot {
             gate: self.clone(),
-            source: Some(key),
+            key: Some(key),
         })
     }
 
-    fn release_source(&self, st: &mut (usize, HashMap<IpAddr, usize>), key: IpAddr) {
-        if let Some(n) = st.1.get_mut(&key) {
+    fn release(st: &mut Counts, key: &Key) {
+        if let Some(n) = st.1.get_mut(key) {
             *n -= 1;
             if *n == 0 {
-                st.1.remove(&key);
+                st.1.remove(key);
             }
         }
     }
 
-    /// (open connections, sources counted), for tests.
+    /// (open connections, sources and agents counted), for tests.
     pub fn counts(&self) -> (usize, usize) {
-        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let st = self.lock();
         (st.0, st.1.len())
     }
 }
@@ -112,26 +131,35 @@ impl Gate {
 #[derive(Debug)]
 pub struct Slot {
     gate: Arc<Gate>,
-    source: Option<IpAddr>,
+    key: Option<Key>,
 }
 
 impl Slot {
-    /// The connection authenticated (a client certificate): it still counts in
-    /// all, but no longer against its source's cap.
-    pub fn authenticated(&mut self) {
-        if let Some(key) = self.source.take() {
-            let mut st = self.gate.state.lock().unwrap_or_else(|p| p.into_inner());
-            self.gate.release_source(&mut st, key);
+    /// The connection authenticated as `agent` (a client certificate): it no
+    /// longer counts against its source but against that agent. False, and nothing
+    /// changed, when the agent already has its most connections open.
+    pub fn authenticated(&mut self, agent: &str) -> bool {
+        let key = Key::Agent(agent.to_string());
+        let mut st = self.gate.lock();
+        let held = st.1.get(&key).copied().unwrap_or(0);
+        if held >= self.gate.max_per_agent {
+            return false;
         }
+        if let Some(old) = self.key.take() {
+            Gate::release(&mut st, &old);
+        }
+        st.1.insert(key.clone(), held + 1);
+        self.key = Some(key);
+        true
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut st = self.gate.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = self.gate.lock();
         st.0 -= 1;
-        if let Some(key) = self.source.take() {
-            self.gate.release_source(&mut st, key);
+        if let Some(key) = self.key.take() {
+            Gate::release(&mut st, &key);
         }
     }
 }
@@ -230,6 +258,7 @@ impl<S: tonic::transport::server::Connected> tonic::transport::server::Connected
 pub struct GrpcLimits {
     pub max_connections: usize,
     pub max_unauthenticated_per_ip: usize,
+    pub max_per_agent: usize,
     pub unauthenticated_lifetime: Duration,
 }
 
@@ -242,7 +271,11 @@ pub fn grpc_incoming(
     stats: Arc<ConnStats>,
 ) -> impl Stream<Item = Result<Guarded<TlsStream<TcpStream>>, io::Error>> {
     let (tx, rx) = mpsc::channel(64);
-    let gate = Gate::new(limits.max_connections, limits.max_unauthenticated_per_ip);
+    let gate = Gate::new(
+        limits.max_connections,
+        limits.max_unauthenticated_per_ip,
+        limits.max_per_agent,
+    );
     tokio::spawn(async move {
         loop {
             let (tcp, peer) = match listener.accept().await {
@@ -262,21 +295,28 @@ pub fn grpc_incoming(
                 continue;
             };
             let acceptor = tls.acceptor();
-            let tx = tx.clone();
+            let (tx, stats) = (tx.clone(), stats.clone());
             tokio::spawn(async move {
                 let Some(stream) = handshake(&acceptor, tcp, peer).await else {
                     return;
                 };
-                let has_cert = stream
+                // The agent a (CA-verified) client certificate names, if any.
+                let agent = stream
                     .get_ref()
                     .1
                     .peer_certificates()
-                    .is_some_and(|c| !c.is_empty());
-                let lifetime = if has_cert {
-                    slot.authenticated();
-                    None
-                } else {
-                    Some(limits.unauthenticated_lifetime)
+                    .and_then(|c| c.first())
+                    .and_then(|c| crate::grpc::agent_id_of(c));
+                let lifetime = match agent {
+                    Some(agent) => {
+                        if !slot.authenticated(&agent) {
+                            stats.grpc_refused_total.fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!(%peer, agent_id = %agent, "agent connection refused: the agent has its most connections open");
+                            return;
+                        }
+                        None
+                    }
+                    None => Some(limits.unauthenticated_lifetime),
                 };
                 let _ = tx.send(Ok(Guarded::new(stream, slot, lifetime))).await;
             });
@@ -333,7 +373,8 @@ pub async fn serve_rest(
     stats: Arc<ConnStats>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let gate = Gate::new(limits.max_connections, limits.max_per_ip);
+    // Nothing authenticates a connection on this port: no per-agent cap.
+    let gate = Gate::new(limits.max_connections, limits.max_per_ip, 0);
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -404,14 +445,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn caps_in_all_and_per_source() {
-        let gate = Gate::new(3, 2);
+    fn caps_in_all_per_source_and_per_agent() {
+        let gate = Gate::new(3, 2, 1);
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
-        let a1 = gate.admit(a).unwrap();
+        let mut a1 = gate.admit(a).unwrap();
         let mut a2 = gate.admit(a).unwrap();
         assert!(gate.admit(a).is_none(), "per source");
-        a2.authenticated();
+        assert!(a2.authenticated("ag-1"));
+        assert!(!a1.authenticated("ag-1"), "per agent");
         let a3 = gate.admit(a).unwrap();
         assert!(gate.admit(b).is_none(), "in all");
         drop(a1);

@@ -116,6 +116,7 @@ pub async fn run(
     let grpc_limits = GrpcLimits {
         max_connections: cfg.grpc_max_connections,
         max_unauthenticated_per_ip: cfg.grpc_max_unauthenticated_per_ip,
+        max_per_agent: cfg.grpc_max_connections_per_agent,
         unauthenticated_lifetime: Duration::from_secs(cfg.grpc_unauthenticated_secs),
     };
     let grpc_server = tonic::transport::Server::builder()

@@ -203,11 +203,17 @@ fn connections_over_the_caps_are_closed_and_a_connected_agent_carries_on() {
         &t.path().join("collector"),
         None,
         None,
-        Some("grpc_max_connections = 3\ngrpc_max_unauthenticated_per_ip = 2\n"),
+        Some(
+            "grpc_max_connections = 4\ngrpc_max_unauthenticated_per_ip = 2\n\
+             grpc_max_connections_per_agent = 2\n",
+        ),
     );
-    let tok = c.enrollment_token("web", 1, 3600);
+    let tok = c.enrollment_token("web", 2, 3600);
     let mut agent = Agent::new(&t.path().join("agent"));
     let (ok, out) = agent.enroll(&c.url(), &tok, &c.fingerprint, &r, &[]);
+    assert!(ok, "{out}");
+    let other = Agent::new(&t.path().join("other"));
+    let (ok, out) = other.enroll(&c.url(), &tok, &c.fingerprint, &r, &[]);
     assert!(ok, "{out}");
     agent.run(&[]);
     let agent_id = agent.agent_id();
@@ -220,30 +226,46 @@ fn connections_over_the_caps_are_closed_and_a_connected_agent_carries_on() {
     };
     wait_for("the agent to connect", 30, || connected().then_some(()));
     let identity = Identity::load(&agent.dir.join("state")).unwrap();
+    let other_identity = Identity::load(&other.dir.join("state")).unwrap();
+    // Refused: closed before the handshake ends, or right after it.
+    let refused = |r: Result<Tls, String>| match r {
+        Err(_) => true,
+        Ok(mut s) => closed_within(&mut s, Instant::now(), 10).is_some(),
+    };
 
     // Two connections without a certificate from this address: the per-address cap.
     let a1 = tls_connect(&c, None).expect("first unauthenticated connection");
     let a2 = tls_connect(&c, None).expect("second unauthenticated connection");
-    let a3 = tls_connect(&c, None);
     assert!(
-        a3.is_err(),
+        refused(tls_connect(&c, None)),
         "a third unauthenticated connection was accepted"
     );
-    // The agent (authenticated) does not count against its address; one more
-    // authenticated connection fits in all (agent, a1, b1), a further one does not.
+    // The running agent no longer counts against its address but against itself:
+    // one more connection with its certificate fits, a third does not.
     drop(a2);
-    let b1 = wait_for("a slot for an authenticated connection", 15, || {
+    let b1 = wait_for("a slot for the agent's second connection", 15, || {
         tls_connect(&c, Some(&identity)).ok()
     });
-    let b2 = tls_connect(&c, Some(&identity));
-    assert!(b2.is_err(), "a connection over the total cap was accepted");
-    let refused: u64 = metric(&c, "rampart_connections_refused_total{port=\"grpc\"}")
+    assert!(
+        refused(tls_connect(&c, Some(&identity))),
+        "a third connection of one agent was accepted"
+    );
+    // Another agent's connection fills the total (agent, a1, b1, c1); one more
+    // does not fit.
+    let c1 = wait_for("a slot for another agent", 15, || {
+        tls_connect(&c, Some(&other_identity)).ok()
+    });
+    assert!(
+        refused(tls_connect(&c, Some(&other_identity))),
+        "a connection over the total cap was accepted"
+    );
+    let refusals: u64 = metric(&c, "rampart_connections_refused_total{port=\"grpc\"}")
         .rsplit(' ')
         .next()
         .unwrap()
         .parse()
         .unwrap();
-    assert!(refused >= 2, "{refused} connections refused");
+    assert!(refusals >= 3, "{refusals} connections refused");
 
     // The agent never noticed: it answers a manual scan on its stream.
     assert!(connected());
@@ -262,7 +284,7 @@ fn connections_over_the_caps_are_closed_and_a_connected_agent_carries_on() {
         "{}",
         agent.log()
     );
-    drop((a1, b1));
+    drop((a1, b1, c1));
 }
 
 // ---- HTTP/2 by hand: the client side of the stream limit must not be enforced
