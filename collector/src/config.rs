@@ -50,6 +50,72 @@ pub struct Config {
     /// Allow webhook receivers on loopback addresses (this host). Off: such URLs
     /// are refused in settings and deliveries that resolve to them fail.
     pub webhook_allow_loopback: bool,
+
+    // ---- Network limits (SPEC §4 Trust: every input bounded, connection time too).
+    // Exceeding one closes or answers that connection only.
+    /// Time a REST client has to send a request's headers, and the longest a kept-
+    /// alive REST connection may sit idle between requests; then it is closed.
+    pub rest_header_timeout_secs: u64,
+    /// Time a REST request has to send its body and get its answer (a download's
+    /// body streams after that); then 408 with an error body.
+    pub rest_request_timeout_secs: u64,
+    /// Open REST connections at most; more are answered 503 (plain HTTP) or
+    /// closed (HTTPS) at once.
+    pub rest_max_connections: usize,
+    /// Open REST connections per source address (IPv6: per /64) at most; more are
+    /// treated as above. Raise it behind a reverse proxy.
+    pub rest_max_connections_per_ip: usize,
+    /// Open connections to the agents' port at most (an agent holds one); more
+    /// are closed at once.
+    pub grpc_max_connections: usize,
+    /// Connections to the agents' port without a client certificate (being
+    /// handshaken, or enrolling) per source address (IPv6: per /64) at most; more
+    /// are closed at once.
+    pub grpc_max_unauthenticated_per_ip: usize,
+    /// Connections to the agents' port with one agent's client certificate at most
+    /// (it needs one); more are closed after the handshake.
+    pub grpc_max_connections_per_agent: usize,
+    /// How long a connection without a client certificate may stay open: it may
+    /// only enroll, which takes a moment.
+    pub grpc_unauthenticated_secs: u64,
+    /// Concurrent HTTP/2 streams per agents' connection (an agent needs one);
+    /// more are refused with REFUSED_STREAM.
+    pub grpc_max_streams_per_connection: u32,
+    /// Time a gRPC call has to send its request and get its response (all of
+    /// Enroll; for an agent's stream, until it is accepted); then
+    /// DEADLINE_EXCEEDED.
+    pub grpc_request_timeout_secs: u64,
+    /// Downloads (`/download/`) served at the same time at most; more get 503
+    /// with `Retry-After`.
+    pub max_concurrent_downloads: usize,
+
+    // ---- The collector's own server certificate (gRPC and HTTPS REST).
+    /// Lifetime of the server certificate, issued by the CA at start and renewed in
+    /// the background when less than a third of it is left (default 90 days).
+    pub server_cert_lifetime_secs: u64,
+    /// How often the server certificate's remaining lifetime is checked.
+    pub server_cert_check_secs: u64,
+
+    // ---- `/metrics`.
+    /// Who may read `/metrics`: `auto` (the default) serves it without a token
+    /// only while the REST listener is on loopback, and otherwise asks for a bearer
+    /// token of `metrics_role`; `open` never asks for a token; `token` always does.
+    pub metrics_access: MetricsAccess,
+    /// The least role a `/metrics` token needs (`viewer`, `user`, `provisioner` or
+    /// `admin`; default `admin`). A monitoring system can get a `viewer` user.
+    pub metrics_role: String,
+}
+
+/// Who may read `/metrics` (see [`Config::metrics_access`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsAccess {
+    /// Without a token on a loopback listener, with one otherwise.
+    Auto,
+    /// Never a token.
+    Open,
+    /// Always a token.
+    Token,
 }
 
 impl Default for Config {
@@ -72,6 +138,21 @@ impl Default for Config {
             webhook_max_attempts: 6,
             limits: crate::limits::Limits::default(),
             webhook_allow_loopback: false,
+            rest_header_timeout_secs: 10,
+            rest_request_timeout_secs: 60,
+            rest_max_connections: 1024,
+            rest_max_connections_per_ip: 64,
+            grpc_max_connections: 10_000,
+            grpc_max_unauthenticated_per_ip: 32,
+            grpc_max_connections_per_agent: 4,
+            grpc_unauthenticated_secs: 30,
+            grpc_max_streams_per_connection: 4,
+            grpc_request_timeout_secs: 30,
+            max_concurrent_downloads: 32,
+            server_cert_lifetime_secs: 90 * 86_400,
+            server_cert_check_secs: 3600,
+            metrics_access: MetricsAccess::Auto,
+            metrics_role: "admin".into(),
         }
     }
 }
@@ -132,6 +213,60 @@ impl Config {
             return Err("webhook_max_attempts must be between 1 and 20".into());
         }
         self.limits.validate()?;
+        let at_least_one = [
+            ("rest_header_timeout_secs", self.rest_header_timeout_secs),
+            ("rest_request_timeout_secs", self.rest_request_timeout_secs),
+            ("rest_max_connections", self.rest_max_connections as u64),
+            (
+                "rest_max_connections_per_ip",
+                self.rest_max_connections_per_ip as u64,
+            ),
+            ("grpc_max_connections", self.grpc_max_connections as u64),
+            (
+                "grpc_max_unauthenticated_per_ip",
+                self.grpc_max_unauthenticated_per_ip as u64,
+            ),
+            (
+                "grpc_max_connections_per_agent",
+                self.grpc_max_connections_per_agent as u64,
+            ),
+            ("grpc_unauthenticated_secs", self.grpc_unauthenticated_secs),
+            (
+                "grpc_max_streams_per_connection",
+                u64::from(self.grpc_max_streams_per_connection),
+            ),
+            ("grpc_request_timeout_secs", self.grpc_request_timeout_secs),
+            (
+                "max_concurrent_downloads",
+                self.max_concurrent_downloads as u64,
+            ),
+            ("server_cert_check_secs", self.server_cert_check_secs),
+        ];
+        for (name, v) in at_least_one {
+            if v == 0 {
+                return Err(format!("{name} must be at least 1"));
+            }
+        }
+        if !(10..=397 * 86_400).contains(&self.server_cert_lifetime_secs) {
+            return Err(format!(
+                "server_cert_lifetime_secs {} must be between 10 and {} (397 days)",
+                self.server_cert_lifetime_secs,
+                397 * 86_400
+            ));
+        }
+        if self.server_cert_check_secs.saturating_mul(3) > self.server_cert_lifetime_secs {
+            return Err(format!(
+                "server_cert_check_secs {} must be at most a third of server_cert_lifetime_secs \
+                 {}, or the certificate could expire between two checks",
+                self.server_cert_check_secs, self.server_cert_lifetime_secs
+            ));
+        }
+        if crate::auth::Role::parse(&self.metrics_role).is_none() {
+            return Err(format!(
+                "metrics_role `{}` is not a role; expected viewer, user, provisioner or admin",
+                self.metrics_role
+            ));
+        }
         if let Some(u) = &self.public_url {
             if !(u.starts_with("https://") || u.starts_with("http://")) {
                 return Err(format!(
@@ -159,6 +294,15 @@ impl Config {
                 };
                 format!("{scheme}://{host}:{}", self.rest_listen.port())
             }
+        }
+    }
+
+    /// Whether `/metrics` on a REST listener at `addr` asks for a token.
+    pub fn metrics_need_token(&self, addr: SocketAddr) -> bool {
+        match self.metrics_access {
+            MetricsAccess::Open => false,
+            MetricsAccess::Token => true,
+            MetricsAccess::Auto => !addr.ip().is_loopback(),
         }
     }
 
@@ -191,6 +335,21 @@ mod tests {
         assert_eq!(c.agent_cert_days, 7);
         assert_eq!(c.scan_timeout_secs, 600);
         assert!(!c.rest_tls);
+        let (lo, net) = (
+            "127.0.0.1:8080".parse().unwrap(),
+            "192.0.2.1:8080".parse().unwrap(),
+        );
+        assert!(!c.metrics_need_token(lo) && c.metrics_need_token(net));
+        let open = Config::parse("metrics_access = \"open\"", Path::new("c.toml")).unwrap();
+        assert!(!open.metrics_need_token(net));
+        let token = Config::parse("metrics_access = \"token\"", Path::new("c.toml")).unwrap();
+        assert!(token.metrics_need_token(lo));
+        let short = Config::parse(
+            "server_cert_lifetime_secs = 20\nserver_cert_check_secs = 1",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(short.server_cert_lifetime_secs, 20);
         for ok in [
             "rest_listen = \"[::1]:8080\"",
             "rest_listen = \"0.0.0.0:8080\"\nrest_tls = true",
@@ -206,6 +365,19 @@ mod tests {
             ("webhook_backoff_ms = 0", "webhook_backoff_ms"),
             ("webhook_max_attempts = 0", "webhook_max_attempts"),
             ("public_url = \"ftp://x\"", "public_url"),
+            ("rest_header_timeout_secs = 0", "rest_header_timeout_secs"),
+            (
+                "grpc_max_streams_per_connection = 0",
+                "grpc_max_streams_per_connection",
+            ),
+            ("max_concurrent_downloads = 0", "max_concurrent_downloads"),
+            ("server_cert_lifetime_secs = 5", "server_cert_lifetime_secs"),
+            (
+                "server_cert_lifetime_secs = 30\nserver_cert_check_secs = 11",
+                "a third",
+            ),
+            ("metrics_access = \"sometimes\"", "metrics_access"),
+            ("metrics_role = \"root\"", "metrics_role"),
             ("rest_listen = \"0.0.0.0:8080\"", "rest_tls"),
             (
                 "rest_listen = \"192.0.2.1:8080\"",

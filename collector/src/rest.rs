@@ -4,7 +4,9 @@
 //! `#[utoipa::path]`, and a unit test fails for a route without one.
 //!
 //! Here: errors, the caller, the router, reports, health, metrics and downloads; the
-//! other endpoints live in the submodules named after them.
+//! other endpoints live in the submodules named after them. Every request is bounded
+//! in time (`rest_request_timeout_secs`, then 408); `/metrics` asks for a token when
+//! the listener is on the network (`metrics_access`).
 
 mod accounts;
 mod agents;
@@ -25,6 +27,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Serialize;
+use tokio_stream::StreamExt;
 use utoipa::ToSchema;
 
 use crate::app::{App, AppError};
@@ -170,7 +173,43 @@ impl FromRequestParts<Arc<App>> for Caller {
     }
 }
 
-pub fn router(app: Arc<App>) -> Router {
+/// What the REST port's handlers need beyond the app: the network's state and
+/// bounds, which live outside the domain.
+pub struct RestContext {
+    /// The server certificate's state, for its expiry in `/metrics`.
+    pub tls: Arc<crate::tls::TlsState>,
+    /// Connections refused by the caps of either port.
+    pub conns: Arc<crate::net::ConnStats>,
+    /// `/download/` files, slots and checksums.
+    pub downloads: crate::downloads::Downloads,
+    /// `/metrics` asks for a token of `metrics_role` (see `Config::metrics_access`).
+    pub metrics_need_token: bool,
+    pub metrics_role: Role,
+    /// Time a request has to send its body and get its answer.
+    pub request_timeout: std::time::Duration,
+}
+
+/// Bounds the time a request takes until its answer starts (a slow body included):
+/// then 408 with the error body.
+async fn request_timeout(
+    ctx: Arc<RestContext>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match tokio::time::timeout(ctx.request_timeout, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => ApiError(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request was not complete within {} s",
+                ctx.request_timeout.as_secs()
+            ),
+        )
+        .into_response(),
+    }
+}
+
+pub fn router(app: Arc<App>, ctx: Arc<RestContext>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/download/{name}", get(download))
@@ -215,6 +254,11 @@ pub fn router(app: Arc<App>) -> Router {
         })
         .layer(axum::middleware::from_fn(off_the_workers))
         .layer(axum::middleware::map_response(json_errors))
+        .layer(axum::middleware::from_fn({
+            let ctx = ctx.clone();
+            move |req, next| request_timeout(ctx.clone(), req, next)
+        }))
+        .layer(axum::Extension(ctx))
         .with_state(app)
 }
 
@@ -277,32 +321,58 @@ async fn healthz() -> &'static str {
 
 /// Prometheus metrics
 ///
-/// The collector's counters in the Prometheus text format. No token needed.
+/// The collector's counters and gauges in the Prometheus text format. No token while
+/// the REST listener is on loopback (the default `metrics_access = "auto"`); on a
+/// network address a bearer token of `metrics_role` (default admin) is needed.
 #[utoipa::path(
     get,
     path = "/metrics",
     tag = "operations",
-    responses((status = 200, description = "Counters and gauges", body = String,
-        content_type = "text/plain; version=0.0.4")),
+    responses(
+        (status = 200, description = "Counters and gauges", body = String,
+            content_type = "text/plain; version=0.0.4"),
+        (status = 401, description = "A token is needed here and none (or an unknown one) was given", body = ErrorBody),
+        (status = 403, description = "The token's role is below `metrics_role`", body = ErrorBody),
+    ),
     security(())
 )]
-async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
+async fn metrics(
+    State(app): State<Arc<App>>,
+    axum::Extension(ctx): axum::Extension<Arc<RestContext>>,
+    caller: Result<Caller, ApiError>,
+) -> Result<Response, ApiError> {
+    if ctx.metrics_need_token {
+        caller?.require(ctx.metrics_role)?;
+    }
     let m = &app.metrics;
+    let cert = ctx.tls.server_cert().info();
     let body = format!(
         "# TYPE rampart_enrollments_total counter\nrampart_enrollments_total {}\n\
          # TYPE rampart_enrollments_refused_total counter\nrampart_enrollments_refused_total {}\n\
          # TYPE rampart_results_total counter\nrampart_results_total {}\n\
          # TYPE rampart_scans_completed_total counter\nrampart_scans_completed_total {}\n\
          # TYPE rampart_streams_rejected_total counter\nrampart_streams_rejected_total {}\n\
-         # TYPE rampart_agents_connected gauge\nrampart_agents_connected {}\n",
+         # TYPE rampart_agents_connected gauge\nrampart_agents_connected {}\n\
+         # HELP rampart_server_certificate_expiry_seconds When the server certificate new connections get expires (Unix time).\n\
+         # TYPE rampart_server_certificate_expiry_seconds gauge\nrampart_server_certificate_expiry_seconds {}\n\
+         # HELP rampart_connections_refused_total Connections closed at once because a connection cap was reached.\n\
+         # TYPE rampart_connections_refused_total counter\n\
+         rampart_connections_refused_total{{port=\"grpc\"}} {}\n\
+         rampart_connections_refused_total{{port=\"rest\"}} {}\n\
+         # HELP rampart_downloads_refused_total Downloads answered 503 because every slot was taken.\n\
+         # TYPE rampart_downloads_refused_total counter\nrampart_downloads_refused_total {}\n",
         m.enrollments_total.load(Ordering::Relaxed),
         m.enrollments_refused_total.load(Ordering::Relaxed),
         m.results_total.load(Ordering::Relaxed),
         m.scans_completed_total.load(Ordering::Relaxed),
         m.streams_rejected_total.load(Ordering::Relaxed),
         app.connected().len(),
+        cert.not_after_unix,
+        ctx.conns.grpc_refused_total.load(Ordering::Relaxed),
+        ctx.conns.rest_refused_total.load(Ordering::Relaxed),
+        ctx.downloads.busy_total.load(Ordering::Relaxed),
     ) + &m.render_refusals();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
 }
 
 // ---- reports and overview ----
@@ -456,6 +526,7 @@ impl ToSchema for Binary {}
 ///
 /// Serves the agent's binaries and packages to VMs at first boot (no token: they have
 /// none yet, and nothing here is secret), with `NAME.sha256` computed from the file.
+/// Files are streamed; at most `max_concurrent_downloads` are served at once.
 #[utoipa::path(
     get,
     path = "/download/{name}",
@@ -470,13 +541,15 @@ impl ToSchema for Binary {}
             )),
         (status = 400, description = "Not a download name", body = ErrorBody),
         (status = 404, description = "No such file", body = ErrorBody),
+        (status = 503, description = "Every download slot is taken (`max_concurrent_downloads`); see `Retry-After`", body = ErrorBody),
     ),
     security(())
 )]
 async fn download(
-    State(app): State<Arc<App>>,
+    axum::Extension(ctx): axum::Extension<Arc<RestContext>>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
+    use crate::downloads::DownloadError;
     let valid = !name.is_empty()
         && name.len() <= 128
         && !name.starts_with('.')
@@ -489,31 +562,52 @@ async fn download(
             format!("`{name}` is not a download name"),
         ));
     }
-    let dir = app.config.download_dir();
-    let (file, sum) = match name.strip_suffix(".sha256") {
-        Some(base) => (base.to_string(), true),
-        None => (name.clone(), false),
-    };
-    let path = dir.join(&file);
-    let bytes = tokio::fs::read(&path).await.map_err(|_| {
-        ApiError(
-            StatusCode::NOT_FOUND,
-            format!("{name} is not available for download"),
+    let refused = |e: DownloadError| match e {
+        DownloadError::NotFound(_) => {
+            ApiError(StatusCode::NOT_FOUND, e.to_string()).into_response()
+        }
+        DownloadError::Busy(_) => (
+            [(header::RETRY_AFTER, "5")],
+            ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         )
-    })?;
-    if sum {
-        let body = format!("{}  {file}\n", crate::ca::fingerprint(&bytes));
+            .into_response(),
+    };
+    if let Some(file) = name.strip_suffix(".sha256") {
+        let sum = match ctx.downloads.sha256(file).await {
+            Ok(s) => s,
+            Err(DownloadError::NotFound(_)) => {
+                return Err(ApiError(
+                    StatusCode::NOT_FOUND,
+                    format!("{name} is not available for download"),
+                ))
+            }
+            Err(e) => return Ok(refused(e)),
+        };
+        let body = format!("{sum}  {file}\n");
         return Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response());
     }
+    let opened = match ctx.downloads.open(&name).await {
+        Ok(o) => o,
+        Err(e) => return Ok(refused(e)),
+    };
+    let slot = opened.slot;
+    // The slot goes with the body: freed when the last chunk is sent or the client
+    // goes away.
+    let chunks =
+        tokio_util::io::ReaderStream::with_capacity(opened.file, 64 * 1024).map(move |chunk| {
+            let _ = &slot;
+            chunk
+        });
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, opened.len.to_string()),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{file}\""),
+                format!("attachment; filename=\"{name}\""),
             ),
         ],
-        bytes,
+        axum::body::Body::from_stream(chunks),
     )
         .into_response())
 }

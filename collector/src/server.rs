@@ -1,6 +1,8 @@
 //! Starting the collector: open the data directory, build the app, and serve gRPC
 //! (agents) and REST (people, pipelines) on listeners the caller bound, until the
-//! shutdown future resolves.
+//! shutdown future resolves. Connection bounds are `net`'s; here the gRPC server's
+//! own (streams per connection, call timeout, keepalive) and the background tasks:
+//! stalled and scheduled scans, and the server certificate's renewal.
 
 use std::future::Future;
 use std::path::Path;
@@ -15,7 +17,10 @@ use crate::app::{now_ms, App};
 use crate::auth::Role;
 use crate::ca::Ca;
 use crate::config::Config;
+use crate::downloads::Downloads;
 use crate::grpc::{ChannelService, EnrollmentService};
+use crate::net::{grpc_incoming, serve_rest, ConnStats, GrpcLimits, RestLimits};
+use crate::rest::RestContext;
 use crate::store::sled_store::SledStore;
 use crate::tls::TlsState;
 
@@ -62,7 +67,12 @@ fn build_with(config: Config, first_admin: bool) -> anyhow::Result<Collector> {
         now_ms() as u64,
         time::Duration::days(3650),
     )?;
-    let tls = Arc::new(TlsState::new(&app.ca, &config.server_names, crl)?);
+    let tls = Arc::new(TlsState::new(
+        &app.ca,
+        &config.server_names,
+        Duration::from_secs(config.server_cert_lifetime_secs),
+        crl,
+    )?);
     let (weak_app, tls2) = (Arc::downgrade(&app), tls.clone());
     app.set_on_revoke(Box::new(move || {
         let Some(app) = weak_app.upgrade() else {
@@ -99,9 +109,23 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
-    let max = c.app.config.max_message_bytes;
+    let cfg = &c.app.config;
+    let max = cfg.max_message_bytes;
+    let conns = Arc::new(ConnStats::default());
+    let grpc_limits = GrpcLimits {
+        max_connections: cfg.grpc_max_connections,
+        max_unauthenticated_per_ip: cfg.grpc_max_unauthenticated_per_ip,
+        max_per_agent: cfg.grpc_max_connections_per_agent,
+        unauthenticated_lifetime: Duration::from_secs(cfg.grpc_unauthenticated_secs),
+    };
     let grpc_server = tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        // An agent needs one stream; a few more leave room for enrollment retries.
+        .max_concurrent_streams(cfg.grpc_max_streams_per_connection)
+        // Enroll must finish, and a stream be accepted, within this time.
+        .timeout(Duration::from_secs(cfg.grpc_request_timeout_secs))
+        // A peer that stops answering pings is gone: its connection is closed.
+        .http2_keepalive_interval(Some(GRPC_KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(GRPC_KEEPALIVE_TIMEOUT))
         .add_service(
             EnrollmentServer::new(EnrollmentService { app: c.app.clone() })
                 .max_decoding_message_size(crate::limits::ENROLL_MESSAGE_BYTES),
@@ -111,30 +135,41 @@ pub async fn run(
                 .max_decoding_message_size(max),
         )
         .serve_with_incoming_shutdown(
-            crate::tls::incoming(grpc, c.tls.clone()),
+            grpc_incoming(grpc, c.tls.clone(), grpc_limits, conns.clone()),
             wait(stop_tx.subscribe()),
         );
     let rest_addr = rest.local_addr()?;
-    c.app
-        .config
-        .check_rest_exposure(rest_addr)
+    cfg.check_rest_exposure(rest_addr)
         .map_err(anyhow::Error::msg)?;
-    let router = crate::rest::router(c.app.clone());
-    let rest_stop = wait(stop_tx.subscribe());
-    let rest_tls = c.app.config.rest_tls.then(|| c.tls.clone());
-    let rest_server = async move {
-        if let Some(tls) = rest_tls {
-            let listener = crate::tls::RestListener::new(rest, tls)?;
-            axum::serve(listener, router)
-                .with_graceful_shutdown(rest_stop)
-                .await
-        } else {
-            axum::serve(rest, router)
-                .with_graceful_shutdown(rest_stop)
-                .await
-        }
+    let ctx = Arc::new(RestContext {
+        tls: c.tls.clone(),
+        conns: conns.clone(),
+        downloads: Downloads::new(cfg.download_dir(), cfg.max_concurrent_downloads),
+        metrics_need_token: cfg.metrics_need_token(rest_addr),
+        metrics_role: Role::parse(&cfg.metrics_role).unwrap_or(Role::Admin),
+        request_timeout: Duration::from_secs(cfg.rest_request_timeout_secs),
+    });
+    let router = crate::rest::router(c.app.clone(), ctx);
+    let rest_limits = RestLimits {
+        header_timeout: Duration::from_secs(cfg.rest_header_timeout_secs),
+        max_connections: cfg.rest_max_connections,
+        max_per_ip: cfg.rest_max_connections_per_ip,
     };
+    let rest_server = serve_rest(
+        rest,
+        cfg.rest_tls.then(|| c.tls.clone()),
+        router,
+        rest_limits,
+        conns,
+        wait(stop_tx.subscribe()),
+    );
     let webhooks = tokio::spawn(crate::webhook::run(c.app.clone(), stop_tx.subscribe()));
+    let renewal = tokio::spawn(renew_server_cert(
+        c.app.clone(),
+        c.tls.clone(),
+        Duration::from_secs(cfg.server_cert_check_secs),
+        stop_tx.subscribe(),
+    ));
     let app = c.app.clone();
     let mut stop_bg = stop_tx.subscribe();
     let background = tokio::spawn(async move {
@@ -169,18 +204,51 @@ pub async fn run(
     // Connected agents hold long-lived streams: drain for a bounded time, then stop.
     // Nothing is lost: results are acknowledged only once durable.
     let servers = async { tokio::join!(grpc_server, rest_server) };
-    let (g, r) = tokio::select! {
-        res = servers => res,
+    let g = tokio::select! {
+        (g, ()) = servers => g,
         _ = async { let _ = stopped.recv().await; tokio::time::sleep(Duration::from_secs(5)).await } => {
             tracing::info!("drain timed out; closing remaining connections");
-            (Ok(()), Ok(()))
+            Ok(())
         }
     };
     background.abort();
     webhooks.abort();
+    renewal.abort();
     g?;
-    r?;
     Ok(())
+}
+
+/// HTTP/2 pings on the agents' port: sent after this much silence...
+const GRPC_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+/// ...and a connection whose peer does not answer one within this is closed.
+const GRPC_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Every `every`, renews the server certificate when a third of its lifetime is
+/// left (both ports serve the new one to new connections).
+async fn renew_server_cert(
+    app: Arc<App>,
+    tls: Arc<TlsState>,
+    every: Duration,
+    mut stop: tokio::sync::broadcast::Receiver<()>,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.recv() => break,
+        }
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        match tls.renew_if_due(&app.ca, now) {
+            Ok(Some(info)) => tracing::info!(
+                serial = %info.serial,
+                not_after_unix = info.not_after_unix,
+                "server certificate renewed"
+            ),
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "cannot renew the server certificate"),
+        }
+    }
 }
 
 async fn wait(mut rx: tokio::sync::broadcast::Receiver<()>) {
