@@ -1,0 +1,344 @@
+//! The scan lifecycle: creation, progress, results, completion with score and
+//! enforcement, failure, expiry and cancellation.
+
+use super::{bump, now_ms, App, AppError, Command, Result};
+use crate::auth;
+use crate::policy::{self, Counts};
+use crate::store::{ResultRecord, ScanFilter, ScanRecord, ScanStatus};
+
+impl App {
+    /// Creates a pending scan for an agent and asks it to run, unless scanning is off
+    /// or its project is exempt (then `None`).
+    pub fn create_scan(
+        &self,
+        agent_id: &str,
+        trigger: &str,
+        actor: &str,
+    ) -> Result<Option<ScanRecord>> {
+        let a = self.agent(agent_id)?;
+        let s = self.settings();
+        if a.revoked {
+            return Err(AppError::Invalid(format!("agent {agent_id} is revoked")));
+        }
+        if !s.scanning_enabled
+            || a.project
+                .as_ref()
+                .is_some_and(|p| s.exempt_projects.contains(p))
+        {
+            return Ok(None);
+        }
+        // One pending scan per agent at most: a scan that has not started yet will
+        // run with the settings of its time anyway.
+        let pending = ScanFilter {
+            status: Some(ScanStatus::Pending),
+            project: None,
+            agent_id: Some(agent_id.into()),
+        };
+        if let Some(p) = self.store.scans(&pending, 0, 1)?.0.into_iter().next() {
+            self.send(agent_id, self.scan_command(&p));
+            return Ok(Some(p));
+        }
+        let now = now_ms();
+        let id = format!("sc-{now:013}-{}", &auth::new_id("")?[..8]);
+        let rec = ScanRecord::pending(id, agent_id, a.project.clone(), trigger, &s.profile, now);
+        self.store.put_scan(&rec)?;
+        self.audit(
+            actor,
+            "scan.create",
+            Some(&rec.id),
+            format!("{trigger} scan of agent {agent_id}"),
+        )?;
+        self.store.sync()?;
+        self.send(agent_id, self.scan_command(&rec));
+        Ok(Some(rec))
+    }
+
+    pub(super) fn own_scan(&self, agent_id: &str, scan_id: &str) -> Result<ScanRecord> {
+        let s = self
+            .store
+            .scan(scan_id)?
+            .ok_or_else(|| AppError::Invalid(format!("unknown scan {scan_id}")))?;
+        if s.agent_id != agent_id {
+            return Err(AppError::Invalid(format!(
+                "scan {scan_id} belongs to another agent"
+            )));
+        }
+        Ok(s)
+    }
+
+    pub fn scan_started(&self, agent_id: &str, scan_id: &str) -> Result<()> {
+        let mut s = self.own_scan(agent_id, scan_id)?;
+        match s.status {
+            ScanStatus::Pending => {
+                s.status = ScanStatus::Running;
+                s.started_at_ms = Some(now_ms());
+            }
+            ScanStatus::Running => {} // a resend after reconnecting
+            _ => return Ok(()),       // already final: nothing to change
+        }
+        s.last_progress_ms = now_ms();
+        self.store.put_scan(&s)?;
+        self.store.sync()?;
+        Ok(())
+    }
+
+    /// Stores a batch durably; returns once it is on disk.
+    pub fn record_results(
+        &self,
+        agent_id: &str,
+        scan_id: &str,
+        content_version: &str,
+        results: &[ResultRecord],
+    ) -> Result<()> {
+        let mut s = self.own_scan(agent_id, scan_id)?;
+        if s.status.is_final() {
+            return Ok(()); // late resend of a finished scan: already durable
+        }
+        if let Some(why) = self.check_results(&s, content_version, results)? {
+            // The agent's content does not match the collector's: the scan fails with
+            // the reason, and the batch is acknowledged so that it is not resent.
+            s.status = ScanStatus::Failed;
+            s.failure_reason = Some(why);
+            s.finished_at_ms = Some(now_ms());
+            self.store.put_scan(&s)?;
+            self.store.sync()?;
+            return Ok(());
+        }
+        self.store.put_results(scan_id, results)?;
+        if s.status == ScanStatus::Pending {
+            s.status = ScanStatus::Running;
+            s.started_at_ms = Some(now_ms());
+        }
+        s.last_progress_ms = now_ms();
+        self.store.put_scan(&s)?;
+        self.store.sync()?;
+        bump(&self.metrics.results_total, results.len() as u64);
+        Ok(())
+    }
+
+    /// Checks a batch against the scan. Over a bound (batch size, evidence): an error
+    /// that ends the stream. A rule outside the scan's profile of the benchmark the
+    /// collector knows, or a status that rule cannot have: `Some(reason)`, and the
+    /// scan fails with it.
+    fn check_results(
+        &self,
+        s: &ScanRecord,
+        content_version: &str,
+        results: &[ResultRecord],
+    ) -> Result<Option<String>> {
+        use crate::limits::{echo, RESULTS_PER_BATCH};
+        if results.len() > RESULTS_PER_BATCH {
+            return Err(AppError::Invalid(format!(
+                "a batch of {} results; at most {RESULTS_PER_BATCH} are accepted",
+                results.len()
+            )));
+        }
+        for r in results {
+            crate::limits::result(&r.rule_id, &r.evidence).map_err(|e| AppError::Invalid(e.0))?;
+        }
+        let Some(catalog) = self.catalog(content_version)? else {
+            return Ok(Some(format!(
+                "the agent's content `{}` is no benchmark this collector knows",
+                echo(content_version)
+            )));
+        };
+        for r in results {
+            let Some(rule) = catalog.rules.get(&r.rule_id) else {
+                return Ok(Some(format!(
+                    "rule {} is not in benchmark {} as this collector knows it",
+                    echo(&r.rule_id),
+                    catalog.benchmark_id
+                )));
+            };
+            if !rule.profiles.iter().any(|p| *p == s.profile) {
+                return Ok(Some(format!(
+                    "rule {} is not in profile {} of benchmark {}",
+                    r.rule_id, s.profile, catalog.benchmark_id
+                )));
+            }
+            let ok = match r.status.as_str() {
+                // A manual recommendation is never passed or failed.
+                "not_checked" => !rule.automated,
+                "pass" | "fail" | "error" => rule.automated,
+                "not_applicable" | "exempted" => true,
+                _ => false,
+            };
+            if !ok {
+                return Ok(Some(format!(
+                    "rule {} cannot have status {}",
+                    r.rule_id,
+                    echo(&r.status)
+                )));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Completes a scan: counts, score and enforcement from the stored results.
+    pub fn scan_finished(
+        &self,
+        agent_id: &str,
+        scan_id: &str,
+        expected: u32,
+        content_version: &str,
+    ) -> Result<ScanRecord> {
+        let mut s = self.own_scan(agent_id, scan_id)?;
+        if s.status.is_final() {
+            return Ok(s);
+        }
+        let results = self.store.results(scan_id)?;
+        s.content_version = Some(content_version.to_string());
+        let catalog = self.catalog(content_version)?;
+        let wanted: Vec<&str> = catalog
+            .as_ref()
+            .map(|c| c.profile_rules(&s.profile))
+            .unwrap_or_default();
+        let missing = wanted
+            .iter()
+            .filter(|id| !results.iter().any(|r| r.rule_id == **id))
+            .count();
+        if results.len() as u32 != expected {
+            s.status = ScanStatus::Failed;
+            s.failure_reason = Some(format!(
+                "the agent reported {expected} results but {} arrived",
+                results.len()
+            ));
+        } else if wanted.is_empty() || missing > 0 {
+            // A scan counts only when it covers its whole profile.
+            s.status = ScanStatus::Failed;
+            s.failure_reason = Some(format!(
+                "the scan covers {} of the {} rules of profile {}",
+                wanted.len() - missing,
+                wanted.len(),
+                s.profile
+            ));
+        } else {
+            let severity = |id: &str| {
+                catalog
+                    .as_ref()
+                    .and_then(|c| c.rules.get(id))
+                    .map(|r| r.severity.clone())
+                    .unwrap_or_else(|| "medium".into())
+            };
+            let (mut c, mut na, mut nc, mut ex) = (Counts::default(), 0, 0, 0);
+            let mut sev = [0u32; 4];
+            for r in &results {
+                match r.status.as_str() {
+                    "pass" => c.passed += 1,
+                    "fail" => {
+                        c.failed += 1;
+                        match severity(&r.rule_id).as_str() {
+                            "critical" => sev[0] += 1,
+                            "high" => sev[1] += 1,
+                            "low" => sev[3] += 1,
+                            _ => sev[2] += 1,
+                        }
+                    }
+                    "error" => c.error += 1,
+                    "not_applicable" => na += 1,
+                    "not_checked" => nc += 1,
+                    _ => ex += 1,
+                }
+            }
+            c.failed_critical = sev[0];
+            c.failed_high = sev[1];
+            c.not_applicable = na;
+            let settings = self.settings();
+            let verdict = policy::enforce(&settings, &c, s.project.as_deref());
+            s.status = ScanStatus::Completed;
+            s.score = policy::score(&c);
+            (
+                s.passed,
+                s.failed,
+                s.error,
+                s.not_applicable,
+                s.not_checked,
+                s.exempted,
+            ) = (c.passed, c.failed, c.error, na, nc, ex);
+            s.failed_by_severity = sev;
+            s.blocked = verdict.blocked;
+            s.block_reasons = verdict.reasons.clone();
+            if verdict.alert {
+                self.audit(
+                    "system",
+                    "policy.warn",
+                    Some(scan_id),
+                    format!("would block: {}", verdict.reasons.join("; ")),
+                )?;
+                crate::webhook::enqueue(self, &settings, &s)?;
+            }
+            bump(&self.metrics.scans_completed_total, 1);
+        }
+        s.finished_at_ms = Some(now_ms());
+        s.last_progress_ms = now_ms();
+        self.store.put_scan(&s)?;
+        self.store.sync()?;
+        self.webhook_wake.notify_one();
+        Ok(s)
+    }
+
+    pub fn scan_failed(&self, agent_id: &str, scan_id: &str, reason: &str) -> Result<()> {
+        let mut s = self.own_scan(agent_id, scan_id)?;
+        if s.status.is_final() {
+            return Ok(());
+        }
+        s.status = ScanStatus::Failed;
+        s.failure_reason = Some(format!(
+            "the agent reported: {}",
+            reason.chars().take(500).collect::<String>()
+        ));
+        s.finished_at_ms = Some(now_ms());
+        self.store.put_scan(&s)?;
+        self.store.sync()?;
+        Ok(())
+    }
+
+    /// Fails running or pending-but-started scans that made no progress within the timeout.
+    pub fn expire_stalled(&self) -> Result<usize> {
+        let limit = now_ms() - self.config.scan_timeout_secs as i64 * 1000;
+        let f = ScanFilter {
+            status: Some(ScanStatus::Running),
+            ..Default::default()
+        };
+        let (running, _) = self.store.scans(&f, 0, usize::MAX)?;
+        let mut n = 0;
+        for mut s in running.into_iter().filter(|s| s.last_progress_ms < limit) {
+            s.status = ScanStatus::Failed;
+            s.failure_reason = Some(format!(
+                "no progress from the agent for {} s",
+                self.config.scan_timeout_secs
+            ));
+            s.finished_at_ms = Some(now_ms());
+            self.store.put_scan(&s)?;
+            n += 1;
+        }
+        if n > 0 {
+            self.store.sync()?;
+        }
+        Ok(n)
+    }
+
+    pub fn cancel_scan(&self, scan_id: &str, actor: &str) -> Result<ScanRecord> {
+        let mut s = self
+            .store
+            .scan(scan_id)?
+            .ok_or_else(|| AppError::NotFound(format!("scan {scan_id}")))?;
+        if s.status.is_final() {
+            return Err(AppError::Invalid(
+                format!("scan {scan_id} is already {:?}", s.status).to_lowercase(),
+            ));
+        }
+        s.status = ScanStatus::Cancelled;
+        s.finished_at_ms = Some(now_ms());
+        self.store.put_scan(&s)?;
+        self.audit(actor, "scan.cancel", Some(scan_id), "cancelled")?;
+        self.store.sync()?;
+        self.send(
+            &s.agent_id,
+            Command::Cancel {
+                scan_id: scan_id.into(),
+            },
+        );
+        Ok(s)
+    }
+}
