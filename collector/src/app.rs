@@ -314,6 +314,53 @@ mod tests {
         App::new(store, ca, Config::default()).unwrap()
     }
 
+    #[test]
+    fn a_command_that_does_not_fit_is_not_lost() {
+        let d = tempfile::tempdir().unwrap();
+        let app = app(d.path());
+        agent(&app, "ag-1", None, "");
+        let (tx, mut rx) = mpsc::channel(1);
+        let end = Arc::new(StreamEnd::default());
+        let resync = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        app.attach("ag-1", tx, end, resync.clone()).unwrap();
+        // The one slot is taken by the first scan request: the cancel and the next
+        // scan request cannot be queued.
+        let first = app.create_scan("ag-1", "manual", "test").unwrap().unwrap();
+        assert!(!resync.load(std::sync::atomic::Ordering::SeqCst));
+        app.cancel_scan(&first.id, "test").unwrap();
+        let second = app.create_scan("ag-1", "manual", "test").unwrap().unwrap();
+        assert!(
+            resync.load(std::sync::atomic::Ordering::SeqCst),
+            "the stream is told to re-read pending scans"
+        );
+        // What it re-reads holds the scan that did not fit.
+        let pending = app.pending_commands("ag-1").unwrap();
+        assert!(
+            pending
+                .iter()
+                .any(|c| matches!(c, Command::Scan { scan_id, .. } if *scan_id == second.id)),
+            "{pending:?}"
+        );
+        assert!(rx.try_recv().is_ok());
+    }
+
+    #[test]
+    fn revocation_ends_a_live_stream_and_refuses_a_new_one() {
+        let d = tempfile::tempdir().unwrap();
+        let app = app(d.path());
+        agent(&app, "ag-1", None, "");
+        let (tx, _rx) = mpsc::channel(4);
+        let end = Arc::new(StreamEnd::default());
+        let resync = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        app.attach("ag-1", tx.clone(), end.clone(), resync.clone())
+            .unwrap();
+        app.revoke_agent("ag-1", "admin").unwrap();
+        assert_eq!(end.reason().as_deref(), Some("agent ag-1 is revoked"));
+        assert!(app.attach("ag-1", tx, end, resync).is_err());
+        assert!(app.ensure_live("ag-1").is_err());
+        assert!(app.store.agent("ag-1").unwrap().unwrap().revoked);
+    }
+
     fn agent(app: &App, id: &str, project: Option<&str>, instance: &str) {
         app.store
             .put_agent(&AgentRecord {
