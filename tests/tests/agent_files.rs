@@ -132,7 +132,10 @@ fn globbed_symlinked_directories_stay_inside_the_root() {
     assert_eq!(status, "fail", "{evidence}");
     assert!(evidence.contains("/etc/inside.conf"), "{evidence}");
     for host_only in ["ld.so.conf", "host.conf", "adduser.conf"] {
-        assert!(!evidence.contains(host_only), "host file listed: {evidence}");
+        assert!(
+            !evidence.contains(host_only),
+            "host file listed: {evidence}"
+        );
     }
 }
 
@@ -178,6 +181,12 @@ fn enroll_writes_the_key_0600_whatever_the_umask() {
     names.sort();
     assert_eq!(
         names,
-        ["agent.crt", "agent.json", "agent.key", "agent.tmp", "ca.crt"]
+        [
+            "agent.crt",
+            "agent.json",
+            "agent.key",
+            "agent.tmp",
+            "ca.crt"
+        ]
     );
 }

@@ -187,9 +187,7 @@ fn load_pair(dir: &Path) -> Result<(Vec<u8>, Vec<u8>), DaemonError> {
         tracing::warn!(dir = %dir.display(), "discarding a half-written key or certificate replacement");
         for p in [&key_next, &cert_next] {
             match fs::remove_file(p) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(state_err(p, e))
-                }
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(state_err(p, e)),
                 _ => {}
             }
         }
@@ -218,9 +216,8 @@ fn load_pair(dir: &Path) -> Result<(Vec<u8>, Vec<u8>), DaemonError> {
 impl Identity {
     pub fn load(dir: &Path) -> Result<Identity, DaemonError> {
         let state_path = dir.join(STATE_FILE);
-        let state = fs::read(&state_path).map_err(|e| {
-            state_err(&state_path, format!("{e} (has this agent been enrolled?)"))
-        })?;
+        let state = fs::read(&state_path)
+            .map_err(|e| state_err(&state_path, format!("{e} (has this agent been enrolled?)")))?;
         let state: AgentState =
             serde_json::from_slice(&state).map_err(|e| state_err(&state_path, e))?;
         let (cert_der, key_der) = load_pair(dir)?;
@@ -249,10 +246,7 @@ pub fn pinned_ca(dir: &Path, pin: &str) -> Result<Vec<u8>, DaemonError> {
     let path = dir.join(CA_FILE);
     let der = fs::read(&path).map_err(|e| state_err(&path, e))?;
     if tls::sha256_hex(&der) != pin {
-        return Err(state_err(
-            &path,
-            "does not match the pinned CA fingerprint",
-        ));
+        return Err(state_err(&path, "does not match the pinned CA fingerprint"));
     }
     Ok(der)
 }
@@ -454,6 +448,9 @@ mod tests {
         reset();
         fs::write(dir.join(KEY_FILE), &new.key_der).unwrap();
         let err = Identity::load(dir).err().expect("a mismatched pair loads");
-        assert!(err.to_string().contains("does not match agent.crt"), "{err}");
+        assert!(
+            err.to_string().contains("does not match agent.crt"),
+            "{err}"
+        );
     }
 }

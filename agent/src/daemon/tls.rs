@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use hyper_util::rt::TokioIo;
+use rcgen::PublicKeyData;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
-use rcgen::PublicKeyData;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::net::TcpStream;
@@ -75,14 +75,14 @@ pub fn check_agent_certificate(
     .map_err(|e| match e {
         webpki::Error::CertExpired { .. } => "it has expired".to_string(),
         webpki::Error::CertNotValidYet { .. } => "it is not valid yet".to_string(),
-        webpki::Error::UnknownIssuer => {
-            "it is not signed by the pinned CA".to_string()
-        }
+        webpki::Error::UnknownIssuer => "it is not signed by the pinned CA".to_string(),
         other => format!("it does not verify against the pinned CA: {other}"),
     })?;
     let want = agent_uri(agent_id);
     if !ee.valid_uri_names().any(|u| u == want) {
-        return Err(format!("it does not name this agent ({want}) in its URI SAN"));
+        return Err(format!(
+            "it does not name this agent ({want}) in its URI SAN"
+        ));
     }
     if ee.subject_public_key_info().as_ref() != key_spki(key_der)?.as_slice() {
         return Err("it certifies another key than this agent's".into());
@@ -280,7 +280,13 @@ mod tests {
 
     /// An agent certificate as the collector issues one, for `key`, naming `agent`,
     /// valid from `from` to `to` days from now.
-    fn issue(issuer: &Issuer<'_, KeyPair>, key: &KeyPair, agent: &str, from: i64, to: i64) -> Vec<u8> {
+    fn issue(
+        issuer: &Issuer<'_, KeyPair>,
+        key: &KeyPair,
+        agent: &str,
+        from: i64,
+        to: i64,
+    ) -> Vec<u8> {
         let mut p = CertificateParams::default();
         p.distinguished_name.push(DnType::CommonName, agent);
         p.subject_alt_names = vec![SanType::URI(agent_uri(agent).try_into().unwrap())];
@@ -303,13 +309,20 @@ mod tests {
         let key = KeyPair::generate().unwrap();
         let key_der = key.serialize_der();
         let other_key = KeyPair::generate().unwrap();
-        let check = |cert: &[u8]| check_agent_certificate(cert, &key_der, &ca_der, "agent-1", now());
+        let check =
+            |cert: &[u8]| check_agent_certificate(cert, &key_der, &ca_der, "agent-1", now());
 
         assert_eq!(check(&issue(&issuer, &key, "agent-1", -1, 30)), Ok(()));
         let refusals = [
             (issue(&issuer, &other_key, "agent-1", -1, 30), "another key"),
-            (issue(&issuer, &key, "agent-2", -1, 30), "does not name this agent"),
-            (issue(&other_issuer, &key, "agent-1", -1, 30), "not signed by the pinned CA"),
+            (
+                issue(&issuer, &key, "agent-2", -1, 30),
+                "does not name this agent",
+            ),
+            (
+                issue(&other_issuer, &key, "agent-1", -1, 30),
+                "not signed by the pinned CA",
+            ),
             (issue(&issuer, &key, "agent-1", -30, -1), "expired"),
             (issue(&issuer, &key, "agent-1", 2, 30), "not valid yet"),
             (b"not a certificate".to_vec(), "does not parse"),
@@ -328,8 +341,14 @@ mod tests {
         let key = KeyPair::generate().unwrap();
         let other = KeyPair::generate().unwrap();
         let cert = issue(&issuer, &key, "agent-1", -1, 30);
-        assert_eq!(key_matches_certificate(&key.serialize_der(), &cert), Ok(true));
-        assert_eq!(key_matches_certificate(&other.serialize_der(), &cert), Ok(false));
+        assert_eq!(
+            key_matches_certificate(&key.serialize_der(), &cert),
+            Ok(true)
+        );
+        assert_eq!(
+            key_matches_certificate(&other.serialize_der(), &cert),
+            Ok(false)
+        );
         assert!(key_matches_certificate(b"junk", &cert).is_err());
     }
 }

@@ -333,9 +333,7 @@ fn run_listing(
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(10))
-            }
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
             Ok(None) => return give_up(&mut child, too_slow),
             Err(e) => return give_up(&mut child, format!("{what}: {e}")),
         }
@@ -1036,7 +1034,10 @@ mod tests {
         let t0 = Instant::now();
         let out = run_listing(
             "/bin/sh",
-            &["-c", "yes -- '-w /etc/passwd -p wa -k identity' | head -c 200000"],
+            &[
+                "-c",
+                "yes -- '-w /etc/passwd -p wa -k identity' | head -c 200000",
+            ],
             Duration::from_secs(5),
             MAX_AUDITCTL_OUTPUT,
         )
