@@ -147,3 +147,65 @@ fn no_rule_panics_on_hostile_trees() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// Every path the agent names is a FIFO (no writer ever comes): reading one would
+/// block forever. Every rule of every benchmark must still finish, on a live and an
+/// offline tree, and a rule that wanted a FIFO's content says so in its evidence.
+#[test]
+fn no_rule_blocks_on_a_fifo() {
+    let paths = named_paths();
+    let t = tempfile::tempdir().unwrap();
+    let mut fifos = Vec::new();
+    for p in &paths {
+        let h = t.path().join(p.trim_start_matches('/'));
+        if safe_to_create(t.path(), &h) && fs::create_dir_all(h.parent().unwrap()).is_ok() {
+            fifos.push(h);
+        }
+    }
+    // A path that became a directory for a deeper one stays a directory.
+    fifos.retain(|h| fs::symlink_metadata(h).is_err());
+    fifos.sort();
+    fifos.dedup();
+    for chunk in fifos.chunks(200) {
+        let made = std::process::Command::new("mkfifo")
+            .args(chunk)
+            .status()
+            .expect("run mkfifo");
+        assert!(made.success(), "mkfifo failed");
+    }
+    let root = t.path().to_path_buf();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut evidence = Vec::new();
+        for live in [false, true] {
+            for b in content::benchmarks().unwrap() {
+                let facts = Facts::new(&root, live);
+                for rule in &b.rules {
+                    let r = evaluate(rule, &facts);
+                    evidence.push((r.status, r.evidence.join("\n")));
+                }
+            }
+        }
+        let _ = tx.send(evidence);
+    });
+    let evidence = rx
+        .recv_timeout(std::time::Duration::from_secs(300))
+        .expect("the rules did not finish within 300 s over a tree of FIFOs");
+    for wanted in [
+        "/etc/login.defs is a FIFO, not a regular file",
+        "/etc/passwd is a FIFO, not a regular file",
+        "/etc/sudoers is a FIFO, not a regular file",
+        "/var/lib/dpkg/status is a FIFO, not a regular file",
+    ] {
+        assert!(
+            evidence
+                .iter()
+                .any(|(s, e)| *s == Status::Error && e.contains(wanted)),
+            "no rule reported `{wanted}`; FIFOs named: {:?}",
+            evidence
+                .iter()
+                .filter_map(|(_, e)| e.lines().find(|l| l.contains("FIFO")))
+                .collect::<std::collections::BTreeSet<_>>()
+        );
+    }
+}

@@ -13,7 +13,7 @@ pub mod tls;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rampart_proto::v1::enrollment_client::EnrollmentClient;
@@ -67,46 +67,188 @@ pub const KEY_FILE: &str = "agent.key";
 pub const CERT_FILE: &str = "agent.crt";
 pub const CA_FILE: &str = "ca.crt";
 pub const STATE_FILE: &str = "agent.json";
+/// Suffix of a new key or certificate written but not yet put in place.
+const NEXT: &str = "next";
 
-/// Writes a file atomically with `mode` (temporary file, fsync, rename).
+/// A temporary file name of its own beside `path`: no two writers (nor a file left
+/// by a crash) ever share one.
+fn temp_path(path: &Path) -> PathBuf {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(
+        ".{name}.{}.{n}.{nanos:08x}.tmp",
+        std::process::id()
+    ))
+}
+
+/// fsyncs a directory, so that a rename in it survives a crash.
+fn sync_dir(dir: &Path) -> Result<(), DaemonError> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| state_err(dir, e))
+}
+
+/// Writes a file atomically with exactly `mode`, whatever the umask: a new temporary
+/// file of its own name, created with `mode` from the start (never wider, not even
+/// for a moment), written and fsynced, then renamed over `path`; the directory is
+/// fsynced after the rename.
 pub fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<(), DaemonError> {
-    let tmp = path.with_extension("tmp");
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(|e| state_err(&tmp, e))?;
-    f.write_all(data)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| state_err(&tmp, e))?;
-    fs::rename(&tmp, path).map_err(|e| state_err(path, e))
+    let tmp = temp_path(path);
+    let written = (|| {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
+        f.write_all(data)?;
+        f.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(state_err(&tmp, e));
+    }
+    if let Err(e) = fs::rename(&tmp, path) {
+        let _ = fs::remove_file(&tmp);
+        return Err(state_err(path, e));
+    }
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+/// Creates the state directory (0700 where it is created).
+fn create_state_dir(dir: &Path) -> Result<(), DaemonError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| state_err(dir, e))
+}
+
+/// Reads a file that may be missing.
+fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, DaemonError> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(state_err(path, e)),
+    }
+}
+
+fn next_path(dir: &Path, file: &str) -> PathBuf {
+    dir.join(format!("{file}.{NEXT}"))
+}
+
+/// Puts a new key and certificate (written beside them as `*.next`) in place:
+/// certificate first, then key, then the directory is fsynced. A crash in between
+/// leaves a state that [`load_pair`] completes.
+fn commit_pair(dir: &Path) -> Result<(), DaemonError> {
+    for file in [CERT_FILE, KEY_FILE] {
+        let next = next_path(dir, file);
+        if next.exists() {
+            fs::rename(&next, dir.join(file)).map_err(|e| state_err(&next, e))?;
+        }
+    }
+    sync_dir(dir)
+}
+
+/// Whether the key and certificate belong together (false when either is unreadable).
+fn pair_matches(key: &[u8], cert: &[u8]) -> bool {
+    tls::key_matches_certificate(key, cert).unwrap_or(false)
+}
+
+/// Reads the key and certificate, never one without the other: a replacement cut
+/// short by a crash is completed when the new pair is whole and matches, and
+/// discarded otherwise; a key that does not match its certificate is refused. A key
+/// readable by others (left by an older version) is made 0600.
+fn load_pair(dir: &Path) -> Result<(Vec<u8>, Vec<u8>), DaemonError> {
+    let (key_path, cert_path) = (dir.join(KEY_FILE), dir.join(CERT_FILE));
+    let (key_next, cert_next) = (next_path(dir, KEY_FILE), next_path(dir, CERT_FILE));
+    let key = read_optional(&key_path)?;
+    let cert = read_optional(&cert_path)?;
+    let new_key = read_optional(&key_next)?;
+    let new_cert = read_optional(&cert_next)?;
+    if new_key.is_some() || new_cert.is_some() {
+        let k = new_key.as_ref().or(key.as_ref());
+        let c = new_cert.as_ref().or(cert.as_ref());
+        if let (Some(k), Some(c)) = (k, c) {
+            if pair_matches(k, c) {
+                tracing::warn!(dir = %dir.display(), "completing a key and certificate replacement cut short");
+                commit_pair(dir)?;
+                return Ok((c.clone(), k.clone()));
+            }
+        }
+        tracing::warn!(dir = %dir.display(), "discarding a half-written key or certificate replacement");
+        for p in [&key_next, &cert_next] {
+            match fs::remove_file(p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(state_err(p, e)),
+                _ => {}
+            }
+        }
+    }
+    let missing = |p: &Path| state_err(p, "missing (has this agent been enrolled?)");
+    let key = key.ok_or_else(|| missing(&key_path))?;
+    let cert = cert.ok_or_else(|| missing(&cert_path))?;
+    if !pair_matches(&key, &cert) {
+        return Err(state_err(
+            &key_path,
+            format!("does not match {CERT_FILE}; enroll this agent again"),
+        ));
+    }
+    let mode = fs::metadata(&key_path)
+        .map_err(|e| state_err(&key_path, e))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        tracing::warn!(path = %key_path.display(), mode = format!("{:o}", mode & 0o777), "the private key was readable by others; made 0600");
+        fs::set_permissions(&key_path, fs::Permissions::from_mode(0o600))
+            .map_err(|e| state_err(&key_path, e))?;
+    }
+    Ok((cert, key))
 }
 
 impl Identity {
     pub fn load(dir: &Path) -> Result<Identity, DaemonError> {
-        let read = |f: &str| {
-            fs::read(dir.join(f)).map_err(|e| {
-                state_err(&dir.join(f), format!("{e} (has this agent been enrolled?)"))
-            })
-        };
-        let state: AgentState = serde_json::from_slice(&read(STATE_FILE)?)
-            .map_err(|e| state_err(&dir.join(STATE_FILE), e))?;
+        let state_path = dir.join(STATE_FILE);
+        let state = fs::read(&state_path)
+            .map_err(|e| state_err(&state_path, format!("{e} (has this agent been enrolled?)")))?;
+        let state: AgentState =
+            serde_json::from_slice(&state).map_err(|e| state_err(&state_path, e))?;
+        let (cert_der, key_der) = load_pair(dir)?;
         Ok(Identity {
             state,
-            cert_der: read(CERT_FILE)?,
-            key_der: read(KEY_FILE)?,
+            cert_der,
+            key_der,
         })
     }
 
+    /// Saves key, certificate and state. The key (0600) and certificate are written
+    /// in full beside the current ones before either replaces its predecessor, so
+    /// that [`Identity::load`] never pairs a key with another key's certificate.
     pub fn save(&self, dir: &Path) -> Result<(), DaemonError> {
-        fs::create_dir_all(dir).map_err(|e| state_err(dir, e))?;
-        write_file(&dir.join(KEY_FILE), &self.key_der, 0o600)?;
-        write_file(&dir.join(CERT_FILE), &self.cert_der, 0o644)?;
+        create_state_dir(dir)?;
+        write_file(&next_path(dir, KEY_FILE), &self.key_der, 0o600)?;
+        write_file(&next_path(dir, CERT_FILE), &self.cert_der, 0o644)?;
+        commit_pair(dir)?;
         let json = serde_json::to_vec_pretty(&self.state).map_err(|e| state_err(dir, e))?;
         write_file(&dir.join(STATE_FILE), &json, 0o644)
     }
+}
+
+/// The CA certificate saved at enrollment, if it still has the pinned fingerprint.
+pub fn pinned_ca(dir: &Path, pin: &str) -> Result<Vec<u8>, DaemonError> {
+    let path = dir.join(CA_FILE);
+    let der = fs::read(&path).map_err(|e| state_err(&path, e))?;
+    if tls::sha256_hex(&der) != pin {
+        return Err(state_err(&path, "does not match the pinned CA fingerprint"));
+    }
+    Ok(der)
 }
 
 /// A fresh key pair and a CSR for it (PKCS#8 DER key, DER CSR).
@@ -168,6 +310,14 @@ pub async fn enroll(mut a: EnrollArgs) -> Result<String, DaemonError> {
             "the collector returned a CA that does not match the pinned fingerprint".into(),
         ));
     }
+    tls::check_agent_certificate(
+        &resp.certificate_der,
+        &key_der,
+        &resp.ca_certificate_der,
+        &resp.agent_id,
+        rustls::pki_types::UnixTime::now(),
+    )
+    .map_err(|why| DaemonError::Refused(format!("the certificate the collector issued: {why}")))?;
     let id = Identity {
         state: AgentState {
             agent_id: resp.agent_id.clone(),
@@ -197,4 +347,113 @@ pub async fn enroll(mut a: EnrollArgs) -> Result<String, DaemonError> {
     }
     write_file(&a.config_path, cfg.to_toml().as_bytes(), 0o644)?;
     Ok(resp.agent_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An identity with a fresh key and a (self-signed) certificate for it.
+    fn identity(agent: &str) -> Identity {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec![format!("{agent}.test")])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        Identity {
+            state: AgentState {
+                agent_id: agent.into(),
+                cert_not_after_unix: 0,
+                cert_received_unix: 0,
+            },
+            cert_der: cert.der().to_vec(),
+            key_der: key.serialize_der(),
+        }
+    }
+
+    fn mode(p: &Path) -> u32 {
+        fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn each_file_has_its_own_temporary_and_exact_mode() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("state");
+        fs::create_dir_all(&dir).unwrap();
+        // What an interrupted write of the old code left: the temporary file every
+        // state file shared, world-readable. It must not become the key.
+        fs::write(dir.join("agent.tmp"), b"stale").unwrap();
+        fs::set_permissions(dir.join("agent.tmp"), fs::Permissions::from_mode(0o666)).unwrap();
+        let id = identity("a1");
+        id.save(&dir).unwrap();
+        assert_eq!(mode(&dir.join(KEY_FILE)), 0o600);
+        assert_eq!(mode(&dir.join(CERT_FILE)), 0o644);
+        assert_eq!(mode(&dir.join(STATE_FILE)), 0o644);
+        assert_eq!(fs::read(dir.join(KEY_FILE)).unwrap(), id.key_der);
+        let left: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp") || n.ends_with(".next"))
+            .collect();
+        assert_eq!(left, ["agent.tmp"], "temporary files left behind");
+        // A key left readable by others (by an older version) is tightened at load.
+        fs::set_permissions(dir.join(KEY_FILE), fs::Permissions::from_mode(0o644)).unwrap();
+        Identity::load(&dir).unwrap();
+        assert_eq!(mode(&dir.join(KEY_FILE)), 0o600);
+    }
+
+    /// Every point at which a renewal can be cut short loads a key with its own
+    /// certificate: the new pair when it is whole, the old one otherwise.
+    #[test]
+    fn a_crash_never_pairs_a_key_with_another_certificate() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path();
+        let (old, new) = (identity("a1"), identity("a1"));
+        let loaded = |dir: &Path| {
+            let id = Identity::load(dir).unwrap();
+            (id.key_der, id.cert_der)
+        };
+        let reset = || {
+            for f in [KEY_FILE, CERT_FILE] {
+                let _ = fs::remove_file(next_path(dir, f));
+            }
+            old.save(dir).unwrap();
+        };
+        let stage = |key: bool, cert: bool| {
+            if key {
+                write_file(&next_path(dir, KEY_FILE), &new.key_der, 0o600).unwrap();
+            }
+            if cert {
+                write_file(&next_path(dir, CERT_FILE), &new.cert_der, 0o644).unwrap();
+            }
+        };
+        let new_pair = (new.key_der.clone(), new.cert_der.clone());
+        let old_pair = (old.key_der.clone(), old.cert_der.clone());
+
+        // Both new files written, none renamed: the new pair is completed.
+        reset();
+        stage(true, true);
+        assert_eq!(loaded(dir), new_pair);
+        assert!(!next_path(dir, KEY_FILE).exists());
+        assert_eq!(loaded(dir), new_pair);
+        // The certificate renamed, the key not yet.
+        reset();
+        stage(true, true);
+        fs::rename(next_path(dir, CERT_FILE), dir.join(CERT_FILE)).unwrap();
+        assert_eq!(loaded(dir), new_pair);
+        assert_eq!(mode(&dir.join(KEY_FILE)), 0o600);
+        // Only the new key written: discarded, the old pair stays.
+        reset();
+        stage(true, false);
+        assert_eq!(loaded(dir), old_pair);
+        assert!(!next_path(dir, KEY_FILE).exists());
+        // A key that does not belong to the certificate is refused, never used.
+        reset();
+        fs::write(dir.join(KEY_FILE), &new.key_der).unwrap();
+        let err = Identity::load(dir).err().expect("a mismatched pair loads");
+        assert!(
+            err.to_string().contains("does not match agent.crt"),
+            "{err}"
+        );
+    }
 }

@@ -19,7 +19,7 @@ use tonic::Streaming;
 
 use super::config::AgentConfig;
 use super::spool::{Spool, SpooledResult, SpooledScan};
-use super::{identity, new_key_and_csr, tls, AgentState, DaemonError, Identity};
+use super::{identity, new_key_and_csr, pinned_ca, tls, AgentState, DaemonError, Identity};
 use crate::content;
 use crate::engine;
 use crate::facts::Facts;
@@ -648,9 +648,28 @@ async fn maybe_renew(
         .await
 }
 
+/// Saves a renewed certificate with its new key, once it has passed
+/// [`tls::check_agent_certificate`] against the pinned CA; a certificate that fails
+/// is logged and dropped, and the current identity stays (renewal is asked again
+/// at the next hourly check).
 fn save_renewal(link: &mut Link, cfg: &AgentConfig) -> Result<(), DaemonError> {
     if let Some((cert, key, not_after)) = link.renewal.take() {
         let mut id = Identity::load(&cfg.state_dir)?;
+        let checked = pinned_ca(&cfg.state_dir, &cfg.ca_fingerprint)
+            .map_err(|e| e.to_string())
+            .and_then(|ca| {
+                tls::check_agent_certificate(
+                    &cert,
+                    &key,
+                    &ca,
+                    &id.state.agent_id,
+                    rustls::pki_types::UnixTime::now(),
+                )
+            });
+        if let Err(why) = checked {
+            tracing::error!(reason = %why, "renewed client certificate refused; keeping the current one");
+            return Ok(());
+        }
         id.cert_der = cert;
         id.key_der = key;
         id.state.cert_not_after_unix = not_after;

@@ -18,7 +18,7 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -27,6 +27,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
 /// Symlinks followed while resolving one path before it counts as a loop.
 const MAX_SYMLINK_HOPS: usize = 40;
+/// Directory levels a `**` glob component descends below its base.
+const MAX_GLOB_DEPTH: usize = 32;
 
 /// Why a fact could not be read. Cheap to clone so a cached failure can be shared.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,6 +48,10 @@ pub enum FactError {
     /// The content could not be understood.
     #[error("cannot parse {path}: {reason}")]
     Malformed { path: String, reason: String },
+    /// A file's content was wanted but the path names a FIFO, socket or device:
+    /// it is never opened (reading a FIFO or a device could block the scan forever).
+    #[error("{path} is {kind}, not a regular file")]
+    NotRegular { path: String, kind: &'static str },
 }
 
 /// The kind of a filesystem object.
@@ -219,20 +225,41 @@ impl Facts {
         (*r).clone()
     }
 
+    /// Only a regular file is ever opened. The type is checked on the resolved path
+    /// before opening, and again on the open descriptor (opened non-blocking and
+    /// without following a final symlink), so a FIFO or device swapped in meanwhile
+    /// is refused, never read: a read of a regular file cannot wait for a writer.
     fn read_uncached(&self, path: &str) -> Result<Option<Arc<str>>, FactError> {
         let host = self.resolve(path, true)?;
-        let file = match fs::File::open(&host) {
-            Ok(f) => f,
+        let before = match fs::symlink_metadata(&host) {
+            Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(20) => {
                 return Ok(None)
             }
             Err(e) => return Err(unreadable(path, &e)),
         };
-        let meta = file.metadata().map_err(|e| unreadable(path, &e))?;
-        if meta.is_dir() {
+        if before.is_dir() {
             return Err(FactError::Unreadable {
                 path: path.to_string(),
                 reason: "it is a directory".into(),
+            });
+        }
+        if !before.is_file() {
+            return Err(not_regular(path, &before.file_type()));
+        }
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY)
+            .open(&host)
+            .map_err(|e| unreadable(path, &e))?;
+        let meta = file.metadata().map_err(|e| unreadable(path, &e))?;
+        if !meta.is_file() {
+            return Err(not_regular(path, &meta.file_type()));
+        }
+        if (meta.dev(), meta.ino()) != (before.dev(), before.ino()) {
+            return Err(FactError::Unreadable {
+                path: path.to_string(),
+                reason: "it was replaced while being opened".into(),
             });
         }
         if meta.len() > MAX_CONFIG_BYTES {
@@ -335,23 +362,81 @@ impl Facts {
             .collect())
     }
 
-    /// Paths inside the root matching a glob pattern such as `/etc/ssh/ssh_host_*_key`.
+    /// Paths inside the root matching a glob pattern such as `/etc/ssh/ssh_host_*_key`,
+    /// sorted, as glob(3) expands them: `*`, `?` and `[...]` in any component, `**` as
+    /// a whole component for any chain of directories (real directories only, at most
+    /// [`MAX_GLOB_DEPTH`] levels), names starting with `.` matched only by a pattern
+    /// component starting with `.`. Every directory is listed through
+    /// [`Facts::resolve`], so a symlinked directory part leads inside the root, never
+    /// to the host's own directories. A component without wildcards matches itself
+    /// when it exists.
     pub fn glob(&self, pattern: &str) -> Result<Vec<String>, FactError> {
-        let host_pattern = format!(
-            "{}{}",
-            self.root.display().to_string().trim_end_matches('/'),
-            pattern
-        );
-        let paths = glob::glob(&host_pattern).map_err(|e| FactError::Malformed {
-            path: pattern.to_string(),
-            reason: e.to_string(),
-        })?;
-        let mut out: Vec<String> = paths
-            .filter_map(Result::ok)
-            .map(|p| self.inner_path(&p))
+        let parts: Vec<&str> = pattern
+            .split('/')
+            .filter(|p| !p.is_empty() && *p != ".")
             .collect();
-        out.sort();
-        Ok(out)
+        // Inside paths matched so far; "" is the root itself.
+        let mut current: Vec<String> = vec![String::new()];
+        for (idx, part) in parts.iter().enumerate() {
+            let last = idx + 1 == parts.len();
+            let mut next = Vec::new();
+            for base in &current {
+                if *part == "**" {
+                    self.glob_dirs(base, 0, &mut next)?;
+                } else if part.contains(['*', '?', '[']) {
+                    for name in self.glob_list(base)? {
+                        if name.starts_with('.') && !part.starts_with('.') {
+                            continue;
+                        }
+                        if fnmatch(part, &name) {
+                            next.push(format!("{base}/{name}"));
+                        }
+                    }
+                } else {
+                    let p = format!("{base}/{part}");
+                    if !last || self.lstat(&p)?.is_some() {
+                        next.push(p);
+                    }
+                }
+            }
+            current = next;
+        }
+        current.retain(|p| !p.is_empty());
+        current.sort();
+        current.dedup();
+        Ok(current)
+    }
+
+    /// The names in `dir` (an inside path, "" for the root) if it is a directory.
+    fn glob_list(&self, dir: &str) -> Result<Vec<String>, FactError> {
+        let dir = if dir.is_empty() { "/" } else { dir };
+        match self.stat(dir)? {
+            Some(m) if m.kind == FileKind::Dir => self.list_dir(dir),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// `base` and the directories below it, for a `**` component. Symlinks below
+    /// `base` are not descended into (no loops), hidden directories are skipped.
+    fn glob_dirs(&self, base: &str, depth: usize, out: &mut Vec<String>) -> Result<(), FactError> {
+        let dir = if base.is_empty() { "/" } else { base };
+        if !matches!(self.stat(dir)?, Some(m) if m.kind == FileKind::Dir) {
+            return Ok(());
+        }
+        out.push(base.to_string());
+        if depth >= MAX_GLOB_DEPTH {
+            return Ok(());
+        }
+        for name in self.list_dir(dir)? {
+            if name.starts_with('.') {
+                continue;
+            }
+            let child = format!("{base}/{name}");
+            if matches!(self.lstat(&child)?, Some(m) if m.kind == FileKind::Dir) {
+                self.glob_dirs(&child, depth + 1, out)?;
+            }
+        }
+        Ok(())
     }
 
     /// Converts a host path under the root back to the path seen inside the root.
@@ -372,6 +457,27 @@ fn components(path: &str) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+/// The error for a path whose type is not a regular file, naming the type.
+fn not_regular(path: &str, ft: &fs::FileType) -> FactError {
+    let kind = if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_char_device() {
+        "a character device"
+    } else if ft.is_block_device() {
+        "a block device"
+    } else if ft.is_symlink() {
+        "a symlink that changed while being resolved"
+    } else {
+        "a special file"
+    };
+    FactError::NotRegular {
+        path: path.to_string(),
+        kind,
+    }
 }
 
 fn unreadable(path: &str, e: &io::Error) -> FactError {
@@ -512,5 +618,82 @@ mod tests {
             facts.read_runtime("/proc/modules"),
             Err(FactError::RuntimeOnly { .. })
         ));
+    }
+
+    /// A globbed directory that is a symlink to an absolute path lists what that
+    /// path holds *inside the root*, never the host's directory of that name.
+    #[test]
+    fn glob_lists_symlinked_directories_inside_the_root_only() {
+        let host_dir = tempfile::tempdir().unwrap();
+        fs::write(host_dir.path().join("evil.conf"), "PermitRootLogin yes\n").unwrap();
+        let t = tempfile::tempdir().unwrap();
+        fs::create_dir_all(t.path().join("etc/ssh")).unwrap();
+        fs::create_dir_all(t.path().join("etc/audit")).unwrap();
+        fs::write(t.path().join("etc/inside.conf"), "x\n").unwrap();
+        // To a host directory the root does not have: nothing.
+        symlink(host_dir.path(), t.path().join("etc/ssh/sshd_config.d")).unwrap();
+        // To the host's /etc: the root's /etc.
+        symlink("/etc", t.path().join("etc/audit/rules.d")).unwrap();
+        let facts = Facts::new(t.path(), false);
+        assert_eq!(
+            facts.glob("/etc/ssh/sshd_config.d/*.conf").unwrap(),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            facts.glob("/etc/audit/rules.d/*.conf").unwrap(),
+            vec!["/etc/audit/rules.d/inside.conf".to_string()]
+        );
+        // `**` does not wander through the symlink either, nor out of the root.
+        assert_eq!(
+            facts.glob("/etc/**/*.conf").unwrap(),
+            vec!["/etc/inside.conf".to_string()]
+        );
+        // The same absolute path inside the root is what is listed.
+        let mirror = t.path().join(host_dir.path().strip_prefix("/").unwrap());
+        fs::create_dir_all(&mirror).unwrap();
+        fs::write(mirror.join("mine.conf"), "x\n").unwrap();
+        assert_eq!(
+            facts.glob("/etc/ssh/sshd_config.d/*.conf").unwrap(),
+            vec!["/etc/ssh/sshd_config.d/mine.conf".to_string()]
+        );
+    }
+
+    #[test]
+    fn glob_matches_like_glob3() {
+        let t = tempfile::tempdir().unwrap();
+        for f in [
+            "etc/audit/auditd.conf",
+            "etc/audit/rules.d/a.rules",
+            "etc/audit/rules.d/.hidden.rules",
+            "etc/audit/plugins.d/deep/x.conf",
+            "etc/ssh/ssh_host_rsa_key",
+            "etc/ssh/ssh_host_rsa_key.pub",
+        ] {
+            let p = t.path().join(f);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, "").unwrap();
+        }
+        symlink("/etc/audit", t.path().join("etc/audit/loop")).unwrap();
+        let facts = Facts::new(t.path(), false);
+        let g = |p: &str| facts.glob(p).unwrap();
+        assert_eq!(
+            g("/etc/audit/**/*.conf"),
+            ["/etc/audit/auditd.conf", "/etc/audit/plugins.d/deep/x.conf"]
+        );
+        assert_eq!(g("/etc/audit/**/*.rules"), ["/etc/audit/rules.d/a.rules"]);
+        assert_eq!(
+            g("/etc/audit/rules.d/.*"),
+            ["/etc/audit/rules.d/.hidden.rules"]
+        );
+        assert_eq!(g("/etc/ssh/ssh_host_*_key"), ["/etc/ssh/ssh_host_rsa_key"]);
+        assert_eq!(
+            g("/etc/ssh/ssh_host_[a-r]sa_key"),
+            ["/etc/ssh/ssh_host_rsa_key"]
+        );
+        assert_eq!(g("/etc/*/missing/*"), Vec::<String>::new());
+        assert_eq!(
+            g("/etc/ssh/ssh_host_rsa_key"),
+            ["/etc/ssh/ssh_host_rsa_key"]
+        );
     }
 }

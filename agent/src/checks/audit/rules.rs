@@ -9,6 +9,7 @@
 
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
@@ -255,6 +256,97 @@ pub fn version_cmp(a: &str, b: &str) -> Ordering {
 /// argument. It is the only way to read them without netlink; nothing else is run.
 const AUDITCTL: [&str; 2] = ["/sbin/auditctl", "/usr/sbin/auditctl"];
 
+/// How long `auditctl -l` may take before it is killed and the check says so.
+const AUDITCTL_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most standard output of `auditctl -l` that is read (16 MiB); more is an error.
+pub const MAX_AUDITCTL_OUTPUT: u64 = 16 * 1024 * 1024;
+/// The most standard error kept for the message when the program fails.
+const MAX_STDERR_KEPT: u64 = 4096;
+
+/// Which pipe a reader thread drained.
+enum Pipe {
+    Out(std::io::Result<Vec<u8>>),
+    Err(Vec<u8>),
+}
+
+/// Runs `program args` and returns its standard output. Both pipes are read by
+/// threads while the program runs (a listing larger than the pipe buffer cannot
+/// stall it); the output is capped at `max_bytes`; the program is killed when it
+/// has not finished within `timeout`, or prints more than `max_bytes`. Production
+/// runs only the fixed [`AUDITCTL`] with `-l`; tests pass another fixed program.
+fn run_listing(
+    program: &str,
+    args: &[&str],
+    timeout: Duration,
+    max_bytes: u64,
+) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    use std::process::Stdio;
+    let what = format!("{program} {}", args.join(" "));
+    let deadline = Instant::now() + timeout;
+    let mut child = std::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {what}: {e}"))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    if let Some(out) = child.stdout.take() {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let r = out.take(max_bytes + 1).read_to_end(&mut buf).map(|_| buf);
+            let _ = tx.send(Pipe::Out(r));
+        });
+    }
+    if let Some(mut err) = child.stderr.take() {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = (&mut err).take(MAX_STDERR_KEPT).read_to_end(&mut buf);
+            // Keep draining so the program never blocks on a full stderr pipe.
+            let _ = std::io::copy(&mut err, &mut std::io::sink());
+            let _ = tx.send(Pipe::Err(buf));
+        });
+    }
+    let give_up = |child: &mut std::process::Child, why: String| {
+        let _ = child.kill();
+        let _ = child.wait();
+        Err(why)
+    };
+    let too_slow = format!("{what} did not answer within {} s", timeout.as_secs());
+    let (mut stdout, mut stderr) = (None, None);
+    while stdout.is_none() || stderr.is_none() {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(Pipe::Out(Ok(buf))) if buf.len() as u64 > max_bytes => {
+                return give_up(
+                    &mut child,
+                    format!("{what} printed more than {max_bytes} bytes"),
+                )
+            }
+            Ok(Pipe::Out(Ok(buf))) => stdout = Some(buf),
+            Ok(Pipe::Out(Err(e))) => return give_up(&mut child, format!("{what}: {e}")),
+            Ok(Pipe::Err(buf)) => stderr = Some(buf),
+            Err(_) => return give_up(&mut child, too_slow),
+        }
+    }
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Ok(None) => return give_up(&mut child, too_slow),
+            Err(e) => return give_up(&mut child, format!("{what}: {e}")),
+        }
+    };
+    if !status.success() {
+        return Err(format!(
+            "{what} failed: {}",
+            String::from_utf8_lossy(&stderr.unwrap_or_default()).trim()
+        ));
+    }
+    Ok(stdout.unwrap_or_default())
+}
+
 /// Parses `auditctl -l` output into a rule set (`No rules` gives an empty one).
 pub fn parse_loaded(text: &str) -> RuleSet {
     let mut set = RuleSet {
@@ -294,37 +386,8 @@ pub fn loaded(facts: &Facts) -> std::sync::Arc<Result<RuleSet, String>> {
                     .into(),
             );
         };
-        let mut child = std::process::Command::new(bin)
-            .arg("-l")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot run {bin} -l: {e}"))?;
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        loop {
-            match child.try_wait() {
-                Ok(Some(_)) => break,
-                Ok(None) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(20))
-                }
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(format!("{bin} -l did not answer within 5 s"));
-                }
-            }
-        }
-        let out = child
-            .wait_with_output()
-            .map_err(|e| format!("{bin} -l: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "{bin} -l failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        let mut set = parse_loaded(&String::from_utf8_lossy(&out.stdout));
+        let out = run_listing(bin, &["-l"], AUDITCTL_TIMEOUT, MAX_AUDITCTL_OUTPUT)?;
+        let mut set = parse_loaded(&String::from_utf8_lossy(&out));
         set.rules = set
             .rules
             .into_iter()
@@ -963,6 +1026,56 @@ pub fn task_never(set: &RuleSet) -> Option<&AuditRule> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A listing far larger than a pipe's 64 KiB buffer is read while the program
+    /// runs: it arrives whole, well before the timeout.
+    #[test]
+    fn a_listing_larger_than_the_pipe_buffer_is_read_whole() {
+        let t0 = Instant::now();
+        let out = run_listing(
+            "/bin/sh",
+            &[
+                "-c",
+                "yes -- '-w /etc/passwd -p wa -k identity' | head -c 200000",
+            ],
+            Duration::from_secs(5),
+            MAX_AUDITCTL_OUTPUT,
+        )
+        .unwrap();
+        assert_eq!(out.len(), 200_000);
+        assert!(out.starts_with(b"-w /etc/passwd -p wa -k identity\n"));
+        assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
+    }
+
+    #[test]
+    fn listing_output_time_and_failure_are_bounded() {
+        let err = run_listing(
+            "/bin/sh",
+            &["-c", "yes | head -c 300000"],
+            Duration::from_secs(5),
+            100_000,
+        )
+        .unwrap_err();
+        assert!(err.contains("printed more than 100000 bytes"), "{err}");
+        let t0 = Instant::now();
+        let err = run_listing(
+            "/bin/sh",
+            &["-c", "exec sleep 30"],
+            Duration::from_millis(500),
+            MAX_AUDITCTL_OUTPUT,
+        )
+        .unwrap_err();
+        assert!(err.contains("did not answer within"), "{err}");
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+        let err = run_listing(
+            "/bin/sh",
+            &["-c", "echo no permission >&2; exit 3"],
+            Duration::from_secs(5),
+            MAX_AUDITCTL_OUTPUT,
+        )
+        .unwrap_err();
+        assert!(err.ends_with("failed: no permission"), "{err}");
+    }
 
     #[test]
     fn auditctl_listing_parses_like_rule_files() {

@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use crate::facts::{FactError, Facts, FileKind};
+use crate::facts::{FactError, Facts};
 
 /// The main configuration file.
 pub const MAIN: &str = "/etc/ssh/sshd_config";
@@ -287,59 +287,10 @@ pub fn argv_split(s: &str) -> Option<Vec<String>> {
     Some(out)
 }
 
-/// Expands a glob pattern inside the root as glob(3) does for sshd: `*`, `?` and
-/// `[...]` in any component, names starting with `.` only matched by a pattern
-/// component starting with `.`, results sorted. Symlinks are resolved inside the
-/// root. A pattern without wildcards matches itself when it exists.
+/// Expands a glob pattern inside the root as glob(3) does for sshd's `Include`:
+/// [`Facts::glob`], whose every directory part resolves inside the root.
 pub fn glob_in_root(facts: &Facts, pattern: &str) -> Result<Vec<String>, FactError> {
-    let parts: Vec<&str> = pattern.split('/').filter(|p| !p.is_empty()).collect();
-    let mut current: Vec<String> = vec![String::new()];
-    for (idx, part) in parts.iter().enumerate() {
-        let last = idx + 1 == parts.len();
-        let mut next = Vec::new();
-        for base in &current {
-            let dir = if base.is_empty() {
-                "/".to_string()
-            } else {
-                base.clone()
-            };
-            if has_wildcard(part) {
-                if let Some(m) = facts.stat(&dir)? {
-                    if m.kind != FileKind::Dir {
-                        continue;
-                    }
-                } else {
-                    continue;
-                }
-                for name in facts.list_dir(&dir)? {
-                    if name.starts_with('.') && !part.starts_with('.') {
-                        continue;
-                    }
-                    if fnmatch(part, &name) {
-                        next.push(format!("{base}/{name}"));
-                    }
-                }
-            } else {
-                let p = format!("{base}/{part}");
-                if last {
-                    if facts.lstat(&p)?.is_some() {
-                        next.push(p);
-                    }
-                } else {
-                    next.push(p);
-                }
-            }
-        }
-        current = next;
-    }
-    current.retain(|p| !p.is_empty());
-    current.sort();
-    current.dedup();
-    Ok(current)
-}
-
-fn has_wildcard(s: &str) -> bool {
-    s.contains(['*', '?', '['])
+    facts.glob(pattern)
 }
 
 /// Shell-style matching of one path component (glob(3) for Include): the one
