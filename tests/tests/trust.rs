@@ -669,6 +669,27 @@ fn a_failed_enrollment_does_not_burn_the_token_and_a_retry_is_the_same_agent() {
     assert_eq!(other.code(), tonic::Code::PermissionDenied, "{other:?}");
     let agents = c.admin("GET", "/api/v1/agents", None);
     assert_eq!(agents.as_array().unwrap().len(), 1, "{agents}");
+
+    // The real agent keeps its key before enrolling: when the answer is lost (here,
+    // the first attempt is made by hand with that key), `enroll` run again with the
+    // spent single-use token is the same enrollment.
+    let tok = c.enrollment_token("web", 1, 3600);
+    let root_dir = t.path().join("root");
+    root(&root_dir);
+    let a = Agent::new(&t.path().join("retry"));
+    std::fs::create_dir_all(a.dir.join("state")).unwrap();
+    let kc = new_key_and_csr("vm3").unwrap();
+    std::fs::write(a.dir.join("state/enroll.key"), &kc.0).unwrap();
+    let lost = rt
+        .block_on(enroll_with(&c, &claims(&tok, "vm3", ""), Some(kc), None))
+        .unwrap();
+    let (ok, out) = a.enroll(&c.url(), &tok, &c.fingerprint, &root_dir, &[]);
+    assert!(ok, "{out}");
+    assert_eq!(a.agent_id(), lost.id);
+    assert!(
+        !a.dir.join("state/enroll.key").exists(),
+        "the pending key is gone once enrolled"
+    );
 }
 
 #[test]

@@ -67,6 +67,9 @@ pub const KEY_FILE: &str = "agent.key";
 pub const CERT_FILE: &str = "agent.crt";
 pub const CA_FILE: &str = "ca.crt";
 pub const STATE_FILE: &str = "agent.json";
+/// The key of an enrollment that has not completed: a retry (the answer was lost)
+/// presents the same key, and the collector answers with the same agent.
+pub const PENDING_KEY_FILE: &str = "enroll.key";
 /// Suffix of a new key or certificate written but not yet put in place.
 const NEXT: &str = "next";
 
@@ -255,6 +258,20 @@ pub fn pinned_ca(dir: &Path, pin: &str) -> Result<Vec<u8>, DaemonError> {
 pub fn new_key_and_csr(common_name: &str) -> Result<(Vec<u8>, Vec<u8>), DaemonError> {
     let key = rcgen::KeyPair::generate()
         .map_err(|e| DaemonError::Config(format!("cannot generate a key: {e}")))?;
+    csr_for(key, common_name)
+}
+
+/// A CSR for an existing PKCS#8 key (DER).
+pub fn key_and_csr_from(
+    key_der: &[u8],
+    common_name: &str,
+) -> Result<(Vec<u8>, Vec<u8>), DaemonError> {
+    let key = rcgen::KeyPair::try_from(key_der)
+        .map_err(|e| DaemonError::Config(format!("cannot read the pending enrollment key: {e}")))?;
+    csr_for(key, common_name)
+}
+
+fn csr_for(key: rcgen::KeyPair, common_name: &str) -> Result<(Vec<u8>, Vec<u8>), DaemonError> {
     let mut params = rcgen::CertificateParams::default();
     params
         .distinguished_name
@@ -290,7 +307,18 @@ pub async fn enroll(mut a: EnrollArgs) -> Result<String, DaemonError> {
     let facts = crate::facts::Facts::new(Path::new("/"), true);
     let who = identity::detect(&facts);
     let host = who.hostname.clone();
-    let (key_der, csr_der) = new_key_and_csr(&host)?;
+    // The key is kept before it is used, so that a retry after a lost answer is
+    // the same enrollment (the collector spends no second use of the token).
+    let pending = a.state_dir.join(PENDING_KEY_FILE);
+    let (key_der, csr_der) = match read_optional(&pending)? {
+        Some(k) => key_and_csr_from(&k, &host)?,
+        None => {
+            let (k, c) = new_key_and_csr(&host)?;
+            create_state_dir(&a.state_dir)?;
+            write_file(&pending, &k, 0o600)?;
+            (k, c)
+        }
+    };
     let cfg = tls::client_config(&pin, None).map_err(DaemonError::Config)?;
     let channel = tls::channel(&a.collector, cfg).map_err(DaemonError::Config)?;
     let resp = EnrollmentClient::new(channel)
@@ -332,6 +360,7 @@ pub async fn enroll(mut a: EnrollArgs) -> Result<String, DaemonError> {
     };
     id.save(&a.state_dir)?;
     write_file(&a.state_dir.join(CA_FILE), &resp.ca_certificate_der, 0o644)?;
+    let _ = fs::remove_file(&pending);
     let cfg = AgentConfig {
         collector: a.collector,
         ca_fingerprint: pin,
