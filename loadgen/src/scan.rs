@@ -99,17 +99,31 @@ pub fn benchmark() -> Result<&'static Benchmark> {
         .ok_or_else(|| Error::Config(format!("no benchmark {BENCHMARK} compiled in")))
 }
 
-/// The content version a simulated agent announces in its hello.
+/// The content version a simulated agent announces in its hello (computed once:
+/// it hashes every content file).
 pub fn content_version() -> String {
-    content::content_version(BENCHMARK)
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION
+        .get_or_init(|| content::content_version(BENCHMARK))
+        .clone()
 }
 
 /// How many rules a profile of Debian 12 has (0 for an unknown profile).
 pub fn rule_count(profile: &str) -> usize {
-    let (Ok(b), Some(p)) = (benchmark(), Profile::parse(profile)) else {
-        return 0;
-    };
-    b.rules.iter().filter(|r| r.in_profile(p)).count()
+    static COUNTS: std::sync::OnceLock<Vec<(&'static str, usize)>> = std::sync::OnceLock::new();
+    let counts = COUNTS.get_or_init(|| {
+        let Ok(b) = benchmark() else {
+            return vec![];
+        };
+        Profile::ALL
+            .into_iter()
+            .map(|p| (p.name(), b.rules.iter().filter(|r| r.in_profile(p)).count()))
+            .collect()
+    });
+    counts
+        .iter()
+        .find(|(name, _)| *name == profile)
+        .map_or(0, |(_, n)| *n)
 }
 
 /// The server profile whose scans carry at least `results` results (the largest
