@@ -118,7 +118,12 @@ impl Ctx {
 }
 
 /// Enrolls one agent; retries while the collector's enrollment rate is exceeded.
-async fn enroll(ctx: &Ctx, channel: tonic::transport::Channel, token: &str, index: usize) -> Result<Identity> {
+async fn enroll(
+    ctx: &Ctx,
+    channel: tonic::transport::Channel,
+    token: &str,
+    index: usize,
+) -> Result<Identity> {
     let (key, csr) = tokio::task::spawn_blocking(move || new_key_and_csr("rampart-loadgen"))
         .await
         .map_err(|e| grpc_err("key generation", e))?
@@ -207,15 +212,23 @@ impl Link {
 }
 
 async fn open(ctx: &Ctx, id: &Identity) -> Result<Link> {
-    let cfg = tls::client_config(&ctx.fingerprint, Some((vec![id.cert.clone()], id.key.clone())))
-        .map_err(Error::Config)?;
+    let cfg = tls::client_config(
+        &ctx.fingerprint,
+        Some((vec![id.cert.clone()], id.key.clone())),
+    )
+    .map_err(Error::Config)?;
     let channel = tls::channel(&ctx.cfg.collector, cfg).map_err(Error::Config)?;
     let (tx, rx) = mpsc::channel(16);
     tx.send(AgentMessage {
         body: Some(agent_message::Body::Hello(Hello {
             agent_id: id.agent_id.clone(),
             hostname: format!("lg-{}-{}", ctx.run_id, id.index),
-            ip_addresses: vec![format!("10.{}.{}.{}", (id.index >> 16) & 255, (id.index >> 8) & 255, id.index & 255)],
+            ip_addresses: vec![format!(
+                "10.{}.{}.{}",
+                (id.index >> 16) & 255,
+                (id.index >> 8) & 255,
+                id.index & 255
+            )],
             provider: "aws".into(),
             instance_id: ctx.instance_id(id.index),
             region: "eu-west-1".into(),
@@ -356,12 +369,18 @@ async fn connected(
             None if !asked => {
                 let v = ctx
                     .rest
-                    .json("POST", "/api/v1/scans", Some(&json!({"agent_id": id.agent_id})))
+                    .json(
+                        "POST",
+                        "/api/v1/scans",
+                        Some(&json!({"agent_id": id.agent_id})),
+                    )
                     .await?;
                 if v.as_array().is_none_or(|a| a.is_empty()) {
                     return Err(Error::Rest {
                         what: "POST /api/v1/scans".into(),
-                        reason: "the collector created no scan (scanning disabled or project exempt?)".into(),
+                        reason:
+                            "the collector created no scan (scanning disabled or project exempt?)"
+                                .into(),
                     });
                 }
                 asked = true;
@@ -439,7 +458,12 @@ pub async fn run(cfg: IngestConfig, recorded: Option<Recorded>) -> Result<Value>
     let t0 = Instant::now();
     let mut tasks = Vec::with_capacity(cfg.agents);
     for index in 0..cfg.agents {
-        let (ctx, ch, token, gate) = (ctx.clone(), enroll_channel.clone(), token.clone(), gate.clone());
+        let (ctx, ch, token, gate) = (
+            ctx.clone(),
+            enroll_channel.clone(),
+            token.clone(),
+            gate.clone(),
+        );
         let (start, stop) = (start_rx.clone(), stop_rx.clone());
         tasks.push(tokio::spawn(async move {
             let id = {

@@ -14,7 +14,11 @@ use crate::{Error, Result};
 /// Load for one Rampart collector, measured. Without a subcommand: ingest (or idle
 /// connections with --connect-only). Progress goes to stderr, one JSON line to stdout.
 #[derive(Debug, Parser)]
-#[command(name = "rampart-loadgen", version, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "rampart-loadgen",
+    version,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -243,8 +247,9 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Plan> {
-        let cli = Cli::try_parse_from(std::iter::once("rampart-loadgen").chain(args.iter().copied()))
-            .map_err(|e| Error::Config(e.to_string()))?;
+        let cli =
+            Cli::try_parse_from(std::iter::once("rampart-loadgen").chain(args.iter().copied()))
+                .map_err(|e| Error::Config(e.to_string()))?;
         plan(cli, &|_| Ok("tok\n".into()), None)
     }
 
@@ -260,7 +265,14 @@ mod tests {
     #[test]
     fn ingest_flags() {
         let mut args = BASE.to_vec();
-        args.extend(["--agents", "5", "--scans-per-agent", "2", "--results", "300"]);
+        args.extend([
+            "--agents",
+            "5",
+            "--scans-per-agent",
+            "2",
+            "--results",
+            "300",
+        ]);
         let Plan::Ingest(c, root) = parse(&args).unwrap() else {
             panic!("not ingest")
         };
@@ -293,13 +305,22 @@ mod tests {
 
     #[test]
     fn seed_and_rest_flags() {
-        let Plan::Seed(s) = parse(&["seed", "--data", "d", "--agents", "4", "--scans", "9"]).unwrap()
+        let Plan::Seed(s) =
+            parse(&["seed", "--data", "d", "--agents", "4", "--scans", "9"]).unwrap()
         else {
             panic!("not seed")
         };
         assert_eq!((s.agents, s.scans), (4, 9));
         let Plan::Rest(r) = parse(&[
-            "rest", "--rest", "http://h:1", "--admin-token-file", "t", "--path", "/a", "--path", "/b",
+            "rest",
+            "--rest",
+            "http://h:1",
+            "--admin-token-file",
+            "t",
+            "--path",
+            "/a",
+            "--path",
+            "/b",
         ])
         .unwrap() else {
             panic!("not rest")

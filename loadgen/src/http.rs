@@ -58,9 +58,8 @@ impl Rest {
     pub fn new(url: &str, token: &str, fingerprint: Option<&str>) -> Result<Arc<Rest>> {
         let (https, hostport) = parse_base(url)?;
         let tls = if https {
-            let pin = fingerprint.ok_or_else(|| {
-                Error::Config("an https REST URL needs --ca-fingerprint".into())
-            })?;
+            let pin = fingerprint
+                .ok_or_else(|| Error::Config("an https REST URL needs --ca-fingerprint".into()))?;
             let mut cfg =
                 rampart_agent::daemon::tls::client_config(pin, None).map_err(Error::Config)?;
             cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -119,7 +118,12 @@ impl Rest {
     }
 
     /// One request; the status and the body's bytes.
-    pub async fn raw(&self, method: &str, path: &str, body: Option<&Value>) -> Result<(u16, Bytes)> {
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Bytes)> {
         let what = format!("{method} {path}");
         let mut send = self.sender().await?;
         send.ready().await.map_err(|e| rest_err(&what, e))?;
@@ -135,7 +139,10 @@ impl Rest {
         let req = req
             .body(Full::new(Bytes::from(payload)))
             .map_err(|e| rest_err(&what, e))?;
-        let resp = send.send_request(req).await.map_err(|e| rest_err(&what, e))?;
+        let resp = send
+            .send_request(req)
+            .await
+            .map_err(|e| rest_err(&what, e))?;
         let status = resp.status().as_u16();
         let bytes = resp
             .into_body()

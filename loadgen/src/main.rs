@@ -33,7 +33,11 @@ fn main() -> ExitCode {
                                 .unwrap_or_else(|| "rampart-agent".into())
                         });
                         let r = scan::Recorded::scan_root(&agent, root)?;
-                        eprintln!("recorded a real scan of {}: {} results", root.display(), r.0.len());
+                        eprintln!(
+                            "recorded a real scan of {}: {} results",
+                            root.display(),
+                            r.0.len()
+                        );
                         Some(r)
                     }
                     None => None,

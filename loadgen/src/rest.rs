@@ -114,6 +114,9 @@ mod tests {
         let p = expand("/api/v1/handover/{instance}", 10, 3);
         let id = p.strip_prefix("/api/v1/handover/").unwrap();
         assert!((0..10).any(|i| instance_id(i) == id), "{p}");
-        assert_eq!(expand("/h/{instance}", 1, 99), format!("/h/{}", instance_id(0)));
+        assert_eq!(
+            expand("/h/{instance}", 1, 99),
+            format!("/h/{}", instance_id(0))
+        );
     }
 }

@@ -71,7 +71,14 @@ impl Recorded {
     /// every server rule, and records its results.
     pub fn scan_root(agent: &Path, root: &Path) -> Result<Recorded> {
         let out = std::process::Command::new(agent)
-            .args(["check", "--format", "json", "--profile", "level2-server", "--root"])
+            .args([
+                "check",
+                "--format",
+                "json",
+                "--profile",
+                "level2-server",
+                "--root",
+            ])
             .arg(root)
             .output()
             .map_err(|e| Error::Io {
@@ -275,8 +282,16 @@ mod tests {
     #[test]
     fn exemptions_and_recorded_outcomes_are_used() {
         let b = benchmark().unwrap();
-        let auto = b.rules.iter().find(|r| r.automated && r.server == Some(1)).unwrap();
-        let manual = b.rules.iter().find(|r| !r.automated && r.server == Some(1)).unwrap();
+        let auto = b
+            .rules
+            .iter()
+            .find(|r| r.automated && r.server == Some(1))
+            .unwrap();
+        let manual = b
+            .rules
+            .iter()
+            .find(|r| !r.automated && r.server == Some(1))
+            .unwrap();
         let other = b
             .rules
             .iter()
@@ -292,7 +307,13 @@ mod tests {
             .as_bytes(),
         )
         .unwrap();
-        let got = results("level1-server", &[other.id.clone()], Some(&rec), &mut Rng::new(1)).unwrap();
+        let got = results(
+            "level1-server",
+            std::slice::from_ref(&other.id),
+            Some(&rec),
+            &mut Rng::new(1),
+        )
+        .unwrap();
         let find = |id: &str| got.iter().find(|r| r.rule_id == id).unwrap();
         assert_eq!(status_of(find(&auto.id)), RuleStatus::NotApplicable);
         assert_eq!(find(&auto.id).evidence, ["recorded line"]);

@@ -54,7 +54,12 @@ pub fn agent_record(cfg: &SeedConfig, i: usize, now: i64) -> AgentRecord {
     AgentRecord {
         id: agent_id(i),
         hostname: format!("vm-{i:06}"),
-        ip_addresses: vec![format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255)],
+        ip_addresses: vec![format!(
+            "10.{}.{}.{}",
+            (i >> 16) & 255,
+            (i >> 8) & 255,
+            i & 255
+        )],
         provider: PROVIDERS[i % PROVIDERS.len()].into(),
         instance_id: instance_id(i),
         os: "Debian GNU/Linux 12 (bookworm)".into(),
@@ -78,7 +83,14 @@ pub fn instance_id(i: usize) -> String {
 /// `latest` scan is always completed.
 fn scan_record(cfg: &SeedConfig, agent: usize, at: i64, latest: bool, rng: &mut Rng) -> ScanRecord {
     let id = format!("sc-{at:013}-{:08x}", rng.next_u64() as u32);
-    let mut s = ScanRecord::pending(id, &agent_id(agent), Some(project(cfg, agent)), "schedule", PROFILE, at);
+    let mut s = ScanRecord::pending(
+        id,
+        &agent_id(agent),
+        Some(project(cfg, agent)),
+        "schedule",
+        PROFILE,
+        at,
+    );
     s.started_at_ms = Some(at + 1_000);
     s.finished_at_ms = Some(at + 30_000 + rng.below(60_000) as i64);
     s.last_progress_ms = s.finished_at_ms.unwrap_or(at);
@@ -117,8 +129,14 @@ fn scan_record(cfg: &SeedConfig, agent: usize, at: i64, latest: bool, rng: &mut 
     let verdict = policy::enforce(&settings, &c, s.project.as_deref());
     s.status = ScanStatus::Completed;
     s.score = policy::score(&c);
-    (s.passed, s.failed, s.error, s.not_applicable, s.not_checked, s.exempted) =
-        (passed, failed, error, na, manual, 0);
+    (
+        s.passed,
+        s.failed,
+        s.error,
+        s.not_applicable,
+        s.not_checked,
+        s.exempted,
+    ) = (passed, failed, error, na, manual, 0);
     let low = failed.saturating_sub(c.failed_critical + c.failed_high) / 3;
     s.failed_by_severity = [
         c.failed_critical,
@@ -136,7 +154,10 @@ fn random_token() -> String {
     use ring::rand::SecureRandom;
     let mut b = [0u8; 24];
     let _ = ring::rand::SystemRandom::new().fill(&mut b);
-    format!("rmp_{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+    format!(
+        "rmp_{}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    )
 }
 
 /// Fills `cfg.data` and returns the JSON report.
@@ -200,7 +221,10 @@ pub fn run(cfg: &SeedConfig) -> Result<Value> {
                             }
                         });
                         if let Err(e) = r {
-                            errors.lock().unwrap_or_else(|p| p.into_inner()).push(e.into());
+                            errors
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push(e.into());
                             return;
                         }
                         let n = written.fetch_add(1, Ordering::Relaxed) + 1;
@@ -252,7 +276,12 @@ pub fn run(cfg: &SeedConfig) -> Result<Value> {
             }
         });
     });
-    if let Some(e) = errors.into_inner().unwrap_or_else(|p| p.into_inner()).into_iter().next() {
+    if let Some(e) = errors
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .next()
+    {
         return Err(e);
     }
     store.sync()?;
@@ -302,7 +331,9 @@ fn write_secret(path: &Path, token: &str) -> Result<()> {
         Ok(_) => Ok(()),
         Err(_) => Err(Error::Io {
             what: format!("write {}", path.display()),
-            source: f.err().unwrap_or_else(|| std::io::Error::other("write failed")),
+            source: f
+                .err()
+                .unwrap_or_else(|| std::io::Error::other("write failed")),
         }),
     }
 }
@@ -366,7 +397,10 @@ mod tests {
         assert_eq!(store.results(&newest.id).unwrap().len(), 20);
         let token = std::fs::read_to_string(dir.with_extension("token")).unwrap();
         let hash = rampart_collector::auth::hash_secret(&token);
-        assert_eq!(store.user_by_token_hash(&hash).unwrap().unwrap().role, "admin");
+        assert_eq!(
+            store.user_by_token_hash(&hash).unwrap().unwrap().role,
+            "admin"
+        );
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
         let _ = std::fs::remove_file(dir.with_extension("token"));

@@ -62,7 +62,11 @@ fn ingest_reports_the_scans_the_collector_completed() {
     assert_eq!(v["errors"], serde_json::json!([]), "{v}");
     assert_eq!(v["connected"], 5, "{v}");
     assert_eq!(v["scans_completed"], 10, "{v}");
-    assert_eq!(v["scans_completed"].as_u64(), Some(total(&c, "&status=completed")), "{v}");
+    assert_eq!(
+        v["scans_completed"].as_u64(),
+        Some(total(&c, "&status=completed")),
+        "{v}"
+    );
     assert_eq!(total(&c, ""), 10, "no scan failed, none is left pending");
     // 310 rules of level2-server in batches of 100: 4 batches and the finish, per scan.
     assert_eq!(v["results_per_scan"], 310, "{v}");
@@ -72,19 +76,35 @@ fn ingest_reports_the_scans_the_collector_completed() {
         .as_array()
         .unwrap()
         .clone();
-    let agents: std::collections::BTreeSet<&str> =
-        scans.iter().map(|s| s["agent_id"].as_str().unwrap()).collect();
+    let agents: std::collections::BTreeSet<&str> = scans
+        .iter()
+        .map(|s| s["agent_id"].as_str().unwrap())
+        .collect();
     assert_eq!(agents.len(), 5, "every simulated agent scanned");
-    let one = c.admin("GET", &format!("/api/v1/scans/{}", scans[0]["id"].as_str().unwrap()), None);
+    let one = c.admin(
+        "GET",
+        &format!("/api/v1/scans/{}", scans[0]["id"].as_str().unwrap()),
+        None,
+    );
     assert_eq!(one["scan"]["profile"], "level2-server");
     assert_eq!(one["results"].as_array().unwrap().len(), 310);
     let s = &one["scan"];
-    let counted = ["passed", "failed", "error", "not_applicable", "not_checked", "exempted"]
-        .iter()
-        .map(|k| s[k].as_u64().unwrap())
-        .sum::<u64>();
+    let counted = [
+        "passed",
+        "failed",
+        "error",
+        "not_applicable",
+        "not_checked",
+        "exempted",
+    ]
+    .iter()
+    .map(|k| s[k].as_u64().unwrap())
+    .sum::<u64>();
     assert_eq!(counted, 310, "{s}");
-    assert!(s["failed"].as_u64().unwrap() > 0 && s["passed"].as_u64().unwrap() > 0, "{s}");
+    assert!(
+        s["failed"].as_u64().unwrap() > 0 && s["passed"].as_u64().unwrap() > 0,
+        "{s}"
+    );
 }
 
 #[test]
@@ -144,7 +164,13 @@ fn a_seeded_store_is_served() {
         .map(|p| total(&c, &format!("&project=proj-{p:03}")))
         .sum();
     assert_eq!(by_project, 300);
-    assert_eq!(c.admin("GET", "/api/v1/agents", None).as_array().unwrap().len(), 20);
+    assert_eq!(
+        c.admin("GET", "/api/v1/agents", None)
+            .as_array()
+            .unwrap()
+            .len(),
+        20
+    );
     // The REST mode measures the calls the benchmark measures, without errors.
     let r = loadgen(&[
         "rest",
@@ -168,10 +194,21 @@ fn a_seeded_store_is_served() {
     let paths = r["paths"].as_array().unwrap();
     assert_eq!(paths.len(), 3, "{r}");
     for p in paths {
-        assert_eq!((p["requests"].as_u64(), p["errors"].as_u64()), (Some(6), Some(0)), "{p}");
+        assert_eq!(
+            (p["requests"].as_u64(), p["errors"].as_u64()),
+            (Some(6), Some(0)),
+            "{p}"
+        );
     }
     let newest = &c.admin("GET", "/api/v1/scans?per_page=1", None)["scans"][0];
-    assert_eq!(newest["status"], "completed", "an agent's latest scan is completed");
-    let detail = c.admin("GET", &format!("/api/v1/scans/{}", newest["id"].as_str().unwrap()), None);
+    assert_eq!(
+        newest["status"], "completed",
+        "an agent's latest scan is completed"
+    );
+    let detail = c.admin(
+        "GET",
+        &format!("/api/v1/scans/{}", newest["id"].as_str().unwrap()),
+        None,
+    );
     assert_eq!(detail["results"].as_array().unwrap().len(), 10);
 }
