@@ -431,7 +431,6 @@ pub async fn run(cfg: IngestConfig, recorded: Option<Recorded>) -> Result<Value>
         .as_str()
         .ok_or_else(|| Error::Config("POST /api/v1/enrollment-tokens: no token".into()))?
         .to_string();
-    let rss_before = cfg.collector_pid.and_then(rss_kib);
     let ctx = Arc::new(Ctx {
         fingerprint: fingerprint.clone(),
         rest,
@@ -452,6 +451,7 @@ pub async fn run(cfg: IngestConfig, recorded: Option<Recorded>) -> Result<Value>
         tls::client_config(&fingerprint, None).map_err(Error::Config)?,
     )
     .map_err(Error::Config)?;
+    let (connect_tx, connect_rx) = watch::channel(false);
     let (start_tx, start_rx) = watch::channel(false);
     let (stop_tx, stop_rx) = watch::channel(false);
     let gate = Arc::new(Semaphore::new(cfg.enroll_concurrency.max(1)));
@@ -465,6 +465,7 @@ pub async fn run(cfg: IngestConfig, recorded: Option<Recorded>) -> Result<Value>
             gate.clone(),
         );
         let (start, stop) = (start_rx.clone(), stop_rx.clone());
+        let mut connect = connect_rx.clone();
         tasks.push(tokio::spawn(async move {
             let id = {
                 let _permit = gate.acquire().await;
@@ -474,29 +475,42 @@ pub async fn run(cfg: IngestConfig, recorded: Option<Recorded>) -> Result<Value>
                 }
             };
             ctx.enrolled.fetch_add(1, Ordering::Relaxed);
+            // Every agent enrolls before any connects: the collector's memory is
+            // measured between the two.
+            if connect.wait_for(|go| *go).await.is_err() {
+                return;
+            }
             if let Err(e) = life(ctx.clone(), id, start, stop).await {
                 ctx.fail(&e);
             }
         }));
     }
-    // Phase 1: every agent enrolled and connected (or failed).
-    let mut tick = tokio::time::interval(Duration::from_secs(2));
-    loop {
+    // Phase 1: every agent enrolled (or failed), then connected (or failed).
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut rss_before = None;
+    for k in 0u64.. {
         tick.tick().await;
         let (e, c, f) = (
             ctx.enrolled.load(Ordering::Relaxed),
             ctx.connected.load(Ordering::Relaxed),
             ctx.failed.load(Ordering::Relaxed),
         );
-        eprintln!(
-            "[{:>6.1}s] enrolled {e}/{n}, connected {c}/{n}, failed {f}",
-            t0.elapsed().as_secs_f64(),
-            n = cfg.agents
-        );
+        if k % 8 == 0 {
+            eprintln!(
+                "[{:>6.1}s] enrolled {e}/{n}, connected {c}/{n}, failed {f}",
+                t0.elapsed().as_secs_f64(),
+                n = cfg.agents
+            );
+        }
+        if !*connect_tx.borrow() && e + f >= cfg.agents {
+            rss_before = cfg.collector_pid.and_then(rss_kib);
+            let _ = connect_tx.send(true);
+        }
         if c + f >= cfg.agents {
             break;
         }
     }
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
     let connect_seconds = t0.elapsed().as_secs_f64();
     let connected = ctx.connected.load(Ordering::Relaxed);
     let start = Instant::now();
@@ -530,10 +544,11 @@ pub async fn run(cfg: IngestConfig, recorded: Option<Recorded>) -> Result<Value>
             "failed_agents": ctx.failed.load(Ordering::Relaxed),
             "connect_seconds": round3(connect_seconds),
             "seconds": round3(start.elapsed().as_secs_f64()),
-            "collector_rss_before_kib": rss_before,
+            "collector_rss_before_connect_kib": rss_before,
             "collector_rss_kib": rss,
             "rss_per_agent_kib": per_agent.map(round3),
             "agents_per_gib": rss.filter(|r| *r > 0).map(|r| round3(still as f64 * 1_048_576.0 / r as f64)),
+            "agents_per_gib_marginal": per_agent.filter(|p| *p > 0.0).map(|p| round3(1_048_576.0 / p)),
             "errors": ctx.errors.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         }));
     }
