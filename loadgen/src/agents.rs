@@ -43,6 +43,9 @@ pub struct IngestConfig {
     pub batch: usize,
     /// Hold idle streams for `duration` instead of scanning.
     pub connect_only: bool,
+    /// With `connect_only`: reconnect, as the agent does, when a stream ends (a
+    /// collector restart), and report how long the fleet took to come back.
+    pub reconnect: bool,
     /// Idle time with `connect_only`; otherwise a cap on the ingest phase.
     pub duration: Option<Duration>,
     /// The collector's process, for its RSS.
@@ -68,6 +71,12 @@ struct Ctx {
     connected: AtomicUsize,
     /// Agents whose stream ended after they had connected.
     dropped: AtomicUsize,
+    /// With `reconnect`: agents disconnected now, reconnections made, and when the
+    /// first stream dropped and the last came back.
+    dropped_now: AtomicUsize,
+    reconnects: AtomicUsize,
+    first_drop: Mutex<Option<Instant>>,
+    last_reconnect: Mutex<Option<Instant>>,
     failed: AtomicUsize,
     completed: AtomicU64,
     acks: Mutex<Vec<Duration>>,
@@ -308,6 +317,37 @@ async fn answer(ctx: &Ctx, link: &mut Link, req: &ScanRequest, rng: &mut Rng) ->
     Ok(())
 }
 
+/// The agent's backoff: 1 s doubling to 60 s, ±25 % jitter.
+fn backoff(attempt: u32, rng: &mut Rng) -> Duration {
+    let base = 1000u64.saturating_mul(1 << attempt.min(6)).min(60_000);
+    let jitter = rng.below(500) as i64 - 250; // per mille
+    Duration::from_millis((base as i64 + base as i64 * jitter / 1000).max(100) as u64)
+}
+
+/// After the stream ended (a collector restart): reconnects as the agent does,
+/// recording when the first stream dropped and when the last one came back.
+async fn reconnect(ctx: &Ctx, id: &Identity, stop: &mut watch::Receiver<bool>) -> Result<Link> {
+    ctx.dropped_now.fetch_add(1, Ordering::Relaxed);
+    ctx.first_drop
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get_or_insert_with(Instant::now);
+    let mut rng = Rng::new(id.index as u64 ^ now_ms() as u64);
+    for attempt in 0.. {
+        tokio::select! {
+            _ = tokio::time::sleep(backoff(attempt, &mut rng)) => {}
+            _ = stop.changed() => return Err(grpc_err("reconnect", "stopped before reconnecting")),
+        }
+        if let Ok(link) = open(ctx, id).await {
+            ctx.dropped_now.fetch_sub(1, Ordering::Relaxed);
+            ctx.reconnects.fetch_add(1, Ordering::Relaxed);
+            *ctx.last_reconnect.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+            return Ok(link);
+        }
+    }
+    Err(grpc_err("reconnect", "gave up"))
+}
+
 /// One agent after enrollment: connect, wait for the start, then scan (or idle)
 /// until done or stopped.
 async fn life(
@@ -345,14 +385,18 @@ async fn connected(
     }
     if ctx.cfg.connect_only {
         loop {
-            tokio::select! {
+            let ended = tokio::select! {
                 _ = stop.changed() => return Ok(()),
                 m = link.inbound.message() => match m {
-                    Ok(Some(_)) => {}
-                    Ok(None) => return Err(grpc_err("stream", "closed by the collector")),
-                    Err(s) => return Err(grpc_err("stream", format!("{:?}: {}", s.code(), s.message()))),
+                    Ok(Some(_)) => continue,
+                    Ok(None) => grpc_err("stream", "closed by the collector"),
+                    Err(s) => grpc_err("stream", format!("{:?}: {}", s.code(), s.message())),
                 },
+            };
+            if !ctx.cfg.reconnect {
+                return Err(ended);
             }
+            link = reconnect(ctx, id, stop).await?;
         }
     }
     let mut rng = Rng::new(id.index as u64 + 1);
@@ -439,6 +483,10 @@ pub async fn run(cfg: IngestConfig, recorded: Option<Recorded>) -> Result<Value>
         enrolled: AtomicUsize::new(0),
         connected: AtomicUsize::new(0),
         dropped: AtomicUsize::new(0),
+        dropped_now: AtomicUsize::new(0),
+        reconnects: AtomicUsize::new(0),
+        first_drop: Mutex::new(None),
+        last_reconnect: Mutex::new(None),
         failed: AtomicUsize::new(0),
         completed: AtomicU64::new(0),
         acks: Mutex::new(Vec::new()),
@@ -520,15 +568,27 @@ pub async fn run(cfg: IngestConfig, recorded: Option<Recorded>) -> Result<Value>
         while start.elapsed() < hold {
             tick.tick().await;
             eprintln!(
-                "[{:>6.1}s] holding {} idle streams ({} dropped), collector RSS {:?} KiB",
+                "[{:>6.1}s] holding {} idle streams ({} lost, {} reconnecting, {} reconnections), collector RSS {:?} KiB",
                 t0.elapsed().as_secs_f64(),
-                connected - ctx.dropped.load(Ordering::Relaxed),
+                connected
+                    - ctx.dropped.load(Ordering::Relaxed)
+                    - ctx.dropped_now.load(Ordering::Relaxed),
                 ctx.dropped.load(Ordering::Relaxed),
+                ctx.dropped_now.load(Ordering::Relaxed),
+                ctx.reconnects.load(Ordering::Relaxed),
                 cfg.collector_pid.and_then(rss_kib)
             );
         }
         let rss = cfg.collector_pid.and_then(rss_kib);
-        let still = connected.saturating_sub(ctx.dropped.load(Ordering::Relaxed));
+        let still = connected
+            .saturating_sub(ctx.dropped.load(Ordering::Relaxed))
+            .saturating_sub(ctx.dropped_now.load(Ordering::Relaxed));
+        let first_drop = *ctx.first_drop.lock().unwrap_or_else(|p| p.into_inner());
+        let last_back = *ctx.last_reconnect.lock().unwrap_or_else(|p| p.into_inner());
+        let reconnect_seconds = match (first_drop, last_back) {
+            (Some(a), Some(b)) => Some(round3(b.saturating_duration_since(a).as_secs_f64())),
+            _ => None,
+        };
         let _ = stop_tx.send(true);
         for t in tasks {
             let _ = t.await;
@@ -548,6 +608,9 @@ pub async fn run(cfg: IngestConfig, recorded: Option<Recorded>) -> Result<Value>
             "collector_rss_kib": rss,
             "rss_per_agent_kib": per_agent.map(round3),
             "agents_per_gib": rss.filter(|r| *r > 0).map(|r| round3(still as f64 * 1_048_576.0 / r as f64)),
+            "reconnects": ctx.reconnects.load(Ordering::Relaxed),
+            "still_disconnected": ctx.dropped_now.load(Ordering::Relaxed),
+            "reconnect_seconds": reconnect_seconds,
             "agents_per_gib_marginal": per_agent.filter(|p| *p > 0.0).map(|p| round3(1_048_576.0 / p)),
             "errors": ctx.errors.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         }));
@@ -615,4 +678,29 @@ fn futures_join(
             let _ = t.await;
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_the_agents() {
+        let mut rng = Rng::new(3);
+        for (attempt, base) in [
+            (0u32, 1000u64),
+            (1, 2000),
+            (5, 32_000),
+            (6, 60_000),
+            (20, 60_000),
+        ] {
+            for _ in 0..50 {
+                let d = backoff(attempt, &mut rng).as_millis() as u64;
+                assert!(
+                    d >= base * 3 / 4 && d <= base * 5 / 4,
+                    "attempt {attempt}: {d} ms"
+                );
+            }
+        }
+    }
 }

@@ -61,6 +61,10 @@ pub struct IngestFlags {
     /// Enroll and hold idle streams for --duration; report the collector's RSS.
     #[arg(long)]
     pub connect_only: bool,
+    /// With --connect-only: reconnect as the agent does when a stream ends (a
+    /// collector restart) and report how long the fleet took to come back.
+    #[arg(long)]
+    pub reconnect: bool,
     /// Seconds: how long idle streams are held, or a cap on ingest.
     #[arg(long)]
     pub duration: Option<u64>,
@@ -214,6 +218,9 @@ pub fn plan(
             if !(1..=2000).contains(&f.batch) {
                 return Err(Error::Config("--batch must be between 1 and 2000".into()));
             }
+            if f.reconnect && !f.connect_only {
+                return Err(Error::Config("--reconnect needs --connect-only".into()));
+            }
             if f.connect_only && f.duration.is_none() {
                 return Err(Error::Config("--connect-only needs --duration".into()));
             }
@@ -229,6 +236,7 @@ pub fn plan(
                     results: f.results,
                     batch: f.batch,
                     connect_only: f.connect_only,
+                    reconnect: f.reconnect,
                     duration: f.duration.map(Duration::from_secs),
                     collector_pid: f.collector_pid,
                     project: f.project,
@@ -283,6 +291,7 @@ mod tests {
             (vec!["--agents", "0"], "--agents"),
             (vec!["--batch", "0"], "--batch"),
             (vec!["--connect-only"], "--duration"),
+            (vec!["--reconnect"], "--connect-only"),
         ] {
             let mut a = BASE.to_vec();
             a.extend(extra);
