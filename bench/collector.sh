@@ -15,6 +15,9 @@
 #   BENCH_BATCH            results per ResultBatch, as the agent's batch_size [100]
 #   BENCH_IDLE_AGENTS      idle mutual-TLS streams held; 0 skips [10000]
 #   BENCH_IDLE_SECONDS     how long they are held [30]
+#   BENCH_RESTART_AGENTS   idle agents whose collector restarts under them; 0 skips
+#                          [BENCH_IDLE_AGENTS]
+#   BENCH_RESTART_SECONDS  how long they are held; the restart comes first [90]
 #   BENCH_SEED_AGENTS      agents of the seeded store [10000]
 #   BENCH_SEED_SCANS       completed scans of the seeded store; 0 skips REST [1000000]
 #   BENCH_SEED_RESULTS     results stored on each agent's latest seeded scan [300]
@@ -39,6 +42,8 @@ RESULTS=${BENCH_RESULTS:-300}
 BATCH=${BENCH_BATCH:-100}
 IDLE_AGENTS=${BENCH_IDLE_AGENTS:-10000}
 IDLE_SECONDS=${BENCH_IDLE_SECONDS:-30}
+RESTART_AGENTS=${BENCH_RESTART_AGENTS:-$IDLE_AGENTS}
+RESTART_SECONDS=${BENCH_RESTART_SECONDS:-90}
 SEED_AGENTS=${BENCH_SEED_AGENTS:-10000}
 SEED_SCANS=${BENCH_SEED_SCANS:-1000000}
 SEED_RESULTS=${BENCH_SEED_RESULTS:-300}
@@ -92,16 +97,22 @@ stop_collector() {
         COLLECTOR_PID=
     fi
 }
-trap stop_collector EXIT
+LOADGEN_PID=
+cleanup() {
+    stop_collector
+    if [ -n "$LOADGEN_PID" ]; then kill "$LOADGEN_PID" 2>/dev/null || true; fi
+}
+trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# start_collector DATA: starts `serve` on DATA; sets COLLECTOR_PID, GRPC, REST and,
-# on a first start, writes the admin token to DATA.token.
+# start_collector DATA [GRPC_PORT REST_PORT]: starts `serve` on DATA; sets
+# COLLECTOR_PID, GRPC, REST and, on a first start, writes the admin token to DATA.token.
 start_collector() {
-    local data=$1 g r
-    g=$(free_port)
-    r=$(free_port)
+    local data=$1 g=${2:-} r=${3:-}
+    [ -n "$g" ] || g=$(free_port)
+    [ -n "$r" ] || r=$(free_port)
+    : >"$data.out"
     "$BIN/rampart-collector" serve --data "$data" --config "$DIR/collector.toml" \
         --grpc-listen "127.0.0.1:$g" --rest-listen "127.0.0.1:$r" \
         >"$data.out" 2>"$data.log" &
@@ -140,6 +151,29 @@ if [ "$IDLE_AGENTS" -gt 0 ]; then
     "$BIN/rampart-loadgen" --collector "$GRPC" --rest "$REST" --admin-token-file "$data.token" \
         --agents "$IDLE_AGENTS" --connect-only --duration "$IDLE_SECONDS" \
         --enroll-concurrency 64 --collector-pid "$COLLECTOR_PID" >"$DIR/idle.json"
+    stop_collector
+fi
+
+# A restart under an idle fleet: how long until every agent is back.
+if [ "$RESTART_AGENTS" -gt 0 ]; then
+    data=$DIR/restart
+    start_collector "$data"
+    gport=${GRPC##*:}
+    rport=${REST##*:}
+    say "restart: $RESTART_AGENTS idle agents, collector restarted under them"
+    "$BIN/rampart-loadgen" --collector "$GRPC" --rest "$REST" --admin-token-file "$data.token" \
+        --agents "$RESTART_AGENTS" --connect-only --reconnect --duration "$RESTART_SECONDS" \
+        --enroll-concurrency 64 >"$DIR/restart.json" 2>"$DIR/restart.err" &
+    LOADGEN_PID=$!
+    until grep -q holding "$DIR/restart.err" 2>/dev/null; do
+        kill -0 "$LOADGEN_PID" 2>/dev/null || { say "loadgen exited; see $DIR/restart.err"; exit 2; }
+        sleep 0.5
+    done
+    sleep 2
+    stop_collector
+    start_collector "$data" "$gport" "$rport"
+    wait "$LOADGEN_PID"
+    LOADGEN_PID=
     stop_collector
 fi
 
@@ -202,6 +236,10 @@ if v:
     # agent enrolled, before any connected), and of its whole RSS.
     row(f"idle agents per GB of added RSS ({v['connected']} held)", 25000, v["agents_per_gib_marginal"], "agents/GB", True)
     row(f"idle agents per GB of whole RSS ({v['connected']} held)", 25000, v["agents_per_gib"], "agents/GB", True)
+v = load("restart.json")
+if v:
+    back = v["reconnect_seconds"] if v["still_disconnected"] == 0 and v["reconnects"] else float("inf")
+    row(f"reconnected after a restart ({v['reconnects']} of {v['connected']} agents)", 30, back, "s", False)
 v = load("rest.json")
 if v:
     for p in v["paths"]:
