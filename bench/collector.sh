@@ -28,6 +28,9 @@
 #   BENCH_DIR              scratch directory, emptied first [target/bench-collector]
 #   BENCH_OUT              file the figures are appended to [bench/collector-figures.md]
 #   CARGO                  the cargo command [cargo]
+#   RAMPART_DEBIAN_ROOT    a Debian 12 root (tests/fixtures/build-debian-root.sh): the
+#                          simulated agents then replay its real scan (evidence and
+#                          statuses, a few outcomes flipped) instead of synthetic results
 #
 # Everything runs on loopback: the collector, and the load generator whose simulated
 # agents enroll with real CSRs and keep one mutual-TLS stream each. 10k streams need

@@ -653,6 +653,7 @@ pub async fn run(cfg: IngestConfig, recorded: Option<Recorded>) -> Result<Value>
         "profile": profile,
         "results_per_scan": scan::rule_count(&profile),
         "batch": cfg.batch,
+        "recorded_rules": ctx.recorded.as_ref().map(|r| r.0.len()),
         "connect_seconds": round3(connect_seconds),
         "scans_completed": completed,
         "seconds": round3(seconds),
