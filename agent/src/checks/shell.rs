@@ -21,7 +21,7 @@ use self::script::{
 };
 use crate::checks::file::parse_mode;
 use crate::checks::pam::stack::stack;
-use crate::facts::accounts::shells;
+use crate::facts::accounts::{is_nologin, shell_lines};
 use crate::facts::{kv, FactError, Facts, FileKind};
 use crate::model::{Outcome, Status};
 
@@ -91,15 +91,16 @@ impl Check {
                 Err(e) => Ok(Outcome::error(e)),
             },
             Check::ShellsNoNologin => {
-                let list = shells(facts)?;
+                let list = shell_lines(facts)?;
                 if facts.read("/etc/shells")?.is_none() {
                     return Ok(Outcome::pass("/etc/shells does not exist"));
                 }
                 let bad: Vec<String> = list
                     .iter()
-                    .filter(|s| s.rsplit('/').next().unwrap_or("").contains("nologin"))
-                    .map(|s| format!("/etc/shells lists {s}"))
+                    .filter(|(_, s)| is_nologin(s))
+                    .map(|(n, s)| format!("/etc/shells:{n}: {s} (nologin listed as a shell)"))
                     .collect();
+                let list: Vec<&str> = list.iter().map(|(_, s)| s.as_str()).collect();
                 Ok(if bad.is_empty() {
                     Outcome::pass(format!(
                         "/etc/shells lists no nologin shell ({})",

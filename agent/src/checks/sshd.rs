@@ -10,11 +10,15 @@
 //! kex.c of the V_8_9_P1, V_9_2_P1 and V_9_6_P1 tags).
 //!
 //! Every check is not applicable when the `openssh-server` package is not installed.
-//! A keyword's global value is its first occurrence outside `Match` blocks; a value
+//! A keyword's global value follows its assignment rule in [`keywords`] (the first
+//! occurrence outside `Match` blocks for most, the last for `MaxStartups`); a value
 //! set inside a `Match` block that is weaker than required fails the check too, since
-//! it applies to the connections the block matches.
+//! it applies to the connections the block matches. A configuration sshd refuses
+//! (an invalid value, a keyword without its argument) fails every check, naming the
+//! offending lines: sshd does not run with it.
 
 pub mod config;
+pub mod keywords;
 
 use serde::Deserialize;
 
@@ -56,12 +60,13 @@ const ALL_MACS: &str = "hmac-sha1,hmac-sha1-96,hmac-sha2-256,hmac-sha2-512,hmac-
 umac-64@openssh.com,umac-128@openssh.com,hmac-sha1-etm@openssh.com,hmac-sha1-96-etm@openssh.com,\
 hmac-sha2-256-etm@openssh.com,hmac-sha2-512-etm@openssh.com,hmac-md5-etm@openssh.com,\
 hmac-md5-96-etm@openssh.com,umac-64-etm@openssh.com,umac-128-etm@openssh.com";
-/// Every key exchange method OpenSSH 8.9 to 9.6 supports.
+/// Every key exchange method OpenSSH 8.9 to 9.6 supports (`sntrup761x25519-sha512`
+/// without the suffix is in Debian 12's 9.2p1-2+deb12u10, as its `ssh -Q kex` lists).
 const ALL_KEX: &str =
     "diffie-hellman-group1-sha1,diffie-hellman-group14-sha1,diffie-hellman-group14-sha256,\
 diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,diffie-hellman-group-exchange-sha1,\
 diffie-hellman-group-exchange-sha256,ecdh-sha2-nistp256,ecdh-sha2-nistp384,ecdh-sha2-nistp521,\
-curve25519-sha256,curve25519-sha256@libssh.org,sntrup761x25519-sha512@openssh.com";
+curve25519-sha256,curve25519-sha256@libssh.org,sntrup761x25519-sha512,sntrup761x25519-sha512@openssh.com";
 
 /// Host keys sshd loads when no `HostKey` is configured.
 const DEFAULT_HOST_KEYS: &[&str] = &[
@@ -222,6 +227,10 @@ impl Check {
         }
         let cfg = sshd_config(facts);
         let cfg = cfg.as_ref().as_ref().map_err(Clone::clone)?;
+        let refused = keywords::refusals(cfg);
+        if !refused.is_empty() {
+            return Ok(Outcome::new(Status::Fail, refused));
+        }
         let mut out = match self {
             Check::Option {
                 keyword,
@@ -298,10 +307,24 @@ fn judge_keyword(
     let which = release
         .map(|r| format!("OpenSSH {} default", r.label()))
         .unwrap_or_else(|| "OpenSSH default".to_string());
-    let effective = cfg.effective(keyword);
-    let (value, describe) = match effective {
-        Some(d) => (d.args.join(" "), d.describe()),
-        None => (
+    let effective = keywords::effective(cfg, keyword);
+    let last_wins = keywords::keyword(keyword).map(|k| k.assign) == Some(keywords::Assign::Last);
+    let folded = if keyword.eq_ignore_ascii_case("MaxStartups") {
+        keywords::max_startups(cfg)
+    } else {
+        None
+    };
+    let (value, describe) = match (folded, effective) {
+        (Some((v, d)), _) => (
+            v.clone(),
+            format!("{} (the last MaxStartups line wins: sshd runs with {v})", d.describe()),
+        ),
+        (None, Some(d)) if last_wins => (
+            d.args.join(" "),
+            format!("{} (the last {} line wins)", d.describe(), d.keyword),
+        ),
+        (None, Some(d)) => (d.args.join(" "), d.describe()),
+        (None, None) => (
             default.to_string(),
             format!(
                 "{keyword} not set in {}; {which} {default}",

@@ -1,11 +1,14 @@
 //! `sysctl.*` checks: kernel parameters (runtime and persisted) and core dump limits.
 //!
-//! Persisted kernel parameters are read as systemd-sysctl applies them at boot:
-//! `*.conf` files from the sysctl.d directories sorted by name (an earlier directory
-//! hides the same name in a later one; /etc/sysctl.conf last unless a drop-in links
-//! to it); for one key the last assignment wins; an explicit assignment always beats
-//! a glob (`net.ipv4.conf.*.rp_filter`); a bare `-key` line excludes the key from
-//! globs. `a/b/c` and `a.b.c` name the same key.
+//! Persisted kernel parameters are read as systemd-sysctl applies them at boot (see
+//! [`crate::facts::sysctl`]): `*.conf` entries of the sysctl.d directories sorted by
+//! name (an earlier directory hides, and a /dev/null link or an empty file masks,
+//! the same name in a later one); /etc/sysctl.conf only through a link such as
+//! procps's /etc/sysctl.d/99-sysctl.conf; for one key the last assignment wins; an
+//! explicit assignment always beats a glob (`net.ipv4.conf.*.rp_filter`); a bare
+//! `-key` line excludes the key from globs. `a/b/c` and `a.b.c` name the same key.
+//! Evidence names the file that really sets the value (and the link it was reached
+//! through), or says that no applied file sets it.
 //!
 //! With `ufw_sysctl`, the file ufw applies when it starts (`IPT_SYSCTL` in
 //! /etc/default/ufw, normally /etc/ufw/sysctl.conf) also counts when ufw is switched
@@ -21,7 +24,8 @@ use crate::checks::pkg::is_on;
 use crate::facts::kv::{self, parse_ini, read_with_dropins};
 use crate::facts::packages::packages;
 use crate::facts::sysctl::{
-    merge, parse_sysctl, persisted, persisted_value, runtime, Entry, Persisted,
+    merge, parse_sysctl, persisted, persisted_value, runtime, unapplied_sysctl_conf, Entry,
+    Persisted,
 };
 use crate::facts::units::unit;
 use crate::facts::{strip_comment, FactError, Facts};
@@ -265,6 +269,7 @@ fn values(
                 )),
             }
         }
+        let unapplied = unapplied_sysctl_conf(facts, key)?;
         let base = persisted_value(entries, key);
         let (effective, note) = match &ufw {
             Some((why, ufw_entries)) => match persisted_value(ufw_entries, key) {
@@ -290,16 +295,19 @@ fn values(
                 let via = glob.map(|g| format!(" (through {g})")).unwrap_or_default();
                 if value_ok(&value, allowed) {
                     found.push(format!("{source}: {key} = {value}{via}"));
+                    found.extend(unapplied);
                 } else {
                     failures.push(format!("{source}: {key} = {value}{via}, expected {want}"));
+                    failures.extend(unapplied);
                 }
                 found.extend(note);
             }
             Persisted::Unset(why) => {
                 failures.push(format!(
-                    "{key} is not set in any sysctl configuration file (expected {want})"
+                    "{key} is not set in any sysctl configuration file that systemd-sysctl applies (expected {want})"
                 ));
                 failures.extend(why);
+                failures.extend(unapplied);
             }
         }
         parts.push(Outcome::from_findings(failures, found));

@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use self::sudoers::{sudoers, Op};
 use crate::checks::file::parse_mode;
-use crate::facts::accounts::{accounts, shells, Accounts, User};
+use crate::facts::accounts::{accounts, is_nologin, shells, Accounts, User};
 use crate::facts::kv::{self, Setting};
 use crate::facts::packages::{compare_versions, packages};
 use crate::facts::{FactError, Facts, FileKind};
@@ -688,7 +688,7 @@ pub fn valid_shells(facts: &Facts) -> Result<Vec<String>, FactError> {
         .filter(|s| s.starts_with('/'))
         .filter(|s| {
             let base = s.rsplit('/').next().unwrap_or("");
-            !base.contains("nologin") && base != "false"
+            !is_nologin(s) && base != "false"
         })
         .collect())
 }

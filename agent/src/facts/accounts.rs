@@ -182,16 +182,57 @@ pub fn data_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
         .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
 }
 
-/// /etc/shells entries.
+/// /etc/shells entries, as glibc's getusershell(3) reads them.
 pub fn shells(facts: &Facts) -> Result<Vec<String>, FactError> {
+    Ok(shell_lines(facts)?.into_iter().map(|(_, s)| s).collect())
+}
+
+/// /etc/shells entries with their 1-based line numbers. Like getusershell(3), a
+/// line's entry starts at its first `/` (a line whose first `/` comes after a `#`,
+/// or that has none, has no entry) and ends at the first whitespace or `#`.
+pub fn shell_lines(facts: &Facts) -> Result<Vec<(usize, String)>, FactError> {
     Ok(facts
         .read("/etc/shells")?
         .map(|t| {
             t.lines()
-                .map(super::strip_comment)
-                .filter(|l| !l.is_empty())
-                .map(String::from)
+                .enumerate()
+                .filter_map(|(i, l)| shell_entry(l).map(|s| (i + 1, s.to_string())))
                 .collect()
         })
         .unwrap_or_default())
+}
+
+fn shell_entry(line: &str) -> Option<&str> {
+    let start = line.find(['/', '#'])?;
+    if line.as_bytes()[start] == b'#' {
+        return None;
+    }
+    let rest = &line[start..];
+    let end = rest
+        .find(|c: char| c.is_ascii_whitespace() || c == '#')
+        .unwrap_or(rest.len());
+    Some(&rest[..end])
+}
+
+/// A shell path that is nologin: its last component is exactly `nologin`
+/// (`/sbin/nologinormaybe` is another program).
+pub fn is_nologin(shell: &str) -> bool {
+    shell.rsplit('/').next() == Some("nologin")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_entries_as_getusershell_reads_them() {
+        assert_eq!(shell_entry("/bin/bash"), Some("/bin/bash"));
+        assert_eq!(shell_entry("  /usr/sbin/nologin\tmore"), Some("/usr/sbin/nologin"));
+        assert_eq!(shell_entry("/bin/sh# note"), Some("/bin/sh"));
+        assert_eq!(shell_entry("# /bin/sh"), None);
+        assert_eq!(shell_entry("bash"), None);
+        assert!(is_nologin("/usr/sbin/nologin"));
+        assert!(!is_nologin("/sbin/nologinormaybe"));
+        assert!(!is_nologin("/usr/sbin/nologin.d/zsh"));
+    }
 }

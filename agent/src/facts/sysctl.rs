@@ -1,8 +1,23 @@
 //! Kernel parameters: the runtime value (/proc/sys) and the persisted value from
-//! sysctl configuration, read as systemd-sysctl reads it: drop-ins sorted by name
-//! across directories (an earlier directory hides a later one's file of the same
-//! name), `/etc/sysctl.conf` last unless a drop-in links to it, explicit keys before
-//! glob patterns, and `-key` lines that exclude a key from globs.
+//! sysctl configuration, read as systemd-sysctl reads it at boot (on Debian 12 and
+//! Ubuntu it is the only program that does: `procps.service` is an alias of
+//! `systemd-sysctl.service`):
+//!
+//! - `*.conf` entries of [`DIRS`], sorted by file name across the directories; a
+//!   name in an earlier directory hides the same name in later ones, whatever it is:
+//!   a file, a symlink to `/dev/null`, an empty file, a dangling symlink or a
+//!   directory (the last three apply nothing); names starting with `.` are skipped;
+//! - `/etc/sysctl.conf` is read only when an entry links to it, as procps's
+//!   `/etc/sysctl.d/99-sysctl.conf -> ../sysctl.conf` does; alone it applies nothing;
+//! - for one key the last assignment wins; explicit keys beat glob patterns, and
+//!   `-key` lines exclude a key from globs.
+//!
+//! Confirmed with Debian 12's `systemd-sysctl --cat-config` (systemd 252.39) in a
+//! chroot of a debootstrapped root: the file list, the order across directories,
+//! masking by /dev/null links, empty files, dangling links and directories, and
+//! /etc/sysctl.conf ignored without the link, and, on a root whose /lib is a real
+//! directory (an unmerged /usr), `/lib/sysctl.d` searched last (its names hidden by
+//! the same names in /usr/lib/sysctl.d); on a merged /usr it is /usr/lib/sysctl.d.
 
 use std::sync::Arc;
 
@@ -17,6 +32,75 @@ pub const DIRS: [&str; 5] = [
     "/usr/lib/sysctl.d",
     "/lib/sysctl.d",
 ];
+
+/// The traditional file, applied only through a link in a drop-in directory.
+pub const SYSCTL_CONF: &str = "/etc/sysctl.conf";
+
+/// One entry of the drop-in directories that systemd-sysctl reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The entry as listed (`/etc/sysctl.d/99-sysctl.conf`).
+    pub listed: String,
+    /// The file it really is, after symlinks (`/etc/sysctl.conf`); `None` when the
+    /// entry applies nothing (masked by /dev/null or a dangling link, a directory).
+    pub real: Option<String>,
+    /// Its text (empty for an empty file).
+    pub text: Option<Arc<str>>,
+}
+
+impl Applied {
+    /// How evidence names a line of this entry: the real file, and the link it was
+    /// reached through when they differ.
+    pub fn source(&self, line: usize) -> String {
+        match &self.real {
+            Some(r) if *r != self.listed => format!("{r}:{line} (through {})", self.listed),
+            _ => format!("{}:{line}", self.listed),
+        }
+    }
+}
+
+/// The entries systemd-sysctl reads, in the order it applies them.
+pub fn applied_files(facts: &Facts) -> Result<Vec<Applied>, FactError> {
+    let mut out = Vec::new();
+    for listed in super::kv::dropin_files(facts, &DIRS, ".conf")? {
+        let meta = facts.stat(&listed)?;
+        let (real, text) = match meta {
+            Some(m) if m.kind == super::FileKind::File => {
+                let text = facts.read(&listed)?;
+                (Some(m.path), text)
+            }
+            // /dev/null (or a link to it), a dangling link, a directory.
+            _ => (None, None),
+        };
+        out.push(Applied { listed, real, text });
+    }
+    Ok(out)
+}
+
+/// Lines of `/etc/sysctl.conf` that set `key` when systemd-sysctl does not read
+/// that file (no entry of [`DIRS`] leads to it), for evidence.
+pub fn unapplied_sysctl_conf(facts: &Facts, key: &str) -> Result<Vec<String>, FactError> {
+    let files = applied_files(facts)?;
+    if files.iter().any(|f| f.real.as_deref() == Some(SYSCTL_CONF)) {
+        return Ok(Vec::new());
+    }
+    let Some(text) = facts.read(SYSCTL_CONF)? else {
+        return Ok(Vec::new());
+    };
+    let key = to_slash(key);
+    Ok(parse_sysctl(&text, SYSCTL_CONF)
+        .into_iter()
+        .filter(|e| e.key == key || (e.is_glob() && glob_match(&e.key, &key)))
+        .map(|e| {
+            format!(
+                "{}: {} = {} is not applied: systemd-sysctl reads {SYSCTL_CONF} only through a link in /etc/sysctl.d (such as procps's 99-sysctl.conf), and none exists",
+                e.source,
+                dotted(&e.key),
+                e.value.unwrap_or_default()
+            )
+        })
+        .collect())
+}
 
 /// One line of persisted sysctl configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +141,11 @@ pub fn to_slash(key: &str) -> String {
 
 /// Parses one sysctl configuration file.
 pub fn parse_sysctl(text: &str, path: &str) -> Vec<Entry> {
+    parse_sourced(text, |n| format!("{path}:{n}"))
+}
+
+/// Parses sysctl configuration, naming line `n` (1-based) by `source(n)`.
+fn parse_sourced(text: &str, source: impl Fn(usize) -> String) -> Vec<Entry> {
     let mut out = Vec::new();
     for (n, raw) in text.lines().enumerate() {
         let line = strip_comment(raw);
@@ -78,7 +167,7 @@ pub fn parse_sysctl(text: &str, path: &str) -> Vec<Entry> {
         out.push(Entry {
             key: to_slash(key),
             value,
-            source: format!("{path}:{}", n + 1),
+            source: source(n + 1),
         });
     }
     out
@@ -88,21 +177,10 @@ pub fn parse_sysctl(text: &str, path: &str) -> Vec<Entry> {
 /// systemd-sysctl would apply them.
 pub fn persisted(facts: &Facts) -> Arc<Result<Vec<Entry>, FactError>> {
     facts.memo("sysctl-entries", || {
-        let mut files = super::kv::dropin_files(facts, &DIRS, ".conf")?;
-        let conf_host = facts.resolve("/etc/sysctl.conf", true)?;
-        let already = files.iter().any(|f| {
-            facts
-                .resolve(f, true)
-                .map(|h| h == conf_host)
-                .unwrap_or(false)
-        });
-        if !already {
-            files.push("/etc/sysctl.conf".to_string());
-        }
         let mut all = Vec::new();
-        for path in files {
-            if let Some(text) = facts.read(&path)? {
-                all.extend(parse_sysctl(&text, &path));
+        for file in applied_files(facts)? {
+            if let Some(text) = &file.text {
+                all.extend(parse_sourced(text, |n| file.source(n)));
             }
         }
         Ok(merge(all))
@@ -167,8 +245,7 @@ pub fn persisted_value(entries: &[Entry], key: &str) -> Persisted {
     }
     entries
         .iter()
-        .filter(|e| e.is_glob() && e.value.is_some() && glob_match(&e.key, &key))
-        .next_back()
+        .rfind(|e| e.is_glob() && e.value.is_some() && glob_match(&e.key, &key))
         .map(|e| Persisted::Set {
             value: e.value.clone().unwrap_or_default(),
             source: e.source.clone(),

@@ -70,8 +70,10 @@ pub struct SshdConfig {
     pub directives: Vec<Directive>,
     /// Every file read, in order (the main file first).
     pub files: Vec<String>,
-    /// Remarks about the reading (missing includes, bad lines), for evidence.
+    /// Remarks about the reading (missing includes), for evidence.
     pub notes: Vec<String>,
+    /// Lines that make sshd refuse the whole configuration, as `path:line: why`.
+    pub refused: Vec<String>,
     /// Whether the main file exists.
     pub main_exists: bool,
 }
@@ -143,12 +145,16 @@ fn parse_file(
         let source = format!("{path}:{}", i + 1);
         let Some((keyword, args)) = split_line(raw) else {
             if line_has_bad_quotes(raw) {
-                cfg.notes.push(format!(
+                cfg.refused.push(format!(
                     "{source}: unbalanced quotes; sshd rejects this configuration"
                 ));
             }
             continue;
         };
+        if keyword.eq_ignore_ascii_case("match") && args.is_empty() {
+            cfg.refused
+                .push(format!("{source}: Match has no criteria; sshd rejects this line"));
+        }
         if keyword.eq_ignore_ascii_case("match") {
             within = Some(format!("Match {} at {source}", args.join(" ")));
             match_all = args.len() == 1 && args[0].eq_ignore_ascii_case("all");
@@ -156,7 +162,7 @@ fn parse_file(
         }
         if keyword.eq_ignore_ascii_case("include") {
             if depth + 1 > MAX_DEPTH {
-                cfg.notes.push(format!(
+                cfg.refused.push(format!(
                     "{source}: Include nested more than {MAX_DEPTH} deep; sshd refuses to start"
                 ));
                 continue;
@@ -185,7 +191,7 @@ fn parse_file(
             continue;
         }
         if args.is_empty() {
-            cfg.notes.push(format!(
+            cfg.refused.push(format!(
                 "{source}: {keyword} has no argument; sshd rejects this line"
             ));
             continue;

@@ -1,0 +1,335 @@
+//! The sshd keywords the rules read: how sshd assigns each one when it occurs more
+//! than once, where it may appear, and which arguments sshd accepts for it.
+//!
+//! Every entry was checked by running OpenSSH 9.2p1 (Debian 12, `1:9.2p1-2+deb12u10`)
+//! as `sshd -T -f FILE` on crafted configurations: two occurrences of the keyword
+//! (which one `sshd -T` shows), an invalid value, no argument, an empty quoted
+//! argument, an extra argument, and the keyword inside a `Match` block. OpenSSH 8.9
+//! (Ubuntu 22.04) and 9.6 (Ubuntu 24.04) parse these keywords with the same code
+//! (servconf.c of the V_8_9_P1 and V_9_6_P1 tags).
+//!
+//! sshd refuses to start (and `sshd -t`/`sshd -T` exit non-zero) when any line is
+//! invalid, whether or not its `Match` block applies. Such a configuration makes
+//! every sshd rule fail: [`refusals`] names each offending line. Keywords outside
+//! this table are not validated beyond having an argument.
+
+use super::config::{Directive, SshdConfig};
+use super::{convtime, ALL_CIPHERS, ALL_KEX, ALL_MACS};
+
+/// Which occurrence of a keyword sshd uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Assign {
+    /// The first occurrence wins (servconf.c assigns only while the option is unset).
+    First,
+    /// Every occurrence assigns, so the last one wins (`MaxStartups`).
+    Last,
+    /// Every occurrence adds to a list (`AllowUsers`, `HostKey`).
+    Accumulate,
+}
+
+/// The arguments a keyword accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Value {
+    /// One of these words, case-insensitive.
+    Choice(&'static [&'static str]),
+    /// A decimal integer from 0 to 2^31-1 (strtonum), an optional sign allowed.
+    Int,
+    /// A time value (`90`, `1m30s`), see [`convtime`].
+    Time,
+    /// `begin[:rate:full]` as sshd's sscanf reads it.
+    MaxStartups,
+    /// An algorithm list: names from this comma-separated list, optionally after
+    /// `+` or `^`; after `-`, patterns (anything is accepted).
+    Algorithms(&'static str),
+    /// One non-empty word (a path, `none`, a pattern list).
+    Word,
+    /// One or more non-empty patterns.
+    Patterns,
+}
+
+/// One keyword the rules read.
+#[derive(Debug, Clone, Copy)]
+pub struct Keyword {
+    pub name: &'static str,
+    pub assign: Assign,
+    pub value: Value,
+    /// Whether sshd accepts it inside a `Match` block.
+    pub in_match: bool,
+}
+
+const YES_NO: &[&str] = &["yes", "no"];
+
+const fn kw(name: &'static str, assign: Assign, value: Value, in_match: bool) -> Keyword {
+    Keyword {
+        name,
+        assign,
+        value,
+        in_match,
+    }
+}
+
+/// Every keyword an sshd rule reads.
+pub const KEYWORDS: &[Keyword] = &[
+    kw("AllowGroups", Assign::Accumulate, Value::Patterns, true),
+    kw("AllowUsers", Assign::Accumulate, Value::Patterns, true),
+    kw("Banner", Assign::First, Value::Word, true),
+    kw("Ciphers", Assign::First, Value::Algorithms(ALL_CIPHERS), false),
+    kw("ClientAliveCountMax", Assign::First, Value::Int, true),
+    kw("ClientAliveInterval", Assign::First, Value::Time, true),
+    kw("DenyGroups", Assign::Accumulate, Value::Patterns, true),
+    kw("DenyUsers", Assign::Accumulate, Value::Patterns, true),
+    kw("DisableForwarding", Assign::First, Value::Choice(YES_NO), true),
+    kw("GSSAPIAuthentication", Assign::First, Value::Choice(YES_NO), true),
+    kw("HostKey", Assign::Accumulate, Value::Word, false),
+    kw("HostbasedAuthentication", Assign::First, Value::Choice(YES_NO), true),
+    kw(
+        "IgnoreRhosts",
+        Assign::First,
+        Value::Choice(&["yes", "no", "shosts-only"]),
+        true,
+    ),
+    kw("KexAlgorithms", Assign::First, Value::Algorithms(ALL_KEX), false),
+    kw(
+        "LogLevel",
+        Assign::First,
+        Value::Choice(&[
+            "QUIET", "FATAL", "ERROR", "INFO", "VERBOSE", "DEBUG", "DEBUG1", "DEBUG2", "DEBUG3",
+        ]),
+        true,
+    ),
+    kw("LoginGraceTime", Assign::First, Value::Time, false),
+    kw("MACs", Assign::First, Value::Algorithms(ALL_MACS), false),
+    kw("MaxAuthTries", Assign::First, Value::Int, true),
+    kw("MaxSessions", Assign::First, Value::Int, true),
+    kw("MaxStartups", Assign::Last, Value::MaxStartups, false),
+    kw("PermitEmptyPasswords", Assign::First, Value::Choice(YES_NO), true),
+    kw(
+        "PermitRootLogin",
+        Assign::First,
+        Value::Choice(&[
+            "yes",
+            "no",
+            "prohibit-password",
+            "without-password",
+            "forced-commands-only",
+        ]),
+        true,
+    ),
+    kw("PermitUserEnvironment", Assign::First, Value::Word, false),
+    kw("UsePAM", Assign::First, Value::Choice(YES_NO), false),
+];
+
+/// The table entry of `name` (case-insensitive).
+pub fn keyword(name: &str) -> Option<&'static Keyword> {
+    KEYWORDS.iter().find(|k| k.name.eq_ignore_ascii_case(name))
+}
+
+/// Why sshd refuses `d`, if it does.
+pub fn invalid(d: &Directive) -> Option<String> {
+    let k = keyword(&d.keyword)?;
+    if d.within.is_some() && !k.in_match {
+        return Some(format!("{} is not allowed inside a Match block", k.name));
+    }
+    let args = &d.args;
+    if k.value == Value::Patterns {
+        return args
+            .iter()
+            .any(|a| a.is_empty())
+            .then(|| format!("empty {} pattern", k.name));
+    }
+    if args.len() > 1 {
+        return Some(format!("extra argument {:?} at the end of the line", args[1]));
+    }
+    let v = args.first().map(String::as_str).unwrap_or("");
+    if v.is_empty() {
+        return Some(format!("{} has an empty argument", k.name));
+    }
+    let ok = match k.value {
+        Value::Choice(words) => words.iter().any(|w| w.eq_ignore_ascii_case(v)),
+        Value::Int => strtonum(v).is_some(),
+        Value::Time => convtime(v).is_some(),
+        Value::MaxStartups => return max_startups_spec(v).err(),
+        Value::Algorithms(all) => algorithms_valid(v, all),
+        Value::Word | Value::Patterns => true,
+    };
+    (!ok).then(|| format!("{v:?} is not a valid {} value", k.name))
+}
+
+/// Every line of the configuration that makes sshd refuse it, as `path:line: …`
+/// evidence: lines the reader already found unacceptable and keywords of the table
+/// with invalid arguments.
+pub fn refusals(cfg: &SshdConfig) -> Vec<String> {
+    let mut out: Vec<String> = cfg.refused.clone();
+    out.extend(cfg.directives.iter().filter_map(|d| {
+        invalid(d).map(|why| format!("{}: {why}", d.describe()))
+    }));
+    if !out.is_empty() {
+        out.push(
+            "sshd refuses this configuration (sshd -t fails): it neither starts nor reloads with it"
+                .to_string(),
+        );
+    }
+    out
+}
+
+/// The occurrence sshd uses outside Match blocks (or in a `Match all` block), by the
+/// keyword's assignment rule; `None` when no line sets it. For `MaxStartups` see
+/// [`max_startups`].
+pub fn effective<'a>(cfg: &'a SshdConfig, name: &str) -> Option<&'a Directive> {
+    match keyword(name).map(|k| k.assign) {
+        Some(Assign::Last) => cfg.all_global(name).into_iter().next_back(),
+        _ => cfg.effective(name),
+    }
+}
+
+/// The MaxStartups sshd runs with: every line assigns, a single number keeping the
+/// rate of the line before (30 by default) and using the number as `full`.
+/// `(begin:rate:full, last line)`; `None` when no line sets it.
+pub fn max_startups(cfg: &SshdConfig) -> Option<(String, &Directive)> {
+    let mut rate = 30;
+    let mut last = None;
+    for d in cfg.all_global("MaxStartups") {
+        let (b, r, f) = max_startups_spec(d.value()).ok()?;
+        rate = r.unwrap_or(rate);
+        last = Some((format!("{b}:{rate}:{f}"), d));
+    }
+    last
+}
+
+/// sshd's reading of `begin[:rate:full]`: `sscanf("%d:%d:%d")` — leading digits
+/// count, trailing text after the last number read is ignored — then 3 numbers
+/// need begin <= full and a rate of 1..=100, 1 number means full = begin, and any
+/// other count is invalid; begin and full must be positive.
+fn max_startups_spec(v: &str) -> Result<(i64, Option<i64>, i64), String> {
+    let mut nums = Vec::new();
+    let mut rest = v;
+    while nums.len() < 3 {
+        let Some((n, after)) = scan_int(rest) else {
+            break;
+        };
+        nums.push(n);
+        match after.strip_prefix(':') {
+            Some(r) if nums.len() < 3 => rest = r,
+            _ => break,
+        }
+    }
+    let bad = || format!("{v:?} is not a valid MaxStartups value");
+    let (b, r, f) = match nums.as_slice() {
+        [b] => (*b, None, *b),
+        [b, r, f] => {
+            if b > f || !(1..=100).contains(r) {
+                return Err(bad());
+            }
+            (*b, Some(*r), *f)
+        }
+        _ => return Err(bad()),
+    };
+    if b <= 0 || f <= 0 {
+        return Err(bad());
+    }
+    Ok((b, r, f))
+}
+
+/// `%d`: optional blanks, an optional sign, then digits; the rest is returned.
+fn scan_int(s: &str) -> Option<(i64, &str)> {
+    let t = s.trim_start();
+    let (neg, t) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    if end == 0 {
+        return None;
+    }
+    let n: i64 = t[..end].parse().ok().filter(|n| *n <= i32::MAX as i64)?;
+    Some((if neg { -n } else { n }, &t[end..]))
+}
+
+/// strtonum(v, 0, INT_MAX): the whole string a decimal number in range.
+fn strtonum(v: &str) -> Option<i64> {
+    match scan_int(v) {
+        Some((n, "")) if n >= 0 => Some(n),
+        _ => None,
+    }
+}
+
+/// Whether sshd accepts an algorithm list: after `-` anything; otherwise (after an
+/// optional `+` or `^`) comma-separated names that are all supported, no wildcards.
+fn algorithms_valid(v: &str, all: &str) -> bool {
+    if v.starts_with('-') {
+        return true;
+    }
+    let list = v.strip_prefix(['+', '^']).unwrap_or(v);
+    !list.is_empty() && list.split(',').all(|n| all.split(',').any(|a| a == n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(line: &str) -> Directive {
+        let (keyword, args) = super::super::config::split_line(line).unwrap();
+        Directive {
+            keyword,
+            args,
+            source: "/etc/ssh/sshd_config:1".into(),
+            within: None,
+            match_all: false,
+        }
+    }
+
+    #[test]
+    fn validation_matches_sshd_9_2() {
+        // Each accepted or refused by sshd -T of Debian 12's OpenSSH 9.2p1.
+        for ok in [
+            "MaxStartups 10abc",
+            "MaxStartups 10:30:60:70",
+            "MaxStartups +10",
+            "MaxAuthTries +3",
+            "MaxAuthTries 010",
+            "LoginGraceTime 1M",
+            "PermitRootLogin NO",
+            "PermitRootLogin without-password",
+            "IgnoreRhosts shosts-only",
+            "LogLevel debug",
+            "Ciphers -aes*",
+            "Ciphers -foo",
+            "Ciphers ^aes128-ctr",
+            "AllowUsers wrong_value",
+            "PermitUserEnvironment wrong_value",
+            "KexAlgorithms +diffie-hellman-group1-sha1",
+        ] {
+            assert_eq!(invalid(&d(ok)), None, "{ok}");
+        }
+        for bad in [
+            "MaxStartups 10:30",
+            "MaxStartups 10:0:60",
+            "MaxStartups 60:30:10",
+            "MaxStartups 0",
+            "MaxStartups 10:101:60",
+            "MaxStartups 10:30:60 extra",
+            "MaxAuthTries 3x",
+            "MaxAuthTries -1",
+            "MaxAuthTries 3 4",
+            "MaxAuthTries 0x10",
+            "LoginGraceTime -5",
+            "LogLevel INFO extra",
+            "Ciphers aes*",
+            "Ciphers aes128-ctr,foo",
+            "Ciphers +foo",
+            "PermitRootLogin wrong_value",
+            "UsePAM wrong_value",
+            "AllowUsers \"\"",
+            "Banner \"\"",
+        ] {
+            assert!(invalid(&d(bad)).is_some(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn max_startups_is_last_wins_and_keeps_the_rate() {
+        assert_eq!(max_startups_spec("10:50:60"), Ok((10, Some(50), 60)));
+        assert_eq!(max_startups_spec("20"), Ok((20, None, 20)));
+    }
+}
