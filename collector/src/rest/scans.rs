@@ -184,6 +184,7 @@ pub(super) async fn list_scans(
         status: q.status.as_deref().map(parse_status).transpose()?,
         project: q.project,
         agent_id: q.agent_id,
+        ..Default::default()
     };
     let (scans, total) = app
         .store

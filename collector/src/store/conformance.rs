@@ -134,7 +134,7 @@ pub fn run<S: Store>(open: &dyn Fn() -> S) {
         let f = ScanFilter {
             status: Some(ScanStatus::Completed),
             project: Some("db".into()),
-            agent_id: None,
+            ..Default::default()
         };
         let (only, total) = s.scans(&f, 0, 10).unwrap();
         assert_eq!((only.len(), total, only[0].id.as_str()), (1, 1, "s002"));

@@ -1,14 +1,24 @@
 //! The sled backend. sled's `flush` writes with `sync_file_range`, which is not a
-//! durability barrier, so [`SledStore::sync`] also `fsync`s every file of the database.
+//! durability barrier, so [`SledStore::sync`] also `fsync`s every file of the database;
+//! concurrent callers share one such flush (group commit).
+//!
+//! Scans, agents and the audit log carry secondary indexes and counters in their
+//! own trees (layout in [`super::sled_index`]), so that no read walks every record.
 
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use std::collections::HashMap;
+use std::ops::Bound;
+use std::sync::{Condvar, Mutex};
+
+use super::sled_index::{self as ix, Deltas, IDX};
 use super::{
-    audit_chain, AgentRecord, AttemptRecord, AuditRecord, DeliveryRecord, DeliveryState, Result,
-    ResultRecord, ScanFilter, ScanRecord, Store, StoreError, TokenRecord, TokenUse, UserRecord,
+    audit_chain, AgentRecord, AttemptRecord, AuditFilter, AuditList, AuditRecord, DeliveryRecord,
+    DeliveryState, Fleet, Result, ResultRecord, ScanCursor, ScanFilter, ScanList, ScanRecord,
+    ScanStatus, Store, StoreError, TokenRecord, TokenUse, UserRecord,
 };
 
 /// sled under a directory.
@@ -24,7 +34,46 @@ pub struct SledStore {
     audit: sled::Tree,
     deliveries: sled::Tree,
     attempts: sled::Tree,
-    audit_lock: std::sync::Mutex<()>,
+    audit_lock: Mutex<()>,
+    /// Serialises scan writes: each reads the record it replaces, then writes it
+    /// with its index entries and counters in one batch.
+    scan_lock: Mutex<()>,
+    /// The same for agents and their instance-ID index.
+    agent_lock: Mutex<()>,
+    group: GroupCommit,
+}
+
+/// Group commit: a caller of `sync` waits for a flush that *started* after its call
+/// and shares it with every caller that arrived meanwhile.
+#[derive(Default)]
+struct GroupCommit {
+    state: Mutex<SyncState>,
+    done: Condvar,
+}
+
+struct SyncState {
+    /// Flushes started and finished so far (numbered from 1).
+    started: u64,
+    finished: u64,
+    running: bool,
+    /// The outcome of flush number `finished`.
+    last: std::result::Result<(), String>,
+}
+
+impl Default for SyncState {
+    fn default() -> Self {
+        SyncState {
+            started: 0,
+            finished: 0,
+            running: false,
+            last: Ok(()),
+        }
+    }
+}
+
+/// Every record key is below `[IDX]`.
+fn records(tree: &sled::Tree) -> sled::Iter {
+    tree.range(..[IDX].as_slice())
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -67,9 +116,262 @@ impl SledStore {
             audit: t("audit")?,
             deliveries: t("webhook_deliveries")?,
             attempts: t("webhook_attempts")?,
-            audit_lock: std::sync::Mutex::new(()),
+            audit_lock: Mutex::new(()),
+            scan_lock: Mutex::new(()),
+            agent_lock: Mutex::new(()),
+            group: GroupCommit::default(),
             db,
         })
+        .and_then(|s| {
+            s.ensure_indexes()?;
+            Ok(s)
+        })
+    }
+
+    /// Builds the indexes from the records unless they are complete and current (a
+    /// store written before they existed, or by another index version).
+    fn ensure_indexes(&self) -> Result<()> {
+        if self
+            .meta
+            .get(ix::INDEX_VERSION_KEY)
+            .map_err(backend)?
+            .as_deref()
+            == Some(ix::INDEX_VERSION)
+        {
+            return Ok(());
+        }
+        self.rebuild_indexes()
+    }
+
+    /// Drops every index entry and counter and builds them again from the records.
+    pub fn rebuild_indexes(&self) -> Result<()> {
+        let _s = lock(&self.scan_lock);
+        let _a = lock(&self.agent_lock);
+        let _l = lock(&self.audit_lock);
+        self.meta.remove(ix::INDEX_VERSION_KEY).map_err(backend)?;
+        for tree in [&self.scans, &self.agents, &self.audit] {
+            let mut batch = sled::Batch::default();
+            for kv in tree.range([IDX].as_slice()..) {
+                batch.remove(kv.map_err(backend)?.0);
+            }
+            tree.apply_batch(batch).map_err(backend)?;
+        }
+        // Scans, oldest first: the last seen per agent is its newest.
+        let mut deltas = Deltas::default();
+        let mut latest: HashMap<String, Vec<u8>> = HashMap::new();
+        let mut latest_completed: HashMap<String, Vec<u8>> = HashMap::new();
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        for kv in records(&self.scans) {
+            let (k, v) = kv.map_err(backend)?;
+            let s: ScanRecord = decode(&k, &v)?;
+            for key in ix::scan_keys(&s) {
+                batch.insert(key, &[]);
+            }
+            deltas.add(ix::scan_counters(&s), 1);
+            latest.insert(s.agent_id.clone(), ix::latest_value(&s));
+            if s.status == ScanStatus::Completed {
+                latest_completed.insert(s.agent_id.clone(), ix::latest_completed_value(&s));
+            }
+            n += 1;
+            if n % 10_000 == 0 {
+                self.scans
+                    .apply_batch(std::mem::take(&mut batch))
+                    .map_err(backend)?;
+            }
+        }
+        for (agent, v) in latest {
+            batch.insert(ix::latest(&agent), v);
+        }
+        for (agent, v) in latest_completed {
+            batch.insert(ix::latest_completed(&agent), v);
+        }
+        for (k, d) in deltas.0 {
+            batch.insert(k, &(d.max(0) as u64).to_be_bytes());
+        }
+        self.scans.apply_batch(batch).map_err(backend)?;
+
+        let mut batch = sled::Batch::default();
+        for kv in records(&self.agents) {
+            let (k, v) = kv.map_err(backend)?;
+            let a: AgentRecord = decode(&k, &v)?;
+            if let Some(key) = ix::agent_key(&a) {
+                batch.insert(key, &[]);
+            }
+        }
+        self.agents.apply_batch(batch).map_err(backend)?;
+
+        let mut deltas = Deltas::default();
+        let mut batch = sled::Batch::default();
+        for kv in records(&self.audit) {
+            let (k, v) = kv.map_err(backend)?;
+            let e = decode_audit(&k, &v)?;
+            let (keys, counters) = ix::audit_keys(&e);
+            for key in keys {
+                batch.insert(key, &[]);
+            }
+            deltas.add(counters, 1);
+        }
+        for (k, d) in deltas.0 {
+            batch.insert(k, &(d.max(0) as u64).to_be_bytes());
+        }
+        self.audit.apply_batch(batch).map_err(backend)?;
+        // The version goes last, once every index is complete on disk.
+        self.db.flush().map_err(backend)?;
+        self.meta
+            .insert(ix::INDEX_VERSION_KEY, ix::INDEX_VERSION)
+            .map_err(backend)?;
+        self.db.flush().map_err(backend)?;
+        Ok(())
+    }
+
+    fn count(tree: &sled::Tree, key: &[u8]) -> Result<u64> {
+        Ok(tree
+            .get(key)
+            .map_err(backend)?
+            .map(|v| ix::decode_count(&v))
+            .unwrap_or(0))
+    }
+
+    /// Adds counter deltas to a batch, reading the counters' current values.
+    fn apply_deltas(tree: &sled::Tree, batch: &mut sled::Batch, deltas: Deltas) -> Result<()> {
+        for (k, d) in deltas.0 {
+            if d == 0 {
+                continue;
+            }
+            let now = Self::count(tree, &k)? as i64 + d;
+            if now <= 0 {
+                batch.remove(k);
+            } else {
+                batch.insert(k, &(now as u64).to_be_bytes());
+            }
+        }
+        Ok(())
+    }
+
+    /// The newest scan of `agent` other than `skip` (and completed, if asked), by
+    /// walking the agent's index from its newest entry.
+    fn newest_of(&self, agent: &str, skip: &str, completed: bool) -> Result<Option<ScanRecord>> {
+        let p = ix::by_agent(agent);
+        for kv in self.scans.range(p.clone()..ix::prefix_end(&p)).rev() {
+            let (k, _) = kv.map_err(backend)?;
+            let id = String::from_utf8_lossy(&k[p.len()..]).into_owned();
+            if id == skip {
+                continue;
+            }
+            if let Some(s) = self.scan(&id)? {
+                if !completed || s.status == ScanStatus::Completed {
+                    return Ok(Some(s));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The count of scans matching a filter, if counters hold it exactly.
+    fn counted(&self, f: &ScanFilter) -> Result<Option<u64>> {
+        let (dim, value) = match (&f.agent_id, &f.project) {
+            (Some(_), Some(_)) => return Ok(None),
+            (Some(a), None) => (b'a', a.as_str()),
+            (None, Some(p)) => (b'p', p.as_str()),
+            (None, None) => (b'*', ""),
+        };
+        let slots: Vec<u8> = match (f.status, f.blocked) {
+            (Some(_), true) => return Ok(None),
+            (Some(st), false) => vec![ix::status_byte(st)],
+            (None, true) => vec![ix::SLOT_BLOCKING],
+            (None, false) => (0..5).collect(),
+        };
+        let mut n = 0;
+        for slot in slots {
+            n += Self::count(&self.scans, &ix::counter(dim, value, slot))?;
+        }
+        Ok(Some(n))
+    }
+
+    /// The index to walk for a filter (an empty prefix: the records themselves): the
+    /// one with the fewest entries among those that cover part of the filter.
+    fn pick_index(&self, f: &ScanFilter) -> Result<Vec<u8>> {
+        let sub = |g: ScanFilter| self.counted(&g).map(|c| c.unwrap_or(u64::MAX));
+        let mut best = (sub(ScanFilter::default())?, Vec::new());
+        let mut consider = |count: u64, prefix: Vec<u8>| {
+            if count < best.0 {
+                best = (count, prefix);
+            }
+        };
+        if let Some(a) = &f.agent_id {
+            let g = ScanFilter {
+                agent_id: Some(a.clone()),
+                ..Default::default()
+            };
+            consider(sub(g)?, ix::by_agent(a));
+        }
+        if let Some(p) = &f.project {
+            let g = ScanFilter {
+                project: Some(p.clone()),
+                ..Default::default()
+            };
+            consider(sub(g)?, ix::by_project(p));
+            if let Some(st) = f.status {
+                let g = ScanFilter {
+                    project: Some(p.clone()),
+                    status: Some(st),
+                    ..Default::default()
+                };
+                consider(sub(g)?, ix::by_project_status(p, st));
+            }
+        }
+        if let Some(st) = f.status {
+            let g = ScanFilter {
+                status: Some(st),
+                ..Default::default()
+            };
+            consider(sub(g)?, ix::by_status(st));
+        }
+        if f.blocked {
+            let g = ScanFilter {
+                blocked: true,
+                ..Default::default()
+            };
+            consider(sub(g)?, ix::blocking());
+        }
+        Ok(best.1)
+    }
+
+    /// Walks matching scans newest first within the cursor's range, calling `visit`
+    /// until it returns false.
+    fn walk(
+        &self,
+        f: &ScanFilter,
+        cursor: &ScanCursor,
+        visit: &mut dyn FnMut(ScanRecord) -> bool,
+    ) -> Result<()> {
+        let p = self.pick_index(f)?;
+        let bound = |id: &Option<String>| {
+            id.as_ref().map(|id| {
+                let mut k = p.clone();
+                k.extend_from_slice(id.as_bytes());
+                Bound::Excluded(k)
+            })
+        };
+        let lo = bound(&cursor.after).unwrap_or(Bound::Included(p.clone()));
+        let hi = bound(&cursor.before).unwrap_or(Bound::Excluded(ix::prefix_end(&p)));
+        for kv in self.scans.range::<Vec<u8>, _>((lo, hi)).rev() {
+            let (k, v) = kv.map_err(backend)?;
+            let s: ScanRecord = if p.is_empty() {
+                decode(&k, &v)?
+            } else {
+                match self.scans.get(&k[p.len()..]).map_err(backend)? {
+                    Some(v) => decode(&k[p.len()..], &v)?,
+                    // Only an edit behind the store's back leaves an entry dangling.
+                    None => continue,
+                }
+            };
+            if f.matches(&s) && !visit(s) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn all<T: DeserializeOwned>(tree: &sled::Tree) -> Result<Vec<T>> {
@@ -108,40 +410,79 @@ fn fsync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
+fn lock(m: &Mutex<()>) -> std::sync::MutexGuard<'_, ()> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl SledStore {
+    /// Writes an agent with its index entry; the caller holds `agent_lock`.
+    fn write_agent(&self, old: Option<&AgentRecord>, a: &AgentRecord) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        let new_key = ix::agent_key(a);
+        if let Some(k) = old.and_then(ix::agent_key) {
+            if Some(&k) != new_key.as_ref() {
+                batch.remove(k);
+            }
+        }
+        if let Some(k) = new_key {
+            batch.insert(k, &[]);
+        }
+        batch.insert(a.id.as_bytes(), encode(a)?);
+        self.agents.apply_batch(batch).map_err(backend)
+    }
+
+    fn flush_and_fsync(&self) -> std::result::Result<(), String> {
+        self.db.flush().map_err(|e| e.to_string())?;
+        fsync_dir(&self.dir).map_err(|e| e.to_string())
+    }
+}
+
 impl Store for SledStore {
     fn put_agent(&self, a: &AgentRecord) -> Result<()> {
-        self.agents
-            .insert(a.id.as_bytes(), encode(a)?)
-            .map_err(backend)?;
-        Ok(())
+        let _g = lock(&self.agent_lock);
+        let old: Option<AgentRecord> = Self::get(&self.agents, &a.id)?;
+        self.write_agent(old.as_ref(), a)
     }
     fn update_agent(
         &self,
         id: &str,
         change: &mut dyn FnMut(&mut AgentRecord),
     ) -> Result<Option<AgentRecord>> {
-        loop {
-            let Some(old) = self.agents.get(id).map_err(backend)? else {
-                return Ok(None);
-            };
-            let mut a: AgentRecord = decode(id.as_bytes(), &old)?;
-            change(&mut a);
-            let new = encode(&a)?;
-            if self
-                .agents
-                .compare_and_swap(id, Some(old), Some(new))
-                .map_err(backend)?
-                .is_ok()
-            {
-                return Ok(Some(a));
-            }
-        }
+        // Every agent write holds the lock: the record read is the one replaced.
+        let _g = lock(&self.agent_lock);
+        let Some(old) = Self::get::<AgentRecord>(&self.agents, id)? else {
+            return Ok(None);
+        };
+        let mut a = old.clone();
+        change(&mut a);
+        self.write_agent(Some(&old), &a)?;
+        Ok(Some(a))
     }
     fn agent(&self, id: &str) -> Result<Option<AgentRecord>> {
         Self::get(&self.agents, id)
     }
     fn agents(&self) -> Result<Vec<AgentRecord>> {
-        Self::all(&self.agents)
+        records(&self.agents)
+            .map(|kv| kv.map_err(backend).and_then(|(k, v)| decode(&k, &v)))
+            .collect()
+    }
+    fn agents_by_instance(&self, instance_id: &str) -> Result<Vec<AgentRecord>> {
+        if instance_id.is_empty() {
+            return Ok(vec![]);
+        }
+        let p = ix::by_instance(instance_id);
+        let mut out = Vec::new();
+        for kv in self.agents.range(p.clone()..ix::prefix_end(&p)) {
+            let (k, _) = kv.map_err(backend)?;
+            let id = String::from_utf8_lossy(&k[p.len()..]).into_owned();
+            if let Some(a) = self.agent(&id)? {
+                // The record decides; the index only finds it.
+                if !a.revoked && a.instance_id == instance_id {
+                    out.push(a);
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn put_token(&self, t: &TokenRecord) -> Result<()> {
@@ -218,12 +559,75 @@ impl Store for SledStore {
     }
 
     fn put_scan(&self, s: &ScanRecord) -> Result<()> {
-        self.scans
-            .insert(s.id.as_bytes(), encode(s)?)
-            .map_err(backend)?;
-        Ok(())
+        if s.id.is_empty() {
+            return Err(backend("a scan needs an ID"));
+        }
+        let _g = lock(&self.scan_lock);
+        let old: Option<ScanRecord> = Self::get(&self.scans, &s.id)?;
+        let mut batch = sled::Batch::default();
+        let mut deltas = Deltas::default();
+        let new_keys = ix::scan_keys(s);
+        if let Some(o) = &old {
+            for k in ix::scan_keys(o) {
+                if !new_keys.contains(&k) {
+                    batch.remove(k);
+                }
+            }
+            deltas.add(ix::scan_counters(o), -1);
+        }
+        for k in new_keys {
+            batch.insert(k, &[]);
+        }
+        deltas.add(ix::scan_counters(s), 1);
+        Self::apply_deltas(&self.scans, &mut batch, deltas)?;
+        // The agent's newest scan, and its newest completed one.
+        let current = |key: &[u8], completed: bool| -> Result<Option<String>> {
+            Ok(self
+                .scans
+                .get(key)
+                .map_err(backend)?
+                .map(|v| String::from_utf8_lossy(ix::latest_id(&v, completed)).into_owned()))
+        };
+        let lk = ix::latest(&s.agent_id);
+        if current(&lk, false)?.is_none_or(|cur| s.id >= cur) {
+            batch.insert(lk, ix::latest_value(s));
+        }
+        let ck = ix::latest_completed(&s.agent_id);
+        let cur_completed = current(&ck, true)?;
+        if s.status == ScanStatus::Completed {
+            if cur_completed.as_ref().is_none_or(|cur| s.id >= *cur) {
+                batch.insert(ck, ix::latest_completed_value(s));
+            }
+        } else if cur_completed.as_deref() == Some(s.id.as_str()) {
+            // It was the newest completed scan and is no longer completed.
+            match self.newest_of(&s.agent_id, &s.id, true)? {
+                Some(prev) => batch.insert(ck, ix::latest_completed_value(&prev)),
+                None => batch.remove(ck),
+            }
+        }
+        if let Some(o) = old.as_ref().filter(|o| o.agent_id != s.agent_id) {
+            // The scan moved to another agent: the old agent's newest may change.
+            let (lk, ck) = (ix::latest(&o.agent_id), ix::latest_completed(&o.agent_id));
+            if current(&lk, false)?.as_deref() == Some(s.id.as_str()) {
+                match self.newest_of(&o.agent_id, &s.id, false)? {
+                    Some(prev) => batch.insert(lk, ix::latest_value(&prev)),
+                    None => batch.remove(lk),
+                }
+            }
+            if current(&ck, true)?.as_deref() == Some(s.id.as_str()) {
+                match self.newest_of(&o.agent_id, &s.id, true)? {
+                    Some(prev) => batch.insert(ck, ix::latest_completed_value(&prev)),
+                    None => batch.remove(ck),
+                }
+            }
+        }
+        batch.insert(s.id.as_bytes(), encode(s)?);
+        self.scans.apply_batch(batch).map_err(backend)
     }
     fn scan(&self, id: &str) -> Result<Option<ScanRecord>> {
+        if id.as_bytes().first().is_some_and(|b| *b == IDX) {
+            return Ok(None);
+        }
         Self::get(&self.scans, id)
     }
     fn scans(
@@ -232,20 +636,82 @@ impl Store for SledStore {
         offset: usize,
         limit: usize,
     ) -> Result<(Vec<ScanRecord>, usize)> {
-        let mut total = 0;
-        let mut page = Vec::new();
-        for kv in self.scans.iter().rev() {
-            let (k, v) = kv.map_err(backend)?;
-            let s: ScanRecord = decode(&k, &v)?;
-            if !filter.matches(&s) {
-                continue;
+        let l = self.scan_list(filter, &ScanCursor::default(), offset, limit)?;
+        Ok((l.scans, l.total))
+    }
+    fn scan_list(
+        &self,
+        filter: &ScanFilter,
+        cursor: &ScanCursor,
+        offset: usize,
+        limit: usize,
+    ) -> Result<ScanList> {
+        let (mut page, mut skipped, mut more) = (Vec::new(), 0, false);
+        self.walk(filter, cursor, &mut |s| {
+            if skipped < offset {
+                skipped += 1;
+                return true;
             }
-            if total >= offset && page.len() < limit {
-                page.push(s);
+            if page.len() == limit {
+                more = true;
+                return false;
             }
-            total += 1;
+            page.push(s);
+            true
+        })?;
+        let total = match self.counted(filter)? {
+            Some(n) => n as usize,
+            None => {
+                let mut n = 0;
+                self.walk(filter, &ScanCursor::default(), &mut |_| {
+                    n += 1;
+                    true
+                })?;
+                n
+            }
+        };
+        let next = if more {
+            page.last().map(|s| s.id.clone())
+        } else {
+            None
+        };
+        Ok(ScanList {
+            scans: page,
+            total,
+            next,
+        })
+    }
+    fn latest_scan(&self, agent_id: &str) -> Result<Option<ScanRecord>> {
+        let Some(v) = self.scans.get(ix::latest(agent_id)).map_err(backend)? else {
+            return Ok(None);
+        };
+        self.scan(&String::from_utf8_lossy(ix::latest_id(&v, false)))
+    }
+    fn fleet(&self, min_score: f64) -> Result<Fleet> {
+        let mut f = Fleet {
+            completed_scans: Self::count(
+                &self.scans,
+                &ix::counter(b'*', "", ix::status_byte(ScanStatus::Completed)),
+            )? as usize,
+            ..Default::default()
+        };
+        // Completed scans by score: those at or above the minimum.
+        let lo = ix::by_score(min_score);
+        for kv in self.scans.range(lo..ix::prefix_end(&ix::prefix(b'h'))) {
+            f.completed_meeting += ix::decode_count(&kv.map_err(backend)?.1) as usize;
         }
-        Ok((page, total))
+        let p = ix::prefix(b'c');
+        for kv in self.scans.range(p.clone()..ix::prefix_end(&p)) {
+            f.vms_scanned += 1;
+            f.latest_score_sum += ix::latest_score(&kv.map_err(backend)?.1);
+        }
+        let p = ix::prefix(b'l');
+        for kv in self.scans.range(p.clone()..ix::prefix_end(&p)) {
+            if kv.map_err(backend)?.1.first() == Some(&1) {
+                f.vms_blocked += 1;
+            }
+        }
+        Ok(f)
     }
 
     fn put_results(&self, scan_id: &str, results: &[ResultRecord]) -> Result<()> {
@@ -278,8 +744,12 @@ impl Store for SledStore {
     fn append_audit(&self, entry: &AuditRecord) -> Result<u64> {
         // The sequence is one past the last key and the entry chains onto the last
         // entry's hash; a lock keeps concurrent appends apart.
-        let _guard = self.audit_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let (next, last) = match self.audit.last().map_err(backend)? {
+        let _guard = lock(&self.audit_lock);
+        let (next, last) = match records(&self.audit)
+            .next_back()
+            .transpose()
+            .map_err(backend)?
+        {
             Some((k, v)) => {
                 let key: [u8; 8] = k
                     .as_ref()
@@ -290,22 +760,104 @@ impl Store for SledStore {
             None => (1, None),
         };
         let e = audit_chain::seal(entry, next, last.as_ref());
-        self.audit
-            .insert(next.to_be_bytes(), encode(&e)?)
-            .map_err(backend)?;
+        let mut batch = sled::Batch::default();
+        let (keys, counters) = ix::audit_keys(&e);
+        for k in keys {
+            batch.insert(k, &[]);
+        }
+        let mut deltas = Deltas::default();
+        deltas.add(counters, 1);
+        Self::apply_deltas(&self.audit, &mut batch, deltas)?;
+        batch.insert(&next.to_be_bytes(), encode(&e)?);
+        self.audit.apply_batch(batch).map_err(backend)?;
         Ok(next)
     }
     fn audit(&self, offset: usize, limit: usize) -> Result<(Vec<AuditRecord>, usize)> {
-        let total = self.audit.len();
-        let page = self
-            .audit
-            .iter()
-            .rev()
-            .skip(offset)
-            .take(limit)
-            .map(|kv| kv.map_err(backend).and_then(|(k, v)| decode_audit(&k, &v)))
-            .collect::<Result<Vec<_>>>()?;
-        Ok((page, total))
+        let l = self.audit_list(&AuditFilter::default(), None, offset, limit)?;
+        Ok((l.entries, l.total))
+    }
+    fn audit_list(
+        &self,
+        filter: &AuditFilter,
+        before: Option<u64>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<AuditList> {
+        // Walk the smaller of the two indexes that apply, or the log itself.
+        let mut choice: (u64, Vec<u8>) = (u64::MAX, Vec::new());
+        if let Some(a) = &filter.action {
+            let n = Self::count(&self.audit, &ix::audit_count_action(a))?;
+            choice = (n, ix::audit_by_action(a));
+        }
+        if let Some(a) = &filter.actor {
+            let n = Self::count(&self.audit, &ix::audit_count_actor(a))?;
+            if n < choice.0 {
+                choice = (n, ix::audit_by_actor(a));
+            }
+        }
+        let p = choice.1;
+        let lo = Bound::Included(p.clone());
+        let hi = match before {
+            Some(b) => {
+                let mut k = p.clone();
+                k.extend_from_slice(&b.to_be_bytes());
+                Bound::Excluded(k)
+            }
+            None if p.is_empty() => Bound::Excluded(vec![IDX]),
+            None => Bound::Excluded(ix::prefix_end(&p)),
+        };
+        let (mut entries, mut skipped, mut seen, mut more) = (Vec::new(), 0, 0usize, false);
+        let both = filter.action.is_some() && filter.actor.is_some();
+        for kv in self.audit.range::<Vec<u8>, _>((lo, hi)).rev() {
+            let (k, v) = kv.map_err(backend)?;
+            let e = if p.is_empty() {
+                decode_audit(&k, &v)?
+            } else {
+                match self.audit.get(&k[p.len()..]).map_err(backend)? {
+                    Some(v) => decode_audit(&k[p.len()..], &v)?,
+                    None => continue,
+                }
+            };
+            if !filter.matches(&e) {
+                continue;
+            }
+            seen += 1;
+            if skipped < offset {
+                skipped += 1;
+            } else if entries.len() < limit {
+                entries.push(e);
+            } else {
+                more = true;
+                if !both {
+                    break;
+                }
+            }
+        }
+        let total = if both {
+            if before.is_none() {
+                seen
+            } else {
+                let all = self.audit_list(filter, None, usize::MAX, 0)?;
+                all.total
+            }
+        } else {
+            let key = match (&filter.action, &filter.actor) {
+                (Some(a), _) => ix::audit_count_action(a),
+                (_, Some(a)) => ix::audit_count_actor(a),
+                _ => ix::audit_count_all(),
+            };
+            Self::count(&self.audit, &key)? as usize
+        };
+        let next = if more {
+            entries.last().map(|e| e.seq)
+        } else {
+            None
+        };
+        Ok(AuditList {
+            entries,
+            total,
+            next,
+        })
     }
 
     fn put_delivery(&self, d: &DeliveryRecord) -> Result<()> {
@@ -350,8 +902,30 @@ impl Store for SledStore {
     }
 
     fn sync(&self) -> Result<()> {
-        self.db.flush().map_err(backend)?;
-        fsync_dir(&self.dir).map_err(backend)
+        let g = &self.group;
+        let mut st = g.state.lock().unwrap_or_else(|p| p.into_inner());
+        // A flush already running may have missed this caller's writes: only one
+        // that starts from now on counts.
+        let wanted = st.started + 1;
+        loop {
+            if st.finished >= wanted {
+                return st.last.clone().map_err(StoreError::Backend);
+            }
+            if st.running {
+                st = g.done.wait(st).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            st.running = true;
+            st.started += 1;
+            let number = st.started;
+            drop(st);
+            let outcome = self.flush_and_fsync();
+            st = g.state.lock().unwrap_or_else(|p| p.into_inner());
+            st.running = false;
+            st.finished = number;
+            st.last = outcome;
+            g.done.notify_all();
+        }
     }
 }
 
