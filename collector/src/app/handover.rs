@@ -2,7 +2,7 @@
 //! releases of blocked handovers.
 
 use super::{now_ms, App, AppError, Gate, Result};
-use crate::store::{AgentRecord, ScanFilter, ScanRecord, ScanStatus};
+use crate::store::{AgentRecord, ScanRecord, ScanStatus};
 
 impl App {
     /// Finds an agent by its ID or by the cloud instance ID it enrolled with. An
@@ -15,12 +15,7 @@ impl App {
         if id.is_empty() {
             return Err(AppError::NotFound("agent or instance".into()));
         }
-        let mut found: Vec<AgentRecord> = self
-            .store
-            .agents()?
-            .into_iter()
-            .filter(|a| !a.revoked && a.instance_id == id)
-            .collect();
+        let mut found = self.store.agents_by_instance(id)?;
         match found.len() {
             0 => Err(AppError::NotFound(format!("agent or instance {id}"))),
             1 => Ok(found.remove(0)),
@@ -30,12 +25,9 @@ impl App {
         }
     }
 
+    /// The agent's newest scan, from the latest-scan-per-agent index.
     pub fn latest_scan(&self, agent_id: &str) -> Result<Option<ScanRecord>> {
-        let f = ScanFilter {
-            agent_id: Some(agent_id.into()),
-            ..Default::default()
-        };
-        Ok(self.store.scans(&f, 0, 1)?.0.into_iter().next())
+        Ok(self.store.latest_scan(agent_id)?)
     }
 
     pub fn handover(&self, id: &str) -> Result<Gate> {
