@@ -949,6 +949,161 @@ mod tests {
         super::super::conformance::run_queries(&|| SledStore::open(&path).unwrap());
     }
 
+    use crate::store::conformance::{check, seed, Truth};
+
+    /// Drops every index entry and the index version, as a store written before
+    /// indexes existed has them.
+    fn strip_indexes(path: &Path) {
+        let raw = sled::open(path).unwrap();
+        for t in ["scans", "agents", "audit"] {
+            let tree = raw.open_tree(t).unwrap();
+            let keys: Vec<_> = tree
+                .range([IDX].as_slice()..)
+                .map(|kv| kv.unwrap().0)
+                .collect();
+            assert!(!keys.is_empty(), "{t} had index entries");
+            for k in keys {
+                tree.remove(k).unwrap();
+            }
+        }
+        raw.open_tree("meta")
+            .unwrap()
+            .remove(ix::INDEX_VERSION_KEY)
+            .unwrap();
+        raw.flush().unwrap();
+    }
+
+    /// What the records say, read without any index.
+    fn truth_from_records(path: &Path) -> Truth {
+        let raw = sled::open(path).unwrap();
+        let mut t = Truth::default();
+        for kv in records(&raw.open_tree("scans").unwrap()) {
+            let (k, v) = kv.unwrap();
+            let s: ScanRecord = decode(&k, &v).unwrap();
+            t.scans.insert(s.id.clone(), s);
+        }
+        for kv in records(&raw.open_tree("agents").unwrap()) {
+            let (k, v) = kv.unwrap();
+            let a: AgentRecord = decode(&k, &v).unwrap();
+            t.agents.insert(a.id.clone(), a);
+        }
+        for kv in records(&raw.open_tree("audit").unwrap()) {
+            let (k, v) = kv.unwrap();
+            t.audit.push(decode_audit(&k, &v).unwrap());
+        }
+        t
+    }
+
+    #[test]
+    fn indexes_are_built_from_the_records_of_an_older_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let mut truth = Truth::default();
+        {
+            let s = SledStore::open(&path).unwrap();
+            seed(&s, 800, &mut truth, 3);
+            s.sync().unwrap();
+        }
+        strip_indexes(&path);
+        let s = SledStore::open(&path).unwrap();
+        assert_eq!(
+            s.get_meta(ix::INDEX_VERSION_KEY).unwrap().as_deref(),
+            Some(ix::INDEX_VERSION)
+        );
+        check(&s, &truth);
+        // The rebuilt indexes go on being maintained.
+        seed(&s, 200, &mut truth, 5);
+        check(&s, &truth);
+    }
+
+    /// A writer killed (SIGKILL) in the middle of writing scans leaves records and
+    /// indexes that agree: each record is written with its entries in one batch.
+    #[test]
+    fn indexes_agree_with_the_records_after_a_writer_is_killed() {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "store::sled_store::tests::writer_child",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_DIR, &path)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        // Once the child has synced a first round, it goes on writing; kill it then.
+        let ready = out
+            .lines()
+            .map_while(|l| l.ok())
+            .any(|l| l.contains("writer ready"));
+        assert!(ready, "the writer child never got going");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let truth = truth_from_records(&path);
+        assert!(truth.scans.len() >= 500, "{}", truth.scans.len());
+        let s = SledStore::open(&path).unwrap();
+        check(&s, &truth);
+    }
+
+    const CHILD_DIR: &str = "RAMPART_TEST_WRITER_DIR";
+
+    /// The process `indexes_agree_with_the_records_after_a_writer_is_killed` kills;
+    /// without its variable, nothing.
+    #[test]
+    fn writer_child() {
+        let Some(path) = std::env::var_os(CHILD_DIR) else {
+            return;
+        };
+        let s = SledStore::open(Path::new(&path)).unwrap();
+        let mut truth = Truth::default();
+        seed(&s, 500, &mut truth, 1);
+        s.sync().unwrap();
+        println!("writer ready");
+        for round in 2.. {
+            seed(&s, 100, &mut truth, round);
+        }
+    }
+
+    /// Concurrent syncs share flushes and all succeed; what each wrote is there.
+    #[test]
+    fn concurrent_syncs_all_return_and_keep_every_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let s = SledStore::open(&path).unwrap();
+            std::thread::scope(|t| {
+                for th in 0..8 {
+                    let s = &s;
+                    t.spawn(move || {
+                        for i in 0..15 {
+                            let sc = ScanRecord::pending(
+                                format!("sc-{th}-{i:03}"),
+                                &format!("ag-{th}"),
+                                None,
+                                "manual",
+                                "p",
+                                1,
+                            );
+                            s.put_scan(&sc).unwrap();
+                            s.sync().unwrap();
+                        }
+                    });
+                }
+            });
+        }
+        let s = SledStore::open(&path).unwrap();
+        assert_eq!(s.scans(&ScanFilter::default(), 0, 1).unwrap().1, 120);
+        for th in 0..8 {
+            let latest = s.latest_scan(&format!("ag-{th}")).unwrap().unwrap();
+            assert_eq!(latest.id, format!("sc-{th}-014"));
+        }
+    }
+
     /// sled creates and removes files as it works (snapshots, blobs): `sync` must not
     /// fail when one goes between listing the directory and opening the file.
     #[test]
