@@ -150,7 +150,7 @@ impl App {
                     catalog.benchmark_id
                 )));
             };
-            if !rule.profiles.iter().any(|p| *p == s.profile) {
+            if !rule.profiles.contains(&s.profile) {
                 return Ok(Some(format!(
                     "rule {} is not in profile {} of benchmark {}",
                     r.rule_id, s.profile, catalog.benchmark_id

@@ -336,7 +336,7 @@ pub mod brute_force {
         limit: usize,
     ) -> AuditList {
         let mut m: Vec<&AuditRecord> = all.iter().filter(|e| filter.matches(e)).collect();
-        m.sort_by(|a, b| b.seq.cmp(&a.seq));
+        m.sort_by_key(|e| std::cmp::Reverse(e.seq));
         let total = m.len();
         let mut entries: Vec<AuditRecord> = m
             .into_iter()
