@@ -175,7 +175,7 @@ pub struct ResultRecord {
 }
 
 /// A filter over scans.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ScanFilter {
     pub status: Option<ScanStatus>,
     pub project: Option<String>,

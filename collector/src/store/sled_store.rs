@@ -290,35 +290,30 @@ impl SledStore {
     }
 
     /// The index to walk for a filter (an empty prefix: the records themselves): the
-    /// one with the fewest entries among those that cover part of the filter.
-    fn pick_index(&self, f: &ScanFilter) -> Result<Vec<u8>> {
-        let sub = |g: ScanFilter| self.counted(&g).map(|c| c.unwrap_or(u64::MAX));
-        let mut best = (sub(ScanFilter::default())?, Vec::new());
-        let mut consider = |count: u64, prefix: Vec<u8>| {
-            if count < best.0 {
-                best = (count, prefix);
-            }
-        };
+    /// one with the fewest entries among those that cover part of the filter; and
+    /// whether it covers the whole filter (then every entry matches).
+    fn pick_index(&self, f: &ScanFilter) -> Result<(Vec<u8>, bool)> {
+        let mut candidates = vec![(ScanFilter::default(), Vec::new())];
         if let Some(a) = &f.agent_id {
             let g = ScanFilter {
                 agent_id: Some(a.clone()),
                 ..Default::default()
             };
-            consider(sub(g)?, ix::by_agent(a));
+            candidates.push((g, ix::by_agent(a)));
         }
         if let Some(p) = &f.project {
             let g = ScanFilter {
                 project: Some(p.clone()),
                 ..Default::default()
             };
-            consider(sub(g)?, ix::by_project(p));
+            candidates.push((g, ix::by_project(p)));
             if let Some(st) = f.status {
                 let g = ScanFilter {
                     project: Some(p.clone()),
                     status: Some(st),
                     ..Default::default()
                 };
-                consider(sub(g)?, ix::by_project_status(p, st));
+                candidates.push((g, ix::by_project_status(p, st)));
             }
         }
         if let Some(st) = f.status {
@@ -326,27 +321,37 @@ impl SledStore {
                 status: Some(st),
                 ..Default::default()
             };
-            consider(sub(g)?, ix::by_status(st));
+            candidates.push((g, ix::by_status(st)));
         }
         if f.blocked {
             let g = ScanFilter {
                 blocked: true,
                 ..Default::default()
             };
-            consider(sub(g)?, ix::blocking());
+            candidates.push((g, ix::blocking()));
         }
-        Ok(best.1)
+        let mut best: Option<(u64, ScanFilter, Vec<u8>)> = None;
+        for (g, prefix) in candidates {
+            let n = self.counted(&g)?.unwrap_or(u64::MAX);
+            if best.as_ref().is_none_or(|b| n < b.0) {
+                best = Some((n, g, prefix));
+            }
+        }
+        let (_, g, prefix) = best.unwrap_or_default();
+        Ok((prefix, g == *f))
     }
 
-    /// Walks matching scans newest first within the cursor's range, calling `visit`
-    /// until it returns false.
+    /// Walks matching scans newest first within the cursor's range, passing over
+    /// `skip` of them (without decoding them when the index covers the filter),
+    /// calling `visit` until it returns false.
     fn walk(
         &self,
         f: &ScanFilter,
         cursor: &ScanCursor,
+        mut skip: usize,
         visit: &mut dyn FnMut(ScanRecord) -> bool,
     ) -> Result<()> {
-        let p = self.pick_index(f)?;
+        let (p, exact) = self.pick_index(f)?;
         let bound = |id: &Option<String>| {
             id.as_ref().map(|id| {
                 let mut k = p.clone();
@@ -358,6 +363,10 @@ impl SledStore {
         let hi = bound(&cursor.before).unwrap_or(Bound::Excluded(ix::prefix_end(&p)));
         for kv in self.scans.range::<Vec<u8>, _>((lo, hi)).rev() {
             let (k, v) = kv.map_err(backend)?;
+            if exact && skip > 0 {
+                skip -= 1;
+                continue;
+            }
             let s: ScanRecord = if p.is_empty() {
                 decode(&k, &v)?
             } else {
@@ -367,7 +376,14 @@ impl SledStore {
                     None => continue,
                 }
             };
-            if f.matches(&s) && !visit(s) {
+            if !f.matches(&s) {
+                continue;
+            }
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            if !visit(s) {
                 break;
             }
         }
@@ -646,12 +662,8 @@ impl Store for SledStore {
         offset: usize,
         limit: usize,
     ) -> Result<ScanList> {
-        let (mut page, mut skipped, mut more) = (Vec::new(), 0, false);
-        self.walk(filter, cursor, &mut |s| {
-            if skipped < offset {
-                skipped += 1;
-                return true;
-            }
+        let (mut page, mut more) = (Vec::new(), false);
+        self.walk(filter, cursor, offset, &mut |s| {
             if page.len() == limit {
                 more = true;
                 return false;
@@ -663,7 +675,7 @@ impl Store for SledStore {
             Some(n) => n as usize,
             None => {
                 let mut n = 0;
-                self.walk(filter, &ScanCursor::default(), &mut |_| {
+                self.walk(filter, &ScanCursor::default(), 0, &mut |_| {
                     n += 1;
                     true
                 })?;
