@@ -514,6 +514,10 @@ pub trait Store: Send + Sync + 'static {
     /// Upserts results: a rule's result is stored once per scan, whatever is resent.
     fn put_results(&self, scan_id: &str, results: &[ResultRecord]) -> Result<()>;
     fn results(&self, scan_id: &str) -> Result<Vec<ResultRecord>>;
+    /// Retention: drops the results of finished scans created before `before_ms`,
+    /// keeping the scans themselves (their counts, score and verdict). Returns how
+    /// many scans lost their results; a second call with the same time finds none.
+    fn prune_results(&self, before_ms: i64) -> Result<usize>;
 
     fn put_user(&self, u: &UserRecord) -> Result<()>;
     fn user_by_token_hash(&self, hash: &str) -> Result<Option<UserRecord>>;

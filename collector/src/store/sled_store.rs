@@ -71,6 +71,10 @@ impl Default for SyncState {
     }
 }
 
+/// Meta key: the last scan (ID) whose results retention has dealt with, and every
+/// one before it.
+const PRUNED_TO_KEY: &str = "results_pruned_to";
+
 /// Every record key is below `[IDX]`.
 fn records(tree: &sled::Tree) -> sled::Iter {
     tree.range(..[IDX].as_slice())
@@ -733,6 +737,48 @@ impl Store for SledStore {
         }
         self.results.apply_batch(batch).map_err(backend)
     }
+    fn prune_results(&self, before_ms: i64) -> Result<usize> {
+        // Scan IDs sort by creation: walk from the oldest (or where the last run
+        // stopped) up to the first scan created at or after the cut.
+        let from = self.meta.get(PRUNED_TO_KEY).map_err(backend)?;
+        let lo = match &from {
+            Some(k) => Bound::Excluded(k.to_vec()),
+            None => Bound::Unbounded,
+        };
+        let (mut pruned, mut resume_at, mut all_final) = (0, None, true);
+        for kv in self
+            .scans
+            .range::<Vec<u8>, _>((lo, Bound::Excluded(vec![IDX])))
+        {
+            let (k, v) = kv.map_err(backend)?;
+            let s: ScanRecord = decode(&k, &v)?;
+            if s.created_at_ms >= before_ms {
+                break;
+            }
+            if !s.status.is_final() {
+                // Its results may still grow: kept, and looked at again next time.
+                all_final = false;
+                continue;
+            }
+            let mut batch = sled::Batch::default();
+            let mut any = false;
+            for r in self.results.scan_prefix(format!("{}\0", s.id)) {
+                batch.remove(r.map_err(backend)?.0);
+                any = true;
+            }
+            if any {
+                self.results.apply_batch(batch).map_err(backend)?;
+                pruned += 1;
+            }
+            if all_final {
+                resume_at = Some(k);
+            }
+        }
+        if let Some(k) = resume_at {
+            self.meta.insert(PRUNED_TO_KEY, k).map_err(backend)?;
+        }
+        Ok(pruned)
+    }
     fn results(&self, scan_id: &str) -> Result<Vec<ResultRecord>> {
         self.results
             .scan_prefix(format!("{scan_id}\0"))
@@ -962,6 +1008,13 @@ mod tests {
     }
 
     use crate::store::conformance::{check, seed, Truth};
+
+    #[test]
+    fn sled_keeps_results_for_the_retention_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        super::super::conformance::run_retention(&|| SledStore::open(&path).unwrap());
+    }
 
     /// Drops every index entry and the index version, as a store written before
     /// indexes existed has them.
