@@ -313,7 +313,7 @@ pub fn run_retention<S: Store>(open: &dyn Fn() -> S) {
         let mut sc = scan(&format!("sc-{i:04}"), "ag-1", Some("web"), status);
         sc.created_at_ms = i as i64 * 100;
         s.put_scan(&sc).unwrap();
-        s.put_results(&sc.id, &[r.clone()]).unwrap();
+        s.put_results(&sc.id, std::slice::from_ref(&r)).unwrap();
         truth.scans.insert(sc.id.clone(), sc);
     }
     s.append_audit(&AuditRecord {
