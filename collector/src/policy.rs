@@ -346,15 +346,17 @@ mod tests {
             s
         };
         use ScanStatus::*;
-        let cases: Vec<(
-            &Settings,
-            Option<&str>,
+        // Settings, project, newest scan; allowed, state, reasons, rests on the scan.
+        type Case<'a> = (
+            &'a Settings,
+            Option<&'a str>,
             Option<ScanRecord>,
             bool,
-            &str,
-            &str,
+            &'a str,
+            &'a str,
             bool,
-        )> = vec![
+        );
+        let cases: Vec<Case> = vec![
             (
                 &on,
                 Some("lab"),
