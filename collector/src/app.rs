@@ -13,12 +13,14 @@ mod agents;
 mod catalogs;
 mod enrollment;
 mod handover;
+mod overview;
 mod scans;
 mod sessions;
 mod settings;
 
 pub use crate::catalog::{Catalog, CatalogRule};
 pub use enrollment::{labels_of, Refusal};
+pub use overview::{Overview, RECENT_SCANS};
 pub use settings::SettingsRecord;
 
 use crate::ca::Ca;

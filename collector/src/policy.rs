@@ -1,11 +1,14 @@
-//! Settings, score and enforcement (SPEC §4) as pure functions, and the rules for
-//! webhook URLs: their shape, where they may point (never loopback unless the
-//! collector's config allows it, never link-local or cloud metadata, unspecified,
-//! multicast or broadcast addresses) and how they are shown in logs and the audit
-//! log (redacted: a webhook URL often carries a credential in its path).
+//! Settings, score, enforcement and the handover decision (SPEC §4) as pure
+//! functions, and the rules for webhook URLs: their shape, where they may point (never
+//! loopback unless the collector's config allows it, never link-local or cloud
+//! metadata, unspecified, multicast or broadcast addresses) and how they are shown in
+//! logs and the audit log (redacted: a webhook URL often carries a credential in its
+//! path).
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::store::{ScanRecord, ScanStatus};
 
 /// How results are enforced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -357,6 +360,94 @@ fn trim(v: f64) -> String {
     }
 }
 
+/// What the handover gate decides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Handover {
+    pub allowed: bool,
+    /// `allowed`, `released`, `exempt`, `pending`, `blocked`, `failed`.
+    pub state: &'static str,
+    pub reasons: Vec<String>,
+    /// The decision rests on the agent's newest scan (its ID is shown).
+    pub on_scan: bool,
+}
+
+/// The handover decision for an agent of `project` whose newest scan is `latest`.
+pub fn handover(s: &Settings, project: Option<&str>, latest: Option<&ScanRecord>) -> Handover {
+    let answer = |allowed, state, reasons: Vec<String>, on_scan| Handover {
+        allowed,
+        state,
+        reasons,
+        on_scan,
+    };
+    if let Some(p) = project.filter(|p| s.exempt_projects.contains(*p)) {
+        return answer(
+            true,
+            "exempt",
+            vec![format!("project {p} is exempt from scanning")],
+            false,
+        );
+    }
+    if !s.scanning_enabled {
+        return answer(
+            true,
+            "allowed",
+            vec!["CIS scanning is disabled".into()],
+            false,
+        );
+    }
+    let Some(scan) = latest else {
+        return answer(
+            false,
+            "pending",
+            vec!["no scan has been made yet".into()],
+            false,
+        );
+    };
+    match scan.status {
+        ScanStatus::Pending => answer(
+            false,
+            "pending",
+            vec![format!("scan {} is pending", scan.id)],
+            true,
+        ),
+        ScanStatus::Running => answer(
+            false,
+            "pending",
+            vec![format!("scan {} is running", scan.id)],
+            true,
+        ),
+        ScanStatus::Failed => answer(
+            false,
+            "failed",
+            vec![format!(
+                "scan {} failed: {}",
+                scan.id,
+                scan.failure_reason.clone().unwrap_or_default()
+            )],
+            true,
+        ),
+        ScanStatus::Cancelled => answer(
+            false,
+            "pending",
+            vec![format!("scan {} was cancelled; no completed scan", scan.id)],
+            true,
+        ),
+        ScanStatus::Completed => match (&scan.released_by, scan.blocked) {
+            (Some(by), true) => answer(
+                true,
+                "released",
+                vec![format!(
+                    "released by {by} despite: {}",
+                    scan.block_reasons.join("; ")
+                )],
+                true,
+            ),
+            (None, true) => answer(false, "blocked", scan.block_reasons.clone(), true),
+            (_, false) => answer(true, "allowed", vec![], true),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,6 +460,142 @@ mod tests {
             not_applicable: 5,
             failed_critical: crit,
             failed_high: high,
+        }
+    }
+
+    #[test]
+    fn the_handover_decision_table() {
+        let on = Settings {
+            exempt_projects: ["lab".to_string()].into_iter().collect(),
+            ..Settings::default()
+        };
+        let off = Settings {
+            scanning_enabled: false,
+            ..on.clone()
+        };
+        let scan = |status: ScanStatus, blocked: bool, released: bool| {
+            let mut s = ScanRecord::pending("sc-1".into(), "ag", None, "manual", "p", 0);
+            s.status = status;
+            s.blocked = blocked;
+            s.block_reasons = if blocked {
+                vec!["low score".into()]
+            } else {
+                vec![]
+            };
+            s.released_by = released.then(|| "ann".to_string());
+            s.failure_reason = Some("disk full".into());
+            s
+        };
+        use ScanStatus::*;
+        // Settings, project, newest scan; allowed, state, reasons, rests on the scan.
+        type Case<'a> = (
+            &'a Settings,
+            Option<&'a str>,
+            Option<ScanRecord>,
+            bool,
+            &'a str,
+            &'a str,
+            bool,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                &on,
+                Some("lab"),
+                Some(scan(Completed, true, false)),
+                true,
+                "exempt",
+                "project lab is exempt from scanning",
+                false,
+            ),
+            (
+                &off,
+                Some("web"),
+                Some(scan(Completed, true, false)),
+                true,
+                "allowed",
+                "CIS scanning is disabled",
+                false,
+            ),
+            (
+                &on,
+                None,
+                None,
+                false,
+                "pending",
+                "no scan has been made yet",
+                false,
+            ),
+            (
+                &on,
+                None,
+                Some(scan(Pending, false, false)),
+                false,
+                "pending",
+                "scan sc-1 is pending",
+                true,
+            ),
+            (
+                &on,
+                None,
+                Some(scan(Running, false, false)),
+                false,
+                "pending",
+                "scan sc-1 is running",
+                true,
+            ),
+            (
+                &on,
+                None,
+                Some(scan(Failed, false, false)),
+                false,
+                "failed",
+                "scan sc-1 failed: disk full",
+                true,
+            ),
+            (
+                &on,
+                None,
+                Some(scan(Cancelled, false, false)),
+                false,
+                "pending",
+                "scan sc-1 was cancelled; no completed scan",
+                true,
+            ),
+            (
+                &on,
+                Some("web"),
+                Some(scan(Completed, false, false)),
+                true,
+                "allowed",
+                "",
+                true,
+            ),
+            (
+                &on,
+                None,
+                Some(scan(Completed, true, false)),
+                false,
+                "blocked",
+                "low score",
+                true,
+            ),
+            (
+                &on,
+                None,
+                Some(scan(Completed, true, true)),
+                true,
+                "released",
+                "released by ann despite: low score",
+                true,
+            ),
+        ];
+        for (s, project, latest, allowed, state, reasons, on_scan) in cases {
+            let h = handover(s, project, latest.as_ref());
+            assert_eq!(
+                (h.allowed, h.state, h.reasons.join("; "), h.on_scan),
+                (allowed, state, reasons.to_string(), on_scan),
+                "{project:?} {latest:?}"
+            );
         }
     }
 

@@ -153,6 +153,18 @@ fn enroll_scan_on_provision_gate_release_and_roles() {
         403
     );
 
+    // The blocked scan is listed as blocking, and counted so by the overview.
+    let blocking = c.admin("GET", "/api/v1/scans?blocked=true", None);
+    assert_eq!(
+        (
+            blocking["total"].clone(),
+            blocking["scans"][0]["id"].clone()
+        ),
+        (json!(1), scan["id"].clone()),
+        "{blocking}"
+    );
+    assert_eq!(c.admin("GET", "/api/v1/overview", None)["vms_blocked"], 1);
+
     // An admin release opens the gate and is recorded with who and when.
     let released = c.admin("POST", &release, None);
     assert_eq!(released["released_by"], "admin");
@@ -167,6 +179,28 @@ fn enroll_scan_on_provision_gate_release_and_roles() {
     assert_eq!(audit["total"], 1);
     assert_eq!(audit["entries"][0]["actor"], "admin");
     assert_eq!(audit["entries"][0]["target"], scan["id"]);
+    assert_eq!(
+        c.admin("GET", "/api/v1/scans?blocked=true", None)["total"],
+        0
+    );
+    assert_eq!(c.admin("GET", "/api/v1/overview", None)["vms_blocked"], 0);
+    // Pages follow by cursor: `next` of one page is the `before` of the next.
+    let first = c.admin("GET", "/api/v1/audit?per_page=1", None);
+    let next = first["next"].as_u64().expect("more than one entry");
+    assert_eq!(first["entries"][0]["seq"].as_u64(), Some(next));
+    let second = c.admin(
+        "GET",
+        &format!("/api/v1/audit?per_page=1&before={next}"),
+        None,
+    );
+    assert_eq!(second["entries"][0]["seq"].as_u64(), Some(next - 1));
+    assert_eq!(second["total"], first["total"]);
+    let scans = c.admin("GET", "/api/v1/scans?per_page=1", None);
+    assert_eq!(
+        (scans["total"].clone(), scans["next"].clone()),
+        (json!(1), json!(null)),
+        "one scan: no next page {scans}"
+    );
 
     // SIGTERM stops the daemon cleanly.
     let st = a.stop().expect("agent was running");

@@ -317,7 +317,10 @@ fn judge_keyword(
     let (value, describe) = match (folded, effective) {
         (Some((v, d)), _) => (
             v.clone(),
-            format!("{} (the last MaxStartups line wins: sshd runs with {v})", d.describe()),
+            format!(
+                "{} (the last MaxStartups line wins: sshd runs with {v})",
+                d.describe()
+            ),
         ),
         (None, Some(d)) if last_wins => (
             d.args.join(" "),

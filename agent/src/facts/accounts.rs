@@ -227,7 +227,10 @@ mod tests {
     #[test]
     fn shell_entries_as_getusershell_reads_them() {
         assert_eq!(shell_entry("/bin/bash"), Some("/bin/bash"));
-        assert_eq!(shell_entry("  /usr/sbin/nologin\tmore"), Some("/usr/sbin/nologin"));
+        assert_eq!(
+            shell_entry("  /usr/sbin/nologin\tmore"),
+            Some("/usr/sbin/nologin")
+        );
         assert_eq!(shell_entry("/bin/sh# note"), Some("/bin/sh"));
         assert_eq!(shell_entry("# /bin/sh"), None);
         assert_eq!(shell_entry("bash"), None);

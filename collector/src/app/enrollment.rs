@@ -296,13 +296,14 @@ impl App {
         })
     }
 
-    /// The live (not revoked) agent enrolled with this instance ID, if any.
+    /// The live (not revoked) agent enrolled with this (non-empty) instance ID, if
+    /// any: a look-up in the instance-ID index.
     pub fn live_agent_with_instance(&self, instance_id: &str) -> Result<Option<AgentRecord>> {
         Ok(self
             .store
-            .agents()?
+            .agents_by_instance(instance_id)?
             .into_iter()
-            .find(|a| !a.revoked && a.instance_id == instance_id))
+            .next())
     }
 
     /// Renews an agent's certificate from a new CSR: at most once per

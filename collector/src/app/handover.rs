@@ -2,7 +2,8 @@
 //! releases of blocked handovers.
 
 use super::{now_ms, App, AppError, Gate, Result};
-use crate::store::{AgentRecord, ScanFilter, ScanRecord, ScanStatus};
+use crate::policy;
+use crate::store::{AgentRecord, ScanRecord};
 
 impl App {
     /// Finds an agent by its ID or by the cloud instance ID it enrolled with. An
@@ -15,12 +16,7 @@ impl App {
         if id.is_empty() {
             return Err(AppError::NotFound("agent or instance".into()));
         }
-        let mut found: Vec<AgentRecord> = self
-            .store
-            .agents()?
-            .into_iter()
-            .filter(|a| !a.revoked && a.instance_id == id)
-            .collect();
+        let mut found = self.store.agents_by_instance(id)?;
         match found.len() {
             0 => Err(AppError::NotFound(format!("agent or instance {id}"))),
             1 => Ok(found.remove(0)),
@@ -30,101 +26,25 @@ impl App {
         }
     }
 
+    /// The agent's newest scan, from the latest-scan-per-agent index.
     pub fn latest_scan(&self, agent_id: &str) -> Result<Option<ScanRecord>> {
-        let f = ScanFilter {
-            agent_id: Some(agent_id.into()),
-            ..Default::default()
-        };
-        Ok(self.store.scans(&f, 0, 1)?.0.into_iter().next())
+        Ok(self.store.latest_scan(agent_id)?)
     }
 
+    /// The handover gate: the agent (by ID or instance ID), its newest scan from
+    /// the index, and [`policy::handover`]'s decision.
     pub fn handover(&self, id: &str) -> Result<Gate> {
         let a = self.find_agent(id)?;
-        let s = self.settings();
-        let gate = |allowed, state, reasons: Vec<String>, scan: Option<&ScanRecord>| Gate {
-            allowed,
-            state,
-            reasons,
-            agent_id: a.id.clone(),
-            instance_id: a.instance_id.clone(),
-            hostname: a.hostname.clone(),
-            scan_id: scan.map(|s| s.id.clone()),
-        };
-        if a.project
-            .as_ref()
-            .is_some_and(|p| s.exempt_projects.contains(p))
-        {
-            return Ok(gate(
-                true,
-                "exempt",
-                vec![format!(
-                    "project {} is exempt from scanning",
-                    a.project.clone().unwrap_or_default()
-                )],
-                None,
-            ));
-        }
-        if !s.scanning_enabled {
-            return Ok(gate(
-                true,
-                "allowed",
-                vec!["CIS scanning is disabled".into()],
-                None,
-            ));
-        }
-        let Some(scan) = self.latest_scan(&a.id)? else {
-            return Ok(gate(
-                false,
-                "pending",
-                vec!["no scan has been made yet".into()],
-                None,
-            ));
-        };
-        Ok(match scan.status {
-            ScanStatus::Pending | ScanStatus::Running => gate(
-                false,
-                "pending",
-                vec![format!(
-                    "scan {} is {}",
-                    scan.id,
-                    if scan.status == ScanStatus::Pending {
-                        "pending"
-                    } else {
-                        "running"
-                    }
-                )],
-                Some(&scan),
-            ),
-            ScanStatus::Failed => gate(
-                false,
-                "failed",
-                vec![format!(
-                    "scan {} failed: {}",
-                    scan.id,
-                    scan.failure_reason.clone().unwrap_or_default()
-                )],
-                Some(&scan),
-            ),
-            ScanStatus::Cancelled => gate(
-                false,
-                "pending",
-                vec![format!("scan {} was cancelled; no completed scan", scan.id)],
-                Some(&scan),
-            ),
-            ScanStatus::Completed if scan.blocked && scan.released_by.is_some() => gate(
-                true,
-                "released",
-                vec![format!(
-                    "released by {} despite: {}",
-                    scan.released_by.clone().unwrap_or_default(),
-                    scan.block_reasons.join("; ")
-                )],
-                Some(&scan),
-            ),
-            ScanStatus::Completed if scan.blocked => {
-                gate(false, "blocked", scan.block_reasons.clone(), Some(&scan))
-            }
-            ScanStatus::Completed => gate(true, "allowed", vec![], Some(&scan)),
+        let latest = self.latest_scan(&a.id)?;
+        let h = policy::handover(&self.settings(), a.project.as_deref(), latest.as_ref());
+        Ok(Gate {
+            allowed: h.allowed,
+            state: h.state,
+            reasons: h.reasons,
+            scan_id: latest.filter(|_| h.on_scan).map(|s| s.id),
+            agent_id: a.id,
+            instance_id: a.instance_id,
+            hostname: a.hostname,
         })
     }
 

@@ -31,8 +31,8 @@ impl App {
         // run with the settings of its time anyway.
         let pending = ScanFilter {
             status: Some(ScanStatus::Pending),
-            project: None,
             agent_id: Some(agent_id.into()),
+            ..Default::default()
         };
         if let Some(p) = self.store.scans(&pending, 0, 1)?.0.into_iter().next() {
             self.send(agent_id, self.scan_command(&p));
@@ -150,7 +150,7 @@ impl App {
                     catalog.benchmark_id
                 )));
             };
-            if !rule.profiles.iter().any(|p| *p == s.profile) {
+            if !rule.profiles.contains(&s.profile) {
                 return Ok(Some(format!(
                     "rule {} is not in profile {} of benchmark {}",
                     r.rule_id, s.profile, catalog.benchmark_id

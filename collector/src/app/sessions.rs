@@ -101,8 +101,8 @@ impl App {
     pub fn pending_commands(&self, agent_id: &str) -> Result<Vec<Command>> {
         let f = ScanFilter {
             status: Some(ScanStatus::Pending),
-            project: None,
             agent_id: Some(agent_id.into()),
+            ..Default::default()
         };
         let (scans, _) = self.store.scans(&f, 0, 100)?;
         Ok(scans

@@ -1,21 +1,29 @@
-//! The append-only, hash-chained audit log, filtered and paginated.
+//! The append-only, hash-chained audit log, filtered and paginated by key range.
 
 use std::sync::Arc;
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{query, ApiResult, Caller, ErrorBody};
-use crate::app::{App, AppError};
+use super::{query, ApiError, ApiResult, Caller, ErrorBody};
+use crate::app::App;
 use crate::auth::Role;
-use crate::store::AuditRecord;
+use crate::store::{AuditFilter, AuditRecord};
+
+/// The most entries a page number may skip; deeper pages are reached by cursor.
+const MAX_OFFSET: usize = 100_000;
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct AuditQuery {
-    /// Page number, from 0.
+    /// Cursor: only entries older than this sequence number (the `next` of the
+    /// page before).
+    before: Option<u64>,
+    /// Page number, from 0, counted from the cursor; `page` × `per_page` at most
+    /// 100000 (beyond, follow `next`).
     #[serde(default)]
     page: usize,
     /// Entries per page, 1-1000 (default 100).
@@ -67,11 +75,14 @@ pub(super) struct AuditPage {
     entries: Vec<AuditEntryDto>,
     /// Entries matching the filters.
     total: usize,
+    /// Pass as `before` for the next page; null on the last page.
+    next: Option<u64>,
 }
 
 /// The audit log
 ///
-/// Newest first, filtered and paginated. Needs the admin role.
+/// Newest first, filtered and paginated by cursor (`before` = the `next` of the page
+/// before) or page number; read by key range, never whole. Needs the admin role.
 #[utoipa::path(
     get,
     path = "/api/v1/audit",
@@ -79,7 +90,7 @@ pub(super) struct AuditPage {
     params(AuditQuery),
     responses(
         (status = 200, description = "One page of entries", body = AuditPage),
-        (status = 400, description = "Invalid query", body = ErrorBody),
+        (status = 400, description = "Invalid query, or a page too deep", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -91,22 +102,21 @@ pub(super) async fn audit(
     c.require(Role::Admin)?;
     let q: AuditQuery = query(&uri)?;
     let per_page = q.per_page.unwrap_or(100).clamp(1, 1000);
-    let (all, _) = app.store.audit(0, usize::MAX).map_err(AppError::from)?;
-    let matching: Vec<_> = all
-        .into_iter()
-        .filter(|e| {
-            q.action.as_ref().is_none_or(|a| &e.action == a)
-                && q.actor.as_ref().is_none_or(|a| &e.actor == a)
-        })
-        .collect();
-    let total = matching.len();
+    let offset = q.page.saturating_mul(per_page);
+    if offset > MAX_OFFSET {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("page {} is too deep; follow `next` with `before`", q.page),
+        ));
+    }
+    let filter = AuditFilter {
+        action: q.action,
+        actor: q.actor,
+    };
+    let l = app.audit_log(&filter, q.before, offset, per_page)?;
     Ok(Json(AuditPage {
-        entries: matching
-            .into_iter()
-            .skip(q.page.saturating_mul(per_page))
-            .take(per_page)
-            .map(AuditEntryDto::from)
-            .collect(),
-        total,
+        entries: l.entries.into_iter().map(AuditEntryDto::from).collect(),
+        total: l.total,
+        next: l.next,
     }))
 }

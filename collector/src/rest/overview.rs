@@ -1,6 +1,6 @@
-//! The overview (SPEC §4 views): the fleet's figures and the most recent scans.
+//! The overview (SPEC §4 views): the fleet's figures and the most recent scans, from
+//! figures the store maintains (never a walk over every scan).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -10,10 +10,9 @@ use utoipa::ToSchema;
 
 use super::scans::ScanStatusDto;
 use super::{ApiResult, Caller};
-use crate::app::{App, AppError};
+use crate::app::App;
 use crate::auth::Role;
 use crate::report::Band;
-use crate::store::{AgentRecord, ScanFilter, ScanRecord, ScanStatus};
 
 /// The colour band of a score: green ≥ 90, amber ≥ 70, red below.
 #[derive(Serialize, ToSchema)]
@@ -85,44 +84,16 @@ pub(super) struct OverviewDto {
 )]
 pub(super) async fn overview(State(app): State<Arc<App>>, c: Caller) -> ApiResult<OverviewDto> {
     c.require(Role::Provisioner)?;
-    let (all, _) = app
-        .store
-        .scans(&ScanFilter::default(), 0, usize::MAX)
-        .map_err(AppError::from)?;
-    let min_score = app.settings().min_score;
-    // Scans come newest first: the first seen per agent is its latest.
-    let mut latest: HashMap<&str, &ScanRecord> = HashMap::new();
-    let mut latest_completed: HashMap<&str, f64> = HashMap::new();
-    let (mut completed, mut meeting) = (0usize, 0usize);
-    for s in &all {
-        latest.entry(s.agent_id.as_str()).or_insert(s);
-        if s.status == ScanStatus::Completed {
-            completed += 1;
-            let score = s.score.unwrap_or(0.0);
-            if score >= min_score {
-                meeting += 1;
-            }
-            latest_completed.entry(s.agent_id.as_str()).or_insert(score);
-        }
-    }
-    let average_score = (!latest_completed.is_empty())
-        .then(|| latest_completed.values().sum::<f64>() / latest_completed.len() as f64)
+    let o = app.overview()?;
+    let f = &o.fleet;
+    let average_score = (f.vms_scanned > 0)
+        .then(|| f.latest_score_sum / f.vms_scanned as f64)
         .map(|v| (v * 10.0).round() / 10.0);
-    let vms_blocked = latest
-        .values()
-        .filter(|s| s.blocked && s.released_by.is_none())
-        .count();
-    let mut agents: HashMap<String, AgentRecord> = HashMap::new();
-    let recent_scans = all
+    let recent_scans = o
+        .recent
         .iter()
-        .take(20)
-        .map(|s| {
-            if !agents.contains_key(&s.agent_id) {
-                if let Ok(Some(a)) = app.store.agent(&s.agent_id) {
-                    agents.insert(s.agent_id.clone(), a);
-                }
-            }
-            let a = agents.get(&s.agent_id);
+        .map(|(s, a)| {
+            let a = a.as_ref();
             let released = s.released_by.is_some();
             RecentScanDto {
                 id: s.id.clone(),
@@ -147,12 +118,13 @@ pub(super) async fn overview(State(app): State<Arc<App>>, c: Caller) -> ApiResul
     Ok(Json(OverviewDto {
         average_score,
         average_score_band: average_score.map(|v| Band::of(v).into()),
-        vms_scanned: latest_completed.len(),
-        vms_blocked,
-        pass_rate: (completed > 0)
-            .then(|| ((meeting as f64 / completed as f64) * 1000.0).round() / 10.0),
-        min_score,
-        completed_scans: completed,
+        vms_scanned: f.vms_scanned,
+        vms_blocked: f.vms_blocked,
+        pass_rate: (f.completed_scans > 0).then(|| {
+            ((f.completed_meeting as f64 / f.completed_scans as f64) * 1000.0).round() / 10.0
+        }),
+        min_score: o.min_score,
+        completed_scans: f.completed_scans,
         recent_scans,
     }))
 }

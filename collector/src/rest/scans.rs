@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{body, query, ApiError, ApiResult, Caller, ErrorBody};
 use crate::app::{App, AppError};
 use crate::auth::Role;
-use crate::store::{ScanFilter, ScanRecord, ScanStatus};
+use crate::store::{ScanCursor, ScanFilter, ScanRecord, ScanStatus};
 
 /// A scan's state (SPEC §4 lifecycle).
 #[derive(Serialize, ToSchema, Clone, Copy)]
@@ -125,7 +125,14 @@ pub(super) struct ScanQuery {
     project: Option<String>,
     /// Only scans of this agent.
     agent_id: Option<String>,
-    /// Page number, from 0.
+    /// `true`: only scans that block a handover (blocked and not released).
+    blocked: Option<bool>,
+    /// Cursor: only scans older than this scan ID (the `next` of the page before).
+    before: Option<String>,
+    /// Cursor: only scans newer than this scan ID.
+    after: Option<String>,
+    /// Page number, from 0, counted from the cursor; `page` × `per_page` at most
+    /// 100000 (beyond, follow `next`).
     #[serde(default)]
     page: usize,
     /// Scans per page, 1-500 (default 50).
@@ -133,13 +140,19 @@ pub(super) struct ScanQuery {
     per_page: Option<usize>,
 }
 
+/// The most scans a page number may skip; deeper pages are reached by cursor.
+const MAX_OFFSET: usize = 100_000;
+
 /// One page of scans, newest first.
 #[derive(Serialize, ToSchema)]
 pub(super) struct ScanPage {
     scans: Vec<ScanDto>,
+    /// Every scan matching the filters.
     total: usize,
     page: usize,
     per_page: usize,
+    /// Pass as `before` for the next page; null on the last page.
+    next: Option<String>,
 }
 
 fn parse_status(s: &str) -> Result<ScanStatus, ApiError> {
@@ -160,7 +173,8 @@ fn parse_status(s: &str) -> Result<ScanStatus, ApiError> {
 
 /// List scans
 ///
-/// Newest first, filtered and paginated. Needs the provisioner role.
+/// Newest first, filtered and paginated by cursor (`before` = the `next` of the
+/// page before) or page number. Needs the provisioner role.
 #[utoipa::path(
     get,
     path = "/api/v1/scans",
@@ -168,7 +182,7 @@ fn parse_status(s: &str) -> Result<ScanStatus, ApiError> {
     params(ScanQuery),
     responses(
         (status = 200, description = "One page of scans", body = ScanPage),
-        (status = 400, description = "Invalid query", body = ErrorBody),
+        (status = 400, description = "Invalid query, or a page too deep", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -180,20 +194,30 @@ pub(super) async fn list_scans(
     c.require(Role::Provisioner)?;
     let q: ScanQuery = query(&uri)?;
     let per_page = q.per_page.unwrap_or(50).clamp(1, 500);
+    let offset = q.page.saturating_mul(per_page);
+    if offset > MAX_OFFSET {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("page {} is too deep; follow `next` with `before`", q.page),
+        ));
+    }
     let filter = ScanFilter {
         status: q.status.as_deref().map(parse_status).transpose()?,
         project: q.project,
         agent_id: q.agent_id,
+        blocked: q.blocked.unwrap_or(false),
     };
-    let (scans, total) = app
-        .store
-        .scans(&filter, q.page.saturating_mul(per_page), per_page)
-        .map_err(AppError::from)?;
+    let cursor = ScanCursor {
+        before: q.before,
+        after: q.after,
+    };
+    let l = app.list_scans(&filter, &cursor, offset, per_page)?;
     Ok(Json(ScanPage {
-        scans: scans.into_iter().map(|s| scan_dto(&app, s)).collect(),
-        total,
+        scans: l.scans.into_iter().map(|s| scan_dto(&app, s)).collect(),
+        total: l.total,
         page: q.page,
         per_page,
+        next: l.next,
     }))
 }
 

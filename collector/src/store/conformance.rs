@@ -134,7 +134,7 @@ pub fn run<S: Store>(open: &dyn Fn() -> S) {
         let f = ScanFilter {
             status: Some(ScanStatus::Completed),
             project: Some("db".into()),
-            agent_id: None,
+            ..Default::default()
         };
         let (only, total) = s.scans(&f, 0, 10).unwrap();
         assert_eq!((only.len(), total, only[0].id.as_str()), (1, 1, "s002"));
@@ -291,4 +291,410 @@ pub fn run<S: Store>(open: &dyn Fn() -> S) {
     );
     assert_eq!(log[0].prev_hash, log[1].hash);
     assert_eq!(audit_chain::verify_store(&s).unwrap(), 43);
+}
+
+/// Retention drops the results of finished scans older than the cut, keeps every
+/// scan's summary and the results of newer or unfinished scans, and leaves the
+/// indexes' answers as they were.
+pub fn run_retention<S: Store>(open: &dyn Fn() -> S) {
+    let s = open();
+    let r = ResultRecord {
+        rule_id: "1.1".into(),
+        status: "pass".into(),
+        evidence: vec![],
+    };
+    let mut truth = Truth::default();
+    for i in 0..40 {
+        let status = if i == 5 {
+            ScanStatus::Running
+        } else {
+            STATUSES[2 + i % 3]
+        };
+        let mut sc = scan(&format!("sc-{i:04}"), "ag-1", Some("web"), status);
+        sc.created_at_ms = i as i64 * 100;
+        s.put_scan(&sc).unwrap();
+        s.put_results(&sc.id, std::slice::from_ref(&r)).unwrap();
+        truth.scans.insert(sc.id.clone(), sc);
+    }
+    s.append_audit(&AuditRecord {
+        seq: 0,
+        at_ms: 0,
+        actor: "a".into(),
+        action: "b".into(),
+        target: None,
+        detail: String::new(),
+        prev_hash: String::new(),
+        hash: String::new(),
+    })
+    .unwrap();
+    let (log, _) = s.audit(0, 10).unwrap();
+    truth.audit = log;
+    // Scans 0-19 were created before 2000; scan 5 is still running.
+    assert_eq!(s.prune_results(2000).unwrap(), 19);
+    for i in 0..40 {
+        let id = format!("sc-{i:04}");
+        let kept = i >= 20 || i == 5;
+        assert_eq!(!s.results(&id).unwrap().is_empty(), kept, "{id}");
+        assert_eq!(s.scan(&id).unwrap().as_ref(), truth.scans.get(&id), "{id}");
+    }
+    assert_eq!(s.prune_results(2000).unwrap(), 0, "nothing left to drop");
+    // Once the running scan ends, a later run drops its results too.
+    let mut sc = truth.scans["sc-0005"].clone();
+    sc.status = ScanStatus::Failed;
+    s.put_scan(&sc).unwrap();
+    truth.scans.insert(sc.id.clone(), sc);
+    assert_eq!(s.prune_results(2500).unwrap(), 6);
+    assert!(s.results("sc-0005").unwrap().is_empty());
+    assert!(!s.results("sc-0025").unwrap().is_empty());
+    check(&s, &truth);
+}
+
+/// A small deterministic generator, so that failures repeat.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+const STATUSES: [ScanStatus; 5] = [
+    ScanStatus::Pending,
+    ScanStatus::Running,
+    ScanStatus::Completed,
+    ScanStatus::Failed,
+    ScanStatus::Cancelled,
+];
+
+/// What the suite wrote, to compare every answer with.
+#[derive(Default)]
+pub struct Truth {
+    pub scans: std::collections::BTreeMap<String, ScanRecord>,
+    pub agents: std::collections::BTreeMap<String, AgentRecord>,
+    pub audit: Vec<AuditRecord>,
+}
+
+impl Truth {
+    fn all_scans(&self) -> Vec<ScanRecord> {
+        self.scans.values().cloned().collect()
+    }
+}
+
+/// Seeds `n` scans over a few dozen agents and projects, then rewrites some of them
+/// the way the lifecycle does (and a few ways it does not: a completed scan failed
+/// afterwards, a scan moved to another agent), plus agents and audit entries.
+pub fn seed<S: Store>(s: &S, n: usize, truth: &mut Truth, seed: u64) {
+    let mut r = Lcg(seed);
+    let projects = [None, Some("web"), Some("db"), Some("x\0y"), Some("lab")];
+    for i in 0..40 {
+        let mut a = agent(&format!("ag-{i:02}"));
+        a.instance_id = if i % 7 == 6 {
+            String::new()
+        } else {
+            format!("i-{:02}", i % 30)
+        };
+        a.revoked = i % 11 == 10;
+        s.put_agent(&a).unwrap();
+        truth.agents.insert(a.id.clone(), a);
+    }
+    let base = truth.scans.len();
+    for i in 0..n {
+        let id = format!("sc-{:08}-{:03}", base + i, r.next(1000));
+        let agent = format!("ag-{:02}", r.next(40));
+        let project = projects[r.next(projects.len() as u64) as usize];
+        let mut sc = scan(&id, &agent, project, STATUSES[r.next(5) as usize]);
+        if sc.status == ScanStatus::Completed {
+            // Scores as `policy::score` makes them: tenths from 0 to 100.
+            sc.score = match r.next(10) {
+                0 => None,
+                _ => Some(r.next(1001) as f64 / 10.0),
+            };
+            sc.blocked = r.next(4) == 0;
+            if sc.blocked && r.next(2) == 0 {
+                sc.released_by = Some("ann".into());
+            }
+        }
+        s.put_scan(&sc).unwrap();
+        truth.scans.insert(id, sc);
+    }
+    // Rewrites of some scans.
+    let ids: Vec<String> = truth.scans.keys().cloned().collect();
+    for _ in 0..n / 5 {
+        let id = &ids[r.next(ids.len() as u64) as usize];
+        let mut sc = truth.scans[id].clone();
+        match r.next(5) {
+            0 => {
+                sc.status = ScanStatus::Completed;
+                sc.score = Some(r.next(1001) as f64 / 10.0);
+                sc.blocked = r.next(2) == 0;
+            }
+            1 if sc.blocked => sc.released_by = Some("bob".into()),
+            2 => {
+                sc.status = ScanStatus::Failed;
+                sc.blocked = false;
+            }
+            3 => sc.agent_id = format!("ag-{:02}", r.next(40)),
+            _ => sc.status = ScanStatus::Running,
+        }
+        s.put_scan(&sc).unwrap();
+        truth.scans.insert(id.clone(), sc);
+    }
+    // Agents revoked and their instance IDs.
+    for i in [3, 4, 5] {
+        let id = format!("ag-{i:02}");
+        let a = s
+            .update_agent(&id, &mut |a| a.revoked = !a.revoked)
+            .unwrap()
+            .unwrap();
+        truth.agents.insert(id, a);
+    }
+    for i in 0..(n / 10).max(20) {
+        let e = AuditRecord {
+            seq: 0,
+            at_ms: i as i64,
+            actor: format!("u{}", r.next(4)),
+            action: ["scan.create", "scan.release", "settings.change"][r.next(3) as usize].into(),
+            target: None,
+            detail: String::new(),
+            prev_hash: String::new(),
+            hash: String::new(),
+        };
+        let seq = s.append_audit(&e).unwrap();
+        truth.audit.push(AuditRecord { seq, ..e });
+    }
+}
+
+fn summary(l: &ScanList) -> (Vec<&str>, usize, Option<&str>) {
+    (
+        l.scans.iter().map(|s| s.id.as_str()).collect(),
+        l.total,
+        l.next.as_deref(),
+    )
+}
+
+/// Checks every list, filter, page, look-up and figure against the brute-force
+/// answer over `truth`.
+pub fn check<S: Store>(s: &S, truth: &Truth) {
+    let all = truth.all_scans();
+    let mut filters = vec![];
+    let agents = [None, Some("ag-00"), Some("ag-17"), Some("nobody")];
+    let projects = [None, Some("web"), Some("x\0y"), Some("none")];
+    let statuses = [
+        None,
+        Some(ScanStatus::Completed),
+        Some(ScanStatus::Failed),
+        Some(ScanStatus::Pending),
+    ];
+    for a in agents {
+        for p in projects {
+            for st in statuses {
+                for blocked in [false, true] {
+                    filters.push(ScanFilter {
+                        status: st,
+                        project: p.map(String::from),
+                        agent_id: a.map(String::from),
+                        blocked,
+                    });
+                }
+            }
+        }
+    }
+    let mid = all[all.len() / 2].id.clone();
+    let cursors = [
+        ScanCursor::default(),
+        ScanCursor {
+            before: Some(mid.clone()),
+            after: None,
+        },
+        ScanCursor {
+            before: None,
+            after: Some(mid.clone()),
+        },
+        ScanCursor {
+            before: Some("sc-99999999".into()),
+            after: Some("sc-00000100".into()),
+        },
+    ];
+    for f in &filters {
+        for c in &cursors {
+            for (offset, limit) in [(0, 50), (7, 13), (0, 0), (0, 100_000)] {
+                let got = s.scan_list(f, c, offset, limit).unwrap();
+                let want = brute_force::scan_list(&all, f, c, offset, limit);
+                assert_eq!(
+                    summary(&got),
+                    summary(&want),
+                    "{f:?} {c:?} offset {offset} limit {limit}"
+                );
+                assert!(got == want, "the same scans, but records differ: {f:?}");
+            }
+        }
+        let (page, total) = s.scans(f, 3, 20).unwrap();
+        let want = brute_force::scan_list(&all, f, &ScanCursor::default(), 3, 20);
+        assert_eq!((page, total), (want.scans, want.total), "{f:?}");
+    }
+    // Following `next` visits every match once, in order.
+    for f in filters.iter().step_by(5) {
+        let mut seen = vec![];
+        let mut c = ScanCursor::default();
+        loop {
+            let l = s.scan_list(f, &c, 0, 97).unwrap();
+            seen.extend(l.scans.into_iter().map(|x| x.id));
+            match l.next {
+                Some(n) => c.before = Some(n),
+                None => break,
+            }
+        }
+        let want = brute_force::scan_list(&all, f, &ScanCursor::default(), 0, usize::MAX);
+        assert_eq!(
+            seen,
+            want.scans.into_iter().map(|x| x.id).collect::<Vec<_>>()
+        );
+    }
+    for a in truth.agents.keys().map(String::as_str).chain(["nobody"]) {
+        assert_eq!(
+            s.latest_scan(a).unwrap(),
+            brute_force::latest_scan(&all, a),
+            "{a}"
+        );
+    }
+    for min in [0.0, 50.0, 50.05, 70.0, 100.0, 101.0] {
+        let got = s.fleet(min).unwrap();
+        let want = brute_force::fleet(&all, min);
+        assert!(
+            (got.latest_score_sum - want.latest_score_sum).abs() < 1e-6,
+            "{got:?} {want:?}"
+        );
+        assert_eq!(
+            Fleet {
+                latest_score_sum: 0.0,
+                ..got
+            },
+            Fleet {
+                latest_score_sum: 0.0,
+                ..want
+            },
+            "min score {min}"
+        );
+    }
+    let agents: Vec<AgentRecord> = truth.agents.values().cloned().collect();
+    for i in 0..32 {
+        let inst = format!("i-{i:02}");
+        let mut got = s.agents_by_instance(&inst).unwrap();
+        got.sort_by(|a, b| a.id.cmp(&b.id));
+        assert_eq!(
+            got,
+            brute_force::agents_by_instance(agents.clone(), &inst),
+            "{inst}"
+        );
+    }
+    assert!(s.agents_by_instance("").unwrap().is_empty());
+    assert_eq!(s.agents().unwrap(), agents, "index entries are not agents");
+    let afilters = [
+        AuditFilter::default(),
+        AuditFilter {
+            action: Some("scan.release".into()),
+            actor: None,
+        },
+        AuditFilter {
+            action: None,
+            actor: Some("u1".into()),
+        },
+        AuditFilter {
+            action: Some("settings.change".into()),
+            actor: Some("u2".into()),
+        },
+        AuditFilter {
+            action: Some("none".into()),
+            actor: None,
+        },
+    ];
+    let (log, _) = s.audit(0, usize::MAX).unwrap();
+    let mid = log[log.len() / 2].seq;
+    for f in &afilters {
+        for before in [None, Some(mid), Some(1), Some(u64::MAX)] {
+            for (offset, limit) in [(0, 10), (3, 7), (0, 0), (0, 100_000)] {
+                assert_eq!(
+                    s.audit_list(f, before, offset, limit).unwrap(),
+                    brute_force::audit_list(&log, f, before, offset, limit),
+                    "{f:?} before {before:?} offset {offset} limit {limit}"
+                );
+            }
+        }
+    }
+    let want_log = brute_force::audit_list(&truth.audit, &AuditFilter::default(), None, 0, 1 << 30);
+    let got_log: Vec<(u64, String)> = log.iter().map(|e| (e.seq, e.action.clone())).collect();
+    assert!(
+        want_log
+            .entries
+            .iter()
+            .all(|e| got_log.contains(&(e.seq, e.action.clone()))),
+        "every appended entry is listed"
+    );
+}
+
+/// The store's queries against a brute-force oracle: a few thousand scans; pages
+/// that stay put while newer scans arrive; the same answers after a reopen.
+pub fn run_queries<S: Store>(open: &dyn Fn() -> S) {
+    let mut truth = Truth::default();
+    {
+        let s = open();
+        seed(&s, 2500, &mut truth, 7);
+        check(&s, &truth);
+
+        // Paging by cursor is stable while scans are written: a page taken after
+        // newer scans arrived continues exactly where the one before ended.
+        let f = ScanFilter {
+            status: Some(ScanStatus::Completed),
+            ..Default::default()
+        };
+        let before: Vec<ScanRecord> = truth.all_scans();
+        let first = s.scan_list(&f, &ScanCursor::default(), 0, 40).unwrap();
+        let want: Vec<String> =
+            brute_force::scan_list(&before, &f, &ScanCursor::default(), 0, usize::MAX)
+                .scans
+                .into_iter()
+                .map(|x| x.id)
+                .collect();
+        let writer_truth = std::sync::Mutex::new(&mut truth);
+        let mut seen: Vec<String> = first.scans.iter().map(|x| x.id.clone()).collect();
+        std::thread::scope(|t| {
+            let s = &s;
+            let wt = &writer_truth;
+            t.spawn(move || {
+                for i in 0..300 {
+                    let mut sc = scan(
+                        &format!("sc-9{i:07}"),
+                        "ag-01",
+                        Some("web"),
+                        ScanStatus::Completed,
+                    );
+                    sc.score = Some(90.0);
+                    s.put_scan(&sc).unwrap();
+                    wt.lock().unwrap().scans.insert(sc.id.clone(), sc);
+                }
+            });
+            let mut c = ScanCursor {
+                before: first.next.clone(),
+                after: None,
+            };
+            while c.before.is_some() {
+                let l = s.scan_list(&f, &c, 0, 40).unwrap();
+                seen.extend(l.scans.into_iter().map(|x| x.id));
+                c.before = l.next;
+            }
+        });
+        assert_eq!(seen, want, "no scan skipped or repeated");
+        check(&s, &truth);
+        s.sync().unwrap();
+    }
+    // The indexes are as consistent after a reopen.
+    let s = open();
+    check(&s, &truth);
+    seed(&s, 300, &mut truth, 11);
+    check(&s, &truth);
+    s.sync().unwrap();
 }

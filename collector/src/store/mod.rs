@@ -6,6 +6,7 @@
 
 pub mod audit_chain;
 pub mod conformance;
+pub mod sled_index;
 pub mod sled_store;
 
 use serde::{Deserialize, Serialize};
@@ -174,11 +175,13 @@ pub struct ResultRecord {
 }
 
 /// A filter over scans.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ScanFilter {
     pub status: Option<ScanStatus>,
     pub project: Option<String>,
     pub agent_id: Option<String>,
+    /// Only scans that block a handover: blocked and not released.
+    pub blocked: bool,
 }
 
 impl ScanFilter {
@@ -189,6 +192,175 @@ impl ScanFilter {
                 .as_ref()
                 .is_none_or(|p| s.project.as_ref() == Some(p))
             && self.agent_id.as_ref().is_none_or(|a| &s.agent_id == a)
+            && (!self.blocked || s.is_blocking())
+    }
+}
+
+impl ScanRecord {
+    /// Blocked and not released: the scan stops a handover.
+    pub fn is_blocking(&self) -> bool {
+        self.blocked && self.released_by.is_none()
+    }
+}
+
+/// Where a page of scans starts, by key range: scans strictly older than `before`
+/// and strictly newer than `after` (scan IDs, which sort by creation).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScanCursor {
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+/// A page of scans, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanList {
+    pub scans: Vec<ScanRecord>,
+    /// Every scan matching the filter (whatever the cursor).
+    pub total: usize,
+    /// The cursor (`before`) of the next page, if there are more scans.
+    pub next: Option<String>,
+}
+
+/// The fleet's figures for the overview.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Fleet {
+    /// Completed scans, and those of them whose score (none counts as 0) meets the
+    /// minimum score.
+    pub completed_scans: usize,
+    pub completed_meeting: usize,
+    /// Agents with a completed scan, and the sum of their latest completed scores.
+    pub vms_scanned: usize,
+    pub latest_score_sum: f64,
+    /// Agents whose latest scan is blocked and not released.
+    pub vms_blocked: usize,
+}
+
+/// A filter over the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub action: Option<String>,
+    pub actor: Option<String>,
+}
+
+impl AuditFilter {
+    pub fn matches(&self, e: &AuditRecord) -> bool {
+        self.action.as_ref().is_none_or(|a| &e.action == a)
+            && self.actor.as_ref().is_none_or(|a| &e.actor == a)
+    }
+}
+
+/// A page of the audit log, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditList {
+    pub entries: Vec<AuditRecord>,
+    /// Every entry matching the filter.
+    pub total: usize,
+    /// The cursor (`before`, a sequence number) of the next page, if there is one.
+    pub next: Option<u64>,
+}
+
+/// Answers computed from every record: what a backend without indexes does, and the
+/// oracle the conformance suite compares indexed answers with.
+pub mod brute_force {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    /// `all` in any order.
+    pub fn scan_list(
+        all: &[ScanRecord],
+        filter: &ScanFilter,
+        cursor: &ScanCursor,
+        offset: usize,
+        limit: usize,
+    ) -> ScanList {
+        let mut m: Vec<&ScanRecord> = all.iter().filter(|s| filter.matches(s)).collect();
+        m.sort_by(|a, b| b.id.cmp(&a.id));
+        let total = m.len();
+        let mut page: Vec<ScanRecord> = m
+            .into_iter()
+            .filter(|s| cursor.before.as_ref().is_none_or(|b| &s.id < b))
+            .filter(|s| cursor.after.as_ref().is_none_or(|a| &s.id > a))
+            .skip(offset)
+            .take(limit.saturating_add(1))
+            .cloned()
+            .collect();
+        let next = (page.len() > limit).then(|| {
+            page.truncate(limit);
+            page.last().map(|s| s.id.clone())
+        });
+        ScanList {
+            scans: page,
+            total,
+            next: next.flatten(),
+        }
+    }
+
+    /// The newest scan of an agent.
+    pub fn latest_scan(all: &[ScanRecord], agent_id: &str) -> Option<ScanRecord> {
+        all.iter()
+            .filter(|s| s.agent_id == agent_id)
+            .max_by(|a, b| a.id.cmp(&b.id))
+            .cloned()
+    }
+
+    pub fn fleet(all: &[ScanRecord], min_score: f64) -> Fleet {
+        let mut newest: Vec<&ScanRecord> = all.iter().collect();
+        newest.sort_by(|a, b| b.id.cmp(&a.id));
+        let mut latest: HashMap<&str, &ScanRecord> = HashMap::new();
+        let mut latest_completed: HashMap<&str, f64> = HashMap::new();
+        let mut f = Fleet::default();
+        for s in newest {
+            latest.entry(s.agent_id.as_str()).or_insert(s);
+            if s.status == ScanStatus::Completed {
+                f.completed_scans += 1;
+                let score = s.score.unwrap_or(0.0);
+                if score >= min_score {
+                    f.completed_meeting += 1;
+                }
+                latest_completed.entry(s.agent_id.as_str()).or_insert(score);
+            }
+        }
+        f.vms_scanned = latest_completed.len();
+        f.latest_score_sum = latest_completed.values().sum();
+        f.vms_blocked = latest.values().filter(|s| s.is_blocking()).count();
+        f
+    }
+
+    /// `all` in any order.
+    pub fn audit_list(
+        all: &[AuditRecord],
+        filter: &AuditFilter,
+        before: Option<u64>,
+        offset: usize,
+        limit: usize,
+    ) -> AuditList {
+        let mut m: Vec<&AuditRecord> = all.iter().filter(|e| filter.matches(e)).collect();
+        m.sort_by_key(|e| std::cmp::Reverse(e.seq));
+        let total = m.len();
+        let mut entries: Vec<AuditRecord> = m
+            .into_iter()
+            .filter(|e| before.is_none_or(|b| e.seq < b))
+            .skip(offset)
+            .take(limit.saturating_add(1))
+            .cloned()
+            .collect();
+        let next = (entries.len() > limit).then(|| {
+            entries.truncate(limit);
+            entries.last().map(|e| e.seq)
+        });
+        AuditList {
+            entries,
+            total,
+            next: next.flatten(),
+        }
+    }
+
+    /// Live (not revoked) agents that enrolled with this instance ID.
+    pub fn agents_by_instance(all: Vec<AgentRecord>, instance_id: &str) -> Vec<AgentRecord> {
+        all.into_iter()
+            .filter(|a| !a.revoked && !instance_id.is_empty() && a.instance_id == instance_id)
+            .collect()
     }
 }
 
@@ -288,6 +460,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<AgentRecord>>;
     fn agent(&self, id: &str) -> Result<Option<AgentRecord>>;
     fn agents(&self) -> Result<Vec<AgentRecord>>;
+    /// Agents that are not revoked and enrolled with this (non-empty) instance ID.
+    fn agents_by_instance(&self, instance_id: &str) -> Result<Vec<AgentRecord>> {
+        Ok(brute_force::agents_by_instance(self.agents()?, instance_id))
+    }
 
     fn put_token(&self, t: &TokenRecord) -> Result<()>;
     /// The token with that hash, as it is (no use counted).
@@ -309,9 +485,39 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<(Vec<ScanRecord>, usize)>;
 
+    /// Matching scans, newest first, in the cursor's key range, `offset` skipped, at
+    /// most `limit`; the total of the filter and the cursor of the next page.
+    fn scan_list(
+        &self,
+        filter: &ScanFilter,
+        cursor: &ScanCursor,
+        offset: usize,
+        limit: usize,
+    ) -> Result<ScanList> {
+        let (all, _) = self.scans(&ScanFilter::default(), 0, usize::MAX)?;
+        Ok(brute_force::scan_list(&all, filter, cursor, offset, limit))
+    }
+    /// The agent's newest scan.
+    fn latest_scan(&self, agent_id: &str) -> Result<Option<ScanRecord>> {
+        let f = ScanFilter {
+            agent_id: Some(agent_id.into()),
+            ..Default::default()
+        };
+        Ok(self.scans(&f, 0, 1)?.0.into_iter().next())
+    }
+    /// The overview's figures, `min_score` being the score a completed scan must meet.
+    fn fleet(&self, min_score: f64) -> Result<Fleet> {
+        let (all, _) = self.scans(&ScanFilter::default(), 0, usize::MAX)?;
+        Ok(brute_force::fleet(&all, min_score))
+    }
+
     /// Upserts results: a rule's result is stored once per scan, whatever is resent.
     fn put_results(&self, scan_id: &str, results: &[ResultRecord]) -> Result<()>;
     fn results(&self, scan_id: &str) -> Result<Vec<ResultRecord>>;
+    /// Retention: drops the results of finished scans created before `before_ms`,
+    /// keeping the scans themselves (their counts, score and verdict). Returns how
+    /// many scans lost their results; a second call with the same time finds none.
+    fn prune_results(&self, before_ms: i64) -> Result<usize>;
 
     fn put_user(&self, u: &UserRecord) -> Result<()>;
     fn user_by_token_hash(&self, hash: &str) -> Result<Option<UserRecord>>;
@@ -324,6 +530,19 @@ pub trait Store: Send + Sync + 'static {
     /// Audit entries from the newest, `offset` skipped, at most `limit`; and the total.
     fn audit(&self, offset: usize, limit: usize) -> Result<(Vec<AuditRecord>, usize)>;
 
+    /// Matching audit entries from the newest, older than `before` (a sequence
+    /// number), `offset` skipped, at most `limit`; the total of the filter.
+    fn audit_list(
+        &self,
+        filter: &AuditFilter,
+        before: Option<u64>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<AuditList> {
+        let (all, _) = self.audit(0, usize::MAX)?;
+        Ok(brute_force::audit_list(&all, filter, before, offset, limit))
+    }
+
     fn put_delivery(&self, d: &DeliveryRecord) -> Result<()>;
     /// Deliveries still pending, oldest first.
     fn pending_deliveries(&self) -> Result<Vec<DeliveryRecord>>;
@@ -335,5 +554,7 @@ pub trait Store: Send + Sync + 'static {
     fn put_meta(&self, key: &str, value: &[u8]) -> Result<()>;
 
     /// Makes every write so far durable (survives a crash of the process or the host).
+    /// Concurrent callers may share one flush; none returns before its writes are
+    /// durable.
     fn sync(&self) -> Result<()>;
 }

@@ -1,14 +1,24 @@
 //! The sled backend. sled's `flush` writes with `sync_file_range`, which is not a
-//! durability barrier, so [`SledStore::sync`] also `fsync`s every file of the database.
+//! durability barrier, so [`SledStore::sync`] also `fsync`s every file of the database;
+//! concurrent callers share one such flush (group commit).
+//!
+//! Scans, agents and the audit log carry secondary indexes and counters in their
+//! own trees (layout in [`super::sled_index`]), so that no read walks every record.
 
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use std::collections::HashMap;
+use std::ops::Bound;
+use std::sync::{Condvar, Mutex};
+
+use super::sled_index::{self as ix, Deltas, IDX};
 use super::{
-    audit_chain, AgentRecord, AttemptRecord, AuditRecord, DeliveryRecord, DeliveryState, Result,
-    ResultRecord, ScanFilter, ScanRecord, Store, StoreError, TokenRecord, TokenUse, UserRecord,
+    audit_chain, AgentRecord, AttemptRecord, AuditFilter, AuditList, AuditRecord, DeliveryRecord,
+    DeliveryState, Fleet, Result, ResultRecord, ScanCursor, ScanFilter, ScanList, ScanRecord,
+    ScanStatus, Store, StoreError, TokenRecord, TokenUse, UserRecord,
 };
 
 /// sled under a directory.
@@ -24,7 +34,50 @@ pub struct SledStore {
     audit: sled::Tree,
     deliveries: sled::Tree,
     attempts: sled::Tree,
-    audit_lock: std::sync::Mutex<()>,
+    audit_lock: Mutex<()>,
+    /// Serialises scan writes: each reads the record it replaces, then writes it
+    /// with its index entries and counters in one batch.
+    scan_lock: Mutex<()>,
+    /// The same for agents and their instance-ID index.
+    agent_lock: Mutex<()>,
+    group: GroupCommit,
+}
+
+/// Group commit: a caller of `sync` waits for a flush that *started* after its call
+/// and shares it with every caller that arrived meanwhile.
+#[derive(Default)]
+struct GroupCommit {
+    state: Mutex<SyncState>,
+    done: Condvar,
+}
+
+struct SyncState {
+    /// Flushes started and finished so far (numbered from 1).
+    started: u64,
+    finished: u64,
+    running: bool,
+    /// The outcome of flush number `finished`.
+    last: std::result::Result<(), String>,
+}
+
+impl Default for SyncState {
+    fn default() -> Self {
+        SyncState {
+            started: 0,
+            finished: 0,
+            running: false,
+            last: Ok(()),
+        }
+    }
+}
+
+/// Meta key: the last scan (ID) whose results retention has dealt with, and every
+/// one before it.
+const PRUNED_TO_KEY: &str = "results_pruned_to";
+
+/// Every record key is below `[IDX]`.
+fn records(tree: &sled::Tree) -> sled::Iter {
+    tree.range(..[IDX].as_slice())
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -67,9 +120,278 @@ impl SledStore {
             audit: t("audit")?,
             deliveries: t("webhook_deliveries")?,
             attempts: t("webhook_attempts")?,
-            audit_lock: std::sync::Mutex::new(()),
+            audit_lock: Mutex::new(()),
+            scan_lock: Mutex::new(()),
+            agent_lock: Mutex::new(()),
+            group: GroupCommit::default(),
             db,
         })
+        .and_then(|s| {
+            s.ensure_indexes()?;
+            Ok(s)
+        })
+    }
+
+    /// Builds the indexes from the records unless they are complete and current (a
+    /// store written before they existed, or by another index version).
+    fn ensure_indexes(&self) -> Result<()> {
+        if self
+            .meta
+            .get(ix::INDEX_VERSION_KEY)
+            .map_err(backend)?
+            .as_deref()
+            == Some(ix::INDEX_VERSION)
+        {
+            return Ok(());
+        }
+        self.rebuild_indexes()
+    }
+
+    /// Drops every index entry and counter and builds them again from the records.
+    pub fn rebuild_indexes(&self) -> Result<()> {
+        let _s = lock(&self.scan_lock);
+        let _a = lock(&self.agent_lock);
+        let _l = lock(&self.audit_lock);
+        self.meta.remove(ix::INDEX_VERSION_KEY).map_err(backend)?;
+        for tree in [&self.scans, &self.agents, &self.audit] {
+            let mut batch = sled::Batch::default();
+            for kv in tree.range([IDX].as_slice()..) {
+                batch.remove(kv.map_err(backend)?.0);
+            }
+            tree.apply_batch(batch).map_err(backend)?;
+        }
+        // Scans, oldest first: the last seen per agent is its newest.
+        let mut deltas = Deltas::default();
+        let mut latest: HashMap<String, Vec<u8>> = HashMap::new();
+        let mut latest_completed: HashMap<String, Vec<u8>> = HashMap::new();
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        for kv in records(&self.scans) {
+            let (k, v) = kv.map_err(backend)?;
+            let s: ScanRecord = decode(&k, &v)?;
+            for key in ix::scan_keys(&s) {
+                batch.insert(key, &[]);
+            }
+            deltas.add(ix::scan_counters(&s), 1);
+            latest.insert(s.agent_id.clone(), ix::latest_value(&s));
+            if s.status == ScanStatus::Completed {
+                latest_completed.insert(s.agent_id.clone(), ix::latest_completed_value(&s));
+            }
+            n += 1;
+            if n % 10_000 == 0 {
+                self.scans
+                    .apply_batch(std::mem::take(&mut batch))
+                    .map_err(backend)?;
+            }
+        }
+        for (agent, v) in latest {
+            batch.insert(ix::latest(&agent), v);
+        }
+        for (agent, v) in latest_completed {
+            batch.insert(ix::latest_completed(&agent), v);
+        }
+        for (k, d) in deltas.0 {
+            batch.insert(k, &(d.max(0) as u64).to_be_bytes());
+        }
+        self.scans.apply_batch(batch).map_err(backend)?;
+
+        let mut batch = sled::Batch::default();
+        for kv in records(&self.agents) {
+            let (k, v) = kv.map_err(backend)?;
+            let a: AgentRecord = decode(&k, &v)?;
+            if let Some(key) = ix::agent_key(&a) {
+                batch.insert(key, &[]);
+            }
+        }
+        self.agents.apply_batch(batch).map_err(backend)?;
+
+        let mut deltas = Deltas::default();
+        let mut batch = sled::Batch::default();
+        for kv in records(&self.audit) {
+            let (k, v) = kv.map_err(backend)?;
+            let e = decode_audit(&k, &v)?;
+            let (keys, counters) = ix::audit_keys(&e);
+            for key in keys {
+                batch.insert(key, &[]);
+            }
+            deltas.add(counters, 1);
+        }
+        for (k, d) in deltas.0 {
+            batch.insert(k, &(d.max(0) as u64).to_be_bytes());
+        }
+        self.audit.apply_batch(batch).map_err(backend)?;
+        // The version goes last, once every index is complete on disk.
+        self.db.flush().map_err(backend)?;
+        self.meta
+            .insert(ix::INDEX_VERSION_KEY, ix::INDEX_VERSION)
+            .map_err(backend)?;
+        self.db.flush().map_err(backend)?;
+        Ok(())
+    }
+
+    fn count(tree: &sled::Tree, key: &[u8]) -> Result<u64> {
+        Ok(tree
+            .get(key)
+            .map_err(backend)?
+            .map(|v| ix::decode_count(&v))
+            .unwrap_or(0))
+    }
+
+    /// Adds counter deltas to a batch, reading the counters' current values.
+    fn apply_deltas(tree: &sled::Tree, batch: &mut sled::Batch, deltas: Deltas) -> Result<()> {
+        for (k, d) in deltas.0 {
+            if d == 0 {
+                continue;
+            }
+            let now = Self::count(tree, &k)? as i64 + d;
+            if now <= 0 {
+                batch.remove(k);
+            } else {
+                batch.insert(k, &(now as u64).to_be_bytes());
+            }
+        }
+        Ok(())
+    }
+
+    /// The newest scan of `agent` other than `skip` (and completed, if asked), by
+    /// walking the agent's index from its newest entry.
+    fn newest_of(&self, agent: &str, skip: &str, completed: bool) -> Result<Option<ScanRecord>> {
+        let p = ix::by_agent(agent);
+        for kv in self.scans.range(p.clone()..ix::prefix_end(&p)).rev() {
+            let (k, _) = kv.map_err(backend)?;
+            let id = String::from_utf8_lossy(&k[p.len()..]).into_owned();
+            if id == skip {
+                continue;
+            }
+            if let Some(s) = self.scan(&id)? {
+                if !completed || s.status == ScanStatus::Completed {
+                    return Ok(Some(s));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The count of scans matching a filter, if counters hold it exactly.
+    fn counted(&self, f: &ScanFilter) -> Result<Option<u64>> {
+        let (dim, value) = match (&f.agent_id, &f.project) {
+            (Some(_), Some(_)) => return Ok(None),
+            (Some(a), None) => (b'a', a.as_str()),
+            (None, Some(p)) => (b'p', p.as_str()),
+            (None, None) => (b'*', ""),
+        };
+        let slots: Vec<u8> = match (f.status, f.blocked) {
+            (Some(_), true) => return Ok(None),
+            (Some(st), false) => vec![ix::status_byte(st)],
+            (None, true) => vec![ix::SLOT_BLOCKING],
+            (None, false) => (0..5).collect(),
+        };
+        let mut n = 0;
+        for slot in slots {
+            n += Self::count(&self.scans, &ix::counter(dim, value, slot))?;
+        }
+        Ok(Some(n))
+    }
+
+    /// The index to walk for a filter (an empty prefix: the records themselves): the
+    /// one with the fewest entries among those that cover part of the filter; and
+    /// whether it covers the whole filter (then every entry matches).
+    fn pick_index(&self, f: &ScanFilter) -> Result<(Vec<u8>, bool)> {
+        let mut candidates = vec![(ScanFilter::default(), Vec::new())];
+        if let Some(a) = &f.agent_id {
+            let g = ScanFilter {
+                agent_id: Some(a.clone()),
+                ..Default::default()
+            };
+            candidates.push((g, ix::by_agent(a)));
+        }
+        if let Some(p) = &f.project {
+            let g = ScanFilter {
+                project: Some(p.clone()),
+                ..Default::default()
+            };
+            candidates.push((g, ix::by_project(p)));
+            if let Some(st) = f.status {
+                let g = ScanFilter {
+                    project: Some(p.clone()),
+                    status: Some(st),
+                    ..Default::default()
+                };
+                candidates.push((g, ix::by_project_status(p, st)));
+            }
+        }
+        if let Some(st) = f.status {
+            let g = ScanFilter {
+                status: Some(st),
+                ..Default::default()
+            };
+            candidates.push((g, ix::by_status(st)));
+        }
+        if f.blocked {
+            let g = ScanFilter {
+                blocked: true,
+                ..Default::default()
+            };
+            candidates.push((g, ix::blocking()));
+        }
+        let mut best: Option<(u64, ScanFilter, Vec<u8>)> = None;
+        for (g, prefix) in candidates {
+            let n = self.counted(&g)?.unwrap_or(u64::MAX);
+            if best.as_ref().is_none_or(|b| n < b.0) {
+                best = Some((n, g, prefix));
+            }
+        }
+        let (_, g, prefix) = best.unwrap_or_default();
+        Ok((prefix, g == *f))
+    }
+
+    /// Walks matching scans newest first within the cursor's range, passing over
+    /// `skip` of them (without decoding them when the index covers the filter),
+    /// calling `visit` until it returns false.
+    fn walk(
+        &self,
+        f: &ScanFilter,
+        cursor: &ScanCursor,
+        mut skip: usize,
+        visit: &mut dyn FnMut(ScanRecord) -> bool,
+    ) -> Result<()> {
+        let (p, exact) = self.pick_index(f)?;
+        let bound = |id: &Option<String>| {
+            id.as_ref().map(|id| {
+                let mut k = p.clone();
+                k.extend_from_slice(id.as_bytes());
+                Bound::Excluded(k)
+            })
+        };
+        let lo = bound(&cursor.after).unwrap_or(Bound::Included(p.clone()));
+        let hi = bound(&cursor.before).unwrap_or(Bound::Excluded(ix::prefix_end(&p)));
+        for kv in self.scans.range::<Vec<u8>, _>((lo, hi)).rev() {
+            let (k, v) = kv.map_err(backend)?;
+            if exact && skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            let s: ScanRecord = if p.is_empty() {
+                decode(&k, &v)?
+            } else {
+                match self.scans.get(&k[p.len()..]).map_err(backend)? {
+                    Some(v) => decode(&k[p.len()..], &v)?,
+                    // Only an edit behind the store's back leaves an entry dangling.
+                    None => continue,
+                }
+            };
+            if !f.matches(&s) {
+                continue;
+            }
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            if !visit(s) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn all<T: DeserializeOwned>(tree: &sled::Tree) -> Result<Vec<T>> {
@@ -108,40 +430,79 @@ fn fsync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
+fn lock(m: &Mutex<()>) -> std::sync::MutexGuard<'_, ()> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl SledStore {
+    /// Writes an agent with its index entry; the caller holds `agent_lock`.
+    fn write_agent(&self, old: Option<&AgentRecord>, a: &AgentRecord) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        let new_key = ix::agent_key(a);
+        if let Some(k) = old.and_then(ix::agent_key) {
+            if Some(&k) != new_key.as_ref() {
+                batch.remove(k);
+            }
+        }
+        if let Some(k) = new_key {
+            batch.insert(k, &[]);
+        }
+        batch.insert(a.id.as_bytes(), encode(a)?);
+        self.agents.apply_batch(batch).map_err(backend)
+    }
+
+    fn flush_and_fsync(&self) -> std::result::Result<(), String> {
+        self.db.flush().map_err(|e| e.to_string())?;
+        fsync_dir(&self.dir).map_err(|e| e.to_string())
+    }
+}
+
 impl Store for SledStore {
     fn put_agent(&self, a: &AgentRecord) -> Result<()> {
-        self.agents
-            .insert(a.id.as_bytes(), encode(a)?)
-            .map_err(backend)?;
-        Ok(())
+        let _g = lock(&self.agent_lock);
+        let old: Option<AgentRecord> = Self::get(&self.agents, &a.id)?;
+        self.write_agent(old.as_ref(), a)
     }
     fn update_agent(
         &self,
         id: &str,
         change: &mut dyn FnMut(&mut AgentRecord),
     ) -> Result<Option<AgentRecord>> {
-        loop {
-            let Some(old) = self.agents.get(id).map_err(backend)? else {
-                return Ok(None);
-            };
-            let mut a: AgentRecord = decode(id.as_bytes(), &old)?;
-            change(&mut a);
-            let new = encode(&a)?;
-            if self
-                .agents
-                .compare_and_swap(id, Some(old), Some(new))
-                .map_err(backend)?
-                .is_ok()
-            {
-                return Ok(Some(a));
-            }
-        }
+        // Every agent write holds the lock: the record read is the one replaced.
+        let _g = lock(&self.agent_lock);
+        let Some(old) = Self::get::<AgentRecord>(&self.agents, id)? else {
+            return Ok(None);
+        };
+        let mut a = old.clone();
+        change(&mut a);
+        self.write_agent(Some(&old), &a)?;
+        Ok(Some(a))
     }
     fn agent(&self, id: &str) -> Result<Option<AgentRecord>> {
         Self::get(&self.agents, id)
     }
     fn agents(&self) -> Result<Vec<AgentRecord>> {
-        Self::all(&self.agents)
+        records(&self.agents)
+            .map(|kv| kv.map_err(backend).and_then(|(k, v)| decode(&k, &v)))
+            .collect()
+    }
+    fn agents_by_instance(&self, instance_id: &str) -> Result<Vec<AgentRecord>> {
+        if instance_id.is_empty() {
+            return Ok(vec![]);
+        }
+        let p = ix::by_instance(instance_id);
+        let mut out = Vec::new();
+        for kv in self.agents.range(p.clone()..ix::prefix_end(&p)) {
+            let (k, _) = kv.map_err(backend)?;
+            let id = String::from_utf8_lossy(&k[p.len()..]).into_owned();
+            if let Some(a) = self.agent(&id)? {
+                // The record decides; the index only finds it.
+                if !a.revoked && a.instance_id == instance_id {
+                    out.push(a);
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn put_token(&self, t: &TokenRecord) -> Result<()> {
@@ -218,12 +579,75 @@ impl Store for SledStore {
     }
 
     fn put_scan(&self, s: &ScanRecord) -> Result<()> {
-        self.scans
-            .insert(s.id.as_bytes(), encode(s)?)
-            .map_err(backend)?;
-        Ok(())
+        if s.id.is_empty() {
+            return Err(backend("a scan needs an ID"));
+        }
+        let _g = lock(&self.scan_lock);
+        let old: Option<ScanRecord> = Self::get(&self.scans, &s.id)?;
+        let mut batch = sled::Batch::default();
+        let mut deltas = Deltas::default();
+        let new_keys = ix::scan_keys(s);
+        if let Some(o) = &old {
+            for k in ix::scan_keys(o) {
+                if !new_keys.contains(&k) {
+                    batch.remove(k);
+                }
+            }
+            deltas.add(ix::scan_counters(o), -1);
+        }
+        for k in new_keys {
+            batch.insert(k, &[]);
+        }
+        deltas.add(ix::scan_counters(s), 1);
+        Self::apply_deltas(&self.scans, &mut batch, deltas)?;
+        // The agent's newest scan, and its newest completed one.
+        let current = |key: &[u8], completed: bool| -> Result<Option<String>> {
+            Ok(self
+                .scans
+                .get(key)
+                .map_err(backend)?
+                .map(|v| String::from_utf8_lossy(ix::latest_id(&v, completed)).into_owned()))
+        };
+        let lk = ix::latest(&s.agent_id);
+        if current(&lk, false)?.is_none_or(|cur| s.id >= cur) {
+            batch.insert(lk, ix::latest_value(s));
+        }
+        let ck = ix::latest_completed(&s.agent_id);
+        let cur_completed = current(&ck, true)?;
+        if s.status == ScanStatus::Completed {
+            if cur_completed.as_ref().is_none_or(|cur| s.id >= *cur) {
+                batch.insert(ck, ix::latest_completed_value(s));
+            }
+        } else if cur_completed.as_deref() == Some(s.id.as_str()) {
+            // It was the newest completed scan and is no longer completed.
+            match self.newest_of(&s.agent_id, &s.id, true)? {
+                Some(prev) => batch.insert(ck, ix::latest_completed_value(&prev)),
+                None => batch.remove(ck),
+            }
+        }
+        if let Some(o) = old.as_ref().filter(|o| o.agent_id != s.agent_id) {
+            // The scan moved to another agent: the old agent's newest may change.
+            let (lk, ck) = (ix::latest(&o.agent_id), ix::latest_completed(&o.agent_id));
+            if current(&lk, false)?.as_deref() == Some(s.id.as_str()) {
+                match self.newest_of(&o.agent_id, &s.id, false)? {
+                    Some(prev) => batch.insert(lk, ix::latest_value(&prev)),
+                    None => batch.remove(lk),
+                }
+            }
+            if current(&ck, true)?.as_deref() == Some(s.id.as_str()) {
+                match self.newest_of(&o.agent_id, &s.id, true)? {
+                    Some(prev) => batch.insert(ck, ix::latest_completed_value(&prev)),
+                    None => batch.remove(ck),
+                }
+            }
+        }
+        batch.insert(s.id.as_bytes(), encode(s)?);
+        self.scans.apply_batch(batch).map_err(backend)
     }
     fn scan(&self, id: &str) -> Result<Option<ScanRecord>> {
+        if id.as_bytes().first().is_some_and(|b| *b == IDX) {
+            return Ok(None);
+        }
         Self::get(&self.scans, id)
     }
     fn scans(
@@ -232,20 +656,78 @@ impl Store for SledStore {
         offset: usize,
         limit: usize,
     ) -> Result<(Vec<ScanRecord>, usize)> {
-        let mut total = 0;
-        let mut page = Vec::new();
-        for kv in self.scans.iter().rev() {
-            let (k, v) = kv.map_err(backend)?;
-            let s: ScanRecord = decode(&k, &v)?;
-            if !filter.matches(&s) {
-                continue;
+        let l = self.scan_list(filter, &ScanCursor::default(), offset, limit)?;
+        Ok((l.scans, l.total))
+    }
+    fn scan_list(
+        &self,
+        filter: &ScanFilter,
+        cursor: &ScanCursor,
+        offset: usize,
+        limit: usize,
+    ) -> Result<ScanList> {
+        let (mut page, mut more) = (Vec::new(), false);
+        self.walk(filter, cursor, offset, &mut |s| {
+            if page.len() == limit {
+                more = true;
+                return false;
             }
-            if total >= offset && page.len() < limit {
-                page.push(s);
+            page.push(s);
+            true
+        })?;
+        let total = match self.counted(filter)? {
+            Some(n) => n as usize,
+            None => {
+                let mut n = 0;
+                self.walk(filter, &ScanCursor::default(), 0, &mut |_| {
+                    n += 1;
+                    true
+                })?;
+                n
             }
-            total += 1;
+        };
+        let next = if more {
+            page.last().map(|s| s.id.clone())
+        } else {
+            None
+        };
+        Ok(ScanList {
+            scans: page,
+            total,
+            next,
+        })
+    }
+    fn latest_scan(&self, agent_id: &str) -> Result<Option<ScanRecord>> {
+        let Some(v) = self.scans.get(ix::latest(agent_id)).map_err(backend)? else {
+            return Ok(None);
+        };
+        self.scan(&String::from_utf8_lossy(ix::latest_id(&v, false)))
+    }
+    fn fleet(&self, min_score: f64) -> Result<Fleet> {
+        let mut f = Fleet {
+            completed_scans: Self::count(
+                &self.scans,
+                &ix::counter(b'*', "", ix::status_byte(ScanStatus::Completed)),
+            )? as usize,
+            ..Default::default()
+        };
+        // Completed scans by score: those at or above the minimum.
+        let lo = ix::by_score(min_score);
+        for kv in self.scans.range(lo..ix::prefix_end(&ix::prefix(b'h'))) {
+            f.completed_meeting += ix::decode_count(&kv.map_err(backend)?.1) as usize;
         }
-        Ok((page, total))
+        let p = ix::prefix(b'c');
+        for kv in self.scans.range(p.clone()..ix::prefix_end(&p)) {
+            f.vms_scanned += 1;
+            f.latest_score_sum += ix::latest_score(&kv.map_err(backend)?.1);
+        }
+        let p = ix::prefix(b'l');
+        for kv in self.scans.range(p.clone()..ix::prefix_end(&p)) {
+            if kv.map_err(backend)?.1.first() == Some(&1) {
+                f.vms_blocked += 1;
+            }
+        }
+        Ok(f)
     }
 
     fn put_results(&self, scan_id: &str, results: &[ResultRecord]) -> Result<()> {
@@ -254,6 +736,48 @@ impl Store for SledStore {
             batch.insert(format!("{scan_id}\0{}", r.rule_id).as_bytes(), encode(r)?);
         }
         self.results.apply_batch(batch).map_err(backend)
+    }
+    fn prune_results(&self, before_ms: i64) -> Result<usize> {
+        // Scan IDs sort by creation: walk from the oldest (or where the last run
+        // stopped) up to the first scan created at or after the cut.
+        let from = self.meta.get(PRUNED_TO_KEY).map_err(backend)?;
+        let lo = match &from {
+            Some(k) => Bound::Excluded(k.to_vec()),
+            None => Bound::Unbounded,
+        };
+        let (mut pruned, mut resume_at, mut all_final) = (0, None, true);
+        for kv in self
+            .scans
+            .range::<Vec<u8>, _>((lo, Bound::Excluded(vec![IDX])))
+        {
+            let (k, v) = kv.map_err(backend)?;
+            let s: ScanRecord = decode(&k, &v)?;
+            if s.created_at_ms >= before_ms {
+                break;
+            }
+            if !s.status.is_final() {
+                // Its results may still grow: kept, and looked at again next time.
+                all_final = false;
+                continue;
+            }
+            let mut batch = sled::Batch::default();
+            let mut any = false;
+            for r in self.results.scan_prefix(format!("{}\0", s.id)) {
+                batch.remove(r.map_err(backend)?.0);
+                any = true;
+            }
+            if any {
+                self.results.apply_batch(batch).map_err(backend)?;
+                pruned += 1;
+            }
+            if all_final {
+                resume_at = Some(k);
+            }
+        }
+        if let Some(k) = resume_at {
+            self.meta.insert(PRUNED_TO_KEY, k).map_err(backend)?;
+        }
+        Ok(pruned)
     }
     fn results(&self, scan_id: &str) -> Result<Vec<ResultRecord>> {
         self.results
@@ -278,8 +802,12 @@ impl Store for SledStore {
     fn append_audit(&self, entry: &AuditRecord) -> Result<u64> {
         // The sequence is one past the last key and the entry chains onto the last
         // entry's hash; a lock keeps concurrent appends apart.
-        let _guard = self.audit_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let (next, last) = match self.audit.last().map_err(backend)? {
+        let _guard = lock(&self.audit_lock);
+        let (next, last) = match records(&self.audit)
+            .next_back()
+            .transpose()
+            .map_err(backend)?
+        {
             Some((k, v)) => {
                 let key: [u8; 8] = k
                     .as_ref()
@@ -290,22 +818,106 @@ impl Store for SledStore {
             None => (1, None),
         };
         let e = audit_chain::seal(entry, next, last.as_ref());
-        self.audit
-            .insert(next.to_be_bytes(), encode(&e)?)
-            .map_err(backend)?;
+        let mut batch = sled::Batch::default();
+        let (keys, counters) = ix::audit_keys(&e);
+        for k in keys {
+            batch.insert(k, &[]);
+        }
+        let mut deltas = Deltas::default();
+        deltas.add(counters, 1);
+        Self::apply_deltas(&self.audit, &mut batch, deltas)?;
+        batch.insert(&next.to_be_bytes(), encode(&e)?);
+        self.audit.apply_batch(batch).map_err(backend)?;
         Ok(next)
     }
     fn audit(&self, offset: usize, limit: usize) -> Result<(Vec<AuditRecord>, usize)> {
-        let total = self.audit.len();
-        let page = self
-            .audit
-            .iter()
-            .rev()
-            .skip(offset)
-            .take(limit)
-            .map(|kv| kv.map_err(backend).and_then(|(k, v)| decode_audit(&k, &v)))
-            .collect::<Result<Vec<_>>>()?;
-        Ok((page, total))
+        let l = self.audit_list(&AuditFilter::default(), None, offset, limit)?;
+        Ok((l.entries, l.total))
+    }
+    fn audit_list(
+        &self,
+        filter: &AuditFilter,
+        before: Option<u64>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<AuditList> {
+        // Walk the smaller of the two indexes that apply, or the log itself.
+        let mut choice: (u64, Vec<u8>) = (u64::MAX, Vec::new());
+        if let Some(a) = &filter.action {
+            let n = Self::count(&self.audit, &ix::audit_count_action(a))?;
+            choice = (n, ix::audit_by_action(a));
+        }
+        if let Some(a) = &filter.actor {
+            let n = Self::count(&self.audit, &ix::audit_count_actor(a))?;
+            if n < choice.0 {
+                choice = (n, ix::audit_by_actor(a));
+            }
+        }
+        let p = choice.1;
+        let lo = Bound::Included(p.clone());
+        let hi = match before {
+            // Sequence numbers of records stay below 2^56 (a first byte of 0).
+            Some(b) if p.is_empty() && b >= 1 << 56 => Bound::Excluded(vec![IDX]),
+            Some(b) => {
+                let mut k = p.clone();
+                k.extend_from_slice(&b.to_be_bytes());
+                Bound::Excluded(k)
+            }
+            None if p.is_empty() => Bound::Excluded(vec![IDX]),
+            None => Bound::Excluded(ix::prefix_end(&p)),
+        };
+        let (mut entries, mut skipped, mut seen, mut more) = (Vec::new(), 0, 0usize, false);
+        let both = filter.action.is_some() && filter.actor.is_some();
+        for kv in self.audit.range::<Vec<u8>, _>((lo, hi)).rev() {
+            let (k, v) = kv.map_err(backend)?;
+            let e = if p.is_empty() {
+                decode_audit(&k, &v)?
+            } else {
+                match self.audit.get(&k[p.len()..]).map_err(backend)? {
+                    Some(v) => decode_audit(&k[p.len()..], &v)?,
+                    None => continue,
+                }
+            };
+            if !filter.matches(&e) {
+                continue;
+            }
+            seen += 1;
+            if skipped < offset {
+                skipped += 1;
+            } else if entries.len() < limit {
+                entries.push(e);
+            } else {
+                more = true;
+                if !both {
+                    break;
+                }
+            }
+        }
+        let total = if both {
+            if before.is_none() {
+                seen
+            } else {
+                let all = self.audit_list(filter, None, usize::MAX, 0)?;
+                all.total
+            }
+        } else {
+            let key = match (&filter.action, &filter.actor) {
+                (Some(a), _) => ix::audit_count_action(a),
+                (_, Some(a)) => ix::audit_count_actor(a),
+                _ => ix::audit_count_all(),
+            };
+            Self::count(&self.audit, &key)? as usize
+        };
+        let next = if more {
+            entries.last().map(|e| e.seq)
+        } else {
+            None
+        };
+        Ok(AuditList {
+            entries,
+            total,
+            next,
+        })
     }
 
     fn put_delivery(&self, d: &DeliveryRecord) -> Result<()> {
@@ -350,8 +962,30 @@ impl Store for SledStore {
     }
 
     fn sync(&self) -> Result<()> {
-        self.db.flush().map_err(backend)?;
-        fsync_dir(&self.dir).map_err(backend)
+        let g = &self.group;
+        let mut st = g.state.lock().unwrap_or_else(|p| p.into_inner());
+        // A flush already running may have missed this caller's writes: only one
+        // that starts from now on counts.
+        let wanted = st.started + 1;
+        loop {
+            if st.finished >= wanted {
+                return st.last.clone().map_err(StoreError::Backend);
+            }
+            if st.running {
+                st = g.done.wait(st).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            st.running = true;
+            st.started += 1;
+            let number = st.started;
+            drop(st);
+            let outcome = self.flush_and_fsync();
+            st = g.state.lock().unwrap_or_else(|p| p.into_inner());
+            st.running = false;
+            st.finished = number;
+            st.last = outcome;
+            g.done.notify_all();
+        }
     }
 }
 
@@ -364,6 +998,185 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");
         super::super::conformance::run(&|| SledStore::open(&path).unwrap());
+    }
+
+    #[test]
+    fn sled_answers_queries_like_a_walk_over_every_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        super::super::conformance::run_queries(&|| SledStore::open(&path).unwrap());
+    }
+
+    use crate::store::conformance::{check, seed, Truth};
+
+    #[test]
+    fn sled_keeps_results_for_the_retention_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        super::super::conformance::run_retention(&|| SledStore::open(&path).unwrap());
+    }
+
+    /// sled without its background flusher, whose thread could still hold the
+    /// database's lock for a moment after the handle is dropped.
+    fn raw_open(path: &Path) -> sled::Db {
+        sled::Config::new()
+            .path(path)
+            .flush_every_ms(None)
+            .open()
+            .unwrap()
+    }
+
+    /// Drops every index entry and the index version, as a store written before
+    /// indexes existed has them.
+    fn strip_indexes(path: &Path) {
+        let raw = raw_open(path);
+        for t in ["scans", "agents", "audit"] {
+            let tree = raw.open_tree(t).unwrap();
+            let keys: Vec<_> = tree
+                .range([IDX].as_slice()..)
+                .map(|kv| kv.unwrap().0)
+                .collect();
+            assert!(!keys.is_empty(), "{t} had index entries");
+            for k in keys {
+                tree.remove(k).unwrap();
+            }
+        }
+        raw.open_tree("meta")
+            .unwrap()
+            .remove(ix::INDEX_VERSION_KEY)
+            .unwrap();
+        raw.flush().unwrap();
+    }
+
+    /// What the records say, read without any index.
+    fn truth_from_records(path: &Path) -> Truth {
+        let raw = raw_open(path);
+        let mut t = Truth::default();
+        for kv in records(&raw.open_tree("scans").unwrap()) {
+            let (k, v) = kv.unwrap();
+            let s: ScanRecord = decode(&k, &v).unwrap();
+            t.scans.insert(s.id.clone(), s);
+        }
+        for kv in records(&raw.open_tree("agents").unwrap()) {
+            let (k, v) = kv.unwrap();
+            let a: AgentRecord = decode(&k, &v).unwrap();
+            t.agents.insert(a.id.clone(), a);
+        }
+        for kv in records(&raw.open_tree("audit").unwrap()) {
+            let (k, v) = kv.unwrap();
+            t.audit.push(decode_audit(&k, &v).unwrap());
+        }
+        t
+    }
+
+    #[test]
+    fn indexes_are_built_from_the_records_of_an_older_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let mut truth = Truth::default();
+        {
+            let s = SledStore::open(&path).unwrap();
+            seed(&s, 800, &mut truth, 3);
+            s.sync().unwrap();
+        }
+        strip_indexes(&path);
+        let s = SledStore::open(&path).unwrap();
+        assert_eq!(
+            s.get_meta(ix::INDEX_VERSION_KEY).unwrap().as_deref(),
+            Some(ix::INDEX_VERSION)
+        );
+        check(&s, &truth);
+        // The rebuilt indexes go on being maintained.
+        seed(&s, 200, &mut truth, 5);
+        check(&s, &truth);
+    }
+
+    /// A writer killed (SIGKILL) in the middle of writing scans leaves records and
+    /// indexes that agree: each record is written with its entries in one batch.
+    #[test]
+    fn indexes_agree_with_the_records_after_a_writer_is_killed() {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "store::sled_store::tests::writer_child",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_DIR, &path)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        // Once the child has synced a first round, it goes on writing; kill it then.
+        let ready = out
+            .lines()
+            .map_while(|l| l.ok())
+            .any(|l| l.contains("writer ready"));
+        assert!(ready, "the writer child never got going");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let truth = truth_from_records(&path);
+        assert!(truth.scans.len() >= 500, "{}", truth.scans.len());
+        let s = SledStore::open(&path).unwrap();
+        check(&s, &truth);
+    }
+
+    const CHILD_DIR: &str = "RAMPART_TEST_WRITER_DIR";
+
+    /// The process `indexes_agree_with_the_records_after_a_writer_is_killed` kills;
+    /// without its variable, nothing.
+    #[test]
+    fn writer_child() {
+        let Some(path) = std::env::var_os(CHILD_DIR) else {
+            return;
+        };
+        let s = SledStore::open(Path::new(&path)).unwrap();
+        let mut truth = Truth::default();
+        seed(&s, 500, &mut truth, 1);
+        s.sync().unwrap();
+        println!("writer ready");
+        for round in 2.. {
+            seed(&s, 100, &mut truth, round);
+        }
+    }
+
+    /// Concurrent syncs share flushes and all succeed; what each wrote is there.
+    #[test]
+    fn concurrent_syncs_all_return_and_keep_every_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let s = SledStore::open(&path).unwrap();
+            std::thread::scope(|t| {
+                for th in 0..8 {
+                    let s = &s;
+                    t.spawn(move || {
+                        for i in 0..15 {
+                            let sc = ScanRecord::pending(
+                                format!("sc-{th}-{i:03}"),
+                                &format!("ag-{th}"),
+                                None,
+                                "manual",
+                                "p",
+                                1,
+                            );
+                            s.put_scan(&sc).unwrap();
+                            s.sync().unwrap();
+                        }
+                    });
+                }
+            });
+        }
+        let s = SledStore::open(&path).unwrap();
+        assert_eq!(s.scans(&ScanFilter::default(), 0, 1).unwrap().1, 120);
+        for th in 0..8 {
+            let latest = s.latest_scan(&format!("ag-{th}")).unwrap().unwrap();
+            assert_eq!(latest.id, format!("sc-{th}-014"));
+        }
     }
 
     /// sled creates and removes files as it works (snapshots, blobs): `sync` must not

@@ -152,8 +152,9 @@ fn parse_file(
             continue;
         };
         if keyword.eq_ignore_ascii_case("match") && args.is_empty() {
-            cfg.refused
-                .push(format!("{source}: Match has no criteria; sshd rejects this line"));
+            cfg.refused.push(format!(
+                "{source}: Match has no criteria; sshd rejects this line"
+            ));
         }
         if keyword.eq_ignore_ascii_case("match") {
             within = Some(format!("Match {} at {source}", args.join(" ")));

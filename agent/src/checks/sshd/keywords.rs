@@ -73,22 +73,47 @@ pub const KEYWORDS: &[Keyword] = &[
     kw("AllowGroups", Assign::Accumulate, Value::Patterns, true),
     kw("AllowUsers", Assign::Accumulate, Value::Patterns, true),
     kw("Banner", Assign::First, Value::Word, true),
-    kw("Ciphers", Assign::First, Value::Algorithms(ALL_CIPHERS), false),
+    kw(
+        "Ciphers",
+        Assign::First,
+        Value::Algorithms(ALL_CIPHERS),
+        false,
+    ),
     kw("ClientAliveCountMax", Assign::First, Value::Int, true),
     kw("ClientAliveInterval", Assign::First, Value::Time, true),
     kw("DenyGroups", Assign::Accumulate, Value::Patterns, true),
     kw("DenyUsers", Assign::Accumulate, Value::Patterns, true),
-    kw("DisableForwarding", Assign::First, Value::Choice(YES_NO), true),
-    kw("GSSAPIAuthentication", Assign::First, Value::Choice(YES_NO), true),
+    kw(
+        "DisableForwarding",
+        Assign::First,
+        Value::Choice(YES_NO),
+        true,
+    ),
+    kw(
+        "GSSAPIAuthentication",
+        Assign::First,
+        Value::Choice(YES_NO),
+        true,
+    ),
     kw("HostKey", Assign::Accumulate, Value::Word, false),
-    kw("HostbasedAuthentication", Assign::First, Value::Choice(YES_NO), true),
+    kw(
+        "HostbasedAuthentication",
+        Assign::First,
+        Value::Choice(YES_NO),
+        true,
+    ),
     kw(
         "IgnoreRhosts",
         Assign::First,
         Value::Choice(&["yes", "no", "shosts-only"]),
         true,
     ),
-    kw("KexAlgorithms", Assign::First, Value::Algorithms(ALL_KEX), false),
+    kw(
+        "KexAlgorithms",
+        Assign::First,
+        Value::Algorithms(ALL_KEX),
+        false,
+    ),
     kw(
         "LogLevel",
         Assign::First,
@@ -102,7 +127,12 @@ pub const KEYWORDS: &[Keyword] = &[
     kw("MaxAuthTries", Assign::First, Value::Int, true),
     kw("MaxSessions", Assign::First, Value::Int, true),
     kw("MaxStartups", Assign::Last, Value::MaxStartups, false),
-    kw("PermitEmptyPasswords", Assign::First, Value::Choice(YES_NO), true),
+    kw(
+        "PermitEmptyPasswords",
+        Assign::First,
+        Value::Choice(YES_NO),
+        true,
+    ),
     kw(
         "PermitRootLogin",
         Assign::First,
@@ -138,7 +168,10 @@ pub fn invalid(d: &Directive) -> Option<String> {
             .then(|| format!("empty {} pattern", k.name));
     }
     if args.len() > 1 {
-        return Some(format!("extra argument {:?} at the end of the line", args[1]));
+        return Some(format!(
+            "extra argument {:?} at the end of the line",
+            args[1]
+        ));
     }
     let v = args.first().map(String::as_str).unwrap_or("");
     if v.is_empty() {
@@ -160,9 +193,11 @@ pub fn invalid(d: &Directive) -> Option<String> {
 /// with invalid arguments.
 pub fn refusals(cfg: &SshdConfig) -> Vec<String> {
     let mut out: Vec<String> = cfg.refused.clone();
-    out.extend(cfg.directives.iter().filter_map(|d| {
-        invalid(d).map(|why| format!("{}: {why}", d.describe()))
-    }));
+    out.extend(
+        cfg.directives
+            .iter()
+            .filter_map(|d| invalid(d).map(|why| format!("{}: {why}", d.describe()))),
+    );
     if !out.is_empty() {
         out.push(
             "sshd refuses this configuration (sshd -t fails): it neither starts nor reloads with it"

@@ -1,0 +1,74 @@
+//! Read models for the views: scan lists by cursor, the fleet overview and the
+//! audit log, each answered from the store's indexes and counters.
+
+use super::{App, Result};
+use crate::store::{
+    AgentRecord, AuditFilter, AuditList, Fleet, ScanCursor, ScanFilter, ScanList, ScanRecord,
+};
+
+/// How many recent scans the overview shows.
+pub const RECENT_SCANS: usize = 20;
+
+/// The overview: the fleet's figures and the newest scans with their agents.
+#[derive(Debug, Clone)]
+pub struct Overview {
+    pub fleet: Fleet,
+    pub min_score: f64,
+    pub recent: Vec<(ScanRecord, Option<AgentRecord>)>,
+}
+
+impl App {
+    /// Matching scans, newest first, from a cursor (see [`ScanCursor`]).
+    pub fn list_scans(
+        &self,
+        filter: &ScanFilter,
+        cursor: &ScanCursor,
+        offset: usize,
+        limit: usize,
+    ) -> Result<ScanList> {
+        Ok(self.store.scan_list(filter, cursor, offset, limit)?)
+    }
+
+    pub fn overview(&self) -> Result<Overview> {
+        let min_score = self.settings().min_score;
+        let fleet = self.store.fleet(min_score)?;
+        let recent = self
+            .store
+            .scan_list(
+                &ScanFilter::default(),
+                &ScanCursor::default(),
+                0,
+                RECENT_SCANS,
+            )?
+            .scans;
+        let mut agents: std::collections::HashMap<String, Option<AgentRecord>> = Default::default();
+        let mut out = Vec::with_capacity(recent.len());
+        for s in recent {
+            let a = match agents.get(&s.agent_id) {
+                Some(a) => a.clone(),
+                None => {
+                    let a = self.store.agent(&s.agent_id)?;
+                    agents.insert(s.agent_id.clone(), a.clone());
+                    a
+                }
+            };
+            out.push((s, a));
+        }
+        Ok(Overview {
+            fleet,
+            min_score,
+            recent: out,
+        })
+    }
+
+    /// Matching audit entries from the newest, older than `before` (a sequence number).
+    pub fn audit_log(
+        &self,
+        filter: &AuditFilter,
+        before: Option<u64>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<AuditList> {
+        Ok(self.store.audit_list(filter, before, offset, limit)?)
+    }
+}
