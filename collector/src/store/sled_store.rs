@@ -107,7 +107,7 @@ fn decode_audit(key: &[u8], v: &[u8]) -> Result<AuditRecord> {
 impl SledStore {
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path) -> Result<SledStore> {
-        let db = sled::Config::new().path(dir).open().map_err(backend)?;
+        let db = open_db(dir)?;
         let t = |name: &str| db.open_tree(name).map_err(backend);
         Ok(SledStore {
             dir: dir.to_path_buf(),
@@ -405,6 +405,27 @@ impl SledStore {
             .map_err(backend)?
             .map(|v| decode(key.as_bytes(), &v))
             .transpose()
+    }
+}
+
+/// Opens sled. Its file lock outlives a dropped instance for a moment (its flusher
+/// thread lets go last), so a reopen in the same process, or a restart right after a
+/// stop, waits up to 5 s for the lock; another live process holding it is an error.
+fn open_db(dir: &Path) -> Result<sled::Db> {
+    let mut waited = std::time::Duration::ZERO;
+    loop {
+        match sled::Config::new().path(dir).open() {
+            Ok(db) => return Ok(db),
+            // sled reports the lock as `Other` with the cause in words.
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && waited < std::time::Duration::from_secs(5) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                waited += std::time::Duration::from_millis(50);
+            }
+            Err(e) => return Err(backend(e)),
+        }
     }
 }
 
