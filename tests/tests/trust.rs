@@ -73,6 +73,17 @@ async fn enroll_with(
     })
 }
 
+/// A hand-made Enroll with a fresh key: token, host name and instance ID only.
+fn enroll(
+    rt: &tokio::runtime::Runtime,
+    c: &Collector,
+    token: &str,
+    host: &str,
+    instance: &str,
+) -> Result<Raw, tonic::Status> {
+    rt.block_on(enroll_with(c, &claims(token, host, instance), None, None))
+}
+
 fn claims(token: &str, host: &str, instance: &str) -> Claims {
     Claims {
         token: token.into(),
@@ -193,9 +204,7 @@ fn an_agent_cannot_rewrite_rule_metadata() {
     let c = Collector::start(&t.path().join("collector"), None, None);
     let tok = c.enrollment_token("web", 3, 3600);
     let rt = rt();
-    let attacker = rt
-        .block_on(enroll_with(&c, &claims(&tok, "mallory", ""), None, None))
-        .unwrap();
+    let attacker = enroll(&rt, &c, &tok, "mallory", "").unwrap();
     let rule = some_rule();
     rt.block_on(async {
         let mut s = Stream::open(&c, &attacker, hello(&attacker, "", &[]))
@@ -264,30 +273,10 @@ fn the_gate_answers_only_for_the_agent_enrolled_with_the_instance() {
     c.set_settings(|s| s["mode"] = json!("block"));
     let tok = c.enrollment_token("web", 10, 3600);
     let rt = rt();
-    let victim = rt
-        .block_on(enroll_with(
-            &c,
-            &claims(&tok, "victim", "i-victim"),
-            None,
-            None,
-        ))
-        .unwrap();
-    let attacker = rt
-        .block_on(enroll_with(
-            &c,
-            &claims(&tok, "mallory", "i-mallory"),
-            None,
-            None,
-        ))
-        .unwrap();
+    let victim = enroll(&rt, &c, &tok, "victim", "i-victim").unwrap();
+    let attacker = enroll(&rt, &c, &tok, "mallory", "i-mallory").unwrap();
     // A second live agent cannot enroll with an instance ID that is taken.
-    let refused = rt
-        .block_on(enroll_with(
-            &c,
-            &claims(&tok, "twin", "i-victim"),
-            None,
-            None,
-        ))
+    let refused = enroll(&rt, &c, &tok, "twin", "i-victim")
         .err()
         .expect("a second enrollment of i-victim");
     assert_eq!(
@@ -322,14 +311,7 @@ fn the_gate_answers_only_for_the_agent_enrolled_with_the_instance() {
         &format!("/api/v1/agents/{}/revoke", victim.id),
         None,
     );
-    let again = rt
-        .block_on(enroll_with(
-            &c,
-            &claims(&tok, "victim", "i-victim"),
-            None,
-            None,
-        ))
-        .unwrap();
+    let again = enroll(&rt, &c, &tok, "victim", "i-victim").unwrap();
     let gate = c.admin("GET", "/api/v1/handover/i-victim", None);
     assert_eq!(gate["agent_id"], again.id.as_str(), "{gate}");
 }
@@ -343,9 +325,7 @@ fn revocation_ends_the_live_stream_at_once() {
     c.set_settings(|s| s["scan_on_provision"] = json!(false));
     let tok = c.enrollment_token("web", 3, 3600);
     let rt = rt();
-    let raw = rt
-        .block_on(enroll_with(&c, &claims(&tok, "raw", ""), None, None))
-        .unwrap();
+    let raw = enroll(&rt, &c, &tok, "raw", "").unwrap();
     rt.block_on(async {
         let mut s = Stream::open(&c, &raw, hello(&raw, "", &[])).await.unwrap();
         s.drain(2).await;
@@ -662,10 +642,7 @@ fn a_failed_enrollment_does_not_burn_the_token_and_a_retry_is_the_same_agent() {
     assert_eq!(again.id, first.id);
     assert_ne!(again.cert, first.cert, "a fresh certificate");
     // Another key with the spent token is refused.
-    let other = rt
-        .block_on(enroll_with(&c, &claims(&tok, "vm2", ""), None, None))
-        .err()
-        .unwrap();
+    let other = enroll(&rt, &c, &tok, "vm2", "").err().unwrap();
     assert_eq!(other.code(), tonic::Code::PermissionDenied, "{other:?}");
     let agents = c.admin("GET", "/api/v1/agents", None);
     assert_eq!(agents.as_array().unwrap().len(), 1, "{agents}");
@@ -699,9 +676,7 @@ fn scans_do_not_pile_up_and_complete_only_over_the_whole_profile() {
     c.set_settings(|s| s["scan_on_provision"] = json!(false));
     let tok = c.enrollment_token("web", 3, 3600);
     let rt = rt();
-    let raw = rt
-        .block_on(enroll_with(&c, &claims(&tok, "raw", ""), None, None))
-        .unwrap();
+    let raw = enroll(&rt, &c, &tok, "raw", "").unwrap();
     // The agent is offline: asking again gives the same pending scan.
     let scan = |c: &Collector| -> String {
         c.admin("POST", "/api/v1/scans", Some(json!({ "agent_id": raw.id })))[0]["id"]
