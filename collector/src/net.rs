@@ -396,8 +396,18 @@ pub async fn serve_rest(
             stats.rest_refused_total.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(%peer, "REST connection refused: at capacity");
             if tls.is_none() {
-                // Best effort, never waits: a new socket's send buffer is empty.
+                // Best effort, never waits: a new socket's send buffer is empty. Then
+                // the request is read (at most 4 KiB, 1 s) before closing, so that
+                // unread request bytes do not turn the close into a reset that the
+                // client sees before the answer.
                 let _ = tcp.try_write(busy_response().as_bytes());
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let mut tcp = tcp;
+                    let _ = tcp.shutdown().await;
+                    let mut buf = [0u8; 4096];
+                    let _ = tokio::time::timeout(Duration::from_secs(1), tcp.read(&mut buf)).await;
+                });
             }
             continue;
         };
