@@ -104,6 +104,44 @@ fn decode_audit(key: &[u8], v: &[u8]) -> Result<AuditRecord> {
     decode(name.as_bytes(), v)
 }
 
+/// The byte after `scan\0` that marks a chunk of results; a rule ID never starts
+/// with it.
+const CHUNK: u8 = 0;
+
+/// Largest decompressed chunk read back: far above what a batch can hold
+/// ([`crate::limits::RESULTS_PER_BATCH`] results with bounded evidence).
+const MAX_CHUNK: u64 = 256 << 20;
+
+/// zstd level of result chunks: level 3 makes a 300-result scan about a tenth of its
+/// JSON at a fraction of the time JSON encoding takes.
+const CHUNK_LEVEL: i32 = 3;
+
+fn chunk_key(scan_id: &str, id: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(scan_id.len() + 10);
+    k.extend_from_slice(scan_id.as_bytes());
+    k.push(0);
+    k.push(CHUNK);
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+fn encode_chunk(results: &[ResultRecord]) -> Result<Vec<u8>> {
+    zstd::bulk::compress(&encode(&results)?, CHUNK_LEVEL).map_err(backend)
+}
+
+fn decode_chunk(key: &[u8], v: &[u8]) -> Result<Vec<ResultRecord>> {
+    use std::io::Read;
+    let bad = |reason: String| StoreError::Decode {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason,
+    };
+    let mut json = Vec::new();
+    zstd::stream::read::Decoder::new(v)
+        .and_then(|d| d.take(MAX_CHUNK).read_to_end(&mut json))
+        .map_err(|e| bad(format!("a result chunk does not decompress: {e}")))?;
+    decode(key, &json)
+}
+
 impl SledStore {
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path) -> Result<SledStore> {
@@ -411,10 +449,18 @@ impl SledStore {
 /// Opens sled. Its file lock outlives a dropped instance for a moment (its flusher
 /// thread lets go last), so a reopen in the same process, or a restart right after a
 /// stop, waits up to 5 s for the lock; another live process holding it is an error.
+/// sled's page cache. Its default (1 GiB) is most of a small collector's memory;
+/// the hot pages (indexes, counters, recent scans) fit in far less.
+const CACHE_BYTES: u64 = 128 << 20;
+
 fn open_db(dir: &Path) -> Result<sled::Db> {
     let mut waited = std::time::Duration::ZERO;
     loop {
-        match sled::Config::new().path(dir).open() {
+        match sled::Config::new()
+            .path(dir)
+            .cache_capacity(CACHE_BYTES)
+            .open()
+        {
             Ok(db) => return Ok(db),
             // sled reports the lock as `Other` with the cause in words.
             Err(sled::Error::Io(e))
@@ -608,16 +654,20 @@ impl Store for SledStore {
         let mut batch = sled::Batch::default();
         let mut deltas = Deltas::default();
         let new_keys = ix::scan_keys(s);
-        if let Some(o) = &old {
-            for k in ix::scan_keys(o) {
-                if !new_keys.contains(&k) {
-                    batch.remove(k);
-                }
+        let old_keys = old.as_ref().map(ix::scan_keys).unwrap_or_default();
+        for k in &old_keys {
+            if !new_keys.contains(k) {
+                batch.remove(k.as_slice());
             }
+        }
+        if let Some(o) = &old {
             deltas.add(ix::scan_counters(o), -1);
         }
+        // A progress write changes no index entry: only new ones are written.
         for k in new_keys {
-            batch.insert(k, &[]);
+            if !old_keys.contains(&k) {
+                batch.insert(k, &[]);
+            }
         }
         deltas.add(ix::scan_counters(s), 1);
         Self::apply_deltas(&self.scans, &mut batch, deltas)?;
@@ -752,11 +802,16 @@ impl Store for SledStore {
     }
 
     fn put_results(&self, scan_id: &str, results: &[ResultRecord]) -> Result<()> {
-        let mut batch = sled::Batch::default();
-        for r in results {
-            batch.insert(format!("{scan_id}\0{}", r.rule_id).as_bytes(), encode(r)?);
+        if results.is_empty() {
+            return Ok(());
         }
-        self.results.apply_batch(batch).map_err(backend)
+        // One compressed chunk per batch, keyed by a monotonic ID so that reads
+        // replay chunks in the order they were written.
+        let id = self.db.generate_id().map_err(backend)?;
+        self.results
+            .insert(chunk_key(scan_id, id), encode_chunk(results)?)
+            .map_err(backend)?;
+        Ok(())
     }
     fn prune_results(&self, before_ms: i64) -> Result<usize> {
         // Scan IDs sort by creation: walk from the oldest (or where the last run
@@ -801,10 +856,25 @@ impl Store for SledStore {
         Ok(pruned)
     }
     fn results(&self, scan_id: &str) -> Result<Vec<ResultRecord>> {
-        self.results
-            .scan_prefix(format!("{scan_id}\0"))
-            .map(|kv| kv.map_err(backend).and_then(|(k, v)| decode(&k, &v)))
-            .collect()
+        // A later write of a rule replaces an earlier one. Stores written before
+        // chunks hold one record per rule (`scan\0rule`), all older than any chunk.
+        let mut by_rule = std::collections::BTreeMap::new();
+        let mut chunks = Vec::new();
+        for kv in self.results.scan_prefix(format!("{scan_id}\0")) {
+            let (k, v) = kv.map_err(backend)?;
+            if k.get(scan_id.len() + 1) == Some(&CHUNK) {
+                chunks.push((k, v));
+            } else {
+                let r: ResultRecord = decode(&k, &v)?;
+                by_rule.insert(r.rule_id.clone(), r);
+            }
+        }
+        for (k, v) in chunks {
+            for r in decode_chunk(&k, &v)? {
+                by_rule.insert(r.rule_id.clone(), r);
+            }
+        }
+        Ok(by_rule.into_values().collect())
     }
 
     fn put_user(&self, u: &UserRecord) -> Result<()> {
@@ -1035,6 +1105,41 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");
         super::super::conformance::run_retention(&|| SledStore::open(&path).unwrap());
+    }
+
+    #[test]
+    fn results_of_a_store_written_one_record_per_rule_read_with_later_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(&dir.path().join("db")).unwrap();
+        let r = |id: &str, st: &str| ResultRecord {
+            rule_id: id.into(),
+            status: st.into(),
+            evidence: vec![format!("{id}: {st}")],
+        };
+        // The layout before chunks: `scan\0rule` → one JSON record.
+        for x in [r("1.1", "pass"), r("1.2", "fail")] {
+            let key = format!("sc-1\0{}", x.rule_id);
+            s.results.insert(key, encode(&x).unwrap()).unwrap();
+        }
+        s.put_results("sc-1", &[r("1.2", "pass"), r("1.3", "fail")])
+            .unwrap();
+        s.put_results("sc-1", &[r("1.3", "pass")]).unwrap();
+        assert_eq!(
+            s.results("sc-1").unwrap(),
+            [r("1.1", "pass"), r("1.2", "pass"), r("1.3", "pass")],
+            "the newest write of each rule wins, old records included"
+        );
+        // A chunk that is not zstd is named, not a panic.
+        s.results.insert(chunk_key("sc-2", 7), b"junk".to_vec()).unwrap();
+        let e = s.results("sc-2").unwrap_err().to_string();
+        assert!(e.contains("does not decompress"), "{e}");
+        // Retention drops both kinds.
+        let mut sc = ScanRecord::pending("sc-1".into(), "ag", None, "manual", "level1-server", 1);
+        sc.status = ScanStatus::Completed;
+        sc.created_at_ms = 1;
+        s.put_scan(&sc).unwrap();
+        assert_eq!(s.prune_results(1000).unwrap(), 1);
+        assert!(s.results("sc-1").unwrap().is_empty());
     }
 
     /// sled without its background flusher, whose thread could still hold the
