@@ -216,6 +216,12 @@ pub struct App {
     accounts: Mutex<()>,
     /// Wakes the webhook sender when a delivery is queued.
     pub webhook_wake: tokio::sync::Notify,
+    /// When each running scan last made progress (a stored batch), kept here rather
+    /// than by rewriting the scan record for every batch.
+    progress: Mutex<HashMap<String, i64>>,
+    /// When this process started: after a restart every running scan gets a whole
+    /// timeout from here.
+    started_ms: i64,
 }
 
 const SETTINGS_KEY: &str = "settings";
@@ -272,6 +278,8 @@ impl App {
             metrics: Metrics::default(),
             on_revoke: Mutex::new(None),
             accounts: Mutex::new(()),
+            progress: Mutex::new(HashMap::new()),
+            started_ms: now_ms(),
             webhook_wake: tokio::sync::Notify::new(),
         })
     }

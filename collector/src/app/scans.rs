@@ -29,12 +29,13 @@ impl App {
         }
         // One pending scan per agent at most: a scan that has not started yet will
         // run with the settings of its time anyway.
-        let pending = ScanFilter {
-            status: Some(ScanStatus::Pending),
-            agent_id: Some(agent_id.into()),
-            ..Default::default()
-        };
-        if let Some(p) = self.store.scans(&pending, 0, 1)?.0.into_iter().next() {
+        // No scan is created while one is pending, so a pending scan is the agent's
+        // newest: one index lookup, however many scans the agent has.
+        if let Some(p) = self
+            .store
+            .latest_scan(agent_id)?
+            .filter(|p| p.status == ScanStatus::Pending)
+        {
             self.send(agent_id, self.scan_command(&p));
             return Ok(Some(p));
         }
@@ -51,6 +52,22 @@ impl App {
         self.store.sync()?;
         self.send(agent_id, self.scan_command(&rec));
         Ok(Some(rec))
+    }
+
+    fn made_progress(&self, scan_id: &str) {
+        let mut p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        p.insert(scan_id.to_string(), now_ms());
+    }
+
+    fn progress_of(&self, scan_id: &str) -> Option<i64> {
+        let p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        p.get(scan_id).copied()
+    }
+
+    /// A finished scan's progress is in its record for good.
+    fn forget_progress(&self, scan_id: &str) {
+        let mut p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        p.remove(scan_id);
     }
 
     pub(super) fn own_scan(&self, agent_id: &str, scan_id: &str) -> Result<ScanRecord> {
@@ -101,16 +118,19 @@ impl App {
             s.failure_reason = Some(why);
             s.finished_at_ms = Some(now_ms());
             self.store.put_scan(&s)?;
+            self.forget_progress(&s.id);
             self.store.sync()?;
             return Ok(());
         }
         self.store.put_results(scan_id, results)?;
         if s.status == ScanStatus::Pending {
+            // Results without ScanStarted: the scan runs from now.
             s.status = ScanStatus::Running;
             s.started_at_ms = Some(now_ms());
+            s.last_progress_ms = now_ms();
+            self.store.put_scan(&s)?;
         }
-        s.last_progress_ms = now_ms();
-        self.store.put_scan(&s)?;
+        self.made_progress(scan_id);
         self.store.sync()?;
         bump(&self.metrics.results_total, results.len() as u64);
         Ok(())
@@ -193,10 +213,9 @@ impl App {
             .as_ref()
             .map(|c| c.profile_rules(&s.profile))
             .unwrap_or_default();
-        let missing = wanted
-            .iter()
-            .filter(|id| !results.iter().any(|r| r.rule_id == **id))
-            .count();
+        let reported: std::collections::HashSet<&str> =
+            results.iter().map(|r| r.rule_id.as_str()).collect();
+        let missing = wanted.iter().filter(|id| !reported.contains(**id)).count();
         if results.len() as u32 != expected {
             s.status = ScanStatus::Failed;
             s.failure_reason = Some(format!(
@@ -272,6 +291,7 @@ impl App {
         s.finished_at_ms = Some(now_ms());
         s.last_progress_ms = now_ms();
         self.store.put_scan(&s)?;
+        self.forget_progress(&s.id);
         self.store.sync()?;
         self.webhook_wake.notify_one();
         Ok(s)
@@ -289,6 +309,7 @@ impl App {
         ));
         s.finished_at_ms = Some(now_ms());
         self.store.put_scan(&s)?;
+        self.forget_progress(&s.id);
         self.store.sync()?;
         Ok(())
     }
@@ -302,7 +323,11 @@ impl App {
         };
         let (running, _) = self.store.scans(&f, 0, usize::MAX)?;
         let mut n = 0;
-        for mut s in running.into_iter().filter(|s| s.last_progress_ms < limit) {
+        let last = |s: &ScanRecord| {
+            let seen = self.progress_of(&s.id).unwrap_or(i64::MIN);
+            s.last_progress_ms.max(seen).max(self.started_ms)
+        };
+        for mut s in running.into_iter().filter(|s| last(s) < limit) {
             s.status = ScanStatus::Failed;
             s.failure_reason = Some(format!(
                 "no progress from the agent for {} s",
@@ -310,6 +335,7 @@ impl App {
             ));
             s.finished_at_ms = Some(now_ms());
             self.store.put_scan(&s)?;
+            self.forget_progress(&s.id);
             n += 1;
         }
         if n > 0 {
@@ -331,6 +357,7 @@ impl App {
         s.status = ScanStatus::Cancelled;
         s.finished_at_ms = Some(now_ms());
         self.store.put_scan(&s)?;
+        self.forget_progress(&s.id);
         self.audit(actor, "scan.cancel", Some(scan_id), "cancelled")?;
         self.store.sync()?;
         self.send(

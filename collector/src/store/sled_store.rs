@@ -1130,7 +1130,9 @@ mod tests {
             "the newest write of each rule wins, old records included"
         );
         // A chunk that is not zstd is named, not a panic.
-        s.results.insert(chunk_key("sc-2", 7), b"junk".to_vec()).unwrap();
+        s.results
+            .insert(chunk_key("sc-2", 7), b"junk".to_vec())
+            .unwrap();
         let e = s.results("sc-2").unwrap_err().to_string();
         assert!(e.contains("does not decompress"), "{e}");
         // Retention drops both kinds.
