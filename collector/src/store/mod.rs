@@ -6,6 +6,7 @@
 
 pub mod audit_chain;
 pub mod conformance;
+pub mod result_log;
 pub mod sled_index;
 pub mod sled_store;
 

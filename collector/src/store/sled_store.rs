@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::ops::Bound;
 use std::sync::{Condvar, Mutex};
 
+use super::result_log::{self, Locator, ResultLog};
 use super::sled_index::{self as ix, Deltas, IDX};
 use super::{
     audit_chain, AgentRecord, AttemptRecord, AuditFilter, AuditList, AuditRecord, DeliveryRecord,
@@ -34,6 +35,8 @@ pub struct SledStore {
     audit: sled::Tree,
     deliveries: sled::Tree,
     attempts: sled::Tree,
+    /// Result chunks; `results` holds their locators.
+    log: ResultLog,
     audit_lock: Mutex<()>,
     /// Serialises scan writes: each reads the record it replaces, then writes it
     /// with its index entries and counters in one batch.
@@ -104,9 +107,12 @@ fn decode_audit(key: &[u8], v: &[u8]) -> Result<AuditRecord> {
     decode(name.as_bytes(), v)
 }
 
-/// The byte after `scan\0` that marks a chunk of results; a rule ID never starts
+/// The byte after `scan\0` that marks a chunk's locator; a rule ID never starts
 /// with it.
 const CHUNK: u8 = 0;
+
+/// The result log's directory, inside the store's.
+const LOG_DIR: &str = "results";
 
 /// Largest decompressed chunk read back: far above what a batch can hold
 /// ([`crate::limits::RESULTS_PER_BATCH`] results with bounded evidence).
@@ -125,8 +131,13 @@ fn chunk_key(scan_id: &str, id: u64) -> Vec<u8> {
     k
 }
 
+/// JSON, zstd-compressed with the frame's content checksum (a torn record reads as
+/// damaged).
 fn encode_chunk(results: &[ResultRecord]) -> Result<Vec<u8>> {
-    zstd::bulk::compress(&encode(&results)?, CHUNK_LEVEL).map_err(backend)
+    let json = encode(&results)?;
+    let mut c = zstd::bulk::Compressor::new(CHUNK_LEVEL).map_err(backend)?;
+    c.include_checksum(true).map_err(backend)?;
+    c.compress(&json).map_err(backend)
 }
 
 fn decode_chunk(key: &[u8], v: &[u8]) -> Result<Vec<ResultRecord>> {
@@ -158,6 +169,7 @@ impl SledStore {
             audit: t("audit")?,
             deliveries: t("webhook_deliveries")?,
             attempts: t("webhook_attempts")?,
+            log: ResultLog::open(&dir.join(LOG_DIR)).map_err(backend)?,
             audit_lock: Mutex::new(()),
             scan_lock: Mutex::new(()),
             agent_lock: Mutex::new(()),
@@ -484,6 +496,9 @@ fn fsync_dir(dir: &Path) -> std::io::Result<()> {
     };
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
+        if entry.file_name() == LOG_DIR {
+            continue; // the result log syncs what it wrote itself
+        }
         gone(entry.file_type().and_then(|ft| {
             if ft.is_dir() {
                 fsync_dir(&entry.path())
@@ -495,6 +510,13 @@ fn fsync_dir(dir: &Path) -> std::io::Result<()> {
         }))?;
     }
     std::fs::File::open(dir)?.sync_all()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn lock(m: &Mutex<()>) -> std::sync::MutexGuard<'_, ()> {
@@ -519,6 +541,8 @@ impl SledStore {
     }
 
     fn flush_and_fsync(&self) -> std::result::Result<(), String> {
+        // Chunks before the locators that point at them.
+        self.log.sync().map_err(|e| e.to_string())?;
         self.db.flush().map_err(|e| e.to_string())?;
         fsync_dir(&self.dir).map_err(|e| e.to_string())
     }
@@ -805,11 +829,13 @@ impl Store for SledStore {
         if results.is_empty() {
             return Ok(());
         }
-        // One compressed chunk per batch, keyed by a monotonic ID so that reads
-        // replay chunks in the order they were written.
+        // One compressed chunk per batch in the result log; sled keeps its locator
+        // under a monotonic ID, so that reads replay chunks in the order written.
+        let chunk = encode_chunk(results)?;
+        let at = self.log.append(&chunk, now_ms()).map_err(backend)?;
         let id = self.db.generate_id().map_err(backend)?;
         self.results
-            .insert(chunk_key(scan_id, id), encode_chunk(results)?)
+            .insert(chunk_key(scan_id, id), &at.encode())
             .map_err(backend)?;
         Ok(())
     }
@@ -822,6 +848,8 @@ impl Store for SledStore {
             None => Bound::Unbounded,
         };
         let (mut pruned, mut resume_at, mut all_final) = (0, None, true);
+        // Day files before this hold chunks of pruned scans only.
+        let mut keep_from_ms = before_ms;
         for kv in self
             .scans
             .range::<Vec<u8>, _>((lo, Bound::Excluded(vec![IDX])))
@@ -834,6 +862,7 @@ impl Store for SledStore {
             if !s.status.is_final() {
                 // Its results may still grow: kept, and looked at again next time.
                 all_final = false;
+                keep_from_ms = keep_from_ms.min(s.created_at_ms);
                 continue;
             }
             let mut batch = sled::Batch::default();
@@ -853,6 +882,11 @@ impl Store for SledStore {
         if let Some(k) = resume_at {
             self.meta.insert(PRUNED_TO_KEY, k).map_err(backend)?;
         }
+        // The locators go first (made durable here), then the files they pointed at.
+        self.sync()?;
+        self.log
+            .remove_before(result_log::day_of(keep_from_ms))
+            .map_err(backend)?;
         Ok(pruned)
     }
     fn results(&self, scan_id: &str) -> Result<Vec<ResultRecord>> {
@@ -870,8 +904,25 @@ impl Store for SledStore {
             }
         }
         for (k, v) in chunks {
-            for r in decode_chunk(&k, &v)? {
-                by_rule.insert(r.rule_id.clone(), r);
+            let chunk = Locator::decode(&v)
+                .ok_or_else(|| StoreError::Decode {
+                    key: String::from_utf8_lossy(&k).into_owned(),
+                    reason: "not a result locator".into(),
+                })
+                .and_then(|at| self.log.read(at).map_err(backend))
+                .and_then(|bytes| decode_chunk(&k, &bytes));
+            match chunk {
+                Ok(rs) => {
+                    for r in rs {
+                        by_rule.insert(r.rule_id.clone(), r);
+                    }
+                }
+                // A chunk whose batch was never acknowledged can be torn by a crash
+                // (sled may persist its locator first); the agent sent that batch
+                // again. A damaged acknowledged chunk shows as missing results.
+                Err(e) => {
+                    tracing::warn!(scan = scan_id, error = %e, "a result chunk is unreadable; skipped")
+                }
             }
         }
         Ok(by_rule.into_values().collect())
@@ -1129,12 +1180,21 @@ mod tests {
             [r("1.1", "pass"), r("1.2", "pass"), r("1.3", "pass")],
             "the newest write of each rule wins, old records included"
         );
-        // A chunk that is not zstd is named, not a panic.
+        // A chunk that cannot be read (a bad locator, a torn record) is skipped, not
+        // a panic: its batch was never acknowledged, and was sent again.
+        s.put_results("sc-2", &[r("2.1", "pass")]).unwrap();
         s.results
             .insert(chunk_key("sc-2", 7), b"junk".to_vec())
             .unwrap();
-        let e = s.results("sc-2").unwrap_err().to_string();
-        assert!(e.contains("does not decompress"), "{e}");
+        let torn = Locator {
+            day: result_log::day_of(now_ms()),
+            offset: 1,
+            len: 9,
+        };
+        s.results
+            .insert(chunk_key("sc-2", 8), &torn.encode())
+            .unwrap();
+        assert_eq!(s.results("sc-2").unwrap(), [r("2.1", "pass")]);
         // Retention drops both kinds.
         let mut sc = ScanRecord::pending("sc-1".into(), "ag", None, "manual", "level1-server", 1);
         sc.status = ScanStatus::Completed;
