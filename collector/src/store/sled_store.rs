@@ -131,25 +131,52 @@ fn chunk_key(scan_id: &str, id: u64) -> Vec<u8> {
     k
 }
 
-/// JSON, zstd-compressed with the frame's content checksum (a torn record reads as
-/// damaged).
+thread_local! {
+    /// zstd contexts are costly to make: one of each per thread, reused.
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// JSON, zstd-compressed with the frame's content size and checksum (a torn record
+/// reads as damaged).
 fn encode_chunk(results: &[ResultRecord]) -> Result<Vec<u8>> {
     let json = encode(&results)?;
-    let mut c = zstd::bulk::Compressor::new(CHUNK_LEVEL).map_err(backend)?;
-    c.include_checksum(true).map_err(backend)?;
-    c.compress(&json).map_err(backend)
+    COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.is_none() {
+            let mut new = zstd::bulk::Compressor::new(CHUNK_LEVEL).map_err(backend)?;
+            new.include_checksum(true).map_err(backend)?;
+            *c = Some(new);
+        }
+        c.as_mut()
+            .expect("set above")
+            .compress(&json)
+            .map_err(backend)
+    })
 }
 
 fn decode_chunk(key: &[u8], v: &[u8]) -> Result<Vec<ResultRecord>> {
-    use std::io::Read;
     let bad = |reason: String| StoreError::Decode {
         key: String::from_utf8_lossy(key).into_owned(),
         reason,
     };
-    let mut json = Vec::new();
-    zstd::stream::read::Decoder::new(v)
-        .and_then(|d| d.take(MAX_CHUNK).read_to_end(&mut json))
-        .map_err(|e| bad(format!("a result chunk does not decompress: {e}")))?;
+    let size = match zstd::zstd_safe::get_frame_content_size(v) {
+        Ok(Some(n)) if n <= MAX_CHUNK => n as usize,
+        Ok(Some(n)) => return Err(bad(format!("a result chunk of {n} bytes decompressed"))),
+        _ => return Err(bad("a result chunk without a zstd frame size".into())),
+    };
+    let json = DECOMPRESSOR.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_none() {
+            *d = Some(zstd::bulk::Decompressor::new().map_err(|e| bad(e.to_string()))?);
+        }
+        d.as_mut()
+            .expect("set above")
+            .decompress(v, size)
+            .map_err(|e| bad(format!("a result chunk does not decompress: {e}")))
+    })?;
     decode(key, &json)
 }
 
@@ -1156,6 +1183,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");
         super::super::conformance::run_retention(&|| SledStore::open(&path).unwrap());
+    }
+
+    #[test]
+    fn a_chunk_that_is_not_a_sound_zstd_frame_is_an_error_naming_it() {
+        let e = decode_chunk(b"sc\0\0k", b"junk").unwrap_err().to_string();
+        assert!(e.contains("without a zstd frame size"), "{e}");
+        let r = ResultRecord {
+            rule_id: "1.1".into(),
+            status: "pass".into(),
+            evidence: vec!["x".repeat(4000)],
+        };
+        let mut good = encode_chunk(std::slice::from_ref(&r)).unwrap();
+        assert_eq!(decode_chunk(b"k", &good).unwrap(), [r]);
+        // One flipped byte in the body: the frame's checksum catches it.
+        let n = good.len();
+        good[n - 8] ^= 0x55;
+        let e = decode_chunk(b"k", &good).unwrap_err().to_string();
+        assert!(e.contains("does not decompress"), "{e}");
     }
 
     #[test]
