@@ -233,6 +233,10 @@ for name in sorted(os.listdir(d)):
         n = v["agents"]
         row(f"ingest, {n} agents ({v['results_per_scan']} results/scan)", 1000, v["scans_per_second"], "scans/s", True)
         row(f"ack p99, {n} agents", 200, v["ack_p99_ms"], "ms", False)
+        # 1000 scans/s on 2 cores leaves the collector at most 2 ms of CPU per scan;
+        # unlike the rate, this holds when the load generator shares the machine.
+        row(f"collector CPU per scan, {n} agents", 2, v.get("collector_cpu_ms_per_scan"), "ms", False)
+        row(f"collector RSS, {n} agents", 512, (v.get("collector_rss_kib") or 0) / 1024 or None, "MiB", False)
         disk = num(name.replace(".json", ".disk_kib"))
         if disk and v["scans_completed"]:
             row(f"disk per scan (data dir / scans), {n} agents", 10, disk / v["scans_completed"], "KB", False)

@@ -21,6 +21,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::http::Rest;
 use crate::scan::{self, Recorded, Rng};
+use crate::stats::cpu_ms;
 use crate::stats::{ms, percentile, rss_kib};
 use crate::{now_ms, Error, Result};
 
@@ -562,6 +563,7 @@ pub async fn run(cfg: IngestConfig, recorded: Option<Recorded>) -> Result<Value>
     let connect_seconds = t0.elapsed().as_secs_f64();
     let connected = ctx.connected.load(Ordering::Relaxed);
     let start = Instant::now();
+    let cpu_before = cfg.collector_pid.and_then(cpu_ms);
     let _ = start_tx.send(true);
     if cfg.connect_only {
         let hold = cfg.duration.unwrap_or(Duration::from_secs(10));
@@ -662,6 +664,12 @@ pub async fn run(cfg: IngestConfig, recorded: Option<Recorded>) -> Result<Value>
         "ack_p50_ms": ms(percentile(&mut acks, 50.0)),
         "ack_p99_ms": ms(percentile(&mut acks, 99.0)),
         "collector_rss_kib": cfg.collector_pid.and_then(rss_kib),
+        // The collector's CPU time (user + system) per completed scan: a figure that
+        // holds when the load generator shares the machine.
+        "collector_cpu_ms_per_scan": match (cpu_before, cfg.collector_pid.and_then(cpu_ms)) {
+            (Some(a), Some(b)) if completed > 0 => Some(round3((b - a) as f64 / completed as f64)),
+            _ => None,
+        },
         "errors": ctx.errors.lock().unwrap_or_else(|p| p.into_inner()).clone(),
     }))
 }

@@ -23,6 +23,23 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
     parse_vmrss(&text)
 }
 
+/// User plus system CPU time of a process, in milliseconds.
+pub fn cpu_ms(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_cpu_ms(&text, 100)
+}
+
+/// Fields 14 and 15 (utime, stime) of a /proc stat line, in clock ticks of `hz`. The
+/// command name (field 2) may hold spaces and parentheses: fields are counted from
+/// the last `)`.
+pub fn parse_cpu_ms(stat: &str, hz: u64) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state): utime is field 14, index 11.
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks * 1000 / hz)
+}
+
 /// The `VmRSS:` line of a /proc status file, in KiB.
 pub fn parse_vmrss(status: &str) -> Option<u64> {
     status
@@ -34,6 +51,13 @@ pub fn parse_vmrss(status: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn cpu_time_is_read_past_a_command_name_with_spaces_and_parentheses() {
+        let line = "42 (a b) c)) S 1 42 42 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 1 0 5";
+        assert_eq!(super::parse_cpu_ms(line, 100), Some(3250));
+        assert_eq!(super::parse_cpu_ms("42 (x) S 1", 100), None);
+    }
+
     use super::*;
 
     #[test]

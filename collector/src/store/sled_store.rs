@@ -131,30 +131,48 @@ fn chunk_key(scan_id: &str, id: u64) -> Vec<u8> {
     k
 }
 
-thread_local! {
-    /// zstd contexts are costly to make: one of each per thread, reused.
-    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
-        const { std::cell::RefCell::new(None) };
-    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
-        const { std::cell::RefCell::new(None) };
+/// zstd contexts are costly to make (a level-3 compressor holds over a megabyte):
+/// a few are kept for reuse rather than one per store thread.
+struct Pool<T>(Mutex<Vec<T>>);
+
+impl<T> Pool<T> {
+    const KEPT: usize = 4;
+
+    fn with<R>(
+        &self,
+        make: impl FnOnce() -> std::io::Result<T>,
+        f: impl FnOnce(&mut T) -> R,
+    ) -> std::io::Result<R> {
+        let taken = self.0.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut ctx = match taken {
+            Some(c) => c,
+            None => make()?,
+        };
+        let r = f(&mut ctx);
+        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.len() < Self::KEPT {
+            kept.push(ctx);
+        }
+        Ok(r)
+    }
 }
+
+static COMPRESSORS: Pool<zstd::bulk::Compressor<'static>> = Pool(Mutex::new(Vec::new()));
+static DECOMPRESSORS: Pool<zstd::bulk::Decompressor<'static>> = Pool(Mutex::new(Vec::new()));
 
 /// JSON, zstd-compressed with the frame's content size and checksum (a torn record
 /// reads as damaged).
 fn encode_chunk(results: &[ResultRecord]) -> Result<Vec<u8>> {
     let json = encode(&results)?;
-    COMPRESSOR.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.is_none() {
-            let mut new = zstd::bulk::Compressor::new(CHUNK_LEVEL).map_err(backend)?;
-            new.include_checksum(true).map_err(backend)?;
-            *c = Some(new);
-        }
-        c.as_mut()
-            .expect("set above")
-            .compress(&json)
-            .map_err(backend)
-    })
+    let make = || {
+        let mut c = zstd::bulk::Compressor::new(CHUNK_LEVEL)?;
+        c.include_checksum(true)?;
+        Ok(c)
+    };
+    COMPRESSORS
+        .with(make, |c| c.compress(&json))
+        .and_then(|r| r)
+        .map_err(backend)
 }
 
 fn decode_chunk(key: &[u8], v: &[u8]) -> Result<Vec<ResultRecord>> {
@@ -167,16 +185,10 @@ fn decode_chunk(key: &[u8], v: &[u8]) -> Result<Vec<ResultRecord>> {
         Ok(Some(n)) => return Err(bad(format!("a result chunk of {n} bytes decompressed"))),
         _ => return Err(bad("a result chunk without a zstd frame size".into())),
     };
-    let json = DECOMPRESSOR.with(|d| {
-        let mut d = d.borrow_mut();
-        if d.is_none() {
-            *d = Some(zstd::bulk::Decompressor::new().map_err(|e| bad(e.to_string()))?);
-        }
-        d.as_mut()
-            .expect("set above")
-            .decompress(v, size)
-            .map_err(|e| bad(format!("a result chunk does not decompress: {e}")))
-    })?;
+    let json = DECOMPRESSORS
+        .with(zstd::bulk::Decompressor::new, |d| d.decompress(v, size))
+        .and_then(|r| r)
+        .map_err(|e| bad(format!("a result chunk does not decompress: {e}")))?;
     decode(key, &json)
 }
 
