@@ -86,11 +86,6 @@ enum TokenCmd {
     },
 }
 
-/// glibc's allocator spent a quarter of the collector's time under ingest (many
-/// threads, many short-lived result vectors); mimalloc does not.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Threads for store work (`spawn_blocking`). Each waits for a group commit while it
 /// holds one; more than this only queue, and thousands of parked threads cost
 /// context switches.
