@@ -128,6 +128,8 @@ pub struct Metrics {
     pub enrollments_refused_total: std::sync::atomic::AtomicU64,
     pub results_total: std::sync::atomic::AtomicU64,
     pub scans_completed_total: std::sync::atomic::AtomicU64,
+    /// Scans whose per-rule results the retention deleted.
+    pub results_pruned_scans_total: std::sync::atomic::AtomicU64,
     pub streams_rejected_total: std::sync::atomic::AtomicU64,
     /// Refused enrollments by reason, in [`Refusal::ALL`] order.
     pub enrollments_refused_by_reason: [std::sync::atomic::AtomicU64; 6],
@@ -319,9 +321,7 @@ mod tests {
     use crate::store::{AgentRecord, ResultRecord, ScanFilter, ScanStatus};
 
     fn app(dir: &std::path::Path) -> App {
-        let store = Arc::new(SledStore::open(&dir.join("db")).unwrap());
-        let ca = Ca::open_or_create(&dir.join("ca")).unwrap();
-        App::new(store, ca, Config::default()).unwrap()
+        app_with(dir, Config::default().results_retention_days)
     }
 
     #[test]
@@ -429,6 +429,111 @@ mod tests {
         let (log, _) = app.store.audit(0, 10).unwrap();
         let change = log.iter().find(|e| e.action == "settings.change").unwrap();
         assert!(change.detail.contains("old ") && change.detail.contains("new "));
+    }
+
+    #[test]
+    fn retention_deletes_old_results_and_keeps_the_summary() {
+        let d = tempfile::tempdir().unwrap();
+        let app = app_with(d.path(), 30);
+        agent(&app, "ag-1", None, "");
+        let scan = app.create_scan("ag-1", "manual", "test").unwrap().unwrap();
+        app.scan_started("ag-1", &scan.id).unwrap();
+        let cat = app.catalog("debian-12@test").unwrap().unwrap();
+        let results: Vec<ResultRecord> = cat
+            .profile_rules(&scan.profile)
+            .iter()
+            .map(|id| ResultRecord {
+                rule_id: id.to_string(),
+                status: if cat.rules[*id].automated {
+                    "pass"
+                } else {
+                    "not_checked"
+                }
+                .into(),
+                evidence: vec![format!("{id}: seen")],
+            })
+            .collect();
+        for batch in results.chunks(100) {
+            app.record_results("ag-1", &scan.id, "debian-12@test", batch)
+                .unwrap();
+        }
+        let done = app
+            .scan_finished("ag-1", &scan.id, results.len() as u32, "debian-12@test")
+            .unwrap();
+        assert_eq!(
+            done.status,
+            ScanStatus::Completed,
+            "{:?}",
+            done.failure_reason
+        );
+        // Within the retention: nothing goes.
+        let now = now_ms();
+        assert_eq!(app.apply_retention(now + 29 * 86_400_000).unwrap(), 0);
+        assert_eq!(app.store.results(&scan.id).unwrap().len(), results.len());
+        assert!(!app.results_expired(&done));
+        // Past it: the results go, the summary stays, and the deletion is audited.
+        assert_eq!(app.apply_retention(now + 31 * 86_400_000).unwrap(), 1);
+        assert!(app.store.results(&scan.id).unwrap().is_empty());
+        assert_eq!(app.store.scan(&scan.id).unwrap().unwrap(), done);
+        let (log, _) = app.store.audit(0, 5).unwrap();
+        assert!(
+            log.iter()
+                .any(|e| e.action == "retention.results"
+                    && e.detail.starts_with("results of 1 scans"))
+        );
+        assert_eq!(
+            app.metrics
+                .results_pruned_scans_total
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+        // 0 keeps results for ever.
+        let d2 = tempfile::tempdir().unwrap();
+        let keep = app_with(d2.path(), 0);
+        assert_eq!(keep.apply_retention(now + 10_000 * 86_400_000).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_scan_whose_batches_keep_coming_is_not_expired() {
+        let d = tempfile::tempdir().unwrap();
+        let app = app(d.path());
+        let timeout = app.config.scan_timeout_secs as i64 * 1000;
+        agent(&app, "ag-1", None, "");
+        let scan = app.create_scan("ag-1", "manual", "test").unwrap().unwrap();
+        app.scan_started("ag-1", &scan.id).unwrap();
+        let started = app.store.scan(&scan.id).unwrap().unwrap().last_progress_ms;
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let cat = app.catalog("debian-12@test").unwrap().unwrap();
+        let rule = cat.profile_rules(&scan.profile)[0].to_string();
+        let r = ResultRecord {
+            rule_id: rule,
+            status: "pass".into(),
+            evidence: vec![],
+        };
+        app.record_results("ag-1", &scan.id, "debian-12@test", &[r])
+            .unwrap();
+        // The stored record still says the start; the batch a second later counts.
+        let stale = started + timeout + 500;
+        assert_eq!(app.expire_stalled_at(stale).unwrap(), 0);
+        assert_eq!(
+            app.store.scan(&scan.id).unwrap().unwrap().status,
+            ScanStatus::Running
+        );
+        // Silence past the timeout from that batch: it fails, with the reason.
+        assert_eq!(app.expire_stalled_at(started + timeout + 3000).unwrap(), 1);
+        let s = app.store.scan(&scan.id).unwrap().unwrap();
+        assert_eq!(s.status, ScanStatus::Failed);
+        assert!(s.failure_reason.unwrap().contains("no progress"));
+    }
+
+    fn app_with(dir: &std::path::Path, results_retention_days: u32) -> App {
+        let store = Arc::new(SledStore::open(&dir.join("db")).unwrap());
+        let ca = Ca::open_or_create(&dir.join("ca")).unwrap();
+        let config = Config {
+            results_retention_days,
+            ..Config::default()
+        };
+        App::new(store, ca, config).unwrap()
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub struct Config {
     pub agent_cert_days: i64,
     /// A running scan with no progress for this long fails.
     pub scan_timeout_secs: u64,
+    /// Per-rule results of finished scans are deleted this many days after the scan
+    /// was created; the scan's summary (counts, score, verdict) stays. 0 keeps them.
+    pub results_retention_days: u32,
     /// The window over which scheduled scans of a fleet are spread.
     pub schedule_window_secs: i64,
     /// Files served unauthenticated under `/download/` (agent binary, packages) with
@@ -129,6 +132,7 @@ impl Default for Config {
             server_names: vec!["localhost".into(), "127.0.0.1".into()],
             agent_cert_days: 30,
             scan_timeout_secs: 600,
+            results_retention_days: 400,
             schedule_window_secs: 3600,
             download_dir: None,
             max_message_bytes: 4 * 1024 * 1024,
@@ -202,6 +206,12 @@ impl Config {
         }
         if self.scan_timeout_secs < 5 {
             return Err("scan_timeout_secs must be at least 5".into());
+        }
+        if self.results_retention_days > 36_500 {
+            return Err(format!(
+                "results_retention_days {} is over 100 years (0 keeps results for ever)",
+                self.results_retention_days
+            ));
         }
         if self.max_message_bytes < 64 * 1024 {
             return Err("max_message_bytes must be at least 65536".into());

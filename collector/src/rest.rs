@@ -351,6 +351,8 @@ async fn metrics(
          # TYPE rampart_enrollments_refused_total counter\nrampart_enrollments_refused_total {}\n\
          # TYPE rampart_results_total counter\nrampart_results_total {}\n\
          # TYPE rampart_scans_completed_total counter\nrampart_scans_completed_total {}\n\
+         # HELP rampart_results_pruned_scans_total Scans whose per-rule results the retention deleted.\n\
+         # TYPE rampart_results_pruned_scans_total counter\nrampart_results_pruned_scans_total {}\n\
          # TYPE rampart_streams_rejected_total counter\nrampart_streams_rejected_total {}\n\
          # TYPE rampart_agents_connected gauge\nrampart_agents_connected {}\n\
          # HELP rampart_server_certificate_expiry_seconds When the server certificate new connections get expires (Unix time).\n\
@@ -365,6 +367,7 @@ async fn metrics(
         m.enrollments_refused_total.load(Ordering::Relaxed),
         m.results_total.load(Ordering::Relaxed),
         m.scans_completed_total.load(Ordering::Relaxed),
+        m.results_pruned_scans_total.load(Ordering::Relaxed),
         m.streams_rejected_total.load(Ordering::Relaxed),
         app.connected().len(),
         cert.not_after_unix,

@@ -102,6 +102,10 @@ fn build_with(config: Config, first_admin: bool) -> anyhow::Result<Collector> {
 }
 
 /// Serves until `shutdown` resolves.
+/// Background ticks (5 s) between two retention passes: 10 minutes. A pass that
+/// finds nothing to delete reads one meta key and at most the unfinished scans.
+const RETENTION_EVERY: u64 = 120;
+
 pub async fn run(
     c: Collector,
     grpc: TcpListener,
@@ -175,6 +179,8 @@ pub async fn run(
     let background = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         let mut last_schedule = chrono::Utc::now();
+        // Retention runs at start and then every RETENTION_EVERY ticks.
+        let mut ticks: u64 = 0;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -184,7 +190,14 @@ pub async fn run(
             let now = chrono::Utc::now();
             let since = last_schedule;
             last_schedule = now;
+            let retention = ticks % RETENTION_EVERY == 0;
+            ticks += 1;
             let _ = tokio::task::spawn_blocking(move || {
+                if retention {
+                    if let Err(e) = app.apply_retention(now.timestamp_millis()) {
+                        tracing::error!(error = %e, "results retention failed");
+                    }
+                }
                 if let Err(e) = app.expire_stalled() {
                     tracing::error!(error = %e, "expiring stalled scans failed");
                 }

@@ -316,7 +316,11 @@ impl App {
 
     /// Fails running or pending-but-started scans that made no progress within the timeout.
     pub fn expire_stalled(&self) -> Result<usize> {
-        let limit = now_ms() - self.config.scan_timeout_secs as i64 * 1000;
+        self.expire_stalled_at(now_ms())
+    }
+
+    pub(crate) fn expire_stalled_at(&self, now: i64) -> Result<usize> {
+        let limit = now - self.config.scan_timeout_secs as i64 * 1000;
         let f = ScanFilter {
             status: Some(ScanStatus::Running),
             ..Default::default()
@@ -342,6 +346,36 @@ impl App {
             self.store.sync()?;
         }
         Ok(n)
+    }
+
+    /// Deletes the per-rule results of finished scans created before the retention
+    /// (`results_retention_days`), and the result files that held only those; the
+    /// scans' summaries stay. Returns how many scans lost their results.
+    pub fn apply_retention(&self, now_ms: i64) -> Result<usize> {
+        let days = self.config.results_retention_days;
+        if days == 0 {
+            return Ok(0);
+        }
+        let cut = now_ms - days as i64 * 86_400_000;
+        let n = self.store.prune_results(cut)?;
+        if n > 0 {
+            bump(&self.metrics.results_pruned_scans_total, n as u64);
+            self.audit(
+                "system",
+                "retention.results",
+                None,
+                format!("results of {n} scans created over {days} days ago deleted"),
+            )?;
+            self.store.sync()?;
+        }
+        Ok(n)
+    }
+
+    /// Whether the retention has passed over this scan's results (they are gone, or
+    /// going at the next pass).
+    pub fn results_expired(&self, s: &ScanRecord) -> bool {
+        let days = self.config.results_retention_days;
+        days > 0 && s.status.is_final() && s.created_at_ms < now_ms() - days as i64 * 86_400_000
     }
 
     pub fn cancel_scan(&self, scan_id: &str, actor: &str) -> Result<ScanRecord> {

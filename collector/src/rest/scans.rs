@@ -240,6 +240,9 @@ pub(super) struct ResultDto {
 pub(super) struct ScanDetail {
     scan: ScanDto,
     results: Vec<ResultDto>,
+    /// True when the per-rule results were deleted by the collector's retention
+    /// (`results_retention_days`); the scan's summary stays.
+    results_expired: bool,
 }
 
 /// One scan with its results
@@ -268,6 +271,7 @@ pub(super) async fn get_scan(
         .map_err(AppError::from)?
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("scan {id} not found")))?;
     let results = app.store.results(&id).map_err(AppError::from)?;
+    let results_expired = results.is_empty() && app.results_expired(&s);
     let cat = app.catalog_for_scan(&s);
     let results = results
         .into_iter()
@@ -287,6 +291,7 @@ pub(super) async fn get_scan(
     Ok(Json(ScanDetail {
         scan: scan_dto(&app, s),
         results,
+        results_expired,
     }))
 }
 
