@@ -218,9 +218,8 @@ pub struct App {
     accounts: Mutex<()>,
     /// Wakes the webhook sender when a delivery is queued.
     pub webhook_wake: tokio::sync::Notify,
-    /// When each running scan last made progress (a stored batch), kept here rather
-    /// than by rewriting the scan record for every batch.
-    progress: Mutex<HashMap<String, i64>>,
+    /// What the collector holds of each running scan between its batches.
+    in_flight: Mutex<HashMap<String, scans::InFlight>>,
     /// When this process started: after a restart every running scan gets a whole
     /// timeout from here.
     started_ms: i64,
@@ -280,7 +279,7 @@ impl App {
             metrics: Metrics::default(),
             on_revoke: Mutex::new(None),
             accounts: Mutex::new(()),
-            progress: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::new()),
             started_ms: now_ms(),
             webhook_wake: tokio::sync::Notify::new(),
         })
@@ -438,21 +437,7 @@ mod tests {
         agent(&app, "ag-1", None, "");
         let scan = app.create_scan("ag-1", "manual", "test").unwrap().unwrap();
         app.scan_started("ag-1", &scan.id).unwrap();
-        let cat = app.catalog("debian-12@test").unwrap().unwrap();
-        let results: Vec<ResultRecord> = cat
-            .profile_rules(&scan.profile)
-            .iter()
-            .map(|id| ResultRecord {
-                rule_id: id.to_string(),
-                status: if cat.rules[*id].automated {
-                    "pass"
-                } else {
-                    "not_checked"
-                }
-                .into(),
-                evidence: vec![format!("{id}: seen")],
-            })
-            .collect();
+        let results = full_results(&app, &scan);
         for batch in results.chunks(100) {
             app.record_results("ag-1", &scan.id, "debian-12@test", batch)
                 .unwrap();
@@ -524,6 +509,60 @@ mod tests {
         let s = app.store.scan(&scan.id).unwrap().unwrap();
         assert_eq!(s.status, ScanStatus::Failed);
         assert!(s.failure_reason.unwrap().contains("no progress"));
+    }
+
+    /// Every rule of the scan's profile, passing (manual ones not checked).
+    fn full_results(app: &App, scan: &crate::store::ScanRecord) -> Vec<ResultRecord> {
+        let cat = app.catalog("debian-12@test").unwrap().unwrap();
+        cat.profile_rules(&scan.profile)
+            .iter()
+            .map(|id| ResultRecord {
+                rule_id: id.to_string(),
+                status: if cat.rules[*id].automated {
+                    "pass"
+                } else {
+                    "not_checked"
+                }
+                .into(),
+                evidence: vec![],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn counts_are_the_latest_status_of_each_rule_with_or_without_a_restart() {
+        for restart in [false, true] {
+            let d = tempfile::tempdir().unwrap();
+            let mut app = app(d.path());
+            agent(&app, "ag-1", None, "");
+            let scan = app.create_scan("ag-1", "manual", "test").unwrap().unwrap();
+            app.scan_started("ag-1", &scan.id).unwrap();
+            let mut all = full_results(&app, &scan);
+            let (first, rest) = all.split_at(all.len() / 2);
+            // The first rule fails in the first batch, then passes when sent again.
+            let mut early = first.to_vec();
+            early[0].status = "fail".into();
+            app.record_results("ag-1", &scan.id, "debian-12@test", &early)
+                .unwrap();
+            if restart {
+                drop(app);
+                app = self::app(d.path());
+            }
+            app.record_results("ag-1", &scan.id, "debian-12@test", rest)
+                .unwrap();
+            app.record_results("ag-1", &scan.id, "debian-12@test", &first[..1])
+                .unwrap();
+            let done = app
+                .scan_finished("ag-1", &scan.id, all.len() as u32, "debian-12@test")
+                .unwrap();
+            all.retain(|r| r.status == "pass");
+            assert_eq!(done.status, ScanStatus::Completed, "restart {restart}");
+            assert_eq!(
+                (done.passed as usize, done.failed),
+                (all.len(), 0),
+                "restart {restart}"
+            );
+        }
     }
 
     fn app_with(dir: &std::path::Path, results_retention_days: u32) -> App {

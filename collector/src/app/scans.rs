@@ -1,6 +1,8 @@
 //! The scan lifecycle: creation, progress, results, completion with score and
 //! enforcement, failure, expiry and cancellation.
 
+use std::collections::HashMap;
+
 use super::{bump, now_ms, App, AppError, Command, Result};
 use crate::auth;
 use crate::policy::{self, Counts};
@@ -54,20 +56,46 @@ impl App {
         Ok(Some(rec))
     }
 
-    fn made_progress(&self, scan_id: &str) {
-        let mut p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
-        p.insert(scan_id.to_string(), now_ms());
+    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<String, InFlight>> {
+        self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A scan goes from pending to running: from here on its statuses are tallied
+    /// as its batches are stored.
+    fn start_tally(&self, scan_id: &str) {
+        self.in_flight().insert(
+            scan_id.to_string(),
+            InFlight {
+                progress_ms: now_ms(),
+                statuses: Some(HashMap::new()),
+            },
+        );
+    }
+
+    /// A batch was stored.
+    fn made_progress(&self, scan_id: &str, results: &[ResultRecord]) {
+        let mut f = self.in_flight();
+        let e = f.entry(scan_id.to_string()).or_insert(InFlight {
+            progress_ms: 0,
+            // Started before this process (a restart): the store has the earlier
+            // batches, and the tally would miss them.
+            statuses: None,
+        });
+        e.progress_ms = now_ms();
+        if let Some(t) = e.statuses.as_mut() {
+            for r in results {
+                t.insert(r.rule_id.clone(), r.status.clone());
+            }
+        }
     }
 
     fn progress_of(&self, scan_id: &str) -> Option<i64> {
-        let p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
-        p.get(scan_id).copied()
+        self.in_flight().get(scan_id).map(|f| f.progress_ms)
     }
 
     /// A finished scan's progress is in its record for good.
     fn forget_progress(&self, scan_id: &str) {
-        let mut p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
-        p.remove(scan_id);
+        self.in_flight().remove(scan_id);
     }
 
     pub(super) fn own_scan(&self, agent_id: &str, scan_id: &str) -> Result<ScanRecord> {
@@ -89,6 +117,7 @@ impl App {
             ScanStatus::Pending => {
                 s.status = ScanStatus::Running;
                 s.started_at_ms = Some(now_ms());
+                self.start_tally(scan_id);
             }
             ScanStatus::Running => {} // a resend after reconnecting
             _ => return Ok(()),       // already final: nothing to change
@@ -129,8 +158,9 @@ impl App {
             s.started_at_ms = Some(now_ms());
             s.last_progress_ms = now_ms();
             self.store.put_scan(&s)?;
+            self.start_tally(scan_id);
         }
-        self.made_progress(scan_id);
+        self.made_progress(scan_id, results);
         self.store.sync()?;
         bump(&self.metrics.results_total, results.len() as u64);
         Ok(())
@@ -206,7 +236,21 @@ impl App {
         if s.status.is_final() {
             return Ok(s);
         }
-        let results = self.store.results(scan_id)?;
+        // Each rule's latest status: tallied as the batches came, or (a scan that
+        // began before this process started) read back from the store.
+        let tally = self
+            .in_flight()
+            .get_mut(scan_id)
+            .and_then(|f| f.statuses.take());
+        let results: Vec<(String, String)> = match tally {
+            Some(t) => t.into_iter().collect(),
+            None => self
+                .store
+                .results(scan_id)?
+                .into_iter()
+                .map(|r| (r.rule_id, r.status))
+                .collect(),
+        };
         s.content_version = Some(content_version.to_string());
         let catalog = self.catalog(content_version)?;
         let wanted: Vec<&str> = catalog
@@ -214,7 +258,7 @@ impl App {
             .map(|c| c.profile_rules(&s.profile))
             .unwrap_or_default();
         let reported: std::collections::HashSet<&str> =
-            results.iter().map(|r| r.rule_id.as_str()).collect();
+            results.iter().map(|(id, _)| id.as_str()).collect();
         let missing = wanted.iter().filter(|id| !reported.contains(**id)).count();
         if results.len() as u32 != expected {
             s.status = ScanStatus::Failed;
@@ -241,12 +285,12 @@ impl App {
             };
             let (mut c, mut na, mut nc, mut ex) = (Counts::default(), 0, 0, 0);
             let mut sev = [0u32; 4];
-            for r in &results {
-                match r.status.as_str() {
+            for (rule_id, status) in &results {
+                match status.as_str() {
                     "pass" => c.passed += 1,
                     "fail" => {
                         c.failed += 1;
-                        match severity(&r.rule_id).as_str() {
+                        match severity(rule_id).as_str() {
                             "critical" => sev[0] += 1,
                             "high" => sev[1] += 1,
                             "low" => sev[3] += 1,
@@ -402,4 +446,14 @@ impl App {
         );
         Ok(s)
     }
+}
+
+/// What the collector holds of a running scan between its batches.
+pub(crate) struct InFlight {
+    /// When its last batch was stored: kept here rather than by rewriting the scan
+    /// record for every batch.
+    pub progress_ms: i64,
+    /// Each rule's latest status, when every batch went through this process: the
+    /// scan then completes without reading its results back.
+    pub statuses: Option<HashMap<String, String>>,
 }
