@@ -104,6 +104,10 @@ pub struct Config {
     /// The least role a `/metrics` token needs (`viewer`, `user`, `provisioner` or
     /// `admin`; default `admin`). A monitoring system can get a `viewer` user.
     pub metrics_role: String,
+
+    /// Signed instance identity documents: trust anchors and what is required
+    /// (`[instance_identity]`; see `identity`).
+    pub instance_identity: crate::identity::IdentityConfig,
 }
 
 /// Who may read `/metrics` (see [`Config::metrics_access`]).
@@ -153,6 +157,7 @@ impl Default for Config {
             server_cert_check_secs: 3600,
             metrics_access: MetricsAccess::Auto,
             metrics_role: "admin".into(),
+            instance_identity: crate::identity::IdentityConfig::default(),
         }
     }
 }
@@ -213,6 +218,7 @@ impl Config {
             return Err("webhook_max_attempts must be between 1 and 20".into());
         }
         self.limits.validate()?;
+        self.instance_identity.validate()?;
         let at_least_one = [
             ("rest_header_timeout_secs", self.rest_header_timeout_secs),
             ("rest_request_timeout_secs", self.rest_request_timeout_secs),
