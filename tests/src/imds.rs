@@ -258,10 +258,11 @@ impl Signers {
         }
     }
 
-    /// The collector's `[instance_identity]` section trusting these signers.
-    pub fn collector_config(&self) -> String {
+    /// Lines of the collector's `[instance_identity]` section that trust these
+    /// signers (the section's header is the caller's).
+    pub fn anchor_lines(&self) -> String {
         format!(
-            "[instance_identity]\naws_certificates = [{:?}]\ngcp_jwks = {:?}\nazure_roots = [{:?}]\n",
+            "aws_certificates = [{:?}]\ngcp_jwks = {:?}\nazure_roots = [{:?}]\n",
             self.aws_cert.display().to_string(),
             self.gcp_jwks.display().to_string(),
             self.azure_root.display().to_string()
