@@ -148,6 +148,7 @@ async fn enroll(
             labels: Default::default(),
             instance_id: ctx.instance_id(index),
             provider: "aws".into(),
+            identity_document: None,
         };
         match client.enroll(req).await {
             Ok(r) => {
@@ -240,6 +241,7 @@ async fn open(ctx: &Ctx, id: &Identity) -> Result<Link> {
                 id.index & 255
             )],
             provider: "aws".into(),
+            identity_document: None,
             instance_id: ctx.instance_id(id.index),
             region: "eu-west-1".into(),
             os: "Debian GNU/Linux 12 (bookworm)".into(),
