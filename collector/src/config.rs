@@ -384,6 +384,11 @@ mod tests {
             ),
             ("metrics_access = \"sometimes\"", "metrics_access"),
             ("metrics_role = \"root\"", "metrics_role"),
+            (
+                "[instance_identity]\nmax_age_secs = 1",
+                "instance_identity.max_age_secs",
+            ),
+            ("[instance_identity]\ngcp = 1", "unknown field"),
             ("rest_listen = \"0.0.0.0:8080\"", "rest_tls"),
             (
                 "rest_listen = \"192.0.2.1:8080\"",

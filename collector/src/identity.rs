@@ -29,6 +29,8 @@ use crate::limits::echo;
 pub const DOCUMENT_BYTES: usize = 12 * 1024;
 /// Largest AWS signature (base64 of an RSA signature of up to 8192 bits).
 pub const SIGNATURE_BYTES: usize = 2 * 1024;
+/// The rsaEncryption public key algorithm.
+const RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
 /// Deepest certificate chain followed from an Azure signer to a root.
 const MAX_CHAIN: usize = 5;
 
@@ -212,12 +214,17 @@ impl Anchors {
         };
         for p in &c.aws_certificates {
             for der in pem_certificates(p)? {
-                let key = X509Certificate::from_der(&der)
-                    .map(|(_, cert)| cert.public_key().subject_public_key.data.to_vec())
-                    .map_err(|e| AnchorError {
-                        path: p.clone(),
-                        reason: e.to_string(),
-                    })?;
+                let bad = |reason: String| AnchorError {
+                    path: p.clone(),
+                    reason,
+                };
+                let (_, cert) = X509Certificate::from_der(&der).map_err(|e| bad(e.to_string()))?;
+                if cert.public_key().algorithm.algorithm.to_id_string() != RSA_ENCRYPTION {
+                    return Err(bad(
+                        "holds no RSA key: use the region's AWS \"RSA\" certificate (the one for the base64-encoded signature)".into(),
+                    ));
+                }
+                let key = cert.public_key().subject_public_key.data.to_vec();
                 let name = p
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
@@ -522,19 +529,22 @@ fn fresh(a: &Anchors, issued: i64, expires: Option<i64>, now: i64) -> Result<(),
     if issued > now.saturating_add(skew) {
         return Err(Failure::Stale(format!(
             "issued {} s in the future",
-            issued - now
+            issued.saturating_sub(now)
         )));
     }
     if now.saturating_sub(issued) > a.max_age_secs {
         return Err(Failure::Stale(format!(
             "issued {} s ago; at most {} s are accepted",
-            now - issued,
+            now.saturating_sub(issued),
             a.max_age_secs
         )));
     }
     if let Some(exp) = expires {
         if now > exp.saturating_add(skew) {
-            return Err(Failure::Stale(format!("expired {} s ago", now - exp)));
+            return Err(Failure::Stale(format!(
+                "expired {} s ago",
+                now.saturating_sub(exp)
+            )));
         }
     }
     Ok(())
@@ -1215,11 +1225,63 @@ mod tests {
             (now - 3700, Some(now + 100), false),
             (now - 100, Some(now - 400), false),
             (now - 100, Some(now - 200), true),
+            (i64::MIN, Some(i64::MIN), false),
+            (i64::MAX, Some(i64::MAX), false),
         ] {
             assert_eq!(fresh(&a, iat, exp, now).is_ok(), ok, "{iat} {exp:?}");
         }
         assert_eq!(azure_time("11/28/18 00:16:17 -0000"), Some(1_543_364_177));
         assert_eq!(azure_time("2018-11-28"), None);
+    }
+
+    #[test]
+    fn anchors_that_cannot_be_read_stop_the_start() {
+        let d = tempfile::tempdir().unwrap();
+        let junk = d.path().join("junk.pem");
+        std::fs::write(&junk, "not a certificate").unwrap();
+        let ec = d.path().join("ec.pem");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["x".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        std::fs::write(&ec, cert.pem()).unwrap();
+        // (configuration, words of the error)
+        for (c, want) in [
+            (
+                IdentityConfig {
+                    aws_certificates: vec![d.path().join("missing.pem")],
+                    ..Default::default()
+                },
+                "missing.pem",
+            ),
+            (
+                IdentityConfig {
+                    azure_roots: vec![junk.clone()],
+                    ..Default::default()
+                },
+                "holds no certificate",
+            ),
+            (
+                IdentityConfig {
+                    aws_certificates: vec![ec],
+                    ..Default::default()
+                },
+                "holds no RSA key",
+            ),
+            (
+                IdentityConfig {
+                    gcp_jwks: Some(junk),
+                    ..Default::default()
+                },
+                "not a JWKS",
+            ),
+        ] {
+            let e = Anchors::load(&c).unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+        }
+        let none = Anchors::load(&IdentityConfig::default()).unwrap();
+        assert!(!none.has("aws") && !none.has("gcp") && !none.has("azure"));
     }
 
     #[test]
