@@ -283,7 +283,7 @@ pub struct Document<'a> {
 /// A document that verified.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verified {
-    /// The instance ID the provider signed.
+    /// The instance ID the provider signed (what the agent is enrolled with).
     pub instance_id: String,
     /// What vouched for it, in words (for the API and the audit log).
     pub detail: String,
@@ -355,7 +355,11 @@ pub fn verify(
         _ => verify_azure(anchors, doc, claim, now)?,
     };
     let same = if doc.provider == "azure" {
+        // Azure VM IDs: any case; SMBIOS (what DMI shows) may hold the first three
+        // fields byte-swapped on older VMs.
         v.instance_id.eq_ignore_ascii_case(claim.instance_id)
+            || swapped_uuid(claim.instance_id)
+                .is_some_and(|s| v.instance_id.eq_ignore_ascii_case(&s))
     } else {
         v.instance_id == claim.instance_id
     };
@@ -366,6 +370,34 @@ pub fn verify(
         });
     }
     Ok(v)
+}
+
+/// A UUID with its first three fields byte-reversed (the mixed-endian SMBIOS form).
+fn swapped_uuid(u: &str) -> Option<String> {
+    let parts: Vec<&str> = u.split('-').collect();
+    let ok = parts.len() == 5
+        && [8, 4, 4, 4, 12]
+            .iter()
+            .zip(&parts)
+            .all(|(n, p)| p.len() == *n && p.chars().all(|c| c.is_ascii_hexdigit()));
+    if !ok {
+        return None;
+    }
+    let rev = |p: &str| -> String {
+        (0..p.len())
+            .step_by(2)
+            .rev()
+            .map(|i| &p[i..i + 2])
+            .collect()
+    };
+    Some(format!(
+        "{}-{}-{}-{}-{}",
+        rev(parts[0]),
+        rev(parts[1]),
+        rev(parts[2]),
+        parts[3],
+        parts[4]
+    ))
 }
 
 fn text<'a>(b: &'a [u8], what: &str) -> Result<&'a str, Failure> {
@@ -1304,5 +1336,11 @@ mod tests {
         };
         assert!(bad.validate().unwrap_err().contains("max_age_secs"));
         assert_eq!(azure_nonce(&"ab".repeat(32)).len(), 32);
+        assert_eq!(
+            swapped_uuid("8e5b9b3c-1d2a-4f3b-9c4d-5e6f7a8b9c0d").as_deref(),
+            Some("3c9b5b8e-2a1d-3b4f-9c4d-5e6f7a8b9c0d")
+        );
+        assert_eq!(swapped_uuid("i-0123"), None);
+        assert_eq!(swapped_uuid("8e5b9b3c-1d2a-4f3b-9c4d-5e6f7a8b9c0"), None);
     }
 }

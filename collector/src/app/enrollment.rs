@@ -291,14 +291,11 @@ impl App {
                             "this identity document already enrolled agent {}; a reused document proves nothing",
                             echo(&String::from_utf8_lossy(&other))
                         ),
+                        // The provider's spelling of the instance ID is kept (it
+                        // equals the claim, or the claim was empty).
                         None => {
-                            let id = if req.instance_id.is_empty() {
-                                v.instance_id
-                            } else {
-                                req.instance_id.to_string()
-                            };
                             return Ok((
-                                id,
+                                v.instance_id,
                                 IdentityCheck {
                                     verified: true,
                                     detail: v.detail,
