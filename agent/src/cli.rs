@@ -69,7 +69,8 @@ pub struct EnrollArgs {
     pub root: PathBuf,
     /// Where the cloud provider's metadata service answers, http://HOST[:PORT]
     /// (the signed instance identity document is fetched there on AWS, Azure and
-    /// GCP; default http://169.254.169.254).
+    /// GCP; default: `metadata_url` in an existing --config file, else
+    /// http://169.254.169.254).
     #[arg(long)]
     pub metadata_url: Option<String>,
     /// Read the provider and instance ID (DMI, cloud-init data) under this directory

@@ -135,14 +135,15 @@ impl Pki {
         )
     }
 
-    /// A CMS SignedData (DER) holding `content`, signed by `cert`/`key`, with the
-    /// certificates of `chain` added.
+    /// A CMS SignedData (DER, or BER when `streamed`) holding `content`, signed by
+    /// `cert`/`key`, with the certificates of `chain` added.
     pub fn cms_sign(
         &self,
         cert: &Path,
         key: &Path,
         chain: Option<&Path>,
         content: &[u8],
+        streamed: bool,
     ) -> Vec<u8> {
         let (c, k) = (cert.display().to_string(), key.display().to_string());
         let mut args = vec![
@@ -162,6 +163,10 @@ impl Pki {
         let chain = chain.map(|p| p.display().to_string());
         if let Some(ch) = &chain {
             args.extend(["-certfile", ch]);
+        }
+        if streamed {
+            // BER with indefinite lengths, as streaming signers write it.
+            args.push("-stream");
         }
         openssl(&args, Some(content))
     }
@@ -295,9 +300,24 @@ impl Signers {
         chain: Option<&Path>,
         content: &serde_json::Value,
     ) -> String {
-        let der = self
-            .pki
-            .cms_sign(signer.0, signer.1, chain, content.to_string().as_bytes());
+        self.azure_encoded(signer, chain, content, false)
+    }
+
+    /// [`Signers::azure`], the SignedData in BER with indefinite lengths when `streamed`.
+    pub fn azure_encoded(
+        &self,
+        signer: (&Path, &Path),
+        chain: Option<&Path>,
+        content: &serde_json::Value,
+        streamed: bool,
+    ) -> String {
+        let der = self.pki.cms_sign(
+            signer.0,
+            signer.1,
+            chain,
+            content.to_string().as_bytes(),
+            streamed,
+        );
         serde_json::json!({"encoding": "pkcs7", "signature": crate::base64(&der)}).to_string()
     }
 }

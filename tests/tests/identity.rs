@@ -206,19 +206,15 @@ fn the_agent_fetches_each_providers_document_and_the_collector_verifies_it() {
     ] {
         let a = Agent::new(&t.path().join(format!("agent-{provider}")));
         let idroot = identity_root(t.path(), provider);
-        let (ok, out) = a.enroll_with(
-            &c.url(),
-            &tok,
-            &c.fingerprint,
-            &root,
-            &[],
-            &[
-                "--metadata-url",
-                &imds.url(),
-                "--identity-root",
-                idroot.to_str().unwrap(),
-            ],
-        );
+        let url = imds.url();
+        let mut extra = vec!["--identity-root", idroot.to_str().unwrap()];
+        if provider == "azure" {
+            // The URL from an agent.toml the image carries, not a flag.
+            std::fs::write(a.config(), format!("metadata_url = \"{url}\"\n")).unwrap();
+        } else {
+            extra.extend(["--metadata-url", url.as_str()]);
+        }
+        let (ok, out) = a.enroll_with(&c.url(), &tok, &c.fingerprint, &root, &[], &extra);
         assert!(ok, "{provider}: {out}");
         let id = a.agent_id();
         let v = agent_json(&c, &id);
@@ -776,6 +772,31 @@ fn a_project_or_the_fleet_can_require_a_verified_identity() {
         (json!(true), json!(AZURE_ID)),
         "{v}"
     );
+
+    // A signer that writes BER (indefinite lengths, the content in chunks) verifies too.
+    let k = key();
+    let s = signers();
+    let ber = s.azure_encoded(
+        (&s.azure_signer, &s.azure_signer_key),
+        Some(&s.azure_intermediate),
+        &azure_content(
+            "0b9d3c3e-0000-4000-8000-000000000001",
+            &iid::azure_nonce(&k.hash),
+            now(),
+        ),
+        true,
+    );
+    let id = enroll(
+        &rt,
+        &c,
+        &prod,
+        "azure",
+        "0b9d3c3e-0000-4000-8000-000000000001",
+        &k,
+        Some(doc("azure", ber, vec![])),
+    )
+    .unwrap();
+    assert_eq!(agent_json(&c, &id)["identity_verified"], true);
 
     // Without anchors for a provider its documents cannot be checked: unverified,
     // and so refused where verification is required.

@@ -293,7 +293,8 @@ pub struct EnrollArgs {
     pub config_path: PathBuf,
     pub state_dir: PathBuf,
     pub root: PathBuf,
-    /// The metadata service (`http://HOST[:PORT]`); default [`iid::DEFAULT_METADATA_URL`].
+    /// The metadata service (`http://HOST[:PORT]`); default: `metadata_url` of an
+    /// existing configuration file, else [`iid::DEFAULT_METADATA_URL`].
     pub metadata_url: Option<String>,
     /// Where DMI and cloud-init data are read (`/` on a VM).
     pub identity_root: PathBuf,
@@ -306,6 +307,14 @@ pub fn key_sha256(key_der: &[u8]) -> Result<String, DaemonError> {
     let key = rcgen::KeyPair::try_from(key_der)
         .map_err(|e| DaemonError::Config(format!("cannot read the enrollment key: {e}")))?;
     Ok(tls::sha256_hex(&key.subject_public_key_info()))
+}
+
+/// `metadata_url` of an existing agent configuration file, if it names one (the
+/// rest of the file need not be complete: enrollment writes it anew).
+fn configured_metadata_url(path: &Path) -> Option<String> {
+    let text = fs::read_to_string(path).ok()?;
+    let v: toml::Value = toml::from_str(&text).ok()?;
+    v.get("metadata_url")?.as_str().map(String::from)
 }
 
 /// The provider's signed identity document, when it offers one and answers in
@@ -344,9 +353,6 @@ pub async fn enroll(mut a: EnrollArgs) -> Result<String, DaemonError> {
     if a.token.trim().is_empty() {
         return Err(DaemonError::Config("the enrollment token is empty".into()));
     }
-    if let Some(u) = &a.metadata_url {
-        config::validate_metadata_url(u).map_err(DaemonError::Config)?;
-    }
     let facts = crate::facts::Facts::new(&a.identity_root, true);
     let who = identity::detect(&facts);
     let host = who.hostname.clone();
@@ -362,6 +368,13 @@ pub async fn enroll(mut a: EnrollArgs) -> Result<String, DaemonError> {
             (k, c)
         }
     };
+    // The flag, else what an existing agent.toml says (an image can pre-seed it).
+    if a.metadata_url.is_none() {
+        a.metadata_url = configured_metadata_url(&a.config_path);
+    }
+    if let Some(u) = &a.metadata_url {
+        config::validate_metadata_url(u).map_err(DaemonError::Config)?;
+    }
     let metadata_url = a
         .metadata_url
         .clone()
