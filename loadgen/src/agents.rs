@@ -241,7 +241,6 @@ async fn open(ctx: &Ctx, id: &Identity) -> Result<Link> {
                 id.index & 255
             )],
             provider: "aws".into(),
-            identity_document: None,
             instance_id: ctx.instance_id(id.index),
             region: "eu-west-1".into(),
             os: "Debian GNU/Linux 12 (bookworm)".into(),
