@@ -67,6 +67,16 @@ pub struct EnrollArgs {
     /// The root that `run` scans (`/` on a VM).
     #[arg(long, default_value = "/")]
     pub root: PathBuf,
+    /// Where the cloud provider's metadata service answers, http://HOST[:PORT]
+    /// (the signed instance identity document is fetched there on AWS, Azure and
+    /// GCP; default: `metadata_url` in an existing --config file, else
+    /// http://169.254.169.254).
+    #[arg(long)]
+    pub metadata_url: Option<String>,
+    /// Read the provider and instance ID (DMI, cloud-init data) under this directory
+    /// instead of `/` (tests, images).
+    #[arg(long, default_value = "/")]
+    pub identity_root: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -187,6 +197,8 @@ pub fn run(cli: Cli) -> Result<i32, AgentError> {
                 config_path: a.config,
                 state_dir: a.state_dir,
                 root: a.root,
+                metadata_url: a.metadata_url,
+                identity_root: a.identity_root,
             })
             .await?;
             println!("enrolled as {id}");

@@ -100,6 +100,8 @@ pub struct Gate {
     pub instance_id: String,
     pub hostname: String,
     pub scan_id: Option<String>,
+    /// Whether a signed instance identity document vouched for the instance ID.
+    pub identity_verified: bool,
 }
 
 /// What a hello says about the VM now.
@@ -132,7 +134,7 @@ pub struct Metrics {
     pub results_pruned_scans_total: std::sync::atomic::AtomicU64,
     pub streams_rejected_total: std::sync::atomic::AtomicU64,
     /// Refused enrollments by reason, in [`Refusal::ALL`] order.
-    pub enrollments_refused_by_reason: [std::sync::atomic::AtomicU64; 6],
+    pub enrollments_refused_by_reason: [std::sync::atomic::AtomicU64; 8],
     /// Agent streams ended because they went over a limit.
     pub agent_limit_refusals_total: std::sync::atomic::AtomicU64,
 }
@@ -223,6 +225,8 @@ pub struct App {
     /// When this process started: after a restart every running scan gets a whole
     /// timeout from here.
     started_ms: i64,
+    /// Trust anchors for signed instance identity documents.
+    identity_anchors: crate::identity::Anchors,
 }
 
 const SETTINGS_KEY: &str = "settings";
@@ -254,6 +258,8 @@ impl App {
             .map(|a| a.id)
             .collect();
         let catalogs = Catalogs::builtin().map_err(AppError::Invalid)?;
+        let identity_anchors = crate::identity::Anchors::load(&config.instance_identity)
+            .map_err(|e| AppError::Invalid(e.to_string()))?;
         let lim = config.limits.clone();
         let per_sec = config.max_messages_per_sec;
         Ok(App {
@@ -282,6 +288,7 @@ impl App {
             in_flight: Mutex::new(HashMap::new()),
             started_ms: now_ms(),
             webhook_wake: tokio::sync::Notify::new(),
+            identity_anchors,
         })
     }
 
@@ -386,6 +393,7 @@ mod tests {
                 cert_serial: "01".into(),
                 cert_not_after_ms: 0,
                 revoked: false,
+                identity: Default::default(),
             })
             .unwrap();
     }

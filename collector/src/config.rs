@@ -107,6 +107,10 @@ pub struct Config {
     /// The least role a `/metrics` token needs (`viewer`, `user`, `provisioner` or
     /// `admin`; default `admin`). A monitoring system can get a `viewer` user.
     pub metrics_role: String,
+
+    /// Signed instance identity documents: trust anchors and what is required
+    /// (`[instance_identity]`; see `identity`).
+    pub instance_identity: crate::identity::IdentityConfig,
 }
 
 /// Who may read `/metrics` (see [`Config::metrics_access`]).
@@ -157,6 +161,7 @@ impl Default for Config {
             server_cert_check_secs: 3600,
             metrics_access: MetricsAccess::Auto,
             metrics_role: "admin".into(),
+            instance_identity: crate::identity::IdentityConfig::default(),
         }
     }
 }
@@ -223,6 +228,7 @@ impl Config {
             return Err("webhook_max_attempts must be between 1 and 20".into());
         }
         self.limits.validate()?;
+        self.instance_identity.validate()?;
         let at_least_one = [
             ("rest_header_timeout_secs", self.rest_header_timeout_secs),
             ("rest_request_timeout_secs", self.rest_request_timeout_secs),
@@ -388,6 +394,11 @@ mod tests {
             ),
             ("metrics_access = \"sometimes\"", "metrics_access"),
             ("metrics_role = \"root\"", "metrics_role"),
+            (
+                "[instance_identity]\nmax_age_secs = 1",
+                "instance_identity.max_age_secs",
+            ),
+            ("[instance_identity]\ngcp = 1", "unknown field"),
             ("rest_listen = \"0.0.0.0:8080\"", "rest_tls"),
             (
                 "rest_listen = \"192.0.2.1:8080\"",

@@ -64,6 +64,13 @@ impl Enrollment for EnrollmentService {
                 instance_id: &r.instance_id,
                 provider: &r.provider,
                 labels: &labels,
+                identity_document: r.identity_document.as_ref().map(|d| {
+                    crate::identity::Document {
+                        provider: &d.provider,
+                        document: &d.document,
+                        signature: &d.signature,
+                    }
+                }),
             };
             app.enroll(&claims, &peer)
         })

@@ -11,6 +11,7 @@ pub mod config;
 pub mod datadir;
 pub mod downloads;
 pub mod grpc;
+pub mod identity;
 pub mod limits;
 pub mod net;
 pub mod policy;

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-/// Largest Enroll request (a token, a CSR, a host name and labels fit in 16 KiB).
-pub const ENROLL_MESSAGE_BYTES: usize = 16 * 1024;
+/// Largest Enroll request: a token, a CSR, a host name, labels and a signed
+/// instance identity document (12 KiB, its signature 2 KiB) fit in 40 KiB.
+pub const ENROLL_MESSAGE_BYTES: usize = 40 * 1024;
 /// Largest enrollment token.
 pub const TOKEN_BYTES: usize = 128;
 /// Largest certificate signing request (DER).
@@ -154,9 +155,33 @@ pub struct EnrollClaims<'a> {
     pub instance_id: &'a str,
     pub provider: &'a str,
     pub labels: &'a BTreeMap<String, String>,
+    /// The provider's signed instance identity document, when the agent sent one.
+    pub identity_document: Option<crate::identity::Document<'a>>,
 }
 
 pub fn enroll(e: &EnrollClaims<'_>) -> Result<(), Exceeded> {
+    if let Some(d) = &e.identity_document {
+        use crate::identity::{DOCUMENT_BYTES, SIGNATURE_BYTES};
+        field(
+            "the identity document's provider",
+            d.provider,
+            SHORT_FIELD_BYTES,
+        )?;
+        for (name, len, max) in [
+            ("the identity document", d.document.len(), DOCUMENT_BYTES),
+            (
+                "the identity document's signature",
+                d.signature.len(),
+                SIGNATURE_BYTES,
+            ),
+        ] {
+            if len > max {
+                return Err(Exceeded(format!(
+                    "{name} is {len} bytes; at most {max} are accepted"
+                )));
+            }
+        }
+    }
     field("the token", e.token, TOKEN_BYTES)?;
     if e.csr_der.len() > CSR_BYTES {
         return Err(Exceeded(format!(
@@ -319,6 +344,7 @@ mod tests {
             instance_id: "",
             provider: "",
             labels: &l,
+            identity_document: None,
         })
         .unwrap_err();
         assert!(e.0.contains("host name is 300 bytes"), "{e}");

@@ -388,6 +388,7 @@ mod tests {
             cert_serial: String::new(),
             cert_not_after_ms: 0,
             revoked: false,
+            identity: Default::default(),
         }
     }
 

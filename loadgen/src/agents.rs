@@ -148,6 +148,7 @@ async fn enroll(
             labels: Default::default(),
             instance_id: ctx.instance_id(index),
             provider: "aws".into(),
+            identity_document: None,
         };
         match client.enroll(req).await {
             Ok(r) => {

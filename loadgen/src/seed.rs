@@ -70,6 +70,7 @@ pub fn agent_record(cfg: &SeedConfig, i: usize, now: i64) -> AgentRecord {
         cert_serial: format!("{:032x}", Rng::new(!(i as u64)).next_u64()),
         cert_not_after_ms: now + 30 * 86_400_000,
         revoked: false,
+        identity: Default::default(),
     }
 }
 

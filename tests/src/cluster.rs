@@ -480,6 +480,19 @@ impl Agent {
         root: &Path,
         labels: &[&str],
     ) -> (bool, String) {
+        self.enroll_with(url, token, fingerprint, root, labels, &[])
+    }
+
+    /// `enroll` with more flags (`--metadata-url`, `--identity-root`, …).
+    pub fn enroll_with(
+        &self,
+        url: &str,
+        token: &str,
+        fingerprint: &str,
+        root: &Path,
+        labels: &[&str],
+        extra: &[&str],
+    ) -> (bool, String) {
         let mut args = vec![
             "enroll".to_string(),
             "--collector".into(),
@@ -499,6 +512,7 @@ impl Agent {
             args.push("--label".into());
             args.push(l.to_string());
         }
+        args.extend(extra.iter().map(|s| s.to_string()));
         let out = Command::new(binary("rampart-agent"))
             .args(&args)
             .output()

@@ -6,6 +6,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 pub mod cluster;
+pub mod imds;
 pub mod scap;
 pub mod tls;
 pub mod vm;

@@ -12,7 +12,8 @@ use rampart_proto::v1::agent_channel_client::AgentChannelClient;
 use rampart_proto::v1::enrollment_client::EnrollmentClient;
 use rampart_proto::v1::{
     agent_message, collector_message, AgentMessage, CollectorMessage, EnrollRequest, Hello,
-    RenewRequest, ResultBatch, RuleCatalog, RuleInfo, RuleResult, ScanFinished, ScanStarted,
+    RenewRequest, ResultBatch, RuleCatalog, RuleInfo, RuleResult, ScanFailed, ScanFinished,
+    ScanStarted,
 };
 use rampart_tests::cluster::{wait_for, Agent, Collector};
 use serde_json::{json, Value};
@@ -63,6 +64,7 @@ async fn enroll_with(
             labels: claims.labels.iter().cloned().collect(),
             instance_id: claims.instance_id.clone(),
             provider: "aws".into(),
+            identity_document: None,
         })
         .await?
         .into_inner();
@@ -743,5 +745,69 @@ fn scans_do_not_pile_up_and_complete_only_over_the_whole_profile() {
             .unwrap()
             .contains("99.99.99 is not in benchmark debian-12"),
         "{got}"
+    );
+}
+
+#[test]
+fn a_results_batch_over_its_bound_is_refused_and_a_failure_reason_is_cut() {
+    let t = tempfile::tempdir().unwrap();
+    let c = Collector::start(&t.path().join("collector"), None, None);
+    c.set_settings(|s| s["scan_on_provision"] = json!(false));
+    let tok = c.enrollment_token("web", 1, 3600);
+    let rt = rt();
+    let raw = enroll(&rt, &c, &tok, "raw", "").unwrap();
+    let scan = c.admin("POST", "/api/v1/scans", Some(json!({ "agent_id": raw.id })));
+    let sid = scan[0]["id"].as_str().unwrap().to_string();
+    let result = |i: usize| RuleResult {
+        rule_id: format!("{}.{i}", some_rule().id),
+        status: 1,
+        evidence: vec![],
+    };
+    rt.block_on(async {
+        // 2,001 results in one batch: the stream ends with the bound in words.
+        let mut s = Stream::open(&c, &raw, hello(&raw, "", &[])).await.unwrap();
+        s.drain(2).await;
+        s.send(msg(agent_message::Body::Results(ResultBatch {
+            scan_id: sid.clone(),
+            batch_seq: 1,
+            results: (0..2001).map(result).collect(),
+        })))
+        .await;
+        let st = s.status(30).await;
+        assert_eq!(st.code(), tonic::Code::InvalidArgument, "{st:?}");
+        assert!(
+            st.message()
+                .contains("a batch of 2001 results; at most 2000 are accepted"),
+            "{st:?}"
+        );
+    });
+    // Nothing of that batch was kept.
+    let v = c.admin("GET", &format!("/api/v1/scans/{sid}"), None);
+    assert_eq!(v["scan"]["status"], "pending", "{v}");
+    assert_eq!(v["results"], json!([]), "{v}");
+    rt.block_on(async {
+        // A failure reason of 5,000 characters: the scan fails with its first 500.
+        let mut s = Stream::open(&c, &raw, hello(&raw, "", &[])).await.unwrap();
+        s.drain(2).await;
+        let reason = format!("{}{}", "r".repeat(500), "TAIL".repeat(1125));
+        s.send(msg(agent_message::Body::ScanFailed(ScanFailed {
+            scan_id: sid.clone(),
+            reason,
+        })))
+        .await;
+        let got = s.drain(3).await;
+        assert!(
+            got.iter()
+                .any(|b| matches!(b, collector_message::Body::Ack(a) if a.finished)),
+            "{got:?}"
+        );
+    });
+    let v = c.admin("GET", &format!("/api/v1/scans/{sid}"), None);
+    assert_eq!(v["scan"]["status"], "failed", "{v}");
+    let why = v["scan"]["failure_reason"].as_str().unwrap();
+    assert_eq!(
+        why,
+        format!("the agent reported: {}", "r".repeat(500)),
+        "{v}"
     );
 }

@@ -36,6 +36,10 @@ pub struct AgentConfig {
     /// its lifetime).
     #[serde(default)]
     pub renew_before_secs: Option<i64>,
+    /// The cloud metadata service, `http://HOST[:PORT]`, where enrollment fetched
+    /// the signed instance identity document (default `http://169.254.169.254`).
+    #[serde(default)]
+    pub metadata_url: Option<String>,
 }
 
 fn default_state() -> PathBuf {
@@ -92,6 +96,19 @@ pub fn validate_url(s: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks a metadata service URL: `http://HOST[:PORT]` (metadata services speak
+/// plain HTTP on a link-local address).
+pub fn validate_metadata_url(s: &str) -> Result<(), String> {
+    let rest = s
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("metadata URL `{s}` must start with http://"))?;
+    let host = rest.trim_end_matches('/');
+    if host.is_empty() || host.contains(['/', '?', '#', '@', ' ']) {
+        return Err(format!("metadata URL `{s}` must be http://HOST[:PORT]"));
+    }
+    Ok(())
+}
+
 impl AgentConfig {
     pub fn parse(text: &str, path: &Path) -> Result<AgentConfig, ConfigError> {
         let invalid = |reason: String| ConfigError::Invalid {
@@ -106,6 +123,9 @@ impl AgentConfig {
                 "batch_size {} must be between 1 and 10000",
                 c.batch_size
             )));
+        }
+        if let Some(u) = &c.metadata_url {
+            validate_metadata_url(u).map_err(invalid)?;
         }
         if !(1..=10_000).contains(&c.spool_max_scans) {
             return Err(invalid(format!(
@@ -143,6 +163,9 @@ fn toml_string(c: &AgentConfig) -> String {
     if let Some(r) = c.renew_before_secs {
         out.push_str(&format!("renew_before_secs = {r}\n"));
     }
+    if let Some(u) = &c.metadata_url {
+        out.push_str(&format!("metadata_url = {}\n", q(u)));
+    }
     if !c.labels.is_empty() {
         out.push_str("\n[labels]\n");
         for (k, v) in &c.labels {
@@ -159,7 +182,7 @@ mod tests {
     #[test]
     fn round_trip_and_validation() {
         let fp = "AB:".repeat(31) + "AB";
-        let text = format!("collector = \"https://c.example:8443\"\nca_fingerprint = \"{fp}\"\n[labels]\nproject = \"web\"\n");
+        let text = format!("collector = \"https://c.example:8443\"\nca_fingerprint = \"{fp}\"\nmetadata_url = \"http://127.0.0.1:9\"\n[labels]\nproject = \"web\"\n");
         let c = AgentConfig::parse(&text, Path::new("a.toml")).unwrap();
         assert_eq!(c.ca_fingerprint, "ab".repeat(32));
         assert_eq!(c.labels["project"], "web");
@@ -187,6 +210,13 @@ mod tests {
                 "batch_size",
             ),
             ("nonsense", "a.toml"),
+            (
+                &format!(
+                    "collector = \"https://c:1\"\nca_fingerprint = \"{}\"\nmetadata_url = \"https://m\"",
+                    "0".repeat(64)
+                ),
+                "metadata URL",
+            ),
         ] {
             let e = AgentConfig::parse(bad, Path::new("a.toml"))
                 .unwrap_err()

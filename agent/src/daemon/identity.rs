@@ -1,6 +1,6 @@
 //! Where the agent runs: hostname, addresses, cloud provider and instance ID,
 //! read from /proc, /sys (DMI) and cloud-init's instance data. Nothing is fetched
-//! from metadata services.
+//! from metadata services here (`iid` fetches the signed document at enrollment).
 //!
 //! Provider signatures, as the providers document them:
 //! - AWS, Nitro: `sys_vendor`/`bios_vendor` "Amazon EC2", `board_asset_tag` is the

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod identity;
+pub mod iid;
 pub mod session;
 pub mod spool;
 pub mod tls;
@@ -17,7 +18,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rampart_proto::v1::enrollment_client::EnrollmentClient;
-use rampart_proto::v1::EnrollRequest;
+use rampart_proto::v1::{EnrollRequest, InstanceIdentityDocument};
 use serde::{Deserialize, Serialize};
 
 use config::{normalize_fingerprint, validate_url, AgentConfig};
@@ -292,6 +293,54 @@ pub struct EnrollArgs {
     pub config_path: PathBuf,
     pub state_dir: PathBuf,
     pub root: PathBuf,
+    /// The metadata service (`http://HOST[:PORT]`); default: `metadata_url` of an
+    /// existing configuration file, else [`iid::DEFAULT_METADATA_URL`].
+    pub metadata_url: Option<String>,
+    /// Where DMI and cloud-init data are read (`/` on a VM).
+    pub identity_root: PathBuf,
+}
+
+/// The hex SHA-256 of the SubjectPublicKeyInfo of a PKCS#8 key (DER): what binds a
+/// signed identity document to this enrollment (the collector hashes the CSR's).
+pub fn key_sha256(key_der: &[u8]) -> Result<String, DaemonError> {
+    use rcgen::PublicKeyData;
+    let key = rcgen::KeyPair::try_from(key_der)
+        .map_err(|e| DaemonError::Config(format!("cannot read the enrollment key: {e}")))?;
+    Ok(tls::sha256_hex(&key.subject_public_key_info()))
+}
+
+/// `metadata_url` of an existing agent configuration file, if it names one (the
+/// rest of the file need not be complete: enrollment writes it anew).
+fn configured_metadata_url(path: &Path) -> Option<String> {
+    let text = fs::read_to_string(path).ok()?;
+    let v: toml::Value = toml::from_str(&text).ok()?;
+    v.get("metadata_url")?.as_str().map(String::from)
+}
+
+/// The provider's signed identity document, when it offers one and answers in
+/// time; `None` (with a warning) otherwise: enrollment then goes on unverified.
+async fn signed_identity(
+    provider: &str,
+    metadata_url: &str,
+    key_der: &[u8],
+) -> Option<InstanceIdentityDocument> {
+    if !matches!(provider, "aws" | "gcp" | "azure") {
+        return None;
+    }
+    let hash = key_sha256(key_der).ok()?;
+    match iid::fetch(provider, metadata_url, &hash, iid::FETCH_TIMEOUT).await {
+        Ok(d) => Some(InstanceIdentityDocument {
+            provider: d.provider,
+            document: d.document,
+            signature: d.signature,
+        }),
+        Err(e) => {
+            eprintln!(
+                "rampart-agent: no signed instance identity document ({e}); enrolling unverified"
+            );
+            None
+        }
+    }
 }
 
 /// Enrolls: the private key is generated here and never leaves the host.
@@ -304,7 +353,7 @@ pub async fn enroll(mut a: EnrollArgs) -> Result<String, DaemonError> {
     if a.token.trim().is_empty() {
         return Err(DaemonError::Config("the enrollment token is empty".into()));
     }
-    let facts = crate::facts::Facts::new(Path::new("/"), true);
+    let facts = crate::facts::Facts::new(&a.identity_root, true);
     let who = identity::detect(&facts);
     let host = who.hostname.clone();
     // The key is kept before it is used, so that a retry after a lost answer is
@@ -319,6 +368,18 @@ pub async fn enroll(mut a: EnrollArgs) -> Result<String, DaemonError> {
             (k, c)
         }
     };
+    // The flag, else what an existing agent.toml says (an image can pre-seed it).
+    if a.metadata_url.is_none() {
+        a.metadata_url = configured_metadata_url(&a.config_path);
+    }
+    if let Some(u) = &a.metadata_url {
+        config::validate_metadata_url(u).map_err(DaemonError::Config)?;
+    }
+    let metadata_url = a
+        .metadata_url
+        .clone()
+        .unwrap_or_else(|| iid::DEFAULT_METADATA_URL.to_string());
+    let identity_document = signed_identity(&who.provider, &metadata_url, &key_der).await;
     let cfg = tls::client_config(&pin, None).map_err(DaemonError::Config)?;
     let channel = tls::channel(&a.collector, cfg).map_err(DaemonError::Config)?;
     let resp = EnrollmentClient::new(channel)
@@ -329,6 +390,7 @@ pub async fn enroll(mut a: EnrollArgs) -> Result<String, DaemonError> {
             labels: a.labels.clone().into_iter().collect(),
             instance_id: who.instance_id,
             provider: who.provider,
+            identity_document,
         })
         .await
         .map_err(session::status_error)?
@@ -370,6 +432,7 @@ pub async fn enroll(mut a: EnrollArgs) -> Result<String, DaemonError> {
         batch_size: 100,
         spool_max_scans: 50,
         renew_before_secs: None,
+        metadata_url: a.metadata_url,
     };
     if let Some(parent) = a.config_path.parent() {
         fs::create_dir_all(parent).map_err(|e| state_err(parent, e))?;

@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 
 use super::{bump, now_ms, App, AppError, Enrolled, Result};
 use crate::auth;
+use crate::identity;
 use crate::limits::{self, echo, EnrollClaims};
-use crate::store::{AgentRecord, TokenRecord, TokenUse};
+use crate::store::{AgentRecord, IdentityCheck, TokenRecord, TokenUse};
 
 /// Why an enrollment was refused, for the refusal counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -23,16 +24,22 @@ pub enum Refusal {
     UnknownToken,
     TokenUnusable,
     InstanceTaken,
+    /// A signed instance identity document was sent and did not verify.
+    BadIdentity,
+    /// The project (or the collector) requires a verified identity; there was none.
+    UnverifiedIdentity,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 6] = [
+    pub const ALL: [Refusal; 8] = [
         Refusal::RateLimited,
         Refusal::Invalid,
         Refusal::BadCsr,
         Refusal::UnknownToken,
         Refusal::TokenUnusable,
         Refusal::InstanceTaken,
+        Refusal::BadIdentity,
+        Refusal::UnverifiedIdentity,
     ];
 
     /// The metric label.
@@ -44,6 +51,8 @@ impl Refusal {
             Refusal::UnknownToken => "unknown_token",
             Refusal::TokenUnusable => "token_unusable",
             Refusal::InstanceTaken => "instance_taken",
+            Refusal::BadIdentity => "identity_document",
+            Refusal::UnverifiedIdentity => "identity_unverified",
         }
     }
 }
@@ -65,6 +74,14 @@ fn enroll_key(token_id: &str, key: &str) -> String {
     format!("enroll-key:{token_id}:{key}")
 }
 
+/// The meta key remembering which agent a verified identity document enrolled.
+fn identity_document_key(doc: &identity::Document<'_>) -> String {
+    format!(
+        "identity-doc:{}",
+        crate::ca::fingerprint(&[doc.provider.as_bytes(), b"\n", doc.document].concat())
+    )
+}
+
 impl App {
     fn refuse_enroll(&self, why: Refusal, peer: &str, message: String) -> AppError {
         bump(&self.metrics.enrollments_refused_total, 1);
@@ -72,7 +89,7 @@ impl App {
         tracing::warn!(%peer, reason = why.as_str(), message = %message, "enrollment refused");
         match why {
             Refusal::RateLimited => AppError::Limited(message),
-            Refusal::Invalid | Refusal::BadCsr => AppError::Invalid(message),
+            Refusal::Invalid | Refusal::BadCsr | Refusal::BadIdentity => AppError::Invalid(message),
             Refusal::InstanceTaken => AppError::Conflict(message),
             _ => AppError::Refused(message),
         }
@@ -133,14 +150,15 @@ impl App {
             let agent_id = String::from_utf8_lossy(&agent_id).into_owned();
             return self.reissue(&agent_id, req.csr_der, peer_ip);
         }
-        if !req.instance_id.is_empty() {
-            if let Some(other) = self.live_agent_with_instance(req.instance_id)? {
+        let (instance_id, identity) = self.check_identity(req, &key, &tok, peer_ip)?;
+        if !instance_id.is_empty() {
+            if let Some(other) = self.live_agent_with_instance(&instance_id)? {
                 return Err(self.refuse_enroll(
                     Refusal::InstanceTaken,
                     peer_ip,
                     format!(
                         "instance {} is already enrolled as agent {}; an admin must revoke that agent first",
-                        echo(req.instance_id),
+                        echo(&instance_id),
                         other.id
                     ),
                 ));
@@ -192,7 +210,7 @@ impl App {
             hostname: req.hostname.into(),
             ip_addresses: vec![],
             provider: req.provider.into(),
-            instance_id: req.instance_id.into(),
+            instance_id: instance_id.clone(),
             os: String::new(),
             project: project.clone(),
             labels: req.labels.clone(),
@@ -201,19 +219,30 @@ impl App {
             cert_serial: issued.serial.clone(),
             cert_not_after_ms: not_after_ms,
             revoked: false,
+            identity: identity.clone(),
         })?;
         self.store
             .put_meta(&enroll_key(&tok.id, &key), agent_id.as_bytes())?;
+        if let (true, Some(d)) = (identity.verified, &req.identity_document) {
+            self.store
+                .put_meta(&identity_document_key(d), agent_id.as_bytes())?;
+        }
         self.audit(
             &format!("agent:{agent_id}"),
             "agent.enroll",
             Some(&agent_id),
             format!(
-                "host {}, instance {}, project {:?}, token {}, from {peer_ip}",
+                "host {}, instance {}, project {:?}, token {}, from {peer_ip}; identity {}: {}",
                 echo(req.hostname),
-                echo(req.instance_id),
+                echo(&instance_id),
                 project,
-                tok.id
+                tok.id,
+                if identity.verified {
+                    "verified"
+                } else {
+                    "not verified"
+                },
+                identity.detail
             ),
         )?;
         bump(&self.metrics.enrollments_total, 1);
@@ -231,6 +260,90 @@ impl App {
             not_after_ms,
             provision_scan,
         })
+    }
+
+    /// Checks the enrollment's signed instance identity document, if any: the
+    /// instance ID to enroll (the document's when the agent claimed none) and the
+    /// outcome. A document that is present and fails is refused (audited: only a
+    /// token holder gets here), as is an unverified identity where the token's
+    /// project, or the collector, requires a verified one. A document of a provider
+    /// without configured anchors, or none at all, leaves the identity unverified.
+    fn check_identity(
+        &self,
+        req: &EnrollClaims<'_>,
+        key: &str,
+        tok: &TokenRecord,
+        peer_ip: &str,
+    ) -> Result<(String, IdentityCheck)> {
+        let unverified = match &req.identity_document {
+            None => "no signed instance identity document was sent".to_string(),
+            Some(d) => {
+                let claim = identity::Claim {
+                    provider: req.provider,
+                    instance_id: req.instance_id,
+                    key_sha256: key,
+                };
+                match identity::verify(&self.identity_anchors, d, &claim, now_ms() / 1000) {
+                    Ok(v) => match self.store.get_meta(&identity_document_key(d))? {
+                        // AWS documents cannot be bound to a key: one already used
+                        // by another enrollment proves nothing now.
+                        Some(other) => format!(
+                            "this identity document already enrolled agent {}; a reused document proves nothing",
+                            echo(&String::from_utf8_lossy(&other))
+                        ),
+                        // The provider's spelling of the instance ID is kept (it
+                        // equals the claim, or the claim was empty).
+                        None => {
+                            return Ok((
+                                v.instance_id,
+                                IdentityCheck {
+                                    verified: true,
+                                    detail: v.detail,
+                                },
+                            ));
+                        }
+                    },
+                    Err(identity::Failure::NoAnchors(p)) => format!(
+                        "a {p} identity document was sent, but no {p} trust anchors are configured"
+                    ),
+                    Err(f) => {
+                        let why = format!("identity document refused: {f}");
+                        let _ = self.audit(
+                            "system",
+                            "enrollment.refused",
+                            Some(&tok.id),
+                            format!("{why} (host {} from {peer_ip})", echo(req.hostname)),
+                        );
+                        let _ = self.store.sync();
+                        return Err(self.refuse_enroll(Refusal::BadIdentity, peer_ip, why));
+                    }
+                }
+            }
+        };
+        let cfg = &self.config.instance_identity;
+        if cfg.requires_verified(tok.project.as_deref()) {
+            let why = match &tok.project {
+                Some(p) if !cfg.require_verified => {
+                    format!("project {p} requires a verified instance identity: {unverified}")
+                }
+                _ => format!("a verified instance identity is required: {unverified}"),
+            };
+            let _ = self.audit(
+                "system",
+                "enrollment.refused",
+                Some(&tok.id),
+                format!("{why} (host {} from {peer_ip})", echo(req.hostname)),
+            );
+            let _ = self.store.sync();
+            return Err(self.refuse_enroll(Refusal::UnverifiedIdentity, peer_ip, why));
+        }
+        Ok((
+            req.instance_id.to_string(),
+            IdentityCheck {
+                verified: false,
+                detail: unverified,
+            },
+        ))
     }
 
     /// A refusal of a token that exists: audited (it names the token, never its

@@ -45,6 +45,7 @@ impl App {
             agent_id: a.id,
             instance_id: a.instance_id,
             hostname: a.hostname,
+            identity_verified: a.identity.verified,
         })
     }
 

@@ -29,6 +29,12 @@ pub(super) struct AgentDto {
     cert_not_after_ms: i64,
     revoked: bool,
     connected: bool,
+    /// Whether the provider's signed instance identity document (AWS, Azure, GCP)
+    /// vouched for `provider` and `instance_id` at enrollment; otherwise they are
+    /// only what the VM said.
+    identity_verified: bool,
+    /// What vouched for the identity, or why it is not verified.
+    identity_detail: String,
 }
 
 fn agent_dto(a: AgentRecord, connected: bool) -> AgentDto {
@@ -46,6 +52,8 @@ fn agent_dto(a: AgentRecord, connected: bool) -> AgentDto {
         cert_not_after_ms: a.cert_not_after_ms,
         revoked: a.revoked,
         connected,
+        identity_verified: a.identity.verified,
+        identity_detail: a.identity.detail,
     }
 }
 

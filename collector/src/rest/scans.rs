@@ -419,6 +419,9 @@ pub(super) struct GateDto {
     state: &'static str,
     reasons: Vec<String>,
     scan_id: Option<String>,
+    /// Whether the provider's signed instance identity document vouched for
+    /// `instance_id` at enrollment (otherwise it is only what the VM said).
+    identity_verified: bool,
 }
 
 /// The handover gate
@@ -451,5 +454,6 @@ pub(super) async fn handover(
         state: g.state,
         reasons: g.reasons,
         scan_id: g.scan_id,
+        identity_verified: g.identity_verified,
     }))
 }

@@ -45,6 +45,7 @@ fn agent(id: &str) -> AgentRecord {
         cert_serial: "01".into(),
         cert_not_after_ms: 0,
         revoked: false,
+        identity: Default::default(),
     }
 }
 

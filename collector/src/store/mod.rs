@@ -47,6 +47,19 @@ pub struct AgentRecord {
     pub cert_serial: String,
     pub cert_not_after_ms: i64,
     pub revoked: bool,
+    /// Whether a signed instance identity document vouched for the instance ID at
+    /// enrollment (records from before this field: not verified).
+    #[serde(default)]
+    pub identity: IdentityCheck,
+}
+
+/// The outcome of checking an enrollment's signed instance identity document.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IdentityCheck {
+    pub verified: bool,
+    /// What vouched for the identity, or why it is not verified, in words.
+    #[serde(default)]
+    pub detail: String,
 }
 
 /// A bootstrap token; only its SHA-256 is stored.
