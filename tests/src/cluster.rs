@@ -365,6 +365,20 @@ impl Collector {
         v
     }
 
+    /// Every enrolled agent, in ID order, following the API's pages.
+    pub fn agents(&self) -> Value {
+        let mut all = Vec::new();
+        let mut path = "/api/v1/agents".to_string();
+        loop {
+            let page = self.admin("GET", &path, None);
+            all.extend(page["agents"].as_array().unwrap().iter().cloned());
+            match page["next"].as_str() {
+                Some(next) => path = format!("/api/v1/agents?after={next}"),
+                None => return Value::Array(all),
+            }
+        }
+    }
+
     /// Every scan of `agent`, newest first, as the API lists them.
     pub fn scans_of(&self, agent: &str) -> Vec<Value> {
         self.admin("GET", &format!("/api/v1/scans?agent_id={agent}"), None)["scans"]

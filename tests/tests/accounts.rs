@@ -179,13 +179,7 @@ fn a_revoked_enrollment_token_enrolls_no_agent() {
     let (ok, out) = second.enroll(&c.url(), &secret, &c.fingerprint, &root, &[]);
     assert!(!ok, "a revoked token enrolled an agent: {out}");
     assert!(out.contains("revoked"), "{out}");
-    assert_eq!(
-        c.admin("GET", "/api/v1/agents", None)
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(c.agents().as_array().unwrap().len(), 1);
     let refused = c.admin("GET", "/api/v1/audit?action=enrollment.refused", None);
     assert!(
         refused["entries"][0]["detail"]

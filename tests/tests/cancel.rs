@@ -46,7 +46,7 @@ fn manual_scan(c: &Collector, agent: &str) -> String {
 }
 
 fn connected(c: &Collector, agent: &str) -> Option<()> {
-    c.admin("GET", "/api/v1/agents", None)
+    c.agents()
         .as_array()?
         .iter()
         .any(|a| a["id"] == agent && a["connected"] == true)

@@ -344,7 +344,7 @@ fn refusals_are_clear() {
         l.contains("collector session ended").then_some(l)
     });
     assert!(log.to_lowercase().contains("revoked"), "{log}");
-    let agents = c.admin("GET", "/api/v1/agents", None);
+    let agents = c.agents();
     assert!(
         agents
             .as_array()
@@ -435,7 +435,7 @@ fn certificates_renew_sighup_reloads_and_stalled_scans_fail() {
         (l.contains("reloading configuration") && l.matches(" connected ").count() >= 2)
             .then_some(())
     });
-    let agents = c.admin("GET", "/api/v1/agents", None);
+    let agents = c.agents();
     assert!(
         agents
             .as_array()
@@ -449,7 +449,7 @@ fn certificates_renew_sighup_reloads_and_stalled_scans_fail() {
     assert!(a.stop().unwrap().success());
     a.run(&[("RAMPART_AGENT_BATCH_DELAY_MS", "12000")]);
     wait_for("the agent to reconnect", 30, || {
-        c.admin("GET", "/api/v1/agents", None)
+        c.agents()
             .as_array()?
             .iter()
             .any(|x| x["connected"] == true)
@@ -527,7 +527,7 @@ fn cli_manages_users_and_tokens_while_stopped() {
     let a = Agent::new(&t.path().join("agent"));
     let (ok, out) = a.enroll(&c.url(), &enroll, &c.fingerprint, &root, &[]);
     assert!(ok, "{out}");
-    let agents = c.admin("GET", "/api/v1/agents", None);
+    let agents = c.agents();
     assert_eq!(agents[0]["project"], "ops");
 }
 

@@ -104,7 +104,7 @@ fn scan_root(dir: &Path) -> PathBuf {
 }
 
 fn agent_json(c: &Collector, id: &str) -> Value {
-    c.admin("GET", "/api/v1/agents", None)
+    c.agents()
         .as_array()
         .unwrap()
         .iter()

@@ -66,7 +66,7 @@ fn junk_is_refused_and_others_carry_on() {
     good.run(&[]);
     let good_id = good.agent_id();
     wait_for("the good agent to connect", 30, || {
-        c.admin("GET", "/api/v1/agents", None)
+        c.agents()
             .as_array()?
             .iter()
             .any(|a| a["id"] == good_id.as_str() && a["connected"] == true)

@@ -126,7 +126,7 @@ fn connect_only_holds_idle_streams() {
         "1",
     ]);
     assert_eq!(v["connected"], 4, "{v}");
-    let agents = c.admin("GET", "/api/v1/agents", None);
+    let agents = c.agents();
     assert_eq!(agents.as_array().unwrap().len(), 4, "{agents}");
 }
 
@@ -164,13 +164,34 @@ fn a_seeded_store_is_served() {
         .map(|p| total(&c, &format!("&project=proj-{p:03}")))
         .sum();
     assert_eq!(by_project, 300);
-    assert_eq!(
-        c.admin("GET", "/api/v1/agents", None)
+    // Agents page by cursor: 20 in pages of 7 are 7, 7, 6, each in ID order, none
+    // twice; a bad page size is refused with a reason.
+    let mut ids = Vec::new();
+    let mut path = "/api/v1/agents?per_page=7".to_string();
+    let mut sizes = Vec::new();
+    loop {
+        let page = c.admin("GET", &path, None);
+        let got: Vec<String> = page["agents"]
             .as_array()
             .unwrap()
-            .len(),
-        20
-    );
+            .iter()
+            .map(|a| a["id"].as_str().unwrap().to_string())
+            .collect();
+        sizes.push(got.len());
+        ids.extend(got);
+        match page["next"].as_str() {
+            Some(n) => path = format!("/api/v1/agents?per_page=7&after={n}"),
+            None => break,
+        }
+    }
+    assert_eq!(sizes, [7, 7, 6]);
+    let mut sorted = ids.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(ids, sorted, "ID order, no repeats");
+    assert_eq!(c.agents().as_array().unwrap().len(), 20);
+    let (code, body) = c.api("GET", "/api/v1/agents?per_page=lots", Some(&c.admin), None);
+    assert_eq!(code, 400, "{body}");
     // The REST mode measures the calls the benchmark measures, without errors.
     let r = loadgen(&[
         "rest",

@@ -221,7 +221,7 @@ fn connections_over_the_caps_are_closed_and_a_connected_agent_carries_on() {
     agent.run(&[]);
     let agent_id = agent.agent_id();
     let connected = || {
-        c.admin("GET", "/api/v1/agents", None)
+        c.agents()
             .as_array()
             .unwrap()
             .iter()

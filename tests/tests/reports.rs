@@ -102,7 +102,7 @@ fn reports_overview_and_roles() {
         .map(|r| (r["id"].as_str().unwrap().to_string(), r.clone()))
         .collect();
     assert!(results.len() > 50, "a full profile: {}", results.len());
-    let agents = c.admin("GET", "/api/v1/agents", None);
+    let agents = c.agents();
     let hostname = agents[0]["hostname"].as_str().unwrap().to_string();
     let safe_host: String = hostname
         .chars()

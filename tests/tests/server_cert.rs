@@ -78,7 +78,7 @@ fn the_server_certificate_is_renewed_without_a_restart() {
     agent.run(&[]);
     let agent_id = agent.agent_id();
     wait_for("the agent to connect", 30, || {
-        c.admin("GET", "/api/v1/agents", None)
+        c.agents()
             .as_array()?
             .iter()
             .any(|a| a["id"] == agent_id.as_str() && a["connected"] == true)

@@ -299,7 +299,7 @@ fn the_gate_answers_only_for_the_agent_enrolled_with_the_instance() {
     });
     let gate = c.admin("GET", "/api/v1/handover/i-victim", None);
     assert_eq!(gate["agent_id"], victim.id.as_str(), "{gate}");
-    let agents = c.admin("GET", "/api/v1/agents", None);
+    let agents = c.agents();
     let mallory = agents
         .as_array()
         .unwrap()
@@ -357,7 +357,7 @@ fn revocation_ends_the_live_stream_at_once() {
     a.run(&[]);
     let id = a.agent_id();
     let connected = |c: &Collector| {
-        c.admin("GET", "/api/v1/agents", None)
+        c.agents()
             .as_array()
             .unwrap()
             .iter()
@@ -521,7 +521,7 @@ fn what_an_agent_sends_is_bounded() {
         assert_eq!(st.code(), tonic::Code::InvalidArgument, "{st:?}");
         assert!(st.message().contains("hello may be sent once"), "{st:?}");
     });
-    let agents = c.admin("GET", "/api/v1/agents", None);
+    let agents = c.agents();
     let a = agents
         .as_array()
         .unwrap()
@@ -646,7 +646,7 @@ fn a_failed_enrollment_does_not_burn_the_token_and_a_retry_is_the_same_agent() {
     // Another key with the spent token is refused.
     let other = enroll(&rt, &c, &tok, "vm2", "").err().unwrap();
     assert_eq!(other.code(), tonic::Code::PermissionDenied, "{other:?}");
-    let agents = c.admin("GET", "/api/v1/agents", None);
+    let agents = c.agents();
     assert_eq!(agents.as_array().unwrap().len(), 1, "{agents}");
 
     // The real agent keeps its key before enrolling: when the answer is lost (here,

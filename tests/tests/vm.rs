@@ -28,7 +28,7 @@ fn recorded_sha256(dir: &Path, name: &str) -> String {
 
 /// The agent the collector knows by this host name, if any.
 fn agent_named(c: &Collector, host: &str) -> Option<Value> {
-    let agents = c.admin("GET", "/api/v1/agents", None);
+    let agents = c.agents();
     agents
         .as_array()?
         .iter()

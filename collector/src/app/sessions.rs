@@ -71,6 +71,14 @@ impl App {
         }
     }
 
+    /// Whether the agent has a live stream.
+    pub fn is_connected(&self, agent_id: &str) -> bool {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(agent_id)
+    }
+
     pub fn connected(&self) -> Vec<String> {
         self.sessions
             .lock()

@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::Json;
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use super::{ApiResult, Caller, ErrorBody};
+use super::{query, ApiResult, Caller, ErrorBody};
 use crate::app::{App, AppError};
 use crate::auth::Role;
 use crate::store::AgentRecord;
@@ -57,33 +57,69 @@ fn agent_dto(a: AgentRecord, connected: bool) -> AgentDto {
     }
 }
 
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct AgentQuery {
+    /// Cursor: only agents whose ID sorts after this one (the `next` of the page
+    /// before).
+    after: Option<String>,
+    /// Agents per page, 1-1000 (default 500).
+    #[param(minimum = 1, maximum = 1000)]
+    per_page: Option<usize>,
+}
+
+/// One page of agents, in ID order.
+#[derive(Serialize, ToSchema)]
+pub(super) struct AgentPage {
+    agents: Vec<AgentDto>,
+    per_page: usize,
+    /// Pass as `after` for the next page; null on the last page.
+    next: Option<String>,
+}
+
 /// List agents
 ///
-/// Needs the admin role.
+/// In ID order, a page at a time (`after` = the `next` of the page before). Needs
+/// the admin role.
 #[utoipa::path(
     get,
     path = "/api/v1/agents",
     tag = "agents",
-    responses((status = 200, description = "Every enrolled agent", body = Vec<AgentDto>)),
+    params(AgentQuery),
+    responses(
+        (status = 200, description = "One page of enrolled agents", body = AgentPage),
+        (status = 400, description = "Invalid query", body = ErrorBody),
+    ),
     security(("bearer" = []))
 )]
 pub(super) async fn list_agents(
     State(app): State<Arc<App>>,
     c: Caller,
-) -> ApiResult<Vec<AgentDto>> {
+    uri: axum::http::Uri,
+) -> ApiResult<AgentPage> {
     c.require(Role::Admin)?;
-    let connected = app.connected();
-    Ok(Json(
-        app.store
-            .agents()
-            .map_err(AppError::from)?
+    let q: AgentQuery = query(&uri)?;
+    let per_page = q.per_page.unwrap_or(500).clamp(1, 1000);
+    // One more than a page tells whether another page follows.
+    let mut agents = app
+        .store
+        .agent_page(q.after.as_deref(), per_page + 1)
+        .map_err(AppError::from)?;
+    let next = (agents.len() > per_page).then(|| {
+        agents.truncate(per_page);
+        agents.last().map(|a| a.id.clone())
+    });
+    Ok(Json(AgentPage {
+        agents: agents
             .into_iter()
             .map(|a| {
-                let on = connected.contains(&a.id);
+                let on = app.is_connected(&a.id);
                 agent_dto(a, on)
             })
             .collect(),
-    ))
+        per_page,
+        next: next.flatten(),
+    }))
 }
 
 /// Revoke an agent

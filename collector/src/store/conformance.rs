@@ -594,6 +594,19 @@ pub fn check<S: Store>(s: &S, truth: &Truth) {
     }
     assert!(s.agents_by_instance("").unwrap().is_empty());
     assert_eq!(s.agents().unwrap(), agents, "index entries are not agents");
+    // Agent pages: from the start, from each agent, past the last, and from an ID
+    // that is no agent's; every page size from 1 to past the whole list.
+    let mut afters: Vec<Option<String>> = vec![None, Some("ag-0".into()), Some("zz".into())];
+    afters.extend(agents.iter().map(|a| Some(a.id.clone())));
+    for after in &afters {
+        for limit in [1, 2, 7, agents.len() + 1] {
+            assert_eq!(
+                s.agent_page(after.as_deref(), limit).unwrap(),
+                brute_force::agent_page(agents.clone(), after.as_deref(), limit),
+                "after {after:?}, limit {limit}"
+            );
+        }
+    }
     let afilters = [
         AuditFilter::default(),
         AuditFilter {

@@ -370,6 +370,19 @@ pub mod brute_force {
         }
     }
 
+    /// Up to `limit` agents in ID order after `after`.
+    pub fn agent_page(
+        mut all: Vec<AgentRecord>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Vec<AgentRecord> {
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all.into_iter()
+            .filter(|a| after.is_none_or(|k| a.id.as_str() > k))
+            .take(limit)
+            .collect()
+    }
+
     /// Live (not revoked) agents that enrolled with this instance ID.
     pub fn agents_by_instance(all: Vec<AgentRecord>, instance_id: &str) -> Vec<AgentRecord> {
         all.into_iter()
@@ -474,6 +487,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<AgentRecord>>;
     fn agent(&self, id: &str) -> Result<Option<AgentRecord>>;
     fn agents(&self) -> Result<Vec<AgentRecord>>;
+    /// Up to `limit` agents in ID order, after the agent `after` (exclusive).
+    fn agent_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<AgentRecord>> {
+        Ok(brute_force::agent_page(self.agents()?, after, limit))
+    }
     /// Agents that are not revoked and enrolled with this (non-empty) instance ID.
     fn agents_by_instance(&self, instance_id: &str) -> Result<Vec<AgentRecord>> {
         Ok(brute_force::agents_by_instance(self.agents()?, instance_id))

@@ -616,6 +616,17 @@ impl Store for SledStore {
             .map(|kv| kv.map_err(backend).and_then(|(k, v)| decode(&k, &v)))
             .collect()
     }
+    fn agent_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<AgentRecord>> {
+        let lo = match after {
+            Some(k) => Bound::Excluded(k.as_bytes().to_vec()),
+            None => Bound::Unbounded,
+        };
+        self.agents
+            .range::<Vec<u8>, _>((lo, Bound::Excluded(vec![IDX])))
+            .take(limit)
+            .map(|kv| kv.map_err(backend).and_then(|(k, v)| decode(&k, &v)))
+            .collect()
+    }
     fn agents_by_instance(&self, instance_id: &str) -> Result<Vec<AgentRecord>> {
         if instance_id.is_empty() {
             return Ok(vec![]);
