@@ -12,7 +12,7 @@
 #   BENCH_INGEST_AGENTS    agent counts of the ingest runs, one run each ["100 1000"]
 #   BENCH_SCANS_PER_AGENT  scans each agent completes in an ingest run [5]
 #   BENCH_RESULTS          results per scan; 300 selects level2-server (310 rules) [300]
-#   BENCH_BATCH            results per ResultBatch, as the agent's batch_size [100]
+#   BENCH_BATCH            results per ResultBatch, as the agent's batch_size [500]
 #   BENCH_IDLE_AGENTS      idle mutual-TLS streams held; 0 skips [10000]
 #   BENCH_IDLE_SECONDS     how long they are held [30]
 #   BENCH_RESTART_AGENTS   idle agents whose collector restarts under them; 0 skips
@@ -42,7 +42,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 INGEST_AGENTS=${BENCH_INGEST_AGENTS:-"100 1000"}
 SCANS_PER_AGENT=${BENCH_SCANS_PER_AGENT:-5}
 RESULTS=${BENCH_RESULTS:-300}
-BATCH=${BENCH_BATCH:-100}
+BATCH=${BENCH_BATCH:-500}
 IDLE_AGENTS=${BENCH_IDLE_AGENTS:-10000}
 IDLE_SECONDS=${BENCH_IDLE_SECONDS:-30}
 RESTART_AGENTS=${BENCH_RESTART_AGENTS:-$IDLE_AGENTS}

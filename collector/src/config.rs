@@ -218,8 +218,15 @@ impl Config {
                 self.results_retention_days
             ));
         }
-        if self.max_message_bytes < 64 * 1024 {
-            return Err("max_message_bytes must be at least 65536".into());
+        // Agents fill a batch up to BATCH_BYTES of results; the message around them
+        // must still fit.
+        let least = 2 * rampart_proto::bounds::BATCH_BYTES;
+        if self.max_message_bytes < least {
+            return Err(format!(
+                "max_message_bytes {} is below {least}: agents' batches of up to {} bytes of results would be refused",
+                self.max_message_bytes,
+                rampart_proto::bounds::BATCH_BYTES
+            ));
         }
         if !(10..=3_600_000).contains(&self.webhook_backoff_ms) {
             return Err("webhook_backoff_ms must be between 10 and 3600000".into());

@@ -35,11 +35,11 @@ pub const LABEL_VALUE_BYTES: usize = 256;
 /// Longest scan and rule IDs.
 pub const SCAN_ID_BYTES: usize = 64;
 pub const RULE_ID_BYTES: usize = 32;
+/// Most results in one batch.
+pub use rampart_proto::bounds::RESULTS_PER_BATCH;
 /// Most evidence lines of one result, the longest line, and all lines together
 /// (the agent trims to these before sending).
 pub use rampart_proto::bounds::{EVIDENCE_BYTES, EVIDENCE_LINES, EVIDENCE_LINE_BYTES};
-/// Most results in one batch.
-pub const RESULTS_PER_BATCH: usize = 2000;
 /// Longest failure reason kept from an agent.
 pub const REASON_BYTES: usize = 500;
 /// How much of a refused value is ever echoed into a log line or an error.

@@ -56,7 +56,7 @@ pub struct IngestFlags {
     #[arg(long)]
     pub results: Option<usize>,
     /// Results per ResultBatch (the agent's default).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 500)]
     pub batch: usize,
     /// Enroll and hold idle streams for --duration; report the collector's RSS.
     #[arg(long)]

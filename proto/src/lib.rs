@@ -13,6 +13,9 @@ pub mod v1 {
     tonic::include_proto!("rampart.v1");
 }
 
+/// The message library, for sizes (`encoded_len`) on either side.
+pub use prost;
+
 /// Bounds of the protocol that both sides must know: the collector refuses a result
 /// over them, so the agent trims its evidence to fit before sending.
 pub mod bounds {
@@ -22,4 +25,10 @@ pub mod bounds {
     pub const EVIDENCE_LINE_BYTES: usize = 4096;
     /// All evidence lines of one result together, in bytes.
     pub const EVIDENCE_BYTES: usize = 64 * 1024;
+    /// Most results in one batch.
+    pub const RESULTS_PER_BATCH: usize = 2000;
+    /// The agent closes a batch before its results pass this many bytes (encoded),
+    /// so that a batch fits the collector's message limit (`max_message_bytes`, at
+    /// least twice this) whatever the evidence.
+    pub const BATCH_BYTES: usize = 1024 * 1024;
 }

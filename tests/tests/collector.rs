@@ -219,7 +219,7 @@ fn collector_killed_mid_stream_loses_and_duplicates_nothing() {
     assert!(a.enroll(&c.url(), &token, &c.fingerprint, &root, &[]).0);
     let cfg = fs::read_to_string(a.config())
         .unwrap()
-        .replace("batch_size = 100", "batch_size = 3");
+        .replace("batch_size = 500", "batch_size = 3");
     fs::write(a.config(), cfg).unwrap();
     a.run(&[("RAMPART_AGENT_BATCH_DELAY_MS", "120")]);
     let id = a.agent_id();
@@ -407,7 +407,7 @@ fn certificates_renew_sighup_reloads_and_stalled_scans_fail() {
     let first_expiry = state(&a)["cert_not_after_unix"].as_i64().unwrap();
     // Renew when less than two days are left: at once, with one-day certificates.
     let cfg = fs::read_to_string(a.config()).unwrap().replace(
-        "batch_size = 100",
+        "batch_size = 500",
         "batch_size = 60\nrenew_before_secs = 172800",
     );
     fs::write(a.config(), cfg).unwrap();

@@ -58,6 +58,8 @@ fn ingest_reports_the_scans_the_collector_completed() {
         "2",
         "--results",
         "300",
+        "--batch",
+        "100",
     ]);
     assert_eq!(v["errors"], serde_json::json!([]), "{v}");
     assert_eq!(v["connected"], 5, "{v}");

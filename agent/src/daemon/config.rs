@@ -48,8 +48,12 @@ fn default_state() -> PathBuf {
 fn default_root() -> PathBuf {
     PathBuf::from("/")
 }
+/// A CIS profile (300-400 rules) in one batch: one acknowledgement per scan rather
+/// than four. Batches also close at [`rampart_proto::bounds::BATCH_BYTES`].
+pub const DEFAULT_BATCH: usize = 500;
+
 fn default_batch() -> usize {
-    100
+    DEFAULT_BATCH
 }
 fn default_spool_scans() -> usize {
     50
@@ -118,10 +122,11 @@ impl AgentConfig {
         let mut c: AgentConfig = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
         c.ca_fingerprint = normalize_fingerprint(&c.ca_fingerprint).map_err(invalid)?;
         validate_url(&c.collector).map_err(invalid)?;
-        if !(1..=10_000).contains(&c.batch_size) {
+        if !(1..=rampart_proto::bounds::RESULTS_PER_BATCH).contains(&c.batch_size) {
             return Err(invalid(format!(
-                "batch_size {} must be between 1 and 10000",
-                c.batch_size
+                "batch_size {} must be between 1 and {}",
+                c.batch_size,
+                rampart_proto::bounds::RESULTS_PER_BATCH
             )));
         }
         if let Some(u) = &c.metadata_url {

@@ -429,7 +429,7 @@ pub async fn enroll(mut a: EnrollArgs) -> Result<String, DaemonError> {
         state_dir: a.state_dir,
         root: a.root,
         labels: a.labels,
-        batch_size: 100,
+        batch_size: config::DEFAULT_BATCH,
         spool_max_scans: 50,
         renew_before_secs: None,
         metadata_url: a.metadata_url,

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use rampart_proto::bounds::BATCH_BYTES;
 use rampart_proto::v1::agent_channel_client::AgentChannelClient;
 use rampart_proto::v1::{
     agent_message, collector_message, AgentMessage, CollectorMessage, Hello, RenewRequest,
@@ -267,16 +268,13 @@ impl Link {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(0u64);
-        for (i, chunk) in s.results.chunks(batch.max(1)).enumerate() {
+        let wire = s.results.iter().map(|r| RuleResult {
+            rule_id: r.id.clone(),
+            status: wire_status(&r.status) as i32,
+            evidence: fit_evidence(&r.evidence),
+        });
+        for (i, results) in batches(wire, batch, BATCH_BYTES).into_iter().enumerate() {
             let seq = i as u64 + 1;
-            let results = chunk
-                .iter()
-                .map(|r| RuleResult {
-                    rule_id: r.id.clone(),
-                    status: wire_status(&r.status) as i32,
-                    evidence: fit_evidence(&r.evidence),
-                })
-                .collect();
             self.send(agent_message::Body::Results(ResultBatch {
                 scan_id: s.scan_id.clone(),
                 batch_seq: seq,
@@ -297,6 +295,34 @@ impl Link {
         .await?;
         self.wait_ack(&s.scan_id, 0, true).await
     }
+}
+
+/// Results cut into batches of at most `count` results and, but for a single result
+/// larger on its own, `bytes` encoded bytes, in order.
+fn batches(
+    results: impl Iterator<Item = RuleResult>,
+    count: usize,
+    bytes: usize,
+) -> Vec<Vec<RuleResult>> {
+    use rampart_proto::prost::{self, Message};
+    let mut out: Vec<Vec<RuleResult>> = Vec::new();
+    let mut size = 0;
+    for r in results {
+        // The result's bytes inside the batch: its tag, its length, its body.
+        let len = r.encoded_len();
+        let len = len + prost::length_delimiter_len(len) + 1;
+        match out.last_mut() {
+            Some(b) if b.len() < count.max(1) && size + len <= bytes => {
+                size += len;
+                b.push(r);
+            }
+            _ => {
+                size = len;
+                out.push(vec![r]);
+            }
+        }
+    }
+    out
 }
 
 fn wire_status(s: &str) -> RuleStatus {
@@ -682,8 +708,54 @@ fn save_renewal(link: &mut Link, cfg: &AgentConfig) -> Result<(), DaemonError> {
 
 #[cfg(test)]
 mod tests {
-    use super::fit_evidence;
+    use super::{batches, fit_evidence};
     use rampart_proto::bounds::{EVIDENCE_BYTES, EVIDENCE_LINES, EVIDENCE_LINE_BYTES};
+    use rampart_proto::prost::Message;
+    use rampart_proto::v1::{ResultBatch, RuleResult};
+
+    #[test]
+    fn batches_close_at_the_count_or_the_bytes_and_keep_every_result_in_order() {
+        let result = |i: usize, evidence: usize| RuleResult {
+            rule_id: format!("1.{i}"),
+            status: 1,
+            evidence: fit_evidence(
+                &(0..evidence)
+                    .map(|j| format!("{i}/{j}: {}", "x".repeat(100)))
+                    .collect::<Vec<_>>(),
+            ),
+        };
+        // 310 small results: batches of the count.
+        let small: Vec<RuleResult> = (0..310).map(|i| result(i, 1)).collect();
+        let b = batches(small.clone().into_iter(), 100, 1 << 20);
+        assert_eq!(
+            b.iter().map(Vec::len).collect::<Vec<_>>(),
+            [100, 100, 100, 10]
+        );
+        assert_eq!(b.concat(), small);
+        // 300 results whose evidence is at the bound: each batch, as sent, stays
+        // within the bytes, so within the collector's message limit.
+        let big: Vec<RuleResult> = (0..300).map(|i| result(i, 1000)).collect();
+        let limit = 1 << 20;
+        let b = batches(big.clone().into_iter(), 500, limit);
+        assert!(b.len() >= 300 * 60_000 / limit, "{} batches", b.len());
+        for batch in &b {
+            let msg = ResultBatch {
+                scan_id: "sc-1".into(),
+                batch_seq: 1,
+                results: batch.clone(),
+            };
+            let results_bytes = msg.encoded_len()
+                - ResultBatch {
+                    results: vec![],
+                    ..msg.clone()
+                }
+                .encoded_len();
+            assert!(results_bytes <= limit, "{results_bytes}");
+        }
+        assert_eq!(b.concat(), big);
+        // A count of 0 still makes progress, one result a batch.
+        assert_eq!(batches(small.into_iter().take(3), 0, limit).len(), 3);
+    }
 
     fn within(e: &[String]) -> bool {
         e.len() <= EVIDENCE_LINES
