@@ -827,3 +827,61 @@ fn a_project_or_the_fleet_can_require_a_verified_identity() {
         "{st:?}"
     );
 }
+
+#[test]
+fn an_agent_that_only_claimed_an_instance_gives_way_to_a_verified_one() {
+    let t = tempfile::tempdir().unwrap();
+    let c = collector(t.path(), "");
+    let rt = rt();
+    let tok = c.enrollment_token("web", 10, 3600);
+    // A token holder enrolls first, claiming the AWS VM's instance ID.
+    let squatter = enroll(&rt, &c, &tok, "aws", AWS_ID, &key(), None).unwrap();
+    assert_eq!(agent_json(&c, &squatter)["identity_verified"], false);
+    assert_eq!(
+        c.admin("GET", &format!("/api/v1/handover/{AWS_ID}"), None)["agent_id"],
+        squatter.as_str()
+    );
+    // A second mere claim is refused, as before.
+    let st = enroll(&rt, &c, &tok, "aws", AWS_ID, &key(), None).unwrap_err();
+    assert!(st.message().contains("already enrolled"), "{st:?}");
+    // The VM itself, with the document AWS signed for it: the claim is revoked.
+    let vm = key();
+    let real = enroll(
+        &rt,
+        &c,
+        &tok,
+        "aws",
+        AWS_ID,
+        &vm,
+        Some(good("aws", AWS_ID, &vm)),
+    )
+    .unwrap();
+    let v = agent_json(&c, &real);
+    assert_eq!(
+        (v["identity_verified"].clone(), v["revoked"].clone()),
+        (json!(true), json!(false)),
+        "{v}"
+    );
+    assert_eq!(agent_json(&c, &squatter)["revoked"], true);
+    let g = c.admin("GET", &format!("/api/v1/handover/{AWS_ID}"), None);
+    assert_eq!(g["agent_id"], real.as_str(), "{g}");
+    let log = c.admin("GET", "/api/v1/audit?per_page=50", None);
+    assert!(
+        log.to_string().contains("agent.supersede"),
+        "the supersession is audited: {log}"
+    );
+    // A verified holder is never displaced, even by another verified enrollment.
+    let other = key();
+    let st = enroll(
+        &rt,
+        &c,
+        &tok,
+        "aws",
+        AWS_ID,
+        &other,
+        Some(good("aws", AWS_ID, &other)),
+    )
+    .unwrap_err();
+    assert!(st.message().contains("already enrolled"), "{st:?}");
+    assert_eq!(agent_json(&c, &real)["revoked"], false);
+}

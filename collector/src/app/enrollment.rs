@@ -151,9 +151,15 @@ impl App {
             return self.reissue(&agent_id, req.csr_der, peer_ip);
         }
         let (instance_id, identity) = self.check_identity(req, &key, &tok, peer_ip)?;
+        // An agent that only claimed the instance gives way to one the provider
+        // vouches for; any other holder keeps it.
+        let mut superseded = None;
         if !instance_id.is_empty() {
             if let Some(other) = self.live_agent_with_instance(&instance_id)? {
-                return Err(self.refuse_enroll(
+                if identity.verified && !other.identity.verified {
+                    superseded = Some(other);
+                } else {
+                    return Err(self.refuse_enroll(
                     Refusal::InstanceTaken,
                     peer_ip,
                     format!(
@@ -161,7 +167,8 @@ impl App {
                         echo(&instance_id),
                         other.id
                     ),
-                ));
+                    ));
+                }
             }
         }
         // Everything that can fail is done before the use is spent.
@@ -200,6 +207,19 @@ impl App {
                 ))
             }
         };
+        if let Some(other) = &superseded {
+            self.audit(
+                "system",
+                "agent.supersede",
+                Some(&other.id),
+                format!(
+                    "instance {} enrolled with a verified identity as agent {agent_id}; agent {} had only claimed it",
+                    echo(&instance_id),
+                    other.id
+                ),
+            )?;
+            self.revoke_agent(&other.id, "system")?;
+        }
         let validity = time::Duration::days(self.config.agent_cert_days);
         let issued = self.ca.sign_agent(req.csr_der, &agent_id, validity)?;
         let not_after_ms = issued.not_after.unix_timestamp() * 1000;
