@@ -58,5 +58,12 @@ export RAMPART_SCHEMATHESIS=$st_venv/bin/schemathesis
 # A bootable Debian 12 VM image with cloud-init for the VM test, built once and cached.
 vm_image=$(bash tests/fixtures/build-vm-image.sh)
 export RAMPART_VM_IMAGE=$vm_image
+# Formatting and lints first: they fail in seconds, before the long tests.
+if cargo fmt --version >/dev/null 2>&1 && cargo clippy --version >/dev/null 2>&1; then
+  cargo fmt --all --check
+  cargo clippy --workspace --all-targets --locked -- -D warnings
+else
+  echo "test.sh: rustfmt or clippy is not installed (rustup component add rustfmt clippy): format and lints NOT checked" >&2
+fi
 cargo build --workspace --locked
 cargo test --workspace --locked

@@ -70,7 +70,7 @@ pub struct ScanReport {
 }
 
 /// Scores a list of statuses per SPEC §4.
-pub fn summarize<'a>(results: impl IntoIterator<Item = (Status, Severity)>) -> Summary {
+pub fn summarize(results: impl IntoIterator<Item = (Status, Severity)>) -> Summary {
     let mut s = Summary::default();
     for (status, sev) in results {
         match status {

@@ -754,7 +754,17 @@ mod tests {
         let audit = Settings::default();
         let mut exempt = block.clone();
         exempt.exempt_projects.insert("lab".into());
-        let cases: Vec<(&str, &Settings, Counts, Option<&str>, bool, bool, Vec<&str>)> = vec![
+        // name, settings, counts, project, blocked, alert, reasons
+        type Case<'a> = (
+            &'a str,
+            &'a Settings,
+            Counts,
+            Option<&'a str>,
+            bool,
+            bool,
+            Vec<&'a str>,
+        );
+        let cases: Vec<Case> = vec![
             (
                 "clean pass",
                 &block,

@@ -190,7 +190,7 @@ pub async fn run(
             let now = chrono::Utc::now();
             let since = last_schedule;
             last_schedule = now;
-            let retention = ticks % RETENTION_EVERY == 0;
+            let retention = ticks.is_multiple_of(RETENTION_EVERY);
             ticks += 1;
             let _ = tokio::task::spawn_blocking(move || {
                 if retention {

@@ -257,8 +257,7 @@ fn the_packaged_agent_is_static_and_the_same_everywhere() {
     let parsed = rampart_collector::config::Config::parse(&conf, Path::new("collector.toml"));
     assert!(parsed.is_ok(), "{parsed:?}");
     // It runs, and its man page is there.
-    let version_out =
-        run(&mut Command::new(deb_root.join("usr/bin/rampart-agent")).arg("--version"));
+    let version_out = run(Command::new(deb_root.join("usr/bin/rampart-agent")).arg("--version"));
     assert_eq!(version_out.trim(), format!("rampart-agent {}", version()));
     // SHA256SUMS lists every output.
     let sums = std::fs::read_to_string(file("SHA256SUMS")).unwrap();

@@ -361,9 +361,9 @@ fn suggest(missing: &[Atom]) -> Vec<String> {
             }
             None => {
                 let key = a.suggest();
-                if !grouped.contains_key(&key) {
-                    order.push(key.clone());
-                    grouped.insert(key, Vec::new());
+                if let std::collections::btree_map::Entry::Vacant(e) = grouped.entry(key) {
+                    order.push(e.key().clone());
+                    e.insert(Vec::new());
                 }
             }
         }
@@ -547,12 +547,10 @@ mod tests {
     fn parsers_survive_garbage() {
         let q = rules::parse_filter("auid>=1000").unwrap();
         for g in garbage() {
-            if let Ok((kind, _)) = rules::parse_line(&g) {
-                if let Kind::Rule { filters, .. } = &kind {
-                    for f in filters {
-                        let _ = rules::implied_by(std::slice::from_ref(&q), f);
-                        let _ = rules::implied_by(std::slice::from_ref(f), &q);
-                    }
+            if let Ok((Kind::Rule { filters, .. }, _)) = rules::parse_line(&g) {
+                for f in &filters {
+                    let _ = rules::implied_by(std::slice::from_ref(&q), f);
+                    let _ = rules::implied_by(std::slice::from_ref(f), &q);
                 }
             }
             let _ = parse_auditd_conf(&g);

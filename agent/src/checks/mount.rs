@@ -229,9 +229,9 @@ pub fn option_in_effect(opts: &[String], option: &str) -> bool {
             on = true;
         } else if Some(o) == opposite || o == "defaults" {
             on = false;
-        } else if matches!(o, "user" | "users") && matches!(option, "nodev" | "nosuid" | "noexec") {
-            on = true;
-        } else if matches!(o, "owner" | "group") && matches!(option, "nodev" | "nosuid") {
+        } else if (matches!(o, "user" | "users") && matches!(option, "nodev" | "nosuid" | "noexec"))
+            || (matches!(o, "owner" | "group") && matches!(option, "nodev" | "nosuid"))
+        {
             on = true;
         }
     }

@@ -127,7 +127,7 @@ pub fn listeners(facts: &Facts) -> Arc<Result<Vec<Listener>, FactError>> {
                 out.extend(parse_proc_net(&text, proto, v6, path));
             }
         }
-        out.sort_by(|a, b| (a.port, a.proto, a.addr).cmp(&(b.port, b.proto, b.addr)));
+        out.sort_by_key(|a| (a.port, a.proto, a.addr));
         out.dedup();
         Ok(out)
     })

@@ -350,7 +350,7 @@ fn judge_keyword(
     for d in cfg
         .in_match(keyword)
         .into_iter()
-        .filter(|d| not_same(*d, effective))
+        .filter(|d| not_same(d, effective))
     {
         match judge(&d.args.join(" ")) {
             Ok(detail) => found.push(with_detail(d.describe(), &detail)),
@@ -613,7 +613,7 @@ fn banner(facts: &Facts, cfg: &SshdConfig) -> Result<Outcome, FactError> {
     for d in cfg
         .in_match("Banner")
         .into_iter()
-        .filter(|d| not_same(*d, effective))
+        .filter(|d| not_same(d, effective))
     {
         entries.push((d.value().to_string(), d.describe()));
     }

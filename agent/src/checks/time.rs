@@ -78,7 +78,7 @@ impl Check {
             Check::ServiceEnabled { daemon } => {
                 let st = state(facts, *daemon)?;
                 if !st.in_use {
-                    return Ok(not_in_use(facts, *daemon)?);
+                    return not_in_use(facts, *daemon);
                 }
                 let u = &st.unit;
                 let ok = u.enabled() && u.active != Some(false);
@@ -92,19 +92,19 @@ impl Check {
             }
             Check::TimesyncdServers {} => {
                 if !state(facts, Daemon::Timesyncd)?.in_use {
-                    return Ok(not_in_use(facts, Daemon::Timesyncd)?);
+                    return not_in_use(facts, Daemon::Timesyncd);
                 }
                 timesyncd_servers(facts)?
             }
             Check::ChronySources {} => {
                 if !state(facts, Daemon::Chrony)?.in_use {
-                    return Ok(not_in_use(facts, Daemon::Chrony)?);
+                    return not_in_use(facts, Daemon::Chrony);
                 }
                 chrony_sources(facts)?
             }
             Check::ChronyUser {} => {
                 if !state(facts, Daemon::Chrony)?.in_use {
-                    return Ok(not_in_use(facts, Daemon::Chrony)?);
+                    return not_in_use(facts, Daemon::Chrony);
                 }
                 chrony_user(facts)?
             }

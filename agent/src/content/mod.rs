@@ -319,7 +319,7 @@ pub fn load(files: &[Source], loaded: &[Benchmark]) -> Result<Benchmark, Content
             });
         }
     }
-    rules.sort_by(|a, b| id_key(&a.id).cmp(&id_key(&b.id)));
+    rules.sort_by_key(|a| id_key(&a.id));
     Ok(Benchmark {
         id: head.id,
         title: head.title,

@@ -16,11 +16,12 @@ pub struct ConfLine {
     pub text: String,
 }
 
+/// auditd.conf's lines, and the files read.
+pub(super) type AuditdConf = (Vec<ConfLine>, Vec<String>);
+
 /// auditd.conf as auditd reads it (`None` when missing), with notes on lines it
 /// would reject.
-pub(super) fn auditd_conf(
-    facts: &Facts,
-) -> Arc<Result<Option<(Vec<ConfLine>, Vec<String>)>, FactError>> {
+pub(super) fn auditd_conf(facts: &Facts) -> Arc<Result<Option<AuditdConf>, FactError>> {
     facts.memo("auditd-conf", || {
         let Some(text) = facts.read(AUDITD_CONF)? else {
             return Ok(None);

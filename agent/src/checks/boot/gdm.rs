@@ -184,12 +184,7 @@ fn system_dbs(
 fn gvariant_int(v: &str) -> Option<i64> {
     let v = v.trim();
     let num = match v.split_once(char::is_whitespace) {
-        Some((ty, n))
-            if matches!(
-                ty,
-                "byte" | "int16" | "uint16" | "int32" | "uint32" | "int64" | "uint64"
-            ) =>
-        {
+        Some(("byte" | "int16" | "uint16" | "int32" | "uint32" | "int64" | "uint64", n)) => {
             n.trim()
         }
         Some(_) => return None,
@@ -232,7 +227,7 @@ fn judge(v: &str, want: &Want) -> Result<(), String> {
             return Err(format!("expected between {lo} and {hi}"));
         }
     }
-    if want.non_empty && gvariant_str(v).map_or(true, |s| s.trim().is_empty()) {
+    if want.non_empty && gvariant_str(v).is_none_or(|s| s.trim().is_empty()) {
         return Err("expected a non-empty string".into());
     }
     Ok(())

@@ -18,10 +18,11 @@ pub(super) fn ufw_setting(
     Ok(kv::last(&s, key, false).cloned())
 }
 
+/// ufw's IPv4 and IPv6 rulesets, and the files read.
+pub(super) type UfwRules = (ipt::Ruleset, ipt::Ruleset, Vec<String>);
+
 /// ufw's rules files: (IPv4 ruleset, IPv6 ruleset, files read).
-pub(super) fn ufw_rules(
-    facts: &Facts,
-) -> Arc<Result<(ipt::Ruleset, ipt::Ruleset, Vec<String>), FactError>> {
+pub(super) fn ufw_rules(facts: &Facts) -> Arc<Result<UfwRules, FactError>> {
     facts.memo("ufw-rules", || {
         let mut read = Vec::new();
         let mut load = |names: [&str; 3]| -> Result<ipt::Ruleset, FactError> {

@@ -14,9 +14,12 @@ pub(super) const JOURNALD_DROPINS: [&str; 5] = [
     "/lib/systemd/journald.conf.d",
 ];
 
+/// journald's settings in reading order, and the files read.
+pub type JournaldSettings = (Vec<Setting>, Vec<String>);
+
 /// The `[Journal]` settings of journald in reading order (later wins), with the
 /// files read.
-pub fn journald_settings(facts: &Facts) -> Arc<Result<(Vec<Setting>, Vec<String>), FactError>> {
+pub fn journald_settings(facts: &Facts) -> Arc<Result<JournaldSettings, FactError>> {
     facts.memo("logging-journald", || {
         let dirs: Vec<&str> = JOURNALD_DROPINS
             .iter()
