@@ -1,7 +1,7 @@
-//! `rampart-collector`: receives scans from agents, scores them, enforces the
-//! organisation's policy and gates VM handover. This crate so far holds the pure
-//! policy core (settings, score, enforcement, schedule); transport, storage and the
-//! REST API arrive with the collector issue.
+//! `rampart-collector`: enrolls agents (mutual TLS, its own CA), receives their
+//! scans over gRPC, scores them, enforces the organisation's policy, gates VM
+//! handover, keeps everything in its store and serves the REST API and reports.
+//! `server` wires the parts; ARCHITECTURE.md maps the modules.
 
 pub mod app;
 pub mod auth;
