@@ -21,6 +21,7 @@ mod settings;
 pub use crate::catalog::{Catalog, CatalogRule};
 pub use enrollment::{labels_of, Refusal};
 pub use overview::{Overview, RECENT_SCANS};
+pub use scans::complete;
 pub use settings::SettingsRecord;
 
 use crate::ca::Ca;

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use rampart_collector::policy::{self, Counts, Mode, Settings};
+use rampart_collector::app::complete;
+use rampart_collector::policy::{Counts, Mode, Settings};
 use rampart_collector::store::sled_store::SledStore;
 use rampart_collector::store::{
     AgentRecord, AuditRecord, ResultRecord, ScanRecord, ScanStatus, Store, UserRecord,
@@ -127,26 +128,14 @@ fn scan_record(cfg: &SeedConfig, agent: usize, at: i64, latest: bool, rng: &mut 
         mode: Mode::Block,
         ..Settings::default()
     };
-    let verdict = policy::enforce(&settings, &c, s.project.as_deref());
-    s.status = ScanStatus::Completed;
-    s.score = policy::score(&c);
-    (
-        s.passed,
-        s.failed,
-        s.error,
-        s.not_applicable,
-        s.not_checked,
-        s.exempted,
-    ) = (passed, failed, error, na, manual, 0);
     let low = failed.saturating_sub(c.failed_critical + c.failed_high) / 3;
-    s.failed_by_severity = [
+    let by_severity = [
         c.failed_critical,
         c.failed_high,
         failed.saturating_sub(c.failed_critical + c.failed_high + low),
         low,
     ];
-    s.blocked = verdict.blocked;
-    s.block_reasons = verdict.reasons;
+    complete(&mut s, &settings, &c, (manual, 0), by_severity);
     s.content_version = Some(scan::content_version());
     s
 }

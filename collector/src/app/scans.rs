@@ -307,20 +307,7 @@ impl App {
             c.failed_high = sev[1];
             c.not_applicable = na;
             let settings = self.settings();
-            let verdict = policy::enforce(&settings, &c, s.project.as_deref());
-            s.status = ScanStatus::Completed;
-            s.score = policy::score(&c);
-            (
-                s.passed,
-                s.failed,
-                s.error,
-                s.not_applicable,
-                s.not_checked,
-                s.exempted,
-            ) = (c.passed, c.failed, c.error, na, nc, ex);
-            s.failed_by_severity = sev;
-            s.blocked = verdict.blocked;
-            s.block_reasons = verdict.reasons.clone();
+            let verdict = complete(&mut s, &settings, &c, (nc, ex), sev);
             if verdict.alert {
                 self.audit(
                     "system",
@@ -446,6 +433,40 @@ impl App {
         );
         Ok(s)
     }
+}
+
+/// Completes a scan from its counts: status, score, counts, failures by severity
+/// (critical, high, medium, low) and the policy's verdict, which is returned. The
+/// one place a completed scan's summary is made (the load generator's seeding too).
+pub fn complete(
+    s: &mut ScanRecord,
+    settings: &policy::Settings,
+    c: &Counts,
+    (not_checked, exempted): (u32, u32),
+    failed_by_severity: [u32; 4],
+) -> policy::Verdict {
+    let verdict = policy::enforce(settings, c, s.project.as_deref());
+    s.status = ScanStatus::Completed;
+    s.score = policy::score(c);
+    (
+        s.passed,
+        s.failed,
+        s.error,
+        s.not_applicable,
+        s.not_checked,
+        s.exempted,
+    ) = (
+        c.passed,
+        c.failed,
+        c.error,
+        c.not_applicable,
+        not_checked,
+        exempted,
+    );
+    s.failed_by_severity = failed_by_severity;
+    s.blocked = verdict.blocked;
+    s.block_reasons = verdict.reasons.clone();
+    verdict
 }
 
 /// What the collector holds of a running scan between its batches.
