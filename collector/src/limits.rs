@@ -40,8 +40,8 @@ pub use rampart_proto::bounds::RESULTS_PER_BATCH;
 /// Most evidence lines of one result, the longest line, and all lines together
 /// (the agent trims to these before sending).
 pub use rampart_proto::bounds::{EVIDENCE_BYTES, EVIDENCE_LINES, EVIDENCE_LINE_BYTES};
-/// Longest failure reason kept from an agent.
-pub const REASON_BYTES: usize = 500;
+/// Longest failure reason kept from an agent, in characters.
+pub const REASON_CHARS: usize = 500;
 /// How much of a refused value is ever echoed into a log line or an error.
 pub const ECHO_BYTES: usize = 64;
 

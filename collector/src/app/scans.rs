@@ -336,7 +336,10 @@ impl App {
         s.status = ScanStatus::Failed;
         s.failure_reason = Some(format!(
             "the agent reported: {}",
-            reason.chars().take(500).collect::<String>()
+            reason
+                .chars()
+                .take(crate::limits::REASON_CHARS)
+                .collect::<String>()
         ));
         s.finished_at_ms = Some(now_ms());
         self.store.put_scan(&s)?;
