@@ -630,7 +630,17 @@ pub fn check<S: Store>(s: &S, truth: &Truth) {
     let mid = log[log.len() / 2].seq;
     for f in &afilters {
         for before in [None, Some(mid), Some(1), Some(u64::MAX)] {
-            for (offset, limit) in [(0, 10), (3, 7), (0, 0), (0, 100_000)] {
+            let n = log.len();
+            for (offset, limit) in [
+                (0, 10),
+                (3, 7),
+                (0, 0),
+                (0, 100_000),
+                (n / 2, 5),
+                (n.saturating_sub(1), 5),
+                (n, 5),
+                (n + 7, 5),
+            ] {
                 assert_eq!(
                     s.audit_list(f, before, offset, limit).unwrap(),
                     brute_force::audit_list(&log, f, before, offset, limit),

@@ -1059,6 +1059,28 @@ impl Store for SledStore {
             None => Bound::Excluded(ix::prefix_end(&p)),
         };
         let (mut entries, mut skipped, mut seen, mut more) = (Vec::new(), 0, 0usize, false);
+        let mut hi = hi;
+        if p.is_empty() && offset > 0 {
+            // The whole log holds sequence numbers 1..=last without a gap (appends
+            // only, one past the last): the entry `offset` below the top is found by
+            // arithmetic, not by a walk. Checked against the counter first.
+            let last = match records(&self.audit)
+                .next_back()
+                .transpose()
+                .map_err(backend)?
+            {
+                Some((k, _)) => <[u8; 8]>::try_from(k.as_ref())
+                    .map(u64::from_be_bytes)
+                    .unwrap_or(0),
+                None => 0,
+            };
+            if last > 0 && Self::count(&self.audit, &ix::audit_count_all())? == last {
+                let top = before.map_or(last, |b| b.saturating_sub(1).min(last));
+                let start = top.saturating_sub(offset as u64);
+                hi = Bound::Excluded((start + 1).to_be_bytes().to_vec());
+                skipped = offset;
+            }
+        }
         let both = filter.action.is_some() && filter.actor.is_some();
         for kv in self.audit.range::<Vec<u8>, _>((lo, hi)).rev() {
             let (k, v) = kv.map_err(backend)?;
