@@ -389,13 +389,8 @@ fn scan_report(
     content_type: &'static str,
     render: impl FnOnce(&crate::report::ReportInput) -> String,
 ) -> Result<Response, ApiError> {
-    let s = app
-        .store
-        .scan(id)
-        .map_err(AppError::from)?
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("scan {id} not found")))?;
-    let agent = app.store.agent(&s.agent_id).map_err(AppError::from)?;
-    let results = app.store.results(id).map_err(AppError::from)?;
+    let (s, results) = app.scan_with_results(id)?;
+    let agent = app.agent(&s.agent_id).ok();
     let cat = app.catalog_for_scan(&s);
     let input = crate::report::ReportInput {
         scan: &s,

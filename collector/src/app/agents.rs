@@ -10,6 +10,27 @@ impl App {
             .ok_or_else(|| AppError::NotFound(format!("agent {id}")))
     }
 
+    /// Up to `limit` agents in ID order after `after`.
+    pub fn agent_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<AgentRecord>> {
+        Ok(self.store.agent_page(after, limit)?)
+    }
+
+    /// The live (not revoked) agents of a project, by ID.
+    pub fn agents_of_project(&self, project: &str) -> Result<Vec<String>> {
+        Ok(self
+            .store
+            .agents()?
+            .into_iter()
+            .filter(|a| a.project.as_deref() == Some(project) && !a.revoked)
+            .map(|a| a.id)
+            .collect())
+    }
+
+    /// An agent's host name, if the agent is known.
+    pub fn hostname_of(&self, id: &str) -> Option<String> {
+        self.store.agent(id).ok().flatten().map(|a| a.hostname)
+    }
+
     /// Serial numbers of revoked agents' certificates (for the CRL).
     pub fn revoked_serials(&self) -> Result<Vec<String>> {
         Ok(self

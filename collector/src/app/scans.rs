@@ -98,6 +98,16 @@ impl App {
         self.in_flight().remove(scan_id);
     }
 
+    /// A scan with its results, for views and reports; `NotFound` names the ID.
+    pub fn scan_with_results(&self, id: &str) -> Result<(ScanRecord, Vec<ResultRecord>)> {
+        let s = self
+            .store
+            .scan(id)?
+            .ok_or_else(|| AppError::NotFound(format!("scan {id}")))?;
+        let results = self.store.results(id)?;
+        Ok((s, results))
+    }
+
     pub(super) fn own_scan(&self, agent_id: &str, scan_id: &str) -> Result<ScanRecord> {
         let s = self
             .store

@@ -85,6 +85,15 @@ impl TryFrom<&SettingsRecord> for Settings {
 }
 
 impl App {
+    /// Webhook delivery attempts, newest first, and how many there are.
+    pub fn webhook_attempts(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<crate::store::AttemptRecord>, usize)> {
+        Ok(self.store.attempts(offset, limit)?)
+    }
+
     pub fn settings(&self) -> Settings {
         self.settings
             .read()

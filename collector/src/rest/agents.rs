@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{query, ApiResult, Caller, ErrorBody};
-use crate::app::{App, AppError};
+use crate::app::App;
 use crate::auth::Role;
 use crate::store::AgentRecord;
 
@@ -101,10 +101,7 @@ pub(super) async fn list_agents(
     let q: AgentQuery = query(&uri)?;
     let per_page = q.per_page.unwrap_or(500).clamp(1, 1000);
     // One more than a page tells whether another page follows.
-    let mut agents = app
-        .store
-        .agent_page(q.after.as_deref(), per_page + 1)
-        .map_err(AppError::from)?;
+    let mut agents = app.agent_page(q.after.as_deref(), per_page + 1)?;
     let next = (agents.len() > per_page).then(|| {
         agents.truncate(per_page);
         agents.last().map(|a| a.id.clone())

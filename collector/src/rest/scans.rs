@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{body, query, ApiError, ApiResult, Caller, ErrorBody};
-use crate::app::{App, AppError};
+use crate::app::App;
 use crate::auth::Role;
 use crate::store::{ScanCursor, ScanFilter, ScanRecord, ScanStatus};
 
@@ -77,12 +77,7 @@ pub(super) struct SeverityDto {
 }
 
 fn scan_dto(app: &App, s: ScanRecord) -> ScanDto {
-    let hostname = app
-        .store
-        .agent(&s.agent_id)
-        .ok()
-        .flatten()
-        .map(|a| a.hostname);
+    let hostname = app.hostname_of(&s.agent_id);
     ScanDto {
         hostname,
         failed_by_severity: SeverityDto {
@@ -265,12 +260,7 @@ pub(super) async fn get_scan(
     Path(id): Path<String>,
 ) -> ApiResult<ScanDetail> {
     c.require(Role::Provisioner)?;
-    let s = app
-        .store
-        .scan(&id)
-        .map_err(AppError::from)?
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("scan {id} not found")))?;
-    let results = app.store.results(&id).map_err(AppError::from)?;
+    let (s, results) = app.scan_with_results(&id)?;
     let results_expired = results.is_empty() && app.results_expired(&s);
     let cat = app.catalog_for_scan(&s);
     let results = results
@@ -331,14 +321,7 @@ pub(super) async fn manual_scan(
     let r: ManualScan = body(&raw)?;
     let agents: Vec<String> = match (r.agent_id, r.project) {
         (Some(a), None) => vec![app.find_agent(&a)?.id],
-        (None, Some(p)) => app
-            .store
-            .agents()
-            .map_err(AppError::from)?
-            .into_iter()
-            .filter(|a| a.project.as_ref() == Some(&p) && !a.revoked)
-            .map(|a| a.id)
-            .collect(),
+        (None, Some(p)) => app.agents_of_project(&p)?,
         _ => {
             return Err(ApiError(
                 StatusCode::BAD_REQUEST,

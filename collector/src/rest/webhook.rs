@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{query, ApiResult, Caller, ErrorBody};
-use crate::app::{App, AppError};
+use crate::app::App;
 use crate::auth::Role;
 use crate::store::DeliveryState;
 
@@ -81,10 +81,7 @@ pub(super) async fn deliveries(
     c.require(Role::Admin)?;
     let q: PageQuery = query(&uri)?;
     let per_page = q.per_page.unwrap_or(100).clamp(1, 1000);
-    let (page, total) = app
-        .store
-        .attempts(q.page.saturating_mul(per_page), per_page)
-        .map_err(AppError::from)?;
+    let (page, total) = app.webhook_attempts(q.page.saturating_mul(per_page), per_page)?;
     let attempts = page
         .into_iter()
         .map(|a| AttemptDto {
