@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 mod accounts;
 mod agents;
+pub mod alerts;
 mod catalogs;
 mod enrollment;
 mod handover;

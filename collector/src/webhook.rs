@@ -1,6 +1,7 @@
 //! Warn-mode alerts to a webhook (SPEC §4 enforcement). When a scan completes in
 //! warn mode and the policy would have blocked it, a delivery is queued in the store
-//! together with the scan, so an acknowledged alert survives a crash. A sender task
+//! together with the scan (`app::alerts`), so an acknowledged alert survives a crash.
+//! This module is the sender: a task that
 //! posts each delivery's exact JSON body with an HMAC-SHA256 signature, retries with
 //! exponential backoff up to `webhook_max_attempts`, and records every attempt.
 //!
@@ -29,77 +30,15 @@ use std::time::Duration;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use serde::Serialize;
 use tokio::net::TcpStream;
 
-use crate::app::{now_ms, App, Result};
-use crate::policy::Settings;
-use crate::store::{AttemptRecord, DeliveryRecord, DeliveryState, ScanRecord};
+use crate::app::{now_ms, App};
+use crate::store::{AttemptRecord, DeliveryRecord, DeliveryState};
 
-/// The event a warn-mode alert reports.
-pub const EVENT: &str = "scan.would_block";
 /// Each attempt (connect, TLS, request, answer) must finish within this.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest wait between two attempts.
 const MAX_BACKOFF_MS: u64 = 3_600_000;
-
-/// The JSON body of an alert: a wire format, kept stable.
-#[derive(Serialize)]
-struct AlertBody<'a> {
-    event: &'a str,
-    delivery_id: &'a str,
-    scan_id: &'a str,
-    agent_id: &'a str,
-    host: &'a str,
-    project: Option<&'a str>,
-    score: Option<f64>,
-    mode: &'a str,
-    reasons: &'a [String],
-    link: String,
-    finished_at_ms: Option<i64>,
-}
-
-/// Queues an alert for a completed scan when a webhook is configured; the caller
-/// syncs the store with the scan. Nothing is sent here.
-pub fn enqueue(app: &App, settings: &Settings, scan: &ScanRecord) -> Result<()> {
-    if settings.webhook_url.is_empty() {
-        return Ok(());
-    }
-    let host = app
-        .store
-        .agent(&scan.agent_id)?
-        .map(|a| a.hostname)
-        .unwrap_or_default();
-    let now = now_ms();
-    let id = format!("wh-{now:013}-{}", &crate::auth::new_id("")?[..8]);
-    let body = AlertBody {
-        event: EVENT,
-        delivery_id: &id,
-        scan_id: &scan.id,
-        agent_id: &scan.agent_id,
-        host: &host,
-        project: scan.project.as_deref(),
-        score: scan.score,
-        mode: "warn",
-        reasons: &scan.block_reasons,
-        link: format!("{}/api/v1/scans/{}", app.config.public_base(), scan.id),
-        finished_at_ms: scan.finished_at_ms.or(Some(now)),
-    };
-    let body = serde_json::to_string(&body)
-        .map_err(|e| crate::app::AppError::Invalid(format!("alert body: {e}")))?;
-    app.store.put_delivery(&DeliveryRecord {
-        id: id.clone(),
-        scan_id: scan.id.clone(),
-        url: settings.webhook_url.clone(),
-        body,
-        created_at_ms: now,
-        attempts: 0,
-        state: DeliveryState::Pending,
-        next_attempt_ms: Some(now),
-    })?;
-    tracing::info!(delivery_id = %id, scan_id = %scan.id, "webhook delivery queued");
-    Ok(())
-}
 
 /// `sha256=<hex>`: HMAC-SHA256 under `secret` of the timestamp's decimal digits,
 /// a `.`, and `body`.
@@ -261,7 +200,7 @@ async fn post(
             hyper::header::USER_AGENT,
             concat!("rampart-collector/", env!("CARGO_PKG_VERSION")),
         )
-        .header("x-rampart-event", EVENT)
+        .header("x-rampart-event", crate::app::alerts::EVENT)
         .header("x-rampart-delivery", d.id.as_str())
         .header("x-rampart-timestamp", timestamp.to_string())
         .header(

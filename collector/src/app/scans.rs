@@ -325,7 +325,7 @@ impl App {
                     Some(scan_id),
                     format!("would block: {}", verdict.reasons.join("; ")),
                 )?;
-                crate::webhook::enqueue(self, &settings, &s)?;
+                super::alerts::enqueue(self, &settings, &s)?;
             }
             bump(&self.metrics.scans_completed_total, 1);
         }
