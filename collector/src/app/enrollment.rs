@@ -328,14 +328,13 @@ impl App {
                     ),
                     Err(f) => {
                         let why = format!("identity document refused: {f}");
-                        let _ = self.audit(
-                            "system",
-                            "enrollment.refused",
-                            Some(&tok.id),
-                            format!("{why} (host {} from {peer_ip})", echo(req.hostname)),
-                        );
-                        let _ = self.store.sync();
-                        return Err(self.refuse_enroll(Refusal::BadIdentity, peer_ip, why));
+                        return Err(self.refuse_audited(
+                            tok,
+                            Refusal::BadIdentity,
+                            &why,
+                            req,
+                            peer_ip,
+                        ));
                     }
                 }
             }
@@ -348,14 +347,7 @@ impl App {
                 }
                 _ => format!("a verified instance identity is required: {unverified}"),
             };
-            let _ = self.audit(
-                "system",
-                "enrollment.refused",
-                Some(&tok.id),
-                format!("{why} (host {} from {peer_ip})", echo(req.hostname)),
-            );
-            let _ = self.store.sync();
-            return Err(self.refuse_enroll(Refusal::UnverifiedIdentity, peer_ip, why));
+            return Err(self.refuse_audited(tok, Refusal::UnverifiedIdentity, &why, req, peer_ip));
         }
         Ok((
             req.instance_id.to_string(),
@@ -375,6 +367,18 @@ impl App {
         req: &EnrollClaims<'_>,
         peer_ip: &str,
     ) -> AppError {
+        self.refuse_audited(tok, Refusal::TokenUnusable, why, req, peer_ip)
+    }
+
+    /// A refusal that names a known token: audited against it, then counted.
+    fn refuse_audited(
+        &self,
+        tok: &TokenRecord,
+        reason: Refusal,
+        why: &str,
+        req: &EnrollClaims<'_>,
+        peer_ip: &str,
+    ) -> AppError {
         let _ = self.audit(
             "system",
             "enrollment.refused",
@@ -382,7 +386,7 @@ impl App {
             format!("{why} (host {} from {peer_ip})", echo(req.hostname)),
         );
         let _ = self.store.sync();
-        self.refuse_enroll(Refusal::TokenUnusable, peer_ip, why.into())
+        self.refuse_enroll(reason, peer_ip, why.into())
     }
 
     /// A fresh certificate for an agent whose enrollment is retried with its key.
