@@ -121,7 +121,62 @@ fn console_sessions_forms_and_roles_hold() {
     assert_eq!(r.status, 403);
     assert!(r.text().contains("<h1>Forbidden</h1>"));
 
-    // A viewer signs in (after the window? no: a fresh name) and sees no scan data.
+    // Enroll VMs: a token for a project, shown once with every provider's user-data,
+    // which pins this collector's CA.
+    let r = pat.post(
+        "/ui/enroll",
+        &[
+            ("csrf", &csrf),
+            ("project", "batch-7"),
+            ("ttl", "3600"),
+            ("uses", "3"),
+            ("collector_url", "https://collector.example:8443"),
+            ("download_base", "https://collector.example:8080"),
+        ],
+        &same_origin(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let page = r.text();
+    // Template values reach the script base64-encoded.
+    let fp = rampart_tests::base64(c.fingerprint.as_bytes());
+    assert!(
+        page.contains("#cloud-config") && page.contains(fp.as_str()),
+        "{page}"
+    );
+    for p in [
+        "ud-aws",
+        "ud-gcp",
+        "ud-azure",
+        "ud-nocloud",
+        "ud-proxmox",
+        "ud-vmware",
+    ] {
+        assert!(page.contains(&format!("id=\"{p}\"")), "{p}");
+    }
+    let tokens = c.admin("GET", "/api/v1/enrollment-tokens", None);
+    assert!(
+        tokens
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["project"] == json!("batch-7") && t["max_uses"] == json!(3)),
+        "{tokens}"
+    );
+    let r = pat.post(
+        "/ui/enroll",
+        &[
+            ("csrf", &csrf),
+            ("project", "x"),
+            ("ttl", "3600"),
+            ("uses", "1"),
+            ("collector_url", "https://c:1' ; rm -rf /"),
+            ("download_base", "https://c:2"),
+        ],
+        &same_origin(),
+    );
+    assert_eq!(r.status, 422, "a quote in an address is refused");
+
+    // A viewer signs in and sees no scan data.
     let mut viewer = Console::new(&c.rest);
     c.console_user("val", "viewer", "val's long password");
     assert_eq!(viewer.sign_in("val", "val's long password").status, 303);
@@ -136,6 +191,7 @@ fn console_sessions_forms_and_roles_hold() {
         format!("/ui/scans/{scan_id}"),
         format!("/ui/scans/{scan_id}/report.html"),
         "/ui/settings".to_string(),
+        "/ui/enroll".to_string(),
     ] {
         let r = viewer.get(&path);
         assert_eq!(r.status, 403, "{path}");

@@ -11,7 +11,9 @@ use axum::response::{IntoResponse, Redirect};
 use serde::Deserialize;
 
 use super::view::{self, Chrome};
-use super::{check_form, cookie, parse_form, tls, Failure, Page, LOGIN_COOKIE, SESSION_COOKIE};
+use super::{
+    check_form, check_origin, cookie, parse_form, tls, Failure, Page, LOGIN_COOKIE, SESSION_COOKIE,
+};
 use crate::app::{App, AppError};
 use crate::net::ClientAddr;
 
@@ -159,10 +161,13 @@ pub async fn sign_out(
     body: axum::body::Bytes,
 ) -> Page {
     let f: SignOutForm = parse_form(&body)?;
-    let Some(secret) = cookie(&headers, SESSION_COOKIE) else {
-        return Ok(Redirect::to("/ui/login").into_response());
+    // A form from elsewhere is refused as such, session or not.
+    check_origin(&headers, tls(&app)).map_err(|why| Failure::new(StatusCode::FORBIDDEN, why))?;
+    let live = match cookie(&headers, SESSION_COOKIE) {
+        Some(secret) => app.console_session(secret)?.map(|u| (secret, u)),
+        None => None,
     };
-    let Some(user) = app.console_session(secret)? else {
+    let Some((secret, user)) = live else {
         return Ok(Redirect::to("/ui/login").into_response());
     };
     check_form(&headers, tls(&app), f.csrf.as_deref(), &user.session.csrf)

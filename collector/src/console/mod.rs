@@ -9,6 +9,7 @@
 
 mod assets;
 mod auth;
+mod enroll;
 mod overview;
 mod scans;
 mod settings;
@@ -58,6 +59,7 @@ pub fn router() -> Router<Arc<App>> {
             get(scans::release_form).post(scans::release),
         )
         .route("/ui/settings", get(settings::form).post(settings::save))
+        .route("/ui/enroll", get(enroll::form).post(enroll::create))
         .route("/ui/{*rest}", get(not_found).post(not_found))
         .layer(axum::middleware::map_response(headers))
 }
@@ -272,6 +274,19 @@ pub fn check_form(
     csrf: Option<&str>,
     expected: &str,
 ) -> Result<(), String> {
+    check_origin(headers, tls)?;
+    match csrf {
+        Some(t) if !expected.is_empty() && constant_time_eq(t.as_bytes(), expected.as_bytes()) => {
+            Ok(())
+        }
+        _ => Err(
+            "The form's security token is missing or stale; reload the page and try again.".into(),
+        ),
+    }
+}
+
+/// The same-origin half of [`check_form`].
+pub fn check_origin(headers: &HeaderMap, tls: bool) -> Result<(), String> {
     match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         Some("same-origin") | Some("none") => {}
         Some(other) => {
@@ -295,14 +310,7 @@ pub fn check_form(
             }
         },
     }
-    match csrf {
-        Some(t) if !expected.is_empty() && constant_time_eq(t.as_bytes(), expected.as_bytes()) => {
-            Ok(())
-        }
-        _ => Err(
-            "The form's security token is missing or stale; reload the page and try again.".into(),
-        ),
-    }
+    Ok(())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
