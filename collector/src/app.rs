@@ -18,8 +18,10 @@ mod overview;
 mod scans;
 mod sessions;
 mod settings;
+pub mod signin;
 
 pub use crate::catalog::{Catalog, CatalogRule};
+pub use accounts::valid_user_name;
 pub use enrollment::{labels_of, Refusal};
 pub use overview::{Overview, RECENT_SCANS};
 pub use scans::complete;
@@ -229,6 +231,8 @@ pub struct App {
     started_ms: i64,
     /// Trust anchors for signed instance identity documents.
     identity_anchors: crate::identity::Anchors,
+    /// Failed console sign-ins, and the password hashes running.
+    signin_failures: signin::SignInFailures,
 }
 
 const SETTINGS_KEY: &str = "settings";
@@ -291,6 +295,7 @@ impl App {
             started_ms: now_ms(),
             webhook_wake: tokio::sync::Notify::new(),
             identity_anchors,
+            signin_failures: Default::default(),
         })
     }
 

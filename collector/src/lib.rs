@@ -8,6 +8,7 @@ pub mod auth;
 pub mod ca;
 pub mod catalog;
 pub mod config;
+pub mod console;
 pub mod datadir;
 pub mod downloads;
 pub mod grpc;

@@ -68,7 +68,30 @@ enum UserCmd {
         role: String,
         #[arg(long)]
         data: PathBuf,
+        /// Also set a console password, read from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
     },
+    /// Set a user's console password, read from the first line of stdin; their
+    /// console sessions end.
+    Passwd {
+        name: String,
+        #[arg(long)]
+        data: PathBuf,
+    },
+}
+
+/// The first line of stdin, without its line ending: a password.
+fn password_from_stdin() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| anyhow::anyhow!("cannot read the password from stdin: {e}"))?;
+    let p = line.trim_end_matches(['\n', '\r']).to_string();
+    if p.is_empty() {
+        anyhow::bail!("no password on stdin: write it as the first line");
+    }
+    Ok(p)
 }
 
 #[derive(Subcommand)]
@@ -148,15 +171,35 @@ async fn run() -> anyhow::Result<()> {
             server::run(c, grpc, rest, shutdown).await
         }
         Cmd::User {
-            action: UserCmd::Add { name, role, data },
+            action:
+                UserCmd::Add {
+                    name,
+                    role,
+                    data,
+                    password_stdin,
+                },
         } => {
             let role = Role::parse(&role).ok_or_else(|| {
                 anyhow::anyhow!(
                     "unknown role `{role}`; expected viewer, user, provisioner or admin"
                 )
             })?;
+            let password = password_stdin.then(password_from_stdin).transpose()?;
             let c = server::build_for_cli(server::load_config(None, Some(&data))?)?;
-            println!("{}", c.app.add_user(&name, role, "cli")?);
+            println!(
+                "{}",
+                c.app
+                    .add_user_with_password(&name, role, password.as_deref(), "cli")?
+            );
+            Ok(())
+        }
+        Cmd::User {
+            action: UserCmd::Passwd { name, data },
+        } => {
+            let password = password_from_stdin()?;
+            let c = server::build_for_cli(server::load_config(None, Some(&data))?)?;
+            c.app.set_password(&name, &password, "cli")?;
+            println!("password set for {name}; their console sessions ended");
             Ok(())
         }
         Cmd::Token {

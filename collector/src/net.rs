@@ -46,7 +46,7 @@ pub struct ConnStats {
 
 /// The key a source address is counted under: the address itself for IPv4, its
 /// /64 for IPv6 (one host usually holds a whole /64).
-fn source_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn source_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -417,14 +417,21 @@ pub async fn serve_rest(
                 let acceptor = tls.rest_acceptor();
                 tokio::spawn(async move {
                     if let Some(stream) = handshake(&acceptor, tcp, peer).await {
-                        serve_connection(Guarded::new(stream, slot, None), http, router, watcher)
-                            .await;
+                        serve_connection(
+                            Guarded::new(stream, slot, None),
+                            peer,
+                            http,
+                            router,
+                            watcher,
+                        )
+                        .await;
                     }
                 });
             }
             None => {
                 tokio::spawn(serve_connection(
                     Guarded::new(tcp, slot, None),
+                    peer,
                     http,
                     router,
                     watcher,
@@ -436,15 +443,29 @@ pub async fn serve_rest(
     graceful.shutdown().await;
 }
 
+/// The address a REST request came from (its source key: IPv6 by /64), for the
+/// handlers that bound something per client.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub IpAddr);
+
 async fn serve_connection<I>(
     io: I,
+    peer: SocketAddr,
     http: hyper::server::conn::http1::Builder,
     router: axum::Router,
     watcher: Watcher,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let conn = http.serve_connection(TokioIo::new(io), TowerToHyperService::new(router));
+    use tower::ServiceExt;
+    let client = ClientAddr(source_key(peer.ip()));
+    let service = router.map_request(
+        move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(client);
+            req
+        },
+    );
+    let conn = http.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
     if let Err(e) = watcher.watch(conn).await {
         tracing::debug!(error = %e, "REST connection ended");
     }

@@ -209,7 +209,23 @@ async fn request_timeout(
     }
 }
 
+/// The REST port: the API and, beside it, the console (`crate::console`), both bounded
+/// in body size and time and run off the async workers.
 pub fn router(app: Arc<App>, ctx: Arc<RestContext>) -> Router {
+    Router::new()
+        .merge(crate::console::router())
+        .merge(api())
+        .layer(axum::middleware::from_fn(off_the_workers))
+        .layer(axum::middleware::from_fn({
+            let ctx = ctx.clone();
+            move |req, next| request_timeout(ctx.clone(), req, next)
+        }))
+        .layer(axum::Extension(ctx))
+        .with_state(app)
+}
+
+/// The API's routes; every error of theirs is an [`ErrorBody`].
+fn api() -> Router<Arc<App>> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/download/{name}", get(download))
@@ -241,6 +257,10 @@ pub fn router(app: Arc<App>, ctx: Arc<RestContext>) -> Router {
             get(accounts::list_users).post(accounts::create_user),
         )
         .route("/api/v1/users/{name}", delete(accounts::revoke_user))
+        .route(
+            "/api/v1/users/{name}/password",
+            axum::routing::put(accounts::set_password),
+        )
         .route("/api/v1/audit", get(audit))
         .route("/api/v1/webhook/deliveries", get(webhook::deliveries))
         .route("/api/v1/openapi.json", get(openapi::document))
@@ -252,14 +272,7 @@ pub fn router(app: Arc<App>, ctx: Arc<RestContext>) -> Router {
                 "method not allowed on this endpoint".into(),
             )
         })
-        .layer(axum::middleware::from_fn(off_the_workers))
         .layer(axum::middleware::map_response(json_errors))
-        .layer(axum::middleware::from_fn({
-            let ctx = ctx.clone();
-            move |req, next| request_timeout(ctx.clone(), req, next)
-        }))
-        .layer(axum::Extension(ctx))
-        .with_state(app)
 }
 
 /// The largest request body accepted, and how long a client may take to send it.
@@ -380,15 +393,18 @@ async fn metrics(
 
 // ---- reports and overview ----
 
-/// Renders one scan's report with `render`; the body, its content type and the
-/// attachment's file name.
-fn scan_report(
-    app: &App,
-    id: &str,
-    ext: &str,
-    content_type: &'static str,
-    render: impl FnOnce(&crate::report::ReportInput) -> String,
-) -> Result<Response, ApiError> {
+/// The kinds of report a scan has (SPEC §4 reports).
+#[derive(Clone, Copy)]
+pub(crate) enum ReportKind {
+    Html,
+    Json,
+    Arf,
+}
+
+/// One scan's report as a download: the body, its content type, the attachment's
+/// file name; the HTML report with the CSP that lets only its own inline parts run.
+/// The API and the console both answer with this.
+pub(crate) fn scan_report(app: &App, id: &str, kind: ReportKind) -> Result<Response, AppError> {
     let (s, results) = app.scan_with_results(id)?;
     let agent = app.agent(&s.agent_id).ok();
     let cat = app.catalog_for_scan(&s);
@@ -398,9 +414,26 @@ fn scan_report(
         catalog: cat.as_deref(),
         results: &results,
     };
-    let body = render(&input);
+    let now = crate::app::now_ms();
+    let (ext, content_type, body) = match kind {
+        ReportKind::Html => (
+            "html",
+            "text/html; charset=utf-8",
+            crate::report::html(&input, now),
+        ),
+        ReportKind::Json => (
+            "json",
+            "application/json",
+            serde_json::to_string_pretty(&crate::report::json(&input, now)).unwrap_or_default(),
+        ),
+        ReportKind::Arf => (
+            "arf.xml",
+            "application/xml",
+            crate::report::arf(&input, now),
+        ),
+    };
     let name = crate::report::file_name(&crate::report::host_label(&s, agent.as_ref()), &s.id, ext);
-    Ok((
+    let mut resp = (
         [
             (header::CONTENT_TYPE, content_type.to_string()),
             (
@@ -415,7 +448,17 @@ fn scan_report(
         ],
         body,
     )
-        .into_response())
+        .into_response();
+    if let ReportKind::Html = kind {
+        // The report's own inline style and script only; nothing is ever loaded.
+        resp.headers_mut().insert(
+            header::CONTENT_SECURITY_POLICY,
+            header::HeaderValue::from_static(
+                "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:",
+            ),
+        );
+    }
+    Ok(resp)
 }
 
 /// The scan's HTML report
@@ -438,18 +481,7 @@ async fn report_html(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     c.require(Role::Provisioner)?;
-    let now = crate::app::now_ms();
-    let mut resp = scan_report(&app, &id, "html", "text/html; charset=utf-8", |i| {
-        crate::report::html(i, now)
-    })?;
-    // The report's own inline style and script only; nothing is ever loaded.
-    resp.headers_mut().insert(
-        header::CONTENT_SECURITY_POLICY,
-        header::HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:",
-        ),
-    );
-    Ok(resp)
+    Ok(scan_report(&app, &id, ReportKind::Html)?)
 }
 
 /// The scan's JSON report
@@ -473,10 +505,7 @@ async fn report_json(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     c.require(Role::Provisioner)?;
-    let now = crate::app::now_ms();
-    scan_report(&app, &id, "json", "application/json", |i| {
-        serde_json::to_string_pretty(&crate::report::json(i, now)).unwrap_or_default()
-    })
+    Ok(scan_report(&app, &id, ReportKind::Json)?)
 }
 
 /// The scan's SCAP ARF 1.1 report
@@ -500,10 +529,7 @@ async fn report_arf(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     c.require(Role::Provisioner)?;
-    let now = crate::app::now_ms();
-    scan_report(&app, &id, "arf.xml", "application/xml", |i| {
-        crate::report::arf(i, now)
-    })
+    Ok(scan_report(&app, &id, ReportKind::Arf)?)
 }
 
 /// Raw bytes, as the schema of a binary download.

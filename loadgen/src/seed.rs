@@ -171,6 +171,8 @@ pub fn run(cfg: &SeedConfig) -> Result<Value> {
             token_hash: rampart_collector::auth::hash_secret(&token),
             created_at_ms: now,
             revoked: false,
+            password_hash: None,
+            password_changed_at_ms: 0,
         })?;
         write_secret(path, &token)?;
     }

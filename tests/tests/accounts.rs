@@ -59,10 +59,36 @@ fn revoked_users_are_refused_at_once_and_nobody_revokes_themselves() {
     for u in users {
         let mut k = keys(u);
         k.sort();
-        assert_eq!(k, ["created_at_ms", "name", "revoked", "role"], "{u}");
+        assert_eq!(
+            k,
+            ["created_at_ms", "has_password", "name", "revoked", "role"],
+            "{u}"
+        );
     }
     assert!(!users.iter().any(|u| u.to_string().contains(&bob[4..])));
     assert_eq!(users[2]["role"], "provisioner");
+
+    // Console passwords: set by an admin only, bounded, never shown.
+    let pw = |who: &str, p: &str| {
+        c.api(
+            "PUT",
+            "/api/v1/users/bob/password",
+            Some(who),
+            Some(json!({ "password": p })),
+        )
+    };
+    assert_eq!(pw(&bob, "bob's own long password").0, 403, "not by bob");
+    let (code, v) = pw(&alice, "short");
+    assert!(code == 422 && v["error"].as_str().unwrap().contains("12 to 1024"), "{v}");
+    assert_eq!(pw(&alice, &"p".repeat(1025)).0, 422);
+    assert_eq!(pw(&alice, "bob's long password").0, 204);
+    let (_, users) = c.api("GET", "/api/v1/users", Some(&alice), None);
+    assert_eq!(users[2]["has_password"], json!(true), "{users}");
+    assert_eq!(users[1]["has_password"], json!(false), "{users}");
+    assert!(!users.to_string().contains("argon2"), "{users}");
+    let (_, log) = c.api("GET", "/api/v1/audit?per_page=5", Some(&alice), None);
+    assert!(log.to_string().contains("user.password"), "{log}");
+    assert!(!log.to_string().contains("bob's long password"), "{log}");
 
     // bob works; once revoked his very next request is refused.
     assert_eq!(c.api("GET", "/api/v1/scans", Some(&bob), None).0, 200);

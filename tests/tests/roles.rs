@@ -108,6 +108,13 @@ fn every_endpoint_checks_every_role() {
             409,
         ),
         ("DELETE", "/api/v1/users/{name}", None, Role::Admin, 404),
+        (
+            "PUT",
+            "/api/v1/users/{name}/password",
+            Some(json!({"password": "a long enough password"})),
+            Role::Admin,
+            404,
+        ),
         ("GET", "/api/v1/audit", None, Role::Admin, 200),
         ("GET", "/api/v1/webhook/deliveries", None, Role::Admin, 200),
     ];

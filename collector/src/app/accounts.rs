@@ -18,6 +18,17 @@ impl App {
     /// Creates a user and returns its API token (shown once). Names are never
     /// reused, not even a revoked user's: the audit log names actors by name.
     pub fn add_user(&self, name: &str, role: Role, actor: &str) -> Result<String> {
+        self.add_user_with_password(name, role, None, actor)
+    }
+
+    /// [`App::add_user`], with a console password when one is given.
+    pub fn add_user_with_password(
+        &self,
+        name: &str,
+        role: Role,
+        password: Option<&str>,
+        actor: &str,
+    ) -> Result<String> {
         if !valid_user_name(name) {
             return Err(AppError::Invalid(format!(
                 "user name `{name}` must be 1-64 characters of letters, digits, - _ . @"
@@ -30,19 +41,31 @@ impl App {
                 if u.revoked { " (revoked)" } else { "" }
             )));
         }
+        let password_hash = password.map(super::signin::hash_password).transpose()?;
         let token = auth::new_secret("rpt_")?;
+        let now = now_ms();
         self.store.put_user(&UserRecord {
             name: name.into(),
             role: role.as_str().into(),
             token_hash: auth::hash_secret(&token),
-            created_at_ms: now_ms(),
+            created_at_ms: now,
             revoked: false,
+            password_changed_at_ms: if password_hash.is_some() { now } else { 0 },
+            password_hash,
         })?;
         self.audit(
             actor,
             "user.create",
             Some(name),
-            format!("role {}", role.as_str()),
+            format!(
+                "role {}{}",
+                role.as_str(),
+                if password.is_some() {
+                    ", console password set"
+                } else {
+                    ""
+                }
+            ),
         )?;
         self.store.sync()?;
         Ok(token)
@@ -94,11 +117,15 @@ impl App {
         }
         u.revoked = true;
         self.store.put_user(&u)?;
+        let ended = self.store.delete_sessions(&mut |s| s.user != name)?;
         self.audit(
             actor,
             "user.revoke",
             Some(name),
-            format!("role {}; its API token is refused from now on", u.role),
+            format!(
+                "role {}; its API token is refused from now on; {ended} console session(s) ended",
+                u.role
+            ),
         )?;
         self.store.sync()?;
         Ok(u)

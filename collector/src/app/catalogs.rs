@@ -19,4 +19,9 @@ impl App {
             .as_deref()
             .and_then(|v| self.catalog(v).ok().flatten())
     }
+
+    /// Whether some benchmark the collector knows has a rule with this ID.
+    pub fn knows_rule(&self, id: &str) -> bool {
+        self.catalogs.knows_rule(id)
+    }
 }

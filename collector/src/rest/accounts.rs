@@ -179,6 +179,10 @@ pub(super) struct UserRequest {
     name: String,
     #[schema(value_type = RoleName)]
     role: String,
+    /// A console password (12-1024 bytes), stored as argon2id; none: the user has
+    /// an API token only.
+    #[schema(min_length = 12, max_length = 1024)]
+    password: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -201,7 +205,7 @@ pub(super) struct UserResponse {
     responses(
         (status = 201, description = "The new user, with its token", body = UserResponse),
         (status = 409, description = "A user of that name exists (or existed)", body = ErrorBody),
-        (status = 422, description = "Invalid body, name or role", body = ErrorBody),
+        (status = 422, description = "Invalid body, name, role or password", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -221,7 +225,7 @@ pub(super) async fn create_user(
             ),
         )
     })?;
-    let token = app.add_user(&r.name, role, &c.name)?;
+    let token = app.add_user_with_password(&r.name, role, r.password.as_deref(), &c.name)?;
     Ok((
         StatusCode::CREATED,
         Json(UserResponse {
@@ -241,10 +245,13 @@ pub(super) struct UserDto {
     created_at_ms: i64,
     /// A revoked user's token is refused.
     revoked: bool,
+    /// Whether the user can sign in to the console.
+    has_password: bool,
 }
 
 fn user_dto(u: UserRecord) -> UserDto {
     UserDto {
+        has_password: u.password_hash.is_some(),
         name: u.name,
         role: u.role,
         created_at_ms: u.created_at_ms,
@@ -291,4 +298,42 @@ pub(super) async fn revoke_user(
 ) -> ApiResult<UserDto> {
     c.require(Role::Admin)?;
     Ok(Json(user_dto(app.revoke_user(&name, &c.name)?)))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PasswordRequest {
+    /// The new console password, 12-1024 bytes.
+    #[schema(min_length = 12, max_length = 1024)]
+    password: String,
+}
+
+/// Set a user's console password
+///
+/// Replaces the password (or sets a first one); every console session of the user
+/// ends. Audited, without the password. Needs the admin role.
+#[utoipa::path(
+    put,
+    path = "/api/v1/users/{name}/password",
+    tag = "users",
+    params(("name" = String, Path, description = "User name", min_length = 1)),
+    request_body = PasswordRequest,
+    responses(
+        (status = 204, description = "Set"),
+        (status = 404, description = "No user has that name", body = ErrorBody),
+        (status = 409, description = "The user is revoked", body = ErrorBody),
+        (status = 422, description = "Invalid body or password", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn set_password(
+    State(app): State<Arc<App>>,
+    c: Caller,
+    Path(name): Path<String>,
+    raw: axum::body::Bytes,
+) -> Result<StatusCode, ApiError> {
+    c.require(Role::Admin)?;
+    let r: PasswordRequest = body(&raw)?;
+    app.set_password(&name, &r.password, &c.name)?;
+    Ok(StatusCode::NO_CONTENT)
 }

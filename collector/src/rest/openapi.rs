@@ -50,6 +50,7 @@ use super::ErrorBody;
         super::accounts::create_user,
         super::accounts::list_users,
         super::accounts::revoke_user,
+        super::accounts::set_password,
         super::audit::audit,
         super::webhook::deliveries,
         super::ca_pem,

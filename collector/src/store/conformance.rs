@@ -169,10 +169,34 @@ pub fn run<S: Store>(open: &dyn Fn() -> S) {
             token_hash: "th".into(),
             created_at_ms: 0,
             revoked: false,
+            password_hash: Some("$argon2id$...".into()),
+            password_changed_at_ms: 5,
         };
         s.put_user(&u).unwrap();
-        assert_eq!(s.user_by_token_hash("th").unwrap(), Some(u));
+        assert_eq!(s.user_by_token_hash("th").unwrap(), Some(u.clone()));
         assert_eq!(s.user_by_token_hash("other").unwrap(), None);
+        assert_eq!(s.user("ann").unwrap(), Some(u));
+        assert_eq!(s.user("an").unwrap(), None);
+
+        // Console sessions by the hash of their secret; ended one by one or by a test.
+        let session = |id: &str, user: &str| SessionRecord {
+            id_hash: id.into(),
+            user: user.into(),
+            csrf: format!("csrf-{id}"),
+            created_at_ms: 1,
+            last_seen_ms: 2,
+        };
+        for (id, user) in [("h1", "ann"), ("h2", "ann"), ("h3", "bob")] {
+            s.put_session(&session(id, user)).unwrap();
+        }
+        assert_eq!(s.session("h1").unwrap(), Some(session("h1", "ann")));
+        assert_eq!(s.session("h").unwrap(), None);
+        assert!(s.delete_session("h1").unwrap());
+        assert!(!s.delete_session("h1").unwrap(), "already ended");
+        assert_eq!(s.session("h1").unwrap(), None);
+        assert_eq!(s.delete_sessions(&mut |x| x.user != "ann").unwrap(), 1);
+        assert_eq!(s.session("h2").unwrap(), None);
+        assert_eq!(s.session("h3").unwrap(), Some(session("h3", "bob")));
         let entry = |a: &str| AuditRecord {
             seq: 0,
             at_ms: 1,

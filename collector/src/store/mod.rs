@@ -403,6 +403,24 @@ pub struct UserRecord {
     /// actor names keep meaning one identity.
     #[serde(default)]
     pub revoked: bool,
+    /// The console password as an argon2id PHC string; none: no console sign-in.
+    #[serde(default)]
+    pub password_hash: Option<String>,
+    /// When the password last changed: console sessions older than this are over.
+    #[serde(default)]
+    pub password_changed_at_ms: i64,
+}
+
+/// A console session; only the SHA-256 of the cookie's secret is stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// SHA-256 (hex) of the session secret: the record's key.
+    pub id_hash: String,
+    pub user: String,
+    /// The token every state-changing form of this session carries.
+    pub csrf: String,
+    pub created_at_ms: i64,
+    pub last_seen_ms: i64,
 }
 
 /// One entry of the append-only, hash-chained audit log (see [`audit_chain`]).
@@ -553,6 +571,18 @@ pub trait Store: Send + Sync + 'static {
     fn put_user(&self, u: &UserRecord) -> Result<()>;
     fn user_by_token_hash(&self, hash: &str) -> Result<Option<UserRecord>>;
     fn users(&self) -> Result<Vec<UserRecord>>;
+    /// The user with that name.
+    fn user(&self, name: &str) -> Result<Option<UserRecord>> {
+        Ok(self.users()?.into_iter().find(|u| u.name == name))
+    }
+
+    /// Console sessions (by the SHA-256 of their secret).
+    fn put_session(&self, s: &SessionRecord) -> Result<()>;
+    fn session(&self, id_hash: &str) -> Result<Option<SessionRecord>>;
+    /// Ends one session; whether it existed.
+    fn delete_session(&self, id_hash: &str) -> Result<bool>;
+    /// Ends every session for which `keep` answers false; returns how many ended.
+    fn delete_sessions(&self, keep: &mut dyn FnMut(&SessionRecord) -> bool) -> Result<usize>;
 
     /// Appends to the audit log and returns the entry's sequence number. The store
     /// assigns `seq`, `prev_hash` and `hash` with [`audit_chain::seal`], atomically

@@ -19,7 +19,7 @@ use super::sled_index::{self as ix, Deltas, IDX};
 use super::{
     audit_chain, AgentRecord, AttemptRecord, AuditFilter, AuditList, AuditRecord, DeliveryRecord,
     DeliveryState, Fleet, Result, ResultRecord, ScanCursor, ScanFilter, ScanList, ScanRecord,
-    ScanStatus, Store, StoreError, TokenRecord, TokenUse, UserRecord,
+    ScanStatus, SessionRecord, Store, StoreError, TokenRecord, TokenUse, UserRecord,
 };
 
 /// sled under a directory.
@@ -32,6 +32,7 @@ pub struct SledStore {
     results: sled::Tree,
     meta: sled::Tree,
     users: sled::Tree,
+    sessions: sled::Tree,
     audit: sled::Tree,
     deliveries: sled::Tree,
     attempts: sled::Tree,
@@ -205,6 +206,7 @@ impl SledStore {
             results: t("results")?,
             meta: t("meta")?,
             users: t("users")?,
+            sessions: t("console_sessions")?,
             audit: t("audit")?,
             deliveries: t("webhook_deliveries")?,
             attempts: t("webhook_attempts")?,
@@ -989,6 +991,34 @@ impl Store for SledStore {
     }
     fn users(&self) -> Result<Vec<UserRecord>> {
         Self::all(&self.users)
+    }
+
+    fn put_session(&self, s: &SessionRecord) -> Result<()> {
+        self.sessions
+            .insert(s.id_hash.as_bytes(), encode(s)?)
+            .map_err(backend)?;
+        Ok(())
+    }
+    fn session(&self, id_hash: &str) -> Result<Option<SessionRecord>> {
+        Self::get(&self.sessions, id_hash)
+    }
+    fn delete_session(&self, id_hash: &str) -> Result<bool> {
+        Ok(self
+            .sessions
+            .remove(id_hash.as_bytes())
+            .map_err(backend)?
+            .is_some())
+    }
+    fn delete_sessions(&self, keep: &mut dyn FnMut(&SessionRecord) -> bool) -> Result<usize> {
+        let mut ended = 0;
+        for kv in self.sessions.iter() {
+            let (k, v) = kv.map_err(backend)?;
+            let s: SessionRecord = decode(&k, &v)?;
+            if !keep(&s) && self.sessions.remove(&k).map_err(backend)?.is_some() {
+                ended += 1;
+            }
+        }
+        Ok(ended)
     }
 
     fn append_audit(&self, entry: &AuditRecord) -> Result<u64> {

@@ -1,0 +1,459 @@
+//! Console sign-in: passwords (argon2id), server-side sessions, and the bounds on
+//! failed attempts. The REST API never sees any of this: it takes bearer tokens only.
+//!
+//! A session's secret lives only in the browser's cookie; the store keeps its SHA-256
+//! with the user, a CSRF token and two times. A session is over when it has been idle
+//! for [`IDLE_MS`], lived [`ABSOLUTE_MS`], was signed out, or its user was revoked or
+//! changed password since it began.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
+
+use super::{now_ms, App, AppError, Result};
+use crate::auth::{self, Role};
+use crate::store::{SessionRecord, UserRecord};
+
+/// A session idle this long is over.
+pub const IDLE_MS: i64 = 30 * 60 * 1000;
+/// A session this old is over, however busy.
+pub const ABSOLUTE_MS: i64 = 12 * 3600 * 1000;
+/// Failed sign-ins allowed per user name, and per client address, in [`WINDOW_MS`].
+pub const FAILS_PER_USER: usize = 5;
+pub const FAILS_PER_ADDRESS: usize = 20;
+pub const WINDOW_MS: i64 = 15 * 60 * 1000;
+/// Password lengths accepted, in bytes.
+pub const PASSWORD_BYTES: std::ops::RangeInclusive<usize> = 12..=1024;
+/// Password hashes computed at once; more sign-ins wait their turn by being refused
+/// (each costs 19 MiB and tens of milliseconds of a core).
+const HASHES_AT_ONCE: usize = 4;
+/// `last_seen_ms` is written at most this often per session.
+const TOUCH_MS: i64 = 60 * 1000;
+
+/// argon2id with the OWASP minimum: 19 MiB, 2 passes, 1 lane.
+fn hasher() -> Argon2<'static> {
+    Argon2::new(
+        Algorithm::Argon2id,
+        Version::V0x13,
+        Params::new(19 * 1024, 2, 1, None).expect("constant argon2 parameters are valid"),
+    )
+}
+
+/// Checks a new password's length; the error names the bound.
+pub fn check_password(password: &str) -> Result<()> {
+    if PASSWORD_BYTES.contains(&password.len()) {
+        Ok(())
+    } else {
+        Err(AppError::Invalid(format!(
+            "a password must be {} to {} bytes long; this one is {}",
+            PASSWORD_BYTES.start(),
+            PASSWORD_BYTES.end(),
+            password.len()
+        )))
+    }
+}
+
+/// The argon2id PHC string of a password (random 16-byte salt).
+pub fn hash_password(password: &str) -> Result<String> {
+    check_password(password)?;
+    let salt = auth::random_bytes::<16>(auth::system_random())?;
+    let h = hasher()
+        .hash_password_with_salt(password.as_bytes(), &salt)
+        .map_err(|e| AppError::Invalid(format!("the password cannot be hashed: {e}")))?;
+    Ok(h.to_string())
+}
+
+/// Whether `password` matches the PHC string `phc` (a malformed string never does).
+fn password_matches(password: &str, phc: &str) -> bool {
+    hasher().verify_password(password.as_bytes(), phc).is_ok()
+}
+
+/// A hash no password matches, verified against for unknown users so that a wrong
+/// name takes as long as a wrong password.
+fn decoy_hash() -> &'static str {
+    static DECOY: OnceLock<String> = OnceLock::new();
+    DECOY.get_or_init(|| {
+        hash_password("decoy password that nobody has").unwrap_or_else(|_| String::new())
+    })
+}
+
+/// Failed sign-ins by key (`user:NAME`, `addr:IP`) within the window.
+#[derive(Default)]
+pub struct SignInFailures {
+    by_key: Mutex<HashMap<String, Vec<i64>>>,
+    hashing: AtomicUsize,
+}
+
+impl SignInFailures {
+    /// Seconds until `key` may try again, when it has `limit` failures in the window.
+    fn wait_secs(&self, key: &str, limit: usize, now: i64) -> Option<i64> {
+        let m = self.by_key.lock().unwrap_or_else(|p| p.into_inner());
+        let times = m.get(key)?;
+        let recent: Vec<i64> = times
+            .iter()
+            .copied()
+            .filter(|t| now - t < WINDOW_MS)
+            .collect();
+        (recent.len() >= limit).then(|| {
+            let oldest = recent[recent.len() - limit];
+            ((oldest + WINDOW_MS - now) / 1000).max(1)
+        })
+    }
+
+    fn record(&self, key: String, now: i64) {
+        let mut m = self.by_key.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() > 100_000 {
+            m.retain(|_, v| v.iter().any(|t| now - t < WINDOW_MS));
+        }
+        let v = m.entry(key).or_default();
+        v.retain(|t| now - t < WINDOW_MS);
+        // Never more than the largest limit is needed to decide.
+        if v.len() >= FAILS_PER_ADDRESS {
+            v.remove(0);
+        }
+        v.push(now);
+    }
+
+    fn clear(&self, key: &str) {
+        self.by_key
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+}
+
+/// Takes one of the [`HASHES_AT_ONCE`] hashing slots until dropped.
+struct HashSlot<'a>(&'a AtomicUsize);
+
+impl<'a> HashSlot<'a> {
+    fn take(n: &'a AtomicUsize) -> Result<HashSlot<'a>> {
+        if n.fetch_add(1, Ordering::AcqRel) >= HASHES_AT_ONCE {
+            n.fetch_sub(1, Ordering::AcqRel);
+            return Err(AppError::Unavailable(
+                "too many sign-ins at once; try again in a moment".into(),
+            ));
+        }
+        Ok(HashSlot(n))
+    }
+}
+
+impl Drop for HashSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A signed-in console user.
+#[derive(Debug, Clone)]
+pub struct ConsoleUser {
+    pub name: String,
+    pub role: Role,
+    pub session: SessionRecord,
+}
+
+impl App {
+    /// Sets (or replaces) a user's console password; every session of theirs ends.
+    pub fn set_password(&self, name: &str, password: &str, actor: &str) -> Result<()> {
+        let phc = hash_password(password)?;
+        let _guard = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut u = self
+            .store
+            .user(name)?
+            .ok_or_else(|| AppError::NotFound(format!("user {name}")))?;
+        if u.revoked {
+            return Err(AppError::Conflict(format!(
+                "user {name} is revoked; a revoked user gets no password"
+            )));
+        }
+        let had = u.password_hash.is_some();
+        u.password_hash = Some(phc);
+        u.password_changed_at_ms = now_ms();
+        self.store.put_user(&u)?;
+        let ended = self.store.delete_sessions(&mut |s| s.user != name)?;
+        self.audit(
+            actor,
+            "user.password",
+            Some(name),
+            format!(
+                "console password {}; {ended} session(s) ended",
+                if had { "changed" } else { "set" }
+            ),
+        )?;
+        self.store.sync()?;
+        Ok(())
+    }
+
+    /// Signs a user in from `addr`: the new session's secret (for the cookie) and the
+    /// user. Failed attempts are bounded per name and per address, and audited.
+    pub fn sign_in(&self, name: &str, password: &str, addr: &str) -> Result<(String, ConsoleUser)> {
+        let now = now_ms();
+        let name_ok = super::accounts::valid_user_name(name);
+        let user_key = format!("user:{name}");
+        let addr_key = format!("addr:{addr}");
+        let limited = |secs: i64, what: &str| {
+            AppError::Limited(format!(
+                "too many failed sign-ins {what}; try again in {secs} s"
+            ))
+        };
+        if let Some(s) = self
+            .signin_failures
+            .wait_secs(&addr_key, FAILS_PER_ADDRESS, now)
+        {
+            return Err(limited(s, "from this address"));
+        }
+        if name_ok {
+            if let Some(s) = self
+                .signin_failures
+                .wait_secs(&user_key, FAILS_PER_USER, now)
+            {
+                return Err(limited(s, "for this user"));
+            }
+        }
+        let user = if name_ok {
+            self.store.user(name)?
+        } else {
+            None
+        };
+        let ok = {
+            let _slot = HashSlot::take(&self.signin_failures.hashing)?;
+            let phc = user
+                .as_ref()
+                .and_then(|u| u.password_hash.as_deref())
+                .unwrap_or_else(|| decoy_hash());
+            let matches =
+                password.len() <= *PASSWORD_BYTES.end() && password_matches(password, phc);
+            matches
+                && user
+                    .as_ref()
+                    .is_some_and(|u| !u.revoked && u.password_hash.is_some())
+        };
+        let role = user.as_ref().and_then(|u| Role::parse(&u.role));
+        let (Some(user), Some(role), true) = (user, role, ok) else {
+            self.signin_failures.record(addr_key, now);
+            if name_ok {
+                self.signin_failures.record(user_key, now);
+            }
+            let who = if name_ok {
+                name.to_string()
+            } else {
+                "(not a user name)".to_string()
+            };
+            self.audit(&who, "console.signin_failed", None, format!("from {addr}"))?;
+            return Err(AppError::Refused("wrong user name or password".into()));
+        };
+        self.signin_failures.clear(&user_key);
+        let secret = auth::new_secret("rps_")?;
+        let csrf = auth::new_secret("")?;
+        let session = SessionRecord {
+            id_hash: auth::hash_secret(&secret),
+            user: user.name.clone(),
+            csrf,
+            created_at_ms: now,
+            last_seen_ms: now,
+        };
+        self.store.put_session(&session)?;
+        self.audit(&user.name, "console.signin", None, format!("from {addr}"))?;
+        self.store.sync()?;
+        Ok((
+            secret,
+            ConsoleUser {
+                name: user.name,
+                role,
+                session,
+            },
+        ))
+    }
+
+    /// The user of a live session, or `None` (unknown, expired, signed out, user
+    /// revoked or password changed since). An expired session is removed.
+    pub fn console_session(&self, secret: &str) -> Result<Option<ConsoleUser>> {
+        let hash = auth::hash_secret(secret);
+        let Some(mut s) = self.store.session(&hash)? else {
+            return Ok(None);
+        };
+        let now = now_ms();
+        let user: Option<UserRecord> = self.store.user(&s.user)?;
+        let live = now - s.last_seen_ms < IDLE_MS
+            && now - s.created_at_ms < ABSOLUTE_MS
+            && user.as_ref().is_some_and(|u| {
+                !u.revoked
+                    && u.password_hash.is_some()
+                    && u.password_changed_at_ms <= s.created_at_ms
+            });
+        let role = user.as_ref().and_then(|u| Role::parse(&u.role));
+        let (true, Some(role)) = (live, role) else {
+            self.store.delete_session(&hash)?;
+            return Ok(None);
+        };
+        if now - s.last_seen_ms >= TOUCH_MS {
+            s.last_seen_ms = now;
+            self.store.put_session(&s)?;
+        }
+        Ok(Some(ConsoleUser {
+            name: s.user.clone(),
+            role,
+            session: s,
+        }))
+    }
+
+    /// Ends the session with this secret (sign-out); audited when it was live.
+    pub fn sign_out(&self, secret: &str) -> Result<()> {
+        let hash = auth::hash_secret(secret);
+        if let Some(s) = self.store.session(&hash)? {
+            self.store.delete_session(&hash)?;
+            self.audit(&s.user, "console.signout", None, "session ended")?;
+            self.store.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Removes sessions that are over by time (run with the other periodic work).
+    pub fn prune_sessions(&self, now: i64) -> Result<usize> {
+        Ok(self.store.delete_sessions(&mut |s| {
+            now - s.last_seen_ms < IDLE_MS && now - s.created_at_ms < ABSOLUTE_MS
+        })?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ca::Ca;
+    use crate::config::Config;
+    use crate::store::sled_store::SledStore;
+    use std::sync::Arc;
+
+    fn app(dir: &std::path::Path) -> App {
+        let store = Arc::new(SledStore::open(&dir.join("db")).unwrap());
+        let ca = Ca::open_or_create(&dir.join("ca")).unwrap();
+        App::new(store, ca, Config::default()).unwrap()
+    }
+
+    fn actions(app: &App) -> Vec<String> {
+        let (log, _) = app.store.audit(0, usize::MAX).unwrap();
+        log.into_iter().rev().map(|e| e.action).collect()
+    }
+
+    #[test]
+    fn passwords_are_argon2id_and_bounded() {
+        let h = hash_password("correct horse battery").unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+        assert!(password_matches("correct horse battery", &h));
+        assert!(!password_matches("correct horse batterY", &h));
+        assert!(!password_matches("x", "not a phc string"));
+        assert!(
+            matches!(hash_password("short"), Err(AppError::Invalid(m)) if m.contains("12 to 1024"))
+        );
+        assert!(hash_password(&"p".repeat(1025)).is_err());
+    }
+
+    #[test]
+    fn sessions_live_and_end() {
+        let d = tempfile::tempdir().unwrap();
+        let app = app(d.path());
+        app.add_user("root", Role::Admin, "system").unwrap();
+        app.add_user("ann", Role::Provisioner, "root").unwrap();
+        assert!(
+            matches!(
+                app.sign_in("ann", "anything at all", "10.0.0.1"),
+                Err(AppError::Refused(_))
+            ),
+            "no password set: no sign-in"
+        );
+        app.set_password("ann", "ann's long password", "root")
+            .unwrap();
+        let (secret, u) = app
+            .sign_in("ann", "ann's long password", "10.0.0.1")
+            .unwrap();
+        assert_eq!((u.name.as_str(), u.role), ("ann", Role::Provisioner));
+        let s = app.console_session(&secret).unwrap().unwrap();
+        assert_eq!(s.session.csrf, u.session.csrf);
+        assert!(app.console_session("rps_forged").unwrap().is_none());
+
+        // Sign-out ends it on the server.
+        app.sign_out(&secret).unwrap();
+        assert!(app.console_session(&secret).unwrap().is_none());
+
+        // A password change ends every session of the user.
+        let (s1, _) = app
+            .sign_in("ann", "ann's long password", "10.0.0.1")
+            .unwrap();
+        app.set_password("ann", "ann's new password", "root")
+            .unwrap();
+        assert!(app.console_session(&s1).unwrap().is_none());
+        assert!(app
+            .sign_in("ann", "ann's long password", "10.0.0.1")
+            .is_err());
+
+        // Revoking the user ends their sessions at once.
+        let (s2, _) = app
+            .sign_in("ann", "ann's new password", "10.0.0.1")
+            .unwrap();
+        app.revoke_user("ann", "root").unwrap();
+        assert!(app.console_session(&s2).unwrap().is_none());
+
+        // Idle and absolute expiry.
+        app.set_password("root", "root's long password", "cli")
+            .unwrap();
+        let (s3, u3) = app
+            .sign_in("root", "root's long password", "10.0.0.2")
+            .unwrap();
+        let mut rec = u3.session.clone();
+        rec.last_seen_ms -= IDLE_MS;
+        app.store.put_session(&rec).unwrap();
+        assert!(app.console_session(&s3).unwrap().is_none(), "idle");
+        assert!(
+            app.store.session(&rec.id_hash).unwrap().is_none(),
+            "removed"
+        );
+        let (s4, u4) = app
+            .sign_in("root", "root's long password", "10.0.0.2")
+            .unwrap();
+        let mut rec = u4.session.clone();
+        rec.created_at_ms -= ABSOLUTE_MS;
+        app.store.put_session(&rec).unwrap();
+        assert!(app.console_session(&s4).unwrap().is_none(), "absolute");
+
+        let a = actions(&app);
+        for want in [
+            "user.password",
+            "console.signin",
+            "console.signin_failed",
+            "console.signout",
+        ] {
+            assert!(a.iter().any(|x| x == want), "{want} audited: {a:?}");
+        }
+    }
+
+    #[test]
+    fn failed_sign_ins_are_bounded_per_user_and_address() {
+        let d = tempfile::tempdir().unwrap();
+        let app = app(d.path());
+        app.add_user("root", Role::Admin, "system").unwrap();
+        app.set_password("root", "root's long password", "cli")
+            .unwrap();
+        for i in 0..FAILS_PER_USER {
+            let r = app.sign_in("root", "wrong password!", &format!("10.1.0.{i}"));
+            assert!(matches!(r, Err(AppError::Refused(_))), "{i}");
+        }
+        // The right password from a fresh address is refused for now: the name is
+        // under attack.
+        let r = app.sign_in("root", "root's long password", "10.2.0.1");
+        assert!(matches!(r, Err(AppError::Limited(m)) if m.contains("for this user")));
+
+        // One address trying many names is cut off by address.
+        for i in 0..FAILS_PER_ADDRESS {
+            let _ = app.sign_in(&format!("u{i}"), "wrong password!", "10.9.9.9");
+        }
+        let r = app.sign_in("someone", "wrong password!", "10.9.9.9");
+        assert!(matches!(r, Err(AppError::Limited(m)) if m.contains("from this address")));
+        // A name that is not a user name is still counted by address, and audited
+        // without echoing it.
+        let r = app.sign_in("<script>", "x", "10.3.0.1");
+        assert!(matches!(r, Err(AppError::Refused(_))));
+        let (log, _) = app.store.audit(0, 1).unwrap();
+        assert_eq!(log[0].actor, "(not a user name)");
+    }
+}

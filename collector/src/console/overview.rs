@@ -1,0 +1,78 @@
+//! The Overview (SPEC §4): the four figures, each a link to the scans behind it, and
+//! the 20 most recent scans. Viewers and users get the page without scan data.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::State;
+
+use super::view::{self, band, Chrome, ScanRow};
+use super::{Page, Ui};
+use crate::app::App;
+use crate::auth::Role;
+
+pub struct FleetView {
+    pub average: String,
+    pub average_band: &'static str,
+    pub average_words: String,
+    pub vms_scanned: usize,
+    pub completed: usize,
+    pub vms_blocked: usize,
+    pub pass_rate: String,
+    pub min_score: String,
+}
+
+#[derive(Template)]
+#[template(path = "overview.html")]
+struct OverviewPage {
+    c: Chrome,
+    role: &'static str,
+    fleet: Option<FleetView>,
+    rows: Vec<ScanRow>,
+    table_id: &'static str,
+    caption: &'static str,
+    is_admin: bool,
+}
+
+pub async fn page(State(app): State<Arc<App>>, ui: Ui) -> Page {
+    let u = &ui.0;
+    let mut page = OverviewPage {
+        c: Chrome::new("Overview", Some(u), "overview"),
+        role: u.role.as_str(),
+        fleet: None,
+        rows: Vec::new(),
+        table_id: "recent",
+        caption: "The 20 most recent scans, newest first",
+        is_admin: u.role >= Role::Admin,
+    };
+    if u.role >= Role::Provisioner {
+        let o = app
+            .overview()
+            .map_err(|e| super::Failure::from(e).with_user(u))?;
+        let f = &o.fleet;
+        let average = (f.vms_scanned > 0).then(|| f.latest_score_sum / f.vms_scanned as f64);
+        let pass = (f.completed_scans > 0)
+            .then(|| f.completed_meeting as f64 * 100.0 / f.completed_scans as f64);
+        page.fleet = Some(FleetView {
+            average: view::score_text(average),
+            average_band: band(average),
+            average_words: match band(average) {
+                "green" => "good (90 or more)".into(),
+                "amber" => "fair (70 to 90)".into(),
+                "red" => "poor (below 70)".into(),
+                _ => "no completed scan yet".into(),
+            },
+            vms_scanned: f.vms_scanned,
+            completed: f.completed_scans,
+            vms_blocked: f.vms_blocked,
+            pass_rate: pass.map_or_else(|| "–".into(), |p| format!("{p:.1}%")),
+            min_score: format!("{}", o.min_score),
+        });
+        page.rows = o
+            .recent
+            .iter()
+            .map(|(s, a)| ScanRow::new(s, a.as_ref()))
+            .collect();
+    }
+    Ok(view::html(&page))
+}

@@ -1,0 +1,864 @@
+//! Scan Results (every scan, filtered, paged by cursor, all state in the URL), its CSV,
+//! a scan's detail page with its rules and what changed since the VM's scan before,
+//! report downloads, and the admin's release (a confirmation page, then the form).
+//!
+//! Filters the store indexes (status, blocked, project, dates as key ranges) page from
+//! the store; the others (provider, score range, host or IP) are applied to what the
+//! store returns, examining at most [`EXAMINE`] scans per page, so that a page costs
+//! the same on a store of a million scans. A page that stopped there says so and links
+//! on from where it stopped.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect};
+use serde::Deserialize;
+
+use super::view::{self, Chrome, ScanRow};
+use super::{check_form, parse_form, tls, Failure, Page, Ui};
+use crate::app::App;
+use crate::auth::Role;
+use crate::rest::ReportKind;
+use crate::store::{AgentRecord, ScanCursor, ScanFilter, ScanRecord, ScanStatus};
+
+/// Rows per page.
+const PER_PAGE: usize = 50;
+/// Most scans examined for one page when a filter the store does not index is set.
+const EXAMINE: usize = 5000;
+/// Scans read from the store at a time.
+const BATCH: usize = 500;
+
+/// The list's query, exactly as the filter form sends it (empty fields are unset).
+#[derive(Debug, Default, Deserialize, Clone)]
+pub struct ListQuery {
+    status: Option<String>,
+    blocked: Option<String>,
+    project: Option<String>,
+    provider: Option<String>,
+    min_score: Option<String>,
+    max_score: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    q: Option<String>,
+    /// Cursor: scans older than this scan ID.
+    before: Option<String>,
+}
+
+fn set(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// The filters, checked.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Filters {
+    status: Option<ScanStatus>,
+    blocked: bool,
+    project: Option<String>,
+    provider: Option<String>,
+    min: Option<f64>,
+    max: Option<f64>,
+    /// Creation time range, `[from, to)` in ms.
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+    q: Option<String>,
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `YYYY-MM-DD` as the ms of its first instant (UTC).
+fn parse_date(field: &str, s: &str) -> Result<i64, String> {
+    let bad = || {
+        format!(
+            "{field} `{}` is not a date (YYYY-MM-DD)",
+            crate::limits::echo(s)
+        )
+    };
+    let p: Vec<&str> = s.split('-').collect();
+    let [y, m, d] = p.as_slice() else {
+        return Err(bad());
+    };
+    let (y, m, d): (i64, i64, i64) = (
+        y.parse().map_err(|_| bad())?,
+        m.parse().map_err(|_| bad())?,
+        d.parse().map_err(|_| bad())?,
+    );
+    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return Err(bad());
+    }
+    Ok(days_from_civil(y, m, d) * 86_400_000)
+}
+
+fn parse_score(field: &str, s: &str) -> Result<f64, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|v| (0.0..=100.0).contains(v))
+        .ok_or_else(|| {
+            format!(
+                "{field} `{}` must be a number from 0 to 100",
+                crate::limits::echo(s)
+            )
+        })
+}
+
+impl Filters {
+    pub fn parse(q: &ListQuery) -> Result<Filters, String> {
+        let status = match set(&q.status) {
+            None => None,
+            Some(s) => Some(match s {
+                "pending" => ScanStatus::Pending,
+                "running" => ScanStatus::Running,
+                "completed" => ScanStatus::Completed,
+                "failed" => ScanStatus::Failed,
+                "cancelled" => ScanStatus::Cancelled,
+                other => {
+                    return Err(format!(
+                        "status `{}` is not pending, running, completed, failed or cancelled",
+                        crate::limits::echo(other)
+                    ))
+                }
+            }),
+        };
+        let text = |field: &str, v: &Option<String>| -> Result<Option<String>, String> {
+            match set(v) {
+                Some(s) if s.len() > 256 => Err(format!("{field} is longer than 256 characters")),
+                other => Ok(other.map(String::from)),
+            }
+        };
+        let f = Filters {
+            status,
+            blocked: matches!(set(&q.blocked), Some("1" | "true" | "on")),
+            project: text("project", &q.project)?,
+            provider: text("provider", &q.provider)?,
+            min: set(&q.min_score)
+                .map(|s| parse_score("min_score", s))
+                .transpose()?,
+            max: set(&q.max_score)
+                .map(|s| parse_score("max_score", s))
+                .transpose()?,
+            from_ms: set(&q.from).map(|s| parse_date("from", s)).transpose()?,
+            to_ms: set(&q.to)
+                .map(|s| parse_date("to", s).map(|ms| ms + 86_400_000))
+                .transpose()?,
+            q: text("q", &q.q)?.map(|s| s.to_lowercase()),
+        };
+        if let (Some(a), Some(b)) = (f.min, f.max) {
+            if a > b {
+                return Err(format!("min_score {a} is above max_score {b}"));
+            }
+        }
+        if let (Some(a), Some(b)) = (f.from_ms, f.to_ms) {
+            if a >= b {
+                return Err("from is after to".into());
+            }
+        }
+        Ok(f)
+    }
+
+    /// Whether a filter the store does not index is set.
+    fn needs_examining(&self) -> bool {
+        self.provider.is_some() || self.min.is_some() || self.max.is_some() || self.q.is_some()
+    }
+
+    fn store_filter(&self) -> ScanFilter {
+        ScanFilter {
+            status: self.status,
+            project: self.project.clone(),
+            agent_id: None,
+            blocked: self.blocked,
+        }
+    }
+
+    /// The key range of the dates, with the page's cursor.
+    fn cursor(&self, before: Option<&str>) -> ScanCursor {
+        let to = self.to_ms.map(|ms| format!("sc-{ms:013}"));
+        let before = match (before.map(String::from), to) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        ScanCursor {
+            before,
+            after: self.from_ms.map(|ms| format!("sc-{ms:013}")),
+        }
+    }
+
+    fn matches(&self, s: &ScanRecord, a: Option<&AgentRecord>) -> bool {
+        let score_ok = |bound: Option<f64>, ok: fn(f64, f64) -> bool| {
+            bound.is_none_or(|b| s.score.is_some_and(|v| ok(v, b)))
+        };
+        self.provider
+            .as_ref()
+            .is_none_or(|p| a.is_some_and(|a| a.provider.eq_ignore_ascii_case(p)))
+            && score_ok(self.min, |v, b| v >= b)
+            && score_ok(self.max, |v, b| v <= b)
+            && self.q.as_ref().is_none_or(|q| {
+                a.is_some_and(|a| {
+                    a.hostname.to_lowercase().contains(q)
+                        || a.ip_addresses.iter().any(|ip| ip.contains(q.as_str()))
+                }) || s.agent_id.to_lowercase().contains(q)
+            })
+    }
+}
+
+/// The agents of the scans shown, each read once per request.
+#[derive(Default)]
+struct Agents(HashMap<String, Option<AgentRecord>>);
+
+impl Agents {
+    fn of(&mut self, app: &App, id: &str) -> Option<AgentRecord> {
+        self.0
+            .entry(id.to_string())
+            .or_insert_with(|| app.agent(id).ok())
+            .clone()
+    }
+}
+
+/// How a walk over the list ended.
+struct Walked {
+    /// Where the next page starts, if more scans may match.
+    next: Option<String>,
+    /// The walk stopped at [`EXAMINE`] scans before filling the page.
+    cut_short: bool,
+}
+
+/// Visits matching scans newest first from `before`, until `want` matched or `budget`
+/// scans were examined.
+fn walk(
+    app: &App,
+    f: &Filters,
+    before: Option<&str>,
+    want: usize,
+    budget: usize,
+    visit: &mut dyn FnMut(&ScanRecord, Option<&AgentRecord>),
+) -> crate::app::Result<Walked> {
+    let filter = f.store_filter();
+    let mut cursor = f.cursor(before);
+    let mut agents = Agents::default();
+    let (mut matched, mut examined) = (0usize, 0usize);
+    loop {
+        let page = app.list_scans(&filter, &cursor, 0, BATCH)?;
+        for s in &page.scans {
+            examined += 1;
+            let a = agents.of(app, &s.agent_id);
+            if f.matches(s, a.as_ref()) {
+                visit(s, a.as_ref());
+                matched += 1;
+                if matched == want {
+                    return Ok(Walked {
+                        next: Some(s.id.clone()),
+                        cut_short: false,
+                    });
+                }
+            }
+            if examined >= budget {
+                return Ok(Walked {
+                    next: Some(s.id.clone()),
+                    cut_short: true,
+                });
+            }
+        }
+        match page.next {
+            Some(n) => cursor.before = Some(n),
+            None => {
+                return Ok(Walked {
+                    next: None,
+                    cut_short: false,
+                })
+            }
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "scans.html")]
+struct ListPage {
+    c: Chrome,
+    q: ListQuery,
+    error: Option<String>,
+    rows: Vec<ScanRow>,
+    table_id: &'static str,
+    caption: String,
+    is_admin: bool,
+    statuses: [&'static str; 5],
+    /// The query without the cursor, for the CSV, the first page and the next.
+    query: String,
+    next: Option<String>,
+    cut_short: bool,
+    paged: bool,
+}
+
+impl ListPage {
+    fn value<'a>(&self, v: &'a Option<String>) -> &'a str {
+        v.as_deref().unwrap_or("")
+    }
+}
+
+/// The query string of the filters (without the cursor), as the form would send it.
+fn query_string(q: &ListQuery) -> String {
+    let mut parts = Vec::new();
+    for (k, v) in [
+        ("status", &q.status),
+        ("blocked", &q.blocked),
+        ("project", &q.project),
+        ("provider", &q.provider),
+        ("min_score", &q.min_score),
+        ("max_score", &q.max_score),
+        ("from", &q.from),
+        ("to", &q.to),
+        ("q", &q.q),
+    ] {
+        if let Some(v) = set(v) {
+            parts.push(format!("{k}={}", view::url_encode(v)));
+        }
+    }
+    parts.join("&")
+}
+
+pub async fn list(State(app): State<Arc<App>>, ui: Ui, uri: axum::http::Uri) -> Page {
+    let u = ui.require(Role::Provisioner, "Scan Results")?;
+    let q: ListQuery = Query::try_from_uri(&uri)
+        .map(|Query(q)| q)
+        .map_err(|e| Failure::new(StatusCode::BAD_REQUEST, e.body_text()).with_user(u))?;
+    let mut page = ListPage {
+        c: Chrome::new("Scan Results", Some(u), "scans"),
+        query: query_string(&q),
+        q: q.clone(),
+        error: None,
+        rows: Vec::new(),
+        table_id: "scans",
+        caption: String::new(),
+        is_admin: u.role >= Role::Admin,
+        statuses: ["pending", "running", "completed", "failed", "cancelled"],
+        next: None,
+        cut_short: false,
+        paged: set(&q.before).is_some(),
+    };
+    let f = match Filters::parse(&q) {
+        Ok(f) => f,
+        Err(e) => {
+            page.error = Some(format!("Not applied: {e}."));
+            return Ok((StatusCode::BAD_REQUEST, view::html(&page)).into_response());
+        }
+    };
+    let before = set(&q.before);
+    let fail = |e: crate::app::AppError| Failure::from(e).with_user(u);
+    if f.needs_examining() {
+        let mut rows = Vec::new();
+        let w = walk(&app, &f, before, PER_PAGE, EXAMINE, &mut |s, a| {
+            rows.push(ScanRow::new(s, a))
+        })
+        .map_err(fail)?;
+        page.caption = format!("{} matching scans on this page, newest first", rows.len());
+        page.rows = rows;
+        page.next = w.next;
+        page.cut_short = w.cut_short;
+    } else {
+        let list = app
+            .list_scans(&f.store_filter(), &f.cursor(before), 0, PER_PAGE)
+            .map_err(fail)?;
+        let mut agents = Agents::default();
+        page.rows = list
+            .scans
+            .iter()
+            .map(|s| ScanRow::new(s, agents.of(&app, &s.agent_id).as_ref()))
+            .collect();
+        page.caption = if f.from_ms.is_some() || f.to_ms.is_some() {
+            format!("{} scans on this page, newest first", page.rows.len())
+        } else {
+            format!(
+                "{} matching scans in all; {} on this page, newest first",
+                list.total,
+                page.rows.len()
+            )
+        };
+        page.next = list.next;
+    }
+    Ok(view::html(&page))
+}
+
+/// A CSV cell: quoted when it must be (RFC 4180), and a leading `=`, `+`, `-`, `@`,
+/// tab or carriage return neutralised with `'` so that no spreadsheet runs it.
+pub fn csv_cell(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+pub const CSV_HEADER: &str = "scan_id,agent_id,host,provider,project,status,score,blocked,released_by,critical_failed,high_failed,created_at,finished_at\r\n";
+
+fn csv_row(s: &ScanRecord, a: Option<&AgentRecord>) -> String {
+    let cells = [
+        s.id.clone(),
+        s.agent_id.clone(),
+        view::host_of(s, a),
+        a.map(|a| a.provider.clone()).unwrap_or_default(),
+        s.project.clone().unwrap_or_default(),
+        view::status_str(s.status).to_string(),
+        s.score.map(|v| format!("{v:.1}")).unwrap_or_default(),
+        s.is_blocking().to_string(),
+        s.released_by.clone().unwrap_or_default(),
+        s.failed_by_severity[0].to_string(),
+        s.failed_by_severity[1].to_string(),
+        rampart_report::rfc3339_ms(s.created_at_ms),
+        s.finished_at_ms
+            .map(rampart_report::rfc3339_ms)
+            .unwrap_or_default(),
+    ];
+    let mut line = cells
+        .iter()
+        .map(|c| csv_cell(c))
+        .collect::<Vec<_>>()
+        .join(",");
+    line.push_str("\r\n");
+    line
+}
+
+/// The filtered list, every page, as CSV; streamed as the store is read.
+pub async fn csv(State(app): State<Arc<App>>, ui: Ui, uri: axum::http::Uri) -> Page {
+    let u = ui.require(Role::Provisioner, "The CSV export")?;
+    let q: ListQuery = Query::try_from_uri(&uri)
+        .map(|Query(q)| q)
+        .map_err(|e| Failure::new(StatusCode::BAD_REQUEST, e.body_text()).with_user(u))?;
+    let f = Filters::parse(&q).map_err(|e| {
+        Failure::new(StatusCode::BAD_REQUEST, format!("Not exported: {e}.")).with_user(u)
+    })?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut buf = String::from(CSV_HEADER);
+        let mut failed = None;
+        let r = walk(&app, &f, None, usize::MAX, usize::MAX, &mut |s, a| {
+            if failed.is_some() {
+                return;
+            }
+            buf.push_str(&csv_row(s, a));
+            if buf.len() >= 64 * 1024 && tx.blocking_send(Ok(std::mem::take(&mut buf))).is_err() {
+                failed = Some(());
+            }
+        });
+        if let Err(e) = r {
+            tracing::error!(error = %e, "CSV export stopped");
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+            return;
+        }
+        if !buf.is_empty() {
+            let _ = tx.blocking_send(Ok(buf));
+        }
+    });
+    let body = axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"rampart-scans.csv\"",
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// One rule of a scan as the detail page shows it.
+pub struct RuleView {
+    id: String,
+    title: String,
+    section: String,
+    severity: String,
+    status: &'static str,
+    status_label: &'static str,
+    description: String,
+    remediation: String,
+    evidence: Vec<String>,
+}
+
+/// A rule whose status changed since the VM's scan before.
+pub struct Change {
+    id: String,
+    title: String,
+    before: String,
+    after: String,
+}
+
+#[derive(Template)]
+#[template(path = "scan.html")]
+struct DetailPage {
+    c: Chrome,
+    row: ScanRow,
+    scan: ScanRecord,
+    agent: Option<AgentRecord>,
+    benchmark: String,
+    rules: Vec<RuleView>,
+    shown_total: usize,
+    results_expired: bool,
+    is_admin: bool,
+    flash: Option<String>,
+    rq: RuleQuery,
+    changes: Option<Vec<Change>>,
+    previous: Option<String>,
+    statuses: [&'static str; 6],
+    severities: [&'static str; 4],
+}
+
+impl DetailPage {
+    fn finished(&self) -> String {
+        self.scan.finished_at_ms.map(view::when).unwrap_or_default()
+    }
+    fn released_at(&self) -> String {
+        self.scan.released_at_ms.map(view::when).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RuleQuery {
+    status: Option<String>,
+    severity: Option<String>,
+    q: Option<String>,
+    released: Option<String>,
+}
+
+fn status_label(s: &str) -> &'static str {
+    match s {
+        "pass" => "Pass",
+        "fail" => "Fail",
+        "error" => "Error",
+        "not_applicable" => "Not applicable",
+        "not_checked" => "Not checked (manual)",
+        "exempted" => "Exempted",
+        _ => "Not in this profile",
+    }
+}
+
+fn status_rank(s: &str) -> u8 {
+    match s {
+        "fail" => 0,
+        "error" => 1,
+        "pass" => 2,
+        "not_checked" => 3,
+        "not_applicable" => 4,
+        "exempted" => 5,
+        _ => 6,
+    }
+}
+
+fn severity_rank(s: &str) -> u8 {
+    match s {
+        "critical" => 0,
+        "high" => 1,
+        "medium" => 2,
+        "low" => 3,
+        _ => 4,
+    }
+}
+
+pub async fn detail(
+    State(app): State<Arc<App>>,
+    ui: Ui,
+    Path(id): Path<String>,
+    Query(rq): Query<RuleQuery>,
+) -> Page {
+    let u = ui.require(Role::Provisioner, "Scan details")?;
+    let fail = |e: crate::app::AppError| Failure::from(e).with_user(u);
+    let (scan, results) = app.scan_with_results(&id).map_err(fail)?;
+    let agent = app.agent(&scan.agent_id).ok();
+    let cat = app.catalog_for_scan(&scan);
+    let now = crate::app::now_ms();
+    let doc = crate::report::doc(
+        &crate::report::ReportInput {
+            scan: &scan,
+            agent: agent.as_ref(),
+            catalog: cat.as_deref(),
+            results: &results,
+        },
+        now,
+    );
+    let want_status = set(&rq.status).map(str::to_string);
+    let want_sev = set(&rq.severity).map(str::to_string);
+    let search = set(&rq.q).map(str::to_lowercase);
+    let mut rules: Vec<RuleView> = doc
+        .rules
+        .iter()
+        .filter(|r| r.status.is_some())
+        .map(|r| {
+            let st = r.status.map(|s| s.as_str()).unwrap_or("");
+            RuleView {
+                id: r.id.clone(),
+                title: r.title.clone(),
+                section: r.section.clone(),
+                severity: r.severity.clone(),
+                status: st,
+                status_label: status_label(st),
+                description: r.description.clone(),
+                remediation: r.remediation.clone(),
+                evidence: r.evidence.clone(),
+            }
+        })
+        .collect();
+    let shown_total = rules.len();
+    rules.retain(|r| {
+        want_status.as_deref().is_none_or(|s| r.status == s)
+            && want_sev.as_deref().is_none_or(|s| r.severity == s)
+            && search.as_deref().is_none_or(|q| {
+                r.id.to_lowercase().contains(q) || r.title.to_lowercase().contains(q)
+            })
+    });
+    rules.sort_by(|a, b| {
+        status_rank(a.status)
+            .cmp(&status_rank(b.status))
+            .then(severity_rank(&a.severity).cmp(&severity_rank(&b.severity)))
+            .then_with(|| rampart_report::cmp_rule_ids(&a.id, &b.id))
+    });
+    // What changed since this VM's scan before (when both still have results).
+    let prev = app
+        .list_scans(
+            &ScanFilter {
+                agent_id: Some(scan.agent_id.clone()),
+                ..Default::default()
+            },
+            &ScanCursor {
+                before: Some(scan.id.clone()),
+                after: None,
+            },
+            0,
+            1,
+        )
+        .map_err(fail)?
+        .scans
+        .into_iter()
+        .next();
+    let mut previous = None;
+    let changes = match prev {
+        Some(p) if !results.is_empty() && !app.results_expired(&p) => {
+            previous = Some(p.id.clone());
+            let (_, before) = app.scan_with_results(&p.id).map_err(fail)?;
+            let old: HashMap<&str, &str> = before
+                .iter()
+                .map(|r| (r.rule_id.as_str(), r.status.as_str()))
+                .collect();
+            let titles: HashMap<&str, &str> = doc
+                .rules
+                .iter()
+                .map(|r| (r.id.as_str(), r.title.as_str()))
+                .collect();
+            let mut ch: Vec<Change> = results
+                .iter()
+                .filter(|r| old.get(r.rule_id.as_str()) != Some(&r.status.as_str()))
+                .map(|r| Change {
+                    id: r.rule_id.clone(),
+                    title: titles
+                        .get(r.rule_id.as_str())
+                        .copied()
+                        .unwrap_or("")
+                        .to_string(),
+                    before: old
+                        .get(r.rule_id.as_str())
+                        .map_or("not scanned", |s| status_label(s))
+                        .to_string(),
+                    after: status_label(&r.status).to_string(),
+                })
+                .collect();
+            ch.sort_by(|a, b| rampart_report::cmp_rule_ids(&a.id, &b.id));
+            Some(ch)
+        }
+        _ => None,
+    };
+    let host = view::host_of(&scan, agent.as_ref());
+    let page = DetailPage {
+        c: Chrome::new(&format!("Scan of {host}"), Some(u), "scans"),
+        row: ScanRow::new(&scan, agent.as_ref()),
+        benchmark: if doc.benchmark.title.is_empty() {
+            "–".into()
+        } else {
+            format!("{} {}", doc.benchmark.title, doc.benchmark.version)
+        },
+        results_expired: app.results_expired(&scan),
+        is_admin: u.role >= Role::Admin,
+        flash: set(&rq.released).map(|_| "The handover was released.".to_string()),
+        scan,
+        agent,
+        rules,
+        shown_total,
+        rq,
+        changes,
+        previous,
+        statuses: [
+            "fail",
+            "error",
+            "pass",
+            "not_checked",
+            "not_applicable",
+            "exempted",
+        ],
+        severities: ["critical", "high", "medium", "low"],
+    };
+    Ok(view::html(&page))
+}
+
+#[derive(Template)]
+#[template(path = "progress.html")]
+struct Progress {
+    row: ScanRow,
+}
+
+/// The state of a scan, for the detail page to refresh while it runs.
+pub async fn progress(State(app): State<Arc<App>>, ui: Ui, Path(id): Path<String>) -> Page {
+    let u = ui.require(Role::Provisioner, "Scan details")?;
+    let s = app
+        .scan_with_results(&id)
+        .map_err(|e| Failure::from(e).with_user(u))?
+        .0;
+    let a = app.agent(&s.agent_id).ok();
+    Ok(view::html(&Progress {
+        row: ScanRow::new(&s, a.as_ref()),
+    }))
+}
+
+fn report(app: &App, ui: &Ui, id: &str, kind: ReportKind) -> Page {
+    let u = ui.require(Role::Provisioner, "Reports")?;
+    crate::rest::scan_report(app, id, kind).map_err(|e| Failure::from(e).with_user(u))
+}
+
+pub async fn report_html(State(app): State<Arc<App>>, ui: Ui, Path(id): Path<String>) -> Page {
+    report(&app, &ui, &id, ReportKind::Html)
+}
+pub async fn report_json(State(app): State<Arc<App>>, ui: Ui, Path(id): Path<String>) -> Page {
+    report(&app, &ui, &id, ReportKind::Json)
+}
+pub async fn report_arf(State(app): State<Arc<App>>, ui: Ui, Path(id): Path<String>) -> Page {
+    report(&app, &ui, &id, ReportKind::Arf)
+}
+
+#[derive(Template)]
+#[template(path = "release.html")]
+struct ReleasePage {
+    c: Chrome,
+    row: ScanRow,
+    reasons: Vec<String>,
+    csrf: String,
+}
+
+pub async fn release_form(State(app): State<Arc<App>>, ui: Ui, Path(id): Path<String>) -> Page {
+    let u = ui.require(Role::Admin, "Releasing a handover")?;
+    let (s, _) = app
+        .scan_with_results(&id)
+        .map_err(|e| Failure::from(e).with_user(u))?;
+    if !s.is_blocking() {
+        return Err(Failure::new(
+            StatusCode::CONFLICT,
+            "This scan does not block a handover: there is nothing to release.",
+        )
+        .with_user(u));
+    }
+    let a = app.agent(&s.agent_id).ok();
+    Ok(view::html(&ReleasePage {
+        c: Chrome::new("Release a handover", Some(u), "scans"),
+        row: ScanRow::new(&s, a.as_ref()),
+        reasons: s.block_reasons.clone(),
+        csrf: u.session.csrf.clone(),
+    }))
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: Option<String>,
+}
+
+pub async fn release(
+    State(app): State<Arc<App>>,
+    ui: Ui,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Page {
+    let f: CsrfForm = parse_form(&body).map_err(|e| e.with_user(&ui.0))?;
+    check_form(&headers, tls(&app), f.csrf.as_deref(), &ui.0.session.csrf)
+        .map_err(|why| Failure::forbidden(&ui.0, why))?;
+    let u = ui.require(Role::Admin, "Releasing a handover")?;
+    app.release(&id, &u.name)
+        .map_err(|e| Failure::from(e).with_user(u))?;
+    Ok(Redirect::to(&format!("/ui/scans/{}?released=1", view::url_encode(&id))).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_cells_are_quoted_and_neutralised() {
+        assert_eq!(csv_cell("web-1"), "web-1");
+        assert_eq!(csv_cell("a,b"), "\"a,b\"");
+        assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_cell("=cmd|' /C calc'!A0"), "'=cmd|' /C calc'!A0");
+        assert_eq!(csv_cell("+1"), "'+1");
+        assert_eq!(csv_cell("-1"), "'-1");
+        assert_eq!(csv_cell("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv_cell("line\nbreak"), "\"line\nbreak\"");
+        assert_eq!(csv_cell("\r=x"), "\"'\r=x\"");
+    }
+
+    #[test]
+    fn filters_are_checked_and_name_the_field() {
+        let q = |f: fn(&mut ListQuery)| {
+            let mut q = ListQuery::default();
+            f(&mut q);
+            Filters::parse(&q)
+        };
+        assert_eq!(q(|_| {}).unwrap(), Filters::default());
+        assert!(q(|q| q.status = Some("done".into()))
+            .unwrap_err()
+            .contains("status `done`"));
+        assert!(q(|q| q.min_score = Some("101".into()))
+            .unwrap_err()
+            .contains("min_score"));
+        assert!(q(|q| q.max_score = Some("x".into()))
+            .unwrap_err()
+            .contains("max_score"));
+        assert!(q(|q| q.from = Some("2026-13-01".into()))
+            .unwrap_err()
+            .contains("from"));
+        assert!(q(|q| {
+            q.min_score = Some("80".into());
+            q.max_score = Some("20".into())
+        })
+        .unwrap_err()
+        .contains("above"));
+        let f = q(|q| {
+            q.from = Some("2026-12-05".into());
+            q.to = Some("2026-12-05".into());
+            q.blocked = Some("1".into());
+            q.status = Some(" ".into());
+        })
+        .unwrap();
+        assert!(f.blocked && f.status.is_none());
+        // 2026-12-05T00:00:00Z = 1796428800000 ms; `to` includes the whole day.
+        assert_eq!(f.from_ms, Some(1_796_428_800_000));
+        assert_eq!(f.to_ms, Some(1_796_428_800_000 + 86_400_000));
+        let c = f.cursor(Some("sc-9999999999999-x"));
+        assert_eq!(c.before.as_deref(), Some("sc-1796515200000"));
+        assert_eq!(c.after.as_deref(), Some("sc-1796428800000"));
+    }
+
+    #[test]
+    fn dates_are_days_since_the_epoch() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        assert_eq!(days_from_civil(2026, 12, 5), 20_792);
+    }
+}
