@@ -116,7 +116,8 @@ class Run:
         self.failed = []
         self.last_page = None
         # Browser-side problems: console errors, CSP violations, page errors, dialogs,
-        # requests leaving the collector's origin.
+        # requests leaving the collector's origin. Each as (what, where): a check fails
+        # on a `what` not seen before; the last check lists them all.
         self.problems = []
         # URLs whose 4xx answer is the point of a check: Chromium logs "Failed to load
         # resource" for a document with an error status, which is expected there.
@@ -148,12 +149,12 @@ class Run:
         page.on("console", lambda msg: self.on_console(page, msg, label))
         page.on(
             "pageerror",
-            lambda err: self.problems.append(f"page error on {page.url} ({label}): {err}"),
+            lambda err: self.problems.append((f"page error: {err}", f"{page.url} ({label})")),
         )
 
         def on_dialog(dialog):
             self.problems.append(
-                f"a {dialog.type} dialog fired on {page.url} ({label}): {dialog.message!r}"
+                (f"a {dialog.type} dialog fired: {dialog.message!r}", f"{page.url} ({label})")
             )
             dialog.dismiss()
 
@@ -168,7 +169,7 @@ class Run:
             and where in self.expected_error_urls
         ):
             return
-        self.problems.append(f"console {msg.type} on {page.url} ({label}): {msg.text} [{where}]")
+        self.problems.append((f"console {msg.type}: {msg.text} [{where}]", f"{page.url} ({label})"))
 
     def on_request(self, req, label):
         url = req.url
@@ -176,7 +177,7 @@ class Run:
             return
         if any(url.startswith(o) for o in self.forge_origins) or url == "about:blank":
             return
-        self.problems.append(f"request to another origin ({label}): {req.method} {url}")
+        self.problems.append((f"a request to another origin: {req.method} {url}", label))
 
     # ---- checks
 
@@ -184,9 +185,17 @@ class Run:
         start = time.monotonic()
         try:
             fn(*args)
-            new = self.problems[self.reported:]
+            seen = {what for what, _ in self.problems[: self.reported]}
+            new = {}
+            for what, where in self.problems[self.reported :]:
+                if what not in seen:
+                    new.setdefault(what, where)
             self.reported = len(self.problems)
-            expect(not new, "the browser reported:\n     " + "\n     ".join(new))
+            expect(
+                not new,
+                "the browser reported:\n     "
+                + "\n     ".join(f"{what} (first on {where})" for what, where in new.items()),
+            )
         except Exception as e:  # noqa: BLE001 - every failure is reported, then the next check runs
             self.reported = len(self.problems)
             detail = str(e) if isinstance(e, CheckFailed) else traceback.format_exc()
@@ -200,12 +209,26 @@ class Run:
         print(f"ok   {name} ({time.monotonic() - start:.1f} s)", flush=True)
         return True
 
+    def no_problems(self):
+        counts = {}
+        for what, where in self.problems:
+            counts.setdefault(what, [0, where])[0] += 1
+        expect(
+            not counts,
+            f"the browser reported {len(counts)} kind(s) of problem:\n     "
+            + "\n     ".join(
+                f"{n}x {what} (first on {where})" for what, (n, where) in counts.items()
+            ),
+        )
+
     def save_page(self, name):
         page = self.last_page
         if page is None or page.is_closed():
             return []
         self.artifacts += 1
-        stem = os.path.join(OUT_DIR, f"{self.artifacts:02d}-" + re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-"))
+        stem = os.path.join(
+            OUT_DIR, f"{self.artifacts:02d}-" + re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+        )
         saved = []
         try:
             page.screenshot(path=stem + ".png", full_page=True)
@@ -254,7 +277,9 @@ class Run:
             button.click()
         resp = nav.value
         got = resp.status if resp else None
-        expect(got == status, f"submitting {form}: status {got}, expected {status} (now at {page.url})")
+        expect(
+            got == status, f"submitting {form}: status {got}, expected {status} (now at {page.url})"
+        )
         return resp
 
     def submit_any(self, page, form):
@@ -295,6 +320,11 @@ def api_ok(method, path, body=None):
     return v
 
 
+def api_scan(sid):
+    """The scan as `GET /api/v1/scans/{id}` shows it (without its results)."""
+    return api_ok("GET", f"/api/v1/scans/{sid}")["scan"]
+
+
 def api_scans(query):
     """Every scan the API lists for `query`, following `next`."""
     out = []
@@ -332,10 +362,15 @@ def query_of(page):
 
 def signed_in_chrome(page, role):
     name = ROLES[role][0]
-    expect(page.locator("nav[aria-label=Main]").count() == 1, f"{page.url}: no nav[aria-label=Main]")
+    expect(
+        page.locator("nav[aria-label=Main]").count() == 1, f"{page.url}: no nav[aria-label=Main]"
+    )
     expect(page.locator("#whoami").count() == 1, f"{page.url}: no #whoami")
     who = page.locator("#whoami").inner_text()
-    expect(name in who and role in who.lower(), f"{page.url}: #whoami says {who!r}, expected {name} and {role}")
+    expect(
+        name in who and role in who.lower(),
+        f"{page.url}: #whoami says {who!r}, expected {name} and {role}",
+    )
     expect(page.locator("form#signout").count() == 1, f"{page.url}: no form#signout")
     action = page.eval_on_selector("form#signout", "f => f.action")
     method = page.eval_on_selector("form#signout", "f => f.method")
@@ -348,7 +383,10 @@ def signed_in_chrome(page, role):
 def forbidden(page):
     h1 = page.locator("h1")
     expect(h1.count() >= 1, f"{page.url}: the 403 page has no h1")
-    expect(h1.first.inner_text().strip() == "Forbidden", f"{page.url}: h1 is {h1.first.inner_text()!r}, expected Forbidden")
+    expect(
+        h1.first.inner_text().strip() == "Forbidden",
+        f"{page.url}: h1 is {h1.first.inner_text()!r}, expected Forbidden",
+    )
 
 
 def on_login_page(page, next_path=None):
@@ -362,21 +400,28 @@ def on_login_page(page, next_path=None):
         expect(got == next_path, f"form#login's next is {got!r}, expected {next_path!r}")
 
 
-def sign_in(run, page, role, next_path=None, landing="/ui/"):
+def sign_in(run, page, role, landing="/ui/"):
     name, password = ROLES[role]
-    run.goto(page, "/ui/login" + ("?" + urlencode({"next": next_path}) if next_path else ""))
+    run.goto(page, "/ui/login")
     page.fill("form#login input[name=name]", name)
     page.fill("form#login input[name=password]", password)
     csrf = page.locator("form#login input[name=csrf]")
-    expect(csrf.count() == 1 and csrf.get_attribute("type") == "hidden", "form#login has no hidden csrf field")
+    expect(
+        csrf.count() == 1 and csrf.get_attribute("type") == "hidden",
+        "form#login has no hidden csrf field",
+    )
     run.submit(page, "form#login")
-    expect(path_of(page) == landing, f"{role} signed in and landed on {page.url}, expected {landing}")
+    expect(
+        path_of(page) == landing, f"{role} signed in and landed on {page.url}, expected {landing}"
+    )
     signed_in_chrome(page, role)
 
 
 def sign_out(run, page):
     run.submit(page, "form#signout")
-    expect(page.locator("#whoami").count() == 0, f"after signing out {page.url} still shows #whoami")
+    expect(
+        page.locator("#whoami").count() == 0, f"after signing out {page.url} still shows #whoami"
+    )
     run.goto(page, "/ui/scans")
     on_login_page(page)
 
@@ -407,13 +452,24 @@ def set_field(page, form, name, value):
         field.fill(value)
 
 
+def beyond_browser_checks(page, form, name):
+    """If the browser itself refuses the field's value (min/max/required), turns its
+    form validation off, as a request made without the page would be: the server must
+    refuse the value on its own."""
+    field = f"{form} [name={name}]"
+    if not page.eval_on_selector(field, "e => e.checkValidity()"):
+        page.eval_on_selector(form, "f => { f.noValidate = true; }")
+
+
 def field_value(page, form, name):
     field = page.locator(f"{form} [name={name}]").first
     return field.input_value() if field.count() else None
 
 
 def rows(page, table):
-    return page.eval_on_selector_all(f"table#{table} tr[data-scan-id]", "rs => rs.map(r => r.dataset.scanId)")
+    return page.eval_on_selector_all(
+        f"table#{table} tr[data-scan-id]", "rs => rs.map(r => r.dataset.scanId)"
+    )
 
 
 def all_rows(run, page):
@@ -438,8 +494,14 @@ def visible_text(page):
 
 def no_hostile_script(page):
     scripts = page.eval_on_selector_all("script", "ss => ss.map(s => s.textContent)")
-    expect(not any("alert(" in s for s in scripts), f"{page.url}: a script element holds the hostile text")
-    expect(page.locator("img[src*='evil'], [onerror], [onload]").count() == 0, f"{page.url}: injected markup")
+    expect(
+        not any("alert(" in s for s in scripts),
+        f"{page.url}: a script element holds the hostile text",
+    )
+    expect(
+        page.locator("img[src*='evil'], [onerror], [onload]").count() == 0,
+        f"{page.url}: injected markup",
+    )
 
 
 def fmt_score(v):
@@ -470,7 +532,10 @@ def unsigned(run):
     run.submit_any(page, "form#login")
     expect(page.locator("[role=alert]").count() >= 1, "a wrong password shows no [role=alert]")
     expect(page.locator("form#login").count() == 1, "a wrong password leaves the sign-in form")
-    expect(not any(c["name"] == SESSION_COOKIE for c in ctx.cookies(BASE)), "a wrong password set a session cookie")
+    expect(
+        not any(c["name"] == SESSION_COOKIE for c in ctx.cookies(BASE)),
+        "a wrong password set a session cookie",
+    )
     run.goto(page, "/ui/scans")
     on_login_page(page)
     ctx.close()
@@ -482,9 +547,14 @@ def no_scan_data(run, role):
     sign_in(run, page, role)
     html = page.content()
     expect(page.locator("[data-scan-id]").count() == 0, f"{role}'s /ui/ lists scans")
-    expect(page.locator("a.card[data-card]").count() == 0, f"{role}'s /ui/ shows the fleet's figures")
+    expect(
+        page.locator("a.card[data-card]").count() == 0, f"{role}'s /ui/ shows the fleet's figures"
+    )
     for secret in (SCAN_ID, AGENT_ID, HOSTILE_HOST, "alert(1)"):
-        expect(secret not in html and secret not in visible_text(page), f"{role}'s /ui/ shows {secret!r}")
+        expect(
+            secret not in html and secret not in visible_text(page),
+            f"{role}'s /ui/ shows {secret!r}",
+        )
     for path in (
         "/ui/scans",
         "/ui/scans?status=completed",
@@ -494,7 +564,9 @@ def no_scan_data(run, role):
     ):
         run.goto(page, path, 403)
         forbidden(page)
-        expect(HOSTILE_HOST not in visible_text(page), f"{role}: the 403 page of {path} shows the host")
+        expect(
+            HOSTILE_HOST not in visible_text(page), f"{role}: the 403 page of {path} shows the host"
+        )
     refused_downloads(ctx, role)
     refused_posts(run, ctx, page, role, release=True, settings=True)
     run.goto(page, "/ui/")
@@ -511,7 +583,10 @@ def refused_downloads(ctx, role):
     ):
         r = ctx.request.get(BASE + path, max_redirects=0)
         expect(r.status == 403, f"{role}: GET {path} answered {r.status}, expected 403")
-        expect(HOSTILE_HOST not in r.text() and EVIDENCE_MARKUP not in r.text(), f"{role}: {path} leaks scan data")
+        expect(
+            HOSTILE_HOST not in r.text() and EVIDENCE_MARKUP not in r.text(),
+            f"{role}: {path} leaks scan data",
+        )
 
 
 def refused_posts(run, ctx, page, role, release, settings):
@@ -527,11 +602,13 @@ def refused_posts(run, ctx, page, role, release, settings):
             max_redirects=0,
         )
         expect(r.status == 403, f"{role}: POST release answered {r.status}, expected 403")
-        scan = api_ok("GET", f"/api/v1/scans/{SCAN_ID}")
+        scan = api_scan(SCAN_ID)
         expect(scan["released_by"] is None, f"{role} released the scan: {scan['released_by']}")
     if settings:
         form = {"csrf": csrf, "mode": "audit", "min_score": "12"}
-        r = ctx.request.post(BASE + "/ui/settings", form=form, headers={"Origin": BASE}, max_redirects=0)
+        r = ctx.request.post(
+            BASE + "/ui/settings", form=form, headers={"Origin": BASE}, max_redirects=0
+        )
         expect(r.status == 403, f"{role}: POST /ui/settings answered {r.status}, expected 403")
         after = api_ok("GET", "/api/v1/settings")
         expect(after == before, f"{role} changed the settings: {before} -> {after}")
@@ -541,7 +618,10 @@ def overview_with_data(run, page, role):
     run.goto(page, "/ui/")
     signed_in_chrome(page, role)
     for card in ("average-score", "total-scans", "blocked", "pass-rate"):
-        expect(page.locator(f"a.card[data-card={card}]").count() == 1, f"/ui/ as {role}: no a.card[data-card={card}]")
+        expect(
+            page.locator(f"a.card[data-card={card}]").count() == 1,
+            f"/ui/ as {role}: no a.card[data-card={card}]",
+        )
     recent = rows(page, "recent")
     expect(SCAN_ID in recent, f"/ui/ as {role}: table#recent rows {recent} lack {SCAN_ID}")
     o = api_ok("GET", "/api/v1/overview")
@@ -552,11 +632,19 @@ def overview_with_data(run, page, role):
     )
     avg = page.locator("a.card[data-card=average-score]").inner_text()
     if o["average_score"] is not None:
-        expect(f"{o['average_score']:.1f}" in avg, f"average-score card says {avg!r}, API {o['average_score']}")
+        expect(
+            f"{o['average_score']:.1f}" in avg,
+            f"average-score card says {avg!r}, API {o['average_score']}",
+        )
     blocked = page.locator("a.card[data-card=blocked]").inner_text()
-    expect(str(o["vms_blocked"]) in blocked, f"blocked card says {blocked!r}, API {o['vms_blocked']}")
+    expect(
+        str(o["vms_blocked"]) in blocked, f"blocked card says {blocked!r}, API {o['vms_blocked']}"
+    )
     row = page.locator(f"table#recent tr[data-scan-id='{SCAN_ID}']")
-    expect(HOSTILE_HOST in row.inner_text(), f"/ui/ as {role}: the recent row does not show the host name as text: {row.inner_text()!r}")
+    expect(
+        HOSTILE_HOST in row.inner_text(),
+        f"/ui/ as {role}: the recent row does not show the host name as text: {row.inner_text()!r}",
+    )
     no_hostile_script(page)
 
 
@@ -565,30 +653,53 @@ def scan_detail(run, page, role, blocked):
     run.goto(page, f"/ui/scans/{SCAN_ID}")
     signed_in_chrome(page, role)
     detail = api_ok("GET", f"/api/v1/scans/{SCAN_ID}")
+    scan = detail["scan"]
     h1 = page.locator("h1").first.inner_text()
-    expect(HOSTILE_HOST in h1, f"scan detail h1 is {h1!r}, expected the host name {HOSTILE_HOST!r} as text")
+    expect(
+        HOSTILE_HOST in h1,
+        f"scan detail h1 is {h1!r}, expected the host name {HOSTILE_HOST!r} as text",
+    )
     reasons = page.locator("#block-reasons")
     expect(reasons.count() == 1, "a blocked scan's detail has no #block-reasons")
-    for reason in detail["block_reasons"]:
-        expect(reason in reasons.inner_text(), f"#block-reasons lacks {reason!r}: {reasons.inner_text()!r}")
+    for reason in scan["block_reasons"]:
+        expect(
+            reason in reasons.inner_text(),
+            f"#block-reasons lacks {reason!r}: {reasons.inner_text()!r}",
+        )
     got = page.eval_on_selector_all(
         "table#rules tr[data-rule-id][data-status]",
         "rs => rs.map(r => [r.dataset.ruleId, r.dataset.status])",
     )
     want = sorted([r["id"], r["status"]] for r in detail["results"])
     expect(len(got) == len(want), f"table#rules has {len(got)} rules, the API {len(want)}")
-    expect(sorted(got) == want, "table#rules' rule IDs and statuses differ from the API's: "
-           + str([g for g in sorted(got) if g not in want][:5]))
+    expect(
+        sorted(got) == want,
+        "table#rules' rule IDs and statuses differ from the API's: "
+        + str([g for g in sorted(got) if g not in want][:5]),
+    )
     release = page.locator("a#release")
     if role == "admin" and blocked:
         expect(release.count() == 1, "an admin sees no a#release on a blocking scan")
     else:
         expect(release.count() == 0, f"{role} sees a#release (blocked={blocked})")
-    # The hostile evidence is shown as text, in its rule's row or near it.
-    text = visible_text(page)
-    expect(EVIDENCE_MARKUP in text, f"the evidence of {HOSTILE_RULE} ({HOSTILE_EVIDENCE!r}) is not shown as text")
+    # The hostile evidence is shown as text in its rule's row (opened as a user would
+    # if it is folded away): markup and quotes verbatim, the control character either
+    # kept or shown as an escape.
+    row = page.locator(f"table#rules tr[data-rule-id='{HOSTILE_RULE}']")
+    expect(row.count() == 1, f"table#rules has no row for {HOSTILE_RULE}")
+    summary = row.locator("details > summary")
+    if summary.count() and not row.locator("details").first.evaluate("d => d.open"):
+        summary.first.click()
+    text = row.inner_text()
+    expect(
+        EVIDENCE_MARKUP in text,
+        f"the evidence of {HOSTILE_RULE} ({HOSTILE_EVIDENCE!r}) is not shown as text: {text!r}",
+    )
     for part in re.split(r"[\x00-\x1f\x7f]", HOSTILE_EVIDENCE):
-        expect(part.strip() in text, f"the evidence of {HOSTILE_RULE} is not shown verbatim: {part.strip()!r} is missing")
+        expect(
+            part.strip() in text,
+            f"the evidence of {HOSTILE_RULE} is not shown verbatim: {part.strip()!r} is missing from {text!r}",
+        )
     no_hostile_script(page)
 
 
@@ -597,7 +708,10 @@ def downloads(run, ctx, page, role):
         path = f"/ui/scans/{SCAN_ID}/report.{fmt}"
         r = ctx.request.get(BASE + path, max_redirects=0)
         expect(r.status == 200, f"{role}: GET {path} answered {r.status}")
-        expect(kind in r.headers.get("content-type", ""), f"{path}: content type {r.headers.get('content-type')}")
+        expect(
+            kind in r.headers.get("content-type", ""),
+            f"{path}: content type {r.headers.get('content-type')}",
+        )
         if fmt == "json":
             expect(SCAN_ID in r.text(), f"{path} does not name the scan")
     run.goto(page, f"/ui/scans/{SCAN_ID}")
@@ -660,7 +774,10 @@ class Admin:
         run.goto(page, "/ui/scans")
         expect(SCAN_ID in rows(page, "scans"), "admin: table#scans lacks the scan")
         row = page.locator(f"table#scans tr[data-scan-id='{SCAN_ID}']")
-        expect(HOSTILE_HOST in row.inner_text(), f"table#scans row does not show the host as text: {row.inner_text()!r}")
+        expect(
+            HOSTILE_HOST in row.inner_text(),
+            f"table#scans row does not show the host as text: {row.inner_text()!r}",
+        )
         no_hostile_script(page)
         scan_detail(run, page, "admin", blocked=True)
         downloads(run, self.ctx, page, "admin")
@@ -674,14 +791,30 @@ class Admin:
         expect(page.locator(form).count() == 1, "no form#filters")
         method = page.eval_on_selector(form, "f => f.method")
         expect(method == "get", f"form#filters' method is {method}")
-        for name in ("status", "blocked", "project", "provider", "min_score", "max_score", "from", "to", "q"):
-            expect(page.locator(f"{form} [name={name}]").count() >= 1, f"form#filters has no field {name}")
+        for name in (
+            "status",
+            "blocked",
+            "project",
+            "provider",
+            "min_score",
+            "max_score",
+            "from",
+            "to",
+            "q",
+        ):
+            expect(
+                page.locator(f"{form} [name={name}]").count() >= 1,
+                f"form#filters has no field {name}",
+            )
         set_field(page, form, "status", "completed")
         set_field(page, form, "project", PROJECT)
         set_field(page, form, "min_score", "0")
         run.submit(page, form)
         q = query_of(page)
-        expect(q.get("status") == ["completed"] and q.get("project") == [PROJECT], f"the filters are not in the URL: {page.url}")
+        expect(
+            q.get("status") == ["completed"] and q.get("project") == [PROJECT],
+            f"the filters are not in the URL: {page.url}",
+        )
         want = sorted(s["id"] for s in api_scans({"status": "completed", "project": PROJECT}))
         got = sorted(all_rows(run, page))
         expect(want and got == want, f"filtered table#scans {got} differs from the API's {want}")
@@ -689,11 +822,19 @@ class Admin:
         first_page = rows(page, "scans")
 
         def still_filtered(how):
-            expect(page.url == filtered_url, f"after {how} the URL is {page.url}, expected {filtered_url}")
+            expect(
+                page.url == filtered_url,
+                f"after {how} the URL is {page.url}, expected {filtered_url}",
+            )
             for name, value in (("status", "completed"), ("project", PROJECT), ("min_score", "0")):
                 got = field_value(page, form, name)
-                expect(got == value, f"after {how} form#filters' {name} is {got!r}, expected {value!r}")
-            expect(rows(page, "scans") == first_page, f"after {how} the rows are {rows(page, 'scans')}, expected {first_page}")
+                expect(
+                    got == value, f"after {how} form#filters' {name} is {got!r}, expected {value!r}"
+                )
+            expect(
+                rows(page, "scans") == first_page,
+                f"after {how} the rows are {rows(page, 'scans')}, expected {first_page}",
+            )
 
         page.reload()
         still_filtered("a reload")
@@ -704,14 +845,27 @@ class Admin:
         # A filter nothing matches: an empty table, still with the filter in the URL.
         set_field(page, form, "q", "no-such-host-anywhere")
         run.submit(page, form)
-        expect(query_of(page).get("q") == ["no-such-host-anywhere"], f"q is not in the URL: {page.url}")
-        expect(rows(page, "scans") == [], f"q=no-such-host-anywhere still lists {rows(page, 'scans')}")
+        expect(
+            query_of(page).get("q") == ["no-such-host-anywhere"], f"q is not in the URL: {page.url}"
+        )
+        expect(
+            rows(page, "scans") == [], f"q=no-such-host-anywhere still lists {rows(page, 'scans')}"
+        )
         # The host name filter finds the hostile host.
         set_field(page, form, "q", HOSTILE_HOST)
         run.submit(page, form)
-        expect(query_of(page).get("q") == [HOSTILE_HOST], f"the host name in q does not survive the URL: {page.url}")
-        expect(rows(page, "scans") == first_page, f"q=<the host name> lists {rows(page, 'scans')}, expected {first_page}")
-        expect(field_value(page, form, "q") == HOSTILE_HOST, "form#filters does not show the host name it searched for")
+        expect(
+            query_of(page).get("q") == [HOSTILE_HOST],
+            f"the host name in q does not survive the URL: {page.url}",
+        )
+        expect(
+            rows(page, "scans") == first_page,
+            f"q=<the host name> lists {rows(page, 'scans')}, expected {first_page}",
+        )
+        expect(
+            field_value(page, form, "q") == HOSTILE_HOST,
+            "form#filters does not show the host name it searched for",
+        )
         no_hostile_script(page)
 
     def csv_matches_api(self):
@@ -723,14 +877,24 @@ class Admin:
         csv_url = urlsplit(href)
         expect(csv_url.path.endswith("/ui/scans.csv"), f"a#csv points at {href}")
         cq = parse_qs(csv_url.query)
-        expect(cq.get("status") == ["completed"] and cq.get("project") == [PROJECT], f"a#csv does not carry the filters: {href}")
+        expect(
+            cq.get("status") == ["completed"] and cq.get("project") == [PROJECT],
+            f"a#csv does not carry the filters: {href}",
+        )
         for label, url, query in (
-            ("filtered", BASE + "/ui/scans.csv?" + csv_url.query, {"status": "completed", "project": PROJECT}),
+            (
+                "filtered",
+                BASE + "/ui/scans.csv?" + csv_url.query,
+                {"status": "completed", "project": PROJECT},
+            ),
             ("unfiltered", BASE + "/ui/scans.csv", {}),
         ):
             r = self.ctx.request.get(url, max_redirects=0)
             expect(r.status == 200, f"GET {url}: {r.status}")
-            expect("text/csv" in r.headers.get("content-type", ""), f"{url}: content type {r.headers.get('content-type')}")
+            expect(
+                "text/csv" in r.headers.get("content-type", ""),
+                f"{url}: content type {r.headers.get('content-type')}",
+            )
             text = r.text()
             saved = run.save_text(f"scans-{label}.csv", text)
             table = list(csv.reader(io.StringIO(text, newline="")))
@@ -752,16 +916,24 @@ class Admin:
                     ("critical_failed", str(s["failed_by_severity"]["critical"])),
                     ("high_failed", str(s["failed_by_severity"]["high"])),
                 ):
-                    expect(row[col] == want, f"{label} CSV {sid} {col} is {row[col]!r}, the API says {want!r} ({saved})")
+                    expect(
+                        row[col] == want,
+                        f"{label} CSV {sid} {col} is {row[col]!r}, the API says {want!r} ({saved})",
+                    )
                 for col in ("created_at", "finished_at"):
                     v = row[col]
                     expect(
-                        v == "" and col == "finished_at" and s["finished_at_ms"] is None
+                        v == ""
+                        and col == "finished_at"
+                        and s["finished_at_ms"] is None
                         or re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|\+00:00)", v),
                         f"{label} CSV {sid} {col} is {v!r}, expected RFC 3339 UTC ({saved})",
                     )
                 # The host name starts with `=`: a spreadsheet must not see a formula.
-                expect(row["host"] == "'" + HOSTILE_HOST, f"{label} CSV host is {row['host']!r}, expected a leading ' ({saved})")
+                expect(
+                    row["host"] == "'" + HOSTILE_HOST,
+                    f"{label} CSV host is {row['host']!r}, expected a leading ' ({saved})",
+                )
             risky = [c for row in table[1:] for c in row if c and c[0] in "=+-@\t\r"]
             expect(not risky, f"{label} CSV has cells a spreadsheet would run: {risky} ({saved})")
 
@@ -779,16 +951,23 @@ class Admin:
                 run.expected_error_urls.add(url)
                 attacker = page.context.new_page()
                 run.last_page = attacker
-                with attacker.expect_response(lambda r, url=url: r.url == url and r.request.method == "POST") as info:
+                with attacker.expect_response(
+                    lambda r, url=url: r.url == url and r.request.method == "POST"
+                ) as info:
                     attacker.goto(f"{origin}/forge{target.replace('/', '-')}.html")
                 resp = info.value
-                expect(resp.status == 403, f"a form on {origin} posting to {target}: status {resp.status}, expected 403")
+                expect(
+                    resp.status == 403,
+                    f"a form on {origin} posting to {target}: status {resp.status}, expected 403",
+                )
                 attacker.wait_for_url(url)
                 attacker.wait_for_load_state()
                 forbidden(attacker)
                 attacker.close()
                 after = api_ok("GET", "/api/v1/settings")
-                expect(after == before, f"a form on {origin} changed the settings: {before} -> {after}")
+                expect(
+                    after == before, f"a form on {origin} changed the settings: {before} -> {after}"
+                )
                 run.goto(page, "/ui/settings")
                 signed_in_chrome(page, "admin")
         # The same session, from outside the browser's rules.
@@ -810,7 +989,11 @@ class Admin:
             ("the right csrf, Origin null", changed, {"Origin": "null"}),
             ("the right csrf, neither Origin nor Sec-Fetch-Site", changed, {}),
             ("the right csrf, Sec-Fetch-Site: same-site", changed, {"Sec-Fetch-Site": "same-site"}),
-            ("the right csrf, Sec-Fetch-Site: cross-site", changed, {"Sec-Fetch-Site": "cross-site"}),
+            (
+                "the right csrf, Sec-Fetch-Site: cross-site",
+                changed,
+                {"Sec-Fetch-Site": "cross-site"},
+            ),
             ("no csrf, the right Origin", without_csrf, {"Origin": BASE}),
             ("a wrong csrf, the right Origin", wrong_csrf, {"Origin": BASE}),
             ("another session's csrf, the right Origin", other_session, {"Origin": BASE}),
@@ -822,18 +1005,26 @@ class Admin:
                 headers={"Content-Type": "application/x-www-form-urlencoded", **headers},
                 max_redirects=0,
             )
-            expect(r.status == 403, f"POST /ui/settings with {label}: status {r.status}, expected 403")
+            expect(
+                r.status == 403, f"POST /ui/settings with {label}: status {r.status}, expected 403"
+            )
             after = api_ok("GET", "/api/v1/settings")
             expect(after == before, f"POST /ui/settings with {label} changed the settings")
         for label, form, headers in (
             ("the right csrf, a foreign Origin", {"csrf": csrf}, {"Origin": "http://evil.example"}),
             ("no csrf, the right Origin", {}, {"Origin": BASE}),
         ):
-            r = self.ctx.request.post(BASE + "/ui/logout", form=form, headers=headers, max_redirects=0)
-            expect(r.status == 403, f"POST /ui/logout with {label}: status {r.status}, expected 403")
-            r = self.ctx.request.post(BASE + f"/ui/scans/{SCAN_ID}/release", form=form, headers=headers, max_redirects=0)
+            r = self.ctx.request.post(
+                BASE + "/ui/logout", form=form, headers=headers, max_redirects=0
+            )
+            expect(
+                r.status == 403, f"POST /ui/logout with {label}: status {r.status}, expected 403"
+            )
+            r = self.ctx.request.post(
+                BASE + f"/ui/scans/{SCAN_ID}/release", form=form, headers=headers, max_redirects=0
+            )
             expect(r.status == 403, f"POST release with {label}: status {r.status}, expected 403")
-        scan = api_ok("GET", f"/api/v1/scans/{SCAN_ID}")
+        scan = api_scan(SCAN_ID)
         expect(scan["released_by"] is None, "a forged release went through")
         # The control: the same request, same-origin with the right csrf, is accepted
         # (with the values unchanged, so nothing changes).
@@ -843,8 +1034,13 @@ class Admin:
             headers={"Content-Type": "application/x-www-form-urlencoded", "Origin": BASE},
             max_redirects=0,
         )
-        expect(r.status < 400, f"the control POST /ui/settings (right csrf and Origin) answered {r.status}")
-        expect(api_ok("GET", "/api/v1/settings") == before, "re-saving the settings form changed them")
+        expect(
+            r.status < 400,
+            f"the control POST /ui/settings (right csrf and Origin) answered {r.status}",
+        )
+        expect(
+            api_ok("GET", "/api/v1/settings") == before, "re-saving the settings form changed them"
+        )
         run.goto(page, "/ui/settings")
         signed_in_chrome(page, "admin")
         other_page.close()
@@ -852,9 +1048,12 @@ class Admin:
 
     def release(self):
         run, page = self.run, self.page
-        detail = api_ok("GET", f"/api/v1/scans/{SCAN_ID}")
+        detail = api_scan(SCAN_ID)
         gate = api_ok("GET", f"/api/v1/handover/{AGENT_ID}")
-        expect(not gate["allowed"] and gate["state"] == "blocked", f"before the release the gate says {gate}")
+        expect(
+            not gate["allowed"] and gate["state"] == "blocked",
+            f"before the release the gate says {gate}",
+        )
         run.goto(page, f"/ui/scans/{SCAN_ID}")
         with page.expect_navigation():
             page.locator("a#release").click()
@@ -867,12 +1066,15 @@ class Admin:
             expect(reason in text, f"#release-confirm lacks the reason {reason!r}: {text!r}")
         no_hostile_script(page)
         # Looking at the confirmation changes nothing.
-        expect(api_ok("GET", f"/api/v1/scans/{SCAN_ID}")["released_by"] is None, "opening the release page released")
+        expect(api_scan(SCAN_ID)["released_by"] is None, "opening the release page released")
         run.submit(page, "form#release")
-        scan = api_ok("GET", f"/api/v1/scans/{SCAN_ID}")
+        scan = api_scan(SCAN_ID)
         expect(scan["released_by"] == ROLES["admin"][0], f"released_by is {scan['released_by']!r}")
         gate = api_ok("GET", f"/api/v1/handover/{AGENT_ID}")
-        expect(gate["allowed"] and gate["state"] == "released", f"after the release the gate says {gate}")
+        expect(
+            gate["allowed"] and gate["state"] == "released",
+            f"after the release the gate says {gate}",
+        )
         run.goto(page, f"/ui/scans/{SCAN_ID}")
         expect(page.locator("a#release").count() == 0, "a released scan still offers a#release")
 
@@ -883,29 +1085,50 @@ class Admin:
         form = "form#settings"
         action = page.eval_on_selector(form, "f => f.action")
         method = page.eval_on_selector(form, "f => f.method")
-        expect(action == BASE + "/ui/settings" and method == "post", f"form#settings: {method} {action}")
+        expect(
+            action == BASE + "/ui/settings" and method == "post",
+            f"form#settings: {method} {action}",
+        )
         for key in ("mode", "min_score", "profile"):
-            expect(page.locator(f"{form} [name={key}]").count() >= 1, f"form#settings has no field {key}")
+            expect(
+                page.locator(f"{form} [name={key}]").count() >= 1,
+                f"form#settings has no field {key}",
+            )
         got = field_value(page, form, "min_score")
-        expect(got is not None and float(got) == before["min_score"], f"form#settings shows min_score {got!r}, the API {before['min_score']}")
+        expect(
+            got is not None and float(got) == before["min_score"],
+            f"form#settings shows min_score {got!r}, the API {before['min_score']}",
+        )
         set_field(page, form, "min_score", "0")
         run.submit(page, form)
         expect(page.locator("[role=status]").count() >= 1, "a saved change shows no [role=status]")
         after = api_ok("GET", "/api/v1/settings")
-        expect(after["min_score"] == 0, f"the API says min_score {after['min_score']} after saving 0")
-        changed = {k: (before.get(k), after.get(k)) for k in set(before) | set(after) if k != "min_score" and before.get(k) != after.get(k)}
+        expect(
+            after["min_score"] == 0, f"the API says min_score {after['min_score']} after saving 0"
+        )
+        changed = {
+            k: (before.get(k), after.get(k))
+            for k in set(before) | set(after)
+            if k != "min_score" and before.get(k) != after.get(k)
+        }
         expect(not changed, f"saving min_score also changed {changed}")
         # A bad value: 422, an alert naming the field, nothing saved.
         run.goto(page, "/ui/settings")
         set_field(page, form, "min_score", "150")
+        beyond_browser_checks(page, form, "min_score")
         run.submit(page, form, 422)
         alert = page.locator("[role=alert]")
         expect(alert.count() >= 1, "a refused min_score shows no [role=alert]")
         words = " ".join(alert.all_inner_texts())
         # The field by its name or by its label.
-        label = page.eval_on_selector(f"{form} [name=min_score]", "e => e.labels && e.labels[0] ? e.labels[0].innerText : ''")
+        label = page.eval_on_selector(
+            f"{form} [name=min_score]", "e => e.labels && e.labels[0] ? e.labels[0].innerText : ''"
+        )
         names = ["min_score", "minimum score"] + ([label.strip().lower()] if label.strip() else [])
-        expect(any(n in words.lower() for n in names), f"the alert does not name the field ({names}): {words!r}")
+        expect(
+            any(n in words.lower() for n in names),
+            f"the alert does not name the field ({names}): {words!r}",
+        )
         expect(api_ok("GET", "/api/v1/settings")["min_score"] == 0, "a refused min_score was saved")
         # The next scan is judged by the new minimum: it no longer blocks.
         created = api_ok("POST", "/api/v1/scans", {"agent_id": AGENT_ID})
@@ -915,15 +1138,26 @@ class Admin:
         scan = created[0]
         while scan["status"] in ("pending", "running") and time.monotonic() < deadline:
             time.sleep(1)
-            scan = api_ok("GET", f"/api/v1/scans/{new_id}")
-        expect(scan["status"] == "completed", f"the manual scan ended {scan['status']}: {scan.get('failure_reason')}")
-        expect(not scan["blocked"] and not scan["block_reasons"], f"with min_score 0 the next scan still blocks: {scan['block_reasons']}")
-        first = api_ok("GET", f"/api/v1/scans/{SCAN_ID}")
+            scan = api_scan(new_id)
+        expect(
+            scan["status"] == "completed",
+            f"the manual scan ended {scan['status']}: {scan.get('failure_reason')}",
+        )
+        expect(
+            not scan["blocked"] and not scan["block_reasons"],
+            f"with min_score 0 the next scan still blocks: {scan['block_reasons']}",
+        )
+        first = api_scan(SCAN_ID)
         expect(first["blocked"], "the first scan was not blocked (nothing flipped)")
         run.goto(page, f"/ui/scans/{new_id}")
         expect(page.locator("a#release").count() == 0, "a passing scan offers a#release")
         blocks = page.locator("#block-reasons")
-        expect(blocks.count() == 0 or not blocks.inner_text().strip() or "score" not in blocks.inner_text(), f"#block-reasons of a passing scan: {blocks.inner_text() if blocks.count() else ''!r}")
+        expect(
+            blocks.count() == 0
+            or not blocks.inner_text().strip()
+            or "score" not in blocks.inner_text(),
+            f"#block-reasons of a passing scan: {blocks.inner_text() if blocks.count() else ''!r}",
+        )
         run.goto(page, "/ui/")
         expect(new_id in rows(page, "recent"), "the new scan is not on the Overview")
 
@@ -937,14 +1171,16 @@ class Admin:
         run.goto(page, "/ui/scans")
         on_login_page(page)
         replay = run.context()
-        replay.add_cookies([{
-            "name": SESSION_COOKIE,
-            "value": cookie["value"],
-            "url": BASE + "/",
-            "secure": True,
-            "httpOnly": True,
-            "sameSite": "Strict",
-        }])
+        # The cookie exactly as the browser kept it (Chromium refuses a `url` for a
+        # Secure cookie on http, so domain and path).
+        replay.add_cookies(
+            [
+                {
+                    k: cookie[k]
+                    for k in ("name", "value", "domain", "path", "secure", "httpOnly", "sameSite")
+                }
+            ]
+        )
         rpage = replay.new_page()
         run.goto(rpage, "/ui/scans")
         on_login_page(rpage)
@@ -967,8 +1203,12 @@ def javascript_off(run):
     page.fill("form#login input[name=name]", name)
     page.fill("form#login input[name=password]", password)
     run.submit(page, "form#login")
-    for path, sel in (("/ui/", "table#recent tr[data-scan-id]"), ("/ui/scans", "table#scans tr[data-scan-id]"),
-                      (f"/ui/scans/{SCAN_ID}", "table#rules tr[data-rule-id]"), ("/ui/settings", "form#settings")):
+    for path, sel in (
+        ("/ui/", "table#recent tr[data-scan-id]"),
+        ("/ui/scans", "table#scans tr[data-scan-id]"),
+        (f"/ui/scans/{SCAN_ID}", "table#rules tr[data-rule-id]"),
+        ("/ui/settings", "form#settings"),
+    ):
         run.goto(page, path)
         expect(page.locator(sel).count() >= 1, f"with JavaScript off, {path} has no {sel}")
     ctx.close()
@@ -987,9 +1227,15 @@ def axe_pass(run, scheme):
             "async (tags) => await axe.run(document, {runOnly: {type: 'tag', values: tags}})",
             AXE_TAGS,
         )
+        expect(result["passes"], f"axe-core checked nothing on {page.url}")
         for v in result["violations"]:
-            nodes = "; ".join(" ".join(n["target"]) if isinstance(n["target"], list) else str(n["target"]) for n in v["nodes"][:8])
-            found.append(f"[{scheme}] {label} ({page.url}): {v['id']} ({v['impact']}): {v['help']} — {nodes}")
+            nodes = "; ".join(
+                " ".join(n["target"]) if isinstance(n["target"], list) else str(n["target"])
+                for n in v["nodes"][:8]
+            )
+            found.append(
+                f"[{scheme}] {label} ({page.url}): {v['id']} ({v['impact']}): {v['help']} — {nodes}"
+            )
             run.save_page(f"axe-{scheme}-{label}-{v['id']}")
 
     run.goto(page, "/ui/login")
@@ -1018,6 +1264,7 @@ def axe_pass(run, scheme):
     run.submit(page, "form#settings")
     audit("settings saved")
     set_field(page, "form#settings", "min_score", "150")
+    beyond_browser_checks(page, "form#settings", "min_score")
     run.submit(page, "form#settings", 422)
     audit("settings refused")
     sign_out(run, page)
@@ -1051,14 +1298,16 @@ def forge_server():
         "forge-ui-logout.html": '<input name="csrf" value="forged">',
     }
     for name, inputs in pages.items():
-        target = "/" + name[len("forge-"):-len(".html")].replace("-", "/")
+        target = "/" + name[len("forge-") : -len(".html")].replace("-", "/")
         with open(os.path.join(root, name), "w") as f:
             f.write(
                 "<!DOCTYPE html><html lang=en><title>win a prize</title>"
                 f'<form method="post" action="{BASE}{target}">{inputs}</form>'
                 "<script>document.forms[0].submit()</script></html>"
             )
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Forge, directory=root))
+    srv = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Forge, directory=root)
+    )
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     port = srv.server_address[1]
 
@@ -1079,34 +1328,84 @@ def main():
         print(f"browser {browser.version}", flush=True)
         run = Run(browser)
         run.forge_origins.update({forge.same_site, forge.cross_site})
-        run.check("/ redirects to /ui/; signed out, /ui/scans asks to sign in; a wrong password is an alert", unsigned, run)
+        run.check(
+            "/ redirects to /ui/; signed out, /ui/scans asks to sign in; a wrong password is an alert",
+            unsigned,
+            run,
+        )
         for scheme in ("light", "dark"):
-            run.check(f"axe-core finds no WCAG 2.1 A/AA violation ({scheme})", axe_pass, run, scheme)
+            run.check(
+                f"axe-core finds no WCAG 2.1 A/AA violation ({scheme})", axe_pass, run, scheme
+            )
         for role in ("viewer", "user"):
-            run.check(f"{role}: a page without scan data; 403 on scans, detail, release, settings, downloads", no_scan_data, run, role)
-        run.check("provisioner: overview, scans, detail and downloads; 403 on settings and release", provisioner_sees_scans, run)
+            run.check(
+                f"{role}: a page without scan data; 403 on scans, detail, release, settings, downloads",
+                no_scan_data,
+                run,
+                role,
+            )
+        run.check(
+            "provisioner: overview, scans, detail and downloads; 403 on settings and release",
+            provisioner_sees_scans,
+            run,
+        )
         admin = Admin(run)
-        if run.check("admin: signing in from /ui/scans returns there; the session cookie's attributes", admin.sign_in_through_next):
-            run.check("admin: overview, scan results, detail (hostile text shown as text), downloads, settings", admin.views)
-            run.check("admin: filters in the URL survive a reload and the back button", admin.filters)
-            run.check("admin: the CSV of the filtered list has the API's scans", admin.csv_matches_api)
-            run.check("forged cross-origin and cross-site POSTs are refused (403) and change nothing", admin.forged_posts, forge)
-            run.check("admin: release through the confirmation page; the handover gate lets the VM proceed", admin.release)
-            run.check("admin: a setting saved in form#settings reaches the API and the next scan; 150 is a 422", admin.settings)
+        if run.check(
+            "admin: signing in from /ui/scans returns there; the session cookie's attributes",
+            admin.sign_in_through_next,
+        ):
+            run.check(
+                "admin: overview, scan results, detail (hostile text shown as text), downloads, settings",
+                admin.views,
+            )
+            run.check(
+                "admin: filters in the URL survive a reload and the back button", admin.filters
+            )
+            run.check(
+                "admin: the CSV of the filtered list has the API's scans", admin.csv_matches_api
+            )
+            run.check(
+                "forged cross-origin and cross-site POSTs are refused (403) and change nothing",
+                admin.forged_posts,
+                forge,
+            )
+            run.check(
+                "admin: release through the confirmation page; the handover gate lets the VM proceed",
+                admin.release,
+            )
+            run.check(
+                "admin: a setting saved in form#settings reaches the API and the next scan; 150 is a 422",
+                admin.settings,
+            )
             run.check("read views work with JavaScript off", javascript_off, run)
             if SCREENSHOT:
                 run.check("the Overview screenshot", overview_screenshot, run)
-            run.check("sign-out ends the session: the old cookie gets the sign-in page", admin.sign_out_ends_the_session)
-        # Each check above failed on what the browser reported during it; this one
-        # catches reports that arrived after the last check.
-        run.check("no console error, CSP violation, page error, dialog or foreign request", lambda: None)
+            run.check(
+                "sign-out ends the session: the old cookie gets the sign-in page",
+                admin.sign_out_ends_the_session,
+            )
+        # Each check above failed on what the browser first reported during it; this
+        # one lists everything it reported, with how often.
+        run.check(
+            "no console error, CSP violation, page error, dialog or foreign request",
+            run.no_problems,
+        )
         browser.close()
     srv.shutdown()
-    print(f"{len(run.passed)} passed, {len(run.failed)} failed in {time.monotonic() - started:.1f} s", flush=True)
+    print(
+        f"{len(run.passed)} passed, {len(run.failed)} failed in {time.monotonic() - started:.1f} s",
+        flush=True,
+    )
     if run.failed:
         print("failed:")
         for name, detail, saved in run.failed:
-            print(f"  - {name}: {detail.splitlines()[0] if detail else ''}")
+            lines = [l for l in detail.strip().splitlines() if l.strip()]
+            first = (
+                lines[-1]
+                if detail.startswith("Traceback")
+                else " / ".join(l.strip() for l in lines[:3])
+            )
+            print(f"  - {name}: {first}")
             for s in saved:
                 print(f"      {s}")
         sys.exit(1)
