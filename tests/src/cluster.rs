@@ -116,16 +116,34 @@ impl RawResponse {
 /// A GET (or other body-less request) returning the raw response, for non-JSON
 /// bodies such as reports.
 pub fn http_raw(method: &str, addr: &str, path: &str, token: Option<&str>) -> RawResponse {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth
+        .as_deref()
+        .map(|a| vec![("Authorization", a)])
+        .unwrap_or_default();
+    http_request(method, addr, path, &headers, b"")
+}
+
+/// Any request with its own headers and body, returning the raw response.
+pub fn http_request(
+    method: &str,
+    addr: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> RawResponse {
     let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
     );
-    if let Some(t) = token {
-        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
     s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
     let split = raw
@@ -410,6 +428,16 @@ impl Collector {
             "POST",
             "/api/v1/users",
             Some(serde_json::json!({"name": name, "role": role})),
+        );
+        v["token"].as_str().unwrap().to_string()
+    }
+
+    /// A user with a console password; their API token.
+    pub fn console_user(&self, name: &str, role: &str, password: &str) -> String {
+        let v = self.admin(
+            "POST",
+            "/api/v1/users",
+            Some(serde_json::json!({"name": name, "role": role, "password": password})),
         );
         v["token"].as_str().unwrap().to_string()
     }

@@ -6,6 +6,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 pub mod cluster;
+pub mod console_http;
 pub mod imds;
 pub mod scap;
 pub mod tls;
@@ -189,4 +190,43 @@ pub fn statuses(
             )
         })
         .collect()
+}
+
+/// A small Debian 12 tree with critical failures (a second UID 0 account and an
+/// account with an empty password) and the given /etc/motd, whose lines the motd rule
+/// quotes as evidence.
+pub fn failing_root(dir: &Path, motd: &str) {
+    let w = |p: &str, t: &str| {
+        let h = dir.join(p);
+        std::fs::create_dir_all(h.parent().unwrap()).unwrap();
+        std::fs::write(h, t).unwrap();
+    };
+    w(
+        "etc/os-release",
+        "ID=debian\nVERSION_ID=\"12\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n",
+    );
+    w("etc/hostname", "fixture\n");
+    w(
+        "etc/passwd",
+        "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n\
+         toor:x:0:0::/root:/bin/bash\nguest:x:1001:1001::/home/guest:/bin/bash\n",
+    );
+    w(
+        "etc/shadow",
+        "root:!:19500:0:99999:7:::\ndaemon:*:19500:0:99999:7:::\n\
+         toor:!:19500:0:99999:7:::\nguest::19500:0:99999:7:::\n",
+    );
+    w(
+        "etc/group",
+        "root:x:0:\ndaemon:x:1:\nshadow:x:42:\nguest:x:1001:\n",
+    );
+    w(
+        "var/lib/dpkg/status",
+        "Package: sudo\nStatus: install ok installed\nVersion: 1.9.13p3-1+deb12u1\n\n",
+    );
+    w(
+        "etc/login.defs",
+        "PASS_MAX_DAYS 99999\nPASS_WARN_AGE 7\nUMASK 022\n",
+    );
+    w("etc/motd", motd);
 }

@@ -79,7 +79,10 @@ fn revoked_users_are_refused_at_once_and_nobody_revokes_themselves() {
     };
     assert_eq!(pw(&bob, "bob's own long password").0, 403, "not by bob");
     let (code, v) = pw(&alice, "short");
-    assert!(code == 422 && v["error"].as_str().unwrap().contains("12 to 1024"), "{v}");
+    assert!(
+        code == 422 && v["error"].as_str().unwrap().contains("12 to 1024"),
+        "{v}"
+    );
     assert_eq!(pw(&alice, &"p".repeat(1025)).0, 422);
     assert_eq!(pw(&alice, "bob's long password").0, 204);
     let (_, users) = c.api("GET", "/api/v1/users", Some(&alice), None);

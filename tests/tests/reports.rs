@@ -15,42 +15,9 @@ use serde_json::{json, Value};
 /// Planted in /etc/motd: the motd rule quotes the file's lines as evidence.
 const HOSTILE: &str = "<script>alert('rampart')</script><img src=\"https://evil.example/x.png\">";
 
-/// A small Debian 12 tree with critical failures (a second UID 0 account and an
-/// account with an empty password), as in collector.rs, plus a hostile /etc/motd.
+/// The small Debian 12 tree with critical failures, with a hostile /etc/motd.
 fn fixture_root(dir: &Path) {
-    let w = |p: &str, t: &str| {
-        let h = dir.join(p);
-        fs::create_dir_all(h.parent().unwrap()).unwrap();
-        fs::write(h, t).unwrap();
-    };
-    w(
-        "etc/os-release",
-        "ID=debian\nVERSION_ID=\"12\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n",
-    );
-    w("etc/hostname", "fixture\n");
-    w(
-        "etc/passwd",
-        "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n\
-         toor:x:0:0::/root:/bin/bash\nguest:x:1001:1001::/home/guest:/bin/bash\n",
-    );
-    w(
-        "etc/shadow",
-        "root:!:19500:0:99999:7:::\ndaemon:*:19500:0:99999:7:::\n\
-         toor:!:19500:0:99999:7:::\nguest::19500:0:99999:7:::\n",
-    );
-    w(
-        "etc/group",
-        "root:x:0:\ndaemon:x:1:\nshadow:x:42:\nguest:x:1001:\n",
-    );
-    w(
-        "var/lib/dpkg/status",
-        "Package: sudo\nStatus: install ok installed\nVersion: 1.9.13p3-1+deb12u1\n\n",
-    );
-    w(
-        "etc/login.defs",
-        "PASS_MAX_DAYS 99999\nPASS_WARN_AGE 7\nUMASK 022\n",
-    );
-    w("etc/motd", &format!("Welcome {HOSTILE} to debian\n"));
+    rampart_tests::failing_root(dir, &format!("Welcome {HOSTILE} to debian\n"));
 }
 
 fn get(c: &Collector, path: &str, token: Option<&str>) -> RawResponse {
