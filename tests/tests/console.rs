@@ -109,16 +109,7 @@ fn the_console_in_a_real_browser() {
         s["block_on_high"] = json!(false);
     });
     for (role, name, password) in USERS {
-        let (code, v) = c.api(
-            "POST",
-            "/api/v1/users",
-            Some(&c.admin),
-            Some(json!({"name": name, "role": role, "password": password})),
-        );
-        assert!(
-            (200..300).contains(&code),
-            "POST /api/v1/users {name} ({role}) with a password: {code} {v}"
-        );
+        c.console_user(name, role, password);
     }
 
     let project = "web";
