@@ -40,6 +40,14 @@ fp=$(sed -n 's/^ca fingerprint: //p' "$demo/collector.out")
 api="http://$rest/api/v1"
 json() { sed -n "s/.*\"$1\": *\"\\{0,1\\}\\([^\",}]*\\).*/\\1/p"; }
 
+# A console admin with a random password, made once.
+if [ ! -f "$demo/console-password" ]; then
+  pw=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
+  curl -sf -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
+    -d "{\"name\":\"demo-admin\",\"role\":\"admin\",\"password\":\"$pw\"}" "$api/users" >/dev/null
+  (umask 077; echo "$pw" >"$demo/console-password")
+fi
+
 if [ ! -f "$demo/agent/state/agent.json" ]; then
   token=$(curl -sf -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
     -d '{"project":"demo","max_uses":1,"ttl_seconds":600}' "$api/enrollment-tokens" | json token)
@@ -64,6 +72,8 @@ scan_id=$(echo "$scan" | json id | head -1)
 cat <<EOF2
 
 Rampart demo is running (data in $demo).
+  web console         http://$rest/   sign in as demo-admin, password $(cat "$demo/console-password")
+                      (also in $demo/console-password)
   collector REST API  $api      (documented at $api/docs)
   agent gRPC port     https://$grpc   CA fingerprint $fp
   admin token         $admin   (also in $demo/admin-token)

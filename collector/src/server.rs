@@ -197,6 +197,9 @@ pub async fn run(
                     if let Err(e) = app.apply_retention(now.timestamp_millis()) {
                         tracing::error!(error = %e, "results retention failed");
                     }
+                    if let Err(e) = app.prune_sessions(now.timestamp_millis()) {
+                        tracing::error!(error = %e, "removing ended console sessions failed");
+                    }
                 }
                 if let Err(e) = app.expire_stalled() {
                     tracing::error!(error = %e, "expiring stalled scans failed");
