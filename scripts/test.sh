@@ -22,6 +22,11 @@ command -v socat >/dev/null || need_apt+=(socat)
 command -v mkfs.vfat >/dev/null || need_apt+=(dosfstools)
 command -v mcopy >/dev/null || need_apt+=(mtools)
 command -v mkfs.ext4 >/dev/null || need_apt+=(e2fsprogs)
+# The console's browser test (tests/tests/console.rs): Debian's Chromium, driven by
+# Playwright through its own executable path, with fonts so pages render as on a desktop.
+[ -x /usr/lib/chromium/chromium ] || need_apt+=(chromium)
+command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
+[ -f /usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf ] || need_apt+=(fonts-liberation)
 # qemu-system-x86 comes from bookworm-backports: these machines carry qemu-utils 10 from
 # there, which bookworm's qemu-system-x86 7.2 conflicts with.
 need_qemu=
@@ -55,6 +60,38 @@ if ! "$st_venv/bin/schemathesis" --version >/dev/null 2>&1; then
   "$st_venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$st_version"
 fi
 export RAMPART_SCHEMATHESIS=$st_venv/bin/schemathesis
+# Playwright for Python, pinned, in a cached venv, for the console's browser test. Its
+# own browser download (`playwright install`) is never used: the test launches Debian's
+# Chromium, /usr/lib/chromium/chromium (/usr/bin/chromium is a wrapper script).
+pw_version=1.65.3
+pw_venv=/var/cache/rampart-tests/venv-playwright-$pw_version
+if ! "$pw_venv/bin/python" -c 'import playwright.sync_api' >/dev/null 2>&1; then
+  rm -rf "$pw_venv"
+  mkdir -p "$(dirname "$pw_venv")"
+  /usr/bin/python3 -m venv "$pw_venv"
+  "$pw_venv/bin/pip" install --quiet --disable-pip-version-check "playwright==$pw_version"
+fi
+export RAMPART_PLAYWRIGHT_PYTHON=$pw_venv/bin/python
+# axe-core, pinned, fetched once from the npm registry; its axe.min.js must have the
+# SHA-256 pinned here.
+axe_version=4.14.1
+axe_sha256=29348999450cdf2849a8e70b7912fc2da85a849da39c0d0d5394f51d4a9ed95c
+axe_js=/var/cache/rampart-tests/axe-core-$axe_version/axe.min.js
+if ! echo "$axe_sha256  $axe_js" | sha256sum --check --status 2>/dev/null; then
+  axe_tmp=$(mktemp -d)
+  curl -fsSL --retry 3 -o "$axe_tmp/axe-core.tgz" \
+    "https://registry.npmjs.org/axe-core/-/axe-core-$axe_version.tgz"
+  tar -xzf "$axe_tmp/axe-core.tgz" -C "$axe_tmp" package/axe.min.js
+  if ! echo "$axe_sha256  $axe_tmp/package/axe.min.js" | sha256sum --check --status; then
+    echo "test.sh: axe-core $axe_version's axe.min.js does not have the pinned SHA-256" >&2
+    rm -rf "$axe_tmp"
+    exit 1
+  fi
+  mkdir -p "$(dirname "$axe_js")"
+  mv "$axe_tmp/package/axe.min.js" "$axe_js"
+  rm -rf "$axe_tmp"
+fi
+export RAMPART_AXE_JS=$axe_js
 # A bootable Debian 12 VM image with cloud-init for the VM test, built once and cached.
 vm_image=$(bash tests/fixtures/build-vm-image.sh)
 export RAMPART_VM_IMAGE=$vm_image
