@@ -161,12 +161,18 @@ pub async fn sign_out(
     body: axum::body::Bytes,
 ) -> Page {
     let f: SignOutForm = parse_form(&body)?;
-    // A form from elsewhere is refused as such, session or not.
-    check_origin(&headers, tls(&app)).map_err(|why| Failure::new(StatusCode::FORBIDDEN, why))?;
     let live = match cookie(&headers, SESSION_COOKIE) {
         Some(secret) => app.console_session(secret)?.map(|u| (secret, u)),
         None => None,
     };
+    // A form from elsewhere is refused as such, session or not.
+    if let Err(why) = check_origin(&headers, tls(&app)) {
+        let f = Failure::new(StatusCode::FORBIDDEN, why);
+        return Err(match &live {
+            Some((_, u)) => f.with_user(u),
+            None => f,
+        });
+    }
     let Some((secret, user)) = live else {
         return Ok(Redirect::to("/ui/login").into_response());
     };
