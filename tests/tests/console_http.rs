@@ -3,7 +3,7 @@
 //! forged and cross-site forms, roles on typed URLs, the API refusing the cookie,
 //! security headers, hostile text escaped, and the CSV equal to the API's list.
 
-use rampart_tests::cluster::{http_raw, http_request, Agent, Collector};
+use rampart_tests::cluster::{http_raw, http_request, wait_for, Agent, Collector};
 use rampart_tests::console_http::{set_cookie, Console, SESSION};
 use serde_json::json;
 
@@ -217,7 +217,8 @@ fn console_sessions_forms_and_roles_hold() {
     let fields = |token: &str| {
         vec![
             ("csrf", token.to_string()),
-            ("mode", "audit".to_string()),
+            ("scanning_enabled", "on".to_string()),
+            ("mode", "block".to_string()),
             ("profile", "level1-server".to_string()),
             ("min_score", "10".to_string()),
             ("schedule_cron", "0 3 * * *".to_string()),
@@ -265,17 +266,17 @@ fn console_sessions_forms_and_roles_hold() {
     // A bad value names the field; a good one is saved and audited.
     let f = fields(&csrf);
     let mut f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    f[3].1 = "150";
+    f[4].1 = "150";
     let r = ada.post("/ui/settings", &f, &same_origin());
     assert_eq!(r.status, 422);
     assert!(r.text().contains("150"), "{}", r.text());
-    f[3].1 = "10";
+    f[4].1 = "10";
     let r = ada.post("/ui/settings", &f, &same_origin());
     assert_eq!(r.status, 303, "{}", r.text());
     let now = c.admin("GET", "/api/v1/settings", None);
     assert_eq!(
         (now["min_score"].as_f64(), now["mode"].as_str()),
-        (Some(10.0), Some("audit"))
+        (Some(10.0), Some("block"))
     );
 
     // Release through the confirmation page; the gate opens.
@@ -293,6 +294,51 @@ fn console_sessions_forms_and_roles_hold() {
     let gate = c.admin("GET", &format!("/api/v1/handover/{agent_id}"), None);
     assert_eq!(gate["allowed"], json!(true), "{gate}");
 
+    // The VM's page: identity, the gate as the API has it, history; a provisioner
+    // scans again; a viewer sees none of it.
+    let vm = pat.get(&format!("/ui/vms/{agent_id}"));
+    assert_eq!(vm.status, 200, "{}", vm.text());
+    let vm = vm.text();
+    assert!(
+        vm.contains("id=\"vm-facts\"") && vm.contains("(released)"),
+        "{vm}"
+    );
+    assert!(
+        vm.contains("id=\"score-history\"") && vm.contains("<svg"),
+        "{vm}"
+    );
+    assert!(
+        !vm.contains("id=\"revoke\""),
+        "no revoke form for a provisioner"
+    );
+    assert_eq!(viewer.get(&format!("/ui/vms/{agent_id}")).status, 403);
+    let r = pat.post(
+        &format!("/ui/scans/{scan_id}/rescan"),
+        &[("csrf", &pat_csrf)],
+        &same_origin(),
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    let new_scan = r
+        .header("location")
+        .unwrap()
+        .trim_start_matches("/ui/scans/")
+        .to_string();
+    assert_ne!(new_scan, scan_id);
+    let second = wait_for("the second scan to complete", 60, || {
+        let s = c.admin("GET", &format!("/api/v1/scans/{new_scan}"), None)["scan"].take();
+        (s["status"] == json!("completed")).then_some(s)
+    });
+    assert_eq!(second["trigger"], json!("manual"), "{second}");
+    let r = pat.post(
+        &format!("/ui/scans/{new_scan}/rescan"),
+        &[("csrf", "forged")],
+        &same_origin(),
+    );
+    assert_eq!(r.status, 403);
+    // What changed since the scan before: the same root, so nothing.
+    let detail = pat.get(&format!("/ui/scans/{new_scan}")).text();
+    assert!(detail.contains("No rule changed status since"), "{detail}");
+
     // The CSV holds what the API lists, cell for cell where they overlap.
     let csv = ada.get("/ui/scans.csv").text();
     let api = c.admin("GET", "/api/v1/scans?per_page=500", None);
@@ -306,6 +352,32 @@ fn console_sessions_forms_and_roles_hold() {
     assert!(lines.next().unwrap().starts_with("scan_id,agent_id,host,"));
     let csv_ids: Vec<&str> = lines.map(|l| l.split(',').next().unwrap()).collect();
     assert_eq!(csv_ids, api_ids);
+
+    // Revoking the VM's agent needs the admin and the confirmation box.
+    let r = ada.post(
+        &format!("/ui/vms/{agent_id}/revoke"),
+        &[("csrf", &csrf)],
+        &same_origin(),
+    );
+    assert_eq!(r.status, 422, "{}", r.text());
+    let r = pat.post(
+        &format!("/ui/vms/{agent_id}/revoke"),
+        &[("csrf", &pat_csrf), ("confirm", "yes")],
+        &same_origin(),
+    );
+    assert_eq!(r.status, 403);
+    let r = ada.post(
+        &format!("/ui/vms/{agent_id}/revoke"),
+        &[("csrf", &csrf), ("confirm", "yes")],
+        &same_origin(),
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert!(ada
+        .get(&format!("/ui/vms/{agent_id}"))
+        .text()
+        .contains("revoked"));
+    let agents = c.agents();
+    assert!(agents.to_string().contains("\"revoked\":true"), "{agents}");
 
     // Sign-out ends the session on the server: the old cookie is worthless.
     let old = ada.session.clone().unwrap();

@@ -14,6 +14,7 @@ mod overview;
 mod scans;
 mod settings;
 mod view;
+mod vms;
 
 use std::sync::Arc;
 
@@ -58,6 +59,10 @@ pub fn router() -> Router<Arc<App>> {
             "/ui/scans/{id}/release",
             get(scans::release_form).post(scans::release),
         )
+        .route("/ui/scans/{id}/rescan", axum::routing::post(scans::rescan))
+        .route("/ui/scans/{id}/cancel", axum::routing::post(scans::cancel))
+        .route("/ui/vms/{id}", get(vms::page))
+        .route("/ui/vms/{id}/revoke", axum::routing::post(vms::revoke))
         .route("/ui/settings", get(settings::form).post(settings::save))
         .route("/ui/enroll", get(enroll::form).post(enroll::create))
         .route("/ui/{*rest}", get(not_found).post(not_found))

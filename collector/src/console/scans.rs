@@ -515,6 +515,7 @@ struct DetailPage {
     previous: Option<String>,
     statuses: [&'static str; 6],
     severities: [&'static str; 4],
+    csrf: String,
 }
 
 impl DetailPage {
@@ -707,6 +708,7 @@ pub async fn detail(
             "exempted",
         ],
         severities: ["critical", "high", "medium", "low"],
+        csrf: u.session.csrf.clone(),
     };
     Ok(view::html(&page))
 }
@@ -794,6 +796,47 @@ pub async fn release(
     app.release(&id, &u.name)
         .map_err(|e| Failure::from(e).with_user(u))?;
     Ok(Redirect::to(&format!("/ui/scans/{}?released=1", view::url_encode(&id))).into_response())
+}
+
+/// "Scan again" (provisioner and admin): a manual scan of the scan's VM; on to it.
+pub async fn rescan(
+    State(app): State<Arc<App>>,
+    ui: Ui,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Page {
+    let f: CsrfForm = parse_form(&body).map_err(|e| e.with_user(&ui.0))?;
+    check_form(&headers, tls(&app), f.csrf.as_deref(), &ui.0.session.csrf)
+        .map_err(|why| Failure::forbidden(&ui.0, why))?;
+    let u = ui.require(Role::Provisioner, "Scanning again")?;
+    let fail = |e: crate::app::AppError| Failure::from(e).with_user(u);
+    let (s, _) = app.scan_with_results(&id).map_err(fail)?;
+    match app.create_scan(&s.agent_id, "manual", &u.name).map_err(fail)? {
+        Some(new) => Ok(Redirect::to(&format!("/ui/scans/{}", view::url_encode(&new.id))).into_response()),
+        None => Err(Failure::new(
+            StatusCode::CONFLICT,
+            "No scan was made: scanning is turned off, or this VM's project is exempt from scanning.",
+        )
+        .with_user(u)),
+    }
+}
+
+/// Cancel (admin) a pending or running scan.
+pub async fn cancel(
+    State(app): State<Arc<App>>,
+    ui: Ui,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Page {
+    let f: CsrfForm = parse_form(&body).map_err(|e| e.with_user(&ui.0))?;
+    check_form(&headers, tls(&app), f.csrf.as_deref(), &ui.0.session.csrf)
+        .map_err(|why| Failure::forbidden(&ui.0, why))?;
+    let u = ui.require(Role::Admin, "Cancelling a scan")?;
+    app.cancel_scan(&id, &u.name)
+        .map_err(|e| Failure::from(e).with_user(u))?;
+    Ok(Redirect::to(&format!("/ui/scans/{}", view::url_encode(&id))).into_response())
 }
 
 #[cfg(test)]
