@@ -95,6 +95,22 @@ fn console_sessions_forms_and_roles_hold() {
         assert_eq!(r.header("referrer-policy"), Some("same-origin"), "{path}");
     }
 
+    // The overview's 30-day trend holds today's one completed scan (SVG and table).
+    let home = pat.get("/ui/").text();
+    let today =
+        rampart_report::rfc3339_ms(scan["created_at_ms"].as_i64().unwrap())[..10].to_string();
+    let score = format!("{:.1}", scan["score"].as_f64().unwrap());
+    assert!(
+        home.contains("id=\"trend\"") && home.contains("<polyline"),
+        "{home}"
+    );
+    assert!(
+        home.contains(&format!(
+            "<tr><td>{today}</td><td class=\"num\">{score}</td><td class=\"num\">1</td></tr>"
+        )),
+        "{home}"
+    );
+
     // The provisioner sees scans; the hostile evidence is text, never markup.
     let detail = pat.get(&format!("/ui/scans/{scan_id}"));
     assert_eq!(detail.status, 200);

@@ -26,28 +26,37 @@ pub struct Chart {
     pub dots: Vec<(f64, f64, String)>,
 }
 
-/// Draws `scores` (oldest first; `(label, score)`) into the chart's box.
+/// Draws `scores` (oldest first; `(label, score)`) evenly spaced into the chart's box.
 pub fn chart(scores: &[(String, f64)]) -> Option<Chart> {
-    if scores.is_empty() {
-        return None;
-    }
-    let (w, h, pad) = (600.0, 160.0, 10.0);
     let n = scores.len();
-    let x = |i: usize| {
-        if n == 1 {
-            w / 2.0
-        } else {
-            pad + (w - 2.0 * pad) * i as f64 / (n - 1) as f64
-        }
-    };
-    let y = |s: f64| pad + (h - 2.0 * pad) * (1.0 - s.clamp(0.0, 100.0) / 100.0);
-    let dots: Vec<(f64, f64, String)> = scores
+    let placed: Vec<(f64, String, f64)> = scores
         .iter()
         .enumerate()
         .map(|(i, (label, s))| {
+            let at = if n == 1 {
+                0.5
+            } else {
+                i as f64 / (n - 1) as f64
+            };
+            (at, label.clone(), *s)
+        })
+        .collect();
+    chart_at(&placed)
+}
+
+/// Draws `(position from 0 to 1, label, score)` points into the chart's box.
+pub fn chart_at(points: &[(f64, String, f64)]) -> Option<Chart> {
+    if points.is_empty() {
+        return None;
+    }
+    let (w, h, pad) = (600.0, 160.0, 10.0);
+    let round = |v: f64| (v * 10.0).round() / 10.0;
+    let dots: Vec<(f64, f64, String)> = points
+        .iter()
+        .map(|(at, label, s)| {
             (
-                (x(i) * 10.0).round() / 10.0,
-                (y(*s) * 10.0).round() / 10.0,
+                round(pad + (w - 2.0 * pad) * at.clamp(0.0, 1.0)),
+                round(pad + (h - 2.0 * pad) * (1.0 - s.clamp(0.0, 100.0) / 100.0)),
                 format!("{label}: {s:.1}"),
             )
         })
@@ -164,6 +173,12 @@ pub async fn revoke(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn days_sit_at_their_place() {
+        let c = chart_at(&[(0.0, "a".into(), 50.0), (1.0, "b".into(), 100.0)]).unwrap();
+        assert_eq!(c.points, "10,80 590,10");
+    }
 
     #[test]
     fn chart_maps_scores_into_the_box() {
