@@ -121,6 +121,30 @@ fn console_sessions_forms_and_roles_hold() {
         "{html}"
     );
     assert!(html.contains("id=\"block-reasons\""));
+    // Failed rules carry their remediation; the others link to the rule's own page.
+    assert!(
+        html.contains("Lock each listed account"),
+        "7.2.2's remediation inline"
+    );
+    let link = format!("/ui/scans/{scan_id}/rules/7.2.1\"");
+    assert!(html.contains(&link), "a passing rule links to its page");
+    let rule = pat.get(&format!("/ui/scans/{scan_id}/rules/7.2.1")).text();
+    assert!(
+        rule.contains("<h2>Remediation</h2>") && rule.contains("pwconv"),
+        "{rule}"
+    );
+    assert_eq!(
+        pat.get(&format!("/ui/scans/{scan_id}/rules/9.9.9")).status,
+        404
+    );
+    // A host search finds the VM's scans by host name, in any case; a miss finds none.
+    let found = pat.get("/ui/scans?q=VM").text();
+    assert!(
+        found.contains(&format!("data-scan-id=\"{scan_id}\"")),
+        "{found}"
+    );
+    let none = pat.get("/ui/scans?q=no-such-host").text();
+    assert!(!none.contains("data-scan-id"), "{none}");
     assert!(
         !html.contains("id=\"release\""),
         "no release for a provisioner"

@@ -52,6 +52,7 @@ pub fn router() -> Router<Arc<App>> {
         .route("/ui/scans.csv", get(scans::csv))
         .route("/ui/scans/{id}", get(scans::detail))
         .route("/ui/scans/{id}/progress", get(scans::progress))
+        .route("/ui/scans/{id}/rules/{rule}", get(scans::rule))
         .route("/ui/scans/{id}/report.html", get(scans::report_html))
         .route("/ui/scans/{id}/report.json", get(scans::report_json))
         .route("/ui/scans/{id}/report.arf.xml", get(scans::report_arf))

@@ -224,6 +224,87 @@ impl Agents {
     }
 }
 
+/// Most VMs a host or IP search may match and still be answered from the per-agent
+/// index; a broader search walks the list instead.
+const SEARCH_AGENTS: usize = 200;
+
+/// The agents whose host name or an address contains `q` (lower-cased), or `None`
+/// when more than `most` do.
+fn matching_agents(
+    app: &App,
+    q: &str,
+    most: usize,
+) -> crate::app::Result<Option<Vec<AgentRecord>>> {
+    let mut found = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = app.agent_page(after.as_deref(), 1000)?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        for a in page {
+            if a.hostname.to_lowercase().contains(q)
+                || a.ip_addresses.iter().any(|ip| ip.contains(q))
+                || a.id.to_lowercase().contains(q)
+            {
+                if found.len() == most {
+                    return Ok(None);
+                }
+                found.push(a);
+            }
+        }
+    }
+    Ok(Some(found))
+}
+
+/// A page of the scans of `agents` that match the other filters, newest first, and
+/// where the next page starts.
+fn scans_of_agents(
+    app: &App,
+    f: &Filters,
+    agents: &[AgentRecord],
+    before: Option<&str>,
+    want: usize,
+) -> crate::app::Result<(Vec<ScanRow>, Option<String>)> {
+    let mut all: Vec<(ScanRecord, &AgentRecord)> = Vec::new();
+    let mut more = false;
+    for a in agents {
+        let mut filter = f.store_filter();
+        filter.agent_id = Some(a.id.clone());
+        let mut cursor = f.cursor(before);
+        // Enough of this agent's scans to fill the page after the other filters.
+        let mut taken = 0;
+        loop {
+            let page = app.list_scans(&filter, &cursor, 0, BATCH)?;
+            for s in page.scans {
+                if f.matches(&s, Some(a)) {
+                    all.push((s, a));
+                    taken += 1;
+                }
+            }
+            match page.next {
+                Some(n) if taken < want => cursor.before = Some(n),
+                Some(_) => {
+                    more = true;
+                    break;
+                }
+                None => break,
+            }
+        }
+    }
+    all.sort_by(|x, y| y.0.id.cmp(&x.0.id));
+    if all.len() > want {
+        more = true;
+        all.truncate(want);
+    }
+    let next = more
+        .then(|| all.last().map(|(s, _)| s.id.clone()))
+        .flatten();
+    Ok((
+        all.iter().map(|(s, a)| ScanRow::new(s, Some(a))).collect(),
+        next,
+    ))
+}
+
 /// How a walk over the list ended.
 struct Walked {
     /// Where the next page starts, if more scans may match.
@@ -353,7 +434,21 @@ pub async fn list(State(app): State<Arc<App>>, ui: Ui, uri: axum::http::Uri) -> 
     };
     let before = set(&q.before);
     let fail = |e: crate::app::AppError| Failure::from(e).with_user(u);
-    if f.needs_examining() {
+    // A host or IP search names few VMs: their scans come from the per-agent index.
+    let searched = match &f.q {
+        Some(q) => matching_agents(&app, q, SEARCH_AGENTS).map_err(fail)?,
+        None => None,
+    };
+    if let Some(agents) = searched {
+        let (rows, next) = scans_of_agents(&app, &f, &agents, before, PER_PAGE).map_err(fail)?;
+        page.caption = format!(
+            "{} scans of the {} VMs matching the search on this page, newest first",
+            rows.len(),
+            agents.len()
+        );
+        page.rows = rows;
+        page.next = next;
+    } else if f.needs_examining() {
         let mut rows = Vec::new();
         let w = walk(&app, &f, before, PER_PAGE, EXAMINE, &mut |s, a| {
             rows.push(ScanRow::new(s, a))
@@ -487,6 +582,9 @@ pub struct RuleView {
     description: String,
     remediation: String,
     evidence: Vec<String>,
+    /// Failed and errored rules carry their description and remediation in the page;
+    /// the others link to the rule's own page (it keeps a 300-rule page light).
+    full: bool,
 }
 
 /// A rule whose status changed since the VM's scan before.
@@ -609,6 +707,7 @@ pub async fn detail(
                 description: r.description.clone(),
                 remediation: r.remediation.clone(),
                 evidence: r.evidence.clone(),
+                full: matches!(st, "fail" | "error"),
             }
         })
         .collect();
@@ -711,6 +810,70 @@ pub async fn detail(
         csrf: u.session.csrf.clone(),
     };
     Ok(view::html(&page))
+}
+
+#[derive(Template)]
+#[template(path = "rule.html")]
+struct RulePage {
+    c: Chrome,
+    scan_id: String,
+    host: String,
+    r: RuleView,
+}
+
+/// One rule of a scan on its own page: description, evidence, remediation.
+pub async fn rule(
+    State(app): State<Arc<App>>,
+    ui: Ui,
+    Path((id, rule_id)): Path<(String, String)>,
+) -> Page {
+    let u = ui.require(Role::Provisioner, "Scan details")?;
+    let fail = |e: crate::app::AppError| Failure::from(e).with_user(u);
+    let (scan, results) = app.scan_with_results(&id).map_err(fail)?;
+    let agent = app.agent(&scan.agent_id).ok();
+    let cat = app.catalog_for_scan(&scan);
+    let doc = crate::report::doc(
+        &crate::report::ReportInput {
+            scan: &scan,
+            agent: agent.as_ref(),
+            catalog: cat.as_deref(),
+            results: &results,
+        },
+        crate::app::now_ms(),
+    );
+    let r = doc
+        .rules
+        .into_iter()
+        .find(|r| r.id == rule_id && r.status.is_some())
+        .ok_or_else(|| {
+            Failure::new(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "Scan {id} has no result for rule {}.",
+                    crate::limits::echo(&rule_id)
+                ),
+            )
+            .with_user(u)
+        })?;
+    let st = r.status.map(|s| s.as_str()).unwrap_or("");
+    let host = view::host_of(&scan, agent.as_ref());
+    Ok(view::html(&RulePage {
+        c: Chrome::new(&format!("{} on {host}", r.id), Some(u), "scans"),
+        scan_id: scan.id.clone(),
+        host,
+        r: RuleView {
+            status: st,
+            status_label: status_label(st),
+            full: true,
+            id: r.id,
+            title: r.title,
+            section: r.section,
+            severity: r.severity,
+            description: r.description,
+            remediation: r.remediation,
+            evidence: r.evidence,
+        },
+    }))
 }
 
 #[derive(Template)]
