@@ -313,15 +313,15 @@ struct Walked {
     cut_short: bool,
 }
 
-/// Visits matching scans newest first from `before`, until `want` matched or `budget`
-/// scans were examined.
+/// Visits matching scans newest first from `before`, until `want` matched, `budget`
+/// scans were examined, or `visit` answers false (its reader went away).
 fn walk(
     app: &App,
     f: &Filters,
     before: Option<&str>,
     want: usize,
     budget: usize,
-    visit: &mut dyn FnMut(&ScanRecord, Option<&AgentRecord>),
+    visit: &mut dyn FnMut(&ScanRecord, Option<&AgentRecord>) -> bool,
 ) -> crate::app::Result<Walked> {
     let filter = f.store_filter();
     let mut cursor = f.cursor(before);
@@ -333,9 +333,9 @@ fn walk(
             examined += 1;
             let a = agents.of(app, &s.agent_id);
             if f.matches(s, a.as_ref()) {
-                visit(s, a.as_ref());
+                let go_on = visit(s, a.as_ref());
                 matched += 1;
-                if matched == want {
+                if matched == want || !go_on {
                     return Ok(Walked {
                         next: Some(s.id.clone()),
                         cut_short: false,
@@ -451,7 +451,8 @@ pub async fn list(State(app): State<Arc<App>>, ui: Ui, uri: axum::http::Uri) -> 
     } else if f.needs_examining() {
         let mut rows = Vec::new();
         let w = walk(&app, &f, before, PER_PAGE, EXAMINE, &mut |s, a| {
-            rows.push(ScanRow::new(s, a))
+            rows.push(ScanRow::new(s, a));
+            true
         })
         .map_err(fail)?;
         page.caption = format!("{} matching scans on this page, newest first", rows.len());
@@ -538,15 +539,10 @@ pub async fn csv(State(app): State<Arc<App>>, ui: Ui, uri: axum::http::Uri) -> P
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(4);
     tokio::task::spawn_blocking(move || {
         let mut buf = String::from(CSV_HEADER);
-        let mut failed = None;
+        // A reader that went away (the channel closed) stops the walk.
         let r = walk(&app, &f, None, usize::MAX, usize::MAX, &mut |s, a| {
-            if failed.is_some() {
-                return;
-            }
             buf.push_str(&csv_row(s, a));
-            if buf.len() >= 64 * 1024 && tx.blocking_send(Ok(std::mem::take(&mut buf))).is_err() {
-                failed = Some(());
-            }
+            buf.len() < 64 * 1024 || tx.blocking_send(Ok(std::mem::take(&mut buf))).is_ok()
         });
         if let Err(e) = r {
             tracing::error!(error = %e, "CSV export stopped");
