@@ -233,6 +233,8 @@ pub struct App {
     identity_anchors: crate::identity::Anchors,
     /// Failed console sign-ins, and the password hashes running.
     signin_failures: signin::SignInFailures,
+    /// Host names and addresses of every agent, for searches.
+    hosts: agents::HostDirectory,
 }
 
 const SETTINGS_KEY: &str = "settings";
@@ -257,9 +259,11 @@ impl App {
             .get_meta(WEBHOOK_SECRET_KEY)?
             .filter(|k| !k.is_empty())
             .map(|k| policy::WebhookSecret(String::from_utf8_lossy(&k).into_owned()));
+        let hosts = agents::HostDirectory::default();
         let revoked = store
             .agents()?
             .into_iter()
+            .inspect(|a| hosts.note(a))
             .filter(|a| a.revoked)
             .map(|a| a.id)
             .collect();
@@ -296,6 +300,7 @@ impl App {
             webhook_wake: tokio::sync::Notify::new(),
             identity_anchors,
             signin_failures: Default::default(),
+            hosts,
         })
     }
 

@@ -228,34 +228,6 @@ impl Agents {
 /// index; a broader search walks the list instead.
 const SEARCH_AGENTS: usize = 200;
 
-/// The agents whose host name or an address contains `q` (lower-cased), or `None`
-/// when more than `most` do.
-fn matching_agents(
-    app: &App,
-    q: &str,
-    most: usize,
-) -> crate::app::Result<Option<Vec<AgentRecord>>> {
-    let mut found = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = app.agent_page(after.as_deref(), 1000)?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.id.clone());
-        for a in page {
-            if a.hostname.to_lowercase().contains(q)
-                || a.ip_addresses.iter().any(|ip| ip.contains(q))
-                || a.id.to_lowercase().contains(q)
-            {
-                if found.len() == most {
-                    return Ok(None);
-                }
-                found.push(a);
-            }
-        }
-    }
-    Ok(Some(found))
-}
-
 /// A page of the scans of `agents` that match the other filters, newest first, and
 /// where the next page starts.
 fn scans_of_agents(
@@ -436,7 +408,7 @@ pub async fn list(State(app): State<Arc<App>>, ui: Ui, uri: axum::http::Uri) -> 
     let fail = |e: crate::app::AppError| Failure::from(e).with_user(u);
     // A host or IP search names few VMs: their scans come from the per-agent index.
     let searched = match &f.q {
-        Some(q) => matching_agents(&app, q, SEARCH_AGENTS).map_err(fail)?,
+        Some(q) => app.search_hosts(q, SEARCH_AGENTS).map_err(fail)?,
         None => None,
     };
     if let Some(agents) = searched {
@@ -578,8 +550,8 @@ pub struct RuleView {
     description: String,
     remediation: String,
     evidence: Vec<String>,
-    /// Failed and errored rules carry their description and remediation in the page;
-    /// the others link to the rule's own page (it keeps a 300-rule page light).
+    /// Failed and errored rules carry their evidence and remediation in the page; every
+    /// rule's ID links to its own page with everything (a 300-rule page stays light).
     full: bool,
 }
 
