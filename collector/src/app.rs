@@ -141,6 +141,8 @@ pub struct Metrics {
     pub enrollments_refused_by_reason: [std::sync::atomic::AtomicU64; 8],
     /// Agent streams ended because they went over a limit.
     pub agent_limit_refusals_total: std::sync::atomic::AtomicU64,
+    /// Console sign-ins refused (wrong name or password, or bounded).
+    pub console_signin_failures_total: std::sync::atomic::AtomicU64,
 }
 
 impl Metrics {
@@ -162,6 +164,13 @@ impl Metrics {
              # TYPE rampart_agent_limit_refusals_total counter\n\
              rampart_agent_limit_refusals_total {}\n",
             self.agent_limit_refusals_total.load(std::sync::atomic::Ordering::Relaxed)
+        ));
+        out.push_str(&format!(
+            "# HELP rampart_console_signin_failures_total Console sign-ins refused.\n\
+             # TYPE rampart_console_signin_failures_total counter\n\
+             rampart_console_signin_failures_total {}\n",
+            self.console_signin_failures_total
+                .load(std::sync::atomic::Ordering::Relaxed)
         ));
         out
     }

@@ -35,6 +35,9 @@ pub use assets::Assets;
 pub const SESSION_COOKIE: &str = "__Host-rampart_session";
 /// The sign-in form's own CSRF cookie, before any session exists.
 pub const LOGIN_COOKIE: &str = "__Host-rampart_login";
+/// Set at a successful sign-in: this browser signed in as that user before (see
+/// `app::signin`).
+pub const DEVICE_COOKIE: &str = "__Host-rampart_device";
 
 /// The console's Content-Security-Policy: nothing inline, nothing from elsewhere.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
