@@ -43,7 +43,7 @@ pub const IDX: u8 = 0xFF;
 /// Written to the meta tree once the indexes are complete; a store without it (or
 /// with another version) has its indexes rebuilt from the records when opened.
 pub const INDEX_VERSION_KEY: &str = "index_version";
-pub const INDEX_VERSION: &[u8] = b"2";
+pub const INDEX_VERSION: &[u8] = b"3";
 /// The counter slot of blocking scans (after the five statuses).
 pub const SLOT_BLOCKING: u8 = 5;
 /// The first counter slot of blocking scans by status (10-14: this plus the status).
