@@ -259,15 +259,18 @@ pub async fn create(
     }
 }
 
-/// A user by name, or the 404 list.
-fn find_user(app: &App, u: &ConsoleUser, name: &str) -> Result<UserRecord, Page> {
-    match app.users() {
-        Ok(users) => users
-            .into_iter()
-            .find(|x| x.name == name)
-            .ok_or_else(|| refused(app, u, AppError::NotFound(format!("user {name}")))),
-        Err(e) => Err(Err(Failure::from(e).with_user(u))),
-    }
+/// A user by name, if there is one.
+fn find_user(app: &App, u: &ConsoleUser, name: &str) -> Result<Option<UserRecord>, Failure> {
+    Ok(app
+        .users()
+        .map_err(|e| Failure::from(e).with_user(u))?
+        .into_iter()
+        .find(|x| x.name == name))
+}
+
+/// The list with a 404 alert for a user that does not exist.
+fn no_such_user(app: &App, u: &ConsoleUser, name: &str) -> Page {
+    refused(app, u, AppError::NotFound(format!("user {name}")))
 }
 
 #[derive(Template)]
@@ -279,9 +282,8 @@ struct RevokePage {
 }
 
 fn revoke_confirmation(app: &App, u: &ConsoleUser, name: &str) -> Page {
-    let target = match find_user(app, u, name) {
-        Ok(t) => t,
-        Err(page) => return page,
+    let Some(target) = find_user(app, u, name)? else {
+        return no_such_user(app, u, name);
     };
     if target.revoked {
         return Ok(Redirect::to(&format!(
@@ -349,9 +351,8 @@ fn password_page(
     status: StatusCode,
     error: Option<String>,
 ) -> Page {
-    let target = match find_user(app, u, name) {
-        Ok(t) => t,
-        Err(page) => return page,
+    let Some(target) = find_user(app, u, name)? else {
+        return no_such_user(app, u, name);
     };
     let page = PasswordPage {
         c: Chrome::new(&format!("Console password of {name}"), Some(u), "users"),

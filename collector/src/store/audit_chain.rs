@@ -382,7 +382,14 @@ mod tests {
             c
         };
         // (chain, shown, neighbours) → the seq named and the kind of break.
-        let cases: [(Vec<AuditRecord>, &[u64], &[u64], u64, &str); 7] = [
+        type Case = (
+            Vec<AuditRecord>,
+            &'static [u64],
+            &'static [u64],
+            u64,
+            &'static str,
+        );
+        let cases: [Case; 7] = [
             (edited(7, false), &[10, 9, 8, 7, 6, 5], &[4], 7, "Hash"),
             (edited(7, true), &[10, 9, 8, 7, 6, 5], &[4], 8, "Link"),
             // An edited neighbour is named, though it is not shown.
