@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The collector at fleet scale (issue 11): ingest over real mutual TLS, idle
 # connections per GB of RSS, disk per scan, and REST latency on a seeded store, each
-# against the issue's target. Prints a table (target, measured, ratio) and appends it
+# against the issue's target; and the console's pages on that store (issue 12: server
+# time and page weight). Prints a table (target, measured, ratio) and appends it
 # to $BENCH_OUT.
 #
 # Usage: bench/collector.sh            (full scale: run it on an otherwise idle machine)
@@ -205,7 +206,16 @@ if [ "$SEED_SCANS" -gt 0 ]; then
         --path '/api/v1/handover/{instance}' \
         --path '/api/v1/overview' \
         --path '/api/v1/audit' \
-        --path '/api/v1/audit?page=1000' >"$DIR/rest.json"
+        --path '/api/v1/audit?page=1000' \
+        --path '/ui/' \
+        --path '/ui/scans' \
+        --path '/ui/scans?status=failed&project=proj-007' \
+        --path '/ui/scans?blocked=1' \
+        --path '/ui/scans?provider=gcp&min_score=60' \
+        --path '/ui/scans?q=vm-004242' \
+        --path '/ui/scans/{scan}' \
+        --path '/ui/vms/{agent}' \
+        --path '/ui/settings' >"$DIR/rest.json"
     rss >"$DIR/rest.rss_after_kib"
     stop_collector
 fi
@@ -255,6 +265,13 @@ if v:
 v = load("rest.json")
 if v:
     for p in v["paths"]:
+        if p["path"].startswith("/ui/"):
+            # Console pages (issue 12): under 100 ms of server time, under 150 KB with
+            # their stylesheet and scripts.
+            row(f"console p99 {p['path']}", 100, p["p99_ms"], "ms", False)
+            if p.get("page_weight_bytes"):
+                row(f"console page weight {p['path']}", 150, p["page_weight_bytes"] / 1024, "KB", False)
+            continue
         target = 5 if "/handover/" in p["path"] else 50
         row(f"REST p99 {p['path']}", target, p["p99_ms"], "ms", False)
     before, after = num("rest.rss_before_kib"), num("rest.rss_after_kib")

@@ -23,7 +23,7 @@ pub mod signin;
 pub use crate::catalog::{Catalog, CatalogRule};
 pub use accounts::valid_user_name;
 pub use enrollment::{labels_of, Refusal};
-pub use overview::{Overview, RECENT_SCANS};
+pub use overview::{Overview, RECENT_SCANS, TREND_DAYS};
 pub use scans::complete;
 pub use settings::SettingsRecord;
 

@@ -23,6 +23,8 @@ pub struct Rest {
     hostport: String,
     tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
     token: String,
+    /// The console's session cookie, sent with every `/ui/` request once signed in.
+    cookie: Mutex<Option<String>>,
     idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
 }
 
@@ -79,6 +81,7 @@ impl Rest {
             hostport,
             tls,
             token: token.to_string(),
+            cookie: Mutex::new(None),
             idle: Mutex::new(Vec::new()),
         }))
     }
@@ -124,17 +127,53 @@ impl Rest {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(u16, Bytes)> {
+        let payload = body.map(|b| b.to_string()).unwrap_or_default();
+        let headers: &[(&str, &str)] = if body.is_some() {
+            &[("content-type", "application/json")]
+        } else {
+            &[]
+        };
+        let (status, _, bytes) = self.request(method, path, headers, payload).await?;
+        Ok((status, bytes))
+    }
+
+    /// Sets the console session cookie (`name=value`) sent with `/ui/` requests.
+    pub fn set_cookie(&self, cookie: Option<String>) {
+        *self.cookie.lock().unwrap_or_else(|p| p.into_inner()) = cookie;
+    }
+
+    /// One request with extra headers; the status, the `Set-Cookie` values and the
+    /// body's bytes. `/ui/` requests carry the session cookie, if one is set.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        payload: String,
+    ) -> Result<(u16, Vec<String>, Bytes)> {
         let what = format!("{method} {path}");
         let mut send = self.sender().await?;
         send.ready().await.map_err(|e| rest_err(&what, e))?;
-        let payload = body.map(|b| b.to_string()).unwrap_or_default();
         let mut req = hyper::Request::builder()
             .method(method)
             .uri(path)
             .header("host", &self.hostport)
             .header("authorization", format!("Bearer {}", self.token));
-        if body.is_some() {
-            req = req.header("content-type", "application/json");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let cookie = self
+            .cookie
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let (true, Some(c)) = (path.starts_with("/ui/"), cookie) {
+            if !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("cookie"))
+            {
+                req = req.header("cookie", c);
+            }
         }
         let req = req
             .body(Full::new(Bytes::from(payload)))
@@ -144,6 +183,13 @@ impl Rest {
             .await
             .map_err(|e| rest_err(&what, e))?;
         let status = resp.status().as_u16();
+        let set_cookies: Vec<String> = resp
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(String::from)
+            .collect();
         let bytes = resp
             .into_body()
             .collect()
@@ -154,7 +200,7 @@ impl Rest {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(send);
-        Ok((status, bytes))
+        Ok((status, set_cookies, bytes))
     }
 
     /// A JSON call that must answer 2xx.

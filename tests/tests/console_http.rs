@@ -3,7 +3,7 @@
 //! forged and cross-site forms, roles on typed URLs, the API refusing the cookie,
 //! security headers, hostile text escaped, and the CSV equal to the API's list.
 
-use rampart_tests::cluster::{http_raw, http_request, Agent, Collector};
+use rampart_tests::cluster::{http_raw, http_request, wait_for, Agent, Collector};
 use rampart_tests::console_http::{set_cookie, Console, SESSION};
 use serde_json::json;
 
@@ -95,6 +95,22 @@ fn console_sessions_forms_and_roles_hold() {
         assert_eq!(r.header("referrer-policy"), Some("same-origin"), "{path}");
     }
 
+    // The overview's 30-day trend holds today's one completed scan (SVG and table).
+    let home = pat.get("/ui/").text();
+    let today =
+        rampart_report::rfc3339_ms(scan["created_at_ms"].as_i64().unwrap())[..10].to_string();
+    let score = format!("{:.1}", scan["score"].as_f64().unwrap());
+    assert!(
+        home.contains("id=\"trend\"") && home.contains("<polyline"),
+        "{home}"
+    );
+    assert!(
+        home.contains(&format!(
+            "<tr><td>{today}</td><td class=\"num\">{score}</td><td class=\"num\">1</td></tr>"
+        )),
+        "{home}"
+    );
+
     // The provisioner sees scans; the hostile evidence is text, never markup.
     let detail = pat.get(&format!("/ui/scans/{scan_id}"));
     assert_eq!(detail.status, 200);
@@ -105,6 +121,30 @@ fn console_sessions_forms_and_roles_hold() {
         "{html}"
     );
     assert!(html.contains("id=\"block-reasons\""));
+    // Failed rules carry their remediation; the others link to the rule's own page.
+    assert!(
+        html.contains("Lock each listed account"),
+        "7.2.2's remediation inline"
+    );
+    let link = format!("/ui/scans/{scan_id}/rules/7.2.1\"");
+    assert!(html.contains(&link), "a passing rule links to its page");
+    let rule = pat.get(&format!("/ui/scans/{scan_id}/rules/7.2.1")).text();
+    assert!(
+        rule.contains("<h2>Remediation</h2>") && rule.contains("pwconv"),
+        "{rule}"
+    );
+    assert_eq!(
+        pat.get(&format!("/ui/scans/{scan_id}/rules/9.9.9")).status,
+        404
+    );
+    // A host search finds the VM's scans by host name, in any case; a miss finds none.
+    let found = pat.get("/ui/scans?q=VM").text();
+    assert!(
+        found.contains(&format!("data-scan-id=\"{scan_id}\"")),
+        "{found}"
+    );
+    let none = pat.get("/ui/scans?q=no-such-host").text();
+    assert!(!none.contains("data-scan-id"), "{none}");
     assert!(
         !html.contains("id=\"release\""),
         "no release for a provisioner"
@@ -217,7 +257,8 @@ fn console_sessions_forms_and_roles_hold() {
     let fields = |token: &str| {
         vec![
             ("csrf", token.to_string()),
-            ("mode", "audit".to_string()),
+            ("scanning_enabled", "on".to_string()),
+            ("mode", "block".to_string()),
             ("profile", "level1-server".to_string()),
             ("min_score", "10".to_string()),
             ("schedule_cron", "0 3 * * *".to_string()),
@@ -265,17 +306,17 @@ fn console_sessions_forms_and_roles_hold() {
     // A bad value names the field; a good one is saved and audited.
     let f = fields(&csrf);
     let mut f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    f[3].1 = "150";
+    f[4].1 = "150";
     let r = ada.post("/ui/settings", &f, &same_origin());
     assert_eq!(r.status, 422);
     assert!(r.text().contains("150"), "{}", r.text());
-    f[3].1 = "10";
+    f[4].1 = "10";
     let r = ada.post("/ui/settings", &f, &same_origin());
     assert_eq!(r.status, 303, "{}", r.text());
     let now = c.admin("GET", "/api/v1/settings", None);
     assert_eq!(
         (now["min_score"].as_f64(), now["mode"].as_str()),
-        (Some(10.0), Some("audit"))
+        (Some(10.0), Some("block"))
     );
 
     // Release through the confirmation page; the gate opens.
@@ -293,6 +334,51 @@ fn console_sessions_forms_and_roles_hold() {
     let gate = c.admin("GET", &format!("/api/v1/handover/{agent_id}"), None);
     assert_eq!(gate["allowed"], json!(true), "{gate}");
 
+    // The VM's page: identity, the gate as the API has it, history; a provisioner
+    // scans again; a viewer sees none of it.
+    let vm = pat.get(&format!("/ui/vms/{agent_id}"));
+    assert_eq!(vm.status, 200, "{}", vm.text());
+    let vm = vm.text();
+    assert!(
+        vm.contains("id=\"vm-facts\"") && vm.contains("(released)"),
+        "{vm}"
+    );
+    assert!(
+        vm.contains("id=\"score-history\"") && vm.contains("<svg"),
+        "{vm}"
+    );
+    assert!(
+        !vm.contains("id=\"revoke\""),
+        "no revoke form for a provisioner"
+    );
+    assert_eq!(viewer.get(&format!("/ui/vms/{agent_id}")).status, 403);
+    let r = pat.post(
+        &format!("/ui/scans/{scan_id}/rescan"),
+        &[("csrf", &pat_csrf)],
+        &same_origin(),
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    let new_scan = r
+        .header("location")
+        .unwrap()
+        .trim_start_matches("/ui/scans/")
+        .to_string();
+    assert_ne!(new_scan, scan_id);
+    let second = wait_for("the second scan to complete", 60, || {
+        let s = c.admin("GET", &format!("/api/v1/scans/{new_scan}"), None)["scan"].take();
+        (s["status"] == json!("completed")).then_some(s)
+    });
+    assert_eq!(second["trigger"], json!("manual"), "{second}");
+    let r = pat.post(
+        &format!("/ui/scans/{new_scan}/rescan"),
+        &[("csrf", "forged")],
+        &same_origin(),
+    );
+    assert_eq!(r.status, 403);
+    // What changed since the scan before: the same root, so nothing.
+    let detail = pat.get(&format!("/ui/scans/{new_scan}")).text();
+    assert!(detail.contains("No rule changed status since"), "{detail}");
+
     // The CSV holds what the API lists, cell for cell where they overlap.
     let csv = ada.get("/ui/scans.csv").text();
     let api = c.admin("GET", "/api/v1/scans?per_page=500", None);
@@ -306,6 +392,32 @@ fn console_sessions_forms_and_roles_hold() {
     assert!(lines.next().unwrap().starts_with("scan_id,agent_id,host,"));
     let csv_ids: Vec<&str> = lines.map(|l| l.split(',').next().unwrap()).collect();
     assert_eq!(csv_ids, api_ids);
+
+    // Revoking the VM's agent needs the admin and the confirmation box.
+    let r = ada.post(
+        &format!("/ui/vms/{agent_id}/revoke"),
+        &[("csrf", &csrf)],
+        &same_origin(),
+    );
+    assert_eq!(r.status, 422, "{}", r.text());
+    let r = pat.post(
+        &format!("/ui/vms/{agent_id}/revoke"),
+        &[("csrf", &pat_csrf), ("confirm", "yes")],
+        &same_origin(),
+    );
+    assert_eq!(r.status, 403);
+    let r = ada.post(
+        &format!("/ui/vms/{agent_id}/revoke"),
+        &[("csrf", &csrf), ("confirm", "yes")],
+        &same_origin(),
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert!(ada
+        .get(&format!("/ui/vms/{agent_id}"))
+        .text()
+        .contains("revoked"));
+    let agents = c.agents();
+    assert!(agents.to_string().contains("\"revoked\":true"), "{agents}");
 
     // Sign-out ends the session on the server: the old cookie is worthless.
     let old = ada.session.clone().unwrap();

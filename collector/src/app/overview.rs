@@ -3,7 +3,8 @@
 
 use super::{App, Result};
 use crate::store::{
-    AgentRecord, AuditFilter, AuditList, Fleet, ScanCursor, ScanFilter, ScanList, ScanRecord,
+    AgentRecord, AuditFilter, AuditList, DayScores, Fleet, ScanCursor, ScanFilter, ScanList,
+    ScanRecord,
 };
 
 /// How many recent scans the overview shows.
@@ -15,7 +16,14 @@ pub struct Overview {
     pub fleet: Fleet,
     pub min_score: f64,
     pub recent: Vec<(ScanRecord, Option<AgentRecord>)>,
+    /// The last [`TREND_DAYS`] UTC days (today included) that have completed scans.
+    pub trend: Vec<DayScores>,
+    /// The first day of the trend (days since the epoch).
+    pub trend_from: u32,
 }
+
+/// Days the overview's trend covers.
+pub const TREND_DAYS: u32 = 30;
 
 impl App {
     /// Matching scans, newest first, from a cursor (see [`ScanCursor`]).
@@ -54,10 +62,14 @@ impl App {
             };
             out.push((s, a));
         }
+        let today = (super::now_ms().div_euclid(86_400_000)).max(0) as u32;
+        let trend_from = today.saturating_sub(TREND_DAYS - 1);
         Ok(Overview {
             fleet,
             min_score,
             recent: out,
+            trend: self.store.daily_scores(trend_from, TREND_DAYS)?,
+            trend_from,
         })
     }
 

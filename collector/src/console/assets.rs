@@ -20,6 +20,9 @@ struct File {
     name: String,
     path: String,
     body: &'static [u8],
+    /// The body compressed with zstd, for browsers that take it (pages themselves are
+    /// never compressed: they carry secrets beside text an attacker may choose).
+    zstd: Option<Vec<u8>>,
     content_type: &'static str,
 }
 
@@ -35,10 +38,14 @@ fn hashed(stem: &str, ext: &str, body: &'static [u8], content_type: &'static str
         .map(|b| format!("{b:02x}"))
         .collect();
     let name = format!("{stem}.{hex}.{ext}");
+    let zstd = zstd::bulk::compress(body, 19)
+        .ok()
+        .filter(|z| z.len() < body.len());
     File {
         path: format!("/ui/assets/{name}"),
         name,
         body,
+        zstd,
         content_type,
     }
 }
@@ -65,23 +72,45 @@ impl Assets {
     }
 }
 
-pub async fn serve(Path(file): Path<String>) -> Response {
-    match Assets::get().files.iter().find(|f| f.name == file) {
-        Some(f) => (
-            [
-                (
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static(f.content_type),
-                ),
-                (
-                    header::CACHE_CONTROL,
-                    HeaderValue::from_static("public, max-age=31536000, immutable"),
-                ),
-            ],
-            f.body,
+/// Whether the request's `Accept-Encoding` lists zstd (with a non-zero weight).
+fn takes_zstd(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|e| {
+            let mut parts = e.trim().split(';');
+            parts
+                .next()
+                .is_some_and(|n| n.trim().eq_ignore_ascii_case("zstd"))
+                && !parts.any(|p| p.trim().replace(' ', "") == "q=0")
+        })
+}
+
+pub async fn serve(Path(file): Path<String>, headers: axum::http::HeaderMap) -> Response {
+    let Some(f) = Assets::get().files.iter().find(|f| f.name == file) else {
+        return (StatusCode::NOT_FOUND, "no such asset").into_response();
+    };
+    let base = [
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(f.content_type),
+        ),
+        (
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=31536000, immutable"),
+        ),
+        (header::VARY, HeaderValue::from_static("Accept-Encoding")),
+    ];
+    match (&f.zstd, takes_zstd(&headers)) {
+        (Some(z), true) => (
+            base,
+            [(header::CONTENT_ENCODING, HeaderValue::from_static("zstd"))],
+            z.clone(),
         )
             .into_response(),
-        None => (StatusCode::NOT_FOUND, "no such asset").into_response(),
+        _ => (base, f.body).into_response(),
     }
 }
 
@@ -100,6 +129,24 @@ mod tests {
             hex, HTMX_SHA256,
             "assets/{HTMX_FILE} is not the pinned htmx"
         );
+    }
+
+    #[test]
+    fn zstd_only_when_asked_for() {
+        let h = |v: &str| {
+            let mut m = axum::http::HeaderMap::new();
+            m.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
+            m
+        };
+        assert!(takes_zstd(&h("gzip, deflate, br, zstd")));
+        assert!(takes_zstd(&h("zstd;q=0.5")));
+        assert!(!takes_zstd(&h("zstd;q=0, gzip")));
+        assert!(!takes_zstd(&h("gzip, br")));
+        assert!(!takes_zstd(&axum::http::HeaderMap::new()));
+        let a = Assets::get();
+        let htmx = &a.files[1];
+        let z = htmx.zstd.as_ref().expect("htmx compresses");
+        assert_eq!(zstd::bulk::decompress(z, HTMX.len()).unwrap(), HTMX);
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod scans;
 mod settings;
 mod users;
 mod view;
+mod vms;
 
 use std::sync::Arc;
 
@@ -53,6 +54,7 @@ pub fn router() -> Router<Arc<App>> {
         .route("/ui/scans.csv", get(scans::csv))
         .route("/ui/scans/{id}", get(scans::detail))
         .route("/ui/scans/{id}/progress", get(scans::progress))
+        .route("/ui/scans/{id}/rules/{rule}", get(scans::rule))
         .route("/ui/scans/{id}/report.html", get(scans::report_html))
         .route("/ui/scans/{id}/report.json", get(scans::report_json))
         .route("/ui/scans/{id}/report.arf.xml", get(scans::report_arf))
@@ -60,6 +62,10 @@ pub fn router() -> Router<Arc<App>> {
             "/ui/scans/{id}/release",
             get(scans::release_form).post(scans::release),
         )
+        .route("/ui/scans/{id}/rescan", axum::routing::post(scans::rescan))
+        .route("/ui/scans/{id}/cancel", axum::routing::post(scans::cancel))
+        .route("/ui/vms/{id}", get(vms::page))
+        .route("/ui/vms/{id}/revoke", axum::routing::post(vms::revoke))
         .route("/ui/settings", get(settings::form).post(settings::save))
         .route("/ui/enroll", get(enroll::form).post(enroll::create))
         .route("/ui/audit", get(audit::page))

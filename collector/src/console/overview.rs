@@ -28,6 +28,9 @@ struct OverviewPage {
     c: Chrome,
     role: &'static str,
     fleet: Option<FleetView>,
+    /// The 30-day average-score trend, and the same figures as (day, average, scans).
+    chart: Option<super::vms::Chart>,
+    trend: Vec<(String, String, u64)>,
     rows: Vec<ScanRow>,
     table_id: &'static str,
     caption: &'static str,
@@ -40,6 +43,8 @@ pub async fn page(State(app): State<Arc<App>>, ui: Ui) -> Page {
         c: Chrome::new("Overview", Some(u), "overview"),
         role: u.role.as_str(),
         fleet: None,
+        chart: None,
+        trend: Vec::new(),
         rows: Vec::new(),
         table_id: "recent",
         caption: "The 20 most recent scans, newest first",
@@ -68,6 +73,39 @@ pub async fn page(State(app): State<Arc<App>>, ui: Ui) -> Page {
             pass_rate: pass.map_or_else(|| "–".into(), |p| format!("{p:.1}%")),
             min_score: format!("{}", o.min_score),
         });
+        let span = f64::from(crate::app::TREND_DAYS - 1);
+        let day_label = |day: u32| {
+            view::when(i64::from(day) * 86_400_000)
+                .get(..10)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let points: Vec<(f64, String, f64)> = o
+            .trend
+            .iter()
+            .filter(|d| d.completed > 0)
+            .map(|d| {
+                (
+                    f64::from(d.day - o.trend_from) / span,
+                    day_label(d.day),
+                    d.score_sum / d.completed as f64,
+                )
+            })
+            .collect();
+        page.chart = super::vms::chart_at(&points);
+        page.trend = o
+            .trend
+            .iter()
+            .rev()
+            .filter(|d| d.completed > 0)
+            .map(|d| {
+                (
+                    day_label(d.day),
+                    format!("{:.1}", d.score_sum / d.completed as f64),
+                    d.completed,
+                )
+            })
+            .collect();
         page.rows = o
             .recent
             .iter()

@@ -224,6 +224,87 @@ impl Agents {
     }
 }
 
+/// Most VMs a host or IP search may match and still be answered from the per-agent
+/// index; a broader search walks the list instead.
+const SEARCH_AGENTS: usize = 200;
+
+/// The agents whose host name or an address contains `q` (lower-cased), or `None`
+/// when more than `most` do.
+fn matching_agents(
+    app: &App,
+    q: &str,
+    most: usize,
+) -> crate::app::Result<Option<Vec<AgentRecord>>> {
+    let mut found = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = app.agent_page(after.as_deref(), 1000)?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        for a in page {
+            if a.hostname.to_lowercase().contains(q)
+                || a.ip_addresses.iter().any(|ip| ip.contains(q))
+                || a.id.to_lowercase().contains(q)
+            {
+                if found.len() == most {
+                    return Ok(None);
+                }
+                found.push(a);
+            }
+        }
+    }
+    Ok(Some(found))
+}
+
+/// A page of the scans of `agents` that match the other filters, newest first, and
+/// where the next page starts.
+fn scans_of_agents(
+    app: &App,
+    f: &Filters,
+    agents: &[AgentRecord],
+    before: Option<&str>,
+    want: usize,
+) -> crate::app::Result<(Vec<ScanRow>, Option<String>)> {
+    let mut all: Vec<(ScanRecord, &AgentRecord)> = Vec::new();
+    let mut more = false;
+    for a in agents {
+        let mut filter = f.store_filter();
+        filter.agent_id = Some(a.id.clone());
+        let mut cursor = f.cursor(before);
+        // Enough of this agent's scans to fill the page after the other filters.
+        let mut taken = 0;
+        loop {
+            let page = app.list_scans(&filter, &cursor, 0, BATCH)?;
+            for s in page.scans {
+                if f.matches(&s, Some(a)) {
+                    all.push((s, a));
+                    taken += 1;
+                }
+            }
+            match page.next {
+                Some(n) if taken < want => cursor.before = Some(n),
+                Some(_) => {
+                    more = true;
+                    break;
+                }
+                None => break,
+            }
+        }
+    }
+    all.sort_by(|x, y| y.0.id.cmp(&x.0.id));
+    if all.len() > want {
+        more = true;
+        all.truncate(want);
+    }
+    let next = more
+        .then(|| all.last().map(|(s, _)| s.id.clone()))
+        .flatten();
+    Ok((
+        all.iter().map(|(s, a)| ScanRow::new(s, Some(a))).collect(),
+        next,
+    ))
+}
+
 /// How a walk over the list ended.
 struct Walked {
     /// Where the next page starts, if more scans may match.
@@ -232,15 +313,15 @@ struct Walked {
     cut_short: bool,
 }
 
-/// Visits matching scans newest first from `before`, until `want` matched or `budget`
-/// scans were examined.
+/// Visits matching scans newest first from `before`, until `want` matched, `budget`
+/// scans were examined, or `visit` answers false (its reader went away).
 fn walk(
     app: &App,
     f: &Filters,
     before: Option<&str>,
     want: usize,
     budget: usize,
-    visit: &mut dyn FnMut(&ScanRecord, Option<&AgentRecord>),
+    visit: &mut dyn FnMut(&ScanRecord, Option<&AgentRecord>) -> bool,
 ) -> crate::app::Result<Walked> {
     let filter = f.store_filter();
     let mut cursor = f.cursor(before);
@@ -252,9 +333,9 @@ fn walk(
             examined += 1;
             let a = agents.of(app, &s.agent_id);
             if f.matches(s, a.as_ref()) {
-                visit(s, a.as_ref());
+                let go_on = visit(s, a.as_ref());
                 matched += 1;
-                if matched == want {
+                if matched == want || !go_on {
                     return Ok(Walked {
                         next: Some(s.id.clone()),
                         cut_short: false,
@@ -353,10 +434,25 @@ pub async fn list(State(app): State<Arc<App>>, ui: Ui, uri: axum::http::Uri) -> 
     };
     let before = set(&q.before);
     let fail = |e: crate::app::AppError| Failure::from(e).with_user(u);
-    if f.needs_examining() {
+    // A host or IP search names few VMs: their scans come from the per-agent index.
+    let searched = match &f.q {
+        Some(q) => matching_agents(&app, q, SEARCH_AGENTS).map_err(fail)?,
+        None => None,
+    };
+    if let Some(agents) = searched {
+        let (rows, next) = scans_of_agents(&app, &f, &agents, before, PER_PAGE).map_err(fail)?;
+        page.caption = format!(
+            "{} scans of the {} VMs matching the search on this page, newest first",
+            rows.len(),
+            agents.len()
+        );
+        page.rows = rows;
+        page.next = next;
+    } else if f.needs_examining() {
         let mut rows = Vec::new();
         let w = walk(&app, &f, before, PER_PAGE, EXAMINE, &mut |s, a| {
-            rows.push(ScanRow::new(s, a))
+            rows.push(ScanRow::new(s, a));
+            true
         })
         .map_err(fail)?;
         page.caption = format!("{} matching scans on this page, newest first", rows.len());
@@ -443,15 +539,10 @@ pub async fn csv(State(app): State<Arc<App>>, ui: Ui, uri: axum::http::Uri) -> P
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(4);
     tokio::task::spawn_blocking(move || {
         let mut buf = String::from(CSV_HEADER);
-        let mut failed = None;
+        // A reader that went away (the channel closed) stops the walk.
         let r = walk(&app, &f, None, usize::MAX, usize::MAX, &mut |s, a| {
-            if failed.is_some() {
-                return;
-            }
             buf.push_str(&csv_row(s, a));
-            if buf.len() >= 64 * 1024 && tx.blocking_send(Ok(std::mem::take(&mut buf))).is_err() {
-                failed = Some(());
-            }
+            buf.len() < 64 * 1024 || tx.blocking_send(Ok(std::mem::take(&mut buf))).is_ok()
         });
         if let Err(e) = r {
             tracing::error!(error = %e, "CSV export stopped");
@@ -487,6 +578,9 @@ pub struct RuleView {
     description: String,
     remediation: String,
     evidence: Vec<String>,
+    /// Failed and errored rules carry their description and remediation in the page;
+    /// the others link to the rule's own page (it keeps a 300-rule page light).
+    full: bool,
 }
 
 /// A rule whose status changed since the VM's scan before.
@@ -515,6 +609,7 @@ struct DetailPage {
     previous: Option<String>,
     statuses: [&'static str; 6],
     severities: [&'static str; 4],
+    csrf: String,
 }
 
 impl DetailPage {
@@ -608,6 +703,7 @@ pub async fn detail(
                 description: r.description.clone(),
                 remediation: r.remediation.clone(),
                 evidence: r.evidence.clone(),
+                full: matches!(st, "fail" | "error"),
             }
         })
         .collect();
@@ -707,8 +803,73 @@ pub async fn detail(
             "exempted",
         ],
         severities: ["critical", "high", "medium", "low"],
+        csrf: u.session.csrf.clone(),
     };
     Ok(view::html(&page))
+}
+
+#[derive(Template)]
+#[template(path = "rule.html")]
+struct RulePage {
+    c: Chrome,
+    scan_id: String,
+    host: String,
+    r: RuleView,
+}
+
+/// One rule of a scan on its own page: description, evidence, remediation.
+pub async fn rule(
+    State(app): State<Arc<App>>,
+    ui: Ui,
+    Path((id, rule_id)): Path<(String, String)>,
+) -> Page {
+    let u = ui.require(Role::Provisioner, "Scan details")?;
+    let fail = |e: crate::app::AppError| Failure::from(e).with_user(u);
+    let (scan, results) = app.scan_with_results(&id).map_err(fail)?;
+    let agent = app.agent(&scan.agent_id).ok();
+    let cat = app.catalog_for_scan(&scan);
+    let doc = crate::report::doc(
+        &crate::report::ReportInput {
+            scan: &scan,
+            agent: agent.as_ref(),
+            catalog: cat.as_deref(),
+            results: &results,
+        },
+        crate::app::now_ms(),
+    );
+    let r = doc
+        .rules
+        .into_iter()
+        .find(|r| r.id == rule_id && r.status.is_some())
+        .ok_or_else(|| {
+            Failure::new(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "Scan {id} has no result for rule {}.",
+                    crate::limits::echo(&rule_id)
+                ),
+            )
+            .with_user(u)
+        })?;
+    let st = r.status.map(|s| s.as_str()).unwrap_or("");
+    let host = view::host_of(&scan, agent.as_ref());
+    Ok(view::html(&RulePage {
+        c: Chrome::new(&format!("{} on {host}", r.id), Some(u), "scans"),
+        scan_id: scan.id.clone(),
+        host,
+        r: RuleView {
+            status: st,
+            status_label: status_label(st),
+            full: true,
+            id: r.id,
+            title: r.title,
+            section: r.section,
+            severity: r.severity,
+            description: r.description,
+            remediation: r.remediation,
+            evidence: r.evidence,
+        },
+    }))
 }
 
 #[derive(Template)]
@@ -794,6 +955,47 @@ pub async fn release(
     app.release(&id, &u.name)
         .map_err(|e| Failure::from(e).with_user(u))?;
     Ok(Redirect::to(&format!("/ui/scans/{}?released=1", view::url_encode(&id))).into_response())
+}
+
+/// "Scan again" (provisioner and admin): a manual scan of the scan's VM; on to it.
+pub async fn rescan(
+    State(app): State<Arc<App>>,
+    ui: Ui,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Page {
+    let f: CsrfForm = parse_form(&body).map_err(|e| e.with_user(&ui.0))?;
+    check_form(&headers, tls(&app), f.csrf.as_deref(), &ui.0.session.csrf)
+        .map_err(|why| Failure::forbidden(&ui.0, why))?;
+    let u = ui.require(Role::Provisioner, "Scanning again")?;
+    let fail = |e: crate::app::AppError| Failure::from(e).with_user(u);
+    let (s, _) = app.scan_with_results(&id).map_err(fail)?;
+    match app.create_scan(&s.agent_id, "manual", &u.name).map_err(fail)? {
+        Some(new) => Ok(Redirect::to(&format!("/ui/scans/{}", view::url_encode(&new.id))).into_response()),
+        None => Err(Failure::new(
+            StatusCode::CONFLICT,
+            "No scan was made: scanning is turned off, or this VM's project is exempt from scanning.",
+        )
+        .with_user(u)),
+    }
+}
+
+/// Cancel (admin) a pending or running scan.
+pub async fn cancel(
+    State(app): State<Arc<App>>,
+    ui: Ui,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Page {
+    let f: CsrfForm = parse_form(&body).map_err(|e| e.with_user(&ui.0))?;
+    check_form(&headers, tls(&app), f.csrf.as_deref(), &ui.0.session.csrf)
+        .map_err(|why| Failure::forbidden(&ui.0, why))?;
+    let u = ui.require(Role::Admin, "Cancelling a scan")?;
+    app.cancel_scan(&id, &u.name)
+        .map_err(|e| Failure::from(e).with_user(u))?;
+    Ok(Redirect::to(&format!("/ui/scans/{}", view::url_encode(&id))).into_response())
 }
 
 #[cfg(test)]

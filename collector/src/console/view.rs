@@ -126,6 +126,7 @@ pub fn host_of(scan: &ScanRecord, agent: Option<&AgentRecord>) -> String {
 /// One scan as lists show it.
 pub struct ScanRow {
     pub id: String,
+    pub agent_id: String,
     pub host: String,
     pub ip: String,
     pub provider: String,
@@ -155,6 +156,7 @@ impl ScanRow {
         };
         ScanRow {
             id: s.id.clone(),
+            agent_id: s.agent_id.clone(),
             host: host_of(s, a),
             ip: a
                 .and_then(|a| a.ip_addresses.first().cloned())

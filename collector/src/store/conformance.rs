@@ -432,6 +432,8 @@ pub fn seed<S: Store>(s: &S, n: usize, truth: &mut Truth, seed: u64) {
         let agent = format!("ag-{:02}", r.next(40));
         let project = projects[r.next(projects.len() as u64) as usize];
         let mut sc = scan(&id, &agent, project, STATUSES[r.next(5) as usize]);
+        // Spread over ten days, for the per-day figures.
+        sc.created_at_ms = r.next(10 * 86_400_000) as i64;
         if sc.status == ScanStatus::Completed {
             // Scores as `policy::score` makes them: tenths from 0 to 100.
             sc.score = match r.next(10) {
@@ -604,6 +606,16 @@ pub fn check<S: Store>(s: &S, truth: &Truth) {
             },
             "min score {min}"
         );
+    }
+    // Per-day figures of completed scans, over windows inside, across and past them.
+    for (from, days) in [(0, 10), (0, 1), (3, 4), (9, 30), (10, 5), (0, 0)] {
+        let got = s.daily_scores(from, days).unwrap();
+        let want = brute_force::daily_scores(&all, from, days);
+        assert_eq!(got.len(), want.len(), "{from}+{days}: {got:?} {want:?}");
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!((g.day, g.completed), (w.day, w.completed), "{from}+{days}");
+            assert!((g.score_sum - w.score_sum).abs() < 1e-6, "{g:?} {w:?}");
+        }
     }
     let agents: Vec<AgentRecord> = truth.agents.values().cloned().collect();
     for i in 0..32 {

@@ -249,6 +249,16 @@ pub struct Fleet {
     pub vms_blocked: usize,
 }
 
+/// One UTC day's completed scans (by creation day): how many, and their scores'
+/// sum (to a hundredth), for the overview's trend.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DayScores {
+    /// Days since the Unix epoch.
+    pub day: u32,
+    pub completed: u64,
+    pub score_sum: f64,
+}
+
 /// A filter over the audit log.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
@@ -339,6 +349,27 @@ pub mod brute_force {
         f.latest_score_sum = latest_completed.values().sum();
         f.vms_blocked = latest.values().filter(|s| s.is_blocking()).count();
         f
+    }
+
+    /// `all` in any order.
+    pub fn daily_scores(all: &[ScanRecord], from_day: u32, days: u32) -> Vec<DayScores> {
+        let mut by_day: std::collections::BTreeMap<u32, (u64, i64)> = Default::default();
+        for s in all.iter().filter(|s| s.status == ScanStatus::Completed) {
+            let day = (s.created_at_ms.div_euclid(86_400_000)).clamp(0, i64::from(u32::MAX)) as u32;
+            if day >= from_day && day < from_day.saturating_add(days) {
+                let e = by_day.entry(day).or_default();
+                e.0 += 1;
+                e.1 += (s.score.unwrap_or(0.0).clamp(0.0, 100.0) * 100.0).round() as i64;
+            }
+        }
+        by_day
+            .into_iter()
+            .map(|(day, (completed, sum))| DayScores {
+                day,
+                completed,
+                score_sum: sum as f64 / 100.0,
+            })
+            .collect()
     }
 
     /// `all` in any order.
@@ -558,6 +589,13 @@ pub trait Store: Send + Sync + 'static {
     fn fleet(&self, min_score: f64) -> Result<Fleet> {
         let (all, _) = self.scans(&ScanFilter::default(), 0, usize::MAX)?;
         Ok(brute_force::fleet(&all, min_score))
+    }
+
+    /// Completed scans per UTC creation day, for the days `from_day..from_day+days`
+    /// that have any, oldest first.
+    fn daily_scores(&self, from_day: u32, days: u32) -> Result<Vec<DayScores>> {
+        let (all, _) = self.scans(&ScanFilter::default(), 0, usize::MAX)?;
+        Ok(brute_force::daily_scores(&all, from_day, days))
     }
 
     /// Upserts results: a rule's result is stored once per scan, whatever is resent.

@@ -24,6 +24,9 @@
 //! - `IDX 'n' dim part(value) slot` → count (u64 BE): scans per status (slot 0-4) or
 //!   blocking (slot 5), over all scans (`dim` `*`, empty value), per project (`p`)
 //!   and per agent (`a`).
+//! - `IDX 'd' day(u32 BE) 'n'` → count and `IDX 'd' day 's'` → sum of scores in
+//!   hundredths (u64 BE): completed scans by the UTC day they were created, for the
+//!   overview's trend.
 //!
 //! Agents tree (`agents`): `IDX 'i' part(instance_id) agent` → `` for agents not
 //! revoked with an instance ID.
@@ -40,7 +43,7 @@ pub const IDX: u8 = 0xFF;
 /// Written to the meta tree once the indexes are complete; a store without it (or
 /// with another version) has its indexes rebuilt from the records when opened.
 pub const INDEX_VERSION_KEY: &str = "index_version";
-pub const INDEX_VERSION: &[u8] = b"1";
+pub const INDEX_VERSION: &[u8] = b"2";
 /// The counter slot of blocking scans (after the five statuses).
 pub const SLOT_BLOCKING: u8 = 5;
 
@@ -157,6 +160,24 @@ pub fn scan_counters(s: &ScanRecord) -> Vec<Vec<u8>> {
     out
 }
 
+/// Days since the Unix epoch (UTC) of a time in ms.
+pub fn day_of(ms: i64) -> u32 {
+    ms.div_euclid(86_400_000).clamp(0, i64::from(u32::MAX)) as u32
+}
+
+/// `IDX 'd' day kind`: the per-day count (`n`) or score sum (`s`) of completed scans.
+pub fn day_key(day: u32, kind: u8) -> Vec<u8> {
+    let mut k = prefix(b'd');
+    k.extend_from_slice(&day.to_be_bytes());
+    k.push(kind);
+    k
+}
+
+/// A score in hundredths, as the per-day sums add them.
+pub fn centi(score: Option<f64>) -> i64 {
+    (score.unwrap_or(0.0).clamp(0.0, 100.0) * 100.0).round() as i64
+}
+
 /// The value of an `IDX 'l'` entry.
 pub fn latest_value(s: &ScanRecord) -> Vec<u8> {
     let mut v = vec![u8::from(s.is_blocking())];
@@ -249,6 +270,17 @@ impl Deltas {
     pub fn add(&mut self, keys: Vec<Vec<u8>>, by: i64) {
         for k in keys {
             *self.0.entry(k).or_default() += by;
+        }
+    }
+
+    /// Adds (`sign` 1) or takes away (`sign` -1) everything a scan record counts: its
+    /// counters and, when completed, its day's count and score.
+    pub fn add_scan(&mut self, s: &ScanRecord, sign: i64) {
+        self.add(scan_counters(s), sign);
+        if s.status == ScanStatus::Completed {
+            let day = day_of(s.created_at_ms);
+            *self.0.entry(day_key(day, b'n')).or_default() += sign;
+            *self.0.entry(day_key(day, b's')).or_default() += sign * centi(s.score);
         }
     }
 }

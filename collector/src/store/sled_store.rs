@@ -17,9 +17,9 @@ use std::sync::{Condvar, Mutex};
 use super::result_log::{self, Locator, ResultLog};
 use super::sled_index::{self as ix, Deltas, IDX};
 use super::{
-    audit_chain, AgentRecord, AttemptRecord, AuditFilter, AuditList, AuditRecord, DeliveryRecord,
-    DeliveryState, Fleet, Result, ResultRecord, ScanCursor, ScanFilter, ScanList, ScanRecord,
-    ScanStatus, SessionRecord, Store, StoreError, TokenRecord, TokenUse, UserRecord,
+    audit_chain, AgentRecord, AttemptRecord, AuditFilter, AuditList, AuditRecord, DayScores,
+    DeliveryRecord, DeliveryState, Fleet, Result, ResultRecord, ScanCursor, ScanFilter, ScanList,
+    ScanRecord, ScanStatus, SessionRecord, Store, StoreError, TokenRecord, TokenUse, UserRecord,
 };
 
 /// sled under a directory.
@@ -263,7 +263,7 @@ impl SledStore {
             for key in ix::scan_keys(&s) {
                 batch.insert(key, &[]);
             }
-            deltas.add(ix::scan_counters(&s), 1);
+            deltas.add_scan(&s, 1);
             latest.insert(s.agent_id.clone(), ix::latest_value(&s));
             if s.status == ScanStatus::Completed {
                 latest_completed.insert(s.agent_id.clone(), ix::latest_completed_value(&s));
@@ -737,7 +737,7 @@ impl Store for SledStore {
             }
         }
         if let Some(o) = &old {
-            deltas.add(ix::scan_counters(o), -1);
+            deltas.add_scan(o, -1);
         }
         // A progress write changes no index entry: only new ones are written.
         for k in new_keys {
@@ -745,7 +745,7 @@ impl Store for SledStore {
                 batch.insert(k, &[]);
             }
         }
-        deltas.add(ix::scan_counters(s), 1);
+        deltas.add_scan(s, 1);
         Self::apply_deltas(&self.scans, &mut batch, deltas)?;
         // The agent's newest scan, and its newest completed one.
         let current = |key: &[u8], completed: bool| -> Result<Option<String>> {
@@ -875,6 +875,38 @@ impl Store for SledStore {
             }
         }
         Ok(f)
+    }
+
+    fn daily_scores(&self, from_day: u32, days: u32) -> Result<Vec<DayScores>> {
+        let end = from_day.saturating_add(days);
+        let mut out: Vec<DayScores> = Vec::new();
+        for kv in self
+            .scans
+            .range(ix::day_key(from_day, 0)..ix::day_key(end, 0))
+        {
+            let (k, v) = kv.map_err(backend)?;
+            let (Some(day), Some(&kind)) = (
+                k.get(2..6)
+                    .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                    .map(u32::from_be_bytes),
+                k.get(6),
+            ) else {
+                continue;
+            };
+            if out.last().is_none_or(|d| d.day != day) {
+                out.push(DayScores {
+                    day,
+                    ..Default::default()
+                });
+            }
+            let d = out.last_mut().expect("pushed above");
+            match kind {
+                b'n' => d.completed = ix::decode_count(&v),
+                b's' => d.score_sum = ix::decode_count(&v) as f64 / 100.0,
+                _ => {}
+            }
+        }
+        Ok(out)
     }
 
     fn put_results(&self, scan_id: &str, results: &[ResultRecord]) -> Result<()> {
