@@ -141,6 +141,8 @@ pub struct Metrics {
     pub enrollments_refused_by_reason: [std::sync::atomic::AtomicU64; 8],
     /// Agent streams ended because they went over a limit.
     pub agent_limit_refusals_total: std::sync::atomic::AtomicU64,
+    /// Console sign-ins refused (wrong name or password, or bounded).
+    pub console_signin_failures_total: std::sync::atomic::AtomicU64,
 }
 
 impl Metrics {
@@ -162,6 +164,13 @@ impl Metrics {
              # TYPE rampart_agent_limit_refusals_total counter\n\
              rampart_agent_limit_refusals_total {}\n",
             self.agent_limit_refusals_total.load(std::sync::atomic::Ordering::Relaxed)
+        ));
+        out.push_str(&format!(
+            "# HELP rampart_console_signin_failures_total Console sign-ins refused.\n\
+             # TYPE rampart_console_signin_failures_total counter\n\
+             rampart_console_signin_failures_total {}\n",
+            self.console_signin_failures_total
+                .load(std::sync::atomic::Ordering::Relaxed)
         ));
         out
     }
@@ -233,6 +242,8 @@ pub struct App {
     identity_anchors: crate::identity::Anchors,
     /// Failed console sign-ins, and the password hashes running.
     signin_failures: signin::SignInFailures,
+    /// Host names and addresses of every agent, for searches.
+    hosts: agents::HostDirectory,
 }
 
 const SETTINGS_KEY: &str = "settings";
@@ -257,9 +268,11 @@ impl App {
             .get_meta(WEBHOOK_SECRET_KEY)?
             .filter(|k| !k.is_empty())
             .map(|k| policy::WebhookSecret(String::from_utf8_lossy(&k).into_owned()));
+        let hosts = agents::HostDirectory::default();
         let revoked = store
             .agents()?
             .into_iter()
+            .inspect(|a| hosts.note(a))
             .filter(|a| a.revoked)
             .map(|a| a.id)
             .collect();
@@ -296,6 +309,7 @@ impl App {
             webhook_wake: tokio::sync::Notify::new(),
             identity_anchors,
             signin_failures: Default::default(),
+            hosts,
         })
     }
 

@@ -237,6 +237,27 @@ pub fn hello(h: &HelloClaims<'_>) -> Result<(), Exceeded> {
     }
     for ip in h.ip_addresses {
         field("an IP address", ip, IP_ADDRESS_BYTES)?;
+        if ip.parse::<std::net::IpAddr>().is_err() {
+            return Err(Exceeded(format!(
+                "hello: `{}` is not an IP address",
+                echo(ip)
+            )));
+        }
+    }
+    // Shown in the console, lists and CSV exports: no control characters, as at
+    // enrollment.
+    for (name, v) in [
+        ("the host name", h.hostname),
+        ("the instance ID", h.instance_id),
+        ("the provider", h.provider),
+        ("the region", h.region),
+        ("the OS", h.os),
+        ("the agent version", h.agent_version),
+        ("the content version", h.content_version),
+    ] {
+        if v.chars().any(char::is_control) {
+            return Err(Exceeded(format!("hello: {name} holds control characters")));
+        }
     }
     labels(h.labels)
 }
@@ -325,6 +346,34 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hellos_carry_no_control_characters_and_real_addresses() {
+        let labels = BTreeMap::new();
+        let ok_ips = ["10.0.0.1".to_string(), "2001:db8::1".to_string()];
+        let h = |hostname: &'static str, ips: &'static [String]| HelloClaims {
+            hostname,
+            ip_addresses: ips,
+            provider: "aws",
+            instance_id: "i-1",
+            region: "",
+            os: "Debian 12",
+            agent_version: "0.1.0",
+            content_version: "debian-12@1",
+            labels: &labels,
+        };
+        let ips: &'static [String] = Box::leak(Box::new(ok_ips));
+        assert!(hello(&h("web-1", ips)).is_ok());
+        let e = hello(&h("evil\r\nSet-Cookie: x=1\x1b[31m", ips)).unwrap_err();
+        assert!(
+            e.0.contains("host name holds control characters"),
+            "{}",
+            e.0
+        );
+        let bad: &'static [String] = Box::leak(Box::new(["=1+1".to_string()]));
+        let e = hello(&h("web-1", bad)).unwrap_err();
+        assert!(e.0.contains("is not an IP address"), "{}", e.0);
+    }
 
     #[test]
     fn echo_cuts_and_escapes() {

@@ -48,12 +48,15 @@ pub fn input_value(html: &str, name: &str) -> Option<String> {
 
 pub const SESSION: &str = "__Host-rampart_session";
 pub const LOGIN: &str = "__Host-rampart_login";
+pub const DEVICE: &str = "__Host-rampart_device";
 
 /// A browser-like client of one console.
 pub struct Console {
     pub addr: String,
     /// The session cookie's value, once signed in.
     pub session: Option<String>,
+    /// The device cookie a sign-in gave this browser, sent with later sign-ins.
+    pub device: Option<String>,
 }
 
 impl Console {
@@ -61,6 +64,7 @@ impl Console {
         Console {
             addr: addr.to_string(),
             session: None,
+            device: None,
         }
     }
 
@@ -105,7 +109,10 @@ impl Console {
         let form = http_request("GET", &self.addr, "/ui/login", &[], b"");
         let token = set_cookie(&form, LOGIN).expect("the sign-in form sets its cookie");
         let csrf = input_value(&form.text(), "csrf").expect("the sign-in form has a token");
-        let cookie = format!("{LOGIN}={token}");
+        let mut cookie = format!("{LOGIN}={token}");
+        if let Some(d) = &self.device {
+            cookie.push_str(&format!("; {DEVICE}={d}"));
+        }
         let r = http_request(
             "POST",
             &self.addr,
@@ -125,6 +132,9 @@ impl Console {
         );
         if let Some(s) = set_cookie(&r, SESSION) {
             self.session = Some(s);
+        }
+        if let Some(d) = set_cookie(&r, DEVICE) {
+            self.device = Some(d);
         }
         r
     }

@@ -77,6 +77,21 @@ fn console_sessions_forms_and_roles_hold() {
         assert!(cookie.contains(attr), "{cookie}");
     }
 
+    // A stranger's wrong guesses lock the name out of fresh browsers, never out of
+    // the browser pat signed in with before (it holds the device cookie).
+    assert!(
+        pat.device.is_some(),
+        "a sign-in gives the browser its device cookie"
+    );
+    let mut stranger = Console::new(&c.rest);
+    for _ in 0..5 {
+        assert_eq!(stranger.sign_in("pat", "a wrong guess!!").status, 401);
+    }
+    assert_eq!(stranger.sign_in("pat", "pat's long password").status, 429);
+    let mut again = Console::new(&c.rest);
+    again.device = pat.device.clone();
+    assert_eq!(again.sign_in("pat", "pat's long password").status, 303);
+
     // Every console answer carries the CSP and the other headers.
     for path in [
         "/ui/",

@@ -1,7 +1,41 @@
-//! Agents: look-up, revocation and the serials for the CRL.
+//! Agents: look-up, revocation, the serials for the CRL, and the host directory a
+//! host or IP search reads.
+
+use std::collections::BTreeMap;
+use std::sync::RwLock;
 
 use super::{App, AppError, Result};
 use crate::store::AgentRecord;
+
+/// Every agent's host name (lower-cased) and addresses, in memory, so that a search
+/// by host or IP reads no agent record it does not show. Built from the store at
+/// start; enrollment and each hello (the only writers of these fields) keep it.
+#[derive(Default)]
+pub struct HostDirectory(RwLock<BTreeMap<String, (String, Vec<String>)>>);
+
+impl HostDirectory {
+    pub fn note(&self, a: &AgentRecord) {
+        self.0.write().unwrap_or_else(|p| p.into_inner()).insert(
+            a.id.clone(),
+            (a.hostname.to_lowercase(), a.ip_addresses.clone()),
+        );
+    }
+
+    /// The IDs of agents whose host name, an address or ID contains `q` (lower-cased),
+    /// in ID order; `None` when more than `most` do.
+    pub fn find(&self, q: &str, most: usize) -> Option<Vec<String>> {
+        let mut found = Vec::new();
+        for (id, (host, ips)) in self.0.read().unwrap_or_else(|p| p.into_inner()).iter() {
+            if host.contains(q) || ips.iter().any(|ip| ip.contains(q)) || id.contains(q) {
+                if found.len() == most {
+                    return None;
+                }
+                found.push(id.clone());
+            }
+        }
+        Some(found)
+    }
+}
 
 impl App {
     pub fn agent(&self, id: &str) -> Result<AgentRecord> {
@@ -24,6 +58,21 @@ impl App {
             .filter(|a| a.project.as_deref() == Some(project) && !a.revoked)
             .map(|a| a.id)
             .collect())
+    }
+
+    /// The agents whose host name, an address or ID contains `q` (any case), or `None`
+    /// when more than `most` do.
+    pub fn search_hosts(&self, q: &str, most: usize) -> Result<Option<Vec<AgentRecord>>> {
+        let Some(ids) = self.hosts.find(&q.to_lowercase(), most) else {
+            return Ok(None);
+        };
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(a) = self.store.agent(&id)? {
+                out.push(a);
+            }
+        }
+        Ok(Some(out))
     }
 
     /// An agent's host name, if the agent is known.
@@ -90,5 +139,40 @@ impl App {
         {
             f();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_directory_finds_by_name_address_and_id() {
+        let d = HostDirectory::default();
+        let a = |id: &str, host: &str, ip: &str| AgentRecord {
+            id: id.into(),
+            hostname: host.into(),
+            ip_addresses: vec![ip.into()],
+            provider: String::new(),
+            instance_id: String::new(),
+            os: String::new(),
+            project: None,
+            labels: Default::default(),
+            enrolled_at_ms: 0,
+            last_seen_ms: 0,
+            cert_serial: String::new(),
+            cert_not_after_ms: 0,
+            revoked: false,
+            identity: Default::default(),
+        };
+        d.note(&a("ag-1", "Web-01", "10.0.0.1"));
+        d.note(&a("ag-2", "db-01", "10.0.0.2"));
+        assert_eq!(d.find("web", 10), Some(vec!["ag-1".to_string()]));
+        assert_eq!(d.find("10.0.0.2", 10), Some(vec!["ag-2".to_string()]));
+        assert_eq!(d.find("-01", 10).unwrap().len(), 2);
+        assert_eq!(d.find("-01", 1), None, "more than asked for");
+        // A hello that renames the host replaces the entry.
+        d.note(&a("ag-1", "api-01", "10.0.0.9"));
+        assert_eq!(d.find("web", 10), Some(vec![]));
     }
 }

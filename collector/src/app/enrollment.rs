@@ -225,7 +225,7 @@ impl App {
         let not_after_ms = issued.not_after.unix_timestamp() * 1000;
         // The project comes from the token alone; labels are fixed here.
         let project = tok.project.clone();
-        self.store.put_agent(&AgentRecord {
+        let record = AgentRecord {
             id: agent_id.clone(),
             hostname: req.hostname.into(),
             ip_addresses: vec![],
@@ -240,7 +240,9 @@ impl App {
             cert_not_after_ms: not_after_ms,
             revoked: false,
             identity: identity.clone(),
-        })?;
+        };
+        self.store.put_agent(&record)?;
+        self.hosts.note(&record);
         self.store
             .put_meta(&enroll_key(&tok.id, &key), agent_id.as_bytes())?;
         if let (true, Some(d)) = (identity.verified, &req.identity_document) {

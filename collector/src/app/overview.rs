@@ -37,6 +37,22 @@ impl App {
         Ok(self.store.scan_list(filter, cursor, offset, limit)?)
     }
 
+    /// A page of matching scans without their total: its cost follows the page,
+    /// whatever the filter. The cursor of the next page, if more match.
+    pub fn scan_page(
+        &self,
+        filter: &ScanFilter,
+        cursor: &ScanCursor,
+        limit: usize,
+    ) -> Result<(Vec<ScanRecord>, Option<String>)> {
+        Ok(self.store.scan_page(filter, cursor, limit)?)
+    }
+
+    /// How many scans match, when counters know it without a walk.
+    pub fn scan_total(&self, filter: &ScanFilter) -> Result<Option<usize>> {
+        Ok(self.store.scan_total(filter)?)
+    }
+
     pub fn overview(&self) -> Result<Overview> {
         let min_score = self.settings().min_score;
         let fleet = self.store.fleet(min_score)?;

@@ -142,7 +142,8 @@ impl App {
                 claimed_other = (!h.instance_id.is_empty() && h.instance_id != a.instance_id)
                     .then(|| a.instance_id.clone());
             })?
-            .ok_or_else(|| AppError::NotFound(format!("agent {agent_id}")))?;
+            .ok_or_else(|| AppError::NotFound(format!("agent {agent_id}")))
+            .inspect(|a| self.hosts.note(a))?;
         if let Some(enrolled) = claimed_other {
             tracing::warn!(
                 %agent_id,

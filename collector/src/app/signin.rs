@@ -5,10 +5,18 @@
 //! with the user, a CSRF token and two times. A session is over when it has been idle
 //! for [`IDLE_MS`], lived [`ABSOLUTE_MS`], was signed out, or its user was revoked or
 //! changed password since it began.
+//!
+//! Failed sign-ins are bounded so that guessing is slow, without letting a stranger lock
+//! a user out: a browser that signed in as a user before carries a device cookie (an
+//! HMAC of the user name under a key of this collector's), and its attempts are bounded
+//! on their own (per user and device), never by the failures of other browsers or of
+//! its address. Browsers without one are bounded per user name and per address.
+//! Only failures against existing users are audited; the rest are counted in a metric,
+//! so strangers cannot grow the audit log.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::Ordering;
+use std::sync::{Condvar, Mutex, OnceLock};
 
 use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
 
@@ -26,9 +34,12 @@ pub const FAILS_PER_ADDRESS: usize = 20;
 pub const WINDOW_MS: i64 = 15 * 60 * 1000;
 /// Password lengths accepted, in bytes.
 pub const PASSWORD_BYTES: std::ops::RangeInclusive<usize> = 12..=1024;
-/// Password hashes computed at once; more sign-ins wait their turn by being refused
-/// (each costs 19 MiB and tens of milliseconds of a core).
+/// Password hashes computed at once (each costs 19 MiB and tens of milliseconds of a
+/// core); more sign-ins wait, up to [`HASH_WAIT`], in turn.
 const HASHES_AT_ONCE: usize = 4;
+const HASH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// The meta key of the device cookies' HMAC key.
+const DEVICE_KEY: &str = "console_device_key";
 /// `last_seen_ms` is written at most this often per session.
 const TOUCH_MS: i64 = 60 * 1000;
 
@@ -79,11 +90,13 @@ fn decoy_hash() -> &'static str {
     })
 }
 
-/// Failed sign-ins by key (`user:NAME`, `addr:IP`) within the window.
+/// Failed sign-ins by key (`user:NAME`, `addr:IP`, `device:NAME`) within the window,
+/// and the password hashes running.
 #[derive(Default)]
 pub struct SignInFailures {
     by_key: Mutex<HashMap<String, Vec<i64>>>,
-    hashing: AtomicUsize,
+    hashing: Mutex<usize>,
+    freed: Condvar,
 }
 
 impl SignInFailures {
@@ -122,26 +135,32 @@ impl SignInFailures {
             .unwrap_or_else(|p| p.into_inner())
             .remove(key);
     }
-}
 
-/// Takes one of the [`HASHES_AT_ONCE`] hashing slots until dropped.
-struct HashSlot<'a>(&'a AtomicUsize);
-
-impl<'a> HashSlot<'a> {
-    fn take(n: &'a AtomicUsize) -> Result<HashSlot<'a>> {
-        if n.fetch_add(1, Ordering::AcqRel) >= HASHES_AT_ONCE {
-            n.fetch_sub(1, Ordering::AcqRel);
+    /// One of the [`HASHES_AT_ONCE`] hashing slots, waiting up to [`HASH_WAIT`] in
+    /// turn for one to free (sign-in runs where blocking is allowed).
+    fn slot(&self) -> Result<HashSlot<'_>> {
+        let guard = self.hashing.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut n, timeout) = self
+            .freed
+            .wait_timeout_while(guard, HASH_WAIT, |n| *n >= HASHES_AT_ONCE)
+            .unwrap_or_else(|p| p.into_inner());
+        if timeout.timed_out() && *n >= HASHES_AT_ONCE {
             return Err(AppError::Unavailable(
                 "too many sign-ins at once; try again in a moment".into(),
             ));
         }
-        Ok(HashSlot(n))
+        *n += 1;
+        Ok(HashSlot(self))
     }
 }
 
+/// A hashing slot, given back (and a waiter woken) when dropped.
+struct HashSlot<'a>(&'a SignInFailures);
+
 impl Drop for HashSlot<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        *self.0.hashing.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+        self.0.freed.notify_one();
     }
 }
 
@@ -185,30 +204,89 @@ impl App {
         Ok(())
     }
 
+    /// The HMAC key of device cookies: made once, kept in the store.
+    fn device_key(&self) -> Result<ring::hmac::Key> {
+        let key = match self.store.get_meta(DEVICE_KEY)? {
+            Some(k) if k.len() == 32 => k,
+            _ => {
+                let k = auth::random_bytes::<32>(auth::system_random())?.to_vec();
+                self.store.put_meta(DEVICE_KEY, &k)?;
+                self.store.sync()?;
+                k
+            }
+        };
+        Ok(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key))
+    }
+
+    /// The device cookie of a browser that signed in as `user`.
+    pub fn device_cookie(&self, user: &str) -> Result<String> {
+        let tag = ring::hmac::sign(&self.device_key()?, format!("device:{user}").as_bytes());
+        let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        Ok(hex)
+    }
+
+    /// Whether `cookie` is the device cookie of `user`.
+    fn is_device_of(&self, cookie: &str, user: &str) -> Result<bool> {
+        let Some(tag) = (cookie.len() == 64)
+            .then(|| {
+                (0..32)
+                    .map(|i| u8::from_str_radix(cookie.get(2 * i..2 * i + 2)?, 16).ok())
+                    .collect::<Option<Vec<u8>>>()
+            })
+            .flatten()
+        else {
+            return Ok(false);
+        };
+        Ok(ring::hmac::verify(
+            &self.device_key()?,
+            format!("device:{user}").as_bytes(),
+            &tag,
+        )
+        .is_ok())
+    }
+
     /// Signs a user in from `addr`: the new session's secret (for the cookie) and the
-    /// user. Failed attempts are bounded per name and per address, and audited.
-    pub fn sign_in(&self, name: &str, password: &str, addr: &str) -> Result<(String, ConsoleUser)> {
+    /// user. `device` is the browser's device cookie, if it has one. Failed attempts
+    /// are bounded (see the module's header); those against existing users audited.
+    pub fn sign_in(
+        &self,
+        name: &str,
+        password: &str,
+        addr: &str,
+        device: Option<&str>,
+    ) -> Result<(String, ConsoleUser)> {
         let now = now_ms();
         let name_ok = super::accounts::valid_user_name(name);
-        let user_key = format!("user:{name}");
-        let addr_key = format!("addr:{addr}");
-        let limited = |secs: i64, what: &str| {
-            AppError::Limited(format!(
-                "too many failed sign-ins {what}; try again in {secs} s"
-            ))
+        let trusted = match (name_ok, device) {
+            (true, Some(d)) => self.is_device_of(d, name)?,
+            _ => false,
         };
-        if let Some(s) = self
-            .signin_failures
-            .wait_secs(&addr_key, FAILS_PER_ADDRESS, now)
-        {
-            return Err(limited(s, "from this address"));
-        }
-        if name_ok {
-            if let Some(s) = self
-                .signin_failures
-                .wait_secs(&user_key, FAILS_PER_USER, now)
-            {
-                return Err(limited(s, "for this user"));
+        // A trusted browser is bounded on its own; others per name and per address.
+        let keys: Vec<(String, usize, &str)> = if trusted {
+            vec![(
+                format!("device:{name}"),
+                FAILS_PER_USER,
+                "from this browser",
+            )]
+        } else {
+            let mut k = vec![(
+                format!("addr:{addr}"),
+                FAILS_PER_ADDRESS,
+                "from this address",
+            )];
+            if name_ok {
+                k.push((format!("user:{name}"), FAILS_PER_USER, "for this user"));
+            }
+            k
+        };
+        for (key, limit, what) in &keys {
+            if let Some(secs) = self.signin_failures.wait_secs(key, *limit, now) {
+                self.metrics
+                    .console_signin_failures_total
+                    .fetch_add(1, Ordering::Relaxed);
+                return Err(AppError::Limited(format!(
+                    "too many failed sign-ins {what}; try again in {secs} s"
+                )));
             }
         }
         let user = if name_ok {
@@ -217,7 +295,7 @@ impl App {
             None
         };
         let ok = {
-            let _slot = HashSlot::take(&self.signin_failures.hashing)?;
+            let _slot = self.signin_failures.slot()?;
             let phc = user
                 .as_ref()
                 .and_then(|u| u.password_hash.as_deref())
@@ -230,20 +308,36 @@ impl App {
                     .is_some_and(|u| !u.revoked && u.password_hash.is_some())
         };
         let role = user.as_ref().and_then(|u| Role::parse(&u.role));
-        let (Some(user), Some(role), true) = (user, role, ok) else {
-            self.signin_failures.record(addr_key, now);
-            if name_ok {
-                self.signin_failures.record(user_key, now);
+        let (Some(user), Some(role), true) = (user.clone(), role, ok) else {
+            for (key, ..) in keys {
+                self.signin_failures.record(key, now);
             }
-            let who = if name_ok {
-                name.to_string()
-            } else {
-                "(not a user name)".to_string()
-            };
-            self.audit(&who, "console.signin_failed", None, format!("from {addr}"))?;
+            self.metrics
+                .console_signin_failures_total
+                .fetch_add(1, Ordering::Relaxed);
+            // Only attempts on real accounts reach the audit log: a stranger trying
+            // names cannot grow it.
+            if let Some(u) = &user {
+                self.audit(
+                    &u.name,
+                    "console.signin_failed",
+                    None,
+                    format!(
+                        "from {addr}{}",
+                        if trusted {
+                            ", from a browser that signed in before"
+                        } else {
+                            ""
+                        }
+                    ),
+                )?;
+            }
             return Err(AppError::Refused("wrong user name or password".into()));
         };
-        self.signin_failures.clear(&user_key);
+        self.signin_failures.clear(&format!(
+            "{}:{name}",
+            if trusted { "device" } else { "user" }
+        ));
         let secret = auth::new_secret("rps_")?;
         let csrf = auth::new_secret("")?;
         let session = SessionRecord {
@@ -357,7 +451,7 @@ mod tests {
         app.add_user("ann", Role::Provisioner, "root").unwrap();
         assert!(
             matches!(
-                app.sign_in("ann", "anything at all", "10.0.0.1"),
+                app.sign_in("ann", "anything at all", "10.0.0.1", None),
                 Err(AppError::Refused(_))
             ),
             "no password set: no sign-in"
@@ -365,7 +459,7 @@ mod tests {
         app.set_password("ann", "ann's long password", "root")
             .unwrap();
         let (secret, u) = app
-            .sign_in("ann", "ann's long password", "10.0.0.1")
+            .sign_in("ann", "ann's long password", "10.0.0.1", None)
             .unwrap();
         assert_eq!((u.name.as_str(), u.role), ("ann", Role::Provisioner));
         let s = app.console_session(&secret).unwrap().unwrap();
@@ -378,18 +472,18 @@ mod tests {
 
         // A password change ends every session of the user.
         let (s1, _) = app
-            .sign_in("ann", "ann's long password", "10.0.0.1")
+            .sign_in("ann", "ann's long password", "10.0.0.1", None)
             .unwrap();
         app.set_password("ann", "ann's new password", "root")
             .unwrap();
         assert!(app.console_session(&s1).unwrap().is_none());
         assert!(app
-            .sign_in("ann", "ann's long password", "10.0.0.1")
+            .sign_in("ann", "ann's long password", "10.0.0.1", None)
             .is_err());
 
         // Revoking the user ends their sessions at once.
         let (s2, _) = app
-            .sign_in("ann", "ann's new password", "10.0.0.1")
+            .sign_in("ann", "ann's new password", "10.0.0.1", None)
             .unwrap();
         app.revoke_user("ann", "root").unwrap();
         assert!(app.console_session(&s2).unwrap().is_none());
@@ -398,7 +492,7 @@ mod tests {
         app.set_password("root", "root's long password", "cli")
             .unwrap();
         let (s3, u3) = app
-            .sign_in("root", "root's long password", "10.0.0.2")
+            .sign_in("root", "root's long password", "10.0.0.2", None)
             .unwrap();
         let mut rec = u3.session.clone();
         rec.last_seen_ms -= IDLE_MS;
@@ -409,7 +503,7 @@ mod tests {
             "removed"
         );
         let (s4, u4) = app
-            .sign_in("root", "root's long password", "10.0.0.2")
+            .sign_in("root", "root's long password", "10.0.0.2", None)
             .unwrap();
         let mut rec = u4.session.clone();
         rec.created_at_ms -= ABSOLUTE_MS;
@@ -434,26 +528,67 @@ mod tests {
         app.add_user("root", Role::Admin, "system").unwrap();
         app.set_password("root", "root's long password", "cli")
             .unwrap();
+        // root signed in once from their own browser, which keeps the device cookie.
+        app.sign_in("root", "root's long password", "10.7.0.1", None)
+            .unwrap();
+        let device = app.device_cookie("root").unwrap();
         for i in 0..FAILS_PER_USER {
-            let r = app.sign_in("root", "wrong password!", &format!("10.1.0.{i}"));
+            let r = app.sign_in("root", "wrong password!", &format!("10.1.0.{i}"), None);
             assert!(matches!(r, Err(AppError::Refused(_))), "{i}");
         }
-        // The right password from a fresh address is refused for now: the name is
-        // under attack.
-        let r = app.sign_in("root", "root's long password", "10.2.0.1");
+        // The right password from a fresh browser is refused for now: the name is
+        // under attack...
+        let r = app.sign_in("root", "root's long password", "10.2.0.1", None);
         assert!(matches!(r, Err(AppError::Limited(m)) if m.contains("for this user")));
-
-        // One address trying many names is cut off by address.
-        for i in 0..FAILS_PER_ADDRESS {
-            let _ = app.sign_in(&format!("u{i}"), "wrong password!", "10.9.9.9");
+        // ...but root's own browser still gets in: a stranger cannot lock them out.
+        app.sign_in("root", "root's long password", "10.2.0.1", Some(&device))
+            .unwrap();
+        // A device cookie is for its user only, and cannot be made up.
+        app.add_user("ann", Role::Viewer, "root").unwrap();
+        app.set_password("ann", "ann's long password", "root")
+            .unwrap();
+        assert!(!app.is_device_of(&device, "ann").unwrap());
+        assert!(!app.is_device_of(&"0".repeat(64), "root").unwrap());
+        assert!(!app.is_device_of("short", "root").unwrap());
+        // A trusted browser guessing is bounded on its own.
+        for _ in 0..FAILS_PER_USER {
+            let _ = app.sign_in("root", "wrong password!", "10.3.0.1", Some(&device));
         }
-        let r = app.sign_in("someone", "wrong password!", "10.9.9.9");
+        let r = app.sign_in("root", "root's long password", "10.3.0.1", Some(&device));
+        assert!(matches!(r, Err(AppError::Limited(m)) if m.contains("from this browser")));
+
+        // One address trying many names is cut off by address (not trusted browsers).
+        for i in 0..FAILS_PER_ADDRESS {
+            let _ = app.sign_in(&format!("u{i}"), "wrong password!", "10.9.9.9", None);
+        }
+        let r = app.sign_in("someone", "wrong password!", "10.9.9.9", None);
         assert!(matches!(r, Err(AppError::Limited(m)) if m.contains("from this address")));
-        // A name that is not a user name is still counted by address, and audited
-        // without echoing it.
-        let r = app.sign_in("<script>", "x", "10.3.0.1");
+        // Names that are no user's reach no audit entry, only the metric.
+        let before = app.store.audit(0, 0).unwrap().1;
+        let r = app.sign_in("<script>", "x", "10.4.0.1", None);
         assert!(matches!(r, Err(AppError::Refused(_))));
-        let (log, _) = app.store.audit(0, 1).unwrap();
-        assert_eq!(log[0].actor, "(not a user name)");
+        let _ = app.sign_in("nobody", "wrong password!", "10.4.0.1", None);
+        assert_eq!(app.store.audit(0, 0).unwrap().1, before);
+        assert!(
+            app.metrics
+                .console_signin_failures_total
+                .load(Ordering::Relaxed)
+                >= 30
+        );
+    }
+
+    #[test]
+    fn hash_slots_wait_their_turn() {
+        let f = SignInFailures::default();
+        let held: Vec<_> = (0..HASHES_AT_ONCE).map(|_| f.slot().unwrap()).collect();
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| f.slot().map(|_| ()));
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            drop(held);
+            assert!(
+                waiter.join().unwrap().is_ok(),
+                "a freed slot goes to the waiter"
+            );
+        });
     }
 }

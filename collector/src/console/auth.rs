@@ -12,7 +12,8 @@ use serde::Deserialize;
 
 use super::view::{self, Chrome};
 use super::{
-    check_form, check_origin, cookie, parse_form, tls, Failure, Page, LOGIN_COOKIE, SESSION_COOKIE,
+    check_form, check_origin, cookie, parse_form, tls, Failure, Page, DEVICE_COOKIE, LOGIN_COOKIE,
+    SESSION_COOKIE,
 };
 use crate::app::{App, AppError};
 use crate::net::ClientAddr;
@@ -116,10 +117,20 @@ pub async fn sign_in(
     } else {
         String::new()
     };
-    match app.sign_in(&f.name, &f.password, &addr) {
-        Ok((secret, _)) => {
+    let device = cookie(&headers, DEVICE_COOKIE);
+    match app.sign_in(&f.name, &f.password, &addr, device) {
+        Ok((secret, user)) => {
             let mut resp = Redirect::to(&next).into_response();
+            let device = app.device_cookie(&user.name)?;
             let h = resp.headers_mut();
+            // A year: this browser's attempts are then bounded on their own, so a
+            // stranger's failures never lock this user out of it.
+            h.append(
+                header::SET_COOKIE,
+                cookie_header(DEVICE_COOKIE, &device, Some(366 * 86400))
+                    .parse()
+                    .map_err(|_| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, "bad cookie"))?,
+            );
             h.append(
                 header::SET_COOKIE,
                 cookie_header(SESSION_COOKIE, &secret, None)

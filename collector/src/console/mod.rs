@@ -37,6 +37,9 @@ pub use assets::Assets;
 pub const SESSION_COOKIE: &str = "__Host-rampart_session";
 /// The sign-in form's own CSRF cookie, before any session exists.
 pub const LOGIN_COOKIE: &str = "__Host-rampart_login";
+/// Set at a successful sign-in: this browser signed in as that user before (see
+/// `app::signin`).
+pub const DEVICE_COOKIE: &str = "__Host-rampart_device";
 
 /// The console's Content-Security-Policy: nothing inline, nothing from elsewhere.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
@@ -221,11 +224,16 @@ impl Ui {
     }
 }
 
-/// The value of a cookie in the request, if it is there once.
+/// The value of a cookie in the request, if it is there once. Pairs that are not
+/// UTF-8 (a cookie another site on the same domain planted, say) are skipped, never a
+/// reason to drop the whole header.
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     let mut found = None;
     for h in headers.get_all(header::COOKIE) {
-        for pair in h.to_str().ok()?.split(';') {
+        for pair in h.as_bytes().split(|b| *b == b';') {
+            let Ok(pair) = std::str::from_utf8(pair) else {
+                continue;
+            };
             if let Some((k, v)) = pair.trim().split_once('=') {
                 if k == name {
                     if found.is_some() {
@@ -251,6 +259,14 @@ impl FromRequestParts<Arc<App>> for Ui {
         };
         if let Some(u) = live {
             return Ok(Ui(u));
+        }
+        if parts.headers.contains_key("hx-request") {
+            // An htmx refresh whose session ended: the whole page goes to sign-in,
+            // never the sign-in form swapped into a fragment.
+            let mut r = StatusCode::NO_CONTENT.into_response();
+            r.headers_mut()
+                .insert("hx-redirect", HeaderValue::from_static("/ui/login"));
+            return Err(r);
         }
         if parts.method == Method::GET || parts.method == Method::HEAD {
             let next = parts
@@ -412,5 +428,13 @@ mod tests {
         ]);
         assert_eq!(cookie(&two, SESSION_COOKIE), None);
         assert_eq!(cookie(&m, "__Host-rampart"), None);
+        // A planted cookie that is not UTF-8 does not hide the session.
+        let mut tossed = HeaderMap::new();
+        tossed.insert(
+            header::COOKIE,
+            HeaderValue::from_bytes(b"pref=caf\xc3\xa9; x=\xff; __Host-rampart_session=s3")
+                .unwrap(),
+        );
+        assert_eq!(cookie(&tossed, SESSION_COOKIE), Some("s3"));
     }
 }

@@ -228,34 +228,6 @@ impl Agents {
 /// index; a broader search walks the list instead.
 const SEARCH_AGENTS: usize = 200;
 
-/// The agents whose host name or an address contains `q` (lower-cased), or `None`
-/// when more than `most` do.
-fn matching_agents(
-    app: &App,
-    q: &str,
-    most: usize,
-) -> crate::app::Result<Option<Vec<AgentRecord>>> {
-    let mut found = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = app.agent_page(after.as_deref(), 1000)?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.id.clone());
-        for a in page {
-            if a.hostname.to_lowercase().contains(q)
-                || a.ip_addresses.iter().any(|ip| ip.contains(q))
-                || a.id.to_lowercase().contains(q)
-            {
-                if found.len() == most {
-                    return Ok(None);
-                }
-                found.push(a);
-            }
-        }
-    }
-    Ok(Some(found))
-}
-
 /// A page of the scans of `agents` that match the other filters, newest first, and
 /// where the next page starts.
 fn scans_of_agents(
@@ -274,14 +246,14 @@ fn scans_of_agents(
         // Enough of this agent's scans to fill the page after the other filters.
         let mut taken = 0;
         loop {
-            let page = app.list_scans(&filter, &cursor, 0, BATCH)?;
-            for s in page.scans {
+            let (scans, next) = app.scan_page(&filter, &cursor, BATCH)?;
+            for s in scans {
                 if f.matches(&s, Some(a)) {
                     all.push((s, a));
                     taken += 1;
                 }
             }
-            match page.next {
+            match next {
                 Some(n) if taken < want => cursor.before = Some(n),
                 Some(_) => {
                     more = true;
@@ -328,8 +300,8 @@ fn walk(
     let mut agents = Agents::default();
     let (mut matched, mut examined) = (0usize, 0usize);
     loop {
-        let page = app.list_scans(&filter, &cursor, 0, BATCH)?;
-        for s in &page.scans {
+        let (scans, next) = app.scan_page(&filter, &cursor, BATCH)?;
+        for s in &scans {
             examined += 1;
             let a = agents.of(app, &s.agent_id);
             if f.matches(s, a.as_ref()) {
@@ -349,7 +321,7 @@ fn walk(
                 });
             }
         }
-        match page.next {
+        match next {
             Some(n) => cursor.before = Some(n),
             None => {
                 return Ok(Walked {
@@ -436,7 +408,7 @@ pub async fn list(State(app): State<Arc<App>>, ui: Ui, uri: axum::http::Uri) -> 
     let fail = |e: crate::app::AppError| Failure::from(e).with_user(u);
     // A host or IP search names few VMs: their scans come from the per-agent index.
     let searched = match &f.q {
-        Some(q) => matching_agents(&app, q, SEARCH_AGENTS).map_err(fail)?,
+        Some(q) => app.search_hosts(q, SEARCH_AGENTS).map_err(fail)?,
         None => None,
     };
     if let Some(agents) = searched {
@@ -460,25 +432,28 @@ pub async fn list(State(app): State<Arc<App>>, ui: Ui, uri: axum::http::Uri) -> 
         page.next = w.next;
         page.cut_short = w.cut_short;
     } else {
-        let list = app
-            .list_scans(&f.store_filter(), &f.cursor(before), 0, PER_PAGE)
+        let (scans, next) = app
+            .scan_page(&f.store_filter(), &f.cursor(before), PER_PAGE)
             .map_err(fail)?;
         let mut agents = Agents::default();
-        page.rows = list
-            .scans
+        page.rows = scans
             .iter()
             .map(|s| ScanRow::new(s, agents.of(&app, &s.agent_id).as_ref()))
             .collect();
-        page.caption = if f.from_ms.is_some() || f.to_ms.is_some() {
-            format!("{} scans on this page, newest first", page.rows.len())
+        // The total only where counters know it (and no date range narrows it).
+        let total = if f.from_ms.is_none() && f.to_ms.is_none() {
+            app.scan_total(&f.store_filter()).map_err(fail)?
         } else {
-            format!(
-                "{} matching scans in all; {} on this page, newest first",
-                list.total,
-                page.rows.len()
-            )
+            None
         };
-        page.next = list.next;
+        page.caption = match total {
+            Some(t) => format!(
+                "{t} matching scans in all; {} on this page, newest first",
+                page.rows.len()
+            ),
+            None => format!("{} scans on this page, newest first", page.rows.len()),
+        };
+        page.next = next;
     }
     Ok(view::html(&page))
 }
@@ -486,7 +461,11 @@ pub async fn list(State(app): State<Arc<App>>, ui: Ui, uri: axum::http::Uri) -> 
 /// A CSV cell: quoted when it must be (RFC 4180), and a leading `=`, `+`, `-`, `@`,
 /// tab or carriage return neutralised with `'` so that no spreadsheet runs it.
 pub fn csv_cell(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+    // Spreadsheets skip leading spaces, and some read full-width signs as formulas.
+    let risky = s.starts_with(['\t', '\r'])
+        || s.trim_start()
+            .starts_with(['=', '+', '-', '@', '＝', '＋', '－', '＠']);
+    let s = if risky {
         format!("'{s}")
     } else {
         s.to_string()
@@ -495,6 +474,32 @@ pub fn csv_cell(s: &str) -> String {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s
+    }
+}
+
+/// CSV exports running at once (each holds a thread while it reads the store), and
+/// the most time one may take.
+const EXPORTS_AT_ONCE: usize = 4;
+const EXPORT_TIME: std::time::Duration = std::time::Duration::from_secs(600);
+static EXPORTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// One of the [`EXPORTS_AT_ONCE`] export slots, given back when dropped.
+struct ExportSlot;
+
+impl ExportSlot {
+    fn take() -> Option<ExportSlot> {
+        use std::sync::atomic::Ordering;
+        if EXPORTS.fetch_add(1, Ordering::AcqRel) >= EXPORTS_AT_ONCE {
+            EXPORTS.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(ExportSlot)
+    }
+}
+
+impl Drop for ExportSlot {
+    fn drop(&mut self) {
+        EXPORTS.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
 
@@ -536,14 +541,32 @@ pub async fn csv(State(app): State<Arc<App>>, ui: Ui, uri: axum::http::Uri) -> P
     let f = Filters::parse(&q).map_err(|e| {
         Failure::new(StatusCode::BAD_REQUEST, format!("Not exported: {e}.")).with_user(u)
     })?;
+    let slot = ExportSlot::take().ok_or_else(|| {
+        Failure::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{EXPORTS_AT_ONCE} CSV exports are running; try again in a minute."),
+        )
+        .with_user(u)
+    })?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(4);
     tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        let deadline = std::time::Instant::now() + EXPORT_TIME;
         let mut buf = String::from(CSV_HEADER);
         // A reader that went away (the channel closed) stops the walk.
         let r = walk(&app, &f, None, usize::MAX, usize::MAX, &mut |s, a| {
             buf.push_str(&csv_row(s, a));
-            buf.len() < 64 * 1024 || tx.blocking_send(Ok(std::mem::take(&mut buf))).is_ok()
+            (buf.len() < 64 * 1024 || tx.blocking_send(Ok(std::mem::take(&mut buf))).is_ok())
+                && std::time::Instant::now() < deadline
         });
+        if std::time::Instant::now() >= deadline {
+            tracing::warn!(
+                "a CSV export took longer than its {} s and stopped",
+                EXPORT_TIME.as_secs()
+            );
+            let _ = tx.blocking_send(Err(std::io::Error::other("the export took too long")));
+            return;
+        }
         if let Err(e) = r {
             tracing::error!(error = %e, "CSV export stopped");
             let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
@@ -578,8 +601,8 @@ pub struct RuleView {
     description: String,
     remediation: String,
     evidence: Vec<String>,
-    /// Failed and errored rules carry their description and remediation in the page;
-    /// the others link to the rule's own page (it keeps a 300-rule page light).
+    /// Failed and errored rules carry their evidence and remediation in the page; every
+    /// rule's ID links to its own page with everything (a 300-rule page stays light).
     full: bool,
 }
 
@@ -723,7 +746,7 @@ pub async fn detail(
     });
     // What changed since this VM's scan before (when both still have results).
     let prev = app
-        .list_scans(
+        .scan_page(
             &ScanFilter {
                 agent_id: Some(scan.agent_id.clone()),
                 ..Default::default()
@@ -732,11 +755,10 @@ pub async fn detail(
                 before: Some(scan.id.clone()),
                 after: None,
             },
-            0,
             1,
         )
         .map_err(fail)?
-        .scans
+        .0
         .into_iter()
         .next();
     let mut previous = None;
@@ -786,7 +808,10 @@ pub async fn detail(
         },
         results_expired: app.results_expired(&scan),
         is_admin: u.role >= Role::Admin,
-        flash: set(&rq.released).map(|_| "The handover was released.".to_string()),
+        // Said only when the scan really was released (never from the URL alone).
+        flash: set(&rq.released)
+            .and(scan.released_by.as_ref())
+            .map(|by| format!("The handover was released by {by}.")),
         scan,
         agent,
         rules,
@@ -911,6 +936,7 @@ pub async fn report_arf(State(app): State<Arc<App>>, ui: Ui, Path(id): Path<Stri
 struct ReleasePage {
     c: Chrome,
     row: ScanRow,
+    agent: Option<AgentRecord>,
     reasons: Vec<String>,
     csrf: String,
 }
@@ -931,6 +957,7 @@ pub async fn release_form(State(app): State<Arc<App>>, ui: Ui, Path(id): Path<St
     Ok(view::html(&ReleasePage {
         c: Chrome::new("Release a handover", Some(u), "scans"),
         row: ScanRow::new(&s, a.as_ref()),
+        agent: a,
         reasons: s.block_reasons.clone(),
         csrf: u.session.csrf.clone(),
     }))
@@ -1013,6 +1040,8 @@ mod tests {
         assert_eq!(csv_cell("@SUM(A1)"), "'@SUM(A1)");
         assert_eq!(csv_cell("line\nbreak"), "\"line\nbreak\"");
         assert_eq!(csv_cell("\r=x"), "\"'\r=x\"");
+        assert_eq!(csv_cell(" =HYPERLINK(1)"), "' =HYPERLINK(1)");
+        assert_eq!(csv_cell("＝1+1"), "'＝1+1");
     }
 
     #[test]
@@ -1055,6 +1084,17 @@ mod tests {
         let c = f.cursor(Some("sc-9999999999999-x"));
         assert_eq!(c.before.as_deref(), Some("sc-1796515200000"));
         assert_eq!(c.after.as_deref(), Some("sc-1796428800000"));
+    }
+
+    #[test]
+    fn exports_are_bounded() {
+        let slots: Vec<ExportSlot> = (0..EXPORTS_AT_ONCE)
+            .map_while(|_| ExportSlot::take())
+            .collect();
+        assert_eq!(slots.len(), EXPORTS_AT_ONCE);
+        assert!(ExportSlot::take().is_none(), "one more is refused");
+        drop(slots);
+        assert!(ExportSlot::take().is_some(), "given back when done");
     }
 
     #[test]

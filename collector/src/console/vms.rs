@@ -94,17 +94,16 @@ pub async fn page(State(app): State<Arc<App>>, ui: Ui, Path(id): Path<String>) -
     let fail = |e: crate::app::AppError| Failure::from(e).with_user(u);
     let a = app.agent(&id).map_err(fail)?;
     let scans: Vec<ScanRecord> = app
-        .list_scans(
+        .scan_page(
             &ScanFilter {
                 agent_id: Some(a.id.clone()),
                 ..Default::default()
             },
             &ScanCursor::default(),
-            0,
             HISTORY,
         )
         .map_err(fail)?
-        .scans;
+        .0;
     let scores: Vec<(String, f64)> = scans
         .iter()
         .rev()

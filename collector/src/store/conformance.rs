@@ -557,7 +557,20 @@ pub fn check<S: Store>(s: &S, truth: &Truth) {
                     "{f:?} {c:?} offset {offset} limit {limit}"
                 );
                 assert!(got == want, "the same scans, but records differ: {f:?}");
+                if offset == 0 {
+                    let (page, next) = s.scan_page(f, c, limit).unwrap();
+                    assert_eq!(
+                        (page, next),
+                        (want.scans, want.next),
+                        "scan_page {f:?} {c:?}"
+                    );
+                }
             }
+        }
+        // A total from counters, when there is one, is the exact one.
+        if let Some(n) = s.scan_total(f).unwrap() {
+            let want = brute_force::scan_list(&all, f, &ScanCursor::default(), 0, 0).total;
+            assert_eq!(n, want, "scan_total {f:?}");
         }
         let (page, total) = s.scans(f, 3, 20).unwrap();
         let want = brute_force::scan_list(&all, f, &ScanCursor::default(), 3, 20);

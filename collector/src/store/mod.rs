@@ -577,6 +577,22 @@ pub trait Store: Send + Sync + 'static {
         let (all, _) = self.scans(&ScanFilter::default(), 0, usize::MAX)?;
         Ok(brute_force::scan_list(&all, filter, cursor, offset, limit))
     }
+    /// Matching scans, newest first, in the cursor's key range, at most `limit`, and
+    /// the cursor of the next page: [`Store::scan_list`] without the total, so that its
+    /// cost follows the page whatever the filter.
+    fn scan_page(
+        &self,
+        filter: &ScanFilter,
+        cursor: &ScanCursor,
+        limit: usize,
+    ) -> Result<(Vec<ScanRecord>, Option<String>)> {
+        let l = self.scan_list(filter, cursor, 0, limit)?;
+        Ok((l.scans, l.next))
+    }
+    /// How many scans match, when a counter knows it (no walk); `None` otherwise.
+    fn scan_total(&self, _filter: &ScanFilter) -> Result<Option<usize>> {
+        Ok(None)
+    }
     /// The agent's newest scan.
     fn latest_scan(&self, agent_id: &str) -> Result<Option<ScanRecord>> {
         let f = ScanFilter {

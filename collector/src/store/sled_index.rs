@@ -21,8 +21,8 @@
 //! - `IDX 'l' agent` → `flag id`: the agent's newest scan (flag 1 if it blocks)
 //! - `IDX 'c' agent` → `score(f64 BE bits) id`: the agent's newest completed scan
 //! - `IDX 'h' sortable(score)` → count (u64 BE): completed scans by score
-//! - `IDX 'n' dim part(value) slot` → count (u64 BE): scans per status (slot 0-4) or
-//!   blocking (slot 5), over all scans (`dim` `*`, empty value), per project (`p`)
+//! - `IDX 'n' dim part(value) slot` → count (u64 BE): scans per status (slot 0-4),
+//!   blocking (slot 5) or blocking per status (slot 10-14), over all scans (`dim` `*`, empty value), per project (`p`)
 //!   and per agent (`a`).
 //! - `IDX 'd' day(u32 BE) 'n'` → count and `IDX 'd' day 's'` → sum of scores in
 //!   hundredths (u64 BE): completed scans by the UTC day they were created, for the
@@ -46,6 +46,8 @@ pub const INDEX_VERSION_KEY: &str = "index_version";
 pub const INDEX_VERSION: &[u8] = b"2";
 /// The counter slot of blocking scans (after the five statuses).
 pub const SLOT_BLOCKING: u8 = 5;
+/// The first counter slot of blocking scans by status (10-14: this plus the status).
+pub const SLOT_BLOCKING_BY_STATUS: u8 = 10;
 
 pub fn status_byte(s: ScanStatus) -> u8 {
     match s {
@@ -145,6 +147,7 @@ pub fn scan_counters(s: &ScanRecord) -> Vec<Vec<u8>> {
     let mut slots = vec![status_byte(s.status)];
     if s.is_blocking() {
         slots.push(SLOT_BLOCKING);
+        slots.push(SLOT_BLOCKING_BY_STATUS + status_byte(s.status));
     }
     let mut out = Vec::new();
     for slot in slots {

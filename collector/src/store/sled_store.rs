@@ -372,7 +372,7 @@ impl SledStore {
             (None, None) => (b'*', ""),
         };
         let slots: Vec<u8> = match (f.status, f.blocked) {
-            (Some(_), true) => return Ok(None),
+            (Some(st), true) => vec![ix::SLOT_BLOCKING_BY_STATUS + ix::status_byte(st)],
             (Some(st), false) => vec![ix::status_byte(st)],
             (None, true) => vec![ix::SLOT_BLOCKING],
             (None, false) => (0..5).collect(),
@@ -843,6 +843,31 @@ impl Store for SledStore {
             total,
             next,
         })
+    }
+    fn scan_page(
+        &self,
+        filter: &ScanFilter,
+        cursor: &ScanCursor,
+        limit: usize,
+    ) -> Result<(Vec<ScanRecord>, Option<String>)> {
+        let (mut page, mut more) = (Vec::new(), false);
+        self.walk(filter, cursor, 0, &mut |s| {
+            if page.len() == limit {
+                more = true;
+                return false;
+            }
+            page.push(s);
+            true
+        })?;
+        let next = if more {
+            page.last().map(|s| s.id.clone())
+        } else {
+            None
+        };
+        Ok((page, next))
+    }
+    fn scan_total(&self, filter: &ScanFilter) -> Result<Option<usize>> {
+        Ok(self.counted(filter)?.map(|n| n as usize))
     }
     fn latest_scan(&self, agent_id: &str) -> Result<Option<ScanRecord>> {
         let Some(v) = self.scans.get(ix::latest(agent_id)).map_err(backend)? else {
