@@ -572,6 +572,8 @@ def no_scan_data(run, role):
         f"/ui/scans/{SCAN_ID}",
         f"/ui/scans/{SCAN_ID}/release",
         "/ui/settings",
+        "/ui/users",
+        "/ui/audit",
     ):
         run.goto(page, path, 403)
         forbidden(page)
@@ -747,6 +749,9 @@ def provisioner_sees_scans(run):
     forbidden(page)
     run.goto(page, f"/ui/scans/{SCAN_ID}/release", 403)
     forbidden(page)
+    for path in ("/ui/users", "/ui/audit"):
+        run.goto(page, path, 403)
+        forbidden(page)
     refused_posts(run, ctx, page, "provisioner", release=True, settings=True)
     sign_out(run, page)
     ctx.close()
@@ -1088,6 +1093,84 @@ class Admin:
         other.close()
         expect(not failures, "\n     ".join(failures))
 
+    def users_and_audit(self, forge):
+        """Users and tokens, and the Audit log: forms on another origin or site change
+        no account; a user made in form#create-user gets an API token, shown once, that
+        the API takes; the audit log shows who made them, says its entries chain, and
+        wraps long details (settings JSON) instead of scrolling sideways."""
+        run, page = self.run, self.page
+        before = api_ok("GET", "/api/v1/users")
+        failures = []
+        for origin in (forge.same_site, forge.cross_site):
+            for target in ("/ui/users", f"/ui/users/{ROLES['viewer'][0]}/revoke"):
+                url = BASE + target
+                run.expected_error_urls.add(url)
+                attacker = page.context.new_page()
+                run.last_page = attacker
+                with attacker.expect_response(
+                    lambda r, url=url: r.url == url and r.request.method == "POST"
+                ) as info:
+                    attacker.goto(f"{origin}/forge{target.replace('/', '-')}.html")
+                status = info.value.status
+                attacker.wait_for_load_state()
+                attacker.close()
+                if status != 403:
+                    failures.append(f"a form on {origin} posting to {target}: status {status}")
+        expect(api_ok("GET", "/api/v1/users") == before, "a forged form changed the users")
+        expect(not failures, "\n     ".join(failures))
+
+        run.goto(page, "/ui/users")
+        signed_in_chrome(page, "admin")
+        names = page.eval_on_selector_all(
+            "table#users tr[data-user]", "rs => rs.map(r => r.dataset.user)"
+        )
+        for name, _ in ROLES.values():
+            expect(name in names, f"table#users lacks {name}: {names}")
+        form = "form#create-user"
+        set_field(page, form, "name", "browser-made")
+        set_field(page, form, "role", "provisioner")
+        run.submit(page, form)
+        expect(page.locator("#new-secret").count() == 1, "no #new-secret after creating a user")
+        secret = page.locator("#new-secret").inner_text().strip()
+        expect(secret.startswith("rpt_"), f"#new-secret shows {secret!r}")
+        req = urllib.request.Request(
+            BASE + "/api/v1/scans", headers={"Authorization": f"Bearer {secret}"}
+        )
+        with urllib.request.urlopen(req, timeout=30) as r:
+            expect(r.status == 200, f"the new provisioner's token gets {r.status}")
+        run.goto(page, "/ui/users")
+        expect(
+            page.locator("#new-secret").count() == 0 and secret not in page.content(),
+            "the new token is shown again",
+        )
+
+        run.goto(page, "/ui/audit?" + urlencode({"action": "user.create"}))
+        texts = page.eval_on_selector_all(
+            "table#audit tr[data-seq]", "rs => rs.map(r => r.innerText)"
+        )
+        expect(
+            any("browser-made" in t and ROLES["admin"][0] in t for t in texts),
+            f"table#audit lacks the creation of browser-made by the admin: {texts[:3]}",
+        )
+        state = page.locator("#chain-state").inner_text()
+        expect("chain correctly" in state, f"#chain-state says {state!r}")
+        run.goto(page, "/ui/audit?" + urlencode({"action": "settings.change"}))
+        expect(
+            page.locator("table#audit tr[data-seq]").count() >= 1, "no settings.change entry"
+        )
+        sizes = page.evaluate(
+            """() => {
+              const wrap = document.querySelector("table#audit").closest(".table-wrap");
+              return [wrap.scrollWidth, wrap.clientWidth,
+                      document.documentElement.scrollWidth, window.innerWidth];
+            }"""
+        )
+        expect(
+            sizes[0] <= sizes[1] and sizes[2] <= sizes[3],
+            f"the audit table scrolls sideways (table {sizes[0]} > {sizes[1]} or page"
+            f" {sizes[2]} > {sizes[3]}): long details do not wrap",
+        )
+
     def release(self):
         run, page = self.run, self.page
         detail = api_scan(SCAN_ID)
@@ -1315,6 +1398,17 @@ def axe_pass(run, scheme):
     beyond_browser_checks(page, "form#settings", "min_score")
     run.submit(page, "form#settings", 422)
     audit("settings refused")
+    run.goto(page, "/ui/users")
+    audit("users and tokens")
+    viewer = ROLES["viewer"][0]
+    run.goto(page, f"/ui/users/{viewer}/password")
+    audit("set a password")
+    run.goto(page, f"/ui/users/{viewer}/revoke")
+    audit("revoke a user")
+    run.goto(page, "/ui/audit")
+    audit("audit log")
+    run.goto(page, "/ui/audit?" + urlencode({"action": "settings.change"}))
+    audit("audit log, filtered")
     sign_out(run, page)
     ctx.close()
     expect(not found, f"axe-core found {len(found)} violation(s):\n     " + "\n     ".join(found))
@@ -1344,6 +1438,8 @@ def forge_server():
     pages = {
         "forge-ui-settings.html": '<input name="mode" value="audit"><input name="min_score" value="42"><input name="csrf" value="forged">',
         "forge-ui-logout.html": '<input name="csrf" value="forged">',
+        "forge-ui-users.html": '<input name="name" value="mallory"><input name="role" value="admin"><input name="csrf" value="forged">',
+        f"forge-ui-users-{ROLES['viewer'][0]}-revoke.html": '<input name="confirm" value="yes"><input name="csrf" value="forged">',
     }
     for name, inputs in pages.items():
         target = "/" + name[len("forge-") : -len(".html")].replace("-", "/")
@@ -1420,6 +1516,11 @@ def main():
             run.check(
                 "same-session POSTs with a wrong Origin or csrf are refused (403), change nothing",
                 admin.forged_requests,
+            )
+            run.check(
+                "admin: users and tokens, the audit log; forged account forms change nothing",
+                admin.users_and_audit,
+                forge,
             )
             run.check(
                 "admin: release through the confirmation page; the handover gate lets the VM proceed",

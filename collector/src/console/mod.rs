@@ -8,11 +8,13 @@
 //! The REST API never reads the console's cookie; the console never takes a token.
 
 mod assets;
+mod audit;
 mod auth;
 mod enroll;
 mod overview;
 mod scans;
 mod settings;
+mod users;
 mod view;
 mod vms;
 
@@ -69,6 +71,20 @@ pub fn router() -> Router<Arc<App>> {
         .route("/ui/vms/{id}/revoke", axum::routing::post(vms::revoke))
         .route("/ui/settings", get(settings::form).post(settings::save))
         .route("/ui/enroll", get(enroll::form).post(enroll::create))
+        .route("/ui/audit", get(audit::page))
+        .route("/ui/users", get(users::list).post(users::create))
+        .route(
+            "/ui/users/{name}/revoke",
+            get(users::revoke_form).post(users::revoke),
+        )
+        .route(
+            "/ui/users/{name}/password",
+            get(users::password_form).post(users::set_password),
+        )
+        .route(
+            "/ui/tokens/{id}/revoke",
+            get(users::to_list).post(users::revoke_token),
+        )
         .route("/ui/{*rest}", get(not_found).post(not_found))
         .layer(axum::middleware::map_response(headers))
 }

@@ -22,7 +22,8 @@ pub struct Who {
 pub struct Chrome {
     pub title: String,
     pub user: Option<Who>,
-    /// Which navigation entry is this page's (`overview`, `scans`, `settings`).
+    /// Which navigation entry is this page's (`overview`, `scans`, `enroll`,
+    /// `settings`, `users`, `audit`).
     pub current: &'static str,
     pub css: &'static str,
     pub htmx: &'static str,

@@ -122,6 +122,83 @@ pub fn verify<'a>(entries: impl IntoIterator<Item = &'a AuditRecord>) -> Result<
     Ok(count)
 }
 
+/// Checks a window of the log without reading all of it: `shown`, any entries (a page,
+/// perhaps filtered, in any order), and `neighbours`, the entries just below shown ones
+/// that are not shown themselves. Each shown entry must hash to its stored hash and
+/// carry the hash of the entry one sequence number below it ([`GENESIS`] for the
+/// first); a neighbour must hash to its stored hash too. Returns how many entries are
+/// shown, or the lowest break. Entries outside the window are not checked: the whole
+/// chain is [`verify`]'s.
+pub fn verify_window(
+    shown: &[AuditRecord],
+    neighbours: &[AuditRecord],
+) -> Result<usize, ChainBreak> {
+    use std::collections::BTreeMap;
+    let by_seq: BTreeMap<u64, &AuditRecord> =
+        neighbours.iter().chain(shown).map(|e| (e.seq, e)).collect();
+    let mut first: Option<ChainBreak> = None;
+    let mut found = |b: ChainBreak| {
+        if first.as_ref().is_none_or(|f| b.seq < f.seq) {
+            first = Some(b);
+        }
+    };
+    for e in by_seq.values() {
+        let computed = entry_hash(e);
+        if e.hash != computed {
+            found(ChainBreak {
+                seq: e.seq,
+                problem: Break::Hash {
+                    stored: e.hash.clone(),
+                    computed,
+                },
+            });
+        }
+    }
+    for e in shown {
+        if e.seq == 0 {
+            found(ChainBreak {
+                seq: 0,
+                problem: Break::Sequence {
+                    expected: 1,
+                    found: 0,
+                },
+            });
+            continue;
+        }
+        let expected = match e.seq - 1 {
+            0 => GENESIS.to_string(),
+            below => match by_seq.get(&below) {
+                Some(p) => entry_hash(p),
+                None => {
+                    // The entry one below is missing: name what is there instead.
+                    let there = by_seq.range(..below).next_back().map_or(0, |(s, _)| *s);
+                    found(ChainBreak {
+                        seq: below,
+                        problem: Break::Sequence {
+                            expected: below,
+                            found: there,
+                        },
+                    });
+                    continue;
+                }
+            },
+        };
+        if e.prev_hash != expected {
+            found(ChainBreak {
+                seq: e.seq,
+                problem: Break::Link {
+                    expected,
+                    found: e.prev_hash.clone(),
+                },
+            });
+        }
+    }
+    match first {
+        Some(b) => Err(b),
+        None => Ok(shown.len()),
+    }
+}
+
 /// Reads a store's whole audit log and verifies it; returns the entry count.
 pub fn verify_store(store: &dyn Store) -> Result<u64, VerifyError> {
     let (mut all, _) = store.audit(0, usize::MAX)?;
@@ -254,6 +331,127 @@ mod tests {
         let b = verify(&c).unwrap_err();
         assert_eq!(b.seq, 2);
         assert!(matches!(b.problem, Break::Link { .. }), "{b}");
+    }
+
+    /// A window of `c` (1-based sequence numbers): the shown entries newest first, as
+    /// a page shows them, and the neighbours below them.
+    fn window(c: &[AuditRecord], shown: &[u64], below: &[u64]) -> Result<usize, ChainBreak> {
+        let pick = |seqs: &[u64]| -> Vec<AuditRecord> {
+            seqs.iter().map(|s| c[*s as usize - 1].clone()).collect()
+        };
+        verify_window(&pick(shown), &pick(below))
+    }
+
+    #[test]
+    fn a_window_is_checked_with_the_entries_below_it() {
+        let c = chain(10);
+        // (shown, neighbours) → how the window verifies.
+        let intact: [(&[u64], &[u64]); 5] = [
+            (&[10, 9, 8, 7, 6, 5], &[4]),
+            (&[3, 2, 1], &[]),
+            (&[9, 7, 3], &[8, 6, 2]),
+            (&[1], &[]),
+            (&[], &[]),
+        ];
+        for (shown, below) in intact {
+            assert_eq!(window(&c, shown, below), Ok(shown.len()), "{shown:?}");
+        }
+        // Without its neighbour, the lowest entry cannot be shown to link.
+        let b = window(&c, &[10, 9, 8], &[]).unwrap_err();
+        assert_eq!(
+            (b.seq, b.problem),
+            (
+                7,
+                Break::Sequence {
+                    expected: 7,
+                    found: 0
+                }
+            )
+        );
+    }
+
+    #[test]
+    fn a_window_names_its_lowest_break() {
+        let edited = |seq: u64, rehash: bool| {
+            let mut c = chain(10);
+            let e = &mut c[seq as usize - 1];
+            e.detail = "nothing happened".into();
+            if rehash {
+                e.hash = entry_hash(e);
+            }
+            c
+        };
+        // (chain, shown, neighbours) → the seq named and the kind of break.
+        type Case = (
+            Vec<AuditRecord>,
+            &'static [u64],
+            &'static [u64],
+            u64,
+            &'static str,
+        );
+        let cases: [Case; 7] = [
+            (edited(7, false), &[10, 9, 8, 7, 6, 5], &[4], 7, "Hash"),
+            (edited(7, true), &[10, 9, 8, 7, 6, 5], &[4], 8, "Link"),
+            // An edited neighbour is named, though it is not shown.
+            (edited(4, false), &[10, 9, 8, 7, 6, 5], &[4], 4, "Hash"),
+            (edited(4, true), &[10, 9, 8, 7, 6, 5], &[4], 5, "Link"),
+            // Filtered: only the links of the shown entries count.
+            (edited(5, true), &[9, 7, 3], &[8, 6, 2], u64::MAX, ""),
+            (edited(6, true), &[9, 7, 3], &[8, 6, 2], 7, "Link"),
+            // Two breaks: the lower one.
+            (
+                {
+                    let mut c = edited(8, false);
+                    c[2].actor = "mallory".into();
+                    c
+                },
+                &[10, 9, 8, 7, 6, 5, 4, 3],
+                &[2],
+                3,
+                "Hash",
+            ),
+        ];
+        for (c, shown, below, seq, kind) in cases {
+            match window(&c, shown, below) {
+                Ok(_) => assert_eq!(seq, u64::MAX, "{shown:?}: no break found, {seq} expected"),
+                Err(b) => {
+                    assert_eq!(b.seq, seq, "{shown:?}: {b}");
+                    assert!(format!("{:?}", b.problem).starts_with(kind), "{b}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_window_names_a_deleted_entry() {
+        let mut c = chain(10);
+        c.remove(7); // seq 8
+        let shown = [c[8].clone(), c[7].clone(), c[6].clone()]; // 10, 9, 7
+        let b = verify_window(&shown, &[c[5].clone()]).unwrap_err();
+        assert_eq!(
+            b,
+            ChainBreak {
+                seq: 8,
+                problem: Break::Sequence {
+                    expected: 8,
+                    found: 7
+                }
+            }
+        );
+        // The store answers "the entry below 10" with 7 when 8 is gone.
+        let b = verify_window(&[c[8].clone()], &[c[6].clone()]).unwrap_err();
+        assert_eq!(b.seq, 9, "{b}");
+        let b = verify_window(&[c[7].clone()], &[c[6].clone()]).unwrap_err();
+        assert_eq!(
+            (b.seq, b.problem),
+            (
+                8,
+                Break::Sequence {
+                    expected: 8,
+                    found: 7
+                }
+            )
+        );
     }
 
     #[test]
