@@ -5,9 +5,12 @@ use super::{now_ms, App, AppError, Result};
 use crate::auth::{self, Role};
 use crate::store::{TokenRecord, UserRecord};
 
-/// Checks a user name: 1-64 characters of letters, digits, `-`, `_`, `.`, `@`.
+/// Checks a user name: 1-64 characters of letters, digits, `-`, `_`, `.`, `@`; not
+/// `.` or `..` (a URL path cannot hold those as a segment).
 pub fn valid_user_name(name: &str) -> bool {
     !name.is_empty()
+        && name != "."
+        && name != ".."
         && name.len() <= 64
         && name
             .chars()
@@ -190,8 +193,8 @@ impl App {
             "token.create",
             Some(&id),
             format!(
-                "project {:?}, {max_uses} use(s), expires in {ttl_secs} s",
-                project
+                "project {}, {max_uses} use(s), expires in {ttl_secs} s",
+                project.unwrap_or("(none)")
             ),
         )?;
         self.store.sync()?;
@@ -222,8 +225,10 @@ impl App {
                 "token.revoke",
                 Some(id),
                 format!(
-                    "project {:?}, {} of {} use(s) spent",
-                    before.project, before.uses, before.max_uses
+                    "project {}, {} of {} use(s) spent",
+                    before.project.as_deref().unwrap_or("(none)"),
+                    before.uses,
+                    before.max_uses
                 ),
             )?;
             self.store.sync()?;
@@ -291,10 +296,16 @@ mod tests {
             app.add_user("ann", Role::Admin, "root"),
             Err(AppError::Conflict(m)) if m.contains("already exists")
         ));
-        assert!(matches!(
-            app.add_user("bad name", Role::Admin, "root"),
-            Err(AppError::Invalid(_))
-        ));
+        for bad in ["bad name", ".", "..", ""] {
+            assert!(
+                matches!(
+                    app.add_user(bad, Role::Admin, "root"),
+                    Err(AppError::Invalid(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        assert!(valid_user_name("a.b") && valid_user_name("..a"));
         assert_eq!(
             app.authenticate(&ann).unwrap(),
             Some(("ann".into(), Role::Viewer))
