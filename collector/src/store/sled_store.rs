@@ -244,10 +244,18 @@ impl SledStore {
         let _a = lock(&self.agent_lock);
         let _l = lock(&self.audit_lock);
         self.meta.remove(ix::INDEX_VERSION_KEY).map_err(backend)?;
+        // In batches: one batch of every entry of a million-scan store would hold
+        // gigabytes at once.
         for tree in [&self.scans, &self.agents, &self.audit] {
             let mut batch = sled::Batch::default();
+            let mut n = 0;
             for kv in tree.range([IDX].as_slice()..) {
                 batch.remove(kv.map_err(backend)?.0);
+                n += 1;
+                if n % 10_000 == 0 {
+                    tree.apply_batch(std::mem::take(&mut batch))
+                        .map_err(backend)?;
+                }
             }
             tree.apply_batch(batch).map_err(backend)?;
         }
@@ -298,6 +306,7 @@ impl SledStore {
 
         let mut deltas = Deltas::default();
         let mut batch = sled::Batch::default();
+        let mut n = 0;
         for kv in records(&self.audit) {
             let (k, v) = kv.map_err(backend)?;
             let e = decode_audit(&k, &v)?;
@@ -306,6 +315,12 @@ impl SledStore {
                 batch.insert(key, &[]);
             }
             deltas.add(counters, 1);
+            n += 1;
+            if n % 10_000 == 0 {
+                self.audit
+                    .apply_batch(std::mem::take(&mut batch))
+                    .map_err(backend)?;
+            }
         }
         for (k, d) in deltas.0 {
             batch.insert(k, &(d.max(0) as u64).to_be_bytes());
