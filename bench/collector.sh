@@ -215,7 +215,10 @@ if [ "$SEED_SCANS" -gt 0 ]; then
         --path '/ui/scans?q=vm-004242' \
         --path '/ui/scans/{scan}' \
         --path '/ui/vms/{agent}' \
-        --path '/ui/settings' >"$DIR/rest.json"
+        --path '/ui/scans/{scan}/rules/1.1.1.1' \
+        --path '/ui/settings' \
+        --path '/ui/audit' \
+        --path '/ui/users' >"$DIR/rest.json"
     rss >"$DIR/rest.rss_after_kib"
     stop_collector
 fi
