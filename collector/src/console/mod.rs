@@ -12,6 +12,7 @@ mod audit;
 mod auth;
 mod enroll;
 mod overview;
+mod scan;
 mod scans;
 mod settings;
 mod users;
@@ -55,18 +56,18 @@ pub fn router() -> Router<Arc<App>> {
         .route("/ui/assets/{file}", get(assets::serve))
         .route("/ui/scans", get(scans::list))
         .route("/ui/scans.csv", get(scans::csv))
-        .route("/ui/scans/{id}", get(scans::detail))
-        .route("/ui/scans/{id}/progress", get(scans::progress))
-        .route("/ui/scans/{id}/rules/{rule}", get(scans::rule))
-        .route("/ui/scans/{id}/report.html", get(scans::report_html))
-        .route("/ui/scans/{id}/report.json", get(scans::report_json))
-        .route("/ui/scans/{id}/report.arf.xml", get(scans::report_arf))
+        .route("/ui/scans/{id}", get(scan::detail))
+        .route("/ui/scans/{id}/progress", get(scan::progress))
+        .route("/ui/scans/{id}/rules/{rule}", get(scan::rule))
+        .route("/ui/scans/{id}/report.html", get(scan::report_html))
+        .route("/ui/scans/{id}/report.json", get(scan::report_json))
+        .route("/ui/scans/{id}/report.arf.xml", get(scan::report_arf))
         .route(
             "/ui/scans/{id}/release",
-            get(scans::release_form).post(scans::release),
+            get(scan::release_form).post(scan::release),
         )
-        .route("/ui/scans/{id}/rescan", axum::routing::post(scans::rescan))
-        .route("/ui/scans/{id}/cancel", axum::routing::post(scans::cancel))
+        .route("/ui/scans/{id}/rescan", axum::routing::post(scan::rescan))
+        .route("/ui/scans/{id}/cancel", axum::routing::post(scan::cancel))
         .route("/ui/vms/{id}", get(vms::page))
         .route("/ui/vms/{id}/revoke", axum::routing::post(vms::revoke))
         .route("/ui/settings", get(settings::form).post(settings::save))
