@@ -11,7 +11,7 @@ use axum::response::IntoResponse;
 use serde::Deserialize;
 
 use super::view::{self, Chrome};
-use super::{check_form, parse_form, tls, Failure, Page, Ui};
+use super::{Failure, Page, Ui};
 use crate::app::signin::ConsoleUser;
 use crate::app::{App, AppError};
 use crate::auth::Role;
@@ -138,7 +138,6 @@ pub async fn form(State(app): State<Arc<App>>, ui: Ui) -> Page {
 
 #[derive(Deserialize)]
 struct EnrollForm {
-    csrf: Option<String>,
     #[serde(default)]
     project: String,
     #[serde(default)]
@@ -157,10 +156,8 @@ pub async fn create(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Page {
-    let f: EnrollForm = parse_form(&body).map_err(|e| e.with_user(&ui.0))?;
-    check_form(&headers, tls(&app), f.csrf.as_deref(), &ui.0.session.csrf)
-        .map_err(|why| Failure::forbidden(&ui.0, why))?;
-    let u = ui.require(Role::Provisioner, "Enrolling VMs")?;
+    let (f, u) =
+        ui.form::<EnrollForm>(&app, &headers, &body, Role::Provisioner, "Enrolling VMs")?;
     let mut page = blank(&app, u);
     page.project = f.project.trim().to_string();
     page.ttl = f.ttl.clone();

@@ -206,7 +206,31 @@ async fn not_found(user: Option<Ui>) -> Failure {
 /// the sign-in form and comes back after; a form (POST) is refused.
 pub struct Ui(pub ConsoleUser);
 
+/// The `csrf` field every console form carries.
+#[derive(serde::Deserialize)]
+struct CsrfField {
+    csrf: Option<String>,
+}
+
 impl Ui {
+    /// A state-changing form of this session, in the one order every form takes: its
+    /// body read as `T` (422 when unreadable), then its origin and the session's CSRF
+    /// token (403), then the role (403). The form and the user.
+    pub fn form<T: serde::de::DeserializeOwned>(
+        &self,
+        app: &App,
+        headers: &HeaderMap,
+        body: &[u8],
+        role: Role,
+        what: &str,
+    ) -> Result<(T, &ConsoleUser), Failure> {
+        let f: T = parse_form(body).map_err(|e| e.with_user(&self.0))?;
+        let c: CsrfField = parse_form(body).map_err(|e| e.with_user(&self.0))?;
+        check_form(headers, tls(app), c.csrf.as_deref(), &self.0.session.csrf)
+            .map_err(|why| Failure::forbidden(&self.0, why))?;
+        Ok((f, self.require(role, what)?))
+    }
+
     /// The user, when their role is at least `role`; else the 403 page.
     pub fn require(&self, role: Role, what: &str) -> Result<&ConsoleUser, Failure> {
         if self.0.role >= role {

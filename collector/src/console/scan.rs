@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::scans::set;
 use super::view::{self, Chrome, ScanRow};
-use super::{check_form, parse_form, tls, Failure, Page, Ui};
+use super::{Failure, Page, Ui};
 use crate::app::App;
 use crate::auth::Role;
 use crate::rest::ReportKind;
@@ -392,11 +392,6 @@ pub async fn release_form(State(app): State<Arc<App>>, ui: Ui, Path(id): Path<St
     }))
 }
 
-#[derive(Deserialize)]
-struct CsrfForm {
-    csrf: Option<String>,
-}
-
 pub async fn release(
     State(app): State<Arc<App>>,
     ui: Ui,
@@ -404,10 +399,13 @@ pub async fn release(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Page {
-    let f: CsrfForm = parse_form(&body).map_err(|e| e.with_user(&ui.0))?;
-    check_form(&headers, tls(&app), f.csrf.as_deref(), &ui.0.session.csrf)
-        .map_err(|why| Failure::forbidden(&ui.0, why))?;
-    let u = ui.require(Role::Admin, "Releasing a handover")?;
+    let (_, u) = ui.form::<serde::de::IgnoredAny>(
+        &app,
+        &headers,
+        &body,
+        Role::Admin,
+        "Releasing a handover",
+    )?;
     app.release(&id, &u.name)
         .map_err(|e| Failure::from(e).with_user(u))?;
     Ok(Redirect::to(&format!("/ui/scans/{}?released=1", view::url_encode(&id))).into_response())
@@ -421,10 +419,13 @@ pub async fn rescan(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Page {
-    let f: CsrfForm = parse_form(&body).map_err(|e| e.with_user(&ui.0))?;
-    check_form(&headers, tls(&app), f.csrf.as_deref(), &ui.0.session.csrf)
-        .map_err(|why| Failure::forbidden(&ui.0, why))?;
-    let u = ui.require(Role::Provisioner, "Scanning again")?;
+    let (_, u) = ui.form::<serde::de::IgnoredAny>(
+        &app,
+        &headers,
+        &body,
+        Role::Provisioner,
+        "Scanning again",
+    )?;
     let fail = |e: crate::app::AppError| Failure::from(e).with_user(u);
     let (s, _) = app.scan_with_results(&id).map_err(fail)?;
     match app.create_scan(&s.agent_id, "manual", &u.name).map_err(fail)? {
@@ -445,10 +446,8 @@ pub async fn cancel(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Page {
-    let f: CsrfForm = parse_form(&body).map_err(|e| e.with_user(&ui.0))?;
-    check_form(&headers, tls(&app), f.csrf.as_deref(), &ui.0.session.csrf)
-        .map_err(|why| Failure::forbidden(&ui.0, why))?;
-    let u = ui.require(Role::Admin, "Cancelling a scan")?;
+    let (_, u) =
+        ui.form::<serde::de::IgnoredAny>(&app, &headers, &body, Role::Admin, "Cancelling a scan")?;
     app.cancel_scan(&id, &u.name)
         .map_err(|e| Failure::from(e).with_user(u))?;
     Ok(Redirect::to(&format!("/ui/scans/{}", view::url_encode(&id))).into_response())

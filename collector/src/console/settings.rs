@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Redirect};
 use serde::Deserialize;
 
 use super::view::{self, Chrome};
-use super::{check_form, parse_form, tls, Failure, Page, Ui};
+use super::{Failure, Page, Ui};
 use crate::app::signin::ConsoleUser;
 use crate::app::{App, SettingsRecord};
 use crate::auth::Role;
@@ -78,7 +78,6 @@ pub async fn form(State(app): State<Arc<App>>, ui: Ui, Query(q): Query<Saved>) -
 /// The form as the browser sends it: checkboxes are present only when ticked.
 #[derive(Deserialize)]
 struct SettingsForm {
-    csrf: Option<String>,
     scanning_enabled: Option<String>,
     #[serde(default)]
     mode: String,
@@ -174,10 +173,8 @@ pub async fn save(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Page {
-    let f: SettingsForm = parse_form(&body).map_err(|e| e.with_user(&ui.0))?;
-    check_form(&headers, tls(&app), f.csrf.as_deref(), &ui.0.session.csrf)
-        .map_err(|why| Failure::forbidden(&ui.0, why))?;
-    let u = ui.require(Role::Admin, "Changing settings")?;
+    let (f, u) =
+        ui.form::<SettingsForm>(&app, &headers, &body, Role::Admin, "Changing settings")?;
     let refused = |rec: SettingsRecord, why: String| {
         let mut shown = rec;
         shown.webhook_secret_set = app.settings().webhook_secret.is_some();

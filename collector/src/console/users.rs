@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Redirect};
 use serde::Deserialize;
 
 use super::view::{self, Chrome};
-use super::{check_form, parse_form, tls, Failure, Page, Ui};
+use super::{Failure, Page, Ui};
 use crate::app::signin::ConsoleUser;
 use crate::app::{now_ms, App, AppError};
 use crate::auth::Role;
@@ -204,7 +204,6 @@ pub async fn list(State(app): State<Arc<App>>, ui: Ui, Query(d): Query<Done>) ->
 
 #[derive(Deserialize)]
 struct CreateForm {
-    csrf: Option<String>,
     #[serde(default)]
     name: String,
     #[serde(default)]
@@ -219,10 +218,7 @@ pub async fn create(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Page {
-    let f: CreateForm = parse_form(&body).map_err(|e| e.with_user(&ui.0))?;
-    check_form(&headers, tls(&app), f.csrf.as_deref(), &ui.0.session.csrf)
-        .map_err(|why| Failure::forbidden(&ui.0, why))?;
-    let u = ui.require(Role::Admin, "Creating users")?;
+    let (f, u) = ui.form::<CreateForm>(&app, &headers, &body, Role::Admin, "Creating users")?;
     let name = f.name.trim();
     let result = match Role::parse(&f.role) {
         Some(role) => {
@@ -306,7 +302,6 @@ pub async fn revoke_form(State(app): State<Arc<App>>, ui: Ui, Path(name): Path<S
 
 #[derive(Deserialize)]
 struct RevokeForm {
-    csrf: Option<String>,
     /// Present on the confirmation page's form; without it the page is shown.
     confirm: Option<String>,
 }
@@ -318,10 +313,7 @@ pub async fn revoke(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Page {
-    let f: RevokeForm = parse_form(&body).map_err(|e| e.with_user(&ui.0))?;
-    check_form(&headers, tls(&app), f.csrf.as_deref(), &ui.0.session.csrf)
-        .map_err(|why| Failure::forbidden(&ui.0, why))?;
-    let u = ui.require(Role::Admin, "Revoking users")?;
+    let (f, u) = ui.form::<RevokeForm>(&app, &headers, &body, Role::Admin, "Revoking users")?;
     if f.confirm.as_deref() != Some("yes") {
         return revoke_confirmation(&app, u, &name);
     }
@@ -370,7 +362,6 @@ pub async fn password_form(State(app): State<Arc<App>>, ui: Ui, Path(name): Path
 
 #[derive(Deserialize)]
 struct PasswordForm {
-    csrf: Option<String>,
     #[serde(default)]
     password: String,
     #[serde(default)]
@@ -384,10 +375,8 @@ pub async fn set_password(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Page {
-    let f: PasswordForm = parse_form(&body).map_err(|e| e.with_user(&ui.0))?;
-    check_form(&headers, tls(&app), f.csrf.as_deref(), &ui.0.session.csrf)
-        .map_err(|why| Failure::forbidden(&ui.0, why))?;
-    let u = ui.require(Role::Admin, "Setting passwords")?;
+    let (f, u) =
+        ui.form::<PasswordForm>(&app, &headers, &body, Role::Admin, "Setting passwords")?;
     if f.password != f.password_again {
         return password_page(
             &app,
@@ -423,11 +412,6 @@ pub async fn to_list(ui: Ui) -> Page {
     Ok(Redirect::to("/ui/users").into_response())
 }
 
-#[derive(Deserialize)]
-struct TokenRevokeForm {
-    csrf: Option<String>,
-}
-
 pub async fn revoke_token(
     State(app): State<Arc<App>>,
     ui: Ui,
@@ -435,10 +419,13 @@ pub async fn revoke_token(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Page {
-    let f: TokenRevokeForm = parse_form(&body).map_err(|e| e.with_user(&ui.0))?;
-    check_form(&headers, tls(&app), f.csrf.as_deref(), &ui.0.session.csrf)
-        .map_err(|why| Failure::forbidden(&ui.0, why))?;
-    let u = ui.require(Role::Admin, "Revoking enrollment tokens")?;
+    let (_, u) = ui.form::<serde::de::IgnoredAny>(
+        &app,
+        &headers,
+        &body,
+        Role::Admin,
+        "Revoking enrollment tokens",
+    )?;
     match app.revoke_token(&id, &u.name) {
         Ok(_) => Ok(Redirect::to(&format!(
             "/ui/users?done=token-revoked&token={}",

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Redirect};
 use serde::Deserialize;
 
 use super::view::{self, Chrome, ScanRow};
-use super::{check_form, parse_form, tls, Failure, Page, Ui};
+use super::{Failure, Page, Ui};
 use crate::app::{App, Gate};
 use crate::auth::Role;
 use crate::store::{AgentRecord, ScanCursor, ScanFilter, ScanRecord, ScanStatus};
@@ -141,7 +141,6 @@ pub async fn page(State(app): State<Arc<App>>, ui: Ui, Path(id): Path<String>) -
 
 #[derive(Deserialize)]
 struct RevokeForm {
-    csrf: Option<String>,
     confirm: Option<String>,
 }
 
@@ -153,10 +152,8 @@ pub async fn revoke(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Page {
-    let f: RevokeForm = parse_form(&body).map_err(|e| e.with_user(&ui.0))?;
-    check_form(&headers, tls(&app), f.csrf.as_deref(), &ui.0.session.csrf)
-        .map_err(|why| Failure::forbidden(&ui.0, why))?;
-    let u = ui.require(Role::Admin, "Revoking a VM's agent")?;
+    let (f, u) =
+        ui.form::<RevokeForm>(&app, &headers, &body, Role::Admin, "Revoking a VM's agent")?;
     if f.confirm.as_deref() != Some("yes") {
         return Err(Failure::new(
             StatusCode::UNPROCESSABLE_ENTITY,

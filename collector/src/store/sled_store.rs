@@ -193,6 +193,50 @@ fn decode_chunk(key: &[u8], v: &[u8]) -> Result<Vec<ResultRecord>> {
     decode(key, &json)
 }
 
+/// Writes to a tree in batches of 10,000 operations: rebuilding the indexes of a
+/// million-scan store in one batch held gigabytes at once.
+struct Batches<'a> {
+    tree: &'a sled::Tree,
+    batch: sled::Batch,
+    n: usize,
+}
+
+impl<'a> Batches<'a> {
+    const SIZE: usize = 10_000;
+
+    fn new(tree: &'a sled::Tree) -> Batches<'a> {
+        Batches {
+            tree,
+            batch: sled::Batch::default(),
+            n: 0,
+        }
+    }
+
+    fn insert(&mut self, k: impl Into<sled::IVec>, v: impl Into<sled::IVec>) -> Result<()> {
+        self.batch.insert(k, v);
+        self.step()
+    }
+
+    fn remove(&mut self, k: impl Into<sled::IVec>) -> Result<()> {
+        self.batch.remove(k);
+        self.step()
+    }
+
+    fn step(&mut self) -> Result<()> {
+        self.n += 1;
+        if self.n.is_multiple_of(Self::SIZE) {
+            self.tree
+                .apply_batch(std::mem::take(&mut self.batch))
+                .map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<()> {
+        self.tree.apply_batch(self.batch).map_err(backend)
+    }
+}
+
 impl SledStore {
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path) -> Result<SledStore> {
@@ -244,88 +288,66 @@ impl SledStore {
         let _a = lock(&self.agent_lock);
         let _l = lock(&self.audit_lock);
         self.meta.remove(ix::INDEX_VERSION_KEY).map_err(backend)?;
-        // In batches: one batch of every entry of a million-scan store would hold
-        // gigabytes at once.
         for tree in [&self.scans, &self.agents, &self.audit] {
-            let mut batch = sled::Batch::default();
-            let mut n = 0;
+            let mut w = Batches::new(tree);
             for kv in tree.range([IDX].as_slice()..) {
-                batch.remove(kv.map_err(backend)?.0);
-                n += 1;
-                if n % 10_000 == 0 {
-                    tree.apply_batch(std::mem::take(&mut batch))
-                        .map_err(backend)?;
-                }
+                w.remove(kv.map_err(backend)?.0)?;
             }
-            tree.apply_batch(batch).map_err(backend)?;
+            w.finish()?;
         }
         // Scans, oldest first: the last seen per agent is its newest.
         let mut deltas = Deltas::default();
         let mut latest: HashMap<String, Vec<u8>> = HashMap::new();
         let mut latest_completed: HashMap<String, Vec<u8>> = HashMap::new();
-        let mut batch = sled::Batch::default();
-        let mut n = 0;
+        let mut w = Batches::new(&self.scans);
         for kv in records(&self.scans) {
             let (k, v) = kv.map_err(backend)?;
             let s: ScanRecord = decode(&k, &v)?;
             for key in ix::scan_keys(&s) {
-                batch.insert(key, &[]);
+                w.insert(key, &[])?;
             }
             deltas.add_scan(&s, 1);
             latest.insert(s.agent_id.clone(), ix::latest_value(&s));
             if s.status == ScanStatus::Completed {
                 latest_completed.insert(s.agent_id.clone(), ix::latest_completed_value(&s));
             }
-            n += 1;
-            if n % 10_000 == 0 {
-                self.scans
-                    .apply_batch(std::mem::take(&mut batch))
-                    .map_err(backend)?;
-            }
         }
         for (agent, v) in latest {
-            batch.insert(ix::latest(&agent), v);
+            w.insert(ix::latest(&agent), v)?;
         }
         for (agent, v) in latest_completed {
-            batch.insert(ix::latest_completed(&agent), v);
+            w.insert(ix::latest_completed(&agent), v)?;
         }
         for (k, d) in deltas.0 {
-            batch.insert(k, &(d.max(0) as u64).to_be_bytes());
+            w.insert(k, &(d.max(0) as u64).to_be_bytes())?;
         }
-        self.scans.apply_batch(batch).map_err(backend)?;
+        w.finish()?;
 
-        let mut batch = sled::Batch::default();
+        let mut w = Batches::new(&self.agents);
         for kv in records(&self.agents) {
             let (k, v) = kv.map_err(backend)?;
             let a: AgentRecord = decode(&k, &v)?;
             if let Some(key) = ix::agent_key(&a) {
-                batch.insert(key, &[]);
+                w.insert(key, &[])?;
             }
         }
-        self.agents.apply_batch(batch).map_err(backend)?;
+        w.finish()?;
 
         let mut deltas = Deltas::default();
-        let mut batch = sled::Batch::default();
-        let mut n = 0;
+        let mut w = Batches::new(&self.audit);
         for kv in records(&self.audit) {
             let (k, v) = kv.map_err(backend)?;
             let e = decode_audit(&k, &v)?;
             let (keys, counters) = ix::audit_keys(&e);
             for key in keys {
-                batch.insert(key, &[]);
+                w.insert(key, &[])?;
             }
             deltas.add(counters, 1);
-            n += 1;
-            if n % 10_000 == 0 {
-                self.audit
-                    .apply_batch(std::mem::take(&mut batch))
-                    .map_err(backend)?;
-            }
         }
         for (k, d) in deltas.0 {
-            batch.insert(k, &(d.max(0) as u64).to_be_bytes());
+            w.insert(k, &(d.max(0) as u64).to_be_bytes())?;
         }
-        self.audit.apply_batch(batch).map_err(backend)?;
+        w.finish()?;
         // The version goes last, once every index is complete on disk.
         self.db.flush().map_err(backend)?;
         self.meta
@@ -506,6 +528,11 @@ impl SledStore {
             .collect()
     }
 
+    fn put<T: Serialize>(tree: &sled::Tree, key: &[u8], v: &T) -> Result<()> {
+        tree.insert(key, encode(v)?).map_err(backend)?;
+        Ok(())
+    }
+
     fn get<T: DeserializeOwned>(tree: &sled::Tree, key: &str) -> Result<Option<T>> {
         tree.get(key)
             .map_err(backend)?
@@ -664,10 +691,7 @@ impl Store for SledStore {
     }
 
     fn put_token(&self, t: &TokenRecord) -> Result<()> {
-        self.tokens
-            .insert(t.hash.as_bytes(), encode(t)?)
-            .map_err(backend)?;
-        Ok(())
+        Self::put(&self.tokens, t.hash.as_bytes(), t)
     }
     fn token(&self, hash: &str) -> Result<Option<TokenRecord>> {
         Self::get(&self.tokens, hash)
@@ -1053,10 +1077,7 @@ impl Store for SledStore {
     }
 
     fn put_user(&self, u: &UserRecord) -> Result<()> {
-        self.users
-            .insert(u.token_hash.as_bytes(), encode(u)?)
-            .map_err(backend)?;
-        Ok(())
+        Self::put(&self.users, u.token_hash.as_bytes(), u)
     }
     fn user_by_token_hash(&self, hash: &str) -> Result<Option<UserRecord>> {
         Self::get(&self.users, hash)
@@ -1066,10 +1087,7 @@ impl Store for SledStore {
     }
 
     fn put_session(&self, s: &SessionRecord) -> Result<()> {
-        self.sessions
-            .insert(s.id_hash.as_bytes(), encode(s)?)
-            .map_err(backend)?;
-        Ok(())
+        Self::put(&self.sessions, s.id_hash.as_bytes(), s)
     }
     fn session(&self, id_hash: &str) -> Result<Option<SessionRecord>> {
         Self::get(&self.sessions, id_hash)
@@ -1244,10 +1262,7 @@ impl Store for SledStore {
     }
 
     fn put_delivery(&self, d: &DeliveryRecord) -> Result<()> {
-        self.deliveries
-            .insert(d.id.as_bytes(), encode(d)?)
-            .map_err(backend)?;
-        Ok(())
+        Self::put(&self.deliveries, d.id.as_bytes(), d)
     }
     fn pending_deliveries(&self) -> Result<Vec<DeliveryRecord>> {
         let all: Vec<DeliveryRecord> = Self::all(&self.deliveries)?;
