@@ -63,6 +63,10 @@ fn console_sessions_forms_and_roles_hold() {
     );
     assert_eq!(log["total"], json!(5), "{log}");
 
+    // A megabyte password is refused as any wrong one, without hashing it.
+    let r = Console::new(&c.rest).sign_in("nobody", &"p".repeat(1 << 20));
+    assert_eq!(r.status, 401, "{}", r.text());
+
     // Sign-in sets the __Host- cookie with its attributes.
     let mut pat = Console::new(&c.rest);
     let r = pat.sign_in("pat", "pat's long password");

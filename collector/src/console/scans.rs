@@ -649,6 +649,63 @@ mod tests {
         assert_eq!(c.after.as_deref(), Some("sc-1796428800000"));
     }
 
+    fn app_with_scans(dir: &std::path::Path, n: usize) -> App {
+        let store = std::sync::Arc::new(
+            crate::store::sled_store::SledStore::open(&dir.join("db")).unwrap(),
+        );
+        for i in 0..n {
+            let s = ScanRecord::pending(
+                format!("sc-{i:013}-0"),
+                "ag-1",
+                None,
+                "manual",
+                "level1-server",
+                i as i64,
+            );
+            crate::store::Store::put_scan(&*store, &s).unwrap();
+        }
+        let ca = crate::ca::Ca::open_or_create(&dir.join("ca")).unwrap();
+        App::new(store, ca, crate::config::Config::default()).unwrap()
+    }
+
+    #[test]
+    fn a_walk_stops_when_its_reader_goes() {
+        // The CSV export's reader going away (visit answers false) ends the walk at
+        // once, however many scans are left: it kept reading the whole store.
+        let d = tempfile::tempdir().unwrap();
+        let app = app_with_scans(d.path(), 1200);
+        let mut seen = 0;
+        let w = walk(
+            &app,
+            &Filters::default(),
+            None,
+            usize::MAX,
+            usize::MAX,
+            &mut |_, _| {
+                seen += 1;
+                seen < 3
+            },
+        )
+        .unwrap();
+        assert_eq!(seen, 3);
+        assert_eq!(w.next.as_deref(), Some("sc-0000000001197-0"));
+        // A reader that stays gets every scan, over several store batches.
+        let mut all = 0;
+        let w = walk(
+            &app,
+            &Filters::default(),
+            None,
+            usize::MAX,
+            usize::MAX,
+            &mut |_, _| {
+                all += 1;
+                true
+            },
+        )
+        .unwrap();
+        assert_eq!((all, w.next), (1200, None));
+    }
+
     #[test]
     fn exports_are_bounded() {
         let slots: Vec<ExportSlot> = (0..EXPORTS_AT_ONCE)
