@@ -8,6 +8,7 @@ environment:
   RAMPART_CONSOLE_URL            http://127.0.0.1:PORT (the collector's REST port)
   RAMPART_{VIEWER,USER,PROVISIONER,ADMIN}_NAME / _PASSWORD   one user per role
   RAMPART_SCAN_ID, RAMPART_AGENT_ID   the blocked scan and its agent
+  RAMPART_AGENT_PID              the agent daemon's process (held with SIGSTOP)
   RAMPART_PROJECT                the agent's project
   RAMPART_ADMIN_TOKEN            an admin API token, to compare with the REST API
   RAMPART_HOSTILE_HOST           the agent's host name (markup and quotes)
@@ -31,6 +32,7 @@ import io
 import json
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -51,6 +53,8 @@ ROLES = {
 }
 SCAN_ID = os.environ["RAMPART_SCAN_ID"]
 AGENT_ID = os.environ["RAMPART_AGENT_ID"]
+# The agent daemon's process: stopped and continued to hold a scan pending.
+AGENT_PID = int(os.environ["RAMPART_AGENT_PID"])
 PROJECT = os.environ["RAMPART_PROJECT"]
 ADMIN_TOKEN = os.environ["RAMPART_ADMIN_TOKEN"]
 HOSTILE_HOST = os.environ["RAMPART_HOSTILE_HOST"]
@@ -1286,6 +1290,100 @@ class Admin:
         run.goto(page, "/ui/")
         expect(new_id in rows(page, "recent"), "the new scan is not on the Overview")
 
+    def running_rows_refresh(self):
+        """A pending scan's row in table#scans turns into the finished scan by itself,
+        without a reload: the agent is held stopped (SIGSTOP) while the scan is
+        created and the list opened, then let go."""
+        run, page = self.run, self.page
+        os.kill(AGENT_PID, signal.SIGSTOP)
+        try:
+            created = api_ok("POST", "/api/v1/scans", {"agent_id": AGENT_ID})
+            new_id = created[0]["id"]
+            run.goto(page, "/ui/scans")
+            row = page.locator(f"table#scans tr[data-scan-id='{new_id}']")
+            expect(row.count() == 1, f"the new scan {new_id} is not in table#scans")
+            badge = row.locator(".badge").inner_text()
+            expect(badge in ("pending", "running"), f"the new scan's badge is {badge!r}")
+            expect(
+                row.get_attribute("data-refresh") is not None,
+                "a pending row does not refresh itself (no data-refresh)",
+            )
+            expect(row.locator("a[download]").count() == 0, "a pending row offers a report")
+            page.evaluate("() => { window.rampartStayed = true; }")
+        finally:
+            os.kill(AGENT_PID, signal.SIGCONT)
+        page.wait_for_function(
+            """id => {
+                const r = document.querySelector(`table#scans tr[data-scan-id='${id}']`);
+                return r && !r.hasAttribute('data-refresh');
+            }""",
+            arg=new_id,
+            timeout=240_000,
+        )
+        expect(
+            page.evaluate("() => window.rampartStayed === true"),
+            "the page was reloaded: the row was not refreshed in place",
+        )
+        row = page.locator(f"table#scans tr[data-scan-id='{new_id}']")
+        badge = row.locator(".badge").inner_text()
+        want = api_scan(new_id)["status"]
+        expect(want == "completed", f"the scan ended {want}")
+        expect(badge.startswith(want), f"the refreshed row says {badge!r}, the API {want!r}")
+        expect(row.locator("a[download]").count() == 1, "the finished row offers no report")
+
+    def sorting(self):
+        """The Score and Date heads sort the whole list (every page) and say so with
+        aria-sort; the order is in the URL, survives a reload and the back button, and
+        keeps the filters."""
+        run, page = self.run, self.page
+        scans = api_scans({"project": PROJECT})
+        newest = [s["id"] for s in scans]
+        completed = [s for s in scans if s["status"] == "completed"]
+        expect(len(completed) >= 2, f"too few completed scans to sort: {len(completed)}")
+        by_score = [
+            s["id"] for s in sorted(completed, key=lambda s: (round(s["score"] * 100), s["id"]))
+        ]
+        run.goto(page, "/ui/scans?" + urlencode({"project": PROJECT}))
+        date_head = page.locator("table#scans th", has_text="Date")
+        expect(
+            date_head.get_attribute("aria-sort") == "descending",
+            "the newest-first list's Date head has no aria-sort=descending",
+        )
+        expect(all_rows(run, page) == newest, "the default order is not the API's newest first")
+
+        def head(name):
+            return page.locator("table#scans th", has_text=name)
+
+        for name, sort, aria, want in (
+            ("Score", "score_low", "ascending", by_score),
+            ("Score", "score_high", "descending", by_score[::-1]),
+            ("Date", "newest", "descending", newest),
+            ("Date", "oldest", "ascending", newest[::-1]),
+        ):
+            with page.expect_navigation():
+                head(name).locator("a").click()
+            q = query_of(page)
+            expect(
+                q.get("sort") == [sort] and q.get("project") == [PROJECT],
+                f"clicking {name} led to {page.url}, expected sort={sort} with the project",
+            )
+            expect(
+                head(name).get_attribute("aria-sort") == aria,
+                f"{sort}: the {name} head's aria-sort is {head(name).get_attribute('aria-sort')}",
+            )
+            expect(field_value(page, "form#filters", "sort") == sort, f"{sort}: form#filters' order")
+            got = all_rows(run, page)
+            expect(got == want, f"{sort}: the rows are {got}, expected {want}")
+        page.reload()
+        expect(all_rows(run, page) == newest[::-1], "oldest first does not survive a reload")
+        page.go_back()
+        page.wait_for_load_state()
+        expect(query_of(page).get("sort") == ["newest"], f"back from oldest: {page.url}")
+        # A score order lists completed scans only: a status that has no score is refused.
+        run.goto(page, "/ui/scans?sort=score_low&status=running", status=400)
+        alert = page.locator("[role=alert]").inner_text()
+        expect("completed scans only" in alert, f"the alert says {alert!r}")
+
     def sign_out_ends_the_session(self):
         run, page = self.run, self.page
         run.goto(page, "/ui/")
@@ -1529,6 +1627,14 @@ def main():
             run.check(
                 "admin: a setting saved in form#settings reaches the API and the next scan; 150 is a 422",
                 admin.settings,
+            )
+            run.check(
+                "admin: a pending scan's row turns into the finished scan without a reload",
+                admin.running_rows_refresh,
+            )
+            run.check(
+                "admin: the Score and Date heads sort every page; the order is in the URL",
+                admin.sorting,
             )
             run.check("read views work with JavaScript off", javascript_off, run)
             if SCREENSHOT:

@@ -174,6 +174,10 @@ fn the_console_in_a_real_browser() {
         .env("RAMPART_CONSOLE_URL", format!("http://{}", c.rest))
         .env("RAMPART_SCAN_ID", &scan_id)
         .env("RAMPART_AGENT_ID", &agent_id)
+        .env(
+            "RAMPART_AGENT_PID",
+            a.child.as_ref().expect("the agent runs").id().to_string(),
+        )
         .env("RAMPART_PROJECT", project)
         .env("RAMPART_ADMIN_TOKEN", &c.admin)
         .env("RAMPART_HOSTILE_HOST", HOSTILE_HOST)

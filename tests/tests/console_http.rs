@@ -249,6 +249,9 @@ fn console_sessions_forms_and_roles_hold() {
         "/ui/scans.csv".to_string(),
         format!("/ui/scans/{scan_id}"),
         format!("/ui/scans/{scan_id}/report.html"),
+        format!("/ui/scans/{scan_id}/row"),
+        format!("/ui/scans/{scan_id}/progress"),
+        "/ui/scans?sort=score_low".to_string(),
         "/ui/settings".to_string(),
         "/ui/enroll".to_string(),
     ] {

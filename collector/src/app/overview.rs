@@ -48,6 +48,17 @@ impl App {
         Ok(self.store.scan_page(filter, cursor, limit)?)
     }
 
+    /// Completed scans by score, then ID, past `past` in that order (see
+    /// [`crate::store::Store::scans_by_score`]).
+    pub fn scans_by_score(
+        &self,
+        low_first: bool,
+        past: Option<&ScanRecord>,
+        limit: usize,
+    ) -> Result<Vec<ScanRecord>> {
+        Ok(self.store.scans_by_score(low_first, past, limit)?)
+    }
+
     /// How many scans match, when counters know it without a walk.
     pub fn scan_total(&self, filter: &ScanFilter) -> Result<Option<usize>> {
         Ok(self.store.scan_total(filter)?)

@@ -98,6 +98,13 @@ impl App {
         self.in_flight().remove(scan_id);
     }
 
+    /// A scan's record alone (no results); `NotFound` names the ID.
+    pub fn scan_record(&self, id: &str) -> Result<ScanRecord> {
+        self.store
+            .scan(id)?
+            .ok_or_else(|| AppError::NotFound(format!("scan {id}")))
+    }
+
     /// A scan with its results, for views and reports; `NotFound` names the ID.
     pub fn scan_with_results(&self, id: &str) -> Result<(ScanRecord, Vec<ResultRecord>)> {
         let s = self

@@ -58,6 +58,7 @@ pub fn router() -> Router<Arc<App>> {
         .route("/ui/scans.csv", get(scans::csv))
         .route("/ui/scans/{id}", get(scan::detail))
         .route("/ui/scans/{id}/progress", get(scan::progress))
+        .route("/ui/scans/{id}/row", get(scan::row))
         .route("/ui/scans/{id}/rules/{rule}", get(scan::rule))
         .route("/ui/scans/{id}/report.html", get(scan::report_html))
         .route("/ui/scans/{id}/report.json", get(scan::report_json))

@@ -33,6 +33,7 @@ struct OverviewPage {
     trend: Vec<(String, String, u64)>,
     rows: Vec<ScanRow>,
     table_id: &'static str,
+    sort: Option<super::view::SortHeads>,
     caption: &'static str,
     is_admin: bool,
 }
@@ -47,6 +48,7 @@ pub async fn page(State(app): State<Arc<App>>, ui: Ui) -> Page {
         trend: Vec::new(),
         rows: Vec::new(),
         table_id: "recent",
+        sort: None,
         caption: "The 20 most recent scans, newest first",
         is_admin: u.role >= Role::Admin,
     };

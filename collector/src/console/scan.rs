@@ -182,7 +182,7 @@ pub async fn detail(
             },
             &ScanCursor {
                 before: Some(scan.id.clone()),
-                after: None,
+                ..Default::default()
             },
             1,
         )
@@ -336,12 +336,32 @@ struct Progress {
 pub async fn progress(State(app): State<Arc<App>>, ui: Ui, Path(id): Path<String>) -> Page {
     let u = ui.require(Role::Provisioner, "Scan details")?;
     let s = app
-        .scan_with_results(&id)
-        .map_err(|e| Failure::from(e).with_user(u))?
-        .0;
+        .scan_record(&id)
+        .map_err(|e| Failure::from(e).with_user(u))?;
     let a = app.agent(&s.agent_id).ok();
     Ok(view::html(&Progress {
         row: ScanRow::new(&s, a.as_ref()),
+    }))
+}
+
+/// One row of a scan list, which a pending or running row fetches every few seconds
+/// to replace itself (it stops once the scan has ended).
+#[derive(Template)]
+#[template(source = "{% include \"scan_row.html\" %}", ext = "html")]
+struct RowFragment {
+    r: ScanRow,
+    is_admin: bool,
+}
+
+pub async fn row(State(app): State<Arc<App>>, ui: Ui, Path(id): Path<String>) -> Page {
+    let u = ui.require(Role::Provisioner, "Scan Results")?;
+    let s = app
+        .scan_record(&id)
+        .map_err(|e| Failure::from(e).with_user(u))?;
+    let a = app.agent(&s.agent_id).ok();
+    Ok(view::html(&RowFragment {
+        r: ScanRow::new(&s, a.as_ref()),
+        is_admin: u.role >= Role::Admin,
     }))
 }
 

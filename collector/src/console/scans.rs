@@ -6,6 +6,11 @@
 //! store returns, examining at most [`EXAMINE`] scans per page, so that a page costs
 //! the same on a store of a million scans. A page that stopped there says so and links
 //! on from where it stopped.
+//!
+//! Four orders, each read from an index (so every page of every order costs the same):
+//! newest or oldest first (the scans' key range, walked either way), and lowest or
+//! highest score first (completed scans only: the others have no score); in a score
+//! order every filter is applied to what the score index returns.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -41,8 +46,62 @@ pub struct ListQuery {
     from: Option<String>,
     to: Option<String>,
     q: Option<String>,
-    /// Cursor: scans older than this scan ID.
+    /// The order: `newest` (unset), `oldest`, `score_low` or `score_high`.
+    sort: Option<String>,
+    /// Cursor of the newest-first order: scans older than this scan ID.
     before: Option<String>,
+    /// Cursor of the other orders: scans past this scan ID in the order.
+    after: Option<String>,
+}
+
+/// The list's order.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub enum Order {
+    #[default]
+    Newest,
+    Oldest,
+    ScoreLow,
+    ScoreHigh,
+}
+
+impl Order {
+    /// (URL value, label), in the order the form offers them.
+    pub const ALL: [(Order, &'static str, &'static str); 4] = [
+        (Order::Newest, "newest", "Newest first"),
+        (Order::Oldest, "oldest", "Oldest first"),
+        (Order::ScoreLow, "score_low", "Lowest score first"),
+        (Order::ScoreHigh, "score_high", "Highest score first"),
+    ];
+
+    fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|o| o.0 == self)
+            .map_or("newest", |o| o.1)
+    }
+
+    fn by_score(self) -> bool {
+        matches!(self, Order::ScoreLow | Order::ScoreHigh)
+    }
+
+    /// How the caption says it.
+    fn words(self) -> &'static str {
+        match self {
+            Order::Newest => "newest first",
+            Order::Oldest => "oldest first",
+            Order::ScoreLow => "completed scans, lowest score first",
+            Order::ScoreHigh => "completed scans, highest score first",
+        }
+    }
+
+    /// The URL parameter that carries where a page starts.
+    fn cursor_param(self) -> &'static str {
+        if self == Order::Newest {
+            "before"
+        } else {
+            "after"
+        }
+    }
 }
 
 pub(super) fn set(v: &Option<String>) -> Option<&str> {
@@ -62,6 +121,7 @@ pub struct Filters {
     from_ms: Option<i64>,
     to_ms: Option<i64>,
     q: Option<String>,
+    order: Order,
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
@@ -150,7 +210,25 @@ impl Filters {
                 .map(|s| parse_date("to", s).map(|ms| ms + 86_400_000))
                 .transpose()?,
             q: text("q", &q.q)?.map(|s| s.to_lowercase()),
+            order: match set(&q.sort) {
+                None => Order::Newest,
+                Some(v) => Order::ALL
+                    .iter()
+                    .find(|o| o.1 == v)
+                    .map(|o| o.0)
+                    .ok_or_else(|| {
+                        format!(
+                            "sort `{}` is not newest, oldest, score_low or score_high",
+                            crate::limits::echo(v)
+                        )
+                    })?,
+            },
         };
+        if f.order.by_score() && f.status.is_some_and(|st| st != ScanStatus::Completed) {
+            return Err(
+                "a score order lists completed scans only; choose status completed or any".into(),
+            );
+        }
         if let (Some(a), Some(b)) = (f.min, f.max) {
             if a > b {
                 return Err(format!("min_score {a} is above max_score {b}"));
@@ -164,9 +242,13 @@ impl Filters {
         Ok(f)
     }
 
-    /// Whether a filter the store does not index is set.
+    /// Whether a filter the store does not index is set (in a score order, none is).
     fn needs_examining(&self) -> bool {
-        self.provider.is_some() || self.min.is_some() || self.max.is_some() || self.q.is_some()
+        self.order.by_score()
+            || self.provider.is_some()
+            || self.min.is_some()
+            || self.max.is_some()
+            || self.q.is_some()
     }
 
     fn store_filter(&self) -> ScanFilter {
@@ -178,17 +260,33 @@ impl Filters {
         }
     }
 
-    /// The key range of the dates, with the page's cursor.
-    fn cursor(&self, before: Option<&str>) -> ScanCursor {
+    /// The key range of the dates, narrowed by where the page starts (`past`: the
+    /// last scan of the page before, in a date order).
+    fn cursor(&self, past: Option<&str>) -> ScanCursor {
         let to = self.to_ms.map(|ms| format!("sc-{ms:013}"));
-        let before = match (before.map(String::from), to) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        let from = self.from_ms.map(|ms| format!("sc-{ms:013}"));
+        let past = past.map(String::from);
+        let oldest_first = self.order == Order::Oldest;
+        let (before, after) = if oldest_first {
+            (to, past.max(from))
+        } else {
+            let before = match (past, to) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            (before, from)
         };
         ScanCursor {
             before,
-            after: self.from_ms.map(|ms| format!("sc-{ms:013}")),
+            after,
+            oldest_first,
         }
+    }
+
+    /// Whether a scan's creation time is in the date range.
+    fn in_dates(&self, s: &ScanRecord) -> bool {
+        self.from_ms.is_none_or(|t| s.created_at_ms >= t)
+            && self.to_ms.is_none_or(|t| s.created_at_ms < t)
     }
 
     fn matches(&self, s: &ScanRecord, a: Option<&AgentRecord>) -> bool {
@@ -252,7 +350,7 @@ fn scans_of_agents(
                 }
             }
             match next {
-                Some(n) if taken < want => cursor.before = Some(n),
+                Some(n) if taken < want => cursor = cursor.following(n),
                 Some(_) => {
                     more = true;
                     break;
@@ -262,6 +360,9 @@ fn scans_of_agents(
         }
     }
     all.sort_by(|x, y| y.0.id.cmp(&x.0.id));
+    if f.order == Order::Oldest {
+        all.reverse();
+    }
     if all.len() > want {
         more = true;
         all.truncate(want);
@@ -283,26 +384,91 @@ struct Walked {
     cut_short: bool,
 }
 
-/// Visits matching scans newest first from `before`, until `want` matched, `budget`
-/// scans were examined, or `visit` answers false (its reader went away).
+/// Batches of scans in a list's order, read from the store.
+enum Source {
+    /// A date order: the filter's index, from a cursor.
+    Dates(ScanFilter, Option<ScanCursor>),
+    /// A score order: the score index, past a scan (`None` after the last batch).
+    Scores {
+        low_first: bool,
+        past: Option<Option<Box<ScanRecord>>>,
+    },
+}
+
+impl Source {
+    fn new(app: &App, f: &Filters, past: Option<&str>) -> crate::app::Result<Source> {
+        Ok(if f.order.by_score() {
+            Source::Scores {
+                low_first: f.order == Order::ScoreLow,
+                past: Some(
+                    past.map(|id| app.scan_record(id).map(Box::new))
+                        .transpose()?,
+                ),
+            }
+        } else {
+            Source::Dates(f.store_filter(), Some(f.cursor(past)))
+        })
+    }
+
+    /// The next batch, empty once every scan was read.
+    fn next(&mut self, app: &App) -> crate::app::Result<Vec<ScanRecord>> {
+        match self {
+            Source::Dates(filter, cursor) => {
+                let Some(c) = cursor.take() else {
+                    return Ok(Vec::new());
+                };
+                let (scans, next) = app.scan_page(filter, &c, BATCH)?;
+                *cursor = next.map(|n| c.following(n));
+                Ok(scans)
+            }
+            Source::Scores { low_first, past } => {
+                let Some(p) = past.take() else {
+                    return Ok(Vec::new());
+                };
+                let scans = app.scans_by_score(*low_first, p.as_deref(), BATCH)?;
+                if scans.len() == BATCH {
+                    *past = Some(scans.last().cloned().map(Box::new));
+                }
+                Ok(scans)
+            }
+        }
+    }
+
+    /// The store applied the filter and date range itself.
+    fn filtered(&self) -> bool {
+        matches!(self, Source::Dates(..))
+    }
+}
+
+/// Visits matching scans in the list's order from `past` (where the page before
+/// ended), until `want` matched, `budget` scans were examined, or `visit` answers
+/// false (its reader went away).
 fn walk(
     app: &App,
     f: &Filters,
-    before: Option<&str>,
+    past: Option<&str>,
     want: usize,
     budget: usize,
     visit: &mut dyn FnMut(&ScanRecord, Option<&AgentRecord>) -> bool,
 ) -> crate::app::Result<Walked> {
-    let filter = f.store_filter();
-    let mut cursor = f.cursor(before);
+    let mut source = Source::new(app, f, past)?;
+    let store_filter = f.store_filter();
     let mut agents = Agents::default();
     let (mut matched, mut examined) = (0usize, 0usize);
     loop {
-        let (scans, next) = app.scan_page(&filter, &cursor, BATCH)?;
+        let scans = source.next(app)?;
+        if scans.is_empty() {
+            return Ok(Walked {
+                next: None,
+                cut_short: false,
+            });
+        }
+        let filtered = source.filtered();
         for s in &scans {
             examined += 1;
             let a = agents.of(app, &s.agent_id);
-            if f.matches(s, a.as_ref()) {
+            let stored = filtered || (store_filter.matches(s) && f.in_dates(s));
+            if stored && f.matches(s, a.as_ref()) {
                 let go_on = visit(s, a.as_ref());
                 matched += 1;
                 if matched == want || !go_on {
@@ -317,15 +483,6 @@ fn walk(
                     next: Some(s.id.clone()),
                     cut_short: true,
                 });
-            }
-        }
-        match next {
-            Some(n) => cursor.before = Some(n),
-            None => {
-                return Ok(Walked {
-                    next: None,
-                    cut_short: false,
-                })
             }
         }
     }
@@ -345,13 +502,52 @@ struct ListPage {
     /// The query without the cursor, for the CSV, the first page and the next.
     query: String,
     next: Option<String>,
+    /// The URL parameter of `next`.
+    cursor_param: &'static str,
     cut_short: bool,
     paged: bool,
+    orders: [(Order, &'static str, &'static str); 4],
+    order: &'static str,
+    sort: Option<view::SortHeads>,
 }
 
 impl ListPage {
     fn value<'a>(&self, v: &'a Option<String>) -> &'a str {
         v.as_deref().unwrap_or("")
+    }
+}
+
+/// The sortable column heads of the list: the link each leads to (its order, or the
+/// reverse when it is the current one) and its `aria-sort`.
+fn sort_heads(q: &ListQuery, order: Order) -> view::SortHeads {
+    let mut rest = q.clone();
+    rest.sort = None;
+    let base = query_string(&rest);
+    let href = |o: Order| {
+        let mut h = String::from("/ui/scans?");
+        if !base.is_empty() {
+            h.push_str(&base);
+            h.push('&');
+        }
+        h.push_str("sort=");
+        h.push_str(o.name());
+        h
+    };
+    let (score, score_aria) = match order {
+        Order::ScoreLow => (Order::ScoreHigh, "ascending"),
+        Order::ScoreHigh => (Order::ScoreLow, "descending"),
+        _ => (Order::ScoreLow, ""),
+    };
+    let (date, date_aria) = match order {
+        Order::Newest => (Order::Oldest, "descending"),
+        Order::Oldest => (Order::Newest, "ascending"),
+        _ => (Order::Newest, ""),
+    };
+    view::SortHeads {
+        score_href: href(score),
+        score_aria,
+        date_href: href(date),
+        date_aria,
     }
 }
 
@@ -368,6 +564,7 @@ fn query_string(q: &ListQuery) -> String {
         ("from", &q.from),
         ("to", &q.to),
         ("q", &q.q),
+        ("sort", &q.sort),
     ] {
         if let Some(v) = set(v) {
             parts.push(format!("{k}={}", view::url_encode(v)));
@@ -392,8 +589,12 @@ pub async fn list(State(app): State<Arc<App>>, ui: Ui, uri: axum::http::Uri) -> 
         is_admin: u.role >= Role::Admin,
         statuses: ["pending", "running", "completed", "failed", "cancelled"],
         next: None,
+        cursor_param: "before",
         cut_short: false,
-        paged: set(&q.before).is_some(),
+        paged: set(&q.before).is_some() || set(&q.after).is_some(),
+        orders: Order::ALL,
+        order: "newest",
+        sort: None,
     };
     let f = match Filters::parse(&q) {
         Ok(f) => f,
@@ -402,17 +603,25 @@ pub async fn list(State(app): State<Arc<App>>, ui: Ui, uri: axum::http::Uri) -> 
             return Ok((StatusCode::BAD_REQUEST, view::html(&page)).into_response());
         }
     };
-    let before = set(&q.before);
+    page.order = f.order.name();
+    page.cursor_param = f.order.cursor_param();
+    page.sort = Some(sort_heads(&q, f.order));
+    let past = set(if f.order == Order::Newest {
+        &q.before
+    } else {
+        &q.after
+    });
+    let words = f.order.words();
     let fail = |e: crate::app::AppError| Failure::from(e).with_user(u);
     // A host or IP search names few VMs: their scans come from the per-agent index.
     let searched = match &f.q {
-        Some(q) => app.search_hosts(q, SEARCH_AGENTS).map_err(fail)?,
-        None => None,
+        Some(q) if !f.order.by_score() => app.search_hosts(q, SEARCH_AGENTS).map_err(fail)?,
+        _ => None,
     };
     if let Some(agents) = searched {
-        let (rows, next) = scans_of_agents(&app, &f, &agents, before, PER_PAGE).map_err(fail)?;
+        let (rows, next) = scans_of_agents(&app, &f, &agents, past, PER_PAGE).map_err(fail)?;
         page.caption = format!(
-            "{} scans of the {} VMs matching the search on this page, newest first",
+            "{} scans of the {} VMs matching the search on this page, {words}",
             rows.len(),
             agents.len()
         );
@@ -420,18 +629,18 @@ pub async fn list(State(app): State<Arc<App>>, ui: Ui, uri: axum::http::Uri) -> 
         page.next = next;
     } else if f.needs_examining() {
         let mut rows = Vec::new();
-        let w = walk(&app, &f, before, PER_PAGE, EXAMINE, &mut |s, a| {
+        let w = walk(&app, &f, past, PER_PAGE, EXAMINE, &mut |s, a| {
             rows.push(ScanRow::new(s, a));
             true
         })
         .map_err(fail)?;
-        page.caption = format!("{} matching scans on this page, newest first", rows.len());
+        page.caption = format!("{} matching scans on this page, {words}", rows.len());
         page.rows = rows;
         page.next = w.next;
         page.cut_short = w.cut_short;
     } else {
         let (scans, next) = app
-            .scan_page(&f.store_filter(), &f.cursor(before), PER_PAGE)
+            .scan_page(&f.store_filter(), &f.cursor(past), PER_PAGE)
             .map_err(fail)?;
         let mut agents = Agents::default();
         page.rows = scans
@@ -446,10 +655,10 @@ pub async fn list(State(app): State<Arc<App>>, ui: Ui, uri: axum::http::Uri) -> 
         };
         page.caption = match total {
             Some(t) => format!(
-                "{t} matching scans in all; {} on this page, newest first",
+                "{t} matching scans in all; {} on this page, {words}",
                 page.rows.len()
             ),
-            None => format!("{} scans on this page, newest first", page.rows.len()),
+            None => format!("{} scans on this page, {words}", page.rows.len()),
         };
         page.next = next;
     }
@@ -530,6 +739,46 @@ fn csv_row(s: &ScanRecord, a: Option<&AgentRecord>) -> String {
     line
 }
 
+/// Sends the filtered list as CSV in chunks of about 64 KiB, in the list's order,
+/// until done, the reader goes (`send` answers false) or `deadline` passes; a
+/// failure or the deadline ends the stream with an error, so that the download is
+/// seen to be cut short rather than taken for the whole list.
+fn export(
+    app: &App,
+    f: &Filters,
+    deadline: std::time::Instant,
+    send: &mut dyn FnMut(Result<String, std::io::Error>) -> bool,
+) {
+    let mut buf = String::from(CSV_HEADER);
+    let mut gone = false;
+    let r = walk(app, f, None, usize::MAX, usize::MAX, &mut |s, a| {
+        buf.push_str(&csv_row(s, a));
+        if buf.len() >= 64 * 1024 && !send(Ok(std::mem::take(&mut buf))) {
+            gone = true;
+        }
+        !gone && std::time::Instant::now() < deadline
+    });
+    if gone {
+        return;
+    }
+    if std::time::Instant::now() >= deadline {
+        tracing::warn!(
+            "a CSV export took longer than its {} s and stopped",
+            EXPORT_TIME.as_secs()
+        );
+        send(Err(std::io::Error::other("the export took too long")));
+        return;
+    }
+    if let Err(e) = r {
+        tracing::error!(error = %e, "CSV export stopped");
+        send(Err(std::io::Error::other(e.to_string())));
+        return;
+    }
+    if !buf.is_empty() {
+        send(Ok(buf));
+    }
+}
+
 /// The filtered list, every page, as CSV; streamed as the store is read.
 pub async fn csv(State(app): State<Arc<App>>, ui: Ui, uri: axum::http::Uri) -> Page {
     let u = ui.require(Role::Provisioner, "The CSV export")?;
@@ -550,29 +799,9 @@ pub async fn csv(State(app): State<Arc<App>>, ui: Ui, uri: axum::http::Uri) -> P
     tokio::task::spawn_blocking(move || {
         let _slot = slot;
         let deadline = std::time::Instant::now() + EXPORT_TIME;
-        let mut buf = String::from(CSV_HEADER);
-        // A reader that went away (the channel closed) stops the walk.
-        let r = walk(&app, &f, None, usize::MAX, usize::MAX, &mut |s, a| {
-            buf.push_str(&csv_row(s, a));
-            (buf.len() < 64 * 1024 || tx.blocking_send(Ok(std::mem::take(&mut buf))).is_ok())
-                && std::time::Instant::now() < deadline
+        export(&app, &f, deadline, &mut |chunk| {
+            tx.blocking_send(chunk).is_ok()
         });
-        if std::time::Instant::now() >= deadline {
-            tracing::warn!(
-                "a CSV export took longer than its {} s and stopped",
-                EXPORT_TIME.as_secs()
-            );
-            let _ = tx.blocking_send(Err(std::io::Error::other("the export took too long")));
-            return;
-        }
-        if let Err(e) = r {
-            tracing::error!(error = %e, "CSV export stopped");
-            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
-            return;
-        }
-        if !buf.is_empty() {
-            let _ = tx.blocking_send(Ok(buf));
-        }
     });
     let body = axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
     Ok((
@@ -624,6 +853,10 @@ mod tests {
         assert!(q(|q| q.max_score = Some("x".into()))
             .unwrap_err()
             .contains("max_score"));
+        assert!(q(|q| q.q = Some("x".repeat(257)))
+            .unwrap_err()
+            .contains("q is longer than 256"));
+        assert!(q(|q| q.project = Some("p".repeat(256))).is_ok());
         assert!(q(|q| q.from = Some("2026-13-01".into()))
             .unwrap_err()
             .contains("from"));
@@ -650,11 +883,16 @@ mod tests {
     }
 
     fn app_with_scans(dir: &std::path::Path, n: usize) -> App {
+        app_with(dir, n, |_, _| {})
+    }
+
+    /// An app whose store holds `n` scans made by `make` from pending ones.
+    fn app_with(dir: &std::path::Path, n: usize, make: fn(usize, &mut ScanRecord)) -> App {
         let store = std::sync::Arc::new(
             crate::store::sled_store::SledStore::open(&dir.join("db")).unwrap(),
         );
         for i in 0..n {
-            let s = ScanRecord::pending(
+            let mut s = ScanRecord::pending(
                 format!("sc-{i:013}-0"),
                 "ag-1",
                 None,
@@ -662,6 +900,7 @@ mod tests {
                 "level1-server",
                 i as i64,
             );
+            make(i, &mut s);
             crate::store::Store::put_scan(&*store, &s).unwrap();
         }
         let ca = crate::ca::Ca::open_or_create(&dir.join("ca")).unwrap();
@@ -704,6 +943,172 @@ mod tests {
         )
         .unwrap();
         assert_eq!((all, w.next), (1200, None));
+    }
+
+    /// Every scan a walk visits, in order, and how it ended.
+    fn walked(app: &App, q: fn(&mut ListQuery), budget: usize) -> (Vec<ScanRecord>, Walked) {
+        let mut lq = ListQuery::default();
+        q(&mut lq);
+        let f = Filters::parse(&lq).unwrap();
+        let mut seen = Vec::new();
+        let w = walk(app, &f, None, usize::MAX, budget, &mut |s, _| {
+            seen.push(s.clone());
+            true
+        })
+        .unwrap();
+        (seen, w)
+    }
+
+    /// Scan `i`: completed with score `i * 37 % 101` (ties: several scans share one),
+    /// in project `web` when `i` is a multiple of 3; every seventh still pending.
+    fn scored(i: usize, s: &mut ScanRecord) {
+        if !i.is_multiple_of(7) {
+            s.status = ScanStatus::Completed;
+            s.score = Some((i * 37 % 101) as f64);
+        }
+        if i.is_multiple_of(3) {
+            s.project = Some("web".into());
+        }
+    }
+
+    #[test]
+    fn every_order_walks_the_whole_list_in_its_order() {
+        // Over several store batches (500), with ties in score broken by scan ID.
+        let d = tempfile::tempdir().unwrap();
+        let app = app_with(d.path(), 1300, scored);
+        let ids = |v: &[ScanRecord]| v.iter().map(|s| s.id.clone()).collect::<Vec<_>>();
+        let (newest, _) = walked(&app, |_| {}, usize::MAX);
+        let (mut oldest, _) = walked(&app, |q| q.sort = Some("oldest".into()), usize::MAX);
+        assert_eq!(newest.len(), 1300);
+        oldest.reverse();
+        assert_eq!(ids(&oldest), ids(&newest));
+
+        let key = |s: &ScanRecord| (s.score.unwrap() as i64, s.id.clone());
+        let (low, _) = walked(&app, |q| q.sort = Some("score_low".into()), usize::MAX);
+        let completed = (0..1300).filter(|i| i % 7 != 0).count();
+        assert_eq!(low.len(), completed, "completed scans only");
+        assert!(low.windows(2).all(|w| key(&w[0]) < key(&w[1])), "ascending");
+        let (high, _) = walked(&app, |q| q.sort = Some("score_high".into()), usize::MAX);
+        assert!(
+            high.windows(2).all(|w| key(&w[0]) > key(&w[1])),
+            "descending"
+        );
+        assert_eq!(high.len(), completed);
+
+        // In a score order the store's filters and the dates still apply.
+        let (web, _) = walked(
+            &app,
+            |q| {
+                q.sort = Some("score_high".into());
+                q.project = Some("web".into());
+                q.min_score = Some("50".into());
+            },
+            usize::MAX,
+        );
+        let want = (0..1300)
+            .filter(|i| i % 7 != 0 && i % 3 == 0 && i * 37 % 101 >= 50)
+            .count();
+        assert_eq!(web.len(), want);
+        assert!(web.iter().all(|s| s.project.as_deref() == Some("web")));
+        assert!(web.windows(2).all(|w| key(&w[0]) > key(&w[1])));
+
+        // A page of a score order stops at its budget and says so.
+        let (some, w) = walked(
+            &app,
+            |q| {
+                q.sort = Some("score_low".into());
+                q.project = Some("nowhere".into());
+            },
+            100,
+        );
+        assert!(some.is_empty() && w.cut_short && w.next.is_some());
+    }
+
+    #[test]
+    fn orders_and_their_cursors() {
+        let q = |f: fn(&mut ListQuery)| {
+            let mut q = ListQuery::default();
+            f(&mut q);
+            Filters::parse(&q)
+        };
+        assert_eq!(q(|_| {}).unwrap().order, Order::Newest);
+        assert_eq!(
+            q(|q| q.sort = Some("oldest".into())).unwrap().order,
+            Order::Oldest
+        );
+        assert!(q(|q| q.sort = Some("host".into()))
+            .unwrap_err()
+            .contains("sort `host`"));
+        assert!(q(|q| {
+            q.sort = Some("score_low".into());
+            q.status = Some("failed".into());
+        })
+        .unwrap_err()
+        .contains("completed scans only"));
+        // Oldest first: the page starts after the cursor, but never before `from`.
+        let f = q(|q| {
+            q.sort = Some("oldest".into());
+            q.from = Some("2026-12-05".into());
+            q.to = Some("2026-12-06".into());
+        })
+        .unwrap();
+        let c = f.cursor(Some("sc-0000000000001-x"));
+        assert!(c.oldest_first);
+        assert_eq!(c.after.as_deref(), Some("sc-1796428800000"));
+        let c = f.cursor(Some("sc-1796430000000-x"));
+        assert_eq!(c.after.as_deref(), Some("sc-1796430000000-x"));
+        assert_eq!(c.before.as_deref(), Some("sc-1796601600000"));
+        // The heads: each leads to its order, the current one to its reverse; the
+        // filters stay, the cursor goes.
+        let lq = ListQuery {
+            project: Some("web".into()),
+            sort: Some("score_low".into()),
+            after: Some("sc-1".into()),
+            ..Default::default()
+        };
+        let h = sort_heads(&lq, Order::ScoreLow);
+        assert_eq!(h.score_href, "/ui/scans?project=web&sort=score_high");
+        assert_eq!(h.score_aria, "ascending");
+        assert_eq!(h.date_href, "/ui/scans?project=web&sort=newest");
+        assert_eq!(h.date_aria, "");
+        let h = sort_heads(&ListQuery::default(), Order::Newest);
+        assert_eq!(h.date_href, "/ui/scans?sort=oldest");
+        assert_eq!(h.date_aria, "descending");
+        assert_eq!(h.score_href, "/ui/scans?sort=score_low");
+    }
+
+    #[test]
+    fn an_export_past_its_deadline_ends_in_an_error() {
+        let d = tempfile::tempdir().unwrap();
+        let app = app_with_scans(d.path(), 3000);
+        let f = Filters::default();
+        let mut chunks: Vec<Result<String, std::io::Error>> = Vec::new();
+        // In time: every scan, then the stream ends cleanly.
+        export(
+            &app,
+            &f,
+            std::time::Instant::now() + std::time::Duration::from_secs(600),
+            &mut |c| {
+                chunks.push(c);
+                true
+            },
+        );
+        assert!(chunks.iter().all(Result::is_ok));
+        let csv: String = chunks.drain(..).map(Result::unwrap).collect();
+        assert_eq!(csv.lines().count(), 3001);
+        // Past the deadline: what was read, then an error that names it.
+        export(&app, &f, std::time::Instant::now(), &mut |c| {
+            chunks.push(c);
+            true
+        });
+        let last = chunks.pop().unwrap().unwrap_err();
+        assert!(last.to_string().contains("too long"), "{last}");
+        assert!(chunks.iter().all(Result::is_ok));
+        let partial: usize = chunks
+            .iter()
+            .map(|c| c.as_ref().unwrap().lines().count())
+            .sum();
+        assert!(partial < 3001, "cut short: {partial} lines");
     }
 
     #[test]

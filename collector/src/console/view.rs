@@ -124,6 +124,15 @@ pub fn host_of(scan: &ScanRecord, agent: Option<&AgentRecord>) -> String {
 }
 
 /// One scan as lists show it.
+/// The sortable heads of a scan table (Score and Date): where each leads, and its
+/// `aria-sort` when the table is in its order (empty otherwise).
+pub struct SortHeads {
+    pub score_href: String,
+    pub score_aria: &'static str,
+    pub date_href: String,
+    pub date_aria: &'static str,
+}
+
 pub struct ScanRow {
     pub id: String,
     pub agent_id: String,

@@ -85,6 +85,7 @@ struct VmPage {
     is_admin: bool,
     csrf: String,
     table_id: &'static str,
+    sort: Option<super::view::SortHeads>,
     caption: String,
     error: Option<String>,
 }
@@ -131,6 +132,7 @@ pub async fn page(State(app): State<Arc<App>>, ui: Ui, Path(id): Path<String>) -
         is_admin: u.role >= Role::Admin,
         csrf: u.session.csrf.clone(),
         table_id: "vm-scans",
+        sort: None,
         caption: format!("The {} newest scans of this VM", scans.len()),
         error: None,
         host,

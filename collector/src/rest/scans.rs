@@ -205,6 +205,7 @@ pub(super) async fn list_scans(
     let cursor = ScanCursor {
         before: q.before,
         after: q.after,
+        oldest_first: false,
     };
     let l = app.list_scans(&filter, &cursor, offset, per_page)?;
     Ok(Json(ScanPage {

@@ -531,21 +531,28 @@ pub fn check<S: Store>(s: &S, truth: &Truth) {
         }
     }
     let mid = all[all.len() / 2].id.clone();
-    let cursors = [
+    let mut cursors = vec![
         ScanCursor::default(),
         ScanCursor {
             before: Some(mid.clone()),
-            after: None,
+            ..Default::default()
         },
         ScanCursor {
-            before: None,
             after: Some(mid.clone()),
+            ..Default::default()
         },
         ScanCursor {
             before: Some("sc-99999999".into()),
             after: Some("sc-00000100".into()),
+            ..Default::default()
         },
     ];
+    // The same ranges, oldest first.
+    for i in 0..cursors.len() {
+        let mut c = cursors[i].clone();
+        c.oldest_first = true;
+        cursors.push(c);
+    }
     for f in &filters {
         for c in &cursors {
             for (offset, limit) in [(0, 50), (7, 13), (0, 0), (0, 100_000)] {
@@ -576,23 +583,51 @@ pub fn check<S: Store>(s: &S, truth: &Truth) {
         let want = brute_force::scan_list(&all, f, &ScanCursor::default(), 3, 20);
         assert_eq!((page, total), (want.scans, want.total), "{f:?}");
     }
-    // Following `next` visits every match once, in order.
+    // Following `next` visits every match once, in order, either way.
     for f in filters.iter().step_by(5) {
-        let mut seen = vec![];
-        let mut c = ScanCursor::default();
-        loop {
-            let l = s.scan_list(f, &c, 0, 97).unwrap();
-            seen.extend(l.scans.into_iter().map(|x| x.id));
-            match l.next {
-                Some(n) => c.before = Some(n),
-                None => break,
+        for oldest_first in [false, true] {
+            let start = ScanCursor {
+                oldest_first,
+                ..Default::default()
+            };
+            let mut seen = vec![];
+            let mut c = start.clone();
+            loop {
+                let l = s.scan_list(f, &c, 0, 97).unwrap();
+                seen.extend(l.scans.into_iter().map(|x| x.id));
+                match l.next {
+                    Some(n) => c = c.following(n),
+                    None => break,
+                }
             }
+            let want = brute_force::scan_list(&all, f, &start, 0, usize::MAX);
+            assert_eq!(
+                seen,
+                want.scans.into_iter().map(|x| x.id).collect::<Vec<_>>(),
+                "{f:?} oldest first: {oldest_first}"
+            );
         }
-        let want = brute_force::scan_list(&all, f, &ScanCursor::default(), 0, usize::MAX);
-        assert_eq!(
-            seen,
-            want.scans.into_iter().map(|x| x.id).collect::<Vec<_>>()
-        );
+    }
+    // Completed scans by score, either way, page after page from any scan of the list.
+    for low_first in [true, false] {
+        let want = brute_force::scans_by_score(&all, low_first, None, usize::MAX);
+        let mut seen: Vec<ScanRecord> = vec![];
+        loop {
+            let page = s.scans_by_score(low_first, seen.last(), 23).unwrap();
+            if page.is_empty() {
+                break;
+            }
+            assert!(page.len() <= 23);
+            seen.extend(page);
+        }
+        assert!(seen == want, "scans by score, low first: {low_first}");
+        if let Some(p) = want.get(want.len() / 3) {
+            assert!(
+                s.scans_by_score(low_first, Some(p), 10).unwrap()
+                    == brute_force::scans_by_score(&all, low_first, Some(p), 10),
+                "from a scan in the middle, low first: {low_first}"
+            );
+        }
     }
     for a in truth.agents.keys().map(String::as_str).chain(["nobody"]) {
         assert_eq!(
@@ -752,7 +787,7 @@ pub fn run_queries<S: Store>(open: &dyn Fn() -> S) {
             });
             let mut c = ScanCursor {
                 before: first.next.clone(),
-                after: None,
+                ..Default::default()
             };
             while c.before.is_some() {
                 let l = s.scan_list(&f, &c, 0, 40).unwrap();

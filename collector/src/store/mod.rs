@@ -210,6 +210,12 @@ impl ScanFilter {
     }
 }
 
+/// A completed scan's place in the score order: its score (none counts as 0) in
+/// hundredths, which is as fine as scores are shown and counted.
+pub fn score_key(s: &ScanRecord) -> i64 {
+    (s.score.unwrap_or(0.0) * 100.0).round() as i64
+}
+
 impl ScanRecord {
     /// Blocked and not released: the scan stops a handover.
     pub fn is_blocking(&self) -> bool {
@@ -218,11 +224,26 @@ impl ScanRecord {
 }
 
 /// Where a page of scans starts, by key range: scans strictly older than `before`
-/// and strictly newer than `after` (scan IDs, which sort by creation).
+/// and strictly newer than `after` (scan IDs, which sort by creation); newest first,
+/// or oldest first if asked (then a page's `next` is the next page's `after`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ScanCursor {
     pub before: Option<String>,
     pub after: Option<String>,
+    pub oldest_first: bool,
+}
+
+impl ScanCursor {
+    /// The cursor of the page after the one that ended at `last`.
+    pub fn following(&self, last: String) -> ScanCursor {
+        let mut c = self.clone();
+        if self.oldest_first {
+            c.after = Some(last);
+        } else {
+            c.before = Some(last);
+        }
+        c
+    }
 }
 
 /// A page of scans, newest first.
@@ -300,6 +321,9 @@ pub mod brute_force {
     ) -> ScanList {
         let mut m: Vec<&ScanRecord> = all.iter().filter(|s| filter.matches(s)).collect();
         m.sort_by(|a, b| b.id.cmp(&a.id));
+        if cursor.oldest_first {
+            m.reverse();
+        }
         let total = m.len();
         let mut page: Vec<ScanRecord> = m
             .into_iter()
@@ -318,6 +342,35 @@ pub mod brute_force {
             total,
             next: next.flatten(),
         }
+    }
+
+    /// Completed scans by score (none counts as 0), then ID, lowest first or highest
+    /// first, strictly past `past` in that order, at most `limit`.
+    pub fn scans_by_score(
+        all: &[ScanRecord],
+        low_first: bool,
+        past: Option<&ScanRecord>,
+        limit: usize,
+    ) -> Vec<ScanRecord> {
+        let key = |s: &ScanRecord| (super::score_key(s), s.id.clone());
+        let mut m: Vec<&ScanRecord> = all
+            .iter()
+            .filter(|s| s.status == ScanStatus::Completed)
+            .filter(|s| {
+                past.is_none_or(|p| {
+                    if low_first {
+                        key(s) > key(p)
+                    } else {
+                        key(s) < key(p)
+                    }
+                })
+            })
+            .collect();
+        m.sort_by_key(|s| key(s));
+        if !low_first {
+            m.reverse();
+        }
+        m.into_iter().take(limit).cloned().collect()
     }
 
     /// The newest scan of an agent.
@@ -588,6 +641,17 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(Vec<ScanRecord>, Option<String>)> {
         let l = self.scan_list(filter, cursor, 0, limit)?;
         Ok((l.scans, l.next))
+    }
+    /// Completed scans ordered by [`score_key`] then ID, lowest first or highest first,
+    /// strictly past `past` (a scan of the list) in that order, at most `limit`.
+    fn scans_by_score(
+        &self,
+        low_first: bool,
+        past: Option<&ScanRecord>,
+        limit: usize,
+    ) -> Result<Vec<ScanRecord>> {
+        let (all, _) = self.scans(&ScanFilter::default(), 0, usize::MAX)?;
+        Ok(brute_force::scans_by_score(&all, low_first, past, limit))
     }
     /// How many scans match, when a counter knows it (no walk); `None` otherwise.
     fn scan_total(&self, _filter: &ScanFilter) -> Result<Option<usize>> {

@@ -20,6 +20,8 @@
 //! - `IDX 'b' id` → ``: scans blocked and not released
 //! - `IDX 'l' agent` → `flag id`: the agent's newest scan (flag 1 if it blocks)
 //! - `IDX 'c' agent` → `score(f64 BE bits) id`: the agent's newest completed scan
+//! - `IDX 'o' score_key(u32 BE) id` → ``: completed scans by score, for the list
+//!   sorted by score
 //! - `IDX 'h' sortable(score)` → count (u64 BE): completed scans by score
 //! - `IDX 'n' dim part(value) slot` → count (u64 BE): scans per status (slot 0-4),
 //!   blocking (slot 5) or blocking per status (slot 10-14), over all scans (`dim` `*`, empty value), per project (`p`)
@@ -43,7 +45,7 @@ pub const IDX: u8 = 0xFF;
 /// Written to the meta tree once the indexes are complete; a store without it (or
 /// with another version) has its indexes rebuilt from the records when opened.
 pub const INDEX_VERSION_KEY: &str = "index_version";
-pub const INDEX_VERSION: &[u8] = b"3";
+pub const INDEX_VERSION: &[u8] = b"4";
 /// The counter slot of blocking scans (after the five statuses).
 pub const SLOT_BLOCKING: u8 = 5;
 /// The first counter slot of blocking scans by status (10-14: this plus the status).
@@ -116,6 +118,13 @@ pub fn by_score(score: f64) -> Vec<u8> {
     k
 }
 
+/// A completed scan's key in the score order (`IDX 'o'`), without its ID.
+pub fn score_order(s: &ScanRecord) -> Vec<u8> {
+    let mut k = prefix(b'o');
+    k.extend_from_slice(&(super::score_key(s).clamp(0, i64::from(u32::MAX)) as u32).to_be_bytes());
+    k
+}
+
 /// A scan counter: `dim` is `*` (value empty), `p` (project) or `a` (agent).
 pub fn counter(dim: u8, value: &str, slot: u8) -> Vec<u8> {
     let mut k = vec![IDX, b'n', dim];
@@ -138,6 +147,9 @@ pub fn scan_keys(s: &ScanRecord) -> Vec<Vec<u8>> {
     }
     if s.is_blocking() {
         keys.push(with(blocking()));
+    }
+    if s.status == ScanStatus::Completed {
+        keys.push(with(score_order(s)));
     }
     keys
 }

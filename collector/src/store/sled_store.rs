@@ -493,7 +493,13 @@ impl SledStore {
         };
         let lo = bound(&cursor.after).unwrap_or(Bound::Included(p.clone()));
         let hi = bound(&cursor.before).unwrap_or(Bound::Excluded(ix::prefix_end(&p)));
-        for kv in self.scans.range::<Vec<u8>, _>((lo, hi)).rev() {
+        let range = self.scans.range::<Vec<u8>, _>((lo, hi));
+        let entries: Box<dyn Iterator<Item = _>> = if cursor.oldest_first {
+            Box::new(range)
+        } else {
+            Box::new(range.rev())
+        };
+        for kv in entries {
             let (k, v) = kv.map_err(backend)?;
             if exact && skip > 0 {
                 skip -= 1;
@@ -907,6 +913,46 @@ impl Store for SledStore {
     }
     fn scan_total(&self, filter: &ScanFilter) -> Result<Option<usize>> {
         Ok(self.counted(filter)?.map(|n| n as usize))
+    }
+    fn scans_by_score(
+        &self,
+        low_first: bool,
+        past: Option<&ScanRecord>,
+        limit: usize,
+    ) -> Result<Vec<ScanRecord>> {
+        let p = ix::prefix(b'o');
+        let past = past.map(|s| {
+            let mut k = ix::score_order(s);
+            k.extend_from_slice(s.id.as_bytes());
+            Bound::Excluded(k)
+        });
+        let (lo, hi) = match (past, low_first) {
+            (Some(b), true) => (b, Bound::Excluded(ix::prefix_end(&p))),
+            (Some(b), false) => (Bound::Included(p.clone()), b),
+            (None, _) => (
+                Bound::Included(p.clone()),
+                Bound::Excluded(ix::prefix_end(&p)),
+            ),
+        };
+        let range = self.scans.range::<Vec<u8>, _>((lo, hi));
+        let entries: Box<dyn Iterator<Item = _>> = if low_first {
+            Box::new(range)
+        } else {
+            Box::new(range.rev())
+        };
+        let mut out = Vec::new();
+        for kv in entries {
+            if out.len() == limit {
+                break;
+            }
+            let (k, _) = kv.map_err(backend)?;
+            // The key is the prefix, four bytes of score, then the ID.
+            let id = &k[p.len() + 4..];
+            if let Some(v) = self.scans.get(id).map_err(backend)? {
+                out.push(decode(id, &v)?);
+            }
+        }
+        Ok(out)
     }
     fn latest_scan(&self, agent_id: &str) -> Result<Option<ScanRecord>> {
         let Some(v) = self.scans.get(ix::latest(agent_id)).map_err(backend)? else {
