@@ -213,6 +213,10 @@ if [ "$SEED_SCANS" -gt 0 ]; then
         --path '/ui/scans?blocked=1' \
         --path '/ui/scans?provider=gcp&min_score=60' \
         --path '/ui/scans?q=vm-004242' \
+        --path '/ui/scans?sort=oldest' \
+        --path '/ui/scans?sort=score_low' \
+        --path '/ui/scans?sort=score_high&project=proj-007' \
+        --path '/ui/scans/{scan}/row' \
         --path '/ui/scans/{scan}' \
         --path '/ui/vms/{agent}' \
         --path '/ui/scans/{scan}/rules/1.1.1.1' \

@@ -27,6 +27,9 @@ command -v mkfs.ext4 >/dev/null || need_apt+=(e2fsprogs)
 [ -x /usr/lib/chromium/chromium ] || need_apt+=(chromium)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 [ -f /usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf ] || need_apt+=(fonts-liberation)
+# The PostgreSQL storage tests (tests/src/pg.rs): throwaway servers from Debian's
+# PostgreSQL 15 binaries, /usr/lib/postgresql/15/bin, run as the postgres user.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
 # qemu-system-x86 comes from bookworm-backports: these machines carry qemu-utils 10 from
 # there, which bookworm's qemu-system-x86 7.2 conflicts with.
 need_qemu=

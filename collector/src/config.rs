@@ -11,6 +11,18 @@ use serde::Deserialize;
 pub struct Config {
     /// Data directory (CA, database).
     pub data_dir: PathBuf,
+    /// Where records live: unset for sled under `<data_dir>/db` (the default), or a
+    /// `postgres://user@host:port/database` URL for PostgreSQL (`?sslmode=require`
+    /// for TLS, which then verifies the server's certificate). The password comes
+    /// from `store_password_file` or the `RAMPART_STORE_PASSWORD` environment
+    /// variable, never from logs.
+    pub store: Option<String>,
+    /// A file whose first line is the database password.
+    pub store_password_file: Option<PathBuf>,
+    /// PEM certificates trusted for the database's TLS, beside the system's roots.
+    pub store_ca_file: Option<PathBuf>,
+    /// Connections to the database.
+    pub store_pool_size: usize,
     /// Agents' gRPC port (mutual TLS).
     pub grpc_listen: SocketAddr,
     /// REST API port. Plain HTTP on loopback by default; with `rest_tls` it serves
@@ -129,6 +141,10 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             data_dir: PathBuf::from("/var/lib/rampart-collector"),
+            store: None,
+            store_password_file: None,
+            store_ca_file: None,
+            store_pool_size: 16,
             grpc_listen: "0.0.0.0:8443".parse().expect("static address"),
             rest_listen: "127.0.0.1:8080".parse().expect("static address"),
             rest_tls: false,
@@ -204,6 +220,20 @@ impl Config {
             return Err(format!(
                 "agent_cert_days {} must be between 1 and 397",
                 self.agent_cert_days
+            ));
+        }
+        if let Some(url) = &self.store {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(
+                    "store must be a postgres:// URL (leave it unset for the built-in store)"
+                        .into(),
+                );
+            }
+        }
+        if !(1..=256).contains(&self.store_pool_size) {
+            return Err(format!(
+                "store_pool_size {} must be between 1 and 256",
+                self.store_pool_size
             ));
         }
         if self.server_names.is_empty() {

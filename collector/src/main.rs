@@ -32,6 +32,9 @@ enum Cmd {
         grpc_listen: Option<SocketAddr>,
         #[arg(long)]
         rest_listen: Option<SocketAddr>,
+        /// A postgres:// URL: PostgreSQL instead of the built-in store.
+        #[arg(long)]
+        store: Option<String>,
     },
     /// Manage API users (while the collector is stopped).
     User {
@@ -137,8 +140,10 @@ async fn run() -> anyhow::Result<()> {
             config,
             grpc_listen,
             rest_listen,
+            store,
         } => {
             let mut cfg = server::load_config(config.as_deref(), data.as_deref())?;
+            cfg.store = store.or(cfg.store);
             cfg.grpc_listen = grpc_listen.unwrap_or(cfg.grpc_listen);
             cfg.rest_listen = rest_listen.unwrap_or(cfg.rest_listen);
             cfg.validate().map_err(anyhow::Error::msg)?;

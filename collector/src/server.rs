@@ -55,7 +55,7 @@ fn build_with(config: Config, first_admin: bool) -> anyhow::Result<Collector> {
             downloads.display()
         )
     })?;
-    let store = Arc::new(SledStore::open(&dir.join("db"))?);
+    let store = open_store(&config)?;
     let app = Arc::new(App::new(store, ca, config.clone())?);
     let first_admin_token = if first_admin && app.store.users()?.is_empty() {
         Some(app.add_user("admin", Role::Admin, "system")?)
@@ -295,6 +295,25 @@ fn scheduled_scans(
         }
     }
     Ok(())
+}
+
+/// The configured store: PostgreSQL when `store` names one, sled under
+/// `<data_dir>/db` otherwise.
+pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn crate::store::Store>> {
+    Ok(match &config.store {
+        Some(url) => {
+            let s = crate::store::pg::PgStore::open(&crate::store::pg::PgOptions {
+                url: url.clone(),
+                password_file: config.store_password_file.clone(),
+                ca_file: config.store_ca_file.clone(),
+                pool_size: config.store_pool_size,
+            })
+            .map_err(|e| anyhow::anyhow!("cannot open the PostgreSQL store: {e}"))?;
+            tracing::info!(database = %s.target(), "store: PostgreSQL");
+            Arc::new(s)
+        }
+        None => Arc::new(SledStore::open(&config.data_dir.join("db"))?),
+    })
 }
 
 /// Reads a config file, or the defaults with `data_dir` when none is given.

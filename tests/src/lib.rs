@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 pub mod cluster;
 pub mod console_http;
 pub mod imds;
+pub mod pg;
 pub mod scap;
 pub mod tls;
 pub mod vm;

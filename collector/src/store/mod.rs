@@ -5,7 +5,9 @@
 //! Records here are the on-disk format: they derive `Serialize` on purpose.
 
 pub mod audit_chain;
+pub mod codec;
 pub mod conformance;
+pub mod pg;
 pub mod result_log;
 pub mod sled_index;
 pub mod sled_store;

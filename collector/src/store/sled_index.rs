@@ -133,6 +133,29 @@ pub fn counter(dim: u8, value: &str, slot: u8) -> Vec<u8> {
     k
 }
 
+/// The counters whose sum is the number of scans matching `f`, if counters hold it
+/// exactly (not for an agent and a project at once).
+pub fn filter_counters(f: &super::ScanFilter) -> Option<Vec<Vec<u8>>> {
+    let (dim, value) = match (&f.agent_id, &f.project) {
+        (Some(_), Some(_)) => return None,
+        (Some(a), None) => (b'a', a.as_str()),
+        (None, Some(p)) => (b'p', p.as_str()),
+        (None, None) => (b'*', ""),
+    };
+    let slots: Vec<u8> = match (f.status, f.blocked) {
+        (Some(st), true) => vec![SLOT_BLOCKING_BY_STATUS + status_byte(st)],
+        (Some(st), false) => vec![status_byte(st)],
+        (None, true) => vec![SLOT_BLOCKING],
+        (None, false) => (0..5).collect(),
+    };
+    Some(
+        slots
+            .into_iter()
+            .map(|slot| counter(dim, value, slot))
+            .collect(),
+    )
+}
+
 /// The index keys (with empty values) a scan record has.
 pub fn scan_keys(s: &ScanRecord) -> Vec<Vec<u8>> {
     let id = s.id.as_bytes();
@@ -173,6 +196,12 @@ pub fn scan_counters(s: &ScanRecord) -> Vec<Vec<u8>> {
         out.push(by_score(s.score.unwrap_or(0.0)));
     }
     out
+}
+
+/// The day and kind (`n` or `s`) of a per-day key.
+pub fn parse_day_key(k: &[u8]) -> Option<(u32, u8)> {
+    let day = u32::from_be_bytes(k.get(2..6)?.try_into().ok()?);
+    Some((day, *k.get(6)?))
 }
 
 /// Days since the Unix epoch (UTC) of a time in ms.

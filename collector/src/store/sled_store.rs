@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::ops::Bound;
 use std::sync::{Condvar, Mutex};
 
+use super::codec::{decode, decode_chunk, encode, encode_chunk};
 use super::result_log::{self, Locator, ResultLog};
 use super::sled_index::{self as ix, Deltas, IDX};
 use super::{
@@ -88,17 +89,6 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
-fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(v).map_err(backend)
-}
-
-fn decode<T: DeserializeOwned>(key: &[u8], v: &[u8]) -> Result<T> {
-    serde_json::from_slice(v).map_err(|e| StoreError::Decode {
-        key: String::from_utf8_lossy(key).into_owned(),
-        reason: e.to_string(),
-    })
-}
-
 /// Audit keys are big-endian sequence numbers; errors name them as `audit/<seq>`.
 fn decode_audit(key: &[u8], v: &[u8]) -> Result<AuditRecord> {
     let name = match <[u8; 8]>::try_from(key) {
@@ -115,14 +105,6 @@ const CHUNK: u8 = 0;
 /// The result log's directory, inside the store's.
 const LOG_DIR: &str = "results";
 
-/// Largest decompressed chunk read back: far above what a batch can hold
-/// ([`crate::limits::RESULTS_PER_BATCH`] results with bounded evidence).
-const MAX_CHUNK: u64 = 256 << 20;
-
-/// zstd level of result chunks: level 3 makes a 300-result scan about a tenth of its
-/// JSON at a fraction of the time JSON encoding takes.
-const CHUNK_LEVEL: i32 = 3;
-
 fn chunk_key(scan_id: &str, id: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(scan_id.len() + 10);
     k.extend_from_slice(scan_id.as_bytes());
@@ -130,67 +112,6 @@ fn chunk_key(scan_id: &str, id: u64) -> Vec<u8> {
     k.push(CHUNK);
     k.extend_from_slice(&id.to_be_bytes());
     k
-}
-
-/// zstd contexts are costly to make (a level-3 compressor holds over a megabyte):
-/// a few are kept for reuse rather than one per store thread.
-struct Pool<T>(Mutex<Vec<T>>);
-
-impl<T> Pool<T> {
-    const KEPT: usize = 4;
-
-    fn with<R>(
-        &self,
-        make: impl FnOnce() -> std::io::Result<T>,
-        f: impl FnOnce(&mut T) -> R,
-    ) -> std::io::Result<R> {
-        let taken = self.0.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let mut ctx = match taken {
-            Some(c) => c,
-            None => make()?,
-        };
-        let r = f(&mut ctx);
-        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if kept.len() < Self::KEPT {
-            kept.push(ctx);
-        }
-        Ok(r)
-    }
-}
-
-static COMPRESSORS: Pool<zstd::bulk::Compressor<'static>> = Pool(Mutex::new(Vec::new()));
-static DECOMPRESSORS: Pool<zstd::bulk::Decompressor<'static>> = Pool(Mutex::new(Vec::new()));
-
-/// JSON, zstd-compressed with the frame's content size and checksum (a torn record
-/// reads as damaged).
-fn encode_chunk(results: &[ResultRecord]) -> Result<Vec<u8>> {
-    let json = encode(&results)?;
-    let make = || {
-        let mut c = zstd::bulk::Compressor::new(CHUNK_LEVEL)?;
-        c.include_checksum(true)?;
-        Ok(c)
-    };
-    COMPRESSORS
-        .with(make, |c| c.compress(&json))
-        .and_then(|r| r)
-        .map_err(backend)
-}
-
-fn decode_chunk(key: &[u8], v: &[u8]) -> Result<Vec<ResultRecord>> {
-    let bad = |reason: String| StoreError::Decode {
-        key: String::from_utf8_lossy(key).into_owned(),
-        reason,
-    };
-    let size = match zstd::zstd_safe::get_frame_content_size(v) {
-        Ok(Some(n)) if n <= MAX_CHUNK => n as usize,
-        Ok(Some(n)) => return Err(bad(format!("a result chunk of {n} bytes decompressed"))),
-        _ => return Err(bad("a result chunk without a zstd frame size".into())),
-    };
-    let json = DECOMPRESSORS
-        .with(zstd::bulk::Decompressor::new, |d| d.decompress(v, size))
-        .and_then(|r| r)
-        .map_err(|e| bad(format!("a result chunk does not decompress: {e}")))?;
-    decode(key, &json)
 }
 
 /// Writes to a tree in batches of 10,000 operations: rebuilding the indexes of a
@@ -402,21 +323,12 @@ impl SledStore {
 
     /// The count of scans matching a filter, if counters hold it exactly.
     fn counted(&self, f: &ScanFilter) -> Result<Option<u64>> {
-        let (dim, value) = match (&f.agent_id, &f.project) {
-            (Some(_), Some(_)) => return Ok(None),
-            (Some(a), None) => (b'a', a.as_str()),
-            (None, Some(p)) => (b'p', p.as_str()),
-            (None, None) => (b'*', ""),
-        };
-        let slots: Vec<u8> = match (f.status, f.blocked) {
-            (Some(st), true) => vec![ix::SLOT_BLOCKING_BY_STATUS + ix::status_byte(st)],
-            (Some(st), false) => vec![ix::status_byte(st)],
-            (None, true) => vec![ix::SLOT_BLOCKING],
-            (None, false) => (0..5).collect(),
+        let Some(keys) = ix::filter_counters(f) else {
+            return Ok(None);
         };
         let mut n = 0;
-        for slot in slots {
-            n += Self::count(&self.scans, &ix::counter(dim, value, slot))?;
+        for k in keys {
+            n += Self::count(&self.scans, &k)?;
         }
         Ok(Some(n))
     }
@@ -995,12 +907,7 @@ impl Store for SledStore {
             .range(ix::day_key(from_day, 0)..ix::day_key(end, 0))
         {
             let (k, v) = kv.map_err(backend)?;
-            let (Some(day), Some(&kind)) = (
-                k.get(2..6)
-                    .and_then(|b| <[u8; 4]>::try_from(b).ok())
-                    .map(u32::from_be_bytes),
-                k.get(6),
-            ) else {
+            let Some((day, kind)) = ix::parse_day_key(&k) else {
                 continue;
             };
             if out.last().is_none_or(|d| d.day != day) {

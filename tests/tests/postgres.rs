@@ -1,0 +1,155 @@
+//! The PostgreSQL store (issue 14) on a real PostgreSQL server: a throwaway cluster
+//! started for the test (`rampart_tests::pg`), one database per suite. The same
+//! conformance suites as the sled backend, then what only a server database has:
+//! credentials, the schema's version, several collectors opening it at once.
+
+use std::sync::Arc;
+
+use rampart_collector::store::conformance;
+use rampart_collector::store::pg::{PgOptions, PgStore};
+use rampart_collector::store::Store;
+use rampart_tests::pg::Postgres;
+
+fn options(pg: &Postgres, db: &str) -> PgOptions {
+    PgOptions {
+        url: pg.url(db),
+        password_file: Some(pg.password_file()),
+        ca_file: None,
+        pool_size: 4,
+    }
+}
+
+fn open(pg: &Postgres, db: &str) -> PgStore {
+    PgStore::open(&options(pg, db)).unwrap_or_else(|e| panic!("open {db}: {e}"))
+}
+
+#[test]
+fn postgres_passes_the_conformance_suites() {
+    let pg = Postgres::start();
+    pg.create_database("conformance");
+    conformance::run(&|| open(&pg, "conformance"));
+    pg.create_database("queries");
+    conformance::run_queries(&|| open(&pg, "queries"));
+    pg.create_database("retention");
+    conformance::run_retention(&|| open(&pg, "retention"));
+}
+
+#[test]
+fn credentials_and_the_schema() {
+    let pg = Postgres::start();
+    pg.create_database("rampart");
+
+    // A wrong password is refused in words that never carry it.
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = dir.path().join("wrong");
+    std::fs::write(&wrong, "not-the-password-4711\n").unwrap();
+    let e = PgStore::open(&PgOptions {
+        password_file: Some(wrong),
+        ..options(&pg, "rampart")
+    })
+    .err()
+    .expect("a wrong password is refused")
+    .to_string();
+    assert!(e.contains("password"), "{e}");
+    assert!(!e.contains("4711"), "the error repeats the password: {e}");
+    // No password at all: refused too (the server asks for one on TCP).
+    let e = PgStore::open(&PgOptions {
+        password_file: None,
+        ..options(&pg, "rampart")
+    })
+    .err()
+    .expect("no password is refused")
+    .to_string();
+    assert!(e.contains("password"), "{e}");
+    // An empty password file is named.
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "").unwrap();
+    let e = PgStore::open(&PgOptions {
+        password_file: Some(empty),
+        ..options(&pg, "rampart")
+    })
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(e.contains("is empty"), "{e}");
+    // Not a URL at all.
+    let e = PgStore::open(&PgOptions {
+        url: "postgres://[nope".into(),
+        ..options(&pg, "rampart")
+    })
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(e.contains("not a PostgreSQL URL"), "{e}");
+
+    // Four collectors starting at once migrate the schema once, under the lock.
+    let stores: Vec<PgStore> = std::thread::scope(|t| {
+        let hs: Vec<_> = (0..4).map(|_| t.spawn(|| open(&pg, "rampart"))).collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for s in &stores {
+        assert_eq!(s.schema_version().unwrap(), 1);
+    }
+    assert_eq!(
+        pg.psql("rampart", "SELECT count(*) FROM rampart_schema"),
+        "1"
+    );
+    assert!(
+        !stores[0].target().contains(&pg.password),
+        "the target names no password"
+    );
+    drop(stores);
+
+    // A database migrated by a newer collector is refused, naming both versions.
+    pg.psql(
+        "rampart",
+        "INSERT INTO rampart_schema (version) VALUES (99)",
+    );
+    let e = PgStore::open(&options(&pg, "rampart"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("schema version 99") && e.contains("newer"),
+        "{e}"
+    );
+}
+
+#[test]
+fn two_stores_on_one_database_share_one_audit_chain() {
+    // Two collectors appending at once: one chain, no sequence number twice, every
+    // entry linked to the one before (checked by the same verifier as sled's).
+    let pg = Postgres::start();
+    pg.create_database("rampart");
+    let a = Arc::new(open(&pg, "rampart"));
+    let b = Arc::new(open(&pg, "rampart"));
+    std::thread::scope(|t| {
+        for (i, s) in [a.clone(), b.clone(), a.clone(), b.clone()]
+            .into_iter()
+            .enumerate()
+        {
+            t.spawn(move || {
+                for n in 0..50 {
+                    s.append_audit(&rampart_collector::store::AuditRecord {
+                        seq: 0,
+                        at_ms: n,
+                        actor: format!("writer-{i}"),
+                        action: "test.append".into(),
+                        target: None,
+                        detail: format!("{n}"),
+                        prev_hash: String::new(),
+                        hash: String::new(),
+                    })
+                    .unwrap();
+                }
+            });
+        }
+    });
+    let n = rampart_collector::store::audit_chain::verify_store(&*a).unwrap();
+    assert_eq!(n, 200);
+    let (entries, total) = b.audit(0, 1000).unwrap();
+    assert_eq!(total, 200);
+    let mut seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
+    seqs.sort();
+    assert_eq!(seqs, (1..=200).collect::<Vec<_>>());
+}
