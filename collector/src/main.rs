@@ -59,6 +59,9 @@ enum AuditCmd {
     Verify {
         #[arg(long)]
         data: PathBuf,
+        /// The collector's config file: its `store` (PostgreSQL) is the one changed.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -74,6 +77,9 @@ enum UserCmd {
         /// Also set a console password, read from the first line of stdin.
         #[arg(long)]
         password_stdin: bool,
+        /// The collector's config file: its `store` (PostgreSQL) is the one changed.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Set a user's console password, read from the first line of stdin; their
     /// console sessions end.
@@ -81,6 +87,9 @@ enum UserCmd {
         name: String,
         #[arg(long)]
         data: PathBuf,
+        /// The collector's config file: its `store` (PostgreSQL) is the one changed.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -109,6 +118,9 @@ enum TokenCmd {
         ttl_seconds: i64,
         #[arg(long, default_value_t = 1)]
         max_uses: u32,
+        /// The collector's config file: its `store` (PostgreSQL) is the one changed.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -182,6 +194,7 @@ async fn run() -> anyhow::Result<()> {
                     role,
                     data,
                     password_stdin,
+                    config,
                 },
         } => {
             let role = Role::parse(&role).ok_or_else(|| {
@@ -190,7 +203,7 @@ async fn run() -> anyhow::Result<()> {
                 )
             })?;
             let password = password_stdin.then(password_from_stdin).transpose()?;
-            let c = server::build_for_cli(server::load_config(None, Some(&data))?)?;
+            let c = server::build_for_cli(server::load_config(config.as_deref(), Some(&data))?)?;
             println!(
                 "{}",
                 c.app
@@ -199,10 +212,10 @@ async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::User {
-            action: UserCmd::Passwd { name, data },
+            action: UserCmd::Passwd { name, data, config },
         } => {
             let password = password_from_stdin()?;
-            let c = server::build_for_cli(server::load_config(None, Some(&data))?)?;
+            let c = server::build_for_cli(server::load_config(config.as_deref(), Some(&data))?)?;
             c.app.set_password(&name, &password, "cli")?;
             println!("password set for {name}; their console sessions ended");
             Ok(())
@@ -214,9 +227,10 @@ async fn run() -> anyhow::Result<()> {
                     project,
                     ttl_seconds,
                     max_uses,
+                    config,
                 },
         } => {
-            let c = server::build_for_cli(server::load_config(None, Some(&data))?)?;
+            let c = server::build_for_cli(server::load_config(config.as_deref(), Some(&data))?)?;
             let (_, token, _) = c.app.create_token(
                 project.as_deref(),
                 ttl_seconds,
@@ -228,19 +242,25 @@ async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Audit {
-            action: AuditCmd::Verify { data },
+            action: AuditCmd::Verify { data, config },
         } => {
-            let db = data.join("db");
-            if !db.is_dir() {
-                anyhow::bail!("no collector database at {}", db.display());
-            }
-            let store = SledStore::open(&db).map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot open {} ({e}); stop the collector first: it locks its database",
-                    db.display()
-                )
-            })?;
-            let n = audit_chain::verify_store(&store)?;
+            let cfg = server::load_config(config.as_deref(), Some(&data))?;
+            let store: std::sync::Arc<dyn rampart_collector::store::Store> = if cfg.store.is_some()
+            {
+                server::open_store(&cfg)?
+            } else {
+                let db = data.join("db");
+                if !db.is_dir() {
+                    anyhow::bail!("no collector database at {}", db.display());
+                }
+                std::sync::Arc::new(SledStore::open(&db).map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot open {} ({e}); stop the collector first: it locks its database",
+                        db.display()
+                    )
+                })?)
+            };
+            let n = audit_chain::verify_store(&*store)?;
             println!("OK: audit chain intact, {n} entries");
             Ok(())
         }

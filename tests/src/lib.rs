@@ -10,6 +10,7 @@ pub mod console_http;
 pub mod imds;
 pub mod pg;
 pub mod scap;
+pub mod scenarios;
 pub mod tls;
 pub mod vm;
 
