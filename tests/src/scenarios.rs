@@ -8,9 +8,9 @@ use crate::cluster::{wait_for, Agent, Collector};
 use crate::{agent_json, statuses};
 use serde_json::json;
 
-pub /// A small Debian 12 tree. With `critical`, it has a second UID 0 account and an
+/// A small Debian 12 tree. With `critical`, it has a second UID 0 account and an
 /// account with an empty password: critical failures.
-fn fixture_root(dir: &Path, critical: bool) {
+pub fn fixture_root(dir: &Path, critical: bool) {
     let w = |p: &str, t: &str| {
         let h = dir.join(p);
         fs::create_dir_all(h.parent().unwrap()).unwrap();
@@ -284,4 +284,3 @@ pub fn killed_mid_stream(config: Option<&str>) {
         a.log()
     );
 }
-

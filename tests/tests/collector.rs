@@ -3,11 +3,9 @@
 //! mode, releases and roles; a collector killed mid-stream; refused credentials.
 
 use std::fs;
-use std::path::Path;
 
 use rampart_tests::cluster::{wait_for, Agent, Collector};
 use rampart_tests::scenarios::{self, fixture_root};
-use rampart_tests::{agent_json, statuses};
 use serde_json::{json, Value};
 
 #[test]
