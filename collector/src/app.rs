@@ -12,6 +12,7 @@ mod accounts;
 mod agents;
 pub mod alerts;
 mod catalogs;
+mod cluster;
 mod enrollment;
 mod handover;
 mod overview;
@@ -244,6 +245,27 @@ pub struct App {
     signin_failures: signin::SignInFailures,
     /// Host names and addresses of every agent, for searches.
     hosts: agents::HostDirectory,
+    /// This collector's name among those sharing the store, and whether it holds
+    /// the background lease (see `cluster`).
+    instance: String,
+    leader: std::sync::atomic::AtomicBool,
+}
+
+/// The settings as stored (the defaults when none are).
+fn stored_settings(store: &dyn Store) -> Result<Settings> {
+    let mut settings = match store.get_meta(SETTINGS_KEY)? {
+        Some(bytes) => {
+            let rec: SettingsRecord = serde_json::from_slice(&bytes)
+                .map_err(|e| AppError::Invalid(format!("stored settings are unreadable: {e}")))?;
+            Settings::try_from(&rec).map_err(AppError::Invalid)?
+        }
+        None => Settings::default(),
+    };
+    settings.webhook_secret = store
+        .get_meta(WEBHOOK_SECRET_KEY)?
+        .filter(|k| !k.is_empty())
+        .map(|k| policy::WebhookSecret(String::from_utf8_lossy(&k).into_owned()));
+    Ok(settings)
 }
 
 const SETTINGS_KEY: &str = "settings";
@@ -255,19 +277,7 @@ fn bump(c: &std::sync::atomic::AtomicU64, n: u64) {
 
 impl App {
     pub fn new(store: Arc<dyn Store>, ca: Ca, config: Config) -> Result<App> {
-        let mut settings = match store.get_meta(SETTINGS_KEY)? {
-            Some(bytes) => {
-                let rec: SettingsRecord = serde_json::from_slice(&bytes).map_err(|e| {
-                    AppError::Invalid(format!("stored settings are unreadable: {e}"))
-                })?;
-                Settings::try_from(&rec).map_err(AppError::Invalid)?
-            }
-            None => Settings::default(),
-        };
-        settings.webhook_secret = store
-            .get_meta(WEBHOOK_SECRET_KEY)?
-            .filter(|k| !k.is_empty())
-            .map(|k| policy::WebhookSecret(String::from_utf8_lossy(&k).into_owned()));
+        let settings = stored_settings(&*store)?;
         let hosts = agents::HostDirectory::default();
         let revoked = store
             .agents()?
@@ -310,6 +320,9 @@ impl App {
             identity_anchors,
             signin_failures: Default::default(),
             hosts,
+            instance: crate::auth::new_id("collector-")
+                .map_err(|e| AppError::Invalid(e.to_string()))?,
+            leader: std::sync::atomic::AtomicBool::new(false),
         })
     }
 

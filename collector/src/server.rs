@@ -167,7 +167,28 @@ pub async fn run(
         conns,
         wait(stop_tx.subscribe()),
     );
+    {
+        let app = c.app.clone();
+        let _ = tokio::task::spawn_blocking(move || app.take_lead()).await;
+    }
     let webhooks = tokio::spawn(crate::webhook::run(c.app.clone(), stop_tx.subscribe()));
+    // What other collectors sharing the store change.
+    let events = c.app.store.subscribe().map(|mut rx| {
+        let app = c.app.clone();
+        tokio::spawn(async move {
+            while let Some(e) = rx.recv().await {
+                let app = app.clone();
+                let what = e.encode();
+                match tokio::task::spawn_blocking(move || app.apply_event(e)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(err)) => {
+                        tracing::error!(event = %what, error = %err, "cannot apply another collector's change")
+                    }
+                    Err(_) => {}
+                }
+            }
+        })
+    });
     let renewal = tokio::spawn(renew_server_cert(
         c.app.clone(),
         c.tls.clone(),
@@ -193,6 +214,10 @@ pub async fn run(
             let retention = ticks.is_multiple_of(RETENTION_EVERY);
             ticks += 1;
             let _ = tokio::task::spawn_blocking(move || {
+                // Once for every collector sharing the store: where the lease is.
+                if !app.take_lead() {
+                    return;
+                }
                 if retention {
                     if let Err(e) = app.apply_retention(now.timestamp_millis()) {
                         tracing::error!(error = %e, "results retention failed");
@@ -204,8 +229,19 @@ pub async fn run(
                 if let Err(e) = app.expire_stalled() {
                     tracing::error!(error = %e, "expiring stalled scans failed");
                 }
-                if let Err(e) = scheduled_scans(&app, since, now) {
-                    tracing::error!(error = %e, "scheduled scans failed");
+                // Another collector may have held the lease until now: its last run
+                // is in the store (looking back at most SCHEDULE_CATCH_UP).
+                let since = schedule_done_to(&app)
+                    .map(|t| t.max(now - SCHEDULE_CATCH_UP))
+                    .unwrap_or(since);
+                match scheduled_scans(&app, since, now) {
+                    Ok(()) => {
+                        let done = now.timestamp_millis().to_string();
+                        if let Err(e) = app.store.put_meta(SCHEDULE_DONE_KEY, done.as_bytes()) {
+                            tracing::error!(error = %e, "cannot record the schedule's progress");
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "scheduled scans failed"),
                 }
             })
             .await;
@@ -229,6 +265,9 @@ pub async fn run(
     };
     background.abort();
     webhooks.abort();
+    if let Some(e) = events {
+        e.abort();
+    }
     renewal.abort();
     g?;
     Ok(())
@@ -269,6 +308,17 @@ async fn renew_server_cert(
 
 async fn wait(mut rx: tokio::sync::broadcast::Receiver<()>) {
     let _ = rx.recv().await;
+}
+
+/// Meta key: up to when scheduled scans were created (ms), by whichever collector.
+const SCHEDULE_DONE_KEY: &str = "schedule_done_to";
+/// The longest a collector taking the lease over looks back for missed schedules.
+const SCHEDULE_CATCH_UP: chrono::Duration = chrono::Duration::minutes(2);
+
+fn schedule_done_to(app: &App) -> Option<chrono::DateTime<chrono::Utc>> {
+    let v = app.store.get_meta(SCHEDULE_DONE_KEY).ok()??;
+    let ms: i64 = std::str::from_utf8(&v).ok()?.parse().ok()?;
+    chrono::DateTime::from_timestamp_millis(ms)
 }
 
 /// Creates the scans whose (per-agent offset) schedule time fell in `(since, now]`.

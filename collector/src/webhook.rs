@@ -62,6 +62,15 @@ pub fn backoff_ms(base_ms: u64, n: u32) -> u64 {
 /// restart are picked up at once.
 pub async fn run(app: Arc<App>, mut stop: tokio::sync::broadcast::Receiver<()>) {
     loop {
+        // Deliveries go out from the collector holding the lease (see app::cluster).
+        if !app.is_leader() {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                _ = app.webhook_wake.notified() => {}
+                _ = stop.recv() => return,
+            }
+            continue;
+        }
         let next = match tokio::task::spawn_blocking({
             let app = app.clone();
             move || app.store.pending_deliveries()

@@ -278,7 +278,10 @@ impl Collector {
         }
         let mut child = Command::new(binary("rampart-collector"))
             .args(&args)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("RAMPART_COLLECTOR_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::from(
                 std::fs::OpenOptions::new()

@@ -88,11 +88,15 @@ fn credentials_and_the_schema() {
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
     for s in &stores {
-        assert_eq!(s.schema_version().unwrap(), 1);
+        assert_eq!(s.schema_version().unwrap(), 2);
     }
     assert_eq!(
-        pg.psql("rampart", "SELECT count(*) FROM rampart_schema"),
-        "1"
+        pg.psql(
+            "rampart",
+            "SELECT string_agg(version::text, ',' ORDER BY version) FROM rampart_schema"
+        ),
+        "1,2",
+        "each migration once, in order"
     );
     assert!(
         !stores[0].target().contains(&pg.password),
@@ -251,4 +255,104 @@ fn the_cli_works_on_the_configured_postgres_store() {
     assert!(!out.status.success(), "an edited entry must fail the check");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("1"), "the broken entry is named: {err}");
+}
+
+#[test]
+fn two_collectors_on_one_database_work_as_one() {
+    use rampart_tests::cluster::{wait_for, Agent, Collector};
+    use serde_json::json;
+
+    let pg = Postgres::start();
+    pg.create_database("rampart");
+    let config = collector_config(&pg, "rampart");
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    rampart_tests::scenarios::fixture_root(&root, false);
+    // Every collector is given the same CA (its key signs every enrollment): here a
+    // copy of the first one's.
+    let (da, db) = (t.path().join("a"), t.path().join("b"));
+    let mut a = Collector::start_with(&da, None, None, Some(&config));
+    std::fs::create_dir_all(&db).unwrap();
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(da.join("ca"))
+        .arg(db.join("ca"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let b = Collector::start_with(&db, None, Some(&a.admin), Some(&config));
+    assert_eq!(a.fingerprint, b.fingerprint, "one CA");
+
+    // A token made through A enrolls through B; the agent stays connected to B.
+    let token = a.enrollment_token("web", 1, 3600);
+    let mut agent = Agent::new(&t.path().join("agent"));
+    let (ok, out) = agent.enroll(&b.url(), &token, &b.fingerprint, &root, &[]);
+    assert!(ok, "enroll through B: {out}");
+    agent.run(&[]);
+    let id = agent.agent_id();
+    let first = a.completed_scan(&id, 90);
+    assert_eq!(first["trigger"], "provision", "seen through A: {first}");
+
+    // A scan requested through A reaches the agent through B and completes; both
+    // collectors show the same scan with the same results.
+    let created = a.admin("POST", "/api/v1/scans", Some(json!({ "agent_id": id })));
+    let scan_id = created[0]["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/scans/{scan_id}");
+    let done = wait_for("the scan requested through A to complete", 90, || {
+        let s = a.admin("GET", &path, None);
+        (s["scan"]["status"] == "completed").then_some(s)
+    });
+    assert_eq!(
+        done,
+        b.admin("GET", &path, None),
+        "both collectors answer alike"
+    );
+    assert!(!done["results"].as_array().unwrap().is_empty());
+
+    // Settings saved through A reach B (it serves them and sends them to its agents).
+    a.set_settings(|s| s["min_score"] = json!(42));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while b.admin("GET", "/api/v1/settings", None)["min_score"].as_f64() != Some(42.0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B does not serve A's settings after 20 s; B's log:\n{}",
+            b.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+
+    // Revoking through A ends the agent's stream on B at once, and B refuses it after.
+    a.admin("POST", &format!("/api/v1/agents/{id}/revoke"), None);
+    wait_for("B to end the revoked agent's stream", 20, || {
+        (b.agents()[0]["connected"] == false).then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(
+        b.agents()[0]["connected"],
+        false,
+        "the agent did not get back in"
+    );
+
+    // One of them holds the background lease; killed, the other takes it over.
+    let holder = || pg.psql("rampart", "SELECT convert_from(holder, 'UTF8') FROM leases");
+    let before = holder();
+    assert!(before.starts_with("collector-"), "{before}");
+    let mut b = b;
+    let (dead, alive) = if a.log().contains(&before) {
+        (&mut a, &b)
+    } else {
+        assert!(
+            b.log().contains(&before),
+            "the holder {before} is one of the two"
+        );
+        (&mut b, &a)
+    };
+    dead.kill9();
+    let after = wait_for("the other collector to take the lease", 60, || {
+        let h = holder();
+        (h != before).then_some(h)
+    });
+    wait_for("the new holder to say so", 10, || {
+        alive.log().contains(&after).then_some(())
+    });
 }

@@ -126,6 +126,9 @@ impl App {
         )?;
         self.store.sync()?;
         self.revocations_changed();
+        self.tell_others(crate::store::Event::Revoke {
+            agent_id: id.into(),
+        });
         Ok(a)
     }
 

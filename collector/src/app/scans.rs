@@ -38,7 +38,7 @@ impl App {
             .latest_scan(agent_id)?
             .filter(|p| p.status == ScanStatus::Pending)
         {
-            self.send(agent_id, self.scan_command(&p));
+            self.send_scan(&p);
             return Ok(Some(p));
         }
         let now = now_ms();
@@ -52,8 +52,19 @@ impl App {
             format!("{trigger} scan of agent {agent_id}"),
         )?;
         self.store.sync()?;
-        self.send(agent_id, self.scan_command(&rec));
+        self.send_scan(&rec);
         Ok(Some(rec))
+    }
+
+    /// Sends a pending scan to its agent, here or, when it is not connected here,
+    /// through whichever collector it is connected to.
+    fn send_scan(&self, s: &ScanRecord) {
+        if !self.send(&s.agent_id, self.scan_command(s)) && !self.is_connected(&s.agent_id) {
+            self.tell_others(crate::store::Event::Scan {
+                agent_id: s.agent_id.clone(),
+                scan_id: s.id.clone(),
+            });
+        }
     }
 
     fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<String, InFlight>> {
@@ -176,6 +187,11 @@ impl App {
             s.last_progress_ms = now_ms();
             self.store.put_scan(&s)?;
             self.start_tally(scan_id);
+        } else if s.last_progress_ms < now_ms() - self.progress_written_every_ms() {
+            // Progress lives in this process's memory; now and then it is written,
+            // so that a collector sharing the store judges a stalled scan right.
+            s.last_progress_ms = now_ms();
+            self.store.put_scan(&s)?;
         }
         self.made_progress(scan_id, results);
         self.store.sync()?;
@@ -253,6 +269,7 @@ impl App {
         if s.status.is_final() {
             return Ok(s);
         }
+        let mut queued = false;
         // Each rule's latest status: tallied as the batches came, or (a scan that
         // began before this process started) read back from the store.
         let tally = self
@@ -333,6 +350,7 @@ impl App {
                     format!("would block: {}", verdict.reasons.join("; ")),
                 )?;
                 super::alerts::enqueue(self, &settings, &s)?;
+                queued = true;
             }
             bump(&self.metrics.scans_completed_total, 1);
         }
@@ -342,6 +360,9 @@ impl App {
         self.forget_progress(&s.id);
         self.store.sync()?;
         self.webhook_wake.notify_one();
+        if queued && !self.is_leader() {
+            self.tell_others(crate::store::Event::Webhook);
+        }
         Ok(s)
     }
 
@@ -366,6 +387,11 @@ impl App {
     }
 
     /// Fails running or pending-but-started scans that made no progress within the timeout.
+    /// How stale a running scan's stored progress may grow: a quarter of the timeout.
+    fn progress_written_every_ms(&self) -> i64 {
+        self.config.scan_timeout_secs as i64 * 1000 / 4
+    }
+
     pub fn expire_stalled(&self) -> Result<usize> {
         self.expire_stalled_at(now_ms())
     }

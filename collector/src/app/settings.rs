@@ -146,6 +146,25 @@ impl App {
         for agent in self.connected() {
             self.send(&agent, self.settings_command(&agent));
         }
+        self.tell_others(crate::store::Event::Settings);
         Ok(self.settings())
+    }
+
+    /// Reads the settings again (another collector changed them); connected agents
+    /// get them when they differ from what this collector had.
+    pub(super) fn reload_settings(&self) -> Result<()> {
+        let new = super::stored_settings(&*self.store)?;
+        let changed = {
+            let mut cur = self.settings.write().unwrap_or_else(|p| p.into_inner());
+            let changed = *cur != new;
+            *cur = new;
+            changed
+        };
+        if changed {
+            for agent in self.connected() {
+                self.send(&agent, self.settings_command(&agent));
+            }
+        }
+        Ok(())
     }
 }

@@ -53,6 +53,23 @@ fn agent(id: &str) -> AgentRecord {
 pub fn run<S: Store>(open: &dyn Fn() -> S) {
     {
         let s = open();
+        // Leases: one holder at a time, renewable by it, taken over once run out.
+        assert!(s.lease("work", "a", 1000, 500).unwrap());
+        assert!(!s.lease("work", "b", 1200, 500).unwrap(), "held by a");
+        assert!(s.lease("work", "a", 1400, 500).unwrap(), "renewed by a");
+        assert!(
+            !s.lease("work", "b", 1899, 500).unwrap(),
+            "a's runs to 1900"
+        );
+        assert!(
+            s.lease("other", "b", 1899, 500).unwrap(),
+            "another lease is apart"
+        );
+        assert!(
+            s.lease("work", "b", 1900, 500).unwrap(),
+            "run out: b takes it"
+        );
+        assert!(!s.lease("work", "a", 2000, 500).unwrap(), "now b holds it");
         // Tokens: uses are counted atomically, expiry and exhaustion are told apart.
         s.put_token(&token("h1", 1000, 2)).unwrap();
         assert!(matches!(s.use_token("h1", 10).unwrap(), TokenUse::Accepted(t) if t.uses == 1));

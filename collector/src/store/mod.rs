@@ -578,6 +578,50 @@ pub struct AttemptRecord {
     pub next_attempt_ms: Option<i64>,
 }
 
+/// A change one collector tells the others sharing its store about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A scan was requested for an agent that may be connected elsewhere.
+    Scan { agent_id: String, scan_id: String },
+    /// An agent was revoked: its stream ends and its certificate joins the CRL.
+    Revoke { agent_id: String },
+    /// The settings changed: read them again.
+    Settings,
+    /// A webhook delivery was queued.
+    Webhook,
+    /// Events may have been missed: read everything again.
+    Resync,
+}
+
+impl Event {
+    /// The event as one line of text (a NOTIFY payload).
+    pub fn encode(&self) -> String {
+        match self {
+            Event::Scan { agent_id, scan_id } => format!("scan {agent_id} {scan_id}"),
+            Event::Revoke { agent_id } => format!("revoke {agent_id}"),
+            Event::Settings => "settings".into(),
+            Event::Webhook => "webhook".into(),
+            Event::Resync => "resync".into(),
+        }
+    }
+    /// The event of a line [`Event::encode`] made; `None` for anything else.
+    pub fn decode(s: &str) -> Option<Event> {
+        let mut w = s.split(' ');
+        let e = match (w.next()?, w.next(), w.next()) {
+            ("scan", Some(a), Some(sc)) => Event::Scan {
+                agent_id: a.into(),
+                scan_id: sc.into(),
+            },
+            ("revoke", Some(a), None) => Event::Revoke { agent_id: a.into() },
+            ("settings", None, None) => Event::Settings,
+            ("webhook", None, None) => Event::Webhook,
+            ("resync", None, None) => Event::Resync,
+            _ => return None,
+        };
+        w.next().is_none().then_some(e)
+    }
+}
+
 /// The storage contract. Writes are durable when [`Store::sync`] returns.
 pub trait Store: Send + Sync + 'static {
     fn put_agent(&self, a: &AgentRecord) -> Result<()>;
@@ -733,6 +777,25 @@ pub trait Store: Send + Sync + 'static {
 
     fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>>;
     fn put_meta(&self, key: &str, value: &[u8]) -> Result<()>;
+
+    /// Takes or renews the lease `name` for `holder` until `now_ms + ttl_ms`: granted
+    /// when nobody holds it, `holder` already does, or the last holder's time ran out
+    /// (atomically: two collectors never both hold it). Work that must run once for
+    /// every collector sharing a store (retention, schedules, stalled scans, webhook
+    /// deliveries) runs where the lease is held.
+    fn lease(&self, name: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool>;
+
+    /// Tells the other collectors sharing this store about a change (see
+    /// [`Event`]); a store that only one collector uses has nobody to tell.
+    fn publish(&self, _event: &Event) -> Result<()> {
+        Ok(())
+    }
+    /// What other collectors publish, from now on; `None` for a store no other
+    /// collector shares. Events can be lost while the connection is down: a
+    /// [`Event::Resync`] then says that anything may have changed.
+    fn subscribe(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Event>> {
+        None
+    }
 
     /// Makes every write so far durable (survives a crash of the process or the host).
     /// Concurrent callers may share one flush; none returns before its writes are

@@ -1252,6 +1252,36 @@ impl Store for SledStore {
         Ok(())
     }
 
+    fn lease(&self, name: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool> {
+        #[derive(serde::Serialize, serde::Deserialize)]
+        struct Lease {
+            holder: String,
+            until_ms: i64,
+        }
+        let key = format!("lease/{name}");
+        let new = encode(&Lease {
+            holder: holder.into(),
+            until_ms: now_ms.saturating_add(ttl_ms),
+        })?;
+        loop {
+            let old = self.meta.get(&key).map_err(backend)?;
+            if let Some(v) = &old {
+                let l: Lease = decode(key.as_bytes(), v)?;
+                if l.holder != holder && l.until_ms > now_ms {
+                    return Ok(false);
+                }
+            }
+            if self
+                .meta
+                .compare_and_swap(&key, old, Some(new.clone()))
+                .map_err(backend)?
+                .is_ok()
+            {
+                return Ok(true);
+            }
+        }
+    }
+
     fn sync(&self) -> Result<()> {
         let g = &self.group;
         let mut st = g.state.lock().unwrap_or_else(|p| p.into_inner());

@@ -33,7 +33,13 @@ use super::{
 };
 
 /// The schema's migrations, in order; each runs once, in its own transaction.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("schema_1.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("schema_1.sql")),
+    (2, include_str!("schema_2.sql")),
+];
+
+/// The NOTIFY channel collectors tell each other about changes on.
+const EVENTS: &str = "rampart_events";
 
 /// Advisory lock keys: schema migrations, and appends to the audit chain; and the
 /// first half of an agent's scan lock (the second is a hash of its ID).
@@ -98,6 +104,11 @@ pub struct PgStore {
     rt: Option<tokio::runtime::Runtime>,
     pool: Pool,
     target: String,
+    /// For the listening connection of [`Store::subscribe`].
+    config: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    /// Marks this store's own events, which its listener skips.
+    origin: String,
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -237,9 +248,10 @@ impl PgStore {
             .enable_all()
             .build()
             .map_err(backend)?;
+        let tls = tls(o.ca_file.as_ref())?;
         let mgr = Manager::from_config(
-            cfg,
-            tls(o.ca_file.as_ref())?,
+            cfg.clone(),
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -251,10 +263,16 @@ impl PgStore {
             .create_timeout(Some(Duration::from_secs(10)))
             .build()
             .map_err(backend)?;
+        let mut nonce = [0u8; 8];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
+            .map_err(|_| backend("no randomness for the store's origin"))?;
         let store = PgStore {
             rt: Some(rt),
             pool,
             target,
+            config: cfg,
+            tls,
+            origin: nonce.iter().map(|b| format!("{b:02x}")).collect(),
         };
         store.migrate()?;
         Ok(store)
@@ -387,6 +405,79 @@ impl Drop for PgStore {
         // Dropped anywhere, an async context included.
         if let Some(rt) = self.rt.take() {
             rt.shutdown_background();
+        }
+    }
+}
+
+/// LISTENs on its own connection and hands other collectors' events to `tx` until
+/// `tx`'s reader goes; a lost connection is made again, after which a
+/// [`super::Event::Resync`] says that events may have been missed.
+async fn listen(
+    config: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    origin: String,
+    target: String,
+    tx: tokio::sync::mpsc::UnboundedSender<super::Event>,
+) {
+    use tokio_postgres::AsyncMessage;
+    let mut first = true;
+    while !tx.is_closed() {
+        let (client, mut conn) = match config.connect(tls.clone()).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(database = %target, error = %pg(e), "cannot listen for other collectors' events; retrying");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                continue;
+            }
+        };
+        // The connection runs beside the LISTEN; notifications come out of it.
+        let (ntx, mut nrx) = tokio::sync::mpsc::unbounded_channel();
+        let driver = tokio::spawn(async move {
+            while let Some(m) = std::future::poll_fn(|cx| conn.poll_message(cx)).await {
+                match m {
+                    Ok(AsyncMessage::Notification(n)) => {
+                        if ntx.send(n.payload().to_string()).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+        });
+        if let Err(e) = client.batch_execute(&format!("LISTEN {EVENTS}")).await {
+            tracing::warn!(database = %target, error = %pg(e), "LISTEN failed; retrying");
+            driver.abort();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            continue;
+        }
+        if !first && tx.send(super::Event::Resync).is_err() {
+            break;
+        }
+        first = false;
+        while let Some(payload) = nrx.recv().await {
+            let Some((from, text)) = payload.split_once(' ') else {
+                continue;
+            };
+            if from == origin {
+                continue;
+            }
+            match super::Event::decode(text) {
+                Some(e) => {
+                    if tx.send(e).is_err() {
+                        break;
+                    }
+                }
+                None => {
+                    tracing::warn!(event = %text, "an event from another collector is not understood")
+                }
+            }
+        }
+        driver.abort();
+        drop(client);
+        if !tx.is_closed() {
+            tracing::warn!(database = %target, "the event connection ended; listening again");
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
 }
@@ -1177,6 +1268,52 @@ impl Store for PgStore {
             vec![Box::new(key.as_bytes().to_vec()), Box::new(value.to_vec())],
         )
         .map(|_| ())
+    }
+
+    fn lease(&self, name: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        self.run(move |c| async move {
+            Ok(c.query_opt(
+                "INSERT INTO leases (name, holder, until_ms) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder,
+                 until_ms = EXCLUDED.until_ms
+                 WHERE leases.holder = EXCLUDED.holder OR leases.until_ms <= $4
+                 RETURNING holder",
+                &[
+                    &k(&name),
+                    &k(&holder),
+                    &now_ms.saturating_add(ttl_ms),
+                    &now_ms,
+                ],
+            )
+            .await
+            .map_err(pg)?
+            .is_some())
+        })
+    }
+
+    fn publish(&self, event: &super::Event) -> Result<()> {
+        let payload = format!("{} {}", self.origin, event.encode());
+        self.run(move |c| async move {
+            c.execute("SELECT pg_notify($1, $2)", &[&EVENTS, &payload])
+                .await
+                .map_err(pg)?;
+            Ok(())
+        })
+    }
+
+    fn subscribe(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<super::Event>> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (config, tls, origin, target) = (
+            self.config.clone(),
+            self.tls.clone(),
+            self.origin.clone(),
+            self.target.clone(),
+        );
+        self.rt
+            .as_ref()?
+            .spawn(listen(config, tls, origin, target, tx));
+        Some(rx)
     }
 
     fn sync(&self) -> Result<()> {
