@@ -293,6 +293,18 @@ fn two_collectors_on_one_database_work_as_one() {
     let first = a.completed_scan(&id, 90);
     assert_eq!(first["trigger"], "provision", "seen through A: {first}");
 
+    // A's console finds the VM that enrolled through B by its host name.
+    let host = a.agents()[0]["hostname"].as_str().unwrap().to_string();
+    a.console_user("ada", "admin", "ada's long password");
+    let mut ui = rampart_tests::console_http::Console::new(&a.rest);
+    assert_eq!(ui.sign_in("ada", "ada's long password").status, 303);
+    wait_for("A's host search to know B's VM", 20, || {
+        ui.get(&format!("/ui/scans?q={host}"))
+            .text()
+            .contains(&format!("/ui/vms/{id}"))
+            .then_some(())
+    });
+
     // A scan requested through A reaches the agent through B and completes; both
     // collectors show the same scan with the same results.
     let created = a.admin("POST", "/api/v1/scans", Some(json!({ "agent_id": id })));

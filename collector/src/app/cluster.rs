@@ -71,6 +71,11 @@ impl App {
                     }
                 }
             }
+            Event::Agent { agent_id } => {
+                if let Some(a) = self.store.agent(&agent_id)? {
+                    self.hosts.note(&a);
+                }
+            }
             Event::Revoke { agent_id } => self.revoked_elsewhere(&agent_id),
             Event::Settings => self.reload_settings()?,
             Event::Webhook => self.webhook_wake.notify_one(),

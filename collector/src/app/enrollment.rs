@@ -243,6 +243,9 @@ impl App {
         };
         self.store.put_agent(&record)?;
         self.hosts.note(&record);
+        self.tell_others(crate::store::Event::Agent {
+            agent_id: agent_id.clone(),
+        });
         self.store
             .put_meta(&enroll_key(&tok.id, &key), agent_id.as_bytes())?;
         if let (true, Some(d)) = (identity.verified, &req.identity_document) {

@@ -144,6 +144,9 @@ impl App {
             })?
             .ok_or_else(|| AppError::NotFound(format!("agent {agent_id}")))
             .inspect(|a| self.hosts.note(a))?;
+        self.tell_others(crate::store::Event::Agent {
+            agent_id: agent_id.to_string(),
+        });
         if let Some(enrolled) = claimed_other {
             tracing::warn!(
                 %agent_id,

@@ -583,6 +583,8 @@ pub struct AttemptRecord {
 pub enum Event {
     /// A scan was requested for an agent that may be connected elsewhere.
     Scan { agent_id: String, scan_id: String },
+    /// An agent enrolled or said hello: its host name and addresses, for searches.
+    Agent { agent_id: String },
     /// An agent was revoked: its stream ends and its certificate joins the CRL.
     Revoke { agent_id: String },
     /// The settings changed: read them again.
@@ -598,6 +600,7 @@ impl Event {
     pub fn encode(&self) -> String {
         match self {
             Event::Scan { agent_id, scan_id } => format!("scan {agent_id} {scan_id}"),
+            Event::Agent { agent_id } => format!("agent {agent_id}"),
             Event::Revoke { agent_id } => format!("revoke {agent_id}"),
             Event::Settings => "settings".into(),
             Event::Webhook => "webhook".into(),
@@ -612,6 +615,7 @@ impl Event {
                 agent_id: a.into(),
                 scan_id: sc.into(),
             },
+            ("agent", Some(a), None) => Event::Agent { agent_id: a.into() },
             ("revoke", Some(a), None) => Event::Revoke { agent_id: a.into() },
             ("settings", None, None) => Event::Settings,
             ("webhook", None, None) => Event::Webhook,
@@ -801,4 +805,41 @@ pub trait Store: Send + Sync + 'static {
     /// Concurrent callers may share one flush; none returns before its writes are
     /// durable.
     fn sync(&self) -> Result<()>;
+}
+
+#[cfg(test)]
+mod event_tests {
+    use super::Event;
+
+    #[test]
+    fn events_read_back_as_written_and_nothing_else_reads() {
+        for e in [
+            Event::Scan {
+                agent_id: "ag-1".into(),
+                scan_id: "sc-2".into(),
+            },
+            Event::Agent {
+                agent_id: "ag-1".into(),
+            },
+            Event::Revoke {
+                agent_id: "ag-1".into(),
+            },
+            Event::Settings,
+            Event::Webhook,
+            Event::Resync,
+        ] {
+            assert_eq!(Event::decode(&e.encode()), Some(e));
+        }
+        for junk in [
+            "",
+            "scan",
+            "scan ag-1",
+            "scan ag-1 sc-2 more",
+            "revoke",
+            "settings now",
+            "drop table",
+        ] {
+            assert_eq!(Event::decode(junk), None, "{junk:?}");
+        }
+    }
 }
