@@ -51,6 +51,20 @@ enum Cmd {
         #[command(subcommand)]
         action: AuditCmd,
     },
+    /// Copy the built-in store of a data directory into PostgreSQL, then check that
+    /// both hold the same (while the collector is stopped; safe to run again).
+    Migrate {
+        /// The data directory whose store is copied.
+        #[arg(long)]
+        from: PathBuf,
+        /// The postgres:// URL of the database to copy into.
+        #[arg(long)]
+        to: String,
+        /// A config file for the database's password and CA (`store_password_file`,
+        /// `store_ca_file`); or set RAMPART_STORE_PASSWORD.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -239,6 +253,30 @@ async fn run() -> anyhow::Result<()> {
                 Role::Admin,
             )?;
             println!("{token}");
+            Ok(())
+        }
+        Cmd::Migrate { from, to, config } => {
+            let mut cfg = server::load_config(config.as_deref(), Some(&from))?;
+            let db = from.join("db");
+            if !db.is_dir() {
+                anyhow::bail!("no collector database at {}", db.display());
+            }
+            let source = SledStore::open(&db).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot open {} ({e}); stop the collector first: it locks its database",
+                    db.display()
+                )
+            })?;
+            cfg.store = Some(to);
+            cfg.validate().map_err(anyhow::Error::msg)?;
+            let target = server::open_store(&cfg)?;
+            let n = rampart_collector::migrate::migrate(&source, &*target, &mut std::io::stdout())?;
+            println!(
+                "done: {} scans and {} audit entries in the new store; give every collector a copy of {}",
+                n.scans,
+                n.audit_entries,
+                from.join("ca").display()
+            );
             Ok(())
         }
         Cmd::Audit {

@@ -310,6 +310,12 @@ pub fn run<S: Store>(open: &dyn Fn() -> S) {
     assert_eq!(s.results("s000").unwrap().len(), 3);
     assert!(matches!(s.use_token("h1", 10).unwrap(), TokenUse::UsedUp));
     assert_eq!(s.pending_deliveries().unwrap().len(), 1);
+    // Every delivery whatever its state, and every meta entry, for a move.
+    let all: Vec<String> = s.deliveries().unwrap().into_iter().map(|d| d.id).collect();
+    assert_eq!(all, ["wh-1", "wh-2", "wh-3"]);
+    let meta = s.meta_entries().unwrap();
+    assert!(meta.iter().any(|(k, v)| k == "k" && v == b"v"), "{meta:?}");
+    assert!(meta.windows(2).all(|w| w[0].0 < w[1].0), "by key");
     assert_eq!(s.attempts(0, 10).unwrap().1, 3);
     // After a reopen the chain continues from the last entry.
     assert_eq!(

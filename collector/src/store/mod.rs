@@ -775,12 +775,16 @@ pub trait Store: Send + Sync + 'static {
     fn put_delivery(&self, d: &DeliveryRecord) -> Result<()>;
     /// Deliveries still pending, oldest first.
     fn pending_deliveries(&self) -> Result<Vec<DeliveryRecord>>;
+    /// Every delivery, whatever its state, oldest first (for a move between stores).
+    fn deliveries(&self) -> Result<Vec<DeliveryRecord>>;
     fn append_attempt(&self, a: &AttemptRecord) -> Result<()>;
     /// Attempts from the newest, `offset` skipped, at most `limit`; and the total.
     fn attempts(&self, offset: usize, limit: usize) -> Result<(Vec<AttemptRecord>, usize)>;
 
     fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>>;
     fn put_meta(&self, key: &str, value: &[u8]) -> Result<()>;
+    /// Every meta entry, by key (for a move between stores).
+    fn meta_entries(&self) -> Result<Vec<(String, Vec<u8>)>>;
 
     /// Takes or renews the lease `name` for `holder` until `now_ms + ttl_ms`: granted
     /// when nobody holds it, `holder` already does, or the last holder's time ran out

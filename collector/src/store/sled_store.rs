@@ -1224,6 +1224,9 @@ impl Store for SledStore {
             .filter(|d| d.state == DeliveryState::Pending)
             .collect())
     }
+    fn deliveries(&self) -> Result<Vec<DeliveryRecord>> {
+        Self::all(&self.deliveries)
+    }
     fn append_attempt(&self, a: &AttemptRecord) -> Result<()> {
         // Time first, so that iteration order is the order attempts were made.
         let key = format!("{:013}\0{}\0{:04}", a.at_ms, a.delivery_id, a.attempt);
@@ -1250,6 +1253,15 @@ impl Store for SledStore {
     fn put_meta(&self, key: &str, value: &[u8]) -> Result<()> {
         self.meta.insert(key, value).map_err(backend)?;
         Ok(())
+    }
+    fn meta_entries(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        self.meta
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv.map_err(backend)?;
+                Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
+            })
+            .collect()
     }
 
     fn lease(&self, name: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool> {

@@ -1209,6 +1209,9 @@ impl Store for PgStore {
             "deliveries",
         )
     }
+    fn deliveries(&self) -> Result<Vec<DeliveryRecord>> {
+        self.all("SELECT doc FROM deliveries ORDER BY id", "deliveries")
+    }
     fn append_attempt(&self, a: &AttemptRecord) -> Result<()> {
         let a = a.clone();
         self.run(move |c| async move {
@@ -1314,6 +1317,20 @@ impl Store for PgStore {
             .as_ref()?
             .spawn(listen(config, tls, origin, target, tx));
         Some(rx)
+    }
+
+    fn meta_entries(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        self.run(|c| async move {
+            Ok(c.query("SELECT key, value FROM meta ORDER BY key", &[])
+                .await
+                .map_err(pg)?
+                .iter()
+                .map(|r| {
+                    let k: Vec<u8> = r.get(0);
+                    (String::from_utf8_lossy(&k).into_owned(), r.get(1))
+                })
+                .collect())
+        })
     }
 
     fn sync(&self) -> Result<()> {
