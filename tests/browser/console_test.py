@@ -133,12 +133,12 @@ class Run:
 
     # ---- contexts and pages
 
-    def context(self, *, bypass_csp=False, color_scheme="light", javascript=True):
+    def context(self, *, bypass_csp=False, color_scheme="light", javascript=True, width=1280):
         ctx = self.browser.new_context(
             bypass_csp=bypass_csp,
             color_scheme=color_scheme,
             java_script_enabled=javascript,
-            viewport={"width": 1280, "height": 800},
+            viewport={"width": width, "height": 800 if width >= 800 else 844},
         )
         ctx.set_default_timeout(20_000)
         ctx.set_default_navigation_timeout(30_000)
@@ -1437,6 +1437,113 @@ def javascript_off(run):
     ctx.close()
 
 
+# The outermost elements that reach past the screen's right edge (not those inside
+# a box that scrolls on its own).
+WIDE_ELEMENTS = """() => {
+    const out = [];
+    const scrolls = e => ['auto', 'scroll'].includes(getComputedStyle(e).overflowX);
+    const walk = e => {
+        for (const c of e.children) {
+            const r = c.getBoundingClientRect();
+            if (r.right > window.innerWidth + 1) {
+                out.push(c.tagName.toLowerCase() + (c.id ? '#' + c.id : '') +
+                    (c.className && typeof c.className === 'string' ? '.' + c.className.split(' ').join('.') : '') +
+                    ' right=' + Math.round(r.right));
+                if (out.length >= 8) return;
+            }
+            if (!scrolls(c)) walk(c);
+        }
+    };
+    walk(document.body);
+    return out;
+}"""
+
+
+def narrow_screen(run):
+    """At 390 px wide (a phone) no page scrolls sideways: wide tables scroll inside
+    their own box, and the heading and navigation stay in view."""
+    ctx = run.context(width=390)
+    page = ctx.new_page()
+    sign_in(run, page, "admin")
+    for path in (
+        "/ui/",
+        "/ui/scans",
+        f"/ui/scans/{SCAN_ID}",
+        f"/ui/scans/{SCAN_ID}/rules/{HOSTILE_RULE}",
+        f"/ui/vms/{AGENT_ID}",
+        "/ui/enroll",
+        "/ui/settings",
+        "/ui/users",
+        "/ui/audit",
+    ):
+        run.goto(page, path)
+        width = page.evaluate("() => document.documentElement.scrollWidth")
+        wide = page.evaluate(WIDE_ELEMENTS) if width > 390 else []
+        expect(
+            width <= 390,
+            f"{path} is {width} px wide at 390 px: it scrolls sideways; too wide: {wide}",
+        )
+        for sel in ("h1", "nav[aria-label=Main]"):
+            box = page.locator(sel).first.bounding_box()
+            expect(
+                box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 391,
+                f"{path}: {sel} is not within the 390 px screen: {box}",
+            )
+    ctx.close()
+
+
+# What a focus ring must be: the stylesheet's :focus-visible outline.
+FOCUS_RING = """() => {
+    const e = document.activeElement;
+    if (!e || e === document.body) return null;
+    const st = getComputedStyle(e);
+    return {
+        tag: e.tagName.toLowerCase(),
+        name: e.getAttribute('name') || '',
+        href: e.getAttribute('href') || '',
+        cls: e.className || '',
+        id: e.id || '',
+        outline: st.outlineStyle + ' ' + st.outlineWidth,
+        visible: st.outlineStyle !== 'none' && parseFloat(st.outlineWidth) >= 2,
+    };
+}"""
+
+
+def keyboard(run):
+    """Scan Results with the keyboard alone: Tab reaches the skip link first, then
+    the navigation, every filter, the order, the sortable heads, the CSV link and the
+    rows' links, each with a visible focus ring; Enter on a sort head follows it."""
+    ctx = run.context()
+    page = ctx.new_page()
+    sign_in(run, page, "admin")
+    run.goto(page, "/ui/scans")
+    stops = []
+    for _ in range(60):
+        page.keyboard.press("Tab")
+        f = page.evaluate(FOCUS_RING)
+        if f is None:
+            continue
+        expect(f["visible"], f"Tab stop {f} has no visible focus ring ({f['outline']})")
+        stops.append(f)
+    expect(stops and "skip" in stops[0]["cls"], f"the first Tab stop is not the skip link: {stops[:1]}")
+    names = {f["name"] for f in stops}
+    for field in ("status", "blocked", "project", "provider", "min_score", "max_score", "from", "to", "q", "sort"):
+        expect(field in names, f"Tab never reaches form#filters' {field}: {sorted(names)}")
+    expect(any(f["id"] == "csv" for f in stops), "Tab never reaches a#csv")
+    expect(any("sort" in f["cls"] for f in stops), "Tab never reaches a sortable head")
+    expect(
+        any(f["href"].startswith("/ui/scans/sc-") for f in stops),
+        "Tab never reaches a scan's link in table#scans",
+    )
+    # Enter on the focused Score head sorts by score.
+    run.goto(page, "/ui/scans")
+    page.locator("table#scans th a.sort", has_text="Score").focus()
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    expect(query_of(page).get("sort") == ["score_low"], f"Enter on the Score head led to {page.url}")
+    ctx.close()
+
+
 def axe_pass(run, scheme):
     """axe-core on every kind of page, signed out, as viewer and as admin."""
     ctx = run.context(bypass_csp=True, color_scheme=scheme)
@@ -1637,6 +1744,12 @@ def main():
                 admin.sorting,
             )
             run.check("read views work with JavaScript off", javascript_off, run)
+            run.check("at 390 px wide no page scrolls sideways", narrow_screen, run)
+            run.check(
+                "Scan Results by keyboard: every stop reached with a visible focus ring",
+                keyboard,
+                run,
+            )
             if SCREENSHOT:
                 run.check("the Overview screenshot", overview_screenshot, run)
             run.check(
