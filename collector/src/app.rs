@@ -428,6 +428,7 @@ mod tests {
                 cert_not_after_ms: 0,
                 revoked: false,
                 identity: Default::default(),
+                replaced_certs: Vec::new(),
             })
             .unwrap();
     }

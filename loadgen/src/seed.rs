@@ -72,6 +72,7 @@ pub fn agent_record(cfg: &SeedConfig, i: usize, now: i64) -> AgentRecord {
         cert_not_after_ms: now + 30 * 86_400_000,
         revoked: false,
         identity: Default::default(),
+        replaced_certs: Vec::new(),
     }
 }
 

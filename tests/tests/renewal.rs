@@ -126,3 +126,63 @@ fn a_renewed_agents_old_certificate_is_refused() {
         assert!(e.to_lowercase().contains("revoked"), "{e}");
     }
 }
+
+#[test]
+fn a_certificate_renewed_through_one_collector_is_refused_by_the_others() {
+    // Two collectors on one PostgreSQL database: the agent renews through B; A,
+    // which never saw the renewal, refuses the replaced certificate too.
+    let pg = rampart_tests::pg::Postgres::start();
+    pg.create_database("rampart");
+    let config = format!(
+        "store = \"{}\"\nstore_password_file = \"{}\"\n",
+        pg.url("rampart"),
+        pg.password_file().display()
+    );
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path().join("root");
+    root(&r);
+    let (da, db) = (t.path().join("a"), t.path().join("b"));
+    let a_col = Collector::start_with(&da, None, None, Some(&config));
+    fs::create_dir_all(&db).unwrap();
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(da.join("ca"))
+        .arg(db.join("ca"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let b_col = Collector::start_with(&db, None, Some(&a_col.admin), Some(&config));
+    let mut a = Agent::new(&t.path().join("agent"));
+    let tok = a_col.enrollment_token("web", 1, 3600);
+    let (ok, out) = a.enroll(&b_col.url(), &tok, &b_col.fingerprint, &r, &[]);
+    assert!(ok, "{out}");
+    let state = a.dir.join("state");
+    let old = Identity::load(&state).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(hello_with(&a_col, &old))
+        .expect("A accepts the enrolled certificate");
+    let cfg = fs::read_to_string(a.config()).unwrap();
+    let cfg: String = cfg
+        .lines()
+        .filter(|l| !l.starts_with("renew_before_secs"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(a.config(), format!("renew_before_secs = 315360000\n{cfg}")).unwrap();
+    a.run(&[]);
+    let new = wait_for("the agent to renew through B", 60, || {
+        let id = Identity::load(&state).ok()?;
+        (id.cert_der != old.cert_der).then_some(id)
+    });
+    a.stop();
+    wait_for("A to refuse the replaced certificate", 20, || {
+        rt.block_on(hello_with(&a_col, &old)).err()
+    });
+    assert!(
+        rt.block_on(tls_refusal(&a_col, &old))
+            .to_lowercase()
+            .contains("revoked"),
+        "A says why"
+    );
+    rt.block_on(hello_with(&a_col, &new))
+        .expect("A accepts the renewed certificate");
+}

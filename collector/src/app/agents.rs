@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
-use super::{App, AppError, Result};
+use super::{now_ms, App, AppError, Result};
 use crate::store::AgentRecord;
 
 /// Every agent's host name (lower-cased) and addresses, in memory, so that a search
@@ -81,14 +81,23 @@ impl App {
     }
 
     /// Serial numbers of revoked agents' certificates (for the CRL).
+    /// Serials every collector refuses: revoked agents' certificates, and those a
+    /// renewal replaced that have not expired.
     pub fn revoked_serials(&self) -> Result<Vec<String>> {
-        Ok(self
-            .store
-            .agents()?
-            .into_iter()
-            .filter(|a| a.revoked)
-            .map(|a| a.cert_serial)
-            .collect())
+        let now = now_ms();
+        let mut out = Vec::new();
+        for a in self.store.agents()? {
+            out.extend(
+                a.replaced_certs
+                    .into_iter()
+                    .filter(|c| c.not_after_ms > now)
+                    .map(|c| c.serial),
+            );
+            if a.revoked {
+                out.push(a.cert_serial);
+            }
+        }
+        Ok(out)
     }
 
     /// Revokes an agent's certificate and drops its connection; revoking a revoked
@@ -167,6 +176,7 @@ mod tests {
             cert_not_after_ms: 0,
             revoked: false,
             identity: Default::default(),
+            replaced_certs: Vec::new(),
         };
         d.note(&a("ag-1", "Web-01", "10.0.0.1"));
         d.note(&a("ag-2", "db-01", "10.0.0.2"));

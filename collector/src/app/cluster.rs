@@ -78,6 +78,7 @@ impl App {
             }
             Event::Revoke { agent_id } => self.revoked_elsewhere(&agent_id),
             Event::Settings => self.reload_settings()?,
+            Event::Crl => self.revocations_changed(),
             Event::Webhook => self.webhook_wake.notify_one(),
             Event::Resync => {
                 self.reload_settings()?;
@@ -87,6 +88,7 @@ impl App {
                         self.revoked_elsewhere(&a.id);
                     }
                 }
+                self.revocations_changed();
                 for agent in self.connected() {
                     for c in self.pending_commands(&agent)? {
                         self.send(&agent, c);

@@ -240,6 +240,7 @@ impl App {
             cert_not_after_ms: not_after_ms,
             revoked: false,
             identity: identity.clone(),
+            replaced_certs: Vec::new(),
         };
         self.store.put_agent(&record)?;
         self.hosts.note(&record);
@@ -474,10 +475,20 @@ impl App {
         let serial = issued.serial.clone();
         let mut old_serial = String::new();
         let mut old_not_after_ms = 0;
+        let now = now_ms();
         let written = self.store.update_agent(agent_id, &mut |a| {
             old_serial = a.cert_serial.clone();
             old_not_after_ms = a.cert_not_after_ms;
             if !a.revoked {
+                // The replaced certificate stays refused by every collector sharing
+                // the store until it expires.
+                a.replaced_certs.retain(|c| c.not_after_ms > now);
+                if !a.cert_serial.is_empty() && a.cert_not_after_ms > now {
+                    a.replaced_certs.push(crate::store::ReplacedCert {
+                        serial: a.cert_serial.clone(),
+                        not_after_ms: a.cert_not_after_ms,
+                    });
+                }
                 a.cert_serial = serial.clone();
                 a.cert_not_after_ms = not_after_ms;
             }
@@ -508,6 +519,7 @@ impl App {
         }
         self.ca.supersede(serial, not_after_ms / 1000)?;
         self.revocations_changed();
+        self.tell_others(crate::store::Event::Crl);
         Ok(())
     }
 }

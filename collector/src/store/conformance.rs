@@ -46,6 +46,7 @@ fn agent(id: &str) -> AgentRecord {
         cert_not_after_ms: 0,
         revoked: false,
         identity: Default::default(),
+        replaced_certs: Vec::new(),
     }
 }
 

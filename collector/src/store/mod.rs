@@ -53,6 +53,17 @@ pub struct AgentRecord {
     /// enrollment (records from before this field: not verified).
     #[serde(default)]
     pub identity: IdentityCheck,
+    /// Certificates a renewal replaced and that have not expired yet: on the CRL of
+    /// every collector sharing the store.
+    #[serde(default)]
+    pub replaced_certs: Vec<ReplacedCert>,
+}
+
+/// A client certificate a renewal replaced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplacedCert {
+    pub serial: String,
+    pub not_after_ms: i64,
 }
 
 /// The outcome of checking an enrollment's signed instance identity document.
@@ -589,6 +600,8 @@ pub enum Event {
     Revoke { agent_id: String },
     /// The settings changed: read them again.
     Settings,
+    /// A certificate was replaced: build the CRL again.
+    Crl,
     /// A webhook delivery was queued.
     Webhook,
     /// Events may have been missed: read everything again.
@@ -603,6 +616,7 @@ impl Event {
             Event::Agent { agent_id } => format!("agent {agent_id}"),
             Event::Revoke { agent_id } => format!("revoke {agent_id}"),
             Event::Settings => "settings".into(),
+            Event::Crl => "crl".into(),
             Event::Webhook => "webhook".into(),
             Event::Resync => "resync".into(),
         }
@@ -618,6 +632,7 @@ impl Event {
             ("agent", Some(a), None) => Event::Agent { agent_id: a.into() },
             ("revoke", Some(a), None) => Event::Revoke { agent_id: a.into() },
             ("settings", None, None) => Event::Settings,
+            ("crl", None, None) => Event::Crl,
             ("webhook", None, None) => Event::Webhook,
             ("resync", None, None) => Event::Resync,
             _ => return None,
@@ -829,6 +844,7 @@ mod event_tests {
                 agent_id: "ag-1".into(),
             },
             Event::Settings,
+            Event::Crl,
             Event::Webhook,
             Event::Resync,
         ] {
