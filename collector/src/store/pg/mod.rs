@@ -23,6 +23,14 @@ use serde::de::DeserializeOwned;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
+mod audit;
+mod events;
+mod records;
+mod scans;
+mod sql;
+
+use sql::{apply_deltas, count_of, Where};
+
 use super::codec::{decode, decode_chunk, encode, encode_chunk};
 use super::sled_index::{self as ix, Deltas};
 use super::{
@@ -46,41 +54,6 @@ const EVENTS: &str = "rampart_events";
 const MIGRATION_LOCK: i64 = 0x5241_4d50_0001;
 const AUDIT_LOCK: i64 = 0x5241_4d50_0002;
 const AGENT_LOCKS: i32 = 0x5241_4d51;
-
-/// FNV-1a of an agent ID: which of 2^32 locks guards its newest-scan rows.
-fn agent_lock(agent: &str) -> i32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in agent.bytes() {
-        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
-    }
-    h as i32
-}
-
-/// Sets an agent's newest scan and newest completed scan from its scans as this
-/// transaction sees them (the caller holds the agent's lock).
-async fn refresh_latest(tx: &tokio_postgres::Transaction<'_>, agent: &[u8]) -> Result<()> {
-    for (table, cond, value) in [
-        ("latest_scans", "", "blocking"),
-        ("latest_completed", " AND status = 2", "coalesce(score, 0)"),
-    ] {
-        let column = if table == "latest_scans" {
-            "blocking"
-        } else {
-            "score"
-        };
-        let sql = format!(
-            "WITH n AS (SELECT id, {value} AS v FROM scans WHERE agent_id = $1{cond}
-                        ORDER BY id DESC LIMIT 1),
-                  gone AS (DELETE FROM {table} WHERE agent_id = $1
-                           AND NOT EXISTS (SELECT 1 FROM n))
-             INSERT INTO {table} (agent_id, scan_id, {column}) SELECT $1, id, v FROM n
-             ON CONFLICT (agent_id) DO UPDATE SET scan_id = EXCLUDED.scan_id,
-             {column} = EXCLUDED.{column}"
-        );
-        tx.execute(&sql, &[&agent]).await.map_err(pg)?;
-    }
-    Ok(())
-}
 
 /// How to reach the database.
 #[derive(Debug, Clone, Default)]
@@ -409,203 +382,16 @@ impl Drop for PgStore {
     }
 }
 
-/// LISTENs on its own connection and hands other collectors' events to `tx` until
-/// `tx`'s reader goes; a lost connection is made again, after which a
-/// [`super::Event::Resync`] says that events may have been missed.
-async fn listen(
-    config: tokio_postgres::Config,
-    tls: tokio_postgres_rustls::MakeRustlsConnect,
-    origin: String,
-    target: String,
-    tx: tokio::sync::mpsc::UnboundedSender<super::Event>,
-) {
-    use tokio_postgres::AsyncMessage;
-    let mut first = true;
-    while !tx.is_closed() {
-        let (client, mut conn) = match config.connect(tls.clone()).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(database = %target, error = %pg(e), "cannot listen for other collectors' events; retrying");
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                continue;
-            }
-        };
-        // The connection runs beside the LISTEN; notifications come out of it.
-        let (ntx, mut nrx) = tokio::sync::mpsc::unbounded_channel();
-        let driver = tokio::spawn(async move {
-            while let Some(m) = std::future::poll_fn(|cx| conn.poll_message(cx)).await {
-                match m {
-                    Ok(AsyncMessage::Notification(n)) => {
-                        if ntx.send(n.payload().to_string()).is_err() {
-                            break;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(_) => break,
-                }
-            }
-        });
-        if let Err(e) = client.batch_execute(&format!("LISTEN {EVENTS}")).await {
-            tracing::warn!(database = %target, error = %pg(e), "LISTEN failed; retrying");
-            driver.abort();
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            continue;
-        }
-        if !first && tx.send(super::Event::Resync).is_err() {
-            break;
-        }
-        first = false;
-        while let Some(payload) = nrx.recv().await {
-            let Some((from, text)) = payload.split_once(' ') else {
-                continue;
-            };
-            if from == origin {
-                continue;
-            }
-            match super::Event::decode(text) {
-                Some(e) => {
-                    if tx.send(e).is_err() {
-                        break;
-                    }
-                }
-                None => {
-                    tracing::warn!(event = %text, "an event from another collector is not understood")
-                }
-            }
-        }
-        driver.abort();
-        drop(client);
-        if !tx.is_closed() {
-            tracing::warn!(database = %target, "the event connection ended; listening again");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    }
-}
-
-/// Adds counter changes in one statement, in key order (so that concurrent writers
-/// lock counter rows in the same order).
-async fn apply_deltas(tx: &tokio_postgres::Transaction<'_>, d: Deltas) -> Result<()> {
-    let (keys, ns): (Vec<Vec<u8>>, Vec<i64>) = d.0.into_iter().filter(|(_, n)| *n != 0).unzip();
-    if keys.is_empty() {
-        return Ok(());
-    }
-    tx.execute(
-        "INSERT INTO counters (key, n) SELECT * FROM unnest($1::bytea[], $2::int8[])
-         ON CONFLICT (key) DO UPDATE SET n = counters.n + EXCLUDED.n",
-        &[&keys, &ns],
-    )
-    .await
-    .map_err(pg)?;
-    Ok(())
-}
-
-async fn count_of(c: &Object, keys: Vec<Vec<u8>>) -> Result<u64> {
-    let n: i64 = c
-        .query_one(
-            "SELECT coalesce(sum(n), 0)::int8 FROM counters WHERE key = ANY($1)",
-            &[&keys],
-        )
-        .await
-        .map_err(pg)?
-        .get(0);
-    Ok(n.max(0) as u64)
-}
-
-/// A query's WHERE clause and its parameters, built from what is set.
-#[derive(Default)]
-struct Where {
-    parts: Vec<String>,
-    params: Vec<Box<dyn ToSql + Sync + Send>>,
-}
-
-impl Where {
-    fn add(&mut self, cond: &str, v: impl ToSql + Sync + Send + 'static) {
-        self.params.push(Box::new(v));
-        self.parts
-            .push(cond.replace('?', &format!("${}", self.params.len())));
-    }
-    fn flag(&mut self, cond: &str) {
-        self.parts.push(cond.to_string());
-    }
-    fn scans(f: &ScanFilter) -> Where {
-        let mut w = Where::default();
-        if let Some(st) = f.status {
-            w.add("status = ?", status_code(st));
-        }
-        if let Some(p) = &f.project {
-            w.add("project = ?", p.as_bytes().to_vec());
-        }
-        if let Some(a) = &f.agent_id {
-            w.add("agent_id = ?", a.as_bytes().to_vec());
-        }
-        if f.blocked {
-            w.flag("blocking");
-        }
-        w
-    }
-    fn sql(&self) -> String {
-        if self.parts.is_empty() {
-            String::new()
-        } else {
-            format!(" WHERE {}", self.parts.join(" AND "))
-        }
-    }
-    fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
-        self.params
-            .iter()
-            .map(|b| b.as_ref() as &(dyn ToSql + Sync))
-            .collect()
-    }
-}
-
 impl Store for PgStore {
     fn put_agent(&self, a: &AgentRecord) -> Result<()> {
-        let a = a.clone();
-        self.run(move |c| async move {
-            c.execute(
-                "INSERT INTO agents (id, instance_id, revoked, doc) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (id) DO UPDATE SET instance_id = EXCLUDED.instance_id,
-                 revoked = EXCLUDED.revoked, doc = EXCLUDED.doc",
-                &[&k(&a.id), &k(&a.instance_id), &a.revoked, &encode(&a)?],
-            )
-            .await
-            .map_err(pg)?;
-            Ok(())
-        })
+        records::put_agent(self, a)
     }
     fn update_agent(
         &self,
         id: &str,
         change: &mut dyn FnMut(&mut AgentRecord),
     ) -> Result<Option<AgentRecord>> {
-        // Compare-and-swap on the whole record: the change runs here, between a read
-        // and a write that only lands if nobody wrote meanwhile.
-        loop {
-            let Some(old) = self.agent(id)? else {
-                return Ok(None);
-            };
-            let mut a = old.clone();
-            change(&mut a);
-            let written = self.run(move |c| async move {
-                c.execute(
-                    "UPDATE agents SET instance_id = $2, revoked = $3, doc = $4
-                     WHERE id = $1 AND doc = $5",
-                    &[
-                        &k(&a.id),
-                        &k(&a.instance_id),
-                        &a.revoked,
-                        &encode(&a)?,
-                        &encode(&old)?,
-                    ],
-                )
-                .await
-                .map_err(pg)
-                .map(|n| (n == 1).then_some(a))
-            })?;
-            if let Some(a) = written {
-                return Ok(Some(a));
-            }
-        }
+        records::update_agent(self, id, change)
     }
     fn agent(&self, id: &str) -> Result<Option<AgentRecord>> {
         self.one("SELECT doc FROM agents WHERE id = $1", id.to_string())
@@ -614,196 +400,30 @@ impl Store for PgStore {
         self.all("SELECT doc FROM agents ORDER BY id", "agents")
     }
     fn agent_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<AgentRecord>> {
-        let after = after.map(String::from);
-        let limit = limit.min(i64::MAX as usize) as i64;
-        self.run(move |c| async move {
-            let rows = match &after {
-                Some(a) => {
-                    c.query(
-                        "SELECT doc FROM agents WHERE id > $1 ORDER BY id LIMIT $2",
-                        &[&k(a), &limit],
-                    )
-                    .await
-                }
-                None => {
-                    c.query("SELECT doc FROM agents ORDER BY id LIMIT $1", &[&limit])
-                        .await
-                }
-            }
-            .map_err(pg)?;
-            docs(&rows, "agents")
-        })
+        records::agent_page(self, after, limit)
     }
     fn agents_by_instance(&self, instance_id: &str) -> Result<Vec<AgentRecord>> {
-        if instance_id.is_empty() {
-            return Ok(vec![]);
-        }
-        let i = instance_id.to_string();
-        self.run(move |c| async move {
-            let rows = c
-                .query(
-                    "SELECT doc FROM agents WHERE instance_id = $1 AND NOT revoked
-                     AND instance_id <> ''::bytea ORDER BY id",
-                    &[&k(&i)],
-                )
-                .await
-                .map_err(pg)?;
-            docs(&rows, "agents")
-        })
+        records::agents_by_instance(self, instance_id)
     }
 
     fn put_token(&self, t: &TokenRecord) -> Result<()> {
-        let t = t.clone();
-        self.run(move |c| async move {
-            c.execute(
-                "INSERT INTO tokens (hash, id, doc) VALUES ($1, $2, $3)
-                 ON CONFLICT (hash) DO UPDATE SET id = EXCLUDED.id, doc = EXCLUDED.doc",
-                &[&k(&t.hash), &k(&t.id), &encode(&t)?],
-            )
-            .await
-            .map_err(pg)?;
-            Ok(())
-        })
+        records::put_token(self, t)
     }
     fn token(&self, hash: &str) -> Result<Option<TokenRecord>> {
         self.one("SELECT doc FROM tokens WHERE hash = $1", hash.to_string())
     }
     fn use_token(&self, hash: &str, now_ms: i64) -> Result<TokenUse> {
-        let hash = hash.to_string();
-        self.run(move |mut c| async move {
-            let tx = c.transaction().await.map_err(pg)?;
-            let Some(row) = tx
-                .query_opt(
-                    "SELECT doc FROM tokens WHERE hash = $1 FOR UPDATE",
-                    &[&k(&hash)],
-                )
-                .await
-                .map_err(pg)?
-            else {
-                return Ok(TokenUse::Unknown);
-            };
-            let mut t: TokenRecord = doc(&row, &hash)?;
-            let verdict = if t.revoked {
-                TokenUse::Revoked
-            } else if now_ms >= t.expires_at_ms {
-                TokenUse::Expired
-            } else if t.uses >= t.max_uses {
-                TokenUse::UsedUp
-            } else {
-                t.uses += 1;
-                tx.execute(
-                    "UPDATE tokens SET doc = $2 WHERE hash = $1",
-                    &[&k(&hash), &encode(&t)?],
-                )
-                .await
-                .map_err(pg)?;
-                TokenUse::Accepted(t)
-            };
-            tx.commit().await.map_err(pg)?;
-            Ok(verdict)
-        })
+        records::use_token(self, hash, now_ms)
     }
     fn tokens(&self) -> Result<Vec<TokenRecord>> {
         self.all("SELECT doc FROM tokens ORDER BY hash", "tokens")
     }
     fn revoke_token(&self, id: &str) -> Result<Option<TokenRecord>> {
-        let id = id.to_string();
-        self.run(move |mut c| async move {
-            let tx = c.transaction().await.map_err(pg)?;
-            let Some(row) = tx
-                .query_opt(
-                    "SELECT hash, doc FROM tokens WHERE id = $1 ORDER BY hash LIMIT 1 FOR UPDATE",
-                    &[&k(&id)],
-                )
-                .await
-                .map_err(pg)?
-            else {
-                return Ok(None);
-            };
-            let hash: Vec<u8> = row.get("hash");
-            let before: TokenRecord = doc(&row, &id)?;
-            if !before.revoked {
-                let after = TokenRecord {
-                    revoked: true,
-                    ..before.clone()
-                };
-                tx.execute(
-                    "UPDATE tokens SET doc = $2 WHERE hash = $1",
-                    &[&hash, &encode(&after)?],
-                )
-                .await
-                .map_err(pg)?;
-            }
-            tx.commit().await.map_err(pg)?;
-            Ok(Some(before))
-        })
+        records::revoke_token(self, id)
     }
 
     fn put_scan(&self, s: &ScanRecord) -> Result<()> {
-        if s.id.is_empty() {
-            return Err(backend("a scan needs an ID"));
-        }
-        let s = s.clone();
-        self.run(move |mut c| async move {
-            let tx = c.transaction().await.map_err(pg)?;
-            let old: Option<ScanRecord> = tx
-                .query_opt(
-                    "SELECT doc FROM scans WHERE id = $1 FOR UPDATE",
-                    &[&k(&s.id)],
-                )
-                .await
-                .map_err(pg)?
-                .map(|r| doc(&r, &s.id))
-                .transpose()?;
-            tx.execute(
-                "INSERT INTO scans (id, agent_id, project, status, blocking, score_key,
-                 score, created_at_ms, doc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                 ON CONFLICT (id) DO UPDATE SET agent_id = EXCLUDED.agent_id,
-                 project = EXCLUDED.project, status = EXCLUDED.status,
-                 blocking = EXCLUDED.blocking, score_key = EXCLUDED.score_key,
-                 score = EXCLUDED.score, created_at_ms = EXCLUDED.created_at_ms,
-                 doc = EXCLUDED.doc",
-                &[
-                    &k(&s.id),
-                    &k(&s.agent_id),
-                    &s.project.as_deref().map(k),
-                    &status_code(s.status),
-                    &s.is_blocking(),
-                    &order_key(&s),
-                    &s.score,
-                    &s.created_at_ms,
-                    &encode(&s)?,
-                ],
-            )
-            .await
-            .map_err(pg)?;
-            let mut d = Deltas::default();
-            if let Some(o) = &old {
-                d.add_scan(o, -1);
-            }
-            d.add_scan(&s, 1);
-            apply_deltas(&tx, d).await?;
-            // The newest scans of the agent, and of the one it had if it moved, under
-            // their locks (in one order, so that two writers never wait on each other).
-            let mut agents = vec![s.agent_id.clone()];
-            if let Some(o) = old.as_ref().filter(|o| o.agent_id != s.agent_id) {
-                agents.push(o.agent_id.clone());
-            }
-            agents.sort_by_key(|a| agent_lock(a));
-            for a in &agents {
-                tx.execute(
-                    "SELECT pg_advisory_xact_lock($1, $2)",
-                    &[&AGENT_LOCKS, &agent_lock(a)],
-                )
-                .await
-                .map_err(pg)?;
-            }
-            for a in &agents {
-                refresh_latest(&tx, k(a)).await?;
-            }
-            tx.commit().await.map_err(pg)?;
-            Ok(())
-        })
+        scans::put_scan(self, s)
     }
     fn scan(&self, id: &str) -> Result<Option<ScanRecord>> {
         self.one("SELECT doc FROM scans WHERE id = $1", id.to_string())
@@ -824,19 +444,7 @@ impl Store for PgStore {
         offset: usize,
         limit: usize,
     ) -> Result<ScanList> {
-        let (scans, next) = self.page(filter, cursor, offset, limit)?;
-        let total = match self.scan_total(filter)? {
-            Some(n) => n,
-            None => {
-                let w = Where::scans(filter);
-                let sql = format!("SELECT count(*) FROM scans{}", w.sql());
-                self.run(move |c| async move {
-                    let n: i64 = c.query_one(&sql, &w.refs()).await.map_err(pg)?.get(0);
-                    Ok(n as usize)
-                })?
-            }
-        };
-        Ok(ScanList { scans, total, next })
+        scans::scan_list(self, filter, cursor, offset, limit)
     }
     fn scan_page(
         &self,
@@ -844,7 +452,7 @@ impl Store for PgStore {
         cursor: &ScanCursor,
         limit: usize,
     ) -> Result<(Vec<ScanRecord>, Option<String>)> {
-        self.page(filter, cursor, 0, limit)
+        scans::page(self, filter, cursor, 0, limit)
     }
     fn scans_by_score(
         &self,
@@ -852,33 +460,7 @@ impl Store for PgStore {
         past: Option<&ScanRecord>,
         limit: usize,
     ) -> Result<Vec<ScanRecord>> {
-        let past = past.map(|p| (order_key(p), p.id.clone()));
-        let limit = limit.min(i64::MAX as usize) as i64;
-        self.run(move |c| async move {
-            let (cmp, dir) = if low_first {
-                (">", "ASC")
-            } else {
-                ("<", "DESC")
-            };
-            let rows = match &past {
-                Some((key, id)) => {
-                    let sql = format!(
-                        "SELECT doc FROM scans WHERE status = 2 AND (score_key, id) {cmp} ($1, $2)
-                         ORDER BY score_key {dir}, id {dir} LIMIT $3"
-                    );
-                    c.query(&sql, &[key, &k(id), &limit]).await
-                }
-                None => {
-                    let sql = format!(
-                        "SELECT doc FROM scans WHERE status = 2
-                         ORDER BY score_key {dir}, id {dir} LIMIT $1"
-                    );
-                    c.query(&sql, &[&limit]).await
-                }
-            }
-            .map_err(pg)?;
-            docs(&rows, "scans")
-        })
+        scans::scans_by_score(self, low_first, past, limit)
     }
     fn scan_total(&self, filter: &ScanFilter) -> Result<Option<usize>> {
         let Some(keys) = ix::filter_counters(filter) else {
@@ -894,77 +476,10 @@ impl Store for PgStore {
         )
     }
     fn fleet(&self, min_score: f64) -> Result<Fleet> {
-        self.run(move |c| async move {
-            let completed = count_of(
-                &c,
-                vec![ix::counter(
-                    b'*',
-                    "",
-                    ix::status_byte(ScanStatus::Completed),
-                )],
-            )
-            .await?;
-            let meeting: i64 = c
-                .query_one(
-                    "SELECT coalesce(sum(n), 0)::int8 FROM counters WHERE key >= $1 AND key < $2",
-                    &[&ix::by_score(min_score), &ix::prefix_end(&ix::prefix(b'h'))],
-                )
-                .await
-                .map_err(pg)?
-                .get(0);
-            let latest = c
-                .query_one(
-                    "SELECT count(*), coalesce(sum(score), 0)::float8 FROM latest_completed",
-                    &[],
-                )
-                .await
-                .map_err(pg)?;
-            let blocked: i64 = c
-                .query_one("SELECT count(*) FROM latest_scans WHERE blocking", &[])
-                .await
-                .map_err(pg)?
-                .get(0);
-            Ok(Fleet {
-                completed_scans: completed as usize,
-                completed_meeting: meeting.max(0) as usize,
-                vms_scanned: latest.get::<_, i64>(0) as usize,
-                latest_score_sum: latest.get(1),
-                vms_blocked: blocked as usize,
-            })
-        })
+        scans::fleet(self, min_score)
     }
     fn daily_scores(&self, from_day: u32, days: u32) -> Result<Vec<DayScores>> {
-        let end = from_day.saturating_add(days);
-        self.run(move |c| async move {
-            let rows = c
-                .query(
-                    "SELECT key, n FROM counters WHERE key >= $1 AND key < $2 ORDER BY key",
-                    &[&ix::day_key(from_day, 0), &ix::day_key(end, 0)],
-                )
-                .await
-                .map_err(pg)?;
-            let mut out: Vec<DayScores> = Vec::new();
-            for r in rows {
-                let k: Vec<u8> = r.get(0);
-                let n: i64 = r.get(1);
-                let Some((day, kind)) = ix::parse_day_key(&k) else {
-                    continue;
-                };
-                if out.last().is_none_or(|d| d.day != day) {
-                    out.push(DayScores {
-                        day,
-                        ..Default::default()
-                    });
-                }
-                let d = out.last_mut().expect("pushed above");
-                match kind {
-                    b'n' => d.completed = n.max(0) as u64,
-                    b's' => d.score_sum = n.max(0) as f64 / 100.0,
-                    _ => {}
-                }
-            }
-            Ok(out)
-        })
+        scans::daily_scores(self, from_day, days)
     }
 
     fn put_results(&self, scan_id: &str, results: &[ResultRecord]) -> Result<()> {
@@ -979,44 +494,10 @@ impl Store for PgStore {
         .map(|_| ())
     }
     fn results(&self, scan_id: &str) -> Result<Vec<ResultRecord>> {
-        let id = scan_id.to_string();
-        let chunks: Vec<(i64, Vec<u8>)> = self.run(move |c| async move {
-            Ok(c.query(
-                "SELECT seq, chunk FROM result_chunks WHERE scan_id = $1 ORDER BY seq",
-                &[&k(&id)],
-            )
-            .await
-            .map_err(pg)?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect())
-        })?;
-        // A later write of a rule replaces an earlier one.
-        let mut by_rule = std::collections::BTreeMap::new();
-        for (seq, chunk) in chunks {
-            for r in decode_chunk(format!("result_chunks/{seq}").as_bytes(), &chunk)? {
-                by_rule.insert(r.rule_id.clone(), r);
-            }
-        }
-        Ok(by_rule.into_values().collect())
+        scans::results(self, scan_id)
     }
     fn prune_results(&self, before_ms: i64) -> Result<usize> {
-        self.run(move |c| async move {
-            let n: i64 = c
-                .query_one(
-                    "WITH gone AS (
-                        DELETE FROM result_chunks c USING scans s
-                        WHERE c.scan_id = s.id AND s.created_at_ms < $1
-                        AND s.status IN (2, 3, 4)
-                        RETURNING c.scan_id)
-                     SELECT count(DISTINCT scan_id) FROM gone",
-                    &[&before_ms],
-                )
-                .await
-                .map_err(pg)?
-                .get(0);
-            Ok(n as usize)
-        })
+        scans::prune_results(self, before_ms)
     }
 
     fn put_user(&self, u: &UserRecord) -> Result<()> {
@@ -1093,33 +574,7 @@ impl Store for PgStore {
     }
 
     fn append_audit(&self, entry: &AuditRecord) -> Result<u64> {
-        let entry = entry.clone();
-        self.run(move |mut c| async move {
-            let tx = c.transaction().await.map_err(pg)?;
-            // One chain across every collector: appends take turns.
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_LOCK])
-                .await
-                .map_err(pg)?;
-            let last: Option<AuditRecord> = tx
-                .query_opt("SELECT doc FROM audit ORDER BY seq DESC LIMIT 1", &[])
-                .await
-                .map_err(pg)?
-                .map(|r| doc(&r, "audit/last"))
-                .transpose()?;
-            let next = last.as_ref().map_or(1, |l| l.seq + 1);
-            let e = audit_chain::seal(&entry, next, last.as_ref());
-            tx.execute(
-                "INSERT INTO audit (seq, action, actor, doc) VALUES ($1, $2, $3, $4)",
-                &[&(next as i64), &k(&e.action), &k(&e.actor), &encode(&e)?],
-            )
-            .await
-            .map_err(pg)?;
-            let mut d = Deltas::default();
-            d.add(ix::audit_keys(&e).1, 1);
-            apply_deltas(&tx, d).await?;
-            tx.commit().await.map_err(pg)?;
-            Ok(next)
-        })
+        audit::append_audit(self, entry)
     }
     fn audit(&self, offset: usize, limit: usize) -> Result<(Vec<AuditRecord>, usize)> {
         let l = self.audit_list(&AuditFilter::default(), None, offset, limit)?;
@@ -1132,58 +587,7 @@ impl Store for PgStore {
         offset: usize,
         limit: usize,
     ) -> Result<AuditList> {
-        let mut w = Where::default();
-        if let Some(a) = &filter.action {
-            w.add("action = ?", a.as_bytes().to_vec());
-        }
-        if let Some(a) = &filter.actor {
-            w.add("actor = ?", a.as_bytes().to_vec());
-        }
-        let total_sql = format!("SELECT count(*) FROM audit{}", w.sql());
-        let counter = match (&filter.action, &filter.actor) {
-            (Some(_), Some(_)) => None,
-            (Some(a), None) => Some(ix::audit_count_action(a)),
-            (None, Some(a)) => Some(ix::audit_count_actor(a)),
-            (None, None) => Some(ix::audit_count_all()),
-        };
-        if let Some(b) = before {
-            w.add("seq < ?", b.min(i64::MAX as u64) as i64);
-        }
-        let sql = format!(
-            "SELECT doc FROM audit{} ORDER BY seq DESC LIMIT {} OFFSET {}",
-            w.sql(),
-            limit.saturating_add(1).min(i64::MAX as usize),
-            offset.min(i64::MAX as usize)
-        );
-        let filter = filter.clone();
-        self.run(move |c| async move {
-            let rows = c.query(&sql, &w.refs()).await.map_err(pg)?;
-            let mut entries: Vec<AuditRecord> = docs(&rows, "audit")?;
-            let more = entries.len() > limit;
-            entries.truncate(limit);
-            let total = match counter {
-                Some(k) => count_of(&c, vec![k]).await? as usize,
-                None => {
-                    let mut w = Where::default();
-                    if let (Some(a), Some(b)) = (&filter.action, &filter.actor) {
-                        w.add("action = ?", a.as_bytes().to_vec());
-                        w.add("actor = ?", b.as_bytes().to_vec());
-                    }
-                    let n: i64 = c.query_one(&total_sql, &w.refs()).await.map_err(pg)?.get(0);
-                    n as usize
-                }
-            };
-            let next = if more {
-                entries.last().map(|e| e.seq)
-            } else {
-                None
-            };
-            Ok(AuditList {
-                entries,
-                total,
-                next,
-            })
-        })
+        audit::audit_list(self, filter, before, offset, limit)
     }
 
     fn put_delivery(&self, d: &DeliveryRecord) -> Result<()> {
@@ -1274,49 +678,15 @@ impl Store for PgStore {
     }
 
     fn lease(&self, name: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool> {
-        let (name, holder) = (name.to_string(), holder.to_string());
-        self.run(move |c| async move {
-            Ok(c.query_opt(
-                "INSERT INTO leases (name, holder, until_ms) VALUES ($1, $2, $3)
-                 ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder,
-                 until_ms = EXCLUDED.until_ms
-                 WHERE leases.holder = EXCLUDED.holder OR leases.until_ms <= $4
-                 RETURNING holder",
-                &[
-                    &k(&name),
-                    &k(&holder),
-                    &now_ms.saturating_add(ttl_ms),
-                    &now_ms,
-                ],
-            )
-            .await
-            .map_err(pg)?
-            .is_some())
-        })
+        events::lease(self, name, holder, now_ms, ttl_ms)
     }
 
-    fn publish(&self, event: &super::Event) -> Result<()> {
-        let payload = format!("{} {}", self.origin, event.encode());
-        self.run(move |c| async move {
-            c.execute("SELECT pg_notify($1, $2)", &[&EVENTS, &payload])
-                .await
-                .map_err(pg)?;
-            Ok(())
-        })
+    fn publish(&self, event: &crate::store::Event) -> Result<()> {
+        events::publish(self, event)
     }
 
-    fn subscribe(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<super::Event>> {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let (config, tls, origin, target) = (
-            self.config.clone(),
-            self.tls.clone(),
-            self.origin.clone(),
-            self.target.clone(),
-        );
-        self.rt
-            .as_ref()?
-            .spawn(listen(config, tls, origin, target, tx));
-        Some(rx)
+    fn subscribe(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<crate::store::Event>> {
+        events::subscribe(self)
     }
 
     fn meta_entries(&self) -> Result<Vec<(String, Vec<u8>)>> {
@@ -1336,44 +706,5 @@ impl Store for PgStore {
     fn sync(&self) -> Result<()> {
         // Every write above returned after its commit.
         Ok(())
-    }
-}
-
-impl PgStore {
-    /// A page of matching scans in the cursor's range and order, and the cursor of the
-    /// next page.
-    fn page(
-        &self,
-        filter: &ScanFilter,
-        cursor: &ScanCursor,
-        offset: usize,
-        limit: usize,
-    ) -> Result<(Vec<ScanRecord>, Option<String>)> {
-        let mut w = Where::scans(filter);
-        if let Some(b) = &cursor.before {
-            w.add("id < ?", b.as_bytes().to_vec());
-        }
-        if let Some(a) = &cursor.after {
-            w.add("id > ?", a.as_bytes().to_vec());
-        }
-        let dir = if cursor.oldest_first { "ASC" } else { "DESC" };
-        let sql = format!(
-            "SELECT doc FROM scans{} ORDER BY id {dir} LIMIT {} OFFSET {}",
-            w.sql(),
-            limit.saturating_add(1).min(i64::MAX as usize),
-            offset.min(i64::MAX as usize)
-        );
-        self.run(move |c| async move {
-            let rows = c.query(&sql, &w.refs()).await.map_err(pg)?;
-            let mut page: Vec<ScanRecord> = docs(&rows, "scans")?;
-            let more = page.len() > limit;
-            page.truncate(limit);
-            let next = if more {
-                page.last().map(|s| s.id.clone())
-            } else {
-                None
-            };
-            Ok((page, next))
-        })
     }
 }

@@ -1,0 +1,318 @@
+//! Scans and their results in PostgreSQL: a scan's row, its counters and its agent's
+//! newest scans written in one transaction; lists, totals and the overview's figures;
+//! result chunks and their retention.
+
+use super::*;
+
+/// FNV-1a of an agent ID: which of 2^32 locks guards its newest-scan rows.
+fn agent_lock(agent: &str) -> i32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in agent.bytes() {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    h as i32
+}
+
+/// Sets an agent's newest scan and newest completed scan from its scans as this
+/// transaction sees them (the caller holds the agent's lock).
+async fn refresh_latest(tx: &tokio_postgres::Transaction<'_>, agent: &[u8]) -> Result<()> {
+    for (table, cond, value) in [
+        ("latest_scans", "", "blocking"),
+        ("latest_completed", " AND status = 2", "coalesce(score, 0)"),
+    ] {
+        let column = if table == "latest_scans" {
+            "blocking"
+        } else {
+            "score"
+        };
+        let sql = format!(
+            "WITH n AS (SELECT id, {value} AS v FROM scans WHERE agent_id = $1{cond}
+                        ORDER BY id DESC LIMIT 1),
+                  gone AS (DELETE FROM {table} WHERE agent_id = $1
+                           AND NOT EXISTS (SELECT 1 FROM n))
+             INSERT INTO {table} (agent_id, scan_id, {column}) SELECT $1, id, v FROM n
+             ON CONFLICT (agent_id) DO UPDATE SET scan_id = EXCLUDED.scan_id,
+             {column} = EXCLUDED.{column}"
+        );
+        tx.execute(&sql, &[&agent]).await.map_err(pg)?;
+    }
+    Ok(())
+}
+
+pub(super) fn put_scan(st: &PgStore, s: &ScanRecord) -> Result<()> {
+    if s.id.is_empty() {
+        return Err(backend("a scan needs an ID"));
+    }
+    let s = s.clone();
+    st.run(move |mut c| async move {
+        let tx = c.transaction().await.map_err(pg)?;
+        let old: Option<ScanRecord> = tx
+            .query_opt(
+                "SELECT doc FROM scans WHERE id = $1 FOR UPDATE",
+                &[&k(&s.id)],
+            )
+            .await
+            .map_err(pg)?
+            .map(|r| doc(&r, &s.id))
+            .transpose()?;
+        tx.execute(
+            "INSERT INTO scans (id, agent_id, project, status, blocking, score_key,
+             score, created_at_ms, doc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (id) DO UPDATE SET agent_id = EXCLUDED.agent_id,
+             project = EXCLUDED.project, status = EXCLUDED.status,
+             blocking = EXCLUDED.blocking, score_key = EXCLUDED.score_key,
+             score = EXCLUDED.score, created_at_ms = EXCLUDED.created_at_ms,
+             doc = EXCLUDED.doc",
+            &[
+                &k(&s.id),
+                &k(&s.agent_id),
+                &s.project.as_deref().map(k),
+                &status_code(s.status),
+                &s.is_blocking(),
+                &order_key(&s),
+                &s.score,
+                &s.created_at_ms,
+                &encode(&s)?,
+            ],
+        )
+        .await
+        .map_err(pg)?;
+        let mut d = Deltas::default();
+        if let Some(o) = &old {
+            d.add_scan(o, -1);
+        }
+        d.add_scan(&s, 1);
+        apply_deltas(&tx, d).await?;
+        // The newest scans of the agent, and of the one it had if it moved, under
+        // their locks (in one order, so that two writers never wait on each other).
+        let mut agents = vec![s.agent_id.clone()];
+        if let Some(o) = old.as_ref().filter(|o| o.agent_id != s.agent_id) {
+            agents.push(o.agent_id.clone());
+        }
+        agents.sort_by_key(|a| agent_lock(a));
+        for a in &agents {
+            tx.execute(
+                "SELECT pg_advisory_xact_lock($1, $2)",
+                &[&AGENT_LOCKS, &agent_lock(a)],
+            )
+            .await
+            .map_err(pg)?;
+        }
+        for a in &agents {
+            refresh_latest(&tx, k(a)).await?;
+        }
+        tx.commit().await.map_err(pg)?;
+        Ok(())
+    })
+}
+
+pub(super) fn scan_list(
+    st: &PgStore,
+    filter: &ScanFilter,
+    cursor: &ScanCursor,
+    offset: usize,
+    limit: usize,
+) -> Result<ScanList> {
+    let (scans, next) = page(st, filter, cursor, offset, limit)?;
+    let total = match st.scan_total(filter)? {
+        Some(n) => n,
+        None => {
+            let w = Where::scans(filter);
+            let sql = format!("SELECT count(*) FROM scans{}", w.sql());
+            st.run(move |c| async move {
+                let n: i64 = c.query_one(&sql, &w.refs()).await.map_err(pg)?.get(0);
+                Ok(n as usize)
+            })?
+        }
+    };
+    Ok(ScanList { scans, total, next })
+}
+
+pub(super) fn scans_by_score(
+    st: &PgStore,
+    low_first: bool,
+    past: Option<&ScanRecord>,
+    limit: usize,
+) -> Result<Vec<ScanRecord>> {
+    let past = past.map(|p| (order_key(p), p.id.clone()));
+    let limit = limit.min(i64::MAX as usize) as i64;
+    st.run(move |c| async move {
+        let (cmp, dir) = if low_first {
+            (">", "ASC")
+        } else {
+            ("<", "DESC")
+        };
+        let rows = match &past {
+            Some((key, id)) => {
+                let sql = format!(
+                    "SELECT doc FROM scans WHERE status = 2 AND (score_key, id) {cmp} ($1, $2)
+                     ORDER BY score_key {dir}, id {dir} LIMIT $3"
+                );
+                c.query(&sql, &[key, &k(id), &limit]).await
+            }
+            None => {
+                let sql = format!(
+                    "SELECT doc FROM scans WHERE status = 2
+                     ORDER BY score_key {dir}, id {dir} LIMIT $1"
+                );
+                c.query(&sql, &[&limit]).await
+            }
+        }
+        .map_err(pg)?;
+        docs(&rows, "scans")
+    })
+}
+
+pub(super) fn fleet(st: &PgStore, min_score: f64) -> Result<Fleet> {
+    st.run(move |c| async move {
+        let completed = count_of(
+            &c,
+            vec![ix::counter(
+                b'*',
+                "",
+                ix::status_byte(ScanStatus::Completed),
+            )],
+        )
+        .await?;
+        let meeting: i64 = c
+            .query_one(
+                "SELECT coalesce(sum(n), 0)::int8 FROM counters WHERE key >= $1 AND key < $2",
+                &[&ix::by_score(min_score), &ix::prefix_end(&ix::prefix(b'h'))],
+            )
+            .await
+            .map_err(pg)?
+            .get(0);
+        let latest = c
+            .query_one(
+                "SELECT count(*), coalesce(sum(score), 0)::float8 FROM latest_completed",
+                &[],
+            )
+            .await
+            .map_err(pg)?;
+        let blocked: i64 = c
+            .query_one("SELECT count(*) FROM latest_scans WHERE blocking", &[])
+            .await
+            .map_err(pg)?
+            .get(0);
+        Ok(Fleet {
+            completed_scans: completed as usize,
+            completed_meeting: meeting.max(0) as usize,
+            vms_scanned: latest.get::<_, i64>(0) as usize,
+            latest_score_sum: latest.get(1),
+            vms_blocked: blocked as usize,
+        })
+    })
+}
+
+pub(super) fn daily_scores(st: &PgStore, from_day: u32, days: u32) -> Result<Vec<DayScores>> {
+    let end = from_day.saturating_add(days);
+    st.run(move |c| async move {
+        let rows = c
+            .query(
+                "SELECT key, n FROM counters WHERE key >= $1 AND key < $2 ORDER BY key",
+                &[&ix::day_key(from_day, 0), &ix::day_key(end, 0)],
+            )
+            .await
+            .map_err(pg)?;
+        let mut out: Vec<DayScores> = Vec::new();
+        for r in rows {
+            let k: Vec<u8> = r.get(0);
+            let n: i64 = r.get(1);
+            let Some((day, kind)) = ix::parse_day_key(&k) else {
+                continue;
+            };
+            if out.last().is_none_or(|d| d.day != day) {
+                out.push(DayScores {
+                    day,
+                    ..Default::default()
+                });
+            }
+            let d = out.last_mut().expect("pushed above");
+            match kind {
+                b'n' => d.completed = n.max(0) as u64,
+                b's' => d.score_sum = n.max(0) as f64 / 100.0,
+                _ => {}
+            }
+        }
+        Ok(out)
+    })
+}
+
+pub(super) fn results(st: &PgStore, scan_id: &str) -> Result<Vec<ResultRecord>> {
+    let id = scan_id.to_string();
+    let chunks: Vec<(i64, Vec<u8>)> = st.run(move |c| async move {
+        Ok(c.query(
+            "SELECT seq, chunk FROM result_chunks WHERE scan_id = $1 ORDER BY seq",
+            &[&k(&id)],
+        )
+        .await
+        .map_err(pg)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+    })?;
+    // A later write of a rule replaces an earlier one.
+    let mut by_rule = std::collections::BTreeMap::new();
+    for (seq, chunk) in chunks {
+        for r in decode_chunk(format!("result_chunks/{seq}").as_bytes(), &chunk)? {
+            by_rule.insert(r.rule_id.clone(), r);
+        }
+    }
+    Ok(by_rule.into_values().collect())
+}
+
+pub(super) fn prune_results(st: &PgStore, before_ms: i64) -> Result<usize> {
+    st.run(move |c| async move {
+        let n: i64 = c
+            .query_one(
+                "WITH gone AS (
+                    DELETE FROM result_chunks c USING scans s
+                    WHERE c.scan_id = s.id AND s.created_at_ms < $1
+                    AND s.status IN (2, 3, 4)
+                    RETURNING c.scan_id)
+                 SELECT count(DISTINCT scan_id) FROM gone",
+                &[&before_ms],
+            )
+            .await
+            .map_err(pg)?
+            .get(0);
+        Ok(n as usize)
+    })
+}
+
+/// A page of matching scans in the cursor's range and order, and the cursor of the
+/// next page.
+pub(super) fn page(
+    st: &PgStore,
+    filter: &ScanFilter,
+    cursor: &ScanCursor,
+    offset: usize,
+    limit: usize,
+) -> Result<(Vec<ScanRecord>, Option<String>)> {
+    let mut w = Where::scans(filter);
+    if let Some(b) = &cursor.before {
+        w.add("id < ?", b.as_bytes().to_vec());
+    }
+    if let Some(a) = &cursor.after {
+        w.add("id > ?", a.as_bytes().to_vec());
+    }
+    let dir = if cursor.oldest_first { "ASC" } else { "DESC" };
+    let sql = format!(
+        "SELECT doc FROM scans{} ORDER BY id {dir} LIMIT {} OFFSET {}",
+        w.sql(),
+        limit.saturating_add(1).min(i64::MAX as usize),
+        offset.min(i64::MAX as usize)
+    );
+    st.run(move |c| async move {
+        let rows = c.query(&sql, &w.refs()).await.map_err(pg)?;
+        let mut page: Vec<ScanRecord> = docs(&rows, "scans")?;
+        let more = page.len() > limit;
+        page.truncate(limit);
+        let next = if more {
+            page.last().map(|s| s.id.clone())
+        } else {
+            None
+        };
+        Ok((page, next))
+    })
+}
