@@ -475,3 +475,99 @@ fn a_sled_store_of_thousands_of_scans_moves_to_postgres() {
         sled_detail
     );
 }
+
+#[test]
+fn scheduled_scans_are_made_once_per_slot_across_collectors() {
+    // Two collectors, a schedule firing every minute: each agent gets exactly one
+    // scheduled scan per minute, also across the death of the collector that held the
+    // lease (the other takes it over and resumes where the schedule was left).
+    use rampart_tests::cluster::{wait_for, Agent, Collector};
+    use serde_json::json;
+
+    let pg = Postgres::start();
+    pg.create_database("rampart");
+    let config = format!(
+        "{}schedule_window_secs = 1\n",
+        collector_config(&pg, "rampart")
+    );
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    rampart_tests::scenarios::fixture_root(&root, false);
+    let (da, db) = (t.path().join("a"), t.path().join("b"));
+    let a = Collector::start_with(&da, None, None, Some(&config));
+    std::fs::create_dir_all(&db).unwrap();
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(da.join("ca"))
+        .arg(db.join("ca"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let b = Collector::start_with(&db, None, Some(&a.admin), Some(&config));
+    a.set_settings(|s| s["scan_on_provision"] = json!(false));
+
+    // The agents go to the collector that does not hold the lease; the holder dies.
+    let holder = pg.psql("rampart", "SELECT convert_from(holder, 'UTF8') FROM leases");
+    let (mut doomed, survivor) = if a.log().contains(&holder) {
+        (a, b)
+    } else {
+        assert!(b.log().contains(&holder), "the holder {holder} is A or B");
+        (b, a)
+    };
+    let mut agents = Vec::new();
+    for i in 0..2 {
+        let token = survivor.enrollment_token("web", 1, 3600);
+        let mut ag = Agent::new(&t.path().join(format!("agent-{i}")));
+        let (ok, out) = ag.enroll(&survivor.url(), &token, &survivor.fingerprint, &root, &[]);
+        assert!(ok, "{out}");
+        ag.run(&[]);
+        agents.push(ag);
+    }
+    let ids: Vec<String> = agents.iter().map(|a| a.agent_id()).collect();
+    survivor.set_settings(|s| {
+        s["schedule_enabled"] = json!(true);
+        s["schedule_cron"] = json!("* * * * *");
+    });
+    let scheduled = |id: &str| -> Vec<i64> {
+        survivor
+            .scans_of(id)
+            .into_iter()
+            .filter(|s| s["trigger"] == "schedule")
+            .map(|s| s["created_at_ms"].as_i64().unwrap() / 60_000)
+            .collect()
+    };
+    wait_for("the first scheduled scans", 75, || {
+        ids.iter().all(|id| !scheduled(id).is_empty()).then_some(())
+    });
+    doomed.kill9();
+    // Two more minutes fire after the holder's death.
+    let first: i64 = ids
+        .iter()
+        .map(|id| *scheduled(id).iter().min().unwrap())
+        .max()
+        .unwrap();
+    wait_for("two more scheduled minutes", 160, || {
+        ids.iter()
+            .all(|id| scheduled(id).iter().any(|m| *m >= first + 2))
+            .then_some(())
+    });
+    for id in &ids {
+        let mut minutes = scheduled(id);
+        minutes.sort();
+        let mut unique = minutes.clone();
+        unique.dedup();
+        assert_eq!(
+            minutes, unique,
+            "{id}: a minute was scheduled twice: {minutes:?}"
+        );
+        assert!(
+            minutes.windows(2).all(|w| w[1] == w[0] + 1),
+            "{id}: a minute was missed: {minutes:?}"
+        );
+        assert!(minutes.len() >= 3, "{id}: {minutes:?}");
+    }
+    assert!(
+        survivor.log().contains("took the background lease"),
+        "the survivor took the lease over"
+    );
+}
