@@ -388,6 +388,38 @@ fn without_pg_env(c: &mut Command) {
     }
 }
 
+impl Postgres {
+    /// A collector configuration that keeps its records in `db` on this server.
+    pub fn collector_config(&self, db: &str) -> String {
+        format!(
+            "store = \"{}\"\nstore_password_file = \"{}\"\n",
+            self.url(db),
+            self.password_file().display()
+        )
+    }
+}
+
+/// Two collectors on one configuration (one database) in `dir/a` and `dir/b`; the
+/// second is given a copy of the first's CA, as every collector of a fleet is.
+pub fn two_collectors(
+    dir: &Path,
+    config: &str,
+) -> (crate::cluster::Collector, crate::cluster::Collector) {
+    use crate::cluster::Collector;
+    let (da, db) = (dir.join("a"), dir.join("b"));
+    let a = Collector::start_with(&da, None, None, Some(config));
+    std::fs::create_dir_all(&db).unwrap();
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(da.join("ca"))
+        .arg(db.join("ca"))
+        .status()
+        .expect("run cp");
+    assert!(st.success(), "copying the CA failed");
+    let b = Collector::start_with(&db, None, Some(&a.admin), Some(config));
+    (a, b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -158,20 +158,11 @@ fn two_stores_on_one_database_share_one_audit_chain() {
     assert_eq!(seqs, (1..=200).collect::<Vec<_>>());
 }
 
-/// A collector configuration that keeps its records in `db` on `pg`.
-fn collector_config(pg: &Postgres, db: &str) -> String {
-    format!(
-        "store = \"{}\"\nstore_password_file = \"{}\"\n",
-        pg.url(db),
-        pg.password_file().display()
-    )
-}
-
 #[test]
 fn a_collector_on_postgres_enrolls_scans_gates_and_releases() {
     let pg = Postgres::start();
     pg.create_database("rampart");
-    let config = collector_config(&pg, "rampart");
+    let config = pg.collector_config("rampart");
     rampart_tests::scenarios::enroll_scan_gate_release(Some(&config));
     // It was PostgreSQL that held them.
     assert_eq!(pg.psql("rampart", "SELECT count(*) FROM agents"), "1");
@@ -194,7 +185,7 @@ fn a_collector_on_postgres_enrolls_scans_gates_and_releases() {
 fn a_collector_on_postgres_killed_mid_stream_loses_and_duplicates_nothing() {
     let pg = Postgres::start();
     pg.create_database("rampart");
-    rampart_tests::scenarios::killed_mid_stream(Some(&collector_config(&pg, "rampart")));
+    rampart_tests::scenarios::killed_mid_stream(Some(&pg.collector_config("rampart")));
 }
 
 #[test]
@@ -206,7 +197,7 @@ fn the_cli_works_on_the_configured_postgres_store() {
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("collector");
     let config = t.path().join("collector.toml");
-    std::fs::write(&config, collector_config(&pg, "rampart")).unwrap();
+    std::fs::write(&config, pg.collector_config("rampart")).unwrap();
     let run = |args: &[&str]| {
         let out = std::process::Command::new(rampart_tests::binary("rampart-collector"))
             .args(args)
@@ -259,28 +250,18 @@ fn the_cli_works_on_the_configured_postgres_store() {
 
 #[test]
 fn two_collectors_on_one_database_work_as_one() {
-    use rampart_tests::cluster::{wait_for, Agent, Collector};
+    use rampart_tests::cluster::{wait_for, Agent};
     use serde_json::json;
 
     let pg = Postgres::start();
     pg.create_database("rampart");
-    let config = collector_config(&pg, "rampart");
+    let config = pg.collector_config("rampart");
     let t = tempfile::tempdir().unwrap();
     let root = t.path().join("root");
     rampart_tests::scenarios::fixture_root(&root, false);
     // Every collector is given the same CA (its key signs every enrollment): here a
     // copy of the first one's.
-    let (da, db) = (t.path().join("a"), t.path().join("b"));
-    let mut a = Collector::start_with(&da, None, None, Some(&config));
-    std::fs::create_dir_all(&db).unwrap();
-    let st = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(da.join("ca"))
-        .arg(db.join("ca"))
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let b = Collector::start_with(&db, None, Some(&a.admin), Some(&config));
+    let (mut a, b) = rampart_tests::pg::two_collectors(t.path(), &config);
     assert_eq!(a.fingerprint, b.fingerprint, "one CA");
 
     // A token made through A enrolls through B; the agent stays connected to B.
@@ -392,7 +373,7 @@ fn a_sled_store_of_thousands_of_scans_moves_to_postgres() {
         String::from_utf8_lossy(&seeded.stderr)
     );
     let config = t.path().join("pg.toml");
-    std::fs::write(&config, collector_config(&pg, "rampart")).unwrap();
+    std::fs::write(&config, pg.collector_config("rampart")).unwrap();
     let migrate = || {
         std::process::Command::new(rampart_tests::binary("rampart-collector"))
             .args(["migrate", "--from", data.to_str().unwrap()])
@@ -449,7 +430,7 @@ fn a_sled_store_of_thousands_of_scans_moves_to_postgres() {
         &pg_data,
         None,
         Some(admin),
-        Some(&collector_config(&pg, "rampart")),
+        Some(&pg.collector_config("rampart")),
     );
     for (i, p) in [
         "/api/v1/scans?per_page=20",
@@ -481,29 +462,19 @@ fn scheduled_scans_are_made_once_per_slot_across_collectors() {
     // Two collectors, a schedule firing every minute: each agent gets exactly one
     // scheduled scan per minute, also across the death of the collector that held the
     // lease (the other takes it over and resumes where the schedule was left).
-    use rampart_tests::cluster::{wait_for, Agent, Collector};
+    use rampart_tests::cluster::{wait_for, Agent};
     use serde_json::json;
 
     let pg = Postgres::start();
     pg.create_database("rampart");
     let config = format!(
         "{}schedule_window_secs = 1\n",
-        collector_config(&pg, "rampart")
+        pg.collector_config("rampart")
     );
     let t = tempfile::tempdir().unwrap();
     let root = t.path().join("root");
     rampart_tests::scenarios::fixture_root(&root, false);
-    let (da, db) = (t.path().join("a"), t.path().join("b"));
-    let a = Collector::start_with(&da, None, None, Some(&config));
-    std::fs::create_dir_all(&db).unwrap();
-    let st = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(da.join("ca"))
-        .arg(db.join("ca"))
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let b = Collector::start_with(&db, None, Some(&a.admin), Some(&config));
+    let (a, b) = rampart_tests::pg::two_collectors(t.path(), &config);
     a.set_settings(|s| s["scan_on_provision"] = json!(false));
 
     // The agents go to the collector that does not hold the lease; the holder dies.

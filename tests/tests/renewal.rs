@@ -133,25 +133,11 @@ fn a_certificate_renewed_through_one_collector_is_refused_by_the_others() {
     // which never saw the renewal, refuses the replaced certificate too.
     let pg = rampart_tests::pg::Postgres::start();
     pg.create_database("rampart");
-    let config = format!(
-        "store = \"{}\"\nstore_password_file = \"{}\"\n",
-        pg.url("rampart"),
-        pg.password_file().display()
-    );
+    let config = pg.collector_config("rampart");
     let t = tempfile::tempdir().unwrap();
     let r = t.path().join("root");
     root(&r);
-    let (da, db) = (t.path().join("a"), t.path().join("b"));
-    let a_col = Collector::start_with(&da, None, None, Some(&config));
-    fs::create_dir_all(&db).unwrap();
-    let st = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(da.join("ca"))
-        .arg(db.join("ca"))
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let b_col = Collector::start_with(&db, None, Some(&a_col.admin), Some(&config));
+    let (a_col, b_col) = rampart_tests::pg::two_collectors(t.path(), &config);
     let mut a = Agent::new(&t.path().join("agent"));
     let tok = a_col.enrollment_token("web", 1, 3600);
     let (ok, out) = a.enroll(&b_col.url(), &tok, &b_col.fingerprint, &r, &[]);

@@ -111,19 +111,8 @@ impl App {
                 a.revoked = true;
             })?
             .ok_or_else(|| AppError::NotFound(format!("agent {id}")))?;
-        self.revoked
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.to_string());
         // Its live stream ends now, whatever it is doing.
-        if let Some(live) = self
-            .sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id)
-        {
-            live.end.end(format!("agent {id} is revoked"));
-        }
+        self.refuse_here(id);
         if was_revoked {
             return Ok(a);
         }

@@ -103,6 +103,13 @@ impl App {
     /// An agent revoked through another collector: refused here too, its stream
     /// here ended, its certificate on this collector's CRL.
     fn revoked_elsewhere(&self, agent_id: &str) {
+        self.refuse_here(agent_id);
+        self.revocations_changed();
+    }
+
+    /// A revoked agent as this collector holds it: refused from now on, its stream
+    /// here ended.
+    pub(super) fn refuse_here(&self, agent_id: &str) {
         self.revoked
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -115,6 +122,5 @@ impl App {
         {
             live.end.end(format!("agent {agent_id} is revoked"));
         }
-        self.revocations_changed();
     }
 }

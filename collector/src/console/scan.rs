@@ -335,13 +335,18 @@ struct Progress {
 /// The state of a scan, for the detail page to refresh while it runs.
 pub async fn progress(State(app): State<Arc<App>>, ui: Ui, Path(id): Path<String>) -> Page {
     let u = ui.require(Role::Provisioner, "Scan details")?;
+    Ok(view::html(&Progress {
+        row: row_of(&app, u, &id)?,
+    }))
+}
+
+/// A scan's row from its record alone (no results), for the refreshing views.
+fn row_of(app: &App, u: &crate::app::signin::ConsoleUser, id: &str) -> Result<ScanRow, Failure> {
     let s = app
-        .scan_record(&id)
+        .scan_record(id)
         .map_err(|e| Failure::from(e).with_user(u))?;
     let a = app.agent(&s.agent_id).ok();
-    Ok(view::html(&Progress {
-        row: ScanRow::new(&s, a.as_ref()),
-    }))
+    Ok(ScanRow::new(&s, a.as_ref()))
 }
 
 /// One row of a scan list, which a pending or running row fetches every few seconds
@@ -355,12 +360,8 @@ struct RowFragment {
 
 pub async fn row(State(app): State<Arc<App>>, ui: Ui, Path(id): Path<String>) -> Page {
     let u = ui.require(Role::Provisioner, "Scan Results")?;
-    let s = app
-        .scan_record(&id)
-        .map_err(|e| Failure::from(e).with_user(u))?;
-    let a = app.agent(&s.agent_id).ok();
     Ok(view::html(&RowFragment {
-        r: ScanRow::new(&s, a.as_ref()),
+        r: row_of(&app, u, &id)?,
         is_admin: u.role >= Role::Admin,
     }))
 }

@@ -204,6 +204,30 @@ pub fn parse_day_key(k: &[u8]) -> Option<(u32, u8)> {
     Some((day, *k.get(6)?))
 }
 
+/// The per-day counters (key, count), in key order, as the overview's trend: one
+/// entry per day that has any.
+pub fn day_scores(counters: impl IntoIterator<Item = (Vec<u8>, u64)>) -> Vec<super::DayScores> {
+    let mut out: Vec<super::DayScores> = Vec::new();
+    for (k, n) in counters {
+        let Some((day, kind)) = parse_day_key(&k) else {
+            continue;
+        };
+        if out.last().is_none_or(|d| d.day != day) {
+            out.push(super::DayScores {
+                day,
+                ..Default::default()
+            });
+        }
+        let d = out.last_mut().expect("pushed above");
+        match kind {
+            b'n' => d.completed = n,
+            b's' => d.score_sum = n as f64 / 100.0,
+            _ => {}
+        }
+    }
+    out
+}
+
 /// Days since the Unix epoch (UTC) of a time in ms.
 pub fn day_of(ms: i64) -> u32 {
     ms.div_euclid(86_400_000).clamp(0, i64::from(u32::MAX)) as u32

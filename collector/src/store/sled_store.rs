@@ -901,29 +901,15 @@ impl Store for SledStore {
 
     fn daily_scores(&self, from_day: u32, days: u32) -> Result<Vec<DayScores>> {
         let end = from_day.saturating_add(days);
-        let mut out: Vec<DayScores> = Vec::new();
-        for kv in self
+        let counters = self
             .scans
             .range(ix::day_key(from_day, 0)..ix::day_key(end, 0))
-        {
-            let (k, v) = kv.map_err(backend)?;
-            let Some((day, kind)) = ix::parse_day_key(&k) else {
-                continue;
-            };
-            if out.last().is_none_or(|d| d.day != day) {
-                out.push(DayScores {
-                    day,
-                    ..Default::default()
-                });
-            }
-            let d = out.last_mut().expect("pushed above");
-            match kind {
-                b'n' => d.completed = ix::decode_count(&v),
-                b's' => d.score_sum = ix::decode_count(&v) as f64 / 100.0,
-                _ => {}
-            }
-        }
-        Ok(out)
+            .map(|kv| {
+                let (k, v) = kv.map_err(backend)?;
+                Ok((k.to_vec(), ix::decode_count(&v)))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ix::day_scores(counters))
     }
 
     fn put_results(&self, scan_id: &str, results: &[ResultRecord]) -> Result<()> {

@@ -214,27 +214,10 @@ pub(super) fn daily_scores(st: &PgStore, from_day: u32, days: u32) -> Result<Vec
             )
             .await
             .map_err(pg)?;
-        let mut out: Vec<DayScores> = Vec::new();
-        for r in rows {
-            let k: Vec<u8> = r.get(0);
+        Ok(ix::day_scores(rows.iter().map(|r| {
             let n: i64 = r.get(1);
-            let Some((day, kind)) = ix::parse_day_key(&k) else {
-                continue;
-            };
-            if out.last().is_none_or(|d| d.day != day) {
-                out.push(DayScores {
-                    day,
-                    ..Default::default()
-                });
-            }
-            let d = out.last_mut().expect("pushed above");
-            match kind {
-                b'n' => d.completed = n.max(0) as u64,
-                b's' => d.score_sum = n.max(0) as f64 / 100.0,
-                _ => {}
-            }
-        }
-        Ok(out)
+            (r.get::<_, Vec<u8>>(0), n.max(0) as u64)
+        })))
     })
 }
 
