@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+pub mod balancer;
 pub mod cluster;
 pub mod console_http;
 pub mod imds;

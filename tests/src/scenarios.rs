@@ -219,13 +219,24 @@ pub fn killed_mid_stream(config: Option<&str>) {
     let token = c.enrollment_token("web", 1, 3600);
     let mut a = Agent::new(&t.path().join("agent"));
     assert!(a.enroll(&c.url(), &token, &c.fingerprint, &root, &[]).0);
+    let scan_id = slow_stream_started(&mut a, &c);
+    let (ports, admin) = (c.ports(), c.admin.clone());
+    c.kill9();
+    drop(c);
+    let c = Collector::start_with(&data, Some(ports), Some(&admin), config);
+    every_rule_once(&c, &scan_id, &root, &a);
+}
+
+/// Runs `agent` sending its results three at a time, slowly, and returns the ID of
+/// its first scan once `c` has stored some of its results.
+pub fn slow_stream_started(a: &mut Agent, c: &Collector) -> String {
     let cfg = fs::read_to_string(a.config())
         .unwrap()
         .replace("batch_size = 500", "batch_size = 3");
     fs::write(a.config(), cfg).unwrap();
     a.run(&[("RAMPART_AGENT_BATCH_DELAY_MS", "120")]);
     let id = a.agent_id();
-    let scan_id = wait_for("results arriving", 60, || {
+    wait_for("results arriving", 60, || {
         let s = c
             .scans_of(&id)
             .into_iter()
@@ -235,12 +246,14 @@ pub fn killed_mid_stream(config: Option<&str>) {
             .as_array()?
             .len();
         (n > 0).then_some(sid)
-    });
-    let (ports, admin) = (c.ports(), c.admin.clone());
-    c.kill9();
-    drop(c);
-    let c = Collector::start_with(&data, Some(ports), Some(&admin), config);
-    let done = wait_for("the scan to complete after the restart", 90, || {
+    })
+}
+
+/// Waits for scan `scan_id` of `a` to complete as `c` sees it, then checks it holds
+/// every rule of the profile exactly once, each with the status the agent finds
+/// locally on `root`.
+pub fn every_rule_once(c: &Collector, scan_id: &str, root: &Path, a: &Agent) {
+    let done = wait_for("the scan to complete after the kill", 90, || {
         let s = c.admin("GET", &format!("/api/v1/scans/{scan_id}"), None);
         (s["scan"]["status"] == "completed").then_some(s)
     });

@@ -189,6 +189,41 @@ fn a_collector_on_postgres_killed_mid_stream_loses_and_duplicates_nothing() {
 }
 
 #[test]
+fn two_collectors_behind_a_balancer_one_killed_mid_stream_lose_and_duplicate_nothing() {
+    use rampart_tests::scenarios::{every_rule_once, fixture_root, slow_stream_started};
+    let pg = Postgres::start();
+    pg.create_database("rampart");
+    let config = pg.collector_config("rampart");
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    fixture_root(&root, false);
+    let (mut a, b) = rampart_tests::pg::two_collectors(t.path(), &config);
+    // The agents' port behind a TCP pass-through balancer that prefers A.
+    let lb = rampart_tests::balancer::Balancer::start(&[&a.grpc, &b.grpc]);
+    let token = a.enrollment_token("web", 1, 3600);
+    let mut agent = rampart_tests::cluster::Agent::new(&t.path().join("agent"));
+    let (ok, out) = agent.enroll(&lb.url(), &token, &a.fingerprint, &root, &[]);
+    assert!(ok, "enroll through the balancer: {out}");
+    let scan_id = slow_stream_started(&mut agent, &a);
+    assert_eq!(
+        a.agents()[0]["connected"],
+        true,
+        "the stream went to A first"
+    );
+    // A dies with batches in flight; the agent's reconnection lands on B, which
+    // finishes the scan from what the database holds.
+    a.kill9();
+    every_rule_once(&b, &scan_id, &root, &agent);
+    assert_eq!(
+        pg.psql(
+            "rampart",
+            &format!("SELECT status FROM scans WHERE id = convert_to('{scan_id}', 'UTF8')")
+        ),
+        "2"
+    );
+}
+
+#[test]
 fn the_cli_works_on_the_configured_postgres_store() {
     // `user add`, `token create` and `audit verify` with `--config` change and read
     // the database, not the data directory.
