@@ -143,6 +143,8 @@ pub fn migrate(from: &dyn Store, to: &dyn Store, out: &mut dyn Write) -> anyhow:
         }
         n.audit_entries += 1;
     }
+    // The copied months get their partitions (PostgreSQL).
+    to.maintain(chrono::Utc::now().timestamp_millis())?;
     to.sync()?;
     writeln!(
         out,

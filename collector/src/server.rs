@@ -219,6 +219,9 @@ pub async fn run(
                     return;
                 }
                 if retention {
+                    if let Err(e) = app.store.maintain(now.timestamp_millis()) {
+                        tracing::error!(error = %e, "store upkeep failed");
+                    }
                     if let Err(e) = app.apply_retention(now.timestamp_millis()) {
                         tracing::error!(error = %e, "results retention failed");
                     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use rampart_collector::store::conformance;
 use rampart_collector::store::pg::{PgOptions, PgStore};
-use rampart_collector::store::Store;
+use rampart_collector::store::{codec, ResultRecord, ScanRecord, ScanStatus, Store};
 use rampart_tests::pg::Postgres;
 
 fn options(pg: &Postgres, db: &str) -> PgOptions {
@@ -88,14 +88,14 @@ fn credentials_and_the_schema() {
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
     for s in &stores {
-        assert_eq!(s.schema_version().unwrap(), 2);
+        assert_eq!(s.schema_version().unwrap(), 3);
     }
     assert_eq!(
         pg.psql(
             "rampart",
             "SELECT string_agg(version::text, ',' ORDER BY version) FROM rampart_schema"
         ),
-        "1,2",
+        "1,2,3",
         "each migration once, in order"
     );
     assert!(
@@ -576,4 +576,184 @@ fn scheduled_scans_are_made_once_per_slot_across_collectors() {
         survivor.log().contains("took the background lease"),
         "the survivor took the lease over"
     );
+}
+
+/// 2025-03-10T00:00:00Z and other days, as milliseconds.
+const MAR_2025: i64 = 1_741_564_800_000;
+const MAY_2025: i64 = 1_746_057_600_000;
+const JUN_2025: i64 = 1_748_736_000_000;
+const JAN_2024: i64 = 1_704_067_200_000;
+
+fn month_scan(id: &str, created: i64, status: ScanStatus) -> ScanRecord {
+    let mut s = ScanRecord::pending(id.into(), "ag-1", None, "manual", "level1-server", 1);
+    s.created_at_ms = created;
+    s.status = status;
+    s
+}
+
+fn one_result(rule: &str) -> Vec<ResultRecord> {
+    vec![ResultRecord {
+        rule_id: rule.into(),
+        status: "pass".into(),
+        evidence: vec![format!("{rule} found")],
+    }]
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[test]
+fn scans_and_results_are_kept_by_month() {
+    let pg = Postgres::start();
+    pg.create_database("rampart");
+    // A database a collector of schema 2 left: its tables, by its own SQL, holding
+    // scans of two months and one whose ID no collector made.
+    let schema = |n: u32| {
+        std::fs::read_to_string(
+            rampart_tests::workspace().join(format!("collector/src/store/pg/schema_{n}.sql")),
+        )
+        .unwrap()
+    };
+    pg.psql("rampart", &schema(1));
+    pg.psql("rampart", &schema(2));
+    pg.psql(
+        "rampart",
+        "CREATE TABLE rampart_schema (version integer PRIMARY KEY,
+         applied_at timestamptz NOT NULL DEFAULT now());
+         INSERT INTO rampart_schema (version) VALUES (1), (2);",
+    );
+    let old = [
+        month_scan("sc-1741564800000-aaaa0001", MAR_2025, ScanStatus::Completed),
+        month_scan("sc-1741564900000-aaaa0002", MAR_2025, ScanStatus::Failed),
+        month_scan("sc-1746057600000-bbbb0001", MAY_2025, ScanStatus::Running),
+        month_scan("sc-1746057700000-bbbb0002", MAY_2025, ScanStatus::Completed),
+        month_scan("legacy-1", MAR_2025, ScanStatus::Completed),
+    ];
+    for s in &old {
+        let doc = hex(&codec::encode(s).unwrap());
+        let chunk = hex(&codec::encode_chunk(&one_result(&s.id)).unwrap());
+        pg.psql(
+            "rampart",
+            &format!(
+                "INSERT INTO scans (id, agent_id, status, blocking, score_key, created_at_ms, doc)
+                 VALUES (convert_to('{id}', 'UTF8'), convert_to('ag-1', 'UTF8'), {status}, false, 0,
+                 {created}, '\\x{doc}');
+                 INSERT INTO result_chunks (scan_id, chunk) VALUES (convert_to('{id}', 'UTF8'),
+                 '\\x{chunk}');",
+                id = s.id,
+                created = s.created_at_ms,
+                status = match s.status {
+                    ScanStatus::Running => 1,
+                    ScanStatus::Completed => 2,
+                    _ => 3,
+                }
+            ),
+        );
+    }
+    // The upgrade: every month gets its partitions, the current and the next month
+    // theirs ahead of time; the odd ID stays in the default.
+    let store = open(&pg, "rampart");
+    assert_eq!(store.schema_version().unwrap(), 3);
+    let parts = |table: &str| {
+        pg.psql(
+            "rampart",
+            &format!(
+                "SELECT string_agg(c.relname::text, ',' ORDER BY c.relname) FROM pg_inherits i
+                 JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = '{table}'::regclass"
+            ),
+        )
+    };
+    let now = rampart_collector::app::now_ms();
+    let this_month = chrono_month(now);
+    let next_month = {
+        let (y, m): (u32, u32) = (
+            this_month[..4].parse().unwrap(),
+            this_month[4..].parse().unwrap(),
+        );
+        if m == 12 {
+            format!("{:04}01", y + 1)
+        } else {
+            format!("{y:04}{:02}", m + 1)
+        }
+    };
+    for table in ["scans", "result_chunks"] {
+        let got = parts(table);
+        for m in ["202503", "202505", &this_month, &next_month] {
+            assert!(got.contains(&format!("{table}_p{m}")), "{table}: {got}");
+        }
+        assert!(got.contains(&format!("{table}_other")), "{got}");
+    }
+    assert_eq!(
+        pg.psql("rampart", "SELECT count(*) FROM scans_p202503"),
+        "2"
+    );
+    assert_eq!(
+        pg.psql("rampart", "SELECT count(*) FROM result_chunks_p202505"),
+        "2"
+    );
+    assert_eq!(
+        pg.psql(
+            "rampart",
+            "SELECT convert_from(id, 'UTF8') FROM scans_other"
+        ),
+        "legacy-1"
+    );
+    for s in &old {
+        assert_eq!(store.scan(&s.id).unwrap().as_ref(), Some(s));
+        assert_eq!(store.results(&s.id).unwrap(), one_result(&s.id), "{}", s.id);
+    }
+
+    // Retention to June 2025: March's results go as one partition, the odd scan's row
+    // by row; May keeps its running scan's results and loses its finished one's.
+    assert_eq!(store.prune_results(JUN_2025).unwrap(), 4);
+    assert_eq!(
+        pg.psql("rampart", "SELECT count(*) FROM result_chunks_p202503"),
+        "0"
+    );
+    for s in &old {
+        let kept = s.status == ScanStatus::Running;
+        assert_eq!(!store.results(&s.id).unwrap().is_empty(), kept, "{}", s.id);
+        assert_eq!(
+            store.scan(&s.id).unwrap().as_ref(),
+            Some(s),
+            "the summary stays"
+        );
+    }
+    assert_eq!(store.prune_results(JUN_2025).unwrap(), 0, "nothing left");
+
+    // A scan of a month without partitions (written by a store moved from sled)
+    // waits in the default until the upkeep gives the month its own.
+    let late = month_scan("sc-1704067200000-cccc0001", JAN_2024, ScanStatus::Completed);
+    store.put_scan(&late).unwrap();
+    store.put_results(&late.id, &one_result("r")).unwrap();
+    assert_eq!(pg.psql("rampart", "SELECT count(*) FROM scans_other"), "2");
+    store.maintain(now).unwrap();
+    assert_eq!(
+        pg.psql("rampart", "SELECT count(*) FROM scans_p202401"),
+        "1"
+    );
+    assert_eq!(
+        pg.psql("rampart", "SELECT count(*) FROM result_chunks_p202401"),
+        "1"
+    );
+    assert_eq!(pg.psql("rampart", "SELECT count(*) FROM scans_other"), "1");
+    assert_eq!(store.results(&late.id).unwrap(), one_result("r"));
+    // The upkeep again makes nothing new.
+    let before = parts("scans");
+    store.maintain(now).unwrap();
+    assert_eq!(parts("scans"), before);
+}
+
+/// `YYYYMM` of a time in milliseconds (UTC), by civil-from-days arithmetic.
+fn chrono_month(ms: i64) -> String {
+    let z = ms.div_euclid(86_400_000) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}{m:02}")
 }

@@ -808,6 +808,13 @@ pub trait Store: Send + Sync + 'static {
     /// deliveries) runs where the lease is held.
     fn lease(&self, name: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool>;
 
+    /// Periodic upkeep of the store's layout, run where the lease is held (and by
+    /// `migrate` once it has copied): PostgreSQL makes its monthly partitions ahead
+    /// of time. Nothing to do for a store without any.
+    fn maintain(&self, _now_ms: i64) -> Result<()> {
+        Ok(())
+    }
+
     /// Tells the other collectors sharing this store about a change (see
     /// [`Event`]); a store that only one collector uses has nobody to tell.
     fn publish(&self, _event: &Event) -> Result<()> {

@@ -25,6 +25,7 @@ use tokio_postgres::Row;
 
 mod audit;
 mod events;
+mod partitions;
 mod records;
 mod scans;
 mod sql;
@@ -44,6 +45,7 @@ use super::{
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("schema_1.sql")),
     (2, include_str!("schema_2.sql")),
+    (3, include_str!("schema_3.sql")),
 ];
 
 /// The NOTIFY channel collectors tell each other about changes on.
@@ -248,6 +250,7 @@ impl PgStore {
             origin: nonce.iter().map(|b| format!("{b:02x}")).collect(),
         };
         store.migrate()?;
+        store.maintain(chrono::Utc::now().timestamp_millis())?;
         Ok(store)
     }
 
@@ -679,6 +682,12 @@ impl Store for PgStore {
 
     fn lease(&self, name: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool> {
         events::lease(self, name, holder, now_ms, ttl_ms)
+    }
+    fn maintain(&self, now_ms: i64) -> Result<()> {
+        for month in partitions::maintain(self, now_ms)? {
+            tracing::info!(database = %self.target, month, "scans partitioned for the month");
+        }
+        Ok(())
     }
 
     fn publish(&self, event: &crate::store::Event) -> Result<()> {

@@ -245,7 +245,10 @@ pub(super) fn results(st: &PgStore, scan_id: &str) -> Result<Vec<ResultRecord>> 
 }
 
 pub(super) fn prune_results(st: &PgStore, before_ms: i64) -> Result<usize> {
-    st.run(move |c| async move {
+    st.run(move |mut c| async move {
+        // Whole months first, then what is left of the month the cut falls in (and of
+        // months that still had a scan running), row by row.
+        let months = super::partitions::prune_months(&mut c, before_ms).await?;
         let n: i64 = c
             .query_one(
                 "WITH gone AS (
@@ -259,7 +262,7 @@ pub(super) fn prune_results(st: &PgStore, before_ms: i64) -> Result<usize> {
             .await
             .map_err(pg)?
             .get(0);
-        Ok(n as usize)
+        Ok(months + n as usize)
     })
 }
 
