@@ -113,6 +113,12 @@ pub struct SeedFlags {
     pub admin_token_file: Option<PathBuf>,
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
+    /// Seed this PostgreSQL database (`postgres://…`) instead of `DATA/db`.
+    #[arg(long)]
+    pub store: Option<String>,
+    /// The database password's file (its first line), with `--store`.
+    #[arg(long)]
+    pub store_password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -176,6 +182,8 @@ pub fn plan(
                 days: s.days.max(1),
                 admin_token_file: s.admin_token_file,
                 threads: s.threads,
+                store: s.store,
+                store_password_file: s.store_password_file,
             }))
         }
         Some(Command::Rest(r)) => {

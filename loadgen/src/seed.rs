@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use rampart_collector::app::complete;
 use rampart_collector::policy::{Counts, Mode, Settings};
+use rampart_collector::store::pg::{PgOptions, PgStore};
 use rampart_collector::store::sled_store::SledStore;
 use rampart_collector::store::{
     AgentRecord, AuditRecord, ResultRecord, ScanRecord, ScanStatus, Store, UserRecord,
@@ -35,6 +36,9 @@ pub struct SeedConfig {
     pub admin_token_file: Option<PathBuf>,
     /// Writer threads for scans.
     pub threads: usize,
+    /// A PostgreSQL database to seed instead of `DIR/db`, and its password's file.
+    pub store: Option<String>,
+    pub store_password_file: Option<PathBuf>,
 }
 
 const PROFILE: &str = "level1-server";
@@ -161,7 +165,16 @@ pub fn run(cfg: &SeedConfig) -> Result<Value> {
         what: format!("create {}", cfg.data.display()),
         source: e,
     })?;
-    let store = SledStore::open(&cfg.data.join("db"))?;
+    let store: Box<dyn Store> = match &cfg.store {
+        Some(url) => Box::new(PgStore::open(&PgOptions {
+            url: url.clone(),
+            password_file: cfg.store_password_file.clone(),
+            ca_file: None,
+            pool_size: cfg.threads.clamp(1, 64) + 2,
+        })?),
+        None => Box::new(SledStore::open(&cfg.data.join("db"))?),
+    };
+    let store = store.as_ref();
     let now = now_ms();
     let since = now - i64::from(cfg.days) * 86_400_000;
     if let Some(path) = &cfg.admin_token_file {
@@ -195,7 +208,7 @@ pub fn run(cfg: &SeedConfig) -> Result<Value> {
     let errors: std::sync::Mutex<Vec<Error>> = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|sc| {
         for t in 0..threads {
-            let (store, written, errors) = (&store, &written, &errors);
+            let (written, errors) = (&written, &errors);
             sc.spawn(move || {
                 let mut rng = Rng::new(1_000_003 + t as u64);
                 let mut agent = t;
@@ -231,7 +244,7 @@ pub fn run(cfg: &SeedConfig) -> Result<Value> {
             });
         }
         // The audit log in time order: every enrollment, then every scan's creation.
-        let (store, audit, errors) = (&store, &audit, &errors);
+        let (audit, errors) = (&audit, &errors);
         sc.spawn(move || {
             let r = (|| -> Result<()> {
                 for i in 0..cfg.agents {
@@ -345,6 +358,8 @@ mod tests {
             days: 120,
             admin_token_file: None,
             threads: 2,
+            store: None,
+            store_password_file: None,
         }
     }
 

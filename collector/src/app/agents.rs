@@ -44,6 +44,23 @@ impl App {
             .ok_or_else(|| AppError::NotFound(format!("agent {id}")))
     }
 
+    /// The agents of `scans`, read at once, by ID (a scan of an agent no longer
+    /// stored has none).
+    pub fn agents_of_scans(
+        &self,
+        scans: &[crate::store::ScanRecord],
+    ) -> Result<std::collections::HashMap<String, AgentRecord>> {
+        let mut ids: Vec<String> = scans.iter().map(|s| s.agent_id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        Ok(self
+            .store
+            .agents_by_id(&ids)?
+            .into_iter()
+            .map(|a| (a.id.clone(), a))
+            .collect())
+    }
+
     /// Up to `limit` agents in ID order after `after`.
     pub fn agent_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<AgentRecord>> {
         Ok(self.store.agent_page(after, limit)?)

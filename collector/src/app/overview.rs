@@ -76,19 +76,14 @@ impl App {
                 RECENT_SCANS,
             )?
             .scans;
-        let mut agents: std::collections::HashMap<String, Option<AgentRecord>> = Default::default();
-        let mut out = Vec::with_capacity(recent.len());
-        for s in recent {
-            let a = match agents.get(&s.agent_id) {
-                Some(a) => a.clone(),
-                None => {
-                    let a = self.store.agent(&s.agent_id)?;
-                    agents.insert(s.agent_id.clone(), a.clone());
-                    a
-                }
-            };
-            out.push((s, a));
-        }
+        let agents = self.agents_of_scans(&recent)?;
+        let out: Vec<(ScanRecord, Option<AgentRecord>)> = recent
+            .into_iter()
+            .map(|s| {
+                let a = agents.get(&s.agent_id).cloned();
+                (s, a)
+            })
+            .collect();
         let today = (super::now_ms().div_euclid(86_400_000)).max(0) as u32;
         let trend_from = today.saturating_sub(TREND_DAYS - 1);
         Ok(Overview {

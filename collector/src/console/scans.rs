@@ -312,6 +312,25 @@ impl Filters {
 struct Agents(HashMap<String, Option<AgentRecord>>);
 
 impl Agents {
+    /// Reads the agents of `scans` not read yet, at once.
+    fn load(&mut self, app: &App, scans: &[ScanRecord]) {
+        let missing: Vec<ScanRecord> = scans
+            .iter()
+            .filter(|s| !self.0.contains_key(&s.agent_id))
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        // On an error, each is asked for alone (and fails alone) by `of`.
+        if let Ok(found) = app.agents_of_scans(&missing) {
+            for s in &missing {
+                self.0
+                    .insert(s.agent_id.clone(), found.get(&s.agent_id).cloned());
+            }
+        }
+    }
+
     fn of(&mut self, app: &App, id: &str) -> Option<AgentRecord> {
         self.0
             .entry(id.to_string())
@@ -464,6 +483,7 @@ fn walk(
             });
         }
         let filtered = source.filtered();
+        agents.load(app, &scans);
         for s in &scans {
             examined += 1;
             let a = agents.of(app, &s.agent_id);
@@ -643,6 +663,7 @@ pub async fn list(State(app): State<Arc<App>>, ui: Ui, uri: axum::http::Uri) -> 
             .scan_page(&f.store_filter(), &f.cursor(past), PER_PAGE)
             .map_err(fail)?;
         let mut agents = Agents::default();
+        agents.load(&app, &scans);
         page.rows = scans
             .iter()
             .map(|s| ScanRow::new(s, agents.of(&app, &s.agent_id).as_ref()))

@@ -78,6 +78,11 @@ pub(super) struct SeverityDto {
 
 fn scan_dto(app: &App, s: ScanRecord) -> ScanDto {
     let hostname = app.hostname_of(&s.agent_id);
+    scan_dto_of(s, hostname)
+}
+
+/// A scan with its VM's host name as already read.
+fn scan_dto_of(s: ScanRecord, hostname: Option<String>) -> ScanDto {
     ScanDto {
         hostname,
         failed_by_severity: SeverityDto {
@@ -208,8 +213,16 @@ pub(super) async fn list_scans(
         oldest_first: false,
     };
     let l = app.list_scans(&filter, &cursor, offset, per_page)?;
+    let agents = app.agents_of_scans(&l.scans)?;
     Ok(Json(ScanPage {
-        scans: l.scans.into_iter().map(|s| scan_dto(&app, s)).collect(),
+        scans: l
+            .scans
+            .into_iter()
+            .map(|s| {
+                let host = agents.get(&s.agent_id).map(|a| a.hostname.clone());
+                scan_dto_of(s, host)
+            })
+            .collect(),
         total: l.total,
         page: q.page,
         per_page,

@@ -701,6 +701,16 @@ pub fn check<S: Store>(s: &S, truth: &Truth) {
         );
     }
     assert!(s.agents_by_instance("").unwrap().is_empty());
+    // Agents by ID: those that exist, whatever else is asked (repeats aside).
+    let mut ids: Vec<String> = agents.iter().step_by(2).map(|a| a.id.clone()).collect();
+    ids.extend(["nobody".to_string(), String::new()]);
+    ids.extend(ids.clone());
+    let mut got = s.agents_by_id(&ids).unwrap();
+    got.sort_by(|a, b| a.id.cmp(&b.id));
+    got.dedup();
+    let want: Vec<AgentRecord> = agents.iter().step_by(2).cloned().collect();
+    assert_eq!(got, want);
+    assert!(s.agents_by_id(&[]).unwrap().is_empty());
     assert_eq!(s.agents().unwrap(), agents, "index entries are not agents");
     // Agent pages: from the start, from each agent, past the last, and from an ID
     // that is no agent's; every page size from 1 to past the whole list.

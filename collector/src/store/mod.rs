@@ -653,6 +653,15 @@ pub trait Store: Send + Sync + 'static {
         change: &mut dyn FnMut(&mut AgentRecord),
     ) -> Result<Option<AgentRecord>>;
     fn agent(&self, id: &str) -> Result<Option<AgentRecord>>;
+    /// The agents among `ids` that exist, in any order: one read for a page's
+    /// worth of rows where a backend is a round trip away.
+    fn agents_by_id(&self, ids: &[String]) -> Result<Vec<AgentRecord>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.extend(self.agent(id)?);
+        }
+        Ok(out)
+    }
     fn agents(&self) -> Result<Vec<AgentRecord>>;
     /// Up to `limit` agents in ID order, after the agent `after` (exclusive).
     fn agent_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<AgentRecord>> {

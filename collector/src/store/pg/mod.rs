@@ -399,6 +399,9 @@ impl Store for PgStore {
     fn agent(&self, id: &str) -> Result<Option<AgentRecord>> {
         self.one("SELECT doc FROM agents WHERE id = $1", id.to_string())
     }
+    fn agents_by_id(&self, ids: &[String]) -> Result<Vec<AgentRecord>> {
+        records::agents_by_id(self, ids)
+    }
     fn agents(&self) -> Result<Vec<AgentRecord>> {
         self.all("SELECT doc FROM agents ORDER BY id", "agents")
     }

@@ -97,6 +97,20 @@ pub(super) fn agents_by_instance(st: &PgStore, instance_id: &str) -> Result<Vec<
     })
 }
 
+pub(super) fn agents_by_id(st: &PgStore, ids: &[String]) -> Result<Vec<AgentRecord>> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let keys: Vec<Vec<u8>> = ids.iter().map(|i| i.as_bytes().to_vec()).collect();
+    st.run(move |c| async move {
+        let rows = c
+            .query("SELECT doc FROM agents WHERE id = ANY($1)", &[&keys])
+            .await
+            .map_err(pg)?;
+        docs(&rows, "agents")
+    })
+}
+
 pub(super) fn put_token(st: &PgStore, t: &TokenRecord) -> Result<()> {
     let t = t.clone();
     st.run(move |c| async move {

@@ -283,12 +283,24 @@ pub(super) fn page(
         w.add("id > ?", a.as_bytes().to_vec());
     }
     let dir = if cursor.oldest_first { "ASC" } else { "DESC" };
-    let sql = format!(
-        "SELECT doc FROM scans{} ORDER BY id {dir} LIMIT {} OFFSET {}",
-        w.sql(),
+    let (limit_sql, offset_sql) = (
         limit.saturating_add(1).min(i64::MAX as usize),
-        offset.min(i64::MAX as usize)
+        offset.min(i64::MAX as usize),
     );
+    let sql = if offset == 0 {
+        format!(
+            "SELECT doc FROM scans{} ORDER BY id {dir} LIMIT {limit_sql}",
+            w.sql()
+        )
+    } else {
+        // The rows skipped are found from the indexes alone; only the page's records
+        // are read.
+        format!(
+            "SELECT doc FROM scans WHERE id IN (SELECT id FROM scans{} ORDER BY id {dir}
+             LIMIT {limit_sql} OFFSET {offset_sql}) ORDER BY id {dir}",
+            w.sql()
+        )
+    };
     st.run(move |c| async move {
         let rows = c.query(&sql, &w.refs()).await.map_err(pg)?;
         let mut page: Vec<ScanRecord> = docs(&rows, "scans")?;
