@@ -1,35 +1,38 @@
-# Shared by bench/postgres.sh and bench/postgres-rest.sh (sourced, not run): a
-# throwaway PostgreSQL cluster on a loopback port with a password over TCP, removed on
-# exit, and `start` for a collector. Needs ROOT, DIR, BIN and PGBIN set, and `say`.
+# Shared by bench/postgres.sh and bench/postgres-rest.sh (sourced, not run):
+# `make_cluster`, a throwaway PostgreSQL cluster on a loopback port with a password over
+# TCP, removed on exit; `start`, a collector; `load`, a load generator run. Needs ROOT,
+# DIR, BIN and PGBIN set, and `say`.
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# The database: a throwaway cluster, password over TCP.
-PGDIR=$(mktemp -d /tmp/rampart-bench-pg.XXXXXX)
-chown postgres: "$PGDIR"
-chmod 700 "$PGDIR"
-PGPORT=$(free_port)
-PASSWORD=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
-echo "$PASSWORD" >"$PGDIR/pw"
-chown postgres: "$PGDIR/pw"
-printf '%s\n' "$PASSWORD" >"$DIR/db-password"
-chmod 600 "$DIR/db-password"
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDIR/data" -m immediate stop >/dev/null 2>&1 || true
-    rm -rf "$PGDIR"
-}
-trap cleanup EXIT
-(cd "$PGDIR" && runuser -u postgres -- "$PGBIN/initdb" -D "$PGDIR/data" --username=postgres \
-    --pwfile="$PGDIR/pw" --auth-local=trust --auth-host=scram-sha-256 >/dev/null)
-mkdir -p "$PGDIR/sock" && chown postgres: "$PGDIR/sock"
-(cd "$PGDIR" && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/log" -w \
-    -o "-c listen_addresses=localhost -c port=$PGPORT -c unix_socket_directories=$PGDIR/sock" start >/dev/null)
-psql_() { (cd "$PGDIR" && runuser -u postgres -- "$PGBIN/psql" -XAtq -h "$PGDIR/sock" -p "$PGPORT" -U postgres "$@"); }
-psql_ -c "CREATE DATABASE rampart" >/dev/null
-URL="postgres://postgres@localhost:$PGPORT/rampart"
-cat >"$DIR/pg.toml" <<EOF
+# make_cluster: the database, a throwaway cluster with a password over TCP, removed on
+# exit; sets URL, psql_, PIDS (collectors to kill on exit) and writes DIR/pg.toml.
+make_cluster() {
+    PGDIR=$(mktemp -d /tmp/rampart-bench-pg.XXXXXX)
+    chown postgres: "$PGDIR"
+    chmod 700 "$PGDIR"
+    PGPORT=$(free_port)
+    PASSWORD=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+    echo "$PASSWORD" >"$PGDIR/pw"
+    chown postgres: "$PGDIR/pw"
+    printf '%s\n' "$PASSWORD" >"$DIR/db-password"
+    chmod 600 "$DIR/db-password"
+    PIDS=()
+    cleanup() {
+        for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+        runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDIR/data" -m immediate stop >/dev/null 2>&1 || true
+        rm -rf "$PGDIR"
+    }
+    trap cleanup EXIT
+    (cd "$PGDIR" && runuser -u postgres -- "$PGBIN/initdb" -D "$PGDIR/data" --username=postgres \
+        --pwfile="$PGDIR/pw" --auth-local=trust --auth-host=scram-sha-256 >/dev/null)
+    mkdir -p "$PGDIR/sock" && chown postgres: "$PGDIR/sock"
+    (cd "$PGDIR" && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/log" -w \
+        -o "-c listen_addresses=localhost -c port=$PGPORT -c unix_socket_directories=$PGDIR/sock" start >/dev/null)
+    psql_() { (cd "$PGDIR" && runuser -u postgres -- "$PGBIN/psql" -XAtq -h "$PGDIR/sock" -p "$PGPORT" -U postgres "$@"); }
+    psql_ -c "CREATE DATABASE rampart" >/dev/null
+    URL="postgres://postgres@localhost:$PGPORT/rampart"
+    cat >"$DIR/pg.toml" <<EOF
 store = "$URL"
 store_password_file = "$DIR/db-password"
 max_messages_per_sec = 1000000
@@ -41,7 +44,8 @@ rest_max_connections_per_ip = 100000
 enroll_per_source_per_minute = 1000000
 enroll_per_second = 100000
 EOF
-grep -v '^store' "$DIR/pg.toml" >"$DIR/sled.toml"
+    grep -v '^store' "$DIR/pg.toml" >"$DIR/sled.toml"
+}
 
 # start DATA CONFIG: a collector; prints "PID GRPC REST".
 start() {

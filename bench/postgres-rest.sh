@@ -12,6 +12,9 @@
 #   BENCH_REST_REQUESTS   requests per path [400]
 #   BENCH_REST_CONCURRENCY requests in flight [8]
 #   BENCH_PROFILE, BENCH_BUILD, BENCH_DIR, BENCH_OUT as in bench/postgres.sh
+#   BENCH_STORE           a database seeded before (by this script's seeding command):
+#                         its URL; then BENCH_STORE_PASSWORD_FILE and BENCH_TOKEN_FILE
+#                         (the seeded admin token) too, and no cluster is made
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -41,14 +44,25 @@ mkdir -p "$DIR"
 
 # shellcheck source=bench/pg-cluster.sh
 . "$ROOT/bench/pg-cluster.sh"
-
-say "seeding $SEED_AGENTS agents and $SEED_SCANS scans into PostgreSQL"
-"$BIN/rampart-loadgen" seed --data "$DIR/seeded" --store "$URL" \
-    --store-password-file "$DIR/db-password" --agents "$SEED_AGENTS" --scans "$SEED_SCANS" \
-    --results "$SEED_RESULTS" --threads "$SEED_THREADS" \
-    --admin-token-file "$DIR/seeded.token" >"$DIR/seed.json"
-psql_ -d rampart -c "VACUUM ANALYZE" >/dev/null
-psql_ -d rampart -c "SELECT pg_size_pretty(pg_database_size('rampart'))" >"$DIR/db-size"
+if [ -z "${BENCH_STORE:-}" ]; then
+    make_cluster
+    say "seeding $SEED_AGENTS agents and $SEED_SCANS scans into PostgreSQL"
+    "$BIN/rampart-loadgen" seed --data "$DIR/seeded" --store "$URL" \
+        --store-password-file "$DIR/db-password" --agents "$SEED_AGENTS" --scans "$SEED_SCANS" \
+        --results "$SEED_RESULTS" --threads "$SEED_THREADS" \
+        --admin-token-file "$DIR/seeded.token" >"$DIR/seed.json"
+    psql_ -d rampart -c "VACUUM ANALYZE" >/dev/null
+    psql_ -d rampart -c "SELECT pg_size_pretty(pg_database_size('rampart'))" >"$DIR/db-size"
+else
+    PIDS=()
+    trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+    printf 'store = "%s"\nstore_password_file = "%s"\n' "$BENCH_STORE" "$BENCH_STORE_PASSWORD_FILE" >"$DIR/pg.toml"
+    cp "$BENCH_TOKEN_FILE" "$DIR/seeded.token"
+    seed_json="$(dirname "$BENCH_TOKEN_FILE")/seed.json"
+    if [ -f "$seed_json" ]; then cp "$seed_json" "$DIR/seed.json"; else
+        echo '{"agents": "?", "scans": "?", "audit_entries": "?", "seconds": 0}' >"$DIR/seed.json"; fi
+    echo "?" >"$DIR/db-size"
+fi
 
 read -r pid g r < <(start "$DIR/seeded" "$DIR/pg.toml"); PIDS+=("$pid")
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
@@ -94,7 +108,7 @@ lines = [
     f"## {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {rev}: REST on PostgreSQL (bench/postgres-rest.sh)",
     "",
     f"Seeded through the store: {seed['agents']} agents, {seed['scans']} scans, "
-    f"{seed['audit_entries']} audit entries in {seed['seconds']:.0f} s; database {size}. "
+    f"{seed['audit_entries']} audit entries, seeded in {float(seed['seconds']):.0f} s; database {size}. "
     "The collector, PostgreSQL 15 and the load generator share the same 2 CPUs.",
     "",
     "| path | target p99 ms | p50 ms | p99 ms | |",

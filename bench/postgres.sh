@@ -41,6 +41,7 @@ mkdir -p "$DIR"
 # The database (a throwaway cluster, password over TCP) and `start`.
 # shellcheck source=bench/pg-cluster.sh
 . "$ROOT/bench/pg-cluster.sh"
+make_cluster
 
 say "one collector, built-in store"
 read -r pid g r < <(start "$DIR/sled" "$DIR/sled.toml"); PIDS+=("$pid")
