@@ -651,10 +651,14 @@ fn scans_and_results_are_kept_by_month() {
             ),
         );
     }
-    // The upgrade: every month gets its partitions, the current and the next month
-    // theirs ahead of time; the odd ID stays in the default.
+    // The upgrade: the rows wait in the defaults, the current and the next month get
+    // their partitions at once; then the upkeep gives every month its own, and the
+    // odd ID stays in the default.
     let store = open(&pg, "rampart");
     assert_eq!(store.schema_version().unwrap(), 3);
+    assert_eq!(pg.psql("rampart", "SELECT count(*) FROM scans_other"), "5");
+    let now = rampart_collector::app::now_ms();
+    store.maintain(now).unwrap();
     let parts = |table: &str| {
         pg.psql(
             "rampart",
@@ -664,7 +668,6 @@ fn scans_and_results_are_kept_by_month() {
             ),
         )
     };
-    let now = rampart_collector::app::now_ms();
     let this_month = chrono_month(now);
     let next_month = {
         let (y, m): (u32, u32) = (

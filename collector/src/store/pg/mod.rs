@@ -250,7 +250,9 @@ impl PgStore {
             origin: nonce.iter().map(|b| format!("{b:02x}")).collect(),
         };
         store.migrate()?;
-        store.maintain(chrono::Utc::now().timestamp_millis())?;
+        for month in partitions::ahead(&store, chrono::Utc::now().timestamp_millis())? {
+            tracing::info!(database = %store.target, month, "scans partitioned for the month");
+        }
         Ok(store)
     }
 

@@ -3,7 +3,8 @@
 //! both `scans` and `result_chunks` are range-partitioned on it: `scans_p202612`,
 //! `result_chunks_p202612`. Rows of a month without a partition (a store moved from
 //! sled, or one upgraded from schema 2) wait in the DEFAULT partitions until
-//! [`maintain`] moves them into one; it also keeps the current and the next month
+//! [`maintain`] (the lease holder's upkeep, in the background) moves them into one;
+//! [`ahead`] (at every start) and [`maintain`] keep the current and the next month
 //! ready, so that new scans never land in the default. Retention empties a whole
 //! month of results at once ([`prune_months`]): the space comes back at once, with no
 //! row-by-row delete and no vacuum debt.
@@ -180,23 +181,36 @@ async fn waiting_months(c: &Object) -> Result<Vec<Month>> {
     Ok(months)
 }
 
-/// Gives every month with rows in the defaults its partitions, and makes the current
-/// and the next month's ahead of time. Returns the months made.
+/// Makes the current and the next month's partitions unless they exist: cheap, run
+/// at every start, so that new scans never land in the defaults.
+pub(super) fn ahead(st: &PgStore, now_ms: i64) -> Result<Vec<String>> {
+    st.run(move |mut c| async move { ensure(&mut c, this_and_next(now_ms)).await })
+}
+
+/// Gives every month with rows in the defaults its partitions (moving the rows), and
+/// makes the current and the next month's ahead of time. Returns the months made.
 pub(super) fn maintain(st: &PgStore, now_ms: i64) -> Result<Vec<String>> {
     st.run(move |mut c| async move {
         let mut months = waiting_months(&c).await?;
-        if let Some(now) = Month::of(now_ms) {
-            months.extend(now.next());
-            months.push(now);
-        }
-        let mut made = Vec::new();
-        for m in months {
-            if ensure_month(&mut c, &m).await? {
-                made.push(m.name);
-            }
-        }
-        Ok(made)
+        months.extend(this_and_next(now_ms));
+        ensure(&mut c, months).await
     })
+}
+
+fn this_and_next(now_ms: i64) -> Vec<Month> {
+    let now = Month::of(now_ms);
+    let next = now.as_ref().and_then(Month::next);
+    now.into_iter().chain(next).collect()
+}
+
+async fn ensure(c: &mut Object, months: Vec<Month>) -> Result<Vec<String>> {
+    let mut made = Vec::new();
+    for m in months {
+        if ensure_month(c, &m).await? {
+            made.push(m.name);
+        }
+    }
+    Ok(made)
 }
 
 /// Empties the results of every month that ended before `before_ms` and holds no
