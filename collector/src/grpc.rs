@@ -325,6 +325,8 @@ async fn run_session(
     };
     let max_rate = app.config.max_messages_per_sec;
     let mut first = true;
+    // When this stream was recorded as this collector's (see App::record_stream).
+    let mut recorded: Option<i64> = None;
     loop {
         tokio::select! {
             m = inbound.message() => {
@@ -366,6 +368,8 @@ async fn run_session(
                                 let _ = out.send(Err(status_of(e))).await;
                                 break;
                             }
+                            let (a, id) = (app.clone(), agent_id.clone());
+                            recorded = tokio::task::spawn_blocking(move || a.record_stream(&id)).await.ok();
                         }
                         for reply in replies {
                             if out.send(Ok(reply)).await.is_err() {
@@ -408,6 +412,9 @@ async fn run_session(
         }
     }
     app.detach(&agent_id, &cmd_tx);
+    if let Some(since) = recorded {
+        let _ = tokio::task::spawn_blocking(move || app.record_stream_end(&agent_id, since)).await;
+    }
 }
 
 #[tonic::async_trait]

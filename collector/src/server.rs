@@ -214,6 +214,10 @@ pub async fn run(
             let retention = ticks.is_multiple_of(RETENTION_EVERY);
             ticks += 1;
             let _ = tokio::task::spawn_blocking(move || {
+                // Every collector says it is alive (its streams count as connected).
+                if let Err(e) = app.store.heartbeat(app.instance(), now.timestamp_millis()) {
+                    tracing::warn!(error = %e, "cannot record this collector's heartbeat");
+                }
                 // Once for every collector sharing the store: where the lease is.
                 if !app.take_lead() {
                     return;

@@ -88,14 +88,14 @@ fn credentials_and_the_schema() {
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
     for s in &stores {
-        assert_eq!(s.schema_version().unwrap(), 3);
+        assert_eq!(s.schema_version().unwrap(), 4);
     }
     assert_eq!(
         pg.psql(
             "rampart",
             "SELECT string_agg(version::text, ',' ORDER BY version) FROM rampart_schema"
         ),
-        "1,2,3",
+        "1,2,3,4",
         "each migration once, in order"
     );
     assert!(
@@ -190,6 +190,7 @@ fn a_collector_on_postgres_killed_mid_stream_loses_and_duplicates_nothing() {
 
 #[test]
 fn two_collectors_behind_a_balancer_one_killed_mid_stream_lose_and_duplicate_nothing() {
+    use rampart_tests::cluster::wait_for;
     use rampart_tests::scenarios::{every_rule_once, fixture_root, slow_stream_started};
     let pg = Postgres::start();
     pg.create_database("rampart");
@@ -210,10 +211,29 @@ fn two_collectors_behind_a_balancer_one_killed_mid_stream_lose_and_duplicate_not
         true,
         "the stream went to A first"
     );
-    // A dies with batches in flight; the agent's reconnection lands on B, which
-    // finishes the scan from what the database holds.
+    wait_for("B to see the agent connected through A", 10, || {
+        (b.agents()[0]["connected"] == true).then_some(())
+    });
+    // A dies with batches in flight (the agent held still, so that it cannot come
+    // back at once): B stops counting A's stream once A's heartbeat is old.
+    let pid = agent.child.as_ref().unwrap().id().to_string();
+    let signal = |s: &str| {
+        let st = std::process::Command::new("kill")
+            .args([s, &pid])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    signal("-STOP");
     a.kill9();
+    wait_for("B to stop counting the dead collector's stream", 40, || {
+        (b.agents()[0]["connected"] == false).then_some(())
+    });
+    // Let go, the agent's reconnection lands on B, which finishes the scan from what
+    // the database holds.
+    signal("-CONT");
     every_rule_once(&b, &scan_id, &root, &agent);
+    assert_eq!(b.agents()[0]["connected"], true);
     assert_eq!(
         pg.psql(
             "rampart",
@@ -308,6 +328,10 @@ fn two_collectors_on_one_database_work_as_one() {
     let id = agent.agent_id();
     let first = a.completed_scan(&id, 90);
     assert_eq!(first["trigger"], "provision", "seen through A: {first}");
+    // A says the agent is connected, though its stream is on B.
+    wait_for("A to see the agent connected through B", 10, || {
+        (a.agents()[0]["connected"] == true).then_some(())
+    });
 
     // A's console finds the VM that enrolled through B by its host name.
     let host = a.agents()[0]["hostname"].as_str().unwrap().to_string();
@@ -360,6 +384,7 @@ fn two_collectors_on_one_database_work_as_one() {
         false,
         "the agent did not get back in"
     );
+    assert_eq!(a.agents()[0]["connected"], false, "nor does A count it");
 
     // One of them holds the background lease; killed, the other takes it over.
     let holder = || pg.psql("rampart", "SELECT convert_from(holder, 'UTF8') FROM leases");
@@ -655,7 +680,7 @@ fn scans_and_results_are_kept_by_month() {
     // their partitions at once; then the upkeep gives every month its own, and the
     // odd ID stays in the default.
     let store = open(&pg, "rampart");
-    assert_eq!(store.schema_version().unwrap(), 3);
+    assert_eq!(store.schema_version().unwrap(), 4);
     assert_eq!(pg.psql("rampart", "SELECT count(*) FROM scans_other"), "5");
     let now = rampart_collector::app::now_ms();
     store.maintain(now).unwrap();

@@ -14,6 +14,9 @@ use crate::store::{Event, ScanStatus};
 /// within this.
 const LEASE: &str = "background";
 pub const LEASE_MS: i64 = 30_000;
+/// How long a collector's heartbeat (every background tick, 5 s) keeps the streams
+/// it holds counted as connected by the others: three ticks.
+pub const ALIVE_MS: i64 = 15_000;
 
 impl App {
     /// This collector among those sharing the store (a random name per process).

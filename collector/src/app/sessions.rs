@@ -55,6 +55,42 @@ impl App {
         }
     }
 
+    /// Tells the store that this collector holds the agent's stream, for the other
+    /// collectors sharing it; returns when, which [`App::record_stream_end`] takes.
+    /// Blocking.
+    pub fn record_stream(&self, agent_id: &str) -> i64 {
+        let since = now_ms();
+        if let Err(e) = self.store.stream_opened(agent_id, &self.instance, since) {
+            tracing::warn!(%agent_id, error = %e, "cannot record where the agent's stream is");
+        }
+        since
+    }
+
+    /// Tells the store that the stream recorded at `since` has ended. Blocking.
+    pub fn record_stream_end(&self, agent_id: &str, since: i64) {
+        if let Err(e) = self.store.stream_closed(agent_id, &self.instance, since) {
+            tracing::warn!(%agent_id, error = %e, "cannot record that the agent's stream ended");
+        }
+    }
+
+    /// Those of `ids` connected here or to another live collector sharing the
+    /// store. Blocking.
+    pub fn connected_among(&self, ids: &[String]) -> std::collections::HashSet<String> {
+        let mut on: std::collections::HashSet<String> = {
+            let s = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+            ids.iter().filter(|i| s.contains_key(*i)).cloned().collect()
+        };
+        let alive_since = now_ms() - super::cluster::ALIVE_MS;
+        match self
+            .store
+            .streams_elsewhere(ids, &self.instance, alive_since)
+        {
+            Ok(more) => on.extend(more),
+            Err(e) => tracing::warn!(error = %e, "cannot read which agents other collectors hold"),
+        }
+        on
+    }
+
     /// Queues a command for a connected agent. When its queue is full the command
     /// is not lost: scans are in the store, and the stream re-reads them.
     pub(super) fn send(&self, agent_id: &str, cmd: Command) -> bool {

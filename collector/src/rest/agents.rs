@@ -106,12 +106,14 @@ pub(super) async fn list_agents(
         agents.truncate(per_page);
         agents.last().map(|a| a.id.clone())
     });
+    let ids: Vec<String> = agents.iter().map(|a| a.id.clone()).collect();
+    let on = app.connected_among(&ids);
     Ok(Json(AgentPage {
         agents: agents
             .into_iter()
             .map(|a| {
-                let on = app.is_connected(&a.id);
-                agent_dto(a, on)
+                let connected = on.contains(&a.id);
+                agent_dto(a, connected)
             })
             .collect(),
         per_page,

@@ -817,6 +817,31 @@ pub trait Store: Send + Sync + 'static {
     /// deliveries) runs where the lease is held.
     fn lease(&self, name: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool>;
 
+    /// Records that collector `instance` holds agent `agent_id`'s stream (where
+    /// several collectors share the store; nothing to record for one).
+    fn stream_opened(&self, _agent_id: &str, _instance: &str, _now_ms: i64) -> Result<()> {
+        Ok(())
+    }
+    /// Records that the stream `instance` opened at `since_ms` has ended (unless a
+    /// newer one has been recorded since).
+    fn stream_closed(&self, _agent_id: &str, _instance: &str, _since_ms: i64) -> Result<()> {
+        Ok(())
+    }
+    /// Collector `instance` is alive at `now_ms`.
+    fn heartbeat(&self, _instance: &str, _now_ms: i64) -> Result<()> {
+        Ok(())
+    }
+    /// Those of `ids` whose stream another collector than `instance` holds, one
+    /// whose heartbeat is no older than `alive_since_ms`.
+    fn streams_elsewhere(
+        &self,
+        _ids: &[String],
+        _instance: &str,
+        _alive_since_ms: i64,
+    ) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
     /// Periodic upkeep of the store's layout, run where the lease is held (and by
     /// `migrate` once it has copied): PostgreSQL makes its monthly partitions ahead
     /// of time. Nothing to do for a store without any.

@@ -26,6 +26,7 @@ use tokio_postgres::Row;
 mod audit;
 mod events;
 mod partitions;
+mod presence;
 mod records;
 mod scans;
 mod sql;
@@ -46,6 +47,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("schema_1.sql")),
     (2, include_str!("schema_2.sql")),
     (3, include_str!("schema_3.sql")),
+    (4, include_str!("schema_4.sql")),
 ];
 
 /// The NOTIFY channel collectors tell each other about changes on.
@@ -687,6 +689,23 @@ impl Store for PgStore {
 
     fn lease(&self, name: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool> {
         events::lease(self, name, holder, now_ms, ttl_ms)
+    }
+    fn stream_opened(&self, agent_id: &str, instance: &str, now_ms: i64) -> Result<()> {
+        presence::stream_opened(self, agent_id, instance, now_ms)
+    }
+    fn stream_closed(&self, agent_id: &str, instance: &str, since_ms: i64) -> Result<()> {
+        presence::stream_closed(self, agent_id, instance, since_ms)
+    }
+    fn heartbeat(&self, instance: &str, now_ms: i64) -> Result<()> {
+        presence::heartbeat(self, instance, now_ms)
+    }
+    fn streams_elsewhere(
+        &self,
+        ids: &[String],
+        instance: &str,
+        alive_since_ms: i64,
+    ) -> Result<Vec<String>> {
+        presence::streams_elsewhere(self, ids, instance, alive_since_ms)
     }
     fn maintain(&self, now_ms: i64) -> Result<()> {
         for month in partitions::maintain(self, now_ms)? {
