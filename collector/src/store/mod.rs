@@ -1,17 +1,20 @@
-//! Storage behind one trait. sled (embedded, on disk) is the default backend; a
-//! server database can implement [`Store`] for fleets that outgrow one collector.
-//! Every backend must pass [`conformance::run`].
+//! Storage behind one trait. sled (embedded, on disk) is the default backend;
+//! PostgreSQL ([`pg`]) serves fleets that outgrow one collector. Every backend must
+//! pass [`conformance::run`]; [`brute_force`] is the oracle it compares with.
 //!
 //! Records here are the on-disk format: they derive `Serialize` on purpose.
 
 pub mod audit_chain;
+pub mod brute_force;
 pub mod codec;
 pub mod conformance;
+mod event;
 pub mod pg;
 pub mod result_log;
 pub mod sled_index;
 pub mod sled_store;
 
+pub use event::Event;
 use serde::{Deserialize, Serialize};
 
 /// Why the store failed.
@@ -317,177 +320,6 @@ pub struct AuditList {
     pub next: Option<u64>,
 }
 
-/// Answers computed from every record: what a backend without indexes does, and the
-/// oracle the conformance suite compares indexed answers with.
-pub mod brute_force {
-    use std::collections::HashMap;
-
-    use super::*;
-
-    /// `all` in any order.
-    pub fn scan_list(
-        all: &[ScanRecord],
-        filter: &ScanFilter,
-        cursor: &ScanCursor,
-        offset: usize,
-        limit: usize,
-    ) -> ScanList {
-        let mut m: Vec<&ScanRecord> = all.iter().filter(|s| filter.matches(s)).collect();
-        m.sort_by(|a, b| b.id.cmp(&a.id));
-        if cursor.oldest_first {
-            m.reverse();
-        }
-        let total = m.len();
-        let mut page: Vec<ScanRecord> = m
-            .into_iter()
-            .filter(|s| cursor.before.as_ref().is_none_or(|b| &s.id < b))
-            .filter(|s| cursor.after.as_ref().is_none_or(|a| &s.id > a))
-            .skip(offset)
-            .take(limit.saturating_add(1))
-            .cloned()
-            .collect();
-        let next = (page.len() > limit).then(|| {
-            page.truncate(limit);
-            page.last().map(|s| s.id.clone())
-        });
-        ScanList {
-            scans: page,
-            total,
-            next: next.flatten(),
-        }
-    }
-
-    /// Completed scans by score (none counts as 0), then ID, lowest first or highest
-    /// first, strictly past `past` in that order, at most `limit`.
-    pub fn scans_by_score(
-        all: &[ScanRecord],
-        low_first: bool,
-        past: Option<&ScanRecord>,
-        limit: usize,
-    ) -> Vec<ScanRecord> {
-        let key = |s: &ScanRecord| (super::score_key(s), s.id.clone());
-        let mut m: Vec<&ScanRecord> = all
-            .iter()
-            .filter(|s| s.status == ScanStatus::Completed)
-            .filter(|s| {
-                past.is_none_or(|p| {
-                    if low_first {
-                        key(s) > key(p)
-                    } else {
-                        key(s) < key(p)
-                    }
-                })
-            })
-            .collect();
-        m.sort_by_key(|s| key(s));
-        if !low_first {
-            m.reverse();
-        }
-        m.into_iter().take(limit).cloned().collect()
-    }
-
-    /// The newest scan of an agent.
-    pub fn latest_scan(all: &[ScanRecord], agent_id: &str) -> Option<ScanRecord> {
-        all.iter()
-            .filter(|s| s.agent_id == agent_id)
-            .max_by(|a, b| a.id.cmp(&b.id))
-            .cloned()
-    }
-
-    pub fn fleet(all: &[ScanRecord], min_score: f64) -> Fleet {
-        let mut newest: Vec<&ScanRecord> = all.iter().collect();
-        newest.sort_by(|a, b| b.id.cmp(&a.id));
-        let mut latest: HashMap<&str, &ScanRecord> = HashMap::new();
-        let mut latest_completed: HashMap<&str, f64> = HashMap::new();
-        let mut f = Fleet::default();
-        for s in newest {
-            latest.entry(s.agent_id.as_str()).or_insert(s);
-            if s.status == ScanStatus::Completed {
-                f.completed_scans += 1;
-                let score = s.score.unwrap_or(0.0);
-                if score >= min_score {
-                    f.completed_meeting += 1;
-                }
-                latest_completed.entry(s.agent_id.as_str()).or_insert(score);
-            }
-        }
-        f.vms_scanned = latest_completed.len();
-        f.latest_score_sum = latest_completed.values().sum();
-        f.vms_blocked = latest.values().filter(|s| s.is_blocking()).count();
-        f
-    }
-
-    /// `all` in any order.
-    pub fn daily_scores(all: &[ScanRecord], from_day: u32, days: u32) -> Vec<DayScores> {
-        let mut by_day: std::collections::BTreeMap<u32, (u64, i64)> = Default::default();
-        for s in all.iter().filter(|s| s.status == ScanStatus::Completed) {
-            let day = (s.created_at_ms.div_euclid(86_400_000)).clamp(0, i64::from(u32::MAX)) as u32;
-            if day >= from_day && day < from_day.saturating_add(days) {
-                let e = by_day.entry(day).or_default();
-                e.0 += 1;
-                e.1 += (s.score.unwrap_or(0.0).clamp(0.0, 100.0) * 100.0).round() as i64;
-            }
-        }
-        by_day
-            .into_iter()
-            .map(|(day, (completed, sum))| DayScores {
-                day,
-                completed,
-                score_sum: sum as f64 / 100.0,
-            })
-            .collect()
-    }
-
-    /// `all` in any order.
-    pub fn audit_list(
-        all: &[AuditRecord],
-        filter: &AuditFilter,
-        before: Option<u64>,
-        offset: usize,
-        limit: usize,
-    ) -> AuditList {
-        let mut m: Vec<&AuditRecord> = all.iter().filter(|e| filter.matches(e)).collect();
-        m.sort_by_key(|e| std::cmp::Reverse(e.seq));
-        let total = m.len();
-        let mut entries: Vec<AuditRecord> = m
-            .into_iter()
-            .filter(|e| before.is_none_or(|b| e.seq < b))
-            .skip(offset)
-            .take(limit.saturating_add(1))
-            .cloned()
-            .collect();
-        let next = (entries.len() > limit).then(|| {
-            entries.truncate(limit);
-            entries.last().map(|e| e.seq)
-        });
-        AuditList {
-            entries,
-            total,
-            next: next.flatten(),
-        }
-    }
-
-    /// Up to `limit` agents in ID order after `after`.
-    pub fn agent_page(
-        mut all: Vec<AgentRecord>,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Vec<AgentRecord> {
-        all.sort_by(|a, b| a.id.cmp(&b.id));
-        all.into_iter()
-            .filter(|a| after.is_none_or(|k| a.id.as_str() > k))
-            .take(limit)
-            .collect()
-    }
-
-    /// Live (not revoked) agents that enrolled with this instance ID.
-    pub fn agents_by_instance(all: Vec<AgentRecord>, instance_id: &str) -> Vec<AgentRecord> {
-        all.into_iter()
-            .filter(|a| !a.revoked && !instance_id.is_empty() && a.instance_id == instance_id)
-            .collect()
-    }
-}
-
 /// A person or pipeline that calls the REST API; only the token's SHA-256 is stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserRecord {
@@ -587,58 +419,6 @@ pub struct AttemptRecord {
     pub state: DeliveryState,
     /// When the next attempt is due, if there is one.
     pub next_attempt_ms: Option<i64>,
-}
-
-/// A change one collector tells the others sharing its store about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// A scan was requested for an agent that may be connected elsewhere.
-    Scan { agent_id: String, scan_id: String },
-    /// An agent enrolled or said hello: its host name and addresses, for searches.
-    Agent { agent_id: String },
-    /// An agent was revoked: its stream ends and its certificate joins the CRL.
-    Revoke { agent_id: String },
-    /// The settings changed: read them again.
-    Settings,
-    /// A certificate was replaced: build the CRL again.
-    Crl,
-    /// A webhook delivery was queued.
-    Webhook,
-    /// Events may have been missed: read everything again.
-    Resync,
-}
-
-impl Event {
-    /// The event as one line of text (a NOTIFY payload).
-    pub fn encode(&self) -> String {
-        match self {
-            Event::Scan { agent_id, scan_id } => format!("scan {agent_id} {scan_id}"),
-            Event::Agent { agent_id } => format!("agent {agent_id}"),
-            Event::Revoke { agent_id } => format!("revoke {agent_id}"),
-            Event::Settings => "settings".into(),
-            Event::Crl => "crl".into(),
-            Event::Webhook => "webhook".into(),
-            Event::Resync => "resync".into(),
-        }
-    }
-    /// The event of a line [`Event::encode`] made; `None` for anything else.
-    pub fn decode(s: &str) -> Option<Event> {
-        let mut w = s.split(' ');
-        let e = match (w.next()?, w.next(), w.next()) {
-            ("scan", Some(a), Some(sc)) => Event::Scan {
-                agent_id: a.into(),
-                scan_id: sc.into(),
-            },
-            ("agent", Some(a), None) => Event::Agent { agent_id: a.into() },
-            ("revoke", Some(a), None) => Event::Revoke { agent_id: a.into() },
-            ("settings", None, None) => Event::Settings,
-            ("crl", None, None) => Event::Crl,
-            ("webhook", None, None) => Event::Webhook,
-            ("resync", None, None) => Event::Resync,
-            _ => return None,
-        };
-        w.next().is_none().then_some(e)
-    }
 }
 
 /// The storage contract. Writes are durable when [`Store::sync`] returns.
@@ -865,42 +645,4 @@ pub trait Store: Send + Sync + 'static {
     /// Concurrent callers may share one flush; none returns before its writes are
     /// durable.
     fn sync(&self) -> Result<()>;
-}
-
-#[cfg(test)]
-mod event_tests {
-    use super::Event;
-
-    #[test]
-    fn events_read_back_as_written_and_nothing_else_reads() {
-        for e in [
-            Event::Scan {
-                agent_id: "ag-1".into(),
-                scan_id: "sc-2".into(),
-            },
-            Event::Agent {
-                agent_id: "ag-1".into(),
-            },
-            Event::Revoke {
-                agent_id: "ag-1".into(),
-            },
-            Event::Settings,
-            Event::Crl,
-            Event::Webhook,
-            Event::Resync,
-        ] {
-            assert_eq!(Event::decode(&e.encode()), Some(e));
-        }
-        for junk in [
-            "",
-            "scan",
-            "scan ag-1",
-            "scan ag-1 sc-2 more",
-            "revoke",
-            "settings now",
-            "drop table",
-        ] {
-            assert_eq!(Event::decode(junk), None, "{junk:?}");
-        }
-    }
 }
