@@ -36,6 +36,30 @@ pub enum Command {
     Run(RunArgs),
     /// Print the coverage document (docs/COVERAGE.md) of the compiled-in content.
     Coverage,
+    /// Debug: print as JSON what a check family reads from a root, through the
+    /// readers the checks use.
+    #[command(subcommand)]
+    Facts(FactsCommand),
+}
+
+/// The families `facts` can print.
+#[derive(Debug, Subcommand)]
+pub enum FactsCommand {
+    /// The sysctl files systemd-sysctl reads at boot and the persisted value of keys.
+    Sysctl {
+        /// Root of the system to read (`/` is the live host).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// A kernel parameter to give the persisted value of (repeatable).
+        #[arg(long = "key")]
+        keys: Vec<String>,
+    },
+    /// sshd's effective configuration, host keys and private key files.
+    Sshd {
+        /// Root of the system to read (`/` is the live host).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -208,10 +232,27 @@ pub fn run(cli: Cli) -> Result<i32, AgentError> {
             emit(None, &report::coverage_markdown(content::benchmarks()?))?;
             Ok(exit::OK)
         }
+        Command::Facts(f) => {
+            let json = match f {
+                FactsCommand::Sysctl { root, keys } => {
+                    to_json(&crate::inspect::sysctl(&root, &keys)?)
+                }
+                FactsCommand::Sshd { root } => to_json(&crate::inspect::sshd(&root)?),
+            };
+            emit(None, &json)?;
+            Ok(exit::OK)
+        }
         Command::Run(a) => {
             daemon_runtime(async move { crate::daemon::session::run(&a.config).await })
         }
     }
+}
+
+fn to_json(v: &impl serde::Serialize) -> String {
+    let mut s =
+        serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    s.push('\n');
+    s
 }
 
 fn daemon_runtime(

@@ -37,6 +37,9 @@ pub enum AgentError {
     /// The compiled-in content is invalid (a build defect).
     #[error("benchmark content is invalid: {0}")]
     Content(#[from] ContentError),
+    /// A fact the `facts` command prints could not be read.
+    #[error("{0}")]
+    Facts(#[from] crate::facts::FactError),
     /// Enrollment or the daemon failed.
     #[error("{0}")]
     Daemon(String),

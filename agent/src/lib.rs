@@ -8,5 +8,6 @@ pub mod daemon;
 pub mod engine;
 pub mod error;
 pub mod facts;
+pub mod inspect;
 pub mod model;
 pub mod report;

@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 pub mod balancer;
 pub mod cluster;
 pub mod console_http;
+pub mod differential;
 pub mod imds;
 pub mod pg;
 pub mod scap;

@@ -323,6 +323,12 @@ const IPT_RULES_V6: &str = "/etc/iptables/rules.v6";
 const PERSISTED_NOTE: &str =
     "the ruleset loaded in the kernel was not read (that needs netlink); judged the rules persisted for boot";
 
+/// Whether the system forwards packets after boot, with the evidence: what ufw's
+/// routed policy is judged against (`rampart-agent facts sysctl` prints it).
+pub fn ip_forwarding(facts: &Facts) -> Result<(bool, String), FactError> {
+    ufw::ip_forwarding(facts)
+}
+
 /// Which firewalls are chosen and installed, read once per scan.
 pub fn detection(facts: &Facts) -> Arc<Result<Detection, FactError>> {
     facts.memo("firewall-detection", || {

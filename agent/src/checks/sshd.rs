@@ -18,15 +18,16 @@
 //! offending lines: sshd does not run with it.
 
 pub mod config;
+pub mod keys;
 pub mod keywords;
+
+pub use keywords::{assemble, convtime};
 
 use serde::Deserialize;
 
-use self::config::{fnmatch, glob_in_root, sshd_config, Directive, SshdConfig};
-use crate::checks::file::{describe_meta, parse_mode};
-use crate::facts::accounts::accounts;
+use self::config::{sshd_config, Directive, SshdConfig};
 use crate::facts::packages::packages;
-use crate::facts::{FactError, Facts, FileKind};
+use crate::facts::{FactError, Facts};
 use crate::model::{Outcome, Status};
 
 /// The package whose presence makes these checks applicable.
@@ -67,13 +68,6 @@ const ALL_KEX: &str =
 diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,diffie-hellman-group-exchange-sha1,\
 diffie-hellman-group-exchange-sha256,ecdh-sha2-nistp256,ecdh-sha2-nistp384,ecdh-sha2-nistp521,\
 curve25519-sha256,curve25519-sha256@libssh.org,sntrup761x25519-sha512,sntrup761x25519-sha512@openssh.com";
-
-/// Host keys sshd loads when no `HostKey` is configured.
-const DEFAULT_HOST_KEYS: &[&str] = &[
-    "/etc/ssh/ssh_host_rsa_key",
-    "/etc/ssh/ssh_host_ecdsa_key",
-    "/etc/ssh/ssh_host_ed25519_key",
-];
 
 /// An OpenSSH release whose compiled-in defaults a check assumes.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -282,7 +276,7 @@ impl Check {
             }
             Check::AnySet { keywords } => any_set(cfg, keywords),
             Check::Banner => banner(facts, cfg)?,
-            Check::Files { set, owner, modes } => files(facts, cfg, *set, owner, modes)?,
+            Check::Files { set, owner, modes } => keys::files(facts, cfg, *set, owner, modes)?,
         };
         out.evidence.extend(cfg.notes.iter().cloned());
         Ok(out)
@@ -437,100 +431,6 @@ fn judge_value(
     Ok(String::new())
 }
 
-/// sshd's `convtime`: `90`, `1m30s`, `2h`, `1w`; `None` when invalid or overflowing.
-pub fn convtime(s: &str) -> Option<i64> {
-    if s.is_empty() {
-        return None;
-    }
-    let mut total: i64 = 0;
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        let start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i == start {
-            return None;
-        }
-        let n: i64 = s[start..i].parse().ok()?;
-        let mult = match b.get(i) {
-            None => 1,
-            Some(c) => {
-                i += 1;
-                match c.to_ascii_lowercase() {
-                    b's' => 1,
-                    b'm' => 60,
-                    b'h' => 3600,
-                    b'd' => 86400,
-                    b'w' => 604800,
-                    _ => return None,
-                }
-            }
-        };
-        total = total.checked_add(n.checked_mul(mult)?)?;
-        if total > i32::MAX as i64 {
-            return None;
-        }
-    }
-    Some(total)
-}
-
-/// sshd's `kex_assemble_names`: `+list` appends to the default, `-list` removes
-/// matching names from it, `^list` puts names first, anything else replaces it;
-/// wildcards expand against every supported algorithm.
-pub fn assemble(value: &str, default: &str, all: &str) -> Result<Vec<String>, String> {
-    let split = |s: &str| -> Vec<String> {
-        s.split(',')
-            .filter(|x| !x.is_empty())
-            .map(String::from)
-            .collect()
-    };
-    let def = split(default);
-    let all = split(all);
-    let cat = |a: Vec<String>, b: Vec<String>| -> Vec<String> {
-        let mut out = a;
-        for x in b {
-            if !out.contains(&x) {
-                out.push(x);
-            }
-        }
-        out
-    };
-    let list = if let Some(rest) = value.strip_prefix('-') {
-        let pats = split(rest);
-        return Ok(def
-            .into_iter()
-            .filter(|d| !pats.iter().any(|p| fnmatch(p, d)))
-            .collect());
-    } else if let Some(rest) = value.strip_prefix('+') {
-        cat(def, split(rest))
-    } else if let Some(rest) = value.strip_prefix('^') {
-        cat(split(rest), def)
-    } else {
-        split(value)
-    };
-    let mut out: Vec<String> = Vec::new();
-    for pat in list {
-        if pat.starts_with('!') {
-            return Err(format!(
-                "negated pattern {pat} is invalid here; sshd refuses to start"
-            ));
-        }
-        for a in &all {
-            if fnmatch(&pat, a) && !out.contains(a) {
-                out.push(a.clone());
-            }
-        }
-    }
-    if out.is_empty() {
-        return Err(format!(
-            "{value} names no supported algorithm; sshd refuses to start"
-        ));
-    }
-    Ok(out)
-}
-
 fn judge_max_startups(
     v: &str,
     begin_max: u32,
@@ -647,113 +547,6 @@ fn banner(facts: &Facts, cfg: &SshdConfig) -> Result<Outcome, FactError> {
                 }
             }
         }
-    }
-    Ok(Outcome::from_findings(failures, found))
-}
-
-fn files(
-    facts: &Facts,
-    cfg: &SshdConfig,
-    set: FileSet,
-    owner: &[String],
-    modes: &[ModeRule],
-) -> Result<Outcome, FactError> {
-    let mut paths: Vec<String> = Vec::new();
-    let push = |p: String, paths: &mut Vec<String>| {
-        if !paths.contains(&p) {
-            paths.push(p);
-        }
-    };
-    match set {
-        FileSet::Config => {
-            for f in &cfg.files {
-                push(f.clone(), &mut paths);
-            }
-            if cfg.main_exists && !cfg.files.iter().any(|f| f == config::MAIN) {
-                push(config::MAIN.to_string(), &mut paths);
-            }
-            for f in glob_in_root(facts, "/etc/ssh/sshd_config.d/*.conf")? {
-                push(f, &mut paths);
-            }
-        }
-        FileSet::PrivateKeys | FileSet::PublicKeys => {
-            let mut keys: Vec<String> = glob_in_root(facts, "/etc/ssh/ssh_host_*_key")?;
-            let configured: Vec<String> = cfg
-                .all_global("HostKey")
-                .iter()
-                .map(|d| d.value().to_string())
-                .collect();
-            if configured.is_empty() {
-                keys.extend(DEFAULT_HOST_KEYS.iter().map(|s| s.to_string()));
-            } else {
-                keys.extend(configured);
-            }
-            for k in keys {
-                let p = if set == FileSet::PublicKeys {
-                    format!("{k}.pub")
-                } else {
-                    k
-                };
-                push(p, &mut paths);
-            }
-        }
-    }
-    let acc = accounts(facts);
-    let acc = acc.as_ref().as_ref().ok();
-    let mut rules = Vec::new();
-    for r in modes {
-        match parse_mode(&r.max_mode) {
-            Ok(m) => rules.push((r.group.clone(), m)),
-            Err(e) => return Ok(Outcome::error(e)),
-        }
-    }
-    let mut failures = Vec::new();
-    let mut found = Vec::new();
-    for p in &paths {
-        let Some(m) = facts.stat(p)? else { continue };
-        if m.kind != FileKind::File {
-            continue;
-        }
-        let desc = describe_meta(&m, acc);
-        let (user, group) = match acc {
-            Some(a) => (a.user_name(m.uid), a.group_name(m.gid)),
-            None => (m.uid.to_string(), m.gid.to_string()),
-        };
-        let mut bad = Vec::new();
-        if !crate::checks::file::id_allowed(owner, m.uid, &user) {
-            bad.push(format!("owner is not {}", owner.join(" or ")));
-        }
-        let group_ok = rules
-            .iter()
-            .find(|(g, _)| crate::checks::file::id_allowed(g, m.gid, &group));
-        match group_ok {
-            None => bad.push(format!(
-                "group is not {}",
-                rules
-                    .iter()
-                    .map(|(g, _)| g.join("/"))
-                    .collect::<Vec<_>>()
-                    .join(" or ")
-            )),
-            Some((_, max)) if m.mode & !max != 0 => bad.push(format!(
-                "mode {:04o} is looser than {:04o} for group {group}",
-                m.mode, max
-            )),
-            _ => {}
-        }
-        if bad.is_empty() {
-            found.push(desc);
-        } else {
-            failures.push(format!("{desc}: {}", bad.join("; ")));
-        }
-    }
-    if failures.is_empty() && found.is_empty() {
-        let what = match set {
-            FileSet::Config => "no sshd configuration file exists",
-            FileSet::PrivateKeys => "no private host key file exists",
-            FileSet::PublicKeys => "no public host key file exists",
-        };
-        return Ok(Outcome::not_applicable(what));
     }
     Ok(Outcome::from_findings(failures, found))
 }

@@ -18,14 +18,16 @@
 //! Ubuntu's apport takes over crash handling when apport.service starts: it pipes
 //! `kernel.core_pattern` to itself and sets `fs.suid_dumpable = 2`.
 
+pub mod apport;
+
 use serde::Deserialize;
 
 use crate::checks::pkg::is_on;
 use crate::facts::kv::{self, parse_ini, read_with_dropins};
 use crate::facts::packages::packages;
 use crate::facts::sysctl::{
-    merge, parse_sysctl, persisted, persisted_value, runtime, unapplied_sysctl_conf, Entry,
-    Persisted,
+    kernel_int, merge, parse_sysctl, persisted, persisted_value, runtime, unapplied_sysctl_conf,
+    Entry, Persisted,
 };
 use crate::facts::units::unit;
 use crate::facts::{strip_comment, FactError, Facts};
@@ -78,19 +80,22 @@ impl Check {
             } => values(facts, keys, allowed, *ufw_sysctl),
             Check::CoreLimit {} => core_limit(facts),
             Check::SystemdCoredump {} => systemd_coredump(facts),
-            Check::ApportDisabled {} => apport_disabled(facts),
-            Check::ApportDumpable {} => apport_dumpable(facts),
+            Check::ApportDisabled {} => apport::apport_disabled(facts),
+            Check::ApportDumpable {} => apport::apport_dumpable(facts),
         };
         r.unwrap_or_else(Outcome::from)
     }
 }
 
+/// Whether a value is allowed: an integer allowed value is compared with what the
+/// kernel takes from the value ([`kernel_int`]: `0x2` and `02` are 2, `+2` and
+/// `2#c` are refused), anything else as text.
 fn value_ok(value: &str, allowed: &[String]) -> bool {
     allowed.iter().any(|a| {
         let a = a.trim();
-        match (a.parse::<i64>(), value.parse::<i64>()) {
-            (Ok(x), Ok(y)) => x == y,
-            _ => a == value,
+        match a.parse::<i64>() {
+            Ok(x) => kernel_int(value) == Some(x),
+            Err(_) => a == value.trim(),
         }
     })
 }
@@ -106,7 +111,7 @@ pub fn ipv6_disabled(facts: &Facts) -> Result<Option<String>, FactError> {
         let keys = ["net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"];
         let persisted_off = keys
             .iter()
-            .all(|k| matches!(persisted_value(entries, k), Persisted::Set { value, .. } if value == "1"));
+            .all(|k| matches!(persisted_value(entries, k), Persisted::Set { value, .. } if kernel_int(&value) == Some(1)));
         if facts.is_live() {
             if let Some(cmd) = facts.read_runtime("/proc/cmdline")? {
                 let last = cmd.split_whitespace().filter_map(|t| t.strip_prefix("ipv6.disable=")).next_back();
@@ -231,6 +236,39 @@ pub fn ufw_sysctl_entries(facts: &Facts) -> Result<Option<(String, Vec<Entry>)>,
     (*r).clone()
 }
 
+/// The value `key` has once boot is done: what ufw's sysctl file sets when ufw is
+/// switched on (ufw applies it after systemd-sysctl), else what the persisted
+/// configuration (`entries`) sets; with a note when ufw's file decides.
+fn after_boot(
+    facts: &Facts,
+    entries: &[Entry],
+    key: &str,
+) -> Result<(Persisted, Option<String>), FactError> {
+    let base = persisted_value(entries, key);
+    let Some((why, ufw_entries)) = ufw_sysctl_entries(facts)? else {
+        return Ok((base, None));
+    };
+    Ok(match persisted_value(&ufw_entries, key) {
+        p @ Persisted::Set { .. } => {
+            let overridden = match &base {
+                Persisted::Set { value, source, .. } => {
+                    format!("; it overrides {source}: {key} = {value}")
+                }
+                Persisted::Unset(_) => String::new(),
+            };
+            (p, Some(format!("{why}{overridden}")))
+        }
+        Persisted::Unset(_) => (base, None),
+    })
+}
+
+/// The value `key` has once boot is done (see [`after_boot`]), for other families.
+pub fn boot_value(facts: &Facts, key: &str) -> Result<(Persisted, Option<String>), FactError> {
+    let entries = persisted(facts);
+    let entries = entries.as_ref().as_ref().map_err(Clone::clone)?;
+    after_boot(facts, entries, key)
+}
+
 fn values(
     facts: &Facts,
     keys: &[String],
@@ -239,11 +277,6 @@ fn values(
 ) -> Result<Outcome, FactError> {
     let entries = persisted(facts);
     let entries = entries.as_ref().as_ref().map_err(Clone::clone)?;
-    let ufw = if ufw_sysctl {
-        ufw_sysctl_entries(facts)?
-    } else {
-        None
-    };
     let want = allowed.join(" or ");
     let mut parts = Vec::new();
     for key in keys {
@@ -270,21 +303,10 @@ fn values(
             }
         }
         let unapplied = unapplied_sysctl_conf(facts, key)?;
-        let base = persisted_value(entries, key);
-        let (effective, note) = match &ufw {
-            Some((why, ufw_entries)) => match persisted_value(ufw_entries, key) {
-                p @ Persisted::Set { .. } => {
-                    let overridden = match &base {
-                        Persisted::Set { value, source, .. } => {
-                            format!("; it overrides {source}: {key} = {value}")
-                        }
-                        Persisted::Unset(_) => String::new(),
-                    };
-                    (p, Some(format!("{why}{overridden}")))
-                }
-                Persisted::Unset(_) => (base, None),
-            },
-            None => (base, None),
+        let (effective, note) = if ufw_sysctl {
+            after_boot(facts, entries, key)?
+        } else {
+            (persisted_value(entries, key), None)
         };
         match effective {
             Persisted::Set {
@@ -297,7 +319,16 @@ fn values(
                     found.push(format!("{source}: {key} = {value}{via}"));
                     found.extend(unapplied);
                 } else {
-                    failures.push(format!("{source}: {key} = {value}{via}, expected {want}"));
+                    let refused = if kernel_int(&value).is_none()
+                        && allowed.iter().any(|a| a.trim().parse::<i64>().is_ok())
+                    {
+                        " (the kernel refuses this value at boot, so the parameter keeps its default)"
+                    } else {
+                        ""
+                    };
+                    failures.push(format!(
+                        "{source}: {key} = {value}{via}, expected {want}{refused}"
+                    ));
                     failures.extend(unapplied);
                 }
                 found.extend(note);
@@ -445,188 +476,6 @@ fn systemd_coredump(facts: &Facts) -> Result<Outcome, FactError> {
     Ok(Outcome::from_findings(failures, found))
 }
 
-// ---------------------------------------------------------------------------------
-// apport
-
-const APPORT_DEFAULTS: &str = "/etc/default/apport";
-const APPORT_INIT: &str = "/etc/init.d/apport";
-
-/// What is known about apport on the root.
-#[derive(Debug, Clone)]
-pub struct Apport {
-    pub installed: bool,
-    pub package: String,
-    /// The effective `enabled=` of /etc/default/apport is 0.
-    pub switched_off: bool,
-    pub setting: String,
-    /// apport.service starts at boot (native unit enabled, or rc links of the init
-    /// script), and is not masked.
-    pub service_enabled: bool,
-    /// Live: the service has run in this boot.
-    pub service_active: Option<bool>,
-    /// The service runs /etc/init.d/apport, which honours `enabled=0`.
-    pub honours_setting: bool,
-    pub service: Vec<String>,
-    /// Live: kernel.core_pattern, when it pipes crashes to apport.
-    pub core_pattern: Option<String>,
-}
-
-/// The last `enabled=` of /etc/default/apport as the init script sources it.
-fn apport_setting(facts: &Facts) -> Result<(bool, String), FactError> {
-    let Some(text) = facts.read(APPORT_DEFAULTS)? else {
-        return Ok((
-            false,
-            format!("{APPORT_DEFAULTS} does not exist: apport treats that as enabled"),
-        ));
-    };
-    let settings = kv::parse(&text, APPORT_DEFAULTS, kv::Separator::Equals);
-    Ok(match kv::last(&settings, "enabled", false) {
-        Some(s) => (s.value.trim() == "0", s.describe()),
-        None => (
-            false,
-            format!("{APPORT_DEFAULTS} has no enabled= line: apport's default is enabled"),
-        ),
-    })
-}
-
-/// Reads apport's package, setting, service and (live) crash handler.
-pub fn apport(facts: &Facts) -> Result<Apport, FactError> {
-    let pk = packages(facts);
-    let pk = pk.as_ref().as_ref().map_err(Clone::clone)?;
-    let (switched_off, setting) = apport_setting(facts)?;
-    let u = unit(facts, "apport.service");
-    let u = u.as_ref().as_ref().map_err(Clone::clone)?;
-    let mut service = Vec::new();
-    let native = u.path.is_some() && !u.masked;
-    let (service_enabled, honours_setting) = if u.masked {
-        service.push(u.describe());
-        (false, true)
-    } else if native {
-        let path = u.path.clone().unwrap_or_default();
-        let text = facts.read(&path)?.unwrap_or_default();
-        let runs_init = text
-            .lines()
-            .any(|l| l.trim_start().starts_with("ExecStart") && l.contains(APPORT_INIT));
-        service.push(u.describe());
-        (u.enabled(), runs_init)
-    } else if facts.stat(APPORT_INIT)?.is_some() {
-        // No unit file: systemd generates apport.service from the init script and
-        // starts it when an rc link S??apport exists.
-        let mut links = Vec::new();
-        for level in ["2", "3", "4", "5"] {
-            let dir = format!("/etc/rc{level}.d");
-            for name in facts.list_dir(&dir)? {
-                let b = name.as_bytes();
-                let is_start = b.len() == 9
-                    && b[0] == b'S'
-                    && b[1].is_ascii_digit()
-                    && b[2].is_ascii_digit()
-                    && &b[3..] == b"apport";
-                if is_start {
-                    links.push(format!("{dir}/{name}"));
-                }
-            }
-        }
-        service.push(if links.is_empty() {
-            format!("{APPORT_INIT} exists with no start links in /etc/rc[2-5].d: apport.service is not enabled")
-        } else {
-            format!(
-                "{APPORT_INIT} is started at boot through {} (apport.service generated from the init script)",
-                links.join(", ")
-            )
-        });
-        (!links.is_empty(), true)
-    } else {
-        service.push(u.describe());
-        (false, true)
-    };
-    let mut core_pattern = None;
-    if facts.is_live() {
-        if let Some(p) = facts.read_runtime("/proc/sys/kernel/core_pattern")? {
-            let p = p.trim().to_string();
-            if p.starts_with('|') && p.contains("apport") {
-                core_pattern = Some(p);
-            }
-        }
-    }
-    Ok(Apport {
-        installed: pk.is_installed("apport"),
-        package: pk.describe("apport"),
-        switched_off,
-        setting,
-        service_enabled,
-        service_active: if u.masked { Some(false) } else { u.active },
-        honours_setting,
-        service,
-        core_pattern,
-    })
-}
-
-fn apport_disabled(facts: &Facts) -> Result<Outcome, FactError> {
-    let a = apport(facts)?;
-    if !a.installed && a.core_pattern.is_none() {
-        return Ok(Outcome::pass(a.package));
-    }
-    let mut failures = Vec::new();
-    let mut found = vec![a.package.clone()];
-    if a.switched_off {
-        found.push(a.setting.clone());
-    } else {
-        failures.push(format!("{}: apport is switched on", a.setting));
-    }
-    let svc = a.service.join("; ");
-    if a.service_enabled {
-        failures.push(format!("{svc}: apport.service starts at boot"));
-    } else if a.service_active == Some(true) {
-        failures.push(format!("{svc}: apport.service is running"));
-    } else {
-        found.push(svc);
-    }
-    match &a.core_pattern {
-        Some(p) => failures.push(format!(
-            "/proc/sys/kernel/core_pattern = {p}: crashes are handed to apport now"
-        )),
-        None if facts.is_live() => {
-            found.push("/proc/sys/kernel/core_pattern does not pipe to apport".into())
-        }
-        None => found.push(
-            "runtime state (apport.service running, kernel.core_pattern) not examined: offline root"
-                .into(),
-        ),
-    }
-    Ok(Outcome::from_findings(failures, found))
-}
-
-fn apport_dumpable(facts: &Facts) -> Result<Outcome, FactError> {
-    let a = apport(facts)?;
-    if !a.installed {
-        return Ok(Outcome::pass(format!(
-            "{}: nothing raises fs.suid_dumpable at start",
-            a.package
-        )));
-    }
-    let svc = a.service.join("; ");
-    if !a.service_enabled {
-        return Ok(Outcome::pass(format!(
-            "{svc}: apport does not start at boot, so it does not set fs.suid_dumpable"
-        )));
-    }
-    if a.honours_setting && a.switched_off {
-        return Ok(Outcome::pass(format!(
-            "{svc}; {}: the init script exits without touching fs.suid_dumpable",
-            a.setting
-        )));
-    }
-    let why = if a.honours_setting {
-        format!("{}, so the init script", a.setting)
-    } else {
-        "the service runs apport --start, which does not read /etc/default/apport, and".into()
-    };
-    Ok(Outcome::fail(format!(
-        "{svc}: {why} sets fs.suid_dumpable = 2 at boot (and pipes core dumps to apport)"
-    )))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -636,6 +485,8 @@ mod tests {
     fn normalises_keys() {
         assert_eq!(to_slash("net.ipv4.ip_forward"), "net/ipv4/ip_forward");
         assert_eq!(to_slash("net/ipv4/ip_forward"), "net/ipv4/ip_forward");
+        assert_eq!(to_slash("/net//ipv4/./ip_forward"), "net/ipv4/ip_forward");
+        assert_eq!(to_slash("net.ipv4..ip_forward"), "net/ipv4/ip_forward");
         assert_eq!(
             to_slash("net.ipv4.conf.eth0/100.rp_filter"),
             "net/ipv4/conf/eth0.100/rp_filter"
@@ -661,7 +512,7 @@ mod tests {
         ]);
         assert!(
             matches!(persisted_value(&e, "net.ipv4.conf.default.rp_filter"),
-            Persisted::Set { ref value, .. } if value == "1")
+            Persisted::Set { ref value, .. } if value == "1 # strict")
         );
         assert!(matches!(
             persisted_value(&e, "net.ipv4.conf.all.rp_filter"),
@@ -686,6 +537,32 @@ mod tests {
     }
 
     #[test]
+    fn values_as_the_kernel_reads_them() {
+        // Each checked against a kernel write in a private network namespace.
+        for (v, want) in [
+            ("2", Some(2)),
+            (" 2 # on", Some(2)),
+            ("1 2", Some(1)),
+            ("-1", Some(-1)),
+            ("010", Some(8)),
+            ("0x10", Some(16)),
+            ("02", Some(2)),
+            ("2#on", None),
+            ("+1", None),
+            ("08", None),
+            ("2x", None),
+            ("", None),
+            ("99999999999", None),
+        ] {
+            assert_eq!(kernel_int(v), want, "{v:?}");
+        }
+        let e = merged(&[("/a.conf", "kernel.randomize_va_space = 2 # on\n# x = 1\n")]);
+        assert!(matches!(persisted_value(&e, "kernel.randomize_va_space"),
+            Persisted::Set { ref value, .. } if value == "2 # on"));
+        assert!(value_ok("0x2", &["2".into()]) && !value_ok("+2", &["2".into()]));
+    }
+
+    #[test]
     fn later_assignment_wins() {
         let e = merged(&[
             ("/a.conf", "kernel.randomize_va_space = 2\n"),
@@ -701,75 +578,6 @@ mod tests {
         "/var/lib/dpkg/status",
         "Package: apport\nStatus: install ok installed\nVersion: 2.20.11\n\nPackage: ufw\nStatus: install ok installed\nVersion: 0.36\n",
     );
-
-    #[test]
-    fn apport_through_the_init_script_honours_enabled() {
-        let init = ("/etc/init.d/apport", "#!/bin/sh\n");
-        let rc = ("/etc/rc2.d/S01apport", "../init.d/apport");
-        let on = tree(
-            &[APPORT_PKG, init, ("/etc/default/apport", "enabled=1\n")],
-            &[rc],
-        );
-        let facts = Facts::new(on.path(), false);
-        assert_eq!(Check::ApportDisabled {}.eval(&facts).status, Status::Fail);
-        assert_eq!(Check::ApportDumpable {}.eval(&facts).status, Status::Fail);
-        let off = tree(
-            &[
-                APPORT_PKG,
-                init,
-                ("/etc/default/apport", "enabled=1\nenabled=\"0\"\n"),
-            ],
-            &[rc],
-        );
-        let facts = Facts::new(off.path(), false);
-        let o = Check::ApportDisabled {}.eval(&facts);
-        assert_eq!(o.status, Status::Fail, "{:?}", o.evidence);
-        assert!(o.evidence[0].contains("S01apport"), "{:?}", o.evidence);
-        assert_eq!(Check::ApportDumpable {}.eval(&facts).status, Status::Pass);
-        let gone = tree(
-            &[APPORT_PKG, init, ("/etc/default/apport", "enabled=0\n")],
-            &[],
-        );
-        let facts = Facts::new(gone.path(), false);
-        assert_eq!(Check::ApportDisabled {}.eval(&facts).status, Status::Pass);
-        // Odd names in the rc directories are not start links (and do not panic).
-        let odd = tree(
-            &[APPORT_PKG, init, ("/etc/default/apport", "enabled=0\n")],
-            &[
-                ("/etc/rc2.d/S1\u{e9}apport", "../init.d/apport"),
-                ("/etc/rc3.d/K01apport", "../init.d/apport"),
-            ],
-        );
-        let facts = Facts::new(odd.path(), false);
-        assert_eq!(Check::ApportDisabled {}.eval(&facts).status, Status::Pass);
-    }
-
-    #[test]
-    fn apport_native_unit_ignores_the_setting() {
-        let unit = (
-            "/lib/systemd/system/apport.service",
-            "[Service]\nExecStart=/usr/share/apport/apport --start\n[Install]\nWantedBy=multi-user.target\n",
-        );
-        let wants = (
-            "/etc/systemd/system/multi-user.target.wants/apport.service",
-            "/lib/systemd/system/apport.service",
-        );
-        let t = tree(
-            &[APPORT_PKG, unit, ("/etc/default/apport", "enabled=0\n")],
-            &[wants],
-        );
-        let facts = Facts::new(t.path(), false);
-        let o = Check::ApportDumpable {}.eval(&facts);
-        assert_eq!(o.status, Status::Fail, "{:?}", o.evidence);
-        assert!(o.evidence[0].contains("apport --start"));
-        let masked = tree(
-            &[APPORT_PKG, unit, ("/etc/default/apport", "enabled=0\n")],
-            &[("/etc/systemd/system/apport.service", "/dev/null")],
-        );
-        let facts = Facts::new(masked.path(), false);
-        assert_eq!(Check::ApportDisabled {}.eval(&facts).status, Status::Pass);
-        assert_eq!(Check::ApportDumpable {}.eval(&facts).status, Status::Pass);
-    }
 
     #[test]
     fn ufw_sysctl_file_overrides_when_ufw_is_on() {

@@ -5,8 +5,8 @@
 //!
 //! - `*.conf` entries of [`DIRS`], sorted by file name across the directories; a
 //!   name in an earlier directory hides the same name in later ones, whatever it is:
-//!   a file, a symlink to `/dev/null`, an empty file, a dangling symlink or a
-//!   directory (the last three apply nothing); names starting with `.` are skipped;
+//!   a file, a symlink to `/dev/null`, an empty file, a dangling or looping symlink
+//!   or a directory (the last four apply nothing); names starting with `.` are skipped;
 //! - `/etc/sysctl.conf` is read only when an entry links to it, as procps's
 //!   `/etc/sysctl.d/99-sysctl.conf -> ../sysctl.conf` does; alone it applies nothing;
 //! - for one key the last assignment wins; explicit keys beat glob patterns, and
@@ -22,7 +22,7 @@
 use std::sync::Arc;
 
 use super::kv::Setting;
-use super::{strip_comment, FactError, Facts};
+use super::{FactError, Facts};
 
 /// Directories of sysctl drop-ins, highest precedence first.
 pub const DIRS: [&str; 5] = [
@@ -63,7 +63,12 @@ impl Applied {
 pub fn applied_files(facts: &Facts) -> Result<Vec<Applied>, FactError> {
     let mut out = Vec::new();
     for listed in super::kv::dropin_files(facts, &DIRS, ".conf")? {
-        let meta = facts.stat(&listed)?;
+        // A link that loops is skipped by systemd-sysctl ("Too many levels of
+        // symbolic links"), and still hides the same name in later directories.
+        let meta = match facts.stat(&listed) {
+            Err(FactError::SymlinkLoop { .. }) => None,
+            other => other?,
+        };
         let (real, text) = match meta {
             Some(m) if m.kind == super::FileKind::File => {
                 let text = facts.read(&listed)?;
@@ -119,24 +124,27 @@ impl Entry {
     }
 }
 
-/// systemd's normalisation to slash form: if the first separator is a dot, dots and
-/// slashes swap; if it is a slash, the key is already in slash form.
+/// systemd's normalisation to slash form (`sysctl_normalize`): if the first separator
+/// is a dot, dots and slashes swap; if it is a slash, the key is already in slash
+/// form. Then the path is simplified: empty and `.` parts dropped, so a leading or
+/// doubled slash names the same key (`/net//ipv4/ip_forward` is `net/ipv4/ip_forward`).
 pub fn to_slash(key: &str) -> String {
-    match key.find(['.', '/']) {
+    let swapped: String = match key.find(['.', '/']) {
         Some(i) if key.as_bytes()[i] == b'.' => key
             .chars()
-            .map(|c| {
-                if c == '.' {
-                    '/'
-                } else if c == '/' {
-                    '.'
-                } else {
-                    c
-                }
+            .map(|c| match c {
+                '.' => '/',
+                '/' => '.',
+                c => c,
             })
             .collect(),
         _ => key.to_string(),
-    }
+    };
+    swapped
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Parses one sysctl configuration file.
@@ -144,23 +152,23 @@ pub fn parse_sysctl(text: &str, path: &str) -> Vec<Entry> {
     parse_sourced(text, |n| format!("{path}:{n}"))
 }
 
-/// Parses sysctl configuration, naming line `n` (1-based) by `source(n)`.
+/// Parses sysctl configuration, naming line `n` (1-based) by `source(n)`, as
+/// systemd-sysctl does: only a whole line starting with `#` or `;` is a comment; the
+/// value is everything after the first `=`, blanks trimmed at both ends (a `#` after
+/// a value is part of it, and the kernel is handed it as written).
 fn parse_sourced(text: &str, source: impl Fn(usize) -> String) -> Vec<Entry> {
     let mut out = Vec::new();
     for (n, raw) in text.lines().enumerate() {
-        let line = strip_comment(raw);
-        if line.is_empty() || line.starts_with(';') {
+        let line = raw.trim_matches(BLANKS);
+        if line.is_empty() || line.starts_with(['#', ';']) {
             continue;
         }
         let (key, value) = match line.split_once('=') {
-            Some((k, v)) => (
-                k.trim(),
-                Some(v.split_whitespace().collect::<Vec<_>>().join(" ")),
-            ),
+            Some((k, v)) => (k, Some(v.trim_matches(BLANKS).to_string())),
             None if line.starts_with('-') => (line, None),
             None => continue,
         };
-        let key = key.strip_prefix('-').unwrap_or(key).trim();
+        let key = key.strip_prefix('-').unwrap_or(key).trim_matches(BLANKS);
         if key.is_empty() {
             continue;
         }
@@ -171,6 +179,45 @@ fn parse_sourced(text: &str, source: impl Fn(usize) -> String) -> Vec<Entry> {
         });
     }
     out
+}
+
+/// What systemd trims from keys and values (its `WHITESPACE`).
+const BLANKS: [char; 4] = [' ', '\t', '\n', '\r'];
+
+/// The integer a kernel integer parameter takes from a write of `written`, as
+/// `proc_dointvec` reads it: leading white space, an optional `-`, a number in C's
+/// base 0 (`0x` hex, a leading `0` octal, else decimal) that fits an `int`, then a
+/// blank, a newline or the end (anything after is ignored). `None` when the kernel
+/// refuses the write and the parameter keeps its value (`+1`, `2x`, `2#c`, `08`).
+pub fn kernel_int(written: &str) -> Option<i64> {
+    let t = written.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    let (neg, t) = match t.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, t),
+    };
+    let b = t.as_bytes();
+    let (radix, digits) =
+        if b.len() > 2 && b[0] == b'0' && (b[1] | 0x20) == b'x' && b[2].is_ascii_hexdigit() {
+            (16, &t[2..])
+        } else if b.first() == Some(&b'0') {
+            (8, t)
+        } else {
+            (10, t)
+        };
+    let end = digits
+        .find(|c: char| !c.is_digit(radix))
+        .unwrap_or(digits.len());
+    if end == 0 {
+        return None;
+    }
+    if !matches!(digits[end..].chars().next(), None | Some(' ' | '\t' | '\n')) {
+        return None;
+    }
+    let n = i64::from_str_radix(&digits[..end], radix).ok()?;
+    let n = if neg { -n } else { n };
+    (i64::from(i32::MIN)..=i64::from(i32::MAX))
+        .contains(&n)
+        .then_some(n)
 }
 
 /// The merged persisted configuration: per key, only its last entry, in the order

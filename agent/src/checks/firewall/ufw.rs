@@ -116,12 +116,17 @@ pub(super) fn ufw_default_deny(facts: &Facts) -> Result<Outcome, FactError> {
     Ok(Outcome::from_findings(failures, found))
 }
 
-/// Whether the system forwards packets (then ufw's routed policy matters).
+/// Whether the system forwards packets (then ufw's routed policy matters): live, the
+/// running kernel's switches; offline, their values once boot is done, as the sysctl
+/// rules read them (systemd-sysctl's files, then ufw's own file when ufw is switched
+/// on), each read as the kernel reads it: any value but 0 switches forwarding on.
 pub(super) fn ip_forwarding(facts: &Facts) -> Result<(bool, String), FactError> {
+    const KEYS: [&str; 2] = ["net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"];
+    let is_on = |v: &str| sysctl::kernel_int(v).is_some_and(|n| n != 0);
     if facts.is_live() {
-        let v4 = sysctl::runtime_value(facts, "net.ipv4.ip_forward")?;
-        let v6 = sysctl::runtime_value(facts, "net.ipv6.conf.all.forwarding")?;
-        let on = v4.as_deref() == Some("1") || v6.as_deref() == Some("1");
+        let v4 = sysctl::runtime_value(facts, KEYS[0])?;
+        let v6 = sysctl::runtime_value(facts, KEYS[1])?;
+        let on = v4.as_deref().is_some_and(is_on) || v6.as_deref().is_some_and(is_on);
         return Ok((
             on,
             format!(
@@ -131,26 +136,14 @@ pub(super) fn ip_forwarding(facts: &Facts) -> Result<(bool, String), FactError> 
             ),
         ));
     }
-    // ufw applies its own sysctl file when it starts.
     let mut lines = Vec::new();
     let mut on = false;
-    if let Some(text) = facts.read("/etc/ufw/sysctl.conf")? {
-        for s in kv::parse(&text, "/etc/ufw/sysctl.conf", kv::Separator::Equals) {
-            let k = sysctl::normalize(&s.key);
-            if (k == "net.ipv4.ip_forward"
-                || k == "net.ipv6.conf.all.forwarding"
-                || k == "net.ipv6.conf.default.forwarding")
-                && s.value == "1"
-            {
-                on = true;
-                lines.push(s.describe());
-            }
-        }
-    }
-    for key in ["net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"] {
-        if let Some(s) = sysctl::persisted_setting(facts, key)? {
-            on |= s.value == "1";
-            lines.push(s.describe());
+    for key in KEYS {
+        let (value, note) = crate::checks::sysctl::boot_value(facts, key)?;
+        if let sysctl::Persisted::Set { value, source, .. } = value {
+            on |= is_on(&value);
+            lines.push(format!("{source}: {key} = {value}"));
+            lines.extend(note);
         }
     }
     if lines.is_empty() {

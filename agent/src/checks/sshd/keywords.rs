@@ -13,8 +13,9 @@
 //! every sshd rule fail: [`refusals`] names each offending line. Keywords outside
 //! this table are not validated beyond having an argument.
 
+use super::config::fnmatch;
 use super::config::{Directive, SshdConfig};
-use super::{convtime, ALL_CIPHERS, ALL_KEX, ALL_MACS};
+use super::{ALL_CIPHERS, ALL_KEX, ALL_MACS};
 
 /// Which occurrence of a keyword sshd uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +153,34 @@ pub const KEYWORDS: &[Keyword] = &[
 /// The table entry of `name` (case-insensitive).
 pub fn keyword(name: &str) -> Option<&'static Keyword> {
     KEYWORDS.iter().find(|k| k.name.eq_ignore_ascii_case(name))
+}
+
+/// A keyword's value as `sshd -T` prints it: choices in lower case (`LogLevel` in
+/// upper case, `prohibit-password` as its older name `without-password`), numbers
+/// and times in seconds as plain decimals, algorithm lists expanded against the
+/// OpenSSH 9.2 default; other values as written. `None` for a keyword outside
+/// [`KEYWORDS`] or a value sshd refuses.
+pub fn canonical(name: &str, args: &[String]) -> Option<String> {
+    let k = keyword(name)?;
+    let v = args.first().map(String::as_str).unwrap_or("");
+    Some(match k.value {
+        Value::Choice(_) if k.name == "LogLevel" => v.to_ascii_uppercase(),
+        Value::Choice(_) if v.eq_ignore_ascii_case("prohibit-password") => {
+            "without-password".to_string()
+        }
+        Value::Choice(_) => v.to_ascii_lowercase(),
+        Value::Int => strtonum(v)?.to_string(),
+        Value::Time => convtime(v)?.to_string(),
+        Value::MaxStartups => {
+            let (b, r, f) = max_startups_spec(v).ok()?;
+            format!("{b}:{}:{f}", r.unwrap_or(30))
+        }
+        Value::Algorithms(all) => {
+            let default = super::default_of(k.name)?;
+            assemble(v, default, all).ok()?.join(",")
+        }
+        Value::Word | Value::Patterns => args.join(" "),
+    })
 }
 
 /// Why sshd refuses `d`, if it does.
@@ -297,6 +326,100 @@ fn algorithms_valid(v: &str, all: &str) -> bool {
     }
     let list = v.strip_prefix(['+', '^']).unwrap_or(v);
     !list.is_empty() && list.split(',').all(|n| all.split(',').any(|a| a == n))
+}
+
+/// sshd's `convtime`: `90`, `1m30s`, `2h`, `1w`; `None` when invalid or overflowing.
+pub fn convtime(s: &str) -> Option<i64> {
+    if s.is_empty() {
+        return None;
+    }
+    let mut total: i64 = 0;
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        let n: i64 = s[start..i].parse().ok()?;
+        let mult = match b.get(i) {
+            None => 1,
+            Some(c) => {
+                i += 1;
+                match c.to_ascii_lowercase() {
+                    b's' => 1,
+                    b'm' => 60,
+                    b'h' => 3600,
+                    b'd' => 86400,
+                    b'w' => 604800,
+                    _ => return None,
+                }
+            }
+        };
+        total = total.checked_add(n.checked_mul(mult)?)?;
+        if total > i32::MAX as i64 {
+            return None;
+        }
+    }
+    Some(total)
+}
+
+/// sshd's `kex_assemble_names`: `+list` appends to the default, `-list` removes
+/// matching names from it, `^list` puts names first, anything else replaces it;
+/// wildcards expand against every supported algorithm.
+pub fn assemble(value: &str, default: &str, all: &str) -> Result<Vec<String>, String> {
+    let split = |s: &str| -> Vec<String> {
+        s.split(',')
+            .filter(|x| !x.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    let def = split(default);
+    let all = split(all);
+    let cat = |a: Vec<String>, b: Vec<String>| -> Vec<String> {
+        let mut out = a;
+        for x in b {
+            if !out.contains(&x) {
+                out.push(x);
+            }
+        }
+        out
+    };
+    let list = if let Some(rest) = value.strip_prefix('-') {
+        let pats = split(rest);
+        return Ok(def
+            .into_iter()
+            .filter(|d| !pats.iter().any(|p| fnmatch(p, d)))
+            .collect());
+    } else if let Some(rest) = value.strip_prefix('+') {
+        cat(def, split(rest))
+    } else if let Some(rest) = value.strip_prefix('^') {
+        cat(split(rest), def)
+    } else {
+        split(value)
+    };
+    let mut out: Vec<String> = Vec::new();
+    for pat in list {
+        if pat.starts_with('!') {
+            return Err(format!(
+                "negated pattern {pat} is invalid here; sshd refuses to start"
+            ));
+        }
+        for a in &all {
+            if fnmatch(&pat, a) && !out.contains(a) {
+                out.push(a.clone());
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(format!(
+            "{value} names no supported algorithm; sshd refuses to start"
+        ));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

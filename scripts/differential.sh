@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs the differential tests (tests/tests/differential.rs) longer than CI does:
+# the agent's effective values against the Debian 12 root's own programs.
+#
+#   RAMPART_DIFF_SEED     the seed (default 18, CI's)
+#   RAMPART_DIFF_COUNT    configurations per family (default 2000)
+#   RAMPART_DIFF_SECONDS  time budget per family (default 600)
+#   RAMPART_DEBIAN_ROOT   the root (default: built or found by
+#                         tests/fixtures/build-debian-root.sh)
+#
+# Example: RAMPART_DIFF_SEED=7 RAMPART_DIFF_COUNT=5000 scripts/differential.sh sysctl
+# (an optional argument filters the test names: sysctl or sshd). Needs root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -z "${RAMPART_DEBIAN_ROOT:-}" ]; then
+    RAMPART_DEBIAN_ROOT="$(bash tests/fixtures/build-debian-root.sh)"
+fi
+export RAMPART_DEBIAN_ROOT
+export RAMPART_DIFF_SEED="${RAMPART_DIFF_SEED:-18}"
+export RAMPART_DIFF_COUNT="${RAMPART_DIFF_COUNT:-2000}"
+export RAMPART_DIFF_SECONDS="${RAMPART_DIFF_SECONDS:-600}"
+exec cargo test -p rampart-tests --test differential -- --nocapture --test-threads=1 "${1:-}"

@@ -1,0 +1,270 @@
+//! Differential testing against the real programs (issue 18): a private copy of the
+//! Debian 12 root, configurations generated from a seeded RNG, the root's own program
+//! run chrooted in a private mount namespace, and the agent's `facts` command on the
+//! same copy. Each family (`sysctl`, `sshd`) generates and compares in its module.
+//!
+//! Knobs (environment): `RAMPART_DIFF_SEED` (default 18), `RAMPART_DIFF_COUNT`
+//! (configurations per family; each family has its own default), and
+//! `RAMPART_DIFF_SECONDS` (a time budget per family, default 40 s): whichever of
+//! count and budget ends first ends the family's run.
+
+pub mod sysctl;
+
+use std::fmt::Write as _;
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// A small deterministic generator (splitmix64): the same seed gives the same
+/// configurations on every machine.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+
+    /// True with probability `percent`/100.
+    pub fn chance(&mut self, percent: u32) -> bool {
+        self.below(100) < percent as usize
+    }
+
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+/// The run's settings, from the environment.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub seed: u64,
+    pub count: usize,
+    pub budget: Duration,
+}
+
+impl Settings {
+    /// Reads the knobs; `default_count` is the family's CI count.
+    pub fn from_env(default_count: usize) -> Settings {
+        let num = |name: &str, default: u64| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(default)
+        };
+        Settings {
+            seed: num("RAMPART_DIFF_SEED", 18),
+            count: num("RAMPART_DIFF_COUNT", default_count as u64) as usize,
+            budget: Duration::from_secs(num("RAMPART_DIFF_SECONDS", 40)),
+        }
+    }
+}
+
+/// The Debian 12 root named by `RAMPART_DEBIAN_ROOT`, or `None` with the reason
+/// printed (the only case in which a differential test is skipped).
+pub fn debian_root_or_skip(test: &str) -> Option<PathBuf> {
+    match std::env::var_os("RAMPART_DEBIAN_ROOT") {
+        Some(p) => Some(PathBuf::from(p)),
+        None => {
+            println!(
+                "{test}: skipped: RAMPART_DEBIAN_ROOT is unset (it names the debootstrapped Debian 12 root whose programs are the oracle; tests/fixtures/build-debian-root.sh builds one)"
+            );
+            None
+        }
+    }
+}
+
+/// A private, writable copy of a root; removed when dropped. The original is only read.
+pub struct RootCopy {
+    _dir: tempfile::TempDir,
+    pub root: PathBuf,
+}
+
+impl RootCopy {
+    pub fn new(original: &Path) -> RootCopy {
+        let dir = tempfile::Builder::new()
+            .prefix("rampart-diff-")
+            .tempdir()
+            .expect("make a temporary directory");
+        let root = dir.path().join("root");
+        let out = Command::new("cp")
+            .arg("-a")
+            .arg(original)
+            .arg(&root)
+            .output()
+            .expect("run cp");
+        assert!(
+            out.status.success(),
+            "cp -a {} failed: {}",
+            original.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        RootCopy { _dir: dir, root }
+    }
+
+    /// The host path of `inside` (an absolute path inside the root).
+    pub fn path(&self, inside: &str) -> PathBuf {
+        self.root.join(inside.trim_start_matches('/'))
+    }
+
+    /// Removes whatever is at `inside` (file, link or directory), if anything.
+    pub fn remove(&self, inside: &str) {
+        let p = self.path(inside);
+        match fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() => fs::remove_dir_all(&p).expect("remove a directory in the copy"),
+            Ok(_) => fs::remove_file(&p).expect("remove a file in the copy"),
+            Err(_) => {}
+        }
+    }
+
+    /// Writes a file inside the root, creating its directory.
+    pub fn write(&self, inside: &str, text: &str) {
+        let p = self.path(inside);
+        if let Some(parent) = p.parent() {
+            fs::create_dir_all(parent).expect("create a directory in the copy");
+        }
+        self.remove(inside);
+        fs::write(&p, text).expect("write a file in the copy");
+    }
+
+    /// Makes `inside` a symlink to `target` (as written in the link).
+    pub fn link(&self, inside: &str, target: &str) {
+        let p = self.path(inside);
+        if let Some(parent) = p.parent() {
+            fs::create_dir_all(parent).expect("create a directory in the copy");
+        }
+        self.remove(inside);
+        symlink(target, &p).expect("make a symlink in the copy");
+    }
+
+    pub fn mkdir(&self, inside: &str) {
+        self.remove(inside);
+        fs::create_dir_all(self.path(inside)).expect("create a directory in the copy");
+    }
+
+    /// Empties a directory inside the root (creating it if missing), whatever it holds.
+    pub fn clear_dir(&self, inside: &str) {
+        let p = self.path(inside);
+        if let Ok(meta) = fs::symlink_metadata(&p) {
+            if meta.file_type().is_symlink() {
+                return;
+            }
+        }
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(&p).expect("recreate a directory in the copy");
+    }
+
+    /// Runs `args` chrooted into the copy, in a private mount namespace.
+    pub fn chroot(&self, args: &[&str]) -> Output {
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "chroot"])
+            .arg(&self.root)
+            .args(args)
+            .output()
+            .expect("run unshare")
+    }
+}
+
+/// Runs `rampart-agent facts FAMILY --root ROOT ARGS…` and parses its JSON; an
+/// agent that cannot answer is a difference too (the real program did answer).
+pub fn agent_facts(
+    family: &str,
+    root: &Path,
+    args: &[String],
+) -> Result<serde_json::Value, String> {
+    let mut all: Vec<String> = vec![
+        "facts".into(),
+        family.into(),
+        "--root".into(),
+        root.display().to_string(),
+    ];
+    all.extend(args.iter().cloned());
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    let out = crate::agent(&refs);
+    if !out.status.success() {
+        return Err(format!(
+            "  rampart-agent facts {family} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("  rampart-agent printed no JSON: {e}"))
+}
+
+/// What one family's run found.
+pub struct Tally {
+    pub family: &'static str,
+    pub settings: Settings,
+    pub compared: usize,
+    pub differences: Vec<String>,
+    started: Instant,
+}
+
+impl Tally {
+    pub fn new(family: &'static str, settings: Settings) -> Tally {
+        Tally {
+            family,
+            settings,
+            compared: 0,
+            differences: Vec::new(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Whether another configuration fits in the count and the time budget.
+    pub fn more(&self) -> bool {
+        self.compared < self.settings.count && self.started.elapsed() < self.settings.budget
+    }
+
+    /// Records a difference: the configuration (as files) and both answers.
+    pub fn differ(&mut self, config: &str, what: &str) {
+        let mut s = String::new();
+        let _ = writeln!(s, "configuration #{}:\n{config}", self.compared);
+        let _ = write!(s, "{what}");
+        self.differences.push(s);
+    }
+
+    /// Prints the summary line and panics with every difference, if any.
+    pub fn finish(self) {
+        println!(
+            "differential {}: seed {}, {} configurations compared in {:.1} s, {} difference(s) found",
+            self.family,
+            self.settings.seed,
+            self.compared,
+            self.started.elapsed().as_secs_f64(),
+            self.differences.len()
+        );
+        for d in self.differences.iter().skip(5) {
+            let answers: Vec<&str> = d.lines().filter(|l| l.starts_with("  ")).collect();
+            println!("{}", answers.join("\n"));
+        }
+        if !self.differences.is_empty() {
+            let shown: Vec<&String> = self.differences.iter().take(5).collect();
+            panic!(
+                "{} differs from the real program in {} configuration(s) (first {} shown):\n\n{}",
+                self.family,
+                self.differences.len(),
+                shown.len(),
+                shown
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n\n")
+            );
+        }
+    }
+}

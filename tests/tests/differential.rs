@@ -1,0 +1,15 @@
+//! Differential tests (issue 18): the agent's effective values against the real
+//! programs of a Debian 12 root on generated configurations (see
+//! `rampart_tests::differential`). Skipped, with the reason printed, only when
+//! `RAMPART_DEBIAN_ROOT` is unset; CI runs a fixed seed, `scripts/differential.sh`
+//! runs longer by hand.
+
+use rampart_tests::differential::{debian_root_or_skip, sysctl, Settings};
+
+#[test]
+fn sysctl_follows_systemd_sysctl() {
+    let Some(root) = debian_root_or_skip("sysctl_follows_systemd_sysctl") else {
+        return;
+    };
+    sysctl::run(&root, Settings::from_env(300)).finish();
+}
