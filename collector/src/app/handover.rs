@@ -10,13 +10,24 @@ impl App {
     /// instance ID names at most one live agent (enrollment refuses a second); should
     /// stored data hold two, the answer is a conflict, never a guess.
     pub fn find_agent(&self, id: &str) -> Result<AgentRecord> {
-        if let Some(a) = self.store.agent(id)? {
-            return Ok(a);
-        }
         if id.is_empty() {
             return Err(AppError::NotFound("agent or instance".into()));
         }
+        // Agent IDs are ours (`ag-…`): anything else is looked up as an instance ID
+        // first, which is what pipelines poll with (one read fewer where the store is
+        // a round trip away).
+        let by_id = id.starts_with("ag-");
+        if by_id {
+            if let Some(a) = self.store.agent(id)? {
+                return Ok(a);
+            }
+        }
         let mut found = self.store.agents_by_instance(id)?;
+        if found.is_empty() && !by_id {
+            if let Some(a) = self.store.agent(id)? {
+                return Ok(a);
+            }
+        }
         match found.len() {
             0 => Err(AppError::NotFound(format!("agent or instance {id}"))),
             1 => Ok(found.remove(0)),

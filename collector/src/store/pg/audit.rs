@@ -57,8 +57,11 @@ pub(super) fn audit_list(
     if let Some(b) = before {
         w.add("seq < ?", b.min(i64::MAX as u64) as i64);
     }
+    // Rows skipped by an offset are found from the indexes alone; only the page's
+    // entries are read.
     let sql = format!(
-        "SELECT doc FROM audit{} ORDER BY seq DESC LIMIT {} OFFSET {}",
+        "SELECT doc FROM audit WHERE seq IN (SELECT seq FROM audit{} ORDER BY seq DESC
+         LIMIT {} OFFSET {}) ORDER BY seq DESC",
         w.sql(),
         limit.saturating_add(1).min(i64::MAX as usize),
         offset.min(i64::MAX as usize)
