@@ -354,7 +354,8 @@ impl PgStore {
         T: DeserializeOwned + Send + 'static,
     {
         self.run(move |c| async move {
-            c.query_opt(sql, &[&k(&key)])
+            let st = c.prepare_cached(sql).await.map_err(pg)?;
+            c.query_opt(&st, &[&k(&key)])
                 .await
                 .map_err(pg)?
                 .map(|r| doc(&r, &key))
@@ -366,7 +367,10 @@ impl PgStore {
     where
         T: DeserializeOwned + Send + 'static,
     {
-        self.run(move |c| async move { docs(&c.query(sql, &[]).await.map_err(pg)?, what) })
+        self.run(move |c| async move {
+            let st = c.prepare_cached(sql).await.map_err(pg)?;
+            docs(&c.query(&st, &[]).await.map_err(pg)?, what)
+        })
     }
 
     fn exec(&self, sql: &'static str, params: Vec<Box<dyn ToSql + Sync + Send>>) -> Result<u64> {
@@ -375,7 +379,8 @@ impl PgStore {
                 .iter()
                 .map(|b| b.as_ref() as &(dyn ToSql + Sync))
                 .collect();
-            c.execute(sql, &p).await.map_err(pg)
+            let st = c.prepare_cached(sql).await.map_err(pg)?;
+            c.execute(&st, &p).await.map_err(pg)
         })
     }
 }

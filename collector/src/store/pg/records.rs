@@ -85,14 +85,14 @@ pub(super) fn agents_by_instance(st: &PgStore, instance_id: &str) -> Result<Vec<
     }
     let i = instance_id.to_string();
     st.run(move |c| async move {
-        let rows = c
-            .query(
+        let st = c
+            .prepare_cached(
                 "SELECT doc FROM agents WHERE instance_id = $1 AND NOT revoked
                  AND instance_id <> ''::bytea ORDER BY id",
-                &[&k(&i)],
             )
             .await
             .map_err(pg)?;
+        let rows = c.query(&st, &[&k(&i)]).await.map_err(pg)?;
         docs(&rows, "agents")
     })
 }
@@ -103,10 +103,11 @@ pub(super) fn agents_by_id(st: &PgStore, ids: &[String]) -> Result<Vec<AgentReco
     }
     let keys: Vec<Vec<u8>> = ids.iter().map(|i| i.as_bytes().to_vec()).collect();
     st.run(move |c| async move {
-        let rows = c
-            .query("SELECT doc FROM agents WHERE id = ANY($1)", &[&keys])
+        let st = c
+            .prepare_cached("SELECT doc FROM agents WHERE id = ANY($1)")
             .await
             .map_err(pg)?;
+        let rows = c.query(&st, &[&keys]).await.map_err(pg)?;
         docs(&rows, "agents")
     })
 }

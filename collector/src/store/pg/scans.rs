@@ -15,7 +15,7 @@ fn agent_lock(agent: &str) -> i32 {
 
 /// Sets an agent's newest scan and newest completed scan from its scans as this
 /// transaction sees them (the caller holds the agent's lock).
-async fn refresh_latest(tx: &tokio_postgres::Transaction<'_>, agent: &[u8]) -> Result<()> {
+async fn refresh_latest(tx: &deadpool_postgres::Transaction<'_>, agent: &[u8]) -> Result<()> {
     for (table, cond, value) in [
         ("latest_scans", "", "blocking"),
         ("latest_completed", " AND status = 2", "coalesce(score, 0)"),
@@ -34,7 +34,9 @@ async fn refresh_latest(tx: &tokio_postgres::Transaction<'_>, agent: &[u8]) -> R
              ON CONFLICT (agent_id) DO UPDATE SET scan_id = EXCLUDED.scan_id,
              {column} = EXCLUDED.{column}"
         );
-        tx.execute(&sql, &[&agent]).await.map_err(pg)?;
+        // Two texts only: prepared once per connection.
+        let st = tx.prepare_cached(&sql).await.map_err(pg)?;
+        tx.execute(&st, &[&agent]).await.map_err(pg)?;
     }
     Ok(())
 }
@@ -46,23 +48,30 @@ pub(super) fn put_scan(st: &PgStore, s: &ScanRecord) -> Result<()> {
     let s = s.clone();
     st.run(move |mut c| async move {
         let tx = c.transaction().await.map_err(pg)?;
+        let select = tx
+            .prepare_cached("SELECT doc FROM scans WHERE id = $1 FOR UPDATE")
+            .await
+            .map_err(pg)?;
         let old: Option<ScanRecord> = tx
-            .query_opt(
-                "SELECT doc FROM scans WHERE id = $1 FOR UPDATE",
-                &[&k(&s.id)],
-            )
+            .query_opt(&select, &[&k(&s.id)])
             .await
             .map_err(pg)?
             .map(|r| doc(&r, &s.id))
             .transpose()?;
+        let upsert = tx
+            .prepare_cached(
+                "INSERT INTO scans (id, agent_id, project, status, blocking, score_key,
+                 score, created_at_ms, doc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (id) DO UPDATE SET agent_id = EXCLUDED.agent_id,
+                 project = EXCLUDED.project, status = EXCLUDED.status,
+                 blocking = EXCLUDED.blocking, score_key = EXCLUDED.score_key,
+                 score = EXCLUDED.score, created_at_ms = EXCLUDED.created_at_ms,
+                 doc = EXCLUDED.doc",
+            )
+            .await
+            .map_err(pg)?;
         tx.execute(
-            "INSERT INTO scans (id, agent_id, project, status, blocking, score_key,
-             score, created_at_ms, doc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             ON CONFLICT (id) DO UPDATE SET agent_id = EXCLUDED.agent_id,
-             project = EXCLUDED.project, status = EXCLUDED.status,
-             blocking = EXCLUDED.blocking, score_key = EXCLUDED.score_key,
-             score = EXCLUDED.score, created_at_ms = EXCLUDED.created_at_ms,
-             doc = EXCLUDED.doc",
+            &upsert,
             &[
                 &k(&s.id),
                 &k(&s.agent_id),
@@ -90,13 +99,14 @@ pub(super) fn put_scan(st: &PgStore, s: &ScanRecord) -> Result<()> {
             agents.push(o.agent_id.clone());
         }
         agents.sort_by_key(|a| agent_lock(a));
-        for a in &agents {
-            tx.execute(
-                "SELECT pg_advisory_xact_lock($1, $2)",
-                &[&AGENT_LOCKS, &agent_lock(a)],
-            )
+        let lock = tx
+            .prepare_cached("SELECT pg_advisory_xact_lock($1, $2)")
             .await
             .map_err(pg)?;
+        for a in &agents {
+            tx.execute(&lock, &[&AGENT_LOCKS, &agent_lock(a)])
+                .await
+                .map_err(pg)?;
         }
         for a in &agents {
             refresh_latest(&tx, k(a)).await?;

@@ -5,30 +5,28 @@ use super::*;
 
 /// Adds counter changes in one statement, in key order (so that concurrent writers
 /// lock counter rows in the same order).
-pub(super) async fn apply_deltas(tx: &tokio_postgres::Transaction<'_>, d: Deltas) -> Result<()> {
+pub(super) async fn apply_deltas(tx: &deadpool_postgres::Transaction<'_>, d: Deltas) -> Result<()> {
     let (keys, ns): (Vec<Vec<u8>>, Vec<i64>) = d.0.into_iter().filter(|(_, n)| *n != 0).unzip();
     if keys.is_empty() {
         return Ok(());
     }
-    tx.execute(
-        "INSERT INTO counters (key, n) SELECT * FROM unnest($1::bytea[], $2::int8[])
-         ON CONFLICT (key) DO UPDATE SET n = counters.n + EXCLUDED.n",
-        &[&keys, &ns],
-    )
-    .await
-    .map_err(pg)?;
+    let st = tx
+        .prepare_cached(
+            "INSERT INTO counters (key, n) SELECT * FROM unnest($1::bytea[], $2::int8[])
+             ON CONFLICT (key) DO UPDATE SET n = counters.n + EXCLUDED.n",
+        )
+        .await
+        .map_err(pg)?;
+    tx.execute(&st, &[&keys, &ns]).await.map_err(pg)?;
     Ok(())
 }
 
 pub(super) async fn count_of(c: &Object, keys: Vec<Vec<u8>>) -> Result<u64> {
-    let n: i64 = c
-        .query_one(
-            "SELECT coalesce(sum(n), 0)::int8 FROM counters WHERE key = ANY($1)",
-            &[&keys],
-        )
+    let st = c
+        .prepare_cached("SELECT coalesce(sum(n), 0)::int8 FROM counters WHERE key = ANY($1)")
         .await
-        .map_err(pg)?
-        .get(0);
+        .map_err(pg)?;
+    let n: i64 = c.query_one(&st, &[&keys]).await.map_err(pg)?.get(0);
     Ok(n.max(0) as u64)
 }
 
