@@ -147,9 +147,23 @@ pub fn sshd(root: &Path) -> Result<SshdFacts, AgentError> {
             .filter_map(|d| canonical(k.name, &d.args))
             .collect();
         let (value, source) = match k.assign {
+            // The keys sshd loads: the configured ones or its defaults.
+            Assign::Accumulate if k.name == "HostKey" => (
+                host_keys(cfg),
+                cfg.all_global(k.name).first().map(|d| d.source.clone()),
+            ),
+            // A `Match all` block's list replaces the global one for every connection.
             Assign::Accumulate => {
-                let mut ds = cfg.all_global(k.name);
-                ds.extend(cfg.in_match(k.name).into_iter().filter(|d| d.match_all));
+                let in_all: Vec<_> = cfg
+                    .in_match(k.name)
+                    .into_iter()
+                    .filter(|d| d.match_all)
+                    .collect();
+                let ds = if in_all.is_empty() {
+                    cfg.all_global(k.name)
+                } else {
+                    in_all
+                };
                 let source = ds.first().map(|d| d.source.clone());
                 (ds.iter().flat_map(|d| d.args.clone()).collect(), source)
             }

@@ -4,7 +4,7 @@
 //! `RAMPART_DEBIAN_ROOT` is unset; CI runs a fixed seed, `scripts/differential.sh`
 //! runs longer by hand.
 
-use rampart_tests::differential::{debian_root_or_skip, sysctl, Settings};
+use rampart_tests::differential::{debian_root_or_skip, sshd, sysctl, Settings};
 
 #[test]
 fn sysctl_follows_systemd_sysctl() {
@@ -12,4 +12,12 @@ fn sysctl_follows_systemd_sysctl() {
         return;
     };
     sysctl::run(&root, Settings::from_env(300)).finish();
+}
+
+#[test]
+fn sshd_follows_sshd_t() {
+    let Some(root) = debian_root_or_skip("sshd_follows_sshd_t") else {
+        return;
+    };
+    sshd::run(&root, Settings::from_env(150)).finish();
 }

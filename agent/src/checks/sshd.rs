@@ -41,7 +41,14 @@ const DEFAULT_MACS: &str =
     "umac-64-etm@openssh.com,umac-128-etm@openssh.com,hmac-sha2-256-etm@openssh.com,\
 hmac-sha2-512-etm@openssh.com,hmac-sha1-etm@openssh.com,umac-64@openssh.com,umac-128@openssh.com,\
 hmac-sha2-256,hmac-sha2-512,hmac-sha1";
-/// OpenSSH 9.2 (and 9.6) default key exchange list (KEX_SERVER_KEX).
+/// Debian 12's OpenSSH 9.2p1-2+deb12u10 default key exchange list, as its `sshd -T`
+/// prints it: upstream 9.2's with `sntrup761x25519-sha512` (the name without the
+/// suffix, backported) first.
+const DEFAULT_KEX_DEBIAN_9_2: &str = "sntrup761x25519-sha512,sntrup761x25519-sha512@openssh.com,\
+curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256,ecdh-sha2-nistp384,\
+ecdh-sha2-nistp521,diffie-hellman-group-exchange-sha256,diffie-hellman-group16-sha512,\
+diffie-hellman-group18-sha512,diffie-hellman-group14-sha256";
+/// Upstream OpenSSH 9.2 and 9.6 default key exchange list (KEX_SERVER_KEX).
 const DEFAULT_KEX: &str =
     "sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org,\
 ecdh-sha2-nistp256,ecdh-sha2-nistp384,ecdh-sha2-nistp521,diffie-hellman-group-exchange-sha256,\
@@ -127,6 +134,7 @@ pub fn default_in(keyword: &str, release: Openssh) -> Option<&'static str> {
         "ciphers" => DEFAULT_CIPHERS,
         "macs" => DEFAULT_MACS,
         "kexalgorithms" if release == Openssh::V8_9 => DEFAULT_KEX_8_9,
+        "kexalgorithms" if release == Openssh::V9_2 => DEFAULT_KEX_DEBIAN_9_2,
         "kexalgorithms" => DEFAULT_KEX,
         _ => return None,
     })
@@ -598,6 +606,11 @@ mod tests {
             assert_eq!(default_in(kw, Openssh::V8_9), default_of(kw));
             assert_eq!(default_in(kw, Openssh::V9_6), default_of(kw));
         }
+        let debian = default_in("KexAlgorithms", Openssh::V9_2).unwrap();
+        assert_eq!(
+            debian.split_once(',').map(|(_, rest)| rest),
+            Some(DEFAULT_KEX)
+        );
         let old = default_in("KexAlgorithms", Openssh::V8_9).unwrap();
         assert!(old.starts_with("curve25519-sha256,"));
         let mut a: Vec<&str> = old.split(',').collect();

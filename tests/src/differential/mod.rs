@@ -8,6 +8,7 @@
 //! `RAMPART_DIFF_SECONDS` (a time budget per family, default 40 s): whichever of
 //! count and budget ends first ends the family's run.
 
+pub mod sshd;
 pub mod sysctl;
 
 use std::fmt::Write as _;

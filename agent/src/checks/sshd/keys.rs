@@ -30,6 +30,51 @@ pub fn host_keys(cfg: &SshdConfig) -> Vec<String> {
     }
 }
 
+/// The PEM and OpenSSH headers a private key file starts with (`ssh-keygen` reads
+/// each; `file` calls them private keys).
+const PRIVATE_KEY_HEADERS: &[&str] = &[
+    "-----BEGIN OPENSSH PRIVATE KEY-----",
+    "-----BEGIN RSA PRIVATE KEY-----",
+    "-----BEGIN EC PRIVATE KEY-----",
+    "-----BEGIN DSA PRIVATE KEY-----",
+    "-----BEGIN PRIVATE KEY-----",
+    "-----BEGIN ENCRYPTED PRIVATE KEY-----",
+];
+/// Files larger than this are not read as possible keys (a 16384-bit RSA key in PEM
+/// is under 13 KiB).
+const MAX_KEY_BYTES: u64 = 64 * 1024;
+/// Directory levels below /etc/ssh searched for keys.
+const MAX_KEY_DEPTH: usize = 8;
+
+/// Every regular file under /etc/ssh (not through symlinks) whose content is a
+/// private key, whatever its name: a key kept as `backup_rsa_key` is as secret as
+/// `ssh_host_rsa_key`.
+pub fn private_keys_by_content(facts: &Facts) -> Result<Vec<String>, FactError> {
+    let mut out = Vec::new();
+    let mut dirs = vec![("/etc/ssh".to_string(), 0)];
+    while let Some((dir, depth)) = dirs.pop() {
+        for name in facts.list_dir(&dir)? {
+            let path = format!("{dir}/{name}");
+            let Some(m) = facts.lstat(&path)? else {
+                continue;
+            };
+            match m.kind {
+                FileKind::Dir if depth < MAX_KEY_DEPTH => dirs.push((path, depth + 1)),
+                FileKind::File if m.size <= MAX_KEY_BYTES => {
+                    let text = facts.read(&path)?.unwrap_or_default();
+                    let head = text.trim_start();
+                    if PRIVATE_KEY_HEADERS.iter().any(|h| head.starts_with(h)) {
+                        out.push(path);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// The files an `sshd.files` check of `set` judges, in order, each once.
 pub fn file_set(facts: &Facts, cfg: &SshdConfig, set: FileSet) -> Result<Vec<String>, FactError> {
     let mut paths: Vec<String> = Vec::new();
@@ -53,6 +98,7 @@ pub fn file_set(facts: &Facts, cfg: &SshdConfig, set: FileSet) -> Result<Vec<Str
         FileSet::PrivateKeys | FileSet::PublicKeys => {
             let mut keys: Vec<String> = glob_in_root(facts, "/etc/ssh/ssh_host_*_key")?;
             keys.extend(host_keys(cfg));
+            keys.extend(private_keys_by_content(facts)?);
             for k in keys {
                 let p = if set == FileSet::PublicKeys {
                     format!("{k}.pub")

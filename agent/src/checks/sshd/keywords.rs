@@ -156,7 +156,8 @@ pub fn keyword(name: &str) -> Option<&'static Keyword> {
 }
 
 /// A keyword's value as `sshd -T` prints it: choices in lower case (`LogLevel` in
-/// upper case, `prohibit-password` as its older name `without-password`), numbers
+/// upper case, `QUIET` as `SILENT`, `prohibit-password` as its older name
+/// `without-password`), numbers
 /// and times in seconds as plain decimals, algorithm lists expanded against the
 /// OpenSSH 9.2 default; other values as written. `None` for a keyword outside
 /// [`KEYWORDS`] or a value sshd refuses.
@@ -164,6 +165,9 @@ pub fn canonical(name: &str, args: &[String]) -> Option<String> {
     let k = keyword(name)?;
     let v = args.first().map(String::as_str).unwrap_or("");
     Some(match k.value {
+        Value::Choice(_) if k.name == "LogLevel" && v.eq_ignore_ascii_case("quiet") => {
+            "SILENT".to_string()
+        }
         Value::Choice(_) if k.name == "LogLevel" => v.to_ascii_uppercase(),
         Value::Choice(_) if v.eq_ignore_ascii_case("prohibit-password") => {
             "without-password".to_string()
@@ -186,7 +190,9 @@ pub fn canonical(name: &str, args: &[String]) -> Option<String> {
 /// Why sshd refuses `d`, if it does.
 pub fn invalid(d: &Directive) -> Option<String> {
     let k = keyword(&d.keyword)?;
-    if d.within.is_some() && !k.in_match {
+    // sshd refuses such a keyword only in a block that is inactive when it starts:
+    // inside `Match all` it is accepted and set like a global line.
+    if d.within.is_some() && !d.match_all && !k.in_match {
         return Some(format!("{} is not allowed inside a Match block", k.name));
     }
     let args = &d.args;
@@ -239,9 +245,17 @@ pub fn refusals(cfg: &SshdConfig) -> Vec<String> {
 /// The occurrence sshd uses outside Match blocks (or in a `Match all` block), by the
 /// keyword's assignment rule; `None` when no line sets it. For `MaxStartups` see
 /// [`max_startups`].
+///
+/// A keyword sshd does not allow in Match blocks may still stand in a `Match all`
+/// block, active when sshd starts: there it is read like a global line, in file
+/// order (the first one wins), and never again for a connection.
 pub fn effective<'a>(cfg: &'a SshdConfig, name: &str) -> Option<&'a Directive> {
-    match keyword(name).map(|k| k.assign) {
-        Some(Assign::Last) => cfg.all_global(name).into_iter().next_back(),
+    match keyword(name) {
+        Some(k) if k.assign == Assign::Last => cfg.all_global(name).into_iter().next_back(),
+        Some(k) if !k.in_match => cfg
+            .directives
+            .iter()
+            .find(|d| (d.within.is_none() || d.match_all) && d.is(name)),
         _ => cfg.effective(name),
     }
 }
