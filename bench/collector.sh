@@ -196,33 +196,15 @@ if [ "$SEED_SCANS" -gt 0 ]; then
     rss() { awk '/^VmRSS/ {print $2}' "/proc/$COLLECTOR_PID/status"; }
     rss >"$DIR/rest.rss_before_kib"
     say "REST: $REST_REQUESTS requests per path, $REST_CONCURRENCY in flight"
+    # --path PATH for each line of bench/rest-paths.
+    REST_PATHS=()
+    while read -r p; do
+        case $p in "" | "#"*) ;; *) REST_PATHS+=(--path "$p") ;; esac
+    done <"$ROOT/bench/rest-paths"
     "$BIN/rampart-loadgen" rest --rest "$REST" --admin-token-file "$data.token" \
         --requests "$REST_REQUESTS" --concurrency "$REST_CONCURRENCY" --agents "$SEED_AGENTS" \
         --collector-pid "$COLLECTOR_PID" \
-        --path '/api/v1/scans?per_page=50' \
-        --path '/api/v1/scans?per_page=50&page=100' \
-        --path '/api/v1/scans?status=failed' \
-        --path '/api/v1/scans?project=proj-007' \
-        --path '/api/v1/handover/{instance}' \
-        --path '/api/v1/overview' \
-        --path '/api/v1/audit' \
-        --path '/api/v1/audit?page=1000' \
-        --path '/ui/' \
-        --path '/ui/scans' \
-        --path '/ui/scans?status=failed&project=proj-007' \
-        --path '/ui/scans?blocked=1' \
-        --path '/ui/scans?provider=gcp&min_score=60' \
-        --path '/ui/scans?q=vm-004242' \
-        --path '/ui/scans?sort=oldest' \
-        --path '/ui/scans?sort=score_low' \
-        --path '/ui/scans?sort=score_high&project=proj-007' \
-        --path '/ui/scans/{scan}/row' \
-        --path '/ui/scans/{scan}' \
-        --path '/ui/vms/{agent}' \
-        --path '/ui/scans/{scan}/rules/1.1.1.1' \
-        --path '/ui/settings' \
-        --path '/ui/audit' \
-        --path '/ui/users' >"$DIR/rest.json"
+        "${REST_PATHS[@]}" >"$DIR/rest.json"
     rss >"$DIR/rest.rss_after_kib"
     stop_collector
 fi

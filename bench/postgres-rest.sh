@@ -68,30 +68,15 @@ read -r pid g r < <(start "$DIR/seeded" "$DIR/pg.toml"); PIDS+=("$pid")
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
 rss >"$DIR/rss_before_kib"
 say "REST: $REST_REQUESTS requests per path, $REST_CONCURRENCY in flight"
+# --path PATH for each line of bench/rest-paths.
+REST_PATHS=()
+while read -r p; do
+    case $p in "" | "#"*) ;; *) REST_PATHS+=(--path "$p") ;; esac
+done <"$ROOT/bench/rest-paths"
 "$BIN/rampart-loadgen" rest --rest "http://127.0.0.1:$r" --admin-token-file "$DIR/seeded.token" \
     --requests "$REST_REQUESTS" --concurrency "$REST_CONCURRENCY" --agents "$SEED_AGENTS" \
     --collector-pid "$pid" \
-    --path '/api/v1/scans?per_page=50' \
-    --path '/api/v1/scans?per_page=50&page=100' \
-    --path '/api/v1/scans?status=failed' \
-    --path '/api/v1/scans?project=proj-007' \
-    --path '/api/v1/handover/{instance}' \
-    --path '/api/v1/overview' \
-    --path '/api/v1/audit' \
-    --path '/api/v1/audit?page=1000' \
-    --path '/ui/' \
-    --path '/ui/scans' \
-    --path '/ui/scans?status=failed&project=proj-007' \
-    --path '/ui/scans?blocked=1' \
-    --path '/ui/scans?provider=gcp&min_score=60' \
-    --path '/ui/scans?q=vm-004242' \
-    --path '/ui/scans?sort=oldest' \
-    --path '/ui/scans?sort=score_low' \
-    --path '/ui/scans?sort=score_high&project=proj-007' \
-    --path '/ui/scans/{scan}/row' \
-    --path '/ui/scans/{scan}' \
-    --path '/ui/vms/{agent}' \
-    --path '/ui/audit' >"$DIR/rest.json"
+    "${REST_PATHS[@]}" >"$DIR/rest.json"
 rss >"$DIR/rss_after_kib"
 kill "$pid"; wait "$pid" 2>/dev/null || true
 
