@@ -13,32 +13,32 @@ fn agent_lock(agent: &str) -> i32 {
     h as i32
 }
 
-/// Sets an agent's newest scan and newest completed scan from its scans as this
-/// transaction sees them (the caller holds the agent's lock).
-async fn refresh_latest(tx: &deadpool_postgres::Transaction<'_>, agent: &[u8]) -> Result<()> {
-    for (table, cond, value) in [
-        ("latest_scans", "", "blocking"),
-        ("latest_completed", " AND status = 2", "coalesce(score, 0)"),
-    ] {
-        let column = if table == "latest_scans" {
-            "blocking"
-        } else {
-            "score"
-        };
-        let sql = format!(
-            "WITH n AS (SELECT id, {value} AS v FROM scans WHERE agent_id = $1{cond}
-                        ORDER BY id DESC LIMIT 1),
-                  gone AS (DELETE FROM {table} WHERE agent_id = $1
-                           AND NOT EXISTS (SELECT 1 FROM n))
-             INSERT INTO {table} (agent_id, scan_id, {column}) SELECT $1, id, v FROM n
-             ON CONFLICT (agent_id) DO UPDATE SET scan_id = EXCLUDED.scan_id,
-             {column} = EXCLUDED.{column}"
-        );
-        // Two texts only: prepared once per connection.
-        let st = tx.prepare_cached(&sql).await.map_err(pg)?;
-        tx.execute(&st, &[&agent]).await.map_err(pg)?;
-    }
-    Ok(())
+/// The statements that set an agent's newest scan and newest completed scan (`$1`)
+/// from its scans as the transaction sees them (the caller holds the agent's lock).
+fn refresh_sql() -> &'static [String; 2] {
+    static SQL: std::sync::OnceLock<[String; 2]> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        [
+            ("latest_scans", "", "blocking", "blocking"),
+            (
+                "latest_completed",
+                " AND status = 2",
+                "coalesce(score, 0)",
+                "score",
+            ),
+        ]
+        .map(|(table, cond, value, column)| {
+            format!(
+                "WITH n AS (SELECT id, {value} AS v FROM scans WHERE agent_id = $1{cond}
+                            ORDER BY id DESC LIMIT 1),
+                      gone AS (DELETE FROM {table} WHERE agent_id = $1
+                               AND NOT EXISTS (SELECT 1 FROM n))
+                 INSERT INTO {table} (agent_id, scan_id, {column}) SELECT $1, id, v FROM n
+                 ON CONFLICT (agent_id) DO UPDATE SET scan_id = EXCLUDED.scan_id,
+                 {column} = EXCLUDED.{column}"
+            )
+        })
+    })
 }
 
 pub(super) fn put_scan(st: &PgStore, s: &ScanRecord) -> Result<()> {
@@ -70,28 +70,12 @@ pub(super) fn put_scan(st: &PgStore, s: &ScanRecord) -> Result<()> {
             )
             .await
             .map_err(pg)?;
-        tx.execute(
-            &upsert,
-            &[
-                &k(&s.id),
-                &k(&s.agent_id),
-                &s.project.as_deref().map(k),
-                &status_code(s.status),
-                &s.is_blocking(),
-                &order_key(&s),
-                &s.score,
-                &s.created_at_ms,
-                &encode(&s)?,
-            ],
-        )
-        .await
-        .map_err(pg)?;
+        let doc_bytes = encode(&s)?;
         let mut d = Deltas::default();
         if let Some(o) = &old {
             d.add_scan(o, -1);
         }
         d.add_scan(&s, 1);
-        apply_deltas(&tx, d).await?;
         // The newest scans of the agent, and of the one it had if it moved, under
         // their locks (in one order, so that two writers never wait on each other).
         let mut agents = vec![s.agent_id.clone()];
@@ -103,17 +87,81 @@ pub(super) fn put_scan(st: &PgStore, s: &ScanRecord) -> Result<()> {
             .prepare_cached("SELECT pg_advisory_xact_lock($1, $2)")
             .await
             .map_err(pg)?;
-        for a in &agents {
-            tx.execute(&lock, &[&AGENT_LOCKS, &agent_lock(a)])
-                .await
-                .map_err(pg)?;
+        let [latest, completed] = refresh_sql();
+        let latest = tx.prepare_cached(latest).await.map_err(pg)?;
+        let completed = tx.prepare_cached(completed).await.map_err(pg)?;
+        let params: [&(dyn ToSql + Sync); 9] = [
+            &k(&s.id),
+            &k(&s.agent_id),
+            &s.project.as_deref().map(k),
+            &status_code(s.status),
+            &s.is_blocking(),
+            &order_key(&s),
+            &s.score,
+            &s.created_at_ms,
+            &doc_bytes,
+        ];
+        let lock_keys: Vec<i32> = agents.iter().map(|a| agent_lock(a)).collect();
+        let lock_params: Vec<[&(dyn ToSql + Sync); 2]> = lock_keys
+            .iter()
+            .map(|key| [&AGENT_LOCKS as &(dyn ToSql + Sync), key])
+            .collect();
+        let agent_keys: Vec<&[u8]> = agents.iter().map(|a| k(a)).collect();
+        let agent_params: Vec<[&(dyn ToSql + Sync); 1]> = agent_keys
+            .iter()
+            .map(|a| [a as &(dyn ToSql + Sync)])
+            .collect();
+        let mut steps = vec![step(&tx, &upsert, &params)];
+        for p in &lock_params {
+            steps.push(step(&tx, &lock, p));
         }
-        for a in &agents {
-            refresh_latest(&tx, k(a)).await?;
+        for p in &agent_params {
+            steps.push(step(&tx, &latest, p));
+            steps.push(step(&tx, &completed, p));
         }
+        // Sent at once and run in order by the server (pipelined: one round trip for
+        // all): the counters, the row, the agents' locks, their newest rows.
+        let (deltas, steps) = tokio::join!(apply_deltas(&tx, d), join_in_order(steps));
+        deltas?;
+        steps?;
         tx.commit().await.map_err(pg)?;
         Ok(())
     })
+}
+
+/// One statement of a pipeline, its rows' count dropped.
+async fn step(
+    tx: &deadpool_postgres::Transaction<'_>,
+    st: &tokio_postgres::Statement,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<()> {
+    tx.execute(st, params).await.map(|_| ()).map_err(pg)
+}
+
+/// Polls `steps` together, each first in the order given (so that statements on one
+/// connection are sent, and run, in that order), and returns the first error.
+async fn join_in_order<F: std::future::Future<Output = Result<()>>>(steps: Vec<F>) -> Result<()> {
+    let mut steps: Vec<std::pin::Pin<Box<F>>> = steps.into_iter().map(Box::pin).collect();
+    let mut done = vec![false; steps.len()];
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in steps.iter_mut().enumerate() {
+            if done[i] {
+                continue;
+            }
+            match f.as_mut().poll(cx) {
+                std::task::Poll::Ready(Ok(())) => done[i] = true,
+                std::task::Poll::Ready(Err(e)) => return std::task::Poll::Ready(Err(e)),
+                std::task::Poll::Pending => pending = true,
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(Ok(()))
+        }
+    })
+    .await
 }
 
 pub(super) fn scan_list(
