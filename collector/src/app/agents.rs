@@ -46,11 +46,11 @@ impl App {
 
     /// The agents of `scans`, read at once, by ID (a scan of an agent no longer
     /// stored has none).
-    pub fn agents_of_scans(
+    pub fn agents_of_scans<'a>(
         &self,
-        scans: &[crate::store::ScanRecord],
+        scans: impl IntoIterator<Item = &'a crate::store::ScanRecord>,
     ) -> Result<std::collections::HashMap<String, AgentRecord>> {
-        let mut ids: Vec<String> = scans.iter().map(|s| s.agent_id.clone()).collect();
+        let mut ids: Vec<String> = scans.into_iter().map(|s| s.agent_id.clone()).collect();
         ids.sort();
         ids.dedup();
         Ok(self

@@ -314,16 +314,15 @@ struct Agents(HashMap<String, Option<AgentRecord>>);
 impl Agents {
     /// Reads the agents of `scans` not read yet, at once.
     fn load(&mut self, app: &App, scans: &[ScanRecord]) {
-        let missing: Vec<ScanRecord> = scans
+        let missing: Vec<&ScanRecord> = scans
             .iter()
             .filter(|s| !self.0.contains_key(&s.agent_id))
-            .cloned()
             .collect();
         if missing.is_empty() {
             return;
         }
         // On an error, each is asked for alone (and fails alone) by `of`.
-        if let Ok(found) = app.agents_of_scans(&missing) {
+        if let Ok(found) = app.agents_of_scans(missing.iter().copied()) {
             for s in &missing {
                 self.0
                     .insert(s.agent_id.clone(), found.get(&s.agent_id).cloned());
