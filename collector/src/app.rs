@@ -15,6 +15,7 @@ mod catalogs;
 mod cluster;
 mod enrollment;
 mod handover;
+mod observe;
 mod overview;
 mod scans;
 mod sessions;
@@ -32,6 +33,7 @@ use crate::ca::Ca;
 use crate::catalog::Catalogs;
 use crate::config::Config;
 use crate::limits::RateLimiter;
+pub use crate::metrics::Metrics;
 use crate::policy::{self, Settings};
 use crate::store::{AuditRecord, Store, StoreError};
 
@@ -128,61 +130,6 @@ pub struct Enrolled {
     pub provision_scan: Option<String>,
 }
 
-/// Counters for /metrics.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    pub enrollments_total: std::sync::atomic::AtomicU64,
-    pub enrollments_refused_total: std::sync::atomic::AtomicU64,
-    pub results_total: std::sync::atomic::AtomicU64,
-    pub scans_completed_total: std::sync::atomic::AtomicU64,
-    /// Scans whose per-rule results the retention deleted.
-    pub results_pruned_scans_total: std::sync::atomic::AtomicU64,
-    pub streams_rejected_total: std::sync::atomic::AtomicU64,
-    /// Refused enrollments by reason, in [`Refusal::ALL`] order.
-    pub enrollments_refused_by_reason: [std::sync::atomic::AtomicU64; 8],
-    /// Agent streams ended because they went over a limit.
-    pub agent_limit_refusals_total: std::sync::atomic::AtomicU64,
-    /// Console sign-ins refused (wrong name or password, or bounded).
-    pub console_signin_failures_total: std::sync::atomic::AtomicU64,
-}
-
-impl Metrics {
-    /// The refusal counters in the Prometheus text format.
-    pub fn render_refusals(&self) -> String {
-        let mut out = String::from(
-            "# HELP rampart_enrollment_refusals_total Enrollments refused, by reason.\n\
-             # TYPE rampart_enrollment_refusals_total counter\n",
-        );
-        for (i, r) in Refusal::ALL.iter().enumerate() {
-            out.push_str(&format!(
-                "rampart_enrollment_refusals_total{{reason=\"{}\"}} {}\n",
-                r.as_str(),
-                self.enrollments_refused_by_reason[i].load(std::sync::atomic::Ordering::Relaxed)
-            ));
-        }
-        out.push_str(&format!(
-            "# HELP rampart_agent_limit_refusals_total Agent streams ended for going over a rate limit.\n\
-             # TYPE rampart_agent_limit_refusals_total counter\n\
-             rampart_agent_limit_refusals_total {}\n",
-            self.agent_limit_refusals_total.load(std::sync::atomic::Ordering::Relaxed)
-        ));
-        out.push_str(&format!(
-            "# HELP rampart_console_signin_failures_total Console sign-ins refused.\n\
-             # TYPE rampart_console_signin_failures_total counter\n\
-             rampart_console_signin_failures_total {}\n",
-            self.console_signin_failures_total
-                .load(std::sync::atomic::Ordering::Relaxed)
-        ));
-        out
-    }
-
-    pub fn refusal(&self, why: Refusal) {
-        if let Some(i) = Refusal::ALL.iter().position(|r| *r == why) {
-            bump(&self.enrollments_refused_by_reason[i], 1);
-        }
-    }
-}
-
 /// A connected agent's stream, as the app sees it.
 struct Live {
     tx: mpsc::Sender<Command>,
@@ -271,11 +218,16 @@ fn stored_settings(store: &dyn Store) -> Result<Settings> {
 const SETTINGS_KEY: &str = "settings";
 const WEBHOOK_SECRET_KEY: &str = "webhook_secret";
 
-fn bump(c: &std::sync::atomic::AtomicU64, n: u64) {
-    c.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-}
-
 impl App {
+    /// Makes the store's writes durable (before anything is acknowledged), timed
+    /// for `/metrics`.
+    pub(crate) fn sync_store(&self) -> Result<()> {
+        let t = std::time::Instant::now();
+        self.store.sync()?;
+        self.metrics.store_synced(t.elapsed());
+        Ok(())
+    }
+
     pub fn new(store: Arc<dyn Store>, ca: Ca, config: Config) -> Result<App> {
         let settings = stored_settings(&*store)?;
         let hosts = agents::HostDirectory::default();
@@ -509,12 +461,7 @@ mod tests {
                 .any(|e| e.action == "retention.results"
                     && e.detail.starts_with("results of 1 scans"))
         );
-        assert_eq!(
-            app.metrics
-                .results_pruned_scans_total
-                .load(std::sync::atomic::Ordering::Relaxed),
-            1
-        );
+        assert_eq!(app.metrics.results_pruned_scans.get(), 1);
         // 0 keeps results for ever.
         let d2 = tempfile::tempdir().unwrap();
         let keep = app_with(d2.path(), 0);
@@ -613,9 +560,52 @@ mod tests {
         let ca = Ca::open_or_create(&dir.join("ca")).unwrap();
         let config = Config {
             results_retention_days,
+            data_dir: dir.to_path_buf(),
             ..Config::default()
         };
         App::new(store, ca, config).unwrap()
+    }
+
+    #[test]
+    fn metrics_count_expiring_certificates_and_each_scan_once_where_it_ends() {
+        let d = tempfile::tempdir().unwrap();
+        let app = app(d.path());
+        let day = 86_400_000;
+        // Expiring in 2 days, in 30 days, and in 1 day but revoked.
+        for (id, left, revoked) in [("ag-1", 2, false), ("ag-2", 30, false), ("ag-3", 1, true)] {
+            agent(&app, id, None, "");
+            let mut a = app.store.agent(id).unwrap().unwrap();
+            a.cert_not_after_ms = now_ms() + left * day;
+            a.revoked = revoked;
+            app.store.put_agent(&a).unwrap();
+        }
+        app.refresh_fleet_metrics();
+        let sample = |name: &str| -> f64 {
+            let text = app.metrics.render(&app.scrape(0));
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in {text}"))
+        };
+        assert_eq!(sample("rampart_agent_certificates_expiring"), 1.0);
+        assert!(sample("rampart_store_size_bytes") > 0.0);
+        assert!(sample("rampart_data_filesystem_size_bytes") > 0.0);
+        let scan = app.create_scan("ag-1", "manual", "test").unwrap().unwrap();
+        app.scan_started("ag-1", &scan.id).unwrap();
+        assert_eq!(sample("rampart_scans{status=\"running\"}"), 1.0);
+        app.cancel_scan(&scan.id, "ann").unwrap();
+        // A second cancel is refused and counts nothing.
+        assert!(app.cancel_scan(&scan.id, "ann").is_err());
+        assert_eq!(
+            sample("rampart_scans_created_total{trigger=\"manual\"}"),
+            1.0
+        );
+        assert_eq!(
+            sample("rampart_scans_ended_total{status=\"cancelled\",trigger=\"manual\"}"),
+            1.0
+        );
+        assert_eq!(sample("rampart_scans{status=\"cancelled\"}"), 1.0);
+        let sync = sample("rampart_store_sync_duration_seconds_count");
+        assert!(sync >= 2.0, "{sync}");
     }
 
     #[test]

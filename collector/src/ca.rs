@@ -171,6 +171,12 @@ impl Ca {
         })
     }
 
+    /// When the CA certificate expires (Unix time).
+    pub fn not_after_unix(&self) -> Option<i64> {
+        let (_, cert) = x509_parser::parse_x509_certificate(&self.cert_der).ok()?;
+        Some(cert.validity().not_after.timestamp())
+    }
+
     /// The CA certificate, DER.
     pub fn cert_der(&self) -> &[u8] {
         &self.cert_der

@@ -6,10 +6,10 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Why a download cannot be served.
@@ -38,23 +38,24 @@ pub struct Downloads {
     /// File name → (size, modification time, SHA-256 hex).
     sums: Mutex<HashMap<String, (u64, SystemTime, String)>>,
     /// Requests refused because every slot was taken.
-    pub busy_total: AtomicU64,
+    busy: Counter,
 }
 
 impl Downloads {
-    pub fn new(dir: PathBuf, max: usize) -> Downloads {
+    /// `busy` counts the requests refused because every slot was taken.
+    pub fn new(dir: PathBuf, max: usize, busy: Counter) -> Downloads {
         Downloads {
             dir,
             max,
             slots: Arc::new(Semaphore::new(max)),
             sums: Mutex::new(HashMap::new()),
-            busy_total: AtomicU64::new(0),
+            busy,
         }
     }
 
     fn slot(&self) -> Result<OwnedSemaphorePermit, DownloadError> {
         self.slots.clone().try_acquire_owned().map_err(|_| {
-            self.busy_total.fetch_add(1, Ordering::Relaxed);
+            self.busy.inc();
             DownloadError::Busy(self.max)
         })
     }
@@ -153,7 +154,8 @@ mod tests {
     async fn sums_are_cached_until_the_file_changes_and_slots_are_bounded() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a"), b"abc").unwrap();
-        let d = Downloads::new(dir.path().to_path_buf(), 1);
+        let busy = Counter::default();
+        let d = Downloads::new(dir.path().to_path_buf(), 1, busy.clone());
         let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
         assert_eq!(d.sha256("a").await.unwrap(), abc);
         assert_eq!(d.cached("a").unwrap().2, abc);
@@ -162,6 +164,7 @@ mod tests {
         let held = d.open("a").await.unwrap();
         assert_eq!(held.len, 4);
         assert!(matches!(d.open("a").await, Err(DownloadError::Busy(1))));
+        assert_eq!(busy.get(), 1);
         drop(held);
         assert!(d.open("a").await.is_ok());
         assert!(matches!(

@@ -16,9 +16,11 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 
 use crate::app::{labels_of, App, AppError, Command, HelloInfo, StreamEnd};
 use crate::limits::{self, echo, EnrollClaims, HelloClaims};
+use crate::metrics::Limit;
 use crate::store::ResultRecord;
 
 fn status_of(e: AppError) -> Status {
@@ -154,6 +156,17 @@ fn status_name(s: i32) -> Result<&'static str, Status> {
 
 type Out = mpsc::Sender<Result<CollectorMessage, Status>>;
 
+/// The scan a message is about, for its tracing span ("" for none).
+fn scan_of(m: &AgentMessage) -> &str {
+    match &m.body {
+        Some(agent_message::Body::ScanStarted(s)) => &s.scan_id,
+        Some(agent_message::Body::Results(b)) => &b.scan_id,
+        Some(agent_message::Body::ScanFinished(f)) => &f.scan_id,
+        Some(agent_message::Body::ScanFailed(f)) => &f.scan_id,
+        _ => "",
+    }
+}
+
 struct Session {
     app: Arc<App>,
     agent_id: String,
@@ -232,6 +245,7 @@ impl Session {
             agent_message::Body::Results(b) => {
                 limits::scan_id(&b.scan_id).map_err(|e| Status::invalid_argument(e.0))?;
                 if b.results.len() > limits::RESULTS_PER_BATCH {
+                    app.metrics.refused(Limit::AgentMessageSize);
                     return Err(Status::invalid_argument(format!(
                         "a batch of {} results; at most {} are accepted",
                         b.results.len(),
@@ -294,9 +308,7 @@ impl Session {
                 }
                 // Over the renewal rate: said on the stream, which goes on.
                 Err(AppError::Limited(why)) => {
-                    app.metrics
-                        .agent_limit_refusals_total
-                        .fetch_add(1, Ordering::Relaxed);
+                    app.metrics.refused(Limit::RenewalRate);
                     Ok(vec![msg(collector_message::Body::Renew(RenewResponse {
                         certificate_der: vec![],
                         not_after_unix: 0,
@@ -337,8 +349,11 @@ async fn run_session(
                         // A message that cannot be decoded (too large, not protobuf) is
                         // junk: say so; a cancelled stream is the agent going away.
                         tracing::info!(%agent_id, error = %e, "agent stream ended");
+                        if e.code() == tonic::Code::OutOfRange {
+                            app.metrics.refused(Limit::AgentMessageSize);
+                        }
                         if e.code() != tonic::Code::Cancelled {
-                            app.metrics.streams_rejected_total.fetch_add(1, Ordering::Relaxed);
+                            app.metrics.streams_rejected.inc();
                             let _ = out.send(Err(Status::invalid_argument(format!("unreadable message: {}", e.message())))).await;
                         }
                         break;
@@ -346,14 +361,18 @@ async fn run_session(
                 };
                 // The budget is the agent's, over all its streams.
                 if !app.allow_message(&agent_id) {
-                    app.metrics.agent_limit_refusals_total.fetch_add(1, Ordering::Relaxed);
+                    app.metrics.refused(Limit::AgentMessageRate);
                     let _ = out.send(Err(Status::resource_exhausted(format!("agent {agent_id} sent more than {max_rate} messages per second")))).await;
                     break;
                 }
                 let was_first = first;
                 first = false;
+                // A result batch's acknowledgement is timed from its arrival.
+                let batch = matches!(m.body, Some(agent_message::Body::Results(_)))
+                    .then(std::time::Instant::now);
+                let span = tracing::info_span!("agent_message", scan_id = %echo(scan_of(&m)));
                 // Storage syncs to disk: keep it off the async workers.
-                let (s, r) = match tokio::task::spawn_blocking(move || { let r = session.handle(m, was_first); (session, r) }).await {
+                let (s, r) = match tokio::task::spawn_blocking(move || { let r = span.in_scope(|| session.handle(m, was_first)); (session, r) }).await {
                     Ok(x) => x,
                     Err(_) => {
                         let _ = out.send(Err(Status::internal("handler failed"))).await;
@@ -376,9 +395,12 @@ async fn run_session(
                                 break;
                             }
                         }
+                        if let Some(t) = batch {
+                            app.metrics.batch_acknowledged(t.elapsed());
+                        }
                     }
                     Err(status) => {
-                        app.metrics.streams_rejected_total.fetch_add(1, Ordering::Relaxed);
+                        app.metrics.streams_rejected.inc();
                         tracing::warn!(%agent_id, code = ?status.code(), message = status.message(), "agent stream rejected");
                         let _ = out.send(Err(status)).await;
                         break;
@@ -443,12 +465,10 @@ impl AgentChannel for ChannelService {
             )));
         }
         let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(run_session(
-            self.app.clone(),
-            agent_id,
-            req.into_inner(),
-            tx,
-        ));
+        let span = tracing::info_span!("agent_session", agent_id = %agent_id);
+        tokio::spawn(
+            run_session(self.app.clone(), agent_id, req.into_inner(), tx).instrument(span),
+        );
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }

@@ -14,6 +14,7 @@ pub mod downloads;
 pub mod grpc;
 pub mod identity;
 pub mod limits;
+pub mod metrics;
 pub mod migrate;
 pub mod net;
 pub mod policy;

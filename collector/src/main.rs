@@ -16,8 +16,24 @@ use rampart_collector::store::sled_store::SledStore;
     about = "Collects, scores and gates Rampart scans"
 )]
 struct Cli {
+    /// Log lines as text, or as one JSON object each (fields, and the spans with
+    /// their `agent_id` and `scan_id`), for a log pipeline.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "RAMPART_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Cmd,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -154,13 +170,21 @@ fn main() -> anyhow::Result<()> {
 async fn run() -> anyhow::Result<()> {
     // Before anything is written: files and directories are the collector's alone.
     rampart_collector::datadir::restrict_umask();
-    tracing_subscriber::fmt()
+    let cli = Cli::parse();
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    match Cli::parse().command {
+        );
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+    }
+    match cli.command {
         Cmd::Serve {
             data,
             config,

@@ -14,7 +14,7 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -22,6 +22,7 @@ use std::time::Duration;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
+use prometheus_client::metrics::counter::Counter;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -30,18 +31,30 @@ use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 
+use crate::metrics::Limit;
 use crate::tls::TlsState;
 
 /// A TLS handshake that takes longer than this is abandoned.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Connections refused or cut by the bounds here, for `/metrics`.
+/// Connections refused or cut by the bounds here: the counters of `/metrics`
+/// (`rampart_limit_refusals_total{kind="grpc_connections"|"rest_connections"}`).
 #[derive(Debug, Default)]
 pub struct ConnStats {
     /// Connections to the agents' port closed at once: a cap was reached.
-    pub grpc_refused_total: AtomicU64,
+    pub grpc_refused: Counter,
     /// Connections to the REST port refused at once: a cap was reached.
-    pub rest_refused_total: AtomicU64,
+    pub rest_refused: Counter,
+}
+
+impl ConnStats {
+    /// Counting into the metrics' registry.
+    pub fn of(m: &crate::metrics::Metrics) -> ConnStats {
+        ConnStats {
+            grpc_refused: m.limit(Limit::GrpcConnections),
+            rest_refused: m.limit(Limit::RestConnections),
+        }
+    }
 }
 
 /// The key a source address is counted under: the address itself for IPv4, its
@@ -290,7 +303,7 @@ pub fn grpc_incoming(
                 break;
             }
             let Some(mut slot) = gate.admit(peer.ip()) else {
-                stats.grpc_refused_total.fetch_add(1, Ordering::Relaxed);
+                stats.grpc_refused.inc();
                 tracing::debug!(%peer, "agents' port connection refused: at capacity");
                 continue;
             };
@@ -310,7 +323,7 @@ pub fn grpc_incoming(
                 let lifetime = match agent {
                     Some(agent) => {
                         if !slot.authenticated(&agent) {
-                            stats.grpc_refused_total.fetch_add(1, Ordering::Relaxed);
+                            stats.grpc_refused.inc();
                             tracing::debug!(%peer, agent_id = %agent, "agent connection refused: the agent has its most connections open");
                             return;
                         }
@@ -393,7 +406,7 @@ pub async fn serve_rest(
             _ = &mut shutdown => break,
         };
         let Some(slot) = gate.admit(peer.ip()) else {
-            stats.rest_refused_total.fetch_add(1, Ordering::Relaxed);
+            stats.rest_refused.inc();
             tracing::debug!(%peer, "REST connection refused: at capacity");
             if tls.is_none() {
                 // Best effort, never waits: a new socket's send buffer is empty. Then

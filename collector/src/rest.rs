@@ -17,7 +17,6 @@ mod scans;
 mod settings;
 mod webhook;
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Path, Query, State};
@@ -32,6 +31,7 @@ use utoipa::ToSchema;
 
 use crate::app::{App, AppError};
 use crate::auth::Role;
+use crate::limits::echo;
 use agents::{ca, list_agents, revoke_agent};
 use audit::audit;
 use scans::{cancel, get_scan, handover, list_scans, manual_scan, release};
@@ -215,11 +215,16 @@ pub fn router(app: Arc<App>, ctx: Arc<RestContext>) -> Router {
     Router::new()
         .merge(crate::console::router())
         .merge(api())
-        .layer(axum::middleware::from_fn(off_the_workers))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            off_the_workers,
+        ))
         .layer(axum::middleware::from_fn({
             let ctx = ctx.clone();
             move |req, next| request_timeout(ctx.clone(), req, next)
         }))
+        // Outermost: what the timeout answers is timed too.
+        .layer(axum::middleware::from_fn_with_state(app.clone(), timed))
         .layer(axum::Extension(ctx))
         .with_state(app)
 }
@@ -284,7 +289,11 @@ const BODY_SECS: u64 = 30;
 /// handler runs where blocking is allowed (`block_in_place`), so that no store work
 /// holds up the workers that every other connection shares, and no slow client
 /// holds a thread while it trickles its body.
-async fn off_the_workers(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+async fn off_the_workers(
+    State(app): State<Arc<App>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     use tokio::runtime::{Handle, RuntimeFlavor};
     let (parts, body) = req.into_parts();
     let bytes = match tokio::time::timeout(
@@ -295,11 +304,12 @@ async fn off_the_workers(req: axum::extract::Request, next: axum::middleware::Ne
     {
         Ok(Ok(b)) => b,
         Ok(Err(_)) => {
+            app.metrics.refused(crate::metrics::Limit::RestBodySize);
             return ApiError(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("the request body is over {BODY_BYTES} bytes, or could not be read"),
             )
-            .into_response()
+            .into_response();
         }
         Err(_) => {
             return ApiError(
@@ -334,7 +344,8 @@ async fn healthz() -> &'static str {
 
 /// Prometheus metrics
 ///
-/// The collector's counters and gauges in the Prometheus text format. No token while
+/// The collector's counters, gauges and histograms in the OpenMetrics text format
+/// (which Prometheus reads), each with its help text. No token while
 /// the REST listener is on loopback (the default `metrics_access = "auto"`); on a
 /// network address a bearer token of `metrics_role` (default admin) is needed.
 #[utoipa::path(
@@ -342,8 +353,8 @@ async fn healthz() -> &'static str {
     path = "/metrics",
     tag = "operations",
     responses(
-        (status = 200, description = "Counters and gauges", body = String,
-            content_type = "text/plain; version=0.0.4"),
+        (status = 200, description = "Counters, gauges and histograms (OpenMetrics text)", body = String,
+            content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
         (status = 401, description = "A token is needed here and none (or an unknown one) was given", body = ErrorBody),
         (status = 403, description = "The token's role is below `metrics_role`", body = ErrorBody),
     ),
@@ -357,38 +368,66 @@ async fn metrics(
     if ctx.metrics_need_token {
         caller?.require(ctx.metrics_role)?;
     }
-    let m = &app.metrics;
-    let cert = ctx.tls.server_cert().info();
-    let body = format!(
-        "# TYPE rampart_enrollments_total counter\nrampart_enrollments_total {}\n\
-         # TYPE rampart_enrollments_refused_total counter\nrampart_enrollments_refused_total {}\n\
-         # TYPE rampart_results_total counter\nrampart_results_total {}\n\
-         # TYPE rampart_scans_completed_total counter\nrampart_scans_completed_total {}\n\
-         # HELP rampart_results_pruned_scans_total Scans whose per-rule results the retention deleted.\n\
-         # TYPE rampart_results_pruned_scans_total counter\nrampart_results_pruned_scans_total {}\n\
-         # TYPE rampart_streams_rejected_total counter\nrampart_streams_rejected_total {}\n\
-         # TYPE rampart_agents_connected gauge\nrampart_agents_connected {}\n\
-         # HELP rampart_server_certificate_expiry_seconds When the server certificate new connections get expires (Unix time).\n\
-         # TYPE rampart_server_certificate_expiry_seconds gauge\nrampart_server_certificate_expiry_seconds {}\n\
-         # HELP rampart_connections_refused_total Connections closed at once because a connection cap was reached.\n\
-         # TYPE rampart_connections_refused_total counter\n\
-         rampart_connections_refused_total{{port=\"grpc\"}} {}\n\
-         rampart_connections_refused_total{{port=\"rest\"}} {}\n\
-         # HELP rampart_downloads_refused_total Downloads answered 503 because every slot was taken.\n\
-         # TYPE rampart_downloads_refused_total counter\nrampart_downloads_refused_total {}\n",
-        m.enrollments_total.load(Ordering::Relaxed),
-        m.enrollments_refused_total.load(Ordering::Relaxed),
-        m.results_total.load(Ordering::Relaxed),
-        m.scans_completed_total.load(Ordering::Relaxed),
-        m.results_pruned_scans_total.load(Ordering::Relaxed),
-        m.streams_rejected_total.load(Ordering::Relaxed),
-        app.connected().len(),
-        cert.not_after_unix,
-        ctx.conns.grpc_refused_total.load(Ordering::Relaxed),
-        ctx.conns.rest_refused_total.load(Ordering::Relaxed),
-        ctx.downloads.busy_total.load(Ordering::Relaxed),
-    ) + &m.render_refusals();
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
+    let body = app
+        .metrics
+        .render(&app.scrape(ctx.tls.server_cert().info().not_after_unix));
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response())
+}
+
+/// Times every request by its route template for `/metrics`, in a span that names
+/// the scan or agent the path is about (`scan_id`, `agent_id`) for the log lines
+/// written while it is answered.
+async fn timed(
+    State(app): State<Arc<App>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use tracing::Instrument;
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let method = req.method().clone();
+    let (mut parts, body) = req.into_parts();
+    let id = axum::extract::RawPathParams::from_request_parts(&mut parts, &())
+        .await
+        .ok()
+        .and_then(|p| p.iter().find(|(k, _)| *k == "id").map(|(_, v)| echo(v)));
+    let req = axum::extract::Request::from_parts(parts, body);
+    let r = route.as_deref().unwrap_or("unmatched");
+    let span = tracing::info_span!(
+        "http_request",
+        method = %method,
+        route = r,
+        scan_id = tracing::field::Empty,
+        agent_id = tracing::field::Empty
+    );
+    if let Some(id) = id {
+        if r.contains("/scans/{id}") {
+            span.record("scan_id", id.as_str());
+        } else if ["/agents/{id}", "/handover/{id}", "/vms/{id}"]
+            .iter()
+            .any(|p| r.contains(p))
+        {
+            span.record("agent_id", id.as_str());
+        }
+    }
+    let t = std::time::Instant::now();
+    let resp = next.run(req).instrument(span).await;
+    app.metrics.http_request(
+        route.as_deref(),
+        method.as_str(),
+        resp.status().as_u16(),
+        t.elapsed(),
+    );
+    resp
 }
 
 // ---- reports and overview ----

@@ -105,6 +105,9 @@ fn build_with(config: Config, first_admin: bool) -> anyhow::Result<Collector> {
 /// Background ticks (5 s) between two retention passes: 10 minutes. A pass that
 /// finds nothing to delete reads one meta key and at most the unfinished scans.
 const RETENTION_EVERY: u64 = 120;
+/// Background ticks between two counts of expiring agent certificates and of the
+/// store's size for `/metrics`: a minute.
+const FLEET_METRICS_EVERY: u64 = 12;
 
 pub async fn run(
     c: Collector,
@@ -115,7 +118,7 @@ pub async fn run(
     let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let cfg = &c.app.config;
     let max = cfg.max_message_bytes;
-    let conns = Arc::new(ConnStats::default());
+    let conns = Arc::new(ConnStats::of(&c.app.metrics));
     let grpc_limits = GrpcLimits {
         max_connections: cfg.grpc_max_connections,
         max_unauthenticated_per_ip: cfg.grpc_max_unauthenticated_per_ip,
@@ -148,7 +151,11 @@ pub async fn run(
     let ctx = Arc::new(RestContext {
         tls: c.tls.clone(),
         conns: conns.clone(),
-        downloads: Downloads::new(cfg.download_dir(), cfg.max_concurrent_downloads),
+        downloads: Downloads::new(
+            cfg.download_dir(),
+            cfg.max_concurrent_downloads,
+            c.app.metrics.limit(crate::metrics::Limit::Downloads),
+        ),
         metrics_need_token: cfg.metrics_need_token(rest_addr),
         metrics_role: Role::parse(&cfg.metrics_role).unwrap_or(Role::Admin),
         request_timeout: Duration::from_secs(cfg.rest_request_timeout_secs),
@@ -212,8 +219,13 @@ pub async fn run(
             let since = last_schedule;
             last_schedule = now;
             let retention = ticks.is_multiple_of(RETENTION_EVERY);
+            let fleet_metrics = ticks.is_multiple_of(FLEET_METRICS_EVERY);
             ticks += 1;
             let _ = tokio::task::spawn_blocking(move || {
+                // Every collector's own `/metrics`: at start, then every minute.
+                if fleet_metrics {
+                    app.refresh_fleet_metrics();
+                }
                 // Every collector says it is alive (its streams count as connected).
                 if let Err(e) = app.store.heartbeat(app.instance(), now.timestamp_millis()) {
                     tracing::warn!(error = %e, "cannot record this collector's heartbeat");

@@ -33,6 +33,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::app::{now_ms, App};
+use crate::metrics::WebhookOutcome;
 use crate::store::{AttemptRecord, DeliveryRecord, DeliveryState};
 
 /// Each attempt (connect, TLS, request, answer) must finish within this.
@@ -119,16 +120,20 @@ async fn send_due(app: &Arc<App>, pending: Vec<DeliveryRecord>) -> Option<i64> {
             Ok(code) => (Some(code), Some(format!("HTTP {code}"))),
             Err(e) => (None, Some(e)),
         };
-        if error.is_none() {
+        let outcome = if error.is_none() {
             d.state = DeliveryState::Delivered;
             d.next_attempt_ms = None;
+            WebhookOutcome::Delivered
         } else if d.attempts >= app.config.webhook_max_attempts {
             d.state = DeliveryState::Failed;
             d.next_attempt_ms = None;
+            WebhookOutcome::Failed
         } else {
             let wait = backoff_ms(app.config.webhook_backoff_ms, d.attempts) as i64;
             d.next_attempt_ms = Some(now_ms() + wait);
-        }
+            WebhookOutcome::Retry
+        };
+        app.metrics.webhook_attempt(outcome);
         tracing::info!(
             delivery_id = %d.id,
             scan_id = %d.scan_id,
@@ -148,12 +153,12 @@ async fn send_due(app: &Arc<App>, pending: Vec<DeliveryRecord>) -> Option<i64> {
             state: d.state,
             next_attempt_ms: d.next_attempt_ms,
         };
-        let store = app.store.clone();
+        let app2 = app.clone();
         let d2 = d.clone();
         let saved = tokio::task::spawn_blocking(move || {
-            store.append_attempt(&rec)?;
-            store.put_delivery(&d2)?;
-            store.sync()
+            app2.store.append_attempt(&rec)?;
+            app2.store.put_delivery(&d2)?;
+            app2.sync_store()
         })
         .await;
         if !matches!(saved, Ok(Ok(()))) {

@@ -167,8 +167,11 @@ fn a_rest_client_that_never_finishes_its_request_is_cut_off() {
         (http("GET", &c.rest, "/healthz", None, None).0 == 200).then_some(())
     });
     assert_eq!(
-        metric(&c, "rampart_connections_refused_total{port=\"rest\"}"),
-        "rampart_connections_refused_total{port=\"rest\"} 1"
+        metric(
+            &c,
+            "rampart_limit_refusals_total{kind=\"rest_connections\"}"
+        ),
+        "rampart_limit_refusals_total{kind=\"rest_connections\"} 1"
     );
 }
 
@@ -262,12 +265,15 @@ fn connections_over_the_caps_are_closed_and_a_connected_agent_carries_on() {
         refused(tls_connect(&c, Some(&other_identity))),
         "a connection over the total cap was accepted"
     );
-    let refusals: u64 = metric(&c, "rampart_connections_refused_total{port=\"grpc\"}")
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let refusals: u64 = metric(
+        &c,
+        "rampart_limit_refusals_total{kind=\"grpc_connections\"}",
+    )
+    .rsplit(' ')
+    .next()
+    .unwrap()
+    .parse()
+    .unwrap();
     assert!(refusals >= 3, "{refusals} connections refused");
 
     // The agent never noticed: it answers a manual scan on its stream.

@@ -70,7 +70,7 @@ impl App {
                 }
             ),
         )?;
-        self.store.sync()?;
+        self.sync_store()?;
         Ok(token)
     }
 
@@ -130,7 +130,7 @@ impl App {
                 u.role
             ),
         )?;
-        self.store.sync()?;
+        self.sync_store()?;
         Ok(u)
     }
 
@@ -197,7 +197,7 @@ impl App {
                 project.unwrap_or("(none)")
             ),
         )?;
-        self.store.sync()?;
+        self.sync_store()?;
         Ok((id, secret, expires))
     }
 
@@ -231,7 +231,7 @@ impl App {
                     before.max_uses
                 ),
             )?;
-            self.store.sync()?;
+            self.sync_store()?;
         }
         Ok(TokenRecord {
             revoked: true,
@@ -259,7 +259,7 @@ impl App {
             uses: 0,
             revoked: false,
         })?;
-        self.store.sync()?;
+        self.sync_store()?;
         Ok(secret)
     }
 }

@@ -139,7 +139,7 @@ impl App {
             Some(id),
             format!("certificate {} revoked", a.cert_serial),
         )?;
-        self.store.sync()?;
+        self.sync_store()?;
         self.revocations_changed();
         self.tell_others(crate::store::Event::Revoke {
             agent_id: id.into(),

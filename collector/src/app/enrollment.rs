@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{bump, now_ms, App, AppError, Enrolled, Result};
+use super::{now_ms, App, AppError, Enrolled, Result};
 use crate::auth;
 use crate::identity;
 use crate::limits::{self, echo, EnrollClaims};
@@ -84,7 +84,6 @@ fn identity_document_key(doc: &identity::Document<'_>) -> String {
 
 impl App {
     fn refuse_enroll(&self, why: Refusal, peer: &str, message: String) -> AppError {
-        bump(&self.metrics.enrollments_refused_total, 1);
         self.metrics.refusal(why);
         tracing::warn!(%peer, reason = why.as_str(), message = %message, "enrollment refused");
         match why {
@@ -271,7 +270,7 @@ impl App {
                 identity.detail
             ),
         )?;
-        bump(&self.metrics.enrollments_total, 1);
+        self.metrics.enrollments_accepted.inc();
         let s = self.settings();
         let provision_scan = if s.scan_on_provision {
             self.create_scan(&agent_id, "provision", "system")?
@@ -279,7 +278,7 @@ impl App {
         } else {
             None
         };
-        self.store.sync()?;
+        self.sync_store()?;
         Ok(Enrolled {
             agent_id,
             cert_der: issued.der,
@@ -391,7 +390,7 @@ impl App {
             Some(&tok.id),
             format!("{why} (host {} from {peer_ip})", echo(req.hostname)),
         );
-        let _ = self.store.sync();
+        let _ = self.sync_store();
         self.refuse_enroll(reason, peer_ip, why.into())
     }
 
@@ -430,7 +429,7 @@ impl App {
             Some(agent_id),
             format!("enrollment retried with the same key from {peer_ip}; certificate reissued"),
         )?;
-        self.store.sync()?;
+        self.sync_store()?;
         Ok(Enrolled {
             agent_id: agent_id.into(),
             cert_der: issued.der,
@@ -506,7 +505,7 @@ impl App {
             Some(agent_id),
             format!("client certificate renewed (serial {old_serial} replaced by {serial})"),
         )?;
-        self.store.sync()?;
+        self.sync_store()?;
         // The replaced certificate goes on the CRL.
         self.supersede(&old_serial, old_not_after_ms)?;
         Ok((issued.der, not_after_ms))

@@ -87,7 +87,8 @@ impl App {
                 s.block_reasons.join("; ")
             ),
         )?;
-        self.store.sync()?;
+        self.sync_store()?;
+        self.metrics.released();
         Ok(s)
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::{bump, now_ms, App, AppError, Command, Result};
+use super::{now_ms, App, AppError, Command, Result};
 use crate::auth;
 use crate::policy::{self, Counts};
 use crate::store::{ResultRecord, ScanFilter, ScanRecord, ScanStatus};
@@ -51,7 +51,8 @@ impl App {
             Some(&rec.id),
             format!("{trigger} scan of agent {agent_id}"),
         )?;
-        self.store.sync()?;
+        self.sync_store()?;
+        self.metrics.scan_created(trigger);
         self.send_scan(&rec);
         Ok(Some(rec))
     }
@@ -152,7 +153,7 @@ impl App {
         }
         s.last_progress_ms = now_ms();
         self.store.put_scan(&s)?;
-        self.store.sync()?;
+        self.sync_store()?;
         Ok(())
     }
 
@@ -176,10 +177,13 @@ impl App {
             s.finished_at_ms = Some(now_ms());
             self.store.put_scan(&s)?;
             self.forget_progress(&s.id);
-            self.store.sync()?;
+            self.sync_store()?;
+            self.metrics.scan_ended(&s);
             return Ok(());
         }
+        let t = std::time::Instant::now();
         self.store.put_results(scan_id, results)?;
+        self.metrics.store_written(t.elapsed());
         if s.status == ScanStatus::Pending {
             // Results without ScanStarted: the scan runs from now.
             s.status = ScanStatus::Running;
@@ -194,8 +198,8 @@ impl App {
             self.store.put_scan(&s)?;
         }
         self.made_progress(scan_id, results);
-        self.store.sync()?;
-        bump(&self.metrics.results_total, results.len() as u64);
+        self.sync_store()?;
+        self.metrics.results.inc_by(results.len() as u64);
         Ok(())
     }
 
@@ -352,13 +356,13 @@ impl App {
                 super::alerts::enqueue(self, &settings, &s)?;
                 queued = true;
             }
-            bump(&self.metrics.scans_completed_total, 1);
         }
         s.finished_at_ms = Some(now_ms());
         s.last_progress_ms = now_ms();
         self.store.put_scan(&s)?;
         self.forget_progress(&s.id);
-        self.store.sync()?;
+        self.sync_store()?;
+        self.metrics.scan_ended(&s);
         self.webhook_wake.notify_one();
         if queued && !self.is_leader() {
             self.tell_others(crate::store::Event::Webhook);
@@ -382,7 +386,8 @@ impl App {
         s.finished_at_ms = Some(now_ms());
         self.store.put_scan(&s)?;
         self.forget_progress(&s.id);
-        self.store.sync()?;
+        self.sync_store()?;
+        self.metrics.scan_ended(&s);
         Ok(())
     }
 
@@ -403,7 +408,7 @@ impl App {
             ..Default::default()
         };
         let (running, _) = self.store.scans(&f, 0, usize::MAX)?;
-        let mut n = 0;
+        let mut ended = Vec::new();
         let last = |s: &ScanRecord| {
             let seen = self.progress_of(&s.id).unwrap_or(i64::MIN);
             s.last_progress_ms.max(seen).max(self.started_ms)
@@ -417,12 +422,15 @@ impl App {
             s.finished_at_ms = Some(now_ms());
             self.store.put_scan(&s)?;
             self.forget_progress(&s.id);
-            n += 1;
+            ended.push(s);
         }
-        if n > 0 {
-            self.store.sync()?;
+        if !ended.is_empty() {
+            self.sync_store()?;
         }
-        Ok(n)
+        for s in &ended {
+            self.metrics.scan_ended(s);
+        }
+        Ok(ended.len())
     }
 
     /// Deletes the per-rule results of finished scans created before the retention
@@ -436,14 +444,14 @@ impl App {
         let cut = now_ms - days as i64 * 86_400_000;
         let n = self.store.prune_results(cut)?;
         if n > 0 {
-            bump(&self.metrics.results_pruned_scans_total, n as u64);
+            self.metrics.results_pruned_scans.inc_by(n as u64);
             self.audit(
                 "system",
                 "retention.results",
                 None,
                 format!("results of {n} scans created over {days} days ago deleted"),
             )?;
-            self.store.sync()?;
+            self.sync_store()?;
         }
         Ok(n)
     }
@@ -470,7 +478,8 @@ impl App {
         self.store.put_scan(&s)?;
         self.forget_progress(&s.id);
         self.audit(actor, "scan.cancel", Some(scan_id), "cancelled")?;
-        self.store.sync()?;
+        self.sync_store()?;
+        self.metrics.scan_ended(&s);
         self.send(
             &s.agent_id,
             Command::Cancel {

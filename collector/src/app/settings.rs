@@ -141,7 +141,7 @@ impl App {
             None,
             format!("old {old_json} new {new_json}{secret_note}"),
         )?;
-        self.store.sync()?;
+        self.sync_store()?;
         *self.settings.write().unwrap_or_else(|p| p.into_inner()) = new;
         for agent in self.connected() {
             self.send(&agent, self.settings_command(&agent));

@@ -15,7 +15,6 @@
 //! so strangers cannot grow the audit log.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::{Condvar, Mutex, OnceLock};
 
 use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
@@ -200,7 +199,7 @@ impl App {
                 if had { "changed" } else { "set" }
             ),
         )?;
-        self.store.sync()?;
+        self.sync_store()?;
         Ok(())
     }
 
@@ -211,7 +210,7 @@ impl App {
             _ => {
                 let k = auth::random_bytes::<32>(auth::system_random())?.to_vec();
                 self.store.put_meta(DEVICE_KEY, &k)?;
-                self.store.sync()?;
+                self.sync_store()?;
                 k
             }
         };
@@ -281,9 +280,8 @@ impl App {
         };
         for (key, limit, what) in &keys {
             if let Some(secs) = self.signin_failures.wait_secs(key, *limit, now) {
-                self.metrics
-                    .console_signin_failures_total
-                    .fetch_add(1, Ordering::Relaxed);
+                self.metrics.console_signin_failures.inc();
+                self.metrics.refused(crate::metrics::Limit::SigninRate);
                 return Err(AppError::Limited(format!(
                     "too many failed sign-ins {what}; try again in {secs} s"
                 )));
@@ -312,9 +310,7 @@ impl App {
             for (key, ..) in keys {
                 self.signin_failures.record(key, now);
             }
-            self.metrics
-                .console_signin_failures_total
-                .fetch_add(1, Ordering::Relaxed);
+            self.metrics.console_signin_failures.inc();
             // Only attempts on real accounts reach the audit log: a stranger trying
             // names cannot grow it.
             if let Some(u) = &user {
@@ -349,7 +345,7 @@ impl App {
         };
         self.store.put_session(&session)?;
         self.audit(&user.name, "console.signin", None, format!("from {addr}"))?;
-        self.store.sync()?;
+        self.sync_store()?;
         Ok((
             secret,
             ConsoleUser {
@@ -398,7 +394,7 @@ impl App {
         if let Some(s) = self.store.session(&hash)? {
             self.store.delete_session(&hash)?;
             self.audit(&s.user, "console.signout", None, "session ended")?;
-            self.store.sync()?;
+            self.sync_store()?;
         }
         Ok(())
     }
@@ -569,12 +565,7 @@ mod tests {
         assert!(matches!(r, Err(AppError::Refused(_))));
         let _ = app.sign_in("nobody", "wrong password!", "10.4.0.1", None);
         assert_eq!(app.store.audit(0, 0).unwrap().1, before);
-        assert!(
-            app.metrics
-                .console_signin_failures_total
-                .load(Ordering::Relaxed)
-                >= 30
-        );
+        assert!(app.metrics.console_signin_failures.get() >= 30);
     }
 
     #[test]

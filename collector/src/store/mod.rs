@@ -629,6 +629,11 @@ pub trait Store: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Bytes the store takes where it is kept (for `/metrics`), if known.
+    fn size_bytes(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
     /// Tells the other collectors sharing this store about a change (see
     /// [`Event`]); a store that only one collector uses has nobody to tell.
     fn publish(&self, _event: &Event) -> Result<()> {

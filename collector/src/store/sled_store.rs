@@ -488,6 +488,21 @@ fn open_db(dir: &Path) -> Result<sled::Db> {
     }
 }
 
+/// The bytes of the files under `dir` (the database and the result files).
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+            _ => 0,
+        })
+        .sum()
+}
+
 fn fsync_dir(dir: &Path) -> std::io::Result<()> {
     // sled creates and removes files as it works (snapshots, blobs): one that is gone
     // between listing and opening holds nothing left to make durable.
@@ -1278,6 +1293,10 @@ impl Store for SledStore {
                 return Ok(true);
             }
         }
+    }
+
+    fn size_bytes(&self) -> Result<Option<u64>> {
+        Ok(Some(dir_bytes(&self.dir)))
     }
 
     fn sync(&self) -> Result<()> {

@@ -672,6 +672,15 @@ impl Store for PgStore {
         })
     }
 
+    fn size_bytes(&self) -> Result<Option<u64>> {
+        self.run(move |c| async move {
+            let r = c
+                .query_one("SELECT pg_database_size(current_database())", &[])
+                .await
+                .map_err(pg)?;
+            Ok(u64::try_from(r.get::<_, i64>(0)).ok())
+        })
+    }
     fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let key = key.to_string();
         self.run(move |c| async move {
