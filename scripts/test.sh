@@ -95,6 +95,22 @@ if ! echo "$axe_sha256  $axe_js" | sha256sum --check --status 2>/dev/null; then
   rm -rf "$axe_tmp"
 fi
 export RAMPART_AXE_JS=$axe_js
+# Debian's Prometheus and promtool for the monitoring test (tests/tests/monitoring.rs),
+# unpacked from the package into a cache: no service is installed or started.
+prom_dir=/var/cache/rampart-tests/prometheus-debian12
+if [ ! -x "$prom_dir/prometheus" ] || [ ! -x "$prom_dir/promtool" ]; then
+  prom_tmp=$(mktemp -d)
+  chmod 755 "$prom_tmp"
+  if ! (cd "$prom_tmp" && apt-get download prometheus >/dev/null 2>&1); then
+    apt-get update -qq
+    (cd "$prom_tmp" && apt-get download prometheus >/dev/null 2>&1)
+  fi
+  dpkg-deb -x "$prom_tmp"/prometheus_*.deb "$prom_tmp/x"
+  mkdir -p "$prom_dir"
+  cp "$prom_tmp/x/usr/bin/prometheus" "$prom_tmp/x/usr/bin/promtool" "$prom_dir/"
+  rm -rf "$prom_tmp"
+fi
+export RAMPART_PROMETHEUS=$prom_dir
 # A bootable Debian 12 VM image with cloud-init for the VM test, built once and cached.
 vm_image=$(bash tests/fixtures/build-vm-image.sh)
 export RAMPART_VM_IMAGE=$vm_image
