@@ -263,6 +263,17 @@ impl Collector {
         admin: Option<&str>,
         config: Option<&str>,
     ) -> Collector {
+        Collector::start_with_env(data, ports, admin, config, &[])
+    }
+
+    /// Like `start_with`, with more environment variables for the collector.
+    pub fn start_with_env(
+        data: &Path,
+        ports: Option<(u16, u16)>,
+        admin: Option<&str>,
+        config: Option<&str>,
+        envs: &[(&str, &str)],
+    ) -> Collector {
         let (g, r) = ports.unwrap_or_else(|| (free_port(), free_port()));
         let mut args = vec![
             "serve".to_string(),
@@ -282,6 +293,7 @@ impl Collector {
                 "RUST_LOG",
                 std::env::var("RAMPART_COLLECTOR_LOG").unwrap_or_else(|_| "info".into()),
             )
+            .envs(envs.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(
                 std::fs::OpenOptions::new()

@@ -157,7 +157,13 @@ fn metrics_count_a_real_scan_and_feed_the_shipped_alerts_and_dashboard() {
     let t = tempfile::tempdir().unwrap();
     let root = t.path().join("root");
     fixture_root(&root, true);
-    let c = Collector::start(&t.path().join("collector"), None, None);
+    let c = Collector::start_with_env(
+        &t.path().join("collector"),
+        None,
+        None,
+        None,
+        &[("RAMPART_LOG_FORMAT", "json")],
+    );
     c.set_settings(|s| s["mode"] = json!("block"));
     let token = c.enrollment_token("web", 1, 3600);
     let mut a = Agent::new(&t.path().join("agent"));
@@ -184,6 +190,42 @@ fn metrics_count_a_real_scan_and_feed_the_shipped_alerts_and_dashboard() {
         .as_array()
         .unwrap()
         .len();
+
+    // JSON log lines: the scan's end in the agent's stream and the release in its
+    // REST request, each with the spans that name the agent and the scan.
+    let lines: Vec<Value> = c
+        .log()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let spans_of = |message: &str| -> Vec<Value> {
+        lines
+            .iter()
+            .find(|l| l["fields"]["message"] == message && l["spans"].is_array())
+            .unwrap_or_else(|| panic!("no {message:?} line in {lines:?}"))["spans"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let finished = spans_of("scan finished");
+    assert!(
+        finished
+            .iter()
+            .any(|s| s["name"] == "agent_session" && s["agent_id"] == a.agent_id()),
+        "{finished:?}"
+    );
+    assert!(
+        finished
+            .iter()
+            .any(|s| s["name"] == "agent_message" && s["scan_id"] == id),
+        "{finished:?}"
+    );
+    let release = lines
+        .iter()
+        .find(|l| l["fields"]["action"] == "scan.release")
+        .unwrap_or_else(|| panic!("no release line in {lines:?}"));
+    assert_eq!(release["span"]["scan_id"], id, "{release}");
+    assert_eq!(release["span"]["route"], "/api/v1/scans/{id}/release");
 
     let (text, s) = scrape(&c);
     assert_eq!(value(&s, "rampart_enrollments_accepted_total"), 1.0);
