@@ -1,0 +1,344 @@
+//! Collectors on PostgreSQL: the end-to-end scenarios on one collector, two
+//! collectors on one database working as one (behind a balancer, one killed mid-stream,
+//! the lease and the schedule taken over), and the CLI on the configured store.
+
+use rampart_tests::pg::Postgres;
+
+#[test]
+fn a_collector_on_postgres_enrolls_scans_gates_and_releases() {
+    let pg = Postgres::start();
+    pg.create_database("rampart");
+    let config = pg.collector_config("rampart");
+    rampart_tests::scenarios::enroll_scan_gate_release(Some(&config));
+    // It was PostgreSQL that held them.
+    assert_eq!(pg.psql("rampart", "SELECT count(*) FROM agents"), "1");
+    assert!(
+        pg.psql("rampart", "SELECT count(*) FROM result_chunks")
+            .parse::<u32>()
+            .unwrap()
+            > 0
+    );
+    assert_eq!(
+        pg.psql(
+            "rampart",
+            "SELECT count(*) FROM audit WHERE action = convert_to('scan.release', 'UTF8')"
+        ),
+        "1"
+    );
+}
+
+#[test]
+fn a_collector_on_postgres_killed_mid_stream_loses_and_duplicates_nothing() {
+    let pg = Postgres::start();
+    pg.create_database("rampart");
+    rampart_tests::scenarios::killed_mid_stream(Some(&pg.collector_config("rampart")));
+}
+
+#[test]
+fn two_collectors_behind_a_balancer_one_killed_mid_stream_lose_and_duplicate_nothing() {
+    use rampart_tests::cluster::wait_for;
+    use rampart_tests::scenarios::{every_rule_once, fixture_root, slow_stream_started};
+    let pg = Postgres::start();
+    pg.create_database("rampart");
+    let config = pg.collector_config("rampart");
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    fixture_root(&root, false);
+    let (mut a, b) = rampart_tests::pg::two_collectors(t.path(), &config);
+    // The agents' port behind a TCP pass-through balancer that prefers A.
+    let lb = rampart_tests::balancer::Balancer::start(&[&a.grpc, &b.grpc]);
+    let token = a.enrollment_token("web", 1, 3600);
+    let mut agent = rampart_tests::cluster::Agent::new(&t.path().join("agent"));
+    let (ok, out) = agent.enroll(&lb.url(), &token, &a.fingerprint, &root, &[]);
+    assert!(ok, "enroll through the balancer: {out}");
+    let scan_id = slow_stream_started(&mut agent, &a);
+    assert_eq!(
+        a.agents()[0]["connected"],
+        true,
+        "the stream went to A first"
+    );
+    wait_for("B to see the agent connected through A", 10, || {
+        (b.agents()[0]["connected"] == true).then_some(())
+    });
+    // A dies with batches in flight (the agent held still, so that it cannot come
+    // back at once): B stops counting A's stream once A's heartbeat is old.
+    let pid = agent.child.as_ref().unwrap().id().to_string();
+    let signal = |s: &str| {
+        let st = std::process::Command::new("kill")
+            .args([s, &pid])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    signal("-STOP");
+    a.kill9();
+    wait_for("B to stop counting the dead collector's stream", 40, || {
+        (b.agents()[0]["connected"] == false).then_some(())
+    });
+    // Let go, the agent's reconnection lands on B, which finishes the scan from what
+    // the database holds.
+    signal("-CONT");
+    every_rule_once(&b, &scan_id, &root, &agent);
+    assert_eq!(b.agents()[0]["connected"], true);
+    assert_eq!(
+        pg.psql(
+            "rampart",
+            &format!("SELECT status FROM scans WHERE id = convert_to('{scan_id}', 'UTF8')")
+        ),
+        "2"
+    );
+}
+
+#[test]
+fn the_cli_works_on_the_configured_postgres_store() {
+    // `user add`, `token create` and `audit verify` with `--config` change and read
+    // the database, not the data directory.
+    let pg = Postgres::start();
+    pg.create_database("rampart");
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("collector");
+    let config = t.path().join("collector.toml");
+    std::fs::write(&config, pg.collector_config("rampart")).unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(rampart_tests::binary("rampart-collector"))
+            .args(args)
+            .args([
+                "--data",
+                data.to_str().unwrap(),
+                "--config",
+                config.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let token = run(&["user", "add", "ops", "--role", "admin"]);
+    assert!(token.starts_with("rpt_"), "{token}");
+    run(&["token", "create", "--project", "web"]);
+    assert_eq!(pg.psql("rampart", "SELECT count(*) FROM users"), "1");
+    assert_eq!(pg.psql("rampart", "SELECT count(*) FROM tokens"), "1");
+    assert!(
+        !data.join("db").exists(),
+        "no sled database was made in the data directory"
+    );
+    let verified = run(&["audit", "verify"]);
+    assert!(verified.starts_with("OK: audit chain intact"), "{verified}");
+    // An edited entry is found by the same command.
+    pg.psql(
+        "rampart",
+        "UPDATE audit SET doc = convert_to(replace(convert_from(doc, 'UTF8'), '\"at_ms\":', '\"at_ms\":1'), 'UTF8') WHERE seq = 1",
+    );
+    let out = std::process::Command::new(rampart_tests::binary("rampart-collector"))
+        .args([
+            "audit",
+            "verify",
+            "--data",
+            data.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "an edited entry must fail the check");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("1"), "the broken entry is named: {err}");
+}
+
+#[test]
+fn two_collectors_on_one_database_work_as_one() {
+    use rampart_tests::cluster::{wait_for, Agent};
+    use serde_json::json;
+
+    let pg = Postgres::start();
+    pg.create_database("rampart");
+    let config = pg.collector_config("rampart");
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    rampart_tests::scenarios::fixture_root(&root, false);
+    // Every collector is given the same CA (its key signs every enrollment): here a
+    // copy of the first one's.
+    let (mut a, b) = rampart_tests::pg::two_collectors(t.path(), &config);
+    assert_eq!(a.fingerprint, b.fingerprint, "one CA");
+
+    // A token made through A enrolls through B; the agent stays connected to B.
+    let token = a.enrollment_token("web", 1, 3600);
+    let mut agent = Agent::new(&t.path().join("agent"));
+    let (ok, out) = agent.enroll(&b.url(), &token, &b.fingerprint, &root, &[]);
+    assert!(ok, "enroll through B: {out}");
+    agent.run(&[]);
+    let id = agent.agent_id();
+    let first = a.completed_scan(&id, 90);
+    assert_eq!(first["trigger"], "provision", "seen through A: {first}");
+    // A says the agent is connected, though its stream is on B.
+    wait_for("A to see the agent connected through B", 10, || {
+        (a.agents()[0]["connected"] == true).then_some(())
+    });
+
+    // A's console finds the VM that enrolled through B by its host name.
+    let host = a.agents()[0]["hostname"].as_str().unwrap().to_string();
+    a.console_user("ada", "admin", "ada's long password");
+    let mut ui = rampart_tests::console_http::Console::new(&a.rest);
+    assert_eq!(ui.sign_in("ada", "ada's long password").status, 303);
+    wait_for("A's host search to know B's VM", 20, || {
+        ui.get(&format!("/ui/scans?q={host}"))
+            .text()
+            .contains(&format!("/ui/vms/{id}"))
+            .then_some(())
+    });
+
+    // A scan requested through A reaches the agent through B and completes; both
+    // collectors show the same scan with the same results.
+    let created = a.admin("POST", "/api/v1/scans", Some(json!({ "agent_id": id })));
+    let scan_id = created[0]["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/scans/{scan_id}");
+    let done = wait_for("the scan requested through A to complete", 90, || {
+        let s = a.admin("GET", &path, None);
+        (s["scan"]["status"] == "completed").then_some(s)
+    });
+    assert_eq!(
+        done,
+        b.admin("GET", &path, None),
+        "both collectors answer alike"
+    );
+    assert!(!done["results"].as_array().unwrap().is_empty());
+
+    // Settings saved through A reach B (it serves them and sends them to its agents).
+    a.set_settings(|s| s["min_score"] = json!(42));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while b.admin("GET", "/api/v1/settings", None)["min_score"].as_f64() != Some(42.0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B does not serve A's settings after 20 s; B's log:\n{}",
+            b.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+
+    // Revoking through A ends the agent's stream on B at once, and B refuses it after.
+    a.admin("POST", &format!("/api/v1/agents/{id}/revoke"), None);
+    wait_for("B to end the revoked agent's stream", 20, || {
+        (b.agents()[0]["connected"] == false).then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(
+        b.agents()[0]["connected"],
+        false,
+        "the agent did not get back in"
+    );
+    assert_eq!(a.agents()[0]["connected"], false, "nor does A count it");
+
+    // One of them holds the background lease; killed, the other takes it over.
+    let holder = || pg.psql("rampart", "SELECT convert_from(holder, 'UTF8') FROM leases");
+    let before = holder();
+    assert!(before.starts_with("collector-"), "{before}");
+    let mut b = b;
+    let (dead, alive) = if a.log().contains(&before) {
+        (&mut a, &b)
+    } else {
+        assert!(
+            b.log().contains(&before),
+            "the holder {before} is one of the two"
+        );
+        (&mut b, &a)
+    };
+    dead.kill9();
+    let after = wait_for("the other collector to take the lease", 60, || {
+        let h = holder();
+        (h != before).then_some(h)
+    });
+    wait_for("the new holder to say so", 10, || {
+        alive.log().contains(&after).then_some(())
+    });
+}
+
+#[test]
+fn scheduled_scans_are_made_once_per_slot_across_collectors() {
+    // Two collectors, a schedule firing every minute: each agent gets exactly one
+    // scheduled scan per minute, also across the death of the collector that held the
+    // lease (the other takes it over and resumes where the schedule was left).
+    use rampart_tests::cluster::{wait_for, Agent};
+    use serde_json::json;
+
+    let pg = Postgres::start();
+    pg.create_database("rampart");
+    let config = format!(
+        "{}schedule_window_secs = 1\n",
+        pg.collector_config("rampart")
+    );
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    rampart_tests::scenarios::fixture_root(&root, false);
+    let (a, b) = rampart_tests::pg::two_collectors(t.path(), &config);
+    a.set_settings(|s| s["scan_on_provision"] = json!(false));
+
+    // The agents go to the collector that does not hold the lease; the holder dies.
+    let holder = pg.psql("rampart", "SELECT convert_from(holder, 'UTF8') FROM leases");
+    let (mut doomed, survivor) = if a.log().contains(&holder) {
+        (a, b)
+    } else {
+        assert!(b.log().contains(&holder), "the holder {holder} is A or B");
+        (b, a)
+    };
+    let mut agents = Vec::new();
+    for i in 0..2 {
+        let token = survivor.enrollment_token("web", 1, 3600);
+        let mut ag = Agent::new(&t.path().join(format!("agent-{i}")));
+        let (ok, out) = ag.enroll(&survivor.url(), &token, &survivor.fingerprint, &root, &[]);
+        assert!(ok, "{out}");
+        ag.run(&[]);
+        agents.push(ag);
+    }
+    let ids: Vec<String> = agents.iter().map(|a| a.agent_id()).collect();
+    survivor.set_settings(|s| {
+        s["schedule_enabled"] = json!(true);
+        s["schedule_cron"] = json!("* * * * *");
+    });
+    let scheduled = |id: &str| -> Vec<i64> {
+        survivor
+            .scans_of(id)
+            .into_iter()
+            .filter(|s| s["trigger"] == "schedule")
+            .map(|s| s["created_at_ms"].as_i64().unwrap() / 60_000)
+            .collect()
+    };
+    // Generous budgets: the minutes are the clock's, and a loaded machine is slow.
+    wait_for("the first scheduled scans", 130, || {
+        ids.iter().all(|id| !scheduled(id).is_empty()).then_some(())
+    });
+    doomed.kill9();
+    // Two more minutes fire after the holder's death.
+    let first: i64 = ids
+        .iter()
+        .map(|id| *scheduled(id).iter().min().unwrap())
+        .max()
+        .unwrap();
+    wait_for("two more scheduled minutes", 240, || {
+        ids.iter()
+            .all(|id| scheduled(id).iter().any(|m| *m >= first + 2))
+            .then_some(())
+    });
+    for id in &ids {
+        let mut minutes = scheduled(id);
+        minutes.sort();
+        let mut unique = minutes.clone();
+        unique.dedup();
+        assert_eq!(
+            minutes, unique,
+            "{id}: a minute was scheduled twice: {minutes:?}"
+        );
+        assert!(
+            minutes.windows(2).all(|w| w[1] == w[0] + 1),
+            "{id}: a minute was missed: {minutes:?}"
+        );
+        assert!(minutes.len() >= 3, "{id}: {minutes:?}");
+    }
+    assert!(
+        survivor.log().contains("took the background lease"),
+        "the survivor took the lease over"
+    );
+}
