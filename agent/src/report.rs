@@ -161,7 +161,7 @@ fn unix_ms(t: time::OffsetDateTime) -> i64 {
 /// result. `identity` adds what the daemon would tell a collector (live host only).
 pub fn scan_doc(
     r: &ScanReport,
-    identity: Option<&crate::daemon::identity::Identity>,
+    identity: Option<&crate::daemon::identity::HostInfo>,
     generated_at: time::OffsetDateTime,
 ) -> rampart_report::Doc {
     use rampart_report as rr;

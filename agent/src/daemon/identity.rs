@@ -24,7 +24,7 @@ use crate::facts::Facts;
 
 /// What the agent says about its host in hello.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Identity {
+pub struct HostInfo {
     pub hostname: String,
     pub ip_addresses: Vec<String>,
     pub provider: String,
@@ -198,11 +198,11 @@ pub fn provider_identity(dmi: &Dmi, ci: Option<&CloudInitData>) -> (String, Stri
 }
 
 /// The identity of the host under `facts` (live).
-pub fn detect(facts: &Facts) -> Identity {
+pub fn detect(facts: &Facts) -> HostInfo {
     let dmi = Dmi::read(facts);
     let ci = CloudInitData::read(facts);
     let (provider, instance_id, region) = provider_identity(&dmi, ci.as_ref());
-    let mut id = Identity {
+    let mut id = HostInfo {
         provider,
         instance_id,
         region,
@@ -346,7 +346,7 @@ mod tests {
         &'a str,
     );
 
-    fn detect_in(root: &Path) -> Identity {
+    fn detect_in(root: &Path) -> HostInfo {
         detect(&Facts::new(root, true))
     }
 
