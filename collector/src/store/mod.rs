@@ -624,7 +624,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Periodic upkeep of the store's layout, run where the lease is held (and by
     /// `migrate` once it has copied): PostgreSQL makes its monthly partitions ahead
-    /// of time. Nothing to do for a store without any.
+    /// of time and forgets the streams of collectors long silent. Nothing to do for a
+    /// store without any.
     fn maintain(&self, _now_ms: i64) -> Result<()> {
         Ok(())
     }

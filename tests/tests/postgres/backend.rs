@@ -120,6 +120,39 @@ fn credentials_and_the_schema() {
 }
 
 #[test]
+fn streams_of_a_collector_gone_silent_count_for_nothing_then_are_forgotten() {
+    let pg = Postgres::start();
+    pg.create_database("presence");
+    let (a, b) = (open(&pg, "presence"), open(&pg, "presence"));
+    let t0 = 1_800_000_000_000;
+    a.heartbeat("coll-a", t0).unwrap();
+    b.heartbeat("coll-b", t0).unwrap();
+    a.stream_opened("ag-1", "coll-a", t0).unwrap();
+    b.stream_opened("ag-2", "coll-b", t0).unwrap();
+    let ids = vec!["ag-1".to_string(), "ag-2".to_string()];
+    assert_eq!(
+        b.streams_elsewhere(&ids, "coll-b", t0 - 15_000).unwrap(),
+        ["ag-1"]
+    );
+    // coll-a is killed: its heartbeat stops; coll-b's goes on.
+    let later = t0 + 11 * 60_000;
+    b.heartbeat("coll-b", later).unwrap();
+    assert!(b
+        .streams_elsewhere(&ids, "coll-b", later - 15_000)
+        .unwrap()
+        .is_empty());
+    // A heartbeat removes nothing; the lease holder's upkeep does.
+    assert_eq!(pg.psql("presence", "SELECT count(*) FROM streams"), "2");
+    b.maintain(later).unwrap();
+    assert_eq!(
+        pg.psql("presence", "SELECT count(*) FROM streams"),
+        "1",
+        "coll-a's stream is gone, coll-b's stays"
+    );
+    assert_eq!(pg.psql("presence", "SELECT count(*) FROM instances"), "1");
+}
+
+#[test]
 fn two_stores_on_one_database_share_one_audit_chain() {
     // Two collectors appending at once: one chain, no sequence number twice, every
     // entry linked to the one before (checked by the same verifier as sled's).

@@ -725,6 +725,10 @@ impl Store for PgStore {
         for month in partitions::maintain(self, now_ms)? {
             tracing::info!(database = %self.target, month, "scans partitioned for the month");
         }
+        let gone = presence::forget_gone(self, now_ms)?;
+        if gone > 0 {
+            tracing::info!(database = %self.target, streams = gone, "streams of collectors gone silent removed");
+        }
         Ok(())
     }
 

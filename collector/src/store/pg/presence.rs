@@ -2,7 +2,8 @@
 //! collector sharing the database answers "is it connected?" alike. A collector
 //! writes a row when it accepts a stream and removes it when the stream ends; its
 //! heartbeat says it is alive, and rows of a collector whose heartbeat stopped (it was
-//! killed) count for nothing, and are removed after [`FORGET_MS`].
+//! killed) count for nothing, and are removed after [`FORGET_MS`] by the lease
+//! holder's upkeep (`Store::maintain`).
 
 use super::*;
 
@@ -51,7 +52,6 @@ pub(super) fn stream_closed(
 
 pub(super) fn heartbeat(st: &PgStore, instance: &str, now_ms: i64) -> Result<()> {
     let i = instance.to_string();
-    let forget = now_ms.saturating_sub(FORGET_MS);
     st.run(move |c| async move {
         c.execute(
             "INSERT INTO instances (instance, seen_ms) VALUES ($1, $2)
@@ -60,14 +60,22 @@ pub(super) fn heartbeat(st: &PgStore, instance: &str, now_ms: i64) -> Result<()>
         )
         .await
         .map_err(pg)?;
+        Ok(())
+    })
+}
+
+/// Removes the collectors silent for [`FORGET_MS`] and their streams: the lease
+/// holder's upkeep (their rows already count for nothing).
+pub(super) fn forget_gone(st: &PgStore, now_ms: i64) -> Result<u64> {
+    let forget = now_ms.saturating_sub(FORGET_MS);
+    st.run(move |c| async move {
         c.execute(
             "WITH gone AS (DELETE FROM instances WHERE seen_ms < $1 RETURNING instance)
              DELETE FROM streams WHERE instance IN (SELECT instance FROM gone)",
             &[&forget],
         )
         .await
-        .map_err(pg)?;
-        Ok(())
+        .map_err(pg)
     })
 }
 
