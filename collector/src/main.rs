@@ -223,7 +223,7 @@ async fn run() -> anyhow::Result<()> {
                     _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
                 }
             };
-            server::run(c, grpc, rest, shutdown).await
+            Ok(server::run(c, grpc, rest, shutdown).await?)
         }
         Cmd::User {
             action:

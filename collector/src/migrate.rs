@@ -10,7 +10,32 @@
 
 use std::io::Write;
 
-use crate::store::{audit_chain, AuditFilter, AuditRecord, ScanCursor, ScanFilter, Store};
+use crate::store::{
+    audit_chain, AuditFilter, AuditRecord, ScanCursor, ScanFilter, Store, StoreError,
+};
+
+/// Why a migration or its check stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the audit chain is broken: {0}")]
+    Chain(#[from] audit_chain::VerifyError),
+    /// The target holds an audit log that is not the start of the source's.
+    #[error("the target's audit log is another log: {0}")]
+    AnotherLog(String),
+    /// The store gave an appended audit entry another sequence number.
+    #[error("audit entry {wanted} was appended as {got}")]
+    Renumbered { wanted: u64, got: u64 },
+    /// After the copy, the two stores do not hold the same.
+    #[error("the stores differ: {0}")]
+    Differ(String),
+    /// Writing the progress lines failed.
+    #[error("cannot write the progress: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+type Result<T> = std::result::Result<T, MigrateError>;
 
 /// Meta entries that belong to one store and are not moved.
 fn own_bookkeeping(key: &str) -> bool {
@@ -37,7 +62,7 @@ pub struct Copied {
 const PAGE: usize = 500;
 
 /// The whole audit log, oldest first, read by pages.
-fn audit_log(s: &dyn Store) -> anyhow::Result<Vec<AuditRecord>> {
+fn audit_log(s: &dyn Store) -> Result<Vec<AuditRecord>> {
     let mut all = Vec::new();
     let mut before = None;
     loop {
@@ -53,26 +78,24 @@ fn audit_log(s: &dyn Store) -> anyhow::Result<Vec<AuditRecord>> {
 }
 
 /// Copies `from` into `to`, saying what it does on `out`, then checks both.
-pub fn migrate(from: &dyn Store, to: &dyn Store, out: &mut dyn Write) -> anyhow::Result<Copied> {
+pub fn migrate(from: &dyn Store, to: &dyn Store, out: &mut dyn Write) -> Result<Copied> {
     let mut n = Copied::default();
     // The audit log: the entries both have must be one chain; the rest is appended,
     // and the store seals each exactly as the source did.
     let source = audit_log(from)?;
     let target = audit_log(to)?;
     if target.len() > source.len() {
-        anyhow::bail!(
-            "the target's audit log has {} entries, the source's {}: it is another log",
+        return Err(MigrateError::AnotherLog(format!(
+            "it has {} entries, the source's {}",
             target.len(),
             source.len()
-        );
+        )));
     }
     if let Some((s, t)) = source.iter().zip(&target).find(|(s, t)| s.hash != t.hash) {
-        anyhow::bail!(
-            "the target's audit entry {} differs from the source's ({} vs {}): it is another log",
-            t.seq,
-            t.hash,
-            s.hash
-        );
+        return Err(MigrateError::AnotherLog(format!(
+            "its entry {} differs from the source's ({} vs {})",
+            t.seq, t.hash, s.hash
+        )));
     }
     // Appended last (below), once everything it speaks of is there.
     for a in from.agents()? {
@@ -139,7 +162,10 @@ pub fn migrate(from: &dyn Store, to: &dyn Store, out: &mut dyn Write) -> anyhow:
     for e in &source[target.len()..] {
         let seq = to.append_audit(e)?;
         if seq != e.seq {
-            anyhow::bail!("audit entry {} was appended as {seq}", e.seq);
+            return Err(MigrateError::Renumbered {
+                wanted: e.seq,
+                got: seq,
+            });
         }
         n.audit_entries += 1;
     }
@@ -157,8 +183,8 @@ pub fn migrate(from: &dyn Store, to: &dyn Store, out: &mut dyn Write) -> anyhow:
 
 /// Checks that `to` holds what `from` does: the counts of every kind of record, and
 /// the same intact audit chain.
-pub fn verify(from: &dyn Store, to: &dyn Store, out: &mut dyn Write) -> anyhow::Result<()> {
-    let count = |s: &dyn Store| -> anyhow::Result<[usize; 5]> {
+pub fn verify(from: &dyn Store, to: &dyn Store, out: &mut dyn Write) -> Result<()> {
+    let count = |s: &dyn Store| -> Result<[usize; 5]> {
         Ok([
             s.agents()?.len(),
             s.tokens()?.len(),
@@ -170,9 +196,9 @@ pub fn verify(from: &dyn Store, to: &dyn Store, out: &mut dyn Write) -> anyhow::
     };
     let (a, b) = (count(from)?, count(to)?);
     if a != b {
-        anyhow::bail!(
-            "the stores differ: agents, tokens, users, scans, deliveries are {a:?} in the source and {b:?} in the target"
-        );
+        return Err(MigrateError::Differ(format!(
+            "agents, tokens, users, scans, deliveries are {a:?} in the source and {b:?} in the target"
+        )));
     }
     let (ca, cb) = (
         audit_chain::verify_store(from)?,
@@ -183,7 +209,9 @@ pub fn verify(from: &dyn Store, to: &dyn Store, out: &mut dyn Write) -> anyhow::
             .map(|(e, _)| e.first().map(|e| e.hash.clone()))
     };
     if ca != cb || last(from)? != last(to)? {
-        anyhow::bail!("the audit logs differ: {ca} entries in the source, {cb} in the target");
+        return Err(MigrateError::Differ(format!(
+            "the audit logs: {ca} entries in the source, {cb} in the target"
+        )));
     }
     writeln!(
         out,
@@ -259,9 +287,8 @@ mod tests {
                 hash: String::new(),
             })
             .unwrap();
-        let e = migrate(&from, &other, &mut Vec::new())
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("audit entry 1 differs"), "{e}");
+        let e = migrate(&from, &other, &mut Vec::new()).unwrap_err();
+        assert!(matches!(e, MigrateError::AnotherLog(_)), "{e:?}");
+        assert!(e.to_string().contains("its entry 1 differs"), "{e}");
     }
 }

@@ -32,29 +32,68 @@ pub struct Collector {
     pub first_admin_token: Option<String>,
 }
 
+/// Why the collector could not be built or stopped serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    DataDir(#[from] crate::datadir::DataDirError),
+    #[error(transparent)]
+    Ca(#[from] crate::ca::CaError),
+    #[error(transparent)]
+    App(#[from] crate::app::AppError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("cannot open the PostgreSQL store: {0}")]
+    Postgres(crate::store::StoreError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// A file or socket the collector needs.
+    #[error("cannot {what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The REST listener's address and the config disagree (plain HTTP on the network).
+    #[error("{0}")]
+    Exposure(String),
+    /// The stored schedule does not parse.
+    #[error("the schedule: {0}")]
+    Schedule(String),
+    #[error("the agents' port: {0}")]
+    Grpc(#[from] tonic::transport::Error),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServerError {
+    let what = what.into();
+    move |source| ServerError::Io { what, source }
+}
+
+type Result<T> = std::result::Result<T, ServerError>;
+
 /// Opens (or initialises) the data directory: CA, database, first admin.
-pub fn build(config: Config) -> anyhow::Result<Collector> {
+pub fn build(config: Config) -> Result<Collector> {
     build_with(config, true)
 }
 
 /// Opens (or initialises) the data directory for an administrative command (`user add`,
 /// `token create`): no first admin is created behind the operator's back, so that
 /// `user add admin` on a fresh directory makes the one admin whose token it prints.
-pub fn build_for_cli(config: Config) -> anyhow::Result<Collector> {
+pub fn build_for_cli(config: Config) -> Result<Collector> {
     build_with(config, false)
 }
 
-fn build_with(config: Config, first_admin: bool) -> anyhow::Result<Collector> {
+fn build_with(config: Config, first_admin: bool) -> Result<Collector> {
     let dir = config.data_dir.clone();
     crate::datadir::prepare(&dir)?;
     let ca = Ca::open_or_create(&dir.join("ca"))?;
     let downloads = config.download_dir();
-    std::fs::create_dir_all(&downloads).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot create download directory {}: {e}",
-            downloads.display()
-        )
-    })?;
+    std::fs::create_dir_all(&downloads).map_err(io(format!(
+        "create download directory {}",
+        downloads.display()
+    )))?;
     let store = open_store(&config)?;
     let app = Arc::new(App::new(store, ca, config.clone())?);
     let first_admin_token = if first_admin && app.store.users()?.is_empty() {
@@ -80,7 +119,7 @@ fn build_with(config: Config, first_admin: bool) -> anyhow::Result<Collector> {
         };
         match app
             .revoked_serials()
-            .map_err(anyhow::Error::from)
+            .map_err(ServerError::from)
             .and_then(|s| {
                 Ok(app
                     .ca
@@ -114,7 +153,7 @@ pub async fn run(
     grpc: TcpListener,
     rest: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let cfg = &c.app.config;
     let max = cfg.max_message_bytes;
@@ -145,9 +184,11 @@ pub async fn run(
             grpc_incoming(grpc, c.tls.clone(), grpc_limits, conns.clone()),
             wait(stop_tx.subscribe()),
         );
-    let rest_addr = rest.local_addr()?;
+    let rest_addr = rest
+        .local_addr()
+        .map_err(io("read the REST listener's address"))?;
     cfg.check_rest_exposure(rest_addr)
-        .map_err(anyhow::Error::msg)?;
+        .map_err(ServerError::Exposure)?;
     let ctx = Arc::new(RestContext {
         tls: c.tls.clone(),
         conns: conns.clone(),
@@ -345,12 +386,12 @@ fn scheduled_scans(
     app: &App,
     since: chrono::DateTime<chrono::Utc>,
     now: chrono::DateTime<chrono::Utc>,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let s = app.settings();
     if !s.schedule_enabled || !s.scanning_enabled {
         return Ok(());
     }
-    let sched = crate::schedule::parse(&s.schedule_cron).map_err(anyhow::Error::msg)?;
+    let sched = crate::schedule::parse(&s.schedule_cron).map_err(ServerError::Schedule)?;
     let window = chrono::Duration::seconds(app.config.schedule_window_secs);
     for a in app.store.agents()? {
         if a.revoked {
@@ -368,7 +409,7 @@ fn scheduled_scans(
 
 /// The configured store: PostgreSQL when `store` names one, sled under
 /// `<data_dir>/db` otherwise.
-pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn crate::store::Store>> {
+pub fn open_store(config: &Config) -> Result<Arc<dyn crate::store::Store>> {
     Ok(match &config.store {
         Some(url) => {
             let s = crate::store::pg::PgStore::open(&crate::store::pg::PgOptions {
@@ -377,7 +418,7 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn crate::store::Store
                 ca_file: config.store_ca_file.clone(),
                 pool_size: config.store_pool_size,
             })
-            .map_err(|e| anyhow::anyhow!("cannot open the PostgreSQL store: {e}"))?;
+            .map_err(ServerError::Postgres)?;
             tracing::info!(database = %s.target(), "store: PostgreSQL");
             Arc::new(s)
         }
@@ -386,11 +427,11 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn crate::store::Store
 }
 
 /// Reads a config file, or the defaults with `data_dir` when none is given.
-pub fn load_config(path: Option<&Path>, data_dir: Option<&Path>) -> anyhow::Result<Config> {
+pub fn load_config(path: Option<&Path>, data_dir: Option<&Path>) -> Result<Config> {
     let mut c = match path {
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", p.display()))?;
+            let text =
+                std::fs::read_to_string(p).map_err(io(format!("read config {}", p.display())))?;
             Config::parse(&text, p)?
         }
         None => Config::default(),
@@ -407,6 +448,6 @@ pub fn scheduled_scans_for_test(
     app: &App,
     since: chrono::DateTime<chrono::Utc>,
     now: chrono::DateTime<chrono::Utc>,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     scheduled_scans(app, since, now)
 }
