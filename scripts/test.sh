@@ -31,6 +31,12 @@ command -v socat >/dev/null || need_apt+=(socat)
 command -v mkfs.vfat >/dev/null || need_apt+=(dosfstools)
 command -v mcopy >/dev/null || need_apt+=(mtools)
 command -v mkfs.ext4 >/dev/null || need_apt+=(e2fsprogs)
+# The OCI image test (tests/tests/oci.rs): umoci builds the image (packaging/oci/build.sh,
+# which also needs musl-tools and the musl target, as above); podman runs it with runc
+# (crun 1.8 refuses hosts with hybrid cgroup hierarchies).
+command -v umoci >/dev/null || need_apt+=(umoci)
+command -v podman >/dev/null || need_apt+=(podman)
+command -v runc >/dev/null || need_apt+=(runc)
 # The console's browser test (tests/tests/console.rs): Debian's Chromium, driven by
 # Playwright through its own executable path, with fonts so pages render as on a desktop.
 [ -x /usr/lib/chromium/chromium ] || need_apt+=(chromium)

@@ -78,6 +78,12 @@ const SUPERSEDED_FILE: &str = "superseded-serials";
 /// A superseded certificate stays on the CRL this long after it expires (clock skew).
 const SUPERSEDED_GRACE_SECS: i64 = 86_400;
 
+/// Where the CA certificate of the collector with data directory `data_dir` is kept
+/// (the CA lives in `<data_dir>/ca`).
+pub fn cert_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("ca").join(CERT_FILE)
+}
+
 /// The URI SAN that names an agent in its certificate.
 pub fn agent_uri(agent_id: &str) -> String {
     format!("urn:rampart:agent:{agent_id}")

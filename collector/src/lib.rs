@@ -12,6 +12,7 @@ pub mod console;
 pub mod datadir;
 pub mod downloads;
 pub mod grpc;
+pub mod healthcheck;
 pub mod identity;
 pub mod limits;
 pub mod metrics;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use rampart_collector::auth::Role;
+use rampart_collector::healthcheck;
 use rampart_collector::server;
 use rampart_collector::store::audit_chain;
 use rampart_collector::store::sled_store::SledStore;
@@ -51,6 +52,17 @@ enum Cmd {
         /// A postgres:// URL: PostgreSQL instead of the built-in store.
         #[arg(long)]
         store: Option<String>,
+    },
+    /// Ask the collector on this host for /healthz (HTTPS with its CA when rest_tls is
+    /// on); exit 0 when it answers 200, 1 otherwise. Takes serve's flags, so it finds
+    /// the same listener: a container's health check.
+    Healthcheck {
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        rest_listen: Option<SocketAddr>,
     },
     /// Manage API users (while the collector is stopped).
     User {
@@ -224,6 +236,18 @@ async fn run() -> anyhow::Result<()> {
                 }
             };
             Ok(server::run(c, grpc, rest, shutdown).await?)
+        }
+        Cmd::Healthcheck {
+            data,
+            config,
+            rest_listen,
+        } => {
+            let mut cfg = server::load_config(config.as_deref(), data.as_deref())?;
+            cfg.rest_listen = rest_listen.unwrap_or(cfg.rest_listen);
+            let probe = healthcheck::Probe::for_config(&cfg)?;
+            probe.check()?;
+            println!("ok: {}", probe.url());
+            Ok(())
         }
         Cmd::User {
             action:

@@ -287,7 +287,7 @@ impl Collector {
             std::fs::write(&path, text).unwrap();
             args.extend(["--config".into(), path.display().to_string()]);
         }
-        let mut child = Command::new(binary("rampart-collector"))
+        let child = Command::new(binary("rampart-collector"))
             .args(&args)
             .env(
                 "RUST_LOG",
@@ -304,6 +304,23 @@ impl Collector {
             ))
             .spawn()
             .expect("spawn rampart-collector");
+        Collector::attach(child, data, admin, None)
+    }
+
+    /// Takes over a starting `rampart-collector serve` — or anything running one with
+    /// its standard output piped, such as `podman run` — and reads what it prints
+    /// first: the admin token on a first start (else `admin` is needed), the CA
+    /// fingerprint, its listeners. `reach` replaces the (gRPC, REST) addresses it
+    /// reports with the ones to connect to (a container's published ports). With
+    /// `rest_tls`, `/ca.pem` is fetched and checked against the fingerprint. `data`
+    /// names the log (`data.log`, where the child's standard error should go) and
+    /// the fetched CA certificate (`data.ca.pem`).
+    pub fn attach(
+        mut child: Child,
+        data: &Path,
+        admin: Option<&str>,
+        reach: Option<(String, String)>,
+    ) -> Collector {
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let (mut admin_tok, mut fp, mut grpc, mut rest) =
             (admin.map(String::from), None, None, None);
@@ -334,10 +351,13 @@ impl Collector {
                 rest = Some(v);
             }
         }
+        if let Some((g, r)) = reach {
+            (grpc, rest) = (Some(g), Some(r));
+        }
         let mut c = Collector {
             child,
             data: data.to_path_buf(),
-            grpc: grpc.unwrap(),
+            grpc: grpc.expect("grpc listening"),
             rest: rest.unwrap(),
             admin: admin_tok.expect("admin token"),
             fingerprint: fp.expect("fingerprint"),
@@ -351,6 +371,14 @@ impl Collector {
             c.rest_ca = Some(path);
         }
         c
+    }
+
+    /// Waits up to `secs` for the process to exit by itself (after a stop asked
+    /// elsewhere) and returns how it exited.
+    pub fn wait_exit(&mut self, secs: u64) -> std::process::ExitStatus {
+        wait_for("the collector to exit", secs, || {
+            self.child.try_wait().expect("wait for the collector")
+        })
     }
 
     /// `GET /ca.pem` without verifying the server (as a bootstrap does, before

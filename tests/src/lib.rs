@@ -11,6 +11,7 @@ pub mod console_http;
 pub mod differential;
 pub mod imds;
 pub mod pg;
+pub mod podman;
 pub mod scap;
 pub mod scenarios;
 pub mod tls;

@@ -116,9 +116,11 @@ pub fn decode_chunk(key: &[u8], v: &[u8]) -> Result<Vec<ResultRecord>> {
             || zstd::bulk::Decompressor::with_prepared_dictionary(decoder_dict()),
             |d| d.decompress(v, size),
         ),
-        Some(other) => return Err(bad(format!(
+        Some(other) => {
+            return Err(bad(format!(
             "a result chunk compressed with dictionary {other}, which this collector does not have"
-        ))),
+        )))
+        }
     }
     .and_then(|r| r)
     .map_err(|e| bad(format!("a result chunk does not decompress: {e}")))?;
