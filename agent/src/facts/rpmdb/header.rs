@@ -234,3 +234,263 @@ fn region(entries: &[Entry], data: &[u8]) -> Result<usize, String> {
 fn be32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An index entry to write: tag, type, offset, count.
+    type Raw = (i32, u32, u32, u32);
+
+    /// The fields read from a header: name, epoch, version, release, arch.
+    type Fields = (String, Option<u32>, String, String, Option<String>);
+
+    /// A header blob from index entries and a data store.
+    fn blob(entries: &[Raw], data: &[u8]) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&(entries.len() as u32).to_be_bytes());
+        b.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        for (tag, kind, offset, count) in entries {
+            for v in [*tag as u32, *kind, *offset, *count] {
+                b.extend_from_slice(&v.to_be_bytes());
+            }
+        }
+        b.extend_from_slice(data);
+        b
+    }
+
+    /// A header as rpm installs one: a region of six entries (the region tag, name,
+    /// version, release, arch, epoch) with its trailer, then one entry added at
+    /// install time. Returns the entries and the data store, to be damaged.
+    fn installed() -> (Vec<Raw>, Vec<u8>) {
+        let mut data = b"openssh-server\x008.7p1\x0038.el9\x00x86_64\x00".to_vec();
+        // name 0, version 15, release 21, arch 28; the epoch aligned at 36.
+        data.resize(36, 0);
+        data.extend_from_slice(&1u32.to_be_bytes());
+        let trailer = data.len() as u32;
+        for v in [63u32, 7, (-(6 * 16i32)) as u32, 16] {
+            data.extend_from_slice(&v.to_be_bytes());
+        }
+        let install_time = data.len() as u32;
+        data.extend_from_slice(&1_700_000_000u32.to_be_bytes());
+        let entries = vec![
+            (TAG_IMMUTABLE, TYPE_BIN, trailer, 16),
+            (TAG_NAME, TYPE_STRING, 0, 1),
+            (TAG_VERSION, TYPE_STRING, 15, 1),
+            (TAG_RELEASE, TYPE_STRING, 21, 1),
+            (TAG_ARCH, TYPE_STRING, 28, 1),
+            (TAG_EPOCH, TYPE_INT32, 36, 1),
+            (1008, TYPE_INT32, install_time, 1),
+        ];
+        (entries, data)
+    }
+
+    fn fields(b: &[u8]) -> Result<Fields, String> {
+        let h = Header::parse(b)?;
+        Ok((
+            h.string(TAG_NAME)?.unwrap_or_default(),
+            h.int32(TAG_EPOCH)?,
+            h.string(TAG_VERSION)?.unwrap_or_default(),
+            h.string(TAG_RELEASE)?.unwrap_or_default(),
+            h.string(TAG_ARCH)?,
+        ))
+    }
+
+    #[test]
+    fn an_installed_header_gives_its_fields() {
+        let (e, d) = installed();
+        assert_eq!(
+            fields(&blob(&e, &d)).unwrap(),
+            (
+                "openssh-server".into(),
+                Some(1),
+                "8.7p1".into(),
+                "38.el9".into(),
+                Some("x86_64".into())
+            )
+        );
+        // Absent tags are `None`, not errors (no region here, no epoch).
+        let b = blob(&e[1..5], &d);
+        let h = Header::parse(&b).unwrap();
+        assert_eq!(h.int32(TAG_EPOCH), Ok(None));
+        // Without a region at all (a legacy header) the entries still count.
+        let b = blob(&e[1..], &d);
+        let h = Header::parse(&b).unwrap();
+        assert_eq!(
+            h.string(TAG_NAME).unwrap().as_deref(),
+            Some("openssh-server")
+        );
+    }
+
+    #[test]
+    fn an_entry_added_after_the_region_wins() {
+        let (mut e, mut d) = installed();
+        let at = d.len() as u32;
+        d.extend_from_slice(b"9.0p1\0");
+        e.push((TAG_VERSION, TYPE_STRING, at, 1));
+        // A second copy inside the region does not replace the first.
+        e.insert(2, (TAG_RELEASE, TYPE_STRING, 0, 1));
+        let b = blob(&e, &d);
+        let h = Header::parse(&b).unwrap();
+        assert_eq!(h.string(TAG_VERSION).unwrap().as_deref(), Some("9.0p1"));
+        assert_eq!(
+            h.string(TAG_RELEASE).unwrap().as_deref(),
+            Some("openssh-server")
+        );
+    }
+
+    #[test]
+    fn string_arrays_and_translated_strings_give_their_first_string() {
+        let data = b"C name\0de Name\0";
+        for kind in [TYPE_STRING_ARRAY, TYPE_I18NSTRING] {
+            let b = blob(&[(TAG_NAME, kind, 0, 2)], data);
+            let h = Header::parse(&b).unwrap();
+            assert_eq!(h.string(TAG_NAME).unwrap().as_deref(), Some("C name"));
+        }
+        // Bytes that are not UTF-8 are replaced, not fatal.
+        let b = blob(&[(TAG_NAME, TYPE_STRING, 0, 1)], b"caf\xe9\0");
+        let h = Header::parse(&b).unwrap();
+        assert_eq!(h.string(TAG_NAME).unwrap().as_deref(), Some("caf\u{fffd}"));
+    }
+
+    /// Every damage is an error saying what is wrong, never a panic.
+    #[test]
+    fn damaged_headers_are_errors() {
+        let (e, d) = installed();
+        let good = blob(&e, &d);
+        let with = |i: usize, f: &dyn Fn(&mut Raw)| {
+            let mut e = e.clone();
+            f(&mut e[i]);
+            blob(&e, &d)
+        };
+        let mut huge_il = good.clone();
+        huge_il[..4].copy_from_slice(&0x0001_0000u32.to_be_bytes());
+        let mut il_past = good.clone();
+        il_past[..4].copy_from_slice(&9u32.to_be_bytes());
+        let mut dl_past = good.clone();
+        dl_past[4..8].copy_from_slice(&(d.len() as u32 + 1).to_be_bytes());
+        let mut dl_over = good.clone();
+        dl_over[4..8].copy_from_slice(&0x1000_0000u32.to_be_bytes());
+        let mut bad_trailer = d.clone();
+        bad_trailer[40..44].copy_from_slice(&62u32.to_be_bytes());
+        let mut positive_trailer = d.clone();
+        positive_trailer[48..52].copy_from_slice(&96u32.to_be_bytes());
+        let mut too_many = d.clone();
+        too_many[48..52].copy_from_slice(&((-(8 * 16i32)) as u32).to_be_bytes());
+        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+            ("a stub", good[..5].to_vec(), "has no index"),
+            ("no entries", blob(&[], b""), "index entry count 0"),
+            ("too many entries", huge_il, "index entry count 65536"),
+            ("entries past the blob", il_past, "but the header is"),
+            ("data past the blob", dl_past, "but the header is"),
+            ("data over rpm's limit", dl_over, "over rpm's limit"),
+            (
+                "cut short",
+                good[..good.len() - 1].to_vec(),
+                "but the header is",
+            ),
+            (
+                "one byte too many",
+                [good.as_slice(), &[0]].concat(),
+                "but the header is",
+            ),
+            (
+                "an offset past the store",
+                with(2, &|x| x.2 = d.len() as u32),
+                "past the 60-byte data store",
+            ),
+            ("an unknown type", with(3, &|x| x.1 = 10), "unknown type 10"),
+            ("a count of 0", with(3, &|x| x.3 = 0), "count of 0"),
+            (
+                "a string without its NUL",
+                blob(&[(TAG_NAME, TYPE_STRING, 0, 1)], b"no end"),
+                "no terminating NUL",
+            ),
+            (
+                "a string array running out",
+                with(1, &|x| {
+                    x.1 = TYPE_STRING_ARRAY;
+                    x.3 = u32::MAX
+                }),
+                "no terminating NUL",
+            ),
+            ("a string with a count", with(1, &|x| x.3 = 2), "count of 2"),
+            (
+                "a huge count of integers",
+                with(5, &|x| x.3 = u32::MAX),
+                "4294967295 integers at offset 36",
+            ),
+            (
+                "integers from the last bytes",
+                with(5, &|x| x.2 = d.len() as u32 - 2),
+                "run past",
+            ),
+            (
+                "a name that is a number",
+                with(1, &|x| x.1 = TYPE_INT32),
+                "not a string",
+            ),
+            (
+                "an epoch that is a string",
+                with(5, &|x| x.1 = TYPE_STRING),
+                "not a 32-bit integer",
+            ),
+            (
+                "a region that is not binary",
+                with(0, &|x| x.1 = TYPE_STRING),
+                "not a 16-byte binary trailer",
+            ),
+            (
+                "a region trailer past the store",
+                with(0, &|x| x.2 = d.len() as u32 - 8),
+                "runs past",
+            ),
+            (
+                "a trailer of another tag",
+                blob(&e, &bad_trailer),
+                "trailer reads tag 62",
+            ),
+            (
+                "a positive trailer offset",
+                blob(&e, &positive_trailer),
+                "not minus 16 times",
+            ),
+            (
+                "a region larger than the index",
+                blob(&e, &too_many),
+                "not minus 16 times",
+            ),
+        ];
+        for (what, b, want) in cases {
+            match fields(&b) {
+                Err(e) => assert!(e.contains(want), "{what}: {e:?} does not say {want:?}"),
+                Ok(f) => panic!("{what}: parsed as {f:?}"),
+            }
+        }
+    }
+
+    /// Random damage to a good header: whatever is read, nothing panics.
+    #[test]
+    fn random_damage_never_panics() {
+        let (e, d) = installed();
+        let good = blob(&e, &d);
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..20_000 {
+            let mut b = good.clone();
+            for _ in 0..1 + next() % 4 {
+                let at = (next() % b.len() as u64) as usize;
+                b[at] = next() as u8;
+            }
+            if next() % 8 == 0 {
+                b.truncate((next() % b.len() as u64) as usize);
+            }
+            let _ = fields(&b);
+        }
+    }
+}
