@@ -78,7 +78,7 @@ pub fn packages(facts: &Facts) -> Arc<Result<Packages, FactError>> {
                 })?;
             return Ok(parse_status(&text, DPKG_STATUS));
         }
-        match rpmdb::read(facts)? {
+        match rpmdb::installed(facts).as_ref().clone()? {
             Some(db) => Ok(from_rpmdb(db)),
             None => Err(FactError::Unreadable {
                 path: DPKG_STATUS.into(),
@@ -89,7 +89,7 @@ pub fn packages(facts: &Facts) -> Arc<Result<Packages, FactError>> {
 }
 
 /// The packages of an rpm database, each name with its newest `[epoch:]version-release`.
-pub fn from_rpmdb(db: rpmdb::RpmDb) -> Packages {
+fn from_rpmdb(db: rpmdb::RpmDb) -> Packages {
     let mut installed: BTreeMap<String, String> = BTreeMap::new();
     for p in db.packages {
         let evr = p.evr();

@@ -3,22 +3,24 @@
 //!
 //! rpm (4.16 and later) keeps one row per installed package in the `Packages` table
 //! of an SQLite database: `hnum INTEGER PRIMARY KEY, blob BLOB`, the blob being the
-//! package's header ([`header`]). [`sqlite`] reads the table b-tree of that table.
+//! package's header (parsed by the `header` module); the `sqlite` module reads the
+//! rows of that table.
 //!
 //! **Why not the SQLite library, and the WAL.** rpm keeps the database in WAL mode
 //! (header bytes 18 and 19 are 2), and committed transactions can sit in
 //! `rpmdb.sqlite-wal` without being copied into the database file: rpm checkpoints
-//! and truncates the WAL when it closes the database, but not while another process
-//! has a read transaction open (dnf, PackageKit, a concurrent `rpm -q`), not when it
-//! is killed, and not in an image snapshotted mid-transaction. A reader that ignores
-//! the WAL misses the packages of those transactions — SQLite itself does, opened
-//! with `immutable=1`, the only way it promises not to write. Opened read-only
-//! without it, SQLite writes the `-shm` index, and as the last connection may
-//! checkpoint, rewriting the database and removing the WAL: writes under the scanned
-//! root. So the reader is ours: it reads the database file and applies the committed
-//! frames of the WAL as SQLite's recovery does, never writes, never locks, never
-//! reads `-shm`. A database with a hot rollback journal (`-journal`, not used by rpm)
-//! is read as it is on disk.
+//! and truncates the WAL when it closes the database, but cannot while another
+//! process has a read transaction open (dnf, PackageKit, a concurrent `rpm -q`) and
+//! never does when it is killed, or in an image snapshotted mid-transaction. A reader
+//! that ignores the WAL misses the packages of those transactions. SQLite itself
+//! does, opened with `immutable=1`, the one way it promises to write nothing (tried
+//! with a WAL left by rpm: one package short). Opened read-only without it, SQLite
+//! reads the WAL but creates and writes the `-shm` index beside it; opened
+//! read-write, it checkpoints and deletes the WAL when it closes: writes under the
+//! scanned root either way. So the reader is ours (`sqlite`): it reads the
+//! database file and applies the committed frames of the WAL as SQLite's recovery
+//! does, never writes, never locks, never reads `-shm`. A database with a hot
+//! rollback journal (`-journal`, which rpm does not use) is read as it is on disk.
 //!
 //! A live database can change while it is read. The two files' identity, size and
 //! times are compared before and after; when they changed, the read is repeated
@@ -30,6 +32,8 @@
 mod header;
 mod sqlite;
 mod vercmp;
+
+use std::sync::Arc;
 
 pub use vercmp::{compare_rpm_versions, rpmvercmp};
 
@@ -76,7 +80,12 @@ pub struct RpmDb {
     pub source: String,
 }
 
-/// Reads the rpm database of the root; `Ok(None)` when it has none.
+/// The rpm database of the root, read once per scan; `Ok(None)` when it has none.
+pub fn installed(facts: &Facts) -> Arc<Result<Option<RpmDb>, FactError>> {
+    facts.memo("rpmdb", || read(facts))
+}
+
+/// Reads the rpm database of the root (uncached); `Ok(None)` when it has none.
 pub fn read(facts: &Facts) -> Result<Option<RpmDb>, FactError> {
     // The WAL is beside the database file itself, after any symlink.
     let Some(meta) = facts.stat(RPMDB)? else {
