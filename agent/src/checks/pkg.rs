@@ -1,8 +1,8 @@
-//! `pkg.*` checks: installed packages (dpkg database) and systemd services.
+//! `pkg.*` checks: installed packages (dpkg or rpm database) and systemd services.
 
 use serde::Deserialize;
 
-use crate::facts::packages::{compare_versions, packages, Packages};
+use crate::facts::packages::{packages, Packages};
 use crate::facts::units::{unit, UnitState};
 use crate::facts::{FactError, Facts};
 use crate::model::{Outcome, Status};
@@ -26,7 +26,8 @@ pub enum Check {
         #[serde(default)]
         services: Vec<String>,
     },
-    /// The package is installed at `version` or newer (dpkg ordering).
+    /// The package is installed at `version` or newer (in the order of the root's
+    /// package manager: dpkg's or rpm's).
     #[serde(rename = "pkg.min_version")]
     MinVersion { package: String, version: String },
     /// The unit is enabled (or static, when `allow_static`) and, on a live system,
@@ -95,7 +96,7 @@ impl Check {
             }
             Check::MinVersion { package, version } => match pk.version(package) {
                 None => Outcome::fail(pk.describe(package)),
-                Some(v) if compare_versions(v, version).is_ge() => {
+                Some(v) if pk.compare_versions(v, version).is_ge() => {
                     Outcome::pass(format!("{}, at least {version}", pk.describe(package)))
                 }
                 Some(_) => Outcome::fail(format!("{}, older than {version}", pk.describe(package))),

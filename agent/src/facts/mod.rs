@@ -10,6 +10,7 @@ pub mod kv;
 pub mod modules;
 pub mod mounts;
 pub mod packages;
+pub mod rpmdb;
 pub mod sysctl;
 pub mod units;
 pub mod walk;
@@ -18,7 +19,7 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -96,6 +97,88 @@ impl FileMeta {
             gid: m.gid(),
             size: m.size(),
         }
+    }
+}
+
+/// A regular file inside the root, open for binary reads at offsets
+/// ([`Facts::open_binary`]). Its length is the one seen when it was opened: a read
+/// past it is an error, never a short buffer.
+#[derive(Debug)]
+pub struct BinaryFile {
+    path: String,
+    stamp: FileStamp,
+    file: fs::File,
+}
+
+/// What changes when a file is written, replaced or truncated: device, inode, size,
+/// and modification and change times to the nanosecond.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl FileStamp {
+    fn of(m: &fs::Metadata) -> FileStamp {
+        FileStamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+}
+
+impl BinaryFile {
+    /// The path inside the root it was opened as.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Its length in bytes when it was opened.
+    pub fn len(&self) -> u64 {
+        self.stamp.size
+    }
+
+    /// Whether it was empty when it was opened.
+    pub fn is_empty(&self) -> bool {
+        self.stamp.size == 0
+    }
+
+    /// Its identity, size and times when it was opened.
+    pub fn stamp(&self) -> FileStamp {
+        self.stamp
+    }
+
+    /// Fills `buf` from `offset`. Reading past the length seen at opening is
+    /// [`FactError::Malformed`] (the file is shorter than its content says); a file
+    /// that shrank meanwhile is [`FactError::Unreadable`].
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), FactError> {
+        let end = offset.checked_add(buf.len() as u64);
+        if end.is_none_or(|end| end > self.stamp.size) {
+            return Err(FactError::Malformed {
+                path: self.path.clone(),
+                reason: format!(
+                    "it is {} bytes long, too short for {} bytes at offset {offset}",
+                    self.stamp.size,
+                    buf.len()
+                ),
+            });
+        }
+        self.file
+            .read_exact_at(buf, offset)
+            .map_err(|e| FactError::Unreadable {
+                path: self.path.clone(),
+                reason: if e.kind() == io::ErrorKind::UnexpectedEof {
+                    "it became shorter while being read".into()
+                } else {
+                    e.to_string()
+                },
+            })
     }
 }
 
@@ -225,11 +308,38 @@ impl Facts {
         (*r).clone()
     }
 
-    /// Only a regular file is ever opened. The type is checked on the resolved path
-    /// before opening, and again on the open descriptor (opened non-blocking and
-    /// without following a final symlink), so a FIFO or device swapped in meanwhile
-    /// is refused, never read: a read of a regular file cannot wait for a writer.
+    /// Only a regular file is ever opened: see [`Facts::open_regular`].
     fn read_uncached(&self, path: &str) -> Result<Option<Arc<str>>, FactError> {
+        let Some((file, meta)) = self.open_regular(path)? else {
+            return Ok(None);
+        };
+        if meta.len() > MAX_CONFIG_BYTES {
+            return Err(FactError::TooLarge {
+                path: path.to_string(),
+                size: meta.len(),
+                limit: MAX_CONFIG_BYTES,
+            });
+        }
+        let mut buf = Vec::new();
+        file.take(MAX_CONFIG_BYTES + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| unreadable(path, &e))?;
+        if buf.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(FactError::TooLarge {
+                path: path.to_string(),
+                size: buf.len() as u64,
+                limit: MAX_CONFIG_BYTES,
+            });
+        }
+        Ok(Some(Arc::from(String::from_utf8_lossy(&buf).as_ref())))
+    }
+
+    /// Opens a regular file inside the root for reading, `Ok(None)` when it does not
+    /// exist. The type is checked on the resolved path before opening, and again on
+    /// the open descriptor (opened non-blocking and without following a final
+    /// symlink), so a FIFO or device swapped in meanwhile is refused, never read: a
+    /// read of a regular file cannot wait for a writer.
+    fn open_regular(&self, path: &str) -> Result<Option<(fs::File, fs::Metadata)>, FactError> {
         let host = self.resolve(path, true)?;
         let before = match fs::symlink_metadata(&host) {
             Ok(m) => m,
@@ -262,25 +372,29 @@ impl Facts {
                 reason: "it was replaced while being opened".into(),
             });
         }
-        if meta.len() > MAX_CONFIG_BYTES {
+        Ok(Some((file, meta)))
+    }
+
+    /// Opens a binary file inside the root (a database) for reads at offsets, with
+    /// the same confinement and file-type checks as [`Facts::read`]; `Ok(None)` when
+    /// it does not exist, [`FactError::TooLarge`] when it is larger than `limit`.
+    /// Never cached: the caller memoizes what it makes of the bytes.
+    pub fn open_binary(&self, path: &str, limit: u64) -> Result<Option<BinaryFile>, FactError> {
+        let Some((file, meta)) = self.open_regular(path)? else {
+            return Ok(None);
+        };
+        if meta.len() > limit {
             return Err(FactError::TooLarge {
                 path: path.to_string(),
                 size: meta.len(),
-                limit: MAX_CONFIG_BYTES,
+                limit,
             });
         }
-        let mut buf = Vec::new();
-        file.take(MAX_CONFIG_BYTES + 1)
-            .read_to_end(&mut buf)
-            .map_err(|e| unreadable(path, &e))?;
-        if buf.len() as u64 > MAX_CONFIG_BYTES {
-            return Err(FactError::TooLarge {
-                path: path.to_string(),
-                size: buf.len() as u64,
-                limit: MAX_CONFIG_BYTES,
-            });
-        }
-        Ok(Some(Arc::from(String::from_utf8_lossy(&buf).as_ref())))
+        Ok(Some(BinaryFile {
+            path: path.to_string(),
+            stamp: FileStamp::of(&meta),
+            file,
+        }))
     }
 
     /// Reads a runtime file (/proc, /sys, /run). An offline root gives

@@ -1,17 +1,43 @@
-//! Installed packages, from the dpkg status database (`/var/lib/dpkg/status`).
+//! Installed packages: the dpkg status database (`/var/lib/dpkg/status`) on Debian
+//! and Ubuntu, the rpm database ([`super::rpmdb`], `/var/lib/rpm/rpmdb.sqlite`) on
+//! RHEL, Amazon Linux and other rpm systems.
+//!
+//! A root with a dpkg status file is a dpkg system, whatever else it holds: an rpm
+//! database beside it belongs to Debian's `rpm` tool (for building or converting
+//! packages), not to the packages the system runs. Only a root without one is read
+//! through rpm's database.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::rpmdb::{self, RPMDB};
 use super::{FactError, Facts};
+
+pub use super::rpmdb::compare_rpm_versions;
+
+/// dpkg's database of installed packages, inside the root.
+pub const DPKG_STATUS: &str = "/var/lib/dpkg/status";
+
+/// Which package manager's database the packages come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Format {
+    #[default]
+    Dpkg,
+    Rpm,
+}
 
 /// The package database of the root.
 #[derive(Debug, Clone, Default)]
 pub struct Packages {
-    /// Installed packages: name → version.
+    /// Installed packages: name → version. dpkg's `[epoch:]upstream[-revision]`;
+    /// rpm's `[epoch:]version-release` (the epoch only when the package has one),
+    /// the newest when a name is installed more than once (kernels, multilib).
     pub installed: BTreeMap<String, String>,
     /// Where the database was read.
     pub source: String,
+    /// Whose database it is, and so which version order applies.
+    pub format: Format,
 }
 
 impl Packages {
@@ -28,19 +54,57 @@ impl Packages {
             None => format!("package {name} is not installed ({})", self.source),
         }
     }
+    /// Compares two versions in this database's order: dpkg's or rpm's.
+    pub fn compare_versions(&self, a: &str, b: &str) -> Ordering {
+        match self.format {
+            Format::Dpkg => compare_versions(a, b),
+            Format::Rpm => compare_rpm_versions(a, b),
+        }
+    }
 }
 
-/// Reads the dpkg status database once per scan. A root without one is an error:
-/// the package facts of this benchmark cannot be known.
+/// Reads the root's package database once per scan: dpkg's status file when the
+/// root has one (even one that cannot be read: that is an error, not a reason to
+/// look elsewhere), else rpm's database. A root with neither is an error: the
+/// package facts cannot be known.
 pub fn packages(facts: &Facts) -> Arc<Result<Packages, FactError>> {
-    facts.memo("dpkg-status", || {
-        let path = "/var/lib/dpkg/status";
-        let text = facts.read(path)?.ok_or_else(|| FactError::Unreadable {
-            path: path.into(),
-            reason: "no dpkg status database".into(),
-        })?;
-        Ok(parse_status(&text, path))
+    facts.memo("packages", || {
+        if facts.lstat(DPKG_STATUS)?.is_some() {
+            let text = facts
+                .read(DPKG_STATUS)?
+                .ok_or_else(|| FactError::Unreadable {
+                    path: DPKG_STATUS.into(),
+                    reason: "no dpkg status database".into(),
+                })?;
+            return Ok(parse_status(&text, DPKG_STATUS));
+        }
+        match rpmdb::installed(facts).as_ref().clone()? {
+            Some(db) => Ok(from_rpmdb(db)),
+            None => Err(FactError::Unreadable {
+                path: DPKG_STATUS.into(),
+                reason: format!("no dpkg status database, and no rpm database at {RPMDB}"),
+            }),
+        }
     })
+}
+
+/// The packages of an rpm database, each name with its newest `[epoch:]version-release`.
+fn from_rpmdb(db: rpmdb::RpmDb) -> Packages {
+    let mut installed: BTreeMap<String, String> = BTreeMap::new();
+    for p in db.packages {
+        let evr = p.evr();
+        match installed.get(&p.name) {
+            Some(have) if compare_rpm_versions(have, &evr).is_ge() => {}
+            _ => {
+                installed.insert(p.name, evr);
+            }
+        }
+    }
+    Packages {
+        installed,
+        source: db.source,
+        format: Format::Rpm,
+    }
 }
 
 /// Parses dpkg's status file: stanzas separated by blank lines; a package counts as
@@ -72,7 +136,7 @@ pub fn parse_status(text: &str, source: &str) -> Packages {
 }
 
 /// Compares two Debian versions (epoch:upstream-revision) as dpkg does.
-pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
+pub fn compare_versions(a: &str, b: &str) -> Ordering {
     fn split(v: &str) -> (u64, &str, &str) {
         let (epoch, rest) = match v.split_once(':') {
             Some((e, r)) if e.chars().all(|c| c.is_ascii_digit()) => (e.parse().unwrap_or(0), r),
@@ -90,8 +154,7 @@ pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
         .then_with(|| cmp_part(ra, rb))
 }
 
-fn cmp_part(a: &str, b: &str) -> std::cmp::Ordering {
-    use std::cmp::Ordering;
+fn cmp_part(a: &str, b: &str) -> Ordering {
     fn order(c: Option<char>) -> i32 {
         match c {
             None => 0,
