@@ -66,11 +66,15 @@ enum Cmd {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Back the collector up into a new file (mode 0600: it holds the CA's private
-    /// key). While the collector runs, the backup is asked of it through its API
-    /// (an admin token: --token-file or RAMPART_ADMIN_TOKEN) and writes are held only
-    /// for the moment of its cut; when it is stopped, the store is read directly.
-    /// A collector on PostgreSQL is backed up with pg_dump instead.
+    /// Back the collector up into a new file, running or stopped.
+    ///
+    /// The file (mode 0600) holds the store's records as they were at one moment, the
+    /// result log and the CA with its private key: keep it as you keep the CA. While
+    /// the collector runs, the backup is asked of it through its API (an admin token:
+    /// --token-file or RAMPART_ADMIN_TOKEN) and writes are held only for the moment of
+    /// its cut; when it is stopped, the store is read directly. The file is checked
+    /// before it takes its name. A collector on PostgreSQL is backed up with pg_dump
+    /// instead.
     Backup {
         /// The collector's data directory.
         #[arg(long)]
@@ -90,9 +94,12 @@ enum Cmd {
         #[arg(long)]
         url: Option<String>,
     },
-    /// Restore a backup into a new (or empty) data directory, refusing a damaged,
-    /// truncated or altered file, then check the restored audit chain; start a
-    /// collector with --data NEWDIR afterwards.
+    /// Restore a backup into a new (or empty) data directory.
+    ///
+    /// A file that is not a backup, truncated, altered (checksum), inconsistent with
+    /// its manifest or whose restored audit chain does not verify is refused, naming
+    /// the problem, and nothing is left behind. Start a collector with --data NEWDIR
+    /// afterwards.
     Restore {
         /// The backup file.
         #[arg(long)]

@@ -304,7 +304,7 @@ pub fn describe_taken(t: &Taken, to: &Path) -> String {
     format!(
         "backup written to {} ({} bytes, mode 0600: it holds the CA's private key) in {:.1} s, {}\n\
          {} agents, {} scans, {} result records, {} audit entries (head seq {}, {}), {} files\n\
-         writes were held {:.1} ms for the cut",
+         writes were held {:.3} ms for the cut",
         to.display(),
         t.bytes,
         t.seconds,

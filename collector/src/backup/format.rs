@@ -52,7 +52,7 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
-/// Writes the format: header, entries in compressed blocks, checksum.
+/// Writes the format: header, entries in compressed blocks, manifest, checksum.
 pub struct Writer<W: Write> {
     out: Hashing<W>,
     block: Vec<u8>,
@@ -60,9 +60,8 @@ pub struct Writer<W: Write> {
 }
 
 impl<W: Write> Writer<W> {
-    /// Writes the header and the manifest.
-    pub fn new(out: W, manifest: &Manifest) -> io::Result<Writer<W>> {
-        let json = serde_json::to_vec(manifest).map_err(io::Error::other)?;
+    /// Writes the header.
+    pub fn new(out: W) -> io::Result<Writer<W>> {
         let mut out = Hashing {
             inner: out,
             sha: ring::digest::Context::new(&ring::digest::SHA256),
@@ -70,8 +69,6 @@ impl<W: Write> Writer<W> {
         };
         out.write_all(MAGIC)?;
         out.write_all(&FORMAT_VERSION.to_be_bytes())?;
-        out.write_all(&(json.len() as u32).to_be_bytes())?;
-        out.write_all(&json)?;
         let mut zstd = zstd::bulk::Compressor::new(LEVEL)?;
         zstd.include_checksum(true)?;
         Ok(Writer {
@@ -146,11 +143,18 @@ impl<W: Write> Writer<W> {
         self.put(&0u32.to_be_bytes())
     }
 
-    /// The end entry, the last block, the checksum; returns the output and its size.
-    pub fn finish(mut self) -> io::Result<(W, u64)> {
+    /// The end entry, the last block, the manifest, the checksum; returns the output
+    /// and its size.
+    pub fn finish(mut self, manifest: &Manifest) -> io::Result<(W, u64)> {
+        let json = serde_json::to_vec(manifest).map_err(io::Error::other)?;
+        if json.len() > MAX_MANIFEST_BYTES as usize {
+            return Err(io::Error::other("the manifest is past its bound"));
+        }
         self.put(&[TAG_END])?;
         self.seal()?;
         self.out.write_all(&[0; 8])?;
+        self.out.write_all(&(json.len() as u32).to_be_bytes())?;
+        self.out.write_all(&json)?;
         let digest = self.out.sha.clone().finish();
         let mut out = self.out;
         out.inner.write_all(digest.as_ref())?;
@@ -201,7 +205,7 @@ impl<R: Read> Input<R> {
 }
 
 /// Reads the header; returns the input positioned at the first block.
-fn header<R: Read>(inner: R) -> Result<(Input<R>, Manifest)> {
+fn header<R: Read>(inner: R) -> Result<Input<R>> {
     let mut input = Input {
         inner,
         sha: ring::digest::Context::new(&ring::digest::SHA256),
@@ -227,21 +231,7 @@ fn header<R: Read>(inner: R) -> Result<(Input<R>, Manifest)> {
     if version != FORMAT_VERSION {
         return Err(BackupError::Version { found: version });
     }
-    let at = input.offset;
-    let len = input.u32("the header")?;
-    if len > MAX_MANIFEST_BYTES {
-        return Err(BackupError::TooLarge {
-            what: "a manifest",
-            len: len.into(),
-            max: MAX_MANIFEST_BYTES.into(),
-            offset: at,
-        });
-    }
-    let mut json = vec![0u8; len as usize];
-    input.exact(&mut json, "the manifest")?;
-    let manifest: Manifest =
-        serde_json::from_slice(&json).map_err(|e| BackupError::Manifest(e.to_string()))?;
-    Ok((input, manifest))
+    Ok(input)
 }
 
 /// The entries' bytes: the blocks, decompressed one at a time.
@@ -394,7 +384,7 @@ pub(super) fn valid_file_name(name: &str) -> bool {
 /// Reads a whole backup into `sink`, checking its structure, bounds, checksum and
 /// counts; returns its manifest.
 pub(super) fn read_into(from: impl Read, sink: &mut dyn Sink) -> Result<Manifest> {
-    let (input, manifest) = header(from)?;
+    let input = header(from)?;
     let mut body = Body {
         input,
         block: Vec::new(),
@@ -457,13 +447,26 @@ pub(super) fn read_into(from: impl Read, sink: &mut dyn Sink) -> Result<Manifest
             t => return Err(body.damaged(format!("an entry of unknown kind {t}"))),
         }
     }
-    // The end entry ends the last block; then the end block, then the checksum.
+    // The end entry ends the last block; then the end block, the manifest, the
+    // checksum.
     if body.pos != body.block.len() || body.next_block()? {
         return Err(body.damaged("entries after the end entry"));
     }
-    let computed = body.input.sha.clone().finish();
-    let mut stored = [0u8; DIGEST_BYTES];
     let mut input = body.input;
+    let at = input.offset;
+    let len = input.u32("the manifest")?;
+    if len > MAX_MANIFEST_BYTES {
+        return Err(BackupError::TooLarge {
+            what: "a manifest",
+            len: len.into(),
+            max: MAX_MANIFEST_BYTES.into(),
+            offset: at,
+        });
+    }
+    let mut json = vec![0u8; len as usize];
+    input.exact(&mut json, "the manifest")?;
+    let computed = input.sha.clone().finish();
+    let mut stored = [0u8; DIGEST_BYTES];
     let at = input.offset;
     let mut got = 0;
     while got < DIGEST_BYTES {
@@ -499,6 +502,9 @@ pub(super) fn read_into(from: impl Read, sink: &mut dyn Sink) -> Result<Manifest
             Err(e) => return Err(io_at(Path::new("the backup"))(e)),
         }
     }
+    // Only a manifest the checksum vouches for is read.
+    let manifest: Manifest =
+        serde_json::from_slice(&json).map_err(|e| BackupError::Manifest(e.to_string()))?;
     manifest.counts.check(&found)?;
     Ok(manifest)
 }

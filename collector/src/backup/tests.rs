@@ -336,14 +336,21 @@ fn forge(bytes: &[u8], edit: impl FnOnce(&mut Manifest, &mut Entries)) -> Vec<u8
     let mut e = Entries::default();
     let mut m = read_into(bytes, &mut e).unwrap();
     edit(&mut m, &mut e);
-    let mut w = Writer::new(Vec::new(), &m).unwrap();
+    let mut w = Writer::new(Vec::new()).unwrap();
     for (s, k, v) in &e.records {
         w.record(*s, k, v).unwrap();
     }
     for (name, b) in &e.files {
         w.file(name, &mut b.as_slice(), b.len() as u64).unwrap();
     }
-    w.finish().unwrap().0
+    w.finish(&m).unwrap().0
+}
+
+/// Where the manifest's length is: before the manifest, which ends where the
+/// checksum begins.
+fn manifest_at(bytes: &[u8]) -> usize {
+    let m = verify(bytes).unwrap();
+    bytes.len() - 32 - serde_json::to_vec(&m).unwrap().len() - 4
 }
 
 /// A restore of `bytes` fails with a message containing `says`, and leaves
@@ -370,7 +377,8 @@ fn small_backup(t: &Path) -> Vec<u8> {
 fn a_file_cut_short_anywhere_is_refused_as_truncated() {
     let t = tempfile::tempdir().unwrap();
     let bytes = small_backup(t.path());
-    let header_end = 16 + u32::from_be_bytes(bytes[12..16].try_into().unwrap()) as usize;
+    let header_end = 12;
+    let manifest = manifest_at(&bytes);
     let n = bytes.len();
     for cut in [
         1,
@@ -378,9 +386,10 @@ fn a_file_cut_short_anywhere_is_refused_as_truncated() {
         8,
         11,
         14,
-        header_end - 1,
-        header_end,
         header_end + 5,
+        manifest - 1,
+        manifest + 2,
+        manifest + 10,
         n / 2,
         n - 41,
         n - 33,
@@ -405,7 +414,8 @@ fn a_flipped_byte_anywhere_is_refused() {
     let t = tempfile::tempdir().unwrap();
     let bytes = small_backup(t.path());
     let mut positions: Vec<usize> = (0..bytes.len()).step_by(5).collect();
-    positions.extend(bytes.len() - 40..bytes.len());
+    // Every byte of the end: the end block, the manifest, the checksum.
+    positions.extend(manifest_at(&bytes) - 8..bytes.len());
     for at in positions {
         let mut b = bytes.clone();
         b[at] ^= 0x20;
@@ -512,11 +522,11 @@ fn huge_declared_lengths_are_refused_before_anything_is_allocated() {
     let t = tempfile::tempdir().unwrap();
     let bytes = small_backup(t.path());
     let mut b = bytes.clone();
-    b[12..16].copy_from_slice(&u32::MAX.to_be_bytes());
+    let at = manifest_at(&bytes);
+    b[at..at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
     refused(&b, t.path(), "a manifest of 4294967295 bytes");
-    let header_end = 16 + u32::from_be_bytes(bytes[12..16].try_into().unwrap()) as usize;
     let mut b = bytes.clone();
-    b[header_end..header_end + 4].copy_from_slice(&0x7fff_ffffu32.to_be_bytes());
+    b[12..16].copy_from_slice(&0x7fff_ffffu32.to_be_bytes());
     refused(&b, t.path(), "a compressed block of 2147483647 bytes");
     // Entries that declare more than a bound, or more than the file holds.
     let m = verify(bytes.as_slice()).unwrap();
@@ -524,18 +534,18 @@ fn huge_declared_lengths_are_refused_before_anything_is_allocated() {
         (u32::MAX, "a record value of 4294967295 bytes"),
         (MAX_VALUE_BYTES, "the entries end inside an entry"),
     ] {
-        let mut w = Writer::new(Vec::new(), &m).unwrap();
+        let mut w = Writer::new(Vec::new()).unwrap();
         w.put(&[TAG_RECORD, Section::Meta.id(), 0, 0, 0, 1, b'k'])
             .unwrap();
         w.put(&value_len.to_be_bytes()).unwrap();
         w.put(b"only a few bytes").unwrap();
-        let b = w.finish().unwrap().0;
+        let b = w.finish(&m).unwrap().0;
         refused(&b, t.path(), says);
     }
-    let mut w = Writer::new(Vec::new(), &m).unwrap();
+    let mut w = Writer::new(Vec::new()).unwrap();
     w.put(&[TAG_FILE, 0, 12]).unwrap();
     w.put(b"ca/../../etc").unwrap();
-    let b = w.finish().unwrap().0;
+    let b = w.finish(&m).unwrap().0;
     refused(&b, t.path(), "not one a backup holds");
 }
 

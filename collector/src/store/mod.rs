@@ -501,8 +501,9 @@ pub struct SnapshotFile {
 /// A store as it was at one moment (the cut), read while the collector goes on
 /// writing. Dropping it ends the snapshot.
 pub trait Snapshot: Send {
-    /// The records of `section` as they were at the cut, each once; may be read
-    /// again (a backup counts them first).
+    /// The records of `section` as they were at the cut, each once, mostly in key
+    /// order (records deleted since the cut come last). One walk at a time; a section
+    /// may be walked again (a backup counts its records first).
     fn records(&self, section: Section) -> Box<dyn Iterator<Item = Result<SnapshotRecord>> + '_>;
     /// The store's files as they were at the cut.
     fn files(&self) -> &[SnapshotFile];
