@@ -328,11 +328,13 @@ pub fn describe_taken(t: &Taken, to: &Path) -> String {
 pub fn describe_restored(r: &Restored, data: &Path) -> String {
     let m = &r.manifest;
     format!(
-        "restored into {} in {:.1} s: {} agents, {} scans, {} result records, {} audit entries \
+        "restored into {} in {:.1} s ({:.1} s to write it, {:.1} s to rebuild the indexes and check it): {} agents, {} scans, {} result records, {} audit entries \
          (chain intact, head {}), {} files; taken by {} with collector {}\n\
          start it with: rampart-collector serve --data {}",
         data.display(),
         r.seconds,
+        r.load_seconds,
+        r.check_seconds,
         m.counts.agents,
         m.counts.scans,
         m.counts.results,

@@ -387,7 +387,12 @@ pub struct Loader {
     dir: PathBuf,
     db: sled::Db,
     trees: Vec<sled::Tree>,
+    /// Records not yet applied, per tree, with how many.
+    batches: Vec<(sled::Batch, usize)>,
 }
+
+/// Records applied to a tree at once.
+const LOAD_BATCH: usize = 10_000;
 
 /// The tree of each section, in [`Section::ALL`] order.
 pub(super) const TREES: [&str; 9] = [
@@ -427,6 +432,7 @@ impl Loader {
         Ok(Loader {
             dir: dir.to_path_buf(),
             db,
+            batches: trees.iter().map(|_| Default::default()).collect(),
             trees,
         })
     }
@@ -448,15 +454,20 @@ impl Loader {
                 section.name()
             )));
         }
-        let tree = &self.trees[section.index()];
+        let i = section.index();
+        let (batch, n) = &mut self.batches[i];
         match (section, super::sled_store::chunk_scan(key)) {
             (Section::Results, Some(scan)) => {
                 let id = self.db.generate_id().map_err(backend)?;
-                tree.insert(super::sled_store::chunk_key(scan, id), value)
+                batch.insert(super::sled_store::chunk_key(scan, id), value);
             }
-            _ => tree.insert(key, value),
+            _ => batch.insert(key, value),
         }
-        .map_err(backend)?;
+        *n += 1;
+        if *n == LOAD_BATCH {
+            let (batch, _) = std::mem::take(&mut self.batches[i]);
+            self.trees[i].apply_batch(batch).map_err(backend)?;
+        }
         Ok(())
     }
 
@@ -482,7 +493,10 @@ impl Loader {
     }
 
     /// Makes everything written durable and closes the store.
-    pub fn finish(self) -> Result<()> {
+    pub fn finish(mut self) -> Result<()> {
+        for (tree, (batch, _)) in self.trees.iter().zip(std::mem::take(&mut self.batches)) {
+            tree.apply_batch(batch).map_err(backend)?;
+        }
         self.db.flush().map_err(backend)?;
         drop(self.trees);
         drop(self.db);
