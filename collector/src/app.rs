@@ -282,6 +282,17 @@ impl App {
         *self.on_revoke.lock().unwrap_or_else(|p| p.into_inner()) = Some(f);
     }
 
+    /// Begins a backup for `actor` (`crate::backup`): audited, then the store's cut.
+    /// A backup already being taken, or a store backed up with its own tools
+    /// (PostgreSQL), is a conflict that says so.
+    pub fn begin_backup(&self, actor: &str) -> Result<Box<dyn crate::store::Snapshot>> {
+        crate::backup::begin(&*self.store, actor).map_err(|e| match e {
+            crate::backup::BackupError::Store(StoreError::Refused(m)) => AppError::Conflict(m),
+            crate::backup::BackupError::Store(e) => AppError::Store(e),
+            e => AppError::Invalid(e.to_string()),
+        })
+    }
+
     pub fn audit(
         &self,
         actor: &str,

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod backup;
 pub mod ca;
 pub mod catalog;
 pub mod config;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use rampart_collector::auth::Role;
+use rampart_collector::backup;
 use rampart_collector::healthcheck;
 use rampart_collector::server;
 use rampart_collector::store::audit_chain;
@@ -92,6 +93,48 @@ enum Cmd {
         /// `store_ca_file`); or set RAMPART_STORE_PASSWORD.
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+    /// Back the collector up into a new file, running or stopped.
+    ///
+    /// The file (mode 0600) holds the store's records as they were at one moment, the
+    /// result log and the CA with its private key: keep it as you keep the CA. While
+    /// the collector runs, the backup is asked of it through its API (an admin token:
+    /// --token-file or RAMPART_ADMIN_TOKEN) and writes are held only for the moment of
+    /// its cut; when it is stopped, the store is read directly. The file is checked
+    /// before it takes its name. A collector on PostgreSQL is backed up with pg_dump
+    /// instead.
+    Backup {
+        /// The collector's data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// The backup file to create (never overwritten).
+        #[arg(long)]
+        to: PathBuf,
+        /// The collector's config file: where its REST API listens (rest_listen,
+        /// rest_tls), and its store.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// A file whose first line is an admin's API token (for a running collector).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// The running collector's REST API, e.g. https://127.0.0.1:8080 (default:
+        /// from the config's rest_listen and rest_tls).
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Restore a backup into a new (or empty) data directory.
+    ///
+    /// A file that is not a backup, truncated, altered (checksum), inconsistent with
+    /// its manifest or whose restored audit chain does not verify is refused, naming
+    /// the problem, and nothing is left behind. Start a collector with --data NEWDIR
+    /// afterwards.
+    Restore {
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
+        /// The new data directory.
+        #[arg(long)]
+        data: PathBuf,
     },
 }
 
@@ -325,6 +368,41 @@ async fn run() -> anyhow::Result<()> {
                 n.audit_entries,
                 from.join("ca").display()
             );
+            Ok(())
+        }
+        Cmd::Backup {
+            data,
+            to,
+            config,
+            token_file,
+            url,
+        } => {
+            let cfg = server::load_config(config.as_deref(), Some(&data))?;
+            let token = match token_file {
+                Some(f) => Some(
+                    std::fs::read_to_string(&f)
+                        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))?
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string(),
+                ),
+                None => std::env::var("RAMPART_ADMIN_TOKEN").ok(),
+            };
+            let remote = backup::Remote { url, token };
+            let t = backup::backup_command(&cfg, &to, &remote).await?;
+            println!("{}", backup::describe_taken(&t, &to));
+            Ok(())
+        }
+        Cmd::Restore { from, data } => {
+            let file = std::fs::File::open(&from)
+                .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", from.display()))?;
+            let r = tokio::task::spawn_blocking(move || {
+                backup::restore(file, &data).map(|r| (r, data))
+            })
+            .await??;
+            println!("{}", backup::describe_restored(&r.0, &r.1));
             Ok(())
         }
         Cmd::Audit {

@@ -11,6 +11,7 @@
 mod accounts;
 mod agents;
 mod audit;
+mod backup;
 mod openapi;
 mod overview;
 mod scans;
@@ -267,6 +268,7 @@ fn api() -> Router<Arc<App>> {
             axum::routing::put(accounts::set_password),
         )
         .route("/api/v1/audit", get(audit))
+        .route("/api/v1/admin/backup", get(backup::backup))
         .route("/api/v1/webhook/deliveries", get(webhook::deliveries))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api/v1/docs", get(openapi::page))
@@ -572,7 +574,7 @@ async fn report_arf(
 }
 
 /// Raw bytes, as the schema of a binary download.
-struct Binary;
+pub(crate) struct Binary;
 
 impl utoipa::PartialSchema for Binary {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {

@@ -664,6 +664,7 @@ pub async fn run(cfg: IngestConfig, recorded: Option<Recorded>) -> Result<Value>
         "acks": acks.len(),
         "ack_p50_ms": ms(percentile(&mut acks, 50.0)),
         "ack_p99_ms": ms(percentile(&mut acks, 99.0)),
+        "ack_max_ms": ms(percentile(&mut acks, 100.0)),
         "collector_rss_kib": cfg.collector_pid.and_then(rss_kib),
         // The collector's CPU time (user + system) per completed scan: a figure that
         // holds when the load generator shares the machine.

@@ -117,6 +117,7 @@ fn every_endpoint_checks_every_role() {
         ),
         ("GET", "/api/v1/audit", None, Role::Admin, 200),
         ("GET", "/api/v1/webhook/deliveries", None, Role::Admin, 200),
+        ("GET", "/api/v1/admin/backup", None, Role::Admin, 200),
     ];
     // Documentation, health, metrics and downloads need no token at all.
     let open: Vec<(&str, &str, u16)> = vec![

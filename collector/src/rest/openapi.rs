@@ -52,6 +52,7 @@ use super::ErrorBody;
         super::accounts::revoke_user,
         super::accounts::set_password,
         super::audit::audit,
+        super::backup::backup,
         super::webhook::deliveries,
         super::ca_pem,
     ),
@@ -66,7 +67,7 @@ use super::ErrorBody;
         (name = "enrollment", description = "Enrollment tokens and the CA agents pin"),
         (name = "users", description = "API users and their roles"),
         (name = "audit", description = "The append-only audit log"),
-        (name = "operations", description = "Health, metrics, downloads and this documentation"),
+        (name = "operations", description = "Health, metrics, downloads, backups and this documentation"),
     )
 )]
 struct ApiDoc;

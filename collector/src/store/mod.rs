@@ -12,6 +12,7 @@ mod event;
 pub mod pg;
 pub mod result_log;
 pub mod sled_index;
+pub mod sled_snapshot;
 pub mod sled_store;
 
 pub use event::Event;
@@ -26,6 +27,10 @@ pub enum StoreError {
     /// A stored record could not be decoded.
     #[error("stored record {key} is unreadable: {reason}")]
     Decode { key: String, reason: String },
+    /// The store cannot do this now (a backup is already being taken) or at all (a
+    /// backend backed up with its own tools); the words say which.
+    #[error("{0}")]
+    Refused(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -421,6 +426,94 @@ pub struct AttemptRecord {
     pub next_attempt_ms: Option<i64>,
 }
 
+/// The parts of a store a backup holds, each a set of records (key → value) in the
+/// backend's own encoding. Console sessions are left out (people sign in again), and
+/// so are the store's own bookkeeping and indexes, which a restore rebuilds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Section {
+    Meta,
+    Agents,
+    Tokens,
+    Users,
+    Scans,
+    /// Where each batch of results is (sled: locators into the result log's files).
+    Results,
+    Audit,
+    Deliveries,
+    Attempts,
+}
+
+impl Section {
+    pub const ALL: [Section; 9] = [
+        Section::Meta,
+        Section::Agents,
+        Section::Tokens,
+        Section::Users,
+        Section::Scans,
+        Section::Results,
+        Section::Audit,
+        Section::Deliveries,
+        Section::Attempts,
+    ];
+
+    /// Its number in a backup file (from 1).
+    pub fn id(self) -> u8 {
+        self as u8 + 1
+    }
+
+    pub fn from_id(id: u8) -> Option<Section> {
+        Section::ALL.get(usize::from(id).checked_sub(1)?).copied()
+    }
+
+    /// Its place in [`Section::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Section::Meta => "meta",
+            Section::Agents => "agents",
+            Section::Tokens => "tokens",
+            Section::Users => "users",
+            Section::Scans => "scans",
+            Section::Results => "results",
+            Section::Audit => "audit",
+            Section::Deliveries => "deliveries",
+            Section::Attempts => "attempts",
+        }
+    }
+}
+
+/// One record of a snapshot: key and value as the backend stores them.
+pub type SnapshotRecord = (Vec<u8>, Vec<u8>);
+
+/// A file of the store's own (sled: a result log day file) as it was at the cut.
+pub struct SnapshotFile {
+    /// Its path inside the data directory, e.g. `db/results/00020000.results`.
+    pub name: String,
+    /// Its length at the cut; bytes appended since are not part of the snapshot.
+    pub len: u64,
+    /// Opened at the cut, so that it reads even if it is deleted since.
+    pub file: std::fs::File,
+}
+
+/// A store as it was at one moment (the cut), read while the collector goes on
+/// writing. Dropping it ends the snapshot.
+pub trait Snapshot: Send {
+    /// The records of `section` as they were at the cut, each once, mostly in key
+    /// order (records deleted since the cut come last). One walk at a time; a section
+    /// may be walked again (a backup counts its records first).
+    fn records(&self, section: Section) -> Box<dyn Iterator<Item = Result<SnapshotRecord>> + '_>;
+    /// The store's files as they were at the cut.
+    fn files(&self) -> &[SnapshotFile];
+    /// The last audit entry at the cut: its sequence number and hash (0 and
+    /// [`audit_chain::GENESIS`] for an empty log).
+    fn audit_head(&self) -> (u64, String);
+    /// How long writes were held to take the cut.
+    fn pause(&self) -> std::time::Duration;
+}
+
 /// The storage contract. Writes are durable when [`Store::sync`] returns.
 pub trait Store: Send + Sync + 'static {
     fn put_agent(&self, a: &AgentRecord) -> Result<()>;
@@ -645,6 +738,19 @@ pub trait Store: Send + Sync + 'static {
     /// [`Event::Resync`] then says that anything may have changed.
     fn subscribe(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Event>> {
         None
+    }
+
+    /// Begins a point-in-time snapshot for a backup (`crate::backup`): `before_cut`
+    /// runs first (the backup's audit entry, so that the snapshot holds it), then the
+    /// store takes its cut, and the snapshot reads the records as they were at that
+    /// moment while writes go on. One at a time. A backend with backup tools of its
+    /// own (PostgreSQL: `pg_dump`) refuses, without running `before_cut`.
+    fn snapshot(&self, _before_cut: &mut dyn FnMut() -> Result<()>) -> Result<Box<dyn Snapshot>> {
+        Err(StoreError::Refused(
+            "this store has no built-in backup: back the database up with its own tools \
+             (PostgreSQL: pg_dump, see docs/postgres.md), and the data directory's ca/ beside it"
+                .into(),
+        ))
     }
 
     /// Makes every write so far durable (survives a crash of the process or the host).

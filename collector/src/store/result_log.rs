@@ -71,6 +71,11 @@ fn file_name(day: u32) -> String {
     format!("{day:08}.results")
 }
 
+/// Whether `name` is the name of a day file (`NNNNNNNN.results`).
+pub fn is_day_file(name: &str) -> bool {
+    day_of_name(name).is_some()
+}
+
 fn day_of_name(name: &str) -> Option<u32> {
     let d = name.strip_suffix(".results")?;
     (d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()))
@@ -232,6 +237,33 @@ impl ResultLog {
             File::open(&self.dir)?.sync_all()?;
         }
         Ok((n, bytes))
+    }
+
+    /// Every day file, opened, with its name and its length now (a snapshot's view:
+    /// an open file stays readable after it is deleted, and bytes appended later lie
+    /// past the length), in day order.
+    pub fn open_all(&self) -> io::Result<Vec<(String, u64, File)>> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let Some(name) = entry.file_name().to_str().map(String::from) else {
+                continue;
+            };
+            if !is_day_file(&name) {
+                continue;
+            }
+            let file = match File::open(entry.path()) {
+                Ok(f) => f,
+                // Deleted by retention between the listing and the open: nothing the
+                // snapshot's locators point at (they went first).
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let len = file.metadata()?.len();
+            out.push((name, len, file));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
     }
 
     /// Bytes held by the day files.

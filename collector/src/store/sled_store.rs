@@ -12,15 +12,17 @@ use serde::Serialize;
 
 use std::collections::HashMap;
 use std::ops::Bound;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use super::codec::{decode, decode_chunk, encode, encode_chunk};
 use super::result_log::{self, Locator, ResultLog};
 use super::sled_index::{self as ix, Deltas, IDX};
+use super::sled_snapshot::{Cow, SledSnapshot, TREES};
 use super::{
     audit_chain, AgentRecord, AttemptRecord, AuditFilter, AuditList, AuditRecord, DayScores,
     DeliveryRecord, DeliveryState, Fleet, Result, ResultRecord, ScanCursor, ScanFilter, ScanList,
-    ScanRecord, ScanStatus, SessionRecord, Store, StoreError, TokenRecord, TokenUse, UserRecord,
+    ScanRecord, ScanStatus, Section, SessionRecord, Snapshot, SnapshotFile, Store, StoreError,
+    TokenRecord, TokenUse, UserRecord,
 };
 
 /// sled under a directory.
@@ -46,6 +48,9 @@ pub struct SledStore {
     /// The same for agents and their instance-ID index.
     agent_lock: Mutex<()>,
     group: GroupCommit,
+    /// The write gate and the undo log of an open snapshot (`sled_snapshot`): every
+    /// write of a record goes through [`SledStore::write`].
+    cow: Arc<Cow>,
 }
 
 /// Group commit: a caller of `sync` waits for a flush that *started* after its call
@@ -103,15 +108,23 @@ fn decode_audit(key: &[u8], v: &[u8]) -> Result<AuditRecord> {
 const CHUNK: u8 = 0;
 
 /// The result log's directory, inside the store's.
-const LOG_DIR: &str = "results";
+pub(super) const LOG_DIR: &str = "results";
 
-fn chunk_key(scan_id: &str, id: u64) -> Vec<u8> {
+pub(super) fn chunk_key(scan_id: &str, id: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(scan_id.len() + 10);
     k.extend_from_slice(scan_id.as_bytes());
     k.push(0);
     k.push(CHUNK);
     k.extend_from_slice(&id.to_be_bytes());
     k
+}
+
+/// The scan of a chunk's locator key (`None` for a key of the layout before chunks).
+pub(super) fn chunk_scan(key: &[u8]) -> Option<&str> {
+    let split = key.len().checked_sub(10)?;
+    (key[split..split + 2] == [0, CHUNK])
+        .then(|| std::str::from_utf8(&key[..split]).ok())
+        .flatten()
 }
 
 /// Writes to a tree in batches of 10,000 operations: rebuilding the indexes of a
@@ -161,7 +174,25 @@ impl<'a> Batches<'a> {
 impl SledStore {
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path) -> Result<SledStore> {
-        let db = open_db(dir)?;
+        let db = open_db(dir, LOCK_WAIT)?.ok_or_else(|| {
+            backend(format!(
+                "could not acquire lock on {}: another process holds the database",
+                dir.display()
+            ))
+        })?;
+        SledStore::with_db(dir, db)
+    }
+
+    /// Opens the database in `dir` unless another process holds it (a running
+    /// collector): then `None`, at once.
+    pub fn open_if_unlocked(dir: &Path) -> Result<Option<SledStore>> {
+        match open_db(dir, std::time::Duration::ZERO)? {
+            Some(db) => Ok(Some(SledStore::with_db(dir, db)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn with_db(dir: &Path, db: sled::Db) -> Result<SledStore> {
         let t = |name: &str| db.open_tree(name).map_err(backend);
         Ok(SledStore {
             dir: dir.to_path_buf(),
@@ -180,6 +211,7 @@ impl SledStore {
             scan_lock: Mutex::new(()),
             agent_lock: Mutex::new(()),
             group: GroupCommit::default(),
+            cow: Arc::new(Cow::default()),
             db,
         })
         .and_then(|s| {
@@ -446,9 +478,42 @@ impl SledStore {
             .collect()
     }
 
-    fn put<T: Serialize>(tree: &sled::Tree, key: &[u8], v: &T) -> Result<()> {
-        tree.insert(key, encode(v)?).map_err(backend)?;
+    /// Writes one record of a section (through the gate).
+    fn put<T: Serialize>(&self, section: Section, key: &[u8], v: &T) -> Result<()> {
+        let value = encode(v)?;
+        self.write(section, &[key], || {
+            self.tree(section).insert(key, value).map_err(backend)
+        })?;
         Ok(())
+    }
+
+    /// The tree of a section.
+    fn tree(&self, section: Section) -> &sled::Tree {
+        match section {
+            Section::Meta => &self.meta,
+            Section::Agents => &self.agents,
+            Section::Tokens => &self.tokens,
+            Section::Users => &self.users,
+            Section::Scans => &self.scans,
+            Section::Results => &self.results,
+            Section::Audit => &self.audit,
+            Section::Deliveries => &self.deliveries,
+            Section::Attempts => &self.attempts,
+        }
+    }
+
+    /// One write of the records `keys` of `section` (and whatever index entries go
+    /// with them): through the write gate, after an open snapshot has kept their
+    /// values at its cut.
+    fn write<T>(
+        &self,
+        section: Section,
+        keys: &[&[u8]],
+        write: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        let _pass = self.cow.pass();
+        self.cow.keep(section, self.tree(section), keys);
+        write()
     }
 
     fn get<T: DeserializeOwned>(tree: &sled::Tree, key: &str) -> Result<Option<T>> {
@@ -459,14 +524,17 @@ impl SledStore {
     }
 }
 
-/// Opens sled. Its file lock outlives a dropped instance for a moment (its flusher
-/// thread lets go last), so a reopen in the same process, or a restart right after a
-/// stop, waits up to 5 s for the lock; another live process holding it is an error.
 /// sled's page cache. Its default (1 GiB) is most of a small collector's memory;
 /// the hot pages (indexes, counters, recent scans) fit in far less.
 const CACHE_BYTES: u64 = 128 << 20;
 
-fn open_db(dir: &Path) -> Result<sled::Db> {
+/// How long an open waits for sled's lock (see [`open_db`]).
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Opens sled. Its file lock outlives a dropped instance for a moment (its flusher
+/// thread lets go last), so a reopen in the same process, or a restart right after a
+/// stop, waits up to `wait` for the lock; `None` when another process still holds it.
+fn open_db(dir: &Path, wait: std::time::Duration) -> Result<Option<sled::Db>> {
     let mut waited = std::time::Duration::ZERO;
     loop {
         match sled::Config::new()
@@ -474,12 +542,12 @@ fn open_db(dir: &Path) -> Result<sled::Db> {
             .cache_capacity(CACHE_BYTES)
             .open()
         {
-            Ok(db) => return Ok(db),
+            Ok(db) => return Ok(Some(db)),
             // sled reports the lock as `Other` with the cause in words.
-            Err(sled::Error::Io(e))
-                if e.to_string().contains("could not acquire lock")
-                    && waited < std::time::Duration::from_secs(5) =>
-            {
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                if waited >= wait {
+                    return Ok(None);
+                }
                 std::thread::sleep(std::time::Duration::from_millis(50));
                 waited += std::time::Duration::from_millis(50);
             }
@@ -503,7 +571,17 @@ fn dir_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
+/// `fsync`s every file and directory under `dir`, the result log's included (a
+/// store just written by a restore).
+pub(super) fn fsync_dir_all(dir: &Path) -> std::io::Result<()> {
+    fsync_tree(dir, false)
+}
+
 fn fsync_dir(dir: &Path) -> std::io::Result<()> {
+    fsync_tree(dir, true)
+}
+
+fn fsync_tree(dir: &Path, skip_log: bool) -> std::io::Result<()> {
     // sled creates and removes files as it works (snapshots, blobs): one that is gone
     // between listing and opening holds nothing left to make durable.
     let gone = |r: std::io::Result<()>| match r {
@@ -512,12 +590,12 @@ fn fsync_dir(dir: &Path) -> std::io::Result<()> {
     };
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
-        if entry.file_name() == LOG_DIR {
+        if skip_log && entry.file_name() == LOG_DIR {
             continue; // the result log syncs what it wrote itself
         }
         gone(entry.file_type().and_then(|ft| {
             if ft.is_dir() {
-                fsync_dir(&entry.path())
+                fsync_tree(&entry.path(), skip_log)
             } else if ft.is_file() {
                 std::fs::File::open(entry.path())?.sync_all()
             } else {
@@ -553,7 +631,9 @@ impl SledStore {
             batch.insert(k, &[]);
         }
         batch.insert(a.id.as_bytes(), encode(a)?);
-        self.agents.apply_batch(batch).map_err(backend)
+        self.write(Section::Agents, &[a.id.as_bytes()], || {
+            self.agents.apply_batch(batch).map_err(backend)
+        })
     }
 
     fn flush_and_fsync(&self) -> std::result::Result<(), String> {
@@ -624,7 +704,7 @@ impl Store for SledStore {
     }
 
     fn put_token(&self, t: &TokenRecord) -> Result<()> {
-        Self::put(&self.tokens, t.hash.as_bytes(), t)
+        self.put(Section::Tokens, t.hash.as_bytes(), t)
     }
     fn token(&self, hash: &str) -> Result<Option<TokenRecord>> {
         Self::get(&self.tokens, hash)
@@ -647,12 +727,12 @@ impl Store for SledStore {
             t.uses += 1;
             let new = encode(&t)?;
             // Compare-and-swap so that concurrent enrollments cannot overspend a token.
-            if self
-                .tokens
-                .compare_and_swap(hash, Some(old), Some(new))
-                .map_err(backend)?
-                .is_ok()
-            {
+            let swapped = self.write(Section::Tokens, &[hash.as_bytes()], || {
+                self.tokens
+                    .compare_and_swap(hash, Some(old), Some(new))
+                    .map_err(backend)
+            })?;
+            if swapped.is_ok() {
                 return Ok(TokenUse::Accepted(t));
             }
         }
@@ -682,12 +762,13 @@ impl Store for SledStore {
                 revoked: true,
                 ..before.clone()
             };
-            if self
-                .tokens
-                .compare_and_swap(&key, Some(old), Some(encode(&after)?))
-                .map_err(backend)?
-                .is_ok()
-            {
+            let after = encode(&after)?;
+            let swapped = self.write(Section::Tokens, &[&key], || {
+                self.tokens
+                    .compare_and_swap(&key, Some(old), Some(after))
+                    .map_err(backend)
+            })?;
+            if swapped.is_ok() {
                 return Ok(Some(before));
             }
         }
@@ -761,7 +842,9 @@ impl Store for SledStore {
             }
         }
         batch.insert(s.id.as_bytes(), encode(s)?);
-        self.scans.apply_batch(batch).map_err(backend)
+        self.write(Section::Scans, &[s.id.as_bytes()], || {
+            self.scans.apply_batch(batch).map_err(backend)
+        })
     }
     fn scan(&self, id: &str) -> Result<Option<ScanRecord>> {
         if id.as_bytes().first().is_some_and(|b| *b == IDX) {
@@ -934,11 +1017,17 @@ impl Store for SledStore {
         // One compressed chunk per batch in the result log; sled keeps its locator
         // under a monotonic ID, so that reads replay chunks in the order written.
         let chunk = encode_chunk(results)?;
-        let at = self.log.append(&chunk, now_ms()).map_err(backend)?;
         let id = self.db.generate_id().map_err(backend)?;
-        self.results
-            .insert(chunk_key(scan_id, id), &at.encode())
-            .map_err(backend)?;
+        let key = chunk_key(scan_id, id);
+        // The chunk is appended inside the gate too: a snapshot's cut never falls
+        // between a chunk and its locator, so the log files' lengths noted at the cut
+        // cover every locator the snapshot holds.
+        self.write(Section::Results, &[&key], || {
+            let at = self.log.append(&chunk, now_ms()).map_err(backend)?;
+            self.results
+                .insert(key.as_slice(), &at.encode())
+                .map_err(backend)
+        })?;
         Ok(())
     }
     fn prune_results(&self, before_ms: i64) -> Result<usize> {
@@ -968,13 +1057,17 @@ impl Store for SledStore {
                 continue;
             }
             let mut batch = sled::Batch::default();
-            let mut any = false;
+            let mut keys = Vec::new();
             for r in self.results.scan_prefix(format!("{}\0", s.id)) {
-                batch.remove(r.map_err(backend)?.0);
-                any = true;
+                let k = r.map_err(backend)?.0;
+                batch.remove(k.clone());
+                keys.push(k);
             }
-            if any {
-                self.results.apply_batch(batch).map_err(backend)?;
+            if !keys.is_empty() {
+                let keys: Vec<&[u8]> = keys.iter().map(|k| k.as_ref()).collect();
+                self.write(Section::Results, &keys, || {
+                    self.results.apply_batch(batch).map_err(backend)
+                })?;
                 pruned += 1;
             }
             if all_final {
@@ -982,7 +1075,9 @@ impl Store for SledStore {
             }
         }
         if let Some(k) = resume_at {
-            self.meta.insert(PRUNED_TO_KEY, k).map_err(backend)?;
+            self.write(Section::Meta, &[PRUNED_TO_KEY.as_bytes()], || {
+                self.meta.insert(PRUNED_TO_KEY, k).map_err(backend)
+            })?;
         }
         // The locators go first (made durable here), then the files they pointed at.
         self.sync()?;
@@ -1031,7 +1126,7 @@ impl Store for SledStore {
     }
 
     fn put_user(&self, u: &UserRecord) -> Result<()> {
-        Self::put(&self.users, u.token_hash.as_bytes(), u)
+        self.put(Section::Users, u.token_hash.as_bytes(), u)
     }
     fn user_by_token_hash(&self, hash: &str) -> Result<Option<UserRecord>> {
         Self::get(&self.users, hash)
@@ -1041,7 +1136,11 @@ impl Store for SledStore {
     }
 
     fn put_session(&self, s: &SessionRecord) -> Result<()> {
-        Self::put(&self.sessions, s.id_hash.as_bytes(), s)
+        // Sessions are not part of a snapshot: no gate.
+        self.sessions
+            .insert(s.id_hash.as_bytes(), encode(s)?)
+            .map_err(backend)?;
+        Ok(())
     }
     fn session(&self, id_hash: &str) -> Result<Option<SessionRecord>> {
         Self::get(&self.sessions, id_hash)
@@ -1093,7 +1192,9 @@ impl Store for SledStore {
         deltas.add(counters, 1);
         Self::apply_deltas(&self.audit, &mut batch, deltas)?;
         batch.insert(&next.to_be_bytes(), encode(&e)?);
-        self.audit.apply_batch(batch).map_err(backend)?;
+        self.write(Section::Audit, &[&next.to_be_bytes()], || {
+            self.audit.apply_batch(batch).map_err(backend)
+        })?;
         Ok(next)
     }
     fn audit(&self, offset: usize, limit: usize) -> Result<(Vec<AuditRecord>, usize)> {
@@ -1216,7 +1317,7 @@ impl Store for SledStore {
     }
 
     fn put_delivery(&self, d: &DeliveryRecord) -> Result<()> {
-        Self::put(&self.deliveries, d.id.as_bytes(), d)
+        self.put(Section::Deliveries, d.id.as_bytes(), d)
     }
     fn pending_deliveries(&self) -> Result<Vec<DeliveryRecord>> {
         let all: Vec<DeliveryRecord> = Self::all(&self.deliveries)?;
@@ -1231,9 +1332,10 @@ impl Store for SledStore {
     fn append_attempt(&self, a: &AttemptRecord) -> Result<()> {
         // Time first, so that iteration order is the order attempts were made.
         let key = format!("{:013}\0{}\0{:04}", a.at_ms, a.delivery_id, a.attempt);
-        self.attempts
-            .insert(key.as_bytes(), encode(a)?)
-            .map_err(backend)?;
+        let value = encode(a)?;
+        self.write(Section::Attempts, &[key.as_bytes()], || {
+            self.attempts.insert(key.as_bytes(), value).map_err(backend)
+        })?;
         Ok(())
     }
     fn attempts(&self, offset: usize, limit: usize) -> Result<(Vec<AttemptRecord>, usize)> {
@@ -1252,7 +1354,9 @@ impl Store for SledStore {
         Ok(self.meta.get(key).map_err(backend)?.map(|v| v.to_vec()))
     }
     fn put_meta(&self, key: &str, value: &[u8]) -> Result<()> {
-        self.meta.insert(key, value).map_err(backend)?;
+        self.write(Section::Meta, &[key.as_bytes()], || {
+            self.meta.insert(key, value).map_err(backend)
+        })?;
         Ok(())
     }
     fn meta_entries(&self) -> Result<Vec<(String, Vec<u8>)>> {
@@ -1284,12 +1388,12 @@ impl Store for SledStore {
                     return Ok(false);
                 }
             }
-            if self
-                .meta
-                .compare_and_swap(&key, old, Some(new.clone()))
-                .map_err(backend)?
-                .is_ok()
-            {
+            let swapped = self.write(Section::Meta, &[key.as_bytes()], || {
+                self.meta
+                    .compare_and_swap(&key, old, Some(new.clone()))
+                    .map_err(backend)
+            })?;
+            if swapped.is_ok() {
                 return Ok(true);
             }
         }
@@ -1297,6 +1401,62 @@ impl Store for SledStore {
 
     fn size_bytes(&self) -> Result<Option<u64>> {
         Ok(Some(dir_bytes(&self.dir)))
+    }
+
+    fn snapshot(&self, before_cut: &mut dyn FnMut() -> Result<()>) -> Result<Box<dyn Snapshot>> {
+        self.cow.reserve()?;
+        let taken = before_cut().and_then(|()| {
+            self.cow.cut(|| {
+                // With every writer held off: the result log's files as they are, and
+                // the audit head.
+                let files = self
+                    .log
+                    .open_all()
+                    .map_err(|e| backend(format!("cannot open the result log: {e}")))?
+                    .into_iter()
+                    .map(|(name, len, file)| SnapshotFile {
+                        name: format!("{LOG_DIR}/{name}"),
+                        len,
+                        file,
+                    })
+                    .collect::<Vec<_>>();
+                let head = match records(&self.audit)
+                    .next_back()
+                    .transpose()
+                    .map_err(backend)?
+                {
+                    Some((k, v)) => {
+                        let e = decode_audit(&k, &v)?;
+                        (e.seq, e.hash)
+                    }
+                    None => (0, audit_chain::GENESIS.to_string()),
+                };
+                Ok((files, head))
+            })
+        });
+        let ((files, head), pause) = match taken {
+            Ok(t) => t,
+            Err(e) => {
+                self.cow.release();
+                return Err(e);
+            }
+        };
+        let trees = TREES
+            .iter()
+            .zip(Section::ALL)
+            .map(|(name, section)| {
+                let t = self.tree(section);
+                debug_assert_eq!(t.name(), name.as_bytes());
+                t.clone()
+            })
+            .collect();
+        Ok(Box::new(SledSnapshot {
+            cow: self.cow.clone(),
+            trees,
+            files,
+            head,
+            pause,
+        }))
     }
 
     fn sync(&self) -> Result<()> {
