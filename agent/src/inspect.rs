@@ -17,7 +17,9 @@ use crate::checks::sshd::keywords::{self, canonical, Assign, KEYWORDS};
 use crate::checks::sshd::FileSet;
 use crate::engine::open_root;
 use crate::error::AgentError;
-use crate::facts::modules::{self, kernels, lookup, modprobe_config, Found, Via};
+use crate::facts::modules::{
+    self, install_ignored_by, kernels, lookup, modprobe_config, Found, Via,
+};
 use crate::facts::sysctl::{
     applied_files, kernel_int, persisted, persisted_value, to_slash, Persisted,
 };
@@ -133,9 +135,11 @@ pub struct ModuleInKernel {
     /// How each was found (`alias PATH:LINE`, `modules.dep`, `command PATH:LINE`,
     /// `modules.alias`, `modules.builtin`).
     pub via: Vec<String>,
-    /// What `modprobe -n -v <name>` prints for the module itself, when it finds the
-    /// module under its own name: `install COMMAND OPTIONS`, `insmod PATH OPTIONS`,
-    /// or nothing (`""`); `null` when the name leads elsewhere or nowhere.
+    /// The `softdep` line that makes modprobe ignore the module's install command.
+    pub install_ignored_by: Option<String>,
+    /// What `modprobe -n -v <name>` prints for the module itself, when the name finds
+    /// the module alone: `install COMMAND OPTIONS`, `insmod PATH OPTIONS`, or nothing
+    /// (`""`); `null` when the name leads elsewhere, to several modules or nowhere.
     pub by_name: Option<String>,
 }
 
@@ -262,15 +266,12 @@ fn default_value(name: &str) -> Vec<String> {
 
 /// The modules of the compiled-in content's `kmod.disabled` rules, in order.
 pub fn rule_modules() -> Result<Vec<String>, AgentError> {
-    fn walk(c: &crate::checks::Check, out: &mut Vec<String>) {
+    use crate::checks::{kmod, Check};
+    fn walk(c: &Check, out: &mut Vec<String>) {
         match c {
-            crate::checks::Check::All(cs) | crate::checks::Check::Any(cs) => {
-                cs.iter().for_each(|c| walk(c, out))
-            }
-            crate::checks::Check::Kmod(crate::checks::kmod::Check::Disabled { module }) => {
-                if !out.contains(module) {
-                    out.push(module.clone());
-                }
+            Check::All(cs) | Check::Any(cs) => cs.iter().for_each(|c| walk(c, out)),
+            Check::Kmod(kmod::Check::Disabled { module }) if !out.contains(module) => {
+                out.push(module.clone())
             }
             _ => {}
         }
@@ -294,7 +295,7 @@ pub fn modules(root: &Path, names: &[String]) -> Result<ModulesFacts, AgentError
     } else {
         names.to_vec()
     };
-    let cfg = modprobe_config(&facts);
+    let cfg = modprobe_config(&facts, None);
     let cfg = cfg.as_ref().as_ref().map_err(Clone::clone)?;
     let k = kernels(&facts);
     let k = k.as_ref().as_ref().map_err(Clone::clone)?;
@@ -311,14 +312,18 @@ pub fn modules(root: &Path, names: &[String]) -> Result<ModulesFacts, AgentError
             } else {
                 "absent"
             };
-            let found = lookup(&facts, cfg, k, v, &m)?;
+            let kcfg = modprobe_config(&facts, Some(v));
+            let kcfg = kcfg.as_ref().as_ref().map_err(Clone::clone)?;
+            let found = lookup(&facts, kcfg, k, v, &m)?;
             per_kernel.insert(
                 v.clone(),
                 ModuleInKernel {
                     state: state.to_string(),
                     lookup: found.iter().map(|f| f.module.clone()).collect(),
                     via: found.iter().map(via_text).collect(),
-                    by_name: by_name(cfg, k, v, &m, &found),
+                    install_ignored_by: install_ignored_by(&facts, kcfg, k, v, &m)?
+                        .map(|d| d.describe()),
+                    by_name: by_name(&facts, kcfg, k, v, &m, &found)?,
                 },
             );
         }
@@ -334,7 +339,7 @@ pub fn modules(root: &Path, names: &[String]) -> Result<ModulesFacts, AgentError
                 install: install.map(|d| d.describe()),
                 install_command: install.map(|d| d.rest.clone()),
                 blacklist: cfg.blacklist(&m).map(|d| d.describe()),
-                options: cfg.options_text(&m),
+                options: cfg.options_text(&m, None),
                 kernels: per_kernel,
                 verdict: verdict.to_string(),
                 evidence,
@@ -361,33 +366,41 @@ fn via_text(f: &Found) -> String {
 /// What `modprobe -n -v` prints for module `m` of kernel `v` asked for by its own
 /// name (see [`ModuleInKernel::by_name`]).
 fn by_name(
+    facts: &crate::facts::Facts,
     cfg: &modules::ModprobeConfig,
     k: &modules::Kernels,
     v: &str,
     m: &str,
     found: &[Found],
-) -> Option<String> {
+) -> Result<Option<String>, AgentError> {
     let [f] = found else {
-        return None;
+        return Ok(None);
     };
-    if f.module != m || matches!(f.via, Via::ConfigAlias(_) | Via::KernelAlias) {
-        return None;
+    if f.module != m {
+        return Ok(None);
     }
-    // modprobe does nothing with a module compiled into the kernel.
-    if k.builtin_in(m, v) {
-        return Some(String::new());
+    // modprobe does nothing with a module compiled into the kernel, nor with a
+    // blacklisted one found by an alias.
+    if k.builtin_in(m, v) || (f.alias.is_some() && cfg.blacklist(m).is_some()) {
+        return Ok(Some(String::new()));
     }
-    let options = cfg.options_text(m);
+    // modprobe passes the options with a space after them.
+    let mut options = cfg.options_text(m, f.alias.as_deref());
+    if !options.is_empty() {
+        options.push(' ');
+    }
     // A module found through a command line runs the first install line naming it.
     let install = match f.via {
         Via::Command(_) => cfg.install_named(m).or_else(|| cfg.install(m)),
         _ => cfg.install(m),
     };
     if let Some(d) = install {
-        return Some(format!("install {} {options}", d.rest));
+        if install_ignored_by(facts, cfg, k, v, m)?.is_none() {
+            return Ok(Some(format!("install {} {options}", d.rest)));
+        }
     }
-    Some(match k.path_in(m, v) {
+    Ok(Some(match k.path_in(m, v) {
         Some(path) => format!("insmod /lib/modules/{v}/{path} {options}"),
         None => String::new(),
-    })
+    }))
 }

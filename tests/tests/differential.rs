@@ -27,5 +27,5 @@ fn modules_follow_modprobe() {
     let Some(root) = debian_root_or_skip("modules_follow_modprobe") else {
         return;
     };
-    modules::run(&root, Settings::from_env(150)).finish();
+    modules::run(&root, Settings::from_env(100)).finish();
 }

@@ -7,13 +7,18 @@
 //!
 //! The facts (modprobe configuration as kmod reads it, the kernels' module indexes)
 //! are read in [`crate::facts::modules`]: the first `install` line whose (glob) module
-//! pattern matches wins; `blacklist` names match exactly.
+//! pattern matches wins, unless the module has soft dependencies (modprobe then
+//! ignores its install command and loads it); `blacklist` names match exactly.
+//! Modules available in several kernels are judged in each (their modules.softdep
+//! differ).
 
 use std::collections::BTreeSet;
 
 use serde::Deserialize;
 
-use crate::facts::modules::{canonical, kernels, loaded, modprobe_config, MODPROBE_DIRS};
+use crate::facts::modules::{
+    canonical, install_ignored_by, kernels, loaded, modprobe_config, MODPROBE_DIRS,
+};
 use crate::facts::{FactError, Facts, FileKind};
 use crate::model::{Outcome, Status};
 
@@ -54,14 +59,16 @@ impl Check {
     }
 }
 
-/// Whether `install` command `cmd` does nothing but exit.
+/// Whether `install` command `cmd` does nothing but exit: one of [`NOOP_COMMANDS`]
+/// once /bin/sh has dropped a comment (a `#` starting a word) and the blanks (spaces
+/// and tabs; a carriage return is part of the word).
 pub fn is_noop_command(cmd: &str) -> bool {
-    // The command runs through a shell: a ` #` starts a comment.
-    let cmd = match cmd.find(" #").or_else(|| cmd.find("\t#")) {
-        Some(i) => &cmd[..i],
-        None => cmd,
-    };
-    NOOP_COMMANDS.contains(&cmd.trim())
+    let blank = |c: char| c == ' ' || c == '\t';
+    let end = cmd
+        .char_indices()
+        .find(|&(i, c)| c == '#' && (i == 0 || cmd[..i].ends_with(blank)))
+        .map_or(cmd.len(), |(i, _)| i);
+    NOOP_COMMANDS.contains(&cmd[..end].trim_matches(blank))
 }
 
 /// Judges whether `module` can be loaded: whether it is disabled, and the evidence.
@@ -129,30 +136,65 @@ pub fn judge_module(facts: &Facts, module: &str) -> Result<(bool, Vec<String>), 
         ));
     }
 
-    let cfg = modprobe_config(facts);
-    let cfg = cfg.as_ref().as_ref().map_err(Clone::clone)?;
-    match cfg.install(&m) {
-        Some(d) if is_noop_command(&d.rest) => ev.push(format!("{}: {}", d.source, d.text)),
-        Some(d) => {
-            failed = true;
-            ev.push(format!(
-                "{}: {} (the effective install command for {m} is not /bin/false or /bin/true)",
-                d.source, d.text
-            ));
+    // modprobe configuration differs between kernels only by their modules.softdep.
+    let mut versions: Vec<&str> = available
+        .into_iter()
+        .flatten()
+        .map(|(v, _)| v.as_str())
+        .chain(unknown)
+        .collect();
+    versions.dedup();
+    let mut seen = BTreeSet::new();
+    let mut note = |ev: &mut Vec<String>, line: String| {
+        if seen.insert(line.clone()) {
+            ev.push(line);
         }
-        None => {
-            failed = true;
-            ev.push(format!(
-                "no `install {m} /bin/false` line in modprobe configuration ({})",
-                MODPROBE_DIRS.join(", ")
-            ));
+    };
+    for v in versions {
+        let cfg = modprobe_config(facts, Some(v));
+        let cfg = cfg.as_ref().as_ref().map_err(Clone::clone)?;
+        match cfg.install(&m) {
+            Some(d) if is_noop_command(&d.rest) => note(&mut ev, d.describe()),
+            Some(d) => {
+                failed = true;
+                note(
+                    &mut ev,
+                    format!(
+                        "{} (the effective install command for {m} is not /bin/false or /bin/true)",
+                        d.describe()
+                    ),
+                );
+            }
+            None => {
+                failed = true;
+                note(
+                    &mut ev,
+                    format!(
+                        "no `install {m} /bin/false` line in modprobe configuration ({})",
+                        MODPROBE_DIRS.join(", ")
+                    ),
+                );
+            }
         }
-    }
-    match cfg.blacklist(&m) {
-        Some(d) => ev.push(format!("{}: {}", d.source, d.text)),
-        None => {
+        if let Some(d) = install_ignored_by(facts, cfg, k, v, &m)? {
             failed = true;
-            ev.push(format!("no `blacklist {m}` line in modprobe configuration"));
+            note(
+                &mut ev,
+                format!(
+                    "{} (modprobe ignores the install command of a module with soft dependencies and loads {m} itself)",
+                    d.describe()
+                ),
+            );
+        }
+        match cfg.blacklist(&m) {
+            Some(d) => note(&mut ev, d.describe()),
+            None => {
+                failed = true;
+                note(
+                    &mut ev,
+                    format!("no `blacklist {m}` line in modprobe configuration"),
+                );
+            }
         }
     }
     Ok((!failed, ev))
@@ -237,6 +279,8 @@ mod tests {
         assert!(!is_noop_command("/sbin/modprobe --ignore-install cramfs"));
         assert!(!is_noop_command(""));
         assert!(!is_noop_command("/bin/false#x"));
+        assert!(!is_noop_command("/bin/false\r"));
+        assert!(is_noop_command("  /bin/false\t#x"));
     }
 
     #[test]

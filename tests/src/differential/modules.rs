@@ -1,13 +1,17 @@
-//! Kernel modules: the root's own kmod 30 (`modprobe`) reads generated modprobe.d
-//! configurations, chrooted, for the root's kernel (`-S VERSION`); the agent
-//! (`rampart-agent facts modules`) must agree, for every module the kmod rules name:
+//! Kernel modules: the root's own kmod 30 (`modprobe` of Debian's kmod
+//! 30+20221128-1) reads generated modprobe.d configurations, chrooted in a private
+//! mount namespace, for the root's kernel (`-S VERSION`: the host runs another one);
+//! the agent (`rampart-agent facts modules`) must agree, for every module the kmod
+//! rules name:
 //!
 //! - blacklisted or not: a `blacklist NAME` line in `modprobe --showconfig` (kmod's
 //!   own parse of every file it read; `blacklist` compares names exactly);
 //! - the modules `modprobe -R NAME` finds (configuration aliases first);
 //! - what `modprobe -n -v NAME` does with the module itself when the name finds it:
-//!   the `install` command it would run (with the options it passes), the object it
-//!   would insmod, or nothing (built in);
+//!   the `install` command it would run with the options it passes, the object it
+//!   would insmod, or nothing (built in). The module's own line is the one that
+//!   insmods its object or else the last one (dependencies and `pre:` soft
+//!   dependencies come first; with soft dependencies modprobe insmods the module);
 //! - the rule's verdict, recomputed from those answers: built in fails, absent
 //!   passes, otherwise the module passes only when modprobe would run an install
 //!   command that does nothing (`/bin/false`, `/bin/true`, … as /bin/sh reads it)
@@ -20,11 +24,15 @@
 //!
 //! What the oracle cannot see: a module whose name a configuration alias takes
 //! elsewhere and which is blacklisted (modprobe never reaches its install command by
-//! name or by alias; the verdict is then not compared); the kernel command line
-//! (`modprobe.blacklist=`, no /proc in the chroot); loaded modules (offline root). A
-//! dangling or looping link in a modprobe.d directory hides the same name in a later
-//! directory or not depending on uninitialised memory in kmod 30 (`fstatat`'s result
-//! is not checked; kmod 34 never hides): such links get names no later directory has.
+//! name or by alias; the verdict is then not compared, and counted); the kernel
+//! command line (`modprobe.blacklist=`: no /proc in the chroot); loaded modules
+//! (offline root); several kernels (the root has one); modprobe actually running an
+//! install command (only dry runs). Left out of the generator: a module found only
+//! through an install line that also has soft dependencies prints nothing of its own,
+//! so no softdep lines while a module is absent; and a link that leads nowhere hides
+//! the same name in a later directory or not depending on uninitialised memory in
+//! kmod 30 (`fstatat`'s result is not checked; kmod 34 never hides), so such a link
+//! becomes an empty file when a later directory has its name.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -134,6 +142,22 @@ const JUNK: &[&str] = &[
     "blacklist [x",
     "blacklist cramfs#x",
 ];
+
+/// What spaces between words become.
+const SPACINGS: &[&str] = &["\t", "  ", " \t"];
+
+/// Where links in the modprobe.d directories lead: files (some of them generated,
+/// some not), a directory.
+const LINK_TARGETS: &[&str] = &[
+    "/usr/lib/modprobe.d/aliases.conf",
+    "../../etc/modprobe.d/cramfs.conf",
+    "cramfs.conf",
+    "/etc/modprobe.d/CIS.conf",
+    "/etc/modprobe.d",
+];
+
+/// Links that lead nowhere; `LOOP` is a link to itself.
+const BROKEN_TARGETS: &[&str] = &["/nonexistent.conf", "LOOP"];
 
 /// The object copied for the modules the kernel lacks: a small module without
 /// aliases, exported symbols, dependencies or soft dependencies.
@@ -315,7 +339,7 @@ fn line(rng: &mut Rng, names: &[String], softdeps: bool) -> String {
             rng.pick(OTHERS).to_string()
         }
     };
-    let mut l = match rng.below(100) {
+    let l = match rng.below(100) {
         0..=29 => {
             let cmd = rng.pick(COMMANDS).replace("{m}", &m);
             format!("install {m} {cmd}")
@@ -346,29 +370,36 @@ fn line(rng: &mut Rng, names: &[String], softdeps: bool) -> String {
         85..=89 => format!("remove {m} /sbin/modprobe -r --ignore-remove {m}"),
         _ => rng.pick(JUNK).to_string(),
     };
-    if rng.chance(10) {
-        l = l.replacen(' ', *rng.pick(&["\t", "  ", " \t"]), 1);
+    perturb(rng, l, 100)
+}
+
+/// Spacing, comments, continuation lines and backslashes as administrators (and
+/// editors) leave them; `rate` scales how often (percent).
+fn perturb(rng: &mut Rng, mut l: String, rate: u32) -> String {
+    let chance = |rng: &mut Rng, p: u32| rng.below(10_000) < (p * rate) as usize;
+    if chance(rng, 10) {
+        l = l.replacen(' ', SPACINGS[rng.below(SPACINGS.len())], 1);
     }
-    if rng.chance(10) {
+    if chance(rng, 10) {
         l += *rng.pick(&[" # set by CIS", "\t# x", "#x"]);
     }
-    if rng.chance(8) {
+    if chance(rng, 8) {
         l += *rng.pick(&[" ", "\t", "  "]);
     }
-    if rng.chance(10) {
+    if chance(rng, 10) {
         l = format!("{}{l}", rng.pick(&[" ", "\t", "  "]));
     }
-    if rng.chance(6) {
+    if chance(rng, 6) {
         l = format!("{}{l}", rng.pick(&["#", "# ", " #"]));
     }
-    if rng.chance(4) && l.len() > 2 {
+    if chance(rng, 4) && l.len() > 2 {
         // A backslash before a character: kmod drops it and keeps the character.
         let at = 1 + rng.below(l.len() - 1);
         if l.is_char_boundary(at) {
             l.insert(at, '\\');
         }
     }
-    if rng.chance(10) && l.len() > 2 {
+    if chance(rng, 10) && l.len() > 2 {
         // A continuation line, split anywhere, the rest maybe indented.
         let at = 1 + rng.below(l.len() - 1);
         if l.is_char_boundary(at) && !l[..at].ends_with('\\') {
@@ -377,6 +408,30 @@ fn line(rng: &mut Rng, names: &[String], softdeps: bool) -> String {
         }
     }
     l
+}
+
+/// Lines that disable some of the rules' modules as the benchmark asks, now and then
+/// perturbed.
+fn cis_text(rng: &mut Rng, names: &[String]) -> String {
+    let end = if rng.chance(5) { "\r\n" } else { "\n" };
+    let mut t = String::new();
+    for _ in 0..1 + rng.below(6) {
+        let n = rng.pick(names).clone();
+        let m = if rng.chance(85) { n } else { spell(rng, &n) };
+        let cmd = *rng.pick(&[
+            "/bin/false",
+            "/bin/true",
+            "/bin/false # CIS",
+            "/usr/bin/false",
+        ]);
+        t += &perturb(rng, format!("install {m} {cmd}"), 30);
+        t += end;
+        if rng.chance(90) {
+            t += &perturb(rng, format!("blacklist {m}"), 30);
+            t += end;
+        }
+    }
+    t
 }
 
 /// A file's text.
@@ -431,6 +486,19 @@ fn plan(rng: &mut Rng, names: &[String], softdeps: bool, debian: &[(String, Stri
             );
         }
     }
+    if rng.chance(65) {
+        let (dir, prec) = if rng.chance(70) {
+            DIRS[0]
+        } else {
+            *rng.pick(DIRS)
+        };
+        let name = match rng.below(3) {
+            0 => "CIS.conf".to_string(),
+            1 => format!("{}.conf", rng.pick(names)),
+            _ => rng.pick(NAMES).to_string(),
+        };
+        plan.insert((prec, name), (dir, Entry::Text(cis_text(rng, names))));
+    }
     let n = *rng.pick(&[0, 1, 1, 2, 2, 3, 3, 4, 5, 7]);
     for _ in 0..n {
         let (dir, prec) = *rng.pick(DIRS);
@@ -442,14 +510,8 @@ fn plan(rng: &mut Rng, names: &[String], softdeps: bool, debian: &[(String, Stri
         let entry = match rng.below(100) {
             0..=4 => Entry::Empty,
             5..=12 => Entry::DevNull,
-            13..=22 => Entry::Link(*rng.pick(&[
-                "/usr/lib/modprobe.d/aliases.conf",
-                "../../etc/modprobe.d/cramfs.conf",
-                "cramfs.conf",
-                "/etc/modprobe.d/CIS.conf",
-                "/etc/modprobe.d",
-            ])),
-            23..=26 => Entry::Broken(*rng.pick(&["/nonexistent.conf", "LOOP"])),
+            13..=22 => Entry::Link(LINK_TARGETS[rng.below(LINK_TARGETS.len())]),
+            23..=26 => Entry::Broken(BROKEN_TARGETS[rng.below(BROKEN_TARGETS.len())]),
             27..=30 => Entry::Dir,
             _ => Entry::Text(text(rng, names, softdeps)),
         };
@@ -563,13 +625,17 @@ struct Truth {
     modules: BTreeMap<String, ModuleTruth>,
 }
 
-/// The oracle script: `--showconfig`, then per module `-R`, `-n -v`, `-n -v -i`.
+/// The oracle script: `--showconfig`, then per module `-R`, `-n -v`, and `-n -v -i`
+/// (to learn the options) when `-n -v` would run an install command.
 const SCRIPT: &str = r#"V=$1; shift
 modprobe -c -S "$V" 2>/dev/null | sed '/^# End of configuration files/q'
 for m in "$@"; do
   printf '@@ %s\n@R\n' "$m"; modprobe -R -S "$V" "$m" 2>/dev/null; printf '@rc %s\n' $?
-  printf '@N\n'; modprobe -n -v -S "$V" "$m" 2>/dev/null; printf '@rc %s\n' $?
-  printf '@I\n'; modprobe -n -v -i -S "$V" "$m" 2>/dev/null; printf '@rc %s\n' $?
+  out=$(modprobe -n -v -S "$V" "$m" 2>/dev/null); rc=$?
+  printf '@N\n%s\n@rc %s\n' "$out" $rc
+  case "$out" in *install*)
+    printf '@I\n'; modprobe -n -v -i -S "$V" "$m" 2>/dev/null; printf '@rc %s\n' $?;;
+  esac
 done
 "#;
 
@@ -647,6 +713,16 @@ fn oracle(copy: &RootCopy, kernel: &Kernel) -> Result<Truth, String> {
             lines.push(l);
         }
     }
+    if let Some(m) = kernel
+        .modules
+        .iter()
+        .find(|m| !modules.contains_key(&m.name))
+    {
+        return Err(format!(
+            "  the oracle script printed nothing for {}: {out:?}",
+            m.name
+        ));
+    }
     Ok(Truth { blacklist, modules })
 }
 
@@ -718,9 +794,15 @@ pub fn run(original: &std::path::Path, settings: Settings) -> Tally {
             (n.to_string(), t)
         })
         .collect();
+    // Named on the command line, the agent need not parse its content each time.
+    let module_args: Vec<String> = names
+        .iter()
+        .flat_map(|n| ["--module".to_string(), n.clone()])
+        .collect();
     let mut kernel = Kernel::new(&copy, &names);
     let mut rng = Rng::new(settings.seed ^ 0x004d_4f44_554c_4553);
-    let mut unseen = 0;
+    // Module verdicts compared, how many of them pass, and how many cannot be decided.
+    let (mut verdicts, mut passes, mut unseen) = (0, 0, 0);
     while tally.more() {
         if rng.chance(12) {
             let states: Vec<State> = if rng.chance(40) {
@@ -746,7 +828,7 @@ pub fn run(original: &std::path::Path, settings: Settings) -> Tally {
                 continue;
             }
         };
-        let agent = match agent_facts("modules", &copy.root, &[]) {
+        let agent = match agent_facts("modules", &copy.root, &module_args) {
             Ok(v) => v,
             Err(e) => {
                 tally.differ(&desc, &e);
@@ -800,6 +882,8 @@ pub fn run(original: &std::path::Path, settings: Settings) -> Tally {
             }
             match expected(m, t, blacklisted) {
                 Some(pass) => {
+                    verdicts += 1;
+                    passes += usize::from(pass);
                     let verdict = if pass { "pass" } else { "fail" };
                     if a["verdict"] != verdict {
                         what += &format!(
@@ -816,6 +900,8 @@ pub fn run(original: &std::path::Path, settings: Settings) -> Tally {
         }
         tally.compared += 1;
     }
-    println!("differential modules: {unseen} module verdict(s) modprobe's answers cannot decide (not compared)");
+    println!(
+        "differential modules: {verdicts} module verdicts compared ({passes} pass), {unseen} that modprobe's answers cannot decide"
+    );
     tally
 }
