@@ -54,6 +54,16 @@ pub enum FactsCommand {
         #[arg(long = "key")]
         keys: Vec<String>,
     },
+    /// Kernel modules: modprobe configuration as kmod reads it, and per module the
+    /// kmod rules ask about, what `modprobe <name>` does and the rule's verdict.
+    Modules {
+        /// Root of the system to read (`/` is the live host).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// A module to describe (repeatable; default: the modules of the kmod rules).
+        #[arg(long = "module")]
+        modules: Vec<String>,
+    },
     /// sshd's effective configuration, host keys and private key files.
     Sshd {
         /// Root of the system to read (`/` is the live host).
@@ -238,6 +248,9 @@ pub fn run(cli: Cli) -> Result<i32, AgentError> {
                     to_json(&crate::inspect::sysctl(&root, &keys)?)
                 }
                 FactsCommand::Sshd { root } => to_json(&crate::inspect::sshd(&root)?),
+                FactsCommand::Modules { root, modules } => {
+                    to_json(&crate::inspect::modules(&root, &modules)?)
+                }
             };
             emit(None, &json)?;
             Ok(exit::OK)

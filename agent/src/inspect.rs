@@ -17,6 +17,9 @@ use crate::checks::sshd::keywords::{self, canonical, Assign, KEYWORDS};
 use crate::checks::sshd::FileSet;
 use crate::engine::open_root;
 use crate::error::AgentError;
+use crate::facts::modules::{
+    self, install_ignored_by, kernels, lookup, modprobe_config, Found, Via,
+};
 use crate::facts::sysctl::{
     applied_files, kernel_int, persisted, persisted_value, to_slash, Persisted,
 };
@@ -87,6 +90,57 @@ pub struct SshdKeyword {
     pub source: Option<String>,
     /// Values set inside Match blocks other than `Match all`, as the checks judge them.
     pub in_match: Vec<String>,
+}
+
+/// The kernel-module facts of a root: modprobe configuration as kmod reads it, and
+/// per module the kmod rules ask about, what `modprobe <name>` does and the rule's
+/// verdict.
+#[derive(Debug, Serialize)]
+pub struct ModulesFacts {
+    /// The modprobe configuration files read, in kmod's order.
+    pub files: Vec<String>,
+    /// The installed kernels (under /lib/modules).
+    pub kernels: Vec<String>,
+    /// Per module name as asked.
+    pub modules: BTreeMap<String, ModuleFacts>,
+}
+
+/// One module as modprobe configuration and the installed kernels leave it.
+#[derive(Debug, Serialize)]
+pub struct ModuleFacts {
+    /// The name with `-` read as `_`.
+    pub name: String,
+    /// The `install` line modprobe runs for the module (`path:line: text`), if any.
+    pub install: Option<String>,
+    /// That line's command, as modprobe runs it.
+    pub install_command: Option<String>,
+    /// The `blacklist` line naming the module, if any.
+    pub blacklist: Option<String>,
+    /// The options modprobe passes to the module.
+    pub options: String,
+    /// Per installed kernel.
+    pub kernels: BTreeMap<String, ModuleInKernel>,
+    /// The `kmod.disabled` verdict: `pass` or `fail` (`error`: a fact was unreadable).
+    pub verdict: String,
+    pub evidence: Vec<String>,
+}
+
+/// One module in one kernel.
+#[derive(Debug, Serialize)]
+pub struct ModuleInKernel {
+    /// `available` (modules.dep), `builtin` (modules.builtin) or `absent`.
+    pub state: String,
+    /// The modules `modprobe -R <name>` names (empty: modprobe finds none).
+    pub lookup: Vec<String>,
+    /// How each was found (`alias PATH:LINE`, `modules.dep`, `command PATH:LINE`,
+    /// `modules.alias`, `modules.builtin`).
+    pub via: Vec<String>,
+    /// The `softdep` line that makes modprobe ignore the module's install command.
+    pub install_ignored_by: Option<String>,
+    /// What `modprobe -n -v <name>` prints for the module itself, when the name finds
+    /// the module alone: `install COMMAND OPTIONS`, `insmod PATH OPTIONS`, or nothing
+    /// (`""`); `null` when the name leads elsewhere, to several modules or nowhere.
+    pub by_name: Option<String>,
 }
 
 fn facts_of(root: &Path) -> Result<Facts, AgentError> {
@@ -208,4 +262,145 @@ fn default_value(name: &str) -> Vec<String> {
         .and_then(|d| canonical(name, &[d.to_string()]))
         .into_iter()
         .collect()
+}
+
+/// The modules of the compiled-in content's `kmod.disabled` rules, in order.
+pub fn rule_modules() -> Result<Vec<String>, AgentError> {
+    use crate::checks::{kmod, Check};
+    fn walk(c: &Check, out: &mut Vec<String>) {
+        match c {
+            Check::All(cs) | Check::Any(cs) => cs.iter().for_each(|c| walk(c, out)),
+            Check::Kmod(kmod::Check::Disabled { module }) if !out.contains(module) => {
+                out.push(module.clone())
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for b in crate::content::benchmarks()? {
+        for r in &b.rules {
+            if let Some(c) = &r.check {
+                walk(c, &mut out);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The kernel-module facts of `root` for `names` (default: [`rule_modules`]).
+pub fn modules(root: &Path, names: &[String]) -> Result<ModulesFacts, AgentError> {
+    let facts = facts_of(root)?;
+    let names = if names.is_empty() {
+        rule_modules()?
+    } else {
+        names.to_vec()
+    };
+    let cfg = modprobe_config(&facts, None);
+    let cfg = cfg.as_ref().as_ref().map_err(Clone::clone)?;
+    let k = kernels(&facts);
+    let k = k.as_ref().as_ref().map_err(Clone::clone)?;
+    let mut out = BTreeMap::new();
+    for asked in names {
+        let m = modules::canonical(&asked);
+        let install = cfg.install(&m);
+        let mut per_kernel = BTreeMap::new();
+        for (v, _) in &k.versions {
+            let state = if k.path_in(&m, v).is_some() {
+                "available"
+            } else if k.builtin_in(&m, v) {
+                "builtin"
+            } else {
+                "absent"
+            };
+            let kcfg = modprobe_config(&facts, Some(v));
+            let kcfg = kcfg.as_ref().as_ref().map_err(Clone::clone)?;
+            let found = lookup(&facts, kcfg, k, v, &m)?;
+            per_kernel.insert(
+                v.clone(),
+                ModuleInKernel {
+                    state: state.to_string(),
+                    lookup: found.iter().map(|f| f.module.clone()).collect(),
+                    via: found.iter().map(via_text).collect(),
+                    install_ignored_by: install_ignored_by(&facts, kcfg, k, v, &m)?
+                        .map(|d| d.describe()),
+                    by_name: by_name(&facts, kcfg, k, v, &m, &found)?,
+                },
+            );
+        }
+        let (verdict, evidence) = match crate::checks::kmod::judge_module(&facts, &asked) {
+            Ok((true, ev)) => ("pass", ev),
+            Ok((false, ev)) => ("fail", ev),
+            Err(e) => ("error", vec![e.to_string()]),
+        };
+        out.insert(
+            asked.clone(),
+            ModuleFacts {
+                name: m.clone(),
+                install: install.map(|d| d.describe()),
+                install_command: install.map(|d| d.rest.clone()),
+                blacklist: cfg.blacklist(&m).map(|d| d.describe()),
+                options: cfg.options_text(&m, None),
+                kernels: per_kernel,
+                verdict: verdict.to_string(),
+                evidence,
+            },
+        );
+    }
+    Ok(ModulesFacts {
+        files: cfg.files.clone(),
+        kernels: k.versions.iter().map(|(v, _)| v.clone()).collect(),
+        modules: out,
+    })
+}
+
+fn via_text(f: &Found) -> String {
+    match &f.via {
+        Via::ConfigAlias(s) => format!("alias {s}"),
+        Via::ModulesDep => "modules.dep".into(),
+        Via::Command(s) => format!("command {s}"),
+        Via::KernelAlias => "modules.alias".into(),
+        Via::Builtin => "modules.builtin".into(),
+    }
+}
+
+/// What `modprobe -n -v` prints for module `m` of kernel `v` asked for by its own
+/// name (see [`ModuleInKernel::by_name`]).
+fn by_name(
+    facts: &crate::facts::Facts,
+    cfg: &modules::ModprobeConfig,
+    k: &modules::Kernels,
+    v: &str,
+    m: &str,
+    found: &[Found],
+) -> Result<Option<String>, AgentError> {
+    let [f] = found else {
+        return Ok(None);
+    };
+    if f.module != m {
+        return Ok(None);
+    }
+    // modprobe does nothing with a module compiled into the kernel, nor with a
+    // blacklisted one found by an alias.
+    if k.builtin_in(m, v) || (f.alias.is_some() && cfg.blacklist(m).is_some()) {
+        return Ok(Some(String::new()));
+    }
+    // modprobe passes the options with a space after them.
+    let mut options = cfg.options_text(m, f.alias.as_deref());
+    if !options.is_empty() {
+        options.push(' ');
+    }
+    // A module found through a command line runs the first install line naming it.
+    let install = match f.via {
+        Via::Command(_) => cfg.install_named(m).or_else(|| cfg.install(m)),
+        _ => cfg.install(m),
+    };
+    if let Some(d) = install {
+        if install_ignored_by(facts, cfg, k, v, m)?.is_none() {
+            return Ok(Some(format!("install {} {options}", d.rest)));
+        }
+    }
+    Ok(Some(match k.path_in(m, v) {
+        Some(path) => format!("insmod /lib/modules/{v}/{path} {options}"),
+        None => String::new(),
+    }))
 }

@@ -27,6 +27,10 @@ struct Tree {
     symlinks: BTreeMap<String, String>,
     #[serde(default)]
     meta: BTreeMap<String, Meta>,
+    /// Paths made FIFOs: a stand-in for `/dev/null` and other devices, which are not
+    /// regular files either (making a device needs more than these tests have).
+    #[serde(default)]
+    fifos: Vec<String>,
     /// Paths of the base tree this case leaves out.
     #[serde(default)]
     remove: Vec<String>,
@@ -110,6 +114,7 @@ fn merge(mut a: Tree, b: &Tree) -> Tree {
     a.dirs.extend(b.dirs.clone());
     a.symlinks.extend(b.symlinks.clone());
     a.meta.extend(b.meta.clone());
+    a.fifos.extend(b.fifos.clone());
     a
 }
 
@@ -140,6 +145,13 @@ fn build(root: &Path, t: &Tree) {
     }
     for (p, target) in &t.symlinks {
         symlink(target, inside_parent(root, p)).unwrap();
+    }
+    for p in &t.fifos {
+        let status = std::process::Command::new("mkfifo")
+            .arg(inside_parent(root, p))
+            .status()
+            .expect("run mkfifo");
+        assert!(status.success(), "mkfifo {p} failed");
     }
     for (p, m) in &t.meta {
         let h = inside(root, p);

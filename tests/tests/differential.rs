@@ -4,7 +4,7 @@
 //! `RAMPART_DEBIAN_ROOT` is unset; CI runs a fixed seed, `scripts/differential.sh`
 //! runs longer by hand.
 
-use rampart_tests::differential::{debian_root_or_skip, sshd, sysctl, Settings};
+use rampart_tests::differential::{debian_root_or_skip, modules, sshd, sysctl, Settings};
 
 #[test]
 fn sysctl_follows_systemd_sysctl() {
@@ -20,4 +20,12 @@ fn sshd_follows_sshd_t() {
         return;
     };
     sshd::run(&root, Settings::from_env(150)).finish();
+}
+
+#[test]
+fn modules_follow_modprobe() {
+    let Some(root) = debian_root_or_skip("modules_follow_modprobe") else {
+        return;
+    };
+    modules::run(&root, Settings::from_env(100)).finish();
 }
