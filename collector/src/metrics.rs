@@ -211,7 +211,7 @@ impl Metrics {
             ] {
                 let _ = m
                     .scans_ended
-                    .get_or_create(&[("status", status_str(s)), ("trigger", t)]);
+                    .get_or_create(&[("status", s.as_str()), ("trigger", t)]);
             }
         }
         for o in ["delivered", "retry", "failed"] {
@@ -383,7 +383,7 @@ impl Metrics {
     pub fn scan_ended(&self, s: &ScanRecord) {
         self.scans_ended
             .get_or_create(&[
-                ("status", status_str(s.status)),
+                ("status", s.status.as_str()),
                 ("trigger", trigger_label(&s.trigger)),
             ])
             .inc();
@@ -454,7 +454,7 @@ impl Metrics {
         self.agents_connected.set(s.agents_connected as i64);
         for (status, n) in &s.scans_by_status {
             self.scans
-                .get_or_create(&[("status", status_str(*status))])
+                .get_or_create(&[("status", status.as_str())])
                 .set(*n as i64);
         }
         if let Some(n) = s.vms_blocked {
@@ -485,16 +485,6 @@ fn trigger_label(t: &str) -> &'static str {
         .copied()
         .find(|k| *k == t)
         .unwrap_or("other")
-}
-
-fn status_str(s: ScanStatus) -> &'static str {
-    match s {
-        ScanStatus::Pending => "pending",
-        ScanStatus::Running => "running",
-        ScanStatus::Completed => "completed",
-        ScanStatus::Failed => "failed",
-        ScanStatus::Cancelled => "cancelled",
-    }
 }
 
 /// The process's own figures, read from `/proc/self` at each scrape, under the

@@ -58,16 +58,6 @@ pub fn file_name(host: &str, scan_id: &str, ext: &str) -> String {
     format!("rampart-{host}-{}.{ext}", clean(scan_id))
 }
 
-fn status_str(s: ScanStatus) -> &'static str {
-    match s {
-        ScanStatus::Pending => "pending",
-        ScanStatus::Running => "running",
-        ScanStatus::Completed => "completed",
-        ScanStatus::Failed => "failed",
-        ScanStatus::Cancelled => "cancelled",
-    }
-}
-
 /// One rule of the report, its result joined with its catalogue entry.
 #[derive(Debug, Clone, Serialize)]
 pub struct RuleRow {
@@ -176,7 +166,7 @@ pub fn doc(input: &ReportInput, generated_at_ms: i64) -> rr::Doc {
             .unwrap_or_default(),
         profile: s.profile.clone(),
         profiles: vec![s.profile.clone()],
-        status: status_str(s.status).to_string(),
+        status: s.status.as_str().to_string(),
         started_ms: s.started_at_ms,
         finished_ms: s.finished_at_ms,
         generated_ms: generated_at_ms,

@@ -108,14 +108,9 @@ pub fn band(score: Option<f64>) -> &'static str {
     }
 }
 
+/// The status as written: see [`ScanStatus::as_str`].
 pub fn status_str(s: ScanStatus) -> &'static str {
-    match s {
-        ScanStatus::Pending => "pending",
-        ScanStatus::Running => "running",
-        ScanStatus::Completed => "completed",
-        ScanStatus::Failed => "failed",
-        ScanStatus::Cancelled => "cancelled",
-    }
+    s.as_str()
 }
 
 /// A host's name, or its first address, or its agent ID: what a person recognises.

@@ -120,6 +120,17 @@ pub enum ScanStatus {
 }
 
 impl ScanStatus {
+    /// The status as the API, reports and metrics write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScanStatus::Pending => "pending",
+            ScanStatus::Running => "running",
+            ScanStatus::Completed => "completed",
+            ScanStatus::Failed => "failed",
+            ScanStatus::Cancelled => "cancelled",
+        }
+    }
+
     pub fn is_final(self) -> bool {
         matches!(
             self,
