@@ -59,7 +59,7 @@ fn the_document_and_its_page_need_no_token() {
             .unwrap()
             .keys()
             .collect::<Vec<_>>(),
-        ["text/plain; version=0.0.4"]
+        ["application/openmetrics-text; version=1.0.0; charset=utf-8"]
     );
 
     let page = http_raw("GET", &c.rest, "/api/v1/docs", None);
