@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the release binaries (the agent static, for x86_64-unknown-linux-musl) and
-# the .deb and .rpm packages of rampart-agent and rampart-collector.
+# Builds the release binaries (both static, for x86_64-unknown-linux-musl: see
+# release.sh) and the .deb and .rpm packages of rampart-agent and rampart-collector.
 #
 #   bash packaging/build.sh OUTDIR
 #
@@ -15,7 +15,6 @@ ws=$(dirname "$here")
 out=${1:?usage: bash packaging/build.sh OUTDIR}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-MUSL=x86_64-unknown-linux-musl
 say() { echo "build.sh: $*" >&2; }
 
 need_apt=()
@@ -28,22 +27,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
-if ! rustup target list --installed | grep -qx "$MUSL"; then
-  rustup target add "$MUSL"
-fi
-
+. "$here/release.sh"
 cd "$ws"
-cargo build --release --locked -p rampart-agent --target "$MUSL"
-cargo build --release --locked -p rampart-collector
-agent_bin=$ws/target/$MUSL/release/rampart-agent
-coll_bin=$ws/target/release/rampart-collector
 version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"$/\1/p' Cargo.toml)
 [ -n "$version" ] || { say "no version in Cargo.toml [workspace.package]"; exit 1; }
-if objdump -p "$agent_bin" | grep -q NEEDED || objdump -p "$agent_bin" | grep -q INTERP; then
-  say "$agent_bin is not static"
-  exit 1
-fi
-
 agent_deb=rampart-agent_${version}_amd64.deb
 agent_rpm=rampart-agent-${version}-1.x86_64.rpm
 coll_deb=rampart-collector_${version}_amd64.deb
@@ -194,9 +181,8 @@ build_deb() { # PKG FILE
   done
   conffiles "$pkg" deb > "$root/DEBIAN/conffiles"
   if [ "$pkg" = rampart-collector ]; then
-    local glibc
-    glibc=$(objdump -T "$coll_bin" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -Vu | tail -1)
-    depends="Depends: libc6 (>= $glibc), libgcc-s1, adduser"$'\n'
+    # Static: the maintainer scripts' adduser is all it needs.
+    depends="Depends: adduser"$'\n'
   fi
   (cd "$root" && find . -path ./DEBIAN -prune -o -path ./etc -prune -o -type f -print \
     | sed 's#^\./##' | LC_ALL=C sort | xargs md5sum) > "$root/DEBIAN/md5sums"

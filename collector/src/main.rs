@@ -209,6 +209,12 @@ enum TokenCmd {
     },
 }
 
+/// The shipped collector is static (musl), whose allocator takes one lock for every
+/// thread: mimalloc keeps ingest and REST work from queueing on it.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Threads for store work (`spawn_blocking`). Each waits for a group commit while it
 /// holds one; more than this only queue, and thousands of parked threads cost
 /// context switches.

@@ -18,7 +18,6 @@ ws=$(cd "$here/../.." && pwd)
 out=${1:?usage: bash packaging/oci/build.sh OUTDIR}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-MUSL=x86_64-unknown-linux-musl
 # The collector's user and group in the image: not root, not a user of the host.
 UID_GID=65532
 CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
@@ -34,27 +33,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
-if ! rustup target list --installed | grep -qx "$MUSL"; then
-  rustup target add "$MUSL"
-fi
-
+. "$here/../release.sh"
+bin=$coll_bin
 cd "$ws"
-# A cargo started from a test inherits the test's CARGO_PKG_*, CARGO_MANIFEST_* and
-# OUT_DIR, which build scripts (ring's, libc's) watch: without them this build is the
-# one a shell makes, not a second one rebuilt at every switch between the two.
-for v in $(compgen -e); do
-  case $v in
-    CARGO_PKG_* | CARGO_MANIFEST_* | CARGO_CRATE_* | CARGO_BIN_* | CARGO_PRIMARY_PACKAGE | CARGO_TARGET_TMPDIR | OUT_DIR) unset "$v" ;;
-  esac
-done
-cargo build --release --locked -p rampart-collector --target "$MUSL"
-target_dir=$(cargo metadata --format-version 1 --no-deps --locked \
-  | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-bin=$target_dir/$MUSL/release/rampart-collector
-if objdump -p "$bin" | grep -q -e NEEDED -e INTERP; then
-  say "$bin is not static"
-  exit 1
-fi
 manifest_value() { sed -n "/^\[workspace.package\]/,/^\[/s/^$1 = \"\(.*\)\"$/\1/p" Cargo.toml; }
 version=$(manifest_value version)
 licence=$(manifest_value license)

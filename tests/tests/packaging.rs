@@ -103,8 +103,8 @@ fn debs_have_their_metadata_files_and_conffiles() {
     let coll = file("rampart-collector_VER_amd64.deb");
     assert_eq!(deb_field(&coll, "Package"), "rampart-collector");
     assert_eq!(deb_field(&coll, "Version"), v);
-    let depends = deb_field(&coll, "Depends");
-    assert!(depends.contains("libc6 (>= 2."), "{depends}");
+    // Static, like the agent: no libc, only the maintainer scripts' adduser.
+    assert_eq!(deb_field(&coll, "Depends"), "adduser");
     let paths: Vec<String> = deb_files(&coll).into_iter().map(|(p, _)| p).collect();
     let dl = "/usr/share/rampart-collector/download";
     for want in [
@@ -224,7 +224,7 @@ fn elf_dynamic_bits(bytes: &[u8]) -> (bool, usize) {
 }
 
 #[test]
-fn the_packaged_agent_is_static_and_the_same_everywhere() {
+fn the_packaged_programs_are_static_and_the_agent_the_same_everywhere() {
     let t = tempfile::tempdir().unwrap();
     let deb_root = t.path().join("deb");
     run(Command::new("dpkg-deb")
@@ -244,6 +244,13 @@ fn the_packaged_agent_is_static_and_the_same_everywhere() {
         .arg("-x")
         .arg(file("rampart-collector_VER_amd64.deb"))
         .arg(&coll_root));
+    // The collector is static too: one binary for every distribution and the image.
+    let coll_bin = std::fs::read(coll_root.join("usr/bin/rampart-collector")).unwrap();
+    assert_eq!(
+        elf_dynamic_bits(&coll_bin),
+        (false, 0),
+        "the collector is not static"
+    );
     let dl = coll_root.join("usr/share/rampart-collector/download");
     assert!(std::fs::read(dl.join("rampart-agent")).unwrap() == bin);
     let served_deb = std::fs::read(dl.join(format!("rampart-agent_{}_amd64.deb", version())));
