@@ -44,6 +44,9 @@ command -v runc >/dev/null || need_apt+=(runc)
 [ -x /usr/lib/chromium/chromium ] || need_apt+=(chromium)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 [ -f /usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf ] || need_apt+=(fonts-liberation)
+# Agentless scans (tests/tests/ssh.rs): Debian's sshd, started by the test on a
+# loopback port with its own host key and configuration (the system's is not used).
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 # The PostgreSQL storage tests (tests/src/pg.rs): throwaway servers from Debian's
 # PostgreSQL 15 binaries, /usr/lib/postgresql/15/bin, run as the postgres user.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)

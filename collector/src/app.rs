@@ -21,6 +21,7 @@ mod scans;
 mod sessions;
 mod settings;
 pub mod signin;
+mod targets;
 
 pub use crate::catalog::{Catalog, CatalogRule};
 pub use accounts::valid_user_name;
@@ -28,6 +29,7 @@ pub use enrollment::{labels_of, Refusal};
 pub use overview::{Overview, RECENT_SCANS, TREND_DAYS};
 pub use scans::complete;
 pub use settings::SettingsRecord;
+pub use targets::{TargetSpec, AGENT_BINARY};
 
 use crate::ca::Ca;
 use crate::catalog::Catalogs;
@@ -196,6 +198,8 @@ pub struct App {
     /// the background lease (see `cluster`).
     instance: String,
     leader: std::sync::atomic::AtomicBool,
+    /// Scans of targets over SSH (`targets`).
+    ssh: targets::SshRunner,
 }
 
 /// The settings as stored (the defaults when none are).
@@ -275,6 +279,7 @@ impl App {
             instance: crate::auth::new_id("collector-")
                 .map_err(|e| AppError::Invalid(e.to_string()))?,
             leader: std::sync::atomic::AtomicBool::new(false),
+            ssh: Default::default(),
         })
     }
 
@@ -392,6 +397,7 @@ mod tests {
                 revoked: false,
                 identity: Default::default(),
                 replaced_certs: Vec::new(),
+                ssh: None,
             })
             .unwrap();
     }

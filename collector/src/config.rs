@@ -123,6 +123,18 @@ pub struct Config {
     /// Signed instance identity documents: trust anchors and what is required
     /// (`[instance_identity]`; see `identity`).
     pub instance_identity: crate::identity::IdentityConfig,
+
+    // ---- Agentless scans over SSH (`crate::ssh`).
+    /// SSH scans running at the same time at most; more wait their turn.
+    pub ssh_max_concurrent_scans: usize,
+    /// Time to connect, agree on keys and authenticate.
+    pub ssh_connect_timeout_secs: u64,
+    /// Time of each short step (architecture, directory, copy, removal).
+    pub ssh_step_timeout_secs: u64,
+    /// Time the agent's `check` may run on the target.
+    pub ssh_check_timeout_secs: u64,
+    /// Bytes of the agent's output read at most; more fails the scan.
+    pub ssh_max_output_bytes: usize,
 }
 
 /// Who may read `/metrics` (see [`Config::metrics_access`]).
@@ -178,6 +190,11 @@ impl Default for Config {
             metrics_access: MetricsAccess::Auto,
             metrics_role: "admin".into(),
             instance_identity: crate::identity::IdentityConfig::default(),
+            ssh_max_concurrent_scans: 4,
+            ssh_connect_timeout_secs: 15,
+            ssh_step_timeout_secs: 60,
+            ssh_check_timeout_secs: 900,
+            ssh_max_output_bytes: 64 << 20,
         }
     }
 }
@@ -284,6 +301,14 @@ impl Config {
                 self.grpc_max_connections_per_agent as u64,
             ),
             ("grpc_unauthenticated_secs", self.grpc_unauthenticated_secs),
+            (
+                "ssh_max_concurrent_scans",
+                self.ssh_max_concurrent_scans as u64,
+            ),
+            ("ssh_connect_timeout_secs", self.ssh_connect_timeout_secs),
+            ("ssh_step_timeout_secs", self.ssh_step_timeout_secs),
+            ("ssh_check_timeout_secs", self.ssh_check_timeout_secs),
+            ("ssh_max_output_bytes", self.ssh_max_output_bytes as u64),
             (
                 "grpc_max_streams_per_connection",
                 u64::from(self.grpc_max_streams_per_connection),

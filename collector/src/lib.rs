@@ -24,6 +24,7 @@ pub mod report;
 pub mod rest;
 pub mod schedule;
 pub mod server;
+pub mod ssh;
 pub mod store;
 pub mod tls;
 pub mod webhook;

@@ -380,6 +380,7 @@ mod tests {
             revoked: false,
             identity: Default::default(),
             replaced_certs: Vec::new(),
+            ssh: None,
         }
     }
 

@@ -16,6 +16,7 @@ mod openapi;
 mod overview;
 mod scans;
 mod settings;
+mod targets;
 mod webhook;
 
 use std::sync::Arc;
@@ -258,6 +259,17 @@ fn api() -> Router<Arc<App>> {
         .route("/api/v1/agents", get(list_agents))
         .route("/api/v1/agents/{id}/revoke", post(revoke_agent))
         .route("/api/v1/ca", get(ca))
+        .route("/api/v1/ssh", get(targets::ssh_key))
+        .route(
+            "/api/v1/targets",
+            get(targets::list).post(targets::register),
+        )
+        .route(
+            "/api/v1/targets/{id}",
+            get(targets::get_target)
+                .put(targets::update)
+                .delete(targets::remove),
+        )
         .route(
             "/api/v1/users",
             get(accounts::list_users).post(accounts::create_user),

@@ -30,6 +30,8 @@ pub struct Collector {
     pub tls: Arc<TlsState>,
     /// The first admin's token, when this start created it (shown once).
     pub first_admin_token: Option<String>,
+    /// The key pair scans over SSH authenticate with.
+    pub ssh_key: Arc<crate::ssh::SshKey>,
 }
 
 /// Why the collector could not be built or stopped serving.
@@ -39,6 +41,8 @@ pub enum ServerError {
     DataDir(#[from] crate::datadir::DataDirError),
     #[error(transparent)]
     Ca(#[from] crate::ca::CaError),
+    #[error(transparent)]
+    SshKey(#[from] crate::ssh::KeyError),
     #[error(transparent)]
     App(#[from] crate::app::AppError),
     #[error(transparent)]
@@ -89,6 +93,7 @@ fn build_with(config: Config, first_admin: bool) -> Result<Collector> {
     let dir = config.data_dir.clone();
     crate::datadir::prepare(&dir)?;
     let ca = Ca::open_or_create(&dir.join("ca"))?;
+    let ssh_key = Arc::new(crate::ssh::SshKey::open_or_create(&dir.join("ssh"))?);
     let downloads = config.download_dir();
     std::fs::create_dir_all(&downloads).map_err(io(format!(
         "create download directory {}",
@@ -137,6 +142,7 @@ fn build_with(config: Config, first_admin: bool) -> Result<Collector> {
         app,
         tls,
         first_admin_token,
+        ssh_key,
     })
 }
 
@@ -218,6 +224,10 @@ pub async fn run(
     {
         let app = c.app.clone();
         let _ = tokio::task::spawn_blocking(move || app.take_lead()).await;
+        // Scans over SSH run from here on, those left pending first.
+        let (app, key) = (c.app.clone(), c.ssh_key.clone());
+        let rt = tokio::runtime::Handle::current();
+        let _ = tokio::task::spawn_blocking(move || app.start_ssh(key, rt)).await;
     }
     let webhooks = tokio::spawn(crate::webhook::run(c.app.clone(), stop_tx.subscribe()));
     // What other collectors sharing the store change.

@@ -14,6 +14,7 @@ pub mod pg;
 pub mod podman;
 pub mod scap;
 pub mod scenarios;
+pub mod sshd;
 pub mod tls;
 pub mod vm;
 

@@ -349,7 +349,7 @@ fn wire_severity(s: Sev) -> Severity {
 /// Evidence trimmed to the protocol's bounds (lines cut at a character boundary,
 /// the rest summarised in a last line), so the collector never refuses a scan for
 /// its size.
-fn fit_evidence(evidence: &[String]) -> Vec<String> {
+pub fn fit_evidence(evidence: &[String]) -> Vec<String> {
     use rampart_proto::bounds::{EVIDENCE_BYTES, EVIDENCE_LINES, EVIDENCE_LINE_BYTES};
     const NOTE: usize = 64;
     let mut out = Vec::new();

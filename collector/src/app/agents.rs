@@ -183,6 +183,7 @@ mod tests {
             revoked: false,
             identity: Default::default(),
             replaced_certs: Vec::new(),
+            ssh: None,
         };
         d.note(&a("ag-1", "Web-01", "10.0.0.1"));
         d.note(&a("ag-2", "db-01", "10.0.0.2"));

@@ -240,6 +240,7 @@ impl App {
             revoked: false,
             identity: identity.clone(),
             replaced_certs: Vec::new(),
+            ssh: None,
         };
         self.store.put_agent(&record)?;
         self.hosts.note(&record);

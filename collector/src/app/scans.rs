@@ -38,22 +38,34 @@ impl App {
             .latest_scan(agent_id)?
             .filter(|p| p.status == ScanStatus::Pending)
         {
-            self.send_scan(&p);
+            // A target's pending scan is already queued to run here.
+            if a.ssh.is_none() {
+                self.send_scan(&p);
+            }
             return Ok(Some(p));
         }
         let now = now_ms();
         let id = format!("sc-{now:013}-{}", &auth::new_id("")?[..8]);
-        let rec = ScanRecord::pending(id, agent_id, a.project.clone(), trigger, &s.profile, now);
+        // A target's scans, whatever asked for them, run over SSH: trigger `ssh`.
+        let (kind, recorded) = match a.ssh {
+            Some(_) => ("target", "ssh"),
+            None => ("agent", trigger),
+        };
+        let rec = ScanRecord::pending(id, agent_id, a.project.clone(), recorded, &s.profile, now);
         self.store.put_scan(&rec)?;
         self.audit(
             actor,
             "scan.create",
             Some(&rec.id),
-            format!("{trigger} scan of agent {agent_id}"),
+            format!("{trigger} scan of {kind} {agent_id}"),
         )?;
         self.sync_store()?;
-        self.metrics.scan_created(trigger);
-        self.send_scan(&rec);
+        self.metrics.scan_created(recorded);
+        if a.ssh.is_some() {
+            self.run_ssh_scan(&rec);
+        } else {
+            self.send_scan(&rec);
+        }
         Ok(Some(rec))
     }
 
@@ -84,8 +96,8 @@ impl App {
         );
     }
 
-    /// A batch was stored.
-    fn made_progress(&self, scan_id: &str, results: &[ResultRecord]) {
+    /// A batch was stored (or, with none, a scan over SSH is still running).
+    pub(super) fn made_progress(&self, scan_id: &str, results: &[ResultRecord]) {
         let mut f = self.in_flight();
         let e = f.entry(scan_id.to_string()).or_insert(InFlight {
             progress_ms: 0,
@@ -368,6 +380,25 @@ impl App {
             self.tell_others(crate::store::Event::Webhook);
         }
         Ok(s)
+    }
+
+    /// Fails a scan that is not final yet with `reason` (a scan over SSH: the
+    /// collector's own words).
+    pub(super) fn fail_scan(&self, scan_id: &str, reason: &str) -> Result<()> {
+        let Some(mut s) = self.store.scan(scan_id)? else {
+            return Err(AppError::NotFound(format!("scan {scan_id}")));
+        };
+        if s.status.is_final() {
+            return Ok(());
+        }
+        s.status = ScanStatus::Failed;
+        s.failure_reason = Some(reason.chars().take(crate::limits::REASON_CHARS).collect());
+        s.finished_at_ms = Some(now_ms());
+        self.store.put_scan(&s)?;
+        self.forget_progress(&s.id);
+        self.sync_store()?;
+        self.metrics.scan_ended(&s);
+        Ok(())
     }
 
     pub fn scan_failed(&self, agent_id: &str, scan_id: &str, reason: &str) -> Result<()> {

@@ -476,7 +476,7 @@ impl Metrics {
 }
 
 /// The triggers a scan is created with; anything else counts as `other`.
-const TRIGGERS: [&str; 4] = ["manual", "schedule", "provision", "other"];
+const TRIGGERS: [&str; 5] = ["manual", "schedule", "provision", "ssh", "other"];
 
 fn trigger_label(t: &str) -> &'static str {
     TRIGGERS

@@ -17,7 +17,7 @@ use super::ErrorBody;
 #[openapi(
     info(
         title = "Rampart collector API",
-        description = "Scans, reports, the handover gate, settings, agents, users and \
+        description = "Scans, reports, the handover gate, settings, agents, SSH targets, users and \
             enrollment tokens of a Rampart collector. Every `/api/v1` call but this \
             document carries `Authorization: Bearer <API token>`; a missing or unknown \
             token is 401, a role below the operation's is 403 (roles, from least to most \
@@ -44,6 +44,12 @@ use super::ErrorBody;
         super::agents::list_agents,
         super::agents::revoke_agent,
         super::agents::ca,
+        super::targets::ssh_key,
+        super::targets::register,
+        super::targets::list,
+        super::targets::get_target,
+        super::targets::update,
+        super::targets::remove,
         super::accounts::create_token,
         super::accounts::list_tokens,
         super::accounts::revoke_token,
@@ -64,6 +70,7 @@ use super::ErrorBody;
         (name = "handover", description = "The handover gate and releases"),
         (name = "settings", description = "Policy settings"),
         (name = "agents", description = "Enrolled agents"),
+        (name = "targets", description = "Targets scanned over SSH, without an agent, and the collector's SSH key"),
         (name = "enrollment", description = "Enrollment tokens and the CA agents pin"),
         (name = "users", description = "API users and their roles"),
         (name = "audit", description = "The append-only audit log"),

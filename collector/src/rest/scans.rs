@@ -46,7 +46,7 @@ pub(super) struct ScanDto {
     hostname: Option<String>,
     project: Option<String>,
     status: ScanStatusDto,
-    /// `provision`, `schedule` or `manual`.
+    /// `provision`, `schedule` or `manual`; `ssh` for every scan of a target.
     trigger: String,
     profile: String,
     created_at_ms: i64,

@@ -47,6 +47,7 @@ fn agent(id: &str) -> AgentRecord {
         revoked: false,
         identity: Default::default(),
         replaced_certs: Vec::new(),
+        ssh: None,
     }
 }
 

@@ -65,6 +65,29 @@ pub struct AgentRecord {
     /// every collector sharing the store.
     #[serde(default)]
     pub replaced_certs: Vec<ReplacedCert>,
+    /// Set for a target scanned over SSH (`crate::ssh`): registered through the
+    /// API, never enrolled, so it has no certificate and never connects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<SshTarget>,
+}
+
+/// How the collector reaches a target over SSH.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SshTarget {
+    /// Host name or IP address.
+    pub host: String,
+    pub port: u16,
+    /// The user to connect as; none: the settings' SSH user.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// The host key's SHA-256 fingerprint (`SHA256:…`, as `ssh-keygen -l` prints
+    /// it): given at registration (pinned) or recorded at the first scan (trust on
+    /// first use). Any other key fails the scan.
+    #[serde(default)]
+    pub host_key: Option<String>,
+    /// Whether `host_key` was given by the caller rather than first seen.
+    #[serde(default)]
+    pub host_key_pinned: bool,
 }
 
 /// A client certificate a renewal replaced.
@@ -147,7 +170,7 @@ pub struct ScanRecord {
     pub agent_id: String,
     pub project: Option<String>,
     pub status: ScanStatus,
-    /// `provision`, `schedule` or `manual`.
+    /// `provision`, `schedule` or `manual`; `ssh` for every scan of a target.
     pub trigger: String,
     pub profile: String,
     pub created_at_ms: i64,

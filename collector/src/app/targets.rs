@@ -1,0 +1,487 @@
+//! Targets scanned over SSH: registration, changes, removal, and the scans
+//! themselves. A target is stored as an agent whose record carries `ssh` (never
+//! enrolled, no certificate), so that its scans are scored, enforced, gated,
+//! listed and reported exactly like an agent's: the results of a scan over SSH go
+//! through [`App::record_results`] and [`App::scan_finished`], the agent's path.
+
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{now_ms, App, AppError, Result};
+use crate::auth;
+use crate::limits::echo;
+use crate::ssh::{self, ScanError, SshKey};
+use crate::store::{AgentRecord, ResultRecord, ScanRecord, ScanStatus, SshTarget};
+
+/// The file of the download directory that is copied to targets.
+pub const AGENT_BINARY: &str = "rampart-agent";
+/// The largest agent binary copied.
+const AGENT_BINARY_BYTES: u64 = 256 << 20;
+
+/// What runs scans over SSH in this process (set when the server starts).
+#[derive(Default)]
+pub struct SshRunner {
+    key: OnceLock<Arc<SshKey>>,
+    app: OnceLock<(Weak<App>, tokio::runtime::Handle)>,
+    slots: OnceLock<Arc<tokio::sync::Semaphore>>,
+}
+
+/// A target as registered or changed through the API.
+#[derive(Debug, Clone, Default)]
+pub struct TargetSpec {
+    pub host: String,
+    pub port: Option<u16>,
+    pub user: Option<String>,
+    pub host_key: Option<String>,
+    pub project: Option<String>,
+    pub provider: Option<String>,
+    pub instance_id: Option<String>,
+}
+
+fn invalid(m: String) -> AppError {
+    AppError::Invalid(m)
+}
+
+fn check_word(what: &str, v: &str, max: usize, extra: &str) -> Result<()> {
+    if v.is_empty()
+        || v.len() > max
+        || !v
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+    {
+        return Err(invalid(format!(
+            "{what} `{}` must be 1 to {max} letters, digits or `{extra}`",
+            echo(v)
+        )));
+    }
+    Ok(())
+}
+
+impl TargetSpec {
+    /// Checks every field against its bound and alphabet.
+    fn validate(&self) -> Result<()> {
+        check_word("host", &self.host, crate::limits::HOSTNAME_BYTES, ".-:_")?;
+        if self.host.starts_with('-') {
+            return Err(invalid("host must not start with `-`".into()));
+        }
+        if self.port == Some(0) {
+            return Err(invalid("port must be between 1 and 65535".into()));
+        }
+        if let Some(u) = &self.user {
+            check_word("user", u, 32, "._-")?;
+            if u.starts_with('-') {
+                return Err(invalid("user must not start with `-`".into()));
+            }
+        }
+        if let Some(k) = &self.host_key {
+            if !ssh::valid_fingerprint(k) {
+                return Err(invalid(format!(
+                    "host_key `{}` must be a SHA-256 fingerprint as `ssh-keygen -l` prints it (SHA256:…)",
+                    echo(k)
+                )));
+            }
+        }
+        if let Some(p) = &self.project {
+            check_word("project", p, 128, "._-/")?;
+        }
+        if let Some(p) = &self.provider {
+            check_word("provider", p, crate::limits::SHORT_FIELD_BYTES, "._-")?;
+        }
+        if let Some(i) = &self.instance_id {
+            check_word("instance_id", i, crate::limits::INSTANCE_ID_BYTES, "._-:/")?;
+        }
+        Ok(())
+    }
+}
+
+/// The parts of `check --format json` a scan over SSH reads.
+#[derive(Deserialize)]
+struct Document {
+    benchmark: DocBenchmark,
+    profile: String,
+    host: DocHost,
+    results: Vec<DocRule>,
+}
+
+#[derive(Deserialize)]
+struct DocBenchmark {
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct DocHost {
+    hostname: String,
+    os: String,
+}
+
+#[derive(Deserialize)]
+struct DocRule {
+    id: String,
+    status: String,
+    #[serde(default)]
+    evidence: Vec<String>,
+}
+
+impl App {
+    /// Gives the server's SSH key pair and runtime: from now on scans of targets run
+    /// (at most `ssh_max_concurrent_scans` at a time), beginning with those left
+    /// pending by an earlier run.
+    pub fn start_ssh(self: &Arc<Self>, key: Arc<SshKey>, rt: tokio::runtime::Handle) {
+        let _ = self.ssh.key.set(key);
+        let _ = self
+            .ssh
+            .slots
+            .set(Arc::new(tokio::sync::Semaphore::new(
+                self.config.ssh_max_concurrent_scans,
+            )));
+        let _ = self.ssh.app.set((Arc::downgrade(self), rt));
+        match self.targets() {
+            Ok(targets) => {
+                for t in targets {
+                    if let Ok(Some(s)) = self.store.latest_scan(&t.id) {
+                        if s.status == ScanStatus::Pending {
+                            self.run_ssh_scan(&s);
+                        }
+                    }
+                }
+            }
+            Err(error) => tracing::error!(%error, "cannot read the SSH targets"),
+        }
+    }
+
+    /// The collector's SSH key pair, once the server has started.
+    pub fn ssh_key(&self) -> Option<Arc<SshKey>> {
+        self.ssh.key.get().cloned()
+    }
+
+    /// Registers a target; with scan-on-provision on, its first scan is created.
+    pub fn register_target(
+        &self,
+        spec: &TargetSpec,
+        actor: &str,
+    ) -> Result<(AgentRecord, Option<ScanRecord>)> {
+        spec.validate()?;
+        let now = now_ms();
+        let rec = AgentRecord {
+            id: auth::new_id("tg-")?,
+            hostname: spec.host.clone(),
+            ip_addresses: vec![],
+            provider: spec.provider.clone().unwrap_or_default(),
+            instance_id: spec.instance_id.clone().unwrap_or_default(),
+            os: String::new(),
+            project: spec.project.clone(),
+            labels: Default::default(),
+            enrolled_at_ms: now,
+            last_seen_ms: 0,
+            cert_serial: String::new(),
+            cert_not_after_ms: 0,
+            revoked: false,
+            identity: Default::default(),
+            replaced_certs: Vec::new(),
+            ssh: Some(SshTarget {
+                host: spec.host.clone(),
+                port: spec.port.unwrap_or(22),
+                user: spec.user.clone(),
+                host_key: spec.host_key.clone(),
+                host_key_pinned: spec.host_key.is_some(),
+            }),
+        };
+        self.store.put_agent(&rec)?;
+        self.hosts.note(&rec);
+        self.audit(
+            actor,
+            "target.register",
+            Some(&rec.id),
+            format!(
+                "host {}, port {}, user {}, project {:?}, host key {}",
+                spec.host,
+                spec.port.unwrap_or(22),
+                spec.user.as_deref().unwrap_or("(the settings' SSH user)"),
+                spec.project,
+                spec.host_key.as_deref().unwrap_or("trusted on first use")
+            ),
+        )?;
+        self.sync_store()?;
+        let scan = if self.settings().scan_on_provision {
+            self.create_scan(&rec.id, "provision", actor)?
+        } else {
+            None
+        };
+        Ok((rec, scan))
+    }
+
+    /// Live targets (not removed), by ID.
+    pub fn targets(&self) -> Result<Vec<AgentRecord>> {
+        let mut t: Vec<AgentRecord> = self
+            .store
+            .agents()?
+            .into_iter()
+            .filter(|a| a.ssh.is_some() && !a.revoked)
+            .collect();
+        t.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(t)
+    }
+
+    /// A live target.
+    pub fn target(&self, id: &str) -> Result<AgentRecord> {
+        self.store
+            .agent(id)?
+            .filter(|a| a.ssh.is_some() && !a.revoked)
+            .ok_or_else(|| AppError::NotFound(format!("target {id}")))
+    }
+
+    /// Changes how a target is reached: host, port, user, host key (a new key is
+    /// pinned; none clears the pin, so the next scan trusts on first use). The
+    /// project, provider and instance ID are fixed at registration.
+    pub fn update_target(&self, id: &str, spec: &TargetSpec, actor: &str) -> Result<AgentRecord> {
+        spec.validate()?;
+        self.target(id)?;
+        let new = SshTarget {
+            host: spec.host.clone(),
+            port: spec.port.unwrap_or(22),
+            user: spec.user.clone(),
+            host_key: spec.host_key.clone(),
+            host_key_pinned: spec.host_key.is_some(),
+        };
+        let mut old = None;
+        let rec = self
+            .store
+            .update_agent(id, &mut |a| {
+                old = a.ssh.clone();
+                a.ssh = Some(new.clone());
+                a.hostname = new.host.clone();
+            })?
+            .ok_or_else(|| AppError::NotFound(format!("target {id}")))?;
+        self.hosts.note(&rec);
+        self.audit(
+            actor,
+            "target.update",
+            Some(id),
+            format!("old {old:?}; new {new:?}"),
+        )?;
+        self.sync_store()?;
+        Ok(rec)
+    }
+
+    /// Removes a target: it is never scanned again; its scans stay.
+    pub fn remove_target(&self, id: &str, actor: &str) -> Result<AgentRecord> {
+        self.target(id)?;
+        let rec = self
+            .store
+            .update_agent(id, &mut |a| a.revoked = true)?
+            .ok_or_else(|| AppError::NotFound(format!("target {id}")))?;
+        self.audit(actor, "target.remove", Some(id), "removed")?;
+        self.sync_store()?;
+        Ok(rec)
+    }
+
+    /// Starts a pending scan of a target, in the background; without a started
+    /// runner (unit tests, administrative commands) it stays pending.
+    pub(super) fn run_ssh_scan(&self, s: &ScanRecord) {
+        let Some((app, rt)) = self.ssh.app.get() else {
+            return;
+        };
+        let Some(app) = app.upgrade() else {
+            return;
+        };
+        let (scan_id, agent_id) = (s.id.clone(), s.agent_id.clone());
+        rt.spawn(async move { app.ssh_scan(agent_id, scan_id).await });
+    }
+
+    async fn ssh_scan(self: Arc<Self>, agent_id: String, scan_id: String) {
+        let Some(slots) = self.ssh.slots.get().cloned() else {
+            return;
+        };
+        let Ok(_slot) = slots.acquire_owned().await else {
+            return;
+        };
+        let app = self.clone();
+        let (a, s) = (agent_id.clone(), scan_id.clone());
+        let job = match tokio::task::spawn_blocking(move || app.ssh_prepare(&a, &s)).await {
+            Ok(Ok(Some(job))) => job,
+            Ok(Ok(None)) => return,
+            Ok(Err(error)) => {
+                tracing::error!(%error, scan_id, "cannot start the scan over SSH");
+                return;
+            }
+            Err(error) => {
+                tracing::error!(%error, scan_id, "cannot start the scan over SSH");
+                return;
+            }
+        };
+        let Some(key) = self.ssh_key() else {
+            return;
+        };
+        let scan = ssh::scan(&key, &job);
+        tokio::pin!(scan);
+        // The scan is alive while it runs: stalled-scan expiry must not end it.
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        let out = loop {
+            tokio::select! {
+                out = &mut scan => break out,
+                _ = tick.tick() => self.made_progress(&scan_id, &[]),
+            }
+        };
+        let app = self.clone();
+        let done = tokio::task::spawn_blocking(move || app.ssh_finish(&agent_id, &scan_id, out));
+        match done.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "cannot record the scan over SSH"),
+            Err(error) => tracing::error!(%error, "cannot record the scan over SSH"),
+        }
+    }
+
+    /// Marks the scan running and gathers what the SSH client needs; `None` when
+    /// there is nothing to run (the scan is no longer pending, or failed here).
+    fn ssh_prepare(&self, agent_id: &str, scan_id: &str) -> Result<Option<ssh::ScanJob>> {
+        let s = self.own_scan(agent_id, scan_id)?;
+        if s.status != ScanStatus::Pending {
+            return Ok(None);
+        }
+        let a = self.agent(agent_id)?;
+        let Some(t) = a.ssh.clone().filter(|_| !a.revoked) else {
+            self.fail_scan(scan_id, "the target was removed")?;
+            return Ok(None);
+        };
+        self.scan_started(agent_id, scan_id)?;
+        let path = self.config.download_dir().join(AGENT_BINARY);
+        let agent = match read_binary(&path) {
+            Ok(b) => b,
+            Err(e) => {
+                self.fail_scan(scan_id, &ScanError::NoBinary(e).to_string())?;
+                return Ok(None);
+            }
+        };
+        let settings = self.settings();
+        let c = &self.config;
+        Ok(Some(ssh::ScanJob {
+            host: t.host,
+            port: t.port,
+            user: t.user.unwrap_or(settings.ssh_user.clone()),
+            host_key: t.host_key,
+            profile: s.profile.clone(),
+            exempt: settings.exempt_rules.iter().cloned().collect(),
+            agent: Arc::new(agent),
+            limits: ssh::Timeouts {
+                connect: Duration::from_secs(c.ssh_connect_timeout_secs),
+                step: Duration::from_secs(c.ssh_step_timeout_secs),
+                check: Duration::from_secs(c.ssh_check_timeout_secs),
+                max_output: c.ssh_max_output_bytes,
+            },
+        }))
+    }
+
+    /// Records what a scan over SSH brought: the host key first seen, then the
+    /// results through the agent's path, or the failure with its reason.
+    fn ssh_finish(
+        &self,
+        agent_id: &str,
+        scan_id: &str,
+        out: std::result::Result<ssh::ScanOutput, ScanError>,
+    ) -> Result<()> {
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => {
+                if let ScanError::HostKeyMismatch { expected, seen } = &e {
+                    self.audit(
+                        "system",
+                        "target.host_key_mismatch",
+                        Some(agent_id),
+                        format!("scan {scan_id}: expected {expected}, presented {seen}"),
+                    )?;
+                }
+                tracing::warn!(agent_id, scan_id, reason = %e, "scan over SSH failed");
+                return self.fail_scan(scan_id, &e.to_string());
+            }
+        };
+        // Trust on first use: the first key seen is kept, and audited.
+        let mut first = false;
+        let mut other = None;
+        self.store.update_agent(agent_id, &mut |a| {
+            if let Some(t) = a.ssh.as_mut() {
+                match &t.host_key {
+                    None => {
+                        t.host_key = Some(out.host_key.clone());
+                        first = true;
+                    }
+                    Some(k) if *k != out.host_key => other = Some(k.clone()),
+                    Some(_) => {}
+                }
+            }
+            a.last_seen_ms = now_ms();
+        })?;
+        if let Some(expected) = other {
+            // Another scan recorded a different key meanwhile.
+            let e = ScanError::HostKeyMismatch {
+                expected,
+                seen: out.host_key.clone(),
+            };
+            return self.fail_scan(scan_id, &e.to_string());
+        }
+        if first {
+            self.audit(
+                "system",
+                "target.host_key_recorded",
+                Some(agent_id),
+                format!("trusted on first use: {}", out.host_key),
+            )?;
+        }
+        let doc: Document = match serde_json::from_slice(&out.document) {
+            Ok(d) => d,
+            Err(e) => {
+                let e = ScanError::BadOutput(e.to_string());
+                return self.fail_scan(scan_id, &e.to_string());
+            }
+        };
+        let s = self.own_scan(agent_id, scan_id)?;
+        if doc.profile != s.profile {
+            let e = ScanError::BadOutput(format!(
+                "it is of profile {}, not {}",
+                echo(&doc.profile),
+                s.profile
+            ));
+            return self.fail_scan(scan_id, &e.to_string());
+        }
+        if let Some(rec) = self.store.update_agent(agent_id, &mut |a| {
+            a.os = doc.host.os.chars().take(crate::limits::SHORT_FIELD_BYTES).collect();
+            if !doc.host.hostname.is_empty() && doc.host.hostname.len() <= crate::limits::HOSTNAME_BYTES {
+                a.hostname = doc.host.hostname.clone();
+            }
+        })? {
+            self.hosts.note(&rec);
+        }
+        let version = rampart_agent::content::content_version(&doc.benchmark.id);
+        let results: Vec<ResultRecord> = doc
+            .results
+            .into_iter()
+            .map(|r| ResultRecord {
+                evidence: rampart_agent::daemon::session::fit_evidence(&r.evidence),
+                rule_id: r.id,
+                status: r.status,
+            })
+            .collect();
+        for batch in results.chunks(crate::limits::RESULTS_PER_BATCH) {
+            if let Err(e) = self.record_results(agent_id, scan_id, &version, batch) {
+                let e = ScanError::BadOutput(e.to_string());
+                return self.fail_scan(scan_id, &e.to_string());
+            }
+        }
+        self.scan_finished(agent_id, scan_id, results.len() as u32, &version)?;
+        Ok(())
+    }
+}
+
+fn read_binary(path: &std::path::Path) -> std::result::Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut out = Vec::new();
+    f.take(AGENT_BINARY_BYTES + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if out.len() as u64 > AGENT_BINARY_BYTES {
+        return Err(format!("{} is over {AGENT_BINARY_BYTES} bytes", path.display()));
+    }
+    Ok(out)
+}
