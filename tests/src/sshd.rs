@@ -34,7 +34,9 @@ fn run(cmd: &mut Command) -> String {
 
 /// A new ed25519 key pair at `path` (and `path.pub`); its SHA-256 fingerprint.
 pub fn host_key(path: &Path) -> String {
-    run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(path));
+    run(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path));
     let line = run(Command::new("ssh-keygen")
         .args(["-l", "-E", "sha256", "-f"])
         .arg(path.with_extension("pub")));
@@ -131,7 +133,9 @@ impl TestUser {
     pub fn create(prefix: &str) -> TestUser {
         let name = format!("{prefix}{}", std::process::id());
         let _ = Command::new("userdel").arg(&name).output();
-        run(Command::new("useradd").args(["-M", "-d", "/nonexistent", "-s", "/bin/sh"]).arg(&name));
+        run(Command::new("useradd")
+            .args(["-M", "-d", "/nonexistent", "-s", "/bin/sh"])
+            .arg(&name));
         // Not locked (`!`), so that sshd lets it in with a key; no password either.
         run(Command::new("usermod").args(["-p", "*"]).arg(&name));
         TestUser { name }

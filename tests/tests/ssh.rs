@@ -11,7 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rampart_tests::cluster::{free_port, wait_for, Collector};
+use rampart_tests::cluster::{free_port, Collector};
 use rampart_tests::sshd::{Sshd, TestUser};
 use rampart_tests::{agent_json, binary};
 use serde_json::{json, Value};
@@ -33,10 +33,22 @@ fn stage_agent(dir: &Path) {
 
 /// Waits for the scan `id` to be final and returns it with its results.
 fn final_scan(c: &Collector, id: &str, secs: u64) -> Value {
-    wait_for("a final scan", secs, || {
+    let until = Instant::now() + Duration::from_secs(secs);
+    loop {
         let s = c.admin("GET", &format!("/api/v1/scans/{id}"), None);
-        matches!(s["status"].as_str(), Some("completed" | "failed" | "cancelled")).then_some(s)
-    })
+        if matches!(
+            s["scan"]["status"].as_str(),
+            Some("completed" | "failed" | "cancelled")
+        ) {
+            return s;
+        }
+        assert!(
+            Instant::now() < until,
+            "scan {id} not final after {secs} s: {s}\ncollector: {}",
+            c.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 fn register(c: &Collector, body: Value) -> (String, String) {
@@ -48,8 +60,11 @@ fn register(c: &Collector, body: Value) -> (String, String) {
 }
 
 fn failure(s: &Value) -> String {
-    assert_eq!(s["status"], "failed", "{s}");
-    s["failure_reason"].as_str().unwrap_or_default().to_string()
+    assert_eq!(s["scan"]["status"], "failed", "{s}");
+    s["scan"]["failure_reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[test]
@@ -81,17 +96,27 @@ fn scans_over_ssh() {
         json!({"host": "127.0.0.1", "port": sshd.port, "user": "root", "project": "web"}),
     );
     let s = final_scan(&c, &scan, 240);
-    assert_eq!(s["status"], "completed", "{s}\nsshd: {}", sshd.log());
-    assert_eq!(s["trigger"], "ssh");
+    assert_eq!(
+        s["scan"]["status"],
+        "completed",
+        "{s}\nsshd: {}",
+        sshd.log()
+    );
+    assert_eq!(s["scan"]["trigger"], "ssh");
     eprintln!("scan over SSH: {:?}", started.elapsed());
-    let profile = s["profile"].as_str().unwrap().to_string();
+    let profile = s["scan"]["profile"].as_str().unwrap().to_string();
     let local = agent_json(&["check", "--format", "json", "--profile", &profile], 0);
     let statuses = |v: &Value, id: &str, st: &str| -> BTreeMap<String, String> {
         v["results"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|r| (r[id].as_str().unwrap().into(), r[st].as_str().unwrap().into()))
+            .map(|r| {
+                (
+                    r[id].as_str().unwrap().into(),
+                    r[st].as_str().unwrap().into(),
+                )
+            })
             .collect()
     };
     let remote = statuses(&s, "id", "status");
@@ -106,15 +131,17 @@ fn scans_over_ssh() {
     let tg = c.admin("GET", &format!("/api/v1/targets/{target}"), None);
     assert_eq!(tg["host_key"], sshd.host_key.as_str(), "{tg}");
     assert_eq!(tg["host_key_pinned"], false);
-    let audit = c.admin("GET", "/api/v1/audit?per_page=200", None).to_string();
+    let audit = c
+        .admin("GET", "/api/v1/audit?per_page=200", None)
+        .to_string();
     for action in ["target.register", "target.host_key_recorded"] {
         assert!(audit.contains(action), "{action} not audited: {audit}");
     }
 
     // A scan on request, like an agent's.
     let v = c.admin("POST", "/api/v1/scans", Some(json!({"agent_id": target})));
-    let again = final_scan(&c, v["id"].as_str().unwrap(), 240);
-    assert_eq!(again["status"], "completed", "{again}");
+    let again = final_scan(&c, v[0]["id"].as_str().unwrap(), 240);
+    assert_eq!(again["scan"]["status"], "completed", "{again}");
 
     // A pinned key that is not the host's.
     let other = rampart_tests::sshd::host_key(&t.path().join("other_key"));
@@ -140,7 +167,10 @@ fn scans_over_ssh() {
         json!({"host": "127.0.0.1", "port": sshd.port, "user": "daemon"}),
     );
     let why = failure(&final_scan(&c, &scan, 60));
-    assert!(why.contains("authentication refused for user daemon"), "{why}");
+    assert!(
+        why.contains("authentication refused for user daemon"),
+        "{why}"
+    );
 
     // A closed port.
     let (_, scan) = register(&c, json!({"host": "127.0.0.1", "port": free_port()}));
@@ -153,7 +183,10 @@ fn scans_over_ssh() {
     let started = Instant::now();
     let (_, scan) = register(&c, json!({"host": "127.0.0.1", "port": port}));
     let why = failure(&final_scan(&c, &scan, 30));
-    assert!(why.contains("timed out after 5 s while connecting"), "{why}");
+    assert!(
+        why.contains("timed out after 5 s while connecting"),
+        "{why}"
+    );
     assert!(started.elapsed() < Duration::from_secs(15));
     drop(silent);
 
@@ -196,7 +229,10 @@ fn a_hung_agent_fails_within_its_limit() {
         json!({"host": "127.0.0.1", "port": sshd.port, "user": "root"}),
     );
     let why = failure(&final_scan(&c, &scan, 30));
-    assert!(why.contains("timed out after 2 s while the agent ran"), "{why}");
+    assert!(
+        why.contains("timed out after 2 s while the agent ran"),
+        "{why}"
+    );
     assert!(started.elapsed() < Duration::from_secs(20));
     assert_eq!(sshd.leftovers(), Vec::<String>::new(), "left on the target");
 }

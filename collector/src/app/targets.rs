@@ -130,12 +130,9 @@ impl App {
     /// pending by an earlier run.
     pub fn start_ssh(self: &Arc<Self>, key: Arc<SshKey>, rt: tokio::runtime::Handle) {
         let _ = self.ssh.key.set(key);
-        let _ = self
-            .ssh
-            .slots
-            .set(Arc::new(tokio::sync::Semaphore::new(
-                self.config.ssh_max_concurrent_scans,
-            )));
+        let _ = self.ssh.slots.set(Arc::new(tokio::sync::Semaphore::new(
+            self.config.ssh_max_concurrent_scans,
+        )));
         let _ = self.ssh.app.set((Arc::downgrade(self), rt));
         match self.targets() {
             Ok(targets) => {
@@ -445,8 +442,15 @@ impl App {
             return self.fail_scan(scan_id, &e.to_string());
         }
         if let Some(rec) = self.store.update_agent(agent_id, &mut |a| {
-            a.os = doc.host.os.chars().take(crate::limits::SHORT_FIELD_BYTES).collect();
-            if !doc.host.hostname.is_empty() && doc.host.hostname.len() <= crate::limits::HOSTNAME_BYTES {
+            a.os = doc
+                .host
+                .os
+                .chars()
+                .take(crate::limits::SHORT_FIELD_BYTES)
+                .collect();
+            if !doc.host.hostname.is_empty()
+                && doc.host.hostname.len() <= crate::limits::HOSTNAME_BYTES
+            {
                 a.hostname = doc.host.hostname.clone();
             }
         })? {
@@ -481,7 +485,233 @@ fn read_binary(path: &std::path::Path) -> std::result::Result<Vec<u8>, String> {
         .read_to_end(&mut out)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     if out.len() as u64 > AGENT_BINARY_BYTES {
-        return Err(format!("{} is over {AGENT_BINARY_BYTES} bytes", path.display()));
+        return Err(format!(
+            "{} is over {AGENT_BINARY_BYTES} bytes",
+            path.display()
+        ));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ca::Ca;
+    use crate::config::Config;
+    use crate::store::sled_store::SledStore;
+
+    fn app(dir: &std::path::Path) -> App {
+        let store = Arc::new(SledStore::open(&dir.join("db")).unwrap());
+        let ca = Ca::open_or_create(&dir.join("ca")).unwrap();
+        let config = Config {
+            data_dir: dir.to_path_buf(),
+            ..Config::default()
+        };
+        App::new(store, ca, config).unwrap()
+    }
+
+    fn spec(host: &str) -> TargetSpec {
+        TargetSpec {
+            host: host.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn targets_are_validated() {
+        let d = tempfile::tempdir().unwrap();
+        let app = app(d.path());
+        let fp = "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU";
+        for (s, ok) in [
+            (spec("10.0.0.7"), true),
+            (spec("web-1.example"), true),
+            (spec("fe80::1"), true),
+            (spec(""), false),
+            (spec("-oProxyCommand=x"), false),
+            (spec("a b"), false),
+            (spec(&"a".repeat(254)), false),
+            (
+                TargetSpec {
+                    port: Some(0),
+                    ..spec("h")
+                },
+                false,
+            ),
+            (
+                TargetSpec {
+                    user: Some("ubuntu".into()),
+                    ..spec("h")
+                },
+                true,
+            ),
+            (
+                TargetSpec {
+                    user: Some("-l".into()),
+                    ..spec("h")
+                },
+                false,
+            ),
+            (
+                TargetSpec {
+                    user: Some("a;b".into()),
+                    ..spec("h")
+                },
+                false,
+            ),
+            (
+                TargetSpec {
+                    host_key: Some(fp.into()),
+                    ..spec("h")
+                },
+                true,
+            ),
+            (
+                TargetSpec {
+                    host_key: Some("SHA256:short".into()),
+                    ..spec("h")
+                },
+                false,
+            ),
+            (
+                TargetSpec {
+                    project: Some("web/prod".into()),
+                    ..spec("h")
+                },
+                true,
+            ),
+            (
+                TargetSpec {
+                    project: Some("a b".into()),
+                    ..spec("h")
+                },
+                false,
+            ),
+            (
+                TargetSpec {
+                    instance_id: Some("i-0abc".into()),
+                    ..spec("h")
+                },
+                true,
+            ),
+        ] {
+            assert_eq!(app.register_target(&s, "ann").is_ok(), ok, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn a_target_is_registered_scanned_as_ssh_changed_and_removed_with_audit() {
+        let d = tempfile::tempdir().unwrap();
+        let app = app(d.path());
+        let (t, scan) = app
+            .register_target(
+                &TargetSpec {
+                    project: Some("web".into()),
+                    instance_id: Some("i-0abc".into()),
+                    ..spec("10.0.0.7")
+                },
+                "ann",
+            )
+            .unwrap();
+        // Scan-on-provision is on by default; without a runner the scan waits.
+        let scan = scan.expect("a provision scan");
+        assert_eq!(
+            (scan.trigger.as_str(), scan.status),
+            ("ssh", ScanStatus::Pending)
+        );
+        assert_eq!(scan.project.as_deref(), Some("web"));
+        let ssh = t.ssh.clone().unwrap();
+        assert_eq!((ssh.port, ssh.user, ssh.host_key), (22, None, None));
+        // The gate finds it by instance ID, like an agent.
+        assert_eq!(app.handover("i-0abc").unwrap().agent_id, t.id);
+        // A second request while one is pending is the same scan.
+        let again = app.create_scan(&t.id, "manual", "ann").unwrap().unwrap();
+        assert_eq!(again.id, scan.id);
+        let fp = "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU";
+        let changed = app
+            .update_target(
+                &t.id,
+                &TargetSpec {
+                    port: Some(2222),
+                    user: Some("scan".into()),
+                    host_key: Some(fp.into()),
+                    ..spec("10.0.0.8")
+                },
+                "ann",
+            )
+            .unwrap();
+        let ssh = changed.ssh.unwrap();
+        assert_eq!(
+            (
+                ssh.host.as_str(),
+                ssh.port,
+                ssh.host_key.as_deref(),
+                ssh.host_key_pinned
+            ),
+            ("10.0.0.8", 2222, Some(fp), true)
+        );
+        assert_eq!(app.targets().unwrap().len(), 1);
+        app.remove_target(&t.id, "ann").unwrap();
+        assert!(app.targets().unwrap().is_empty());
+        assert!(matches!(app.target(&t.id), Err(AppError::NotFound(_))));
+        assert!(app.create_scan(&t.id, "manual", "ann").is_err());
+        // An agent is no target.
+        assert!(matches!(
+            app.update_target("ag-none", &spec("h"), "ann"),
+            Err(AppError::NotFound(_))
+        ));
+        let (log, _) = app.store.audit(0, 20).unwrap();
+        for action in ["target.register", "target.update", "target.remove"] {
+            assert!(
+                log.iter().any(|e| e.action == action && e.actor == "ann"),
+                "{action}"
+            );
+        }
+    }
+
+    #[test]
+    fn what_a_scan_brings_back_is_recorded_or_fails_the_scan_with_its_reason() {
+        let d = tempfile::tempdir().unwrap();
+        let app = app(d.path());
+        let fp = "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU";
+        let run = |out: std::result::Result<ssh::ScanOutput, ScanError>| {
+            let (t, scan) = app.register_target(&spec("h"), "ann").unwrap();
+            let scan = scan.unwrap();
+            app.scan_started(&t.id, &scan.id).unwrap();
+            app.ssh_finish(&t.id, &scan.id, out).unwrap();
+            (
+                app.target(&t.id).unwrap(),
+                app.store.scan(&scan.id).unwrap().unwrap(),
+            )
+        };
+        // Output that is no scan document: failed, but the key seen is recorded.
+        let (t, s) = run(Ok(ssh::ScanOutput {
+            document: b"sudo: unknown user".to_vec(),
+            host_key: fp.into(),
+        }));
+        assert_eq!(s.status, ScanStatus::Failed);
+        let why = s.failure_reason.unwrap();
+        assert!(why.contains("not a scan document"), "{why}");
+        assert_eq!(t.ssh.unwrap().host_key.as_deref(), Some(fp));
+        // A document of another profile.
+        let doc = serde_json::json!({
+            "benchmark": {"id": "debian-12"}, "profile": "level2-server",
+            "host": {"hostname": "h", "os": "Debian"}, "results": []
+        });
+        let (_, s) = run(Ok(ssh::ScanOutput {
+            document: doc.to_string().into_bytes(),
+            host_key: fp.into(),
+        }));
+        assert!(s.failure_reason.unwrap().contains("profile level2-server"));
+        // A mismatch: failed with the reason, and audited.
+        let (t, s) = run(Err(ScanError::HostKeyMismatch {
+            expected: fp.into(),
+            seen: "SHA256:other".into(),
+        }));
+        assert!(s.failure_reason.unwrap().starts_with("host key mismatch"));
+        assert_eq!(t.ssh.unwrap().host_key, None, "nothing recorded");
+        let (log, _) = app.store.audit(0, 50).unwrap();
+        for action in ["target.host_key_recorded", "target.host_key_mismatch"] {
+            assert!(log.iter().any(|e| e.action == action), "{action}");
+        }
+    }
 }

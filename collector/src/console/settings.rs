@@ -29,9 +29,12 @@ struct SettingsPage {
     error: Option<String>,
     modes: [&'static str; 3],
     profiles: [&'static str; 4],
+    /// The collector's SSH public key, for the targets' `authorized_keys`.
+    ssh_key: Option<String>,
 }
 
 fn page(
+    app: &App,
     u: &ConsoleUser,
     s: SettingsRecord,
     saved: Option<String>,
@@ -45,6 +48,7 @@ fn page(
         csrf: u.session.csrf.clone(),
         saved,
         error,
+        ssh_key: app.ssh_key().map(|k| k.public_openssh().to_string()),
         modes: ["audit", "warn", "block"],
         profiles: [
             "level1-server",
@@ -63,6 +67,7 @@ pub struct Saved {
 pub async fn form_page(app: &App, u: &ConsoleUser, saved: bool) -> Page {
     let s = SettingsRecord::from(&app.settings());
     Ok(view::html(&page(
+        app,
         u,
         s,
         saved.then(|| "Settings saved; connected agents have them now.".to_string()),
@@ -180,7 +185,13 @@ pub async fn save(
         shown.webhook_secret_set = app.settings().webhook_secret.is_some();
         Ok((
             StatusCode::UNPROCESSABLE_ENTITY,
-            view::html(&page(u, shown, None, Some(format!("Not saved: {why}")))),
+            view::html(&page(
+                &app,
+                u,
+                shown,
+                None,
+                Some(format!("Not saved: {why}")),
+            )),
         )
             .into_response())
     };

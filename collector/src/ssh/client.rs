@@ -128,8 +128,7 @@ async fn exec(
             }
             ChannelMsg::ExtendedData { data, .. } => {
                 let room = STDERR_BYTES.saturating_sub(out.stderr.len());
-                out.stderr
-                    .extend_from_slice(&data[..data.len().min(room)]);
+                out.stderr.extend_from_slice(&data[..data.len().min(room)]);
             }
             ChannelMsg::ExitStatus { exit_status } => out.status = Some(exit_status),
             ChannelMsg::ExitSignal { signal_name, .. } => {
@@ -279,7 +278,9 @@ async fn on_target(h: &client::Handle<HostKeyCheck>, job: &ScanJob) -> Result<Ve
     .await;
     match removed {
         Ok(e) if e.ok() => {}
-        Ok(e) => tracing::warn!(dir, status = %e.status_text(), stderr = %e.stderr_text(), "cannot remove the scan directory"),
+        Ok(e) => {
+            tracing::warn!(dir, status = %e.status_text(), stderr = %e.stderr_text(), "cannot remove the scan directory")
+        }
         Err(error) => tracing::warn!(dir, %error, "cannot remove the scan directory"),
     }
     result
@@ -342,7 +343,8 @@ async fn copy_and_check(
             user: job.user.clone(),
         });
     }
-    if e.status == Some(137) || e.status == Some(124) {
+    // `timeout` kills the agent at the limit; sudo then dies of the same signal.
+    if e.status == Some(137) || e.status == Some(124) || e.signal.as_deref() == Some("KILL") {
         return Err(ScanError::Timeout {
             step: "the agent ran",
             secs: l.check.as_secs(),

@@ -150,7 +150,10 @@ impl SshKey {
                 path: path.clone(),
                 reason: e.to_string(),
             })?;
-        let fingerprint = private.public_key().fingerprint(HashAlg::Sha256).to_string();
+        let fingerprint = private
+            .public_key()
+            .fingerprint(HashAlg::Sha256)
+            .to_string();
         Ok(SshKey {
             private: Arc::new(private),
             public,
@@ -216,7 +219,11 @@ mod tests {
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir.join(KEY_FILE)), 0o600);
         assert_eq!(mode(&dir), 0o700);
-        assert!(a.public_openssh().starts_with("ssh-ed25519 "), "{}", a.public);
+        assert!(
+            a.public_openssh().starts_with("ssh-ed25519 "),
+            "{}",
+            a.public
+        );
         assert!(valid_fingerprint(a.fingerprint()), "{}", a.fingerprint());
         let b = SshKey::open_or_create(&dir).unwrap();
         assert_eq!(a.public_openssh(), b.public_openssh());
