@@ -110,7 +110,8 @@ impl App {
                     .filter(|c| c.not_after_ms > now)
                     .map(|c| c.serial),
             );
-            if a.revoked {
+            // A removed SSH target was never issued a certificate.
+            if a.revoked && !a.cert_serial.is_empty() {
                 out.push(a.cert_serial);
             }
         }

@@ -356,7 +356,7 @@ impl App {
         Ok(Some(ssh::ScanJob {
             host: t.host,
             port: t.port,
-            user: t.user.unwrap_or(settings.ssh_user.clone()),
+            user: t.user.unwrap_or_else(|| settings.ssh_user.clone()),
             host_key: t.host_key,
             profile: s.profile.clone(),
             exempt: settings.exempt_rules.iter().cloned().collect(),
@@ -652,6 +652,8 @@ mod tests {
         assert_eq!(app.targets().unwrap().len(), 1);
         app.remove_target(&t.id, "ann").unwrap();
         assert!(app.targets().unwrap().is_empty());
+        // It had no certificate: the CRL names none for it.
+        assert!(app.revoked_serials().unwrap().is_empty());
         assert!(matches!(app.target(&t.id), Err(AppError::NotFound(_))));
         assert!(app.create_scan(&t.id, "manual", "ann").is_err());
         // An agent is no target.

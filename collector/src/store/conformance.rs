@@ -123,6 +123,26 @@ pub fn run<S: Store>(open: &dyn Fn() -> S) {
             s.agent("ag-1").unwrap().unwrap().revoked,
             "no writer undid the revocation"
         );
+        // A target scanned over SSH is an agent with its SSH part, kept whole.
+        let mut target = agent("tg-1");
+        target.ssh = Some(super::SshTarget {
+            host: "10.0.0.7".into(),
+            port: 2222,
+            user: Some("scan".into()),
+            host_key: None,
+            host_key_pinned: false,
+        });
+        s.put_agent(&target).unwrap();
+        let fp = "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU";
+        s.update_agent("tg-1", &mut |a| {
+            if let Some(t) = a.ssh.as_mut() {
+                t.host_key = Some(fp.into());
+            }
+        })
+        .unwrap();
+        target.ssh.as_mut().unwrap().host_key = Some(fp.into());
+        assert_eq!(s.agent("tg-1").unwrap(), Some(target));
+        assert_eq!(s.agent("ag-1").unwrap().unwrap().ssh, None);
 
         // Scans: newest first, filtered, paginated with a total.
         for (i, (status, project)) in [
