@@ -716,4 +716,38 @@ mod tests {
             assert!(log.iter().any(|e| e.action == action), "{action}");
         }
     }
+
+    #[test]
+    fn schedules_and_manual_requests_scan_targets_over_ssh() {
+        let d = tempfile::tempdir().unwrap();
+        let app = app(d.path());
+        let mut s = app.settings();
+        s.scan_on_provision = false;
+        s.schedule_enabled = true;
+        s.schedule_cron = "0 3 * * *".into();
+        app.update_settings(s, "admin").unwrap();
+        let (t, none) = app.register_target(&spec("h"), "ann").unwrap();
+        assert!(none.is_none(), "scan-on-provision is off");
+        let window = chrono::Duration::seconds(app.config.schedule_window_secs);
+        let due = crate::schedule::parse("0 3 * * *")
+            .unwrap()
+            .next_for_agent(&t.id, chrono::Utc::now(), window)
+            .unwrap();
+        crate::server::scheduled_scans_for_test(&app, due - chrono::Duration::seconds(1), due)
+            .unwrap();
+        let scheduled = app
+            .store
+            .latest_scan(&t.id)
+            .unwrap()
+            .expect("a scheduled scan");
+        assert_eq!(scheduled.trigger, "ssh");
+        let (log, _) = app.store.audit(0, 5).unwrap();
+        assert!(log.iter().any(|e| e.action == "scan.create"
+            && e.detail == format!("schedule scan of target {}", t.id)));
+        // Once it is over, a manual request makes the next one.
+        app.fail_scan(&scheduled.id, "test").unwrap();
+        let manual = app.create_scan(&t.id, "manual", "ann").unwrap().unwrap();
+        assert_ne!(manual.id, scheduled.id);
+        assert_eq!(manual.trigger, "ssh");
+    }
 }

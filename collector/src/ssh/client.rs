@@ -163,7 +163,12 @@ async fn step<T>(
 /// Scans one target; see the module's documentation for the steps.
 pub async fn scan(key: &SshKey, job: &ScanJob) -> Result<ScanOutput, ScanError> {
     let l = &job.limits;
-    let addr = format!("{}:{}", job.host, job.port);
+    // An IPv6 literal goes in brackets.
+    let addr = if job.host.contains(':') {
+        format!("[{}]:{}", job.host, job.port)
+    } else {
+        format!("{}:{}", job.host, job.port)
+    };
     let seen = Arc::new(Mutex::new(None));
     let handler = HostKeyCheck {
         expected: job.host_key.clone(),
