@@ -127,11 +127,11 @@ start_collector() {
         >"$data.out" 2>"$data.log" &
     COLLECTOR_PID=$!
     for _ in $(seq 1 600); do
-        grep -q '^rest listening' "$data.out" 2>/dev/null && break
+        grep -q '^ready ' "$data.out" 2>/dev/null && break
         kill -0 "$COLLECTOR_PID" 2>/dev/null || { say "collector exited; see $data.log"; exit 2; }
         sleep 0.1
     done
-    grep -q '^rest listening' "$data.out" || { say "collector did not start; see $data.log"; exit 2; }
+    grep -q '^ready ' "$data.out" || { say "collector did not start; see $data.log"; exit 2; }
     if grep -q '^admin token' "$data.out"; then
         awk '/^admin token/ {print $NF}' "$data.out" >"$data.token"
     fi
