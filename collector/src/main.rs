@@ -5,10 +5,11 @@ use clap::Parser;
 use rampart_collector::cli::{self, exit, Cli, LogFormat};
 
 /// The shipped collector is static (musl), whose allocator takes one lock for every
-/// thread: mimalloc keeps ingest and REST work from queueing on it.
+/// thread: jemalloc keeps ingest and REST work from queueing on it, and returns
+/// the memory of closed connections to the system.
 #[cfg(target_env = "musl")]
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Threads for store work (`spawn_blocking`). Each waits for a group commit while it
 /// holds one; more than this only queue, and thousands of parked threads cost
