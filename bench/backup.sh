@@ -98,11 +98,11 @@ REST=http://127.0.0.1:$r
     --grpc-listen "127.0.0.1:$g" --rest-listen "127.0.0.1:$r" >"$work.out" 2>"$work.log" &
 COLLECTOR_PID=$!
 for _ in $(seq 1 3000); do
-    grep -q '^rest listening' "$work.out" 2>/dev/null && break
+    grep -q '^ready ' "$work.out" 2>/dev/null && break
     kill -0 "$COLLECTOR_PID" 2>/dev/null || { say "collector exited; see $work.log"; exit 2; }
     sleep 0.1
 done
-grep -q '^rest listening' "$work.out" || { say "collector did not start; see $work.log"; exit 2; }
+grep -q '^ready ' "$work.out" || { say "collector did not start; see $work.log"; exit 2; }
 
 ingest() { # ingest NAME: one timed run of the simulated agents
     "$BIN/rampart-loadgen" --collector "https://127.0.0.1:$g" --rest "$REST" \

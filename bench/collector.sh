@@ -24,7 +24,11 @@
 #   BENCH_SEED_RESULTS     results stored on each agent's latest seeded scan [300]
 #   BENCH_REST_REQUESTS    requests per REST path [500]
 #   BENCH_REST_CONCURRENCY requests in flight [4]
-#   BENCH_PROFILE          cargo profile of the binaries: release or debug [release]
+#   BENCH_PROFILE          cargo profile of the binaries: release or debug [release];
+#                          x86_64-unknown-linux-musl/release (with BENCH_BUILD=0, after
+#                          `cargo build --release --target x86_64-unknown-linux-musl -p
+#                          rampart-collector -p rampart-agent -p rampart-loadgen`) measures
+#                          the static collector the packages and the image ship
 #   BENCH_BUILD            1 builds the binaries first, 0 uses what target/ holds [1]
 #   BENCH_DIR              scratch directory, emptied first [target/bench-collector]
 #   BENCH_OUT              file the figures are appended to [bench/collector-figures.md]
@@ -127,11 +131,11 @@ start_collector() {
         >"$data.out" 2>"$data.log" &
     COLLECTOR_PID=$!
     for _ in $(seq 1 600); do
-        grep -q '^rest listening' "$data.out" 2>/dev/null && break
+        grep -q '^ready ' "$data.out" 2>/dev/null && break
         kill -0 "$COLLECTOR_PID" 2>/dev/null || { say "collector exited; see $data.log"; exit 2; }
         sleep 0.1
     done
-    grep -q '^rest listening' "$data.out" || { say "collector did not start; see $data.log"; exit 2; }
+    grep -q '^ready ' "$data.out" || { say "collector did not start; see $data.log"; exit 2; }
     if grep -q '^admin token' "$data.out"; then
         awk '/^admin token/ {print $NF}' "$data.out" >"$data.token"
     fi

@@ -54,8 +54,8 @@ start() {
     "$BIN/rampart-collector" serve --data "$data" --config "$cfg" \
         --grpc-listen "127.0.0.1:$g" --rest-listen "127.0.0.1:$r" >"$data.out" 2>"$data.log" &
     pid=$!
-    for _ in $(seq 1 300); do grep -q '^rest listening' "$data.out" 2>/dev/null && break; sleep 0.1; done
-    grep -q '^rest listening' "$data.out" || { say "collector did not start; see $data.log"; exit 2; }
+    for _ in $(seq 1 300); do grep -q '^ready ' "$data.out" 2>/dev/null && break; sleep 0.1; done
+    grep -q '^ready ' "$data.out" || { say "collector did not start; see $data.log"; exit 2; }
     echo "$pid $g $r"
 }
 # load NAME GRPC REST TOKEN_FILE PID AGENTS: one load generator run, JSON to NAME.json.

@@ -30,13 +30,13 @@ bin=$PWD/target/release
 setsid "$bin/rampart-collector" serve --data "$demo/collector" --grpc-listen "$grpc" --rest-listen "$rest" \
   >"$demo/collector.out" 2>"$demo/collector.log" < /dev/null &
 echo $! >"$demo/collector.pid"
-for _ in $(seq 100); do grep -q '^rest listening' "$demo/collector.out" && break; sleep 0.1; done
-grep -q '^rest listening' "$demo/collector.out" || { echo "collector did not start; see $demo/collector.log" >&2; exit 1; }
+for _ in $(seq 100); do grep -q '^ready ' "$demo/collector.out" && break; sleep 0.1; done
+grep -q '^ready ' "$demo/collector.out" || { echo "collector did not start; see $demo/collector.log" >&2; exit 1; }
 if grep -q '^admin token' "$demo/collector.out"; then
   (umask 077; sed -n 's/^admin token (shown once): //p' "$demo/collector.out" >"$demo/admin-token")
 fi
 admin=$(cat "$demo/admin-token")
-fp=$(sed -n 's/^ca fingerprint: //p' "$demo/collector.out")
+fp=$(sed -n 's/^ready .*"ca_fingerprint":"\([^"]*\)".*/\1/p' "$demo/collector.out")
 api="http://$rest/api/v1"
 json() { sed -n "s/.*\"$1\": *\"\\{0,1\\}\\([^\",}]*\\).*/\\1/p"; }
 

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod backup;
 pub mod ca;
 pub mod catalog;
+pub mod cli;
 pub mod config;
 pub mod console;
 pub mod datadir;

@@ -59,6 +59,53 @@ pub fn http(
     )
 }
 
+/// What `rampart-collector serve` prints before it serves: the first admin's token
+/// (on the start that created it) and the ready line's fields (read as the README
+/// documents them, not through the collector's own type).
+pub struct Startup {
+    pub admin: Option<String>,
+    pub ready: Ready,
+}
+
+/// The ready line: `ready {"grpc": …, "rest": …, "rest_scheme": …, "ca_fingerprint": …, "version": …}`.
+pub struct Ready {
+    pub grpc: String,
+    pub rest: String,
+    pub rest_scheme: String,
+    pub ca_fingerprint: String,
+}
+
+impl Ready {
+    fn parse(line: &str) -> Option<Ready> {
+        let v: Value = serde_json::from_str(line.trim_end().strip_prefix("ready ")?).ok()?;
+        let field = |k: &str| v.get(k)?.as_str().map(String::from);
+        Some(Ready {
+            grpc: field("grpc")?,
+            rest: field("rest")?,
+            rest_scheme: field("rest_scheme")?,
+            ca_fingerprint: field("ca_fingerprint")?,
+        })
+    }
+}
+
+/// Reads a starting collector's standard output up to its ready line; None when it
+/// ends first (the collector exited).
+pub fn read_startup(out: &mut impl BufRead) -> Option<Startup> {
+    let mut admin = None;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if out.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        if let Some(t) = line.trim_end().strip_prefix("admin token (shown once): ") {
+            admin = Some(t.to_string());
+        } else if let Some(ready) = Ready::parse(&line) {
+            return Some(Startup { admin, ready });
+        }
+    }
+}
+
 /// A raw HTTP response: status, headers (names lower-cased), body bytes.
 pub struct RawResponse {
     pub status: u16,
@@ -289,46 +336,28 @@ impl Collector {
         admin: Option<&str>,
         reach: Option<(String, String)>,
     ) -> Collector {
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let (mut admin_tok, mut fp, mut grpc, mut rest) =
-            (admin.map(String::from), None, None, None);
-        let mut tls = false;
-        let mut line = String::new();
-        while rest.is_none() {
-            line.clear();
-            if out.read_line(&mut line).unwrap() == 0 {
+        let started = read_startup(&mut BufReader::new(child.stdout.take().unwrap()))
+            .unwrap_or_else(|| {
                 panic!(
                     "collector exited early; see {}",
                     data.with_extension("log").display()
-                );
-            }
-            let v = line
-                .trim()
-                .rsplit(' ')
-                .next()
-                .unwrap_or_default()
-                .to_string();
-            if line.starts_with("admin token") {
-                admin_tok = Some(v);
-            } else if line.starts_with("ca fingerprint") {
-                fp = Some(v);
-            } else if line.starts_with("grpc listening") {
-                grpc = Some(v);
-            } else if line.starts_with("rest listening") {
-                tls = line.starts_with("rest listening on https ");
-                rest = Some(v);
-            }
-        }
+                )
+            });
+        let tls = started.ready.rest_scheme == "https";
+        let (mut grpc, mut rest) = (started.ready.grpc, started.ready.rest);
         if let Some((g, r)) = reach {
-            (grpc, rest) = (Some(g), Some(r));
+            (grpc, rest) = (g, r);
         }
         let mut c = Collector {
             child,
             data: data.to_path_buf(),
-            grpc: grpc.expect("grpc listening"),
-            rest: rest.unwrap(),
-            admin: admin_tok.expect("admin token"),
-            fingerprint: fp.expect("fingerprint"),
+            grpc,
+            rest,
+            admin: started
+                .admin
+                .or(admin.map(String::from))
+                .expect("an admin token: printed on a first start, else given"),
+            fingerprint: started.ready.ca_fingerprint,
             rest_ca: None,
         };
         if tls {

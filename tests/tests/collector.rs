@@ -254,8 +254,56 @@ fn cli_manages_users_and_tokens_while_stopped() {
         ])
         .output()
         .unwrap();
-    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("unknown role"));
+    assert_eq!(bad.status.code(), Some(2), "unknown role is a usage error");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown role `root`"));
+    // Exit codes: 2 for what the command was given, 1 for what it found.
+    let exit = |args: &[&str]| {
+        let out = std::process::Command::new(rampart_tests::binary("rampart-collector"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = exit(&["serve", "--no-such-flag"]);
+    assert_eq!(code, Some(2), "{err}");
+    let broken = t.path().join("broken.toml");
+    fs::write(&broken, "grpc_listen = [\n").unwrap();
+    let (code, err) = exit(&[
+        "audit",
+        "verify",
+        "--data",
+        data.to_str().unwrap(),
+        "--config",
+        broken.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("broken.toml"), "the config is named: {err}");
+    let nowhere = t.path().join("nowhere");
+    let (code, err) = exit(&["audit", "verify", "--data", nowhere.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.starts_with("rampart-collector: no collector database at "),
+        "{err}"
+    );
+    let (code, err) = exit(&["audit", "verify", "--data", data.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
     let c = Collector::start(&data, Some(ports), Some(&admin));
+    // A port in use: the collector cannot start (1) and says which address.
+    let (code, err) = exit(&[
+        "serve",
+        "--data",
+        t.path().join("second").to_str().unwrap(),
+        "--grpc-listen",
+        &c.grpc,
+    ]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(&format!("cannot listen on {}", c.grpc)),
+        "{err}"
+    );
     assert_eq!(c.api("GET", "/api/v1/scans", Some(&viewer), None).0, 403);
     let root = t.path().join("root");
     fixture_root(&root, false);

@@ -3,13 +3,13 @@
 //! commands, started under `umask 000` on a fresh directory, leave the directory
 //! 0700 and nothing under it readable, writable or searchable by group or others.
 
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use rampart_tests::binary;
-use rampart_tests::cluster::{free_port, http};
+use rampart_tests::cluster::{free_port, http, read_startup};
 use serde_json::json;
 
 /// `rampart-collector args…` under `umask 000`.
@@ -64,22 +64,10 @@ fn serve_under_umask_000_keeps_its_data_private() {
     .stderr(Stdio::null())
     .spawn()
     .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut admin = String::new();
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "collector exited early"
-        );
-        if line.starts_with("admin token") {
-            admin = line.trim().rsplit(' ').next().unwrap().to_string();
-        }
-        if line.starts_with("rest listening") {
-            break;
-        }
-    }
+    let admin = read_startup(&mut BufReader::new(child.stdout.take().unwrap()))
+        .expect("collector exited early")
+        .admin
+        .expect("a first start prints the admin token");
     // Write through every path that stores something: a token, a user, settings
     // with the webhook secret (kept in clear in the store).
     let api = |method: &str, path: &str, body: serde_json::Value| {

@@ -2,12 +2,12 @@
 //! default), only with a token of `metrics_role` (admin by default) on a network
 //! listener, and as `metrics_access` says when it is set.
 
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use rampart_tests::binary;
-use rampart_tests::cluster::{free_port, http, https, pem_fingerprint, Collector};
+use rampart_tests::cluster::{free_port, http, https, pem_fingerprint, read_startup, Collector};
 use serde_json::json;
 
 /// A collector whose REST port listens on every address (over HTTPS, as required
@@ -43,29 +43,9 @@ fn on_network(dir: &Path) -> OnNetwork {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn rampart-collector");
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let (mut admin, mut fp) = (None, None);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "collector exited early"
-        );
-        let last = line
-            .trim()
-            .rsplit(' ')
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        if line.starts_with("admin token") {
-            admin = Some(last);
-        } else if line.starts_with("ca fingerprint") {
-            fp = Some(last);
-        } else if line.starts_with("rest listening") {
-            break;
-        }
-    }
+    let started = read_startup(&mut BufReader::new(child.stdout.take().unwrap()))
+        .expect("collector exited early");
+    let (admin, fp) = (started.admin, Some(started.ready.ca_fingerprint));
     let rest = format!("127.0.0.1:{port}");
     let pem = Command::new("curl")
         .args(["-sS", "--fail", "--insecure", "--max-time", "30"])
