@@ -135,6 +135,9 @@ pub struct Config {
     pub ssh_check_timeout_secs: u64,
     /// Bytes of the agent's output read at most; more fails the scan.
     pub ssh_max_output_bytes: usize,
+    /// SSH scans may reach this host (loopback addresses); off by default, like
+    /// `webhook_allow_loopback`: a provisioner must not turn the collector on itself.
+    pub ssh_allow_loopback: bool,
 }
 
 /// Who may read `/metrics` (see [`Config::metrics_access`]).
@@ -195,6 +198,7 @@ impl Default for Config {
             ssh_step_timeout_secs: 60,
             ssh_check_timeout_secs: 900,
             ssh_max_output_bytes: 64 << 20,
+            ssh_allow_loopback: false,
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod limits;
 pub mod metrics;
 pub mod migrate;
 pub mod net;
+pub mod outbound;
 pub mod policy;
 pub mod report;
 pub mod rest;

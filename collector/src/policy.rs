@@ -182,25 +182,9 @@ pub fn check_webhook_destination(url: &str, allow_loopback: bool) -> Result<(), 
         None => Ok(()),
         Some(kind) => Err(SettingsError::WebhookDestination {
             url: redact_url(url),
-            why: refusal_words(ip, kind),
+            why: crate::outbound::refusal_words(ip, kind, crate::outbound::Purpose::Webhook),
         }),
     }
-}
-
-/// Why an address may not receive webhooks, in words, with the way out when there
-/// is one.
-pub fn refusal_words(ip: IpAddr, kind: &str) -> String {
-    let hint = if kind == "loopback" {
-        " (set webhook_allow_loopback = true in the collector's config to allow a receiver on this host)"
-    } else {
-        ""
-    };
-    let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
-        "an"
-    } else {
-        "a"
-    };
-    format!("points at {ip}, {article} {kind} address, which webhooks may not reach{hint}")
 }
 
 /// What kind of address `ip` is, when webhooks may not be delivered to it: the

@@ -16,21 +16,18 @@
 //! secret configured when it is sent. Delivery is at least once: an attempt in
 //! flight when the collector dies is made again after the restart.
 //!
-//! Each attempt resolves the URL's host once, drops the addresses webhooks may not
-//! reach ([`crate::policy::ip_refusal`]: loopback unless `webhook_allow_loopback`,
-//! link-local and cloud metadata, unspecified, multicast) and connects only to an
-//! address it checked, so a name re-pointed between check and connection (DNS
-//! rebinding) cannot reach them. A host left with no address is a failed attempt
+//! Each attempt resolves the URL's host once and connects only to an address it
+//! may reach ([`crate::outbound`]; loopback only with `webhook_allow_loopback`). A host left with no address is a failed attempt
 //! that says why. The URL itself never reaches the log: it may carry a credential.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
+
+use crate::outbound::{self, Purpose};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
 use crate::app::{now_ms, App};
 use crate::metrics::WebhookOutcome;
@@ -198,8 +195,8 @@ async fn post(
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_string();
-    let addrs = resolve(&bare_host, port, allow_loopback).await?;
-    let tcp = connect(&addrs)
+    let addrs = outbound::resolve(&bare_host, port, allow_loopback, Purpose::Webhook).await?;
+    let tcp = outbound::connect(&addrs)
         .await
         .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
     let timestamp = at_ms / 1000;
@@ -234,47 +231,6 @@ async fn post(
     } else {
         send(TokioIo::new(tcp), req).await
     }
-}
-
-/// The addresses of `host` a webhook may be delivered to; an error naming the first
-/// refused address when none is left.
-async fn resolve(
-    host: &str,
-    port: u16,
-    allow_loopback: bool,
-) -> std::result::Result<Vec<SocketAddr>, String> {
-    let found: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
-        .await
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
-        .collect();
-    let (allowed, refused): (Vec<SocketAddr>, Vec<SocketAddr>) = found
-        .into_iter()
-        .partition(|a| crate::policy::ip_refusal(a.ip(), allow_loopback).is_none());
-    if !allowed.is_empty() {
-        return Ok(allowed);
-    }
-    match refused.first() {
-        Some(a) => {
-            let kind = crate::policy::ip_refusal(a.ip(), allow_loopback).unwrap_or("refused");
-            Err(format!(
-                "refused: {host} {}",
-                crate::policy::refusal_words(a.ip(), kind)
-            ))
-        }
-        None => Err(format!("cannot resolve {host}: no addresses")),
-    }
-}
-
-/// Connects to the first of `addrs` that answers.
-async fn connect(addrs: &[SocketAddr]) -> std::io::Result<TcpStream> {
-    let mut last = None;
-    for a in addrs {
-        match TcpStream::connect(a).await {
-            Ok(s) => return Ok(s),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| std::io::Error::other("no address to connect to")))
 }
 
 async fn send<I>(io: I, req: hyper::Request<Full<Bytes>>) -> std::result::Result<u16, String>

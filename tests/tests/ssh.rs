@@ -73,7 +73,7 @@ fn scans_over_ssh() {
     let dl = t.path().join("download");
     stage_agent(&dl);
     let config = format!(
-        "download_dir = \"{}\"\nssh_connect_timeout_secs = 5\nssh_step_timeout_secs = 30\nssh_check_timeout_secs = 300\n",
+        "download_dir = \"{}\"\nssh_allow_loopback = true\nssh_connect_timeout_secs = 5\nssh_step_timeout_secs = 30\nssh_check_timeout_secs = 300\n",
         dl.display()
     );
     let c = Collector::start_with(&t.path().join("collector"), None, None, Some(&config));
@@ -177,6 +177,14 @@ fn scans_over_ssh() {
     let why = failure(&final_scan(&c, &scan, 30));
     assert!(why.contains("connection refused"), "{why}");
 
+    // The cloud metadata service: never reached, whoever registers it.
+    let (_, scan) = register(&c, json!({"host": "169.254.169.254", "port": 22}));
+    let why = failure(&final_scan(&c, &scan, 30));
+    assert!(
+        why.contains("169.254.169.254, a link-local address, which SSH scans may not reach"),
+        "{why}"
+    );
+
     // A server that accepts and never speaks: the connect limit (5 s) ends it.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
@@ -214,7 +222,7 @@ fn a_hung_agent_fails_within_its_limit() {
     std::fs::write(&agent, "#!/bin/sh\nexec sleep 600\n").unwrap();
     std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).unwrap();
     let config = format!(
-        "download_dir = \"{}\"\nssh_check_timeout_secs = 2\n",
+        "download_dir = \"{}\"\nssh_allow_loopback = true\nssh_check_timeout_secs = 2\n",
         dl.display()
     );
     let c = Collector::start_with(&t.path().join("collector"), None, None, Some(&config));

@@ -366,6 +366,7 @@ impl App {
                 step: Duration::from_secs(c.ssh_step_timeout_secs),
                 check: Duration::from_secs(c.ssh_check_timeout_secs),
                 max_output: c.ssh_max_output_bytes,
+                allow_loopback: c.ssh_allow_loopback,
             },
         }))
     }

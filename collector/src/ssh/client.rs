@@ -23,6 +23,8 @@ pub struct Timeouts {
     pub step: Duration,
     pub check: Duration,
     pub max_output: usize,
+    /// The target may be on this host (`ssh_allow_loopback`).
+    pub allow_loopback: bool,
 }
 
 /// What to scan and how.
@@ -179,7 +181,18 @@ pub async fn scan(key: &SshKey, job: &ScanJob) -> Result<ScanOutput, ScanError> 
         ..Default::default()
     });
     let mut h = step(l.connect, "connecting", async {
-        let tcp = tokio::net::TcpStream::connect(&addr)
+        let addrs = crate::outbound::resolve(
+            &job.host,
+            job.port,
+            l.allow_loopback,
+            crate::outbound::Purpose::SshScan,
+        )
+        .await
+        .map_err(|reason| ScanError::Connect {
+            addr: addr.clone(),
+            reason,
+        })?;
+        let tcp = crate::outbound::connect(&addrs)
             .await
             .map_err(|e| ScanError::Connect {
                 addr: addr.clone(),
