@@ -21,6 +21,9 @@ pub const MAIN: &str = "/etc/ssh/sshd_config";
 const SSHDIR: &str = "/etc/ssh";
 /// sshd's include depth limit.
 const MAX_DEPTH: usize = 16;
+/// Files read for one configuration, all levels together. Depth alone does not bound
+/// the work: a file that includes itself twice would be read 2^16 times.
+const MAX_FILES: usize = 256;
 
 /// One configuration line that sets a keyword.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +79,8 @@ pub struct SshdConfig {
     pub refused: Vec<String>,
     /// Whether the main file exists.
     pub main_exists: bool,
+    /// Whether includes were left unread past [`MAX_FILES`] (said once in `refused`).
+    capped: bool,
 }
 
 impl SshdConfig {
@@ -175,6 +180,15 @@ fn parse_file(
                     format!("{SSHDIR}/{arg}")
                 };
                 for file in glob_in_root(facts, &pattern)? {
+                    if cfg.files.len() >= MAX_FILES {
+                        if !cfg.capped {
+                            cfg.capped = true;
+                            cfg.refused.push(format!(
+                                "{source}: more than {MAX_FILES} files included; the rest is not read"
+                            ));
+                        }
+                        break;
+                    }
                     let Some(inc) = facts.read(&file)? else {
                         continue;
                     };

@@ -11,6 +11,10 @@ use crate::facts::{FactError, Facts};
 
 pub const SUDOERS: &str = "/etc/sudoers";
 const MAX_DEPTH: usize = 32;
+/// Included files read for the whole policy, all levels together. Depth alone does not
+/// bound the work: a directory whose file includes the directory again would be read
+/// 2^32 times.
+const MAX_INCLUDES: usize = 1024;
 
 /// How a Defaults entry sets its option.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +61,8 @@ pub struct Sudoers {
     pub rules: Vec<RuleLine>,
     pub files: Vec<String>,
     pub notes: Vec<String>,
+    /// Included files read so far (bounded by [`MAX_INCLUDES`]).
+    included: usize,
 }
 
 impl Sudoers {
@@ -132,6 +138,15 @@ fn parse(
                 s.notes.push(format!("{source}: includes nested too deep"));
                 continue;
             }
+            if s.included >= MAX_INCLUDES {
+                if s.included == MAX_INCLUDES {
+                    s.notes.push(format!(
+                        "{source}: more than {MAX_INCLUDES} included files; the rest is not read"
+                    ));
+                    s.included += 1;
+                }
+                continue;
+            }
             let target = resolve_path(path, arg);
             if d.ends_with("dir") {
                 for name in facts.list_dir(&target)? {
@@ -139,7 +154,11 @@ fn parse(
                         continue;
                     }
                     let f = format!("{}/{name}", target.trim_end_matches('/'));
+                    if s.included >= MAX_INCLUDES {
+                        break;
+                    }
                     if let Some(t) = facts.read(&f).ok().flatten() {
+                        s.included += 1;
                         s.files.push(f.clone());
                         parse(facts, s, &f, &t, depth + 1)?;
                     }
@@ -147,6 +166,7 @@ fn parse(
             } else {
                 match facts.read(&target)? {
                     Some(t) => {
+                        s.included += 1;
                         s.files.push(target.clone());
                         parse(facts, s, &target, &t, depth + 1)?;
                     }
