@@ -10,7 +10,7 @@ use crate::facts::{FactError, Facts};
 /// Where service files live.
 pub const PAM_D: &str = "/etc/pam.d";
 const MAX_DEPTH: usize = 16;
-/// Included files read for one stack, all levels together. Depth alone does not bound
+/// Includes followed for one stack, all levels together. Depth alone does not bound
 /// the work: a file that includes itself twice would be read 2^16 times.
 const MAX_INCLUDES: usize = 1024;
 
@@ -77,7 +77,7 @@ pub struct Stack {
     pub notes: Vec<String>,
     /// Whether the service file itself exists.
     pub exists: bool,
-    /// Included files read so far (bounded by [`MAX_INCLUDES`]).
+    /// Includes met so far (bounded by [`MAX_INCLUDES`]).
     included: usize,
 }
 
@@ -207,10 +207,6 @@ fn include(
     via: &Option<String>,
     depth: usize,
 ) -> Result<(), FactError> {
-    if depth + 1 > MAX_DEPTH {
-        st.notes.push(format!("{source}: includes nested too deep"));
-        return Ok(());
-    }
     if st.included >= MAX_INCLUDES {
         if st.included == MAX_INCLUDES {
             st.notes.push(format!(
@@ -221,6 +217,10 @@ fn include(
         return Ok(());
     }
     st.included += 1;
+    if depth + 1 > MAX_DEPTH {
+        st.notes.push(format!("{source}: includes nested too deep"));
+        return Ok(());
+    }
     let path = service_path(name);
     match facts.read(&path)? {
         None => st.notes.push(format!(

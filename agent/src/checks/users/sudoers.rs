@@ -11,7 +11,8 @@ use crate::facts::{FactError, Facts};
 
 pub const SUDOERS: &str = "/etc/sudoers";
 const MAX_DEPTH: usize = 32;
-/// Included files read for the whole policy, all levels together. Depth alone does not
+/// Include directives and files of included directories followed for the whole
+/// policy, all levels together. Depth alone does not
 /// bound the work: a directory whose file includes the directory again would be read
 /// 2^32 times.
 const MAX_INCLUDES: usize = 1024;
@@ -61,7 +62,7 @@ pub struct Sudoers {
     pub rules: Vec<RuleLine>,
     pub files: Vec<String>,
     pub notes: Vec<String>,
-    /// Included files read so far (bounded by [`MAX_INCLUDES`]).
+    /// Includes met so far (bounded by [`MAX_INCLUDES`]).
     included: usize,
 }
 
@@ -134,10 +135,6 @@ fn parse(
             });
         if let Some(d) = directive {
             let arg = trimmed[d.len()..].trim();
-            if depth + 1 > MAX_DEPTH {
-                s.notes.push(format!("{source}: includes nested too deep"));
-                continue;
-            }
             if s.included >= MAX_INCLUDES {
                 if s.included == MAX_INCLUDES {
                     s.notes.push(format!(
@@ -145,6 +142,11 @@ fn parse(
                     ));
                     s.included += 1;
                 }
+                continue;
+            }
+            s.included += 1;
+            if depth + 1 > MAX_DEPTH {
+                s.notes.push(format!("{source}: includes nested too deep"));
                 continue;
             }
             let target = resolve_path(path, arg);
@@ -166,7 +168,6 @@ fn parse(
             } else {
                 match facts.read(&target)? {
                     Some(t) => {
-                        s.included += 1;
                         s.files.push(target.clone());
                         parse(facts, s, &target, &t, depth + 1)?;
                     }
