@@ -36,25 +36,82 @@ pub struct Target {
 
 /// Every target, in the order `scripts/fuzz.sh` runs them.
 pub const TARGETS: &[Target] = &[
-    Target { name: "sshd_config", run: sshd_config },
-    Target { name: "pam", run: pam },
-    Target { name: "sudoers", run: sudoers },
-    Target { name: "login_defs", run: login_defs },
-    Target { name: "sysctl", run: sysctl },
-    Target { name: "modprobe", run: modprobe },
-    Target { name: "mounts", run: mounts_tables },
-    Target { name: "audit_rules", run: audit_rules },
-    Target { name: "nftables", run: nftables },
-    Target { name: "iptables", run: iptables },
-    Target { name: "grub", run: grub_cfg },
-    Target { name: "aide", run: aide_conf },
-    Target { name: "journald", run: journald_conf },
-    Target { name: "rsyslog", run: rsyslog_conf },
-    Target { name: "os_release", run: os_release },
-    Target { name: "dpkg_status", run: dpkg_status },
-    Target { name: "rpm_header", run: rpm_header },
-    Target { name: "rpmdb_sqlite", run: rpmdb_sqlite },
-    Target { name: "agent_message", run: agent_message },
+    Target {
+        name: "sshd_config",
+        run: sshd_config,
+    },
+    Target {
+        name: "pam",
+        run: pam,
+    },
+    Target {
+        name: "sudoers",
+        run: sudoers,
+    },
+    Target {
+        name: "login_defs",
+        run: login_defs,
+    },
+    Target {
+        name: "sysctl",
+        run: sysctl,
+    },
+    Target {
+        name: "modprobe",
+        run: modprobe,
+    },
+    Target {
+        name: "mounts",
+        run: mounts_tables,
+    },
+    Target {
+        name: "audit_rules",
+        run: audit_rules,
+    },
+    Target {
+        name: "nftables",
+        run: nftables,
+    },
+    Target {
+        name: "iptables",
+        run: iptables,
+    },
+    Target {
+        name: "grub",
+        run: grub_cfg,
+    },
+    Target {
+        name: "aide",
+        run: aide_conf,
+    },
+    Target {
+        name: "journald",
+        run: journald_conf,
+    },
+    Target {
+        name: "rsyslog",
+        run: rsyslog_conf,
+    },
+    Target {
+        name: "os_release",
+        run: os_release,
+    },
+    Target {
+        name: "dpkg_status",
+        run: dpkg_status,
+    },
+    Target {
+        name: "rpm_header",
+        run: rpm_header,
+    },
+    Target {
+        name: "rpmdb_sqlite",
+        run: rpmdb_sqlite,
+    },
+    Target {
+        name: "agent_message",
+        run: agent_message,
+    },
 ];
 
 /// Runs the target called `name` on one input.
