@@ -5,14 +5,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # --fast: no root, no apt, no Debian root, no VM: format, lints, and the tests of the
 # crates themselves (unit tests, every rule's fixtures, the report and protocol
-# crates) — minutes after a build. The full run is the default and what CI runs.
+# crates, the replay of every fuzz corpus and regression input) — minutes after a
+# build. The full run is the default and what CI runs.
 # The agent's rpm database tests run Debian's rpm and rpmbuild (and python3's sqlite3):
 # --fast expects them installed, as the full run installs them.
 if [ "${1:-}" = "--fast" ]; then
   cargo fmt --all --check
   cargo clippy --workspace --all-targets --locked -- -D warnings
   exec cargo test --locked -p rampart-agent -p rampart-collector -p rampart-report \
-    -p rampart-proto -p rampart-loadgen
+    -p rampart-proto -p rampart-loadgen -p rampart-fuzz-harness
 fi
 need_apt=()
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)

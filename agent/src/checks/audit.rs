@@ -3,7 +3,7 @@
 //! and the filesystem-wide permission rules fed by the shared walk (world-writable
 //! and unowned files).
 
-mod aide;
+pub mod aide;
 mod conf;
 mod files;
 mod regex;

@@ -4,7 +4,7 @@
 mod apparmor;
 mod banners;
 pub mod gdm;
-mod grub;
+pub mod grub;
 pub use apparmor::*;
 pub use banners::*;
 pub use grub::*;

@@ -26,9 +26,9 @@
 //! neither nftables nor iptables is chosen (so a host with no firewall at all fails
 //! them), and not when ufw is merely preinstalled next to another chosen firewall.
 
-mod ipt;
+pub mod ipt;
 mod iptables;
-mod nft;
+pub mod nft;
 mod nftables;
 mod ufw;
 use iptables::*;

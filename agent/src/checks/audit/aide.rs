@@ -231,6 +231,9 @@ impl State {
     fn active(&self) -> bool {
         self.cond.iter().all(|(a, _)| *a)
     }
+    /// Replaces `@@{NAME}` with the variable's value. The result stops at
+    /// [`MAX_VALUE_BYTES`]: defines that each hold two copies of the previous one
+    /// double at every line.
     fn subst(&self, s: &str) -> String {
         let mut out = String::new();
         let mut rest = s;
@@ -241,6 +244,14 @@ impl State {
                     let name = &rest[i + 3..i + 3 + j];
                     out.push_str(self.vars.get(name).map(String::as_str).unwrap_or(""));
                     rest = &rest[i + 3 + j + 1..];
+                    if out.len() > MAX_VALUE_BYTES {
+                        let mut end = MAX_VALUE_BYTES;
+                        while !out.is_char_boundary(end) {
+                            end -= 1;
+                        }
+                        out.truncate(end);
+                        return out;
+                    }
                 }
                 None => {
                     out.push_str(&rest[i..]);
@@ -254,6 +265,8 @@ impl State {
 }
 
 const MAX_DEPTH: usize = 16;
+/// The longest line or variable value after `@@{NAME}` substitution.
+const MAX_VALUE_BYTES: usize = 64 * 1024;
 
 fn read_file(facts: &Facts, path: &str, level: usize, st: &mut State) -> Result<(), FactError> {
     if level > MAX_DEPTH || !st.seen.insert(path.to_string()) {

@@ -14,6 +14,12 @@ use crate::facts::{FactError, Facts};
 
 /// Include nesting deeper than this is reported, not followed.
 const MAX_DEPTH: u8 = 16;
+/// Include statements and the files they name, for one ruleset, all levels together.
+/// Depth alone does not bound the work: a file that includes itself twice would be
+/// read 2^16 times.
+const MAX_INCLUDES: usize = 1024;
+/// Words of one statement or variable after `$variable` expansion.
+const MAX_WORDS: usize = 4096;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Tok {
@@ -304,6 +310,8 @@ pub struct Ruleset {
     pub files: Vec<String>,
     /// What could not be followed (include depth, missing include files, …).
     pub notes: Vec<String>,
+    /// Includes met so far (bounded by [`MAX_INCLUDES`]).
+    includes: usize,
 }
 
 impl Ruleset {
@@ -458,18 +466,32 @@ fn tokenize_file(
             (at_start, &toks[i].tok, toks.get(i + 1).map(|t| &t.tok))
         {
             if w == "include" {
-                if depth >= MAX_DEPTH {
+                if rs.includes >= MAX_INCLUDES {
+                    if rs.includes == MAX_INCLUDES {
+                        rs.notes.push(format!(
+                            "{}: more than {MAX_INCLUDES} includes; the rest is not read",
+                            toks[i].at
+                        ));
+                        rs.includes += 1;
+                    }
+                } else if depth >= MAX_DEPTH {
+                    rs.includes += 1;
                     rs.notes.push(format!(
                         "{}: include nesting deeper than {MAX_DEPTH}, not followed",
                         toks[i].at
                     ));
                 } else {
+                    rs.includes += 1;
                     let files = include_files(facts, path, target)?;
                     if files.is_empty() && !target.contains(['*', '?', '[']) {
                         rs.notes
                             .push(format!("{}: included file {target} not found", toks[i].at));
                     }
                     for f in files {
+                        if rs.includes >= MAX_INCLUDES {
+                            break;
+                        }
+                        rs.includes += 1;
                         if let Some(t) = facts.read(&f)? {
                             tokenize_file(facts, &f, &t, depth + 1, out, rs)?;
                             out.push(Token {
@@ -686,16 +708,24 @@ impl Parser {
             .position(|t| t.family == family && t.name == name)
     }
 
-    /// Replaces `$name` words with the variable's value.
+    /// Replaces `$name` words with the variable's value, up to [`MAX_WORDS`] words:
+    /// variables defined as two copies of the previous one double at each define.
     fn expand(&self, words: Vec<String>, depth: u8) -> Vec<String> {
         let mut out = Vec::new();
+        self.expand_into(&words, depth, &mut out);
+        out
+    }
+
+    fn expand_into(&self, words: &[String], depth: u8, out: &mut Vec<String>) {
         for w in words {
+            if out.len() >= MAX_WORDS {
+                return;
+            }
             match w.strip_prefix('$').and_then(|n| self.vars.get(n)) {
-                Some(v) if depth < 8 => out.extend(self.expand(v.clone(), depth + 1)),
-                _ => out.push(w),
+                Some(v) if depth < 8 => self.expand_into(v, depth + 1, out),
+                _ => out.push(w.clone()),
             }
         }
-        out
     }
 
     fn statement(&mut self, ctx: Ctx, stmt: Vec<String>, at: &str) {

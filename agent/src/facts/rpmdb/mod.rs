@@ -143,8 +143,9 @@ fn read_files(db: &BinaryFile, wal: Option<&BinaryFile>) -> Result<RpmDb, FactEr
     Ok(RpmDb { packages, source })
 }
 
-/// Name, epoch, version, release and architecture from one header blob.
-fn package(blob: &[u8]) -> Result<RpmPackage, String> {
+/// Name, epoch, version, release and architecture from one header blob (`pub` for
+/// the fuzz harness: it is what every blob of the database goes through).
+pub fn package(blob: &[u8]) -> Result<RpmPackage, String> {
     let h = Header::parse(blob)?;
     let required = |tag: i32, what: &str| -> Result<String, String> {
         h.string(tag)?
