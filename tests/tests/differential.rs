@@ -4,7 +4,7 @@
 //! `RAMPART_DEBIAN_ROOT` is unset; CI runs a fixed seed, `scripts/differential.sh`
 //! runs longer by hand.
 
-use rampart_tests::differential::{debian_root_or_skip, modules, sshd, sysctl, Settings};
+use rampart_tests::differential::{accounts, debian_root_or_skip, modules, sshd, sysctl, Settings};
 
 #[test]
 fn sysctl_follows_systemd_sysctl() {
@@ -28,4 +28,12 @@ fn modules_follow_modprobe() {
         return;
     };
     modules::run(&root, Settings::from_env(100)).finish();
+}
+
+#[test]
+fn account_defaults_follow_the_shadow_tools() {
+    let Some(root) = debian_root_or_skip("account_defaults_follow_the_shadow_tools") else {
+        return;
+    };
+    accounts::run(&root, Settings::from_env(150)).finish();
 }
