@@ -488,3 +488,39 @@ pub fn accounts(root: &Path, benchmark: &str) -> Result<AccountsFacts, AgentErro
     }
     Ok(out)
 }
+
+/// One unit as the checks read it (`facts::units::unit`).
+#[derive(Debug, Serialize)]
+pub struct UnitFacts {
+    /// Where the unit file was found, `null` when nowhere.
+    pub path: Option<String>,
+    pub masked: bool,
+    /// What the checks call enabled: not masked and linked from a `.wants` or
+    /// `.requires` directory.
+    pub enabled: bool,
+    pub enabled_by: Vec<String>,
+    pub is_static: bool,
+    pub evidence: String,
+}
+
+/// The unit facts of `root` for `names`.
+pub fn units(root: &Path, names: &[String]) -> Result<BTreeMap<String, UnitFacts>, AgentError> {
+    let facts = facts_of(root)?;
+    let mut out = BTreeMap::new();
+    for name in names {
+        let u = crate::facts::units::unit(&facts, name);
+        let u = u.as_ref().as_ref().map_err(Clone::clone)?;
+        out.insert(
+            name.clone(),
+            UnitFacts {
+                path: u.path.clone(),
+                masked: u.masked,
+                enabled: u.enabled(),
+                enabled_by: u.enabled_by.clone(),
+                is_static: u.is_static,
+                evidence: u.describe(),
+            },
+        );
+    }
+    Ok(out)
+}
