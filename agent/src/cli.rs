@@ -64,6 +64,25 @@ pub enum FactsCommand {
         #[arg(long = "module")]
         modules: Vec<String>,
     },
+    /// Account defaults (/etc/login.defs, /etc/default/useradd) as the checks of a
+    /// benchmark read and judge them.
+    Accounts {
+        /// Root of the system to read (`/` is the live host).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// The benchmark whose checks judge them.
+        #[arg(long, default_value = "debian-12")]
+        benchmark: String,
+    },
+    /// systemd units as the checks read them: where, masked, enabled.
+    Units {
+        /// Root of the system to read (`/` is the live host).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// A unit to describe (repeatable), e.g. `cron.service`.
+        #[arg(long = "unit")]
+        units: Vec<String>,
+    },
     /// sshd's effective configuration, host keys and private key files.
     Sshd {
         /// Root of the system to read (`/` is the live host).
@@ -248,6 +267,12 @@ pub fn run(cli: Cli) -> Result<i32, AgentError> {
                     to_json(&crate::inspect::sysctl(&root, &keys)?)
                 }
                 FactsCommand::Sshd { root } => to_json(&crate::inspect::sshd(&root)?),
+                FactsCommand::Units { root, units } => {
+                    to_json(&crate::inspect::units(&root, &units)?)
+                }
+                FactsCommand::Accounts { root, benchmark } => {
+                    to_json(&crate::inspect::accounts(&root, &benchmark)?)
+                }
                 FactsCommand::Modules { root, modules } => {
                     to_json(&crate::inspect::modules(&root, &modules)?)
                 }

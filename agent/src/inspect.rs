@@ -404,3 +404,123 @@ fn by_name(
         None => String::new(),
     }))
 }
+
+/// The account-default facts of a root: per login.defs key and /etc/default/useradd
+/// key that a `users.login_defs` or `users.useradd_default` check of a benchmark
+/// judges, the setting as the check reads it and each check's verdict.
+#[derive(Debug, Serialize)]
+pub struct AccountsFacts {
+    /// Per login.defs key (`PASS_MAX_DAYS`, `ENCRYPT_METHOD`, …).
+    pub login_defs: BTreeMap<String, AccountDefault>,
+    /// Per /etc/default/useradd key (`INACTIVE`).
+    pub useradd: BTreeMap<String, AccountDefault>,
+}
+
+/// One account default as a check reads it.
+#[derive(Debug, Serialize)]
+pub struct AccountDefault {
+    /// The setting's value as read (`null`: not set).
+    pub value: Option<String>,
+    /// The number the shadow tools take from it (`null`: unset or not a number).
+    pub number: Option<i64>,
+    /// Per benchmark rule that judges it (`RULE-ID`): `pass`, `fail` or `error`.
+    pub verdicts: BTreeMap<String, String>,
+    pub evidence: Vec<String>,
+}
+
+/// The account-default facts of `root`, judged by the checks of `benchmark`.
+pub fn accounts(root: &Path, benchmark: &str) -> Result<AccountsFacts, AgentError> {
+    use crate::checks::{users, Check};
+    fn walk<'a>(c: &'a Check, out: &mut Vec<&'a users::Check>) {
+        match c {
+            Check::All(cs) | Check::Any(cs) => cs.iter().for_each(|c| walk(c, out)),
+            Check::Users(
+                u @ (users::Check::LoginDefs { .. } | users::Check::UseraddDefault { .. }),
+            ) => out.push(u),
+            _ => {}
+        }
+    }
+    let facts = facts_of(root)?;
+    let mut out = AccountsFacts {
+        login_defs: BTreeMap::new(),
+        useradd: BTreeMap::new(),
+    };
+    for b in crate::content::benchmarks()?
+        .iter()
+        .filter(|b| b.id == benchmark)
+    {
+        for r in &b.rules {
+            let mut checks = Vec::new();
+            if let Some(c) = &r.check {
+                walk(c, &mut checks);
+            }
+            for c in checks {
+                let (map, key, read) = match c {
+                    users::Check::LoginDefs { key, .. } => (
+                        &mut out.login_defs,
+                        key,
+                        users::login_defs_value(&facts, key),
+                    ),
+                    users::Check::UseraddDefault { key, .. } => {
+                        (&mut out.useradd, key, users::useradd_default(&facts, key))
+                    }
+                    _ => continue,
+                };
+                let entry = map.entry(key.clone()).or_insert_with(|| {
+                    let (value, number) = match read {
+                        Ok(d) => (d.value, d.number),
+                        Err(_) => (None, None),
+                    };
+                    AccountDefault {
+                        value,
+                        number,
+                        verdicts: BTreeMap::new(),
+                        evidence: Vec::new(),
+                    }
+                });
+                let o = c.eval(&facts);
+                entry
+                    .verdicts
+                    .insert(r.id.clone(), o.status.as_str().to_string());
+                entry.evidence.extend(o.evidence);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One unit as the checks read it (`facts::units::unit`).
+#[derive(Debug, Serialize)]
+pub struct UnitFacts {
+    /// Where the unit file was found, `null` when nowhere.
+    pub path: Option<String>,
+    pub masked: bool,
+    /// What the checks call enabled: not masked and linked from a `.wants` or
+    /// `.requires` directory.
+    pub enabled: bool,
+    pub enabled_by: Vec<String>,
+    pub is_static: bool,
+    pub evidence: String,
+}
+
+/// The unit facts of `root` for `names`.
+pub fn units(root: &Path, names: &[String]) -> Result<BTreeMap<String, UnitFacts>, AgentError> {
+    let facts = facts_of(root)?;
+    let mut out = BTreeMap::new();
+    for name in names {
+        let u = crate::facts::units::unit(&facts, name);
+        let u = u.as_ref().as_ref().map_err(Clone::clone)?;
+        out.insert(
+            name.clone(),
+            UnitFacts {
+                path: u.path.clone(),
+                masked: u.masked,
+                enabled: u.enabled(),
+                enabled_by: u.enabled_by.clone(),
+                is_static: u.is_static,
+                evidence: u.describe(),
+            },
+        );
+    }
+    Ok(out)
+}

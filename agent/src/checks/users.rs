@@ -189,14 +189,20 @@ impl Check {
                 max,
                 default,
             } => {
-                let defs = login_defs(facts);
-                let defs = defs.as_ref().as_ref().map_err(Clone::clone)?;
-                let (value, desc) = match kv::last(defs, key, false) {
-                    Some(s) => (
-                        Some(s.value.clone()),
-                        format!("{}: {} {}", s.source, s.key, s.value),
+                let read = login_defs_value(facts, key)?;
+                let numeric = min.is_some() || max.is_some();
+                let (value, desc) = match (read.value, default) {
+                    // The shadow tools use their default for a number they cannot read.
+                    (Some(v), Some(d)) if numeric && read.number.is_none() => (
+                        Some(d.clone()),
+                        format!(
+                            "{}: {} is not a number to the shadow tools, which use the default {d}",
+                            read.desc,
+                            visible(&v)
+                        ),
                     ),
-                    None => (
+                    (Some(v), _) => (Some(v), read.desc),
+                    (None, _) => (
                         default.clone(),
                         match default {
                             Some(d) => format!("{key} not set in /etc/login.defs; default {d}"),
@@ -212,28 +218,23 @@ impl Check {
                 max,
                 default,
             } => {
-                let path = "/etc/default/useradd";
-                let text = facts.read(path)?;
-                let mut found: Option<(String, String)> = None;
-                if let Some(t) = text.as_deref() {
-                    for (i, line) in t.lines().enumerate() {
-                        if let Some(v) = line
-                            .strip_prefix(key.as_str())
-                            .and_then(|r| r.strip_prefix('='))
-                        {
-                            found = Some((
-                                v.trim().trim_matches('"').to_string(),
-                                format!("{path}:{}: {}", i + 1, line.trim()),
-                            ));
-                        }
-                    }
-                }
-                let (value, desc) = match found {
-                    Some((v, d)) => (Some(v), d),
-                    None => (
+                let read = useradd_default(facts, key)?;
+                let (value, desc) = match (read.value, read.number) {
+                    (Some(_), Some(n)) => (Some(n.to_string()), read.desc),
+                    // useradd ignores a value it cannot read and keeps its default.
+                    (Some(v), None) => (
                         default.clone(),
                         format!(
-                            "{key} not set in {path}; useradd default {}",
+                            "{}: useradd cannot read {} as a number and uses its default {}",
+                            read.desc,
+                            visible(&v),
+                            default.as_deref().unwrap_or("none")
+                        ),
+                    ),
+                    (None, _) => (
+                        default.clone(),
+                        format!(
+                            "{key} not set in /etc/default/useradd; useradd default {}",
                             default.as_deref().unwrap_or("none")
                         ),
                     ),
@@ -639,11 +640,12 @@ pub fn login_defs(facts: &Facts) -> Arc<Result<Vec<Setting>, FactError>> {
 
 /// Parses login.defs as the shadow suite does: `NAME value`, lines starting with `#`
 /// are comments, the value runs to the end of the line (a `#` later on the line is
-/// part of it) with double quotes stripped.
+/// part of it) with double quotes stripped. Only C's blanks are trimmed from the end
+/// of a line (a carriage return is; a no-break space stays in the value).
 pub fn parse_login_defs(text: &str, path: &str) -> Vec<Setting> {
     let mut out = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim_end();
+    for (i, raw) in text.split('\n').enumerate() {
+        let line = raw.trim_end_matches(is_c_space);
         let name_start = line.trim_start_matches([' ', '\t']);
         if name_start.is_empty() || name_start.starts_with('#') {
             continue;
@@ -664,6 +666,120 @@ pub fn parse_login_defs(text: &str, path: &str) -> Vec<Setting> {
         });
     }
     out
+}
+
+/// An account default as the checks read it: the value set (`None`: not set), the
+/// number the shadow tools take from it, and where it was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefaultRead {
+    pub value: Option<String>,
+    pub number: Option<i64>,
+    /// `path:line: KEY value`, or `KEY not set in PATH`.
+    pub desc: String,
+}
+
+/// /etc/login.defs `key` (last occurrence wins, case-sensitive); its number as the
+/// shadow tools' `getdef_num` reads it ([`getdef_num`]).
+pub fn login_defs_value(facts: &Facts, key: &str) -> Result<DefaultRead, FactError> {
+    let defs = login_defs(facts);
+    let defs = defs.as_ref().as_ref().map_err(Clone::clone)?;
+    Ok(match kv::last(defs, key, false) {
+        Some(s) => DefaultRead {
+            value: Some(s.value.clone()),
+            number: getdef_num(&s.value),
+            desc: format!("{}: {} {}", s.source, s.key, visible(&s.value)),
+        },
+        None => DefaultRead {
+            value: None,
+            number: None,
+            desc: format!("{key} not set in /etc/login.defs"),
+        },
+    })
+}
+
+/// /etc/default/useradd `KEY=value` as useradd reads it: a line whose text before
+/// its first `=` is exactly `KEY` (no blanks), the value everything after it up to
+/// the newline (a carriage return, a trailing blank, quotes or a comment included).
+/// The last such line decides; its number is read by [`shadow_long`] and must be -1
+/// or more, otherwise useradd ignores it and keeps its default (even over an earlier
+/// line it could read).
+pub fn useradd_default(facts: &Facts, key: &str) -> Result<DefaultRead, FactError> {
+    let path = "/etc/default/useradd";
+    let text = facts.read(path)?;
+    let mut found: Option<(String, String)> = None;
+    if let Some(t) = text.as_deref() {
+        for (i, line) in t.split('\n').enumerate() {
+            if let Some((k, v)) = line.split_once('=') {
+                if k == key {
+                    found = Some((
+                        v.to_string(),
+                        format!("{path}:{}: {}", i + 1, visible(line)),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(match found {
+        Some((v, d)) => DefaultRead {
+            number: shadow_long(&v).filter(|n| *n >= -1),
+            value: Some(v),
+            desc: d,
+        },
+        None => DefaultRead {
+            value: None,
+            number: None,
+            desc: format!("{key} not set in {path}"),
+        },
+    })
+}
+
+/// A number as the shadow suite's `getlong` reads it: C's `strtol` in base 0 over the
+/// whole text — blanks before it and one sign allowed, `0x` hexadecimal, a leading
+/// `0` octal — with nothing after the digits and no overflow of a C long.
+pub fn shadow_long(text: &str) -> Option<i64> {
+    let t = text.trim_start_matches(is_c_space);
+    let (negative, t) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let (radix, digits) = match t.as_bytes() {
+        [b'0', b'x' | b'X', d, ..] if d.is_ascii_hexdigit() => (16, &t[2..]),
+        [b'0', _, ..] => (8, &t[1..]),
+        _ => (10, t),
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    // i128 holds every i64 magnitude; C's long is 64 bits on the agent's targets.
+    let magnitude = i128::from_str_radix(digits, radix).ok()?;
+    i64::try_from(if negative { -magnitude } else { magnitude }).ok()
+}
+
+/// A login.defs number as `getdef_num` reads it: [`shadow_long`] within a C int.
+/// The tools use their default for a value it refuses.
+pub fn getdef_num(text: &str) -> Option<i64> {
+    shadow_long(text).filter(|n| i32::try_from(*n).is_ok())
+}
+
+/// C's `isspace` in the C locale.
+fn is_c_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\u{b}' | '\u{c}' | '\r')
+}
+
+/// A value as evidence shows it: control characters and blanks other than a space
+/// escaped (a carriage return, a no-break space).
+fn visible(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c != ' ' && (c.is_control() || c.is_whitespace()) {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }
 
 /// UID_MIN from /etc/login.defs (default 1000).
@@ -712,11 +828,15 @@ fn judge(
         return Outcome::fail(desc.to_string());
     };
     if !allowed.is_empty() && !allowed.iter().any(|a| a == v) {
-        return Outcome::fail(format!("{desc}: {v} is not {}", allowed.join(" or ")));
+        return Outcome::fail(format!(
+            "{desc}: {} is not {}",
+            visible(v),
+            allowed.join(" or ")
+        ));
     }
     if min.is_some() || max.is_some() {
-        let Ok(n) = v.parse::<i64>() else {
-            return Outcome::fail(format!("{desc}: {v} is not a number"));
+        let Some(n) = shadow_long(v) else {
+            return Outcome::fail(format!("{desc}: {} is not a number", visible(v)));
         };
         if min.is_some_and(|lo| n < lo) || max.is_some_and(|hi| n > hi) {
             return Outcome::fail(format!("{desc}: {n} is not {}", range_text(min, max)));
@@ -915,6 +1035,45 @@ mod tests {
                 ("ENV_PATH", "PATH=/bin")
             ]
         );
+    }
+
+    #[test]
+    fn numbers_as_the_shadow_suite_reads_them() {
+        for (text, want) in [
+            ("30", Some(30)),
+            (" \t30", Some(30)),
+            ("+7", Some(7)),
+            ("-1", Some(-1)),
+            ("010", Some(8)),
+            ("0x1e", Some(30)),
+            ("0X1E", Some(30)),
+            ("0", Some(0)),
+            ("08", None),
+            ("0x", None),
+            ("30 ", None),
+            ("30\r", None),
+            ("\"30\"", None),
+            ("30 # days", None),
+            ("1e3", None),
+            ("", None),
+            ("-", None),
+            ("99999999999", Some(99_999_999_999)),
+            ("9223372036854775808", None),
+            ("-9223372036854775808", Some(i64::MIN)),
+        ] {
+            assert_eq!(shadow_long(text), want, "{text:?}");
+        }
+        assert_eq!(getdef_num("2147483647"), Some(2_147_483_647));
+        assert_eq!(getdef_num("-2147483648"), Some(-2_147_483_648));
+        assert_eq!(getdef_num("2147483648"), None);
+        assert_eq!(visible("SHA512\u{a0}\r"), "SHA512\\u{a0}\\r");
+    }
+
+    #[test]
+    fn login_defs_trims_only_c_blanks() {
+        let s = parse_login_defs("A 1\r\nB 2\u{a0}\nC 3\u{b}\n", "/l");
+        let v: Vec<&str> = s.iter().map(|x| x.value.as_str()).collect();
+        assert_eq!(v, vec!["1", "2\u{a0}", "3"]);
     }
 
     #[test]

@@ -1,16 +1,18 @@
 //! Differential testing against the real programs (issue 18): a private copy of the
 //! Debian 12 root, configurations generated from a seeded RNG, the root's own program
 //! run chrooted in a private mount namespace, and the agent's `facts` command on the
-//! same copy. Each family (`sysctl`, `sshd`, `modules`) generates and compares in its module.
+//! same copy. Each family (`sysctl`, `sshd`, `modules`, `accounts`, `units`) generates and compares in its module.
 //!
 //! Knobs (environment): `RAMPART_DIFF_SEED` (default 18), `RAMPART_DIFF_COUNT`
 //! (configurations per family; each family has its own default), and
 //! `RAMPART_DIFF_SECONDS` (a time budget per family, default 40 s): whichever of
 //! count and budget ends first ends the family's run.
 
+pub mod accounts;
 pub mod modules;
 pub mod sshd;
 pub mod sysctl;
+pub mod units;
 
 use std::fmt::Write as _;
 use std::fs;

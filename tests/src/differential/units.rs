@@ -1,0 +1,254 @@
+//! systemd units: the root's own `systemctl is-enabled` (systemd 252, chrooted in a
+//! private mount namespace, where it reads the unit files offline) judges generated
+//! unit directories; the agent (`rampart-agent facts units`) must agree on whether
+//! each unit exists, is masked, and is enabled:
+//!
+//! - `masked` and `masked-runtime` are masked;
+//! - `enabled` and `enabled-runtime` are enabled (linked from a `.wants` or
+//!   `.requires` directory as its [Install] section says);
+//! - anything else but a unit systemctl cannot find is a unit that exists and is
+//!   not enabled (`disabled`, `static`, `indirect`, `linked`, `alias`, …).
+//!
+//! The configurations: Debian's units of the rules (cron, ssh with its sshd alias,
+//! systemd-timesyncd, nftables, apparmor) and a unit of our own, copied or rewritten
+//! in /etc, /run and /usr/local/lib, masked by /dev/null links or empty files,
+//! enabled by `.wants` links in /etc, /run and /usr/lib (absolute, relative, by alias,
+//! dangling), with [Install] sections spelled in other ways.
+
+use super::{agent_facts, Rng, RootCopy, Settings, Tally};
+
+/// The units compared.
+const UNITS: &[&str] = &[
+    "cron.service",
+    "ssh.service",
+    "sshd.service",
+    "systemd-timesyncd.service",
+    "nftables.service",
+    "apparmor.service",
+    "rampart-probe.service",
+];
+
+/// Where unit files and links are generated.
+const DIRS: &[&str] = &[
+    "/etc/systemd/system",
+    "/run/systemd/system",
+    "/usr/local/lib/systemd/system",
+    "/usr/lib/systemd/system",
+];
+
+/// `.wants` and `.requires` directories, under a [`DIRS`] entry.
+const WANTS: &[&str] = &[
+    "multi-user.target.wants",
+    "multi-user.target.requires",
+    "graphical.target.wants",
+    "sysinit.target.wants",
+];
+
+/// Unit file texts (`{t}`: the target its [Install] section names).
+const TEXTS: &[&str] = &[
+    "[Unit]\nDescription=probe\n[Service]\nExecStart=/bin/true\n[Install]\nWantedBy={t}\n",
+    "[Unit]\nDescription=probe\n[Service]\nExecStart=/bin/true\n",
+    "[Service]\nExecStart=/bin/true\n\n  [Install]\nWantedBy={t}\n",
+    "[Service]\nExecStart=/bin/true\n[install]\nWantedBy={t}\n",
+    "[Service]\nExecStart=/bin/true\n# [Install]\n",
+    "[Service]\nExecStart=/bin/true\n[Install]\n",
+    "[Service]\nExecStart=/bin/true\n[Install]\nAlso=cron.service\n",
+    "[Service]\nExecStart=/bin/true\n[Install]\nRequiredBy={t}\n",
+    "",
+];
+
+/// Link targets for a unit named `{u}`.
+const TARGETS: &[&str] = &[
+    "/lib/systemd/system/{u}",
+    "/usr/lib/systemd/system/{u}",
+    "../{u}",
+    "/etc/systemd/system/{u}",
+    "/nonexistent/{u}",
+    "/dev/null",
+];
+
+/// What a path of /usr/lib held before the run.
+enum Kept {
+    File(Vec<u8>),
+    Link(String),
+    Nothing,
+}
+
+/// Builds one configuration in the copy; returns its description.
+fn generate(rng: &mut Rng, copy: &RootCopy, pristine: &[(String, Kept)]) -> String {
+    // Put back what the last configuration changed.
+    for d in ["/run/systemd/system", "/usr/local/lib/systemd/system"] {
+        copy.clear_dir(d);
+    }
+    copy.remove("/etc/systemd/system");
+    let out = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(copy.path("/.rampart-pristine-etc-units"))
+        .arg(copy.path("/etc/systemd/system"))
+        .output()
+        .expect("run cp");
+    assert!(out.status.success(), "restore /etc/systemd/system: {out:?}");
+    for (path, kept) in pristine {
+        match kept {
+            Kept::File(b) => copy.write(path, &String::from_utf8_lossy(b)),
+            Kept::Link(t) => copy.link(path, t),
+            Kept::Nothing => copy.remove(path),
+        }
+    }
+    let mut desc = String::new();
+    for _ in 0..1 + rng.below(5) {
+        let unit = *rng.pick(UNITS);
+        let dir = *rng.pick(DIRS);
+        match rng.below(8) {
+            0 | 1 => {
+                let wants = *rng.pick(WANTS);
+                let target = rng.pick(TARGETS).replace("{u}", unit);
+                let path = format!("{dir}/{wants}/{unit}");
+                copy.link(&path, &target);
+                desc += &format!("{path} -> {target}\n");
+            }
+            2 => {
+                // Remove an existing enablement link.
+                let path = format!("/etc/systemd/system/multi-user.target.wants/{unit}");
+                copy.remove(&path);
+                desc += &format!("removed {path}\n");
+            }
+            3 => {
+                let path = format!("{dir}/{unit}");
+                copy.link(&path, "/dev/null");
+                desc += &format!("{path} -> /dev/null\n");
+            }
+            4 => {
+                let path = format!("{dir}/{unit}");
+                let target = rng.pick(TARGETS).replace("{u}", unit);
+                if target.contains(dir) || target == format!("../{unit}") {
+                    continue;
+                }
+                copy.link(&path, &target);
+                desc += &format!("{path} -> {target}\n");
+            }
+            _ => {
+                let path = format!("{dir}/{unit}");
+                let target = *rng.pick(&["multi-user.target", "graphical.target", "nosuch.target"]);
+                let t = rng.pick(TEXTS).replace("{t}", target);
+                copy.write(&path, &t);
+                desc += &format!("{path}: {t:?}\n");
+            }
+        }
+    }
+    desc
+}
+
+/// `systemctl is-enabled` of each unit, one word per unit (`not-found` when
+/// systemctl cannot find it).
+fn oracle(copy: &RootCopy) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for u in UNITS {
+        // SYSTEMD_OFFLINE: /run/systemd/system exists in some configurations, and
+        // systemctl would then look for a running manager.
+        let o = copy.chroot(&["env", "SYSTEMD_OFFLINE=1", "systemctl", "is-enabled", u]);
+        let word = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        let err = String::from_utf8_lossy(&o.stderr);
+        if word.is_empty() {
+            if err.contains("No such file") || err.contains("not found") {
+                out.push("not-found".to_string());
+            } else if err.contains("Too many levels of symbolic links") {
+                // A link loop (the generator links /usr/lib to /lib, the same
+                // directory): systemctl gives no state; not compared.
+                out.push("loop".to_string());
+            } else {
+                return Err(format!("  systemctl is-enabled {u}: {o:?}"));
+            }
+        } else {
+            out.push(word);
+        }
+    }
+    Ok(out)
+}
+
+fn compare(copy: &RootCopy) -> String {
+    let truth = match oracle(copy) {
+        Ok(t) => t,
+        Err(e) => return e,
+    };
+    let args: Vec<String> = UNITS
+        .iter()
+        .flat_map(|u| ["--unit".to_string(), u.to_string()])
+        .collect();
+    let v = match agent_facts("units", &copy.root, &args) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let mut what = String::new();
+    for (u, t) in UNITS.iter().zip(&truth) {
+        if t == "loop" {
+            continue;
+        }
+        let a = &v[*u];
+        let agent = if a["path"].is_null() {
+            "not-found"
+        } else if a["masked"].as_bool() == Some(true) {
+            "masked"
+        } else if a["enabled"].as_bool() == Some(true) {
+            "enabled"
+        } else {
+            "not enabled"
+        };
+        let sys = match t.as_str() {
+            "not-found" => "not-found",
+            "masked" | "masked-runtime" => "masked",
+            "enabled" | "enabled-runtime" => "enabled",
+            _ => "not enabled",
+        };
+        if agent != sys {
+            what += &format!(
+                "  {u}: systemctl is-enabled says {t}, the agent {agent} ({})\n",
+                a["evidence"]
+            );
+        }
+    }
+    what
+}
+
+/// Runs the units family: generate, ask systemctl, compare.
+pub fn run(original: &std::path::Path, settings: Settings) -> Tally {
+    let copy = RootCopy::new(original);
+    // /etc/systemd/system as Debian left it, and the unit files a configuration may
+    // overwrite in /usr/lib.
+    let out = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(copy.path("/etc/systemd/system"))
+        .arg(copy.path("/.rampart-pristine-etc-units"))
+        .output()
+        .expect("run cp");
+    assert!(out.status.success(), "keep /etc/systemd/system: {out:?}");
+    let mut pristine = Vec::new();
+    for u in UNITS {
+        for w in std::iter::once(String::new()).chain(WANTS.iter().map(|w| format!("{w}/"))) {
+            let path = format!("/usr/lib/systemd/system/{w}{u}");
+            let p = copy.path(&path);
+            let kept = match std::fs::symlink_metadata(&p) {
+                Ok(m) if m.is_file() => Kept::File(std::fs::read(&p).expect("read a unit file")),
+                Ok(m) if m.is_symlink() => Kept::Link(
+                    std::fs::read_link(&p)
+                        .expect("read a link")
+                        .display()
+                        .to_string(),
+                ),
+                _ => Kept::Nothing,
+            };
+            pristine.push((path, kept));
+        }
+    }
+    let mut rng = Rng::new(settings.seed ^ 0x0055_4e49_5453);
+    let mut tally = Tally::new("units", settings);
+    while tally.more() {
+        let desc = generate(&mut rng, &copy, &pristine);
+        let what = compare(&copy);
+        if !what.is_empty() {
+            tally.differ(&desc, &what);
+        }
+        tally.compared += 1;
+    }
+    tally
+}
