@@ -202,8 +202,10 @@ class Converter:
         if parent is not None and parent["id"] in self.slug_of[base]:
             slug = self.slug_of[base][parent["id"]]
             rule = self.rules[slug]
+            # A check the derived benchmark restates stays its own (so do its fixtures:
+            # the base's cases may depend on the base's OS).
             variant = {k: merged[k] for k in VARIANT_FIELDS
-                       if k in merged and merged[k] != rule["fields"].get(k)}
+                       if k in merged and (merged[k] != rule["fields"].get(k) or k == "check" and k in r)}
             if variant:
                 rule["variants"][bench] = variant
             entry["comments"] = comments
