@@ -20,7 +20,9 @@ fn main() {
         writeln!(code, "const {name}: &[Source] = &[").unwrap();
         for f in &files {
             println!("cargo:rerun-if-changed={}", f.display());
-            let rel = f.strip_prefix(Path::new(&manifest).join("content")).unwrap();
+            let rel = f
+                .strip_prefix(Path::new(&manifest).join("content"))
+                .unwrap();
             writeln!(
                 code,
                 "    ({:?}, include_str!({:?})),",

@@ -196,7 +196,10 @@ pub fn benchmark(id: &str) -> Result<Option<&'static Benchmark>, ContentError> {
 }
 
 /// Parses and validates rule files and benchmark files.
-pub fn load(rule_files: &[Source], benchmark_files: &[Source]) -> Result<Vec<Benchmark>, ContentError> {
+pub fn load(
+    rule_files: &[Source],
+    benchmark_files: &[Source],
+) -> Result<Vec<Benchmark>, ContentError> {
     let syntax = |file: &str, e: toml::de::Error| ContentError::Syntax {
         file: file.to_string(),
         reason: e.to_string(),
@@ -216,10 +219,18 @@ pub fn load(rule_files: &[Source], benchmark_files: &[Source]) -> Result<Vec<Ben
                     .chars()
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
             {
-                return Err(invalid(file, &slug, "a rule slug is snake_case: a-z, 0-9 and _"));
+                return Err(invalid(
+                    file,
+                    &slug,
+                    "a rule slug is snake_case: a-z, 0-9 and _",
+                ));
             }
             if let Some((other, _)) = rules.get(&slug) {
-                return Err(invalid(file, &slug, &format!("duplicate rule slug (also in {other})")));
+                return Err(invalid(
+                    file,
+                    &slug,
+                    &format!("duplicate rule slug (also in {other})"),
+                ));
             }
             rules.insert(slug, (file, rule));
         }
@@ -258,7 +269,8 @@ pub fn load(rule_files: &[Source], benchmark_files: &[Source]) -> Result<Vec<Ben
                 .or_else(|| rule.variants.get(&head.os_id).map(|v| (&head.os_id, v)));
             let v = variant.map(|(_, v)| v);
             let text = |own: &String, pick: fn(&RawVariant) -> &Option<String>| -> String {
-                v.and_then(|v| pick(v).clone()).unwrap_or_else(|| own.clone())
+                v.and_then(|v| pick(v).clone())
+                    .unwrap_or_else(|| own.clone())
             };
             list.push(Resolved {
                 id: id.clone(),
@@ -330,7 +342,11 @@ struct Resolved {
 }
 
 impl Resolved {
-    fn validate(self, file: &str, sections: &BTreeMap<String, String>) -> Result<Rule, ContentError> {
+    fn validate(
+        self,
+        file: &str,
+        sections: &BTreeMap<String, String>,
+    ) -> Result<Rule, ContentError> {
         let invalid = |reason: &str| ContentError::Invalid {
             file: file.to_string(),
             id: self.id.clone(),
@@ -361,8 +377,8 @@ impl Resolved {
                 "profiles must give a level 1 or 2 for server and/or workstation",
             ));
         }
-        let section =
-            section_of(sections, &self.id).ok_or_else(|| invalid("no section title covers this ID"))?;
+        let section = section_of(sections, &self.id)
+            .ok_or_else(|| invalid("no section title covers this ID"))?;
         Ok(Rule {
             section,
             title: self.title.trim().to_string(),
@@ -433,7 +449,9 @@ mod tests {
     #[test]
     fn rejects_malformed_content() {
         let ok = rule("a_rule", CHECK);
-        let control = |id: &str, slug: &str| format!("{HEAD}[controls]\n'{id}'={{rule='{slug}', server=1}}\n");
+        let control = |id: &str, slug: &str| {
+            format!("{HEAD}[controls]\n'{id}'={{rule='{slug}', server=1}}\n")
+        };
         let cases: Vec<(String, String, &str)> = vec![
             (rule("a_rule", "check={kind='file.nonsense'}"), control("1.1", "a_rule"), "file.nonsense"),
             (rule("a_rule", "check={kind='bogus.thing'}"), control("1.1", "a_rule"), "unknown check family"),
@@ -476,25 +494,48 @@ mod tests {
         let rules = rule("a_rule", CHECK)
             + "[a_rule.variants.ubuntu]\ntitle='An Ubuntu title here'\ncheck={kind='file.absent', paths=['/y']}\n\
                [a_rule.variants.'u-1']\nseverity='high'\n";
-        let other = HEAD.replace("id='t'", "id='u-1'").replace("os_id='debian'", "os_id='ubuntu'");
+        let other = HEAD
+            .replace("id='t'", "id='u-1'")
+            .replace("os_id='debian'", "os_id='ubuntu'");
         let benches = load(
             &[("r.toml", leak(rules))],
             &[
-                ("t.toml", leak(format!("{HEAD}[controls]\n'1.1'={{rule='a_rule', server=1, workstation=2}}\n"))),
-                ("u.toml", leak(format!("{other}[controls]\n'1.2'={{rule='a_rule', workstation=2}}\n"))),
+                (
+                    "t.toml",
+                    leak(format!(
+                        "{HEAD}[controls]\n'1.1'={{rule='a_rule', server=1, workstation=2}}\n"
+                    )),
+                ),
+                (
+                    "u.toml",
+                    leak(format!(
+                        "{other}[controls]\n'1.2'={{rule='a_rule', workstation=2}}\n"
+                    )),
+                ),
             ],
         )
         .unwrap();
         let (t, u) = (&benches[0].rules[0], &benches[1].rules[0]);
-        assert_eq!((t.title.as_str(), t.level, t.check_variant.as_deref()), ("A title long enough", 1, None));
+        assert_eq!(
+            (t.title.as_str(), t.level, t.check_variant.as_deref()),
+            ("A title long enough", 1, None)
+        );
         assert_eq!(t.slug.as_deref(), Some("a_rule"));
         // The benchmark's own variant wins over the os-release one.
         assert_eq!(
-            (u.title.as_str(), u.level, u.severity, u.check_variant.as_deref()),
+            (
+                u.title.as_str(),
+                u.level,
+                u.severity,
+                u.check_variant.as_deref()
+            ),
             ("A title long enough", 2, Severity::High, None)
         );
         let names: Vec<&str> = t.profiles().iter().map(|p| p.name()).collect();
-        assert_eq!(names, ["level1-server", "level2-server", "level2-workstation"]);
+        assert_eq!(
+            names,
+            ["level1-server", "level2-server", "level2-workstation"]
+        );
         assert_eq!(t.section, "Setup");
     }
 
@@ -506,6 +547,9 @@ mod tests {
         );
         let b = try_load(String::new(), bench).unwrap();
         let m = &b[0].rules[0];
-        assert_eq!((m.automated, m.check.is_none(), m.slug.is_none(), m.level), (false, true, true, 1));
+        assert_eq!(
+            (m.automated, m.check.is_none(), m.slug.is_none(), m.level),
+            (false, true, true, 1)
+        );
     }
 }
