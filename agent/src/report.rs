@@ -48,6 +48,9 @@ pub struct SummaryDto {
 #[derive(Serialize)]
 pub struct RuleDto<'a> {
     pub id: &'a str,
+    /// The slug of the content rule that checks it; absent for manual ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<&'a str>,
     pub title: &'a str,
     pub section: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -67,6 +70,7 @@ impl<'a> RuleDto<'a> {
     fn of(rule: &'a Rule) -> RuleDto<'a> {
         RuleDto {
             id: &rule.id,
+            rule: rule.slug.as_deref(),
             title: &rule.title,
             section: &rule.section,
             status: None,

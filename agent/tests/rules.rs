@@ -1,7 +1,8 @@
-//! Table-driven rule tests: every fixture case in `tests/fixtures/<benchmark>/*.toml`
-//! builds a small root tree, evaluates one rule on it and compares the status (and,
-//! when given, a piece of the evidence). A second test demands that every automated
-//! rule has at least one passing and one failing fixture.
+//! Table-driven rule tests: every fixture case in `tests/fixtures/*.toml` names a rule
+//! by its slug, builds a small root tree, evaluates the rule on it for every benchmark
+//! that uses it (with that benchmark's os-release) and compares the status (and, when
+//! given, a piece of the evidence). A second test demands that every automated
+//! recommendation of every benchmark has at least one passing and one failing case.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -47,7 +48,13 @@ struct Meta {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Case {
-    rule: String,
+    /// The slug of the rule the case judges.
+    rule: Option<String>,
+    /// Or a manual recommendation's CIS ID (with `benchmarks`).
+    control: Option<String>,
+    /// Only these benchmarks. Without it the case runs for every benchmark that uses
+    /// the rule with the rule's own check (not a variant's).
+    benchmarks: Option<Vec<String>>,
     expect: String,
     /// A substring that must appear in one evidence line.
     evidence: Option<String>,
@@ -176,7 +183,6 @@ fn build(root: &Path, t: &Tree) {
 }
 
 struct Loaded {
-    benchmark: String,
     file: String,
     base: Tree,
     cases: Vec<Case>,
@@ -184,34 +190,29 @@ struct Loaded {
 
 fn fixtures() -> Vec<Loaded> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let mut out = Vec::new();
-    for bdir in fs::read_dir(&dir).unwrap().flatten() {
-        let benchmark = bdir.file_name().to_string_lossy().into_owned();
-        let mut files: Vec<_> = fs::read_dir(bdir.path())
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .collect();
-        files.sort();
-        for f in files
-            .into_iter()
-            .filter(|f| f.extension().is_some_and(|e| e == "toml"))
-        {
+    let mut files: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|f| f.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|f| {
             let text = fs::read_to_string(&f).unwrap();
             let parsed: FixtureFile =
                 toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
-            out.push(Loaded {
-                benchmark: benchmark.clone(),
+            Loaded {
                 file: f.display().to_string(),
                 base: parsed.base,
                 cases: parsed.case,
-            });
-        }
-    }
-    out
+            }
+        })
+        .collect()
 }
 
-/// One case to run: the benchmark and rule it judges, where it came from.
+/// One case to run: the benchmark and recommendation it judges, where it came from.
 struct Run<'a> {
     benchmark: String,
     rule: String,
@@ -220,36 +221,40 @@ struct Run<'a> {
     case: &'a Case,
 }
 
-/// Every case of every benchmark, plus, for a derived benchmark, the cases of its
-/// base's rules that a rule inherits together with the check.
+/// Every case, once for every benchmark recommendation it serves. A case that serves
+/// none is a mistake (a slug that no benchmark uses, a misspelt benchmark).
 fn runs(files: &[Loaded]) -> Vec<Run<'_>> {
-    let mut out: Vec<Run> = files
-        .iter()
-        .flat_map(|f| {
-            f.cases.iter().map(move |c| Run {
-                benchmark: f.benchmark.clone(),
-                rule: c.rule.clone(),
-                file: f.file.clone(),
-                base: &f.base,
-                case: c,
-            })
-        })
-        .collect();
-    for b in content::benchmarks().unwrap() {
-        let Some(base) = &b.base else { continue };
-        for r in b.rules.iter().filter(|r| r.inherits_check) {
-            let from = r.inherited_from.as_deref().unwrap_or_default();
-            for f in files.iter().filter(|f| &f.benchmark == base) {
-                for c in f.cases.iter().filter(|c| c.rule == from) {
+    let mut out = Vec::new();
+    for f in files {
+        for c in &f.cases {
+            let before = out.len();
+            for b in content::benchmarks().unwrap() {
+                let listed = c.benchmarks.as_ref().map(|l| l.contains(&b.id));
+                if listed == Some(false) {
+                    continue;
+                }
+                for r in &b.rules {
+                    let by_slug = c.rule.is_some() && c.rule == r.slug;
+                    let by_id = c.control.as_ref() == Some(&r.id);
+                    if !(by_slug || by_id) || (listed.is_none() && r.check_variant.is_some()) {
+                        continue;
+                    }
                     out.push(Run {
                         benchmark: b.id.clone(),
                         rule: r.id.clone(),
-                        file: format!("{} (inherited by {} {})", f.file, b.id, r.id),
+                        file: format!("{} ({} {})", f.file, b.id, r.id),
                         base: &f.base,
                         case: c,
                     });
                 }
             }
+            assert!(
+                out.len() > before,
+                "{}: the case for {:?} ({}) serves no benchmark",
+                f.file,
+                c.rule.as_ref().or(c.control.as_ref()),
+                c.note
+            );
         }
     }
     out

@@ -236,6 +236,7 @@ fn an_agent_cannot_rewrite_rule_metadata() {
                 severity: 4,
                 level: 1,
                 automated: true,
+                rule_slug: String::new(),
             }],
         })))
         .await;

@@ -1,9 +1,10 @@
-//! Benchmark content: declarative TOML files compiled into the binary, one
-//! directory per benchmark under `agent/content/`. Each rule maps a CIS
-//! recommendation number to a typed [`Check`], with its levels, profiles, severity
-//! and text in the project's own words. Content is validated when it is loaded.
+//! Benchmark content: declarative TOML files compiled into the binary, found under
+//! `agent/content/` by `build.rs`. Rules (`rules/*.toml`) say what to check once per
+//! concept, keyed by a stable slug; each benchmark (`benchmarks/*.toml`) maps its CIS
+//! recommendation numbers to those rules, with its own levels and profiles, and
+//! carries the text of its manual recommendations. Content is validated when loaded.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 
 use serde::Deserialize;
@@ -14,22 +15,9 @@ use crate::model::{Profile, Role, Severity};
 /// One content file: its name (for error messages) and text.
 type Source = (&'static str, &'static str);
 
-macro_rules! content {
-    ($dir:literal: $($file:literal),+ $(,)?) => {
-        &[$(($file, include_str!(concat!("../../content/", $dir, "/", $file)))),+]
-    };
-}
-
-/// Every benchmark compiled into the agent: `benchmark.toml` first, then rule files.
-/// Base benchmarks come before those that inherit from them.
-const SOURCES: &[&[Source]] = &[
-    content!("debian-12":
-        "benchmark.toml", "1.toml", "2.toml", "3.toml", "4.toml", "5.toml", "6.toml", "7.toml", "7-2.toml"),
-    content!("ubuntu-22.04":
-        "benchmark.toml", "1.toml", "2.toml", "3.toml", "4.toml", "5.toml", "6.toml", "7.toml"),
-    content!("ubuntu-24.04":
-        "benchmark.toml", "1.toml", "2.toml", "3.toml", "4.toml", "5.toml", "6.toml", "7.toml"),
-];
+// `RULE_FILES` and `BENCHMARK_FILES`, every file of content/rules and
+// content/benchmarks in name order; written by build.rs.
+include!(concat!(env!("OUT_DIR"), "/content_files.rs"));
 
 /// Why content could not be loaded. Content ships inside the binary, so this is
 /// caught by the test suite, never by an operator.
@@ -38,8 +26,8 @@ pub enum ContentError {
     /// A file is not valid TOML or does not match the content schema.
     #[error("{file}: {reason}")]
     Syntax { file: String, reason: String },
-    /// A rule breaks a content invariant (duplicate ID, missing text, …).
-    #[error("{file}: rule {id}: {reason}")]
+    /// A rule or control breaks a content invariant (duplicate, missing text, …).
+    #[error("{file}: {id}: {reason}")]
     Invalid {
         file: String,
         id: String,
@@ -47,7 +35,7 @@ pub enum ContentError {
     },
 }
 
-/// A benchmark: its identity and its rules, ordered by recommendation number.
+/// A benchmark: its identity and its recommendations, ordered by number.
 #[derive(Debug)]
 pub struct Benchmark {
     /// Our identifier, e.g. `debian-12`.
@@ -59,24 +47,26 @@ pub struct Benchmark {
     pub os_versions: Vec<String>,
     /// Section number → title.
     pub sections: BTreeMap<String, String>,
-    /// The benchmark that rules with `from` inherit from.
-    pub base: Option<String>,
     pub rules: Vec<Rule>,
 }
 
-/// One CIS recommendation.
+/// One CIS recommendation of a benchmark, with the rule that checks it resolved
+/// (the rule's text and check, or its variant for this benchmark).
 #[derive(Debug)]
 pub struct Rule {
+    /// The CIS recommendation number.
     pub id: String,
+    /// The slug of the rule that checks it; `None` for manual recommendations.
+    pub slug: Option<String>,
     pub title: String,
-    /// The title of the nearest section containing the rule.
+    /// The title of the nearest section containing the recommendation.
     pub section: String,
     pub description: String,
     pub remediation: String,
     pub severity: Severity,
     /// Why the severity differs from the catalogue's proposal, when it does.
     pub severity_reason: Option<String>,
-    /// The lowest level the rule belongs to.
+    /// The lowest level the recommendation belongs to.
     pub level: u8,
     /// Level in the server profiles (`None`: not in them).
     pub server: Option<u8>,
@@ -85,10 +75,9 @@ pub struct Rule {
     pub automated: bool,
     /// `None` for manual recommendations.
     pub check: Option<Check>,
-    /// The base benchmark's rule this one inherits from, if any.
-    pub inherited_from: Option<String>,
-    /// Whether the check itself is the base rule's (so are its fixtures).
-    pub inherits_check: bool,
+    /// The variant whose check replaces the rule's own check here, if any (its
+    /// fixtures name this benchmark).
+    pub check_variant: Option<String>,
 }
 
 impl Rule {
@@ -110,6 +99,39 @@ impl Rule {
     }
 }
 
+/// A rule of `rules/*.toml`: one concept, whatever the benchmark numbers it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    title: String,
+    description: String,
+    remediation: String,
+    severity: Severity,
+    severity_reason: Option<String>,
+    /// Why the rule matters, beyond the description (optional, not yet reported).
+    #[allow(dead_code)]
+    rationale: Option<String>,
+    /// Where the rule's facts are documented (optional, not yet reported).
+    #[allow(dead_code)]
+    #[serde(default)]
+    references: Vec<String>,
+    check: Check,
+    /// Benchmark ID or os-release ID → what differs there.
+    #[serde(default)]
+    variants: BTreeMap<String, RawVariant>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVariant {
+    title: Option<String>,
+    description: Option<String>,
+    remediation: Option<String>,
+    severity: Option<Severity>,
+    severity_reason: Option<String>,
+    check: Option<Check>,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawBenchmark {
@@ -119,66 +141,50 @@ struct RawBenchmark {
     os_id: String,
     os_versions: Vec<String>,
     sections: BTreeMap<String, String>,
-    /// The benchmark whose rules `from` refers to.
-    base: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFile {
+    /// Automated recommendations: CIS ID → rule and profile levels.
     #[serde(default)]
-    rule: Vec<RawRule>,
+    controls: BTreeMap<String, RawControl>,
+    /// Manual recommendations: CIS ID → profile levels and text.
+    #[serde(default)]
+    manual: BTreeMap<String, RawManual>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawRule {
-    id: String,
-    /// Inherit every field not given here from this rule of the base benchmark.
-    from: Option<String>,
-    title: Option<String>,
-    description: Option<String>,
-    remediation: Option<String>,
-    severity: Option<Severity>,
-    severity_reason: Option<String>,
-    level: u8,
-    profiles: RawProfiles,
-    automated: Option<bool>,
-    check: Option<Check>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawProfiles {
+struct RawControl {
+    rule: String,
     server: Option<u8>,
     workstation: Option<u8>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManual {
+    server: Option<u8>,
+    workstation: Option<u8>,
+    title: String,
+    description: String,
+    remediation: String,
+    severity: Severity,
+    severity_reason: Option<String>,
 }
 
 /// All compiled-in benchmarks, parsed and validated once.
 pub fn benchmarks() -> Result<&'static [Benchmark], ContentError> {
     static ALL: OnceLock<Result<Vec<Benchmark>, ContentError>> = OnceLock::new();
-    ALL.get_or_init(|| {
-        let mut out: Vec<Benchmark> = Vec::new();
-        for s in SOURCES {
-            let b = load(s, &out)?;
-            out.push(b);
-        }
-        Ok(out)
-    })
-    .as_deref()
-    .map_err(Clone::clone)
+    ALL.get_or_init(|| load(RULE_FILES, BENCHMARK_FILES))
+        .as_deref()
+        .map_err(Clone::clone)
 }
 
 /// Identifies the compiled-in content: a hash of every content file. Rule
 /// metadata travels to the collector once per content version.
 pub fn content_version(benchmark_id: &str) -> String {
     let mut h: u64 = 0xcbf29ce484222325;
-    for files in SOURCES {
-        for (name, text) in *files {
-            for b in name.bytes().chain(text.bytes()) {
-                h ^= b as u64;
-                h = h.wrapping_mul(0x100000001b3);
-            }
+    for (name, text) in RULE_FILES.iter().chain(BENCHMARK_FILES) {
+        for b in name.bytes().chain(text.bytes()) {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x100000001b3);
         }
     }
     format!("{benchmark_id}@{}+{h:016x}", env!("CARGO_PKG_VERSION"))
@@ -189,147 +195,207 @@ pub fn benchmark(id: &str) -> Result<Option<&'static Benchmark>, ContentError> {
     Ok(benchmarks()?.iter().find(|b| b.id == id))
 }
 
-/// Parses and validates one benchmark's files.
-pub fn load(files: &[Source], loaded: &[Benchmark]) -> Result<Benchmark, ContentError> {
+/// Parses and validates rule files and benchmark files.
+pub fn load(
+    rule_files: &[Source],
+    benchmark_files: &[Source],
+) -> Result<Vec<Benchmark>, ContentError> {
     let syntax = |file: &str, e: toml::de::Error| ContentError::Syntax {
         file: file.to_string(),
         reason: e.to_string(),
     };
-    let (head_name, head_text) = files.first().copied().unwrap_or(("benchmark.toml", ""));
-    let head: RawBenchmark = toml::from_str(head_text).map_err(|e| syntax(head_name, e))?;
-    let base = match &head.base {
-        Some(id) => {
-            Some(
-                loaded
-                    .iter()
-                    .find(|b| &b.id == id)
-                    .ok_or_else(|| ContentError::Syntax {
-                        file: head_name.to_string(),
-                        reason: format!("base benchmark `{id}` is not loaded before this one"),
-                    })?,
-            )
-        }
-        None => None,
+    let invalid = |file: &str, id: &str, reason: &str| ContentError::Invalid {
+        file: file.to_string(),
+        id: id.to_string(),
+        reason: reason.to_string(),
     };
-    let mut rules = Vec::new();
-    let mut seen = HashSet::new();
-    for (file, text) in &files[1..] {
-        let raw: RawFile = toml::from_str(text).map_err(|e| syntax(file, e))?;
-        for r in raw.rule {
-            let invalid = |reason: &str| ContentError::Invalid {
-                file: file.to_string(),
-                id: r.id.clone(),
-                reason: reason.to_string(),
-            };
-            if !r
-                .id
-                .split('.')
-                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+    // slug → (file, rule)
+    let mut rules: HashMap<String, (&str, RawRule)> = HashMap::new();
+    for (file, text) in rule_files {
+        let raw: BTreeMap<String, RawRule> = toml::from_str(text).map_err(|e| syntax(file, e))?;
+        for (slug, rule) in raw {
+            if slug.is_empty()
+                || !slug
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
             {
-                return Err(invalid("the ID is not a dotted recommendation number"));
-            }
-            if !seen.insert(r.id.clone()) {
-                return Err(invalid("duplicate rule ID"));
-            }
-            let parent = match &r.from {
-                Some(from) => {
-                    let b = base.ok_or_else(|| {
-                        invalid("`from` needs a `base` benchmark in benchmark.toml")
-                    })?;
-                    Some(b.rules.iter().find(|x| &x.id == from).ok_or_else(|| {
-                        invalid(&format!(
-                            "`from` names {from}, which is not a rule of {}",
-                            b.id
-                        ))
-                    })?)
-                }
-                None => None,
-            };
-            let pick = |own: &Option<String>, inherited: Option<&String>| -> String {
-                own.clone()
-                    .or_else(|| inherited.cloned())
-                    .unwrap_or_default()
-            };
-            let title = pick(&r.title, parent.map(|p| &p.title));
-            let description = pick(&r.description, parent.map(|p| &p.description));
-            let remediation = pick(&r.remediation, parent.map(|p| &p.remediation));
-            let severity = r
-                .severity
-                .or(parent.map(|p| p.severity))
-                .ok_or_else(|| invalid("the severity is missing"))?;
-            let automated = r
-                .automated
-                .or(parent.map(|p| p.automated))
-                .ok_or_else(|| invalid("`automated` is missing"))?;
-            let check = match (&r.check, r.automated) {
-                (Some(c), _) => Some(c.clone()),
-                // A rule made manual here does not inherit the base's check.
-                (None, Some(false)) => None,
-                (None, _) => parent.and_then(|p| p.check.clone()),
-            };
-            let severity_reason = r
-                .severity_reason
-                .clone()
-                .or_else(|| parent.and_then(|p| p.severity_reason.clone()));
-            for (what, text) in [
-                ("title", &title),
-                ("description", &description),
-                ("remediation", &remediation),
-            ] {
-                if text.trim().len() < 10 {
-                    return Err(invalid(&format!("the {what} is missing or too short")));
-                }
-            }
-            match (automated, check.is_some()) {
-                (true, false) => return Err(invalid("an automated rule needs a check")),
-                (false, true) => return Err(invalid("a manual rule must not have a check")),
-                _ => {}
-            }
-            let levels: Vec<u8> = [r.profiles.server, r.profiles.workstation]
-                .into_iter()
-                .flatten()
-                .collect();
-            if levels.is_empty() || levels.iter().any(|l| !(1..=2).contains(l)) {
                 return Err(invalid(
-                    "profiles must give a level 1 or 2 for server and/or workstation",
+                    file,
+                    &slug,
+                    "a rule slug is snake_case: a-z, 0-9 and _",
                 ));
             }
-            if levels.iter().min() != Some(&r.level) {
+            if let Some((other, _)) = rules.get(&slug) {
                 return Err(invalid(
-                    "`level` must be the lowest level among its profiles",
+                    file,
+                    &slug,
+                    &format!("duplicate rule slug (also in {other})"),
                 ));
             }
-            let section = section_of(&head.sections, &r.id)
-                .ok_or_else(|| invalid("no section title covers this ID"))?;
-            rules.push(Rule {
-                section,
-                title: title.trim().to_string(),
-                description: description.trim().to_string(),
-                remediation: remediation.trim().to_string(),
-                severity,
-                severity_reason,
-                level: r.level,
-                server: r.profiles.server,
-                workstation: r.profiles.workstation,
-                automated,
-                check,
-                inherited_from: r.from.clone(),
-                inherits_check: parent.is_some() && r.check.is_none() && automated,
-                id: r.id,
-            });
+            rules.insert(slug, (file, rule));
         }
     }
-    rules.sort_by_key(|a| id_key(&a.id));
-    Ok(Benchmark {
-        id: head.id,
-        title: head.title,
-        version: head.version,
-        os_id: head.os_id,
-        os_versions: head.os_versions,
-        sections: head.sections,
-        base: head.base,
-        rules,
-    })
+    let mut heads = Vec::new();
+    for (file, text) in benchmark_files {
+        let head: RawBenchmark = toml::from_str(text).map_err(|e| syntax(file, e))?;
+        heads.push((*file, head));
+    }
+    // A variant is chosen by benchmark ID or, failing that, by os-release ID.
+    for (slug, (file, rule)) in &rules {
+        for key in rule.variants.keys() {
+            if !heads.iter().any(|(_, h)| &h.id == key || &h.os_id == key) {
+                return Err(invalid(
+                    file,
+                    slug,
+                    &format!("variant `{key}` names no benchmark and no os-release ID"),
+                ));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (file, head) in heads {
+        let mut list = Vec::new();
+        for (id, c) in &head.controls {
+            if head.manual.contains_key(id) {
+                return Err(invalid(file, id, "both automated and manual"));
+            }
+            let (_, rule) = rules
+                .get(&c.rule)
+                .ok_or_else(|| invalid(file, id, &format!("no rule `{}`", c.rule)))?;
+            let variant = rule
+                .variants
+                .get(&head.id)
+                .map(|v| (&head.id, v))
+                .or_else(|| rule.variants.get(&head.os_id).map(|v| (&head.os_id, v)));
+            let v = variant.map(|(_, v)| v);
+            let text = |own: &String, pick: fn(&RawVariant) -> &Option<String>| -> String {
+                v.and_then(|v| pick(v).clone())
+                    .unwrap_or_else(|| own.clone())
+            };
+            list.push(Resolved {
+                id: id.clone(),
+                slug: Some(c.rule.clone()),
+                title: text(&rule.title, |v| &v.title),
+                description: text(&rule.description, |v| &v.description),
+                remediation: text(&rule.remediation, |v| &v.remediation),
+                severity: v.and_then(|v| v.severity).unwrap_or(rule.severity),
+                severity_reason: v
+                    .and_then(|v| v.severity_reason.clone())
+                    .or_else(|| rule.severity_reason.clone()),
+                server: c.server,
+                workstation: c.workstation,
+                check: Some(
+                    v.and_then(|v| v.check.clone())
+                        .unwrap_or_else(|| rule.check.clone()),
+                ),
+                check_variant: variant
+                    .filter(|(_, v)| v.check.is_some())
+                    .map(|(k, _)| k.clone()),
+            });
+        }
+        for (id, m) in &head.manual {
+            list.push(Resolved {
+                id: id.clone(),
+                slug: None,
+                title: m.title.clone(),
+                description: m.description.clone(),
+                remediation: m.remediation.clone(),
+                severity: m.severity,
+                severity_reason: m.severity_reason.clone(),
+                server: m.server,
+                workstation: m.workstation,
+                check: None,
+                check_variant: None,
+            });
+        }
+        let mut benchmark_rules = Vec::new();
+        for r in list {
+            benchmark_rules.push(r.validate(file, &head.sections)?);
+        }
+        benchmark_rules.sort_by_key(|a| id_key(&a.id));
+        out.push(Benchmark {
+            id: head.id,
+            title: head.title,
+            version: head.version,
+            os_id: head.os_id,
+            os_versions: head.os_versions,
+            sections: head.sections,
+            rules: benchmark_rules,
+        });
+    }
+    Ok(out)
+}
+
+/// A recommendation with its rule and variant merged, before validation.
+struct Resolved {
+    id: String,
+    slug: Option<String>,
+    title: String,
+    description: String,
+    remediation: String,
+    severity: Severity,
+    severity_reason: Option<String>,
+    server: Option<u8>,
+    workstation: Option<u8>,
+    check: Option<Check>,
+    check_variant: Option<String>,
+}
+
+impl Resolved {
+    fn validate(
+        self,
+        file: &str,
+        sections: &BTreeMap<String, String>,
+    ) -> Result<Rule, ContentError> {
+        let invalid = |reason: &str| ContentError::Invalid {
+            file: file.to_string(),
+            id: self.id.clone(),
+            reason: reason.to_string(),
+        };
+        if !self
+            .id
+            .split('.')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+        {
+            return Err(invalid("the ID is not a dotted recommendation number"));
+        }
+        for (what, text) in [
+            ("title", &self.title),
+            ("description", &self.description),
+            ("remediation", &self.remediation),
+        ] {
+            if text.trim().len() < 10 {
+                return Err(invalid(&format!("the {what} is missing or too short")));
+            }
+        }
+        let levels: Vec<u8> = [self.server, self.workstation]
+            .into_iter()
+            .flatten()
+            .collect();
+        if levels.is_empty() || levels.iter().any(|l| !(1..=2).contains(l)) {
+            return Err(invalid(
+                "profiles must give a level 1 or 2 for server and/or workstation",
+            ));
+        }
+        let section = section_of(sections, &self.id)
+            .ok_or_else(|| invalid("no section title covers this ID"))?;
+        Ok(Rule {
+            section,
+            title: self.title.trim().to_string(),
+            description: self.description.trim().to_string(),
+            remediation: self.remediation.trim().to_string(),
+            severity: self.severity,
+            severity_reason: self.severity_reason,
+            level: levels.iter().copied().min().unwrap_or(1),
+            server: self.server,
+            workstation: self.workstation,
+            automated: self.check.is_some(),
+            check: self.check,
+            check_variant: self.check_variant,
+            slug: self.slug,
+            id: self.id,
+        })
+    }
 }
 
 /// The numeric sort key of a dotted ID: `1.10` after `1.9`.
@@ -354,20 +420,24 @@ fn section_of(sections: &BTreeMap<String, String>, id: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    const HEAD: Source = (
-        "benchmark.toml",
-        "id='t'\ntitle='T'\nversion='1'\nos_id='debian'\nos_versions=['12']\n[sections]\n'1'='Setup'\n",
-    );
+    const HEAD: &str =
+        "id='t'\ntitle='T'\nversion='1'\nos_id='debian'\nos_versions=['12']\n[sections]\n'1'='Setup'\n";
 
-    fn rule(id: &str, extra: &str) -> String {
+    fn rule(slug: &str, extra: &str) -> String {
         format!(
-            "[[rule]]\nid='{id}'\ntitle='A title long enough'\ndescription='A description long enough'\n\
-             remediation='A remediation long enough'\nseverity='low'\nlevel=1\nprofiles={{server=1}}\n{extra}\n"
+            "[{slug}]\ntitle='A title long enough'\ndescription='A description long enough'\n\
+             remediation='A remediation long enough'\nseverity='low'\n{extra}\n"
         )
     }
 
+    const CHECK: &str = "check={kind='file.absent', paths=['/x']}";
+
     fn leak(s: String) -> &'static str {
         Box::leak(s.into_boxed_str())
+    }
+
+    fn try_load(rules: String, bench: String) -> Result<Vec<Benchmark>, ContentError> {
+        load(&[("r.toml", leak(rules))], &[("b.toml", leak(bench))])
     }
 
     #[test]
@@ -378,101 +448,108 @@ mod tests {
 
     #[test]
     fn rejects_malformed_content() {
-        let check = "automated=true\ncheck={kind='file.absent', paths=['/x']}";
-        let cases: Vec<(String, &str)> = vec![
+        let ok = rule("a_rule", CHECK);
+        let control = |id: &str, slug: &str| {
+            format!("{HEAD}[controls]\n'{id}'={{rule='{slug}', server=1}}\n")
+        };
+        let cases: Vec<(String, String, &str)> = vec![
+            (rule("a_rule", "check={kind='file.nonsense'}"), control("1.1", "a_rule"), "file.nonsense"),
+            (rule("a_rule", "check={kind='bogus.thing'}"), control("1.1", "a_rule"), "unknown check family"),
+            (rule("a_rule", ""), control("1.1", "a_rule"), "missing field `check`"),
+            (rule("A-Rule", CHECK), control("1.1", "a_rule"), "snake_case"),
+            (ok.replace("A title long enough", ""), control("1.1", "a_rule"), "title is missing"),
+            (ok.clone(), control("1.1", "other"), "no rule `other`"),
+            (ok.clone(), control("x.1", "a_rule"), "dotted recommendation number"),
+            (ok.clone(), control("2.1", "a_rule"), "no section title"),
+            (ok.clone(), control("1.1", "a_rule").replace("server=1", "server=3"), "profiles must give"),
             (
-                rule("1.1", check) + &rule("1.1", check),
-                "duplicate rule ID",
+                ok.clone() + "[a_rule.variants.nowhere]\nseverity='high'\n",
+                control("1.1", "a_rule"),
+                "names no benchmark",
             ),
             (
-                rule("1.2", "automated=true\ncheck={kind='file.nonsense'}"),
-                "file.nonsense",
-            ),
-            (
-                rule("1.3", "automated=true\ncheck={kind='bogus.thing'}"),
-                "unknown check family",
-            ),
-            (rule("1.4", "automated=true"), "needs a check"),
-            (
-                rule(
-                    "1.5",
-                    "automated=false\ncheck={kind='file.absent', paths=['/x']}",
-                ),
-                "must not have a check",
-            ),
-            (
-                rule("1.6", check).replace("A title long enough", ""),
-                "title is missing",
-            ),
-            (rule("x.1", check), "dotted recommendation number"),
-            (rule("2.1", check), "no section title"),
-            (
-                rule("1.7", check).replace("server=1", ""),
-                "profiles must give",
+                ok.clone(),
+                control("1.1", "a_rule")
+                    + "[manual.'1.1']\nserver=1\ntitle='A title long enough'\ndescription='A description long enough'\nremediation='A remediation long enough'\nseverity='low'\n",
+                "both automated and manual",
             ),
         ];
-        for (text, want) in cases {
-            let err = load(&[HEAD, ("r.toml", leak(text.clone()))], &[])
-                .expect_err(&text)
+        for (rules, bench, want) in cases {
+            let err = try_load(rules.clone(), bench.clone())
+                .expect_err(&format!("{rules}\n{bench}"))
                 .to_string();
             assert!(err.contains(want), "expected {want:?} in {err:?}");
         }
+        let dup = load(
+            &[("a.toml", leak(ok.clone())), ("b.toml", leak(ok.clone()))],
+            &[("b.toml", leak(control("1.1", "a_rule")))],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(dup.contains("duplicate rule slug"), "{dup}");
     }
 
     #[test]
-    fn derived_benchmarks_inherit_and_override() {
-        let base = load(
+    fn benchmarks_choose_variants_and_levels_are_derived() {
+        let rules = rule("a_rule", CHECK)
+            + "[a_rule.variants.ubuntu]\ntitle='An Ubuntu title here'\ncheck={kind='file.absent', paths=['/y']}\n\
+               [a_rule.variants.'u-1']\nseverity='high'\n";
+        let other = HEAD
+            .replace("id='t'", "id='u-1'")
+            .replace("os_id='debian'", "os_id='ubuntu'");
+        let benches = load(
+            &[("r.toml", leak(rules))],
             &[
-                HEAD,
                 (
-                    "r.toml",
-                    leak(rule(
-                        "1.1",
-                        "automated=true\ncheck={kind='file.absent', paths=['/x']}",
+                    "t.toml",
+                    leak(format!(
+                        "{HEAD}[controls]\n'1.1'={{rule='a_rule', server=1, workstation=2}}\n"
+                    )),
+                ),
+                (
+                    "u.toml",
+                    leak(format!(
+                        "{other}[controls]\n'1.2'={{rule='a_rule', workstation=2}}\n"
                     )),
                 ),
             ],
-            &[],
         )
         .unwrap();
-        let head = (
-            "benchmark.toml",
-            "id='u'\ntitle='U'\nversion='1'\nos_id='ubuntu'\nos_versions=['24.04']\nbase='t'\n[sections]\n'1'='Setup'\n'2'='Other'\n",
-        );
-        let rules = "[[rule]]\nid='2.1'\nfrom='1.1'\nlevel=2\nprofiles={server=2}\n\n\
-                     [[rule]]\nid='2.2'\nfrom='1.1'\nlevel=1\nprofiles={server=1}\nautomated=false\ntitle='A different title here'\n";
-        let b = load(&[head, ("r.toml", rules)], std::slice::from_ref(&base)).unwrap();
-        let (a, m) = (&b.rules[0], &b.rules[1]);
+        let (t, u) = (&benches[0].rules[0], &benches[1].rules[0]);
         assert_eq!(
-            (a.title.as_str(), a.level, a.automated, a.check.is_some()),
-            ("A title long enough", 2, true, true)
+            (t.title.as_str(), t.level, t.check_variant.as_deref()),
+            ("A title long enough", 1, None)
         );
-        assert_eq!(a.inherited_from.as_deref(), Some("1.1"));
+        assert_eq!(t.slug.as_deref(), Some("a_rule"));
+        // The benchmark's own variant wins over the os-release one.
         assert_eq!(
-            (m.title.as_str(), m.automated, m.check.is_some()),
-            ("A different title here", false, false)
+            (
+                u.title.as_str(),
+                u.level,
+                u.severity,
+                u.check_variant.as_deref()
+            ),
+            ("A title long enough", 2, Severity::High, None)
         );
-        let bad = "[[rule]]\nid='2.3'\nfrom='9.9'\nlevel=1\nprofiles={server=1}\n";
-        let e = load(&[head, ("r.toml", bad)], std::slice::from_ref(&base))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("not a rule of t"), "{e}");
-        assert!(load(&[head, ("r.toml", bad)], &[])
-            .unwrap_err()
-            .to_string()
-            .contains("base benchmark"));
-    }
-
-    #[test]
-    fn profiles_include_lower_levels() {
-        let text = rule("1.1", "automated=false").replace("server=1", "server=1, workstation=2");
-        let b = load(&[HEAD, ("r.toml", leak(text))], &[]).unwrap();
-        let r = &b.rules[0];
-        let names: Vec<&str> = r.profiles().iter().map(|p| p.name()).collect();
+        let names: Vec<&str> = t.profiles().iter().map(|p| p.name()).collect();
         assert_eq!(
             names,
             ["level1-server", "level2-server", "level2-workstation"]
         );
-        assert_eq!(r.section, "Setup");
+        assert_eq!(t.section, "Setup");
+    }
+
+    #[test]
+    fn manual_controls_carry_their_text() {
+        let bench = format!(
+            "{HEAD}[manual.'1.3']\nworkstation=1\ntitle='A title long enough'\n\
+             description='A description long enough'\nremediation='A remediation long enough'\nseverity='low'\n"
+        );
+        let b = try_load(String::new(), bench).unwrap();
+        let m = &b[0].rules[0];
+        assert_eq!(
+            (m.automated, m.check.is_none(), m.slug.is_none(), m.level),
+            (false, true, true, 1)
+        );
     }
 }

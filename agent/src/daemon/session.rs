@@ -400,6 +400,7 @@ fn catalog(b: &content::Benchmark, version: &str) -> RuleCatalog {
                 severity: wire_severity(r.severity) as i32,
                 level: r.level as u32,
                 automated: r.automated,
+                rule_slug: r.slug.clone().unwrap_or_default(),
             })
             .collect(),
     }
