@@ -18,7 +18,7 @@ pub struct UnitState {
     pub name: String,
     /// Where the unit file was found (highest precedence), if anywhere.
     pub path: Option<String>,
-    /// Linked to /dev/null in /etc or /run.
+    /// The unit file systemd loads is /dev/null (through links) or empty.
     pub masked: bool,
     /// Linked from a `.wants`/`.requires` directory (the paths found).
     pub enabled_by: Vec<String>,
@@ -69,6 +69,33 @@ pub fn unit(facts: &Facts, name: &str) -> std::sync::Arc<Result<UnitState, FactE
     facts.memo(&format!("unit:{name}"), || load(facts, name))
 }
 
+/// Whether the unit file at `path` masks the unit: a link that ends at /dev/null
+/// (read from the links' text when the root has no /dev/null), or an empty file.
+fn masks(facts: &Facts, path: &str) -> Result<bool, FactError> {
+    if let Ok(Some(m)) = facts.stat(path) {
+        return Ok(m.path == "/dev/null" || (m.kind == FileKind::File && m.size == 0));
+    }
+    let mut cur = path.to_string();
+    for _ in 0..40 {
+        match facts.lstat(&cur)? {
+            Some(m) if m.kind == FileKind::Symlink => {
+                let target = facts.read_link(&cur)?.unwrap_or_default();
+                if target == "/dev/null" {
+                    return Ok(true);
+                }
+                cur = if target.starts_with('/') {
+                    target
+                } else {
+                    let parent = cur.rsplit_once('/').map_or("", |(d, _)| d);
+                    format!("{parent}/{target}")
+                };
+            }
+            _ => return Ok(false),
+        }
+    }
+    Ok(false)
+}
+
 fn load(facts: &Facts, name: &str) -> Result<UnitState, FactError> {
     let mut st = UnitState {
         name: name.to_string(),
@@ -78,24 +105,21 @@ fn load(facts: &Facts, name: &str) -> Result<UnitState, FactError> {
         is_static: false,
         active: None,
     };
+    // systemd loads the first entry it finds, in order of precedence: a mask (a link
+    // to /dev/null, directly or through other links, or an empty file) counts only
+    // when it is that entry.
     for dir in UNIT_DIRS {
         let p = format!("{dir}/{name}");
-        if let Some(m) = facts.lstat(&p)? {
-            if m.kind == FileKind::Symlink {
-                let target = facts.read_link(&p)?.unwrap_or_default();
-                if target == "/dev/null" {
-                    st.masked = true;
-                    st.path.get_or_insert(p);
-                    break;
-                }
-            }
-            if st.path.is_none() {
-                if let Some(text) = facts.read(&p).ok().flatten() {
-                    st.is_static = !text.lines().any(|l| l.trim() == "[Install]");
-                }
-                st.path = Some(p);
-            }
+        if facts.lstat(&p)?.is_none() {
+            continue;
         }
+        if masks(facts, &p)? {
+            st.masked = true;
+        } else if let Some(text) = facts.read(&p).ok().flatten() {
+            st.is_static = !text.lines().any(|l| l.trim() == "[Install]");
+        }
+        st.path = Some(p);
+        break;
     }
     for dir in [
         "/etc/systemd/system",
