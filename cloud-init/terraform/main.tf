@@ -25,6 +25,8 @@ locals {
     enrollment_token  = var.enrollment_token
     terraform_project = var.terraform_project
     labels            = join(",", [for k, v in var.labels : "${k}=${v}"])
+    ssh_user          = var.ssh_user
+    ssh_public_key    = var.ssh_public_key
   })
 }
 

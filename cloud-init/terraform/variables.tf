@@ -96,6 +96,26 @@ variable "labels" {
   }
 }
 
+variable "ssh_user" {
+  description = "The user the collector's scans over SSH log in as (its SSH User setting). Made with passwordless sudo on the VM if it does not exist."
+  type        = string
+  default     = "ubuntu"
+  validation {
+    condition     = can(regex("^[a-z_][a-z0-9_-]{0,31}$", var.ssh_user)) && var.ssh_user != "root"
+    error_message = "The ssh_user is a user name (a lower-case letter or _, then letters, digits, _ or -, at most 32), not root."
+  }
+}
+
+variable "ssh_public_key" {
+  description = "The collector's SSH public key (GET /api/v1/ssh), added to ssh_user's authorized_keys so the VM can also be scanned over SSH; \"\" for none."
+  type        = string
+  default     = ""
+  validation {
+    condition     = can(regex("^(ssh-ed25519 [A-Za-z0-9+/]{68}( [A-Za-z0-9@._-]{1,64})?)?$", var.ssh_public_key))
+    error_message = "The ssh_public_key is the collector's key as GET /api/v1/ssh gives it (ssh-ed25519, the key, a comment), or \"\"."
+  }
+}
+
 variable "collector_api" {
   description = "The collector's REST base URL, e.g. https://collector.example:8443 (http:// only on loopback)."
   type        = string

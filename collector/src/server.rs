@@ -299,6 +299,12 @@ pub async fn run(
                 if let Err(e) = app.expire_stalled() {
                     tracing::error!(error = %e, "expiring stalled scans failed");
                 }
+                // Every minute: pending scans of targets that no collector runs.
+                if fleet_metrics {
+                    if let Err(e) = app.run_orphaned_ssh_scans() {
+                        tracing::error!(error = %e, "starting orphaned scans over SSH failed");
+                    }
+                }
                 // Another collector may have held the lease until now: its last run
                 // is in the store (looking back at most SCHEDULE_CATCH_UP).
                 let since = schedule_done_to(&app)

@@ -17,6 +17,8 @@ use rampart_tests::workspace;
 
 const PROVIDERS: [&str; 6] = ["nocloud", "aws", "azure", "gcp", "vmware", "proxmox"];
 const TOKEN: &str = "rpt_enroll_0123456789abcdef";
+/// A collector's SSH public key, as `GET /api/v1/ssh` serves it.
+const SSH_KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICWBfxEX6buFc6darzC3aAtB/NqTylSsk7uSLWVkTawt rampart-collector";
 
 fn sample_vars() -> BTreeMap<&'static str, String> {
     BTreeMap::from([
@@ -31,6 +33,8 @@ fn sample_vars() -> BTreeMap<&'static str, String> {
         ("enrollment_token", TOKEN.to_string()),
         ("terraform_project", "web".to_string()),
         ("labels", "env=prod,team=a".to_string()),
+        ("ssh_user", "ubuntu".to_string()),
+        ("ssh_public_key", String::new()),
     ])
 }
 
@@ -129,7 +133,9 @@ fn bootstrap_script(rendered: &str, t: &Path) -> String {
         .collect::<Vec<_>>()
         .join("\n");
     script.push('\n');
-    script.replace("/run/rampart-bootstrap/", &format!("{}/run/", t.display()))
+    script
+        .replace("/run/rampart-bootstrap/", &format!("{}/run/", t.display()))
+        .replace("/etc/sudoers.d/", &format!("{}/sudoers.d/", t.display()))
 }
 
 fn write_exec(path: &Path, text: &str) {
@@ -170,7 +176,15 @@ impl Sandbox {
     fn new() -> Sandbox {
         let dir = tempfile::tempdir().unwrap();
         let t = dir.path();
-        for d in ["stubs", "srv", "run", "dest/var/lib/dpkg", "dest/usr/bin"] {
+        for d in [
+            "stubs",
+            "srv",
+            "run",
+            "sudoers.d",
+            "home/ubuntu",
+            "dest/var/lib/dpkg",
+            "dest/usr/bin",
+        ] {
             std::fs::create_dir_all(t.join(d)).unwrap();
         }
         std::fs::write(t.join("dest/var/lib/dpkg/status"), "").unwrap();
@@ -229,6 +243,39 @@ cp {t}/srv/"$(basename "$url")" "$out"
             &sb.path().join("stubs/systemctl"),
             &format!("#!/bin/sh\necho \"$*\" >> {t}/systemctl.log\n"),
         );
+        // Accounts for the SSH step: a passwd file of the sandbox (`ubuntu` exists),
+        // a useradd that adds to it, a visudo that keeps what it checked.
+        std::fs::write(
+            sb.path().join("passwd"),
+            format!("ubuntu:x:1000:1000::{t}/home/ubuntu:/bin/bash\n"),
+        )
+        .unwrap();
+        write_exec(
+            &sb.path().join("stubs/getent"),
+            &format!(
+                "#!/bin/sh\n[ \"$1\" = passwd ] || exit 2\ngrep \"^$2:\" {t}/passwd || exit 2\n"
+            ),
+        );
+        write_exec(
+            &sb.path().join("stubs/useradd"),
+            &format!(
+                "#!/bin/sh\necho \"$*\" >> {t}/useradd.log\nfor a; do name=$a; done\n\
+                 echo \"$name:x:1001:1001::{t}/home/$name:/bin/sh\" >> {t}/passwd\n\
+                 mkdir -p {t}/home/$name\n"
+            ),
+        );
+        write_exec(
+            &sb.path().join("stubs/visudo"),
+            &format!("#!/bin/sh\necho \"$1 $(cat \"$2\")\" >> {t}/visudo.log\n"),
+        );
+        write_exec(
+            &sb.path().join("stubs/id"),
+            "#!/bin/sh\n[ \"$1\" = -gn ] && echo \"$2\"\n",
+        );
+        write_exec(
+            &sb.path().join("stubs/chown"),
+            &format!("#!/bin/sh\necho \"$*\" >> {t}/chown.log\n"),
+        );
         sb
     }
 
@@ -247,10 +294,14 @@ cp {t}/srv/"$(basename "$url")" "$out"
     }
 
     fn run(&self, vars: &BTreeMap<&str, String>) -> std::process::Output {
+        self.run_with_token(vars, TOKEN)
+    }
+
+    fn run_with_token(&self, vars: &BTreeMap<&str, String>, token: &str) -> std::process::Output {
         let t = self.path();
         let rendered = render(&std::fs::read_to_string(template("aws")).unwrap(), vars);
         // What cloud-init's write_files would have done.
-        std::fs::write(t.join("run/token"), format!("{TOKEN}\n")).unwrap();
+        std::fs::write(t.join("run/token"), format!("{token}\n")).unwrap();
         std::fs::set_permissions(t.join("run/token"), std::fs::Permissions::from_mode(0o600))
             .unwrap();
         let script = bootstrap_script(&rendered, t);
@@ -439,6 +490,172 @@ fn bootstrap_skips_enrollment_when_already_enrolled() {
     assert!(sb.read("enroll.args").is_empty());
     assert!(!sb.path().join("run/token").exists());
     assert!(sb.read("systemctl.log").contains("start --no-block"));
+}
+
+/// The collector's SSH key reaches the SSH user's authorized_keys once: a missing user
+/// is made with passwordless sudo (checked by visudo before it is put in place), an
+/// existing one keeps its keys and its sudo rights; without a token the VM is set up
+/// for scans over SSH only and nothing is downloaded.
+#[test]
+fn bootstrap_adds_the_collectors_ssh_key() {
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    // A user the image lacks: made, with a sudo rule; the agent installed as well.
+    let sb = Sandbox::new();
+    let mut vars = pinned_vars();
+    vars.insert("ssh_user", "rampart-scan".into());
+    vars.insert("ssh_public_key", SSH_KEY.into());
+    for _ in 0..2 {
+        let out = sb.run(&vars);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(
+        sb.read("useradd.log"),
+        "--create-home --shell /bin/sh --comment Rampart scans over SSH rampart-scan\n",
+        "made once"
+    );
+    let rule = sb.path().join("sudoers.d/90-rampart-ssh");
+    assert_eq!(
+        std::fs::read_to_string(&rule).unwrap(),
+        "rampart-scan ALL=(root) NOPASSWD: ALL\n"
+    );
+    assert_eq!(mode(&rule), 0o440);
+    assert!(!sb.path().join("sudoers.d/90-rampart-ssh.tmp").exists());
+    assert!(sb
+        .read("visudo.log")
+        .starts_with("-cqf rampart-scan ALL=(root) NOPASSWD: ALL"));
+    let home = sb.path().join("home/rampart-scan");
+    let keys = home.join(".ssh/authorized_keys");
+    assert_eq!(
+        std::fs::read_to_string(&keys).unwrap(),
+        format!("{SSH_KEY}\n"),
+        "added once"
+    );
+    assert_eq!(mode(&keys), 0o600);
+    assert_eq!(mode(&home.join(".ssh")), 0o700);
+    assert!(
+        sb.read("chown.log").contains(&format!(
+            "rampart-scan:rampart-scan {}/.ssh",
+            home.display()
+        )),
+        "{}",
+        sb.read("chown.log")
+    );
+    assert!(
+        sb.read("enroll.args").contains("enroll"),
+        "the agent is enrolled too"
+    );
+
+    // An existing user: the key is added beside the others; sudo is not touched.
+    let sb = Sandbox::new();
+    let keys = sb.path().join("home/ubuntu/.ssh/authorized_keys");
+    std::fs::create_dir_all(keys.parent().unwrap()).unwrap();
+    std::fs::write(&keys, "ssh-ed25519 AAAAothers operator\n").unwrap();
+    let mut vars = pinned_vars();
+    vars.insert("ssh_public_key", SSH_KEY.into());
+    let out = sb.run(&vars);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&keys).unwrap(),
+        format!("ssh-ed25519 AAAAothers operator\n{SSH_KEY}\n")
+    );
+    assert!(sb.read("useradd.log").is_empty());
+    assert!(!sb.path().join("sudoers.d/90-rampart-ssh").exists());
+
+    // No token: SSH only. Nothing is downloaded or installed, and the other values may
+    // be empty.
+    let sb = Sandbox::new();
+    let mut vars = sample_vars();
+    for v in [
+        "download_base",
+        "collector_url",
+        "ca_fingerprint",
+        "terraform_project",
+        "labels",
+    ] {
+        vars.insert(v, String::new());
+    }
+    vars.insert("ssh_public_key", SSH_KEY.into());
+    let out = sb.run_with_token(&vars, "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(sb.read("curl.log").is_empty(), "{}", sb.read("curl.log"));
+    assert!(sb.read("dpkg.log").is_empty());
+    assert!(sb.read("systemctl.log").is_empty());
+    assert!(sb
+        .read("home/ubuntu/.ssh/authorized_keys")
+        .contains(SSH_KEY));
+    assert!(!sb.path().join("run/token").exists());
+    // ... and with no key either there is nothing to do: an error, not a silent boot.
+    vars.insert("ssh_public_key", String::new());
+    let out = sb.run_with_token(&vars, "");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("neither enrollment_token nor ssh_public_key is set"),
+        "{stderr}"
+    );
+}
+
+/// Hostile SSH values are refused by name before anything is written: a second key or
+/// options smuggled in the key, another key type, root, and user names that are not one.
+#[test]
+fn bootstrap_refuses_hostile_ssh_values() {
+    let cases: [(&str, &str, &str); 7] = [
+        (
+            "ubuntu",
+            &format!("{SSH_KEY}\nssh-ed25519 AAAAC3Nz attacker"),
+            "ssh_public_key must be one line",
+        ),
+        (
+            "ubuntu",
+            &format!("command=\"sh\",no-pty {SSH_KEY}"),
+            "ssh_public_key must be the collector's key",
+        ),
+        (
+            "ubuntu",
+            "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ collector",
+            "ssh_public_key must be the collector's key",
+        ),
+        ("root", SSH_KEY, "ssh_user must not be root"),
+        (
+            "a;touch /tmp/pwned",
+            SSH_KEY,
+            "ssh_user must be a user name",
+        ),
+        ("-o", SSH_KEY, "ssh_user must be a user name"),
+        ("ubuntu\nroot", SSH_KEY, "ssh_user must be one line"),
+    ];
+    for (user, key, why) in cases {
+        let sb = Sandbox::new();
+        let mut vars = pinned_vars();
+        vars.insert("ssh_user", user.into());
+        vars.insert("ssh_public_key", key.into());
+        let out = sb.run(&vars);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{why}: {stderr}");
+        assert!(stderr.contains(why), "{why}: {stderr}");
+        assert!(sb.read("useradd.log").is_empty(), "{why}");
+        assert!(!sb.path().join("home/ubuntu/.ssh").exists(), "{why}");
+        assert!(
+            sb.read("dpkg.log").is_empty(),
+            "{why}: stopped before installing"
+        );
+        assert!(
+            !sb.path().join("run/token").exists(),
+            "{why}: token file deleted"
+        );
+    }
 }
 
 /// The bootstrap runs above against the AWS template; the others carry the same body
@@ -846,7 +1063,8 @@ fn terraform_variables_are_validated() {
     ];
     let pin = "ab".repeat(32);
     let colons = vec!["AB"; 32].join(":");
-    let table: [(&str, usize, &[&str], &[&str]); 8] = [
+    let long_user = "a".repeat(33);
+    let table: [(&str, usize, &[&str], &[&str]); 10] = [
         (
             "download_base",
             0,
@@ -878,6 +1096,22 @@ fn terraform_variables_are_validated() {
         ("labels", 0, &["env", "team/a"], &["-x"]),
         ("labels", 1, &["prod", "a:b/c@d+e", ""], &[]),
         (
+            "ssh_user",
+            0,
+            &["ubuntu", "rampart-scan", "_svc1"],
+            &["Ubuntu", "-x", "a.b", &long_user],
+        ),
+        (
+            "ssh_public_key",
+            0,
+            &[SSH_KEY, &SSH_KEY[..80], ""],
+            &[
+                &format!("command=\"sh\" {SSH_KEY}"),
+                &format!("{SSH_KEY}\n{SSH_KEY}"),
+                "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ",
+            ],
+        ),
+        (
             "collector_api",
             0,
             &[
@@ -904,7 +1138,8 @@ fn terraform_variables_are_validated() {
         for g in good {
             assert!(matches(re, g), "{var} refuses {g:?} ({re})");
         }
-        let also_hostile = if var == "labels" && idx == 1 {
+        // Values that may be empty meet every hostile value but the empty one.
+        let also_hostile = if (var == "labels" && idx == 1) || var == "ssh_public_key" {
             &hostile[..8]
         } else {
             &hostile[..]
@@ -918,6 +1153,10 @@ fn terraform_variables_are_validated() {
         "a label cannot override the project"
     );
     assert!(!validation_regexes(&vars["install_sh_sha256"]).is_empty());
+    assert!(
+        vars["ssh_user"].contains("var.ssh_user != \"root\""),
+        "the SSH user cannot be root"
+    );
     // The template receives every value but the token base64-encoded.
     let tpl = std::fs::read_to_string(template("aws")).unwrap();
     for v in [
@@ -927,6 +1166,8 @@ fn terraform_variables_are_validated() {
         "ca_fingerprint",
         "terraform_project",
         "labels",
+        "ssh_user",
+        "ssh_public_key",
     ] {
         assert!(tpl.contains(&format!("'${{base64encode({v})}}'")), "{v}");
         assert!(!tpl.contains(&format!("${{{v}}}")), "{v} is placed raw");

@@ -424,7 +424,7 @@ impl App {
 
     /// Fails running or pending-but-started scans that made no progress within the timeout.
     /// How stale a running scan's stored progress may grow: a quarter of the timeout.
-    fn progress_written_every_ms(&self) -> i64 {
+    pub(super) fn progress_written_every_ms(&self) -> i64 {
         self.config.scan_timeout_secs as i64 * 1000 / 4
     }
 

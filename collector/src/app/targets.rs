@@ -19,6 +19,18 @@ use crate::store::{AgentRecord, ResultRecord, ScanRecord, ScanStatus, SshTarget}
 pub const AGENT_BINARY: &str = "rampart-agent";
 /// The largest agent binary copied.
 const AGENT_BINARY_BYTES: u64 = 256 << 20;
+/// How long a collector's claim on a target's scan lasts unless renewed (every 5 s
+/// while the scan runs): where collectors share a store, one runs it, and another
+/// may take over a pending scan once the claimant is gone.
+const CLAIM_MS: i64 = 30_000;
+/// A pending scan of a target older than this with nobody running it (its
+/// collector stopped or died first) is started by the lease holder.
+const ORPHAN_MS: i64 = 60_000;
+
+/// The lease that says which collector runs a target's scan.
+fn claim(agent_id: &str) -> String {
+    format!("ssh-scan/{agent_id}")
+}
 
 /// What runs scans over SSH in this process (set when the server starts).
 #[derive(Default)]
@@ -134,18 +146,34 @@ impl App {
             self.config.ssh_max_concurrent_scans,
         )));
         let _ = self.ssh.app.set((Arc::downgrade(self), rt));
-        match self.targets() {
-            Ok(targets) => {
-                for t in targets {
-                    if let Ok(Some(s)) = self.store.latest_scan(&t.id) {
-                        if s.status == ScanStatus::Pending {
-                            self.run_ssh_scan(&s);
-                        }
-                    }
+        if let Err(error) = self.run_pending_ssh_scans(i64::MAX) {
+            tracing::error!(%error, "cannot read the SSH targets");
+        }
+    }
+
+    /// Starts the targets' pending scans created at least `min_age_ms` ago: at start
+    /// every one (left by an earlier run), and on the lease holder's rounds those a
+    /// collector that stopped or died never ran. Each runs once: the collector
+    /// that claims the target runs it (see [`CLAIM_MS`]).
+    pub fn run_pending_ssh_scans(&self, min_age_ms: i64) -> Result<usize> {
+        let now = now_ms();
+        let mut n = 0;
+        for t in self.targets()? {
+            if let Some(s) = self.store.latest_scan(&t.id)? {
+                let old =
+                    s.created_at_ms <= now.saturating_sub(min_age_ms) || min_age_ms == i64::MAX;
+                if s.status == ScanStatus::Pending && old {
+                    self.run_ssh_scan(&s);
+                    n += 1;
                 }
             }
-            Err(error) => tracing::error!(%error, "cannot read the SSH targets"),
         }
+        Ok(n)
+    }
+
+    /// Pending scans of targets that nobody runs, for the lease holder's round.
+    pub fn run_orphaned_ssh_scans(&self) -> Result<usize> {
+        self.run_pending_ssh_scans(ORPHAN_MS)
     }
 
     /// The collector's SSH key pair, once the server has started.
@@ -313,16 +341,29 @@ impl App {
         };
         let scan = ssh::scan(&key, &job);
         tokio::pin!(scan);
-        // The scan is alive while it runs: stalled-scan expiry must not end it.
+        // The scan is alive while it runs: stalled-scan expiry (wherever it runs)
+        // must not end it, and the claim on the target is kept.
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         let out = loop {
             tokio::select! {
                 out = &mut scan => break out,
-                _ = tick.tick() => self.made_progress(&scan_id, &[]),
+                _ = tick.tick() => {
+                    self.made_progress(&scan_id, &[]);
+                    let (app, a, s) = (self.clone(), agent_id.clone(), scan_id.clone());
+                    let kept = tokio::task::spawn_blocking(move || app.ssh_alive(&a, &s)).await;
+                    if let Ok(Err(error)) = kept {
+                        tracing::warn!(%error, scan_id, "cannot renew the claim on a scan over SSH");
+                    }
+                }
             }
         };
         let app = self.clone();
-        let done = tokio::task::spawn_blocking(move || app.ssh_finish(&agent_id, &scan_id, out));
+        let done = tokio::task::spawn_blocking(move || {
+            let r = app.ssh_finish(&agent_id, &scan_id, out);
+            // Done: another collector may run the target's next scan at once.
+            app.unclaim(&agent_id);
+            r
+        });
         match done.await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::error!(%error, "cannot record the scan over SSH"),
@@ -330,9 +371,55 @@ impl App {
         }
     }
 
+    /// Renews this collector's claim on the target while its scan runs, and keeps the
+    /// stored progress fresh enough that no collector's stalled-scan expiry ends it.
+    fn ssh_alive(&self, agent_id: &str, scan_id: &str) -> Result<()> {
+        self.store
+            .lease(&claim(agent_id), &self.instance, now_ms(), CLAIM_MS)?;
+        let mut s = self.own_scan(agent_id, scan_id)?;
+        if s.status == ScanStatus::Running
+            && s.last_progress_ms < now_ms() - self.progress_written_every_ms()
+        {
+            s.last_progress_ms = now_ms();
+            self.store.put_scan(&s)?;
+        }
+        Ok(())
+    }
+
     /// Marks the scan running and gathers what the SSH client needs; `None` when
     /// there is nothing to run (the scan is no longer pending, or failed here).
     fn ssh_prepare(&self, agent_id: &str, scan_id: &str) -> Result<Option<ssh::ScanJob>> {
+        let s = self.own_scan(agent_id, scan_id)?;
+        if s.status != ScanStatus::Pending {
+            return Ok(None);
+        }
+        // One collector runs it, whichever claims the target first; the claim is
+        // given up at once when nothing runs after all.
+        if !self
+            .store
+            .lease(&claim(agent_id), &self.instance, now_ms(), CLAIM_MS)?
+        {
+            return Ok(None);
+        }
+        let job = self.ssh_prepare_claimed(agent_id, scan_id);
+        if !matches!(job, Ok(Some(_))) {
+            self.unclaim(agent_id);
+        }
+        job
+    }
+
+    /// Gives up this collector's claim on a target: another may run its next scan.
+    fn unclaim(&self, agent_id: &str) {
+        if let Err(error) = self
+            .store
+            .lease(&claim(agent_id), &self.instance, now_ms(), 0)
+        {
+            tracing::warn!(%error, agent_id, "cannot give up the claim on a target");
+        }
+    }
+
+    fn ssh_prepare_claimed(&self, agent_id: &str, scan_id: &str) -> Result<Option<ssh::ScanJob>> {
+        // It may have been run meanwhile by the claim's last holder.
         let s = self.own_scan(agent_id, scan_id)?;
         if s.status != ScanStatus::Pending {
             return Ok(None);
@@ -750,5 +837,48 @@ mod tests {
         let manual = app.create_scan(&t.id, "manual", "ann").unwrap().unwrap();
         assert_ne!(manual.id, scheduled.id);
         assert_eq!(manual.trigger, "ssh");
+    }
+
+    /// Where collectors share a store, the one that claims a target runs its scan;
+    /// the others leave it alone until the claim is given up or runs out.
+    #[test]
+    fn a_target_claimed_by_another_collector_is_left_to_it() {
+        let d = tempfile::tempdir().unwrap();
+        let app = app(d.path());
+        let (t, scan) = app.register_target(&spec("10.0.0.7"), "ann").unwrap();
+        let scan = scan.expect("scan on provision");
+        let status = || app.store.scan(&scan.id).unwrap().unwrap();
+        assert!(app
+            .store
+            .lease(&claim(&t.id), "another-collector", now_ms(), CLAIM_MS)
+            .unwrap());
+        assert!(app.ssh_prepare(&t.id, &scan.id).unwrap().is_none());
+        assert_eq!(status().status, ScanStatus::Pending, "left to the claimant");
+        // A pending scan nobody runs is picked up by the lease holder's round only
+        // once it is old enough.
+        assert_eq!(app.run_pending_ssh_scans(ORPHAN_MS).unwrap(), 0);
+        assert_eq!(app.run_pending_ssh_scans(0).unwrap(), 1);
+        // Given up: this collector claims it and starts it (here it fails at once:
+        // no agent binary in the download directory).
+        app.store
+            .lease(&claim(&t.id), "another-collector", now_ms(), 0)
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert!(app.ssh_prepare(&t.id, &scan.id).unwrap().is_none());
+        let s = status();
+        assert_eq!(s.status, ScanStatus::Failed, "{s:?}");
+        assert!(
+            s.failure_reason
+                .as_deref()
+                .unwrap_or_default()
+                .contains("agent binary"),
+            "{s:?}"
+        );
+        // ... and, since nothing runs, gave the claim up again.
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert!(app
+            .store
+            .lease(&claim(&t.id), "another-collector", now_ms(), CLAIM_MS)
+            .unwrap());
     }
 }

@@ -74,8 +74,9 @@ pub async fn backup_command(
         let kind = url.split(':').next().unwrap_or("external");
         return Err(BackupError::Unsupported(format!(
             "this collector's store is {kind} (PostgreSQL): back it up with pg_dump (docs/postgres.md), \
-             and copy {} beside it",
-            cfg.data_dir.join("ca").display()
+             and copy {} and {} beside it",
+            cfg.data_dir.join("ca").display(),
+            cfg.data_dir.join("ssh").display()
         )));
     }
     let db = cfg.data_dir.join("db");
@@ -111,7 +112,7 @@ pub async fn backup_command(
     let bytes = match store {
         Some(store) => {
             let out = io::BufWriter::with_capacity(1 << 20, &file);
-            let (_, bytes) = take(&store, &cfg.data_dir.join("ca"), "cli", out)?;
+            let (_, bytes) = take(&store, &cfg.data_dir, "cli", out)?;
             store.sync()?;
             bytes
         }

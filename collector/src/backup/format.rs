@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::{io_at, BackupError, Counts, Manifest, Result, CA_FILES};
+use super::{io_at, BackupError, Counts, Manifest, Result, KEY_FILES};
 use crate::store::Section;
 
 /// The first bytes of every backup.
@@ -372,8 +372,10 @@ pub(super) trait Sink {
 
 /// Whether `name` is a file a backup may hold.
 pub(super) fn valid_file_name(name: &str) -> bool {
+    if KEY_FILES.iter().any(|(k, _)| *k == name) {
+        return true;
+    }
     match name.split_once('/') {
-        Some(("ca", f)) => CA_FILES.contains(&f),
         Some(("db", rest)) => rest
             .strip_prefix("results/")
             .is_some_and(crate::store::result_log::is_day_file),

@@ -3,10 +3,11 @@
 //!
 //! A backup is one file: everything a collector needs to start again where the
 //! backup was taken — the store's records as they were at one moment (the *cut*,
-//! see `store::sled_snapshot`), the result log's files up to that moment, and the CA
-//! (`ca/ca.key`, `ca/ca.crt`, `ca/superseded-serials`). **It holds the CA's private
-//! key**: it is written mode 0600, and whoever holds it can issue certificates the
-//! fleet's agents trust. Not in it: console sessions (people sign in again), the
+//! see `store::sled_snapshot`), the result log's files up to that moment, the CA
+//! (`ca/ca.key`, `ca/ca.crt`, `ca/superseded-serials`) and the SSH key pair of scans
+//! over SSH (`ssh/id_ed25519`, which the targets' `authorized_keys` name). **It holds
+//! the CA's and the SSH key's private keys**: it is written mode 0600, and whoever
+//! holds it can issue certificates the fleet's agents trust and log in to targets. Not in it: console sessions (people sign in again), the
 //! store's indexes (rebuilt from the records), `download/` (packages, put back
 //! from the release), the config file.
 //!
@@ -26,7 +27,8 @@
 //! value` for a record (`store::Section`), `2 | name length (u16) | name | pieces`
 //! for a file, its bytes in pieces of `length (u32, at most 1 MiB) | bytes` ended by
 //! a piece of length 0, and `0` at the end. File names are `ca/…` (the three CA
-//! files) or `db/results/NNNNNNNN.results`; nothing else is accepted. The manifest
+//! files), `ssh/id_ed25519` or `db/results/NNNNNNNN.results`; nothing else is
+//! accepted. The manifest
 //! ([`Manifest`]) says who took the backup, when, from which collector version, how
 //! many records of each section and files it holds, the audit log's last entry, and
 //! how long writes were held for the cut. It comes last so that the backup is one
@@ -50,7 +52,7 @@ mod format;
 
 use std::fs;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -64,8 +66,15 @@ use crate::store::sled_snapshot::Loader;
 use crate::store::sled_store::SledStore;
 use crate::store::{audit_chain, AuditRecord, ScanFilter, Section, Snapshot, Store, StoreError};
 
-/// The CA's files a backup holds (inside `ca/`); the last may be absent.
-const CA_FILES: [&str; 3] = ["ca.key", "ca.crt", "superseded-serials"];
+/// The key files a backup holds, by their path in the data directory, and whether
+/// one may be absent (the CA's superseded serials before any renewal; the SSH key of
+/// a collector whose server never started).
+const KEY_FILES: [(&str, bool); 4] = [
+    ("ca/ca.key", false),
+    ("ca/ca.crt", false),
+    ("ca/superseded-serials", true),
+    ("ssh/id_ed25519", true),
+];
 /// The audit action of a backup.
 pub const AUDIT_ACTION: &str = "backup.create";
 
@@ -219,21 +228,21 @@ fn counts(what: &str, manifest: u64, found: u64) -> BackupError {
     }
 }
 
-/// Writes a backup of `snap` and the CA in `ca_dir` to `out`, in one pass; returns
-/// its manifest and size.
+/// Writes a backup of `snap` and the key files of the data directory `data` (the CA,
+/// the SSH key) to `out`, in one pass; returns its manifest and size.
 pub fn write(
     snap: &dyn Snapshot,
-    ca_dir: &Path,
+    data: &Path,
     created_by: &str,
     created_at_ms: i64,
     out: impl Write,
 ) -> Result<(Manifest, u64)> {
-    let mut ca = Vec::new();
-    for name in CA_FILES {
-        let path = ca_dir.join(name);
+    let mut keys = Vec::new();
+    for (name, optional) in KEY_FILES {
+        let path = data.join(name);
         match fs::read(&path) {
-            Ok(bytes) => ca.push((name, bytes)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound && name == "superseded-serials" => {}
+            Ok(bytes) => keys.push((name, bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && optional => {}
             Err(e) => return Err(io_at(&path)(e)),
         }
     }
@@ -249,20 +258,16 @@ pub fn write(
     }
     let records = Section::ALL.iter().map(|s| *counts.of(*s)).sum::<u64>();
     let records_read = start.elapsed();
-    for (name, bytes) in &ca {
-        w.file(
-            &format!("ca/{name}"),
-            &mut bytes.as_slice(),
-            bytes.len() as u64,
-        )
-        .map_err(BackupError::Write)?;
+    for (name, bytes) in &keys {
+        w.file(name, &mut bytes.as_slice(), bytes.len() as u64)
+            .map_err(BackupError::Write)?;
     }
     for f in snap.files() {
         w.file(&format!("db/{}", f.name), &mut (&f.file), f.len)
             .map_err(BackupError::Write)?;
     }
-    counts.files = (ca.len() + snap.files().len()) as u64;
-    counts.file_bytes = ca.iter().map(|(_, b)| b.len() as u64).sum::<u64>()
+    counts.files = (keys.len() + snap.files().len()) as u64;
+    counts.file_bytes = keys.iter().map(|(_, b)| b.len() as u64).sum::<u64>()
         + snap.files().iter().map(|f| f.len).sum::<u64>();
     let (seq, hash) = snap.audit_head();
     let manifest = Manifest {
@@ -287,22 +292,22 @@ pub fn write(
     Ok((manifest, size))
 }
 
-/// Takes a backup of `store` (audited as `actor` before the cut, so that the backup
-/// holds its own entry) into `out`.
+/// Takes a backup of `store` and the key files of the data directory `data` (audited
+/// as `actor` before the cut, so that the backup holds its own entry) into `out`.
 pub fn take(
     store: &dyn Store,
-    ca_dir: &Path,
+    data: &Path,
     actor: &str,
     out: impl Write,
 ) -> Result<(Manifest, u64)> {
     let snap = begin(store, actor)?;
-    write(&*snap, ca_dir, actor, crate::app::now_ms(), out)
+    write(&*snap, data, actor, crate::app::now_ms(), out)
 }
 
 /// Audits a backup by `actor`, then takes the store's cut.
 pub fn begin(store: &dyn Store, actor: &str) -> Result<Box<dyn Snapshot>> {
     let snap = store.snapshot(&mut || {
-        let detail = "a snapshot of the store and the CA's private key";
+        let detail = "a snapshot of the store and the private keys of the CA and of scans over SSH";
         tracing::info!(actor, action = AUDIT_ACTION, detail, "audit");
         store
             .append_audit(&AuditRecord {
@@ -459,6 +464,11 @@ pub fn restore(from: impl Read, data: &Path) -> Result<Restored> {
     crate::datadir::prepare(data).map_err(|e| io_at(data)(io::Error::other(e)))?;
     let ca = data.join("ca");
     fs::create_dir(&ca).map_err(io_at(&ca))?;
+    let ssh = data.join("ssh");
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&ssh)
+        .map_err(io_at(&ssh))?;
     let db = data.join("db");
     let mut sink = Restore {
         data: data.to_path_buf(),
@@ -471,6 +481,7 @@ pub fn restore(from: impl Read, data: &Path) -> Result<Restored> {
     let loaded = start.elapsed();
     check_restored(data, &manifest)?;
     sync_dir(&ca).map_err(io_at(&ca))?;
+    sync_dir(&ssh).map_err(io_at(&ssh))?;
     sync_dir(data).map_err(io_at(data))?;
     undo.armed = false;
     let seconds = start.elapsed().as_secs_f64();
@@ -507,6 +518,14 @@ fn check_restored(data: &Path, m: &Manifest) -> Result<()> {
         offset: 0,
         reason: format!("its CA does not load: {e}"),
     })?;
+    if data.join("ssh").join(crate::ssh::KEY_FILE).exists() {
+        crate::ssh::SshKey::open_or_create(&data.join("ssh")).map_err(|e| {
+            BackupError::Damaged {
+                offset: 0,
+                reason: format!("its SSH key does not load: {e}"),
+            }
+        })?;
+    }
     let store = SledStore::open(&data.join("db"))?;
     let scans = store.scan_total(&ScanFilter::default())?.unwrap_or(0) as u64;
     if scans != m.counts.scans {

@@ -12,6 +12,7 @@ use crate::store::{
 /// everything.
 fn source(dir: &Path) -> (SledStore, Truth) {
     crate::ca::Ca::open_or_create(&dir.join("ca")).unwrap();
+    crate::ssh::SshKey::open_or_create(&dir.join("ssh")).unwrap();
     let s = SledStore::open(&dir.join("db")).unwrap();
     let mut truth = Truth::default();
     seed(&s, 120, &mut truth, 3);
@@ -161,7 +162,7 @@ fn assert_same(got: &Dump, want: &Dump) {
 
 fn take_bytes(s: &SledStore, data: &Path) -> Vec<u8> {
     let mut out = Vec::new();
-    take(s, &data.join("ca"), "tester", &mut out).unwrap();
+    take(s, data, "tester", &mut out).unwrap();
     out
 }
 
@@ -199,15 +200,21 @@ fn a_restore_holds_every_record_the_ca_and_the_backups_own_audit_entry() {
     crate::store::conformance::check(&r, &truth);
     assert!(r.session("sess").unwrap().is_none(), "sessions stay behind");
     assert_eq!(r.get_meta("lease/leader").unwrap(), None, "leases too");
-    for f in ["ca.key", "ca.crt"] {
+    for f in ["ca/ca.key", "ca/ca.crt", "ssh/id_ed25519"] {
         assert_eq!(
-            fs::read(data.join("ca").join(f)).unwrap(),
-            fs::read(src.join("ca").join(f)).unwrap()
+            fs::read(data.join(f)).unwrap(),
+            fs::read(src.join(f)).unwrap(),
+            "{f}"
         );
     }
+    // The SSH key the targets trust comes back, and loads.
+    let key = |d: &Path| crate::ssh::SshKey::open_or_create(&d.join("ssh")).unwrap();
+    assert_eq!(key(&data).public_openssh(), key(&src).public_openssh());
     use std::os::unix::fs::PermissionsExt;
     let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&data.join("ca/ca.key")), 0o600);
+    assert_eq!(mode(&data.join("ssh/id_ed25519")), 0o600);
+    assert_eq!(mode(&data.join("ssh")), 0o700);
     assert_eq!(mode(&data), 0o700);
     // New results of a restored scan sort after the restored ones.
     let id = want.results[0].0.clone();
@@ -284,7 +291,7 @@ fn the_backup_is_the_store_at_its_cut_whatever_is_written_meanwhile() {
             }
         });
         let mut out = Vec::new();
-        write(&*snap, &src.join("ca"), "tester", 1, &mut out).unwrap();
+        write(&*snap, &src, "tester", 1, &mut out).unwrap();
         done.store(true, std::sync::atomic::Ordering::Relaxed);
         out
     });

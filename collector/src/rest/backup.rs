@@ -74,7 +74,7 @@ pub(super) async fn backup(State(app): State<Arc<App>>, c: Caller) -> Result<Res
     let snap = app.begin_backup(&c.name)?;
     let at = now_ms();
     let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(4);
-    let ca_dir = app.config.data_dir.join("ca");
+    let data_dir = app.config.data_dir.clone();
     let by = c.name.clone();
     tokio::task::spawn_blocking(move || {
         let start = std::time::Instant::now();
@@ -82,7 +82,7 @@ pub(super) async fn backup(State(app): State<Arc<App>>, c: Caller) -> Result<Res
             tx: tx.clone(),
             buf: Vec::with_capacity(CHUNK),
         };
-        match crate::backup::write(&*snap, &ca_dir, &by, at, &mut out) {
+        match crate::backup::write(&*snap, &data_dir, &by, at, &mut out) {
             Ok((m, bytes)) => tracing::info!(
                 by,
                 scans = m.counts.scans,
