@@ -4,7 +4,8 @@
 //!
 //! The guest gets qemu's user network with `restrict=on`: it can reach nothing but the
 //! `guestfwd` relays, each of which connects `10.0.2.2:PORT` in the guest to
-//! `127.0.0.1:PORT` here (one `socat` per connection). The host has no working KVM for
+//! `127.0.0.1:PORT` here (one `socat` per connection). `hostfwd` ports go the other
+//! way: this host's `127.0.0.1:PORT` to a port of the guest (its sshd). The host has no working KVM for
 //! guests, so qemu runs with TCG; boots take tens of seconds, so everything polls.
 
 use std::io::{BufRead, BufReader, Write};
@@ -117,6 +118,9 @@ pub struct VmConfig<'a> {
     pub seed: &'a Path,
     /// Loopback ports of this host the guest may reach, as `10.0.2.2:PORT`.
     pub forwards: &'a [u16],
+    /// Ports of the guest this host reaches: `(host, guest)` connects
+    /// `127.0.0.1:host` here to the guest's `guest` port.
+    pub host_forwards: &'a [(u16, u16)],
     /// Where the overlay disk, QMP socket and serial log go (a test's temp dir).
     pub dir: &'a Path,
     pub memory_mb: u32,
@@ -159,6 +163,9 @@ impl Vm {
             netdev.push_str(&format!(
                 ",guestfwd=tcp:{HOST_IP}:{port}-cmd:socat - TCP:127.0.0.1:{port}"
             ));
+        }
+        for (host, guest) in cfg.host_forwards {
+            netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
         }
         let drive = |file: &Path, format: &str, extra: &str| {
             format!("file={},if=virtio,format={format}{extra}", file.display())

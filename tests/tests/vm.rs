@@ -2,9 +2,13 @@
 //! generic NoCloud template (cloud-init/nocloud/) as its user-data fetches the pinned CA
 //! and install.sh from a collector on this host (REST over TLS), installs the agent's
 //! .deb, enrolls and starts it; the collector then shows the VM by its host name with a
-//! completed scan, and the handover gate answers for it. The VM is powered off at the end.
+//! completed scan, and the handover gate answers for it. The same user-data gives the
+//! collector's SSH key to a scan user it makes; the VM, registered as an SSH target,
+//! is then scanned over SSH too (its sshd reached through a qemu host forward), with the
+//! results the agent found. The VM is powered off at the end.
 //!
-//! The guest reaches nothing but the collector's two loopback ports (see tests/src/vm.rs).
+//! The guest reaches nothing but the collector's two loopback ports (see tests/src/vm.rs);
+//! this host reaches the guest's port 22 only.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -26,6 +30,21 @@ fn recorded_sha256(dir: &Path, name: &str) -> String {
         .unwrap_or_else(|| panic!("SHA256SUMS lists no {name}"))
 }
 
+/// The user the VM's user-data makes for scans over SSH.
+const SCAN_USER: &str = "rampart-scan";
+
+/// The ED25519 host key fingerprint cloud-init printed on the console, if it did
+/// (`256 SHA256:… root@host (ED25519)` between its fingerprint markers).
+fn ed25519_fingerprint(console: &str) -> Option<String> {
+    let block = console.split("BEGIN SSH HOST KEY FINGERPRINTS").nth(1)?;
+    let block = block.split("END SSH HOST KEY FINGERPRINTS").next()?;
+    block
+        .lines()
+        .filter(|l| l.trim_end().ends_with("(ED25519)"))
+        .find_map(|l| l.split_whitespace().find(|w| w.starts_with("SHA256:")))
+        .map(str::to_string)
+}
+
 /// The agent the collector knows by this host name, if any.
 fn agent_named(c: &Collector, host: &str) -> Option<Value> {
     let agents = c.agents();
@@ -41,10 +60,11 @@ fn a_debian_12_vm_installs_the_agent_via_cloud_init_enrolls_and_is_scanned() {
     let image = vm::image();
     let packages = packages();
     let t = tempfile::tempdir().unwrap();
-    let (grpc, rest) = (free_port(), free_port());
+    let (grpc, rest, ssh) = (free_port(), free_port(), free_port());
+    // The VM's sshd is reached on a loopback port of this host: allowed here only.
     let config = format!(
         "rest_tls = true\nserver_names = [\"localhost\", \"127.0.0.1\", \"{HOST_IP}\"]\n\
-         download_dir = \"{}\"\n",
+         download_dir = \"{}\"\nssh_allow_loopback = true\nssh_connect_timeout_secs = 60\n",
         packages.display()
     );
     let c = Collector::start_with(
@@ -55,6 +75,10 @@ fn a_debian_12_vm_installs_the_agent_via_cloud_init_enrolls_and_is_scanned() {
     );
     assert!(c.rest_ca.is_some(), "the collector serves REST over TLS");
     let token = c.enrollment_token("vm-test", 1, 3600);
+    let ssh_key = c.admin("GET", "/api/v1/ssh", None)["public_key"]
+        .as_str()
+        .expect("the collector's SSH public key")
+        .to_string();
 
     // A host name of this run only: the collector must show this VM, not an old one.
     let nanos = SystemTime::now()
@@ -70,6 +94,8 @@ fn a_debian_12_vm_installs_the_agent_via_cloud_init_enrolls_and_is_scanned() {
         ("enrollment_token", token),
         ("terraform_project", "vm-test".to_string()),
         ("labels", "suite=vm".to_string()),
+        ("ssh_user", SCAN_USER.to_string()),
+        ("ssh_public_key", ssh_key),
     ]);
     let template = workspace().join("cloud-init/nocloud/user-data.yaml.tftpl");
     let user_data = render_template(&std::fs::read_to_string(template).unwrap(), &vars);
@@ -79,6 +105,7 @@ fn a_debian_12_vm_installs_the_agent_via_cloud_init_enrolls_and_is_scanned() {
         image,
         seed: &seed,
         forwards: &[rest, grpc],
+        host_forwards: &[(ssh, 22)],
         dir: t.path(),
         memory_mb: 1024,
         cpus: 2,
@@ -124,6 +151,86 @@ fn a_debian_12_vm_installs_the_agent_via_cloud_init_enrolls_and_is_scanned() {
     }
     println!("handover gate: {gate}");
 
+    // The same VM as an SSH target: the user-data made the scan user with the
+    // collector's key. The host key is pinned from the fingerprints cloud-init printed
+    // on the console when it printed them, else trusted on first use.
+    let pinned = ed25519_fingerprint(&vm.serial());
+    let mut target = serde_json::json!({
+        "host": "127.0.0.1", "port": ssh, "user": SCAN_USER,
+        "project": "vm-test", "instance_id": format!("{host}-ssh"),
+    });
+    if let Some(fp) = &pinned {
+        target["host_key"] = fp.clone().into();
+    }
+    println!(
+        "ssh target, host key {}",
+        pinned.as_deref().unwrap_or("trusted on first use")
+    );
+    let reg = c.admin("POST", "/api/v1/targets", Some(target));
+    let target_id = reg["target"]["id"].as_str().expect("target id").to_string();
+    let scan_id = reg["scan_id"]
+        .as_str()
+        .expect("a provision scan")
+        .to_string();
+    let over_ssh = vm.wait_for("a completed scan of the VM over SSH", 600, || {
+        let s = c.admin("GET", &format!("/api/v1/scans/{scan_id}"), None);
+        match s["scan"]["status"].as_str() {
+            Some("completed") => Some(s),
+            Some("failed" | "cancelled") => panic!("the scan over SSH did not complete: {s}"),
+            _ => None,
+        }
+    });
+    println!(
+        "scan over SSH complete {} s after boot (score {})",
+        vm.started.elapsed().as_secs(),
+        over_ssh["scan"]["score"]
+    );
+    assert_eq!(over_ssh["scan"]["trigger"], "ssh", "{over_ssh}");
+    assert_eq!(over_ssh["scan"]["agent_id"], target_id.as_str());
+    assert_eq!(
+        over_ssh["scan"]["hostname"],
+        host.as_str(),
+        "the VM's own name"
+    );
+    let tg = c.admin("GET", &format!("/api/v1/targets/{target_id}"), None);
+    assert!(
+        tg["host_key"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("SHA256:")),
+        "{tg}"
+    );
+    // Same engine, same VM, same profile: the results the agent reported.
+    let by_agent = c.admin(
+        "GET",
+        &format!("/api/v1/scans/{}", scan["id"].as_str().unwrap()),
+        None,
+    );
+    let statuses = |v: &Value| -> BTreeMap<String, String> {
+        v["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .map(|r| {
+                (
+                    r["id"].as_str().unwrap().into(),
+                    r["status"].as_str().unwrap().into(),
+                )
+            })
+            .collect()
+    };
+    let (agent_statuses, ssh_statuses) = (statuses(&by_agent), statuses(&over_ssh));
+    assert_eq!(over_ssh["scan"]["profile"], by_agent["scan"]["profile"]);
+    assert!(!ssh_statuses.is_empty());
+    let differ: Vec<String> = agent_statuses
+        .iter()
+        .filter(|(id, st)| ssh_statuses.get(*id) != Some(*st))
+        .map(|(id, st)| format!("{id}: agent {st}, over SSH {:?}", ssh_statuses.get(id)))
+        .collect();
+    assert!(
+        differ.is_empty() && agent_statuses.len() == ssh_statuses.len(),
+        "the agent and the scan over SSH disagree: {differ:#?}"
+    );
+
     let clean = vm.power_off(180);
     println!(
         "powered off {} s after boot (by the guest: {clean})",
@@ -145,6 +252,7 @@ fn a_dropped_vm_leaves_no_qemu_behind() {
         image,
         seed: &seed,
         forwards: &[free_port()],
+        host_forwards: &[],
         dir: t.path(),
         memory_mb: 256,
         cpus: 1,
