@@ -80,27 +80,42 @@ impl Sshd {
             ),
         )
         .unwrap();
-        let log = std::fs::File::create(d.join("sshd.log")).unwrap();
-        let child = Command::new("/usr/sbin/sshd")
-            .args(["-D", "-e", "-f"])
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("run /usr/sbin/sshd (scripts/test.sh installs openssh-server)");
+        let child = spawn(d);
         let s = Sshd {
             child,
             port,
             host_key,
             dir,
         };
+        s.wait_listening();
+        s
+    }
+
+    fn wait_listening(&self) {
         let until = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < until, "sshd did not listen: {}", s.log());
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < until,
+                "sshd did not listen: {}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
-        s
+    }
+
+    /// Stops the server and starts it again on the same port with a new host key
+    /// (a reinstalled host, or a man in the middle); returns its fingerprint.
+    pub fn change_host_key(&mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let d = self.dir.path();
+        let key = d.join("host_ed25519");
+        std::fs::remove_file(&key).unwrap();
+        std::fs::remove_file(key.with_extension("pub")).unwrap();
+        self.host_key = host_key(&key);
+        self.child = spawn(d);
+        self.wait_listening();
+        self.host_key.clone()
     }
 
     pub fn log(&self) -> String {
@@ -115,6 +130,23 @@ impl Sshd {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect()
     }
+}
+
+/// Runs sshd in the foreground with the configuration in `dir`, logging to its file.
+fn spawn(dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("sshd.log"))
+        .unwrap();
+    Command::new("/usr/sbin/sshd")
+        .args(["-D", "-e", "-f"])
+        .arg(dir.join("sshd_config"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("run /usr/sbin/sshd (scripts/test.sh installs openssh-server)")
 }
 
 impl Drop for Sshd {

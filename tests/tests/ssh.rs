@@ -4,7 +4,10 @@
 //! `check` of the same host; the host key is trusted on first use and audited; a
 //! pinned key that differs, a user without passwordless sudo, a closed port, a
 //! server that never answers and an agent that hangs each end as a failed scan with
-//! its reason, within their time limits; nothing is left on the target.
+//! its reason, within their time limits; a host key that changes after it was trusted
+//! fails the scan until a person pins the new one; an agent for another machine,
+//! output over the cap and the limit on scans at once hold; nothing is left on the
+//! target.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -87,7 +90,7 @@ fn scans_over_ssh() {
     assert!(public.starts_with("ssh-ed25519 "), "{k}");
 
     let nosudo = TestUser::create("rampartns");
-    let sshd = Sshd::start(&public, &["root", &nosudo.name]);
+    let mut sshd = Sshd::start(&public, &["root", &nosudo.name]);
 
     // A successful scan, trusting the host key on first use.
     let started = Instant::now();
@@ -198,6 +201,31 @@ fn scans_over_ssh() {
     assert!(started.elapsed() < Duration::from_secs(15));
     drop(silent);
 
+    // The host key trusted on first use changes (a reinstalled host, or a man in the
+    // middle): the scan fails saying so, the audit log has it, and the key on record
+    // stays the first one until a person changes it.
+    let first_key = sshd.host_key.clone();
+    let new_key = sshd.change_host_key();
+    let v = c.admin("POST", "/api/v1/scans", Some(json!({"agent_id": target})));
+    let why = failure(&final_scan(&c, v[0]["id"].as_str().unwrap(), 60));
+    assert!(why.contains("host key mismatch"), "{why}");
+    assert!(why.contains(&first_key) && why.contains(&new_key), "{why}");
+    let tg = c.admin("GET", &format!("/api/v1/targets/{target}"), None);
+    assert_eq!(tg["host_key"], first_key.as_str(), "{tg}");
+    let audit = c
+        .admin("GET", "/api/v1/audit?per_page=200", None)
+        .to_string();
+    assert!(audit.contains("target.host_key_mismatch"), "{audit}");
+    // A person accepts the new key: pinned, the next scan completes.
+    c.admin(
+        "PUT",
+        &format!("/api/v1/targets/{target}"),
+        Some(json!({"host": "127.0.0.1", "port": sshd.port, "user": "root", "host_key": new_key})),
+    );
+    let v = c.admin("POST", "/api/v1/scans", Some(json!({"agent_id": target})));
+    let again = final_scan(&c, v[0]["id"].as_str().unwrap(), 240);
+    assert_eq!(again["scan"]["status"], "completed", "{again}");
+
     // Removing a target: audited, no longer listed.
     c.admin("DELETE", &format!("/api/v1/targets/{target}"), None);
     let list = c.admin("GET", "/api/v1/targets", None);
@@ -242,5 +270,80 @@ fn a_hung_agent_fails_within_its_limit() {
         "{why}"
     );
     assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(sshd.leftovers(), Vec::<String>::new(), "left on the target");
+}
+
+/// Writes an executable "agent" into the download directory.
+fn fake_agent(dl: &Path, bytes: &[u8]) {
+    let agent = dl.join("rampart-agent");
+    std::fs::write(&agent, bytes).unwrap();
+    std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The bounds, against a real server: an agent built for another machine, output over
+/// the cap, and no more scans at once than the limit.
+#[test]
+fn bounds_hold_against_a_real_server() {
+    let t = tempfile::tempdir().unwrap();
+    let dl = t.path().join("download");
+    std::fs::create_dir_all(&dl).unwrap();
+    let config = format!(
+        "download_dir = \"{}\"\nssh_allow_loopback = true\nssh_max_output_bytes = 1048576\n\
+         ssh_max_concurrent_scans = 1\n",
+        dl.display()
+    );
+    let c = Collector::start_with(&t.path().join("collector"), None, None, Some(&config));
+    let public = c.admin("GET", "/api/v1/ssh", None)["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sshd = Sshd::start(&public, &["root"]);
+    let target = || json!({"host": "127.0.0.1", "port": sshd.port, "user": "root", "host_key": sshd.host_key});
+
+    // An agent for aarch64 (its ELF header says so) is never run on this x86_64 host.
+    let mut elf = b"\x7fELF\x02\x01\x01".to_vec();
+    elf.resize(64, 0);
+    elf[18] = 183;
+    fake_agent(&dl, &elf);
+    let (_, scan) = register(&c, target());
+    let why = failure(&final_scan(&c, &scan, 60));
+    assert!(
+        why.contains("unsupported architecture x86_64") && why.contains("aarch64"),
+        "{why}"
+    );
+
+    // Output over the cap (1 MiB here) ends the scan; nothing of it is kept.
+    fake_agent(&dl, b"#!/bin/sh\nhead -c 3000000 /dev/zero | tr '\\0' a\n");
+    let (_, scan) = register(&c, target());
+    let why = failure(&final_scan(&c, &scan, 60));
+    assert!(why.contains("output is over 1048576 bytes"), "{why}");
+
+    // Three targets at once with a limit of one: never two running together.
+    fake_agent(&dl, b"#!/bin/sh\nsleep 2\necho 'not a scan document'\n");
+    let scans: Vec<String> = (0..3).map(|_| register(&c, target()).1).collect();
+    let mut most = 0;
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let states: Vec<String> = scans
+            .iter()
+            .map(|id| {
+                c.admin("GET", &format!("/api/v1/scans/{id}"), None)["scan"]["status"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        most = most.max(states.iter().filter(|s| *s == "running").count());
+        if states.iter().all(|s| s == "failed") {
+            break;
+        }
+        assert!(Instant::now() < until, "not done: {states:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(most, 1, "at most ssh_max_concurrent_scans run at once");
+    for id in &scans {
+        let why = failure(&final_scan(&c, id, 5));
+        assert!(why.contains("not a scan document"), "{why}");
+    }
     assert_eq!(sshd.leftovers(), Vec::<String>::new(), "left on the target");
 }
