@@ -400,7 +400,8 @@ impl Postgres {
 }
 
 /// Two collectors on one configuration (one database) in `dir/a` and `dir/b`; the
-/// second is given a copy of the first's CA, as every collector of a fleet is.
+/// second is given a copy of the first's CA and SSH key, as every collector of a
+/// fleet is.
 pub fn two_collectors(
     dir: &Path,
     config: &str,
@@ -409,13 +410,15 @@ pub fn two_collectors(
     let (da, db) = (dir.join("a"), dir.join("b"));
     let a = Collector::start_with(&da, None, None, Some(config));
     std::fs::create_dir_all(&db).unwrap();
-    let st = Command::new("cp")
-        .arg("-a")
-        .arg(da.join("ca"))
-        .arg(db.join("ca"))
-        .status()
-        .expect("run cp");
-    assert!(st.success(), "copying the CA failed");
+    for d in ["ca", "ssh"] {
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(da.join(d))
+            .arg(db.join(d))
+            .status()
+            .expect("run cp");
+        assert!(st.success(), "copying {d} failed");
+    }
     let b = Collector::start_with(&db, None, Some(&a.admin), Some(config));
     (a, b)
 }

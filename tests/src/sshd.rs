@@ -13,6 +13,22 @@ use std::time::{Duration, Instant};
 
 use crate::cluster::free_port;
 
+/// Puts the agent binary a collector copies to targets in the download directory
+/// `dir`, smaller without debug information.
+pub fn stage_agent(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let to = dir.join("rampart-agent");
+    let stripped = Command::new("strip")
+        .arg("-o")
+        .arg(&to)
+        .arg(crate::binary("rampart-agent"))
+        .status()
+        .is_ok_and(|s| s.success());
+    if !stripped {
+        std::fs::copy(crate::binary("rampart-agent"), &to).unwrap();
+    }
+}
+
 /// A running sshd, killed when dropped.
 pub struct Sshd {
     child: Child,

@@ -14,25 +14,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use rampart_tests::agent_json;
 use rampart_tests::cluster::{free_port, Collector};
-use rampart_tests::sshd::{Sshd, TestUser};
-use rampart_tests::{agent_json, binary};
+use rampart_tests::sshd::{stage_agent, Sshd, TestUser};
 use serde_json::{json, Value};
-
-/// The agent binary the collector copies, smaller without debug information.
-fn stage_agent(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    let to = dir.join("rampart-agent");
-    let stripped = std::process::Command::new("strip")
-        .arg("-o")
-        .arg(&to)
-        .arg(binary("rampart-agent"))
-        .status()
-        .is_ok_and(|s| s.success());
-    if !stripped {
-        std::fs::copy(binary("rampart-agent"), &to).unwrap();
-    }
-}
 
 /// Waits for the scan `id` to be final and returns it with its results.
 fn final_scan(c: &Collector, id: &str, secs: u64) -> Value {

@@ -27,6 +27,9 @@ const CLAIM_MS: i64 = 30_000;
 /// collector stopped or died first) is started by the lease holder.
 const ORPHAN_MS: i64 = 60_000;
 
+/// The meta key holding the SSH public key of the collectors sharing the store.
+const SSH_KEY_META: &str = "ssh/public_key";
+
 /// The lease that says which collector runs a target's scan.
 fn claim(agent_id: &str) -> String {
     format!("ssh-scan/{agent_id}")
@@ -36,6 +39,9 @@ fn claim(agent_id: &str) -> String {
 #[derive(Default)]
 pub struct SshRunner {
     key: OnceLock<Arc<SshKey>>,
+    /// Why this collector may not scan over SSH: its key is not the one the store
+    /// recorded (collectors sharing a store must share the key the targets trust).
+    refused: OnceLock<String>,
     app: OnceLock<(Weak<App>, tokio::runtime::Handle)>,
     slots: OnceLock<Arc<tokio::sync::Semaphore>>,
 }
@@ -141,6 +147,14 @@ impl App {
     /// (at most `ssh_max_concurrent_scans` at a time), beginning with those left
     /// pending by an earlier run.
     pub fn start_ssh(self: &Arc<Self>, key: Arc<SshKey>, rt: tokio::runtime::Handle) {
+        match self.fleet_ssh_key(&key) {
+            Ok(None) => {}
+            Ok(Some(why)) => {
+                tracing::error!("{why}");
+                let _ = self.ssh.refused.set(why);
+            }
+            Err(error) => tracing::error!(%error, "cannot check the SSH key against the store's"),
+        }
         let _ = self.ssh.key.set(key);
         let _ = self.ssh.slots.set(Arc::new(tokio::sync::Semaphore::new(
             self.config.ssh_max_concurrent_scans,
@@ -169,6 +183,31 @@ impl App {
             }
         }
         Ok(n)
+    }
+
+    /// Records this collector's SSH public key in the store, the first time; after
+    /// that, why this collector may not scan (its key is another), if it may not.
+    fn fleet_ssh_key(&self, key: &SshKey) -> Result<Option<String>> {
+        let ours = key.public_openssh();
+        match self.store.get_meta(SSH_KEY_META)? {
+            None => {
+                self.store.put_meta(SSH_KEY_META, ours.as_bytes())?;
+                self.sync_store()?;
+                Ok(None)
+            }
+            Some(k) if k == ours.as_bytes() => Ok(None),
+            Some(k) => Ok(Some(format!(
+                "this collector's SSH key ({}) is not the one the targets were given ({}): \
+                 copy the first collector's <data_dir>/ssh here (collectors sharing a store \
+                 share one SSH key)",
+                key.fingerprint(),
+                String::from_utf8_lossy(&k)
+                    .split_whitespace()
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ))),
+        }
     }
 
     /// Pending scans of targets that nobody runs, for the lease holder's round.
@@ -422,6 +461,10 @@ impl App {
         // It may have been run meanwhile by the claim's last holder.
         let s = self.own_scan(agent_id, scan_id)?;
         if s.status != ScanStatus::Pending {
+            return Ok(None);
+        }
+        if let Some(why) = self.ssh.refused.get() {
+            self.fail_scan(scan_id, why)?;
             return Ok(None);
         }
         let a = self.agent(agent_id)?;
@@ -880,5 +923,30 @@ mod tests {
             .store
             .lease(&claim(&t.id), "another-collector", now_ms(), CLAIM_MS)
             .unwrap());
+    }
+
+    /// Collectors sharing a store share the SSH key the targets trust: the first
+    /// records it, and one with another key fails its scans saying what to copy.
+    #[test]
+    fn a_collector_with_another_ssh_key_fails_its_scans_saying_why() {
+        let d = tempfile::tempdir().unwrap();
+        let app = app(d.path());
+        let first = SshKey::open_or_create(&d.path().join("first")).unwrap();
+        let other = SshKey::open_or_create(&d.path().join("other")).unwrap();
+        assert_eq!(app.fleet_ssh_key(&first).unwrap(), None, "recorded");
+        assert_eq!(app.fleet_ssh_key(&first).unwrap(), None, "the same key");
+        let why = app.fleet_ssh_key(&other).unwrap().expect("another key");
+        assert!(why.contains(other.fingerprint()), "{why}");
+        assert!(
+            why.contains("copy the first collector's <data_dir>/ssh"),
+            "{why}"
+        );
+        let _ = app.ssh.refused.set(why.clone());
+        let (t, scan) = app.register_target(&spec("10.0.0.7"), "ann").unwrap();
+        let scan = scan.expect("scan on provision");
+        assert!(app.ssh_prepare(&t.id, &scan.id).unwrap().is_none());
+        let s = app.store.scan(&scan.id).unwrap().unwrap();
+        assert_eq!(s.status, ScanStatus::Failed);
+        assert_eq!(s.failure_reason.as_deref(), Some(why.as_str()));
     }
 }

@@ -1,6 +1,7 @@
 //! Collectors on PostgreSQL: the end-to-end scenarios on one collector, two
 //! collectors on one database working as one (behind a balancer, one killed mid-stream,
-//! the lease and the schedule taken over), and the CLI on the configured store.
+//! the lease and the schedule taken over, targets scanned over SSH with one key), and
+//! the CLI on the configured store.
 
 use rampart_tests::pg::Postgres;
 
@@ -340,5 +341,84 @@ fn scheduled_scans_are_made_once_per_slot_across_collectors() {
     assert!(
         survivor.log().contains("took the background lease"),
         "the survivor took the lease over"
+    );
+}
+
+/// Collectors sharing a store share the SSH key: a target registered through one is
+/// scanned by it, a scan requested through the other completes too, and a collector
+/// started with a key of its own fails its scans saying what to copy.
+#[test]
+fn collectors_on_one_database_scan_targets_with_one_ssh_key() {
+    use rampart_tests::cluster::{wait_for, Collector};
+    use rampart_tests::sshd::{stage_agent, Sshd};
+    use serde_json::json;
+
+    let pg = Postgres::start();
+    pg.create_database("rampart");
+    let t = tempfile::tempdir().unwrap();
+    let dl = t.path().join("download");
+    stage_agent(&dl);
+    let config = format!(
+        "{}download_dir = \"{}\"\nssh_allow_loopback = true\n",
+        pg.collector_config("rampart"),
+        dl.display()
+    );
+    let (a, b) = rampart_tests::pg::two_collectors(t.path(), &config);
+    let key = |c: &Collector| {
+        c.admin("GET", "/api/v1/ssh", None)["public_key"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(key(&a), key(&b), "one key");
+    let sshd = Sshd::start(&key(&a), &["root"]);
+    let done = |c: &Collector, id: &str| {
+        wait_for("the scan over SSH to end", 240, || {
+            let s = c.admin("GET", &format!("/api/v1/scans/{id}"), None);
+            matches!(
+                s["scan"]["status"].as_str(),
+                Some("completed" | "failed" | "cancelled")
+            )
+            .then_some(s)
+        })
+    };
+    let reg = b.admin(
+        "POST",
+        "/api/v1/targets",
+        Some(json!({"host": "127.0.0.1", "port": sshd.port, "user": "root"})),
+    );
+    let target = reg["target"]["id"].as_str().unwrap().to_string();
+    let first = done(&a, reg["scan_id"].as_str().unwrap());
+    assert_eq!(
+        first["scan"]["status"], "completed",
+        "seen through A: {first}"
+    );
+    let v = a.admin("POST", "/api/v1/scans", Some(json!({"agent_id": target})));
+    let second = done(&b, v[0]["id"].as_str().unwrap());
+    assert_eq!(
+        second["scan"]["status"], "completed",
+        "seen through B: {second}"
+    );
+
+    // A third collector given the CA but not the SSH key.
+    let dc = t.path().join("c");
+    std::fs::create_dir_all(&dc).unwrap();
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(t.path().join("a/ca"))
+        .arg(dc.join("ca"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let c = Collector::start_with(&dc, None, Some(&a.admin), Some(&config));
+    assert_ne!(key(&c), key(&a));
+    let v = c.admin("POST", "/api/v1/scans", Some(json!({"agent_id": target})));
+    let refused = done(&a, v[0]["id"].as_str().unwrap());
+    assert_eq!(refused["scan"]["status"], "failed", "{refused}");
+    let why = refused["scan"]["failure_reason"].as_str().unwrap();
+    assert!(
+        why.contains("is not the one the targets were given")
+            && why.contains("copy the first collector's <data_dir>/ssh"),
+        "{why}"
     );
 }
