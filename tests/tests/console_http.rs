@@ -212,6 +212,31 @@ fn console_sessions_forms_and_roles_hold() {
     ] {
         assert!(page.contains(&format!("id=\"{p}\"")), "{p}");
     }
+    // Without the SSH box ticked, the user-data carries no SSH key; with it, the
+    // collector's key for the settings' SSH user.
+    let key = c.admin("GET", "/api/v1/ssh", None)["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let key64 = rampart_tests::base64(key.as_bytes());
+    assert!(!page.contains(&key64), "no SSH key unless asked");
+    let r = pat.post(
+        "/ui/enroll",
+        &[
+            ("csrf", &csrf),
+            ("project", "batch-8"),
+            ("ttl", "3600"),
+            ("uses", "1"),
+            ("collector_url", "https://collector.example:8443"),
+            ("download_base", "https://collector.example:8080"),
+            ("ssh", "on"),
+        ],
+        &same_origin(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let page = r.text();
+    assert!(page.contains(&key64), "the collector's SSH key: {page}");
+    assert!(page.contains(&rampart_tests::base64(b"ubuntu")), "{page}");
     let tokens = c.admin("GET", "/api/v1/enrollment-tokens", None);
     assert!(
         tokens

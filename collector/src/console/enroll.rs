@@ -107,6 +107,9 @@ struct EnrollPage {
     expires: String,
     user_data: Vec<UserData>,
     plain_http: bool,
+    /// Whether the user-data gives the collector's SSH key to the SSH user.
+    ssh: bool,
+    ssh_user: String,
 }
 
 fn blank(app: &App, u: &ConsoleUser) -> EnrollPage {
@@ -128,6 +131,8 @@ fn blank(app: &App, u: &ConsoleUser) -> EnrollPage {
         expires: String::new(),
         user_data: Vec::new(),
         plain_http: !cfg.rest_tls,
+        ssh: false,
+        ssh_user: app.settings().ssh_user,
     }
 }
 
@@ -148,6 +153,8 @@ struct EnrollForm {
     collector_url: String,
     #[serde(default)]
     download_base: String,
+    #[serde(default)]
+    ssh: Option<String>,
 }
 
 pub async fn create(
@@ -164,6 +171,15 @@ pub async fn create(
     page.uses = f.uses.clone();
     page.collector_url = f.collector_url.trim().to_string();
     page.download_base = f.download_base.trim().trim_end_matches('/').to_string();
+    page.ssh = f.ssh.as_deref() == Some("on");
+    let ssh_key = match (page.ssh, app.ssh_key()) {
+        (false, _) => String::new(),
+        (true, Some(k)) => k.public_openssh().to_string(),
+        (true, None) => {
+            let why = "The collector's SSH key is not loaded yet; try again in a moment.";
+            return Err(Failure::new(StatusCode::SERVICE_UNAVAILABLE, why).with_user(u));
+        }
+    };
     let refuse = |mut page: EnrollPage, why: String| {
         page.error = Some(why);
         Ok((StatusCode::UNPROCESSABLE_ENTITY, view::html(&page)).into_response())
@@ -218,6 +234,8 @@ pub async fn create(
         ("enrollment_token", token.as_str()),
         ("terraform_project", page.project.as_str()),
         ("labels", ""),
+        ("ssh_user", page.ssh_user.as_str()),
+        ("ssh_public_key", ssh_key.as_str()),
     ];
     let mut user_data = Vec::new();
     for (id, name, text) in TEMPLATES {
@@ -258,6 +276,8 @@ mod tests {
             ("enrollment_token", "rpe_0123"),
             ("terraform_project", "web"),
             ("labels", ""),
+            ("ssh_user", "ubuntu"),
+            ("ssh_public_key", ""),
         ];
         for (id, _, text) in TEMPLATES {
             let out = render(text, &vars).unwrap_or_else(|e| panic!("{id}: {e}"));
