@@ -13,7 +13,6 @@
 //! separated by NUL bytes: the first is the main file, the others its drop-ins or
 //! includes, at the names each target lists ([`split`]).
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use std::sync::OnceLock;
@@ -463,18 +462,8 @@ pub fn agent_message(data: &[u8]) {
         assert_eq!(m, again, "AgentMessage does not survive a round trip");
         match m.body {
             Some(Body::Hello(h)) => {
-                let labels: BTreeMap<String, String> = h.labels.clone().into_iter().collect();
-                let _ = limits::hello(&limits::HelloClaims {
-                    hostname: &h.hostname,
-                    ip_addresses: &h.ip_addresses,
-                    provider: &h.provider,
-                    instance_id: &h.instance_id,
-                    region: &h.region,
-                    os: &h.os,
-                    agent_version: &h.agent_version,
-                    content_version: &h.content_version,
-                    labels: &labels,
-                });
+                let labels = rampart_collector::app::labels_of(h.labels.clone());
+                let _ = limits::hello(&limits::HelloClaims::of_hello(&h, &labels));
             }
             Some(Body::Results(b)) => {
                 let _ = limits::scan_id(&b.scan_id);
@@ -498,22 +487,8 @@ pub fn agent_message(data: &[u8]) {
         }
     }
     if let Ok(r) = EnrollRequest::decode(data) {
-        let labels: BTreeMap<String, String> = r.labels.clone().into_iter().collect();
-        let _ = limits::enroll(&limits::EnrollClaims {
-            token: &r.token,
-            csr_der: &r.csr_der,
-            hostname: &r.hostname,
-            instance_id: &r.instance_id,
-            provider: &r.provider,
-            labels: &labels,
-            identity_document: r.identity_document.as_ref().map(|d| {
-                rampart_collector::identity::Document {
-                    provider: &d.provider,
-                    document: &d.document,
-                    signature: &d.signature,
-                }
-            }),
-        });
+        let labels = rampart_collector::app::labels_of(r.labels.clone());
+        let _ = limits::enroll(&limits::EnrollClaims::of_request(&r, &labels));
         sign(&r.csr_der);
     }
 }
