@@ -6,6 +6,7 @@
 //! `/etc/ssh/sshd_config`; symlinks are resolved inside the root, never outside it.
 
 pub mod accounts;
+pub mod audit;
 pub mod include_budget;
 pub mod kv;
 pub mod modules;

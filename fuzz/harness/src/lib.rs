@@ -24,7 +24,7 @@ use rampart_agent::checks::logging::{journald, rsyslog};
 use rampart_agent::checks::pam::stack;
 use rampart_agent::checks::sshd::config as sshd;
 use rampart_agent::checks::users;
-use rampart_agent::facts::{self, mounts, packages, rpmdb, Facts};
+use rampart_agent::facts::{self, audit as audit_rules, mounts, packages, rpmdb, Facts};
 
 /// One fuzz target: its name (the file name under `fuzz/fuzz_targets/` and the
 /// corpus directory) and what it does with one input.
@@ -300,17 +300,17 @@ pub fn mounts_tables(data: &[u8]) {
 /// same text as `auditctl -l` prints it.
 pub fn audit_rules(data: &[u8]) {
     let t = text(data);
-    let _ = rules::parse_loaded(&t);
+    let _ = audit_rules::parse_loaded(&t);
     for line in t.lines() {
-        let _ = rules::parse_line(line);
-        let _ = rules::parse_filter(line);
-        let _ = rules::normalise_path(line);
+        let _ = audit_rules::parse_line(line);
+        let _ = audit_rules::parse_filter(line);
+        let _ = audit_rules::normalise_path(line);
     }
     let files = files(data, 4, "/etc/audit/rules.d/10.rules", |i| {
         format!("/etc/audit/rules.d/{}.rules", 10 + i)
     });
     with_root(&files, false, |facts| {
-        if let Ok(set) = rules::ruleset(facts).as_ref() {
+        if let Ok(set) = audit_rules::ruleset(facts).as_ref() {
             let _ = rules::task_never(set);
         }
     });
