@@ -24,7 +24,9 @@ use rampart_agent::checks::logging::{journald, rsyslog};
 use rampart_agent::checks::pam::stack;
 use rampart_agent::checks::sshd::config as sshd;
 use rampart_agent::checks::users;
-use rampart_agent::facts::{self, audit as audit_rules, mounts, packages, rpmdb, Facts};
+use rampart_agent::facts::{
+    self, account_defaults, audit as audit_rules, mounts, packages, rpmdb, Facts,
+};
 
 /// One fuzz target: its name (the file name under `fuzz/fuzz_targets/` and the
 /// corpus directory) and what it does with one input.
@@ -239,10 +241,10 @@ pub fn sudoers(data: &[u8]) {
 
 /// /etc/login.defs, and the UID_MIN the checks derive from it.
 pub fn login_defs(data: &[u8]) {
-    let _ = users::parse_login_defs(&text(data), "/etc/login.defs");
+    let _ = account_defaults::parse_login_defs(&text(data), "/etc/login.defs");
     with_root(&[("/etc/login.defs".into(), data)], false, |facts| {
-        let _ = users::login_defs(facts);
-        let _ = users::uid_min(facts);
+        let _ = account_defaults::login_defs(facts);
+        let _ = account_defaults::uid_min(facts);
     });
 }
 
