@@ -459,11 +459,13 @@ pub fn accounts(root: &Path, benchmark: &str) -> Result<AccountsFacts, AgentErro
                     users::Check::LoginDefs { key, .. } => (
                         &mut out.login_defs,
                         key,
-                        users::login_defs_value(&facts, key),
+                        crate::facts::account_defaults::login_defs_value(&facts, key),
                     ),
-                    users::Check::UseraddDefault { key, .. } => {
-                        (&mut out.useradd, key, users::useradd_default(&facts, key))
-                    }
+                    users::Check::UseraddDefault { key, .. } => (
+                        &mut out.useradd,
+                        key,
+                        crate::facts::account_defaults::useradd_default(&facts, key),
+                    ),
                     _ => continue,
                 };
                 let entry = map.entry(key.clone()).or_insert_with(|| {

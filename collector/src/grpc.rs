@@ -55,25 +55,11 @@ impl Enrollment for EnrollmentService {
             .remote_addr()
             .map(|a| a.ip().to_string())
             .unwrap_or_else(|| "unknown".into());
-        let r = req.into_inner();
-        let labels = labels_of(r.labels);
+        let mut r = req.into_inner();
+        let labels = labels_of(std::mem::take(&mut r.labels));
         let app = self.app.clone();
         let enrolled = tokio::task::spawn_blocking(move || {
-            let claims = EnrollClaims {
-                token: &r.token,
-                csr_der: &r.csr_der,
-                hostname: &r.hostname,
-                instance_id: &r.instance_id,
-                provider: &r.provider,
-                labels: &labels,
-                identity_document: r.identity_document.as_ref().map(|d| {
-                    crate::identity::Document {
-                        provider: &d.provider,
-                        document: &d.document,
-                        signature: &d.signature,
-                    }
-                }),
-            };
+            let claims = EnrollClaims::of_request(&r, &labels);
             app.enroll(&claims, &peer)
         })
         .await
@@ -200,18 +186,8 @@ impl Session {
                     )));
                 }
                 let labels = labels_of(h.labels.clone());
-                limits::hello(&HelloClaims {
-                    hostname: &h.hostname,
-                    ip_addresses: &h.ip_addresses,
-                    provider: &h.provider,
-                    instance_id: &h.instance_id,
-                    region: &h.region,
-                    os: &h.os,
-                    agent_version: &h.agent_version,
-                    content_version: &h.content_version,
-                    labels: &labels,
-                })
-                .map_err(|e| Status::invalid_argument(format!("hello: {e}")))?;
+                limits::hello(&HelloClaims::of_hello(&h, &labels))
+                    .map_err(|e| Status::invalid_argument(format!("hello: {e}")))?;
                 self.content_version = h.content_version.clone();
                 app.hello(
                     &self.agent_id,

@@ -159,6 +159,32 @@ pub struct EnrollClaims<'a> {
     pub identity_document: Option<crate::identity::Document<'a>>,
 }
 
+impl<'a> EnrollClaims<'a> {
+    /// The claims of an Enroll request as it came off the wire, with its labels as
+    /// [`crate::app::labels_of`] makes them.
+    pub fn of_request(
+        r: &'a rampart_proto::v1::EnrollRequest,
+        labels: &'a BTreeMap<String, String>,
+    ) -> Self {
+        EnrollClaims {
+            token: &r.token,
+            csr_der: &r.csr_der,
+            hostname: &r.hostname,
+            instance_id: &r.instance_id,
+            provider: &r.provider,
+            labels,
+            identity_document: r
+                .identity_document
+                .as_ref()
+                .map(|d| crate::identity::Document {
+                    provider: &d.provider,
+                    document: &d.document,
+                    signature: &d.signature,
+                }),
+        }
+    }
+}
+
 pub fn enroll(e: &EnrollClaims<'_>) -> Result<(), Exceeded> {
     if let Some(d) = &e.identity_document {
         use crate::identity::{DOCUMENT_BYTES, SIGNATURE_BYTES};
@@ -215,6 +241,24 @@ pub struct HelloClaims<'a> {
     pub agent_version: &'a str,
     pub content_version: &'a str,
     pub labels: &'a BTreeMap<String, String>,
+}
+
+impl<'a> HelloClaims<'a> {
+    /// The claims of a hello as it came off the wire, with its labels as
+    /// [`crate::app::labels_of`] makes them.
+    pub fn of_hello(h: &'a rampart_proto::v1::Hello, labels: &'a BTreeMap<String, String>) -> Self {
+        HelloClaims {
+            hostname: &h.hostname,
+            ip_addresses: &h.ip_addresses,
+            provider: &h.provider,
+            instance_id: &h.instance_id,
+            region: &h.region,
+            os: &h.os,
+            agent_version: &h.agent_version,
+            content_version: &h.content_version,
+            labels,
+        }
+    }
 }
 
 pub fn hello(h: &HelloClaims<'_>) -> Result<(), Exceeded> {

@@ -222,5 +222,5 @@ fn the_agent_runs_one_program_only() {
         1,
         "the agent runs exactly one fixed program (auditctl -l); found {hits:?}"
     );
-    assert!(hits[0].contains("checks/audit/rules.rs"), "{hits:?}");
+    assert!(hits[0].contains("facts/audit.rs"), "{hits:?}");
 }

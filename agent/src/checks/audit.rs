@@ -20,12 +20,11 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use self::rules::{
-    canonical, find, loaded, ruleset, task_never, Atom, Found, Kind, Requirement, RuleSet,
-};
+use self::rules::{find, task_never, Atom, Found, Requirement};
 use super::file::{describe_meta, judge, parse_mode};
 use super::logging::{uid_min, MAX_LISTED};
 use crate::facts::accounts::accounts;
+use crate::facts::audit::{canonical, loaded, ruleset, Kind, RuleSet, RULES_DIR};
 use crate::facts::mounts::{self, Mount};
 use crate::facts::packages::packages;
 use crate::facts::walk::walk;
@@ -335,7 +334,7 @@ fn rules_or_fail(
     if files == 0 {
         return Ok(Err(Outcome::fail(format!(
             "no *.rules files in {}: no audit rules are loaded at boot",
-            rules::RULES_DIR
+            RULES_DIR
         ))));
     }
     Ok(Ok(set))
@@ -545,9 +544,9 @@ mod tests {
 
     #[test]
     fn parsers_survive_garbage() {
-        let q = rules::parse_filter("auid>=1000").unwrap();
+        let q = crate::facts::audit::parse_filter("auid>=1000").unwrap();
         for g in garbage() {
-            if let Ok((Kind::Rule { filters, .. }, _)) = rules::parse_line(&g) {
+            if let Ok((Kind::Rule { filters, .. }, _)) = crate::facts::audit::parse_line(&g) {
                 for f in &filters {
                     let _ = rules::implied_by(std::slice::from_ref(&q), f);
                     let _ = rules::implied_by(std::slice::from_ref(f), &q);
@@ -557,7 +556,7 @@ mod tests {
             let _ = split_commas(&g);
             let _ = strip_sudo_comment(&g);
             let _ = wildcard(&g, "/a/b");
-            let _ = rules::version_cmp(&g, "10-x.rules");
+            let _ = crate::facts::audit::version_cmp(&g, "10-x.rules");
             if let Some(r) = regex::Regex::new(&g) {
                 let _ = r.matches_prefix("/usr/sbin/auditctl");
                 let _ = r.matches_full(&g);

@@ -182,7 +182,7 @@ fn root_path(facts: &Facts, missing: MissingDir) -> Result<Outcome, FactError> {
             }
         }
     }
-    let defs = crate::checks::users::login_defs(facts);
+    let defs = crate::facts::account_defaults::login_defs(facts);
     let defs = defs.as_ref().as_ref().map_err(Clone::clone)?;
     if let Some(s) = kv::last(defs, "ENV_SUPATH", false) {
         let v = s
@@ -580,7 +580,7 @@ fn judge_umasks(settings: &[UmaskSetting], want: u32) -> (Vec<String>, Vec<Strin
 
 fn default_umask(facts: &Facts, want: u32) -> Result<Outcome, FactError> {
     let mut settings = Vec::new();
-    let defs = crate::checks::users::login_defs(facts);
+    let defs = crate::facts::account_defaults::login_defs(facts);
     let defs = defs.as_ref().as_ref().map_err(Clone::clone)?;
     if let Some(s) = kv::last(defs, "UMASK", false) {
         settings.push(UmaskSetting {

@@ -12,14 +12,15 @@ use home::*;
 use sudo::*;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use serde::Deserialize;
 
 use self::sudoers::{sudoers, Op};
 use crate::checks::file::parse_mode;
+use crate::facts::account_defaults::{
+    login_defs_value, shadow_long, uid_min, useradd_default, visible,
+};
 use crate::facts::accounts::{accounts, is_nologin, shells, Accounts, User};
-use crate::facts::kv::{self, Setting};
 use crate::facts::packages::{compare_versions, packages};
 use crate::facts::{FactError, Facts, FileKind};
 use crate::model::{Outcome, Status};
@@ -627,170 +628,6 @@ impl Check {
     }
 }
 
-/// The settings of /etc/login.defs, read once per scan (empty when missing).
-pub fn login_defs(facts: &Facts) -> Arc<Result<Vec<Setting>, FactError>> {
-    facts.memo("login-defs", || {
-        let path = "/etc/login.defs";
-        Ok(facts
-            .read(path)?
-            .map(|t| parse_login_defs(&t, path))
-            .unwrap_or_default())
-    })
-}
-
-/// Parses login.defs as the shadow suite does: `NAME value`, lines starting with `#`
-/// are comments, the value runs to the end of the line (a `#` later on the line is
-/// part of it) with double quotes stripped. Only C's blanks are trimmed from the end
-/// of a line (a carriage return is; a no-break space stays in the value).
-pub fn parse_login_defs(text: &str, path: &str) -> Vec<Setting> {
-    let mut out = Vec::new();
-    for (i, raw) in text.split('\n').enumerate() {
-        let line = raw.trim_end_matches(is_c_space);
-        let name_start = line.trim_start_matches([' ', '\t']);
-        if name_start.is_empty() || name_start.starts_with('#') {
-            continue;
-        }
-        let Some(end) = name_start.find([' ', '\t']) else {
-            continue;
-        };
-        let name = &name_start[..end];
-        let value = name_start[end..].trim_start_matches([' ', '\t', '"']);
-        let value = match value.find('"') {
-            Some(q) => &value[..q],
-            None => value,
-        };
-        out.push(Setting {
-            key: name.to_string(),
-            value: value.to_string(),
-            source: format!("{path}:{}", i + 1),
-        });
-    }
-    out
-}
-
-/// An account default as the checks read it: the value set (`None`: not set), the
-/// number the shadow tools take from it, and where it was found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DefaultRead {
-    pub value: Option<String>,
-    pub number: Option<i64>,
-    /// `path:line: KEY value`, or `KEY not set in PATH`.
-    pub desc: String,
-}
-
-/// /etc/login.defs `key` (last occurrence wins, case-sensitive); its number as the
-/// shadow tools' `getdef_num` reads it ([`getdef_num`]).
-pub fn login_defs_value(facts: &Facts, key: &str) -> Result<DefaultRead, FactError> {
-    let defs = login_defs(facts);
-    let defs = defs.as_ref().as_ref().map_err(Clone::clone)?;
-    Ok(match kv::last(defs, key, false) {
-        Some(s) => DefaultRead {
-            value: Some(s.value.clone()),
-            number: getdef_num(&s.value),
-            desc: format!("{}: {} {}", s.source, s.key, visible(&s.value)),
-        },
-        None => DefaultRead {
-            value: None,
-            number: None,
-            desc: format!("{key} not set in /etc/login.defs"),
-        },
-    })
-}
-
-/// /etc/default/useradd `KEY=value` as useradd reads it: a line whose text before
-/// its first `=` is exactly `KEY` (no blanks), the value everything after it up to
-/// the newline (a carriage return, a trailing blank, quotes or a comment included).
-/// The last such line decides; its number is read by [`shadow_long`] and must be -1
-/// or more, otherwise useradd ignores it and keeps its default (even over an earlier
-/// line it could read).
-pub fn useradd_default(facts: &Facts, key: &str) -> Result<DefaultRead, FactError> {
-    let path = "/etc/default/useradd";
-    let text = facts.read(path)?;
-    let mut found: Option<(String, String)> = None;
-    if let Some(t) = text.as_deref() {
-        for (i, line) in t.split('\n').enumerate() {
-            if let Some((k, v)) = line.split_once('=') {
-                if k == key {
-                    found = Some((
-                        v.to_string(),
-                        format!("{path}:{}: {}", i + 1, visible(line)),
-                    ));
-                }
-            }
-        }
-    }
-    Ok(match found {
-        Some((v, d)) => DefaultRead {
-            number: shadow_long(&v).filter(|n| *n >= -1),
-            value: Some(v),
-            desc: d,
-        },
-        None => DefaultRead {
-            value: None,
-            number: None,
-            desc: format!("{key} not set in {path}"),
-        },
-    })
-}
-
-/// A number as the shadow suite's `getlong` reads it: C's `strtol` in base 0 over the
-/// whole text — blanks before it and one sign allowed, `0x` hexadecimal, a leading
-/// `0` octal — with nothing after the digits and no overflow of a C long.
-pub fn shadow_long(text: &str) -> Option<i64> {
-    let t = text.trim_start_matches(is_c_space);
-    let (negative, t) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
-        _ => (false, t),
-    };
-    let (radix, digits) = match t.as_bytes() {
-        [b'0', b'x' | b'X', d, ..] if d.is_ascii_hexdigit() => (16, &t[2..]),
-        [b'0', _, ..] => (8, &t[1..]),
-        _ => (10, t),
-    };
-    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
-        return None;
-    }
-    // i128 holds every i64 magnitude; C's long is 64 bits on the agent's targets.
-    let magnitude = i128::from_str_radix(digits, radix).ok()?;
-    i64::try_from(if negative { -magnitude } else { magnitude }).ok()
-}
-
-/// A login.defs number as `getdef_num` reads it: [`shadow_long`] within a C int.
-/// The tools use their default for a value it refuses.
-pub fn getdef_num(text: &str) -> Option<i64> {
-    shadow_long(text).filter(|n| i32::try_from(*n).is_ok())
-}
-
-/// C's `isspace` in the C locale.
-fn is_c_space(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\n' | '\u{b}' | '\u{c}' | '\r')
-}
-
-/// A value as evidence shows it: control characters and blanks other than a space
-/// escaped (a carriage return, a no-break space).
-fn visible(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| {
-            let escaped: Vec<char> = if c != ' ' && (c.is_control() || c.is_whitespace()) {
-                c.escape_default().collect()
-            } else {
-                vec![c]
-            };
-            escaped
-        })
-        .collect()
-}
-
-/// UID_MIN from /etc/login.defs (default 1000).
-pub fn uid_min(facts: &Facts) -> Result<u32, FactError> {
-    let defs = login_defs(facts);
-    let defs = defs.as_ref().as_ref().map_err(Clone::clone)?;
-    Ok(kv::last(defs, "UID_MIN", false)
-        .and_then(|s| s.value.parse().ok())
-        .unwrap_or(1000))
-}
-
 /// Login shells from /etc/shells, without nologin and false shells.
 pub fn valid_shells(facts: &Facts) -> Result<Vec<String>, FactError> {
     // Without /etc/shells, glibc's getusershell() offers /bin/sh and /bin/csh.
@@ -933,9 +770,11 @@ fn unique(acc: &Accounts, what: UniqueWhat) -> Outcome {
     );
     out
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::facts::account_defaults::parse_login_defs;
 
     fn root_with(files: &[(&str, &str)]) -> tempfile::TempDir {
         crate::checks::test_tree(files, &[])
@@ -1018,75 +857,6 @@ mod tests {
     }
 
     #[test]
-    fn login_defs_like_shadow() {
-        let s = parse_login_defs(
-            "# c\nPASS_MAX_DAYS\t365\nUMASK 027 # why\nENV_PATH \"PATH=/bin\"\nLONE\n",
-            "/l",
-        );
-        let v: Vec<(&str, &str)> = s
-            .iter()
-            .map(|x| (x.key.as_str(), x.value.as_str()))
-            .collect();
-        assert_eq!(
-            v,
-            vec![
-                ("PASS_MAX_DAYS", "365"),
-                ("UMASK", "027 # why"),
-                ("ENV_PATH", "PATH=/bin")
-            ]
-        );
-    }
-
-    #[test]
-    fn numbers_as_the_shadow_suite_reads_them() {
-        for (text, want) in [
-            ("30", Some(30)),
-            (" \t30", Some(30)),
-            ("+7", Some(7)),
-            ("-1", Some(-1)),
-            ("010", Some(8)),
-            ("0x1e", Some(30)),
-            ("0X1E", Some(30)),
-            ("0", Some(0)),
-            ("08", None),
-            ("0x", None),
-            ("30 ", None),
-            ("30\r", None),
-            ("\"30\"", None),
-            ("30 # days", None),
-            ("1e3", None),
-            ("", None),
-            ("-", None),
-            ("99999999999", Some(99_999_999_999)),
-            ("9223372036854775808", None),
-            ("-9223372036854775808", Some(i64::MIN)),
-        ] {
-            assert_eq!(shadow_long(text), want, "{text:?}");
-        }
-        assert_eq!(getdef_num("2147483647"), Some(2_147_483_647));
-        assert_eq!(getdef_num("-2147483648"), Some(-2_147_483_648));
-        assert_eq!(getdef_num("2147483648"), None);
-        assert_eq!(visible("SHA512\u{a0}\r"), "SHA512\\u{a0}\\r");
-    }
-
-    #[test]
-    fn login_defs_trims_only_c_blanks() {
-        let s = parse_login_defs("A 1\r\nB 2\u{a0}\nC 3\u{b}\n", "/l");
-        let v: Vec<&str> = s.iter().map(|x| x.value.as_str()).collect();
-        assert_eq!(v, vec!["1", "2\u{a0}", "3"]);
-    }
-
-    #[test]
-    fn login_defs_garbage() {
-        for s in [
-            "", "\"", "A\"", "A \"", "A \"\"", "\tA\t\t", "é ü", "# A 1", "A  \"x",
-        ] {
-            let _ = parse_login_defs(s, "/l");
-            let _ = has_tag(s, "NOPASSWD");
-        }
-    }
-
-    #[test]
     fn tags() {
         assert!(has_tag("%admin ALL=(ALL) NOPASSWD: ALL", "NOPASSWD"));
         assert!(has_tag(
@@ -1103,5 +873,15 @@ mod tests {
         assert_eq!(date_of(19723), "2024-01-01");
         assert!(today_days() > 19723);
         assert!(!date_of(i64::MAX).is_empty());
+    }
+
+    #[test]
+    fn login_defs_garbage() {
+        for s in [
+            "", "\"", "A\"", "A \"", "A \"\"", "\tA\t\t", "é ü", "# A 1", "A  \"x",
+        ] {
+            let _ = parse_login_defs(s, "/l");
+            let _ = has_tag(s, "NOPASSWD");
+        }
     }
 }

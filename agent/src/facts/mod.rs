@@ -5,7 +5,10 @@
 //! rules that need it. Paths given to probes are as seen *inside* the root, e.g.
 //! `/etc/ssh/sshd_config`; symlinks are resolved inside the root, never outside it.
 
+pub mod account_defaults;
 pub mod accounts;
+pub mod audit;
+pub mod include_budget;
 pub mod kv;
 pub mod modules;
 pub mod mounts;

@@ -35,25 +35,25 @@ fn read_stat() -> Option<Stat> {
     })
 }
 
-fn boot_time() -> Option<u64> {
-    std::fs::read_to_string("/proc/stat")
+/// The number in word `word` (from 0) of the first line of `path` that starts with
+/// `prefix`.
+fn number_in(path: &str, prefix: &str, word: usize) -> Option<u64> {
+    std::fs::read_to_string(path)
         .ok()?
         .lines()
-        .find_map(|l| l.strip_prefix("btime "))?
-        .trim()
+        .find(|l| l.starts_with(prefix))?
+        .split_whitespace()
+        .nth(word)?
         .parse()
         .ok()
 }
 
+fn boot_time() -> Option<u64> {
+    number_in("/proc/stat", "btime ", 1)
+}
+
 fn max_fds() -> Option<u64> {
-    std::fs::read_to_string("/proc/self/limits")
-        .ok()?
-        .lines()
-        .find(|l| l.starts_with("Max open files"))?
-        .split_whitespace()
-        .nth(3)?
-        .parse()
-        .ok()
+    number_in("/proc/self/limits", "Max open files", 3)
 }
 
 /// Clock ticks per second and the page size: fixed on Linux x86_64 and aarch64

@@ -13,7 +13,6 @@
 //! separated by NUL bytes: the first is the main file, the others its drop-ins or
 //! includes, at the names each target lists ([`split`]).
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use std::sync::OnceLock;
@@ -25,7 +24,9 @@ use rampart_agent::checks::logging::{journald, rsyslog};
 use rampart_agent::checks::pam::stack;
 use rampart_agent::checks::sshd::config as sshd;
 use rampart_agent::checks::users;
-use rampart_agent::facts::{self, mounts, packages, rpmdb, Facts};
+use rampart_agent::facts::{
+    self, account_defaults, audit as audit_rules, mounts, packages, rpmdb, Facts,
+};
 
 /// One fuzz target: its name (the file name under `fuzz/fuzz_targets/` and the
 /// corpus directory) and what it does with one input.
@@ -240,10 +241,10 @@ pub fn sudoers(data: &[u8]) {
 
 /// /etc/login.defs, and the UID_MIN the checks derive from it.
 pub fn login_defs(data: &[u8]) {
-    let _ = users::parse_login_defs(&text(data), "/etc/login.defs");
+    let _ = account_defaults::parse_login_defs(&text(data), "/etc/login.defs");
     with_root(&[("/etc/login.defs".into(), data)], false, |facts| {
-        let _ = users::login_defs(facts);
-        let _ = users::uid_min(facts);
+        let _ = account_defaults::login_defs(facts);
+        let _ = account_defaults::uid_min(facts);
     });
 }
 
@@ -301,17 +302,17 @@ pub fn mounts_tables(data: &[u8]) {
 /// same text as `auditctl -l` prints it.
 pub fn audit_rules(data: &[u8]) {
     let t = text(data);
-    let _ = rules::parse_loaded(&t);
+    let _ = audit_rules::parse_loaded(&t);
     for line in t.lines() {
-        let _ = rules::parse_line(line);
-        let _ = rules::parse_filter(line);
-        let _ = rules::normalise_path(line);
+        let _ = audit_rules::parse_line(line);
+        let _ = audit_rules::parse_filter(line);
+        let _ = audit_rules::normalise_path(line);
     }
     let files = files(data, 4, "/etc/audit/rules.d/10.rules", |i| {
         format!("/etc/audit/rules.d/{}.rules", 10 + i)
     });
     with_root(&files, false, |facts| {
-        if let Ok(set) = rules::ruleset(facts).as_ref() {
+        if let Ok(set) = audit_rules::ruleset(facts).as_ref() {
             let _ = rules::task_never(set);
         }
     });
@@ -463,18 +464,8 @@ pub fn agent_message(data: &[u8]) {
         assert_eq!(m, again, "AgentMessage does not survive a round trip");
         match m.body {
             Some(Body::Hello(h)) => {
-                let labels: BTreeMap<String, String> = h.labels.clone().into_iter().collect();
-                let _ = limits::hello(&limits::HelloClaims {
-                    hostname: &h.hostname,
-                    ip_addresses: &h.ip_addresses,
-                    provider: &h.provider,
-                    instance_id: &h.instance_id,
-                    region: &h.region,
-                    os: &h.os,
-                    agent_version: &h.agent_version,
-                    content_version: &h.content_version,
-                    labels: &labels,
-                });
+                let labels = rampart_collector::app::labels_of(h.labels.clone());
+                let _ = limits::hello(&limits::HelloClaims::of_hello(&h, &labels));
             }
             Some(Body::Results(b)) => {
                 let _ = limits::scan_id(&b.scan_id);
@@ -498,22 +489,8 @@ pub fn agent_message(data: &[u8]) {
         }
     }
     if let Ok(r) = EnrollRequest::decode(data) {
-        let labels: BTreeMap<String, String> = r.labels.clone().into_iter().collect();
-        let _ = limits::enroll(&limits::EnrollClaims {
-            token: &r.token,
-            csr_der: &r.csr_der,
-            hostname: &r.hostname,
-            instance_id: &r.instance_id,
-            provider: &r.provider,
-            labels: &labels,
-            identity_document: r.identity_document.as_ref().map(|d| {
-                rampart_collector::identity::Document {
-                    provider: &d.provider,
-                    document: &d.document,
-                    signature: &d.signature,
-                }
-            }),
-        });
+        let labels = rampart_collector::app::labels_of(r.labels.clone());
+        let _ = limits::enroll(&limits::EnrollClaims::of_request(&r, &labels));
         sign(&r.csr_der);
     }
 }

@@ -10,14 +10,11 @@
 
 use std::collections::HashMap;
 
+use crate::facts::include_budget::IncludeBudget;
 use crate::facts::{FactError, Facts};
 
 /// Include nesting deeper than this is reported, not followed.
 const MAX_DEPTH: u8 = 16;
-/// Include statements and the files they name, for one ruleset, all levels together.
-/// Depth alone does not bound the work: a file that includes itself twice would be
-/// read 2^16 times.
-const MAX_INCLUDES: usize = 1024;
 /// Words of one statement or variable after `$variable` expansion.
 const MAX_WORDS: usize = 4096;
 
@@ -310,8 +307,8 @@ pub struct Ruleset {
     pub files: Vec<String>,
     /// What could not be followed (include depth, missing include files, …).
     pub notes: Vec<String>,
-    /// Includes met so far (bounded by [`MAX_INCLUDES`]).
-    includes: usize,
+    /// Include statements and the files they name, for the whole ruleset.
+    includes: IncludeBudget,
 }
 
 impl Ruleset {
@@ -466,32 +463,22 @@ fn tokenize_file(
             (at_start, &toks[i].tok, toks.get(i + 1).map(|t| &t.tok))
         {
             if w == "include" {
-                if rs.includes >= MAX_INCLUDES {
-                    if rs.includes == MAX_INCLUDES {
-                        rs.notes.push(format!(
-                            "{}: more than {MAX_INCLUDES} includes; the rest is not read",
-                            toks[i].at
-                        ));
-                        rs.includes += 1;
-                    }
-                } else if depth >= MAX_DEPTH {
-                    rs.includes += 1;
+                let follow = rs.includes.directive(&toks[i].at, &mut rs.notes);
+                if follow && depth >= MAX_DEPTH {
                     rs.notes.push(format!(
                         "{}: include nesting deeper than {MAX_DEPTH}, not followed",
                         toks[i].at
                     ));
-                } else {
-                    rs.includes += 1;
+                } else if follow {
                     let files = include_files(facts, path, target)?;
                     if files.is_empty() && !target.contains(['*', '?', '[']) {
                         rs.notes
                             .push(format!("{}: included file {target} not found", toks[i].at));
                     }
                     for f in files {
-                        if rs.includes >= MAX_INCLUDES {
+                        if !rs.includes.file() {
                             break;
                         }
-                        rs.includes += 1;
                         if let Some(t) = facts.read(&f)? {
                             tokenize_file(facts, &f, &t, depth + 1, out, rs)?;
                             out.push(Token {

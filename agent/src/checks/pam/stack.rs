@@ -5,14 +5,12 @@
 
 use std::sync::Arc;
 
+use crate::facts::include_budget::IncludeBudget;
 use crate::facts::{FactError, Facts};
 
 /// Where service files live.
 pub const PAM_D: &str = "/etc/pam.d";
 const MAX_DEPTH: usize = 16;
-/// Includes followed for one stack, all levels together. Depth alone does not bound
-/// the work: a file that includes itself twice would be read 2^16 times.
-const MAX_INCLUDES: usize = 1024;
 
 /// One module line of an expanded stack.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,8 +75,8 @@ pub struct Stack {
     pub notes: Vec<String>,
     /// Whether the service file itself exists.
     pub exists: bool,
-    /// Includes met so far (bounded by [`MAX_INCLUDES`]).
-    included: usize,
+    /// Includes followed for the whole stack.
+    included: IncludeBudget,
 }
 
 impl Stack {
@@ -207,16 +205,9 @@ fn include(
     via: &Option<String>,
     depth: usize,
 ) -> Result<(), FactError> {
-    if st.included >= MAX_INCLUDES {
-        if st.included == MAX_INCLUDES {
-            st.notes.push(format!(
-                "{source}: more than {MAX_INCLUDES} includes; the rest of the stack is not read"
-            ));
-            st.included += 1;
-        }
+    if !st.included.directive(source, &mut st.notes) {
         return Ok(());
     }
-    st.included += 1;
     if depth + 1 > MAX_DEPTH {
         st.notes.push(format!("{source}: includes nested too deep"));
         return Ok(());

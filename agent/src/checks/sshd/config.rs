@@ -13,6 +13,7 @@
 
 use std::sync::Arc;
 
+use crate::facts::include_budget::IncludeBudget;
 use crate::facts::{FactError, Facts};
 
 /// The main configuration file.
@@ -21,10 +22,6 @@ pub const MAIN: &str = "/etc/ssh/sshd_config";
 const SSHDIR: &str = "/etc/ssh";
 /// sshd's include depth limit.
 const MAX_DEPTH: usize = 16;
-/// Include lines and the files they name, for one configuration, all levels
-/// together. Depth alone does not bound the work: a file that includes itself twice
-/// would be read 2^16 times.
-const MAX_INCLUDES: usize = 1024;
 
 /// One configuration line that sets a keyword.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,8 +77,8 @@ pub struct SshdConfig {
     pub refused: Vec<String>,
     /// Whether the main file exists.
     pub main_exists: bool,
-    /// Includes met so far (bounded by [`MAX_INCLUDES`]).
-    includes: usize,
+    /// Include lines and the files they name, for the whole configuration.
+    includes: IncludeBudget,
 }
 
 impl SshdConfig {
@@ -168,16 +165,9 @@ fn parse_file(
             continue;
         }
         if keyword.eq_ignore_ascii_case("include") {
-            if cfg.includes >= MAX_INCLUDES {
-                if cfg.includes == MAX_INCLUDES {
-                    cfg.refused.push(format!(
-                        "{source}: more than {MAX_INCLUDES} includes; the rest is not read"
-                    ));
-                    cfg.includes += 1;
-                }
+            if !cfg.includes.directive(&source, &mut cfg.refused) {
                 continue;
             }
-            cfg.includes += 1;
             if depth + 1 > MAX_DEPTH {
                 cfg.refused.push(format!(
                     "{source}: Include nested more than {MAX_DEPTH} deep; sshd refuses to start"
@@ -191,10 +181,9 @@ fn parse_file(
                     format!("{SSHDIR}/{arg}")
                 };
                 for file in glob_in_root(facts, &pattern)? {
-                    if cfg.includes >= MAX_INCLUDES {
+                    if !cfg.includes.file() {
                         break;
                     }
-                    cfg.includes += 1;
                     let Some(inc) = facts.read(&file)? else {
                         continue;
                     };

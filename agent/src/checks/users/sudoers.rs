@@ -7,15 +7,11 @@
 
 use std::sync::Arc;
 
+use crate::facts::include_budget::IncludeBudget;
 use crate::facts::{FactError, Facts};
 
 pub const SUDOERS: &str = "/etc/sudoers";
 const MAX_DEPTH: usize = 32;
-/// Include directives and files of included directories followed for the whole
-/// policy, all levels together. Depth alone does not
-/// bound the work: a directory whose file includes the directory again would be read
-/// 2^32 times.
-const MAX_INCLUDES: usize = 1024;
 
 /// How a Defaults entry sets its option.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,8 +58,8 @@ pub struct Sudoers {
     pub rules: Vec<RuleLine>,
     pub files: Vec<String>,
     pub notes: Vec<String>,
-    /// Includes met so far (bounded by [`MAX_INCLUDES`]).
-    included: usize,
+    /// Include directives and files of included directories, for the whole policy.
+    included: IncludeBudget,
 }
 
 impl Sudoers {
@@ -135,16 +131,9 @@ fn parse(
             });
         if let Some(d) = directive {
             let arg = trimmed[d.len()..].trim();
-            if s.included >= MAX_INCLUDES {
-                if s.included == MAX_INCLUDES {
-                    s.notes.push(format!(
-                        "{source}: more than {MAX_INCLUDES} included files; the rest is not read"
-                    ));
-                    s.included += 1;
-                }
+            if !s.included.directive(&source, &mut s.notes) {
                 continue;
             }
-            s.included += 1;
             if depth + 1 > MAX_DEPTH {
                 s.notes.push(format!("{source}: includes nested too deep"));
                 continue;
@@ -156,14 +145,14 @@ fn parse(
                         continue;
                     }
                     let f = format!("{}/{name}", target.trim_end_matches('/'));
-                    if s.included >= MAX_INCLUDES {
+                    let Some(t) = facts.read(&f).ok().flatten() else {
+                        continue;
+                    };
+                    if !s.included.file() {
                         break;
                     }
-                    if let Some(t) = facts.read(&f).ok().flatten() {
-                        s.included += 1;
-                        s.files.push(f.clone());
-                        parse(facts, s, &f, &t, depth + 1)?;
-                    }
+                    s.files.push(f.clone());
+                    parse(facts, s, &f, &t, depth + 1)?;
                 }
             } else {
                 match facts.read(&target)? {
