@@ -266,7 +266,8 @@ fn fake_agent(dl: &Path, bytes: &[u8]) {
 }
 
 /// The bounds, against a real server: an agent built for another machine, output over
-/// the cap, and no more scans at once than the limit.
+/// the cap, an agent that exits with an error, and no more scans at once than the
+/// limit.
 #[test]
 fn bounds_hold_against_a_real_server() {
     let t = tempfile::tempdir().unwrap();
@@ -302,6 +303,20 @@ fn bounds_hold_against_a_real_server() {
     let (_, scan) = register(&c, target());
     let why = failure(&final_scan(&c, &scan, 60));
     assert!(why.contains("output is over 1048576 bytes"), "{why}");
+
+    // An agent that fails: its exit and what it said.
+    fake_agent(
+        &dl,
+        b"#!/bin/sh\necho 'cannot read /etc/shadow' >&2\nexit 3\n",
+    );
+    let (_, scan) = register(&c, target());
+    let why = failure(&final_scan(&c, &scan, 60));
+    assert!(
+        why.contains("the agent exited with")
+            && why.contains("3")
+            && why.contains("cannot read /etc/shadow"),
+        "{why}"
+    );
 
     // Three targets at once with a limit of one: never two running together.
     fake_agent(&dl, b"#!/bin/sh\nsleep 2\necho 'not a scan document'\n");

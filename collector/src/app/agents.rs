@@ -21,6 +21,17 @@ impl HostDirectory {
         );
     }
 
+    /// The IDs that begin with `prefix`, in order (a range of the directory).
+    pub fn ids_with_prefix(&self, prefix: &str) -> Vec<String> {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .range(prefix.to_string()..)
+            .take_while(|(id, _)| id.starts_with(prefix))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
     /// The IDs of agents whose host name, an address or ID contains `q` (lower-cased),
     /// in ID order; `None` when more than `most` do.
     pub fn find(&self, q: &str, most: usize) -> Option<Vec<String>> {
@@ -195,5 +206,10 @@ mod tests {
         // A hello that renames the host replaces the entry.
         d.note(&a("ag-1", "api-01", "10.0.0.9"));
         assert_eq!(d.find("web", 10), Some(vec![]));
+        d.note(&a("tg-2", "t2", ""));
+        d.note(&a("tg-1", "t1", ""));
+        d.note(&a("th-1", "t3", ""));
+        assert_eq!(d.ids_with_prefix("tg-"), vec!["tg-1", "tg-2"]);
+        assert_eq!(d.ids_with_prefix("zz-"), Vec::<String>::new());
     }
 }

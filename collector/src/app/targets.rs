@@ -27,6 +27,10 @@ const CLAIM_MS: i64 = 30_000;
 /// collector stopped or died first) is started by the lease holder.
 const ORPHAN_MS: i64 = 60_000;
 
+/// How every target's ID begins (agents' IDs begin otherwise): the targets are a
+/// range of the host directory, not a walk over every agent.
+const TARGET_ID_PREFIX: &str = "tg-";
+
 /// The meta key holding the SSH public key of the collectors sharing the store.
 const SSH_KEY_META: &str = "ssh/public_key";
 
@@ -229,7 +233,7 @@ impl App {
         spec.validate()?;
         let now = now_ms();
         let rec = AgentRecord {
-            id: auth::new_id("tg-")?,
+            id: auth::new_id(TARGET_ID_PREFIX)?,
             hostname: spec.host.clone(),
             ip_addresses: vec![],
             provider: spec.provider.clone().unwrap_or_default(),
@@ -254,6 +258,9 @@ impl App {
         };
         self.store.put_agent(&rec)?;
         self.hosts.note(&rec);
+        self.tell_others(crate::store::Event::Agent {
+            agent_id: rec.id.clone(),
+        });
         self.audit(
             actor,
             "target.register",
@@ -276,11 +283,13 @@ impl App {
         Ok((rec, scan))
     }
 
-    /// Live targets (not removed), by ID.
+    /// Live targets (not removed), by ID: the target IDs of the host directory,
+    /// read at once.
     pub fn targets(&self) -> Result<Vec<AgentRecord>> {
+        let ids = self.hosts.ids_with_prefix(TARGET_ID_PREFIX);
         let mut t: Vec<AgentRecord> = self
             .store
-            .agents()?
+            .agents_by_id(&ids)?
             .into_iter()
             .filter(|a| a.ssh.is_some() && !a.revoked)
             .collect();
@@ -319,6 +328,9 @@ impl App {
             })?
             .ok_or_else(|| AppError::NotFound(format!("target {id}")))?;
         self.hosts.note(&rec);
+        self.tell_others(crate::store::Event::Agent {
+            agent_id: rec.id.clone(),
+        });
         self.audit(
             actor,
             "target.update",

@@ -388,6 +388,13 @@ fn collectors_on_one_database_scan_targets_with_one_ssh_key() {
         Some(json!({"host": "127.0.0.1", "port": sshd.port, "user": "root"})),
     );
     let target = reg["target"]["id"].as_str().unwrap().to_string();
+    // Listed through either collector at once: B told A.
+    wait_for("A to list the target registered through B", 10, || {
+        a.admin("GET", "/api/v1/targets", None)
+            .to_string()
+            .contains(&target)
+            .then_some(())
+    });
     let first = done(&a, reg["scan_id"].as_str().unwrap());
     assert_eq!(
         first["scan"]["status"], "completed",
