@@ -90,9 +90,8 @@ pub fn summarize(results: impl IntoIterator<Item = (Status, Severity)>) -> Summa
             Status::Exempted => s.exempted += 1,
         }
     }
-    let scored = s.passed + s.failed + s.error;
-    if scored > 0 {
-        s.score = (s.passed as f64 * 1000.0 / scored as f64).round() / 10.0;
+    if let Some(score) = rampart_report::score(s.passed as u32, s.failed as u32, s.error as u32) {
+        s.score = score;
     }
     s
 }

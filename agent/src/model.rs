@@ -2,55 +2,9 @@
 
 use std::fmt;
 
-/// The result of evaluating one rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Status {
-    /// The recommendation is met.
-    Pass,
-    /// The recommendation is not met.
-    Fail,
-    /// The rule could not be evaluated; the evidence says why.
-    Error,
-    /// The recommendation does not apply to this host; the evidence says why.
-    NotApplicable,
-    /// A manual recommendation: listed, never passed, not scored.
-    NotChecked,
-    /// Skipped because the operator exempted it.
-    Exempted,
-}
-
-impl Status {
-    /// The name used in JSON and on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Pass => "pass",
-            Status::Fail => "fail",
-            Status::Error => "error",
-            Status::NotApplicable => "not_applicable",
-            Status::NotChecked => "not_checked",
-            Status::Exempted => "exempted",
-        }
-    }
-
-    /// Parses the JSON name of a status.
-    pub fn parse(s: &str) -> Option<Status> {
-        Some(match s {
-            "pass" => Status::Pass,
-            "fail" => Status::Fail,
-            "error" => Status::Error,
-            "not_applicable" => Status::NotApplicable,
-            "not_checked" => Status::NotChecked,
-            "exempted" => Status::Exempted,
-            _ => return None,
-        })
-    }
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The result of evaluating one rule: the vocabulary the agent shares with the
+/// collector and the reports.
+pub use rampart_report::Status;
 
 /// How much a failure of a rule matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Deserialize)]

@@ -124,20 +124,23 @@ fn msg(body: collector_message::Body) -> CollectorMessage {
     CollectorMessage { body: Some(body) }
 }
 
+/// The wire's rule status as the shared vocabulary names it; anything else is refused.
 fn status_name(s: i32) -> Result<&'static str, Status> {
-    Ok(match RuleStatus::try_from(s) {
-        Ok(RuleStatus::Pass) => "pass",
-        Ok(RuleStatus::Fail) => "fail",
-        Ok(RuleStatus::Error) => "error",
-        Ok(RuleStatus::NotApplicable) => "not_applicable",
-        Ok(RuleStatus::NotChecked) => "not_checked",
-        Ok(RuleStatus::Exempted) => "exempted",
+    use rampart_report::Status as S;
+    let status = match RuleStatus::try_from(s) {
+        Ok(RuleStatus::Pass) => S::Pass,
+        Ok(RuleStatus::Fail) => S::Fail,
+        Ok(RuleStatus::Error) => S::Error,
+        Ok(RuleStatus::NotApplicable) => S::NotApplicable,
+        Ok(RuleStatus::NotChecked) => S::NotChecked,
+        Ok(RuleStatus::Exempted) => S::Exempted,
         _ => {
             return Err(Status::invalid_argument(format!(
                 "rule status {s} is not valid"
             )))
         }
-    })
+    };
+    Ok(status.as_str())
 }
 
 type Out = mpsc::Sender<Result<CollectorMessage, Status>>;

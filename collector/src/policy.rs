@@ -287,11 +287,9 @@ pub struct Counts {
     pub failed_high: u32,
 }
 
-/// passed ÷ (passed + failed + error) × 100, rounded to one decimal; `None` when no
-/// rule was scored.
+/// The scan's score ([`rampart_report::score`]).
 pub fn score(c: &Counts) -> Option<f64> {
-    let scored = c.passed + c.failed + c.error;
-    (scored > 0).then(|| (c.passed as f64 * 1000.0 / scored as f64).round() / 10.0)
+    rampart_report::score(c.passed, c.failed, c.error)
 }
 
 /// What enforcement decided for a completed scan.

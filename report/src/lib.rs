@@ -4,6 +4,9 @@
 //! Asset Reporting Format 1.1 with an XCCDF 1.2 benchmark in a SCAP 1.3 source data
 //! stream and an XCCDF 1.2 TestResult).
 //!
+//! It also holds the vocabulary the agent and the collector share: [`Status`] and
+//! [`score`].
+//!
 //! Every string in a [`Doc`] is untrusted (host names, evidence quoting file contents,
 //! catalogue text sent by an agent): both renderers escape all of it, and drop
 //! characters that XML 1.0 forbids.
@@ -111,17 +114,28 @@ pub struct Rule {
     pub evidence: Vec<String>,
 }
 
-/// A rule's result in a scan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// A rule's result in a scan: the one definition the agent, the collector and the
+/// reports share. Its names ([`Status::as_str`]) are the JSON and stored form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Status {
+    /// The recommendation is met.
     Pass,
+    /// The recommendation is not met.
     Fail,
+    /// The rule could not be evaluated; the evidence says why.
     Error,
+    /// The recommendation does not apply to this host; the evidence says why.
     NotApplicable,
-    /// A manual recommendation: never passed, not scored.
+    /// A manual recommendation: listed, never passed, not scored.
     NotChecked,
     /// Skipped because the operator exempted it.
     Exempted,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Status {
@@ -146,8 +160,14 @@ impl Status {
         }
     }
 
+    /// Parses the JSON name of a status.
     pub fn parse(s: &str) -> Option<Status> {
         Status::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    /// Whether the status counts in the score (pass, fail, error).
+    pub fn is_scored(self) -> bool {
+        matches!(self, Status::Pass | Status::Fail | Status::Error)
     }
 
     /// The XCCDF 1.2 result: exempted rules were deselected by the operator.
@@ -163,12 +183,20 @@ impl Status {
     }
 
     /// Failures first, then errors, passes, and the rest.
-    fn rank(self) -> u8 {
+    pub fn rank(self) -> u8 {
         Status::ALL
             .iter()
             .position(|s| *s == self)
             .unwrap_or_default() as u8
     }
+}
+
+/// The score of a scan: passed ÷ (passed + failed + error) × 100, rounded to one
+/// decimal; `None` when no rule was scored. The one formula the agent's summary,
+/// the collector's policy and the reports use.
+pub fn score(passed: u32, failed: u32, error: u32) -> Option<f64> {
+    let scored = passed + failed + error;
+    (scored > 0).then(|| (passed as f64 * 1000.0 / scored as f64).round() / 10.0)
 }
 
 /// The colour band of a score (SPEC §4 overview): green ≥ 90, amber ≥ 70, red below.
@@ -313,6 +341,15 @@ mod tests {
         for (s, x) in table {
             assert_eq!(s.xccdf(), x, "{s:?}");
         }
+    }
+
+    #[test]
+    fn the_score_counts_pass_fail_and_error_only() {
+        assert_eq!(score(0, 0, 0), None);
+        assert_eq!(score(2, 1, 0), Some(66.7));
+        assert_eq!(score(1, 1, 1), Some(33.3));
+        assert_eq!(score(98, 68, 0), Some(59.0));
+        assert_eq!(score(5, 0, 0), Some(100.0));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use super::{now_ms, App, AppError, Command, Result};
 use crate::auth;
 use crate::policy::{self, Counts};
 use crate::store::{ResultRecord, ScanFilter, ScanRecord, ScanStatus};
+use rampart_report::Status;
 
 impl App {
     /// Creates a pending scan for an agent and asks it to run, unless scanning is off
@@ -255,12 +256,12 @@ impl App {
                     r.rule_id, s.profile, catalog.benchmark_id
                 )));
             }
-            let ok = match r.status.as_str() {
+            let ok = match Status::parse(&r.status) {
                 // A manual recommendation is never passed or failed.
-                "not_checked" => !rule.automated,
-                "pass" | "fail" | "error" => rule.automated,
-                "not_applicable" | "exempted" => true,
-                _ => false,
+                Some(Status::NotChecked) => !rule.automated,
+                Some(s) if s.is_scored() => rule.automated,
+                Some(_) => true,
+                None => false,
             };
             if !ok {
                 return Ok(Some(format!(
@@ -336,9 +337,9 @@ impl App {
             let (mut c, mut na, mut nc, mut ex) = (Counts::default(), 0, 0, 0);
             let mut sev = [0u32; 4];
             for (rule_id, status) in &results {
-                match status.as_str() {
-                    "pass" => c.passed += 1,
-                    "fail" => {
+                match Status::parse(status) {
+                    Some(Status::Pass) => c.passed += 1,
+                    Some(Status::Fail) => {
                         c.failed += 1;
                         match severity(rule_id).as_str() {
                             "critical" => sev[0] += 1,
@@ -347,10 +348,10 @@ impl App {
                             _ => sev[2] += 1,
                         }
                     }
-                    "error" => c.error += 1,
-                    "not_applicable" => na += 1,
-                    "not_checked" => nc += 1,
-                    _ => ex += 1,
+                    Some(Status::Error) => c.error += 1,
+                    Some(Status::NotApplicable) => na += 1,
+                    Some(Status::NotChecked) => nc += 1,
+                    Some(Status::Exempted) | None => ex += 1,
                 }
             }
             c.failed_critical = sev[0];

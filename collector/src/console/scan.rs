@@ -82,27 +82,21 @@ pub struct RuleQuery {
 }
 
 fn status_label(s: &str) -> &'static str {
-    match s {
-        "pass" => "Pass",
-        "fail" => "Fail",
-        "error" => "Error",
-        "not_applicable" => "Not applicable",
-        "not_checked" => "Not checked (manual)",
-        "exempted" => "Exempted",
-        _ => "Not in this profile",
+    use rampart_report::Status;
+    match Status::parse(s) {
+        Some(Status::Pass) => "Pass",
+        Some(Status::Fail) => "Fail",
+        Some(Status::Error) => "Error",
+        Some(Status::NotApplicable) => "Not applicable",
+        Some(Status::NotChecked) => "Not checked (manual)",
+        Some(Status::Exempted) => "Exempted",
+        None => "Not in this profile",
     }
 }
 
+/// Failures first, as in the reports; a rule outside the profile last.
 fn status_rank(s: &str) -> u8 {
-    match s {
-        "fail" => 0,
-        "error" => 1,
-        "pass" => 2,
-        "not_checked" => 3,
-        "not_applicable" => 4,
-        "exempted" => 5,
-        _ => 6,
-    }
+    rampart_report::Status::parse(s).map_or(u8::MAX, |s| s.rank())
 }
 
 fn severity_rank(s: &str) -> u8 {
