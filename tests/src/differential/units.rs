@@ -1,13 +1,18 @@
 //! systemd units: the root's own `systemctl is-enabled` (systemd 252, chrooted in a
 //! private mount namespace, where it reads the unit files offline) judges generated
 //! unit directories; the agent (`rampart-agent facts units`) must agree on whether
-//! each unit exists, is masked, and is enabled:
+//! each unit exists, is masked, is an alias, is enabled or is static:
 //!
 //! - `masked` and `masked-runtime` are masked;
+//! - `alias` is an alias (the name links to a unit file of another name);
 //! - `enabled` and `enabled-runtime` are enabled (linked from a `.wants` or
-//!   `.requires` directory as its [Install] section says);
+//!   `.requires` directory of /etc or /run under its name or an [Install] alias);
+//! - `static` is static (no [Install] rules; what `allow_static` rules accept);
 //! - anything else but a unit systemctl cannot find is a unit that exists and is
-//!   not enabled (`disabled`, `static`, `indirect`, `linked`, `alias`, …).
+//!   not enabled (`disabled`, `indirect`, `linked`, …);
+//! - a service with no native unit file (or only a dangling link under /usr) but an
+//!   init script is answered by systemd-sysv-install (`enabled` when a start link
+//!   exists in /etc/rc5.d or /etc/rcS.d).
 //!
 //! The configurations: Debian's units of the rules (cron, ssh with its sshd alias,
 //! systemd-timesyncd, nftables, apparmor) and a unit of our own, copied or rewritten
@@ -150,7 +155,11 @@ fn oracle(copy: &RootCopy) -> Result<Vec<String>, String> {
         let word = String::from_utf8_lossy(&o.stdout).trim().to_string();
         let err = String::from_utf8_lossy(&o.stderr);
         if word.is_empty() {
-            if err.contains("No such file") || err.contains("not found") {
+            // "Link has been severed": an alias of a unit found nowhere.
+            if err.contains("No such file")
+                || err.contains("not found")
+                || err.contains("Link has been severed")
+            {
                 out.push("not-found".to_string());
             } else if err.contains("Too many levels of symbolic links") {
                 // A link loop (the generator links /usr/lib to /lib, the same
@@ -189,15 +198,21 @@ fn compare(copy: &RootCopy) -> String {
             "not-found"
         } else if a["masked"].as_bool() == Some(true) {
             "masked"
+        } else if !a["alias_of"].is_null() {
+            "alias"
         } else if a["enabled"].as_bool() == Some(true) {
             "enabled"
+        } else if a["is_static"].as_bool() == Some(true) {
+            "static"
         } else {
             "not enabled"
         };
         let sys = match t.as_str() {
             "not-found" => "not-found",
             "masked" | "masked-runtime" => "masked",
+            "alias" => "alias",
             "enabled" | "enabled-runtime" => "enabled",
+            "static" => "static",
             _ => "not enabled",
         };
         if agent != sys {
