@@ -507,6 +507,8 @@ pub struct UnitFacts {
     /// Links that start it at boot without systemctl counting them.
     pub pulled_in_by: Vec<String>,
     pub is_static: bool,
+    /// A generator's output or a transient unit.
+    pub generated: bool,
     pub evidence: String,
 }
 
@@ -528,6 +530,7 @@ pub fn units(root: &Path, names: &[String]) -> Result<BTreeMap<String, UnitFacts
                 enabled_by: u.enabled_by.clone(),
                 pulled_in_by: u.pulled_in_by.clone(),
                 is_static: u.is_static,
+                generated: u.generated,
                 evidence: u.describe(),
             },
         );

@@ -12,7 +12,10 @@
 //! - enabled means a symlink (wherever it points) named after the unit or one of the
 //!   `Alias=` names of its [Install] section, in a `.wants` or `.requires` directory
 //!   of /etc/systemd/system or of a runtime directory under /run — or, in those
-//!   directories themselves, a link of an `Alias=` name to a file of the unit's name.
+//!   directories themselves, a link to a file of the unit's name named after one of
+//!   its `Alias=` names (or its own, below the file systemd loads);
+//! - a unit file a generator wrote, or a transient one, is `generated`, not enabled;
+//! - a service with no native unit file answers by its init script's start links.
 //!   Links a package ships under /usr do not enable; they still start the unit at
 //!   boot ([`UnitState::pulled_in_by`]).
 
@@ -58,6 +61,15 @@ const ENABLING_DIRS: [&str; 8] = [
     "/run/systemd/generator.late",
 ];
 
+/// Where generators write units, and transient units (systemctl's `generated`,
+/// `transient`).
+const GENERATED_DIRS: [&str; 4] = [
+    "/run/systemd/generator.early",
+    "/run/systemd/generator",
+    "/run/systemd/generator.late",
+    "/run/systemd/transient",
+];
+
 /// Links followed from one name to the unit it stands for, at most.
 const MAX_ALIAS_HOPS: usize = 8;
 
@@ -85,6 +97,9 @@ pub struct UnitState {
     pub is_static: bool,
     /// `path` is a SysV init script standing in for a service with no native unit.
     pub sysv: bool,
+    /// The unit file is a generator's output or a transient unit (systemctl's
+    /// `generated` and `transient`): not enabled, whatever links name it.
+    pub generated: bool,
     /// Live only: whether it runs now. `None` offline or when systemd is not running.
     pub active: Option<bool>,
 }
@@ -95,7 +110,11 @@ impl UnitState {
     }
     /// What `systemctl is-enabled` calls `enabled` (or `enabled-runtime`).
     pub fn enabled(&self) -> bool {
-        self.exists() && !self.masked && self.alias_of.is_none() && !self.enabled_by.is_empty()
+        self.exists()
+            && !self.masked
+            && self.alias_of.is_none()
+            && !self.generated
+            && !self.enabled_by.is_empty()
     }
     /// Started at boot: enabled, or pulled in by a link systemctl does not count. An
     /// alias starts when the unit it stands for does.
@@ -123,6 +142,8 @@ impl UnitState {
             "masked".to_string()
         } else if let Some(target) = &self.alias_of {
             format!("an alias of {target}, not a unit of its own")
+        } else if self.generated {
+            "generated (a generator's output or a transient unit), not enabled".to_string()
         } else if self.enabled() {
             format!("enabled (via {})", self.enabled_by.join(", "))
         } else if self.is_static {
@@ -191,8 +212,9 @@ fn masks(facts: &Facts, path: &str) -> Result<bool, FactError> {
 enum Entry {
     /// No entry anywhere.
     Missing,
-    /// An entry that leads to no unit file.
-    Dangling(String),
+    /// An entry that leads to no unit file; `native` unless it is a dangling link out
+    /// of the search path under /usr (systemctl then looks for an init script).
+    Dangling(String, bool),
     Masked(String),
     /// A unit file of the name (read through the entry's links).
     File(String),
@@ -248,7 +270,7 @@ fn entry(facts: &Facts, name: &str) -> Result<Entry, FactError> {
             return Ok(if meta.kind == FileKind::File {
                 Entry::File(p)
             } else {
-                Entry::Dangling(p)
+                Entry::Dangling(p, true)
             });
         }
         let target = absolute(dir, &facts.read_link(&p)?.unwrap_or_default());
@@ -256,18 +278,22 @@ fn entry(facts: &Facts, name: &str) -> Result<Entry, FactError> {
         let in_search_path = SEARCH_PATH
             .iter()
             .any(|d| target.starts_with(&format!("{d}/")));
+        let native = in_search_path || dir.starts_with("/etc/") || dir.starts_with("/run/");
         if base == name {
             // The file it links to, loaded under its own name (systemctl 252 reports
             // a loop when that file is in the search path; the manager loads it).
             return Ok(if is_file(facts, &p) {
                 Entry::File(p)
             } else {
-                Entry::Dangling(p)
+                Entry::Dangling(p, native)
             });
         }
-        if suffix(&base) != suffix(name) || (!in_search_path && !is_file(facts, &p)) {
+        if suffix(&base) != suffix(name) {
             // systemd refuses an alias of another unit type.
-            return Ok(Entry::Dangling(p));
+            return Ok(Entry::Dangling(p, true));
+        }
+        if !in_search_path && !is_file(facts, &p) {
+            return Ok(Entry::Dangling(p, native));
         }
         return Ok(Entry::Alias {
             entry: p,
@@ -395,18 +421,23 @@ fn load(facts: &Facts, name: &str) -> Result<UnitState, FactError> {
         pulled_in_by: vec![],
         is_static: false,
         sysv: false,
+        generated: false,
         active: None,
     };
     // The entry of the name, then — for an alias into the search path — the entries
     // of the names it stands for, until a unit file, a mask or nothing.
     let mut current = name.to_string();
     let mut file = None;
+    let mut non_native = false;
     for _ in 0..MAX_ALIAS_HOPS {
         let first = st.path.is_none() && st.unresolved.is_none();
         match entry(facts, &current)? {
             Entry::Missing => {}
-            Entry::Dangling(p) if first => st.unresolved = Some(p),
-            Entry::Dangling(_) => {}
+            Entry::Dangling(p, native) if first => {
+                st.unresolved = Some(p);
+                non_native = !native;
+            }
+            Entry::Dangling(..) => {}
             Entry::Masked(p) => {
                 st.masked = true;
                 st.path.get_or_insert(p);
@@ -441,24 +472,44 @@ fn load(facts: &Facts, name: &str) -> Result<UnitState, FactError> {
             st.unresolved.get_or_insert(p);
         }
         st.alias_of = None;
-        // No native unit (nothing, or a dangling link a package put under /usr — one
-        // in /etc or /run is a native unit that cannot be loaded): an init script of
-        // the name stands in, enabled by its start links.
-        let native = st
-            .unresolved
-            .as_deref()
-            .is_some_and(|p| p.starts_with("/etc/") || p.starts_with("/run/"));
-        if !native {
+        // No native unit (nothing, or a dangling link out of the search path under
+        // /usr — one in /etc or /run is a native unit that cannot be loaded): an init
+        // script of the name stands in, enabled by its start links.
+        if st.unresolved.is_none() || non_native {
             sysv(facts, &mut st)?;
         }
         return Ok(st);
     };
+    let resolved = facts.stat(&file).ok().flatten().map(|m| m.path);
+    st.generated = st.alias_of.is_none()
+        && std::iter::once(file.as_str())
+            .chain(resolved.as_deref())
+            .any(|p| {
+                GENERATED_DIRS
+                    .iter()
+                    .any(|d| p.starts_with(&format!("{d}/")))
+            });
     let text = facts.read(&file).ok().flatten().unwrap_or_default();
     let inst = install(&text);
-    // Links beside the unit files to a file of the unit's name make it `linked` (the
-    // entry itself) or `indirect` (another name): not static.
+    // Links beside the unit files, to a file of the unit's name: one of an Alias=
+    // name, or of the unit's own name in a directory of lower precedence than the
+    // file systemd loads, enables it; one of the unit's name elsewhere makes it
+    // `linked`, one of another name `indirect` — neither is static.
+    let loaded = match facts.read_link(&file)? {
+        Some(t) => absolute(file.rsplit_once('/').map_or("", |(d, _)| d), &t),
+        None => file.clone(),
+    };
+    let below_from = SEARCH_PATH
+        .iter()
+        .position(|d| loaded.starts_with(&format!("{d}/")))
+        .map_or(usize::MAX, |i| i + 1);
+    let mut root_links = Vec::new();
     let mut linked = false;
     for dir in ENABLING_DIRS {
+        let below = SEARCH_PATH
+            .iter()
+            .position(|d| *d == dir)
+            .is_some_and(|i| i >= below_from);
         for n in facts.list_dir(dir)? {
             let link = format!("{dir}/{n}");
             let Some(target) = facts.read_link(&link)? else {
@@ -467,11 +518,13 @@ fn load(facts: &Facts, name: &str) -> Result<UnitState, FactError> {
             if target.rsplit('/').next() != Some(current.as_str()) {
                 continue;
             }
-            linked |= if n == current {
-                st.path.as_deref() == Some(link.as_str())
+            if n == current && !below {
+                linked = true;
+            } else if n == current || inst.aliases.contains(&n) {
+                root_links.push(link);
             } else {
-                !inst.aliases.contains(&n)
-            };
+                linked = true;
+            }
         }
     }
     st.is_static = !inst.rules && !inst.also && !linked;
@@ -484,19 +537,7 @@ fn load(facts: &Facts, name: &str) -> Result<UnitState, FactError> {
         }
     }
     st.enabled_by = links(facts, &ENABLING_DIRS, &[".wants", ".requires"], &names)?;
-    // The links `systemctl enable` makes for the Alias= names count too: a link of
-    // such a name beside the unit files, to a file of the unit's name.
-    for dir in ENABLING_DIRS {
-        for alias in inst.aliases.iter().filter(|a| **a != current) {
-            let link = format!("{dir}/{alias}");
-            let Some(target) = facts.read_link(&link)? else {
-                continue;
-            };
-            if target.rsplit('/').next() == Some(current.as_str()) {
-                st.enabled_by.push(link);
-            }
-        }
-    }
+    st.enabled_by.extend(root_links);
     st.pulled_in_by = links(
         facts,
         &SEARCH_PATH,
