@@ -213,7 +213,8 @@ enum Entry {
     /// No entry anywhere.
     Missing,
     /// An entry that leads to no unit file; `native` unless it is a dangling link out
-    /// of the search path under /usr (systemctl then looks for an init script).
+    /// of the search path outside /etc/systemd/system and /run (under /usr, in
+    /// /etc/systemd/system.control): systemctl then looks for an init script.
     Dangling(String, bool),
     Masked(String),
     /// A unit file of the name (read through the entry's links).
@@ -278,7 +279,7 @@ fn entry(facts: &Facts, name: &str) -> Result<Entry, FactError> {
         let in_search_path = SEARCH_PATH
             .iter()
             .any(|d| target.starts_with(&format!("{d}/")));
-        let native = in_search_path || dir.starts_with("/etc/") || dir.starts_with("/run/");
+        let native = in_search_path || ENABLING_DIRS.contains(&dir);
         if base == name {
             // The file it links to, loaded under its own name (systemctl 252 reports
             // a loop when that file is in the search path; the manager loads it).
@@ -472,9 +473,9 @@ fn load(facts: &Facts, name: &str) -> Result<UnitState, FactError> {
             st.unresolved.get_or_insert(p);
         }
         st.alias_of = None;
-        // No native unit (nothing, or a dangling link out of the search path under
-        // /usr — one in /etc or /run is a native unit that cannot be loaded): an init
-        // script of the name stands in, enabled by its start links.
+        // No native unit (nothing, or a dangling link out of the search path outside
+        // /etc/systemd/system and /run — one there is a native unit that cannot be
+        // loaded): an init script of the name stands in, enabled by its start links.
         if st.unresolved.is_none() || non_native {
             sysv(facts, &mut st)?;
         }
