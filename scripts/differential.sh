@@ -9,9 +9,8 @@
 #                         tests/fixtures/build-debian-root.sh)
 #
 # Example: RAMPART_DIFF_SEED=7 RAMPART_DIFF_COUNT=5000 scripts/differential.sh sysctl
-# (an optional argument filters the test names: sysctl, sshd, modules or account).
-# Needs root. The systemd units family (tests/src/differential/units.rs) is not a
-# test yet: it finds differences not fixed (issue 18's note, units-1..4).
+# (an optional argument filters the test names: sysctl, sshd, modules, account or
+# units). Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${RAMPART_DEBIAN_ROOT:-}" ]; then

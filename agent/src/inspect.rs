@@ -496,12 +496,21 @@ pub fn accounts(root: &Path, benchmark: &str) -> Result<AccountsFacts, AgentErro
 pub struct UnitFacts {
     /// Where the unit file was found, `null` when nowhere.
     pub path: Option<String>,
+    /// The entry that leads nowhere and hides the unit, if any.
+    pub unresolved: Option<String>,
     pub masked: bool,
-    /// What the checks call enabled: not masked and linked from a `.wants` or
-    /// `.requires` directory.
+    /// The unit this name is an alias of, if it is one.
+    pub alias_of: Option<String>,
+    /// What systemctl is-enabled calls enabled: not masked, not an alias, and linked
+    /// (under its name or an [Install] alias) from a `.wants` or `.requires`
+    /// directory of /etc/systemd/system or /run.
     pub enabled: bool,
     pub enabled_by: Vec<String>,
+    /// Links that start it at boot without systemctl counting them.
+    pub pulled_in_by: Vec<String>,
     pub is_static: bool,
+    /// A generator's output or a transient unit.
+    pub generated: bool,
     pub evidence: String,
 }
 
@@ -516,10 +525,14 @@ pub fn units(root: &Path, names: &[String]) -> Result<BTreeMap<String, UnitFacts
             name.clone(),
             UnitFacts {
                 path: u.path.clone(),
+                unresolved: u.unresolved.clone(),
                 masked: u.masked,
+                alias_of: u.alias_of.clone(),
                 enabled: u.enabled(),
                 enabled_by: u.enabled_by.clone(),
+                pulled_in_by: u.pulled_in_by.clone(),
                 is_static: u.is_static,
+                generated: u.generated,
                 evidence: u.describe(),
             },
         );

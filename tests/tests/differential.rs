@@ -4,7 +4,9 @@
 //! `RAMPART_DEBIAN_ROOT` is unset; CI runs a fixed seed, `scripts/differential.sh`
 //! runs longer by hand.
 
-use rampart_tests::differential::{accounts, debian_root_or_skip, modules, sshd, sysctl, Settings};
+use rampart_tests::differential::{
+    accounts, debian_root_or_skip, modules, sshd, sysctl, units, Settings,
+};
 
 #[test]
 fn sysctl_follows_systemd_sysctl() {
@@ -36,4 +38,12 @@ fn account_defaults_follow_the_shadow_tools() {
         return;
     };
     accounts::run(&root, Settings::from_env(150)).finish();
+}
+
+#[test]
+fn units_follow_systemctl_is_enabled() {
+    let Some(root) = debian_root_or_skip("units_follow_systemctl_is_enabled") else {
+        return;
+    };
+    units::run(&root, Settings::from_env(150)).finish();
 }

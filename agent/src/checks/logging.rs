@@ -149,8 +149,8 @@ pub fn logger(facts: &Facts) -> Arc<Result<LoggerChoice, FactError>> {
         if let Ok(pk) = packages(facts).as_ref() {
             evidence.push(pk.describe("rsyslog"));
         }
-        // A dangling `.wants` link (package removed, not purged) does not count.
-        let on = u.exists() && !u.masked && (u.enabled() || u.active == Some(true));
+        // A `.wants` link to a unit not found (package removed, not purged) does not count.
+        let on = u.in_use();
         let logger = if on {
             Logger::Rsyslog
         } else {

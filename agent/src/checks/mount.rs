@@ -125,7 +125,7 @@ fn persisted(facts: &Facts, path: &str) -> Result<Persisted, FactError> {
         .path
         .as_deref()
         .is_some_and(|p| p.starts_with("/etc/") || p.starts_with("/run/"));
-    let unit_mount = if u.enabled() || (unit_overrides && fs_entry.is_some()) {
+    let unit_mount = if u.starts_at_boot() || (unit_overrides && fs_entry.is_some()) {
         match mount_unit(facts, path)? {
             Some(mut m) => {
                 let dirs: Vec<String> = DROPIN_BASES

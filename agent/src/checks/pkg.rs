@@ -111,8 +111,13 @@ impl Check {
                 }
                 let u = unit(facts, name);
                 let u = u.as_ref().as_ref().map_err(Clone::clone)?;
-                let enabled =
-                    u.exists() && !u.masked && (u.enabled() || (*allow_static && u.is_static));
+                // An alias is not enabled, whatever the unit it stands for is.
+                let enabled = u.enabled()
+                    || (*allow_static
+                        && u.is_static
+                        && u.exists()
+                        && !u.masked
+                        && u.alias_of.is_none());
                 let status = match (enabled, u.active) {
                     (true, Some(false)) => Status::Fail,
                     (true, _) => Status::Pass,
@@ -141,9 +146,9 @@ impl Check {
     }
 }
 
-/// Enabled, or running now.
+/// Started at boot (enabled, or pulled in by a package's own link), or running now.
 pub fn is_on(u: &UnitState) -> bool {
-    !u.masked && (u.enabled() || u.active == Some(true))
+    u.in_use()
 }
 
 fn not_installed(pk: &Packages, pkg: &Option<String>) -> Option<Outcome> {

@@ -1,8 +1,8 @@
 //! `time.*` checks: which time synchronisation daemon is in use (chrony or
 //! systemd-timesyncd), and the configuration of that daemon.
 //!
-//! A daemon is *in use* when its unit exists, is not masked, and is enabled or (on a
-//! live system) running. Checks about one daemon are not applicable when that daemon
+//! A daemon is *in use* when its unit exists, is not masked, and starts at boot
+//! (enabled, or pulled in by a package's own link) or (on a live system) runs. Checks about one daemon are not applicable when that daemon
 //! is not in use — the other one is, or none is (which [`Check::SingleDaemon`]
 //! reports as a failure).
 
@@ -127,7 +127,7 @@ pub struct DaemonState {
 pub fn state(facts: &Facts, daemon: Daemon) -> Result<DaemonState, FactError> {
     let u = unit(facts, daemon.unit());
     let u = u.as_ref().as_ref().map_err(Clone::clone)?.clone();
-    let in_use = u.exists() && !u.masked && (u.enabled() || u.active == Some(true));
+    let in_use = u.in_use();
     Ok(DaemonState { unit: u, in_use })
 }
 
@@ -141,7 +141,7 @@ fn single_daemon(facts: &Facts) -> Result<Outcome, FactError> {
     for name in OTHER_TIME_UNITS {
         let u = unit(facts, name);
         let u = u.as_ref().as_ref().map_err(Clone::clone)?;
-        if u.exists() && !u.masked && (u.enabled() || u.active == Some(true)) {
+        if u.in_use() {
             ev.push(format!(
                 "{} (this benchmark accepts only chrony or systemd-timesyncd)",
                 u.describe()

@@ -1,19 +1,28 @@
 //! systemd units: the root's own `systemctl is-enabled` (systemd 252, chrooted in a
 //! private mount namespace, where it reads the unit files offline) judges generated
 //! unit directories; the agent (`rampart-agent facts units`) must agree on whether
-//! each unit exists, is masked, and is enabled:
+//! each unit exists, is masked, is an alias, is enabled or is static:
 //!
 //! - `masked` and `masked-runtime` are masked;
+//! - `alias` is an alias (the name links to a unit file of another name);
+//! - `generated` and `transient` are a generator's output or a transient unit;
 //! - `enabled` and `enabled-runtime` are enabled (linked from a `.wants` or
-//!   `.requires` directory as its [Install] section says);
+//!   `.requires` directory of /etc or /run under its name or an [Install] alias);
+//! - `static` is static (no [Install] rules; what `allow_static` rules accept);
 //! - anything else but a unit systemctl cannot find is a unit that exists and is
-//!   not enabled (`disabled`, `static`, `indirect`, `linked`, `alias`, …).
+//!   not enabled (`disabled`, `indirect`, `linked`, …);
+//! - a service with no native unit file (or only a dangling link under /usr) but an
+//!   init script is answered by systemd-sysv-install (`enabled` when a start link
+//!   exists in /etc/rc5.d or /etc/rcS.d).
 //!
 //! The configurations: Debian's units of the rules (cron, ssh with its sshd alias,
 //! systemd-timesyncd, nftables, apparmor) and a unit of our own, copied or rewritten
-//! in /etc, /run and /usr/local/lib, masked by /dev/null links or empty files,
-//! enabled by `.wants` links in /etc, /run and /usr/lib (absolute, relative, by alias,
-//! dangling), with [Install] sections spelled in other ways.
+//! in /etc, /etc/systemd/system.control, /run, a generator directory and
+//! /usr/local/lib, masked by /dev/null links or empty files, linked to another unit's
+//! file (an alias, of another type too), enabled by `.wants`, `.requires` and
+//! `.upholds` links in those directories and /usr/lib (absolute, relative, by alias,
+//! dangling) or by regular files there, with [Install] sections spelled in other
+//! ways, and the init scripts and their start links removed.
 
 use super::{agent_facts, Rng, RootCopy, Settings, Tally};
 
@@ -31,7 +40,9 @@ const UNITS: &[&str] = &[
 /// Where unit files and links are generated.
 const DIRS: &[&str] = &[
     "/etc/systemd/system",
+    "/etc/systemd/system.control",
     "/run/systemd/system",
+    "/run/systemd/generator",
     "/usr/local/lib/systemd/system",
     "/usr/lib/systemd/system",
 ];
@@ -40,6 +51,7 @@ const DIRS: &[&str] = &[
 const WANTS: &[&str] = &[
     "multi-user.target.wants",
     "multi-user.target.requires",
+    "multi-user.target.upholds",
     "graphical.target.wants",
     "sysinit.target.wants",
 ];
@@ -65,7 +77,34 @@ const TARGETS: &[&str] = &[
     "/etc/systemd/system/{u}",
     "/nonexistent/{u}",
     "/dev/null",
+    "/lib/systemd/system/cron.service",
+    "/lib/systemd/system/ssh.socket",
 ];
+
+/// Directories put back as they were before each configuration (copied aside as
+/// `/.rampart-pristine` + the path with `/` as `-`).
+const KEPT_DIRS: &[&str] = &[
+    "/etc/systemd/system",
+    "/etc/init.d",
+    "/etc/rc5.d",
+    "/etc/rcS.d",
+];
+
+/// Where the copy of a [`KEPT_DIRS`] entry is kept.
+fn kept_dir(dir: &str) -> String {
+    format!("/.rampart-pristine{}", dir.replace('/', "-"))
+}
+
+/// `cp -a FROM TO` inside the copy.
+fn cp(copy: &RootCopy, from: &str, to: &str) {
+    let out = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(copy.path(from))
+        .arg(copy.path(to))
+        .output()
+        .expect("run cp");
+    assert!(out.status.success(), "cp -a {from} {to}: {out:?}");
+}
 
 /// What a path of /usr/lib held before the run.
 enum Kept {
@@ -77,17 +116,18 @@ enum Kept {
 /// Builds one configuration in the copy; returns its description.
 fn generate(rng: &mut Rng, copy: &RootCopy, pristine: &[(String, Kept)]) -> String {
     // Put back what the last configuration changed.
-    for d in ["/run/systemd/system", "/usr/local/lib/systemd/system"] {
+    for d in [
+        "/run/systemd/system",
+        "/run/systemd/generator",
+        "/usr/local/lib/systemd/system",
+    ] {
         copy.clear_dir(d);
     }
-    copy.remove("/etc/systemd/system");
-    let out = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(copy.path("/.rampart-pristine-etc-units"))
-        .arg(copy.path("/etc/systemd/system"))
-        .output()
-        .expect("run cp");
-    assert!(out.status.success(), "restore /etc/systemd/system: {out:?}");
+    copy.remove("/etc/systemd/system.control");
+    for d in KEPT_DIRS {
+        copy.remove(d);
+        cp(copy, &kept_dir(d), d);
+    }
     for (path, kept) in pristine {
         match kept {
             Kept::File(b) => copy.write(path, &String::from_utf8_lossy(b)),
@@ -99,13 +139,27 @@ fn generate(rng: &mut Rng, copy: &RootCopy, pristine: &[(String, Kept)]) -> Stri
     for _ in 0..1 + rng.below(5) {
         let unit = *rng.pick(UNITS);
         let dir = *rng.pick(DIRS);
-        match rng.below(8) {
+        match rng.below(9) {
             0 | 1 => {
                 let wants = *rng.pick(WANTS);
-                let target = rng.pick(TARGETS).replace("{u}", unit);
                 let path = format!("{dir}/{wants}/{unit}");
+                if rng.chance(15) {
+                    copy.write(&path, "[Unit]\n");
+                    desc += &format!("{path}: a regular file\n");
+                    continue;
+                }
+                let target = rng.pick(TARGETS).replace("{u}", unit);
                 copy.link(&path, &target);
                 desc += &format!("{path} -> {target}\n");
+            }
+            8 => {
+                // Remove an init script or its start links.
+                let base = unit.trim_end_matches(".service");
+                let path = rng
+                    .pick(&["/etc/init.d/{b}", "/etc/rc5.d/S01{b}", "/etc/rcS.d/S01{b}"])
+                    .replace("{b}", base);
+                copy.remove(&path);
+                desc += &format!("removed {path}\n");
             }
             2 => {
                 // Remove an existing enablement link.
@@ -150,7 +204,13 @@ fn oracle(copy: &RootCopy) -> Result<Vec<String>, String> {
         let word = String::from_utf8_lossy(&o.stdout).trim().to_string();
         let err = String::from_utf8_lossy(&o.stderr);
         if word.is_empty() {
-            if err.contains("No such file") || err.contains("not found") {
+            // "Link has been severed": an alias of a unit found nowhere; "Invalid
+            // cross-device link": an alias of another unit type, refused.
+            if err.contains("No such file")
+                || err.contains("not found")
+                || err.contains("Link has been severed")
+                || err.contains("Invalid cross-device link")
+            {
                 out.push("not-found".to_string());
             } else if err.contains("Too many levels of symbolic links") {
                 // A link loop (the generator links /usr/lib to /lib, the same
@@ -189,15 +249,24 @@ fn compare(copy: &RootCopy) -> String {
             "not-found"
         } else if a["masked"].as_bool() == Some(true) {
             "masked"
+        } else if !a["alias_of"].is_null() {
+            "alias"
+        } else if a["generated"].as_bool() == Some(true) {
+            "generated"
         } else if a["enabled"].as_bool() == Some(true) {
             "enabled"
+        } else if a["is_static"].as_bool() == Some(true) {
+            "static"
         } else {
             "not enabled"
         };
         let sys = match t.as_str() {
             "not-found" => "not-found",
             "masked" | "masked-runtime" => "masked",
+            "alias" => "alias",
+            "generated" | "transient" => "generated",
             "enabled" | "enabled-runtime" => "enabled",
+            "static" => "static",
             _ => "not enabled",
         };
         if agent != sys {
@@ -213,15 +282,11 @@ fn compare(copy: &RootCopy) -> String {
 /// Runs the units family: generate, ask systemctl, compare.
 pub fn run(original: &std::path::Path, settings: Settings) -> Tally {
     let copy = RootCopy::new(original);
-    // /etc/systemd/system as Debian left it, and the unit files a configuration may
-    // overwrite in /usr/lib.
-    let out = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(copy.path("/etc/systemd/system"))
-        .arg(copy.path("/.rampart-pristine-etc-units"))
-        .output()
-        .expect("run cp");
-    assert!(out.status.success(), "keep /etc/systemd/system: {out:?}");
+    // /etc/systemd/system and the init scripts as Debian left them, and the unit
+    // files a configuration may overwrite in /usr/lib.
+    for d in KEPT_DIRS {
+        cp(&copy, d, &kept_dir(d));
+    }
     let mut pristine = Vec::new();
     for u in UNITS {
         for w in std::iter::once(String::new()).chain(WANTS.iter().map(|w| format!("{w}/"))) {

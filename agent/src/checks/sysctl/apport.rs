@@ -57,7 +57,7 @@ pub fn apport(facts: &Facts) -> Result<Apport, FactError> {
     let u = unit(facts, "apport.service");
     let u = u.as_ref().as_ref().map_err(Clone::clone)?;
     let mut service = Vec::new();
-    let native = u.path.is_some() && !u.masked;
+    let native = u.path.is_some() && !u.masked && !u.sysv;
     let (service_enabled, honours_setting) = if u.masked {
         service.push(u.describe());
         (false, true)
@@ -68,7 +68,7 @@ pub fn apport(facts: &Facts) -> Result<Apport, FactError> {
             .lines()
             .any(|l| l.trim_start().starts_with("ExecStart") && l.contains(APPORT_INIT));
         service.push(u.describe());
-        (u.enabled(), runs_init)
+        (u.starts_at_boot(), runs_init)
     } else if facts.stat(APPORT_INIT)?.is_some() {
         // No unit file: systemd generates apport.service from the init script and
         // starts it when an rc link S??apport exists.
