@@ -454,6 +454,15 @@ impl Collector {
         })
     }
 
+    /// The collector's SSH public key for targets' `authorized_keys` (`GET /api/v1/ssh`).
+    pub fn ssh_public_key(&self) -> String {
+        let v = self.admin("GET", "/api/v1/ssh", None);
+        v["public_key"]
+            .as_str()
+            .unwrap_or_else(|| panic!("GET /api/v1/ssh: {v}"))
+            .to_string()
+    }
+
     pub fn enrollment_token(&self, project: &str, uses: u32, ttl: i64) -> String {
         let v = self.admin(
             "POST",

@@ -214,10 +214,7 @@ fn console_sessions_forms_and_roles_hold() {
     }
     // Without the SSH box ticked, the user-data carries no SSH key; with it, the
     // collector's key for the settings' SSH user.
-    let key = c.admin("GET", "/api/v1/ssh", None)["public_key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = c.ssh_public_key();
     let key64 = rampart_tests::base64(key.as_bytes());
     assert!(!page.contains(&key64), "no SSH key unless asked");
     let r = pat.post(

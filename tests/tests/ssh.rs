@@ -239,10 +239,7 @@ fn a_hung_agent_fails_within_its_limit() {
         dl.display()
     );
     let c = Collector::start_with(&t.path().join("collector"), None, None, Some(&config));
-    let public = c.admin("GET", "/api/v1/ssh", None)["public_key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let public = c.ssh_public_key();
     let sshd = Sshd::start(&public, &["root"]);
     let started = Instant::now();
     let (_, scan) = register(
@@ -279,10 +276,7 @@ fn bounds_hold_against_a_real_server() {
         dl.display()
     );
     let c = Collector::start_with(&t.path().join("collector"), None, None, Some(&config));
-    let public = c.admin("GET", "/api/v1/ssh", None)["public_key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let public = c.ssh_public_key();
     let sshd = Sshd::start(&public, &["root"]);
     let target = || json!({"host": "127.0.0.1", "port": sshd.port, "user": "root", "host_key": sshd.host_key});
 

@@ -75,10 +75,7 @@ fn a_debian_12_vm_installs_the_agent_via_cloud_init_enrolls_and_is_scanned() {
     );
     assert!(c.rest_ca.is_some(), "the collector serves REST over TLS");
     let token = c.enrollment_token("vm-test", 1, 3600);
-    let ssh_key = c.admin("GET", "/api/v1/ssh", None)["public_key"]
-        .as_str()
-        .expect("the collector's SSH public key")
-        .to_string();
+    let ssh_key = c.ssh_public_key();
 
     // A host name of this run only: the collector must show this VM, not an old one.
     let nanos = SystemTime::now()

@@ -364,14 +364,8 @@ fn collectors_on_one_database_scan_targets_with_one_ssh_key() {
         dl.display()
     );
     let (a, b) = rampart_tests::pg::two_collectors(t.path(), &config);
-    let key = |c: &Collector| {
-        c.admin("GET", "/api/v1/ssh", None)["public_key"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
-    assert_eq!(key(&a), key(&b), "one key");
-    let sshd = Sshd::start(&key(&a), &["root"]);
+    assert_eq!(a.ssh_public_key(), b.ssh_public_key(), "one key");
+    let sshd = Sshd::start(&a.ssh_public_key(), &["root"]);
     let done = |c: &Collector, id: &str| {
         wait_for("the scan over SSH to end", 240, || {
             let s = c.admin("GET", &format!("/api/v1/scans/{id}"), None);
@@ -418,7 +412,7 @@ fn collectors_on_one_database_scan_targets_with_one_ssh_key() {
         .unwrap();
     assert!(st.success());
     let c = Collector::start_with(&dc, None, Some(&a.admin), Some(&config));
-    assert_ne!(key(&c), key(&a));
+    assert_ne!(c.ssh_public_key(), a.ssh_public_key());
     let v = c.admin("POST", "/api/v1/scans", Some(json!({"agent_id": target})));
     let refused = done(&a, v[0]["id"].as_str().unwrap());
     assert_eq!(refused["scan"]["status"], "failed", "{refused}");
