@@ -164,22 +164,21 @@ impl App {
             self.config.ssh_max_concurrent_scans,
         )));
         let _ = self.ssh.app.set((Arc::downgrade(self), rt));
-        if let Err(error) = self.run_pending_ssh_scans(i64::MAX) {
+        if let Err(error) = self.run_pending_ssh_scans(None) {
             tracing::error!(%error, "cannot read the SSH targets");
         }
     }
 
-    /// Starts the targets' pending scans created at least `min_age_ms` ago: at start
-    /// every one (left by an earlier run), and on the lease holder's rounds those a
+    /// Starts the targets' pending scans created at least `min_age_ms` ago (`None`:
+    /// any age): at start every one (left by an earlier run), and on the lease holder's rounds those a
     /// collector that stopped or died never ran. Each runs once: the collector
     /// that claims the target runs it (see [`CLAIM_MS`]).
-    pub fn run_pending_ssh_scans(&self, min_age_ms: i64) -> Result<usize> {
+    pub fn run_pending_ssh_scans(&self, min_age_ms: Option<i64>) -> Result<usize> {
         let now = now_ms();
         let mut n = 0;
         for t in self.targets()? {
             if let Some(s) = self.store.latest_scan(&t.id)? {
-                let old =
-                    s.created_at_ms <= now.saturating_sub(min_age_ms) || min_age_ms == i64::MAX;
+                let old = min_age_ms.is_none_or(|age| s.created_at_ms <= now - age);
                 if s.status == ScanStatus::Pending && old {
                     self.run_ssh_scan(&s);
                     n += 1;
@@ -216,7 +215,7 @@ impl App {
 
     /// Pending scans of targets that nobody runs, for the lease holder's round.
     pub fn run_orphaned_ssh_scans(&self) -> Result<usize> {
-        self.run_pending_ssh_scans(ORPHAN_MS)
+        self.run_pending_ssh_scans(Some(ORPHAN_MS))
     }
 
     /// The collector's SSH key pair, once the server has started.
@@ -911,8 +910,8 @@ mod tests {
         assert_eq!(status().status, ScanStatus::Pending, "left to the claimant");
         // A pending scan nobody runs is picked up by the lease holder's round only
         // once it is old enough.
-        assert_eq!(app.run_pending_ssh_scans(ORPHAN_MS).unwrap(), 0);
-        assert_eq!(app.run_pending_ssh_scans(0).unwrap(), 1);
+        assert_eq!(app.run_pending_ssh_scans(Some(ORPHAN_MS)).unwrap(), 0);
+        assert_eq!(app.run_pending_ssh_scans(Some(0)).unwrap(), 1);
         // Given up: this collector claims it and starts it (here it fails at once:
         // no agent binary in the download directory).
         app.store
