@@ -153,7 +153,7 @@ pub fn choose_benchmark(
     }
     let (id, version, pretty, src) = os_release(facts).ok_or(AgentError::NoOsRelease)?;
     all.iter()
-        .find(|b| b.os_id == id && b.os_versions.iter().any(|v| v == &version))
+        .find(|b| b.is_for(&id, &version))
         .ok_or_else(|| AgentError::UnsupportedOs {
             os: if pretty.is_empty() {
                 format!("{id} {version}")
@@ -193,12 +193,19 @@ fn host_info(facts: &Facts) -> HostInfo {
 /// Evaluates one rule. Manual rules are `not_checked`; an offline root adds a note
 /// to rules whose outcome could not consider runtime state.
 pub fn evaluate(rule: &'static Rule, facts: &Facts) -> RuleResult {
-    let outcome = match &rule.check {
-        None => Outcome::new(
+    let outcome = match (&rule.check, &rule.pending) {
+        (None, Some(needs)) => Outcome::new(
+            Status::NotChecked,
+            vec![format!(
+                "not evaluated by this version of the agent (it needs {needs}): review by \
+                 hand; never counted as passed"
+            )],
+        ),
+        (None, None) => Outcome::new(
             Status::NotChecked,
             vec!["manual recommendation: review by hand; never counted as passed".into()],
         ),
-        Some(check) => {
+        (Some(check), _) => {
             let mut o = check.eval(facts);
             if o.evidence.is_empty() {
                 o.evidence.push("the check produced no evidence".into());

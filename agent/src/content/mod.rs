@@ -42,12 +42,31 @@ pub struct Benchmark {
     pub id: String,
     pub title: String,
     pub version: String,
-    /// The os-release `ID` and `VERSION_ID`s this benchmark is for.
+    /// The os-release `ID` and `VERSION_ID`s this benchmark is for (a version also
+    /// matches its point releases: `9` matches `9.4`).
     pub os_id: String,
     pub os_versions: Vec<String>,
+    /// Other os-release IDs the benchmark is chosen for: rebuilds of the same
+    /// distribution (Rocky, Alma, Oracle Linux for RHEL).
+    pub os_like: Vec<String>,
     /// Section number → title.
     pub sections: BTreeMap<String, String>,
     pub rules: Vec<Rule>,
+}
+
+impl Benchmark {
+    /// Whether the benchmark is the one for a system whose os-release says `id` and
+    /// `version`: its own ID or a rebuild's, and one of its versions or a point
+    /// release of one (`9` covers `9.4`).
+    pub fn is_for(&self, id: &str, version: &str) -> bool {
+        (self.os_id == id || self.os_like.iter().any(|l| l == id))
+            && self.os_versions.iter().any(|v| {
+                version == v
+                    || version
+                        .strip_prefix(v.as_str())
+                        .is_some_and(|rest| rest.starts_with('.'))
+            })
+    }
 }
 
 /// One CIS recommendation of a benchmark, with the rule that checks it resolved
@@ -73,7 +92,10 @@ pub struct Rule {
     /// Level in the workstation profiles (`None`: not in them).
     pub workstation: Option<u8>,
     pub automated: bool,
-    /// `None` for manual recommendations.
+    /// An automated recommendation this agent does not evaluate yet: what it lacks.
+    /// It is reported `not_checked` like a manual one and never scored.
+    pub pending: Option<String>,
+    /// `None` for manual and pending recommendations.
     pub check: Option<Check>,
     /// The variant whose check replaces the rule's own check here, if any (its
     /// fixtures name this benchmark).
@@ -81,6 +103,11 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// Whether the benchmark numbers it automated, evaluated yet or not.
+    pub fn automated_in_benchmark(&self) -> bool {
+        self.automated || self.pending.is_some()
+    }
+
     /// Whether the rule belongs to `profile` (level 2 includes level 1).
     pub fn in_profile(&self, profile: Profile) -> bool {
         let lvl = match profile.role {
@@ -140,13 +167,73 @@ struct RawBenchmark {
     version: String,
     os_id: String,
     os_versions: Vec<String>,
+    #[serde(default)]
+    os_like: Vec<String>,
     sections: BTreeMap<String, String>,
-    /// Automated recommendations: CIS ID → rule and profile levels.
     #[serde(default)]
     controls: BTreeMap<String, RawControl>,
-    /// Manual recommendations: CIS ID → profile levels and text.
     #[serde(default)]
     manual: BTreeMap<String, RawManual>,
+    #[serde(default)]
+    pending: BTreeMap<String, RawPending>,
+}
+
+/// A part of a benchmark kept in a file of its own (`benchmark = "<id>"`), so a long
+/// benchmark reads by section.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPart {
+    benchmark: String,
+    #[serde(default)]
+    sections: BTreeMap<String, String>,
+    #[serde(default)]
+    controls: BTreeMap<String, RawControl>,
+    #[serde(default)]
+    manual: BTreeMap<String, RawManual>,
+    #[serde(default)]
+    pending: BTreeMap<String, RawPending>,
+}
+
+/// What a benchmark's files say of its recommendations, all parts merged.
+#[derive(Default)]
+struct RawBody {
+    sections: BTreeMap<String, String>,
+    /// Automated recommendations: CIS ID → rule and profile levels.
+    controls: BTreeMap<String, RawControl>,
+    /// Manual recommendations: CIS ID → profile levels and text.
+    manual: BTreeMap<String, RawManual>,
+    /// Automated recommendations not evaluated yet: CIS ID → levels, title, need.
+    pending: BTreeMap<String, RawPending>,
+}
+
+impl RawBody {
+    /// Adds `other` (a part file) to this body; an ID given twice is an error.
+    fn merge(&mut self, other: RawPart) -> Result<(), String> {
+        fn add<V>(into: &mut BTreeMap<String, V>, from: BTreeMap<String, V>) -> Result<(), String> {
+            for (k, v) in from {
+                if into.insert(k.clone(), v).is_some() {
+                    return Err(k);
+                }
+            }
+            Ok(())
+        }
+        add(&mut self.sections, other.sections)?;
+        add(&mut self.controls, other.controls)?;
+        add(&mut self.manual, other.manual)?;
+        add(&mut self.pending, other.pending)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPending {
+    server: Option<u8>,
+    workstation: Option<u8>,
+    title: String,
+    severity: Severity,
+    severity_reason: Option<String>,
+    /// What the agent lacks to evaluate it (a fact, a check family).
+    needs: String,
 }
 
 #[derive(Deserialize)]
@@ -235,15 +322,45 @@ pub fn load(
             rules.insert(slug, (file, rule));
         }
     }
-    let mut heads = Vec::new();
+    // A benchmark is one head file (`id = …`) and any number of part files
+    // (`benchmark = …`), merged in name order.
+    let mut heads: Vec<(&str, RawBenchmark, RawBody)> = Vec::new();
+    let mut parts = Vec::new();
     for (file, text) in benchmark_files {
-        let head: RawBenchmark = toml::from_str(text).map_err(|e| syntax(file, e))?;
-        heads.push((*file, head));
+        let table: toml::Table = toml::from_str(text).map_err(|e| syntax(file, e))?;
+        if table.contains_key("benchmark") {
+            let part: RawPart = toml::from_str(text).map_err(|e| syntax(file, e))?;
+            parts.push((*file, part));
+        } else {
+            let mut head: RawBenchmark = toml::from_str(text).map_err(|e| syntax(file, e))?;
+            let body = RawBody {
+                sections: std::mem::take(&mut head.sections),
+                controls: std::mem::take(&mut head.controls),
+                manual: std::mem::take(&mut head.manual),
+                pending: std::mem::take(&mut head.pending),
+            };
+            if heads.iter().any(|(_, h, _)| h.id == head.id) {
+                return Err(invalid(file, &head.id, "benchmark defined twice"));
+            }
+            heads.push((*file, head, body));
+        }
+    }
+    for (file, part) in parts {
+        let id = part.benchmark.clone();
+        let (_, _, body) = heads
+            .iter_mut()
+            .find(|(_, h, _)| h.id == id)
+            .ok_or_else(|| invalid(file, &id, "part of a benchmark no file defines"))?;
+        body.merge(part)
+            .map_err(|key| invalid(file, &key, &format!("given twice in benchmark {id}")))?;
     }
     // A variant is chosen by benchmark ID or, failing that, by os-release ID.
     for (slug, (file, rule)) in &rules {
         for key in rule.variants.keys() {
-            if !heads.iter().any(|(_, h)| &h.id == key || &h.os_id == key) {
+            if !heads
+                .iter()
+                .any(|(_, h, _)| &h.id == key || &h.os_id == key)
+            {
                 return Err(invalid(
                     file,
                     slug,
@@ -253,10 +370,15 @@ pub fn load(
         }
     }
     let mut out = Vec::new();
-    for (file, head) in heads {
+    for (file, head, body) in heads {
         let mut list = Vec::new();
-        for (id, c) in &head.controls {
-            if head.manual.contains_key(id) {
+        for id in body.pending.keys() {
+            if body.manual.contains_key(id) || body.controls.contains_key(id) {
+                return Err(invalid(file, id, "pending and also checked or manual"));
+            }
+        }
+        for (id, c) in &body.controls {
+            if body.manual.contains_key(id) {
                 return Err(invalid(file, id, "both automated and manual"));
             }
             let (_, rule) = rules
@@ -291,9 +413,10 @@ pub fn load(
                 check_variant: variant
                     .filter(|(_, v)| v.check.is_some())
                     .map(|(k, _)| k.clone()),
+                pending: None,
             });
         }
-        for (id, m) in &head.manual {
+        for (id, m) in &body.manual {
             list.push(Resolved {
                 id: id.clone(),
                 slug: None,
@@ -306,11 +429,32 @@ pub fn load(
                 workstation: m.workstation,
                 check: None,
                 check_variant: None,
+                pending: None,
+            });
+        }
+        for (id, p) in &body.pending {
+            list.push(Resolved {
+                id: id.clone(),
+                slug: None,
+                title: p.title.clone(),
+                description: format!(
+                    "This version of the agent does not evaluate this recommendation yet: it \
+                     needs {}.",
+                    p.needs.trim()
+                ),
+                remediation: "Review it by hand until the agent evaluates it.".into(),
+                severity: p.severity,
+                severity_reason: p.severity_reason.clone(),
+                server: p.server,
+                workstation: p.workstation,
+                check: None,
+                check_variant: None,
+                pending: Some(p.needs.trim().to_string()),
             });
         }
         let mut benchmark_rules = Vec::new();
         for r in list {
-            benchmark_rules.push(r.validate(file, &head.sections)?);
+            benchmark_rules.push(r.validate(file, &body.sections)?);
         }
         benchmark_rules.sort_by_key(|a| id_key(&a.id));
         out.push(Benchmark {
@@ -319,7 +463,8 @@ pub fn load(
             version: head.version,
             os_id: head.os_id,
             os_versions: head.os_versions,
-            sections: head.sections,
+            os_like: head.os_like,
+            sections: body.sections,
             rules: benchmark_rules,
         });
     }
@@ -339,6 +484,7 @@ struct Resolved {
     workstation: Option<u8>,
     check: Option<Check>,
     check_variant: Option<String>,
+    pending: Option<String>,
 }
 
 impl Resolved {
@@ -390,6 +536,7 @@ impl Resolved {
             server: self.server,
             workstation: self.workstation,
             automated: self.check.is_some(),
+            pending: self.pending,
             check: self.check,
             check_variant: self.check_variant,
             slug: self.slug,
@@ -537,6 +684,70 @@ mod tests {
             ["level1-server", "level2-server", "level2-workstation"]
         );
         assert_eq!(t.section, "Setup");
+    }
+
+    #[test]
+    fn parts_join_their_benchmark_and_pending_controls_are_not_checked() {
+        let head = HEAD.replace("os_versions=['12']", "os_versions=['9']\nos_like=['rocky']");
+        let part = "benchmark='t'\n[sections]\n'2'='Services'\n[controls]\n'2.1'={rule='a_rule', server=1}\n\
+                    [pending.'2.2']\nserver=2\ntitle='A title long enough'\nseverity='medium'\nneeds='the SELinux policy'\n";
+        let b = load(
+            &[("r.toml", leak(rule("a_rule", CHECK)))],
+            &[
+                ("t.toml", leak(head.clone())),
+                ("t.2.toml", leak(part.into())),
+            ],
+        )
+        .unwrap();
+        let (auto, pending) = (&b[0].rules[0], &b[0].rules[1]);
+        assert_eq!(
+            (auto.id.as_str(), auto.section.as_str()),
+            ("2.1", "Services")
+        );
+        assert_eq!(
+            (
+                pending.automated,
+                pending.automated_in_benchmark(),
+                pending.check.is_none()
+            ),
+            (false, true, true)
+        );
+        assert!(
+            pending.description.contains("the SELinux policy"),
+            "{}",
+            pending.description
+        );
+        // Point releases and rebuilds choose the benchmark; other versions do not.
+        assert!(b[0].is_for("debian", "9") && b[0].is_for("rocky", "9.4"));
+        assert!(!b[0].is_for("debian", "90") && !b[0].is_for("alma", "9.4"));
+        for (bench, want) in [
+            (
+                part.replace("benchmark='t'", "benchmark='x'"),
+                "no file defines",
+            ),
+            (part.replace("'2.2'", "'2.1'"), "pending and also checked"),
+            (
+                part.to_string() + "[controls.'2.1']\nrule='a_rule'\nserver=1\n",
+                "2.1",
+            ),
+        ] {
+            let err = load(
+                &[("r.toml", leak(rule("a_rule", CHECK)))],
+                &[("t.toml", leak(head.clone())), ("t.2.toml", leak(bench))],
+            )
+            .expect_err("invalid part");
+            assert!(err.to_string().contains(want), "{want}: {err}");
+        }
+        let twice = load(
+            &[("r.toml", leak(rule("a_rule", CHECK)))],
+            &[
+                ("t.toml", leak(head.clone())),
+                ("t.2.toml", leak(part.into())),
+                ("t.3.toml", leak(part.into())),
+            ],
+        )
+        .expect_err("a control in two parts");
+        assert!(twice.to_string().contains("given twice"), "{twice}");
     }
 
     #[test]
