@@ -4,8 +4,9 @@
 //! Root's PATH is reconstructed without running a shell: the PATH assignments that
 //! can apply to root are followed in login order — /etc/environment (pam_env, no
 //! expansion), `ENV_SUPATH` of /etc/login.defs, /etc/profile, /etc/profile.d/*.sh,
-//! /etc/bash.bashrc, the first of /root/.bash_profile, .bash_login and .profile,
-//! then /root/.bashrc — expanding `$PATH` to the value so far and `$HOME` to /root.
+//! the system bashrc (/etc/bash.bashrc on Debian and Ubuntu, /etc/bashrc on RHEL
+//! and Amazon Linux: a check's `bashrc`), the first of /root/.bash_profile,
+//! .bash_login and .profile, then /root/.bashrc — expanding `$PATH` to the value so far and `$HOME` to /root.
 //! Branches of `if [ "$(id -u)" -eq 0 ]`-style tests are resolved for root, and
 //! `[ -d DIR ]` tests against the scanned root; other conditional assignments are
 //! judged as if they applied. Every value root may end up with is judged.
@@ -24,6 +25,11 @@ use crate::checks::pam::stack::stack;
 use crate::facts::accounts::{is_nologin, shell_lines};
 use crate::facts::{kv, FactError, Facts, FileKind};
 use crate::model::{Outcome, Status};
+
+/// The system-wide bashrc bash reads on Debian and Ubuntu (RHEL's is /etc/bashrc).
+const DEBIAN_BASHRC: &str = "/etc/bash.bashrc";
+/// The PAM services whose session stack may set the umask with pam_umask on Debian.
+const DEBIAN_SESSION_SERVICES: &[&str] = &["common-session", "common-session-noninteractive"];
 
 /// The PATH login(1) gives root when nothing else sets one (shadow's built-in).
 const BUILTIN_SUPATH: &str = "/sbin:/bin:/usr/sbin:/usr/bin";
@@ -48,20 +54,29 @@ pub enum Check {
     /// Every PATH root may get has no empty, `.` or relative entry, and every entry
     /// is an existing directory owned by root and not writable by group or others.
     /// `missing` says how entries that do not exist are judged (default: they fail).
+    /// `bashrc` is the system-wide bashrc (default /etc/bash.bashrc).
     #[serde(rename = "shell.root_path")]
     RootPath {
         #[serde(default)]
         missing: MissingDir,
+        bashrc: Option<String>,
     },
     /// TMOUT is set to 1..=`max` seconds, readonly and exported, in /etc/profile,
-    /// /etc/profile.d/*.sh or /etc/bash.bashrc, and never set to anything else there.
+    /// /etc/profile.d/*.sh or the system bashrc (`bashrc`, default
+    /// /etc/bash.bashrc), and never set to anything else there.
     #[serde(rename = "shell.tmout")]
-    Tmout { max: i64 },
+    Tmout { max: i64, bashrc: Option<String> },
     /// The default umask is at least as strict as `mask` (octal): set that strictly
-    /// in /etc/login.defs UMASK, a pam_umask argument, /etc/profile,
-    /// /etc/profile.d/*.sh or /etc/bash.bashrc, and set looser in none of them.
+    /// in /etc/login.defs UMASK, a pam_umask argument in the session stack of
+    /// `pam_services` (default common-session and common-session-noninteractive),
+    /// /etc/profile, /etc/profile.d/*.sh or the system bashrc (`bashrc`, default
+    /// /etc/bash.bashrc), and set looser in none of them.
     #[serde(rename = "shell.default_umask")]
-    DefaultUmask { mask: String },
+    DefaultUmask {
+        mask: String,
+        bashrc: Option<String>,
+        pam_services: Option<Vec<String>>,
+    },
     /// No `umask` command in `files` sets a mask looser than `mask` (none set passes).
     #[serde(rename = "shell.umask_in_files")]
     UmaskInFiles { files: Vec<String>, mask: String },
@@ -80,10 +95,20 @@ impl Check {
 
     fn eval_inner(&self, facts: &Facts) -> Result<Outcome, FactError> {
         match self {
-            Check::RootPath { missing } => root_path(facts, *missing),
-            Check::Tmout { max } => tmout(facts, *max),
-            Check::DefaultUmask { mask } => match parse_mode(mask) {
-                Ok(m) => default_umask(facts, m),
+            Check::RootPath { missing, bashrc } => root_path(facts, *missing, bashrc_of(bashrc)),
+            Check::Tmout { max, bashrc } => tmout(facts, *max, bashrc_of(bashrc)),
+            Check::DefaultUmask {
+                mask,
+                bashrc,
+                pam_services,
+            } => match parse_mode(mask) {
+                Ok(m) => {
+                    let services: Vec<&str> = match pam_services {
+                        Some(l) => l.iter().map(String::as_str).collect(),
+                        None => DEBIAN_SESSION_SERVICES.to_vec(),
+                    };
+                    default_umask(facts, m, bashrc_of(bashrc), &services)
+                }
                 Err(e) => Ok(Outcome::error(e)),
             },
             Check::UmaskInFiles { files, mask } => match parse_mode(mask) {
@@ -114,11 +139,15 @@ impl Check {
     }
 }
 
+fn bashrc_of(bashrc: &Option<String>) -> &str {
+    bashrc.as_deref().unwrap_or(DEBIAN_BASHRC)
+}
+
 /// The system-wide shell start-up files, in the order a login shell reads them.
-fn system_shell_files(facts: &Facts) -> Result<Vec<String>, FactError> {
+fn system_shell_files(facts: &Facts, bashrc: &str) -> Result<Vec<String>, FactError> {
     let mut files = vec!["/etc/profile".to_string()];
     files.extend(facts.dir_files("/etc/profile.d", ".sh")?);
-    files.push("/etc/bash.bashrc".to_string());
+    files.push(bashrc.to_string());
     Ok(files)
 }
 
@@ -162,7 +191,7 @@ struct PathValue {
     maybe: bool,
 }
 
-fn root_path(facts: &Facts, missing: MissingDir) -> Result<Outcome, FactError> {
+fn root_path(facts: &Facts, missing: MissingDir, bashrc: &str) -> Result<Outcome, FactError> {
     let mut vars: BTreeMap<String, String> = BTreeMap::new();
     vars.insert("HOME".into(), "/root".into());
     let mut values: Vec<PathValue> = Vec::new();
@@ -199,7 +228,7 @@ fn root_path(facts: &Facts, missing: MissingDir) -> Result<Outcome, FactError> {
     }
     vars.entry("PATH".into())
         .or_insert_with(|| BUILTIN_SUPATH.to_string());
-    let mut files = system_shell_files(facts)?;
+    let mut files = system_shell_files(facts, bashrc)?;
     for f in ["/root/.bash_profile", "/root/.bash_login", "/root/.profile"] {
         if facts.read(f)?.is_some() {
             files.push(f.to_string());
@@ -388,9 +417,9 @@ struct TmoutFile {
     exported: bool,
 }
 
-fn tmout(facts: &Facts, max: i64) -> Result<Outcome, FactError> {
+fn tmout(facts: &Facts, max: i64, bashrc: &str) -> Result<Outcome, FactError> {
     let mut per_file: Vec<(String, TmoutFile)> = Vec::new();
-    for f in system_shell_files(facts)? {
+    for f in system_shell_files(facts, bashrc)? {
         let Some(text) = facts.read(&f)? else {
             continue;
         };
@@ -479,9 +508,9 @@ fn tmout(facts: &Facts, max: i64) -> Result<Outcome, FactError> {
     let mut failures = invalid;
     if !good_file {
         if per_file.is_empty() {
-            failures.push(
-                "TMOUT is not set in /etc/profile, /etc/profile.d/*.sh or /etc/bash.bashrc".into(),
-            );
+            failures.push(format!(
+                "TMOUT is not set in /etc/profile, /etc/profile.d/*.sh or {bashrc}"
+            ));
         } else if incomplete.is_empty() && failures.is_empty() {
             failures.push("no file sets TMOUT to a valid value".into());
         }
@@ -578,7 +607,12 @@ fn judge_umasks(settings: &[UmaskSetting], want: u32) -> (Vec<String>, Vec<Strin
     (failures, good)
 }
 
-fn default_umask(facts: &Facts, want: u32) -> Result<Outcome, FactError> {
+fn default_umask(
+    facts: &Facts,
+    want: u32,
+    bashrc: &str,
+    pam_services: &[&str],
+) -> Result<Outcome, FactError> {
     let mut settings = Vec::new();
     let defs = crate::facts::account_defaults::login_defs(facts);
     let defs = defs.as_ref().as_ref().map_err(Clone::clone)?;
@@ -588,7 +622,7 @@ fn default_umask(facts: &Facts, want: u32) -> Result<Outcome, FactError> {
             mask: parse_umask(&s.value),
         });
     }
-    for svc in ["common-session", "common-session-noninteractive"] {
+    for svc in pam_services.iter().copied() {
         let st = stack(facts, svc);
         let st = st.as_ref().as_ref().map_err(Clone::clone)?;
         for l in st.module_lines("pam_umask.so", Some("session")) {
@@ -604,7 +638,7 @@ fn default_umask(facts: &Facts, want: u32) -> Result<Outcome, FactError> {
             }
         }
     }
-    for f in system_shell_files(facts)? {
+    for f in system_shell_files(facts, bashrc)? {
         let Some(text) = facts.read(&f)? else {
             continue;
         };
@@ -617,10 +651,9 @@ fn default_umask(facts: &Facts, want: u32) -> Result<Outcome, FactError> {
     }
     let (mut failures, good) = judge_umasks(&settings, want);
     if good.is_empty() && failures.is_empty() {
-        failures.push(
-            "no default umask is set in /etc/login.defs, pam_umask, /etc/profile, /etc/profile.d/*.sh or /etc/bash.bashrc"
-                .into(),
-        );
+        failures.push(format!(
+            "no default umask is set in /etc/login.defs, pam_umask, /etc/profile, /etc/profile.d/*.sh or {bashrc}"
+        ));
     } else if good.is_empty() {
         failures.push(format!(
             "no setting makes the default umask {want:04o} or stricter"
@@ -707,9 +740,9 @@ mod tests {
         )
         .unwrap();
         let facts = Facts::new(t.path(), false);
-        let strict = root_path(&facts, MissingDir::Fail).unwrap();
+        let strict = root_path(&facts, MissingDir::Fail, DEBIAN_BASHRC).unwrap();
         assert_eq!(strict.status, Status::Fail, "{:?}", strict.evidence);
-        let lenient = root_path(&facts, MissingDir::SafeParent).unwrap();
+        let lenient = root_path(&facts, MissingDir::SafeParent, DEBIAN_BASHRC).unwrap();
         assert_eq!(lenient.status, Status::Pass, "{:?}", lenient.evidence);
         assert!(lenient
             .evidence
@@ -721,7 +754,7 @@ mod tests {
         )
         .unwrap();
         let facts = Facts::new(t.path(), false);
-        let o = root_path(&facts, MissingDir::SafeParent).unwrap();
+        let o = root_path(&facts, MissingDir::SafeParent, DEBIAN_BASHRC).unwrap();
         assert_eq!(o.status, Status::Fail, "{:?}", o.evidence);
         assert!(o
             .evidence
