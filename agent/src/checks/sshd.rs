@@ -208,12 +208,16 @@ pub enum Check {
         names: Vec<String>,
     },
     /// Ownership and mode of sshd's configuration or host key files: owner in
-    /// `owner`, and the (group, mode) pair matching one of `modes`.
+    /// `owner`, and the (group, mode) pair matching one of `modes`. Files under one
+    /// of the `exclude` directories (e.g. RHEL's system-wide crypto-policy back-end,
+    /// included by sshd but world-readable by design) are reported, not judged.
     #[serde(rename = "sshd.files")]
     Files {
         set: FileSet,
         owner: Vec<String>,
         modes: Vec<ModeRule>,
+        #[serde(default)]
+        exclude: Vec<String>,
     },
 }
 
@@ -288,7 +292,12 @@ impl Check {
             }
             Check::AnySet { keywords } => any_set(cfg, keywords),
             Check::Banner { names } => banner(facts, cfg, names)?,
-            Check::Files { set, owner, modes } => keys::files(facts, cfg, *set, owner, modes)?,
+            Check::Files {
+                set,
+                owner,
+                modes,
+                exclude,
+            } => keys::files(facts, cfg, *set, owner, modes, exclude)?,
         };
         out.evidence.extend(cfg.notes.iter().cloned());
         Ok(out)
