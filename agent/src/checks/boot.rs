@@ -3,13 +3,14 @@
 
 mod apparmor;
 mod banners;
+pub mod bls;
 pub mod gdm;
 pub mod grub;
 pub use apparmor::*;
 pub use banners::*;
 pub use grub::*;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -24,6 +25,10 @@ pub const GRUB_CFG: &str = "/boot/grub/grub.cfg";
 
 fn default_grub_cfg() -> String {
     GRUB_CFG.to_string()
+}
+
+fn default_grub2_cfg() -> String {
+    bls::GRUB2_CFG.to_string()
 }
 
 /// The `boot.*` check kinds.
@@ -46,6 +51,32 @@ pub enum Check {
         params: Vec<String>,
         #[serde(default = "default_grub_cfg")]
         config: String,
+    },
+    /// RHEL-family GRUB 2: every boot entry (BLS entries under /boot/loader/entries,
+    /// `$variables` expanded from /boot/grub2/grubenv; else the kernel lines of
+    /// /boot/grub2/grub.cfg) carries each of `required` (`name=value` or a bare
+    /// `name`, the last occurrence counting), has each `min` argument at or above its
+    /// bound, and none of `forbidden`; GRUB_CMDLINE_LINUX in /etc/default/grub must
+    /// not carry a forbidden argument either. No entries: the running kernel's
+    /// /proc/cmdline on a live system, else not applicable.
+    #[serde(rename = "boot.kernel_args")]
+    KernelArgs {
+        #[serde(default)]
+        required: Vec<String>,
+        #[serde(default)]
+        min: BTreeMap<String, u64>,
+        #[serde(default)]
+        forbidden: Vec<String>,
+    },
+    /// RHEL-family GRUB 2 asks for a password: grub.cfg sets superusers with a
+    /// `password_pbkdf2` hash itself, or reads it (`${GRUB2_PASSWORD}`, RHEL's
+    /// 01_users) from a user.cfg of `user_cfg` that holds a `GRUB2_PASSWORD=grub.pbkdf2…`
+    /// hash. No grub.cfg: not applicable.
+    #[serde(rename = "boot.grub2_password")]
+    Grub2Password {
+        #[serde(default = "default_grub2_cfg")]
+        config: String,
+        user_cfg: Vec<String>,
     },
     /// AppArmor profiles are loaded and none is in a mode weaker than complain
     /// (`enforce_only`: weaker than enforce), and no process runs unconfined while a
@@ -113,6 +144,14 @@ impl Check {
         let r = match self {
             Check::GrubPassword { config } => grub_password(facts, config),
             Check::KernelParam { params, config } => kernel_param(facts, params, config),
+            Check::KernelArgs {
+                required,
+                min,
+                forbidden,
+            } => bls::kernel_args(facts, required, min, forbidden),
+            Check::Grub2Password { config, user_cfg } => {
+                bls::grub2_password(facts, config, user_cfg)
+            }
             Check::ApparmorProfiles { enforce_only } => apparmor(facts, *enforce_only),
             Check::Banner {
                 path,
