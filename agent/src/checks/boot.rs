@@ -27,10 +27,6 @@ fn default_grub_cfg() -> String {
     GRUB_CFG.to_string()
 }
 
-fn default_grub2_cfg() -> String {
-    bls::GRUB2_CFG.to_string()
-}
-
 /// The `boot.*` check kinds.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", deny_unknown_fields)]
@@ -68,16 +64,14 @@ pub enum Check {
         #[serde(default)]
         forbidden: Vec<String>,
     },
-    /// RHEL-family GRUB 2 asks for a password: grub.cfg sets superusers with a
-    /// `password_pbkdf2` hash itself, or reads it (`${GRUB2_PASSWORD}`, RHEL's
-    /// 01_users) from a user.cfg of `user_cfg` that holds a `GRUB2_PASSWORD=grub.pbkdf2…`
-    /// hash. No grub.cfg: not applicable.
+    /// RHEL-family GRUB 2 asks for a password. The configuration judged is the first
+    /// of `configs` that exists and is not a stub handing over to another file with
+    /// `configfile` (the EFI partition's grub.cfg on RHEL 9). It sets superusers
+    /// with a `password_pbkdf2` hash itself, or reads the hash (`${GRUB2_PASSWORD}`,
+    /// RHEL's 01_users) from the user.cfg beside it, which must hold a
+    /// `GRUB2_PASSWORD=grub.pbkdf2…` line. No such grub.cfg: not applicable.
     #[serde(rename = "boot.grub2_password")]
-    Grub2Password {
-        #[serde(default = "default_grub2_cfg")]
-        config: String,
-        user_cfg: Vec<String>,
-    },
+    Grub2Password { configs: Vec<String> },
     /// AppArmor profiles are loaded and none is in a mode weaker than complain
     /// (`enforce_only`: weaker than enforce), and no process runs unconfined while a
     /// profile for its executable is loaded. Offline: the profiles under
@@ -149,9 +143,7 @@ impl Check {
                 min,
                 forbidden,
             } => bls::kernel_args(facts, required, min, forbidden),
-            Check::Grub2Password { config, user_cfg } => {
-                bls::grub2_password(facts, config, user_cfg)
-            }
+            Check::Grub2Password { configs } => bls::grub2_password(facts, configs),
             Check::ApparmorProfiles { enforce_only } => apparmor(facts, *enforce_only),
             Check::Banner {
                 path,

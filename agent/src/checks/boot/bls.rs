@@ -185,14 +185,41 @@ fn grub2_password_line(text: &str, path: &str) -> Option<(String, String)> {
     })
 }
 
-pub(super) fn grub2_password(
-    facts: &Facts,
-    config: &str,
-    user_cfg: &[String],
-) -> Result<Outcome, FactError> {
-    let Some(text) = facts.read(config)? else {
-        return Ok(no_grub(config));
+/// Whether grub.cfg text only hands over to another configuration file.
+fn is_stub(text: &str) -> bool {
+    let cmds: Vec<String> = text
+        .lines()
+        .filter_map(|l| grub_words(l.trim()).into_iter().next())
+        .collect();
+    cmds.iter().any(|c| c == "configfile")
+        && !cmds
+            .iter()
+            .any(|c| matches!(c.as_str(), "blscfg" | "linux" | "linuxefi" | "menuentry"))
+}
+
+pub(super) fn grub2_password(facts: &Facts, configs: &[String]) -> Result<Outcome, FactError> {
+    let mut stubs = Vec::new();
+    let mut chosen = None;
+    for c in configs {
+        match facts.read(c)? {
+            Some(t) if is_stub(&t) => stubs.push(c.clone()),
+            Some(t) => {
+                chosen = Some((c.as_str(), t));
+                break;
+            }
+            None => {}
+        }
+    }
+    let Some((config, text)) = chosen else {
+        let mut o = no_grub(&configs.join(" or "));
+        for s in stubs {
+            o.evidence
+                .push(format!("{s} only hands over to another file (configfile)"));
+        }
+        return Ok(o);
     };
+    let dir = config.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+    let user_cfg = [format!("{dir}/user.cfg")];
     // A password set directly in grub.cfg (e.g. through /etc/grub.d/40_custom).
     let direct = grub_password(facts, config)?;
     if direct.status == Status::Pass {
@@ -220,7 +247,7 @@ pub(super) fn grub2_password(
         )),
     }
     let mut hashed = false;
-    for p in user_cfg {
+    for p in &user_cfg {
         let Some(t) = facts.read(p)? else { continue };
         match grub2_password_line(&t, p) {
             Some((src, v)) if v.starts_with("grub.pbkdf2.") => {
@@ -236,7 +263,7 @@ pub(super) fn grub2_password(
     if !hashed {
         failures.push(format!(
             "no hashed GRUB2_PASSWORD in {}: anyone at the console can edit boot entries",
-            user_cfg.join(" or ")
+            user_cfg[0]
         ));
     }
     Ok(Outcome::from_findings(failures, found))
@@ -261,6 +288,10 @@ mod tests {
         );
         assert_eq!(p.len(), 2, "{p:?}");
         assert!(problems(&a, &["audit=1".into()], &BTreeMap::new(), &[]).is_empty());
+        assert!(is_stub(
+            "search --no-floppy --fs-uuid --set=dev abcd\nset prefix=($dev)/grub2\nexport $prefix\nconfigfile $prefix/grub.cfg\n"
+        ));
+        assert!(!is_stub("blscfg\n"));
         assert_eq!(
             grub2_password_line("GRUB2_PASSWORD=grub.pbkdf2.sha512.10000.AA.BB\n", "/u")
                 .unwrap()
