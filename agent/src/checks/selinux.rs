@@ -27,7 +27,7 @@ pub enum Check {
     PolicyType { allowed: Vec<String> },
     /// On a live system no process runs in an SELinux domain of `types`
     /// (e.g. `unconfined_service_t`: a service started from a program no policy
-    /// module describes). Offline: not checked, processes exist only at runtime.
+    /// module describes). Offline: not applicable, processes exist only at runtime.
     #[serde(rename = "selinux.no_process_type")]
     NoProcessType { types: Vec<String> },
 }
@@ -118,11 +118,10 @@ fn policy_type(facts: &Facts, allowed: &[String]) -> Result<Outcome, FactError> 
 
 fn no_process_type(facts: &Facts, types: &[String]) -> Result<Outcome, FactError> {
     if !facts.is_live() {
-        return Ok(Outcome::new(
-            Status::NotChecked,
-            vec![format!(
-                "offline root: the SELinux domains of running processes (/proc/*/attr/current) exist only on a running system; runtime state not examined"
-            )],
+        // An image runs no process: the recommendation concerns running services,
+        // which only a live scan sees. Not applicable (unscored), never pass.
+        return Ok(Outcome::not_applicable(
+            "offline root: no process runs in an image, and the SELinux domains of running services (/proc/*/attr/current) exist only on a running system; runtime state not examined",
         ));
     }
     if runtime_enforcing(facts)?.is_none() {
