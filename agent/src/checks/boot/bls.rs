@@ -142,7 +142,7 @@ pub(super) fn kernel_args(
             .collect();
         if !bad.is_empty() {
             failures.push(format!(
-                "{src}: {key} has {}: grub2-mkconfig and new kernels would carry it into the boot entries",
+                "{src}: {key} has {}: regenerating the boot entries from it (grub2-mkconfig --update-bls-cmdline, or any grub2-mkconfig before RHEL 9.3) brings it back",
                 bad.join(" ")
             ));
         } else if !required.is_empty() || !min.is_empty() {
