@@ -448,7 +448,7 @@ fn gate(facts: &Facts, fw: Firewall, ufw_default: bool) -> Result<Option<Outcome
     let chosen: Vec<&str> = d.chosen().iter().map(|f| f.name()).collect();
     let reason = if chosen.is_empty() {
         format!(
-            "{} is not in use; no host firewall is in use (see 4.1.1)",
+            "{} is not in use; no host firewall is in use (see the recommendation that one firewall is in use)",
             fw.name()
         )
     } else {
