@@ -307,6 +307,10 @@ pub struct Zone {
     pub interfaces: Vec<(String, String)>,
     /// Source addresses bound to the zone.
     pub sources: Vec<(String, String)>,
+    /// Services the zone allows, by name.
+    pub services: Vec<String>,
+    /// Ports the zone allows, as `port/protocol`.
+    pub ports: Vec<String>,
     pub rich_rules: Vec<RichRule>,
 }
 
@@ -336,6 +340,8 @@ pub fn zone_from(root: &Element, name: &str, file: &str) -> Result<Zone, String>
         target: root.attr("target").unwrap_or("default").to_string(),
         interfaces: Vec::new(),
         sources: Vec::new(),
+        services: Vec::new(),
+        ports: Vec::new(),
         rich_rules: Vec::new(),
     };
     for c in &root.children {
@@ -348,6 +354,16 @@ pub fn zone_from(root: &Element, name: &str, file: &str) -> Result<Zone, String>
             "source" => {
                 if let Some(a) = c.attr("address") {
                     z.sources.push((a.to_string(), at(c)));
+                }
+            }
+            "service" => {
+                if let Some(n) = c.attr("name") {
+                    z.services.push(n.to_string());
+                }
+            }
+            "port" => {
+                if let (Some(p), Some(proto)) = (c.attr("port"), c.attr("protocol")) {
+                    z.ports.push(format!("{p}/{proto}"));
                 }
             }
             "rule" => {
@@ -569,6 +585,7 @@ mod tests {
         assert_eq!(c.default_zone_source, "/etc/firewalld/firewalld.conf:2");
         assert_eq!(c.zones["trusted"].file, "/etc/firewalld/zones/trusted.xml");
         assert_eq!(c.zones["public"].target, "default");
+        assert_eq!(c.zones["public"].services, vec!["ssh".to_string()]);
         std::fs::write(t.path().join("etc/firewalld/zones/bad.xml"), "<zone>").unwrap();
         let facts = Facts::new(t.path(), false);
         assert!(matches!(

@@ -67,6 +67,17 @@ pub(super) fn firewalld_default_zone(facts: &Facts) -> Result<Outcome, FactError
                 "the default zone is {name} ({}), defined in {} with target {}",
                 c.default_zone_source, z.file, z.target
             ));
+            let allowed: Vec<String> = z
+                .services
+                .iter()
+                .map(|s| format!("service {s}"))
+                .chain(z.ports.iter().map(|p| format!("port {p}")))
+                .collect();
+            ev.push(if allowed.is_empty() {
+                format!("zone {name} allows no service or port")
+            } else {
+                format!("zone {name} allows {}", allowed.join(", "))
+            });
             Status::Pass
         }
         None => {
