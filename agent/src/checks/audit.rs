@@ -102,14 +102,29 @@ pub enum Check {
     /// timer, or a cron entry running `aide --check` with cron enabled. The packaged
     /// daily check (dailyaidecheck, or aide-common's cron.daily script) does not
     /// count when /etc/default/aide sets CRON_DAILY_RUN to anything but `yes`.
+    /// `cron` names the cron implementation whose files and service are judged
+    /// (Debian's cron by default, or cronie).
     #[serde(rename = "audit.aide_scheduled")]
-    AideScheduled {},
-    /// AIDE's configuration selects each file (or its /usr-merged twin) with a rule
-    /// whose attributes include all of `attributes`.
+    AideScheduled {
+        #[serde(default)]
+        cron: aide::Cron,
+    },
+    /// AIDE's configuration (`conf`, /etc/aide/aide.conf by default) selects each
+    /// file (or its /usr-merged twin) with a rule whose attributes include all of
+    /// `attributes`.
     #[serde(rename = "audit.aide_rules")]
     AideRules {
         paths: Vec<String>,
         attributes: Vec<String>,
+        #[serde(default = "default_aide_conf")]
+        conf: String,
+    },
+    /// The database named by `database_in` of AIDE's configuration (`conf`) exists
+    /// and is not empty: AIDE has been initialised.
+    #[serde(rename = "audit.aide_database")]
+    AideDatabase {
+        #[serde(default = "default_aide_conf")]
+        conf: String,
     },
     /// No world-writable regular file, and no world-writable directory without the
     /// sticky bit, on the walked local filesystems (outside the exclusions).
@@ -135,6 +150,10 @@ pub enum Check {
         #[serde(default)]
         skip_mounts: Vec<String>,
     },
+}
+
+fn default_aide_conf() -> String {
+    aide::AIDE_CONF.to_string()
 }
 
 /// What a filesystem-walk check leaves out.
@@ -190,14 +209,25 @@ impl Check {
                     })?;
                 log_files(facts, *target, max, owner, group, log_group)
             }
-            Check::AideScheduled {} => {
-                let (ok, ev) = aide::scheduled(facts)?;
+            Check::AideScheduled { cron } => {
+                let (ok, ev) = aide::scheduled(facts, *cron)?;
                 Ok(Outcome::new(
                     if ok { Status::Pass } else { Status::Fail },
                     ev,
                 ))
             }
-            Check::AideRules { paths, attributes } => aide_rules(facts, paths, attributes),
+            Check::AideDatabase { conf } => {
+                let (ok, ev) = aide::database(facts, conf)?;
+                Ok(Outcome::new(
+                    if ok { Status::Pass } else { Status::Fail },
+                    ev,
+                ))
+            }
+            Check::AideRules {
+                paths,
+                attributes,
+                conf,
+            } => aide_rules(facts, conf, paths, attributes),
             Check::FsWorldWritable {
                 exclude,
                 skip_fstypes,

@@ -1,6 +1,7 @@
 //! AIDE: its configuration (selection rules and attribute groups, as AIDE reads
-//! /etc/aide/aide.conf with its includes and macros) and whether a periodic check
-//! is scheduled (systemd timer or cron).
+//! its configuration file — /etc/aide/aide.conf on Debian and Ubuntu, /etc/aide.conf
+//! on RHEL and Amazon Linux — with its includes and macros), whether its database
+//! exists, and whether a periodic check is scheduled (systemd timer or cron).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use super::regex::Regex;
 use crate::facts::units::unit;
 use crate::facts::{FactError, Facts, FileKind};
 
+/// Debian's and Ubuntu's configuration file (the default of the checks).
 pub const AIDE_CONF: &str = "/etc/aide/aide.conf";
 
 /// A selection line.
@@ -40,6 +42,9 @@ pub struct AideConf {
     pub rules: Vec<Selection>,
     pub files: Vec<String>,
     pub notes: Vec<String>,
+    /// Configuration options (`database_in=…`), lower-cased names, macros
+    /// expanded, last assignment winning: (value, file:line).
+    pub options: HashMap<String, (String, String)>,
 }
 
 /// Attributes AIDE knows by name.
@@ -107,9 +112,13 @@ fn builtin_groups() -> HashMap<String, BTreeSet<String>> {
     g
 }
 
-/// Configuration options that look like group definitions (`name=value`).
+/// Configuration options that look like group definitions (`name=value`). AIDE's
+/// options are lower case; group names may hold capitals, digits and underscores
+/// (RHEL's aide.conf defines `CONTENT_EX`).
 fn is_option(name: &str) -> bool {
-    name.contains('_') || matches!(name, "database" | "verbose" | "grouped" | "gzip_dbout")
+    name.chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && (name.contains('_') || matches!(name, "database" | "verbose" | "grouped"))
 }
 
 /// Expands an attribute expression (`p+i+R-m`) with the groups known so far.
@@ -196,9 +205,9 @@ fn node_contains(node: &str, path: &str) -> bool {
     node == "/" || node == path || path.strip_prefix(node).is_some_and(|r| r.starts_with('/'))
 }
 
-/// Reads the AIDE configuration once per scan.
-pub fn aide_conf(facts: &Facts) -> Arc<Result<AideConf, FactError>> {
-    facts.memo("aide-conf", || {
+/// Reads the AIDE configuration at `path` once per scan.
+pub fn aide_conf(facts: &Facts, path: &str) -> Arc<Result<AideConf, FactError>> {
+    facts.memo(&format!("aide-conf:{path}"), || {
         let mut st = State {
             conf: AideConf::default(),
             groups: builtin_groups(),
@@ -213,7 +222,7 @@ pub fn aide_conf(facts: &Facts) -> Arc<Result<AideConf, FactError>> {
             .map(|h| h.trim().split('.').next().unwrap_or("").to_string())
             .unwrap_or_default();
         st.vars.insert("HOSTNAME".into(), hostname);
-        read_file(facts, AIDE_CONF, 0, &mut st)?;
+        read_file(facts, path, 0, &mut st)?;
         Ok(st.conf)
     })
 }
@@ -303,9 +312,13 @@ fn read_file(facts: &Facts, path: &str, level: usize, st: &mut State) -> Result<
             selection(&line, &source, st);
         } else if let Some((name, expr)) = line.split_once('=') {
             let name = name.trim();
-            if !is_option(name)
-                && !name.is_empty()
-                && name.chars().all(|c| c.is_ascii_alphanumeric())
+            if is_option(name) {
+                st.conf.options.insert(
+                    name.to_ascii_lowercase(),
+                    (expr.trim().to_string(), source.clone()),
+                );
+            } else if !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             {
                 let (attrs, unknown) = expand(expr.trim(), &st.groups);
                 if !unknown.is_empty() {
@@ -559,6 +572,73 @@ pub fn verdict<'a>(conf: &'a AideConf, path: &str) -> Verdict<'a> {
 }
 
 // ---------------------------------------------------------------------------
+// Database
+
+/// The database AIDE compares against: `database_in` (or the older `database`) of
+/// the configuration, as (value, file:line).
+pub fn database_option(conf: &AideConf) -> Option<&(String, String)> {
+    conf.options
+        .get("database_in")
+        .or_else(|| conf.options.get("database"))
+}
+
+/// Judges whether the database named by the configuration at `path` exists:
+/// (found, evidence).
+pub fn database(facts: &Facts, path: &str) -> Result<(bool, Vec<String>), FactError> {
+    let c = aide_conf(facts, path);
+    let conf = c.as_ref().as_ref().map_err(Clone::clone)?;
+    if conf.files.is_empty() {
+        return Ok((
+            false,
+            vec![format!(
+                "{path} not found: AIDE is not installed or not configured"
+            )],
+        ));
+    }
+    let Some((url, source)) = database_option(conf) else {
+        return Ok((
+            false,
+            vec![format!(
+                "no database_in in {}: cannot tell where AIDE keeps its database",
+                conf.files.join(", ")
+            )],
+        ));
+    };
+    let set = format!("{source}: database_in={url}");
+    let Some(db) = url
+        .strip_prefix("file://")
+        .or_else(|| url.strip_prefix("file:"))
+        .filter(|p| p.starts_with('/'))
+    else {
+        return Ok((
+            false,
+            vec![
+                set,
+                "the database is not a local file: its presence cannot be confirmed".into(),
+            ],
+        ));
+    };
+    Ok(match facts.stat(db)? {
+        Some(m) if m.kind == FileKind::File && m.size > 0 => (
+            true,
+            vec![set, format!("{db}: regular file of {} bytes", m.size)],
+        ),
+        Some(m) if m.kind == FileKind::File => (
+            false,
+            vec![set, format!("{db} is empty: the database was never built")],
+        ),
+        Some(_) => (false, vec![set, format!("{db} is not a regular file")]),
+        None => (
+            false,
+            vec![
+                set,
+                format!("{db} not found: the database was never initialised (aide --init)"),
+            ],
+        ),
+    })
+}
+
+// ---------------------------------------------------------------------------
 // Periodic checks
 
 /// Timers that run AIDE's check.
@@ -568,7 +648,6 @@ const TIMERS: [&str; 2] = ["dailyaidecheck.timer", "aidecheck.timer"];
 /// field), per-user crontabs, and run-parts script directories.
 const SYSTEM_CRONTABS: [&str; 1] = ["/etc/crontab"];
 const CRON_D: &str = "/etc/cron.d";
-const USER_CRONTABS: &str = "/var/spool/cron/crontabs";
 const SCRIPT_DIRS: [&str; 4] = [
     "/etc/cron.hourly",
     "/etc/cron.daily",
@@ -576,7 +655,53 @@ const SCRIPT_DIRS: [&str; 4] = [
     "/etc/cron.monthly",
 ];
 
-/// Names cron and run-parts accept (Debian ignores files with dots).
+/// The cron implementation that runs scheduled jobs on the host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cron {
+    /// Debian's and Ubuntu's cron: `cron.service`, per-user crontabs in
+    /// /var/spool/cron/crontabs; cron.d and run-parts skip names with dots.
+    #[default]
+    Debian,
+    /// cronie (RHEL, Amazon Linux): `crond.service`, per-user crontabs in
+    /// /var/spool/cron; cron.d and run-parts skip dot files and editor or
+    /// package-manager leftovers only.
+    Cronie,
+}
+
+impl Cron {
+    fn service(self) -> &'static str {
+        match self {
+            Cron::Debian => "cron.service",
+            Cron::Cronie => "crond.service",
+        }
+    }
+
+    fn user_crontabs(self) -> &'static str {
+        match self {
+            Cron::Debian => "/var/spool/cron/crontabs",
+            Cron::Cronie => "/var/spool/cron",
+        }
+    }
+
+    /// Whether cron (in cron.d) and run-parts (in cron.daily …) read a file of this name.
+    fn reads(self, n: &str) -> bool {
+        match self {
+            Cron::Debian => run_parts_name(n),
+            Cron::Cronie => {
+                const SKIPPED: [&str; 7] = [
+                    "~", ",v", ".rpmsave", ".rpmorig", ".rpmnew", ".swp", ".cfsaved",
+                ];
+                !n.is_empty()
+                    && !n.starts_with('.')
+                    && !n.starts_with('#')
+                    && !SKIPPED.iter().any(|s| n.ends_with(s))
+            }
+        }
+    }
+}
+
+/// Names Debian's cron and run-parts accept (they ignore files with dots).
 fn run_parts_name(n: &str) -> bool {
     !n.is_empty()
         && n.chars()
@@ -646,8 +771,8 @@ fn obeys_defaults(text: &str) -> bool {
         || text.contains("dailyaidecheck")
 }
 
-/// Finds a scheduled AIDE check: (found, evidence).
-pub fn scheduled(facts: &Facts) -> Result<(bool, Vec<String>), FactError> {
+/// Finds a scheduled AIDE check run by systemd or by `cron`: (found, evidence).
+pub fn scheduled(facts: &Facts, cron: Cron) -> Result<(bool, Vec<String>), FactError> {
     let mut ev = Vec::new();
     let off = daily_run_off(facts)?;
     for t in TIMERS {
@@ -673,16 +798,16 @@ pub fn scheduled(facts: &Facts) -> Result<(bool, Vec<String>), FactError> {
         crontab(facts, f, true, &mut hits)?;
     }
     for f in facts.dir_files(CRON_D, "")? {
-        if run_parts_name(f.rsplit('/').next().unwrap_or("")) {
+        if cron.reads(f.rsplit('/').next().unwrap_or("")) {
             crontab(facts, &f, true, &mut hits)?;
         }
     }
-    for f in facts.dir_files(USER_CRONTABS, "")? {
+    for f in facts.dir_files(cron.user_crontabs(), "")? {
         crontab(facts, &f, false, &mut hits)?;
     }
     for d in SCRIPT_DIRS {
         for f in facts.dir_files(d, "")? {
-            if !run_parts_name(f.rsplit('/').next().unwrap_or("")) {
+            if !cron.reads(f.rsplit('/').next().unwrap_or("")) || is_dir(facts, &f)? {
                 continue;
             }
             if let Some(text) = facts.read(&f)? {
@@ -708,15 +833,21 @@ pub fn scheduled(facts: &Facts) -> Result<(bool, Vec<String>), FactError> {
         ev.push("no cron entry runs aide --check".into());
         return Ok((false, ev));
     }
-    let cron = unit(facts, "cron.service");
-    let cron = cron.as_ref().as_ref().map_err(Clone::clone)?;
-    let cron_on = cron.exists() && cron.enabled() && cron.active != Some(false);
+    let service = unit(facts, cron.service());
+    let service = service.as_ref().as_ref().map_err(Clone::clone)?;
+    let cron_on = service.exists() && service.enabled() && service.active != Some(false);
     ev.extend(hits);
-    ev.push(cron.describe());
+    ev.push(service.describe());
     if !cron_on {
         ev.push("cron is not enabled, so the cron entry does not run".into());
     }
     Ok((cron_on, ev))
+}
+
+/// Directories in cron's directories (cronie's /var/spool/cron may hold some) are
+/// not jobs.
+fn is_dir(facts: &Facts, path: &str) -> Result<bool, FactError> {
+    Ok(facts.stat(path)?.is_some_and(|m| m.kind == FileKind::Dir))
 }
 
 fn crontab(
@@ -725,6 +856,9 @@ fn crontab(
     has_user: bool,
     hits: &mut Vec<String>,
 ) -> Result<(), FactError> {
+    if is_dir(facts, path)? {
+        return Ok(());
+    }
     let Some(text) = facts.read(path)? else {
         return Ok(());
     };
@@ -772,6 +906,8 @@ mod tests {
         assert!(a.contains("acl") && a.contains("b") && !a.contains("m"));
         let (_, u) = expand("Bogus+p", &g);
         assert_eq!(u, vec!["Bogus"]);
+        assert!(is_option("database_in") && is_option("gzip_dbout") && is_option("database"));
+        assert!(!is_option("CONTENT_EX") && !is_option("NORMAL"));
     }
 
     #[test]
@@ -808,6 +944,36 @@ mod tests {
     }
 
     #[test]
+    fn cron_file_names() {
+        assert!(Cron::Debian.reads("aide"));
+        assert!(!Cron::Debian.reads("aide.sh"));
+        assert!(Cron::Cronie.reads("aide.sh"));
+        assert!(Cron::Cronie.reads("aide"));
+        for skipped in ["aide.rpmnew", "aide~", ".aide", "#aide", "aide.swp", ""] {
+            assert!(!Cron::Cronie.reads(skipped), "{skipped}");
+        }
+    }
+
+    #[test]
+    fn database_option_after_macros() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("etc")).unwrap();
+        std::fs::write(
+            t.path().join("etc/aide.conf"),
+            "@@define DBDIR /var/lib/aide\ndatabase_in=file:@@{DBDIR}/aide.db.gz\n/etc p\n",
+        )
+        .unwrap();
+        let facts = Facts::new(t.path(), false);
+        let c = aide_conf(&facts, "/etc/aide.conf");
+        let conf = c.as_ref().as_ref().unwrap();
+        let (v, src) = database_option(conf).unwrap();
+        assert_eq!(v, "file:/var/lib/aide/aide.db.gz");
+        assert_eq!(src, "/etc/aide.conf:2");
+        let (ok, ev) = database(&facts, "/etc/aide.conf").unwrap();
+        assert!(!ok, "{ev:?}");
+    }
+
+    #[test]
     fn cron_commands() {
         assert!(runs_aide_check(
             "/usr/bin/aide --config /etc/aide/aide.conf --check"
@@ -837,7 +1003,7 @@ mod tests {
         .unwrap();
         std::fs::write(etc.join("aide.conf.d/skip.me"), "/ T\n").unwrap();
         let facts = Facts::new(t.path(), false);
-        let c = aide_conf(&facts);
+        let c = aide_conf(&facts, AIDE_CONF);
         let conf = c.as_ref().as_ref().unwrap();
         assert_eq!(conf.files.len(), 2, "{:?}", conf.files);
         // Equals rules of the deepest node come before its regular rules.
@@ -873,7 +1039,7 @@ mod tests {
             }
             std::fs::write(etc.join("aide.conf"), &g).unwrap();
             let facts = Facts::new(t.path(), false);
-            if let Ok(conf) = aide_conf(&facts).as_ref() {
+            if let Ok(conf) = aide_conf(&facts, AIDE_CONF).as_ref() {
                 let _ = verdict(conf, "/usr/sbin/auditctl");
             }
             let _ = node_of(&g);

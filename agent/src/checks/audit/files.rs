@@ -224,15 +224,15 @@ pub(super) fn usrmerge_twin(p: &str) -> Option<String> {
 
 pub(super) fn aide_rules(
     facts: &Facts,
+    conf_path: &str,
     paths: &[String],
     attributes: &[String],
 ) -> Result<Outcome, FactError> {
-    let c = aide::aide_conf(facts);
+    let c = aide::aide_conf(facts, conf_path);
     let conf = c.as_ref().as_ref().map_err(Clone::clone)?;
     if conf.files.is_empty() {
         return Ok(Outcome::fail(format!(
-            "{} not found: AIDE is not installed or not configured",
-            aide::AIDE_CONF
+            "{conf_path} not found: AIDE is not installed or not configured"
         )));
     }
     let mut bad = Vec::new();
