@@ -411,7 +411,33 @@ fn suggest(missing: &[Atom]) -> Vec<String> {
         .collect()
 }
 
-/// A requirement's atoms, with its path resolved as the rules' paths are.
+/// 64-bit system calls the arm64 kernel does not have (it offers only their `*at`
+/// forms): auditctl rejects rules naming them there, so they are not required.
+const NOT_ON_ARM64: [&str; 7] = [
+    "open", "creat", "chmod", "chown", "lchown", "rename", "unlink",
+];
+
+/// The arm64 dynamic loader, present on 64-bit ARM systems (Graviton, for one).
+const ARM64_LOADER: &str = "/lib/ld-linux-aarch64.so.1";
+/// The x86-64 dynamic loader: with it present, the system is not judged arm64.
+const X86_64_LOADER: &str = "/lib64/ld-linux-x86-64.so.2";
+
+/// Whether the root is a 64-bit ARM system: it has arm64's dynamic loader and no
+/// x86-64 one.
+fn arm64(facts: &Facts) -> Result<bool, FactError> {
+    Ok(facts.lstat(ARM64_LOADER)?.is_some() && facts.lstat(X86_64_LOADER)?.is_none())
+}
+
+/// Whether an atom names a 64-bit system call the arm64 kernel lacks.
+fn absent_on_arm64(a: &Atom) -> bool {
+    a.arch == "b64"
+        && a.syscall
+            .as_deref()
+            .is_some_and(|s| NOT_ON_ARM64.contains(&s))
+}
+
+/// A requirement's atoms, with its path resolved as the rules' paths are; on
+/// arm64, without the 64-bit system calls that kernel lacks.
 fn atoms_of(facts: &Facts, r: &Requirement, uid_min: u32) -> Result<Vec<Atom>, FactError> {
     let mut atoms = r.atoms(uid_min).map_err(|reason| FactError::Malformed {
         path: "content".into(),
@@ -421,6 +447,9 @@ fn atoms_of(facts: &Facts, r: &Requirement, uid_min: u32) -> Result<Vec<Atom>, F
         if let Some(p) = &a.path {
             a.path = Some(canonical(facts, p));
         }
+    }
+    if atoms.iter().any(absent_on_arm64) && arm64(facts)? {
+        atoms.retain(|a| !absent_on_arm64(a));
     }
     Ok(atoms)
 }
@@ -442,6 +471,17 @@ fn judge_requirements(
     let mut bad = Vec::new();
     let mut good: Vec<String> = Vec::new();
     let mut missing = Vec::new();
+    let lacking: Vec<&str> = NOT_ON_ARM64
+        .iter()
+        .copied()
+        .filter(|s| reqs.iter().any(|r| r.syscalls.iter().any(|c| c == s)))
+        .collect();
+    if !lacking.is_empty() && arm64(facts)? {
+        good.push(format!(
+            "{ARM64_LOADER} present: an arm64 system, whose kernel has no 64-bit {}; those are required for arch=b32 only",
+            lacking.join(", ")
+        ));
+    }
     if let Some(t) = task_never(set) {
         bad.push(format!(
             "{}: this rule turns off syscall auditing for every process",
