@@ -8,6 +8,7 @@ mod conf;
 mod files;
 mod regex;
 pub mod rules;
+pub mod schedule;
 mod sudo;
 mod walk;
 use conf::*;
