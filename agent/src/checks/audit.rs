@@ -8,6 +8,7 @@ mod conf;
 mod files;
 mod regex;
 pub mod rules;
+pub mod schedule;
 mod sudo;
 mod walk;
 use conf::*;
@@ -102,14 +103,29 @@ pub enum Check {
     /// timer, or a cron entry running `aide --check` with cron enabled. The packaged
     /// daily check (dailyaidecheck, or aide-common's cron.daily script) does not
     /// count when /etc/default/aide sets CRON_DAILY_RUN to anything but `yes`.
+    /// `cron` names the cron implementation whose files and service are judged
+    /// (Debian's cron by default, or cronie).
     #[serde(rename = "audit.aide_scheduled")]
-    AideScheduled {},
-    /// AIDE's configuration selects each file (or its /usr-merged twin) with a rule
-    /// whose attributes include all of `attributes`.
+    AideScheduled {
+        #[serde(default)]
+        cron: aide::Cron,
+    },
+    /// AIDE's configuration (`conf`, /etc/aide/aide.conf by default) selects each
+    /// file (or its /usr-merged twin) with a rule whose attributes include all of
+    /// `attributes`.
     #[serde(rename = "audit.aide_rules")]
     AideRules {
         paths: Vec<String>,
         attributes: Vec<String>,
+        #[serde(default = "default_aide_conf")]
+        conf: String,
+    },
+    /// The database named by `database_in` of AIDE's configuration (`conf`) exists
+    /// and is not empty: AIDE has been initialised.
+    #[serde(rename = "audit.aide_database")]
+    AideDatabase {
+        #[serde(default = "default_aide_conf")]
+        conf: String,
     },
     /// No world-writable regular file, and no world-writable directory without the
     /// sticky bit, on the walked local filesystems (outside the exclusions).
@@ -135,6 +151,10 @@ pub enum Check {
         #[serde(default)]
         skip_mounts: Vec<String>,
     },
+}
+
+fn default_aide_conf() -> String {
+    aide::AIDE_CONF.to_string()
 }
 
 /// What a filesystem-walk check leaves out.
@@ -190,14 +210,25 @@ impl Check {
                     })?;
                 log_files(facts, *target, max, owner, group, log_group)
             }
-            Check::AideScheduled {} => {
-                let (ok, ev) = aide::scheduled(facts)?;
+            Check::AideScheduled { cron } => {
+                let (ok, ev) = aide::scheduled(facts, *cron)?;
                 Ok(Outcome::new(
                     if ok { Status::Pass } else { Status::Fail },
                     ev,
                 ))
             }
-            Check::AideRules { paths, attributes } => aide_rules(facts, paths, attributes),
+            Check::AideDatabase { conf } => {
+                let (ok, ev) = aide::database(facts, conf)?;
+                Ok(Outcome::new(
+                    if ok { Status::Pass } else { Status::Fail },
+                    ev,
+                ))
+            }
+            Check::AideRules {
+                paths,
+                attributes,
+                conf,
+            } => aide_rules(facts, conf, paths, attributes),
             Check::FsWorldWritable {
                 exclude,
                 skip_fstypes,
@@ -381,7 +412,33 @@ fn suggest(missing: &[Atom]) -> Vec<String> {
         .collect()
 }
 
-/// A requirement's atoms, with its path resolved as the rules' paths are.
+/// 64-bit system calls the arm64 kernel does not have (it offers only their `*at`
+/// forms): auditctl rejects rules naming them there, so they are not required.
+const NOT_ON_ARM64: [&str; 7] = [
+    "open", "creat", "chmod", "chown", "lchown", "rename", "unlink",
+];
+
+/// The arm64 dynamic loader, present on 64-bit ARM systems (Graviton, for one).
+const ARM64_LOADER: &str = "/lib/ld-linux-aarch64.so.1";
+/// The x86-64 dynamic loader: with it present, the system is not judged arm64.
+const X86_64_LOADER: &str = "/lib64/ld-linux-x86-64.so.2";
+
+/// Whether the root is a 64-bit ARM system: it has arm64's dynamic loader and no
+/// x86-64 one.
+fn arm64(facts: &Facts) -> Result<bool, FactError> {
+    Ok(facts.lstat(ARM64_LOADER)?.is_some() && facts.lstat(X86_64_LOADER)?.is_none())
+}
+
+/// Whether an atom names a 64-bit system call the arm64 kernel lacks.
+fn absent_on_arm64(a: &Atom) -> bool {
+    a.arch == "b64"
+        && a.syscall
+            .as_deref()
+            .is_some_and(|s| NOT_ON_ARM64.contains(&s))
+}
+
+/// A requirement's atoms, with its path resolved as the rules' paths are; on
+/// arm64, without the 64-bit system calls that kernel lacks.
 fn atoms_of(facts: &Facts, r: &Requirement, uid_min: u32) -> Result<Vec<Atom>, FactError> {
     let mut atoms = r.atoms(uid_min).map_err(|reason| FactError::Malformed {
         path: "content".into(),
@@ -391,6 +448,9 @@ fn atoms_of(facts: &Facts, r: &Requirement, uid_min: u32) -> Result<Vec<Atom>, F
         if let Some(p) = &a.path {
             a.path = Some(canonical(facts, p));
         }
+    }
+    if atoms.iter().any(absent_on_arm64) && arm64(facts)? {
+        atoms.retain(|a| !absent_on_arm64(a));
     }
     Ok(atoms)
 }
@@ -412,6 +472,17 @@ fn judge_requirements(
     let mut bad = Vec::new();
     let mut good: Vec<String> = Vec::new();
     let mut missing = Vec::new();
+    let lacking: Vec<&str> = NOT_ON_ARM64
+        .iter()
+        .copied()
+        .filter(|s| reqs.iter().any(|r| r.syscalls.iter().any(|c| c == s)))
+        .collect();
+    if !lacking.is_empty() && arm64(facts)? {
+        good.push(format!(
+            "{ARM64_LOADER} present: an arm64 system, whose kernel has no 64-bit {}; those are required for arch=b32 only",
+            lacking.join(", ")
+        ));
+    }
     if let Some(t) = task_never(set) {
         bad.push(format!(
             "{}: this rule turns off syscall auditing for every process",

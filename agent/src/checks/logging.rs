@@ -59,9 +59,15 @@ pub enum Check {
     },
     /// The effective value of a `[Journal]` setting of journald (journald.conf and
     /// its drop-ins, later files winning; Debian's defaults when unset) equals
-    /// `value`. Booleans are compared as booleans (`yes`/`no`).
+    /// `value`. Booleans are compared as booleans (`yes`/`no`). `defaults` names
+    /// whose defaults apply to unset keys (Debian's unless `upstream`).
     #[serde(rename = "logging.journald")]
-    Journald { key: String, value: String },
+    Journald {
+        key: String,
+        value: String,
+        #[serde(default)]
+        defaults: JournaldDefaults,
+    },
     /// Every file-creation mode rsyslog is given (`$FileCreateMode`,
     /// `fileCreateMode=` of omfile) is no looser than `max_mode`; unset means
     /// rsyslog's default 0644.
@@ -71,6 +77,10 @@ pub enum Check {
     /// starts no network listener.
     #[serde(rename = "logging.rsyslog_no_network_input")]
     RsyslogNoNetworkInput {},
+    /// rsyslog sends messages to another host: an omfwd or omrelp action with a
+    /// target, or a legacy selector line whose action is `@host` or `@@host`.
+    #[serde(rename = "logging.rsyslog_forwards")]
+    RsyslogForwards {},
     /// When journald is set up to ship logs (systemd-journal-remote installed, or
     /// `URL=` in journal-upload.conf), the systemd-journal-remote package is
     /// installed; not applicable when journald ships nothing.
@@ -114,7 +124,11 @@ impl Check {
                 o.evidence = ev;
                 o
             }
-            Check::Journald { key, value } => journald_check(facts, key, value)?,
+            Check::Journald {
+                key,
+                value,
+                defaults,
+            } => journald_check(facts, key, value, *defaults)?,
             Check::RsyslogFileMode { max_mode } => {
                 let max =
                     super::file::parse_mode(max_mode).map_err(|reason| FactError::Malformed {
@@ -124,6 +138,7 @@ impl Check {
                 rsyslog_file_mode(facts, max)?
             }
             Check::RsyslogNoNetworkInput {} => rsyslog_no_network_input(facts)?,
+            Check::RsyslogForwards {} => rsyslog_forwards(facts)?,
             Check::VarLogPerms {} => var_log_perms(facts)?,
             Check::JournalUploadPackage {} => journal_upload_package(facts)?,
         })
@@ -212,6 +227,22 @@ mod tests {
     }
 
     #[test]
+    fn forwarding_actions() {
+        assert!(forwards(
+            "*.* action(type=\"omfwd\" target=\"log.example\" port=\"514\" protocol=\"tcp\")"
+        ));
+        assert!(forwards("*.* @@log.example:514"));
+        assert!(forwards("auth.* @10.0.0.1"));
+        assert!(forwards("*.* :omrelp:log.example:2514"));
+        assert!(!forwards("*.* action(type=\"omfile\" file=\"/var/log/x\")"));
+        assert!(!forwards("*.* action(type=\"omfwd\")"));
+        assert!(!forwards("*.* /var/log/messages"));
+        assert!(!forwards("*.* -/var/log/messages"));
+        assert!(!forwards("$ActionQueueType LinkedList"));
+        assert!(!forwards("*.* @"));
+    }
+
+    #[test]
     fn include_targets() {
         assert_eq!(
             include_target("$IncludeConfig /etc/rsyslog.d/*.conf").as_deref(),
@@ -273,6 +304,7 @@ mod tests {
                 let _ = legacy_directive(&st.text);
                 let _ = include_target(&st.text);
                 let _ = module_name(&st.text);
+                let _ = forwards(&st.text);
             }
             let _ = parse_unit_ini(&s, "/g", "Journal");
             let _ = parse_size(&s);

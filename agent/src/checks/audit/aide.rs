@@ -1,14 +1,16 @@
 //! AIDE: its configuration (selection rules and attribute groups, as AIDE reads
-//! /etc/aide/aide.conf with its includes and macros) and whether a periodic check
-//! is scheduled (systemd timer or cron).
+//! its configuration file — /etc/aide/aide.conf on Debian and Ubuntu, /etc/aide.conf
+//! on RHEL and Amazon Linux — with its includes and macros) and whether its database
+//! exists. Whether a periodic check is scheduled is in [`super::schedule`].
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use super::regex::Regex;
-use crate::facts::units::unit;
+pub use super::schedule::{runs_aide_check, scheduled, Cron};
 use crate::facts::{FactError, Facts, FileKind};
 
+/// Debian's and Ubuntu's configuration file (the default of the checks).
 pub const AIDE_CONF: &str = "/etc/aide/aide.conf";
 
 /// A selection line.
@@ -40,6 +42,9 @@ pub struct AideConf {
     pub rules: Vec<Selection>,
     pub files: Vec<String>,
     pub notes: Vec<String>,
+    /// Configuration options (`database_in=…`), lower-cased names, macros
+    /// expanded, last assignment winning: (value, file:line).
+    pub options: HashMap<String, (String, String)>,
 }
 
 /// Attributes AIDE knows by name.
@@ -107,9 +112,13 @@ fn builtin_groups() -> HashMap<String, BTreeSet<String>> {
     g
 }
 
-/// Configuration options that look like group definitions (`name=value`).
+/// Configuration options that look like group definitions (`name=value`). AIDE's
+/// options are lower case; group names may hold capitals, digits and underscores
+/// (RHEL's aide.conf defines `CONTENT_EX`).
 fn is_option(name: &str) -> bool {
-    name.contains('_') || matches!(name, "database" | "verbose" | "grouped" | "gzip_dbout")
+    name.chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && (name.contains('_') || matches!(name, "database" | "verbose" | "grouped"))
 }
 
 /// Expands an attribute expression (`p+i+R-m`) with the groups known so far.
@@ -196,9 +205,9 @@ fn node_contains(node: &str, path: &str) -> bool {
     node == "/" || node == path || path.strip_prefix(node).is_some_and(|r| r.starts_with('/'))
 }
 
-/// Reads the AIDE configuration once per scan.
-pub fn aide_conf(facts: &Facts) -> Arc<Result<AideConf, FactError>> {
-    facts.memo("aide-conf", || {
+/// Reads the AIDE configuration at `path` once per scan.
+pub fn aide_conf(facts: &Facts, path: &str) -> Arc<Result<AideConf, FactError>> {
+    facts.memo(&format!("aide-conf:{path}"), || {
         let mut st = State {
             conf: AideConf::default(),
             groups: builtin_groups(),
@@ -213,7 +222,7 @@ pub fn aide_conf(facts: &Facts) -> Arc<Result<AideConf, FactError>> {
             .map(|h| h.trim().split('.').next().unwrap_or("").to_string())
             .unwrap_or_default();
         st.vars.insert("HOSTNAME".into(), hostname);
-        read_file(facts, AIDE_CONF, 0, &mut st)?;
+        read_file(facts, path, 0, &mut st)?;
         Ok(st.conf)
     })
 }
@@ -303,9 +312,13 @@ fn read_file(facts: &Facts, path: &str, level: usize, st: &mut State) -> Result<
             selection(&line, &source, st);
         } else if let Some((name, expr)) = line.split_once('=') {
             let name = name.trim();
-            if !is_option(name)
-                && !name.is_empty()
-                && name.chars().all(|c| c.is_ascii_alphanumeric())
+            if is_option(name) {
+                st.conf.options.insert(
+                    name.to_ascii_lowercase(),
+                    (expr.trim().to_string(), source.clone()),
+                );
+            } else if !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             {
                 let (attrs, unknown) = expand(expr.trim(), &st.groups);
                 if !unknown.is_empty() {
@@ -559,203 +572,70 @@ pub fn verdict<'a>(conf: &'a AideConf, path: &str) -> Verdict<'a> {
 }
 
 // ---------------------------------------------------------------------------
-// Periodic checks
+// Database
 
-/// Timers that run AIDE's check.
-const TIMERS: [&str; 2] = ["dailyaidecheck.timer", "aidecheck.timer"];
-
-/// Where periodic AIDE runs can be scheduled: crontab-format files (with a user
-/// field), per-user crontabs, and run-parts script directories.
-const SYSTEM_CRONTABS: [&str; 1] = ["/etc/crontab"];
-const CRON_D: &str = "/etc/cron.d";
-const USER_CRONTABS: &str = "/var/spool/cron/crontabs";
-const SCRIPT_DIRS: [&str; 4] = [
-    "/etc/cron.hourly",
-    "/etc/cron.daily",
-    "/etc/cron.weekly",
-    "/etc/cron.monthly",
-];
-
-/// Names cron and run-parts accept (Debian ignores files with dots).
-fn run_parts_name(n: &str) -> bool {
-    !n.is_empty()
-        && n.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+/// The database AIDE compares against: `database_in` (or the older `database`) of
+/// the configuration, as (value, file:line).
+pub fn database_option(conf: &AideConf) -> Option<&(String, String)> {
+    conf.options
+        .get("database_in")
+        .or_else(|| conf.options.get("database"))
 }
 
-/// Whether a command line runs an AIDE check (`aide --check`, `aide -C`,
-/// `aide.wrapper --update`, `aide $AIDEARGS`).
-pub fn runs_aide_check(cmd: &str) -> bool {
-    let toks: Vec<&str> = cmd
-        .split(|c: char| c.is_whitespace() || c == ';' || c == '&' || c == '|')
-        .collect();
-    let mut seen_aide = false;
-    for t in toks {
-        let t = t.trim_matches(|c| c == '"' || c == '\'' || c == '(' || c == ')' || c == '`');
-        if t.is_empty() {
-            continue;
-        }
-        let base = t.rsplit('/').next().unwrap_or(t);
-        if base == "aide" || base == "aide.wrapper" {
-            seen_aide = true;
-            continue;
-        }
-        if seen_aide
-            && (matches!(
-                t,
-                "--check" | "-C" | "--update" | "-u" | "$AIDEARGS" | "${AIDEARGS}"
-            ) || t.starts_with("--check")
-                || t.starts_with("--update"))
-        {
-            return true;
-        }
+/// Judges whether the database named by the configuration at `path` exists:
+/// (found, evidence).
+pub fn database(facts: &Facts, path: &str) -> Result<(bool, Vec<String>), FactError> {
+    let c = aide_conf(facts, path);
+    let conf = c.as_ref().as_ref().map_err(Clone::clone)?;
+    if conf.files.is_empty() {
+        return Ok((
+            false,
+            vec![format!(
+                "{path} not found: AIDE is not installed or not configured"
+            )],
+        ));
     }
-    false
-}
-
-/// The settings file of Debian's and Ubuntu's packaged daily check (the
-/// dailyaidecheck service and the aide-common cron.daily script read it).
-const AIDE_DEFAULTS: &str = "/etc/default/aide";
-
-/// `Some(line)` when /etc/default/aide turns the packaged daily run off: its
-/// (last) CRON_DAILY_RUN is anything but `yes`. Unset means yes.
-fn daily_run_off(facts: &Facts) -> Result<Option<String>, FactError> {
-    let Some(text) = facts.read(AIDE_DEFAULTS)? else {
-        return Ok(None);
+    let Some((url, source)) = database_option(conf) else {
+        return Ok((
+            false,
+            vec![format!(
+                "no database_in in {}: cannot tell where AIDE keeps its database",
+                conf.files.join(", ")
+            )],
+        ));
     };
-    let mut last = None;
-    for (n, raw) in text.lines().enumerate() {
-        let l = raw.trim();
-        let l = l.strip_prefix("export ").unwrap_or(l).trim_start();
-        if let Some(v) = l.strip_prefix("CRON_DAILY_RUN=") {
-            let v = v.split('#').next().unwrap_or("").trim();
-            let v = v.trim_matches(|c| c == '"' || c == '\'');
-            last = Some((n + 1, v.to_string()));
-        }
-    }
-    Ok(match last {
-        Some((n, v)) if v != "yes" => Some(format!("{AIDE_DEFAULTS}:{n}: CRON_DAILY_RUN={v}")),
-        _ => None,
+    let set = format!("{source}: database_in={url}");
+    let Some(db) = url
+        .strip_prefix("file://")
+        .or_else(|| url.strip_prefix("file:"))
+        .filter(|p| p.starts_with('/'))
+    else {
+        return Ok((
+            false,
+            vec![
+                set,
+                "the database is not a local file: its presence cannot be confirmed".into(),
+            ],
+        ));
+    };
+    Ok(match facts.stat(db)? {
+        Some(m) if m.kind == FileKind::File && m.size > 0 => (
+            true,
+            vec![set, format!("{db}: regular file of {} bytes", m.size)],
+        ),
+        Some(m) if m.kind == FileKind::File => (
+            false,
+            vec![set, format!("{db} is empty: the database was never built")],
+        ),
+        Some(_) => (false, vec![set, format!("{db} is not a regular file")]),
+        None => (
+            false,
+            vec![
+                set,
+                format!("{db} not found: the database was never initialised (aide --init)"),
+            ],
+        ),
     })
-}
-
-/// Whether a cron.daily script is the packaged one that obeys /etc/default/aide.
-fn obeys_defaults(text: &str) -> bool {
-    text.contains("CRON_DAILY_RUN")
-        || text.contains(AIDE_DEFAULTS)
-        || text.contains("dailyaidecheck")
-}
-
-/// Finds a scheduled AIDE check: (found, evidence).
-pub fn scheduled(facts: &Facts) -> Result<(bool, Vec<String>), FactError> {
-    let mut ev = Vec::new();
-    let off = daily_run_off(facts)?;
-    for t in TIMERS {
-        let u = unit(facts, t);
-        let u = u.as_ref().as_ref().map_err(Clone::clone)?;
-        if u.exists() {
-            ev.push(u.describe());
-        }
-        if u.exists() && u.enabled() && u.active != Some(false) {
-            match (&off, t) {
-                (Some(line), "dailyaidecheck.timer") => ev.push(format!(
-                    "{line}: dailyaidecheck exits without checking, so the timer does not count"
-                )),
-                _ => return Ok((true, ev)),
-            }
-        }
-    }
-    if ev.is_empty() {
-        ev.push(format!("no {} unit found", TIMERS.join(" or ")));
-    }
-    let mut hits = Vec::new();
-    for f in SYSTEM_CRONTABS {
-        crontab(facts, f, true, &mut hits)?;
-    }
-    for f in facts.dir_files(CRON_D, "")? {
-        if run_parts_name(f.rsplit('/').next().unwrap_or("")) {
-            crontab(facts, &f, true, &mut hits)?;
-        }
-    }
-    for f in facts.dir_files(USER_CRONTABS, "")? {
-        crontab(facts, &f, false, &mut hits)?;
-    }
-    for d in SCRIPT_DIRS {
-        for f in facts.dir_files(d, "")? {
-            if !run_parts_name(f.rsplit('/').next().unwrap_or("")) {
-                continue;
-            }
-            if let Some(text) = facts.read(&f)? {
-                let mut hit = false;
-                for (n, l) in text.lines().enumerate() {
-                    let l = l.trim();
-                    if !l.starts_with('#') && runs_aide_check(l) {
-                        match &off {
-                            Some(_) if obeys_defaults(&text) => hit = true,
-                            _ => hits.push(format!("{f}:{}: {l}", n + 1)),
-                        }
-                    }
-                }
-                if let (true, Some(line)) = (hit, &off) {
-                    ev.push(format!(
-                        "{f} runs aide, but {line} makes it exit without checking"
-                    ));
-                }
-            }
-        }
-    }
-    if hits.is_empty() {
-        ev.push("no cron entry runs aide --check".into());
-        return Ok((false, ev));
-    }
-    let cron = unit(facts, "cron.service");
-    let cron = cron.as_ref().as_ref().map_err(Clone::clone)?;
-    let cron_on = cron.exists() && cron.enabled() && cron.active != Some(false);
-    ev.extend(hits);
-    ev.push(cron.describe());
-    if !cron_on {
-        ev.push("cron is not enabled, so the cron entry does not run".into());
-    }
-    Ok((cron_on, ev))
-}
-
-fn crontab(
-    facts: &Facts,
-    path: &str,
-    has_user: bool,
-    hits: &mut Vec<String>,
-) -> Result<(), FactError> {
-    let Some(text) = facts.read(path)? else {
-        return Ok(());
-    };
-    for (n, raw) in text.lines().enumerate() {
-        let l = raw.trim();
-        if l.is_empty() || l.starts_with('#') {
-            continue;
-        }
-        let toks: Vec<&str> = l.split_whitespace().collect();
-        // Environment assignments are not jobs.
-        if toks
-            .first()
-            .is_some_and(|t| t.contains('=') && !t.starts_with('@'))
-            && toks.len() < 6
-        {
-            continue;
-        }
-        let skip = if toks.first().is_some_and(|t| t.starts_with('@')) {
-            1
-        } else {
-            5
-        } + usize::from(has_user);
-        if toks.len() <= skip {
-            continue;
-        }
-        let cmd = toks[skip..].join(" ");
-        if runs_aide_check(&cmd) {
-            hits.push(format!("{path}:{}: {l}", n + 1));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -772,6 +652,8 @@ mod tests {
         assert!(a.contains("acl") && a.contains("b") && !a.contains("m"));
         let (_, u) = expand("Bogus+p", &g);
         assert_eq!(u, vec!["Bogus"]);
+        assert!(is_option("database_in") && is_option("gzip_dbout") && is_option("database"));
+        assert!(!is_option("CONTENT_EX") && !is_option("NORMAL"));
     }
 
     #[test]
@@ -784,38 +666,22 @@ mod tests {
     }
 
     #[test]
-    fn packaged_daily_run_switch() {
+    fn database_option_after_macros() {
         let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("etc")).unwrap();
+        std::fs::write(
+            t.path().join("etc/aide.conf"),
+            "@@define DBDIR /var/lib/aide\ndatabase_in=file:@@{DBDIR}/aide.db.gz\n/etc p\n",
+        )
+        .unwrap();
         let facts = Facts::new(t.path(), false);
-        assert_eq!(daily_run_off(&facts).unwrap(), None);
-        std::fs::create_dir_all(t.path().join("etc/default")).unwrap();
-        for (text, off) in [
-            ("#CRON_DAILY_RUN=yes\nCOMMAND=update\n", false),
-            ("CRON_DAILY_RUN=yes\n", false),
-            ("CRON_DAILY_RUN=\"yes\" # on\n", false),
-            ("CRON_DAILY_RUN=no\n", true),
-            ("CRON_DAILY_RUN=yes\nexport CRON_DAILY_RUN='no'\n", true),
-            ("CRON_DAILY_RUN=true\n", true),
-        ] {
-            std::fs::write(t.path().join("etc/default/aide"), text).unwrap();
-            let facts = Facts::new(t.path(), false);
-            assert_eq!(daily_run_off(&facts).unwrap().is_some(), off, "{text:?}");
-        }
-        assert!(obeys_defaults(
-            "if [ \"$CRON_DAILY_RUN\" != yes ]; then exit 0; fi"
-        ));
-        assert!(!obeys_defaults("/usr/bin/aide --check"));
-    }
-
-    #[test]
-    fn cron_commands() {
-        assert!(runs_aide_check(
-            "/usr/bin/aide --config /etc/aide/aide.conf --check"
-        ));
-        assert!(runs_aide_check("aide.wrapper --update"));
-        assert!(runs_aide_check("nice aide -C >/dev/null"));
-        assert!(!runs_aide_check("aide --init"));
-        assert!(!runs_aide_check("echo --check aide"));
+        let c = aide_conf(&facts, "/etc/aide.conf");
+        let conf = c.as_ref().as_ref().unwrap();
+        let (v, src) = database_option(conf).unwrap();
+        assert_eq!(v, "file:/var/lib/aide/aide.db.gz");
+        assert_eq!(src, "/etc/aide.conf:2");
+        let (ok, ev) = database(&facts, "/etc/aide.conf").unwrap();
+        assert!(!ok, "{ev:?}");
     }
 
     #[test]
@@ -837,7 +703,7 @@ mod tests {
         .unwrap();
         std::fs::write(etc.join("aide.conf.d/skip.me"), "/ T\n").unwrap();
         let facts = Facts::new(t.path(), false);
-        let c = aide_conf(&facts);
+        let c = aide_conf(&facts, AIDE_CONF);
         let conf = c.as_ref().as_ref().unwrap();
         assert_eq!(conf.files.len(), 2, "{:?}", conf.files);
         // Equals rules of the deepest node come before its regular rules.
@@ -873,7 +739,7 @@ mod tests {
             }
             std::fs::write(etc.join("aide.conf"), &g).unwrap();
             let facts = Facts::new(t.path(), false);
-            if let Ok(conf) = aide_conf(&facts).as_ref() {
+            if let Ok(conf) = aide_conf(&facts, AIDE_CONF).as_ref() {
                 let _ = verdict(conf, "/usr/sbin/auditctl");
             }
             let _ = node_of(&g);

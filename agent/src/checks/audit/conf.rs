@@ -62,6 +62,7 @@ pub(super) fn auditd_default(key: &str) -> Option<&'static str> {
     Some(match key {
         "log_file" => "/var/log/audit/audit.log",
         "log_group" => "root",
+        "action_mail_acct" => "root",
         "max_log_file_action" => "ignore",
         "space_left_action" => "ignore",
         "admin_space_left_action" => "ignore",

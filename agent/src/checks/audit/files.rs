@@ -110,6 +110,9 @@ pub(super) fn privileged(facts: &Facts, filters: &[String]) -> Result<Outcome, F
 // ---------------------------------------------------------------------------
 // Audit log files
 
+/// The packages that ship auditd: Debian's and Ubuntu's, then RHEL's and Amazon Linux's.
+const AUDITD_PACKAGES: [&str; 2] = ["auditd", "audit"];
+
 pub(super) fn log_files(
     facts: &Facts,
     target: LogTarget,
@@ -120,10 +123,12 @@ pub(super) fn log_files(
 ) -> Result<Outcome, FactError> {
     let pk = packages(facts);
     let pk = pk.as_ref().as_ref().map_err(Clone::clone)?;
-    if !pk.is_installed("auditd") {
+    // auditd comes in Debian's `auditd` package, in RHEL's and Amazon Linux's `audit`.
+    if !AUDITD_PACKAGES.iter().any(|p| pk.is_installed(p)) {
+        let none: Vec<String> = AUDITD_PACKAGES.iter().map(|p| pk.describe(p)).collect();
         return Ok(Outcome::not_applicable(format!(
             "{}: there are no audit logs to judge",
-            pk.describe("auditd")
+            none.join("; ")
         )));
     }
     let (file, line) = auditd_value(facts, "log_file")?.unwrap_or((
@@ -224,15 +229,15 @@ pub(super) fn usrmerge_twin(p: &str) -> Option<String> {
 
 pub(super) fn aide_rules(
     facts: &Facts,
+    conf_path: &str,
     paths: &[String],
     attributes: &[String],
 ) -> Result<Outcome, FactError> {
-    let c = aide::aide_conf(facts);
+    let c = aide::aide_conf(facts, conf_path);
     let conf = c.as_ref().as_ref().map_err(Clone::clone)?;
     if conf.files.is_empty() {
         return Ok(Outcome::fail(format!(
-            "{} not found: AIDE is not installed or not configured",
-            aide::AIDE_CONF
+            "{conf_path} not found: AIDE is not installed or not configured"
         )));
     }
     let mut bad = Vec::new();

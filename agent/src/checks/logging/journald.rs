@@ -113,13 +113,31 @@ pub(super) fn parse_size(v: &str) -> Option<u64> {
     Some((n * mult) as u64)
 }
 
-/// How journald understands one key: its kind and Debian 12's default (Ubuntu
-/// 22.04 and 24.04 build systemd from the same packaging and share them).
-pub(super) fn journald_key(key: &str) -> (KeyKind, Option<&'static str>) {
+/// Whose built-in journald defaults apply to keys left unset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JournaldDefaults {
+    /// Debian's packaging, shared by Ubuntu: forwarding to syslog stays on.
+    #[default]
+    Debian,
+    /// systemd as released upstream, as RHEL 9 and Amazon Linux 2023 ship it:
+    /// forwarding to syslog is off (since systemd 228).
+    Upstream,
+}
+
+/// How journald understands one key: its kind and its default under `defaults`
+/// (Debian 12's: Ubuntu 22.04 and 24.04 build systemd from the same packaging).
+pub(super) fn journald_key(
+    key: &str,
+    defaults: JournaldDefaults,
+) -> (KeyKind, Option<&'static str>) {
     match key {
         // Debian's packaging (and so Ubuntu's) patches systemd to keep forwarding
-        // to syslog on by default.
-        "ForwardToSyslog" => (KeyKind::Bool, Some("yes")),
+        // to syslog on by default; upstream turned it off.
+        "ForwardToSyslog" => match defaults {
+            JournaldDefaults::Debian => (KeyKind::Bool, Some("yes")),
+            JournaldDefaults::Upstream => (KeyKind::Bool, Some("no")),
+        },
         "ForwardToKMsg" | "ForwardToConsole" => (KeyKind::Bool, Some("no")),
         "ForwardToWall" => (KeyKind::Bool, Some("yes")),
         "Compress" => (KeyKind::BoolOrSize, Some("yes")),
@@ -158,10 +176,11 @@ pub(super) fn journald_value(kind: KeyKind, v: &str) -> Option<String> {
 pub fn journald_effective(
     facts: &Facts,
     key: &str,
+    defaults: JournaldDefaults,
 ) -> Result<(Option<String>, Vec<String>), FactError> {
     let s = journald_settings(facts);
     let (settings, read) = s.as_ref().as_ref().map_err(Clone::clone)?;
-    let (kind, default) = journald_key(key);
+    let (kind, default) = journald_key(key, defaults);
     let mut ev = Vec::new();
     let mut value: Option<(String, &Setting)> = None;
     for st in settings.iter().filter(|s| s.key == key) {
@@ -210,10 +229,15 @@ pub(super) fn files_read(read: &[String], what: &str) -> String {
     }
 }
 
-pub(super) fn journald_check(facts: &Facts, key: &str, want: &str) -> Result<Outcome, FactError> {
-    let (kind, _) = journald_key(key);
+pub(super) fn journald_check(
+    facts: &Facts,
+    key: &str,
+    want: &str,
+    defaults: JournaldDefaults,
+) -> Result<Outcome, FactError> {
+    let (kind, _) = journald_key(key, defaults);
     let want_n = journald_value(kind, want).unwrap_or_else(|| want.to_string());
-    let (value, mut ev) = journald_effective(facts, key)?;
+    let (value, mut ev) = journald_effective(facts, key, defaults)?;
     let ok = match value.as_deref() {
         Some(v) if v == want_n => true,
         // Storage=auto keeps the journal on disk exactly when /var/log/journal exists.

@@ -311,3 +311,64 @@ pub(super) fn rsyslog_no_network_input(facts: &Facts) -> Result<Outcome, FactErr
         Ok(Outcome::new(Status::Fail, bad))
     }
 }
+
+/// Output modules that send messages to another host.
+pub(super) const NET_OUTPUTS: [&str; 2] = ["omfwd", "omrelp"];
+
+/// Whether a statement sends messages to another host: an `action(type="omfwd"
+/// target=…)` (or omrelp) with a target, or a legacy selector whose action is
+/// `@host` (UDP), `@@host` (TCP) or `:omrelp:host`.
+pub(super) fn forwards(text: &str) -> bool {
+    if let Some((name, params)) = rainer_object(text) {
+        if name == "action" {
+            let kind = params
+                .iter()
+                .find(|(k, _)| k == "type")
+                .map(|(_, v)| module_name(v));
+            let target = params
+                .iter()
+                .any(|(k, v)| k == "target" && !v.trim().is_empty());
+            return kind.is_some_and(|k| NET_OUTPUTS.contains(&k.as_str())) && target;
+        }
+        return false;
+    }
+    if text.starts_with('$') {
+        return false;
+    }
+    let mut toks = text.split_whitespace();
+    let (Some(_selector), Some(action)) = (toks.next(), toks.next()) else {
+        return false;
+    };
+    let action = action.trim_start_matches('-');
+    let host = action
+        .strip_prefix("@@")
+        .or_else(|| action.strip_prefix('@'))
+        .or_else(|| action.strip_prefix(":omrelp:"));
+    host.is_some_and(|h| {
+        let h = h.trim_start_matches(['(', '@']);
+        !h.is_empty() && !h.starts_with(':')
+    })
+}
+
+pub(super) fn rsyslog_forwards(facts: &Facts) -> Result<Outcome, FactError> {
+    let r = rsyslog(facts);
+    let r = r.as_ref().as_ref().map_err(Clone::clone)?;
+    if r.files.is_empty() {
+        return Ok(Outcome::fail(
+            "/etc/rsyslog.conf not found: rsyslog sends no logs to a log host",
+        ));
+    }
+    let hits: Vec<String> = r
+        .statements
+        .iter()
+        .filter(|st| forwards(&st.text))
+        .map(|st| format!("{}: {}", st.source, st.text))
+        .collect();
+    if hits.is_empty() {
+        return Ok(Outcome::fail(format!(
+            "no forwarding action (omfwd or omrelp with a target, or a selector sending to @host) in {}",
+            r.files.join(", ")
+        )));
+    }
+    Ok(Outcome::new(Status::Pass, hits))
+}
