@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod boot;
+pub mod dnf;
 pub mod file;
 pub mod firewall;
 pub mod kmod;
@@ -35,6 +36,7 @@ pub enum Check {
     Any(Vec<Check>),
     Audit(audit::Check),
     Boot(boot::Check),
+    Dnf(dnf::Check),
     File(file::Check),
     Firewall(firewall::Check),
     Kmod(kmod::Check),
@@ -58,6 +60,7 @@ impl Check {
             Check::Any(parts) => any(parts.iter().map(|c| c.eval(facts)).collect()),
             Check::Audit(c) => c.eval(facts),
             Check::Boot(c) => c.eval(facts),
+            Check::Dnf(c) => c.eval(facts),
             Check::File(c) => c.eval(facts),
             Check::Firewall(c) => c.eval(facts),
             Check::Kmod(c) => c.eval(facts),
@@ -120,6 +123,7 @@ impl<'de> Deserialize<'de> for Check {
             }
             "audit" => Check::Audit(audit::Check::deserialize(value).map_err(e)?),
             "boot" => Check::Boot(boot::Check::deserialize(value).map_err(e)?),
+            "dnf" => Check::Dnf(dnf::Check::deserialize(value).map_err(e)?),
             "file" => Check::File(file::Check::deserialize(value).map_err(e)?),
             "firewall" => Check::Firewall(firewall::Check::deserialize(value).map_err(e)?),
             "kmod" => Check::Kmod(kmod::Check::deserialize(value).map_err(e)?),

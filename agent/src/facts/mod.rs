@@ -8,6 +8,7 @@
 pub mod account_defaults;
 pub mod accounts;
 pub mod audit;
+pub mod dnf;
 pub mod include_budget;
 pub mod kv;
 pub mod modules;

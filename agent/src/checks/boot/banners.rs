@@ -66,7 +66,7 @@ pub(super) fn identifying_lines(
             ));
         }
         let lower = line.to_ascii_lowercase();
-        if let Some(id) = names.iter().find(|n| lower.contains(n.as_str())) {
+        if let Some(id) = names.iter().find(|n| names_word(&lower, n)) {
             failures.push(format!(
                 "{path}:{}: {} names the operating system ({id})",
                 n + 1,
@@ -75,6 +75,19 @@ pub(super) fn identifying_lines(
         }
     }
     failures
+}
+
+/// Whether `text` mentions `name` as a word of its own: not inside a longer word, so
+/// that Oracle Linux's ID `ol` is not found in "control" or "policy". Digits may
+/// touch the name (`rhel9`, `Ubuntu22.04`).
+pub(super) fn names_word(text: &str, name: &str) -> bool {
+    if name.is_empty() {
+        return false;
+    }
+    let letter = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphabetic());
+    text.match_indices(name).any(|(i, m)| {
+        !letter(text[..i].chars().next_back()) && !letter(text[i + m.len()..].chars().next())
+    })
 }
 
 pub(super) fn banner(
