@@ -3,12 +3,10 @@
 //! by default /etc/yum.repos.d, /etc/yum/repos.d and /etc/distro.repos.d, and any
 //! section of dnf.conf other than `[main]`).
 //!
-//! Files are INI text as libdnf reads them: `[section]` headers, `key=value` lines,
-//! whole-line comments starting with `#` or `;`. A line indented under a value is a
-//! continuation in libdnf; it is still read here as a setting when it has the shape
-//! `key=value`, so that a setting hidden by indentation is reported rather than
-//! passed over. Booleans are what libdnf accepts, in any case: `1 yes true on` and
-//! `0 no false off`; anything else is invalid (libdnf then ignores the value).
+//! Files are INI text as libdnf reads them (see [`parse_sections`]). Within a section
+//! the last setting of a key wins. Booleans are what libdnf accepts, in any case:
+//! `1 yes true on` and `0 no false off`; anything else is invalid (libdnf then
+//! ignores the value and keeps the default or the inherited one).
 
 use std::sync::Arc;
 
@@ -72,39 +70,65 @@ pub fn parse_bool(value: &str) -> Option<bool> {
     }
 }
 
-/// Parses INI text into sections (settings before any header are dropped, as
-/// libdnf refuses them).
+/// Parses INI text into sections as libdnf's parser reads it: a comment is a line
+/// whose first character is `#` or `;`; an indented line after a setting continues
+/// its value (joined with a newline, so `gpgcheck=1` followed by an indented line is
+/// no longer a boolean); a section name is the text between `[` and the first `]`,
+/// untrimmed. Lines libdnf refuses (a setting before any section, a line without
+/// `=`) are skipped.
 pub fn parse_sections(text: &str, path: &str) -> Vec<Section> {
+    let blank = [' ', '\t', '\r'];
     let mut out: Vec<Section> = Vec::new();
+    let mut after_setting = false;
     for (n, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+        let raw = if n == 0 {
+            raw.trim_start_matches('\u{feff}')
+        } else {
+            raw
+        };
+        if raw.starts_with('#') || raw.starts_with(';') {
             continue;
         }
-        if line.starts_with('[') {
-            if let Some(end) = line.find(']') {
+        let line = raw.trim_matches(blank);
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix('[') {
+            after_setting = false;
+            if let Some(end) = rest.find(']') {
                 out.push(Section {
-                    name: line[1..end].trim().to_string(),
+                    name: rest[..end].to_string(),
                     source: format!("{path}:{}", n + 1),
                     settings: Vec::new(),
                 });
             }
             continue;
         }
+        let Some(section) = out.last_mut() else {
+            continue;
+        };
+        if raw.starts_with(blank) {
+            if after_setting {
+                if let Some(last) = section.settings.last_mut() {
+                    last.value.push('\n');
+                    last.value.push_str(line);
+                }
+            }
+            continue;
+        }
         let Some((k, v)) = line.split_once('=') else {
             continue;
         };
-        let key = k.trim();
-        if key.is_empty() || key.contains(char::is_whitespace) {
+        let key = k.trim_end_matches([' ', '\t']);
+        if key.is_empty() {
             continue;
         }
-        if let Some(section) = out.last_mut() {
-            section.settings.push(Setting {
-                key: key.to_string(),
-                value: v.trim().to_string(),
-                source: format!("{path}:{}", n + 1),
-            });
-        }
+        section.settings.push(Setting {
+            key: key.to_string(),
+            value: v.trim_matches(blank).to_string(),
+            source: format!("{path}:{}", n + 1),
+        });
+        after_setting = true;
     }
     out
 }
@@ -159,13 +183,21 @@ mod tests {
     #[test]
     fn sections_comments_and_booleans() {
         let s = parse_sections(
-            "stray=1\n[main]\ngpgcheck=True\n# gpgcheck=0\n; x=y\n[baseos]\nbaseurl=http://a/\n  http://b/\n  gpgcheck = 0\n",
+            "stray=1\n[main]\ngpgcheck=True\n# gpgcheck=0\n; x=y\n[baseos]\nbaseurl=http://a/\n  http://b/\n  gpgcheck = 0\ngpgcheck = 1 \r\n[ x ]\ngpgcheck=1\n\n  more\n",
             "/etc/dnf/dnf.conf",
         );
-        assert_eq!(s.len(), 2);
+        assert_eq!(s.len(), 3);
         assert_eq!(s[0].get("gpgcheck").unwrap().value, "True");
         assert_eq!(s[1].name, "baseos");
-        assert_eq!(s[1].get("gpgcheck").unwrap().source, "/etc/dnf/dnf.conf:9");
+        // Indented lines continue the value before them; they are no settings.
+        assert_eq!(
+            s[1].get("baseurl").unwrap().value,
+            "http://a/\nhttp://b/\ngpgcheck = 0"
+        );
+        assert_eq!(s[1].get("gpgcheck").unwrap().value, "1");
+        assert_eq!(s[1].get("gpgcheck").unwrap().source, "/etc/dnf/dnf.conf:10");
+        assert_eq!(s[2].name, " x ");
+        assert_eq!(parse_bool(&s[2].get("gpgcheck").unwrap().value), None);
         assert_eq!(parse_bool("True"), Some(true));
         assert_eq!(parse_bool(" off "), Some(false));
         assert_eq!(parse_bool("2"), None);
