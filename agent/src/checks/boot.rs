@@ -68,8 +68,8 @@ pub enum Check {
         enforce_only: bool,
     },
     /// A login banner file shows no operating system identification: no `\m \r \s \v`
-    /// escapes (any case) and no mention (any case) of the os-release `ID` or of any
-    /// of `names`. With `require_text` the file must exist and hold text; otherwise a
+    /// escapes (any case) and no mention (any case, as a word of its own: not inside
+    /// a longer word, digits aside) of the os-release `ID` or of any of `names`. With `require_text` the file must exist and hold text; otherwise a
     /// missing file passes.
     #[serde(rename = "boot.banner")]
     Banner {
