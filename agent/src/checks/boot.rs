@@ -79,6 +79,10 @@ pub enum Check {
         /// Further operating system names to look for (the benchmark's distribution).
         #[serde(default)]
         names: Vec<String>,
+        /// Directories whose files are shown with `path` (pam_motd's /etc/motd.d):
+        /// each regular file in them is judged the same way; none need exist.
+        #[serde(default)]
+        dirs: Vec<String>,
     },
     /// Ubuntu's dynamic message of the day reveals no operating system details.
     /// pam_motd (a `pam_motd.so` line without `noupdate` in /etc/pam.d/login or
@@ -143,7 +147,8 @@ impl Check {
                 path,
                 require_text,
                 names,
-            } => banner(facts, path, *require_text, names),
+                dirs,
+            } => banner(facts, path, *require_text, names, dirs),
             Check::DynamicMotd { names } => dynamic_motd(facts, names),
             Check::GdmSetting {
                 profile,
