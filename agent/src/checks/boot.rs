@@ -17,7 +17,7 @@ use serde::Deserialize;
 use crate::facts::packages::packages;
 use crate::facts::units::unit;
 use crate::facts::{strip_comment, FactError, Facts, FileKind};
-use crate::model::{Outcome, Status};
+use crate::model::Outcome;
 
 /// Where Debian's GRUB reads its configuration (the EFI stub chains to it).
 pub const GRUB_CFG: &str = "/boot/grub/grub.cfg";
