@@ -116,6 +116,7 @@ pub(super) fn banner(
     }
     for dir in dirs {
         let dir = dir.trim_end_matches('/');
+        let mut judged = 0;
         for name in facts.list_dir(dir)? {
             if name.starts_with('.') {
                 continue;
@@ -124,12 +125,16 @@ pub(super) fn banner(
             if !facts.stat(&file)?.is_some_and(|m| m.kind == FileKind::File) {
                 continue;
             }
+            judged += 1;
             match facts.read(&file)? {
                 Some(text) if !text.trim().is_empty() => {
                     judge_banner_text(&text, &file, &os_names, &mut failures, &mut found)
                 }
                 _ => found.push(format!("{file} is empty")),
             }
+        }
+        if judged == 0 {
+            found.push(format!("no file in {dir}"));
         }
     }
     Ok(Outcome::from_findings(failures, found))
