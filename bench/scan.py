@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Speed and weight of `rampart-agent check`: wall time, CPU time and peak RSS of
-scans of the cached Debian 12 root (level2-server) and of this live machine.
+scans of the cached Debian 12 root (level2-server), of the RHEL 9 and Amazon Linux 2023
+roots with a real rpm database (tests/fixtures/build-rpm-root.sh), and of this live machine.
 
 Usage: python3 bench/scan.py [--runs N] [--root DIR] [--binary PATH]
 Builds the static musl release agent unless --binary is given. Prints one table
@@ -44,10 +45,17 @@ def main():
     root = a.root or os.environ.get("RAMPART_DEBIAN_ROOT") or subprocess.run(
         ["bash", os.path.join(ROOT, "tests/fixtures/build-debian-root.sh")],
         check=True, capture_output=True, text=True).stdout.strip()
+    def rpm_root(distro, var):
+        return os.environ.get(var) or subprocess.run(
+            ["bash", os.path.join(ROOT, "tests/fixtures/build-rpm-root.sh"), distro],
+            check=True, capture_output=True, text=True).stdout.strip()
+    rhel, al = rpm_root("rhel-9", "RAMPART_RHEL9_ROOT"), rpm_root("al2023", "RAMPART_AL2023_ROOT")
     cases = [
         (f"debian-12 root, level2-server", [binary, "check", "--root", root, "--profile", "level2-server", "--format", "json"]),
         ("same root as ubuntu-22.04, level2", [binary, "check", "--root", root, "--profile", "level2-server", "--format", "json", "--benchmark", "ubuntu-22.04"]),
         ("same root as ubuntu-24.04, level2", [binary, "check", "--root", root, "--profile", "level2-server", "--format", "json", "--benchmark", "ubuntu-24.04"]),
+        ("rhel-9 root, level2-server", [binary, "check", "--root", rhel, "--profile", "level2-server", "--format", "json"]),
+        ("al2023 root, level2-server", [binary, "check", "--root", al, "--profile", "level2-server", "--format", "json"]),
         ("live host, level2-server", [binary, "check", "--profile", "level2-server", "--format", "json", "--benchmark", "debian-12"]),
     ]
     print(f"binary {binary}: {os.path.getsize(binary) / 1e6:.2f} MB")

@@ -33,6 +33,7 @@ ROOTED = {
     "audit_rules": (r"/etc/audit/rules\.d/.*", r"/etc/audit/rules\.d/.*"),
     "nftables": (r"/etc/nftables\.conf", r"/etc/.*\.nft"),
     "iptables": (r"/etc/iptables/rules\.v[46]", None),
+    "firewalld": (r"/etc/firewalld/firewalld\.conf", r"/(etc|usr/lib)/firewalld/zones/.*\.xml"),
     "grub": (r"/boot/grub2?/(grub|user)\.cfg|/boot/efi/.*/grub\.cfg", None),
     "aide": (r"/etc/aide/aide\.conf", r"/etc/aide/aide\.conf\.d/.*"),
     "journald": (r"/etc/systemd/journald\.conf", r"/.*/systemd/journald\.conf\.d/.*"),

@@ -74,6 +74,12 @@ fi
 # A real Debian 12 root for the scan tests, built once and cached.
 root=$(bash tests/fixtures/build-debian-root.sh)
 export RAMPART_DEBIAN_ROOT=$root
+# Roots laid out like RHEL 9 and Amazon Linux 2023 cloud images, with a real rpm
+# database written by Debian's rpm (no RHEL or Amazon archive is used), built once and
+# cached; what they do not prove: tests/fixtures/README-rpm-roots.md.
+RAMPART_RHEL9_ROOT=$(bash tests/fixtures/build-rpm-root.sh rhel-9)
+RAMPART_AL2023_ROOT=$(bash tests/fixtures/build-rpm-root.sh al2023)
+export RAMPART_RHEL9_ROOT RAMPART_AL2023_ROOT
 # schemathesis, pinned, in a cached venv, for the REST API's OpenAPI test.
 st_version=4.32.5
 st_venv=/var/cache/rampart-tests/venv-schemathesis-$st_version

@@ -169,7 +169,8 @@ pub struct CheckArgs {
     /// Root of the system to scan (a mounted image or chroot); `/` is the live host.
     #[arg(long, default_value = "/")]
     pub root: PathBuf,
-    /// Benchmark: auto (from the root's /etc/os-release), debian-12, ubuntu-22.04, ubuntu-24.04.
+    /// Benchmark: auto (from the root's /etc/os-release), debian-12, ubuntu-22.04, ubuntu-24.04,
+    /// rhel-9 (also Rocky, AlmaLinux, Oracle Linux, CentOS Stream 9), al2023.
     #[arg(long, default_value = "auto")]
     pub benchmark: String,
     /// level1-server, level2-server, level1-workstation or level2-workstation.

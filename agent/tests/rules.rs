@@ -15,6 +15,8 @@ use rampart_agent::facts::Facts;
 use rampart_agent::model::Status;
 use serde::Deserialize;
 
+mod fixture_rpmdb;
+
 #[derive(Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
 struct Tree {
@@ -32,9 +34,13 @@ struct Tree {
     /// regular files either (making a device needs more than these tests have).
     #[serde(default)]
     fifos: Vec<String>,
-    /// Paths of the base tree this case leaves out.
+    /// Paths of the base tree this case leaves out (or, for `rpm`, package names).
     #[serde(default)]
     remove: Vec<String>,
+    /// Installed rpm packages, name → `[epoch:]version-release`: written as
+    /// `/var/lib/rpm/rpmdb.sqlite` (see `fixture_rpmdb`).
+    #[serde(default)]
+    rpm: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize, Clone)]
@@ -115,6 +121,7 @@ fn merge(mut a: Tree, b: &Tree) -> Tree {
         a.symlinks.remove(r);
         a.meta.remove(r);
         a.dirs.retain(|d| d != r);
+        a.rpm.remove(r);
     }
     a.live = b.live.or(a.live);
     a.files.extend(b.files.clone());
@@ -122,6 +129,7 @@ fn merge(mut a: Tree, b: &Tree) -> Tree {
     a.symlinks.extend(b.symlinks.clone());
     a.meta.extend(b.meta.clone());
     a.fifos.extend(b.fifos.clone());
+    a.rpm.extend(b.rpm.clone());
     a
 }
 
@@ -143,6 +151,13 @@ fn inside_parent(root: &Path, p: &str) -> PathBuf {
 }
 
 fn build(root: &Path, t: &Tree) {
+    if !t.rpm.is_empty() {
+        fs::write(
+            inside_parent(root, rampart_agent::facts::rpmdb::RPMDB),
+            fixture_rpmdb::rpmdb_sqlite(&t.rpm),
+        )
+        .unwrap();
+    }
     for d in &t.dirs {
         fs::create_dir_all(inside(root, d)).unwrap();
     }

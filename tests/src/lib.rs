@@ -1,5 +1,5 @@
 //! One small harness for the black-box tests in `tests/tests/`: find the real
-//! binaries, run them, and provide the cached Debian 12 root.
+//! binaries, run them, and provide the cached Debian 12, RHEL 9 and AL2023 roots.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -111,6 +111,36 @@ pub fn debian_root() -> &'static Path {
         assert!(
             out.status.success(),
             "building the Debian 12 root failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    })
+}
+
+/// A root laid out like a minimal cloud image of RHEL 9.4 (`rhel-9`) or Amazon Linux
+/// 2023 (`al2023`), with a real rpm database (built once and cached; see
+/// tests/fixtures/build-rpm-root.sh). `RAMPART_RHEL9_ROOT` and `RAMPART_AL2023_ROOT`
+/// name already built ones.
+pub fn rpm_root(distro: &str) -> &'static Path {
+    static RHEL9: OnceLock<PathBuf> = OnceLock::new();
+    static AL2023: OnceLock<PathBuf> = OnceLock::new();
+    let (cell, var) = match distro {
+        "rhel-9" => (&RHEL9, "RAMPART_RHEL9_ROOT"),
+        "al2023" => (&AL2023, "RAMPART_AL2023_ROOT"),
+        other => panic!("no rpm root for {other}"),
+    };
+    cell.get_or_init(|| {
+        if let Some(p) = std::env::var_os(var) {
+            return PathBuf::from(p);
+        }
+        let out = Command::new("bash")
+            .arg(workspace().join("tests/fixtures/build-rpm-root.sh"))
+            .arg(distro)
+            .output()
+            .expect("run build-rpm-root.sh");
+        assert!(
+            out.status.success(),
+            "building the {distro} root failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use rampart_tests::{debian_root, packages, workspace};
+use rampart_tests::{debian_root, packages, rpm_root, workspace};
 
 fn version() -> String {
     let text = std::fs::read_to_string(workspace().join("Cargo.toml")).unwrap();
@@ -191,6 +191,59 @@ fn rpms_have_their_metadata_files_and_config_files() {
     assert_eq!(rpm_q(&coll, &["-c"]).trim(), "/etc/rampart/collector.toml");
     let scripts = rpm_q(&coll, &["--scripts"]);
     assert!(scripts.contains("useradd -r"), "{scripts}");
+}
+
+/// The agent's .rpm installs with rpm's dependency check on (no `--nodeps`) into roots
+/// whose rpm database is that of a RHEL 9 and an Amazon Linux 2023 image: it needs nothing
+/// but a shell, which their bash provides. The installed agent then scans its own root
+/// with the benchmark os-release chooses. (Scriptlets are not run: the roots hold no real
+/// programs; `rpms_have_their_metadata_files_and_config_files` checks what they say.)
+#[test]
+fn the_agent_rpm_installs_on_rhel_9_and_al2023_without_dependencies() {
+    let v = version();
+    let agent = file("rampart-agent-VER-1.x86_64.rpm");
+    for (distro, benchmark) in [("rhel-9", "rhel-9"), ("al2023", "al2023")] {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        run(Command::new("cp")
+            .args(["-a", "--reflink=auto"])
+            .arg(rpm_root(distro))
+            .arg(&root));
+        let rpm = |args: &[&str]| -> Output {
+            Command::new("rpm")
+                .arg("--root")
+                .arg(&root)
+                .args(["--dbpath", "/var/lib/rpm", "--define", "_db_backend sqlite"])
+                .args(args)
+                .output()
+                .unwrap()
+        };
+        let out = rpm(&["-i", "--noscripts", agent.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{distro}: rpm -i refused the agent: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let q = rpm(&["-q", "--qf", "%{NAME} %{VERSION}", "rampart-agent"]);
+        assert_eq!(
+            String::from_utf8_lossy(&q.stdout),
+            format!("rampart-agent {v}")
+        );
+        let verify = rpm(&["-V", "rampart-agent"]);
+        assert!(
+            verify.status.success(),
+            "{distro}: the installed files differ from the package: {}",
+            String::from_utf8_lossy(&verify.stdout)
+        );
+        let scan = Command::new(root.join("usr/bin/rampart-agent"))
+            .args(["check", "--format", "json", "--root"])
+            .arg(&root)
+            .output()
+            .unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&scan.stdout)
+            .unwrap_or_else(|e| panic!("{distro}: {e}: {}", String::from_utf8_lossy(&scan.stderr)));
+        assert_eq!(doc["benchmark"]["id"], benchmark, "{distro}");
+    }
 }
 
 /// PT_INTERP (a dynamic loader) and DT_NEEDED (shared libraries) of an ELF64 file.

@@ -3,13 +3,14 @@
 
 mod apparmor;
 mod banners;
+pub mod bls;
 pub mod gdm;
 pub mod grub;
 pub use apparmor::*;
 pub use banners::*;
 pub use grub::*;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -17,7 +18,7 @@ use serde::Deserialize;
 use crate::facts::packages::packages;
 use crate::facts::units::unit;
 use crate::facts::{strip_comment, FactError, Facts, FileKind};
-use crate::model::Outcome;
+use crate::model::{Outcome, Status};
 
 /// Where Debian's GRUB reads its configuration (the EFI stub chains to it).
 pub const GRUB_CFG: &str = "/boot/grub/grub.cfg";
@@ -58,6 +59,30 @@ pub enum Check {
         #[serde(default = "default_grub_cfg")]
         config: String,
     },
+    /// RHEL-family GRUB 2: every boot entry (BLS entries under /boot/loader/entries,
+    /// `$variables` expanded from /boot/grub2/grubenv; else the kernel lines of
+    /// /boot/grub2/grub.cfg) carries each of `required` (`name=value` or a bare
+    /// `name`, the last occurrence counting), has each `min` argument at or above its
+    /// bound, and none of `forbidden`; GRUB_CMDLINE_LINUX in /etc/default/grub must
+    /// not carry a forbidden argument either. No entries: the running kernel's
+    /// /proc/cmdline on a live system, else not applicable.
+    #[serde(rename = "boot.kernel_args")]
+    KernelArgs {
+        #[serde(default)]
+        required: Vec<String>,
+        #[serde(default)]
+        min: BTreeMap<String, u64>,
+        #[serde(default)]
+        forbidden: Vec<String>,
+    },
+    /// RHEL-family GRUB 2 asks for a password. The configuration judged is the first
+    /// of `configs` that exists and is not a stub handing over to another file with
+    /// `configfile` (the EFI partition's grub.cfg on RHEL 9). It sets superusers
+    /// with a `password_pbkdf2` hash itself, or reads the hash (`${GRUB2_PASSWORD}`,
+    /// RHEL's 01_users) from the user.cfg beside it, which must hold a
+    /// `GRUB2_PASSWORD=grub.pbkdf2…` line. No such grub.cfg: not applicable.
+    #[serde(rename = "boot.grub2_password")]
+    Grub2Password { configs: Vec<String> },
     /// AppArmor profiles are loaded and none is in a mode weaker than complain
     /// (`enforce_only`: weaker than enforce), and no process runs unconfined while a
     /// profile for its executable is loaded. Offline: the profiles under
@@ -142,6 +167,12 @@ impl Check {
         let r = match self {
             Check::GrubPassword { config } => grub_password(facts, config),
             Check::KernelParam { params, config } => kernel_param(facts, params, config),
+            Check::KernelArgs {
+                required,
+                min,
+                forbidden,
+            } => bls::kernel_args(facts, required, min, forbidden),
+            Check::Grub2Password { configs } => bls::grub2_password(facts, configs),
             Check::ApparmorProfiles { enforce_only } => apparmor(facts, *enforce_only),
             Check::Banner {
                 path,

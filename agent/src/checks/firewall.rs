@@ -26,11 +26,13 @@
 //! neither nftables nor iptables is chosen (so a host with no firewall at all fails
 //! them), and not when ufw is merely preinstalled next to another chosen firewall.
 
+mod firewalld;
 pub mod ipt;
 mod iptables;
 pub mod nft;
 mod nftables;
 mod ufw;
+use firewalld::*;
 use iptables::*;
 use nftables::*;
 use ufw::*;
@@ -54,9 +56,12 @@ pub enum Firewall {
     Ufw,
     Nftables,
     Iptables,
+    /// firewalld (RHEL, Amazon Linux); not one of the Debian benchmarks' firewalls.
+    Firewalld,
 }
 
 impl Firewall {
+    /// The firewalls of the Debian and Ubuntu benchmarks (what `firewall.single` counts).
     const ALL: [Firewall; 3] = [Firewall::Ufw, Firewall::Nftables, Firewall::Iptables];
 
     fn name(self) -> &'static str {
@@ -64,6 +69,7 @@ impl Firewall {
             Firewall::Ufw => "ufw",
             Firewall::Nftables => "nftables",
             Firewall::Iptables => "iptables",
+            Firewall::Firewalld => "firewalld",
         }
     }
 }
@@ -115,7 +121,8 @@ pub enum Check {
         ufw_default: bool,
     },
     /// Loopback traffic is accepted on lo, and traffic claiming a loopback source
-    /// (127.0.0.0/8, ::1) arriving elsewhere is dropped.
+    /// (127.0.0.0/8, ::1) arriving elsewhere is dropped. firewalld always accepts lo
+    /// and must drop the spoofed sources with rich rules (IPv6 while IPv6 is on).
     #[serde(rename = "firewall.loopback")]
     Loopback {
         firewall: Firewall,
@@ -140,6 +147,13 @@ pub enum Check {
     /// The nftables ruleset has a filter base chain on each of `hooks`.
     #[serde(rename = "firewall.nft_base_chains")]
     NftBaseChains { hooks: Vec<String> },
+    /// Exactly one of firewalld and nftables (nftables.service) is in use: the
+    /// firewall utilities of RHEL and Amazon Linux.
+    #[serde(rename = "firewall.single_utility")]
+    SingleUtility {},
+    /// firewalld's default zone names a zone its configuration defines.
+    #[serde(rename = "firewall.firewalld_default_zone")]
+    FirewalldDefaultZone {},
 }
 
 impl Check {
@@ -194,6 +208,7 @@ impl Check {
                     Err(o) => o,
                     Ok(f) => ipt_default_deny(facts, f)?,
                 },
+                Firewall::Firewalld => not_for_firewalld("firewall.default_deny"),
             },
             Check::Loopback {
                 firewall, family, ..
@@ -204,6 +219,7 @@ impl Check {
                     Err(o) => o,
                     Ok(f) => ipt_loopback(facts, f)?,
                 },
+                Firewall::Firewalld => firewalld_loopback(facts)?,
             },
             Check::OpenPorts {
                 firewall, family, ..
@@ -220,10 +236,13 @@ impl Check {
                         Err(o) => o,
                         Ok(f) => ipt_open_ports(facts, f)?,
                     },
+                    Firewall::Firewalld => not_for_firewalld("firewall.open_ports"),
                 }
             }
             Check::NftTables {} => nft_tables(facts)?,
             Check::NftBaseChains { hooks } => nft_base_chains(facts, hooks)?,
+            Check::SingleUtility {} => single_utility(facts)?,
+            Check::FirewalldDefaultZone {} => firewalld_default_zone(facts)?,
         })
     }
 
@@ -231,7 +250,8 @@ impl Check {
     /// whether ufw is the distribution's default firewall.
     fn gated_on(&self) -> Option<(Firewall, bool)> {
         match self {
-            Check::Single {} | Check::Inactive { .. } => None,
+            Check::Single {} | Check::Inactive { .. } | Check::SingleUtility {} => None,
+            Check::FirewalldDefaultZone {} => Some((Firewall::Firewalld, false)),
             Check::WhenInUse {
                 firewall,
                 ufw_default,
@@ -288,7 +308,8 @@ pub struct Detection {
     pub ufw: FwState,
     pub nftables: FwState,
     pub iptables: FwState,
-    /// Firewalls this benchmark does not cover that are enabled (firewalld).
+    pub firewalld: FwState,
+    /// Firewalls the Debian benchmarks do not cover that are enabled (firewalld).
     pub others: Vec<String>,
     /// `ENABLED=yes` in /etc/ufw/ufw.conf: ufw was switched on (`ufw enable`).
     pub ufw_switched_on: bool,
@@ -300,6 +321,7 @@ impl Detection {
             Firewall::Ufw => &self.ufw,
             Firewall::Nftables => &self.nftables,
             Firewall::Iptables => &self.iptables,
+            Firewall::Firewalld => &self.firewalld,
         }
     }
     pub fn in_use(&self) -> Vec<Firewall> {
@@ -308,9 +330,11 @@ impl Detection {
             .filter(|f| self.state(*f).in_use())
             .collect()
     }
+    /// The firewalls configured to start, firewalld included.
     pub fn chosen(&self) -> Vec<Firewall> {
         Firewall::ALL
             .into_iter()
+            .chain([Firewall::Firewalld])
             .filter(|f| self.state(*f).chosen)
             .collect()
     }
@@ -381,7 +405,12 @@ pub fn detection(facts: &Facts) -> Arc<Result<Detection, FactError>> {
         d.iptables.chosen = on && rules;
         d.iptables.active = d.iptables.installed && d.iptables.chosen;
 
+        d.firewalld.installed = pk.is_installed("firewalld");
+        d.firewalld.evidence.push(pk.describe("firewalld"));
         let (on, desc) = unit_on("firewalld.service")?;
+        d.firewalld.evidence.push(desc.clone());
+        d.firewalld.chosen = on;
+        d.firewalld.active = d.firewalld.installed && on;
         if on {
             d.others.push(format!(
                 "{desc}: firewalld is not one of the firewalls this benchmark covers"
@@ -419,7 +448,7 @@ fn gate(facts: &Facts, fw: Firewall, ufw_default: bool) -> Result<Option<Outcome
     let chosen: Vec<&str> = d.chosen().iter().map(|f| f.name()).collect();
     let reason = if chosen.is_empty() {
         format!(
-            "{} is not in use; no host firewall is in use (see 4.1.1)",
+            "{} is not in use; no host firewall is in use (see the recommendation that one firewall is in use)",
             fw.name()
         )
     } else {
@@ -473,6 +502,13 @@ fn single(facts: &Facts) -> Result<Outcome, FactError> {
     }
     ev.extend(d.others.iter().cloned());
     Ok(Outcome::new(status, ev))
+}
+
+/// A check kind that has no firewalld form: a content error.
+fn not_for_firewalld(kind: &str) -> Outcome {
+    Outcome::error(format!(
+        "content error: `{kind}` is not implemented for firewalld"
+    ))
 }
 
 // ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod boot;
+pub mod crypto;
 pub mod dnf;
 pub mod file;
 pub mod firewall;
@@ -15,6 +16,7 @@ pub mod mount;
 pub mod net;
 pub mod pam;
 pub mod pkg;
+pub mod selinux;
 pub mod shell;
 pub mod sshd;
 pub mod sysctl;
@@ -36,6 +38,7 @@ pub enum Check {
     Any(Vec<Check>),
     Audit(audit::Check),
     Boot(boot::Check),
+    Crypto(crypto::Check),
     Dnf(dnf::Check),
     File(file::Check),
     Firewall(firewall::Check),
@@ -45,6 +48,7 @@ pub enum Check {
     Net(net::Check),
     Pam(pam::Check),
     Pkg(pkg::Check),
+    Selinux(selinux::Check),
     Shell(shell::Check),
     Sshd(sshd::Check),
     Sysctl(sysctl::Check),
@@ -60,6 +64,7 @@ impl Check {
             Check::Any(parts) => any(parts.iter().map(|c| c.eval(facts)).collect()),
             Check::Audit(c) => c.eval(facts),
             Check::Boot(c) => c.eval(facts),
+            Check::Crypto(c) => c.eval(facts),
             Check::Dnf(c) => c.eval(facts),
             Check::File(c) => c.eval(facts),
             Check::Firewall(c) => c.eval(facts),
@@ -69,6 +74,7 @@ impl Check {
             Check::Net(c) => c.eval(facts),
             Check::Pam(c) => c.eval(facts),
             Check::Pkg(c) => c.eval(facts),
+            Check::Selinux(c) => c.eval(facts),
             Check::Shell(c) => c.eval(facts),
             Check::Sshd(c) => c.eval(facts),
             Check::Sysctl(c) => c.eval(facts),
@@ -123,6 +129,7 @@ impl<'de> Deserialize<'de> for Check {
             }
             "audit" => Check::Audit(audit::Check::deserialize(value).map_err(e)?),
             "boot" => Check::Boot(boot::Check::deserialize(value).map_err(e)?),
+            "crypto" => Check::Crypto(crypto::Check::deserialize(value).map_err(e)?),
             "dnf" => Check::Dnf(dnf::Check::deserialize(value).map_err(e)?),
             "file" => Check::File(file::Check::deserialize(value).map_err(e)?),
             "firewall" => Check::Firewall(firewall::Check::deserialize(value).map_err(e)?),
@@ -132,6 +139,7 @@ impl<'de> Deserialize<'de> for Check {
             "net" => Check::Net(net::Check::deserialize(value).map_err(e)?),
             "pam" => Check::Pam(pam::Check::deserialize(value).map_err(e)?),
             "pkg" => Check::Pkg(pkg::Check::deserialize(value).map_err(e)?),
+            "selinux" => Check::Selinux(selinux::Check::deserialize(value).map_err(e)?),
             "shell" => Check::Shell(shell::Check::deserialize(value).map_err(e)?),
             "sshd" => Check::Sshd(sshd::Check::deserialize(value).map_err(e)?),
             "sysctl" => Check::Sysctl(sysctl::Check::deserialize(value).map_err(e)?),

@@ -192,12 +192,14 @@ fn parse_endpoint(s: &str, v6: bool) -> Option<(IpAddr, u16)> {
 // Mail transfer agents
 // ---------------------------------------------------------------------------
 
-/// Packages whose daemon can listen for SMTP, and the parser of their configuration.
-const MTA_PACKAGES: [&str; 5] = [
+/// Packages whose daemon can listen for SMTP, and the parser of their configuration:
+/// Debian's names, and RHEL's and Amazon Linux's `sendmail` (same /etc/mail/sendmail.cf).
+const MTA_PACKAGES: [&str; 6] = [
     "postfix",
     "exim4-daemon-light",
     "exim4-daemon-heavy",
     "sendmail-bin",
+    "sendmail",
     "opensmtpd",
 ];
 
@@ -262,6 +264,7 @@ fn mta_local_only(facts: &Facts, ports: &[u16]) -> Result<Outcome, FactError> {
         ));
     }
     let mut judged_exim = false;
+    let mut judged_sendmail = false;
     for p in &installed {
         let f = match *p {
             "postfix" => postfix(facts, ports)?,
@@ -269,7 +272,10 @@ fn mta_local_only(facts: &Facts, ports: &[u16]) -> Result<Outcome, FactError> {
                 judged_exim = true;
                 exim(facts)?
             }
-            "sendmail-bin" => sendmail(facts, ports)?,
+            "sendmail-bin" | "sendmail" if !judged_sendmail => {
+                judged_sendmail = true;
+                sendmail(facts, ports)?
+            }
             "opensmtpd" => opensmtpd(facts, ports)?,
             _ => continue,
         };

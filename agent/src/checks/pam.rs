@@ -1,14 +1,16 @@
 //! `pam.*` checks: PAM service stacks in /etc/pam.d (with `@include`, `include` and
 //! `substack` expanded, see [`stack`]), module arguments, and the settings that
 //! pam_faillock, pam_pwquality and pam_pwhistory take from their configuration files
-//! (see [`options`]). Also the `su` restriction with pam_wheel.
+//! (see [`options`]). Also the `su` restriction with pam_wheel, and the authselect
+//! profile that generates the stacks on RHEL and Amazon Linux (see [`authselect`]).
 
+pub mod authselect;
 pub mod options;
 pub mod stack;
 
 use serde::Deserialize;
 
-use self::options::{describe, resolve, Module};
+use self::options::{describe, resolve, Module, PwhistoryConf};
 use self::stack::{stack, PamLine, Stack};
 use crate::facts::accounts::accounts;
 use crate::facts::{FactError, Facts};
@@ -65,12 +67,24 @@ pub enum Check {
         also_allow: Vec<i64>,
         #[serde(default)]
         present: bool,
+        /// Which package release makes pam_pwhistory read /etc/security/pwhistory.conf
+        /// (libpam-modules 1.5.3 when omitted).
+        #[serde(default)]
+        pwhistory_conf: PwhistoryConf,
     },
     /// /etc/pam.d/su requires pam_wheel with `use_uid` (and without `deny`) for auth,
     /// and the group it names (`group=`, else wheel, else the GID 0 group) has no
     /// members and is nobody's primary group.
     #[serde(rename = "pam.su_wheel")]
     SuWheel,
+    /// authselect has a custom profile selected (`custom/NAME` in
+    /// /etc/authselect/authselect.conf), and each of its templates `files`
+    /// (e.g. system-auth, password-auth) calls every module of `modules`.
+    #[serde(rename = "pam.authselect_profile")]
+    AuthselectProfile {
+        files: Vec<String>,
+        modules: Vec<String>,
+    },
 }
 
 impl Check {
@@ -177,6 +191,7 @@ impl Check {
                 max,
                 also_allow,
                 present,
+                pwhistory_conf,
             } => {
                 let Some(m) = Module::from_name(module) else {
                     return Ok(Outcome::error(format!(
@@ -198,7 +213,7 @@ impl Check {
                 let mut found = Vec::new();
                 let mut notes = Vec::new();
                 for l in lines {
-                    let (r, n) = resolve(facts, m, l, option)?;
+                    let (r, n) = resolve(facts, m, l, option, pwhistory_conf)?;
                     for x in n {
                         if !notes.contains(&x) {
                             notes.push(x);
@@ -234,6 +249,9 @@ impl Check {
                 out
             }
             Check::SuWheel => su_wheel(facts)?,
+            Check::AuthselectProfile { files, modules } => {
+                authselect::profile(facts, files, modules)?
+            }
         })
     }
 }

@@ -19,12 +19,15 @@ pub enum Check {
         any: bool,
     },
     /// None of the packages is installed — or, when one must stay as a dependency,
-    /// every unit in `services` is masked, or neither enabled nor running.
+    /// every unit in `services` is masked, or neither enabled nor running (with
+    /// `masked`, masked only).
     #[serde(rename = "pkg.absent")]
     Absent {
         packages: Vec<String>,
         #[serde(default)]
         services: Vec<String>,
+        #[serde(default)]
+        masked: bool,
     },
     /// The package is installed at `version` or newer (in the order of the root's
     /// package manager: dpkg's or rpm's).
@@ -65,7 +68,11 @@ impl Check {
                 let ok = if *any { n > 0 } else { n == packages.len() };
                 Outcome::new(if ok { Status::Pass } else { Status::Fail }, ev)
             }
-            Check::Absent { packages, services } => {
+            Check::Absent {
+                packages,
+                services,
+                masked,
+            } => {
                 let present: Vec<&String> =
                     packages.iter().filter(|p| pk.is_installed(p)).collect();
                 if present.is_empty() {
@@ -82,15 +89,20 @@ impl Check {
                 for s in services {
                     let u = unit(facts, s);
                     let u = u.as_ref().as_ref().map_err(Clone::clone)?;
-                    running |= is_on(u);
+                    running |= if *masked { !u.masked } else { is_on(u) };
                     ev.push(u.describe());
                 }
                 if running {
+                    if *masked {
+                        ev.push("kept installed, so each of its services must be masked".into());
+                    }
                     Outcome::new(Status::Fail, ev)
                 } else {
-                    ev.push(
-                        "kept installed, but none of its services is enabled or running".into(),
-                    );
+                    ev.push(if *masked {
+                        "kept installed, but every one of its services is masked".into()
+                    } else {
+                        "kept installed, but none of its services is enabled or running".into()
+                    });
                     Outcome::new(Status::Pass, ev)
                 }
             }

@@ -4,13 +4,18 @@
 //! Root's PATH is reconstructed without running a shell: the PATH assignments that
 //! can apply to root are followed in login order — /etc/environment (pam_env, no
 //! expansion), `ENV_SUPATH` of /etc/login.defs, /etc/profile, /etc/profile.d/*.sh,
-//! /etc/bash.bashrc, the first of /root/.bash_profile, .bash_login and .profile,
-//! then /root/.bashrc — expanding `$PATH` to the value so far and `$HOME` to /root.
+//! the system bashrc (/etc/bash.bashrc on Debian and Ubuntu, /etc/bashrc on RHEL
+//! and Amazon Linux: a check's `bashrc`), the first of /root/.bash_profile,
+//! .bash_login and .profile, then /root/.bashrc — expanding `$PATH` to the value so far and `$HOME` to /root.
 //! Branches of `if [ "$(id -u)" -eq 0 ]`-style tests are resolved for root, and
 //! `[ -d DIR ]` tests against the scanned root; other conditional assignments are
 //! judged as if they applied. Every value root may end up with is judged.
 
 pub mod script;
+mod umask;
+
+pub use self::umask::parse_umask;
+use self::umask::{default_umask, umask_in_files};
 
 use std::collections::BTreeMap;
 
@@ -24,6 +29,11 @@ use crate::checks::pam::stack::stack;
 use crate::facts::accounts::{is_nologin, shell_lines};
 use crate::facts::{kv, FactError, Facts, FileKind};
 use crate::model::{Outcome, Status};
+
+/// The system-wide bashrc bash reads on Debian and Ubuntu (RHEL's is /etc/bashrc).
+const DEBIAN_BASHRC: &str = "/etc/bash.bashrc";
+/// The PAM services whose session stack may set the umask with pam_umask on Debian.
+const DEBIAN_SESSION_SERVICES: &[&str] = &["common-session", "common-session-noninteractive"];
 
 /// The PATH login(1) gives root when nothing else sets one (shadow's built-in).
 const BUILTIN_SUPATH: &str = "/sbin:/bin:/usr/sbin:/usr/bin";
@@ -48,20 +58,29 @@ pub enum Check {
     /// Every PATH root may get has no empty, `.` or relative entry, and every entry
     /// is an existing directory owned by root and not writable by group or others.
     /// `missing` says how entries that do not exist are judged (default: they fail).
+    /// `bashrc` is the system-wide bashrc (default /etc/bash.bashrc).
     #[serde(rename = "shell.root_path")]
     RootPath {
         #[serde(default)]
         missing: MissingDir,
+        bashrc: Option<String>,
     },
     /// TMOUT is set to 1..=`max` seconds, readonly and exported, in /etc/profile,
-    /// /etc/profile.d/*.sh or /etc/bash.bashrc, and never set to anything else there.
+    /// /etc/profile.d/*.sh or the system bashrc (`bashrc`, default
+    /// /etc/bash.bashrc), and never set to anything else there.
     #[serde(rename = "shell.tmout")]
-    Tmout { max: i64 },
+    Tmout { max: i64, bashrc: Option<String> },
     /// The default umask is at least as strict as `mask` (octal): set that strictly
-    /// in /etc/login.defs UMASK, a pam_umask argument, /etc/profile,
-    /// /etc/profile.d/*.sh or /etc/bash.bashrc, and set looser in none of them.
+    /// in /etc/login.defs UMASK, a pam_umask argument in the session stack of
+    /// `pam_services` (default common-session and common-session-noninteractive),
+    /// /etc/profile, /etc/profile.d/*.sh or the system bashrc (`bashrc`, default
+    /// /etc/bash.bashrc), and set looser in none of them.
     #[serde(rename = "shell.default_umask")]
-    DefaultUmask { mask: String },
+    DefaultUmask {
+        mask: String,
+        bashrc: Option<String>,
+        pam_services: Option<Vec<String>>,
+    },
     /// No `umask` command in `files` sets a mask looser than `mask` (none set passes).
     #[serde(rename = "shell.umask_in_files")]
     UmaskInFiles { files: Vec<String>, mask: String },
@@ -80,10 +99,20 @@ impl Check {
 
     fn eval_inner(&self, facts: &Facts) -> Result<Outcome, FactError> {
         match self {
-            Check::RootPath { missing } => root_path(facts, *missing),
-            Check::Tmout { max } => tmout(facts, *max),
-            Check::DefaultUmask { mask } => match parse_mode(mask) {
-                Ok(m) => default_umask(facts, m),
+            Check::RootPath { missing, bashrc } => root_path(facts, *missing, bashrc_of(bashrc)),
+            Check::Tmout { max, bashrc } => tmout(facts, *max, bashrc_of(bashrc)),
+            Check::DefaultUmask {
+                mask,
+                bashrc,
+                pam_services,
+            } => match parse_mode(mask) {
+                Ok(m) => {
+                    let services: Vec<&str> = match pam_services {
+                        Some(l) => l.iter().map(String::as_str).collect(),
+                        None => DEBIAN_SESSION_SERVICES.to_vec(),
+                    };
+                    default_umask(facts, m, bashrc_of(bashrc), &services)
+                }
                 Err(e) => Ok(Outcome::error(e)),
             },
             Check::UmaskInFiles { files, mask } => match parse_mode(mask) {
@@ -114,11 +143,15 @@ impl Check {
     }
 }
 
+fn bashrc_of(bashrc: &Option<String>) -> &str {
+    bashrc.as_deref().unwrap_or(DEBIAN_BASHRC)
+}
+
 /// The system-wide shell start-up files, in the order a login shell reads them.
-fn system_shell_files(facts: &Facts) -> Result<Vec<String>, FactError> {
+fn system_shell_files(facts: &Facts, bashrc: &str) -> Result<Vec<String>, FactError> {
     let mut files = vec!["/etc/profile".to_string()];
     files.extend(facts.dir_files("/etc/profile.d", ".sh")?);
-    files.push("/etc/bash.bashrc".to_string());
+    files.push(bashrc.to_string());
     Ok(files)
 }
 
@@ -162,7 +195,7 @@ struct PathValue {
     maybe: bool,
 }
 
-fn root_path(facts: &Facts, missing: MissingDir) -> Result<Outcome, FactError> {
+fn root_path(facts: &Facts, missing: MissingDir, bashrc: &str) -> Result<Outcome, FactError> {
     let mut vars: BTreeMap<String, String> = BTreeMap::new();
     vars.insert("HOME".into(), "/root".into());
     let mut values: Vec<PathValue> = Vec::new();
@@ -199,7 +232,7 @@ fn root_path(facts: &Facts, missing: MissingDir) -> Result<Outcome, FactError> {
     }
     vars.entry("PATH".into())
         .or_insert_with(|| BUILTIN_SUPATH.to_string());
-    let mut files = system_shell_files(facts)?;
+    let mut files = system_shell_files(facts, bashrc)?;
     for f in ["/root/.bash_profile", "/root/.bash_login", "/root/.profile"] {
         if facts.read(f)?.is_some() {
             files.push(f.to_string());
@@ -388,9 +421,9 @@ struct TmoutFile {
     exported: bool,
 }
 
-fn tmout(facts: &Facts, max: i64) -> Result<Outcome, FactError> {
+fn tmout(facts: &Facts, max: i64, bashrc: &str) -> Result<Outcome, FactError> {
     let mut per_file: Vec<(String, TmoutFile)> = Vec::new();
-    for f in system_shell_files(facts)? {
+    for f in system_shell_files(facts, bashrc)? {
         let Some(text) = facts.read(&f)? else {
             continue;
         };
@@ -479,9 +512,9 @@ fn tmout(facts: &Facts, max: i64) -> Result<Outcome, FactError> {
     let mut failures = invalid;
     if !good_file {
         if per_file.is_empty() {
-            failures.push(
-                "TMOUT is not set in /etc/profile, /etc/profile.d/*.sh or /etc/bash.bashrc".into(),
-            );
+            failures.push(format!(
+                "TMOUT is not set in /etc/profile, /etc/profile.d/*.sh or {bashrc}"
+            ));
         } else if incomplete.is_empty() && failures.is_empty() {
             failures.push("no file sets TMOUT to a valid value".into());
         }
@@ -490,202 +523,9 @@ fn tmout(facts: &Facts, max: i64) -> Result<Outcome, FactError> {
     Ok(Outcome::from_findings(failures, found))
 }
 
-/// A umask setting found somewhere.
-struct UmaskSetting {
-    source: String,
-    /// The mask, or why it cannot be read.
-    mask: Result<u32, String>,
-}
-
-/// Parses a umask argument: octal (`027`, `0027`) or symbolic (`u=rwx,g=rx,o=`).
-pub fn parse_umask(s: &str) -> Result<u32, String> {
-    if !s.is_empty() && s.len() <= 4 && s.chars().all(|c| ('0'..='7').contains(&c)) {
-        return u32::from_str_radix(s, 8).map_err(|e| e.to_string());
-    }
-    // Symbolic: every class must be given with '='; the mask is what is not allowed.
-    let mut mask = 0o777u32;
-    let mut seen = 0;
-    for clause in s.split(',') {
-        let Some((who, perms)) = clause.split_once('=') else {
-            return Err(format!(
-                "symbolic umask {s} is relative to the current mask"
-            ));
-        };
-        let mut bits = 0;
-        for p in perms.chars() {
-            bits |= match p {
-                'r' => 4,
-                'w' => 2,
-                'x' => 1,
-                _ => return Err(format!("cannot read umask {s}")),
-            };
-        }
-        let whos: Vec<u32> = match who {
-            "a" | "" => vec![6, 3, 0],
-            w => {
-                let mut v = Vec::new();
-                for c in w.chars() {
-                    match c {
-                        'u' => v.push(6),
-                        'g' => v.push(3),
-                        'o' => v.push(0),
-                        'a' => v.extend([6, 3, 0]),
-                        _ => return Err(format!("cannot read umask {s}")),
-                    }
-                }
-                v
-            }
-        };
-        for shift in whos {
-            mask &= !(0o7 << shift);
-            mask |= (0o7 & !bits) << shift;
-            seen |= 0o7 << shift;
-        }
-    }
-    if seen != 0o777 {
-        return Err(format!("symbolic umask {s} leaves some classes unchanged"));
-    }
-    Ok(mask)
-}
-
-/// `umask` commands in a shell file: (line, argument).
-fn umask_commands(text: &str) -> Vec<(usize, String)> {
-    let mut out = Vec::new();
-    for c in commands(text, &|_| Cond::Unknown) {
-        if c.words[0] != "umask" {
-            continue;
-        }
-        if let Some(arg) = c.words[1..].iter().find(|w| !w.starts_with('-')) {
-            out.push((c.line, literal(arg).unwrap_or_else(|| arg.clone())));
-        }
-    }
-    out
-}
-
-fn judge_umasks(settings: &[UmaskSetting], want: u32) -> (Vec<String>, Vec<String>) {
-    let mut failures = Vec::new();
-    let mut good = Vec::new();
-    for s in settings {
-        match &s.mask {
-            Ok(m) if m & want == want => good.push(format!("{}: umask {:04o}", s.source, m)),
-            Ok(m) => failures.push(format!(
-                "{}: umask {:04o} is looser than {:04o}",
-                s.source, m, want
-            )),
-            Err(why) => failures.push(format!("{}: {why}", s.source)),
-        }
-    }
-    (failures, good)
-}
-
-fn default_umask(facts: &Facts, want: u32) -> Result<Outcome, FactError> {
-    let mut settings = Vec::new();
-    let defs = crate::facts::account_defaults::login_defs(facts);
-    let defs = defs.as_ref().as_ref().map_err(Clone::clone)?;
-    if let Some(s) = kv::last(defs, "UMASK", false) {
-        settings.push(UmaskSetting {
-            source: format!("{} (UMASK)", s.source),
-            mask: parse_umask(&s.value),
-        });
-    }
-    for svc in ["common-session", "common-session-noninteractive"] {
-        let st = stack(facts, svc);
-        let st = st.as_ref().as_ref().map_err(Clone::clone)?;
-        for l in st.module_lines("pam_umask.so", Some("session")) {
-            if let Some(v) = l
-                .arg("umask")
-                .and_then(|a| a.split_once('='))
-                .map(|(_, v)| v)
-            {
-                settings.push(UmaskSetting {
-                    source: format!("{} (pam_umask)", l.source),
-                    mask: parse_umask(v),
-                });
-            }
-        }
-    }
-    for f in system_shell_files(facts)? {
-        let Some(text) = facts.read(&f)? else {
-            continue;
-        };
-        for (line, arg) in umask_commands(&text) {
-            settings.push(UmaskSetting {
-                source: format!("{f}:{line}"),
-                mask: parse_umask(&arg),
-            });
-        }
-    }
-    let (mut failures, good) = judge_umasks(&settings, want);
-    if good.is_empty() && failures.is_empty() {
-        failures.push(
-            "no default umask is set in /etc/login.defs, pam_umask, /etc/profile, /etc/profile.d/*.sh or /etc/bash.bashrc"
-                .into(),
-        );
-    } else if good.is_empty() {
-        failures.push(format!(
-            "no setting makes the default umask {want:04o} or stricter"
-        ));
-    }
-    Ok(Outcome::from_findings(failures, good))
-}
-
-fn umask_in_files(facts: &Facts, files: &[String], want: u32) -> Result<Outcome, FactError> {
-    let mut settings = Vec::new();
-    let mut read = Vec::new();
-    for f in files {
-        let Some(text) = facts.read(f)? else { continue };
-        read.push(f.clone());
-        for (line, arg) in umask_commands(&text) {
-            settings.push(UmaskSetting {
-                source: format!("{f}:{line}"),
-                mask: parse_umask(&arg),
-            });
-        }
-    }
-    let (failures, mut good) = judge_umasks(&settings, want);
-    if settings.is_empty() {
-        good.push(if read.is_empty() {
-            format!("none of {} exists", files.join(", "))
-        } else {
-            format!("no umask command in {}", read.join(", "))
-        });
-    }
-    Ok(Outcome::from_findings(failures, good))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn umask_garbage() {
-        for s in [
-            "",
-            "=",
-            ",",
-            "u=",
-            "a=rwxrwx",
-            "u=r,,g=",
-            "0",
-            "7777",
-            "77777",
-            "é=r",
-            "u=rwx,g=rx,o=,a+",
-        ] {
-            let _ = parse_umask(s);
-        }
-    }
-
-    #[test]
-    fn umask_values() {
-        assert_eq!(parse_umask("027"), Ok(0o027));
-        assert_eq!(parse_umask("0077"), Ok(0o077));
-        assert_eq!(parse_umask("u=rwx,g=rx,o="), Ok(0o027));
-        assert_eq!(parse_umask("a=rx"), Ok(0o222));
-        assert!(parse_umask("g-w").is_err());
-        assert!(parse_umask("u=rwx").is_err());
-        assert!(parse_umask("99").is_err());
-    }
 
     #[test]
     fn missing_path_dirs_under_a_safe_parent() {
@@ -707,9 +547,9 @@ mod tests {
         )
         .unwrap();
         let facts = Facts::new(t.path(), false);
-        let strict = root_path(&facts, MissingDir::Fail).unwrap();
+        let strict = root_path(&facts, MissingDir::Fail, DEBIAN_BASHRC).unwrap();
         assert_eq!(strict.status, Status::Fail, "{:?}", strict.evidence);
-        let lenient = root_path(&facts, MissingDir::SafeParent).unwrap();
+        let lenient = root_path(&facts, MissingDir::SafeParent, DEBIAN_BASHRC).unwrap();
         assert_eq!(lenient.status, Status::Pass, "{:?}", lenient.evidence);
         assert!(lenient
             .evidence
@@ -721,7 +561,7 @@ mod tests {
         )
         .unwrap();
         let facts = Facts::new(t.path(), false);
-        let o = root_path(&facts, MissingDir::SafeParent).unwrap();
+        let o = root_path(&facts, MissingDir::SafeParent, DEBIAN_BASHRC).unwrap();
         assert_eq!(o.status, Status::Fail, "{:?}", o.evidence);
         assert!(o
             .evidence

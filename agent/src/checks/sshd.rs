@@ -200,16 +200,24 @@ pub enum Check {
     #[serde(rename = "sshd.any_set")]
     AnySet { keywords: Vec<String> },
     /// `Banner` names an existing file whose text reveals no system details
-    /// (`\m`, `\r`, `\s`, `\v` escapes, or the os-release ID).
+    /// (`\m`, `\r`, `\s`, `\v` escapes, the os-release ID, or any of `names`,
+    /// compared case-insensitively, such as `red hat`).
     #[serde(rename = "sshd.banner")]
-    Banner,
+    Banner {
+        #[serde(default)]
+        names: Vec<String>,
+    },
     /// Ownership and mode of sshd's configuration or host key files: owner in
-    /// `owner`, and the (group, mode) pair matching one of `modes`.
+    /// `owner`, and the (group, mode) pair matching one of `modes`. Files under one
+    /// of the `exclude` directories (e.g. RHEL's system-wide crypto-policy back-end,
+    /// included by sshd but world-readable by design) are reported, not judged.
     #[serde(rename = "sshd.files")]
     Files {
         set: FileSet,
         owner: Vec<String>,
         modes: Vec<ModeRule>,
+        #[serde(default)]
+        exclude: Vec<String>,
     },
 }
 
@@ -283,8 +291,13 @@ impl Check {
                 judge_keyword(cfg, "MaxStartups", None, judge)
             }
             Check::AnySet { keywords } => any_set(cfg, keywords),
-            Check::Banner => banner(facts, cfg)?,
-            Check::Files { set, owner, modes } => keys::files(facts, cfg, *set, owner, modes)?,
+            Check::Banner { names } => banner(facts, cfg, names)?,
+            Check::Files {
+                set,
+                owner,
+                modes,
+                exclude,
+            } => keys::files(facts, cfg, *set, owner, modes, exclude)?,
         };
         out.evidence.extend(cfg.notes.iter().cloned());
         Ok(out)
@@ -497,7 +510,7 @@ fn any_set(cfg: &SshdConfig, keywords: &[String]) -> Outcome {
     Outcome::new(Status::Fail, ev)
 }
 
-fn banner(facts: &Facts, cfg: &SshdConfig) -> Result<Outcome, FactError> {
+fn banner(facts: &Facts, cfg: &SshdConfig, names: &[String]) -> Result<Outcome, FactError> {
     let os_id = facts
         .read("/etc/os-release")?
         .and_then(|t| {
@@ -538,9 +551,19 @@ fn banner(facts: &Facts, cfg: &SshdConfig) -> Result<Outcome, FactError> {
                     .filter(|e| text.contains(**e))
                     .map(|e| e.to_string())
                     .collect();
+                let lower = text.to_lowercase();
                 if let Some(id) = &os_id {
-                    if text.to_lowercase().contains(&id.to_lowercase()) {
+                    if lower.contains(&id.to_lowercase()) {
                         bad.push(format!("the OS name \"{id}\""));
+                    }
+                }
+                for n in names {
+                    let n_lc = n.to_lowercase();
+                    if !n_lc.is_empty()
+                        && lower.contains(&n_lc)
+                        && os_id.as_ref().is_none_or(|id| id.to_lowercase() != n_lc)
+                    {
+                        bad.push(format!("the OS name \"{n}\""));
                     }
                 }
                 if text.trim().is_empty() {

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::facts::kv::{self, Setting};
+use crate::facts::packages::packages;
 use crate::facts::units::{unit, UnitState};
 use crate::facts::{FactError, Facts};
 use crate::model::{Outcome, Status};
@@ -39,6 +40,43 @@ impl Daemon {
     }
 }
 
+/// Where chrony keeps its files: Debian's layout (the default) or the one of RHEL,
+/// its rebuilds and Amazon Linux.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// /etc/chrony/chrony.conf, `DAEMON_OPTS` in /etc/default/chrony, chrony.service,
+    /// user `_chrony`.
+    #[default]
+    Debian,
+    /// /etc/chrony.conf, `OPTIONS` in /etc/sysconfig/chronyd, chronyd.service, user
+    /// `chrony`; judged whenever the chrony package is installed.
+    Rhel,
+}
+
+impl Layout {
+    fn main(self) -> &'static str {
+        match self {
+            Layout::Debian => "/etc/chrony/chrony.conf",
+            Layout::Rhel => "/etc/chrony.conf",
+        }
+    }
+    /// The file of daemon options, and the variable holding them.
+    fn options(self) -> (&'static str, &'static str) {
+        match self {
+            Layout::Debian => ("/etc/default/chrony", "DAEMON_OPTS"),
+            Layout::Rhel => ("/etc/sysconfig/chronyd", "OPTIONS"),
+        }
+    }
+    /// The user chronyd drops to when the configuration names none (built in).
+    fn default_user(self) -> &'static str {
+        match self {
+            Layout::Debian => "_chrony",
+            Layout::Rhel => "chrony",
+        }
+    }
+}
+
 /// The `time.*` check kinds.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", deny_unknown_fields)]
@@ -57,11 +95,17 @@ pub enum Check {
     /// chrony has at least one `server` or `pool` source in chrony.conf, its
     /// `confdir`/`include` files or its `sourcedir` `.sources` files.
     #[serde(rename = "time.chrony_sources")]
-    ChronySources {},
+    ChronySources {
+        #[serde(default)]
+        layout: Layout,
+    },
     /// chronyd does not run as root: no `user root` directive or `-u root` option,
     /// and (live) no chronyd process with effective UID 0.
     #[serde(rename = "time.chrony_user")]
-    ChronyUser {},
+    ChronyUser {
+        #[serde(default)]
+        layout: Layout,
+    },
 }
 
 impl Check {
@@ -96,17 +140,17 @@ impl Check {
                 }
                 timesyncd_servers(facts)?
             }
-            Check::ChronySources {} => {
-                if !state(facts, Daemon::Chrony)?.in_use {
-                    return not_in_use(facts, Daemon::Chrony);
+            Check::ChronySources { layout } => {
+                if let Some(na) = chrony_not_applicable(facts, *layout)? {
+                    return Ok(na);
                 }
-                chrony_sources(facts)?
+                chrony_sources(facts, *layout)?
             }
-            Check::ChronyUser {} => {
-                if !state(facts, Daemon::Chrony)?.in_use {
-                    return not_in_use(facts, Daemon::Chrony);
+            Check::ChronyUser { layout } => {
+                if let Some(na) = chrony_not_applicable(facts, *layout)? {
+                    return Ok(na);
                 }
-                chrony_user(facts)?
+                chrony_user(facts, *layout)?
             }
         })
     }
@@ -176,6 +220,30 @@ fn single_daemon(facts: &Facts) -> Result<Outcome, FactError> {
             Outcome::new(Status::Fail, ev)
         }
     })
+}
+
+/// Why a chrony check does not apply: on Debian, chrony is not the time daemon in
+/// use; in the RHEL layout, the chrony package is not installed (its own
+/// recommendation reports that). `None` when it applies.
+fn chrony_not_applicable(facts: &Facts, layout: Layout) -> Result<Option<Outcome>, FactError> {
+    match layout {
+        Layout::Debian => {
+            if state(facts, Daemon::Chrony)?.in_use {
+                Ok(None)
+            } else {
+                not_in_use(facts, Daemon::Chrony).map(Some)
+            }
+        }
+        Layout::Rhel => {
+            let pk = packages(facts);
+            let pk = pk.as_ref().as_ref().map_err(Clone::clone)?;
+            if pk.is_installed("chrony") {
+                Ok(None)
+            } else {
+                Ok(Some(Outcome::not_applicable(pk.describe("chrony"))))
+            }
+        }
+    }
 }
 
 fn not_in_use(facts: &Facts, daemon: Daemon) -> Result<Outcome, FactError> {
@@ -317,32 +385,33 @@ impl Directive {
 /// chrony's configuration, with every file read.
 #[derive(Debug, Default)]
 pub struct ChronyConfig {
-    /// The main file (Debian's, or the one named by `-f` in /etc/default/chrony).
+    /// The main file (the layout's, or the one named by `-f` in its options file).
     pub main: String,
     pub main_found: bool,
     pub directives: Vec<Directive>,
     /// Notes for evidence (runtime directories skipped, include depth reached, …).
     pub notes: Vec<String>,
-    /// The `-u USER` option from /etc/default/chrony, if any, with its source.
+    /// The `-u USER` option from the options file, if any, with its source.
     pub user_option: Option<(String, String)>,
 }
 
-const CHRONY_MAIN: &str = "/etc/chrony/chrony.conf";
-const CHRONY_DEFAULTS: &str = "/etc/default/chrony";
-/// The user Debian's chronyd drops to when the configuration names none.
-const CHRONY_DEFAULT_USER: &str = "_chrony";
 const MAX_INCLUDE_DEPTH: u8 = 8;
 
-/// chrony's configuration, read once per scan.
-pub fn chrony_config(facts: &Facts) -> Arc<Result<ChronyConfig, FactError>> {
-    facts.memo("chrony-config", || {
+/// chrony's configuration in `layout`, read once per scan.
+pub fn chrony_config(facts: &Facts, layout: Layout) -> Arc<Result<ChronyConfig, FactError>> {
+    let key = match layout {
+        Layout::Debian => "chrony-config",
+        Layout::Rhel => "chrony-config-rhel",
+    };
+    facts.memo(key, || {
         let mut cfg = ChronyConfig {
-            main: CHRONY_MAIN.to_string(),
+            main: layout.main().to_string(),
             ..Default::default()
         };
-        if let Some(text) = facts.read(CHRONY_DEFAULTS)? {
-            let s = kv::parse(&text, CHRONY_DEFAULTS, kv::Separator::Equals);
-            if let Some(opts) = kv::last(&s, "DAEMON_OPTS", false) {
+        let (options, var) = layout.options();
+        if let Some(text) = facts.read(options)? {
+            let s = kv::parse(&text, options, kv::Separator::Equals);
+            if let Some(opts) = kv::last(&s, var, false) {
                 let words: Vec<&str> = opts.value.split_whitespace().collect();
                 for (i, w) in words.iter().enumerate() {
                     match (*w, words.get(i + 1)) {
@@ -436,8 +505,8 @@ fn dir_files(
     Ok(by_name.into_values().collect())
 }
 
-fn chrony_sources(facts: &Facts) -> Result<Outcome, FactError> {
-    let cfg = chrony_config(facts);
+fn chrony_sources(facts: &Facts, layout: Layout) -> Result<Outcome, FactError> {
+    let cfg = chrony_config(facts, layout);
     let cfg = cfg.as_ref().as_ref().map_err(Clone::clone)?;
     let sources: Vec<String> = cfg
         .directives
@@ -464,8 +533,8 @@ fn chrony_sources(facts: &Facts) -> Result<Outcome, FactError> {
     Ok(Outcome::new(Status::Pass, ev))
 }
 
-fn chrony_user(facts: &Facts) -> Result<Outcome, FactError> {
-    let cfg = chrony_config(facts);
+fn chrony_user(facts: &Facts, layout: Layout) -> Result<Outcome, FactError> {
+    let cfg = chrony_config(facts, layout);
     let cfg = cfg.as_ref().as_ref().map_err(Clone::clone)?;
     let mut failures = Vec::new();
     let mut found = Vec::new();
@@ -482,10 +551,11 @@ fn chrony_user(facts: &Facts) -> Result<Outcome, FactError> {
             d.describe(),
         ),
         (None, None) => (
-            CHRONY_DEFAULT_USER.to_string(),
+            layout.default_user().to_string(),
             format!(
-                "{}: user not set; chronyd's default is {CHRONY_DEFAULT_USER}",
-                cfg.main
+                "{}: user not set; chronyd's default is {}",
+                cfg.main,
+                layout.default_user()
             ),
         ),
     };
@@ -602,7 +672,7 @@ mod tests {
             "include /etc/chrony/extra/*.conf\n",
         );
         let facts = Facts::new(t.path(), false);
-        let cfg = chrony_config(&facts);
+        let cfg = chrony_config(&facts, Layout::Debian);
         let cfg = cfg.as_ref().as_ref().unwrap();
         let servers: Vec<&str> = cfg
             .directives

@@ -21,7 +21,7 @@ use crate::facts::account_defaults::{
     login_defs_value, shadow_long, uid_min, useradd_default, visible,
 };
 use crate::facts::accounts::{accounts, is_nologin, shells, Accounts, User};
-use crate::facts::packages::{compare_versions, packages};
+use crate::facts::packages::packages;
 use crate::facts::{FactError, Facts, FileKind};
 use crate::model::{Outcome, Status};
 
@@ -116,6 +116,9 @@ pub enum Check {
         what: ZeroWhat,
         allowed: Vec<String>,
     },
+    /// `user` exists in /etc/passwd and its primary group is GID `gid`.
+    #[serde(rename = "users.primary_gid")]
+    PrimaryGid { user: String, gid: u32 },
     /// root has a password set or is locked (its shadow password is not empty).
     /// With `require_password`, a locked root fails too: root must have a usable
     /// password (`passwd -S` status P).
@@ -363,6 +366,21 @@ impl Check {
                 }
                 out.evidence.extend(acc.malformed.iter().cloned());
                 Ok(out)
+            }
+            Check::PrimaryGid { user, gid } => {
+                let acc = accounts(facts);
+                let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
+                Ok(match acc.user(user) {
+                    None => Outcome::fail(format!("{user} has no /etc/passwd entry")),
+                    Some(u) if u.gid == *gid => Outcome::pass(format!(
+                        "/etc/passwd:{}: {user} has primary GID {gid}",
+                        u.line
+                    )),
+                    Some(u) => Outcome::fail(format!(
+                        "/etc/passwd:{}: {user} has primary GID {}, not {gid}",
+                        u.line, u.gid
+                    )),
+                })
             }
             Check::RootPassword { require_password } => {
                 let acc = accounts(facts);

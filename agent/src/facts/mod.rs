@@ -8,13 +8,17 @@
 pub mod account_defaults;
 pub mod accounts;
 pub mod audit;
+pub mod bootargs;
+pub mod crypto_policies;
 pub mod dnf;
+pub mod firewalld;
 pub mod include_budget;
 pub mod kv;
 pub mod modules;
 pub mod mounts;
 pub mod packages;
 pub mod rpmdb;
+pub mod selinux;
 pub mod sysctl;
 pub mod units;
 pub mod walk;

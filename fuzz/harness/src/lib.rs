@@ -78,6 +78,10 @@ pub const TARGETS: &[Target] = &[
         run: iptables,
     },
     Target {
+        name: "firewalld",
+        run: firewalld,
+    },
+    Target {
         name: "grub",
         run: grub_cfg,
     },
@@ -325,6 +329,22 @@ pub fn nftables(data: &[u8]) {
     });
     with_root(&files, false, |facts| {
         let _ = nft::load(facts, "/etc/nftables.conf");
+    });
+}
+
+/// firewalld.conf and zone files, alternately in /etc/firewalld/zones and
+/// /usr/lib/firewalld/zones (the same names, so /etc's hide the packaged ones):
+/// the configuration as the checks read it, and every part through the XML reader.
+pub fn firewalld(data: &[u8]) {
+    let files = files(data, 8, facts::firewalld::CONF, |i| {
+        let dir = facts::firewalld::ZONE_DIRS[i % 2];
+        format!("{dir}/z{}.xml", i / 2)
+    });
+    for (_, part) in &files {
+        let _ = facts::firewalld::parse_xml(&text(part));
+    }
+    with_root(&files, false, |facts| {
+        let _ = facts::firewalld::config(facts);
     });
 }
 

@@ -13,10 +13,13 @@
 //!   1.4.0) it has only module arguments. From 1.5.3 on (Ubuntu 24.04) it first reads
 //!   `/etc/security/pwhistory.conf` (or `conf=`), where the first line naming a
 //!   setting wins and names are case-insensitive, then the arguments. Which applies
-//!   is decided by the installed libpam-modules version.
+//!   is decided by the installed version of the package that ships the module
+//!   ([`PwhistoryConf`]: libpam-modules 1.5.3 on Debian and Ubuntu by default; a
+//!   check names another package and release where a distribution backported the
+//!   file, such as RHEL 9's `pam`).
 
 use super::stack::PamLine;
-use crate::facts::packages::{compare_versions, packages};
+use crate::facts::packages::packages;
 use crate::facts::{FactError, Facts};
 
 /// pam_faillock's MAX_TIME_INTERVAL: the longest unlock_time, root_unlock_time or
@@ -110,6 +113,25 @@ impl Module {
     }
 }
 
+/// From which release of which package pam_pwhistory reads its configuration file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PwhistoryConf {
+    /// The package that ships pam_pwhistory (`libpam-modules`, `pam`).
+    pub package: String,
+    /// The first version (in the package manager's order) that reads the file.
+    pub version: String,
+}
+
+impl Default for PwhistoryConf {
+    fn default() -> Self {
+        PwhistoryConf {
+            package: "libpam-modules".into(),
+            version: "1.5.3".into(),
+        }
+    }
+}
+
 /// An option's effective value on one module line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
@@ -178,6 +200,7 @@ fn settings(
     facts: &Facts,
     module: Module,
     line: &PamLine,
+    pwhistory: &PwhistoryConf,
 ) -> Result<(Vec<Set>, Vec<String>), FactError> {
     let mut sets = Vec::new();
     let mut notes = Vec::new();
@@ -257,13 +280,16 @@ fn settings(
         }
         Module::Pwhistory => {
             let pk = packages(facts);
-            let installed = match pk.as_ref() {
-                Ok(p) => p.version("libpam-modules").map(String::from),
-                Err(_) => None,
+            let (installed, new_enough) = match pk.as_ref() {
+                Ok(p) => {
+                    let v = p.version(&pwhistory.package).map(String::from);
+                    let ok = v
+                        .as_deref()
+                        .is_some_and(|v| p.compare_versions(v, &pwhistory.version).is_ge());
+                    (v, ok)
+                }
+                Err(_) => (None, false),
             };
-            let new_enough = installed
-                .as_deref()
-                .is_some_and(|v| compare_versions(v, "1.5.3").is_ge());
             let conf = line
                 .args
                 .iter()
@@ -287,12 +313,14 @@ fn settings(
                 }
             } else if let Some(t) = facts.read(conf)? {
                 if !parse_conf(&t, conf).is_empty() {
+                    let name = &pwhistory.package;
                     let which = match &installed {
-                        Some(v) => format!("libpam-modules {v} is installed"),
-                        None => "libpam-modules is not installed".to_string(),
+                        Some(v) => format!("{name} {v} is installed"),
+                        None => format!("{name} is not installed"),
                     };
                     notes.push(format!(
-                        "{conf} has settings, but pam_pwhistory before Linux-PAM 1.5.3 does not read it ({which}); only module arguments count"
+                        "{conf} has settings, but pam_pwhistory before {name} {} does not read it ({which}); only module arguments count",
+                        pwhistory.version
                     ));
                 }
             }
@@ -333,8 +361,9 @@ pub fn resolve(
     module: Module,
     line: &PamLine,
     option: &str,
+    pwhistory: &PwhistoryConf,
 ) -> Result<(Resolved, Vec<String>), FactError> {
-    let (sets, notes) = settings(facts, module, line)?;
+    let (sets, notes) = settings(facts, module, line, pwhistory)?;
     let option_lc = option.to_ascii_lowercase();
     let matches = |s: &Set| match module {
         Module::Faillock => s.name == option,
@@ -367,7 +396,7 @@ pub fn resolve(
     let mut explicit = false;
     let mut notes = notes;
     if module == Module::Faillock && option == "root_unlock_time" {
-        let (u, _) = resolve(facts, module, line, "unlock_time")?;
+        let (u, _) = resolve(facts, module, line, "unlock_time", pwhistory)?;
         value = u.value;
         from = format!("not set; defaults to unlock_time ({})", u.from);
     }
@@ -523,12 +552,25 @@ mod tests {
             ),
         ]);
         let f = Facts::new(t.path(), false);
-        let (r, notes) =
-            resolve(&f, Module::Pwhistory, &line(&["use_authtok"]), "remember").unwrap();
+        let (r, notes) = resolve(
+            &f,
+            Module::Pwhistory,
+            &line(&["use_authtok"]),
+            "remember",
+            &PwhistoryConf::default(),
+        )
+        .unwrap();
         assert_eq!(r.value, Some(5));
         assert!(notes.iter().any(|n| n.contains("uses the first line")));
         // Arguments still come after the file.
-        let (r, _) = resolve(&f, Module::Pwhistory, &line(&["remember=24"]), "remember").unwrap();
+        let (r, _) = resolve(
+            &f,
+            Module::Pwhistory,
+            &line(&["remember=24"]),
+            "remember",
+            &PwhistoryConf::default(),
+        )
+        .unwrap();
         assert_eq!(r.value, Some(24));
         // A bad number in the file is ignored; the default stays.
         let t = root_with(&[
@@ -536,7 +578,14 @@ mod tests {
             ("/etc/security/pwhistory.conf", "remember = many\n"),
         ]);
         let f = Facts::new(t.path(), false);
-        let (r, _) = resolve(&f, Module::Pwhistory, &line(&[]), "remember").unwrap();
+        let (r, _) = resolve(
+            &f,
+            Module::Pwhistory,
+            &line(&[]),
+            "remember",
+            &PwhistoryConf::default(),
+        )
+        .unwrap();
         assert_eq!((r.value, r.explicit), (Some(10), false));
     }
 
@@ -550,12 +599,26 @@ mod tests {
             ),
         ]);
         let f = Facts::new(t.path(), false);
-        let (r, notes) = resolve(&f, Module::Pwhistory, &line(&[]), "remember").unwrap();
+        let (r, notes) = resolve(
+            &f,
+            Module::Pwhistory,
+            &line(&[]),
+            "remember",
+            &PwhistoryConf::default(),
+        )
+        .unwrap();
         assert_eq!(r.value, Some(10));
         assert!(notes
             .iter()
             .any(|n| n.contains("1.4.0-11ubuntu2 is installed")));
-        let (r, _) = resolve(&f, Module::Pwhistory, &line(&[]), "enforce_for_root").unwrap();
+        let (r, _) = resolve(
+            &f,
+            Module::Pwhistory,
+            &line(&[]),
+            "enforce_for_root",
+            &PwhistoryConf::default(),
+        )
+        .unwrap();
         assert_eq!(r.value, Some(0));
     }
 
@@ -568,13 +631,34 @@ mod tests {
         let f = Facts::new(t.path(), false);
         let mut l = line(&["authfail"]);
         l.module = "pam_faillock.so".into();
-        let (r, notes) = resolve(&f, Module::Faillock, &l, "unlock_time").unwrap();
+        let (r, notes) = resolve(
+            &f,
+            Module::Faillock,
+            &l,
+            "unlock_time",
+            &PwhistoryConf::default(),
+        )
+        .unwrap();
         assert_eq!(r.value, Some(900));
         assert!(notes.iter().any(|n| n.contains("longer than 604800")));
-        let (r, _) = resolve(&f, Module::Faillock, &l, "root_unlock_time").unwrap();
+        let (r, _) = resolve(
+            &f,
+            Module::Faillock,
+            &l,
+            "root_unlock_time",
+            &PwhistoryConf::default(),
+        )
+        .unwrap();
         assert_eq!(r.value, Some(900));
         l.args.push("unlock_time=604800".into());
-        let (r, _) = resolve(&f, Module::Faillock, &l, "unlock_time").unwrap();
+        let (r, _) = resolve(
+            &f,
+            Module::Faillock,
+            &l,
+            "unlock_time",
+            &PwhistoryConf::default(),
+        )
+        .unwrap();
         assert_eq!(r.value, Some(604800));
     }
 

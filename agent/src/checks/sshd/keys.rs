@@ -137,6 +137,7 @@ pub(super) fn files(
     set: FileSet,
     owner: &[String],
     modes: &[ModeRule],
+    exclude: &[String],
 ) -> Result<Outcome, FactError> {
     let acc = accounts(facts);
     let acc = acc.as_ref().as_ref().ok();
@@ -149,7 +150,14 @@ pub(super) fn files(
     }
     let mut failures = Vec::new();
     let mut found = Vec::new();
-    for (_, m) in judged(facts, cfg, set)? {
+    let mut skipped = Vec::new();
+    for (p, m) in judged(facts, cfg, set)? {
+        if let Some(dir) = exclude.iter().find(|d| under(&p, d)) {
+            skipped.push(format!(
+                "{p}: not judged (under {dir}, outside this recommendation)"
+            ));
+            continue;
+        }
         let desc = describe_meta(&m, acc);
         let (user, group) = match acc {
             Some(a) => (a.user_name(m.uid), a.group_name(m.gid)),
@@ -189,7 +197,20 @@ pub(super) fn files(
             FileSet::PrivateKeys => "no private host key file exists",
             FileSet::PublicKeys => "no public host key file exists",
         };
-        return Ok(Outcome::not_applicable(what));
+        let mut out = Outcome::not_applicable(what);
+        out.evidence.extend(skipped);
+        return Ok(out);
     }
-    Ok(Outcome::from_findings(failures, found))
+    let mut out = Outcome::from_findings(failures, found);
+    out.evidence.extend(skipped);
+    Ok(out)
+}
+
+/// Whether `path` lies under the directory `dir` (given with or without a trailing slash).
+fn under(path: &str, dir: &str) -> bool {
+    let d = dir.trim_end_matches('/');
+    !d.is_empty()
+        && path
+            .strip_prefix(d)
+            .is_some_and(|rest| rest.starts_with('/'))
 }

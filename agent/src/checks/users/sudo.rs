@@ -45,8 +45,10 @@ pub(super) fn sudo_defaults(facts: &Facts, option: &str, want: Want) -> Result<O
     match (want, s.global(option)) {
         (Want::On, None) => {
             let (version, since) = sudo_version_and_default(facts, option)?;
+            let pk = packages(facts);
+            let pk = pk.as_ref().as_ref().map_err(Clone::clone)?;
             match (version, since) {
-                (Some(v), Some(since)) if compare_versions(&v, since).is_ge() => found.push(format!(
+                (Some(v), Some(since)) if pk.compare_versions(&v, since).is_ge() => found.push(format!(
                     "Defaults {option} is not set in {}; sudo {v} turns it on by default (since {since})",
                     s.files.join(", ")
                 )),
