@@ -27,6 +27,17 @@ fn default_grub_cfg() -> String {
     GRUB_CFG.to_string()
 }
 
+fn default_gdm_package() -> String {
+    "gdm3".into()
+}
+
+fn default_gdm_files() -> Vec<String> {
+    vec![
+        "/etc/gdm3/daemon.conf".into(),
+        "/etc/gdm3/custom.conf".into(),
+    ]
+}
+
 /// The `boot.*` check kinds.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", deny_unknown_fields)]
@@ -82,8 +93,8 @@ pub enum Check {
         enforce_only: bool,
     },
     /// A login banner file shows no operating system identification: no `\m \r \s \v`
-    /// escapes (any case) and no mention (any case) of the os-release `ID` or of any
-    /// of `names`. With `require_text` the file must exist and hold text; otherwise a
+    /// escapes (any case) and no mention (any case, as a word of its own: not inside
+    /// a longer word, digits aside) of the os-release `ID` or of any of `names`. With `require_text` the file must exist and hold text; otherwise a
     /// missing file passes.
     #[serde(rename = "boot.banner")]
     Banner {
@@ -93,6 +104,10 @@ pub enum Check {
         /// Further operating system names to look for (the benchmark's distribution).
         #[serde(default)]
         names: Vec<String>,
+        /// Directories whose files are shown with `path` (pam_motd's /etc/motd.d):
+        /// each regular file in them is judged the same way; none need exist.
+        #[serde(default)]
+        dirs: Vec<String>,
     },
     /// Ubuntu's dynamic message of the day reveals no operating system details.
     /// pam_motd (a `pam_motd.so` line without `noupdate` in /etc/pam.d/login or
@@ -108,10 +123,13 @@ pub enum Check {
         names: Vec<String>,
     },
     /// A dconf setting as seen through `profile` (`gdm` for the login screen, `user`
-    /// for sessions). Not applicable when gdm3 is not installed.
+    /// for sessions). Not applicable when the display manager's `package` (Debian's
+    /// `gdm3`, RHEL's `gdm`) is not installed.
     #[serde(rename = "boot.gdm_setting")]
     GdmSetting {
         profile: String,
+        #[serde(default = "default_gdm_package")]
+        package: String,
         /// The full key path, e.g. `/org/gnome/login-screen/disable-user-list`.
         key: String,
         /// The value must be exactly this (GVariant text, e.g. `true`).
@@ -124,13 +142,24 @@ pub enum Check {
         non_empty: bool,
     },
     /// Each key is locked in a system database of `profile`, so users cannot
-    /// override it. Not applicable when gdm3 is not installed.
+    /// override it. Not applicable when `package` is not installed.
     #[serde(rename = "boot.gdm_lock")]
-    GdmLock { profile: String, keys: Vec<String> },
-    /// GDM does not enable XDMCP (`[xdmcp] Enable=true` in /etc/gdm3/daemon.conf or
-    /// custom.conf). Not applicable when gdm3 is not installed.
+    GdmLock {
+        profile: String,
+        keys: Vec<String>,
+        #[serde(default = "default_gdm_package")]
+        package: String,
+    },
+    /// GDM does not enable XDMCP: no `[xdmcp] Enable=true` in its configuration
+    /// `files` (Debian: /etc/gdm3/daemon.conf and custom.conf; RHEL:
+    /// /etc/gdm/custom.conf). Not applicable when `package` is not installed.
     #[serde(rename = "boot.gdm_xdmcp")]
-    GdmXdmcp {},
+    GdmXdmcp {
+        #[serde(default = "default_gdm_package")]
+        package: String,
+        #[serde(default = "default_gdm_files")]
+        files: Vec<String>,
+    },
 }
 
 impl Check {
@@ -149,10 +178,12 @@ impl Check {
                 path,
                 require_text,
                 names,
-            } => banner(facts, path, *require_text, names),
+                dirs,
+            } => banner(facts, path, *require_text, names, dirs),
             Check::DynamicMotd { names } => dynamic_motd(facts, names),
             Check::GdmSetting {
                 profile,
+                package,
                 key,
                 equals,
                 min,
@@ -160,6 +191,7 @@ impl Check {
                 non_empty,
             } => gdm::setting(
                 facts,
+                package,
                 profile,
                 key,
                 &gdm::Want {
@@ -169,8 +201,12 @@ impl Check {
                     non_empty: *non_empty,
                 },
             ),
-            Check::GdmLock { profile, keys } => gdm::locks(facts, profile, keys),
-            Check::GdmXdmcp {} => gdm::xdmcp(facts),
+            Check::GdmLock {
+                profile,
+                keys,
+                package,
+            } => gdm::locks(facts, package, profile, keys),
+            Check::GdmXdmcp { package, files } => gdm::xdmcp(facts, package, files),
         };
         r.unwrap_or_else(Outcome::from)
     }
@@ -179,6 +215,19 @@ impl Check {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn banner_names_are_whole_words() {
+        assert!(names_word("welcome to rhel9", "rhel"));
+        assert!(names_word("ubuntu22.04 lts", "ubuntu"));
+        assert!(names_word("oracle linux (ol 9)", "ol"));
+        assert!(!names_word(
+            "see the site policy and access control rules",
+            "ol"
+        ));
+        assert!(names_word("amazon linux 2023 (amzn)", "amzn"));
+        assert!(!names_word("anything", ""));
+    }
 
     #[test]
     fn grub_words_and_params() {

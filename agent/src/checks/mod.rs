@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod boot;
 pub mod crypto;
+pub mod dnf;
 pub mod file;
 pub mod firewall;
 pub mod kmod;
@@ -38,6 +39,7 @@ pub enum Check {
     Audit(audit::Check),
     Boot(boot::Check),
     Crypto(crypto::Check),
+    Dnf(dnf::Check),
     File(file::Check),
     Firewall(firewall::Check),
     Kmod(kmod::Check),
@@ -63,6 +65,7 @@ impl Check {
             Check::Audit(c) => c.eval(facts),
             Check::Boot(c) => c.eval(facts),
             Check::Crypto(c) => c.eval(facts),
+            Check::Dnf(c) => c.eval(facts),
             Check::File(c) => c.eval(facts),
             Check::Firewall(c) => c.eval(facts),
             Check::Kmod(c) => c.eval(facts),
@@ -127,6 +130,7 @@ impl<'de> Deserialize<'de> for Check {
             "audit" => Check::Audit(audit::Check::deserialize(value).map_err(e)?),
             "boot" => Check::Boot(boot::Check::deserialize(value).map_err(e)?),
             "crypto" => Check::Crypto(crypto::Check::deserialize(value).map_err(e)?),
+            "dnf" => Check::Dnf(dnf::Check::deserialize(value).map_err(e)?),
             "file" => Check::File(file::Check::deserialize(value).map_err(e)?),
             "firewall" => Check::Firewall(firewall::Check::deserialize(value).map_err(e)?),
             "kmod" => Check::Kmod(kmod::Check::deserialize(value).map_err(e)?),

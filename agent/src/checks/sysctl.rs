@@ -53,10 +53,18 @@ pub enum Check {
     /// user or group entry raises it.
     #[serde(rename = "sysctl.core_limit")]
     CoreLimit {},
-    /// When systemd-coredump is installed, coredump.conf (with drop-ins) sets
-    /// `Storage=none` and `ProcessSizeMax=0`. Not installed: not applicable.
+    /// When systemd-coredump is installed (`package`: Debian's `systemd-coredump`;
+    /// RHEL and Amazon Linux ship it in `systemd`), coredump.conf (with drop-ins)
+    /// sets `Storage=none` and `ProcessSizeMax=0` (or only the `settings` named).
+    /// Package not installed: not applicable.
     #[serde(rename = "sysctl.systemd_coredump")]
-    SystemdCoredump {},
+    SystemdCoredump {
+        #[serde(default = "default_coredump_package")]
+        package: String,
+        /// The settings judged; empty: both.
+        #[serde(default)]
+        settings: Vec<CoredumpSetting>,
+    },
     /// apport is not installed, or it is switched off: the last `enabled=` of
     /// /etc/default/apport is 0 (apport treats a missing file or line as enabled),
     /// apport.service (native, or generated from /etc/init.d/apport) is neither
@@ -70,6 +78,19 @@ pub enum Check {
     ApportDumpable {},
 }
 
+fn default_coredump_package() -> String {
+    "systemd-coredump".into()
+}
+
+/// A coredump.conf setting that `sysctl.systemd_coredump` can judge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum CoredumpSetting {
+    /// `Storage=none`: crashed programs' memory is never written to disk.
+    Storage,
+    /// `ProcessSizeMax=0`: no core is processed at all, so no backtrace is logged.
+    ProcessSizeMax,
+}
+
 impl Check {
     pub fn eval(&self, facts: &Facts) -> Outcome {
         let r = match self {
@@ -79,7 +100,9 @@ impl Check {
                 ufw_sysctl,
             } => values(facts, keys, allowed, *ufw_sysctl),
             Check::CoreLimit {} => core_limit(facts),
-            Check::SystemdCoredump {} => systemd_coredump(facts),
+            Check::SystemdCoredump { package, settings } => {
+                systemd_coredump(facts, package, settings)
+            }
             Check::ApportDisabled {} => apport::apport_disabled(facts),
             Check::ApportDumpable {} => apport::apport_dumpable(facts),
         };
@@ -422,11 +445,15 @@ fn parse_core_lines(text: &str, path: &str) -> Vec<CoreLine> {
     out
 }
 
-fn systemd_coredump(facts: &Facts) -> Result<Outcome, FactError> {
+fn systemd_coredump(
+    facts: &Facts,
+    package: &str,
+    only: &[CoredumpSetting],
+) -> Result<Outcome, FactError> {
     let pk = packages(facts);
     let pk = pk.as_ref().as_ref().map_err(Clone::clone)?;
-    if !pk.is_installed("systemd-coredump") {
-        return Ok(Outcome::not_applicable(pk.describe("systemd-coredump")));
+    if !pk.is_installed(package) {
+        return Ok(Outcome::not_applicable(pk.describe(package)));
     }
     let files = read_with_dropins(
         facts,
@@ -449,25 +476,32 @@ fn systemd_coredump(facts: &Facts) -> Result<Outcome, FactError> {
         settings.extend(parse_ini(text, path, "Coredump"));
     }
     let mut failures = Vec::new();
-    let mut found = vec![pk.describe("systemd-coredump")];
-    for (key, default, ok) in [
+    let mut found = vec![pk.describe(package)];
+    for (which, key, default, want, ok) in [
         (
+            CoredumpSetting::Storage,
             "Storage",
             "external",
+            "none",
             (|v: &str| v == "none") as fn(&str) -> bool,
         ),
-        ("ProcessSizeMax", "2G", |v: &str| {
-            let digits: String = v.chars().take_while(|c| c.is_ascii_digit()).collect();
-            !digits.is_empty() && digits.parse::<u64>() == Ok(0)
-        }),
+        (
+            CoredumpSetting::ProcessSizeMax,
+            "ProcessSizeMax",
+            "2G",
+            "0",
+            |v: &str| {
+                let digits: String = v.chars().take_while(|c| c.is_ascii_digit()).collect();
+                !digits.is_empty() && digits.parse::<u64>() == Ok(0)
+            },
+        ),
     ] {
+        if !only.is_empty() && !only.contains(&which) {
+            continue;
+        }
         match settings.iter().rev().find(|s| s.key == key) {
             Some(s) if ok(&s.value) => found.push(s.describe()),
-            Some(s) => failures.push(format!(
-                "{} (expected {})",
-                s.describe(),
-                if key == "Storage" { "none" } else { "0" }
-            )),
+            Some(s) => failures.push(format!("{} (expected {want})", s.describe())),
             None => failures.push(format!(
                 "{key} is not set in coredump.conf; default {default}"
             )),

@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod audit;
 pub mod bootargs;
 pub mod crypto_policies;
+pub mod dnf;
 pub mod firewalld;
 pub mod include_budget;
 pub mod kv;

@@ -66,7 +66,7 @@ pub(super) fn identifying_lines(
             ));
         }
         let lower = line.to_ascii_lowercase();
-        if let Some(id) = names.iter().find(|n| lower.contains(n.as_str())) {
+        if let Some(id) = names.iter().find(|n| names_word(&lower, n)) {
             failures.push(format!(
                 "{path}:{}: {} names the operating system ({id})",
                 n + 1,
@@ -77,37 +77,86 @@ pub(super) fn identifying_lines(
     failures
 }
 
+/// Whether `text` mentions `name` as a word of its own: not inside a longer word, so
+/// that Oracle Linux's ID `ol` is not found in "control" or "policy". Digits may
+/// touch the name (`rhel9`, `Ubuntu22.04`).
+pub(super) fn names_word(text: &str, name: &str) -> bool {
+    if name.is_empty() {
+        return false;
+    }
+    let letter = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphabetic());
+    text.match_indices(name).any(|(i, m)| {
+        !letter(text[..i].chars().next_back()) && !letter(text[i + m.len()..].chars().next())
+    })
+}
+
 pub(super) fn banner(
     facts: &Facts,
     path: &str,
     require_text: bool,
     names: &[String],
+    dirs: &[String],
 ) -> Result<Outcome, FactError> {
-    let Some(text) = facts.read(path)? else {
-        return Ok(if require_text {
-            Outcome::fail(format!("{path} does not exist: no warning banner is shown"))
-        } else {
-            Outcome::pass(format!("{path} does not exist"))
-        });
-    };
-    if text.trim().is_empty() {
-        return Ok(if require_text {
-            Outcome::fail(format!("{path} is empty: no warning banner is shown"))
-        } else {
-            Outcome::pass(format!("{path} is empty"))
-        });
-    }
     let os_names = os_names(facts, names)?;
-    let failures = identifying_lines(&text, path, &os_names, true);
-    let lines = text.lines().filter(|l| !l.trim().is_empty()).count();
-    let found = vec![format!(
-        "{path}: {lines} line(s) of text without operating system identification"
-    )];
-    Ok(if failures.is_empty() {
-        Outcome::new(Status::Pass, found)
-    } else {
-        Outcome::new(Status::Fail, failures)
-    })
+    let mut failures = Vec::new();
+    let mut found = Vec::new();
+    match facts.read(path)? {
+        None if require_text => {
+            failures.push(format!("{path} does not exist: no warning banner is shown"))
+        }
+        None => found.push(format!("{path} does not exist")),
+        Some(text) if text.trim().is_empty() => {
+            if require_text {
+                failures.push(format!("{path} is empty: no warning banner is shown"));
+            } else {
+                found.push(format!("{path} is empty"));
+            }
+        }
+        Some(text) => judge_banner_text(&text, path, &os_names, &mut failures, &mut found),
+    }
+    for dir in dirs {
+        let dir = dir.trim_end_matches('/');
+        let mut judged = 0;
+        for name in facts.list_dir(dir)? {
+            if name.starts_with('.') {
+                continue;
+            }
+            let file = format!("{dir}/{name}");
+            if !facts.stat(&file)?.is_some_and(|m| m.kind == FileKind::File) {
+                continue;
+            }
+            judged += 1;
+            match facts.read(&file)? {
+                Some(text) if !text.trim().is_empty() => {
+                    judge_banner_text(&text, &file, &os_names, &mut failures, &mut found)
+                }
+                _ => found.push(format!("{file} is empty")),
+            }
+        }
+        if judged == 0 {
+            found.push(format!("no file in {dir}"));
+        }
+    }
+    Ok(Outcome::from_findings(failures, found))
+}
+
+/// Judges one file of banner text: its identifying lines are failures, else one
+/// line of evidence that it holds none.
+fn judge_banner_text(
+    text: &str,
+    path: &str,
+    os_names: &[String],
+    failures: &mut Vec<String>,
+    found: &mut Vec<String>,
+) {
+    let bad = identifying_lines(text, path, os_names, true);
+    if bad.is_empty() {
+        let lines = text.lines().filter(|l| !l.trim().is_empty()).count();
+        found.push(format!(
+            "{path}: {lines} line(s) of text without operating system identification"
+        ));
+    }
+    failures.extend(bad);
 }
 
 pub(super) const UPDATE_MOTD_DIR: &str = "/etc/update-motd.d";

@@ -140,11 +140,14 @@ fn compiled(facts: &Facts, db: &str) -> Result<bool, FactError> {
         .is_some_and(|m| m.kind == FileKind::File))
 }
 
-fn gdm_absent(facts: &Facts) -> Result<Option<Outcome>, FactError> {
+fn gdm_absent(facts: &Facts, package: &str) -> Result<Option<Outcome>, FactError> {
     let pk = packages(facts);
     let pk = pk.as_ref().as_ref().map_err(Clone::clone)?;
-    Ok((!pk.is_installed("gdm3")).then(|| {
-        Outcome::not_applicable(format!("{}: no GNOME display manager", pk.describe("gdm3")))
+    Ok((!pk.is_installed(package)).then(|| {
+        Outcome::not_applicable(format!(
+            "{}: no GNOME display manager",
+            pk.describe(package)
+        ))
     }))
 }
 
@@ -236,11 +239,12 @@ fn judge(v: &str, want: &Want) -> Result<(), String> {
 /// `boot.gdm_setting`.
 pub fn setting(
     facts: &Facts,
+    package: &str,
     profile_name: &str,
     key: &str,
     want: &Want,
 ) -> Result<Outcome, FactError> {
-    if let Some(o) = gdm_absent(facts)? {
+    if let Some(o) = gdm_absent(facts, package)? {
         return Ok(o);
     }
     let mut ev = Vec::new();
@@ -300,8 +304,13 @@ fn lock_covers(lock: &str, key: &str) -> bool {
 }
 
 /// `boot.gdm_lock`.
-pub fn locks(facts: &Facts, profile_name: &str, keys: &[String]) -> Result<Outcome, FactError> {
-    if let Some(o) = gdm_absent(facts)? {
+pub fn locks(
+    facts: &Facts,
+    package: &str,
+    profile_name: &str,
+    keys: &[String],
+) -> Result<Outcome, FactError> {
+    if let Some(o) = gdm_absent(facts, package)? {
         return Ok(o);
     }
     let mut ev = Vec::new();
@@ -341,13 +350,13 @@ pub fn locks(facts: &Facts, profile_name: &str, keys: &[String]) -> Result<Outco
 }
 
 /// `boot.gdm_xdmcp`.
-pub fn xdmcp(facts: &Facts) -> Result<Outcome, FactError> {
-    if let Some(o) = gdm_absent(facts)? {
+pub fn xdmcp(facts: &Facts, package: &str, files: &[String]) -> Result<Outcome, FactError> {
+    if let Some(o) = gdm_absent(facts, package)? {
         return Ok(o);
     }
     let mut failures = Vec::new();
     let mut found = Vec::new();
-    for path in ["/etc/gdm3/daemon.conf", "/etc/gdm3/custom.conf"] {
+    for path in files.iter().map(String::as_str) {
         let Some(text) = facts.read(path)? else {
             found.push(format!("{path} does not exist"));
             continue;
