@@ -60,7 +60,10 @@ def main(ids):
             lines.append(f'severity = "{r["proposed_severity"]}"')
             lines.append(f'needs = "a check for {r["category"].replace("_", " ")} on this distribution"')
             lines.append("")
-        out.write_text("\n".join(lines))
+        if todo:
+            out.write_text("\n".join(lines))
+        elif out.exists():
+            out.unlink()  # every recommendation is mapped: no file
         print(f"{bench}: {len(todo)} pending", file=sys.stderr)
 
 
