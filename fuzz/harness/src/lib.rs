@@ -378,7 +378,7 @@ pub fn aide_conf(data: &[u8]) {
         format!("/etc/aide/aide.conf.d/{i}")
     });
     with_root(&files, false, |facts| {
-        if let Ok(conf) = aide::aide_conf(facts).as_ref() {
+        if let Ok(conf) = aide::aide_conf(facts, aide::AIDE_CONF).as_ref() {
             for path in ["/sbin/auditctl", "/etc/passwd", "/var/log/x", "/"] {
                 let _ = aide::verdict(conf, path);
             }
