@@ -379,3 +379,93 @@ fn auto_picks_the_benchmark_from_os_release() {
         assert!(errors.is_empty(), "{id}:\n{}", errors.join("\n"));
     }
 }
+
+/// An agent enrolled on each root streams its scan to a real collector, which scores
+/// it under the distribution's benchmark like any other: the API's results are the
+/// rules `check` gives for the same root and profile; the HTML, JSON and ARF reports
+/// carry every rule with the benchmark's title (the ARF accepted by the published
+/// schemas and by OpenSCAP); the console's scan page names the benchmark.
+#[test]
+fn scans_of_rpm_roots_reach_the_collector_reports_and_console() {
+    use rampart_tests::cluster::{http_raw, Agent, Collector};
+    use rampart_tests::console_http::Console;
+    use rampart_tests::scap::{check_arf, rule_result, xccdf_status};
+
+    let t = tempfile::tempdir().unwrap();
+    let c = Collector::start(&t.path().join("collector"), None, None);
+    c.console_user("ada", "admin", "ada's long password");
+    let mut ui = Console::new(&c.rest);
+    assert_eq!(ui.sign_in("ada", "ada's long password").status, 303);
+    for (n, distro) in DISTROS.into_iter().enumerate() {
+        let root = rpm_root(distro);
+        let title = match distro {
+            "rhel-9" => "CIS Red Hat Enterprise Linux 9 Benchmark",
+            _ => "CIS Amazon Linux 2023 Benchmark",
+        };
+        let token = c.enrollment_token(&format!("vm{n}"), 1, 3600);
+        let mut a = Agent::new(&t.path().join(format!("agent-{distro}")));
+        let (ok, out) = a.enroll(&c.url(), &token, &c.fingerprint, root, &[]);
+        assert!(ok, "{distro}: enroll failed: {out}");
+        a.run(&[]);
+        let scan = c.completed_scan(&a.agent_id(), 90);
+        let sid = scan["id"].as_str().unwrap().to_string();
+        let profile = scan["profile"].as_str().unwrap().to_string();
+        let detail = c.admin("GET", &format!("/api/v1/scans/{sid}"), None);
+        let api: BTreeMap<String, String> = detail["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["id"].as_str().unwrap().to_string(),
+                    r["status"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let local: BTreeMap<String, String> = statuses(&scan(root, distro, &profile))
+            .into_iter()
+            .map(|(id, (status, _))| (id, status))
+            .collect();
+        assert_eq!(api, local, "{distro}: the collector holds what check gives");
+        assert!(
+            api.values().any(|s| s == "fail") && api.values().any(|s| s == "pass"),
+            "{distro}: a default image passes some rules and fails others"
+        );
+
+        let get = |kind: &str| {
+            let r = http_raw(
+                "GET",
+                &c.rest,
+                &format!("/api/v1/scans/{sid}/report.{kind}"),
+                Some(&c.admin),
+            );
+            assert_eq!(r.status, 200, "{distro} {kind}: {}", r.text());
+            r
+        };
+        let html = get("html").text();
+        assert!(html.contains(title), "{distro}: HTML names {title}");
+        for id in api.keys() {
+            assert!(html.contains(&format!(">{id}<")), "{distro}: {id} in HTML");
+        }
+        let doc: serde_json::Value = serde_json::from_slice(&get("json").body).unwrap();
+        assert_eq!(doc["benchmark"]["id"], distro);
+        assert_eq!(doc["benchmark"]["title"], title);
+        assert_eq!(doc["rules"].as_array().unwrap().len(), api.len());
+        let arf = get("arf.xml");
+        let xml = arf.text();
+        for (id, status) in &api {
+            assert_eq!(
+                rule_result(&xml, id).as_deref(),
+                Some(xccdf_status(status)),
+                "{distro}: ARF {id}"
+            );
+        }
+        let arf_file = t.path().join(format!("{distro}.arf.xml"));
+        fs::write(&arf_file, &arf.body).unwrap();
+        check_arf(&arf_file, t.path()).unwrap_or_else(|e| panic!("{distro}: {e}"));
+
+        let page = ui.get(&format!("/ui/scans/{sid}"));
+        assert_eq!(page.status, 200, "{distro}");
+        assert!(page.text().contains(title), "{distro}: the console names {title}");
+    }
+}
