@@ -553,14 +553,14 @@ fn banner(facts: &Facts, cfg: &SshdConfig, names: &[String]) -> Result<Outcome, 
                     .collect();
                 let lower = text.to_lowercase();
                 if let Some(id) = &os_id {
-                    if lower.contains(&id.to_lowercase()) {
+                    if contains_word(&lower, &id.to_lowercase()) {
                         bad.push(format!("the OS name \"{id}\""));
                     }
                 }
                 for n in names {
                     let n_lc = n.to_lowercase();
                     if !n_lc.is_empty()
-                        && lower.contains(&n_lc)
+                        && contains_word(&lower, &n_lc)
                         && os_id.as_ref().is_none_or(|id| id.to_lowercase() != n_lc)
                     {
                         bad.push(format!("the OS name \"{n}\""));
@@ -582,9 +582,32 @@ fn banner(facts: &Facts, cfg: &SshdConfig, names: &[String]) -> Result<Outcome, 
     Ok(Outcome::from_findings(failures, found))
 }
 
+/// Whether `needle` occurs in `hay` as a whole word (the characters either side are
+/// not letters, digits or `_`), as the benchmarks' `\bID\b` test reads it: Oracle
+/// Linux's ID `ol` must not match "controlled" or "policy".
+fn contains_word(hay: &str, needle: &str) -> bool {
+    if needle.is_empty() {
+        return false;
+    }
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    hay.match_indices(needle).any(|(i, _)| {
+        !word(hay[..i].chars().next_back()) && !word(hay[i + needle.len()..].chars().next())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn banner_names_match_whole_words() {
+        assert!(contains_word("welcome to ol 9", "ol"));
+        assert!(contains_word("red hat's servers", "red hat"));
+        assert!(contains_word("(rhel)", "rhel"));
+        assert!(!contains_word("access is controlled by policy", "ol"));
+        assert!(!contains_word("anything", ""));
+        assert!(contains_word("debian-based", "debian"));
+    }
 
     #[test]
     fn convtime_like_sshd() {

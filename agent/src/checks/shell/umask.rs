@@ -61,18 +61,73 @@ pub fn parse_umask(s: &str) -> Result<u32, String> {
     Ok(mask)
 }
 
-/// `umask` commands in a shell file: (line, argument).
-fn umask_commands(text: &str) -> Vec<(usize, String)> {
+/// `umask` commands in a shell file: (line, argument, whether it is a fallback that
+/// runs only while the umask is still 0).
+fn umask_commands(text: &str) -> Vec<(usize, String, bool)> {
+    let lines: Vec<&str> = text.lines().collect();
     let mut out = Vec::new();
     for c in commands(text, &|_| Cond::Unknown) {
         if c.words[0] != "umask" {
             continue;
         }
         if let Some(arg) = c.words[1..].iter().find(|w| !w.starts_with('-')) {
-            out.push((c.line, literal(arg).unwrap_or_else(|| arg.clone())));
+            let fallback = c
+                .line
+                .checked_sub(1)
+                .and_then(|i| lines.get(i))
+                .is_some_and(|l| only_if_umask_zero(l));
+            out.push((
+                c.line,
+                literal(arg).unwrap_or_else(|| arg.clone()),
+                fallback,
+            ));
         }
     }
     out
+}
+
+/// Whether `line` is `TEST && umask X` where TEST compares the current umask with 0,
+/// as RHEL 9's /etc/bashrc does (`[ `umask` -eq 0 ] && umask 022`): the umask is
+/// then set only when nothing before set one, so it never loosens a umask set by
+/// login.defs, pam_umask or /etc/profile.
+fn only_if_umask_zero(line: &str) -> bool {
+    let Some((test, action)) = line.split_once("&&") else {
+        return false;
+    };
+    if action.contains("&&") || line.contains("||") || line.contains(';') {
+        return false;
+    }
+    let words = |s: &str| -> Option<Vec<String>> {
+        let mut parts = script::split(s);
+        let (_, mut cmds) = parts.pop()?;
+        (parts.is_empty() && cmds.len() == 1).then(|| cmds.remove(0))
+    };
+    let (Some(t), Some(a)) = (words(test), words(action)) else {
+        return false;
+    };
+    if a.first().map(String::as_str) != Some("umask") {
+        return false;
+    }
+    let unq = |w: &str| w.trim_matches('"').to_string();
+    let is_umask = |w: &str| matches!(unq(w).as_str(), "`umask`" | "$(umask)");
+    let is_zero = |w: &str| {
+        let v = unq(w);
+        !v.is_empty() && v.chars().all(|c| c == '0')
+    };
+    let body: Vec<&str> = match t.first().map(String::as_str) {
+        Some("[") if t.last().map(String::as_str) == Some("]") => {
+            t[1..t.len() - 1].iter().map(String::as_str).collect()
+        }
+        Some("[[") if t.last().map(String::as_str) == Some("]]") => {
+            t[1..t.len() - 1].iter().map(String::as_str).collect()
+        }
+        Some("test") => t[1..].iter().map(String::as_str).collect(),
+        _ => return false,
+    };
+    let [l, op, r] = body[..] else {
+        return false;
+    };
+    matches!(op, "-eq" | "=" | "==") && ((is_umask(l) && is_zero(r)) || (is_zero(l) && is_umask(r)))
 }
 
 fn judge_umasks(settings: &[UmaskSetting], want: u32) -> (Vec<String>, Vec<String>) {
@@ -98,6 +153,7 @@ pub(super) fn default_umask(
     pam_services: &[&str],
 ) -> Result<Outcome, FactError> {
     let mut settings = Vec::new();
+    let mut notes = Vec::new();
     let defs = crate::facts::account_defaults::login_defs(facts);
     let defs = defs.as_ref().as_ref().map_err(Clone::clone)?;
     if let Some(s) = kv::last(defs, "UMASK", false) {
@@ -126,14 +182,20 @@ pub(super) fn default_umask(
         let Some(text) = facts.read(&f)? else {
             continue;
         };
-        for (line, arg) in umask_commands(&text) {
+        for (line, arg, fallback) in umask_commands(&text) {
+            if fallback {
+                notes.push(format!(
+                    "{f}:{line}: umask {arg} runs only while the umask is still 0; not judged"
+                ));
+                continue;
+            }
             settings.push(UmaskSetting {
                 source: format!("{f}:{line}"),
                 mask: parse_umask(&arg),
             });
         }
     }
-    let (mut failures, good) = judge_umasks(&settings, want);
+    let (mut failures, mut good) = judge_umasks(&settings, want);
     if good.is_empty() && failures.is_empty() {
         failures.push(format!(
             "no default umask is set in /etc/login.defs, pam_umask, /etc/profile, /etc/profile.d/*.sh or {bashrc}"
@@ -143,6 +205,7 @@ pub(super) fn default_umask(
             "no setting makes the default umask {want:04o} or stricter"
         ));
     }
+    good.extend(notes);
     Ok(Outcome::from_findings(failures, good))
 }
 
@@ -156,7 +219,7 @@ pub(super) fn umask_in_files(
     for f in files {
         let Some(text) = facts.read(f)? else { continue };
         read.push(f.clone());
-        for (line, arg) in umask_commands(&text) {
+        for (line, arg, _) in umask_commands(&text) {
             settings.push(UmaskSetting {
                 source: format!("{f}:{line}"),
                 mask: parse_umask(&arg),
@@ -194,6 +257,25 @@ mod tests {
             "u=rwx,g=rx,o=,a+",
         ] {
             let _ = parse_umask(s);
+        }
+    }
+
+    #[test]
+    fn umask_fallback_guard() {
+        assert!(only_if_umask_zero("    [ `umask` -eq 0 ] && umask 022"));
+        assert!(only_if_umask_zero(
+            "[ \"$(umask)\" = 0000 ] && umask 022 # x"
+        ));
+        assert!(only_if_umask_zero("test 0 -eq `umask` && umask 022"));
+        assert!(!only_if_umask_zero("[ `umask` -eq 0 ] || umask 022"));
+        assert!(!only_if_umask_zero("[ `umask` -ne 0 ] && umask 022"));
+        assert!(!only_if_umask_zero(
+            "[ `umask` -eq 0 ] && umask 077; umask 022"
+        ));
+        assert!(!only_if_umask_zero("[ $UID -gt 199 ] && umask 002"));
+        assert!(!only_if_umask_zero("umask 022"));
+        for (line, arg, fallback) in umask_commands("[ `umask` -eq 0 ] && umask 022\numask 027\n") {
+            assert_eq!(fallback, line == 1, "{line} {arg}");
         }
     }
 
