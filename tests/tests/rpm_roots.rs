@@ -407,9 +407,9 @@ fn scans_of_rpm_roots_reach_the_collector_reports_and_console() {
         let (ok, out) = a.enroll(&c.url(), &token, &c.fingerprint, root, &[]);
         assert!(ok, "{distro}: enroll failed: {out}");
         a.run(&[]);
-        let scan = c.completed_scan(&a.agent_id(), 90);
-        let sid = scan["id"].as_str().unwrap().to_string();
-        let profile = scan["profile"].as_str().unwrap().to_string();
+        let stored = c.completed_scan(&a.agent_id(), 90);
+        let sid = stored["id"].as_str().unwrap().to_string();
+        let profile = stored["profile"].as_str().unwrap().to_string();
         let detail = c.admin("GET", &format!("/api/v1/scans/{sid}"), None);
         let api: BTreeMap<String, String> = detail["results"]
             .as_array()
@@ -466,6 +466,9 @@ fn scans_of_rpm_roots_reach_the_collector_reports_and_console() {
 
         let page = ui.get(&format!("/ui/scans/{sid}"));
         assert_eq!(page.status, 200, "{distro}");
-        assert!(page.text().contains(title), "{distro}: the console names {title}");
+        assert!(
+            page.text().contains(title),
+            "{distro}: the console names {title}"
+        );
     }
 }
