@@ -168,8 +168,20 @@ pub fn ipv6_disabled(facts: &Facts) -> Result<Option<String>, FactError> {
                     cfg.path
                 )));
             }
-        } else if let Some(line) = grub_defaults_disable_ipv6(facts)? {
-            return Ok(Some(format!("IPv6 is disabled on the kernel command line: {line}")));
+        } else {
+            // GRUB 2 as RHEL-family systems lay it out: the BLS entries (or grub2's
+            // grub.cfg) are what boots; /etc/default/grub only reaches them when they are
+            // regenerated, so it counts only when there are none.
+            let (entries, origin) = super::boot::bls::entries(facts)?;
+            if !entries.is_empty() {
+                if entries.iter().all(|e| e.param("ipv6.disable") == Some("1")) {
+                    return Ok(Some(format!(
+                        "IPv6 is disabled on the kernel command line: every boot entry of {origin} has ipv6.disable=1"
+                    )));
+                }
+            } else if let Some(line) = grub_defaults_disable_ipv6(facts)? {
+                return Ok(Some(format!("IPv6 is disabled on the kernel command line: {line}")));
+            }
         }
         if persisted_off {
             return Ok(Some("IPv6 is disabled: net.ipv6.conf.{all,default}.disable_ipv6 = 1 in sysctl configuration".into()));
@@ -490,10 +502,7 @@ fn systemd_coredump(
             "ProcessSizeMax",
             "2G",
             "0",
-            |v: &str| {
-                let digits: String = v.chars().take_while(|c| c.is_ascii_digit()).collect();
-                !digits.is_empty() && digits.parse::<u64>() == Ok(0)
-            },
+            size_is_zero,
         ),
     ] {
         if !only.is_empty() && !only.contains(&which) {
@@ -668,4 +677,17 @@ mod tests {
         assert_eq!(l[1].domain, "@dev");
         assert!(is_zero("0") && !is_zero("unlimited"));
     }
+}
+
+/// Whether a size as systemd's `parse_size` reads it (a number, a fraction allowed, then
+/// an optional B, K, M, G, T, P or E) is zero: `0.5G` is 512M, not 0.
+fn size_is_zero(v: &str) -> bool {
+    let v = v.trim();
+    let split = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(v.len());
+    let (num, suffix) = v.split_at(split);
+    !num.is_empty()
+        && ["", "B", "K", "M", "G", "T", "P", "E"].contains(&suffix.trim())
+        && num.parse::<f64>() == Ok(0.0)
 }

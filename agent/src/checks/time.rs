@@ -414,9 +414,17 @@ pub fn chrony_config(facts: &Facts, layout: Layout) -> Arc<Result<ChronyConfig, 
             if let Some(opts) = kv::last(&s, var, false) {
                 let words: Vec<&str> = opts.value.split_whitespace().collect();
                 for (i, w) in words.iter().enumerate() {
+                    // getopt takes an option's argument as the next word or attached
+                    // to it (`-u root`, `-uroot`).
                     match (*w, words.get(i + 1)) {
                         ("-f", Some(p)) => cfg.main = p.to_string(),
                         ("-u", Some(u)) => cfg.user_option = Some((u.to_string(), opts.describe())),
+                        (w, _) if w.len() > 2 && w.starts_with("-f") => {
+                            cfg.main = w[2..].to_string()
+                        }
+                        (w, _) if w.len() > 2 && w.starts_with("-u") => {
+                            cfg.user_option = Some((w[2..].to_string(), opts.describe()))
+                        }
                         _ => {}
                     }
                 }

@@ -52,8 +52,9 @@ fn wanted(required: &[String], min: &BTreeMap<String, u64>, forbidden: &[String]
     w.join(", ")
 }
 
-/// The boot entries: BLS entries, else the kernel lines of /boot/grub2/grub.cfg.
-fn entries(facts: &Facts) -> Result<(Vec<BootEntry>, String), FactError> {
+/// The boot entries GRUB 2 on RHEL-family systems boots, and where they were read: BLS
+/// entries, else the kernel lines of /boot/grub2/grub.cfg; none when neither exists.
+pub fn entries(facts: &Facts) -> Result<(Vec<BootEntry>, String), FactError> {
     let bls = bls_entries(facts)?;
     if !bls.is_empty() {
         return Ok((bls, format!("{BLS_DIR}/*.conf")));

@@ -128,9 +128,19 @@ pub(super) fn firewalld_loopback(facts: &Facts) -> Result<Outcome, FactError> {
         "firewalld accepts every packet arriving on lo before any zone applies (a rule built into the ruleset it generates)"
             .to_string(),
     ];
+    // A zone's rules apply to traffic it receives: the default zone's, a zone bound to
+    // an interface or a source, and trusted (where the benchmark puts them). A rule in
+    // a zone nothing is bound to never sees a packet.
+    let active = |z: &&fwd::Zone| {
+        z.name == c.default_zone
+            || z.name == "trusted"
+            || !z.interfaces.is_empty()
+            || !z.sources.is_empty()
+    };
     let rules = |family: &str, is_lo: fn(&str) -> bool| -> Vec<String> {
         c.zones
             .values()
+            .filter(active)
             .flat_map(|z| {
                 z.rich_rules
                     .iter()
@@ -152,7 +162,7 @@ pub(super) fn firewalld_loopback(facts: &Facts) -> Result<Outcome, FactError> {
     let v4 = rules("ipv4", v4_loopback);
     if v4.is_empty() {
         failures.push(
-            "no rich rule in any zone drops or rejects IPv4 traffic from a 127.0.0.0/8 source (family ipv4, source address 127.0.0.1)"
+            "no rich rule in any zone that receives traffic (the default zone, trusted, or one bound to an interface or source) drops or rejects IPv4 traffic from a 127.0.0.0/8 source (family ipv4, source address 127.0.0.1)"
                 .to_string(),
         );
     }
@@ -161,7 +171,7 @@ pub(super) fn firewalld_loopback(facts: &Facts) -> Result<Outcome, FactError> {
         let v6 = rules("ipv6", v6_loopback);
         if v6.is_empty() {
             failures.push(format!(
-                "no rich rule in any zone drops or rejects IPv6 traffic from source ::1 ({v6_why})"
+                "no rich rule in any zone that receives traffic drops or rejects IPv6 traffic from source ::1 ({v6_why})"
             ));
         }
         found.extend(v6);

@@ -217,7 +217,11 @@ pub(super) fn rsyslog_file_mode(facts: &Facts, max: u32) -> Result<Outcome, Fact
     if r.files.is_empty() {
         return Ok(Outcome::fail("/etc/rsyslog.conf not found"));
     }
-    let mut found = Vec::new();
+    // A mode set for every file (the omfile module's parameter, or $FileCreateMode
+    // before the first file action: the legacy directive only reaches actions after it)
+    // can make the rule pass; one set on a single action can only make it fail.
+    let mut found = Vec::new(); // (source, mode, text, covers every file)
+    let mut file_action_seen = false;
     for st in &r.statements {
         if let Some((d, arg)) = legacy_directive(&st.text) {
             if d == "filecreatemode" {
@@ -225,14 +229,28 @@ pub(super) fn rsyslog_file_mode(facts: &Facts, max: u32) -> Result<Outcome, Fact
                     st.source.clone(),
                     arg.split_whitespace().next().unwrap_or("").to_string(),
                     st.text.clone(),
+                    !file_action_seen,
                 ));
             }
         } else if let Some((name, params)) = rainer_object(&st.text) {
+            let omfile = params
+                .iter()
+                .any(|(k, v)| k == "type" && v.eq_ignore_ascii_case("omfile"));
+            if name == "action" && omfile {
+                file_action_seen = true;
+            }
             if name == "module" || name == "action" {
                 for (_, v) in params.iter().filter(|(k, _)| k == "filecreatemode") {
-                    found.push((st.source.clone(), v.clone(), st.text.clone()));
+                    found.push((
+                        st.source.clone(),
+                        v.clone(),
+                        st.text.clone(),
+                        name == "module",
+                    ));
                 }
             }
+        } else if writes_file(&st.text) {
+            file_action_seen = true;
         }
     }
     if found.is_empty() {
@@ -243,16 +261,39 @@ pub(super) fn rsyslog_file_mode(facts: &Facts, max: u32) -> Result<Outcome, Fact
     }
     let mut bad = Vec::new();
     let mut good = Vec::new();
-    for (src, mode, text) in found {
+    let mut covered = false;
+    for (src, mode, text, global) in found {
         match crate::checks::file::parse_mode(&mode) {
-            Ok(m) if m & !max == 0 => good.push(format!("{src}: {text}")),
+            Ok(m) if m & !max == 0 => {
+                covered |= global;
+                let scope = if global { "" } else { " (this action only)" };
+                good.push(format!("{src}: {text}{scope}"));
+            }
             Ok(m) => bad.push(format!(
                 "{src}: {text} (mode {m:04o} is looser than {max:04o})"
             )),
             Err(_) => bad.push(format!("{src}: {text} (not an octal mode)")),
         }
     }
+    if !covered && bad.is_empty() {
+        bad.push(format!(
+            "no mode covers every log file: the settings found apply to single actions, or \
+             $FileCreateMode comes after file actions it does not reach; the others are \
+             created with rsyslog's default 0644, looser than {max:04o}"
+        ));
+    }
     Ok(Outcome::from_findings(bad, good))
+}
+
+/// Whether a legacy selector line writes to a file (`auth.* /var/log/auth.log`, `-/path`).
+fn writes_file(text: &str) -> bool {
+    let t = text.trim();
+    if t.starts_with(['$', '#']) || t.contains('(') {
+        return false;
+    }
+    t.split_whitespace()
+        .nth(1)
+        .is_some_and(|a| a.starts_with('/') || a.starts_with("-/"))
 }
 
 /// Network input modules: loading one lets rsyslog receive logs from other hosts.
