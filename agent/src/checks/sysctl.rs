@@ -519,6 +519,19 @@ fn systemd_coredump(
     Ok(Outcome::from_findings(failures, found))
 }
 
+/// Whether a size as systemd's `parse_size` reads it (a number, a fraction allowed, then
+/// an optional B, K, M, G, T, P or E) is zero: `0.5G` is 512M, not 0.
+fn size_is_zero(v: &str) -> bool {
+    let v = v.trim();
+    let split = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(v.len());
+    let (num, suffix) = v.split_at(split);
+    !num.is_empty()
+        && ["", "B", "K", "M", "G", "T", "P", "E"].contains(&suffix.trim())
+        && num.parse::<f64>() == Ok(0.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -677,17 +690,4 @@ mod tests {
         assert_eq!(l[1].domain, "@dev");
         assert!(is_zero("0") && !is_zero("unlimited"));
     }
-}
-
-/// Whether a size as systemd's `parse_size` reads it (a number, a fraction allowed, then
-/// an optional B, K, M, G, T, P or E) is zero: `0.5G` is 512M, not 0.
-fn size_is_zero(v: &str) -> bool {
-    let v = v.trim();
-    let split = v
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(v.len());
-    let (num, suffix) = v.split_at(split);
-    !num.is_empty()
-        && ["", "B", "K", "M", "G", "T", "P", "E"].contains(&suffix.trim())
-        && num.parse::<f64>() == Ok(0.0)
 }
