@@ -619,13 +619,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = std::sync::Arc::new(SledStore::open(&dir.path().join("db")).unwrap());
         let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let writers: Vec<_> = (0..2)
             .map(|w| {
-                let (s, stop) = (s.clone(), stop.clone());
+                let (s, stop, done) = (s.clone(), stop.clone(), done.clone());
                 std::thread::spawn(move || {
                     let mut i = 0;
                     while !stop.load(Ordering::Relaxed) {
                         scan_with_results(&s, w * 100_000 + i, false);
+                        done.fetch_add(1, Ordering::Relaxed);
                         i += 1;
                     }
                     i
@@ -638,6 +640,13 @@ mod tests {
             walk(&*snap, Section::Scans).len(),
             walk(&*snap, Section::Results).len(),
         );
+        // The writers go on while the snapshot is open: wait (on a loaded machine they
+        // may not have been scheduled yet) until one more scan than the cut holds is
+        // written, or give up after a generous bound and let the assertion say so.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while done.load(Ordering::Relaxed) <= scans && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         stop.store(true, Ordering::Relaxed);
         let written: usize = writers.into_iter().map(|w| w.join().unwrap()).sum();
         assert!(written > scans, "writes went on after the cut");
