@@ -14,6 +14,9 @@
 #   BENCH_SCANS_PER_AGENT  scans each agent completes in an ingest run [5]
 #   BENCH_RESULTS          results per scan; 300 selects level2-server (310 rules) [300]
 #   BENCH_BATCH            results per ResultBatch, as the agent's batch_size [500]
+#   BENCH_PACED            "AGENTS:RATE" runs, one each: AGENTS agents offered RATE
+#                          scans/s in all (rampart-loadgen --rate), for acknowledgement
+#                          latency below saturation; "" skips ["1000:250"]
 #   BENCH_IDLE_AGENTS      idle mutual-TLS streams held; 0 skips [10000]
 #   BENCH_IDLE_SECONDS     how long they are held [30]
 #   BENCH_RESTART_AGENTS   idle agents whose collector restarts under them; 0 skips
@@ -46,6 +49,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 INGEST_AGENTS=${BENCH_INGEST_AGENTS:-"100 1000"}
 SCANS_PER_AGENT=${BENCH_SCANS_PER_AGENT:-5}
+PACED=${BENCH_PACED-"1000:250"}
 RESULTS=${BENCH_RESULTS:-300}
 BATCH=${BENCH_BATCH:-500}
 IDLE_AGENTS=${BENCH_IDLE_AGENTS:-10000}
@@ -156,6 +160,19 @@ for n in $INGEST_AGENTS; do
     du -sk "$data" | awk '{print $1}' >"$DIR/ingest-$n.disk_kib"
 done
 
+# Paced ingest: the fleet offers a rate below saturation (a fleet scanning on a
+# schedule), and the acknowledgement latency is what an agent waits.
+for run in $PACED; do
+    n=${run%%:*} rate=${run##*:}
+    data=$DIR/paced-$n
+    start_collector "$data"
+    say "paced ingest: $n agents offered $rate scans/s, $SCANS_PER_AGENT scans each"
+    "$BIN/rampart-loadgen" --collector "$GRPC" --rest "$REST" --admin-token-file "$data.token" \
+        --agents "$n" --scans-per-agent "$SCANS_PER_AGENT" --results "$RESULTS" --batch "$BATCH" \
+        --rate "$rate" --enroll-concurrency 32 --collector-pid "$COLLECTOR_PID" >"$DIR/paced-$n.json"
+    stop_collector
+done
+
 # Idle connections.
 if [ "$IDLE_AGENTS" -gt 0 ]; then
     data=$DIR/idle
@@ -245,6 +262,14 @@ for name in sorted(os.listdir(d)):
             row(f"disk per scan (data dir / scans), {n} agents", 10, disk / v["scans_completed"], "KB", False)
         if v.get("errors"):
             print(f"ingest {n}: errors {v['errors']}", file=sys.stderr)
+for name in sorted(os.listdir(d)):
+    if name.startswith("paced-") and name.endswith(".json"):
+        v = load(name)
+        n, r = v["agents"], v["offered_scans_per_second"]
+        row(f"ack p99, {n} agents offered {r:g} scans/s (achieved {v['scans_per_second']:.0f})", 200, v["ack_p99_ms"], "ms", False)
+        row(f"collector CPU per scan, {n} agents offered {r:g} scans/s", 2, v.get("collector_cpu_ms_per_scan"), "ms", False)
+        if v.get("errors"):
+            print(f"paced {n}: errors {v['errors']}", file=sys.stderr)
 v = load("idle.json")
 if v:
     # Per GB of what the streams add to the collector's RSS (measured after every

@@ -132,9 +132,13 @@ pub struct Enrolled {
     pub provision_scan: Option<String>,
 }
 
+/// A stream's command queue. Commands are boxed: a channel allocates its slots 32
+/// at a time when made, which every connected agent would hold for its stream's life.
+pub type CommandTx = mpsc::Sender<Box<Command>>;
+
 /// A connected agent's stream, as the app sees it.
 struct Live {
-    tx: mpsc::Sender<Command>,
+    tx: CommandTx,
     /// Ends the stream (revocation, or a newer stream of the same agent).
     end: Arc<StreamEnd>,
     /// A command could not be queued: the stream re-reads pending scans.

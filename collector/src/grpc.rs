@@ -14,7 +14,7 @@ use rampart_proto::v1::{
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::Stream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
@@ -143,7 +143,20 @@ fn status_name(s: i32) -> Result<&'static str, Status> {
     Ok(status.as_str())
 }
 
-type Out = mpsc::Sender<Result<CollectorMessage, Status>>;
+/// A stream's outbound queue. Items are boxed: a channel allocates its slots 32 at a
+/// time when made, and an unboxed item (a message or a status) is about 200 bytes,
+/// which every connected agent, idle or not, would hold for its stream's life.
+#[derive(Clone)]
+struct Out(mpsc::Sender<Box<Result<CollectorMessage, Status>>>);
+
+impl Out {
+    async fn send(
+        &self,
+        m: Result<CollectorMessage, Status>,
+    ) -> Result<(), mpsc::error::SendError<Box<Result<CollectorMessage, Status>>>> {
+        self.0.send(Box::new(m)).await
+    }
+}
 
 /// The scan a message is about, for its tracing span ("" for none).
 fn scan_of(m: &AgentMessage) -> &str {
@@ -306,7 +319,7 @@ async fn run_session(
     mut inbound: Streaming<AgentMessage>,
     out: Out,
 ) {
-    let (cmd_tx, mut cmd_rx) = mpsc::channel::<Command>(64);
+    let (cmd_tx, mut cmd_rx) = mpsc::channel::<Box<Command>>(64);
     let end = Arc::new(StreamEnd::default());
     let resync = Arc::new(AtomicBool::new(false));
     let mut session = Session {
@@ -387,7 +400,7 @@ async fn run_session(
                 }
             }
             Some(cmd) = cmd_rx.recv() => {
-                if out.send(Ok(command_message(cmd))).await.is_err() {
+                if out.send(Ok(command_message(*cmd))).await.is_err() {
                     break;
                 }
             }
@@ -443,11 +456,11 @@ impl AgentChannel for ChannelService {
                 "agent {agent_id} is revoked"
             )));
         }
-        let (tx, rx) = mpsc::channel(64);
+        let (tx, rx) = mpsc::channel::<Box<Result<CollectorMessage, Status>>>(64);
         let span = tracing::info_span!("agent_session", agent_id = %agent_id);
         tokio::spawn(
-            run_session(self.app.clone(), agent_id, req.into_inner(), tx).instrument(span),
+            run_session(self.app.clone(), agent_id, req.into_inner(), Out(tx)).instrument(span),
         );
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx).map(|m| *m))))
     }
 }

@@ -4,12 +4,14 @@
 use clap::Parser;
 use rampart_collector::cli::{self, exit, Cli, LogFormat};
 
-/// The shipped collector is static (musl), whose allocator takes one lock for every
-/// thread: jemalloc keeps ingest and REST work from queueing on it, and returns
-/// the memory of closed connections to the system.
-#[cfg(target_env = "musl")]
+/// jemalloc, in every build (tests and benchmarks run the allocator that ships). The
+/// shipped collector is static (musl), whose allocator takes one lock for every
+/// thread: jemalloc keeps ingest and REST work from queueing on it, and returns the
+/// memory of closed connections to the system.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+// jemalloc's options are compiled in: see `.cargo/config.toml`.
 
 /// Threads for store work (`spawn_blocking`). Each waits for a group commit while it
 /// holds one; more than this only queue, and thousands of parked threads cost

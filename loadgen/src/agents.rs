@@ -57,6 +57,8 @@ pub struct IngestConfig {
     pub jitter_ms: u64,
     /// Enrollments in flight at once.
     pub enroll_concurrency: usize,
+    /// Scans per second offered by the whole fleet; `None`: as fast as acknowledged.
+    pub rate: Option<f64>,
     /// The rampart-agent binary that records a real scan, when one is recorded.
     pub agent_binary: Option<std::path::PathBuf>,
 }
@@ -127,7 +129,8 @@ impl Ctx {
     }
 }
 
-/// Enrolls one agent; retries while the collector's enrollment rate is exceeded.
+/// Enrolls one agent; retries while the collector's enrollment rate is exceeded
+/// or the connection fails.
 async fn enroll(
     ctx: &Ctx,
     channel: tonic::transport::Channel,
@@ -160,11 +163,16 @@ async fn enroll(
                     key,
                 });
             }
+            // Over the enrollment rate, or the shared enrollment connection closed
+            // under the request (the collector ends a connection without a client
+            // certificate after `grpc_unauthenticated_secs`): the agent retries both.
             Err(s)
                 if matches!(
                     s.code(),
-                    tonic::Code::ResourceExhausted | tonic::Code::Unavailable
-                ) =>
+                    tonic::Code::ResourceExhausted
+                        | tonic::Code::Unavailable
+                        | tonic::Code::Cancelled
+                ) || s.message().contains("transport error") =>
             {
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(5));
@@ -172,7 +180,7 @@ async fn enroll(
             Err(s) => return Err(grpc_err("enroll", s.message())),
         }
     }
-    Err(grpc_err("enroll", "still rate-limited after 40 attempts"))
+    Err(grpc_err("enroll", "still refused or cut off after 40 attempts"))
 }
 
 /// One agent's stream.
@@ -404,6 +412,16 @@ async fn connected(
     let mut rng = Rng::new(id.index as u64 + 1);
     let mut done: HashSet<String> = HashSet::new();
     let mut asked = false;
+    // With a rate: this agent's scans start one interval apart, from a phase of its
+    // own within the first interval, so that the fleet's starts spread evenly.
+    let interval = ctx
+        .cfg
+        .rate
+        .map(|r| Duration::from_secs_f64(ctx.cfg.agents as f64 / r));
+    let mut next_start = interval.map(|i| {
+        let phase = (rng.next_u64() % 1_000_000) as f64 / 1_000_000.0;
+        tokio::time::Instant::now() + i.mul_f64(phase)
+    });
     while (done.len() as u32) < ctx.cfg.scans_per_agent && !*stop.borrow() {
         match link.queue.pop_front() {
             Some(req) if done.contains(&req.scan_id) => continue,
@@ -413,6 +431,13 @@ async fn connected(
                 asked = false;
             }
             None if !asked => {
+                if let (Some(at), Some(i)) = (next_start.as_mut(), interval) {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(*at) => {}
+                        r = stop.changed() => { if r.is_err() { return Ok(()); } continue; }
+                    }
+                    *at += i;
+                }
                 let v = ctx
                     .rest
                     .json(
@@ -656,6 +681,7 @@ pub async fn run(cfg: IngestConfig, recorded: Option<Recorded>) -> Result<Value>
         "profile": profile,
         "results_per_scan": scan::rule_count(&profile),
         "batch": cfg.batch,
+        "offered_scans_per_second": cfg.rate,
         "recorded_rules": ctx.recorded.as_ref().map(|r| r.0.len()),
         "connect_seconds": round3(connect_seconds),
         "scans_completed": completed,

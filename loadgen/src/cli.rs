@@ -83,6 +83,12 @@ pub struct IngestFlags {
     /// Enrollments in flight at once.
     #[arg(long, default_value_t = 16)]
     pub enroll_concurrency: usize,
+    /// Scans per second offered by the whole fleet (each agent starts one every
+    /// agents/rate seconds, at its own phase) instead of as fast as acknowledgements
+    /// come: acknowledgement latency below saturation, as a fleet scanning on a
+    /// schedule sees it.
+    #[arg(long)]
+    pub rate: Option<f64>,
     /// A Debian 12 root to record a real scan from (default: $RAMPART_DEBIAN_ROOT).
     #[arg(long)]
     pub record_root: Option<PathBuf>,
@@ -232,6 +238,9 @@ pub fn plan(
             if f.connect_only && f.duration.is_none() {
                 return Err(Error::Config("--connect-only needs --duration".into()));
             }
+            if f.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+                return Err(Error::Config("--rate must be a number of scans per second above 0".into()));
+            }
             let record = f.record_root.or(env_root).filter(|_| !f.connect_only);
             Ok(Plan::Ingest(
                 IngestConfig {
@@ -250,6 +259,7 @@ pub fn plan(
                     project: f.project,
                     jitter_ms: f.jitter_ms,
                     enroll_concurrency: f.enroll_concurrency,
+                    rate: f.rate,
                     agent_binary: f.agent_binary,
                 },
                 record,
@@ -300,6 +310,8 @@ mod tests {
             (vec!["--batch", "0"], "--batch"),
             (vec!["--connect-only"], "--duration"),
             (vec!["--reconnect"], "--connect-only"),
+            (vec!["--rate", "0"], "--rate"),
+            (vec!["--rate", "NaN"], "--rate"),
         ] {
             let mut a = BASE.to_vec();
             a.extend(extra);

@@ -8,7 +8,9 @@
 /// The protocol package this crate implements.
 pub const PROTOCOL_PACKAGE: &str = "rampart.v1";
 
-/// Generated messages and service stubs of `rampart.v1`.
+pub mod codec;
+
+/// Generated messages and service stubs of `rampart.v1` (their codec: [`codec::LeanCodec`]).
 pub mod v1 {
     tonic::include_proto!("rampart.v1");
 }

@@ -110,6 +110,54 @@ fn ingest_reports_the_scans_the_collector_completed() {
 }
 
 #[test]
+fn a_rate_spaces_each_agents_scans() {
+    // 4 agents offered 4 scans/s in all: each starts one scan a second, so an
+    // agent's second scan is requested a second after its first (as fast as
+    // acknowledged, both would be done within a few milliseconds).
+    let t = tempfile::tempdir().unwrap();
+    let c = Collector::start_with(&t.path().join("collector"), None, None, Some(CONFIG));
+    let tok = token_file(t.path(), &c.admin);
+    let v = loadgen(&[
+        "--collector",
+        &c.url(),
+        "--rest",
+        &format!("http://{}", c.rest),
+        "--admin-token-file",
+        &tok,
+        "--agents",
+        "4",
+        "--scans-per-agent",
+        "2",
+        "--rate",
+        "4",
+        "--jitter-ms",
+        "0",
+    ]);
+    assert_eq!(v["errors"], serde_json::json!([]), "{v}");
+    assert_eq!(v["scans_completed"], 8, "{v}");
+    assert_eq!(v["offered_scans_per_second"], 4.0, "{v}");
+    let scans = c.admin("GET", "/api/v1/scans?per_page=20", None)["scans"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let mut by_agent: std::collections::BTreeMap<&str, Vec<i64>> = Default::default();
+    for s in &scans {
+        by_agent
+            .entry(s["agent_id"].as_str().unwrap())
+            .or_default()
+            .push(s["created_at_ms"].as_i64().unwrap());
+    }
+    assert_eq!(by_agent.len(), 4, "{scans:?}");
+    for (agent, mut at) in by_agent {
+        at.sort();
+        assert_eq!(at.len(), 2, "{agent}: {at:?}");
+        // The interval is 1 s; the clock of the request and of the record differ by
+        // the request's own time, a few milliseconds.
+        assert!(at[1] - at[0] >= 950, "{agent}: scans requested {} ms apart", at[1] - at[0]);
+    }
+}
+
+#[test]
 fn connect_only_holds_idle_streams() {
     let t = tempfile::tempdir().unwrap();
     let c = Collector::start_with(&t.path().join("collector"), None, None, Some(CONFIG));

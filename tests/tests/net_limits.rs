@@ -396,3 +396,28 @@ fn more_streams_than_the_limit_on_one_connection_are_refused_and_stalled_calls_e
         }
     }
 }
+
+/// The collector's allocator keeps small thread caches (`.cargo/config.toml`): with
+/// jemalloc's defaults, the caches of the store's many threads held a tenth of an idle
+/// fleet's memory. jemalloc prints the options it was built with when asked to.
+#[test]
+fn the_collectors_allocator_is_built_with_small_thread_caches() {
+    let out = std::process::Command::new(rampart_tests::binary("rampart-collector"))
+        .arg("--version")
+        .env("_RJEM_MALLOC_CONF", "stats_print:true")
+        .output()
+        .expect("run rampart-collector --version");
+    assert!(out.status.success());
+    let stats = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "opt.tcache_max: 16384",
+        "opt.tcache_nslots_small_max: 16",
+        "opt.tcache_nslots_large: 2",
+    ] {
+        assert!(
+            stats.contains(want),
+            "jemalloc's statistics do not say `{want}`:\n{}",
+            &stats[..stats.len().min(3000)]
+        );
+    }
+}

@@ -165,8 +165,9 @@ impl App {
             _ => return Ok(()),       // already final: nothing to change
         }
         s.last_progress_ms = now_ms();
+        // Not synced: nothing is acknowledged for a start. A start lost in a crash
+        // is made again by the agent's resend, or by its first batch (which syncs).
         self.store.put_scan(&s)?;
-        self.sync_store()?;
         Ok(())
     }
 

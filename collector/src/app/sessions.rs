@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
 
 use super::{now_ms, App, AppError, Command, HelloInfo, Live, Result, StreamEnd};
 use crate::store::{ScanFilter, ScanRecord, ScanStatus};
@@ -34,7 +33,7 @@ impl App {
     pub fn attach(
         &self,
         agent_id: &str,
-        tx: mpsc::Sender<Command>,
+        tx: super::CommandTx,
         end: Arc<StreamEnd>,
         resync: Arc<std::sync::atomic::AtomicBool>,
     ) -> Result<()> {
@@ -48,7 +47,7 @@ impl App {
         Ok(())
     }
 
-    pub fn detach(&self, agent_id: &str, tx: &mpsc::Sender<Command>) {
+    pub fn detach(&self, agent_id: &str, tx: &super::CommandTx) {
         let mut s = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         if s.get(agent_id).is_some_and(|cur| cur.tx.same_channel(tx)) {
             s.remove(agent_id);
@@ -98,7 +97,7 @@ impl App {
         let Some(live) = s.get(agent_id) else {
             return false;
         };
-        match live.tx.try_send(cmd) {
+        match live.tx.try_send(Box::new(cmd)) {
             Ok(()) => true,
             Err(_) => {
                 live.resync.store(true, std::sync::atomic::Ordering::SeqCst);
