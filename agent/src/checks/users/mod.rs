@@ -5,21 +5,23 @@
 //! "Interactive" users are those whose login shell is listed in /etc/shells and is
 //! not a nologin or false shell, whatever their UID (root included).
 
+mod accounts;
 mod home;
+mod shadow;
 mod sudo;
 pub mod sudoers;
+use accounts::{group_empty, id_zero, primary_gid, primary_groups_exist, system_shells, unique};
 use home::*;
+use shadow::{
+    login_defs, nologin_locked, passwd_shadowed, root_password, shadow_field, shadow_no_empty,
+    shadow_no_future_change, useradd_default_check,
+};
 use sudo::*;
-
-use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
 use self::sudoers::{sudoers, Op};
 use crate::checks::file::parse_mode;
-use crate::facts::account_defaults::{
-    login_defs_value, shadow_long, uid_min, useradd_default, visible,
-};
 use crate::facts::accounts::{accounts, is_nologin, shells, Accounts, User};
 use crate::facts::packages::packages;
 use crate::facts::{FactError, Facts, FileKind};
@@ -192,400 +194,24 @@ impl Check {
                 min,
                 max,
                 default,
-            } => {
-                let read = login_defs_value(facts, key)?;
-                let numeric = min.is_some() || max.is_some();
-                let (value, desc) = match (read.value, default) {
-                    // The shadow tools use their default for a number they cannot read.
-                    (Some(v), Some(d)) if numeric && read.number.is_none() => (
-                        Some(d.clone()),
-                        format!(
-                            "{}: {} is not a number to the shadow tools, which use the default {d}",
-                            read.desc,
-                            visible(&v)
-                        ),
-                    ),
-                    (Some(v), _) => (Some(v), read.desc),
-                    (None, _) => (
-                        default.clone(),
-                        match default {
-                            Some(d) => format!("{key} not set in /etc/login.defs; default {d}"),
-                            None => format!("{key} not set in /etc/login.defs"),
-                        },
-                    ),
-                };
-                Ok(judge(value.as_deref(), &desc, allowed, *min, *max))
-            }
+            } => login_defs(facts, key, allowed, *min, *max, default),
             Check::UseraddDefault {
                 key,
                 min,
                 max,
                 default,
-            } => {
-                let read = useradd_default(facts, key)?;
-                let (value, desc) = match (read.value, read.number) {
-                    (Some(_), Some(n)) => (Some(n.to_string()), read.desc),
-                    // useradd ignores a value it cannot read and keeps its default.
-                    (Some(v), None) => (
-                        default.clone(),
-                        format!(
-                            "{}: useradd cannot read {} as a number and uses its default {}",
-                            read.desc,
-                            visible(&v),
-                            default.as_deref().unwrap_or("none")
-                        ),
-                    ),
-                    (None, _) => (
-                        default.clone(),
-                        format!(
-                            "{key} not set in /etc/default/useradd; useradd default {}",
-                            default.as_deref().unwrap_or("none")
-                        ),
-                    ),
-                };
-                Ok(judge(value.as_deref(), &desc, &[], *min, *max))
-            }
-            Check::ShadowField { field, min, max } => {
-                let acc = accounts(facts);
-                let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
-                let name = match field {
-                    ShadowField::MinDays => "minimum days",
-                    ShadowField::MaxDays => "maximum days",
-                    ShadowField::WarnDays => "warning days",
-                    ShadowField::Inactive => "inactive days",
-                };
-                let mut failures = Vec::new();
-                let mut n = 0;
-                for s in acc.shadow.iter().filter(|s| s.has_password()) {
-                    n += 1;
-                    let v = match field {
-                        ShadowField::MinDays => s.min_days,
-                        ShadowField::MaxDays => s.max_days,
-                        ShadowField::WarnDays => s.warn_days,
-                        ShadowField::Inactive => s.inactive,
-                    };
-                    let bad = match v {
-                        None => Some("empty".to_string()),
-                        Some(v) if min.is_some_and(|lo| v < lo) => {
-                            Some(format!("{v}, below {}", min.unwrap_or_default()))
-                        }
-                        Some(v) if max.is_some_and(|hi| v > hi) => {
-                            Some(format!("{v}, above {}", max.unwrap_or_default()))
-                        }
-                        Some(_) => None,
-                    };
-                    if let Some(b) = bad {
-                        failures.push(format!("/etc/shadow:{}: {}: {name} {b}", s.line, s.name));
-                    }
-                }
-                let range = range_text(*min, *max);
-                let mut out = if failures.is_empty() {
-                    Outcome::pass(format!(
-                        "all {n} accounts with a password in /etc/shadow have {name} {range}"
-                    ))
-                } else {
-                    Outcome::new(Status::Fail, cap(failures))
-                };
-                out.evidence.extend(acc.malformed.iter().cloned());
-                Ok(out)
-            }
-            Check::ShadowNoFutureChange => {
-                let acc = accounts(facts);
-                let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
-                let today = today_days();
-                let failures: Vec<String> = acc
-                    .shadow
-                    .iter()
-                    .filter(|s| s.last_change.is_some_and(|d| d > today))
-                    .map(|s| {
-                        let d = s.last_change.unwrap_or_default();
-                        format!(
-                            "/etc/shadow:{}: {} last changed on day {d} ({}), after today ({})",
-                            s.line,
-                            s.name,
-                            date_of(d),
-                            date_of(today)
-                        )
-                    })
-                    .collect();
-                Ok(if failures.is_empty() {
-                    Outcome::pass(format!(
-                        "no /etc/shadow last-change date is after today ({})",
-                        date_of(today)
-                    ))
-                } else {
-                    Outcome::new(Status::Fail, cap(failures))
-                })
-            }
-            Check::IdZero { what, allowed } => {
-                let acc = accounts(facts);
-                let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
-                let holders: Vec<(String, String)> = match what {
-                    ZeroWhat::Uid => acc
-                        .users
-                        .iter()
-                        .filter(|u| u.uid == 0)
-                        .map(|u| {
-                            (
-                                u.name.clone(),
-                                format!("/etc/passwd:{}: {} has UID 0", u.line, u.name),
-                            )
-                        })
-                        .collect(),
-                    ZeroWhat::PrimaryGid => acc
-                        .users
-                        .iter()
-                        .filter(|u| u.gid == 0)
-                        .map(|u| {
-                            (
-                                u.name.clone(),
-                                format!("/etc/passwd:{}: {} has primary GID 0", u.line, u.name),
-                            )
-                        })
-                        .collect(),
-                    ZeroWhat::GroupGid => acc
-                        .groups
-                        .iter()
-                        .filter(|g| g.gid == 0)
-                        .map(|g| {
-                            (
-                                g.name.clone(),
-                                format!("/etc/group:{}: group {} has GID 0", g.line, g.name),
-                            )
-                        })
-                        .collect(),
-                };
-                let (ok, bad): (Vec<_>, Vec<_>) =
-                    holders.into_iter().partition(|(n, _)| allowed.contains(n));
-                let mut out = Outcome::from_findings(
-                    bad.into_iter().map(|(_, d)| d).collect(),
-                    ok.into_iter().map(|(_, d)| d).collect(),
-                );
-                if out.evidence.is_empty() {
-                    out.evidence.push("no entry holds ID 0".into());
-                }
-                out.evidence.extend(acc.malformed.iter().cloned());
-                Ok(out)
-            }
-            Check::PrimaryGid { user, gid } => {
-                let acc = accounts(facts);
-                let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
-                Ok(match acc.user(user) {
-                    None => Outcome::fail(format!("{user} has no /etc/passwd entry")),
-                    Some(u) if u.gid == *gid => Outcome::pass(format!(
-                        "/etc/passwd:{}: {user} has primary GID {gid}",
-                        u.line
-                    )),
-                    Some(u) => Outcome::fail(format!(
-                        "/etc/passwd:{}: {user} has primary GID {}, not {gid}",
-                        u.line, u.gid
-                    )),
-                })
-            }
-            Check::RootPassword { require_password } => {
-                let acc = accounts(facts);
-                let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
-                Ok(match acc.shadow_of("root") {
-                    None => Outcome::fail("root has no /etc/shadow entry"),
-                    Some(s) if s.password.is_empty() => Outcome::fail(format!(
-                        "/etc/shadow:{}: root has an empty password",
-                        s.line
-                    )),
-                    Some(s) if s.is_locked() && *require_password => Outcome::fail(format!(
-                        "/etc/shadow:{}: root is locked (password field starts with {}), so it has no usable password",
-                        s.line,
-                        &s.password[..1]
-                    )),
-                    Some(s) if s.is_locked() => {
-                        Outcome::pass(format!("/etc/shadow:{}: root is locked", s.line))
-                    }
-                    Some(s) => {
-                        Outcome::pass(format!("/etc/shadow:{}: root has a password set", s.line))
-                    }
-                })
-            }
-            Check::SystemShells { exempt } => {
-                let acc = accounts(facts);
-                let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
-                let valid = valid_shells(facts)?;
-                let uid_min = uid_min(facts)?;
-                let mut failures = Vec::new();
-                let mut n = 0;
-                for u in acc
-                    .users
-                    .iter()
-                    .filter(|u| (u.uid < uid_min || u.uid == 65534) && !exempt.contains(&u.name))
-                {
-                    n += 1;
-                    if valid.contains(&u.shell) {
-                        failures.push(format!(
-                            "/etc/passwd:{}: system account {} (UID {}) has login shell {}",
-                            u.line, u.name, u.uid, u.shell
-                        ));
-                    }
-                }
-                let mut out = if failures.is_empty() {
-                    Outcome::pass(format!(
-                        "none of the {n} system accounts (UID below {uid_min}, other than {}) has a shell listed in /etc/shells",
-                        exempt.join(", ")
-                    ))
-                } else {
-                    Outcome::new(Status::Fail, cap(failures))
-                };
-                out.evidence.extend(acc.malformed.iter().cloned());
-                Ok(out)
-            }
-            Check::NologinLocked => {
-                let acc = accounts(facts);
-                let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
-                let valid = valid_shells(facts)?;
-                let mut failures = Vec::new();
-                let mut n = 0;
-                for u in acc
-                    .users
-                    .iter()
-                    .filter(|u| u.name != "root" && !valid.contains(&u.shell))
-                {
-                    n += 1;
-                    match acc.shadow_of(&u.name) {
-                        None => failures.push(format!(
-                            "/etc/passwd:{}: {} (shell {}) has no /etc/shadow entry",
-                            u.line, u.name, u.shell
-                        )),
-                        Some(s) if !s.is_locked() => failures.push(format!(
-                            "/etc/shadow:{}: {} (shell {}) is not locked",
-                            s.line, u.name, u.shell
-                        )),
-                        Some(_) => {}
-                    }
-                }
-                Ok(if failures.is_empty() {
-                    Outcome::pass(format!(
-                        "all {n} accounts without a valid login shell are locked"
-                    ))
-                } else {
-                    Outcome::new(Status::Fail, cap(failures))
-                })
-            }
-            Check::PasswdShadowed => {
-                let acc = accounts(facts);
-                let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
-                let failures: Vec<String> = acc
-                    .users
-                    .iter()
-                    .filter(|u| u.password != "x")
-                    .map(|u| {
-                        let what = if u.password.is_empty() {
-                            "is empty".to_string()
-                        } else {
-                            "is not x".to_string()
-                        };
-                        format!(
-                            "/etc/passwd:{}: the password field of {} {what}",
-                            u.line, u.name
-                        )
-                    })
-                    .collect();
-                let mut out = if failures.is_empty() {
-                    Outcome::pass(format!(
-                        "all {} /etc/passwd entries use shadowed passwords (x)",
-                        acc.users.len()
-                    ))
-                } else {
-                    Outcome::new(Status::Fail, cap(failures))
-                };
-                out.evidence.extend(acc.malformed.iter().cloned());
-                Ok(out)
-            }
-            Check::ShadowNoEmpty => {
-                let acc = accounts(facts);
-                let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
-                if facts.read("/etc/shadow")?.is_none() {
-                    return Ok(Outcome::fail("/etc/shadow does not exist"));
-                }
-                let failures: Vec<String> = acc
-                    .shadow
-                    .iter()
-                    .filter(|s| s.password.is_empty())
-                    .map(|s| {
-                        format!(
-                            "/etc/shadow:{}: {} has an empty password field",
-                            s.line, s.name
-                        )
-                    })
-                    .collect();
-                let mut out = if failures.is_empty() {
-                    Outcome::pass(format!(
-                        "none of the {} /etc/shadow entries has an empty password field",
-                        acc.shadow.len()
-                    ))
-                } else {
-                    Outcome::new(Status::Fail, cap(failures))
-                };
-                out.evidence.extend(
-                    acc.malformed
-                        .iter()
-                        .filter(|m| m.starts_with("/etc/shadow"))
-                        .cloned(),
-                );
-                Ok(out)
-            }
-            Check::PrimaryGroupsExist => {
-                let acc = accounts(facts);
-                let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
-                let failures: Vec<String> = acc
-                    .users
-                    .iter()
-                    .filter(|u| acc.group_by_gid(u.gid).is_none())
-                    .map(|u| {
-                        format!(
-                            "/etc/passwd:{}: {} has primary GID {}, which is not in /etc/group",
-                            u.line, u.name, u.gid
-                        )
-                    })
-                    .collect();
-                let mut out = if failures.is_empty() {
-                    Outcome::pass(format!(
-                        "the primary groups of all {} users exist in /etc/group",
-                        acc.users.len()
-                    ))
-                } else {
-                    Outcome::new(Status::Fail, cap(failures))
-                };
-                out.evidence.extend(acc.malformed.iter().cloned());
-                Ok(out)
-            }
-            Check::GroupEmpty { group } => {
-                let acc = accounts(facts);
-                let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
-                let Some(g) = acc.group(group) else {
-                    return Ok(Outcome::pass(format!(
-                        "there is no group {group} in /etc/group"
-                    )));
-                };
-                let mut failures = Vec::new();
-                if !g.members.is_empty() {
-                    failures.push(format!(
-                        "/etc/group:{}: group {group} lists members {}",
-                        g.line,
-                        g.members.join(",")
-                    ));
-                }
-                for u in acc.users.iter().filter(|u| u.gid == g.gid) {
-                    failures.push(format!(
-                        "/etc/passwd:{}: {} has {group} (GID {}) as primary group",
-                        u.line, u.name, g.gid
-                    ));
-                }
-                Ok(if failures.is_empty() {
-                    Outcome::pass(format!(
-                        "/etc/group:{}: group {group} (GID {}) has no members and is nobody's primary group",
-                        g.line, g.gid
-                    ))
-                } else {
-                    Outcome::new(Status::Fail, cap(failures))
-                })
-            }
+            } => useradd_default_check(facts, key, *min, *max, default),
+            Check::ShadowField { field, min, max } => shadow_field(facts, *field, *min, *max),
+            Check::ShadowNoFutureChange => shadow_no_future_change(facts),
+            Check::IdZero { what, allowed } => id_zero(facts, *what, allowed),
+            Check::PrimaryGid { user, gid } => primary_gid(facts, user, *gid),
+            Check::RootPassword { require_password } => root_password(facts, *require_password),
+            Check::SystemShells { exempt } => system_shells(facts, exempt),
+            Check::NologinLocked => nologin_locked(facts),
+            Check::PasswdShadowed => passwd_shadowed(facts),
+            Check::ShadowNoEmpty => shadow_no_empty(facts),
+            Check::PrimaryGroupsExist => primary_groups_exist(facts),
+            Check::GroupEmpty { group } => group_empty(facts, group),
             Check::Unique { what } => {
                 let acc = accounts(facts);
                 let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
@@ -626,21 +252,7 @@ impl Check {
                 if let Some(o) = sudo_missing(facts)? {
                     return Ok(o);
                 }
-                let s = sudoers(facts);
-                let s = s.as_ref().as_ref().map_err(Clone::clone)?;
-                let failures: Vec<String> = s
-                    .rules
-                    .iter()
-                    .filter(|r| has_tag(&r.text, tag))
-                    .map(|r| format!("{}: {}", r.source, r.text))
-                    .collect();
-                let mut out = if failures.is_empty() {
-                    Outcome::pass(format!("no rule in {} carries {tag}", s.files.join(", ")))
-                } else {
-                    Outcome::new(Status::Fail, cap(failures))
-                };
-                out.evidence.extend(s.notes.iter().cloned());
-                Ok(out)
+                sudo_no_tag(facts, tag)
             }
         }
     }
@@ -672,43 +284,6 @@ pub fn interactive_users<'a>(acc: &'a Accounts, valid: &[String]) -> Vec<&'a Use
         .collect()
 }
 
-fn judge(
-    value: Option<&str>,
-    desc: &str,
-    allowed: &[String],
-    min: Option<i64>,
-    max: Option<i64>,
-) -> Outcome {
-    let Some(v) = value else {
-        return Outcome::fail(desc.to_string());
-    };
-    if !allowed.is_empty() && !allowed.iter().any(|a| a == v) {
-        return Outcome::fail(format!(
-            "{desc}: {} is not {}",
-            visible(v),
-            allowed.join(" or ")
-        ));
-    }
-    if min.is_some() || max.is_some() {
-        let Some(n) = shadow_long(v) else {
-            return Outcome::fail(format!("{desc}: {} is not a number", visible(v)));
-        };
-        if min.is_some_and(|lo| n < lo) || max.is_some_and(|hi| n > hi) {
-            return Outcome::fail(format!("{desc}: {n} is not {}", range_text(min, max)));
-        }
-    }
-    Outcome::pass(desc.to_string())
-}
-
-fn range_text(min: Option<i64>, max: Option<i64>) -> String {
-    match (min, max) {
-        (Some(a), Some(b)) => format!("between {a} and {b}"),
-        (Some(a), None) => format!("at least {a}"),
-        (None, Some(b)) => format!("at most {b}"),
-        (None, None) => "set".into(),
-    }
-}
-
 fn cap(mut lines: Vec<String>) -> Vec<String> {
     if lines.len() > MAX_LINES {
         let more = lines.len() - MAX_LINES;
@@ -716,77 +291,6 @@ fn cap(mut lines: Vec<String>) -> Vec<String> {
         lines.push(format!("... and {more} more"));
     }
     lines
-}
-
-/// Days since the epoch, today (UTC).
-fn today_days() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| (d.as_secs() / 86400) as i64)
-        .unwrap_or(0)
-}
-
-fn date_of(days: i64) -> String {
-    let days = days.clamp(-100_000, 2_000_000);
-    match time::OffsetDateTime::UNIX_EPOCH.checked_add(time::Duration::days(days)) {
-        Some(d) => d.date().to_string(),
-        None => format!("day {days}"),
-    }
-}
-
-fn unique(acc: &Accounts, what: UniqueWhat) -> Outcome {
-    let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let (label, file) = match what {
-        UniqueWhat::Uid => ("UID", "/etc/passwd"),
-        UniqueWhat::Gid => ("GID", "/etc/group"),
-        UniqueWhat::UserName => ("user name", "/etc/passwd"),
-        UniqueWhat::GroupName => ("group name", "/etc/group"),
-    };
-    match what {
-        UniqueWhat::Uid => acc.users.iter().for_each(|u| {
-            seen.entry(u.uid.to_string())
-                .or_default()
-                .push(format!("{} (line {})", u.name, u.line))
-        }),
-        UniqueWhat::UserName => acc.users.iter().for_each(|u| {
-            seen.entry(u.name.clone())
-                .or_default()
-                .push(format!("line {}", u.line))
-        }),
-        UniqueWhat::Gid => acc.groups.iter().for_each(|g| {
-            seen.entry(g.gid.to_string())
-                .or_default()
-                .push(format!("{} (line {})", g.name, g.line))
-        }),
-        UniqueWhat::GroupName => acc.groups.iter().for_each(|g| {
-            seen.entry(g.name.clone())
-                .or_default()
-                .push(format!("line {}", g.line))
-        }),
-    }
-    let failures: Vec<String> = seen
-        .iter()
-        .filter(|(_, v)| v.len() > 1)
-        .map(|(k, v)| {
-            format!(
-                "{file}: {label} {k} appears {} times: {}",
-                v.len(),
-                v.join(", ")
-            )
-        })
-        .collect();
-    let mut out = if failures.is_empty() {
-        Outcome::pass(format!("all {} {label}s in {file} are unique", seen.len()))
-    } else {
-        Outcome::new(Status::Fail, cap(failures))
-    };
-    out.evidence.extend(
-        acc.malformed
-            .iter()
-            .filter(|m| m.starts_with(file))
-            .cloned(),
-    );
-    out
 }
 
 #[cfg(test)]
