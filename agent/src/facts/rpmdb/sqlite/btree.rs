@@ -150,7 +150,7 @@ impl Database<'_> {
 
 /// How much of a table leaf cell's payload of `size` bytes is stored on the page,
 /// with `usable` bytes per page (the rest is in overflow pages).
-pub(super) fn local_payload(size: usize, usable: usize) -> usize {
+fn local_payload(size: usize, usable: usize) -> usize {
     let max_local = usable - 35;
     if size <= max_local {
         return size;

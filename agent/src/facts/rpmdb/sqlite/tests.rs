@@ -1,169 +1,21 @@
 //! The reader against databases and WALs written here, whole and damaged.
 
-use super::btree::local_payload;
 use super::record::varint;
 use super::wal::{checksum, WAL_MAGIC_BE, WAL_MAGIC_LE, WAL_VERSION};
 use super::*;
 use crate::facts::Facts;
 use std::fs;
 
+// The test SQLite writer shared with the rule fixtures' rpm databases.
+#[path = "../../../../tests/fixture_rpmdb/sqlite.rs"]
+mod writer;
+use writer::{interior_cell, record, varint_bytes, Db, V};
+
 const PAGE: usize = 512;
 
-fn varint_bytes(mut v: u64) -> Vec<u8> {
-    if v >> 56 != 0 {
-        let mut out = vec![0u8; 9];
-        out[8] = v as u8;
-        v >>= 8;
-        for b in out[..8].iter_mut().rev() {
-            *b = (v as u8 & 0x7f) | 0x80;
-            v >>= 7;
-        }
-        return out;
-    }
-    let mut out = vec![(v & 0x7f) as u8];
-    v >>= 7;
-    while v > 0 {
-        out.push((v & 0x7f) as u8 | 0x80);
-        v >>= 7;
-    }
-    out.reverse();
-    out
-}
-
-/// A column value to write.
-enum V<'a> {
-    Null,
-    Int(i64),
-    Text(&'a str),
-    Blob(&'a [u8]),
-}
-
-fn record(values: &[V]) -> Vec<u8> {
-    let (mut types, mut body) = (Vec::new(), Vec::new());
-    for v in values {
-        match v {
-            V::Null => types.push(0),
-            V::Int(i) => {
-                types.push(6);
-                body.extend_from_slice(&i.to_be_bytes());
-            }
-            V::Text(t) => {
-                types.extend(varint_bytes(13 + 2 * t.len() as u64));
-                body.extend_from_slice(t.as_bytes());
-            }
-            V::Blob(b) => {
-                types.extend(varint_bytes(12 + 2 * b.len() as u64));
-                body.extend_from_slice(b);
-            }
-        }
-    }
-    let mut header_len = types.len() + 1;
-    if varint_bytes(header_len as u64).len() > 1 {
-        header_len += 1;
-    }
-    [varint_bytes(header_len as u64), types, body].concat()
-}
-
-/// A database of 512-byte pages under construction; page 1 (the schema) is made
-/// last, by [`Db::bytes`].
-struct Db {
-    pages: Vec<Vec<u8>>,
-}
-
-impl Db {
-    fn new() -> Db {
-        Db {
-            pages: vec![vec![0; PAGE]],
-        }
-    }
-
-    fn add(&mut self, page: Vec<u8>) -> u32 {
-        self.pages.push(page);
-        self.pages.len() as u32
-    }
-
-    /// A table leaf cell for a row, its overflow pages added when it spills.
-    fn cell(&mut self, rowid: i64, payload: &[u8]) -> Vec<u8> {
-        let local = local_payload(payload.len(), PAGE);
-        let mut cell = varint_bytes(payload.len() as u64);
-        cell.extend(varint_bytes(rowid as u64));
-        cell.extend_from_slice(&payload[..local]);
-        if local < payload.len() {
-            let chunks: Vec<&[u8]> = payload[local..].chunks(PAGE - 4).collect();
-            let first = self.pages.len() as u32 + 1;
-            for (i, chunk) in chunks.iter().enumerate() {
-                let next = if i + 1 < chunks.len() {
-                    first + i as u32 + 1
-                } else {
-                    0
-                };
-                let mut p = next.to_be_bytes().to_vec();
-                p.extend_from_slice(chunk);
-                p.resize(PAGE, 0);
-                self.add(p);
-            }
-            cell.extend_from_slice(&first.to_be_bytes());
-        }
-        cell
-    }
-
-    /// The whole file, page 1 holding the schema rows (name, root page).
-    fn bytes(&mut self, schema: &[(&str, u32)]) -> Vec<u8> {
-        let cells: Vec<Vec<u8>> = schema
-            .iter()
-            .enumerate()
-            .map(|(i, (name, root))| {
-                let sql = format!("CREATE TABLE {name} (hnum INTEGER PRIMARY KEY, blob BLOB)");
-                let r = record(&[
-                    V::Text("table"),
-                    V::Text(name),
-                    V::Text(name),
-                    V::Int(i64::from(*root)),
-                    V::Text(&sql),
-                ]);
-                self.cell(i as i64 + 1, &r)
-            })
-            .collect();
-        let mut first = page(true, 0x0d, &cells, None);
-        let h = &mut first[..100];
-        h[..16].copy_from_slice(MAGIC);
-        h[16..18].copy_from_slice(&(PAGE as u16).to_be_bytes());
-        h[18] = 2;
-        h[19] = 2;
-        h[21..24].copy_from_slice(&[64, 32, 32]);
-        h[24..28].copy_from_slice(&7u32.to_be_bytes());
-        h[28..32].copy_from_slice(&(self.pages.len() as u32).to_be_bytes());
-        h[44..48].copy_from_slice(&4u32.to_be_bytes());
-        h[56..60].copy_from_slice(&1u32.to_be_bytes());
-        h[92..96].copy_from_slice(&7u32.to_be_bytes());
-        self.pages[0] = first;
-        self.pages.concat()
-    }
-}
-
-/// A b-tree page of `kind` holding `cells` (packed at its end), with a right
-/// child for interior pages.
+/// A b-tree page of [`PAGE`] bytes (see [`writer::page`]).
 fn page(first: bool, kind: u8, cells: &[Vec<u8>], right: Option<u32>) -> Vec<u8> {
-    let mut p = vec![0u8; PAGE];
-    let start = if first { 100 } else { 0 };
-    p[start] = kind;
-    p[start + 3..start + 5].copy_from_slice(&(cells.len() as u16).to_be_bytes());
-    let array = start + if right.is_some() { 12 } else { 8 };
-    if let Some(r) = right {
-        p[start + 8..start + 12].copy_from_slice(&r.to_be_bytes());
-    }
-    let mut end = PAGE;
-    for (i, c) in cells.iter().enumerate() {
-        end -= c.len();
-        p[end..end + c.len()].copy_from_slice(c);
-        p[array + 2 * i..array + 2 * i + 2].copy_from_slice(&(end as u16).to_be_bytes());
-    }
-    p[start + 5..start + 7].copy_from_slice(&(end as u16).to_be_bytes());
-    p
-}
-
-fn interior_cell(child: u32, key: i64) -> Vec<u8> {
-    [child.to_be_bytes().to_vec(), varint_bytes(key as u64)].concat()
+    writer::page(PAGE, first, kind, cells, right)
 }
 
 /// Rows of a table: rowid and record.
@@ -178,7 +30,7 @@ fn blob_row(n: usize) -> Vec<u8> {
 /// holds, one byte more, and many pages of overflow; three leaves under an
 /// interior root.
 fn sample() -> (Vec<u8>, Rows, Vec<u32>) {
-    let mut db = Db::new();
+    let mut db = Db::new(PAGE);
     let rows: Rows = [10, 200, 474, 475, 476, 2000, 5000]
         .iter()
         .enumerate()
@@ -417,7 +269,7 @@ fn damaged_databases_are_errors() {
 fn damaged_overflow_chains_are_errors() {
     // One row spilling over two overflow pages (2 and 3), in leaf 4.
     let build = |damage: &dyn Fn(&mut Db)| {
-        let mut db = Db::new();
+        let mut db = Db::new(PAGE);
         let cell = db.cell(1, &blob_row(1200));
         assert_eq!(db.pages.len(), 3);
         damage(&mut db);
@@ -457,7 +309,7 @@ fn damaged_overflow_chains_are_errors() {
 
 #[test]
 fn a_schema_entry_without_a_root_page_is_an_error() {
-    let mut db = Db::new();
+    let mut db = Db::new(PAGE);
     let e = rows(&db.bytes(&[("Packages", 77)]), None, "Packages").unwrap_err();
     assert!(e.contains("root page 77 is out of range"), "{e}");
 }
@@ -495,7 +347,7 @@ fn wal(big_endian: bool, salts: (u32, u32), frames: &[(u32, u32, &[u8])]) -> Vec
 /// A database whose Packages table is one leaf (page 2) with rows 1..=n, and
 /// that leaf alone for `n` rows (to put in a WAL).
 fn one_leaf(n: i64) -> (Vec<u8>, Vec<u8>) {
-    let mut db = Db::new();
+    let mut db = Db::new(PAGE);
     let cells: Vec<Vec<u8>> = (1..=n).map(|i| db.cell(i, &blob_row(20))).collect();
     let leaf = page(false, 0x0d, &cells, None);
     db.add(leaf.clone());
@@ -550,7 +402,7 @@ fn the_wal_counts_up_to_its_last_valid_commit() {
 #[test]
 fn the_wal_can_grow_the_database() {
     let (db, _) = one_leaf(1);
-    let mut grown = Db::new();
+    let mut grown = Db::new(PAGE);
     grown.add(vec![0; PAGE]);
     let leaf = grown.cell(9, &blob_row(30));
     grown.add(page(false, 0x0d, &[leaf], None));
