@@ -53,8 +53,8 @@ impl FileMeta {
 }
 
 /// A regular file inside the root, open for binary reads at offsets
-/// ([`Facts::open_binary`](super::Facts::open_binary)). Its length is the one seen when it was opened: a read
-/// past it is an error, never a short buffer.
+/// ([`Facts::open_binary`](super::Facts::open_binary)). Its length is the one seen
+/// when it was opened: a read past it is an error, never a short buffer.
 #[derive(Debug)]
 pub struct BinaryFile {
     pub(super) path: String,
