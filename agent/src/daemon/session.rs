@@ -1,30 +1,34 @@
 //! One connection to the collector, and the reconnect loop around it.
 
 use std::collections::{BTreeSet, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rampart_proto::bounds::BATCH_BYTES;
 use rampart_proto::v1::agent_channel_client::AgentChannelClient;
 use rampart_proto::v1::{
-    agent_message, collector_message, AgentMessage, CollectorMessage, Hello, RenewRequest,
-    ResultBatch, RuleCatalog, RuleInfo, RuleResult, RuleStatus, ScanFailed, ScanFinished,
-    ScanStarted, Severity,
+    agent_message, collector_message, AgentMessage, Hello, RenewRequest, ScanStarted,
 };
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::Streaming;
 
 use super::config::AgentConfig;
-use super::spool::{Spool, SpooledResult, SpooledScan};
+use super::spool::{Spool, SpooledScan};
 use super::{identity, new_key_and_csr, pinned_ca, tls, AgentState, DaemonError, Identity};
 use crate::content;
-use crate::engine;
 use crate::facts::Facts;
-use crate::model::{Profile, Severity as Sev, Status};
+use crate::model::Profile;
+
+mod link;
+mod scan;
+mod wire;
+
+use link::{send_err, Link};
+use scan::{benchmark_of, do_scan};
+use wire::catalog;
+pub use wire::fit_evidence;
 
 /// Maps a gRPC status to a daemon error that names the cause.
 pub fn status_error(s: tonic::Status) -> DaemonError {
@@ -153,319 +157,6 @@ impl Backoff {
         let jitter = (self.seed % 500) as i64 - 250; // per mille
         Duration::from_millis((base as i64 + base as i64 * jitter / 1000).max(100) as u64)
     }
-}
-
-struct Link {
-    tx: mpsc::Sender<AgentMessage>,
-    inbound: Streaming<CollectorMessage>,
-    /// Scan requests that arrived while something else was going on.
-    queue: VecDeque<(String, String, Vec<String>)>,
-    cancelled: BTreeSet<String>,
-    /// A renewed identity waiting to be saved.
-    renewal: Option<(Vec<u8>, Vec<u8>, i64)>,
-    pending_key: Option<Vec<u8>>,
-}
-
-fn send_err() -> DaemonError {
-    DaemonError::Unreachable("the stream to the collector closed".into())
-}
-
-impl Link {
-    async fn send(&self, body: agent_message::Body) -> Result<(), DaemonError> {
-        self.tx
-            .send(AgentMessage { body: Some(body) })
-            .await
-            .map_err(|_| send_err())
-    }
-
-    async fn next(&mut self) -> Result<collector_message::Body, DaemonError> {
-        loop {
-            let m = self
-                .inbound
-                .message()
-                .await
-                .map_err(status_error)?
-                .ok_or_else(send_err)?;
-            if let Some(b) = m.body {
-                return Ok(b);
-            }
-        }
-    }
-
-    /// Handles a message that is not the one being waited for.
-    fn side(&mut self, b: collector_message::Body) {
-        match b {
-            collector_message::Body::ScanRequest(r) => {
-                self.queue.push_back((r.scan_id, r.profile, r.exempt_rules))
-            }
-            collector_message::Body::Cancel(c) => {
-                self.queue.retain(|q| q.0 != c.scan_id);
-                self.cancelled.insert(c.scan_id);
-            }
-            collector_message::Body::Renew(r) if !r.refused.is_empty() => {
-                // Not now (e.g. renewed a moment ago): the current certificate stays
-                // and the next check tries again.
-                self.pending_key = None;
-                tracing::warn!(reason = %r.refused, "certificate renewal refused");
-            }
-            collector_message::Body::Renew(r) => {
-                if let Some(key) = self.pending_key.take() {
-                    self.renewal = Some((r.certificate_der, key, r.not_after_unix));
-                }
-            }
-            collector_message::Body::Settings(s) => {
-                tracing::info!(profile = %s.profile, scanning_enabled = s.scanning_enabled, "settings received");
-            }
-            _ => {}
-        }
-    }
-
-    async fn wait_ack(
-        &mut self,
-        scan_id: &str,
-        seq: u64,
-        finished: bool,
-    ) -> Result<(), DaemonError> {
-        loop {
-            match tokio::time::timeout(Duration::from_secs(60), self.next()).await {
-                Err(_) => {
-                    return Err(DaemonError::Unreachable(format!(
-                        "no acknowledgement for scan {scan_id} within 60 s"
-                    )))
-                }
-                Ok(r) => match r? {
-                    collector_message::Body::Ack(a)
-                        if a.scan_id == scan_id && a.batch_seq == seq && a.finished == finished =>
-                    {
-                        return Ok(())
-                    }
-                    other => self.side(other),
-                },
-            }
-        }
-    }
-
-    /// Sends one spooled scan and waits until every part is acknowledged.
-    async fn send_scan(&mut self, s: &SpooledScan, batch: usize) -> Result<(), DaemonError> {
-        if let Some(reason) = &s.failure {
-            self.send(agent_message::Body::ScanFailed(ScanFailed {
-                scan_id: s.scan_id.clone(),
-                reason: reason.clone(),
-            }))
-            .await?;
-            return self.wait_ack(&s.scan_id, 0, true).await;
-        }
-        self.send(agent_message::Body::ScanStarted(ScanStarted {
-            scan_id: s.scan_id.clone(),
-            benchmark_id: s.benchmark_id.clone(),
-            profile: s.profile.clone(),
-            content_version: s.content_version.clone(),
-            started_at_unix_ms: s.started_at_ms,
-            rule_count: s.results.len() as u32,
-        }))
-        .await?;
-        let delay = std::env::var("RAMPART_AGENT_BATCH_DELAY_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0u64);
-        let wire = s.results.iter().map(|r| RuleResult {
-            rule_id: r.id.clone(),
-            status: wire_status(&r.status) as i32,
-            evidence: fit_evidence(&r.evidence),
-        });
-        for (i, results) in batches(wire, batch, BATCH_BYTES).into_iter().enumerate() {
-            let seq = i as u64 + 1;
-            self.send(agent_message::Body::Results(ResultBatch {
-                scan_id: s.scan_id.clone(),
-                batch_seq: seq,
-                results,
-            }))
-            .await?;
-            self.wait_ack(&s.scan_id, seq, false).await?;
-            if delay > 0 {
-                tokio::time::sleep(Duration::from_millis(delay)).await;
-            }
-        }
-        self.send(agent_message::Body::ScanFinished(ScanFinished {
-            scan_id: s.scan_id.clone(),
-            finished_at_unix_ms: s.finished_at_ms,
-            result_count: s.results.len() as u32,
-            duration_ms: s.duration_ms,
-        }))
-        .await?;
-        self.wait_ack(&s.scan_id, 0, true).await
-    }
-}
-
-/// Results cut into batches of at most `count` results and, but for a single result
-/// larger on its own, `bytes` encoded bytes, in order.
-fn batches(
-    results: impl Iterator<Item = RuleResult>,
-    count: usize,
-    bytes: usize,
-) -> Vec<Vec<RuleResult>> {
-    use rampart_proto::prost::{self, Message};
-    let mut out: Vec<Vec<RuleResult>> = Vec::new();
-    let mut size = 0;
-    for r in results {
-        // The result's bytes inside the batch: its tag, its length, its body.
-        let len = r.encoded_len();
-        let len = len + prost::length_delimiter_len(len) + 1;
-        match out.last_mut() {
-            Some(b) if b.len() < count.max(1) && size + len <= bytes => {
-                size += len;
-                b.push(r);
-            }
-            _ => {
-                size = len;
-                out.push(vec![r]);
-            }
-        }
-    }
-    out
-}
-
-fn wire_status(s: &str) -> RuleStatus {
-    match Status::parse(s) {
-        Some(Status::Pass) => RuleStatus::Pass,
-        Some(Status::Fail) => RuleStatus::Fail,
-        Some(Status::Error) => RuleStatus::Error,
-        Some(Status::NotApplicable) => RuleStatus::NotApplicable,
-        Some(Status::NotChecked) => RuleStatus::NotChecked,
-        Some(Status::Exempted) => RuleStatus::Exempted,
-        None => RuleStatus::Unspecified,
-    }
-}
-
-fn wire_severity(s: Sev) -> Severity {
-    match s {
-        Sev::Low => Severity::Low,
-        Sev::Medium => Severity::Medium,
-        Sev::High => Severity::High,
-        Sev::Critical => Severity::Critical,
-    }
-}
-
-/// Evidence trimmed to the protocol's bounds (lines cut at a character boundary,
-/// the rest summarised in a last line), so the collector never refuses a scan for
-/// its size.
-pub fn fit_evidence(evidence: &[String]) -> Vec<String> {
-    use rampart_proto::bounds::{EVIDENCE_BYTES, EVIDENCE_LINES, EVIDENCE_LINE_BYTES};
-    const NOTE: usize = 64;
-    let mut out = Vec::new();
-    let mut total = 0;
-    for (i, line) in evidence.iter().enumerate() {
-        let mut l = line.clone();
-        if l.len() > EVIDENCE_LINE_BYTES {
-            let mut cut = EVIDENCE_LINE_BYTES - NOTE;
-            while !l.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            l.truncate(cut);
-            l.push_str(" … (line cut)");
-        }
-        if out.len() + 1 >= EVIDENCE_LINES || total + l.len() + NOTE > EVIDENCE_BYTES {
-            out.push(format!("… and {} more line(s)", evidence.len() - i));
-            return out;
-        }
-        total += l.len();
-        out.push(l);
-    }
-    out
-}
-
-/// The benchmark this agent scans with, and its content version.
-fn benchmark_of(root: &Path) -> Result<(&'static content::Benchmark, String), String> {
-    let (root, live) = engine::open_root(root).map_err(|e| e.to_string())?;
-    let facts = Facts::new(&root, live);
-    let b = engine::choose_benchmark(&facts, None).map_err(|e| e.to_string())?;
-    Ok((b, content::content_version(&b.id)))
-}
-
-fn catalog(b: &content::Benchmark, version: &str) -> RuleCatalog {
-    RuleCatalog {
-        content_version: version.to_string(),
-        benchmark_id: b.id.clone(),
-        benchmark_title: b.title.clone(),
-        benchmark_version: b.version.clone(),
-        rules: b
-            .rules
-            .iter()
-            .map(|r| RuleInfo {
-                id: r.id.clone(),
-                title: r.title.clone(),
-                section: r.section.clone(),
-                description: r.description.clone(),
-                remediation: r.remediation.clone(),
-                severity: wire_severity(r.severity) as i32,
-                level: r.level as u32,
-                automated: r.automated,
-                rule_slug: r.slug.clone().unwrap_or_default(),
-            })
-            .collect(),
-    }
-}
-
-/// Runs a scan the collector asked for. Only the profile and exemptions come from
-/// the request; both are validated against the compiled-in content. Once `cancel`
-/// is set the scan stops early and its result means nothing.
-fn do_scan(
-    root: PathBuf,
-    scan_id: String,
-    profile: String,
-    exempt: Vec<String>,
-    cancel: Arc<AtomicBool>,
-) -> SpooledScan {
-    let started = now_ms();
-    let mut out = SpooledScan {
-        scan_id,
-        benchmark_id: String::new(),
-        profile: profile.clone(),
-        content_version: String::new(),
-        started_at_ms: started,
-        finished_at_ms: started,
-        duration_ms: 0,
-        failure: None,
-        results: vec![],
-    };
-    let Some(p) = Profile::parse(&profile) else {
-        out.failure = Some(format!("unknown profile `{profile}`"));
-        return out;
-    };
-    let (root, live) = match engine::open_root(&root) {
-        Ok(r) => r,
-        Err(e) => {
-            out.failure = Some(e.to_string());
-            return out;
-        }
-    };
-    let facts = Facts::with_cancel(&root, live, cancel);
-    let b = match engine::choose_benchmark(&facts, None) {
-        Ok(b) => b,
-        Err(e) => {
-            out.failure = Some(e.to_string());
-            return out;
-        }
-    };
-    let known: BTreeSet<String> = exempt
-        .into_iter()
-        .filter(|id| b.rules.iter().any(|r| &r.id == id))
-        .collect();
-    let report = engine::scan_with(&facts, b, p, &known);
-    out.benchmark_id = b.id.clone();
-    out.content_version = content::content_version(&b.id);
-    out.finished_at_ms = now_ms();
-    out.duration_ms = report.duration_ms;
-    out.results = report
-        .results
-        .iter()
-        .map(|r| SpooledResult {
-            id: r.rule.id.clone(),
-            status: r.status.as_str().into(),
-            evidence: r.evidence.clone(),
-        })
-        .collect();
-    out
 }
 
 async fn session(
@@ -708,76 +399,4 @@ fn save_renewal(link: &mut Link, cfg: &AgentConfig) -> Result<(), DaemonError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::{batches, fit_evidence};
-    use rampart_proto::bounds::{EVIDENCE_BYTES, EVIDENCE_LINES, EVIDENCE_LINE_BYTES};
-    use rampart_proto::prost::Message;
-    use rampart_proto::v1::{ResultBatch, RuleResult};
-
-    #[test]
-    fn batches_close_at_the_count_or_the_bytes_and_keep_every_result_in_order() {
-        let result = |i: usize, evidence: usize| RuleResult {
-            rule_id: format!("1.{i}"),
-            status: 1,
-            evidence: fit_evidence(
-                &(0..evidence)
-                    .map(|j| format!("{i}/{j}: {}", "x".repeat(100)))
-                    .collect::<Vec<_>>(),
-            ),
-        };
-        // 310 small results: batches of the count.
-        let small: Vec<RuleResult> = (0..310).map(|i| result(i, 1)).collect();
-        let b = batches(small.clone().into_iter(), 100, 1 << 20);
-        assert_eq!(
-            b.iter().map(Vec::len).collect::<Vec<_>>(),
-            [100, 100, 100, 10]
-        );
-        assert_eq!(b.concat(), small);
-        // 300 results whose evidence is at the bound: each batch, as sent, stays
-        // within the bytes, so within the collector's message limit.
-        let big: Vec<RuleResult> = (0..300).map(|i| result(i, 1000)).collect();
-        let limit = 1 << 20;
-        let b = batches(big.clone().into_iter(), 500, limit);
-        assert!(b.len() >= 300 * 60_000 / limit, "{} batches", b.len());
-        for batch in &b {
-            let msg = ResultBatch {
-                scan_id: "sc-1".into(),
-                batch_seq: 1,
-                results: batch.clone(),
-            };
-            let results_bytes = msg.encoded_len()
-                - ResultBatch {
-                    results: vec![],
-                    ..msg.clone()
-                }
-                .encoded_len();
-            assert!(results_bytes <= limit, "{results_bytes}");
-        }
-        assert_eq!(b.concat(), big);
-        // A count of 0 still makes progress, one result a batch.
-        assert_eq!(batches(small.into_iter().take(3), 0, limit).len(), 3);
-    }
-
-    fn within(e: &[String]) -> bool {
-        e.len() <= EVIDENCE_LINES
-            && e.iter().all(|l| l.len() <= EVIDENCE_LINE_BYTES)
-            && e.iter().map(String::len).sum::<usize>() <= EVIDENCE_BYTES
-    }
-
-    #[test]
-    fn evidence_is_trimmed_to_the_protocol_bounds() {
-        let small = vec!["a".to_string(), "b".to_string()];
-        assert_eq!(fit_evidence(&small), small, "untouched when it fits");
-        for e in [
-            vec!["é".repeat(5000)],
-            vec!["x".repeat(4000); 40],
-            vec!["y".to_string(); 5000],
-        ] {
-            let f = fit_evidence(&e);
-            assert!(within(&f), "{} lines", f.len());
-            assert!(!within(&e));
-        }
-        let f = fit_evidence(&vec!["y".to_string(); 5000]);
-        assert!(f.last().unwrap().contains("more line(s)"), "{:?}", f.last());
-    }
-}
+mod tests;

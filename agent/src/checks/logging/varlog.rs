@@ -47,7 +47,10 @@ pub fn var_log_class(name: &str) -> Allowance {
     }
 }
 
-/// UID_MIN from /etc/login.defs (last setting wins; default 1000).
+/// UID_MIN from /etc/login.defs (last setting wins; default 1000), read with the
+/// generic `KEY VALUE` parser: unlike [`crate::facts::account_defaults::uid_min`],
+/// which reads the file as the shadow suite does, a `#` after the value starts a
+/// comment here (`UID_MIN 500 # local` reads 500, not the default).
 pub fn uid_min(facts: &Facts) -> Result<u32, FactError> {
     let Some(text) = facts.read("/etc/login.defs")? else {
         return Ok(1000);
@@ -157,4 +160,29 @@ pub(super) fn var_log_perms(facts: &Facts) -> Result<Outcome, FactError> {
         },
         ev,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The two UID_MIN readers differ on a comment after the value; this check keeps
+    /// its own reading until a fixture shows which one the benchmark wants.
+    #[test]
+    fn uid_min_drops_a_trailing_comment_unlike_the_shadow_reader() {
+        let t = crate::checks::test_tree(&[("/etc/login.defs", "UID_MIN 500 # local\n")], &[]);
+        let facts = Facts::new(t.path(), false);
+        assert_eq!(uid_min(&facts).unwrap(), 500);
+        assert_eq!(
+            crate::facts::account_defaults::uid_min(&facts).unwrap(),
+            1000
+        );
+        let t = crate::checks::test_tree(&[("/etc/login.defs", "UID_MIN\t600\n")], &[]);
+        let facts = Facts::new(t.path(), false);
+        assert_eq!(uid_min(&facts).unwrap(), 600);
+        assert_eq!(
+            crate::facts::account_defaults::uid_min(&facts).unwrap(),
+            600
+        );
+    }
 }

@@ -153,3 +153,23 @@ pub(super) fn has_tag(text: &str, tag: &str) -> bool {
     }
     false
 }
+pub(super) fn sudo_no_tag(facts: &Facts, tag: &str) -> Result<Outcome, FactError> {
+    if let Some(o) = sudo_missing(facts)? {
+        return Ok(o);
+    }
+    let s = sudoers(facts);
+    let s = s.as_ref().as_ref().map_err(Clone::clone)?;
+    let failures: Vec<String> = s
+        .rules
+        .iter()
+        .filter(|r| has_tag(&r.text, tag))
+        .map(|r| format!("{}: {}", r.source, r.text))
+        .collect();
+    let mut out = if failures.is_empty() {
+        Outcome::pass(format!("no rule in {} carries {tag}", s.files.join(", ")))
+    } else {
+        Outcome::new(Status::Fail, cap(failures))
+    };
+    out.evidence.extend(s.notes.iter().cloned());
+    Ok(out)
+}

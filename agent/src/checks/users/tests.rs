@@ -1,5 +1,6 @@
 //! User and group checks on fixture trees.
 
+use super::shadow::{date_of, today_days};
 use super::*;
 use crate::facts::account_defaults::parse_login_defs;
 
