@@ -180,7 +180,10 @@ async fn enroll(
             Err(s) => return Err(grpc_err("enroll", s.message())),
         }
     }
-    Err(grpc_err("enroll", "still refused or cut off after 40 attempts"))
+    Err(grpc_err(
+        "enroll",
+        "still refused or cut off after 40 attempts",
+    ))
 }
 
 /// One agent's stream.

@@ -239,7 +239,9 @@ pub fn plan(
                 return Err(Error::Config("--connect-only needs --duration".into()));
             }
             if f.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
-                return Err(Error::Config("--rate must be a number of scans per second above 0".into()));
+                return Err(Error::Config(
+                    "--rate must be a number of scans per second above 0".into(),
+                ));
             }
             let record = f.record_root.or(env_root).filter(|_| !f.connect_only);
             Ok(Plan::Ingest(

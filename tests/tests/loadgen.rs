@@ -153,7 +153,11 @@ fn a_rate_spaces_each_agents_scans() {
         assert_eq!(at.len(), 2, "{agent}: {at:?}");
         // The interval is 1 s; the clock of the request and of the record differ by
         // the request's own time, a few milliseconds.
-        assert!(at[1] - at[0] >= 950, "{agent}: scans requested {} ms apart", at[1] - at[0]);
+        assert!(
+            at[1] - at[0] >= 950,
+            "{agent}: scans requested {} ms apart",
+            at[1] - at[0]
+        );
     }
 }
 

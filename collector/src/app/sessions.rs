@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-
 use super::{now_ms, App, AppError, Command, HelloInfo, Live, Result, StreamEnd};
 use crate::store::{ScanFilter, ScanRecord, ScanStatus};
 
