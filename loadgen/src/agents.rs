@@ -416,7 +416,9 @@ async fn connected(
     let mut done: HashSet<String> = HashSet::new();
     let mut asked = false;
     // With a rate: this agent's scans start one interval apart, from a phase of its
-    // own within the first interval, so that the fleet's starts spread evenly.
+    // own within the first interval, so that the fleet's starts spread evenly. Every
+    // scan waits for its slot, the provision scan queued at enrollment included; a
+    // scan requested in a slot is answered without waiting for another.
     let interval = ctx
         .cfg
         .rate
@@ -425,22 +427,29 @@ async fn connected(
         let phase = (rng.next_u64() % 1_000_000) as f64 / 1_000_000.0;
         tokio::time::Instant::now() + i.mul_f64(phase)
     });
+    let mut in_slot = false;
     while (done.len() as u32) < ctx.cfg.scans_per_agent && !*stop.borrow() {
+        // A scan is about to start: one queued, or one about to be asked for.
+        let starting = !asked || link.queue.iter().any(|r| !done.contains(&r.scan_id));
+        if starting && !in_slot {
+            if let (Some(at), Some(i)) = (next_start.as_mut(), interval) {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(*at) => {}
+                    r = stop.changed() => { if r.is_err() { return Ok(()); } continue; }
+                }
+                *at += i;
+            }
+            in_slot = true;
+        }
         match link.queue.pop_front() {
             Some(req) if done.contains(&req.scan_id) => continue,
             Some(req) => {
                 answer(ctx, &mut link, &req, &mut rng).await?;
                 done.insert(req.scan_id);
                 asked = false;
+                in_slot = false;
             }
             None if !asked => {
-                if let (Some(at), Some(i)) = (next_start.as_mut(), interval) {
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(*at) => {}
-                        r = stop.changed() => { if r.is_err() { return Ok(()); } continue; }
-                    }
-                    *at += i;
-                }
                 let v = ctx
                     .rest
                     .json(

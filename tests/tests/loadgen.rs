@@ -111,9 +111,10 @@ fn ingest_reports_the_scans_the_collector_completed() {
 
 #[test]
 fn a_rate_spaces_each_agents_scans() {
-    // 4 agents offered 4 scans/s in all: each starts one scan a second, so an
-    // agent's second scan is requested a second after its first (as fast as
-    // acknowledged, both would be done within a few milliseconds).
+    // 4 agents offered 4 scans/s in all: each starts one scan a second (its provision
+    // scan, queued at enrollment, in its first slot), so an agent's second and third
+    // scans are requested a second apart (as fast as acknowledged, all three would be
+    // done within a few hundred milliseconds).
     let t = tempfile::tempdir().unwrap();
     let c = Collector::start_with(&t.path().join("collector"), None, None, Some(CONFIG));
     let tok = token_file(t.path(), &c.admin);
@@ -127,15 +128,17 @@ fn a_rate_spaces_each_agents_scans() {
         "--agents",
         "4",
         "--scans-per-agent",
-        "2",
+        "3",
         "--rate",
         "4",
         "--jitter-ms",
         "0",
     ]);
     assert_eq!(v["errors"], serde_json::json!([]), "{v}");
-    assert_eq!(v["scans_completed"], 8, "{v}");
+    assert_eq!(v["scans_completed"], 12, "{v}");
     assert_eq!(v["offered_scans_per_second"], 4.0, "{v}");
+    // The first slot falls within the first second; the third two seconds later.
+    assert!(v["seconds"].as_f64().unwrap() >= 2.0, "{v}");
     let scans = c.admin("GET", "/api/v1/scans?per_page=20", None)["scans"]
         .as_array()
         .unwrap()
@@ -150,14 +153,12 @@ fn a_rate_spaces_each_agents_scans() {
     assert_eq!(by_agent.len(), 4, "{scans:?}");
     for (agent, mut at) in by_agent {
         at.sort();
-        assert_eq!(at.len(), 2, "{agent}: {at:?}");
-        // The interval is 1 s; the clock of the request and of the record differ by
-        // the request's own time, a few milliseconds.
-        assert!(
-            at[1] - at[0] >= 950,
-            "{agent}: scans requested {} ms apart",
-            at[1] - at[0]
-        );
+        assert_eq!(at.len(), 3, "{agent}: {at:?}");
+        // at[0] is the provision scan, made at enrollment. The interval is 1 s; the
+        // clock of the request and of the record differ by the request's own time, a
+        // few milliseconds.
+        let gap = at[2] - at[1];
+        assert!(gap >= 950, "{agent}: scans requested {gap} ms apart");
     }
 }
 
