@@ -22,8 +22,9 @@ pub mod apport;
 
 use serde::Deserialize;
 
+use crate::checks::logging::{parse_size, parse_unit_ini};
 use crate::checks::pkg::is_on;
-use crate::facts::kv::{self, parse_ini, read_with_dropins};
+use crate::facts::kv;
 use crate::facts::packages::packages;
 use crate::facts::sysctl::{
     kernel_int, merge, parse_sysctl, persisted, persisted_value, runtime, unapplied_sysctl_conf,
@@ -467,26 +468,7 @@ fn systemd_coredump(
     if !pk.is_installed(package) {
         return Ok(Outcome::not_applicable(pk.describe(package)));
     }
-    let files = read_with_dropins(
-        facts,
-        &[
-            "/etc/systemd/coredump.conf",
-            "/run/systemd/coredump.conf",
-            "/usr/local/lib/systemd/coredump.conf",
-            "/usr/lib/systemd/coredump.conf",
-        ],
-        &[
-            "/etc/systemd/coredump.conf.d",
-            "/run/systemd/coredump.conf.d",
-            "/usr/local/lib/systemd/coredump.conf.d",
-            "/usr/lib/systemd/coredump.conf.d",
-        ],
-        ".conf",
-    )?;
-    let mut settings = Vec::new();
-    for (path, text) in &files {
-        settings.extend(parse_ini(text, path, "Coredump"));
-    }
+    let settings = coredump_settings(facts)?;
     let mut failures = Vec::new();
     let mut found = vec![pk.describe(package)];
     for (which, key, default, want, ok) in [
@@ -508,28 +490,60 @@ fn systemd_coredump(
         if !only.is_empty() && !only.contains(&which) {
             continue;
         }
-        match settings.iter().rev().find(|s| s.key == key) {
+        let (effective, ignored) = coredump_effective(&settings, key);
+        match effective {
             Some(s) if ok(&s.value) => found.push(s.describe()),
             Some(s) => failures.push(format!("{} (expected {want})", s.describe())),
             None => failures.push(format!(
                 "{key} is not set in coredump.conf; default {default}"
             )),
         }
+        found.extend(ignored);
     }
     Ok(Outcome::from_findings(failures, found))
+}
+
+/// coredump.conf's `[Coredump]` settings in systemd-coredump's reading order.
+pub fn coredump_settings(facts: &Facts) -> Result<Vec<kv::Setting>, FactError> {
+    let mut settings = Vec::new();
+    for (path, text) in kv::systemd_daemon_files(facts, "coredump.conf")? {
+        settings.extend(parse_unit_ini(&text, &path, "Coredump"));
+    }
+    Ok(settings)
+}
+
+/// The assignment of `key` that systemd-coredump applies: the last one it accepts
+/// (`None`: its default), and the later ones it ignores as evidence. `Storage`
+/// takes `none`, `external` or `journal`, `ProcessSizeMax` a size; an empty or
+/// other value is ignored (the previous one stays).
+pub fn coredump_effective<'a>(
+    settings: &'a [kv::Setting],
+    key: &str,
+) -> (Option<&'a kv::Setting>, Vec<String>) {
+    let valid = |v: &str| match key {
+        "Storage" => ["none", "external", "journal"].contains(&v),
+        "ProcessSizeMax" => parse_size(v).is_some(),
+        _ => !v.is_empty(),
+    };
+    let mut effective = None;
+    let mut ignored = Vec::new();
+    for s in settings.iter().filter(|s| s.key == key) {
+        if valid(&s.value) {
+            effective = Some(s);
+        } else {
+            ignored.push(format!(
+                "{}: {key}={} is not a valid value; systemd-coredump ignores it",
+                s.source, s.value
+            ));
+        }
+    }
+    (effective, ignored)
 }
 
 /// Whether a size as systemd's `parse_size` reads it (a number, a fraction allowed, then
 /// an optional B, K, M, G, T, P or E) is zero: `0.5G` is 512M, not 0.
 fn size_is_zero(v: &str) -> bool {
-    let v = v.trim();
-    let split = v
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(v.len());
-    let (num, suffix) = v.split_at(split);
-    !num.is_empty()
-        && ["", "B", "K", "M", "G", "T", "P", "E"].contains(&suffix.trim())
-        && num.parse::<f64>() == Ok(0.0)
+    parse_size(v) == Some(0)
 }
 
 #[cfg(test)]
