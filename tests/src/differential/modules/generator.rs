@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use super::super::{Rng, RootCopy};
 use super::kernel::{Kernel, State};
 
-
 /// kmod's directories in precedence order; /lib is /usr/lib in the root (merged /usr),
 /// so both names reach the last one.
 const DIRS: &[(&str, usize)] = &[
