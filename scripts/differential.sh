@@ -10,7 +10,8 @@
 #
 # Example: RAMPART_DIFF_SEED=7 RAMPART_DIFF_COUNT=5000 scripts/differential.sh sysctl
 # (an optional argument filters the test names: sysctl, sshd, modules, account,
-# units or journald — journald, coredump and timesyncd configuration). Needs root.
+# units, journald — journald, coredump and timesyncd configuration — or sudo).
+# Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${RAMPART_DEBIAN_ROOT:-}" ]; then

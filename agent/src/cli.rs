@@ -90,6 +90,15 @@ pub enum FactsCommand {
         #[arg(long, default_value = "/")]
         root: PathBuf,
     },
+    /// The sudoers files sudo reads and the global Defaults of some options.
+    Sudo {
+        /// Root of the system to read (`/` is the live host).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// A Defaults option to report (repeatable), e.g. `use_pty`.
+        #[arg(long = "option")]
+        options: Vec<String>,
+    },
     /// sshd's effective configuration, host keys and private key files.
     Sshd {
         /// Root of the system to read (`/` is the live host).
@@ -275,6 +284,9 @@ pub fn run(cli: Cli) -> Result<i32, AgentError> {
                     to_json(&crate::inspect::sysctl(&root, &keys)?)
                 }
                 FactsCommand::Sshd { root } => to_json(&crate::inspect::sshd(&root)?),
+                FactsCommand::Sudo { root, options } => {
+                    to_json(&crate::inspect::sudo(&root, &options)?)
+                }
                 FactsCommand::SystemdConf { root } => {
                     to_json(&crate::inspect::systemd_conf(&root)?)
                 }

@@ -601,3 +601,37 @@ pub fn systemd_conf(root: &Path) -> Result<SystemdConfFacts, AgentError> {
         timesyncd_fallback: words(&lists.fallback),
     })
 }
+
+/// The sudoers policy as the sudo checks read it: the files read, in order, and the
+/// last global `Defaults` setting of each option asked for (`on`, `off`, or
+/// `=VALUE`; absent when not set).
+#[derive(Debug, Serialize)]
+pub struct SudoFacts {
+    pub files: Vec<String>,
+    pub global: BTreeMap<String, String>,
+    pub notes: Vec<String>,
+}
+
+/// The sudo facts of `root` for `options`.
+pub fn sudo(root: &Path, options: &[String]) -> Result<SudoFacts, AgentError> {
+    use crate::checks::users::sudoers::{sudoers, Op};
+    let facts = facts_of(root)?;
+    let s = sudoers(&facts);
+    let s = s.as_ref().as_ref().map_err(Clone::clone)?;
+    let mut global = BTreeMap::new();
+    for o in options {
+        if let Some(d) = s.global(o) {
+            let v = match &d.op {
+                Op::On => "on".to_string(),
+                Op::Off => "off".to_string(),
+                Op::Value(v) => format!("={v}"),
+            };
+            global.insert(o.clone(), v);
+        }
+    }
+    Ok(SudoFacts {
+        files: s.files.clone(),
+        global,
+        notes: s.notes.clone(),
+    })
+}

@@ -5,7 +5,7 @@
 //! runs longer by hand.
 
 use rampart_tests::differential::{
-    accounts, debian_root_or_skip, journald, modules, sshd, sysctl, units, Settings,
+    accounts, debian_root_or_skip, journald, modules, sshd, sudo, sysctl, units, Settings,
 };
 
 #[test]
@@ -55,4 +55,12 @@ fn journald_coredump_timesyncd_follow_systemd() {
     };
     // Each configuration starts journald and timesyncd: about 1 s.
     journald::run(&root, Settings::from_env(30)).finish();
+}
+
+#[test]
+fn sudo_follows_visudo_and_sudo_l() {
+    let Some(root) = debian_root_or_skip("sudo_follows_visudo_and_sudo_l") else {
+        return;
+    };
+    sudo::run(&root, Settings::from_env(80)).finish();
 }

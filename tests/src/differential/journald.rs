@@ -14,9 +14,10 @@
 //! - `ForwardToSyslog`, which journald does not print, is the last assignment of
 //!   `[Journal]` journald did not reject, in the files `systemd-analyze cat-config`
 //!   shows in its order (read as systemd's parser reads lines, see [`assignments`]);
-//! - timesyncd itself starts (stopped after 0.3 s): its `Added new system server`
-//!   and `Added new fallback server` lines are the `NTP=` and `FallbackNTP=` lists
-//!   (its compiled-in fallback servers left out; the generator never names them);
+//! - timesyncd itself starts (stopped after 0.3 s): its `Added new system server`,
+//!   `Added new fallback server` and `Removed server` lines before `running as pid`
+//!   give the `NTP=` and `FallbackNTP=` lists (its compiled-in fallback servers left
+//!   out; the generator never names them, nor one server in both lists);
 //! - systemd-coredump is not installed in the root: `Storage` and `ProcessSizeMax`
 //!   are the last valid assignment of `[Coredump]` in cat-config's files, the values
 //!   systemd 252 accepts written out here (`none|external|journal`, and sizes as
@@ -300,7 +301,7 @@ echo @journald
 SYSTEMD_LOG_TARGET=console SYSTEMD_LOG_LEVEL=debug timeout 0.5 /lib/systemd/systemd-journald 2>&1 | grep -E '^/|effective settings'
 echo @disk; ls /var/log/journal/*/ 2>/dev/null
 echo @timesyncd
-SYSTEMD_LOG_TARGET=console SYSTEMD_LOG_LEVEL=debug timeout 0.3 /lib/systemd/systemd-timesyncd 2>&1 | grep -E '^/|Added new'
+SYSTEMD_LOG_TARGET=console SYSTEMD_LOG_LEVEL=debug timeout 0.3 /lib/systemd/systemd-timesyncd 2>&1 | grep -E '^/|Added new|Removed server|running as pid'
 for c in journald coredump timesyncd; do echo "@cat $c"; systemd-analyze cat-config systemd/$c.conf 2>&1; done
 echo @end
 "#;
@@ -531,6 +532,10 @@ fn oracle(copy: &RootCopy) -> Result<Truth, String> {
     }
     let (mut ntp, mut fallback) = (Vec::new(), Vec::new());
     for l in part("timesyncd").lines() {
+        // Servers are removed again when it stops.
+        if l.contains("running as pid") {
+            break;
+        }
         let name = |p: &str| {
             l.strip_prefix(p)
                 .map(|n| n.trim_end_matches('.').to_string())
@@ -541,6 +546,10 @@ fn oracle(copy: &RootCopy) -> Result<Truth, String> {
             if !COMPILED_FALLBACK.contains(&n.as_str()) {
                 fallback.push(n);
             }
+        } else if let Some(n) = name("Removed server ") {
+            // NTP= and FallbackNTP= never name the same server here.
+            ntp.retain(|s| *s != n);
+            fallback.retain(|s| *s != n);
         }
     }
     Ok(Truth {

@@ -2,8 +2,8 @@
 //! Debian 12 root, configurations generated from a seeded RNG, the root's own program
 //! run chrooted in a private mount namespace, and the agent's `facts` command on the
 //! same copy. Each family generates and compares in its module: `sysctl`, `sshd`,
-//! `modules`, `accounts`, `units`, and `journald` (journald, systemd-coredump and
-//! systemd-timesyncd configuration).
+//! `modules`, `accounts`, `units`, `journald` (journald, systemd-coredump and
+//! systemd-timesyncd configuration) and `sudo` (sudoers files and Defaults).
 //!
 //! Knobs (environment): `RAMPART_DIFF_SEED` (default 18), `RAMPART_DIFF_COUNT`
 //! (configurations per family; each family has its own default), and
@@ -14,6 +14,7 @@ pub mod accounts;
 pub mod journald;
 pub mod modules;
 pub mod sshd;
+pub mod sudo;
 pub mod sysctl;
 pub mod units;
 
