@@ -148,7 +148,7 @@ pub fn run(original: &std::path::Path, settings: Settings) -> Tally {
     let copy = RootCopy::new(original);
     let debian = std::fs::read_to_string(copy.path("/etc/sudoers")).expect("read /etc/sudoers");
     let readme = std::fs::read_to_string(copy.path("/etc/sudoers.d/README")).unwrap_or_default();
-    let mut rng = Rng::new(settings.seed ^ 0x0053_5544_4f);
+    let mut rng = Rng::new(settings.seed ^ 0x53_5544_4f4f);
     let mut tally = Tally::new("sudo", settings);
     let mut invalid = 0;
     let args: Vec<String> = OPTIONS
