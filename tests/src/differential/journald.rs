@@ -339,6 +339,8 @@ fn assignments(cat: &str, conf: &str) -> Vec<Assignment> {
         }
         let mut section = String::new();
         let mut cont: Option<String> = None;
+        // A line still continued at the end of the file is parsed as it is.
+        let lines: Vec<&str> = lines.iter().copied().chain([""]).collect();
         for (n, raw) in lines.iter().enumerate() {
             let raw = raw.strip_suffix('\r').unwrap_or(raw);
             let lead = raw.trim_start_matches([' ', '\t']);

@@ -33,6 +33,8 @@ pub fn parse_unit_ini(text: &str, path: &str, section: &str) -> Vec<Setting> {
     let mut current = String::new();
     let mut pending = String::new();
     let mut start = 0;
+    // Logical lines: (first physical line, text).
+    let mut logical: Vec<(usize, String)> = Vec::new();
     for (n, raw) in text.lines().enumerate() {
         let line = raw.trim();
         // Comment lines are skipped even inside a continued line.
@@ -42,9 +44,9 @@ pub fn parse_unit_ini(text: &str, path: &str, section: &str) -> Vec<Setting> {
         if pending.is_empty() {
             start = n + 1;
         }
-        // A trailing backslash continues the line unless it is itself escaped.
-        let mut escaped = false;
+        // A trailing backslash continues the line unless it is itself escaped
         // (on the line as written: a blank after the backslash ends the line).
+        let mut escaped = false;
         for c in pending.chars().chain(raw.chars()) {
             escaped = !escaped && c == '\\';
         }
@@ -54,7 +56,13 @@ pub fn parse_unit_ini(text: &str, path: &str, section: &str) -> Vec<Setting> {
             continue;
         }
         pending.push_str(raw);
-        let full = std::mem::take(&mut pending);
+        logical.push((start, std::mem::take(&mut pending)));
+    }
+    // A line still continued at the end of the file counts as it is.
+    if !pending.is_empty() {
+        logical.push((start, pending));
+    }
+    for (start, full) in logical {
         let full = full.trim();
         if full.is_empty() {
             continue;
