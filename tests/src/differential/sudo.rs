@@ -1,8 +1,10 @@
 //! sudo: the root's own sudo 1.9.13 (chrooted in a private mount namespace) reads
 //! generated sudoers policies; the agent (`rampart-agent facts sudo`) must agree on
 //!
-//! - the files sudo reads, in order: `visudo -c` prints `FILE: parsed OK` for each
-//!   (`@includedir`/`#includedir` skip names containing `.` or ending in `~`;
+//! - the files sudo reads, in order: `visudo -c` prints `FILE: parsed OK` for each,
+//!   once (the agent's list, which names a file again where it is included again,
+//!   is compared without repeats; `@includedir`/`#includedir` skip names containing
+//!   `.` or ending in `~`;
 //!   `@include`/`#include` take a path relative to the including file's directory);
 //! - the effective global `Defaults` of the options the rules judge (`use_pty`,
 //!   `logfile`, `timestamp_timeout`, `authenticate`): the last of them among the
@@ -198,11 +200,15 @@ pub fn run(original: &std::path::Path, settings: Settings) -> Tally {
             }
         };
         let mut what = String::new();
+        // visudo names each file once; sudo (and the agent) read a file again
+        // wherever it is included.
+        let mut seen = std::collections::BTreeSet::new();
         let ours: Vec<String> = a["files"]
             .as_array()
             .map(|l| {
                 l.iter()
                     .filter_map(|s| s.as_str().map(String::from))
+                    .filter(|s| seen.insert(s.clone()))
                     .collect()
             })
             .unwrap_or_default();
