@@ -574,10 +574,10 @@ pub fn systemd_conf(root: &Path) -> Result<SystemdConfFacts, AgentError> {
         journald.insert(key.to_string(), ConfValue { value, evidence });
     }
     let persistent = journald_check(&facts, "Storage", "persistent", JournaldDefaults::Debian)?;
-    let settings = crate::checks::sysctl::coredump_settings(&facts)?;
+    let settings = crate::checks::sysctl::coredump::coredump_settings(&facts)?;
     let mut coredump = BTreeMap::new();
     for key in ["Storage", "ProcessSizeMax"] {
-        let (s, evidence) = crate::checks::sysctl::coredump_effective(&settings, key);
+        let (s, evidence) = crate::checks::sysctl::coredump::coredump_effective(&settings, key);
         coredump.insert(
             key.to_string(),
             ConfValue {
