@@ -9,8 +9,9 @@
 #                         tests/fixtures/build-debian-root.sh)
 #
 # Example: RAMPART_DIFF_SEED=7 RAMPART_DIFF_COUNT=5000 scripts/differential.sh sysctl
-# (an optional argument filters the test names: sysctl, sshd, modules, account or
-# units). Needs root.
+# (an optional argument filters the test names: sysctl, sshd, modules, account,
+# units, journald — journald, coredump and timesyncd configuration — or sudo).
+# Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${RAMPART_DEBIAN_ROOT:-}" ]; then

@@ -83,6 +83,22 @@ pub enum FactsCommand {
         #[arg(long = "unit")]
         units: Vec<String>,
     },
+    /// journald, systemd-coredump and systemd-timesyncd settings as the checks read
+    /// them (journald.conf, coredump.conf, timesyncd.conf and their drop-ins).
+    SystemdConf {
+        /// Root of the system to read (`/` is the live host).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+    },
+    /// The sudoers files sudo reads and the global Defaults of some options.
+    Sudo {
+        /// Root of the system to read (`/` is the live host).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// A Defaults option to report (repeatable), e.g. `use_pty`.
+        #[arg(long = "option")]
+        options: Vec<String>,
+    },
     /// sshd's effective configuration, host keys and private key files.
     Sshd {
         /// Root of the system to read (`/` is the live host).
@@ -268,6 +284,12 @@ pub fn run(cli: Cli) -> Result<i32, AgentError> {
                     to_json(&crate::inspect::sysctl(&root, &keys)?)
                 }
                 FactsCommand::Sshd { root } => to_json(&crate::inspect::sshd(&root)?),
+                FactsCommand::Sudo { root, options } => {
+                    to_json(&crate::inspect::sudo(&root, &options)?)
+                }
+                FactsCommand::SystemdConf { root } => {
+                    to_json(&crate::inspect::systemd_conf(&root)?)
+                }
                 FactsCommand::Units { root, units } => {
                     to_json(&crate::inspect::units(&root, &units)?)
                 }

@@ -539,3 +539,99 @@ pub fn units(root: &Path, names: &[String]) -> Result<BTreeMap<String, UnitFacts
     }
     Ok(out)
 }
+
+/// The journald, systemd-coredump and systemd-timesyncd settings the checks judge,
+/// as their readers compute them (`null`: not set, the daemon's default applies).
+#[derive(Debug, Serialize)]
+pub struct SystemdConfFacts {
+    /// `Storage`, `Compress`, `ForwardToSyslog`: journald's effective value under
+    /// Debian's defaults, normalised as the checks compare it (`yes`/`no` for the
+    /// booleans), with the evidence.
+    pub journald: BTreeMap<String, ConfValue>,
+    /// The verdict of `logging.journald` for `Storage=persistent`: whether the
+    /// journal is kept on disk.
+    pub journald_persistent: bool,
+    /// `Storage`, `ProcessSizeMax`: the assignment systemd-coredump applies.
+    pub coredump: BTreeMap<String, ConfValue>,
+    /// The server names timesyncd is given by `NTP=` and `FallbackNTP=`, in order.
+    pub timesyncd_ntp: Vec<String>,
+    pub timesyncd_fallback: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ConfValue {
+    pub value: Option<String>,
+    pub evidence: Vec<String>,
+}
+
+/// The systemd daemons' configuration facts of `root`.
+pub fn systemd_conf(root: &Path) -> Result<SystemdConfFacts, AgentError> {
+    use crate::checks::logging::{journald_check, journald_effective, JournaldDefaults};
+    let facts = facts_of(root)?;
+    let mut journald = BTreeMap::new();
+    for key in ["Storage", "Compress", "ForwardToSyslog"] {
+        let (value, evidence) = journald_effective(&facts, key, JournaldDefaults::Debian)?;
+        journald.insert(key.to_string(), ConfValue { value, evidence });
+    }
+    let persistent = journald_check(&facts, "Storage", "persistent", JournaldDefaults::Debian)?;
+    let settings = crate::checks::sysctl::coredump::coredump_settings(&facts)?;
+    let mut coredump = BTreeMap::new();
+    for key in ["Storage", "ProcessSizeMax"] {
+        let (s, evidence) = crate::checks::sysctl::coredump::coredump_effective(&settings, key);
+        coredump.insert(
+            key.to_string(),
+            ConfValue {
+                value: s.map(|s| s.value.clone()),
+                evidence,
+            },
+        );
+    }
+    let (settings, _) = crate::checks::time::timesyncd_settings(&facts)?;
+    let lists = crate::checks::time::timesyncd_lists(&settings);
+    let words = |l: &[crate::facts::kv::Setting]| -> Vec<String> {
+        l.iter()
+            .flat_map(|s| s.value.split_whitespace().map(String::from))
+            .collect()
+    };
+    Ok(SystemdConfFacts {
+        journald,
+        journald_persistent: persistent.status == crate::model::Status::Pass,
+        coredump,
+        timesyncd_ntp: words(&lists.ntp),
+        timesyncd_fallback: words(&lists.fallback),
+    })
+}
+
+/// The sudoers policy as the sudo checks read it: the files read, in order, and the
+/// last global `Defaults` setting of each option asked for (`on`, `off`, or
+/// `=VALUE`; absent when not set).
+#[derive(Debug, Serialize)]
+pub struct SudoFacts {
+    pub files: Vec<String>,
+    pub global: BTreeMap<String, String>,
+    pub notes: Vec<String>,
+}
+
+/// The sudo facts of `root` for `options`.
+pub fn sudo(root: &Path, options: &[String]) -> Result<SudoFacts, AgentError> {
+    use crate::checks::users::sudoers::{sudoers, Op};
+    let facts = facts_of(root)?;
+    let s = sudoers(&facts);
+    let s = s.as_ref().as_ref().map_err(Clone::clone)?;
+    let mut global = BTreeMap::new();
+    for o in options {
+        if let Some(d) = s.global(o) {
+            let v = match &d.op {
+                Op::On => "on".to_string(),
+                Op::Off => "off".to_string(),
+                Op::Value(v) => format!("={v}"),
+            };
+            global.insert(o.clone(), v);
+        }
+    }
+    Ok(SudoFacts {
+        files: s.files.clone(),
+        global,
+        notes: s.notes.clone(),
+    })
+}

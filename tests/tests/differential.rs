@@ -5,7 +5,7 @@
 //! runs longer by hand.
 
 use rampart_tests::differential::{
-    accounts, debian_root_or_skip, modules, sshd, sysctl, units, Settings,
+    accounts, debian_root_or_skip, journald, modules, sshd, sudo, sysctl, units, Settings,
 };
 
 #[test]
@@ -46,4 +46,21 @@ fn units_follow_systemctl_is_enabled() {
         return;
     };
     units::run(&root, Settings::from_env(150)).finish();
+}
+
+#[test]
+fn journald_coredump_timesyncd_follow_systemd() {
+    let Some(root) = debian_root_or_skip("journald_coredump_timesyncd_follow_systemd") else {
+        return;
+    };
+    // Each configuration starts journald and timesyncd: about 1 s.
+    journald::run(&root, Settings::from_env(30)).finish();
+}
+
+#[test]
+fn sudo_follows_visudo_and_sudo_l() {
+    let Some(root) = debian_root_or_skip("sudo_follows_visudo_and_sudo_l") else {
+        return;
+    };
+    sudo::run(&root, Settings::from_env(80)).finish();
 }

@@ -19,11 +19,12 @@
 //! `kernel.core_pattern` to itself and sets `fs.suid_dumpable = 2`.
 
 pub mod apport;
+pub mod coredump;
 
 use serde::Deserialize;
 
 use crate::checks::pkg::is_on;
-use crate::facts::kv::{self, parse_ini, read_with_dropins};
+use crate::facts::kv;
 use crate::facts::packages::packages;
 use crate::facts::sysctl::{
     kernel_int, merge, parse_sysctl, persisted, persisted_value, runtime, unapplied_sysctl_conf,
@@ -101,7 +102,7 @@ impl Check {
             } => values(facts, keys, allowed, *ufw_sysctl),
             Check::CoreLimit {} => core_limit(facts),
             Check::SystemdCoredump { package, settings } => {
-                systemd_coredump(facts, package, settings)
+                coredump::systemd_coredump(facts, package, settings)
             }
             Check::ApportDisabled {} => apport::apport_disabled(facts),
             Check::ApportDumpable {} => apport::apport_dumpable(facts),
@@ -455,81 +456,6 @@ fn parse_core_lines(text: &str, path: &str) -> Vec<CoreLine> {
         }
     }
     out
-}
-
-fn systemd_coredump(
-    facts: &Facts,
-    package: &str,
-    only: &[CoredumpSetting],
-) -> Result<Outcome, FactError> {
-    let pk = packages(facts);
-    let pk = pk.as_ref().as_ref().map_err(Clone::clone)?;
-    if !pk.is_installed(package) {
-        return Ok(Outcome::not_applicable(pk.describe(package)));
-    }
-    let files = read_with_dropins(
-        facts,
-        &[
-            "/etc/systemd/coredump.conf",
-            "/run/systemd/coredump.conf",
-            "/usr/local/lib/systemd/coredump.conf",
-            "/usr/lib/systemd/coredump.conf",
-        ],
-        &[
-            "/etc/systemd/coredump.conf.d",
-            "/run/systemd/coredump.conf.d",
-            "/usr/local/lib/systemd/coredump.conf.d",
-            "/usr/lib/systemd/coredump.conf.d",
-        ],
-        ".conf",
-    )?;
-    let mut settings = Vec::new();
-    for (path, text) in &files {
-        settings.extend(parse_ini(text, path, "Coredump"));
-    }
-    let mut failures = Vec::new();
-    let mut found = vec![pk.describe(package)];
-    for (which, key, default, want, ok) in [
-        (
-            CoredumpSetting::Storage,
-            "Storage",
-            "external",
-            "none",
-            (|v: &str| v == "none") as fn(&str) -> bool,
-        ),
-        (
-            CoredumpSetting::ProcessSizeMax,
-            "ProcessSizeMax",
-            "2G",
-            "0",
-            size_is_zero,
-        ),
-    ] {
-        if !only.is_empty() && !only.contains(&which) {
-            continue;
-        }
-        match settings.iter().rev().find(|s| s.key == key) {
-            Some(s) if ok(&s.value) => found.push(s.describe()),
-            Some(s) => failures.push(format!("{} (expected {want})", s.describe())),
-            None => failures.push(format!(
-                "{key} is not set in coredump.conf; default {default}"
-            )),
-        }
-    }
-    Ok(Outcome::from_findings(failures, found))
-}
-
-/// Whether a size as systemd's `parse_size` reads it (a number, a fraction allowed, then
-/// an optional B, K, M, G, T, P or E) is zero: `0.5G` is 512M, not 0.
-fn size_is_zero(v: &str) -> bool {
-    let v = v.trim();
-    let split = v
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(v.len());
-    let (num, suffix) = v.split_at(split);
-    !num.is_empty()
-        && ["", "B", "K", "M", "G", "T", "P", "E"].contains(&suffix.trim())
-        && num.parse::<f64>() == Ok(0.0)
 }
 
 #[cfg(test)]

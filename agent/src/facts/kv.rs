@@ -106,17 +106,44 @@ pub fn read_with_dropins(
 ) -> Result<Vec<(String, std::sync::Arc<str>)>, FactError> {
     let mut out = Vec::new();
     for m in main {
-        if let Some(t) = facts.read(m)? {
+        if let Some(t) = read_unless_masked(facts, m)? {
             out.push((m.to_string(), t));
             break;
         }
     }
     for path in dropin_files(facts, dropin_dirs, suffix)? {
-        if let Some(t) = facts.read(&path)? {
+        if let Some(t) = read_unless_masked(facts, &path)? {
             out.push((path, t));
         }
     }
     Ok(out)
+}
+
+/// A configuration file's text, empty when it is a link to `/dev/null` (or another
+/// device): systemd's way of masking a file, read as empty, never opened.
+fn read_unless_masked(facts: &Facts, path: &str) -> Result<Option<std::sync::Arc<str>>, FactError> {
+    match facts.stat(path)? {
+        Some(m) if m.kind == super::FileKind::Other => Ok(Some(std::sync::Arc::from(""))),
+        _ => facts.read(path),
+    }
+}
+
+/// The files a systemd daemon reads for `conf` (`journald.conf`, `coredump.conf`,
+/// `timesyncd.conf`, …), in its order: the main file only from /etc/systemd (systemd
+/// 252 looks nowhere else for it, although `systemd-analyze cat-config` also shows
+/// one in /usr/lib), then the `conf.d` drop-ins of /etc, /run (live hosts only: an
+/// offline root's /run is empty at boot), /usr/local/lib, /usr/lib and /lib.
+pub fn systemd_daemon_files(
+    facts: &Facts,
+    conf: &str,
+) -> Result<Vec<(String, std::sync::Arc<str>)>, FactError> {
+    let dirs: Vec<String> = ["/etc", "/run", "/usr/local/lib", "/usr/lib", "/lib"]
+        .iter()
+        .filter(|d| facts.is_live() || **d != "/run")
+        .map(|d| format!("{d}/systemd/{conf}.d"))
+        .collect();
+    let dirs: Vec<&str> = dirs.iter().map(String::as_str).collect();
+    read_with_dropins(facts, &[&format!("/etc/systemd/{conf}")], &dirs, ".conf")
 }
 
 /// Files ending in `suffix` across drop-in directories, in systemd's (and kmod's)

@@ -1,7 +1,9 @@
 //! Differential testing against the real programs (issue 18): a private copy of the
 //! Debian 12 root, configurations generated from a seeded RNG, the root's own program
 //! run chrooted in a private mount namespace, and the agent's `facts` command on the
-//! same copy. Each family (`sysctl`, `sshd`, `modules`, `accounts`, `units`) generates and compares in its module.
+//! same copy. Each family generates and compares in its module: `sysctl`, `sshd`,
+//! `modules`, `accounts`, `units`, `journald` (journald, systemd-coredump and
+//! systemd-timesyncd configuration) and `sudo` (sudoers files and Defaults).
 //!
 //! Knobs (environment): `RAMPART_DIFF_SEED` (default 18), `RAMPART_DIFF_COUNT`
 //! (configurations per family; each family has its own default), and
@@ -9,8 +11,10 @@
 //! count and budget ends first ends the family's run.
 
 pub mod accounts;
+pub mod journald;
 pub mod modules;
 pub mod sshd;
+pub mod sudo;
 pub mod sysctl;
 pub mod units;
 

@@ -5,15 +5,6 @@ use super::*;
 // ---------------------------------------------------------------------------
 // journald
 
-/// Drop-in directories of journald.conf, in systemd's order of precedence.
-pub(super) const JOURNALD_DROPINS: [&str; 5] = [
-    "/etc/systemd/journald.conf.d",
-    "/run/systemd/journald.conf.d",
-    "/usr/local/lib/systemd/journald.conf.d",
-    "/usr/lib/systemd/journald.conf.d",
-    "/lib/systemd/journald.conf.d",
-];
-
 /// journald's settings in reading order, and the files read.
 pub type JournaldSettings = (Vec<Setting>, Vec<String>);
 
@@ -21,12 +12,7 @@ pub type JournaldSettings = (Vec<Setting>, Vec<String>);
 /// files read.
 pub fn journald_settings(facts: &Facts) -> Arc<Result<JournaldSettings, FactError>> {
     facts.memo("logging-journald", || {
-        let dirs: Vec<&str> = JOURNALD_DROPINS
-            .iter()
-            .copied()
-            .filter(|d| facts.is_live() || !d.starts_with("/run/"))
-            .collect();
-        let files = kv::read_with_dropins(facts, &["/etc/systemd/journald.conf"], &dirs, ".conf")?;
+        let files = kv::systemd_daemon_files(facts, "journald.conf")?;
         let mut settings = Vec::new();
         let mut read = Vec::new();
         for (path, text) in files {
@@ -39,28 +25,44 @@ pub fn journald_settings(facts: &Facts) -> Arc<Result<JournaldSettings, FactErro
 
 /// Reads one section of a systemd configuration file as systemd does: only lines
 /// starting with `#` or `;` are comments (a `#` later in a line belongs to the
-/// value), a trailing backslash continues the line, names and sections are
+/// value; a comment line inside a continued line is skipped), a trailing backslash
+/// that is not itself escaped continues the line, names and sections are
 /// case-sensitive.
 pub fn parse_unit_ini(text: &str, path: &str, section: &str) -> Vec<Setting> {
     let mut out = Vec::new();
     let mut current = String::new();
     let mut pending = String::new();
     let mut start = 0;
+    // Logical lines: (first physical line, text).
+    let mut logical: Vec<(usize, String)> = Vec::new();
     for (n, raw) in text.lines().enumerate() {
         let line = raw.trim();
+        // Comment lines are skipped even inside a continued line.
+        if line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
         if pending.is_empty() {
-            if line.starts_with('#') || line.starts_with(';') {
-                continue;
-            }
             start = n + 1;
         }
-        if let Some(body) = line.strip_suffix('\\') {
-            pending.push_str(body);
+        // A trailing backslash continues the line unless it is itself escaped
+        // (on the line as written: a blank after the backslash ends the line).
+        let mut escaped = false;
+        for c in pending.chars().chain(raw.chars()) {
+            escaped = !escaped && c == '\\';
+        }
+        if escaped {
+            pending.push_str(&raw[..raw.len() - 1]);
             pending.push(' ');
             continue;
         }
-        pending.push_str(line);
-        let full = std::mem::take(&mut pending);
+        pending.push_str(raw);
+        logical.push((start, std::mem::take(&mut pending)));
+    }
+    // A line still continued at the end of the file counts as it is.
+    if !pending.is_empty() {
+        logical.push((start, pending));
+    }
+    for (start, full) in logical {
         let full = full.trim();
         if full.is_empty() {
             continue;
@@ -92,25 +94,62 @@ pub fn parse_bool(v: &str) -> Option<bool> {
     }
 }
 
-/// A size such as `512`, `4K`, `1.5M` (systemd's parse_size suffixes).
-pub(super) fn parse_size(v: &str) -> Option<u64> {
-    let v = v.trim();
-    let split = v
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(v.len());
-    let (num, unit) = v.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let mult: f64 = match unit.trim() {
-        "" | "B" => 1.0,
-        "K" => 1024.0,
-        "M" => 1024.0 * 1024.0,
-        "G" => 1024.0 * 1024.0 * 1024.0,
-        "T" => 1024f64.powi(4),
-        "P" => 1024f64.powi(5),
-        "E" => 1024f64.powi(6),
-        _ => return None,
-    };
-    Some((n * mult) as u64)
+/// A size as systemd's `parse_size` reads it (base 1024): one or more parts, each a
+/// number with an optional fraction, optional blanks, and one of the suffixes E, P,
+/// T, G, M, K, B or none, in decreasing order (`1G 512M`, `1.5K`, `+4K`); `None`
+/// when systemd would reject it (`4k`, `1KB`, `-1`, ``).
+pub(crate) fn parse_size(v: &str) -> Option<u64> {
+    const UNITS: [(&str, u64); 8] = [
+        ("E", 1 << 60),
+        ("P", 1 << 50),
+        ("T", 1 << 40),
+        ("G", 1 << 30),
+        ("M", 1 << 20),
+        ("K", 1 << 10),
+        ("B", 1),
+        ("", 1),
+    ];
+    let blank = |c: char| matches!(c, ' ' | '\t' | '\n' | '\r');
+    let mut rest = v;
+    let mut total: u64 = 0;
+    let mut start = 0;
+    loop {
+        rest = rest.trim_start_matches(blank);
+        // strtoull: an optional sign; a minus is refused.
+        let body = match rest.strip_prefix('+') {
+            Some(b) => b,
+            None if rest.starts_with('-') => return None,
+            None => rest,
+        };
+        let digits = body
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(body.len());
+        if digits == 0 {
+            return None;
+        }
+        let whole: u64 = body[..digits].parse().ok()?;
+        let mut after = &body[digits..];
+        let mut frac = 0f64;
+        if let Some(f) = after.strip_prefix('.') {
+            let n = f.find(|c: char| !c.is_ascii_digit()).unwrap_or(f.len());
+            if n > 0 {
+                frac = format!("0.{}", &f[..n]).parse().ok()?;
+            }
+            after = &f[n..];
+        }
+        after = after.trim_start_matches(blank);
+        let i = (start..UNITS.len()).find(|&i| after.starts_with(UNITS[i].0))?;
+        let (suffix, mult) = UNITS[i];
+        let part = whole
+            .checked_mul(mult)?
+            .checked_add((frac * mult as f64) as u64)?;
+        total = total.checked_add(part)?;
+        rest = &after[suffix.len()..];
+        start = i + 1;
+        if rest.is_empty() {
+            return Some(total);
+        }
+    }
 }
 
 /// Whose built-in journald defaults apply to keys left unset.
@@ -184,8 +223,10 @@ pub fn journald_effective(
     let mut ev = Vec::new();
     let mut value: Option<(String, &Setting)> = None;
     for st in settings.iter().filter(|s| s.key == key) {
-        // An empty assignment resets the key to its default.
-        if st.value.is_empty() {
+        // An empty assignment resets Compress (and keys read as text) to the
+        // default; journald 252 rejects it for a boolean or Storage, keeping the
+        // previous value.
+        if st.value.is_empty() && matches!(kind, KeyKind::BoolOrSize | KeyKind::Text) {
             value = None;
             continue;
         }
@@ -229,7 +270,7 @@ pub(super) fn files_read(read: &[String], what: &str) -> String {
     }
 }
 
-pub(super) fn journald_check(
+pub fn journald_check(
     facts: &Facts,
     key: &str,
     want: &str,

@@ -19,7 +19,7 @@ mod timesyncd;
 pub use chrony::{chrony_config, effective_uid, ChronyConfig, Directive};
 use chrony::{chrony_sources, chrony_user};
 use timesyncd::timesyncd_servers;
-pub use timesyncd::{timesyncd_lists, TimesyncdServers};
+pub use timesyncd::{timesyncd_lists, timesyncd_settings, TimesyncdServers};
 
 /// A time synchronisation daemon this benchmark accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -1,17 +1,9 @@
 //! systemd-timesyncd: its server lists, read from timesyncd.conf and its drop-ins.
 
+use crate::checks::logging::parse_unit_ini;
 use crate::facts::kv::{self, Setting};
 use crate::facts::{FactError, Facts};
 use crate::model::{Outcome, Status};
-
-/// timesyncd.conf drop-in directories, highest precedence first.
-const TIMESYNCD_DROPINS: [&str; 5] = [
-    "/etc/systemd/timesyncd.conf.d",
-    "/run/systemd/timesyncd.conf.d",
-    "/usr/local/lib/systemd/timesyncd.conf.d",
-    "/usr/lib/systemd/timesyncd.conf.d",
-    "/lib/systemd/timesyncd.conf.d",
-];
 
 /// The effective server lists of timesyncd: each assignment adds to its list, an
 /// empty assignment clears it, files read in systemd's order.
@@ -42,24 +34,26 @@ pub fn timesyncd_lists(settings: &[Setting]) -> TimesyncdServers {
     out
 }
 
-pub(super) fn timesyncd_servers(facts: &Facts) -> Result<Outcome, FactError> {
-    let files = kv::read_with_dropins(
-        facts,
-        &["/etc/systemd/timesyncd.conf"],
-        &TIMESYNCD_DROPINS,
-        ".conf",
-    )?;
+/// The `[Time]` settings of timesyncd.conf and its drop-ins as systemd-timesyncd
+/// reads them, and the files read.
+pub fn timesyncd_settings(facts: &Facts) -> Result<(Vec<Setting>, Vec<String>), FactError> {
     let mut settings = Vec::new();
-    for (path, text) in &files {
-        settings.extend(kv::parse_ini(text, path, "Time"));
+    let mut read = Vec::new();
+    for (path, text) in kv::systemd_daemon_files(facts, "timesyncd.conf")? {
+        settings.extend(parse_unit_ini(&text, &path, "Time"));
+        read.push(path);
     }
+    Ok((settings, read))
+}
+
+pub(super) fn timesyncd_servers(facts: &Facts) -> Result<Outcome, FactError> {
+    let (settings, files) = timesyncd_settings(facts)?;
     let l = timesyncd_lists(&settings);
     let mut ev: Vec<String> = l.lines.iter().map(Setting::describe).collect();
     if files.is_empty() {
         ev.push("/etc/systemd/timesyncd.conf and its drop-in directories: no file found".into());
     } else {
-        let read: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
-        ev.push(format!("read {}", read.join(", ")));
+        ev.push(format!("read {}", files.join(", ")));
     }
     if l.ntp.is_empty() && l.fallback.is_empty() {
         ev.insert(
