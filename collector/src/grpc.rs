@@ -363,10 +363,16 @@ async fn run_session(
                 let batch = matches!(m.body, Some(agent_message::Body::Results(_)))
                     .then(std::time::Instant::now);
                 let span = tracing::info_span!("agent_message", scan_id = %echo(scan_of(&m)));
-                // Storage syncs to disk: keep it off the async workers.
-                let (s, r) = match tokio::task::spawn_blocking(move || { let r = span.in_scope(|| session.handle(m, was_first)); (session, r) }).await {
+                // Storage syncs to disk: on the ingest pool, whose rounds share a sync;
+                // the replies come once the message's writes are durable.
+                let (s, r) = match app.ingest(move || { let r = span.in_scope(|| session.handle(m, was_first)); (session, r) }).await {
                     Ok(x) => x,
-                    Err(_) => {
+                    Err(crate::ingest::Failed::Sync(e)) => {
+                        tracing::error!(%agent_id, error = %e, "the store cannot sync: nothing acknowledged");
+                        let _ = out.send(Err(Status::unavailable("the collector cannot store data right now"))).await;
+                        break;
+                    }
+                    Err(crate::ingest::Failed::Lost) => {
                         let _ = out.send(Err(Status::internal("handler failed"))).await;
                         break;
                     }

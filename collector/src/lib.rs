@@ -16,6 +16,7 @@ pub mod downloads;
 pub mod grpc;
 pub mod healthcheck;
 pub mod identity;
+pub mod ingest;
 pub mod limits;
 pub mod metrics;
 pub mod migrate;

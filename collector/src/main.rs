@@ -13,9 +13,9 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 // jemalloc's options are compiled in: see `.cargo/config.toml`.
 
-/// Threads for store work (`spawn_blocking`). Each waits for a group commit while it
-/// holds one; more than this only queue, and thousands of parked threads cost
-/// context switches.
+/// Threads for store work outside the ingest pool (`spawn_blocking`: enrollment,
+/// stream bookkeeping, webhooks). Each waits for a group commit while it holds one;
+/// more than this only queue, and thousands of parked threads cost context switches.
 const BLOCKING_THREADS: usize = 128;
 
 fn main() {

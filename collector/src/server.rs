@@ -409,17 +409,20 @@ fn scheduled_scans(
     }
     let sched = crate::schedule::parse(&s.schedule_cron).map_err(ServerError::Schedule)?;
     let window = chrono::Duration::seconds(app.config.schedule_window_secs);
-    for a in app.store.agents()? {
-        if a.revoked {
-            continue;
-        }
-        if sched
-            .next_for_agent(&a.id, since, window)
-            .is_some_and(|t| t <= now)
-        {
-            app.create_scan(&a.id, "schedule", "system")?;
-        }
-    }
+    let due: Vec<String> = app
+        .store
+        .agents()?
+        .into_iter()
+        .filter(|a| !a.revoked)
+        .filter(|a| {
+            sched
+                .next_for_agent(&a.id, since, window)
+                .is_some_and(|t| t <= now)
+        })
+        .map(|a| a.id)
+        .collect();
+    // The slot's scans share one sync.
+    app.create_scans(&due, "schedule", "system")?;
     Ok(())
 }
 

@@ -9,6 +9,15 @@ use crate::policy::{self, Counts};
 use crate::store::{ResultRecord, ScanFilter, ScanRecord, ScanStatus};
 use rampart_report::Status;
 
+/// A scan `create_scans` has to send.
+struct Made {
+    scan: ScanRecord,
+    /// Written now (not the agent's pending scan, found).
+    new: bool,
+    /// A target's: it runs over SSH.
+    over_ssh: bool,
+}
+
 impl App {
     /// Creates a pending scan for an agent and asks it to run, unless scanning is off
     /// or its project is exempt (then `None`).
@@ -18,6 +27,57 @@ impl App {
         trigger: &str,
         actor: &str,
     ) -> Result<Option<ScanRecord>> {
+        Ok(self
+            .create_scans(&[agent_id.to_string()], trigger, actor)?
+            .pop())
+    }
+
+    /// [`Self::create_scan`] for each agent, all made durable by one sync before any
+    /// is sent: a whole project's or a schedule slot's scans cost one sync, not one
+    /// each. At the first error the scans made before it are still synced and sent,
+    /// then the error is returned.
+    pub fn create_scans(
+        &self,
+        agent_ids: &[String],
+        trigger: &str,
+        actor: &str,
+    ) -> Result<Vec<ScanRecord>> {
+        let mut made = Vec::new();
+        let (failed, due) = crate::ingest::deferring(|| {
+            for a in agent_ids {
+                match self.record_scan(a, trigger, actor) {
+                    Ok(Some(m)) => made.push(m),
+                    Ok(None) => {}
+                    Err(e) => return Some(e),
+                }
+            }
+            None
+        });
+        if due {
+            // Nothing is sent before the scans are durable, wherever this runs.
+            self.sync_now()?;
+        }
+        for m in &made {
+            if m.new {
+                self.metrics.scan_created(&m.scan.trigger);
+            }
+            // A target's scans run over SSH; a target's pending scan is already
+            // queued to run here.
+            match (m.over_ssh, m.new) {
+                (true, true) => self.run_ssh_scan(&m.scan),
+                (true, false) => {}
+                (false, _) => self.send_scan(&m.scan),
+            }
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(made.into_iter().map(|m| m.scan).collect()),
+        }
+    }
+
+    /// Writes a new pending scan, or finds the agent's pending one; `None` when no
+    /// scan is to run. Its sync is deferred to the caller.
+    fn record_scan(&self, agent_id: &str, trigger: &str, actor: &str) -> Result<Option<Made>> {
         let a = self.agent(agent_id)?;
         let s = self.settings();
         if a.revoked {
@@ -39,11 +99,11 @@ impl App {
             .latest_scan(agent_id)?
             .filter(|p| p.status == ScanStatus::Pending)
         {
-            // A target's pending scan is already queued to run here.
-            if a.ssh.is_none() {
-                self.send_scan(&p);
-            }
-            return Ok(Some(p));
+            return Ok(Some(Made {
+                scan: p,
+                new: false,
+                over_ssh: a.ssh.is_some(),
+            }));
         }
         let now = now_ms();
         let id = format!("sc-{now:013}-{}", &auth::new_id("")?[..8]);
@@ -60,14 +120,12 @@ impl App {
             Some(&rec.id),
             format!("{trigger} scan of {kind} {agent_id}"),
         )?;
-        self.sync_store()?;
-        self.metrics.scan_created(recorded);
-        if a.ssh.is_some() {
-            self.run_ssh_scan(&rec);
-        } else {
-            self.send_scan(&rec);
-        }
-        Ok(Some(rec))
+        self.sync_store()?; // deferred: `create_scans` syncs once for all
+        Ok(Some(Made {
+            scan: rec,
+            new: true,
+            over_ssh: a.ssh.is_some(),
+        }))
     }
 
     /// Sends a pending scan to its agent, here or, when it is not connected here,

@@ -438,6 +438,12 @@ impl Metrics {
         self.store_sync.observe(took.as_secs_f64());
     }
 
+    /// `store_synced` for a thread that outlives a borrow (the ingest pool's).
+    pub fn store_synced_fn(&self) -> impl Fn(Duration) + Send + Sync + 'static {
+        let h = self.store_sync.clone();
+        move |took| h.observe(took.as_secs_f64())
+    }
+
     /// The figures that cost a walk, from the background tick.
     pub fn set_fleet(&self, agent_certs_expiring: Option<usize>, store_bytes: Option<u64>) {
         if let Some(n) = agent_certs_expiring {

@@ -343,12 +343,9 @@ pub(super) async fn manual_scan(
             ))
         }
     };
-    let mut out = Vec::new();
-    for a in agents {
-        if let Some(s) = app.create_scan(&a, "manual", &c.name)? {
-            out.push(scan_dto(&app, s));
-        }
-    }
+    // A project's scans share one sync.
+    let made = app.create_scans(&agents, "manual", &c.name)?;
+    let out = made.into_iter().map(|s| scan_dto(&app, s)).collect();
     Ok((StatusCode::CREATED, Json(out)))
 }
 
