@@ -256,6 +256,10 @@ for name in sorted(os.listdir(d)):
         # 1000 scans/s on 2 cores leaves the collector at most 2 ms of CPU per scan;
         # unlike the rate, this holds when the load generator shares the machine.
         row(f"collector CPU per scan, {n} agents", 2, v.get("collector_cpu_ms_per_scan"), "ms", False)
+        c, g = v.get("collector_cpu_ms_per_scan"), v.get("loadgen_cpu_ms_per_scan")
+        if c and g:
+            # Both on this machine: the rate its cores allow at these costs.
+            rows.append((f"  with load generator CPU per scan {g:g} ms: cores allow", "", f"{os.cpu_count() * 1000 / (c + g):.0f} scans/s", "", ""))
         row(f"collector RSS, {n} agents", 512, (v.get("collector_rss_kib") or 0) / 1024 or None, "MiB", False)
         disk = num(name.replace(".json", ".disk_kib"))
         if disk and v["scans_completed"]:
