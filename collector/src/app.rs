@@ -315,7 +315,13 @@ impl App {
                 timed(t.elapsed());
                 r
             });
-            crate::ingest::Pool::start(crate::ingest::Pool::threads_for_machine(), sync)
+            // On PostgreSQL every write waits for its commit, a round trip: as many
+            // threads as the store has connections.
+            let threads = match self.config.store {
+                Some(_) => self.config.store_pool_size,
+                None => crate::ingest::Pool::threads_for_machine(),
+            };
+            crate::ingest::Pool::start(threads, sync)
                 .inspect_err(|e| tracing::error!(error = %e, "cannot start the ingest threads"))
                 .ok()
         });
