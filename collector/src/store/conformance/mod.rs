@@ -14,7 +14,6 @@ pub use queries::{check, run_queries};
 pub use retention::run_retention;
 pub use seed::{seed, Truth};
 
-
 fn scan(id: &str, agent: &str, project: Option<&str>, status: ScanStatus) -> ScanRecord {
     let mut s = ScanRecord::pending(
         id.into(),
