@@ -146,7 +146,6 @@ fn status_name(s: i32) -> Result<&'static str, Status> {
 /// A stream's outbound queue. Items are boxed: a channel allocates its slots 32 at a
 /// time when made, and an unboxed item (a message or a status) is about 200 bytes,
 /// which every connected agent, idle or not, would hold for its stream's life.
-#[derive(Clone)]
 struct Out(mpsc::Sender<Box<Result<CollectorMessage, Status>>>);
 
 impl Out {

@@ -40,27 +40,42 @@ fn token_file(dir: &Path, token: &str) -> String {
     p.display().to_string()
 }
 
+/// A collector with the raised limits, and the load generator run against it (its
+/// gRPC and REST addresses and admin token given) with `args` after those.
+fn against_collector(dir: &Path, args: &[&str]) -> (Collector, Value) {
+    let c = Collector::start_with(&dir.join("collector"), None, None, Some(CONFIG));
+    let tok = token_file(dir, &c.admin);
+    let url = c.url();
+    let rest = format!("http://{}", c.rest);
+    let mut all = vec![
+        "--collector",
+        &url,
+        "--rest",
+        &rest,
+        "--admin-token-file",
+        &tok,
+    ];
+    all.extend_from_slice(args);
+    let v = loadgen(&all);
+    (c, v)
+}
+
 #[test]
 fn ingest_reports_the_scans_the_collector_completed() {
     let t = tempfile::tempdir().unwrap();
-    let c = Collector::start_with(&t.path().join("collector"), None, None, Some(CONFIG));
-    let tok = token_file(t.path(), &c.admin);
-    let v = loadgen(&[
-        "--collector",
-        &c.url(),
-        "--rest",
-        &format!("http://{}", c.rest),
-        "--admin-token-file",
-        &tok,
-        "--agents",
-        "5",
-        "--scans-per-agent",
-        "2",
-        "--results",
-        "300",
-        "--batch",
-        "100",
-    ]);
+    let (c, v) = against_collector(
+        t.path(),
+        &[
+            "--agents",
+            "5",
+            "--scans-per-agent",
+            "2",
+            "--results",
+            "300",
+            "--batch",
+            "100",
+        ],
+    );
     assert_eq!(v["errors"], serde_json::json!([]), "{v}");
     assert_eq!(v["connected"], 5, "{v}");
     assert_eq!(v["scans_completed"], 10, "{v}");
@@ -116,24 +131,19 @@ fn a_rate_spaces_each_agents_scans() {
     // scans are requested a second apart (as fast as acknowledged, all three would be
     // done within a few hundred milliseconds).
     let t = tempfile::tempdir().unwrap();
-    let c = Collector::start_with(&t.path().join("collector"), None, None, Some(CONFIG));
-    let tok = token_file(t.path(), &c.admin);
-    let v = loadgen(&[
-        "--collector",
-        &c.url(),
-        "--rest",
-        &format!("http://{}", c.rest),
-        "--admin-token-file",
-        &tok,
-        "--agents",
-        "4",
-        "--scans-per-agent",
-        "3",
-        "--rate",
-        "4",
-        "--jitter-ms",
-        "0",
-    ]);
+    let (c, v) = against_collector(
+        t.path(),
+        &[
+            "--agents",
+            "4",
+            "--scans-per-agent",
+            "3",
+            "--rate",
+            "4",
+            "--jitter-ms",
+            "0",
+        ],
+    );
     assert_eq!(v["errors"], serde_json::json!([]), "{v}");
     assert_eq!(v["scans_completed"], 12, "{v}");
     assert_eq!(v["offered_scans_per_second"], 4.0, "{v}");
@@ -165,21 +175,10 @@ fn a_rate_spaces_each_agents_scans() {
 #[test]
 fn connect_only_holds_idle_streams() {
     let t = tempfile::tempdir().unwrap();
-    let c = Collector::start_with(&t.path().join("collector"), None, None, Some(CONFIG));
-    let tok = token_file(t.path(), &c.admin);
-    let v = loadgen(&[
-        "--collector",
-        &c.url(),
-        "--rest",
-        &format!("http://{}", c.rest),
-        "--admin-token-file",
-        &tok,
-        "--agents",
-        "4",
-        "--connect-only",
-        "--duration",
-        "1",
-    ]);
+    let (c, v) = against_collector(
+        t.path(),
+        &["--agents", "4", "--connect-only", "--duration", "1"],
+    );
     assert_eq!(v["connected"], 4, "{v}");
     let agents = c.agents();
     assert_eq!(agents.as_array().unwrap().len(), 4, "{agents}");
