@@ -218,6 +218,28 @@ fn separate(facts: &Facts, path: &str) -> Result<Outcome, FactError> {
     ))
 }
 
+/// What the mount checks conclude about `path` at boot (offline reading): whether it
+/// is mounted at boot as its own mount, the options it is mounted with, and why. For
+/// `rampart-agent facts mounts`, which the differential tests compare with
+/// systemd-fstab-generator and the kernel.
+#[derive(Debug, Clone)]
+pub struct BootMount {
+    pub separate: bool,
+    pub options: Option<Vec<String>>,
+    pub evidence: Vec<String>,
+}
+
+/// The boot view of `path` (see [`BootMount`]).
+pub fn boot_mount(facts: &Facts, path: &str) -> Result<BootMount, FactError> {
+    let path = norm(path);
+    let p = persisted(facts, &path)?;
+    Ok(BootMount {
+        separate: p.mounts_at_boot(),
+        options: p.options().map(<[String]>::to_vec),
+        evidence: p.describe(&path),
+    })
+}
+
 /// Whether mount options `opts` (applied left to right, as mount(8) does) end up
 /// setting `option` (`nodev`, `nosuid`, `noexec`).
 pub fn option_in_effect(opts: &[String], option: &str) -> bool {
