@@ -16,7 +16,9 @@
 //!   unit (a file in /etc or /run overrides the generator's, which overrides /usr/lib;
 //!   `/dev/null` is a mask), and `systemctl is-enabled` says masked or enabled.
 //!   A mount unit is mounted at boot when it is not masked and the generator linked
-//!   it from `local-fs.target.requires`/`.wants` or it is enabled.
+//!   it from `local-fs.target.requires`/`.wants`, it is enabled, or a
+//!   `local-fs.target.wants` link names it. (A mask in /usr/lib is below the
+//!   generator's directory: an fstab entry overrides it.)
 //! - The kernel decides the flags: the root's own mount(8) mounts a tmpfs with the
 //!   unit's `Options=` (systemd hands them to mount(8) as `-o`), and `findmnt`
 //!   reads the per-mount flags back. So mount(8) applies options left to right and
@@ -113,6 +115,9 @@ const UNIT_DIRS: &[&str] = &[
     "/usr/lib/systemd/system",
 ];
 
+/// The `.wants` directories the configurations link units from.
+const WANTS_DIRS: &[&str] = &["/etc/systemd/system/local-fs.target.wants"];
+
 fn unit_name(path: &str) -> String {
     format!("{}.mount", path.trim_start_matches('/').replace('/', "-"))
 }
@@ -146,7 +151,7 @@ fn line(rng: &mut Rng) -> String {
             let mut s = rng.pick(&["", "", " ", "\t"]).to_string();
             for (i, f) in fields[..n].iter().enumerate() {
                 if i > 0 {
-                    s += rng.pick(&[" ", " ", "\t", "  ", " \t "]);
+                    s += *rng.pick(&[" ", " ", "\t", "  ", " \t "]);
                 }
                 s += f;
             }
@@ -249,10 +254,18 @@ echo '#enabled'; for u; do echo \"$u $(systemctl is-enabled \"$u\" 2>/dev/null)\
             let pulled = ["local-fs.target.requires", "local-fs.target.wants"]
                 .iter()
                 .any(|d| std::fs::symlink_metadata(gen.join(d).join(name)).is_ok());
+            // A link in a .wants directory pulls the unit in by its name, whichever
+            // file it points to (systemd.unit(5)); `systemctl is-enabled` says
+            // `generated`, not `enabled`, when the generator's unit is the one loaded.
+            let wanted = WANTS_DIRS.iter().any(|d| {
+                std::fs::symlink_metadata(copy.path(&format!("{d}/{name}"))).is_ok()
+            });
             let masked = state.starts_with("masked") || fragment.as_deref() == Some("/dev/null");
             let at_boot = fragment.is_some()
                 && !masked
-                && (pulled || matches!(state.as_str(), "enabled" | "enabled-runtime"));
+                && (pulled
+                    || wanted
+                    || matches!(state.as_str(), "enabled" | "enabled-runtime"));
             let options = at_boot.then(|| {
                 // The last `Options=` of the file (an empty one resets), with
                 // systemd's `%%` specifier read as `%`.
