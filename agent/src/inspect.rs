@@ -657,7 +657,11 @@ pub fn mounts(root: &Path, paths: &[String]) -> Result<BTreeMap<String, MountFac
     let mut out = BTreeMap::new();
     for path in paths {
         let b = boot_mount(&facts, path)?;
-        let on = |flag: &str| b.options.as_deref().is_some_and(|o| option_in_effect(o, flag));
+        let on = |flag: &str| {
+            b.options
+                .as_deref()
+                .is_some_and(|o| option_in_effect(o, flag))
+        };
         out.insert(
             path.clone(),
             MountFacts {

@@ -70,5 +70,5 @@ fn mounts_follow_systemd_fstab_generator() {
     let Some(root) = debian_root_or_skip("mounts_follow_systemd_fstab_generator") else {
         return;
     };
-    mounts::run(&root, Settings::from_env(150)).finish();
+    mounts::run(&root, Settings::from_env(120)).finish();
 }

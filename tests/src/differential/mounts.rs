@@ -15,8 +15,10 @@
 //! - `systemd-analyze unit-files` names the unit file systemd loads for each mount
 //!   unit (a file in /etc or /run overrides the generator's, which overrides /usr/lib;
 //!   `/dev/null` is a mask), and `systemctl is-enabled` says masked or enabled.
-//!   A mount unit is mounted at boot when it is not masked and the generator linked
-//!   it from `local-fs.target.requires`/`.wants`, it is enabled, or a
+//!   (`--root=/`: offline, as it is in the chroot; without it systemctl may look for
+//!   a bus.) A mount unit is mounted at boot when it is not masked and the generator
+//!   linked it from `local-fs.target` or, for `_netdev`, `remote-fs.target` (enabled
+//!   in the root, as on any Debian 12) `.requires`/`.wants`, it is enabled, or a
 //!   `local-fs.target.wants` link names it. (A mask in /usr/lib is below the
 //!   generator's directory: an fstab entry overrides it.)
 //! - The kernel decides the flags: the root's own mount(8) mounts a tmpfs with the
@@ -38,7 +40,14 @@ use std::collections::HashMap;
 use super::{agent_facts, Rng, RootCopy, Settings, Tally};
 
 /// The mount points compared (those of the CIS partition rules but /dev/shm).
-const PATHS: &[&str] = &["/tmp", "/var", "/var/tmp", "/var/log", "/var/log/audit", "/home"];
+const PATHS: &[&str] = &[
+    "/tmp",
+    "/var",
+    "/var/tmp",
+    "/var/log",
+    "/var/log/audit",
+    "/home",
+];
 
 /// Mount points as an fstab line may spell them.
 const TARGETS: &[&str] = &[
@@ -231,7 +240,7 @@ fn systemd(copy: &RootCopy) -> Result<Vec<Boot>, String> {
     let script = "G=/run/systemd/generator; rm -rf $G; mkdir -p $G
 SYSTEMD_PROC_CMDLINE= /usr/lib/systemd/system-generators/systemd-fstab-generator $G $G $G 2>/dev/null
 echo '#ids'; systemd-analyze unit-files 2>/dev/null | sed -n 's/^ids: //p'
-echo '#enabled'; for u; do echo \"$u $(systemctl is-enabled \"$u\" 2>/dev/null)\"; done";
+echo '#enabled'; for u; do echo \"$u $(systemctl --root=/ is-enabled \"$u\" 2>/dev/null)\"; done";
     let names: Vec<String> = PATHS.iter().map(|p| unit_name(p)).collect();
     let mut args = vec!["sh", "-c", script, "sh"];
     args.extend(names.iter().map(String::as_str));
@@ -251,21 +260,24 @@ echo '#enabled'; for u; do echo \"$u $(systemctl is-enabled \"$u\" 2>/dev/null)\
         .map(|name| {
             let fragment = ids.get(name.as_str()).map(|s| s.to_string());
             let state = states.get(name.as_str()).unwrap_or(&"").to_string();
-            let pulled = ["local-fs.target.requires", "local-fs.target.wants"]
-                .iter()
+            let pulled = [
+                "local-fs.target.requires",
+                "local-fs.target.wants",
+                "remote-fs.target.requires",
+                "remote-fs.target.wants",
+            ]
+            .iter()
                 .any(|d| std::fs::symlink_metadata(gen.join(d).join(name)).is_ok());
             // A link in a .wants directory pulls the unit in by its name, whichever
             // file it points to (systemd.unit(5)); `systemctl is-enabled` says
             // `generated`, not `enabled`, when the generator's unit is the one loaded.
-            let wanted = WANTS_DIRS.iter().any(|d| {
-                std::fs::symlink_metadata(copy.path(&format!("{d}/{name}"))).is_ok()
-            });
+            let wanted = WANTS_DIRS
+                .iter()
+                .any(|d| std::fs::symlink_metadata(copy.path(&format!("{d}/{name}"))).is_ok());
             let masked = state.starts_with("masked") || fragment.as_deref() == Some("/dev/null");
             let at_boot = fragment.is_some()
                 && !masked
-                && (pulled
-                    || wanted
-                    || matches!(state.as_str(), "enabled" | "enabled-runtime"));
+                && (pulled || wanted || matches!(state.as_str(), "enabled" | "enabled-runtime"));
             let options = at_boot.then(|| {
                 // The last `Options=` of the file (an empty one resets), with
                 // systemd's `%%` specifier read as `%`.
@@ -387,8 +399,16 @@ pub fn run(original: &std::path::Path, settings: Settings) -> Tally {
             if b.options.is_some() != *separate {
                 what += &format!(
                     "  {path}: systemd {} it at boot ({why}); the agent says {} ({how})\n",
-                    if b.options.is_some() { "mounts" } else { "does not mount" },
-                    if *separate { "separate" } else { "not separate" }
+                    if b.options.is_some() {
+                        "mounts"
+                    } else {
+                        "does not mount"
+                    },
+                    if *separate {
+                        "separate"
+                    } else {
+                        "not separate"
+                    }
                 );
                 continue;
             }
