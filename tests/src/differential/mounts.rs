@@ -267,7 +267,7 @@ echo '#enabled'; for u; do echo \"$u $(systemctl --root=/ is-enabled \"$u\" 2>/d
                 "remote-fs.target.wants",
             ]
             .iter()
-                .any(|d| std::fs::symlink_metadata(gen.join(d).join(name)).is_ok());
+            .any(|d| std::fs::symlink_metadata(gen.join(d).join(name)).is_ok());
             // A link in a .wants directory pulls the unit in by its name, whichever
             // file it points to (systemd.unit(5)); `systemctl is-enabled` says
             // `generated`, not `enabled`, when the generator's unit is the one loaded.
