@@ -70,5 +70,7 @@ fn mounts_follow_systemd_fstab_generator() {
     let Some(root) = debian_root_or_skip("mounts_follow_systemd_fstab_generator") else {
         return;
     };
-    mounts::run(&root, Settings::from_env(120)).finish();
+    // About 8 s for 120 configurations alone (a copy sharing /usr, two chroots and
+    // one agent run each).
+    mounts::run(&root, Settings::from_env(100)).finish();
 }
