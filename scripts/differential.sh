@@ -10,7 +10,8 @@
 #
 # Example: RAMPART_DIFF_SEED=7 RAMPART_DIFF_COUNT=5000 scripts/differential.sh sysctl
 # (an optional argument filters the test names: sysctl, sshd, modules, account,
-# units, journald — journald, coredump and timesyncd configuration — or sudo).
+# units, journald — journald, coredump and timesyncd configuration — sudo, or
+# mounts — /etc/fstab and mount units at boot).
 # Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."

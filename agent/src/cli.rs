@@ -99,6 +99,16 @@ pub enum FactsCommand {
         #[arg(long = "option")]
         options: Vec<String>,
     },
+    /// Mount points as the mount checks judge them at boot: /etc/fstab and systemd
+    /// mount units.
+    Mounts {
+        /// Root of the system to read (`/` is the live host).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// A mount point to describe (repeatable), e.g. `/tmp`.
+        #[arg(long = "path")]
+        paths: Vec<String>,
+    },
     /// sshd's effective configuration, host keys and private key files.
     Sshd {
         /// Root of the system to read (`/` is the live host).
@@ -284,6 +294,9 @@ pub fn run(cli: Cli) -> Result<i32, AgentError> {
                     to_json(&crate::inspect::sysctl(&root, &keys)?)
                 }
                 FactsCommand::Sshd { root } => to_json(&crate::inspect::sshd(&root)?),
+                FactsCommand::Mounts { root, paths } => {
+                    to_json(&crate::inspect::mounts(&root, &paths)?)
+                }
                 FactsCommand::Sudo { root, options } => {
                     to_json(&crate::inspect::sudo(&root, &options)?)
                 }

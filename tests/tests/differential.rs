@@ -5,7 +5,7 @@
 //! runs longer by hand.
 
 use rampart_tests::differential::{
-    accounts, debian_root_or_skip, journald, modules, sshd, sudo, sysctl, units, Settings,
+    accounts, debian_root_or_skip, journald, modules, mounts, sshd, sudo, sysctl, units, Settings,
 };
 
 #[test]
@@ -63,4 +63,14 @@ fn sudo_follows_visudo_and_sudo_l() {
         return;
     };
     sudo::run(&root, Settings::from_env(80)).finish();
+}
+
+#[test]
+fn mounts_follow_systemd_fstab_generator() {
+    let Some(root) = debian_root_or_skip("mounts_follow_systemd_fstab_generator") else {
+        return;
+    };
+    // About 8 s for 120 configurations alone (a copy sharing /usr, two chroots and
+    // one agent run each).
+    mounts::run(&root, Settings::from_env(100)).finish();
 }

@@ -41,13 +41,13 @@ impl Check {
     }
 }
 
+/// A mount point as systemd simplifies it: `//var/./log/` is `/var/log`.
 fn norm(path: &str) -> String {
-    let t = path.trim_end_matches('/');
-    if t.is_empty() {
-        "/".into()
-    } else {
-        t.to_string()
-    }
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    format!("/{}", parts.join("/"))
 }
 
 /// What is configured to mount `path` at boot.
@@ -102,76 +102,114 @@ fn persisted(facts: &Facts, path: &str) -> Result<Persisted, FactError> {
     let name = format!("{}.mount", unit_name(path));
     let u = unit(facts, &name);
     let u = u.as_ref().as_ref().map_err(Clone::clone)?;
-    if u.masked {
-        return Ok(Persisted::Masked(u.describe()));
-    }
     let mut notes = Vec::new();
     let entries = fstab(facts);
     let entries = entries.as_ref().as_ref().map_err(Clone::clone)?;
-    let mut fs_entry = None;
-    for m in entries
+    let in_fstab = entries
         .iter()
-        .filter(|m| norm(&m.target) == path && m.fstype != "swap")
-    {
-        if m.has_option("noauto") {
-            notes.push(format!("{} has noauto: not mounted at boot", m.describe()));
-        } else {
-            fs_entry = Some(m.clone());
-        }
+        .any(|m| norm(&m.target) == path && m.fstype != "swap");
+    // systemd's unit directories in order: /etc, /run, then the generator's
+    // (/run/systemd/generator), then /usr/local/lib, /lib and /usr/lib. A unit file
+    // in /etc or /run overrides the unit the fstab generator writes; one below it is
+    // overridden by it, a mask too. On a booted system the generator's own output is
+    // in /run/systemd/generator: that is the fstab entry, not an override.
+    let overrides = |u: &crate::facts::units::UnitState| {
+        u.path.as_deref().is_some_and(|p| {
+            p.starts_with("/etc/")
+                || (p.starts_with("/run/") && !p.starts_with("/run/systemd/generator"))
+        })
+    };
+    if u.masked && (overrides(u) || !in_fstab) {
+        return Ok(Persisted::Masked(u.describe()));
     }
-    // A unit file in /etc or /run replaces the unit the fstab generator would write,
-    // so with an fstab entry its [Mount] section is what mounts the path.
-    let unit_overrides = u
-        .path
-        .as_deref()
-        .is_some_and(|p| p.starts_with("/etc/") || p.starts_with("/run/"));
-    let unit_mount = if u.starts_at_boot() || (unit_overrides && fs_entry.is_some()) {
-        match mount_unit(facts, path)? {
-            Some(mut m) => {
-                let dirs: Vec<String> = DROPIN_BASES
-                    .iter()
-                    .map(|b| format!("{b}/{name}.d"))
-                    .collect();
-                let dirs: Vec<&str> = dirs.iter().map(String::as_str).collect();
-                for (p, text) in read_with_dropins(facts, &[], &dirs, ".conf")? {
-                    if let Some(s) = parse_ini(&text, &p, "Mount")
-                        .iter()
-                        .rev()
-                        .find(|s| s.key == "Options")
-                    {
-                        m.options = s
-                            .value
-                            .split(',')
-                            .filter(|o| !o.is_empty())
-                            .map(String::from)
-                            .collect();
-                        m.origin = format!("{} (Options from {})", m.origin, s.source);
-                    }
-                }
-                Some(m)
-            }
-            None => None,
+    if u.masked {
+        notes.push(format!(
+            "{}; the unit systemd-fstab-generator writes from /etc/fstab has precedence over it",
+            u.describe()
+        ));
+    }
+    // systemd-fstab-generator writes one unit per mount point, from the first entry:
+    // for a later one the unit file already exists and the entry is ignored. A
+    // `noauto` first entry still makes the unit, without pulling it in at boot.
+    let mut named = entries
+        .iter()
+        .filter(|m| norm(&m.target) == path && m.fstype != "swap");
+    let first = named.next().cloned();
+    for m in named {
+        notes.push(format!(
+            "{} is ignored: systemd-fstab-generator keeps the first entry for {path}",
+            m.describe()
+        ));
+    }
+    let fs_entry = match &first {
+        Some(m) if noauto(&m.options) => {
+            notes.push(format!("{} has noauto: not mounted at boot", m.describe()));
+            None
         }
-    } else {
-        if u.exists() {
+        other => other.clone(),
+    };
+    // The unit systemd loads: a unit file in /etc or /run, else the generator's from
+    // the first fstab entry, else a unit file of lower precedence. It mounts at boot
+    // when the generator pulls it in (an entry without noauto) or it is enabled.
+    let unit_overrides = overrides(u);
+    if fs_entry.is_none() && !u.starts_at_boot() {
+        if u.exists() && !u.masked {
             notes.push(u.describe());
         }
-        None
+        if path == "/dev/shm" {
+            return Ok(Persisted::InitDefault(vec![
+                "nosuid".into(),
+                "nodev".into(),
+            ]));
+        }
+        notes.push(format!(
+            "no /etc/fstab entry and no enabled {name} unit mounts {path} at boot"
+        ));
+        return Ok(Persisted::Nothing(notes));
+    }
+    let generated = if unit_overrides { None } else { first };
+    let (mut m, from_unit) = match generated {
+        Some(m) => (m, false),
+        None => match mount_unit(facts, path)? {
+            Some(m) => (m, true),
+            None => return Ok(Persisted::Nothing(notes)),
+        },
     };
-    Ok(match (fs_entry, unit_mount) {
-        (Some(_), Some(um)) if unit_overrides => Persisted::Unit(um),
-        (Some(fe), _) => Persisted::Fstab(fe),
-        (None, Some(um)) => Persisted::Unit(um),
-        (None, None) if path == "/dev/shm" => {
-            Persisted::InitDefault(vec!["nosuid".into(), "nodev".into()])
+    // Drop-ins apply to the unit whichever file it comes from.
+    let dirs: Vec<String> = DROPIN_BASES
+        .iter()
+        .map(|b| format!("{b}/{name}.d"))
+        .collect();
+    let dirs: Vec<&str> = dirs.iter().map(String::as_str).collect();
+    for (p, text) in read_with_dropins(facts, &[], &dirs, ".conf")? {
+        if let Some(s) = parse_ini(&text, &p, "Mount")
+            .iter()
+            .rev()
+            .find(|s| s.key == "Options")
+        {
+            m.options = s
+                .value
+                .split(',')
+                .filter(|o| !o.is_empty())
+                .map(String::from)
+                .collect();
+            m.origin = format!("{} (Options from {})", m.origin, s.source);
         }
-        (None, None) => {
-            notes.push(format!(
-                "no /etc/fstab entry and no enabled {name} unit mounts {path} at boot"
-            ));
-            Persisted::Nothing(notes)
-        }
+    }
+    Ok(if from_unit {
+        Persisted::Unit(m)
+    } else {
+        Persisted::Fstab(m)
     })
+}
+
+/// Whether fstab options leave the entry out of boot: the last of `noauto` and
+/// `auto` wins, as systemd-fstab-generator reads them.
+fn noauto(opts: &[String]) -> bool {
+    opts.iter()
+        .rev()
+        .find(|o| *o == "noauto" || *o == "auto")
+        .is_some_and(|o| o == "noauto")
 }
 
 /// The live mount of `path` (the last one: later mounts cover earlier ones).
@@ -218,8 +256,34 @@ fn separate(facts: &Facts, path: &str) -> Result<Outcome, FactError> {
     ))
 }
 
+/// What the mount checks conclude about `path` at boot (offline reading): whether it
+/// is mounted at boot as its own mount, the options it is mounted with, and why. For
+/// `rampart-agent facts mounts`, which the differential tests compare with
+/// systemd-fstab-generator and the kernel.
+#[derive(Debug, Clone)]
+pub struct BootMount {
+    pub separate: bool,
+    pub options: Option<Vec<String>>,
+    pub evidence: Vec<String>,
+}
+
+/// The boot view of `path` (see [`BootMount`]).
+pub fn boot_mount(facts: &Facts, path: &str) -> Result<BootMount, FactError> {
+    let path = norm(path);
+    let p = persisted(facts, &path)?;
+    Ok(BootMount {
+        separate: p.mounts_at_boot(),
+        options: p.options().map(<[String]>::to_vec),
+        evidence: p.describe(&path),
+    })
+}
+
 /// Whether mount options `opts` (applied left to right, as mount(8) does) end up
-/// setting `option` (`nodev`, `nosuid`, `noexec`).
+/// setting `option` (`nodev`, `nosuid`, `noexec`): the last of an option and its
+/// opposite wins, `defaults` clears nothing, and `user`/`users` (all three) and
+/// `owner`/`group` (nosuid, nodev) set them until a later option clears them, for
+/// root too — what util-linux 2.38 and the kernel do (the differential test mounts
+/// each options string it generates and reads the flags back).
 pub fn option_in_effect(opts: &[String], option: &str) -> bool {
     let opposite = option.strip_prefix("no");
     let mut on = false;
@@ -227,7 +291,7 @@ pub fn option_in_effect(opts: &[String], option: &str) -> bool {
         let o = o.trim();
         if o == option {
             on = true;
-        } else if Some(o) == opposite || o == "defaults" {
+        } else if Some(o) == opposite {
             on = false;
         } else if (matches!(o, "user" | "users") && matches!(option, "nodev" | "nosuid" | "noexec"))
             || (matches!(o, "owner" | "group") && matches!(option, "nodev" | "nosuid"))
@@ -302,7 +366,8 @@ mod tests {
     #[test]
     fn options_apply_left_to_right() {
         assert!(option_in_effect(&v("defaults,nodev"), "nodev"));
-        assert!(!option_in_effect(&v("nodev,defaults"), "nodev"));
+        // mount(8) maps `defaults` to no flag at all: it clears none.
+        assert!(option_in_effect(&v("nodev,defaults"), "nodev"));
         assert!(!option_in_effect(&v("nodev,dev"), "nodev"));
         assert!(option_in_effect(&v("rw,user"), "noexec"));
         assert!(!option_in_effect(&v("rw,user,exec"), "noexec"));

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::kv::parse_ini;
 use super::units::UNIT_DIRS;
-use super::{strip_comment, FactError, Facts};
+use super::{FactError, Facts};
 
 /// A mount, live or configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,15 +82,21 @@ pub fn fstab(facts: &Facts) -> Arc<Result<Vec<Mount>, FactError>> {
             return Ok(Vec::new());
         };
         let mut out = Vec::new();
+        // As getmntent(3) reads it (systemd-fstab-generator does): a comment is a
+        // line whose first non-blank is `#`, and a line needs only a source and a
+        // mount point (no type: mount(8) probes it; no options: none).
         for (n, raw) in text.lines().enumerate() {
-            let f: Vec<&str> = strip_comment(raw).split_whitespace().collect();
-            if f.len() < 3 {
+            if raw.trim_start().starts_with('#') {
+                continue;
+            }
+            let f: Vec<&str> = raw.split([' ', '\t']).filter(|f| !f.is_empty()).collect();
+            if f.len() < 2 {
                 continue;
             }
             out.push(Mount {
                 target: unescape(f[1]),
                 source: unescape(f[0]),
-                fstype: f[2].to_string(),
+                fstype: f.get(2).copied().unwrap_or_default().to_string(),
                 options: f
                     .get(3)
                     .unwrap_or(&"defaults")
@@ -181,6 +187,41 @@ mod tests {
         assert_eq!(unit_name("/tmp"), "tmp");
         assert_eq!(unescape("/mnt/a\\040b"), "/mnt/a b");
         assert_eq!(unescape("\\04"), "\\04");
+    }
+
+    /// fstab as getmntent(3) reads it: `#` starts a comment only at the start of a
+    /// line, and two fields make an entry.
+    #[test]
+    fn fstab_lines_as_getmntent_reads_them() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("etc")).unwrap();
+        std::fs::write(
+            t.path().join("etc/fstab"),
+            "  # tmpfs /tmp tmpfs nodev\n/dev/sdb3\t/var\n/dev/sdz\ntmpfs /tmp tmpfs nodev 0 0 # note\n",
+        )
+        .unwrap();
+        let facts = Facts::new(t.path(), false);
+        let m = fstab(&facts);
+        let m = m.as_ref().as_ref().unwrap();
+        let got: Vec<String> = m
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} {} [{}] {}",
+                    m.target,
+                    m.fstype,
+                    m.options.join(","),
+                    m.origin
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "/var  [defaults] /etc/fstab:2",
+                "/tmp tmpfs [nodev] /etc/fstab:4"
+            ]
+        );
     }
 
     /// PID 1's table wins over our own (a sandboxed unit's bind mounts); our own is

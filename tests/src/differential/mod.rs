@@ -3,7 +3,8 @@
 //! run chrooted in a private mount namespace, and the agent's `facts` command on the
 //! same copy. Each family generates and compares in its module: `sysctl`, `sshd`,
 //! `modules`, `accounts`, `units`, `journald` (journald, systemd-coredump and
-//! systemd-timesyncd configuration) and `sudo` (sudoers files and Defaults).
+//! systemd-timesyncd configuration), `sudo` (sudoers files and Defaults) and `mounts`
+//! (/etc/fstab and mount units at boot).
 //!
 //! Knobs (environment): `RAMPART_DIFF_SEED` (default 18), `RAMPART_DIFF_COUNT`
 //! (configurations per family; each family has its own default), and
@@ -13,6 +14,7 @@
 pub mod accounts;
 pub mod journald;
 pub mod modules;
+pub mod mounts;
 pub mod sshd;
 pub mod sudo;
 pub mod sysctl;
@@ -121,6 +123,51 @@ impl RootCopy {
             original.display(),
             String::from_utf8_lossy(&out.stderr)
         );
+        RootCopy { _dir: dir, root }
+    }
+
+    /// A copy whose /usr is hard links to the original's files (cheap: most of the
+    /// root), the rest copied. Only for a family that never writes into an existing
+    /// file under /usr: [`RootCopy::write`], [`RootCopy::link`] and
+    /// [`RootCopy::remove`] replace or unlink directory entries, which leaves the
+    /// original alone, but a program that rewrote a file in place would change it.
+    /// Falls back to a full copy where hard links cannot be made (another file
+    /// system).
+    pub fn sharing_usr(original: &Path) -> RootCopy {
+        let dir = tempfile::Builder::new()
+            .prefix("rampart-diff-")
+            .tempdir()
+            .expect("make a temporary directory");
+        let root = dir.path().join("root");
+        fs::create_dir(&root).expect("make the copy's root");
+        let entries =
+            fs::read_dir(original).unwrap_or_else(|e| panic!("read {}: {e}", original.display()));
+        for entry in entries {
+            let from = entry.expect("list the root").path();
+            let linked = from.file_name().is_some_and(|n| n == "usr")
+                && Command::new("cp")
+                    .arg("-al")
+                    .arg(&from)
+                    .arg(&root)
+                    .output()
+                    .is_ok_and(|o| o.status.success());
+            if linked {
+                continue;
+            }
+            let _ = fs::remove_dir_all(root.join(from.file_name().unwrap_or_default()));
+            let out = Command::new("cp")
+                .arg("-a")
+                .arg(&from)
+                .arg(&root)
+                .output()
+                .expect("run cp");
+            assert!(
+                out.status.success(),
+                "cp -a {} failed: {}",
+                from.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         RootCopy { _dir: dir, root }
     }
 

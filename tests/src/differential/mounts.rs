@@ -1,0 +1,436 @@
+//! mounts: what the root's own systemd 252 mounts at boot from generated /etc/fstab
+//! files and `.mount` units, and with which flags; the agent (`rampart-agent facts
+//! mounts`) must agree, per mount point of the CIS partition rules, on whether the
+//! path is mounted at boot as its own mount and on its nodev, nosuid and noexec flags.
+//!
+//! The oracle, chrooted into the copy in a private mount namespace:
+//!
+//! - `systemd-fstab-generator` turns /etc/fstab into mount units in
+//!   /run/systemd/generator (with `SYSTEMD_PROC_CMDLINE` empty, so the host's kernel
+//!   command line plays no part). It reads fstab with getmntent(3), not libmount, so
+//!   it is its reading, not `findmnt --fstab`'s, that counts at boot: a line of two
+//!   fields still mounts, and of two entries for one mount point the first wins (the
+//!   second unit file "already exists"). `noauto` entries get a unit but no
+//!   `local-fs.target` link.
+//! - `systemd-analyze unit-files` names the unit file systemd loads for each mount
+//!   unit (a file in /etc or /run overrides the generator's, which overrides /usr/lib;
+//!   `/dev/null` is a mask), and `systemctl is-enabled` says masked or enabled.
+//!   (`--root=/`: offline, as it is in the chroot; without it systemctl may look for
+//!   a bus.) A mount unit is mounted at boot when it is not masked and the generator
+//!   linked it from `local-fs.target` or, for `_netdev`, `remote-fs.target` (enabled
+//!   in the root, as on any Debian 12) `.requires`/`.wants`, it is enabled, or a
+//!   `local-fs.target.wants` link names it. (A mask in /usr/lib is below the
+//!   generator's directory: an fstab entry overrides it.)
+//! - The kernel decides the flags: the root's own mount(8) mounts a tmpfs with the
+//!   unit's `Options=` (systemd hands them to mount(8) as `-o`), and `findmnt`
+//!   reads the per-mount flags back. So mount(8) applies options left to right and
+//!   the last of `exec`/`noexec` (`dev`/`nodev`, `suid`/`nosuid`) wins, `defaults`
+//!   changes none of the three, and `user`/`users` set all three and
+//!   `owner`/`group` set nosuid and nodev, for root (who mounts at boot) too, until a
+//!   later option clears them — what this test observes, on every options string it
+//!   generates (util-linux 2.38.1, Debian 12). Options the kernel refuses (an
+//!   upper-case `NODEV`) make the mount fail at boot; their flags are not compared.
+//!
+//! /dev/shm is left out: systemd mounts it itself and the fstab generator ignores it
+//! (an API file system); its fstab options only reach it through
+//! systemd-remount-fs, which nothing here runs.
+
+use std::collections::HashMap;
+
+use super::{agent_facts, Rng, RootCopy, Settings, Tally};
+
+/// The mount points compared (those of the CIS partition rules but /dev/shm).
+const PATHS: &[&str] = &[
+    "/tmp",
+    "/var",
+    "/var/tmp",
+    "/var/log",
+    "/var/log/audit",
+    "/home",
+];
+
+/// Mount points as an fstab line may spell them.
+const TARGETS: &[&str] = &[
+    "/tmp",
+    "/tmp",
+    "/tmp/",
+    "//tmp",
+    "/var",
+    "/var/",
+    "/var/tmp",
+    "/var/tmp",
+    "/var/log",
+    "/var/log/audit",
+    "/var/log/audit/",
+    "/home",
+    "/home",
+    "/home\\040old",
+    "/var/log\\040x",
+    "none",
+];
+
+const SOURCES: &[&str] = &[
+    "tmpfs",
+    "UUID=0000-0002",
+    "LABEL=data",
+    "/dev/sdb1",
+    "/var/tmp",
+    "/tmp",
+];
+
+const TYPES: &[&str] = &["tmpfs", "tmpfs", "ext4", "xfs", "none", "auto", "swap"];
+
+/// Options: the three flags and their opposites, options that look as if they set
+/// them, options for systemd and mount(8) alone, and some in the wrong case.
+const OPTIONS: &[&str] = &[
+    "defaults",
+    "defaults",
+    "rw",
+    "ro",
+    "nodev",
+    "nodev",
+    "dev",
+    "nosuid",
+    "nosuid",
+    "suid",
+    "noexec",
+    "noexec",
+    "exec",
+    "noauto",
+    "auto",
+    "nofail",
+    "user",
+    "users",
+    "owner",
+    "group",
+    "mode=1777",
+    "size=64m",
+    "relatime",
+    "strictatime",
+    "x-systemd.device-timeout=5s",
+    "_netdev",
+    "bind",
+    "NODEV",
+    "NoExec",
+];
+
+/// The `.mount` units generated beside fstab.
+const UNITS: &[(&str, &str)] = &[("tmp.mount", "/tmp"), ("var-tmp.mount", "/var/tmp")];
+
+/// Where generated unit files go.
+const UNIT_DIRS: &[&str] = &[
+    "/etc/systemd/system",
+    "/run/systemd/system",
+    "/usr/lib/systemd/system",
+];
+
+/// The `.wants` directories the configurations link units from.
+const WANTS_DIRS: &[&str] = &["/etc/systemd/system/local-fs.target.wants"];
+
+fn unit_name(path: &str) -> String {
+    format!("{}.mount", path.trim_start_matches('/').replace('/', "-"))
+}
+
+fn options(rng: &mut Rng) -> String {
+    let n = rng.below(5);
+    let v: Vec<&str> = (0..n).map(|_| *rng.pick(OPTIONS)).collect();
+    v.join(",")
+}
+
+/// One fstab line: an entry with 1 to 6 fields, or a comment or blank line.
+fn line(rng: &mut Rng) -> String {
+    match rng.below(12) {
+        0 => format!("# tmpfs {} tmpfs {} 0 0", rng.pick(PATHS), options(rng)),
+        1 => format!("   #{}", rng.pick(PATHS)),
+        2 => String::new(),
+        _ => {
+            let mut opts = options(rng);
+            if opts.is_empty() {
+                opts = "defaults".into();
+            }
+            let fields = [
+                rng.pick(SOURCES).to_string(),
+                rng.pick(TARGETS).to_string(),
+                rng.pick(TYPES).to_string(),
+                opts,
+                "0".into(),
+                rng.pick(&["0", "2"]).to_string(),
+            ];
+            let n = *rng.pick(&[1, 2, 3, 4, 4, 4, 5, 6, 6, 6, 6, 6]);
+            let mut s = rng.pick(&["", "", " ", "\t"]).to_string();
+            for (i, f) in fields[..n].iter().enumerate() {
+                if i > 0 {
+                    s += *rng.pick(&[" ", " ", "\t", "  ", " \t "]);
+                }
+                s += f;
+            }
+            if n == 6 && rng.chance(15) {
+                s += " # note";
+            }
+            s
+        }
+    }
+}
+
+/// Builds one configuration in the copy; returns its description.
+fn generate(rng: &mut Rng, copy: &RootCopy) -> String {
+    for (name, _) in UNITS {
+        for dir in UNIT_DIRS {
+            copy.remove(&format!("{dir}/{name}"));
+        }
+    }
+    copy.remove("/etc/systemd/system/local-fs.target.wants");
+    let mut fstab = String::new();
+    if rng.chance(85) {
+        fstab += "UUID=0000-0001 / ext4 errors=remount-ro 0 1\n";
+    }
+    for _ in 0..rng.below(8) {
+        fstab += &line(rng);
+        fstab.push('\n');
+    }
+    copy.write("/etc/fstab", &fstab);
+    let mut desc = format!("/etc/fstab:\n{fstab}");
+    if rng.chance(35) {
+        let (name, path) = *rng.pick(UNITS);
+        let dir = *rng.pick(UNIT_DIRS);
+        let file = format!("{dir}/{name}");
+        match rng.below(4) {
+            0 => {
+                copy.link(&file, "/dev/null");
+                desc += &format!("{file} -> /dev/null\n");
+            }
+            _ => {
+                let text = if name == "tmp.mount" && rng.chance(40) {
+                    std::fs::read_to_string(copy.path("/usr/share/systemd/tmp.mount"))
+                        .expect("read the root's /usr/share/systemd/tmp.mount")
+                } else {
+                    format!(
+                        "[Unit]\nDescription=probe\n[Mount]\nWhat=tmpfs\nWhere={path}\nType=tmpfs\nOptions={}\n[Install]\nWantedBy=local-fs.target\n",
+                        options(rng)
+                    )
+                };
+                copy.write(&file, &text);
+                desc += &format!("{file}:\n{text}");
+                if rng.chance(60) {
+                    let link = format!("/etc/systemd/system/local-fs.target.wants/{name}");
+                    copy.link(&link, &file);
+                    desc += &format!("{link} -> {file} (enabled)\n");
+                }
+            }
+        }
+    }
+    desc
+}
+
+/// systemd's answer for one mount point.
+#[derive(Debug)]
+struct Boot {
+    /// The unit file systemd loads, `None` when none.
+    fragment: Option<String>,
+    /// `systemctl is-enabled`.
+    state: String,
+    /// Linked from local-fs.target by the generator.
+    pulled: bool,
+    /// Mounted at boot: with these options.
+    options: Option<String>,
+}
+
+/// Runs the generator, `systemd-analyze unit-files` and `systemctl is-enabled`.
+fn systemd(copy: &RootCopy) -> Result<Vec<Boot>, String> {
+    let script = "G=/run/systemd/generator; rm -rf $G; mkdir -p $G
+SYSTEMD_PROC_CMDLINE= /usr/lib/systemd/system-generators/systemd-fstab-generator $G $G $G 2>/dev/null
+echo '#ids'; systemd-analyze unit-files 2>/dev/null | sed -n 's/^ids: //p'
+echo '#enabled'; for u; do echo \"$u $(systemctl --root=/ is-enabled \"$u\" 2>/dev/null)\"; done";
+    let names: Vec<String> = PATHS.iter().map(|p| unit_name(p)).collect();
+    let mut args = vec!["sh", "-c", script, "sh"];
+    args.extend(names.iter().map(String::as_str));
+    let out = copy.chroot(&args);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (ids, enabled) = text
+        .split_once("#enabled\n")
+        .ok_or_else(|| format!("the systemd oracle printed no answer: {out:?}"))?;
+    let ids: HashMap<&str, &str> = ids.lines().filter_map(|l| l.split_once(" → ")).collect();
+    let states: HashMap<&str, &str> = enabled
+        .lines()
+        .map(|l| l.split_once(' ').unwrap_or((l, "")))
+        .collect();
+    let gen = copy.path("/run/systemd/generator");
+    Ok(names
+        .iter()
+        .map(|name| {
+            let fragment = ids.get(name.as_str()).map(|s| s.to_string());
+            let state = states.get(name.as_str()).unwrap_or(&"").to_string();
+            let pulled = [
+                "local-fs.target.requires",
+                "local-fs.target.wants",
+                "remote-fs.target.requires",
+                "remote-fs.target.wants",
+            ]
+            .iter()
+            .any(|d| std::fs::symlink_metadata(gen.join(d).join(name)).is_ok());
+            // A link in a .wants directory pulls the unit in by its name, whichever
+            // file it points to (systemd.unit(5)); `systemctl is-enabled` says
+            // `generated`, not `enabled`, when the generator's unit is the one loaded.
+            let wanted = WANTS_DIRS
+                .iter()
+                .any(|d| std::fs::symlink_metadata(copy.path(&format!("{d}/{name}"))).is_ok());
+            let masked = state.starts_with("masked") || fragment.as_deref() == Some("/dev/null");
+            let at_boot = fragment.is_some()
+                && !masked
+                && (pulled || wanted || matches!(state.as_str(), "enabled" | "enabled-runtime"));
+            let options = at_boot.then(|| {
+                // The last `Options=` of the file (an empty one resets), with
+                // systemd's `%%` specifier read as `%`.
+                let text = std::fs::read_to_string(copy.path(fragment.as_deref().unwrap_or("")))
+                    .unwrap_or_default();
+                let mut o = String::new();
+                for l in text.lines() {
+                    if let Some(v) = l.trim().strip_prefix("Options=") {
+                        o = v.trim().replace("%%", "%");
+                    }
+                }
+                o
+            });
+            Boot {
+                fragment,
+                state,
+                pulled,
+                options,
+            }
+        })
+        .collect())
+}
+
+/// The flags a mount gets: nodev, nosuid, noexec.
+type Flags = [bool; 3];
+const FLAGS: [&str; 3] = ["nodev", "nosuid", "noexec"];
+
+/// The kernel's reading of options strings, asked once per string.
+#[derive(Default)]
+struct Kernel(HashMap<String, Option<Flags>>);
+
+impl Kernel {
+    /// Mounts a tmpfs with each new options string through the root's mount(8) and
+    /// reads the flags back (`None`: the mount fails).
+    fn ask(&mut self, copy: &RootCopy, all: &[&str]) -> Result<(), String> {
+        let mut new: Vec<&str> = all
+            .iter()
+            .copied()
+            .filter(|o| !self.0.contains_key(*o))
+            .collect();
+        new.sort_unstable();
+        new.dedup();
+        if new.is_empty() {
+            return Ok(());
+        }
+        let script = "mount -t proc proc /proc || exit 9
+P=/.rampart-probe; mkdir -p $P/src; i=0
+for o; do i=$((i+1)); d=$P/$i; mkdir -p $d
+  if [ -z \"$o\" ]; then mount -t tmpfs $P/src $d; else mount -t tmpfs -o \"$o\" $P/src $d; fi 2>/dev/null \\
+    && findmnt -n -o VFS-OPTIONS --mountpoint $d || echo FAIL
+done";
+        let mut args = vec!["sh", "-c", script, "sh"];
+        args.extend(new.iter().copied());
+        let out = copy.chroot(&args);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let lines: Vec<&str> = text.lines().collect();
+        if !out.status.success() || lines.len() != new.len() {
+            return Err(format!("mount(8) in the root did not answer: {out:?}"));
+        }
+        for (o, l) in new.iter().zip(lines) {
+            let flags = (l.trim() != "FAIL").then(|| {
+                let set: Vec<&str> = l.trim().split(',').collect();
+                FLAGS.map(|f| set.contains(&f))
+            });
+            self.0.insert(o.to_string(), flags);
+        }
+        Ok(())
+    }
+}
+
+/// The agent's answer per path: separate, flags, and its evidence.
+fn agent(copy: &RootCopy) -> Result<Vec<(bool, Flags, String)>, String> {
+    let args: Vec<String> = PATHS
+        .iter()
+        .flat_map(|p| ["--path".to_string(), p.to_string()])
+        .collect();
+    let v = agent_facts("mounts", &copy.root, &args)?;
+    Ok(PATHS
+        .iter()
+        .map(|p| {
+            let e = &v[*p];
+            let b = |k: &str| e[k].as_bool().unwrap_or(false);
+            (
+                b("separate"),
+                FLAGS.map(b),
+                format!("options {}; {}", e["options"], e["evidence"]),
+            )
+        })
+        .collect())
+}
+
+/// Runs the mounts family: generate, ask systemd and the kernel, compare.
+pub fn run(original: &std::path::Path, settings: Settings) -> Tally {
+    // /usr hard-linked: nothing here writes into an existing file (unit files are
+    // created and unlinked, the generator writes under /run, mount(8) under /run).
+    let copy = RootCopy::sharing_usr(original);
+    let mut rng = Rng::new(settings.seed ^ 0x4d4f_554e_5453);
+    let mut tally = Tally::new("mounts", settings);
+    let mut kernel = Kernel::default();
+    while tally.more() {
+        let desc = generate(&mut rng, &copy);
+        let answer = systemd(&copy).and_then(|boot| {
+            let opts: Vec<&str> = boot.iter().filter_map(|b| b.options.as_deref()).collect();
+            kernel.ask(&copy, &opts)?;
+            Ok(boot)
+        });
+        let (boot, ours) = match answer.and_then(|b| Ok((b, agent(&copy)?))) {
+            Ok(x) => x,
+            Err(e) => {
+                tally.differ(&desc, &e);
+                tally.compared += 1;
+                continue;
+            }
+        };
+        let mut what = String::new();
+        for ((path, b), (separate, flags, how)) in PATHS.iter().zip(&boot).zip(&ours) {
+            let why = format!(
+                "unit file {:?}, is-enabled {:?}, generator link {}, options {:?}",
+                b.fragment, b.state, b.pulled, b.options
+            );
+            if b.options.is_some() != *separate {
+                what += &format!(
+                    "  {path}: systemd {} it at boot ({why}); the agent says {} ({how})\n",
+                    if b.options.is_some() {
+                        "mounts"
+                    } else {
+                        "does not mount"
+                    },
+                    if *separate {
+                        "separate"
+                    } else {
+                        "not separate"
+                    }
+                );
+                continue;
+            }
+            let Some(Some(truth)) = b.options.as_deref().map(|o| kernel.0[o]) else {
+                continue;
+            };
+            for ((f, t), a) in FLAGS.iter().zip(truth).zip(flags) {
+                if t != *a {
+                    what += &format!(
+                        "  {path} {f}: the kernel {} it ({why}); the agent says {} ({how})\n",
+                        if t { "sets" } else { "does not set" },
+                        if *a { "set" } else { "not set" }
+                    );
+                }
+            }
+        }
+        if !what.is_empty() {
+            tally.differ(&desc, &what);
+        }
+        tally.compared += 1;
+    }
+    tally
+}
