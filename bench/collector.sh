@@ -164,12 +164,12 @@ done
 # schedule), and the acknowledgement latency is what an agent waits.
 for run in $PACED; do
     n=${run%%:*} rate=${run##*:}
-    data=$DIR/paced-$n
+    data=$DIR/paced-$n-$rate
     start_collector "$data"
     say "paced ingest: $n agents offered $rate scans/s, $SCANS_PER_AGENT scans each"
     "$BIN/rampart-loadgen" --collector "$GRPC" --rest "$REST" --admin-token-file "$data.token" \
         --agents "$n" --scans-per-agent "$SCANS_PER_AGENT" --results "$RESULTS" --batch "$BATCH" \
-        --rate "$rate" --enroll-concurrency 32 --collector-pid "$COLLECTOR_PID" >"$DIR/paced-$n.json"
+        --rate "$rate" --enroll-concurrency 32 --collector-pid "$COLLECTOR_PID" >"$DIR/paced-$n-$rate.json"
     stop_collector
 done
 
