@@ -23,6 +23,31 @@ fn openssl(args: &[&str], dir: &Path) -> Vec<u8> {
     out.stdout
 }
 
+/// The genuine collector CA and a man in the middle's own CA, for tests that a
+/// download trusts only the pinned one. Their files live as long as this.
+pub struct MitmCas {
+    _dir: tempfile::TempDir,
+    pub genuine: Ca,
+    pub attacker: Ca,
+}
+
+impl MitmCas {
+    pub fn new() -> MitmCas {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        MitmCas {
+            genuine: Ca::new(dir.path(), "collector-ca"),
+            attacker: Ca::new(dir.path(), "mitm-ca"),
+            _dir: dir,
+        }
+    }
+}
+
+impl Default for MitmCas {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// A self-signed P-256 CA: `NAME.pem` and `NAME.key` in its directory.
 pub struct Ca {
     dir: PathBuf,

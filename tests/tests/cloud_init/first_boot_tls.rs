@@ -2,22 +2,7 @@
 //! pinned CA is ever trusted.
 
 use super::*;
-use rampart_tests::tls::{Ca, WebServer};
-
-struct Cas {
-    _dir: tempfile::TempDir,
-    genuine: Ca,
-    attacker: Ca,
-}
-
-fn cas() -> Cas {
-    let dir = tempfile::tempdir().unwrap();
-    Cas {
-        genuine: Ca::new(dir.path(), "collector-ca"),
-        attacker: Ca::new(dir.path(), "mitm-ca"),
-        _dir: dir,
-    }
-}
+use rampart_tests::tls::{Ca, MitmCas, WebServer};
 
 fn pin_of(ca: &Ca) -> String {
     sha256_hex(&ca.der())
@@ -59,7 +44,7 @@ fn tls_vars(server: &WebServer, pinned: &Ca) -> BTreeMap<&'static str, String> {
 /// never runs, and the token is deleted unread.
 #[test]
 fn a_man_in_the_middle_serving_extra_certificates_gets_nothing_run() {
-    let cas = cas();
+    let cas = MitmCas::new();
     let (g, a) = (cas.genuine.pem(), cas.attacker.pem());
     let one = "is not exactly one PEM certificate";
     let cases = [
@@ -103,7 +88,7 @@ fn a_man_in_the_middle_serving_extra_certificates_gets_nothing_run() {
 /// CA rebuilt from the pinned DER (served with CRLF line ends), and the agent enrolls.
 #[test]
 fn the_genuine_collector_is_trusted_through_the_pinned_ca_alone() {
-    let cas = cas();
+    let cas = MitmCas::new();
     let sb = Sandbox::new();
     let install = std::fs::read_to_string(workspace().join("packaging/install.sh"))
         .unwrap()

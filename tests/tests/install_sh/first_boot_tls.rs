@@ -1,23 +1,7 @@
 //! The real curl and wget against `openssl s_server`: only the pinned CA is trusted.
 
 use super::*;
-use rampart_tests::tls::{Ca, WebServer};
-
-/// The genuine collector CA and a man in the middle's own CA.
-struct Cas {
-    _dir: tempfile::TempDir,
-    genuine: Ca,
-    attacker: Ca,
-}
-
-fn cas() -> Cas {
-    let dir = tempfile::tempdir().unwrap();
-    Cas {
-        genuine: Ca::new(dir.path(), "collector-ca"),
-        attacker: Ca::new(dir.path(), "mitm-ca"),
-        _dir: dir,
-    }
-}
+use rampart_tests::tls::{Ca, MitmCas, WebServer};
 
 /// What the man in the middle serves as the agent: it would run as root and keep
 /// the enrollment token.
@@ -80,7 +64,7 @@ impl Sandbox {
 /// nothing it serves runs or sees the token.
 #[test]
 fn a_man_in_the_middle_serving_extra_certificates_gets_nothing() {
-    let cas = cas();
+    let cas = MitmCas::new();
     let (g, a) = (cas.genuine.pem(), cas.attacker.pem());
     let one = "is not exactly one PEM certificate";
     let cases = [
@@ -145,7 +129,7 @@ fn a_man_in_the_middle_serving_extra_certificates_gets_nothing() {
 /// the rebuilt CA, and the agent enrolls.
 #[test]
 fn the_pinned_ca_alone_is_enough_for_curl_and_wget() {
-    let cas = cas();
+    let cas = MitmCas::new();
     let served = format!("\n{}\n\n", cas.genuine.pem().replace('\n', "\r\n"));
     for tool in ["curl", "wget"] {
         let sb = Sandbox::new();
