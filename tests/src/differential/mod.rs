@@ -98,6 +98,32 @@ pub fn debian_root_or_skip(test: &str) -> Option<PathBuf> {
     }
 }
 
+/// A temporary directory and the path of the copy's root inside it.
+fn scratch() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::Builder::new()
+        .prefix("rampart-diff-")
+        .tempdir()
+        .expect("make a temporary directory");
+    let root = dir.path().join("root");
+    (dir, root)
+}
+
+/// `cp -a FROM TO`, which must succeed.
+fn copy(from: &Path, to: &Path) {
+    let out = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .output()
+        .expect("run cp");
+    assert!(
+        out.status.success(),
+        "cp -a {} failed: {}",
+        from.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A private, writable copy of a root; removed when dropped. The original is only read.
 pub struct RootCopy {
     _dir: tempfile::TempDir,
@@ -106,23 +132,8 @@ pub struct RootCopy {
 
 impl RootCopy {
     pub fn new(original: &Path) -> RootCopy {
-        let dir = tempfile::Builder::new()
-            .prefix("rampart-diff-")
-            .tempdir()
-            .expect("make a temporary directory");
-        let root = dir.path().join("root");
-        let out = Command::new("cp")
-            .arg("-a")
-            .arg(original)
-            .arg(&root)
-            .output()
-            .expect("run cp");
-        assert!(
-            out.status.success(),
-            "cp -a {} failed: {}",
-            original.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (dir, root) = scratch();
+        copy(original, &root);
         RootCopy { _dir: dir, root }
     }
 
@@ -134,11 +145,7 @@ impl RootCopy {
     /// Falls back to a full copy where hard links cannot be made (another file
     /// system).
     pub fn sharing_usr(original: &Path) -> RootCopy {
-        let dir = tempfile::Builder::new()
-            .prefix("rampart-diff-")
-            .tempdir()
-            .expect("make a temporary directory");
-        let root = dir.path().join("root");
+        let (dir, root) = scratch();
         fs::create_dir(&root).expect("make the copy's root");
         let entries =
             fs::read_dir(original).unwrap_or_else(|e| panic!("read {}: {e}", original.display()));
@@ -155,18 +162,7 @@ impl RootCopy {
                 continue;
             }
             let _ = fs::remove_dir_all(root.join(from.file_name().unwrap_or_default()));
-            let out = Command::new("cp")
-                .arg("-a")
-                .arg(&from)
-                .arg(&root)
-                .output()
-                .expect("run cp");
-            assert!(
-                out.status.success(),
-                "cp -a {} failed: {}",
-                from.display(),
-                String::from_utf8_lossy(&out.stderr)
-            );
+            copy(&from, &root);
         }
         RootCopy { _dir: dir, root }
     }
