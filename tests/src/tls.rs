@@ -42,6 +42,30 @@ impl MitmCas {
     }
 }
 
+impl MitmCas {
+    /// What a man in the middle may serve as `/ca.pem` beside (or instead of) the
+    /// genuine CA, each with the words of the refusal: (case, body, refusal).
+    pub fn forged_ca_bodies(&self) -> Vec<(&'static str, String, &'static str)> {
+        let (g, a) = (self.genuine.pem(), self.attacker.pem());
+        let one = "is not exactly one PEM certificate";
+        vec![
+            ("genuine CA, then the attacker's", format!("{g}{a}"), one),
+            (
+                "the attacker's CA, then the genuine one",
+                format!("{a}{g}"),
+                one,
+            ),
+            (
+                "genuine CA, then trailing data",
+                format!("{g}trailing garbage\n"),
+                one,
+            ),
+            ("the genuine CA twice", format!("{g}{g}"), one),
+            ("the attacker's CA alone", a, "has fingerprint"),
+        ]
+    }
+}
+
 impl Default for MitmCas {
     fn default() -> Self {
         Self::new()

@@ -45,23 +45,7 @@ fn tls_vars(server: &WebServer, pinned: &Ca) -> BTreeMap<&'static str, String> {
 #[test]
 fn a_man_in_the_middle_serving_extra_certificates_gets_nothing_run() {
     let cas = MitmCas::new();
-    let (g, a) = (cas.genuine.pem(), cas.attacker.pem());
-    let one = "is not exactly one PEM certificate";
-    let cases = [
-        ("genuine CA, then the attacker's", format!("{g}{a}"), one),
-        (
-            "the attacker's CA, then the genuine one",
-            format!("{a}{g}"),
-            one,
-        ),
-        (
-            "genuine CA, then trailing data",
-            format!("{g}trailing garbage\n"),
-            one,
-        ),
-        ("the genuine CA twice", format!("{g}{g}"), one),
-        ("the attacker's CA alone", a.clone(), "has fingerprint"),
-    ];
+    let cases = cas.forged_ca_bodies();
     for (what, ca_pem, why) in cases {
         let sb = Sandbox::new();
         let t = sb.path().display();
