@@ -25,6 +25,20 @@ pub fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T
     }
 }
 
+/// [`wait_for`], and on a timeout the panic also carries `context()` (the logs of
+/// the processes involved), so a failure in CI says what they were doing.
+pub fn wait_for_or<T>(
+    what: &str,
+    secs: u64,
+    f: impl FnMut() -> Option<T>,
+    context: impl FnOnce() -> String,
+) -> T {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| wait_for(what, secs, f))) {
+        Ok(v) => v,
+        Err(_) => panic!("timed out after {secs} s waiting for {what}\n{}", context()),
+    }
+}
+
 /// A free loopback port (bound and released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

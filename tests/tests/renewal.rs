@@ -9,7 +9,7 @@ use std::time::Duration;
 use rampart_agent::daemon::{tls, Identity};
 use rampart_proto::v1::agent_channel_client::AgentChannelClient;
 use rampart_proto::v1::{agent_message, AgentMessage, Hello};
-use rampart_tests::cluster::{wait_for, Agent, Collector};
+use rampart_tests::cluster::{wait_for, wait_for_or, Agent, Collector};
 use tokio_stream::wrappers::ReceiverStream;
 
 fn root(dir: &Path) {
@@ -95,10 +95,15 @@ fn a_renewed_agents_old_certificate_is_refused() {
     let cfg = format!("renew_before_secs = 315360000\n{cfg}");
     fs::write(a.config(), cfg).unwrap();
     a.run(&[]);
-    let new = wait_for("the agent to save a renewed certificate", 60, || {
-        let id = Identity::load(&state).ok()?;
-        (id.cert_der != old.cert_der).then_some(id)
-    });
+    let new = wait_for_or(
+        "the agent to save a renewed certificate",
+        60,
+        || {
+            let id = Identity::load(&state).ok()?;
+            (id.cert_der != old.cert_der).then_some(id)
+        },
+        || format!("agent log:\n{}\ncollector log:\n{}", a.log(), c.log()),
+    );
     a.stop();
     assert!(
         a.log().contains("client certificate renewed"),
@@ -155,10 +160,15 @@ fn a_certificate_renewed_through_one_collector_is_refused_by_the_others() {
         .collect();
     fs::write(a.config(), format!("renew_before_secs = 315360000\n{cfg}")).unwrap();
     a.run(&[]);
-    let new = wait_for("the agent to renew through B", 60, || {
-        let id = Identity::load(&state).ok()?;
-        (id.cert_der != old.cert_der).then_some(id)
-    });
+    let new = wait_for_or(
+        "the agent to renew through B",
+        60,
+        || {
+            let id = Identity::load(&state).ok()?;
+            (id.cert_der != old.cert_der).then_some(id)
+        },
+        || format!("agent log:\n{}\nB's log:\n{}", a.log(), b_col.log()),
+    );
     a.stop();
     wait_for("A to refuse the replaced certificate", 20, || {
         rt.block_on(hello_with(&a_col, &old)).err()
