@@ -309,7 +309,10 @@ impl App {
         let pool = self.ingest.get_or_init(|| {
             let store = self.store.clone();
             let timed = self.metrics.store_synced_fn();
-            let sync: crate::ingest::Syncer = Arc::new(move || {
+            let sync: crate::ingest::Syncer = Arc::new(move |due| {
+                if !due {
+                    return store.settle().map_err(|e| e.to_string());
+                }
                 let t = std::time::Instant::now();
                 let r = store.sync().map_err(|e| e.to_string());
                 timed(t.elapsed());

@@ -23,8 +23,10 @@ pub const ROUND_JOBS: usize = 32;
 /// Messages queued for the pool at most; a stream with one more waits its turn.
 const QUEUED: usize = 4096;
 
-/// Makes every write so far durable (the store's group commit).
-pub type Syncer = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+/// Ends a round: with `true`, makes every write so far durable (the store's group
+/// commit); with `false` (no handler asked for durability), only applies what the
+/// store held back during the round ([`in_round`]).
+pub type Syncer = Arc<dyn Fn(bool) -> Result<(), String> + Send + Sync>;
 
 /// A message's handling; what it returns delivers the reply once the round's sync
 /// has an outcome.
@@ -47,6 +49,13 @@ pub fn defer_sync() -> bool {
         }
         None => false,
     })
+}
+
+/// Whether this thread is inside a round (the pool's, or [`deferring`]'s): a store
+/// may then hold writes back until the round syncs or settles
+/// ([`crate::store::Store::settle`]).
+pub fn in_round() -> bool {
+    ROUND.with(|r| r.get().is_some())
 }
 
 /// Runs `f` with its syncs deferred: returns what it returned and whether it asked
@@ -121,7 +130,10 @@ impl Pool {
     }
 }
 
-fn work(jobs: &Mutex<mpsc::Receiver<Job>>, sync: &(dyn Fn() -> Result<(), String> + Send + Sync)) {
+fn work(
+    jobs: &Mutex<mpsc::Receiver<Job>>,
+    sync: &(dyn Fn(bool) -> Result<(), String> + Send + Sync),
+) {
     let mut round: Vec<Job> = Vec::with_capacity(ROUND_JOBS);
     loop {
         {
@@ -145,7 +157,7 @@ fn work(jobs: &Mutex<mpsc::Receiver<Job>>, sync: &(dyn Fn() -> Result<(), String
                 .filter_map(|job| std::panic::catch_unwind(AssertUnwindSafe(job)).ok())
                 .collect::<Vec<Deliver>>()
         });
-        let synced = if due { sync() } else { Ok(()) };
+        let synced = sync(due);
         for deliver in delivers {
             deliver(&synced);
         }
@@ -161,8 +173,10 @@ mod tests {
         let n = Arc::new(AtomicUsize::new(0));
         let c = n.clone();
         (
-            Arc::new(move || {
-                c.fetch_add(1, Ordering::SeqCst);
+            Arc::new(move |due| {
+                if due {
+                    c.fetch_add(1, Ordering::SeqCst);
+                }
                 Ok(())
             }),
             n,
@@ -203,7 +217,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_sync_acknowledges_nothing_of_its_round() {
-        let pool = Pool::start(1, Arc::new(|| Err("disk full".to_string()))).unwrap();
+        let failing: Syncer = Arc::new(|due| match due {
+            true => Err("disk full".to_string()),
+            false => Ok(()),
+        });
+        let pool = Pool::start(1, failing).unwrap();
         assert_eq!(
             pool.run(defer_sync).await,
             Err(Failed::Sync("disk full".into()))
@@ -224,6 +242,8 @@ mod tests {
     #[test]
     fn outside_a_round_nothing_is_deferred() {
         assert!(!defer_sync());
+        assert!(!in_round());
+        assert!(deferring(in_round).0);
         assert_eq!(deferring(|| 1), (1, false));
         assert_eq!(deferring(defer_sync), (true, true));
         // Nested: the inner round owes its own sync; the outer one owes none.

@@ -56,6 +56,8 @@ impl App {
         if due {
             // Nothing is sent before the scans are durable, wherever this runs.
             self.sync_now()?;
+        } else {
+            self.store.settle()?;
         }
         for m in &made {
             if m.new {

@@ -367,4 +367,11 @@ pub trait Store: Send + Sync + 'static {
     /// Concurrent callers may share one flush; none returns before its writes are
     /// durable.
     fn sync(&self) -> Result<()>;
+
+    /// Applies writes a backend held back within an ingest round
+    /// ([`crate::ingest`]), without making them durable: a round that owes no sync
+    /// ends with this. (A sync does it too.)
+    fn settle(&self) -> Result<()> {
+        Ok(())
+    }
 }

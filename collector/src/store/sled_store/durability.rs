@@ -129,11 +129,7 @@ fn changed_in(
     };
     let mut entries_changed = !seen.0.contains_key(dir);
     found.insert(dir.to_path_buf(), 0);
-    let before = seen
-        .0
-        .keys()
-        .filter(|p| p.parent() == Some(dir))
-        .count();
+    let before = seen.0.keys().filter(|p| p.parent() == Some(dir)).count();
     let mut now = 0;
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
@@ -157,7 +153,9 @@ fn changed_in(
             }
             // sled creates and removes files as it works: one gone between listing
             // and opening holds nothing left to make durable.
-            let Ok(len) = entry.metadata().map(|m| m.len()) else { continue };
+            let Ok(len) = entry.metadata().map(|m| m.len()) else {
+                continue;
+            };
             if seen.0.get(&path) != Some(&len) {
                 entries_changed |= !seen.0.contains_key(&path);
                 gone(std::fs::File::open(&path).and_then(|f| f.sync_all()))?;
@@ -278,7 +276,10 @@ mod tests {
         assert_eq!(rel(fsync_changed(d, &mut seen).unwrap()), ["blobs/7", "db"]);
         // A file added, then removed: its directory changed each time.
         write("snap.1", b"s");
-        assert_eq!(rel(fsync_changed(d, &mut seen).unwrap()), ["", "db", "snap.1"]);
+        assert_eq!(
+            rel(fsync_changed(d, &mut seen).unwrap()),
+            ["", "db", "snap.1"]
+        );
         std::fs::remove_file(d.join("snap.1")).unwrap();
         assert_eq!(rel(fsync_changed(d, &mut seen).unwrap()), ["", "db"]);
         assert_eq!(rel(fsync_changed(d, &mut seen).unwrap()), ["db"]);

@@ -24,7 +24,8 @@ impl SledStore {
 
     /// Drops every index entry and counter and builds them again from the records.
     pub fn rebuild_indexes(&self) -> Result<()> {
-        let _s = lock(&self.scan_lock);
+        let mut held = self.scan_writes();
+        self.apply_held(&mut held)?;
         let _a = lock(&self.agent_lock);
         let _l = lock(&self.audit_lock);
         self.meta.remove(ix::INDEX_VERSION_KEY).map_err(backend)?;
@@ -111,18 +112,31 @@ impl SledStore {
         batch: &mut sled::Batch,
         deltas: Deltas,
     ) -> Result<()> {
+        for (k, v) in Self::counter_values(|k| tree.get(k).map_err(backend), deltas)? {
+            match v {
+                Some(v) => batch.insert(k, v),
+                None => batch.remove(k),
+            }
+        }
+        Ok(())
+    }
+
+    /// The counters' values after `deltas`, read through `get` (`None`: at zero,
+    /// removed).
+    pub(super) fn counter_values(
+        get: impl Fn(&[u8]) -> Result<Option<sled::IVec>>,
+        deltas: Deltas,
+    ) -> Result<Vec<(Vec<u8>, Option<sled::IVec>)>> {
+        let mut out = Vec::new();
         for (k, d) in deltas.0 {
             if d == 0 {
                 continue;
             }
-            let now = Self::count(tree, &k)? as i64 + d;
-            if now <= 0 {
-                batch.remove(k);
-            } else {
-                batch.insert(k, &(now as u64).to_be_bytes());
-            }
+            let now = get(&k)?.map(|v| ix::decode_count(&v)).unwrap_or(0) as i64 + d;
+            let v = (now > 0).then(|| sled::IVec::from(&(now as u64).to_be_bytes()));
+            out.push((k, v));
         }
-        Ok(())
+        Ok(out)
     }
 
     /// The newest scan of `agent` other than `skip` (and completed, if asked), by
@@ -140,7 +154,9 @@ impl SledStore {
             if id == skip {
                 continue;
             }
-            if let Some(s) = self.scan(&id)? {
+            // Read from the tree: the caller holds the scan-write lock, with nothing
+            // gathered.
+            if let Some(s) = Self::get::<ScanRecord>(&self.scans, &id)? {
                 if !completed || s.status == ScanStatus::Completed {
                     return Ok(Some(s));
                 }
@@ -272,73 +288,85 @@ impl SledStore {
         if s.id.is_empty() {
             return Err(backend("a scan needs an ID"));
         }
-        let _g = lock(&self.scan_lock);
-        let old: Option<ScanRecord> = Self::get(&self.scans, &s.id)?;
-        let mut batch = sled::Batch::default();
+        let mut p = self.scan_writes();
+        let old: Option<ScanRecord> = p
+            .get(&self.scans, s.id.as_bytes())?
+            .map(|v| decode(s.id.as_bytes(), &v))
+            .transpose()?;
+        // The agent's newest scan other than this one (and completed, if asked): a
+        // walk of its index, so the writes gathered so far are applied first.
+        let newest_other = |p: &mut Pending, agent: &str, completed: bool| {
+            self.apply_held(p)?;
+            self.newest_of(agent, &s.id, completed)
+        };
         let mut deltas = Deltas::default();
         let new_keys = ix::scan_keys(s);
         let old_keys = old.as_ref().map(ix::scan_keys).unwrap_or_default();
-        for k in &old_keys {
-            if !new_keys.contains(k) {
-                batch.remove(k.as_slice());
-            }
-        }
         if let Some(o) = &old {
             deltas.add_scan(o, -1);
         }
-        // A progress write changes no index entry: only new ones are written.
-        for k in new_keys {
-            if !old_keys.contains(&k) {
-                batch.insert(k, &[]);
-            }
-        }
         deltas.add_scan(s, 1);
-        Self::apply_deltas(&self.scans, &mut batch, deltas)?;
         // The agent's newest scan, and its newest completed one.
-        let current = |key: &[u8], completed: bool| -> Result<Option<String>> {
-            Ok(self
-                .scans
-                .get(key)
-                .map_err(backend)?
+        let current = |p: &Pending, key: &[u8], completed: bool| -> Result<Option<String>> {
+            Ok(p.get(&self.scans, key)?
                 .map(|v| String::from_utf8_lossy(ix::latest_id(&v, completed)).into_owned()))
         };
+        // Reads (and walks) first, then every entry of this write at once.
+        let mut latest: Vec<(Vec<u8>, Option<sled::IVec>)> = Vec::new();
         let lk = ix::latest(&s.agent_id);
-        if current(&lk, false)?.is_none_or(|cur| s.id >= cur) {
-            batch.insert(lk, ix::latest_value(s));
+        if current(&p, &lk, false)?.is_none_or(|cur| s.id >= cur) {
+            latest.push((lk, Some(ix::latest_value(s).into())));
         }
         let ck = ix::latest_completed(&s.agent_id);
-        let cur_completed = current(&ck, true)?;
+        let cur_completed = current(&p, &ck, true)?;
         if s.status == ScanStatus::Completed {
             if cur_completed.as_ref().is_none_or(|cur| s.id >= *cur) {
-                batch.insert(ck, ix::latest_completed_value(s));
+                latest.push((ck, Some(ix::latest_completed_value(s).into())));
             }
         } else if cur_completed.as_deref() == Some(s.id.as_str()) {
             // It was the newest completed scan and is no longer completed.
-            match self.newest_of(&s.agent_id, &s.id, true)? {
-                Some(prev) => batch.insert(ck, ix::latest_completed_value(&prev)),
-                None => batch.remove(ck),
-            }
+            let prev = newest_other(&mut p, &s.agent_id, true)?;
+            latest.push((
+                ck,
+                prev.map(|prev| ix::latest_completed_value(&prev).into()),
+            ));
         }
         if let Some(o) = old.as_ref().filter(|o| o.agent_id != s.agent_id) {
             // The scan moved to another agent: the old agent's newest may change.
             let (lk, ck) = (ix::latest(&o.agent_id), ix::latest_completed(&o.agent_id));
-            if current(&lk, false)?.as_deref() == Some(s.id.as_str()) {
-                match self.newest_of(&o.agent_id, &s.id, false)? {
-                    Some(prev) => batch.insert(lk, ix::latest_value(&prev)),
-                    None => batch.remove(lk),
-                }
+            if current(&p, &lk, false)?.as_deref() == Some(s.id.as_str()) {
+                let prev = newest_other(&mut p, &o.agent_id, false)?;
+                latest.push((lk, prev.map(|prev| ix::latest_value(&prev).into())));
             }
-            if current(&ck, true)?.as_deref() == Some(s.id.as_str()) {
-                match self.newest_of(&o.agent_id, &s.id, true)? {
-                    Some(prev) => batch.insert(ck, ix::latest_completed_value(&prev)),
-                    None => batch.remove(ck),
-                }
+            if current(&p, &ck, true)?.as_deref() == Some(s.id.as_str()) {
+                let prev = newest_other(&mut p, &o.agent_id, true)?;
+                latest.push((
+                    ck,
+                    prev.map(|prev| ix::latest_completed_value(&prev).into()),
+                ));
             }
         }
-        batch.insert(s.id.as_bytes(), encode(s)?);
-        self.write(Section::Scans, &[s.id.as_bytes()], || {
-            self.scans.apply_batch(batch).map_err(backend)
-        })
+        let counters = Self::counter_values(|k| p.get(&self.scans, k), deltas)?;
+        for k in &old_keys {
+            if !new_keys.contains(k) {
+                p.remove(k.clone());
+            }
+        }
+        // A progress write changes no index entry: only new ones are written.
+        for k in new_keys {
+            if !old_keys.contains(&k) {
+                p.insert(k, &[]);
+            }
+        }
+        for (k, v) in counters.into_iter().chain(latest) {
+            match v {
+                Some(v) => p.insert(k, v),
+                None => p.remove(k),
+            }
+        }
+        p.insert(s.id.as_bytes(), encode(s)?);
+        p.wrote_record(s.id.as_bytes());
+        self.scan_written(&mut p)
     }
 
     pub(super) fn by_score_order(

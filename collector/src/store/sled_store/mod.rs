@@ -7,10 +7,12 @@
 
 mod durability;
 mod indexes;
+mod pending;
 mod results;
 
 pub(super) use durability::fsync_dir_all;
 use durability::{dir_bytes, open_db, GroupCommit, LOCK_WAIT};
+use pending::{HeldScans, Pending};
 
 use std::path::{Path, PathBuf};
 
@@ -49,9 +51,10 @@ pub struct SledStore {
     /// Result chunks; `results` holds their locators.
     log: ResultLog,
     audit_lock: Mutex<()>,
-    /// Serialises scan writes: each reads the record it replaces, then writes it
-    /// with its index entries and counters in one batch.
-    scan_lock: Mutex<()>,
+    /// Serialises scan writes (each reads the record it replaces, then writes it
+    /// with its index entries and counters), and holds those made inside an ingest
+    /// round until they are applied together (`pending`).
+    held: HeldScans,
     /// The same for agents and their instance-ID index.
     agent_lock: Mutex<()>,
     group: GroupCommit,
@@ -187,7 +190,7 @@ impl SledStore {
             attempts: t("webhook_attempts")?,
             log: ResultLog::open(&dir.join(LOG_DIR)).map_err(backend)?,
             audit_lock: Mutex::new(()),
-            scan_lock: Mutex::new(()),
+            held: HeldScans::default(),
             agent_lock: Mutex::new(()),
             group: GroupCommit::default(),
             cow: Arc::new(Cow::default()),
@@ -419,7 +422,9 @@ impl Store for SledStore {
         if id.as_bytes().first().is_some_and(|b| *b == IDX) {
             return Ok(None);
         }
-        Self::get(&self.scans, id)
+        self.scans_get(id.as_bytes())?
+            .map(|v| decode(id.as_bytes(), &v))
+            .transpose()
     }
     fn scans(
         &self,
@@ -437,6 +442,7 @@ impl Store for SledStore {
         offset: usize,
         limit: usize,
     ) -> Result<ScanList> {
+        self.settle_scans()?;
         let (mut page, mut more) = (Vec::new(), false);
         self.walk(filter, cursor, offset, &mut |s| {
             if page.len() == limit {
@@ -474,6 +480,7 @@ impl Store for SledStore {
         cursor: &ScanCursor,
         limit: usize,
     ) -> Result<(Vec<ScanRecord>, Option<String>)> {
+        self.settle_scans()?;
         let (mut page, mut more) = (Vec::new(), false);
         self.walk(filter, cursor, 0, &mut |s| {
             if page.len() == limit {
@@ -491,6 +498,7 @@ impl Store for SledStore {
         Ok((page, next))
     }
     fn scan_total(&self, filter: &ScanFilter) -> Result<Option<usize>> {
+        self.settle_scans()?;
         Ok(self.counted(filter)?.map(|n| n as usize))
     }
     fn scans_by_score(
@@ -499,19 +507,22 @@ impl Store for SledStore {
         past: Option<&ScanRecord>,
         limit: usize,
     ) -> Result<Vec<ScanRecord>> {
+        self.settle_scans()?;
         self.by_score_order(low_first, past, limit)
     }
     fn latest_scan(&self, agent_id: &str) -> Result<Option<ScanRecord>> {
-        let Some(v) = self.scans.get(ix::latest(agent_id)).map_err(backend)? else {
+        let Some(v) = self.scans_get(&ix::latest(agent_id))? else {
             return Ok(None);
         };
         self.scan(&String::from_utf8_lossy(ix::latest_id(&v, false)))
     }
     fn fleet(&self, min_score: f64) -> Result<Fleet> {
+        self.settle_scans()?;
         self.fleet_figures(min_score)
     }
 
     fn daily_scores(&self, from_day: u32, days: u32) -> Result<Vec<DayScores>> {
+        self.settle_scans()?;
         self.day_scores(from_day, days)
     }
 
@@ -673,7 +684,11 @@ impl Store for SledStore {
     }
 
     fn sync(&self) -> Result<()> {
+        self.settle_scans()?;
         self.group_sync()
+    }
+    fn settle(&self) -> Result<()> {
+        self.settle_scans()
     }
 }
 

@@ -28,6 +28,7 @@ impl SledStore {
     }
 
     pub(super) fn prune_results_before(&self, before_ms: i64) -> Result<usize> {
+        self.settle_scans()?;
         // Scan IDs sort by creation: walk from the oldest (or where the last run
         // stopped) up to the first scan created at or after the cut.
         let from = self.meta.get(PRUNED_TO_KEY).map_err(backend)?;
@@ -278,6 +279,8 @@ impl SledStore {
     ) -> Result<Box<dyn Snapshot>> {
         self.cow.reserve()?;
         let taken = before_cut().and_then(|()| {
+            // Scan writes gathered by an ingest round go in before the cut.
+            self.settle_scans()?;
             self.cow.cut(|| {
                 // With every writer held off: the result log's files as they are, and
                 // the audit head.
