@@ -27,7 +27,8 @@ impl SledStore {
         let mut held = self.scan_writes();
         self.apply_held(&mut held)?;
         let _a = lock(&self.agent_lock);
-        let _l = lock(&self.audit_lock);
+        let mut held_audit = self.held_audit.lock();
+        self.apply(&self.held_audit, &mut held_audit)?;
         self.meta.remove(ix::INDEX_VERSION_KEY).map_err(backend)?;
         for tree in [&self.scans, &self.agents, &self.audit] {
             let mut w = Batches::new(tree);
@@ -104,21 +105,6 @@ impl SledStore {
             .map_err(backend)?
             .map(|v| ix::decode_count(&v))
             .unwrap_or(0))
-    }
-
-    /// Adds counter deltas to a batch, reading the counters' current values.
-    pub(super) fn apply_deltas(
-        tree: &sled::Tree,
-        batch: &mut sled::Batch,
-        deltas: Deltas,
-    ) -> Result<()> {
-        for (k, v) in Self::counter_values(|k| tree.get(k).map_err(backend), deltas)? {
-            match v {
-                Some(v) => batch.insert(k, v),
-                None => batch.remove(k),
-            }
-        }
-        Ok(())
     }
 
     /// The counters' values after `deltas`, read through `get` (`None`: at zero,

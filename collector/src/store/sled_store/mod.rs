@@ -12,7 +12,7 @@ mod results;
 
 pub(super) use durability::fsync_dir_all;
 use durability::{dir_bytes, open_db, GroupCommit, LOCK_WAIT};
-use pending::{HeldScans, Pending};
+use pending::{Held, Pending};
 
 use std::path::{Path, PathBuf};
 
@@ -50,11 +50,13 @@ pub struct SledStore {
     attempts: sled::Tree,
     /// Result chunks; `results` holds their locators.
     log: ResultLog,
-    audit_lock: Mutex<()>,
+    /// Serialises audit appends (each chains onto the newest entry), and holds
+    /// those made inside an ingest round until they are applied together.
+    held_audit: Held,
     /// Serialises scan writes (each reads the record it replaces, then writes it
     /// with its index entries and counters), and holds those made inside an ingest
     /// round until they are applied together (`pending`).
-    held: HeldScans,
+    held: Held,
     /// The same for agents and their instance-ID index.
     agent_lock: Mutex<()>,
     group: GroupCommit,
@@ -189,8 +191,8 @@ impl SledStore {
             deliveries: t("webhook_deliveries")?,
             attempts: t("webhook_attempts")?,
             log: ResultLog::open(&dir.join(LOG_DIR)).map_err(backend)?,
-            audit_lock: Mutex::new(()),
-            held: HeldScans::default(),
+            held_audit: Held::new(Section::Audit),
+            held: Held::new(Section::Scans),
             agent_lock: Mutex::new(()),
             group: GroupCommit::default(),
             cow: Arc::new(Cow::default()),
@@ -684,11 +686,11 @@ impl Store for SledStore {
     }
 
     fn sync(&self) -> Result<()> {
-        self.settle_scans()?;
+        self.settle_all()?;
         self.group_sync()
     }
     fn settle(&self) -> Result<()> {
-        self.settle_scans()
+        self.settle_all()
     }
 }
 

@@ -1,16 +1,18 @@
-//! Scan writes held back within an ingest round, then applied as one batch.
+//! Scan and audit writes held back within an ingest round, then applied as one
+//! batch per tree.
 //!
 //! Each `apply_batch` costs sled two synchronous log-buffer writes (it seals the
 //! buffer before and after pinning the log, `PageCache::pin_log`), each a job on
 //! sled's I/O pool that wakes every idle I/O thread: measured, the larger part of the
 //! collector's context switches at fleet rates. A scan is written three times on its
-//! way (created, started, finished), so writes made inside an ingest round
-//! ([`crate::ingest`]) are gathered here and applied together: by the next sync
-//! (before it flushes), at the round's end, before any read that walks a range of
-//! the tree, or when many are waiting.
+//! way (created, started, finished) and its creation is audited, so writes made
+//! inside an ingest round ([`crate::ingest`]) are gathered here and applied together:
+//! by the next sync (before it flushes), at the round's end, before any read that
+//! walks a range of the tree, or when many are waiting.
 //!
 //! Nothing changes for a reader: a point read (a scan, a counter, an agent's newest
-//! scan) sees the gathered writes, and every walk applies them first. Nothing
+//! scan, the audit chain's head) sees the gathered writes, and every walk applies
+//! them first. Nothing
 //! changes for durability either: a sync applies them before its flush, and nothing
 //! is acknowledged before a sync. Writes made outside a round are applied at once,
 //! with any gathered before them.
@@ -24,14 +26,16 @@ use super::*;
 /// Writes gathered at most before they are applied without waiting for the round.
 const MAX_HELD: usize = 4096;
 
-/// Scan writes not yet applied to the `scans` tree: key → value (`None`: removed).
-/// Each scan write adds all of its entries at once (the record, its index entries,
-/// counters and the agent's newest-scan pointers), so a batch holds whole writes.
+/// Writes not yet applied to a tree: key → value (`None`: removed). Each write adds
+/// all of its entries at once (the record, its index entries and counters, an
+/// agent's newest-scan pointers), so a batch holds whole writes.
 #[derive(Default)]
 pub(super) struct Pending {
     ops: HashMap<Vec<u8>, Option<sled::IVec>>,
     /// The records written (for an open snapshot's undo log).
     records: Vec<Vec<u8>>,
+    /// The audit log's newest entry, while it is held here.
+    pub(super) audit_head: Option<AuditRecord>,
 }
 
 impl Pending {
@@ -56,33 +60,58 @@ impl Pending {
     }
 }
 
-/// The scans tree's gathered writes, and the lock that serialises scan writes (each
-/// reads what it replaces, then writes).
-#[derive(Default)]
-pub(super) struct HeldScans {
+/// A tree's gathered writes, and the lock that serialises its writers (each reads
+/// what it replaces or chains onto, then writes).
+pub(super) struct Held {
+    section: Section,
     pending: Mutex<Pending>,
     /// Whether anything is gathered: point reads skip the lock when not.
     any: AtomicBool,
 }
 
+impl Held {
+    pub(super) fn new(section: Section) -> Held {
+        Held {
+            section,
+            pending: Mutex::new(Pending::default()),
+            any: AtomicBool::new(false),
+        }
+    }
+
+    /// The write lock, with the writes gathered so far.
+    pub(super) fn lock(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 impl SledStore {
     /// The scan-write lock, with the writes gathered so far.
     pub(super) fn scan_writes(&self) -> MutexGuard<'_, Pending> {
-        self.held.pending.lock().unwrap_or_else(|p| p.into_inner())
+        self.held.lock()
     }
 
-    /// Ends a scan write made under `p`: applied now outside an ingest round (or when
-    /// many are waiting), else left for the round's end.
-    pub(super) fn scan_written(&self, p: &mut Pending) -> Result<()> {
-        self.held.any.store(!p.ops.is_empty(), Ordering::SeqCst);
+    /// Ends a write to `held`'s tree made under `p`: applied now outside an ingest
+    /// round (or when many are waiting), else left for the round's end.
+    pub(super) fn written(&self, held: &Held, p: &mut Pending) -> Result<()> {
+        held.any.store(!p.ops.is_empty(), Ordering::SeqCst);
         if !crate::ingest::in_round() || p.ops.len() >= MAX_HELD {
-            self.apply_held(p)?;
+            self.apply(held, p)?;
         }
         Ok(())
     }
 
-    /// Applies the gathered writes as one batch.
+    pub(super) fn scan_written(&self, p: &mut Pending) -> Result<()> {
+        self.written(&self.held, p)
+    }
+
+    /// Applies the gathered scan writes as one batch.
     pub(super) fn apply_held(&self, p: &mut Pending) -> Result<()> {
+        self.apply(&self.held, p)
+    }
+
+    /// Applies `held`'s gathered writes as one batch.
+    pub(super) fn apply(&self, held: &Held, p: &mut Pending) -> Result<()> {
+        p.audit_head = None;
         if p.ops.is_empty() {
             return Ok(());
         }
@@ -95,21 +124,37 @@ impl SledStore {
         }
         let records = std::mem::take(&mut p.records);
         let keys: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
-        let applied = self.write(Section::Scans, &keys, || {
-            self.scans.apply_batch(batch).map_err(backend)
+        let tree = self.tree(held.section);
+        let applied = self.write(held.section, &keys, || {
+            tree.apply_batch(batch).map_err(backend)
         });
-        self.held.any.store(false, Ordering::SeqCst);
+        held.any.store(false, Ordering::SeqCst);
         applied
     }
 
-    /// Applies whatever scan writes are gathered (before a walk, a sync, a snapshot,
-    /// or at the end of an ingest round).
+    /// Applies whatever scan writes are gathered (before a walk, a snapshot, or at
+    /// the end of an ingest round).
     pub(super) fn settle_scans(&self) -> Result<()> {
-        if !self.held.any.load(Ordering::SeqCst) {
+        self.settle_held(&self.held)
+    }
+
+    /// The same for the audit log.
+    pub(super) fn settle_audit(&self) -> Result<()> {
+        self.settle_held(&self.held_audit)
+    }
+
+    /// Applies everything gathered (a sync, a round's end, a close).
+    pub(super) fn settle_all(&self) -> Result<()> {
+        self.settle_scans()?;
+        self.settle_audit()
+    }
+
+    fn settle_held(&self, held: &Held) -> Result<()> {
+        if !held.any.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let mut p = self.scan_writes();
-        self.apply_held(&mut p)
+        let mut p = held.lock();
+        self.apply(held, &mut p)
     }
 
     /// A point read of the scans tree that sees the gathered writes.
@@ -124,8 +169,8 @@ impl SledStore {
 impl Drop for SledStore {
     /// Writes still held are applied, as sled keeps what was written before a drop.
     fn drop(&mut self) {
-        if let Err(e) = self.settle_scans() {
-            tracing::error!(error = %e, "scan writes held by an ingest round were lost at close");
+        if let Err(e) = self.settle_all() {
+            tracing::error!(error = %e, "writes held by an ingest round were lost at close");
         }
     }
 }

@@ -125,36 +125,44 @@ impl SledStore {
     }
 
     pub(super) fn append_audit_entry(&self, entry: &AuditRecord) -> Result<u64> {
-        // The sequence is one past the last key and the entry chains onto the last
-        // entry's hash; a lock keeps concurrent appends apart.
-        let _guard = lock(&self.audit_lock);
-        let (next, last) = match records(&self.audit)
-            .next_back()
-            .transpose()
-            .map_err(backend)?
-        {
-            Some((k, v)) => {
-                let key: [u8; 8] = k
-                    .as_ref()
-                    .try_into()
-                    .map_err(|_| backend("bad audit key"))?;
-                (u64::from_be_bytes(key) + 1, Some(decode_audit(&k, &v)?))
-            }
-            None => (1, None),
+        // The sequence is one past the newest entry and the entry chains onto its
+        // hash; the lock keeps concurrent appends apart.
+        let mut p = self.held_audit.lock();
+        let (next, last) = match p.audit_head.take() {
+            // Held by this round: its sequence is the one it was given.
+            Some(e) => (e.seq + 1, Some(e)),
+            None => match records(&self.audit)
+                .next_back()
+                .transpose()
+                .map_err(backend)?
+            {
+                Some((k, v)) => {
+                    let key: [u8; 8] = k
+                        .as_ref()
+                        .try_into()
+                        .map_err(|_| backend("bad audit key"))?;
+                    (u64::from_be_bytes(key) + 1, Some(decode_audit(&k, &v)?))
+                }
+                None => (1, None),
+            },
         };
         let e = audit_chain::seal(entry, next, last.as_ref());
-        let mut batch = sled::Batch::default();
         let (keys, counters) = ix::audit_keys(&e);
-        for k in keys {
-            batch.insert(k, &[]);
-        }
         let mut deltas = Deltas::default();
         deltas.add(counters, 1);
-        Self::apply_deltas(&self.audit, &mut batch, deltas)?;
-        batch.insert(&next.to_be_bytes(), encode(&e)?);
-        self.write(Section::Audit, &[&next.to_be_bytes()], || {
-            self.audit.apply_batch(batch).map_err(backend)
-        })?;
+        for (k, v) in Self::counter_values(|k| p.get(&self.audit, k), deltas)? {
+            match v {
+                Some(v) => p.insert(k, v),
+                None => p.remove(k),
+            }
+        }
+        for k in keys {
+            p.insert(k, &[]);
+        }
+        p.insert(next.to_be_bytes(), encode(&e)?);
+        p.wrote_record(&next.to_be_bytes());
+        p.audit_head = Some(e);
+        self.written(&self.held_audit, &mut p)?;
         Ok(next)
     }
 
@@ -165,6 +173,7 @@ impl SledStore {
         offset: usize,
         limit: usize,
     ) -> Result<AuditList> {
+        self.settle_audit()?;
         // Walk the smaller of the two indexes that apply, or the log itself.
         let mut choice: (u64, Vec<u8>) = (u64::MAX, Vec::new());
         if let Some(a) = &filter.action {
@@ -279,8 +288,8 @@ impl SledStore {
     ) -> Result<Box<dyn Snapshot>> {
         self.cow.reserve()?;
         let taken = before_cut().and_then(|()| {
-            // Scan writes gathered by an ingest round go in before the cut.
-            self.settle_scans()?;
+            // Writes gathered by an ingest round go in before the cut.
+            self.settle_all()?;
             self.cow.cut(|| {
                 // With every writer held off: the result log's files as they are, and
                 // the audit head.

@@ -71,6 +71,45 @@ fn scan_writes_in_a_round_are_seen_at_once_and_applied_as_one_batch() {
     assert_eq!(s.scans(&f, 0, 10).unwrap().1, 4);
 }
 
+#[test]
+fn audit_appends_in_a_round_chain_onto_held_ones_and_are_applied_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SledStore::open(&dir.path().join("db")).unwrap();
+    let entry = |a: &str| AuditRecord {
+        seq: 0,
+        at_ms: 1,
+        actor: "ann".into(),
+        action: a.into(),
+        target: None,
+        detail: String::new(),
+        prev_hash: String::new(),
+        hash: String::new(),
+    };
+    assert_eq!(s.append_audit(&entry("one")).unwrap(), 1);
+    crate::ingest::deferring(|| {
+        assert_eq!(s.append_audit(&entry("two")).unwrap(), 2);
+        assert_eq!(s.append_audit(&entry("three")).unwrap(), 3);
+        assert!(s.audit.get(3u64.to_be_bytes()).unwrap().is_none(), "held");
+        s.settle().unwrap();
+        assert!(s.audit.get(3u64.to_be_bytes()).unwrap().is_some());
+        assert_eq!(s.append_audit(&entry("four")).unwrap(), 4);
+        // A read of the log applies what is held.
+        let (mut all, total) = s.audit(0, 10).unwrap();
+        assert_eq!(total, 4);
+        all.sort_by_key(|e| e.seq);
+        assert_eq!(crate::store::audit_chain::verify(&all), Ok(4));
+        assert_eq!(s.append_audit(&entry("five")).unwrap(), 5);
+    });
+    // Held at the close: applied, and the chain is whole after a reopen.
+    drop(s);
+    let s = SledStore::open(&dir.path().join("db")).unwrap();
+    let (mut all, _) = s.audit(0, 10).unwrap();
+    all.sort_by_key(|e| e.seq);
+    let actions: Vec<&str> = all.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["one", "two", "three", "four", "five"]);
+    assert_eq!(crate::store::audit_chain::verify(&all), Ok(5));
+}
+
 use crate::store::conformance::{check, seed, Truth};
 
 #[test]
