@@ -197,6 +197,9 @@ fn fsync_tree(dir: &Path) -> std::io::Result<()> {
 
 impl SledStore {
     pub(super) fn flush_and_fsync(&self) -> std::result::Result<(), String> {
+        // Writes held by ingest rounds first: every caller waiting on this flush made
+        // its writes before the flush started, so one batch per tree serves them all.
+        self.settle_all().map_err(|e| e.to_string())?;
         // Chunks before the locators that point at them.
         self.log.sync().map_err(|e| e.to_string())?;
         self.db.flush().map_err(|e| e.to_string())?;

@@ -686,7 +686,6 @@ impl Store for SledStore {
     }
 
     fn sync(&self) -> Result<()> {
-        self.settle_all()?;
         self.group_sync()
     }
     fn settle(&self) -> Result<()> {
