@@ -50,9 +50,9 @@ pub enum Check {
         #[serde(default)]
         ufw_sysctl: bool,
     },
-    /// pam_limits gives every user a hard core-file size limit of 0: the effective
-    /// `*` entry for `hard`/`-` `core` in limits.conf and limits.d is 0, and no
-    /// user or group entry raises it.
+    /// pam_limits gives every account a hard core-file size limit of 0, computed per
+    /// account from limits.conf and limits.d as the module does (see [`limits`]),
+    /// and no entry could raise it for an account not listed in /etc/passwd.
     #[serde(rename = "sysctl.core_limit")]
     CoreLimit {},
     /// When systemd-coredump is installed (`package`: Debian's `systemd-coredump`;
