@@ -34,6 +34,8 @@ command -v socat >/dev/null || need_apt+=(socat)
 command -v mkfs.vfat >/dev/null || need_apt+=(dosfstools)
 command -v mcopy >/dev/null || need_apt+=(mtools)
 command -v mkfs.ext4 >/dev/null || need_apt+=(e2fsprogs)
+# The differential limits family drives the Debian root's libpam with pamtester.
+command -v pamtester >/dev/null || need_apt+=(pamtester)
 # The OCI image test (tests/tests/oci.rs): umoci builds the image (packaging/oci/build.sh,
 # which also needs musl-tools and the musl target, as above); podman runs it with runc
 # (crun 1.8 refuses hosts with hybrid cgroup hierarchies).

@@ -109,6 +109,16 @@ pub enum FactsCommand {
         #[arg(long = "path")]
         paths: Vec<String>,
     },
+    /// pam_limits' core-file size limit per account (limits.conf and limits.d) and
+    /// the `sysctl.core_limit` verdict.
+    Limits {
+        /// Root of the system to read (`/` is the live host).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// An account to describe (repeatable; default: every account in /etc/passwd).
+        #[arg(long = "user")]
+        users: Vec<String>,
+    },
     /// sshd's effective configuration, host keys and private key files.
     Sshd {
         /// Root of the system to read (`/` is the live host).
@@ -294,6 +304,9 @@ pub fn run(cli: Cli) -> Result<i32, AgentError> {
                     to_json(&crate::inspect::sysctl(&root, &keys)?)
                 }
                 FactsCommand::Sshd { root } => to_json(&crate::inspect::sshd(&root)?),
+                FactsCommand::Limits { root, users } => {
+                    to_json(&crate::inspect::limits(&root, &users)?)
+                }
                 FactsCommand::Mounts { root, paths } => {
                     to_json(&crate::inspect::mounts(&root, &paths)?)
                 }

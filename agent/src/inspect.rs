@@ -143,6 +143,17 @@ pub struct ModuleInKernel {
     pub by_name: Option<String>,
 }
 
+/// pam_limits' core limit of `root` for `users` (default: every account).
+pub fn limits(
+    root: &Path,
+    users: &[String],
+) -> Result<crate::checks::sysctl::limits::LimitsFacts, AgentError> {
+    Ok(crate::checks::sysctl::limits::facts(
+        &facts_of(root)?,
+        users,
+    )?)
+}
+
 fn facts_of(root: &Path) -> Result<Facts, AgentError> {
     let (root, live) = open_root(root)?;
     Ok(Facts::new(&root, live))

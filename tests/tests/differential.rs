@@ -5,7 +5,8 @@
 //! runs longer by hand.
 
 use rampart_tests::differential::{
-    accounts, debian_root_or_skip, journald, modules, mounts, sshd, sudo, sysctl, units, Settings,
+    accounts, debian_root_or_skip, journald, limits, modules, mounts, sshd, sudo, sysctl, units,
+    Settings,
 };
 
 #[test]
@@ -73,4 +74,13 @@ fn mounts_follow_systemd_fstab_generator() {
     // About 8 s for 120 configurations alone (a copy sharing /usr, two chroots and
     // one agent run each).
     mounts::run(&root, Settings::from_env(100)).finish();
+}
+
+#[test]
+fn core_limit_follows_pam_limits() {
+    let Some(root) = debian_root_or_skip("core_limit_follows_pam_limits") else {
+        return;
+    };
+    // About 0.1 s a configuration: one chroot opening ten sessions, one agent run.
+    limits::run(&root, Settings::from_env(60)).finish();
 }

@@ -52,7 +52,7 @@ fn harden(root: &Path) {
     write(
         root,
         "/etc/security/limits.d/60-cis.conf",
-        "* hard core 0\n",
+        "* hard core 0\nroot hard core 0\n",
         0o644,
     );
     // Filesystem modules blocked (1.1.1.x).

@@ -20,6 +20,7 @@
 
 pub mod apport;
 pub mod coredump;
+pub mod limits;
 
 use serde::Deserialize;
 
@@ -31,7 +32,7 @@ use crate::facts::sysctl::{
     Entry, Persisted,
 };
 use crate::facts::units::unit;
-use crate::facts::{strip_comment, FactError, Facts};
+use crate::facts::{FactError, Facts};
 use crate::model::{Outcome, Status};
 
 /// The `sysctl.*` check kinds.
@@ -49,9 +50,9 @@ pub enum Check {
         #[serde(default)]
         ufw_sysctl: bool,
     },
-    /// pam_limits gives every user a hard core-file size limit of 0: the effective
-    /// `*` entry for `hard`/`-` `core` in limits.conf and limits.d is 0, and no
-    /// user or group entry raises it.
+    /// pam_limits gives every account a hard core-file size limit of 0, computed per
+    /// account from limits.conf and limits.d as the module does (see [`limits`]),
+    /// and no entry could raise it for an account not listed in /etc/passwd.
     #[serde(rename = "sysctl.core_limit")]
     CoreLimit {},
     /// When systemd-coredump is installed (`package`: Debian's `systemd-coredump`;
@@ -100,7 +101,7 @@ impl Check {
                 allowed,
                 ufw_sysctl,
             } => values(facts, keys, allowed, *ufw_sysctl),
-            Check::CoreLimit {} => core_limit(facts),
+            Check::CoreLimit {} => limits::core_limit(facts),
             Check::SystemdCoredump { package, settings } => {
                 coredump::systemd_coredump(facts, package, settings)
             }
@@ -390,74 +391,6 @@ fn values(
     Ok(out)
 }
 
-/// A pam_limits line that sets the hard core limit.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct CoreLine {
-    domain: String,
-    value: String,
-    source: String,
-}
-
-fn core_limit(facts: &Facts) -> Result<Outcome, FactError> {
-    let mut files = vec!["/etc/security/limits.conf".to_string()];
-    files.extend(facts.dir_files("/etc/security/limits.d", ".conf")?);
-    let mut lines = Vec::new();
-    for path in &files {
-        let Some(text) = facts.read(path)? else {
-            continue;
-        };
-        lines.extend(parse_core_lines(&text, path));
-    }
-    let wildcard = lines.iter().rev().find(|l| l.domain == "*");
-    let mut failures = Vec::new();
-    let mut found = Vec::new();
-    match wildcard {
-        Some(l) if is_zero(&l.value) => {
-            found.push(format!("{}: * hard core {}", l.source, l.value))
-        }
-        Some(l) => failures.push(format!(
-            "{}: * hard core {} (expected 0)",
-            l.source, l.value
-        )),
-        None => failures.push(format!(
-            "no `* hard core 0` entry in {} or /etc/security/limits.d/*.conf",
-            files[0]
-        )),
-    }
-    for l in lines
-        .iter()
-        .filter(|l| l.domain != "*" && !is_zero(&l.value))
-    {
-        failures.push(format!(
-            "{}: {} hard core {} raises the limit for {}",
-            l.source, l.domain, l.value, l.domain
-        ));
-    }
-    Ok(Outcome::from_findings(failures, found))
-}
-
-fn is_zero(v: &str) -> bool {
-    v.parse::<u64>() == Ok(0)
-}
-
-fn parse_core_lines(text: &str, path: &str) -> Vec<CoreLine> {
-    let mut out = Vec::new();
-    for (n, raw) in text.lines().enumerate() {
-        let f: Vec<&str> = strip_comment(raw).split_whitespace().collect();
-        if f.len() != 4 {
-            continue;
-        }
-        if f[2].eq_ignore_ascii_case("core") && (f[1] == "hard" || f[1] == "-") {
-            out.push(CoreLine {
-                domain: f[0].to_string(),
-                value: f[3].to_string(),
-                source: format!("{path}:{}", n + 1),
-            });
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -604,16 +537,5 @@ mod tests {
         std::fs::write(t.path().join("etc/ufw/ufw.conf"), "ENABLED=no\n").unwrap();
         let facts = Facts::new(t.path(), false);
         assert_eq!(check(true).eval(&facts).status, Status::Pass);
-    }
-
-    #[test]
-    fn core_lines() {
-        let l = parse_core_lines(
-            "* hard core 0\n*\tsoft core 0\n@dev - core unlimited\nbad line\n",
-            "/l",
-        );
-        assert_eq!(l.len(), 2);
-        assert_eq!(l[1].domain, "@dev");
-        assert!(is_zero("0") && !is_zero("unlimited"));
     }
 }

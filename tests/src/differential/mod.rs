@@ -3,8 +3,8 @@
 //! run chrooted in a private mount namespace, and the agent's `facts` command on the
 //! same copy. Each family generates and compares in its module: `sysctl`, `sshd`,
 //! `modules`, `accounts`, `units`, `journald` (journald, systemd-coredump and
-//! systemd-timesyncd configuration), `sudo` (sudoers files and Defaults) and `mounts`
-//! (/etc/fstab and mount units at boot).
+//! systemd-timesyncd configuration), `sudo` (sudoers files and Defaults), `mounts`
+//! (/etc/fstab and mount units at boot) and `limits` (pam_limits' core-file limit).
 //!
 //! Knobs (environment): `RAMPART_DIFF_SEED` (default 18), `RAMPART_DIFF_COUNT`
 //! (configurations per family; each family has its own default), and
@@ -13,6 +13,7 @@
 
 pub mod accounts;
 pub mod journald;
+pub mod limits;
 pub mod modules;
 pub mod mounts;
 pub mod sshd;
