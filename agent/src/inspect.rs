@@ -158,12 +158,11 @@ pub fn sysctl(root: &Path, keys: &[String]) -> Result<SysctlFacts, AgentError> {
             real: f.real,
         })
         .collect();
-    let entries = persisted(&facts);
-    let entries = entries.as_ref().as_ref().map_err(Clone::clone)?;
+    let entries = persisted(&facts)?;
     let values = keys
         .iter()
         .map(|k| {
-            let v = match persisted_value(entries, &to_slash(k)) {
+            let v = match persisted_value(&entries, &to_slash(k)) {
                 Persisted::Set {
                     value,
                     source,
@@ -190,8 +189,7 @@ pub fn sysctl(root: &Path, keys: &[String]) -> Result<SysctlFacts, AgentError> {
 /// The sshd facts of `root`.
 pub fn sshd(root: &Path) -> Result<SshdFacts, AgentError> {
     let facts = facts_of(root)?;
-    let cfg = sshd_config(&facts);
-    let cfg = cfg.as_ref().as_ref().map_err(Clone::clone)?;
+    let cfg = sshd_config(&facts)?;
     let mut out = BTreeMap::new();
     for k in KEYWORDS {
         let in_match = cfg
@@ -203,7 +201,7 @@ pub fn sshd(root: &Path) -> Result<SshdFacts, AgentError> {
         let (value, source) = match k.assign {
             // The keys sshd loads: the configured ones or its defaults.
             Assign::Accumulate if k.name == "HostKey" => (
-                host_keys(cfg),
+                host_keys(&cfg),
                 cfg.all_global(k.name).first().map(|d| d.source.clone()),
             ),
             // A `Match all` block's list replaces the global one for every connection.
@@ -221,11 +219,11 @@ pub fn sshd(root: &Path) -> Result<SshdFacts, AgentError> {
                 let source = ds.first().map(|d| d.source.clone());
                 (ds.iter().flat_map(|d| d.args.clone()).collect(), source)
             }
-            _ if k.name == "MaxStartups" => match keywords::max_startups(cfg) {
+            _ if k.name == "MaxStartups" => match keywords::max_startups(&cfg) {
                 Some((v, d)) => (vec![v], Some(d.source.clone())),
                 None => (default_value(k.name), None),
             },
-            _ => match keywords::effective(cfg, k.name) {
+            _ => match keywords::effective(&cfg, k.name) {
                 Some(d) => (
                     canonical(k.name, &d.args).into_iter().collect(),
                     Some(d.source.clone()),
@@ -242,15 +240,15 @@ pub fn sshd(root: &Path) -> Result<SshdFacts, AgentError> {
             },
         );
     }
-    let private_keys = judged(&facts, cfg, FileSet::PrivateKeys)?
+    let private_keys = judged(&facts, &cfg, FileSet::PrivateKeys)?
         .into_iter()
         .map(|(p, _)| p)
         .collect();
     Ok(SshdFacts {
         files: cfg.files.clone(),
-        refused: keywords::refusals(cfg),
+        refused: keywords::refusals(&cfg),
         keywords: out,
-        host_keys: host_keys(cfg),
+        host_keys: host_keys(&cfg),
         private_keys,
     })
 }
@@ -295,10 +293,8 @@ pub fn modules(root: &Path, names: &[String]) -> Result<ModulesFacts, AgentError
     } else {
         names.to_vec()
     };
-    let cfg = modprobe_config(&facts, None);
-    let cfg = cfg.as_ref().as_ref().map_err(Clone::clone)?;
-    let k = kernels(&facts);
-    let k = k.as_ref().as_ref().map_err(Clone::clone)?;
+    let cfg = modprobe_config(&facts, None)?;
+    let k = kernels(&facts)?;
     let mut out = BTreeMap::new();
     for asked in names {
         let m = modules::canonical(&asked);
@@ -312,18 +308,17 @@ pub fn modules(root: &Path, names: &[String]) -> Result<ModulesFacts, AgentError
             } else {
                 "absent"
             };
-            let kcfg = modprobe_config(&facts, Some(v));
-            let kcfg = kcfg.as_ref().as_ref().map_err(Clone::clone)?;
-            let found = lookup(&facts, kcfg, k, v, &m)?;
+            let kcfg = modprobe_config(&facts, Some(v))?;
+            let found = lookup(&facts, &kcfg, &k, v, &m)?;
             per_kernel.insert(
                 v.clone(),
                 ModuleInKernel {
                     state: state.to_string(),
                     lookup: found.iter().map(|f| f.module.clone()).collect(),
                     via: found.iter().map(via_text).collect(),
-                    install_ignored_by: install_ignored_by(&facts, kcfg, k, v, &m)?
+                    install_ignored_by: install_ignored_by(&facts, &kcfg, &k, v, &m)?
                         .map(|d| d.describe()),
-                    by_name: by_name(&facts, kcfg, k, v, &m, &found)?,
+                    by_name: by_name(&facts, &kcfg, &k, v, &m, &found)?,
                 },
             );
         }
@@ -519,8 +514,7 @@ pub fn units(root: &Path, names: &[String]) -> Result<BTreeMap<String, UnitFacts
     let facts = facts_of(root)?;
     let mut out = BTreeMap::new();
     for name in names {
-        let u = crate::facts::units::unit(&facts, name);
-        let u = u.as_ref().as_ref().map_err(Clone::clone)?;
+        let u = crate::facts::units::unit(&facts, name)?;
         out.insert(
             name.clone(),
             UnitFacts {
@@ -616,8 +610,7 @@ pub struct SudoFacts {
 pub fn sudo(root: &Path, options: &[String]) -> Result<SudoFacts, AgentError> {
     use crate::checks::users::sudoers::{sudoers, Op};
     let facts = facts_of(root)?;
-    let s = sudoers(&facts);
-    let s = s.as_ref().as_ref().map_err(Clone::clone)?;
+    let s = sudoers(&facts)?;
     let mut global = BTreeMap::new();
     for o in options {
         if let Some(d) = s.global(o) {

@@ -357,12 +357,9 @@ fn kernel_param(
 const NOT_LOADED: &str =
     "judged the rules in /etc/audit/rules.d as augenrules loads them; the rules loaded in the kernel were not examined";
 
-fn rules_or_fail(
-    facts: &Facts,
-) -> Result<Result<Arc<Result<RuleSet, FactError>>, Outcome>, FactError> {
-    let set = ruleset(facts);
-    let files = set.as_ref().as_ref().map_err(Clone::clone)?.files.len();
-    if files == 0 {
+fn rules_or_fail(facts: &Facts) -> Result<Result<Arc<RuleSet>, Outcome>, FactError> {
+    let set = ruleset(facts)?;
+    if set.files.is_empty() {
         return Ok(Err(Outcome::fail(format!(
             "no *.rules files in {}: no audit rules are loaded at boot",
             RULES_DIR
@@ -467,7 +464,6 @@ fn judge_requirements(
             return Ok(Outcome::new(Status::Fail, lead));
         }
     };
-    let set = set.as_ref().as_ref().map_err(Clone::clone)?;
     let min = uid_min(facts)?;
     let mut bad = Vec::new();
     let mut good: Vec<String> = Vec::new();
@@ -483,7 +479,7 @@ fn judge_requirements(
             lacking.join(", ")
         ));
     }
-    if let Some(t) = task_never(set) {
+    if let Some(t) = task_never(&set) {
         bad.push(format!(
             "{}: this rule turns off syscall auditing for every process",
             t.describe()
@@ -492,7 +488,7 @@ fn judge_requirements(
     for r in reqs {
         let atoms = atoms_of(facts, r, min)?;
         for a in atoms {
-            match find(set, &a) {
+            match find(&set, &a) {
                 Found::Covered(rule) => {
                     let d = rule.describe();
                     if !good.contains(&d) {
@@ -552,7 +548,6 @@ fn immutable(facts: &Facts) -> Result<Outcome, FactError> {
         Ok(s) => s,
         Err(o) => return Ok(o),
     };
-    let set = set.as_ref().as_ref().map_err(Clone::clone)?;
     Ok(match &set.enable {
         Some(r) if matches!(&r.kind, Kind::Enable(v) if v == "2") => Outcome::new(
             Status::Pass,

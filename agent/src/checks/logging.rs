@@ -22,6 +22,7 @@ use crate::model::{Outcome, Status};
 pub mod journald;
 pub mod rsyslog;
 mod varlog;
+use crate::facts::Fact;
 pub use journald::*;
 pub use rsyslog::*;
 pub use varlog::*;
@@ -107,8 +108,7 @@ impl Check {
                 logger: want,
                 check,
             } => {
-                let l = logger(facts);
-                let l = l.as_ref().as_ref().map_err(Clone::clone)?;
+                let l = logger(facts)?;
                 if l.logger != *want {
                     let mut ev = l.evidence.clone();
                     ev.push(format!(
@@ -156,10 +156,14 @@ pub struct LoggerChoice {
 }
 
 /// Decides once per scan which logger is in use.
-pub fn logger(facts: &Facts) -> Arc<Result<LoggerChoice, FactError>> {
-    facts.memo("logging-logger", || {
-        let u = unit(facts, "rsyslog.service");
-        let u = u.as_ref().as_ref().map_err(Clone::clone)?;
+pub fn logger(facts: &Facts) -> Result<Arc<LoggerChoice>, FactError> {
+    facts.get::<LoggerChoice>()
+}
+
+impl Fact for LoggerChoice {
+    type Value = Self;
+    fn read(facts: &Facts) -> Result<Self, FactError> {
+        let u = unit(facts, "rsyslog.service")?;
         let mut evidence = vec![u.describe()];
         if let Ok(pk) = packages(facts).as_ref() {
             evidence.push(pk.describe("rsyslog"));
@@ -172,19 +176,17 @@ pub fn logger(facts: &Facts) -> Arc<Result<LoggerChoice, FactError>> {
             Logger::Journald
         };
         Ok(LoggerChoice { logger, evidence })
-    })
+    }
 }
 
 fn logger_in_use(facts: &Facts) -> Result<Outcome, FactError> {
-    let l = logger(facts);
-    let l = l.as_ref().as_ref().map_err(Clone::clone)?;
+    let l = logger(facts)?;
     let mut ev = l.evidence.clone();
     if l.logger == Logger::Rsyslog {
         ev.push("rsyslog is the logger in use: the rsyslog recommendations apply, the journald ones do not".into());
         return Ok(Outcome::new(Status::Pass, ev));
     }
-    let j = unit(facts, "systemd-journald.service");
-    let j = j.as_ref().as_ref().map_err(Clone::clone)?;
+    let j = unit(facts, "systemd-journald.service")?;
     ev.push(j.describe());
     if j.exists() && !j.masked && j.active != Some(false) {
         ev.push("journald is the logger in use: the journald recommendations apply, the rsyslog ones do not".into());

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::facts::packages::packages;
+use crate::facts::Fact;
 use crate::facts::{FactError, Facts};
 use crate::model::Outcome;
 
@@ -119,8 +120,16 @@ const SOCKET_TABLES: [(&str, Proto, bool); 4] = [
 
 /// Every listening socket of the running system, read once per scan. An offline root
 /// gives [`FactError::RuntimeOnly`]; a missing table (no IPv6) is simply empty.
-pub fn listeners(facts: &Facts) -> Arc<Result<Vec<Listener>, FactError>> {
-    facts.memo("net-listeners", || {
+pub fn listeners(facts: &Facts) -> Result<Arc<Vec<Listener>>, FactError> {
+    facts.get::<Listeners>()
+}
+
+/// Every listening socket of the running system, as a fact.
+pub struct Listeners;
+
+impl Fact for Listeners {
+    type Value = Vec<Listener>;
+    fn read(facts: &Facts) -> Result<Vec<Listener>, FactError> {
         let mut out = Vec::new();
         for (path, proto, v6) in SOCKET_TABLES {
             if let Some(text) = facts.read_runtime(path)? {
@@ -130,7 +139,7 @@ pub fn listeners(facts: &Facts) -> Arc<Result<Vec<Listener>, FactError>> {
         out.sort_by_key(|a| (a.port, a.proto, a.addr));
         out.dedup();
         Ok(out)
-    })
+    }
 }
 
 /// Parses one /proc/net socket table. Lines that do not parse are skipped.
@@ -212,8 +221,7 @@ struct MtaFinding {
 }
 
 fn mta_local_only(facts: &Facts, ports: &[u16]) -> Result<Outcome, FactError> {
-    let pk = packages(facts);
-    let pk = pk.as_ref().as_ref().map_err(Clone::clone)?;
+    let pk = packages(facts)?;
     let mut failures = Vec::new();
     let mut found = Vec::new();
 
@@ -223,8 +231,7 @@ fn mta_local_only(facts: &Facts, ports: &[u16]) -> Result<Outcome, FactError> {
         .collect::<Vec<_>>()
         .join(", ");
     if facts.is_live() {
-        let ls = listeners(facts);
-        let ls = ls.as_ref().as_ref().map_err(Clone::clone)?;
+        let ls = listeners(facts)?;
         let mut any = false;
         for l in ls
             .iter()

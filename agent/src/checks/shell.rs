@@ -215,9 +215,8 @@ fn root_path(facts: &Facts, missing: MissingDir, bashrc: &str) -> Result<Outcome
             }
         }
     }
-    let defs = crate::facts::account_defaults::login_defs(facts);
-    let defs = defs.as_ref().as_ref().map_err(Clone::clone)?;
-    if let Some(s) = kv::last(defs, "ENV_SUPATH", false) {
+    let defs = crate::facts::account_defaults::login_defs(facts)?;
+    if let Some(s) = kv::last(&defs, "ENV_SUPATH", false) {
         let v = s
             .value
             .strip_prefix("PATH=")

@@ -230,14 +230,12 @@ impl Check {
     }
 
     fn eval_inner(&self, facts: &Facts) -> Result<Outcome, FactError> {
-        let pk = packages(facts);
-        let pk = pk.as_ref().as_ref().map_err(Clone::clone)?;
+        let pk = packages(facts)?;
         if !pk.is_installed(PACKAGE) {
             return Ok(Outcome::not_applicable(pk.describe(PACKAGE)));
         }
-        let cfg = sshd_config(facts);
-        let cfg = cfg.as_ref().as_ref().map_err(Clone::clone)?;
-        let refused = keywords::refusals(cfg);
+        let cfg = sshd_config(facts)?;
+        let refused = keywords::refusals(&cfg);
         if !refused.is_empty() {
             return Ok(Outcome::new(Status::Fail, refused));
         }
@@ -251,7 +249,7 @@ impl Check {
                 case_sensitive,
             } => {
                 let judge = |v: &str| judge_value(v, allowed, *min, *max, *time, *case_sensitive);
-                judge_keyword(cfg, keyword, None, judge)
+                judge_keyword(&cfg, keyword, None, judge)
             }
             Check::Algorithms {
                 keyword,
@@ -284,20 +282,20 @@ impl Check {
                         ))
                     }
                 };
-                judge_keyword(cfg, keyword, *openssh, judge)
+                judge_keyword(&cfg, keyword, *openssh, judge)
             }
             Check::MaxStartups { begin, rate, full } => {
                 let judge = |v: &str| judge_max_startups(v, *begin, *rate, *full);
-                judge_keyword(cfg, "MaxStartups", None, judge)
+                judge_keyword(&cfg, "MaxStartups", None, judge)
             }
-            Check::AnySet { keywords } => any_set(cfg, keywords),
-            Check::Banner { names } => banner(facts, cfg, names)?,
+            Check::AnySet { keywords } => any_set(&cfg, keywords),
+            Check::Banner { names } => banner(facts, &cfg, names)?,
             Check::Files {
                 set,
                 owner,
                 modes,
                 exclude,
-            } => keys::files(facts, cfg, *set, owner, modes, exclude)?,
+            } => keys::files(facts, &cfg, *set, owner, modes, exclude)?,
         };
         out.evidence.extend(cfg.notes.iter().cloned());
         Ok(out)

@@ -1,6 +1,7 @@
 //! auditd.conf: parsing, auditd's defaults and the settings rules.
 
 use super::*;
+use crate::facts::Fact;
 
 // ---------------------------------------------------------------------------
 // auditd.conf
@@ -21,13 +22,21 @@ pub(super) type AuditdConf = (Vec<ConfLine>, Vec<String>);
 
 /// auditd.conf as auditd reads it (`None` when missing), with notes on lines it
 /// would reject.
-pub(super) fn auditd_conf(facts: &Facts) -> Arc<Result<Option<AuditdConf>, FactError>> {
-    facts.memo("auditd-conf", || {
+pub(super) fn auditd_conf(facts: &Facts) -> Result<Arc<Option<AuditdConf>>, FactError> {
+    facts.get::<AuditdConfFact>()
+}
+
+/// auditd.conf as auditd reads it (`None` when missing), as a fact.
+pub(super) struct AuditdConfFact;
+
+impl Fact for AuditdConfFact {
+    type Value = Option<AuditdConf>;
+    fn read(facts: &Facts) -> Result<Option<AuditdConf>, FactError> {
         let Some(text) = facts.read(AUDITD_CONF)? else {
             return Ok(None);
         };
         Ok(Some(parse_auditd_conf(&text)))
-    })
+    }
 }
 
 /// auditd splits each line on blanks and wants exactly `name = value [option]`.
@@ -78,8 +87,8 @@ pub(super) fn auditd_value(
     facts: &Facts,
     key: &str,
 ) -> Result<Option<(Option<String>, String)>, FactError> {
-    let c = auditd_conf(facts);
-    let Some((lines, _)) = c.as_ref().as_ref().map_err(Clone::clone)? else {
+    let c = auditd_conf(facts)?;
+    let Some((lines, _)) = &*c else {
         return Ok(None);
     };
     let key = key.to_ascii_lowercase();
@@ -99,8 +108,8 @@ pub(super) fn auditd_conf_check(
     facts: &Facts,
     settings: &[ConfRequirement],
 ) -> Result<Outcome, FactError> {
-    let c = auditd_conf(facts);
-    let Some((_, notes)) = c.as_ref().as_ref().map_err(Clone::clone)? else {
+    let c = auditd_conf(facts)?;
+    let Some((_, notes)) = &*c else {
         return Ok(Outcome::fail(format!(
             "{AUDITD_CONF} not found (auditd is not installed or not configured)"
         )));

@@ -1,6 +1,7 @@
 //! GRUB: the generated configuration, its password and file permissions.
 
 use super::*;
+use crate::facts::KeyedFact;
 
 // ---------------------------------------------------------------------------------
 // GRUB
@@ -139,13 +140,18 @@ pub fn parse_grub(text: &str, path: &str) -> GrubCfg {
 
 /// grub.cfg at `path`, parsed once per scan; `None` when it does not exist.
 pub fn grub_config(facts: &Facts, path: &str) -> Result<Option<Arc<GrubCfg>>, FactError> {
-    let r = facts.memo(
-        &format!("grub-cfg:{path}"),
-        || -> Result<Option<Arc<GrubCfg>>, FactError> {
-            Ok(facts.read(path)?.map(|t| Arc::new(parse_grub(&t, path))))
-        },
-    );
-    (*r).clone()
+    Ok((*facts.get_keyed::<GrubCfgAt>(path)?).clone())
+}
+
+/// grub.cfg at a path, parsed (`None` when it does not exist), as a fact.
+struct GrubCfgAt;
+
+impl KeyedFact for GrubCfgAt {
+    type Key = str;
+    type Value = Option<Arc<GrubCfg>>;
+    fn read(facts: &Facts, path: &str) -> Result<Self::Value, FactError> {
+        Ok(facts.read(path)?.map(|t| Arc::new(parse_grub(&t, path))))
+    }
 }
 
 pub(super) fn no_grub(path: &str) -> Outcome {

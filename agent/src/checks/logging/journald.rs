@@ -1,6 +1,7 @@
 //! journald: its configuration with drop-ins, upload and forwarding.
 
 use super::*;
+use crate::facts::Fact;
 
 // ---------------------------------------------------------------------------
 // journald
@@ -10,8 +11,13 @@ pub type JournaldSettings = (Vec<Setting>, Vec<String>);
 
 /// The `[Journal]` settings of journald in reading order (later wins), with the
 /// files read.
-pub fn journald_settings(facts: &Facts) -> Arc<Result<JournaldSettings, FactError>> {
-    facts.memo("logging-journald", || {
+pub fn journald_settings(facts: &Facts) -> Result<Arc<JournaldSettings>, FactError> {
+    facts.get::<JournaldSettings>()
+}
+
+impl Fact for JournaldSettings {
+    type Value = Self;
+    fn read(facts: &Facts) -> Result<Self, FactError> {
         let files = kv::systemd_daemon_files(facts, "journald.conf")?;
         let mut settings = Vec::new();
         let mut read = Vec::new();
@@ -20,7 +26,7 @@ pub fn journald_settings(facts: &Facts) -> Arc<Result<JournaldSettings, FactErro
             read.push(path);
         }
         Ok((settings, read))
-    })
+    }
 }
 
 /// Reads one section of a systemd configuration file as systemd does: only lines
@@ -217,8 +223,8 @@ pub fn journald_effective(
     key: &str,
     defaults: JournaldDefaults,
 ) -> Result<(Option<String>, Vec<String>), FactError> {
-    let s = journald_settings(facts);
-    let (settings, read) = s.as_ref().as_ref().map_err(Clone::clone)?;
+    let s = journald_settings(facts)?;
+    let (settings, read) = &*s;
     let (kind, default) = journald_key(key, defaults);
     let mut ev = Vec::new();
     let mut value: Option<(String, &Setting)> = None;
@@ -321,8 +327,7 @@ pub(super) const UPLOAD_DROPINS: [&str; 5] = [
 ];
 
 pub(super) fn journal_upload_package(facts: &Facts) -> Result<Outcome, FactError> {
-    let pk = packages(facts);
-    let pk = pk.as_ref().as_ref().map_err(Clone::clone)?;
+    let pk = packages(facts)?;
     let pkg = "systemd-journal-remote";
     if pk.is_installed(pkg) {
         return Ok(Outcome::pass(pk.describe(pkg)));

@@ -1,6 +1,7 @@
 //! rsyslog: configuration, includes, file modes and remote logging.
 
 use super::*;
+use crate::facts::Fact;
 
 // ---------------------------------------------------------------------------
 // rsyslog
@@ -24,13 +25,18 @@ pub struct Rsyslog {
 }
 
 /// Reads /etc/rsyslog.conf and its includes once per scan.
-pub fn rsyslog(facts: &Facts) -> Arc<Result<Rsyslog, FactError>> {
-    facts.memo("logging-rsyslog", || {
+pub fn rsyslog(facts: &Facts) -> Result<Arc<Rsyslog>, FactError> {
+    facts.get::<Rsyslog>()
+}
+
+impl Fact for Rsyslog {
+    type Value = Self;
+    fn read(facts: &Facts) -> Result<Self, FactError> {
         let mut r = Rsyslog::default();
         let mut seen = HashSet::new();
         read_rsyslog_file(facts, "/etc/rsyslog.conf", 0, &mut seen, &mut r)?;
         Ok(r)
-    })
+    }
 }
 
 pub(super) const MAX_INCLUDE_DEPTH: usize = 16;
@@ -212,8 +218,7 @@ pub fn split_statements(text: &str, path: &str) -> Vec<Statement> {
 }
 
 pub(super) fn rsyslog_file_mode(facts: &Facts, max: u32) -> Result<Outcome, FactError> {
-    let r = rsyslog(facts);
-    let r = r.as_ref().as_ref().map_err(Clone::clone)?;
+    let r = rsyslog(facts)?;
     if r.files.is_empty() {
         return Ok(Outcome::fail("/etc/rsyslog.conf not found"));
     }
@@ -320,8 +325,7 @@ pub(super) fn module_name(v: &str) -> String {
 }
 
 pub(super) fn rsyslog_no_network_input(facts: &Facts) -> Result<Outcome, FactError> {
-    let r = rsyslog(facts);
-    let r = r.as_ref().as_ref().map_err(Clone::clone)?;
+    let r = rsyslog(facts)?;
     if r.files.is_empty() {
         return Ok(Outcome::not_applicable("/etc/rsyslog.conf not found"));
     }
@@ -392,8 +396,7 @@ pub(super) fn forwards(text: &str) -> bool {
 }
 
 pub(super) fn rsyslog_forwards(facts: &Facts) -> Result<Outcome, FactError> {
-    let r = rsyslog(facts);
-    let r = r.as_ref().as_ref().map_err(Clone::clone)?;
+    let r = rsyslog(facts)?;
     if r.files.is_empty() {
         return Ok(Outcome::fail(
             "/etc/rsyslog.conf not found: rsyslog sends no logs to a log host",

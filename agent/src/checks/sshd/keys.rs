@@ -139,8 +139,8 @@ pub(super) fn files(
     modes: &[ModeRule],
     exclude: &[String],
 ) -> Result<Outcome, FactError> {
-    let acc = accounts(facts);
-    let acc = acc.as_ref().as_ref().ok();
+    let acc = accounts(facts).ok();
+    let acc = acc.as_deref();
     let mut rules = Vec::new();
     for r in modes {
         match parse_mode(&r.max_mode) {

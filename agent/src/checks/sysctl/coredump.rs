@@ -13,8 +13,7 @@ pub(super) fn systemd_coredump(
     package: &str,
     only: &[CoredumpSetting],
 ) -> Result<Outcome, FactError> {
-    let pk = packages(facts);
-    let pk = pk.as_ref().as_ref().map_err(Clone::clone)?;
+    let pk = packages(facts)?;
     if !pk.is_installed(package) {
         return Ok(Outcome::not_applicable(pk.describe(package)));
     }

@@ -213,9 +213,8 @@ impl Check {
             Check::PrimaryGroupsExist => primary_groups_exist(facts),
             Check::GroupEmpty { group } => group_empty(facts, group),
             Check::Unique { what } => {
-                let acc = accounts(facts);
-                let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
-                Ok(unique(acc, *what))
+                let acc = accounts(facts)?;
+                Ok(unique(&acc, *what))
             }
             Check::HomeDirs { max_mode } => {
                 let max = match parse_mode(max_mode) {
