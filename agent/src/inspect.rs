@@ -11,7 +11,6 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::checks::sshd::config::sshd_config;
 use crate::checks::sshd::keys::{host_keys, judged};
 use crate::checks::sshd::keywords::{self, canonical, Assign, KEYWORDS};
 use crate::checks::sshd::FileSet;
@@ -20,6 +19,7 @@ use crate::error::AgentError;
 use crate::facts::modules::{
     self, install_ignored_by, kernels, lookup, modprobe_config, Found, Via,
 };
+use crate::facts::sshd::sshd_config;
 use crate::facts::sysctl::{
     applied_files, kernel_int, persisted, persisted_value, to_slash, Persisted,
 };
@@ -608,7 +608,7 @@ pub struct SudoFacts {
 
 /// The sudo facts of `root` for `options`.
 pub fn sudo(root: &Path, options: &[String]) -> Result<SudoFacts, AgentError> {
-    use crate::checks::users::sudoers::{sudoers, Op};
+    use crate::facts::sudoers::{sudoers, Op};
     let facts = facts_of(root)?;
     let s = sudoers(&facts)?;
     let mut global = BTreeMap::new();

@@ -27,9 +27,7 @@
 //! them), and not when ufw is merely preinstalled next to another chosen firewall.
 
 mod firewalld;
-pub mod ipt;
 mod iptables;
-pub mod nft;
 mod nftables;
 mod ufw;
 use firewalld::*;
@@ -38,6 +36,9 @@ use nftables::*;
 use ufw::*;
 
 use std::sync::Arc;
+
+use crate::facts::iptables as ipt;
+use crate::facts::nftables as nft;
 
 use serde::Deserialize;
 

@@ -6,13 +6,12 @@
 
 pub mod authselect;
 pub mod options;
-pub mod stack;
 
 use serde::Deserialize;
 
 use self::options::{describe, resolve, Module, PwhistoryConf};
-use self::stack::{stack, PamLine, Stack};
 use crate::facts::accounts::accounts;
+use crate::facts::pam::{stack, PamLine, Stack};
 use crate::facts::{FactError, Facts};
 use crate::model::{Outcome, Status};
 

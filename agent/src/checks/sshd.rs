@@ -17,7 +17,6 @@
 //! (an invalid value, a keyword without its argument) fails every check, naming the
 //! offending lines: sshd does not run with it.
 
-pub mod config;
 pub mod keys;
 pub mod keywords;
 
@@ -25,8 +24,8 @@ pub use keywords::{assemble, convtime};
 
 use serde::Deserialize;
 
-use self::config::{sshd_config, Directive, SshdConfig};
 use crate::facts::packages::packages;
+use crate::facts::sshd::{self as config, sshd_config, Directive, SshdConfig};
 use crate::facts::{FactError, Facts};
 use crate::model::{Outcome, Status};
 

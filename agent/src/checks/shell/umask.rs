@@ -98,7 +98,7 @@ fn only_if_umask_zero(line: &str) -> bool {
         return false;
     }
     let words = |s: &str| -> Option<Vec<String>> {
-        let mut parts = script::split(s);
+        let mut parts = crate::facts::shell::split(s);
         let (_, mut cmds) = parts.pop()?;
         (parts.is_empty() && cmds.len() == 1).then(|| cmds.remove(0))
     };

@@ -9,7 +9,6 @@ mod accounts;
 mod home;
 mod shadow;
 mod sudo;
-pub mod sudoers;
 use accounts::{group_empty, id_zero, primary_gid, primary_groups_exist, system_shells, unique};
 use home::*;
 use shadow::{
@@ -20,10 +19,10 @@ use sudo::*;
 
 use serde::Deserialize;
 
-use self::sudoers::{sudoers, Op};
 use crate::checks::file::parse_mode;
 use crate::facts::accounts::{accounts, is_nologin, shells, Accounts, User};
 use crate::facts::packages::packages;
+use crate::facts::sudoers::{self, sudoers, Op};
 use crate::facts::{FactError, Facts, FileKind};
 use crate::model::{Outcome, Status};
 
