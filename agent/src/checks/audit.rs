@@ -3,10 +3,8 @@
 //! and the filesystem-wide permission rules fed by the shared walk (world-writable
 //! and unowned files).
 
-pub mod aide;
 mod conf;
 mod files;
-mod regex;
 pub mod rules;
 pub mod schedule;
 mod sudo;
@@ -25,6 +23,7 @@ use self::rules::{find, task_never, Atom, Found, Requirement};
 use super::file::{describe_meta, judge, parse_mode};
 use super::logging::{uid_min, MAX_LISTED};
 use crate::facts::accounts::accounts;
+use crate::facts::aide;
 use crate::facts::audit::{canonical, loaded, ruleset, Kind, RuleSet, RULES_DIR};
 use crate::facts::mounts::{self, Mount};
 use crate::facts::packages::packages;
@@ -108,7 +107,7 @@ pub enum Check {
     #[serde(rename = "audit.aide_scheduled")]
     AideScheduled {
         #[serde(default)]
-        cron: aide::Cron,
+        cron: schedule::Cron,
     },
     /// AIDE's configuration (`conf`, /etc/aide/aide.conf by default) selects each
     /// file (or its /usr-merged twin) with a rule whose attributes include all of
@@ -211,7 +210,7 @@ impl Check {
                 log_files(facts, *target, max, owner, group, log_group)
             }
             Check::AideScheduled { cron } => {
-                let (ok, ev) = aide::scheduled(facts, *cron)?;
+                let (ok, ev) = schedule::scheduled(facts, *cron)?;
                 Ok(Outcome::new(
                     if ok { Status::Pass } else { Status::Fail },
                     ev,
@@ -623,11 +622,11 @@ mod tests {
             let _ = strip_sudo_comment(&g);
             let _ = wildcard(&g, "/a/b");
             let _ = crate::facts::audit::version_cmp(&g, "10-x.rules");
-            if let Some(r) = regex::Regex::new(&g) {
+            if let Some(r) = aide::regex::Regex::new(&g) {
                 let _ = r.matches_prefix("/usr/sbin/auditctl");
                 let _ = r.matches_full(&g);
             }
-            let _ = aide::runs_aide_check(&g);
+            let _ = schedule::runs_aide_check(&g);
         }
     }
 

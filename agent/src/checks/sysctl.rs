@@ -183,7 +183,7 @@ impl Fact for Ipv6Disabled {
         }
         // Offline: the boot loader's generated configuration is what boots; without one,
         // the settings it is generated from.
-        if let Some(cfg) = super::boot::grub_config(facts, super::boot::GRUB_CFG)? {
+        if let Some(cfg) = crate::facts::grub::grub_config(facts, crate::facts::grub::GRUB_CFG)? {
             if !cfg.kernels.is_empty()
                 && cfg
                     .kernels

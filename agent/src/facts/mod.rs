@@ -9,11 +9,13 @@
 
 pub mod account_defaults;
 pub mod accounts;
+pub mod aide;
 pub mod audit;
 pub mod bootargs;
 pub mod crypto_policies;
 pub mod dnf;
 pub mod firewalld;
+pub mod grub;
 pub mod include_budget;
 pub mod iptables;
 pub mod kv;

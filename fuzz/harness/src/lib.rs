@@ -17,12 +17,11 @@ use std::fs;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use rampart_agent::checks::audit::{aide, rules};
-use rampart_agent::checks::boot::grub;
+use rampart_agent::checks::audit::rules;
 use rampart_agent::checks::logging::{journald, rsyslog};
 use rampart_agent::facts::{
-    self, account_defaults, audit as audit_rules, iptables as ipt, mounts, nftables as nft,
-    packages, pam as stack, rpmdb, sshd, sudoers, Facts,
+    self, account_defaults, aide, audit as audit_rules, grub, iptables as ipt, mounts,
+    nftables as nft, packages, pam as stack, rpmdb, sshd, sudoers, Facts,
 };
 
 /// One fuzz target: its name (the file name under `fuzz/fuzz_targets/` and the

@@ -1,15 +1,17 @@
 //! AIDE: its configuration (selection rules and attribute groups, as AIDE reads
 //! its configuration file — /etc/aide/aide.conf on Debian and Ubuntu, /etc/aide.conf
 //! on RHEL and Amazon Linux — with its includes and macros) and whether its database
-//! exists. Whether a periodic check is scheduled is in [`super::schedule`].
+//! exists. Whether a periodic check is scheduled is judged by the audit checks
+//! (`checks::audit::schedule`).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use super::regex::Regex;
-pub use super::schedule::{runs_aide_check, scheduled, Cron};
-use crate::facts::KeyedFact;
-use crate::facts::{FactError, Facts, FileKind};
+use crate::facts::{FactError, Facts, FileKind, KeyedFact};
+
+use self::regex::Regex;
+
+pub mod regex;
 
 /// Debian's and Ubuntu's configuration file (the default of the checks).
 pub const AIDE_CONF: &str = "/etc/aide/aide.conf";
