@@ -7,7 +7,6 @@
 //! otherwise journald is. [`Check::WhenLogger`] wraps any check so that it is
 //! not applicable under the other logger.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -23,8 +22,13 @@ pub mod journald;
 pub mod rsyslog;
 mod varlog;
 use crate::facts::Fact;
+// The systemd INI and size readers moved to facts::journald; the sysctl family still
+// imports them from here until its core-dump work settles.
+use crate::facts::journald::{journald_settings, parse_bool};
+pub use crate::facts::journald::{parse_size, parse_unit_ini};
+use crate::facts::rsyslog::{legacy_directive, rainer_object, rsyslog};
 pub use journald::*;
-pub use rsyslog::*;
+use rsyslog::{rsyslog_file_mode, rsyslog_forwards, rsyslog_no_network_input};
 pub use varlog::*;
 
 /// The two loggers a CIS Debian or Ubuntu host can use.
@@ -199,7 +203,9 @@ fn logger_in_use(facts: &Facts) -> Result<Outcome, FactError> {
 
 #[cfg(test)]
 mod tests {
+    use super::rsyslog::{forwards, module_name};
     use super::*;
+    use crate::facts::rsyslog::{include_target, split_statements};
 
     #[test]
     fn statements_join_objects_and_drop_comments() {

@@ -18,10 +18,9 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use rampart_agent::checks::audit::rules;
-use rampart_agent::checks::logging::{journald, rsyslog};
 use rampart_agent::facts::{
-    self, account_defaults, aide, audit as audit_rules, grub, iptables as ipt, mounts,
-    nftables as nft, packages, pam as stack, rpmdb, sshd, sudoers, Facts,
+    self, account_defaults, aide, audit as audit_rules, grub, iptables as ipt, journald, mounts,
+    nftables as nft, packages, pam as stack, rpmdb, rsyslog, sshd, sudoers, Facts,
 };
 
 /// One fuzz target: its name (the file name under `fuzz/fuzz_targets/` and the
