@@ -25,6 +25,7 @@ use super::logging::{uid_min, MAX_LISTED};
 use crate::facts::accounts::accounts;
 use crate::facts::aide;
 use crate::facts::audit::{canonical, loaded, ruleset, Kind, RuleSet, RULES_DIR};
+use crate::facts::auditd_conf::{auditd_conf, AUDITD_CONF};
 use crate::facts::mounts::{self, Mount};
 use crate::facts::packages::packages;
 use crate::facts::walk::walk;
@@ -584,6 +585,7 @@ fn immutable(facts: &Facts) -> Result<Outcome, FactError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::facts::auditd_conf::parse_auditd_conf;
 
     /// Garbage of every shape must never panic a parser.
     fn garbage() -> Vec<String> {

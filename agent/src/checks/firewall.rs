@@ -42,10 +42,10 @@ use crate::facts::nftables as nft;
 
 use serde::Deserialize;
 
-use crate::checks::net::{listeners, Listener, Proto};
 use crate::checks::pkg::is_on;
 use crate::facts::kv::{self, Setting};
 use crate::facts::packages::packages;
+use crate::facts::sockets::{listeners, Listener, Proto};
 use crate::facts::units::unit;
 use crate::facts::Fact;
 use crate::facts::{sysctl, FactError, Facts};
