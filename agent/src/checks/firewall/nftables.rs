@@ -1,49 +1,13 @@
 //! nftables rules: judged from the persisted ruleset the service loads at boot.
 
 use super::*;
-use crate::facts::Fact;
 
 // ---------------------------------------------------------------------------
 // nftables
 // ---------------------------------------------------------------------------
 
-pub(super) const NFT_DEFAULT_FILE: &str = "/etc/nftables.conf";
-
-/// The file nftables.service loads: the `-f` argument of its last ExecStart=.
-pub(super) fn nft_main_file(facts: &Facts) -> Result<String, FactError> {
-    let u = unit(facts, "nftables.service")?;
-    let mut files: Vec<String> = u.path.iter().cloned().collect();
-    files.extend(facts.dir_files("/etc/systemd/system/nftables.service.d", ".conf")?);
-    let mut file = NFT_DEFAULT_FILE.to_string();
-    for f in files {
-        let Some(text) = facts.read(&f)? else {
-            continue;
-        };
-        for s in kv::parse_ini(&text, &f, "Service") {
-            if s.key != "ExecStart" {
-                continue;
-            }
-            let words: Vec<&str> = s.value.split_whitespace().collect();
-            if let Some(i) = words.iter().position(|w| *w == "-f" || *w == "--file") {
-                if let Some(p) = words.get(i + 1) {
-                    file = p.to_string();
-                }
-            }
-        }
-    }
-    Ok(file)
-}
-
 pub(super) fn nft_ruleset(facts: &Facts) -> Result<Arc<nft::Ruleset>, FactError> {
     facts.get::<nft::Ruleset>()
-}
-
-impl Fact for nft::Ruleset {
-    type Value = Self;
-    fn read(facts: &Facts) -> Result<Self, FactError> {
-        let main = nft_main_file(facts)?;
-        nft::load(facts, &main)
-    }
 }
 
 /// The ruleset, or a failing outcome when its file is missing.
