@@ -315,12 +315,10 @@ mod tests {
         let b = choose_benchmark(&facts, None).unwrap();
         // Not cancelled: the walk sees every entry.
         let whole = Facts::new(t.path(), false);
-        let w = crate::facts::walk::walk(&whole);
-        assert!(w.as_ref().as_ref().unwrap().entries >= 50);
+        assert!(crate::facts::walk::walk(&whole).unwrap().entries >= 50);
         flag.store(true, Ordering::SeqCst);
         assert!(facts.cancelled());
-        let w = crate::facts::walk::walk(&facts);
-        let w = w.as_ref().as_ref().unwrap();
+        let w = crate::facts::walk::walk(&facts).unwrap();
         assert_eq!(w.entries, 0);
         assert!(
             w.errors.iter().any(|e| e.contains("scan cancelled")),

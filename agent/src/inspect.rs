@@ -11,7 +11,6 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::checks::sshd::config::sshd_config;
 use crate::checks::sshd::keys::{host_keys, judged};
 use crate::checks::sshd::keywords::{self, canonical, Assign, KEYWORDS};
 use crate::checks::sshd::FileSet;
@@ -20,6 +19,7 @@ use crate::error::AgentError;
 use crate::facts::modules::{
     self, install_ignored_by, kernels, lookup, modprobe_config, Found, Via,
 };
+use crate::facts::sshd::sshd_config;
 use crate::facts::sysctl::{
     applied_files, kernel_int, persisted, persisted_value, to_slash, Persisted,
 };
@@ -169,12 +169,11 @@ pub fn sysctl(root: &Path, keys: &[String]) -> Result<SysctlFacts, AgentError> {
             real: f.real,
         })
         .collect();
-    let entries = persisted(&facts);
-    let entries = entries.as_ref().as_ref().map_err(Clone::clone)?;
+    let entries = persisted(&facts)?;
     let values = keys
         .iter()
         .map(|k| {
-            let v = match persisted_value(entries, &to_slash(k)) {
+            let v = match persisted_value(&entries, &to_slash(k)) {
                 Persisted::Set {
                     value,
                     source,
@@ -201,8 +200,7 @@ pub fn sysctl(root: &Path, keys: &[String]) -> Result<SysctlFacts, AgentError> {
 /// The sshd facts of `root`.
 pub fn sshd(root: &Path) -> Result<SshdFacts, AgentError> {
     let facts = facts_of(root)?;
-    let cfg = sshd_config(&facts);
-    let cfg = cfg.as_ref().as_ref().map_err(Clone::clone)?;
+    let cfg = sshd_config(&facts)?;
     let mut out = BTreeMap::new();
     for k in KEYWORDS {
         let in_match = cfg
@@ -214,7 +212,7 @@ pub fn sshd(root: &Path) -> Result<SshdFacts, AgentError> {
         let (value, source) = match k.assign {
             // The keys sshd loads: the configured ones or its defaults.
             Assign::Accumulate if k.name == "HostKey" => (
-                host_keys(cfg),
+                host_keys(&cfg),
                 cfg.all_global(k.name).first().map(|d| d.source.clone()),
             ),
             // A `Match all` block's list replaces the global one for every connection.
@@ -232,11 +230,11 @@ pub fn sshd(root: &Path) -> Result<SshdFacts, AgentError> {
                 let source = ds.first().map(|d| d.source.clone());
                 (ds.iter().flat_map(|d| d.args.clone()).collect(), source)
             }
-            _ if k.name == "MaxStartups" => match keywords::max_startups(cfg) {
+            _ if k.name == "MaxStartups" => match keywords::max_startups(&cfg) {
                 Some((v, d)) => (vec![v], Some(d.source.clone())),
                 None => (default_value(k.name), None),
             },
-            _ => match keywords::effective(cfg, k.name) {
+            _ => match keywords::effective(&cfg, k.name) {
                 Some(d) => (
                     canonical(k.name, &d.args).into_iter().collect(),
                     Some(d.source.clone()),
@@ -253,15 +251,15 @@ pub fn sshd(root: &Path) -> Result<SshdFacts, AgentError> {
             },
         );
     }
-    let private_keys = judged(&facts, cfg, FileSet::PrivateKeys)?
+    let private_keys = judged(&facts, &cfg, FileSet::PrivateKeys)?
         .into_iter()
         .map(|(p, _)| p)
         .collect();
     Ok(SshdFacts {
         files: cfg.files.clone(),
-        refused: keywords::refusals(cfg),
+        refused: keywords::refusals(&cfg),
         keywords: out,
-        host_keys: host_keys(cfg),
+        host_keys: host_keys(&cfg),
         private_keys,
     })
 }
@@ -306,10 +304,8 @@ pub fn modules(root: &Path, names: &[String]) -> Result<ModulesFacts, AgentError
     } else {
         names.to_vec()
     };
-    let cfg = modprobe_config(&facts, None);
-    let cfg = cfg.as_ref().as_ref().map_err(Clone::clone)?;
-    let k = kernels(&facts);
-    let k = k.as_ref().as_ref().map_err(Clone::clone)?;
+    let cfg = modprobe_config(&facts, None)?;
+    let k = kernels(&facts)?;
     let mut out = BTreeMap::new();
     for asked in names {
         let m = modules::canonical(&asked);
@@ -323,18 +319,17 @@ pub fn modules(root: &Path, names: &[String]) -> Result<ModulesFacts, AgentError
             } else {
                 "absent"
             };
-            let kcfg = modprobe_config(&facts, Some(v));
-            let kcfg = kcfg.as_ref().as_ref().map_err(Clone::clone)?;
-            let found = lookup(&facts, kcfg, k, v, &m)?;
+            let kcfg = modprobe_config(&facts, Some(v))?;
+            let found = lookup(&facts, &kcfg, &k, v, &m)?;
             per_kernel.insert(
                 v.clone(),
                 ModuleInKernel {
                     state: state.to_string(),
                     lookup: found.iter().map(|f| f.module.clone()).collect(),
                     via: found.iter().map(via_text).collect(),
-                    install_ignored_by: install_ignored_by(&facts, kcfg, k, v, &m)?
+                    install_ignored_by: install_ignored_by(&facts, &kcfg, &k, v, &m)?
                         .map(|d| d.describe()),
-                    by_name: by_name(&facts, kcfg, k, v, &m, &found)?,
+                    by_name: by_name(&facts, &kcfg, &k, v, &m, &found)?,
                 },
             );
         }
@@ -530,8 +525,7 @@ pub fn units(root: &Path, names: &[String]) -> Result<BTreeMap<String, UnitFacts
     let facts = facts_of(root)?;
     let mut out = BTreeMap::new();
     for name in names {
-        let u = crate::facts::units::unit(&facts, name);
-        let u = u.as_ref().as_ref().map_err(Clone::clone)?;
+        let u = crate::facts::units::unit(&facts, name)?;
         out.insert(
             name.clone(),
             UnitFacts {
@@ -625,10 +619,9 @@ pub struct SudoFacts {
 
 /// The sudo facts of `root` for `options`.
 pub fn sudo(root: &Path, options: &[String]) -> Result<SudoFacts, AgentError> {
-    use crate::checks::users::sudoers::{sudoers, Op};
+    use crate::facts::sudoers::{sudoers, Op};
     let facts = facts_of(root)?;
-    let s = sudoers(&facts);
-    let s = s.as_ref().as_ref().map_err(Clone::clone)?;
+    let s = sudoers(&facts)?;
     let mut global = BTreeMap::new();
     for o in options {
         if let Some(d) = s.global(o) {

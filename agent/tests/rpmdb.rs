@@ -49,8 +49,7 @@ fn a_rhel9_database_is_read_as_rpm_lists_it() {
     assert_eq!(db.source, RPMDB);
 
     let facts = Facts::new(t.path(), false);
-    let pk = packages(&facts);
-    let pk = pk.as_ref().as_ref().unwrap();
+    let pk = packages(&facts).unwrap();
     assert_eq!(pk.format, Format::Rpm);
     assert_eq!(pk.source, RPMDB);
     assert_eq!(pk.version("openssh-server"), Some("8.7p1-38.el9"));
@@ -74,8 +73,7 @@ fn an_al2023_database_is_read_as_rpm_lists_it() {
     assert_eq!(db.packages, expected(AL2023));
     assert_eq!(db.packages, rpm_lists(t.path()));
     let facts = Facts::new(t.path(), false);
-    let pk = packages(&facts);
-    let pk = pk.as_ref().as_ref().unwrap();
+    let pk = packages(&facts).unwrap();
     assert_eq!(pk.version("sudo"), Some("1.9.15-1.p5.amzn2023.0.1"));
     assert_eq!(pk.version("openssl"), Some("1:3.0.8-1.amzn2023.0.14"));
 }
@@ -193,15 +191,14 @@ fn dpkg_wins_on_a_root_with_both_and_neither_is_an_error() {
     )
     .unwrap();
     let facts = Facts::new(t.path(), false);
-    let pk = packages(&facts);
-    let pk = pk.as_ref().as_ref().unwrap();
+    let pk = packages(&facts).unwrap();
     assert_eq!(pk.format, Format::Dpkg);
     assert_eq!(pk.source, "/var/lib/dpkg/status");
     assert!(pk.is_installed("rpm") && !pk.is_installed("openssh-server"));
 
     let empty = tempfile::tempdir().unwrap();
     let facts = Facts::new(empty.path(), false);
-    let err = packages(&facts).as_ref().clone().unwrap_err();
+    let err = packages(&facts).unwrap_err();
     assert_eq!(
         err.to_string(),
         "cannot read /var/lib/dpkg/status: no dpkg status database, \

@@ -3,10 +3,8 @@
 //! and the filesystem-wide permission rules fed by the shared walk (world-writable
 //! and unowned files).
 
-pub mod aide;
 mod conf;
 mod files;
-mod regex;
 pub mod rules;
 pub mod schedule;
 mod sudo;
@@ -25,7 +23,9 @@ use self::rules::{find, task_never, Atom, Found, Requirement};
 use super::file::{describe_meta, judge, parse_mode};
 use super::logging::{uid_min, MAX_LISTED};
 use crate::facts::accounts::accounts;
+use crate::facts::aide;
 use crate::facts::audit::{canonical, loaded, ruleset, Kind, RuleSet, RULES_DIR};
+use crate::facts::auditd_conf::{auditd_conf, AUDITD_CONF};
 use crate::facts::mounts::{self, Mount};
 use crate::facts::packages::packages;
 use crate::facts::walk::walk;
@@ -108,7 +108,7 @@ pub enum Check {
     #[serde(rename = "audit.aide_scheduled")]
     AideScheduled {
         #[serde(default)]
-        cron: aide::Cron,
+        cron: schedule::Cron,
     },
     /// AIDE's configuration (`conf`, /etc/aide/aide.conf by default) selects each
     /// file (or its /usr-merged twin) with a rule whose attributes include all of
@@ -211,7 +211,7 @@ impl Check {
                 log_files(facts, *target, max, owner, group, log_group)
             }
             Check::AideScheduled { cron } => {
-                let (ok, ev) = aide::scheduled(facts, *cron)?;
+                let (ok, ev) = schedule::scheduled(facts, *cron)?;
                 Ok(Outcome::new(
                     if ok { Status::Pass } else { Status::Fail },
                     ev,
@@ -357,12 +357,9 @@ fn kernel_param(
 const NOT_LOADED: &str =
     "judged the rules in /etc/audit/rules.d as augenrules loads them; the rules loaded in the kernel were not examined";
 
-fn rules_or_fail(
-    facts: &Facts,
-) -> Result<Result<Arc<Result<RuleSet, FactError>>, Outcome>, FactError> {
-    let set = ruleset(facts);
-    let files = set.as_ref().as_ref().map_err(Clone::clone)?.files.len();
-    if files == 0 {
+fn rules_or_fail(facts: &Facts) -> Result<Result<Arc<RuleSet>, Outcome>, FactError> {
+    let set = ruleset(facts)?;
+    if set.files.is_empty() {
         return Ok(Err(Outcome::fail(format!(
             "no *.rules files in {}: no audit rules are loaded at boot",
             RULES_DIR
@@ -467,7 +464,6 @@ fn judge_requirements(
             return Ok(Outcome::new(Status::Fail, lead));
         }
     };
-    let set = set.as_ref().as_ref().map_err(Clone::clone)?;
     let min = uid_min(facts)?;
     let mut bad = Vec::new();
     let mut good: Vec<String> = Vec::new();
@@ -483,7 +479,7 @@ fn judge_requirements(
             lacking.join(", ")
         ));
     }
-    if let Some(t) = task_never(set) {
+    if let Some(t) = task_never(&set) {
         bad.push(format!(
             "{}: this rule turns off syscall auditing for every process",
             t.describe()
@@ -492,7 +488,7 @@ fn judge_requirements(
     for r in reqs {
         let atoms = atoms_of(facts, r, min)?;
         for a in atoms {
-            match find(set, &a) {
+            match find(&set, &a) {
                 Found::Covered(rule) => {
                     let d = rule.describe();
                     if !good.contains(&d) {
@@ -552,7 +548,6 @@ fn immutable(facts: &Facts) -> Result<Outcome, FactError> {
         Ok(s) => s,
         Err(o) => return Ok(o),
     };
-    let set = set.as_ref().as_ref().map_err(Clone::clone)?;
     Ok(match &set.enable {
         Some(r) if matches!(&r.kind, Kind::Enable(v) if v == "2") => Outcome::new(
             Status::Pass,
@@ -590,6 +585,7 @@ fn immutable(facts: &Facts) -> Result<Outcome, FactError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::facts::auditd_conf::parse_auditd_conf;
 
     /// Garbage of every shape must never panic a parser.
     fn garbage() -> Vec<String> {
@@ -628,11 +624,11 @@ mod tests {
             let _ = strip_sudo_comment(&g);
             let _ = wildcard(&g, "/a/b");
             let _ = crate::facts::audit::version_cmp(&g, "10-x.rules");
-            if let Some(r) = regex::Regex::new(&g) {
+            if let Some(r) = aide::regex::Regex::new(&g) {
                 let _ = r.matches_prefix("/usr/sbin/auditctl");
                 let _ = r.matches_full(&g);
             }
-            let _ = aide::runs_aide_check(&g);
+            let _ = schedule::runs_aide_check(&g);
         }
     }
 

@@ -5,23 +5,20 @@ mod apparmor;
 mod banners;
 pub mod bls;
 pub mod gdm;
-pub mod grub;
+mod grub;
 pub use apparmor::*;
 pub use banners::*;
-pub use grub::*;
+use grub::{grub_password, kernel_param, no_grub};
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use serde::Deserialize;
 
+use crate::facts::grub::{grub_config, grub_words, parse_grub, GRUB_CFG};
 use crate::facts::packages::packages;
 use crate::facts::units::unit;
 use crate::facts::{strip_comment, FactError, Facts, FileKind};
 use crate::model::{Outcome, Status};
-
-/// Where Debian's GRUB reads its configuration (the EFI stub chains to it).
-pub const GRUB_CFG: &str = "/boot/grub/grub.cfg";
 
 fn default_grub_cfg() -> String {
     GRUB_CFG.to_string()

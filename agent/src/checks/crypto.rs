@@ -279,8 +279,7 @@ fn includes_backend(facts: &Facts, target: &str) -> Result<Option<String>, FactE
 }
 
 fn sshd_uses_policy(facts: &Facts) -> Result<Outcome, FactError> {
-    let pk = packages(facts);
-    let pk = pk.as_ref().as_ref().map_err(Clone::clone)?;
+    let pk = packages(facts)?;
     if !pk.is_installed("openssh-server") {
         return Ok(Outcome::not_applicable(pk.describe("openssh-server")));
     }

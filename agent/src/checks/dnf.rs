@@ -32,8 +32,7 @@ impl Check {
 }
 
 fn gpgcheck(facts: &Facts) -> Result<Outcome, FactError> {
-    let cfg = dnf_config(facts);
-    let cfg = cfg.as_ref().as_ref().map_err(Clone::clone)?;
+    let cfg = dnf_config(facts)?;
     let mut failures = Vec::new();
     let mut found = Vec::new();
     if !cfg.conf_exists {

@@ -163,8 +163,8 @@ fn perms(
     group: &[String],
     missing: Missing,
 ) -> Outcome {
-    let acc = accounts(facts);
-    let acc = acc.as_ref().as_ref().ok();
+    let acc = accounts(facts).ok();
+    let acc = acc.as_deref();
     let mut failures = Vec::new();
     let mut found = Vec::new();
     let mut any = false;

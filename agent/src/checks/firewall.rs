@@ -27,9 +27,7 @@
 //! them), and not when ufw is merely preinstalled next to another chosen firewall.
 
 mod firewalld;
-pub mod ipt;
 mod iptables;
-pub mod nft;
 mod nftables;
 mod ufw;
 use firewalld::*;
@@ -39,13 +37,17 @@ use ufw::*;
 
 use std::sync::Arc;
 
+use crate::facts::iptables as ipt;
+use crate::facts::nftables as nft;
+
 use serde::Deserialize;
 
-use crate::checks::net::{listeners, Listener, Proto};
 use crate::checks::pkg::is_on;
 use crate::facts::kv::{self, Setting};
 use crate::facts::packages::packages;
+use crate::facts::sockets::{listeners, Listener, Proto};
 use crate::facts::units::unit;
+use crate::facts::Fact;
 use crate::facts::{sysctl, FactError, Facts};
 use crate::model::{Outcome, Status};
 
@@ -174,8 +176,7 @@ impl Check {
             Check::Single {} => single(facts)?,
             Check::WhenInUse { check, .. } => check.eval(facts),
             Check::Inactive { firewall } => {
-                let d = detection(facts);
-                let d = d.as_ref().as_ref().map_err(Clone::clone)?;
+                let d = detection(facts)?;
                 let st = d.state(*firewall);
                 let mut ev = st.evidence.clone();
                 if st.chosen {
@@ -354,14 +355,17 @@ pub fn ip_forwarding(facts: &Facts) -> Result<(bool, String), FactError> {
 }
 
 /// Which firewalls are chosen and installed, read once per scan.
-pub fn detection(facts: &Facts) -> Arc<Result<Detection, FactError>> {
-    facts.memo("firewall-detection", || {
-        let pk = packages(facts);
-        let pk = pk.as_ref().as_ref().map_err(Clone::clone)?;
+pub fn detection(facts: &Facts) -> Result<Arc<Detection>, FactError> {
+    facts.get::<Detection>()
+}
+
+impl Fact for Detection {
+    type Value = Self;
+    fn read(facts: &Facts) -> Result<Self, FactError> {
+        let pk = packages(facts)?;
         let unit_on = |name: &str| -> Result<(bool, String), FactError> {
-            let u = unit(facts, name);
-            let u = u.as_ref().as_ref().map_err(Clone::clone)?;
-            Ok((u.exists() && is_on(u), u.describe()))
+            let u = unit(facts, name)?;
+            Ok((u.exists() && is_on(&u), u.describe()))
         };
         let mut d = Detection::default();
 
@@ -417,15 +421,14 @@ pub fn detection(facts: &Facts) -> Arc<Result<Detection, FactError>> {
             ));
         }
         Ok(d)
-    })
+    }
 }
 
 /// `None` when `fw` is chosen, else a not-applicable outcome saying why. With
 /// `ufw_default` (ufw only), ufw applies when it is switched on or when no other
 /// firewall is chosen.
 fn gate(facts: &Facts, fw: Firewall, ufw_default: bool) -> Result<Option<Outcome>, FactError> {
-    let d = detection(facts);
-    let d = d.as_ref().as_ref().map_err(Clone::clone)?;
+    let d = detection(facts)?;
     if fw == Firewall::Ufw && ufw_default {
         let others: Vec<&str> = [Firewall::Nftables, Firewall::Iptables]
             .into_iter()
@@ -464,8 +467,7 @@ fn gate(facts: &Facts, fw: Firewall, ufw_default: bool) -> Result<Option<Outcome
 }
 
 fn single(facts: &Facts) -> Result<Outcome, FactError> {
-    let d = detection(facts);
-    let d = d.as_ref().as_ref().map_err(Clone::clone)?;
+    let d = detection(facts)?;
     let used: Vec<&str> = d.in_use().iter().map(|f| f.name()).collect();
     let mut ev = Vec::new();
     let status = match used.len() {

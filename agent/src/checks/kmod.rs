@@ -88,8 +88,7 @@ pub fn judge_module(facts: &Facts, module: &str) -> Result<(bool, Vec<String>), 
         ev.push("runtime state (loaded modules) not examined: offline root".to_string());
     }
 
-    let k = kernels(facts);
-    let k = k.as_ref().as_ref().map_err(Clone::clone)?;
+    let k = kernels(facts)?;
     if let Some(ks) = k.builtin.get(&m) {
         failed = true;
         ev.push(format!(
@@ -151,8 +150,7 @@ pub fn judge_module(facts: &Facts, module: &str) -> Result<(bool, Vec<String>), 
         }
     };
     for v in versions {
-        let cfg = modprobe_config(facts, Some(v));
-        let cfg = cfg.as_ref().as_ref().map_err(Clone::clone)?;
+        let cfg = modprobe_config(facts, Some(v))?;
         match cfg.install(&m) {
             Some(d) if is_noop_command(&d.rest) => note(&mut ev, d.describe()),
             Some(d) => {
@@ -176,7 +174,7 @@ pub fn judge_module(facts: &Facts, module: &str) -> Result<(bool, Vec<String>), 
                 );
             }
         }
-        if let Some(d) = install_ignored_by(facts, cfg, k, v, &m)? {
+        if let Some(d) = install_ignored_by(facts, &cfg, &k, v, &m)? {
             failed = true;
             note(
                 &mut ev,

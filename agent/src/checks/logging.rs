@@ -7,7 +7,6 @@
 //! otherwise journald is. [`Check::WhenLogger`] wraps any check so that it is
 //! not applicable under the other logger.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -22,8 +21,14 @@ use crate::model::{Outcome, Status};
 pub mod journald;
 pub mod rsyslog;
 mod varlog;
+use crate::facts::Fact;
+// The systemd INI and size readers moved to facts::journald; the sysctl family still
+// imports them from here until its core-dump work settles.
+use crate::facts::journald::{journald_settings, parse_bool};
+use crate::facts::journald::{parse_size, parse_unit_ini};
+use crate::facts::rsyslog::{legacy_directive, rainer_object, rsyslog};
 pub use journald::*;
-pub use rsyslog::*;
+use rsyslog::{rsyslog_file_mode, rsyslog_forwards, rsyslog_no_network_input};
 pub use varlog::*;
 
 /// The two loggers a CIS Debian or Ubuntu host can use.
@@ -107,8 +112,7 @@ impl Check {
                 logger: want,
                 check,
             } => {
-                let l = logger(facts);
-                let l = l.as_ref().as_ref().map_err(Clone::clone)?;
+                let l = logger(facts)?;
                 if l.logger != *want {
                     let mut ev = l.evidence.clone();
                     ev.push(format!(
@@ -156,10 +160,14 @@ pub struct LoggerChoice {
 }
 
 /// Decides once per scan which logger is in use.
-pub fn logger(facts: &Facts) -> Arc<Result<LoggerChoice, FactError>> {
-    facts.memo("logging-logger", || {
-        let u = unit(facts, "rsyslog.service");
-        let u = u.as_ref().as_ref().map_err(Clone::clone)?;
+pub fn logger(facts: &Facts) -> Result<Arc<LoggerChoice>, FactError> {
+    facts.get::<LoggerChoice>()
+}
+
+impl Fact for LoggerChoice {
+    type Value = Self;
+    fn read(facts: &Facts) -> Result<Self, FactError> {
+        let u = unit(facts, "rsyslog.service")?;
         let mut evidence = vec![u.describe()];
         if let Ok(pk) = packages(facts).as_ref() {
             evidence.push(pk.describe("rsyslog"));
@@ -172,19 +180,17 @@ pub fn logger(facts: &Facts) -> Arc<Result<LoggerChoice, FactError>> {
             Logger::Journald
         };
         Ok(LoggerChoice { logger, evidence })
-    })
+    }
 }
 
 fn logger_in_use(facts: &Facts) -> Result<Outcome, FactError> {
-    let l = logger(facts);
-    let l = l.as_ref().as_ref().map_err(Clone::clone)?;
+    let l = logger(facts)?;
     let mut ev = l.evidence.clone();
     if l.logger == Logger::Rsyslog {
         ev.push("rsyslog is the logger in use: the rsyslog recommendations apply, the journald ones do not".into());
         return Ok(Outcome::new(Status::Pass, ev));
     }
-    let j = unit(facts, "systemd-journald.service");
-    let j = j.as_ref().as_ref().map_err(Clone::clone)?;
+    let j = unit(facts, "systemd-journald.service")?;
     ev.push(j.describe());
     if j.exists() && !j.masked && j.active != Some(false) {
         ev.push("journald is the logger in use: the journald recommendations apply, the rsyslog ones do not".into());
@@ -197,7 +203,9 @@ fn logger_in_use(facts: &Facts) -> Result<Outcome, FactError> {
 
 #[cfg(test)]
 mod tests {
+    use super::rsyslog::{forwards, module_name};
     use super::*;
+    use crate::facts::rsyslog::{include_target, split_statements};
 
     #[test]
     fn statements_join_objects_and_drop_comments() {

@@ -100,11 +100,9 @@ const DROPIN_BASES: [&str; 5] = [
 
 fn persisted(facts: &Facts, path: &str) -> Result<Persisted, FactError> {
     let name = format!("{}.mount", unit_name(path));
-    let u = unit(facts, &name);
-    let u = u.as_ref().as_ref().map_err(Clone::clone)?;
+    let u = unit(facts, &name)?;
     let mut notes = Vec::new();
-    let entries = fstab(facts);
-    let entries = entries.as_ref().as_ref().map_err(Clone::clone)?;
+    let entries = fstab(facts)?;
     let in_fstab = entries
         .iter()
         .any(|m| norm(&m.target) == path && m.fstype != "swap");
@@ -119,7 +117,7 @@ fn persisted(facts: &Facts, path: &str) -> Result<Persisted, FactError> {
                 || (p.starts_with("/run/") && !p.starts_with("/run/systemd/generator"))
         })
     };
-    if u.masked && (overrides(u) || !in_fstab) {
+    if u.masked && (overrides(&u) || !in_fstab) {
         return Ok(Persisted::Masked(u.describe()));
     }
     if u.masked {
@@ -151,7 +149,7 @@ fn persisted(facts: &Facts, path: &str) -> Result<Persisted, FactError> {
     // The unit systemd loads: a unit file in /etc or /run, else the generator's from
     // the first fstab entry, else a unit file of lower precedence. It mounts at boot
     // when the generator pulls it in (an entry without noauto) or it is enabled.
-    let unit_overrides = overrides(u);
+    let unit_overrides = overrides(&u);
     if fs_entry.is_none() && !u.starts_at_boot() {
         if u.exists() && !u.masked {
             notes.push(u.describe());
@@ -214,8 +212,7 @@ fn noauto(opts: &[String]) -> bool {
 
 /// The live mount of `path` (the last one: later mounts cover earlier ones).
 fn live_mount(facts: &Facts, path: &str) -> Result<Option<Mount>, FactError> {
-    let table = live(facts);
-    let table = table.as_ref().as_ref().map_err(Clone::clone)?;
+    let table = live(facts)?;
     Ok(table
         .iter()
         .rev()

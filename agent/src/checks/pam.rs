@@ -6,13 +6,12 @@
 
 pub mod authselect;
 pub mod options;
-pub mod stack;
 
 use serde::Deserialize;
 
 use self::options::{describe, resolve, Module, PwhistoryConf};
-use self::stack::{stack, PamLine, Stack};
 use crate::facts::accounts::accounts;
+use crate::facts::pam::{stack, PamLine, Stack};
 use crate::facts::{FactError, Facts};
 use crate::model::{Outcome, Status};
 
@@ -103,8 +102,7 @@ impl Check {
                 kind,
                 args,
             } => {
-                let st = stack(facts, service);
-                let st = st.as_ref().as_ref().map_err(Clone::clone)?;
+                let st = stack(facts, service)?;
                 let lines = st.module_lines(module, Some(kind));
                 let hit = lines
                     .iter()
@@ -119,7 +117,7 @@ impl Check {
                     None => {
                         let mut ev = vec![format!(
                             "no {kind} line calls {module}{want} in {}",
-                            where_(st)
+                            where_(&st)
                         )];
                         ev.extend(lines.iter().map(|l| describe_line(l)));
                         Outcome::new(Status::Fail, ev)
@@ -136,11 +134,10 @@ impl Check {
                 let mut failures = Vec::new();
                 let mut found = Vec::new();
                 for s in services {
-                    let st = stack(facts, s);
-                    let st = st.as_ref().as_ref().map_err(Clone::clone)?;
+                    let st = stack(facts, s)?;
                     let lines = st.module_lines(module, None);
                     if lines.is_empty() {
-                        found.push(format!("no line calls {module} in {}", where_(st)));
+                        found.push(format!("no line calls {module} in {}", where_(&st)));
                     }
                     for l in lines {
                         let bad: Vec<&str> = args.iter().filter_map(|a| l.arg(a)).collect();
@@ -159,11 +156,10 @@ impl Check {
                 kind,
                 any_of,
             } => {
-                let st = stack(facts, service);
-                let st = st.as_ref().as_ref().map_err(Clone::clone)?;
+                let st = stack(facts, service)?;
                 let lines = st.module_lines(module, Some(kind));
                 if lines.is_empty() {
-                    let mut ev = vec![format!("no {kind} line calls {module} in {}", where_(st))];
+                    let mut ev = vec![format!("no {kind} line calls {module} in {}", where_(&st))];
                     ev.extend(st.notes.iter().cloned());
                     return Ok(Outcome::new(Status::Fail, ev));
                 }
@@ -198,13 +194,12 @@ impl Check {
                         "pam.option does not know the settings of {module}"
                     )));
                 };
-                let st = stack(facts, service);
-                let st = st.as_ref().as_ref().map_err(Clone::clone)?;
+                let st = stack(facts, service)?;
                 let lines = st.module_lines(module, Some(kind));
                 if lines.is_empty() {
                     let mut ev = vec![format!(
                         "no {kind} line calls {module} in {}, so {option} is not enforced",
-                        where_(st)
+                        where_(&st)
                     )];
                     ev.extend(st.notes.iter().cloned());
                     return Ok(Outcome::new(Status::Fail, ev));
@@ -272,8 +267,7 @@ fn describe_line(l: &PamLine) -> String {
 }
 
 fn su_wheel(facts: &Facts) -> Result<Outcome, FactError> {
-    let st = stack(facts, "su");
-    let st = st.as_ref().as_ref().map_err(Clone::clone)?;
+    let st = stack(facts, "su")?;
     let lines = st.module_lines("pam_wheel.so", Some("auth"));
     let usable: Vec<&&PamLine> = lines
         .iter()
@@ -287,14 +281,13 @@ fn su_wheel(facts: &Facts) -> Result<Outcome, FactError> {
     let Some(line) = usable.first() else {
         let mut ev = vec![format!(
             "no auth line in {} requires pam_wheel.so with use_uid (and without deny)",
-            where_(st)
+            where_(&st)
         )];
         ev.extend(lines.iter().map(|l| describe_line(l)));
         ev.extend(st.notes.iter().cloned());
         return Ok(Outcome::new(Status::Fail, ev));
     };
-    let acc = accounts(facts);
-    let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
+    let acc = accounts(facts)?;
     let mut ev = vec![describe_line(line)];
     let group = match line
         .arg("group")

@@ -59,8 +59,7 @@ impl Check {
     }
 
     fn eval_inner(&self, facts: &Facts) -> Result<Outcome, FactError> {
-        let pk = packages(facts);
-        let pk = pk.as_ref().as_ref().map_err(Clone::clone)?;
+        let pk = packages(facts)?;
         Ok(match self {
             Check::Installed { packages, any } => {
                 let ev: Vec<String> = packages.iter().map(|p| pk.describe(p)).collect();
@@ -87,9 +86,8 @@ impl Check {
                 }
                 let mut running = false;
                 for s in services {
-                    let u = unit(facts, s);
-                    let u = u.as_ref().as_ref().map_err(Clone::clone)?;
-                    running |= if *masked { !u.masked } else { is_on(u) };
+                    let u = unit(facts, s)?;
+                    running |= if *masked { !u.masked } else { is_on(&u) };
                     ev.push(u.describe());
                 }
                 if running {
@@ -118,11 +116,10 @@ impl Check {
                 if_installed,
                 allow_static,
             } => {
-                if let Some(o) = not_installed(pk, if_installed) {
+                if let Some(o) = not_installed(&pk, if_installed) {
                     return Ok(o);
                 }
-                let u = unit(facts, name);
-                let u = u.as_ref().as_ref().map_err(Clone::clone)?;
+                let u = unit(facts, name)?;
                 // An alias is not enabled, whatever the unit it stands for is.
                 let enabled = u.enabled()
                     || (*allow_static
@@ -141,15 +138,14 @@ impl Check {
                 units,
                 if_installed,
             } => {
-                if let Some(o) = not_installed(pk, if_installed) {
+                if let Some(o) = not_installed(&pk, if_installed) {
                     return Ok(o);
                 }
                 let mut ev = Vec::new();
                 let mut on = false;
                 for s in units {
-                    let u = unit(facts, s);
-                    let u = u.as_ref().as_ref().map_err(Clone::clone)?;
-                    on |= is_on(u);
+                    let u = unit(facts, s)?;
+                    on |= is_on(&u);
                     ev.push(u.describe());
                 }
                 Outcome::new(if on { Status::Fail } else { Status::Pass }, ev)

@@ -11,7 +11,6 @@
 //! `[ -d DIR ]` tests against the scanned root; other conditional assignments are
 //! judged as if they applied. Every value root may end up with is judged.
 
-pub mod script;
 mod umask;
 
 pub use self::umask::parse_umask;
@@ -21,12 +20,12 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use self::script::{
+use crate::checks::file::parse_mode;
+use crate::facts::accounts::{is_nologin, shell_lines};
+use crate::facts::pam::stack;
+use crate::facts::shell::{
     commands, expand, expand_lossy, literal, root_test, Applies, Command, Cond, UNKNOWN,
 };
-use crate::checks::file::parse_mode;
-use crate::checks::pam::stack::stack;
-use crate::facts::accounts::{is_nologin, shell_lines};
 use crate::facts::{kv, FactError, Facts, FileKind};
 use crate::model::{Outcome, Status};
 
@@ -215,9 +214,8 @@ fn root_path(facts: &Facts, missing: MissingDir, bashrc: &str) -> Result<Outcome
             }
         }
     }
-    let defs = crate::facts::account_defaults::login_defs(facts);
-    let defs = defs.as_ref().as_ref().map_err(Clone::clone)?;
-    if let Some(s) = kv::last(defs, "ENV_SUPATH", false) {
+    let defs = crate::facts::account_defaults::login_defs(facts)?;
+    if let Some(s) = kv::last(&defs, "ENV_SUPATH", false) {
         let v = s
             .value
             .strip_prefix("PATH=")

@@ -17,7 +17,6 @@
 //! (an invalid value, a keyword without its argument) fails every check, naming the
 //! offending lines: sshd does not run with it.
 
-pub mod config;
 pub mod keys;
 pub mod keywords;
 
@@ -25,8 +24,8 @@ pub use keywords::{assemble, convtime};
 
 use serde::Deserialize;
 
-use self::config::{sshd_config, Directive, SshdConfig};
 use crate::facts::packages::packages;
+use crate::facts::sshd::{self as config, sshd_config, Directive, SshdConfig};
 use crate::facts::{FactError, Facts};
 use crate::model::{Outcome, Status};
 
@@ -230,14 +229,12 @@ impl Check {
     }
 
     fn eval_inner(&self, facts: &Facts) -> Result<Outcome, FactError> {
-        let pk = packages(facts);
-        let pk = pk.as_ref().as_ref().map_err(Clone::clone)?;
+        let pk = packages(facts)?;
         if !pk.is_installed(PACKAGE) {
             return Ok(Outcome::not_applicable(pk.describe(PACKAGE)));
         }
-        let cfg = sshd_config(facts);
-        let cfg = cfg.as_ref().as_ref().map_err(Clone::clone)?;
-        let refused = keywords::refusals(cfg);
+        let cfg = sshd_config(facts)?;
+        let refused = keywords::refusals(&cfg);
         if !refused.is_empty() {
             return Ok(Outcome::new(Status::Fail, refused));
         }
@@ -251,7 +248,7 @@ impl Check {
                 case_sensitive,
             } => {
                 let judge = |v: &str| judge_value(v, allowed, *min, *max, *time, *case_sensitive);
-                judge_keyword(cfg, keyword, None, judge)
+                judge_keyword(&cfg, keyword, None, judge)
             }
             Check::Algorithms {
                 keyword,
@@ -284,20 +281,20 @@ impl Check {
                         ))
                     }
                 };
-                judge_keyword(cfg, keyword, *openssh, judge)
+                judge_keyword(&cfg, keyword, *openssh, judge)
             }
             Check::MaxStartups { begin, rate, full } => {
                 let judge = |v: &str| judge_max_startups(v, *begin, *rate, *full);
-                judge_keyword(cfg, "MaxStartups", None, judge)
+                judge_keyword(&cfg, "MaxStartups", None, judge)
             }
-            Check::AnySet { keywords } => any_set(cfg, keywords),
-            Check::Banner { names } => banner(facts, cfg, names)?,
+            Check::AnySet { keywords } => any_set(&cfg, keywords),
+            Check::Banner { names } => banner(facts, &cfg, names)?,
             Check::Files {
                 set,
                 owner,
                 modes,
                 exclude,
-            } => keys::files(facts, cfg, *set, owner, modes, exclude)?,
+            } => keys::files(facts, &cfg, *set, owner, modes, exclude)?,
         };
         out.evidence.extend(cfg.notes.iter().cloned());
         Ok(out)

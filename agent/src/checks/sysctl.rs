@@ -32,7 +32,7 @@ use crate::facts::sysctl::{
     Entry, Persisted,
 };
 use crate::facts::units::unit;
-use crate::facts::{FactError, Facts};
+use crate::facts::{Fact, FactError, Facts};
 use crate::model::{Outcome, Status};
 
 /// The `sysctl.*` check kinds.
@@ -130,29 +130,49 @@ fn value_ok(value: &str, allowed: &[String]) -> bool {
 /// unless IPv6 is known to be off. A runtime-only switch does not count: it is gone at
 /// the next boot, so the persisted configuration must agree.
 pub fn ipv6_disabled(facts: &Facts) -> Result<Option<String>, FactError> {
-    let r = facts.memo("ipv6-disabled", || -> Result<Option<String>, FactError> {
-        let entries = persisted(facts);
-        let entries = entries.as_ref().as_ref().map_err(Clone::clone)?;
-        let keys = ["net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"];
+    Ok((*facts.get::<Ipv6Disabled>()?).clone())
+}
+
+/// Why IPv6 is off, if it is, as a fact.
+struct Ipv6Disabled;
+
+impl Fact for Ipv6Disabled {
+    type Value = Option<String>;
+    fn read(facts: &Facts) -> Result<Self::Value, FactError> {
+        let entries = persisted(facts)?;
+        let keys = [
+            "net.ipv6.conf.all.disable_ipv6",
+            "net.ipv6.conf.default.disable_ipv6",
+        ];
         let persisted_off = keys
             .iter()
-            .all(|k| matches!(persisted_value(entries, k), Persisted::Set { value, .. } if kernel_int(&value) == Some(1)));
+            .all(|k| matches!(persisted_value(&entries, k), Persisted::Set { value, .. } if kernel_int(&value) == Some(1)));
         if facts.is_live() {
             if let Some(cmd) = facts.read_runtime("/proc/cmdline")? {
-                let last = cmd.split_whitespace().filter_map(|t| t.strip_prefix("ipv6.disable=")).next_back();
+                let last = cmd
+                    .split_whitespace()
+                    .filter_map(|t| t.strip_prefix("ipv6.disable="))
+                    .next_back();
                 if last == Some("1") {
                     return Ok(Some("IPv6 is disabled: the running kernel was booted with ipv6.disable=1 (/proc/cmdline)".into()));
                 }
             }
             if let Some(v) = facts.read_runtime("/sys/module/ipv6/parameters/disable")? {
                 if v.trim() == "1" {
-                    return Ok(Some("IPv6 is disabled: /sys/module/ipv6/parameters/disable = 1".into()));
+                    return Ok(Some(
+                        "IPv6 is disabled: /sys/module/ipv6/parameters/disable = 1".into(),
+                    ));
                 }
             }
             if facts.stat("/proc/sys/net/ipv6")?.is_none() {
-                return Ok(Some("IPv6 is disabled: /proc/sys/net/ipv6 does not exist in the running kernel".into()));
+                return Ok(Some(
+                    "IPv6 is disabled: /proc/sys/net/ipv6 does not exist in the running kernel"
+                        .into(),
+                ));
             }
-            let runtime_off = keys.iter().all(|k| matches!(runtime(facts, k), Ok(Some(v)) if v == "1"));
+            let runtime_off = keys
+                .iter()
+                .all(|k| matches!(runtime(facts, k), Ok(Some(v)) if v == "1"));
             if runtime_off && persisted_off {
                 return Ok(Some(
                     "IPv6 is disabled: net.ipv6.conf.{all,default}.disable_ipv6 = 1 at runtime and in sysctl configuration"
@@ -163,8 +183,13 @@ pub fn ipv6_disabled(facts: &Facts) -> Result<Option<String>, FactError> {
         }
         // Offline: the boot loader's generated configuration is what boots; without one,
         // the settings it is generated from.
-        if let Some(cfg) = super::boot::grub_config(facts, super::boot::GRUB_CFG)? {
-            if !cfg.kernels.is_empty() && cfg.kernels.iter().all(|k| k.param("ipv6.disable") == Some("1")) {
+        if let Some(cfg) = crate::facts::grub::grub_config(facts, crate::facts::grub::GRUB_CFG)? {
+            if !cfg.kernels.is_empty()
+                && cfg
+                    .kernels
+                    .iter()
+                    .all(|k| k.param("ipv6.disable") == Some("1"))
+            {
                 return Ok(Some(format!(
                     "IPv6 is disabled on the kernel command line: every kernel line of {} has ipv6.disable=1",
                     cfg.path
@@ -182,15 +207,16 @@ pub fn ipv6_disabled(facts: &Facts) -> Result<Option<String>, FactError> {
                     )));
                 }
             } else if let Some(line) = grub_defaults_disable_ipv6(facts)? {
-                return Ok(Some(format!("IPv6 is disabled on the kernel command line: {line}")));
+                return Ok(Some(format!(
+                    "IPv6 is disabled on the kernel command line: {line}"
+                )));
             }
         }
         if persisted_off {
             return Ok(Some("IPv6 is disabled: net.ipv6.conf.{all,default}.disable_ipv6 = 1 in sysctl configuration".into()));
         }
         Ok(None)
-    });
-    (*r).clone()
+    }
 }
 
 /// The /etc/default/grub (or grub.d) line that puts ipv6.disable=1 on the kernel command
@@ -221,56 +247,58 @@ fn grub_defaults_disable_ipv6(facts: &Facts) -> Result<Option<String>, FactError
 /// The entries of the sysctl file ufw applies when it starts, when ufw is switched
 /// on (installed, `ENABLED=yes`, ufw.service enabled or running); with the reason.
 pub fn ufw_sysctl_entries(facts: &Facts) -> Result<Option<(String, Vec<Entry>)>, FactError> {
-    let r = facts.memo(
-        "ufw-sysctl-entries",
-        || -> Result<Option<(String, Vec<Entry>)>, FactError> {
-            let pk = packages(facts);
-            let pk = pk.as_ref().as_ref().map_err(Clone::clone)?;
-            if !pk.is_installed("ufw") {
-                return Ok(None);
-            }
-            let conf = "/etc/ufw/ufw.conf";
-            let Some(text) = facts.read(conf)? else {
-                return Ok(None);
-            };
-            let settings = kv::parse(&text, conf, kv::Separator::Equals);
-            let Some(enabled) = kv::last(&settings, "ENABLED", false) else {
-                return Ok(None);
-            };
-            if !enabled.value.eq_ignore_ascii_case("yes") {
-                return Ok(None);
-            }
-            let u = unit(facts, "ufw.service");
-            let u = u.as_ref().as_ref().map_err(Clone::clone)?;
-            if !is_on(u) {
-                return Ok(None);
-            }
-            let defaults = "/etc/default/ufw";
-            let file = match facts.read(defaults)? {
-                Some(t) => {
-                    let d = kv::parse(&t, defaults, kv::Separator::Equals);
-                    match kv::last(&d, "IPT_SYSCTL", false) {
-                        Some(s) => s.value.clone(),
-                        None => return Ok(None),
-                    }
+    Ok((*facts.get::<UfwSysctlEntries>()?).clone())
+}
+
+/// The entries of ufw's sysctl file when ufw is switched on, as a fact.
+struct UfwSysctlEntries;
+
+impl Fact for UfwSysctlEntries {
+    type Value = Option<(String, Vec<Entry>)>;
+    fn read(facts: &Facts) -> Result<Self::Value, FactError> {
+        let pk = packages(facts)?;
+        if !pk.is_installed("ufw") {
+            return Ok(None);
+        }
+        let conf = "/etc/ufw/ufw.conf";
+        let Some(text) = facts.read(conf)? else {
+            return Ok(None);
+        };
+        let settings = kv::parse(&text, conf, kv::Separator::Equals);
+        let Some(enabled) = kv::last(&settings, "ENABLED", false) else {
+            return Ok(None);
+        };
+        if !enabled.value.eq_ignore_ascii_case("yes") {
+            return Ok(None);
+        }
+        let u = unit(facts, "ufw.service")?;
+        if !is_on(&u) {
+            return Ok(None);
+        }
+        let defaults = "/etc/default/ufw";
+        let file = match facts.read(defaults)? {
+            Some(t) => {
+                let d = kv::parse(&t, defaults, kv::Separator::Equals);
+                match kv::last(&d, "IPT_SYSCTL", false) {
+                    Some(s) => s.value.clone(),
+                    None => return Ok(None),
                 }
-                None => return Ok(None),
-            };
-            if file.is_empty() {
-                return Ok(None);
             }
-            let entries = match facts.read(&file)? {
-                Some(t) => parse_sysctl(&t, &file),
-                None => return Ok(None),
-            };
-            let why = format!(
-                "ufw is switched on ({}) and applies {file} (IPT_SYSCTL in {defaults}) when it starts, after sysctl.d",
-                enabled.describe()
-            );
-            Ok(Some((why, merge(entries))))
-        },
-    );
-    (*r).clone()
+            None => return Ok(None),
+        };
+        if file.is_empty() {
+            return Ok(None);
+        }
+        let entries = match facts.read(&file)? {
+            Some(t) => parse_sysctl(&t, &file),
+            None => return Ok(None),
+        };
+        let why = format!(
+            "ufw is switched on ({}) and applies {file} (IPT_SYSCTL in {defaults}) when it starts, after sysctl.d",
+            enabled.describe()
+        );
+        Ok(Some((why, merge(entries))))
+    }
 }
 
 /// The value `key` has once boot is done: what ufw's sysctl file sets when ufw is
@@ -301,9 +329,8 @@ fn after_boot(
 
 /// The value `key` has once boot is done (see [`after_boot`]), for other families.
 pub fn boot_value(facts: &Facts, key: &str) -> Result<(Persisted, Option<String>), FactError> {
-    let entries = persisted(facts);
-    let entries = entries.as_ref().as_ref().map_err(Clone::clone)?;
-    after_boot(facts, entries, key)
+    let entries = persisted(facts)?;
+    after_boot(facts, &entries, key)
 }
 
 fn values(
@@ -312,8 +339,7 @@ fn values(
     allowed: &[String],
     ufw_sysctl: bool,
 ) -> Result<Outcome, FactError> {
-    let entries = persisted(facts);
-    let entries = entries.as_ref().as_ref().map_err(Clone::clone)?;
+    let entries = persisted(facts)?;
     let want = allowed.join(" or ");
     let mut parts = Vec::new();
     for key in keys {
@@ -341,9 +367,9 @@ fn values(
         }
         let unapplied = unapplied_sysctl_conf(facts, key)?;
         let (effective, note) = if ufw_sysctl {
-            after_boot(facts, entries, key)?
+            after_boot(facts, &entries, key)?
         } else {
-            (persisted_value(entries, key), None)
+            (persisted_value(&entries, key), None)
         };
         match effective {
             Persisted::Set {

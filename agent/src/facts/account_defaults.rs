@@ -5,17 +5,26 @@
 use std::sync::Arc;
 
 use crate::facts::kv::{self, Setting};
+use crate::facts::Fact;
 use crate::facts::{FactError, Facts};
 
 /// The settings of /etc/login.defs, read once per scan (empty when missing).
-pub fn login_defs(facts: &Facts) -> Arc<Result<Vec<Setting>, FactError>> {
-    facts.memo("login-defs", || {
+pub fn login_defs(facts: &Facts) -> Result<Arc<Vec<Setting>>, FactError> {
+    facts.get::<LoginDefs>()
+}
+
+/// The settings of /etc/login.defs, as a fact.
+pub struct LoginDefs;
+
+impl Fact for LoginDefs {
+    type Value = Vec<Setting>;
+    fn read(facts: &Facts) -> Result<Vec<Setting>, FactError> {
         let path = "/etc/login.defs";
         Ok(facts
             .read(path)?
             .map(|t| parse_login_defs(&t, path))
             .unwrap_or_default())
-    })
+    }
 }
 
 /// Parses login.defs as the shadow suite does: `NAME value`, lines starting with `#`
@@ -61,9 +70,8 @@ pub struct DefaultRead {
 /// /etc/login.defs `key` (last occurrence wins, case-sensitive); its number as the
 /// shadow tools' `getdef_num` reads it ([`getdef_num`]).
 pub fn login_defs_value(facts: &Facts, key: &str) -> Result<DefaultRead, FactError> {
-    let defs = login_defs(facts);
-    let defs = defs.as_ref().as_ref().map_err(Clone::clone)?;
-    Ok(match kv::last(defs, key, false) {
+    let defs = login_defs(facts)?;
+    Ok(match kv::last(&defs, key, false) {
         Some(s) => DefaultRead {
             value: Some(s.value.clone()),
             number: getdef_num(&s.value),
@@ -164,9 +172,8 @@ pub fn visible(text: &str) -> String {
 
 /// UID_MIN from /etc/login.defs (default 1000).
 pub fn uid_min(facts: &Facts) -> Result<u32, FactError> {
-    let defs = login_defs(facts);
-    let defs = defs.as_ref().as_ref().map_err(Clone::clone)?;
-    Ok(kv::last(defs, "UID_MIN", false)
+    let defs = login_defs(facts)?;
+    Ok(kv::last(&defs, "UID_MIN", false)
         .and_then(|s| s.value.parse().ok())
         .unwrap_or(1000))
 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::{FactError, Facts};
+use crate::facts::Fact;
 
 /// One /etc/passwd entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,8 +94,15 @@ impl Accounts {
 
 /// The account databases of the root, read once per scan. /etc/passwd and
 /// /etc/group must exist; a missing shadow file leaves `shadow` empty.
-pub fn accounts(facts: &Facts) -> Arc<Result<Accounts, FactError>> {
-    facts.memo("accounts", || load(facts))
+pub fn accounts(facts: &Facts) -> Result<Arc<Accounts>, FactError> {
+    facts.get::<Accounts>()
+}
+
+impl Fact for Accounts {
+    type Value = Self;
+    fn read(facts: &Facts) -> Result<Self, FactError> {
+        load(facts)
+    }
 }
 
 fn load(facts: &Facts) -> Result<Accounts, FactError> {

@@ -16,6 +16,9 @@ use crate::facts::{FactError, Facts};
 mod parse;
 
 pub use parse::{normalise_path, parse_filter, parse_line, Filter, Kind, Op};
+use std::sync::Arc;
+
+use crate::facts::Fact;
 pub(crate) use parse::{normalise_value, parse_num, ID_FIELDS};
 
 pub const RULES_DIR: &str = "/etc/audit/rules.d";
@@ -201,36 +204,53 @@ pub fn parse_loaded(text: &str) -> RuleSet {
 
 /// The rules loaded in the kernel, on the live host only: `Ok(None)` with the reason
 /// when they cannot be read (offline root, auditctl absent, no permission).
-pub fn loaded(facts: &Facts) -> std::sync::Arc<Result<RuleSet, String>> {
-    facts.memo("audit-loaded-rules", || {
-        if !facts.is_live() || facts.root() != std::path::Path::new("/") {
-            return Err(
-                "the rules loaded in the kernel were not examined (not the live host)".into(),
-            );
-        }
-        let Some(bin) = AUDITCTL.iter().find(|p| std::path::Path::new(p).is_file()) else {
-            return Err(
-                "the rules loaded in the kernel were not examined (auditctl is not installed)"
-                    .into(),
-            );
-        };
-        let out = run_listing(bin, &["-l"], AUDITCTL_TIMEOUT, MAX_AUDITCTL_OUTPUT)?;
-        let mut set = parse_loaded(&String::from_utf8_lossy(&out));
-        set.rules = set
-            .rules
-            .into_iter()
-            .map(|r| AuditRule {
-                kind: canonical_kind(facts, r.kind),
-                ..r
-            })
-            .collect();
-        Ok(set)
-    })
+pub fn loaded(facts: &Facts) -> Arc<Result<RuleSet, String>> {
+    match facts.get::<LoadedRules>() {
+        Ok(rules) => rules,
+        Err(e) => Arc::new(Err(e.to_string())),
+    }
+}
+
+/// The audit rules loaded in the kernel, or why they were not read, as a fact.
+pub struct LoadedRules;
+
+impl Fact for LoadedRules {
+    type Value = Result<RuleSet, String>;
+    fn read(facts: &Facts) -> Result<Self::Value, FactError> {
+        Ok(read_loaded(facts))
+    }
+}
+
+fn read_loaded(facts: &Facts) -> Result<RuleSet, String> {
+    if !facts.is_live() || facts.root() != std::path::Path::new("/") {
+        return Err("the rules loaded in the kernel were not examined (not the live host)".into());
+    }
+    let Some(bin) = AUDITCTL.iter().find(|p| std::path::Path::new(p).is_file()) else {
+        return Err(
+            "the rules loaded in the kernel were not examined (auditctl is not installed)".into(),
+        );
+    };
+    let out = run_listing(bin, &["-l"], AUDITCTL_TIMEOUT, MAX_AUDITCTL_OUTPUT)?;
+    let mut set = parse_loaded(&String::from_utf8_lossy(&out));
+    set.rules = set
+        .rules
+        .into_iter()
+        .map(|r| AuditRule {
+            kind: canonical_kind(facts, r.kind),
+            ..r
+        })
+        .collect();
+    Ok(set)
 }
 
 /// Reads /etc/audit/rules.d once per scan.
-pub fn ruleset(facts: &Facts) -> std::sync::Arc<Result<RuleSet, FactError>> {
-    facts.memo("audit-rules", || {
+pub fn ruleset(facts: &Facts) -> Result<Arc<RuleSet>, FactError> {
+    facts.get::<RuleSet>()
+}
+
+impl Fact for RuleSet {
+    type Value = Self;
+    fn read(facts: &Facts) -> Result<Self, FactError> {
         let mut names: Vec<String> = facts
             .list_dir(RULES_DIR)?
             .into_iter()
@@ -272,7 +292,7 @@ pub fn ruleset(facts: &Facts) -> std::sync::Arc<Result<RuleSet, FactError>> {
         prepended.reverse();
         set.rules = prepended.into_iter().chain(appended).collect();
         Ok(set)
-    })
+    }
 }
 
 /// The path as the kernel resolves it when the rule is loaded: symlinks in the

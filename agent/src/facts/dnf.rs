@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use super::kv::Setting;
 use super::{FactError, Facts, FileKind};
+use crate::facts::Fact;
 
 /// dnf's main configuration file.
 pub const DNF_CONF: &str = "/etc/dnf/dnf.conf";
@@ -134,8 +135,13 @@ pub fn parse_sections(text: &str, path: &str) -> Vec<Section> {
 }
 
 /// Reads dnf's configuration once per scan.
-pub fn dnf_config(facts: &Facts) -> Arc<Result<DnfConfig, FactError>> {
-    facts.memo("dnf-config", || {
+pub fn dnf_config(facts: &Facts) -> Result<Arc<DnfConfig>, FactError> {
+    facts.get::<DnfConfig>()
+}
+
+impl Fact for DnfConfig {
+    type Value = Self;
+    fn read(facts: &Facts) -> Result<Self, FactError> {
         let mut cfg = DnfConfig::default();
         if let Some(text) = facts.read(DNF_CONF)? {
             cfg.conf_exists = true;
@@ -173,7 +179,7 @@ pub fn dnf_config(facts: &Facts) -> Arc<Result<DnfConfig, FactError>> {
             }
         }
         Ok(cfg)
-    })
+    }
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use super::kv;
 use super::{FactError, Facts};
+use crate::facts::Fact;
 
 /// firewalld's own configuration file.
 pub const CONF: &str = "/etc/firewalld/firewalld.conf";
@@ -393,8 +394,15 @@ pub fn zone_from(root: &Element, name: &str, file: &str) -> Result<Zone, String>
 }
 
 /// firewalld's persisted configuration, read once per scan.
-pub fn config(facts: &Facts) -> Arc<Result<Config, FactError>> {
-    facts.memo("firewalld-config", || read(facts))
+pub fn config(facts: &Facts) -> Result<Arc<Config>, FactError> {
+    facts.get::<Config>()
+}
+
+impl Fact for Config {
+    type Value = Self;
+    fn read(facts: &Facts) -> Result<Self, FactError> {
+        read(facts)
+    }
 }
 
 fn read(facts: &Facts) -> Result<Config, FactError> {
@@ -579,8 +587,7 @@ mod tests {
             &[],
         );
         let facts = Facts::new(t.path(), false);
-        let c = config(&facts);
-        let c = c.as_ref().as_ref().unwrap();
+        let c = config(&facts).unwrap();
         assert_eq!(c.default_zone, "drop");
         assert_eq!(c.default_zone_source, "/etc/firewalld/firewalld.conf:2");
         assert_eq!(c.zones["trusted"].file, "/etc/firewalld/zones/trusted.xml");

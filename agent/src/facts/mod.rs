@@ -1,24 +1,38 @@
 //! Fact probes: everything a rule may know about the scanned system, read natively
 //! and rooted at the scan root (`/` for a live host, or an image's root).
 //!
-//! Every fact is read at most once per scan ([`Facts::memo`]) and shared by all the
-//! rules that need it. Paths given to probes are as seen *inside* the root, e.g.
-//! `/etc/ssh/sshd_config`; symlinks are resolved inside the root, never outside it.
+//! Every fact is read at most once per scan and shared by all the rules that need it:
+//! [`Facts::get`] memoises a [`Fact`] by its type, [`Facts::get_keyed`] a
+//! [`KeyedFact`] by its type and key (a unit, a PAM service, a path). Paths given to
+//! probes are as seen *inside* the root, e.g. `/etc/ssh/sshd_config`; symlinks are
+//! resolved inside the root, never outside it.
 
 pub mod account_defaults;
 pub mod accounts;
+pub mod aide;
 pub mod audit;
+pub mod auditd_conf;
 pub mod bootargs;
 pub mod crypto_policies;
 pub mod dnf;
 pub mod firewalld;
+pub mod grub;
 pub mod include_budget;
+pub mod iptables;
+pub mod journald;
 pub mod kv;
 pub mod modules;
 pub mod mounts;
+pub mod nftables;
 pub mod packages;
+pub mod pam;
 pub mod rpmdb;
+pub mod rsyslog;
 pub mod selinux;
+pub mod shell;
+pub mod sockets;
+pub mod sshd;
+pub mod sudoers;
 pub mod sysctl;
 pub mod units;
 pub mod walk;
@@ -28,7 +42,7 @@ mod glob;
 mod root;
 
 pub use file::{BinaryFile, FileKind, FileMeta, FileStamp};
-pub use root::Facts;
+pub use root::{Fact, Facts, KeyedFact};
 
 /// The largest file a probe will read as configuration text.
 pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;

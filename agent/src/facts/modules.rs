@@ -31,6 +31,7 @@ use super::{fnmatch, FactError, Facts, FileKind};
 
 mod modprobe;
 
+use crate::facts::{Fact, KeyedFact};
 pub use modprobe::{
     modprobe_config, parse_modprobe, softdep_names, Directive, Keyword, ModprobeConfig,
     MODPROBE_DIRS,
@@ -99,8 +100,13 @@ impl Kernels {
 
 /// Reads modules.dep and modules.builtin of every kernel under /lib/modules (and, on
 /// a live system, notes the running kernel).
-pub fn kernels(facts: &Facts) -> Arc<Result<Kernels, FactError>> {
-    facts.memo("modules-kernels", || {
+pub fn kernels(facts: &Facts) -> Result<Arc<Kernels>, FactError> {
+    facts.get::<Kernels>()
+}
+
+impl Fact for Kernels {
+    type Value = Self;
+    fn read(facts: &Facts) -> Result<Self, FactError> {
         let mut k = Kernels::default();
         if facts.is_live() {
             k.running = facts
@@ -147,7 +153,7 @@ pub fn kernels(facts: &Facts) -> Arc<Result<Kernels, FactError>> {
             }
         }
         Ok(k)
-    })
+    }
 }
 
 /// The module name of an object path (`kernel/fs/udf/udf.ko.xz` → `udf`).
@@ -168,8 +174,14 @@ pub struct KernelAliases {
 }
 
 /// Reads kernel `version`'s alias indexes (their text forms).
-pub fn kernel_aliases(facts: &Facts, version: &str) -> Arc<Result<KernelAliases, FactError>> {
-    facts.memo(&format!("modules-aliases:{version}"), || {
+pub fn kernel_aliases(facts: &Facts, version: &str) -> Result<Arc<KernelAliases>, FactError> {
+    facts.get_keyed::<KernelAliases>(version)
+}
+
+impl KeyedFact for KernelAliases {
+    type Key = str;
+    type Value = Self;
+    fn read(facts: &Facts, version: &str) -> Result<Self, FactError> {
         let base = format!("/lib/modules/{version}");
         let alias_lines = |file: &str| -> Result<Vec<(String, String)>, FactError> {
             let text = facts.read(&format!("{base}/{file}"))?;
@@ -202,7 +214,7 @@ pub fn kernel_aliases(facts: &Facts, version: &str) -> Arc<Result<KernelAliases,
             symbols: alias_lines("modules.symbols")?,
             builtin,
         })
-    })
+    }
 }
 
 /// How modprobe finds a module for a name.
@@ -268,8 +280,7 @@ pub fn lookup(
     if !name.contains(':') && kernels.path_in(&name, version).is_some() {
         return one(Via::ModulesDep);
     }
-    let indexes = kernel_aliases(facts, version);
-    let indexes = indexes.as_ref().as_ref().map_err(Clone::clone)?;
+    let indexes = kernel_aliases(facts, version)?;
     let matching = |table: &[(String, String)], glob: bool| -> Vec<Found> {
         table
             .iter()

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::kv::parse_ini;
 use super::units::UNIT_DIRS;
 use super::{FactError, Facts};
+use crate::facts::Fact;
 
 /// A mount, live or configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,8 +41,16 @@ impl Mount {
 /// ProtectHome=, PrivateTmp=) the agent has a mount namespace of its own, whose bind
 /// mounts would pass for separate partitions. Our own is the fallback where PID 1's
 /// cannot be read.
-pub fn live(facts: &Facts) -> Arc<Result<Vec<Mount>, FactError>> {
-    facts.memo("mountinfo", || {
+pub fn live(facts: &Facts) -> Result<Arc<Vec<Mount>>, FactError> {
+    facts.get::<LiveMounts>()
+}
+
+/// The live mount table, as a fact.
+pub struct LiveMounts;
+
+impl Fact for LiveMounts {
+    type Value = Vec<Mount>;
+    fn read(facts: &Facts) -> Result<Vec<Mount>, FactError> {
         let (path, text) = match facts.read_runtime("/proc/1/mountinfo") {
             Ok(Some(text)) => ("/proc/1/mountinfo", text),
             _ => {
@@ -72,12 +81,20 @@ pub fn live(facts: &Facts) -> Arc<Result<Vec<Mount>, FactError>> {
             });
         }
         Ok(out)
-    })
+    }
 }
 
 /// /etc/fstab entries (missing file: none).
-pub fn fstab(facts: &Facts) -> Arc<Result<Vec<Mount>, FactError>> {
-    facts.memo("fstab", || {
+pub fn fstab(facts: &Facts) -> Result<Arc<Vec<Mount>>, FactError> {
+    facts.get::<Fstab>()
+}
+
+/// The entries of /etc/fstab, as a fact.
+pub struct Fstab;
+
+impl Fact for Fstab {
+    type Value = Vec<Mount>;
+    fn read(facts: &Facts) -> Result<Vec<Mount>, FactError> {
         let Some(text) = facts.read("/etc/fstab")? else {
             return Ok(Vec::new());
         };
@@ -107,7 +124,7 @@ pub fn fstab(facts: &Facts) -> Arc<Result<Vec<Mount>, FactError>> {
             });
         }
         Ok(out)
-    })
+    }
 }
 
 /// The systemd mount unit for `target` (e.g. tmp.mount for /tmp), if one exists and
@@ -201,8 +218,7 @@ mod tests {
         )
         .unwrap();
         let facts = Facts::new(t.path(), false);
-        let m = fstab(&facts);
-        let m = m.as_ref().as_ref().unwrap();
+        let m = fstab(&facts).unwrap();
         let got: Vec<String> = m
             .iter()
             .map(|m| {
@@ -239,8 +255,7 @@ mod tests {
             "30 1 0:40 / / rw - ext4 /dev/sda1 rw\n31 30 0:40 /home /home ro - ext4 /dev/sda1 rw\n",
         );
         let targets = |facts: &Facts| -> Vec<String> {
-            let m = live(facts);
-            let m = m.as_ref().as_ref().unwrap();
+            let m = live(facts).unwrap();
             m.iter()
                 .map(|m| format!("{} {}", m.target, m.origin))
                 .collect()

@@ -15,6 +15,7 @@ use super::rpmdb::{self, RPMDB};
 use super::{FactError, Facts};
 
 pub use super::rpmdb::compare_rpm_versions;
+use crate::facts::Fact;
 
 /// dpkg's database of installed packages, inside the root.
 pub const DPKG_STATUS: &str = "/var/lib/dpkg/status";
@@ -67,8 +68,13 @@ impl Packages {
 /// root has one (even one that cannot be read: that is an error, not a reason to
 /// look elsewhere), else rpm's database. A root with neither is an error: the
 /// package facts cannot be known.
-pub fn packages(facts: &Facts) -> Arc<Result<Packages, FactError>> {
-    facts.memo("packages", || {
+pub fn packages(facts: &Facts) -> Result<Arc<Packages>, FactError> {
+    facts.get::<Packages>()
+}
+
+impl Fact for Packages {
+    type Value = Self;
+    fn read(facts: &Facts) -> Result<Self, FactError> {
         if facts.lstat(DPKG_STATUS)?.is_some() {
             let text = facts
                 .read(DPKG_STATUS)?
@@ -78,14 +84,14 @@ pub fn packages(facts: &Facts) -> Arc<Result<Packages, FactError>> {
                 })?;
             return Ok(parse_status(&text, DPKG_STATUS));
         }
-        match rpmdb::installed(facts).as_ref().clone()? {
+        match Option::clone(&*rpmdb::installed(facts)?) {
             Some(db) => Ok(from_rpmdb(db)),
             None => Err(FactError::Unreadable {
                 path: DPKG_STATUS.into(),
                 reason: format!("no dpkg status database, and no rpm database at {RPMDB}"),
             }),
         }
-    })
+    }
 }
 
 /// The packages of an rpm database, each name with its newest `[epoch:]version-release`.

@@ -4,7 +4,9 @@
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fs;
+use std::hash::Hash;
 use std::io::{self, Read};
+use std::marker::PhantomData;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,13 +14,51 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use super::{BinaryFile, FactError, FileMeta, FileStamp, MAX_CONFIG_BYTES, MAX_SYMLINK_HOPS};
 
-type MemoCell = Arc<OnceLock<Arc<dyn Any + Send + Sync>>>;
+type MemoCell<T> = Arc<OnceLock<Result<Arc<T>, FactError>>>;
+/// The memo cells of one fact `F` (its values of type `V`), by key (`()` for a [`Fact`]).
+type Slots<F, K, V> = (
+    PhantomData<fn() -> F>,
+    Mutex<HashMap<<K as ToOwned>::Owned, MemoCell<V>>>,
+);
+
+/// A fact of the scanned system, read at most once per scan ([`Facts::get`]) and
+/// shared by every rule that needs it. The implementing type is the fact's memo key:
+/// the value type itself (`type Value = Self`), or a marker naming one of several
+/// facts of the same shape (e.g. the live mounts and fstab's).
+pub trait Fact: 'static {
+    /// What the fact is.
+    type Value: Send + Sync + 'static;
+    /// Reads the fact (uncached: call [`Facts::get`] instead).
+    fn read(facts: &Facts) -> Result<Self::Value, FactError>;
+}
+
+/// A fact of which there is one per key (a unit's state, a PAM service's stack, a
+/// file's text), each read at most once per scan ([`Facts::get_keyed`]).
+pub trait KeyedFact: 'static {
+    /// What tells one instance from another, e.g. `str` for a path or a name.
+    type Key: ?Sized + Hash + Eq + ToOwned<Owned: Hash + Eq + Send + Sync + 'static>;
+    /// What the fact is.
+    type Value: Send + Sync + 'static;
+    /// Reads the fact of `key` (uncached: call [`Facts::get_keyed`] instead).
+    fn read(facts: &Facts, key: &Self::Key) -> Result<Self::Value, FactError>;
+}
+
+/// The text of a file inside the root, `None` when it does not exist.
+struct FileText;
+
+impl KeyedFact for FileText {
+    type Key = str;
+    type Value = Option<Arc<str>>;
+    fn read(facts: &Facts, path: &str) -> Result<Self::Value, FactError> {
+        facts.read_uncached(path)
+    }
+}
 
 /// The facts of one scan, rooted at one directory.
 pub struct Facts {
     root: PathBuf,
     live: bool,
-    memo: Mutex<HashMap<(TypeId, String), MemoCell>>,
+    memo: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
     cancel: Arc<AtomicBool>,
 }
 
@@ -56,23 +96,45 @@ impl Facts {
         self.live
     }
 
-    /// Computes a fact once per scan under `key` and shares it. Concurrent callers
-    /// of the same key wait for the first computation.
-    pub fn memo<T: Any + Send + Sync>(&self, key: &str, compute: impl FnOnce() -> T) -> Arc<T> {
-        let cell = {
+    /// The fact `F`, read once per scan and shared: concurrent callers wait for the
+    /// first read, and a failed read is shared as the same error.
+    pub fn get<F: Fact>(&self) -> Result<Arc<F::Value>, FactError> {
+        self.cell::<F, (), F::Value>(&())
+            .get_or_init(|| F::read(self).map(Arc::new))
+            .clone()
+    }
+
+    /// The fact `F` of `key` (a unit, a PAM service, a file), read once per scan
+    /// and key, and shared like [`Facts::get`].
+    pub fn get_keyed<F: KeyedFact>(&self, key: &F::Key) -> Result<Arc<F::Value>, FactError> {
+        self.cell::<F, F::Key, F::Value>(key)
+            .get_or_init(|| F::read(self, key).map(Arc::new))
+            .clone()
+    }
+
+    /// The memo cell of the fact `F` under `key`; the locks are held only to find
+    /// it, never while the fact is read (a read may get other facts).
+    fn cell<F, K, V>(&self, key: &K) -> MemoCell<V>
+    where
+        F: 'static,
+        K: ?Sized + Hash + Eq + ToOwned<Owned: Hash + Eq + Send + Sync + 'static>,
+        V: Send + Sync + 'static,
+    {
+        let slots = {
             let mut map = self.memo.lock().unwrap_or_else(|p| p.into_inner());
-            map.entry((TypeId::of::<T>(), key.to_string()))
-                .or_default()
+            map.entry(TypeId::of::<Slots<F, K, V>>())
+                .or_insert_with(|| Arc::new(Slots::<F, K, V>::default()))
                 .clone()
         };
-        let value = cell
-            .get_or_init(|| Arc::new(compute()) as Arc<dyn Any + Send + Sync>)
-            .clone();
-        match value.downcast::<T>() {
-            Ok(v) => v,
-            // The cell is keyed by T's TypeId, so it only ever holds a T.
-            Err(_) => unreachable!("fact cache cell keyed by TypeId holds another type"),
+        let Ok(slots) = slots.downcast::<Slots<F, K, V>>() else {
+            // The map is keyed by the TypeId of `Slots<F, K, V>`, so it only ever holds one.
+            unreachable!("fact memo keyed by TypeId holds another type")
+        };
+        let mut slots = slots.1.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(cell) = slots.get(key) {
+            return cell.clone();
         }
+        slots.entry(key.to_owned()).or_default().clone()
     }
 
     /// Resolves `path` (as seen inside the root) to a host path, following symlinks
@@ -134,8 +196,7 @@ impl Facts {
     /// Reads a text file inside the root. `Ok(None)` when it does not exist. Bytes that
     /// are not UTF-8 are replaced, never fatal. Files over [`MAX_CONFIG_BYTES`] are an error.
     pub fn read(&self, path: &str) -> Result<Option<Arc<str>>, FactError> {
-        let r = self.memo(&format!("file:{path}"), || self.read_uncached(path));
-        (*r).clone()
+        Ok((*self.get_keyed::<FileText>(path)?).clone())
     }
 
     /// Only a regular file is ever opened: see [`Facts::open_regular`].

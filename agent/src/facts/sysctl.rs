@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use super::kv::Setting;
 use super::{FactError, Facts};
+use crate::facts::Fact;
 
 /// Directories of sysctl drop-ins, highest precedence first.
 pub const DIRS: [&str; 5] = [
@@ -222,8 +223,16 @@ pub fn kernel_int(written: &str) -> Option<i64> {
 
 /// The merged persisted configuration: per key, only its last entry, in the order
 /// systemd-sysctl would apply them.
-pub fn persisted(facts: &Facts) -> Arc<Result<Vec<Entry>, FactError>> {
-    facts.memo("sysctl-entries", || {
+pub fn persisted(facts: &Facts) -> Result<Arc<Vec<Entry>>, FactError> {
+    facts.get::<PersistedSysctl>()
+}
+
+/// The merged persisted sysctl configuration, as a fact.
+pub struct PersistedSysctl;
+
+impl Fact for PersistedSysctl {
+    type Value = Vec<Entry>;
+    fn read(facts: &Facts) -> Result<Vec<Entry>, FactError> {
         let mut all = Vec::new();
         for file in applied_files(facts)? {
             if let Some(text) = &file.text {
@@ -231,7 +240,7 @@ pub fn persisted(facts: &Facts) -> Arc<Result<Vec<Entry>, FactError>> {
             }
         }
         Ok(merge(all))
-    })
+    }
 }
 
 /// Merges entries read in order as systemd-sysctl does: a repeated key with the same
@@ -327,9 +336,8 @@ pub fn runtime(facts: &Facts, key: &str) -> Result<Option<String>, FactError> {
 
 /// The persisted setting of `key` as a plain setting (for evidence), if one is made.
 pub fn persisted_setting(facts: &Facts, key: &str) -> Result<Option<Setting>, FactError> {
-    let entries = persisted(facts);
-    let entries = entries.as_ref().as_ref().map_err(Clone::clone)?;
-    Ok(match persisted_value(entries, key) {
+    let entries = persisted(facts)?;
+    Ok(match persisted_value(&entries, key) {
         Persisted::Set { value, source, .. } => Some(Setting {
             key: key.to_string(),
             value,

@@ -20,6 +20,9 @@
 //!   boot ([`UnitState::pulled_in_by`]).
 
 use super::{FactError, Facts, FileKind};
+use std::sync::Arc;
+
+use crate::facts::KeyedFact;
 
 /// Unit directories for the mount checks, in systemd's order of precedence.
 pub const UNIT_DIRS: [&str; 5] = [
@@ -177,8 +180,16 @@ pub fn systemd_running(facts: &Facts) -> bool {
 }
 
 /// The state of `name` (e.g. `ssh.service`), read once per scan.
-pub fn unit(facts: &Facts, name: &str) -> std::sync::Arc<Result<UnitState, FactError>> {
-    facts.memo(&format!("unit:{name}"), || load(facts, name))
+pub fn unit(facts: &Facts, name: &str) -> Result<Arc<UnitState>, FactError> {
+    facts.get_keyed::<UnitState>(name)
+}
+
+impl KeyedFact for UnitState {
+    type Key = str;
+    type Value = Self;
+    fn read(facts: &Facts, name: &str) -> Result<Self, FactError> {
+        load(facts, name)
+    }
 }
 
 /// Whether the unit file at `path` masks the unit: a link that ends at /dev/null

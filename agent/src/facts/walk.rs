@@ -12,6 +12,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::{mounts, FactError, Facts, FileKind, FileMeta};
+use crate::facts::Fact;
 
 /// Filesystem types that are never walked: pseudo, runtime and network filesystems.
 const SKIP_FSTYPES: &[&str] = &[
@@ -107,10 +108,14 @@ struct Ctx<'a> {
 }
 
 /// The walk of this scan's root, done once.
-pub fn walk(facts: &Facts) -> Arc<Result<WalkResult, FactError>> {
-    facts.memo("fs-walk", || {
-        let acc = super::accounts::accounts(facts);
-        let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
+pub fn walk(facts: &Facts) -> Result<Arc<WalkResult>, FactError> {
+    facts.get::<WalkResult>()
+}
+
+impl Fact for WalkResult {
+    type Value = Self;
+    fn read(facts: &Facts) -> Result<Self, FactError> {
+        let acc = super::accounts::accounts(facts)?;
         let mut skip = HashSet::new();
         let mut skipped = Vec::new();
         for p in SKIP_PATHS {
@@ -118,7 +123,7 @@ pub fn walk(facts: &Facts) -> Arc<Result<WalkResult, FactError>> {
         }
         if facts.is_live() {
             if let Ok(ms) = mounts::live(facts).as_ref() {
-                for m in ms {
+                for m in ms.iter() {
                     if SKIP_FSTYPES.contains(&m.fstype.as_str()) || m.fstype.starts_with("fuse.") {
                         skip.insert(facts.root().join(m.target.trim_start_matches('/')));
                         skipped.push(format!("{} ({})", m.target, m.fstype));
@@ -140,7 +145,7 @@ pub fn walk(facts: &Facts) -> Arc<Result<WalkResult, FactError>> {
         let mut r = walk_dir(&ctx, facts.root().to_path_buf(), root_meta.dev(), 0);
         r.skipped = skipped;
         Ok(r)
-    })
+    }
 }
 
 fn walk_dir(ctx: &Ctx, dir: PathBuf, _dev: u64, depth: usize) -> WalkResult {

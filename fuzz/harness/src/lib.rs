@@ -17,15 +17,10 @@ use std::fs;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use rampart_agent::checks::audit::{aide, rules};
-use rampart_agent::checks::boot::grub;
-use rampart_agent::checks::firewall::{ipt, nft};
-use rampart_agent::checks::logging::{journald, rsyslog};
-use rampart_agent::checks::pam::stack;
-use rampart_agent::checks::sshd::config as sshd;
-use rampart_agent::checks::users;
+use rampart_agent::checks::audit::rules;
 use rampart_agent::facts::{
-    self, account_defaults, audit as audit_rules, mounts, packages, rpmdb, Facts,
+    self, account_defaults, aide, audit as audit_rules, grub, iptables as ipt, journald, mounts,
+    nftables as nft, packages, pam as stack, rpmdb, rsyslog, sshd, sudoers, Facts,
 };
 
 /// One fuzz target: its name (the file name under `fuzz/fuzz_targets/` and the
@@ -239,7 +234,7 @@ pub fn pam(data: &[u8]) {
 pub fn sudoers(data: &[u8]) {
     let files = files(data, 8, "/etc/sudoers", |i| format!("/etc/sudoers.d/{i}"));
     with_root(&files, false, |facts| {
-        let _ = users::sudoers::sudoers(facts);
+        let _ = sudoers::sudoers(facts);
     });
 }
 

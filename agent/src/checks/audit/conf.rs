@@ -1,61 +1,6 @@
-//! auditd.conf: parsing, auditd's defaults and the settings rules.
+//! auditd.conf: auditd's defaults and the settings rules.
 
 use super::*;
-
-// ---------------------------------------------------------------------------
-// auditd.conf
-
-pub(super) const AUDITD_CONF: &str = "/etc/audit/auditd.conf";
-
-/// One `key = value [option]` of auditd.conf.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfLine {
-    pub key: String,
-    pub value: String,
-    pub source: String,
-    pub text: String,
-}
-
-/// auditd.conf's lines, and the files read.
-pub(super) type AuditdConf = (Vec<ConfLine>, Vec<String>);
-
-/// auditd.conf as auditd reads it (`None` when missing), with notes on lines it
-/// would reject.
-pub(super) fn auditd_conf(facts: &Facts) -> Arc<Result<Option<AuditdConf>, FactError>> {
-    facts.memo("auditd-conf", || {
-        let Some(text) = facts.read(AUDITD_CONF)? else {
-            return Ok(None);
-        };
-        Ok(Some(parse_auditd_conf(&text)))
-    })
-}
-
-/// auditd splits each line on blanks and wants exactly `name = value [option]`.
-pub fn parse_auditd_conf(text: &str) -> (Vec<ConfLine>, Vec<String>) {
-    let mut out = Vec::new();
-    let mut notes = Vec::new();
-    for (n, raw) in text.lines().enumerate() {
-        let toks: Vec<&str> = raw.split_whitespace().collect();
-        if toks.is_empty() || toks[0].starts_with('#') {
-            continue;
-        }
-        let source = format!("{AUDITD_CONF}:{}", n + 1);
-        if toks.len() < 3 || toks[1] != "=" || toks.len() > 4 {
-            notes.push(format!(
-                "{source}: `{}` is not `name = value`; auditd rejects it",
-                raw.trim()
-            ));
-            continue;
-        }
-        out.push(ConfLine {
-            key: toks[0].to_ascii_lowercase(),
-            value: toks[2].to_string(),
-            source,
-            text: raw.trim().to_string(),
-        });
-    }
-    (out, notes)
-}
 
 /// auditd's built-in values for the keys the benchmark names.
 pub(super) fn auditd_default(key: &str) -> Option<&'static str> {
@@ -78,8 +23,8 @@ pub(super) fn auditd_value(
     facts: &Facts,
     key: &str,
 ) -> Result<Option<(Option<String>, String)>, FactError> {
-    let c = auditd_conf(facts);
-    let Some((lines, _)) = c.as_ref().as_ref().map_err(Clone::clone)? else {
+    let c = auditd_conf(facts)?;
+    let Some((lines, _)) = &*c else {
         return Ok(None);
     };
     let key = key.to_ascii_lowercase();
@@ -99,8 +44,8 @@ pub(super) fn auditd_conf_check(
     facts: &Facts,
     settings: &[ConfRequirement],
 ) -> Result<Outcome, FactError> {
-    let c = auditd_conf(facts);
-    let Some((_, notes)) = c.as_ref().as_ref().map_err(Clone::clone)? else {
+    let c = auditd_conf(facts)?;
+    let Some((_, notes)) = &*c else {
         return Ok(Outcome::fail(format!(
             "{AUDITD_CONF} not found (auditd is not installed or not configured)"
         )));

@@ -12,7 +12,7 @@ pub(super) fn mount_table(facts: &Facts) -> Result<Vec<Mount>, FactError> {
     } else {
         mounts::fstab(facts)
     };
-    Ok(m.as_ref().as_ref().map_err(Clone::clone)?.clone())
+    Ok(Vec::clone(&*m?))
 }
 
 pub(super) fn mount_of<'a>(table: &'a [Mount], path: &str) -> Option<&'a Mount> {
@@ -27,8 +27,7 @@ pub(super) fn mount_of<'a>(table: &'a [Mount], path: &str) -> Option<&'a Mount> 
 }
 
 pub(super) fn privileged(facts: &Facts, filters: &[String]) -> Result<Outcome, FactError> {
-    let w = walk(facts);
-    let w = w.as_ref().as_ref().map_err(Clone::clone)?;
+    let w = walk(facts)?;
     let table = mount_table(facts)?;
     let mut files: Vec<&FileMeta> = Vec::new();
     let mut skipped = 0;
@@ -49,7 +48,6 @@ pub(super) fn privileged(facts: &Facts, filters: &[String]) -> Result<Outcome, F
         Ok(s) => s,
         Err(o) => return Ok(o),
     };
-    let set = set.as_ref().as_ref().map_err(Clone::clone)?;
     let min = uid_min(facts)?;
     let mut bad = Vec::new();
     let mut covered = 0;
@@ -65,7 +63,7 @@ pub(super) fn privileged(facts: &Facts, filters: &[String]) -> Result<Outcome, F
         let atoms = atoms_of(facts, &req, min)?;
         let mut ok = true;
         for a in &atoms {
-            match find(set, a) {
+            match find(&set, a) {
                 Found::Covered(_) => {}
                 Found::Suppressed { by, .. } => {
                     ok = false;
@@ -121,8 +119,7 @@ pub(super) fn log_files(
     group: &[String],
     log_group: &[String],
 ) -> Result<Outcome, FactError> {
-    let pk = packages(facts);
-    let pk = pk.as_ref().as_ref().map_err(Clone::clone)?;
+    let pk = packages(facts)?;
     // auditd comes in Debian's `auditd` package, in RHEL's and Amazon Linux's `audit`.
     if !AUDITD_PACKAGES.iter().any(|p| pk.is_installed(p)) {
         let none: Vec<String> = AUDITD_PACKAGES.iter().map(|p| pk.describe(p)).collect();
@@ -140,8 +137,8 @@ pub(super) fn log_files(
         Some(("", _)) | None => "/".to_string(),
         Some((d, _)) => d.to_string(),
     };
-    let acc = accounts(facts);
-    let acc = acc.as_ref().as_ref().ok();
+    let acc = accounts(facts).ok();
+    let acc = acc.as_deref();
     let mut good = vec![line];
     let mut bad = Vec::new();
     if !log_group.is_empty() {
@@ -233,8 +230,7 @@ pub(super) fn aide_rules(
     paths: &[String],
     attributes: &[String],
 ) -> Result<Outcome, FactError> {
-    let c = aide::aide_conf(facts, conf_path);
-    let conf = c.as_ref().as_ref().map_err(Clone::clone)?;
+    let conf = aide::aide_conf(facts, conf_path)?;
     if conf.files.is_empty() {
         return Ok(Outcome::fail(format!(
             "{conf_path} not found: AIDE is not installed or not configured"
@@ -246,7 +242,7 @@ pub(super) fn aide_rules(
         let mut tried = Vec::new();
         let mut ok_line = None;
         for cand in std::iter::once(p.clone()).chain(usrmerge_twin(p)) {
-            match aide::verdict(conf, &cand) {
+            match aide::verdict(&conf, &cand) {
                 aide::Verdict::Rule(r) => {
                     let lacking: Vec<&str> = attributes
                         .iter()

@@ -140,8 +140,7 @@ pub fn scheduled(facts: &Facts, cron: Cron) -> Result<(bool, Vec<String>), FactE
     let mut ev = Vec::new();
     let off = daily_run_off(facts)?;
     for t in TIMERS {
-        let u = unit(facts, t);
-        let u = u.as_ref().as_ref().map_err(Clone::clone)?;
+        let u = unit(facts, t)?;
         if u.exists() {
             ev.push(u.describe());
         }
@@ -197,8 +196,7 @@ pub fn scheduled(facts: &Facts, cron: Cron) -> Result<(bool, Vec<String>), FactE
         ev.push("no cron entry runs aide --check".into());
         return Ok((false, ev));
     }
-    let service = unit(facts, cron.service());
-    let service = service.as_ref().as_ref().map_err(Clone::clone)?;
+    let service = unit(facts, cron.service())?;
     let cron_on = service.exists() && service.enabled() && service.active != Some(false);
     ev.extend(hits);
     ev.push(service.describe());

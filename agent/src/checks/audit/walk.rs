@@ -114,8 +114,7 @@ pub(super) fn walk_summary(
 }
 
 pub(super) fn world_writable(facts: &Facts, s: &WalkScope) -> Result<Outcome, FactError> {
-    let w = walk(facts);
-    let w = w.as_ref().as_ref().map_err(Clone::clone)?;
+    let w = walk(facts)?;
     let scope = Scope::new(facts, s)?;
     let mut bad = Vec::new();
     for m in w
@@ -140,7 +139,7 @@ pub(super) fn world_writable(facts: &Facts, s: &WalkScope) -> Result<Outcome, Fa
     }
     let mut ev = list_findings(bad);
     let failed = !ev.is_empty();
-    walk_summary(w, &scope, &mut ev);
+    walk_summary(&w, &scope, &mut ev);
     if !failed {
         ev.insert(
             0,
@@ -154,8 +153,7 @@ pub(super) fn world_writable(facts: &Facts, s: &WalkScope) -> Result<Outcome, Fa
 }
 
 pub(super) fn unowned(facts: &Facts, s: &WalkScope) -> Result<Outcome, FactError> {
-    let w = walk(facts);
-    let w = w.as_ref().as_ref().map_err(Clone::clone)?;
+    let w = walk(facts)?;
     let scope = Scope::new(facts, s)?;
     let mut bad = Vec::new();
     for m in w.unowned.iter().filter(|m| !scope.excluded(&m.path)) {
@@ -172,7 +170,7 @@ pub(super) fn unowned(facts: &Facts, s: &WalkScope) -> Result<Outcome, FactError
     }
     let mut ev = list_findings(bad);
     let failed = !ev.is_empty();
-    walk_summary(w, &scope, &mut ev);
+    walk_summary(&w, &scope, &mut ev);
     if !failed {
         ev.insert(
             0,

@@ -165,8 +165,7 @@ pub(super) fn apparmor_live(facts: &Facts, enforce_only: bool) -> Result<Outcome
 pub(super) fn apparmor_offline(facts: &Facts, enforce_only: bool) -> Result<Outcome, FactError> {
     let mut failures = Vec::new();
     let mut found = Vec::new();
-    let pk = packages(facts);
-    let pk = pk.as_ref().as_ref().map_err(Clone::clone)?;
+    let pk = packages(facts)?;
     if pk.is_installed("apparmor") {
         found.push(pk.describe("apparmor"));
     } else {
@@ -175,8 +174,7 @@ pub(super) fn apparmor_offline(facts: &Facts, enforce_only: bool) -> Result<Outc
             pk.describe("apparmor")
         ));
     }
-    let svc = unit(facts, "apparmor.service");
-    let svc = svc.as_ref().as_ref().map_err(Clone::clone)?;
+    let svc = unit(facts, "apparmor.service")?;
     if svc.masked {
         failures.push(svc.describe());
     }

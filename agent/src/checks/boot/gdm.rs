@@ -141,8 +141,7 @@ fn compiled(facts: &Facts, db: &str) -> Result<bool, FactError> {
 }
 
 fn gdm_absent(facts: &Facts, package: &str) -> Result<Option<Outcome>, FactError> {
-    let pk = packages(facts);
-    let pk = pk.as_ref().as_ref().map_err(Clone::clone)?;
+    let pk = packages(facts)?;
     Ok((!pk.is_installed(package)).then(|| {
         Outcome::not_applicable(format!(
             "{}: no GNOME display manager",

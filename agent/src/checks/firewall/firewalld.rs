@@ -10,8 +10,7 @@ const FIREWALLD_NOTE: &str =
 
 /// Exactly one of firewalld and nftables.service is in use.
 pub(super) fn single_utility(facts: &Facts) -> Result<Outcome, FactError> {
-    let d = detection(facts);
-    let d = d.as_ref().as_ref().map_err(Clone::clone)?;
+    let d = detection(facts)?;
     let (f, n) = (&d.firewalld, &d.nftables);
     let (status, head) = match (f.in_use(), n.in_use()) {
         (true, false) => (
@@ -57,8 +56,7 @@ fn bindings(z: &Zone) -> Option<String> {
 
 /// The default zone is one the configuration defines.
 pub(super) fn firewalld_default_zone(facts: &Facts) -> Result<Outcome, FactError> {
-    let c = fwd::config(facts);
-    let c = c.as_ref().as_ref().map_err(Clone::clone)?;
+    let c = fwd::config(facts)?;
     let name = &c.default_zone;
     let mut ev = Vec::new();
     let status = match c.zones.get(name) {
@@ -120,8 +118,7 @@ fn v6_loopback(a: &str) -> bool {
 
 /// firewalld accepts loopback traffic and drops traffic claiming a loopback source.
 pub(super) fn firewalld_loopback(facts: &Facts) -> Result<Outcome, FactError> {
-    let c = fwd::config(facts);
-    let c = c.as_ref().as_ref().map_err(Clone::clone)?;
+    let c = fwd::config(facts)?;
     let (v6_on, v6_why) = ipv6_enabled(facts)?;
     let mut failures = Vec::new();
     let mut found = vec![

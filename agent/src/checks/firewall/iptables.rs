@@ -1,6 +1,7 @@
 //! iptables and ip6tables rules as iptables-persistent restores them.
 
 use super::*;
+use crate::facts::KeyedFact;
 
 // ---------------------------------------------------------------------------
 // iptables (iptables-persistent)
@@ -19,15 +20,9 @@ pub(super) fn ipt_rules(
     family: IpFamily,
 ) -> Result<Result<Arc<ipt::Ruleset>, Outcome>, FactError> {
     let path = ipt_file(family);
-    let rs = facts.memo(
-        &format!("ipt-rules:{path}"),
-        || -> Result<Option<Arc<ipt::Ruleset>>, FactError> {
-            Ok(facts.read(path)?.map(|t| Arc::new(ipt::parse(&t, path))))
-        },
-    );
+    let rs = facts.get_keyed::<IptRules>(path)?;
     match rs.as_ref() {
-        Err(e) => Err(e.clone()),
-        Ok(None) => Ok(Err(Outcome::fail(format!(
+        None => Ok(Err(Outcome::fail(format!(
             "{path} not found: no {} rules are restored at boot, so every chain accepts",
             if family == IpFamily::Ipv4 {
                 "IPv4"
@@ -35,7 +30,18 @@ pub(super) fn ipt_rules(
                 "IPv6"
             }
         )))),
-        Ok(Some(rs)) => Ok(Ok(rs.clone())),
+        Some(rs) => Ok(Ok(rs.clone())),
+    }
+}
+
+/// The iptables-persistent rules file at a path, parsed (`None` when missing), as a fact.
+struct IptRules;
+
+impl KeyedFact for IptRules {
+    type Key = str;
+    type Value = Option<Arc<ipt::Ruleset>>;
+    fn read(facts: &Facts, path: &str) -> Result<Self::Value, FactError> {
+        Ok(facts.read(path)?.map(|t| Arc::new(ipt::parse(&t, path))))
     }
 }
 
@@ -103,8 +109,7 @@ pub(super) fn ipt_open_ports(facts: &Facts, family: IpFamily) -> Result<Outcome,
         Ok(rs) => rs,
         Err(o) => return Ok(o),
     };
-    let ls = listeners(facts);
-    let ls = ls.as_ref().as_ref().map_err(Clone::clone)?;
+    let ls = listeners(facts)?;
     let input = rs.reachable("INPUT", false);
     let covering = |proto: Proto, port: u16| {
         input
@@ -118,7 +123,7 @@ pub(super) fn ipt_open_ports(facts: &Facts, family: IpFamily) -> Result<Outcome,
         IpFamily::Ipv6 => l.addr.is_ipv6(),
     };
     Ok(judge_ports(
-        open_ports(ls, include),
+        open_ports(&ls, include),
         covering,
         ipt_file(family),
     ))

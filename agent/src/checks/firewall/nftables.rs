@@ -6,54 +6,20 @@ use super::*;
 // nftables
 // ---------------------------------------------------------------------------
 
-pub(super) const NFT_DEFAULT_FILE: &str = "/etc/nftables.conf";
-
-/// The file nftables.service loads: the `-f` argument of its last ExecStart=.
-pub(super) fn nft_main_file(facts: &Facts) -> Result<String, FactError> {
-    let u = unit(facts, "nftables.service");
-    let u = u.as_ref().as_ref().map_err(Clone::clone)?;
-    let mut files: Vec<String> = u.path.iter().cloned().collect();
-    files.extend(facts.dir_files("/etc/systemd/system/nftables.service.d", ".conf")?);
-    let mut file = NFT_DEFAULT_FILE.to_string();
-    for f in files {
-        let Some(text) = facts.read(&f)? else {
-            continue;
-        };
-        for s in kv::parse_ini(&text, &f, "Service") {
-            if s.key != "ExecStart" {
-                continue;
-            }
-            let words: Vec<&str> = s.value.split_whitespace().collect();
-            if let Some(i) = words.iter().position(|w| *w == "-f" || *w == "--file") {
-                if let Some(p) = words.get(i + 1) {
-                    file = p.to_string();
-                }
-            }
-        }
-    }
-    Ok(file)
-}
-
-pub(super) fn nft_ruleset(facts: &Facts) -> Arc<Result<nft::Ruleset, FactError>> {
-    facts.memo("nft-ruleset", || {
-        let main = nft_main_file(facts)?;
-        nft::load(facts, &main)
-    })
+pub(super) fn nft_ruleset(facts: &Facts) -> Result<Arc<nft::Ruleset>, FactError> {
+    facts.get::<nft::Ruleset>()
 }
 
 /// The ruleset, or a failing outcome when its file is missing.
-pub(super) fn nft_or_fail(
-    facts: &Facts,
-) -> Result<Result<Arc<Result<nft::Ruleset, FactError>>, Outcome>, FactError> {
-    let rs = nft_ruleset(facts);
-    let r = rs.as_ref().as_ref().map_err(Clone::clone)?;
+pub(super) fn nft_or_fail(facts: &Facts) -> Result<Result<Arc<nft::Ruleset>, Outcome>, FactError> {
+    let r = nft_ruleset(facts)?;
     if !r.main_found {
         return Ok(Err(Outcome::fail(format!(
             "{} not found: nftables.service loads no rules at boot",
             r.main
         ))));
     }
-    Ok(Ok(rs))
+    Ok(Ok(r))
 }
 
 pub(super) fn nft_note(rs: &nft::Ruleset) -> String {
@@ -65,7 +31,6 @@ pub(super) fn nft_tables(facts: &Facts) -> Result<Outcome, FactError> {
         Ok(rs) => rs,
         Err(o) => return Ok(o),
     };
-    let rs = rs.as_ref().as_ref().map_err(Clone::clone)?;
     let mut ev: Vec<String> = rs
         .tables
         .iter()
@@ -80,7 +45,7 @@ pub(super) fn nft_tables(facts: &Facts) -> Result<Outcome, FactError> {
         })
         .collect();
     ev.extend(rs.notes.iter().cloned());
-    ev.push(nft_note(rs));
+    ev.push(nft_note(&rs));
     let status = if rs.active_tables().next().is_some() {
         Status::Pass
     } else {
@@ -97,7 +62,6 @@ pub(super) fn nft_base_chains(facts: &Facts, hooks: &[String]) -> Result<Outcome
         Ok(rs) => rs,
         Err(o) => return Ok(o),
     };
-    let rs = rs.as_ref().as_ref().map_err(Clone::clone)?;
     let mut failures = Vec::new();
     let mut found = Vec::new();
     for hook in hooks {
@@ -120,7 +84,7 @@ pub(super) fn nft_base_chains(facts: &Facts, hooks: &[String]) -> Result<Outcome
         found.extend(chains);
     }
     found.extend(rs.notes.iter().cloned());
-    found.push(nft_note(rs));
+    found.push(nft_note(&rs));
     Ok(Outcome::from_findings(failures, found))
 }
 
@@ -142,7 +106,6 @@ pub(super) fn nft_default_deny(facts: &Facts) -> Result<Outcome, FactError> {
         Ok(rs) => rs,
         Err(o) => return Ok(o),
     };
-    let rs = rs.as_ref().as_ref().map_err(Clone::clone)?;
     let mut failures = Vec::new();
     let mut found = Vec::new();
     let families = nft_families(facts, &mut found)?;
@@ -174,7 +137,7 @@ pub(super) fn nft_default_deny(facts: &Facts) -> Result<Outcome, FactError> {
         }
     }
     found.extend(rs.notes.iter().cloned());
-    found.push(nft_note(rs));
+    found.push(nft_note(&rs));
     Ok(Outcome::from_findings(failures, found))
 }
 
@@ -183,7 +146,6 @@ pub(super) fn nft_loopback(facts: &Facts) -> Result<Outcome, FactError> {
         Ok(rs) => rs,
         Err(o) => return Ok(o),
     };
-    let rs = rs.as_ref().as_ref().map_err(Clone::clone)?;
     let mut failures = Vec::new();
     let mut found = Vec::new();
     let families = nft_families(facts, &mut found)?;
@@ -222,7 +184,7 @@ pub(super) fn nft_loopback(facts: &Facts) -> Result<Outcome, FactError> {
         }
     }
     found.extend(rs.notes.iter().cloned());
-    found.push(nft_note(rs));
+    found.push(nft_note(&rs));
     Ok(Outcome::from_findings(failures, found))
 }
 
@@ -231,9 +193,7 @@ pub(super) fn nft_open_ports(facts: &Facts) -> Result<Outcome, FactError> {
         Ok(rs) => rs,
         Err(o) => return Ok(o),
     };
-    let rs = rs.as_ref().as_ref().map_err(Clone::clone)?;
-    let ls = listeners(facts);
-    let ls = ls.as_ref().as_ref().map_err(Clone::clone)?;
+    let ls = listeners(facts)?;
     let covering = |proto: Proto, port: u16| {
         for t in rs.active_tables() {
             for c in t.chains.iter().filter(|c| c.is_filter_hook("input")) {
@@ -248,5 +208,5 @@ pub(super) fn nft_open_ports(facts: &Facts) -> Result<Outcome, FactError> {
         }
         None
     };
-    Ok(judge_ports(open_ports(ls, |_| true), covering, &rs.main))
+    Ok(judge_ports(open_ports(&ls, |_| true), covering, &rs.main))
 }

@@ -1,6 +1,7 @@
 //! ufw: its switches, default policies and the rules it persists.
 
 use super::*;
+use crate::facts::Fact;
 
 // ---------------------------------------------------------------------------
 // ufw
@@ -22,8 +23,16 @@ pub(super) fn ufw_setting(
 pub(super) type UfwRules = (ipt::Ruleset, ipt::Ruleset, Vec<String>);
 
 /// ufw's rules files: (IPv4 ruleset, IPv6 ruleset, files read).
-pub(super) fn ufw_rules(facts: &Facts) -> Arc<Result<UfwRules, FactError>> {
-    facts.memo("ufw-rules", || {
+pub(super) fn ufw_rules(facts: &Facts) -> Result<Arc<UfwRules>, FactError> {
+    facts.get::<UfwRulesFact>()
+}
+
+/// ufw's rules files, as a fact.
+pub(super) struct UfwRulesFact;
+
+impl Fact for UfwRulesFact {
+    type Value = UfwRules;
+    fn read(facts: &Facts) -> Result<UfwRules, FactError> {
         let mut read = Vec::new();
         let mut load = |names: [&str; 3]| -> Result<ipt::Ruleset, FactError> {
             let mut rs = ipt::Ruleset::default();
@@ -44,7 +53,7 @@ pub(super) fn ufw_rules(facts: &Facts) -> Arc<Result<UfwRules, FactError>> {
         let v4 = load(["before.rules", "user.rules", "after.rules"])?;
         let v6 = load(["before6.rules", "user6.rules", "after6.rules"])?;
         Ok((v4, v6, read))
-    })
+    }
 }
 
 pub(super) fn ufw_enabled(facts: &Facts) -> Result<Outcome, FactError> {
@@ -55,8 +64,7 @@ pub(super) fn ufw_enabled(facts: &Facts) -> Result<Outcome, FactError> {
         Some(s) => failures.push(format!("{}: ufw is not enabled", s.describe())),
         None => failures.push(format!("{UFW_CONF}: ENABLED not set; default no")),
     }
-    let u = unit(facts, "ufw.service");
-    let u = u.as_ref().as_ref().map_err(Clone::clone)?;
+    let u = unit(facts, "ufw.service")?;
     if u.enabled() && u.active != Some(false) {
         found.push(u.describe());
     } else {
@@ -158,8 +166,8 @@ pub(super) const UFW6_IN: [&str; 2] = ["ufw6-before-input", "ufw6-user-input"];
 pub(super) const UFW6_OUT: [&str; 2] = ["ufw6-before-output", "ufw6-user-output"];
 
 pub(super) fn ufw_loopback(facts: &Facts) -> Result<Outcome, FactError> {
-    let rules = ufw_rules(facts);
-    let (v4, v6, read) = rules.as_ref().as_ref().map_err(Clone::clone)?;
+    let rules = ufw_rules(facts)?;
+    let (v4, v6, read) = &*rules;
     let mut failures = Vec::new();
     let mut found = Vec::new();
     if read.is_empty() {
@@ -281,10 +289,9 @@ pub(super) fn judge_ports(
 }
 
 pub(super) fn ufw_open_ports(facts: &Facts) -> Result<Outcome, FactError> {
-    let rules = ufw_rules(facts);
-    let (v4, v6, _) = rules.as_ref().as_ref().map_err(Clone::clone)?;
-    let ls = listeners(facts);
-    let ls = ls.as_ref().as_ref().map_err(Clone::clone)?;
+    let rules = ufw_rules(facts)?;
+    let (v4, v6, _) = &*rules;
+    let ls = listeners(facts)?;
     let chains = [UFW_IN[0], UFW_IN[1], UFW6_IN[0], UFW6_IN[1]];
     let covering = |proto: Proto, port: u16| {
         v4.rules
@@ -295,7 +302,7 @@ pub(super) fn ufw_open_ports(facts: &Facts) -> Result<Outcome, FactError> {
             .map(|r| r.source.clone())
     };
     Ok(judge_ports(
-        open_ports(ls, |_| true),
+        open_ports(&ls, |_| true),
         covering,
         "/etc/ufw/user.rules, user6.rules, before.rules or before6.rules",
     ))

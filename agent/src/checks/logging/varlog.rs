@@ -104,11 +104,9 @@ pub(super) fn judge_log_file(m: &FileMeta, acc: &Accounts, uid_min: u32) -> Vec<
 pub const MAX_LISTED: usize = 50;
 
 pub(super) fn var_log_perms(facts: &Facts) -> Result<Outcome, FactError> {
-    let acc = accounts(facts);
-    let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
+    let acc = accounts(facts)?;
     let min = uid_min(facts)?;
-    let w = walk(facts);
-    let w = w.as_ref().as_ref().map_err(Clone::clone)?;
+    let w = walk(facts)?;
     let mut files: Vec<&FileMeta> = w
         .var_log
         .iter()
@@ -120,7 +118,7 @@ pub(super) fn var_log_perms(facts: &Facts) -> Result<Outcome, FactError> {
     }
     let mut bad = Vec::new();
     for m in &files {
-        let reasons = judge_log_file(m, acc, min);
+        let reasons = judge_log_file(m, &acc, min);
         if !reasons.is_empty() {
             bad.push(format!(
                 "{}: mode {:04o}, owner {}, group {}: {}",

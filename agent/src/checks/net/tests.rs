@@ -1,6 +1,7 @@
 //! Network checks on fixture trees.
 
 use super::*;
+use crate::facts::sockets::parse_proc_net;
 
 #[test]
 fn proc_net_tables() {

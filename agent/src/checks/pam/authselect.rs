@@ -10,7 +10,7 @@
 //! module is "in the profile" when a line of the template calls it, whatever the
 //! conditional around it.
 
-use super::stack::{logical_lines, tokens};
+use crate::facts::pam::{logical_lines, tokens};
 use crate::facts::{FactError, Facts};
 use crate::model::{Outcome, Status};
 

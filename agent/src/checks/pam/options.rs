@@ -18,8 +18,8 @@
 //!   check names another package and release where a distribution backported the
 //!   file, such as RHEL 9's `pam`).
 
-use super::stack::PamLine;
 use crate::facts::packages::packages;
+use crate::facts::pam::PamLine;
 use crate::facts::{FactError, Facts};
 
 /// pam_faillock's MAX_TIME_INTERVAL: the longest unlock_time, root_unlock_time or

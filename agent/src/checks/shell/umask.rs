@@ -98,7 +98,7 @@ fn only_if_umask_zero(line: &str) -> bool {
         return false;
     }
     let words = |s: &str| -> Option<Vec<String>> {
-        let mut parts = script::split(s);
+        let mut parts = crate::facts::shell::split(s);
         let (_, mut cmds) = parts.pop()?;
         (parts.is_empty() && cmds.len() == 1).then(|| cmds.remove(0))
     };
@@ -154,17 +154,15 @@ pub(super) fn default_umask(
 ) -> Result<Outcome, FactError> {
     let mut settings = Vec::new();
     let mut notes = Vec::new();
-    let defs = crate::facts::account_defaults::login_defs(facts);
-    let defs = defs.as_ref().as_ref().map_err(Clone::clone)?;
-    if let Some(s) = kv::last(defs, "UMASK", false) {
+    let defs = crate::facts::account_defaults::login_defs(facts)?;
+    if let Some(s) = kv::last(&defs, "UMASK", false) {
         settings.push(UmaskSetting {
             source: format!("{} (UMASK)", s.source),
             mask: parse_umask(&s.value),
         });
     }
     for svc in pam_services.iter().copied() {
-        let st = stack(facts, svc);
-        let st = st.as_ref().as_ref().map_err(Clone::clone)?;
+        let st = stack(facts, svc)?;
         for l in st.module_lines("pam_umask.so", Some("session")) {
             if let Some(v) = l
                 .arg("umask")

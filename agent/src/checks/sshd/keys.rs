@@ -1,10 +1,10 @@
 //! The files of `sshd.files`: sshd's configuration files, and its host keys, private
 //! and public, with their ownership and modes judged against the check's table.
 
-use super::config::{self, glob_in_root, SshdConfig};
 use super::{FileSet, ModeRule};
 use crate::checks::file::{describe_meta, parse_mode};
 use crate::facts::accounts::accounts;
+use crate::facts::sshd::{self as config, glob_in_root, SshdConfig};
 use crate::facts::{FactError, Facts, FileKind, FileMeta};
 use crate::model::Outcome;
 
@@ -139,8 +139,8 @@ pub(super) fn files(
     modes: &[ModeRule],
     exclude: &[String],
 ) -> Result<Outcome, FactError> {
-    let acc = accounts(facts);
-    let acc = acc.as_ref().as_ref().ok();
+    let acc = accounts(facts).ok();
+    let acc = acc.as_deref();
     let mut rules = Vec::new();
     for r in modes {
         match parse_mode(&r.max_mode) {

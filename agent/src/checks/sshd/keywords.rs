@@ -13,9 +13,9 @@
 //! every sshd rule fail: [`refusals`] names each offending line. Keywords outside
 //! this table are not validated beyond having an argument.
 
-use super::config::fnmatch;
-use super::config::{Directive, SshdConfig};
 use super::{ALL_CIPHERS, ALL_KEX, ALL_MACS};
+use crate::facts::sshd::fnmatch;
+use crate::facts::sshd::{Directive, SshdConfig};
 
 /// Which occurrence of a keyword sshd uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -441,7 +441,7 @@ mod tests {
     use super::*;
 
     fn d(line: &str) -> Directive {
-        let (keyword, args) = super::super::config::split_line(line).unwrap();
+        let (keyword, args) = crate::facts::sshd::split_line(line).unwrap();
         Directive {
             keyword,
             args,

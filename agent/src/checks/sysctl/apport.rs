@@ -51,11 +51,9 @@ fn apport_setting(facts: &Facts) -> Result<(bool, String), FactError> {
 
 /// Reads apport's package, setting, service and (live) crash handler.
 pub fn apport(facts: &Facts) -> Result<Apport, FactError> {
-    let pk = packages(facts);
-    let pk = pk.as_ref().as_ref().map_err(Clone::clone)?;
+    let pk = packages(facts)?;
     let (switched_off, setting) = apport_setting(facts)?;
-    let u = unit(facts, "apport.service");
-    let u = u.as_ref().as_ref().map_err(Clone::clone)?;
+    let u = unit(facts, "apport.service")?;
     let mut service = Vec::new();
     let native = u.path.is_some() && !u.masked && !u.sysv;
     let (service_enabled, honours_setting) = if u.masked {

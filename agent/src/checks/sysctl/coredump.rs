@@ -2,7 +2,7 @@
 //! drop-ins read as systemd-coredump reads them, and the settings it applies.
 
 use super::CoredumpSetting;
-use crate::checks::logging::{parse_size, parse_unit_ini};
+use crate::facts::journald::{parse_size, parse_unit_ini};
 use crate::facts::kv;
 use crate::facts::packages::packages;
 use crate::facts::{FactError, Facts};
@@ -13,8 +13,7 @@ pub(super) fn systemd_coredump(
     package: &str,
     only: &[CoredumpSetting],
 ) -> Result<Outcome, FactError> {
-    let pk = packages(facts);
-    let pk = pk.as_ref().as_ref().map_err(Clone::clone)?;
+    let pk = packages(facts)?;
     if !pk.is_installed(package) {
         return Ok(Outcome::not_applicable(pk.describe(package)));
     }

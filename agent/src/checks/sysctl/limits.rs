@@ -378,7 +378,7 @@ fn shown(v: u64) -> String {
 /// when the account databases cannot be read.
 fn local_accounts(facts: &Facts) -> (Accounts, Option<String>) {
     match accounts(facts).as_ref() {
-        Ok(a) => (a.clone(), None),
+        Ok(a) => ((**a).clone(), None),
         Err(e) => {
             let mut a = Accounts::default();
             a.users.push(User {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::Layout;
 use crate::facts::kv;
+use crate::facts::KeyedFact;
 use crate::facts::{FactError, Facts};
 use crate::model::{Outcome, Status};
 
@@ -43,12 +44,14 @@ pub struct ChronyConfig {
 const MAX_INCLUDE_DEPTH: u8 = 8;
 
 /// chrony's configuration in `layout`, read once per scan.
-pub fn chrony_config(facts: &Facts, layout: Layout) -> Arc<Result<ChronyConfig, FactError>> {
-    let key = match layout {
-        Layout::Debian => "chrony-config",
-        Layout::Rhel => "chrony-config-rhel",
-    };
-    facts.memo(key, || {
+pub fn chrony_config(facts: &Facts, layout: Layout) -> Result<Arc<ChronyConfig>, FactError> {
+    facts.get_keyed::<ChronyConfig>(&layout)
+}
+
+impl KeyedFact for ChronyConfig {
+    type Key = Layout;
+    type Value = Self;
+    fn read(facts: &Facts, layout: &Layout) -> Result<Self, FactError> {
         let mut cfg = ChronyConfig {
             main: layout.main().to_string(),
             ..Default::default()
@@ -81,7 +84,7 @@ pub fn chrony_config(facts: &Facts, layout: Layout) -> Arc<Result<ChronyConfig, 
             read_chrony_file(facts, &main, &text, 0, &mut cfg)?;
         }
         Ok(cfg)
-    })
+    }
 }
 
 fn read_chrony_file(
@@ -159,8 +162,7 @@ fn dir_files(
 }
 
 pub(super) fn chrony_sources(facts: &Facts, layout: Layout) -> Result<Outcome, FactError> {
-    let cfg = chrony_config(facts, layout);
-    let cfg = cfg.as_ref().as_ref().map_err(Clone::clone)?;
+    let cfg = chrony_config(facts, layout)?;
     let sources: Vec<String> = cfg
         .directives
         .iter()
@@ -187,8 +189,7 @@ pub(super) fn chrony_sources(facts: &Facts, layout: Layout) -> Result<Outcome, F
 }
 
 pub(super) fn chrony_user(facts: &Facts, layout: Layout) -> Result<Outcome, FactError> {
-    let cfg = chrony_config(facts, layout);
-    let cfg = cfg.as_ref().as_ref().map_err(Clone::clone)?;
+    let cfg = chrony_config(facts, layout)?;
     let mut failures = Vec::new();
     let mut found = Vec::new();
     let directive = cfg.directives.iter().rev().find(|d| d.name == "user");
@@ -301,8 +302,7 @@ mod tests {
             "include /etc/chrony/extra/*.conf\n",
         );
         let facts = Facts::new(t.path(), false);
-        let cfg = chrony_config(&facts, Layout::Debian);
-        let cfg = cfg.as_ref().as_ref().unwrap();
+        let cfg = chrony_config(&facts, Layout::Debian).unwrap();
         let servers: Vec<&str> = cfg
             .directives
             .iter()

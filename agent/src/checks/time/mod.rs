@@ -46,7 +46,7 @@ impl Daemon {
 
 /// Where chrony keeps its files: Debian's layout (the default) or the one of RHEL,
 /// its rebuilds and Amazon Linux.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Layout {
     /// /etc/chrony/chrony.conf, `DAEMON_OPTS` in /etc/default/chrony, chrony.service,
@@ -173,8 +173,7 @@ pub struct DaemonState {
 
 /// The state of `daemon`'s unit, read once per scan.
 pub fn state(facts: &Facts, daemon: Daemon) -> Result<DaemonState, FactError> {
-    let u = unit(facts, daemon.unit());
-    let u = u.as_ref().as_ref().map_err(Clone::clone)?.clone();
+    let u = UnitState::clone(&*unit(facts, daemon.unit())?);
     let in_use = u.in_use();
     Ok(DaemonState { unit: u, in_use })
 }
@@ -187,8 +186,7 @@ fn single_daemon(facts: &Facts) -> Result<Outcome, FactError> {
     let t = state(facts, Daemon::Timesyncd)?;
     let mut ev = vec![c.unit.describe(), t.unit.describe()];
     for name in OTHER_TIME_UNITS {
-        let u = unit(facts, name);
-        let u = u.as_ref().as_ref().map_err(Clone::clone)?;
+        let u = unit(facts, name)?;
         if u.in_use() {
             ev.push(format!(
                 "{} (this benchmark accepts only chrony or systemd-timesyncd)",
@@ -239,8 +237,7 @@ fn chrony_not_applicable(facts: &Facts, layout: Layout) -> Result<Option<Outcome
             }
         }
         Layout::Rhel => {
-            let pk = packages(facts);
-            let pk = pk.as_ref().as_ref().map_err(Clone::clone)?;
+            let pk = packages(facts)?;
             if pk.is_installed("chrony") {
                 Ok(None)
             } else {

@@ -1,6 +1,6 @@
 //! systemd-timesyncd: its server lists, read from timesyncd.conf and its drop-ins.
 
-use crate::checks::logging::parse_unit_ini;
+use crate::facts::journald::parse_unit_ini;
 use crate::facts::kv::{self, Setting};
 use crate::facts::{FactError, Facts};
 use crate::model::{Outcome, Status};

@@ -14,8 +14,7 @@ pub(super) fn id_zero(
     what: ZeroWhat,
     allowed: &[String],
 ) -> Result<Outcome, FactError> {
-    let acc = accounts(facts);
-    let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
+    let acc = accounts(facts)?;
     let holders: Vec<(String, String)> = match what {
         ZeroWhat::Uid => acc
             .users
@@ -64,8 +63,7 @@ pub(super) fn id_zero(
 }
 
 pub(super) fn primary_gid(facts: &Facts, user: &str, gid: u32) -> Result<Outcome, FactError> {
-    let acc = accounts(facts);
-    let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
+    let acc = accounts(facts)?;
     Ok(match acc.user(user) {
         None => Outcome::fail(format!("{user} has no /etc/passwd entry")),
         Some(u) if u.gid == gid => Outcome::pass(format!(
@@ -80,8 +78,7 @@ pub(super) fn primary_gid(facts: &Facts, user: &str, gid: u32) -> Result<Outcome
 }
 
 pub(super) fn system_shells(facts: &Facts, exempt: &[String]) -> Result<Outcome, FactError> {
-    let acc = accounts(facts);
-    let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
+    let acc = accounts(facts)?;
     let valid = valid_shells(facts)?;
     let uid_min = uid_min(facts)?;
     let mut failures = Vec::new();
@@ -112,8 +109,7 @@ pub(super) fn system_shells(facts: &Facts, exempt: &[String]) -> Result<Outcome,
 }
 
 pub(super) fn primary_groups_exist(facts: &Facts) -> Result<Outcome, FactError> {
-    let acc = accounts(facts);
-    let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
+    let acc = accounts(facts)?;
     let failures: Vec<String> = acc
         .users
         .iter()
@@ -138,8 +134,7 @@ pub(super) fn primary_groups_exist(facts: &Facts) -> Result<Outcome, FactError> 
 }
 
 pub(super) fn group_empty(facts: &Facts, group: &str) -> Result<Outcome, FactError> {
-    let acc = accounts(facts);
-    let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
+    let acc = accounts(facts)?;
     let Some(g) = acc.group(group) else {
         return Ok(Outcome::pass(format!(
             "there is no group {group} in /etc/group"

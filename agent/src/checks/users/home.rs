@@ -3,10 +3,9 @@
 use super::*;
 
 pub(super) fn home_dirs(facts: &Facts, max: u32) -> Result<Outcome, FactError> {
-    let acc = accounts(facts);
-    let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
+    let acc = accounts(facts)?;
     let valid = valid_shells(facts)?;
-    let users = interactive_users(acc, &valid);
+    let users = interactive_users(&acc, &valid);
     if users.is_empty() {
         return Ok(Outcome::not_applicable(
             "no user has a login shell listed in /etc/shells",
@@ -56,10 +55,9 @@ pub(super) fn dot_files(
     pm: u32,
     mm: u32,
 ) -> Result<Outcome, FactError> {
-    let acc = accounts(facts);
-    let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
+    let acc = accounts(facts)?;
     let valid = valid_shells(facts)?;
-    let users = interactive_users(acc, &valid);
+    let users = interactive_users(&acc, &valid);
     if users.is_empty() {
         return Ok(Outcome::not_applicable(
             "no user has a login shell listed in /etc/shells",

@@ -9,7 +9,6 @@ mod accounts;
 mod home;
 mod shadow;
 mod sudo;
-pub mod sudoers;
 use accounts::{group_empty, id_zero, primary_gid, primary_groups_exist, system_shells, unique};
 use home::*;
 use shadow::{
@@ -20,10 +19,10 @@ use sudo::*;
 
 use serde::Deserialize;
 
-use self::sudoers::{sudoers, Op};
 use crate::checks::file::parse_mode;
 use crate::facts::accounts::{accounts, is_nologin, shells, Accounts, User};
 use crate::facts::packages::packages;
+use crate::facts::sudoers::{self, sudoers, Op};
 use crate::facts::{FactError, Facts, FileKind};
 use crate::model::{Outcome, Status};
 
@@ -213,9 +212,8 @@ impl Check {
             Check::PrimaryGroupsExist => primary_groups_exist(facts),
             Check::GroupEmpty { group } => group_empty(facts, group),
             Check::Unique { what } => {
-                let acc = accounts(facts);
-                let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
-                Ok(unique(acc, *what))
+                let acc = accounts(facts)?;
+                Ok(unique(&acc, *what))
             }
             Check::HomeDirs { max_mode } => {
                 let max = match parse_mode(max_mode) {

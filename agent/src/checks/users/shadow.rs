@@ -76,8 +76,7 @@ pub(super) fn shadow_field(
     min: Option<i64>,
     max: Option<i64>,
 ) -> Result<Outcome, FactError> {
-    let acc = accounts(facts);
-    let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
+    let acc = accounts(facts)?;
     let name = match field {
         ShadowField::MinDays => "minimum days",
         ShadowField::MaxDays => "maximum days",
@@ -121,8 +120,7 @@ pub(super) fn shadow_field(
 }
 
 pub(super) fn shadow_no_future_change(facts: &Facts) -> Result<Outcome, FactError> {
-    let acc = accounts(facts);
-    let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
+    let acc = accounts(facts)?;
     let today = today_days();
     let failures: Vec<String> = acc
         .shadow
@@ -150,8 +148,7 @@ pub(super) fn shadow_no_future_change(facts: &Facts) -> Result<Outcome, FactErro
 }
 
 pub(super) fn root_password(facts: &Facts, require_password: bool) -> Result<Outcome, FactError> {
-    let acc = accounts(facts);
-    let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
+    let acc = accounts(facts)?;
     Ok(match acc.shadow_of("root") {
         None => Outcome::fail("root has no /etc/shadow entry"),
         Some(s) if s.password.is_empty() => Outcome::fail(format!(
@@ -173,8 +170,7 @@ pub(super) fn root_password(facts: &Facts, require_password: bool) -> Result<Out
 }
 
 pub(super) fn nologin_locked(facts: &Facts) -> Result<Outcome, FactError> {
-    let acc = accounts(facts);
-    let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
+    let acc = accounts(facts)?;
     let valid = valid_shells(facts)?;
     let mut failures = Vec::new();
     let mut n = 0;
@@ -206,8 +202,7 @@ pub(super) fn nologin_locked(facts: &Facts) -> Result<Outcome, FactError> {
 }
 
 pub(super) fn passwd_shadowed(facts: &Facts) -> Result<Outcome, FactError> {
-    let acc = accounts(facts);
-    let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
+    let acc = accounts(facts)?;
     let failures: Vec<String> = acc
         .users
         .iter()
@@ -237,8 +232,7 @@ pub(super) fn passwd_shadowed(facts: &Facts) -> Result<Outcome, FactError> {
 }
 
 pub(super) fn shadow_no_empty(facts: &Facts) -> Result<Outcome, FactError> {
-    let acc = accounts(facts);
-    let acc = acc.as_ref().as_ref().map_err(Clone::clone)?;
+    let acc = accounts(facts)?;
     if facts.read("/etc/shadow")?.is_none() {
         return Ok(Outcome::fail("/etc/shadow does not exist"));
     }

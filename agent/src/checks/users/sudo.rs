@@ -3,8 +3,7 @@
 use super::*;
 
 pub(super) fn sudo_missing(facts: &Facts) -> Result<Option<Outcome>, FactError> {
-    let pk = packages(facts);
-    let pk = pk.as_ref().as_ref().map_err(Clone::clone)?;
+    let pk = packages(facts)?;
     if pk.is_installed("sudo") || pk.is_installed("sudo-ldap") {
         Ok(None)
     } else {
@@ -24,8 +23,7 @@ pub(super) fn sudo_version_and_default(
     facts: &Facts,
     option: &str,
 ) -> Result<(Option<String>, Option<&'static str>), FactError> {
-    let pk = packages(facts);
-    let pk = pk.as_ref().as_ref().map_err(Clone::clone)?;
+    let pk = packages(facts)?;
     let version = pk
         .version("sudo")
         .or_else(|| pk.version("sudo-ldap"))
@@ -38,15 +36,13 @@ pub(super) fn sudo_version_and_default(
 }
 
 pub(super) fn sudo_defaults(facts: &Facts, option: &str, want: Want) -> Result<Outcome, FactError> {
-    let s = sudoers(facts);
-    let s = s.as_ref().as_ref().map_err(Clone::clone)?;
+    let s = sudoers(facts)?;
     let mut failures = Vec::new();
     let mut found = Vec::new();
     match (want, s.global(option)) {
         (Want::On, None) => {
             let (version, since) = sudo_version_and_default(facts, option)?;
-            let pk = packages(facts);
-            let pk = pk.as_ref().as_ref().map_err(Clone::clone)?;
+            let pk = packages(facts)?;
             match (version, since) {
                 (Some(v), Some(since)) if pk.compare_versions(&v, since).is_ge() => found.push(format!(
                     "Defaults {option} is not set in {}; sudo {v} turns it on by default (since {since})",
@@ -95,8 +91,7 @@ pub(super) fn sudo_defaults(facts: &Facts, option: &str, want: Want) -> Result<O
 }
 
 pub(super) fn sudo_timeout(facts: &Facts, max: f64) -> Result<Outcome, FactError> {
-    let s = sudoers(facts);
-    let s = s.as_ref().as_ref().map_err(Clone::clone)?;
+    let s = sudoers(facts)?;
     let mut failures = Vec::new();
     let mut found = Vec::new();
     let judge = |d: &sudoers::DefaultsEntry| -> Result<String, String> {
@@ -157,8 +152,7 @@ pub(super) fn sudo_no_tag(facts: &Facts, tag: &str) -> Result<Outcome, FactError
     if let Some(o) = sudo_missing(facts)? {
         return Ok(o);
     }
-    let s = sudoers(facts);
-    let s = s.as_ref().as_ref().map_err(Clone::clone)?;
+    let s = sudoers(facts)?;
     let failures: Vec<String> = s
         .rules
         .iter()

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::underscores;
+use crate::facts::KeyedFact;
 use crate::facts::{fnmatch, FactError, Facts, FileKind};
 
 /// Directories kmod reads, highest precedence first.
@@ -302,9 +303,16 @@ fn config_files(facts: &Facts, kernel: Option<&str>) -> Result<Vec<String>, Fact
 pub fn modprobe_config(
     facts: &Facts,
     kernel: Option<&str>,
-) -> Arc<Result<ModprobeConfig, FactError>> {
-    let key = format!("modules-modprobe-config:{}", kernel.unwrap_or_default());
-    facts.memo(&key, || {
+) -> Result<Arc<ModprobeConfig>, FactError> {
+    facts.get_keyed::<ModprobeConfig>(kernel.unwrap_or_default())
+}
+
+/// Keyed by the kernel version, empty for none.
+impl KeyedFact for ModprobeConfig {
+    type Key = str;
+    type Value = Self;
+    fn read(facts: &Facts, kernel: &str) -> Result<Self, FactError> {
+        let kernel = Some(kernel).filter(|k| !k.is_empty());
         let mut cfg = ModprobeConfig::default();
         for path in config_files(facts, kernel)? {
             // /dev/null, a dangling or looping link: read as nothing (the name is
@@ -324,7 +332,7 @@ pub fn modprobe_config(
             }
         }
         Ok(cfg)
-    })
+    }
 }
 
 #[cfg(test)]

@@ -40,6 +40,7 @@ pub use vercmp::{compare_rpm_versions, rpmvercmp};
 use self::header::Header;
 use self::sqlite::{decode_record, Database, Value};
 use super::{BinaryFile, FactError, Facts};
+use crate::facts::Fact;
 
 /// Where rpm keeps its database, inside the root.
 pub const RPMDB: &str = "/var/lib/rpm/rpmdb.sqlite";
@@ -81,8 +82,18 @@ pub struct RpmDb {
 }
 
 /// The rpm database of the root, read once per scan; `Ok(None)` when it has none.
-pub fn installed(facts: &Facts) -> Arc<Result<Option<RpmDb>, FactError>> {
-    facts.memo("rpmdb", || read(facts))
+pub fn installed(facts: &Facts) -> Result<Arc<Option<RpmDb>>, FactError> {
+    facts.get::<RpmDbFact>()
+}
+
+/// The root's rpm database (`None` when it has none), as a fact.
+pub struct RpmDbFact;
+
+impl Fact for RpmDbFact {
+    type Value = Option<RpmDb>;
+    fn read(facts: &Facts) -> Result<Option<RpmDb>, FactError> {
+        read(facts)
+    }
 }
 
 /// Reads the rpm database of the root (uncached); `Ok(None)` when it has none.

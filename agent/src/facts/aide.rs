@@ -1,14 +1,17 @@
 //! AIDE: its configuration (selection rules and attribute groups, as AIDE reads
 //! its configuration file — /etc/aide/aide.conf on Debian and Ubuntu, /etc/aide.conf
 //! on RHEL and Amazon Linux — with its includes and macros) and whether its database
-//! exists. Whether a periodic check is scheduled is in [`super::schedule`].
+//! exists. Whether a periodic check is scheduled is judged by the audit checks
+//! (`checks::audit::schedule`).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use super::regex::Regex;
-pub use super::schedule::{runs_aide_check, scheduled, Cron};
-use crate::facts::{FactError, Facts, FileKind};
+use crate::facts::{FactError, Facts, FileKind, KeyedFact};
+
+use self::regex::Regex;
+
+pub mod regex;
 
 /// Debian's and Ubuntu's configuration file (the default of the checks).
 pub const AIDE_CONF: &str = "/etc/aide/aide.conf";
@@ -206,8 +209,14 @@ fn node_contains(node: &str, path: &str) -> bool {
 }
 
 /// Reads the AIDE configuration at `path` once per scan.
-pub fn aide_conf(facts: &Facts, path: &str) -> Arc<Result<AideConf, FactError>> {
-    facts.memo(&format!("aide-conf:{path}"), || {
+pub fn aide_conf(facts: &Facts, path: &str) -> Result<Arc<AideConf>, FactError> {
+    facts.get_keyed::<AideConf>(path)
+}
+
+impl KeyedFact for AideConf {
+    type Key = str;
+    type Value = Self;
+    fn read(facts: &Facts, path: &str) -> Result<Self, FactError> {
         let mut st = State {
             conf: AideConf::default(),
             groups: builtin_groups(),
@@ -224,7 +233,7 @@ pub fn aide_conf(facts: &Facts, path: &str) -> Arc<Result<AideConf, FactError>> 
         st.vars.insert("HOSTNAME".into(), hostname);
         read_file(facts, path, 0, &mut st)?;
         Ok(st.conf)
-    })
+    }
 }
 
 struct State {
@@ -585,8 +594,7 @@ pub fn database_option(conf: &AideConf) -> Option<&(String, String)> {
 /// Judges whether the database named by the configuration at `path` exists:
 /// (found, evidence).
 pub fn database(facts: &Facts, path: &str) -> Result<(bool, Vec<String>), FactError> {
-    let c = aide_conf(facts, path);
-    let conf = c.as_ref().as_ref().map_err(Clone::clone)?;
+    let conf = aide_conf(facts, path)?;
     if conf.files.is_empty() {
         return Ok((
             false,
@@ -595,7 +603,7 @@ pub fn database(facts: &Facts, path: &str) -> Result<(bool, Vec<String>), FactEr
             )],
         ));
     }
-    let Some((url, source)) = database_option(conf) else {
+    let Some((url, source)) = database_option(&conf) else {
         return Ok((
             false,
             vec![format!(

@@ -35,9 +35,8 @@ fn database_option_after_macros() {
     )
     .unwrap();
     let facts = Facts::new(t.path(), false);
-    let c = aide_conf(&facts, "/etc/aide.conf");
-    let conf = c.as_ref().as_ref().unwrap();
-    let (v, src) = database_option(conf).unwrap();
+    let conf = aide_conf(&facts, "/etc/aide.conf").unwrap();
+    let (v, src) = database_option(&conf).unwrap();
     assert_eq!(v, "file:/var/lib/aide/aide.db.gz");
     assert_eq!(src, "/etc/aide.conf:2");
     let (ok, ev) = database(&facts, "/etc/aide.conf").unwrap();
@@ -63,27 +62,26 @@ fn config_end_to_end_and_garbage() {
     .unwrap();
     std::fs::write(etc.join("aide.conf.d/skip.me"), "/ T\n").unwrap();
     let facts = Facts::new(t.path(), false);
-    let c = aide_conf(&facts, AIDE_CONF);
-    let conf = c.as_ref().as_ref().unwrap();
+    let conf = aide_conf(&facts, AIDE_CONF).unwrap();
     assert_eq!(conf.files.len(), 2, "{:?}", conf.files);
     // Equals rules of the deepest node come before its regular rules.
-    match verdict(conf, "/usr/sbin/auditctl") {
+    match verdict(&conf, "/usr/sbin/auditctl") {
         Verdict::Rule(r) => assert_eq!(r.pattern, "/usr/sbin/"),
         _ => panic!("auditctl not selected"),
     }
     // A deeper node wins.
-    match verdict(conf, "/usr/sbin/augenrules") {
+    match verdict(&conf, "/usr/sbin/augenrules") {
         Verdict::Rule(r) => {
             assert!(r.attrs.contains("sha512") && r.attrs.contains("b"), "{r:?}")
         }
         _ => panic!("augenrules not selected"),
     }
-    match verdict(conf, "/usr/sbin/ausearch") {
+    match verdict(&conf, "/usr/sbin/ausearch") {
         Verdict::Rule(r) => assert_eq!(r.pattern, "/usr/sbin/"),
         _ => panic!("ausearch not selected"),
     }
     assert!(matches!(
-        verdict(conf, "/usr/sbin/autrace"),
+        verdict(&conf, "/usr/sbin/autrace"),
         Verdict::Excluded(_)
     ));
 

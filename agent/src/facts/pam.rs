@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use crate::facts::include_budget::IncludeBudget;
+use crate::facts::KeyedFact;
 use crate::facts::{FactError, Facts};
 
 /// Where service files live.
@@ -103,8 +104,14 @@ fn service_path(name: &str) -> String {
 }
 
 /// The expanded stack of a service (e.g. `common-auth`, `su`), read once per scan.
-pub fn stack(facts: &Facts, service: &str) -> Arc<Result<Stack, FactError>> {
-    facts.memo(&format!("pam-stack:{service}"), || {
+pub fn stack(facts: &Facts, service: &str) -> Result<Arc<Stack>, FactError> {
+    facts.get_keyed::<Stack>(service)
+}
+
+impl KeyedFact for Stack {
+    type Key = str;
+    type Value = Self;
+    fn read(facts: &Facts, service: &str) -> Result<Self, FactError> {
         let mut st = Stack {
             service: service.to_string(),
             ..Default::default()
@@ -118,7 +125,7 @@ pub fn stack(facts: &Facts, service: &str) -> Arc<Result<Stack, FactError>> {
             }
         }
         Ok(st)
-    })
+    }
 }
 
 fn expand(
@@ -354,8 +361,7 @@ mod tests {
         )
         .unwrap();
         let facts = Facts::new(t.path(), false);
-        let st = stack(&facts, "su");
-        let st = st.as_ref().as_ref().unwrap();
+        let st = stack(&facts, "su").unwrap();
         let mods: Vec<&str> = st.lines.iter().map(|l| l.module_name()).collect();
         assert_eq!(
             mods,

@@ -9,6 +9,9 @@
 //! stateful objects are skipped. Anonymous sets inside rules are kept as tokens.
 
 use crate::facts::include_budget::IncludeBudget;
+use crate::facts::kv;
+use crate::facts::units::unit;
+use crate::facts::{Fact, FactError, Facts};
 
 mod lex;
 mod parse;
@@ -283,6 +286,43 @@ impl Ruleset {
     /// Tables whose chains see traffic.
     pub fn active_tables(&self) -> impl Iterator<Item = &Table> {
         self.tables.iter().filter(|t| !t.dormant)
+    }
+}
+
+/// The file nftables.service loads unless its ExecStart= names another.
+pub const NFT_DEFAULT_FILE: &str = "/etc/nftables.conf";
+
+/// The file nftables.service loads: the `-f` argument of its last ExecStart=.
+pub fn nft_main_file(facts: &Facts) -> Result<String, FactError> {
+    let u = unit(facts, "nftables.service")?;
+    let mut files: Vec<String> = u.path.iter().cloned().collect();
+    files.extend(facts.dir_files("/etc/systemd/system/nftables.service.d", ".conf")?);
+    let mut file = NFT_DEFAULT_FILE.to_string();
+    for f in files {
+        let Some(text) = facts.read(&f)? else {
+            continue;
+        };
+        for s in kv::parse_ini(&text, &f, "Service") {
+            if s.key != "ExecStart" {
+                continue;
+            }
+            let words: Vec<&str> = s.value.split_whitespace().collect();
+            if let Some(i) = words.iter().position(|w| *w == "-f" || *w == "--file") {
+                if let Some(p) = words.get(i + 1) {
+                    file = p.to_string();
+                }
+            }
+        }
+    }
+    Ok(file)
+}
+
+/// The ruleset nftables.service loads at boot, read once per scan.
+impl Fact for Ruleset {
+    type Value = Self;
+    fn read(facts: &Facts) -> Result<Self, FactError> {
+        let main = nft_main_file(facts)?;
+        load(facts, &main)
     }
 }
 

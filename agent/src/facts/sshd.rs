@@ -14,6 +14,7 @@
 use std::sync::Arc;
 
 use crate::facts::include_budget::IncludeBudget;
+use crate::facts::Fact;
 use crate::facts::{FactError, Facts};
 
 /// The main configuration file.
@@ -116,8 +117,15 @@ impl SshdConfig {
 }
 
 /// The sshd configuration of the root, read once per scan.
-pub fn sshd_config(facts: &Facts) -> Arc<Result<SshdConfig, FactError>> {
-    facts.memo("sshd-config", || load(facts))
+pub fn sshd_config(facts: &Facts) -> Result<Arc<SshdConfig>, FactError> {
+    facts.get::<SshdConfig>()
+}
+
+impl Fact for SshdConfig {
+    type Value = Self;
+    fn read(facts: &Facts) -> Result<Self, FactError> {
+        load(facts)
+    }
 }
 
 fn load(facts: &Facts) -> Result<SshdConfig, FactError> {

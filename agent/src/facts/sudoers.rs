@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use crate::facts::include_budget::IncludeBudget;
+use crate::facts::Fact;
 use crate::facts::{FactError, Facts};
 
 pub const SUDOERS: &str = "/etc/sudoers";
@@ -81,8 +82,13 @@ impl Sudoers {
 }
 
 /// The sudoers policy of the root, read once per scan.
-pub fn sudoers(facts: &Facts) -> Arc<Result<Sudoers, FactError>> {
-    facts.memo("sudoers", || {
+pub fn sudoers(facts: &Facts) -> Result<Arc<Sudoers>, FactError> {
+    facts.get::<Sudoers>()
+}
+
+impl Fact for Sudoers {
+    type Value = Self;
+    fn read(facts: &Facts) -> Result<Self, FactError> {
         let mut s = Sudoers::default();
         match facts.read(SUDOERS)? {
             None => s.notes.push(format!("{SUDOERS} does not exist")),
@@ -92,7 +98,7 @@ pub fn sudoers(facts: &Facts) -> Arc<Result<Sudoers, FactError>> {
             }
         }
         Ok(s)
-    })
+    }
 }
 
 fn dir_of(path: &str) -> &str {
@@ -354,8 +360,7 @@ mod tests {
         fs::write(d.join("skip.conf"), "Defaults !use_pty\n").unwrap();
         fs::write(d.join("old~"), "Defaults !use_pty\n").unwrap();
         let facts = Facts::new(t.path(), false);
-        let s = sudoers(&facts);
-        let s = s.as_ref().as_ref().unwrap();
+        let s = sudoers(&facts).unwrap();
         assert_eq!(
             s.files,
             vec![
