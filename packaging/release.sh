@@ -2,6 +2,9 @@
 # the workspace's two programs, both static (x86_64-unknown-linux-musl), so the .deb,
 # the .rpm and the OCI image ship the same collector and a CI run builds it once.
 # Needs $ws (the workspace) and say(); sets agent_bin and coll_bin.
+# RAMPART_RELEASE_PROFILE picks another cargo profile (the tests use `package-test`,
+# the same settings without LTO; see Cargo.toml); `release` is what ships.
+profile=${RAMPART_RELEASE_PROFILE:-release}
 MUSL=x86_64-unknown-linux-musl
 if ! rustup target list --installed | grep -qx "$MUSL"; then
   rustup target add "$MUSL"
@@ -16,9 +19,9 @@ for v in $(compgen -e); do
 done
 # Both packages in one invocation: their shared dependencies are built once, with
 # the same features, and a later call with nothing changed has nothing to do.
-(cd "$ws" && cargo build --release --locked -p rampart-agent -p rampart-collector --target "$MUSL")
+(cd "$ws" && cargo build --profile "$profile" --locked -p rampart-agent -p rampart-collector --target "$MUSL")
 release_dir=$(cd "$ws" && cargo metadata --format-version 1 --no-deps --locked \
-  | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/$MUSL/release
+  | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/$MUSL/$profile
 agent_bin=$release_dir/rampart-agent
 coll_bin=$release_dir/rampart-collector
 for bin in "$agent_bin" "$coll_bin"; do

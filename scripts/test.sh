@@ -143,6 +143,9 @@ export RAMPART_PROMETHEUS=$prom_dir
 # A bootable Debian 12 VM image with cloud-init for the VM test, built once and cached.
 vm_image=$(bash tests/fixtures/build-vm-image.sh)
 export RAMPART_VM_IMAGE=$vm_image
+# The packaging, OCI and VM tests build the static programs with the release profile's
+# settings but no LTO (Cargo.toml, [profile.package-test]): minutes less per run.
+export RAMPART_RELEASE_PROFILE=${RAMPART_RELEASE_PROFILE:-package-test}
 # Formatting and lints first: they fail in seconds, before the long tests.
 if cargo fmt --version >/dev/null 2>&1 && cargo clippy --version >/dev/null 2>&1; then
   cargo fmt --all --check

@@ -55,11 +55,13 @@ pub fn binary(name: &str) -> PathBuf {
         .unwrap_or_else(|| workspace().join("target"));
     let profile = std::env::var("RAMPART_PROFILE").unwrap_or_else(|_| "debug".into());
     let p = target.join(&profile).join(name);
-    // Build once per test process so a test never runs a stale binary.
-    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if !built.iter().any(|b| b == name) {
-        let mut args = vec!["build", "--quiet", "-p", name];
+    // Built once per test process so a test never runs a stale binary: the whole
+    // workspace, as scripts/test.sh builds it before the tests. A build of one package
+    // (`-p NAME`) unifies other features of the shared dependencies, so each would
+    // rebuild the programs another had just built (minutes of a CI run).
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
+        let mut args = vec!["build", "--quiet", "--workspace", "--locked"];
         if profile == "release" {
             args.push("--release");
         }
@@ -68,9 +70,8 @@ pub fn binary(name: &str) -> PathBuf {
             .current_dir(workspace())
             .status()
             .expect("run cargo build");
-        assert!(status.success(), "cargo build -p {name} failed");
-        built.push(name.to_string());
-    }
+        assert!(status.success(), "cargo build --workspace failed");
+    });
     p
 }
 

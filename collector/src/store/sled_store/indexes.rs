@@ -24,8 +24,8 @@ impl SledStore {
 
     /// Drops every index entry and counter and builds them again from the records.
     pub fn rebuild_indexes(&self) -> Result<()> {
-        let mut held = self.scan_writes();
-        self.apply_held(&mut held)?;
+        let mut held = self.held_scans.lock();
+        self.apply(&self.held_scans, &mut held)?;
         let _a = lock(&self.agent_lock);
         let mut held_audit = self.held_audit.lock();
         self.apply(&self.held_audit, &mut held_audit)?;
@@ -156,9 +156,10 @@ impl SledStore {
         let Some(keys) = ix::filter_counters(f) else {
             return Ok(None);
         };
+        let scans = self.scans_to_walk()?;
         let mut n = 0;
         for k in keys {
-            n += Self::count(&self.scans, &k)?;
+            n += Self::count(scans, &k)?;
         }
         Ok(Some(n))
     }
@@ -235,7 +236,8 @@ impl SledStore {
         };
         let lo = bound(&cursor.after).unwrap_or(Bound::Included(p.clone()));
         let hi = bound(&cursor.before).unwrap_or(Bound::Excluded(ix::prefix_end(&p)));
-        let range = self.scans.range::<Vec<u8>, _>((lo, hi));
+        let scans = self.scans_to_walk()?;
+        let range = scans.range::<Vec<u8>, _>((lo, hi));
         let entries: Box<dyn Iterator<Item = _>> = if cursor.oldest_first {
             Box::new(range)
         } else {
@@ -250,7 +252,7 @@ impl SledStore {
             let s: ScanRecord = if p.is_empty() {
                 decode(&k, &v)?
             } else {
-                match self.scans.get(&k[p.len()..]).map_err(backend)? {
+                match scans.get(&k[p.len()..]).map_err(backend)? {
                     Some(v) => decode(&k[p.len()..], &v)?,
                     // Only an edit behind the store's back leaves an entry dangling.
                     None => continue,
@@ -274,7 +276,7 @@ impl SledStore {
         if s.id.is_empty() {
             return Err(backend("a scan needs an ID"));
         }
-        let mut p = self.scan_writes();
+        let mut p = self.held_scans.lock();
         let old: Option<ScanRecord> = p
             .get(&self.scans, s.id.as_bytes())?
             .map(|v| decode(s.id.as_bytes(), &v))
@@ -282,7 +284,7 @@ impl SledStore {
         // The agent's newest scan other than this one (and completed, if asked): a
         // walk of its index, so the writes gathered so far are applied first.
         let newest_other = |p: &mut Pending, agent: &str, completed: bool| {
-            self.apply_held(p)?;
+            self.apply(&self.held_scans, p)?;
             self.newest_of(agent, &s.id, completed)
         };
         let mut deltas = Deltas::default();
@@ -352,7 +354,7 @@ impl SledStore {
         }
         p.insert(s.id.as_bytes(), encode(s)?);
         p.wrote_record(s.id.as_bytes());
-        self.scan_written(&mut p)
+        self.written(&self.held_scans, &mut p)
     }
 
     pub(super) fn by_score_order(
@@ -375,7 +377,8 @@ impl SledStore {
                 Bound::Excluded(ix::prefix_end(&p)),
             ),
         };
-        let range = self.scans.range::<Vec<u8>, _>((lo, hi));
+        let scans = self.scans_to_walk()?;
+        let range = scans.range::<Vec<u8>, _>((lo, hi));
         let entries: Box<dyn Iterator<Item = _>> = if low_first {
             Box::new(range)
         } else {
@@ -389,7 +392,7 @@ impl SledStore {
             let (k, _) = kv.map_err(backend)?;
             // The key is the prefix, four bytes of score, then the ID.
             let id = &k[p.len() + 4..];
-            if let Some(v) = self.scans.get(id).map_err(backend)? {
+            if let Some(v) = scans.get(id).map_err(backend)? {
                 out.push(decode(id, &v)?);
             }
         }
@@ -397,25 +400,26 @@ impl SledStore {
     }
 
     pub(super) fn fleet_figures(&self, min_score: f64) -> Result<Fleet> {
+        let scans = self.scans_to_walk()?;
         let mut f = Fleet {
             completed_scans: Self::count(
-                &self.scans,
+                scans,
                 &ix::counter(b'*', "", ix::status_byte(ScanStatus::Completed)),
             )? as usize,
             ..Default::default()
         };
         // Completed scans by score: those at or above the minimum.
         let lo = ix::by_score(min_score);
-        for kv in self.scans.range(lo..ix::prefix_end(&ix::prefix(b'h'))) {
+        for kv in scans.range(lo..ix::prefix_end(&ix::prefix(b'h'))) {
             f.completed_meeting += ix::decode_count(&kv.map_err(backend)?.1) as usize;
         }
         let p = ix::prefix(b'c');
-        for kv in self.scans.range(p.clone()..ix::prefix_end(&p)) {
+        for kv in scans.range(p.clone()..ix::prefix_end(&p)) {
             f.vms_scanned += 1;
             f.latest_score_sum += ix::latest_score(&kv.map_err(backend)?.1);
         }
         let p = ix::prefix(b'l');
-        for kv in self.scans.range(p.clone()..ix::prefix_end(&p)) {
+        for kv in scans.range(p.clone()..ix::prefix_end(&p)) {
             if kv.map_err(backend)?.1.first() == Some(&1) {
                 f.vms_blocked += 1;
             }
@@ -426,7 +430,7 @@ impl SledStore {
     pub(super) fn day_scores(&self, from_day: u32, days: u32) -> Result<Vec<DayScores>> {
         let end = from_day.saturating_add(days);
         let counters = self
-            .scans
+            .scans_to_walk()?
             .range(ix::day_key(from_day, 0)..ix::day_key(end, 0))
             .map(|kv| {
                 let (k, v) = kv.map_err(backend)?;

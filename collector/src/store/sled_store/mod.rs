@@ -56,7 +56,7 @@ pub struct SledStore {
     /// Serialises scan writes (each reads the record it replaces, then writes it
     /// with its index entries and counters), and holds those made inside an ingest
     /// round until they are applied together (`pending`).
-    held: Held,
+    held_scans: Held,
     /// The same for agents and their instance-ID index.
     agent_lock: Mutex<()>,
     group: GroupCommit,
@@ -192,7 +192,7 @@ impl SledStore {
             attempts: t("webhook_attempts")?,
             log: ResultLog::open(&dir.join(LOG_DIR)).map_err(backend)?,
             held_audit: Held::new(Section::Audit),
-            held: Held::new(Section::Scans),
+            held_scans: Held::new(Section::Scans),
             agent_lock: Mutex::new(()),
             group: GroupCommit::default(),
             cow: Arc::new(Cow::default()),
@@ -444,7 +444,6 @@ impl Store for SledStore {
         offset: usize,
         limit: usize,
     ) -> Result<ScanList> {
-        self.settle_scans()?;
         let (mut page, mut more) = (Vec::new(), false);
         self.walk(filter, cursor, offset, &mut |s| {
             if page.len() == limit {
@@ -482,7 +481,6 @@ impl Store for SledStore {
         cursor: &ScanCursor,
         limit: usize,
     ) -> Result<(Vec<ScanRecord>, Option<String>)> {
-        self.settle_scans()?;
         let (mut page, mut more) = (Vec::new(), false);
         self.walk(filter, cursor, 0, &mut |s| {
             if page.len() == limit {
@@ -500,7 +498,6 @@ impl Store for SledStore {
         Ok((page, next))
     }
     fn scan_total(&self, filter: &ScanFilter) -> Result<Option<usize>> {
-        self.settle_scans()?;
         Ok(self.counted(filter)?.map(|n| n as usize))
     }
     fn scans_by_score(
@@ -509,7 +506,6 @@ impl Store for SledStore {
         past: Option<&ScanRecord>,
         limit: usize,
     ) -> Result<Vec<ScanRecord>> {
-        self.settle_scans()?;
         self.by_score_order(low_first, past, limit)
     }
     fn latest_scan(&self, agent_id: &str) -> Result<Option<ScanRecord>> {
@@ -519,12 +515,10 @@ impl Store for SledStore {
         self.scan(&String::from_utf8_lossy(ix::latest_id(&v, false)))
     }
     fn fleet(&self, min_score: f64) -> Result<Fleet> {
-        self.settle_scans()?;
         self.fleet_figures(min_score)
     }
 
     fn daily_scores(&self, from_day: u32, days: u32) -> Result<Vec<DayScores>> {
-        self.settle_scans()?;
         self.day_scores(from_day, days)
     }
 

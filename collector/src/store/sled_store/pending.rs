@@ -11,9 +11,9 @@
 //! walks a range of the tree, or when many are waiting.
 //!
 //! Nothing changes for a reader: a point read (a scan, a counter, an agent's newest
-//! scan, the audit chain's head) sees the gathered writes, and every walk applies
-//! them first. Nothing
-//! changes for durability either: a sync applies them before its flush, and nothing
+//! scan, the audit chain's head) sees the gathered writes, and every walk takes its
+//! tree from [`SledStore::scans_to_walk`] or [`SledStore::audit_to_walk`], which
+//! apply them first. Nothing changes for durability either: a sync applies them before its flush, and nothing
 //! is acknowledged before a sync. Writes made outside a round are applied at once,
 //! with any gathered before them.
 
@@ -85,11 +85,6 @@ impl Held {
 }
 
 impl SledStore {
-    /// The scan-write lock, with the writes gathered so far.
-    pub(super) fn scan_writes(&self) -> MutexGuard<'_, Pending> {
-        self.held.lock()
-    }
-
     /// Ends a write to `held`'s tree made under `p`: applied now outside an ingest
     /// round (or when many are waiting), else left for the round's end.
     pub(super) fn written(&self, held: &Held, p: &mut Pending) -> Result<()> {
@@ -98,15 +93,6 @@ impl SledStore {
             self.apply(held, p)?;
         }
         Ok(())
-    }
-
-    pub(super) fn scan_written(&self, p: &mut Pending) -> Result<()> {
-        self.written(&self.held, p)
-    }
-
-    /// Applies the gathered scan writes as one batch.
-    pub(super) fn apply_held(&self, p: &mut Pending) -> Result<()> {
-        self.apply(&self.held, p)
     }
 
     /// Applies `held`'s gathered writes as one batch.
@@ -132,21 +118,25 @@ impl SledStore {
         applied
     }
 
-    /// Applies whatever scan writes are gathered (before a walk, a snapshot, or at
-    /// the end of an ingest round).
-    pub(super) fn settle_scans(&self) -> Result<()> {
-        self.settle_held(&self.held)
+    /// The scans tree for a read of more than one key (a walk over a range, or
+    /// counters read together): the gathered writes are applied first. Every such
+    /// read takes the tree from here, so none can miss a held write; a point read
+    /// goes through [`SledStore::scans_get`] instead.
+    pub(super) fn scans_to_walk(&self) -> Result<&sled::Tree> {
+        self.settle_held(&self.held_scans)?;
+        Ok(&self.scans)
     }
 
     /// The same for the audit log.
-    pub(super) fn settle_audit(&self) -> Result<()> {
-        self.settle_held(&self.held_audit)
+    pub(super) fn audit_to_walk(&self) -> Result<&sled::Tree> {
+        self.settle_held(&self.held_audit)?;
+        Ok(&self.audit)
     }
 
-    /// Applies everything gathered (a sync, a round's end, a close).
+    /// Applies everything gathered (a sync, a round's end, a snapshot's cut, a close).
     pub(super) fn settle_all(&self) -> Result<()> {
-        self.settle_scans()?;
-        self.settle_audit()
+        self.settle_held(&self.held_scans)?;
+        self.settle_held(&self.held_audit)
     }
 
     fn settle_held(&self, held: &Held) -> Result<()> {
@@ -159,10 +149,10 @@ impl SledStore {
 
     /// A point read of the scans tree that sees the gathered writes.
     pub(super) fn scans_get(&self, key: &[u8]) -> Result<Option<sled::IVec>> {
-        if !self.held.any.load(Ordering::SeqCst) {
+        if !self.held_scans.any.load(Ordering::SeqCst) {
             return self.scans.get(key).map_err(backend);
         }
-        self.scan_writes().get(&self.scans, key)
+        self.held_scans.lock().get(&self.scans, key)
     }
 }
 

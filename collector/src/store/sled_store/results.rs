@@ -28,7 +28,7 @@ impl SledStore {
     }
 
     pub(super) fn prune_results_before(&self, before_ms: i64) -> Result<usize> {
-        self.settle_scans()?;
+        let scans = self.scans_to_walk()?;
         // Scan IDs sort by creation: walk from the oldest (or where the last run
         // stopped) up to the first scan created at or after the cut.
         let from = self.meta.get(PRUNED_TO_KEY).map_err(backend)?;
@@ -39,10 +39,7 @@ impl SledStore {
         let (mut pruned, mut resume_at, mut all_final) = (0, None, true);
         // Day files before this hold chunks of pruned scans only.
         let mut keep_from_ms = before_ms;
-        for kv in self
-            .scans
-            .range::<Vec<u8>, _>((lo, Bound::Excluded(vec![IDX])))
-        {
+        for kv in scans.range::<Vec<u8>, _>((lo, Bound::Excluded(vec![IDX]))) {
             let (k, v) = kv.map_err(backend)?;
             let s: ScanRecord = decode(&k, &v)?;
             if s.created_at_ms >= before_ms {
@@ -173,15 +170,15 @@ impl SledStore {
         offset: usize,
         limit: usize,
     ) -> Result<AuditList> {
-        self.settle_audit()?;
+        let audit = self.audit_to_walk()?;
         // Walk the smaller of the two indexes that apply, or the log itself.
         let mut choice: (u64, Vec<u8>) = (u64::MAX, Vec::new());
         if let Some(a) = &filter.action {
-            let n = Self::count(&self.audit, &ix::audit_count_action(a))?;
+            let n = Self::count(audit, &ix::audit_count_action(a))?;
             choice = (n, ix::audit_by_action(a));
         }
         if let Some(a) = &filter.actor {
-            let n = Self::count(&self.audit, &ix::audit_count_actor(a))?;
+            let n = Self::count(audit, &ix::audit_count_actor(a))?;
             if n < choice.0 {
                 choice = (n, ix::audit_by_actor(a));
             }
@@ -205,17 +202,13 @@ impl SledStore {
             // The whole log holds sequence numbers 1..=last without a gap (appends
             // only, one past the last): the entry `offset` below the top is found by
             // arithmetic, not by a walk. Checked against the counter first.
-            let last = match records(&self.audit)
-                .next_back()
-                .transpose()
-                .map_err(backend)?
-            {
+            let last = match records(audit).next_back().transpose().map_err(backend)? {
                 Some((k, _)) => <[u8; 8]>::try_from(k.as_ref())
                     .map(u64::from_be_bytes)
                     .unwrap_or(0),
                 None => 0,
             };
-            if last > 0 && Self::count(&self.audit, &ix::audit_count_all())? == last {
+            if last > 0 && Self::count(audit, &ix::audit_count_all())? == last {
                 let top = before.map_or(last, |b| b.saturating_sub(1).min(last));
                 let start = top.saturating_sub(offset as u64);
                 hi = Bound::Excluded((start + 1).to_be_bytes().to_vec());
@@ -223,7 +216,7 @@ impl SledStore {
             }
         }
         let both = filter.action.is_some() && filter.actor.is_some();
-        for kv in self.audit.range::<Vec<u8>, _>((lo, hi)).rev() {
+        for kv in audit.range::<Vec<u8>, _>((lo, hi)).rev() {
             let (k, v) = kv.map_err(backend)?;
             if !both && skipped < offset {
                 // The walk is exact (the whole log, or one index): every key matches,
@@ -235,7 +228,7 @@ impl SledStore {
             let e = if p.is_empty() {
                 decode_audit(&k, &v)?
             } else {
-                match self.audit.get(&k[p.len()..]).map_err(backend)? {
+                match audit.get(&k[p.len()..]).map_err(backend)? {
                     Some(v) => decode_audit(&k[p.len()..], &v)?,
                     None => continue,
                 }
@@ -268,7 +261,7 @@ impl SledStore {
                 (_, Some(a)) => ix::audit_count_actor(a),
                 _ => ix::audit_count_all(),
             };
-            Self::count(&self.audit, &key)? as usize
+            Self::count(audit, &key)? as usize
         };
         let next = if more {
             entries.last().map(|e| e.seq)
