@@ -68,16 +68,7 @@ say "copying the seeded store"
 cp -a "$seed" "$work"
 cp "$seed.token" "$work.token"
 
-cat >"$DIR/collector.toml" <<'EOF'
-# Every simulated agent comes from 127.0.0.1: the per-source caps and rates meant for
-# a fleet of real VMs are raised.
-max_messages_per_sec = 1000000
-grpc_max_unauthenticated_per_ip = 100000
-rest_max_connections_per_ip = 100000
-[limits]
-enroll_per_source_per_minute = 1000000
-enroll_per_second = 100000
-EOF
+cp "$ROOT/bench/loopback.toml" "$DIR/collector.toml"
 
 COLLECTOR_PID=
 LOADGEN_PID=

@@ -92,19 +92,7 @@ say "ulimit -n $(ulimit -n)"
 
 rm -rf "$DIR"
 mkdir -p "$DIR"
-cat >"$DIR/collector.toml" <<'EOF'
-# Bench configuration: every simulated agent comes from 127.0.0.1, so the
-# per-source connection caps, enrollment and message rates meant for a fleet of real
-# VMs are raised.
-max_messages_per_sec = 1000000
-grpc_max_connections = 100000
-grpc_max_unauthenticated_per_ip = 100000
-rest_max_connections = 100000
-rest_max_connections_per_ip = 100000
-[limits]
-enroll_per_source_per_minute = 1000000
-enroll_per_second = 100000
-EOF
+cp "$ROOT/bench/loopback.toml" "$DIR/collector.toml"
 
 COLLECTOR_PID=
 stop_collector() {

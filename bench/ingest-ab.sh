@@ -17,16 +17,7 @@ agents=${3:-100}; scans=${4:-10}; rounds=${5:-3}
 loadgen=${BENCH_LOADGEN:-target/release/rampart-loadgen}
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 ulimit -n "$(ulimit -Hn)"
-cat >"$work/collector.toml" <<'T'
-max_messages_per_sec = 1000000
-grpc_max_connections = 100000
-grpc_max_unauthenticated_per_ip = 100000
-rest_max_connections = 100000
-rest_max_connections_per_ip = 100000
-[limits]
-enroll_per_source_per_minute = 1000000
-enroll_per_second = 100000
-T
+cp "$(dirname "$0")/loopback.toml" "$work/collector.toml"
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 events=context-switches,task-clock,syscalls:sys_enter_pwrite64,syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync
 

@@ -32,18 +32,8 @@ make_cluster() {
     psql_() { (cd "$PGDIR" && runuser -u postgres -- "$PGBIN/psql" -XAtq -h "$PGDIR/sock" -p "$PGPORT" -U postgres "$@"); }
     psql_ -c "CREATE DATABASE rampart" >/dev/null
     URL="postgres://postgres@localhost:$PGPORT/rampart"
-    cat >"$DIR/pg.toml" <<EOF
-store = "$URL"
-store_password_file = "$DIR/db-password"
-max_messages_per_sec = 1000000
-grpc_max_connections = 100000
-grpc_max_unauthenticated_per_ip = 100000
-rest_max_connections = 100000
-rest_max_connections_per_ip = 100000
-[limits]
-enroll_per_source_per_minute = 1000000
-enroll_per_second = 100000
-EOF
+    { printf 'store = "%s"\nstore_password_file = "%s"\n' "$URL" "$DIR/db-password"
+      cat "$ROOT/bench/loopback.toml"; } >"$DIR/pg.toml"
     grep -v '^store' "$DIR/pg.toml" >"$DIR/sled.toml"
 }
 
