@@ -38,6 +38,7 @@ ROOTED = {
     "aide": (r"/etc/aide/aide\.conf", r"/etc/aide/aide\.conf\.d/.*"),
     "journald": (r"/etc/systemd/journald\.conf", r"/.*/systemd/journald\.conf\.d/.*"),
     "rsyslog": (r"/etc/rsyslog\.conf", r"/etc/rsyslog\.d/.*"),
+    "pam_limits": (r"/etc/security/limits\.conf", r"/etc/security/limits\.d/.*"),
     "os_release": (r"/(etc|usr/lib)/os-release", None),
     "dpkg_status": (r"/var/lib/dpkg/status", None),
 }

@@ -571,7 +571,7 @@ pub struct ConfValue {
 
 /// The systemd daemons' configuration facts of `root`.
 pub fn systemd_conf(root: &Path) -> Result<SystemdConfFacts, AgentError> {
-    use crate::checks::logging::{journald_check, journald_effective, JournaldDefaults};
+    use crate::checks::logging::journald::{journald_check, journald_effective, JournaldDefaults};
     let facts = facts_of(root)?;
     let mut journald = BTreeMap::new();
     for key in ["Storage", "Compress", "ForwardToSyslog"] {

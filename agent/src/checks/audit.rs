@@ -9,27 +9,22 @@ pub mod rules;
 pub mod schedule;
 mod sudo;
 mod walk;
-use conf::*;
-use files::*;
-use sudo::*;
-use walk::*;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Deserialize;
 
+use self::conf::auditd_conf_check;
+use self::files::{aide_rules, log_files, privileged};
 use self::rules::{find, task_never, Atom, Found, Requirement};
-use super::file::{describe_meta, judge, parse_mode};
-use super::logging::{uid_min, MAX_LISTED};
-use crate::facts::accounts::accounts;
+use self::sudo::sudo_log;
+use self::walk::{unowned, world_writable};
+use crate::checks::common::parse_mode;
+use crate::facts::account_defaults::uid_min_kv;
 use crate::facts::aide;
 use crate::facts::audit::{canonical, loaded, ruleset, Kind, RuleSet, RULES_DIR};
-use crate::facts::auditd_conf::{auditd_conf, AUDITD_CONF};
-use crate::facts::mounts::{self, Mount};
-use crate::facts::packages::packages;
-use crate::facts::walk::walk;
-use crate::facts::{FactError, Facts, FileKind, FileMeta};
+use crate::facts::{FactError, Facts};
 use crate::model::{Outcome, Status};
 
 /// One auditd.conf setting and what it must be.
@@ -464,7 +459,7 @@ fn judge_requirements(
             return Ok(Outcome::new(Status::Fail, lead));
         }
     };
-    let min = uid_min(facts)?;
+    let min = uid_min_kv(facts)?;
     let mut bad = Vec::new();
     let mut good: Vec<String> = Vec::new();
     let mut missing = Vec::new();
@@ -584,6 +579,9 @@ fn immutable(facts: &Facts) -> Result<Outcome, FactError> {
 
 #[cfg(test)]
 mod tests {
+    use super::files::usrmerge_twin;
+    use super::sudo::{split_commas, strip_sudo_comment};
+    use super::walk::wildcard;
     use super::*;
     use crate::facts::auditd_conf::parse_auditd_conf;
 

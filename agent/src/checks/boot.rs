@@ -6,19 +6,17 @@ mod banners;
 pub mod bls;
 pub mod gdm;
 mod grub;
-pub use apparmor::*;
-pub use banners::*;
-use grub::{grub_password, kernel_param, no_grub};
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::facts::grub::{grub_config, grub_words, parse_grub, GRUB_CFG};
-use crate::facts::packages::packages;
-use crate::facts::units::unit;
-use crate::facts::{strip_comment, FactError, Facts, FileKind};
-use crate::model::{Outcome, Status};
+use self::apparmor::apparmor;
+use self::banners::{banner, dynamic_motd};
+use self::grub::{grub_password, kernel_param};
+use crate::facts::grub::GRUB_CFG;
+use crate::facts::Facts;
+use crate::model::Outcome;
 
 fn default_grub_cfg() -> String {
     GRUB_CFG.to_string()
@@ -211,7 +209,9 @@ impl Check {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::apparmor::{apparmor_ignored, parse_loaded_profiles, profile_flags};
+    use super::banners::{identifying_lines, names_word, run_parts_name};
+    use crate::facts::grub::{grub_words, parse_grub};
 
     #[test]
     fn banner_names_are_whole_words() {

@@ -2,8 +2,9 @@
 
 use serde::Deserialize;
 
-use crate::facts::accounts::{accounts, Accounts};
-use crate::facts::{FactError, Facts, FileMeta};
+use crate::checks::common::{describe_meta, judge_meta, parse_mode};
+use crate::facts::accounts::accounts;
+use crate::facts::{FactError, Facts};
 use crate::model::{Outcome, Status};
 
 /// What a missing file means for a check.
@@ -82,12 +83,6 @@ impl Check {
     }
 }
 
-/// Parses an octal mode such as `0640`.
-pub fn parse_mode(s: &str) -> Result<u32, String> {
-    u32::from_str_radix(s.trim_start_matches("0o"), 8)
-        .map_err(|_| format!("`{s}` is not an octal mode"))
-}
-
 /// Paths matching `pattern` inside the root (a plain path matches itself if it exists).
 pub fn expand(facts: &Facts, pattern: &str) -> Result<Vec<String>, FactError> {
     if pattern.contains(['*', '?', '[']) {
@@ -98,61 +93,6 @@ pub fn expand(facts: &Facts, pattern: &str) -> Result<Vec<String>, FactError> {
             .map(|_| vec![pattern.to_string()])
             .unwrap_or_default())
     }
-}
-
-/// Whether `id` (with its name `name`) is in an allow list of names or numbers.
-pub fn id_allowed(allowed: &[String], id: u32, name: &str) -> bool {
-    allowed.is_empty()
-        || allowed
-            .iter()
-            .any(|a| a == name || a.parse::<u32>().ok() == Some(id))
-}
-
-/// `path: mode 0644, owner root, group root` for evidence.
-pub fn describe_meta(m: &FileMeta, acc: Option<&Accounts>) -> String {
-    let (u, g) = match acc {
-        Some(a) => (a.user_name(m.uid), a.group_name(m.gid)),
-        None => (m.uid.to_string(), m.gid.to_string()),
-    };
-    format!("{}: mode {:04o}, owner {u}, group {g}", m.path, m.mode)
-}
-
-/// Judges one file's metadata against the limits; returns failures.
-pub fn judge(
-    m: &FileMeta,
-    max: Option<u32>,
-    owner: &[String],
-    group: &[String],
-    acc: Option<&Accounts>,
-) -> Vec<String> {
-    let mut bad = Vec::new();
-    let (u, g) = match acc {
-        Some(a) => (a.user_name(m.uid), a.group_name(m.gid)),
-        None => (m.uid.to_string(), m.gid.to_string()),
-    };
-    if let Some(max) = max {
-        if m.mode & !max != 0 {
-            bad.push(format!(
-                "{}: mode {:04o} is looser than {:04o}",
-                m.path, m.mode, max
-            ));
-        }
-    }
-    if !id_allowed(owner, m.uid, &u) {
-        bad.push(format!(
-            "{}: owner {u} is not {}",
-            m.path,
-            owner.join(" or ")
-        ));
-    }
-    if !id_allowed(group, m.gid, &g) {
-        bad.push(format!(
-            "{}: group {g} is not {}",
-            m.path,
-            group.join(" or ")
-        ));
-    }
-    bad
 }
 
 fn perms(
@@ -180,7 +120,7 @@ fn perms(
                 Err(e) => return e.into(),
             };
             any = true;
-            let bad = judge(&m, max, owner, group, acc);
+            let bad = judge_meta(&m, max, owner, group, acc);
             if bad.is_empty() {
                 found.push(describe_meta(&m, acc));
             } else {

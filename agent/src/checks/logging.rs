@@ -7,46 +7,20 @@
 //! otherwise journald is. [`Check::WhenLogger`] wraps any check so that it is
 //! not applicable under the other logger.
 
-use std::sync::Arc;
-
-use serde::Deserialize;
-
-use crate::facts::accounts::{accounts, Accounts};
-use crate::facts::kv::{self, Separator, Setting};
-use crate::facts::packages::packages;
-use crate::facts::units::unit;
-use crate::facts::walk::walk;
-use crate::facts::{FactError, Facts, FileKind, FileMeta};
-use crate::model::{Outcome, Status};
 pub mod journald;
 pub mod rsyslog;
 mod varlog;
-use crate::facts::Fact;
-// The systemd INI and size readers moved to facts::journald; the sysctl family still
-// imports them from here until its core-dump work settles.
-use crate::facts::journald::{journald_settings, parse_bool};
-use crate::facts::journald::{parse_size, parse_unit_ini};
-use crate::facts::rsyslog::{legacy_directive, rainer_object, rsyslog};
-pub use journald::*;
-use rsyslog::{rsyslog_file_mode, rsyslog_forwards, rsyslog_no_network_input};
-pub use varlog::*;
 
-/// The two loggers a CIS Debian or Ubuntu host can use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Logger {
-    Journald,
-    Rsyslog,
-}
+use serde::Deserialize;
 
-impl Logger {
-    fn name(self) -> &'static str {
-        match self {
-            Logger::Journald => "journald",
-            Logger::Rsyslog => "rsyslog",
-        }
-    }
-}
+use self::journald::{journal_upload_package, journald_check, JournaldDefaults};
+use self::rsyslog::{rsyslog_file_mode, rsyslog_forwards, rsyslog_no_network_input};
+use self::varlog::var_log_perms;
+use crate::checks::common::parse_mode;
+use crate::facts::logger::{logger, Logger};
+use crate::facts::units::unit;
+use crate::facts::{FactError, Facts};
+use crate::model::{Outcome, Status};
 
 /// The `logging.*` check kinds.
 #[derive(Debug, Clone, Deserialize)]
@@ -134,11 +108,10 @@ impl Check {
                 defaults,
             } => journald_check(facts, key, value, *defaults)?,
             Check::RsyslogFileMode { max_mode } => {
-                let max =
-                    super::file::parse_mode(max_mode).map_err(|reason| FactError::Malformed {
-                        path: "content".into(),
-                        reason,
-                    })?;
+                let max = parse_mode(max_mode).map_err(|reason| FactError::Malformed {
+                    path: "content".into(),
+                    reason,
+                })?;
                 rsyslog_file_mode(facts, max)?
             }
             Check::RsyslogNoNetworkInput {} => rsyslog_no_network_input(facts)?,
@@ -151,37 +124,6 @@ impl Check {
 
 // ---------------------------------------------------------------------------
 // Which logger is in use
-
-/// The logger in use and why.
-#[derive(Debug, Clone)]
-pub struct LoggerChoice {
-    pub logger: Logger,
-    pub evidence: Vec<String>,
-}
-
-/// Decides once per scan which logger is in use.
-pub fn logger(facts: &Facts) -> Result<Arc<LoggerChoice>, FactError> {
-    facts.get::<LoggerChoice>()
-}
-
-impl Fact for LoggerChoice {
-    type Value = Self;
-    fn read(facts: &Facts) -> Result<Self, FactError> {
-        let u = unit(facts, "rsyslog.service")?;
-        let mut evidence = vec![u.describe()];
-        if let Ok(pk) = packages(facts).as_ref() {
-            evidence.push(pk.describe("rsyslog"));
-        }
-        // A `.wants` link to a unit not found (package removed, not purged) does not count.
-        let on = u.in_use();
-        let logger = if on {
-            Logger::Rsyslog
-        } else {
-            Logger::Journald
-        };
-        Ok(LoggerChoice { logger, evidence })
-    }
-}
 
 fn logger_in_use(facts: &Facts) -> Result<Outcome, FactError> {
     let l = logger(facts)?;
@@ -203,9 +145,13 @@ fn logger_in_use(facts: &Facts) -> Result<Outcome, FactError> {
 
 #[cfg(test)]
 mod tests {
+    use super::journald::{journald_value, KeyKind};
     use super::rsyslog::{forwards, module_name};
-    use super::*;
-    use crate::facts::rsyslog::{include_target, split_statements};
+    use super::varlog::var_log_class;
+    use crate::facts::journald::{parse_size, parse_unit_ini};
+    use crate::facts::rsyslog::{
+        include_target, legacy_directive, rainer_object, split_statements,
+    };
 
     #[test]
     fn statements_join_objects_and_drop_comments() {

@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod boot;
+pub mod common;
 pub mod crypto;
 pub mod dnf;
 pub mod file;

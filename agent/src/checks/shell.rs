@@ -20,9 +20,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::checks::file::parse_mode;
+use crate::checks::common::parse_mode;
 use crate::facts::accounts::{is_nologin, shell_lines};
-use crate::facts::pam::stack;
 use crate::facts::shell::{
     commands, expand, expand_lossy, literal, root_test, Applies, Command, Cond, UNKNOWN,
 };

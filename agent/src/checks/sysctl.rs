@@ -24,15 +24,11 @@ pub mod limits;
 
 use serde::Deserialize;
 
-use crate::checks::pkg::is_on;
-use crate::facts::kv;
-use crate::facts::packages::packages;
+use crate::facts::ipv6::ipv6_disabled;
 use crate::facts::sysctl::{
-    kernel_int, merge, parse_sysctl, persisted, persisted_value, runtime, unapplied_sysctl_conf,
-    Entry, Persisted,
+    after_boot, kernel_int, persisted, persisted_value, runtime, unapplied_sysctl_conf, Persisted,
 };
-use crate::facts::units::unit;
-use crate::facts::{Fact, FactError, Facts};
+use crate::facts::{FactError, Facts};
 use crate::model::{Outcome, Status};
 
 /// The `sysctl.*` check kinds.
@@ -125,214 +121,6 @@ fn value_ok(value: &str, allowed: &[String]) -> bool {
     })
 }
 
-/// Why IPv6 is off on this host, if it is: the one definition every IPv6 rule uses
-/// (sysctl keys, ip6tables, nftables). Unknown counts as on, so IPv6 rules are demanded
-/// unless IPv6 is known to be off. A runtime-only switch does not count: it is gone at
-/// the next boot, so the persisted configuration must agree.
-pub fn ipv6_disabled(facts: &Facts) -> Result<Option<String>, FactError> {
-    Ok((*facts.get::<Ipv6Disabled>()?).clone())
-}
-
-/// Why IPv6 is off, if it is, as a fact.
-struct Ipv6Disabled;
-
-impl Fact for Ipv6Disabled {
-    type Value = Option<String>;
-    fn read(facts: &Facts) -> Result<Self::Value, FactError> {
-        let entries = persisted(facts)?;
-        let keys = [
-            "net.ipv6.conf.all.disable_ipv6",
-            "net.ipv6.conf.default.disable_ipv6",
-        ];
-        let persisted_off = keys
-            .iter()
-            .all(|k| matches!(persisted_value(&entries, k), Persisted::Set { value, .. } if kernel_int(&value) == Some(1)));
-        if facts.is_live() {
-            if let Some(cmd) = facts.read_runtime("/proc/cmdline")? {
-                let last = cmd
-                    .split_whitespace()
-                    .filter_map(|t| t.strip_prefix("ipv6.disable="))
-                    .next_back();
-                if last == Some("1") {
-                    return Ok(Some("IPv6 is disabled: the running kernel was booted with ipv6.disable=1 (/proc/cmdline)".into()));
-                }
-            }
-            if let Some(v) = facts.read_runtime("/sys/module/ipv6/parameters/disable")? {
-                if v.trim() == "1" {
-                    return Ok(Some(
-                        "IPv6 is disabled: /sys/module/ipv6/parameters/disable = 1".into(),
-                    ));
-                }
-            }
-            if facts.stat("/proc/sys/net/ipv6")?.is_none() {
-                return Ok(Some(
-                    "IPv6 is disabled: /proc/sys/net/ipv6 does not exist in the running kernel"
-                        .into(),
-                ));
-            }
-            let runtime_off = keys
-                .iter()
-                .all(|k| matches!(runtime(facts, k), Ok(Some(v)) if v == "1"));
-            if runtime_off && persisted_off {
-                return Ok(Some(
-                    "IPv6 is disabled: net.ipv6.conf.{all,default}.disable_ipv6 = 1 at runtime and in sysctl configuration"
-                        .into(),
-                ));
-            }
-            return Ok(None);
-        }
-        // Offline: the boot loader's generated configuration is what boots; without one,
-        // the settings it is generated from.
-        if let Some(cfg) = crate::facts::grub::grub_config(facts, crate::facts::grub::GRUB_CFG)? {
-            if !cfg.kernels.is_empty()
-                && cfg
-                    .kernels
-                    .iter()
-                    .all(|k| k.param("ipv6.disable") == Some("1"))
-            {
-                return Ok(Some(format!(
-                    "IPv6 is disabled on the kernel command line: every kernel line of {} has ipv6.disable=1",
-                    cfg.path
-                )));
-            }
-        } else {
-            // GRUB 2 as RHEL-family systems lay it out: the BLS entries (or grub2's
-            // grub.cfg) are what boots; /etc/default/grub only reaches them when they are
-            // regenerated, so it counts only when there are none.
-            let (entries, origin) = super::boot::bls::entries(facts)?;
-            if !entries.is_empty() {
-                if entries.iter().all(|e| e.param("ipv6.disable") == Some("1")) {
-                    return Ok(Some(format!(
-                        "IPv6 is disabled on the kernel command line: every boot entry of {origin} has ipv6.disable=1"
-                    )));
-                }
-            } else if let Some(line) = grub_defaults_disable_ipv6(facts)? {
-                return Ok(Some(format!(
-                    "IPv6 is disabled on the kernel command line: {line}"
-                )));
-            }
-        }
-        if persisted_off {
-            return Ok(Some("IPv6 is disabled: net.ipv6.conf.{all,default}.disable_ipv6 = 1 in sysctl configuration".into()));
-        }
-        Ok(None)
-    }
-}
-
-/// The /etc/default/grub (or grub.d) line that puts ipv6.disable=1 on the kernel command
-/// line, if any. Later settings of the same key win, as when grub-mkconfig sources them.
-fn grub_defaults_disable_ipv6(facts: &Facts) -> Result<Option<String>, FactError> {
-    let mut files = vec!["/etc/default/grub".to_string()];
-    files.extend(facts.dir_files("/etc/default/grub.d", ".cfg")?);
-    let mut last: std::collections::BTreeMap<String, (bool, String)> = Default::default();
-    for path in files {
-        let Some(text) = facts.read(&path)? else {
-            continue;
-        };
-        for s in kv::parse(&text, &path, kv::Separator::Equals) {
-            if s.key == "GRUB_CMDLINE_LINUX" || s.key == "GRUB_CMDLINE_LINUX_DEFAULT" {
-                let on = s
-                    .value
-                    .split_whitespace()
-                    .filter_map(|w| w.strip_prefix("ipv6.disable="))
-                    .next_back()
-                    == Some("1");
-                last.insert(s.key.clone(), (on, s.describe()));
-            }
-        }
-    }
-    Ok(last.into_values().find(|(on, _)| *on).map(|(_, line)| line))
-}
-
-/// The entries of the sysctl file ufw applies when it starts, when ufw is switched
-/// on (installed, `ENABLED=yes`, ufw.service enabled or running); with the reason.
-pub fn ufw_sysctl_entries(facts: &Facts) -> Result<Option<(String, Vec<Entry>)>, FactError> {
-    Ok((*facts.get::<UfwSysctlEntries>()?).clone())
-}
-
-/// The entries of ufw's sysctl file when ufw is switched on, as a fact.
-struct UfwSysctlEntries;
-
-impl Fact for UfwSysctlEntries {
-    type Value = Option<(String, Vec<Entry>)>;
-    fn read(facts: &Facts) -> Result<Self::Value, FactError> {
-        let pk = packages(facts)?;
-        if !pk.is_installed("ufw") {
-            return Ok(None);
-        }
-        let conf = "/etc/ufw/ufw.conf";
-        let Some(text) = facts.read(conf)? else {
-            return Ok(None);
-        };
-        let settings = kv::parse(&text, conf, kv::Separator::Equals);
-        let Some(enabled) = kv::last(&settings, "ENABLED", false) else {
-            return Ok(None);
-        };
-        if !enabled.value.eq_ignore_ascii_case("yes") {
-            return Ok(None);
-        }
-        let u = unit(facts, "ufw.service")?;
-        if !is_on(&u) {
-            return Ok(None);
-        }
-        let defaults = "/etc/default/ufw";
-        let file = match facts.read(defaults)? {
-            Some(t) => {
-                let d = kv::parse(&t, defaults, kv::Separator::Equals);
-                match kv::last(&d, "IPT_SYSCTL", false) {
-                    Some(s) => s.value.clone(),
-                    None => return Ok(None),
-                }
-            }
-            None => return Ok(None),
-        };
-        if file.is_empty() {
-            return Ok(None);
-        }
-        let entries = match facts.read(&file)? {
-            Some(t) => parse_sysctl(&t, &file),
-            None => return Ok(None),
-        };
-        let why = format!(
-            "ufw is switched on ({}) and applies {file} (IPT_SYSCTL in {defaults}) when it starts, after sysctl.d",
-            enabled.describe()
-        );
-        Ok(Some((why, merge(entries))))
-    }
-}
-
-/// The value `key` has once boot is done: what ufw's sysctl file sets when ufw is
-/// switched on (ufw applies it after systemd-sysctl), else what the persisted
-/// configuration (`entries`) sets; with a note when ufw's file decides.
-fn after_boot(
-    facts: &Facts,
-    entries: &[Entry],
-    key: &str,
-) -> Result<(Persisted, Option<String>), FactError> {
-    let base = persisted_value(entries, key);
-    let Some((why, ufw_entries)) = ufw_sysctl_entries(facts)? else {
-        return Ok((base, None));
-    };
-    Ok(match persisted_value(&ufw_entries, key) {
-        p @ Persisted::Set { .. } => {
-            let overridden = match &base {
-                Persisted::Set { value, source, .. } => {
-                    format!("; it overrides {source}: {key} = {value}")
-                }
-                Persisted::Unset(_) => String::new(),
-            };
-            (p, Some(format!("{why}{overridden}")))
-        }
-        Persisted::Unset(_) => (base, None),
-    })
-}
-
-/// The value `key` has once boot is done (see [`after_boot`]), for other families.
-pub fn boot_value(facts: &Facts, key: &str) -> Result<(Persisted, Option<String>), FactError> {
-    let entries = persisted(facts)?;
-    after_boot(facts, &entries, key)
-}
-
 fn values(
     facts: &Facts,
     keys: &[String],
@@ -420,7 +208,7 @@ fn values(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::facts::sysctl::{dotted, to_slash};
+    use crate::facts::sysctl::{dotted, merge, parse_sysctl, to_slash, Entry};
 
     #[test]
     fn normalises_keys() {

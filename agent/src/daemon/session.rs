@@ -32,9 +32,9 @@ pub use wire::fit_evidence;
 
 /// Maps a gRPC status to a daemon error that names the cause.
 pub fn status_error(s: tonic::Status) -> DaemonError {
-    use tonic::Code::*;
+    use tonic::Code;
     match s.code() {
-        PermissionDenied | Unauthenticated | InvalidArgument | NotFound => {
+        Code::PermissionDenied | Code::Unauthenticated | Code::InvalidArgument | Code::NotFound => {
             DaemonError::Refused(s.message().to_string())
         }
         _ => {

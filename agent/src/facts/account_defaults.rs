@@ -178,9 +178,39 @@ pub fn uid_min(facts: &Facts) -> Result<u32, FactError> {
         .unwrap_or(1000))
 }
 
+/// UID_MIN from /etc/login.defs (last setting wins; default 1000), read with the
+/// generic `KEY VALUE` parser: unlike [`uid_min`],
+/// which reads the file as the shadow suite does, a `#` after the value starts a
+/// comment here (`UID_MIN 500 # local` reads 500, not the default). The /var/log
+/// and audit file checks read UID_MIN this way.
+pub fn uid_min_kv(facts: &Facts) -> Result<u32, FactError> {
+    let Some(text) = facts.read("/etc/login.defs")? else {
+        return Ok(1000);
+    };
+    let s = kv::parse(&text, "/etc/login.defs", kv::Separator::Whitespace);
+    Ok(kv::last(&s, "UID_MIN", false)
+        .and_then(|s| s.value.parse().ok())
+        .unwrap_or(1000))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The two UID_MIN readers differ on a comment after the value; the /var/log and
+    /// audit checks keep their own reading until a fixture shows which one the
+    /// benchmark wants.
+    #[test]
+    fn uid_min_kv_drops_a_trailing_comment_unlike_the_shadow_reader() {
+        let t = crate::checks::test_tree(&[("/etc/login.defs", "UID_MIN 500 # local\n")], &[]);
+        let facts = Facts::new(t.path(), false);
+        assert_eq!(uid_min_kv(&facts).unwrap(), 500);
+        assert_eq!(uid_min(&facts).unwrap(), 1000);
+        let t = crate::checks::test_tree(&[("/etc/login.defs", "UID_MIN\t600\n")], &[]);
+        let facts = Facts::new(t.path(), false);
+        assert_eq!(uid_min_kv(&facts).unwrap(), 600);
+        assert_eq!(uid_min(&facts).unwrap(), 600);
+    }
 
     #[test]
     fn login_defs_like_shadow() {

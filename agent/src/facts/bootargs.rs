@@ -4,12 +4,16 @@
 //! `/boot/grub2/grubenv`), and `/etc/default/grub`, which grub2-mkconfig and new
 //! kernels take their arguments from.
 
+use super::grub::grub_config;
 use super::{strip_comment, FactError, Facts};
 
 /// Where BLS entries live.
 pub const BLS_DIR: &str = "/boot/loader/entries";
 /// GRUB's environment block: variables the BLS `options` lines may refer to.
 pub const GRUBENV: &str = "/boot/grub2/grubenv";
+/// RHEL 9's and Amazon Linux 2023's generated GRUB configuration.
+pub const GRUB2_CFG: &str = "/boot/grub2/grub.cfg";
+
 /// At most this many entries are read (a host keeps a handful of kernels).
 pub const MAX_ENTRIES: usize = 256;
 
@@ -154,6 +158,33 @@ pub fn default_grub_cmdline(
         }
     }
     Ok(out)
+}
+
+/// The boot entries GRUB 2 on RHEL-family systems boots, and where they were read: BLS
+/// entries, else the kernel lines of /boot/grub2/grub.cfg; none when neither exists.
+pub fn boot_entries(facts: &Facts) -> Result<(Vec<BootEntry>, String), FactError> {
+    let bls = bls_entries(facts)?;
+    if !bls.is_empty() {
+        return Ok((bls, format!("{BLS_DIR}/*.conf")));
+    }
+    let Some(cfg) = grub_config(facts, GRUB2_CFG)? else {
+        return Ok((Vec::new(), String::new()));
+    };
+    let env = grubenv(facts)?;
+    let out = cfg
+        .kernels
+        .iter()
+        .map(|k| {
+            let (args, unset_vars) = expand_options(&k.args[1.min(k.args.len())..], &env);
+            BootEntry {
+                source: k.source.clone(),
+                title: k.args.first().cloned().unwrap_or_default(),
+                args,
+                unset_vars,
+            }
+        })
+        .collect();
+    Ok((out, GRUB2_CFG.to_string()))
 }
 
 #[cfg(test)]

@@ -3,6 +3,14 @@
 //! (`/etc/ufw/*.rules`): `*table`, `:CHAIN POLICY [counters]`, `-A CHAIN …`, `COMMIT`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use crate::facts::{FactError, Facts, KeyedFact};
+
+/// The IPv4 rules iptables-persistent restores at boot.
+pub const RULES_V4: &str = "/etc/iptables/rules.v4";
+/// The IPv6 rules iptables-persistent restores at boot.
+pub const RULES_V6: &str = "/etc/iptables/rules.v6";
 
 /// One `-A`/`-I` rule, its options decoded.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -194,6 +202,23 @@ fn parse_ports(s: &str) -> Vec<(u16, u16)> {
             None => p.parse().ok().map(|n| (n, n)),
         })
         .collect()
+}
+
+/// The rules file at `path` (iptables-persistent's), parsed; `None` when it is
+/// missing. Read once per scan and path.
+pub fn rules_file(facts: &Facts, path: &str) -> Result<Option<Arc<Ruleset>>, FactError> {
+    Ok((*facts.get_keyed::<RulesFile>(path)?).clone())
+}
+
+/// An iptables-save file at a path, parsed (`None` when missing), as a fact.
+struct RulesFile;
+
+impl KeyedFact for RulesFile {
+    type Key = str;
+    type Value = Option<Arc<Ruleset>>;
+    fn read(facts: &Facts, path: &str) -> Result<Self::Value, FactError> {
+        Ok(facts.read(path)?.map(|t| Arc::new(parse(&t, path))))
+    }
 }
 
 /// Parses rules in iptables-save format. Unknown lines are ignored.

@@ -8,6 +8,8 @@
 //! priority …` and `policy`, table `flags dormant`. Sets, maps, flowtables and
 //! stateful objects are skipped. Anonymous sets inside rules are kept as tokens.
 
+use std::sync::Arc;
+
 use crate::facts::include_budget::IncludeBudget;
 use crate::facts::kv;
 use crate::facts::units::unit;
@@ -318,6 +320,10 @@ pub fn nft_main_file(facts: &Facts) -> Result<String, FactError> {
 }
 
 /// The ruleset nftables.service loads at boot, read once per scan.
+pub fn ruleset(facts: &Facts) -> Result<Arc<Ruleset>, FactError> {
+    facts.get::<Ruleset>()
+}
+
 impl Fact for Ruleset {
     type Value = Self;
     fn read(facts: &Facts) -> Result<Self, FactError> {

@@ -18,6 +18,11 @@
 //! /etc/sysctl.conf ignored without the link, and, on a root whose /lib is a real
 //! directory (an unmerged /usr), `/lib/sysctl.d` searched last (its names hidden by
 //! the same names in /usr/lib/sysctl.d); on a merged /usr it is /usr/lib/sysctl.d.
+//!
+//! A parameter's value once boot is done ([`after_boot`], [`boot_value`]) also
+//! counts the file ufw applies when it starts (`IPT_SYSCTL`, read by
+//! [`crate::facts::ufw`]) when ufw is switched on: ufw-init runs `sysctl -p` on it
+//! after loading its rules, overriding what systemd-sysctl set earlier in boot.
 
 use std::sync::Arc;
 
@@ -355,4 +360,36 @@ pub fn runtime_value(facts: &Facts, key: &str) -> Result<Option<String>, FactErr
 /// `net/ipv4/ip_forward` and `net.ipv4.ip_forward` name the same key (dotted form).
 pub fn normalize(key: &str) -> String {
     dotted(&to_slash(key))
+}
+
+/// The value `key` has once boot is done: what ufw's sysctl file sets when ufw is
+/// switched on (ufw applies it after systemd-sysctl), else what the persisted
+/// configuration (`entries`) sets; with a note when ufw's file decides.
+pub fn after_boot(
+    facts: &Facts,
+    entries: &[Entry],
+    key: &str,
+) -> Result<(Persisted, Option<String>), FactError> {
+    let base = persisted_value(entries, key);
+    let Some((why, ufw_entries)) = crate::facts::ufw::sysctl_entries(facts)? else {
+        return Ok((base, None));
+    };
+    Ok(match persisted_value(&ufw_entries, key) {
+        p @ Persisted::Set { .. } => {
+            let overridden = match &base {
+                Persisted::Set { value, source, .. } => {
+                    format!("; it overrides {source}: {key} = {value}")
+                }
+                Persisted::Unset(_) => String::new(),
+            };
+            (p, Some(format!("{why}{overridden}")))
+        }
+        Persisted::Unset(_) => (base, None),
+    })
+}
+
+/// The value `key` has once boot is done (see [`after_boot`]).
+pub fn boot_value(facts: &Facts, key: &str) -> Result<(Persisted, Option<String>), FactError> {
+    let entries = persisted(facts)?;
+    after_boot(facts, &entries, key)
 }

@@ -18,9 +18,11 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use rampart_agent::checks::audit::rules;
+use rampart_agent::checks::sysctl::limits as core_limit;
+use rampart_agent::facts::accounts::{accounts, Accounts};
 use rampart_agent::facts::{
-    self, account_defaults, aide, audit as audit_rules, grub, iptables as ipt, journald, mounts,
-    nftables as nft, packages, pam as stack, rpmdb, rsyslog, sshd, sudoers, Facts,
+    self, account_defaults, aide, audit as audit_rules, grub, iptables as ipt, journald, limits,
+    mounts, nftables as nft, packages, pam as stack, rpmdb, rsyslog, sshd, sudoers, Facts,
 };
 
 /// One fuzz target: its name (the file name under `fuzz/fuzz_targets/` and the
@@ -91,6 +93,10 @@ pub const TARGETS: &[Target] = &[
     Target {
         name: "rsyslog",
         run: rsyslog_conf,
+    },
+    Target {
+        name: "pam_limits",
+        run: pam_limits,
     },
     Target {
         name: "os_release",
@@ -408,6 +414,57 @@ pub fn rsyslog_conf(data: &[u8]) {
     });
     with_root(&files, false, |facts| {
         let _ = rsyslog::rsyslog(facts);
+    });
+}
+
+/// The accounts every pam_limits input is judged for: root, two users (one a member
+/// of a supplementary group) and a system account.
+const LIMITS_PASSWD: &str = "root:x:0:0::/root:/bin/sh\nann:x:1000:1000::/home/ann:/bin/sh\n\
+    bob:x:1001:50::/home/bob:/bin/sh\nsys:x:100:65534::/:/usr/sbin/nologin\n";
+const LIMITS_GROUP: &str = "root:x:0:\nstaff:x:50:ann\nann:x:1000:\nnogroup:x:65534:\n";
+
+/// pam_limits: /etc/security/limits.conf (first part) and
+/// /etc/security/limits.d/N.conf, with a fixed /etc/passwd and /etc/group. The
+/// parser, then the configuration as the module reads it, each account's core limit
+/// and the ids at the edges, and the `sysctl.core_limit` verdict with what
+/// `rampart-agent facts limits` prints.
+pub fn pam_limits(data: &[u8]) {
+    let mut lines = Vec::new();
+    limits::parse(&text(data), limits::CONF, &mut lines);
+    let mut files = files(data, 4, limits::CONF, |i| {
+        format!("{}/{i}.conf", limits::DIR)
+    });
+    files.push(("/etc/passwd".into(), LIMITS_PASSWD.as_bytes()));
+    files.push(("/etc/group".into(), LIMITS_GROUP.as_bytes()));
+    with_root(&files, false, |facts| {
+        let Ok(config) = limits::pam_limits(facts) else {
+            return;
+        };
+        let acc = accounts(facts).map_or_else(|_| Accounts::default(), |a| (*a).clone());
+        let mut who: Vec<(&str, u32, u32)> = acc
+            .users
+            .iter()
+            .map(|u| (u.name.as_str(), u.uid, u.gid))
+            .collect();
+        who.extend([
+            ("", u32::MAX, u32::MAX),
+            ("", u32::MAX - 1, 0),
+            ("x", 0, u32::MAX),
+        ]);
+        for (name, uid, gid) in who {
+            let l = limits::evaluate(
+                &config,
+                &limits::Who {
+                    name,
+                    uid,
+                    gid,
+                    acc: &acc,
+                },
+            );
+            assert!(!l.how.is_empty(), "no reason given for {name}'s limit");
+        }
+        let _ = core_limit::core_limit(facts);
+        let _ = core_limit::facts(facts, &[]);
     });
 }
 

@@ -1,6 +1,10 @@
 //! auditd.conf: auditd's defaults and the settings rules.
 
-use super::*;
+use super::ConfRequirement;
+use crate::facts::accounts::accounts;
+use crate::facts::auditd_conf::{auditd_conf, AUDITD_CONF};
+use crate::facts::{FactError, Facts};
+use crate::model::Outcome;
 
 /// auditd's built-in values for the keys the benchmark names.
 pub(super) fn auditd_default(key: &str) -> Option<&'static str> {

@@ -1,6 +1,18 @@
 //! Privileged programs covered by audit rules, audit log file permissions, and AIDE's coverage of the audit tools.
 
-use super::*;
+use super::conf::{auditd_value, judge_setting};
+use super::rules::{find, Found, Requirement};
+use super::{atoms_of, rules_or_fail, ConfRequirement, LogTarget, NOT_LOADED};
+use crate::checks::common::{describe_meta, judge_meta, MAX_LISTED};
+use crate::facts::account_defaults::uid_min_kv;
+use crate::facts::accounts::accounts;
+use crate::facts::aide;
+use crate::facts::auditd_conf::AUDITD_CONF;
+use crate::facts::mounts::{self, Mount};
+use crate::facts::packages::packages;
+use crate::facts::walk::walk;
+use crate::facts::{FactError, Facts, FileKind, FileMeta};
+use crate::model::Outcome;
 
 // ---------------------------------------------------------------------------
 // Privileged commands
@@ -48,7 +60,7 @@ pub(super) fn privileged(facts: &Facts, filters: &[String]) -> Result<Outcome, F
         Ok(s) => s,
         Err(o) => return Ok(o),
     };
-    let min = uid_min(facts)?;
+    let min = uid_min_kv(facts)?;
     let mut bad = Vec::new();
     let mut covered = 0;
     for f in &files {
@@ -161,7 +173,7 @@ pub(super) fn log_files(
     };
     match target {
         LogTarget::Directory => {
-            let b = judge(&dmeta, max, owner, group, acc);
+            let b = judge_meta(&dmeta, max, owner, group, acc);
             if b.is_empty() {
                 good.push(describe_meta(&dmeta, acc));
             }
@@ -176,7 +188,7 @@ pub(super) fn log_files(
                 )));
             }
             for m in &files {
-                let b = judge(m, max, owner, group, acc);
+                let b = judge_meta(m, max, owner, group, acc);
                 if b.is_empty() {
                     good.push(describe_meta(m, acc));
                 }

@@ -1,6 +1,9 @@
 //! sudo's log file: the last global `Defaults logfile=` across sudoers and its includes.
 
-use super::*;
+use super::judge_requirements;
+use super::rules::Requirement;
+use crate::facts::{FactError, Facts};
+use crate::model::Outcome;
 
 // ---------------------------------------------------------------------------
 // sudo's log file

@@ -1,6 +1,11 @@
 //! World-writable and unowned files, from the shared filesystem walk.
 
-use super::*;
+use super::files::mount_table;
+use super::WalkScope;
+use crate::checks::common::MAX_LISTED;
+use crate::facts::walk::walk;
+use crate::facts::{FactError, Facts};
+use crate::model::{Outcome, Status};
 
 // ---------------------------------------------------------------------------
 // Filesystem walk: world-writable and unowned files

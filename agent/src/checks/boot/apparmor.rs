@@ -1,6 +1,11 @@
 //! AppArmor: installed, enabled at boot, profiles enforcing.
 
-use super::*;
+use std::collections::BTreeSet;
+
+use crate::facts::packages::packages;
+use crate::facts::units::unit;
+use crate::facts::{strip_comment, FactError, Facts, FileKind};
+use crate::model::Outcome;
 
 // ---------------------------------------------------------------------------------
 // AppArmor

@@ -1,6 +1,9 @@
 //! Login banners: /etc/motd, /etc/issue and /etc/issue.net.
 
-use super::*;
+use std::collections::BTreeSet;
+
+use crate::facts::{strip_comment, FactError, Facts, FileKind};
+use crate::model::Outcome;
 
 // ---------------------------------------------------------------------------------
 // Banners

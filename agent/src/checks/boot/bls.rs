@@ -3,13 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use super::*;
-use crate::facts::bootargs::{
-    bls_entries, default_grub_cmdline, expand_options, grubenv, param_in, BootEntry, BLS_DIR,
-};
-
-/// RHEL 9's and Amazon Linux 2023's generated GRUB configuration.
-pub const GRUB2_CFG: &str = "/boot/grub2/grub.cfg";
+use super::grub::{grub_password, no_grub};
+use crate::facts::bootargs::{boot_entries, default_grub_cmdline, param_in, BLS_DIR, GRUB2_CFG};
+use crate::facts::grub::{grub_words, parse_grub};
+use crate::facts::{strip_comment, FactError, Facts};
+use crate::model::{Outcome, Status};
 
 /// What the arguments of one entry lack or carry against the wanted ones.
 fn problems(
@@ -52,33 +50,6 @@ fn wanted(required: &[String], min: &BTreeMap<String, u64>, forbidden: &[String]
     w.join(", ")
 }
 
-/// The boot entries GRUB 2 on RHEL-family systems boots, and where they were read: BLS
-/// entries, else the kernel lines of /boot/grub2/grub.cfg; none when neither exists.
-pub fn entries(facts: &Facts) -> Result<(Vec<BootEntry>, String), FactError> {
-    let bls = bls_entries(facts)?;
-    if !bls.is_empty() {
-        return Ok((bls, format!("{BLS_DIR}/*.conf")));
-    }
-    let Some(cfg) = grub_config(facts, GRUB2_CFG)? else {
-        return Ok((Vec::new(), String::new()));
-    };
-    let env = grubenv(facts)?;
-    let out = cfg
-        .kernels
-        .iter()
-        .map(|k| {
-            let (args, unset_vars) = expand_options(&k.args[1.min(k.args.len())..], &env);
-            BootEntry {
-                source: k.source.clone(),
-                title: k.args.first().cloned().unwrap_or_default(),
-                args,
-                unset_vars,
-            }
-        })
-        .collect();
-    Ok((out, GRUB2_CFG.to_string()))
-}
-
 pub(super) fn kernel_args(
     facts: &Facts,
     required: &[String],
@@ -86,7 +57,7 @@ pub(super) fn kernel_args(
     forbidden: &[String],
 ) -> Result<Outcome, FactError> {
     let want = wanted(required, min, forbidden);
-    let (entries, origin) = entries(facts)?;
+    let (entries, origin) = boot_entries(facts)?;
     let mut failures = Vec::new();
     let mut found = Vec::new();
     if entries.is_empty() {

@@ -1,7 +1,10 @@
 //! GRUB: its password and the kernel parameters of the generated configuration.
 
-use super::*;
-use crate::facts::grub::grub_config;
+use std::collections::BTreeSet;
+
+use crate::facts::grub::{grub_config, grub_words};
+use crate::facts::{FactError, Facts};
+use crate::model::Outcome;
 
 pub(super) fn no_grub(path: &str) -> Outcome {
     Outcome::not_applicable(format!(

@@ -1,8 +1,11 @@
 //! firewalld (RHEL and Amazon Linux): which of firewalld and nftables is the firewall
 //! utility in use, and firewalld's persisted zones ([`crate::facts::firewalld`]).
 
-use super::*;
+use super::ipv6_enabled;
+use crate::facts::firewall::{detection, Firewall};
 use crate::facts::firewalld::{self as fwd, RichRule, Zone};
+use crate::facts::{FactError, Facts};
+use crate::model::{Outcome, Status};
 
 const FIREWALLD_NOTE: &str =
     "judged firewalld's permanent configuration (/etc/firewalld over /usr/lib/firewalld); \

@@ -1,7 +1,13 @@
 //! iptables and ip6tables rules as iptables-persistent restores them.
 
-use super::*;
-use crate::facts::KeyedFact;
+use std::sync::Arc;
+
+use super::ufw::{judge_ports, judge_rule, open_ports};
+use super::{IpFamily, PERSISTED_NOTE};
+use crate::facts::iptables as ipt;
+use crate::facts::sockets::{listeners, Listener, Proto};
+use crate::facts::{FactError, Facts};
+use crate::model::Outcome;
 
 // ---------------------------------------------------------------------------
 // iptables (iptables-persistent)
@@ -9,8 +15,8 @@ use crate::facts::KeyedFact;
 
 pub(super) fn ipt_file(family: IpFamily) -> &'static str {
     match family {
-        IpFamily::Ipv4 => IPT_RULES_V4,
-        IpFamily::Ipv6 => IPT_RULES_V6,
+        IpFamily::Ipv4 => ipt::RULES_V4,
+        IpFamily::Ipv6 => ipt::RULES_V6,
     }
 }
 
@@ -20,8 +26,7 @@ pub(super) fn ipt_rules(
     family: IpFamily,
 ) -> Result<Result<Arc<ipt::Ruleset>, Outcome>, FactError> {
     let path = ipt_file(family);
-    let rs = facts.get_keyed::<IptRules>(path)?;
-    match rs.as_ref() {
+    match ipt::rules_file(facts, path)? {
         None => Ok(Err(Outcome::fail(format!(
             "{path} not found: no {} rules are restored at boot, so every chain accepts",
             if family == IpFamily::Ipv4 {
@@ -30,18 +35,7 @@ pub(super) fn ipt_rules(
                 "IPv6"
             }
         )))),
-        Some(rs) => Ok(Ok(rs.clone())),
-    }
-}
-
-/// The iptables-persistent rules file at a path, parsed (`None` when missing), as a fact.
-struct IptRules;
-
-impl KeyedFact for IptRules {
-    type Key = str;
-    type Value = Option<Arc<ipt::Ruleset>>;
-    fn read(facts: &Facts, path: &str) -> Result<Self::Value, FactError> {
-        Ok(facts.read(path)?.map(|t| Arc::new(ipt::parse(&t, path))))
+        Some(rs) => Ok(Ok(rs)),
     }
 }
 

@@ -1,18 +1,21 @@
 //! nftables rules: judged from the persisted ruleset the service loads at boot.
 
-use super::*;
+use std::sync::Arc;
+
+use super::ufw::{judge_ports, open_ports};
+use super::{ipv6_enabled, PERSISTED_NOTE};
+use crate::facts::nftables as nft;
+use crate::facts::sockets::{listeners, Proto};
+use crate::facts::{FactError, Facts};
+use crate::model::{Outcome, Status};
 
 // ---------------------------------------------------------------------------
 // nftables
 // ---------------------------------------------------------------------------
 
-pub(super) fn nft_ruleset(facts: &Facts) -> Result<Arc<nft::Ruleset>, FactError> {
-    facts.get::<nft::Ruleset>()
-}
-
 /// The ruleset, or a failing outcome when its file is missing.
 pub(super) fn nft_or_fail(facts: &Facts) -> Result<Result<Arc<nft::Ruleset>, Outcome>, FactError> {
-    let r = nft_ruleset(facts)?;
+    let r = nft::ruleset(facts)?;
     if !r.main_found {
         return Ok(Err(Outcome::fail(format!(
             "{} not found: nftables.service loads no rules at boot",

@@ -1,65 +1,22 @@
 //! ufw: its switches, default policies and the rules it persists.
 
-use super::*;
-use crate::facts::Fact;
+use super::{ipv6_enabled, PERSISTED_NOTE};
+use crate::facts::iptables as ipt;
+use crate::facts::sockets::{listeners, Listener, Proto};
+use crate::facts::sysctl;
+use crate::facts::ufw::{self as ufw_conf, UFW_CONF, UFW_DEFAULTS};
+use crate::facts::units::unit;
+use crate::facts::{FactError, Facts};
+use crate::model::Outcome;
 
 // ---------------------------------------------------------------------------
 // ufw
 // ---------------------------------------------------------------------------
 
-pub(super) fn ufw_setting(
-    facts: &Facts,
-    path: &str,
-    key: &str,
-) -> Result<Option<Setting>, FactError> {
-    let Some(text) = facts.read(path)? else {
-        return Ok(None);
-    };
-    let s = kv::parse(&text, path, kv::Separator::Equals);
-    Ok(kv::last(&s, key, false).cloned())
-}
-
-/// ufw's IPv4 and IPv6 rulesets, and the files read.
-pub(super) type UfwRules = (ipt::Ruleset, ipt::Ruleset, Vec<String>);
-
-/// ufw's rules files: (IPv4 ruleset, IPv6 ruleset, files read).
-pub(super) fn ufw_rules(facts: &Facts) -> Result<Arc<UfwRules>, FactError> {
-    facts.get::<UfwRulesFact>()
-}
-
-/// ufw's rules files, as a fact.
-pub(super) struct UfwRulesFact;
-
-impl Fact for UfwRulesFact {
-    type Value = UfwRules;
-    fn read(facts: &Facts) -> Result<UfwRules, FactError> {
-        let mut read = Vec::new();
-        let mut load = |names: [&str; 3]| -> Result<ipt::Ruleset, FactError> {
-            let mut rs = ipt::Ruleset::default();
-            for n in names {
-                for dir in ["/etc/ufw", "/lib/ufw"] {
-                    let p = format!("{dir}/{n}");
-                    if let Some(t) = facts.read(&p)? {
-                        let part = ipt::parse(&t, &p);
-                        rs.chains.extend(part.chains);
-                        rs.rules.extend(part.rules);
-                        read.push(p);
-                        break;
-                    }
-                }
-            }
-            Ok(rs)
-        };
-        let v4 = load(["before.rules", "user.rules", "after.rules"])?;
-        let v6 = load(["before6.rules", "user6.rules", "after6.rules"])?;
-        Ok((v4, v6, read))
-    }
-}
-
 pub(super) fn ufw_enabled(facts: &Facts) -> Result<Outcome, FactError> {
     let mut failures = Vec::new();
     let mut found = Vec::new();
-    match ufw_setting(facts, UFW_CONF, "ENABLED")? {
+    match ufw_conf::setting(facts, UFW_CONF, "ENABLED")? {
         Some(s) if s.value.eq_ignore_ascii_case("yes") => found.push(s.describe()),
         Some(s) => failures.push(format!("{}: ufw is not enabled", s.describe())),
         None => failures.push(format!("{UFW_CONF}: ENABLED not set; default no")),
@@ -84,7 +41,7 @@ pub(super) fn ufw_default_deny(facts: &Facts) -> Result<Outcome, FactError> {
         ("DEFAULT_INPUT_POLICY", "incoming"),
         ("DEFAULT_OUTPUT_POLICY", "outgoing"),
     ] {
-        match ufw_setting(facts, UFW_DEFAULTS, key)? {
+        match ufw_conf::setting(facts, UFW_DEFAULTS, key)? {
             Some(s) if deny(&s.value) => found.push(s.describe()),
             Some(s) => failures.push(format!(
                 "{}: {what} traffic is allowed by default",
@@ -93,7 +50,7 @@ pub(super) fn ufw_default_deny(facts: &Facts) -> Result<Outcome, FactError> {
             None => failures.push(format!("{UFW_DEFAULTS}: {key} not set")),
         }
     }
-    match ufw_setting(facts, UFW_DEFAULTS, "DEFAULT_FORWARD_POLICY")? {
+    match ufw_conf::setting(facts, UFW_DEFAULTS, "DEFAULT_FORWARD_POLICY")? {
         Some(s) if deny(&s.value) => found.push(s.describe()),
         Some(s) => {
             let (routing, why) = ip_forwarding(facts)?;
@@ -113,7 +70,7 @@ pub(super) fn ufw_default_deny(facts: &Facts) -> Result<Outcome, FactError> {
     }
     let (v6, why) = ipv6_enabled(facts)?;
     if v6 {
-        match ufw_setting(facts, UFW_DEFAULTS, "IPV6")? {
+        match ufw_conf::setting(facts, UFW_DEFAULTS, "IPV6")? {
             Some(s) if s.value.eq_ignore_ascii_case("no") => failures.push(format!(
                 "{}: ufw leaves IPv6 unfiltered while {why}",
                 s.describe()
@@ -147,7 +104,7 @@ pub(super) fn ip_forwarding(facts: &Facts) -> Result<(bool, String), FactError> 
     let mut lines = Vec::new();
     let mut on = false;
     for key in KEYS {
-        let (value, note) = crate::checks::sysctl::boot_value(facts, key)?;
+        let (value, note) = sysctl::boot_value(facts, key)?;
         if let sysctl::Persisted::Set { value, source, .. } = value {
             on |= is_on(&value);
             lines.push(format!("{source}: {key} = {value}"));
@@ -166,7 +123,7 @@ pub(super) const UFW6_IN: [&str; 2] = ["ufw6-before-input", "ufw6-user-input"];
 pub(super) const UFW6_OUT: [&str; 2] = ["ufw6-before-output", "ufw6-user-output"];
 
 pub(super) fn ufw_loopback(facts: &Facts) -> Result<Outcome, FactError> {
-    let rules = ufw_rules(facts)?;
+    let rules = ufw_conf::rules(facts)?;
     let (v4, v6, read) = &*rules;
     let mut failures = Vec::new();
     let mut found = Vec::new();
@@ -176,7 +133,7 @@ pub(super) fn ufw_loopback(facts: &Facts) -> Result<Outcome, FactError> {
     let (v6_on, why) = ipv6_enabled(facts)?;
     let mut families = vec![("IPv4", v4, UFW_IN, UFW_OUT, "127.0.0.0/8")];
     if v6_on {
-        if ufw_setting(facts, UFW_DEFAULTS, "IPV6")?
+        if ufw_conf::setting(facts, UFW_DEFAULTS, "IPV6")?
             .is_some_and(|s| s.value.eq_ignore_ascii_case("no"))
         {
             failures.push(format!(
@@ -289,7 +246,7 @@ pub(super) fn judge_ports(
 }
 
 pub(super) fn ufw_open_ports(facts: &Facts) -> Result<Outcome, FactError> {
-    let rules = ufw_rules(facts)?;
+    let rules = ufw_conf::rules(facts)?;
     let (v4, v6, _) = &*rules;
     let ls = listeners(facts)?;
     let chains = [UFW_IN[0], UFW_IN[1], UFW6_IN[0], UFW6_IN[1]];

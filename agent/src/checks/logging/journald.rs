@@ -1,6 +1,12 @@
 //! journald: its configuration with drop-ins, upload and forwarding.
 
-use super::*;
+use serde::Deserialize;
+
+use crate::facts::journald::{journald_settings, parse_bool, parse_size, parse_unit_ini};
+use crate::facts::kv::{self, Setting};
+use crate::facts::packages::packages;
+use crate::facts::{FactError, Facts, FileKind};
+use crate::model::{Outcome, Status};
 
 // ---------------------------------------------------------------------------
 // journald

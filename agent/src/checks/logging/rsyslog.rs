@@ -1,6 +1,9 @@
 //! rsyslog: the modes of the files it writes, and remote logging.
 
-use super::*;
+use crate::checks::common::parse_mode;
+use crate::facts::rsyslog::{legacy_directive, rainer_object, rsyslog};
+use crate::facts::{FactError, Facts};
+use crate::model::{Outcome, Status};
 
 pub(super) fn rsyslog_file_mode(facts: &Facts, max: u32) -> Result<Outcome, FactError> {
     let r = rsyslog(facts)?;
@@ -53,7 +56,7 @@ pub(super) fn rsyslog_file_mode(facts: &Facts, max: u32) -> Result<Outcome, Fact
     let mut good = Vec::new();
     let mut covered = false;
     for (src, mode, text, global) in found {
-        match crate::checks::file::parse_mode(&mode) {
+        match parse_mode(&mode) {
             Ok(m) if m & !max == 0 => {
                 covered |= global;
                 let scope = if global { "" } else { " (this action only)" };

@@ -1,6 +1,11 @@
 //! Permissions of the files under /var/log.
 
-use super::*;
+use crate::checks::common::MAX_LISTED;
+use crate::facts::account_defaults::uid_min_kv;
+use crate::facts::accounts::{accounts, Accounts};
+use crate::facts::walk::walk;
+use crate::facts::{FactError, Facts, FileKind, FileMeta};
+use crate::model::{Outcome, Status};
 
 // ---------------------------------------------------------------------------
 // /var/log permissions
@@ -47,20 +52,6 @@ pub fn var_log_class(name: &str) -> Allowance {
     }
 }
 
-/// UID_MIN from /etc/login.defs (last setting wins; default 1000), read with the
-/// generic `KEY VALUE` parser: unlike [`crate::facts::account_defaults::uid_min`],
-/// which reads the file as the shadow suite does, a `#` after the value starts a
-/// comment here (`UID_MIN 500 # local` reads 500, not the default).
-pub fn uid_min(facts: &Facts) -> Result<u32, FactError> {
-    let Some(text) = facts.read("/etc/login.defs")? else {
-        return Ok(1000);
-    };
-    let s = kv::parse(&text, "/etc/login.defs", Separator::Whitespace);
-    Ok(kv::last(&s, "UID_MIN", false)
-        .and_then(|s| s.value.parse().ok())
-        .unwrap_or(1000))
-}
-
 /// Judges one file; returns the reasons it is outside its allowance.
 pub(super) fn judge_log_file(m: &FileMeta, acc: &Accounts, uid_min: u32) -> Vec<String> {
     let name = m.path.rsplit('/').next().unwrap_or("");
@@ -100,12 +91,9 @@ pub(super) fn judge_log_file(m: &FileMeta, acc: &Accounts, uid_min: u32) -> Vec<
     bad
 }
 
-/// Evidence lines listed in full before the rest is counted.
-pub const MAX_LISTED: usize = 50;
-
 pub(super) fn var_log_perms(facts: &Facts) -> Result<Outcome, FactError> {
     let acc = accounts(facts)?;
-    let min = uid_min(facts)?;
+    let min = uid_min_kv(facts)?;
     let w = walk(facts)?;
     let mut files: Vec<&FileMeta> = w
         .var_log
@@ -158,29 +146,4 @@ pub(super) fn var_log_perms(facts: &Facts) -> Result<Outcome, FactError> {
         },
         ev,
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The two UID_MIN readers differ on a comment after the value; this check keeps
-    /// its own reading until a fixture shows which one the benchmark wants.
-    #[test]
-    fn uid_min_drops_a_trailing_comment_unlike_the_shadow_reader() {
-        let t = crate::checks::test_tree(&[("/etc/login.defs", "UID_MIN 500 # local\n")], &[]);
-        let facts = Facts::new(t.path(), false);
-        assert_eq!(uid_min(&facts).unwrap(), 500);
-        assert_eq!(
-            crate::facts::account_defaults::uid_min(&facts).unwrap(),
-            1000
-        );
-        let t = crate::checks::test_tree(&[("/etc/login.defs", "UID_MIN\t600\n")], &[]);
-        let facts = Facts::new(t.path(), false);
-        assert_eq!(uid_min(&facts).unwrap(), 600);
-        assert_eq!(
-            crate::facts::account_defaults::uid_min(&facts).unwrap(),
-            600
-        );
-    }
 }

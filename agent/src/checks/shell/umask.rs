@@ -1,7 +1,11 @@
 //! The default umask: what login.defs, pam_umask and the system shell start-up files
 //! set, and `umask` commands in given files.
 
-use super::*;
+use super::system_shell_files;
+use crate::facts::pam::stack;
+use crate::facts::shell::{commands, literal, Cond};
+use crate::facts::{kv, FactError, Facts};
+use crate::model::Outcome;
 
 /// A umask setting found somewhere.
 struct UmaskSetting {

@@ -2,7 +2,7 @@
 //! and public, with their ownership and modes judged against the check's table.
 
 use super::{FileSet, ModeRule};
-use crate::checks::file::{describe_meta, parse_mode};
+use crate::checks::common::{describe_meta, id_allowed, parse_mode};
 use crate::facts::accounts::accounts;
 use crate::facts::sshd::{self as config, glob_in_root, SshdConfig};
 use crate::facts::{FactError, Facts, FileKind, FileMeta};
@@ -164,12 +164,10 @@ pub(super) fn files(
             None => (m.uid.to_string(), m.gid.to_string()),
         };
         let mut bad = Vec::new();
-        if !crate::checks::file::id_allowed(owner, m.uid, &user) {
+        if !id_allowed(owner, m.uid, &user) {
             bad.push(format!("owner is not {}", owner.join(" or ")));
         }
-        let group_ok = rules
-            .iter()
-            .find(|(g, _)| crate::checks::file::id_allowed(g, m.gid, &group));
+        let group_ok = rules.iter().find(|(g, _)| id_allowed(g, m.gid, &group));
         match group_ok {
             None => bad.push(format!(
                 "group is not {}",

@@ -8,6 +8,7 @@
 
 use serde::Deserialize;
 
+use crate::facts::chrony::Layout;
 use crate::facts::packages::packages;
 use crate::facts::units::{unit, UnitState};
 use crate::facts::{FactError, Facts};
@@ -16,7 +17,6 @@ use crate::model::{Outcome, Status};
 mod chrony;
 mod timesyncd;
 
-pub use chrony::{chrony_config, effective_uid, ChronyConfig, Directive};
 use chrony::{chrony_sources, chrony_user};
 use timesyncd::timesyncd_servers;
 pub use timesyncd::{timesyncd_lists, timesyncd_settings, TimesyncdServers};
@@ -40,43 +40,6 @@ impl Daemon {
         match self {
             Daemon::Chrony => "chrony",
             Daemon::Timesyncd => "systemd-timesyncd",
-        }
-    }
-}
-
-/// Where chrony keeps its files: Debian's layout (the default) or the one of RHEL,
-/// its rebuilds and Amazon Linux.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Layout {
-    /// /etc/chrony/chrony.conf, `DAEMON_OPTS` in /etc/default/chrony, chrony.service,
-    /// user `_chrony`.
-    #[default]
-    Debian,
-    /// /etc/chrony.conf, `OPTIONS` in /etc/sysconfig/chronyd, chronyd.service, user
-    /// `chrony`; judged whenever the chrony package is installed.
-    Rhel,
-}
-
-impl Layout {
-    fn main(self) -> &'static str {
-        match self {
-            Layout::Debian => "/etc/chrony/chrony.conf",
-            Layout::Rhel => "/etc/chrony.conf",
-        }
-    }
-    /// The file of daemon options, and the variable holding them.
-    fn options(self) -> (&'static str, &'static str) {
-        match self {
-            Layout::Debian => ("/etc/default/chrony", "DAEMON_OPTS"),
-            Layout::Rhel => ("/etc/sysconfig/chronyd", "OPTIONS"),
-        }
-    }
-    /// The user chronyd drops to when the configuration names none (built in).
-    fn default_user(self) -> &'static str {
-        match self {
-            Layout::Debian => "_chrony",
-            Layout::Rhel => "chrony",
         }
     }
 }

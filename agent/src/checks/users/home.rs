@@ -1,6 +1,9 @@
 //! Home directories of interactive users and the dot files in them.
 
-use super::*;
+use super::{cap, interactive_users, valid_shells};
+use crate::facts::accounts::accounts;
+use crate::facts::{FactError, Facts, FileKind};
+use crate::model::{Outcome, Status};
 
 pub(super) fn home_dirs(facts: &Facts, max: u32) -> Result<Outcome, FactError> {
     let acc = accounts(facts)?;

@@ -10,21 +10,19 @@ mod home;
 mod shadow;
 mod sudo;
 use accounts::{group_empty, id_zero, primary_gid, primary_groups_exist, system_shells, unique};
-use home::*;
+use home::{dot_files, home_dirs};
 use shadow::{
     login_defs, nologin_locked, passwd_shadowed, root_password, shadow_field, shadow_no_empty,
     shadow_no_future_change, useradd_default_check,
 };
-use sudo::*;
+use sudo::{sudo_defaults, sudo_missing, sudo_no_tag, sudo_timeout};
 
 use serde::Deserialize;
 
-use crate::checks::file::parse_mode;
+use crate::checks::common::parse_mode;
 use crate::facts::accounts::{accounts, is_nologin, shells, Accounts, User};
-use crate::facts::packages::packages;
-use crate::facts::sudoers::{self, sudoers, Op};
-use crate::facts::{FactError, Facts, FileKind};
-use crate::model::{Outcome, Status};
+use crate::facts::{FactError, Facts};
+use crate::model::Outcome;
 
 /// Most evidence lines listed for one finding kind before summarising.
 const MAX_LINES: usize = 50;

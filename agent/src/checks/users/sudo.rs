@@ -1,6 +1,10 @@
 //! sudo: installed, and the Defaults that must be set (use_pty, logfile, timestamp_timeout).
 
-use super::*;
+use super::{cap, Want};
+use crate::facts::packages::packages;
+use crate::facts::sudoers::{self, sudoers, Op};
+use crate::facts::{FactError, Facts};
+use crate::model::{Outcome, Status};
 
 pub(super) fn sudo_missing(facts: &Facts) -> Result<Option<Outcome>, FactError> {
     let pk = packages(facts)?;

@@ -1,8 +1,10 @@
 //! User and group checks on fixture trees.
 
 use super::shadow::{date_of, today_days};
+use super::sudo::has_tag;
 use super::*;
 use crate::facts::account_defaults::parse_login_defs;
+use crate::model::Status;
 
 fn root_with(files: &[(&str, &str)]) -> tempfile::TempDir {
     crate::checks::test_tree(files, &[])

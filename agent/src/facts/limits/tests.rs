@@ -1,7 +1,7 @@
 //! Unit tests of the pam_limits reader: C's number parsing and the precedence rules.
 
 use super::*;
-use crate::facts::accounts::Group;
+use crate::facts::accounts::User;
 
 fn acc() -> Accounts {
     let user = |name: &str, uid, gid| User {
@@ -93,4 +93,114 @@ fn precedence_follows_pam_limits() {
         limit("% hard core 3\n%staff hard core 3\n", "ann"),
         (None, None)
     );
+}
+
+/// Every pair of hostile fragments, as domains, types, items and values: the reader
+/// and the precedence rules never panic, and every limit says why.
+#[test]
+fn garbage_never_panics() {
+    use crate::checks::NASTY_INPUTS as NASTY;
+    let a = acc();
+    for x in NASTY {
+        for y in NASTY {
+            let text = format!(
+                "{x} {y}\n{y}\t{x} core {x}\n@{x}:{y} hard core {y}\n{x}: - core {y}\n%{y} -\n{x}{y}"
+            );
+            let mut c = Config::default();
+            parse(&text, "/l", &mut c.lines);
+            let _ = parse_range(x);
+            let _ = parse_range(&format!("{x}:{y}"));
+            let _ = value_of(y);
+            for u in &a.users {
+                let l = evaluate(
+                    &c,
+                    &Who {
+                        name: &u.name,
+                        uid: u.uid,
+                        gid: u.gid,
+                        acc: &a,
+                    },
+                );
+                assert!(!l.how.is_empty(), "{text:?}");
+            }
+        }
+    }
+}
+
+/// Random lines made of the characters limits files are made of (digits, `:`, `@`,
+/// `%`, `*`, `-`, `#`, blanks, the words pam_limits reads): nothing panics and
+/// every limit says why.
+#[test]
+fn random_lines_never_panic() {
+    const PIECES: &[&str] = &[
+        "0",
+        "1",
+        "9",
+        "4294967295",
+        "4294967296",
+        "18446744073709551616",
+        "-",
+        "-1",
+        "+",
+        ":",
+        "@",
+        "%",
+        "*",
+        "#",
+        " ",
+        "\t",
+        "\n",
+        "\r",
+        "\x0b",
+        "core",
+        "hard",
+        "soft",
+        "HARD",
+        "unlimited",
+        "infinity",
+        "root",
+        "ann",
+        "staff",
+        "@staff",
+        "0x10",
+        "1e3",
+        "é",
+        "\0",
+    ];
+    let a = acc();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for _ in 0..5_000 {
+        let n = 1 + next() % 24;
+        let text: String = (0..n)
+            .map(|_| PIECES[(next() % PIECES.len() as u64) as usize])
+            .collect();
+        let mut c = Config::default();
+        parse(&text, "/l", &mut c.lines);
+        for word in text.split_whitespace() {
+            let _ = parse_range(word);
+            let _ = value_of(word);
+        }
+        for (name, uid, gid) in [
+            ("root", 0, 0),
+            ("ann", 1000, 1000),
+            ("", u32::MAX, u32::MAX),
+        ] {
+            let l = evaluate(
+                &c,
+                &Who {
+                    name,
+                    uid,
+                    gid,
+                    acc: &a,
+                },
+            );
+            assert!(!l.how.is_empty(), "{text:?}");
+        }
+    }
 }
