@@ -19,6 +19,19 @@ use crate::model::Outcome;
 /// The uid and gid of the account that stands for those not listed locally.
 const OTHER_ID: u32 = u32::MAX - 1;
 
+/// root, as the account named on `line` of /etc/passwd.
+fn root_user(line: usize) -> User {
+    User {
+        name: "root".into(),
+        password: String::new(),
+        uid: 0,
+        gid: 0,
+        home: "/root".into(),
+        shell: "/bin/sh".into(),
+        line,
+    }
+}
+
 /// The accounts judged: /etc/passwd's (the first entry of a name), or root alone
 /// when the account databases cannot be read.
 fn local_accounts(facts: &Facts) -> (Accounts, Option<String>) {
@@ -26,15 +39,7 @@ fn local_accounts(facts: &Facts) -> (Accounts, Option<String>) {
         Ok(a) => ((**a).clone(), None),
         Err(e) => {
             let mut a = Accounts::default();
-            a.users.push(User {
-                name: "root".into(),
-                password: String::new(),
-                uid: 0,
-                gid: 0,
-                home: "/root".into(),
-                shell: "/bin/sh".into(),
-                line: 0,
-            });
+            a.users.push(root_user(0));
             (a, Some(format!("{e}: only root judged by name")))
         }
     }
@@ -269,15 +274,7 @@ mod tests {
     #[test]
     fn unlisted_risks_survive_garbage() {
         let mut acc = Accounts::default();
-        acc.users.push(User {
-            name: "root".into(),
-            password: String::new(),
-            uid: 0,
-            gid: 0,
-            home: "/root".into(),
-            shell: "/bin/sh".into(),
-            line: 1,
-        });
+        acc.users.push(root_user(1));
         for x in NASTY
             .iter()
             .chain(&["5:1", ":0", "0:", "@4294967295:", "@:0", "1:4294967295"])
