@@ -5,6 +5,7 @@
 //! profile that generates the stacks on RHEL and Amazon Linux (see [`authselect`]).
 
 pub mod authselect;
+pub mod inspect;
 pub mod options;
 
 use serde::Deserialize;
