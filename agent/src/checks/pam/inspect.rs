@@ -69,11 +69,7 @@ fn has_pam(c: &Check) -> bool {
 }
 
 /// The PAM facts of a root for `services`, judged by the rules of `benchmark`.
-pub fn facts(
-    facts: &Facts,
-    services: &[String],
-    benchmark: &str,
-) -> Result<PamFacts, AgentError> {
+pub fn facts(facts: &Facts, services: &[String], benchmark: &str) -> Result<PamFacts, AgentError> {
     let mut out = PamFacts {
         services: BTreeMap::new(),
         verdicts: BTreeMap::new(),
