@@ -9,14 +9,16 @@
 //!   (when her right password authenticates at all);
 //! - `pam_faillock_enabled` and `faillock_even_deny_root` do not pass when alice,
 //!   or root, is never locked although every deny the agent reads is at most 6;
-//! - `pam_pwhistory_enabled` passes exactly when pam_pwhistory saves alice's old
+//! - where the account's password change writes a new hash (a stack that lets no
+//!   change through lets no old password back, nor a weak one in):
+//!   `pam_pwhistory_enabled` passes exactly when pam_pwhistory saves alice's old
 //!   password; `pwhistory_remember` exactly when it keeps at least 24;
 //!   `pwhistory_enforce_for_root` exactly when it saves root's;
-//! - `pam_unix_strong_hash` passes exactly when a password change writes a yescrypt
-//!   or SHA-512 hash (when a change succeeds at all);
+//!   `pam_unix_strong_hash` exactly when alice's new hash is yescrypt or SHA-512;
 //! - `pam_unix_no_nullok` does not pass when an empty password authenticates;
 //! - `pam_pwquality_enabled` and every `pwquality_*` rule fail when the root has no
-//!   pam_pwquality.so (the Debian 12 test root does not install libpam-pwquality).
+//!   pam_pwquality.so (the Debian 12 test root does not install libpam-pwquality)
+//!   and alice's password change succeeds.
 //!
 //! Failing where PAM would not enforce (the agent stricter: nullok on a line never
 //! reached, a missing module the agent does not notice) is counted apart.
@@ -139,8 +141,11 @@ fn compare(t: &Truth, a: &Answer, pwquality_installed: bool) -> (String, bool) {
         }
     }
     let kept = |u: &str| t.kept.get(u).copied().flatten();
+    // Where no password can be changed, no old one comes back: the history rules
+    // are judged only where a change succeeds.
+    let changed = |u: &str| t.changed.get(u) == Some(&true);
     let real = kept("alice").is_some();
-    if real != a.pass("pam_pwhistory_enabled") {
+    if changed("alice") && real != a.pass("pam_pwhistory_enabled") {
         differ(
             "pam_pwhistory_enabled",
             real,
@@ -151,7 +156,7 @@ fn compare(t: &Truth, a: &Answer, pwquality_installed: bool) -> (String, bool) {
         );
     }
     let real = kept("alice").is_some_and(|n| n >= 24);
-    if real != a.pass("pwhistory_remember") {
+    if changed("alice") && real != a.pass("pwhistory_remember") {
         differ(
             "pwhistory_remember",
             real,
@@ -175,7 +180,7 @@ fn compare(t: &Truth, a: &Answer, pwquality_installed: bool) -> (String, bool) {
         }
     }
     let real = kept("root").is_some();
-    if real != a.pass("pwhistory_enforce_for_root") {
+    if changed("root") && real != a.pass("pwhistory_enforce_for_root") {
         differ(
             "pwhistory_enforce_for_root",
             real,
@@ -185,7 +190,7 @@ fn compare(t: &Truth, a: &Answer, pwquality_installed: bool) -> (String, bool) {
             ),
         );
     }
-    if t.changed.get("alice") == Some(&true) {
+    if changed("alice") {
         let real = t.alice_hash.starts_with("$y$") || t.alice_hash.starts_with("$6$");
         if real != a.pass("pam_unix_strong_hash") {
             let prefix: String = t.alice_hash.chars().take(4).collect();
@@ -205,7 +210,7 @@ fn compare(t: &Truth, a: &Answer, pwquality_installed: bool) -> (String, bool) {
     } else if !t.empty_ok && !a.pass("pam_unix_no_nullok") {
         stricter = true;
     }
-    if !pwquality_installed {
+    if !pwquality_installed && changed("alice") {
         for slug in a.verdicts.keys() {
             if (slug == "pam_pwquality_enabled" || slug.starts_with("pwquality_")) && a.pass(slug) {
                 differ(slug, false, "the root has no pam_pwquality.so".into());

@@ -32,7 +32,8 @@ pub struct Truth {
     pub locks_after: BTreeMap<String, Option<usize>>,
     /// Whether `carol`'s empty password authenticates.
     pub empty_ok: bool,
-    /// Per account: whether the password change succeeded.
+    /// Per account: whether the password change succeeded and wrote a new hash
+    /// (a stack can succeed without pam_unix, e.g. `sufficient pam_permit.so`).
     pub changed: BTreeMap<String, bool>,
     /// alice's hash in /etc/shadow after the change.
     pub alice_hash: String,
@@ -143,12 +144,21 @@ pub fn run(copy: &RootCopy) -> Result<Truth, String> {
         }
     }
     let shadow = std::fs::read_to_string(copy.path("/etc/shadow")).map_err(|e| e.to_string())?;
-    t.alice_hash = shadow
-        .lines()
-        .find_map(|l| l.strip_prefix("alice:"))
-        .and_then(|r| r.split(':').next())
-        .unwrap_or_default()
-        .to_string();
+    let hash = |u: &str| {
+        shadow
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{u}:")))
+            .and_then(|r| r.split(':').next())
+            .unwrap_or_default()
+            .to_string()
+    };
+    t.alice_hash = hash("alice");
+    for (u, seed) in [("alice", ALICE_HASH), ("root", ROOT_HASH)] {
+        let new = hash(u) != seed;
+        if let Some(c) = t.changed.get_mut(u) {
+            *c = *c && new;
+        }
+    }
     let opasswd = std::fs::read_to_string(copy.path("/etc/security/opasswd")).unwrap_or_default();
     for (u, uid) in [("alice", 1001), ("root", 0)] {
         let seed = seeded(u, uid);
