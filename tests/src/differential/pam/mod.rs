@@ -11,9 +11,9 @@
 //!   or root, is never locked although every deny the agent reads is at most 6;
 //! - where the account's password change writes a new hash (a stack that lets no
 //!   change through lets no old password back, nor a weak one in):
-//!   `pam_pwhistory_enabled` passes exactly when pam_pwhistory saves alice's old
-//!   password; `pwhistory_remember` exactly when it keeps at least 24;
-//!   `pwhistory_enforce_for_root` exactly when it saves root's;
+//!   `pam_pwhistory_enabled` passes exactly when alice's old password is refused;
+//!   `pwhistory_remember` exactly when it is and pam_pwhistory keeps at least 24;
+//!   `pwhistory_enforce_for_root` exactly when root's old password is refused;
 //!   `pam_unix_strong_hash` exactly when alice's new hash is yescrypt or SHA-512;
 //! - `pam_unix_no_nullok` does not pass when an empty password authenticates;
 //! - `pam_pwquality_enabled` and every `pwquality_*` rule fail when the root has no

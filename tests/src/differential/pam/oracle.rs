@@ -7,9 +7,11 @@
 //!   password is refused, the tally being restored after each right attempt: the
 //!   number of failures after which pam_faillock locks the account (up to 6);
 //! - `carol`, whose password is empty, authenticates with an empty answer;
-//! - `alice` and `root` change their password through common-password: the hash
-//!   prefix pam_unix writes to /etc/shadow, and how many old passwords pam_pwhistory
-//!   keeps in /etc/security/opasswd (seeded with 30 for each).
+//! - `alice` and `root` change their password through common-password, first back to
+//!   the old password seeded 30 times in /etc/security/opasswd (refused only where
+//!   pam_pwhistory enforces the history for the account), then to a new one: the
+//!   hash prefix pam_unix writes to /etc/shadow, and how many old passwords
+//!   pam_pwhistory keeps.
 
 use std::collections::BTreeMap;
 
@@ -17,8 +19,9 @@ use super::super::RootCopy;
 
 const ALICE_HASH: &str = "$6$rampart27472$ouwxlFQfreq92MmOvudeAdKLkpJyfPo2ai5Z.QScZuJ/SJTN5Uzh8KqJOIYylK00KkBC5SJlS.S0zfLRZqEg71";
 const ROOT_HASH: &str = "$6$rampart10836$99c2fVDqyp20UNWDo9KV8CBvf.9TWfiPd606WAXlX2/nkUe9aydrsKN4GAUwSghO04rDZ.CcqMZLp/YkSmv63.";
-/// `Old-Pw-0`, the seeded history.
-const OLD_HASH: &str = "$6$rampart18259$iSMf8BReC8P9wymJQDy9kXb1VFaM0gsDzef0vbM/z6gVh.rblnOwHdrCTL9sjPDw.r0bE1HEL73bYNbmXOMhd.";
+/// `Kx9#mQ-2vL!pRt7`, the seeded history (as strong as the new password, so that
+/// only pam_pwhistory has a reason to refuse it).
+const OLD_HASH: &str = "$6$rampart4242$fWI6f3fx6cSn0u.jbCuV.natI.p8o/qfJ83wyfb6kcwSui7O.am9gn4i1jNPSn6mtJXgbpf.pdMzgnaDOYZRx0";
 /// How many old passwords opasswd holds per account before each configuration.
 pub const SEEDED: usize = 30;
 
@@ -35,6 +38,8 @@ pub struct Truth {
     /// Per account: whether the password change succeeded and wrote a new hash
     /// (a stack can succeed without pam_unix, e.g. `sufficient pam_permit.so`).
     pub changed: BTreeMap<String, bool>,
+    /// Per account: whether changing back to the old password was refused.
+    pub reuse_refused: BTreeMap<String, bool>,
     /// alice's hash in /etc/shadow after the change.
     pub alice_hash: String,
     /// Per account: the old passwords opasswd keeps after the change (`None`: the
@@ -96,6 +101,7 @@ pub fn reset(copy: &RootCopy, acc: &Accounts) {
 const SCRIPT: &str = r#"
 au() { printf '%s\n' "$2" | pamtester common-auth "$1" authenticate >/dev/null 2>&1 && echo ok || echo no; }
 NEW='Nw7#kq-Zr4!pLx2'
+OLD='Kx9#mQ-2vL!pRt7'
 for u in alice root; do
   if [ $u = alice ]; then pw='Alice-Pw-1'; else pw='Root-Pw-1'; fi
   b=$(au $u "$pw")
@@ -116,6 +122,7 @@ for u in alice root; do
 done
 echo "empty $(au carol '')"
 for u in alice root; do
+  printf '%s\n' "$OLD" "$OLD" "$OLD" "$OLD" "$OLD" "$OLD" | pamtester common-password $u chauthtok >/dev/null 2>&1 && echo "reuse_$u ok" || echo "reuse_$u no"
   printf '%s\n' "$NEW" "$NEW" "$NEW" "$NEW" "$NEW" "$NEW" | pamtester common-password $u chauthtok >/dev/null 2>&1 && echo "changed_$u ok" || echo "changed_$u no"
 done
 echo done
@@ -139,6 +146,8 @@ pub fn run(copy: &RootCopy) -> Result<Truth, String> {
             t.locks_after.insert(u.into(), v.parse().ok());
         } else if let Some(u) = k.strip_prefix("changed_") {
             t.changed.insert(u.into(), v == "ok");
+        } else if let Some(u) = k.strip_prefix("reuse_") {
+            t.reuse_refused.insert(u.into(), v == "no");
         } else if k == "empty" {
             t.empty_ok = v == "ok";
         }
