@@ -144,18 +144,17 @@ fn compare(t: &Truth, a: &Answer, pwquality_installed: bool) -> (String, bool) {
     // Where no password can be changed, no old one comes back: the history rules
     // are judged only where a change succeeds.
     let changed = |u: &str| t.changed.get(u) == Some(&true);
-    let real = kept("alice").is_some();
+    let refused = |u: &str| t.reuse_refused.get(u) == Some(&true);
+    let say = |r: bool| if r { "refused" } else { "accepted" };
+    let real = refused("alice");
     if changed("alice") && real != a.pass("pam_pwhistory_enabled") {
         differ(
             "pam_pwhistory_enabled",
             real,
-            format!(
-                "pam_pwhistory keeps {:?} of alice's old passwords",
-                kept("alice")
-            ),
+            format!("alice's old password is {}", say(real)),
         );
     }
-    let real = kept("alice").is_some_and(|n| n >= 24);
+    let real = refused("alice") && kept("alice").is_some_and(|n| n >= 24);
     if changed("alice") && real != a.pass("pwhistory_remember") {
         differ(
             "pwhistory_remember",
@@ -179,15 +178,12 @@ fn compare(t: &Truth, a: &Answer, pwquality_installed: bool) -> (String, bool) {
             ));
         }
     }
-    let real = kept("root").is_some();
+    let real = refused("root");
     if changed("root") && real != a.pass("pwhistory_enforce_for_root") {
         differ(
             "pwhistory_enforce_for_root",
             real,
-            format!(
-                "pam_pwhistory keeps {:?} of root's old passwords",
-                kept("root")
-            ),
+            format!("root's old password is {}", say(real)),
         );
     }
     if changed("alice") {

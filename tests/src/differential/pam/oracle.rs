@@ -7,11 +7,12 @@
 //!   password is refused, the tally being restored after each right attempt: the
 //!   number of failures after which pam_faillock locks the account (up to 6);
 //! - `carol`, whose password is empty, authenticates with an empty answer;
-//! - `alice` and `root` change their password through common-password, first back to
-//!   the old password seeded 30 times in /etc/security/opasswd (refused only where
-//!   pam_pwhistory enforces the history for the account), then to a new one: the
-//!   hash prefix pam_unix writes to /etc/shadow, and how many old passwords
-//!   pam_pwhistory keeps.
+//! - `alice` and `root` change their own password through common-password (alice as
+//!   passwd does it for her: real uid hers, effective uid 0), first back to the old
+//!   password seeded 30 times in /etc/security/opasswd (refused only where
+//!   pam_pwhistory enforces the history: for root only with enforce_for_root, which
+//!   is about the caller being root), then to a new one: the hash prefix pam_unix
+//!   writes to /etc/shadow, and how many old passwords pam_pwhistory keeps.
 
 use std::collections::BTreeMap;
 
@@ -121,9 +122,15 @@ for u in alice root; do
   fi
 done
 echo "empty $(au carol '')"
+# alice changes her own password as passwd does (real uid hers, effective uid 0:
+# pam_unix asks her current password, pam_pwhistory enforces the history); root
+# changes its own (enforced only with enforce_for_root).
+ch() { if [ $1 = alice ]; then setpriv --ruid 1001 pamtester common-password alice chauthtok; else pamtester common-password root chauthtok; fi; }
 for u in alice root; do
-  printf '%s\n' "$OLD" "$OLD" "$OLD" "$OLD" "$OLD" "$OLD" | pamtester common-password $u chauthtok >/dev/null 2>&1 && echo "reuse_$u ok" || echo "reuse_$u no"
-  printf '%s\n' "$NEW" "$NEW" "$NEW" "$NEW" "$NEW" "$NEW" | pamtester common-password $u chauthtok >/dev/null 2>&1 && echo "changed_$u ok" || echo "changed_$u no"
+  # Root is not asked its current password: only alice's answers start with it.
+  if [ $u = alice ]; then cur='Alice-Pw-1'; else cur=''; fi
+  if printf '%s\n' $cur "$OLD" "$OLD" "$OLD" "$OLD" "$OLD" | ch $u >/dev/null 2>&1; then echo "reuse_$u ok"; [ $u = alice ] && cur=$OLD; else echo "reuse_$u no"; fi
+  printf '%s\n' $cur "$NEW" "$NEW" "$NEW" "$NEW" "$NEW" | ch $u >/dev/null 2>&1 && echo "changed_$u ok" || echo "changed_$u no"
 done
 echo done
 "#;
