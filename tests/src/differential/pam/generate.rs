@@ -45,6 +45,15 @@ const CONTROLS: &[&str] = &[
     "[success=ok new_authtok_reqd=ok ignore=ignore default=bad]",
 ];
 
+const INSERTED_CONTROLS: &[&str] = &[
+    "sufficient",
+    "optional",
+    "[success=1 default=ignore]",
+    "required",
+];
+const INSERTED_MODULES: &[&str] = &["pam_permit.so", "pam_permit.so", "pam_deny.so"];
+const MISSING_CONTROLS: &[&str] = &["required", "optional"];
+
 const DENY: &[&str] = &[
     "deny=1", "deny=2", "deny=3", "deny=4", "deny=5", "deny=6", "deny=0", "deny=4x", "Deny=2",
     "[deny=2]", "deny=-1", "deny=",
@@ -197,18 +206,8 @@ fn mutate(rng: &mut Rng, lines: &mut Vec<Line>, kind: &str) {
         match rng.below(9) {
             0 => lines[i].control = rng.pick(CONTROLS).to_string(),
             1 => {
-                let l = Line::new(
-                    kind,
-                    *rng.pick(&[
-                        "sufficient",
-                        "optional",
-                        "[success=1 default=ignore]",
-                        "required",
-                    ]),
-                    *rng.pick(&["pam_permit.so", "pam_permit.so", "pam_deny.so"]),
-                    &[],
-                );
-                lines.insert(i, l);
+                let (control, module) = (*rng.pick(INSERTED_CONTROLS), *rng.pick(INSERTED_MODULES));
+                lines.insert(i, Line::new(kind, control, module, &[]));
             }
             2 => {
                 lines.remove(i);
@@ -216,15 +215,11 @@ fn mutate(rng: &mut Rng, lines: &mut Vec<Line>, kind: &str) {
             3 if i + 1 < lines.len() => lines.swap(i, i + 1),
             4 => lines[i].kind = format!("-{}", lines[i].kind),
             5 => lines[i].kind = lines[i].kind.to_uppercase(),
-            6 => lines.insert(
-                i,
-                Line::new(
-                    &format!("{}{kind}", rng.pick(&["", "-"])),
-                    *rng.pick(&["required", "optional"]),
-                    "pam_nothere.so",
-                    &[],
-                ),
-            ),
+            6 => {
+                let kind = format!("{}{kind}", rng.pick(&["", "-"]));
+                let control = *rng.pick(MISSING_CONTROLS);
+                lines.insert(i, Line::new(&kind, control, "pam_nothere.so", &[]));
+            }
             7 => {
                 let m = lines[i].module.clone();
                 lines[i].module = format!("/lib/x86_64-linux-gnu/security/{m}");
