@@ -172,9 +172,10 @@ impl Check {
                 let st = stack(facts, service)?;
                 let lines = st.module_lines(module, Some(kind));
                 if lines.is_empty() {
-                    let mut ev = vec![format!("no {kind} line calls {module} in {}", where_(&st))];
-                    ev.extend(st.notes.iter().cloned());
-                    return Ok(Outcome::new(Status::Fail, ev));
+                    return Ok(none_found(
+                        &st,
+                        format!("no {kind} line calls {module} in {}", where_(&st)),
+                    ));
                 }
                 let mut failures = Vec::new();
                 let mut found = Vec::new();
@@ -210,12 +211,13 @@ impl Check {
                 let st = stack(facts, service)?;
                 let lines = st.module_lines(module, Some(kind));
                 if lines.is_empty() {
-                    let mut ev = vec![format!(
-                        "no {kind} line calls {module} in {}, so {option} is not enforced",
-                        where_(&st)
-                    )];
-                    ev.extend(st.notes.iter().cloned());
-                    return Ok(Outcome::new(Status::Fail, ev));
+                    return Ok(none_found(
+                        &st,
+                        format!(
+                            "no {kind} line calls {module} in {}, so {option} is not enforced",
+                            where_(&st)
+                        ),
+                    ));
                 }
                 let mut failures = Vec::new();
                 let mut found = Vec::new();
@@ -264,12 +266,10 @@ impl Check {
                 let st = stack(facts, service)?;
                 let lines = st.module_lines("pam_unix.so", Some("password"));
                 if lines.is_empty() {
-                    let mut ev = vec![format!(
-                        "no password line calls pam_unix.so in {}",
-                        where_(&st)
-                    )];
-                    ev.extend(st.notes.iter().cloned());
-                    return Ok(Outcome::new(Status::Fail, ev));
+                    return Ok(none_found(
+                        &st,
+                        format!("no password line calls pam_unix.so in {}", where_(&st)),
+                    ));
                 }
                 let mut failures = Vec::new();
                 let mut found = Vec::new();
@@ -298,6 +298,13 @@ fn where_(st: &Stack) -> String {
     } else {
         format!("{} (the file does not exist)", st.path())
     }
+}
+
+/// A failure saying no line calls the module (`what`), with the stack's notes.
+fn none_found(st: &Stack, what: String) -> Outcome {
+    let mut ev = vec![what];
+    ev.extend(st.notes.iter().cloned());
+    Outcome::new(Status::Fail, ev)
 }
 
 fn describe_line(l: &PamLine) -> String {

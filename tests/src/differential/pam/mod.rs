@@ -105,6 +105,11 @@ fn compare(t: &Truth, a: &Answer, pwquality_installed: bool) -> (String, bool) {
         );
     };
     let alice_ok = t.auth_ok.get("alice") == Some(&true);
+    // Every deny the agent reads is small enough for the oracle's 6 attempts.
+    let small = a
+        .values("common-auth", "pam_faillock.so", "deny")
+        .iter()
+        .all(|d| d.is_some_and(|d| (1..=6).contains(&d)));
     let locks = |u: &str| t.locks_after.get(u).copied().flatten();
     if alice_ok {
         let real = locks("alice").is_some_and(|n| n <= 5);
@@ -115,10 +120,6 @@ fn compare(t: &Truth, a: &Answer, pwquality_installed: bool) -> (String, bool) {
                 format!("alice is locked after {:?} failures", locks("alice")),
             );
         }
-        let small = a
-            .values("common-auth", "pam_faillock.so", "deny")
-            .iter()
-            .all(|d| d.is_some_and(|d| (1..=6).contains(&d)));
         if locks("alice").is_none() && small && a.pass("pam_faillock_enabled") {
             differ(
                 "pam_faillock_enabled",
@@ -127,18 +128,16 @@ fn compare(t: &Truth, a: &Answer, pwquality_installed: bool) -> (String, bool) {
             );
         }
     }
-    if t.auth_ok.get("root") == Some(&true) {
-        let small = a
-            .values("common-auth", "pam_faillock.so", "deny")
-            .iter()
-            .all(|d| d.is_some_and(|d| (1..=6).contains(&d)));
-        if locks("root").is_none() && small && a.pass("faillock_even_deny_root") {
-            differ(
-                "faillock_even_deny_root",
-                false,
-                "root is never locked".into(),
-            );
-        }
+    if t.auth_ok.get("root") == Some(&true)
+        && locks("root").is_none()
+        && small
+        && a.pass("faillock_even_deny_root")
+    {
+        differ(
+            "faillock_even_deny_root",
+            false,
+            "root is never locked".into(),
+        );
     }
     let kept = |u: &str| t.kept.get(u).copied().flatten();
     // Where no password can be changed, no old one comes back: the history rules
