@@ -11,8 +11,9 @@
 # Example: RAMPART_DIFF_SEED=7 RAMPART_DIFF_COUNT=5000 scripts/differential.sh sysctl
 # (an optional argument filters the test names: sysctl, sshd, modules, account,
 # units, journald — journald, coredump and timesyncd configuration — sudo,
-# mounts — /etc/fstab and mount units at boot — or core_limit — pam_limits' core-file
-# limit, which needs pamtester on the host).
+# mounts — /etc/fstab and mount units at boot — core_limit — pam_limits' core-file
+# limit — or pam_rules — the PAM stacks as libpam runs them; both need pamtester on
+# the host).
 # Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -119,6 +119,20 @@ pub enum FactsCommand {
         #[arg(long = "user")]
         users: Vec<String>,
     },
+    /// PAM service stacks as the `pam.*` checks read them (includes expanded, the
+    /// effective pam_faillock, pam_pwquality and pam_pwhistory settings per line) and
+    /// the verdicts of a benchmark's rules that judge them.
+    Pam {
+        /// Root of the system to read (`/` is the live host).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// A service to expand (repeatable), e.g. `common-auth`.
+        #[arg(long = "service")]
+        services: Vec<String>,
+        /// The benchmark whose rules judge them.
+        #[arg(long, default_value = "debian-12")]
+        benchmark: String,
+    },
     /// sshd's effective configuration, host keys and private key files.
     Sshd {
         /// Root of the system to read (`/` is the live host).
@@ -307,6 +321,11 @@ pub fn run(cli: Cli) -> Result<i32, AgentError> {
                 FactsCommand::Limits { root, users } => {
                     to_json(&crate::inspect::limits(&root, &users)?)
                 }
+                FactsCommand::Pam {
+                    root,
+                    services,
+                    benchmark,
+                } => to_json(&crate::inspect::pam(&root, &services, &benchmark)?),
                 FactsCommand::Mounts { root, paths } => {
                     to_json(&crate::inspect::mounts(&root, &paths)?)
                 }

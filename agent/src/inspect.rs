@@ -154,6 +154,15 @@ pub fn limits(
     )?)
 }
 
+/// The PAM facts of `root` for `services`, judged by the rules of `benchmark`.
+pub fn pam(
+    root: &Path,
+    services: &[String],
+    benchmark: &str,
+) -> Result<crate::checks::pam::inspect::PamFacts, AgentError> {
+    crate::checks::pam::inspect::facts(&facts_of(root)?, services, benchmark)
+}
+
 fn facts_of(root: &Path) -> Result<Facts, AgentError> {
     let (root, live) = open_root(root)?;
     Ok(Facts::new(&root, live))

@@ -5,8 +5,8 @@
 //! runs longer by hand.
 
 use rampart_tests::differential::{
-    accounts, debian_root_or_skip, journald, limits, modules, mounts, sshd, sudo, sysctl, units,
-    Settings,
+    accounts, debian_root_or_skip, journald, limits, modules, mounts, pam, sshd, sudo, sysctl,
+    units, Settings,
 };
 
 #[test]
@@ -83,4 +83,13 @@ fn core_limit_follows_pam_limits() {
     };
     // About 0.1 s a configuration: one chroot opening ten sessions, one agent run.
     limits::run(&root, Settings::from_env(60)).finish();
+}
+
+#[test]
+fn pam_rules_follow_libpam() {
+    let Some(root) = debian_root_or_skip("pam_rules_follow_libpam") else {
+        return;
+    };
+    // About 1 s a configuration: some thirty pamtester runs and one agent run.
+    pam::run(&root, Settings::from_env(15)).finish();
 }

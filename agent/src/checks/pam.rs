@@ -5,6 +5,8 @@
 //! profile that generates the stacks on RHEL and Amazon Linux (see [`authselect`]).
 
 pub mod authselect;
+pub mod hash;
+pub mod inspect;
 pub mod options;
 
 use serde::Deserialize;
@@ -70,6 +72,17 @@ pub enum Check {
         /// (libpam-modules 1.5.3 when omitted).
         #[serde(default)]
         pwhistory_conf: PwhistoryConf,
+    },
+    /// Every pam_unix.so password line of `service` hashes new passwords with one of
+    /// `allowed` (pam_unix's names: `yescrypt`, `sha512`, …): the last algorithm
+    /// argument on the line, else, with `login_defs`, login.defs' ENCRYPT_METHOD,
+    /// else DES (see [`hash`]). There must be at least one such line.
+    #[serde(rename = "pam.unix_hash")]
+    UnixHash {
+        service: String,
+        allowed: Vec<String>,
+        #[serde(default)]
+        login_defs: bool,
     },
     /// /etc/pam.d/su requires pam_wheel with `use_uid` (and without `deny`) for auth,
     /// and the group it names (`group=`, else wheel, else the GID 0 group) has no
@@ -159,9 +172,10 @@ impl Check {
                 let st = stack(facts, service)?;
                 let lines = st.module_lines(module, Some(kind));
                 if lines.is_empty() {
-                    let mut ev = vec![format!("no {kind} line calls {module} in {}", where_(&st))];
-                    ev.extend(st.notes.iter().cloned());
-                    return Ok(Outcome::new(Status::Fail, ev));
+                    return Ok(none_found(
+                        &st,
+                        format!("no {kind} line calls {module} in {}", where_(&st)),
+                    ));
                 }
                 let mut failures = Vec::new();
                 let mut found = Vec::new();
@@ -197,12 +211,13 @@ impl Check {
                 let st = stack(facts, service)?;
                 let lines = st.module_lines(module, Some(kind));
                 if lines.is_empty() {
-                    let mut ev = vec![format!(
-                        "no {kind} line calls {module} in {}, so {option} is not enforced",
-                        where_(&st)
-                    )];
-                    ev.extend(st.notes.iter().cloned());
-                    return Ok(Outcome::new(Status::Fail, ev));
+                    return Ok(none_found(
+                        &st,
+                        format!(
+                            "no {kind} line calls {module} in {}, so {option} is not enforced",
+                            where_(&st)
+                        ),
+                    ));
                 }
                 let mut failures = Vec::new();
                 let mut found = Vec::new();
@@ -243,6 +258,32 @@ impl Check {
                 out.evidence.extend(notes);
                 out
             }
+            Check::UnixHash {
+                service,
+                allowed,
+                login_defs,
+            } => {
+                let st = stack(facts, service)?;
+                let lines = st.module_lines("pam_unix.so", Some("password"));
+                if lines.is_empty() {
+                    return Ok(none_found(
+                        &st,
+                        format!("no password line calls pam_unix.so in {}", where_(&st)),
+                    ));
+                }
+                let mut failures = Vec::new();
+                let mut found = Vec::new();
+                for l in lines {
+                    let (alg, why) = hash::algorithm(facts, l, *login_defs)?;
+                    let text = format!("{}: hashes with {alg} ({why})", describe_line(l));
+                    if allowed.contains(&alg) {
+                        found.push(text);
+                    } else {
+                        failures.push(format!("{text}, not {}", allowed.join(" or ")));
+                    }
+                }
+                Outcome::from_findings(failures, found)
+            }
             Check::SuWheel => su_wheel(facts)?,
             Check::AuthselectProfile { files, modules } => {
                 authselect::profile(facts, files, modules)?
@@ -257,6 +298,13 @@ fn where_(st: &Stack) -> String {
     } else {
         format!("{} (the file does not exist)", st.path())
     }
+}
+
+/// A failure saying no line calls the module (`what`), with the stack's notes.
+fn none_found(st: &Stack, what: String) -> Outcome {
+    let mut ev = vec![what];
+    ev.extend(st.notes.iter().cloned());
+    Outcome::new(Status::Fail, ev)
 }
 
 fn describe_line(l: &PamLine) -> String {

@@ -1,7 +1,10 @@
 //! Reading PAM service files (/etc/pam.d) as libpam does on Debian and Ubuntu:
 //! `#` comments, backslash line continuations, `[...]` controls and arguments, a
 //! leading `-` on the type, `include` and `substack` (lines of one type from another
-//! file), and Debian's `@include` (every line of another file).
+//! file), and Debian's `@include` (every line of another file). Arguments lose the
+//! brackets of `[...]` as libpam strips them. A line whose module is not installed
+//! is left out of the stack with a note: libpam cannot run it, so it enforces nothing
+//! (judged only when the root has a PAM module directory at all).
 
 use std::sync::Arc;
 
@@ -78,6 +81,8 @@ pub struct Stack {
     pub exists: bool,
     /// Includes followed for the whole stack.
     included: IncludeBudget,
+    /// The root's PAM module directories (`None`: not looked up yet).
+    module_dirs: Option<Vec<String>>,
 }
 
 impl Stack {
@@ -189,11 +194,17 @@ fn expand(
             )?;
             continue;
         }
+        if let Some(missing) = not_installed(facts, st, module)? {
+            st.notes.push(format!(
+                "{source}: {module} is not installed ({missing}); libpam cannot run this line, so it enforces nothing"
+            ));
+            continue;
+        }
         st.lines.push(PamLine {
             kind,
             control: control.clone(),
             module: module.clone(),
-            args: toks[3..].to_vec(),
+            args: toks[3..].iter().map(|a| unbracket(a)).collect(),
             source,
             via: via.clone(),
         });
@@ -233,6 +244,70 @@ fn include(
         }
     }
     Ok(())
+}
+
+/// An argument as libpam passes it to the module: `[...]` without its brackets.
+fn unbracket(a: &str) -> String {
+    match a.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        Some(inner) => inner.to_string(),
+        None => a.to_string(),
+    }
+}
+
+/// Directories where libpam finds modules named without a path, on Debian and
+/// Ubuntu (multiarch), RHEL and Amazon Linux, and the root's multiarch triplets.
+fn module_dirs(facts: &Facts) -> Result<Vec<String>, FactError> {
+    let mut candidates: Vec<String> = [
+        "/lib/security",
+        "/lib64/security",
+        "/usr/lib/security",
+        "/usr/lib64/security",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for base in ["/usr/lib", "/lib"] {
+        for name in facts.list_dir(base)? {
+            if name.ends_with("-linux-gnu") || name.ends_with("-linux-gnueabihf") {
+                candidates.push(format!("{base}/{name}/security"));
+            }
+        }
+    }
+    let mut dirs = Vec::new();
+    for d in candidates {
+        let has_modules = facts
+            .list_dir(&d)?
+            .iter()
+            .any(|n| n.starts_with("pam_") && n.ends_with(".so"));
+        if has_modules {
+            dirs.push(d);
+        }
+    }
+    Ok(dirs)
+}
+
+/// `Some(where looked)` when `module` is not installed; `None` when it is, or when
+/// the root has no module directory to tell.
+fn not_installed(facts: &Facts, st: &mut Stack, module: &str) -> Result<Option<String>, FactError> {
+    if st.module_dirs.is_none() {
+        st.module_dirs = Some(module_dirs(facts)?);
+    }
+    let dirs = st.module_dirs.as_deref().unwrap_or_default();
+    if dirs.is_empty() {
+        return Ok(None);
+    }
+    if module.starts_with('/') {
+        return Ok(match facts.stat(module)? {
+            Some(_) => None,
+            None => Some(format!("{module} does not exist")),
+        });
+    }
+    for d in dirs {
+        if facts.stat(&format!("{d}/{module}"))?.is_some() {
+            return Ok(None);
+        }
+    }
+    Ok(Some(format!("not in {}", dirs.join(" or "))))
 }
 
 /// Lines with comments removed and continuations joined, numbered by their first line.

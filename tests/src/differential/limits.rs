@@ -23,7 +23,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 use super::{agent_facts, Rng, RootCopy, Settings, Tally};
 
@@ -225,23 +224,7 @@ fn oracle(copy: &RootCopy) -> Result<BTreeMap<String, (Limit, Limit)>, String> {
     let inner = format!(
         "ulimit -c unlimited; for u in {users}; do echo \"@@ $u\"; pamtester rampart-limits $u open_session 2>&1; done"
     );
-    let out = Command::new("timeout")
-        .args([
-            "60",
-            "unshare",
-            "--mount",
-            "--pid",
-            "--fork",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            r#"mount -t proc proc "$0/proc" && exec chroot "$0" sh -c "$1""#,
-        ])
-        .arg(&copy.root)
-        .arg(&inner)
-        .output()
-        .expect("run unshare");
+    let out = copy.chroot_sh(&inner, 60);
     let text = String::from_utf8_lossy(&out.stdout);
     let mut found = BTreeMap::new();
     let mut user = None;
@@ -316,13 +299,7 @@ fn agent(copy: &RootCopy) -> Result<Answer, String> {
 
 /// Copies the host's pamtester into the copy and sets up the accounts and service.
 fn prepare(copy: &RootCopy) {
-    let host = Path::new("/usr/bin/pamtester");
-    assert!(
-        host.exists(),
-        "the limits family drives PAM with pamtester: install it on the host (apt-get install pamtester)"
-    );
-    copy.remove("/usr/local/bin/pamtester");
-    std::fs::copy(host, copy.path("/usr/local/bin/pamtester")).expect("copy pamtester");
+    copy.install_pamtester();
     copy.write(
         "/etc/pam.d/rampart-limits",
         "auth sufficient pam_permit.so\naccount sufficient pam_permit.so\nsession required pam_limits.so\nsession optional pam_exec.so stdout /bin/cat /proc/self/limits\n",

@@ -4,7 +4,9 @@
 //! same copy. Each family generates and compares in its module: `sysctl`, `sshd`,
 //! `modules`, `accounts`, `units`, `journald` (journald, systemd-coredump and
 //! systemd-timesyncd configuration), `sudo` (sudoers files and Defaults), `mounts`
-//! (/etc/fstab and mount units at boot) and `limits` (pam_limits' core-file limit).
+//! (/etc/fstab and mount units at boot), `limits` (pam_limits' core-file limit) and
+//! `pam` (pam_faillock, pam_pwhistory, pam_unix and pam_pwquality as libpam runs
+//! the stacks).
 //!
 //! Knobs (environment): `RAMPART_DIFF_SEED` (default 18), `RAMPART_DIFF_COUNT`
 //! (configurations per family; each family has its own default), and
@@ -16,6 +18,7 @@ pub mod journald;
 pub mod limits;
 pub mod modules;
 pub mod mounts;
+pub mod pam;
 pub mod sshd;
 pub mod sudo;
 pub mod sysctl;
@@ -218,6 +221,41 @@ impl RootCopy {
         }
         let _ = fs::remove_dir_all(&p);
         fs::create_dir_all(&p).expect("recreate a directory in the copy");
+    }
+
+    /// Copies the host's `pamtester` into the copy (the driver is ours; the library and
+    /// modules it loads are the root's).
+    pub fn install_pamtester(&self) {
+        let host = Path::new("/usr/bin/pamtester");
+        assert!(
+            host.exists(),
+            "the PAM families drive PAM with pamtester: install it on the host (apt-get install pamtester)"
+        );
+        self.remove("/usr/local/bin/pamtester");
+        fs::copy(host, self.path("/usr/local/bin/pamtester")).expect("copy pamtester");
+    }
+
+    /// Runs the shell `script` chrooted into the copy as PID 1 of its own PID
+    /// namespace, in a private mount namespace with /proc mounted, for at most
+    /// `seconds`.
+    pub fn chroot_sh(&self, script: &str, seconds: u32) -> Output {
+        Command::new("timeout")
+            .arg(seconds.to_string())
+            .args([
+                "unshare",
+                "--mount",
+                "--pid",
+                "--fork",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                r#"mount -t proc proc "$0/proc" && exec chroot "$0" sh -c "$1""#,
+            ])
+            .arg(&self.root)
+            .arg(script)
+            .output()
+            .expect("run unshare")
     }
 
     /// Runs `args` chrooted into the copy, in a private mount namespace.

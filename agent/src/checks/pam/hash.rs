@@ -1,0 +1,95 @@
+//! The algorithm pam_unix hashes new passwords with, as Linux-PAM 1.5 decides it:
+//! the last algorithm argument on the module line (an argument names the first
+//! algorithm it starts with, case-sensitive), else login.defs' `ENCRYPT_METHOD` (the
+//! first line naming it, as `pam_modutil_search_key` reads it; its value names the
+//! first algorithm it starts with, case-insensitive: `BCRYPT` names none), else DES.
+
+use crate::facts::pam::PamLine;
+use crate::facts::{FactError, Facts};
+
+/// pam_unix's algorithm arguments, in the order of its option table.
+const ALGORITHMS: &[&str] = &[
+    "md5",
+    "bigcrypt",
+    "sha256",
+    "sha512",
+    "blowfish",
+    "gost_yescrypt",
+    "yescrypt",
+];
+
+/// The algorithm of one pam_unix line (lower case, pam_unix's argument names) and
+/// where it comes from.
+pub fn algorithm(
+    facts: &Facts,
+    line: &PamLine,
+    login_defs: bool,
+) -> Result<(String, String), FactError> {
+    let named = |v: &str| ALGORITHMS.iter().find(|a| v.starts_with(*a)).copied();
+    if let Some((arg, alg)) = line
+        .args
+        .iter()
+        .rev()
+        .find_map(|a| named(a).map(|alg| (a, alg)))
+    {
+        return Ok((
+            alg.to_string(),
+            format!("the last algorithm argument, {arg}"),
+        ));
+    }
+    if !login_defs {
+        return Ok((
+            "des".into(),
+            "no algorithm argument: pam_unix's default, DES".into(),
+        ));
+    }
+    let path = "/etc/login.defs";
+    let text = facts.read(path)?;
+    let found = text
+        .as_deref()
+        .and_then(|t| search_key(t, "ENCRYPT_METHOD"));
+    Ok(match found {
+        Some((n, v)) => {
+            let alg = named(&v.to_ascii_lowercase()).unwrap_or("des");
+            (
+                alg.to_string(),
+                format!("no algorithm argument: {path}:{n}: ENCRYPT_METHOD {v} gives {alg}"),
+            )
+        }
+        None => (
+            "des".into(),
+            format!("no algorithm argument and no ENCRYPT_METHOD in {path}: DES"),
+        ),
+    })
+}
+
+/// The first line of `text` naming `key` (case-insensitive) and its value, as
+/// `pam_modutil_search_key` reads login.defs: `#` starts a comment, the key ends at a
+/// blank or `=`, and blanks and `=` before the value are skipped.
+fn search_key(text: &str, key: &str) -> Option<(usize, String)> {
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or_default().trim_start();
+        if line.is_empty() {
+            continue;
+        }
+        let end = line.find([' ', '\t', '=']).unwrap_or(line.len());
+        if line[..end].eq_ignore_ascii_case(key) {
+            let rest = line[end..].trim_start_matches([' ', '\t', '=']);
+            return Some((i + 1, rest.to_string()));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_line_wins() {
+        let t = "# x\nencrypt_method = md5 # c\nENCRYPT_METHOD SHA512\n";
+        assert_eq!(search_key(t, "ENCRYPT_METHOD"), Some((2, "md5 ".into())));
+        assert_eq!(search_key("", "ENCRYPT_METHOD"), None);
+        assert_eq!(search_key("=\n==x\n", "ENCRYPT_METHOD"), None);
+    }
+}
