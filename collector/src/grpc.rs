@@ -469,3 +469,6 @@ impl AgentChannel for ChannelService {
         Ok(Response::new(Box::pin(ReceiverStream::new(rx).map(|m| *m))))
     }
 }
+
+#[cfg(test)]
+mod tests;

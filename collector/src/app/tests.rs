@@ -55,7 +55,7 @@ fn revocation_ends_a_live_stream_and_refuses_a_new_one() {
     assert!(app.store.agent("ag-1").unwrap().unwrap().revoked);
 }
 
-fn agent(app: &App, id: &str, project: Option<&str>, instance: &str) {
+pub(crate) fn agent(app: &App, id: &str, project: Option<&str>, instance: &str) {
     app.store
         .put_agent(&AgentRecord {
             id: id.into(),
@@ -246,7 +246,7 @@ fn counts_are_the_latest_status_of_each_rule_with_or_without_a_restart() {
     }
 }
 
-fn app_with(dir: &std::path::Path, results_retention_days: u32) -> App {
+pub(crate) fn app_with(dir: &std::path::Path, results_retention_days: u32) -> App {
     let store = Arc::new(SledStore::open(&dir.join("db")).unwrap());
     let ca = Ca::open_or_create(&dir.join("ca")).unwrap();
     let config = Config {
