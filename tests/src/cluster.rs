@@ -39,7 +39,8 @@ pub fn wait_for_or<T>(
     }
 }
 
-/// A free loopback port (bound and released).
+/// A free loopback port (bound and released), for programs that cannot bind port 0
+/// and say which port they got; another process may take it before they bind it.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -303,7 +304,9 @@ impl Collector {
         config: Option<&str>,
         envs: &[(&str, &str)],
     ) -> Collector {
-        let (g, r) = ports.unwrap_or_else(|| (free_port(), free_port()));
+        // Without ports the kernel picks them (port 0) and the ready line says which:
+        // no other process can take them between a choice and the bind.
+        let (g, r) = ports.unwrap_or((0, 0));
         let mut args = vec![
             "serve".to_string(),
             "--data".into(),
