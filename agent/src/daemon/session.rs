@@ -10,7 +10,7 @@ use rampart_proto::v1::agent_channel_client::AgentChannelClient;
 use rampart_proto::v1::{
     agent_message, collector_message, AgentMessage, Hello, RenewRequest, ScanStarted,
 };
-use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -63,29 +63,59 @@ enum End {
     Reload,
 }
 
-struct Signals {
-    term: Signal,
-    hup: Signal,
-    int: Signal,
+/// What the daemon is told from outside while it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Finish what is being sent and stop (SIGTERM, SIGINT).
+    Stop,
+    /// Read the configuration again and reconnect (SIGHUP).
+    Reload,
 }
 
 /// Runs the daemon until SIGTERM/SIGINT. SIGHUP reloads the configuration.
 pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
+    run_until(config_path, signals()?).await
+}
+
+/// SIGTERM and SIGINT as [`Control::Stop`], SIGHUP as [`Control::Reload`].
+fn signals() -> Result<mpsc::Receiver<Control>, DaemonError> {
     let sig = |k| {
         signal(k).map_err(|e| DaemonError::Config(format!("cannot install signal handler: {e}")))
     };
-    let mut signals = Signals {
-        term: sig(SignalKind::terminate())?,
-        hup: sig(SignalKind::hangup())?,
-        int: sig(SignalKind::interrupt())?,
-    };
+    let (mut term, mut int, mut hup) = (
+        sig(SignalKind::terminate())?,
+        sig(SignalKind::interrupt())?,
+        sig(SignalKind::hangup())?,
+    );
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(async move {
+        loop {
+            let c = tokio::select! {
+                _ = term.recv() => Control::Stop,
+                _ = int.recv() => Control::Stop,
+                _ = hup.recv() => Control::Reload,
+            };
+            if tx.send(c).await.is_err() {
+                break;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// Runs the daemon until `control` says stop (or is closed): the reconnect loop
+/// around [`session`], with the configuration read again on [`Control::Reload`].
+pub async fn run_until(
+    config_path: &Path,
+    mut control: mpsc::Receiver<Control>,
+) -> Result<(), DaemonError> {
     let mut backoff = Backoff::new();
     loop {
         let cfg = AgentConfig::load(config_path).map_err(|e| DaemonError::Config(e.to_string()))?;
         let spool = Spool::open(&cfg.state_dir.join("spool"), cfg.spool_max_scans)
             .map_err(|e| DaemonError::Config(e.to_string()))?;
         let started = std::time::Instant::now();
-        match session(&cfg, &spool, &mut signals).await {
+        match session(&cfg, &spool, &mut control).await {
             Ok(End::Stop) => {
                 tracing::info!("stopping");
                 return Ok(());
@@ -104,9 +134,13 @@ pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
                 tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "collector session ended");
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
-                    _ = signals.term.recv() => return Ok(()),
-                    _ = signals.int.recv() => return Ok(()),
-                    _ = signals.hup.recv() => backoff.reset(),
+                    c = control.recv() => match c {
+                        Some(Control::Reload) => backoff.reset(),
+                        Some(Control::Stop) | None => {
+                            tracing::info!("stopping");
+                            return Ok(());
+                        }
+                    },
                 }
             }
         }
@@ -162,7 +196,7 @@ impl Backoff {
 async fn session(
     cfg: &AgentConfig,
     spool: &Spool,
-    signals: &mut Signals,
+    control: &mut mpsc::Receiver<Control>,
 ) -> Result<End, DaemonError> {
     let id = Identity::load(&cfg.state_dir)?;
     let tls_cfg = tls::client_config(
@@ -270,9 +304,10 @@ async fn session(
                 let state = Identity::load(&cfg.state_dir)?.state;
                 maybe_renew(&mut link, &state, cfg.renew_before_secs).await?;
             }
-            _ = signals.term.recv() => return Ok(End::Stop),
-            _ = signals.int.recv() => return Ok(End::Stop),
-            _ = signals.hup.recv() => return Ok(End::Reload),
+            c = control.recv() => return Ok(match c {
+                Some(Control::Reload) => End::Reload,
+                Some(Control::Stop) | None => End::Stop,
+            }),
         }
     }
 }

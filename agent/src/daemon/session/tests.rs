@@ -1,4 +1,4 @@
-//! Batching and evidence bounds.
+//! Batching and evidence bounds; the reconnect loop under paused time.
 
 use super::link::batches;
 use super::wire::fit_evidence;
@@ -71,4 +71,76 @@ fn evidence_is_trimmed_to_the_protocol_bounds() {
     }
     let f = fit_evidence(&vec!["y".to_string(); 5000]);
     assert!(f.last().unwrap().contains("more line(s)"), "{:?}", f.last());
+}
+
+/// A configuration whose collector never answers (nothing listens on port 1) and
+/// whose state directory holds no identity: every session fails at once and the
+/// daemon waits in its backoff.
+fn unreachable_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("agent.toml");
+    let text = format!(
+        "collector = \"https://127.0.0.1:1\"\nca_fingerprint = \"{}\"\nstate_dir = \"{}\"\nroot = \"/\"\n",
+        "ab".repeat(32),
+        dir.join("state").display()
+    );
+    std::fs::create_dir_all(dir.join("state")).unwrap();
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Ten minutes of virtual time: far past the longest backoff (60 s).
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(600);
+
+#[tokio::test(start_paused = true)]
+async fn stop_ends_the_reconnect_loop() {
+    let d = tempfile::tempdir().unwrap();
+    let config = unreachable_config(d.path());
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let daemon = tokio::spawn(async move { super::run_until(&config, rx).await });
+    // Several failed sessions and backoffs pass first.
+    tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+    assert!(!daemon.is_finished(), "the daemon keeps retrying");
+    tx.send(super::Control::Stop).await.unwrap();
+    let ended = tokio::time::timeout(PATIENCE, daemon).await;
+    assert!(
+        matches!(ended, Ok(Ok(Ok(())))),
+        "the daemon stops cleanly: {ended:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn reload_keeps_the_daemon_running_and_a_closed_control_stops_it() {
+    let d = tempfile::tempdir().unwrap();
+    let config = unreachable_config(d.path());
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let daemon = tokio::spawn(async move { super::run_until(&config, rx).await });
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    tx.send(super::Control::Reload).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+    assert!(!daemon.is_finished(), "a reload is not a stop");
+    drop(tx);
+    let ended = tokio::time::timeout(PATIENCE, daemon).await;
+    assert!(
+        matches!(ended, Ok(Ok(Ok(())))),
+        "the daemon stops when nothing can tell it anything any more: {ended:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_configuration_broken_while_retrying_ends_the_daemon_with_its_reason() {
+    let d = tempfile::tempdir().unwrap();
+    let config = unreachable_config(d.path());
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let path = config.clone();
+    let daemon = tokio::spawn(async move { super::run_until(&path, rx).await });
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("https://", "http://")).unwrap();
+    tx.send(super::Control::Reload).await.unwrap();
+    let ended = tokio::time::timeout(PATIENCE, daemon)
+        .await
+        .unwrap()
+        .unwrap();
+    let e = ended.unwrap_err().to_string();
+    assert!(e.contains("must start with https://"), "{e}");
 }
