@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use crate::content::{self, Benchmark, Rule};
 use crate::error::AgentError;
 use crate::facts::{kv, Facts};
-use crate::model::{Outcome, Profile, Severity, Status};
+use crate::model::{Outcome, Profile, Severity, SeverityCounts, Status};
 
 /// What to scan and how.
 #[derive(Debug, Clone)]
@@ -43,8 +43,8 @@ pub struct Summary {
     pub not_applicable: usize,
     pub not_checked: usize,
     pub exempted: usize,
-    /// Failed rules per severity: critical, high, medium, low.
-    pub failed_by_severity: [usize; 4],
+    /// Failed rules per severity.
+    pub failed_by_severity: SeverityCounts,
 }
 
 /// Identity of the scanned system.
@@ -77,12 +77,7 @@ pub fn summarize(results: impl IntoIterator<Item = (Status, Severity)>) -> Summa
             Status::Pass => s.passed += 1,
             Status::Fail => {
                 s.failed += 1;
-                s.failed_by_severity[match sev {
-                    Severity::Critical => 0,
-                    Severity::High => 1,
-                    Severity::Medium => 2,
-                    Severity::Low => 3,
-                }] += 1;
+                s.failed_by_severity.add(sev);
             }
             Status::Error => s.error += 1,
             Status::NotApplicable => s.not_applicable += 1,
@@ -354,7 +349,10 @@ mod tests {
             ),
             (2, 1, 1, 1, 1, 1)
         );
-        assert_eq!(s.failed_by_severity, [1, 0, 0, 0]);
+        assert_eq!(
+            s.failed_by_severity.iter().collect::<Vec<_>>(),
+            [(Critical, 1), (High, 0), (Medium, 0), (Low, 0)]
+        );
         assert_eq!(
             summarize([(Pass, Low), (Fail, Low), (Fail, Low)]).score,
             33.3

@@ -9,7 +9,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::content::{Benchmark, Rule};
 use crate::engine::ScanReport;
-use crate::model::Status;
+use crate::model::{Profile, Severity, SeverityCounts, Status};
 
 #[derive(Serialize)]
 pub struct BenchmarkDto<'a> {
@@ -24,12 +24,24 @@ pub struct HostDto<'a> {
     pub os: &'a str,
 }
 
+/// Failed rules per severity, by name.
 #[derive(Serialize)]
-pub struct SeverityCounts {
-    pub critical: usize,
-    pub high: usize,
-    pub medium: usize,
-    pub low: usize,
+pub struct SeverityDto {
+    pub critical: u32,
+    pub high: u32,
+    pub medium: u32,
+    pub low: u32,
+}
+
+impl From<SeverityCounts> for SeverityDto {
+    fn from(c: SeverityCounts) -> Self {
+        SeverityDto {
+            critical: c.get(Severity::Critical),
+            high: c.get(Severity::High),
+            medium: c.get(Severity::Medium),
+            low: c.get(Severity::Low),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -41,7 +53,7 @@ pub struct SummaryDto {
     pub not_applicable: usize,
     pub not_checked: usize,
     pub exempted: usize,
-    pub failed_by_severity: SeverityCounts,
+    pub failed_by_severity: SeverityDto,
 }
 
 /// One rule's fields, with `status` and `evidence` in scan results only.
@@ -135,12 +147,7 @@ impl<'a> From<&'a ScanReport> for ScanDto<'a> {
                 not_applicable: s.not_applicable,
                 not_checked: s.not_checked,
                 exempted: s.exempted,
-                failed_by_severity: SeverityCounts {
-                    critical: s.failed_by_severity[0],
-                    high: s.failed_by_severity[1],
-                    medium: s.failed_by_severity[2],
-                    low: s.failed_by_severity[3],
-                },
+                failed_by_severity: s.failed_by_severity.into(),
             },
             results: r
                 .results
@@ -188,7 +195,7 @@ pub fn scan_doc(
                 id: rule.id.clone(),
                 title: rule.title.clone(),
                 section: rule.section.clone(),
-                severity: rule.severity.as_str().to_string(),
+                severity: Some(rule.severity),
                 description: rule.description.clone(),
                 remediation: rule.remediation.clone(),
                 profiles: rule
@@ -196,7 +203,7 @@ pub fn scan_doc(
                     .iter()
                     .map(|p| p.name().to_string())
                     .collect(),
-                status: res.and_then(|x| rr::Status::parse(x.status.as_str())),
+                status: res.map(|x| x.status),
                 evidence: res.map(|x| x.evidence.clone()).unwrap_or_default(),
             }
         })
@@ -227,10 +234,7 @@ pub fn scan_doc(
             version: r.benchmark.version.clone(),
         },
         profile: r.profile.name().to_string(),
-        profiles: crate::model::Profile::ALL
-            .iter()
-            .map(|p| p.name().to_string())
-            .collect(),
+        profiles: Profile::NAMES.map(String::from).to_vec(),
         status: "completed".into(),
         started_ms: Some(unix_ms(r.started_at)),
         finished_ms: Some(unix_ms(r.finished_at)),
@@ -243,7 +247,7 @@ pub fn scan_doc(
             not_applicable: n(s.not_applicable),
             not_checked: n(s.not_checked),
             exempted: n(s.exempted),
-            failed_by_severity: s.failed_by_severity.map(n),
+            failed_by_severity: s.failed_by_severity,
         },
         handover: None,
         details: vec![(
@@ -347,10 +351,15 @@ pub fn scan_text(r: &ScanReport, colour: bool) -> String {
         }
     }
     let s = &r.summary;
+    let by_severity: Vec<String> = s
+        .failed_by_severity
+        .iter()
+        .map(|(sev, n)| format!("{n} {sev}"))
+        .collect();
     let _ = writeln!(
         out,
         "\nScore {:.1}% — {} passed, {} failed, {} error, {} not applicable, {} manual, {} exempted \
-         — failed by severity: {} critical, {} high, {} medium, {} low — {} ms",
+         — failed by severity: {} — {} ms",
         s.score,
         s.passed,
         s.failed,
@@ -358,10 +367,7 @@ pub fn scan_text(r: &ScanReport, colour: bool) -> String {
         s.not_applicable,
         s.not_checked,
         s.exempted,
-        s.failed_by_severity[0],
-        s.failed_by_severity[1],
-        s.failed_by_severity[2],
-        s.failed_by_severity[3],
+        by_severity.join(", "),
         r.duration_ms
     );
     out
@@ -460,7 +466,6 @@ pub fn coverage_markdown(benchmarks: &[Benchmark]) -> String {
 mod tests {
     use super::*;
     use crate::facts::Facts;
-    use crate::model::Profile;
 
     #[test]
     fn report_document_holds_every_rule_once_with_its_profiles() {

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use rampart_agent::content;
-use rampart_agent::model::Profile;
+use rampart_report::{Profile, Severity};
 use serde::{Deserialize, Serialize};
 
 /// Rule metadata of one benchmark.
@@ -27,8 +27,7 @@ pub struct CatalogRule {
     pub section: String,
     pub description: String,
     pub remediation: String,
-    /// `critical`, `high`, `medium` or `low`.
-    pub severity: String,
+    pub severity: Severity,
     pub level: u32,
     pub automated: bool,
     /// Names of the profiles that include the rule.
@@ -70,7 +69,7 @@ impl Catalogs {
                                 section: r.section.clone(),
                                 description: r.description.clone(),
                                 remediation: r.remediation.clone(),
-                                severity: r.severity.as_str().into(),
+                                severity: r.severity,
                                 level: r.level.into(),
                                 automated: r.automated,
                                 profiles: r.profiles().iter().map(|p| p.name().into()).collect(),

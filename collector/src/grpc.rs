@@ -10,7 +10,7 @@ use rampart_proto::v1::agent_channel_server::AgentChannel;
 use rampart_proto::v1::enrollment_server::Enrollment;
 use rampart_proto::v1::{
     agent_message, collector_message, Ack, AgentMessage, AgentSettings, CancelScan,
-    CollectorMessage, EnrollRequest, EnrollResponse, RenewResponse, RuleStatus, ScanRequest,
+    CollectorMessage, EnrollRequest, EnrollResponse, RenewResponse, ScanRequest,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -124,23 +124,10 @@ fn msg(body: collector_message::Body) -> CollectorMessage {
     CollectorMessage { body: Some(body) }
 }
 
-/// The wire's rule status as the shared vocabulary names it; anything else is refused.
-fn status_name(s: i32) -> Result<&'static str, Status> {
-    use rampart_report::Status as S;
-    let status = match RuleStatus::try_from(s) {
-        Ok(RuleStatus::Pass) => S::Pass,
-        Ok(RuleStatus::Fail) => S::Fail,
-        Ok(RuleStatus::Error) => S::Error,
-        Ok(RuleStatus::NotApplicable) => S::NotApplicable,
-        Ok(RuleStatus::NotChecked) => S::NotChecked,
-        Ok(RuleStatus::Exempted) => S::Exempted,
-        _ => {
-            return Err(Status::invalid_argument(format!(
-                "rule status {s} is not valid"
-            )))
-        }
-    };
-    Ok(status.as_str())
+/// The wire's rule status in the shared vocabulary; an unspecified or unknown number
+/// is refused, naming it.
+fn rule_status(s: i32) -> Result<rampart_report::Status, Status> {
+    rampart_proto::domain::rule_status(s).map_err(|e| Status::invalid_argument(e.to_string()))
 }
 
 /// A stream's outbound queue. Items are boxed: a channel allocates its slots 32 at a
@@ -249,7 +236,7 @@ impl Session {
                     .map(|r| {
                         Ok(ResultRecord {
                             rule_id: r.rule_id,
-                            status: status_name(r.status)?.into(),
+                            status: rule_status(r.status)?,
                             evidence: r.evidence,
                         })
                     })

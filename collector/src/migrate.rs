@@ -223,6 +223,8 @@ pub fn verify(from: &dyn Store, to: &dyn Store, out: &mut dyn Write) -> Result<(
 
 #[cfg(test)]
 mod tests {
+    use rampart_report::Status;
+
     use super::*;
     use crate::store::conformance::{seed, Truth};
     use crate::store::sled_store::SledStore;
@@ -247,7 +249,7 @@ mod tests {
         }
         let r = crate::store::ResultRecord {
             rule_id: "1.1".into(),
-            status: "pass".into(),
+            status: Status::Pass,
             evidence: vec!["x".into()],
         };
         let some = from.scans(&ScanFilter::default(), 0, 3).unwrap().0;

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use rampart_report as rr;
+use rampart_report::{Severity, SeverityCounts, Status};
 use serde::Serialize;
 
 pub use rampart_report::{cmp_rule_ids, Band};
@@ -64,8 +65,8 @@ pub struct RuleRow {
     pub id: String,
     pub title: Option<String>,
     pub section: Option<String>,
-    pub status: String,
-    pub severity: Option<String>,
+    pub status: Status,
+    pub severity: Option<Severity>,
     pub evidence: Vec<String>,
     pub remediation: Option<String>,
     pub description: Option<String>,
@@ -81,8 +82,8 @@ fn rows(input: &ReportInput) -> Vec<RuleRow> {
                 id: r.rule_id.clone(),
                 title: meta.map(|m| m.title.clone()),
                 section: meta.map(|m| m.section.clone()),
-                status: r.status.clone(),
-                severity: meta.map(|m| m.severity.clone()),
+                status: r.status,
+                severity: meta.map(|m| m.severity),
                 evidence: r.evidence.clone(),
                 remediation: meta.map(|m| m.remediation.clone()),
                 description: meta.map(|m| m.description.clone()),
@@ -102,18 +103,13 @@ pub fn doc(input: &ReportInput, generated_at_ms: i64) -> rr::Doc {
         .collect();
     let rule = |id: &str, meta: Option<&crate::app::CatalogRule>| {
         let result = results.get(id);
-        let mut evidence = result.map(|r| r.evidence.clone()).unwrap_or_default();
-        let status = result.map(|r| {
-            rr::Status::parse(&r.status).unwrap_or_else(|| {
-                evidence.insert(0, format!("unrecognised status `{}`", r.status));
-                rr::Status::Error
-            })
-        });
+        let evidence = result.map(|r| r.evidence.clone()).unwrap_or_default();
+        let status = result.map(|r| r.status);
         rr::Rule {
             id: id.to_string(),
             title: meta.map(|m| m.title.clone()).unwrap_or_default(),
             section: meta.map(|m| m.section.clone()).unwrap_or_default(),
-            severity: meta.map(|m| m.severity.clone()).unwrap_or_default(),
+            severity: meta.map(|m| m.severity),
             description: meta.map(|m| m.description.clone()).unwrap_or_default(),
             remediation: meta.map(|m| m.remediation.clone()).unwrap_or_default(),
             // The agent reports every rule of the profile it scanned, and only those.
@@ -211,6 +207,17 @@ struct JsonSeverity {
     low: u32,
 }
 
+impl From<SeverityCounts> for JsonSeverity {
+    fn from(c: SeverityCounts) -> Self {
+        JsonSeverity {
+            critical: c.get(Severity::Critical),
+            high: c.get(Severity::High),
+            medium: c.get(Severity::Medium),
+            low: c.get(Severity::Low),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct JsonHost {
     agent_id: String,
@@ -295,12 +302,7 @@ pub fn json(input: &ReportInput, generated_at_ms: i64) -> serde_json::Value {
             not_applicable: s.not_applicable,
             not_checked: s.not_checked,
             exempted: s.exempted,
-            failed_by_severity: JsonSeverity {
-                critical: s.failed_by_severity[0],
-                high: s.failed_by_severity[1],
-                medium: s.failed_by_severity[2],
-                low: s.failed_by_severity[3],
-            },
+            failed_by_severity: s.failed_by_severity.into(),
             blocked: s.blocked,
             block_reasons: &s.block_reasons,
             released_by: s.released_by.as_deref(),
@@ -353,7 +355,7 @@ mod tests {
             not_applicable: 0,
             not_checked: 0,
             exempted: 0,
-            failed_by_severity: [1, 0, 1, 0],
+            failed_by_severity: [Severity::Critical, Severity::Medium].into_iter().collect(),
             blocked: true,
             block_reasons: vec!["1 critical CIS check(s) failed <b>".into()],
             released_by: Some("alice".into()),
@@ -390,7 +392,7 @@ mod tests {
             section: section.into(),
             description: "Why it matters.".into(),
             remediation: "Do the <right> thing & check.".into(),
-            severity: severity.into(),
+            severity: Severity::parse(severity).unwrap(),
             level: 1,
             automated: true,
             profiles: vec!["level1-server".into()],
@@ -416,7 +418,7 @@ mod tests {
     fn results() -> Vec<ResultRecord> {
         let r = |id: &str, st: &str, ev: &str| ResultRecord {
             rule_id: id.into(),
-            status: st.into(),
+            status: Status::parse(st).unwrap(),
             evidence: vec![ev.into()],
         };
         vec![
@@ -543,8 +545,8 @@ mod tests {
         c.rules.insert("6.1".into(), rule("Maintenance", "low"));
         r.push(ResultRecord {
             rule_id: "7.7".into(),
-            status: "bogus".into(),
-            evidence: vec![],
+            status: Status::Error,
+            evidence: vec!["the check could not read bogus".into()],
         });
         let input = ReportInput {
             scan: &s,
@@ -555,7 +557,7 @@ mod tests {
         let d = doc(&input, 0);
         let ids: Vec<&str> = d.rules.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, ["1.1.1", "1.1.2", "1.1.10", "5.4.1", "6.1", "7.7"]);
-        // Outside the profile: no status; an unknown status is an error that says so.
+        // Outside the profile: no status; a result the catalogue lacks is listed.
         assert_eq!(d.rules[4].status, None);
         assert_eq!(d.rules[5].status, Some(rampart_report::Status::Error));
         assert!(d.rules[5].evidence[0].contains("bogus"));

@@ -14,6 +14,7 @@ use rampart_collector::store::sled_store::SledStore;
 use rampart_collector::store::{
     AgentRecord, AuditRecord, ResultRecord, ScanRecord, ScanStatus, Store, UserRecord,
 };
+use rampart_report::{Severity, Status};
 use serde_json::{json, Value};
 
 use crate::scan::{self, Rng};
@@ -122,26 +123,31 @@ fn scan_record(cfg: &SeedConfig, agent: usize, at: i64, latest: bool, rng: &mut 
     let error = rng.below(3) as u32;
     let na = 8 + rng.below(6) as u32;
     let passed = automated - failed - error - na;
+    let critical = u32::from(rng.below(10) == 0);
+    let high = rng.below(4) as u32;
+    let low = failed.saturating_sub(critical + high) / 3;
     let c = Counts {
         passed,
         failed,
         error,
         not_applicable: na,
-        failed_critical: u32::from(rng.below(10) == 0),
-        failed_high: rng.below(4) as u32,
+        failed_by_severity: [
+            (Severity::Critical, critical),
+            (Severity::High, high),
+            (
+                Severity::Medium,
+                failed.saturating_sub(critical + high + low),
+            ),
+            (Severity::Low, low),
+        ]
+        .into_iter()
+        .collect(),
     };
     let settings = Settings {
         mode: Mode::Block,
         ..Settings::default()
     };
-    let low = failed.saturating_sub(c.failed_critical + c.failed_high) / 3;
-    let by_severity = [
-        c.failed_critical,
-        c.failed_high,
-        failed.saturating_sub(c.failed_critical + c.failed_high + low),
-        low,
-    ];
-    complete(&mut s, &settings, &c, (manual, 0), by_severity);
+    complete(&mut s, &settings, &c, (manual, 0));
     s.content_version = Some(scan::content_version());
     s
 }
@@ -314,14 +320,7 @@ fn results_for(k: usize, rng: &mut Rng) -> Vec<ResultRecord> {
         .take(k)
         .map(|r| ResultRecord {
             rule_id: r.rule_id,
-            status: match rampart_proto::v1::RuleStatus::try_from(r.status) {
-                Ok(rampart_proto::v1::RuleStatus::Pass) => "pass",
-                Ok(rampart_proto::v1::RuleStatus::Fail) => "fail",
-                Ok(rampart_proto::v1::RuleStatus::Error) => "error",
-                Ok(rampart_proto::v1::RuleStatus::NotChecked) => "not_checked",
-                _ => "not_applicable",
-            }
-            .into(),
+            status: rampart_proto::domain::rule_status(r.status).unwrap_or(Status::NotApplicable),
             evidence: r.evidence,
         })
         .collect()
@@ -380,7 +379,7 @@ mod tests {
             if s.status == ScanStatus::Completed {
                 let counted = s.passed + s.failed + s.error + s.not_applicable + s.not_checked;
                 assert_eq!(counted as usize, scan::rule_count(PROFILE), "{s:?}");
-                assert_eq!(s.failed_by_severity.iter().sum::<u32>(), s.failed, "{s:?}");
+                assert_eq!(s.failed_by_severity.total(), s.failed, "{s:?}");
                 assert!(s.score.is_some());
             }
         }

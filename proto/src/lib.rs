@@ -1,7 +1,8 @@
 //! Rampart's wire contract between agent and collector (`rampart.v1`).
 //!
 //! Only this crate knows protobuf: the agent and the collector convert these types
-//! to their own domain types by hand at their edges.
+//! to their own domain types by hand at their edges; the enums of the shared
+//! vocabulary (`rampart_report`) convert with `From`/`TryFrom` ([`domain`]).
 
 #![allow(missing_docs, clippy::all)]
 
@@ -9,6 +10,7 @@
 pub const PROTOCOL_PACKAGE: &str = "rampart.v1";
 
 pub mod codec;
+pub mod domain;
 
 /// Generated messages and service stubs of `rampart.v1` (their codec: [`codec::LeanCodec`]).
 pub mod v1 {

@@ -19,7 +19,7 @@ use std::fmt::Write;
 use std::net::IpAddr;
 
 use crate::escape::escape_xml as x;
-use crate::{cmp_rule_ids, rfc3339_ms, Doc, Rule, Status};
+use crate::{cmp_rule_ids, rfc3339_ms, Doc, Rule, Severity, Status};
 
 const NS_ARF: &str = "http://scap.nist.gov/schema/asset-reporting-format/1.1";
 const NS_CORE: &str = "http://scap.nist.gov/schema/reporting-core/1.1";
@@ -61,12 +61,12 @@ fn scap_id(kind: &str, n: &str) -> String {
 }
 
 /// XCCDF has no `critical`: it is the top of XCCDF's scale, `high`.
-fn xccdf_severity(s: &str) -> &'static str {
+fn xccdf_severity(s: Option<Severity>) -> &'static str {
     match s {
-        "critical" | "high" => "high",
-        "medium" => "medium",
-        "low" => "low",
-        _ => "unknown",
+        Some(Severity::Critical | Severity::High) => "high",
+        Some(Severity::Medium) => "medium",
+        Some(Severity::Low) => "low",
+        None => "unknown",
     }
 }
 
@@ -272,7 +272,7 @@ fn benchmark(o: &mut String, doc: &Doc) {
             o,
             "  <Rule id=\"{}\" selected=\"false\" severity=\"{}\">\n    <title>{}</title>",
             xccdf_id("rule", &r.id),
-            xccdf_severity(&r.severity),
+            xccdf_severity(r.severity),
             x(&title)
         );
         if !r.description.trim().is_empty() {
@@ -364,7 +364,7 @@ fn test_result(o: &mut String, doc: &Doc) {
             "  <rule-result idref=\"{}\" role=\"full\" time=\"{time}\" severity=\"{}\" weight=\"1.0\">\n    \
              <result>{result}</result>",
             xccdf_id("rule", &r.id),
-            xccdf_severity(&r.severity),
+            xccdf_severity(r.severity),
         );
         match r.status {
             Some(Status::Exempted) if r.evidence.is_empty() => {

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use crate::escape::escape_html as e;
-use crate::{format_ms, grouped, Band, Doc, Status};
+use crate::{format_ms, grouped, Band, Doc, Severity, Status};
 
 const CSS: &str = r#"
 :root{--green:#1e7b34;--amber:#b26a00;--red:#b3261e;--grey:#5f6368;--line:#d9dce1}
@@ -72,14 +72,8 @@ fn status_label(s: Status) -> &'static str {
 }
 
 /// A CSS class suffix for a severity: only known values, never catalogue text.
-fn severity_class(s: &str) -> &'static str {
-    match s {
-        "critical" => "critical",
-        "high" => "high",
-        "medium" => "medium",
-        "low" => "low",
-        _ => "other",
-    }
+fn severity_class(s: Option<Severity>) -> &'static str {
+    s.map_or("other", Severity::as_str)
 }
 
 /// The HTML report of `doc`.
@@ -152,24 +146,17 @@ pub fn html(doc: &Doc) -> String {
 
     // Counts.
     let c = &doc.counts;
-    let _ = writeln!(
+    let _ = write!(
         o,
         "<div class=\"counts\"><span>passed <b>{}</b></span><span>failed <b>{}</b></span>\
          <span>error <b>{}</b></span><span>not applicable <b>{}</b></span>\
-         <span>not checked <b>{}</b></span><span>exempted <b>{}</b></span>\
-         <span>failed critical <b>{}</b></span><span>failed high <b>{}</b></span>\
-         <span>failed medium <b>{}</b></span><span>failed low <b>{}</b></span></div>",
-        c.passed,
-        c.failed,
-        c.error,
-        c.not_applicable,
-        c.not_checked,
-        c.exempted,
-        c.failed_by_severity[0],
-        c.failed_by_severity[1],
-        c.failed_by_severity[2],
-        c.failed_by_severity[3]
+         <span>not checked <b>{}</b></span><span>exempted <b>{}</b></span>",
+        c.passed, c.failed, c.error, c.not_applicable, c.not_checked, c.exempted,
     );
+    for (sev, n) in c.failed_by_severity.iter() {
+        let _ = write!(o, "<span>failed {sev} <b>{n}</b></span>");
+    }
+    o.push_str("</div>\n");
 
     // Handover.
     match &doc.handover {
@@ -231,7 +218,7 @@ pub fn html(doc: &Doc) -> String {
              <th>Evidence</th><th>Remediation</th></tr></thead>\n<tbody>\n",
         );
         for (r, st) in rules {
-            let sev = r.severity.as_str();
+            let sev = r.severity;
             let title = match r.title.trim() {
                 "" => "(no title in catalogue)",
                 t => t,
@@ -247,7 +234,7 @@ pub fn html(doc: &Doc) -> String {
                 st.as_str(),
                 status_label(*st),
                 severity_class(sev),
-                e(if sev.is_empty() { "–" } else { sev }),
+                sev.map_or("–", Severity::as_str),
             );
             if r.evidence.is_empty() {
                 o.push('–');

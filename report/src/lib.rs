@@ -4,8 +4,9 @@
 //! Asset Reporting Format 1.1 with an XCCDF 1.2 benchmark in a SCAP 1.3 source data
 //! stream and an XCCDF 1.2 TestResult).
 //!
-//! It also holds the vocabulary the agent and the collector share: [`Status`] and
-//! [`score`].
+//! It also holds the vocabulary the agent and the collector share (`vocab`):
+//! [`Status`], [`Severity`], [`SeverityCounts`], [`Profile`] and [`Role`], [`score`]
+//! and the order of rule IDs, [`cmp_rule_ids`].
 //!
 //! Every string in a [`Doc`] is untrusted (host names, evidence quoting file contents,
 //! catalogue text sent by an agent): both renderers escape all of it, and drop
@@ -15,13 +16,13 @@ mod arf;
 mod escape;
 mod html;
 mod time;
-
-use std::cmp::Ordering;
+mod vocab;
 
 pub use arf::arf;
 pub use escape::{escape_html, escape_xml};
 pub use html::html;
 pub use time::{format_ms, rfc3339_ms};
+pub use vocab::{cmp_rule_ids, score, Profile, Role, Severity, SeverityCounts, Status};
 
 /// One scan, as a report shows it.
 #[derive(Debug, Clone, Default)]
@@ -82,8 +83,8 @@ pub struct Counts {
     pub not_applicable: u32,
     pub not_checked: u32,
     pub exempted: u32,
-    /// Failed rules per severity: critical, high, medium, low.
-    pub failed_by_severity: [u32; 4],
+    /// Failed rules per severity.
+    pub failed_by_severity: SeverityCounts,
 }
 
 /// Whether the scan blocks the host's handover, why, and who released it.
@@ -103,8 +104,8 @@ pub struct Rule {
     pub title: String,
     /// The title of the section holding the rule; empty when unknown.
     pub section: String,
-    /// `critical`, `high`, `medium`, `low`; empty when unknown.
-    pub severity: String,
+    /// `None` when unknown.
+    pub severity: Option<Severity>,
     pub description: String,
     pub remediation: String,
     /// The profiles (names from [`Doc::profiles`]) that select the rule.
@@ -112,91 +113,6 @@ pub struct Rule {
     /// `None`: not part of this scan (outside the profile).
     pub status: Option<Status>,
     pub evidence: Vec<String>,
-}
-
-/// A rule's result in a scan: the one definition the agent, the collector and the
-/// reports share. Its names ([`Status::as_str`]) are the JSON and stored form.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Status {
-    /// The recommendation is met.
-    Pass,
-    /// The recommendation is not met.
-    Fail,
-    /// The rule could not be evaluated; the evidence says why.
-    Error,
-    /// The recommendation does not apply to this host; the evidence says why.
-    NotApplicable,
-    /// A manual recommendation: listed, never passed, not scored.
-    NotChecked,
-    /// Skipped because the operator exempted it.
-    Exempted,
-}
-
-impl std::fmt::Display for Status {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl Status {
-    pub const ALL: [Status; 6] = [
-        Status::Fail,
-        Status::Error,
-        Status::Pass,
-        Status::NotChecked,
-        Status::NotApplicable,
-        Status::Exempted,
-    ];
-
-    /// The name used in JSON and on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Pass => "pass",
-            Status::Fail => "fail",
-            Status::Error => "error",
-            Status::NotApplicable => "not_applicable",
-            Status::NotChecked => "not_checked",
-            Status::Exempted => "exempted",
-        }
-    }
-
-    /// Parses the JSON name of a status.
-    pub fn parse(s: &str) -> Option<Status> {
-        Status::ALL.into_iter().find(|x| x.as_str() == s)
-    }
-
-    /// Whether the status counts in the score (pass, fail, error).
-    pub fn is_scored(self) -> bool {
-        matches!(self, Status::Pass | Status::Fail | Status::Error)
-    }
-
-    /// The XCCDF 1.2 result: exempted rules were deselected by the operator.
-    pub fn xccdf(self) -> &'static str {
-        match self {
-            Status::Pass => "pass",
-            Status::Fail => "fail",
-            Status::Error => "error",
-            Status::NotApplicable => "notapplicable",
-            Status::NotChecked => "notchecked",
-            Status::Exempted => "notselected",
-        }
-    }
-
-    /// Failures first, then errors, passes, and the rest.
-    pub fn rank(self) -> u8 {
-        Status::ALL
-            .iter()
-            .position(|s| *s == self)
-            .unwrap_or_default() as u8
-    }
-}
-
-/// The score of a scan: passed ÷ (passed + failed + error) × 100, rounded to one
-/// decimal; `None` when no rule was scored. The one formula the agent's summary,
-/// the collector's policy and the reports use.
-pub fn score(passed: u32, failed: u32, error: u32) -> Option<f64> {
-    let scored = passed + failed + error;
-    (scored > 0).then(|| (passed as f64 * 1000.0 / scored as f64).round() / 10.0)
 }
 
 /// The colour band of a score (SPEC §4 overview): green ≥ 90, amber ≥ 70, red below.
@@ -228,36 +144,9 @@ impl Band {
     }
 }
 
-fn severity_rank(s: &str) -> u8 {
-    match s {
-        "critical" => 0,
-        "high" => 1,
-        "medium" => 2,
-        "low" => 3,
-        _ => 4,
-    }
-}
-
-/// Orders CIS IDs numerically, component by component (`1.2.10` after `1.2.9`).
-pub fn cmp_rule_ids(a: &str, b: &str) -> Ordering {
-    let mut x = a.split('.');
-    let mut y = b.split('.');
-    loop {
-        match (x.next(), y.next()) {
-            (None, None) => return Ordering::Equal,
-            (None, Some(_)) => return Ordering::Less,
-            (Some(_), None) => return Ordering::Greater,
-            (Some(p), Some(q)) => {
-                let o = match (p.parse::<u64>(), q.parse::<u64>()) {
-                    (Ok(m), Ok(n)) => m.cmp(&n),
-                    _ => p.cmp(q),
-                };
-                if o != Ordering::Equal {
-                    return o;
-                }
-            }
-        }
-    }
+/// Known severities most severe first, unknown last.
+fn severity_rank(s: Option<Severity>) -> usize {
+    s.map_or(Severity::ALL.len(), |s| s as usize)
 }
 
 /// The scanned rules grouped by section (sections in the order of their first rule
@@ -279,7 +168,7 @@ pub fn grouped(doc: &Doc) -> Vec<(String, Vec<(&Rule, Status)>)> {
         rs.sort_by(|(a, sa), (b, sb)| {
             sa.rank()
                 .cmp(&sb.rank())
-                .then_with(|| severity_rank(&a.severity).cmp(&severity_rank(&b.severity)))
+                .then_with(|| severity_rank(a.severity).cmp(&severity_rank(b.severity)))
                 .then_with(|| cmp_rule_ids(&a.id, &b.id))
         });
     }
@@ -325,46 +214,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn status_names_round_trip_and_map_to_xccdf() {
-        for s in Status::ALL {
-            assert_eq!(Status::parse(s.as_str()), Some(s));
-        }
-        assert_eq!(Status::parse("passed"), None);
-        let table = [
-            (Status::Pass, "pass"),
-            (Status::Fail, "fail"),
-            (Status::Error, "error"),
-            (Status::NotApplicable, "notapplicable"),
-            (Status::NotChecked, "notchecked"),
-            (Status::Exempted, "notselected"),
-        ];
-        for (s, x) in table {
-            assert_eq!(s.xccdf(), x, "{s:?}");
-        }
-    }
-
-    #[test]
-    fn the_score_counts_pass_fail_and_error_only() {
-        assert_eq!(score(0, 0, 0), None);
-        assert_eq!(score(2, 1, 0), Some(66.7));
-        assert_eq!(score(1, 1, 1), Some(33.3));
-        assert_eq!(score(98, 68, 0), Some(59.0));
-        assert_eq!(score(5, 0, 0), Some(100.0));
-    }
-
-    #[test]
     fn score_colour_band() {
         assert_eq!(Band::of(90.0), Band::Green);
         assert_eq!(Band::of(89.9), Band::Amber);
         assert_eq!(Band::of(70.0), Band::Amber);
         assert_eq!(Band::of(69.99), Band::Red);
-    }
-
-    #[test]
-    fn rule_ids_sort_numerically() {
-        let mut ids = vec!["1.2.10", "1.10", "1.2.9", "1.2", "a", "1.2.9.1"];
-        ids.sort_by(|a, b| cmp_rule_ids(a, b));
-        assert_eq!(ids, ["1.2", "1.2.9", "1.2.9.1", "1.2.10", "1.10", "a"]);
     }
 }
 
@@ -378,7 +232,7 @@ pub(crate) mod testdoc {
             id: id.into(),
             title: format!("Title of a {severity} rule"),
             section: section.into(),
-            severity: severity.into(),
+            severity: Severity::parse(severity),
             description: "Why it matters.".into(),
             remediation: "Do the <right> thing & check.".into(),
             profiles: if status.is_some() {
@@ -421,7 +275,7 @@ pub(crate) mod testdoc {
             counts: Counts {
                 passed: 2,
                 failed: 2,
-                failed_by_severity: [1, 0, 0, 1],
+                failed_by_severity: [Severity::Critical, Severity::Low].into_iter().collect(),
                 ..Counts::default()
             },
             handover: Some(Handover {

@@ -158,4 +158,27 @@ fn junk_is_refused_and_others_carry_on() {
         .unwrap();
     let text = String::from_utf8_lossy(&metrics.stdout);
     assert!(text.contains("rampart_streams_rejected_total 6"), "{text}");
+
+    // A rule status outside the enum (or left unspecified) is refused, naming the
+    // number: never a panic, never read as some default status.
+    for (n, says) in [
+        (99, "rule status 99 is not a known value"),
+        (-7, "rule status -7 is not a known value"),
+        (0, "rule status 0 (unspecified) is not a known value"),
+    ] {
+        let batch = AgentMessage {
+            body: Some(agent_message::Body::Results(ResultBatch {
+                scan_id: "sc-forged".into(),
+                batch_seq: 1,
+                results: vec![RuleResult {
+                    rule_id: "1.1.1.1".into(),
+                    status: n,
+                    evidence: vec![],
+                }],
+            })),
+        };
+        let status = rt.block_on(send_junk(&c, &bad_state, vec![hello(&bad_id), batch]));
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+        assert!(status.message().contains(says), "{status:?}");
+    }
 }

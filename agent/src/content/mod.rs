@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 
+use rampart_report::cmp_rule_ids;
 use serde::Deserialize;
 
 use crate::checks::Check;
@@ -456,7 +457,7 @@ pub fn load(
         for r in list {
             benchmark_rules.push(r.validate(file, &body.sections)?);
         }
-        benchmark_rules.sort_by_key(|a| id_key(&a.id));
+        benchmark_rules.sort_by(|a, b| cmp_rule_ids(&a.id, &b.id));
         out.push(Benchmark {
             id: head.id,
             title: head.title,
@@ -543,13 +544,6 @@ impl Resolved {
             id: self.id,
         })
     }
-}
-
-/// The numeric sort key of a dotted ID: `1.10` after `1.9`.
-pub fn id_key(id: &str) -> Vec<u32> {
-    id.split('.')
-        .map(|p| p.parse().unwrap_or(u32::MAX))
-        .collect()
 }
 
 fn section_of(sections: &BTreeMap<String, String>, id: &str) -> Option<String> {

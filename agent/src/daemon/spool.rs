@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::Status;
+
 /// A finished scan waiting for the collector. The on-disk format.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SpooledScan {
@@ -27,7 +29,7 @@ pub struct SpooledScan {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SpooledResult {
     pub id: String,
-    pub status: String,
+    pub status: Status,
     pub evidence: Vec<String>,
 }
 
@@ -152,7 +154,7 @@ mod tests {
             failure: None,
             results: vec![SpooledResult {
                 id: "1.1".into(),
-                status: "pass".into(),
+                status: Status::Pass,
                 evidence: vec!["e".into()],
             }],
         }

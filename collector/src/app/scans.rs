@@ -7,7 +7,7 @@ use super::{now_ms, App, AppError, Command, Result};
 use crate::auth;
 use crate::policy::{self, Counts};
 use crate::store::{ResultRecord, ScanFilter, ScanRecord, ScanStatus};
-use rampart_report::Status;
+use rampart_report::{Severity, Status};
 
 /// A scan `create_scans` has to send.
 struct Made {
@@ -169,7 +169,7 @@ impl App {
         e.progress_ms = now_ms();
         if let Some(t) = e.statuses.as_mut() {
             for r in results {
-                t.insert(r.rule_id.clone(), r.status.clone());
+                t.insert(r.rule_id.clone(), r.status);
             }
         }
     }
@@ -317,18 +317,16 @@ impl App {
                     r.rule_id, s.profile, catalog.benchmark_id
                 )));
             }
-            let ok = match Status::parse(&r.status) {
+            let ok = match r.status {
                 // A manual recommendation is never passed or failed.
-                Some(Status::NotChecked) => !rule.automated,
-                Some(s) if s.is_scored() => rule.automated,
-                Some(_) => true,
-                None => false,
+                Status::NotChecked => !rule.automated,
+                s if s.is_scored() => rule.automated,
+                _ => true,
             };
             if !ok {
                 return Ok(Some(format!(
                     "rule {} cannot have status {}",
-                    r.rule_id,
-                    echo(&r.status)
+                    r.rule_id, r.status
                 )));
             }
         }
@@ -354,7 +352,7 @@ impl App {
             .in_flight()
             .get_mut(scan_id)
             .and_then(|f| f.statuses.take());
-        let results: Vec<(String, String)> = match tally {
+        let results: Vec<(String, Status)> = match tally {
             Some(t) => t.into_iter().collect(),
             None => self
                 .store
@@ -392,34 +390,24 @@ impl App {
                 catalog
                     .as_ref()
                     .and_then(|c| c.rules.get(id))
-                    .map(|r| r.severity.clone())
-                    .unwrap_or_else(|| "medium".into())
+                    .map_or(Severity::Medium, |r| r.severity)
             };
-            let (mut c, mut na, mut nc, mut ex) = (Counts::default(), 0, 0, 0);
-            let mut sev = [0u32; 4];
+            let (mut c, mut nc, mut ex) = (Counts::default(), 0, 0);
             for (rule_id, status) in &results {
-                match Status::parse(status) {
-                    Some(Status::Pass) => c.passed += 1,
-                    Some(Status::Fail) => {
+                match status {
+                    Status::Pass => c.passed += 1,
+                    Status::Fail => {
                         c.failed += 1;
-                        match severity(rule_id).as_str() {
-                            "critical" => sev[0] += 1,
-                            "high" => sev[1] += 1,
-                            "low" => sev[3] += 1,
-                            _ => sev[2] += 1,
-                        }
+                        c.failed_by_severity.add(severity(rule_id));
                     }
-                    Some(Status::Error) => c.error += 1,
-                    Some(Status::NotApplicable) => na += 1,
-                    Some(Status::NotChecked) => nc += 1,
-                    Some(Status::Exempted) | None => ex += 1,
+                    Status::Error => c.error += 1,
+                    Status::NotApplicable => c.not_applicable += 1,
+                    Status::NotChecked => nc += 1,
+                    Status::Exempted => ex += 1,
                 }
             }
-            c.failed_critical = sev[0];
-            c.failed_high = sev[1];
-            c.not_applicable = na;
             let settings = self.settings();
-            let verdict = complete(&mut s, &settings, &c, (nc, ex), sev);
+            let verdict = complete(&mut s, &settings, &c, (nc, ex));
             if verdict.alert {
                 self.audit(
                     "system",
@@ -584,14 +572,13 @@ impl App {
 }
 
 /// Completes a scan from its counts: status, score, counts, failures by severity
-/// (critical, high, medium, low) and the policy's verdict, which is returned. The
-/// one place a completed scan's summary is made (the load generator's seeding too).
+/// and the policy's verdict, which is returned. The one place a completed scan's
+/// summary is made (the load generator's seeding too).
 pub fn complete(
     s: &mut ScanRecord,
     settings: &policy::Settings,
     c: &Counts,
     (not_checked, exempted): (u32, u32),
-    failed_by_severity: [u32; 4],
 ) -> policy::Verdict {
     let verdict = policy::enforce(settings, c, s.project.as_deref());
     s.status = ScanStatus::Completed;
@@ -611,7 +598,7 @@ pub fn complete(
         not_checked,
         exempted,
     );
-    s.failed_by_severity = failed_by_severity;
+    s.failed_by_severity = c.failed_by_severity;
     s.blocked = verdict.blocked;
     s.block_reasons = verdict.reasons.clone();
     verdict
@@ -624,5 +611,5 @@ pub(crate) struct InFlight {
     pub progress_ms: i64,
     /// Each rule's latest status, when every batch went through this process: the
     /// scan then completes without reading its results back.
-    pub statuses: Option<HashMap<String, String>>,
+    pub statuses: Option<HashMap<String, Status>>,
 }

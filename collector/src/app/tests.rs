@@ -1,5 +1,7 @@
 //! The domain's unit tests, on a sled store in a temporary directory.
 
+use rampart_report::Status;
+
 use super::*;
 use crate::store::sled_store::SledStore;
 use crate::store::{AgentRecord, ResultRecord, ScanFilter, ScanRecord, ScanStatus};
@@ -173,7 +175,7 @@ fn a_scan_whose_batches_keep_coming_is_not_expired() {
     let rule = cat.profile_rules(&scan.profile)[0].to_string();
     let r = ResultRecord {
         rule_id: rule,
-        status: "pass".into(),
+        status: Status::Pass,
         evidence: vec![],
     };
     app.record_results("ag-1", &scan.id, "debian-12@test", &[r])
@@ -200,11 +202,10 @@ fn full_results(app: &App, scan: &crate::store::ScanRecord) -> Vec<ResultRecord>
         .map(|id| ResultRecord {
             rule_id: id.to_string(),
             status: if cat.rules[*id].automated {
-                "pass"
+                Status::Pass
             } else {
-                "not_checked"
-            }
-            .into(),
+                Status::NotChecked
+            },
             evidence: vec![],
         })
         .collect()
@@ -222,7 +223,7 @@ fn counts_are_the_latest_status_of_each_rule_with_or_without_a_restart() {
         let (first, rest) = all.split_at(all.len() / 2);
         // The first rule fails in the first batch, then passes when sent again.
         let mut early = first.to_vec();
-        early[0].status = "fail".into();
+        early[0].status = Status::Fail;
         app.record_results("ag-1", &scan.id, "debian-12@test", &early)
             .unwrap();
         if restart {
@@ -236,7 +237,7 @@ fn counts_are_the_latest_status_of_each_rule_with_or_without_a_restart() {
         let done = app
             .scan_finished("ag-1", &scan.id, all.len() as u32, "debian-12@test")
             .unwrap();
-        all.retain(|r| r.status == "pass");
+        all.retain(|r| r.status == Status::Pass);
         assert_eq!(done.status, ScanStatus::Completed, "restart {restart}");
         assert_eq!(
             (done.passed as usize, done.failed),
@@ -310,7 +311,7 @@ fn a_cancelled_scan_accepts_no_more_results() {
     assert_eq!(c.status, ScanStatus::Cancelled);
     let r = ResultRecord {
         rule_id: "1.1.1".into(),
-        status: "pass".into(),
+        status: Status::Pass,
         evidence: vec![],
     };
     // A late batch and finish from the agent are acknowledged but change nothing.

@@ -1,5 +1,7 @@
 //! The backup's round trip, its consistency under writes, and every refusal.
 
+use rampart_report::Status;
+
 use super::format::{MAX_VALUE_BYTES, TAG_FILE, TAG_RECORD};
 use super::*;
 use crate::store::conformance::{seed, Truth};
@@ -67,7 +69,7 @@ fn source(dir: &Path) -> (SledStore, Truth) {
 fn result(rule: &str, status: &str, i: usize) -> ResultRecord {
     ResultRecord {
         rule_id: rule.into(),
-        status: status.into(),
+        status: Status::parse(status).unwrap(),
         evidence: vec![format!("evidence {i} {}", "x".repeat(i * 40))],
     }
 }
@@ -222,11 +224,11 @@ fn a_restore_holds_every_record_the_ca_and_the_backups_own_audit_entry() {
     let got = r.results(&id).unwrap();
     assert_eq!(
         got.iter().find(|x| x.rule_id == "1.2").unwrap().status,
-        "fail"
+        Status::Fail
     );
     assert_eq!(
         got.iter().find(|x| x.rule_id == "1.1").unwrap().status,
-        "pass"
+        Status::Pass
     );
 }
 

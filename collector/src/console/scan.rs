@@ -9,6 +9,7 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect};
+use rampart_report::{cmp_rule_ids, Severity, Status};
 use serde::Deserialize;
 
 use super::scans::set;
@@ -24,7 +25,7 @@ pub struct RuleView {
     id: String,
     title: String,
     section: String,
-    severity: String,
+    severity: &'static str,
     status: &'static str,
     status_label: &'static str,
     description: String,
@@ -33,6 +34,8 @@ pub struct RuleView {
     /// Failed and errored rules carry their evidence and remediation in the page; every
     /// rule's ID links to its own page with everything (a 300-rule page stays light).
     full: bool,
+    /// The page's order: failures first, as in the reports, then by severity.
+    rank: (u8, usize),
 }
 
 /// A rule whose status changed since the VM's scan before.
@@ -81,9 +84,8 @@ pub struct RuleQuery {
     released: Option<String>,
 }
 
-fn status_label(s: &str) -> &'static str {
-    use rampart_report::Status;
-    match Status::parse(s) {
+fn status_label(s: Option<Status>) -> &'static str {
+    match s {
         Some(Status::Pass) => "Pass",
         Some(Status::Fail) => "Fail",
         Some(Status::Error) => "Error",
@@ -94,19 +96,17 @@ fn status_label(s: &str) -> &'static str {
     }
 }
 
-/// Failures first, as in the reports; a rule outside the profile last.
-fn status_rank(s: &str) -> u8 {
-    rampart_report::Status::parse(s).map_or(u8::MAX, |s| s.rank())
+/// Failures first, as in the reports (a rule outside the profile last), then the most
+/// severe first (an unknown severity last).
+fn rank(st: Option<Status>, sev: Option<Severity>) -> (u8, usize) {
+    (
+        st.map_or(u8::MAX, Status::rank),
+        sev.map_or(Severity::ALL.len(), |s| s as usize),
+    )
 }
 
-fn severity_rank(s: &str) -> u8 {
-    match s {
-        "critical" => 0,
-        "high" => 1,
-        "medium" => 2,
-        "low" => 3,
-        _ => 4,
-    }
+fn severity_name(s: Option<Severity>) -> &'static str {
+    s.map_or("", Severity::as_str)
 }
 
 pub async fn detail(
@@ -137,20 +137,18 @@ pub async fn detail(
         .rules
         .iter()
         .filter(|r| r.status.is_some())
-        .map(|r| {
-            let st = r.status.map(|s| s.as_str()).unwrap_or("");
-            RuleView {
-                id: r.id.clone(),
-                title: r.title.clone(),
-                section: r.section.clone(),
-                severity: r.severity.clone(),
-                status: st,
-                status_label: status_label(st),
-                description: r.description.clone(),
-                remediation: r.remediation.clone(),
-                evidence: r.evidence.clone(),
-                full: matches!(st, "fail" | "error"),
-            }
+        .map(|r| RuleView {
+            id: r.id.clone(),
+            title: r.title.clone(),
+            section: r.section.clone(),
+            severity: severity_name(r.severity),
+            status: r.status.map_or("", Status::as_str),
+            status_label: status_label(r.status),
+            description: r.description.clone(),
+            remediation: r.remediation.clone(),
+            evidence: r.evidence.clone(),
+            full: matches!(r.status, Some(Status::Fail | Status::Error)),
+            rank: rank(r.status, r.severity),
         })
         .collect();
     let shown_total = rules.len();
@@ -161,12 +159,7 @@ pub async fn detail(
                 r.id.to_lowercase().contains(q) || r.title.to_lowercase().contains(q)
             })
     });
-    rules.sort_by(|a, b| {
-        status_rank(a.status)
-            .cmp(&status_rank(b.status))
-            .then(severity_rank(&a.severity).cmp(&severity_rank(&b.severity)))
-            .then_with(|| rampart_report::cmp_rule_ids(&a.id, &b.id))
-    });
+    rules.sort_by(|a, b| a.rank.cmp(&b.rank).then_with(|| cmp_rule_ids(&a.id, &b.id)));
     // What changed since this VM's scan before (when both still have results).
     let prev = app
         .scan_page(
@@ -189,9 +182,9 @@ pub async fn detail(
         Some(p) if !results.is_empty() && !app.results_expired(&p) => {
             previous = Some(p.id.clone());
             let (_, before) = app.scan_with_results(&p.id).map_err(fail)?;
-            let old: HashMap<&str, &str> = before
+            let old: HashMap<&str, Status> = before
                 .iter()
-                .map(|r| (r.rule_id.as_str(), r.status.as_str()))
+                .map(|r| (r.rule_id.as_str(), r.status))
                 .collect();
             let titles: HashMap<&str, &str> = doc
                 .rules
@@ -200,7 +193,7 @@ pub async fn detail(
                 .collect();
             let mut ch: Vec<Change> = results
                 .iter()
-                .filter(|r| old.get(r.rule_id.as_str()) != Some(&r.status.as_str()))
+                .filter(|r| old.get(r.rule_id.as_str()) != Some(&r.status))
                 .map(|r| Change {
                     id: r.rule_id.clone(),
                     title: titles
@@ -210,12 +203,12 @@ pub async fn detail(
                         .to_string(),
                     before: old
                         .get(r.rule_id.as_str())
-                        .map_or("not scanned", |s| status_label(s))
+                        .map_or("not scanned", |s| status_label(Some(*s)))
                         .to_string(),
-                    after: status_label(&r.status).to_string(),
+                    after: status_label(Some(r.status)).to_string(),
                 })
                 .collect();
-            ch.sort_by(|a, b| rampart_report::cmp_rule_ids(&a.id, &b.id));
+            ch.sort_by(|a, b| cmp_rule_ids(&a.id, &b.id));
             Some(ch)
         }
         _ => None,
@@ -242,15 +235,8 @@ pub async fn detail(
         rq,
         changes,
         previous,
-        statuses: [
-            "fail",
-            "error",
-            "pass",
-            "not_checked",
-            "not_applicable",
-            "exempted",
-        ],
-        severities: ["critical", "high", "medium", "low"],
+        statuses: Status::ALL.map(Status::as_str),
+        severities: Severity::ALL.map(Severity::as_str),
         csrf: u.session.csrf.clone(),
     };
     Ok(view::html(&page))
@@ -299,20 +285,20 @@ pub async fn rule(
             )
             .with_user(u)
         })?;
-    let st = r.status.map(|s| s.as_str()).unwrap_or("");
     let host = view::host_of(&scan, agent.as_ref());
     Ok(view::html(&RulePage {
         c: Chrome::new(&format!("{} on {host}", r.id), Some(u), "scans"),
         scan_id: scan.id.clone(),
         host,
         r: RuleView {
-            status: st,
-            status_label: status_label(st),
+            status: r.status.map_or("", Status::as_str),
+            status_label: status_label(r.status),
             full: true,
+            rank: rank(r.status, r.severity),
             id: r.id,
             title: r.title,
             section: r.section,
-            severity: r.severity,
+            severity: severity_name(r.severity),
             description: r.description,
             remediation: r.remediation,
             evidence: r.evidence,

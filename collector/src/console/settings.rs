@@ -8,6 +8,7 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect};
+use rampart_report::Profile;
 use serde::Deserialize;
 
 use super::view::{self, Chrome};
@@ -50,12 +51,7 @@ fn page(
         error,
         ssh_key: app.ssh_key().map(|k| k.public_openssh().to_string()),
         modes: ["audit", "warn", "block"],
-        profiles: [
-            "level1-server",
-            "level2-server",
-            "level1-workstation",
-            "level2-workstation",
-        ],
+        profiles: Profile::NAMES,
     }
 }
 

@@ -2,6 +2,7 @@
 //! small formatting every view shares: times, scores, statuses, host labels, URLs.
 
 use axum::response::{IntoResponse, Response};
+use rampart_report::Severity;
 
 use super::assets::Assets;
 use crate::app::signin::ConsoleUser;
@@ -174,7 +175,7 @@ impl ScanRow {
             band: band(s.score),
             status,
             badge,
-            critical: s.failed_by_severity[0],
+            critical: s.failed_by_severity.get(Severity::Critical),
             date: when(s.created_at_ms),
             blocking,
             running: matches!(s.status, ScanStatus::Pending | ScanStatus::Running),

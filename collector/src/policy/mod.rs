@@ -12,6 +12,8 @@ pub use webhook_url::{check_webhook_destination, ip_refusal, redact_url};
 
 use std::collections::BTreeSet;
 
+use rampart_report::{Profile, Severity, SeverityCounts};
+
 use crate::store::{ScanRecord, ScanStatus};
 
 /// How results are enforced.
@@ -117,14 +119,7 @@ impl Settings {
         if !(0.0..=100.0).contains(&self.min_score) || self.min_score.is_nan() {
             return Err(SettingsError::MinScore(self.min_score.to_string()));
         }
-        if ![
-            "level1-server",
-            "level2-server",
-            "level1-workstation",
-            "level2-workstation",
-        ]
-        .contains(&self.profile.as_str())
-        {
+        if Profile::parse(&self.profile).is_none() {
             return Err(SettingsError::Profile(self.profile.clone()));
         }
         crate::schedule::parse(&self.schedule_cron)
@@ -150,8 +145,7 @@ pub struct Counts {
     pub failed: u32,
     pub error: u32,
     pub not_applicable: u32,
-    pub failed_critical: u32,
-    pub failed_high: u32,
+    pub failed_by_severity: SeverityCounts,
 }
 
 /// The scan's score ([`rampart_report::score`]).
@@ -176,14 +170,14 @@ pub fn enforce(s: &Settings, c: &Counts, project: Option<&str>) -> Verdict {
         return Verdict::default();
     }
     let mut reasons = Vec::new();
-    if s.block_on_critical && c.failed_critical > 0 {
-        reasons.push(format!(
-            "{} critical CIS check(s) failed",
-            c.failed_critical
-        ));
-    }
-    if s.block_on_high && c.failed_high > 0 {
-        reasons.push(format!("{} high CIS check(s) failed", c.failed_high));
+    for (sev, blocks) in [
+        (Severity::Critical, s.block_on_critical),
+        (Severity::High, s.block_on_high),
+    ] {
+        let n = c.failed_by_severity.get(sev);
+        if blocks && n > 0 {
+            reasons.push(format!("{n} {sev} CIS check(s) failed"));
+        }
     }
     match score(c) {
         Some(sc) if sc < s.min_score => reasons.push(format!(

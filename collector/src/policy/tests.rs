@@ -9,8 +9,9 @@ fn counts(passed: u32, failed: u32, error: u32, crit: u32, high: u32) -> Counts 
         failed,
         error,
         not_applicable: 5,
-        failed_critical: crit,
-        failed_high: high,
+        failed_by_severity: [(Severity::Critical, crit), (Severity::High, high)]
+            .into_iter()
+            .collect(),
     }
 }
 

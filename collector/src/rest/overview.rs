@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::Json;
+use rampart_report::Severity;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -106,7 +107,7 @@ pub(super) async fn overview(State(app): State<Arc<App>>, c: Caller) -> ApiResul
                 score: s.score,
                 score_band: s.score.map(|v| Band::of(v).into()),
                 status: s.status.into(),
-                critical_failures: s.failed_by_severity[0],
+                critical_failures: s.failed_by_severity.get(Severity::Critical),
                 created_at_ms: s.created_at_ms,
                 finished_at_ms: s.finished_at_ms,
                 blocked: s.blocked,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use rampart_report::{Severity, SeverityCounts};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -76,6 +77,17 @@ pub(super) struct SeverityDto {
     low: u32,
 }
 
+impl From<SeverityCounts> for SeverityDto {
+    fn from(c: SeverityCounts) -> Self {
+        SeverityDto {
+            critical: c.get(Severity::Critical),
+            high: c.get(Severity::High),
+            medium: c.get(Severity::Medium),
+            low: c.get(Severity::Low),
+        }
+    }
+}
+
 fn scan_dto(app: &App, s: ScanRecord) -> ScanDto {
     let hostname = app.hostname_of(&s.agent_id);
     scan_dto_of(s, hostname)
@@ -85,12 +97,7 @@ fn scan_dto(app: &App, s: ScanRecord) -> ScanDto {
 fn scan_dto_of(s: ScanRecord, hostname: Option<String>) -> ScanDto {
     ScanDto {
         hostname,
-        failed_by_severity: SeverityDto {
-            critical: s.failed_by_severity[0],
-            high: s.failed_by_severity[1],
-            medium: s.failed_by_severity[2],
-            low: s.failed_by_severity[3],
-        },
+        failed_by_severity: s.failed_by_severity.into(),
         id: s.id,
         agent_id: s.agent_id,
         project: s.project,
@@ -284,10 +291,10 @@ pub(super) async fn get_scan(
             ResultDto {
                 title: meta.map(|m| m.title.clone()),
                 section: meta.map(|m| m.section.clone()),
-                severity: meta.map(|m| m.severity.clone()),
+                severity: meta.map(|m| m.severity.as_str().into()),
                 remediation: meta.map(|m| m.remediation.clone()),
                 id: r.rule_id,
-                status: r.status,
+                status: r.status.as_str().into(),
                 evidence: r.evidence,
             }
         })

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use rampart_report::Profile;
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::ToSchema;
@@ -118,12 +119,7 @@ fn mode_schema() -> ObjectBuilder {
 }
 
 fn profile_schema() -> ObjectBuilder {
-    enum_schema(&[
-        "level1-server",
-        "level2-server",
-        "level1-workstation",
-        "level2-workstation",
-    ])
+    enum_schema(&Profile::NAMES)
 }
 
 impl From<SettingsRecord> for SettingsDto {

@@ -129,6 +129,8 @@ pub fn decode_chunk(key: &[u8], v: &[u8]) -> Result<Vec<ResultRecord>> {
 
 #[cfg(test)]
 mod tests {
+    use rampart_report::Status;
+
     use super::*;
 
     /// A batch like an agent's, with evidence worded as the agent words it.
@@ -141,7 +143,7 @@ mod tests {
             .enumerate()
             .map(|(i, m)| ResultRecord {
                 rule_id: format!("1.1.1.{}", i + 1),
-                status: "pass".into(),
+                status: Status::Pass,
                 evidence: vec![
                     "runtime state (loaded modules) not examined: offline root".into(),
                     format!("module {m} is not available: not provided by any installed kernel (6.1.0-50-cloud-amd64 checked in modules.dep)"),
@@ -150,10 +152,35 @@ mod tests {
             .collect();
         out.push(ResultRecord {
             rule_id: "5.1.1".into(),
-            status: "fail".into(),
+            status: Status::Fail,
             evidence: vec!["/etc/ssh/sshd_config: mode 0644, owner root (0), group root (0); wanted mode 0600 or stricter".into()],
         });
         out
+    }
+
+    /// Typed statuses and severity counts keep the JSON form records always had, so
+    /// stored chunks and scan documents (sled and PostgreSQL) read unchanged.
+    #[test]
+    fn records_keep_their_stored_json_form() {
+        let old = r#"{"rule_id":"1.1","status":"not_applicable","evidence":["e"]}"#;
+        let r: ResultRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(r.status, Status::NotApplicable);
+        assert_eq!(serde_json::to_string(&r).unwrap(), old);
+        let bad = r#"{"rule_id":"1.1","status":"passed","evidence":[]}"#;
+        let e = serde_json::from_str::<ResultRecord>(bad).unwrap_err();
+        assert!(e.to_string().contains("passed"), "{e}");
+        let mut s = crate::store::ScanRecord::pending("s".into(), "a", None, "manual", "p", 0);
+        s.failed_by_severity = [
+            rampart_report::Severity::Critical,
+            rampart_report::Severity::Low,
+            rampart_report::Severity::Low,
+        ]
+        .into_iter()
+        .collect();
+        let doc = serde_json::to_value(&s).unwrap();
+        assert_eq!(doc["failed_by_severity"], serde_json::json!([1, 0, 0, 2]));
+        let back: crate::store::ScanRecord = serde_json::from_value(doc).unwrap();
+        assert_eq!(back, s);
     }
 
     #[test]

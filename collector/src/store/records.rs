@@ -1,6 +1,7 @@
 //! The records the store keeps, and the filters, cursors and lists of its queries.
 //! Records are the on-disk format: they derive `Serialize` on purpose.
 
+use rampart_report::{SeverityCounts, Status};
 use serde::{Deserialize, Serialize};
 
 /// An enrolled agent.
@@ -152,8 +153,8 @@ pub struct ScanRecord {
     pub not_applicable: u32,
     pub not_checked: u32,
     pub exempted: u32,
-    /// Failed counts: critical, high, medium, low.
-    pub failed_by_severity: [u32; 4],
+    /// Failed counts per severity (stored as `[critical, high, medium, low]`).
+    pub failed_by_severity: SeverityCounts,
     pub blocked: bool,
     pub block_reasons: Vec<String>,
     pub released_by: Option<String>,
@@ -192,7 +193,7 @@ impl ScanRecord {
             not_applicable: 0,
             not_checked: 0,
             exempted: 0,
-            failed_by_severity: [0; 4],
+            failed_by_severity: SeverityCounts::default(),
             blocked: false,
             block_reasons: vec![],
             released_by: None,
@@ -207,7 +208,8 @@ impl ScanRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResultRecord {
     pub rule_id: String,
-    pub status: String,
+    /// Stored as its name (`pass`, `not_applicable`, …).
+    pub status: Status,
     pub evidence: Vec<String>,
 }
 

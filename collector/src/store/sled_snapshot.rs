@@ -506,6 +506,8 @@ impl Loader {
 
 #[cfg(test)]
 mod tests {
+    use rampart_report::Status;
+
     use super::*;
     use crate::store::sled_store::SledStore;
     use crate::store::{ResultRecord, ScanRecord, ScanStatus, Store, TokenRecord};
@@ -534,7 +536,7 @@ mod tests {
         s.put_scan(&sc).unwrap();
         let r = ResultRecord {
             rule_id: "1.1".into(),
-            status: "pass".into(),
+            status: Status::Pass,
             evidence: vec![format!("{i}")],
         };
         s.put_results(&sc.id, &[r]).unwrap();

@@ -527,7 +527,7 @@ pub fn rpmdb_sqlite(data: &[u8]) {
 pub fn agent_message(data: &[u8]) {
     use rampart_collector::limits;
     use rampart_proto::prost::Message;
-    use rampart_proto::v1::{agent_message::Body, AgentMessage, EnrollRequest, RuleStatus};
+    use rampart_proto::v1::{agent_message::Body, AgentMessage, EnrollRequest};
 
     let _ = rampart_collector::grpc::agent_id_of(data);
     if let Ok(m) = AgentMessage::decode(data) {
@@ -543,7 +543,7 @@ pub fn agent_message(data: &[u8]) {
                 let _ = limits::scan_id(&b.scan_id);
                 for r in &b.results {
                     let _ = limits::result(&r.rule_id, &r.evidence);
-                    let _ = RuleStatus::try_from(r.status);
+                    let _ = rampart_proto::domain::rule_status(r.status);
                 }
             }
             Some(Body::ScanStarted(s)) => {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use rampart_collector::store::conformance;
 use rampart_collector::store::pg::{PgOptions, PgStore};
 use rampart_collector::store::{codec, ResultRecord, ScanRecord, ScanStatus, Store};
+use rampart_report::Status;
 use rampart_tests::pg::Postgres;
 
 fn options(pg: &Postgres, db: &str) -> PgOptions {
@@ -314,7 +315,7 @@ fn month_scan(id: &str, created: i64, status: ScanStatus) -> ScanRecord {
 fn one_result(rule: &str) -> Vec<ResultRecord> {
     vec![ResultRecord {
         rule_id: rule.into(),
-        status: "pass".into(),
+        status: Status::Pass,
         evidence: vec![format!("{rule} found")],
     }]
 }

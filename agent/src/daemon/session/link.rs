@@ -7,7 +7,7 @@ use std::time::Duration;
 use rampart_proto::bounds::BATCH_BYTES;
 use rampart_proto::v1::{
     agent_message, collector_message, AgentMessage, CollectorMessage, ResultBatch, RuleResult,
-    ScanFailed, ScanFinished, ScanStarted,
+    RuleStatus, ScanFailed, ScanFinished, ScanStarted,
 };
 use tokio::sync::mpsc;
 use tonic::Streaming;
@@ -15,7 +15,7 @@ use tonic::Streaming;
 use super::super::spool::SpooledScan;
 use super::super::DaemonError;
 use super::status_error;
-use super::wire::{fit_evidence, wire_status};
+use super::wire::fit_evidence;
 
 pub(super) struct Link {
     pub(super) tx: mpsc::Sender<AgentMessage>,
@@ -136,7 +136,7 @@ impl Link {
             .unwrap_or(0u64);
         let wire = s.results.iter().map(|r| RuleResult {
             rule_id: r.id.clone(),
-            status: wire_status(&r.status) as i32,
+            status: RuleStatus::from(r.status) as i32,
             evidence: fit_evidence(&r.evidence),
         });
         for (i, results) in batches(wire, batch, BATCH_BYTES).into_iter().enumerate() {

@@ -75,7 +75,7 @@ pub(super) fn do_scan(
         .iter()
         .map(|r| SpooledResult {
             id: r.rule.id.clone(),
-            status: r.status.as_str().into(),
+            status: r.status,
             evidence: r.evidence.clone(),
         })
         .collect();

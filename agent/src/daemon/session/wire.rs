@@ -1,31 +1,9 @@
 //! The agent's scans in the protocol's terms: statuses, severities, evidence within
 //! the protocol's bounds, and the rule catalogue.
 
-use rampart_proto::v1::{RuleCatalog, RuleInfo, RuleStatus, Severity};
+use rampart_proto::v1::{RuleCatalog, RuleInfo, Severity};
 
 use crate::content;
-use crate::model::{Severity as Sev, Status};
-
-pub(super) fn wire_status(s: &str) -> RuleStatus {
-    match Status::parse(s) {
-        Some(Status::Pass) => RuleStatus::Pass,
-        Some(Status::Fail) => RuleStatus::Fail,
-        Some(Status::Error) => RuleStatus::Error,
-        Some(Status::NotApplicable) => RuleStatus::NotApplicable,
-        Some(Status::NotChecked) => RuleStatus::NotChecked,
-        Some(Status::Exempted) => RuleStatus::Exempted,
-        None => RuleStatus::Unspecified,
-    }
-}
-
-pub(super) fn wire_severity(s: Sev) -> Severity {
-    match s {
-        Sev::Low => Severity::Low,
-        Sev::Medium => Severity::Medium,
-        Sev::High => Severity::High,
-        Sev::Critical => Severity::Critical,
-    }
-}
 
 /// Evidence trimmed to the protocol's bounds (lines cut at a character boundary,
 /// the rest summarised in a last line), so the collector never refuses a scan for
@@ -70,7 +48,7 @@ pub(super) fn catalog(b: &content::Benchmark, version: &str) -> RuleCatalog {
                 section: r.section.clone(),
                 description: r.description.clone(),
                 remediation: r.remediation.clone(),
-                severity: wire_severity(r.severity) as i32,
+                severity: Severity::from(r.severity) as i32,
                 level: r.level as u32,
                 automated: r.automated,
                 rule_slug: r.slug.clone().unwrap_or_default(),

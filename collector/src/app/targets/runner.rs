@@ -1,6 +1,8 @@
 //! The scans of targets: started by the schedule or a person, claimed by one collector
 //! where several share a store, run over SSH, their document read back and recorded.
 
+use rampart_report::Status;
+
 use super::*;
 
 /// The parts of `check --format json` a scan over SSH reads.
@@ -26,7 +28,7 @@ struct DocHost {
 #[derive(Deserialize)]
 struct DocRule {
     id: String,
-    status: String,
+    status: Status,
     #[serde(default)]
     evidence: Vec<String>,
 }

@@ -1,6 +1,8 @@
 //! The CSV export of Scan Results: the list's filters, every matching scan, at most
 //! a few exports at once, each bounded in time; cells safe to open in a spreadsheet.
 
+use rampart_report::Severity;
+
 use super::*;
 
 /// A CSV cell: quoted when it must be (RFC 4180), and a leading `=`, `+`, `-`, `@`,
@@ -61,8 +63,8 @@ pub(super) fn csv_row(s: &ScanRecord, a: Option<&AgentRecord>) -> String {
         s.score.map(|v| format!("{v:.1}")).unwrap_or_default(),
         s.is_blocking().to_string(),
         s.released_by.clone().unwrap_or_default(),
-        s.failed_by_severity[0].to_string(),
-        s.failed_by_severity[1].to_string(),
+        s.failed_by_severity.get(Severity::Critical).to_string(),
+        s.failed_by_severity.get(Severity::High).to_string(),
         rampart_report::rfc3339_ms(s.created_at_ms),
         s.finished_at_ms
             .map(rampart_report::rfc3339_ms)

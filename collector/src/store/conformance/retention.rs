@@ -1,5 +1,7 @@
 //! Retention: old finished scans lose their results, nothing else changes.
 
+use rampart_report::Status;
+
 use super::seed::STATUSES;
 use super::*;
 
@@ -10,7 +12,7 @@ pub fn run_retention<S: Store>(open: &dyn Fn() -> S) {
     let s = open();
     let r = ResultRecord {
         rule_id: "1.1".into(),
-        status: "pass".into(),
+        status: Status::Pass,
         evidence: vec![],
     };
     let mut truth = Truth::default();

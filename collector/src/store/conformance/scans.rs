@@ -1,5 +1,7 @@
 //! Scans (newest first, filtered, paginated) and their results.
 
+use rampart_report::Status;
+
 use super::*;
 
 /// Scans newest first, filtered and paginated with a total; results idempotent on (scan, rule).
@@ -42,7 +44,7 @@ pub(super) fn scans_and_results<S: Store>(s: &S) {
     // Results are idempotent on (scan, rule).
     let r = |id: &str, st: &str| ResultRecord {
         rule_id: id.into(),
-        status: st.into(),
+        status: Status::parse(st).unwrap(),
         evidence: vec![format!("{id} {st}")],
     };
     s.put_results("s000", &[r("1.1", "pass"), r("1.2", "fail")])

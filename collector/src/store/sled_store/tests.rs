@@ -1,5 +1,7 @@
 //! The sled backend against the conformance suite, older layouts and crashes.
 
+use rampart_report::Status;
+
 use super::*;
 
 #[test]
@@ -125,7 +127,7 @@ fn a_chunk_that_is_not_a_sound_zstd_frame_is_an_error_naming_it() {
     assert!(e.contains("without a zstd frame size"), "{e}");
     let r = ResultRecord {
         rule_id: "1.1".into(),
-        status: "pass".into(),
+        status: Status::Pass,
         evidence: vec!["x".repeat(4000)],
     };
     let mut good = encode_chunk(std::slice::from_ref(&r)).unwrap();
@@ -143,7 +145,7 @@ fn results_of_a_store_written_one_record_per_rule_read_with_later_chunks() {
     let s = SledStore::open(&dir.path().join("db")).unwrap();
     let r = |id: &str, st: &str| ResultRecord {
         rule_id: id.into(),
-        status: st.into(),
+        status: Status::parse(st).unwrap(),
         evidence: vec![format!("{id}: {st}")],
     };
     // The layout before chunks: `scan\0rule` → one JSON record.
