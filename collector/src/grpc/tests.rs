@@ -292,7 +292,7 @@ fn stories() -> Vec<Story> {
                     (hello("ag-1", CONTENT), GREETED),
                     (
                         batch(&c.scan, one_result(99)),
-                        Want::Ends(Code::InvalidArgument, "rule status 99 is not valid"),
+                        Want::Ends(Code::InvalidArgument, "rule status 99 is not a known value"),
                     ),
                 ]
             },
@@ -305,7 +305,10 @@ fn stories() -> Vec<Story> {
                     (hello("ag-1", CONTENT), GREETED),
                     (
                         batch(&c.scan, one_result(0)),
-                        Want::Ends(Code::InvalidArgument, "rule status 0 is not valid"),
+                        Want::Ends(
+                            Code::InvalidArgument,
+                            "rule status 0 (unspecified) is not a known value",
+                        ),
                     ),
                 ]
             },
@@ -318,7 +321,7 @@ fn stories() -> Vec<Story> {
                     (hello("ag-1", CONTENT), GREETED),
                     (
                         batch(&c.scan, one_result(-1)),
-                        Want::Ends(Code::InvalidArgument, "rule status -1 is not valid"),
+                        Want::Ends(Code::InvalidArgument, "rule status -1 is not a known value"),
                     ),
                 ]
             },
