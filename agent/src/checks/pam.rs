@@ -102,6 +102,10 @@ pub enum Check {
     /// account in.
     #[serde(rename = "pam.faillock_account")]
     FaillockAccount { service: String },
+    /// libpam's walk of `service`'s auth stack refuses, on every path, a password
+    /// pam_unix rejects (see [`lockout`]).
+    #[serde(rename = "pam.refuses_rejected_password")]
+    RefusesRejectedPassword { service: String },
     /// /etc/pam.d/su requires pam_wheel with `use_uid` (and without `deny`) for auth,
     /// and the group it names (`group=`, else wheel, else the GID 0 group) has no
     /// members and is nobody's primary group.
@@ -308,6 +312,7 @@ impl Check {
                 root,
             } => lockout::locks(facts, service, *max_failures, *root)?,
             Check::FaillockAccount { service } => lockout::account(facts, service)?,
+            Check::RefusesRejectedPassword { service } => lockout::refuses_wrong(facts, service)?,
             Check::SuWheel => su_wheel(facts)?,
             Check::AuthselectProfile { files, modules } => {
                 authselect::profile(facts, files, modules)?

@@ -5,7 +5,9 @@
 //! says.
 
 use super::options::{describe, resolve, Module, PwhistoryConf};
-use crate::facts::pam::path::lockout::{account_runs_faillock, lockout, Faillock, Lockout};
+use crate::facts::pam::path::lockout::{
+    account_runs_faillock, lockout, refuses_wrong_password, Faillock, Lockout,
+};
 use crate::facts::pam::{stack, PamLine, Stack};
 use crate::facts::{FactError, Facts};
 use crate::model::{Outcome, Status};
@@ -155,6 +157,43 @@ pub fn account(facts: &Facts, service: &str) -> Result<Outcome, FactError> {
         ),
         Err((why, walk)) => {
             let mut ev = vec![format!("{at}: {why}")];
+            if !walk.is_empty() {
+                ev.push(walk);
+            }
+            Outcome::new(Status::Fail, ev)
+        }
+    };
+    out.evidence.extend(st.notes.iter().cloned());
+    Ok(out)
+}
+
+/// `service`'s auth stack refuses, on every path libpam takes, a password pam_unix
+/// rejects.
+pub fn refuses_wrong(facts: &Facts, service: &str) -> Result<Outcome, FactError> {
+    let st = stack(facts, service)?;
+    let (set, _) = settings(facts, &st)?;
+    let of = |l: &PamLine| {
+        st.lines
+            .iter()
+            .position(|x| std::ptr::eq(x, l))
+            .and_then(|i| set[i])
+            .unwrap_or(Faillock {
+                deny: 0,
+                even_deny_root: false,
+                fail_interval: 0,
+            })
+    };
+    let at = where_(&st);
+    let mut out = match refuses_wrong_password(&st, &of) {
+        Ok(walk) => Outcome::new(
+            Status::Pass,
+            vec![
+                format!("{at}: every path refuses a password pam_unix rejects"),
+                walk,
+            ],
+        ),
+        Err((why, walk)) => {
+            let mut ev = vec![format!("{at}: {why}, an empty one too")];
             if !walk.is_empty() {
                 ev.push(walk);
             }

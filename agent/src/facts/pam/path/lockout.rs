@@ -401,3 +401,37 @@ pub fn account_runs_faillock(st: &Stack) -> Result<String, (String, String)> {
     }
     ok.ok_or_else(|| ("the account stack lets no account in".into(), String::new()))
 }
+
+/// Whether `st`'s auth stack refuses a password that pam_unix rejects (a wrong one,
+/// or an empty one without `nullok`) on every path, pam_faillock's tally being
+/// empty: `Ok(walk)`, or `Err((why, walk))` for a path that lets it through.
+pub fn refuses_wrong_password(
+    st: &Stack,
+    settings: &dyn Fn(&PamLine) -> Faillock,
+) -> Result<String, (String, String)> {
+    let chain = st.chain("auth");
+    let idx = unknowns(st, &chain);
+    if idx.len() > MAX_UNKNOWN {
+        return Err((
+            format!(
+                "{} auth lines call modules whose results are not modelled (at most {MAX_UNKNOWN} are combined)",
+                idx.len()
+            ),
+            String::new(),
+        ));
+    }
+    let mut first = None;
+    for a in assignments(&idx) {
+        let (w, _, _) = attempt(st, &chain, settings, &a, false, false, 0);
+        let text = format!(
+            "{}{}",
+            describe(&w, &chain, &st.lines),
+            assuming(st, &chain, &a)
+        );
+        if w.succeeded() {
+            return Err(("a password pam_unix rejects authenticates".into(), text));
+        }
+        first.get_or_insert(text);
+    }
+    Ok(first.unwrap_or_default())
+}
