@@ -1,12 +1,14 @@
 //! `pam.*` checks: PAM service stacks in /etc/pam.d (with `@include`, `include` and
 //! `substack` expanded, see [`stack`]), module arguments, and the settings that
 //! pam_faillock, pam_pwquality and pam_pwhistory take from their configuration files
-//! (see [`options`]). Also the `su` restriction with pam_wheel, and the authselect
+//! (see [`options`]); pam_faillock's lockout on the paths libpam takes through the
+//! stack (see [`lockout`]). Also the `su` restriction with pam_wheel, and the authselect
 //! profile that generates the stacks on RHEL and Amazon Linux (see [`authselect`]).
 
 pub mod authselect;
 pub mod hash;
 pub mod inspect;
+pub mod lockout;
 pub mod options;
 
 use serde::Deserialize;
@@ -84,6 +86,26 @@ pub enum Check {
         #[serde(default)]
         login_defs: bool,
     },
+    /// libpam's walk of `service`'s auth stack, with pam_faillock's tally, locks an
+    /// account (with `root`, root's) after at most `max_failures` wrong passwords
+    /// (any number when omitted) and then refuses its right password; only the lines
+    /// a path reaches count (see [`lockout`]).
+    #[serde(rename = "pam.faillock_locks")]
+    FaillockLocks {
+        service: String,
+        #[serde(default)]
+        max_failures: Option<u64>,
+        #[serde(default)]
+        root: bool,
+    },
+    /// `service`'s account stack runs pam_faillock on every path that lets an
+    /// account in.
+    #[serde(rename = "pam.faillock_account")]
+    FaillockAccount { service: String },
+    /// libpam's walk of `service`'s auth stack refuses, on every path, a password
+    /// pam_unix rejects (see [`lockout`]).
+    #[serde(rename = "pam.refuses_rejected_password")]
+    RefusesRejectedPassword { service: String },
     /// /etc/pam.d/su requires pam_wheel with `use_uid` (and without `deny`) for auth,
     /// and the group it names (`group=`, else wheel, else the GID 0 group) has no
     /// members and is nobody's primary group.
@@ -284,6 +306,13 @@ impl Check {
                 }
                 Outcome::from_findings(failures, found)
             }
+            Check::FaillockLocks {
+                service,
+                max_failures,
+                root,
+            } => lockout::locks(facts, service, *max_failures, *root)?,
+            Check::FaillockAccount { service } => lockout::account(facts, service)?,
+            Check::RefusesRejectedPassword { service } => lockout::refuses_wrong(facts, service)?,
             Check::SuWheel => su_wheel(facts)?,
             Check::AuthselectProfile { files, modules } => {
                 authselect::profile(facts, files, modules)?

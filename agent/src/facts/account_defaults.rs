@@ -27,6 +27,33 @@ impl Fact for LoginDefs {
     }
 }
 
+/// /etc/login.defs `key` as Linux-PAM's modules read it (`pam_modutil_search_key`,
+/// e.g. pam_unix's ENCRYPT_METHOD): the first line naming it and its value.
+pub fn login_defs_pam_key(facts: &Facts, key: &str) -> Result<Option<(usize, String)>, FactError> {
+    Ok(facts
+        .read("/etc/login.defs")?
+        .as_deref()
+        .and_then(|t| search_key(t, key)))
+}
+
+/// The first line of `text` naming `key` (case-insensitive) and its value, as
+/// `pam_modutil_search_key` reads login.defs: `#` starts a comment, the key ends at a
+/// blank or `=`, and blanks and `=` before the value are skipped.
+fn search_key(text: &str, key: &str) -> Option<(usize, String)> {
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or_default().trim_start();
+        if line.is_empty() {
+            continue;
+        }
+        let end = line.find([' ', '\t', '=']).unwrap_or(line.len());
+        if line[..end].eq_ignore_ascii_case(key) {
+            let rest = line[end..].trim_start_matches([' ', '\t', '=']);
+            return Some((i + 1, rest.to_string()));
+        }
+    }
+    None
+}
+
 /// Parses login.defs as the shadow suite does: `NAME value`, lines starting with `#`
 /// are comments, the value runs to the end of the line (a `#` later on the line is
 /// part of it) with double quotes stripped. Only C's blanks are trimmed from the end
@@ -195,6 +222,14 @@ pub fn uid_min_kv(facts: &Facts) -> Result<u32, FactError> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn pam_search_key_first_line_wins() {
+        let t = "# x\nencrypt_method = md5 # c\nENCRYPT_METHOD SHA512\n";
+        assert_eq!(search_key(t, "ENCRYPT_METHOD"), Some((2, "md5 ".into())));
+        assert_eq!(search_key("", "ENCRYPT_METHOD"), None);
+        assert_eq!(search_key("=\n==x\n", "ENCRYPT_METHOD"), None);
+    }
     use super::*;
 
     /// The two UID_MIN readers differ on a comment after the value; the /var/log and

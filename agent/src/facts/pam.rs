@@ -4,12 +4,15 @@
 //! file), and Debian's `@include` (every line of another file). Arguments lose the
 //! brackets of `[...]` as libpam strips them. A line whose module is not installed
 //! is left out of the stack with a note: libpam cannot run it, so it enforces nothing
-//! (judged only when the root has a PAM module directory at all).
+//! (judged only when the root has a PAM module directory at all); it stays in the
+//! stack's [`Handler`] chain, which [`path`] walks as libpam does.
+
+pub mod path;
 
 use std::sync::Arc;
 
 use crate::facts::include_budget::IncludeBudget;
-use crate::facts::KeyedFact;
+use crate::facts::{Fact, KeyedFact};
 use crate::facts::{FactError, Facts};
 
 /// Where service files live.
@@ -70,19 +73,50 @@ pub fn arg_is(a: &str, name: &str) -> bool {
     a == name || (a.starts_with(name) && a[name.len()..].starts_with('='))
 }
 
+/// One entry of the chain libpam builds from a stack, in order: what it calls when
+/// the walk reaches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    /// A module line: the index of its [`PamLine`] in [`Stack::lines`].
+    Module(usize),
+    /// A module that is not installed: libpam calls nothing and takes
+    /// PAM_MODULE_UNKNOWN, which the line's control then acts on.
+    Missing(String),
+    /// A line libpam cannot use (an unknown type, no control or module, an include
+    /// it cannot read): it is kept and fails with PAM_PERM_DENIED when reached.
+    Broken(String),
+    /// The start of a `substack`: its lines follow one level deeper, and a jump
+    /// over it counts it as one line.
+    Substack(String),
+}
+
+/// One entry of a type's chain (see [`Call`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handler {
+    /// auth, account, password or session.
+    pub kind: String,
+    /// How deep in substacks (0: the service's own level; includes do not count).
+    pub level: usize,
+    /// The control as written (for a missing include, the include's own).
+    pub control: String,
+    /// `path:line`.
+    pub source: String,
+    pub call: Call,
+}
+
 /// A service's expanded stack.
 #[derive(Debug, Clone, Default)]
 pub struct Stack {
     pub service: String,
     pub lines: Vec<PamLine>,
+    /// Every entry libpam keeps, of every type, in order (see [`Stack::chain`]).
+    pub handlers: Vec<Handler>,
     /// Remarks: missing files, bad lines.
     pub notes: Vec<String>,
     /// Whether the service file itself exists.
     pub exists: bool,
     /// Includes followed for the whole stack.
     included: IncludeBudget,
-    /// The root's PAM module directories (`None`: not looked up yet).
-    module_dirs: Option<Vec<String>>,
 }
 
 impl Stack {
@@ -98,7 +132,24 @@ impl Stack {
     pub fn path(&self) -> String {
         service_path(&self.service)
     }
+
+    /// The chain libpam walks for `kind` (auth, account, password, session).
+    pub fn chain(&self, kind: &str) -> Vec<&Handler> {
+        self.handlers.iter().filter(|h| h.kind == kind).collect()
+    }
+
+    fn broken(&mut self, kind: &str, level: usize, control: &str, source: &str, why: String) {
+        self.handlers.push(Handler {
+            kind: kind.to_string(),
+            level,
+            control: control.to_string(),
+            source: source.to_string(),
+            call: Call::Broken(why),
+        });
+    }
 }
+
+const KINDS: [&str; 4] = ["auth", "account", "password", "session"];
 
 fn service_path(name: &str) -> String {
     if name.starts_with('/') {
@@ -126,11 +177,26 @@ impl KeyedFact for Stack {
             None => st.notes.push(format!("{path} does not exist")),
             Some(text) => {
                 st.exists = true;
-                expand(facts, &mut st, &path, &text, None, None, 0)?;
+                let at = Where {
+                    only: None,
+                    via: None,
+                    depth: 0,
+                    level: 0,
+                };
+                expand(facts, &mut st, &path, &text, &at)?;
             }
         }
         Ok(st)
     }
+}
+
+/// Where a file is being expanded: the type it is read for (`None`: every type),
+/// how it was reached, the include depth and the substack level.
+struct Where {
+    only: Option<String>,
+    via: Option<String>,
+    depth: usize,
+    level: usize,
 }
 
 fn expand(
@@ -138,9 +204,7 @@ fn expand(
     st: &mut Stack,
     path: &str,
     text: &str,
-    only: Option<&str>,
-    via: Option<String>,
-    depth: usize,
+    at: &Where,
 ) -> Result<(), FactError> {
     for (n, line) in logical_lines(text) {
         let source = format!("{path}:{n}");
@@ -155,92 +219,179 @@ fn expand(
                 facts,
                 st,
                 name,
-                only,
+                at,
                 &source,
                 &format!("@include {name}"),
-                &via,
-                depth,
+                "@include",
+                false,
             )?;
             continue;
         }
         let kind_raw = first.strip_prefix('-').unwrap_or(first);
         let kind = kind_raw.to_ascii_lowercase();
-        if !["auth", "account", "password", "session"].contains(&kind.as_str()) {
+        let control = toks.get(1).cloned().unwrap_or_default();
+        if !KINDS.contains(&kind.as_str()) {
             st.notes.push(format!(
-                "{source}: unknown module type {first}; libpam makes this stack fail"
+                "{source}: unknown module type {first}; libpam makes this line fail"
             ));
+            // libpam files the line under the type being read (auth at the top).
+            let as_kind = at.only.clone().unwrap_or_else(|| "auth".to_string());
+            st.broken(
+                &as_kind,
+                at.level,
+                &control,
+                &source,
+                format!("unknown module type {first}"),
+            );
             continue;
         }
-        if only.is_some_and(|o| o != kind) {
+        if at.only.as_deref().is_some_and(|o| o != kind) {
             continue;
         }
-        let (Some(control), Some(module)) = (toks.get(1), toks.get(2)) else {
+        let Some(module) = toks.get(2) else {
             st.notes.push(format!(
-                "{source}: incomplete line; libpam makes this stack fail"
+                "{source}: incomplete line; libpam makes this line fail"
             ));
+            let why = if toks.len() < 2 {
+                "no control"
+            } else {
+                "no module"
+            };
+            let control = if toks.len() < 2 { "" } else { control.as_str() };
+            st.broken(
+                &kind,
+                at.level,
+                control,
+                &source,
+                format!("{why} on the line"),
+            );
             continue;
         };
         let c = control.to_ascii_lowercase();
         if c == "include" || c == "substack" {
+            let inner = Where {
+                only: Some(kind.clone()),
+                via: at.via.clone(),
+                depth: at.depth,
+                level: at.level,
+            };
             include(
                 facts,
                 st,
                 module,
-                Some(&kind),
+                &inner,
                 &source,
                 &format!("{c} {module}"),
-                &via,
-                depth,
+                &control,
+                c == "substack",
             )?;
             continue;
         }
-        if let Some(missing) = not_installed(facts, st, module)? {
+        if let Some(missing) = not_installed(facts, module)? {
             st.notes.push(format!(
                 "{source}: {module} is not installed ({missing}); libpam cannot run this line, so it enforces nothing"
             ));
+            st.handlers.push(Handler {
+                kind,
+                level: at.level,
+                control,
+                source,
+                call: Call::Missing(module.clone()),
+            });
             continue;
         }
+        st.handlers.push(Handler {
+            kind: kind.clone(),
+            level: at.level,
+            control: control.clone(),
+            source: source.clone(),
+            call: Call::Module(st.lines.len()),
+        });
         st.lines.push(PamLine {
             kind,
-            control: control.clone(),
+            control,
             module: module.clone(),
             args: toks[3..].iter().map(|a| unbracket(a)).collect(),
             source,
-            via: via.clone(),
+            via: at.via.clone(),
         });
     }
     Ok(())
 }
 
+/// Follows `include`, `substack` or `@include` of `name` (for `at.only`'s type, or
+/// every type). A substack starts with its marker one level up; a file libpam cannot
+/// read becomes a line that fails (every result bad) for each type it was read for.
 #[allow(clippy::too_many_arguments)]
 fn include(
     facts: &Facts,
     st: &mut Stack,
     name: &str,
-    only: Option<&str>,
+    at: &Where,
     source: &str,
     how: &str,
-    via: &Option<String>,
-    depth: usize,
+    control: &str,
+    substack: bool,
 ) -> Result<(), FactError> {
     if !st.included.directive(source, &mut st.notes) {
         return Ok(());
     }
-    if depth + 1 > MAX_DEPTH {
+    let kinds: Vec<String> = match &at.only {
+        Some(k) => vec![k.clone()],
+        None => KINDS.iter().map(|k| k.to_string()).collect(),
+    };
+    if substack {
+        for k in &kinds {
+            st.handlers.push(Handler {
+                kind: k.clone(),
+                level: at.level,
+                control: control.to_string(),
+                source: source.to_string(),
+                call: Call::Substack(name.to_string()),
+            });
+        }
+    }
+    if at.depth + 1 > MAX_DEPTH {
         st.notes.push(format!("{source}: includes nested too deep"));
+        for k in &kinds {
+            st.broken(
+                k,
+                at.level,
+                "",
+                source,
+                format!("{how}: includes nested too deep"),
+            );
+        }
         return Ok(());
     }
     let path = service_path(name);
     match facts.read(&path)? {
-        None => st.notes.push(format!(
-            "{source}: {how}: {path} does not exist; libpam makes this stack fail"
-        )),
+        None => {
+            st.notes.push(format!(
+                "{source}: {how}: {path} does not exist; libpam makes this stack fail"
+            ));
+            for k in &kinds {
+                st.broken(
+                    k,
+                    at.level,
+                    "",
+                    source,
+                    format!("{how}: {path} does not exist"),
+                );
+            }
+        }
         Some(text) => {
-            let v = match via {
+            let v = match &at.via {
                 Some(v) => format!("{v}, {how}"),
                 None => format!("via {how} at {source}"),
             };
-            expand(facts, st, &path, &text, only, Some(v), depth + 1)?;
+            let inner = Where {
+                only: at.only.clone(),
+                via: Some(v),
+                depth: at.depth + 1,
+                level: at.level + usize::from(substack),
+            };
+            expand(facts, st, &path, &text, &inner)?;
         }
     }
     Ok(())
@@ -251,6 +402,16 @@ fn unbracket(a: &str) -> String {
     match a.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
         Some(inner) => inner.to_string(),
         None => a.to_string(),
+    }
+}
+
+/// The root's PAM module directories, looked up once per scan (see [`module_dirs`]).
+struct ModuleDirs;
+
+impl Fact for ModuleDirs {
+    type Value = Vec<String>;
+    fn read(facts: &Facts) -> Result<Vec<String>, FactError> {
+        module_dirs(facts)
     }
 }
 
@@ -288,11 +449,8 @@ fn module_dirs(facts: &Facts) -> Result<Vec<String>, FactError> {
 
 /// `Some(where looked)` when `module` is not installed; `None` when it is, or when
 /// the root has no module directory to tell.
-fn not_installed(facts: &Facts, st: &mut Stack, module: &str) -> Result<Option<String>, FactError> {
-    if st.module_dirs.is_none() {
-        st.module_dirs = Some(module_dirs(facts)?);
-    }
-    let dirs = st.module_dirs.as_deref().unwrap_or_default();
+fn not_installed(facts: &Facts, module: &str) -> Result<Option<String>, FactError> {
+    let dirs = facts.get::<ModuleDirs>()?;
     if dirs.is_empty() {
         return Ok(None);
     }
@@ -302,7 +460,7 @@ fn not_installed(facts: &Facts, st: &mut Stack, module: &str) -> Result<Option<S
             None => Some(format!("{module} does not exist")),
         });
     }
-    for d in dirs {
+    for d in dirs.iter() {
         if facts.stat(&format!("{d}/{module}"))?.is_some() {
             return Ok(None);
         }

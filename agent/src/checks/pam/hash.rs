@@ -4,6 +4,7 @@
 //! first line naming it, as `pam_modutil_search_key` reads it; its value names the
 //! first algorithm it starts with, case-insensitive: `BCRYPT` names none), else DES.
 
+use crate::facts::account_defaults::login_defs_pam_key;
 use crate::facts::pam::PamLine;
 use crate::facts::{FactError, Facts};
 
@@ -44,10 +45,7 @@ pub fn algorithm(
         ));
     }
     let path = "/etc/login.defs";
-    let text = facts.read(path)?;
-    let found = text
-        .as_deref()
-        .and_then(|t| search_key(t, "ENCRYPT_METHOD"));
+    let found = login_defs_pam_key(facts, "ENCRYPT_METHOD")?;
     Ok(match found {
         Some((n, v)) => {
             let alg = named(&v.to_ascii_lowercase()).unwrap_or("des");
@@ -61,35 +59,4 @@ pub fn algorithm(
             format!("no algorithm argument and no ENCRYPT_METHOD in {path}: DES"),
         ),
     })
-}
-
-/// The first line of `text` naming `key` (case-insensitive) and its value, as
-/// `pam_modutil_search_key` reads login.defs: `#` starts a comment, the key ends at a
-/// blank or `=`, and blanks and `=` before the value are skipped.
-fn search_key(text: &str, key: &str) -> Option<(usize, String)> {
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.split('#').next().unwrap_or_default().trim_start();
-        if line.is_empty() {
-            continue;
-        }
-        let end = line.find([' ', '\t', '=']).unwrap_or(line.len());
-        if line[..end].eq_ignore_ascii_case(key) {
-            let rest = line[end..].trim_start_matches([' ', '\t', '=']);
-            return Some((i + 1, rest.to_string()));
-        }
-    }
-    None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn first_line_wins() {
-        let t = "# x\nencrypt_method = md5 # c\nENCRYPT_METHOD SHA512\n";
-        assert_eq!(search_key(t, "ENCRYPT_METHOD"), Some((2, "md5 ".into())));
-        assert_eq!(search_key("", "ENCRYPT_METHOD"), None);
-        assert_eq!(search_key("=\n==x\n", "ENCRYPT_METHOD"), None);
-    }
 }

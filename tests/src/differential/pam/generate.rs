@@ -5,8 +5,13 @@
 //! of files that are missing, empty or links, `-` and case on the type, bracketed
 //! arguments, comments and continuations, /usr/lib/pam.d instead of /etc/pam.d.
 //!
-//! Every pam_unix and pam_faillock auth line carries `nodelay`: it changes nothing
-//! the rules judge, and spares the oracle libpam's two-second delay per failure.
+//! Every pam_unix line and every pam_faillock auth line carries `nodelay` (authsucc
+//! too: a mutated stack can reach it on a failure): no rule judges it and it changes
+//! no path, and it spares the oracle the two seconds pam_unix and pam_faillock ask
+//! libpam to wait after a failed authentication or password change (pam_chauthtok
+//! waits as pam_authenticate does: without it a configuration took about 4 s, with
+//! it about 0.3 s). login.defs' FAIL_DELAY would not do: only pam_faildelay reads it,
+//! and these stacks do not call it.
 
 use super::super::{Rng, RootCopy};
 
@@ -132,7 +137,12 @@ fn auth(rng: &mut Rng) -> Vec<Line> {
     let pre = fl(rng, "preauth");
     let mut fail = fl(rng, "authfail");
     fail.control = "[default=die]".into();
-    let mut succ = Line::new("auth", "sufficient", "pam_faillock.so", &["authsucc"]);
+    let mut succ = Line::new(
+        "auth",
+        "sufficient",
+        "pam_faillock.so",
+        &["authsucc", "nodelay"],
+    );
     if rng.chance(20) {
         succ.args.push(rng.pick(DENY).to_string());
     }
@@ -153,7 +163,7 @@ fn password(rng: &mut Rng) -> Vec<Line> {
         "password",
         "[success=1 default=ignore]",
         "pam_unix.so",
-        &["obscure"],
+        &["obscure", "nodelay"],
     );
     unix.args
         .extend(rng.pick(HASHES).iter().map(|s| s.to_string()));

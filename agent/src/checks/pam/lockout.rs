@@ -1,0 +1,205 @@
+//! `pam.faillock_locks` and `pam.faillock_account`: pam_faillock judged on the paths
+//! libpam takes through a stack ([`crate::facts::pam::path::lockout`]), each
+//! pam_faillock line with its settings resolved as the module reads them
+//! ([`super::options`]). A line that no path reaches decides nothing, whatever it
+//! says.
+
+use super::options::{describe, resolve, Module, PwhistoryConf};
+use crate::facts::pam::path::lockout::{
+    account_runs_faillock, lockout, refuses_wrong_password, Faillock, Lockout,
+};
+use crate::facts::pam::{stack, PamLine, Stack};
+use crate::facts::{FactError, Facts};
+use crate::model::{Outcome, Status};
+
+/// The settings of every pam_faillock line of `st`, by line index.
+fn settings(facts: &Facts, st: &Stack) -> Result<(Vec<Option<Faillock>>, Vec<String>), FactError> {
+    let mut out = Vec::new();
+    let mut notes = Vec::new();
+    let conf = PwhistoryConf::default();
+    for l in &st.lines {
+        if !l.is("pam_faillock.so") {
+            out.push(None);
+            continue;
+        }
+        let mut value = |o: &str| -> Result<i64, FactError> {
+            let (r, n) = resolve(facts, Module::Faillock, l, o, &conf)?;
+            for x in n {
+                if !notes.contains(&x) {
+                    notes.push(x);
+                }
+            }
+            Ok(r.value.unwrap_or(0))
+        };
+        let f = Faillock {
+            deny: u64::try_from(value("deny")?).unwrap_or(0),
+            even_deny_root: value("even_deny_root")? != 0,
+            fail_interval: value("fail_interval")?,
+        };
+        out.push(Some(f));
+    }
+    Ok((out, notes))
+}
+
+fn where_(st: &Stack) -> String {
+    if st.exists {
+        st.path()
+    } else {
+        format!("{} (the file does not exist)", st.path())
+    }
+}
+
+/// An account (root with `root`) is locked by `service`'s auth stack after at most
+/// `max_failures` wrong passwords (any number when `None`).
+pub fn locks(
+    facts: &Facts,
+    service: &str,
+    max_failures: Option<u64>,
+    root: bool,
+) -> Result<Outcome, FactError> {
+    let st = stack(facts, service)?;
+    let (set, notes) = settings(facts, &st)?;
+    let of = |l: &PamLine| {
+        st.lines
+            .iter()
+            .position(|x| std::ptr::eq(x, l))
+            .and_then(|i| set[i])
+            .unwrap_or(Faillock {
+                deny: 0,
+                even_deny_root: false,
+                fail_interval: 0,
+            })
+    };
+    let who = if root { "root" } else { "an account" };
+    let at = where_(&st);
+    if st.module_lines("pam_faillock.so", Some("auth")).is_empty() {
+        let mut ev = vec![format!(
+            "no auth line calls pam_faillock.so in {at}, so libpam never locks {who}"
+        )];
+        ev.extend(st.notes.iter().cloned());
+        return Ok(Outcome::new(Status::Fail, ev));
+    }
+    let mut out = match lockout(&st, root, &of) {
+        Lockout::Locks {
+            failures,
+            wrong,
+            refused,
+            refuses,
+            assuming,
+        } => {
+            let mut ev = vec![
+                format!("{at}: libpam locks {who} after {failures} failed password(s){assuming}"),
+                format!("a wrong password: {wrong}"),
+                format!("the right password once locked: {refused}"),
+            ];
+            if let Some(l) = refuses.and_then(|i| st.lines.get(i)) {
+                let (r, _) = resolve(facts, Module::Faillock, l, "deny", &PwhistoryConf::default())?;
+                ev.push(format!(
+                    "{} refuses first: {}",
+                    l.source,
+                    describe(Module::Faillock, "deny", &r)
+                ));
+            }
+            match max_failures {
+                Some(m) if failures > m => {
+                    ev[0] = format!("{}, more than {m}", ev[0]);
+                    Outcome::new(Status::Fail, ev)
+                }
+                _ => Outcome::new(Status::Pass, ev),
+            }
+        }
+        Lockout::Never {
+            why,
+            walk,
+            assuming,
+        } => Outcome::new(
+            Status::Fail,
+            vec![
+                format!("{at}: libpam never locks {who}: {why}{assuming}"),
+                walk,
+            ],
+        ),
+        Lockout::Refused { walk, assuming } => Outcome::new(
+            Status::Fail,
+            vec![
+                format!(
+                    "{at}: the right password is refused even with no failure{assuming}, so no lockout can be seen"
+                ),
+                walk,
+            ],
+        ),
+        Lockout::Unknown(why) => Outcome::new(Status::Fail, vec![format!("{at}: {why}")]),
+    };
+    out.evidence.extend(notes);
+    out.evidence.extend(st.notes.iter().cloned());
+    Ok(out)
+}
+
+/// `service`'s account stack runs pam_faillock whenever it lets an account in.
+pub fn account(facts: &Facts, service: &str) -> Result<Outcome, FactError> {
+    let st = stack(facts, service)?;
+    let at = where_(&st);
+    if st
+        .module_lines("pam_faillock.so", Some("account"))
+        .is_empty()
+    {
+        let mut ev = vec![format!("no account line calls pam_faillock.so in {at}")];
+        ev.extend(st.notes.iter().cloned());
+        return Ok(Outcome::new(Status::Fail, ev));
+    }
+    let mut out = match account_runs_faillock(&st) {
+        Ok(walk) => Outcome::new(
+            Status::Pass,
+            vec![
+                format!("{at}: pam_faillock runs whenever the account stack lets an account in"),
+                walk,
+            ],
+        ),
+        Err((why, walk)) => {
+            let mut ev = vec![format!("{at}: {why}")];
+            if !walk.is_empty() {
+                ev.push(walk);
+            }
+            Outcome::new(Status::Fail, ev)
+        }
+    };
+    out.evidence.extend(st.notes.iter().cloned());
+    Ok(out)
+}
+
+/// `service`'s auth stack refuses, on every path libpam takes, a password pam_unix
+/// rejects.
+pub fn refuses_wrong(facts: &Facts, service: &str) -> Result<Outcome, FactError> {
+    let st = stack(facts, service)?;
+    let (set, _) = settings(facts, &st)?;
+    let of = |l: &PamLine| {
+        st.lines
+            .iter()
+            .position(|x| std::ptr::eq(x, l))
+            .and_then(|i| set[i])
+            .unwrap_or(Faillock {
+                deny: 0,
+                even_deny_root: false,
+                fail_interval: 0,
+            })
+    };
+    let at = where_(&st);
+    let mut out = match refuses_wrong_password(&st, &of) {
+        Ok(walk) => Outcome::new(
+            Status::Pass,
+            vec![
+                format!("{at}: every path refuses a password pam_unix rejects"),
+                walk,
+            ],
+        ),
+        Err((why, walk)) => {
+            let mut ev = vec![format!("{at}: {why}, an empty one too")];
+            if !walk.is_empty() {
+                ev.push(walk);
+            }
+            Outcome::new(Status::Fail, ev)
+        }
+    };
+    out.evidence.extend(st.notes.iter().cloned());
+    Ok(out)
+}
