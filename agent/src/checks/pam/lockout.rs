@@ -147,24 +147,12 @@ pub fn account(facts: &Facts, service: &str) -> Result<Outcome, FactError> {
         ev.extend(st.notes.iter().cloned());
         return Ok(Outcome::new(Status::Fail, ev));
     }
-    let mut out = match account_runs_faillock(&st) {
-        Ok(walk) => Outcome::new(
-            Status::Pass,
-            vec![
-                format!("{at}: pam_faillock runs whenever the account stack lets an account in"),
-                walk,
-            ],
-        ),
-        Err((why, walk)) => {
-            let mut ev = vec![format!("{at}: {why}")];
-            if !walk.is_empty() {
-                ev.push(walk);
-            }
-            Outcome::new(Status::Fail, ev)
-        }
-    };
-    out.evidence.extend(st.notes.iter().cloned());
-    Ok(out)
+    Ok(judged(
+        account_runs_faillock(&st),
+        format!("{at}: pam_faillock runs whenever the account stack lets an account in"),
+        |why| format!("{at}: {why}"),
+        &st,
+    ))
 }
 
 /// `service`'s auth stack refuses, on every path libpam takes, a password pam_unix
@@ -184,16 +172,26 @@ pub fn refuses_wrong(facts: &Facts, service: &str) -> Result<Outcome, FactError>
             })
     };
     let at = where_(&st);
-    let mut out = match refuses_wrong_password(&st, &of) {
-        Ok(walk) => Outcome::new(
-            Status::Pass,
-            vec![
-                format!("{at}: every path refuses a password pam_unix rejects"),
-                walk,
-            ],
-        ),
+    Ok(judged(
+        refuses_wrong_password(&st, &of),
+        format!("{at}: every path refuses a password pam_unix rejects"),
+        |why| format!("{at}: {why}, an empty one too"),
+        &st,
+    ))
+}
+
+/// A walk's verdict as an outcome: `Ok(walk)` passes with `met` and the walk,
+/// `Err((why, walk))` fails with `failed(why)` and the walk; the stack's notes follow.
+fn judged(
+    verdict: Result<String, (String, String)>,
+    met: String,
+    failed: impl FnOnce(&str) -> String,
+    st: &Stack,
+) -> Outcome {
+    let mut out = match verdict {
+        Ok(walk) => Outcome::new(Status::Pass, vec![met, walk]),
         Err((why, walk)) => {
-            let mut ev = vec![format!("{at}: {why}, an empty one too")];
+            let mut ev = vec![failed(&why)];
             if !walk.is_empty() {
                 ev.push(walk);
             }
@@ -201,5 +199,5 @@ pub fn refuses_wrong(facts: &Facts, service: &str) -> Result<Outcome, FactError>
         }
     };
     out.evidence.extend(st.notes.iter().cloned());
-    Ok(out)
+    out
 }

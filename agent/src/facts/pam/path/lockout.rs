@@ -96,8 +96,13 @@ fn known(l: &PamLine, right: bool) -> Option<u8> {
 
 const CHOICES: [u8; 3] = [SUCCESS, AUTH_ERR, IGNORE];
 
-/// The auth chain of `st`, the lines of unmodelled modules in it, and the product
-/// of their possible results (`None`: too many).
+/// Why a chain with `n` lines of unmodelled modules is not walked.
+fn too_many(kind: &str, n: usize) -> String {
+    format!("{n} {kind} lines call modules whose results are not modelled (at most {MAX_UNKNOWN} are combined)")
+}
+
+/// The places in `chain` (a chain of `st`) of the lines that call modules whose
+/// results are not modelled.
 fn unknowns(st: &Stack, chain: &[&Handler]) -> Vec<usize> {
     chain
         .iter()
@@ -205,10 +210,7 @@ pub fn lockout(st: &Stack, root: bool, settings: &dyn Fn(&PamLine) -> Faillock) 
     let chain = st.chain("auth");
     let idx = unknowns(st, &chain);
     if idx.len() > MAX_UNKNOWN {
-        return Lockout::Unknown(format!(
-            "{} auth lines call modules whose results are not modelled (at most {MAX_UNKNOWN} are combined)",
-            idx.len()
-        ));
+        return Lockout::Unknown(too_many("auth", idx.len()));
     }
     let mut thresholds: Vec<u64> = chain
         .iter()
@@ -344,26 +346,9 @@ fn one(
 /// account in: `Ok(walk)` or `Err(why, walk)`.
 pub fn account_runs_faillock(st: &Stack) -> Result<String, (String, String)> {
     let chain = st.chain("account");
-    let idx: Vec<usize> = chain
-        .iter()
-        .enumerate()
-        .filter(|(_, h)| match h.call {
-            Call::Module(i) => {
-                let l = &st.lines[i];
-                !l.is("pam_faillock.so") && known(l, true).is_none()
-            }
-            _ => false,
-        })
-        .map(|(i, _)| i)
-        .collect();
+    let idx = unknowns(st, &chain);
     if idx.len() > MAX_UNKNOWN {
-        return Err((
-            format!(
-                "{} account lines call modules whose results are not modelled (at most {MAX_UNKNOWN} are combined)",
-                idx.len()
-            ),
-            String::new(),
-        ));
+        return Err((too_many("account", idx.len()), String::new()));
     }
     let faillock: Vec<usize> = chain
         .iter()
@@ -412,13 +397,7 @@ pub fn refuses_wrong_password(
     let chain = st.chain("auth");
     let idx = unknowns(st, &chain);
     if idx.len() > MAX_UNKNOWN {
-        return Err((
-            format!(
-                "{} auth lines call modules whose results are not modelled (at most {MAX_UNKNOWN} are combined)",
-                idx.len()
-            ),
-            String::new(),
-        ));
+        return Err((too_many("auth", idx.len()), String::new()));
     }
     let mut first = None;
     for a in assignments(&idx) {
