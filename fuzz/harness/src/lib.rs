@@ -20,6 +20,7 @@ use std::sync::OnceLock;
 use rampart_agent::checks::audit::rules;
 use rampart_agent::checks::sysctl::limits as core_limit;
 use rampart_agent::facts::accounts::{accounts, Accounts};
+use rampart_agent::facts::pam::path::lockout;
 use rampart_agent::facts::{
     self, account_defaults, aide, audit as audit_rules, grub, iptables as ipt, journald, limits,
     mounts, nftables as nft, packages, pam as stack, rpmdb, rsyslog, sshd, sudoers, Facts,
@@ -231,7 +232,25 @@ pub fn pam(data: &[u8]) {
         .collect();
     with_root(&files, false, |facts| {
         for name in NAMES {
-            let _ = stack::stack(facts, name);
+            let Ok(st) = stack::stack(facts, name) else {
+                continue;
+            };
+            // libpam's walks of the stack, as the lockout and nullok rules take them,
+            // with the deny of a line read from its own arguments.
+            let settings = |l: &stack::PamLine| lockout::Faillock {
+                deny: l
+                    .args
+                    .iter()
+                    .find_map(|a| a.strip_prefix("deny=")?.parse().ok())
+                    .unwrap_or(3),
+                even_deny_root: l.args.iter().any(|a| a == "even_deny_root"),
+                fail_interval: 900,
+            };
+            for root in [false, true] {
+                let _ = lockout::lockout(&st, root, &settings);
+            }
+            let _ = lockout::account_runs_faillock(&st);
+            let _ = lockout::refuses_wrong_password(&st, &settings);
         }
     });
 }
