@@ -8,11 +8,12 @@ use super::options::{describe, resolve, Module, PwhistoryConf};
 use crate::facts::pam::path::lockout::{
     account_runs_faillock, lockout, refuses_wrong_password, Faillock, Lockout,
 };
-use crate::facts::pam::{stack, PamLine, Stack};
+use crate::facts::pam::{stack, Stack};
 use crate::facts::{FactError, Facts};
 use crate::model::{Outcome, Status};
 
-/// The settings of every pam_faillock line of `st`, by line index.
+/// The settings of every pam_faillock line of `st`, by line index (`None` for other
+/// lines: they lock nothing).
 fn settings(facts: &Facts, st: &Stack) -> Result<(Vec<Option<Faillock>>, Vec<String>), FactError> {
     let mut out = Vec::new();
     let mut notes = Vec::new();
@@ -59,17 +60,7 @@ pub fn locks(
 ) -> Result<Outcome, FactError> {
     let st = stack(facts, service)?;
     let (set, notes) = settings(facts, &st)?;
-    let of = |l: &PamLine| {
-        st.lines
-            .iter()
-            .position(|x| std::ptr::eq(x, l))
-            .and_then(|i| set[i])
-            .unwrap_or(Faillock {
-                deny: 0,
-                even_deny_root: false,
-                fail_interval: 0,
-            })
-    };
+    let of = |i: usize| set.get(i).copied().flatten().unwrap_or_default();
     let who = if root { "root" } else { "an account" };
     let at = where_(&st);
     if st.module_lines("pam_faillock.so", Some("auth")).is_empty() {
@@ -160,17 +151,7 @@ pub fn account(facts: &Facts, service: &str) -> Result<Outcome, FactError> {
 pub fn refuses_wrong(facts: &Facts, service: &str) -> Result<Outcome, FactError> {
     let st = stack(facts, service)?;
     let (set, _) = settings(facts, &st)?;
-    let of = |l: &PamLine| {
-        st.lines
-            .iter()
-            .position(|x| std::ptr::eq(x, l))
-            .and_then(|i| set[i])
-            .unwrap_or(Faillock {
-                deny: 0,
-                even_deny_root: false,
-                fail_interval: 0,
-            })
-    };
+    let of = |i: usize| set.get(i).copied().flatten().unwrap_or_default();
     let at = where_(&st);
     Ok(judged(
         refuses_wrong_password(&st, &of),

@@ -28,7 +28,7 @@ use crate::facts::pam::{Call, Handler, PamLine, Stack};
 pub const MAX_UNKNOWN: usize = 6;
 
 /// The settings of one pam_faillock line that decide a lock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Faillock {
     /// Failures that lock (0: never).
     pub deny: u64,
@@ -163,7 +163,7 @@ fn assuming(st: &Stack, chain: &[&Handler], a: &[(usize, u8)]) -> String {
 fn attempt(
     st: &Stack,
     chain: &[&Handler],
-    settings: &dyn Fn(&PamLine) -> Faillock,
+    settings: &dyn Fn(usize) -> Faillock,
     unknown: &[(usize, u8)],
     root: bool,
     right: bool,
@@ -182,7 +182,7 @@ fn attempt(
         if !l.is("pam_faillock.so") {
             return known(l, right).unwrap_or(AUTH_ERR);
         }
-        let f = settings(l);
+        let f = settings(li);
         let locked =
             f.deny > 0 && tally >= f.deny && f.fail_interval > 0 && (!root || f.even_deny_root);
         if locked {
@@ -205,8 +205,8 @@ fn attempt(
 }
 
 /// The lockout of an account (root or not) through `st`'s auth stack, with the
-/// settings of each pam_faillock line from `settings`.
-pub fn lockout(st: &Stack, root: bool, settings: &dyn Fn(&PamLine) -> Faillock) -> Lockout {
+/// settings of each pam_faillock line from `settings`, by the line's index in `st`.
+pub fn lockout(st: &Stack, root: bool, settings: &dyn Fn(usize) -> Faillock) -> Lockout {
     let chain = st.chain("auth");
     let idx = unknowns(st, &chain);
     if idx.len() > MAX_UNKNOWN {
@@ -215,9 +215,7 @@ pub fn lockout(st: &Stack, root: bool, settings: &dyn Fn(&PamLine) -> Faillock) 
     let mut thresholds: Vec<u64> = chain
         .iter()
         .filter_map(|h| match h.call {
-            Call::Module(i) if st.lines[i].is("pam_faillock.so") => {
-                Some(settings(&st.lines[i]).deny)
-            }
+            Call::Module(i) if st.lines[i].is("pam_faillock.so") => Some(settings(i).deny),
             _ => None,
         })
         .filter(|d| *d > 0)
@@ -254,7 +252,7 @@ pub fn lockout(st: &Stack, root: bool, settings: &dyn Fn(&PamLine) -> Faillock) 
 fn one(
     st: &Stack,
     chain: &[&Handler],
-    settings: &dyn Fn(&PamLine) -> Faillock,
+    settings: &dyn Fn(usize) -> Faillock,
     a: &[(usize, u8)],
     root: bool,
     thresholds: &[u64],
@@ -392,7 +390,7 @@ pub fn account_runs_faillock(st: &Stack) -> Result<String, (String, String)> {
 /// empty: `Ok(walk)`, or `Err((why, walk))` for a path that lets it through.
 pub fn refuses_wrong_password(
     st: &Stack,
-    settings: &dyn Fn(&PamLine) -> Faillock,
+    settings: &dyn Fn(usize) -> Faillock,
 ) -> Result<String, (String, String)> {
     let chain = st.chain("auth");
     let idx = unknowns(st, &chain);
