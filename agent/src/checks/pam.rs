@@ -106,6 +106,11 @@ pub enum Check {
     /// pam_unix rejects (see [`lockout`]).
     #[serde(rename = "pam.refuses_rejected_password")]
     RefusesRejectedPassword { service: String },
+    /// libpam's walk of `service`'s auth stack refuses, on every path, an empty
+    /// password: a pam_unix line with `nullok` lets one in only where a path reaches
+    /// it (see [`lockout`]).
+    #[serde(rename = "pam.refuses_empty_password")]
+    RefusesEmptyPassword { service: String },
     /// /etc/pam.d/su requires pam_wheel with `use_uid` (and without `deny`) for auth,
     /// and the group it names (`group=`, else wheel, else the GID 0 group) has no
     /// members and is nobody's primary group.
@@ -313,6 +318,7 @@ impl Check {
             } => lockout::locks(facts, service, *max_failures, *root)?,
             Check::FaillockAccount { service } => lockout::account(facts, service)?,
             Check::RefusesRejectedPassword { service } => lockout::refuses_wrong(facts, service)?,
+            Check::RefusesEmptyPassword { service } => lockout::refuses_empty(facts, service)?,
             Check::SuWheel => su_wheel(facts)?,
             Check::AuthselectProfile { files, modules } => {
                 authselect::profile(facts, files, modules)?

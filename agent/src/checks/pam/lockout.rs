@@ -6,7 +6,8 @@
 
 use super::options::{describe, resolve, Module, PwhistoryConf};
 use crate::facts::pam::path::lockout::{
-    account_runs_faillock, lockout, refuses_wrong_password, Faillock, Lockout,
+    account_runs_faillock, lockout, refuses_empty_password, refuses_wrong_password, Faillock,
+    Lockout,
 };
 use crate::facts::pam::{stack, Stack};
 use crate::facts::{FactError, Facts};
@@ -157,6 +158,21 @@ pub fn refuses_wrong(facts: &Facts, service: &str) -> Result<Outcome, FactError>
         refuses_wrong_password(&st, &of),
         format!("{at}: every path refuses a password pam_unix rejects"),
         |why| format!("{at}: {why}, an empty one too"),
+        &st,
+    ))
+}
+
+/// `service`'s auth stack refuses, on every path libpam takes, an empty password
+/// (pam_unix's `nullok` counts where a path reaches it).
+pub fn refuses_empty(facts: &Facts, service: &str) -> Result<Outcome, FactError> {
+    let st = stack(facts, service)?;
+    let (set, _) = settings(facts, &st)?;
+    let of = |i: usize| set.get(i).copied().flatten().unwrap_or_default();
+    let at = where_(&st);
+    Ok(judged(
+        refuses_empty_password(&st, &of),
+        format!("{at}: every path refuses an empty password"),
+        |why| format!("{at}: {why}"),
         &st,
     ))
 }
