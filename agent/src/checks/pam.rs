@@ -7,6 +7,7 @@
 
 pub mod authselect;
 pub mod hash;
+pub mod history;
 pub mod inspect;
 pub mod lockout;
 pub mod options;
@@ -111,6 +112,18 @@ pub enum Check {
     /// it (see [`lockout`]).
     #[serde(rename = "pam.refuses_empty_password")]
     RefusesEmptyPassword { service: String },
+    /// libpam's walk of a password change through `service` refuses a password
+    /// pam_pwhistory's history holds, in a change made by root with `root`: no path
+    /// lets pam_unix write it (see [`history`]).
+    #[serde(rename = "pam.pwhistory_refuses_reuse")]
+    PwhistoryRefusesReuse {
+        service: String,
+        #[serde(default)]
+        root: bool,
+        /// As for `pam.option`.
+        #[serde(default)]
+        pwhistory_conf: PwhistoryConf,
+    },
     /// /etc/pam.d/su requires pam_wheel with `use_uid` (and without `deny`) for auth,
     /// and the group it names (`group=`, else wheel, else the GID 0 group) has no
     /// members and is nobody's primary group.
@@ -319,6 +332,11 @@ impl Check {
             Check::FaillockAccount { service } => lockout::account(facts, service)?,
             Check::RefusesRejectedPassword { service } => lockout::refuses_wrong(facts, service)?,
             Check::RefusesEmptyPassword { service } => lockout::refuses_empty(facts, service)?,
+            Check::PwhistoryRefusesReuse {
+                service,
+                root,
+                pwhistory_conf,
+            } => history::reuse(facts, service, *root, pwhistory_conf)?,
             Check::SuWheel => su_wheel(facts)?,
             Check::AuthselectProfile { files, modules } => {
                 authselect::profile(facts, files, modules)?

@@ -43,7 +43,7 @@ fn settings(facts: &Facts, st: &Stack) -> Result<(Vec<Option<Faillock>>, Vec<Str
     Ok((out, notes))
 }
 
-fn where_(st: &Stack) -> String {
+pub(super) fn where_(st: &Stack) -> String {
     if st.exists {
         st.path()
     } else {
@@ -179,7 +179,7 @@ pub fn refuses_empty(facts: &Facts, service: &str) -> Result<Outcome, FactError>
 
 /// A walk's verdict as an outcome: `Ok(walk)` passes with `met` and the walk,
 /// `Err((why, walk))` fails with `failed(why)` and the walk; the stack's notes follow.
-fn judged(
+pub(super) fn judged(
     verdict: Result<String, (String, String)>,
     met: String,
     failed: impl FnOnce(&str) -> String,

@@ -22,11 +22,11 @@
 
 use std::collections::HashSet;
 
+use super::unmodelled::{assignments, assuming, too_many, unmodelled};
 use super::{describe, walk, Step, Walk, AUTH_ERR, IGNORE, SUCCESS};
 use crate::facts::pam::{Call, Handler, PamLine, Stack};
 
-/// The most lines calling modules of unknown behaviour whose results are combined.
-pub const MAX_UNKNOWN: usize = 6;
+pub use super::unmodelled::MAX_UNKNOWN;
 
 /// The settings of one pam_faillock line that decide a lock.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -113,68 +113,12 @@ fn known(l: &PamLine, pw: Password) -> Option<u8> {
     }
 }
 
-const CHOICES: [u8; 3] = [SUCCESS, AUTH_ERR, IGNORE];
-
-/// Why a chain with `n` lines of unmodelled modules is not walked.
-fn too_many(kind: &str, n: usize) -> String {
-    format!("{n} {kind} lines call modules whose results are not modelled (at most {MAX_UNKNOWN} are combined)")
-}
-
 /// The places in `chain` (a chain of `st`) of the lines that call modules whose
-/// results are not modelled.
+/// results are not modelled here.
 fn unknowns(st: &Stack, chain: &[&Handler]) -> Vec<usize> {
-    chain
-        .iter()
-        .enumerate()
-        .filter(|(_, h)| match h.call {
-            Call::Module(i) => {
-                let l = &st.lines[i];
-                !l.is("pam_faillock.so") && known(l, Password::Right).is_none()
-            }
-            _ => false,
-        })
-        .map(|(i, _)| i)
-        .collect()
-}
-
-/// Every assignment of results to the lines `idx`.
-fn assignments(idx: &[usize]) -> Vec<Vec<(usize, u8)>> {
-    let mut out: Vec<Vec<(usize, u8)>> = vec![Vec::new()];
-    for &i in idx {
-        out = out
-            .into_iter()
-            .flat_map(|a| {
-                CHOICES.iter().map(move |&c| {
-                    let mut b = a.clone();
-                    b.push((i, c));
-                    b
-                })
-            })
-            .collect();
-    }
-    out
-}
-
-fn assuming(st: &Stack, chain: &[&Handler], a: &[(usize, u8)]) -> String {
-    let parts: Vec<String> = a
-        .iter()
-        .map(|(i, r)| {
-            let m = match chain[*i].call {
-                Call::Module(l) => st.lines[l].module_name().to_string(),
-                _ => String::new(),
-            };
-            format!(
-                "{} {m} returning {}",
-                chain[*i].source,
-                super::result_name(*r)
-            )
-        })
-        .collect();
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!(" (with {})", parts.join(", "))
-    }
+    unmodelled(st, chain, |l| {
+        l.is("pam_faillock.so") || known(l, Password::Right).is_some()
+    })
 }
 
 /// One walk of the auth chain for the password `pw` with `count` failures in the
