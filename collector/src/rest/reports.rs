@@ -34,7 +34,7 @@ pub(crate) fn scan_report(app: &App, id: &str, kind: ReportKind) -> Result<Respo
         ReportKind::Json => (
             "json",
             "application/json",
-            serde_json::to_string_pretty(&crate::report::json(&input, now)).unwrap_or_default(),
+            crate::report::json(&input, now),
         ),
         ReportKind::Arf => (
             "arf.xml",
