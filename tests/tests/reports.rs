@@ -176,7 +176,8 @@ fn reports_overview_and_roles() {
     }
 
     // ---- One JSON document: `check --format json` on the same root agrees with the
-    // collector's report.json on every field both know.
+    // collector's report.json on every field both know. (Not `host`: the daemon names
+    // the host it runs on, `check --root` the tree's /etc/hostname.)
     let local = rampart_tests::agent_json(
         &[
             "check",
@@ -197,9 +198,6 @@ fn reports_overview_and_roles() {
         "results",
     ] {
         assert_eq!(doc[k], local[k], "report.json and check disagree on {k}");
-    }
-    for k in ["hostname", "os"] {
-        assert_eq!(doc["host"][k], local["host"][k], "host.{k}");
     }
 
     // ---- ARF, as admin: every rule with its status; schemas and OpenSCAP accept it.
