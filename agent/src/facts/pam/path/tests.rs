@@ -365,3 +365,60 @@ fn account_phase() {
     let e = account_runs_faillock(&st).unwrap_err();
     assert!(e.0.contains("without running pam_faillock"), "{e:?}");
 }
+
+/// A change through `common-password` refusing a password the history holds
+/// (`Ok`), or the reason it does not; remember and enforce_for_root from each
+/// line's own arguments (remember 10 when absent, pam_pwhistory's default).
+fn reuse(password: &str, root: bool) -> Result<String, String> {
+    use super::history::{refuses_reuse, History};
+    let st = stack_of(&[("common-password", password)]);
+    let set = |i: usize| {
+        let l = &st.lines[i];
+        History {
+            remember: l
+                .arg("remember")
+                .and_then(|a| a.strip_prefix("remember="))
+                .and_then(|d| d.parse().ok())
+                .unwrap_or(10),
+            enforce_for_root: l.arg("enforce_for_root").is_some(),
+        }
+    };
+    refuses_reuse(&st, root, &set).map_err(|(why, _)| why)
+}
+
+#[test]
+fn a_password_change_keeps_the_history_only_where_no_path_lets_pam_unix_write() {
+    const UNIX: &str = "password [success=1 default=ignore] pam_unix.so obscure yescrypt";
+    const TAIL: &str = "password requisite pam_deny.so\npassword required pam_permit.so\n";
+    let stack = |first: &str, unix_args: &str| format!("{first}\n{UNIX}{unix_args}\n{TAIL}");
+    // (stack, root, whether the reuse is refused)
+    let cases: Vec<(String, bool, bool)> = vec![
+        // requisite before pam_unix: the refusal ends the change.
+        (stack("password requisite pam_pwhistory.so remember=5", ""), false, true),
+        // root without enforce_for_root is only told.
+        (stack("password requisite pam_pwhistory.so remember=5", ""), true, false),
+        (stack("password requisite pam_pwhistory.so remember=5 enforce_for_root", ""), true, true),
+        // remember=0: the module returns at once.
+        (stack("password requisite pam_pwhistory.so remember=0", ""), false, false),
+        // optional: pam_unix asks again, unless it takes the password held.
+        (stack("password optional pam_pwhistory.so", ""), false, false),
+        (stack("password optional pam_pwhistory.so", " use_authtok"), false, true),
+        // a module not modelled between them may ask again.
+        (
+            stack(
+                "password optional pam_pwhistory.so\npassword optional pam_pwquality.so",
+                " use_authtok",
+            ),
+            false,
+            false,
+        ),
+        // after pam_unix's jump target: pam_unix has written it already.
+        (format!("{UNIX}\npassword requisite pam_pwhistory.so\n{TAIL}"), false, false),
+        // no module that writes a password.
+        ("password requisite pam_pwhistory.so\n".to_string(), false, true),
+    ];
+    for (text, root, refused) in cases {
+        let got = reuse(&text, root);
+        assert_eq!(got.is_ok(), refused, "root {root}:\n{text}\n→ {got:?}");
+    }
+}
