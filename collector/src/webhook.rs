@@ -29,7 +29,7 @@ use crate::outbound::{self, Purpose};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 
-use crate::app::{now_ms, App};
+use crate::app::App;
 use crate::metrics::WebhookOutcome;
 use crate::store::{AttemptRecord, DeliveryRecord, DeliveryState};
 
@@ -63,7 +63,7 @@ pub async fn run(app: Arc<App>, mut stop: tokio::sync::broadcast::Receiver<()>) 
         // Deliveries go out from the collector holding the lease (see app::cluster).
         if !app.is_leader() {
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                _ = app.clock.sleep(Duration::from_secs(5)) => {}
                 _ = app.webhook_wake.notified() => {}
                 _ = stop.recv() => return,
             }
@@ -78,15 +78,15 @@ pub async fn run(app: Arc<App>, mut stop: tokio::sync::broadcast::Receiver<()>) 
             Ok(Ok(pending)) => send_due(&app, pending).await,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "cannot read webhook deliveries");
-                Some(now_ms() + 5_000)
+                Some(app.clock.now_ms() + 5_000)
             }
-            Err(_) => Some(now_ms() + 5_000),
+            Err(_) => Some(app.clock.now_ms() + 5_000),
         };
         let wait = next.map_or(Duration::from_secs(3600), |t| {
-            Duration::from_millis((t - now_ms()).max(0) as u64)
+            Duration::from_millis((t - app.clock.now_ms()).max(0) as u64)
         });
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
+            _ = app.clock.sleep(wait) => {}
             _ = app.webhook_wake.notified() => {}
             _ = stop.recv() => return,
         }
@@ -98,12 +98,12 @@ async fn send_due(app: &Arc<App>, pending: Vec<DeliveryRecord>) -> Option<i64> {
     let mut next: Option<i64> = None;
     for mut d in pending {
         let due = d.next_attempt_ms.unwrap_or(0);
-        if due > now_ms() {
+        if due > app.clock.now_ms() {
             next = Some(next.map_or(due, |n| n.min(due)));
             continue;
         }
         let secret = app.settings().webhook_secret.map(|k| k.0);
-        let at_ms = now_ms();
+        let at_ms = app.clock.now_ms();
         let outcome = match &secret {
             Some(k) => {
                 let allow_loopback = app.config.webhook_allow_loopback;
@@ -127,7 +127,7 @@ async fn send_due(app: &Arc<App>, pending: Vec<DeliveryRecord>) -> Option<i64> {
             WebhookOutcome::Failed
         } else {
             let wait = backoff_ms(app.config.webhook_backoff_ms, d.attempts) as i64;
-            d.next_attempt_ms = Some(now_ms() + wait);
+            d.next_attempt_ms = Some(app.clock.now_ms() + wait);
             WebhookOutcome::Retry
         };
         app.metrics.webhook_attempt(outcome);

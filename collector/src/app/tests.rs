@@ -142,7 +142,7 @@ fn retention_deletes_old_results_and_keeps_the_summary() {
         done.failure_reason
     );
     // Within the retention: nothing goes.
-    let now = now_ms();
+    let now = app.clock.now_ms();
     assert_eq!(app.apply_retention(now + 29 * 86_400_000).unwrap(), 0);
     assert_eq!(app.store.results(&scan.id).unwrap().len(), results.len());
     assert!(!app.results_expired(&done));
@@ -267,7 +267,7 @@ fn metrics_count_expiring_certificates_and_each_scan_once_where_it_ends() {
     for (id, left, revoked) in [("ag-1", 2, false), ("ag-2", 30, false), ("ag-3", 1, true)] {
         agent(&app, id, None, "");
         let mut a = app.store.agent(id).unwrap().unwrap();
-        a.cert_not_after_ms = now_ms() + left * day;
+        a.cert_not_after_ms = app.clock.now_ms() + left * day;
         a.revoked = revoked;
         app.store.put_agent(&a).unwrap();
     }
@@ -348,14 +348,14 @@ fn scheduled_scans_follow_the_crontab_and_the_agent_offset() {
         .next_for_agent("ag-1", chrono::Utc::now(), window)
         .unwrap();
     let count = |app: &App| app.store.scans(&ScanFilter::default(), 0, 100).unwrap().1;
-    crate::server::scheduled_scans_for_test(
+    crate::background::scheduled_scans(
         &app,
         due - chrono::Duration::seconds(10),
         due - chrono::Duration::seconds(1),
     )
     .unwrap();
     assert_eq!(count(&app), 0, "not yet due");
-    crate::server::scheduled_scans_for_test(&app, due - chrono::Duration::seconds(1), due).unwrap();
+    crate::background::scheduled_scans(&app, due - chrono::Duration::seconds(1), due).unwrap();
     assert_eq!(count(&app), 1, "due exactly at the agent's offset");
     let (scans, _) = app.store.scans(&ScanFilter::default(), 0, 1).unwrap();
     assert_eq!(scans[0].trigger, "schedule");
