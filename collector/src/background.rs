@@ -131,3 +131,6 @@ pub(crate) fn scheduled_scans(
     app.create_scans(&due, "schedule", "system")?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -248,14 +248,22 @@ fn counts_are_the_latest_status_of_each_rule_with_or_without_a_restart() {
 }
 
 pub(crate) fn app_with(dir: &std::path::Path, results_retention_days: u32) -> App {
+    let config = Config {
+        results_retention_days,
+        ..Config::default()
+    };
+    app_on(dir, crate::clock::Clock::system(), config)
+}
+
+/// An app on `clock` with `config`, its data under `dir`.
+pub(crate) fn app_on(dir: &std::path::Path, clock: crate::clock::Clock, config: Config) -> App {
     let store = Arc::new(SledStore::open(&dir.join("db")).unwrap());
     let ca = Ca::open_or_create(&dir.join("ca")).unwrap();
     let config = Config {
-        results_retention_days,
         data_dir: dir.to_path_buf(),
-        ..Config::default()
+        ..config
     };
-    App::new(store, ca, config).unwrap()
+    App::with_clock(store, ca, config, clock).unwrap()
 }
 
 #[test]
