@@ -24,12 +24,22 @@ fn at(h: u32, m: u32, s: u32) -> i64 {
 }
 
 /// Runs the loop until the returned sender is dropped or fires.
-fn start(app: &Arc<App>) -> (tokio::sync::broadcast::Sender<()>, tokio::task::JoinHandle<()>) {
+fn start(
+    app: &Arc<App>,
+) -> (
+    tokio::sync::broadcast::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
     let (stop, rx) = tokio::sync::broadcast::channel(1);
     (stop, tokio::spawn(super::run(app.clone(), rx)))
 }
 
-async fn stop(running: (tokio::sync::broadcast::Sender<()>, tokio::task::JoinHandle<()>)) {
+async fn stop(
+    running: (
+        tokio::sync::broadcast::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    ),
+) {
     let _ = running.0.send(());
     running.1.await.unwrap();
 }
@@ -55,7 +65,11 @@ async fn a_stalled_scan_fails_after_its_timeout_and_not_before() {
         scan_timeout_secs: 60,
         ..Config::default()
     };
-    let app = Arc::new(app_on(d.path(), Clock::tokio(t0().timestamp_millis()), config));
+    let app = Arc::new(app_on(
+        d.path(),
+        Clock::tokio(t0().timestamp_millis()),
+        config,
+    ));
     agent(&app, "ag-1", None, "");
     let scan = app.create_scan("ag-1", "manual", "test").unwrap().unwrap();
     app.scan_started("ag-1", &scan.id).unwrap();
