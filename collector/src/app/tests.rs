@@ -194,8 +194,9 @@ fn a_scan_whose_batches_keep_coming_is_not_expired() {
     assert!(s.failure_reason.unwrap().contains("no progress"));
 }
 
-/// Every rule of the scan's profile, passing (manual ones not checked).
-fn full_results(app: &App, scan: &crate::store::ScanRecord) -> Vec<ResultRecord> {
+/// One result per rule of the scan's profile, as an honest agent reports them:
+/// automated rules pass, manual ones are not checked.
+pub(crate) fn full_results(app: &App, scan: &crate::store::ScanRecord) -> Vec<ResultRecord> {
     let cat = app.catalog("debian-12@test").unwrap().unwrap();
     cat.profile_rules(&scan.profile)
         .iter()
