@@ -343,6 +343,7 @@ async fn scheduled_scans_are_made_once_per_slot_across_collectors() {
     } else {
         (b, a, loop_b, loop_a)
     };
+    let mut doomed_loop = Some(doomed_loop);
     let mut loops = 2;
     let scheduled = || -> Vec<(String, i64)> {
         let (scans, _) = survivor
@@ -363,7 +364,10 @@ async fn scheduled_scans_are_made_once_per_slot_across_collectors() {
             .store
             .scans(&ScanFilter::default(), 0, usize::MAX)
             .unwrap();
-        for s in scans.into_iter().filter(|s| s.status == ScanStatus::Pending) {
+        for s in scans
+            .into_iter()
+            .filter(|s| s.status == ScanStatus::Pending)
+        {
             survivor.cancel_scan(&s.id, "agent").unwrap();
         }
     };
@@ -387,8 +391,10 @@ async fn scheduled_scans_are_made_once_per_slot_across_collectors() {
         run_pending();
         if m == 2 {
             // The holder dies between two passes, its lease not given back.
-            doomed_loop.1.abort();
-            assert!(doomed_loop.1.await.unwrap_err().is_cancelled());
+            let (stop, task) = doomed_loop.take().unwrap();
+            task.abort();
+            assert!(task.await.unwrap_err().is_cancelled());
+            drop(stop);
             loops = 1;
             assert!(doomed.is_leader(), "as it last knew");
         }
