@@ -137,11 +137,13 @@ impl Clock {
         let give_up = std::time::Instant::now() + Duration::from_secs(10);
         while std::time::Instant::now() < give_up {
             let now = *m.now.borrow();
-            let s = m.sleepers.lock().unwrap_or_else(|p| p.into_inner());
-            if s.len() == n && s.iter().all(|(_, t)| *t > now) {
+            let settled = {
+                let s = m.sleepers.lock().unwrap_or_else(|p| p.into_inner());
+                s.len() == n && s.iter().all(|(_, t)| *t > now)
+            };
+            if settled {
                 return true;
             }
-            drop(s);
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         false
