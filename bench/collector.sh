@@ -28,10 +28,12 @@
 #   BENCH_REST_REQUESTS    requests per REST path [500]
 #   BENCH_REST_CONCURRENCY requests in flight [4]
 #   BENCH_PROFILE          cargo profile of the binaries: release or debug [release];
-#                          x86_64-unknown-linux-musl/release (with BENCH_BUILD=0, after
-#                          `cargo build --release --target x86_64-unknown-linux-musl -p
-#                          rampart-collector -p rampart-agent -p rampart-loadgen`) measures
-#                          the static collector the packages and the image ship
+#                          with release the collector is built with the `collector`
+#                          profile, as packaging/release.sh builds what ships
+#   BENCH_COLLECTOR        the collector binary to measure [target/collector/rampart-
+#                          collector with release, else target/PROFILE/rampart-collector];
+#                          x86_64-unknown-linux-musl/collector/rampart-collector (after
+#                          packaging/release.sh) is the static one the packages ship
 #   BENCH_BUILD            1 builds the binaries first, 0 uses what target/ holds [1]
 #   BENCH_DIR              scratch directory, emptied first [target/bench-collector]
 #   BENCH_OUT              file the figures are appended to [bench/collector-figures.md]
@@ -67,6 +69,11 @@ DIR=${BENCH_DIR:-$ROOT/target/bench-collector}
 OUT=${BENCH_OUT:-$ROOT/bench/collector-figures.md}
 CARGO=${CARGO:-cargo}
 BIN=$ROOT/target/$PROFILE
+if [ "$PROFILE" = release ]; then
+    COLLECTOR=${BENCH_COLLECTOR:-$ROOT/target/collector/rampart-collector}
+else
+    COLLECTOR=${BENCH_COLLECTOR:-$BIN/rampart-collector}
+fi
 
 say() { echo "bench: $*" >&2; }
 
@@ -74,11 +81,17 @@ if [ "$BUILD" = 1 ]; then
     flag=()
     [ "$PROFILE" = release ] && flag=(--release)
     say "building $PROFILE binaries"
-    (cd "$ROOT" && $CARGO build --locked "${flag[@]}" -p rampart-collector -p rampart-agent -p rampart-loadgen)
+    if [ "$PROFILE" = release ]; then
+        (cd "$ROOT" && $CARGO build --locked --release -p rampart-agent -p rampart-loadgen)
+        (cd "$ROOT" && $CARGO build --locked --profile collector -p rampart-collector)
+    else
+        (cd "$ROOT" && $CARGO build --locked "${flag[@]}" -p rampart-collector -p rampart-agent -p rampart-loadgen)
+    fi
 fi
-for b in rampart-collector rampart-agent rampart-loadgen; do
-    [ -x "$BIN/$b" ] || { say "$BIN/$b is missing (BENCH_BUILD=1 builds it)"; exit 2; }
+for b in "$COLLECTOR" "$BIN/rampart-agent" "$BIN/rampart-loadgen"; do
+    [ -x "$b" ] || { say "$b is missing (BENCH_BUILD=1 builds it)"; exit 2; }
 done
+say "collector: $COLLECTOR"
 
 # Descriptors: each idle agent is one socket in the load generator and one in the
 # collector (both inherit this shell's limit).
@@ -118,7 +131,7 @@ start_collector() {
     [ -n "$g" ] || g=$(free_port)
     [ -n "$r" ] || r=$(free_port)
     : >"$data.out"
-    "$BIN/rampart-collector" serve --data "$data" --config "$DIR/collector.toml" \
+    "$COLLECTOR" serve --data "$data" --config "$DIR/collector.toml" \
         --grpc-listen "127.0.0.1:$g" --rest-listen "127.0.0.1:$r" \
         >"$data.out" 2>"$data.log" &
     COLLECTOR_PID=$!

@@ -13,7 +13,7 @@ for b in debian-12 ubuntu-22.04 ubuntu-24.04; do
     python3 - "$out/$b.$p.raw.json" >"$out/$b.$p.json" <<'PY'
 import json, sys
 doc = json.load(open(sys.argv[1]))
-for k in ("started_at", "finished_at", "duration_ms"):
+for k in ("generated_at", "started_at", "finished_at", "duration_ms"):
     doc.pop(k, None)
 for r in doc.get("results", []):
     r.pop("rule", None)

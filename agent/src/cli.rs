@@ -417,7 +417,7 @@ fn check(a: CheckArgs) -> Result<i32, AgentError> {
         report::scan_doc(&r, identity.as_ref(), time::OffsetDateTime::now_utc())
     };
     let text = match a.format {
-        CheckFormat::Json => report::scan_json(&r),
+        CheckFormat::Json => rampart_report::json(&doc()),
         CheckFormat::Text => {
             report::scan_text(&r, a.output.is_none() && std::io::stdout().is_terminal())
         }

@@ -1,15 +1,15 @@
-//! Output of `check` and `rules`: the JSON document (a public boundary: tools and
-//! the collector read it), the human-readable text table, and the document of the
-//! HTML and ARF reports, which `rampart-report` renders exactly as the collector does.
+//! Output of `check` and `rules`: the scan's report document ([`scan_doc`]), which
+//! `rampart-report` renders as JSON (docs/scan-document.md, a public boundary: tools
+//! and the collector read it), HTML and ARF exactly as the collector does; the
+//! human-readable text table; the rule list.
 
 use std::fmt::Write as _;
 
 use serde::Serialize;
-use time::format_description::well_known::Rfc3339;
 
 use crate::content::{Benchmark, Rule};
 use crate::engine::ScanReport;
-use crate::model::{Profile, Severity, SeverityCounts, Status};
+use crate::model::{Profile, Status};
 
 #[derive(Serialize)]
 pub struct BenchmarkDto<'a> {
@@ -24,39 +24,7 @@ pub struct HostDto<'a> {
     pub os: &'a str,
 }
 
-/// Failed rules per severity, by name.
-#[derive(Serialize)]
-pub struct SeverityDto {
-    pub critical: u32,
-    pub high: u32,
-    pub medium: u32,
-    pub low: u32,
-}
-
-impl From<SeverityCounts> for SeverityDto {
-    fn from(c: SeverityCounts) -> Self {
-        SeverityDto {
-            critical: c.get(Severity::Critical),
-            high: c.get(Severity::High),
-            medium: c.get(Severity::Medium),
-            low: c.get(Severity::Low),
-        }
-    }
-}
-
-#[derive(Serialize)]
-pub struct SummaryDto {
-    pub score: f64,
-    pub passed: usize,
-    pub failed: usize,
-    pub error: usize,
-    pub not_applicable: usize,
-    pub not_checked: usize,
-    pub exempted: usize,
-    pub failed_by_severity: SeverityDto,
-}
-
-/// One rule's fields, with `status` and `evidence` in scan results only.
+/// One rule's fields, as `rules --format json` lists them.
 #[derive(Serialize)]
 pub struct RuleDto<'a> {
     pub id: &'a str,
@@ -65,8 +33,6 @@ pub struct RuleDto<'a> {
     pub rule: Option<&'a str>,
     pub title: &'a str,
     pub section: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<&'static str>,
     pub severity: &'static str,
     pub level: u8,
     pub automated: bool,
@@ -77,8 +43,6 @@ pub struct RuleDto<'a> {
     pub profiles: Option<Vec<&'static str>>,
     pub description: &'a str,
     pub remediation: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub evidence: Option<&'a [String]>,
 }
 
 impl<'a> RuleDto<'a> {
@@ -88,7 +52,6 @@ impl<'a> RuleDto<'a> {
             rule: rule.slug.as_deref(),
             title: &rule.title,
             section: &rule.section,
-            status: None,
             severity: rule.severity.as_str(),
             level: rule.level,
             automated: rule.automated,
@@ -96,82 +59,15 @@ impl<'a> RuleDto<'a> {
             profiles: None,
             description: &rule.description,
             remediation: &rule.remediation,
-            evidence: None,
         }
     }
-}
-
-/// The JSON document of `check --format json`.
-#[derive(Serialize)]
-pub struct ScanDto<'a> {
-    pub benchmark: BenchmarkDto<'a>,
-    pub profile: &'static str,
-    pub root: String,
-    pub live: bool,
-    pub host: HostDto<'a>,
-    pub started_at: String,
-    pub finished_at: String,
-    pub duration_ms: u64,
-    pub summary: SummaryDto,
-    pub results: Vec<RuleDto<'a>>,
-}
-
-fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
-}
-
-impl<'a> From<&'a ScanReport> for ScanDto<'a> {
-    fn from(r: &'a ScanReport) -> Self {
-        let s = &r.summary;
-        ScanDto {
-            benchmark: BenchmarkDto {
-                id: &r.benchmark.id,
-                title: &r.benchmark.title,
-                version: &r.benchmark.version,
-            },
-            profile: r.profile.name(),
-            root: r.root.display().to_string(),
-            live: r.live,
-            host: HostDto {
-                hostname: &r.host.hostname,
-                os: &r.host.os,
-            },
-            started_at: rfc3339(r.started_at),
-            finished_at: rfc3339(r.finished_at),
-            duration_ms: r.duration_ms,
-            summary: SummaryDto {
-                score: s.score,
-                passed: s.passed,
-                failed: s.failed,
-                error: s.error,
-                not_applicable: s.not_applicable,
-                not_checked: s.not_checked,
-                exempted: s.exempted,
-                failed_by_severity: s.failed_by_severity.into(),
-            },
-            results: r
-                .results
-                .iter()
-                .map(|res| RuleDto {
-                    status: Some(res.status.as_str()),
-                    evidence: Some(&res.evidence),
-                    ..RuleDto::of(res.rule)
-                })
-                .collect(),
-        }
-    }
-}
-
-/// The scan as one pretty JSON document.
-pub fn scan_json(r: &ScanReport) -> String {
-    serde_json::to_string_pretty(&ScanDto::from(r)).unwrap_or_default() + "\n"
 }
 
 fn unix_ms(t: time::OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-/// The report document of a scan (`check --format html|arf`): every rule of the
+/// The report document of a scan (`check --format json|html|arf`): every rule of the
 /// benchmark with the profiles that select it; the scanned profile's rules with their
 /// result. `identity` adds what the daemon would tell a collector (live host only).
 pub fn scan_doc(
@@ -196,6 +92,8 @@ pub fn scan_doc(
                 title: rule.title.clone(),
                 section: rule.section.clone(),
                 severity: Some(rule.severity),
+                level: Some(rule.level),
+                automated: Some(rule.automated),
                 description: rule.description.clone(),
                 remediation: rule.remediation.clone(),
                 profiles: rule
@@ -232,6 +130,7 @@ pub fn scan_doc(
             id: r.benchmark.id.clone(),
             title: r.benchmark.title.clone(),
             version: r.benchmark.version.clone(),
+            content_version: crate::content::content_version(&r.benchmark.id),
         },
         profile: r.profile.name().to_string(),
         profiles: Profile::NAMES.map(String::from).to_vec(),
@@ -250,17 +149,11 @@ pub fn scan_doc(
             failed_by_severity: s.failed_by_severity,
         },
         handover: None,
-        details: vec![(
-            "Root".into(),
-            if r.live {
-                r.root.display().to_string()
-            } else {
-                format!(
-                    "{} (offline root: runtime state not examined)",
-                    r.root.display()
-                )
-            },
-        )],
+        record: None,
+        root: Some(rr::Root {
+            path: r.root.display().to_string(),
+            live: r.live,
+        }),
         rules,
     }
 }

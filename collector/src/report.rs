@@ -1,6 +1,6 @@
-//! Per-scan reports (SPEC §4 "Reports, per scan"): the HTML file and the ARF document,
-//! rendered by `rampart-report` (the one implementation the agent's `check` uses too)
-//! from [`doc`], and the full JSON document. All are pure functions of a scan record,
+//! Per-scan reports (SPEC §4 "Reports, per scan"): the JSON scan document, the HTML
+//! file and the ARF document, rendered by `rampart-report` (the one implementation
+//! the agent's `check` uses too) from [`doc`]. All are pure functions of a scan record,
 //! its stored results, the rule catalogue the agent sent and the agent's record.
 //!
 //! Every string that comes from an agent or a catalogue (host name, evidence, which
@@ -9,13 +9,11 @@
 use std::collections::BTreeMap;
 
 use rampart_report as rr;
-use rampart_report::{Severity, SeverityCounts, Status};
-use serde::Serialize;
 
 pub use rampart_report::{cmp_rule_ids, Band};
 
 use crate::app::Catalog;
-use crate::store::{AgentRecord, ResultRecord, ScanRecord, ScanStatus};
+use crate::store::{AgentRecord, ResultRecord, ScanRecord};
 
 /// Everything a report is made from.
 pub struct ReportInput<'a> {
@@ -59,39 +57,6 @@ pub fn file_name(host: &str, scan_id: &str, ext: &str) -> String {
     format!("rampart-{host}-{}.{ext}", clean(scan_id))
 }
 
-/// One rule of the report, its result joined with its catalogue entry.
-#[derive(Debug, Clone, Serialize)]
-pub struct RuleRow {
-    pub id: String,
-    pub title: Option<String>,
-    pub section: Option<String>,
-    pub status: Status,
-    pub severity: Option<Severity>,
-    pub evidence: Vec<String>,
-    pub remediation: Option<String>,
-    pub description: Option<String>,
-}
-
-fn rows(input: &ReportInput) -> Vec<RuleRow> {
-    input
-        .results
-        .iter()
-        .map(|r| {
-            let meta = input.catalog.and_then(|c| c.rules.get(&r.rule_id));
-            RuleRow {
-                id: r.rule_id.clone(),
-                title: meta.map(|m| m.title.clone()),
-                section: meta.map(|m| m.section.clone()),
-                status: r.status,
-                severity: meta.map(|m| m.severity),
-                evidence: r.evidence.clone(),
-                remediation: meta.map(|m| m.remediation.clone()),
-                description: meta.map(|m| m.description.clone()),
-            }
-        })
-        .collect()
-}
-
 /// The report document of a scan: every rule of the catalogue (rules without a
 /// result were outside the scanned profile), plus any result the catalogue lacks.
 pub fn doc(input: &ReportInput, generated_at_ms: i64) -> rr::Doc {
@@ -110,6 +75,8 @@ pub fn doc(input: &ReportInput, generated_at_ms: i64) -> rr::Doc {
             title: meta.map(|m| m.title.clone()).unwrap_or_default(),
             section: meta.map(|m| m.section.clone()).unwrap_or_default(),
             severity: meta.map(|m| m.severity),
+            level: meta.and_then(|m| u8::try_from(m.level).ok()),
+            automated: meta.map(|m| m.automated),
             description: meta.map(|m| m.description.clone()).unwrap_or_default(),
             remediation: meta.map(|m| m.remediation.clone()).unwrap_or_default(),
             // The agent reports every rule of the profile it scanned, and only those.
@@ -133,15 +100,6 @@ pub fn doc(input: &ReportInput, generated_at_ms: i64) -> rr::Doc {
     }
     rules.sort_by(|a, b| cmp_rule_ids(&a.id, &b.id));
     let agent = input.agent;
-    let mut details = Vec::new();
-    if let Some(p) = &s.project {
-        details.push(("Project".to_string(), p.clone()));
-    }
-    details.push(("Trigger".to_string(), s.trigger.clone()));
-    details.push(("Created".to_string(), rr::format_ms(s.created_at_ms)));
-    if let Some(r) = &s.failure_reason {
-        details.push(("Failure".to_string(), r.clone()));
-    }
     rr::Doc {
         scan_id: s.id.clone(),
         host: rr::Host {
@@ -158,6 +116,7 @@ pub fn doc(input: &ReportInput, generated_at_ms: i64) -> rr::Doc {
                 id: c.benchmark_id.clone(),
                 title: c.benchmark_title.clone(),
                 version: c.benchmark_version.clone(),
+                content_version: c.content_version.clone(),
             })
             .unwrap_or_default(),
         profile: s.profile.clone(),
@@ -182,7 +141,13 @@ pub fn doc(input: &ReportInput, generated_at_ms: i64) -> rr::Doc {
             released_by: s.released_by.clone(),
             released_at_ms: s.released_at_ms,
         }),
-        details,
+        record: Some(rr::Record {
+            project: s.project.clone(),
+            trigger: s.trigger.clone(),
+            created_ms: s.created_at_ms,
+            failure_reason: s.failure_reason.clone(),
+        }),
+        root: None,
         rules,
     }
 }
@@ -197,144 +162,18 @@ pub fn arf(input: &ReportInput, generated_at_ms: i64) -> String {
     rr::arf(&doc(input, generated_at_ms))
 }
 
-// ---------------------------------------------------------------- JSON
-
-#[derive(Serialize)]
-struct JsonSeverity {
-    critical: u32,
-    high: u32,
-    medium: u32,
-    low: u32,
-}
-
-impl From<SeverityCounts> for JsonSeverity {
-    fn from(c: SeverityCounts) -> Self {
-        JsonSeverity {
-            critical: c.get(Severity::Critical),
-            high: c.get(Severity::High),
-            medium: c.get(Severity::Medium),
-            low: c.get(Severity::Low),
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct JsonHost {
-    agent_id: String,
-    hostname: Option<String>,
-    ip_addresses: Vec<String>,
-    provider: Option<String>,
-    instance_id: Option<String>,
-    os: Option<String>,
-}
-
-#[derive(Serialize)]
-struct JsonBenchmark {
-    id: String,
-    title: String,
-    version: String,
-    content_version: String,
-}
-
-#[derive(Serialize)]
-struct JsonScan<'a> {
-    id: &'a str,
-    agent_id: &'a str,
-    hostname: Option<&'a str>,
-    project: Option<&'a str>,
-    status: ScanStatus,
-    trigger: &'a str,
-    profile: &'a str,
-    created_at_ms: i64,
-    started_at_ms: Option<i64>,
-    finished_at_ms: Option<i64>,
-    score: Option<f64>,
-    score_band: Option<Band>,
-    passed: u32,
-    failed: u32,
-    error: u32,
-    not_applicable: u32,
-    not_checked: u32,
-    exempted: u32,
-    failed_by_severity: JsonSeverity,
-    blocked: bool,
-    block_reasons: &'a [String],
-    released_by: Option<&'a str>,
-    released_at_ms: Option<i64>,
-    failure_reason: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-struct JsonReport<'a> {
-    report_format: &'static str,
-    generated_at_ms: i64,
-    scan: JsonScan<'a>,
-    host: JsonHost,
-    benchmark: Option<JsonBenchmark>,
-    rules: Vec<RuleRow>,
-}
-
-/// The full JSON report: the scan as the API shows it, the host, the benchmark and
-/// every rule with its details, in rule-ID order.
-pub fn json(input: &ReportInput, generated_at_ms: i64) -> serde_json::Value {
-    let s = input.scan;
-    let mut rules = rows(input);
-    rules.sort_by(|a, b| cmp_rule_ids(&a.id, &b.id));
-    let report = JsonReport {
-        report_format: "rampart-scan-report/1",
-        generated_at_ms,
-        scan: JsonScan {
-            id: &s.id,
-            agent_id: &s.agent_id,
-            hostname: input.agent.map(|a| a.hostname.as_str()),
-            project: s.project.as_deref(),
-            status: s.status,
-            trigger: &s.trigger,
-            profile: &s.profile,
-            created_at_ms: s.created_at_ms,
-            started_at_ms: s.started_at_ms,
-            finished_at_ms: s.finished_at_ms,
-            score: s.score,
-            score_band: s.score.map(Band::of),
-            passed: s.passed,
-            failed: s.failed,
-            error: s.error,
-            not_applicable: s.not_applicable,
-            not_checked: s.not_checked,
-            exempted: s.exempted,
-            failed_by_severity: s.failed_by_severity.into(),
-            blocked: s.blocked,
-            block_reasons: &s.block_reasons,
-            released_by: s.released_by.as_deref(),
-            released_at_ms: s.released_at_ms,
-            failure_reason: s.failure_reason.as_deref(),
-        },
-        host: JsonHost {
-            agent_id: s.agent_id.clone(),
-            hostname: input.agent.map(|a| a.hostname.clone()),
-            ip_addresses: input
-                .agent
-                .map(|a| a.ip_addresses.clone())
-                .unwrap_or_default(),
-            provider: input.agent.map(|a| a.provider.clone()),
-            instance_id: input.agent.map(|a| a.instance_id.clone()),
-            os: input.agent.map(|a| a.os.clone()),
-        },
-        benchmark: input.catalog.map(|c| JsonBenchmark {
-            id: c.benchmark_id.clone(),
-            title: c.benchmark_title.clone(),
-            version: c.benchmark_version.clone(),
-            content_version: c.content_version.clone(),
-        }),
-        rules,
-    };
-    serde_json::to_value(report).unwrap_or(serde_json::Value::Null)
+/// The JSON scan document (docs/scan-document.md), the one `check --format json`
+/// prints too.
+pub fn json(input: &ReportInput, generated_at_ms: i64) -> String {
+    rr::json(&doc(input, generated_at_ms))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::app::CatalogRule;
+    use crate::store::ScanStatus;
+    use rampart_report::{Severity, Status};
 
     fn scan(score: Option<f64>) -> ScanRecord {
         ScanRecord {
@@ -508,7 +347,7 @@ mod tests {
     #[test]
     fn json_has_every_rule_with_details() {
         let (s, a, c, r) = (scan(Some(50.0)), agent(), catalog(), results());
-        let j = json(
+        let j: serde_json::Value = serde_json::from_str(&json(
             &ReportInput {
                 scan: &s,
                 agent: Some(&a),
@@ -516,17 +355,25 @@ mod tests {
                 results: &r,
             },
             0,
-        );
-        let rules = j["rules"].as_array().unwrap();
+        ))
+        .unwrap();
+        assert_eq!(j["schema"], "rampart-scan");
+        assert_eq!(j["version"], 1);
+        let rules = j["results"].as_array().unwrap();
         let ids: Vec<&str> = rules.iter().map(|r| r["id"].as_str().unwrap()).collect();
         assert_eq!(ids, ["1.1.1", "1.1.2", "1.1.10", "5.4.1"]);
         assert_eq!(rules[3]["severity"], "critical");
         assert_eq!(rules[3]["section"], "User accounts");
         assert_eq!(rules[3]["description"], "Why it matters.");
-        assert_eq!(j["scan"]["score_band"], "red");
-        assert_eq!(j["scan"]["released_by"], "alice");
+        assert_eq!(j["scan_id"], "s1");
+        assert_eq!(j["summary"]["score_band"], "red");
+        assert_eq!(j["summary"]["failed_by_severity"]["critical"], 1);
+        assert_eq!(j["handover"]["released_by"], "alice");
+        assert_eq!(j["trigger"], "provision");
         assert_eq!(j["host"]["provider"], "aws");
+        assert_eq!(j["host"]["agent_id"], "a1");
         assert_eq!(j["benchmark"]["version"], "1.1.0");
+        assert_eq!(j["benchmark"]["content_version"], "v1");
     }
 
     #[test]

@@ -129,8 +129,8 @@ pub fn html(doc: &Doc) -> String {
     meta("Instance", &h.instance_id);
     meta("Operating system", &h.os);
     meta("Agent", &h.agent_id);
-    for (k, v) in &doc.details {
-        meta(k, v);
+    for (k, v) in doc.details() {
+        meta(&k, &v);
     }
     meta("Benchmark", &bench);
     meta("Profile", &doc.profile);

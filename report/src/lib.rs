@@ -1,6 +1,7 @@
 //! Per-scan reports shared by the collector (REST downloads) and the agent
-//! (`check --format html|arf`): one plain data model of a scan document, [`Doc`], and
-//! two pure renderers over it, [`html`] (one self-contained file) and [`arf`] (SCAP
+//! (`check --format json|html|arf`): one plain data model of a scan document, [`Doc`],
+//! and three pure renderers over it, [`json`] (the versioned JSON scan document,
+//! docs/scan-document.md), [`html`] (one self-contained file) and [`arf`] (SCAP
 //! Asset Reporting Format 1.1 with an XCCDF 1.2 benchmark in a SCAP 1.3 source data
 //! stream and an XCCDF 1.2 TestResult).
 //!
@@ -15,14 +16,18 @@
 mod arf;
 mod escape;
 mod html;
+mod json;
 mod time;
 mod vocab;
 
 pub use arf::arf;
 pub use escape::{escape_html, escape_xml};
 pub use html::html;
-pub use time::{format_ms, rfc3339_ms};
-pub use vocab::{cmp_rule_ids, score, Profile, Role, Severity, SeverityCounts, Status};
+pub use json::{json, JSON_SCHEMA, JSON_VERSION};
+pub use time::{format_ms, rfc3339_millis, rfc3339_ms};
+pub use vocab::{
+    cmp_rule_ids, score, Profile, Role, Severity, SeverityCounts, SeverityCountsByName, Status,
+};
 
 /// One scan, as a report shows it.
 #[derive(Debug, Clone, Default)]
@@ -47,9 +52,10 @@ pub struct Doc {
     pub counts: Counts,
     /// Handover enforcement; `None` where there is none (an offline `check`).
     pub handover: Option<Handover>,
-    /// Further facts shown in the report's header, in order (agent, project,
-    /// trigger, root…).
-    pub details: Vec<(String, String)>,
+    /// What a collector records about the scan; `None` for an agent's `check`.
+    pub record: Option<Record>,
+    /// The tree an agent's `check` read; `None` for a scan a collector recorded.
+    pub root: Option<Root>,
     /// Every rule of the benchmark the document knows of; rules outside the scanned
     /// profile have no status.
     pub rules: Vec<Rule>,
@@ -73,6 +79,28 @@ pub struct Benchmark {
     pub id: String,
     pub title: String,
     pub version: String,
+    /// The version of the agent's content the catalogue came from; empty when
+    /// unknown.
+    pub content_version: String,
+}
+
+/// What a collector records about a scan besides its results.
+#[derive(Debug, Clone, Default)]
+pub struct Record {
+    pub project: Option<String>,
+    /// `provision`, `schedule`, `manual` or `ssh`.
+    pub trigger: String,
+    pub created_ms: i64,
+    /// Why the scanner failed (status `failed`).
+    pub failure_reason: Option<String>,
+}
+
+/// The tree an agent's `check` read.
+#[derive(Debug, Clone, Default)]
+pub struct Root {
+    pub path: String,
+    /// Whether it is the running host (`/`), so that runtime state was examined.
+    pub live: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -106,6 +134,10 @@ pub struct Rule {
     pub section: String,
     /// `None` when unknown.
     pub severity: Option<Severity>,
+    /// The CIS level (1 or 2); `None` when unknown.
+    pub level: Option<u8>,
+    /// Whether the benchmark automates the rule; `None` when unknown.
+    pub automated: Option<bool>,
     pub description: String,
     pub remediation: String,
     /// The profiles (names from [`Doc::profiles`]) that select the rule.
@@ -197,6 +229,31 @@ impl Doc {
         }
     }
 
+    /// Further facts for a report's header, in order (project, trigger, creation,
+    /// failure; or the root a `check` read).
+    pub fn details(&self) -> Vec<(String, String)> {
+        let mut d = Vec::new();
+        if let Some(r) = &self.record {
+            if let Some(p) = &r.project {
+                d.push(("Project".to_string(), p.clone()));
+            }
+            d.push(("Trigger".to_string(), r.trigger.clone()));
+            d.push(("Created".to_string(), format_ms(r.created_ms)));
+            if let Some(f) = &r.failure_reason {
+                d.push(("Failure".to_string(), f.clone()));
+            }
+        }
+        if let Some(r) = &self.root {
+            let path = if r.live {
+                r.path.clone()
+            } else {
+                format!("{} (offline root: runtime state not examined)", r.path)
+            };
+            d.push(("Root".to_string(), path));
+        }
+        d
+    }
+
     /// `Title version`, or a note that the benchmark is unknown.
     pub fn benchmark_label(&self) -> String {
         let b = &self.benchmark;
@@ -233,6 +290,8 @@ pub(crate) mod testdoc {
             title: format!("Title of a {severity} rule"),
             section: section.into(),
             severity: Severity::parse(severity),
+            level: Some(1),
+            automated: Some(true),
             description: "Why it matters.".into(),
             remediation: "Do the <right> thing & check.".into(),
             profiles: if status.is_some() {
@@ -264,6 +323,7 @@ pub(crate) mod testdoc {
                 id: "debian-12".into(),
                 title: "CIS Debian Linux 12 Benchmark".into(),
                 version: "1.1.0".into(),
+                content_version: "v1".into(),
             },
             profile: "level1-server".into(),
             profiles: vec!["level1-server".into(), "level2-server".into()],
@@ -284,7 +344,13 @@ pub(crate) mod testdoc {
                 released_by: Some("alice".into()),
                 released_at_ms: Some(1_700_000_100_000),
             }),
-            details: vec![("Project".into(), "web".into())],
+            record: Some(Record {
+                project: Some("web".into()),
+                trigger: "provision".into(),
+                created_ms: 1_699_999_990_000,
+                failure_reason: None,
+            }),
+            root: None,
             rules: vec![
                 rule("1.1.1", "Filesystem", "low", Some(Status::Pass), "ok"),
                 rule(

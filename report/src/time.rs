@@ -34,6 +34,15 @@ pub fn rfc3339_ms(ms: i64) -> String {
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
 }
 
+/// `2026-11-27T05:14:38.123Z`: RFC 3339 with milliseconds, the JSON document's form.
+/// Years outside 1..=9999 are clamped as in [`rfc3339_ms`].
+pub fn rfc3339_millis(ms: i64) -> String {
+    const MIN: i64 = -62_135_596_800_000;
+    const MAX: i64 = 253_402_300_799_999;
+    let (y, mo, d, h, mi, s, milli) = civil(ms.clamp(MIN, MAX));
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,5 +55,11 @@ mod tests {
         assert_eq!(rfc3339_ms(-1), "1969-12-31T23:59:59Z");
         assert_eq!(rfc3339_ms(i64::MAX), "9999-12-31T23:59:59Z");
         assert_eq!(rfc3339_ms(i64::MIN), "0001-01-01T00:00:00Z");
+        assert_eq!(
+            rfc3339_millis(1_700_000_100_042),
+            "2023-11-14T22:15:00.042Z"
+        );
+        assert_eq!(rfc3339_millis(-1), "1969-12-31T23:59:59.999Z");
+        assert_eq!(rfc3339_millis(i64::MAX), "9999-12-31T23:59:59.999Z");
     }
 }

@@ -191,6 +191,46 @@ impl FromIterator<(Severity, u32)> for SeverityCounts {
     }
 }
 
+/// [`SeverityCounts`] by name, `{"critical": …, "high": …, "medium": …, "low": …}`:
+/// the one form the JSON scan document and the REST API show failures per severity
+/// in (the stored form stays the array).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(as = SeverityDto, description = "Failed rules by severity.")
+)]
+pub struct SeverityCountsByName {
+    pub critical: u32,
+    pub high: u32,
+    pub medium: u32,
+    pub low: u32,
+}
+
+impl From<SeverityCounts> for SeverityCountsByName {
+    fn from(c: SeverityCounts) -> Self {
+        SeverityCountsByName {
+            critical: c.get(Severity::Critical),
+            high: c.get(Severity::High),
+            medium: c.get(Severity::Medium),
+            low: c.get(Severity::Low),
+        }
+    }
+}
+
+impl From<SeverityCountsByName> for SeverityCounts {
+    fn from(c: SeverityCountsByName) -> Self {
+        [
+            (Severity::Critical, c.critical),
+            (Severity::High, c.high),
+            (Severity::Medium, c.medium),
+            (Severity::Low, c.low),
+        ]
+        .into_iter()
+        .collect()
+    }
+}
+
 /// The machine role a profile is written for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
@@ -352,6 +392,12 @@ mod tests {
         let pairs: Vec<(Severity, u32)> = c.iter().collect();
         assert_eq!(pairs[3], (Severity::Low, 2));
         assert_eq!(pairs.into_iter().collect::<SeverityCounts>(), c);
+        let named = SeverityCountsByName::from(c);
+        assert_eq!(
+            serde_json::to_string(&named).unwrap(),
+            r#"{"critical":1,"high":0,"medium":0,"low":2}"#
+        );
+        assert_eq!(SeverityCounts::from(named), c);
     }
 
     #[test]

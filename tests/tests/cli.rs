@@ -28,6 +28,10 @@ fn json_document_has_the_contract_fields() {
     let t = debian_tree();
     let root = t.path().to_str().unwrap();
     let v = agent_json(&["check", "--root", root, "--format", "json"], 0);
+    assert_eq!(v["schema"], "rampart-scan");
+    assert_eq!(v["version"], 1);
+    assert_eq!(v["live"], false);
+    assert!(v.get("scan_id").is_none() && v.get("handover").is_none());
     assert_eq!(v["benchmark"]["id"], "debian-12");
     assert_eq!(v["benchmark"]["version"], "1.1.0");
     assert_eq!(v["profile"], "level1-server");

@@ -1,7 +1,8 @@
 //! Per-scan reports and the overview against a real collector and agent: the three
 //! report formats as downloads (content type, file name, every rule of the scan, no
 //! external assets, agent text escaped; the ARF accepted by the published schemas and
-//! by OpenSCAP), the HTML the same as `rampart-agent check --format html` writes, the
+//! by OpenSCAP), the HTML the same as `rampart-agent check --format html` writes and
+//! the JSON document agreeing with `check --format json`'s, the
 //! overview's figures before and after a release, and the role matrix of the endpoints.
 
 use std::collections::BTreeMap;
@@ -144,22 +145,25 @@ fn reports_overview_and_roles() {
         Some(format!("attachment; filename=\"rampart-{safe_host}-{sid}.json\"").as_str())
     );
     let doc: Value = serde_json::from_slice(&r.body).expect("JSON report parses");
-    for k in [
-        "id", "score", "passed", "failed", "blocked", "profile", "status",
-    ] {
-        assert_eq!(doc["scan"][k], scan[k], "scan field {k}");
+    assert_eq!(doc["schema"], "rampart-scan");
+    assert_eq!(doc["version"], 1);
+    assert_eq!(doc["scan_id"], scan["id"]);
+    for k in ["profile", "status", "trigger", "project"] {
+        assert_eq!(doc[k], scan[k], "scan field {k}");
     }
-    assert_eq!(
-        doc["scan"]["failed_by_severity"],
-        scan["failed_by_severity"]
-    );
+    for k in ["score", "passed", "failed", "failed_by_severity"] {
+        assert_eq!(doc["summary"][k], scan[k], "scan field {k}");
+    }
+    assert_eq!(doc["handover"]["blocked"], scan["blocked"]);
+    assert_eq!(doc["handover"]["reasons"], scan["block_reasons"]);
     assert_eq!(doc["host"]["hostname"], json!(hostname));
+    assert_eq!(doc["host"]["agent_id"], json!(agent_id));
     assert!(
         doc["benchmark"]["title"].is_string(),
         "{}",
         doc["benchmark"]
     );
-    let rules = doc["rules"].as_array().unwrap();
+    let rules = doc["results"].as_array().unwrap();
     assert_eq!(rules.len(), results.len());
     for rule in rules {
         let id = rule["id"].as_str().unwrap();
@@ -169,6 +173,31 @@ fn reports_overview_and_roles() {
         for k in ["title", "section", "severity", "remediation", "description"] {
             assert!(rule[k].is_string(), "rule {id} lacks {k}: {rule}");
         }
+    }
+
+    // ---- One JSON document: `check --format json` on the same root agrees with the
+    // collector's report.json on every field both know. (Not `host`: the daemon names
+    // the host it runs on, `check --root` the tree's /etc/hostname.)
+    let local = rampart_tests::agent_json(
+        &[
+            "check",
+            "--root",
+            root.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        0,
+    );
+    for k in [
+        "schema",
+        "version",
+        "profile",
+        "status",
+        "benchmark",
+        "summary",
+        "results",
+    ] {
+        assert_eq!(doc[k], local[k], "report.json and check disagree on {k}");
     }
 
     // ---- ARF, as admin: every rule with its status; schemas and OpenSCAP accept it.
@@ -311,8 +340,8 @@ fn reports_overview_and_roles() {
     let html = get(&c, &html_path, Some(&prov)).text();
     assert!(html.contains("Released by <b>admin</b>"), "release shown");
     let doc: Value = serde_json::from_slice(&get(&c, &json_path, Some(&prov)).body).unwrap();
-    assert_eq!(doc["scan"]["released_by"], "admin");
-    assert!(doc["scan"]["released_at_ms"].as_i64().unwrap() > 0);
+    assert_eq!(doc["handover"]["released_by"], "admin");
+    assert!(doc["handover"]["released_at"].as_str().unwrap() > doc["created_at"].as_str().unwrap());
 
     let st = a.stop().expect("agent was running");
     assert!(st.success(), "agent exit {st:?}: {}", a.log());

@@ -450,7 +450,7 @@ fn scans_of_rpm_roots_reach_the_collector_reports_and_console() {
         let doc: serde_json::Value = serde_json::from_slice(&get("json").body).unwrap();
         assert_eq!(doc["benchmark"]["id"], distro);
         assert_eq!(doc["benchmark"]["title"], title);
-        assert_eq!(doc["rules"].as_array().unwrap().len(), api.len());
+        assert_eq!(doc["results"].as_array().unwrap().len(), api.len());
         let arf = get("arf.xml");
         let xml = arf.text();
         for (id, status) in &api {

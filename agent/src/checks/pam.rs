@@ -7,6 +7,7 @@
 
 pub mod authselect;
 pub mod hash;
+pub mod history;
 pub mod inspect;
 pub mod lockout;
 pub mod options;
@@ -106,6 +107,23 @@ pub enum Check {
     /// pam_unix rejects (see [`lockout`]).
     #[serde(rename = "pam.refuses_rejected_password")]
     RefusesRejectedPassword { service: String },
+    /// libpam's walk of `service`'s auth stack refuses, on every path, an empty
+    /// password: a pam_unix line with `nullok` lets one in only where a path reaches
+    /// it (see [`lockout`]).
+    #[serde(rename = "pam.refuses_empty_password")]
+    RefusesEmptyPassword { service: String },
+    /// libpam's walk of a password change through `service` refuses a password
+    /// pam_pwhistory's history holds, in a change made by root with `root`: no path
+    /// lets pam_unix write it (see [`history`]).
+    #[serde(rename = "pam.pwhistory_refuses_reuse")]
+    PwhistoryRefusesReuse {
+        service: String,
+        #[serde(default)]
+        root: bool,
+        /// As for `pam.option`.
+        #[serde(default)]
+        pwhistory_conf: PwhistoryConf,
+    },
     /// /etc/pam.d/su requires pam_wheel with `use_uid` (and without `deny`) for auth,
     /// and the group it names (`group=`, else wheel, else the GID 0 group) has no
     /// members and is nobody's primary group.
@@ -313,6 +331,12 @@ impl Check {
             } => lockout::locks(facts, service, *max_failures, *root)?,
             Check::FaillockAccount { service } => lockout::account(facts, service)?,
             Check::RefusesRejectedPassword { service } => lockout::refuses_wrong(facts, service)?,
+            Check::RefusesEmptyPassword { service } => lockout::refuses_empty(facts, service)?,
+            Check::PwhistoryRefusesReuse {
+                service,
+                root,
+                pwhistory_conf,
+            } => history::reuse(facts, service, *root, pwhistory_conf)?,
             Check::SuWheel => su_wheel(facts)?,
             Check::AuthselectProfile { files, modules } => {
                 authselect::profile(facts, files, modules)?

@@ -31,11 +31,7 @@ pub(crate) fn scan_report(app: &App, id: &str, kind: ReportKind) -> Result<Respo
             "text/html; charset=utf-8",
             crate::report::html(&input, now),
         ),
-        ReportKind::Json => (
-            "json",
-            "application/json",
-            serde_json::to_string_pretty(&crate::report::json(&input, now)).unwrap_or_default(),
-        ),
+        ReportKind::Json => ("json", "application/json", crate::report::json(&input, now)),
         ReportKind::Arf => (
             "arf.xml",
             "application/xml",
@@ -96,8 +92,9 @@ pub(super) async fn report_html(
 
 /// The scan's JSON report
 ///
-/// Full structured data with every rule's details, as an attachment. Needs the
-/// provisioner role.
+/// The versioned scan document (`"schema": "rampart-scan"`, docs/scan-document.md),
+/// the one `rampart-agent check --format json` prints, with every rule's details, as
+/// an attachment. Needs the provisioner role.
 #[utoipa::path(
     get,
     path = "/api/v1/scans/{id}/report.json",

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use rampart_report::{Severity, SeverityCounts};
+use rampart_report::SeverityCountsByName;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -60,32 +60,12 @@ pub(super) struct ScanDto {
     not_applicable: u32,
     not_checked: u32,
     exempted: u32,
-    failed_by_severity: SeverityDto,
+    failed_by_severity: SeverityCountsByName,
     blocked: bool,
     block_reasons: Vec<String>,
     released_by: Option<String>,
     released_at_ms: Option<i64>,
     failure_reason: Option<String>,
-}
-
-/// Failed rules by severity.
-#[derive(Serialize, ToSchema)]
-pub(super) struct SeverityDto {
-    critical: u32,
-    high: u32,
-    medium: u32,
-    low: u32,
-}
-
-impl From<SeverityCounts> for SeverityDto {
-    fn from(c: SeverityCounts) -> Self {
-        SeverityDto {
-            critical: c.get(Severity::Critical),
-            high: c.get(Severity::High),
-            medium: c.get(Severity::Medium),
-            low: c.get(Severity::Low),
-        }
-    }
 }
 
 fn scan_dto(app: &App, s: ScanRecord) -> ScanDto {

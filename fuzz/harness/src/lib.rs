@@ -237,14 +237,17 @@ pub fn pam(data: &[u8]) {
             };
             // libpam's walks of the stack, as the lockout and nullok rules take them,
             // with the deny of a line read from its own arguments.
-            let settings = |l: &stack::PamLine| lockout::Faillock {
-                deny: l
-                    .args
-                    .iter()
-                    .find_map(|a| a.strip_prefix("deny=")?.parse().ok())
-                    .unwrap_or(3),
-                even_deny_root: l.args.iter().any(|a| a == "even_deny_root"),
-                fail_interval: 900,
+            let settings = |i: usize| {
+                let l = &st.lines[i];
+                lockout::Faillock {
+                    deny: l
+                        .args
+                        .iter()
+                        .find_map(|a| a.strip_prefix("deny=")?.parse().ok())
+                        .unwrap_or(3),
+                    even_deny_root: l.args.iter().any(|a| a == "even_deny_root"),
+                    fail_interval: 900,
+                }
             };
             for root in [false, true] {
                 let _ = lockout::lockout(&st, root, &settings);

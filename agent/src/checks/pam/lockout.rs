@@ -6,13 +6,15 @@
 
 use super::options::{describe, resolve, Module, PwhistoryConf};
 use crate::facts::pam::path::lockout::{
-    account_runs_faillock, lockout, refuses_wrong_password, Faillock, Lockout,
+    account_runs_faillock, lockout, refuses_empty_password, refuses_wrong_password, Faillock,
+    Lockout,
 };
-use crate::facts::pam::{stack, PamLine, Stack};
+use crate::facts::pam::{stack, Stack};
 use crate::facts::{FactError, Facts};
 use crate::model::{Outcome, Status};
 
-/// The settings of every pam_faillock line of `st`, by line index.
+/// The settings of every pam_faillock line of `st`, by line index (`None` for other
+/// lines: they lock nothing).
 fn settings(facts: &Facts, st: &Stack) -> Result<(Vec<Option<Faillock>>, Vec<String>), FactError> {
     let mut out = Vec::new();
     let mut notes = Vec::new();
@@ -41,7 +43,7 @@ fn settings(facts: &Facts, st: &Stack) -> Result<(Vec<Option<Faillock>>, Vec<Str
     Ok((out, notes))
 }
 
-fn where_(st: &Stack) -> String {
+pub(super) fn where_(st: &Stack) -> String {
     if st.exists {
         st.path()
     } else {
@@ -59,17 +61,7 @@ pub fn locks(
 ) -> Result<Outcome, FactError> {
     let st = stack(facts, service)?;
     let (set, notes) = settings(facts, &st)?;
-    let of = |l: &PamLine| {
-        st.lines
-            .iter()
-            .position(|x| std::ptr::eq(x, l))
-            .and_then(|i| set[i])
-            .unwrap_or(Faillock {
-                deny: 0,
-                even_deny_root: false,
-                fail_interval: 0,
-            })
-    };
+    let of = |i: usize| set.get(i).copied().flatten().unwrap_or_default();
     let who = if root { "root" } else { "an account" };
     let at = where_(&st);
     if st.module_lines("pam_faillock.so", Some("auth")).is_empty() {
@@ -160,17 +152,7 @@ pub fn account(facts: &Facts, service: &str) -> Result<Outcome, FactError> {
 pub fn refuses_wrong(facts: &Facts, service: &str) -> Result<Outcome, FactError> {
     let st = stack(facts, service)?;
     let (set, _) = settings(facts, &st)?;
-    let of = |l: &PamLine| {
-        st.lines
-            .iter()
-            .position(|x| std::ptr::eq(x, l))
-            .and_then(|i| set[i])
-            .unwrap_or(Faillock {
-                deny: 0,
-                even_deny_root: false,
-                fail_interval: 0,
-            })
-    };
+    let of = |i: usize| set.get(i).copied().flatten().unwrap_or_default();
     let at = where_(&st);
     Ok(judged(
         refuses_wrong_password(&st, &of),
@@ -180,9 +162,24 @@ pub fn refuses_wrong(facts: &Facts, service: &str) -> Result<Outcome, FactError>
     ))
 }
 
+/// `service`'s auth stack refuses, on every path libpam takes, an empty password
+/// (pam_unix's `nullok` counts where a path reaches it).
+pub fn refuses_empty(facts: &Facts, service: &str) -> Result<Outcome, FactError> {
+    let st = stack(facts, service)?;
+    let (set, _) = settings(facts, &st)?;
+    let of = |i: usize| set.get(i).copied().flatten().unwrap_or_default();
+    let at = where_(&st);
+    Ok(judged(
+        refuses_empty_password(&st, &of),
+        format!("{at}: every path refuses an empty password"),
+        |why| format!("{at}: {why}"),
+        &st,
+    ))
+}
+
 /// A walk's verdict as an outcome: `Ok(walk)` passes with `met` and the walk,
 /// `Err((why, walk))` fails with `failed(why)` and the walk; the stack's notes follow.
-fn judged(
+pub(super) fn judged(
     verdict: Result<String, (String, String)>,
     met: String,
     failed: impl FnOnce(&str) -> String,

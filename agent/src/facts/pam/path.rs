@@ -21,9 +21,12 @@
 //!   use PAM_PERM_DENIED; what comes of it is the control's business.
 //! - The walk succeeds only with a positive impression and PAM_SUCCESS.
 //!
-//! [`lockout`] runs pam_faillock's tally over such walks.
+//! [`lockout`] runs pam_faillock's tally over such walks, [`history`] a password
+//! change through pam_pwhistory.
 
+pub mod history;
 pub mod lockout;
+mod unmodelled;
 
 use crate::facts::pam::{Call, Handler};
 
@@ -33,6 +36,10 @@ pub const SUCCESS: u8 = 0;
 pub const PERM_DENIED: u8 = 6;
 /// PAM_AUTH_ERR.
 pub const AUTH_ERR: u8 = 7;
+/// PAM_MAXTRIES.
+pub const MAXTRIES: u8 = 11;
+/// PAM_AUTHTOK_ERR.
+pub const AUTHTOK_ERR: u8 = 20;
 /// PAM_IGNORE.
 pub const IGNORE: u8 = 25;
 /// PAM_MODULE_UNKNOWN: what libpam takes from a module it could not load.

@@ -5,7 +5,9 @@ use rampart_report::Status;
 
 use super::*;
 
-/// The parts of `check --format json` a scan over SSH reads.
+/// The parts of `check --format json` a scan over SSH reads. The versioned scan
+/// document (docs/scan-document.md) kept these fields where the agent's earlier
+/// document had them, so an older agent on a target is read the same way.
 #[derive(Deserialize)]
 struct Document {
     benchmark: DocBenchmark,

@@ -210,6 +210,20 @@ fn what_a_scan_brings_back_is_recorded_or_fails_the_scan_with_its_reason() {
         host_key: fp.into(),
     }));
     assert!(s.failure_reason.unwrap().contains("profile level2-server"));
+    // The same in the versioned document `check --format json` prints since.
+    let doc = rampart_report::json(&rampart_report::Doc {
+        profile: "level2-server".into(),
+        benchmark: rampart_report::Benchmark {
+            id: "debian-12".into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let (_, s) = run(Ok(ssh::ScanOutput {
+        document: doc.into_bytes(),
+        host_key: fp.into(),
+    }));
+    assert!(s.failure_reason.unwrap().contains("profile level2-server"));
     // A mismatch: failed with the reason, and audited.
     let (t, s) = run(Err(ScanError::HostKeyMismatch {
         expected: fp.into(),

@@ -13,22 +13,23 @@
 //! fails, and the right password is refused only where a line that reads the tally
 //! runs and its control makes the stack fail.
 //!
-//! pam_unix returns success for the right password and PAM_AUTH_ERR for a wrong one,
-//! pam_permit success and pam_deny PAM_AUTH_ERR. Any other module may return
+//! pam_unix returns success for the right password and PAM_AUTH_ERR for a wrong one;
+//! for an empty one (an account whose password is empty) success on a line with
+//! `nullok`, else PAM_AUTH_ERR. pam_permit returns success and pam_deny PAM_AUTH_ERR. Any other module may return
 //! success, PAM_AUTH_ERR or PAM_IGNORE: every combination is walked (at most
 //! [`MAX_UNKNOWN`] such lines) and the worst counts. Times are not modelled: a lock
 //! is taken to last while the failures are being made.
 
 use std::collections::HashSet;
 
+use super::unmodelled::{assignments, assuming, too_many, unmodelled};
 use super::{describe, walk, Step, Walk, AUTH_ERR, IGNORE, SUCCESS};
 use crate::facts::pam::{Call, Handler, PamLine, Stack};
 
-/// The most lines calling modules of unknown behaviour whose results are combined.
-pub const MAX_UNKNOWN: usize = 6;
+pub use super::unmodelled::MAX_UNKNOWN;
 
 /// The settings of one pam_faillock line that decide a lock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Faillock {
     /// Failures that lock (0: never).
     pub deny: u64,
@@ -84,89 +85,51 @@ pub enum Lockout {
     Unknown(String),
 }
 
+/// The password an attempt gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Password {
+    /// The account's own.
+    Right,
+    /// Another one.
+    Wrong,
+    /// None, for an account whose password is empty: pam_unix lets it in on a line
+    /// that carries `nullok` (any argument pam_unix reads as it: it compares an
+    /// argument's start with its option names; Debian's `nullok_secure` included).
+    Empty,
+}
+
 /// The modelled result of a module, or `None` when it is not modelled.
-fn known(l: &PamLine, right: bool) -> Option<u8> {
+fn known(l: &PamLine, pw: Password) -> Option<u8> {
     match l.module_name() {
-        "pam_unix.so" => Some(if right { SUCCESS } else { AUTH_ERR }),
+        "pam_unix.so" => Some(match pw {
+            Password::Right => SUCCESS,
+            Password::Wrong => AUTH_ERR,
+            Password::Empty if l.args.iter().any(|a| a.starts_with("nullok")) => SUCCESS,
+            Password::Empty => AUTH_ERR,
+        }),
         "pam_permit.so" => Some(SUCCESS),
         "pam_deny.so" => Some(AUTH_ERR),
         _ => None,
     }
 }
 
-const CHOICES: [u8; 3] = [SUCCESS, AUTH_ERR, IGNORE];
-
-/// Why a chain with `n` lines of unmodelled modules is not walked.
-fn too_many(kind: &str, n: usize) -> String {
-    format!("{n} {kind} lines call modules whose results are not modelled (at most {MAX_UNKNOWN} are combined)")
-}
-
 /// The places in `chain` (a chain of `st`) of the lines that call modules whose
-/// results are not modelled.
+/// results are not modelled here.
 fn unknowns(st: &Stack, chain: &[&Handler]) -> Vec<usize> {
-    chain
-        .iter()
-        .enumerate()
-        .filter(|(_, h)| match h.call {
-            Call::Module(i) => {
-                let l = &st.lines[i];
-                !l.is("pam_faillock.so") && known(l, true).is_none()
-            }
-            _ => false,
-        })
-        .map(|(i, _)| i)
-        .collect()
+    unmodelled(st, chain, |l| {
+        l.is("pam_faillock.so") || known(l, Password::Right).is_some()
+    })
 }
 
-/// Every assignment of results to the lines `idx`.
-fn assignments(idx: &[usize]) -> Vec<Vec<(usize, u8)>> {
-    let mut out: Vec<Vec<(usize, u8)>> = vec![Vec::new()];
-    for &i in idx {
-        out = out
-            .into_iter()
-            .flat_map(|a| {
-                CHOICES.iter().map(move |&c| {
-                    let mut b = a.clone();
-                    b.push((i, c));
-                    b
-                })
-            })
-            .collect();
-    }
-    out
-}
-
-fn assuming(st: &Stack, chain: &[&Handler], a: &[(usize, u8)]) -> String {
-    let parts: Vec<String> = a
-        .iter()
-        .map(|(i, r)| {
-            let m = match chain[*i].call {
-                Call::Module(l) => st.lines[l].module_name().to_string(),
-                _ => String::new(),
-            };
-            format!(
-                "{} {m} returning {}",
-                chain[*i].source,
-                super::result_name(*r)
-            )
-        })
-        .collect();
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!(" (with {})", parts.join(", "))
-    }
-}
-
-/// One walk of the auth chain for a wrong or right password with `count` failures
-/// in the tally; returns the walk and the tally after it.
+/// One walk of the auth chain for the password `pw` with `count` failures in the
+/// tally; returns the walk and the tally after it.
 fn attempt(
     st: &Stack,
     chain: &[&Handler],
-    settings: &dyn Fn(&PamLine) -> Faillock,
+    settings: &dyn Fn(usize) -> Faillock,
     unknown: &[(usize, u8)],
     root: bool,
-    right: bool,
+    pw: Password,
     count: u64,
 ) -> (Walk, u64, bool) {
     let mut tally = count;
@@ -180,9 +143,9 @@ fn attempt(
         };
         let l = &st.lines[li];
         if !l.is("pam_faillock.so") {
-            return known(l, right).unwrap_or(AUTH_ERR);
+            return known(l, pw).unwrap_or(AUTH_ERR);
         }
-        let f = settings(l);
+        let f = settings(li);
         let locked =
             f.deny > 0 && tally >= f.deny && f.fail_interval > 0 && (!root || f.even_deny_root);
         if locked {
@@ -205,8 +168,8 @@ fn attempt(
 }
 
 /// The lockout of an account (root or not) through `st`'s auth stack, with the
-/// settings of each pam_faillock line from `settings`.
-pub fn lockout(st: &Stack, root: bool, settings: &dyn Fn(&PamLine) -> Faillock) -> Lockout {
+/// settings of each pam_faillock line from `settings`, by the line's index in `st`.
+pub fn lockout(st: &Stack, root: bool, settings: &dyn Fn(usize) -> Faillock) -> Lockout {
     let chain = st.chain("auth");
     let idx = unknowns(st, &chain);
     if idx.len() > MAX_UNKNOWN {
@@ -215,9 +178,7 @@ pub fn lockout(st: &Stack, root: bool, settings: &dyn Fn(&PamLine) -> Faillock) 
     let mut thresholds: Vec<u64> = chain
         .iter()
         .filter_map(|h| match h.call {
-            Call::Module(i) if st.lines[i].is("pam_faillock.so") => {
-                Some(settings(&st.lines[i]).deny)
-            }
+            Call::Module(i) if st.lines[i].is("pam_faillock.so") => Some(settings(i).deny),
             _ => None,
         })
         .filter(|d| *d > 0)
@@ -254,7 +215,7 @@ pub fn lockout(st: &Stack, root: bool, settings: &dyn Fn(&PamLine) -> Faillock) 
 fn one(
     st: &Stack,
     chain: &[&Handler],
-    settings: &dyn Fn(&PamLine) -> Faillock,
+    settings: &dyn Fn(usize) -> Faillock,
     a: &[(usize, u8)],
     root: bool,
     thresholds: &[u64],
@@ -267,7 +228,7 @@ fn one(
     let mut seen = HashSet::new();
     let mut last_wrong = String::new();
     loop {
-        let (right, _, _) = attempt(st, chain, settings, a, root, true, n);
+        let (right, _, _) = attempt(st, chain, settings, a, root, Password::Right, n);
         if !right.succeeded() {
             let refused = describe(&right, chain, &st.lines);
             if failures == 0 {
@@ -297,7 +258,7 @@ fn one(
                 assuming,
             };
         }
-        let (wrong, after, cleared) = attempt(st, chain, settings, a, root, false, n);
+        let (wrong, after, cleared) = attempt(st, chain, settings, a, root, Password::Wrong, n);
         last_wrong = describe(&wrong, chain, &st.lines);
         if wrong.succeeded() {
             return Lockout::Never {
@@ -364,7 +325,7 @@ pub fn account_runs_faillock(st: &Stack) -> Result<String, (String, String)> {
             }
             match chain[i].call {
                 Call::Module(li) if st.lines[li].is("pam_faillock.so") => SUCCESS,
-                Call::Module(li) => known(&st.lines[li], true).unwrap_or(AUTH_ERR),
+                Call::Module(li) => known(&st.lines[li], Password::Right).unwrap_or(AUTH_ERR),
                 _ => AUTH_ERR,
             }
         });
@@ -387,12 +348,31 @@ pub fn account_runs_faillock(st: &Stack) -> Result<String, (String, String)> {
     ok.ok_or_else(|| ("the account stack lets no account in".into(), String::new()))
 }
 
-/// Whether `st`'s auth stack refuses a password that pam_unix rejects (a wrong one,
-/// or an empty one without `nullok`) on every path, pam_faillock's tally being
-/// empty: `Ok(walk)`, or `Err((why, walk))` for a path that lets it through.
+/// Whether `st`'s auth stack refuses a password that pam_unix rejects (a wrong one)
+/// on every path, pam_faillock's tally being empty: `Ok(walk)`, or `Err((why, walk))`
+/// for a path that lets it through.
 pub fn refuses_wrong_password(
     st: &Stack,
-    settings: &dyn Fn(&PamLine) -> Faillock,
+    settings: &dyn Fn(usize) -> Faillock,
+) -> Result<String, (String, String)> {
+    refuses(st, settings, Password::Wrong)
+}
+
+/// Whether `st`'s auth stack refuses an empty password, for an account whose password
+/// is empty, on every path (pam_faillock's tally empty): a pam_unix line with
+/// `nullok` lets it in where a path reaches it; one that no path reaches decides
+/// nothing. `Ok(walk)` or `Err((why, walk))` as [`refuses_wrong_password`].
+pub fn refuses_empty_password(
+    st: &Stack,
+    settings: &dyn Fn(usize) -> Faillock,
+) -> Result<String, (String, String)> {
+    refuses(st, settings, Password::Empty)
+}
+
+fn refuses(
+    st: &Stack,
+    settings: &dyn Fn(usize) -> Faillock,
+    pw: Password,
 ) -> Result<String, (String, String)> {
     let chain = st.chain("auth");
     let idx = unknowns(st, &chain);
@@ -401,14 +381,18 @@ pub fn refuses_wrong_password(
     }
     let mut first = None;
     for a in assignments(&idx) {
-        let (w, _, _) = attempt(st, &chain, settings, &a, false, false, 0);
+        let (w, _, _) = attempt(st, &chain, settings, &a, false, pw, 0);
         let text = format!(
             "{}{}",
             describe(&w, &chain, &st.lines),
             assuming(st, &chain, &a)
         );
         if w.succeeded() {
-            return Err(("a password pam_unix rejects authenticates".into(), text));
+            let why = match pw {
+                Password::Empty => "an empty password authenticates",
+                _ => "a password pam_unix rejects authenticates",
+            };
+            return Err((why.into(), text));
         }
         first.get_or_insert(text);
     }

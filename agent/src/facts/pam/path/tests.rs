@@ -228,21 +228,25 @@ fn controls() {
     );
 }
 
-fn settings(deny: u64) -> impl Fn(&crate::facts::pam::PamLine) -> Faillock {
-    move |l| Faillock {
-        deny: l
-            .arg("deny")
-            .and_then(|a| a.strip_prefix("deny="))
-            .and_then(|d| d.parse().ok())
-            .unwrap_or(deny),
-        even_deny_root: l.arg("even_deny_root").is_some(),
-        fail_interval: 900,
+fn settings(st: &Stack, deny: u64) -> impl Fn(usize) -> Faillock + '_ {
+    move |i| {
+        let l = &st.lines[i];
+        Faillock {
+            deny: l
+                .arg("deny")
+                .and_then(|a| a.strip_prefix("deny="))
+                .and_then(|d| d.parse().ok())
+                .unwrap_or(deny),
+            even_deny_root: l.arg("even_deny_root").is_some(),
+            fail_interval: 900,
+        }
     }
 }
 
 fn locks(auth: &str, root: bool) -> Lockout {
     let st = stack_of(&[("common-auth", auth)]);
-    lockout(&st, root, &settings(3))
+    let set = settings(&st, 3);
+    lockout(&st, root, &set)
 }
 
 fn failures(l: &Lockout) -> Option<u64> {

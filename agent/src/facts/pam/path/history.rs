@@ -1,0 +1,125 @@
+//! pam_pwhistory as libpam runs it in a password change: whether a password the
+//! history holds can be written again by pam_unix.
+//!
+//! A change walks the password stack twice; the first walk (PAM_PRELIM_CHECK) writes
+//! nothing and pam_pwhistory lets it through, so what decides is the second
+//! (PAM_UPDATE_AUTHTOK). There pam_pwhistory (Linux-PAM 1.5) returns PAM_IGNORE when
+//! its remember is 0 or less; otherwise, given a password its history holds, it
+//! refuses it unless the change is made by root without `enforce_for_root`: it drops
+//! the new password (PAM_AUTHTOK) and returns PAM_MAXTRIES; root is only told, and
+//! gets PAM_SUCCESS. pam_unix writes the new password whenever it runs and gets
+//! one: with `use_authtok` it takes the one held, so after a refusal it has none and
+//! returns PAM_AUTHTOK_ERR; without, it asks again, and the same password comes back.
+//! A module whose result is not modelled may ask for the password again too.
+//! pam_permit returns success and pam_deny PAM_AUTHTOK_ERR.
+//!
+//! So the history holds only where every path ends before a pam_unix line that would
+//! get the password runs: a refusal whose control ends the walk, or jumps past
+//! pam_unix, or leaves it without a password.
+
+use super::unmodelled::{assignments, assuming, too_many, unmodelled, MAX_UNKNOWN};
+use super::{describe, walk, AUTHTOK_ERR, IGNORE, MAXTRIES, SUCCESS};
+use crate::facts::pam::{Call, PamLine, Stack};
+
+/// The settings of one pam_pwhistory line that decide a refusal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct History {
+    /// Passwords kept (0 or less: none, the module returns at once).
+    pub remember: i64,
+    pub enforce_for_root: bool,
+}
+
+fn modelled(l: &PamLine) -> bool {
+    [
+        "pam_unix.so",
+        "pam_pwhistory.so",
+        "pam_permit.so",
+        "pam_deny.so",
+    ]
+    .iter()
+    .any(|m| l.is(m))
+}
+
+/// Whether `st`'s password stack refuses a password pam_pwhistory's history holds,
+/// in a change made by root with `root`, with the settings of each pam_pwhistory
+/// line from `settings` by the line's index in `st`: `Ok(walk)`, or
+/// `Err((why, walk))` for a path on which pam_unix writes it.
+pub fn refuses_reuse(
+    st: &Stack,
+    root: bool,
+    settings: &dyn Fn(usize) -> History,
+) -> Result<String, (String, String)> {
+    let chain = st.chain("password");
+    let idx = unmodelled(st, &chain, modelled);
+    if idx.len() > MAX_UNKNOWN {
+        return Err((too_many("password", idx.len()), String::new()));
+    }
+    let unix = chain
+        .iter()
+        .any(|h| matches!(h.call, Call::Module(i) if st.lines[i].is("pam_unix.so")));
+    if !unix && idx.is_empty() {
+        return Ok(
+            "no password line calls pam_unix.so or another module that could write a password"
+                .into(),
+        );
+    }
+    if !unix {
+        return Err((
+            "no password line calls pam_unix.so: how the other modules write a password is not modelled"
+                .into(),
+            String::new(),
+        ));
+    }
+    let mut first = None;
+    for a in assignments(&idx) {
+        // Whether the password is held (none dropped it since it was last asked for)
+        // and whether pam_unix wrote it.
+        let mut held = true;
+        let mut wrote = None;
+        let w = walk(&chain, |i| {
+            if let Some((_, r)) = a.iter().find(|(j, _)| *j == i) {
+                if *r != IGNORE {
+                    held = true;
+                }
+                return *r;
+            }
+            let Call::Module(li) = chain[i].call else {
+                return AUTHTOK_ERR;
+            };
+            let l = &st.lines[li];
+            match l.module_name() {
+                "pam_pwhistory.so" => {
+                    let h = settings(li);
+                    if h.remember <= 0 {
+                        IGNORE
+                    } else if root && !h.enforce_for_root {
+                        SUCCESS
+                    } else {
+                        held = false;
+                        MAXTRIES
+                    }
+                }
+                "pam_unix.so" if l.arg("use_authtok").is_some() && !held => AUTHTOK_ERR,
+                "pam_unix.so" => {
+                    wrote.get_or_insert(i);
+                    SUCCESS
+                }
+                "pam_permit.so" => SUCCESS,
+                _ => AUTHTOK_ERR,
+            }
+        });
+        let text = format!(
+            "{}{}",
+            describe(&w, &chain, &st.lines),
+            assuming(st, &chain, &a)
+        );
+        if let Some(i) = wrote {
+            return Err((
+                format!("{} writes a password the history holds", chain[i].source),
+                text,
+            ));
+        }
+        first.get_or_insert(text);
+    }
+    Ok(first.unwrap_or_default())
+}
