@@ -5,10 +5,12 @@
 
 pub mod app;
 pub mod auth;
+pub mod background;
 pub mod backup;
 pub mod ca;
 pub mod catalog;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod console;
 pub mod datadir;

@@ -135,7 +135,7 @@ pub fn migrate(from: &dyn Store, to: &dyn Store, out: &mut dyn Write) -> Result<
             if to.results(&s.id)?.is_empty() {
                 let results = from.results(&s.id)?;
                 if !results.is_empty() {
-                    to.put_results(&s.id, &results)?;
+                    to.put_results(&s.id, &results, crate::clock::system_ms())?;
                     n.scans_with_results += 1;
                 }
             }
@@ -254,7 +254,8 @@ mod tests {
         };
         let some = from.scans(&ScanFilter::default(), 0, 3).unwrap().0;
         for s in &some {
-            from.put_results(&s.id, std::slice::from_ref(&r)).unwrap();
+            from.put_results(&s.id, std::slice::from_ref(&r), crate::clock::system_ms())
+                .unwrap();
         }
         from.put_meta("settings", b"{}").unwrap();
         let to = SledStore::open(&d.path().join("to")).unwrap();

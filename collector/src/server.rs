@@ -1,8 +1,8 @@
 //! Starting the collector: open the data directory, build the app, and serve gRPC
 //! (agents) and REST (people, pipelines) on listeners the caller bound, until the
 //! shutdown future resolves. Connection bounds are `net`'s; here the gRPC server's
-//! own (streams per connection, call timeout, keepalive) and the background tasks:
-//! stalled and scheduled scans, and the server certificate's renewal.
+//! own (streams per connection, call timeout, keepalive) and the background tasks
+//! (`background`, `webhook`, the server certificate's renewal).
 
 use std::future::Future;
 use std::path::Path;
@@ -13,9 +13,10 @@ use rampart_proto::v1::agent_channel_server::AgentChannelServer;
 use rampart_proto::v1::enrollment_server::EnrollmentServer;
 use tokio::net::TcpListener;
 
-use crate::app::{now_ms, App};
+use crate::app::App;
 use crate::auth::Role;
 use crate::ca::Ca;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::downloads::Downloads;
 use crate::grpc::{ChannelService, EnrollmentService};
@@ -79,17 +80,22 @@ type Result<T> = std::result::Result<T, ServerError>;
 
 /// Opens (or initialises) the data directory: CA, database, first admin.
 pub fn build(config: Config) -> Result<Collector> {
-    build_with(config, true)
+    build_with(config, true, Clock::system())
+}
+
+/// [`build`] with the app on `clock` (tests: a paused or manual clock).
+pub fn build_on(config: Config, clock: Clock) -> Result<Collector> {
+    build_with(config, true, clock)
 }
 
 /// Opens (or initialises) the data directory for an administrative command (`user add`,
 /// `token create`): no first admin is created behind the operator's back, so that
 /// `user add admin` on a fresh directory makes the one admin whose token it prints.
 pub fn build_for_cli(config: Config) -> Result<Collector> {
-    build_with(config, false)
+    build_with(config, false, Clock::system())
 }
 
-fn build_with(config: Config, first_admin: bool) -> Result<Collector> {
+fn build_with(config: Config, first_admin: bool, clock: Clock) -> Result<Collector> {
     let dir = config.data_dir.clone();
     crate::datadir::prepare(&dir)?;
     let ca = Ca::open_or_create(&dir.join("ca"))?;
@@ -100,7 +106,7 @@ fn build_with(config: Config, first_admin: bool) -> Result<Collector> {
         downloads.display()
     )))?;
     let store = open_store(&config)?;
-    let app = Arc::new(App::new(store, ca, config.clone())?);
+    let app = Arc::new(App::with_clock(store, ca, config.clone(), clock)?);
     let first_admin_token = if first_admin && app.store.users()?.is_empty() {
         Some(app.add_user("admin", Role::Admin, "system")?)
     } else {
@@ -108,7 +114,7 @@ fn build_with(config: Config, first_admin: bool) -> Result<Collector> {
     };
     let crl = app.ca.crl(
         &app.revoked_serials()?,
-        now_ms() as u64,
+        app.clock.now_ms() as u64,
         time::Duration::days(3650),
     )?;
     let tls = Arc::new(TlsState::new(
@@ -128,7 +134,7 @@ fn build_with(config: Config, first_admin: bool) -> Result<Collector> {
             .and_then(|s| {
                 Ok(app
                     .ca
-                    .crl(&s, now_ms() as u64, time::Duration::days(3650))?)
+                    .crl(&s, app.clock.now_ms() as u64, time::Duration::days(3650))?)
             }) {
             Ok(crl) => {
                 if let Err(e) = tls2.rebuild(crl) {
@@ -147,13 +153,6 @@ fn build_with(config: Config, first_admin: bool) -> Result<Collector> {
 }
 
 /// Serves until `shutdown` resolves.
-/// Background ticks (5 s) between two retention passes: 10 minutes. A pass that
-/// finds nothing to delete reads one meta key and at most the unfinished scans.
-const RETENTION_EVERY: u64 = 120;
-/// Background ticks between two counts of expiring agent certificates and of the
-/// store's size for `/metrics`: a minute.
-const FLEET_METRICS_EVERY: u64 = 12;
-
 pub async fn run(
     c: Collector,
     grpc: TcpListener,
@@ -253,76 +252,7 @@ pub async fn run(
         Duration::from_secs(cfg.server_cert_check_secs),
         stop_tx.subscribe(),
     ));
-    let app = c.app.clone();
-    let mut stop_bg = stop_tx.subscribe();
-    let background = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
-        let mut last_schedule = chrono::Utc::now();
-        // Retention runs at start and then every RETENTION_EVERY ticks.
-        let mut ticks: u64 = 0;
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = stop_bg.recv() => break,
-            }
-            let app = app.clone();
-            let now = chrono::Utc::now();
-            let since = last_schedule;
-            last_schedule = now;
-            let retention = ticks.is_multiple_of(RETENTION_EVERY);
-            let fleet_metrics = ticks.is_multiple_of(FLEET_METRICS_EVERY);
-            ticks += 1;
-            let _ = tokio::task::spawn_blocking(move || {
-                // Every collector's own `/metrics`: at start, then every minute.
-                if fleet_metrics {
-                    app.refresh_fleet_metrics();
-                }
-                // Every collector says it is alive (its streams count as connected).
-                if let Err(e) = app.store.heartbeat(app.instance(), now.timestamp_millis()) {
-                    tracing::warn!(error = %e, "cannot record this collector's heartbeat");
-                }
-                // Once for every collector sharing the store: where the lease is.
-                if !app.take_lead() {
-                    return;
-                }
-                if retention {
-                    if let Err(e) = app.store.maintain(now.timestamp_millis()) {
-                        tracing::error!(error = %e, "store upkeep failed");
-                    }
-                    if let Err(e) = app.apply_retention(now.timestamp_millis()) {
-                        tracing::error!(error = %e, "results retention failed");
-                    }
-                    if let Err(e) = app.prune_sessions(now.timestamp_millis()) {
-                        tracing::error!(error = %e, "removing ended console sessions failed");
-                    }
-                }
-                if let Err(e) = app.expire_stalled() {
-                    tracing::error!(error = %e, "expiring stalled scans failed");
-                }
-                // Every minute: pending scans of targets that no collector runs.
-                if fleet_metrics {
-                    if let Err(e) = app.run_orphaned_ssh_scans() {
-                        tracing::error!(error = %e, "starting orphaned scans over SSH failed");
-                    }
-                }
-                // Another collector may have held the lease until now: its last run
-                // is in the store (looking back at most SCHEDULE_CATCH_UP).
-                let since = schedule_done_to(&app)
-                    .map(|t| t.max(now - SCHEDULE_CATCH_UP))
-                    .unwrap_or(since);
-                match scheduled_scans(&app, since, now) {
-                    Ok(()) => {
-                        let done = now.timestamp_millis().to_string();
-                        if let Err(e) = app.store.put_meta(SCHEDULE_DONE_KEY, done.as_bytes()) {
-                            tracing::error!(error = %e, "cannot record the schedule's progress");
-                        }
-                    }
-                    Err(e) => tracing::error!(error = %e, "scheduled scans failed"),
-                }
-            })
-            .await;
-        }
-    });
+    let background = tokio::spawn(crate::background::run(c.app.clone(), stop_tx.subscribe()));
     let mut stopped = stop_tx.subscribe();
     tokio::spawn(async move {
         shutdown.await;
@@ -386,46 +316,6 @@ async fn wait(mut rx: tokio::sync::broadcast::Receiver<()>) {
     let _ = rx.recv().await;
 }
 
-/// Meta key: up to when scheduled scans were created (ms), by whichever collector.
-const SCHEDULE_DONE_KEY: &str = "schedule_done_to";
-/// The longest a collector taking the lease over looks back for missed schedules.
-const SCHEDULE_CATCH_UP: chrono::Duration = chrono::Duration::minutes(2);
-
-fn schedule_done_to(app: &App) -> Option<chrono::DateTime<chrono::Utc>> {
-    let v = app.store.get_meta(SCHEDULE_DONE_KEY).ok()??;
-    let ms: i64 = std::str::from_utf8(&v).ok()?.parse().ok()?;
-    chrono::DateTime::from_timestamp_millis(ms)
-}
-
-/// Creates the scans whose (per-agent offset) schedule time fell in `(since, now]`.
-fn scheduled_scans(
-    app: &App,
-    since: chrono::DateTime<chrono::Utc>,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<()> {
-    let s = app.settings();
-    if !s.schedule_enabled || !s.scanning_enabled {
-        return Ok(());
-    }
-    let sched = crate::schedule::parse(&s.schedule_cron).map_err(ServerError::Schedule)?;
-    let window = chrono::Duration::seconds(app.config.schedule_window_secs);
-    let due: Vec<String> = app
-        .store
-        .agents()?
-        .into_iter()
-        .filter(|a| !a.revoked)
-        .filter(|a| {
-            sched
-                .next_for_agent(&a.id, since, window)
-                .is_some_and(|t| t <= now)
-        })
-        .map(|a| a.id)
-        .collect();
-    // The slot's scans share one sync.
-    app.create_scans(&due, "schedule", "system")?;
-    Ok(())
-}
-
 /// The configured store: PostgreSQL when `store` names one, sled under
 /// `<data_dir>/db` otherwise.
 pub fn open_store(config: &Config) -> Result<Arc<dyn crate::store::Store>> {
@@ -459,14 +349,4 @@ pub fn load_config(path: Option<&Path>, data_dir: Option<&Path>) -> Result<Confi
         c.data_dir = d.to_path_buf();
     }
     Ok(c)
-}
-
-/// [`scheduled_scans`] for the app's unit tests.
-#[doc(hidden)]
-pub fn scheduled_scans_for_test(
-    app: &App,
-    since: chrono::DateTime<chrono::Utc>,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<()> {
-    scheduled_scans(app, since, now)
 }

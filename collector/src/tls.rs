@@ -228,7 +228,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ca = Ca::open_or_create(dir.path()).unwrap();
         let crl = ca
-            .crl(&[], crate::app::now_ms() as u64, time::Duration::days(1))
+            .crl(
+                &[],
+                crate::clock::system_ms() as u64,
+                time::Duration::days(1),
+            )
             .unwrap();
         let names = vec!["localhost".to_string()];
         let tls = TlsState::new(&ca, &names, Duration::from_secs(30), crl).unwrap();

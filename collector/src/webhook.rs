@@ -29,7 +29,7 @@ use crate::outbound::{self, Purpose};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 
-use crate::app::{now_ms, App};
+use crate::app::App;
 use crate::metrics::WebhookOutcome;
 use crate::store::{AttemptRecord, DeliveryRecord, DeliveryState};
 
@@ -63,7 +63,7 @@ pub async fn run(app: Arc<App>, mut stop: tokio::sync::broadcast::Receiver<()>) 
         // Deliveries go out from the collector holding the lease (see app::cluster).
         if !app.is_leader() {
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                _ = app.clock.sleep(Duration::from_secs(5)) => {}
                 _ = app.webhook_wake.notified() => {}
                 _ = stop.recv() => return,
             }
@@ -78,15 +78,15 @@ pub async fn run(app: Arc<App>, mut stop: tokio::sync::broadcast::Receiver<()>) 
             Ok(Ok(pending)) => send_due(&app, pending).await,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "cannot read webhook deliveries");
-                Some(now_ms() + 5_000)
+                Some(app.clock.now_ms() + 5_000)
             }
-            Err(_) => Some(now_ms() + 5_000),
+            Err(_) => Some(app.clock.now_ms() + 5_000),
         };
         let wait = next.map_or(Duration::from_secs(3600), |t| {
-            Duration::from_millis((t - now_ms()).max(0) as u64)
+            Duration::from_millis((t - app.clock.now_ms()).max(0) as u64)
         });
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
+            _ = app.clock.sleep(wait) => {}
             _ = app.webhook_wake.notified() => {}
             _ = stop.recv() => return,
         }
@@ -98,12 +98,12 @@ async fn send_due(app: &Arc<App>, pending: Vec<DeliveryRecord>) -> Option<i64> {
     let mut next: Option<i64> = None;
     for mut d in pending {
         let due = d.next_attempt_ms.unwrap_or(0);
-        if due > now_ms() {
+        if due > app.clock.now_ms() {
             next = Some(next.map_or(due, |n| n.min(due)));
             continue;
         }
         let secret = app.settings().webhook_secret.map(|k| k.0);
-        let at_ms = now_ms();
+        let at_ms = app.clock.now_ms();
         let outcome = match &secret {
             Some(k) => {
                 let allow_loopback = app.config.webhook_allow_loopback;
@@ -127,7 +127,7 @@ async fn send_due(app: &Arc<App>, pending: Vec<DeliveryRecord>) -> Option<i64> {
             WebhookOutcome::Failed
         } else {
             let wait = backoff_ms(app.config.webhook_backoff_ms, d.attempts) as i64;
-            d.next_attempt_ms = Some(now_ms() + wait);
+            d.next_attempt_ms = Some(app.clock.now_ms() + wait);
             WebhookOutcome::Retry
         };
         app.metrics.webhook_attempt(outcome);
@@ -360,6 +360,111 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    /// A receiver that answers 503 to its first `failures` requests and 204 after,
+    /// noting the clock's time of each.
+    async fn flaky_receiver(
+        clock: crate::clock::Clock,
+        failures: usize,
+    ) -> (String, Arc<std::sync::Mutex<Vec<i64>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", l.local_addr().unwrap());
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let noted = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                // The whole request: its headers, then the body they announce.
+                let mut req = Vec::new();
+                let mut buf = [0u8; 4096];
+                let body_at = loop {
+                    let n = s.read(&mut buf).await.unwrap();
+                    assert!(n > 0, "the request ended early");
+                    req.extend_from_slice(&buf[..n]);
+                    if let Some(i) = req.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                };
+                let head = String::from_utf8_lossy(&req[..body_at]).to_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse().unwrap());
+                while req.len() < body_at + len {
+                    let n = s.read(&mut buf).await.unwrap();
+                    req.extend_from_slice(&buf[..n]);
+                }
+                let n = {
+                    let mut v = noted.lock().unwrap();
+                    v.push(clock.now_ms());
+                    v.len()
+                };
+                let status = if n <= failures {
+                    "503 Service Unavailable"
+                } else {
+                    "204 No Content"
+                };
+                let reply =
+                    format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                let _ = s.write_all(reply.as_bytes()).await;
+            }
+        });
+        (url, seen)
+    }
+
+    #[tokio::test]
+    async fn a_failing_receiver_is_retried_with_the_backoff_until_it_takes_the_alert() {
+        use crate::clock::Clock;
+        let d = tempfile::tempdir().unwrap();
+        let t0 = 1_796_637_600_000; // 2026-12-07 10:00 UTC
+        let clock = Clock::manual(t0);
+        let config = crate::config::Config {
+            webhook_allow_loopback: true,
+            webhook_backoff_ms: 1_000,
+            webhook_max_attempts: 6,
+            ..Default::default()
+        };
+        let app = Arc::new(crate::app::tests::app_on(d.path(), clock.clone(), config));
+        let (url, seen) = flaky_receiver(clock.clone(), 3).await;
+        let mut s = app.settings();
+        s.webhook_url = url.clone();
+        s.webhook_secret = Some(crate::policy::WebhookSecret("0123456789abcdef".into()));
+        app.update_settings(s, "admin").unwrap();
+        app.store.put_delivery(&delivery(&url)).unwrap();
+        assert!(app.take_lead());
+        let (stop, rx) = tokio::sync::broadcast::channel(1);
+        let sender = tokio::spawn(run(app.clone(), rx));
+        // The clock moves by a tenth of a second, each step once the sender sleeps
+        // again: every attempt is seen at the first step at or after its time.
+        assert!(clock.settle(1).await);
+        for _ in 0..100 {
+            clock.advance(Duration::from_millis(100));
+            assert!(clock.settle(1).await, "the sender sleeps again");
+        }
+        let _ = stop.send(());
+        sender.await.unwrap();
+        // Right away, then 1 s, 2 s and 4 s after each failure; delivered at the
+        // fourth, nothing after.
+        let want = [t0, t0 + 1_000, t0 + 3_000, t0 + 7_000];
+        assert_eq!(*seen.lock().unwrap(), want);
+        let (attempts, _) = app.store.attempts(0, 100).unwrap();
+        let mut got: Vec<_> = attempts
+            .iter()
+            .map(|a| (a.attempt, a.at_ms, a.http_status, a.next_attempt_ms))
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                (1, want[0], Some(503), Some(want[1])),
+                (2, want[1], Some(503), Some(want[2])),
+                (3, want[2], Some(503), Some(want[3])),
+                (4, want[3], Some(204), None),
+            ]
+        );
+        let d = &app.store.deliveries().unwrap()[0];
+        assert_eq!((d.attempts, d.state), (4, DeliveryState::Delivered));
     }
 
     #[test]

@@ -228,7 +228,11 @@ pub fn run(cfg: &SeedConfig) -> Result<Value> {
                         let s = scan_record(cfg, agent, at, latest, &mut rng);
                         let r = store.put_scan(&s).and_then(|_| {
                             if latest && cfg.results > 0 {
-                                store.put_results(&s.id, &results_for(cfg.results, &mut rng))
+                                store.put_results(
+                                    &s.id,
+                                    &results_for(cfg.results, &mut rng),
+                                    rampart_collector::clock::system_ms(),
+                                )
                             } else {
                                 Ok(())
                             }

@@ -1,7 +1,7 @@
 //! Users (people and pipelines calling the REST API) and enrollment tokens: creation,
 //! listing and revocation, each change audited with its actor.
 
-use super::{now_ms, App, AppError, Result};
+use super::{App, AppError, Result};
 use crate::auth::{self, Role};
 use crate::store::{TokenRecord, UserRecord};
 
@@ -46,7 +46,7 @@ impl App {
         }
         let password_hash = password.map(super::signin::hash_password).transpose()?;
         let token = auth::new_secret("rpt_")?;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         self.store.put_user(&UserRecord {
             name: name.into(),
             role: role.as_str().into(),
@@ -176,13 +176,13 @@ impl App {
         }
         let secret = auth::new_secret("rpe_")?;
         let id = auth::new_id("tok-")?;
-        let expires = now_ms() + ttl_secs * 1000;
+        let expires = self.clock.now_ms() + ttl_secs * 1000;
         self.store.put_token(&TokenRecord {
             id: id.clone(),
             hash: auth::hash_secret(&secret),
             project: project.map(String::from),
             created_by: actor.into(),
-            created_at_ms: now_ms(),
+            created_at_ms: self.clock.now_ms(),
             expires_at_ms: expires,
             max_uses,
             uses: 0,
@@ -253,8 +253,8 @@ impl App {
             hash: auth::hash_secret(&secret),
             project: project.map(String::from),
             created_by: "test".into(),
-            created_at_ms: now_ms(),
-            expires_at_ms: now_ms() + ttl_ms,
+            created_at_ms: self.clock.now_ms(),
+            expires_at_ms: self.clock.now_ms() + ttl_ms,
             max_uses,
             uses: 0,
             revoked: false,

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
-use super::{now_ms, App, AppError, Result};
+use super::{App, AppError, Result};
 use crate::store::AgentRecord;
 
 /// Every agent's host name (lower-cased) and addresses, in memory, so that a search
@@ -112,7 +112,7 @@ impl App {
     /// Serials every collector refuses: revoked agents' certificates, and those a
     /// renewal replaced that have not expired.
     pub fn revoked_serials(&self) -> Result<Vec<String>> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut out = Vec::new();
         for a in self.store.agents()? {
             out.extend(

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::{now_ms, App, AppError, Result};
+use super::{App, AppError, Result};
 use crate::policy::Settings;
 use crate::store::{DeliveryRecord, DeliveryState, ScanRecord};
 
@@ -38,7 +38,7 @@ pub fn enqueue(app: &App, settings: &Settings, scan: &ScanRecord) -> Result<()> 
         .agent(&scan.agent_id)?
         .map(|a| a.hostname)
         .unwrap_or_default();
-    let now = now_ms();
+    let now = app.clock.now_ms();
     let id = format!("wh-{now:013}-{}", &crate::auth::new_id("")?[..8]);
     let body = AlertBody {
         event: EVENT,

@@ -6,7 +6,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{now_ms, App, Result};
+use super::{App, Result};
 use crate::store::{Event, ScanStatus};
 
 /// The lease's name, and how long a holder keeps it without renewing: the
@@ -32,7 +32,10 @@ impl App {
     /// Takes or renews the lease; whether this collector now holds it. A store that
     /// cannot be reached leaves this collector without it.
     pub fn take_lead(&self) -> bool {
-        let held = match self.store.lease(LEASE, &self.instance, now_ms(), LEASE_MS) {
+        let held = match self
+            .store
+            .lease(LEASE, &self.instance, self.clock.now_ms(), LEASE_MS)
+        {
             Ok(h) => h,
             Err(e) => {
                 tracing::error!(error = %e, "cannot renew the background lease");

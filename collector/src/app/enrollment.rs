@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{now_ms, App, AppError, Enrolled, Result};
+use super::{App, AppError, Enrolled, Result};
 use crate::auth;
 use crate::identity;
 use crate::limits::{self, echo, EnrollClaims};
@@ -133,7 +133,7 @@ impl App {
                 "unknown enrollment token".into(),
             ));
         };
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let unusable = if tok.revoked {
             Some("enrollment token was revoked")
         } else if now >= tok.expires_at_ms {
@@ -309,7 +309,7 @@ impl App {
                     instance_id: req.instance_id,
                     key_sha256: key,
                 };
-                match identity::verify(&self.identity_anchors, d, &claim, now_ms() / 1000) {
+                match identity::verify(&self.identity_anchors, d, &claim, self.clock.now_ms() / 1000) {
                     Ok(v) => match self.store.get_meta(&identity_document_key(d))? {
                         // AWS documents cannot be bound to a key: one already used
                         // by another enrollment proves nothing now.
@@ -475,7 +475,7 @@ impl App {
         let serial = issued.serial.clone();
         let mut old_serial = String::new();
         let mut old_not_after_ms = 0;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let written = self.store.update_agent(agent_id, &mut |a| {
             old_serial = a.cert_serial.clone();
             old_not_after_ms = a.cert_not_after_ms;

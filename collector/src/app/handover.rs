@@ -1,7 +1,7 @@
 //! The handover gate: an agent found by ID or instance ID, its latest scan, and
 //! releases of blocked handovers.
 
-use super::{now_ms, App, AppError, Gate, Result};
+use super::{App, AppError, Gate, Result};
 use crate::policy;
 use crate::store::{AgentRecord, ScanRecord};
 
@@ -75,7 +75,7 @@ impl App {
             )));
         }
         s.released_by = Some(actor.into());
-        s.released_at_ms = Some(now_ms());
+        s.released_at_ms = Some(self.clock.now_ms());
         self.store.put_scan(&s)?;
         self.audit(
             actor,

@@ -1,7 +1,7 @@
 //! What `/metrics` reads from the domain: the state at a scrape, and the figures
 //! that cost a walk, refreshed by the background tick.
 
-use super::{now_ms, App};
+use super::App;
 use crate::metrics::{Scrape, EXPIRING_DAYS};
 use crate::store::{ScanFilter, ScanStatus};
 
@@ -41,7 +41,7 @@ impl App {
     /// Counts the agents whose certificate expires within [`EXPIRING_DAYS`] and the
     /// store's bytes, for `/metrics`. A walk over the agents: run now and then.
     pub fn refresh_fleet_metrics(&self) {
-        let soon = now_ms() + EXPIRING_DAYS * 86_400_000;
+        let soon = self.clock.now_ms() + EXPIRING_DAYS * 86_400_000;
         let expiring = match self.store.agents() {
             Ok(agents) => Some(
                 agents

@@ -84,7 +84,7 @@ impl App {
                 (s, a)
             })
             .collect();
-        let today = (super::now_ms().div_euclid(86_400_000)).max(0) as u32;
+        let today = (self.clock.now_ms().div_euclid(86_400_000)).max(0) as u32;
         let trend_from = today.saturating_sub(TREND_DAYS - 1);
         Ok(Overview {
             fleet,

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::{now_ms, App, AppError, Command, Result};
+use super::{App, AppError, Command, Result};
 use crate::auth;
 use crate::policy::{self, Counts};
 use crate::store::{ResultRecord, ScanFilter, ScanRecord, ScanStatus};
@@ -107,7 +107,7 @@ impl App {
                 over_ssh: a.ssh.is_some(),
             }));
         }
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let id = format!("sc-{now:013}-{}", &auth::new_id("")?[..8]);
         // A target's scans, whatever asked for them, run over SSH: trigger `ssh`.
         let (kind, recorded) = match a.ssh {
@@ -151,7 +151,7 @@ impl App {
         self.in_flight().insert(
             scan_id.to_string(),
             InFlight {
-                progress_ms: now_ms(),
+                progress_ms: self.clock.now_ms(),
                 statuses: Some(HashMap::new()),
             },
         );
@@ -166,7 +166,7 @@ impl App {
             // batches, and the tally would miss them.
             statuses: None,
         });
-        e.progress_ms = now_ms();
+        e.progress_ms = self.clock.now_ms();
         if let Some(t) = e.statuses.as_mut() {
             for r in results {
                 t.insert(r.rule_id.clone(), r.status);
@@ -218,13 +218,13 @@ impl App {
         match s.status {
             ScanStatus::Pending => {
                 s.status = ScanStatus::Running;
-                s.started_at_ms = Some(now_ms());
+                s.started_at_ms = Some(self.clock.now_ms());
                 self.start_tally(scan_id);
             }
             ScanStatus::Running => {} // a resend after reconnecting
             _ => return Ok(()),       // already final: nothing to change
         }
-        s.last_progress_ms = now_ms();
+        s.last_progress_ms = self.clock.now_ms();
         // Not synced: nothing is acknowledged for a start. A start lost in a crash
         // is made again by the agent's resend, or by its first batch (which syncs).
         self.store.put_scan(&s)?;
@@ -248,7 +248,7 @@ impl App {
             // the reason, and the batch is acknowledged so that it is not resent.
             s.status = ScanStatus::Failed;
             s.failure_reason = Some(why);
-            s.finished_at_ms = Some(now_ms());
+            s.finished_at_ms = Some(self.clock.now_ms());
             self.store.put_scan(&s)?;
             self.forget_progress(&s.id);
             self.sync_store()?;
@@ -256,19 +256,20 @@ impl App {
             return Ok(());
         }
         let t = std::time::Instant::now();
-        self.store.put_results(scan_id, results)?;
+        self.store
+            .put_results(scan_id, results, self.clock.now_ms())?;
         self.metrics.store_written(t.elapsed());
         if s.status == ScanStatus::Pending {
             // Results without ScanStarted: the scan runs from now.
             s.status = ScanStatus::Running;
-            s.started_at_ms = Some(now_ms());
-            s.last_progress_ms = now_ms();
+            s.started_at_ms = Some(self.clock.now_ms());
+            s.last_progress_ms = self.clock.now_ms();
             self.store.put_scan(&s)?;
             self.start_tally(scan_id);
-        } else if s.last_progress_ms < now_ms() - self.progress_written_every_ms() {
+        } else if s.last_progress_ms < self.clock.now_ms() - self.progress_written_every_ms() {
             // Progress lives in this process's memory; now and then it is written,
             // so that a collector sharing the store judges a stalled scan right.
-            s.last_progress_ms = now_ms();
+            s.last_progress_ms = self.clock.now_ms();
             self.store.put_scan(&s)?;
         }
         self.made_progress(scan_id, results);
@@ -419,8 +420,8 @@ impl App {
                 queued = true;
             }
         }
-        s.finished_at_ms = Some(now_ms());
-        s.last_progress_ms = now_ms();
+        s.finished_at_ms = Some(self.clock.now_ms());
+        s.last_progress_ms = self.clock.now_ms();
         self.store.put_scan(&s)?;
         self.forget_progress(&s.id);
         self.sync_store()?;
@@ -443,7 +444,7 @@ impl App {
         }
         s.status = ScanStatus::Failed;
         s.failure_reason = Some(reason.chars().take(crate::limits::REASON_CHARS).collect());
-        s.finished_at_ms = Some(now_ms());
+        s.finished_at_ms = Some(self.clock.now_ms());
         self.store.put_scan(&s)?;
         self.forget_progress(&s.id);
         self.sync_store()?;
@@ -464,7 +465,7 @@ impl App {
                 .take(crate::limits::REASON_CHARS)
                 .collect::<String>()
         ));
-        s.finished_at_ms = Some(now_ms());
+        s.finished_at_ms = Some(self.clock.now_ms());
         self.store.put_scan(&s)?;
         self.forget_progress(&s.id);
         self.sync_store()?;
@@ -479,7 +480,7 @@ impl App {
     }
 
     pub fn expire_stalled(&self) -> Result<usize> {
-        self.expire_stalled_at(now_ms())
+        self.expire_stalled_at(self.clock.now_ms())
     }
 
     pub(crate) fn expire_stalled_at(&self, now: i64) -> Result<usize> {
@@ -500,7 +501,7 @@ impl App {
                 "no progress from the agent for {} s",
                 self.config.scan_timeout_secs
             ));
-            s.finished_at_ms = Some(now_ms());
+            s.finished_at_ms = Some(self.clock.now_ms());
             self.store.put_scan(&s)?;
             self.forget_progress(&s.id);
             ended.push(s);
@@ -541,7 +542,9 @@ impl App {
     /// going at the next pass).
     pub fn results_expired(&self, s: &ScanRecord) -> bool {
         let days = self.config.results_retention_days;
-        days > 0 && s.status.is_final() && s.created_at_ms < now_ms() - days as i64 * 86_400_000
+        days > 0
+            && s.status.is_final()
+            && s.created_at_ms < self.clock.now_ms() - days as i64 * 86_400_000
     }
 
     pub fn cancel_scan(&self, scan_id: &str, actor: &str) -> Result<ScanRecord> {
@@ -555,7 +558,7 @@ impl App {
             ));
         }
         s.status = ScanStatus::Cancelled;
-        s.finished_at_ms = Some(now_ms());
+        s.finished_at_ms = Some(self.clock.now_ms());
         self.store.put_scan(&s)?;
         self.forget_progress(&s.id);
         self.audit(actor, "scan.cancel", Some(scan_id), "cancelled")?;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{now_ms, App, AppError, Command, HelloInfo, Live, Result, StreamEnd};
+use super::{App, AppError, Command, HelloInfo, Live, Result, StreamEnd};
 use crate::store::{ScanFilter, ScanRecord, ScanStatus};
 
 impl App {
@@ -57,7 +57,7 @@ impl App {
     /// collectors sharing it; returns when, which [`App::record_stream_end`] takes.
     /// Blocking.
     pub fn record_stream(&self, agent_id: &str) -> i64 {
-        let since = now_ms();
+        let since = self.clock.now_ms();
         if let Err(e) = self.store.stream_opened(agent_id, &self.instance, since) {
             tracing::warn!(%agent_id, error = %e, "cannot record where the agent's stream is");
         }
@@ -78,7 +78,7 @@ impl App {
             let s = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
             ids.iter().filter(|i| s.contains_key(*i)).cloned().collect()
         };
-        let alive_since = now_ms() - super::cluster::ALIVE_MS;
+        let alive_since = self.clock.now_ms() - super::cluster::ALIVE_MS;
         match self
             .store
             .streams_elsewhere(ids, &self.instance, alive_since)
@@ -169,7 +169,7 @@ impl App {
         let mut claimed_other = None;
         self.store
             .update_agent(agent_id, &mut |a| {
-                a.last_seen_ms = now_ms();
+                a.last_seen_ms = self.clock.now_ms();
                 a.hostname = h.hostname.clone();
                 a.ip_addresses = h.ip_addresses.clone();
                 a.os = h.os.clone();

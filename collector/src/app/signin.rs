@@ -19,7 +19,7 @@ use std::sync::{Condvar, Mutex, OnceLock};
 
 use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
 
-use super::{now_ms, App, AppError, Result};
+use super::{App, AppError, Result};
 use crate::auth::{self, Role};
 use crate::store::{SessionRecord, UserRecord};
 
@@ -187,7 +187,7 @@ impl App {
         }
         let had = u.password_hash.is_some();
         u.password_hash = Some(phc);
-        u.password_changed_at_ms = now_ms();
+        u.password_changed_at_ms = self.clock.now_ms();
         self.store.put_user(&u)?;
         let ended = self.store.delete_sessions(&mut |s| s.user != name)?;
         self.audit(
@@ -254,7 +254,7 @@ impl App {
         addr: &str,
         device: Option<&str>,
     ) -> Result<(String, ConsoleUser)> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let name_ok = super::accounts::valid_user_name(name);
         let trusted = match (name_ok, device) {
             (true, Some(d)) => self.is_device_of(d, name)?,
@@ -363,7 +363,7 @@ impl App {
         let Some(mut s) = self.store.session(&hash)? else {
             return Ok(None);
         };
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let user: Option<UserRecord> = self.store.user(&s.user)?;
         let live = now - s.last_seen_ms < IDLE_MS
             && now - s.created_at_ms < ABSOLUTE_MS

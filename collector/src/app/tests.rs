@@ -142,7 +142,7 @@ fn retention_deletes_old_results_and_keeps_the_summary() {
         done.failure_reason
     );
     // Within the retention: nothing goes.
-    let now = now_ms();
+    let now = app.clock.now_ms();
     assert_eq!(app.apply_retention(now + 29 * 86_400_000).unwrap(), 0);
     assert_eq!(app.store.results(&scan.id).unwrap().len(), results.len());
     assert!(!app.results_expired(&done));
@@ -194,8 +194,9 @@ fn a_scan_whose_batches_keep_coming_is_not_expired() {
     assert!(s.failure_reason.unwrap().contains("no progress"));
 }
 
-/// Every rule of the scan's profile, passing (manual ones not checked).
-fn full_results(app: &App, scan: &crate::store::ScanRecord) -> Vec<ResultRecord> {
+/// One result per rule of the scan's profile, as an honest agent reports them:
+/// automated rules pass, manual ones are not checked.
+pub(crate) fn full_results(app: &App, scan: &crate::store::ScanRecord) -> Vec<ResultRecord> {
     let cat = app.catalog("debian-12@test").unwrap().unwrap();
     cat.profile_rules(&scan.profile)
         .iter()
@@ -248,14 +249,22 @@ fn counts_are_the_latest_status_of_each_rule_with_or_without_a_restart() {
 }
 
 pub(crate) fn app_with(dir: &std::path::Path, results_retention_days: u32) -> App {
+    let config = Config {
+        results_retention_days,
+        ..Config::default()
+    };
+    app_on(dir, crate::clock::Clock::system(), config)
+}
+
+/// An app on `clock` with `config`, its data under `dir`.
+pub(crate) fn app_on(dir: &std::path::Path, clock: crate::clock::Clock, config: Config) -> App {
     let store = Arc::new(SledStore::open(&dir.join("db")).unwrap());
     let ca = Ca::open_or_create(&dir.join("ca")).unwrap();
     let config = Config {
-        results_retention_days,
         data_dir: dir.to_path_buf(),
-        ..Config::default()
+        ..config
     };
-    App::new(store, ca, config).unwrap()
+    App::with_clock(store, ca, config, clock).unwrap()
 }
 
 #[test]
@@ -267,7 +276,7 @@ fn metrics_count_expiring_certificates_and_each_scan_once_where_it_ends() {
     for (id, left, revoked) in [("ag-1", 2, false), ("ag-2", 30, false), ("ag-3", 1, true)] {
         agent(&app, id, None, "");
         let mut a = app.store.agent(id).unwrap().unwrap();
-        a.cert_not_after_ms = now_ms() + left * day;
+        a.cert_not_after_ms = app.clock.now_ms() + left * day;
         a.revoked = revoked;
         app.store.put_agent(&a).unwrap();
     }
@@ -348,14 +357,14 @@ fn scheduled_scans_follow_the_crontab_and_the_agent_offset() {
         .next_for_agent("ag-1", chrono::Utc::now(), window)
         .unwrap();
     let count = |app: &App| app.store.scans(&ScanFilter::default(), 0, 100).unwrap().1;
-    crate::server::scheduled_scans_for_test(
+    crate::background::scheduled_scans(
         &app,
         due - chrono::Duration::seconds(10),
         due - chrono::Duration::seconds(1),
     )
     .unwrap();
     assert_eq!(count(&app), 0, "not yet due");
-    crate::server::scheduled_scans_for_test(&app, due - chrono::Duration::seconds(1), due).unwrap();
+    crate::background::scheduled_scans(&app, due - chrono::Duration::seconds(1), due).unwrap();
     assert_eq!(count(&app), 1, "due exactly at the agent's offset");
     let (scans, _) = app.store.scans(&ScanFilter::default(), 0, 1).unwrap();
     assert_eq!(scans[0].trigger, "schedule");

@@ -300,19 +300,20 @@ pub fn take(
     actor: &str,
     out: impl Write,
 ) -> Result<(Manifest, u64)> {
-    let snap = begin(store, actor)?;
-    write(&*snap, data, actor, crate::app::now_ms(), out)
+    let at_ms = crate::clock::system_ms();
+    let snap = begin(store, actor, at_ms)?;
+    write(&*snap, data, actor, at_ms, out)
 }
 
-/// Audits a backup by `actor`, then takes the store's cut.
-pub fn begin(store: &dyn Store, actor: &str) -> Result<Box<dyn Snapshot>> {
+/// Audits a backup by `actor` at `at_ms`, then takes the store's cut.
+pub fn begin(store: &dyn Store, actor: &str, at_ms: i64) -> Result<Box<dyn Snapshot>> {
     let snap = store.snapshot(&mut || {
         let detail = "a snapshot of the store and the private keys of the CA and of scans over SSH";
         tracing::info!(actor, action = AUDIT_ACTION, detail, "audit");
         store
             .append_audit(&AuditRecord {
                 seq: 0,
-                at_ms: crate::app::now_ms(),
+                at_ms,
                 actor: actor.into(),
                 action: AUDIT_ACTION.into(),
                 target: None,

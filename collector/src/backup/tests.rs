@@ -20,9 +20,14 @@ fn source(dir: &Path) -> (SledStore, Truth) {
     seed(&s, 120, &mut truth, 3);
     for (i, id) in truth.scans.keys().take(30).enumerate() {
         // Two chunks each, the second rewriting a rule of the first.
-        s.put_results(id, &[result("1.1", "fail", i), result("1.2", "pass", i)])
+        s.put_results(
+            id,
+            &[result("1.1", "fail", i), result("1.2", "pass", i)],
+            crate::clock::system_ms(),
+        )
+        .unwrap();
+        s.put_results(id, &[result("1.1", "pass", i)], crate::clock::system_ms())
             .unwrap();
-        s.put_results(id, &[result("1.1", "pass", i)]).unwrap();
     }
     for i in 0..3 {
         s.put_token(&TokenRecord {
@@ -220,7 +225,8 @@ fn a_restore_holds_every_record_the_ca_and_the_backups_own_audit_entry() {
     assert_eq!(mode(&data), 0o700);
     // New results of a restored scan sort after the restored ones.
     let id = want.results[0].0.clone();
-    r.put_results(&id, &[result("1.2", "fail", 0)]).unwrap();
+    r.put_results(&id, &[result("1.2", "fail", 0)], crate::clock::system_ms())
+        .unwrap();
     let got = r.results(&id).unwrap();
     assert_eq!(
         got.iter().find(|x| x.rule_id == "1.2").unwrap().status,
@@ -237,7 +243,7 @@ fn the_backup_is_the_store_at_its_cut_whatever_is_written_meanwhile() {
     let t = tempfile::tempdir().unwrap();
     let src = t.path().join("src");
     let (s, truth) = source(&src);
-    let snap = begin(&s, "tester").unwrap();
+    let snap = begin(&s, "tester", crate::clock::system_ms()).unwrap();
     let want = dump(&s);
     // After the cut: every kind of write, deletions included.
     let ids: Vec<String> = truth.scans.keys().cloned().collect();
@@ -250,10 +256,16 @@ fn the_backup_is_the_store_at_its_cut_whatever_is_written_meanwhile() {
     for i in 0..50 {
         let sc = ScanRecord::pending(format!("sc-new-{i:03}"), "ag-01", None, "manual", "p", 9);
         s.put_scan(&sc).unwrap();
-        s.put_results(&sc.id, &[result("9.9", "pass", 1)]).unwrap();
+        s.put_results(
+            &sc.id,
+            &[result("9.9", "pass", 1)],
+            crate::clock::system_ms(),
+        )
+        .unwrap();
     }
     for id in ids.iter().take(10) {
-        s.put_results(id, &[result("1.1", "error", 2)]).unwrap();
+        s.put_results(id, &[result("1.1", "error", 2)], crate::clock::system_ms())
+            .unwrap();
     }
     assert!(s.prune_results(i64::MAX).unwrap() > 0, "locators deleted");
     s.update_agent("ag-02", &mut |a| a.hostname = "renamed".into())
@@ -277,7 +289,8 @@ fn the_backup_is_the_store_at_its_cut_whatever_is_written_meanwhile() {
                 let mut sc = s.scan(id).unwrap().unwrap();
                 sc.last_progress_ms += 1;
                 s.put_scan(&sc).unwrap();
-                s.put_results(id, &[result("7.7", "fail", i)]).unwrap();
+                s.put_results(id, &[result("7.7", "fail", i)], crate::clock::system_ms())
+                    .unwrap();
                 s.append_audit(&AuditRecord {
                     seq: 0,
                     at_ms: 1,
@@ -314,11 +327,14 @@ fn the_backup_is_the_store_at_its_cut_whatever_is_written_meanwhile() {
 fn one_backup_at_a_time() {
     let t = tempfile::tempdir().unwrap();
     let (s, _) = source(&t.path().join("src"));
-    let first = begin(&s, "a").unwrap();
-    let e = begin(&s, "b").err().unwrap().to_string();
+    let first = begin(&s, "a", crate::clock::system_ms()).unwrap();
+    let e = begin(&s, "b", crate::clock::system_ms())
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("already being taken"), "{e}");
     drop(first);
-    begin(&s, "c").unwrap();
+    begin(&s, "c", crate::clock::system_ms()).unwrap();
 }
 
 /// Every entry of a backup, to write again altered.
@@ -378,7 +394,8 @@ fn small_backup(t: &Path) -> Vec<u8> {
     let mut truth = Truth::default();
     seed(&s, 8, &mut truth, 5);
     let id = truth.scans.keys().next().unwrap();
-    s.put_results(id, &[result("1.1", "pass", 3)]).unwrap();
+    s.put_results(id, &[result("1.1", "pass", 3)], crate::clock::system_ms())
+        .unwrap();
     take_bytes(&s, &src)
 }
 

@@ -120,7 +120,7 @@ pub async fn detail(
     let (scan, results) = app.scan_with_results(&id).map_err(fail)?;
     let agent = app.agent(&scan.agent_id).ok();
     let cat = app.catalog_for_scan(&scan);
-    let now = crate::app::now_ms();
+    let now = app.clock.now_ms();
     let doc = crate::report::doc(
         &crate::report::ReportInput {
             scan: &scan,
@@ -269,7 +269,7 @@ pub async fn rule(
             catalog: cat.as_deref(),
             results: &results,
         },
-        crate::app::now_ms(),
+        app.clock.now_ms(),
     );
     let r = doc
         .rules

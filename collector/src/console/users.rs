@@ -19,7 +19,7 @@ use serde::Deserialize;
 use super::view::{self, Chrome};
 use super::{Failure, Page, Ui};
 use crate::app::signin::ConsoleUser;
-use crate::app::{now_ms, App, AppError};
+use crate::app::{App, AppError};
 use crate::auth::Role;
 use crate::store::{TokenRecord, UserRecord};
 
@@ -106,7 +106,7 @@ struct UsersPage {
 
 fn users_page(app: &App, u: &ConsoleUser) -> Result<UsersPage, Failure> {
     let fail = |e: AppError| Failure::from(e).with_user(u);
-    let now = now_ms();
+    let now = app.clock.now_ms();
     let tokens = app.tokens().map_err(fail)?;
     Ok(UsersPage {
         c: Chrome::new("Users and tokens", Some(u), "users"),

@@ -12,7 +12,9 @@ use rampart_proto::v1::{
 use tonic::Code;
 
 use super::Session;
-use crate::app::tests::{agent, app_with};
+use rampart_report::Status;
+
+use crate::app::tests::{agent, app_with, full_results};
 use crate::app::App;
 use crate::config::Config;
 use crate::store::ScanStatus;
@@ -78,20 +80,20 @@ impl Ctx {
         }
     }
 
-    /// One result per rule of the scan's profile, as an honest agent reports them.
+    /// One result per rule of the scan's profile, as an honest agent reports them
+    /// (`app::tests::full_results`), each with a line of evidence.
     fn results(&self, scan: &str) -> Vec<RuleResult> {
         let s = self.app.store.scan(scan).unwrap().unwrap();
-        let cat = self.app.catalog(CONTENT).unwrap().unwrap();
-        cat.profile_rules(&s.profile)
-            .iter()
-            .map(|id| RuleResult {
-                rule_id: id.to_string(),
-                status: if cat.rules[*id].automated {
-                    RuleStatus::Pass
-                } else {
-                    RuleStatus::NotChecked
+        full_results(&self.app, &s)
+            .into_iter()
+            .map(|r| RuleResult {
+                status: match r.status {
+                    Status::Pass => RuleStatus::Pass,
+                    Status::NotChecked => RuleStatus::NotChecked,
+                    other => unreachable!("an honest agent's results are never {other:?}"),
                 } as i32,
-                evidence: vec![format!("{id} checked")],
+                evidence: vec![format!("{} checked", r.rule_id)],
+                rule_id: r.rule_id,
             })
             .collect()
     }

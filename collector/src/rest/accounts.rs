@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{body, ApiError, ApiResult, Caller, ErrorBody};
-use crate::app::{now_ms, App};
+use crate::app::App;
 use crate::auth::Role;
 use crate::store::{TokenRecord, UserRecord};
 
@@ -127,7 +127,7 @@ pub(super) async fn list_tokens(
     c: Caller,
 ) -> ApiResult<Vec<TokenDto>> {
     c.require(Role::Provisioner)?;
-    let now = now_ms();
+    let now = app.clock.now_ms();
     Ok(Json(
         app.tokens()?
             .into_iter()
@@ -157,7 +157,10 @@ pub(super) async fn revoke_token(
     Path(id): Path<String>,
 ) -> ApiResult<TokenDto> {
     c.require(Role::Admin)?;
-    Ok(Json(token_dto(app.revoke_token(&id, &c.name)?, now_ms())))
+    Ok(Json(token_dto(
+        app.revoke_token(&id, &c.name)?,
+        app.clock.now_ms(),
+    )))
 }
 
 /// A role (SPEC §4), from least to most powerful.

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use hyper::body::Bytes;
 
 use super::{ApiError, Binary, Caller, ErrorBody};
-use crate::app::{now_ms, App};
+use crate::app::App;
 use crate::auth::Role;
 
 /// Bytes sent to the client at a time.
@@ -72,7 +72,7 @@ impl Write for ToBody {
 pub(super) async fn backup(State(app): State<Arc<App>>, c: Caller) -> Result<Response, ApiError> {
     c.require(Role::Admin)?;
     let snap = app.begin_backup(&c.name)?;
-    let at = now_ms();
+    let at = app.clock.now_ms();
     let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(4);
     let data_dir = app.config.data_dir.clone();
     let by = c.name.clone();

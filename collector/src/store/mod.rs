@@ -236,7 +236,8 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// Upserts results: a rule's result is stored once per scan, whatever is resent.
-    fn put_results(&self, scan_id: &str, results: &[ResultRecord]) -> Result<()>;
+    /// `at_ms` is now, by the caller's clock.
+    fn put_results(&self, scan_id: &str, results: &[ResultRecord], at_ms: i64) -> Result<()>;
     fn results(&self, scan_id: &str) -> Result<Vec<ResultRecord>>;
     /// Retention: drops the results of finished scans created before `before_ms`,
     /// keeping the scans themselves (their counts, score and verdict). Returns how

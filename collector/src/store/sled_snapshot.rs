@@ -539,7 +539,8 @@ mod tests {
             status: Status::Pass,
             evidence: vec![format!("{i}")],
         };
-        s.put_results(&sc.id, &[r]).unwrap();
+        s.put_results(&sc.id, &[r], crate::clock::system_ms())
+            .unwrap();
     }
 
     /// A whole walk, sorted (records deleted since the cut come at its end).

@@ -450,7 +450,7 @@ fn scans_and_results_are_kept_by_month() {
     // waits in the default until the upkeep gives the month its own.
     let late = month_scan("sc-1704067200000-cccc0001", JAN_2024, ScanStatus::Completed);
     store.put_scan(&late).unwrap();
-    store.put_results(&late.id, &one_result("r")).unwrap();
+    store.put_results(&late.id, &one_result("r"), now).unwrap();
     assert_eq!(pg.psql("rampart", "SELECT count(*) FROM scans_other"), "2");
     store.maintain(now).unwrap();
     assert_eq!(

@@ -257,92 +257,150 @@ fn two_collectors_on_one_database_work_as_one() {
     });
 }
 
-#[test]
-fn scheduled_scans_are_made_once_per_slot_across_collectors() {
-    // Two collectors, a schedule firing every minute: each agent gets exactly one
-    // scheduled scan per minute, also across the death of the collector that held the
-    // lease (the other takes it over and resumes where the schedule was left).
-    use rampart_tests::cluster::{wait_for, Agent};
-    use serde_json::json;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_scans_are_made_once_per_slot_across_collectors() {
+    // Two collectors in this process on one database, on one manual clock that the
+    // test moves 5 s (a background pass) at a time: a schedule firing every minute
+    // makes exactly one scan per agent and minute, also across the death of the
+    // collector that held the lease (the other takes it over once it runs out and
+    // resumes where the schedule was left).
+    use rampart_collector::app::App;
+    use rampart_collector::background;
+    use rampart_collector::clock::Clock;
+    use rampart_collector::store::{AgentRecord, ScanFilter, ScanStatus};
+    use std::sync::Arc;
+    use std::time::Duration;
 
     let pg = Postgres::start();
     pg.create_database("rampart");
-    let config = format!(
+    let t = tempfile::tempdir().unwrap();
+    let config = t.path().join("collector.toml");
+    let text = format!(
         "{}schedule_window_secs = 1\n",
         pg.collector_config("rampart")
     );
-    let t = tempfile::tempdir().unwrap();
-    let root = t.path().join("root");
-    rampart_tests::scenarios::fixture_root(&root, false);
-    let (a, b) = rampart_tests::pg::two_collectors(t.path(), &config);
-    a.set_settings(|s| s["scan_on_provision"] = json!(false));
+    std::fs::write(&config, text).unwrap();
+    // 2026-12-07 10:00:30 UTC.
+    let t0: i64 = 1_796_637_630_000;
+    let minute = |m: i64| t0 - 30_000 + m * 60_000;
+    let clock = Clock::manual(t0);
+    let build = |name: &str| -> Arc<App> {
+        let dir = t.path().join(name);
+        let c = rampart_collector::server::load_config(Some(&config), Some(&dir)).unwrap();
+        rampart_collector::server::build_on(c, clock.clone())
+            .unwrap()
+            .app
+    };
+    let a = build("a");
+    for id in ["ag-1", "ag-2"] {
+        a.store
+            .put_agent(&AgentRecord {
+                id: id.into(),
+                hostname: format!("{id}.example"),
+                ip_addresses: vec![],
+                provider: "aws".into(),
+                instance_id: String::new(),
+                os: String::new(),
+                project: None,
+                labels: Default::default(),
+                enrolled_at_ms: t0,
+                last_seen_ms: t0,
+                cert_serial: "01".into(),
+                cert_not_after_ms: t0 + 86_400_000,
+                revoked: false,
+                identity: Default::default(),
+                replaced_certs: Vec::new(),
+                ssh: None,
+            })
+            .unwrap();
+    }
+    let mut s = a.settings();
+    s.schedule_enabled = true;
+    s.schedule_cron = "* * * * *".into();
+    a.update_settings(s, "admin").unwrap();
+    // The second collector of the fleet: the first's CA and SSH key.
+    std::fs::create_dir_all(t.path().join("b")).unwrap();
+    for d in ["ca", "ssh"] {
+        let st = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(t.path().join("a").join(d))
+            .arg(t.path().join("b").join(d))
+            .status()
+            .unwrap();
+        assert!(st.success(), "copying {d} failed");
+    }
+    let b = build("b");
 
-    // The agents go to the collector that does not hold the lease; the holder dies.
-    let holder = pg.psql("rampart", "SELECT convert_from(holder, 'UTF8') FROM leases");
-    let (mut doomed, survivor) = if a.log().contains(&holder) {
-        (a, b)
+    let start = |app: &Arc<App>| {
+        let (stop, rx) = tokio::sync::broadcast::channel::<()>(1);
+        (stop, tokio::spawn(background::run(app.clone(), rx)))
+    };
+    let (loop_a, loop_b) = (start(&a), start(&b));
+    assert!(clock.settle(2).await, "both loops made their first pass");
+    assert!(a.is_leader() != b.is_leader(), "one holds the lease");
+    let (doomed, survivor, doomed_loop, survivor_loop) = if a.is_leader() {
+        (a, b, loop_a, loop_b)
     } else {
-        assert!(b.log().contains(&holder), "the holder {holder} is A or B");
-        (b, a)
+        (b, a, loop_b, loop_a)
     };
-    let mut agents = Vec::new();
-    for i in 0..2 {
-        let token = survivor.enrollment_token("web", 1, 3600);
-        let mut ag = Agent::new(&t.path().join(format!("agent-{i}")));
-        let (ok, out) = ag.enroll(&survivor.url(), &token, &survivor.fingerprint, &root, &[]);
-        assert!(ok, "{out}");
-        ag.run(&[]);
-        agents.push(ag);
-    }
-    let ids: Vec<String> = agents.iter().map(|a| a.agent_id()).collect();
-    survivor.set_settings(|s| {
-        s["schedule_enabled"] = json!(true);
-        s["schedule_cron"] = json!("* * * * *");
-    });
-    let scheduled = |id: &str| -> Vec<i64> {
-        survivor
-            .scans_of(id)
+    let mut doomed_loop = Some(doomed_loop);
+    let mut loops = 2;
+    let scheduled = || -> Vec<(String, i64)> {
+        let (scans, _) = survivor
+            .store
+            .scans(&ScanFilter::default(), 0, usize::MAX)
+            .unwrap();
+        let mut v: Vec<_> = scans
             .into_iter()
-            .filter(|s| s["trigger"] == "schedule")
-            .map(|s| s["created_at_ms"].as_i64().unwrap() / 60_000)
-            .collect()
+            .filter(|s| s.trigger == "schedule")
+            .map(|s| (s.agent_id, s.created_at_ms))
+            .collect();
+        v.sort_by_key(|(a, t)| (*t, a.clone()));
+        v
     };
-    // Generous budgets: the minutes are the clock's, and a loaded machine is slow (in
-    // CI this binary's other tests share the two cores: 130 s once was not enough).
-    wait_for("the first scheduled scans", 240, || {
-        ids.iter().all(|id| !scheduled(id).is_empty()).then_some(())
-    });
-    doomed.kill9();
-    // Two more minutes fire after the holder's death.
-    let first: i64 = ids
-        .iter()
-        .map(|id| *scheduled(id).iter().min().unwrap())
-        .max()
-        .unwrap();
-    wait_for("two more scheduled minutes", 300, || {
-        ids.iter()
-            .all(|id| scheduled(id).iter().any(|m| *m >= first + 2))
-            .then_some(())
-    });
-    for id in &ids {
-        let mut minutes = scheduled(id);
-        minutes.sort();
-        let mut unique = minutes.clone();
-        unique.dedup();
-        assert_eq!(
-            minutes, unique,
-            "{id}: a minute was scheduled twice: {minutes:?}"
-        );
-        assert!(
-            minutes.windows(2).all(|w| w[1] == w[0] + 1),
-            "{id}: a minute was missed: {minutes:?}"
-        );
-        assert!(minutes.len() >= 3, "{id}: {minutes:?}");
+    // What agents do with their scans: an agent has one pending scan at most.
+    let run_pending = || {
+        let (scans, _) = survivor
+            .store
+            .scans(&ScanFilter::default(), 0, usize::MAX)
+            .unwrap();
+        for s in scans
+            .into_iter()
+            .filter(|s| s.status == ScanStatus::Pending)
+        {
+            survivor.cancel_scan(&s.id, "agent").unwrap();
+        }
+    };
+    let mut want = Vec::new();
+    let mut now = t0;
+    for m in 1..=4 {
+        while now < minute(m) {
+            clock.advance(Duration::from_secs(5));
+            now += 5_000;
+            assert!(clock.settle(loops).await, "the loops sleep again at {now}");
+            if m == 3 {
+                // The lease, last renewed at 10:02:00, runs out 30 s later.
+                let lease_out = minute(2) + 30_000;
+                assert_eq!(survivor.is_leader(), now >= lease_out, "at {now}");
+            }
+        }
+        for id in ["ag-1", "ag-2"] {
+            want.push((id.to_string(), minute(m)));
+        }
+        assert_eq!(scheduled(), want, "minute {m}");
+        run_pending();
+        if m == 2 {
+            // The holder dies between two passes, its lease not given back.
+            let (stop, task) = doomed_loop.take().unwrap();
+            task.abort();
+            assert!(task.await.unwrap_err().is_cancelled());
+            drop(stop);
+            loops = 1;
+            assert!(doomed.is_leader(), "as it last knew");
+        }
     }
-    assert!(
-        survivor.log().contains("took the background lease"),
-        "the survivor took the lease over"
-    );
+    let _ = survivor_loop.0.send(());
+    survivor_loop.1.await.unwrap();
 }
 
 /// Collectors sharing a store share the SSH key: a target registered through one is

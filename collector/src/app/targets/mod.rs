@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{now_ms, App, AppError, Result};
+use super::{App, AppError, Result};
 use crate::auth;
 use crate::limits::echo;
 use crate::ssh::{self, ScanError, SshKey};
@@ -133,7 +133,7 @@ impl App {
         actor: &str,
     ) -> Result<(AgentRecord, Option<ScanRecord>)> {
         spec.validate()?;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let rec = AgentRecord {
             id: auth::new_id(TARGET_ID_PREFIX)?,
             hostname: spec.host.clone(),

@@ -63,7 +63,7 @@ impl App {
     /// collector that stopped or died never ran. Each runs once: the collector
     /// that claims the target runs it (see [`CLAIM_MS`]).
     pub fn run_pending_ssh_scans(&self, min_age_ms: Option<i64>) -> Result<usize> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut n = 0;
         for t in self.targets()? {
             if let Some(s) = self.store.latest_scan(&t.id)? {
@@ -179,13 +179,17 @@ impl App {
     /// Renews this collector's claim on the target while its scan runs, and keeps the
     /// stored progress fresh enough that no collector's stalled-scan expiry ends it.
     fn ssh_alive(&self, agent_id: &str, scan_id: &str) -> Result<()> {
-        self.store
-            .lease(&claim(agent_id), &self.instance, now_ms(), CLAIM_MS)?;
+        self.store.lease(
+            &claim(agent_id),
+            &self.instance,
+            self.clock.now_ms(),
+            CLAIM_MS,
+        )?;
         let mut s = self.own_scan(agent_id, scan_id)?;
         if s.status == ScanStatus::Running
-            && s.last_progress_ms < now_ms() - self.progress_written_every_ms()
+            && s.last_progress_ms < self.clock.now_ms() - self.progress_written_every_ms()
         {
-            s.last_progress_ms = now_ms();
+            s.last_progress_ms = self.clock.now_ms();
             self.store.put_scan(&s)?;
         }
         Ok(())
@@ -204,10 +208,12 @@ impl App {
         }
         // One collector runs it, whichever claims the target first; the claim is
         // given up at once when nothing runs after all.
-        if !self
-            .store
-            .lease(&claim(agent_id), &self.instance, now_ms(), CLAIM_MS)?
-        {
+        if !self.store.lease(
+            &claim(agent_id),
+            &self.instance,
+            self.clock.now_ms(),
+            CLAIM_MS,
+        )? {
             return Ok(None);
         }
         let job = self.ssh_prepare_claimed(agent_id, scan_id);
@@ -219,9 +225,9 @@ impl App {
 
     /// Gives up this collector's claim on a target: another may run its next scan.
     fn unclaim(&self, agent_id: &str) {
-        if let Err(error) = self
-            .store
-            .lease(&claim(agent_id), &self.instance, now_ms(), 0)
+        if let Err(error) =
+            self.store
+                .lease(&claim(agent_id), &self.instance, self.clock.now_ms(), 0)
         {
             tracing::warn!(%error, agent_id, "cannot give up the claim on a target");
         }
@@ -308,7 +314,7 @@ impl App {
                     Some(_) => {}
                 }
             }
-            a.last_seen_ms = now_ms();
+            a.last_seen_ms = self.clock.now_ms();
         })?;
         if let Some(expected) = other {
             // Another scan recorded a different key meanwhile.

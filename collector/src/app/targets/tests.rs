@@ -253,7 +253,7 @@ fn schedules_and_manual_requests_scan_targets_over_ssh() {
         .unwrap()
         .next_for_agent(&t.id, chrono::Utc::now(), window)
         .unwrap();
-    crate::server::scheduled_scans_for_test(&app, due - chrono::Duration::seconds(1), due).unwrap();
+    crate::background::scheduled_scans(&app, due - chrono::Duration::seconds(1), due).unwrap();
     let scheduled = app
         .store
         .latest_scan(&t.id)
@@ -283,7 +283,12 @@ fn a_target_claimed_by_another_collector_is_left_to_it() {
     let status = || app.store.scan(&scan.id).unwrap().unwrap();
     assert!(app
         .store
-        .lease(&claim(&t.id), "another-collector", now_ms(), CLAIM_MS)
+        .lease(
+            &claim(&t.id),
+            "another-collector",
+            app.clock.now_ms(),
+            CLAIM_MS
+        )
         .unwrap());
     assert!(app.ssh_prepare(&t.id, &scan.id).unwrap().is_none());
     assert_eq!(status().status, ScanStatus::Pending, "left to the claimant");
@@ -294,7 +299,7 @@ fn a_target_claimed_by_another_collector_is_left_to_it() {
     // Given up: this collector claims it and starts it (here it fails at once:
     // no agent binary in the download directory).
     app.store
-        .lease(&claim(&t.id), "another-collector", now_ms(), 0)
+        .lease(&claim(&t.id), "another-collector", app.clock.now_ms(), 0)
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(2));
     assert!(app.ssh_prepare(&t.id, &scan.id).unwrap().is_none());
@@ -311,7 +316,12 @@ fn a_target_claimed_by_another_collector_is_left_to_it() {
     std::thread::sleep(std::time::Duration::from_millis(2));
     assert!(app
         .store
-        .lease(&claim(&t.id), "another-collector", now_ms(), CLAIM_MS)
+        .lease(
+            &claim(&t.id),
+            "another-collector",
+            app.clock.now_ms(),
+            CLAIM_MS
+        )
         .unwrap());
 }
 

@@ -25,7 +25,8 @@ pub fn run_retention<S: Store>(open: &dyn Fn() -> S) {
         let mut sc = scan(&format!("sc-{i:04}"), "ag-1", Some("web"), status);
         sc.created_at_ms = i as i64 * 100;
         s.put_scan(&sc).unwrap();
-        s.put_results(&sc.id, std::slice::from_ref(&r)).unwrap();
+        s.put_results(&sc.id, std::slice::from_ref(&r), crate::clock::system_ms())
+            .unwrap();
         truth.scans.insert(sc.id.clone(), sc);
     }
     s.append_audit(&AuditRecord {

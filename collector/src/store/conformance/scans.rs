@@ -47,11 +47,20 @@ pub(super) fn scans_and_results<S: Store>(s: &S) {
         status: Status::parse(st).unwrap(),
         evidence: vec![format!("{id} {st}")],
     };
-    s.put_results("s000", &[r("1.1", "pass"), r("1.2", "fail")])
+    s.put_results(
+        "s000",
+        &[r("1.1", "pass"), r("1.2", "fail")],
+        crate::clock::system_ms(),
+    )
+    .unwrap();
+    s.put_results(
+        "s000",
+        &[r("1.2", "fail"), r("1.3", "pass")],
+        crate::clock::system_ms(),
+    )
+    .unwrap();
+    s.put_results("s001", &[r("1.1", "fail")], crate::clock::system_ms())
         .unwrap();
-    s.put_results("s000", &[r("1.2", "fail"), r("1.3", "pass")])
-        .unwrap();
-    s.put_results("s001", &[r("1.1", "fail")]).unwrap();
     let got = s.results("s000").unwrap();
     assert_eq!(
         got.iter().map(|x| x.rule_id.as_str()).collect::<Vec<_>>(),

@@ -306,7 +306,7 @@ impl Store for PgStore {
         scans::daily_scores(self, from_day, days)
     }
 
-    fn put_results(&self, scan_id: &str, results: &[ResultRecord]) -> Result<()> {
+    fn put_results(&self, scan_id: &str, results: &[ResultRecord], _at_ms: i64) -> Result<()> {
         if results.is_empty() {
             return Ok(());
         }

@@ -256,13 +256,6 @@ impl SledStore {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 fn lock(m: &Mutex<()>) -> std::sync::MutexGuard<'_, ()> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -522,8 +515,8 @@ impl Store for SledStore {
         self.day_scores(from_day, days)
     }
 
-    fn put_results(&self, scan_id: &str, results: &[ResultRecord]) -> Result<()> {
-        self.append_results(scan_id, results)
+    fn put_results(&self, scan_id: &str, results: &[ResultRecord], at_ms: i64) -> Result<()> {
+        self.append_results(scan_id, results, at_ms)
     }
     fn prune_results(&self, before_ms: i64) -> Result<usize> {
         self.prune_results_before(before_ms)

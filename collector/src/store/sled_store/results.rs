@@ -6,7 +6,12 @@ use std::ops::Bound;
 use super::*;
 
 impl SledStore {
-    pub(super) fn append_results(&self, scan_id: &str, results: &[ResultRecord]) -> Result<()> {
+    pub(super) fn append_results(
+        &self,
+        scan_id: &str,
+        results: &[ResultRecord],
+        at_ms: i64,
+    ) -> Result<()> {
         if results.is_empty() {
             return Ok(());
         }
@@ -19,7 +24,7 @@ impl SledStore {
         // between a chunk and its locator, so the log files' lengths noted at the cut
         // cover every locator the snapshot holds.
         self.write(Section::Results, &[&key], || {
-            let at = self.log.append(&chunk, now_ms()).map_err(backend)?;
+            let at = self.log.append(&chunk, at_ms).map_err(backend)?;
             self.results
                 .insert(key.as_slice(), &at.encode())
                 .map_err(backend)

@@ -153,9 +153,14 @@ fn results_of_a_store_written_one_record_per_rule_read_with_later_chunks() {
         let key = format!("sc-1\0{}", x.rule_id);
         s.results.insert(key, encode(&x).unwrap()).unwrap();
     }
-    s.put_results("sc-1", &[r("1.2", "pass"), r("1.3", "fail")])
+    s.put_results(
+        "sc-1",
+        &[r("1.2", "pass"), r("1.3", "fail")],
+        crate::clock::system_ms(),
+    )
+    .unwrap();
+    s.put_results("sc-1", &[r("1.3", "pass")], crate::clock::system_ms())
         .unwrap();
-    s.put_results("sc-1", &[r("1.3", "pass")]).unwrap();
     assert_eq!(
         s.results("sc-1").unwrap(),
         [r("1.1", "pass"), r("1.2", "pass"), r("1.3", "pass")],
@@ -163,12 +168,13 @@ fn results_of_a_store_written_one_record_per_rule_read_with_later_chunks() {
     );
     // A chunk that cannot be read (a bad locator, a torn record) is skipped, not
     // a panic: its batch was never acknowledged, and was sent again.
-    s.put_results("sc-2", &[r("2.1", "pass")]).unwrap();
+    s.put_results("sc-2", &[r("2.1", "pass")], crate::clock::system_ms())
+        .unwrap();
     s.results
         .insert(chunk_key("sc-2", 7), b"junk".to_vec())
         .unwrap();
     let torn = Locator {
-        day: result_log::day_of(now_ms()),
+        day: result_log::day_of(crate::clock::system_ms()),
         offset: 1,
         len: 9,
     };
