@@ -40,11 +40,6 @@ pub use crate::metrics::Metrics;
 use crate::policy::{self, Settings};
 use crate::store::{AuditRecord, Store, StoreError};
 
-/// Milliseconds since the Unix epoch by the system clock. Only `rest/reports.rs`
-/// still calls it (another branch changes that file); everything else asks the
-/// app's clock (`App::clock`).
-pub use crate::clock::system_ms as now_ms;
-
 /// Errors of domain operations, each mapped to a gRPC status or HTTP code by its caller.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {

@@ -24,7 +24,7 @@ pub(crate) fn scan_report(app: &App, id: &str, kind: ReportKind) -> Result<Respo
         catalog: cat.as_deref(),
         results: &results,
     };
-    let now = crate::app::now_ms();
+    let now = app.clock.now_ms();
     let (ext, content_type, body) = match kind {
         ReportKind::Html => (
             "html",

@@ -378,7 +378,7 @@ fn scans_and_results_are_kept_by_month() {
     let store = open(&pg, "rampart");
     assert_eq!(store.schema_version().unwrap(), 4);
     assert_eq!(pg.psql("rampart", "SELECT count(*) FROM scans_other"), "5");
-    let now = rampart_collector::app::now_ms();
+    let now = rampart_collector::clock::system_ms();
     store.maintain(now).unwrap();
     let parts = |table: &str| {
         pg.psql(

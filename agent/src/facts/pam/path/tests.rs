@@ -391,34 +391,62 @@ fn a_password_change_keeps_the_history_only_where_no_path_lets_pam_unix_write() 
     const UNIX: &str = "password [success=1 default=ignore] pam_unix.so obscure yescrypt";
     const TAIL: &str = "password requisite pam_deny.so\npassword required pam_permit.so\n";
     let stack = |first: &str, unix_args: &str| format!("{first}\n{UNIX}{unix_args}\n{TAIL}");
-    // (stack, root, whether the reuse is refused)
-    let cases: Vec<(String, bool, bool)> = vec![
+    const PWQUALITY: &str =
+        "password optional pam_pwhistory.so\npassword optional pam_pwquality.so";
+    // (the lines before pam_unix, pam_unix's further arguments, root, whether the
+    // reuse is refused)
+    let cases: &[(&str, &str, bool, bool)] = &[
         // requisite before pam_unix: the refusal ends the change.
-        (stack("password requisite pam_pwhistory.so remember=5", ""), false, true),
-        // root without enforce_for_root is only told.
-        (stack("password requisite pam_pwhistory.so remember=5", ""), true, false),
-        (stack("password requisite pam_pwhistory.so remember=5 enforce_for_root", ""), true, true),
-        // remember=0: the module returns at once.
-        (stack("password requisite pam_pwhistory.so remember=0", ""), false, false),
-        // optional: pam_unix asks again, unless it takes the password held.
-        (stack("password optional pam_pwhistory.so", ""), false, false),
-        (stack("password optional pam_pwhistory.so", " use_authtok"), false, true),
-        // a module not modelled between them may ask again.
         (
-            stack(
-                "password optional pam_pwhistory.so\npassword optional pam_pwquality.so",
-                " use_authtok",
-            ),
+            "password requisite pam_pwhistory.so remember=5",
+            "",
+            false,
+            true,
+        ),
+        // root without enforce_for_root is only told.
+        (
+            "password requisite pam_pwhistory.so remember=5",
+            "",
+            true,
+            false,
+        ),
+        (
+            "password requisite pam_pwhistory.so enforce_for_root",
+            "",
+            true,
+            true,
+        ),
+        // remember=0: the module returns at once.
+        (
+            "password requisite pam_pwhistory.so remember=0",
+            "",
             false,
             false,
         ),
-        // after pam_unix's jump target: pam_unix has written it already.
-        (format!("{UNIX}\npassword requisite pam_pwhistory.so\n{TAIL}"), false, false),
-        // no module that writes a password.
-        ("password requisite pam_pwhistory.so\n".to_string(), false, true),
+        // optional: pam_unix asks again, unless it takes the password held.
+        ("password optional pam_pwhistory.so", "", false, false),
+        (
+            "password optional pam_pwhistory.so",
+            " use_authtok",
+            false,
+            true,
+        ),
+        // a module not modelled between them may ask again.
+        (PWQUALITY, " use_authtok", false, false),
     ];
-    for (text, root, refused) in cases {
-        let got = reuse(&text, root);
-        assert_eq!(got.is_ok(), refused, "root {root}:\n{text}\n→ {got:?}");
+    for (first, args, root, refused) in cases {
+        let text = stack(first, args);
+        let got = reuse(&text, *root);
+        assert_eq!(got.is_ok(), *refused, "root {root}:\n{text}\n→ {got:?}");
     }
+    // After pam_unix's jump target: pam_unix has written it already.
+    let after = format!("{UNIX}\npassword requisite pam_pwhistory.so\n{TAIL}");
+    let got = reuse(&after, false);
+    assert!(
+        got.as_ref()
+            .is_err_and(|w| w.contains("common-password:1 writes")),
+        "{got:?}"
+    );
+    // No module that writes a password.
+    assert!(reuse("password requisite pam_pwhistory.so\n", false).is_ok());
 }
