@@ -63,7 +63,7 @@ fn an_agent_cannot_rewrite_rule_metadata() {
         !text.contains("evil.example") && !text.contains("Forged"),
         "{text}"
     );
-    let row = report["rules"]
+    let row = report["results"]
         .as_array()
         .unwrap()
         .iter()
