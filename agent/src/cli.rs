@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::content;
 use crate::engine::{self, ScanConfig};
 use crate::error::{exit, AgentError};
-use crate::model::Profile;
+use crate::model::{Profile, UnknownProfile};
 use crate::report;
 
 #[derive(Debug, Parser)]
@@ -251,13 +251,8 @@ pub struct RulesArgs {
     pub format: Format,
 }
 
-fn parse_profile(s: &str) -> Result<Profile, String> {
-    Profile::parse(s).ok_or_else(|| {
-        format!(
-            "unknown profile `{s}`; expected one of {}",
-            Profile::ALL.map(|p| p.name()).join(", ")
-        )
-    })
+fn parse_profile(s: &str) -> Result<Profile, UnknownProfile> {
+    s.parse()
 }
 
 fn parse_score(s: &str) -> Result<f64, String> {

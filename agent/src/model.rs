@@ -1,7 +1,7 @@
 //! The agent's domain vocabulary: check outcomes, and the statuses, severities and
 //! profiles it shares with the collector and the reports (`rampart_report`).
 
-pub use rampart_report::{Profile, Role, Severity, SeverityCounts, Status};
+pub use rampart_report::{Profile, Role, Severity, SeverityCounts, Status, UnknownProfile};
 
 /// What a check found: a status and the evidence behind it.
 #[derive(Debug, Clone, PartialEq, Eq)]

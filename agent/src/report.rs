@@ -96,11 +96,7 @@ pub fn scan_doc(
                 automated: Some(rule.automated),
                 description: rule.description.clone(),
                 remediation: rule.remediation.clone(),
-                profiles: rule
-                    .profiles()
-                    .iter()
-                    .map(|p| p.name().to_string())
-                    .collect(),
+                profiles: rule.profiles(),
                 status: res.map(|x| x.status),
                 evidence: res.map(|x| x.evidence.clone()).unwrap_or_default(),
             }
@@ -132,8 +128,8 @@ pub fn scan_doc(
             version: r.benchmark.version.clone(),
             content_version: crate::content::content_version(&r.benchmark.id),
         },
-        profile: r.profile.name().to_string(),
-        profiles: Profile::NAMES.map(String::from).to_vec(),
+        profile: r.profile,
+        profiles: Profile::ALL.to_vec(),
         status: "completed".into(),
         started_ms: Some(unix_ms(r.started_at)),
         finished_ms: Some(unix_ms(r.finished_at)),

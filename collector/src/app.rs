@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use rampart_report::Profile;
 use tokio::sync::mpsc;
 
 mod accounts;
@@ -76,14 +77,14 @@ pub type Result<T> = std::result::Result<T, AppError>;
 pub enum Command {
     Settings {
         scanning_enabled: bool,
-        profile: String,
+        profile: Profile,
         exempt_rules: Vec<String>,
         schedule_cron: String,
         schedule_offset_s: u32,
     },
     Scan {
         scan_id: String,
-        profile: String,
+        profile: Profile,
         exempt_rules: Vec<String>,
     },
     Cancel {

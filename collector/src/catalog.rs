@@ -30,17 +30,17 @@ pub struct CatalogRule {
     pub severity: Severity,
     pub level: u32,
     pub automated: bool,
-    /// Names of the profiles that include the rule.
+    /// The profiles that include the rule.
     #[serde(default)]
-    pub profiles: Vec<String>,
+    pub profiles: Vec<Profile>,
 }
 
 impl Catalog {
-    /// IDs of the rules of `profile` (empty for an unknown profile).
-    pub fn profile_rules(&self, profile: &str) -> Vec<&str> {
+    /// IDs of the rules of `profile`.
+    pub fn profile_rules(&self, profile: Profile) -> Vec<&str> {
         self.rules
             .iter()
-            .filter(|(_, r)| r.profiles.iter().any(|p| p == profile))
+            .filter(|(_, r)| r.profiles.contains(&profile))
             .map(|(id, _)| id.as_str())
             .collect()
     }
@@ -72,7 +72,7 @@ impl Catalogs {
                                 severity: r.severity,
                                 level: r.level.into(),
                                 automated: r.automated,
-                                profiles: r.profiles().iter().map(|p| p.name().into()).collect(),
+                                profiles: r.profiles(),
                             },
                         )
                     })
@@ -97,11 +97,6 @@ impl Catalogs {
         self.by_benchmark.get(bench).cloned()
     }
 
-    /// Whether `profile` names a known profile.
-    pub fn is_profile(profile: &str) -> bool {
-        Profile::parse(profile).is_some()
-    }
-
     /// Whether some known benchmark has a rule with this ID.
     pub fn knows_rule(&self, id: &str) -> bool {
         self.by_benchmark.values().any(|c| c.rules.contains_key(id))
@@ -118,11 +113,10 @@ mod tests {
         let deb = c.for_version("debian-12@9.9.9+0000").unwrap();
         assert_eq!(deb.benchmark_id, "debian-12");
         // Every compiled-in rule is there with its profiles; level 2 includes level 1.
-        let l1 = deb.profile_rules("level1-server");
-        let l2 = deb.profile_rules("level2-server");
+        let l1 = deb.profile_rules(Profile::ALL[0]);
+        let l2 = deb.profile_rules(Profile::ALL[1]);
         assert!(!l1.is_empty() && l1.len() < l2.len());
         assert!(l1.iter().all(|id| l2.contains(id)));
         assert!(c.for_version("no-such@1").is_none());
-        assert!(deb.profile_rules("level9").is_empty());
     }
 }

@@ -101,7 +101,7 @@ fn command_message(c: Command) -> CollectorMessage {
             schedule_offset_s,
         } => collector_message::Body::Settings(AgentSettings {
             scanning_enabled,
-            profile,
+            profile: profile.name().into(),
             exempt_rules,
             schedule_cron,
             schedule_offset_s,
@@ -112,7 +112,7 @@ fn command_message(c: Command) -> CollectorMessage {
             exempt_rules,
         } => collector_message::Body::ScanRequest(ScanRequest {
             scan_id,
-            profile,
+            profile: profile.name().into(),
             exempt_rules,
         }),
         Command::Cancel { scan_id } => collector_message::Body::Cancel(CancelScan { scan_id }),

@@ -81,7 +81,7 @@ pub fn doc(input: &ReportInput, generated_at_ms: i64) -> rr::Doc {
             remediation: meta.map(|m| m.remediation.clone()).unwrap_or_default(),
             // The agent reports every rule of the profile it scanned, and only those.
             profiles: if status.is_some() {
-                vec![s.profile.clone()]
+                vec![s.profile]
             } else {
                 Vec::new()
             },
@@ -119,8 +119,8 @@ pub fn doc(input: &ReportInput, generated_at_ms: i64) -> rr::Doc {
                 content_version: c.content_version.clone(),
             })
             .unwrap_or_default(),
-        profile: s.profile.clone(),
-        profiles: vec![s.profile.clone()],
+        profile: s.profile,
+        profiles: vec![s.profile],
         status: s.status.as_str().to_string(),
         started_ms: s.started_at_ms,
         finished_ms: s.finished_at_ms,
@@ -173,7 +173,7 @@ mod tests {
     use super::*;
     use crate::app::CatalogRule;
     use crate::store::ScanStatus;
-    use rampart_report::{Severity, Status};
+    use rampart_report::{Profile, Severity, Status};
 
     fn scan(score: Option<f64>) -> ScanRecord {
         ScanRecord {
@@ -182,7 +182,7 @@ mod tests {
             project: Some("web".into()),
             status: ScanStatus::Completed,
             trigger: "provision".into(),
-            profile: "level1-server".into(),
+            profile: Profile::default(),
             created_at_ms: 1_700_000_000_000,
             started_at_ms: None,
             finished_at_ms: Some(1_700_000_060_000),
@@ -234,7 +234,7 @@ mod tests {
             severity: Severity::parse(severity).unwrap(),
             level: 1,
             automated: true,
-            profiles: vec!["level1-server".into()],
+            profiles: vec![Profile::default()],
         }
     }
 

@@ -147,7 +147,7 @@ async fn an_agent_enrolls_scans_and_is_scored_by_a_collector_in_the_same_process
         .expect("the collector knows the agent's content");
     assert_eq!(
         results.len(),
-        catalog.profile_rules(&done.profile).len(),
+        catalog.profile_rules(done.profile).len(),
         "one result per rule of the profile"
     );
     // A root with nothing but os-release meets few recommendations: the score is

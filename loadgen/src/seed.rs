@@ -14,7 +14,7 @@ use rampart_collector::store::sled_store::SledStore;
 use rampart_collector::store::{
     AgentRecord, AuditRecord, ResultRecord, ScanRecord, ScanStatus, Store, UserRecord,
 };
-use rampart_report::{Severity, Status};
+use rampart_report::{Profile, Severity, Status};
 use serde_json::{json, Value};
 
 use crate::scan::{self, Rng};
@@ -42,7 +42,7 @@ pub struct SeedConfig {
     pub store_password_file: Option<PathBuf>,
 }
 
-const PROFILE: &str = "level1-server";
+const PROFILE: Profile = Profile::ALL[0];
 const PROVIDERS: [&str; 5] = ["aws", "azure", "gcp", "vmware", "proxmox"];
 
 fn agent_id(i: usize) -> String {
@@ -115,7 +115,7 @@ fn scan_record(cfg: &SeedConfig, agent: usize, at: i64, latest: bool, rng: &mut 
         return s;
     }
     // Each agent has its own level of compliance, with a little scan-to-scan jitter.
-    let total = scan::rule_count(PROFILE) as u32;
+    let total = scan::rule_count(PROFILE.name()) as u32;
     let manual = 14;
     let automated = total - manual;
     let fail_pct = 5 + (Rng::new(agent as u64 * 31).below(35)) as u32 + rng.below(4) as u32;
@@ -311,7 +311,7 @@ pub fn run(cfg: &SeedConfig) -> Result<Value> {
         "data": cfg.data.display().to_string(),
         "agents": cfg.agents,
         "scans": written.load(Ordering::Relaxed),
-        "results_per_latest_scan": cfg.results.min(scan::rule_count(PROFILE)),
+        "results_per_latest_scan": cfg.results.min(scan::rule_count(PROFILE.name())),
         "audit_entries": audit.load(Ordering::Relaxed),
         "seconds": (seconds * 1000.0).round() / 1000.0,
     }))
@@ -319,7 +319,7 @@ pub fn run(cfg: &SeedConfig) -> Result<Value> {
 
 /// The first `k` results of a level-1 scan (a scan detail or report then has rows).
 fn results_for(k: usize, rng: &mut Rng) -> Vec<ResultRecord> {
-    let all = scan::results(PROFILE, &[], None, rng).unwrap_or_default();
+    let all = scan::results(PROFILE.name(), &[], None, rng).unwrap_or_default();
     all.into_iter()
         .take(k)
         .map(|r| ResultRecord {
@@ -382,7 +382,7 @@ mod tests {
             assert_eq!(s.project.as_deref(), Some(project(&c, j % 10).as_str()));
             if s.status == ScanStatus::Completed {
                 let counted = s.passed + s.failed + s.error + s.not_applicable + s.not_checked;
-                assert_eq!(counted as usize, scan::rule_count(PROFILE), "{s:?}");
+                assert_eq!(counted as usize, scan::rule_count(PROFILE.name()), "{s:?}");
                 assert_eq!(s.failed_by_severity.total(), s.failed, "{s:?}");
                 assert!(s.score.is_some());
             }

@@ -19,7 +19,7 @@ use std::fmt::Write;
 use std::net::IpAddr;
 
 use crate::escape::escape_xml as x;
-use crate::{cmp_rule_ids, rfc3339_ms, Doc, Rule, Severity, Status};
+use crate::{cmp_rule_ids, rfc3339_ms, Doc, Profile, Rule, Severity, Status};
 
 const NS_ARF: &str = "http://scap.nist.gov/schema/asset-reporting-format/1.1";
 const NS_CORE: &str = "http://scap.nist.gov/schema/reporting-core/1.1";
@@ -110,13 +110,13 @@ fn unique_rules(doc: &Doc) -> Vec<&Rule> {
 }
 
 /// The profiles of the document, the scanned one included, each once.
-fn profiles(doc: &Doc) -> Vec<&str> {
+fn profiles(doc: &Doc) -> Vec<Profile> {
     let mut seen = HashSet::new();
     doc.profiles
         .iter()
-        .map(String::as_str)
-        .chain(std::iter::once(doc.profile.as_str()))
-        .filter(|p| seen.insert(name(p)))
+        .copied()
+        .chain(std::iter::once(doc.profile))
+        .filter(|p| seen.insert(*p))
         .collect()
 }
 
@@ -251,10 +251,10 @@ fn benchmark(o: &mut String, doc: &Doc) {
         let _ = writeln!(
             o,
             "  <Profile id=\"{}\">\n    <title>{}</title>",
-            xccdf_id("profile", p),
-            x(p)
+            xccdf_id("profile", p.name()),
+            x(p.name())
         );
-        for r in rules.iter().filter(|r| r.profiles.iter().any(|q| q == p)) {
+        for r in rules.iter().filter(|r| r.profiles.contains(&p)) {
             let _ = writeln!(
                 o,
                 "    <select idref=\"{}\" selected=\"true\"/>",
@@ -320,7 +320,7 @@ fn test_result(o: &mut String, doc: &Doc) {
         scap_id("comp", &format!("{key}-xccdf")),
         xccdf_id("benchmark", key),
         x(&format!("Rampart CIS scan of {host}")),
-        xccdf_id("profile", &doc.profile),
+        xccdf_id("profile", doc.profile.name()),
         x(&host)
     );
     let h = &doc.host;

@@ -98,7 +98,7 @@ pub fn html(doc: &Doc) -> String {
         o,
         "<p class=\"sub\">{} · profile {}</p>",
         e(&bench),
-        e(&doc.profile)
+        e(doc.profile.name())
     );
 
     // Score.
@@ -133,7 +133,7 @@ pub fn html(doc: &Doc) -> String {
         meta(&k, &v);
     }
     meta("Benchmark", &bench);
-    meta("Profile", &doc.profile);
+    meta("Profile", doc.profile.name());
     meta("Scan", &doc.scan_id);
     meta("Status", &doc.status);
     if let Some(t) = doc.started_ms {

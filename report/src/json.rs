@@ -142,7 +142,7 @@ fn view(doc: &Doc) -> Document<'_> {
         generated_at: rfc3339_millis(doc.generated_ms),
         scan_id: (!doc.scan_id.is_empty()).then_some(doc.scan_id.as_str()),
         status: &doc.status,
-        profile: &doc.profile,
+        profile: doc.profile.name(),
         benchmark: BenchmarkView {
             id: &doc.benchmark.id,
             title: &doc.benchmark.title,

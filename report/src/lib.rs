@@ -27,6 +27,7 @@ pub use json::{json, JSON_SCHEMA, JSON_VERSION};
 pub use time::{format_ms, rfc3339_millis, rfc3339_ms};
 pub use vocab::{
     cmp_rule_ids, score, Profile, Role, Severity, SeverityCounts, SeverityCountsByName, Status,
+    UnknownProfile,
 };
 
 /// One scan, as a report shows it.
@@ -36,11 +37,11 @@ pub struct Doc {
     pub scan_id: String,
     pub host: Host,
     pub benchmark: Benchmark,
-    /// The profile scanned, e.g. `level1-server`.
-    pub profile: String,
+    /// The profile scanned.
+    pub profile: Profile,
     /// Every profile of the benchmark that the document knows of (the scanned one
     /// included), in display order.
-    pub profiles: Vec<String>,
+    pub profiles: Vec<Profile>,
     /// `pending`, `running`, `completed`, `failed`, `cancelled`.
     pub status: String,
     pub started_ms: Option<i64>,
@@ -140,8 +141,8 @@ pub struct Rule {
     pub automated: Option<bool>,
     pub description: String,
     pub remediation: String,
-    /// The profiles (names from [`Doc::profiles`]) that select the rule.
-    pub profiles: Vec<String>,
+    /// The profiles (of [`Doc::profiles`]) that select the rule.
+    pub profiles: Vec<Profile>,
     /// `None`: not part of this scan (outside the profile).
     pub status: Option<Status>,
     pub evidence: Vec<String>,
@@ -295,7 +296,7 @@ pub(crate) mod testdoc {
             description: "Why it matters.".into(),
             remediation: "Do the <right> thing & check.".into(),
             profiles: if status.is_some() {
-                vec!["level1-server".into()]
+                vec![Profile::ALL[0]]
             } else {
                 vec![]
             },
@@ -325,8 +326,8 @@ pub(crate) mod testdoc {
                 version: "1.1.0".into(),
                 content_version: "v1".into(),
             },
-            profile: "level1-server".into(),
-            profiles: vec!["level1-server".into(), "level2-server".into()],
+            profile: Profile::ALL[0],
+            profiles: vec![Profile::ALL[0], Profile::ALL[1]],
             status: "completed".into(),
             started_ms: Some(1_700_000_000_000),
             finished_ms: Some(1_700_000_060_000),

@@ -305,6 +305,51 @@ impl fmt::Display for Profile {
     }
 }
 
+/// SPEC §4's default setting, `level1-server`.
+impl Default for Profile {
+    fn default() -> Profile {
+        Profile::ALL[0]
+    }
+}
+
+/// A name that is not one of [`Profile::NAMES`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownProfile(pub String);
+
+impl fmt::Display for UnknownProfile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown profile `{}`; expected {}",
+            self.0,
+            Profile::NAMES.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownProfile {}
+
+impl std::str::FromStr for Profile {
+    type Err = UnknownProfile;
+    fn from_str(s: &str) -> Result<Profile, UnknownProfile> {
+        Profile::parse(s).ok_or_else(|| UnknownProfile(s.to_string()))
+    }
+}
+
+/// A profile is stored and sent as its name, the form records had when it was a string.
+impl Serialize for Profile {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Profile {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Profile, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// The score of a scan: passed ÷ (passed + failed + error) × 100, rounded to one
 /// decimal; `None` when no rule was scored. The one formula the agent's summary,
 /// the collector's policy and the reports use.
@@ -408,6 +453,17 @@ mod tests {
         let names: Vec<&str> = Profile::ALL.iter().map(|p| p.name()).collect();
         assert_eq!(names, Profile::NAMES);
         assert_eq!(Profile::parse("level3-server"), None);
+        for p in Profile::ALL {
+            let json = serde_json::to_string(&p).unwrap();
+            assert_eq!(json, format!("\"{}\"", p.name()));
+            assert_eq!(serde_json::from_str::<Profile>(&json).unwrap(), p);
+        }
+        let err = serde_json::from_str::<Profile>("\"level3-server\"").unwrap_err();
+        assert!(
+            err.to_string().contains("unknown profile `level3-server`"),
+            "{err}"
+        );
+        assert!(serde_json::from_str::<Profile>("2").is_err());
     }
 
     #[test]

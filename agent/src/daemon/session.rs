@@ -26,7 +26,7 @@ mod scan;
 mod wire;
 
 use link::{send_err, Link};
-use scan::{benchmark_of, do_scan};
+use scan::{benchmark_of, do_scan, refused};
 use wire::catalog;
 pub use wire::fit_evidence;
 
@@ -327,13 +327,17 @@ async fn run_scan(
     version: &str,
     (scan_id, profile, exempt): (String, String, Vec<String>),
 ) -> Result<(Option<SpooledScan>, Option<DaemonError>), DaemonError> {
-    let rule_count = Profile::parse(&profile).map_or(0, |p| {
-        bench.rules.iter().filter(|r| r.in_profile(p)).count() as u32
-    });
+    // The request's profile is parsed here, where it arrives: a name this agent does
+    // not know is a scan that never started, reported failed with the reason.
+    let profile = match profile.parse::<Profile>() {
+        Ok(p) => p,
+        Err(e) => return Ok((Some(refused(scan_id, &e)), None)),
+    };
+    let rule_count = bench.rules.iter().filter(|r| r.in_profile(profile)).count() as u32;
     let started = ScanStarted {
         scan_id: scan_id.clone(),
         benchmark_id: bench.id.clone(),
-        profile: profile.clone(),
+        profile: profile.name().into(),
         content_version: version.to_string(),
         started_at_unix_ms: now_ms(),
         rule_count,

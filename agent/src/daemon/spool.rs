@@ -8,14 +8,17 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::Status;
+use crate::model::{Profile, Status};
 
 /// A finished scan waiting for the collector. The on-disk format.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SpooledScan {
     pub scan_id: String,
     pub benchmark_id: String,
-    pub profile: String,
+    /// None only for a request naming a profile this agent does not know (then
+    /// `failure` says so); such a name in an older agent's file reads as None too.
+    #[serde(default, deserialize_with = "known_profile")]
+    pub profile: Option<Profile>,
     pub content_version: String,
     pub started_at_ms: i64,
     pub finished_at_ms: i64,
@@ -31,6 +34,10 @@ pub struct SpooledResult {
     pub id: String,
     pub status: Status,
     pub evidence: Vec<String>,
+}
+
+fn known_profile<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Profile>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.and_then(|name| Profile::parse(&name)))
 }
 
 /// The spool directory.
@@ -146,7 +153,7 @@ mod tests {
         SpooledScan {
             scan_id: id.into(),
             benchmark_id: "debian-12".into(),
-            profile: "level1-server".into(),
+            profile: Some(Profile::default()),
             content_version: "v".into(),
             started_at_ms: 1,
             finished_at_ms: 2,
@@ -177,5 +184,29 @@ mod tests {
         s.remove("a").unwrap();
         s.remove("a").unwrap();
         assert_eq!(s.list().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn the_profile_is_stored_by_name_and_older_files_read_unchanged() {
+        let json = serde_json::to_value(scan("a")).unwrap();
+        assert_eq!(json["profile"], "level1-server");
+        // An older agent's files: the name as a string, or one it did not know
+        // beside the failure that says so.
+        let older = |profile: &str, failure: Option<&str>| {
+            let mut v = json.clone();
+            v["profile"] = profile.into();
+            v["failure"] = failure.into();
+            serde_json::from_value::<SpooledScan>(v).unwrap()
+        };
+        assert_eq!(
+            older("level2-workstation", None).profile,
+            Profile::parse("level2-workstation")
+        );
+        let refused = older("level3-server", Some("unknown profile `level3-server`"));
+        assert_eq!(refused.profile, None);
+        assert_eq!(
+            refused.failure.as_deref(),
+            Some("unknown profile `level3-server`")
+        );
     }
 }

@@ -114,7 +114,7 @@ impl App {
             Some(_) => ("target", "ssh"),
             None => ("agent", trigger),
         };
-        let rec = ScanRecord::pending(id, agent_id, a.project.clone(), recorded, &s.profile, now);
+        let rec = ScanRecord::pending(id, agent_id, a.project.clone(), recorded, s.profile, now);
         self.store.put_scan(&rec)?;
         self.audit(
             actor,
@@ -366,7 +366,7 @@ impl App {
         let catalog = self.catalog(content_version)?;
         let wanted: Vec<&str> = catalog
             .as_ref()
-            .map(|c| c.profile_rules(&s.profile))
+            .map(|c| c.profile_rules(s.profile))
             .unwrap_or_default();
         let reported: std::collections::HashSet<&str> =
             results.iter().map(|(id, _)| id.as_str()).collect();

@@ -128,7 +128,7 @@ impl App {
         let window = chrono::Duration::seconds(self.config.schedule_window_secs);
         Command::Settings {
             scanning_enabled: s.scanning_enabled,
-            profile: s.profile.clone(),
+            profile: s.profile,
             exempt_rules: s.exempt_rules.iter().cloned().collect(),
             schedule_cron: if s.schedule_enabled {
                 s.schedule_cron.clone()
@@ -157,7 +157,7 @@ impl App {
     pub(super) fn scan_command(&self, s: &ScanRecord) -> Command {
         Command::Scan {
             scan_id: s.id.clone(),
-            profile: s.profile.clone(),
+            profile: s.profile,
             exempt_rules: self.settings().exempt_rules.iter().cloned().collect(),
         }
     }

@@ -1,5 +1,6 @@
 //! Settings: their on-disk form, reading and replacing them.
 
+use rampart_report::UnknownProfile;
 use serde::{Deserialize, Serialize};
 
 use super::{App, AppError, Result, SETTINGS_KEY, WEBHOOK_SECRET_KEY};
@@ -42,7 +43,7 @@ impl From<&Settings> for SettingsRecord {
                 Mode::Block => "block",
             }
             .into(),
-            profile: s.profile.clone(),
+            profile: s.profile.name().into(),
             min_score: s.min_score,
             block_on_critical: s.block_on_critical,
             block_on_high: s.block_on_high,
@@ -66,7 +67,10 @@ impl TryFrom<&SettingsRecord> for Settings {
             scanning_enabled: r.scanning_enabled,
             mode: Mode::parse(&r.mode)
                 .ok_or_else(|| format!("mode `{}` is not audit, warn or block", r.mode))?,
-            profile: r.profile.clone(),
+            profile: r
+                .profile
+                .parse()
+                .map_err(|e: UnknownProfile| policy::SettingsError::Profile(e.0).to_string())?,
             min_score: r.min_score,
             block_on_critical: r.block_on_critical,
             block_on_high: r.block_on_high,

@@ -172,7 +172,7 @@ fn a_scan_whose_batches_keep_coming_is_not_expired() {
     let started = app.store.scan(&scan.id).unwrap().unwrap().last_progress_ms;
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let cat = app.catalog("debian-12@test").unwrap().unwrap();
-    let rule = cat.profile_rules(&scan.profile)[0].to_string();
+    let rule = cat.profile_rules(scan.profile)[0].to_string();
     let r = ResultRecord {
         rule_id: rule,
         status: Status::Pass,
@@ -198,7 +198,7 @@ fn a_scan_whose_batches_keep_coming_is_not_expired() {
 /// automated rules pass, manual ones are not checked.
 pub(crate) fn full_results(app: &App, scan: &crate::store::ScanRecord) -> Vec<ResultRecord> {
     let cat = app.catalog("debian-12@test").unwrap().unwrap();
-    cat.profile_rules(&scan.profile)
+    cat.profile_rules(scan.profile)
         .iter()
         .map(|id| ResultRecord {
             rule_id: id.to_string(),

@@ -1,6 +1,6 @@
 //! The backup's round trip, its consistency under writes, and every refusal.
 
-use rampart_report::Status;
+use rampart_report::{Profile, Status};
 
 use super::format::{MAX_VALUE_BYTES, TAG_FILE, TAG_RECORD};
 use super::*;
@@ -254,7 +254,14 @@ fn the_backup_is_the_store_at_its_cut_whatever_is_written_meanwhile() {
         s.put_scan(&sc).unwrap();
     }
     for i in 0..50 {
-        let sc = ScanRecord::pending(format!("sc-new-{i:03}"), "ag-01", None, "manual", "p", 9);
+        let sc = ScanRecord::pending(
+            format!("sc-new-{i:03}"),
+            "ag-01",
+            None,
+            "manual",
+            Profile::default(),
+            9,
+        );
         s.put_scan(&sc).unwrap();
         s.put_results(
             &sc.id,

@@ -44,7 +44,7 @@ impl Mode {
 pub struct Settings {
     pub scanning_enabled: bool,
     pub mode: Mode,
-    pub profile: String,
+    pub profile: Profile,
     /// 0–100.
     pub min_score: f64,
     pub block_on_critical: bool,
@@ -78,7 +78,7 @@ impl Default for Settings {
         Settings {
             scanning_enabled: true,
             mode: Mode::Audit,
-            profile: "level1-server".into(),
+            profile: Profile::default(),
             min_score: 70.0,
             block_on_critical: true,
             block_on_high: false,
@@ -118,9 +118,6 @@ impl Settings {
     pub fn validate(&self) -> Result<(), SettingsError> {
         if !(0.0..=100.0).contains(&self.min_score) || self.min_score.is_nan() {
             return Err(SettingsError::MinScore(self.min_score.to_string()));
-        }
-        if Profile::parse(&self.profile).is_none() {
-            return Err(SettingsError::Profile(self.profile.clone()));
         }
         crate::schedule::parse(&self.schedule_cron)
             .map_err(|e| SettingsError::Cron(self.schedule_cron.clone(), e))?;

@@ -26,7 +26,7 @@ fn the_handover_decision_table() {
         ..on.clone()
     };
     let scan = |status: ScanStatus, blocked: bool, released: bool| {
-        let mut s = ScanRecord::pending("sc-1".into(), "ag", None, "manual", "p", 0);
+        let mut s = ScanRecord::pending("sc-1".into(), "ag", None, "manual", Profile::default(), 0);
         s.status = status;
         s.blocked = blocked;
         s.block_reasons = if blocked {
@@ -466,14 +466,11 @@ fn settings_validation() {
         .validate(),
         Err(SettingsError::MinScore(_))
     ));
-    assert!(matches!(
-        Settings {
-            profile: "level3".into(),
-            ..Settings::default()
-        }
-        .validate(),
-        Err(SettingsError::Profile(_))
-    ));
+    // A profile is typed: an unknown name is refused where settings are read.
+    let mut r = crate::app::SettingsRecord::from(&Settings::default());
+    r.profile = "level3".into();
+    let err = Settings::try_from(&r).unwrap_err();
+    assert_eq!(err, SettingsError::Profile("level3".into()).to_string());
     assert!(matches!(
         Settings {
             schedule_cron: "0 0 3 * * *".into(),

@@ -83,7 +83,7 @@ fn scan_dto_of(s: ScanRecord, hostname: Option<String>) -> ScanDto {
         project: s.project,
         status: s.status.into(),
         trigger: s.trigger,
-        profile: s.profile,
+        profile: s.profile.name().into(),
         created_at_ms: s.created_at_ms,
         started_at_ms: s.started_at_ms,
         finished_at_ms: s.finished_at_ms,

@@ -3,6 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rampart_report::Profile;
 use russh::client;
 use russh::keys::ssh_key::HashAlg;
 use russh::keys::PrivateKeyWithHashAlg;
@@ -34,7 +35,7 @@ pub struct ScanJob {
     pub user: String,
     /// The host key fingerprint pinned or first seen; none: trust on first use.
     pub host_key: Option<String>,
-    pub profile: String,
+    pub profile: Profile,
     pub exempt: Vec<String>,
     /// The agent binary to copy (the download directory's static one).
     pub agent: Arc<Vec<u8>>,
@@ -340,7 +341,7 @@ async fn copy_and_check(
         "sudo -n timeout -s KILL {} {} check --format json --profile {}",
         l.check.as_secs(),
         quote(&bin),
-        quote(&job.profile)
+        quote(job.profile.name())
     );
     if !job.exempt.is_empty() {
         cmd.push_str(&format!(" --exempt {}", quote(&job.exempt.join(","))));

@@ -169,7 +169,14 @@ mod tests {
         let bad = r#"{"rule_id":"1.1","status":"passed","evidence":[]}"#;
         let e = serde_json::from_str::<ResultRecord>(bad).unwrap_err();
         assert!(e.to_string().contains("passed"), "{e}");
-        let mut s = crate::store::ScanRecord::pending("s".into(), "a", None, "manual", "p", 0);
+        let mut s = crate::store::ScanRecord::pending(
+            "s".into(),
+            "a",
+            None,
+            "manual",
+            rampart_report::Profile::default(),
+            0,
+        );
         s.failed_by_severity = [
             rampart_report::Severity::Critical,
             rampart_report::Severity::Low,

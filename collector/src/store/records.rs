@@ -1,7 +1,7 @@
 //! The records the store keeps, and the filters, cursors and lists of its queries.
 //! Records are the on-disk format: they derive `Serialize` on purpose.
 
-use rampart_report::{SeverityCounts, Status};
+use rampart_report::{Profile, SeverityCounts, Status};
 use serde::{Deserialize, Serialize};
 
 /// An enrolled agent.
@@ -141,7 +141,8 @@ pub struct ScanRecord {
     pub status: ScanStatus,
     /// `provision`, `schedule` or `manual`; `ssh` for every scan of a target.
     pub trigger: String,
-    pub profile: String,
+    /// Stored as its name.
+    pub profile: Profile,
     pub created_at_ms: i64,
     pub started_at_ms: Option<i64>,
     pub finished_at_ms: Option<i64>,
@@ -172,7 +173,7 @@ impl ScanRecord {
         agent_id: &str,
         project: Option<String>,
         trigger: &str,
-        profile: &str,
+        profile: Profile,
         now_ms: i64,
     ) -> ScanRecord {
         ScanRecord {
@@ -181,7 +182,7 @@ impl ScanRecord {
             project,
             status: ScanStatus::Pending,
             trigger: trigger.into(),
-            profile: profile.into(),
+            profile,
             created_at_ms: now_ms,
             started_at_ms: None,
             finished_at_ms: None,

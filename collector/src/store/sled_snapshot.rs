@@ -529,7 +529,14 @@ mod tests {
     /// A scan `s-NNN` with one chunk of results; completed scans are the ones a
     /// retention pass deletes the results of.
     fn scan_with_results(s: &SledStore, i: usize, completed: bool) {
-        let mut sc = ScanRecord::pending(format!("s-{i:03}"), "ag", None, "manual", "p", 1);
+        let mut sc = ScanRecord::pending(
+            format!("s-{i:03}"),
+            "ag",
+            None,
+            "manual",
+            rampart_report::Profile::default(),
+            1,
+        );
         if completed {
             sc.status = ScanStatus::Completed;
         }

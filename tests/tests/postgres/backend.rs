@@ -8,7 +8,7 @@ use std::sync::Arc;
 use rampart_collector::store::conformance;
 use rampart_collector::store::pg::{PgOptions, PgStore};
 use rampart_collector::store::{codec, ResultRecord, ScanRecord, ScanStatus, Store};
-use rampart_report::Status;
+use rampart_report::{Profile, Status};
 use rampart_tests::pg::Postgres;
 
 fn options(pg: &Postgres, db: &str) -> PgOptions {
@@ -306,7 +306,7 @@ const JUN_2025: i64 = 1_748_736_000_000;
 const JAN_2024: i64 = 1_704_067_200_000;
 
 fn month_scan(id: &str, created: i64, status: ScanStatus) -> ScanRecord {
-    let mut s = ScanRecord::pending(id.into(), "ag-1", None, "manual", "level1-server", 1);
+    let mut s = ScanRecord::pending(id.into(), "ag-1", None, "manual", Profile::default(), 1);
     s.created_at_ms = created;
     s.status = status;
     s

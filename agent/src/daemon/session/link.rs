@@ -124,7 +124,8 @@ impl Link {
         self.send(agent_message::Body::ScanStarted(ScanStarted {
             scan_id: s.scan_id.clone(),
             benchmark_id: s.benchmark_id.clone(),
-            profile: s.profile.clone(),
+            // Always known here: a scan of an unknown profile is a failure, sent above.
+            profile: s.profile.map(|p| p.name().to_string()).unwrap_or_default(),
             content_version: s.content_version.clone(),
             started_at_unix_ms: s.started_at_ms,
             rule_count: s.results.len() as u32,

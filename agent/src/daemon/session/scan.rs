@@ -10,7 +10,7 @@ use super::now_ms;
 use crate::content;
 use crate::engine;
 use crate::facts::Facts;
-use crate::model::Profile;
+use crate::model::{Profile, UnknownProfile};
 
 /// The benchmark this agent scans with, and its content version.
 pub(super) fn benchmark_of(root: &Path) -> Result<(&'static content::Benchmark, String), String> {
@@ -20,32 +20,41 @@ pub(super) fn benchmark_of(root: &Path) -> Result<(&'static content::Benchmark, 
     Ok((b, content::content_version(&b.id)))
 }
 
-/// Runs a scan the collector asked for. Only the profile and exemptions come from
-/// the request; both are validated against the compiled-in content. Once `cancel`
-/// is set the scan stops early and its result means nothing.
-pub(super) fn do_scan(
-    root: PathBuf,
-    scan_id: String,
-    profile: String,
-    exempt: Vec<String>,
-    cancel: Arc<AtomicBool>,
-) -> SpooledScan {
-    let started = now_ms();
-    let mut out = SpooledScan {
+/// A scan begun now: nothing found, nothing failed yet.
+fn begun(scan_id: String, profile: Option<Profile>) -> SpooledScan {
+    let now = now_ms();
+    SpooledScan {
         scan_id,
         benchmark_id: String::new(),
-        profile: profile.clone(),
+        profile,
         content_version: String::new(),
-        started_at_ms: started,
-        finished_at_ms: started,
+        started_at_ms: now,
+        finished_at_ms: now,
         duration_ms: 0,
         failure: None,
         results: vec![],
-    };
-    let Some(p) = Profile::parse(&profile) else {
-        out.failure = Some(format!("unknown profile `{profile}`"));
-        return out;
-    };
+    }
+}
+
+/// A request naming a profile this agent does not know: a failed scan that says so.
+pub(super) fn refused(scan_id: String, e: &UnknownProfile) -> SpooledScan {
+    let mut out = begun(scan_id, None);
+    out.failure = Some(e.to_string());
+    out
+}
+
+/// Runs a scan the collector asked for. Only the profile (parsed where the request
+/// arrived) and exemptions come from the request; exemptions are checked against the
+/// compiled-in content. Once `cancel` is set the scan stops early and its result
+/// means nothing.
+pub(super) fn do_scan(
+    root: PathBuf,
+    scan_id: String,
+    p: Profile,
+    exempt: Vec<String>,
+    cancel: Arc<AtomicBool>,
+) -> SpooledScan {
+    let mut out = begun(scan_id, Some(p));
     let (root, live) = match engine::open_root(&root) {
         Ok(r) => r,
         Err(e) => {

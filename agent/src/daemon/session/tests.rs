@@ -144,3 +144,19 @@ async fn a_configuration_broken_while_retrying_ends_the_daemon_with_its_reason()
     let e = ended.unwrap_err().to_string();
     assert!(e.contains("must start with https://"), "{e}");
 }
+
+#[test]
+fn a_request_for_a_profile_the_agent_does_not_know_is_a_failed_scan_naming_it() {
+    let e = "level3-server"
+        .parse::<crate::model::Profile>()
+        .unwrap_err();
+    let s = super::refused("sc-1".into(), &e);
+    assert_eq!(s.scan_id, "sc-1");
+    assert_eq!(s.profile, None);
+    assert!(s.results.is_empty());
+    let why = s.failure.unwrap();
+    assert!(
+        why.starts_with("unknown profile `level3-server`; expected level1-server"),
+        "{why}"
+    );
+}

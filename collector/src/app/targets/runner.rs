@@ -264,7 +264,7 @@ impl App {
             port: t.port,
             user: t.user.unwrap_or_else(|| settings.ssh_user.clone()),
             host_key: t.host_key,
-            profile: s.profile.clone(),
+            profile: s.profile,
             exempt: settings.exempt_rules.iter().cloned().collect(),
             agent: Arc::new(agent),
             limits: ssh::Timeouts {
@@ -340,7 +340,7 @@ impl App {
             }
         };
         let s = self.own_scan(agent_id, scan_id)?;
-        if doc.profile != s.profile {
+        if doc.profile != s.profile.name() {
             let e = ScanError::BadOutput(format!(
                 "it is of profile {}, not {}",
                 echo(&doc.profile),

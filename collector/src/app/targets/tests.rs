@@ -5,6 +5,7 @@ use super::*;
 use crate::ca::Ca;
 use crate::config::Config;
 use crate::store::sled_store::SledStore;
+use rampart_report::Profile;
 
 fn app(dir: &std::path::Path) -> App {
     let store = Arc::new(SledStore::open(&dir.join("db")).unwrap());
@@ -212,7 +213,7 @@ fn what_a_scan_brings_back_is_recorded_or_fails_the_scan_with_its_reason() {
     assert!(s.failure_reason.unwrap().contains("profile level2-server"));
     // The same in the versioned document `check --format json` prints since.
     let doc = rampart_report::json(&rampart_report::Doc {
-        profile: "level2-server".into(),
+        profile: Profile::ALL[1],
         benchmark: rampart_report::Benchmark {
             id: "debian-12".into(),
             ..Default::default()

@@ -2,6 +2,7 @@
 
 use super::export::*;
 use super::*;
+use rampart_report::Profile;
 
 #[test]
 fn csv_cells_are_quoted_and_neutralised() {
@@ -78,7 +79,7 @@ fn app_with(dir: &std::path::Path, n: usize, make: fn(usize, &mut ScanRecord)) -
             "ag-1",
             None,
             "manual",
-            "level1-server",
+            Profile::default(),
             i as i64,
         );
         make(i, &mut s);

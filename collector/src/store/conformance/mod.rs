@@ -2,6 +2,7 @@
 //! opens the *same* store again, to check that synced data survives a reopen.
 
 use super::*;
+use rampart_report::Profile;
 mod audit;
 mod deliveries;
 mod queries;
@@ -20,7 +21,7 @@ fn scan(id: &str, agent: &str, project: Option<&str>, status: ScanStatus) -> Sca
         agent,
         project.map(String::from),
         "manual",
-        "level1-server",
+        Profile::default(),
         1,
     );
     s.status = status;

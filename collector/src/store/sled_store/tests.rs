@@ -1,6 +1,6 @@
 //! The sled backend against the conformance suite, older layouts and crashes.
 
-use rampart_report::Status;
+use rampart_report::{Profile, Status};
 
 use super::*;
 
@@ -35,7 +35,7 @@ fn scan_writes_in_a_round_are_seen_at_once_and_applied_as_one_batch() {
     let dir = tempfile::tempdir().unwrap();
     let s = SledStore::open(&dir.path().join("db")).unwrap();
     let scan = |id: &str, status| {
-        let mut s = ScanRecord::pending(id.into(), "ag-1", None, "manual", "level1-server", 1);
+        let mut s = ScanRecord::pending(id.into(), "ag-1", None, "manual", Profile::default(), 1);
         s.status = status;
         s
     };
@@ -183,7 +183,7 @@ fn results_of_a_store_written_one_record_per_rule_read_with_later_chunks() {
         .unwrap();
     assert_eq!(s.results("sc-2").unwrap(), [r("2.1", "pass")]);
     // Retention drops both kinds.
-    let mut sc = ScanRecord::pending("sc-1".into(), "ag", None, "manual", "level1-server", 1);
+    let mut sc = ScanRecord::pending("sc-1".into(), "ag", None, "manual", Profile::default(), 1);
     sc.status = ScanStatus::Completed;
     sc.created_at_ms = 1;
     s.put_scan(&sc).unwrap();
@@ -336,7 +336,7 @@ fn concurrent_syncs_all_return_and_keep_every_write() {
                             &format!("ag-{th}"),
                             None,
                             "manual",
-                            "p",
+                            Profile::default(),
                             1,
                         );
                         s.put_scan(&sc).unwrap();
