@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use self::options::{describe, resolve, Module, PwhistoryConf};
 use crate::facts::accounts::accounts;
+use crate::facts::pam::path::lockout::Password;
 use crate::facts::pam::{stack, PamLine, Stack};
 use crate::facts::{FactError, Facts};
 use crate::model::{Outcome, Status};
@@ -330,8 +331,12 @@ impl Check {
                 root,
             } => lockout::locks(facts, service, *max_failures, *root)?,
             Check::FaillockAccount { service } => lockout::account(facts, service)?,
-            Check::RefusesRejectedPassword { service } => lockout::refuses_wrong(facts, service)?,
-            Check::RefusesEmptyPassword { service } => lockout::refuses_empty(facts, service)?,
+            Check::RefusesRejectedPassword { service } => {
+                lockout::refuses(facts, service, Password::Wrong)?
+            }
+            Check::RefusesEmptyPassword { service } => {
+                lockout::refuses(facts, service, Password::Empty)?
+            }
             Check::PwhistoryRefusesReuse {
                 service,
                 root,

@@ -20,7 +20,7 @@ use std::sync::OnceLock;
 use rampart_agent::checks::audit::rules;
 use rampart_agent::checks::sysctl::limits as core_limit;
 use rampart_agent::facts::accounts::{accounts, Accounts};
-use rampart_agent::facts::pam::path::lockout;
+use rampart_agent::facts::pam::path::{history, lockout};
 use rampart_agent::facts::{
     self, account_defaults, aide, audit as audit_rules, grub, iptables as ipt, journald, limits,
     mounts, nftables as nft, packages, pam as stack, rpmdb, rsyslog, sshd, sudoers, Facts,
@@ -253,7 +253,24 @@ pub fn pam(data: &[u8]) {
                 let _ = lockout::lockout(&st, root, &settings);
             }
             let _ = lockout::account_runs_faillock(&st);
-            let _ = lockout::refuses_wrong_password(&st, &settings);
+            for pw in [lockout::Password::Wrong, lockout::Password::Empty] {
+                let _ = lockout::refuses(&st, &settings, pw);
+            }
+            // The password change's walk, as the pwhistory rules take it.
+            let kept = |i: usize| {
+                let l = &st.lines[i];
+                history::History {
+                    remember: l
+                        .args
+                        .iter()
+                        .find_map(|a| a.strip_prefix("remember=")?.parse().ok())
+                        .unwrap_or(10),
+                    enforce_for_root: l.args.iter().any(|a| a == "enforce_for_root"),
+                }
+            };
+            for root in [false, true] {
+                let _ = history::refuses_reuse(&st, root, &kept);
+            }
         }
     });
 }

@@ -4,8 +4,8 @@
 //! ([`super::options`]). A line that no path reaches before pam_unix writes the
 //! password refuses nothing, whatever it says.
 
-use super::lockout::{judged, where_};
-use super::options::{resolve, Module, PwhistoryConf};
+use super::lockout::{judged, per_line, where_};
+use super::options::{Module, PwhistoryConf};
 use crate::facts::pam::path::history::{refuses_reuse, History};
 use crate::facts::pam::stack;
 use crate::facts::{FactError, Facts};
@@ -20,27 +20,13 @@ pub fn reuse(
     conf: &PwhistoryConf,
 ) -> Result<Outcome, FactError> {
     let st = stack(facts, service)?;
-    let mut set = Vec::with_capacity(st.lines.len());
-    let mut notes: Vec<String> = Vec::new();
-    for l in &st.lines {
-        if !l.is("pam_pwhistory.so") {
-            set.push(History::default());
-            continue;
-        }
-        let mut value = |o: &str| -> Result<i64, FactError> {
-            let (r, n) = resolve(facts, Module::Pwhistory, l, o, conf)?;
-            for x in n {
-                if !notes.contains(&x) {
-                    notes.push(x);
-                }
-            }
-            Ok(r.value.unwrap_or(0))
-        };
-        set.push(History {
+    let pwhistory = (Module::Pwhistory, "pam_pwhistory.so");
+    let (set, notes) = per_line(facts, &st, pwhistory, conf, |value| {
+        Ok(History {
             remember: value("remember")?,
             enforce_for_root: value("enforce_for_root")? != 0,
-        });
-    }
+        })
+    })?;
     let of = |i: usize| set.get(i).copied().unwrap_or_default();
     let at = where_(&st);
     let who = if root { "root's" } else { "an account's" };

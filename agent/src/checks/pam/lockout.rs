@@ -6,41 +6,64 @@
 
 use super::options::{describe, resolve, Module, PwhistoryConf};
 use crate::facts::pam::path::lockout::{
-    account_runs_faillock, lockout, refuses_empty_password, refuses_wrong_password, Faillock,
-    Lockout,
+    account_runs_faillock, lockout, refuses as walk_refuses, Faillock, Lockout, Password,
 };
-use crate::facts::pam::{stack, Stack};
+use crate::facts::pam::{stack, PamLine, Stack};
 use crate::facts::{FactError, Facts};
 use crate::model::{Outcome, Status};
 
-/// The settings of every pam_faillock line of `st`, by line index (`None` for other
-/// lines: they lock nothing).
-fn settings(facts: &Facts, st: &Stack) -> Result<(Vec<Option<Faillock>>, Vec<String>), FactError> {
-    let mut out = Vec::new();
-    let mut notes = Vec::new();
-    let conf = PwhistoryConf::default();
+/// The settings of every line of `st` that calls `so` (`module`'s shared object), by
+/// line index, built by `read` from the line's options resolved as the module reads
+/// them (0 when unset); other lines get the default. The notes of every resolution
+/// follow, each once.
+pub(super) fn per_line<T: Default>(
+    facts: &Facts,
+    st: &Stack,
+    (module, so): (Module, &str),
+    conf: &PwhistoryConf,
+    read: impl Fn(&mut dyn FnMut(&str) -> Result<i64, FactError>) -> Result<T, FactError>,
+) -> Result<(Vec<T>, Vec<String>), FactError> {
+    let mut out = Vec::with_capacity(st.lines.len());
+    let mut notes: Vec<String> = Vec::new();
     for l in &st.lines {
-        if !l.is("pam_faillock.so") {
-            out.push(None);
+        if !l.is(so) {
+            out.push(T::default());
             continue;
         }
-        let mut value = |o: &str| -> Result<i64, FactError> {
-            let (r, n) = resolve(facts, Module::Faillock, l, o, &conf)?;
-            for x in n {
-                if !notes.contains(&x) {
-                    notes.push(x);
-                }
-            }
-            Ok(r.value.unwrap_or(0))
-        };
-        let f = Faillock {
+        let mut value = |o: &str| option(facts, module, l, o, conf, &mut notes);
+        out.push(read(&mut value)?);
+    }
+    Ok((out, notes))
+}
+
+fn option(
+    facts: &Facts,
+    module: Module,
+    l: &PamLine,
+    o: &str,
+    conf: &PwhistoryConf,
+    notes: &mut Vec<String>,
+) -> Result<i64, FactError> {
+    let (r, n) = resolve(facts, module, l, o, conf)?;
+    for x in n {
+        if !notes.contains(&x) {
+            notes.push(x);
+        }
+    }
+    Ok(r.value.unwrap_or(0))
+}
+
+/// The settings of every pam_faillock line of `st`, by line index (the default for
+/// other lines: they lock nothing).
+fn settings(facts: &Facts, st: &Stack) -> Result<(Vec<Faillock>, Vec<String>), FactError> {
+    let faillock = (Module::Faillock, "pam_faillock.so");
+    per_line(facts, st, faillock, &PwhistoryConf::default(), |value| {
+        Ok(Faillock {
             deny: u64::try_from(value("deny")?).unwrap_or(0),
             even_deny_root: value("even_deny_root")? != 0,
             fail_interval: value("fail_interval")?,
-        };
-        out.push(Some(f));
-    }
-    Ok((out, notes))
+        })
+    })
 }
 
 pub(super) fn where_(st: &Stack) -> String {
@@ -61,7 +84,7 @@ pub fn locks(
 ) -> Result<Outcome, FactError> {
     let st = stack(facts, service)?;
     let (set, notes) = settings(facts, &st)?;
-    let of = |i: usize| set.get(i).copied().flatten().unwrap_or_default();
+    let of = |i: usize| set.get(i).copied().unwrap_or_default();
     let who = if root { "root" } else { "an account" };
     let at = where_(&st);
     if st.module_lines("pam_faillock.so", Some("auth")).is_empty() {
@@ -147,32 +170,22 @@ pub fn account(facts: &Facts, service: &str) -> Result<Outcome, FactError> {
     ))
 }
 
-/// `service`'s auth stack refuses, on every path libpam takes, a password pam_unix
-/// rejects.
-pub fn refuses_wrong(facts: &Facts, service: &str) -> Result<Outcome, FactError> {
+/// `service`'s auth stack refuses `pw` on every path libpam takes: a wrong password
+/// (one pam_unix rejects) or an empty one (pam_unix's `nullok` counts where a path
+/// reaches it).
+pub fn refuses(facts: &Facts, service: &str, pw: Password) -> Result<Outcome, FactError> {
     let st = stack(facts, service)?;
     let (set, _) = settings(facts, &st)?;
-    let of = |i: usize| set.get(i).copied().flatten().unwrap_or_default();
+    let of = |i: usize| set.get(i).copied().unwrap_or_default();
     let at = where_(&st);
+    let (what, also) = match pw {
+        Password::Empty => ("an empty password", ""),
+        _ => ("a password pam_unix rejects", ", an empty one too"),
+    };
     Ok(judged(
-        refuses_wrong_password(&st, &of),
-        format!("{at}: every path refuses a password pam_unix rejects"),
-        |why| format!("{at}: {why}, an empty one too"),
-        &st,
-    ))
-}
-
-/// `service`'s auth stack refuses, on every path libpam takes, an empty password
-/// (pam_unix's `nullok` counts where a path reaches it).
-pub fn refuses_empty(facts: &Facts, service: &str) -> Result<Outcome, FactError> {
-    let st = stack(facts, service)?;
-    let (set, _) = settings(facts, &st)?;
-    let of = |i: usize| set.get(i).copied().flatten().unwrap_or_default();
-    let at = where_(&st);
-    Ok(judged(
-        refuses_empty_password(&st, &of),
-        format!("{at}: every path refuses an empty password"),
-        |why| format!("{at}: {why}"),
+        walk_refuses(&st, &of, pw),
+        format!("{at}: every path refuses {what}"),
+        |why| format!("{at}: {why}{also}"),
         &st,
     ))
 }

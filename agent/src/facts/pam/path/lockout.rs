@@ -87,7 +87,7 @@ pub enum Lockout {
 
 /// The password an attempt gives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Password {
+pub enum Password {
     /// The account's own.
     Right,
     /// Another one.
@@ -348,28 +348,12 @@ pub fn account_runs_faillock(st: &Stack) -> Result<String, (String, String)> {
     ok.ok_or_else(|| ("the account stack lets no account in".into(), String::new()))
 }
 
-/// Whether `st`'s auth stack refuses a password that pam_unix rejects (a wrong one)
-/// on every path, pam_faillock's tally being empty: `Ok(walk)`, or `Err((why, walk))`
-/// for a path that lets it through.
-pub fn refuses_wrong_password(
-    st: &Stack,
-    settings: &dyn Fn(usize) -> Faillock,
-) -> Result<String, (String, String)> {
-    refuses(st, settings, Password::Wrong)
-}
-
-/// Whether `st`'s auth stack refuses an empty password, for an account whose password
-/// is empty, on every path (pam_faillock's tally empty): a pam_unix line with
-/// `nullok` lets it in where a path reaches it; one that no path reaches decides
-/// nothing. `Ok(walk)` or `Err((why, walk))` as [`refuses_wrong_password`].
-pub fn refuses_empty_password(
-    st: &Stack,
-    settings: &dyn Fn(usize) -> Faillock,
-) -> Result<String, (String, String)> {
-    refuses(st, settings, Password::Empty)
-}
-
-fn refuses(
+/// Whether `st`'s auth stack refuses `pw` on every path, pam_faillock's tally being
+/// empty: `Ok(walk)`, or `Err((why, walk))` for a path that lets it through. A wrong
+/// password is one pam_unix rejects; an empty one (for an account whose password is
+/// empty) gets in through a pam_unix line with `nullok` where a path reaches it, and
+/// such a line that no path reaches decides nothing.
+pub fn refuses(
     st: &Stack,
     settings: &dyn Fn(usize) -> Faillock,
     pw: Password,
