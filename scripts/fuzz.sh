@@ -9,7 +9,8 @@
 # Needs the nightly toolchain (installed through rustup if missing) and cargo-fuzz
 # (installed if missing). New corpus entries go to a scratch directory, not to the
 # committed seeds; FUZZ_KEEP_CORPUS=1 keeps them in fuzz/corpus/<target>/ instead.
-# CARGO_TARGET_DIR is honoured; FUZZ_RSS_MB (default 1024) caps each run's memory.
+# CARGO_TARGET_DIR is honoured; FUZZ_RSS_MB (default 1024) caps each run's memory;
+# FUZZ_DEV=1 builds without optimisation (below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
@@ -26,11 +27,17 @@ if [ ${#targets[@]} -eq 0 ]; then
     targets+=("$(basename "$f" .rs)")
   done
 fi
-# One build for every target: they share all their code.
-cargo +nightly fuzz build
+# One build for every target: they share all their code. FUZZ_DEV=1 builds without
+# optimisation (CI's smoke run: minutes less to build, slower to run).
 target_dir=${CARGO_TARGET_DIR:-fuzz/target}
 triple=$(rustc +nightly -vV | sed -n 's/^host: //p')
-bin_dir=$target_dir/$triple/release
+if [ "${FUZZ_DEV:-}" = 1 ]; then
+  cargo +nightly fuzz build --dev
+  bin_dir=$target_dir/$triple/debug
+else
+  cargo +nightly fuzz build
+  bin_dir=$target_dir/$triple/release
+fi
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 for t in "${targets[@]}"; do

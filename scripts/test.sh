@@ -147,11 +147,13 @@ export RAMPART_VM_IMAGE=$vm_image
 # settings but no LTO (Cargo.toml, [profile.package-test]): minutes less per run.
 export RAMPART_RELEASE_PROFILE=${RAMPART_RELEASE_PROFILE:-package-test}
 # Formatting and lints first: they fail in seconds, before the long tests.
-if cargo fmt --version >/dev/null 2>&1 && cargo clippy --version >/dev/null 2>&1; then
-  cargo fmt --all --check
-  cargo clippy --workspace --all-targets --locked -- -D warnings
-else
-  echo "test.sh: rustfmt or clippy is not installed (rustup component add rustfmt clippy): format and lints NOT checked" >&2
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  rustup component add rustfmt clippy
 fi
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --workspace --locked
 cargo test --workspace --locked
+# Every fuzz target for a few seconds on top of its corpus (the replay above runs the
+# corpus itself; scripts/fuzz.sh runs them for as long as asked, by hand).
+FUZZ_DEV=1 bash scripts/fuzz.sh "${RAMPART_FUZZ_SECONDS:-3}"

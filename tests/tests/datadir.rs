@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use rampart_tests::binary;
-use rampart_tests::cluster::{free_port, http, read_startup};
+use rampart_tests::cluster::{http, read_startup};
 use serde_json::json;
 
 /// `rampart-collector args…` under `umask 000`.
@@ -48,26 +48,25 @@ fn mode(p: &Path) -> u32 {
 fn serve_under_umask_000_keeps_its_data_private() {
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("collector");
-    let rest = format!("127.0.0.1:{}", free_port());
-    let grpc = format!("127.0.0.1:{}", free_port());
+    // Port 0: the collector binds and its ready line says where.
     let mut child = under_umask_000(&[
         "serve",
         "--data",
         data.to_str().unwrap(),
         "--grpc-listen",
-        &grpc,
+        "127.0.0.1:0",
         "--rest-listen",
-        &rest,
+        "127.0.0.1:0",
     ])
     .env("RUST_LOG", "warn")
     .stdout(Stdio::piped())
     .stderr(Stdio::null())
     .spawn()
     .unwrap();
-    let admin = read_startup(&mut BufReader::new(child.stdout.take().unwrap()))
-        .expect("collector exited early")
-        .admin
-        .expect("a first start prints the admin token");
+    let started = read_startup(&mut BufReader::new(child.stdout.take().unwrap()))
+        .expect("collector exited early");
+    let rest = started.ready.rest;
+    let admin = started.admin.expect("a first start prints the admin token");
     // Write through every path that stores something: a token, a user, settings
     // with the webhook secret (kept in clear in the store).
     let api = |method: &str, path: &str, body: serde_json::Value| {

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use rampart_tests::binary;
-use rampart_tests::cluster::{free_port, http, https, pem_fingerprint, read_startup, Collector};
+use rampart_tests::cluster::{http, https, pem_fingerprint, read_startup, Collector};
 use serde_json::json;
 
 /// A collector whose REST port listens on every address (over HTTPS, as required
@@ -30,15 +30,14 @@ fn on_network(dir: &Path) -> OnNetwork {
     let data = dir.join("net");
     let config = dir.join("net.toml");
     std::fs::write(&config, "rest_tls = true\n").unwrap();
-    let port = free_port();
     let mut child = Command::new(binary("rampart-collector"))
         .arg("serve")
         .arg("--data")
         .arg(&data)
         .arg("--config")
         .arg(&config)
-        .args(["--grpc-listen", &format!("127.0.0.1:{}", free_port())])
-        .args(["--rest-listen", &format!("0.0.0.0:{port}")])
+        .args(["--grpc-listen", "127.0.0.1:0"])
+        .args(["--rest-listen", "0.0.0.0:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -46,6 +45,8 @@ fn on_network(dir: &Path) -> OnNetwork {
     let started = read_startup(&mut BufReader::new(child.stdout.take().unwrap()))
         .expect("collector exited early");
     let (admin, fp) = (started.admin, Some(started.ready.ca_fingerprint));
+    // Bound on every address at a port the collector chose; reached on loopback.
+    let port = started.ready.rest.rsplit(':').next().unwrap().to_string();
     let rest = format!("127.0.0.1:{port}");
     let pem = Command::new("curl")
         .args(["-sS", "--fail", "--insecure", "--max-time", "30"])
