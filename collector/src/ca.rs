@@ -28,13 +28,23 @@ pub enum CaError {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// The CA files exist but cannot be used.
+    /// The CA files exist but hold something other than what they should.
     #[error("CA material in {path} is unusable: {reason}")]
     Corrupt { path: PathBuf, reason: String },
+    /// The CA's key or certificate does not parse.
+    #[error("CA material in {path} is unusable: {source}")]
+    Unusable {
+        path: PathBuf,
+        #[source]
+        source: rcgen::Error,
+    },
     /// An agent's certificate signing request is malformed or its signature is wrong.
     #[error("invalid certificate signing request: {0}")]
-    BadCsr(String),
-    /// Certificate generation failed.
+    BadCsr(#[source] rcgen::Error),
+    /// Certificate or CRL generation failed.
+    #[error("cannot issue certificate: {0}")]
+    Generate(#[from] rcgen::Error),
+    /// A certificate cannot be issued from what was given (a serial that is not hex).
     #[error("cannot issue certificate: {0}")]
     Issue(String),
     /// The random number generator failed, so no serial number could be drawn.
@@ -109,7 +119,7 @@ impl Ca {
     }
 
     fn generate(superseded_path: PathBuf) -> Result<Ca, CaError> {
-        let key = KeyPair::generate().map_err(|e| CaError::Issue(e.to_string()))?;
+        let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         // A unique name per collector, so that a certificate from another
@@ -136,7 +146,7 @@ impl Ca {
         params.serial_number = Some(random_serial()?);
         let cert = params
             .self_signed(&key)
-            .map_err(|e| CaError::Issue(e.to_string()))?;
+            ?;
         let key_pem = key.serialize_pem();
         Ok(Ca {
             cert_der: cert.der().to_vec(),
@@ -159,14 +169,17 @@ impl Ca {
             path: p.into(),
             reason: r,
         };
-        let key =
-            KeyPair::from_pem(&read(key_path)?).map_err(|e| corrupt(key_path, e.to_string()))?;
+        let unusable = |p: &Path| {
+            let path = p.to_path_buf();
+            move |source| CaError::Unusable { path, source }
+        };
+        let key = KeyPair::from_pem(&read(key_path)?).map_err(unusable(key_path))?;
         let cert_pem = read(cert_path)?;
         let der =
             pem_der(&cert_pem).ok_or_else(|| corrupt(cert_path, "no CERTIFICATE block".into()))?;
         let key_pem = key.serialize_pem();
         let issuer = Issuer::from_ca_cert_der(&der.clone().into(), key)
-            .map_err(|e| corrupt(cert_path, e.to_string()))?;
+            .map_err(unusable(cert_path))?;
         Ok(Ca {
             issuer,
             cert_der: der,
@@ -207,7 +220,7 @@ impl Ca {
         validity: Duration,
     ) -> Result<Issued, CaError> {
         let csr = CertificateSigningRequestParams::from_der(&csr_der.to_vec().into())
-            .map_err(|e| CaError::BadCsr(e.to_string()))?;
+            .map_err(CaError::BadCsr)?;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, agent_id);
@@ -216,7 +229,7 @@ impl Ca {
         params.subject_alt_names = vec![SanType::URI(
             agent_uri(agent_id)
                 .try_into()
-                .map_err(|e: rcgen::Error| CaError::Issue(e.to_string()))?,
+                .map_err(CaError::Generate)?,
         )];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -229,9 +242,9 @@ impl Ca {
         names: &[String],
         validity: Duration,
     ) -> Result<(Issued, KeyPair), CaError> {
-        let key = KeyPair::generate().map_err(|e| CaError::Issue(e.to_string()))?;
+        let key = KeyPair::generate()?;
         let mut params =
-            CertificateParams::new(names.to_vec()).map_err(|e| CaError::Issue(e.to_string()))?;
+            CertificateParams::new(names.to_vec())?;
         params
             .distinguished_name
             .push(DnType::CommonName, "Rampart collector");
@@ -256,7 +269,7 @@ impl Ca {
         params.use_authority_key_identifier_extension = true;
         let cert = params
             .signed_by(public_key, &self.issuer)
-            .map_err(|e| CaError::Issue(e.to_string()))?;
+            ?;
         Ok(Issued {
             der: cert.der().to_vec(),
             pem: cert.pem(),
@@ -374,7 +387,7 @@ impl Ca {
         };
         let crl = params
             .signed_by(&self.issuer)
-            .map_err(|e| CaError::Issue(e.to_string()))?;
+            ?;
         Ok(crl.der().to_vec())
     }
 }

@@ -123,13 +123,18 @@ impl BinaryFile {
         }
         self.file
             .read_exact_at(buf, offset)
-            .map_err(|e| FactError::Unreadable {
-                path: self.path.clone(),
-                reason: if e.kind() == io::ErrorKind::UnexpectedEof {
-                    "it became shorter while being read".into()
+            .map_err(|e| {
+                if e.kind() == io::ErrorKind::UnexpectedEof {
+                    FactError::Unreadable {
+                        path: self.path.clone(),
+                        reason: "it became shorter while being read".into(),
+                    }
                 } else {
-                    e.to_string()
-                },
+                    FactError::Io {
+                        path: self.path.clone(),
+                        source: e.into(),
+                    }
+                }
             })
     }
 }

@@ -101,6 +101,8 @@ impl Fact for Config {
                 }
                 // fopen() opens a directory and reading it gives no line; /dev/null is empty.
                 Err(FactError::Unreadable { reason, .. }) if reason.contains("directory") => {}
+                Err(FactError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::IsADirectory => {}
                 Err(FactError::NotRegular { .. })
                     if facts.inner_path(&facts.resolve(&path, true)?) == "/dev/null" => {}
                 Err(FactError::SymlinkLoop { .. }) => {

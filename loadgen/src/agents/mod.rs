@@ -268,9 +268,8 @@ pub async fn run(cfg: IngestConfig, recorded: Option<Recorded>) -> Result<Value>
     });
     let enroll_channel = tls::channel(
         &cfg.collector,
-        tls::client_config(&fingerprint, None).map_err(Error::Config)?,
-    )
-    .map_err(Error::Config)?;
+        tls::client_config(&fingerprint, None)?,
+    )?;
     let (connect_tx, connect_rx) = watch::channel(false);
     let (start_tx, start_rx) = watch::channel(false);
     let (stop_tx, stop_rx) = watch::channel(false);
