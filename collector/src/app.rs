@@ -275,8 +275,7 @@ impl App {
             .map(|a| a.id)
             .collect();
         let catalogs = Catalogs::builtin().map_err(AppError::Invalid)?;
-        let identity_anchors = crate::identity::Anchors::load(&config.instance_identity)
-?;
+        let identity_anchors = crate::identity::Anchors::load(&config.instance_identity)?;
         let lim = config.limits.clone();
         let per_sec = config.max_messages_per_sec;
         Ok(App {

@@ -144,9 +144,7 @@ impl Ca {
         params.not_before = now - Duration::hours(1);
         params.not_after = now + Duration::days(3650);
         params.serial_number = Some(random_serial()?);
-        let cert = params
-            .self_signed(&key)
-            ?;
+        let cert = params.self_signed(&key)?;
         let key_pem = key.serialize_pem();
         Ok(Ca {
             cert_der: cert.der().to_vec(),
@@ -178,8 +176,8 @@ impl Ca {
         let der =
             pem_der(&cert_pem).ok_or_else(|| corrupt(cert_path, "no CERTIFICATE block".into()))?;
         let key_pem = key.serialize_pem();
-        let issuer = Issuer::from_ca_cert_der(&der.clone().into(), key)
-            .map_err(unusable(cert_path))?;
+        let issuer =
+            Issuer::from_ca_cert_der(&der.clone().into(), key).map_err(unusable(cert_path))?;
         Ok(Ca {
             issuer,
             cert_der: der,
@@ -227,9 +225,7 @@ impl Ca {
         dn.push(DnType::OrganizationName, "Rampart agents");
         params.distinguished_name = dn;
         params.subject_alt_names = vec![SanType::URI(
-            agent_uri(agent_id)
-                .try_into()
-                .map_err(CaError::Generate)?,
+            agent_uri(agent_id).try_into().map_err(CaError::Generate)?,
         )];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -243,8 +239,7 @@ impl Ca {
         validity: Duration,
     ) -> Result<(Issued, KeyPair), CaError> {
         let key = KeyPair::generate()?;
-        let mut params =
-            CertificateParams::new(names.to_vec())?;
+        let mut params = CertificateParams::new(names.to_vec())?;
         params
             .distinguished_name
             .push(DnType::CommonName, "Rampart collector");
@@ -267,9 +262,7 @@ impl Ca {
         let serial_hex = serial.as_ref().iter().map(|b| format!("{b:02x}")).collect();
         params.serial_number = Some(serial);
         params.use_authority_key_identifier_extension = true;
-        let cert = params
-            .signed_by(public_key, &self.issuer)
-            ?;
+        let cert = params.signed_by(public_key, &self.issuer)?;
         Ok(Issued {
             der: cert.der().to_vec(),
             pem: cert.pem(),
@@ -385,9 +378,7 @@ impl Ca {
             revoked_certs: certs,
             key_identifier_method: rcgen::KeyIdMethod::Sha256,
         };
-        let crl = params
-            .signed_by(&self.issuer)
-            ?;
+        let crl = params.signed_by(&self.issuer)?;
         Ok(crl.der().to_vec())
     }
 }

@@ -112,8 +112,7 @@ async fn request(
         .await
         .map_err(FetchError::Connect)?;
     let (mut send, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await?;
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
     let driver = tokio::spawn(conn);
     let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
     let mut req = hyper::Request::builder()

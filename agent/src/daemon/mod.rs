@@ -284,8 +284,7 @@ fn load_pair(dir: &Path) -> Result<(Vec<u8>, Vec<u8>), DaemonError> {
 impl Identity {
     pub fn load(dir: &Path) -> Result<Identity, DaemonError> {
         let state_path = dir.join(STATE_FILE);
-        let state = fs::read(&state_path)
-            .map_err(|source| DaemonError::NotEnrolled {
+        let state = fs::read(&state_path).map_err(|source| DaemonError::NotEnrolled {
             path: state_path.clone(),
             source,
         })?;
@@ -331,8 +330,7 @@ pub fn pinned_ca(dir: &Path, pin: &str) -> Result<Vec<u8>, DaemonError> {
 
 /// A fresh key pair and a CSR for it (PKCS#8 DER key, DER CSR).
 pub fn new_key_and_csr(common_name: &str) -> Result<(Vec<u8>, Vec<u8>), DaemonError> {
-    let key = rcgen::KeyPair::generate()
-        .map_err(key_err("cannot generate a key"))?;
+    let key = rcgen::KeyPair::generate().map_err(key_err("cannot generate a key"))?;
     csr_for(key, common_name)
 }
 
@@ -378,8 +376,8 @@ pub struct EnrollArgs {
 /// signed identity document to this enrollment (the collector hashes the CSR's).
 pub fn key_sha256(key_der: &[u8]) -> Result<String, DaemonError> {
     use rcgen::PublicKeyData;
-    let key = rcgen::KeyPair::try_from(key_der)
-        .map_err(key_err("cannot read the enrollment key"))?;
+    let key =
+        rcgen::KeyPair::try_from(key_der).map_err(key_err("cannot read the enrollment key"))?;
     Ok(tls::sha256_hex(&key.subject_public_key_info()))
 }
 

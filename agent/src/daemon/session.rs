@@ -208,8 +208,7 @@ async fn session(
     let channel = tls::channel(&cfg.collector, tls_cfg)?;
     let mut client = AgentChannelClient::new(channel).max_decoding_message_size(16 * 1024 * 1024);
     let (tx, rx) = mpsc::channel(64);
-    let (bench, version) =
-        benchmark_of(&cfg.root).map_err(|e| DaemonError::Root(Box::new(e)))?;
+    let (bench, version) = benchmark_of(&cfg.root).map_err(|e| DaemonError::Root(Box::new(e)))?;
     let facts = Facts::new(Path::new("/"), true);
     let who = identity::detect(&facts);
     tx.send(AgentMessage {

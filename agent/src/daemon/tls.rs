@@ -200,11 +200,10 @@ pub fn client_config(
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(PinnedCa::new(pin)));
     let mut cfg = match identity {
-        Some((chain, key)) => b
-            .with_client_auth_cert(
-                chain.into_iter().map(CertificateDer::from).collect(),
-                PrivateKeyDer::Pkcs8(key.into()),
-            )?,
+        Some((chain, key)) => b.with_client_auth_cert(
+            chain.into_iter().map(CertificateDer::from).collect(),
+            PrivateKeyDer::Pkcs8(key.into()),
+        )?,
         None => b.with_no_client_auth(),
     };
     cfg.alpn_protocols = vec![b"h2".to_vec()];

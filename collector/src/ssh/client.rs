@@ -146,7 +146,9 @@ async fn exec(
                 out.signal = Some(format!("{signal_name:?}"))
             }
             ChannelMsg::Failure => {
-                return Err(ScanError::Session(format!("the server refused to run `{cmd}`")))
+                return Err(ScanError::Session(format!(
+                    "the server refused to run `{cmd}`"
+                )))
             }
             _ => {}
         }
@@ -201,12 +203,13 @@ pub async fn scan(key: &SshKey, job: &ScanJob) -> Result<ScanOutput, ScanError> 
             addr: addr.clone(),
             reason,
         })?;
-        let tcp = crate::outbound::connect(&addrs)
-            .await
-            .map_err(|source| ScanError::Unreachable {
-                addr: addr.clone(),
-                source,
-            })?;
+        let tcp =
+            crate::outbound::connect(&addrs)
+                .await
+                .map_err(|source| ScanError::Unreachable {
+                    addr: addr.clone(),
+                    source,
+                })?;
         let _ = tcp.set_nodelay(true);
         client::connect_stream(config, tcp, handler)
             .await

@@ -64,7 +64,10 @@ pub enum StoreError {
     #[error("storage backend: database: {}", pg::words(.0))]
     Database(#[source] tokio_postgres::Error),
     /// No connection to the database could be had from the pool.
-    #[error("storage backend: database {target}: no connection: {}", pg::pool_words(source))]
+    #[error(
+        "storage backend: database {target}: no connection: {}",
+        pg::pool_words(source)
+    )]
     NoConnection {
         target: String,
         #[source]

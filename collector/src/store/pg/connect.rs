@@ -81,17 +81,13 @@ impl PgStore {
     /// Connects, then brings the schema up to date under a lock (several collectors
     /// starting at once migrate it once).
     pub fn open(o: &PgOptions) -> Result<PgStore> {
-        let mut cfg: tokio_postgres::Config = o
-            .url
-            .parse()
-            .map_err(StoreError::Url)?;
+        let mut cfg: tokio_postgres::Config = o.url.parse().map_err(StoreError::Url)?;
         if cfg.get_password().is_none() {
             if let Some(f) = &o.password_file {
-                let text =
-                    std::fs::read_to_string(f).map_err(|source| StoreError::File {
-                        what: format!("store password file {}", f.display()),
-                        source,
-                    })?;
+                let text = std::fs::read_to_string(f).map_err(|source| StoreError::File {
+                    what: format!("store password file {}", f.display()),
+                    source,
+                })?;
                 let line = text.lines().next().unwrap_or("");
                 if line.is_empty() {
                     return Err(backend(format!(

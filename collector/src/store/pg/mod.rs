@@ -112,7 +112,9 @@ pub(super) fn words(e: &tokio_postgres::Error) -> String {
 /// What a pool's failure to give a connection says (a database error as [`words`]).
 pub(super) fn pool_words(e: &deadpool_postgres::PoolError) -> String {
     match e {
-        deadpool_postgres::PoolError::Backend(e) => format!("storage backend: database: {}", words(e)),
+        deadpool_postgres::PoolError::Backend(e) => {
+            format!("storage backend: database: {}", words(e))
+        }
         e => e.to_string(),
     }
 }
