@@ -28,15 +28,12 @@ pub enum CaError {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// The CA files exist but hold something other than what they should.
+    /// The CA files exist but cannot be used.
     #[error("CA material in {path} is unusable: {reason}")]
-    Corrupt { path: PathBuf, reason: String },
-    /// The CA's key or certificate does not parse.
-    #[error("CA material in {path} is unusable: {source}")]
-    Unusable {
+    Corrupt {
         path: PathBuf,
         #[source]
-        source: rcgen::Error,
+        reason: Unusable,
     },
     /// An agent's certificate signing request is malformed or its signature is wrong.
     #[error("invalid certificate signing request: {0}")]
@@ -50,6 +47,17 @@ pub enum CaError {
     /// The random number generator failed, so no serial number could be drawn.
     #[error("cannot issue certificate: {0}")]
     Random(#[from] crate::auth::RandomError),
+}
+
+/// Why CA material on disk cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum Unusable {
+    /// The file lacks what it must hold (a message we compose).
+    #[error("{0}")]
+    Missing(&'static str),
+    /// The key or certificate does not parse.
+    #[error("{0}")]
+    Parse(#[source] rcgen::Error),
 }
 
 impl From<CaError> for crate::app::AppError {
@@ -163,18 +171,21 @@ impl Ca {
                 source: e,
             })
         };
-        let corrupt = |p: &Path, r: String| CaError::Corrupt {
+        let corrupt = |p: &Path, reason: Unusable| CaError::Corrupt {
             path: p.into(),
-            reason: r,
+            reason,
         };
         let unusable = |p: &Path| {
             let path = p.to_path_buf();
-            move |source| CaError::Unusable { path, source }
+            move |e| CaError::Corrupt {
+                path,
+                reason: Unusable::Parse(e),
+            }
         };
         let key = KeyPair::from_pem(&read(key_path)?).map_err(unusable(key_path))?;
         let cert_pem = read(cert_path)?;
-        let der =
-            pem_der(&cert_pem).ok_or_else(|| corrupt(cert_path, "no CERTIFICATE block".into()))?;
+        let der = pem_der(&cert_pem)
+            .ok_or_else(|| corrupt(cert_path, Unusable::Missing("no CERTIFICATE block")))?;
         let key_pem = key.serialize_pem();
         let issuer =
             Issuer::from_ca_cert_der(&der.clone().into(), key).map_err(unusable(cert_path))?;
