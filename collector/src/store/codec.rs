@@ -13,9 +13,9 @@ pub fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
 }
 
 pub fn decode<T: DeserializeOwned>(key: &[u8], v: &[u8]) -> Result<T> {
-    serde_json::from_slice(v).map_err(|e| StoreError::Decode {
+    serde_json::from_slice(v).map_err(|source| StoreError::DecodeJson {
         key: String::from_utf8_lossy(key).into_owned(),
-        reason: e.to_string(),
+        source,
     })
 }
 

@@ -79,9 +79,24 @@ pub enum StoreError {
     /// A failure shared by every caller that waited on the same flush.
     #[error(transparent)]
     Shared(std::sync::Arc<StoreError>),
-    /// A stored record could not be decoded.
+    /// A stored record could not be decoded (a reason we compose: a locator that
+    /// does not parse, a chunk that is damaged).
     #[error("stored record {key} is unreadable: {reason}")]
     Decode { key: String, reason: String },
+    /// A stored record is not JSON of its type.
+    #[error("stored record {key} is unreadable: {source}")]
+    DecodeJson {
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A database row lacks its record or holds it in another type.
+    #[error("stored record {key} is unreadable: {source}")]
+    DecodeRow {
+        key: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
     /// The store cannot do this now (a backup is already being taken) or at all (a
     /// backend backed up with its own tools); the words say which.
     #[error("{0}")]

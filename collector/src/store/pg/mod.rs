@@ -121,9 +121,9 @@ pub(super) fn pool_words(e: &deadpool_postgres::PoolError) -> String {
 
 /// The `doc` column of a row (the record's JSON) as a record; errors name it.
 fn doc<T: DeserializeOwned>(row: &Row, what: &str) -> Result<T> {
-    let bytes: &[u8] = row.try_get("doc").map_err(|e| StoreError::Decode {
+    let bytes: &[u8] = row.try_get("doc").map_err(|source| StoreError::DecodeRow {
         key: what.to_string(),
-        reason: e.to_string(),
+        source,
     })?;
     decode(what.as_bytes(), bytes)
 }
