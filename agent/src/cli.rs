@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::content;
+use crate::daemon::DaemonError;
 use crate::engine::{self, ScanConfig};
 use crate::error::{exit, AgentError};
 use crate::model::{Profile, UnknownProfile};
@@ -275,11 +276,9 @@ pub fn run(cli: Cli) -> Result<i32, AgentError> {
             let token = match (&a.token, &a.token_file) {
                 (Some(t), _) => t.clone(),
                 (None, Some(f)) => std::fs::read_to_string(f)
-                    .map_err(|e| {
-                        crate::daemon::DaemonError::Config(format!(
-                            "cannot read token file {}: {e}",
-                            f.display()
-                        ))
+                    .map_err(|source| DaemonError::Io {
+                        what: format!("cannot read token file {}", f.display()),
+                        source,
                     })?
                     .lines()
                     .next()
@@ -370,9 +369,11 @@ fn daemon_runtime(
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| AgentError::Daemon(format!("cannot start the runtime: {e}")))?;
-    rt.block_on(f)
-        .map_err(|e| AgentError::Daemon(e.to_string()))?;
+        .map_err(|source| DaemonError::Io {
+            what: "cannot start the runtime".into(),
+            source,
+        })?;
+    rt.block_on(f)?;
     Ok(exit::OK)
 }
 

@@ -97,12 +97,16 @@ pub fn open_root(root: &Path) -> Result<(PathBuf, bool), AgentError> {
         path: root.display().to_string(),
         reason,
     };
-    let meta = std::fs::metadata(root).map_err(|e| bad(e.to_string()))?;
+    let unreadable = |source| AgentError::RootUnreadable {
+        path: root.display().to_string(),
+        source,
+    };
+    let meta = std::fs::metadata(root).map_err(unreadable)?;
     if !meta.is_dir() {
         return Err(bad("it is not a directory".into()));
     }
-    let canon = root.canonicalize().map_err(|e| bad(e.to_string()))?;
-    std::fs::read_dir(&canon).map_err(|e| bad(e.to_string()))?;
+    let canon = root.canonicalize().map_err(unreadable)?;
+    std::fs::read_dir(&canon).map_err(unreadable)?;
     let live = canon == Path::new("/");
     Ok((canon, live))
 }

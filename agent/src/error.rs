@@ -1,6 +1,7 @@
 //! The agent's error type and its exit codes.
 
 use crate::content::ContentError;
+use crate::daemon::DaemonError;
 
 /// Exit codes of `rampart-agent`.
 pub mod exit {
@@ -15,9 +16,16 @@ pub mod exit {
 /// Everything that stops a command of the agent.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    /// The scan root does not exist or is not a directory.
+    /// The scan root is not a directory.
     #[error("scan root {path} is not a directory: {reason}")]
     BadRoot { path: String, reason: String },
+    /// The scan root does not exist or cannot be read.
+    #[error("scan root {path} is not a directory: {source}")]
+    RootUnreadable {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// The root's os-release names a system we have no benchmark for.
     #[error("unsupported operating system {os} (from {source_file}); supported: {supported}; use --benchmark to force one")]
     UnsupportedOs {
@@ -41,12 +49,13 @@ pub enum AgentError {
     #[error("{0}")]
     Facts(#[from] crate::facts::FactError),
     /// Enrollment or the daemon failed.
-    #[error("{0}")]
-    Daemon(String),
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
     /// Writing the output failed.
     #[error("cannot write {path}: {source}")]
     Output {
         path: String,
+        #[source]
         source: std::io::Error,
     },
 }

@@ -52,6 +52,20 @@ pub enum AppError {
     /// The request is malformed or not allowed in the current state.
     #[error("{0}")]
     Invalid(String),
+    /// New settings fail their check (answered as [`AppError::Invalid`]).
+    #[error(transparent)]
+    Settings(#[from] crate::policy::SettingsError),
+    /// The instance-identity trust anchors do not load (answered as
+    /// [`AppError::Invalid`]).
+    #[error(transparent)]
+    Anchors(#[from] crate::identity::AnchorError),
+    /// A backup cannot be begun for a reason other than the store's (answered as
+    /// [`AppError::Invalid`]).
+    #[error(transparent)]
+    Backup(crate::backup::BackupError),
+    /// A record could not be encoded (answered as [`AppError::Invalid`]).
+    #[error(transparent)]
+    Encode(#[from] serde_json::Error),
     /// The request conflicts with what exists (a name taken, the last admin).
     #[error("{0}")]
     Conflict(String),
@@ -261,8 +275,7 @@ impl App {
             .map(|a| a.id)
             .collect();
         let catalogs = Catalogs::builtin().map_err(AppError::Invalid)?;
-        let identity_anchors = crate::identity::Anchors::load(&config.instance_identity)
-            .map_err(|e| AppError::Invalid(e.to_string()))?;
+        let identity_anchors = crate::identity::Anchors::load(&config.instance_identity)?;
         let lim = config.limits.clone();
         let per_sec = config.max_messages_per_sec;
         Ok(App {
@@ -295,8 +308,7 @@ impl App {
             identity_anchors,
             signin_failures: Default::default(),
             hosts,
-            instance: crate::auth::new_id("collector-")
-                .map_err(|e| AppError::Invalid(e.to_string()))?,
+            instance: crate::auth::new_id("collector-")?,
             leader: std::sync::atomic::AtomicBool::new(false),
             ssh: Default::default(),
             ingest: std::sync::OnceLock::new(),
@@ -348,7 +360,7 @@ impl App {
         crate::backup::begin(&*self.store, actor, self.clock.now_ms()).map_err(|e| match e {
             crate::backup::BackupError::Store(StoreError::Refused(m)) => AppError::Conflict(m),
             crate::backup::BackupError::Store(e) => AppError::Store(e),
-            e => AppError::Invalid(e.to_string()),
+            e => AppError::Backup(e),
         })
     }
 

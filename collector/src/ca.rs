@@ -30,16 +30,34 @@ pub enum CaError {
     },
     /// The CA files exist but cannot be used.
     #[error("CA material in {path} is unusable: {reason}")]
-    Corrupt { path: PathBuf, reason: String },
+    Corrupt {
+        path: PathBuf,
+        #[source]
+        reason: Unusable,
+    },
     /// An agent's certificate signing request is malformed or its signature is wrong.
     #[error("invalid certificate signing request: {0}")]
-    BadCsr(String),
-    /// Certificate generation failed.
+    BadCsr(#[source] rcgen::Error),
+    /// Certificate or CRL generation failed.
+    #[error("cannot issue certificate: {0}")]
+    Generate(#[from] rcgen::Error),
+    /// A certificate cannot be issued from what was given (a serial that is not hex).
     #[error("cannot issue certificate: {0}")]
     Issue(String),
     /// The random number generator failed, so no serial number could be drawn.
     #[error("cannot issue certificate: {0}")]
     Random(#[from] crate::auth::RandomError),
+}
+
+/// Why CA material on disk cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum Unusable {
+    /// The file lacks what it must hold (a message we compose).
+    #[error("{0}")]
+    Missing(&'static str),
+    /// The key or certificate does not parse.
+    #[error("{0}")]
+    Parse(#[source] rcgen::Error),
 }
 
 impl From<CaError> for crate::app::AppError {
@@ -109,7 +127,7 @@ impl Ca {
     }
 
     fn generate(superseded_path: PathBuf) -> Result<Ca, CaError> {
-        let key = KeyPair::generate().map_err(|e| CaError::Issue(e.to_string()))?;
+        let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         // A unique name per collector, so that a certificate from another
@@ -134,9 +152,7 @@ impl Ca {
         params.not_before = now - Duration::hours(1);
         params.not_after = now + Duration::days(3650);
         params.serial_number = Some(random_serial()?);
-        let cert = params
-            .self_signed(&key)
-            .map_err(|e| CaError::Issue(e.to_string()))?;
+        let cert = params.self_signed(&key)?;
         let key_pem = key.serialize_pem();
         Ok(Ca {
             cert_der: cert.der().to_vec(),
@@ -155,18 +171,24 @@ impl Ca {
                 source: e,
             })
         };
-        let corrupt = |p: &Path, r: String| CaError::Corrupt {
+        let corrupt = |p: &Path, reason: Unusable| CaError::Corrupt {
             path: p.into(),
-            reason: r,
+            reason,
         };
-        let key =
-            KeyPair::from_pem(&read(key_path)?).map_err(|e| corrupt(key_path, e.to_string()))?;
+        let unusable = |p: &Path| {
+            let path = p.to_path_buf();
+            move |e| CaError::Corrupt {
+                path,
+                reason: Unusable::Parse(e),
+            }
+        };
+        let key = KeyPair::from_pem(&read(key_path)?).map_err(unusable(key_path))?;
         let cert_pem = read(cert_path)?;
-        let der =
-            pem_der(&cert_pem).ok_or_else(|| corrupt(cert_path, "no CERTIFICATE block".into()))?;
+        let der = pem_der(&cert_pem)
+            .ok_or_else(|| corrupt(cert_path, Unusable::Missing("no CERTIFICATE block")))?;
         let key_pem = key.serialize_pem();
-        let issuer = Issuer::from_ca_cert_der(&der.clone().into(), key)
-            .map_err(|e| corrupt(cert_path, e.to_string()))?;
+        let issuer =
+            Issuer::from_ca_cert_der(&der.clone().into(), key).map_err(unusable(cert_path))?;
         Ok(Ca {
             issuer,
             cert_der: der,
@@ -207,16 +229,14 @@ impl Ca {
         validity: Duration,
     ) -> Result<Issued, CaError> {
         let csr = CertificateSigningRequestParams::from_der(&csr_der.to_vec().into())
-            .map_err(|e| CaError::BadCsr(e.to_string()))?;
+            .map_err(CaError::BadCsr)?;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, agent_id);
         dn.push(DnType::OrganizationName, "Rampart agents");
         params.distinguished_name = dn;
         params.subject_alt_names = vec![SanType::URI(
-            agent_uri(agent_id)
-                .try_into()
-                .map_err(|e: rcgen::Error| CaError::Issue(e.to_string()))?,
+            agent_uri(agent_id).try_into().map_err(CaError::Generate)?,
         )];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -229,9 +249,8 @@ impl Ca {
         names: &[String],
         validity: Duration,
     ) -> Result<(Issued, KeyPair), CaError> {
-        let key = KeyPair::generate().map_err(|e| CaError::Issue(e.to_string()))?;
-        let mut params =
-            CertificateParams::new(names.to_vec()).map_err(|e| CaError::Issue(e.to_string()))?;
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(names.to_vec())?;
         params
             .distinguished_name
             .push(DnType::CommonName, "Rampart collector");
@@ -254,9 +273,7 @@ impl Ca {
         let serial_hex = serial.as_ref().iter().map(|b| format!("{b:02x}")).collect();
         params.serial_number = Some(serial);
         params.use_authority_key_identifier_extension = true;
-        let cert = params
-            .signed_by(public_key, &self.issuer)
-            .map_err(|e| CaError::Issue(e.to_string()))?;
+        let cert = params.signed_by(public_key, &self.issuer)?;
         Ok(Issued {
             der: cert.der().to_vec(),
             pem: cert.pem(),
@@ -372,9 +389,7 @@ impl Ca {
             revoked_certs: certs,
             key_identifier_method: rcgen::KeyIdMethod::Sha256,
         };
-        let crl = params
-            .signed_by(&self.issuer)
-            .map_err(|e| CaError::Issue(e.to_string()))?;
+        let crl = params.signed_by(&self.issuer)?;
         Ok(crl.der().to_vec())
     }
 }

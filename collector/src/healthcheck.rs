@@ -30,9 +30,33 @@ pub enum HealthError {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// The CA certificate or the server name could not be used for TLS.
+    /// The CA certificate file holds no certificate, or no server name is configured.
     #[error("cannot set up TLS to the REST listener: {0}")]
     Tls(String),
+    /// The CA certificate file holds something that is not a PEM certificate.
+    #[error("cannot set up TLS to the REST listener: {path}: {source}")]
+    Pem {
+        path: PathBuf,
+        #[source]
+        source: rustls::pki_types::pem::Error,
+    },
+    /// rustls refused the CA certificate.
+    #[error("cannot set up TLS to the REST listener: {path}: {source}")]
+    Root {
+        path: PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
+    /// rustls refused the protocol versions.
+    #[error("cannot set up TLS to the REST listener: {0}")]
+    Rustls(#[source] rustls::Error),
+    /// The first configured server name is not a valid DNS name or address.
+    #[error("cannot set up TLS to the REST listener: server name `{name}`: {source}")]
+    ServerName {
+        name: String,
+        #[source]
+        source: rustls::pki_types::InvalidDnsNameError,
+    },
     /// Connecting, the TLS handshake, sending or reading failed or timed out.
     #[error("{url}: {source}")]
     Io { url: String, source: std::io::Error },
@@ -74,10 +98,14 @@ impl Probe {
         })?;
         let mut roots = rustls::RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(&pem) {
-            let cert = cert.map_err(|e| HealthError::Tls(format!("{}: {e}", path.display())))?;
-            roots
-                .add(cert)
-                .map_err(|e| HealthError::Tls(format!("{}: {e}", path.display())))?;
+            let cert = cert.map_err(|source| HealthError::Pem {
+                path: path.clone(),
+                source,
+            })?;
+            roots.add(cert).map_err(|source| HealthError::Root {
+                path: path.clone(),
+                source,
+            })?;
         }
         if roots.is_empty() {
             return Err(HealthError::Tls(format!(
@@ -88,15 +116,18 @@ impl Probe {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| HealthError::Tls(e.to_string()))?
+            .map_err(HealthError::Rustls)?
             .with_root_certificates(roots)
             .with_no_client_auth();
         let first = config
             .server_names
             .first()
             .ok_or_else(|| HealthError::Tls("no server_names".into()))?;
-        let name = ServerName::try_from(first.clone())
-            .map_err(|e| HealthError::Tls(format!("server name `{first}`: {e}")))?;
+        let name =
+            ServerName::try_from(first.clone()).map_err(|source| HealthError::ServerName {
+                name: first.clone(),
+                source,
+            })?;
         Ok(Probe {
             addr,
             tls: Some((Arc::new(tls), name)),
@@ -122,7 +153,7 @@ impl Probe {
             None => status_line(tcp),
             Some((config, name)) => {
                 let conn = rustls::ClientConnection::new(config.clone(), name.clone())
-                    .map_err(|e| HealthError::Tls(e.to_string()))?;
+                    .map_err(HealthError::Rustls)?;
                 status_line(rustls::StreamOwned::new(conn, tcp))
             }
         }

@@ -62,8 +62,7 @@ impl Rest {
         let tls = if https {
             let pin = fingerprint
                 .ok_or_else(|| Error::Config("an https REST URL needs --ca-fingerprint".into()))?;
-            let mut cfg =
-                rampart_agent::daemon::tls::client_config(pin, None).map_err(Error::Config)?;
+            let mut cfg = rampart_agent::daemon::tls::client_config(pin, None)?;
             cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
             let host = hostport
                 .rsplit_once(':')

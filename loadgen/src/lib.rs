@@ -35,6 +35,9 @@ pub enum Error {
     /// The gRPC side (enrollment, stream) failed.
     #[error("gRPC {what}: {reason}")]
     Grpc { what: String, reason: String },
+    /// The TLS client configuration or a channel could not be built.
+    #[error(transparent)]
+    Tls(#[from] rampart_agent::daemon::tls::TlsError),
     /// The store refused a write while seeding.
     #[error("store: {0}")]
     Store(#[from] rampart_collector::store::StoreError),

@@ -25,8 +25,9 @@ async fn hello_with(c: &Collector, id: &Identity) -> Result<(), String> {
     let cfg = tls::client_config(
         &c.fingerprint,
         Some((vec![id.cert_der.clone()], id.key_der.clone())),
-    )?;
-    let ch = tls::channel(&c.url(), cfg)?;
+    )
+    .map_err(|e| e.to_string())?;
+    let ch = tls::channel(&c.url(), cfg).map_err(|e| e.to_string())?;
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tx.send(AgentMessage {
         body: Some(agent_message::Body::Hello(Hello {

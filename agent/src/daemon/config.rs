@@ -62,11 +62,20 @@ fn default_spool_scans() -> usize {
 /// Why the configuration was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The file is not TOML of the configuration's shape.
+    #[error("{path}: {source}")]
+    Toml {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    /// A value is refused (a message we compose from it).
     #[error("{path}: {reason}")]
     Invalid { path: PathBuf, reason: String },
 }
@@ -119,7 +128,10 @@ impl AgentConfig {
             path: path.into(),
             reason,
         };
-        let mut c: AgentConfig = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let mut c: AgentConfig = toml::from_str(text).map_err(|source| ConfigError::Toml {
+            path: path.into(),
+            source,
+        })?;
         c.ca_fingerprint = normalize_fingerprint(&c.ca_fingerprint).map_err(invalid)?;
         validate_url(&c.collector).map_err(invalid)?;
         if !(1..=rampart_proto::bounds::RESULTS_PER_BATCH).contains(&c.batch_size) {

@@ -42,9 +42,15 @@ pub enum FetchError {
     /// No answer within [`FETCH_TIMEOUT`].
     #[error("the metadata service did not answer within {0:?}")]
     Timeout(Duration),
-    /// Connection or protocol failure.
+    /// The TCP connection failed.
     #[error("metadata service: {0}")]
-    Http(String),
+    Connect(#[source] std::io::Error),
+    /// The HTTP exchange failed.
+    #[error("metadata service: {0}")]
+    Http(#[from] hyper::Error),
+    /// The request could not be built (a header value we were given is invalid).
+    #[error("metadata service: {0}")]
+    Request(#[from] hyper::http::Error),
     /// A status other than 200.
     #[error("metadata service answered {status} for {path}")]
     Status { status: u16, path: String },
@@ -102,14 +108,11 @@ async fn request(
     path: &str,
     headers: &[(&str, &str)],
 ) -> Result<Vec<u8>, FetchError> {
-    let http = |e: &dyn std::fmt::Display| FetchError::Http(e.to_string());
     let stream = tokio::net::TcpStream::connect(addr)
         .await
-        .map_err(|e| http(&e))?;
+        .map_err(FetchError::Connect)?;
     let (mut send, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| http(&e))?;
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
     let driver = tokio::spawn(conn);
     let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
     let mut req = hyper::Request::builder()
@@ -119,13 +122,13 @@ async fn request(
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let req = req.body(Empty::<Bytes>::new()).map_err(|e| http(&e))?;
-    let resp = send.send_request(req).await.map_err(|e| http(&e))?;
+    let req = req.body(Empty::<Bytes>::new())?;
+    let resp = send.send_request(req).await?;
     let status = resp.status().as_u16();
     let mut body = resp.into_body();
     let mut out = Vec::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| http(&e))?;
+        let frame = frame?;
         if let Some(chunk) = frame.data_ref() {
             if out.len() + chunk.len() > MAX_ANSWER_BYTES {
                 driver.abort();

@@ -26,9 +26,39 @@ use config::{normalize_fingerprint, validate_url, AgentConfig};
 /// Everything that stops `enroll` or `run`.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    /// Bad flags or configuration.
+    /// Bad flags or configuration: a message we compose from the value.
     #[error("{0}")]
     Config(String),
+    /// The configuration file could not be read or is invalid.
+    #[error(transparent)]
+    ConfigFile(#[from] config::ConfigError),
+    /// The scan root cannot be scanned (unreadable, an unknown operating system).
+    #[error(transparent)]
+    Root(Box<crate::error::AgentError>),
+    /// The TLS client configuration or the channel to the collector could not be built.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// The spool could not be opened, read or changed.
+    #[error(transparent)]
+    Spool(#[from] spool::SpoolError),
+    /// A key or a CSR could not be made or read.
+    #[error("{what}: {source}")]
+    Key {
+        what: &'static str,
+        #[source]
+        source: rcgen::Error,
+    },
+    /// A local resource other than the state could not be had (the token file, a
+    /// signal handler, the runtime).
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The scan task panicked or was aborted.
+    #[error("scan task failed: {0}")]
+    ScanTask(#[source] tokio::task::JoinError),
     /// The collector answered with a refusal (bad token, revoked, …).
     #[error("the collector refused: {0}")]
     Refused(String),
@@ -36,15 +66,49 @@ pub enum DaemonError {
     #[error("cannot reach the collector: {0}")]
     Unreachable(String),
     /// Local state could not be read or written.
+    #[error("{path}: {source}")]
+    StateIo {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The state file is missing or unreadable: the agent is likely not enrolled.
+    #[error("{path}: {source} (has this agent been enrolled?)")]
+    NotEnrolled {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The state file does not parse, or could not be serialised.
+    #[error("{path}: {source}")]
+    StateJson {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Local state is not as it must be (a message we compose: missing, mismatched).
     #[error("{path}: {reason}")]
     State { path: PathBuf, reason: String },
 }
 
-fn state_err(path: &Path, e: impl std::fmt::Display) -> DaemonError {
+/// A state file or directory that could not be read or written.
+fn state_io(path: &Path, source: std::io::Error) -> DaemonError {
+    DaemonError::StateIo {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Local state that is not as it must be, in our words.
+fn state_err(path: &Path, reason: &str) -> DaemonError {
     DaemonError::State {
         path: path.to_path_buf(),
-        reason: e.to_string(),
+        reason: reason.to_string(),
     }
+}
+
+fn key_err(what: &'static str) -> impl FnOnce(rcgen::Error) -> DaemonError {
+    move |source| DaemonError::Key { what, source }
 }
 
 /// What enrollment leaves in the state directory besides key and certificates.
@@ -97,7 +161,7 @@ fn temp_path(path: &Path) -> PathBuf {
 fn sync_dir(dir: &Path) -> Result<(), DaemonError> {
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| state_err(dir, e))
+        .map_err(|e| state_io(dir, e))
 }
 
 /// Writes a file atomically with exactly `mode`, whatever the umask: a new temporary
@@ -118,11 +182,11 @@ pub fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<(), DaemonError
     })();
     if let Err(e) = written {
         let _ = fs::remove_file(&tmp);
-        return Err(state_err(&tmp, e));
+        return Err(state_io(&tmp, e));
     }
     if let Err(e) = fs::rename(&tmp, path) {
         let _ = fs::remove_file(&tmp);
-        return Err(state_err(path, e));
+        return Err(state_io(path, e));
     }
     sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
@@ -133,7 +197,7 @@ fn create_state_dir(dir: &Path) -> Result<(), DaemonError> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|e| state_err(dir, e))
+        .map_err(|e| state_io(dir, e))
 }
 
 /// Reads a file that may be missing.
@@ -141,7 +205,7 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, DaemonError> {
     match fs::read(path) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(state_err(path, e)),
+        Err(e) => Err(state_io(path, e)),
     }
 }
 
@@ -156,7 +220,7 @@ fn commit_pair(dir: &Path) -> Result<(), DaemonError> {
     for file in [CERT_FILE, KEY_FILE] {
         let next = next_path(dir, file);
         if next.exists() {
-            fs::rename(&next, dir.join(file)).map_err(|e| state_err(&next, e))?;
+            fs::rename(&next, dir.join(file)).map_err(|e| state_io(&next, e))?;
         }
     }
     sync_dir(dir)
@@ -191,7 +255,7 @@ fn load_pair(dir: &Path) -> Result<(Vec<u8>, Vec<u8>), DaemonError> {
         tracing::warn!(dir = %dir.display(), "discarding a half-written key or certificate replacement");
         for p in [&key_next, &cert_next] {
             match fs::remove_file(p) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(state_err(p, e)),
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(state_io(p, e)),
                 _ => {}
             }
         }
@@ -202,17 +266,17 @@ fn load_pair(dir: &Path) -> Result<(Vec<u8>, Vec<u8>), DaemonError> {
     if !pair_matches(&key, &cert) {
         return Err(state_err(
             &key_path,
-            format!("does not match {CERT_FILE}; enroll this agent again"),
+            &format!("does not match {CERT_FILE}; enroll this agent again"),
         ));
     }
     let mode = fs::metadata(&key_path)
-        .map_err(|e| state_err(&key_path, e))?
+        .map_err(|e| state_io(&key_path, e))?
         .permissions()
         .mode();
     if mode & 0o077 != 0 {
         tracing::warn!(path = %key_path.display(), mode = format!("{:o}", mode & 0o777), "the private key was readable by others; made 0600");
         fs::set_permissions(&key_path, fs::Permissions::from_mode(0o600))
-            .map_err(|e| state_err(&key_path, e))?;
+            .map_err(|e| state_io(&key_path, e))?;
     }
     Ok((cert, key))
 }
@@ -220,10 +284,15 @@ fn load_pair(dir: &Path) -> Result<(Vec<u8>, Vec<u8>), DaemonError> {
 impl Identity {
     pub fn load(dir: &Path) -> Result<Identity, DaemonError> {
         let state_path = dir.join(STATE_FILE);
-        let state = fs::read(&state_path)
-            .map_err(|e| state_err(&state_path, format!("{e} (has this agent been enrolled?)")))?;
+        let state = fs::read(&state_path).map_err(|source| DaemonError::NotEnrolled {
+            path: state_path.clone(),
+            source,
+        })?;
         let state: AgentState =
-            serde_json::from_slice(&state).map_err(|e| state_err(&state_path, e))?;
+            serde_json::from_slice(&state).map_err(|source| DaemonError::StateJson {
+                path: state_path.clone(),
+                source,
+            })?;
         let (cert_der, key_der) = load_pair(dir)?;
         Ok(Identity {
             state,
@@ -240,7 +309,11 @@ impl Identity {
         write_file(&next_path(dir, KEY_FILE), &self.key_der, 0o600)?;
         write_file(&next_path(dir, CERT_FILE), &self.cert_der, 0o644)?;
         commit_pair(dir)?;
-        let json = serde_json::to_vec_pretty(&self.state).map_err(|e| state_err(dir, e))?;
+        let json =
+            serde_json::to_vec_pretty(&self.state).map_err(|source| DaemonError::StateJson {
+                path: dir.to_path_buf(),
+                source,
+            })?;
         write_file(&dir.join(STATE_FILE), &json, 0o644)
     }
 }
@@ -248,7 +321,7 @@ impl Identity {
 /// The CA certificate saved at enrollment, if it still has the pinned fingerprint.
 pub fn pinned_ca(dir: &Path, pin: &str) -> Result<Vec<u8>, DaemonError> {
     let path = dir.join(CA_FILE);
-    let der = fs::read(&path).map_err(|e| state_err(&path, e))?;
+    let der = fs::read(&path).map_err(|e| state_io(&path, e))?;
     if tls::sha256_hex(&der) != pin {
         return Err(state_err(&path, "does not match the pinned CA fingerprint"));
     }
@@ -257,8 +330,7 @@ pub fn pinned_ca(dir: &Path, pin: &str) -> Result<Vec<u8>, DaemonError> {
 
 /// A fresh key pair and a CSR for it (PKCS#8 DER key, DER CSR).
 pub fn new_key_and_csr(common_name: &str) -> Result<(Vec<u8>, Vec<u8>), DaemonError> {
-    let key = rcgen::KeyPair::generate()
-        .map_err(|e| DaemonError::Config(format!("cannot generate a key: {e}")))?;
+    let key = rcgen::KeyPair::generate().map_err(key_err("cannot generate a key"))?;
     csr_for(key, common_name)
 }
 
@@ -268,7 +340,7 @@ pub fn key_and_csr_from(
     common_name: &str,
 ) -> Result<(Vec<u8>, Vec<u8>), DaemonError> {
     let key = rcgen::KeyPair::try_from(key_der)
-        .map_err(|e| DaemonError::Config(format!("cannot read the pending enrollment key: {e}")))?;
+        .map_err(key_err("cannot read the pending enrollment key"))?;
     csr_for(key, common_name)
 }
 
@@ -279,7 +351,7 @@ fn csr_for(key: rcgen::KeyPair, common_name: &str) -> Result<(Vec<u8>, Vec<u8>),
         .push(rcgen::DnType::CommonName, common_name);
     let csr = params
         .serialize_request(&key)
-        .map_err(|e| DaemonError::Config(format!("cannot build a CSR: {e}")))?;
+        .map_err(key_err("cannot build a CSR"))?;
     Ok((key.serialize_der(), csr.der().to_vec()))
 }
 
@@ -304,8 +376,8 @@ pub struct EnrollArgs {
 /// signed identity document to this enrollment (the collector hashes the CSR's).
 pub fn key_sha256(key_der: &[u8]) -> Result<String, DaemonError> {
     use rcgen::PublicKeyData;
-    let key = rcgen::KeyPair::try_from(key_der)
-        .map_err(|e| DaemonError::Config(format!("cannot read the enrollment key: {e}")))?;
+    let key =
+        rcgen::KeyPair::try_from(key_der).map_err(key_err("cannot read the enrollment key"))?;
     Ok(tls::sha256_hex(&key.subject_public_key_info()))
 }
 
@@ -346,7 +418,7 @@ async fn signed_identity(
 /// Enrolls: the private key is generated here and never leaves the host.
 pub async fn enroll(mut a: EnrollArgs) -> Result<String, DaemonError> {
     for p in [&mut a.config_path, &mut a.state_dir, &mut a.root] {
-        *p = std::path::absolute(&*p).map_err(|e| state_err(p, e))?;
+        *p = std::path::absolute(&*p).map_err(|e| state_io(p, e))?;
     }
     let pin = normalize_fingerprint(&a.ca_fingerprint).map_err(DaemonError::Config)?;
     validate_url(&a.collector).map_err(DaemonError::Config)?;
@@ -380,8 +452,8 @@ pub async fn enroll(mut a: EnrollArgs) -> Result<String, DaemonError> {
         .clone()
         .unwrap_or_else(|| iid::DEFAULT_METADATA_URL.to_string());
     let identity_document = signed_identity(&who.provider, &metadata_url, &key_der).await;
-    let cfg = tls::client_config(&pin, None).map_err(DaemonError::Config)?;
-    let channel = tls::channel(&a.collector, cfg).map_err(DaemonError::Config)?;
+    let cfg = tls::client_config(&pin, None)?;
+    let channel = tls::channel(&a.collector, cfg)?;
     let resp = EnrollmentClient::new(channel)
         .enroll(EnrollRequest {
             token: a.token.trim().to_string(),
@@ -435,7 +507,7 @@ pub async fn enroll(mut a: EnrollArgs) -> Result<String, DaemonError> {
         metadata_url: a.metadata_url,
     };
     if let Some(parent) = a.config_path.parent() {
-        fs::create_dir_all(parent).map_err(|e| state_err(parent, e))?;
+        fs::create_dir_all(parent).map_err(|e| state_io(parent, e))?;
     }
     write_file(&a.config_path, cfg.to_toml().as_bytes(), 0o644)?;
     Ok(resp.agent_id)

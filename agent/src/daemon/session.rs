@@ -80,7 +80,10 @@ pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
 /// SIGTERM and SIGINT as [`Control::Stop`], SIGHUP as [`Control::Reload`].
 fn signals() -> Result<mpsc::Receiver<Control>, DaemonError> {
     let sig = |k| {
-        signal(k).map_err(|e| DaemonError::Config(format!("cannot install signal handler: {e}")))
+        signal(k).map_err(|source| DaemonError::Io {
+            what: "cannot install signal handler".into(),
+            source,
+        })
     };
     let (mut term, mut int, mut hup) = (
         sig(SignalKind::terminate())?,
@@ -111,9 +114,8 @@ pub async fn run_until(
 ) -> Result<(), DaemonError> {
     let mut backoff = Backoff::new();
     loop {
-        let cfg = AgentConfig::load(config_path).map_err(|e| DaemonError::Config(e.to_string()))?;
-        let spool = Spool::open(&cfg.state_dir.join("spool"), cfg.spool_max_scans)
-            .map_err(|e| DaemonError::Config(e.to_string()))?;
+        let cfg = AgentConfig::load(config_path)?;
+        let spool = Spool::open(&cfg.state_dir.join("spool"), cfg.spool_max_scans)?;
         let started = std::time::Instant::now();
         match session(&cfg, &spool, &mut control).await {
             Ok(End::Stop) => {
@@ -202,12 +204,11 @@ async fn session(
     let tls_cfg = tls::client_config(
         &cfg.ca_fingerprint,
         Some((vec![id.cert_der.clone()], id.key_der.clone())),
-    )
-    .map_err(DaemonError::Config)?;
-    let channel = tls::channel(&cfg.collector, tls_cfg).map_err(DaemonError::Config)?;
+    )?;
+    let channel = tls::channel(&cfg.collector, tls_cfg)?;
     let mut client = AgentChannelClient::new(channel).max_decoding_message_size(16 * 1024 * 1024);
     let (tx, rx) = mpsc::channel(64);
-    let (bench, version) = benchmark_of(&cfg.root).map_err(DaemonError::Config)?;
+    let (bench, version) = benchmark_of(&cfg.root).map_err(|e| DaemonError::Root(Box::new(e)))?;
     let facts = Facts::new(Path::new("/"), true);
     let who = identity::detect(&facts);
     tx.send(AgentMessage {
@@ -261,14 +262,9 @@ async fn session(
     }
     tracing::info!(agent_id = %id.state.agent_id, collector = %cfg.collector, "connected");
     maybe_renew(&mut link, &id.state, cfg.renew_before_secs).await?;
-    for s in spool
-        .list()
-        .map_err(|e| DaemonError::Config(e.to_string()))?
-    {
+    for s in spool.list()? {
         link.send_scan(&s, cfg.batch_size).await?;
-        spool
-            .remove(&s.scan_id)
-            .map_err(|e| DaemonError::Config(e.to_string()))?;
+        spool.remove(&s.scan_id)?;
         tracing::info!(scan_id = %s.scan_id, "spooled scan delivered");
     }
     let hour = Duration::from_secs(3600);
@@ -359,7 +355,7 @@ async fn run_scan(
     loop {
         tokio::select! {
             done = &mut task => {
-                let scan = done.map_err(|e| DaemonError::Config(format!("scan task failed: {e}")))?;
+                let scan = done.map_err(DaemonError::ScanTask)?;
                 if cancel.load(Ordering::SeqCst) {
                     tracing::info!(%scan_id, elapsed_ms = t0.elapsed().as_millis() as u64, "scan cancelled; nothing is sent");
                     return Ok((None, lost));

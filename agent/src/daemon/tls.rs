@@ -168,23 +168,42 @@ impl ServerCertVerifier for PinnedCa {
     }
 }
 
+/// Why a client configuration or a channel could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// rustls refused the protocol versions or the client certificate and key.
+    #[error("{0}")]
+    Rustls(#[from] rustls::Error),
+    /// The collector's host is not a valid server name.
+    #[error("collector host in {url}: {source}")]
+    ServerName {
+        url: String,
+        #[source]
+        source: rustls::pki_types::InvalidDnsNameError,
+    },
+    /// The collector URL is not a valid URI.
+    #[error("collector URL {url}: {source}")]
+    Url {
+        url: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+}
+
 /// A client configuration pinned to `pin`, presenting `identity` (cert chain, PKCS#8 key) if given.
 pub fn client_config(
     pin: &str,
     identity: Option<(Vec<Vec<u8>>, Vec<u8>)>,
-) -> Result<ClientConfig, String> {
+) -> Result<ClientConfig, TlsError> {
     let b = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .with_safe_default_protocol_versions()?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(PinnedCa::new(pin)));
     let mut cfg = match identity {
-        Some((chain, key)) => b
-            .with_client_auth_cert(
-                chain.into_iter().map(CertificateDer::from).collect(),
-                PrivateKeyDer::Pkcs8(key.into()),
-            )
-            .map_err(|e| e.to_string())?,
+        Some((chain, key)) => b.with_client_auth_cert(
+            chain.into_iter().map(CertificateDer::from).collect(),
+            PrivateKeyDer::Pkcs8(key.into()),
+        )?,
         None => b.with_no_client_auth(),
     };
     cfg.alpn_protocols = vec![b"h2".to_vec()];
@@ -192,7 +211,7 @@ pub fn client_config(
 }
 
 /// A lazily connecting gRPC channel to `url` (`https://host:port`) over `cfg`.
-pub fn channel(url: &str, cfg: ClientConfig) -> Result<Channel, String> {
+pub fn channel(url: &str, cfg: ClientConfig) -> Result<Channel, TlsError> {
     let hostport = url
         .trim_start_matches("https://")
         .trim_end_matches('/')
@@ -201,11 +220,16 @@ pub fn channel(url: &str, cfg: ClientConfig) -> Result<Channel, String> {
         Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']').to_string(),
         None => hostport.clone(),
     };
-    let server_name =
-        ServerName::try_from(host).map_err(|e| format!("collector host in {url}: {e}"))?;
+    let server_name = ServerName::try_from(host).map_err(|source| TlsError::ServerName {
+        url: url.to_string(),
+        source,
+    })?;
     let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
     let endpoint = Endpoint::from_shared(format!("http://{hostport}"))
-        .map_err(|e| format!("collector URL {url}: {e}"))?
+        .map_err(|source| TlsError::Url {
+            url: url.to_string(),
+            source,
+        })?
         .connect_timeout(std::time::Duration::from_secs(10))
         .http2_keep_alive_interval(std::time::Duration::from_secs(30));
     Ok(endpoint.connect_with_connector_lazy(tower::service_fn(

@@ -121,15 +121,18 @@ impl BinaryFile {
                 ),
             });
         }
-        self.file
-            .read_exact_at(buf, offset)
-            .map_err(|e| FactError::Unreadable {
-                path: self.path.clone(),
-                reason: if e.kind() == io::ErrorKind::UnexpectedEof {
-                    "it became shorter while being read".into()
-                } else {
-                    e.to_string()
-                },
-            })
+        self.file.read_exact_at(buf, offset).map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                FactError::Unreadable {
+                    path: self.path.clone(),
+                    reason: "it became shorter while being read".into(),
+                }
+            } else {
+                FactError::Io {
+                    path: self.path.clone(),
+                    source: e.into(),
+                }
+            }
+        })
     }
 }

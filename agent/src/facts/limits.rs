@@ -101,6 +101,14 @@ impl Fact for Config {
                 }
                 // fopen() opens a directory and reading it gives no line; /dev/null is empty.
                 Err(FactError::Unreadable { reason, .. }) if reason.contains("directory") => {}
+                // The I/O errors whose words say "directory": EISDIR, ENOTDIR, ENOENT.
+                Err(FactError::Io { source, .. })
+                    if matches!(
+                        source.kind(),
+                        std::io::ErrorKind::IsADirectory
+                            | std::io::ErrorKind::NotADirectory
+                            | std::io::ErrorKind::NotFound
+                    ) => {}
                 Err(FactError::NotRegular { .. })
                     if facts.inner_path(&facts.resolve(&path, true)?) == "/dev/null" => {}
                 Err(FactError::SymlinkLoop { .. }) => {

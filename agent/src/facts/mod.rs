@@ -60,7 +60,15 @@ const MAX_GLOB_DEPTH: usize = 32;
 /// Why a fact could not be read. Cheap to clone so a cached failure can be shared.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FactError {
-    /// The file exists but reading it failed (permissions, I/O error).
+    /// Reading the path failed with an I/O error (permissions, a bad disk).
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: SharedIoError,
+    },
+    /// The path cannot be read for a reason we name (missing, a directory, changed
+    /// while being read).
     #[error("cannot read {path}: {reason}")]
     Unreadable { path: String, reason: String },
     /// The file is larger than any configuration file should be.
@@ -79,6 +87,44 @@ pub enum FactError {
     /// it is never opened (reading a FIFO or a device could block the scan forever).
     #[error("{path} is {kind}, not a regular file")]
     NotRegular { path: String, kind: &'static str },
+}
+
+/// An I/O error shared by every reader of a memoised fact (so that [`FactError`]
+/// stays `Clone`). Two are equal when they say the same: the same kind and words.
+#[derive(Debug, Clone)]
+pub struct SharedIoError(std::sync::Arc<std::io::Error>);
+
+impl From<std::io::Error> for SharedIoError {
+    fn from(e: std::io::Error) -> Self {
+        SharedIoError(std::sync::Arc::new(e))
+    }
+}
+
+impl std::ops::Deref for SharedIoError {
+    type Target = std::io::Error;
+    fn deref(&self) -> &std::io::Error {
+        &self.0
+    }
+}
+
+impl PartialEq for SharedIoError {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.kind() == other.0.kind() && self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for SharedIoError {}
+
+impl std::fmt::Display for SharedIoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SharedIoError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
 }
 
 /// Strips a `#` comment and surrounding whitespace from a configuration line.

@@ -162,7 +162,7 @@ impl Facts {
                             path: path.to_string(),
                         });
                     }
-                    let target = fs::read_link(&candidate).map_err(|e| unreadable(path, &e))?;
+                    let target = fs::read_link(&candidate).map_err(|e| unreadable(path, e))?;
                     let target = target.to_string_lossy().into_owned();
                     if target.starts_with('/') {
                         current.clear();
@@ -179,7 +179,7 @@ impl Facts {
                         current.push(rest);
                     }
                 }
-                Err(e) => return Err(unreadable(path, &e)),
+                Err(e) => return Err(unreadable(path, e)),
             }
         }
         Ok(self.host_of(&current))
@@ -214,7 +214,7 @@ impl Facts {
         let mut buf = Vec::new();
         file.take(MAX_CONFIG_BYTES + 1)
             .read_to_end(&mut buf)
-            .map_err(|e| unreadable(path, &e))?;
+            .map_err(|e| unreadable(path, e))?;
         if buf.len() as u64 > MAX_CONFIG_BYTES {
             return Err(FactError::TooLarge {
                 path: path.to_string(),
@@ -237,7 +237,7 @@ impl Facts {
             Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(20) => {
                 return Ok(None)
             }
-            Err(e) => return Err(unreadable(path, &e)),
+            Err(e) => return Err(unreadable(path, e)),
         };
         if before.is_dir() {
             return Err(FactError::Unreadable {
@@ -252,8 +252,8 @@ impl Facts {
             .read(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY)
             .open(&host)
-            .map_err(|e| unreadable(path, &e))?;
-        let meta = file.metadata().map_err(|e| unreadable(path, &e))?;
+            .map_err(|e| unreadable(path, e))?;
+        let meta = file.metadata().map_err(|e| unreadable(path, e))?;
         if !meta.is_file() {
             return Err(not_regular(path, &meta.file_type()));
         }
@@ -316,7 +316,7 @@ impl Facts {
             Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(20) => {
                 Ok(None)
             }
-            Err(e) => Err(unreadable(path, &e)),
+            Err(e) => Err(unreadable(path, e)),
         }
     }
 
@@ -332,7 +332,7 @@ impl Facts {
                 Ok(None)
             }
             Err(e) if e.raw_os_error() == Some(20) => Ok(None),
-            Err(e) => Err(unreadable(path, &e)),
+            Err(e) => Err(unreadable(path, e)),
         }
     }
 
@@ -344,11 +344,11 @@ impl Facts {
             Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(20) => {
                 return Ok(Vec::new())
             }
-            Err(e) => return Err(unreadable(path, &e)),
+            Err(e) => return Err(unreadable(path, e)),
         };
         let mut names = Vec::new();
         for entry in rd {
-            let entry = entry.map_err(|e| unreadable(path, &e))?;
+            let entry = entry.map_err(|e| unreadable(path, e))?;
             names.push(entry.file_name().to_string_lossy().into_owned());
         }
         names.sort();
@@ -408,9 +408,9 @@ fn not_regular(path: &str, ft: &fs::FileType) -> FactError {
     }
 }
 
-fn unreadable(path: &str, e: &io::Error) -> FactError {
-    FactError::Unreadable {
+fn unreadable(path: &str, e: io::Error) -> FactError {
+    FactError::Io {
         path: path.to_string(),
-        reason: e.to_string(),
+        source: e.into(),
     }
 }

@@ -138,9 +138,9 @@ impl Fact for WalkResult {
             uids: acc.users.iter().map(|u| u.uid).collect(),
             gids: acc.groups.iter().map(|g| g.gid).collect(),
         };
-        let root_meta = fs::symlink_metadata(facts.root()).map_err(|e| FactError::Unreadable {
+        let root_meta = fs::symlink_metadata(facts.root()).map_err(|e| FactError::Io {
             path: "/".into(),
-            reason: e.to_string(),
+            source: e.into(),
         })?;
         let mut r = walk_dir(&ctx, facts.root().to_path_buf(), root_meta.dev(), 0);
         r.skipped = skipped;

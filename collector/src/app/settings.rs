@@ -108,8 +108,7 @@ impl App {
     /// Replaces the settings. `webhook_secret: None` leaves the stored secret as it
     /// is; an empty one removes it.
     pub fn update_settings(&self, mut new: Settings, actor: &str) -> Result<Settings> {
-        new.validate()
-            .map_err(|e| AppError::Invalid(e.to_string()))?;
+        new.validate()?;
         let old = self.settings();
         new.webhook_secret = match new.webhook_secret.take() {
             None => old.webhook_secret.clone(),
@@ -122,7 +121,7 @@ impl App {
             ));
         }
         let rec = SettingsRecord::from(&new);
-        let bytes = serde_json::to_vec(&rec).map_err(|e| AppError::Invalid(e.to_string()))?;
+        let bytes = serde_json::to_vec(&rec)?;
         self.store.put_meta(SETTINGS_KEY, &bytes)?;
         let secret = new.webhook_secret.as_ref().map(|k| k.0.as_bytes());
         self.store

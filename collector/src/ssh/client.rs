@@ -97,7 +97,15 @@ impl Exec {
 }
 
 fn ssh_err(e: russh::Error) -> ScanError {
-    ScanError::Ssh(e.to_string())
+    ScanError::Ssh(e)
+}
+
+/// What a failed TCP connection says: a refusal plainly, else the error's words.
+pub(super) fn connect_words(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
+        _ => e.to_string(),
+    }
 }
 
 /// Runs `cmd` on a new channel, feeding it `stdin`, keeping at most `max_out`
@@ -138,7 +146,9 @@ async fn exec(
                 out.signal = Some(format!("{signal_name:?}"))
             }
             ChannelMsg::Failure => {
-                return Err(ScanError::Ssh(format!("the server refused to run `{cmd}`")))
+                return Err(ScanError::Session(format!(
+                    "the server refused to run `{cmd}`"
+                )))
             }
             _ => {}
         }
@@ -193,15 +203,13 @@ pub async fn scan(key: &SshKey, job: &ScanJob) -> Result<ScanOutput, ScanError> 
             addr: addr.clone(),
             reason,
         })?;
-        let tcp = crate::outbound::connect(&addrs)
-            .await
-            .map_err(|e| ScanError::Connect {
-                addr: addr.clone(),
-                reason: match e.kind() {
-                    std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
-                    _ => e.to_string(),
-                },
-            })?;
+        let tcp =
+            crate::outbound::connect(&addrs)
+                .await
+                .map_err(|source| ScanError::Unreachable {
+                    addr: addr.clone(),
+                    source,
+                })?;
         let _ = tcp.set_nodelay(true);
         client::connect_stream(config, tcp, handler)
             .await
@@ -223,7 +231,7 @@ pub async fn scan(key: &SshKey, job: &ScanJob) -> Result<ScanOutput, ScanError> 
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone()
-        .ok_or_else(|| ScanError::Ssh("the server presented no host key".into()))?;
+        .ok_or_else(|| ScanError::Session("the server presented no host key".into()))?;
     step(l.connect, "authenticating", async {
         let auth = h
             .authenticate_publickey(&job.user, PrivateKeyWithHashAlg::new(key.private(), None))
@@ -253,7 +261,7 @@ async fn on_target(h: &client::Handle<HostKeyCheck>, job: &ScanJob) -> Result<Ve
     let arch = step(l.step, "reading the architecture", async {
         let e = exec(h, "uname -m", None, 256).await?;
         if !e.ok() {
-            return Err(ScanError::Ssh(format!(
+            return Err(ScanError::Session(format!(
                 "`uname -m` failed with {}: {}",
                 e.status_text(),
                 e.stderr_text()

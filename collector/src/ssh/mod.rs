@@ -40,11 +40,18 @@ pub enum KeyError {
 
 /// Why a scan over SSH failed, in words a person can act on (they become the
 /// failed scan's reason).
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum ScanError {
-    /// Nothing listens on the port, or the host cannot be reached.
+    /// The address is not one the collector may connect to (a message we compose).
     #[error("cannot connect to {addr}: {reason}")]
     Connect { addr: String, reason: String },
+    /// Nothing listens on the port, or the host cannot be reached.
+    #[error("cannot connect to {addr}: {}", client::connect_words(source))]
+    Unreachable {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// A step took longer than its limit.
     #[error("timed out after {secs} s while {step}")]
     Timeout { step: &'static str, secs: u64 },
@@ -69,12 +76,18 @@ pub enum ScanError {
     /// The agent's output is over the bound.
     #[error("the agent's output is over {0} bytes")]
     OutputTooLarge(usize),
-    /// The output is not a scan document.
+    /// The output is not JSON of a scan document's shape.
+    #[error("the agent's output is not a scan document: {0}")]
+    NotDocument(#[source] serde_json::Error),
+    /// The output is a scan document we cannot take (a message we compose).
     #[error("the agent's output is not a scan document: {0}")]
     BadOutput(String),
-    /// The SSH session failed otherwise.
+    /// The SSH protocol or transport failed.
     #[error("ssh: {0}")]
-    Ssh(String),
+    Ssh(#[from] russh::Error),
+    /// The SSH server did not do what the scan needs (a message we compose).
+    #[error("ssh: {0}")]
+    Session(String),
     /// The agent binary to copy is not available on the collector.
     #[error("the agent binary {0}")]
     NoBinary(String),

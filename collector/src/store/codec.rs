@@ -8,18 +8,14 @@ use serde::Serialize;
 
 use super::{Result, ResultRecord, StoreError};
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
-}
-
 pub fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(v).map_err(backend)
+    Ok(serde_json::to_vec(v)?)
 }
 
 pub fn decode<T: DeserializeOwned>(key: &[u8], v: &[u8]) -> Result<T> {
-    serde_json::from_slice(v).map_err(|e| StoreError::Decode {
+    serde_json::from_slice(v).map_err(|source| StoreError::DecodeJson {
         key: String::from_utf8_lossy(key).into_owned(),
-        reason: e.to_string(),
+        source,
     })
 }
 
@@ -97,7 +93,7 @@ pub fn encode_chunk(results: &[ResultRecord]) -> Result<Vec<u8>> {
     COMPRESSORS
         .with(make, |c| c.compress(&json))
         .and_then(|r| r)
-        .map_err(backend)
+        .map_err(StoreError::Io)
 }
 
 pub fn decode_chunk(key: &[u8], v: &[u8]) -> Result<Vec<ResultRecord>> {

@@ -22,12 +22,81 @@ pub use records::*;
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The backend failed (I/O, corruption).
+    /// The backend failed in a way we describe (a lock held, a schema too new, an
+    /// empty password file): there is no underlying error to chain.
     #[error("storage backend: {0}")]
     Backend(String),
-    /// A stored record could not be decoded.
+    /// sled failed (I/O, corruption).
+    #[error("storage backend: {0}")]
+    Sled(#[from] sled::Error),
+    /// A file of the store could not be read or written.
+    #[error("storage backend: {0}")]
+    Io(#[from] std::io::Error),
+    /// A named file or resource of the store could not be had.
+    #[error("storage backend: {what}: {source}")]
+    File {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A record could not be encoded.
+    #[error("storage backend: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// The TLS configuration for the database (its CA file) was refused.
+    #[error("storage backend: {what}: {source}")]
+    Tls {
+        what: String,
+        #[source]
+        source: rustls::Error,
+    },
+    /// The store's CA file holds something that is not a PEM certificate.
+    #[error("storage backend: {what}: {source}")]
+    Pem {
+        what: String,
+        #[source]
+        source: rustls::pki_types::pem::Error,
+    },
+    /// The store URL is not a PostgreSQL URL.
+    #[error("storage backend: the store URL is not a PostgreSQL URL: {0}")]
+    Url(#[source] tokio_postgres::Error),
+    /// PostgreSQL or its client failed; the words are the server's message and
+    /// code when it sent them, else the client's error and its causes.
+    #[error("storage backend: database: {}", pg::words(.0))]
+    Database(#[source] tokio_postgres::Error),
+    /// No connection to the database could be had from the pool.
+    #[error(
+        "storage backend: database {target}: no connection: {}",
+        pg::pool_words(source)
+    )]
+    NoConnection {
+        target: String,
+        #[source]
+        source: deadpool_postgres::PoolError,
+    },
+    /// The connection pool could not be built.
+    #[error("storage backend: {0}")]
+    Pool(#[from] deadpool_postgres::BuildError),
+    /// A failure shared by every caller that waited on the same flush.
+    #[error(transparent)]
+    Shared(std::sync::Arc<StoreError>),
+    /// A stored record could not be decoded (a reason we compose: a locator that
+    /// does not parse, a chunk that is damaged).
     #[error("stored record {key} is unreadable: {reason}")]
     Decode { key: String, reason: String },
+    /// A stored record is not JSON of its type.
+    #[error("stored record {key} is unreadable: {source}")]
+    DecodeJson {
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A database row lacks its record or holds it in another type.
+    #[error("stored record {key} is unreadable: {source}")]
+    DecodeRow {
+        key: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
     /// The store cannot do this now (a backup is already being taken) or at all (a
     /// backend backed up with its own tools); the words say which.
     #[error("{0}")]

@@ -41,8 +41,9 @@ pub const MAX_KEPT_BYTES: usize = 256 << 20;
 /// Bookkeeping counted per kept key beside its bytes.
 const ENTRY_OVERHEAD: usize = 64;
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+/// sled's, the file system's or the codec's error, chained.
+fn backend(e: impl Into<StoreError>) -> StoreError {
+    e.into()
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -489,7 +490,10 @@ impl Loader {
             .create_new(true)
             .mode(0o600)
             .open(self.dir.join(super::sled_store::LOG_DIR).join(day))
-            .map_err(|e| backend(format!("cannot create {name}: {e}")))
+            .map_err(|source| StoreError::File {
+                what: format!("cannot create {name}"),
+                source,
+            })
     }
 
     /// Makes everything written durable and closes the store.

@@ -160,9 +160,8 @@ pub(super) async fn open(ctx: &Ctx, id: &Identity) -> Result<Link> {
     let cfg = tls::client_config(
         &ctx.fingerprint,
         Some((vec![id.cert.clone()], id.key.clone())),
-    )
-    .map_err(Error::Config)?;
-    let channel = tls::channel(&ctx.cfg.collector, cfg).map_err(Error::Config)?;
+    )?;
+    let channel = tls::channel(&ctx.cfg.collector, cfg)?;
     let (tx, rx) = mpsc::channel(16);
     tx.send(AgentMessage {
         body: Some(agent_message::Body::Hello(Hello {

@@ -9,14 +9,17 @@ use super::super::spool::{SpooledResult, SpooledScan};
 use super::now_ms;
 use crate::content;
 use crate::engine;
+use crate::error::AgentError;
 use crate::facts::Facts;
 use crate::model::{Profile, UnknownProfile};
 
 /// The benchmark this agent scans with, and its content version.
-pub(super) fn benchmark_of(root: &Path) -> Result<(&'static content::Benchmark, String), String> {
-    let (root, live) = engine::open_root(root).map_err(|e| e.to_string())?;
+pub(super) fn benchmark_of(
+    root: &Path,
+) -> Result<(&'static content::Benchmark, String), AgentError> {
+    let (root, live) = engine::open_root(root)?;
     let facts = Facts::new(&root, live);
-    let b = engine::choose_benchmark(&facts, None).map_err(|e| e.to_string())?;
+    let b = engine::choose_benchmark(&facts, None)?;
     Ok((b, content::content_version(&b.id)))
 }
 

@@ -335,7 +335,7 @@ impl App {
         let doc: Document = match serde_json::from_slice(&out.document) {
             Ok(d) => d,
             Err(e) => {
-                let e = ScanError::BadOutput(e.to_string());
+                let e = ScanError::NotDocument(e);
                 return self.fail_scan(scan_id, &e.to_string());
             }
         };

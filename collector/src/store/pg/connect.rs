@@ -40,15 +40,22 @@ fn tls(ca_file: Option<&PathBuf>) -> Result<tokio_postgres_rustls::MakeRustlsCon
         let _ = roots.add(cert);
     }
     if let Some(f) = ca_file {
-        let pem =
-            std::fs::read(f).map_err(|e| backend(format!("store CA file {}: {e}", f.display())))?;
+        let what = || format!("store CA file {}", f.display());
+        let pem = std::fs::read(f).map_err(|source| StoreError::File {
+            what: what(),
+            source,
+        })?;
         let mut any = false;
         for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
             let cert: rustls::pki_types::CertificateDer<'static> =
-                cert.map_err(|e| backend(format!("store CA file {}: {e}", f.display())))?;
-            roots
-                .add(cert)
-                .map_err(|e| backend(format!("store CA file {}: {e}", f.display())))?;
+                cert.map_err(|source| StoreError::Pem {
+                    what: what(),
+                    source,
+                })?;
+            roots.add(cert).map_err(|source| StoreError::Tls {
+                what: what(),
+                source,
+            })?;
             any = true;
         }
         if !any {
@@ -61,7 +68,10 @@ fn tls(ca_file: Option<&PathBuf>) -> Result<tokio_postgres_rustls::MakeRustlsCon
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cfg = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(backend)?
+        .map_err(|source| StoreError::Tls {
+            what: "the database's TLS configuration".into(),
+            source,
+        })?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(cfg))
@@ -71,14 +81,13 @@ impl PgStore {
     /// Connects, then brings the schema up to date under a lock (several collectors
     /// starting at once migrate it once).
     pub fn open(o: &PgOptions) -> Result<PgStore> {
-        let mut cfg: tokio_postgres::Config = o
-            .url
-            .parse()
-            .map_err(|e| backend(format!("the store URL is not a PostgreSQL URL: {e}")))?;
+        let mut cfg: tokio_postgres::Config = o.url.parse().map_err(StoreError::Url)?;
         if cfg.get_password().is_none() {
             if let Some(f) = &o.password_file {
-                let text = std::fs::read_to_string(f)
-                    .map_err(|e| backend(format!("store password file {}: {e}", f.display())))?;
+                let text = std::fs::read_to_string(f).map_err(|source| StoreError::File {
+                    what: format!("store password file {}", f.display()),
+                    source,
+                })?;
                 let line = text.lines().next().unwrap_or("");
                 if line.is_empty() {
                     return Err(backend(format!(
@@ -102,8 +111,7 @@ impl PgStore {
             .worker_threads(2)
             .thread_name("rampart-pg")
             .enable_all()
-            .build()
-            .map_err(backend)?;
+            .build()?;
         let tls = tls(o.ca_file.as_ref())?;
         let mgr = Manager::from_config(
             cfg.clone(),
@@ -117,8 +125,7 @@ impl PgStore {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .wait_timeout(Some(Duration::from_secs(30)))
             .create_timeout(Some(Duration::from_secs(10)))
-            .build()
-            .map_err(backend)?;
+            .build()?;
         let mut nonce = [0u8; 8];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
             .map_err(|_| backend("no randomness for the store's origin"))?;

@@ -80,34 +80,50 @@ pub struct PgStore {
     origin: String,
 }
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+/// A failure in our own words (there is no underlying error).
+fn backend(words: impl Into<String>) -> StoreError {
+    StoreError::Backend(words.into())
 }
 
-/// A database error with PostgreSQL's own code and words when it sent them.
+/// A database error, chained.
 fn pg(e: tokio_postgres::Error) -> StoreError {
+    StoreError::Database(e)
+}
+
+/// What a database error says: PostgreSQL's own words and code when it sent them,
+/// else the client's error and its causes (the client's own errors keep their cause
+/// apart, "invalid configuration" / "password missing": say both).
+pub(super) fn words(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
-        Some(d) => backend(format!("database: {} ({})", d.message(), d.code().code())),
+        Some(d) => format!("{} ({})", d.message(), d.code().code()),
         None => {
-            // The client's own errors keep their cause apart ("invalid configuration"
-            // / "password missing"): say both.
             let mut words = e.to_string();
-            let mut cause = std::error::Error::source(&e);
+            let mut cause = std::error::Error::source(e);
             while let Some(c) = cause {
                 words.push_str(": ");
                 words.push_str(&c.to_string());
                 cause = c.source();
             }
-            backend(format!("database: {words}"))
+            words
         }
+    }
+}
+
+/// What a pool's failure to give a connection says (a database error as [`words`]).
+pub(super) fn pool_words(e: &deadpool_postgres::PoolError) -> String {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => {
+            format!("storage backend: database: {}", words(e))
+        }
+        e => e.to_string(),
     }
 }
 
 /// The `doc` column of a row (the record's JSON) as a record; errors name it.
 fn doc<T: DeserializeOwned>(row: &Row, what: &str) -> Result<T> {
-    let bytes: &[u8] = row.try_get("doc").map_err(|e| StoreError::Decode {
+    let bytes: &[u8] = row.try_get("doc").map_err(|source| StoreError::DecodeRow {
         key: what.to_string(),
-        reason: e.to_string(),
+        source,
     })?;
     decode(what.as_bytes(), bytes)
 }
@@ -146,11 +162,7 @@ impl PgStore {
             .spawn(async move {
                 let r = match pool.get().await {
                     Ok(c) => f(c).await,
-                    Err(deadpool_postgres::PoolError::Backend(e)) => Err(backend(format!(
-                        "database {target}: no connection: {}",
-                        pg(e)
-                    ))),
-                    Err(e) => Err(backend(format!("database {target}: no connection: {e}"))),
+                    Err(source) => Err(StoreError::NoConnection { target, source }),
                 };
                 let _ = tx.send(r);
             });

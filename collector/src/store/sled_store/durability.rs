@@ -34,7 +34,7 @@ pub(super) struct SyncState {
     finished: u64,
     running: bool,
     /// The outcome of flush number `finished`.
-    last: std::result::Result<(), String>,
+    last: std::result::Result<(), Arc<StoreError>>,
 }
 
 impl Default for SyncState {
@@ -196,17 +196,15 @@ fn fsync_tree(dir: &Path) -> std::io::Result<()> {
 }
 
 impl SledStore {
-    pub(super) fn flush_and_fsync(&self) -> std::result::Result<(), String> {
+    pub(super) fn flush_and_fsync(&self) -> Result<()> {
         // Writes held by ingest rounds first: every caller waiting on this flush made
         // its writes before the flush started, so one batch per tree serves them all.
-        self.settle_all().map_err(|e| e.to_string())?;
+        self.settle_all()?;
         // Chunks before the locators that point at them.
-        self.log.sync().map_err(|e| e.to_string())?;
-        self.db.flush().map_err(|e| e.to_string())?;
+        self.log.sync()?;
+        self.db.flush()?;
         let mut seen = self.group.seen.lock().unwrap_or_else(|p| p.into_inner());
-        fsync_changed(&self.dir, &mut seen)
-            .map(drop)
-            .map_err(|e| e.to_string())
+        Ok(fsync_changed(&self.dir, &mut seen).map(drop)?)
     }
 
     /// Makes every write before the call durable, sharing one flush with every caller
@@ -219,7 +217,7 @@ impl SledStore {
         let wanted = st.started + 1;
         loop {
             if st.finished >= wanted {
-                return st.last.clone().map_err(StoreError::Backend);
+                return st.last.clone().map_err(StoreError::Shared);
             }
             if st.running {
                 st = g.done.wait(st).unwrap_or_else(|p| p.into_inner());
@@ -233,7 +231,7 @@ impl SledStore {
             st = g.state.lock().unwrap_or_else(|p| p.into_inner());
             st.running = false;
             st.finished = number;
-            st.last = outcome;
+            st.last = outcome.map_err(Arc::new);
             g.done.notify_all();
         }
     }

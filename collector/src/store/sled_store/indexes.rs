@@ -274,7 +274,7 @@ impl SledStore {
 
     pub(super) fn write_scan(&self, s: &ScanRecord) -> Result<()> {
         if s.id.is_empty() {
-            return Err(backend("a scan needs an ID"));
+            return Err(StoreError::Backend("a scan needs an ID".into()));
         }
         let mut p = self.held_scans.lock();
         let old: Option<ScanRecord> = p

@@ -74,8 +74,9 @@ fn records(tree: &sled::Tree) -> sled::Iter {
     tree.range(..[IDX].as_slice())
 }
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+/// sled's, the file system's or the codec's error, chained.
+fn backend(e: impl Into<StoreError>) -> StoreError {
+    e.into()
 }
 
 /// Audit keys are big-endian sequence numbers; errors name them as `audit/<seq>`.
@@ -159,7 +160,7 @@ impl SledStore {
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path) -> Result<SledStore> {
         let db = open_db(dir, LOCK_WAIT)?.ok_or_else(|| {
-            backend(format!(
+            StoreError::Backend(format!(
                 "could not acquire lock on {}: another process holds the database",
                 dir.display()
             ))

@@ -142,7 +142,7 @@ impl SledStore {
                     let key: [u8; 8] = k
                         .as_ref()
                         .try_into()
-                        .map_err(|_| backend("bad audit key"))?;
+                        .map_err(|_| StoreError::Backend("bad audit key".into()))?;
                     (u64::from_be_bytes(key) + 1, Some(decode_audit(&k, &v)?))
                 }
                 None => (1, None),
@@ -294,7 +294,10 @@ impl SledStore {
                 let files = self
                     .log
                     .open_all()
-                    .map_err(|e| backend(format!("cannot open the result log: {e}")))?
+                    .map_err(|source| StoreError::File {
+                        what: "cannot open the result log".into(),
+                        source,
+                    })?
                     .into_iter()
                     .map(|(name, len, file)| SnapshotFile {
                         name: format!("{LOG_DIR}/{name}"),
