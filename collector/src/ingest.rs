@@ -200,14 +200,27 @@ mod tests {
         // Not asked: no sync.
         assert_eq!(pool.run(|| 7).await, Ok(7));
         assert_eq!(syncs.load(Ordering::SeqCst), 1);
-        // Many at once share syncs: fewer syncs than messages.
+        // Many at once share syncs: fewer syncs than messages. The worker is held by a
+        // first message until the others wait behind it, so the test does not depend
+        // on how the machine schedules threads.
         let pool = Arc::new(pool);
+        let (open, gate) = std::sync::mpsc::channel::<()>();
+        let held = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.run(move || gate.recv().is_ok()).await }
+        });
+        tokio::task::yield_now().await;
         let all: Vec<_> = (0..200)
             .map(|i| {
                 let pool = pool.clone();
                 tokio::spawn(async move { pool.run(move || (defer_sync(), i)).await })
             })
             .collect();
+        for _ in 0..4 {
+            tokio::task::yield_now().await;
+        }
+        open.send(()).unwrap();
+        assert_eq!(held.await.unwrap(), Ok(true));
         for (i, h) in all.into_iter().enumerate() {
             assert_eq!(h.await.unwrap(), Ok((true, i)));
         }
