@@ -11,6 +11,7 @@ pub mod history;
 pub mod inspect;
 pub mod lockout;
 pub mod options;
+pub mod quality;
 
 use serde::Deserialize;
 
@@ -292,6 +293,12 @@ impl Check {
                         found.push(text);
                     } else {
                         failures.push(format!("{text}: {}", why.join("; ")));
+                    }
+                }
+                if m == Module::Pwquality {
+                    let root = option == "enforce_for_root";
+                    if let Some(why) = quality::unenforced(facts, &st, root, &mut notes)? {
+                        failures.push(why);
                     }
                 }
                 let mut out = Outcome::from_findings(failures, found);

@@ -8,7 +8,9 @@
 //! - pam_pwquality (libpwquality 1.4.4 and 1.4.5 alike): `/etc/security/pwquality.conf.d/*.conf`
 //!   in name order, then `/etc/security/pwquality.conf` (so the main file wins over
 //!   the drop-ins), then the module arguments; names are case-insensitive; a bad line
-//!   stops the reading of the configuration; `minlen` is never below 6.
+//!   stops the reading of the configuration; `minlen` is never below 6, and is
+//!   resolved as the shortest length accepted: less the positive credits
+//!   (`dcredit` … `ocredit`), but at least half of it.
 //! - pam_pwhistory: before Linux-PAM 1.5.3 (Debian 12 ships 1.5.2, Ubuntu 22.04
 //!   1.4.0) it has only module arguments. From 1.5.3 on (Ubuntu 24.04) it first reads
 //!   `/etc/security/pwhistory.conf` (or `conf=`), where the first line naming a
@@ -252,7 +254,8 @@ fn settings(
                         notes.push(format!("{}: unknown setting {}; libpwquality stops reading its configuration here", s.from, s.name));
                         break 'files;
                     }
-                    if Module::Pwquality.default(&name).is_some() && s.value.parse::<i64>().is_err()
+                    if Module::Pwquality.default(&name).is_some()
+                        && pwquality_int(&s.value).is_none()
                     {
                         notes.push(format!("{}: {} = {} is not a number; libpwquality stops reading its configuration here", s.from, s.name, s.value));
                         break 'files;
@@ -338,6 +341,15 @@ fn settings(
     Ok((sets, notes))
 }
 
+/// A number as libpwquality reads one (`strtol`, the whole value, and strictly
+/// between INT_MIN and INT_MAX).
+fn pwquality_int(s: &str) -> Option<i64> {
+    s.trim_start()
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n > i64::from(i32::MIN) && *n < i64::from(i32::MAX))
+}
+
 /// Leading digits as C's `strtol`/`sscanf("%u")` read them (after blanks and a sign).
 fn leading_int(s: &str) -> Option<i64> {
     let t = s.trim_start();
@@ -410,7 +422,7 @@ pub fn resolve(
                 leading_int(&s.value).filter(|n| (0..=FAILLOCK_MAX_TIME).contains(n))
             }
             (Module::Faillock, _) => leading_int(&s.value).filter(|n| *n >= 0),
-            (Module::Pwquality, _) => s.value.parse::<i64>().ok(),
+            (Module::Pwquality, _) => pwquality_int(&s.value),
             // Arguments go through strtol and are clamped; pwhistory.conf values
             // through sscanf("%u"), a bad one being ignored.
             (Module::Pwhistory, _) if s.arg => {
@@ -445,6 +457,26 @@ pub fn resolve(
     }
     if module == Module::Pwquality && option_lc == "minlen" {
         value = value.map(|v| v.max(6));
+        // libpwquality's `simple`: each character of a class whose credit is positive
+        // counts one more, up to the credit, so the shortest password accepted is
+        // minlen less the positive credits (at most one per character).
+        let mut credits = Vec::new();
+        let mut sum = 0;
+        for c in ["dcredit", "ucredit", "lcredit", "ocredit"] {
+            let (r, _) = resolve(facts, module, line, c, pwhistory)?;
+            if let Some(n) = r.value.filter(|n| *n > 0) {
+                credits.push(format!("{c} = {n} ({})", r.from));
+                sum += n;
+            }
+        }
+        if let (Some(v), false) = (value, credits.is_empty()) {
+            let shortest = (v - sum).max((v + 1) / 2);
+            notes.push(format!(
+                "{}: pam_pwquality accepts a password of {shortest} characters with enough of each class, so the effective minimum length is {shortest}",
+                credits.join(", ")
+            ));
+            value = Some(shortest);
+        }
     }
     Ok((
         Resolved {

@@ -128,7 +128,9 @@ const NAMES: &[&str] = &[
     "UPPER.CONF",
 ];
 
-fn lines(rng: &mut Rng, n: usize) -> String {
+/// `least` to `least + more - 1` lines from the pool.
+fn lines(rng: &mut Rng, least: usize, more: usize) -> String {
+    let n = least + rng.below(more);
     (0..n).map(|_| format!("{}\n", rng.pick(LINES))).collect()
 }
 
@@ -148,14 +150,14 @@ pub fn generate(rng: &mut Rng, copy: &RootCopy) -> String {
             desc += &format!("{MAIN}: (comments)\n");
         }
         _ => {
-            let t = lines(rng, 1 + rng.below(3));
+            let t = lines(rng, 1, 3);
             copy.write(MAIN, &t);
             desc += &format!("{MAIN}:\n{t}");
         }
     }
     if rng.chance(50) {
         let mut t = CIS.to_string();
-        t += &lines(rng, rng.below(3));
+        t += &lines(rng, 0, 3);
         copy.write(&format!("{DIR}/50-cis.conf"), &t);
         desc += &format!("{DIR}/50-cis.conf:\n{t}");
     }
@@ -172,7 +174,7 @@ pub fn generate(rng: &mut Rng, copy: &RootCopy) -> String {
                 desc += &format!("{path}: (a directory)\n");
             }
             2 => {
-                let t = lines(rng, 1 + rng.below(2));
+                let t = lines(rng, 1, 2);
                 copy.write("/etc/security/pwquality-extra", &t);
                 copy.link(&path, "../pwquality-extra");
                 desc += &format!("{path} -> ../pwquality-extra:\n{t}");
@@ -182,7 +184,7 @@ pub fn generate(rng: &mut Rng, copy: &RootCopy) -> String {
                 desc += &format!("{path} -> /nonexistent.conf (dangling)\n");
             }
             _ => {
-                let t = lines(rng, 1 + rng.below(3));
+                let t = lines(rng, 1, 3);
                 copy.write(&path, &t);
                 desc += &format!("{path}:\n{t}");
             }
@@ -192,7 +194,7 @@ pub fn generate(rng: &mut Rng, copy: &RootCopy) -> String {
     let control = *rng.pick(CONTROLS);
     let mut args: Vec<&str> = Vec::new();
     for _ in 0..rng.below(4) {
-        args.push(rng.pick(ARGS));
+        args.push(*rng.pick(ARGS));
     }
     let pwq = format!("password\t{control}\tpam_pwquality.so {}\n", args.join(" "));
     let authtok = if rng.chance(70) { " use_authtok" } else { "" };

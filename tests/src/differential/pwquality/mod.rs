@@ -106,7 +106,6 @@ fn compare(t: &Truth, a: &Answer) -> (String, Vec<String>) {
 /// Runs the pwquality family: generate, drive pam_pwquality with pamtester, compare.
 pub fn run(original: &Path, settings: Settings) -> Tally {
     let copy = RootCopy::sharing_usr(original);
-    let mut tally = Tally::new("pwquality", settings);
     let debs = debs_dir();
     if let Err(e) = oracle::prepare(&copy, &debs) {
         panic!(
@@ -114,6 +113,7 @@ pub fn run(original: &Path, settings: Settings) -> Tally {
             debs.display()
         );
     }
+    let mut tally = Tally::new("pwquality", settings);
     let mut rng = Rng::new(settings.seed ^ 0x5057_5155);
     let mut stricter: BTreeMap<String, usize> = BTreeMap::new();
     let mut examples = Vec::new();
