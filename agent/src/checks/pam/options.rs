@@ -22,6 +22,7 @@
 
 use crate::facts::packages::packages;
 use crate::facts::pam::PamLine;
+use crate::facts::FileKind;
 use crate::facts::{FactError, Facts};
 
 /// pam_faillock's MAX_TIME_INTERVAL: the longest unlock_time, root_unlock_time or
@@ -247,6 +248,10 @@ fn settings(
             files.sort();
             files.push("/etc/security/pwquality.conf".to_string());
             'files: for f in files {
+                // fopen succeeds on a directory and reading it gives nothing.
+                if facts.stat(&f)?.is_some_and(|m| m.kind == FileKind::Dir) {
+                    continue;
+                }
                 let Some(t) = facts.read(&f)? else { continue };
                 for s in parse_conf(&t, &f) {
                     let name = s.name.to_ascii_lowercase();

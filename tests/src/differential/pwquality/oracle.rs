@@ -6,7 +6,9 @@
 //! hers, so pam_pwquality enforces; pam_unix asks her current password, which becomes
 //! the old password pam_pwquality compares with) to each probe, from the same seeded
 //! /etc/shadow each time; root changes its own to the palindrome and the control. A
-//! probe is accepted when pamtester succeeds and /etc/shadow changed. Each probe is
+//! probe is accepted when pamtester succeeds, /etc/shadow changed, and the probe then
+//! authenticates through the root's own common-auth (a stack that skips pam_unix's
+//! first walk shifts the answers, and pam_unix may write another one). Each probe is
 //! strong but for one thing, built from libpwquality's `password_check`
 //! (src/check.c): no character twice in a row and no two neighbours in ASCII order
 //! (so maxrepeat=1 and maxsequence=1 refuse none but their own), at least three of
@@ -124,7 +126,7 @@ try() {
     printf '%s\n' "$p" "$p" "$p" "$p" "$p" "$p" "$p" "$p" | pamtester common-password root chauthtok >/dev/null 2>&1
   fi
   r=$?
-  if [ $r = 0 ] && ! cmp -s /etc/shadow /etc/shadow.rampart-seed; then echo "$1 $2 ok"; else echo "$1 $2 no"; fi
+  if [ $r = 0 ] && ! cmp -s /etc/shadow /etc/shadow.rampart-seed && printf '%s\n' "$p" | pamtester common-auth $1 authenticate >/dev/null 2>&1; then echo "$1 $2 ok"; else echo "$1 $2 no"; fi
 }
 "#,
     );
