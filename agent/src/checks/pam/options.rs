@@ -462,24 +462,9 @@ pub fn resolve(
     }
     if module == Module::Pwquality && option_lc == "minlen" {
         value = value.map(|v| v.max(6));
-        // libpwquality's `simple`: each character of a class whose credit is positive
-        // counts one more, up to the credit, so the shortest password accepted is
-        // minlen less the positive credits (at most one per character).
-        let mut credits = Vec::new();
-        let mut sum = 0;
-        for c in ["dcredit", "ucredit", "lcredit", "ocredit"] {
-            let (r, _) = resolve(facts, module, line, c, pwhistory)?;
-            if let Some(n) = r.value.filter(|n| *n > 0) {
-                credits.push(format!("{c} = {n} ({})", r.from));
-                sum += n;
-            }
-        }
-        if let (Some(v), false) = (value, credits.is_empty()) {
-            let shortest = (v - sum).max((v + 1) / 2);
-            notes.push(format!(
-                "{}: pam_pwquality accepts a password of {shortest} characters with enough of each class, so the effective minimum length is {shortest}",
-                credits.join(", ")
-            ));
+        if let Some(v) = value {
+            let (shortest, note) = super::quality::credited(facts, line, v, pwhistory)?;
+            notes.extend(note);
             value = Some(shortest);
         }
     }
