@@ -12,8 +12,10 @@
 # (an optional argument filters the test names: sysctl, sshd, modules, account,
 # units, journald — journald, coredump and timesyncd configuration — sudo,
 # mounts — /etc/fstab and mount units at boot — core_limit — pam_limits' core-file
-# limit — or pam_rules — the PAM stacks as libpam runs them; both need pamtester on
-# the host).
+# limit — pam_rules — the PAM stacks as libpam runs them — or pwquality —
+# pam_pwquality's settings as the real module applies them, unpacked from Debian's
+# .debs (tests/fixtures/fetch-pwquality-debs.sh); the PAM ones need pamtester on the
+# host).
 # Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +23,10 @@ if [ -z "${RAMPART_DEBIAN_ROOT:-}" ]; then
     RAMPART_DEBIAN_ROOT="$(bash tests/fixtures/build-debian-root.sh)"
 fi
 export RAMPART_DEBIAN_ROOT
+if [ -z "${RAMPART_PWQUALITY_DEBS:-}" ]; then
+    RAMPART_PWQUALITY_DEBS="$(bash tests/fixtures/fetch-pwquality-debs.sh)"
+fi
+export RAMPART_PWQUALITY_DEBS
 export RAMPART_DIFF_SEED="${RAMPART_DIFF_SEED:-18}"
 export RAMPART_DIFF_COUNT="${RAMPART_DIFF_COUNT:-2000}"
 export RAMPART_DIFF_SECONDS="${RAMPART_DIFF_SECONDS:-600}"

@@ -140,6 +140,11 @@ if [ ! -x "$prom_dir/prometheus" ] || [ ! -x "$prom_dir/promtool" ]; then
   rm -rf "$prom_tmp"
 fi
 export RAMPART_PROMETHEUS=$prom_dir
+# Debian 12's pam_pwquality, libpwquality and cracklib as .deb files, fetched once into
+# a cache: the differential pwquality family unpacks them into its own copy of the
+# Debian 12 root (the cached root has no libpam-pwquality).
+RAMPART_PWQUALITY_DEBS=$(bash tests/fixtures/fetch-pwquality-debs.sh)
+export RAMPART_PWQUALITY_DEBS
 # A bootable Debian 12 VM image with cloud-init for the VM test, built once and cached.
 vm_image=$(bash tests/fixtures/build-vm-image.sh)
 export RAMPART_VM_IMAGE=$vm_image

@@ -5,8 +5,8 @@
 //! runs longer by hand.
 
 use rampart_tests::differential::{
-    accounts, debian_root_or_skip, journald, limits, modules, mounts, pam, sshd, sudo, sysctl,
-    units, Settings,
+    accounts, debian_root_or_skip, journald, limits, modules, mounts, pam, pwquality, sshd, sudo,
+    sysctl, units, Settings,
 };
 
 #[test]
@@ -93,4 +93,14 @@ fn pam_rules_follow_libpam() {
     // About 0.45 s a configuration (some thirty pamtester runs, 0.2 s, and one agent
     // run, 0.2 s): 40 fit in about 18 s.
     pam::run(&root, Settings::from_env(40)).finish();
+}
+
+#[test]
+fn pwquality_rules_follow_pam_pwquality() {
+    let Some(root) = debian_root_or_skip("pwquality_rules_follow_pam_pwquality") else {
+        return;
+    };
+    // About 0.6 s a configuration (some twelve pamtester runs and one agent run;
+    // 0.9 s on a busy machine): 25 fit in about 20 s.
+    pwquality::run(&root, Settings::from_env(25)).finish();
 }

@@ -11,6 +11,7 @@ pub mod history;
 pub mod inspect;
 pub mod lockout;
 pub mod options;
+pub mod quality;
 
 use serde::Deserialize;
 
@@ -57,8 +58,10 @@ pub enum Check {
     /// On every line calling `module` (pam_faillock.so, pam_pwquality.so or
     /// pam_pwhistory.so) for `type` in `service`, the module's effective `option`
     /// (configuration file, then arguments, else the module default) is within
-    /// `min`..=`max` or one of `also_allow`; with `present`, the option must be set
-    /// explicitly (for flags: turned on). There must be at least one such line.
+    /// `min`..=`max` or one of `also_allow`, and not 0 with `nonzero`; with
+    /// `present`, the option must be set explicitly (for flags: turned on). There
+    /// must be at least one such line. For pam_pwquality the stack must also refuse,
+    /// on every path libpam takes, what pam_pwquality refuses (see [`quality`]).
     #[serde(rename = "pam.option")]
     Option {
         service: String,
@@ -72,6 +75,10 @@ pub enum Check {
         also_allow: Vec<i64>,
         #[serde(default)]
         present: bool,
+        /// The value must not be 0 (the module's "off"; any other number, negative
+        /// too, turns the check on).
+        #[serde(default)]
+        nonzero: bool,
         /// Which package release makes pam_pwhistory read /etc/security/pwhistory.conf
         /// (libpam-modules 1.5.3 when omitted).
         #[serde(default)]
@@ -242,6 +249,7 @@ impl Check {
                 max,
                 also_allow,
                 present,
+                nonzero,
                 pwhistory_conf,
             } => {
                 let Some(m) = Module::from_name(module) else {
@@ -275,6 +283,9 @@ impl Check {
                     if *present && !r.explicit {
                         why.push(format!("{option} must be set"));
                     }
+                    if *nonzero && r.value == Some(0) {
+                        why.push(format!("0 turns {option} off"));
+                    }
                     if min.is_some() || max.is_some() {
                         match r.value {
                             Some(v) if also_allow.contains(&v) => {}
@@ -293,6 +304,12 @@ impl Check {
                         found.push(text);
                     } else {
                         failures.push(format!("{text}: {}", why.join("; ")));
+                    }
+                }
+                if m == Module::Pwquality {
+                    let root = option == "enforce_for_root";
+                    if let Some(why) = quality::unenforced(facts, &st, root, &mut notes)? {
+                        failures.push(why);
                     }
                 }
                 let mut out = Outcome::from_findings(failures, found);

@@ -4,9 +4,10 @@
 //! same copy. Each family generates and compares in its module: `sysctl`, `sshd`,
 //! `modules`, `accounts`, `units`, `journald` (journald, systemd-coredump and
 //! systemd-timesyncd configuration), `sudo` (sudoers files and Defaults), `mounts`
-//! (/etc/fstab and mount units at boot), `limits` (pam_limits' core-file limit) and
+//! (/etc/fstab and mount units at boot), `limits` (pam_limits' core-file limit),
 //! `pam` (pam_faillock, pam_pwhistory, pam_unix and pam_pwquality as libpam runs
-//! the stacks).
+//! the stacks) and `pwquality` (the settings the real pam_pwquality applies, from
+//! Debian's packages unpacked into the copy).
 //!
 //! Knobs (environment): `RAMPART_DIFF_SEED` (default 18), `RAMPART_DIFF_COUNT`
 //! (configurations per family; each family has its own default), and
@@ -19,6 +20,7 @@ pub mod limits;
 pub mod modules;
 pub mod mounts;
 pub mod pam;
+pub mod pwquality;
 pub mod sshd;
 pub mod sudo;
 pub mod sysctl;
@@ -233,6 +235,89 @@ impl RootCopy {
         );
         self.remove("/usr/local/bin/pamtester");
         fs::copy(host, self.path("/usr/local/bin/pamtester")).expect("copy pamtester");
+    }
+
+    /// Unpacks every `.deb` in `dir` into the copy (`dpkg-deb -x`, then merged so that
+    /// the copy's /lib, /bin and /sbin links to /usr stay links) and records each package
+    /// as installed in the copy's /var/lib/dpkg/status. No maintainer script runs.
+    pub fn install_debs(&self, dir: &Path) -> Result<Vec<String>, String> {
+        let mut debs: Vec<PathBuf> = fs::read_dir(dir)
+            .map_err(|e| format!("read {}: {e}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "deb"))
+            .collect();
+        debs.sort();
+        let stage = tempfile::Builder::new()
+            .prefix("rampart-debs-")
+            .tempdir()
+            .map_err(|e| format!("make a staging directory: {e}"))?;
+        let mut status = String::new();
+        let mut names = Vec::new();
+        for deb in &debs {
+            let run = |args: &[&std::ffi::OsStr]| -> Result<Vec<u8>, String> {
+                let out = Command::new("dpkg-deb")
+                    .args(args)
+                    .output()
+                    .map_err(|e| format!("run dpkg-deb: {e}"))?;
+                if !out.status.success() {
+                    return Err(format!(
+                        "dpkg-deb {:?} failed: {}",
+                        args,
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ));
+                }
+                Ok(out.stdout)
+            };
+            run(&["-x".as_ref(), deb.as_os_str(), stage.path().as_os_str()])?;
+            let control =
+                String::from_utf8_lossy(&run(&["-f".as_ref(), deb.as_os_str()])?).into_owned();
+            let mut lines = control.lines();
+            let first = lines.next().unwrap_or_default();
+            let name = first.strip_prefix("Package: ").unwrap_or_default();
+            names.push(name.to_string());
+            status += &format!("{first}\nStatus: install ok installed\n");
+            for l in lines {
+                status += &format!("{l}\n");
+            }
+            status += "\n";
+        }
+        for entry in fs::read_dir(stage.path()).map_err(|e| e.to_string())? {
+            let from = entry.map_err(|e| e.to_string())?.path();
+            let name = from.file_name().unwrap_or_default();
+            let mut to = self.root.join(name);
+            if let Ok(target) = fs::read_link(&to) {
+                to = self.root.join(target);
+            }
+            fs::create_dir_all(&to).map_err(|e| format!("create {}: {e}", to.display()))?;
+            let out = Command::new("cp")
+                .arg("-a")
+                .arg(from.join("."))
+                .arg(&to)
+                .output()
+                .map_err(|e| format!("run cp: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "cp -a {} failed: {}",
+                    from.display(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+        }
+        let db = self.path("/var/lib/dpkg/status");
+        let old = fs::read_to_string(&db).unwrap_or_default();
+        fs::write(
+            &db,
+            format!(
+                "{old}{}{status}",
+                if old.ends_with("\n\n") || old.is_empty() {
+                    ""
+                } else {
+                    "\n"
+                }
+            ),
+        )
+        .map_err(|e| format!("write {}: {e}", db.display()))?;
+        Ok(names)
     }
 
     /// Runs the shell `script` chrooted into the copy as PID 1 of its own PID

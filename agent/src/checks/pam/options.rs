@@ -8,7 +8,9 @@
 //! - pam_pwquality (libpwquality 1.4.4 and 1.4.5 alike): `/etc/security/pwquality.conf.d/*.conf`
 //!   in name order, then `/etc/security/pwquality.conf` (so the main file wins over
 //!   the drop-ins), then the module arguments; names are case-insensitive; a bad line
-//!   stops the reading of the configuration; `minlen` is never below 6.
+//!   stops the reading of the configuration; `minlen` is never below 6, and is
+//!   resolved as the shortest length accepted: less the positive credits
+//!   (`dcredit` … `ocredit`), but at least half of it.
 //! - pam_pwhistory: before Linux-PAM 1.5.3 (Debian 12 ships 1.5.2, Ubuntu 22.04
 //!   1.4.0) it has only module arguments. From 1.5.3 on (Ubuntu 24.04) it first reads
 //!   `/etc/security/pwhistory.conf` (or `conf=`), where the first line naming a
@@ -20,6 +22,7 @@
 
 use crate::facts::packages::packages;
 use crate::facts::pam::PamLine;
+use crate::facts::FileKind;
 use crate::facts::{FactError, Facts};
 
 /// pam_faillock's MAX_TIME_INTERVAL: the longest unlock_time, root_unlock_time or
@@ -245,6 +248,10 @@ fn settings(
             files.sort();
             files.push("/etc/security/pwquality.conf".to_string());
             'files: for f in files {
+                // fopen succeeds on a directory and reading it gives nothing.
+                if facts.stat(&f)?.is_some_and(|m| m.kind == FileKind::Dir) {
+                    continue;
+                }
                 let Some(t) = facts.read(&f)? else { continue };
                 for s in parse_conf(&t, &f) {
                     let name = s.name.to_ascii_lowercase();
@@ -252,7 +259,8 @@ fn settings(
                         notes.push(format!("{}: unknown setting {}; libpwquality stops reading its configuration here", s.from, s.name));
                         break 'files;
                     }
-                    if Module::Pwquality.default(&name).is_some() && s.value.parse::<i64>().is_err()
+                    if Module::Pwquality.default(&name).is_some()
+                        && pwquality_int(&s.value).is_none()
                     {
                         notes.push(format!("{}: {} = {} is not a number; libpwquality stops reading its configuration here", s.from, s.name, s.value));
                         break 'files;
@@ -338,6 +346,15 @@ fn settings(
     Ok((sets, notes))
 }
 
+/// A number as libpwquality reads one (`strtol`, the whole value, and strictly
+/// between INT_MIN and INT_MAX).
+fn pwquality_int(s: &str) -> Option<i64> {
+    s.trim_start()
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n > i64::from(i32::MIN) && *n < i64::from(i32::MAX))
+}
+
 /// Leading digits as C's `strtol`/`sscanf("%u")` read them (after blanks and a sign).
 fn leading_int(s: &str) -> Option<i64> {
     let t = s.trim_start();
@@ -410,7 +427,7 @@ pub fn resolve(
                 leading_int(&s.value).filter(|n| (0..=FAILLOCK_MAX_TIME).contains(n))
             }
             (Module::Faillock, _) => leading_int(&s.value).filter(|n| *n >= 0),
-            (Module::Pwquality, _) => s.value.parse::<i64>().ok(),
+            (Module::Pwquality, _) => pwquality_int(&s.value),
             // Arguments go through strtol and are clamped; pwhistory.conf values
             // through sscanf("%u"), a bad one being ignored.
             (Module::Pwhistory, _) if s.arg => {
@@ -445,6 +462,11 @@ pub fn resolve(
     }
     if module == Module::Pwquality && option_lc == "minlen" {
         value = value.map(|v| v.max(6));
+        if let Some(v) = value {
+            let (shortest, note) = super::quality::credited(facts, line, v, pwhistory)?;
+            notes.extend(note);
+            value = Some(shortest);
+        }
     }
     Ok((
         Resolved {

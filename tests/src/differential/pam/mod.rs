@@ -20,7 +20,8 @@
 //!   not), where alice's right password authenticates; where it does not, the rule
 //!   does not pass when carol's empty one authenticates;
 //! - `pam_pwquality_enabled` and every `pwquality_*` rule fail when the root has no
-//!   pam_pwquality.so (the Debian 12 test root does not install libpam-pwquality)
+//!   pam_pwquality.so (the Debian 12 test root does not install libpam-pwquality; the
+//!   `pwquality` family unpacks it into its own copy and compares what it refuses)
 //!   and alice's password change succeeds.
 
 pub mod generate;

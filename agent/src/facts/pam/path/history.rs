@@ -13,6 +13,11 @@
 //! A module whose result is not modelled may ask for the password again too.
 //! pam_permit returns success and pam_deny PAM_AUTHTOK_ERR.
 //!
+//! pam_pwquality is walked the same way ([`refuses`]): enforcing 0 makes it return
+//! PAM_SUCCESS whatever the password; otherwise it refuses a password its settings
+//! reject, unless root changes a password without `enforce_for_root`, drops it and
+//! returns PAM_AUTHTOK_ERR, or PAM_MAXTRIES with more than one try (`retry`).
+//!
 //! So the history holds only where every path ends before a pam_unix line that would
 //! get the password runs: a refusal whose control ends the walk, or jumps past
 //! pam_unix, or leaves it without a password.
@@ -29,15 +34,18 @@ pub struct History {
     pub enforce_for_root: bool,
 }
 
-fn modelled(l: &PamLine) -> bool {
-    [
-        "pam_unix.so",
-        "pam_pwhistory.so",
-        "pam_permit.so",
-        "pam_deny.so",
-    ]
-    .iter()
-    .any(|m| l.is(m))
+/// How a line of a module that can refuse the new password acts in the decisive walk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    /// Whether it refuses the password at all.
+    pub active: bool,
+    /// What it returns when not active.
+    pub inactive: u8,
+    /// What it returns when it refuses (having dropped the password).
+    pub refused: u8,
+    /// Whether it refuses in a change made by root too (otherwise root is only told,
+    /// and it returns PAM_SUCCESS).
+    pub enforce_for_root: bool,
 }
 
 /// Whether `st`'s password stack refuses a password pam_pwhistory's history holds,
@@ -49,6 +57,40 @@ pub fn refuses_reuse(
     root: bool,
     settings: &dyn Fn(usize) -> History,
 ) -> Result<String, (String, String)> {
+    let of = |i: usize| {
+        let h = settings(i);
+        Refusal {
+            active: h.remember > 0,
+            inactive: IGNORE,
+            refused: MAXTRIES,
+            enforce_for_root: h.enforce_for_root,
+        }
+    };
+    refuses(
+        st,
+        root,
+        "pam_pwhistory.so",
+        "a password the history holds",
+        &of,
+    )
+}
+
+/// Whether `st`'s password stack refuses a password that the lines calling `module`
+/// refuse (each acting as `settings` says, by the line's index in `st`), in a change
+/// made by root with `root`, on every path: `Ok(walk)`, or `Err((why, walk))` for a
+/// path on which pam_unix writes it. `what` names the password in the reason.
+pub fn refuses(
+    st: &Stack,
+    root: bool,
+    module: &str,
+    what: &str,
+    settings: &dyn Fn(usize) -> Refusal,
+) -> Result<String, (String, String)> {
+    let modelled = |l: &PamLine| {
+        ["pam_unix.so", module, "pam_permit.so", "pam_deny.so"]
+            .iter()
+            .any(|m| l.is(m))
+    };
     let chain = st.chain("password");
     let idx = unmodelled(st, &chain, modelled);
     if idx.len() > MAX_UNKNOWN {
@@ -88,15 +130,15 @@ pub fn refuses_reuse(
             };
             let l = &st.lines[li];
             match l.module_name() {
-                "pam_pwhistory.so" => {
+                m if m == module => {
                     let h = settings(li);
-                    if h.remember <= 0 {
-                        IGNORE
+                    if !h.active {
+                        h.inactive
                     } else if root && !h.enforce_for_root {
                         SUCCESS
                     } else {
                         held = false;
-                        MAXTRIES
+                        h.refused
                     }
                 }
                 "pam_unix.so" if l.arg("use_authtok").is_some() && !held => AUTHTOK_ERR,
@@ -114,10 +156,7 @@ pub fn refuses_reuse(
             assuming(st, &chain, &a)
         );
         if let Some(i) = wrote {
-            return Err((
-                format!("{} writes a password the history holds", chain[i].source),
-                text,
-            ));
+            return Err((format!("{} writes {what}", chain[i].source), text));
         }
         first.get_or_insert(text);
     }

@@ -1,0 +1,110 @@
+//! pam_pwquality judged on the paths libpam takes through a password change
+//! ([`crate::facts::pam::path::history::refuses`]): a setting is enforced only where
+//! every path that reaches pam_unix's write passes a pam_pwquality line that refuses
+//! the password first and stops the write. Each line acts as its settings say
+//! ([`super::options`]): enforcing 0 accepts everything, `retry` above 1 makes a
+//! refusal PAM_MAXTRIES rather than PAM_AUTHTOK_ERR, and root's own change is
+//! refused only with `enforce_for_root`. Also the shortest password pam_pwquality
+//! accepts for a minlen, its positive credits counted ([`credited`]).
+
+use super::lockout::where_;
+use super::options::{resolve, Module, PwhistoryConf};
+use crate::facts::pam::path::history::{refuses, Refusal};
+use crate::facts::pam::path::{AUTHTOK_ERR, MAXTRIES, SUCCESS};
+use crate::facts::pam::PamLine;
+use crate::facts::pam::Stack;
+use crate::facts::{FactError, Facts};
+
+/// `Ok(None)` when every path of `st`'s password stack refuses what pam_pwquality
+/// refuses (in a change made by root with `root`) before pam_unix writes it, else
+/// `Ok(Some(why))`. Notes from resolving the lines' settings are added to `notes`.
+pub fn unenforced(
+    facts: &Facts,
+    st: &Stack,
+    root: bool,
+    notes: &mut Vec<String>,
+) -> Result<Option<String>, FactError> {
+    let mut set = Vec::with_capacity(st.lines.len());
+    for l in &st.lines {
+        if !l.is("pam_pwquality.so") {
+            set.push(None);
+            continue;
+        }
+        let mut value = |o: &str| -> Result<i64, FactError> {
+            let (r, n) = resolve(facts, Module::Pwquality, l, o, &PwhistoryConf::default())?;
+            for x in n {
+                if !notes.contains(&x) {
+                    notes.push(x);
+                }
+            }
+            Ok(r.value.unwrap_or(0))
+        };
+        let enforcing = value("enforcing")? != 0;
+        let retry = value("retry")?;
+        set.push(Some(Refusal {
+            active: enforcing,
+            inactive: SUCCESS,
+            refused: if retry > 1 { MAXTRIES } else { AUTHTOK_ERR },
+            enforce_for_root: value("enforce_for_root")? != 0,
+        }));
+    }
+    let of = |i: usize| {
+        set.get(i).copied().flatten().unwrap_or(Refusal {
+            active: false,
+            inactive: SUCCESS,
+            refused: AUTHTOK_ERR,
+            enforce_for_root: false,
+        })
+    };
+    let who = if root { "root's own" } else { "an account's" };
+    Ok(
+        match refuses(
+            st,
+            root,
+            "pam_pwquality.so",
+            "a password pam_pwquality rejects",
+            &of,
+        ) {
+            Ok(_) => None,
+            Err((why, walk)) => {
+                let mut s = format!("{}: {why}, in {who} change", where_(st));
+                if !walk.is_empty() {
+                    s += &format!(" ({walk})");
+                }
+                Some(s)
+            }
+        },
+    )
+}
+
+/// The shortest password pam_pwquality accepts with `minlen` on `line`, and a note
+/// when positive credits lower it. libpwquality's `simple`: each character of a
+/// class whose credit is positive counts one more, up to the credit, so the shortest
+/// is minlen less the positive credits (at most one per character).
+pub(super) fn credited(
+    facts: &Facts,
+    line: &PamLine,
+    minlen: i64,
+    pwhistory: &PwhistoryConf,
+) -> Result<(i64, Option<String>), FactError> {
+    let mut credits = Vec::new();
+    let mut sum = 0;
+    for c in ["dcredit", "ucredit", "lcredit", "ocredit"] {
+        let (r, _) = resolve(facts, Module::Pwquality, line, c, pwhistory)?;
+        if let Some(n) = r.value.filter(|n| *n > 0) {
+            credits.push(format!("{c} = {n} ({})", r.from));
+            sum += n;
+        }
+    }
+    if credits.is_empty() {
+        return Ok((minlen, None));
+    }
+    let shortest = (minlen - sum).max((minlen + 1) / 2);
+    Ok((
+        shortest,
+        Some(format!(
+            "{}: pam_pwquality accepts a password of {shortest} characters with enough of each class, so the effective minimum length is {shortest}",
+            credits.join(", ")
+        )),
+    ))
+}

@@ -1,0 +1,148 @@
+//! pwquality: the settings the real pam_pwquality applies. Debian 12's
+//! libpam-pwquality, libpwquality and cracklib, unpacked into the copy from the
+//! .debs `RAMPART_PWQUALITY_DEBS` names (tests/fixtures/fetch-pwquality-debs.sh,
+//! which scripts/test.sh runs), driven by pamtester (see [`oracle`]), on
+//! configurations generated from a seed (see [`generate`]), against the verdicts of
+//! `rampart-agent facts pam`.
+//!
+//! Each Debian 12 pwquality rule says pam_pwquality refuses some password in a
+//! change through common-password; a probe built to be refused for that one reason
+//! tells whether it does:
+//!
+//! | rule | probe (alice's unless said) |
+//! |---|---|
+//! | `pwquality_minlen` | 13 characters, all classes |
+//! | `pwquality_maxrepeat` | a run of 4 |
+//! | `pwquality_maxsequence` | a sequence of 4 |
+//! | `pwquality_difok` | one character from the old password |
+//! | `pwquality_dictcheck` | a dictionary word |
+//! | `pwquality_enforcing` | a palindrome |
+//! | `pwquality_enforce_for_root` | root's palindrome |
+//!
+//! A rule that passes where the module accepts its probe is a false pass: a
+//! difference, and the test fails. A rule that fails where the module refuses its
+//! probe but accepts the control (a strong password) is counted and printed: the
+//! rule is stricter than the module, or the probe was refused for another reason.
+
+pub mod generate;
+pub mod oracle;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::{agent_facts, Rng, RootCopy, Settings, Tally};
+use oracle::Truth;
+
+/// Rule, the probe that tells, whose change.
+const RULES: &[(&str, &str, &str)] = &[
+    ("pwquality_minlen", "short", "alice"),
+    ("pwquality_maxrepeat", "repeat", "alice"),
+    ("pwquality_maxsequence", "sequence", "alice"),
+    ("pwquality_difok", "similar", "alice"),
+    ("pwquality_dictcheck", "dictionary", "alice"),
+    ("pwquality_enforcing", "palindrome", "alice"),
+    ("pwquality_enforce_for_root", "palindrome", "root"),
+];
+
+/// Where the .debs are: `RAMPART_PWQUALITY_DEBS`, else the cache
+/// tests/fixtures/fetch-pwquality-debs.sh fills by default.
+pub fn debs_dir() -> PathBuf {
+    std::env::var_os("RAMPART_PWQUALITY_DEBS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/rampart-tests/pwquality-debian12"))
+}
+
+struct Answer {
+    verdicts: BTreeMap<String, String>,
+    json: Value,
+}
+
+impl Answer {
+    fn verdict(&self, slug: &str) -> &str {
+        self.verdicts.get(slug).map_or("missing", String::as_str)
+    }
+}
+
+fn agent(copy: &RootCopy) -> Result<Answer, String> {
+    let args = vec!["--service".to_string(), "common-password".to_string()];
+    let json = agent_facts("pam", &copy.root, &args)?;
+    let verdicts = json["verdicts"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Answer { verdicts, json })
+}
+
+/// Compares one configuration: the false passes, and the rules stricter than the
+/// module.
+fn compare(t: &Truth, a: &Answer) -> (String, Vec<String>) {
+    let mut false_pass = String::new();
+    let mut stricter = Vec::new();
+    for (slug, probe, user) in RULES {
+        let verdict = a.verdict(slug);
+        let Some(accepted) = t.accepted(user, probe) else {
+            continue;
+        };
+        let evidence = a.json["evidence"][slug].to_string();
+        if accepted && verdict == "pass" {
+            false_pass += &format!(
+                "  {slug}: pam_pwquality accepts {user}'s {probe} probe; the agent says pass ({evidence})\n"
+            );
+        } else if !accepted && verdict != "pass" && t.accepted(user, "control") == Some(true) {
+            stricter.push(format!(
+                "  {slug}: pam_pwquality refuses {user}'s {probe} probe; the agent says {verdict} ({evidence})"
+            ));
+        }
+    }
+    (false_pass, stricter)
+}
+
+/// Runs the pwquality family: generate, drive pam_pwquality with pamtester, compare.
+pub fn run(original: &Path, settings: Settings) -> Tally {
+    let copy = RootCopy::sharing_usr(original);
+    let debs = debs_dir();
+    if let Err(e) = oracle::prepare(&copy, &debs) {
+        panic!(
+            "the pwquality family needs Debian 12's libpam-pwquality and its dependencies as .debs in {} (RAMPART_PWQUALITY_DEBS; tests/fixtures/fetch-pwquality-debs.sh fetches them, scripts/test.sh runs it): {e}",
+            debs.display()
+        );
+    }
+    let mut tally = Tally::new("pwquality", settings);
+    let mut rng = Rng::new(settings.seed ^ 0x5057_5155);
+    let mut stricter: BTreeMap<String, usize> = BTreeMap::new();
+    let mut examples = Vec::new();
+    while tally.more() {
+        let desc = generate::generate(&mut rng, &copy);
+        let result = oracle::run(&copy).and_then(|t| agent(&copy).map(|a| (t, a)));
+        match result {
+            Ok((t, a)) => {
+                let (what, strict) = compare(&t, &a);
+                if !what.is_empty() {
+                    tally.differ(&desc, &format!("{what}  (oracle: {t:?})\n"));
+                }
+                for s in strict {
+                    let slug = s.trim().split(':').next().unwrap_or_default().to_string();
+                    *stricter.entry(slug).or_default() += 1;
+                    if examples.len() < 3 {
+                        examples.push(format!("{desc}{s}"));
+                    }
+                }
+            }
+            Err(e) => tally.differ(&desc, &e),
+        }
+        tally.compared += 1;
+    }
+    println!(
+        "pwquality: rules failing where pam_pwquality refuses their probe and accepts the control (not a false pass): {stricter:?}"
+    );
+    for e in &examples {
+        println!("{e}\n");
+    }
+    tally
+}
