@@ -38,13 +38,14 @@ use oracle::Truth;
 const SERVICES: &[&str] = &["common-auth", "common-account", "common-password"];
 
 /// The agent's answer.
-struct Answer {
-    verdicts: BTreeMap<String, String>,
-    json: Value,
+/// What `rampart-agent facts pam` says of a copy (also the pwquality family's view).
+pub(super) struct Answer {
+    pub(super) verdicts: BTreeMap<String, String>,
+    pub(super) json: Value,
 }
 
 impl Answer {
-    fn verdict(&self, slug: &str) -> &str {
+    pub(super) fn verdict(&self, slug: &str) -> &str {
         self.verdicts.get(slug).map_or("missing", String::as_str)
     }
 
@@ -74,8 +75,9 @@ impl Answer {
     }
 }
 
-fn agent(copy: &RootCopy) -> Result<Answer, String> {
-    let args: Vec<String> = SERVICES
+/// The agent's PAM facts and verdicts on `copy`, for `services`.
+pub(super) fn agent(copy: &RootCopy, services: &[&str]) -> Result<Answer, String> {
+    let args: Vec<String> = services
         .iter()
         .flat_map(|s| ["--service".to_string(), s.to_string()])
         .collect();
@@ -229,7 +231,7 @@ pub fn run(original: &Path, settings: Settings) -> Tally {
     while tally.more() {
         let desc = generate::generate(&mut rng, &copy);
         oracle::reset(&copy, &accounts);
-        let result = oracle::run(&copy).and_then(|t| agent(&copy).map(|a| (t, a)));
+        let result = oracle::run(&copy).and_then(|t| agent(&copy, SERVICES).map(|a| (t, a)));
         match result {
             Ok((t, a)) => {
                 let what = compare(&t, &a, pwquality_installed);

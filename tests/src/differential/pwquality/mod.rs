@@ -30,9 +30,8 @@ pub mod oracle;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
-
-use super::{agent_facts, Rng, RootCopy, Settings, Tally};
+use super::pam::{agent, Answer};
+use super::{Rng, RootCopy, Settings, Tally};
 use oracle::Truth;
 
 /// Rule, the probe that tells, whose change.
@@ -52,31 +51,6 @@ pub fn debs_dir() -> PathBuf {
     std::env::var_os("RAMPART_PWQUALITY_DEBS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/cache/rampart-tests/pwquality-debian12"))
-}
-
-struct Answer {
-    verdicts: BTreeMap<String, String>,
-    json: Value,
-}
-
-impl Answer {
-    fn verdict(&self, slug: &str) -> &str {
-        self.verdicts.get(slug).map_or("missing", String::as_str)
-    }
-}
-
-fn agent(copy: &RootCopy) -> Result<Answer, String> {
-    let args = vec!["--service".to_string(), "common-password".to_string()];
-    let json = agent_facts("pam", &copy.root, &args)?;
-    let verdicts = json["verdicts"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok(Answer { verdicts, json })
 }
 
 /// Compares one configuration: the false passes, and the rules stricter than the
@@ -119,7 +93,8 @@ pub fn run(original: &Path, settings: Settings) -> Tally {
     let mut examples = Vec::new();
     while tally.more() {
         let desc = generate::generate(&mut rng, &copy);
-        let result = oracle::run(&copy).and_then(|t| agent(&copy).map(|a| (t, a)));
+        let result =
+            oracle::run(&copy).and_then(|t| agent(&copy, &["common-password"]).map(|a| (t, a)));
         match result {
             Ok((t, a)) => {
                 let (what, strict) = compare(&t, &a);
