@@ -65,7 +65,7 @@ pub enum AppError {
     Backup(crate::backup::BackupError),
     /// A record could not be encoded (answered as [`AppError::Invalid`]).
     #[error(transparent)]
-    Encode(#[from] serde_json::Error),
+    Encode(serde_json::Error),
     /// The request conflicts with what exists (a name taken, the last admin).
     #[error("{0}")]
     Conflict(String),

@@ -180,7 +180,8 @@ pub fn refuses(facts: &Facts, service: &str, pw: Password) -> Result<Outcome, Fa
     let at = where_(&st);
     let (what, also) = match pw {
         Password::Empty => ("an empty password", ""),
-        _ => ("a password pam_unix rejects", ", an empty one too"),
+        Password::Wrong => ("a password pam_unix rejects", ", an empty one too"),
+        Password::Right => ("the account's own password", ""),
     };
     Ok(judged(
         walk_refuses(&st, &of, pw),

@@ -7,7 +7,7 @@
 //! refused only with `enforce_for_root`. Also the shortest password pam_pwquality
 //! accepts for a minlen, its positive credits counted ([`credited`]).
 
-use super::lockout::where_;
+use super::lockout::{per_line, where_};
 use super::options::{resolve, Module, PwhistoryConf};
 use crate::facts::pam::path::history::{refuses, Refusal};
 use crate::facts::pam::path::{AUTHTOK_ERR, MAXTRIES, SUCCESS};
@@ -24,29 +24,21 @@ pub fn unenforced(
     root: bool,
     notes: &mut Vec<String>,
 ) -> Result<Option<String>, FactError> {
-    let mut set = Vec::with_capacity(st.lines.len());
-    for l in &st.lines {
-        if !l.is("pam_pwquality.so") {
-            set.push(None);
-            continue;
-        }
-        let mut value = |o: &str| -> Result<i64, FactError> {
-            let (r, n) = resolve(facts, Module::Pwquality, l, o, &PwhistoryConf::default())?;
-            for x in n {
-                if !notes.contains(&x) {
-                    notes.push(x);
-                }
-            }
-            Ok(r.value.unwrap_or(0))
-        };
+    let pwquality = (Module::Pwquality, "pam_pwquality.so");
+    let (set, found) = per_line(facts, st, pwquality, &PwhistoryConf::default(), |value| {
         let enforcing = value("enforcing")? != 0;
         let retry = value("retry")?;
-        set.push(Some(Refusal {
+        Ok(Some(Refusal {
             active: enforcing,
             inactive: SUCCESS,
             refused: if retry > 1 { MAXTRIES } else { AUTHTOK_ERR },
             enforce_for_root: value("enforce_for_root")? != 0,
-        }));
+        }))
+    })?;
+    for x in found {
+        if !notes.contains(&x) {
+            notes.push(x);
+        }
     }
     let of = |i: usize| {
         set.get(i).copied().flatten().unwrap_or(Refusal {

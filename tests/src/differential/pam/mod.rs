@@ -37,7 +37,6 @@ use oracle::Truth;
 
 const SERVICES: &[&str] = &["common-auth", "common-account", "common-password"];
 
-/// The agent's answer.
 /// What `rampart-agent facts pam` says of a copy (also the pwquality family's view).
 pub(super) struct Answer {
     pub(super) verdicts: BTreeMap<String, String>,

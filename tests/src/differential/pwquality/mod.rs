@@ -91,12 +91,24 @@ pub fn run(original: &Path, settings: Settings) -> Tally {
     let mut rng = Rng::new(settings.seed ^ 0x5057_5155);
     let mut stricter: BTreeMap<String, usize> = BTreeMap::new();
     let mut examples = Vec::new();
+    // Configurations where the module refused some probe while the control password
+    // went through: none at all would mean the oracle never saw pam_pwquality work
+    // (not loaded, not reached), and every comparison would pass for nothing.
+    let mut refused_seen = 0;
     while tally.more() {
         let desc = generate::generate(&mut rng, &copy);
         let result =
             oracle::run(&copy).and_then(|t| agent(&copy, &["common-password"]).map(|a| (t, a)));
         match result {
             Ok((t, a)) => {
+                let control = t.accepted("alice", "control") == Some(true);
+                if control
+                    && RULES
+                        .iter()
+                        .any(|(_, p, u)| t.accepted(u, p) == Some(false))
+                {
+                    refused_seen += 1;
+                }
                 let (what, strict) = compare(&t, &a);
                 if !what.is_empty() {
                     tally.differ(&desc, &format!("{what}  (oracle: {t:?})\n"));
@@ -119,5 +131,10 @@ pub fn run(original: &Path, settings: Settings) -> Tally {
     for e in &examples {
         println!("{e}\n");
     }
+    assert!(
+        tally.compared < 10 || refused_seen > 0,
+        "in {} configurations pam_pwquality never refused a probe that the control password's change got past: the oracle is not exercising the module",
+        tally.compared
+    );
     tally
 }
