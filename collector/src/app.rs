@@ -52,20 +52,10 @@ pub enum AppError {
     /// The request is malformed or not allowed in the current state.
     #[error("{0}")]
     Invalid(String),
-    /// New settings fail their check (answered as [`AppError::Invalid`]).
+    /// The request's content is refused by a typed check (answered as
+    /// [`AppError::Invalid`]: HTTP 422, gRPC INVALID_ARGUMENT).
     #[error(transparent)]
-    Settings(#[from] crate::policy::SettingsError),
-    /// The instance-identity trust anchors do not load (answered as
-    /// [`AppError::Invalid`]).
-    #[error(transparent)]
-    Anchors(#[from] crate::identity::AnchorError),
-    /// A backup cannot be begun for a reason other than the store's (answered as
-    /// [`AppError::Invalid`]).
-    #[error(transparent)]
-    Backup(crate::backup::BackupError),
-    /// A record could not be encoded (answered as [`AppError::Invalid`]).
-    #[error(transparent)]
-    Encode(serde_json::Error),
+    Rejected(#[from] Rejected),
     /// The request conflicts with what exists (a name taken, the last admin).
     #[error("{0}")]
     Conflict(String),
@@ -85,6 +75,37 @@ pub enum AppError {
 }
 
 pub type Result<T> = std::result::Result<T, AppError>;
+
+/// Why the content of a request was refused, with the typed source: every variant
+/// is answered the same way (see [`AppError::Rejected`]), so the answer is written once
+/// per surface and a new variant cannot be forgotten there.
+#[derive(Debug, thiserror::Error)]
+pub enum Rejected {
+    /// New settings fail their check.
+    #[error(transparent)]
+    Settings(#[from] crate::policy::SettingsError),
+    /// The instance-identity trust anchors do not load.
+    #[error(transparent)]
+    Anchors(#[from] crate::identity::AnchorError),
+    /// A backup cannot be begun for a reason other than the store's.
+    #[error(transparent)]
+    Backup(crate::backup::BackupError),
+    /// A record could not be encoded.
+    #[error(transparent)]
+    Encode(serde_json::Error),
+}
+
+impl From<crate::policy::SettingsError> for AppError {
+    fn from(e: crate::policy::SettingsError) -> Self {
+        AppError::Rejected(Rejected::Settings(e))
+    }
+}
+
+impl From<crate::identity::AnchorError> for AppError {
+    fn from(e: crate::identity::AnchorError) -> Self {
+        AppError::Rejected(Rejected::Anchors(e))
+    }
+}
 
 /// What the collector tells a connected agent to do. The agent chooses nothing else.
 #[derive(Debug, Clone, PartialEq)]
@@ -360,7 +381,7 @@ impl App {
         crate::backup::begin(&*self.store, actor, self.clock.now_ms()).map_err(|e| match e {
             crate::backup::BackupError::Store(StoreError::Refused(m)) => AppError::Conflict(m),
             crate::backup::BackupError::Store(e) => AppError::Store(e),
-            e => AppError::Backup(e),
+            e => AppError::Rejected(Rejected::Backup(e)),
         })
     }
 

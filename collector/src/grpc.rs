@@ -27,10 +27,7 @@ fn status_of(e: AppError) -> Status {
     match e {
         AppError::Refused(m) => Status::permission_denied(m),
         AppError::Invalid(m) => Status::invalid_argument(m),
-        e @ (AppError::Settings(_)
-        | AppError::Anchors(_)
-        | AppError::Backup(_)
-        | AppError::Encode(_)) => Status::invalid_argument(e.to_string()),
+        AppError::Rejected(e) => Status::invalid_argument(e.to_string()),
         AppError::Conflict(m) => Status::failed_precondition(m),
         AppError::NotFound(m) => Status::not_found(format!("{m} not found")),
         AppError::Ca(e) => Status::invalid_argument(e.to_string()),

@@ -65,10 +65,7 @@ impl From<AppError> for ApiError {
         match e {
             AppError::NotFound(m) => ApiError(StatusCode::NOT_FOUND, format!("{m} not found")),
             AppError::Invalid(m) => ApiError(StatusCode::UNPROCESSABLE_ENTITY, m),
-            e @ (AppError::Settings(_)
-            | AppError::Anchors(_)
-            | AppError::Backup(_)
-            | AppError::Encode(_)) => ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+            AppError::Rejected(e) => ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
             AppError::Conflict(m) => ApiError(StatusCode::CONFLICT, m),
             AppError::Refused(m) => ApiError(StatusCode::FORBIDDEN, m),
             AppError::Limited(m) => ApiError(StatusCode::TOO_MANY_REQUESTS, m),

@@ -121,7 +121,8 @@ impl App {
             ));
         }
         let rec = SettingsRecord::from(&new);
-        let bytes = serde_json::to_vec(&rec).map_err(AppError::Encode)?;
+        let bytes = serde_json::to_vec(&rec)
+            .map_err(|e| AppError::Rejected(crate::app::Rejected::Encode(e)))?;
         self.store.put_meta(SETTINGS_KEY, &bytes)?;
         let secret = new.webhook_secret.as_ref().map(|k| k.0.as_bytes());
         self.store

@@ -157,10 +157,7 @@ impl From<AppError> for Failure {
         let (status, message) = match e {
             AppError::NotFound(m) => (StatusCode::NOT_FOUND, format!("{m} not found")),
             AppError::Invalid(m) => (StatusCode::UNPROCESSABLE_ENTITY, m),
-            e @ (AppError::Settings(_)
-            | AppError::Anchors(_)
-            | AppError::Backup(_)
-            | AppError::Encode(_)) => (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+            AppError::Rejected(e) => (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
             AppError::Conflict(m) => (StatusCode::CONFLICT, m),
             AppError::Refused(m) => (StatusCode::FORBIDDEN, m),
             AppError::Limited(m) => (StatusCode::TOO_MANY_REQUESTS, m),
