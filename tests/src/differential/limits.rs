@@ -24,7 +24,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::{agent_facts, Rng, RootCopy, Settings, Tally};
+use super::{agent_facts, Placed, Rng, RootCopy, Settings, Tally};
 
 /// The accounts whose sessions are opened. The others in the copy's /etc/passwd (bin,
 /// sys, ...) fall in the same domains as `daemon` or `sshd` for every generated entry.
@@ -182,10 +182,7 @@ fn generate(rng: &mut Rng, copy: &RootCopy) -> String {
         let name = *rng.pick(NAMES);
         let path = format!("{D}/{name}");
         match rng.below(14) {
-            0 => {
-                copy.write(&path, "");
-                desc += &format!("{path}: (empty)\n");
-            }
+            0 => desc += &copy.place(&path, Placed::Empty),
             1 => {
                 let target = *rng.pick(&[
                     "/dev/null",
@@ -194,17 +191,12 @@ fn generate(rng: &mut Rng, copy: &RootCopy) -> String {
                     "/nonexistent.conf",
                     "x.conf",
                 ]);
-                copy.link(&path, target);
-                desc += &format!("{path} -> {target}\n");
+                desc += &copy.place(&path, Placed::Link(target));
             }
-            2 => {
-                copy.mkdir(&path);
-                desc += &format!("{path}/ (a directory)\n");
-            }
+            2 => desc += &copy.place(&path, Placed::Dir),
             _ => {
                 let t = text(rng);
-                copy.write(&path, &t);
-                desc += &format!("{path}:\n{t}");
+                desc += &copy.place(&path, Placed::Text(&t));
             }
         }
     }

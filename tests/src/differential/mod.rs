@@ -237,6 +237,60 @@ impl RootCopy {
         fs::copy(host, self.path("/usr/local/bin/pamtester")).expect("copy pamtester");
     }
 
+    /// Puts `what` at `path` (replacing what was there) and returns the line that
+    /// describes it in a configuration's report.
+    pub fn place(&self, path: &str, what: Placed) -> String {
+        match what {
+            Placed::Empty => {
+                self.write(path, "");
+                format!("{path}: (empty)\n")
+            }
+            Placed::Link(target) => {
+                self.link(path, target);
+                format!("{path} -> {target}\n")
+            }
+            Placed::Dir => {
+                self.mkdir(path);
+                format!("{path}/ (a directory)\n")
+            }
+            Placed::Text(text) => {
+                self.write(path, text);
+                format!("{path}:\n{text}")
+            }
+        }
+    }
+
+    /// Adds local accounts for the PAM probes: `users` as (name, uid, shadow hash —
+    /// empty for no password) to /etc/passwd and /etc/group, and root's hash set to
+    /// `root_hash`. Returns the new /etc/shadow text, not written: the families restore
+    /// it before each configuration.
+    pub fn seed_accounts(
+        &self,
+        root_hash: &str,
+        users: &[(&str, u32, &str)],
+    ) -> Result<String, String> {
+        let read = |p: &str| fs::read_to_string(self.path(p)).map_err(|e| format!("{p}: {e}"));
+        let (mut passwd, mut group) = (read("/etc/passwd")?, read("/etc/group")?);
+        let mut shadow: String = read("/etc/shadow")?
+            .lines()
+            .map(|l| match l.strip_prefix("root:") {
+                Some(rest) => {
+                    let tail = rest.split_once(':').map_or("", |(_, t)| t);
+                    format!("root:{root_hash}:{tail}\n")
+                }
+                None => format!("{l}\n"),
+            })
+            .collect();
+        for (name, uid, hash) in users {
+            let _ = writeln!(passwd, "{name}:x:{uid}:{uid}::/home/{name}:/bin/sh");
+            let _ = writeln!(group, "{name}:x:{uid}:");
+            let _ = writeln!(shadow, "{name}:{hash}:19000:0:99999:7:::");
+        }
+        self.write("/etc/passwd", &passwd);
+        self.write("/etc/group", &group);
+        Ok(shadow)
+    }
+
     /// Unpacks every `.deb` in `dir` into the copy (`dpkg-deb -x`, then merged so that
     /// the copy's /lib, /bin and /sbin links to /usr stay links) and records each package
     /// as installed in the copy's /var/lib/dpkg/status. No maintainer script runs.
@@ -352,6 +406,19 @@ impl RootCopy {
             .output()
             .expect("run unshare")
     }
+}
+
+/// What a generator puts at a configuration file's path ([`RootCopy::place`]): the
+/// files a program finds where it looks, odd ones among them.
+pub enum Placed<'a> {
+    /// An empty file (a mask, for the programs that read it so).
+    Empty,
+    /// A symbolic link to the target (`/dev/null`, elsewhere, or nowhere).
+    Link(&'a str),
+    /// A directory with the file's name.
+    Dir,
+    /// A regular file with this text.
+    Text(&'a str),
 }
 
 /// Runs `rampart-agent facts FAMILY --root ROOT ARGS…` and parses its JSON; an

@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::process::Command;
 
-use super::{agent_facts, Rng, RootCopy, Settings, Tally};
+use super::{agent_facts, Placed, Rng, RootCopy, Settings, Tally};
 
 /// The kernel parameters of the fake /proc/sys (slash form).
 const KEYS: &[&str] = &[
@@ -159,14 +159,8 @@ fn generate(rng: &mut Rng, copy: &RootCopy) -> String {
         let name = *rng.pick(NAMES);
         let path = format!("{dir}/{name}");
         match rng.below(12) {
-            0 => {
-                copy.write(&path, "");
-                desc += &format!("{path}: (empty)\n");
-            }
-            1 => {
-                copy.link(&path, "/dev/null");
-                desc += &format!("{path} -> /dev/null\n");
-            }
+            0 => desc += &copy.place(&path, Placed::Empty),
+            1 => desc += &copy.place(&path, Placed::Link("/dev/null")),
             2 => {
                 let target = *rng.pick(&[
                     "../sysctl.conf",
@@ -178,17 +172,12 @@ fn generate(rng: &mut Rng, copy: &RootCopy) -> String {
                     "/etc/sysctl.d",
                     "../../run/sysctl.d/60-net.conf",
                 ]);
-                copy.link(&path, target);
-                desc += &format!("{path} -> {target}\n");
+                desc += &copy.place(&path, Placed::Link(target));
             }
-            3 => {
-                copy.mkdir(&path);
-                desc += &format!("{path}/ (a directory)\n");
-            }
+            3 => desc += &copy.place(&path, Placed::Dir),
             _ => {
                 let t = text(rng);
-                copy.write(&path, &t);
-                desc += &format!("{path}:\n{t}");
+                desc += &copy.place(&path, Placed::Text(&t));
             }
         }
     }

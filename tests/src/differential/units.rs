@@ -24,7 +24,7 @@
 //! dangling) or by regular files there, with [Install] sections spelled in other
 //! ways, and the init scripts and their start links removed.
 
-use super::{agent_facts, Rng, RootCopy, Settings, Tally};
+use super::{agent_facts, Placed, Rng, RootCopy, Settings, Tally};
 
 /// The units compared.
 const UNITS: &[&str] = &[
@@ -149,8 +149,7 @@ fn generate(rng: &mut Rng, copy: &RootCopy, pristine: &[(String, Kept)]) -> Stri
                     continue;
                 }
                 let target = rng.pick(TARGETS).replace("{u}", unit);
-                copy.link(&path, &target);
-                desc += &format!("{path} -> {target}\n");
+                desc += &copy.place(&path, Placed::Link(&target));
             }
             8 => {
                 // Remove an init script or its start links.
@@ -169,8 +168,7 @@ fn generate(rng: &mut Rng, copy: &RootCopy, pristine: &[(String, Kept)]) -> Stri
             }
             3 => {
                 let path = format!("{dir}/{unit}");
-                copy.link(&path, "/dev/null");
-                desc += &format!("{path} -> /dev/null\n");
+                desc += &copy.place(&path, Placed::Link("/dev/null"));
             }
             4 => {
                 let path = format!("{dir}/{unit}");
@@ -178,8 +176,7 @@ fn generate(rng: &mut Rng, copy: &RootCopy, pristine: &[(String, Kept)]) -> Stri
                 if target.contains(dir) || target == format!("../{unit}") {
                     continue;
                 }
-                copy.link(&path, &target);
-                desc += &format!("{path} -> {target}\n");
+                desc += &copy.place(&path, Placed::Link(&target));
             }
             _ => {
                 let path = format!("{dir}/{unit}");

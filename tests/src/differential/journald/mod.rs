@@ -35,7 +35,7 @@ use std::process::Command;
 
 mod parse;
 
-use super::{agent_facts, Rng, RootCopy, Settings, Tally};
+use super::{agent_facts, Placed, Rng, RootCopy, Settings, Tally};
 use parse::{assignments, boolean, size};
 
 /// The three configurations: (file, section, keys with the values generated).
@@ -271,20 +271,13 @@ fn generate_family(rng: &mut Rng, copy: &RootCopy, family: &Family, debian_main:
             rng.pick(NAMES)
         );
         match rng.below(10) {
-            0 => {
-                copy.write(&path, "");
-                desc += &format!("{path}: (empty)\n");
-            }
-            1 => {
-                copy.link(&path, "/dev/null");
-                desc += &format!("{path} -> /dev/null\n");
-            }
+            0 => desc += &copy.place(&path, Placed::Empty),
+            1 => desc += &copy.place(&path, Placed::Link("/dev/null")),
             2 if !written.is_empty() => {
                 // Not into /run: it is empty at boot, the link would lead nowhere.
                 let target = rng.pick(&written).clone();
                 if target != path && !target.starts_with("/run/") {
-                    copy.link(&path, &target);
-                    desc += &format!("{path} -> {target}\n");
+                    desc += &copy.place(&path, Placed::Link(&target));
                 }
             }
             _ => {

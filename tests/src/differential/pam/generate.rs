@@ -13,7 +13,7 @@
 //! it about 0.3 s). login.defs' FAIL_DELAY would not do: only pam_faildelay reads it,
 //! and these stacks do not call it.
 
-use super::super::{Rng, RootCopy};
+use super::super::{Placed, Rng, RootCopy};
 
 /// One module line before it is written out.
 #[derive(Clone)]
@@ -295,10 +295,7 @@ fn write_stack(rng: &mut Rng, copy: &RootCopy, service: &str, lines: &[Line]) ->
                 copy.remove(&path);
                 desc += &format!("{path}: (missing)\n");
             }
-            1 => {
-                copy.write(&path, "");
-                desc += &format!("{path}: (empty)\n");
-            }
+            1 => desc += &copy.place(&path, Placed::Empty),
             2 => {
                 copy.write("/etc/pam.d/rampart-real", &inc);
                 copy.link(&path, "rampart-real");

@@ -56,29 +56,12 @@ pub struct Accounts {
 /// Sets up the accounts and pamtester once.
 pub fn prepare(copy: &RootCopy) -> Accounts {
     copy.install_pamtester();
-    let read = |p: &str| std::fs::read_to_string(copy.path(p)).expect("read the copy's accounts");
-    let passwd = read("/etc/passwd");
-    copy.write(
-        "/etc/passwd",
-        &format!("{passwd}alice:x:1001:1001::/home/alice:/bin/sh\ncarol:x:1003:1003::/home/carol:/bin/sh\n"),
-    );
-    let group = read("/etc/group");
-    copy.write(
-        "/etc/group",
-        &format!("{group}alice:x:1001:\ncarol:x:1003:\n"),
-    );
-    let shadow: String = read("/etc/shadow")
-        .lines()
-        .map(|l| match l.strip_prefix("root:") {
-            Some(rest) => {
-                let tail = rest.split_once(':').map_or("", |(_, t)| t);
-                format!("root:{ROOT_HASH}:{tail}\n")
-            }
-            None => format!("{l}\n"),
-        })
-        .collect();
-    let shadow =
-        format!("{shadow}alice:{ALICE_HASH}:19000:0:99999:7:::\ncarol::19000:0:99999:7:::\n");
+    let shadow = copy
+        .seed_accounts(
+            ROOT_HASH,
+            &[("alice", 1001, ALICE_HASH), ("carol", 1003, "")],
+        )
+        .expect("seed the copy's accounts");
     Accounts { shadow }
 }
 

@@ -8,7 +8,7 @@
 //! not), its control, and whether it comes before pam_unix, which takes the new
 //! password with `use_authtok` or asks for it again.
 
-use super::super::{Rng, RootCopy};
+use super::super::{Placed, Rng, RootCopy};
 
 const DIR: &str = "/etc/security/pwquality.conf.d";
 const MAIN: &str = "/etc/security/pwquality.conf";
@@ -165,14 +165,8 @@ pub fn generate(rng: &mut Rng, copy: &RootCopy) -> String {
         let name = *rng.pick(NAMES);
         let path = format!("{DIR}/{name}");
         match rng.below(8) {
-            0 => {
-                copy.write(&path, "");
-                desc += &format!("{path}: (empty)\n");
-            }
-            1 => {
-                copy.mkdir(&path);
-                desc += &format!("{path}: (a directory)\n");
-            }
+            0 => desc += &copy.place(&path, Placed::Empty),
+            1 => desc += &copy.place(&path, Placed::Dir),
             2 => {
                 let t = lines(rng, 1, 2);
                 copy.write("/etc/security/pwquality-extra", &t);
@@ -185,8 +179,7 @@ pub fn generate(rng: &mut Rng, copy: &RootCopy) -> String {
             }
             _ => {
                 let t = lines(rng, 1, 3);
-                copy.write(&path, &t);
-                desc += &format!("{path}:\n{t}");
+                desc += &copy.place(&path, Placed::Text(&t));
             }
         }
     }

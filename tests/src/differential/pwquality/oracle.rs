@@ -92,25 +92,7 @@ pub fn prepare(copy: &RootCopy, debs: &std::path::Path) -> Result<(), String> {
         return Err(format!("packing cracklib's dictionary failed: {out:?}"));
     }
     copy.install_pamtester();
-    let read = |p: &str| std::fs::read_to_string(copy.path(p)).map_err(|e| format!("{p}: {e}"));
-    let passwd = read("/etc/passwd")?;
-    copy.write(
-        "/etc/passwd",
-        &format!("{passwd}alice:x:1001:1001::/home/alice:/bin/sh\n"),
-    );
-    let group = read("/etc/group")?;
-    copy.write("/etc/group", &format!("{group}alice:x:1001:\n"));
-    let shadow: String = read("/etc/shadow")?
-        .lines()
-        .map(|l| match l.strip_prefix("root:") {
-            Some(rest) => {
-                let tail = rest.split_once(':').map_or("", |(_, t)| t);
-                format!("root:{OLD_HASH}:{tail}\n")
-            }
-            None => format!("{l}\n"),
-        })
-        .collect();
-    let shadow = format!("{shadow}alice:{OLD_HASH}:19000:0:99999:7:::\n");
+    let shadow = copy.seed_accounts(OLD_HASH, &[("alice", 1001, OLD_HASH)])?;
     copy.write("/etc/shadow.rampart-seed", &shadow);
     copy.write("/etc/shadow", &shadow);
     Ok(())
