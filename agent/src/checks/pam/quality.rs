@@ -4,14 +4,12 @@
 //! the password first and stops the write. Each line acts as its settings say
 //! ([`super::options`]): enforcing 0 accepts everything, `retry` above 1 makes a
 //! refusal PAM_MAXTRIES rather than PAM_AUTHTOK_ERR, and root's own change is
-//! refused only with `enforce_for_root`. Also the shortest password pam_pwquality
-//! accepts for a minlen, its positive credits counted ([`credited`]).
+//! refused only with `enforce_for_root`.
 
 use super::lockout::{per_line, where_};
-use super::options::{resolve, Module, PwhistoryConf};
+use super::options::{Module, PwhistoryConf};
 use crate::facts::pam::path::history::{refuses, Refusal};
 use crate::facts::pam::path::{AUTHTOK_ERR, MAXTRIES, SUCCESS};
-use crate::facts::pam::PamLine;
 use crate::facts::pam::Stack;
 use crate::facts::{FactError, Facts};
 
@@ -67,36 +65,4 @@ pub fn unenforced(
             }
         },
     )
-}
-
-/// The shortest password pam_pwquality accepts with `minlen` on `line`, and a note
-/// when positive credits lower it. libpwquality's `simple`: each character of a
-/// class whose credit is positive counts one more, up to the credit, so the shortest
-/// is minlen less the positive credits (at most one per character).
-pub(super) fn credited(
-    facts: &Facts,
-    line: &PamLine,
-    minlen: i64,
-    pwhistory: &PwhistoryConf,
-) -> Result<(i64, Option<String>), FactError> {
-    let mut credits = Vec::new();
-    let mut sum = 0;
-    for c in ["dcredit", "ucredit", "lcredit", "ocredit"] {
-        let (r, _) = resolve(facts, Module::Pwquality, line, c, pwhistory)?;
-        if let Some(n) = r.value.filter(|n| *n > 0) {
-            credits.push(format!("{c} = {n} ({})", r.from));
-            sum += n;
-        }
-    }
-    if credits.is_empty() {
-        return Ok((minlen, None));
-    }
-    let shortest = (minlen - sum).max((minlen + 1) / 2);
-    Ok((
-        shortest,
-        Some(format!(
-            "{}: pam_pwquality accepts a password of {shortest} characters with enough of each class, so the effective minimum length is {shortest}",
-            credits.join(", ")
-        )),
-    ))
 }
