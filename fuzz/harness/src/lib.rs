@@ -20,7 +20,7 @@ use std::sync::OnceLock;
 use rampart_agent::checks::audit::rules;
 use rampart_agent::checks::sysctl::limits as core_limit;
 use rampart_agent::facts::accounts::{accounts, Accounts};
-use rampart_agent::facts::pam::path::{history, lockout};
+use rampart_agent::facts::pam::path::{self, history, lockout};
 use rampart_agent::facts::{
     self, account_defaults, aide, audit as audit_rules, grub, iptables as ipt, journald, limits,
     mounts, nftables as nft, packages, pam as stack, rpmdb, rsyslog, sshd, sudoers, Facts,
@@ -268,8 +268,31 @@ pub fn pam(data: &[u8]) {
                     enforce_for_root: l.args.iter().any(|a| a == "enforce_for_root"),
                 }
             };
+            // The same walk as the pwquality rules take it: the line's enforcing,
+            // retry and enforce_for_root read from its own arguments.
+            let quality = |i: usize| {
+                let l = &st.lines[i];
+                let has = |a: &str| l.args.iter().any(|x| x == a);
+                let retry: i64 = l
+                    .args
+                    .iter()
+                    .find_map(|a| a.strip_prefix("retry=")?.parse().ok())
+                    .unwrap_or(1);
+                history::Refusal {
+                    active: !has("enforcing=0"),
+                    inactive: path::SUCCESS,
+                    refused: if retry > 1 {
+                        path::MAXTRIES
+                    } else {
+                        path::AUTHTOK_ERR
+                    },
+                    enforce_for_root: has("enforce_for_root"),
+                }
+            };
             for root in [false, true] {
                 let _ = history::refuses_reuse(&st, root, &kept);
+                let _ =
+                    history::refuses(&st, root, "pam_pwquality.so", "a weak password", &quality);
             }
         }
     });
