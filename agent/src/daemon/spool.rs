@@ -17,7 +17,12 @@ pub struct SpooledScan {
     pub benchmark_id: String,
     /// None only for a request naming a profile this agent does not know (then
     /// `failure` says so); such a name in an older agent's file reads as None too.
-    #[serde(default, deserialize_with = "known_profile")]
+    /// None is stored as an empty name: older agents read the field as a string.
+    #[serde(
+        default,
+        deserialize_with = "known_profile",
+        serialize_with = "profile_name"
+    )]
     pub profile: Option<Profile>,
     pub content_version: String,
     pub started_at_ms: i64,
@@ -34,6 +39,10 @@ pub struct SpooledResult {
     pub id: String,
     pub status: Status,
     pub evidence: Vec<String>,
+}
+
+fn profile_name<S: serde::Serializer>(p: &Option<Profile>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(p.map_or("", |p| p.name()))
 }
 
 fn known_profile<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Profile>, D::Error> {
@@ -208,5 +217,13 @@ mod tests {
             refused.failure.as_deref(),
             Some("unknown profile `level3-server`")
         );
+        // A refused request has no profile: stored as an empty name, which an older
+        // agent (a string, required) reads too after a downgrade, and this one reads
+        // back as none.
+        let mut none = scan("r");
+        none.profile = None;
+        let json = serde_json::to_value(&none).unwrap();
+        assert_eq!(json["profile"], "");
+        assert_eq!(serde_json::from_value::<SpooledScan>(json).unwrap(), none);
     }
 }
