@@ -11,7 +11,8 @@
 # Example: RAMPART_DIFF_SEED=7 RAMPART_DIFF_COUNT=5000 scripts/differential.sh sysctl
 # (an optional argument filters the test names: sysctl, sshd, modules, account,
 # units, journald — journald, coredump and timesyncd configuration — sudo,
-# mounts — /etc/fstab and mount units at boot — core_limit — pam_limits' core-file
+# mounts — /etc/fstab and mount units at boot — dev_shm — /dev/shm's flags after
+# systemd-remount-fs — core_limit — pam_limits' core-file
 # limit — pam_rules — the PAM stacks as libpam runs them — or pwquality —
 # pam_pwquality's settings as the real module applies them, unpacked from Debian's
 # .debs (tests/fixtures/fetch-pwquality-debs.sh); the PAM ones need pamtester on the

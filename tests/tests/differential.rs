@@ -5,8 +5,8 @@
 //! runs longer by hand.
 
 use rampart_tests::differential::{
-    accounts, debian_root_or_skip, journald, limits, modules, mounts, pam, pwquality, sshd, sudo,
-    sysctl, units, Settings,
+    accounts, debian_root_or_skip, journald, limits, modules, mounts, pam, pwquality, shm, sshd,
+    sudo, sysctl, units, Settings,
 };
 
 #[test]
@@ -74,6 +74,14 @@ fn mounts_follow_systemd_fstab_generator() {
     // About 8 s for 120 configurations alone (a copy sharing /usr, two chroots and
     // one agent run each).
     mounts::run(&root, Settings::from_env(100)).finish();
+}
+
+#[test]
+fn dev_shm_follows_systemd_remount_fs() {
+    let Some(root) = debian_root_or_skip("dev_shm_follows_systemd_remount_fs") else {
+        return;
+    };
+    shm::run(&root, Settings::from_env(60)).finish();
 }
 
 #[test]

@@ -4,7 +4,8 @@
 //! same copy. Each family generates and compares in its module: `sysctl`, `sshd`,
 //! `modules`, `accounts`, `units`, `journald` (journald, systemd-coredump and
 //! systemd-timesyncd configuration), `sudo` (sudoers files and Defaults), `mounts`
-//! (/etc/fstab and mount units at boot), `limits` (pam_limits' core-file limit),
+//! (/etc/fstab and mount units at boot), `shm` (/dev/shm's flags after boot's
+//! remount), `limits` (pam_limits' core-file limit),
 //! `pam` (pam_faillock, pam_pwhistory, pam_unix and pam_pwquality as libpam runs
 //! the stacks) and `pwquality` (the settings the real pam_pwquality applies, from
 //! Debian's packages unpacked into the copy).
@@ -21,6 +22,7 @@ pub mod modules;
 pub mod mounts;
 pub mod pam;
 pub mod pwquality;
+pub mod shm;
 pub mod sshd;
 pub mod sudo;
 pub mod sysctl;

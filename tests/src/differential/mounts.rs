@@ -33,7 +33,7 @@
 //!
 //! /dev/shm is left out: systemd mounts it itself and the fstab generator ignores it
 //! (an API file system); its fstab options only reach it through
-//! systemd-remount-fs, which nothing here runs.
+//! systemd-remount-fs, which the `shm` family runs.
 
 use std::collections::HashMap;
 

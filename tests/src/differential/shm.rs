@@ -1,0 +1,171 @@
+//! shm: the flags /dev/shm carries after boot, from generated /etc/fstab files; the
+//! agent (`rampart-agent facts mounts --path /dev/shm`) must agree on nodev, nosuid
+//! and noexec, and that /dev/shm is its own mount.
+//!
+//! /dev/shm is not mounted from fstab: systemd mounts it itself, early, as an API
+//! file system (tmpfs, nosuid and nodev), and the fstab generator skips it. Its fstab
+//! options reach it later, through systemd-remount-fs, which runs `mount -o remount`
+//! for the API file systems fstab names; a remount sets the flags its options give and
+//! clears the others, whatever `noauto` says. The oracle does the same in a private
+//! mount namespace chrooted into the copy: it mounts a tmpfs on /dev/shm as systemd
+//! does, runs the root's own `/lib/systemd/systemd-remount-fs` (systemd 252, which
+//! calls the root's mount(8), util-linux 2.38.1), and reads the flags back with
+//! `findmnt`. Mount units for /dev/shm are not generated: systemd does not remount an
+//! API file system that is already mounted when a unit names it.
+
+use super::{agent_facts, Rng, RootCopy, Settings, Tally};
+
+/// The flags compared.
+const FLAGS: [&str; 3] = ["nodev", "nosuid", "noexec"];
+
+/// Mount points as a line may spell them (some are not /dev/shm at all).
+const TARGETS: &[&str] = &[
+    "/dev/shm",
+    "/dev/shm",
+    "/dev/shm",
+    "/dev/shm/",
+    "//dev/shm",
+    "/dev//shm",
+    "/run/shm",
+    "/dev/shm\\040x",
+    "/tmp",
+];
+
+const SOURCES: &[&str] = &["tmpfs", "tmpfs", "none", "shm"];
+
+const TYPES: &[&str] = &["tmpfs", "tmpfs", "tmpfs", "ramfs", "none", "swap"];
+
+/// Options: the three flags and their opposites, options that look as if they set
+/// them, options for systemd and mount(8) alone, some in the wrong case.
+const OPTIONS: &[&str] = &[
+    "defaults",
+    "defaults",
+    "rw",
+    "nodev",
+    "nodev",
+    "dev",
+    "nosuid",
+    "nosuid",
+    "suid",
+    "noexec",
+    "noexec",
+    "noexec",
+    "exec",
+    "noauto",
+    "auto",
+    "nofail",
+    "user",
+    "users",
+    "owner",
+    "group",
+    "mode=1777",
+    "size=64m",
+    "relatime",
+    "NODEV",
+    "NoExec",
+    "x-systemd.after=foo",
+];
+
+fn options(rng: &mut Rng) -> String {
+    let n = 1 + rng.below(5);
+    let v: Vec<&str> = (0..n).map(|_| *rng.pick(OPTIONS)).collect();
+    v.join(",")
+}
+
+/// One fstab line: an entry of 3 to 6 fields, or a comment.
+fn line(rng: &mut Rng) -> String {
+    if rng.chance(10) {
+        return format!("# tmpfs /dev/shm tmpfs {} 0 0", options(rng));
+    }
+    let fields = [
+        rng.pick(SOURCES).to_string(),
+        rng.pick(TARGETS).to_string(),
+        rng.pick(TYPES).to_string(),
+        options(rng),
+        "0".into(),
+        "0".into(),
+    ];
+    let n = *rng.pick(&[3, 4, 4, 6, 6, 6]);
+    fields[..n].join(*rng.pick(&[" ", "\t", "  "]))
+}
+
+/// Writes one configuration's /etc/fstab; returns its description.
+fn generate(rng: &mut Rng, copy: &RootCopy) -> String {
+    let mut fstab = String::from("UUID=0000-0001 / ext4 errors=remount-ro 0 1\n");
+    for _ in 0..1 + rng.below(3) {
+        fstab += &line(rng);
+        fstab.push('\n');
+    }
+    copy.write("/etc/fstab", &fstab);
+    format!("/etc/fstab:\n{fstab}")
+}
+
+/// The flags /dev/shm has after systemd-remount-fs, and what it said.
+fn boot(copy: &RootCopy) -> Result<([bool; 3], String), String> {
+    let script = "mount -t tmpfs -o nosuid,nodev,strictatime,mode=1777 tmpfs /dev/shm || exit 9
+/lib/systemd/systemd-remount-fs 2>&1; echo \"remount-fs exit $?\"
+echo \"flags $(findmnt -n -o VFS-OPTIONS --mountpoint /dev/shm)\"";
+    let out = copy.chroot_sh(script, 30);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let flags = text
+        .lines()
+        .find_map(|l| l.strip_prefix("flags "))
+        .filter(|f| !f.trim().is_empty())
+        .ok_or_else(|| format!("systemd-remount-fs in the root did not answer: {out:?}"))?;
+    let set: Vec<&str> = flags.trim().split(',').collect();
+    let said: Vec<&str> = text.lines().filter(|l| !l.starts_with("flags ")).collect();
+    Ok((FLAGS.map(|f| set.contains(&f)), said.join("; ")))
+}
+
+/// Runs the shm family: generate, boot's remount, the agent, compare.
+pub fn run(original: &std::path::Path, settings: Settings) -> Tally {
+    // /usr hard-linked: mount(8) writes under /run only.
+    let copy = RootCopy::sharing_usr(original);
+    let mut rng = Rng::new(settings.seed ^ 0x5348_4d00);
+    let mut tally = Tally::new("shm", settings);
+    let mut changed = 0;
+    while tally.more() {
+        let desc = generate(&mut rng, &copy);
+        let answer = boot(&copy).and_then(|b| {
+            let v = agent_facts("mounts", &copy.root, &["--path".into(), "/dev/shm".into()])?;
+            Ok((b, v["/dev/shm"].clone()))
+        });
+        let ((truth, said), ours) = match answer {
+            Ok(x) => x,
+            Err(e) => {
+                tally.differ(&desc, &format!("  {e}\n"));
+                tally.compared += 1;
+                continue;
+            }
+        };
+        if truth != [true, true, false] {
+            changed += 1;
+        }
+        let how = format!("options {}; {}", ours["options"], ours["evidence"]);
+        let mut what = String::new();
+        if ours["separate"] != true {
+            what += &format!(
+                "  /dev/shm: systemd always mounts it; the agent says not separate ({how})\n"
+            );
+        }
+        for (f, t) in FLAGS.iter().zip(truth) {
+            let a = ours[*f].as_bool().unwrap_or(false);
+            if t != a {
+                what += &format!(
+                    "  /dev/shm {f}: after boot's remount ({said}) the kernel {} it; the agent says {} ({how})\n",
+                    if t { "sets" } else { "does not set" },
+                    if a { "set" } else { "not set" }
+                );
+            }
+        }
+        if !what.is_empty() {
+            tally.differ(&desc, &what);
+        }
+        tally.compared += 1;
+    }
+    println!(
+        "differential shm: {changed} of {} configurations changed /dev/shm's flags from systemd's own",
+        tally.compared
+    );
+    tally
+}
