@@ -104,22 +104,18 @@ pub fn facts(facts: &Facts, services: &[String], benchmark: &str) -> Result<PamF
             },
         );
     }
-    for b in crate::content::benchmarks()?
-        .iter()
-        .filter(|b| b.id == benchmark)
-    {
-        for r in &b.rules {
-            let (Some(c), Some(slug)) = (&r.check, &r.slug) else {
-                continue;
-            };
-            if !has_pam(c) {
-                continue;
-            }
-            let o = c.eval(facts);
-            out.verdicts
-                .insert(slug.clone(), o.status.as_str().to_string());
-            out.evidence.insert(slug.clone(), o.evidence);
+    let b = crate::engine::choose_benchmark(facts, Some(benchmark))?;
+    for r in &b.rules {
+        let (Some(c), Some(slug)) = (&r.check, &r.slug) else {
+            continue;
+        };
+        if !has_pam(c) {
+            continue;
         }
+        let o = c.eval(facts);
+        out.verdicts
+            .insert(slug.clone(), o.status.as_str().to_string());
+        out.evidence.insert(slug.clone(), o.evidence);
     }
     Ok(out)
 }

@@ -1,8 +1,14 @@
 //! pam: the PAM stacks as libpam runs them. The root's libpam and modules, driven by
 //! pamtester (see [`oracle`]), on configurations generated from a seed (see
 //! [`generate`]), against the agent's view (`rampart-agent facts pam`): the
-//! verdicts of the Debian 12 rules that judge common-auth, common-account and
-//! common-password, and the effective pam_faillock and pam_pwhistory values.
+//! verdicts of the rules that judge common-auth, common-account and common-password,
+//! for each benchmark of [`BENCHMARKS`](super::BENCHMARKS) (one oracle run, one
+//! agent run per benchmark), and the effective pam_faillock and pam_pwhistory values.
+//!
+//! The three benchmarks judge these stacks with the same checks: Ubuntu 22.04's
+//! Linux-PAM 1.4.0 and 24.04's 1.5.3 walk the stacks as Debian 12's 1.5.2 does, and
+//! where a module's reading changed (pwhistory.conf, read from 1.5.3 on) the agent
+//! follows the installed package's version, which is the root's.
 //!
 //! What is compared, per configuration:
 //! - `faillock_deny` passes exactly when alice is locked after at most 5 failures
@@ -32,7 +38,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::{agent_facts, Rng, RootCopy, Settings, Tally};
+use super::{agent_facts, for_benchmark, per_benchmark, Rng, RootCopy, Settings, Tally};
 use oracle::Truth;
 
 const SERVICES: &[&str] = &["common-auth", "common-account", "common-password"];
@@ -74,12 +80,14 @@ impl Answer {
     }
 }
 
-/// The agent's PAM facts and verdicts on `copy`, for `services`.
-pub(super) fn agent(copy: &RootCopy, services: &[&str]) -> Result<Answer, String> {
-    let args: Vec<String> = services
+/// The agent's PAM facts and the verdicts of `benchmark`'s rules on `copy`, for
+/// `services`.
+pub(super) fn agent(copy: &RootCopy, services: &[&str], benchmark: &str) -> Result<Answer, String> {
+    let mut args: Vec<String> = services
         .iter()
         .flat_map(|s| ["--service".to_string(), s.to_string()])
         .collect();
+    args.extend(["--benchmark".to_string(), benchmark.to_string()]);
     let json = agent_facts("pam", &copy.root, &args)?;
     let verdicts = json["verdicts"]
         .as_object()
@@ -92,7 +100,7 @@ pub(super) fn agent(copy: &RootCopy, services: &[&str]) -> Result<Answer, String
     Ok(Answer { verdicts, json })
 }
 
-/// Compares one configuration; returns the differences.
+/// Compares one configuration under one benchmark's rules; returns the differences.
 fn compare(t: &Truth, a: &Answer, pwquality_installed: bool) -> String {
     let mut what = String::new();
     let mut extra = Vec::new();
@@ -230,10 +238,15 @@ pub fn run(original: &Path, settings: Settings) -> Tally {
     while tally.more() {
         let desc = generate::generate(&mut rng, &copy);
         oracle::reset(&copy, &accounts);
-        let result = oracle::run(&copy).and_then(|t| agent(&copy, SERVICES).map(|a| (t, a)));
-        match result {
-            Ok((t, a)) => {
-                let what = compare(&t, &a, pwquality_installed);
+        match oracle::run(&copy) {
+            Ok(t) => {
+                let mut what = String::new();
+                for (b, answer) in per_benchmark(|b| agent(&copy, SERVICES, b)) {
+                    match answer {
+                        Ok(a) => what += &for_benchmark(b, &compare(&t, &a, pwquality_installed)),
+                        Err(e) => what += &for_benchmark(b, &e),
+                    }
+                }
                 if !what.is_empty() {
                     tally.differ(&desc, &format!("{what}  (oracle: {t:?})\n"));
                 }
