@@ -154,13 +154,14 @@ pub fn limits(
     )?)
 }
 
-/// The PAM facts of `root` for `services`, judged by the rules of `benchmark`.
+/// The PAM facts of `root` for `services`, judged by the rules of each of
+/// `benchmarks`.
 pub fn pam(
     root: &Path,
     services: &[String],
-    benchmark: &str,
+    benchmarks: &[String],
 ) -> Result<crate::checks::pam::inspect::PamFacts, AgentError> {
-    crate::checks::pam::inspect::facts(&facts_of(root)?, services, benchmark)
+    crate::checks::pam::inspect::facts(&facts_of(root)?, services, benchmarks)
 }
 
 fn facts_of(root: &Path) -> Result<Facts, AgentError> {

@@ -39,8 +39,9 @@ use std::time::{Duration, Instant};
 /// the same upstream programs (OpenSSH, systemd, kmod, shadow, sudo, Linux-PAM,
 /// libpwquality), so wherever an Ubuntu rule reads the same files with the same
 /// readers, the root's program is its oracle too. The families that compare rule
-/// verdicts ask the agent once per benchmark on the same configuration and the same
-/// oracle run (see [`per_benchmark`]).
+/// verdicts judge every benchmark on the same configuration and the same oracle run:
+/// `pam` and `pwquality` in one agent run (`facts pam --benchmark` repeated),
+/// `accounts` in one agent run per benchmark (see [`per_benchmark`]).
 pub const BENCHMARKS: &[&str] = &["debian-12", "ubuntu-22.04", "ubuntu-24.04"];
 
 /// Runs `f` for every benchmark of [`BENCHMARKS`] at the same time (each call is an

@@ -2,8 +2,8 @@
 //! pamtester (see [`oracle`]), on configurations generated from a seed (see
 //! [`generate`]), against the agent's view (`rampart-agent facts pam`): the
 //! verdicts of the rules that judge common-auth, common-account and common-password,
-//! for each benchmark of [`BENCHMARKS`](super::BENCHMARKS) (one oracle run, one
-//! agent run per benchmark), and the effective pam_faillock and pam_pwhistory values.
+//! for each benchmark of [`BENCHMARKS`] (one oracle run and one agent run for
+//! them all), and the effective pam_faillock and pam_pwhistory values.
 //!
 //! The three benchmarks judge these stacks with the same checks: Ubuntu 22.04's
 //! Linux-PAM 1.4.0 and 24.04's 1.5.3 walk the stacks as Debian 12's 1.5.2 does, and
@@ -38,15 +38,18 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::{agent_facts, for_benchmark, per_benchmark, Rng, RootCopy, Settings, Tally};
+use super::{agent_facts, for_benchmark, Rng, RootCopy, Settings, Tally, BENCHMARKS};
 use oracle::Truth;
 
 const SERVICES: &[&str] = &["common-auth", "common-account", "common-password"];
 
-/// What `rampart-agent facts pam` says of a copy (also the pwquality family's view).
+/// What `rampart-agent facts pam` says of a copy under one benchmark's rules (also
+/// the pwquality family's view).
 pub(super) struct Answer {
     pub(super) verdicts: BTreeMap<String, String>,
+    /// The whole answer: the stacks, and every benchmark's verdicts and evidence.
     pub(super) json: Value,
+    benchmark: &'static str,
 }
 
 impl Answer {
@@ -75,29 +78,45 @@ impl Answer {
             .unwrap_or_default()
     }
 
-    fn evidence(&self, slug: &str) -> String {
-        self.json["evidence"][slug].to_string()
+    pub(super) fn evidence(&self, slug: &str) -> String {
+        self.json["benchmarks"][self.benchmark]["evidence"][slug].to_string()
     }
 }
 
-/// The agent's PAM facts and the verdicts of `benchmark`'s rules on `copy`, for
-/// `services`.
-pub(super) fn agent(copy: &RootCopy, services: &[&str], benchmark: &str) -> Result<Answer, String> {
+/// The agent's PAM facts on `copy`, for `services`, and the verdicts of the rules of
+/// every benchmark of [`BENCHMARKS`]: one agent run (`--benchmark` repeated), one
+/// [`Answer`] per benchmark, in order.
+pub(super) fn agent(
+    copy: &RootCopy,
+    services: &[&str],
+) -> Result<Vec<(&'static str, Answer)>, String> {
     let mut args: Vec<String> = services
         .iter()
         .flat_map(|s| ["--service".to_string(), s.to_string()])
         .collect();
-    args.extend(["--benchmark".to_string(), benchmark.to_string()]);
+    for b in BENCHMARKS {
+        args.extend(["--benchmark".to_string(), b.to_string()]);
+    }
     let json = agent_facts("pam", &copy.root, &args)?;
-    let verdicts = json["verdicts"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                .collect()
+    Ok(BENCHMARKS
+        .iter()
+        .map(|b| {
+            let verdicts = json["benchmarks"][b]["verdicts"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let answer = Answer {
+                verdicts,
+                json: json.clone(),
+                benchmark: b,
+            };
+            (*b, answer)
         })
-        .unwrap_or_default();
-    Ok(Answer { verdicts, json })
+        .collect())
 }
 
 /// Compares one configuration under one benchmark's rules; returns the differences.
@@ -240,13 +259,13 @@ pub fn run(original: &Path, settings: Settings) -> Tally {
         oracle::reset(&copy, &accounts);
         match oracle::run(&copy) {
             Ok(t) => {
-                let mut what = String::new();
-                for (b, answer) in per_benchmark(|b| agent(&copy, SERVICES, b)) {
-                    match answer {
-                        Ok(a) => what += &for_benchmark(b, &compare(&t, &a, pwquality_installed)),
-                        Err(e) => what += &for_benchmark(b, &e),
-                    }
-                }
+                let what: String = match agent(&copy, SERVICES) {
+                    Ok(answers) => answers
+                        .iter()
+                        .map(|(b, a)| for_benchmark(b, &compare(&t, a, pwquality_installed)))
+                        .collect(),
+                    Err(e) => e,
+                };
                 if !what.is_empty() {
                     tally.differ(&desc, &format!("{what}  (oracle: {t:?})\n"));
                 }

@@ -4,7 +4,7 @@
 //! which scripts/test.sh runs), driven by pamtester (see [`oracle`]), on
 //! configurations generated from a seed (see [`generate`]), against the verdicts of
 //! `rampart-agent facts pam` for each benchmark of [`BENCHMARKS`](super::BENCHMARKS)
-//! (one oracle run, one agent run per benchmark). Ubuntu 22.04 (libpwquality
+//! (one oracle run and one agent run for them all). Ubuntu 22.04 (libpwquality
 //! 1.4.4) and 24.04 (1.4.5) judge these settings with the same checks and bounds as
 //! Debian 12.
 //!
@@ -34,7 +34,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::pam::{agent, Answer};
-use super::{for_benchmark, per_benchmark, Rng, RootCopy, Settings, Tally};
+use super::{for_benchmark, Rng, RootCopy, Settings, Tally};
 use oracle::Truth;
 
 /// Rule, the probe that tells, whose change.
@@ -66,7 +66,7 @@ fn compare(t: &Truth, a: &Answer) -> (String, Vec<String>) {
         let Some(accepted) = t.accepted(user, probe) else {
             continue;
         };
-        let evidence = a.json["evidence"][slug].to_string();
+        let evidence = a.evidence(slug);
         if accepted && verdict == "pass" {
             false_pass += &format!(
                 "  {slug}: pam_pwquality accepts {user}'s {probe} probe; the agent says pass ({evidence})\n"
@@ -111,15 +111,16 @@ pub fn run(original: &Path, settings: Settings) -> Tally {
                     refused_seen += 1;
                 }
                 let mut what = String::new();
-                for (b, answer) in per_benchmark(|b| agent(&copy, &["common-password"], b)) {
-                    let a = match answer {
-                        Ok(a) => a,
-                        Err(e) => {
-                            what += &for_benchmark(b, &e);
-                            continue;
-                        }
-                    };
-                    let (w, strict) = compare(&t, &a);
+                let answers = match agent(&copy, &["common-password"]) {
+                    Ok(answers) => answers,
+                    Err(e) => {
+                        tally.differ(&desc, &e);
+                        tally.compared += 1;
+                        continue;
+                    }
+                };
+                for (b, a) in &answers {
+                    let (w, strict) = compare(&t, a);
                     what += &for_benchmark(b, &w);
                     for s in strict {
                         let slug = s.trim().split(':').next().unwrap_or_default();
