@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the differential tests (tests/tests/differential.rs) longer than CI does:
-# the agent's effective values against the Debian 12 root's own programs.
+# the agent's effective values against the Debian 12 root's own programs (pam_rules,
+# pwquality and account judge the debian-12, ubuntu-22.04 and ubuntu-24.04 rules).
 #
 #   RAMPART_DIFF_SEED     the seed (default 18, CI's)
 #   RAMPART_DIFF_COUNT    configurations per family (default 2000)

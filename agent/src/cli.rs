@@ -130,9 +130,10 @@ pub enum FactsCommand {
         /// A service to expand (repeatable), e.g. `common-auth`.
         #[arg(long = "service")]
         services: Vec<String>,
-        /// The benchmark whose rules judge them.
-        #[arg(long, default_value = "debian-12")]
-        benchmark: String,
+        /// A benchmark whose rules judge them (repeatable: each gets its own
+        /// verdicts, read from one reading of the stacks).
+        #[arg(long = "benchmark", default_value = "debian-12")]
+        benchmarks: Vec<String>,
     },
     /// sshd's effective configuration, host keys and private key files.
     Sshd {
@@ -318,8 +319,8 @@ pub fn run(cli: Cli) -> Result<i32, AgentError> {
                 FactsCommand::Pam {
                     root,
                     services,
-                    benchmark,
-                } => to_json(&crate::inspect::pam(&root, &services, &benchmark)?),
+                    benchmarks,
+                } => to_json(&crate::inspect::pam(&root, &services, &benchmarks)?),
                 FactsCommand::Mounts { root, paths } => {
                     to_json(&crate::inspect::mounts(&root, &paths)?)
                 }

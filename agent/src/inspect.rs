@@ -154,13 +154,14 @@ pub fn limits(
     )?)
 }
 
-/// The PAM facts of `root` for `services`, judged by the rules of `benchmark`.
+/// The PAM facts of `root` for `services`, judged by the rules of each of
+/// `benchmarks`.
 pub fn pam(
     root: &Path,
     services: &[String],
-    benchmark: &str,
+    benchmarks: &[String],
 ) -> Result<crate::checks::pam::inspect::PamFacts, AgentError> {
-    crate::checks::pam::inspect::facts(&facts_of(root)?, services, benchmark)
+    crate::checks::pam::inspect::facts(&facts_of(root)?, services, benchmarks)
 }
 
 fn facts_of(root: &Path) -> Result<Facts, AgentError> {
@@ -438,7 +439,7 @@ pub struct AccountDefault {
     pub value: Option<String>,
     /// The number the shadow tools take from it (`null`: unset or not a number).
     pub number: Option<i64>,
-    /// Per benchmark rule that judges it (`RULE-ID`): `pass`, `fail` or `error`.
+    /// Per rule of the benchmark that judges it (by slug): `pass`, `fail` or `error`.
     pub verdicts: BTreeMap<String, String>,
     pub evidence: Vec<String>,
 }
@@ -460,47 +461,44 @@ pub fn accounts(root: &Path, benchmark: &str) -> Result<AccountsFacts, AgentErro
         login_defs: BTreeMap::new(),
         useradd: BTreeMap::new(),
     };
-    for b in crate::content::benchmarks()?
-        .iter()
-        .filter(|b| b.id == benchmark)
-    {
-        for r in &b.rules {
-            let mut checks = Vec::new();
-            if let Some(c) = &r.check {
-                walk(c, &mut checks);
-            }
-            for c in checks {
-                let (map, key, read) = match c {
-                    users::Check::LoginDefs { key, .. } => (
-                        &mut out.login_defs,
-                        key,
-                        crate::facts::account_defaults::login_defs_value(&facts, key),
-                    ),
-                    users::Check::UseraddDefault { key, .. } => (
-                        &mut out.useradd,
-                        key,
-                        crate::facts::account_defaults::useradd_default(&facts, key),
-                    ),
-                    _ => continue,
+    let b = crate::engine::choose_benchmark(&facts, Some(benchmark))?;
+    for r in &b.rules {
+        let mut checks = Vec::new();
+        if let Some(c) = &r.check {
+            walk(c, &mut checks);
+        }
+        for c in checks {
+            let (map, key, read) = match c {
+                users::Check::LoginDefs { key, .. } => (
+                    &mut out.login_defs,
+                    key,
+                    crate::facts::account_defaults::login_defs_value(&facts, key),
+                ),
+                users::Check::UseraddDefault { key, .. } => (
+                    &mut out.useradd,
+                    key,
+                    crate::facts::account_defaults::useradd_default(&facts, key),
+                ),
+                _ => continue,
+            };
+            let entry = map.entry(key.clone()).or_insert_with(|| {
+                let (value, number) = match read {
+                    Ok(d) => (d.value, d.number),
+                    Err(_) => (None, None),
                 };
-                let entry = map.entry(key.clone()).or_insert_with(|| {
-                    let (value, number) = match read {
-                        Ok(d) => (d.value, d.number),
-                        Err(_) => (None, None),
-                    };
-                    AccountDefault {
-                        value,
-                        number,
-                        verdicts: BTreeMap::new(),
-                        evidence: Vec::new(),
-                    }
-                });
-                let o = c.eval(&facts);
-                entry
-                    .verdicts
-                    .insert(r.id.clone(), o.status.as_str().to_string());
-                entry.evidence.extend(o.evidence);
-            }
+                AccountDefault {
+                    value,
+                    number,
+                    verdicts: BTreeMap::new(),
+                    evidence: Vec::new(),
+                }
+            });
+            let o = c.eval(&facts);
+            entry.verdicts.insert(
+                r.slug.clone().unwrap_or_else(|| r.id.clone()),
+                o.status.as_str().to_string(),
+            );
+            entry.evidence.extend(o.evidence);
         }
     }
     Ok(out)

@@ -11,16 +11,17 @@
 //!   ENCRYPT_METHOD the tools read (`$6$` SHA512, `$y$` YESCRYPT, `$5$` SHA256,
 //!   `$1$` MD5, no `$` DES: the tools fall back to DES for a method they do not know).
 //!
-//! The verdicts are recomputed from those answers with the debian-12 rules' bounds
-//! (5.4.1.1: PASS_MAX_DAYS 1 to 365; 5.4.1.3: PASS_WARN_AGE at least 7; 5.4.1.4:
-//! SHA512 or YESCRYPT; 5.4.1.5: INACTIVE 0 to 45). The account databases are put
-//! back after each configuration.
+//! The verdicts are recomputed from those answers with each benchmark's own bounds
+//! ([`BOUNDS`]), and the agent is asked once per benchmark (`--benchmark`):
+//! debian-12, ubuntu-22.04 and ubuntu-24.04 judge these keys with the same checks
+//! (Ubuntu ships the same shadow suite), so one run of the tools serves all three.
+//! The account databases are put back after each configuration.
 //!
 //! What the oracle cannot see: how PAM's modules read login.defs (pam_unix's
 //! ENCRYPT_METHOD, pam_umask's UMASK) — other readers with other rules; UMASK is left
 //! to a later family.
 
-use super::{agent_facts, Rng, RootCopy, Settings, Tally};
+use super::{agent_facts, for_benchmark, per_benchmark, Rng, RootCopy, Settings, Tally};
 
 /// The keys generated in login.defs (PASS_MIN_DAYS only as noise between them).
 const KEYS: &[&str] = &[
@@ -197,6 +198,46 @@ fn generate(rng: &mut Rng, copy: &RootCopy, debian_defs: &str, debian_useradd: &
     desc
 }
 
+/// One benchmark's rules over these keys: its name and, per rule (by slug), the
+/// bounds its check applies.
+struct Benchmark {
+    id: &'static str,
+    /// `pass_max_days`: PASS_MAX_DAYS in this range.
+    max_days: (i64, i64),
+    /// `pass_warn_age`: PASS_WARN_AGE at least this.
+    warn_age: i64,
+    /// `password_hashing_algorithm`: ENCRYPT_METHOD one of these.
+    methods: &'static [&'static str],
+    /// `account_inactive_after_expiry`: INACTIVE in this range.
+    inactive: (i64, i64),
+}
+
+/// The benchmarks whose rules judge these keys through the shadow tools' files (the
+/// same bounds today: CIS 5.4.1.1, 5.4.1.3, 5.4.1.4 and 5.4.1.5 in all three).
+const BOUNDS: &[Benchmark] = &[
+    Benchmark {
+        id: "debian-12",
+        max_days: (1, 365),
+        warn_age: 7,
+        methods: &["SHA512", "YESCRYPT"],
+        inactive: (0, 45),
+    },
+    Benchmark {
+        id: "ubuntu-22.04",
+        max_days: (1, 365),
+        warn_age: 7,
+        methods: &["SHA512", "YESCRYPT"],
+        inactive: (0, 45),
+    },
+    Benchmark {
+        id: "ubuntu-24.04",
+        max_days: (1, 365),
+        warn_age: 7,
+        methods: &["SHA512", "YESCRYPT"],
+        inactive: (0, 45),
+    },
+];
+
 /// What the shadow tools did with one configuration.
 #[derive(Debug)]
 struct Truth {
@@ -289,38 +330,40 @@ fn compare_key(
     }
 }
 
-fn compare(copy: &RootCopy, truth: &Truth) -> String {
-    let v = match agent_facts("accounts", &copy.root, &[]) {
+/// Compares the agent's answer for benchmark `b` with the tools'.
+fn compare(copy: &RootCopy, truth: &Truth, b: &Benchmark) -> String {
+    let v = match agent_facts("accounts", &copy.root, &["--benchmark".into(), b.id.into()]) {
         Ok(v) => v,
         Err(e) => return e,
     };
     let mut what = String::new();
     let t = truth;
+    let within = |n: i64, (lo, hi): (i64, i64)| (lo..=hi).contains(&n);
     compare_key(
         &v,
         "login_defs",
         "PASS_MAX_DAYS",
-        "5.4.1.1",
+        "pass_max_days",
         Some(t.max_days),
-        (1..=365).contains(&t.max_days),
+        within(t.max_days, b.max_days),
         &mut what,
     );
     compare_key(
         &v,
         "login_defs",
         "PASS_WARN_AGE",
-        "5.4.1.3",
+        "pass_warn_age",
         Some(t.warn_age),
-        t.warn_age >= 7,
+        t.warn_age >= b.warn_age,
         &mut what,
     );
     compare_key(
         &v,
         "login_defs",
         "ENCRYPT_METHOD",
-        "5.4.1.4",
+        "password_hashing_algorithm",
         None,
-        matches!(t.method, "SHA512" | "YESCRYPT"),
+        b.methods.contains(&t.method),
         &mut what,
     );
     let inactive = t.inactive.unwrap_or(-1);
@@ -328,14 +371,11 @@ fn compare(copy: &RootCopy, truth: &Truth) -> String {
         &v,
         "useradd",
         "INACTIVE",
-        "5.4.1.5",
+        "account_inactive_after_expiry",
         Some(inactive),
-        (0..=45).contains(&inactive),
+        within(inactive, b.inactive),
         &mut what,
     );
-    if !what.is_empty() {
-        what += &format!("  (the tools: {t:?})\n");
-    }
     what
 }
 
@@ -360,7 +400,23 @@ pub fn run(original: &std::path::Path, settings: Settings) -> Tally {
     while tally.more() {
         let desc = generate(&mut rng, &copy, &debian_defs, &debian_useradd);
         let what = match oracle(&copy, &databases) {
-            Ok(truth) => compare(&copy, &truth),
+            Ok(truth) => {
+                let what: String = per_benchmark(|id| {
+                    let b = BOUNDS
+                        .iter()
+                        .find(|b| b.id == id)
+                        .unwrap_or_else(|| panic!("no account-default bounds for {id}"));
+                    compare(&copy, &truth, b)
+                })
+                .into_iter()
+                .map(|(id, what)| for_benchmark(id, &what))
+                .collect();
+                if what.is_empty() {
+                    what
+                } else {
+                    format!("{what}  (the tools: {truth:?})\n")
+                }
+            }
             Err(e) => e,
         };
         if !what.is_empty() {

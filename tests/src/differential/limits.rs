@@ -20,6 +20,10 @@
 //! lines that could raise the limit of an account this system does not list (a
 //! directory user named in an entry, or in a group or id range with no local
 //! account), which no local session can show.
+//!
+//! Every benchmark's `coredumps_restricted` (debian-12, ubuntu-22.04, ubuntu-24.04)
+//! runs the same `sysctl.core_limit` check, which has no parameters, so the verdict
+//! compared is every benchmark's.
 
 use std::collections::BTreeMap;
 use std::path::Path;

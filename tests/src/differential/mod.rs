@@ -8,7 +8,9 @@
 //! remount), `limits` (pam_limits' core-file limit),
 //! `pam` (pam_faillock, pam_pwhistory, pam_unix and pam_pwquality as libpam runs
 //! the stacks) and `pwquality` (the settings the real pam_pwquality applies, from
-//! Debian's packages unpacked into the copy).
+//! Debian's packages unpacked into the copy). The families whose comparison involves
+//! rule verdicts (`pam`, `pwquality`, `accounts`) judge every benchmark of
+//! [`BENCHMARKS`] on each configuration.
 //!
 //! Knobs (environment): `RAMPART_DIFF_SEED` (default 18), `RAMPART_DIFF_COUNT`
 //! (configurations per family; each family has its own default), and
@@ -34,6 +36,42 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+
+/// The benchmarks whose rules the Debian 12 root's programs can judge: Ubuntu runs
+/// the same upstream programs (OpenSSH, systemd, kmod, shadow, sudo, Linux-PAM,
+/// libpwquality), so wherever an Ubuntu rule reads the same files with the same
+/// readers, the root's program is its oracle too. The families that compare rule
+/// verdicts judge every benchmark on the same configuration and the same oracle run:
+/// `pam` and `pwquality` in one agent run (`facts pam --benchmark` repeated),
+/// `accounts` in one agent run per benchmark (see [`per_benchmark`]).
+pub const BENCHMARKS: &[&str] = &["debian-12", "ubuntu-22.04", "ubuntu-24.04"];
+
+/// Runs `f` for every benchmark of [`BENCHMARKS`] at the same time (each call is an
+/// agent run of its own, so this costs about one), and returns the answers in order.
+pub fn per_benchmark<T: Send>(f: impl Fn(&'static str) -> T + Sync) -> Vec<(&'static str, T)> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = BENCHMARKS
+            .iter()
+            .map(|b| {
+                let f = &f;
+                (*b, s.spawn(move || f(b)))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|(b, h)| (b, h.join().expect("a benchmark's comparison panicked")))
+            .collect()
+    })
+}
+
+/// Puts `benchmark` after the two spaces that start each line of `what` (a
+/// comparison's answer lines), so that one configuration's differences say which
+/// benchmark's rules they are about.
+pub fn for_benchmark(benchmark: &str, what: &str) -> String {
+    what.lines()
+        .map(|l| format!("  {benchmark}: {}\n", l.trim_start()))
+        .collect()
+}
 
 /// A small deterministic generator (splitmix64): the same seed gives the same
 /// configurations on every machine.

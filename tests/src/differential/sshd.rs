@@ -11,6 +11,11 @@
 //!   (the effective value or a Match block's);
 //! - every private key under /etc/ssh (`ssh-keygen -y` reads it) is among the
 //!   private key files the agent judges.
+//!
+//! The Ubuntu benchmarks' sshd rules read the configuration through the same reader,
+//! so this comparison serves every benchmark (but for the compiled-in KexAlgorithms
+//! of Ubuntu 22.04's OpenSSH 8.9, which ubuntu-22.04's `sshd_strong_kex` judges when
+//! the keyword is unset and this 9.2 cannot show).
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -13,6 +13,9 @@
 //!   the global entries.
 //!
 //! A policy `visudo -c` finds a syntax error in is not compared (counted instead).
+//!
+//! The Ubuntu benchmarks' sudo rules read the policy through the same reader
+//! (`facts::sudoers`), so this comparison serves every benchmark.
 
 use std::os::unix::fs::PermissionsExt;
 

@@ -11,6 +11,10 @@
 //! an unchanged sentinel means the kernel refused the write and the parameter keeps
 //! its value. Every parameter compared here is such an integer, and glob lines only
 //! carry values the kernel accepts, so the last write is the boot value.
+//!
+//! The Ubuntu benchmarks' sysctl rules read the same files through the same reader
+//! (their `ufw_sysctl` addition, ufw's own sysctl file when ufw is switched on, is
+//! not exercised: the root has no ufw), so this comparison serves every benchmark.
 
 use std::collections::HashMap;
 use std::process::Command;

@@ -23,6 +23,9 @@
 //! `.upholds` links in those directories and /usr/lib (absolute, relative, by alias,
 //! dangling) or by regular files there, with [Install] sections spelled in other
 //! ways, and the init scripts and their start links removed.
+//!
+//! The Ubuntu benchmarks' rules read units through the same reader
+//! (`facts::units`), so this comparison serves every benchmark.
 
 use super::{agent_facts, Placed, Rng, RootCopy, Settings, Tally};
 

@@ -17,6 +17,13 @@ use crate::facts::Facts;
 pub struct PamFacts {
     /// Per service asked for: its expanded stack.
     pub services: BTreeMap<String, PamService>,
+    /// Per benchmark asked for: the verdicts of its rules.
+    pub benchmarks: BTreeMap<String, PamVerdicts>,
+}
+
+/// The verdicts of one benchmark's PAM rules.
+#[derive(Debug, Default, Serialize)]
+pub struct PamVerdicts {
     /// Per rule (by slug) whose check has a `pam.*` part: `pass`, `fail` or `error`.
     pub verdicts: BTreeMap<String, String>,
     /// Per rule (by slug): its evidence.
@@ -68,12 +75,16 @@ fn has_pam(c: &Check) -> bool {
     }
 }
 
-/// The PAM facts of a root for `services`, judged by the rules of `benchmark`.
-pub fn facts(facts: &Facts, services: &[String], benchmark: &str) -> Result<PamFacts, AgentError> {
+/// The PAM facts of a root for `services`, judged by the rules of each of
+/// `benchmarks`.
+pub fn facts(
+    facts: &Facts,
+    services: &[String],
+    benchmarks: &[String],
+) -> Result<PamFacts, AgentError> {
     let mut out = PamFacts {
         services: BTreeMap::new(),
-        verdicts: BTreeMap::new(),
-        evidence: BTreeMap::new(),
+        benchmarks: BTreeMap::new(),
     };
     for s in services {
         let st = stack(facts, s)?;
@@ -104,10 +115,9 @@ pub fn facts(facts: &Facts, services: &[String], benchmark: &str) -> Result<PamF
             },
         );
     }
-    for b in crate::content::benchmarks()?
-        .iter()
-        .filter(|b| b.id == benchmark)
-    {
+    for id in benchmarks {
+        let b = crate::engine::choose_benchmark(facts, Some(id))?;
+        let judged = out.benchmarks.entry(id.clone()).or_default();
         for r in &b.rules {
             let (Some(c), Some(slug)) = (&r.check, &r.slug) else {
                 continue;
@@ -116,9 +126,10 @@ pub fn facts(facts: &Facts, services: &[String], benchmark: &str) -> Result<PamF
                 continue;
             }
             let o = c.eval(facts);
-            out.verdicts
+            judged
+                .verdicts
                 .insert(slug.clone(), o.status.as_str().to_string());
-            out.evidence.insert(slug.clone(), o.evidence);
+            judged.evidence.insert(slug.clone(), o.evidence);
         }
     }
     Ok(out)

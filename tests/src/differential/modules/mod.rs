@@ -33,6 +33,10 @@
 //! the same name in a later directory or not depending on uninitialised memory in
 //! kmod 30 (`fstatat`'s result is not checked; kmod 34 never hides), so such a link
 //! becomes an empty file when a later directory has its name.
+//!
+//! Every benchmark's kmod rules run the same `kmod.disabled` check, whose only
+//! parameter is the module, and the modules compared are every benchmark's, so the
+//! verdicts recomputed here are every benchmark's.
 
 mod generator;
 mod kernel;

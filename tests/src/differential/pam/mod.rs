@@ -1,8 +1,14 @@
 //! pam: the PAM stacks as libpam runs them. The root's libpam and modules, driven by
 //! pamtester (see [`oracle`]), on configurations generated from a seed (see
 //! [`generate`]), against the agent's view (`rampart-agent facts pam`): the
-//! verdicts of the Debian 12 rules that judge common-auth, common-account and
-//! common-password, and the effective pam_faillock and pam_pwhistory values.
+//! verdicts of the rules that judge common-auth, common-account and common-password,
+//! for each benchmark of [`BENCHMARKS`] (one oracle run and one agent run for
+//! them all), and the effective pam_faillock and pam_pwhistory values.
+//!
+//! The three benchmarks judge these stacks with the same checks: Ubuntu 22.04's
+//! Linux-PAM 1.4.0 and 24.04's 1.5.3 walk the stacks as Debian 12's 1.5.2 does, and
+//! where a module's reading changed (pwhistory.conf, read from 1.5.3 on) the agent
+//! follows the installed package's version, which is the root's.
 //!
 //! What is compared, per configuration:
 //! - `faillock_deny` passes exactly when alice is locked after at most 5 failures
@@ -32,15 +38,18 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::{agent_facts, Rng, RootCopy, Settings, Tally};
+use super::{agent_facts, for_benchmark, Rng, RootCopy, Settings, Tally, BENCHMARKS};
 use oracle::Truth;
 
 const SERVICES: &[&str] = &["common-auth", "common-account", "common-password"];
 
-/// What `rampart-agent facts pam` says of a copy (also the pwquality family's view).
+/// What `rampart-agent facts pam` says of a copy under one benchmark's rules (also
+/// the pwquality family's view).
 pub(super) struct Answer {
     pub(super) verdicts: BTreeMap<String, String>,
+    /// The whole answer: the stacks, and every benchmark's verdicts and evidence.
     pub(super) json: Value,
+    benchmark: &'static str,
 }
 
 impl Answer {
@@ -69,30 +78,48 @@ impl Answer {
             .unwrap_or_default()
     }
 
-    fn evidence(&self, slug: &str) -> String {
-        self.json["evidence"][slug].to_string()
+    pub(super) fn evidence(&self, slug: &str) -> String {
+        self.json["benchmarks"][self.benchmark]["evidence"][slug].to_string()
     }
 }
 
-/// The agent's PAM facts and verdicts on `copy`, for `services`.
-pub(super) fn agent(copy: &RootCopy, services: &[&str]) -> Result<Answer, String> {
-    let args: Vec<String> = services
+/// The agent's PAM facts on `copy`, for `services`, and the verdicts of the rules of
+/// every benchmark of [`BENCHMARKS`]: one agent run (`--benchmark` repeated), one
+/// [`Answer`] per benchmark, in order.
+pub(super) fn agent(
+    copy: &RootCopy,
+    services: &[&str],
+) -> Result<Vec<(&'static str, Answer)>, String> {
+    let mut args: Vec<String> = services
         .iter()
         .flat_map(|s| ["--service".to_string(), s.to_string()])
         .collect();
+    for b in BENCHMARKS {
+        args.extend(["--benchmark".to_string(), b.to_string()]);
+    }
     let json = agent_facts("pam", &copy.root, &args)?;
-    let verdicts = json["verdicts"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                .collect()
+    Ok(BENCHMARKS
+        .iter()
+        .map(|b| {
+            let verdicts = json["benchmarks"][b]["verdicts"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let answer = Answer {
+                verdicts,
+                json: json.clone(),
+                benchmark: b,
+            };
+            (*b, answer)
         })
-        .unwrap_or_default();
-    Ok(Answer { verdicts, json })
+        .collect())
 }
 
-/// Compares one configuration; returns the differences.
+/// Compares one configuration under one benchmark's rules; returns the differences.
 fn compare(t: &Truth, a: &Answer, pwquality_installed: bool) -> String {
     let mut what = String::new();
     let mut extra = Vec::new();
@@ -230,10 +257,15 @@ pub fn run(original: &Path, settings: Settings) -> Tally {
     while tally.more() {
         let desc = generate::generate(&mut rng, &copy);
         oracle::reset(&copy, &accounts);
-        let result = oracle::run(&copy).and_then(|t| agent(&copy, SERVICES).map(|a| (t, a)));
-        match result {
-            Ok((t, a)) => {
-                let what = compare(&t, &a, pwquality_installed);
+        match oracle::run(&copy) {
+            Ok(t) => {
+                let what: String = match agent(&copy, SERVICES) {
+                    Ok(answers) => answers
+                        .iter()
+                        .map(|(b, a)| for_benchmark(b, &compare(&t, a, pwquality_installed)))
+                        .collect(),
+                    Err(e) => e,
+                };
                 if !what.is_empty() {
                     tally.differ(&desc, &format!("{what}  (oracle: {t:?})\n"));
                 }
