@@ -5,8 +5,8 @@
 //! runs longer by hand.
 
 use rampart_tests::differential::{
-    accounts, debian_root_or_skip, journald, limits, modules, mounts, pam, pwquality, sshd, sudo,
-    sysctl, units, Settings,
+    accounts, debian_root_or_skip, journald, limits, modules, mounts, packages, pam, pwquality, sshd,
+    sudo, sysctl, units, Settings,
 };
 
 #[test]
@@ -103,4 +103,21 @@ fn pwquality_rules_follow_pam_pwquality() {
     // About 0.6 s a configuration (some twelve pamtester runs and one agent run;
     // 0.9 s on a busy machine): 25 fit in about 20 s.
     pwquality::run(&root, Settings::from_env(25)).finish();
+}
+
+#[test]
+fn packages_follow_dpkg_query() {
+    let Some(root) = debian_root_or_skip("packages_follow_dpkg_query") else {
+        return;
+    };
+    // About 0.15 s a configuration (two chroots and one agent run).
+    packages::dpkg::run(&root, Settings::from_env(150)).finish();
+}
+
+#[test]
+fn packages_follow_rpm() {
+    // Needs no Debian root: the host's rpm and rpmbuild write and read the databases.
+    // About 0.5 s a configuration (rpm -i into a fresh database, rpm -qa, one agent
+    // run; rpmbuild every few).
+    packages::rpm::run(Settings::from_env(50)).finish();
 }

@@ -6,8 +6,10 @@
 //! systemd-timesyncd configuration), `sudo` (sudoers files and Defaults), `mounts`
 //! (/etc/fstab and mount units at boot), `limits` (pam_limits' core-file limit),
 //! `pam` (pam_faillock, pam_pwhistory, pam_unix and pam_pwquality as libpam runs
-//! the stacks) and `pwquality` (the settings the real pam_pwquality applies, from
-//! Debian's packages unpacked into the copy).
+//! the stacks), `pwquality` (the settings the real pam_pwquality applies, from
+//! Debian's packages unpacked into the copy) and `packages` (the dpkg database as
+//! dpkg-query reads it, and rpm databases as rpm lists them: the rpm half needs no
+//! Debian root, only the host's rpm and rpmbuild).
 //!
 //! Knobs (environment): `RAMPART_DIFF_SEED` (default 18), `RAMPART_DIFF_COUNT`
 //! (configurations per family; each family has its own default), and
@@ -19,6 +21,7 @@ pub mod journald;
 pub mod limits;
 pub mod modules;
 pub mod mounts;
+pub mod packages;
 pub mod pam;
 pub mod pwquality;
 pub mod sshd;
