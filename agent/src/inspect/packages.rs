@@ -31,7 +31,8 @@ pub struct PackagesFacts {
 /// One package as the checks see it.
 #[derive(Debug, Serialize)]
 pub struct PackageFacts {
-    /// `installed` or `absent`.
+    /// `installed`, `present` (not installed, but its files may be on disk: dpkg's
+    /// unpacked, half-installed, ...) or `absent`.
     pub state: &'static str,
     /// The installed version (the one `pkg.min_version` compares), when installed.
     pub version: Option<String>,
@@ -86,6 +87,8 @@ pub fn packages_facts(
             PackageFacts {
                 state: if pk.is_installed(name) {
                     "installed"
+                } else if pk.is_present(name) {
+                    "present"
                 } else {
                     "absent"
                 },
