@@ -162,9 +162,12 @@ fn stanza(rng: &mut Rng, name: &str, arch: &str, status: [&str; 3], version: Opt
         1 => format!("{}  {}\t{} ", words[0], words[1], words[2]),
         _ => words.join(" "),
     };
-    let mut fields = vec![
-        ("Package".to_string(), shown),
-        ("Status".to_string(), status_text),
+    let mut fields = vec![("Package".to_string(), shown)];
+    // A stanza without Status is a package dpkg knows nothing installed of.
+    if !rng.chance(4) {
+        fields.push(("Status".to_string(), status_text));
+    }
+    fields.extend([
         ("Priority".to_string(), "optional".to_string()),
         ("Section".to_string(), "net".to_string()),
         ("Installed-Size".to_string(), "100".to_string()),
@@ -173,7 +176,7 @@ fn stanza(rng: &mut Rng, name: &str, arch: &str, status: [&str; 3], version: Opt
             "Rampart Tests <tests@example.org>".to_string(),
         ),
         ("Architecture".to_string(), arch.to_string()),
-    ];
+    ]);
     if multi {
         fields.push(("Multi-Arch".to_string(), "same".to_string()));
     }
@@ -333,7 +336,11 @@ fn generate(rng: &mut Rng, seed: &[(String, String, String)]) -> Config {
             let t = write_stanza(rng, &s);
             desc += &format!("/var/lib/dpkg/updates/{file}:\n{t}\n");
             pairs.push((name.clone(), near(rng, &v)));
-            updates.push((file, t));
+            // One file holds one stanza as dpkg writes it, but dpkg reads several.
+            match updates.iter_mut().find(|(f, _)| *f == file) {
+                Some((_, old)) => *old = format!("{old}\n{t}"),
+                None => updates.push((file, t)),
+            }
         }
     }
     // Generated stanzas among the seed's, not all at the end.
@@ -356,6 +363,19 @@ fn generate(rng: &mut Rng, seed: &[(String, String, String)]) -> Config {
         names,
         pairs,
         desc,
+    }
+}
+
+/// A version as dpkg-query prints it: the epoch as a number, left out when 0.
+fn dpkg_spelling(v: &str) -> String {
+    match v.split_once(':') {
+        Some((e, rest)) if !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()) => {
+            match e.trim_start_matches('0') {
+                "" => rest.to_string(),
+                n => format!("{n}:{rest}"),
+            }
+        }
+        _ => v.to_string(),
     }
 }
 
@@ -481,7 +501,7 @@ pub fn run(original: &Path, settings: Settings) -> Tally {
             &a,
             &expected,
             &pairs,
-            &|v| v.to_string(),
+            &dpkg_spelling,
         );
     }
     println!(
