@@ -6,8 +6,8 @@
 //! hand.
 
 use rampart_tests::differential::{
-    accounts, debian_root_or_skip, journald, limits, modules, mounts, packages, pam, pwquality, sshd,
-    sudo, sysctl, units, Settings,
+    accounts, debian_root_or_skip, journald, limits, modules, mounts, packages, pam, pwquality,
+    sshd, sudo, sysctl, units, Settings,
 };
 
 #[test]

@@ -74,8 +74,7 @@ impl Check {
                 masked,
             } => {
                 // Files on disk count, configured or not.
-                let present: Vec<&String> =
-                    packages.iter().filter(|p| pk.is_present(p)).collect();
+                let present: Vec<&String> = packages.iter().filter(|p| pk.is_present(p)).collect();
                 if present.is_empty() {
                     return Ok(Outcome::new(
                         Status::Pass,

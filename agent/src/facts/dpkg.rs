@@ -103,7 +103,10 @@ pub fn read(facts: &Facts) -> Result<Option<DpkgDb>, FactError> {
         }
     }
     Ok(Some(DpkgDb {
-        instances: order.into_iter().filter_map(|k| by_key.remove(&k)).collect(),
+        instances: order
+            .into_iter()
+            .filter_map(|k| by_key.remove(&k))
+            .collect(),
         files,
     }))
 }
@@ -137,7 +140,10 @@ fn stanzas(text: &str) -> Result<Vec<Vec<(String, String)>>, String> {
         }
         let name = name.to_ascii_lowercase();
         if cur.iter().any(|(k, _)| *k == name) {
-            return Err(format!("line {}: a second `{name}` field in one stanza", n + 1));
+            return Err(format!(
+                "line {}: a second `{name}` field in one stanza",
+                n + 1
+            ));
         }
         cur.push((name, value.to_string()));
     }
@@ -194,9 +200,7 @@ fn state(status: &str) -> Result<DpkgState, String> {
         _ => return Err(format!("Status `{status}`: unknown flag `{flag}`")),
     };
     Ok(match st.as_str() {
-        "installed" | "triggers-awaited" | "triggers-pending" if !reinstreq => {
-            DpkgState::Installed
-        }
+        "installed" | "triggers-awaited" | "triggers-pending" if !reinstreq => DpkgState::Installed,
         "installed" | "triggers-awaited" | "triggers-pending" => {
             DpkgState::Present(format!("flagged reinst-required (broken) in state {st}"))
         }

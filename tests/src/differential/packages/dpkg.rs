@@ -26,7 +26,14 @@ use std::path::Path;
 use super::super::{agent_facts, Rng, RootCopy, Settings, Tally};
 use super::{agent_args, compare, digits, letters, Expected, Pair, State};
 
-const WANTS: &[&str] = &["unknown", "install", "install", "hold", "deinstall", "purge"];
+const WANTS: &[&str] = &[
+    "unknown",
+    "install",
+    "install",
+    "hold",
+    "deinstall",
+    "purge",
+];
 const STATES: &[&str] = &[
     "installed",
     "installed",
@@ -108,7 +115,10 @@ fn near(rng: &mut Rng, v: &str) -> String {
         7 => {
             // The last digit run one lower or higher, or with a leading zero.
             let bytes = v.as_bytes();
-            let end = bytes.iter().rposition(u8::is_ascii_digit).map_or(0, |i| i + 1);
+            let end = bytes
+                .iter()
+                .rposition(u8::is_ascii_digit)
+                .map_or(0, |i| i + 1);
             let start = bytes[..end]
                 .iter()
                 .rposition(|b| !b.is_ascii_digit())
@@ -141,7 +151,14 @@ fn field_name(rng: &mut Rng, name: &str) -> String {
 }
 
 /// A generated stanza for `name` (`arch`), in state `want flag status`.
-fn stanza(rng: &mut Rng, name: &str, arch: &str, status: [&str; 3], version: Option<&str>, multi: bool) -> Stanza {
+fn stanza(
+    rng: &mut Rng,
+    name: &str,
+    arch: &str,
+    status: [&str; 3],
+    version: Option<&str>,
+    multi: bool,
+) -> Stanza {
     let shown = if rng.chance(8) {
         name.to_uppercase()
     } else {
@@ -185,9 +202,10 @@ fn stanza(rng: &mut Rng, name: &str, arch: &str, status: [&str; 3], version: Opt
     }
     match status[2] {
         "triggers-awaited" => fields.push(("Triggers-Awaited".to_string(), "man-db".to_string())),
-        "triggers-pending" => {
-            fields.push(("Triggers-Pending".to_string(), "/usr/share/rampart".to_string()))
-        }
+        "triggers-pending" => fields.push((
+            "Triggers-Pending".to_string(),
+            "/usr/share/rampart".to_string(),
+        )),
         _ => {}
     }
     let mut desc = "a generated package".to_string();
@@ -232,7 +250,11 @@ fn seed_stanzas(text: &str) -> Vec<(String, String, String)> {
                     .trim()
                     .to_string()
             };
-            (field("Package:"), field("Architecture:"), format!("{}\n", s.trim_end()))
+            (
+                field("Package:"),
+                field("Architecture:"),
+                format!("{}\n", s.trim_end()),
+            )
         })
         .collect()
 }
@@ -240,11 +262,14 @@ fn seed_stanzas(text: &str) -> Vec<(String, String, String)> {
 /// dpkg's state of one instance, as the rules judge it.
 fn judge(want_flag_status: &str) -> State {
     let w: Vec<&str> = want_flag_status.split_whitespace().collect();
-    let (flag, status) = (w.get(1).copied().unwrap_or(""), w.get(2).copied().unwrap_or(""));
+    let (flag, status) = (
+        w.get(1).copied().unwrap_or(""),
+        w.get(2).copied().unwrap_or(""),
+    );
     match status {
         "installed" | "triggers-awaited" | "triggers-pending" if flag == "ok" => State::Installed,
-        "installed" | "triggers-awaited" | "triggers-pending" | "half-configured"
-        | "unpacked" | "half-installed" => State::Present,
+        "installed" | "triggers-awaited" | "triggers-pending" | "half-configured" | "unpacked"
+        | "half-installed" => State::Present,
         _ => State::Absent,
     }
 }
@@ -304,7 +329,11 @@ fn generate(rng: &mut Rng, seed: &[(String, String, String)]) -> Config {
         }
         names.push(name.clone());
         let multi = rng.chance(20);
-        let arches: &[&str] = if multi { &["amd64", "i386"] } else { &["amd64"] };
+        let arches: &[&str] = if multi {
+            &["amd64", "i386"]
+        } else {
+            &["amd64"]
+        };
         for arch in arches {
             let st = random_status(rng);
             let v = if st[2] == "not-installed" && rng.chance(50) {
@@ -328,11 +357,20 @@ fn generate(rng: &mut Rng, seed: &[(String, String, String)]) -> Config {
     let mut updates = Vec::new();
     if !generated.is_empty() && rng.chance(25) {
         for _ in 0..1 + rng.below(2) {
-            let file = rng.pick(&["0000", "0001", "0002", "tmp.i", "00x1"]).to_string();
+            let file = rng
+                .pick(&["0000", "0001", "0002", "tmp.i", "00x1"])
+                .to_string();
             let (name, arch, _) = rng.pick(&generated).clone();
             let st = random_status(rng);
             let v = version(rng);
-            let s = stanza(rng, &name, &arch, st, Some(&v), arch == "i386" || generated.iter().filter(|g| g.0 == name).count() > 1);
+            let s = stanza(
+                rng,
+                &name,
+                &arch,
+                st,
+                Some(&v),
+                arch == "i386" || generated.iter().filter(|g| g.0 == name).count() > 1,
+            );
             let t = write_stanza(rng, &s);
             desc += &format!("/var/lib/dpkg/updates/{file}:\n{t}\n");
             pairs.push((name.clone(), near(rng, &v)));
@@ -432,7 +470,9 @@ pub fn run(original: &Path, settings: Settings) -> Tally {
         }
         let script: String = questions
             .iter()
-            .map(|(v, w)| format!("dpkg --compare-versions '{v}' ge '{w}' 2>/dev/null; echo \"@ge $?\"\n"))
+            .map(|(v, w)| {
+                format!("dpkg --compare-versions '{v}' ge '{w}' 2>/dev/null; echo \"@ge $?\"\n")
+            })
             .collect::<String>()
             + "echo @end\n";
         let out = copy.chroot(&["sh", "-c", &script]);
@@ -442,7 +482,10 @@ pub fn run(original: &Path, settings: Settings) -> Tally {
             .map(|r| r == "0")
             .collect();
         if answers.len() != questions.len() {
-            tally.differ(&c.desc, &format!("  dpkg --compare-versions did not answer: {out:?}\n"));
+            tally.differ(
+                &c.desc,
+                &format!("  dpkg --compare-versions did not answer: {out:?}\n"),
+            );
             continue;
         }
         let verdict: BTreeMap<(String, String), bool> =

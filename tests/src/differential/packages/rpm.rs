@@ -172,7 +172,13 @@ fn build_pool(rng: &mut Rng, work: &Path) -> Vec<(Pkg, PathBuf)> {
                 .arg("--quiet")
                 .arg("--define")
                 .arg(format!("_topdir {}", work.join("top").display()))
-                .args(["--define", "_buildhost rampart-differential", "--target", target, "-bb"])
+                .args([
+                    "--define",
+                    "_buildhost rampart-differential",
+                    "--target",
+                    target,
+                    "-bb",
+                ])
                 .arg(&file)
                 .output()
                 .expect("the rpm half needs rpmbuild (apt-get install rpm)");
@@ -183,10 +189,10 @@ fn build_pool(rng: &mut Rng, work: &Path) -> Vec<(Pkg, PathBuf)> {
             );
             for p in mine {
                 let arch = if p.arch == "noarch" { "noarch" } else { target };
-                let rpm = work.join("top/RPMS").join(arch).join(format!(
-                    "{}-{}-{}.{arch}.rpm",
-                    p.name, p.version, p.release
-                ));
+                let rpm = work
+                    .join("top/RPMS")
+                    .join(arch)
+                    .join(format!("{}-{}-{}.{arch}.rpm", p.name, p.version, p.release));
                 assert!(rpm.exists(), "rpmbuild made no {}", rpm.display());
                 out.push(((*p).clone(), rpm));
             }
@@ -297,12 +303,27 @@ pub fn run(settings: Settings) -> Tally {
             } else {
                 format!("{}-{}-{}.{}", p.name, p.version, p.release, p.arch)
             };
-            let out = rpm(&root, &["-e", "--justdb", "--nodeps", "--noscripts", "--notriggers", "--allmatches", &target]);
+            let out = rpm(
+                &root,
+                &[
+                    "-e",
+                    "--justdb",
+                    "--nodeps",
+                    "--noscripts",
+                    "--notriggers",
+                    "--allmatches",
+                    &target,
+                ],
+            );
             desc += &format!("erased {target} (rpm exit {:?})\n", out.status.code());
         }
         let out = rpm(
             &root,
-            &["-qa", "--qf", "%{NAME}\\t%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\\n"],
+            &[
+                "-qa",
+                "--qf",
+                "%{NAME}\\t%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\\n",
+            ],
         );
         if !out.status.success() {
             tally.differ(&desc, &format!("  rpm -qa failed: {out:?}\n"));
@@ -392,8 +413,6 @@ pub fn run(settings: Settings) -> Tally {
         );
         let _ = fs::remove_dir_all(&root);
     }
-    println!(
-        "differential packages (rpm): {false_passes} false pass(es) among the differences"
-    );
+    println!("differential packages (rpm): {false_passes} false pass(es) among the differences");
     tally
 }
