@@ -425,7 +425,7 @@ pub fn run(original: &Path, settings: Settings) -> Tally {
     let seed_text = std::fs::read_to_string(copy.path("/var/lib/dpkg/status"))
         .expect("read the root's dpkg status");
     let seed = seed_stanzas(&seed_text);
-    let mut rng = Rng::new(settings.seed ^ 0x44_504b_47);
+    let mut rng = Rng::new(settings.seed ^ 0x4450_4b47);
     // Built before the clock starts: the first build of a test process is minutes.
     crate::binary("rampart-agent");
     let mut tally = Tally::new("packages (dpkg)", settings);

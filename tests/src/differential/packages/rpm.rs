@@ -31,6 +31,9 @@ const NAMES: &[&str] = &[
     "rampart-x",
 ];
 
+/// Architectures of the pool's packages (x86_64 twice as often).
+const ARCHES: &[&str] = &["x86_64", "x86_64", "i686", "noarch"];
+
 /// Configurations between two builds of the pool.
 const POOL_EVERY: usize = 8;
 
@@ -132,7 +135,7 @@ fn build_pool(rng: &mut Rng, work: &Path) -> Vec<(Pkg, PathBuf)> {
                 } else {
                     part(rng)
                 },
-                arch: *rng.pick(&["x86_64", "x86_64", "i686", "noarch"]),
+                arch: ARCHES[rng.below(ARCHES.len())],
             };
             if layers.len() <= k {
                 layers.push(Vec::new());
