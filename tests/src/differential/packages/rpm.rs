@@ -4,7 +4,8 @@
 //! versions and releases with `~`, `^`, `_`, `+`, letters, leading zeros and dots, the
 //! same name at several versions and architectures (x86_64, i686, noarch: multilib,
 //! installonly). Each configuration installs a subset with `rpm -i --justdb`, into an
-//! empty database or a copy of the RHEL 9 root's (`RAMPART_RHEL9_ROOT`, when set),
+//! empty database or a copy of a cached RPM root's (`RAMPART_RHEL9_ROOT`,
+//! `RAMPART_AL2023_ROOT`, when set),
 //! and sometimes erases a package again. The oracle is `rpm -qa` and rpm's own
 //! `rpm.vercmp` (its Lua, through `rpm --eval`): a name is installed when rpm lists
 //! it; `pkg.min_version` passes when the newest instance is at least the version,
@@ -246,10 +247,17 @@ pub fn run(settings: Settings) -> Tally {
         .prefix("rampart-diff-rpm-")
         .tempdir()
         .expect("make a temporary directory");
-    let rhel = std::env::var_os("RAMPART_RHEL9_ROOT")
-        .map(PathBuf::from)
-        .map(|r| r.join("var/lib/rpm/rpmdb.sqlite"))
-        .filter(|p| p.exists());
+    // The cached RPM roots' databases, where they are set.
+    let bases: Vec<(&str, PathBuf)> = [
+        ("RHEL 9", "RAMPART_RHEL9_ROOT"),
+        ("Amazon Linux 2023", "RAMPART_AL2023_ROOT"),
+    ]
+    .into_iter()
+    .filter_map(|(what, var)| {
+        let db = PathBuf::from(std::env::var_os(var)?).join("var/lib/rpm/rpmdb.sqlite");
+        db.exists().then_some((what, db))
+    })
+    .collect();
     let mut rng = Rng::new(settings.seed ^ 0x52_504d);
     // Built before the clock starts: the first build of a test process is minutes.
     crate::binary("rampart-agent");
@@ -265,12 +273,13 @@ pub fn run(settings: Settings) -> Tally {
         let root = work.path().join(format!("root-{n}"));
         fs::create_dir_all(root.join("var/lib/rpm")).expect("make the database directory");
         let mut desc = String::new();
-        match &rhel {
-            Some(db) if rng.chance(30) => {
-                fs::copy(db, root.join("var/lib/rpm/rpmdb.sqlite")).expect("copy RHEL's rpmdb");
-                desc += "the RHEL 9 root's database, and\n";
+        match bases.is_empty() || rng.chance(60) {
+            false => {
+                let (what, db) = rng.pick(&bases);
+                fs::copy(db, root.join("var/lib/rpm/rpmdb.sqlite")).expect("copy a root's rpmdb");
+                desc += &format!("the {what} root's database, and\n");
             }
-            _ => {
+            true => {
                 let out = rpm(&root, &["--initdb"]);
                 assert!(out.status.success(), "rpm --initdb: {out:?}");
             }
