@@ -14,10 +14,13 @@
 # units, journald — journald, coredump and timesyncd configuration — sudo,
 # mounts — /etc/fstab and mount units at boot — dev_shm — /dev/shm's flags after
 # systemd-remount-fs — core_limit — pam_limits' core-file
-# limit — pam_rules — the PAM stacks as libpam runs them — or pwquality —
+# limit — pam_rules — the PAM stacks as libpam runs them — pwquality —
 # pam_pwquality's settings as the real module applies them, unpacked from Debian's
 # .debs (tests/fixtures/fetch-pwquality-debs.sh); the PAM ones need pamtester on the
-# host).
+# host — or packages — the dpkg database as the root's dpkg-query reads it, and rpm
+# databases as the host's rpm lists them (needs rpm and rpmbuild on the host)).
+# Example: RAMPART_DIFF_SEED=7 RAMPART_DIFF_COUNT=6000 RAMPART_DIFF_SECONDS=180 \
+#   scripts/differential.sh packages
 # Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."

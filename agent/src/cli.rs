@@ -135,6 +135,20 @@ pub enum FactsCommand {
         #[arg(long = "benchmark", default_value = "debian-12")]
         benchmarks: Vec<String>,
     },
+    /// The package database (dpkg's or rpm's) as the `pkg.*` checks read it: per
+    /// package asked about, installed or not and at which version, and the verdicts
+    /// of `pkg.installed`, `pkg.absent` and `pkg.min_version`.
+    Packages {
+        /// Root of the system to read (`/` is the live host).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// A package to describe (repeatable).
+        #[arg(long = "package")]
+        packages: Vec<String>,
+        /// `NAME=VERSION`: the `pkg.min_version` verdict for it (repeatable).
+        #[arg(long = "at-least", value_parser = crate::inspect::packages::parse_at_least)]
+        at_least: Vec<(String, String)>,
+    },
     /// sshd's effective configuration, host keys and private key files.
     Sshd {
         /// Root of the system to read (`/` is the live host).
@@ -313,6 +327,13 @@ pub fn run(cli: Cli) -> Result<i32, AgentError> {
                     to_json(&crate::inspect::sysctl(&root, &keys)?)
                 }
                 FactsCommand::Sshd { root } => to_json(&crate::inspect::sshd(&root)?),
+                FactsCommand::Packages {
+                    root,
+                    packages,
+                    at_least,
+                } => to_json(&crate::inspect::packages::packages_facts(
+                    &root, &packages, &at_least,
+                )?),
                 FactsCommand::Limits { root, users } => {
                     to_json(&crate::inspect::limits(&root, &users)?)
                 }

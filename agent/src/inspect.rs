@@ -6,6 +6,8 @@
 //! The DTOs here derive `Serialize` on purpose: they are a debug boundary, whose
 //! shape may change between releases.
 
+pub mod packages;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 

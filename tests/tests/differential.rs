@@ -1,12 +1,13 @@
 //! Differential tests (issue 18): the agent's effective values against the real
 //! programs of a Debian 12 root on generated configurations (see
 //! `rampart_tests::differential`). Skipped, with the reason printed, only when
-//! `RAMPART_DEBIAN_ROOT` is unset; CI runs a fixed seed, `scripts/differential.sh`
-//! runs longer by hand.
+//! `RAMPART_DEBIAN_ROOT` is unset (the rpm half of `packages` needs only the host's
+//! rpm and rpmbuild); CI runs a fixed seed, `scripts/differential.sh` runs longer by
+//! hand.
 
 use rampart_tests::differential::{
-    accounts, debian_root_or_skip, journald, limits, modules, mounts, pam, pwquality, shm, sshd,
-    sudo, sysctl, units, Settings,
+    accounts, debian_root_or_skip, journald, limits, modules, mounts, packages, pam, pwquality,
+    shm, sshd, sudo, sysctl, units, Settings,
 };
 
 #[test]
@@ -111,4 +112,21 @@ fn pwquality_rules_follow_pam_pwquality() {
     // About 0.6 s a configuration (some twelve pamtester runs and one agent run;
     // 0.9 s on a busy machine): 25 fit in about 20 s.
     pwquality::run(&root, Settings::from_env(25)).finish();
+}
+
+#[test]
+fn packages_follow_dpkg_query() {
+    let Some(root) = debian_root_or_skip("packages_follow_dpkg_query") else {
+        return;
+    };
+    // About 0.03 s a configuration (two chroots and one agent run): 800 in about 25 s.
+    packages::dpkg::run(&root, Settings::from_env(800)).finish();
+}
+
+#[test]
+fn packages_follow_rpm() {
+    // Needs no Debian root: the host's rpm and rpmbuild write and read the databases.
+    // About 0.08 s a configuration (rpm -i into a fresh database, rpm -qa, rpm.vercmp,
+    // one agent run; rpmbuild every eighth): 300 in about 25 s.
+    packages::rpm::run(Settings::from_env(300)).finish();
 }

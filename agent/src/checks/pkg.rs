@@ -18,7 +18,8 @@ pub enum Check {
         #[serde(default)]
         any: bool,
     },
-    /// None of the packages is installed — or, when one must stay as a dependency,
+    /// None of the packages is installed, or present in part (dpkg's unpacked,
+    /// half-installed, ...: its files may be on disk) — or, when one must stay as a dependency,
     /// every unit in `services` is masked, or neither enabled nor running (with
     /// `masked`, masked only).
     #[serde(rename = "pkg.absent")]
@@ -72,8 +73,8 @@ impl Check {
                 services,
                 masked,
             } => {
-                let present: Vec<&String> =
-                    packages.iter().filter(|p| pk.is_installed(p)).collect();
+                // Files on disk count, configured or not.
+                let present: Vec<&String> = packages.iter().filter(|p| pk.is_present(p)).collect();
                 if present.is_empty() {
                     return Ok(Outcome::new(
                         Status::Pass,
@@ -159,9 +160,11 @@ pub fn is_on(u: &UnitState) -> bool {
     u.in_use()
 }
 
+/// Not applicable when the package is absent; one whose files may be on disk (dpkg's
+/// unpacked, half-installed, ...) is judged.
 fn not_installed(pk: &Packages, pkg: &Option<String>) -> Option<Outcome> {
     match pkg {
-        Some(p) if !pk.is_installed(p) => Some(Outcome::not_applicable(pk.describe(p))),
+        Some(p) if !pk.is_present(p) => Some(Outcome::not_applicable(pk.describe(p))),
         _ => None,
     }
 }

@@ -230,7 +230,8 @@ impl Check {
 
     fn eval_inner(&self, facts: &Facts) -> Result<Outcome, FactError> {
         let pk = packages(facts)?;
-        if !pk.is_installed(PACKAGE) {
+        // Judged as soon as sshd's files may be on disk (dpkg's unpacked, ...).
+        if !pk.is_present(PACKAGE) {
             return Ok(Outcome::not_applicable(pk.describe(PACKAGE)));
         }
         let cfg = sshd_config(facts)?;

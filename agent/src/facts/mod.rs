@@ -16,6 +16,7 @@ pub mod bootargs;
 pub mod chrony;
 pub mod crypto_policies;
 pub mod dnf;
+pub mod dpkg;
 pub mod firewall;
 pub mod firewalld;
 pub mod grub;

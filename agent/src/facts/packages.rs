@@ -1,24 +1,28 @@
-//! Installed packages: the dpkg status database (`/var/lib/dpkg/status`) on Debian
-//! and Ubuntu, the rpm database ([`super::rpmdb`], `/var/lib/rpm/rpmdb.sqlite`) on
-//! RHEL, Amazon Linux and other rpm systems.
+//! Installed packages: dpkg's database ([`super::dpkg`]: `/var/lib/dpkg/status` and
+//! its pending updates) on Debian and Ubuntu, the rpm database ([`super::rpmdb`],
+//! `/var/lib/rpm/rpmdb.sqlite`) on RHEL, Amazon Linux and other rpm systems.
 //!
 //! A root with a dpkg status file is a dpkg system, whatever else it holds: an rpm
 //! database beside it belongs to Debian's `rpm` tool (for building or converting
 //! packages), not to the packages the system runs. Only a root without one is read
 //! through rpm's database.
+//!
+//! A package is *installed* (unpacked and configured: what `pkg.installed` and
+//! `pkg.min_version` ask for), *present* (dpkg only: some of its files may be on
+//! disk, but dpkg does not call it installed — `pkg.absent` fails on it, and so does
+//! every other check; see [`super::dpkg`] for the states) or absent.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::dpkg::{self, DpkgState};
 use super::rpmdb::{self, RPMDB};
 use super::{FactError, Facts};
 
+pub use super::dpkg::{compare_versions, DPKG_STATUS};
 pub use super::rpmdb::compare_rpm_versions;
 use crate::facts::Fact;
-
-/// dpkg's database of installed packages, inside the root.
-pub const DPKG_STATUS: &str = "/var/lib/dpkg/status";
 
 /// Which package manager's database the packages come from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -31,10 +35,15 @@ pub enum Format {
 /// The package database of the root.
 #[derive(Debug, Clone, Default)]
 pub struct Packages {
-    /// Installed packages: name → version. dpkg's `[epoch:]upstream[-revision]`;
-    /// rpm's `[epoch:]version-release` (the epoch only when the package has one),
-    /// the newest when a name is installed more than once (kernels, multilib).
+    /// Installed packages: name → version. dpkg's `[epoch:]upstream[-revision]`, the
+    /// oldest when a name is installed for several architectures; rpm's
+    /// `[epoch:]version-release` (the epoch only when the package has one), the
+    /// newest when a name is installed more than once (kernels, multilib).
     pub installed: BTreeMap<String, String>,
+    /// Packages that are not installed but whose files may be on disk (dpkg's
+    /// `half-installed`, `unpacked`, `half-configured`, or flagged `reinst-required`):
+    /// name → that state, in words.
+    pub partial: BTreeMap<String, String>,
     /// Where the database was read.
     pub source: String,
     /// Whose database it is, and so which version order applies.
@@ -45,14 +54,25 @@ impl Packages {
     pub fn version(&self, name: &str) -> Option<&str> {
         self.installed.get(name).map(String::as_str)
     }
+    /// Installed: unpacked and configured.
     pub fn is_installed(&self, name: &str) -> bool {
         self.installed.contains_key(name)
     }
-    /// `name version` or `name not installed`, for evidence.
+    /// Installed, or some of its files may be on disk: what a "not installed" rule
+    /// must fail on.
+    pub fn is_present(&self, name: &str) -> bool {
+        self.is_installed(name) || self.partial.contains_key(name)
+    }
+    /// `name version is installed`, `name is STATE`, or `name is not installed`,
+    /// for evidence.
     pub fn describe(&self, name: &str) -> String {
-        match self.version(name) {
-            Some(v) => format!("package {name} {v} is installed ({})", self.source),
-            None => format!("package {name} is not installed ({})", self.source),
+        match (self.version(name), self.partial.get(name)) {
+            (Some(v), _) => format!("package {name} {v} is installed ({})", self.source),
+            (None, Some(state)) => format!(
+                "package {name} is {state}: not installed, its files may be on disk ({})",
+                self.source
+            ),
+            (None, None) => format!("package {name} is not installed ({})", self.source),
         }
     }
     /// Compares two versions in this database's order: dpkg's or rpm's.
@@ -64,10 +84,10 @@ impl Packages {
     }
 }
 
-/// Reads the root's package database once per scan: dpkg's status file when the
-/// root has one (even one that cannot be read: that is an error, not a reason to
-/// look elsewhere), else rpm's database. A root with neither is an error: the
-/// package facts cannot be known.
+/// Reads the root's package database once per scan: dpkg's status file (with its
+/// pending updates) when the root has one (even one that cannot be read: that is an
+/// error, not a reason to look elsewhere), else rpm's database. A root with neither
+/// is an error: the package facts cannot be known.
 pub fn packages(facts: &Facts) -> Result<Arc<Packages>, FactError> {
     facts.get::<Packages>()
 }
@@ -75,14 +95,8 @@ pub fn packages(facts: &Facts) -> Result<Arc<Packages>, FactError> {
 impl Fact for Packages {
     type Value = Self;
     fn read(facts: &Facts) -> Result<Self, FactError> {
-        if facts.lstat(DPKG_STATUS)?.is_some() {
-            let text = facts
-                .read(DPKG_STATUS)?
-                .ok_or_else(|| FactError::Unreadable {
-                    path: DPKG_STATUS.into(),
-                    reason: "no dpkg status database".into(),
-                })?;
-            return Ok(parse_status(&text, DPKG_STATUS));
+        if let Some(db) = dpkg::read(facts)? {
+            return Ok(from_dpkg(db));
         }
         match Option::clone(&*rpmdb::installed(facts)?) {
             Some(db) => Ok(from_rpmdb(db)),
@@ -91,6 +105,37 @@ impl Fact for Packages {
                 reason: format!("no dpkg status database, and no rpm database at {RPMDB}"),
             }),
         }
+    }
+}
+
+/// The packages of a dpkg database: a name is installed when one of its instances
+/// is (at the oldest installed instance's version), else present when one is.
+fn from_dpkg(db: dpkg::DpkgDb) -> Packages {
+    let mut installed: BTreeMap<String, String> = BTreeMap::new();
+    let mut partial: BTreeMap<String, String> = BTreeMap::new();
+    for i in db.instances {
+        match i.state {
+            DpkgState::Installed => {
+                let v = i.version.unwrap_or_default();
+                match installed.get(&i.name) {
+                    Some(have) if compare_versions(have, &v).is_le() => {}
+                    _ => {
+                        installed.insert(i.name, v);
+                    }
+                }
+            }
+            DpkgState::Present(state) => {
+                partial.entry(i.name).or_insert(state);
+            }
+            DpkgState::Absent => {}
+        }
+    }
+    partial.retain(|name, _| !installed.contains_key(name));
+    Packages {
+        installed,
+        partial,
+        source: db.files.join(" with "),
+        format: Format::Dpkg,
     }
 }
 
@@ -108,129 +153,52 @@ fn from_rpmdb(db: rpmdb::RpmDb) -> Packages {
     }
     Packages {
         installed,
+        partial: BTreeMap::new(),
         source: db.source,
         format: Format::Rpm,
     }
 }
 
-/// Parses dpkg's status file: stanzas separated by blank lines; a package counts as
-/// installed when its Status ends in `installed` (not `config-files`, not `half-installed`).
-pub fn parse_status(text: &str, source: &str) -> Packages {
-    let mut pkgs = Packages {
-        source: source.to_string(),
-        ..Default::default()
-    };
-    for stanza in text.split("\n\n") {
-        let (mut name, mut status, mut version) = (None, None, None);
-        for line in stanza.lines() {
-            if let Some(v) = line.strip_prefix("Package:") {
-                name = Some(v.trim());
-            } else if let Some(v) = line.strip_prefix("Status:") {
-                status = Some(v.trim());
-            } else if let Some(v) = line.strip_prefix("Version:") {
-                version = Some(v.trim());
-            }
-        }
-        if let (Some(n), Some(s)) = (name, status) {
-            if s.split_whitespace().last() == Some("installed") {
-                pkgs.installed
-                    .insert(n.to_string(), version.unwrap_or("").to_string());
-            }
-        }
-    }
-    pkgs
-}
-
-/// Compares two Debian versions (epoch:upstream-revision) as dpkg does.
-pub fn compare_versions(a: &str, b: &str) -> Ordering {
-    fn split(v: &str) -> (u64, &str, &str) {
-        let (epoch, rest) = match v.split_once(':') {
-            Some((e, r)) if e.chars().all(|c| c.is_ascii_digit()) => (e.parse().unwrap_or(0), r),
-            _ => (0, v),
-        };
-        match rest.rsplit_once('-') {
-            Some((u, r)) => (epoch, u, r),
-            None => (epoch, rest, ""),
-        }
-    }
-    let (ea, ua, ra) = split(a);
-    let (eb, ub, rb) = split(b);
-    ea.cmp(&eb)
-        .then_with(|| cmp_part(ua, ub))
-        .then_with(|| cmp_part(ra, rb))
-}
-
-fn cmp_part(a: &str, b: &str) -> Ordering {
-    fn order(c: Option<char>) -> i32 {
-        match c {
-            None => 0,
-            Some('~') => -1,
-            Some(c) if c.is_ascii_alphabetic() => c as i32,
-            Some(c) => c as i32 + 256,
-        }
-    }
-    let (mut a, mut b) = (a, b);
-    loop {
-        if a.is_empty() && b.is_empty() {
-            return Ordering::Equal;
-        }
-        // Non-digit prefix, compared with dpkg's character order.
-        let na = a.find(|c: char| c.is_ascii_digit()).unwrap_or(a.len());
-        let nb = b.find(|c: char| c.is_ascii_digit()).unwrap_or(b.len());
-        let (pa, pb) = (&a[..na], &b[..nb]);
-        let mut ca = pa.chars();
-        let mut cb = pb.chars();
-        loop {
-            let (x, y) = (ca.next(), cb.next());
-            if x.is_none() && y.is_none() {
-                break;
-            }
-            let o = order(x).cmp(&order(y));
-            if o != Ordering::Equal {
-                return o;
-            }
-        }
-        a = &a[na..];
-        b = &b[nb..];
-        let da = a.find(|c: char| !c.is_ascii_digit()).unwrap_or(a.len());
-        let db = b.find(|c: char| !c.is_ascii_digit()).unwrap_or(b.len());
-        let xa = a[..da].trim_start_matches('0');
-        let xb = b[..db].trim_start_matches('0');
-        let o = xa.len().cmp(&xb.len()).then_with(|| xa.cmp(xb));
-        if o != Ordering::Equal {
-            return o;
-        }
-        a = &a[da..];
-        b = &b[db..];
-    }
+/// The packages of one dpkg status file's text (no pending updates), read from
+/// `source`; an error names what dpkg would refuse.
+pub fn parse_status(text: &str, source: &str) -> Result<Packages, FactError> {
+    let instances = dpkg::parse(text).map_err(|reason| FactError::Malformed {
+        path: source.to_string(),
+        reason,
+    })?;
+    Ok(from_dpkg(dpkg::DpkgDb {
+        instances,
+        files: vec![source.to_string()],
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cmp::Ordering::*;
 
     #[test]
     fn status_stanzas() {
         let p = parse_status(
-            "Package: a\nStatus: install ok installed\nVersion: 1.0\n\nPackage: b\nStatus: deinstall ok config-files\nVersion: 2\n",
+            "Package: a\nStatus: install ok installed\nVersion: 1.0\n\nPackage: b\nStatus: deinstall ok config-files\nVersion: 2\n\nPackage: c\nStatus: install ok unpacked\nVersion: 3\n",
             "/s",
-        );
-        assert!(p.is_installed("a"));
-        assert!(!p.is_installed("b"));
+        )
+        .unwrap();
+        assert!(p.is_installed("a") && p.is_present("a"));
+        assert!(!p.is_installed("b") && !p.is_present("b"));
+        assert!(!p.is_installed("c") && p.is_present("c"));
+        assert_eq!(p.version("c"), None);
+        assert!(p.describe("c").contains("package c is unpacked"));
     }
 
     #[test]
-    fn dpkg_version_order() {
-        for (a, b, o) in [
-            ("1.5.2-6", "1.5.2-6", Equal),
-            ("1.5.2-6+deb12u1", "1.5.2-6", Greater),
-            ("1.5.2-5", "1.5.2-6", Less),
-            ("1.0~rc1", "1.0", Less),
-            ("1:0.1", "9.9", Greater),
-            ("1.10", "1.9", Greater),
-        ] {
-            assert_eq!(compare_versions(a, b), o, "{a} vs {b}");
-        }
+    fn the_oldest_installed_instance_counts() {
+        let p = parse_status(
+            "Package: a\nStatus: install ok installed\nArchitecture: i386\nVersion: 1.0\n\nPackage: a\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.0\n\nPackage: b\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.0\n\nPackage: b\nStatus: install ok half-installed\nArchitecture: i386\nVersion: 1.0\n",
+            "/s",
+        )
+        .unwrap();
+        assert_eq!(p.version("a"), Some("1.0"));
+        assert_eq!(p.version("b"), Some("2.0"));
+        assert!(!p.partial.contains_key("b"));
     }
 }

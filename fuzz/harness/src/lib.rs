@@ -540,7 +540,9 @@ pub fn os_release(data: &[u8]) {
 /// dpkg's status file; Debian's version order must be a total order on the versions
 /// it names (reflexive, antisymmetric).
 pub fn dpkg_status(data: &[u8]) {
-    let pkgs = packages::parse_status(&text(data), "/var/lib/dpkg/status");
+    let Ok(pkgs) = packages::parse_status(&text(data), "/var/lib/dpkg/status") else {
+        return;
+    };
     let versions: Vec<&String> = pkgs.installed.values().take(16).collect();
     for a in &versions {
         assert_eq!(

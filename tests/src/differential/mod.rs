@@ -7,9 +7,11 @@
 //! (/etc/fstab and mount units at boot), `shm` (/dev/shm's flags after boot's
 //! remount), `limits` (pam_limits' core-file limit),
 //! `pam` (pam_faillock, pam_pwhistory, pam_unix and pam_pwquality as libpam runs
-//! the stacks) and `pwquality` (the settings the real pam_pwquality applies, from
-//! Debian's packages unpacked into the copy). The families whose comparison involves
-//! rule verdicts (`pam`, `pwquality`, `accounts`) judge every benchmark of
+//! the stacks), `pwquality` (the settings the real pam_pwquality applies, from
+//! Debian's packages unpacked into the copy) and `packages` (the dpkg database as
+//! dpkg-query reads it, and rpm databases as rpm lists them: the rpm half needs no
+//! Debian root, only the host's rpm and rpmbuild). The families whose comparison
+//! involves rule verdicts (`pam`, `pwquality`, `accounts`) judge every benchmark of
 //! [`BENCHMARKS`] on each configuration.
 //!
 //! Knobs (environment): `RAMPART_DIFF_SEED` (default 18), `RAMPART_DIFF_COUNT`
@@ -22,6 +24,7 @@ pub mod journald;
 pub mod limits;
 pub mod modules;
 pub mod mounts;
+pub mod packages;
 pub mod pam;
 pub mod pwquality;
 pub mod shm;

@@ -108,7 +108,8 @@ pub fn apport(facts: &Facts) -> Result<Apport, FactError> {
         }
     }
     Ok(Apport {
-        installed: pk.is_installed("apport"),
+        // Its files may be on disk (dpkg's unpacked, ...): its service may start.
+        installed: pk.is_present("apport"),
         package: pk.describe("apport"),
         switched_off,
         setting,

@@ -8,7 +8,8 @@ use crate::model::{Outcome, Status};
 
 pub(super) fn sudo_missing(facts: &Facts) -> Result<Option<Outcome>, FactError> {
     let pk = packages(facts)?;
-    if pk.is_installed("sudo") || pk.is_installed("sudo-ldap") {
+    // Judged as soon as sudo's files may be on disk (dpkg's unpacked, ...).
+    if pk.is_present("sudo") || pk.is_present("sudo-ldap") {
         Ok(None)
     } else {
         Ok(Some(Outcome::not_applicable(format!(
