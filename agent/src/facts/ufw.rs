@@ -76,7 +76,7 @@ impl Fact for UfwSysctlEntries {
     type Value = Option<(String, Vec<Entry>)>;
     fn read(facts: &Facts) -> Result<Self::Value, FactError> {
         let pk = packages(facts)?;
-        if !pk.is_installed("ufw") {
+        if !pk.is_present("ufw") {
             return Ok(None);
         }
         let conf = "/etc/ufw/ufw.conf";

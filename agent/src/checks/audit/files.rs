@@ -133,7 +133,7 @@ pub(super) fn log_files(
 ) -> Result<Outcome, FactError> {
     let pk = packages(facts)?;
     // auditd comes in Debian's `auditd` package, in RHEL's and Amazon Linux's `audit`.
-    if !AUDITD_PACKAGES.iter().any(|p| pk.is_installed(p)) {
+    if !AUDITD_PACKAGES.iter().any(|p| pk.is_present(p)) {
         let none: Vec<String> = AUDITD_PACKAGES.iter().map(|p| pk.describe(p)).collect();
         return Ok(Outcome::not_applicable(format!(
             "{}: there are no audit logs to judge",

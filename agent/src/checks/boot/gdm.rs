@@ -142,7 +142,7 @@ fn compiled(facts: &Facts, db: &str) -> Result<bool, FactError> {
 
 fn gdm_absent(facts: &Facts, package: &str) -> Result<Option<Outcome>, FactError> {
     let pk = packages(facts)?;
-    Ok((!pk.is_installed(package)).then(|| {
+    Ok((!pk.is_present(package)).then(|| {
         Outcome::not_applicable(format!(
             "{}: no GNOME display manager",
             pk.describe(package)

@@ -14,7 +14,7 @@ pub(super) fn systemd_coredump(
     only: &[CoredumpSetting],
 ) -> Result<Outcome, FactError> {
     let pk = packages(facts)?;
-    if !pk.is_installed(package) {
+    if !pk.is_present(package) {
         return Ok(Outcome::not_applicable(pk.describe(package)));
     }
     let settings = coredump_settings(facts)?;

@@ -1,3 +1,6 @@
+//! Tests of the options resolution: configuration files, arguments and defaults as
+//! each module reads them.
+
 use super::*;
 use crate::facts::Facts;
 
