@@ -5,8 +5,8 @@
 //! file in /etc or /run overrides the fstab generator; one in /lib or /usr/lib is
 //! overridden by an fstab entry. A masked `<path>.mount` stops either from mounting.
 //! `noauto` fstab entries are not mounted at boot. /dev/shm is always mounted by the
-//! init system (nosuid,nodev); without a `dev-shm.mount` unit file, its flags after
-//! boot are those of systemd-remount-fs's remount ([`shm_at_boot`]).
+//! init system, whatever fstab or units say; its flags after boot are those of
+//! systemd-remount-fs's remount ([`shm`]).
 
 use serde::Deserialize;
 
@@ -15,6 +15,8 @@ use crate::facts::mounts::{fstab, live, mount_unit, unit_name, Mount};
 use crate::facts::units::unit;
 use crate::facts::{FactError, Facts};
 use crate::model::{Outcome, Status};
+
+mod shm;
 
 /// The `mount.*` check kinds.
 #[derive(Debug, Clone, Deserialize)]
@@ -58,16 +60,11 @@ enum Persisted {
     Fstab(Mount),
     /// An enabled mount unit, with its effective options.
     Unit(Mount),
-    /// Mounted by the init system itself with these options (/dev/shm).
-    InitDefault(Vec<String>),
-    /// /dev/shm remounted at boot with the options of this fstab entry.
-    Remounted(Mount),
-    /// /dev/shm: the remount with this fstab entry fails on the option named; the
-    /// init system's options stay.
-    RemountRefused {
-        entry: Mount,
-        bad: String,
-        kept: Vec<String>,
+    /// /dev/shm, mounted by the init system itself: the options it ends up with at
+    /// boot and how ([`shm::at_boot`]).
+    Shm {
+        options: Vec<String>,
+        evidence: Vec<String>,
     },
     /// The mount unit is masked: nothing mounts the path at boot.
     Masked(String),
@@ -78,9 +75,8 @@ enum Persisted {
 impl Persisted {
     fn options(&self) -> Option<&[String]> {
         match self {
-            Persisted::Fstab(m) | Persisted::Unit(m) | Persisted::Remounted(m) => Some(&m.options),
-            Persisted::InitDefault(o) => Some(o),
-            Persisted::RemountRefused { kept, .. } => Some(kept),
+            Persisted::Fstab(m) | Persisted::Unit(m) => Some(&m.options),
+            Persisted::Shm { options, .. } => Some(options),
             _ => None,
         }
     }
@@ -90,20 +86,11 @@ impl Persisted {
     fn describe(&self, path: &str) -> Vec<String> {
         match self {
             Persisted::Fstab(m) => vec![format!("configured at boot: {}", m.describe())],
-            Persisted::Unit(m) => vec![format!("configured at boot by mount unit: {}", m.describe())],
-            Persisted::InitDefault(o) => vec![format!(
-                "no /etc/fstab entry or mount unit for {path}: the init system mounts it at boot as tmpfs ({})",
-                o.join(",")
-            )],
-            Persisted::Remounted(m) => vec![format!(
-                "configured at boot: {}; the init system mounts {path} itself and systemd-remount-fs remounts it with the options of the first fstab entry naming it (noauto and the type play no part): the flags they give are set, the others cleared",
+            Persisted::Unit(m) => vec![format!(
+                "configured at boot by mount unit: {}",
                 m.describe()
             )],
-            Persisted::RemountRefused { entry, bad, kept } => vec![format!(
-                "{}: tmpfs refuses `{bad}`, so systemd-remount-fs's remount of {path} fails and the init system's options stay ({})",
-                entry.describe(),
-                kept.join(",")
-            )],
+            Persisted::Shm { evidence, .. } => evidence.clone(),
             Persisted::Masked(d) => vec![format!("{d}: {path} is not mounted at boot")],
             Persisted::Nothing(r) => r.clone(),
         }
@@ -118,138 +105,12 @@ const DROPIN_BASES: [&str; 5] = [
     "/usr/lib/systemd/system",
 ];
 
-/// The options systemd mounts /dev/shm with, before any remount.
-fn shm_init() -> Vec<String> {
-    vec!["nosuid".into(), "nodev".into()]
-}
-
-/// /dev/shm at boot, with no `dev-shm.mount` unit file: systemd mounts it itself
-/// (tmpfs, nosuid, nodev) and its fstab generator skips it; systemd-remount-fs then
-/// runs `mount -o remount /dev/shm`, and mount(8) takes the options of the first fstab
-/// entry naming it, whatever its type and `noauto`. A remount sets the flags its
-/// options give and clears the others; one the kernel refuses (an option tmpfs and
-/// mount(8) do not know, such as `NoExec`) changes nothing. What systemd-remount-fs
-/// and the kernel do (the differential test runs the root's own).
-fn shm_at_boot(facts: &Facts) -> Result<Persisted, FactError> {
-    let entries = fstab(facts)?;
-    let Some(first) = entries.iter().find(|m| norm(&m.target) == "/dev/shm") else {
-        return Ok(Persisted::InitDefault(shm_init()));
-    };
-    Ok(match first.options.iter().find(|o| !remount_accepts(o)) {
-        Some(bad) => Persisted::RemountRefused {
-            entry: first.clone(),
-            bad: bad.clone(),
-            kept: shm_init(),
-        },
-        None => Persisted::Remounted(first.clone()),
-    })
-}
-
-/// Whether a tmpfs remount accepts an fstab option: the kernel's flags and tmpfs's
-/// own options (up to Linux 6.14), and mount(8)'s and systemd's, which never reach
-/// the kernel. Case matters. Generous on purpose: an option wrongly taken as
-/// refused would keep nosuid and nodev in the verdict.
-fn remount_accepts(opt: &str) -> bool {
-    const WORDS: &[&str] = &[
-        "",
-        "defaults",
-        "rw",
-        "ro",
-        "dev",
-        "nodev",
-        "suid",
-        "nosuid",
-        "exec",
-        "noexec",
-        "auto",
-        "noauto",
-        "user",
-        "nouser",
-        "users",
-        "owner",
-        "group",
-        "nofail",
-        "_netdev",
-        "sync",
-        "async",
-        "dirsync",
-        "atime",
-        "noatime",
-        "diratime",
-        "nodiratime",
-        "relatime",
-        "norelatime",
-        "strictatime",
-        "nostrictatime",
-        "lazytime",
-        "nolazytime",
-        "mand",
-        "nomand",
-        "iversion",
-        "noiversion",
-        "silent",
-        "loud",
-        "remount",
-        "bind",
-        "rbind",
-        "move",
-        "loop",
-        "symfollow",
-        "nosymfollow",
-        "private",
-        "rprivate",
-        "shared",
-        "rshared",
-        "slave",
-        "rslave",
-        "unbindable",
-        "runbindable",
-        "inode32",
-        "inode64",
-        "noswap",
-        "quota",
-        "usrquota",
-        "grpquota",
-        "casefold",
-        "strict_encoding",
-        "seclabel",
-    ];
-    const KEYS: &[&str] = &[
-        "size=",
-        "nr_blocks=",
-        "nr_inodes=",
-        "mode=",
-        "uid=",
-        "gid=",
-        "huge=",
-        "mpol=",
-        "comment=",
-        "x-",
-        "X-",
-        "offset=",
-        "sizelimit=",
-        "encryption=",
-        "helper=",
-        "uhelper=",
-        "context=",
-        "fscontext=",
-        "defcontext=",
-        "rootcontext=",
-        "casefold=",
-        "usrquota_block_hardlimit=",
-        "usrquota_inode_hardlimit=",
-        "grpquota_block_hardlimit=",
-        "grpquota_inode_hardlimit=",
-    ];
-    WORDS.contains(&opt) || KEYS.iter().any(|k| opt.starts_with(k))
-}
-
 fn persisted(facts: &Facts, path: &str) -> Result<Persisted, FactError> {
     let name = format!("{}.mount", unit_name(path));
-    let u = unit(facts, &name)?;
-    if path == "/dev/shm" && !u.exists() {
-        return shm_at_boot(facts);
+    if path == "/dev/shm" {
+        return shm::at_boot(facts);
     }
+    let u = unit(facts, &name)?;
     let mut notes = Vec::new();
     let entries = fstab(facts)?;
     let in_fstab = entries
@@ -302,12 +163,6 @@ fn persisted(facts: &Facts, path: &str) -> Result<Persisted, FactError> {
     if fs_entry.is_none() && !u.starts_at_boot() {
         if u.exists() && !u.masked {
             notes.push(u.describe());
-        }
-        if path == "/dev/shm" {
-            return Ok(Persisted::InitDefault(vec![
-                "nosuid".into(),
-                "nodev".into(),
-            ]));
         }
         notes.push(format!(
             "no /etc/fstab entry and no enabled {name} unit mounts {path} at boot"
