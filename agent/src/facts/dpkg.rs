@@ -9,7 +9,8 @@
 //! lower case, as dpkg stores it; the `Status` words (`want flag status`) are read in
 //! any case and on any lines. What dpkg refuses to read is an error here too: a line
 //! that is not a field, a field given twice in a stanza, a `Status` that is not three
-//! known words.
+//! known words (an empty one too), a package and architecture twice in the status file,
+//! update files whose names differ in length.
 //!
 //! dpkg's states, as the `pkg.*` checks judge them (a false pass is the worst bug,
 //! so a package whose files may be on disk is never judged absent):
@@ -78,27 +79,55 @@ pub fn read(facts: &Facts) -> Result<Option<DpkgDb>, FactError> {
         })?;
     let mut by_key: BTreeMap<(String, String), Instance> = BTreeMap::new();
     let mut order: Vec<(String, String)> = Vec::new();
-    let mut add = |path: &str, text: &str| -> Result<(), FactError> {
+    // `unique`: the status file holds one record per package and architecture; an
+    // update file's later record replaces an earlier one, as dpkg reads them.
+    let mut add = |path: &str, text: &str, unique: bool| -> Result<(), FactError> {
+        let mut seen = std::collections::BTreeSet::new();
         for i in parse(text).map_err(|reason| FactError::Malformed {
             path: path.to_string(),
             reason,
         })? {
             let key = (i.name.clone(), i.arch.clone());
+            if !seen.insert(key.clone()) && unique {
+                return Err(FactError::Malformed {
+                    path: path.to_string(),
+                    reason: format!(
+                        "package {} ({}) has two records; dpkg refuses the database",
+                        key.0,
+                        if key.1.is_empty() {
+                            "no architecture"
+                        } else {
+                            &key.1
+                        }
+                    ),
+                });
+            }
             if by_key.insert(key.clone(), i).is_none() {
                 order.push(key);
             }
         }
         Ok(())
     };
-    add(DPKG_STATUS, &text)?;
+    add(DPKG_STATUS, &text, true)?;
     let mut files = vec![DPKG_STATUS.to_string()];
-    for name in facts.list_dir(DPKG_UPDATES)? {
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
+    let updates: Vec<String> = facts
+        .list_dir(DPKG_UPDATES)?
+        .into_iter()
+        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        .collect();
+    if let (Some(a), Some(b)) = (
+        updates.first(),
+        updates.iter().find(|n| n.len() != updates[0].len()),
+    ) {
+        return Err(FactError::Malformed {
+            path: DPKG_UPDATES.into(),
+            reason: format!("update files `{a}` and `{b}` have names of different lengths; dpkg refuses the database"),
+        });
+    }
+    for name in updates {
         let path = format!("{DPKG_UPDATES}/{name}");
         if let Some(t) = facts.read(&path)? {
-            add(&path, &t)?;
+            add(&path, &t, false)?;
             files.push(path);
         }
     }
@@ -168,8 +197,10 @@ pub fn parse(text: &str) -> Result<Vec<Instance>, String> {
             continue;
         };
         let name = name.to_ascii_lowercase();
-        let state = match field("status") {
-            Some(s) => state(s).map_err(|e| format!("package {name}: {e}"))?,
+        // A Status field, even empty, is read (dpkg refuses an empty one).
+        let status = stanza.iter().find(|(k, _)| k == "status");
+        let state = match status {
+            Some((_, s)) => state(s.trim()).map_err(|e| format!("package {name}: {e}"))?,
             None => DpkgState::Absent,
         };
         out.push(Instance {
