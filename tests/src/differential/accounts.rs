@@ -198,10 +198,11 @@ fn generate(rng: &mut Rng, copy: &RootCopy, debian_defs: &str, debian_useradd: &
     desc
 }
 
-/// One benchmark's rules over these keys: its name and, per rule (by slug), the
-/// bounds its check applies.
-struct Benchmark {
-    id: &'static str,
+/// The bounds some benchmarks' rules apply to these keys, and the benchmarks that
+/// apply them.
+struct Bounds {
+    /// The benchmarks (by id) whose rules apply these bounds.
+    ids: &'static [&'static str],
     /// `pass_max_days`: PASS_MAX_DAYS in this range.
     max_days: (i64, i64),
     /// `pass_warn_age`: PASS_WARN_AGE at least this.
@@ -214,29 +215,13 @@ struct Benchmark {
 
 /// The benchmarks whose rules judge these keys through the shadow tools' files (the
 /// same bounds today: CIS 5.4.1.1, 5.4.1.3, 5.4.1.4 and 5.4.1.5 in all three).
-const BOUNDS: &[Benchmark] = &[
-    Benchmark {
-        id: "debian-12",
-        max_days: (1, 365),
-        warn_age: 7,
-        methods: &["SHA512", "YESCRYPT"],
-        inactive: (0, 45),
-    },
-    Benchmark {
-        id: "ubuntu-22.04",
-        max_days: (1, 365),
-        warn_age: 7,
-        methods: &["SHA512", "YESCRYPT"],
-        inactive: (0, 45),
-    },
-    Benchmark {
-        id: "ubuntu-24.04",
-        max_days: (1, 365),
-        warn_age: 7,
-        methods: &["SHA512", "YESCRYPT"],
-        inactive: (0, 45),
-    },
-];
+const BOUNDS: &[Bounds] = &[Bounds {
+    ids: &["debian-12", "ubuntu-22.04", "ubuntu-24.04"],
+    max_days: (1, 365),
+    warn_age: 7,
+    methods: &["SHA512", "YESCRYPT"],
+    inactive: (0, 45),
+}];
 
 /// What the shadow tools did with one configuration.
 #[derive(Debug)]
@@ -330,9 +315,10 @@ fn compare_key(
     }
 }
 
-/// Compares the agent's answer for benchmark `b` with the tools'.
-fn compare(copy: &RootCopy, truth: &Truth, b: &Benchmark) -> String {
-    let v = match agent_facts("accounts", &copy.root, &["--benchmark".into(), b.id.into()]) {
+/// Compares the agent's answer for benchmark `id`, whose rules apply `b`, with the
+/// tools'.
+fn compare(copy: &RootCopy, truth: &Truth, id: &str, b: &Bounds) -> String {
+    let v = match agent_facts("accounts", &copy.root, &["--benchmark".into(), id.into()]) {
         Ok(v) => v,
         Err(e) => return e,
     };
@@ -404,9 +390,9 @@ pub fn run(original: &std::path::Path, settings: Settings) -> Tally {
                 let what: String = per_benchmark(|id| {
                     let b = BOUNDS
                         .iter()
-                        .find(|b| b.id == id)
+                        .find(|b| b.ids.contains(&id))
                         .unwrap_or_else(|| panic!("no account-default bounds for {id}"));
-                    compare(&copy, &truth, b)
+                    compare(&copy, &truth, id, b)
                 })
                 .into_iter()
                 .map(|(id, what)| for_benchmark(id, &what))
