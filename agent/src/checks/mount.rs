@@ -6,7 +6,10 @@
 //! overridden by an fstab entry. A masked `<path>.mount` stops either from mounting.
 //! `noauto` fstab entries are not mounted at boot. /dev/shm is always mounted by the
 //! init system, whatever fstab or units say; its flags after boot are those of
-//! systemd-remount-fs's remount ([`shm`]).
+//! systemd-remount-fs's remount ([`shm`]). A tmpfs mounted at boot with an option
+//! the kernel refuses is not mounted; one whose options' fate cannot be told offline
+//! is not counted as a separate mount, and its options are judged as written
+//! ([`tmpfs`]).
 
 use serde::Deserialize;
 
@@ -17,6 +20,7 @@ use crate::facts::{FactError, Facts};
 use crate::model::{Outcome, Status};
 
 mod shm;
+mod tmpfs;
 
 /// The `mount.*` check kinds.
 #[derive(Debug, Clone, Deserialize)]
@@ -66,6 +70,14 @@ enum Persisted {
         options: Vec<String>,
         evidence: Vec<String>,
     },
+    /// A tmpfs configured at boot (by fstab or a unit) with an option whose fate
+    /// cannot be told offline: the mount may fail. Not counted as separate; its
+    /// options are judged as written. The reason, for evidence.
+    Doubtful {
+        mount: Mount,
+        from_unit: bool,
+        why: String,
+    },
     /// The mount unit is masked: nothing mounts the path at boot.
     Masked(String),
     /// Nothing: the reasons, for evidence.
@@ -75,13 +87,15 @@ enum Persisted {
 impl Persisted {
     fn options(&self) -> Option<&[String]> {
         match self {
-            Persisted::Fstab(m) | Persisted::Unit(m) => Some(&m.options),
+            Persisted::Fstab(m) | Persisted::Unit(m) | Persisted::Doubtful { mount: m, .. } => {
+                Some(&m.options)
+            }
             Persisted::Shm { options, .. } => Some(options),
             _ => None,
         }
     }
     fn mounts_at_boot(&self) -> bool {
-        self.options().is_some()
+        self.options().is_some() && !matches!(self, Persisted::Doubtful { .. })
     }
     fn describe(&self, path: &str) -> Vec<String> {
         match self {
@@ -91,6 +105,15 @@ impl Persisted {
                 m.describe()
             )],
             Persisted::Shm { evidence, .. } => evidence.clone(),
+            Persisted::Doubtful {
+                mount,
+                from_unit,
+                why,
+            } => vec![format!(
+                "configured at boot{}: {}; {why}",
+                if *from_unit { " by mount unit" } else { "" },
+                mount.describe()
+            )],
             Persisted::Masked(d) => vec![format!("{d}: {path} is not mounted at boot")],
             Persisted::Nothing(r) => r.clone(),
         }
@@ -177,6 +200,8 @@ fn persisted(facts: &Facts, path: &str) -> Result<Persisted, FactError> {
             None => return Ok(Persisted::Nothing(notes)),
         },
     };
+    // Whether the options are systemd's (a unit file or drop-in), not fstab's.
+    let mut unit_options = from_unit;
     // Drop-ins apply to the unit whichever file it comes from.
     let dirs: Vec<String> = DROPIN_BASES
         .iter()
@@ -196,6 +221,33 @@ fn persisted(facts: &Facts, path: &str) -> Result<Persisted, FactError> {
                 .map(String::from)
                 .collect();
             m.origin = format!("{} (Options from {})", m.origin, s.source);
+            unit_options = true;
+        }
+    }
+    if m.fstype == "tmpfs" {
+        // A unit's Options= go through systemd's specifiers first: `%%` is `%`.
+        let given: Vec<String> = if unit_options {
+            m.options.iter().map(|o| o.replace("%%", "%")).collect()
+        } else {
+            m.options.clone()
+        };
+        match tmpfs::doubt(&given, tmpfs::Mounting::Fresh) {
+            Some((bad, tmpfs::Verdict::Refuses)) => {
+                notes.push(format!(
+                    "{}: tmpfs refuses `{bad}`, so the mount fails at boot and {path} stays on the file system below it",
+                    m.describe()
+                ));
+                return Ok(Persisted::Nothing(notes));
+            }
+            Some((odd, _)) => {
+                let why = format!("whether the kernel takes `{odd}` for a tmpfs mount cannot be told offline: if not, the mount fails at boot and {path} stays on the file system below it");
+                return Ok(Persisted::Doubtful {
+                    mount: m,
+                    from_unit,
+                    why,
+                });
+            }
+            None => {}
         }
     }
     Ok(if from_unit {
@@ -324,7 +376,7 @@ fn has_option(facts: &Facts, path: &str, option: &str) -> Result<Outcome, FactEr
                 m.describe()
             ));
         }
-    } else if !p.mounts_at_boot() {
+    } else if p.options().is_none() {
         let mut ev = vec![format!(
             "{path} is not a separate mount at boot; the option rule does not apply"
         )];

@@ -40,43 +40,18 @@ const SOURCES: &[&str] = &["tmpfs", "tmpfs", "none", "shm"];
 
 const TYPES: &[&str] = &["tmpfs", "tmpfs", "tmpfs", "ramfs", "none", "swap"];
 
-/// Options: the three flags and their opposites, options that look as if they set
-/// them, options for systemd and mount(8) alone, some in the wrong case.
-const OPTIONS: &[&str] = &[
-    "defaults",
-    "defaults",
-    "rw",
-    "nodev",
-    "nodev",
-    "dev",
-    "nosuid",
-    "nosuid",
-    "suid",
+/// Options beyond the mounts family's ([`super::mounts::OPTIONS`]): more weight on
+/// noexec, tmpfs's own options (valid and not), and mount(8)'s negations and
+/// `user=`.
+const EXTRA_OPTIONS: &[&str] = &[
     "noexec",
-    "noexec",
-    "noexec",
-    "exec",
-    "noauto",
-    "auto",
-    "nofail",
-    "user",
-    "users",
-    "owner",
-    "group",
-    "mode=1777",
-    "size=64m",
-    "relatime",
-    "NODEV",
-    "NoExec",
     "x-systemd.after=foo",
     "nogroup",
     "noowner",
     "nousers",
     "user=alice",
     "size=2G",
-    "size=2GB",
     "size=50%",
-    "mode=abc",
     "mpol=bind",
     "noswap",
     "quota",
@@ -86,9 +61,19 @@ const OPTIONS: &[&str] = &[
     "foo",
 ];
 
+/// One to five options, from the mounts family's list and [`EXTRA_OPTIONS`].
 fn options(rng: &mut Rng) -> String {
     let n = 1 + rng.below(5);
-    let v: Vec<&str> = (0..n).map(|_| *rng.pick(OPTIONS)).collect();
+    let shared = super::mounts::OPTIONS;
+    let v: Vec<&str> = (0..n)
+        .map(|_| {
+            let i = rng.below(shared.len() + EXTRA_OPTIONS.len());
+            shared
+                .get(i)
+                .copied()
+                .unwrap_or_else(|| EXTRA_OPTIONS[i - shared.len()])
+        })
+        .collect();
     v.join(",")
 }
 

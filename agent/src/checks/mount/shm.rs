@@ -13,7 +13,11 @@
 //! (`NoExec`), `noswap` and quotas (refused on a remount) always fail; tmpfs's own
 //! options pass with a value it reads. For anything else the agent cannot tell, and
 //! judges with the flags both outcomes give: those the entry sets that systemd had set.
+//! With `bind` or `rbind` among the options, mount(8) may make it a bind remount
+//! (util-linux 2.38 does for `rbind` or a repeated `bind`), which sets the flags the
+//! options give and passes tmpfs none of its own, so a refusal is judged the same way.
 
+use super::tmpfs::{verdict, Mounting, Verdict};
 use super::{norm, Persisted};
 use crate::facts::mounts::fstab;
 use crate::facts::units::unit;
@@ -21,105 +25,6 @@ use crate::facts::{FactError, Facts};
 
 /// The options systemd mounts /dev/shm with.
 const INIT: [&str; 2] = ["nosuid", "nodev"];
-
-/// What a remount does with one option.
-#[derive(Debug, PartialEq)]
-enum Remount {
-    Takes,
-    Refuses,
-    Unknown,
-}
-
-/// The flags and mount(8)'s own options: a remount takes them.
-const WORDS: &[&str] = &[
-    "",
-    "defaults",
-    "rw",
-    "ro",
-    "dev",
-    "nodev",
-    "suid",
-    "nosuid",
-    "exec",
-    "noexec",
-    "auto",
-    "noauto",
-    "user",
-    "nouser",
-    "users",
-    "nousers",
-    "owner",
-    "noowner",
-    "group",
-    "nogroup",
-    "nofail",
-    "_netdev",
-    "sync",
-    "async",
-    "dirsync",
-    "atime",
-    "noatime",
-    "diratime",
-    "nodiratime",
-    "relatime",
-    "norelatime",
-    "strictatime",
-    "nostrictatime",
-    "lazytime",
-    "nolazytime",
-    "mand",
-    "nomand",
-    "iversion",
-    "noiversion",
-    "silent",
-    "loud",
-    "remount",
-    "bind",
-    "rbind",
-    "loop",
-    "symfollow",
-    "nosymfollow",
-    "inode32",
-    "inode64",
-];
-
-/// Option names mount(8) keeps for itself, with any value.
-const OWN_KEYS: &[&str] = &["comment=", "x-", "X-", "user=", "helper=", "uhelper="];
-
-fn remount(opt: &str) -> Remount {
-    if WORDS.contains(&opt) || OWN_KEYS.iter().any(|k| opt.starts_with(k)) {
-        return Remount::Takes;
-    }
-    let known_in_other_case = WORDS.iter().any(|w| w.eq_ignore_ascii_case(opt));
-    if known_in_other_case || matches!(opt, "noswap" | "quota" | "usrquota" | "grpquota") {
-        return Remount::Refuses;
-    }
-    let (key, value) = opt.split_once('=').unwrap_or((opt, ""));
-    let size = |v: &str| {
-        let digits = v.trim_end_matches(|c: char| "kKmMgGtTpPeE".contains(c));
-        v.len() - digits.len() <= 1
-            && !digits.is_empty()
-            && digits.bytes().all(|b| b.is_ascii_digit())
-    };
-    let reads = match key {
-        "size" => {
-            size(value)
-                || value
-                    .strip_suffix('%')
-                    .is_some_and(|p| size(p) && p == p.trim_end_matches(char::is_alphabetic))
-        }
-        "nr_blocks" | "nr_inodes" => size(value),
-        "mode" => !value.is_empty() && value.bytes().all(|b| (b'0'..=b'7').contains(&b)),
-        "uid" | "gid" => !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()),
-        "huge" => matches!(value, "never" | "always" | "within_size" | "advise"),
-        _ => false,
-    };
-    if reads {
-        Remount::Takes
-    } else {
-        Remount::Unknown
-    }
-}
 
 /// /dev/shm's options after boot, with the evidence.
 pub(super) fn at_boot(facts: &Facts) -> Result<Persisted, FactError> {
@@ -162,10 +67,16 @@ pub(super) fn at_boot(facts: &Facts) -> Result<Persisted, FactError> {
             evidence,
         });
     }
-    let verdicts: Vec<(&String, Remount)> = first.options.iter().map(|o| (o, remount(o))).collect();
-    let (options, how) = if let Some((bad, _)) =
-        verdicts.iter().find(|(_, r)| *r == Remount::Refuses)
-    {
+    let verdicts: Vec<(&String, Verdict)> = first
+        .options
+        .iter()
+        .map(|o| (o, verdict(o, Mounting::Remount)))
+        .collect();
+    // With `bind` among the options, mount(8) may remount /dev/shm as a bind mount,
+    // which passes tmpfs none of its options: a refusal may not happen.
+    let bind = first.options.iter().any(|o| o == "bind" || o == "rbind");
+    let refused = verdicts.iter().find(|(_, r)| *r == Verdict::Refuses);
+    let (options, how) = if let (Some((bad, _)), false) = (refused, bind) {
         (
             init,
             format!(
@@ -174,7 +85,8 @@ pub(super) fn at_boot(facts: &Facts) -> Result<Persisted, FactError> {
                 INIT.join(",")
             ),
         )
-    } else if let Some((odd, _)) = verdicts.iter().find(|(_, r)| *r == Remount::Unknown) {
+    } else if let Some((odd, _)) = refused.or(verdicts.iter().find(|(_, r)| *r == Verdict::Unknown))
+    {
         // Both outcomes: the entry's flags, or systemd's. Only a flag set in both is.
         let both: Vec<String> = INIT
             .iter()
@@ -184,9 +96,18 @@ pub(super) fn at_boot(facts: &Facts) -> Result<Persisted, FactError> {
         (
             both.clone(),
             format!(
-                "{}: whether a remount of tmpfs takes `{odd}` cannot be told offline; judged by the flags set either way ({})",
+                "{}: {}; judged by the flags set either way ({})",
                 first.describe(),
-                if both.is_empty() { "none".to_string() } else { both.join(",") }
+                if bind {
+                    format!("`bind` may make it a bind remount, which passes tmpfs nothing of `{odd}`: whether the kernel takes the remount cannot be told offline")
+                } else {
+                    format!("whether a remount of tmpfs takes `{odd}` cannot be told offline")
+                },
+                if both.is_empty() {
+                    "none".to_string()
+                } else {
+                    both.join(",")
+                }
             ),
         )
     } else {
@@ -200,40 +121,4 @@ pub(super) fn at_boot(facts: &Facts) -> Result<Persisted, FactError> {
     };
     evidence.insert(0, how);
     Ok(Persisted::Shm { options, evidence })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn what_a_remount_of_tmpfs_takes() {
-        for o in [
-            "nodev",
-            "noexec",
-            "nogroup",
-            "user=alice",
-            "x-systemd.after=x",
-            "size=2G",
-            "size=50%",
-            "mode=1777",
-            "huge=never",
-            "nr_inodes=10k",
-        ] {
-            assert_eq!(remount(o), Remount::Takes, "{o}");
-        }
-        for o in ["NoExec", "NODEV", "Defaults", "noswap", "quota"] {
-            assert_eq!(remount(o), Remount::Refuses, "{o}");
-        }
-        for o in [
-            "size=2GB",
-            "mode=abc",
-            "mpol=bind",
-            "foo",
-            "size=",
-            "huge=maybe",
-        ] {
-            assert_eq!(remount(o), Remount::Unknown, "{o}");
-        }
-    }
 }
