@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::super::{agent_facts, Rng, RootCopy, Settings, Tally};
-use super::{agent_args, compare, digits, letters, Expected, Pair, State};
+use super::{agent_args, compare, digits, version_part, Expected, Pair, State};
 
 const WANTS: &[&str] = &[
     "unknown",
@@ -70,25 +70,7 @@ fn version(rng: &mut Rng) -> String {
         v += *rng.pick(&["0", "1", "2", "10", "00", "3"]);
         v.push(':');
     }
-    v += &digits(rng);
-    for _ in 0..rng.below(4) {
-        match rng.below(6) {
-            0 | 1 => {
-                v.push('.');
-                v += &digits(rng);
-            }
-            2 => {
-                v.push('~');
-                v += &letters(rng);
-            }
-            3 => {
-                v.push('+');
-                v += &letters(rng);
-            }
-            4 => v += &letters(rng),
-            _ => v += &digits(rng),
-        }
-    }
+    v += &version_part(rng, &[".9", ".9", "~a", "+a", "a", "9"]);
     if rng.chance(60) {
         v.push('-');
         v += &digits(rng);

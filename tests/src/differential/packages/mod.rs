@@ -173,3 +173,21 @@ pub fn letters(rng: &mut super::Rng) -> String {
     let pool = ["a", "b", "rc", "p", "git", "Z", "el", "deb", "beta", "A"];
     rng.pick(&pool).to_string()
 }
+
+/// Digits, then up to three pieces, each drawn from `marks`: a piece's `9` stands
+/// for [`digits`], its `a` for [`letters`], any other character for itself (`.9`,
+/// `~a`, `^a9`...). Each package manager's half lists the pieces its versions are
+/// made of (a piece listed twice is drawn twice as often).
+pub fn version_part(rng: &mut super::Rng, marks: &[&str]) -> String {
+    let mut v = digits(rng);
+    for _ in 0..rng.below(4) {
+        for c in rng.pick(marks).chars() {
+            match c {
+                '9' => v += &digits(rng),
+                'a' => v += &letters(rng),
+                _ => v.push(c),
+            }
+        }
+    }
+    v
+}
