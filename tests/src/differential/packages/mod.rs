@@ -19,9 +19,10 @@
 //!
 //! A name installed more than once (dpkg: one instance per architecture; rpm:
 //! installonly packages, multilib) is installed when any instance is. dpkg's
-//! `pkg.min_version` passes only when every installed instance is at least the
-//! version (an older copy of a library is still there); rpm's compares the newest
-//! instance, as rpm-based tools rank a name (kernels).
+//! `pkg.min_version` passes only when every installed instance, and every present
+//! one of another architecture, is at least the version (an older copy of a library
+//! is still there); rpm's compares the newest instance, as rpm-based tools rank a
+//! name (kernels).
 
 pub mod dpkg;
 pub mod rpm;
