@@ -415,15 +415,6 @@ fn instance(stanza: &Stanza) -> Result<Instance, String> {
     })
 }
 
-/// The package instances of a status or update file (each stanza verified as dpkg
-/// does, without the checks across stanzas).
-pub fn parse(text: &str) -> Result<Vec<Instance>, String> {
-    stanzas(text)?
-        .iter()
-        .map(|(line, s)| instance(s).map_err(|e| format!("stanza at line {line}: {e}")))
-        .collect()
-}
-
 /// dpkg's reading of a word among `names`: the first name `s` starts with, in any
 /// case, then spaces; with `last`, nothing may follow. The name and the rest.
 fn choice<'a>(

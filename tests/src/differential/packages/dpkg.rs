@@ -468,11 +468,14 @@ pub fn run(original: &Path, settings: Settings) -> Tally {
             // refuse it too, or at least never say a package is absent or recent enough.
             refused += 1;
             let why = std::fs::read_to_string(copy.path("/tmp/dpkg-query.err")).unwrap_or_default();
-            let why = why
+            // dpkg-query's error: its line and the reason on the next.
+            let why: String = why
                 .lines()
-                .find(|l| l.contains("error"))
-                .unwrap_or("")
-                .to_string();
+                .skip_while(|l| !l.contains("error"))
+                .take(2)
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(" ");
             let pairs: Vec<Pair> = c
                 .pairs
                 .iter()
