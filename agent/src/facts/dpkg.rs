@@ -553,9 +553,7 @@ mod tests {
         let pair = format!("{two}\n{}", i386("installed", same));
         let e = db(
             &pair,
-            &[&format!(
-                "Package: a\nStatus: install ok unpacked\nVersion: 3\nArchitecture: arm64\n"
-            )],
+            &["Package: a\nStatus: install ok unpacked\nVersion: 3\nArchitecture: arm64\n"],
         )
         .unwrap_err();
         assert!(

@@ -494,10 +494,13 @@ pub fn run(original: &Path, settings: Settings) -> Tally {
                         .filter(|n| a["packages"][n.as_str()]["absent_check"] == "pass")
                         .map(|n| format!("{n} absent"))
                         .collect();
-                    passes.extend(pairs.iter().enumerate().filter_map(|(i, p)| {
-                        (a["at_least"][i]["status"] == "pass")
-                            .then(|| format!("{} at least {}", p.package, p.version))
-                    }));
+                    passes.extend(
+                        pairs
+                            .iter()
+                            .enumerate()
+                            .filter(|(i, _)| a["at_least"][*i]["status"] == "pass")
+                            .map(|(_, p)| format!("{} at least {}", p.package, p.version)),
+                    );
                     if !passes.is_empty() {
                         refused_passes += 1;
                         tally.differ(
