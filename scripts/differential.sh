@@ -18,7 +18,8 @@
 # pam_pwquality's settings as the real module applies them, unpacked from Debian's
 # .debs (tests/fixtures/fetch-pwquality-debs.sh); the PAM ones need pamtester on the
 # host — or packages — the dpkg database as the root's dpkg-query reads it, and rpm
-# databases as the host's rpm lists them (needs rpm and rpmbuild on the host)).
+# databases as the host's rpm lists them (needs rpm and rpmbuild on the host);
+# RAMPART_DIFF_SHOW_REFUSED=1 prints dpkg-query's error for each database it refuses).
 # Example: RAMPART_DIFF_SEED=7 RAMPART_DIFF_COUNT=6000 RAMPART_DIFF_SECONDS=180 \
 #   scripts/differential.sh packages
 # Needs root.

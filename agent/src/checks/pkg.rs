@@ -107,10 +107,24 @@ impl Check {
             }
             Check::MinVersion { package, version } => match pk.version(package) {
                 None => Outcome::fail(pk.describe(package)),
-                Some(v) if pk.compare_versions(v, version).is_ge() => {
-                    Outcome::pass(format!("{}, at least {version}", pk.describe(package)))
+                Some(v) if !pk.compare_versions(v, version).is_ge() => {
+                    Outcome::fail(format!("{}, older than {version}", pk.describe(package)))
                 }
-                Some(_) => Outcome::fail(format!("{}, older than {version}", pk.describe(package))),
+                // A present instance of another architecture (its files on disk)
+                // must be recent enough too.
+                Some(_) => match pk.lagging.get(package) {
+                    Some((what, lv))
+                        if !lv
+                            .as_deref()
+                            .is_some_and(|lv| pk.compare_versions(lv, version).is_ge()) =>
+                    {
+                        Outcome::fail(format!(
+                            "{}, but {what}: not at least {version}",
+                            pk.describe(package)
+                        ))
+                    }
+                    _ => Outcome::pass(format!("{}, at least {version}", pk.describe(package))),
+                },
             },
             Check::ServiceEnabled {
                 unit: name,

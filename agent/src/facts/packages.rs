@@ -44,6 +44,11 @@ pub struct Packages {
     /// `half-installed`, `unpacked`, `half-configured`, or flagged `reinst-required`):
     /// name → that state, in words.
     pub partial: BTreeMap<String, String>,
+    /// Installed names with a present instance too (dpkg: another architecture
+    /// unpacked, half-installed...): name → the oldest such instance, in words, and
+    /// its version (`None`: none recorded). `pkg.min_version` passes only when it
+    /// too is recent enough: its files are on disk.
+    pub lagging: BTreeMap<String, (String, Option<String>)>,
     /// Where the database was read.
     pub source: String,
     /// Whose database it is, and so which version order applies.
@@ -109,10 +114,12 @@ impl Fact for Packages {
 }
 
 /// The packages of a dpkg database: a name is installed when one of its instances
-/// is (at the oldest installed instance's version), else present when one is.
+/// is (at the oldest installed instance's version), else present when one is; an
+/// installed name's oldest present instance is kept for `pkg.min_version`.
 fn from_dpkg(db: dpkg::DpkgDb) -> Packages {
     let mut installed: BTreeMap<String, String> = BTreeMap::new();
     let mut partial: BTreeMap<String, String> = BTreeMap::new();
+    let mut lagging: BTreeMap<String, (String, Option<String>)> = BTreeMap::new();
     for i in db.instances {
         match i.state {
             DpkgState::Installed => {
@@ -125,15 +132,31 @@ fn from_dpkg(db: dpkg::DpkgDb) -> Packages {
                 }
             }
             DpkgState::Present(state) => {
+                let older = match (lagging.get(&i.name).map(|l| &l.1), &i.version) {
+                    (None, _) => true,
+                    (Some(Some(have)), Some(v)) => compare_versions(v, have).is_lt(),
+                    (Some(Some(_)), None) => true,
+                    (Some(None), _) => false,
+                };
+                if older {
+                    let what = format!(
+                        "its {} instance is {state} at {}",
+                        if i.arch.is_empty() { "other" } else { &i.arch },
+                        i.version.as_deref().unwrap_or("no version")
+                    );
+                    lagging.insert(i.name.clone(), (what, i.version));
+                }
                 partial.entry(i.name).or_insert(state);
             }
             DpkgState::Absent => {}
         }
     }
     partial.retain(|name, _| !installed.contains_key(name));
+    lagging.retain(|name, _| installed.contains_key(name));
     Packages {
         installed,
         partial,
+        lagging,
         source: db.files.join(" with "),
         format: Format::Dpkg,
     }
@@ -154,6 +177,7 @@ fn from_rpmdb(db: rpmdb::RpmDb) -> Packages {
     Packages {
         installed,
         partial: BTreeMap::new(),
+        lagging: BTreeMap::new(),
         source: db.source,
         format: Format::Rpm,
     }
@@ -162,14 +186,7 @@ fn from_rpmdb(db: rpmdb::RpmDb) -> Packages {
 /// The packages of one dpkg status file's text (no pending updates), read from
 /// `source`; an error names what dpkg would refuse.
 pub fn parse_status(text: &str, source: &str) -> Result<Packages, FactError> {
-    let instances = dpkg::parse(text).map_err(|reason| FactError::Malformed {
-        path: source.to_string(),
-        reason,
-    })?;
-    Ok(from_dpkg(dpkg::DpkgDb {
-        instances,
-        files: vec![source.to_string()],
-    }))
+    Ok(from_dpkg(dpkg::read_status(text, source)?))
 }
 
 #[cfg(test)]
@@ -193,12 +210,14 @@ mod tests {
     #[test]
     fn the_oldest_installed_instance_counts() {
         let p = parse_status(
-            "Package: a\nStatus: install ok installed\nArchitecture: i386\nVersion: 1.0\n\nPackage: a\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.0\n\nPackage: b\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.0\n\nPackage: b\nStatus: install ok half-installed\nArchitecture: i386\nVersion: 1.0\n",
+            "Package: a\nStatus: install ok installed\nArchitecture: i386\nMulti-Arch: same\nVersion: 1.0\n\nPackage: a\nStatus: install ok installed\nArchitecture: amd64\nMulti-Arch: same\nVersion: 2.0\n\nPackage: b\nStatus: install ok installed\nArchitecture: amd64\nMulti-Arch: same\nVersion: 2.0\n\nPackage: b\nStatus: install ok half-installed\nArchitecture: i386\nMulti-Arch: same\nVersion: 1.0\n",
             "/s",
         )
         .unwrap();
         assert_eq!(p.version("a"), Some("1.0"));
         assert_eq!(p.version("b"), Some("2.0"));
         assert!(!p.partial.contains_key("b"));
+        assert_eq!(p.lagging["b"].1.as_deref(), Some("1.0"));
+        assert!(!p.lagging.contains_key("a"));
     }
 }

@@ -19,9 +19,10 @@
 //!
 //! A name installed more than once (dpkg: one instance per architecture; rpm:
 //! installonly packages, multilib) is installed when any instance is. dpkg's
-//! `pkg.min_version` passes only when every installed instance is at least the
-//! version (an older copy of a library is still there); rpm's compares the newest
-//! instance, as rpm-based tools rank a name (kernels).
+//! `pkg.min_version` passes only when every installed instance, and every present
+//! one of another architecture, is at least the version (an older copy of a library
+//! is still there); rpm's compares the newest instance, as rpm-based tools rank a
+//! name (kernels).
 
 pub mod dpkg;
 pub mod rpm;
@@ -172,4 +173,22 @@ pub fn digits(rng: &mut super::Rng) -> String {
 pub fn letters(rng: &mut super::Rng) -> String {
     let pool = ["a", "b", "rc", "p", "git", "Z", "el", "deb", "beta", "A"];
     rng.pick(&pool).to_string()
+}
+
+/// Digits, then up to three pieces, each drawn from `marks`: a piece's `9` stands
+/// for [`digits`], its `a` for [`letters`], any other character for itself (`.9`,
+/// `~a`, `^a9`...). Each package manager's half lists the pieces its versions are
+/// made of (a piece listed twice is drawn twice as often).
+pub fn version_part(rng: &mut super::Rng, marks: &[&str]) -> String {
+    let mut v = digits(rng);
+    for _ in 0..rng.below(4) {
+        for c in rng.pick(marks).chars() {
+            match c {
+                '9' => v += &digits(rng),
+                'a' => v += &letters(rng),
+                _ => v.push(c),
+            }
+        }
+    }
+    v
 }

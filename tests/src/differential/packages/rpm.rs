@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::super::{agent_facts, Rng, Settings, Tally};
-use super::{agent_args, compare, digits, letters, Expected, Pair, State};
+use super::{agent_args, compare, digits, version_part, Expected, Pair, State};
 
 const NAMES: &[&str] = &[
     "telnet",
@@ -40,39 +40,7 @@ const POOL_EVERY: usize = 8;
 
 /// A version or release: digits, letters and rpm's separators and marks.
 fn part(rng: &mut Rng) -> String {
-    let mut v = digits(rng);
-    for _ in 0..rng.below(4) {
-        match rng.below(9) {
-            0 | 1 => {
-                v.push('.');
-                v += &digits(rng);
-            }
-            2 => {
-                v.push('~');
-                v += &letters(rng);
-            }
-            3 => {
-                v.push('^');
-                v += &letters(rng);
-                v += &digits(rng);
-            }
-            4 => {
-                v.push('_');
-                v += &digits(rng);
-            }
-            5 => {
-                v.push('+');
-                v += &letters(rng);
-            }
-            6 => v += &letters(rng),
-            7 => v += &digits(rng),
-            _ => {
-                v.push('.');
-                v += &letters(rng);
-            }
-        }
-    }
-    v
+    version_part(rng, &[".9", ".9", "~a", "^a9", "_9", "+a", "a", "9", ".a"])
 }
 
 /// A package of the pool.
