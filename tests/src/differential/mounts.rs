@@ -299,8 +299,8 @@ echo '#enabled'; for u; do echo \"$u $(systemctl --root=/ is-enabled \"$u\" 2>/d
                 .unwrap_or_default();
             let last = |key: &str| {
                 text.lines()
-                    .filter_map(|l| l.trim().strip_prefix(key))
-                    .last()
+                    .rev()
+                    .find_map(|l| l.trim().strip_prefix(key))
                     .map(|v| v.trim().replace("%%", "%"))
                     .unwrap_or_default()
             };
