@@ -224,6 +224,14 @@ fn persisted(facts: &Facts, path: &str) -> Result<Persisted, FactError> {
             unit_options = true;
         }
     }
+    if m.fstype != "tmpfs" && m.fstype.eq_ignore_ascii_case("tmpfs") {
+        notes.push(format!(
+            "{}: the kernel knows no file system type `{}` (names are in lower case), so the mount fails at boot and {path} stays on the file system below it",
+            m.describe(),
+            m.fstype
+        ));
+        return Ok(Persisted::Nothing(notes));
+    }
     if m.fstype == "tmpfs" {
         // A unit's Options= go through systemd's specifiers first: `%%` is `%`.
         let given: Vec<String> = if unit_options {

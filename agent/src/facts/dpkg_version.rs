@@ -72,12 +72,14 @@ pub fn compare_versions(a: &str, b: &str) -> Ordering {
 }
 
 fn cmp_part(a: &str, b: &str) -> Ordering {
-    fn order(c: Option<char>) -> i32 {
+    // dpkg compares C `char`s, signed here: a byte above 0x7f is negative, so it
+    // sorts after letters but before `+`, `.` and the other ASCII punctuation.
+    fn order(c: Option<u8>) -> i32 {
         match c {
             None => 0,
-            Some('~') => -1,
-            Some(c) if c.is_ascii_alphabetic() => c as i32,
-            Some(c) => c as i32 + 256,
+            Some(b'~') => -1,
+            Some(c) if c.is_ascii_alphabetic() => i32::from(c),
+            Some(c) => i32::from(c as i8) + 256,
         }
     }
     let (mut a, mut b) = (a, b);
@@ -89,8 +91,8 @@ fn cmp_part(a: &str, b: &str) -> Ordering {
         let na = a.find(|c: char| c.is_ascii_digit()).unwrap_or(a.len());
         let nb = b.find(|c: char| c.is_ascii_digit()).unwrap_or(b.len());
         let (pa, pb) = (&a[..na], &b[..nb]);
-        let mut ca = pa.chars();
-        let mut cb = pb.chars();
+        let mut ca = pa.bytes();
+        let mut cb = pb.bytes();
         loop {
             let (x, y) = (ca.next(), cb.next());
             if x.is_none() && y.is_none() {
@@ -128,6 +130,10 @@ mod tests {
             ("1.5.2-6+deb12u1", "1.5.2-6", Greater),
             ("1.5.2-5", "1.5.2-6", Less),
             ("1.0~rc1", "1.0", Less),
+            // Bytes above 0x7f sort after letters, before `+` and `.` (signed chars).
+            ("1.5é-9", "1.5.2-6", Less),
+            ("1.5é", "1.5z", Greater),
+            ("1.5é", "1.5+", Less),
             ("1:0.1", "9.9", Greater),
             ("1.10", "1.9", Greater),
         ] {

@@ -501,6 +501,9 @@ pub struct Tally {
 
 impl Tally {
     pub fn new(family: &'static str, settings: Settings) -> Tally {
+        // The agent is built before the clock starts: the first build of a test
+        // process can take minutes, which would leave a family's budget nearly empty.
+        crate::binary("rampart-agent");
         Tally {
             family,
             settings,
@@ -525,7 +528,8 @@ impl Tally {
 
     /// Prints the summary line and panics with every difference, if any.
     pub fn finish(self) {
-        println!(
+        // On stderr too: a test harness that captures stdout still shows the figures.
+        let line = format!(
             "differential {}: seed {}, {} configurations compared in {:.1} s, {} difference(s) found",
             self.family,
             self.settings.seed,
@@ -533,6 +537,8 @@ impl Tally {
             self.started.elapsed().as_secs_f64(),
             self.differences.len()
         );
+        println!("{line}");
+        eprintln!("{line}");
         for d in self.differences.iter().skip(5) {
             let answers: Vec<&str> = d.lines().filter(|l| l.starts_with("  ")).collect();
             println!("{}", answers.join("\n"));
@@ -551,5 +557,17 @@ impl Tally {
                     .join("\n\n")
             );
         }
+        // A family that compared almost nothing proves nothing: a time budget cut short
+        // by a loaded machine, or a generator whose configurations all go unjudged.
+        let floor = self.settings.count.min(MIN_COMPARED);
+        assert!(
+            self.compared >= floor,
+            "{}: only {} configuration(s) compared, fewer than {floor}: the comparison says too little (raise RAMPART_DIFF_SECONDS on a loaded machine)",
+            self.family,
+            self.compared
+        );
     }
 }
+
+/// The fewest configurations a family must compare (or its whole count, if smaller).
+const MIN_COMPARED: usize = 20;

@@ -112,8 +112,15 @@ pub(super) fn verdict(opt: &str, mounting: Mounting) -> Verdict {
                     .is_some_and(|p| size(p) && p == p.trim_end_matches(char::is_alphabetic))
         }
         "nr_blocks" | "nr_inodes" => size(value),
-        "mode" => !value.is_empty() && value.bytes().all(|b| (b'0'..=b'7').contains(&b)),
-        "uid" | "gid" => !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()),
+        // 32-bit numbers (the mode in octal); uid and gid -1 are no one's.
+        "mode" => {
+            value.bytes().all(|b| (b'0'..=b'7').contains(&b))
+                && u32::from_str_radix(value, 8).is_ok()
+        }
+        "uid" | "gid" => {
+            value.bytes().all(|b| b.is_ascii_digit())
+                && value.parse::<u32>().is_ok_and(|n| n != u32::MAX)
+        }
         "huge" => matches!(value, "never" | "always" | "within_size" | "advise"),
         _ => false,
     };
@@ -173,6 +180,10 @@ mod tests {
                 "foo",
                 "size=",
                 "huge=maybe",
+                "mode=777777777777",
+                "uid=4294967295",
+                "gid=99999999999",
+                "mode=",
             ] {
                 assert_eq!(verdict(o, m), Verdict::Unknown, "{o} {m:?}");
             }
