@@ -98,6 +98,14 @@ impl Sudoers {
             .collect()
     }
 
+    /// The rule lines carrying `tag` (e.g. NOPASSWD).
+    pub fn tagged(&self, tag: &str) -> Vec<&RuleLine> {
+        self.rules
+            .iter()
+            .filter(|r| has_tag(&r.text, tag))
+            .collect()
+    }
+
     /// Why a rule about `name` cannot be judged from this reading: a bound
     /// `Defaults` line naming it that this reader may read otherwise than sudo.
     pub fn undecided(&self, name: &str) -> Option<String> {
@@ -114,6 +122,20 @@ impl Sudoers {
     }
 }
 
+/// Whether a sudoers rule carries the tag (`NOPASSWD:`), as a whole word.
+pub fn has_tag(text: &str, tag: &str) -> bool {
+    let mut rest = text;
+    while let Some(i) = rest.find(tag) {
+        let before_ok = i == 0
+            || !rest.as_bytes()[i - 1].is_ascii_alphanumeric() && rest.as_bytes()[i - 1] != b'_';
+        let after = rest[i + tag.len()..].trim_start();
+        if before_ok && after.starts_with(':') {
+            return true;
+        }
+        rest = &rest[i + tag.len()..];
+    }
+    false
+}
 /// sudo's uid and gid for sudoers files (Debian's build keeps the defaults).
 const SUDOERS_UID: u32 = 0;
 const SUDOERS_GID: u32 = 0;

@@ -158,20 +158,6 @@ pub(super) fn sudo_timeout(facts: &Facts, max: f64) -> Result<Outcome, FactError
     Ok(out)
 }
 
-/// Whether a sudoers rule carries the tag (`NOPASSWD:`), as a whole word.
-pub(super) fn has_tag(text: &str, tag: &str) -> bool {
-    let mut rest = text;
-    while let Some(i) = rest.find(tag) {
-        let before_ok = i == 0
-            || !rest.as_bytes()[i - 1].is_ascii_alphanumeric() && rest.as_bytes()[i - 1] != b'_';
-        let after = rest[i + tag.len()..].trim_start();
-        if before_ok && after.starts_with(':') {
-            return true;
-        }
-        rest = &rest[i + tag.len()..];
-    }
-    false
-}
 pub(super) fn sudo_no_tag(facts: &Facts, tag: &str) -> Result<Outcome, FactError> {
     if let Some(o) = sudo_missing(facts)? {
         return Ok(o);
@@ -181,9 +167,8 @@ pub(super) fn sudo_no_tag(facts: &Facts, tag: &str) -> Result<Outcome, FactError
         return Ok(Outcome::fail(r.clone()));
     }
     let failures: Vec<String> = s
-        .rules
+        .tagged(tag)
         .iter()
-        .filter(|r| has_tag(&r.text, tag))
         .map(|r| format!("{}: {}", r.source, r.text))
         .collect();
     let mut out = if failures.is_empty() {
