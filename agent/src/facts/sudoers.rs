@@ -198,7 +198,8 @@ impl Fact for Sudoers {
             s.notes.push(format!("{SUDOERS} does not exist"));
             return Ok(s);
         };
-        if let Some(why) = insecure(&m, FileKind::File) {
+        // A FIFO, device or directory: the read below names it (an error).
+        if let Some(why) = insecure(&m, FileKind::File).filter(|_| m.kind == FileKind::File) {
             let r = format!("sudo refuses {SUDOERS}: it {why}, so sudo does not run at all");
             s.notes.push(r.clone());
             s.refused = Some(r);
