@@ -618,11 +618,16 @@ pub fn systemd_conf(root: &Path) -> Result<SystemdConfFacts, AgentError> {
 
 /// The sudoers policy as the sudo checks read it: the files read, in order, and the
 /// last global `Defaults` setting of each option asked for (`on`, `off`, or
-/// `=VALUE`; absent when not set).
+/// `=VALUE`; absent when not set); why sudo refuses /etc/sudoers, if it does; the
+/// options the checks leave undecided (an error, never a pass); the rule lines
+/// carrying NOPASSWD.
 #[derive(Debug, Serialize)]
 pub struct SudoFacts {
     pub files: Vec<String>,
     pub global: BTreeMap<String, String>,
+    pub refused: Option<String>,
+    pub undecided: BTreeMap<String, String>,
+    pub nopasswd: Vec<String>,
     pub notes: Vec<String>,
 }
 
@@ -632,7 +637,11 @@ pub fn sudo(root: &Path, options: &[String]) -> Result<SudoFacts, AgentError> {
     let facts = facts_of(root)?;
     let s = sudoers(&facts)?;
     let mut global = BTreeMap::new();
+    let mut undecided = BTreeMap::new();
     for o in options {
+        if let Some(why) = s.undecided(o) {
+            undecided.insert(o.clone(), why);
+        }
         if let Some(d) = s.global(o) {
             let v = match &d.op {
                 Op::On => "on".to_string(),
@@ -645,6 +654,13 @@ pub fn sudo(root: &Path, options: &[String]) -> Result<SudoFacts, AgentError> {
     Ok(SudoFacts {
         files: s.files.clone(),
         global,
+        refused: s.refused.clone(),
+        undecided,
+        nopasswd: s
+            .tagged("NOPASSWD")
+            .iter()
+            .map(|r| format!("{}: {}", r.source, r.text))
+            .collect(),
         notes: s.notes.clone(),
     })
 }

@@ -580,7 +580,6 @@ fn immutable(facts: &Facts) -> Result<Outcome, FactError> {
 #[cfg(test)]
 mod tests {
     use super::files::usrmerge_twin;
-    use super::sudo::{split_commas, strip_sudo_comment};
     use super::walk::wildcard;
     use super::*;
     use crate::facts::auditd_conf::parse_auditd_conf;
@@ -618,8 +617,6 @@ mod tests {
                 }
             }
             let _ = parse_auditd_conf(&g);
-            let _ = split_commas(&g);
-            let _ = strip_sudo_comment(&g);
             let _ = wildcard(&g, "/a/b");
             let _ = crate::facts::audit::version_cmp(&g, "10-x.rules");
             if let Some(r) = aide::regex::Regex::new(&g) {
@@ -666,12 +663,7 @@ mod tests {
     }
 
     #[test]
-    fn sudo_defaults() {
-        assert_eq!(
-            split_commas("use_pty, logfile=\"/a,b\", !lecture"),
-            vec!["use_pty", " logfile=\"/a,b\"", " !lecture"]
-        );
-        assert_eq!(strip_sudo_comment(" logfile=/x # note"), " logfile=/x ");
+    fn usrmerge_twins() {
         assert_eq!(
             usrmerge_twin("/sbin/auditctl").as_deref(),
             Some("/usr/sbin/auditctl")

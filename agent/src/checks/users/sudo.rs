@@ -40,8 +40,24 @@ pub(super) fn sudo_version_and_default(
     Ok((version, since))
 }
 
+/// The outcome when sudo's policy cannot be judged for `option`: sudo refuses
+/// /etc/sudoers (and does not run), or a line naming `option` may be read otherwise
+/// by sudo.
+fn unjudged(s: &sudoers::Sudoers, option: &str) -> Option<Outcome> {
+    if let Some(r) = &s.refused {
+        return Some(Outcome::fail(r.clone()));
+    }
+    let why = s.undecided(option)?;
+    let mut out = Outcome::error(why);
+    out.evidence.extend(s.notes.iter().cloned());
+    Some(out)
+}
+
 pub(super) fn sudo_defaults(facts: &Facts, option: &str, want: Want) -> Result<Outcome, FactError> {
     let s = sudoers(facts)?;
+    if let Some(o) = unjudged(&s, option) {
+        return Ok(o);
+    }
     let mut failures = Vec::new();
     let mut found = Vec::new();
     match (want, s.global(option)) {
@@ -97,6 +113,9 @@ pub(super) fn sudo_defaults(facts: &Facts, option: &str, want: Want) -> Result<O
 
 pub(super) fn sudo_timeout(facts: &Facts, max: f64) -> Result<Outcome, FactError> {
     let s = sudoers(facts)?;
+    if let Some(o) = unjudged(&s, "timestamp_timeout") {
+        return Ok(o);
+    }
     let mut failures = Vec::new();
     let mut found = Vec::new();
     let judge = |d: &sudoers::DefaultsEntry| -> Result<String, String> {
@@ -139,29 +158,17 @@ pub(super) fn sudo_timeout(facts: &Facts, max: f64) -> Result<Outcome, FactError
     Ok(out)
 }
 
-/// Whether a sudoers rule carries the tag (`NOPASSWD:`), as a whole word.
-pub(super) fn has_tag(text: &str, tag: &str) -> bool {
-    let mut rest = text;
-    while let Some(i) = rest.find(tag) {
-        let before_ok = i == 0
-            || !rest.as_bytes()[i - 1].is_ascii_alphanumeric() && rest.as_bytes()[i - 1] != b'_';
-        let after = rest[i + tag.len()..].trim_start();
-        if before_ok && after.starts_with(':') {
-            return true;
-        }
-        rest = &rest[i + tag.len()..];
-    }
-    false
-}
 pub(super) fn sudo_no_tag(facts: &Facts, tag: &str) -> Result<Outcome, FactError> {
     if let Some(o) = sudo_missing(facts)? {
         return Ok(o);
     }
     let s = sudoers(facts)?;
+    if let Some(r) = &s.refused {
+        return Ok(Outcome::fail(r.clone()));
+    }
     let failures: Vec<String> = s
-        .rules
+        .tagged(tag)
         .iter()
-        .filter(|r| has_tag(&r.text, tag))
         .map(|r| format!("{}: {}", r.source, r.text))
         .collect();
     let mut out = if failures.is_empty() {

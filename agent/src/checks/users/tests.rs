@@ -1,9 +1,9 @@
 //! User and group checks on fixture trees.
 
 use super::shadow::{date_of, today_days};
-use super::sudo::has_tag;
 use super::*;
 use crate::facts::account_defaults::parse_login_defs;
+use crate::facts::sudoers::has_tag;
 use crate::model::Status;
 
 fn root_with(files: &[(&str, &str)]) -> tempfile::TempDir {
