@@ -52,6 +52,7 @@
 
 use super::dpkg_version::check_version;
 pub use super::dpkg_version::compare_versions;
+use super::file::FileKind;
 use super::{FactError, Facts};
 
 /// dpkg's database of installed packages, inside the root.
@@ -189,11 +190,32 @@ pub fn read(facts: &Facts) -> Result<Option<DpkgDb>, FactError> {
             reason: "no dpkg status database".into(),
         })?;
     let mut db = read_status(&text, DPKG_STATUS)?;
+    // dpkg scans the updates directory (a missing one is empty); anything else there
+    // is refused.
+    if facts
+        .stat(DPKG_UPDATES)?
+        .is_some_and(|m| m.kind != FileKind::Dir)
+    {
+        return Err(FactError::Malformed {
+            path: DPKG_UPDATES.into(),
+            reason: format!(
+                "{DPKG_UPDATES} is not a directory; dpkg cannot scan it and refuses the database"
+            ),
+        });
+    }
     let updates: Vec<String> = facts
         .list_dir(DPKG_UPDATES)?
         .into_iter()
         .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
         .collect();
+    if let Some(long) = updates.iter().find(|n| n.len() > 10) {
+        return Err(FactError::Malformed {
+            path: DPKG_UPDATES.into(),
+            reason: format!(
+                "update file `{long}` is longer than 10 digits; dpkg refuses the database"
+            ),
+        });
+    }
     if let (Some(a), Some(b)) = (
         updates.first(),
         updates.iter().find(|n| n.len() != updates[0].len()),
@@ -257,6 +279,7 @@ fn stanzas(text: &str) -> Result<Vec<(usize, Stanza)>, String> {
             lines.len()
         ));
     }
+    let last = lines.len().saturating_sub(2);
     for (n, line) in lines.into_iter().enumerate() {
         if line.is_empty() {
             if !cur.is_empty() {
@@ -286,6 +309,13 @@ fn stanzas(text: &str) -> Result<Vec<(usize, Stanza)>, String> {
             return Err(format!("line {}: `{name}` is not a field name", n + 1));
         }
         let name = name.to_ascii_lowercase();
+        // dpkg skips blanks and newlines to find a value: on the last line, none.
+        if n == last && value.trim_matches(is_space).is_empty() {
+            return Err(format!(
+                "line {}: the file ends before the value of `{name}`",
+                n + 1
+            ));
+        }
         if cur.iter().any(|(k, _)| *k == name) {
             return Err(format!(
                 "line {}: a second `{name}` field in one stanza",

@@ -463,7 +463,7 @@ pub fn run(original: &Path, settings: Settings) -> Tally {
         }
         if !text.contains("@rc 0") {
             // dpkg refuses the database: nothing can be judged from it. The agent must
-            // refuse it too, or at least never say a package is absent or recent enough.
+            // refuse it too, or at least never say a package is absent, installed or recent enough.
             refused += 1;
             let why = std::fs::read_to_string(copy.path("/tmp/dpkg-query.err")).unwrap_or_default();
             // dpkg-query's error: its line and the reason on the next.
@@ -486,12 +486,16 @@ pub fn run(original: &Path, settings: Settings) -> Tally {
             match agent_facts("packages", &copy.root, &agent_args(&c.names, &pairs)) {
                 Err(_) => agent_refused += 1,
                 Ok(a) => {
-                    let mut passes: Vec<String> = c
-                        .names
-                        .iter()
-                        .filter(|n| a["packages"][n.as_str()]["absent_check"] == "pass")
-                        .map(|n| format!("{n} absent"))
-                        .collect();
+                    let mut passes: Vec<String> = Vec::new();
+                    for n in &c.names {
+                        for (key, what) in
+                            [("absent_check", "absent"), ("installed_check", "installed")]
+                        {
+                            if a["packages"][n.as_str()][key] == "pass" {
+                                passes.push(format!("{n} {what}"));
+                            }
+                        }
+                    }
                     passes.extend(
                         pairs
                             .iter()
@@ -611,7 +615,7 @@ pub fn run(original: &Path, settings: Settings) -> Tally {
         );
     }
     println!(
-        "differential packages (dpkg): {refused} databases dpkg-query refuses ({agent_refused} refused by the agent too, {refused_passes} read by it and a package called absent or recent enough); {false_passes} false pass(es) among the other differences"
+        "differential packages (dpkg): {refused} databases dpkg-query refuses ({agent_refused} refused by the agent too, {refused_passes} read by it and a package called absent, installed or recent enough); {false_passes} false pass(es) among the other differences"
     );
     tally
 }
