@@ -343,7 +343,7 @@ pub fn run(cli: Cli) -> Result<i32, AgentError> {
                     benchmarks,
                 } => to_json(&crate::inspect::pam(&root, &services, &benchmarks)?),
                 FactsCommand::Mounts { root, paths } => {
-                    to_json(&crate::inspect::mounts(&root, &paths)?)
+                    to_json(&crate::inspect::mounts::mounts(&root, &paths)?)
                 }
                 FactsCommand::Sudo { root, options } => {
                     to_json(&crate::inspect::sudo(&root, &options)?)

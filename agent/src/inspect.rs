@@ -6,6 +6,7 @@
 //! The DTOs here derive `Serialize` on purpose: they are a debug boundary, whose
 //! shape may change between releases.
 
+pub mod mounts;
 pub mod packages;
 
 use std::collections::BTreeMap;
@@ -663,45 +664,4 @@ pub fn sudo(root: &Path, options: &[String]) -> Result<SudoFacts, AgentError> {
             .collect(),
         notes: s.notes.clone(),
     })
-}
-
-/// One mount point as the mount checks judge it at boot (offline reading).
-#[derive(Debug, Serialize)]
-pub struct MountFacts {
-    /// Mounted at boot as its own mount (the `mount.separate` verdict offline).
-    pub separate: bool,
-    /// The options it is mounted with at boot, `null` when it is not mounted.
-    pub options: Option<Vec<String>>,
-    /// Whether those options leave each flag set, as `mount.option` judges them.
-    pub nodev: bool,
-    pub nosuid: bool,
-    pub noexec: bool,
-    pub evidence: Vec<String>,
-}
-
-/// The mount facts of `root` for `paths`.
-pub fn mounts(root: &Path, paths: &[String]) -> Result<BTreeMap<String, MountFacts>, AgentError> {
-    use crate::checks::mount::{boot_mount, option_in_effect};
-    let facts = facts_of(root)?;
-    let mut out = BTreeMap::new();
-    for path in paths {
-        let b = boot_mount(&facts, path)?;
-        let on = |flag: &str| {
-            b.options
-                .as_deref()
-                .is_some_and(|o| option_in_effect(o, flag))
-        };
-        out.insert(
-            path.clone(),
-            MountFacts {
-                separate: b.separate,
-                nodev: on("nodev"),
-                nosuid: on("nosuid"),
-                noexec: on("noexec"),
-                options: b.options.clone(),
-                evidence: b.evidence,
-            },
-        );
-    }
-    Ok(out)
 }
