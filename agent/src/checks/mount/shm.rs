@@ -17,7 +17,7 @@
 //! (util-linux 2.38 does for `rbind` or a repeated `bind`), which sets the flags the
 //! options give and passes tmpfs none of its own, so a refusal is judged the same way.
 
-use super::tmpfs::{verdict, Mounting, Verdict};
+use super::tmpfs::{doubt, Mounting, Verdict};
 use super::{norm, Persisted};
 use crate::facts::mounts::fstab;
 use crate::facts::units::unit;
@@ -67,26 +67,19 @@ pub(super) fn at_boot(facts: &Facts) -> Result<Persisted, FactError> {
             evidence,
         });
     }
-    let verdicts: Vec<(&String, Verdict)> = first
-        .options
-        .iter()
-        .map(|o| (o, verdict(o, Mounting::Remount)))
-        .collect();
     // With `bind` among the options, mount(8) may remount /dev/shm as a bind mount,
     // which passes tmpfs none of its options: a refusal may not happen.
     let bind = first.options.iter().any(|o| o == "bind" || o == "rbind");
-    let refused = verdicts.iter().find(|(_, r)| *r == Verdict::Refuses);
-    let (options, how) = if let (Some((bad, _)), false) = (refused, bind) {
-        (
+    let (options, how) = match doubt(&first.options, Mounting::Remount) {
+        Some((bad, Verdict::Refuses)) if !bind => (
             init,
             format!(
                 "{}: tmpfs refuses `{bad}`, so systemd-remount-fs's remount of /dev/shm fails and the init system's options stay ({})",
                 first.describe(),
                 INIT.join(",")
             ),
-        )
-    } else if let Some((odd, _)) = refused.or(verdicts.iter().find(|(_, r)| *r == Verdict::Unknown))
-    {
+        ),
+        Some((odd, _)) => {
         // Both outcomes: the entry's flags, or systemd's. Only a flag set in both is.
         let both: Vec<String> = INIT
             .iter()
@@ -110,14 +103,14 @@ pub(super) fn at_boot(facts: &Facts) -> Result<Persisted, FactError> {
                 }
             ),
         )
-    } else {
-        (
+        }
+        None => (
             first.options.clone(),
             format!(
                 "configured at boot: {}; the init system mounts /dev/shm itself and systemd-remount-fs remounts it with the options of the first fstab entry naming it (noauto and the type play no part): the flags they give are set, the others cleared",
                 first.describe()
             ),
-        )
+        ),
     };
     evidence.insert(0, how);
     Ok(Persisted::Shm { options, evidence })

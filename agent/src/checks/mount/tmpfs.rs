@@ -134,15 +134,11 @@ pub(super) fn verdict(opt: &str, mounting: Mounting) -> Verdict {
 /// The first option refused, else the first whose fate cannot be told, with its
 /// verdict; `None` when the kernel takes them all.
 pub(super) fn doubt(options: &[String], mounting: Mounting) -> Option<(&str, Verdict)> {
-    let verdicts: Vec<(&str, Verdict)> = options
-        .iter()
-        .map(|o| (o.as_str(), verdict(o, mounting)))
-        .collect();
     let mut unknown = None;
-    for (o, v) in verdicts {
-        match v {
-            Verdict::Refuses => return Some((o, v)),
-            Verdict::Unknown if unknown.is_none() => unknown = Some((o, v)),
+    for o in options {
+        match verdict(o, mounting) {
+            Verdict::Refuses => return Some((o, Verdict::Refuses)),
+            Verdict::Unknown if unknown.is_none() => unknown = Some((o.as_str(), Verdict::Unknown)),
             _ => {}
         }
     }
