@@ -233,6 +233,9 @@ pub struct App {
     /// the background lease (see `cluster`).
     instance: String,
     leader: std::sync::atomic::AtomicBool,
+    /// Collectors sharing the store as of the last heartbeat (at least 1): the
+    /// deployment-wide enrollment rates are divided among them.
+    collectors: std::sync::atomic::AtomicUsize,
     /// Scans of targets over SSH (`targets`).
     ssh: targets::SshRunner,
     /// The threads that handle agents' messages (`ingest`), started at first use.
@@ -331,6 +334,7 @@ impl App {
             hosts,
             instance: crate::auth::new_id("collector-")?,
             leader: std::sync::atomic::AtomicBool::new(false),
+            collectors: std::sync::atomic::AtomicUsize::new(1),
             ssh: Default::default(),
             ingest: std::sync::OnceLock::new(),
         })

@@ -53,10 +53,9 @@ fn once(app: &App, now: DateTime<Utc>, since: DateTime<Utc>, retention: bool, fl
     if fleet_metrics {
         app.refresh_fleet_metrics();
     }
-    // Every collector says it is alive (its streams count as connected).
-    if let Err(e) = app.store.heartbeat(app.instance(), now.timestamp_millis()) {
-        tracing::warn!(error = %e, "cannot record this collector's heartbeat");
-    }
+    // Every collector says it is alive (its streams count as connected) and learns
+    // how many share the deployment's rates.
+    app.heartbeat();
     // Once for every collector sharing the store: where the lease is.
     if !app.take_lead() {
         return;

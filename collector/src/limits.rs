@@ -363,20 +363,27 @@ impl RateLimiter {
 
     /// Takes one token for `key`; false when none is left.
     pub fn allow(&self, key: &str) -> bool {
-        self.allow_at(key, Instant::now())
+        self.allow_at(key, 1, Instant::now())
     }
 
-    fn allow_at(&self, key: &str, now: Instant) -> bool {
+    /// Takes one token for `key` from this collector's share of a rate meant for
+    /// `collectors` collectors together: the rate and the burst divided among them
+    /// (a burst of at least one), so that all of them admit no more than one would.
+    pub fn allow_share(&self, key: &str, collectors: usize) -> bool {
+        self.allow_at(key, collectors, Instant::now())
+    }
+
+    fn allow_at(&self, key: &str, collectors: usize, now: Instant) -> bool {
+        let n = collectors.max(1) as f64;
+        let (rate, burst) = (self.rate / n, (self.burst / n).max(1.0));
         let mut b = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if b.len() > 100_000 {
-            let rate = self.rate;
-            let burst = self.burst;
             b.retain(|_, (tokens, at)| {
                 *tokens + now.duration_since(*at).as_secs_f64() * rate < burst
             });
         }
-        let (tokens, at) = b.entry(key.to_string()).or_insert((self.burst, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.burst);
+        let (tokens, at) = b.entry(key.to_string()).or_insert((burst, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(burst);
         *at = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;
@@ -457,11 +464,37 @@ mod tests {
     fn rate_limiter_refills() {
         let r = RateLimiter::new(2, Duration::from_secs(1), 2);
         let t0 = Instant::now();
-        assert!(r.allow_at("a", t0));
-        assert!(r.allow_at("a", t0));
-        assert!(!r.allow_at("a", t0), "the burst is spent");
-        assert!(r.allow_at("b", t0), "keys are apart");
-        assert!(r.allow_at("a", t0 + Duration::from_millis(600)));
-        assert!(!r.allow_at("a", t0 + Duration::from_millis(600)));
+        assert!(r.allow_at("a", 1, t0));
+        assert!(r.allow_at("a", 1, t0));
+        assert!(!r.allow_at("a", 1, t0), "the burst is spent");
+        assert!(r.allow_at("b", 1, t0), "keys are apart");
+        assert!(r.allow_at("a", 1, t0 + Duration::from_millis(600)));
+        assert!(!r.allow_at("a", 1, t0 + Duration::from_millis(600)));
+    }
+
+    #[test]
+    fn collectors_sharing_a_rate_admit_no_more_than_one_would() {
+        // 30 a minute from one source, 3 collectors: each admits 10 at once and one
+        // every 6 s after; together, the 30 of one collector alone.
+        let per_source = || RateLimiter::new(30, Duration::from_secs(60), 30);
+        let t0 = Instant::now();
+        let three = [per_source(), per_source(), per_source()];
+        let admitted: usize = three
+            .iter()
+            .map(|r| (0..100).filter(|_| r.allow_at("10.0.0.9", 3, t0)).count())
+            .sum();
+        assert_eq!(admitted, 30);
+        let r = &three[0];
+        assert!(!r.allow_at("10.0.0.9", 3, t0 + Duration::from_secs(5)));
+        assert!(r.allow_at("10.0.0.9", 3, t0 + Duration::from_secs(7)));
+        // Alone again, a collector's bucket refills to the whole burst.
+        let alone = (0..100)
+            .filter(|_| r.allow_at("10.0.0.9", 1, t0 + Duration::from_secs(600)))
+            .count();
+        assert_eq!(alone, 30);
+        // More collectors than the burst: each still admits one.
+        let tiny = RateLimiter::new(2, Duration::from_secs(1), 2);
+        assert!(tiny.allow_at("", 5, t0));
+        assert!(!tiny.allow_at("", 5, t0));
     }
 }

@@ -221,6 +221,7 @@ mod tests {
             revoked: false,
             identity: Default::default(),
             replaced_certs: Vec::new(),
+            renewed_at_ms: 0,
             ssh: None,
         }
     }

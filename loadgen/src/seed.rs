@@ -78,6 +78,7 @@ pub fn agent_record(cfg: &SeedConfig, i: usize, now: i64) -> AgentRecord {
         revoked: false,
         identity: Default::default(),
         replaced_certs: Vec::new(),
+        renewed_at_ms: 0,
         ssh: None,
     }
 }

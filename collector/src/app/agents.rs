@@ -195,6 +195,7 @@ mod tests {
             revoked: false,
             identity: Default::default(),
             replaced_certs: Vec::new(),
+            renewed_at_ms: 0,
             ssh: None,
         };
         d.note(&a("ag-1", "Web-01", "10.0.0.1"));

@@ -24,6 +24,21 @@ impl App {
         &self.instance
     }
 
+    /// Says this collector is alive (every background tick) and learns how many
+    /// share the store; a failed heartbeat keeps the last count.
+    pub fn heartbeat(&self) {
+        let now = self.clock.now_ms();
+        match self.store.heartbeat(&self.instance, now, now - ALIVE_MS) {
+            Ok(n) => self.collectors.store(n.max(1), Ordering::SeqCst),
+            Err(e) => tracing::warn!(error = %e, "cannot record this collector's heartbeat"),
+        }
+    }
+
+    /// Collectors sharing the store, this one included, as of the last heartbeat.
+    pub fn collectors(&self) -> usize {
+        self.collectors.load(Ordering::SeqCst).max(1)
+    }
+
     /// Whether this collector holds the lease (as of its last renewal).
     pub fn is_leader(&self) -> bool {
         self.leader.load(Ordering::SeqCst)

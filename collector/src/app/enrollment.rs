@@ -100,7 +100,7 @@ impl App {
     /// certificate) without spending another use.
     pub fn enroll(&self, req: &EnrollClaims<'_>, peer_ip: &str) -> Result<Enrolled> {
         let lim = &self.config.limits;
-        if !self.enroll_global.allow("") {
+        if !self.enroll_global.allow_share("", self.collectors()) {
             return Err(self.refuse_enroll(
                 Refusal::RateLimited,
                 peer_ip,
@@ -110,7 +110,10 @@ impl App {
                 ),
             ));
         }
-        if !self.enroll_per_source.allow(peer_ip) {
+        if !self
+            .enroll_per_source
+            .allow_share(peer_ip, self.collectors())
+        {
             return Err(self.refuse_enroll(
                 Refusal::RateLimited,
                 peer_ip,
@@ -240,6 +243,7 @@ impl App {
             revoked: false,
             identity: identity.clone(),
             replaced_certs: Vec::new(),
+            renewed_at_ms: 0,
             ssh: None,
         };
         self.store.put_agent(&record)?;
@@ -476,10 +480,15 @@ impl App {
         let mut old_serial = String::new();
         let mut old_not_after_ms = 0;
         let now = self.clock.now_ms();
+        let interval_ms = (self.config.limits.renew_interval_secs as i64).saturating_mul(1000);
+        // Another collector sharing the store may have renewed it: the record decides.
+        let mut too_soon = false;
         let written = self.store.update_agent(agent_id, &mut |a| {
             old_serial = a.cert_serial.clone();
             old_not_after_ms = a.cert_not_after_ms;
-            if !a.revoked {
+            too_soon = a.renewed_at_ms > 0 && now - a.renewed_at_ms < interval_ms;
+            if !a.revoked && !too_soon {
+                a.renewed_at_ms = now;
                 // The replaced certificate stays refused by every collector sharing
                 // the store until it expires.
                 a.replaced_certs.retain(|c| c.not_after_ms > now);
@@ -497,6 +506,12 @@ impl App {
             None => return Err(AppError::NotFound(format!("agent {agent_id}"))),
             Some(a) if a.revoked => {
                 return Err(AppError::Refused(format!("agent {agent_id} is revoked")))
+            }
+            Some(_) if too_soon => {
+                return Err(AppError::Limited(format!(
+                    "agent {agent_id} renewed its certificate less than {} s ago",
+                    self.config.limits.renew_interval_secs
+                )))
             }
             Some(_) => {}
         }

@@ -5,36 +5,49 @@ use super::{App, AppError, Gate, Result};
 use crate::policy;
 use crate::store::{AgentRecord, ScanRecord};
 
+/// Which agent an ID names: agent IDs are ours (`ag-…`), anything else is taken
+/// as an instance ID first (what pipelines poll with), falling back to the other
+/// reading. An instance ID names at most one live agent (enrollment refuses a
+/// second); should stored data hold two, the answer is a conflict, never a guess.
+fn pick<T>(id: &str, by_id: Option<T>, mut by_instance: Vec<T>) -> Result<T> {
+    if id.starts_with("ag-") {
+        if let Some(a) = by_id {
+            return Ok(a);
+        }
+    } else if by_instance.is_empty() {
+        if let Some(a) = by_id {
+            return Ok(a);
+        }
+    }
+    match by_instance.len() {
+        0 => Err(AppError::NotFound(format!("agent or instance {id}"))),
+        1 => Ok(by_instance.remove(0)),
+        n => Err(AppError::Conflict(format!(
+            "instance {id} is claimed by {n} agents; revoke all but one"
+        ))),
+    }
+}
+
 impl App {
-    /// Finds an agent by its ID or by the cloud instance ID it enrolled with. An
-    /// instance ID names at most one live agent (enrollment refuses a second); should
-    /// stored data hold two, the answer is a conflict, never a guess.
+    /// Finds an agent by its ID or by the cloud instance ID it enrolled with (see
+    /// [`pick`]).
     pub fn find_agent(&self, id: &str) -> Result<AgentRecord> {
         if id.is_empty() {
             return Err(AppError::NotFound("agent or instance".into()));
         }
-        // Agent IDs are ours (`ag-…`): anything else is looked up as an instance ID
-        // first, which is what pipelines poll with (one read fewer where the store is
-        // a round trip away).
+        // Only the reads the answer needs, in the order `pick` prefers them.
         let by_id = id.starts_with("ag-");
-        if by_id {
-            if let Some(a) = self.store.agent(id)? {
-                return Ok(a);
-            }
+        let first = if by_id { self.store.agent(id)? } else { None };
+        if first.is_some() {
+            return pick(id, first, Vec::new());
         }
-        let mut found = self.store.agents_by_instance(id)?;
-        if found.is_empty() && !by_id {
-            if let Some(a) = self.store.agent(id)? {
-                return Ok(a);
-            }
-        }
-        match found.len() {
-            0 => Err(AppError::NotFound(format!("agent or instance {id}"))),
-            1 => Ok(found.remove(0)),
-            n => Err(AppError::Conflict(format!(
-                "instance {id} is claimed by {n} agents; revoke all but one"
-            ))),
-        }
+        let found = self.store.agents_by_instance(id)?;
+        let second = if found.is_empty() && !by_id {
+            self.store.agent(id)?
+        } else {
+            None
+        };
+        pick(id, second, found)
     }
 
     /// The agent's newest scan, from the latest-scan-per-agent index.
@@ -42,11 +55,15 @@ impl App {
         Ok(self.store.latest_scan(agent_id)?)
     }
 
-    /// The handover gate: the agent (by ID or instance ID), its newest scan from
-    /// the index, and [`policy::handover`]'s decision.
+    /// The handover gate: the agent (by ID or instance ID, as [`App::find_agent`]),
+    /// its newest scan from the index — both in one read of the store — and
+    /// [`policy::handover`]'s decision.
     pub fn handover(&self, id: &str) -> Result<Gate> {
-        let a = self.find_agent(id)?;
-        let latest = self.latest_scan(&a.id)?;
+        if id.is_empty() {
+            return Err(AppError::NotFound("agent or instance".into()));
+        }
+        let c = self.store.gate_candidates(id)?;
+        let (a, latest) = pick(id, c.by_id, c.by_instance)?;
         let h = policy::handover(&self.settings(), a.project.as_deref(), latest.as_ref());
         Ok(Gate {
             allowed: h.allowed,

@@ -89,6 +89,18 @@ fn decoy_hash() -> &'static str {
     })
 }
 
+/// Seconds until a key whose failures happened at `times` may try again, when
+/// `limit` or more of them fall in the window ending at `now`.
+fn wait_secs(mut times: Vec<i64>, limit: usize, now: i64) -> Option<i64> {
+    times.retain(|t| now - t < WINDOW_MS);
+    if limit == 0 || times.len() < limit {
+        return None;
+    }
+    // The window frees a try when the limit-th newest failure leaves it.
+    times.sort_unstable_by(|a, b| b.cmp(a));
+    Some(((times[limit - 1] + WINDOW_MS - now) / 1000).max(1))
+}
+
 /// Failed sign-ins by key (`user:NAME`, `addr:IP`, `device:NAME`) within the window,
 /// and the password hashes running.
 #[derive(Default)]
@@ -99,19 +111,11 @@ pub struct SignInFailures {
 }
 
 impl SignInFailures {
-    /// Seconds until `key` may try again, when it has `limit` failures in the window.
-    fn wait_secs(&self, key: &str, limit: usize, now: i64) -> Option<i64> {
+    /// This collector's failures under `key` (what counts where the store keeps
+    /// none).
+    fn local(&self, key: &str) -> Vec<i64> {
         let m = self.by_key.lock().unwrap_or_else(|p| p.into_inner());
-        let times = m.get(key)?;
-        let recent: Vec<i64> = times
-            .iter()
-            .copied()
-            .filter(|t| now - t < WINDOW_MS)
-            .collect();
-        (recent.len() >= limit).then(|| {
-            let oldest = recent[recent.len() - limit];
-            ((oldest + WINDOW_MS - now) / 1000).max(1)
-        })
+        m.get(key).cloned().unwrap_or_default()
     }
 
     fn record(&self, key: String, now: i64) {
@@ -278,8 +282,19 @@ impl App {
             }
             k
         };
+        // Where collectors share the store, every collector's failures count.
+        let names: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
+        let shared = self.store.signin_failures(&names, now - WINDOW_MS)?;
         for (key, limit, what) in &keys {
-            if let Some(secs) = self.signin_failures.wait_secs(key, *limit, now) {
+            let times = match &shared {
+                Some(rows) => rows
+                    .iter()
+                    .filter(|(k, _)| k == key)
+                    .map(|(_, t)| *t)
+                    .collect(),
+                None => self.signin_failures.local(key),
+            };
+            if let Some(secs) = wait_secs(times, *limit, now) {
                 self.metrics.console_signin_failures.inc();
                 self.metrics.refused(crate::metrics::Limit::SigninRate);
                 return Err(AppError::Limited(format!(
@@ -307,6 +322,7 @@ impl App {
         };
         let role = user.as_ref().and_then(|u| Role::parse(&u.role));
         let (Some(user), Some(role), true) = (user.clone(), role, ok) else {
+            self.store.note_signin_failure(&names, now)?;
             for (key, ..) in keys {
                 self.signin_failures.record(key, now);
             }
@@ -330,10 +346,9 @@ impl App {
             }
             return Err(AppError::Refused("wrong user name or password".into()));
         };
-        self.signin_failures.clear(&format!(
-            "{}:{name}",
-            if trusted { "device" } else { "user" }
-        ));
+        let cleared = format!("{}:{name}", if trusted { "device" } else { "user" });
+        self.store.clear_signin_failures(&cleared)?;
+        self.signin_failures.clear(&cleared);
         let secret = auth::new_secret("rps_")?;
         let csrf = auth::new_secret("")?;
         let session = SessionRecord {

@@ -75,6 +75,7 @@ pub(crate) fn agent(app: &App, id: &str, project: Option<&str>, instance: &str) 
             revoked: false,
             identity: Default::default(),
             replaced_certs: Vec::new(),
+            renewed_at_ms: 0,
             ssh: None,
         })
         .unwrap();
@@ -436,4 +437,42 @@ fn a_projects_scans_share_one_sync_and_an_error_keeps_those_made_before_it() {
         streams[1].try_recv().as_deref(),
         Ok(Command::Scan { .. })
     ));
+}
+
+#[test]
+fn a_renewal_through_one_collector_bounds_the_next_through_another() {
+    // Two collectors on one store, each with its own (empty) local limiter: the
+    // stored record decides.
+    let d = tempfile::tempdir().unwrap();
+    let store: Arc<dyn crate::store::Store> =
+        Arc::new(SledStore::open(&d.path().join("db")).unwrap());
+    let two = [0, 1].map(|_| {
+        let ca = Ca::open_or_create(&d.path().join("ca")).unwrap();
+        let config = Config {
+            data_dir: d.path().to_path_buf(),
+            ..Config::default()
+        };
+        App::with_clock(store.clone(), ca, config, crate::clock::Clock::system()).unwrap()
+    });
+    agent(&two[0], "ag-1", None, "");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let csr = rcgen::CertificateParams::new(Vec::<String>::new())
+        .unwrap()
+        .serialize_request(&key)
+        .unwrap()
+        .der()
+        .to_vec();
+    two[0].renew("ag-1", &csr).unwrap();
+    let renewed = store.agent("ag-1").unwrap().unwrap();
+    assert!(renewed.renewed_at_ms > 0);
+    let e = two[1].renew("ag-1", &csr).unwrap_err();
+    assert!(
+        matches!(&e, AppError::Limited(m) if m.contains("renewed its certificate less than 600 s ago")),
+        "{e}"
+    );
+    assert_eq!(
+        store.agent("ag-1").unwrap().unwrap(),
+        renewed,
+        "the refused renewal changed nothing"
+    );
 }

@@ -224,6 +224,26 @@ pub trait Store: Send + Sync + 'static {
         Ok(brute_force::agents_by_instance(self.agents()?, instance_id))
     }
 
+    /// What the handover gate reads, at once where the store is a round trip away:
+    /// the agent whose ID is `id` and the live agents whose instance ID is `id`
+    /// (as [`Store::agent`] and [`Store::agents_by_instance`] find them), each with
+    /// its newest scan (as [`Store::latest_scan`] finds it).
+    fn gate_candidates(&self, id: &str) -> Result<GateCandidates> {
+        let with_latest = |a: AgentRecord| -> Result<(AgentRecord, Option<ScanRecord>)> {
+            let latest = self.latest_scan(&a.id)?;
+            Ok((a, latest))
+        };
+        let mut by_instance = self.agents_by_instance(id)?;
+        by_instance.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(GateCandidates {
+            by_id: self.agent(id)?.map(with_latest).transpose()?,
+            by_instance: by_instance
+                .into_iter()
+                .map(with_latest)
+                .collect::<Result<_>>()?,
+        })
+    }
+
     fn put_token(&self, t: &TokenRecord) -> Result<()>;
     /// The token with that hash, as it is (no use counted).
     fn token(&self, hash: &str) -> Result<Option<TokenRecord>>;
@@ -380,9 +400,12 @@ pub trait Store: Send + Sync + 'static {
     fn stream_closed(&self, _agent_id: &str, _instance: &str, _since_ms: i64) -> Result<()> {
         Ok(())
     }
-    /// Collector `instance` is alive at `now_ms`.
-    fn heartbeat(&self, _instance: &str, _now_ms: i64) -> Result<()> {
-        Ok(())
+    /// Collector `instance` is alive at `now_ms`: how many collectors share the
+    /// store now, counting `instance` and every other whose heartbeat is no older
+    /// than `alive_since_ms` (one, for a store no other collector shares). Rates
+    /// meant for the whole deployment are divided among them.
+    fn heartbeat(&self, _instance: &str, _now_ms: i64, _alive_since_ms: i64) -> Result<usize> {
+        Ok(1)
     }
     /// Those of `ids` whose stream another collector than `instance` holds, one
     /// whose heartbeat is no older than `alive_since_ms`.
@@ -393,6 +416,26 @@ pub trait Store: Send + Sync + 'static {
         _alive_since_ms: i64,
     ) -> Result<Vec<String>> {
         Ok(Vec::new())
+    }
+
+    /// Failed console sign-ins where every collector sharing the store counts them:
+    /// records one under each of `keys` at `at_ms`. `Ok(false)`: this store keeps
+    /// none (one collector uses it, and counts in memory).
+    fn note_signin_failure(&self, _keys: &[String], _at_ms: i64) -> Result<bool> {
+        Ok(false)
+    }
+    /// The failed sign-ins recorded under any of `keys` at or after `since_ms`
+    /// (key, time), newest first; `None` where the store keeps none.
+    fn signin_failures(
+        &self,
+        _keys: &[String],
+        _since_ms: i64,
+    ) -> Result<Option<Vec<(String, i64)>>> {
+        Ok(None)
+    }
+    /// Forgets the failed sign-ins under `key` (it signed in).
+    fn clear_signin_failures(&self, _key: &str) -> Result<()> {
+        Ok(())
     }
 
     /// Periodic upkeep of the store's layout, run where the lease is held (and by

@@ -34,10 +34,18 @@ pub struct AgentRecord {
     /// every collector sharing the store.
     #[serde(default)]
     pub replaced_certs: Vec<ReplacedCert>,
+    /// When its certificate was last renewed (0: never), so that every collector
+    /// sharing the store bounds renewals alike.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub renewed_at_ms: i64,
     /// Set for a target scanned over SSH (`crate::ssh`): registered through the
     /// API, never enrolled, so it has no certificate and never connects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh: Option<SshTarget>,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
 }
 
 /// How the collector reaches a target over SSH.
@@ -280,6 +288,16 @@ pub struct ScanList {
     pub total: usize,
     /// The cursor (`before`) of the next page, if there are more scans.
     pub next: Option<String>,
+}
+
+/// The agents an ID may name at the handover gate, each with its newest scan (see
+/// [`super::Store::gate_candidates`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GateCandidates {
+    /// The agent with this ID, revoked or not.
+    pub by_id: Option<(AgentRecord, Option<ScanRecord>)>,
+    /// The live agents enrolled with this (non-empty) instance ID, by agent ID.
+    pub by_instance: Vec<(AgentRecord, Option<ScanRecord>)>,
 }
 
 /// The fleet's figures for the overview.

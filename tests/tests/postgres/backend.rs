@@ -89,14 +89,14 @@ fn credentials_and_the_schema() {
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
     for s in &stores {
-        assert_eq!(s.schema_version().unwrap(), 4);
+        assert_eq!(s.schema_version().unwrap(), 5);
     }
     assert_eq!(
         pg.psql(
             "rampart",
             "SELECT string_agg(version::text, ',' ORDER BY version) FROM rampart_schema"
         ),
-        "1,2,3,4",
+        "1,2,3,4,5",
         "each migration once, in order"
     );
     assert!(
@@ -126,8 +126,17 @@ fn streams_of_a_collector_gone_silent_count_for_nothing_then_are_forgotten() {
     pg.create_database("presence");
     let (a, b) = (open(&pg, "presence"), open(&pg, "presence"));
     let t0 = 1_800_000_000_000;
-    a.heartbeat("coll-a", t0).unwrap();
-    b.heartbeat("coll-b", t0).unwrap();
+    assert_eq!(a.heartbeat("coll-a", t0, t0 - 15_000).unwrap(), 1, "alone");
+    assert_eq!(
+        b.heartbeat("coll-b", t0, t0 - 15_000).unwrap(),
+        2,
+        "two collectors share the store"
+    );
+    assert_eq!(
+        a.heartbeat("coll-a", t0 + 5_000, t0 - 10_000).unwrap(),
+        2,
+        "a beat counts itself once"
+    );
     a.stream_opened("ag-1", "coll-a", t0).unwrap();
     b.stream_opened("ag-2", "coll-b", t0).unwrap();
     let ids = vec!["ag-1".to_string(), "ag-2".to_string()];
@@ -137,7 +146,11 @@ fn streams_of_a_collector_gone_silent_count_for_nothing_then_are_forgotten() {
     );
     // coll-a is killed: its heartbeat stops; coll-b's goes on.
     let later = t0 + 11 * 60_000;
-    b.heartbeat("coll-b", later).unwrap();
+    assert_eq!(
+        b.heartbeat("coll-b", later, later - 15_000).unwrap(),
+        1,
+        "a silent collector no longer takes a share of the rates"
+    );
     assert!(b
         .streams_elsewhere(&ids, "coll-b", later - 15_000)
         .unwrap()
@@ -151,6 +164,59 @@ fn streams_of_a_collector_gone_silent_count_for_nothing_then_are_forgotten() {
         "coll-a's stream is gone, coll-b's stays"
     );
     assert_eq!(pg.psql("presence", "SELECT count(*) FROM instances"), "1");
+}
+
+#[test]
+fn failed_signins_are_counted_for_every_collector_then_forgotten() {
+    let pg = Postgres::start();
+    pg.create_database("signin");
+    let (a, b) = (open(&pg, "signin"), open(&pg, "signin"));
+    let t0 = 1_800_000_000_000;
+    let keys = |ks: &[&str]| ks.iter().map(|k| k.to_string()).collect::<Vec<_>>();
+    assert!(a
+        .note_signin_failure(&keys(&["user:ada", "addr:10.0.0.1"]), t0)
+        .unwrap());
+    assert!(b.note_signin_failure(&keys(&["user:ada"]), t0 + 1).unwrap());
+    let mut seen = b
+        .signin_failures(&keys(&["user:ada", "user:bob"]), t0)
+        .unwrap()
+        .expect("PostgreSQL keeps them");
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("user:ada".to_string(), t0),
+            ("user:ada".to_string(), t0 + 1)
+        ]
+    );
+    assert_eq!(
+        a.signin_failures(&keys(&["user:ada"]), t0 + 1)
+            .unwrap()
+            .unwrap()
+            .len(),
+        1,
+        "only those since the window's start"
+    );
+    // A sign-in clears its own key, not the address's.
+    b.clear_signin_failures("user:ada").unwrap();
+    assert!(a
+        .signin_failures(&keys(&["user:ada"]), t0)
+        .unwrap()
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        a.signin_failures(&keys(&["addr:10.0.0.1"]), t0)
+            .unwrap()
+            .unwrap()
+            .len(),
+        1
+    );
+    // The upkeep forgets what is older than any window.
+    a.maintain(t0 + 3_600_001).unwrap();
+    assert_eq!(
+        pg.psql("signin", "SELECT count(*) FROM signin_failures"),
+        "0"
+    );
 }
 
 #[test]
@@ -376,7 +442,7 @@ fn scans_and_results_are_kept_by_month() {
     // their partitions at once; then the upkeep gives every month its own, and the
     // odd ID stays in the default.
     let store = open(&pg, "rampart");
-    assert_eq!(store.schema_version().unwrap(), 4);
+    assert_eq!(store.schema_version().unwrap(), 5);
     assert_eq!(pg.psql("rampart", "SELECT count(*) FROM scans_other"), "5");
     let now = rampart_collector::clock::system_ms();
     store.maintain(now).unwrap();

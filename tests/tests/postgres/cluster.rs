@@ -192,6 +192,27 @@ fn two_collectors_on_one_database_work_as_one() {
             .then_some(())
     });
 
+    // Failed sign-ins count on every collector: four wrong passwords through B and one
+    // through A spend ada's five, so the right one is refused through either.
+    for (c, n) in [(&b, 4), (&a, 1)] {
+        for _ in 0..n {
+            let mut guesser = rampart_tests::console_http::Console::new(&c.rest);
+            assert_eq!(guesser.sign_in("ada", "a wrong guess 123").status, 401);
+        }
+    }
+    for c in [&a, &b] {
+        let r = rampart_tests::console_http::Console::new(&c.rest)
+            .sign_in("ada", "ada's long password");
+        assert_eq!(r.status, 429, "{}", r.text());
+        assert!(
+            r.text().contains("too many failed sign-ins for this user"),
+            "{}",
+            r.text()
+        );
+    }
+    // A session begun before goes on.
+    assert_eq!(ui.get("/ui/").status, 200);
+
     // A scan requested through A reaches the agent through B and completes; both
     // collectors show the same scan with the same results.
     let created = a.admin("POST", "/api/v1/scans", Some(json!({ "agent_id": id })));
@@ -310,6 +331,7 @@ async fn scheduled_scans_are_made_once_per_slot_across_collectors() {
                 revoked: false,
                 identity: Default::default(),
                 replaced_certs: Vec::new(),
+                renewed_at_ms: 0,
                 ssh: None,
             })
             .unwrap();

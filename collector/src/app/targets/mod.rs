@@ -150,6 +150,7 @@ impl App {
             revoked: false,
             identity: Default::default(),
             replaced_certs: Vec::new(),
+            renewed_at_ms: 0,
             ssh: Some(SshTarget {
                 host: spec.host.clone(),
                 port: spec.port.unwrap_or(22),

@@ -59,6 +59,7 @@ fn agent(id: &str) -> AgentRecord {
         revoked: false,
         identity: Default::default(),
         replaced_certs: Vec::new(),
+        renewed_at_ms: 0,
         ssh: None,
     }
 }

@@ -184,6 +184,29 @@ pub fn check<S: Store>(s: &S, truth: &Truth) {
         );
     }
     assert!(s.agents_by_instance("").unwrap().is_empty());
+    // The gate's candidates: what the separate reads find, each with its newest scan
+    // (agent IDs, instance IDs, both, neither, and the empty ID).
+    let with_latest = |a: AgentRecord| {
+        let latest = brute_force::latest_scan(&all, &a.id);
+        (a, latest)
+    };
+    let ids = truth
+        .agents
+        .keys()
+        .cloned()
+        .chain((0..32).map(|i| format!("i-{i:02}")))
+        .chain(["nobody".to_string(), String::new()]);
+    for id in ids {
+        let got = s.gate_candidates(&id).unwrap();
+        let want = GateCandidates {
+            by_id: truth.agents.get(&id).cloned().map(with_latest),
+            by_instance: brute_force::agents_by_instance(agents.clone(), &id)
+                .into_iter()
+                .map(with_latest)
+                .collect(),
+        };
+        assert_eq!(got, want, "gate candidates of {id:?}");
+    }
     // Agents by ID: those that exist, whatever else is asked (repeats aside).
     let mut ids: Vec<String> = agents.iter().step_by(2).map(|a| a.id.clone()).collect();
     ids.extend(["nobody".to_string(), String::new()]);

@@ -30,6 +30,7 @@ mod partitions;
 mod presence;
 mod records;
 mod scans;
+mod signin;
 mod sql;
 
 use sql::{apply_deltas, count_of, Where};
@@ -38,9 +39,9 @@ use super::codec::{decode, decode_chunk, encode, encode_chunk};
 use super::sled_index::{self as ix, Deltas};
 use super::{
     audit_chain, score_key, AgentRecord, AttemptRecord, AuditFilter, AuditList, AuditRecord,
-    DayScores, DeliveryRecord, DeliveryState, Fleet, Result, ResultRecord, ScanCursor, ScanFilter,
-    ScanList, ScanRecord, ScanStatus, SessionRecord, Store, StoreError, TokenRecord, TokenUse,
-    UserRecord,
+    DayScores, DeliveryRecord, DeliveryState, Fleet, GateCandidates, Result, ResultRecord,
+    ScanCursor, ScanFilter, ScanList, ScanRecord, ScanStatus, SessionRecord, Store, StoreError,
+    TokenRecord, TokenUse, UserRecord,
 };
 
 /// The NOTIFY channel collectors tell each other about changes on.
@@ -240,6 +241,9 @@ impl Store for PgStore {
     }
     fn agents_by_instance(&self, instance_id: &str) -> Result<Vec<AgentRecord>> {
         records::agents_by_instance(self, instance_id)
+    }
+    fn gate_candidates(&self, id: &str) -> Result<GateCandidates> {
+        records::gate_candidates(self, id)
     }
 
     fn put_token(&self, t: &TokenRecord) -> Result<()> {
@@ -531,8 +535,8 @@ impl Store for PgStore {
     fn stream_closed(&self, agent_id: &str, instance: &str, since_ms: i64) -> Result<()> {
         presence::stream_closed(self, agent_id, instance, since_ms)
     }
-    fn heartbeat(&self, instance: &str, now_ms: i64) -> Result<()> {
-        presence::heartbeat(self, instance, now_ms)
+    fn heartbeat(&self, instance: &str, now_ms: i64, alive_since_ms: i64) -> Result<usize> {
+        presence::heartbeat(self, instance, now_ms, alive_since_ms)
     }
     fn streams_elsewhere(
         &self,
@@ -542,10 +546,25 @@ impl Store for PgStore {
     ) -> Result<Vec<String>> {
         presence::streams_elsewhere(self, ids, instance, alive_since_ms)
     }
+    fn note_signin_failure(&self, keys: &[String], at_ms: i64) -> Result<bool> {
+        signin::note(self, keys, at_ms).map(|()| true)
+    }
+    fn signin_failures(
+        &self,
+        keys: &[String],
+        since_ms: i64,
+    ) -> Result<Option<Vec<(String, i64)>>> {
+        signin::since(self, keys, since_ms).map(Some)
+    }
+    fn clear_signin_failures(&self, key: &str) -> Result<()> {
+        signin::clear(self, key)
+    }
+
     fn maintain(&self, now_ms: i64) -> Result<()> {
         for month in partitions::maintain(self, now_ms)? {
             tracing::info!(database = %self.target, month, "scans partitioned for the month");
         }
+        signin::forget_old(self, now_ms)?;
         let gone = presence::forget_gone(self, now_ms)?;
         if gone > 0 {
             tracing::info!(database = %self.target, streams = gone, "streams of collectors gone silent removed");

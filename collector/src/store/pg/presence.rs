@@ -50,17 +50,27 @@ pub(super) fn stream_closed(
     })
 }
 
-pub(super) fn heartbeat(st: &PgStore, instance: &str, now_ms: i64) -> Result<()> {
+pub(super) fn heartbeat(
+    st: &PgStore,
+    instance: &str,
+    now_ms: i64,
+    alive_since_ms: i64,
+) -> Result<usize> {
     let i = instance.to_string();
     st.run(move |c| async move {
-        c.execute(
-            "INSERT INTO instances (instance, seen_ms) VALUES ($1, $2)
-             ON CONFLICT (instance) DO UPDATE SET seen_ms = EXCLUDED.seen_ms",
-            &[&k(&i), &now_ms],
-        )
-        .await
-        .map_err(pg)?;
-        Ok(())
+        // The count sees the table as it was before this statement: the others
+        // alive, plus this collector.
+        let others: i64 = c
+            .query_one(
+                "WITH beat AS (INSERT INTO instances (instance, seen_ms) VALUES ($1, $2)
+                 ON CONFLICT (instance) DO UPDATE SET seen_ms = EXCLUDED.seen_ms)
+                 SELECT count(*) FROM instances WHERE instance <> $1 AND seen_ms >= $3",
+                &[&k(&i), &now_ms, &alive_since_ms],
+            )
+            .await
+            .map_err(pg)?
+            .get(0);
+        Ok(usize::try_from(others).unwrap_or(0) + 1)
     })
 }
 

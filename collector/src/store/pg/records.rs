@@ -194,3 +194,44 @@ pub(super) fn revoke_token(st: &PgStore, id: &str) -> Result<Option<TokenRecord>
         Ok(Some(before))
     })
 }
+
+/// The gate's reads in one statement: the agent by ID and the live agents by
+/// instance ID, each joined to its newest scan.
+pub(super) fn gate_candidates(st: &PgStore, id: &str) -> Result<GateCandidates> {
+    let id = id.to_string();
+    st.run(move |c| async move {
+        let sql = c
+            .prepare_cached(
+                "SELECT 0 AS via, a.id, a.doc, s.doc AS latest FROM agents a
+                   LEFT JOIN latest_scans l ON l.agent_id = a.id
+                   LEFT JOIN scans s ON s.id = l.scan_id
+                  WHERE a.id = $1
+                 UNION ALL
+                 SELECT 1, a.id, a.doc, s.doc FROM agents a
+                   LEFT JOIN latest_scans l ON l.agent_id = a.id
+                   LEFT JOIN scans s ON s.id = l.scan_id
+                  WHERE a.instance_id = $1 AND NOT a.revoked AND a.instance_id <> ''::bytea
+                 ORDER BY 1, 2",
+            )
+            .await
+            .map_err(pg)?;
+        let mut out = GateCandidates::default();
+        for r in c.query(&sql, &[&k(&id)]).await.map_err(pg)? {
+            let agent: AgentRecord = doc(&r, "agents")?;
+            let latest: Option<&[u8]> =
+                r.try_get("latest")
+                    .map_err(|source| StoreError::DecodeRow {
+                        key: agent.id.clone(),
+                        source,
+                    })?;
+            let latest: Option<ScanRecord> =
+                latest.map(|b| decode(agent.id.as_bytes(), b)).transpose()?;
+            if r.get::<_, i32>(0) == 0 {
+                out.by_id = Some((agent, latest));
+            } else {
+                out.by_instance.push((agent, latest));
+            }
+        }
+        Ok(out)
+    })
+}

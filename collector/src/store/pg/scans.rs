@@ -221,43 +221,40 @@ pub(super) fn scans_by_score(
     })
 }
 
+/// The overview's figures in one statement (one round trip): counters for the
+/// completed scans and those meeting the score, the newest-scan tables for the rest.
 pub(super) fn fleet(st: &PgStore, min_score: f64) -> Result<Fleet> {
     st.run(move |c| async move {
-        let completed = count_of(
-            &c,
-            vec![ix::counter(
-                b'*',
-                "",
-                ix::status_byte(ScanStatus::Completed),
-            )],
-        )
-        .await?;
-        let meeting: i64 = c
-            .query_one(
-                "SELECT coalesce(sum(n), 0)::int8 FROM counters WHERE key >= $1 AND key < $2",
-                &[&ix::by_score(min_score), &ix::prefix_end(&ix::prefix(b'h'))],
-            )
-            .await
-            .map_err(pg)?
-            .get(0);
-        let latest = c
-            .query_one(
-                "SELECT count(*), coalesce(sum(score), 0)::float8 FROM latest_completed",
-                &[],
+        let sql = c
+            .prepare_cached(
+                "SELECT (SELECT coalesce(sum(n), 0)::int8 FROM counters WHERE key = $1),
+                        (SELECT coalesce(sum(n), 0)::int8 FROM counters
+                          WHERE key >= $2 AND key < $3),
+                        (SELECT count(*) FROM latest_completed),
+                        (SELECT coalesce(sum(score), 0)::float8 FROM latest_completed),
+                        (SELECT count(*) FROM latest_scans WHERE blocking)",
             )
             .await
             .map_err(pg)?;
-        let blocked: i64 = c
-            .query_one("SELECT count(*) FROM latest_scans WHERE blocking", &[])
+        let completed = ix::counter(b'*', "", ix::status_byte(ScanStatus::Completed));
+        let r = c
+            .query_one(
+                &sql,
+                &[
+                    &completed,
+                    &ix::by_score(min_score),
+                    &ix::prefix_end(&ix::prefix(b'h')),
+                ],
+            )
             .await
-            .map_err(pg)?
-            .get(0);
+            .map_err(pg)?;
+        let count = |i: usize| r.get::<_, i64>(i).max(0) as usize;
         Ok(Fleet {
-            completed_scans: completed as usize,
-            completed_meeting: meeting.max(0) as usize,
-            vms_scanned: latest.get::<_, i64>(0) as usize,
-            latest_score_sum: latest.get(1),
-            vms_blocked: blocked as usize,
+            completed_scans: count(0),
+            completed_meeting: count(1),
+            vms_scanned: count(2),
+            latest_score_sum: r.get(3),
+            vms_blocked: count(4),
         })
     })
 }
