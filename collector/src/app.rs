@@ -225,6 +225,8 @@ pub struct App {
     started_ms: i64,
     /// Trust anchors for signed instance identity documents.
     identity_anchors: crate::identity::Anchors,
+    /// API tokens found in the store a moment ago.
+    tokens_seen: accounts::TokenCache,
     /// Failed console sign-ins, and the password hashes running.
     signin_failures: signin::SignInFailures,
     /// Host names and addresses of every agent, for searches.
@@ -330,6 +332,7 @@ impl App {
             clock,
             webhook_wake: tokio::sync::Notify::new(),
             identity_anchors,
+            tokens_seen: Default::default(),
             signin_failures: Default::default(),
             hosts,
             instance: crate::auth::new_id("collector-")?,

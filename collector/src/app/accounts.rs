@@ -17,6 +17,43 @@ pub fn valid_user_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
 }
 
+/// How long an API token once found in the store is taken without asking it again.
+/// Changes to users made through this collector take effect at once; those made
+/// through another collector sharing the store, or by the CLI, within this.
+pub const TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+/// Most tokens remembered; past it the table starts again empty.
+const TOKENS_KEPT: usize = 10_000;
+
+/// API tokens found in the store in the last [`TOKEN_TTL`] (by their SHA-256), so
+/// that a pipeline polling the handover gate, or a page of calls, costs the store
+/// one read per token and period. Unknown and revoked tokens are never kept.
+#[derive(Default)]
+pub struct TokenCache(
+    std::sync::Mutex<std::collections::HashMap<String, (String, Role, std::time::Instant)>>,
+);
+
+impl TokenCache {
+    fn get(&self, hash: &str) -> Option<(String, Role)> {
+        let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(hash)
+            .filter(|(.., at)| at.elapsed() < TOKEN_TTL)
+            .map(|(name, role, _)| (name.clone(), *role))
+    }
+
+    fn put(&self, hash: String, name: &str, role: Role) {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() >= TOKENS_KEPT {
+            m.clear();
+        }
+        m.insert(hash, (name.to_string(), role, std::time::Instant::now()));
+    }
+
+    /// Forgets every token (a user changed here).
+    pub fn clear(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
 impl App {
     /// Creates a user and returns its API token (shown once). Names are never
     /// reused, not even a revoked user's: the audit log names actors by name.
@@ -74,13 +111,22 @@ impl App {
         Ok(token)
     }
 
-    /// The user and role behind an API token; `None` for an unknown or revoked token.
+    /// The user and role behind an API token; `None` for an unknown or revoked token
+    /// (see [`TokenCache`]).
     pub fn authenticate(&self, token: &str) -> Result<Option<(String, Role)>> {
-        Ok(self
+        let hash = auth::hash_secret(token);
+        if let Some(known) = self.tokens_seen.get(&hash) {
+            return Ok(Some(known));
+        }
+        let found = self
             .store
-            .user_by_token_hash(&auth::hash_secret(token))?
+            .user_by_token_hash(&hash)?
             .filter(|u| !u.revoked)
-            .and_then(|u| Role::parse(&u.role).map(|r| (u.name, r))))
+            .and_then(|u| Role::parse(&u.role).map(|r| (u.name, r)));
+        if let Some((name, role)) = &found {
+            self.tokens_seen.put(hash, name, *role);
+        }
+        Ok(found)
     }
 
     /// Every user, by name.
@@ -120,6 +166,7 @@ impl App {
         }
         u.revoked = true;
         self.store.put_user(&u)?;
+        self.tokens_seen.clear();
         let ended = self.store.delete_sessions(&mut |s| s.user != name)?;
         self.audit(
             actor,

@@ -193,6 +193,7 @@ impl App {
         u.password_hash = Some(phc);
         u.password_changed_at_ms = self.clock.now_ms();
         self.store.put_user(&u)?;
+        self.tokens_seen.clear();
         let ended = self.store.delete_sessions(&mut |s| s.user != name)?;
         self.audit(
             actor,

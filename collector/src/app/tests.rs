@@ -444,16 +444,7 @@ fn a_renewal_through_one_collector_bounds_the_next_through_another() {
     // Two collectors on one store, each with its own (empty) local limiter: the
     // stored record decides.
     let d = tempfile::tempdir().unwrap();
-    let store: Arc<dyn crate::store::Store> =
-        Arc::new(SledStore::open(&d.path().join("db")).unwrap());
-    let two = [0, 1].map(|_| {
-        let ca = Ca::open_or_create(&d.path().join("ca")).unwrap();
-        let config = Config {
-            data_dir: d.path().to_path_buf(),
-            ..Config::default()
-        };
-        App::with_clock(store.clone(), ca, config, crate::clock::Clock::system()).unwrap()
-    });
+    let (store, two) = two_collectors(d.path());
     agent(&two[0], "ag-1", None, "");
     let key = rcgen::KeyPair::generate().unwrap();
     let csr = rcgen::CertificateParams::new(Vec::<String>::new())
@@ -475,4 +466,46 @@ fn a_renewal_through_one_collector_bounds_the_next_through_another() {
         renewed,
         "the refused renewal changed nothing"
     );
+}
+
+/// Two apps on one store under `dir`, as two collectors sharing a database.
+fn two_collectors(dir: &std::path::Path) -> (Arc<dyn crate::store::Store>, [App; 2]) {
+    let store: Arc<dyn crate::store::Store> = Arc::new(SledStore::open(&dir.join("db")).unwrap());
+    let two = [0, 1].map(|_| {
+        let ca = Ca::open_or_create(&dir.join("ca")).unwrap();
+        let config = Config {
+            data_dir: dir.to_path_buf(),
+            ..Config::default()
+        };
+        App::with_clock(store.clone(), ca, config, crate::clock::Clock::system()).unwrap()
+    });
+    (store, two)
+}
+
+#[test]
+fn a_revoked_token_is_refused_here_at_once_and_by_another_collector_within_the_ttl() {
+    let d = tempfile::tempdir().unwrap();
+    let (_, two) = two_collectors(d.path());
+    let token = two[0]
+        .add_user("pipe", crate::auth::Role::Provisioner, "root")
+        .unwrap();
+    for app in &two {
+        assert_eq!(
+            app.authenticate(&token).unwrap().map(|(n, _)| n).as_deref(),
+            Some("pipe")
+        );
+    }
+    two[0].revoke_user("pipe", "root").unwrap();
+    assert!(
+        two[0].authenticate(&token).unwrap().is_none(),
+        "refused at once where it was revoked"
+    );
+    let since = std::time::Instant::now();
+    while two[1].authenticate(&token).unwrap().is_some() {
+        assert!(
+            since.elapsed() < super::accounts::TOKEN_TTL + std::time::Duration::from_secs(1),
+            "the other collector still takes the revoked token"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
