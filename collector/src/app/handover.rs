@@ -10,11 +10,7 @@ use crate::store::{AgentRecord, ScanRecord};
 /// reading. An instance ID names at most one live agent (enrollment refuses a
 /// second); should stored data hold two, the answer is a conflict, never a guess.
 fn pick<T>(id: &str, by_id: Option<T>, mut by_instance: Vec<T>) -> Result<T> {
-    if id.starts_with("ag-") {
-        if let Some(a) = by_id {
-            return Ok(a);
-        }
-    } else if by_instance.is_empty() {
+    if id.starts_with("ag-") || by_instance.is_empty() {
         if let Some(a) = by_id {
             return Ok(a);
         }
@@ -107,5 +103,35 @@ impl App {
         self.sync_store()?;
         self.metrics.released();
         Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_id_names_the_agent_the_gate_reads() {
+        let pick = |id: &str, by_id: Option<&'static str>, inst: &[&'static str]| {
+            pick(id, by_id, inst.to_vec()).map_err(|e| e.to_string())
+        };
+        assert_eq!(pick("ag-1", Some("A"), &["B"]), Ok("A"), "our IDs first");
+        assert_eq!(
+            pick("i-1", Some("A"), &["B"]),
+            Ok("B"),
+            "instance IDs first"
+        );
+        assert_eq!(pick("i-1", Some("A"), &[]), Ok("A"));
+        assert_eq!(pick("ag-1", None, &["B"]), Ok("B"));
+        assert!(pick("i-1", None, &["B", "C"])
+            .unwrap_err()
+            .contains("claimed by 2 agents"));
+        assert!(
+            pick("ag-1", Some("A"), &["B", "C"]).is_ok(),
+            "an agent ID is exact"
+        );
+        assert!(pick("x", None, &[])
+            .unwrap_err()
+            .contains("agent or instance x"));
     }
 }
