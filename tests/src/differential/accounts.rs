@@ -68,7 +68,6 @@ const NUMBERS: &[&str] = &[
     "30\u{b}",
 ];
 
-
 /// INACTIVE values in /etc/default/useradd.
 const INACTIVE: &[&str] = &[
     "30",
