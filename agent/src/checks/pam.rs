@@ -86,14 +86,12 @@ pub enum Check {
     },
     /// Every pam_unix.so password line of `service` hashes new passwords with one of
     /// `allowed` (pam_unix's names: `yescrypt`, `sha512`, …): the last algorithm
-    /// argument on the line, else, with `login_defs`, login.defs' ENCRYPT_METHOD,
-    /// else DES (see [`hash`]). There must be at least one such line.
+    /// argument on the line, else login.defs' ENCRYPT_METHOD, else DES (see
+    /// [`hash`]). There must be at least one such line.
     #[serde(rename = "pam.unix_hash")]
     UnixHash {
         service: String,
         allowed: Vec<String>,
-        #[serde(default)]
-        login_defs: bool,
     },
     /// libpam's walk of `service`'s auth stack, with pam_faillock's tally, locks an
     /// account (with `root`, root's) after at most `max_failures` wrong passwords
@@ -316,11 +314,7 @@ impl Check {
                 out.evidence.extend(notes);
                 out
             }
-            Check::UnixHash {
-                service,
-                allowed,
-                login_defs,
-            } => {
+            Check::UnixHash { service, allowed } => {
                 let st = stack(facts, service)?;
                 let lines = st.module_lines("pam_unix.so", Some("password"));
                 if lines.is_empty() {
@@ -332,7 +326,7 @@ impl Check {
                 let mut failures = Vec::new();
                 let mut found = Vec::new();
                 for l in lines {
-                    let (alg, why) = hash::algorithm(facts, l, *login_defs)?;
+                    let (alg, why) = hash::algorithm(facts, l)?;
                     let text = format!("{}: hashes with {alg} ({why})", describe_line(l));
                     if allowed.contains(&alg) {
                         found.push(text);

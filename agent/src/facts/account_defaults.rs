@@ -36,18 +36,26 @@ pub fn login_defs_pam_key(facts: &Facts, key: &str) -> Result<Option<(usize, Str
         .and_then(|t| search_key(t, key)))
 }
 
-/// The first line of `text` naming `key` (case-insensitive) and its value, as
-/// `pam_modutil_search_key` reads login.defs: `#` starts a comment, the key ends at a
-/// blank or `=`, and blanks and `=` before the value are skipped.
+/// The first line of `text` naming `key` (ASCII case-insensitive) and its value, as
+/// `pam_modutil_search_key` reads login.defs: a line ends at a newline only (a NUL
+/// ends its text; a carriage return stays in it), `#` starts a comment, C's blanks
+/// (`isspace`: a vertical tab or form feed is one, a no-break space is not) before
+/// the key are skipped, the key ends at a space, a tab or `=`, and C's blanks and
+/// `=` before the value are skipped.
 fn search_key(text: &str, key: &str) -> Option<(usize, String)> {
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.split('#').next().unwrap_or_default().trim_start();
+    for (i, raw) in text.split('\n').enumerate() {
+        let raw = raw.split('\0').next().unwrap_or_default();
+        let line = raw
+            .split('#')
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches(is_c_space);
         if line.is_empty() {
             continue;
         }
         let end = line.find([' ', '\t', '=']).unwrap_or(line.len());
         if line[..end].eq_ignore_ascii_case(key) {
-            let rest = line[end..].trim_start_matches([' ', '\t', '=']);
+            let rest = line[end..].trim_start_matches(|c| is_c_space(c) || c == '=');
             return Some((i + 1, rest.to_string()));
         }
     }
@@ -229,6 +237,31 @@ mod tests {
         assert_eq!(search_key(t, "ENCRYPT_METHOD"), Some((2, "md5 ".into())));
         assert_eq!(search_key("", "ENCRYPT_METHOD"), None);
         assert_eq!(search_key("=\n==x\n", "ENCRYPT_METHOD"), None);
+    }
+
+    #[test]
+    fn pam_search_key_blanks_are_c_blanks() {
+        let k = "ENCRYPT_METHOD";
+        let t = "\u{a0}ENCRYPT_METHOD SHA512\nENCRYPT_METHOD MD5\n";
+        assert_eq!(search_key(t, k), Some((2, "MD5".into())));
+        assert_eq!(
+            search_key("\u{b}ENCRYPT_METHOD SHA512\n", k),
+            Some((1, "SHA512".into()))
+        );
+        assert_eq!(
+            search_key("ENCRYPT_METHOD \u{c}=SHA512\n", k),
+            Some((1, "SHA512".into()))
+        );
+        let t = "ENCRYPT_METHOD\r\nENCRYPT_METHOD SHA512\r\n";
+        assert_eq!(search_key(t, k), Some((2, "SHA512\r".into())));
+        assert_eq!(
+            search_key("ENCRYPT_METHOD \r\n", k),
+            Some((1, String::new()))
+        );
+        assert_eq!(
+            search_key("ENCRYPT\0_METHOD MD5\nENCRYPT_METHOD YESCRYPT\n", k),
+            Some((2, "YESCRYPT".into()))
+        );
     }
     use super::*;
 

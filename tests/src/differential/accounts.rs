@@ -21,6 +21,7 @@
 //! ENCRYPT_METHOD, pam_umask's UMASK) — other readers with other rules; UMASK is left
 //! to a later family.
 
+use super::login_defs::{GAPS, METHODS};
 use super::{agent_facts, for_benchmark, per_benchmark, Rng, RootCopy, Settings, Tally};
 
 /// The keys generated in login.defs (PASS_MIN_DAYS only as noise between them).
@@ -67,25 +68,6 @@ const NUMBERS: &[&str] = &[
     "30\u{b}",
 ];
 
-const METHODS: &[&str] = &[
-    "SHA512",
-    "YESCRYPT",
-    "SHA256",
-    "MD5",
-    "DES",
-    "BCRYPT",
-    "sha512",
-    "Sha512",
-    "yescrypt",
-    "\"SHA512\"",
-    "SHA512 # strong",
-    "SHA512#",
-    "\"YESCRYPT\" # comment",
-    "SHA-512",
-    "",
-    "SHA512\u{a0}",
-];
-
 /// INACTIVE values in /etc/default/useradd.
 const INACTIVE: &[&str] = &[
     "30",
@@ -109,9 +91,6 @@ const INACTIVE: &[&str] = &[
     "99999999999",
     "1e1",
 ];
-
-/// What spaces between a login.defs key and its value become.
-const GAPS: &[&str] = &[" ", "\t", "  \t ", "\t\"", " \" "];
 
 fn login_defs_line(rng: &mut Rng) -> String {
     let key = *rng.pick(KEYS);

@@ -22,6 +22,7 @@
 pub mod accounts;
 pub mod journald;
 pub mod limits;
+pub mod login_defs;
 pub mod modules;
 pub mod mounts;
 pub mod packages;

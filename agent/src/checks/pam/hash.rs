@@ -1,8 +1,11 @@
-//! The algorithm pam_unix hashes new passwords with, as Linux-PAM 1.5 decides it:
-//! the last algorithm argument on the module line (an argument names the first
-//! algorithm it starts with, case-sensitive), else login.defs' `ENCRYPT_METHOD` (the
-//! first line naming it, as `pam_modutil_search_key` reads it; its value names the
-//! first algorithm it starts with, case-insensitive: `BCRYPT` names none), else DES.
+//! The algorithm pam_unix hashes new passwords with, as Linux-PAM (1.4 to 1.5)
+//! decides it: the last algorithm argument on the module line (an argument names the
+//! first algorithm it starts with, case-sensitive; `des` is one), else login.defs'
+//! `ENCRYPT_METHOD` (the first line naming it, as `pam_modutil_search_key` reads it;
+//! its value names the first algorithm it starts with, case-insensitive: `BCRYPT`
+//! names none), else DES. RHEL 9's and Amazon Linux 2023's Linux-PAM 1.5.1 has the
+//! same code as Debian's and Ubuntu's; if it is built with libeconf, that library
+//! reads login.defs instead, which this does not model.
 
 use crate::facts::account_defaults::login_defs_pam_key;
 use crate::facts::pam::PamLine;
@@ -15,17 +18,14 @@ const ALGORITHMS: &[&str] = &[
     "sha256",
     "sha512",
     "blowfish",
+    "des",
     "gost_yescrypt",
     "yescrypt",
 ];
 
 /// The algorithm of one pam_unix line (lower case, pam_unix's argument names) and
 /// where it comes from.
-pub fn algorithm(
-    facts: &Facts,
-    line: &PamLine,
-    login_defs: bool,
-) -> Result<(String, String), FactError> {
+pub fn algorithm(facts: &Facts, line: &PamLine) -> Result<(String, String), FactError> {
     let named = |v: &str| ALGORITHMS.iter().find(|a| v.starts_with(*a)).copied();
     if let Some((arg, alg)) = line
         .args
@@ -36,12 +36,6 @@ pub fn algorithm(
         return Ok((
             alg.to_string(),
             format!("the last algorithm argument, {arg}"),
-        ));
-    }
-    if !login_defs {
-        return Ok((
-            "des".into(),
-            "no algorithm argument: pam_unix's default, DES".into(),
         ));
     }
     let path = "/etc/login.defs";

@@ -3,7 +3,10 @@
 //! pam_unix's hash) and the files the modules read, built from the CIS layout and
 //! mutated from a seed: controls and jumps, lines dropped, moved or added, includes
 //! of files that are missing, empty or links, `-` and case on the type, bracketed
-//! arguments, comments and continuations, /usr/lib/pam.d instead of /etc/pam.d.
+//! arguments, comments and continuations, /usr/lib/pam.d instead of /etc/pam.d;
+//! and /etc/login.defs' ENCRYPT_METHOD, which pam_unix falls back to when its
+//! password line names no algorithm (missing, repeated, commented, in another case,
+//! quoted, after `=` or odd blanks, naming no algorithm).
 //!
 //! Every pam_unix line and every pam_faillock auth line carries `nodelay` (authsucc
 //! too: a mutated stack can reach it on a failure): no rule judges it and it changes
@@ -13,6 +16,7 @@
 //! it about 0.3 s). login.defs' FAIL_DELAY would not do: only pam_faildelay reads it,
 //! and these stacks do not call it.
 
+use super::super::login_defs::{GAPS, METHODS};
 use super::super::{Placed, Rng, RootCopy};
 
 /// One module line before it is written out.
@@ -110,7 +114,87 @@ const HASHES: &[&[&str]] = &[
     &["yescrypt", "md5"],
     &["md5", "yescrypt"],
     &["[sha512]"],
+    &[],
+    &[],
+    &[],
+    &["DES"],
+    &["des"],
+    &["sha512", "des"],
 ];
+
+/// ENCRYPT_METHOD values beyond the shared [`METHODS`] that only pam_unix's reading
+/// tells apart: its other algorithm names (a value names the first one it starts
+/// with, case-insensitive) and near misses.
+const PAM_METHODS: &[&str] = &[
+    "BLOWFISH",
+    "GOST_YESCRYPT",
+    "des",
+    "BIGCRYPT",
+    "md5crypt",
+    "SHA512x",
+    "YESCRYPT\u{b}",
+    "NONE",
+];
+
+/// Separators beyond the shared [`GAPS`]: `=` (which pam_modutil_search_key skips
+/// like a blank) and the blanks C's `isspace` counts that are not a space or a tab.
+const PAM_GAPS: &[&str] = &["=", " = ", "==", "\u{b}", " \u{c}", "\r"];
+
+const KEY: &str = "ENCRYPT_METHOD";
+
+/// One ENCRYPT_METHOD line (without its newline).
+fn encrypt_method_line(rng: &mut Rng) -> String {
+    let value = if rng.chance(70) {
+        *rng.pick(METHODS)
+    } else {
+        *rng.pick(PAM_METHODS)
+    };
+    let gap = if rng.chance(60) {
+        *rng.pick(GAPS)
+    } else {
+        *rng.pick(PAM_GAPS)
+    };
+    match rng.below(14) {
+        0 => format!("# {KEY} {value}"),
+        1 => format!("{}{gap}{value}", KEY.to_lowercase()),
+        2 => format!("Encrypt_Method{gap}{value}"),
+        3 => format!("  {KEY}{gap}{value}"),
+        4 => format!("{KEY}{gap}{value}\r"),
+        5 => format!("{KEY}\r"),
+        6 => KEY.to_string(),
+        7 => format!("\u{a0}{KEY}{gap}{value}"),
+        8 => format!("\u{b}{KEY}{gap}{value}"),
+        9 => format!("{KEY}{gap}{value}   "),
+        10 => format!("{KEY}X{gap}{value}"),
+        _ => format!("{KEY}{gap}{value}"),
+    }
+}
+
+/// /etc/login.defs with 0 to 3 ENCRYPT_METHOD lines among settings no module of
+/// these stacks reads (pam_unix reads SHA_CRYPT_MAX_ROUNDS only with a SHA method from
+/// login.defs, and it is never written: its rounds change no hash prefix), or no file.
+fn login_defs(rng: &mut Rng, copy: &RootCopy) -> String {
+    let path = "/etc/login.defs";
+    if rng.chance(10) {
+        copy.remove(path);
+        return format!("{path}: (missing)\n");
+    }
+    let mut lines: Vec<String> = ["# login.defs", "PASS_MAX_DAYS\t99999", "UMASK\t\t022"]
+        .iter()
+        .map(|l| l.to_string())
+        .collect();
+    for _ in 0..rng.below(4) {
+        let at = rng.below(lines.len() + 1);
+        lines.insert(at, encrypt_method_line(rng));
+    }
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    copy.write(path, &text);
+    let shown: String = lines
+        .iter()
+        .map(|l| format!("{}\n", l.escape_debug()))
+        .collect();
+    format!("{path} (escaped):\n{shown}")
+}
 
 /// The auth stack: the CIS faillock layout (70%) or Debian's default.
 fn auth(rng: &mut Rng) -> Vec<Line> {
@@ -377,5 +461,6 @@ pub fn generate(rng: &mut Rng, copy: &RootCopy) -> String {
         "/etc/security/pwhistory.conf",
         &["remember = 24", "remember = 3", "enforce_for_root"],
     );
+    desc += &login_defs(rng, copy);
     desc
 }

@@ -20,7 +20,9 @@
 //!   `pam_pwhistory_enabled` passes exactly when alice's old password is refused;
 //!   `pwhistory_remember` exactly when it is and pam_pwhistory keeps at least 24;
 //!   `pwhistory_enforce_for_root` exactly when root's old password is refused;
-//!   `pam_unix_strong_hash` exactly when alice's new hash is yescrypt or SHA-512;
+//!   `pam_unix_strong_hash` exactly when alice's new hash is yescrypt or SHA-512
+//!   (also where the password line names no algorithm and pam_unix takes
+//!   login.defs' ENCRYPT_METHOD: the run counts those configurations);
 //! - `pam_unix_no_nullok` passes exactly when carol's empty password is refused (the
 //!   generated `nullok` sits in common-auth, on lines some paths reach and others
 //!   not), where alice's right password authenticates; where it does not, the rule
@@ -254,16 +256,28 @@ pub fn run(original: &Path, settings: Settings) -> Tally {
         .any(|p| copy.path(p).exists());
     let mut rng = Rng::new(settings.seed ^ 0x5041_4d53);
     let mut tally = Tally::new("pam", settings);
+    // Configurations whose new hash pam_unix took from login.defs' ENCRYPT_METHOD
+    // (alice's change wrote a hash and the line names no algorithm).
+    let mut fallback = 0;
     while tally.more() {
         let desc = generate::generate(&mut rng, &copy);
         oracle::reset(&copy, &accounts);
         match oracle::run(&copy) {
             Ok(t) => {
                 let what: String = match agent(&copy, SERVICES) {
-                    Ok(answers) => answers
-                        .iter()
-                        .map(|(b, a)| for_benchmark(b, &compare(&t, a, pwquality_installed)))
-                        .collect(),
+                    Ok(answers) => {
+                        let from_defs = answers.first().is_some_and(|(_, a)| {
+                            a.evidence("pam_unix_strong_hash")
+                                .contains("no algorithm argument")
+                        });
+                        if from_defs && t.changed.get("alice") == Some(&true) {
+                            fallback += 1;
+                        }
+                        answers
+                            .iter()
+                            .map(|(b, a)| for_benchmark(b, &compare(&t, a, pwquality_installed)))
+                            .collect()
+                    }
                     Err(e) => e,
                 };
                 if !what.is_empty() {
@@ -274,5 +288,8 @@ pub fn run(original: &Path, settings: Settings) -> Tally {
         }
         tally.compared += 1;
     }
+    let line = format!("differential pam: {fallback} new hash(es) from login.defs' ENCRYPT_METHOD");
+    println!("{line}");
+    eprintln!("{line}");
     tally
 }
