@@ -7,9 +7,12 @@
 //! The files are deb822 stanzas as dpkg parses them: separated by empty lines (a
 //! line of spaces continues the field before it), field names in any case and
 //! followed by a colon (spaces before it allowed), values continued on lines that
-//! start with a space or a tab. A package name is folded to lower case, as dpkg
-//! stores it; the `Status` words (`want flag status`) are read in any case and on
-//! any lines, each the first of dpkg's names it starts with. What dpkg refuses to
+//! start with a space (any of C's spaces). A field's value is what dpkg hands its
+//! parser: the spaces after the colon skipped on the first line only (a `Status` or
+//! `Package` that starts on the next line is refused), trailing spaces trimmed. A
+//! package name is folded to lower case, as dpkg stores it; the `Status` words
+//! (`want flag status`) are read in any case, the first at the value's start and
+//! the others on any lines, each the first of dpkg's names it starts with. What dpkg refuses to
 //! read is an error here too, naming the file, the stanza and the field:
 //! - the syntax: a line that is not a field, a field name that starts with `-` or is
 //!   one character long, a field given twice in a stanza, a last line without its
@@ -22,11 +25,18 @@
 //!   `Config-Version` in state `installed`, `triggers-pending` or `not-installed`;
 //!   triggers awaited or pending in a state that cannot have them, or the
 //!   `triggers-awaited`/`triggers-pending` state without them;
+//! - the other fields dpkg parses, checked by [`super::dpkg_fields`]: relationship
+//!   fields, `Conffiles`, `Essential`, `Protected`, `Priority`, archive fields, trigger
+//!   names;
 //! - instances of one name that cannot be installed together: dpkg counts a name's
 //!   instances that are not `not-installed`, and refuses two that are not
 //!   `Multi-Arch: same`, or one that is beside one that is not (in the status file
 //!   the stanza read is counted; in an update file the database before it);
 //! - update files whose names differ in length.
+//!
+//! The obsolete `Revision` fields (`Package-Revision`, `Package_Revision`) after
+//! `Version` are appended to it as its revision, as dpkg does (one with a hyphen is
+//! refused: dpkg keeps it whole as the revision, which a version string cannot say).
 //!
 //! The status file holds an instance per architecture: a later stanza for the same
 //! name and architecture replaces the earlier one (dpkg does, when the counts allow
