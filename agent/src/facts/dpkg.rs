@@ -7,9 +7,12 @@
 //! The files are deb822 stanzas as dpkg parses them: separated by empty lines (a
 //! line of spaces continues the field before it), field names in any case and
 //! followed by a colon (spaces before it allowed), values continued on lines that
-//! start with a space or a tab. A package name is folded to lower case, as dpkg
-//! stores it; the `Status` words (`want flag status`) are read in any case and on
-//! any lines, each the first of dpkg's names it starts with. What dpkg refuses to
+//! start with a space (any of C's spaces). A field's value is what dpkg hands its
+//! parser: the spaces after the colon skipped on the first line only (a `Status` or
+//! `Package` that starts on the next line is refused), trailing spaces trimmed. A
+//! package name is folded to lower case, as dpkg stores it; the `Status` words
+//! (`want flag status`) are read in any case, the first at the value's start and
+//! the others on any lines, each the first of dpkg's names it starts with. What dpkg refuses to
 //! read is an error here too, naming the file, the stanza and the field:
 //! - the syntax: a line that is not a field, a field name that starts with `-` or is
 //!   one character long, a field given twice in a stanza, a last line without its
@@ -22,11 +25,18 @@
 //!   `Config-Version` in state `installed`, `triggers-pending` or `not-installed`;
 //!   triggers awaited or pending in a state that cannot have them, or the
 //!   `triggers-awaited`/`triggers-pending` state without them;
+//! - the other fields dpkg parses, checked by [`super::dpkg_fields`]: relationship
+//!   fields, `Conffiles`, `Essential`, `Protected`, `Priority`, archive fields, trigger
+//!   names;
 //! - instances of one name that cannot be installed together: dpkg counts a name's
 //!   instances that are not `not-installed`, and refuses two that are not
 //!   `Multi-Arch: same`, or one that is beside one that is not (in the status file
 //!   the stanza read is counted; in an update file the database before it);
 //! - update files whose names differ in length.
+//!
+//! The obsolete `Revision` fields (`Package-Revision`, `Package_Revision`) after
+//! `Version` are appended to it as its revision, as dpkg does (one with a hyphen is
+//! refused: dpkg keeps it whole as the revision, which a version string cannot say).
 //!
 //! The status file holds an instance per architecture: a later stanza for the same
 //! name and architecture replaces the earlier one (dpkg does, when the counts allow
@@ -50,6 +60,7 @@
 //! present instance of another architecture older than that (or of no version)
 //! decides `pkg.min_version` (see [`super::packages`]).
 
+use super::dpkg_fields::{self, choice, is_space, package_name_error, trigger_words};
 use super::dpkg_version::check_version;
 pub use super::dpkg_version::compare_versions;
 use super::file::FileKind;
@@ -287,7 +298,7 @@ fn stanzas(text: &str) -> Result<Vec<(usize, Stanza)>, String> {
             }
             continue;
         }
-        if line.starts_with([' ', '\t']) {
+        if line.starts_with(is_space) {
             match cur.last_mut() {
                 Some((_, v)) => {
                     v.push('\n');
@@ -330,11 +341,6 @@ fn stanzas(text: &str) -> Result<Vec<(usize, Stanza)>, String> {
     Ok(out)
 }
 
-/// dpkg's spaces (C's isspace), which end a field name and separate words.
-fn is_space(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c')
-}
-
 /// dpkg's states, in its order.
 const STATES: [&str; 8] = [
     "not-installed",
@@ -353,25 +359,27 @@ fn instance(stanza: &Stanza) -> Result<Instance, String> {
         stanza
             .iter()
             .find(|(k, _)| k == f)
-            .map(|(_, v)| v.trim_matches(is_space))
+            .map(|(_, v)| dpkg_fields::value(v))
     };
     let name = field("package").ok_or("no Package field")?;
-    let legal = name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-+._".contains(c));
-    if !legal {
-        return Err(format!("Package `{name}` is not a valid package name"));
+    if let Some(e) = package_name_error(name) {
+        return Err(format!(
+            "Package `{}` is not a valid package name: {e}",
+            name.escape_debug()
+        ));
     }
     let name = name.to_ascii_lowercase();
     let at = |e: String| format!("package {name}: {e}");
+    for (k, v) in stanza {
+        dpkg_fields::check(k, dpkg_fields::value(v)).map_err(at)?;
+    }
     let (reinstreq, st) = match field("status") {
         Some(s) => status(s).map_err(at)?,
         None => (false, 0),
     };
     let state_name = STATES[st];
     if let Some(v) = field("version") {
-        check_version(v).map_err(|e| at(format!("Version `{v}`: {e}")))?;
+        check_version(v).map_err(|e| at(format!("Version `{}`: {e}", v.escape_debug())))?;
     } else if !matches!(state_name, "not-installed" | "half-installed") {
         return Err(at(format!(
             "no Version field, which dpkg requires in state {state_name}"
@@ -381,14 +389,14 @@ fn instance(stanza: &Stanza) -> Result<Instance, String> {
     let multi = field("multi-arch").unwrap_or("");
     let multi_same = !multi.is_empty()
         && choice(multi, &["no", "same", "allowed", "foreign"], true)
-            .map_err(|e| at(format!("Multi-Arch `{multi}`: {e}")))?
+            .map_err(|e| at(format!("Multi-Arch `{}`: {e}", multi.escape_debug())))?
             .0
             == "same";
     if multi_same && (arch.is_empty() || arch == "all") {
         return Err(at(format!("Multi-Arch: same with architecture `{arch}`")));
     }
     if let Some(v) = field("config-version") {
-        check_version(v).map_err(|e| at(format!("Config-Version `{v}`: {e}")))?;
+        check_version(v).map_err(|e| at(format!("Config-Version `{}`: {e}", v.escape_debug())))?;
         if matches!(
             state_name,
             "installed" | "triggers-pending" | "not-installed"
@@ -396,21 +404,8 @@ fn instance(stanza: &Stanza) -> Result<Instance, String> {
             return Err(at(format!("a Config-Version field in state {state_name}")));
         }
     }
-    let words = |f: &str| -> Result<usize, String> {
-        let w: Vec<&str> = field(f)
-            .unwrap_or("")
-            .split(is_space)
-            .filter(|w| !w.is_empty())
-            .collect();
-        match w.iter().enumerate().find(|&(i, x)| w[..i].contains(x)) {
-            Some((_, x)) => Err(at(format!("`{x}` twice in {f}"))),
-            None => Ok(w.len()),
-        }
-    };
-    let (awaited, pending) = (
-        words("triggers-awaited")? > 0,
-        words("triggers-pending")? > 0,
-    );
+    let words = |f: &str| trigger_words(field(f).unwrap_or("")).count();
+    let (awaited, pending) = (words("triggers-awaited") > 0, words("triggers-pending") > 0);
     let wrong = if awaited && !(2..=5).contains(&st) {
         Some("triggers awaited")
     } else if !awaited && state_name == "triggers-awaited" {
@@ -437,7 +432,7 @@ fn instance(stanza: &Stanza) -> Result<Instance, String> {
     };
     Ok(Instance {
         arch: arch.to_string(),
-        version: field("version").map(String::from),
+        version: revised(stanza).map_err(at)?,
         multi_same,
         not_installed: st == 0,
         name,
@@ -445,30 +440,41 @@ fn instance(stanza: &Stanza) -> Result<Instance, String> {
     })
 }
 
-/// dpkg's reading of a word among `names`: the first name `s` starts with, in any
-/// case, then spaces; with `last`, nothing may follow. The name and the rest.
-fn choice<'a>(
-    s: &'a str,
-    names: &[&'static str],
-    last: bool,
-) -> Result<(&'static str, &'a str), String> {
-    let found = names
-        .iter()
-        .find(|n| s.get(..n.len()).is_some_and(|p| p.eq_ignore_ascii_case(n)));
-    let Some(&n) = found else {
-        return Err(format!("not one of {}", names.join(", ")));
-    };
-    let rest = s[n.len()..].trim_start_matches(is_space);
-    if last && !rest.is_empty() {
-        return Err(format!("`{rest}` after `{n}`"));
+/// The version dpkg gives the stanza: `Version`, with the value of each obsolete
+/// `Revision` (`Package-Revision`, `Package_Revision`) field after it appended as the
+/// revision (the version's own revision moves into the upstream part). A revision
+/// with a hyphen is refused: dpkg keeps it whole, which the agent's version strings
+/// cannot say.
+fn revised(stanza: &Stanza) -> Result<Option<String>, String> {
+    let mut version: Option<String> = None;
+    for (k, v) in stanza {
+        let v = dpkg_fields::value(v);
+        match k.as_str() {
+            "version" => version = Some(v.to_string()),
+            "revision" | "package-revision" | "package_revision" if !v.is_empty() => {
+                if v.contains('-') {
+                    return Err(format!("an obsolete {k} field `{}` with a hyphen, which dpkg would keep whole in the revision; the agent cannot order such a version as dpkg does", v.escape_debug()));
+                }
+                if let Some(ver) = &mut version {
+                    ver.push('-');
+                    ver.push_str(v);
+                }
+            }
+            _ => {}
+        }
     }
-    Ok((n, rest))
+    Ok(version)
 }
 
 /// A `Status: want flag status` value: whether flagged reinstreq, and the state's
 /// index in [`STATES`].
 fn status(value: &str) -> Result<(bool, usize), String> {
-    let bad = |e: String| format!("Status `{value}` is not `want flag status`: {e}");
+    let bad = |e: String| {
+        format!(
+            "Status `{}` is not `want flag status`: {e}",
+            value.escape_debug()
+        )
+    };
     let (_, rest) = choice(
         value,
         &["unknown", "install", "hold", "deinstall", "purge"],

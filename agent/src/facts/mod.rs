@@ -17,6 +17,7 @@ pub mod chrony;
 pub mod crypto_policies;
 pub mod dnf;
 pub mod dpkg;
+pub mod dpkg_fields;
 pub mod dpkg_version;
 pub mod firewall;
 pub mod firewalld;

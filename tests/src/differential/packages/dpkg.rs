@@ -19,7 +19,11 @@
 //!
 //! Some configurations are databases dpkg-query refuses (it exits 2): a stanza
 //! without the Version its state needs, triggers with no Status, two architectures
-//! of a name not both Multi-Arch: same, an update that adds one beside several. The
+//! of a name not both Multi-Arch: same, an update that adds one beside several, and
+//! the fields of [`super::dpkg_fields`] (relationships, Conffiles, Essential,
+//! Protected, Priority, archive fields, trigger names, Status on its next line) that
+//! dpkg cannot parse; the same fields well-formed, the obsolete `Revision` fields and
+//! versions with non-ASCII characters are read. The
 //! agent must refuse them too: one it reads and in which it calls a package absent
 //! or recent enough is a difference (a false pass). `RAMPART_DIFF_SHOW_REFUSED=1`
 //! prints dpkg-query's error for each. Pending updates may name another
@@ -34,7 +38,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::super::{agent_facts, Rng, RootCopy, Settings, Tally};
-use super::{agent_args, compare, digits, version_part, Expected, Pair, State};
+use super::{agent_args, compare, digits, dpkg_fields, version_part, Expected, Pair, State};
 
 const WANTS: &[&str] = &[
     "unknown",
@@ -88,7 +92,7 @@ fn version(rng: &mut Rng) -> String {
             v += *rng.pick(&["+deb12u1", "~bpo1", "ubuntu1", ".1", "+b2", "~"]);
         }
     }
-    v
+    dpkg_fields::odd(rng, v)
 }
 
 /// A version near `v`: equal under dpkg's order, just above or just below, or another.
@@ -211,6 +215,7 @@ fn stanza(
         ]);
     }
     fields.push(("Description".to_string(), desc));
+    dpkg_fields::extra(rng, &mut fields, &self::version);
     // Any order (Package first most of the time, as dpkg writes it).
     if rng.chance(30) {
         for i in (1..fields.len()).rev() {

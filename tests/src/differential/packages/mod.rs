@@ -25,6 +25,7 @@
 //! name (kernels).
 
 pub mod dpkg;
+mod dpkg_fields;
 pub mod rpm;
 
 use std::collections::BTreeMap;
