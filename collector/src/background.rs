@@ -49,13 +49,13 @@ pub async fn run(app: Arc<App>, mut stop: tokio::sync::broadcast::Receiver<()>) 
 
 /// One pass of the loop at `now`; `since` is the previous pass.
 fn once(app: &App, now: DateTime<Utc>, since: DateTime<Utc>, retention: bool, fleet_metrics: bool) {
+    // Every collector says it is alive (its streams count as connected) and learns
+    // how many share the deployment's rates: first, so that slow work cannot delay it.
+    app.heartbeat();
     // Every collector's own `/metrics`: at start, then every minute.
     if fleet_metrics {
         app.refresh_fleet_metrics();
     }
-    // Every collector says it is alive (its streams count as connected) and learns
-    // how many share the deployment's rates.
-    app.heartbeat();
     // Once for every collector sharing the store: where the lease is.
     if !app.take_lead() {
         return;

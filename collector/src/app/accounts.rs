@@ -28,29 +28,46 @@ const TOKENS_KEPT: usize = 10_000;
 /// that a pipeline polling the handover gate, or a page of calls, costs the store
 /// one read per token and period. Unknown and revoked tokens are never kept.
 #[derive(Default)]
-pub struct TokenCache(
-    std::sync::Mutex<std::collections::HashMap<String, (String, Role, std::time::Instant)>>,
-);
+pub struct TokenCache(std::sync::Mutex<Tokens>);
+
+/// The tokens kept, and how many times they were all forgotten.
+#[derive(Default)]
+struct Tokens {
+    by_hash: std::collections::HashMap<String, (String, Role, std::time::Instant)>,
+    cleared: u64,
+}
 
 impl TokenCache {
-    fn get(&self, hash: &str) -> Option<(String, Role)> {
+    /// The token's user and role if kept and fresh; otherwise the clear count to
+    /// hand [`TokenCache::put`] with what the store says.
+    fn get(&self, hash: &str) -> std::result::Result<(String, Role), u64> {
         let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        m.get(hash)
+        m.by_hash
+            .get(hash)
             .filter(|(.., at)| at.elapsed() < TOKEN_TTL)
             .map(|(name, role, _)| (name.clone(), *role))
+            .ok_or(m.cleared)
     }
 
-    fn put(&self, hash: String, name: &str, role: Role) {
+    /// Keeps what the store said, unless the tokens were forgotten since it was
+    /// asked (`cleared` from [`TokenCache::get`]): a change made meanwhile wins.
+    fn put(&self, cleared: u64, hash: String, name: &str, role: Role) {
         let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if m.len() >= TOKENS_KEPT {
-            m.clear();
+        if m.cleared != cleared {
+            return;
         }
-        m.insert(hash, (name.to_string(), role, std::time::Instant::now()));
+        if m.by_hash.len() >= TOKENS_KEPT {
+            m.by_hash.clear();
+        }
+        m.by_hash
+            .insert(hash, (name.to_string(), role, std::time::Instant::now()));
     }
 
     /// Forgets every token (a user changed here).
     pub fn clear(&self) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.by_hash.clear();
+        m.cleared += 1;
     }
 }
 
@@ -115,16 +132,17 @@ impl App {
     /// (see [`TokenCache`]).
     pub fn authenticate(&self, token: &str) -> Result<Option<(String, Role)>> {
         let hash = auth::hash_secret(token);
-        if let Some(known) = self.tokens_seen.get(&hash) {
-            return Ok(Some(known));
-        }
+        let cleared = match self.tokens_seen.get(&hash) {
+            Ok(known) => return Ok(Some(known)),
+            Err(cleared) => cleared,
+        };
         let found = self
             .store
             .user_by_token_hash(&hash)?
             .filter(|u| !u.revoked)
             .and_then(|u| Role::parse(&u.role).map(|r| (u.name, r)));
         if let Some((name, role)) = &found {
-            self.tokens_seen.put(hash, name, *role);
+            self.tokens_seen.put(cleared, hash, name, *role);
         }
         Ok(found)
     }

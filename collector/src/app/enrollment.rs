@@ -486,7 +486,8 @@ impl App {
         let written = self.store.update_agent(agent_id, &mut |a| {
             old_serial = a.cert_serial.clone();
             old_not_after_ms = a.cert_not_after_ms;
-            too_soon = a.renewed_at_ms > 0 && now - a.renewed_at_ms < interval_ms;
+            // A time ahead of this clock (another collector's) blocks nothing.
+            too_soon = a.renewed_at_ms > 0 && (0..interval_ms).contains(&(now - a.renewed_at_ms));
             if !a.revoked && !too_soon {
                 a.renewed_at_ms = now;
                 // The replaced certificate stays refused by every collector sharing

@@ -249,6 +249,36 @@ impl App {
         .is_ok())
     }
 
+    /// Refuses a sign-in when one of its `keys` (name, limit, words) has reached
+    /// its limit of failures in the window ending at `now`: every collector's, where
+    /// the store keeps them (`names` are the keys' names).
+    fn signin_bounded(
+        &self,
+        keys: &[(String, usize, &str)],
+        names: &[String],
+        now: i64,
+    ) -> Result<()> {
+        let shared = self.store.signin_failures(names, now - WINDOW_MS)?;
+        for (key, limit, what) in keys {
+            let times = match &shared {
+                Some(rows) => rows
+                    .iter()
+                    .filter(|(k, _)| k == key)
+                    .map(|(_, t)| *t)
+                    .collect(),
+                None => self.signin_failures.local(key),
+            };
+            if let Some(secs) = wait_secs(times, *limit, now) {
+                self.metrics.console_signin_failures.inc();
+                self.metrics.refused(crate::metrics::Limit::SigninRate);
+                return Err(AppError::Limited(format!(
+                    "too many failed sign-ins {what}; try again in {secs} s"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Signs a user in from `addr`: the new session's secret (for the cookie) and the
     /// user. `device` is the browser's device cookie, if it has one. Failed attempts
     /// are bounded (see the module's header); those against existing users audited.
@@ -285,31 +315,18 @@ impl App {
         };
         // Where collectors share the store, every collector's failures count.
         let names: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
-        let shared = self.store.signin_failures(&names, now - WINDOW_MS)?;
-        for (key, limit, what) in &keys {
-            let times = match &shared {
-                Some(rows) => rows
-                    .iter()
-                    .filter(|(k, _)| k == key)
-                    .map(|(_, t)| *t)
-                    .collect(),
-                None => self.signin_failures.local(key),
-            };
-            if let Some(secs) = wait_secs(times, *limit, now) {
-                self.metrics.console_signin_failures.inc();
-                self.metrics.refused(crate::metrics::Limit::SigninRate);
-                return Err(AppError::Limited(format!(
-                    "too many failed sign-ins {what}; try again in {secs} s"
-                )));
-            }
-        }
+        self.signin_bounded(&keys, &names, now)?;
         let user = if name_ok {
             self.store.user(name)?
         } else {
             None
         };
+        // Checked again once a hashing slot is ours, and a failure written before the
+        // slot is given back: attempts sent together overshoot the bound by at most
+        // the slots (per collector), not by all that waited for one.
+        let slot = self.signin_failures.slot()?;
+        self.signin_bounded(&keys, &names, self.clock.now_ms())?;
         let ok = {
-            let _slot = self.signin_failures.slot()?;
             let phc = user
                 .as_ref()
                 .and_then(|u| u.password_hash.as_deref())
@@ -327,6 +344,7 @@ impl App {
             for (key, ..) in keys {
                 self.signin_failures.record(key, now);
             }
+            drop(slot);
             self.metrics.console_signin_failures.inc();
             // Only attempts on real accounts reach the audit log: a stranger trying
             // names cannot grow it.
@@ -347,6 +365,7 @@ impl App {
             }
             return Err(AppError::Refused("wrong user name or password".into()));
         };
+        drop(slot);
         let cleared = format!("{}:{name}", if trusted { "device" } else { "user" });
         self.store.clear_signin_failures(&cleared)?;
         self.signin_failures.clear(&cleared);

@@ -564,7 +564,9 @@ impl Store for PgStore {
         for month in partitions::maintain(self, now_ms)? {
             tracing::info!(database = %self.target, month, "scans partitioned for the month");
         }
-        signin::forget_old(self, now_ms)?;
+        if let Err(e) = signin::forget_old(self, now_ms) {
+            tracing::warn!(database = %self.target, error = %e, "cannot forget old failed sign-ins");
+        }
         let gone = presence::forget_gone(self, now_ms)?;
         if gone > 0 {
             tracing::info!(database = %self.target, streams = gone, "streams of collectors gone silent removed");

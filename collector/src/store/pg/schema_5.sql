@@ -6,3 +6,4 @@ CREATE TABLE signin_failures (
     at_ms bigint NOT NULL
 );
 CREATE INDEX signin_failures_by_key ON signin_failures (key, at_ms);
+CREATE INDEX signin_failures_by_time ON signin_failures (at_ms);
