@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::facts::kv::{self, Setting};
+use crate::facts::kv::{self, is_c_space, Setting};
 use crate::facts::Fact;
 use crate::facts::{FactError, Facts};
 
@@ -183,11 +183,6 @@ pub fn shadow_long(text: &str) -> Option<i64> {
 /// The tools use their default for a value it refuses.
 pub fn getdef_num(text: &str) -> Option<i64> {
     shadow_long(text).filter(|n| i32::try_from(*n).is_ok())
-}
-
-/// C's `isspace` in the C locale.
-fn is_c_space(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\n' | '\u{b}' | '\u{c}' | '\r')
 }
 
 /// A value as evidence shows it: control characters and blanks other than a space

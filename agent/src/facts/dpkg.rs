@@ -60,10 +60,11 @@
 //! present instance of another architecture older than that (or of no version)
 //! decides `pkg.min_version` (see [`super::packages`]).
 
-use super::dpkg_fields::{self, choice, is_space, package_name_error, trigger_words};
+use super::dpkg_fields::{self, choice, package_name_error, trigger_words};
 use super::dpkg_version::check_version;
 pub use super::dpkg_version::compare_versions;
 use super::file::FileKind;
+use super::kv::is_c_space;
 use super::{FactError, Facts};
 
 /// dpkg's database of installed packages, inside the root.
@@ -298,7 +299,7 @@ fn stanzas(text: &str) -> Result<Vec<(usize, Stanza)>, String> {
             }
             continue;
         }
-        if line.starts_with(is_space) {
+        if line.starts_with(is_c_space) {
             match cur.last_mut() {
                 Some((_, v)) => {
                     v.push('\n');
@@ -310,10 +311,10 @@ fn stanzas(text: &str) -> Result<Vec<(usize, Stanza)>, String> {
         }
         // The name ends at a colon or a space; spaces may come before the colon.
         let end = line
-            .find(|c: char| c == ':' || is_space(c))
+            .find(|c: char| c == ':' || is_c_space(c))
             .unwrap_or(line.len());
         let name = &line[..end];
-        let Some(value) = line[end..].trim_start_matches(is_space).strip_prefix(':') else {
+        let Some(value) = line[end..].trim_start_matches(is_c_space).strip_prefix(':') else {
             return Err(format!("line {}: `{line}` is not a field", n + 1));
         };
         if name.is_empty() || name.starts_with('-') || name.len() < 2 {
@@ -321,7 +322,7 @@ fn stanzas(text: &str) -> Result<Vec<(usize, Stanza)>, String> {
         }
         let name = name.to_ascii_lowercase();
         // dpkg skips blanks and newlines to find a value: on the last line, none.
-        if n == last && value.trim_matches(is_space).is_empty() {
+        if n == last && value.trim_matches(is_c_space).is_empty() {
             return Err(format!(
                 "line {}: the file ends before the value of `{name}`",
                 n + 1

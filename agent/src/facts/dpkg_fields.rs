@@ -24,19 +24,15 @@
 //! only, the trailing ones trimmed ([`value`]).
 
 use super::dpkg_version::check_version;
-
-/// dpkg's spaces (C's isspace), which end a field name and separate words.
-pub fn is_space(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c')
-}
+use super::kv::is_c_space;
 
 /// The value dpkg hands to a field's parser: the spaces after the colon skipped up
 /// to the first line's end, the spaces at the end trimmed.
 pub fn value(raw: &str) -> &str {
     let start = raw
-        .find(|c: char| c == '\n' || !is_space(c))
+        .find(|c: char| c == '\n' || !is_c_space(c))
         .unwrap_or(raw.len());
-    raw[start..].trim_end_matches(is_space)
+    raw[start..].trim_end_matches(is_c_space)
 }
 
 /// dpkg's reading of a word among `names`: the first name `s` starts with, in any
@@ -52,7 +48,7 @@ pub fn choice<'a>(
     let Some(&n) = found else {
         return Err(format!("not one of {}", names.join(", ")));
     };
-    let rest = s[n.len()..].trim_start_matches(is_space);
+    let rest = s[n.len()..].trim_start_matches(is_c_space);
     if last && !rest.is_empty() {
         return Err(format!("`{rest}` after `{n}`"));
     }

@@ -3,6 +3,12 @@
 
 use super::{strip_comment, FactError, Facts};
 
+/// C's `isspace` in the C locale: a vertical tab and a form feed are blanks, a
+/// no-break space is not (how the C programs whose files we read split them).
+pub fn is_c_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\u{b}' | '\u{c}' | '\r')
+}
+
 /// One setting found in a configuration file, with where it was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Setting {
