@@ -151,6 +151,9 @@ export RAMPART_VM_IMAGE=$vm_image
 # The packaging, OCI and VM tests build the static programs with the release profile's
 # settings but no LTO (Cargo.toml, [profile.package-test]): minutes less per run.
 export RAMPART_RELEASE_PROFILE=${RAMPART_RELEASE_PROFILE:-package-test}
+# A run from a clean clone gains nothing from incremental compilation, whose caches
+# take gigabytes beside the target directory.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 # Formatting and lints first: they fail in seconds, before the long tests.
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
   rustup component add rustfmt clippy

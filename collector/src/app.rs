@@ -172,6 +172,8 @@ struct Live {
     end: Arc<StreamEnd>,
     /// A command could not be queued: the stream re-reads pending scans.
     resync: Arc<std::sync::atomic::AtomicBool>,
+    /// When it was attached (this collector's clock, ms).
+    since_ms: i64,
 }
 
 /// Tells a stream to end, and why.

@@ -368,12 +368,15 @@ async fn run_session(
                 match r {
                     Ok(replies) => {
                         if was_first {
-                            if let Err(e) = app.attach(&agent_id, cmd_tx.clone(), end.clone(), resync.clone()) {
-                                let _ = out.send(Err(status_of(e))).await;
-                                break;
-                            }
+                            let since = match app.attach(&agent_id, cmd_tx.clone(), end.clone(), resync.clone()) {
+                                Ok(since) => since,
+                                Err(e) => {
+                                    let _ = out.send(Err(status_of(e))).await;
+                                    break;
+                                }
+                            };
                             let (a, id) = (app.clone(), agent_id.clone());
-                            recorded = tokio::task::spawn_blocking(move || a.record_stream(&id)).await.ok();
+                            recorded = tokio::task::spawn_blocking(move || a.record_stream(&id, since)).await.ok().map(|()| since);
                         }
                         for reply in replies {
                             if out.send(Ok(reply)).await.is_err() {

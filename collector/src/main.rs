@@ -8,6 +8,7 @@ use rampart_collector::cli::{self, exit, Cli, LogFormat};
 /// shipped collector is static (musl), whose allocator takes one lock for every
 /// thread: jemalloc keeps ingest and REST work from queueing on it, and returns the
 /// memory of closed connections to the system.
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

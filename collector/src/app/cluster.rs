@@ -98,6 +98,9 @@ impl App {
                 }
             }
             Event::Revoke { agent_id } => self.revoked_elsewhere(&agent_id),
+            Event::Stream { agent_id, since_ms } => {
+                self.newer_stream_elsewhere(&agent_id, since_ms)
+            }
             Event::Settings => self.reload_settings()?,
             Event::Crl => self.revocations_changed(),
             Event::Webhook => self.webhook_wake.notify_one(),

@@ -464,11 +464,29 @@ impl App {
                 limits::CSR_BYTES
             )));
         }
-        if !self.renewals.allow(agent_id) {
-            return Err(AppError::Limited(format!(
+        let limited = || {
+            AppError::Limited(format!(
                 "agent {agent_id} renewed its certificate less than {} s ago",
                 self.config.limits.renew_interval_secs
-            )));
+            ))
+        };
+        if !self.renewals.allow(agent_id) {
+            return Err(limited());
+        }
+        let now = self.clock.now_ms();
+        let interval_ms = (self.config.limits.renew_interval_secs as i64).saturating_mul(1000);
+        // A time ahead of this clock (another collector's) blocks nothing.
+        let recent = |renewed_at_ms: i64| {
+            renewed_at_ms > 0 && (0..interval_ms).contains(&(now - renewed_at_ms))
+        };
+        // A renewal through another collector sharing the store: refused before the
+        // CA signs anything (the record decides again below, against a race).
+        if self
+            .store
+            .agent(agent_id)?
+            .is_some_and(|a| recent(a.renewed_at_ms))
+        {
+            return Err(limited());
         }
         let issued = self.ca.sign_agent(
             csr_der,
@@ -479,15 +497,12 @@ impl App {
         let serial = issued.serial.clone();
         let mut old_serial = String::new();
         let mut old_not_after_ms = 0;
-        let now = self.clock.now_ms();
-        let interval_ms = (self.config.limits.renew_interval_secs as i64).saturating_mul(1000);
         // Another collector sharing the store may have renewed it: the record decides.
         let mut too_soon = false;
         let written = self.store.update_agent(agent_id, &mut |a| {
             old_serial = a.cert_serial.clone();
             old_not_after_ms = a.cert_not_after_ms;
-            // A time ahead of this clock (another collector's) blocks nothing.
-            too_soon = a.renewed_at_ms > 0 && (0..interval_ms).contains(&(now - a.renewed_at_ms));
+            too_soon = recent(a.renewed_at_ms);
             if !a.revoked && !too_soon {
                 a.renewed_at_ms = now;
                 // The replaced certificate stays refused by every collector sharing
@@ -508,12 +523,7 @@ impl App {
             Some(a) if a.revoked => {
                 return Err(AppError::Refused(format!("agent {agent_id} is revoked")))
             }
-            Some(_) if too_soon => {
-                return Err(AppError::Limited(format!(
-                    "agent {agent_id} renewed its certificate less than {} s ago",
-                    self.config.limits.renew_interval_secs
-                )))
-            }
+            Some(_) if too_soon => return Err(limited()),
             Some(_) => {}
         }
         self.audit(

@@ -28,22 +28,47 @@ impl App {
     }
 
     /// Registers a connected agent's stream. An agent has one live stream: an
-    /// older one is told to end. A revoked agent is refused.
+    /// older one is told to end. A revoked agent is refused. Returns when the
+    /// stream was attached, which [`App::record_stream`] takes.
     pub fn attach(
         &self,
         agent_id: &str,
         tx: super::CommandTx,
         end: Arc<StreamEnd>,
         resync: Arc<std::sync::atomic::AtomicBool>,
-    ) -> Result<()> {
+    ) -> Result<i64> {
         let mut s = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         // Checked under the sessions lock, which revocation also takes.
         self.ensure_live(agent_id)?;
-        if let Some(old) = s.insert(agent_id.into(), Live { tx, end, resync }) {
+        let since_ms = self.clock.now_ms();
+        let live = Live {
+            tx,
+            end,
+            resync,
+            since_ms,
+        };
+        if let Some(old) = s.insert(agent_id.into(), live) {
             old.end
                 .end(format!("agent {agent_id} opened a newer stream"));
         }
-        Ok(())
+        Ok(since_ms)
+    }
+
+    /// Another collector accepted a stream of the agent at `since_ms`: the stream
+    /// here ends if it is older, as it would for a newer stream here. Without this an
+    /// agent's key could hold a stream on every collector of the fleet at once, each
+    /// with a full message budget. A stream here attached after that time stays (the
+    /// agent came back here before the news arrived); the collectors' clocks are
+    /// assumed to agree within the seconds an agent takes to reconnect.
+    pub(super) fn newer_stream_elsewhere(&self, agent_id: &str, since_ms: i64) {
+        let s = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(live) = s.get(agent_id) {
+            if live.since_ms <= since_ms {
+                live.end.end(format!(
+                    "agent {agent_id} opened a newer stream through another collector"
+                ));
+            }
+        }
     }
 
     pub fn detach(&self, agent_id: &str, tx: &super::CommandTx) {
@@ -53,15 +78,19 @@ impl App {
         }
     }
 
-    /// Tells the store that this collector holds the agent's stream, for the other
-    /// collectors sharing it; returns when, which [`App::record_stream_end`] takes.
-    /// Blocking.
-    pub fn record_stream(&self, agent_id: &str) -> i64 {
-        let since = self.clock.now_ms();
+    /// Tells the store that this collector holds the agent's stream attached at
+    /// `since` ([`App::attach`]), for the other collectors sharing it, and tells them
+    /// to end any older stream of the agent they hold ([`Event::Stream`]). Blocking.
+    ///
+    /// [`Event::Stream`]: crate::store::Event::Stream
+    pub fn record_stream(&self, agent_id: &str, since: i64) {
         if let Err(e) = self.store.stream_opened(agent_id, &self.instance, since) {
             tracing::warn!(%agent_id, error = %e, "cannot record where the agent's stream is");
         }
-        since
+        self.tell_others(crate::store::Event::Stream {
+            agent_id: agent_id.into(),
+            since_ms: since,
+        });
     }
 
     /// Tells the store that the stream recorded at `since` has ended. Blocking.

@@ -466,6 +466,10 @@ fn a_renewal_through_one_collector_bounds_the_next_through_another() {
         renewed,
         "the refused renewal changed nothing"
     );
+    // Refused before the CA reads (and would sign) the request: even a CSR that is
+    // not one gets the limit's answer, not the CSR's.
+    let e = two[1].renew("ag-1", b"not a CSR").unwrap_err();
+    assert!(matches!(&e, AppError::Limited(_)), "{e}");
 }
 
 /// Two apps on one store under `dir`, as two collectors sharing a database.

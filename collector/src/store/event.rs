@@ -10,6 +10,11 @@ pub enum Event {
     Agent { agent_id: String },
     /// An agent was revoked: its stream ends and its certificate joins the CRL.
     Revoke { agent_id: String },
+    /// An agent's stream was accepted at `since_ms` (the publisher's clock): an
+    /// older stream of the agent on another collector ends, as one on the same
+    /// collector does, so that an agent holds one stream, and one message budget,
+    /// across the fleet.
+    Stream { agent_id: String, since_ms: i64 },
     /// The settings changed: read them again.
     Settings,
     /// A certificate was replaced: build the CRL again.
@@ -27,6 +32,7 @@ impl Event {
             Event::Scan { agent_id, scan_id } => format!("scan {agent_id} {scan_id}"),
             Event::Agent { agent_id } => format!("agent {agent_id}"),
             Event::Revoke { agent_id } => format!("revoke {agent_id}"),
+            Event::Stream { agent_id, since_ms } => format!("stream {agent_id} {since_ms}"),
             Event::Settings => "settings".into(),
             Event::Crl => "crl".into(),
             Event::Webhook => "webhook".into(),
@@ -43,6 +49,10 @@ impl Event {
             },
             ("agent", Some(a), None) => Event::Agent { agent_id: a.into() },
             ("revoke", Some(a), None) => Event::Revoke { agent_id: a.into() },
+            ("stream", Some(a), Some(t)) => Event::Stream {
+                agent_id: a.into(),
+                since_ms: t.parse().ok()?,
+            },
             ("settings", None, None) => Event::Settings,
             ("crl", None, None) => Event::Crl,
             ("webhook", None, None) => Event::Webhook,
@@ -70,6 +80,10 @@ mod tests {
             Event::Revoke {
                 agent_id: "ag-1".into(),
             },
+            Event::Stream {
+                agent_id: "ag-1".into(),
+                since_ms: 1_796_637_630_000,
+            },
             Event::Settings,
             Event::Crl,
             Event::Webhook,
@@ -83,6 +97,8 @@ mod tests {
             "scan ag-1",
             "scan ag-1 sc-2 more",
             "revoke",
+            "stream ag-1",
+            "stream ag-1 soon",
             "settings now",
             "drop table",
         ] {

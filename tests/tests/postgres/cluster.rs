@@ -504,3 +504,157 @@ fn collectors_on_one_database_scan_targets_with_one_ssh_key() {
         "{why}"
     );
 }
+
+/// An agent's key holds one stream across the fleet, as on one collector: a stream
+/// accepted through B ends the agent's older stream on A (the budget of messages per
+/// second is per collector, so a stream on each collector would multiply it). A stream
+/// on A accepted after the one on B stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_stream_through_another_collector_ends_the_older_one() {
+    use rampart_collector::app::{App, StreamEnd};
+    use rampart_collector::clock::Clock;
+    use rampart_collector::store::{AgentRecord, Event};
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let pg = Postgres::start();
+    pg.create_database("rampart");
+    let t = tempfile::tempdir().unwrap();
+    let config = t.path().join("collector.toml");
+    std::fs::write(&config, pg.collector_config("rampart")).unwrap();
+    let t0: i64 = 1_796_637_630_000;
+    let clock = Clock::manual(t0);
+    let build = |name: &str| -> Arc<App> {
+        let dir = t.path().join(name);
+        let c = rampart_collector::server::load_config(Some(&config), Some(&dir)).unwrap();
+        rampart_collector::server::build_on(c, clock.clone())
+            .unwrap()
+            .app
+    };
+    let a = build("a");
+    a.store
+        .put_agent(&AgentRecord {
+            id: "ag-1".into(),
+            hostname: "ag-1.example".into(),
+            ip_addresses: vec![],
+            provider: "aws".into(),
+            instance_id: String::new(),
+            os: String::new(),
+            project: None,
+            labels: Default::default(),
+            enrolled_at_ms: t0,
+            last_seen_ms: t0,
+            cert_serial: "01".into(),
+            cert_not_after_ms: t0 + 86_400_000,
+            revoked: false,
+            identity: Default::default(),
+            replaced_certs: Vec::new(),
+            renewed_at_ms: 0,
+            ssh: None,
+        })
+        .unwrap();
+    std::fs::create_dir_all(t.path().join("b")).unwrap();
+    for d in ["ca", "ssh"] {
+        let st = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(t.path().join("a").join(d))
+            .arg(t.path().join("b").join(d))
+            .status()
+            .unwrap();
+        assert!(st.success(), "copying {d} failed");
+    }
+    let b = build("b");
+    let mut events = a.store.subscribe().expect("PostgreSQL delivers events");
+    // A's listener connects in the background: B's events reach it once it listens.
+    let mut heard = false;
+    for _ in 0..40 {
+        let app = b.clone();
+        tokio::task::spawn_blocking(move || app.store.publish(&Event::Webhook))
+            .await
+            .unwrap()
+            .unwrap();
+        if let Ok(e) = tokio::time::timeout(Duration::from_millis(250), events.recv()).await {
+            assert_eq!(e, Some(Event::Webhook));
+            heard = true;
+            break;
+        }
+    }
+    assert!(heard, "A listens within 10 s");
+    while let Ok(e) = events.try_recv() {
+        assert_eq!(e, Event::Webhook);
+    }
+    // What the collector's event task does: each event applied where blocking is allowed.
+    async fn next_stream_event(
+        events: &mut tokio::sync::mpsc::UnboundedReceiver<Event>,
+        app: &Arc<App>,
+    ) -> Event {
+        loop {
+            let e = tokio::time::timeout(Duration::from_secs(10), events.recv())
+                .await
+                .expect("an event within 10 s")
+                .expect("the listener goes on");
+            if matches!(e, Event::Stream { .. }) {
+                let (app, e2) = (app.clone(), e.clone());
+                tokio::task::spawn_blocking(move || app.apply_event(e2))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                return e;
+            }
+        }
+    }
+    let stream = |app: &Arc<App>| {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let end = Arc::new(StreamEnd::default());
+        let since = app
+            .attach("ag-1", tx, end.clone(), Arc::new(AtomicBool::new(false)))
+            .unwrap();
+        (end, rx, since)
+    };
+
+    // The agent's stream on A, then one on B a second later.
+    let (end_a, _rx_a, since_a) = stream(&a);
+    let app = a.clone();
+    tokio::task::spawn_blocking(move || app.record_stream("ag-1", since_a))
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(1));
+    let (end_b, _rx_b, since_b) = stream(&b);
+    let app = b.clone();
+    tokio::task::spawn_blocking(move || app.record_stream("ag-1", since_b))
+        .await
+        .unwrap();
+    let e = next_stream_event(&mut events, &a).await;
+    assert_eq!(
+        e,
+        Event::Stream {
+            agent_id: "ag-1".into(),
+            since_ms: since_b
+        },
+        "A hears of B's stream (and not of its own)"
+    );
+    assert_eq!(
+        end_a.reason().as_deref(),
+        Some("agent ag-1 opened a newer stream through another collector"),
+        "A's older stream is told to end"
+    );
+    assert_eq!(end_b.reason(), None, "B's stream goes on");
+
+    // The agent back on A before news of an older stream elsewhere arrives: A's
+    // newer stream stays.
+    clock.advance(Duration::from_secs(1));
+    let (end_a2, _rx_a2, since_a2) = stream(&a);
+    let app = a.clone();
+    tokio::task::spawn_blocking(move || {
+        app.apply_event(Event::Stream {
+            agent_id: "ag-1".into(),
+            since_ms: since_a2 - 1,
+        })
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(end_a2.reason(), None, "a stream newer than the news stays");
+    assert!(a.is_connected("ag-1"));
+}
