@@ -58,23 +58,25 @@ pub fn choice<'a>(
 /// What is wrong with a package name, for dpkg (an alphanumeric, then alphanumerics
 /// and `-+._`).
 pub fn package_name_error(name: &str) -> Option<&'static str> {
-    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-        return Some("it must start with a letter or a digit");
-    }
-    (!name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-+._".contains(c)))
-    .then_some("only letters, digits and -+._ are allowed")
+    word_error(name, "-+._", "only letters, digits and -+._ are allowed")
 }
 
 /// What is wrong with an architecture name, for dpkg (an alphanumeric, then
 /// alphanumerics and `-`).
 fn arch_name_error(arch: &str) -> Option<&'static str> {
-    if !arch.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+    word_error(arch, "-", "only letters, digits and - are allowed")
+}
+
+/// What is wrong with a word that starts with a letter or a digit and goes on with
+/// those and the characters of `also`; `allowed` says so when another is found.
+fn word_error(word: &str, also: &str, allowed: &'static str) -> Option<&'static str> {
+    if !word.starts_with(|c: char| c.is_ascii_alphanumeric()) {
         return Some("it must start with a letter or a digit");
     }
-    (!arch.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-        .then_some("only letters, digits and - are allowed")
+    (!word
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || also.contains(c)))
+    .then_some(allowed)
 }
 
 /// The words of a trigger field: dpkg splits them at spaces, tabs and newlines only.
