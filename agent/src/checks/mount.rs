@@ -213,10 +213,7 @@ fn persisted(facts: &Facts, path: &str) -> Result<Persisted, FactError> {
             }
         }
     }
-    // A bind mount (`bind`, `rbind` anywhere in the options): mount(8) binds the
-    // source, and the kernel reads neither the type nor the file system's options.
-    let bind = m.options.iter().any(|o| o == "bind" || o == "rbind");
-    if !bind && m.fstype != "tmpfs" && m.fstype.eq_ignore_ascii_case("tmpfs") {
+    if m.fstype != "tmpfs" && m.fstype.eq_ignore_ascii_case("tmpfs") {
         notes.push(format!(
             "{}: the kernel knows no file system type `{}` (names are in lower case), so the mount fails at boot and {path} stays on the file system below it",
             m.describe(),
@@ -224,7 +221,7 @@ fn persisted(facts: &Facts, path: &str) -> Result<Persisted, FactError> {
         ));
         return Ok(Persisted::Nothing(notes));
     }
-    if m.fstype == "tmpfs" && !bind {
+    if m.fstype == "tmpfs" {
         // A unit's Options= go through systemd's specifiers first: `%%` is `%`.
         let given: Vec<String> = if unit_options {
             m.options.iter().map(|o| o.replace("%%", "%")).collect()
