@@ -36,6 +36,15 @@
 //!   the flags of other types' refused options are not compared (the probe mounts a
 //!   tmpfs).
 //!
+//! - Drop-ins (`tmp.mount.d`, the dash prefix's `var-.mount.d`, the type's
+//!   `mount.d`, in /etc, /etc/systemd/system.control, /run and /usr/lib; one file
+//!   name in several of them, empty `Options=` resets, masks, continued lines, `#`
+//!   after a value, a section in the wrong case): in those configurations the root's
+//!   own manager decides What=, Type= and Options= — `systemd --test --system`, as
+//!   nobody, which runs the generators and prints every unit of the boot transaction
+//!   as loaded, with its drop-ins. A configuration for which it makes no boot
+//!   transaction (fstab mounts ordered in a cycle) is not compared.
+//!
 //! /dev/shm is left out: systemd mounts it itself and the fstab generator ignores it
 //! (an API file system); its fstab options only reach it through
 //! systemd-remount-fs, which the `shm` family runs.
@@ -551,39 +560,40 @@ pub fn run(original: &std::path::Path, settings: Settings) -> Tally {
     let mut no_transaction = 0;
     while tally.more() {
         let (desc, dropins) = generate(&mut rng, &copy);
-        let answer = systemd(&copy).and_then(|mut boot| {
-            // With drop-ins, the manager's own reading of the units decides their
-            // What=, Type= and Options=.
-            if dropins {
-                let Some(loaded) = manager(&copy)? else {
+        let answer = systemd(&copy)
+            .and_then(|mut boot| {
+                // With drop-ins, the manager's own reading of the units decides their
+                // What=, Type= and Options=.
+                if dropins {
+                    let Some(loaded) = manager(&copy)? else {
+                        return Ok(None);
+                    };
+                    for (b, path) in boot.iter_mut().zip(PATHS) {
+                        let Some(l) = loaded.get(&unit_name(path)) else {
+                            continue;
+                        };
+                        if b.options.is_some() {
+                            b.options = Some(l.options.clone());
+                        }
+                        b.what = l.what.clone();
+                        b.fstype = l.fstype.clone();
+                        b.dropins = l.dropins.clone();
+                    }
+                    manager_runs += 1;
+                }
+                Ok(Some(boot))
+            })
+            .and_then(|boot| {
+                let Some(boot) = boot else {
                     return Ok(None);
                 };
-                for (b, path) in boot.iter_mut().zip(PATHS) {
-                    let Some(l) = loaded.get(&unit_name(path)) else {
-                        continue;
-                    };
-                    if b.options.is_some() {
-                        b.options = Some(l.options.clone());
-                    }
-                    b.what = l.what.clone();
-                    b.fstype = l.fstype.clone();
-                    b.dropins = l.dropins.clone();
-                }
-                manager_runs += 1;
-            }
-            Ok(Some(boot))
-        })
-        .and_then(|boot| {
-            let Some(boot) = boot else {
-                return Ok(None);
-            };
-            let probes: Vec<Probe> = boot
-                .iter()
-                .filter_map(|b| Some((b.what.clone(), b.options.clone()?)))
-                .collect();
-            kernel.ask(&copy, &probes)?;
-            Ok(Some(boot))
-        });
+                let probes: Vec<Probe> = boot
+                    .iter()
+                    .filter_map(|b| Some((b.what.clone(), b.options.clone()?)))
+                    .collect();
+                kernel.ask(&copy, &probes)?;
+                Ok(Some(boot))
+            });
         let (boot, ours) = match answer.and_then(|b| Ok(b.map(|b| (b, agent(&copy))))) {
             Ok(None) => {
                 no_transaction += 1;
