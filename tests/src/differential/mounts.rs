@@ -594,7 +594,7 @@ pub fn run(original: &std::path::Path, settings: Settings) -> Tally {
                 kernel.ask(&copy, &probes)?;
                 Ok(Some(boot))
             });
-        let (boot, ours) = match answer.and_then(|b| Ok(b.map(|b| (b, agent(&copy))))) {
+        let (boot, ours) = match answer.map(|b| b.map(|b| (b, agent(&copy)))) {
             Ok(None) => {
                 no_transaction += 1;
                 continue;
