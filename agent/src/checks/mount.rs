@@ -13,9 +13,9 @@
 
 use serde::Deserialize;
 
-use crate::facts::kv::{parse_ini, read_with_dropins};
-use crate::facts::mounts::{fstab, live, mount_unit, unit_name, Mount};
-use crate::facts::units::unit;
+use crate::facts::journald::parse_unit_ini;
+use crate::facts::mounts::{fstab, live, mount_unit, split_options, unit_name, Mount};
+use crate::facts::units::{dropins, unit};
 use crate::facts::{FactError, Facts};
 use crate::model::{Outcome, Status};
 
@@ -120,14 +120,6 @@ impl Persisted {
     }
 }
 
-const DROPIN_BASES: [&str; 5] = [
-    "/etc/systemd/system",
-    "/run/systemd/system",
-    "/usr/local/lib/systemd/system",
-    "/lib/systemd/system",
-    "/usr/lib/systemd/system",
-];
-
 fn persisted(facts: &Facts, path: &str) -> Result<Persisted, FactError> {
     let name = format!("{}.mount", unit_name(path));
     if path == "/dev/shm" {
@@ -202,26 +194,23 @@ fn persisted(facts: &Facts, path: &str) -> Result<Persisted, FactError> {
     };
     // Whether the options are systemd's (a unit file or drop-in), not fstab's.
     let mut unit_options = from_unit;
-    // Drop-ins apply to the unit whichever file it comes from.
-    let dirs: Vec<String> = DROPIN_BASES
-        .iter()
-        .map(|b| format!("{b}/{name}.d"))
-        .collect();
-    let dirs: Vec<&str> = dirs.iter().map(String::as_str).collect();
-    for (p, text) in read_with_dropins(facts, &[], &dirs, ".conf")? {
-        if let Some(s) = parse_ini(&text, &p, "Mount")
-            .iter()
-            .rev()
-            .find(|s| s.key == "Options")
-        {
-            m.options = s
-                .value
-                .split(',')
-                .filter(|o| !o.is_empty())
-                .map(String::from)
-                .collect();
-            m.origin = format!("{} (Options from {})", m.origin, s.source);
-            unit_options = true;
+    // Drop-ins apply to the unit whichever file it comes from, read as systemd reads
+    // unit files: the last What=, Type= and Options= win, an empty Options= clears.
+    for (p, text) in dropins(facts, &name)? {
+        for s in parse_unit_ini(&text, &p, "Mount") {
+            match s.key.as_str() {
+                "Options" => {
+                    m.options = split_options(&s.value);
+                    m.origin = format!("{} (Options from {})", m.origin, s.source);
+                    unit_options = true;
+                }
+                "What" => m.source = s.value,
+                "Type" => {
+                    m.origin = format!("{} (Type from {})", m.origin, s.source);
+                    m.fstype = s.value;
+                }
+                _ => {}
+            }
         }
     }
     if m.fstype != "tmpfs" && m.fstype.eq_ignore_ascii_case("tmpfs") {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::kv::parse_ini;
+use super::journald::parse_unit_ini;
 use super::units::UNIT_DIRS;
 use super::{FactError, Facts};
 use crate::facts::Fact;
@@ -137,7 +137,7 @@ pub fn mount_unit(facts: &Facts, target: &str) -> Result<Option<Mount>, FactErro
             return Ok(None);
         }
         if let Some(text) = facts.read(&path)? {
-            let s = parse_ini(&text, &path, "Mount");
+            let s = parse_unit_ini(&text, &path, "Mount");
             let get = |k: &str| {
                 s.iter()
                     .rev()
@@ -149,16 +149,23 @@ pub fn mount_unit(facts: &Facts, target: &str) -> Result<Option<Mount>, FactErro
                 target: target.to_string(),
                 source: get("What"),
                 fstype: get("Type"),
-                options: get("Options")
-                    .split(',')
-                    .filter(|o| !o.is_empty())
-                    .map(String::from)
-                    .collect(),
+                options: split_options(&get("Options")),
                 origin: path,
             }));
         }
     }
     Ok(None)
+}
+
+/// A mount unit's `Options=` as a list: split on commas, empty items dropped, the
+/// rest kept as written (blanks from a continued line included: mount(8) hands them
+/// on, and tmpfs refuses them).
+pub fn split_options(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .filter(|o| !o.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 /// systemd's unit name for a mount point: `/var/log` → `var-log`, `/` → `-`.

@@ -73,6 +73,38 @@ const GENERATED_DIRS: [&str; 4] = [
     "/run/systemd/transient",
 ];
 
+/// The drop-in directories systemd 252 reads for the unit `name`, in its order:
+/// for each directory of [`SEARCH_PATH`], `<name>.d` and then those of the name's
+/// dash prefixes (`var-log-.mount.d`, `var-.mount.d` for `var-log-audit.mount`),
+/// then the type's own (`mount.d`) in each directory. Of drop-ins of one file name
+/// the first in this order is read (see [`dropins`]).
+pub fn dropin_dirs(name: &str) -> Vec<String> {
+    let (stem, kind) = name.rsplit_once('.').unwrap_or((name, ""));
+    let mut names = vec![name.to_string()];
+    let mut rest = stem;
+    while let Some(i) = rest.trim_end_matches('-').rfind('-') {
+        names.push(format!("{}.{kind}", &rest[..=i]));
+        rest = &rest[..i];
+    }
+    let mut dirs: Vec<String> = SEARCH_PATH
+        .iter()
+        .flat_map(|d| names.iter().map(move |n| format!("{d}/{n}.d")))
+        .collect();
+    if !kind.is_empty() {
+        dirs.extend(SEARCH_PATH.iter().map(|d| format!("{d}/{kind}.d")));
+    }
+    dirs
+}
+
+/// The `.conf` drop-ins of the unit `name` as systemd reads them: (path, text) in
+/// reading order, sorted by file name, a name found first in [`dropin_dirs`] order
+/// hiding the others; a drop-in linked to /dev/null reads as empty.
+pub fn dropins(facts: &Facts, name: &str) -> Result<Vec<(String, Arc<str>)>, FactError> {
+    let dirs = dropin_dirs(name);
+    let dirs: Vec<&str> = dirs.iter().map(String::as_str).collect();
+    super::kv::read_with_dropins(facts, &[], &dirs, ".conf")
+}
+
 /// Links followed from one name to the unit it stands for, at most.
 const MAX_ALIAS_HOPS: usize = 8;
 
@@ -569,4 +601,35 @@ fn load(facts: &Facts, name: &str) -> Result<UnitState, FactError> {
         st.active = Some(active);
     }
     Ok(st)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dropin_dirs;
+
+    /// The unit's own directory, then its dash prefixes', per search path entry; the
+    /// type's last.
+    #[test]
+    fn dropin_directories_in_systemds_order() {
+        let d = dropin_dirs("var-log-audit.mount");
+        let etc: Vec<&str> = d
+            .iter()
+            .map(String::as_str)
+            .filter(|p| p.starts_with("/etc/systemd/system/"))
+            .collect();
+        assert_eq!(
+            etc,
+            [
+                "/etc/systemd/system/var-log-audit.mount.d",
+                "/etc/systemd/system/var-log-.mount.d",
+                "/etc/systemd/system/var-.mount.d",
+                "/etc/systemd/system/mount.d",
+            ]
+        );
+        assert_eq!(d[0], "/etc/systemd/system.control/var-log-audit.mount.d");
+        assert_eq!(d.last().unwrap(), "/run/systemd/generator.late/mount.d");
+        assert_eq!(dropin_dirs("tmp.mount").len(), 2 * SEARCH_PATH_LEN);
+    }
+
+    const SEARCH_PATH_LEN: usize = super::SEARCH_PATH.len();
 }

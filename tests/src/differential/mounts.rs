@@ -36,6 +36,15 @@
 //!   the flags of other types' refused options are not compared (the probe mounts a
 //!   tmpfs).
 //!
+//! - Drop-ins (`tmp.mount.d`, the dash prefix's `var-.mount.d`, the type's
+//!   `mount.d`, in /etc, /etc/systemd/system.control, /run and /usr/lib; one file
+//!   name in several of them, empty `Options=` resets, masks, continued lines, `#`
+//!   after a value, a section in the wrong case): in those configurations the root's
+//!   own manager decides What=, Type= and Options= — `systemd --test --system`, as
+//!   nobody, which runs the generators and prints every unit of the boot transaction
+//!   as loaded, with its drop-ins. A configuration for which it makes no boot
+//!   transaction (fstab mounts ordered in a cycle) is not compared.
+//!
 //! /dev/shm is left out: systemd mounts it itself and the fstab generator ignores it
 //! (an API file system); its fstab options only reach it through
 //! systemd-remount-fs, which the `shm` family runs.
@@ -45,7 +54,7 @@
 
 use std::collections::HashMap;
 
-use super::{agent_facts, Rng, RootCopy, Settings, Tally};
+use super::{agent_facts, Placed, Rng, RootCopy, Settings, Tally};
 
 /// The mount points compared (those of the CIS partition rules but /dev/shm).
 const PATHS: &[&str] = &[
@@ -139,6 +148,63 @@ const UNIT_DIRS: &[&str] = &[
 /// The `.wants` directories the configurations link units from.
 const WANTS_DIRS: &[&str] = &["/etc/systemd/system/local-fs.target.wants"];
 
+/// Where drop-ins are generated (/lib is /usr/lib on Debian 12).
+const DROPIN_DIRS: &[&str] = &[
+    "/etc/systemd/system",
+    "/etc/systemd/system.control",
+    "/run/systemd/system",
+    "/usr/lib/systemd/system",
+];
+
+/// The drop-in directory names: the compared units' own, their dash prefixes' and
+/// the type's (`mount.d`, read for every mount unit).
+const DROPIN_NAMES: &[&str] = &[
+    "tmp.mount.d",
+    "tmp.mount.d",
+    "var-tmp.mount.d",
+    "var-.mount.d",
+    "var.mount.d",
+    "var-log.mount.d",
+    "var-log-.mount.d",
+    "home.mount.d",
+    "mount.d",
+];
+
+/// Drop-in file names: sorted before and after each other, the same name in several
+/// directories, and names systemd does not read.
+const DROPIN_FILES: &[&str] = &[
+    "10-a.conf",
+    "50-x.conf",
+    "50-x.conf",
+    "99-z.conf",
+    "override.conf",
+    "50-x.conf.bak",
+];
+
+/// Writes one drop-in; returns its description.
+fn dropin(rng: &mut Rng, copy: &RootCopy) -> String {
+    let path = format!(
+        "{}/{}/{}",
+        rng.pick(DROPIN_DIRS),
+        rng.pick(DROPIN_NAMES),
+        rng.pick(DROPIN_FILES)
+    );
+    let (a, b) = (options(rng), options(rng));
+    let text = match rng.below(12) {
+        0 => return copy.place(&path, Placed::Link("/dev/null")),
+        1 => return copy.place(&path, Placed::Empty),
+        2 => "[Mount]\nOptions=\n".to_string(),
+        3 => format!("[Mount]\nOptions=\nOptions={a}\n"),
+        4 => format!("[Mount]\nOptions={a},\\\n{b}\n"),
+        5 => format!("[Mount]\nOptions={a} # note\n"),
+        6 => format!("[mount]\nOptions={a}\n"),
+        7 => format!("[Mount]\n; Options=nodev,nosuid,noexec\n# Options=nodev\nOptions={a}\n"),
+        8 => format!("[Unit]\nDescription=x\n[Mount]\n  Options = {a}\n"),
+        _ => format!("[Mount]\nOptions={a}\n"),
+    };
+    copy.place(&path, Placed::Text(&text))
+}
+
 fn unit_name(path: &str) -> String {
     format!("{}.mount", path.trim_start_matches('/').replace('/', "-"))
 }
@@ -184,10 +250,16 @@ fn line(rng: &mut Rng) -> String {
     }
 }
 
-/// Builds one configuration in the copy; returns its description.
-fn generate(rng: &mut Rng, copy: &RootCopy) -> String {
+/// Builds one configuration in the copy; returns its description and whether it
+/// has drop-ins.
+fn generate(rng: &mut Rng, copy: &RootCopy) -> (String, bool) {
     for (name, _) in UNITS {
         for dir in UNIT_DIRS {
+            copy.remove(&format!("{dir}/{name}"));
+        }
+    }
+    for dir in DROPIN_DIRS {
+        for name in DROPIN_NAMES {
             copy.remove(&format!("{dir}/{name}"));
         }
     }
@@ -231,7 +303,13 @@ fn generate(rng: &mut Rng, copy: &RootCopy) -> String {
             }
         }
     }
-    desc
+    let dropins = rng.chance(30);
+    if dropins {
+        for _ in 0..1 + rng.below(3) {
+            desc += &dropin(rng, copy);
+        }
+    }
+    (desc, dropins)
 }
 
 /// systemd's answer for one mount point.
@@ -248,6 +326,8 @@ struct Boot {
     /// The unit's `Type=` and `What=` (the last of each).
     fstype: String,
     what: String,
+    /// The drop-ins the manager read (only where it was asked).
+    dropins: Vec<String>,
 }
 
 /// Runs the generator, `systemd-analyze unit-files` and `systemctl is-enabled`.
@@ -314,9 +394,80 @@ echo '#enabled'; for u; do echo \"$u $(systemctl --root=/ is-enabled \"$u\" 2>/d
                 options,
                 fstype,
                 what,
+                dropins: Vec::new(),
             }
         })
         .collect())
+}
+
+/// A mount unit as the manager loads it: `What=`, `Type=`, `Options=` after every
+/// drop-in, and the drop-ins it read.
+#[derive(Debug, Default)]
+struct Loaded {
+    what: String,
+    fstype: String,
+    options: String,
+    dropins: Vec<String>,
+}
+
+/// The root's own systemd in test mode (`systemd --test --system`, as nobody: it
+/// refuses root), which runs the generators, loads the boot transaction's units with
+/// their drop-ins and prints them: what the manager would mount, per unit name.
+fn manager(copy: &RootCopy) -> Result<Option<HashMap<String, Loaded>>, String> {
+    // Not PID 1 (systemd freezes there on exit); /sys and a cgroup2 hierarchy, which
+    // it needs to start, mounted in the private namespace.
+    let script = "mount -t sysfs sysfs /sys && mount -t cgroup2 -o ro cgroup2 /sys/fs/cgroup || exit 9
+setpriv --reuid=65534 --regid=65534 --clear-groups env SYSTEMD_LOG_LEVEL=emerg SYSTEMD_PROC_CMDLINE= \\
+  /lib/systemd/systemd --test --system --no-pager; echo \"#rc $?\"";
+    let out = copy.chroot_sh(script, 60);
+    let text = String::from_utf8_lossy(&out.stdout);
+    if text.trim() == "#rc 1" {
+        // No boot transaction: mounts that fstab orders in a cycle (/tmp on /var/tmp
+        // on /var on /tmp). The system would not boot as configured; not compared.
+        return Ok(None);
+    }
+    if !text.contains("#rc 0") {
+        return Err(format!("  systemd --test did not answer: {out:?}"));
+    }
+    let mut units = HashMap::new();
+    let mut current: Option<(String, Loaded)> = None;
+    for line in text.lines() {
+        if let Some(name) = line
+            .strip_prefix("\t-> Unit ")
+            .and_then(|n| n.strip_suffix(':'))
+        {
+            if let Some((n, l)) = current.take() {
+                units.insert(n, l);
+            }
+            current = Some((name.to_string(), Loaded::default()));
+            continue;
+        }
+        if !line.starts_with("\t\t") {
+            if let Some((n, l)) = current.take() {
+                units.insert(n, l);
+            }
+            continue;
+        }
+        let Some((_, l)) = current.as_mut() else {
+            continue;
+        };
+        let Some((key, value)) = line.trim_start().split_once(": ") else {
+            continue;
+        };
+        // systemd prints `n/a` for a setting it holds no value for.
+        let value = if value == "n/a" { "" } else { value };
+        match key {
+            "What" => l.what = value.to_string(),
+            "File System Type" => l.fstype = value.to_string(),
+            "Options" => l.options = value.to_string(),
+            "DropIn Path" => l.dropins.push(value.to_string()),
+            _ => {}
+        }
+    }
+    if let Some((n, l)) = current {
+        units.insert(n, l);
+    }
+    Ok(Some(units))
 }
 
 /// The flags a mount gets: nodev, nosuid, noexec.
@@ -405,18 +556,55 @@ pub fn run(original: &std::path::Path, settings: Settings) -> Tally {
     let mut tally = Tally::new("mounts", settings);
     let mut kernel = Kernel::default();
     let mut undecided_count = 0;
+    let mut manager_runs = 0;
+    let mut no_transaction = 0;
     while tally.more() {
-        let desc = generate(&mut rng, &copy);
-        let answer = systemd(&copy).and_then(|boot| {
-            let probes: Vec<Probe> = boot
-                .iter()
-                .filter_map(|b| Some((b.what.clone(), b.options.clone()?)))
-                .collect();
-            kernel.ask(&copy, &probes)?;
-            Ok(boot)
-        });
-        let (boot, ours) = match answer.and_then(|b| Ok((b, agent(&copy)?))) {
-            Ok(x) => x,
+        let (desc, dropins) = generate(&mut rng, &copy);
+        let answer = systemd(&copy)
+            .and_then(|mut boot| {
+                // With drop-ins, the manager's own reading of the units decides their
+                // What=, Type= and Options=.
+                if dropins {
+                    let Some(loaded) = manager(&copy)? else {
+                        return Ok(None);
+                    };
+                    for (b, path) in boot.iter_mut().zip(PATHS) {
+                        let Some(l) = loaded.get(&unit_name(path)) else {
+                            continue;
+                        };
+                        if b.options.is_some() {
+                            b.options = Some(l.options.clone());
+                        }
+                        b.what = l.what.clone();
+                        b.fstype = l.fstype.clone();
+                        b.dropins = l.dropins.clone();
+                    }
+                    manager_runs += 1;
+                }
+                Ok(Some(boot))
+            })
+            .and_then(|boot| {
+                let Some(boot) = boot else {
+                    return Ok(None);
+                };
+                let probes: Vec<Probe> = boot
+                    .iter()
+                    .filter_map(|b| Some((b.what.clone(), b.options.clone()?)))
+                    .collect();
+                kernel.ask(&copy, &probes)?;
+                Ok(Some(boot))
+            });
+        let (boot, ours) = match answer.map(|b| b.map(|b| (b, agent(&copy)))) {
+            Ok(None) => {
+                no_transaction += 1;
+                continue;
+            }
+            Ok(Some((b, Ok(ours)))) => (b, ours),
+            Ok(Some((_, Err(e)))) => {
+                tally.differ(&desc, &e);
+                tally.compared += 1;
+                continue;
+            }
             Err(e) => {
                 tally.differ(&desc, &e);
                 tally.compared += 1;
@@ -426,8 +614,8 @@ pub fn run(original: &std::path::Path, settings: Settings) -> Tally {
         let mut what = String::new();
         for ((path, b), (separate, flags, how)) in PATHS.iter().zip(&boot).zip(&ours) {
             let why = format!(
-                "unit file {:?}, is-enabled {:?}, generator link {}, type {:?}, options {:?}",
-                b.fragment, b.state, b.pulled, b.fstype, b.options
+                "unit file {:?}, drop-ins {:?}, is-enabled {:?}, generator link {}, type {:?}, options {:?}",
+                b.fragment, b.dropins, b.state, b.pulled, b.fstype, b.options
             );
             // A tmpfs whose options the kernel refuses is not mounted at boot.
             let refused = b.fstype == "tmpfs" && kernel.of(b) == Some(None);
@@ -468,6 +656,9 @@ pub fn run(original: &std::path::Path, settings: Settings) -> Tally {
         }
         tally.compared += 1;
     }
+    println!(
+        "differential mounts: {manager_runs} configurations with drop-ins judged by systemd --test; {no_transaction} more not compared (systemd --test made no boot transaction: an ordering cycle among the mounts)"
+    );
     println!(
         "differential mounts: in {undecided_count} mount point(s) of {} configurations the agent could not tell whether the kernel takes a tmpfs option",
         tally.compared
