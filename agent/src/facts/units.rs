@@ -357,11 +357,29 @@ struct Install {
     also: bool,
 }
 
-/// Reads the [Install] section (exactly so spelled) of a unit file: lists split on
-/// whitespace, an empty assignment clearing the list before it.
-fn install(text: &str) -> Install {
-    let mut section = "";
+/// Reads the [Install] sections (exactly so spelled) of a unit file and then of its
+/// drop-ins, in reading order: lists split on whitespace, an empty assignment
+/// clearing the list before it.
+fn install(texts: &[Arc<str>]) -> Install {
     let mut lists: [Vec<String>; 5] = Default::default();
+    for text in texts {
+        install_lines(text, &mut lists);
+    }
+    let [aliases, wanted, required, upheld, also] = lists;
+    Install {
+        rules: !(aliases.is_empty()
+            && wanted.is_empty()
+            && required.is_empty()
+            && upheld.is_empty()),
+        also: !also.is_empty(),
+        aliases,
+    }
+}
+
+/// The [Install] lines of one file into `lists` (Alias, WantedBy, RequiredBy,
+/// UpheldBy, Also).
+fn install_lines(text: &str, lists: &mut [Vec<String>; 5]) {
+    let mut section = "";
     for raw in text.lines() {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
@@ -389,15 +407,6 @@ fn install(text: &str) -> Install {
             lists[i].clear();
         }
         lists[i].extend(value.split_whitespace().map(str::to_string));
-    }
-    let [aliases, wanted, required, upheld, also] = lists;
-    Install {
-        rules: !(aliases.is_empty()
-            && wanted.is_empty()
-            && required.is_empty()
-            && upheld.is_empty()),
-        also: !also.is_empty(),
-        aliases,
     }
 }
 
@@ -533,8 +542,20 @@ fn load(facts: &Facts, name: &str) -> Result<UnitState, FactError> {
                     .iter()
                     .any(|d| p.starts_with(&format!("{d}/")))
             });
-    let text = facts.read(&file).ok().flatten().unwrap_or_default();
-    let inst = install(&text);
+    // systemctl (252) reads [Install] from the unit file and the drop-ins of the
+    // unit's own `.d` directories, not the dash prefixes' or the type's.
+    let mut texts: Vec<Arc<str>> = vec![facts.read(&file).ok().flatten().unwrap_or_default()];
+    let own: Vec<String> = SEARCH_PATH
+        .iter()
+        .map(|d| format!("{d}/{current}.d"))
+        .collect();
+    let own: Vec<&str> = own.iter().map(String::as_str).collect();
+    texts.extend(
+        super::kv::read_with_dropins(facts, &[], &own, ".conf")?
+            .into_iter()
+            .map(|(_, t)| t),
+    );
+    let inst = install(&texts);
     // Links beside the unit files, to a file of the unit's name: one of an Alias=
     // name, or of the unit's own name in a directory of lower precedence than the
     // file systemd loads, enables it; one of the unit's name elsewhere makes it
