@@ -288,70 +288,29 @@ async fn scheduled_scans_are_made_once_per_slot_across_collectors() {
     use rampart_collector::app::App;
     use rampart_collector::background;
     use rampart_collector::clock::Clock;
-    use rampart_collector::store::{AgentRecord, ScanFilter, ScanStatus};
+    use rampart_collector::store::{ScanFilter, ScanStatus};
     use std::sync::Arc;
     use std::time::Duration;
 
     let pg = Postgres::start();
     pg.create_database("rampart");
-    let t = tempfile::tempdir().unwrap();
-    let config = t.path().join("collector.toml");
     let text = format!(
         "{}schedule_window_secs = 1\n",
         pg.collector_config("rampart")
     );
-    std::fs::write(&config, text).unwrap();
     // 2026-12-07 10:00:30 UTC.
     let t0: i64 = 1_796_637_630_000;
     let minute = |m: i64| t0 - 30_000 + m * 60_000;
     let clock = Clock::manual(t0);
-    let build = |name: &str| -> Arc<App> {
-        let dir = t.path().join(name);
-        let c = rampart_collector::server::load_config(Some(&config), Some(&dir)).unwrap();
-        rampart_collector::server::build_on(c, clock.clone())
-            .unwrap()
-            .app
-    };
-    let a = build("a");
-    for id in ["ag-1", "ag-2"] {
-        a.store
-            .put_agent(&AgentRecord {
-                id: id.into(),
-                hostname: format!("{id}.example"),
-                ip_addresses: vec![],
-                provider: "aws".into(),
-                instance_id: String::new(),
-                os: String::new(),
-                project: None,
-                labels: Default::default(),
-                enrolled_at_ms: t0,
-                last_seen_ms: t0,
-                cert_serial: "01".into(),
-                cert_not_after_ms: t0 + 86_400_000,
-                revoked: false,
-                identity: Default::default(),
-                replaced_certs: Vec::new(),
-                renewed_at_ms: 0,
-                ssh: None,
-            })
-            .unwrap();
-    }
-    let mut s = a.settings();
-    s.schedule_enabled = true;
-    s.schedule_cron = "* * * * *".into();
-    a.update_settings(s, "admin").unwrap();
-    // The second collector of the fleet: the first's CA and SSH key.
-    std::fs::create_dir_all(t.path().join("b")).unwrap();
-    for d in ["ca", "ssh"] {
-        let st = std::process::Command::new("cp")
-            .arg("-a")
-            .arg(t.path().join("a").join(d))
-            .arg(t.path().join("b").join(d))
-            .status()
-            .unwrap();
-        assert!(st.success(), "copying {d} failed");
-    }
-    let b = build("b");
+    let (_t, a, b) = two_apps(&text, &clock, |a| {
+        for id in ["ag-1", "ag-2"] {
+            a.store.put_agent(&agent_record(id, t0)).unwrap();
+        }
+        let mut s = a.settings();
+        s.schedule_enabled = true;
+        s.schedule_cron = "* * * * *".into();
+        a.update_settings(s, "admin").unwrap();
+    });
 
     let start = |app: &Arc<App>| {
         let (stop, rx) = tokio::sync::broadcast::channel::<()>(1);
@@ -513,58 +472,18 @@ fn collectors_on_one_database_scan_targets_with_one_ssh_key() {
 async fn a_newer_stream_through_another_collector_ends_the_older_one() {
     use rampart_collector::app::{App, StreamEnd};
     use rampart_collector::clock::Clock;
-    use rampart_collector::store::{AgentRecord, Event};
+    use rampart_collector::store::Event;
     use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
     use std::time::Duration;
 
     let pg = Postgres::start();
     pg.create_database("rampart");
-    let t = tempfile::tempdir().unwrap();
-    let config = t.path().join("collector.toml");
-    std::fs::write(&config, pg.collector_config("rampart")).unwrap();
     let t0: i64 = 1_796_637_630_000;
     let clock = Clock::manual(t0);
-    let build = |name: &str| -> Arc<App> {
-        let dir = t.path().join(name);
-        let c = rampart_collector::server::load_config(Some(&config), Some(&dir)).unwrap();
-        rampart_collector::server::build_on(c, clock.clone())
-            .unwrap()
-            .app
-    };
-    let a = build("a");
-    a.store
-        .put_agent(&AgentRecord {
-            id: "ag-1".into(),
-            hostname: "ag-1.example".into(),
-            ip_addresses: vec![],
-            provider: "aws".into(),
-            instance_id: String::new(),
-            os: String::new(),
-            project: None,
-            labels: Default::default(),
-            enrolled_at_ms: t0,
-            last_seen_ms: t0,
-            cert_serial: "01".into(),
-            cert_not_after_ms: t0 + 86_400_000,
-            revoked: false,
-            identity: Default::default(),
-            replaced_certs: Vec::new(),
-            renewed_at_ms: 0,
-            ssh: None,
-        })
-        .unwrap();
-    std::fs::create_dir_all(t.path().join("b")).unwrap();
-    for d in ["ca", "ssh"] {
-        let st = std::process::Command::new("cp")
-            .arg("-a")
-            .arg(t.path().join("a").join(d))
-            .arg(t.path().join("b").join(d))
-            .status()
-            .unwrap();
-        assert!(st.success(), "copying {d} failed");
-    }
-    let b = build("b");
+    let (_t, a, b) = two_apps(&pg.collector_config("rampart"), &clock, |a| {
+        a.store.put_agent(&agent_record("ag-1", t0)).unwrap();
+    });
     let mut events = a.store.subscribe().expect("PostgreSQL delivers events");
     // A's listener connects in the background: B's events reach it once it listens.
     let mut heard = false;
@@ -657,4 +576,65 @@ async fn a_newer_stream_through_another_collector_ends_the_older_one() {
     .unwrap();
     assert_eq!(end_a2.reason(), None, "a stream newer than the news stays");
     assert!(a.is_connected("ag-1"));
+}
+
+/// Two collectors in this process on one database and one clock, B with A's CA and
+/// SSH key (as a fleet's second collector is given them); `prepare` runs on A before
+/// B starts.
+fn two_apps(
+    config_text: &str,
+    clock: &rampart_collector::clock::Clock,
+    prepare: impl FnOnce(&std::sync::Arc<rampart_collector::app::App>),
+) -> (
+    tempfile::TempDir,
+    std::sync::Arc<rampart_collector::app::App>,
+    std::sync::Arc<rampart_collector::app::App>,
+) {
+    let t = tempfile::tempdir().unwrap();
+    let config = t.path().join("collector.toml");
+    std::fs::write(&config, config_text).unwrap();
+    let build = |name: &str| {
+        let dir = t.path().join(name);
+        let c = rampart_collector::server::load_config(Some(&config), Some(&dir)).unwrap();
+        rampart_collector::server::build_on(c, clock.clone())
+            .unwrap()
+            .app
+    };
+    let a = build("a");
+    prepare(&a);
+    std::fs::create_dir_all(t.path().join("b")).unwrap();
+    for d in ["ca", "ssh"] {
+        let st = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(t.path().join("a").join(d))
+            .arg(t.path().join("b").join(d))
+            .status()
+            .unwrap();
+        assert!(st.success(), "copying {d} failed");
+    }
+    let b = build("b");
+    (t, a, b)
+}
+
+/// An enrolled agent's record at `t0`.
+fn agent_record(id: &str, t0: i64) -> rampart_collector::store::AgentRecord {
+    rampart_collector::store::AgentRecord {
+        id: id.into(),
+        hostname: format!("{id}.example"),
+        ip_addresses: vec![],
+        provider: "aws".into(),
+        instance_id: String::new(),
+        os: String::new(),
+        project: None,
+        labels: Default::default(),
+        enrolled_at_ms: t0,
+        last_seen_ms: t0,
+        cert_serial: "01".into(),
+        cert_not_after_ms: t0 + 86_400_000,
+        revoked: false,
+        identity: Default::default(),
+        replaced_certs: Vec::new(),
+        renewed_at_ms: 0,
+        ssh: None,
+    }
 }
