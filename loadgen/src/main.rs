@@ -6,6 +6,12 @@ use clap::Parser;
 use rampart_loadgen::cli::{self, Cli, Plan};
 use rampart_loadgen::{agents, rest, scan, seed, Error};
 
+/// jemalloc, as the collector: the simulated agents build every scan's results
+/// afresh, and the load generator shares the machine it measures, so what its
+/// allocator costs is taken from the collector.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn read(path: &std::path::Path) -> rampart_loadgen::Result<String> {
     std::fs::read_to_string(path).map_err(|e| Error::Io {
         what: format!("read {}", path.display()),

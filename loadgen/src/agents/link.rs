@@ -224,12 +224,16 @@ pub(super) async fn answer(
     }))
     .await?;
     let mut acks = Vec::new();
-    for (i, chunk) in results.chunks(ctx.cfg.batch.max(1)).enumerate() {
-        let seq = i as u64 + 1;
+    let mut rest = results.into_iter();
+    for seq in 1.. {
+        let chunk: Vec<_> = rest.by_ref().take(ctx.cfg.batch.max(1)).collect();
+        if chunk.is_empty() {
+            break;
+        }
         link.send(agent_message::Body::Results(ResultBatch {
             scan_id: req.scan_id.clone(),
             batch_seq: seq,
-            results: chunk.to_vec(),
+            results: chunk,
         }))
         .await?;
         let t = Instant::now();
