@@ -404,6 +404,31 @@ fn hex_decode(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// The serial number of a certificate (DER), in hex as [`Issued::serial`] holds it.
+pub fn serial_of(cert_der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert_der).ok()?;
+    Some(
+        cert.tbs_certificate
+            .raw_serial()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    )
+}
+
+/// Whether two serial numbers in hex are one number (case and leading zero bytes,
+/// which DER's integer encoding drops, aside).
+pub fn same_serial(a: &str, b: &str) -> bool {
+    let norm = |s: &str| {
+        let mut s = s.to_ascii_lowercase();
+        while s.len() > 2 && s.starts_with("00") {
+            s.drain(..2);
+        }
+        s
+    };
+    !a.is_empty() && norm(a) == norm(b)
+}
+
 /// SHA-256 of `der`, lowercase hex.
 pub fn fingerprint(der: &[u8]) -> String {
     ring::digest::digest(&ring::digest::SHA256, der)

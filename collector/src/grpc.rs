@@ -159,6 +159,8 @@ fn scan_of(m: &AgentMessage) -> &str {
 struct Session {
     app: Arc<App>,
     agent_id: String,
+    /// The serial (hex) of the client certificate the stream came with.
+    cert_serial: String,
     content_version: String,
 }
 
@@ -277,25 +279,27 @@ impl Session {
                     finished: true,
                 }))])
             }
-            agent_message::Body::Renew(r) => match app.renew(&self.agent_id, &r.csr_der) {
-                Ok((der, not_after_ms)) => {
-                    Ok(vec![msg(collector_message::Body::Renew(RenewResponse {
-                        certificate_der: der,
-                        not_after_unix: not_after_ms / 1000,
-                        refused: String::new(),
-                    }))])
+            agent_message::Body::Renew(r) => {
+                match app.renew(&self.agent_id, &r.csr_der, &self.cert_serial) {
+                    Ok((der, not_after_ms)) => {
+                        Ok(vec![msg(collector_message::Body::Renew(RenewResponse {
+                            certificate_der: der,
+                            not_after_unix: not_after_ms / 1000,
+                            refused: String::new(),
+                        }))])
+                    }
+                    // Over the renewal rate: said on the stream, which goes on.
+                    Err(AppError::Limited(why)) => {
+                        app.metrics.refused(Limit::RenewalRate);
+                        Ok(vec![msg(collector_message::Body::Renew(RenewResponse {
+                            certificate_der: vec![],
+                            not_after_unix: 0,
+                            refused: why,
+                        }))])
+                    }
+                    Err(e) => Err(status_of(e)),
                 }
-                // Over the renewal rate: said on the stream, which goes on.
-                Err(AppError::Limited(why)) => {
-                    app.metrics.refused(Limit::RenewalRate);
-                    Ok(vec![msg(collector_message::Body::Renew(RenewResponse {
-                        certificate_der: vec![],
-                        not_after_unix: 0,
-                        refused: why,
-                    }))])
-                }
-                Err(e) => Err(status_of(e)),
-            },
+            }
         }
     }
 }
@@ -303,6 +307,7 @@ impl Session {
 async fn run_session(
     app: Arc<App>,
     agent_id: String,
+    cert_serial: String,
     mut inbound: Streaming<AgentMessage>,
     out: Out,
 ) {
@@ -312,6 +317,7 @@ async fn run_session(
     let mut session = Session {
         app: app.clone(),
         agent_id: agent_id.clone(),
+        cert_serial,
         content_version: String::new(),
     };
     let max_rate = app.config.max_messages_per_sec;
@@ -442,6 +448,10 @@ impl AgentChannel for ChannelService {
             .first()
             .and_then(|c| agent_id_of(c))
             .ok_or_else(|| Status::unauthenticated("the client certificate names no agent"))?;
+        let cert_serial = certs
+            .first()
+            .and_then(|c| crate::ca::serial_of(c))
+            .unwrap_or_default();
         let (app, id) = (self.app.clone(), agent_id.clone());
         let agent = tokio::task::spawn_blocking(move || app.agent(&id))
             .await
@@ -452,10 +462,25 @@ impl AgentChannel for ChannelService {
                 "agent {agent_id} is revoked"
             )));
         }
+        // The agent has its renewed certificate: the ones it replaced are refused.
+        if agent.replaced_certs.iter().any(|c| !c.refused) {
+            let (app, serial) = (self.app.clone(), cert_serial.clone());
+            let seen = tokio::task::spawn_blocking(move || app.seen_with(&agent, &serial)).await;
+            if let Ok(Err(e)) = seen {
+                tracing::error!(%agent_id, error = %e, "cannot refuse the certificates a renewal replaced");
+            }
+        }
         let (tx, rx) = mpsc::channel::<Box<Result<CollectorMessage, Status>>>(64);
         let span = tracing::info_span!("agent_session", agent_id = %agent_id);
         tokio::spawn(
-            run_session(self.app.clone(), agent_id, req.into_inner(), Out(tx)).instrument(span),
+            run_session(
+                self.app.clone(),
+                agent_id,
+                cert_serial,
+                req.into_inner(),
+                Out(tx),
+            )
+            .instrument(span),
         );
         Ok(Response::new(Box::pin(ReceiverStream::new(rx).map(|m| *m))))
     }

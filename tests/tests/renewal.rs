@@ -1,6 +1,8 @@
-//! Renewing an agent's certificate revokes the one it replaces (issue 10 #18): after
-//! the real agent daemon renews, its old certificate and key are refused at the TLS
-//! handshake, also after the collector restarts, while the new one is accepted.
+//! Renewing an agent's certificate revokes the one it replaces (issue 10 #18): once
+//! the real agent daemon has renewed and used its new certificate, its old certificate
+//! and key are refused at the TLS handshake, also after the collector restarts, while
+//! the new one is accepted. Until the agent is seen with the new one, the one it
+//! renewed with stays accepted: the renewal's answer may never have reached it.
 
 use std::fs;
 use std::path::Path;
@@ -8,7 +10,7 @@ use std::time::Duration;
 
 use rampart_agent::daemon::{tls, Identity};
 use rampart_proto::v1::agent_channel_client::AgentChannelClient;
-use rampart_proto::v1::{agent_message, AgentMessage, Hello};
+use rampart_proto::v1::{agent_message, collector_message, AgentMessage, Hello, RenewRequest};
 use rampart_tests::cluster::{wait_for, wait_for_or, Agent, Collector};
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -112,11 +114,11 @@ fn a_renewed_agents_old_certificate_is_refused() {
         a.log()
     );
 
+    rt.block_on(hello_with(&c, &new))
+        .expect("the renewed certificate is accepted");
     rt.block_on(hello_with(&c, &old))
         .expect_err("the replaced certificate must be refused");
     let refused = rt.block_on(tls_refusal(&c, &old));
-    rt.block_on(hello_with(&c, &new))
-        .expect("the renewed certificate is accepted");
 
     // The old serial is on the CRL for good: a restart does not forget it.
     let (ports, admin) = (c.ports(), c.admin.clone());
@@ -135,8 +137,9 @@ fn a_renewed_agents_old_certificate_is_refused() {
 
 #[test]
 fn a_certificate_renewed_through_one_collector_is_refused_by_the_others() {
-    // Two collectors on one PostgreSQL database: the agent renews through B; A,
-    // which never saw the renewal, refuses the replaced certificate too.
+    // Two collectors on one PostgreSQL database: the agent renews through B and
+    // connects through B with its new certificate; A, which saw neither, refuses the
+    // replaced certificate too.
     let pg = rampart_tests::pg::Postgres::start();
     pg.create_database("rampart");
     let config = pg.collector_config("rampart");
@@ -171,6 +174,10 @@ fn a_certificate_renewed_through_one_collector_is_refused_by_the_others() {
         || format!("agent log:\n{}\nB's log:\n{}", a.log(), b_col.log()),
     );
     a.stop();
+    // The agent comes back through B with its new certificate: from then on the old
+    // one is refused everywhere.
+    rt.block_on(hello_with(&b_col, &new))
+        .expect("B accepts the renewed certificate");
     wait_for("A to refuse the replaced certificate", 20, || {
         rt.block_on(hello_with(&a_col, &old)).err()
     });
@@ -182,4 +189,69 @@ fn a_certificate_renewed_through_one_collector_is_refused_by_the_others() {
     );
     rt.block_on(hello_with(&a_col, &new))
         .expect("A accepts the renewed certificate");
+}
+
+/// Sends hello and a renewal request with `id`'s certificate, then drops the stream
+/// once the new certificate has come, as an agent that dies before saving it: the
+/// answer is lost. The new certificate's DER.
+async fn renew_and_drop(c: &Collector, id: &Identity) -> Vec<u8> {
+    let cfg = tls::client_config(
+        &c.fingerprint,
+        Some((vec![id.cert_der.clone()], id.key_der.clone())),
+    )
+    .unwrap();
+    let ch = tls::channel(&c.url(), cfg).unwrap();
+    let (_, csr_der) = rampart_agent::daemon::new_key_and_csr(&id.state.agent_id).unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    for body in [
+        agent_message::Body::Hello(Hello {
+            agent_id: id.state.agent_id.clone(),
+            hostname: "renewal".into(),
+            ..Default::default()
+        }),
+        agent_message::Body::Renew(RenewRequest { csr_der }),
+    ] {
+        tx.send(AgentMessage { body: Some(body) }).await.unwrap();
+    }
+    let mut inbound = AgentChannelClient::new(ch)
+        .connect(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let wait = async {
+        loop {
+            let m = inbound.message().await.unwrap().expect("an answer");
+            if let Some(collector_message::Body::Renew(r)) = m.body {
+                assert!(r.refused.is_empty(), "renewal refused: {}", r.refused);
+                return r.certificate_der;
+            }
+        }
+    };
+    let der = tokio::time::timeout(Duration::from_secs(20), wait)
+        .await
+        .expect("a renewal answer within 20 s");
+    drop(tx);
+    der
+}
+
+#[test]
+fn a_renewal_whose_answer_is_lost_leaves_the_agent_its_certificate() {
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path().join("root");
+    root(&r);
+    let c = Collector::start(&t.path().join("collector"), None, None);
+    let a = Agent::new(&t.path().join("agent"));
+    let tok = c.enrollment_token("web", 1, 3600);
+    let (ok, out) = a.enroll(&c.url(), &tok, &c.fingerprint, &r, &[]);
+    assert!(ok, "{out}");
+    let id = Identity::load(&a.dir.join("state")).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let lost = rt.block_on(renew_and_drop(&c, &id));
+    assert_ne!(lost, id.cert_der);
+    // Before, the renewal put this certificate on the CRL at once: the agent, which
+    // never kept the new one, was locked out for good.
+    rt.block_on(hello_with(&c, &id))
+        .expect("the certificate the agent renewed with is still accepted");
+    let refusal = rt.block_on(tls_refusal(&c, &id));
+    assert_eq!(refusal, "no TLS refusal");
 }

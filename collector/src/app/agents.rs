@@ -108,9 +108,8 @@ impl App {
         self.store.agent(id).ok().flatten().map(|a| a.hostname)
     }
 
-    /// Serial numbers of revoked agents' certificates (for the CRL).
-    /// Serials every collector refuses: revoked agents' certificates, and those a
-    /// renewal replaced that have not expired.
+    /// Serials every collector refuses (the CRL): revoked agents' certificates, and
+    /// those a renewal replaced, once refused, until they expire.
     pub fn revoked_serials(&self) -> Result<Vec<String>> {
         let now = self.clock.now_ms();
         let mut out = Vec::new();
@@ -118,7 +117,7 @@ impl App {
             out.extend(
                 a.replaced_certs
                     .into_iter()
-                    .filter(|c| c.not_after_ms > now)
+                    .filter(|c| c.refused && c.not_after_ms > now)
                     .map(|c| c.serial),
             );
             // A removed SSH target was never issued a certificate.

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use super::{App, AppError, Enrolled, Result};
 use crate::auth;
+use crate::ca::same_serial;
 use crate::identity;
 use crate::limits::{self, echo, EnrollClaims};
 use crate::store::{AgentRecord, IdentityCheck, TokenRecord, TokenUse};
@@ -427,7 +428,7 @@ impl App {
         if written.is_none_or(|a| a.revoked) {
             return Err(AppError::Refused(format!("agent {agent_id} was revoked")));
         }
-        self.supersede(&old.0, old.1)?;
+        self.supersede(&[old])?;
         self.audit(
             &format!("agent:{agent_id}"),
             "agent.reenroll",
@@ -453,9 +454,13 @@ impl App {
             .next())
     }
 
-    /// Renews an agent's certificate from a new CSR: at most once per
-    /// `limits.renew_interval_secs`, never for a revoked agent.
-    pub fn renew(&self, agent_id: &str, csr_der: &[u8]) -> Result<(Vec<u8>, i64)> {
+    /// Renews an agent's certificate from a new CSR sent over a stream authenticated
+    /// with the certificate `presented` (its serial, hex): at most once per
+    /// `limits.renew_interval_secs`, never for a revoked agent. The certificate the
+    /// agent renewed with stays accepted until the agent is seen with its successor
+    /// ([`App::seen_with`]): the answer may never reach it. Any other certificate the
+    /// agent was issued is refused from now on.
+    pub fn renew(&self, agent_id: &str, csr_der: &[u8], presented: &str) -> Result<(Vec<u8>, i64)> {
         self.ensure_live(agent_id)?;
         if csr_der.len() > limits::CSR_BYTES {
             return Err(AppError::Invalid(format!(
@@ -499,20 +504,34 @@ impl App {
         let mut old_not_after_ms = 0;
         // Another collector sharing the store may have renewed it: the record decides.
         let mut too_soon = false;
+        let mut refused = Vec::new();
         let written = self.store.update_agent(agent_id, &mut |a| {
+            refused.clear();
             old_serial = a.cert_serial.clone();
             old_not_after_ms = a.cert_not_after_ms;
             too_soon = recent(a.renewed_at_ms);
             if !a.revoked && !too_soon {
                 a.renewed_at_ms = now;
-                // The replaced certificate stays refused by every collector sharing
-                // the store until it expires.
+                // Replaced certificates are refused by every collector sharing the
+                // store until they expire; all but the one this request came with
+                // from now on (one whose renewal answer was lost, say).
                 a.replaced_certs.retain(|c| c.not_after_ms > now);
+                for c in a.replaced_certs.iter_mut() {
+                    if !c.refused && !same_serial(&c.serial, presented) {
+                        c.refused = true;
+                        refused.push((c.serial.clone(), c.not_after_ms));
+                    }
+                }
                 if !a.cert_serial.is_empty() && a.cert_not_after_ms > now {
+                    let in_use = same_serial(&a.cert_serial, presented);
                     a.replaced_certs.push(crate::store::ReplacedCert {
                         serial: a.cert_serial.clone(),
                         not_after_ms: a.cert_not_after_ms,
+                        refused: !in_use,
                     });
+                    if !in_use {
+                        refused.push((a.cert_serial.clone(), a.cert_not_after_ms));
+                    }
                 }
                 a.cert_serial = serial.clone();
                 a.cert_not_after_ms = not_after_ms;
@@ -533,17 +552,44 @@ impl App {
             format!("client certificate renewed (serial {old_serial} replaced by {serial})"),
         )?;
         self.sync_store()?;
-        // The replaced certificate goes on the CRL.
-        self.supersede(&old_serial, old_not_after_ms)?;
+        self.supersede(&refused)?;
         Ok((issued.der, not_after_ms))
     }
 
-    /// Puts a replaced certificate on the CRL and rebuilds the TLS layer's view.
-    fn supersede(&self, serial: &str, not_after_ms: i64) -> Result<()> {
-        if serial.is_empty() {
+    /// The agent opened a stream with the certificate `serial` (hex): when that is
+    /// the one it was last issued, the certificates it replaced, kept in case the
+    /// renewal's answer was lost, go on the CRL.
+    pub fn seen_with(&self, agent: &AgentRecord, serial: &str) -> Result<()> {
+        if !same_serial(&agent.cert_serial, serial)
+            || agent.replaced_certs.iter().all(|c| c.refused)
+        {
             return Ok(());
         }
-        self.ca.supersede(serial, not_after_ms / 1000)?;
+        let mut refused = Vec::new();
+        self.store.update_agent(&agent.id, &mut |a| {
+            refused.clear();
+            if !same_serial(&a.cert_serial, serial) {
+                return;
+            }
+            for c in a.replaced_certs.iter_mut().filter(|c| !c.refused) {
+                c.refused = true;
+                refused.push((c.serial.clone(), c.not_after_ms));
+            }
+        })?;
+        self.sync_store()?;
+        self.supersede(&refused)
+    }
+
+    /// Puts replaced certificates (serial, not after) on the CRL and rebuilds the TLS
+    /// layer's view, here and on every collector sharing the store.
+    fn supersede(&self, certs: &[(String, i64)]) -> Result<()> {
+        let certs: Vec<_> = certs.iter().filter(|(s, _)| !s.is_empty()).collect();
+        if certs.is_empty() {
+            return Ok(());
+        }
+        for (serial, not_after_ms) in certs {
+            self.ca.supersede(serial, not_after_ms / 1000)?;
+        }
         self.revocations_changed();
         self.tell_others(crate::store::Event::Crl);
         Ok(())

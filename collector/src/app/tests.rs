@@ -453,10 +453,10 @@ fn a_renewal_through_one_collector_bounds_the_next_through_another() {
         .unwrap()
         .der()
         .to_vec();
-    two[0].renew("ag-1", &csr).unwrap();
+    two[0].renew("ag-1", &csr, "01").unwrap();
     let renewed = store.agent("ag-1").unwrap().unwrap();
     assert!(renewed.renewed_at_ms > 0);
-    let e = two[1].renew("ag-1", &csr).unwrap_err();
+    let e = two[1].renew("ag-1", &csr, "01").unwrap_err();
     assert!(
         matches!(&e, AppError::Limited(m) if m.contains("renewed its certificate less than 600 s ago")),
         "{e}"
@@ -468,8 +468,65 @@ fn a_renewal_through_one_collector_bounds_the_next_through_another() {
     );
     // Refused before the CA reads (and would sign) the request: even a CSR that is
     // not one gets the limit's answer, not the CSR's.
-    let e = two[1].renew("ag-1", b"not a CSR").unwrap_err();
+    let e = two[1].renew("ag-1", b"not a CSR", "01").unwrap_err();
     assert!(matches!(&e, AppError::Limited(_)), "{e}");
+}
+
+/// A renewal's answer can be lost on its way: the agent then holds only the
+/// certificate it renewed with, which must stay accepted (or the agent is locked out
+/// for good) until the agent is seen with a newer one; then all it replaced are refused.
+#[test]
+fn a_renewal_whose_answer_is_lost_leaves_the_agent_its_certificate() {
+    let d = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.limits.renew_interval_secs = 0;
+    let app = app_on(d.path(), crate::clock::Clock::system(), config);
+    agent(&app, "ag-1", None, "");
+    let far = app.clock.now_ms() + 86_400_000;
+    app.store
+        .update_agent("ag-1", &mut |a| a.cert_not_after_ms = far)
+        .unwrap();
+    let csr = || {
+        let key = rcgen::KeyPair::generate().unwrap();
+        rcgen::CertificateParams::new(Vec::<String>::new())
+            .unwrap()
+            .serialize_request(&key)
+            .unwrap()
+            .der()
+            .to_vec()
+    };
+    let serial = |der: &[u8]| crate::ca::serial_of(der).unwrap();
+    let on_crl = |s: &str| {
+        let mut all = app.revoked_serials().unwrap();
+        all.extend(app.ca.superseded_serials().unwrap());
+        all.iter().any(|x| crate::ca::same_serial(x, s))
+    };
+    let seen = |s: &str| {
+        let a = app.store.agent("ag-1").unwrap().unwrap();
+        app.seen_with(&a, s).unwrap();
+    };
+    // Renewed over a stream that came with "01"; the answer (b) never arrives.
+    let (b, _) = app.renew("ag-1", &csr(), "01").unwrap();
+    assert!(!on_crl("01"), "the certificate renewed with stays accepted");
+    assert!(!on_crl(&serial(&b)));
+    // The agent is back with "01" and renews again: the lost one is refused at once.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (c, _) = app.renew("ag-1", &csr(), "01").unwrap();
+    assert!(on_crl(&serial(&b)), "the lost certificate is refused");
+    assert!(!on_crl("01"));
+    // Seen with an older certificate: nothing changes.
+    seen("01");
+    assert!(!on_crl("01"));
+    // Seen with its newest: everything it replaced is refused.
+    seen(&serial(&c));
+    assert!(on_crl("01") && on_crl(&serial(&b)) && !on_crl(&serial(&c)));
+    let rec = app.store.agent("ag-1").unwrap().unwrap();
+    assert_eq!(rec.replaced_certs.len(), 2);
+    assert!(rec.replaced_certs.iter().all(|c| c.refused));
+    // A record written before the field: its replaced certificates were refused.
+    let old: crate::store::ReplacedCert =
+        serde_json::from_str(r#"{"serial":"0a","not_after_ms":5}"#).unwrap();
+    assert!(old.refused);
 }
 
 /// Two apps on one store under `dir`, as two collectors sharing a database.

@@ -493,6 +493,7 @@ fn run(story: &Story, c: &Ctx) -> Vec<Want> {
     let mut session = Session {
         app: c.app.clone(),
         agent_id: "ag-1".into(),
+        cert_serial: "01".into(),
         content_version: String::new(),
     };
     let mut got = Vec::new();
@@ -567,6 +568,7 @@ fn a_revoked_agent_is_refused_on_its_next_message() {
     let mut session = Session {
         app: app.clone(),
         agent_id: "ag-1".into(),
+        cert_serial: "01".into(),
         content_version: String::new(),
     };
     session.handle(hello("ag-1", CONTENT), true).unwrap();

@@ -72,6 +72,15 @@ pub struct SshTarget {
 pub struct ReplacedCert {
     pub serial: String,
     pub not_after_ms: i64,
+    /// On the CRL. A renewal's answer can be lost on its way, leaving the agent with
+    /// only the certificate it renewed with: that one stays accepted until the agent
+    /// is seen with a newer one, or renews again. Records from before: refused.
+    #[serde(default = "refused_before")]
+    pub refused: bool,
+}
+
+fn refused_before() -> bool {
+    true
 }
 
 /// The outcome of checking an enrollment's signed instance identity document.
