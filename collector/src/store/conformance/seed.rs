@@ -54,6 +54,11 @@ pub fn seed<S: Store>(s: &S, n: usize, truth: &mut Truth, seed: u64) {
         s.put_agent(&a).unwrap();
         truth.agents.insert(a.id.clone(), a);
     }
+    // An ID that is one agent's and another's instance ID: the gate reads both.
+    let mut a = agent("ag-40");
+    a.instance_id = "ag-05".into();
+    s.put_agent(&a).unwrap();
+    truth.agents.insert(a.id.clone(), a);
     let base = truth.scans.len();
     for i in 0..n {
         let id = format!("sc-{:08}-{:03}", base + i, r.next(1000));
