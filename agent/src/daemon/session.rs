@@ -61,6 +61,9 @@ fn now_ms() -> i64 {
 enum End {
     Stop,
     Reload,
+    /// A renewed certificate was saved: connect again with it (the collector refuses
+    /// the replaced one only once it has seen the new one).
+    Renewed,
 }
 
 /// What the daemon is told from outside while it runs.
@@ -124,6 +127,11 @@ pub async fn run_until(
             }
             Ok(End::Reload) => {
                 tracing::info!(config = %config_path.display(), "reloading configuration");
+                backoff.reset();
+                continue;
+            }
+            Ok(End::Renewed) => {
+                tracing::info!("connecting again with the renewed certificate");
                 backoff.reset();
                 continue;
             }
@@ -293,7 +301,9 @@ async fn session(
             let _ = spool.remove(&scan.scan_id);
             tracing::info!(scan_id = %scan.scan_id, results = scan.results.len(), "scan delivered");
         }
-        save_renewal(&mut link, cfg)?;
+        if save_renewal(&mut link, cfg)? {
+            return Ok(End::Renewed);
+        }
         tokio::select! {
             b = link.next() => { let b = b?; link.side(b); }
             _ = renew_tick.tick() => {
@@ -404,8 +414,8 @@ async fn maybe_renew(
 /// Saves a renewed certificate with its new key, once it has passed
 /// [`tls::check_agent_certificate`] against the pinned CA; a certificate that fails
 /// is logged and dropped, and the current identity stays (renewal is asked again
-/// at the next hourly check).
-fn save_renewal(link: &mut Link, cfg: &AgentConfig) -> Result<(), DaemonError> {
+/// at the next hourly check). Whether a certificate was saved.
+fn save_renewal(link: &mut Link, cfg: &AgentConfig) -> Result<bool, DaemonError> {
     if let Some((cert, key, not_after)) = link.renewal.take() {
         let mut id = Identity::load(&cfg.state_dir)?;
         let checked = pinned_ca(&cfg.state_dir, &cfg.ca_fingerprint)
@@ -421,7 +431,7 @@ fn save_renewal(link: &mut Link, cfg: &AgentConfig) -> Result<(), DaemonError> {
             });
         if let Err(why) = checked {
             tracing::error!(reason = %why, "renewed client certificate refused; keeping the current one");
-            return Ok(());
+            return Ok(false);
         }
         id.cert_der = cert;
         id.key_der = key;
@@ -429,8 +439,9 @@ fn save_renewal(link: &mut Link, cfg: &AgentConfig) -> Result<(), DaemonError> {
         id.state.cert_received_unix = now_ms() / 1000;
         id.save(&cfg.state_dir)?;
         tracing::info!(not_after_unix = not_after, "client certificate renewed");
+        return Ok(true);
     }
-    Ok(())
+    Ok(false)
 }
 
 #[cfg(test)]
