@@ -19,6 +19,7 @@ use crate::facts::units::{dropins, unit};
 use crate::facts::{FactError, Facts};
 use crate::model::{Outcome, Status};
 
+mod bind;
 mod shm;
 mod tmpfs;
 
@@ -121,6 +122,12 @@ impl Persisted {
 }
 
 fn persisted(facts: &Facts, path: &str) -> Result<Persisted, FactError> {
+    persisted_at(facts, path, false)
+}
+
+/// What is configured to mount `path` at boot; `nested` when asked for the source of
+/// a bind mount ([`bind`]), whose own bind source is not followed.
+fn persisted_at(facts: &Facts, path: &str, nested: bool) -> Result<Persisted, FactError> {
     let name = format!("{}.mount", unit_name(path));
     if path == "/dev/shm" {
         return shm::at_boot(facts);
@@ -212,6 +219,28 @@ fn persisted(facts: &Facts, path: &str) -> Result<Persisted, FactError> {
                 _ => {}
             }
         }
+    }
+    // A bind mount: the kernel reads neither the type nor file system options.
+    if bind::is_bind(&m.options) {
+        return Ok(match bind::judge(facts, &m, path, nested)? {
+            bind::Bind::Mounts(how) => {
+                m.origin = format!("{}, {how}", m.origin);
+                if from_unit {
+                    Persisted::Unit(m)
+                } else {
+                    Persisted::Fstab(m)
+                }
+            }
+            bind::Bind::Fails(why) => {
+                notes.push(format!("{}: {why}", m.describe()));
+                Persisted::Nothing(notes)
+            }
+            bind::Bind::Doubt(why) => Persisted::Doubtful {
+                mount: m,
+                from_unit,
+                why,
+            },
+        });
     }
     if m.fstype != "tmpfs" && m.fstype.eq_ignore_ascii_case("tmpfs") {
         notes.push(format!(
