@@ -215,12 +215,52 @@ fn options(rng: &mut Rng) -> String {
     v.join(",")
 }
 
-/// One fstab line: an entry with 1 to 6 fields, or a comment or blank line.
+/// Sources of bind lines: directories of the root, missing paths, a file, a relative
+/// path read from `/`, paths on other mounts or on the init system's own, a tag, and
+/// /tmpfs, which [`generate`] makes a directory, a file, a link or nothing.
+const BIND_SOURCES: &[&str] = &[
+    "tmpfs",
+    "tmpfs",
+    "/tmpfs",
+    "/var/tmp",
+    "/tmp",
+    "/srv",
+    "/srv/tmp",
+    "tmp",
+    "/etc/hostname",
+    "/var/log",
+    "/var/lib/tmpdir",
+    "/home",
+    "/lib",
+    "/dev/shm",
+    "/run",
+    "UUID=0000-0002",
+];
+
+/// A bind line: `bind` (or `rbind`, or `Bind`, which is no bind) among other options,
+/// with a type the kernel ignores on a bind.
+fn bind_line(rng: &mut Rng) -> String {
+    let mut opts: Vec<String> = options(rng).split(',').map(String::from).collect();
+    opts.retain(|o| !o.is_empty());
+    let at = rng.below(opts.len() + 1);
+    opts.insert(at, rng.pick(&["bind", "bind", "bind", "rbind", "Bind"]).to_string());
+    format!(
+        "{} {} {} {} 0 0",
+        rng.pick(BIND_SOURCES),
+        rng.pick(TARGETS),
+        rng.pick(&["none", "none", "tmpfs", "ext4", "auto", "Tmpfs"]),
+        opts.join(",")
+    )
+}
+
+/// One fstab line: an entry with 1 to 6 fields, a bind line, or a comment or blank
+/// line.
 fn line(rng: &mut Rng) -> String {
-    match rng.below(12) {
+    match rng.below(14) {
         0 => format!("# tmpfs {} tmpfs {} 0 0", rng.pick(PATHS), options(rng)),
         1 => format!("   #{}", rng.pick(PATHS)),
         2 => String::new(),
+        3 | 4 => bind_line(rng),
         _ => {
             let mut opts = options(rng);
             if opts.is_empty() {
@@ -264,6 +304,13 @@ fn generate(rng: &mut Rng, copy: &RootCopy) -> (String, bool) {
         }
     }
     copy.remove("/etc/systemd/system/local-fs.target.wants");
+    copy.remove("/tmpfs");
+    match rng.below(5) {
+        0 | 1 => copy.mkdir("/tmpfs"),
+        2 => copy.write("/tmpfs", "not a directory\n"),
+        3 => copy.link("/tmpfs", "srv"),
+        _ => {}
+    }
     let mut fstab = String::new();
     if rng.chance(85) {
         fstab += "UUID=0000-0001 / ext4 errors=remount-ro 0 1\n";
@@ -474,8 +521,19 @@ setpriv --reuid=65534 --regid=65534 --clear-groups env SYSTEMD_LOG_LEVEL=emerg S
 type Flags = [bool; 3];
 const FLAGS: [&str; 3] = ["nodev", "nosuid", "noexec"];
 
-/// A mount as the probe makes it: the unit's `What=` and `Options=`.
-type Probe = (String, String);
+/// A mount as the probe makes it: the unit's `What=`, `Options=` and type (the
+/// unit's `Type=` when it is tmpfs in any case, else tmpfs: only a bind's outcome is
+/// compared for other types, and the kernel ignores a bind's type).
+type Probe = (String, String, String);
+
+/// The type the probe mounts for a unit's `Type=`.
+fn probe_type(fstype: &str) -> String {
+    if fstype.eq_ignore_ascii_case("tmpfs") {
+        fstype.to_string()
+    } else {
+        "tmpfs".to_string()
+    }
+}
 
 /// The kernel's reading of each mount, asked once per source and options string.
 #[derive(Default)]
@@ -494,14 +552,15 @@ impl Kernel {
         }
         let script = "mount -t proc proc /proc || exit 9
 cd /; P=/.rampart-probe; i=0
-while [ $# -gt 1 ]; do s=$1; o=$2; shift 2; i=$((i+1)); d=$P/$i; mkdir -p $d
-  if [ -z \"$o\" ]; then mount -t tmpfs \"$s\" $d; else mount -t tmpfs -o \"$o\" \"$s\" $d; fi 2>/dev/null \\
+while [ $# -gt 2 ]; do s=$1; o=$2; t=$3; shift 3; i=$((i+1)); d=$P/$i; mkdir -p $d
+  if [ -z \"$o\" ]; then mount -t \"$t\" \"$s\" $d; else mount -t \"$t\" -o \"$o\" \"$s\" $d; fi 2>/dev/null \\
     && findmnt -n -o VFS-OPTIONS --mountpoint $d || echo FAIL
 done";
         let mut args = vec!["sh", "-c", script, "sh"];
-        for (what, options) in &new {
+        for (what, options, fstype) in &new {
             args.push(what);
             args.push(options);
+            args.push(fstype);
         }
         let out = copy.chroot(&args);
         let text = String::from_utf8_lossy(&out.stdout);
@@ -519,10 +578,17 @@ done";
         Ok(())
     }
 
+    /// Forgets the answers for bind mounts, which depend on the source in the root
+    /// (a configuration changes it), not on the options alone.
+    fn forget_binds(&mut self) {
+        self.0
+            .retain(|(_, o, _), _| !o.split(',').any(|o| o == "bind" || o == "rbind"));
+    }
+
     /// What the kernel did with the mount of `b`, if systemd mounts it at boot.
     fn of(&self, b: &Boot) -> Option<Option<Flags>> {
         let o = b.options.as_ref()?;
-        Some(self.0[&(b.what.clone(), o.clone())])
+        Some(self.0[&(b.what.clone(), o.clone(), probe_type(&b.fstype))])
     }
 }
 
@@ -560,6 +626,7 @@ pub fn run(original: &std::path::Path, settings: Settings) -> Tally {
     let mut no_transaction = 0;
     while tally.more() {
         let (desc, dropins) = generate(&mut rng, &copy);
+        kernel.forget_binds();
         let answer = systemd(&copy)
             .and_then(|mut boot| {
                 // With drop-ins, the manager's own reading of the units decides their
@@ -589,7 +656,9 @@ pub fn run(original: &std::path::Path, settings: Settings) -> Tally {
                 };
                 let probes: Vec<Probe> = boot
                     .iter()
-                    .filter_map(|b| Some((b.what.clone(), b.options.clone()?)))
+                    .filter_map(|b| {
+                        Some((b.what.clone(), b.options.clone()?, probe_type(&b.fstype)))
+                    })
                     .collect();
                 kernel.ask(&copy, &probes)?;
                 Ok(Some(boot))
@@ -618,7 +687,15 @@ pub fn run(original: &std::path::Path, settings: Settings) -> Tally {
                 b.fragment, b.dropins, b.state, b.pulled, b.fstype, b.options
             );
             // A tmpfs whose options the kernel refuses is not mounted at boot.
-            let refused = b.fstype == "tmpfs" && kernel.of(b) == Some(None);
+            // So is a bind mount whose source mount(8) cannot bind (the kernel
+            // ignores the type and the file system options of a bind: the probe's
+            // tmpfs plays no part).
+            let bind = b
+                .options
+                .as_deref()
+                .is_some_and(|o| o.split(',').any(|o| o == "bind" || o == "rbind"));
+            let refused =
+                (b.fstype.eq_ignore_ascii_case("tmpfs") || bind) && kernel.of(b) == Some(None);
             let mounted = b.options.is_some() && !refused;
             // Where the agent cannot tell whether the kernel takes an option, it does
             // not count the mount as separate: stricter than the kernel is allowed.
