@@ -13,6 +13,7 @@
 
 use serde::Deserialize;
 
+use crate::facts::boot_units::boot_units;
 use crate::facts::journald::parse_unit_ini;
 use crate::facts::mounts::{fstab, live, mount_unit, split_options, unit_name, Mount};
 use crate::facts::units::{dropins, unit};
@@ -182,7 +183,15 @@ fn persisted_at(facts: &Facts, path: &str, nested: bool) -> Result<Persisted, Fa
     // the first fstab entry, else a unit file of lower precedence. It mounts at boot
     // when the generator pulls it in (an entry without noauto) or it is enabled.
     let unit_overrides = overrides(&u);
-    if fs_entry.is_none() && !u.starts_at_boot() {
+    // Not enabled nor pulled in by the generator, a unit that exists may still be
+    // pulled in by the boot transaction (Debian's basic.target wants tmp.mount).
+    let exists = first.is_some() || (u.exists() && !u.masked);
+    let pulled = if fs_entry.is_none() && !u.starts_at_boot() && exists {
+        boot_units(facts)?.pulls_mount(&name, path)
+    } else {
+        None
+    };
+    if fs_entry.is_none() && !u.starts_at_boot() && pulled.is_none() {
         if u.exists() && !u.masked {
             notes.push(u.describe());
         }
@@ -199,6 +208,9 @@ fn persisted_at(facts: &Facts, path: &str, nested: bool) -> Result<Persisted, Fa
             None => return Ok(Persisted::Nothing(notes)),
         },
     };
+    if let Some(why) = &pulled {
+        m.origin = format!("{} ({why})", m.origin);
+    }
     // Whether the options are systemd's (a unit file or drop-in), not fstab's.
     let mut unit_options = from_unit;
     // Drop-ins apply to the unit whichever file it comes from, read as systemd reads
