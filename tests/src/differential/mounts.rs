@@ -12,15 +12,21 @@
 //!   fields still mounts, and of two entries for one mount point the first wins (the
 //!   second unit file "already exists"). `noauto` entries get a unit but no
 //!   `local-fs.target` link.
-//! - `systemd-analyze unit-files` names the unit file systemd loads for each mount
-//!   unit (a file in /etc or /run overrides the generator's, which overrides /usr/lib;
-//!   `/dev/null` is a mask), and `systemctl is-enabled` says masked or enabled.
-//!   (`--root=/`: offline, as it is in the chroot; without it systemctl may look for
-//!   a bus.) A mount unit is mounted at boot when it is not masked and the generator
-//!   linked it from `local-fs.target` or, for `_netdev`, `remote-fs.target` (enabled
-//!   in the root, as on any Debian 12) `.requires`/`.wants`, it is enabled, or a
-//!   `local-fs.target.wants` link names it. (A mask in /usr/lib is below the
-//!   generator's directory: an fstab entry overrides it.)
+//! - The root's own manager decides what is mounted at boot: `systemd --test
+//!   --system`, as nobody, runs the generators, loads the units of the boot
+//!   transaction with their drop-ins and prints them and the transaction's jobs. A
+//!   mount unit is mounted at boot when the transaction has a start job for it —
+//!   the generator's `local-fs.target` links, enablement, but also Debian's
+//!   basic.target (`Wants=tmp.mount`, `RequiresMountsFor=/var /var/tmp`) and any
+//!   unit's `RequiresMountsFor=` (systemd-journal-flush's /var/log/journal), which
+//!   pull in a unit that exists, enabled or not, `noauto` or not — and What=, Type=
+//!   and Options= are the manager's. A configuration for which it makes no boot
+//!   transaction, or drops the job of a mount unit that a unit of the transaction
+//!   pulls in, the generator links or is enabled (all ordering cycles: fstab mounts
+//!   ordered in a cycle, a swap file on /tmp, a local mount below a `_netdev` one),
+//!   is not compared.
+//!   `systemd-analyze unit-files` and `systemctl is-enabled` only describe a
+//!   difference.
 //! - The kernel decides the flags: the root's own mount(8) mounts a tmpfs with the
 //!   unit's `Options=` (systemd hands them to mount(8) as `-o`), and `findmnt`
 //!   reads the per-mount flags back. So mount(8) applies options left to right and
@@ -34,16 +40,18 @@
 //!   agent says it cannot tell offline whether the kernel takes an option (it
 //!   depends on the kernel: `mpol=`, `noswap`), not counting the mount is allowed;
 //!   the flags of other types' refused options are not compared (the probe mounts a
-//!   tmpfs).
+//!   tmpfs, or the unit's type where it is tmpfs in another case, which fails).
 //!
+//! - Bind mounts (`bind`, `rbind`; sources that are directories, missing, files,
+//!   relative, on /dev or /run, tags): the kernel ignores a bind's type and file
+//!   system options, so a bind the probe cannot make is not mounted whatever its
+//!   type, and util-linux's remount gives it the flags of its options when they
+//!   name one (else those of its source's mount, none in the probe, as on a root
+//!   file system mounted without them).
 //! - Drop-ins (`tmp.mount.d`, the dash prefix's `var-.mount.d`, the type's
 //!   `mount.d`, in /etc, /etc/systemd/system.control, /run and /usr/lib; one file
 //!   name in several of them, empty `Options=` resets, masks, continued lines, `#`
-//!   after a value, a section in the wrong case): in those configurations the root's
-//!   own manager decides What=, Type= and Options= — `systemd --test --system`, as
-//!   nobody, which runs the generators and prints every unit of the boot transaction
-//!   as loaded, with its drop-ins. A configuration for which it makes no boot
-//!   transaction (fstab mounts ordered in a cycle) is not compared.
+//!   after a value, a section in the wrong case).
 //!
 //! /dev/shm is left out: systemd mounts it itself and the fstab generator ignores it
 //! (an API file system); its fstab options only reach it through
@@ -52,7 +60,7 @@
 //! The Ubuntu benchmarks' mount rules judge the same boot mounts through the same
 //! reader, so this comparison serves every benchmark.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::{agent_facts, Placed, Rng, RootCopy, Settings, Tally};
 
@@ -144,9 +152,6 @@ const UNIT_DIRS: &[&str] = &[
     "/run/systemd/system",
     "/usr/lib/systemd/system",
 ];
-
-/// The `.wants` directories the configurations link units from.
-const WANTS_DIRS: &[&str] = &["/etc/systemd/system/local-fs.target.wants"];
 
 /// Where drop-ins are generated (/lib is /usr/lib on Debian 12).
 const DROPIN_DIRS: &[&str] = &[
@@ -368,12 +373,14 @@ struct Boot {
     state: String,
     /// Linked from local-fs.target by the generator.
     pulled: bool,
-    /// Mounted at boot: with these options.
+    /// The boot transaction has a start job for the unit.
+    job: bool,
+    /// Mounted at boot: with these options (as the manager loaded them).
     options: Option<String>,
-    /// The unit's `Type=` and `What=` (the last of each).
+    /// The unit's `Type=` and `What=` as the manager loaded them.
     fstype: String,
     what: String,
-    /// The drop-ins the manager read (only where it was asked).
+    /// The drop-ins the manager read.
     dropins: Vec<String>,
 }
 
@@ -410,37 +417,15 @@ echo '#enabled'; for u; do echo \"$u $(systemctl --root=/ is-enabled \"$u\" 2>/d
             ]
             .iter()
             .any(|d| std::fs::symlink_metadata(gen.join(d).join(name)).is_ok());
-            // A link in a .wants directory pulls the unit in by its name, whichever
-            // file it points to (systemd.unit(5)); `systemctl is-enabled` says
-            // `generated`, not `enabled`, when the generator's unit is the one loaded.
-            let wanted = WANTS_DIRS
-                .iter()
-                .any(|d| std::fs::symlink_metadata(copy.path(&format!("{d}/{name}"))).is_ok());
-            let masked = state.starts_with("masked") || fragment.as_deref() == Some("/dev/null");
-            let at_boot = fragment.is_some()
-                && !masked
-                && (pulled || wanted || matches!(state.as_str(), "enabled" | "enabled-runtime"));
-            // The last `Options=` of the file (an empty one resets), with systemd's
-            // `%%` specifier read as `%`, and the last `Type=`.
-            let text = std::fs::read_to_string(copy.path(fragment.as_deref().unwrap_or("")))
-                .unwrap_or_default();
-            let last = |key: &str| {
-                text.lines()
-                    .rev()
-                    .find_map(|l| l.trim().strip_prefix(key))
-                    .map(|v| v.trim().replace("%%", "%"))
-                    .unwrap_or_default()
-            };
-            let options = at_boot.then(|| last("Options="));
-            let fstype = last("Type=");
-            let what = last("What=");
+            // What=, Type= and Options= come from the manager ([`manager`]).
             Boot {
                 fragment,
                 state,
                 pulled,
-                options,
-                fstype,
-                what,
+                job: false,
+                options: None,
+                fstype: String::new(),
+                what: String::new(),
                 dropins: Vec::new(),
             }
         })
@@ -455,12 +440,16 @@ struct Loaded {
     fstype: String,
     options: String,
     dropins: Vec<String>,
+    /// `Unit Load State` (`loaded`, `masked`, `not-found`, `bad-setting`…).
+    state: String,
+    /// The units whose Requires=, Wants=, BindsTo= or Upholds= name it.
+    pulled_by: Vec<String>,
 }
 
 /// The root's own systemd in test mode (`systemd --test --system`, as nobody: it
 /// refuses root), which runs the generators, loads the boot transaction's units with
 /// their drop-ins and prints them: what the manager would mount, per unit name.
-fn manager(copy: &RootCopy) -> Result<Option<HashMap<String, Loaded>>, String> {
+fn manager(copy: &RootCopy) -> Result<Option<(HashMap<String, Loaded>, HashSet<String>)>, String> {
     // Not PID 1 (systemd freezes there on exit); /sys and a cgroup2 hierarchy, which
     // it needs to start, mounted in the private namespace.
     let script = "mount -t sysfs sysfs /sys && mount -t cgroup2 -o ro cgroup2 /sys/fs/cgroup || exit 9
@@ -476,6 +465,13 @@ setpriv --reuid=65534 --regid=65534 --clear-groups env SYSTEMD_LOG_LEVEL=emerg S
     if !text.contains("#rc 0") {
         return Err(format!("  systemd --test did not answer: {out:?}"));
     }
+    // The boot transaction's jobs: `\t\tAction: NAME -> start` after `-> By jobs:`.
+    let (text, jobs_text) = text.split_once("\n-> By jobs:").unwrap_or((&text, ""));
+    let jobs: HashSet<String> = jobs_text
+        .lines()
+        .filter_map(|l| l.strip_prefix("\t\tAction: ")?.strip_suffix(" -> start"))
+        .map(String::from)
+        .collect();
     let mut units = HashMap::new();
     let mut current: Option<(String, Loaded)> = None;
     for line in text.lines() {
@@ -508,13 +504,19 @@ setpriv --reuid=65534 --regid=65534 --clear-groups env SYSTEMD_LOG_LEVEL=emerg S
             "File System Type" => l.fstype = value.to_string(),
             "Options" => l.options = value.to_string(),
             "DropIn Path" => l.dropins.push(value.to_string()),
+            "Unit Load State" => l.state = value.to_string(),
+            "RequiredBy" | "WantedBy" | "BoundBy" | "UpheldBy" => {
+                // `NAME (destination-file)`: the unit and where the dependency came from.
+                let name = value.split(" (").next().unwrap_or(value);
+                l.pulled_by.push(name.to_string());
+            }
             _ => {}
         }
     }
     if let Some((n, l)) = current {
         units.insert(n, l);
     }
-    Ok(Some(units))
+    Ok(Some((units, jobs)))
 }
 
 /// The flags a mount gets: nodev, nosuid, noexec.
@@ -624,30 +626,52 @@ pub fn run(original: &std::path::Path, settings: Settings) -> Tally {
     let mut undecided_count = 0;
     let mut manager_runs = 0;
     let mut no_transaction = 0;
+    let mut boot_only = 0;
     while tally.more() {
         let (desc, dropins) = generate(&mut rng, &copy);
         kernel.forget_binds();
         let answer = systemd(&copy)
             .and_then(|mut boot| {
-                // With drop-ins, the manager's own reading of the units decides their
-                // What=, Type= and Options=.
-                if dropins {
-                    let Some(loaded) = manager(&copy)? else {
-                        return Ok(None);
-                    };
-                    for (b, path) in boot.iter_mut().zip(PATHS) {
-                        let Some(l) = loaded.get(&unit_name(path)) else {
-                            continue;
-                        };
-                        if b.options.is_some() {
-                            b.options = Some(l.options.clone());
-                        }
+                // The manager decides: a mount unit is mounted at boot when the boot
+                // transaction has a start job for it, with What=, Type= and Options=
+                // as the manager loaded them (drop-ins and all).
+                let Some((loaded, jobs)) = manager(&copy)? else {
+                    return Ok(None);
+                };
+                // A loaded mount unit that a unit of the transaction pulls in, with no
+                // job of its own: systemd dropped it to break an ordering cycle (a swap
+                // file on /tmp, which tmp.mount orders after swap.target; a `_netdev`
+                // /var/log). The system would not boot as configured; not compared.
+                // So is one that the generator linked from local-fs.target or
+                // remote-fs.target, or that is enabled, when it has no job: the units
+                // that pulled it in lost theirs to the same cycle.
+                let dropped = PATHS.iter().zip(&boot).any(|(p, b)| {
+                    let name = unit_name(p);
+                    loaded.get(&name).is_some_and(|l| {
+                        l.state == "loaded"
+                            && !jobs.contains(&name)
+                            && (l.pulled_by.iter().any(|u| jobs.contains(u))
+                                || b.pulled
+                                || b.state.starts_with("enabled"))
+                    })
+                });
+                if dropped {
+                    return Ok(None);
+                }
+                for (b, path) in boot.iter_mut().zip(PATHS) {
+                    let name = unit_name(path);
+                    b.job = jobs.contains(&name);
+                    let l = loaded.get(&name);
+                    b.options = b
+                        .job
+                        .then(|| l.map(|l| l.options.clone()).unwrap_or_default());
+                    if let Some(l) = l {
                         b.what = l.what.clone();
                         b.fstype = l.fstype.clone();
                         b.dropins = l.dropins.clone();
                     }
-                    manager_runs += 1;
                 }
+                manager_runs += usize::from(dropins);
                 Ok(Some(boot))
             })
             .and_then(|boot| {
@@ -680,11 +704,15 @@ pub fn run(original: &std::path::Path, settings: Settings) -> Tally {
                 continue;
             }
         };
+        boot_only += boot
+            .iter()
+            .filter(|b| b.job && !b.pulled && !b.state.starts_with("enabled"))
+            .count();
         let mut what = String::new();
         for ((path, b), (separate, flags, how)) in PATHS.iter().zip(&boot).zip(&ours) {
             let why = format!(
-                "unit file {:?}, drop-ins {:?}, is-enabled {:?}, generator link {}, type {:?}, options {:?}",
-                b.fragment, b.dropins, b.state, b.pulled, b.fstype, b.options
+                "unit file {:?}, drop-ins {:?}, is-enabled {:?}, generator link {}, boot job {}, type {:?}, options {:?}",
+                b.fragment, b.dropins, b.state, b.pulled, b.job, b.fstype, b.options
             );
             // A tmpfs whose options the kernel refuses is not mounted at boot.
             // So is a bind mount whose source mount(8) cannot bind (the kernel
@@ -734,7 +762,7 @@ pub fn run(original: &std::path::Path, settings: Settings) -> Tally {
         tally.compared += 1;
     }
     println!(
-        "differential mounts: {manager_runs} configurations with drop-ins judged by systemd --test; {no_transaction} more not compared (systemd --test made no boot transaction: an ordering cycle among the mounts)"
+        "differential mounts: {manager_runs} configurations with drop-ins; in {boot_only} mount point(s) the transaction pulls in a unit neither enabled nor linked by the generator; {no_transaction} more not compared (an ordering cycle among the mounts: systemd --test made no boot transaction, or dropped the job of a mount unit that the transaction pulls in)"
     );
     println!(
         "differential mounts: in {undecided_count} mount point(s) of {} configurations the agent could not tell whether the kernel takes a tmpfs option",
