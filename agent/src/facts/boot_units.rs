@@ -90,12 +90,14 @@ impl Fact for BootUnits {
                     match s.key.as_str() {
                         "Requires" | "Wants" | "BindsTo" | "Upholds" => {
                             for dep in s.value.split_whitespace() {
-                                queue.push_back((dep.to_string(), format!("{} ({name})", s.source)));
+                                queue
+                                    .push_back((dep.to_string(), format!("{} ({name})", s.source)));
                             }
                         }
                         "RequiresMountsFor" => {
                             for m in s.value.split_whitespace() {
-                                out.mounts_for.push((norm(m), format!("{name} ({})", s.source)));
+                                out.mounts_for
+                                    .push((norm(m), format!("{name} ({})", s.source)));
                             }
                         }
                         _ => {}

@@ -248,7 +248,11 @@ fn bind_line(rng: &mut Rng) -> String {
     let mut opts: Vec<String> = options(rng).split(',').map(String::from).collect();
     opts.retain(|o| !o.is_empty());
     let at = rng.below(opts.len() + 1);
-    opts.insert(at, rng.pick(&["bind", "bind", "bind", "rbind", "Bind"]).to_string());
+    opts.insert(
+        at,
+        rng.pick(&["bind", "bind", "bind", "rbind", "Bind"])
+            .to_string(),
+    );
     format!(
         "{} {} {} {} 0 0",
         rng.pick(BIND_SOURCES),
