@@ -4,7 +4,10 @@
 //! what is mounted at boot comes from /etc/fstab and systemd `.mount` units. A unit
 //! file in /etc or /run overrides the fstab generator; one in /lib or /usr/lib is
 //! overridden by an fstab entry. A masked `<path>.mount` stops either from mounting.
-//! `noauto` fstab entries are not mounted at boot. /dev/shm is always mounted by the
+//! `noauto` fstab entries and units not enabled are not mounted at boot unless the
+//! boot transaction pulls them in (Debian's basic.target wants tmp.mount and requires
+//! the mounts for /var and /var/tmp: [`crate::facts::boot_units`]). A bind mount is
+//! judged by its source ([`bind`]). /dev/shm is always mounted by the
 //! init system, whatever fstab or units say; its flags after boot are those of
 //! systemd-remount-fs's remount ([`shm`]). A tmpfs mounted at boot with an option
 //! the kernel refuses is not mounted; one whose options' fate cannot be told offline
