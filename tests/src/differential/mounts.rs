@@ -450,10 +450,13 @@ struct Loaded {
     pulled_by: Vec<String>,
 }
 
+/// The units the manager loaded, by name, and those the boot transaction starts.
+type Transaction = (HashMap<String, Loaded>, HashSet<String>);
+
 /// The root's own systemd in test mode (`systemd --test --system`, as nobody: it
 /// refuses root), which runs the generators, loads the boot transaction's units with
 /// their drop-ins and prints them: what the manager would mount, per unit name.
-fn manager(copy: &RootCopy) -> Result<Option<(HashMap<String, Loaded>, HashSet<String>)>, String> {
+fn manager(copy: &RootCopy) -> Result<Option<Transaction>, String> {
     // Not PID 1 (systemd freezes there on exit); /sys and a cgroup2 hierarchy, which
     // it needs to start, mounted in the private namespace.
     let script = "mount -t sysfs sysfs /sys && mount -t cgroup2 -o ro cgroup2 /sys/fs/cgroup || exit 9
