@@ -4,7 +4,10 @@
 //! what is mounted at boot comes from /etc/fstab and systemd `.mount` units. A unit
 //! file in /etc or /run overrides the fstab generator; one in /lib or /usr/lib is
 //! overridden by an fstab entry. A masked `<path>.mount` stops either from mounting.
-//! `noauto` fstab entries are not mounted at boot. /dev/shm is always mounted by the
+//! `noauto` fstab entries and units not enabled are not mounted at boot unless the
+//! boot transaction pulls them in (Debian's basic.target wants tmp.mount and requires
+//! the mounts for /var and /var/tmp: [`crate::facts::boot_units`]). A bind mount is
+//! judged by its source ([`bind`]). /dev/shm is always mounted by the
 //! init system, whatever fstab or units say; its flags after boot are those of
 //! systemd-remount-fs's remount ([`shm`]). A tmpfs mounted at boot with an option
 //! the kernel refuses is not mounted; one whose options' fate cannot be told offline
@@ -13,12 +16,14 @@
 
 use serde::Deserialize;
 
+use crate::facts::boot_units::boot_units;
 use crate::facts::journald::parse_unit_ini;
 use crate::facts::mounts::{fstab, live, mount_unit, split_options, unit_name, Mount};
 use crate::facts::units::{dropins, unit};
 use crate::facts::{FactError, Facts};
 use crate::model::{Outcome, Status};
 
+mod bind;
 mod shm;
 mod tmpfs;
 
@@ -121,6 +126,12 @@ impl Persisted {
 }
 
 fn persisted(facts: &Facts, path: &str) -> Result<Persisted, FactError> {
+    persisted_at(facts, path, false)
+}
+
+/// What is configured to mount `path` at boot; `nested` when asked for the source of
+/// a bind mount ([`bind`]), whose own bind source is not followed.
+fn persisted_at(facts: &Facts, path: &str, nested: bool) -> Result<Persisted, FactError> {
     let name = format!("{}.mount", unit_name(path));
     if path == "/dev/shm" {
         return shm::at_boot(facts);
@@ -175,7 +186,15 @@ fn persisted(facts: &Facts, path: &str) -> Result<Persisted, FactError> {
     // the first fstab entry, else a unit file of lower precedence. It mounts at boot
     // when the generator pulls it in (an entry without noauto) or it is enabled.
     let unit_overrides = overrides(&u);
-    if fs_entry.is_none() && !u.starts_at_boot() {
+    // Not enabled nor pulled in by the generator, a unit that exists may still be
+    // pulled in by the boot transaction (Debian's basic.target wants tmp.mount).
+    let exists = first.is_some() || (u.exists() && !u.masked);
+    let pulled = if fs_entry.is_none() && !u.starts_at_boot() && exists {
+        boot_units(facts)?.pulls_mount(&name, path)
+    } else {
+        None
+    };
+    if fs_entry.is_none() && !u.starts_at_boot() && pulled.is_none() {
         if u.exists() && !u.masked {
             notes.push(u.describe());
         }
@@ -192,6 +211,9 @@ fn persisted(facts: &Facts, path: &str) -> Result<Persisted, FactError> {
             None => return Ok(Persisted::Nothing(notes)),
         },
     };
+    if let Some(why) = &pulled {
+        m.origin = format!("{} ({why})", m.origin);
+    }
     // Whether the options are systemd's (a unit file or drop-in), not fstab's.
     let mut unit_options = from_unit;
     // Drop-ins apply to the unit whichever file it comes from, read as systemd reads
@@ -212,6 +234,28 @@ fn persisted(facts: &Facts, path: &str) -> Result<Persisted, FactError> {
                 _ => {}
             }
         }
+    }
+    // A bind mount: the kernel reads neither the type nor file system options.
+    if bind::is_bind(&m.options) {
+        return Ok(match bind::judge(facts, &m, path, nested)? {
+            bind::Bind::Mounts(how) => {
+                m.origin = format!("{}, {how}", m.origin);
+                if from_unit {
+                    Persisted::Unit(m)
+                } else {
+                    Persisted::Fstab(m)
+                }
+            }
+            bind::Bind::Fails(why) => {
+                notes.push(format!("{}: {why}", m.describe()));
+                Persisted::Nothing(notes)
+            }
+            bind::Bind::Doubt(why) => Persisted::Doubtful {
+                mount: m,
+                from_unit,
+                why,
+            },
+        });
     }
     if m.fstype != "tmpfs" && m.fstype.eq_ignore_ascii_case("tmpfs") {
         notes.push(format!(

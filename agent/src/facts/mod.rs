@@ -12,6 +12,7 @@ pub mod accounts;
 pub mod aide;
 pub mod audit;
 pub mod auditd_conf;
+pub mod boot_units;
 pub mod bootargs;
 pub mod chrony;
 pub mod crypto_policies;

@@ -12,15 +12,21 @@
 //!   fields still mounts, and of two entries for one mount point the first wins (the
 //!   second unit file "already exists"). `noauto` entries get a unit but no
 //!   `local-fs.target` link.
-//! - `systemd-analyze unit-files` names the unit file systemd loads for each mount
-//!   unit (a file in /etc or /run overrides the generator's, which overrides /usr/lib;
-//!   `/dev/null` is a mask), and `systemctl is-enabled` says masked or enabled.
-//!   (`--root=/`: offline, as it is in the chroot; without it systemctl may look for
-//!   a bus.) A mount unit is mounted at boot when it is not masked and the generator
-//!   linked it from `local-fs.target` or, for `_netdev`, `remote-fs.target` (enabled
-//!   in the root, as on any Debian 12) `.requires`/`.wants`, it is enabled, or a
-//!   `local-fs.target.wants` link names it. (A mask in /usr/lib is below the
-//!   generator's directory: an fstab entry overrides it.)
+//! - The root's own manager decides what is mounted at boot: `systemd --test
+//!   --system`, as nobody, runs the generators, loads the units of the boot
+//!   transaction with their drop-ins and prints them and the transaction's jobs. A
+//!   mount unit is mounted at boot when the transaction has a start job for it —
+//!   the generator's `local-fs.target` links, enablement, but also Debian's
+//!   basic.target (`Wants=tmp.mount`, `RequiresMountsFor=/var /var/tmp`) and any
+//!   unit's `RequiresMountsFor=` (systemd-journal-flush's /var/log/journal), which
+//!   pull in a unit that exists, enabled or not, `noauto` or not — and What=, Type=
+//!   and Options= are the manager's. A configuration for which it makes no boot
+//!   transaction, or drops the job of a mount unit that a unit of the transaction
+//!   pulls in, the generator links or is enabled (all ordering cycles: fstab mounts
+//!   ordered in a cycle, a swap file on /tmp, a local mount below a `_netdev` one),
+//!   is not compared.
+//!   `systemd-analyze unit-files` and `systemctl is-enabled` only describe a
+//!   difference.
 //! - The kernel decides the flags: the root's own mount(8) mounts a tmpfs with the
 //!   unit's `Options=` (systemd hands them to mount(8) as `-o`), and `findmnt`
 //!   reads the per-mount flags back. So mount(8) applies options left to right and
@@ -34,16 +40,18 @@
 //!   agent says it cannot tell offline whether the kernel takes an option (it
 //!   depends on the kernel: `mpol=`, `noswap`), not counting the mount is allowed;
 //!   the flags of other types' refused options are not compared (the probe mounts a
-//!   tmpfs).
+//!   tmpfs, or the unit's type where it is tmpfs in another case, which fails).
 //!
+//! - Bind mounts (`bind`, `rbind`; sources that are directories, missing, files,
+//!   relative, on /dev or /run, tags): the kernel ignores a bind's type and file
+//!   system options, so a bind the probe cannot make is not mounted whatever its
+//!   type, and util-linux's remount gives it the flags of its options when they
+//!   name one (else those of its source's mount, none in the probe, as on a root
+//!   file system mounted without them).
 //! - Drop-ins (`tmp.mount.d`, the dash prefix's `var-.mount.d`, the type's
 //!   `mount.d`, in /etc, /etc/systemd/system.control, /run and /usr/lib; one file
 //!   name in several of them, empty `Options=` resets, masks, continued lines, `#`
-//!   after a value, a section in the wrong case): in those configurations the root's
-//!   own manager decides What=, Type= and Options= — `systemd --test --system`, as
-//!   nobody, which runs the generators and prints every unit of the boot transaction
-//!   as loaded, with its drop-ins. A configuration for which it makes no boot
-//!   transaction (fstab mounts ordered in a cycle) is not compared.
+//!   after a value, a section in the wrong case).
 //!
 //! /dev/shm is left out: systemd mounts it itself and the fstab generator ignores it
 //! (an API file system); its fstab options only reach it through
@@ -52,9 +60,14 @@
 //! The Ubuntu benchmarks' mount rules judge the same boot mounts through the same
 //! reader, so this comparison serves every benchmark.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use super::{agent_facts, Placed, Rng, RootCopy, Settings, Tally};
+use super::{agent_facts, Rng, RootCopy, Settings, Tally};
+
+mod generate;
+
+use generate::generate;
+pub(super) use generate::OPTIONS;
 
 /// The mount points compared (those of the CIS partition rules but /dev/shm).
 const PATHS: &[&str] = &[
@@ -66,252 +79,6 @@ const PATHS: &[&str] = &[
     "/home",
 ];
 
-/// Mount points as an fstab line may spell them.
-const TARGETS: &[&str] = &[
-    "/tmp",
-    "/tmp",
-    "/tmp/",
-    "//tmp",
-    "/var",
-    "/var/",
-    "/var/tmp",
-    "/var/tmp",
-    "/var/log",
-    "/var/log/audit",
-    "/var/log/audit/",
-    "/home",
-    "/home",
-    "/home\\040old",
-    "/var/log\\040x",
-    "none",
-];
-
-const SOURCES: &[&str] = &[
-    "tmpfs",
-    "UUID=0000-0002",
-    "LABEL=data",
-    "/dev/sdb1",
-    "/var/tmp",
-    "/tmp",
-];
-
-const TYPES: &[&str] = &["tmpfs", "tmpfs", "ext4", "xfs", "none", "auto", "swap"];
-
-/// Options: the three flags and their opposites, options that look as if they set
-/// them, options for systemd and mount(8) alone, and some in the wrong case (the shm
-/// family draws from them too).
-pub(super) const OPTIONS: &[&str] = &[
-    "defaults",
-    "defaults",
-    "rw",
-    "ro",
-    "nodev",
-    "nodev",
-    "dev",
-    "nosuid",
-    "nosuid",
-    "suid",
-    "noexec",
-    "noexec",
-    "exec",
-    "noauto",
-    "auto",
-    "nofail",
-    "user",
-    "users",
-    "owner",
-    "group",
-    "mode=1777",
-    "size=64m",
-    "relatime",
-    "strictatime",
-    "x-systemd.device-timeout=5s",
-    "_netdev",
-    "bind",
-    "NODEV",
-    "NoExec",
-    "size=2GB",
-    "mode=abc",
-    "mpol=interleave",
-];
-
-/// The `.mount` units generated beside fstab.
-const UNITS: &[(&str, &str)] = &[("tmp.mount", "/tmp"), ("var-tmp.mount", "/var/tmp")];
-
-/// Where generated unit files go.
-const UNIT_DIRS: &[&str] = &[
-    "/etc/systemd/system",
-    "/run/systemd/system",
-    "/usr/lib/systemd/system",
-];
-
-/// The `.wants` directories the configurations link units from.
-const WANTS_DIRS: &[&str] = &["/etc/systemd/system/local-fs.target.wants"];
-
-/// Where drop-ins are generated (/lib is /usr/lib on Debian 12).
-const DROPIN_DIRS: &[&str] = &[
-    "/etc/systemd/system",
-    "/etc/systemd/system.control",
-    "/run/systemd/system",
-    "/usr/lib/systemd/system",
-];
-
-/// The drop-in directory names: the compared units' own, their dash prefixes' and
-/// the type's (`mount.d`, read for every mount unit).
-const DROPIN_NAMES: &[&str] = &[
-    "tmp.mount.d",
-    "tmp.mount.d",
-    "var-tmp.mount.d",
-    "var-.mount.d",
-    "var.mount.d",
-    "var-log.mount.d",
-    "var-log-.mount.d",
-    "home.mount.d",
-    "mount.d",
-];
-
-/// Drop-in file names: sorted before and after each other, the same name in several
-/// directories, and names systemd does not read.
-const DROPIN_FILES: &[&str] = &[
-    "10-a.conf",
-    "50-x.conf",
-    "50-x.conf",
-    "99-z.conf",
-    "override.conf",
-    "50-x.conf.bak",
-];
-
-/// Writes one drop-in; returns its description.
-fn dropin(rng: &mut Rng, copy: &RootCopy) -> String {
-    let path = format!(
-        "{}/{}/{}",
-        rng.pick(DROPIN_DIRS),
-        rng.pick(DROPIN_NAMES),
-        rng.pick(DROPIN_FILES)
-    );
-    let (a, b) = (options(rng), options(rng));
-    let text = match rng.below(12) {
-        0 => return copy.place(&path, Placed::Link("/dev/null")),
-        1 => return copy.place(&path, Placed::Empty),
-        2 => "[Mount]\nOptions=\n".to_string(),
-        3 => format!("[Mount]\nOptions=\nOptions={a}\n"),
-        4 => format!("[Mount]\nOptions={a},\\\n{b}\n"),
-        5 => format!("[Mount]\nOptions={a} # note\n"),
-        6 => format!("[mount]\nOptions={a}\n"),
-        7 => format!("[Mount]\n; Options=nodev,nosuid,noexec\n# Options=nodev\nOptions={a}\n"),
-        8 => format!("[Unit]\nDescription=x\n[Mount]\n  Options = {a}\n"),
-        _ => format!("[Mount]\nOptions={a}\n"),
-    };
-    copy.place(&path, Placed::Text(&text))
-}
-
-fn unit_name(path: &str) -> String {
-    format!("{}.mount", path.trim_start_matches('/').replace('/', "-"))
-}
-
-fn options(rng: &mut Rng) -> String {
-    let n = rng.below(5);
-    let v: Vec<&str> = (0..n).map(|_| *rng.pick(OPTIONS)).collect();
-    v.join(",")
-}
-
-/// One fstab line: an entry with 1 to 6 fields, or a comment or blank line.
-fn line(rng: &mut Rng) -> String {
-    match rng.below(12) {
-        0 => format!("# tmpfs {} tmpfs {} 0 0", rng.pick(PATHS), options(rng)),
-        1 => format!("   #{}", rng.pick(PATHS)),
-        2 => String::new(),
-        _ => {
-            let mut opts = options(rng);
-            if opts.is_empty() {
-                opts = "defaults".into();
-            }
-            let fields = [
-                rng.pick(SOURCES).to_string(),
-                rng.pick(TARGETS).to_string(),
-                rng.pick(TYPES).to_string(),
-                opts,
-                "0".into(),
-                rng.pick(&["0", "2"]).to_string(),
-            ];
-            let n = *rng.pick(&[1, 2, 3, 4, 4, 4, 5, 6, 6, 6, 6, 6]);
-            let mut s = rng.pick(&["", "", " ", "\t"]).to_string();
-            for (i, f) in fields[..n].iter().enumerate() {
-                if i > 0 {
-                    s += *rng.pick(&[" ", " ", "\t", "  ", " \t "]);
-                }
-                s += f;
-            }
-            if n == 6 && rng.chance(15) {
-                s += " # note";
-            }
-            s
-        }
-    }
-}
-
-/// Builds one configuration in the copy; returns its description and whether it
-/// has drop-ins.
-fn generate(rng: &mut Rng, copy: &RootCopy) -> (String, bool) {
-    for (name, _) in UNITS {
-        for dir in UNIT_DIRS {
-            copy.remove(&format!("{dir}/{name}"));
-        }
-    }
-    for dir in DROPIN_DIRS {
-        for name in DROPIN_NAMES {
-            copy.remove(&format!("{dir}/{name}"));
-        }
-    }
-    copy.remove("/etc/systemd/system/local-fs.target.wants");
-    let mut fstab = String::new();
-    if rng.chance(85) {
-        fstab += "UUID=0000-0001 / ext4 errors=remount-ro 0 1\n";
-    }
-    for _ in 0..rng.below(8) {
-        fstab += &line(rng);
-        fstab.push('\n');
-    }
-    copy.write("/etc/fstab", &fstab);
-    let mut desc = format!("/etc/fstab:\n{fstab}");
-    if rng.chance(35) {
-        let (name, path) = *rng.pick(UNITS);
-        let dir = *rng.pick(UNIT_DIRS);
-        let file = format!("{dir}/{name}");
-        match rng.below(4) {
-            0 => {
-                copy.link(&file, "/dev/null");
-                desc += &format!("{file} -> /dev/null\n");
-            }
-            _ => {
-                let text = if name == "tmp.mount" && rng.chance(40) {
-                    std::fs::read_to_string(copy.path("/usr/share/systemd/tmp.mount"))
-                        .expect("read the root's /usr/share/systemd/tmp.mount")
-                } else {
-                    format!(
-                        "[Unit]\nDescription=probe\n[Mount]\nWhat=tmpfs\nWhere={path}\nType=tmpfs\nOptions={}\n[Install]\nWantedBy=local-fs.target\n",
-                        options(rng)
-                    )
-                };
-                copy.write(&file, &text);
-                desc += &format!("{file}:\n{text}");
-                if rng.chance(60) {
-                    let link = format!("/etc/systemd/system/local-fs.target.wants/{name}");
-                    copy.link(&link, &file);
-                    desc += &format!("{link} -> {file} (enabled)\n");
-                }
-            }
-        }
-    }
-    let dropins = rng.chance(30);
-    if dropins {
-        for _ in 0..1 + rng.below(3) {
-            desc += &dropin(rng, copy);
-        }
-    }
-    (desc, dropins)
-}
-
 /// systemd's answer for one mount point.
 #[derive(Debug)]
 struct Boot {
@@ -321,12 +88,14 @@ struct Boot {
     state: String,
     /// Linked from local-fs.target by the generator.
     pulled: bool,
-    /// Mounted at boot: with these options.
+    /// The boot transaction has a start job for the unit.
+    job: bool,
+    /// Mounted at boot: with these options (as the manager loaded them).
     options: Option<String>,
-    /// The unit's `Type=` and `What=` (the last of each).
+    /// The unit's `Type=` and `What=` as the manager loaded them.
     fstype: String,
     what: String,
-    /// The drop-ins the manager read (only where it was asked).
+    /// The drop-ins the manager read.
     dropins: Vec<String>,
 }
 
@@ -363,37 +132,15 @@ echo '#enabled'; for u; do echo \"$u $(systemctl --root=/ is-enabled \"$u\" 2>/d
             ]
             .iter()
             .any(|d| std::fs::symlink_metadata(gen.join(d).join(name)).is_ok());
-            // A link in a .wants directory pulls the unit in by its name, whichever
-            // file it points to (systemd.unit(5)); `systemctl is-enabled` says
-            // `generated`, not `enabled`, when the generator's unit is the one loaded.
-            let wanted = WANTS_DIRS
-                .iter()
-                .any(|d| std::fs::symlink_metadata(copy.path(&format!("{d}/{name}"))).is_ok());
-            let masked = state.starts_with("masked") || fragment.as_deref() == Some("/dev/null");
-            let at_boot = fragment.is_some()
-                && !masked
-                && (pulled || wanted || matches!(state.as_str(), "enabled" | "enabled-runtime"));
-            // The last `Options=` of the file (an empty one resets), with systemd's
-            // `%%` specifier read as `%`, and the last `Type=`.
-            let text = std::fs::read_to_string(copy.path(fragment.as_deref().unwrap_or("")))
-                .unwrap_or_default();
-            let last = |key: &str| {
-                text.lines()
-                    .rev()
-                    .find_map(|l| l.trim().strip_prefix(key))
-                    .map(|v| v.trim().replace("%%", "%"))
-                    .unwrap_or_default()
-            };
-            let options = at_boot.then(|| last("Options="));
-            let fstype = last("Type=");
-            let what = last("What=");
+            // What=, Type= and Options= come from the manager ([`manager`]).
             Boot {
                 fragment,
                 state,
                 pulled,
-                options,
-                fstype,
-                what,
+                job: false,
+                options: None,
+                fstype: String::new(),
+                what: String::new(),
                 dropins: Vec::new(),
             }
         })
@@ -408,12 +155,19 @@ struct Loaded {
     fstype: String,
     options: String,
     dropins: Vec<String>,
+    /// `Unit Load State` (`loaded`, `masked`, `not-found`, `bad-setting`…).
+    state: String,
+    /// The units whose Requires=, Wants=, BindsTo= or Upholds= name it.
+    pulled_by: Vec<String>,
 }
+
+/// The units the manager loaded, by name, and those the boot transaction starts.
+type Transaction = (HashMap<String, Loaded>, HashSet<String>);
 
 /// The root's own systemd in test mode (`systemd --test --system`, as nobody: it
 /// refuses root), which runs the generators, loads the boot transaction's units with
 /// their drop-ins and prints them: what the manager would mount, per unit name.
-fn manager(copy: &RootCopy) -> Result<Option<HashMap<String, Loaded>>, String> {
+fn manager(copy: &RootCopy) -> Result<Option<Transaction>, String> {
     // Not PID 1 (systemd freezes there on exit); /sys and a cgroup2 hierarchy, which
     // it needs to start, mounted in the private namespace.
     let script = "mount -t sysfs sysfs /sys && mount -t cgroup2 -o ro cgroup2 /sys/fs/cgroup || exit 9
@@ -429,6 +183,13 @@ setpriv --reuid=65534 --regid=65534 --clear-groups env SYSTEMD_LOG_LEVEL=emerg S
     if !text.contains("#rc 0") {
         return Err(format!("  systemd --test did not answer: {out:?}"));
     }
+    // The boot transaction's jobs: `\t\tAction: NAME -> start` after `-> By jobs:`.
+    let (text, jobs_text) = text.split_once("\n-> By jobs:").unwrap_or((&text, ""));
+    let jobs: HashSet<String> = jobs_text
+        .lines()
+        .filter_map(|l| l.strip_prefix("\t\tAction: ")?.strip_suffix(" -> start"))
+        .map(String::from)
+        .collect();
     let mut units = HashMap::new();
     let mut current: Option<(String, Loaded)> = None;
     for line in text.lines() {
@@ -461,21 +222,42 @@ setpriv --reuid=65534 --regid=65534 --clear-groups env SYSTEMD_LOG_LEVEL=emerg S
             "File System Type" => l.fstype = value.to_string(),
             "Options" => l.options = value.to_string(),
             "DropIn Path" => l.dropins.push(value.to_string()),
+            "Unit Load State" => l.state = value.to_string(),
+            "RequiredBy" | "WantedBy" | "BoundBy" | "UpheldBy" => {
+                // `NAME (destination-file)`: the unit and where the dependency came from.
+                let name = value.split(" (").next().unwrap_or(value);
+                l.pulled_by.push(name.to_string());
+            }
             _ => {}
         }
     }
     if let Some((n, l)) = current {
         units.insert(n, l);
     }
-    Ok(Some(units))
+    Ok(Some((units, jobs)))
+}
+
+fn unit_name(path: &str) -> String {
+    format!("{}.mount", path.trim_start_matches('/').replace('/', "-"))
 }
 
 /// The flags a mount gets: nodev, nosuid, noexec.
 type Flags = [bool; 3];
 const FLAGS: [&str; 3] = ["nodev", "nosuid", "noexec"];
 
-/// A mount as the probe makes it: the unit's `What=` and `Options=`.
-type Probe = (String, String);
+/// A mount as the probe makes it: the unit's `What=`, `Options=` and type (the
+/// unit's `Type=` when it is tmpfs in any case, else tmpfs: only a bind's outcome is
+/// compared for other types, and the kernel ignores a bind's type).
+type Probe = (String, String, String);
+
+/// The type the probe mounts for a unit's `Type=`.
+fn probe_type(fstype: &str) -> String {
+    if fstype.eq_ignore_ascii_case("tmpfs") {
+        fstype.to_string()
+    } else {
+        "tmpfs".to_string()
+    }
+}
 
 /// The kernel's reading of each mount, asked once per source and options string.
 #[derive(Default)]
@@ -494,14 +276,15 @@ impl Kernel {
         }
         let script = "mount -t proc proc /proc || exit 9
 cd /; P=/.rampart-probe; i=0
-while [ $# -gt 1 ]; do s=$1; o=$2; shift 2; i=$((i+1)); d=$P/$i; mkdir -p $d
-  if [ -z \"$o\" ]; then mount -t tmpfs \"$s\" $d; else mount -t tmpfs -o \"$o\" \"$s\" $d; fi 2>/dev/null \\
+while [ $# -gt 2 ]; do s=$1; o=$2; t=$3; shift 3; i=$((i+1)); d=$P/$i; mkdir -p $d
+  if [ -z \"$o\" ]; then mount -t \"$t\" \"$s\" $d; else mount -t \"$t\" -o \"$o\" \"$s\" $d; fi 2>/dev/null \\
     && findmnt -n -o VFS-OPTIONS --mountpoint $d || echo FAIL
 done";
         let mut args = vec!["sh", "-c", script, "sh"];
-        for (what, options) in &new {
+        for (what, options, fstype) in &new {
             args.push(what);
             args.push(options);
+            args.push(fstype);
         }
         let out = copy.chroot(&args);
         let text = String::from_utf8_lossy(&out.stdout);
@@ -519,10 +302,17 @@ done";
         Ok(())
     }
 
+    /// Forgets the answers for bind mounts, which depend on the source in the root
+    /// (a configuration changes it), not on the options alone.
+    fn forget_binds(&mut self) {
+        self.0
+            .retain(|(_, o, _), _| !o.split(',').any(|o| o == "bind" || o == "rbind"));
+    }
+
     /// What the kernel did with the mount of `b`, if systemd mounts it at boot.
     fn of(&self, b: &Boot) -> Option<Option<Flags>> {
         let o = b.options.as_ref()?;
-        Some(self.0[&(b.what.clone(), o.clone())])
+        Some(self.0[&(b.what.clone(), o.clone(), probe_type(&b.fstype))])
     }
 }
 
@@ -558,29 +348,52 @@ pub fn run(original: &std::path::Path, settings: Settings) -> Tally {
     let mut undecided_count = 0;
     let mut manager_runs = 0;
     let mut no_transaction = 0;
+    let mut boot_only = 0;
     while tally.more() {
         let (desc, dropins) = generate(&mut rng, &copy);
+        kernel.forget_binds();
         let answer = systemd(&copy)
             .and_then(|mut boot| {
-                // With drop-ins, the manager's own reading of the units decides their
-                // What=, Type= and Options=.
-                if dropins {
-                    let Some(loaded) = manager(&copy)? else {
-                        return Ok(None);
-                    };
-                    for (b, path) in boot.iter_mut().zip(PATHS) {
-                        let Some(l) = loaded.get(&unit_name(path)) else {
-                            continue;
-                        };
-                        if b.options.is_some() {
-                            b.options = Some(l.options.clone());
-                        }
+                // The manager decides: a mount unit is mounted at boot when the boot
+                // transaction has a start job for it, with What=, Type= and Options=
+                // as the manager loaded them (drop-ins and all).
+                let Some((loaded, jobs)) = manager(&copy)? else {
+                    return Ok(None);
+                };
+                // A loaded mount unit that a unit of the transaction pulls in, with no
+                // job of its own: systemd dropped it to break an ordering cycle (a swap
+                // file on /tmp, which tmp.mount orders after swap.target; a `_netdev`
+                // /var/log). The system would not boot as configured; not compared.
+                // So is one that the generator linked from local-fs.target or
+                // remote-fs.target, or that is enabled, when it has no job: the units
+                // that pulled it in lost theirs to the same cycle.
+                let dropped = PATHS.iter().zip(&boot).any(|(p, b)| {
+                    let name = unit_name(p);
+                    loaded.get(&name).is_some_and(|l| {
+                        l.state == "loaded"
+                            && !jobs.contains(&name)
+                            && (l.pulled_by.iter().any(|u| jobs.contains(u))
+                                || b.pulled
+                                || b.state.starts_with("enabled"))
+                    })
+                });
+                if dropped {
+                    return Ok(None);
+                }
+                for (b, path) in boot.iter_mut().zip(PATHS) {
+                    let name = unit_name(path);
+                    b.job = jobs.contains(&name);
+                    let l = loaded.get(&name);
+                    b.options = b
+                        .job
+                        .then(|| l.map(|l| l.options.clone()).unwrap_or_default());
+                    if let Some(l) = l {
                         b.what = l.what.clone();
                         b.fstype = l.fstype.clone();
                         b.dropins = l.dropins.clone();
                     }
-                    manager_runs += 1;
                 }
+                manager_runs += usize::from(dropins);
                 Ok(Some(boot))
             })
             .and_then(|boot| {
@@ -589,7 +402,9 @@ pub fn run(original: &std::path::Path, settings: Settings) -> Tally {
                 };
                 let probes: Vec<Probe> = boot
                     .iter()
-                    .filter_map(|b| Some((b.what.clone(), b.options.clone()?)))
+                    .filter_map(|b| {
+                        Some((b.what.clone(), b.options.clone()?, probe_type(&b.fstype)))
+                    })
                     .collect();
                 kernel.ask(&copy, &probes)?;
                 Ok(Some(boot))
@@ -611,14 +426,26 @@ pub fn run(original: &std::path::Path, settings: Settings) -> Tally {
                 continue;
             }
         };
+        boot_only += boot
+            .iter()
+            .filter(|b| b.job && !b.pulled && !b.state.starts_with("enabled"))
+            .count();
         let mut what = String::new();
         for ((path, b), (separate, flags, how)) in PATHS.iter().zip(&boot).zip(&ours) {
             let why = format!(
-                "unit file {:?}, drop-ins {:?}, is-enabled {:?}, generator link {}, type {:?}, options {:?}",
-                b.fragment, b.dropins, b.state, b.pulled, b.fstype, b.options
+                "unit file {:?}, drop-ins {:?}, is-enabled {:?}, generator link {}, boot job {}, type {:?}, options {:?}",
+                b.fragment, b.dropins, b.state, b.pulled, b.job, b.fstype, b.options
             );
             // A tmpfs whose options the kernel refuses is not mounted at boot.
-            let refused = b.fstype == "tmpfs" && kernel.of(b) == Some(None);
+            // So is a bind mount whose source mount(8) cannot bind (the kernel
+            // ignores the type and the file system options of a bind: the probe's
+            // tmpfs plays no part).
+            let bind = b
+                .options
+                .as_deref()
+                .is_some_and(|o| o.split(',').any(|o| o == "bind" || o == "rbind"));
+            let refused =
+                (b.fstype.eq_ignore_ascii_case("tmpfs") || bind) && kernel.of(b) == Some(None);
             let mounted = b.options.is_some() && !refused;
             // Where the agent cannot tell whether the kernel takes an option, it does
             // not count the mount as separate: stricter than the kernel is allowed.
@@ -657,7 +484,7 @@ pub fn run(original: &std::path::Path, settings: Settings) -> Tally {
         tally.compared += 1;
     }
     println!(
-        "differential mounts: {manager_runs} configurations with drop-ins judged by systemd --test; {no_transaction} more not compared (systemd --test made no boot transaction: an ordering cycle among the mounts)"
+        "differential mounts: {manager_runs} configurations with drop-ins; in {boot_only} mount point(s) the transaction pulls in a unit neither enabled nor linked by the generator; {no_transaction} more not compared (an ordering cycle among the mounts: systemd --test made no boot transaction, or dropped the job of a mount unit that the transaction pulls in)"
     );
     println!(
         "differential mounts: in {undecided_count} mount point(s) of {} configurations the agent could not tell whether the kernel takes a tmpfs option",
