@@ -271,7 +271,12 @@ mod tests {
             Some(&b"{}"[..])
         );
         let text = String::from_utf8(out).unwrap();
-        assert!(text.contains("verified: 40 agents"), "{text}");
+        let agents = from.agents().unwrap().len();
+        assert!(agents > 0);
+        assert!(
+            text.contains(&format!("verified: {agents} agents")),
+            "{text}"
+        );
         // Again: nothing new, nothing doubled.
         let again = migrate(&from, &to, &mut Vec::new()).unwrap();
         assert_eq!((again.audit_entries, again.scans_with_results), (0, 0));
