@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use crate::facts::boot_units::boot_units;
 use crate::facts::journald::parse_unit_ini;
-use crate::facts::mounts::{fstab, live, mount_unit, split_options, unit_name, Mount};
+use crate::facts::mounts::{fstab, live, mount_unit, norm, split_options, unit_name, Mount};
 use crate::facts::units::{dropins, unit};
 use crate::facts::{FactError, Facts};
 use crate::model::{Outcome, Status};
@@ -51,15 +51,6 @@ impl Check {
         };
         r.unwrap_or_else(Outcome::from)
     }
-}
-
-/// A mount point as systemd simplifies it: `//var/./log/` is `/var/log`.
-fn norm(path: &str) -> String {
-    let parts: Vec<&str> = path
-        .split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-        .collect();
-    format!("/{}", parts.join("/"))
 }
 
 /// What is configured to mount `path` at boot.

@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::journald::parse_unit_ini;
+use super::mounts::norm;
 use super::units::{dropins, unit, SEARCH_PATH};
 use super::{Fact, FactError, Facts};
 
@@ -117,13 +118,4 @@ impl Fact for BootUnits {
         }
         Ok(out)
     }
-}
-
-/// A path as systemd simplifies it: `//var/./log/` is `/var/log`.
-fn norm(path: &str) -> String {
-    let parts: Vec<&str> = path
-        .split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-        .collect();
-    format!("/{}", parts.join("/"))
 }

@@ -168,6 +168,15 @@ pub fn split_options(value: &str) -> Vec<String> {
         .collect()
 }
 
+/// A path as systemd simplifies it: `//var/./log/` is `/var/log`.
+pub fn norm(path: &str) -> String {
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    format!("/{}", parts.join("/"))
+}
+
 /// systemd's unit name for a mount point: `/var/log` → `var-log`, `/` → `-`.
 pub fn unit_name(target: &str) -> String {
     let t = target.trim_matches('/');
